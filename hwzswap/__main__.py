@@ -1,0 +1,5 @@
+import sys
+
+from hwzswap.cli import main
+
+sys.exit(main())

@@ -1,0 +1,52 @@
+"""``deflate``: raw deflate (no zlib/gzip wrapper) through zlib, as the kernel's ``deflate``.
+
+The kernel's crypto deflate uses raw deflate with a 4 KiB-friendly window
+(``DEFLATE_DEF_WINBITS`` = 11) and ``MAX_MEM_LEVEL`` (9), per crypto/deflate.c;
+the window is a parameter here.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from hwzswap.backends.contract import (
+    PAGE_SIZE,
+    Backend,
+    Param,
+    check_page,
+    corrupt,
+    wrong_length,
+)
+
+
+class DeflateBackend(Backend):
+    name = "deflate"
+    PARAMS = {
+        "level": Param(int, 6, min=1, max=9, doc="deflate level (kernel default 6)"),
+        "window_bits": Param(int, 11, min=9, max=15, doc="log2 of the history window"),
+    }
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._level = self.params["level"]
+        self._wbits = self.params["window_bits"]
+
+    def compress(self, page: Any) -> bytes | None:
+        if type(page) is not bytes or len(page) != PAGE_SIZE:
+            page = check_page(page)
+        c = zlib.compressobj(self._level, zlib.DEFLATED, -self._wbits, 9)
+        out = c.compress(page) + c.flush()
+        return out if len(out) < PAGE_SIZE else None
+
+    def decompress(self, data: Any) -> bytes:
+        d = zlib.decompressobj(-15)  # a larger window decodes any smaller one
+        try:
+            out = d.decompress(data, PAGE_SIZE)
+            if not d.eof:
+                raise zlib.error("stream is truncated or longer than one page")
+        except (zlib.error, TypeError, ValueError) as exc:
+            raise corrupt(self.name, str(exc)) from None
+        if len(out) != PAGE_SIZE:
+            raise wrong_length(self.name, len(out))
+        return out

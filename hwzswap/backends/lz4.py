@@ -1,0 +1,73 @@
+"""``lz4`` and ``lz4hc``: the LZ4 block format through python-lz4 (no size prefix).
+
+The block format is what the kernel's ``lz4``/``lz4hc`` produce and what ``lz4-opencl`` emits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lz4.block as _block
+
+from hwzswap.backends.contract import (
+    PAGE_SIZE,
+    Backend,
+    Param,
+    check_page,
+    corrupt,
+    wrong_length,
+)
+
+_compress = _block.compress
+_decompress = _block.decompress
+
+
+def lz4_decompress_page(name: str, data: Any) -> bytes:
+    """Decode one LZ4 block that must yield exactly one page."""
+    try:
+        out = _decompress(data, uncompressed_size=PAGE_SIZE)
+    except (_block.LZ4BlockError, TypeError, ValueError) as exc:
+        raise corrupt(name, str(exc)) from None
+    if len(out) != PAGE_SIZE:
+        raise wrong_length(name, len(out))
+    return out
+
+
+class Lz4Backend(Backend):
+    """LZ4 fast mode; ``acceleration`` trades ratio for speed (1 = kernel default)."""
+
+    name = "lz4"
+    PARAMS = {"acceleration": Param(int, 1, min=1, max=65537, doc="LZ4 acceleration factor")}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._accel = self.params["acceleration"]
+
+    def compress(self, page: Any) -> bytes | None:
+        if type(page) is not bytes or len(page) != PAGE_SIZE:
+            page = check_page(page)
+        out = _compress(page, mode="fast", acceleration=self._accel, store_size=False)
+        return out if len(out) < PAGE_SIZE else None
+
+    def decompress(self, data: Any) -> bytes:
+        return lz4_decompress_page(self.name, data)
+
+
+class Lz4hcBackend(Backend):
+    """LZ4 high-compression mode (same block format, slower, better ratio)."""
+
+    name = "lz4hc"
+    PARAMS = {"level": Param(int, 9, min=1, max=12, doc="LZ4HC level (kernel default 9)")}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._level = self.params["level"]
+
+    def compress(self, page: Any) -> bytes | None:
+        if type(page) is not bytes or len(page) != PAGE_SIZE:
+            page = check_page(page)
+        out = _compress(page, mode="high_compression", compression=self._level, store_size=False)
+        return out if len(out) < PAGE_SIZE else None
+
+    def decompress(self, data: Any) -> bytes:
+        return lz4_decompress_page(self.name, data)

@@ -1,0 +1,44 @@
+"""``lzo``: LZO1X-1 through python-lzo (liblzo2), the seed's default compressor.
+
+``lzo.compress(data, 1, False)`` is liblzo2's ``lzo1x_1_compress`` with no header, which is the
+byte stream the kernel's ``lzo`` crypto algorithm produces for the same page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hwzswap.backends.contract import PAGE_SIZE, Backend, check_page, corrupt, wrong_length
+
+try:
+    import lzo as _lzo
+except ImportError as _exc:  # pragma: no cover - exercised only without python-lzo
+    _lzo = None
+    _IMPORT_ERROR = str(_exc)
+
+
+class LzoBackend(Backend):
+    name = "lzo"
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str | None]:
+        if _lzo is None:
+            return False, f"python-lzo is not installed ({_IMPORT_ERROR})"
+        return True, None
+
+    def compress(self, page: Any) -> bytes | None:
+        if type(page) is not bytes or len(page) != PAGE_SIZE:
+            page = check_page(page).tobytes()
+        out = _lzo.compress(page, 1, False)
+        return out if len(out) < PAGE_SIZE else None
+
+    def decompress(self, data: Any) -> bytes:
+        if type(data) is not bytes:
+            data = bytes(data)
+        try:
+            out = _lzo.decompress(data, False, PAGE_SIZE)
+        except _lzo.error as exc:
+            raise corrupt(self.name, str(exc)) from None
+        if len(out) != PAGE_SIZE:
+            raise wrong_length(self.name, len(out))
+        return out

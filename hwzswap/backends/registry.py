@@ -1,0 +1,162 @@
+"""Backend registry: a name -> class map filled by built-ins and by entry points.
+
+Works like numcodecs' registry. Built-in backends are listed here by import path and loaded on
+first use, so a missing optional library (pyopencl, numba...) only makes *that* backend
+unavailable. Third-party drivers declare themselves in the ``hwzswap.backends`` entry-point group::
+
+    [project.entry-points."hwzswap.backends"]
+    "mycodec-myaccel" = "mypkg.driver:MyBackend"
+
+and then ``hwzswap.get_backend("mycodec-myaccel")`` and config files can select them by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from hwzswap.backends.contract import Backend
+from hwzswap.errors import BackendUnavailableError, UnknownBackendError
+
+ENTRY_POINT_GROUP = "hwzswap.backends"
+
+# Kernel-style names: the algorithm, then "-device" for offload.
+_BUILTINS: dict[str, str] = {
+    "lzo": "hwzswap.backends.lzo:LzoBackend",
+    "lz4": "hwzswap.backends.lz4:Lz4Backend",
+    "lz4hc": "hwzswap.backends.lz4:Lz4hcBackend",
+    "zstd": "hwzswap.backends.zstd:ZstdBackend",
+    "deflate": "hwzswap.backends.deflate:DeflateBackend",
+    "842": "hwzswap.backends.sw842.backend:Sw842Backend",
+    "lz4-opencl": "hwzswap.backends.opencl.backend:Lz4OpenCLBackend",
+}
+
+_registered: dict[str, type[Backend]] = {}
+_load_errors: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """One row of :func:`available_backends`."""
+
+    name: str
+    available: bool
+    reason: str | None
+    source: str  # "builtin", "entry-point <module:attr>" or "registered"
+    capabilities: dict[str, Any] | None
+    params: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "available": self.available,
+            "reason": self.reason,
+            "source": self.source,
+            "capabilities": self.capabilities,
+            "time_basis": (self.capabilities or {}).get("time_basis"),
+            "params": self.params,
+        }
+
+
+def register_backend(cls: type[Backend], name: str | None = None) -> type[Backend]:
+    """Register a backend class at run time (tests, notebooks). Usable as a decorator."""
+    key = name or cls.name
+    if not key:
+        raise ValueError(f"{cls.__name__} has no name; set the class attribute 'name'")
+    _registered[key] = cls
+    return cls
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _sources() -> dict[str, tuple[str, Any]]:
+    """Every known name with where it comes from. Built-ins win over entry points."""
+    out: dict[str, tuple[str, Any]] = {}
+    for name, ep in _entry_points().items():
+        out[name] = (f"entry-point {ep.value}", ep)
+    for name, path in _BUILTINS.items():
+        out[name] = ("builtin", path)
+    for name, cls in _registered.items():
+        out[name] = ("registered", cls)
+    return out
+
+
+def _load(name: str, how: Any) -> type[Backend]:
+    if isinstance(how, type):
+        return how
+    if isinstance(how, EntryPoint):
+        obj = how.load()
+    else:
+        module, _, attr = how.partition(":")
+        obj = getattr(importlib.import_module(module), attr)
+    if not (isinstance(obj, type) and issubclass(obj, Backend)):
+        raise TypeError(f"{obj!r} is not a subclass of hwzswap.backends.Backend")
+    return obj
+
+
+def get_backend_class(name: str) -> type[Backend]:
+    """The class registered under ``name``; raises if unknown or if it cannot be imported."""
+    sources = _sources()
+    if name not in sources:
+        known = ", ".join(sorted(sources))
+        raise UnknownBackendError(f"no backend named {name!r}; registered backends: {known}")
+    source, how = sources[name]
+    try:
+        return _load(name, how)
+    except Exception as exc:  # an optional dependency missing, a broken plugin...
+        raise BackendUnavailableError(
+            f"backend {name!r} ({source}) could not be loaded: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def get_backend(name: str, **params: Any) -> Backend:
+    """Build the backend ``name`` with ``params`` (a plain dict, e.g. from YAML)."""
+    cls = get_backend_class(name)
+    ok, reason = cls.availability()
+    if not ok:
+        raise BackendUnavailableError(f"backend {name!r} cannot run here: {reason}")
+    return cls(**params)
+
+
+def backend_from_config(config: dict[str, Any]) -> Backend:
+    """Inverse of :meth:`Backend.get_config`: ``{"name": ..., **params}`` -> backend."""
+    config = dict(config)
+    try:
+        name = config.pop("name")
+    except KeyError:
+        raise UnknownBackendError("backend config has no 'name' key") from None
+    return get_backend(name, **config)
+
+
+def backend_names() -> list[str]:
+    return sorted(_sources())
+
+
+def available_backends() -> list[BackendInfo]:
+    """Every registered backend with whether it can run here and, if not, why."""
+    rows = []
+    for name, (source, how) in sorted(_sources().items()):
+        try:
+            cls = _load(name, how)
+        except Exception as exc:
+            rows.append(
+                BackendInfo(name, False, f"{type(exc).__name__}: {exc}", source, None, None)
+            )
+            continue
+        try:
+            ok, reason = cls.availability()
+        except Exception as exc:  # availability() must not take the listing down
+            ok, reason = False, f"availability check failed: {type(exc).__name__}: {exc}"
+        caps = None
+        if ok:
+            try:
+                caps = cls().capabilities.to_dict()
+            except Exception as exc:
+                ok, reason = False, f"{type(exc).__name__}: {exc}"
+        params = {k: p.default for k, p in cls.PARAMS.items()}
+        rows.append(BackendInfo(name, ok, reason, source, caps, params))
+    return rows

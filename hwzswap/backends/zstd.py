@@ -1,0 +1,47 @@
+"""``zstd``: Zstandard frames through python-zstandard, one frame per page.
+
+Frames are written without the content-size field or checksum (the kernel's zstd for zswap uses
+a bare frame too); the decoder is always told the page size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zstandard as _zstd
+
+from hwzswap.backends.contract import (
+    PAGE_SIZE,
+    Backend,
+    Param,
+    check_page,
+    corrupt,
+    wrong_length,
+)
+
+
+class ZstdBackend(Backend):
+    name = "zstd"
+    PARAMS = {"level": Param(int, 3, min=-7, max=22, doc="zstd level (kernel default 3)")}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._cctx = _zstd.ZstdCompressor(
+            level=self.params["level"], write_content_size=False, write_checksum=False
+        )
+        self._dctx = _zstd.ZstdDecompressor()
+
+    def compress(self, page: Any) -> bytes | None:
+        if type(page) is not bytes or len(page) != PAGE_SIZE:
+            page = check_page(page)
+        out = self._cctx.compress(page)
+        return out if len(out) < PAGE_SIZE else None
+
+    def decompress(self, data: Any) -> bytes:
+        try:
+            out = self._dctx.decompress(data, max_output_size=PAGE_SIZE)
+        except (_zstd.ZstdError, TypeError, ValueError) as exc:
+            raise corrupt(self.name, str(exc)) from None
+        if len(out) != PAGE_SIZE:
+            raise wrong_length(self.name, len(out))
+        return out

@@ -1,0 +1,94 @@
+"""The ``hwzswap`` command line.
+
+Each subcommand lives in the module that owns its feature and exposes ``register(subparsers)``,
+which adds its parser and sets ``func`` (taking the parsed args, returning an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from hwzswap.errors import HwzswapError
+
+# module -> provides register(subparsers); "backends" is defined below.
+_COMMAND_MODULES = [
+    "hwzswap.frontswap.cli",  # stats
+    "hwzswap.bench.cli",  # bench, capture, record
+]
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    from hwzswap.backends.registry import available_backends
+
+    rows = available_backends()
+    if args.json:
+        json.dump([r.to_dict() for r in rows], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="hwzswap backends")
+    for col in ("name", "available", "device", "time basis", "async", "batch", "params / reason"):
+        table.add_column(col)
+    for r in rows:
+        caps = r.capabilities or {}
+        batch = ""
+        if caps:
+            batch = f"{caps['min_batch']}..{caps['max_batch'] or '∞'}" if caps["batch"] else "loop"
+        detail = (
+            ", ".join(f"{k}={v}" for k, v in (r.params or {}).items())
+            if r.available
+            else (r.reason or "")
+        )
+        table.add_row(
+            r.name,
+            "yes" if r.available else "[red]no[/red]",
+            caps.get("device", ""),
+            caps.get("time_basis", ""),
+            "yes" if caps.get("asynchronous") else ("no" if caps else ""),
+            batch,
+            detail,
+        )
+    Console(width=max(100, Console().width)).print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hwzswap",
+        description="Evaluate compressors and accelerators for compressed swap (zswap).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("backends", help="list every compressor backend and whether it runs here")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_backends)
+    for module in _COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HwzswapError as exc:
+        print(f"hwzswap {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
