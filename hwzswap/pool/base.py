@@ -1,0 +1,62 @@
+"""The pool interface shared by zsmalloc and zbud (the kernel's zpool, in spirit).
+
+A pool stores variable-size objects (compressed pages, 1..4096 bytes) in physical pages it gets
+from a :class:`~hwzswap.pool.allocator.PageAllocator`. ``malloc`` returns an opaque integer
+handle; data goes in and out through ``write``/``read`` (or ``map``/``unmap``). Handles stay
+valid until ``free``, including across ``compact``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+PAGE_SIZE = 4096
+
+
+class Pool(ABC):
+    """Abstract pool. Errors: :class:`~hwzswap.errors.PoolError` for misuse (size 0 or > 4096,
+    stale/foreign handle, double free); :class:`~hwzswap.errors.PoolAllocError` when no memory
+    can be had (the caller counts it as ``reject_alloc_fail``)."""
+
+    name: str = ""
+
+    @abstractmethod
+    def malloc(self, size: int) -> int:
+        """Reserve an object of ``size`` bytes; return its handle."""
+
+    @abstractmethod
+    def free(self, handle: int) -> None:
+        """Release the object; an emptied zspage/page goes back to the allocator."""
+
+    @abstractmethod
+    def write(self, handle: int, data: Any) -> None:
+        """Copy ``data`` (at most the object's size) into the object."""
+
+    @abstractmethod
+    def read(self, handle: int) -> bytes:
+        """Return a copy of the object's bytes (exactly the size given to ``malloc``)."""
+
+    @abstractmethod
+    def obj_size(self, handle: int) -> int:
+        """The size given to ``malloc`` for this handle."""
+
+    @abstractmethod
+    def total_pages(self) -> int:
+        """Physical pages the pool holds now (``zs_get_total_pages``)."""
+
+    def total_bytes(self) -> int:
+        return self.total_pages() * PAGE_SIZE
+
+    def compact(self) -> int:
+        """Move objects out of sparse pages; return pages freed. Pools that cannot compact
+        return 0."""
+        return 0
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """Totals (``pool_bytes``, ``pages``, ``objects``, ``stored_bytes``, ``density``,
+        ``pages_compacted``) and, where meaningful, per-class rows under ``classes``."""
+
+    def destroy(self) -> None:
+        """Free everything (swapoff). The pool must not be used afterwards."""
