@@ -1,0 +1,158 @@
+"""The compressor contract: parameters, input checking, batch defaults, async ops."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hwzswap.backends import Backend, CompOp, OpStatus, Param, get_backend, run_ops
+from hwzswap.backends.contract import PAGE_SIZE, check_page, check_pages
+from hwzswap.errors import (
+    CorruptDataError,
+    DeviceError,
+    HwzswapError,
+    InvalidInputError,
+    InvalidParameterError,
+)
+
+
+class _Queued(Backend):
+    """A test backend with a real bounded queue: accepts at most ``depth`` outstanding ops."""
+
+    name = "test-queued"
+    PARAMS = {"depth": Param(int, 2, min=1, max=64)}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._inflight: list[CompOp] = []
+        self.busy = 0
+
+    def compress(self, page: Any) -> bytes | None:
+        return get_backend("lz4").compress(page)
+
+    def decompress(self, data: Any) -> bytes:
+        return get_backend("lz4").decompress(data)
+
+    def submit(self, ops):  # type: ignore[override]
+        room = self.params["depth"] - len(self._inflight)
+        accepted = list(ops[:room])
+        for op in ops[room:]:
+            op.status = OpStatus.BUSY
+            self.busy += 1
+        self._inflight.extend(accepted)
+        return len(accepted)
+
+    def poll(self, max_ops=None):  # type: ignore[override]
+        done, self._inflight = self._inflight, []
+        for op in done:
+            self._execute(op)
+        return done
+
+
+def test_param_validation_messages() -> None:
+    with pytest.raises(InvalidParameterError, match="unknown parameter 'speed'.*acceleration"):
+        get_backend("lz4", speed=3)
+    with pytest.raises(InvalidParameterError, match="'acceleration' must be >= 1"):
+        get_backend("lz4", acceleration=0)
+    with pytest.raises(InvalidParameterError, match="must be int, got str"):
+        get_backend("zstd", level="3")
+    assert issubclass(InvalidParameterError, HwzswapError)
+
+
+def test_param_float_and_nullable() -> None:
+    p = Param(float, 1.0, min=0.0)
+    assert p.check("x", "k", 2) == 2.0
+    assert Param(int, None, nullable=True).check("x", "k", None) is None
+    with pytest.raises(InvalidParameterError, match="one of"):
+        Param(str, "a", choices=("a", "b")).check("x", "k", "c")
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda p: p,
+        lambda p: p.tobytes(),
+        lambda p: bytearray(p.tobytes()),
+        lambda p: memoryview(p.tobytes()),
+        lambda p: p.view(np.uint32),
+        lambda p: p.reshape(64, 64),
+    ],
+)
+def test_any_buffer_protocol_page(form) -> None:
+    page = (np.arange(PAGE_SIZE) % 7).astype(np.uint8)
+    lz4 = get_backend("lz4")
+    out = lz4.compress(form(page))
+    assert lz4.decompress(out) == page.tobytes()
+    assert check_page(form(page)).nbytes == PAGE_SIZE
+
+
+def test_bad_pages_and_batches() -> None:
+    with pytest.raises(InvalidInputError, match="4096 bytes, got 5"):
+        check_page(b"short")
+    with pytest.raises(InvalidInputError, match="bytes-like"):
+        check_page(1234)
+    with pytest.raises(InvalidInputError, match="numpy array"):
+        check_pages([b"x" * PAGE_SIZE])
+    with pytest.raises(InvalidInputError, match="uint8"):
+        check_pages(np.zeros((2, PAGE_SIZE), np.float32))
+    with pytest.raises(InvalidInputError):
+        get_backend("lz4").compress_batch(np.zeros((2, 100), np.uint8))
+
+
+def test_decompress_batch_names_bad_item() -> None:
+    lz4 = get_backend("lz4")
+    good = lz4.compress(np.zeros(PAGE_SIZE, np.uint8))
+    with pytest.raises(CorruptDataError, match="item 1"):
+        lz4.decompress_batch([good, b"\xff\xff\xff"])
+
+
+def test_sync_backend_async_ops_complete_at_once() -> None:
+    lz4 = get_backend("lz4")
+    ops = [CompOp.compress(np.zeros(PAGE_SIZE, np.uint8), user_data=i) for i in range(3)]
+    assert lz4.submit(ops) == 3
+    assert lz4.pending() == 3
+    done = lz4.poll(max_ops=2)
+    assert [op.user_data for op in done] == [0, 1]
+    assert all(op.status is OpStatus.SUCCESS and op.produced == len(op.dst) for op in done)
+    assert len(lz4.poll()) == 1 and lz4.pending() == 0
+
+
+def test_busy_ops_are_resubmitted_by_run_ops() -> None:
+    q = _Queued(depth=2)
+    pages = [np.full(PAGE_SIZE, i, np.uint8) for i in range(7)]
+    ops = run_ops(q, [CompOp.compress(p, user_data=i) for i, p in enumerate(pages)])
+    assert q.busy > 0
+    assert all(op.status is OpStatus.SUCCESS for op in ops)
+    assert [q.decompress(op.dst) for op in ops] == [p.tobytes() for p in pages]
+
+
+def test_op_statuses_for_bad_input_and_device_error() -> None:
+    class Failing(_Queued):
+        name = "test-failing"
+
+        def compress(self, page: Any) -> bytes | None:
+            raise DeviceError("engine on fire")
+
+    (bad,) = run_ops(get_backend("lz4"), [CompOp.decompress(b"\x00garbage")])
+    assert bad.status is OpStatus.INVALID_INPUT and "corrupt" in bad.error
+    (dev,) = run_ops(Failing(), [CompOp.compress(np.zeros(PAGE_SIZE, np.uint8))])
+    assert dev.status is OpStatus.DEVICE_ERROR and "fire" in dev.error
+
+
+def test_run_ops_gives_up_on_a_stuck_device() -> None:
+    class Stuck(_Queued):
+        name = "test-stuck"
+
+        def poll(self, max_ops=None):  # type: ignore[override]
+            return []
+
+    with pytest.raises(DeviceError, match="still not complete"):
+        run_ops(Stuck(depth=1), [CompOp.compress(b"\x00" * PAGE_SIZE)], max_rounds=50)
+
+
+def test_capabilities_defaults() -> None:
+    caps = get_backend("lzo").capabilities
+    assert caps.time_basis == "measured" and caps.device == "cpu" and not caps.asynchronous
+    assert caps.to_dict()["time_basis"] == "measured"
