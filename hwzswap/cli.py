@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            # Only a command module (or its package) that is not installed is skipped; an import
+            # error inside one is a bug and propagates.
+            if not exc.name or not (module == exc.name or module.startswith(exc.name + ".")):
                 raise
             continue
         mod.register(sub)

@@ -74,3 +74,7 @@ class CaptureError(HwzswapError):
 
 class WorkloadError(HwzswapError):
     """A workload file or workload name is invalid."""
+
+
+class CorpusError(HwzswapError):
+    """A page file (.pages / .pages.zst) is missing, truncated or not valid."""
