@@ -18,6 +18,7 @@ from hwzswap.errors import HwzswapError
 _COMMAND_MODULES = [
     "hwzswap.frontswap.cli",  # stats
     "hwzswap.bench.cli",  # bench, capture, record
+    "hwzswap.bench.capture",  # capture
 ]
 
 

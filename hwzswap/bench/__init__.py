@@ -1,0 +1,1 @@
+"""Benchmarking: real page data (capture, bundled corpus), workloads and the cross-backend runner."""

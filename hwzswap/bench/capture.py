@@ -1,0 +1,701 @@
+"""``hwzswap capture``: copy the anonymous memory of a running program into a page file.
+
+The capture starts the command itself, lets it run until it is mid-work (after a time, once its
+resident set reaches a size, or once it prints a given line), stops it with ``SIGSTOP``, copies
+its pages and ends it. Only the process it started -- and, if asked, that process's descendants --
+are ever read.
+
+Which pages are copied
+    The pages zswap could be handed: *private anonymous* memory. Every private writable mapping
+    (``rw-p`` in ``/proc/PID/maps``) is scanned -- the ``[heap]``, ``[stack]``, anonymous
+    ``mmap`` regions and private writable file mappings (a library's ``.data``) -- except the
+    kernel's special mappings (``[vvar]``, ``[vdso]``, ``[vsyscall]``). In each, a page is copied
+    only when its ``/proc/PID/pagemap`` entry says it is *present* (bit 63) and *not* a file page
+    or shared-anonymous page (bit 61). That keeps the copy-on-write pages a program has written
+    into a private file mapping (they are anonymous memory the kernel would swap) and drops
+    page-cache pages that were only read (the kernel would drop them, not swap them). Pages
+    already swapped out (bit 62) cannot be read and are only counted. Shared mappings (``rw-s``)
+    are shmem, which zswap also sees, but they are left out because their contents usually
+    belong to another process.
+
+Output
+    Raw concatenated 4096-byte pages (``.pages``), zstd-compressed when the name ends with
+    ``.zst`` -- the format :mod:`hwzswap.bench.corpus` loads. The file is written to a temporary
+    name and renamed when complete, so a failed capture never leaves a partial file behind.
+
+Permissions
+    Reading ``/proc/PID/mem`` needs ptrace access to the target. Root can read any process; a
+    normal user can read its own child unless ``kernel.yama.ptrace_scope`` is 2 or 3, or the
+    program is set-uid. Linux only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from hwzswap.errors import CaptureError
+
+PAGE_SIZE = 4096
+PAGE_SHIFT = 12
+
+# /proc/PID/pagemap: one 64-bit entry per virtual page (Documentation/admin-guide/mm/pagemap.rst).
+PM_PRESENT = 1 << 63
+PM_SWAP = 1 << 62
+PM_FILE = 1 << 61  # file page or shared-anon
+
+_SPECIAL_MAPPINGS = frozenset({"[vvar]", "[vvar_vclock]", "[vdso]", "[vsyscall]", "[uprobes]"})
+_PAGEMAP_CHUNK = 1 << 16  # entries per pagemap read (512 KiB)
+_MEM_CHUNK_PAGES = 256  # pages per /proc/PID/mem read (1 MiB)
+_POLL_S = 0.01
+
+
+@dataclass
+class CaptureReport:
+    """What a capture found and wrote.
+
+    ``pages`` is what was written; ``anon_pages`` what was present in the selected mappings (more
+    than ``pages`` when ``max_pages`` thinned the selection). ``same_filled_pages`` counts pages
+    whose 8-byte words are all equal, zero pages included (zswap's definition).
+    """
+
+    command: list[str]
+    output: str
+    pid: int
+    pids: list[int]
+    trigger: str
+    waited_s: float
+    rss_kb: int
+    mappings: int
+    anon_pages: int
+    swapped_pages: int
+    unreadable_pages: int
+    pages: int
+    zero_pages: int
+    same_filled_pages: int
+    captured_at: str = ""
+    kernel: str = field(default_factory=platform.release)
+    cpu: str = ""
+
+    @property
+    def zero_share(self) -> float:
+        return self.zero_pages / self.pages if self.pages else 0.0
+
+    @property
+    def same_filled_share(self) -> float:
+        return self.same_filled_pages / self.pages if self.pages else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["zero_share"] = round(self.zero_share, 6)
+        d["same_filled_share"] = round(self.same_filled_share, 6)
+        return d
+
+
+def require_linux() -> None:
+    """Raise :class:`CaptureError` unless ``/proc`` offers pagemap and mem (Linux)."""
+    if not sys.platform.startswith("linux"):
+        raise CaptureError(
+            f"capture needs Linux (/proc/PID/maps, pagemap and mem); this is {sys.platform!r}. "
+            "Capture on a Linux machine and copy the .pages file here."
+        )
+    if not os.path.exists("/proc/self/pagemap"):
+        raise CaptureError(
+            "/proc/self/pagemap does not exist: the kernel lacks CONFIG_PROC_PAGE_MONITOR or /proc "
+            "is not mounted; capture on a Linux system with /proc mounted."
+        )
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or platform.processor() elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ----------------------------------------------------------------------------------------------
+# /proc helpers
+
+
+def _proc_state(pid: int) -> str | None:
+    """The one-letter state of every thread of ``pid`` joined ('' if gone), or None if gone."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    states = []
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # thread exited
+        states.append(chr(stat[stat.rindex(b")") + 2]))
+    return "".join(states)
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0  # gone, or a zombie (no VmRSS line)
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (all its threads), via /proc/PID/task/*/children."""
+    out: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out.extend(int(x) for x in f.read().split())
+        except FileNotFoundError:
+            # Kernel without CONFIG_PROC_CHILDREN: scan every process's parent pid instead.
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue
+            return _children_by_scan(pid)
+        except OSError:
+            continue
+    return out
+
+
+def _children_by_scan(pid: int) -> list[int]:
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(b")") + 2 :].split()[1]) == pid:
+            out.append(int(name))
+    return out
+
+
+def _process_tree(pid: int, include_children: bool) -> list[int]:
+    """``pid`` and, if asked, its descendants in breadth-first order."""
+    if not include_children:
+        return [pid]
+    tree, i = [pid], 0
+    while i < len(tree):
+        for child in _children(tree[i]):
+            if child not in tree:
+                tree.append(child)
+        i += 1
+    return tree
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """One line of /proc/PID/maps."""
+
+    start: int
+    end: int
+    perms: str
+    inode: int
+    path: str
+
+    @property
+    def selected(self) -> bool:
+        """Private writable and not a kernel special mapping: may hold anonymous pages."""
+        return self.perms[1] == "w" and self.perms[3] == "p" and self.path not in _SPECIAL_MAPPINGS
+
+
+def read_maps(pid: int) -> list[Mapping]:
+    """Parse /proc/PID/maps."""
+    out = []
+    with open(f"/proc/{pid}/maps", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            lo, hi = parts[0].split("-")
+            path = parts[5].rstrip("\n") if len(parts) > 5 else ""
+            out.append(Mapping(int(lo, 16), int(hi, 16), parts[1], int(parts[4]), path))
+    return out
+
+
+def _permission_message(pid: int, what: str, exc: OSError) -> str:
+    scope = ""
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+            scope = f" (kernel.yama.ptrace_scope is {f.read().strip()})"
+    except OSError:
+        pass
+    return (
+        f"cannot read {what} of pid {pid}: {exc.strerror}{scope}. Reading another process's "
+        "memory needs ptrace access: run as root or with CAP_SYS_PTRACE, or as the same user "
+        "with kernel.yama.ptrace_scope at 0 or 1 (sysctl kernel.yama.ptrace_scope=1); set-uid "
+        "programs cannot be captured."
+    )
+
+
+@dataclass
+class _Selection:
+    pid: int
+    addrs: np.ndarray  # uint64 virtual addresses of selected pages, ascending
+    mappings: int
+    swapped: int
+
+
+def _select_pages(pid: int) -> _Selection:
+    """Addresses of the present, private anonymous pages of a stopped process."""
+    try:
+        maps = read_maps(pid)
+        fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+    except PermissionError as exc:
+        raise CaptureError(_permission_message(pid, "/proc/PID/maps or pagemap", exc)) from None
+    except FileNotFoundError:
+        raise CaptureError(f"pid {pid} exited while it was being captured") from None
+    parts: list[np.ndarray] = []
+    nmaps = swapped = 0
+    try:
+        for m in maps:
+            if not m.selected:
+                continue
+            nmaps += 1
+            first = m.start >> PAGE_SHIFT
+            last = m.end >> PAGE_SHIFT
+            for lo in range(first, last, _PAGEMAP_CHUNK):
+                n = min(_PAGEMAP_CHUNK, last - lo)
+                raw = os.pread(fd, n * 8, lo * 8)
+                e = np.frombuffer(raw, dtype=np.uint64)
+                if e.size < n:  # the mapping went away (cannot happen while stopped; be safe)
+                    n = e.size
+                present = (e & np.uint64(PM_PRESENT | PM_FILE)) == np.uint64(PM_PRESENT)
+                swapped += int(np.count_nonzero(e & np.uint64(PM_SWAP)))
+                idx = np.flatnonzero(present)
+                if idx.size:
+                    parts.append((idx.astype(np.uint64) + np.uint64(lo)) << np.uint64(PAGE_SHIFT))
+    except PermissionError as exc:
+        raise CaptureError(_permission_message(pid, "/proc/PID/pagemap", exc)) from None
+    finally:
+        os.close(fd)
+    addrs = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
+    return _Selection(pid, addrs, nmaps, swapped)
+
+
+def _runs(addrs: np.ndarray) -> Iterator[tuple[int, int]]:
+    """(start address, page count) of each run of consecutive pages, split at _MEM_CHUNK_PAGES."""
+    if addrs.size == 0:
+        return
+    breaks = np.flatnonzero(np.diff(addrs) != PAGE_SIZE) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [addrs.size]))
+    for s, e in zip(starts.tolist(), ends.tolist()):
+        for c in range(s, e, _MEM_CHUNK_PAGES):
+            yield int(addrs[c]), min(_MEM_CHUNK_PAGES, e - c)
+
+
+def _same_filled(chunk: np.ndarray) -> tuple[int, int]:
+    """(zero pages, same-filled pages incl. zero) of an (N, 4096) uint8 array."""
+    w = chunk.view(np.uint64).reshape(chunk.shape[0], PAGE_SIZE // 8)
+    same = (w == w[:, :1]).all(axis=1)
+    zero = same & (w[:, 0] == 0)
+    return int(np.count_nonzero(zero)), int(np.count_nonzero(same))
+
+
+class _PageWriter:
+    """Streams pages to a temporary file next to ``output``; ``commit`` renames it into place."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
+        self.tmp = Path(tmp)
+        self._raw = os.fdopen(fd, "wb")
+        self._out: IO[bytes] = self._raw
+        self._zst = None
+        if output.name.endswith(".zst"):
+            import zstandard
+
+            self._zst = zstandard.ZstdCompressor(level=19, threads=-1).stream_writer(
+                self._raw, closefd=False
+            )
+            self._out = self._zst  # type: ignore[assignment]
+        self.pages = self.zero = self.same = 0
+
+    def write(self, chunk: np.ndarray) -> None:
+        z, s = _same_filled(chunk)
+        self.zero += z
+        self.same += s
+        self.pages += chunk.shape[0]
+        self._out.write(chunk.tobytes())
+
+    def commit(self) -> None:
+        if self._zst is not None:
+            self._zst.close()
+        self._raw.close()
+        os.replace(self.tmp, self.output)
+
+    def discard(self) -> None:
+        try:
+            if self._zst is not None:
+                self._zst.close()
+        except Exception:  # noqa: BLE001 - already failing; only remove the temp file
+            pass
+        self._raw.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _read_pages(pid: int, addrs: np.ndarray, sink: Callable[[np.ndarray], None]) -> int:
+    """Copy the pages at ``addrs`` from /proc/PID/mem into ``sink``; returns unreadable pages."""
+    try:
+        fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+    except PermissionError as exc:
+        raise CaptureError(_permission_message(pid, "/proc/PID/mem", exc)) from None
+    except FileNotFoundError:
+        raise CaptureError(f"pid {pid} exited while it was being captured") from None
+    unreadable = 0
+    try:
+        for addr, n in _runs(addrs):
+            try:
+                data = os.pread(fd, n * PAGE_SIZE, addr)
+            except PermissionError as exc:
+                raise CaptureError(_permission_message(pid, "/proc/PID/mem", exc)) from None
+            except OSError:
+                data = b""  # EIO: a page vanished or is not accessible; read page by page
+            if len(data) != n * PAGE_SIZE:
+                good = bytearray()
+                for i in range(n):
+                    try:
+                        p = os.pread(fd, PAGE_SIZE, addr + i * PAGE_SIZE)
+                    except OSError:
+                        p = b""
+                    if len(p) == PAGE_SIZE:
+                        good += p
+                    else:
+                        unreadable += 1
+                data = bytes(good)
+            if data:
+                sink(np.frombuffer(data, dtype=np.uint8).reshape(-1, PAGE_SIZE))
+    finally:
+        os.close(fd)
+    return unreadable
+
+
+# ----------------------------------------------------------------------------------------------
+# process control
+
+
+def _tail(path: Path, limit: int = 2000) -> str:
+    try:
+        data = path.read_bytes()[-limit:]
+    except OSError:
+        return ""
+    return data.decode("utf-8", errors="replace").strip()
+
+
+def _stop_tree(root: int, include_children: bool, deadline: float) -> list[int]:
+    """SIGSTOP the process group and every process of the tree; wait until all are stopped."""
+    try:
+        os.killpg(root, signal.SIGSTOP)
+    except ProcessLookupError:
+        raise CaptureError("the command exited before it could be stopped") from None
+    while True:
+        tree = _process_tree(root, include_children)
+        pending = []
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGSTOP)  # a descendant that left the process group
+            except ProcessLookupError:
+                continue
+            state = _proc_state(pid)
+            if state is None or "Z" in state or "X" in state:
+                if pid == root:
+                    raise CaptureError("the command exited while it was being stopped")
+                continue
+            if any(s not in "Tt" for s in state):
+                pending.append(pid)
+        # a stable tree with every member stopped: nothing can fork any more
+        if not pending and tree == _process_tree(root, include_children):
+            return [p for p in tree if _proc_state(p) not in (None, "")]
+        if time.monotonic() > deadline:
+            raise CaptureError(f"pids {pending} did not stop within the timeout after SIGSTOP")
+        time.sleep(_POLL_S)
+
+
+def _end(proc: subprocess.Popen[bytes], grace_s: float = 2.0) -> None:
+    """Resume and end the whole process group we started: SIGTERM, then SIGKILL."""
+    if proc.poll() is not None:
+        try:  # descendants may outlive the leader
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return
+    for sig in (signal.SIGTERM, signal.SIGCONT):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _wait_mid_work(
+    proc: subprocess.Popen[bytes],
+    stdout_path: Path,
+    stderr_path: Path,
+    *,
+    wait_seconds: float | None,
+    wait_rss_mb: float | None,
+    wait_line: str | None,
+    include_children: bool,
+    timeout: float,
+) -> tuple[str, float]:
+    """Block until a trigger fires; returns (trigger, seconds waited)."""
+    t0 = time.monotonic()
+    rss_target = None if wait_rss_mb is None else int(wait_rss_mb * 1024)
+    needle = None if wait_line is None else wait_line.encode()
+    peak = 0
+    seen = 0
+    while True:
+        waited = time.monotonic() - t0
+        rc = proc.poll()
+        if rc is not None:
+            err = _tail(stderr_path)
+            raise CaptureError(
+                f"the command exited (status {rc}) after {waited:.2f} s, before it could be "
+                "captured; pause it earlier (smaller --wait-seconds / --wait-rss-mb) or give it "
+                "more work" + (f". Its stderr ended with:\n{err}" if err else "")
+            )
+        if needle is not None:
+            try:
+                size = stdout_path.stat().st_size
+            except OSError:
+                size = 0
+            if size > seen:
+                with open(stdout_path, "rb") as f:
+                    f.seek(max(0, seen - len(needle)))
+                    if needle in f.read():
+                        return "line", waited
+                seen = size
+        if rss_target is not None:
+            rss = sum(_rss_kb(p) for p in _process_tree(proc.pid, include_children))
+            peak = max(peak, rss)
+            if rss >= rss_target:
+                return "rss", waited
+        if wait_seconds is not None and waited >= wait_seconds:
+            return "time", waited
+        if waited >= timeout:
+            what = []
+            if rss_target is not None:
+                what.append(f"RSS {wait_rss_mb} MB (peak seen {peak / 1024:.1f} MB)")
+            if needle is not None:
+                what.append(f"the line {wait_line!r} on stdout")
+            raise CaptureError(
+                f"gave up after {timeout:g} s waiting for {' or '.join(what)}; lower the "
+                "target or raise --timeout"
+            )
+        time.sleep(_POLL_S)
+
+
+def capture(
+    command: list[str],
+    output: Path | str,
+    *,
+    wait_seconds: float | None = None,
+    wait_rss_mb: float | None = None,
+    wait_line: str | None = None,
+    include_children: bool = False,
+    max_pages: int | None = None,
+    timeout: float = 120.0,
+    cwd: Path | str | None = None,
+    env: dict[str, str] | None = None,
+) -> CaptureReport:
+    """Run ``command``, pause it mid-work and write its present anonymous pages to ``output``.
+
+    The pause comes at the first trigger that fires: ``wait_seconds`` elapsed, the resident set
+    (summed over the tree when ``include_children``) reaching ``wait_rss_mb``, or ``wait_line``
+    appearing on the command's stdout. With no trigger it waits one second. ``timeout`` bounds
+    the wait for the RSS/line triggers. ``max_pages`` thins the selection to that many pages
+    spread evenly over it (address order), so a capped capture still samples every region.
+
+    The command's stdout and stderr go to temporary files (the stderr tail is shown if it fails).
+    It is always ended -- resumed, SIGTERM, then SIGKILL to its whole process group -- even when
+    the capture fails.
+    """
+    require_linux()
+    if not command:
+        raise CaptureError("no command given to capture (put it after --)")
+    if max_pages is not None and max_pages < 1:
+        raise CaptureError(f"max_pages must be at least 1, got {max_pages}")
+    for name, v in (("wait_seconds", wait_seconds), ("wait_rss_mb", wait_rss_mb)):
+        if v is not None and v < 0:
+            raise CaptureError(f"{name} must not be negative, got {v}")
+    if wait_seconds is None and wait_rss_mb is None and wait_line is None:
+        wait_seconds = 1.0
+    output = Path(output)
+    started_at = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+    with tempfile.TemporaryDirectory(prefix="hwzswap-capture-") as tmpdir:
+        stdout_path = Path(tmpdir, "stdout")
+        stderr_path = Path(tmpdir, "stderr")
+        with open(stdout_path, "wb") as out_f, open(stderr_path, "wb") as err_f:
+            try:
+                proc = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out_f,
+                    stderr=err_f,
+                    cwd=cwd,
+                    env=env,
+                    start_new_session=True,  # its own process group: stop and end it as a whole
+                )
+            except FileNotFoundError:
+                raise CaptureError(f"command not found: {command[0]!r}") from None
+            except PermissionError:
+                raise CaptureError(f"command is not executable: {command[0]!r}") from None
+            except OSError as exc:
+                raise CaptureError(f"cannot start {command[0]!r}: {exc}") from None
+        try:
+            trigger, waited = _wait_mid_work(
+                proc,
+                stdout_path,
+                stderr_path,
+                wait_seconds=wait_seconds,
+                wait_rss_mb=wait_rss_mb,
+                wait_line=wait_line,
+                include_children=include_children,
+                timeout=timeout,
+            )
+            pids = _stop_tree(proc.pid, include_children, time.monotonic() + 10.0)
+            rss = sum(_rss_kb(p) for p in pids)
+            selections = [_select_pages(p) for p in pids]
+            total = sum(s.addrs.size for s in selections)
+            if max_pages is not None and total > max_pages:
+                keep = np.unique(np.linspace(0, total - 1, max_pages).round().astype(np.int64))
+                bounds = np.cumsum([0] + [s.addrs.size for s in selections])
+                for i, s in enumerate(selections):
+                    local = keep[(keep >= bounds[i]) & (keep < bounds[i + 1])] - bounds[i]
+                    s.addrs = s.addrs[local]
+            writer = _PageWriter(output)
+            try:
+                unreadable = sum(_read_pages(s.pid, s.addrs, writer.write) for s in selections)
+                if writer.pages == 0:
+                    raise CaptureError(
+                        f"no anonymous pages could be read from pids {pids}; the process may be "
+                        "too young -- pause it later"
+                    )
+                writer.commit()
+            except BaseException:
+                writer.discard()
+                raise
+        finally:
+            _end(proc)
+
+    return CaptureReport(
+        command=list(command),
+        output=str(output),
+        pid=proc.pid,
+        pids=pids,
+        trigger=trigger,
+        waited_s=round(waited, 3),
+        rss_kb=rss,
+        mappings=sum(s.mappings for s in selections),
+        anon_pages=total,
+        swapped_pages=sum(s.swapped for s in selections),
+        unreadable_pages=unreadable,
+        pages=writer.pages,
+        zero_pages=writer.zero,
+        same_filled_pages=writer.same,
+        captured_at=started_at,
+        cpu=cpu_model(),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
+
+
+def register(subparsers: Any) -> None:
+    """Add ``hwzswap capture`` to the CLI."""
+    p = subparsers.add_parser(
+        "capture",
+        help="run a command, pause it mid-work and save its anonymous memory as a page file",
+        description="Run COMMAND, pause it mid-work and copy its present private anonymous pages "
+        "into FILE (.pages, or zstd-compressed when FILE ends in .zst). Linux only.",
+    )
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE",
+                   help="page file to write (FILE.pages or FILE.pages.zst)")
+    p.add_argument("--wait-seconds", type=float, metavar="S",
+                   help="pause the command after S seconds")
+    p.add_argument("--wait-rss-mb", type=float, metavar="M",
+                   help="pause once its resident set reaches M MB")
+    p.add_argument("--wait-line", metavar="TEXT",
+                   help="pause once it prints TEXT on stdout")
+    p.add_argument("--children", action="store_true",
+                   help="also capture the command's descendants (e.g. cc1 under gcc)")
+    p.add_argument("--max-pages", type=int, metavar="N",
+                   help="keep at most N pages, spread evenly over the address space")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                   help="give up waiting for --wait-rss-mb/--wait-line after S seconds (120)")
+    p.add_argument("--report", type=Path, metavar="JSON",
+                   help="also write the capture report as JSON")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS]")
+    p.set_defaults(func=_cmd_capture)
+
+
+def _cmd_capture(args: argparse.Namespace) -> int:
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    report = capture(
+        cmd,
+        args.output,
+        wait_seconds=args.wait_seconds,
+        wait_rss_mb=args.wait_rss_mb,
+        wait_line=args.wait_line,
+        include_children=args.children,
+        max_pages=args.max_pages,
+        timeout=args.timeout,
+    )
+    if args.report is not None:
+        args.report.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    size = os.path.getsize(report.output)
+    print(
+        f"captured {report.pages} pages ({report.pages * PAGE_SIZE / 2**20:.1f} MiB, "
+        f"{size / 2**20:.2f} MiB on disk) from {len(report.pids)} process(es) of "
+        f"{shlex.join(report.command)!r}\n"
+        f"  paused by {report.trigger} after {report.waited_s:.2f} s at RSS "
+        f"{report.rss_kb / 1024:.1f} MB; {report.mappings} mappings, {report.anon_pages} "
+        f"present anonymous pages, {report.swapped_pages} swapped out, "
+        f"{report.unreadable_pages} unreadable\n"
+        f"  zero-filled {report.zero_share:.1%}, same-filled {report.same_filled_share:.1%} "
+        f"(incl. zero) -> {report.output}"
+    )
+    return 0

@@ -1,0 +1,342 @@
+"""Page files and the bundled corpus of real anonymous memory.
+
+A page file is raw concatenated 4096-byte pages (``.pages``), optionally zstd-compressed
+(``.pages.zst``). In memory a set of pages is an ``(N, 4096)`` uint8 array, the shape every
+backend's batch path takes.
+
+The bundled corpus (``hwzswap/data/corpus/<source>.pages.zst``) was captured with
+``hwzswap capture`` from real programs; ``scripts/recapture_corpus.py`` re-creates it and
+``python -m hwzswap.bench.corpus --readme`` regenerates its README table from the files.
+
+Same-filled follows zswap: a page whose 8-byte words are all equal (zswap stores just the word).
+Zero pages are same-filled too; both figures are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwzswap.errors import CorpusError
+
+PAGE_SIZE = 4096
+_WORDS = PAGE_SIZE // 8
+_SUFFIXES = (".pages.zst", ".pages")
+_CHUNK = 8192  # pages per vectorised step in describe() (bounds the temporary bool array)
+
+
+def source_name(path: Path | str) -> str:
+    """``python.pages.zst`` -> ``python``."""
+    name = Path(path).name
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name.rsplit(".", 1)[0]
+
+
+def _as_pages(data: bytes | bytearray | memoryview, origin: str) -> np.ndarray:
+    n, rest = divmod(len(data), PAGE_SIZE)
+    if rest:
+        raise CorpusError(
+            f"{origin}: {len(data)} bytes is not a whole number of {PAGE_SIZE}-byte pages "
+            f"({n} pages and {rest} bytes over); the file is truncated or not a page file"
+        )
+    return np.frombuffer(data, dtype=np.uint8).reshape(n, PAGE_SIZE)
+
+
+def load_pages(path: Path | str) -> np.ndarray:
+    """Read a ``.pages`` or ``.pages.zst`` file into a read-only ``(N, 4096)`` uint8 array."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: no such page file") from None
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot read: {exc.strerror}") from None
+    if path.name.endswith(".zst"):
+        import zstandard
+
+        try:
+            # stream_reader: capture writes a stream whose header carries no content size
+            with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)) as r:
+                raw = r.read()
+        except zstandard.ZstdError as exc:
+            raise CorpusError(f"{path}: not valid zstd data ({exc}); re-create the file") from None
+    return _as_pages(raw, str(path))
+
+
+def save_pages(path: Path | str, pages: Any, *, level: int = 19) -> Path:
+    """Write pages to ``path`` (zstd-compressed when it ends in ``.zst``), atomically."""
+    path = Path(path)
+    arr = np.ascontiguousarray(pages, dtype=np.uint8)
+    if arr.ndim == 1:
+        arr = _as_pages(arr.tobytes(), "save_pages input")
+    if arr.ndim != 2 or arr.shape[1] != PAGE_SIZE:
+        raise CorpusError(f"save_pages needs an (N, {PAGE_SIZE}) uint8 array, got shape {arr.shape}")
+    data = memoryview(arr).cast("B")
+    if path.name.endswith(".zst"):
+        import zstandard
+
+        data = memoryview(zstandard.ZstdCompressor(level=level, threads=-1).compress(data))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def corpus_dir() -> Path:
+    """The packaged corpus directory."""
+    return Path(str(resources.files("hwzswap.data") / "corpus"))
+
+
+def bundled_corpus_paths() -> list[Path]:
+    """The bundled page files, sorted by source name."""
+    return sorted(corpus_dir().glob("*.pages.zst"), key=source_name)
+
+
+def load_bundled_sources(sources: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """``{source: pages}`` for the bundled corpus (all sources, or those named), sorted by name."""
+    paths = {source_name(p): p for p in bundled_corpus_paths()}
+    if not paths:
+        raise CorpusError(
+            f"no bundled corpus in {corpus_dir()}; run scripts/recapture_corpus.py to create it"
+        )
+    names = sorted(paths) if sources is None else list(sources)
+    unknown = [n for n in names if n not in paths]
+    if unknown:
+        raise CorpusError(f"unknown corpus source(s) {unknown}; bundled: {sorted(paths)}")
+    return {n: load_pages(paths[n]) for n in names}
+
+
+def _spread(n: int, k: int) -> np.ndarray:
+    """``k`` row indices spread evenly over ``range(n)`` (all of them when k >= n)."""
+    if k >= n:
+        return np.arange(n)
+    return np.linspace(0, n - 1, k).round().astype(np.int64)
+
+
+def _quotas(sizes: Sequence[int], total: int) -> list[int]:
+    """Split ``total`` over sources in proportion to their sizes (largest remainder)."""
+    full = sum(sizes)
+    if total >= full:
+        return list(sizes)
+    exact = [s * total / full for s in sizes]
+    q = [int(e) for e in exact]
+    for i in sorted(range(len(sizes)), key=lambda i: (q[i] - exact[i], i))[: total - sum(q)]:
+        q[i] += 1
+    return q
+
+
+def load_bundled(sources: Sequence[str] | None = None, max_pages: int | None = None) -> np.ndarray:
+    """The bundled corpus as one ``(N, 4096)`` array: sources in name order, pages in file order.
+
+    ``max_pages`` keeps that many pages, shared among the sources in proportion to their sizes
+    and spread evenly within each (so a small sample still holds every region of every source).
+    The result is the same on every call and every machine.
+    """
+    if max_pages is not None and max_pages < 1:
+        raise CorpusError(f"max_pages must be at least 1, got {max_pages}")
+    by_source = load_bundled_sources(sources)
+    arrays = list(by_source.values())
+    if max_pages is not None:
+        quotas = _quotas([a.shape[0] for a in arrays], max_pages)
+        arrays = [a[_spread(a.shape[0], q)] for a, q in zip(arrays, quotas)]
+    return np.concatenate(arrays) if len(arrays) > 1 else np.array(arrays[0])
+
+
+def corpus_hash(pages: np.ndarray) -> str:
+    """SHA-256 (hex) of the pages' bytes, in order: identifies a corpus in results."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(pages, dtype=np.uint8)).cast("B")).hexdigest()
+
+
+def same_filled_mask(pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(same-filled, zero-filled) boolean masks, one entry per page."""
+    pages = np.ascontiguousarray(pages, dtype=np.uint8)
+    n = pages.shape[0]
+    words = pages.view(np.uint64).reshape(n, _WORDS)
+    same = np.empty(n, dtype=bool)
+    for lo in range(0, n, _CHUNK):
+        w = words[lo : lo + _CHUNK]
+        same[lo : lo + _CHUNK] = (w == w[:, :1]).all(axis=1)
+    zero = same & (words[:, 0] == 0) if n else np.zeros(0, dtype=bool)
+    return same, zero
+
+
+def _figures(pages: np.ndarray) -> dict[str, Any]:
+    n = int(pages.shape[0])
+    same, zero = same_filled_mask(pages)
+    ns, nz = int(np.count_nonzero(same)), int(np.count_nonzero(zero))
+    return {
+        "pages": n,
+        "bytes": n * PAGE_SIZE,
+        "zero_pages": nz,
+        "zero_share": nz / n if n else 0.0,
+        "same_filled_pages": ns,
+        "same_filled_share": ns / n if n else 0.0,
+    }
+
+
+def describe(pages: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Page count, zero-filled and same-filled counts and shares (same-filled includes zero).
+
+    Given ``{source: pages}`` it reports the totals plus a ``sources`` entry per source.
+    """
+    if isinstance(pages, Mapping):
+        per = {name: _figures(p) for name, p in pages.items()}
+        n = sum(f["pages"] for f in per.values())
+        nz = sum(f["zero_pages"] for f in per.values())
+        ns = sum(f["same_filled_pages"] for f in per.values())
+        return {
+            "pages": n,
+            "bytes": n * PAGE_SIZE,
+            "zero_pages": nz,
+            "zero_share": nz / n if n else 0.0,
+            "same_filled_pages": ns,
+            "same_filled_share": ns / n if n else 0.0,
+            "sources": per,
+        }
+    return _figures(pages)
+
+
+def lz4_ratio(pages: np.ndarray) -> float:
+    """Σ original / Σ compressed over pages that are not same-filled, with LZ4 block (fast,
+    acceleration 1); a page that does not shrink counts 4096 bytes. Same definition as the
+    bench's ``ratio``."""
+    import lz4.block
+
+    compress = lz4.block.compress
+    same, _ = same_filled_mask(pages)
+    total = comp = 0
+    for page in np.ascontiguousarray(pages)[~same]:
+        b = page.tobytes()
+        total += PAGE_SIZE
+        comp += min(len(compress(b, store_size=False)), PAGE_SIZE)
+    return total / comp if comp else 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# README of the bundled corpus
+
+
+def _load_index() -> dict[str, Any]:
+    import yaml
+
+    path = corpus_dir() / "sources.yaml"
+    if not path.exists():
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def readme_text() -> str:
+    """The corpus README: what each source is and figures computed from the files themselves."""
+    index = _load_index()
+    by_source = load_bundled_sources()
+    d = describe(by_source)
+    lines = [
+        "# Bundled page corpus",
+        "",
+        "Real anonymous memory (present, private, writable pages) captured with `hwzswap capture`",
+        "from running programs, paused mid-work. One file per source: raw concatenated 4096-byte",
+        "pages, zstd-compressed. Re-create with `scripts/recapture_corpus.py`; this file is",
+        "generated by `python -m hwzswap.bench.corpus --readme` (figures computed from the files).",
+        "",
+        "Same-filled = every 8-byte word equal (zswap stores only the word); it includes zero pages.",
+        "lz4 ratio = Σ original / Σ LZ4-block bytes over the pages that are not same-filled",
+        "(a page that does not shrink counts 4096).",
+        "",
+        "| source | pages | stored | zero-filled | same-filled | lz4 ratio | sha256 (first 12) |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, pages in by_source.items():
+        f = d["sources"][name]
+        stored = (corpus_dir() / f"{name}.pages.zst").stat().st_size
+        lines.append(
+            f"| {name} | {f['pages']} | {stored / 2**20:.2f} MiB | {f['zero_share']:.1%} "
+            f"| {f['same_filled_share']:.1%} | {lz4_ratio(pages):.2f} | "
+            f"`{corpus_hash(pages)[:12]}` |"
+        )
+    allp = np.concatenate(list(by_source.values()))
+    total_stored = sum(p.stat().st_size for p in bundled_corpus_paths())
+    lines.append(
+        f"| **all** | {d['pages']} | {total_stored / 2**20:.2f} MiB | {d['zero_share']:.1%} "
+        f"| {d['same_filled_share']:.1%} | {lz4_ratio(allp):.2f} | `{corpus_hash(allp)[:12]}` |"
+    )
+    lines += ["", "## Sources", ""]
+    for name in by_source:
+        meta = index.get(name, {})
+        lines.append(f"### {name}")
+        lines.append("")
+        if meta.get("description"):
+            lines += [meta["description"].strip(), ""]
+        if meta.get("command"):
+            lines.append(f"- command: `{meta['command']}`")
+        if meta.get("capture"):
+            lines.append(f"- capture options: `{meta['capture']}`")
+        rep = meta.get("report", {})
+        if rep:
+            lines.append(
+                f"- paused by {rep.get('trigger')} after {rep.get('waited_s')} s at RSS "
+                f"{rep.get('rss_kb', 0) / 1024:.0f} MB, {len(rep.get('pids', []))} process(es); "
+                f"{rep.get('anon_pages')} present anonymous pages in {rep.get('mappings')} "
+                f"mappings, {rep.get('pages')} kept (spread evenly)"
+            )
+            lines.append(
+                f"- captured {rep.get('captured_at')} on {rep.get('cpu')}, "
+                f"Linux {rep.get('kernel')}"
+            )
+        if meta.get("versions"):
+            lines.append(f"- program version: {meta['versions']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hwzswap.bench.corpus``: describe page files or regenerate the corpus README."""
+    ap = argparse.ArgumentParser(prog="python -m hwzswap.bench.corpus", description=main.__doc__)
+    ap.add_argument("files", nargs="*", type=Path, help="page files (default: the bundled corpus)")
+    ap.add_argument("--describe", action="store_true", help="print figures as JSON (default)")
+    ap.add_argument("--readme", action="store_true",
+                    help="rewrite hwzswap/data/corpus/README.md from the bundled files")
+    args = ap.parse_args(argv)
+    try:
+        if args.readme:
+            path = corpus_dir() / "README.md"
+            path.write_text(readme_text() + "\n", encoding="utf-8")
+            print(f"wrote {path}")
+            return 0
+        if args.files:
+            by_source = {str(p): load_pages(p) for p in args.files}
+        else:
+            by_source = load_bundled_sources()
+        d = describe(by_source)
+        for name, pages in by_source.items():
+            d["sources"][name]["lz4_ratio"] = round(lz4_ratio(pages), 4)
+            d["sources"][name]["sha256"] = corpus_hash(pages)
+        json.dump(d, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    except CorpusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
