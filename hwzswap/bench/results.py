@@ -1,0 +1,335 @@
+"""The bench's results document: its schema (``schema_version`` 1) and the machine description.
+
+The JSON layout is documented in ``docs/bench.md``; :data:`RESULT_FIELDS` and
+:func:`schema_problems` are the machine-checkable form of that documentation (the tests run
+every document the bench writes through them). New fields may be added within a schema
+version; renaming or removing one, or changing its meaning, bumps ``SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+_NUM = (int, float)
+_OPT_NUM = (int, float, type(None))
+
+#: Top-level keys and their JSON types.
+TOP_FIELDS: dict[str, tuple[type, ...]] = {
+    "schema_version": (int,),
+    "generator": (str,),
+    "created": (str,),
+    "machine": (dict,),
+    "workload": (dict,),
+    "config": (dict,),
+    "results": (list,),
+    "skipped": (list,),
+    "failed": (list,),
+}
+
+MACHINE_FIELDS: dict[str, tuple[type, ...]] = {
+    "cpu": (str,),
+    "cores": (int,),
+    "usable_cores": (int,),
+    "arch": (str,),
+    "os": (str,),
+    "memory_mb": (int, type(None)),
+    "python": (str,),
+    "libraries": (dict,),
+    "codec_libraries": (dict,),
+    "opencl_devices": (list,),
+    "hwzswap": (dict,),
+}
+
+WORKLOAD_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "seed": (int,),
+    "pages": (int,),
+    "page_sha256": (str,),
+    "corpus": (dict,),
+    "config_overrides": (dict,),
+    "counts": (dict,),
+}
+
+#: One entry of ``results``: key -> accepted JSON types.
+RESULT_FIELDS: dict[str, tuple[type, ...]] = {
+    "backend": (str,),
+    "description": (str,),
+    "params": (dict,),
+    "time_basis": (str,),
+    "capabilities": (dict,),
+    "pages": (int,),
+    "verified_pages": (int,),
+    "mismatches": (int,),
+    "store_pages": (int,),
+    "ratio": _NUM,
+    "pool_density": _NUM,
+    "pool_bytes": (int,),
+    "store_pages_per_s": _NUM,
+    "load_pages_per_s": _OPT_NUM,
+    "store_us": (dict,),
+    "load_us": (dict,),
+    "invalidate_us": (dict,),
+    "host_cpu_us_per_page": _NUM,
+    "raw_store_pages_per_s": _NUM,
+    "raw_load_pages_per_s": _OPT_NUM,
+    "raw_store_us": (dict,),
+    "raw_load_us": (dict,),
+    "store_vs_raw": _NUM,
+    "load_vs_raw": _OPT_NUM,
+    "rejects": (dict,),
+    "pool_limit_hit": (int,),
+    "same_filled_pages": (int,),
+    "written_back_pages": (int,),
+    "swap_reads": (int,),
+    "swap_writes": (int,),
+    "device_us_per_page": _OPT_NUM,
+    "emulation_us_per_page": _OPT_NUM,
+    "counters": (dict,),
+    "backend_counters": (dict,),
+    "elapsed_s": _NUM,
+}
+
+REJECT_REASONS = ("compress_poor", "compress_fail", "alloc_fail", "reclaim_fail")
+PERCENTILES = ("p50", "p99")
+
+
+def _check(obj: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]], where: str,
+           out: list[str]) -> None:
+    for key, types in fields.items():
+        if key not in obj:
+            out.append(f"{where}: missing {key!r}")
+        elif isinstance(obj[key], bool) and bool not in types:
+            out.append(f"{where}.{key}: a bool where {types} expected")
+        elif not isinstance(obj[key], types):
+            out.append(f"{where}.{key}: {type(obj[key]).__name__} is not one of "
+                       f"{[t.__name__ for t in types]}")
+
+
+def schema_problems(doc: Any) -> list[str]:
+    """Every way ``doc`` departs from schema version 1 (empty list: it conforms)."""
+    out: list[str] = []
+    if not isinstance(doc, dict):
+        return ["document: not a JSON object"]
+    _check(doc, TOP_FIELDS, "document", out)
+    if out:
+        return out
+    if doc["schema_version"] != SCHEMA_VERSION:
+        out.append(f"schema_version: {doc['schema_version']} (expected {SCHEMA_VERSION})")
+    _check(doc["machine"], MACHINE_FIELDS, "machine", out)
+    _check(doc["workload"], WORKLOAD_FIELDS, "workload", out)
+    for i, r in enumerate(doc["results"]):
+        where = f"results[{i}]"
+        if not isinstance(r, dict):
+            out.append(f"{where}: not an object")
+            continue
+        _check(r, RESULT_FIELDS, where, out)
+        for key in ("store_us", "load_us", "invalidate_us", "raw_store_us", "raw_load_us"):
+            pct = r.get(key)
+            if isinstance(pct, dict):
+                for p in PERCENTILES:
+                    if not isinstance(pct.get(p), _OPT_NUM) or isinstance(pct.get(p), bool):
+                        out.append(f"{where}.{key}.{p}: missing or not a number")
+        rej = r.get("rejects")
+        if isinstance(rej, dict):
+            for reason in REJECT_REASONS:
+                if not isinstance(rej.get(reason), int):
+                    out.append(f"{where}.rejects.{reason}: missing or not an integer")
+        if r.get("time_basis") not in ("measured", "modeled"):
+            out.append(f"{where}.time_basis: {r.get('time_basis')!r}")
+        if r.get("time_basis") == "modeled" and not isinstance(r.get("device_us_per_page"), _NUM):
+            out.append(f"{where}.device_us_per_page: a modelled backend must report it")
+    for i, s in enumerate(doc["skipped"]):
+        if not (isinstance(s, dict) and isinstance(s.get("backend"), str)
+                and isinstance(s.get("reason"), str)):
+            out.append(f"skipped[{i}]: needs 'backend' and 'reason' strings")
+    for i, s in enumerate(doc["failed"]):
+        if not (isinstance(s, dict) and isinstance(s.get("backend"), str)
+                and isinstance(s.get("error"), str)):
+            out.append(f"failed[{i}]: needs 'backend' and 'error' strings")
+    return out
+
+
+# -- machine ---------------------------------------------------------------------------------
+
+_DISTRIBUTIONS = (
+    "numpy", "lz4", "python-lzo", "zstandard", "pyopencl", "pocl-binary-distribution",
+    "numba", "llvmlite", "pyyaml", "rich", "matplotlib",
+)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model"):
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _memory_mb() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for dist in _DISTRIBUTIONS:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _codec_libraries() -> dict[str, str | None]:
+    """Versions of the C libraries behind the software codecs."""
+    out: dict[str, str | None] = {}
+    try:
+        import lz4
+
+        out["liblz4"] = lz4.library_version_string()
+    except Exception:  # noqa: BLE001 -- a description must not fail the bench
+        out["liblz4"] = None
+    try:
+        import lzo
+
+        ver = getattr(lzo, "LZO_VERSION_STRING", None)
+        out["liblzo2"] = ver.decode() if isinstance(ver, bytes) else ver
+    except Exception:  # noqa: BLE001
+        out["liblzo2"] = None
+    try:
+        import zstandard
+
+        out["libzstd"] = ".".join(map(str, zstandard.ZSTD_VERSION))
+    except Exception:  # noqa: BLE001
+        out["libzstd"] = None
+    import zlib
+
+    out["zlib"] = zlib.ZLIB_RUNTIME_VERSION
+    return out
+
+
+def opencl_devices() -> list[dict[str, Any]]:
+    """Every OpenCL device pyopencl sees (empty without pyopencl or a platform)."""
+    try:
+        import pyopencl as cl
+
+        out = []
+        for plat in cl.get_platforms():
+            for dev in plat.get_devices():
+                out.append({
+                    "platform": plat.name.strip(),
+                    "name": dev.name.strip(),
+                    "type": cl.device_type.to_string(dev.type),
+                    "version": dev.version.strip(),
+                    "compute_units": int(dev.max_compute_units),
+                })
+        return out
+    except Exception:  # noqa: BLE001 -- no ICD, no platform, no pyopencl: no devices
+        return []
+
+
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        res = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures were measured on: CPU, cores, OS, Python, library and OpenCL devices."""
+    from hwzswap import __version__
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count() or 1,
+        "usable_cores": usable,
+        "arch": platform.machine(),
+        "os": platform.platform(),
+        "memory_mb": _memory_mb(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "libraries": _versions(),
+        "codec_libraries": _codec_libraries(),
+        "opencl_devices": opencl_devices(),
+        "hwzswap": {"version": __version__, "git_commit": _git_commit()},
+    }
+
+
+def new_document(workload: Mapping[str, Any], config: Mapping[str, Any],
+                 machine: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An empty results document for ``workload`` (its ``describe()``) and base ``config``."""
+    from hwzswap import __version__
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generator": f"hwzswap {__version__}",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "machine": dict(machine) if machine is not None else machine_info(),
+        "workload": dict(workload),
+        "config": dict(config),
+        "results": [],
+        "skipped": [],
+        "failed": [],
+    }
+
+
+def write_json(doc: Mapping[str, Any], path: str | Path) -> Path:
+    """Write the document (pretty, stable key order), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    tmp.replace(path)
+    return path
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """Read a results document back (for re-rendering tables and plots)."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+__all__ = [
+    "RESULT_FIELDS",
+    "SCHEMA_VERSION",
+    "machine_info",
+    "new_document",
+    "opencl_devices",
+    "read_json",
+    "schema_problems",
+    "write_json",
+]
