@@ -1,0 +1,186 @@
+"""The 842 software codec: byte-compatible with the Linux kernel's ``lib/842``.
+
+Public API (used by the ``842`` backend and by the ``842-nx`` accelerator emulation):
+
+* :func:`compress` -- the kernel's ``sw842_compress`` stream, byte for byte (templates, REPEAT,
+  ZEROS, SHORT_DATA tail, END, CRC, zero padding to a multiple of 8 bytes);
+* :func:`decompress` -- decodes one stream, kernel and lib842 streams included, and raises
+  :class:`Sw842DecodeError` (a :class:`~hwzswap.errors.CorruptDataError`) for every malformed
+  one. Unlike the kernel, *every* action is checked against ``max_out``;
+* :func:`crc32_be` -- the CRC the stream carries (kernel ``crc32_be`` with seed 0).
+
+The hot loops are compiled with numba (:mod:`._jit`, compiled on first use and cached on disk).
+Without numba the same API runs on the plain-Python model in :mod:`.reference` (correct, about
+a thousand times slower); :data:`COMPILED` says which one is in use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hwzswap.backends.contract import PAGE_SIZE
+from hwzswap.backends.sw842 import reference as _ref
+from hwzswap.backends.sw842.format import max_compressed_size
+from hwzswap.backends.sw842.status import DecodeFailure, Sw842DecodeError
+from hwzswap.errors import InvalidInputError
+
+try:
+    from hwzswap.backends.sw842 import _jit
+except ImportError as _exc:  # numba missing: fall back to the reference model
+    _jit = None  # type: ignore[assignment]
+    IMPORT_ERROR: str | None = f"{type(_exc).__name__}: {_exc}"
+else:
+    IMPORT_ERROR = None
+
+COMPILED: bool = _jit is not None
+
+# Encoder state and page-sized buffers, reused by every call (the compiled code holds the GIL,
+# so calls never overlap).
+_PAGE_CAP = max_compressed_size(PAGE_SIZE) + 8
+if _jit is not None:
+    _STATE = _jit.new_state()
+    _VALS, _NXT, _PRV, _HEADS = _STATE
+    _OUT = np.empty(_PAGE_CAP, np.uint8)
+    _PAGE_OUT = np.empty(PAGE_SIZE, np.uint8)
+    _compress_into = _jit.compress_into
+    _decompress_into = _jit.decompress_into
+
+_FAILURES = {
+    1: DecodeFailure.BAD_OP,
+    2: DecodeFailure.SHORT_DATA_ZERO,
+    3: DecodeFailure.REPEAT_EARLY,
+    4: DecodeFailure.INDEX_PAST_END,
+    5: DecodeFailure.OUTPUT_OVERFLOW,
+    6: DecodeFailure.INPUT_END,
+    7: DecodeFailure.CRC_MISMATCH,
+    8: DecodeFailure.SHORT_DATA_FORBIDDEN,
+    9: DecodeFailure.INPUT_END,  # the padding after the CRC is missing (page decoding only)
+}
+
+
+def as_u8(data: Any, what: str = "input") -> np.ndarray:
+    """A flat uint8 view of a bytes-like object (no copy when it is contiguous)."""
+    if type(data) is bytes:
+        return np.frombuffer(data, np.uint8)
+    if isinstance(data, np.ndarray):
+        if data.dtype == np.uint8 and data.ndim == 1 and data.flags.c_contiguous:
+            return data
+        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise InvalidInputError(
+            f"842: {what} must be a bytes-like object, not {type(data).__name__}"
+        ) from None
+    if not view.c_contiguous:
+        return np.frombuffer(view.tobytes(), np.uint8)
+    return np.frombuffer(view.cast("B") if view.ndim != 1 or view.format != "B" else view, np.uint8)
+
+
+def _strict_error(n: int) -> InvalidInputError:
+    return InvalidInputError(
+        f"842 strict mode: input length {n} is not a multiple of 8 (the NX-842 hardware format "
+        "has no SHORT_DATA op); pad the input or use strict=False"
+    )
+
+
+def compress(data: Any, strict: bool = False) -> bytes:
+    """Compress ``data`` (any length) to a kernel-format 842 stream.
+
+    The output equals the Linux kernel's ``sw842_compress`` output byte for byte (the kernel
+    picks, among ring slots holding a value, the most recently written one; so do we).
+    ``strict=True`` is the kernel's hardware-compatible mode: the length must be a multiple of
+    8 (else :class:`~hwzswap.errors.InvalidInputError`), so no SHORT_DATA op is ever emitted.
+    """
+    src = as_u8(data)
+    n = src.size
+    if strict and n & 7:
+        raise _strict_error(n)
+    if _jit is None:
+        return _ref.compress(src.tobytes(), strict)
+    cap = max_compressed_size(n) + 8
+    out = _OUT if cap <= _PAGE_CAP else np.empty(cap, np.uint8)
+    k = _compress_into(src, n, out, 0, _VALS, _NXT, _PRV, _HEADS)
+    return out[:k].tobytes()
+
+
+def _decode_error(
+    st: int, produced: int, d1: int, d2: int, bit: int, max_out: int
+) -> Sw842DecodeError:
+    failure = _FAILURES[st]
+    if failure is DecodeFailure.BAD_OP:
+        what = f"invalid op code {d1:#04x} (codes 0x1a and 0x1f are not defined)"
+    elif failure is DecodeFailure.SHORT_DATA_ZERO:
+        what = "SHORT_DATA op with a byte count of 0"
+    elif failure is DecodeFailure.SHORT_DATA_FORBIDDEN:
+        what = "SHORT_DATA op in a stream that must not have one (NX-842 hardware rejects it)"
+    elif failure is DecodeFailure.REPEAT_EARLY:
+        what = f"REPEAT op after only {d1} output bytes (it needs a full 8-byte group)"
+    elif failure is DecodeFailure.INDEX_PAST_END:
+        what = (
+            f"I{d2} index {d1} points past the output produced so far "
+            f"({produced // 8 * 8} bytes before this op)"
+        )
+    elif failure is DecodeFailure.OUTPUT_OVERFLOW:
+        what = f"output overflow: the stream decodes to more than max_out={max_out} bytes"
+    elif st == 9:
+        what = (
+            f"the data is {d1} bytes but the stream with its padding is {d2}: it was truncated "
+            "(842 streams are padded to a multiple of 8 bytes)"
+        )
+    elif failure is DecodeFailure.INPUT_END:
+        what = (
+            f"input ran out ({d1} more bits needed): the stream is truncated or has no END/CRC"
+        )
+    else:
+        what = f"CRC mismatch: the stream carries {d1:#010x}, the decoded data has {d2:#010x}"
+    return Sw842DecodeError(
+        f"842: compressed data is corrupt: {what} (at bit {bit}, {produced} bytes decoded)",
+        failure,
+        bit,
+        produced,
+    )
+
+
+def decompress(
+    data: Any, max_out: int, check_crc: bool = True, allow_short_data: bool = True
+) -> bytes:
+    """Decode one 842 stream into at most ``max_out`` bytes.
+
+    Bytes after the CRC are ignored (padding). ``check_crc=False`` decodes streams made before
+    the kernel added the CRC (2015 ``lib/842``): decoding stops at END and no CRC is read.
+    ``allow_short_data=False`` rejects SHORT_DATA, as the NX-842 hardware does.
+    Raises :class:`Sw842DecodeError` (a ``CorruptDataError``; ``.failure`` says which rule).
+    """
+    if max_out < 0:
+        raise InvalidInputError(f"842: max_out must be >= 0, got {max_out}")
+    src = as_u8(data, "compressed data")
+    if _jit is None:
+        return _ref.decompress(src.tobytes(), max_out, check_crc, allow_short_data)
+    out = _PAGE_OUT if max_out <= PAGE_SIZE else np.empty(max_out, np.uint8)
+    st, produced, d1, d2, bit = _decompress_into(
+        src, src.size, out, max_out, check_crc, allow_short_data
+    )
+    if st:
+        raise _decode_error(st, produced, d1, d2, bit, max_out)
+    return out[:produced].tobytes()
+
+
+def crc32_be(data: Any) -> int:
+    """The kernel's ``crc32_be(0, data, len)``: poly 0x04C11DB7, MSB-first, no final xor."""
+    src = as_u8(data)
+    if _jit is None:
+        return _ref.crc32_be(src.tobytes())
+    return int(_jit.crc32_be_array(src, src.size))
+
+
+__all__ = [
+    "COMPILED",
+    "DecodeFailure",
+    "Sw842DecodeError",
+    "compress",
+    "crc32_be",
+    "decompress",
+]
