@@ -1,0 +1,665 @@
+"""``842-nx``: the driver for the emulated NX-842 unit, behind the compressor contract.
+
+What it mirrors from the Linux NX-842 drivers (842.md §4):
+
+* one CRB per request, function codes 1/3 (compress/decompress with CRC), source and target
+  described by 128-byte-aligned DDEs; the completion is read from the CSB once its valid bit is
+  set, and the CSB's target byte count is the output length;
+* **compression errors are reported** (the crypto layer has no software compress fallback, so
+  zswap rejects the store): :meth:`compress` raises :class:`~hwzswap.errors.DeviceError` and an
+  async op completes with ``DEVICE_ERROR``. CC 64 (output larger than input) and CC 13 (output
+  buffer too small) mean the page does not shrink: ``None`` / ``INCOMPRESSIBLE``;
+* **decompression errors fall back to software 842** (``sw842_decompress``), counted in
+  ``swdecomp``. So streams the hardware rejects -- SHORT_DATA from the software compressor, a
+  group larger than ``max_sync_size``, an engine fault or timeout -- still decode; a stream that
+  is really corrupt raises :class:`~hwzswap.errors.CorruptDataError` from the software decoder;
+* a full queue answers BUSY; synchronous calls retry it for at most 250 ms (compress) / 50 ms
+  (decompress) of device time, as the crypto layer retries -EBUSY, then give up (compress:
+  DeviceError; decompress: software);
+* the pSeries sysfs counters and µs histograms (:mod:`.stats`).
+
+Host-cost accounting. In ``virtual`` mode the engines run in the caller's thread, but their work
+(the 842 codec and the model) is the *device's* work. The driver therefore times its own path
+(input checks, CRB set-up, queueing, CSB handling, copying the result out, software fallbacks)
+separately from the emulation: ``counters()["host_driver_us"]`` is the host CPU a real driver
+would spend, ``counters()["emulation_us"]`` the time this process spent standing in for the
+hardware, and ``modeled_device_us()`` the hardware's time per the model. In ``realtime`` mode
+the engines run on their own threads and time spent blocked waiting for them is excluded from
+``host_driver_us`` too.
+
+One thread at a time may call a backend instance (the kernel serialises a tfm with a lock).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from time import perf_counter_ns
+from typing import Any
+
+import numpy as np
+
+from hwzswap.backends.contract import (
+    PAGE_SIZE,
+    Backend,
+    Capabilities,
+    CompOp,
+    OpKind,
+    OpStatus,
+    Param,
+    check_page,
+    check_pages,
+    wrong_length,
+)
+from hwzswap.backends.nx842.crb import (
+    CC,
+    CC_NOSPC,
+    CC_SUCCESS,
+    CC_TPBC_GT_SPBC,
+    CSB_V,
+    FC_COMP_CRC,
+    FC_DECOMP_CRC,
+    HANG,
+    Crb,
+    DmaArena,
+    DmaBuffer,
+    cc_name,
+    describe_cc,
+)
+from hwzswap.backends.nx842.engine import (
+    DEFAULT_COMP_SETUP_US,
+    DEFAULT_DECOMP_SETUP_US,
+    DEFAULT_GBPS,
+    ENGINES_PER_CHIP,
+    Engine,
+    FaultInjector,
+    TimingModel,
+)
+from hwzswap.backends.nx842.queue import RealtimeQueue, VirtualQueue
+from hwzswap.backends.nx842.stats import HIST_BUCKETS
+from hwzswap.errors import CorruptDataError, DeviceError, InvalidInputError, InvalidParameterError
+
+# The crypto layer's -EBUSY retry windows (842.md §4.1), in µs of device time.
+_BUSY_RETRY_COMP_US = 250_000.0
+_BUSY_RETRY_DECOMP_US = 50_000.0
+_FAULT_CCS = tuple(int(c) for c in CC if c not in (CC.SUCCESS, CC.TPBC_GT_SPBC))
+_BATCH = object()  # Crb.op marker for requests issued by the batch calls
+
+
+class Nx842Backend(Backend):
+    """The ``842-nx`` driver over an emulated Power7+-style NX-842 unit (see the module docstring)."""
+
+    name = "842-nx"
+    PARAMS = {
+        "engines": Param(int, ENGINES_PER_CHIP, min=1, max=64,
+                         doc="842 engines (Power7+: two per chip, Hot Chips 2012)"),
+        "queue_depth": Param(int, 8, min=1, max=4096,
+                             doc="requests in flight before submissions get BUSY (modelled "
+                                 "choice; the hardware FIFO depth is not published)"),
+        "clock": Param(str, "virtual", choices=("virtual", "realtime"),
+                       doc="virtual: modelled clock, no sleeping; realtime: engines pace wall time"),
+        "comp_gbps": Param(float, DEFAULT_GBPS, min=1e-6,
+                           doc="compress throughput per engine, GB/s of input (8 B/cycle x an "
+                               "assumed 2 GHz bus)"),
+        "decomp_gbps": Param(float, DEFAULT_GBPS, min=1e-6,
+                             doc="decompress throughput per engine, GB/s of output"),
+        "comp_setup_us": Param(float, DEFAULT_COMP_SETUP_US, min=0.0,
+                               doc="per-request compress set-up latency, µs (assumption)"),
+        "decomp_setup_us": Param(float, DEFAULT_DECOMP_SETUP_US, min=0.0,
+                                 doc="per-request decompress set-up latency, µs (assumption)"),
+        "max_sync_size": Param(int, 4096, min=4096, max=65536,
+                               doc="largest request in bytes (pSeries ibm,max-sync-cop; the "
+                                   "documented example is 4096), a multiple of 8"),
+        "timeout_ms": Param(float, 5000.0, min=0.001,
+                            doc="completion timeout (PowerNV CSB_WAIT_MAX = 5000 ms)"),
+        "fault_rate": Param(float, 0.0, min=0.0, max=1.0,
+                            doc="probability that a request completes with fault_cc"),
+        "fault_cc": Param(int, int(CC.INTERNAL), choices=_FAULT_CCS,
+                          doc="completion code of injected faults (default 10, internal error)"),
+        "hang_rate": Param(float, 0.0, min=0.0, max=1.0,
+                           doc="probability that a request never completes (driver timeout)"),
+        "fault_ops": Param(str, "both", choices=("both", "compress", "decompress"),
+                           doc="which requests the fault rates apply to"),
+        "fault_seed": Param(int, 0, doc="seed of the fault-injection generator"),
+    }
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        p = self.params
+        mss = p["max_sync_size"]
+        if mss % 8:
+            raise InvalidParameterError(
+                f"backend {self.name!r}: parameter 'max_sync_size' must be a multiple of 8; got {mss}"
+            )
+        from hwzswap.backends.sw842 import codec
+        from hwzswap.backends.sw842.backend import Sw842Backend
+
+        # The fallback decoder: the ``842`` backend, so a page the hardware refuses gets exactly
+        # the software backend's verdict (including its check that the stream is not truncated).
+        self._sw_decompress_page = Sw842Backend().decompress
+        self.timing = TimingModel(
+            p["comp_setup_us"], p["decomp_setup_us"], p["comp_gbps"], p["decomp_gbps"]
+        )
+        self._timeout_us = p["timeout_ms"] * 1000.0
+        self.engines = [
+            Engine(i, self.timing, mss, self._timeout_us, codec.compress, codec.decompress)
+            for i in range(p["engines"])
+        ]
+        self.faults = FaultInjector(
+            p["fault_rate"], p["fault_cc"], p["hang_rate"], p["fault_ops"], p["fault_seed"]
+        )
+        self._draw = self.faults.draw if self.faults.active else None
+        self._max_sync = mss
+        # pSeries clamps the output length to max_sync_size; zswap's buffer is two pages.
+        self._comp_cap = min(2 * PAGE_SIZE, mss)
+        # Per queue slot: a CRB, its target buffer and a source "window": the caller's buffer,
+        # described at a page-aligned address (zswap's pages are page-aligned; Python gives us
+        # no address to check, so the driver vouches for it as the kernel's bounce copy would).
+        arena = DmaArena()
+        self.arena = arena
+        tcap = max(self._comp_cap, PAGE_SIZE)
+        self._slots: list[Crb] = []
+        self._window: list[DmaBuffer] = []
+        for i in range(p["queue_depth"]):
+            window = DmaBuffer(b"", arena.address(mss, PAGE_SIZE), 0)
+            crb = Crb(FC_COMP_CRC, window, arena.alloc(tcap), slot=i)
+            self._slots.append(crb)
+            self._window.append(window)
+        self._free: list[Crb] = self._slots[::-1]
+        self._queue = (
+            VirtualQueue(self.engines) if p["clock"] == "virtual" else RealtimeQueue(self.engines)
+        )
+        self._finalizer = weakref.finalize(self, self._queue.close)
+        self._inflight_async = 0
+        # counters (pSeries names where they exist)
+        self._comp_complete = 0
+        self._comp_failed = 0
+        self._decomp_complete = 0
+        self._decomp_failed = 0
+        self._swdecomp = 0
+        self._busy_retries = 0
+        self._timeouts = 0
+        self._cc = [0] * 256
+        self._comp_times = [0] * HIST_BUCKETS
+        self._decomp_times = [0] * HIST_BUCKETS
+        self._host_ns = 0
+
+    # -- description -----------------------------------------------------------------------
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str | None]:
+        try:
+            from hwzswap.backends.sw842 import codec  # noqa: F401 - the engines' 842 codec
+        except Exception as exc:  # noqa: BLE001 - report any import failure as the reason
+            return False, f"the software 842 codec is not importable: {type(exc).__name__}: {exc}"
+        return True, None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            device="nx842-emulated",
+            asynchronous=True,
+            batch=True,
+            preferred_batch=self.params["queue_depth"],
+            time_basis="modeled",
+        )
+
+    def describe(self) -> str:
+        p = self.params
+        return (
+            f"{self.name} on nx842-emulated ({p['engines']} engines, queue depth "
+            f"{p['queue_depth']}, {p['clock']} clock)"
+        )
+
+    def close(self) -> None:
+        self._finalizer()
+
+    # -- fault injection -------------------------------------------------------------------
+
+    def inject(self, fault: int, op: str, count: int = 1) -> None:
+        """Make the next ``count`` ``op`` requests ("compress"/"decompress") fail with ``fault``:
+        a completion code (e.g. ``CC.CRC_MISMATCH``) or ``HANG`` (no completion: timeout)."""
+        self.faults.arm(fault, op, count)  # type: ignore[arg-type]
+        self._draw = self.faults.draw
+
+    # -- slots -----------------------------------------------------------------------------
+
+    def _release(self, crb: Crb) -> None:
+        csb = crb.csb
+        csb.flags = 0
+        csb.ce = 0
+        csb.count = 0
+        crb.posted = False
+        crb.hung = False
+        crb.op = None
+        self._free.append(crb)
+
+    def _wait_slot(self, is_comp: bool) -> Crb | None:
+        """All slots taken by async requests: retry BUSY like the crypto layer, or give up."""
+        q = self._queue
+        budget = _BUSY_RETRY_COMP_US if is_comp else _BUSY_RETRY_DECOMP_US
+        start = q.clock_us()
+        free = self._free
+        while not free:
+            self._busy_retries += 1
+            if q.clock_us() - start > budget:
+                return None
+            q.wait_any()
+            self._reap_async()
+        return free.pop()
+
+    def _fill_comp(self, crb: Crb, page: Any) -> None:
+        crb.fc = FC_COMP_CRC
+        src = self._window[crb.slot]
+        src.mem = page
+        src.length = PAGE_SIZE
+        crb.source = src
+        crb.target.length = self._comp_cap
+        draw = self._draw
+        crb.fault = draw(True) if draw is not None else None
+
+    def _fill_decomp(self, crb: Crb, data: Any, n: int) -> None:
+        crb.fc = FC_DECOMP_CRC
+        src = self._window[crb.slot]
+        src.mem = data
+        src.length = n
+        crb.source = src
+        crb.target.length = PAGE_SIZE
+        draw = self._draw
+        crb.fault = draw(False) if draw is not None else None
+
+    # -- completion handling ---------------------------------------------------------------
+
+    def _comp_result(self, crb: Crb) -> bytes | None:
+        """Turn a completed compress CRB into the contract's result; frees the slot."""
+        csb = crb.csb
+        if csb.flags & CSB_V:
+            cc = csb.cc
+            self._cc[cc] += 1
+            if cc == CC_SUCCESS or cc == CC_TPBC_GT_SPBC:
+                self._comp_complete += 1
+                b = int(crb.t_done - crb.t_submit).bit_length() - 1
+                self._comp_times[0 if b < 0 else (b if b < HIST_BUCKETS else HIST_BUCKETS - 1)] += 1
+                n = csb.count
+                out = bytes(crb.target.mem[:n]) if cc == CC_SUCCESS and n < PAGE_SIZE else None
+                self._release(crb)
+                return out
+            self._comp_failed += 1
+            self._release(crb)
+            if cc == CC_NOSPC:  # -ENOSPC: the page does not fit; zswap rejects it as poor
+                return None
+            raise DeviceError(
+                f"842-nx: the engine failed a compress request: {describe_cc(cc)}; the store "
+                "is rejected (the NX driver has no software compress fallback)"
+            )
+        self._comp_failed += 1
+        self._timeouts += 1
+        self._release(crb)
+        raise DeviceError(
+            f"842-nx: a compress request did not complete within {self.params['timeout_ms']:g} ms "
+            "(-ETIMEDOUT); the store is rejected"
+        )
+
+    def _decomp_result(self, crb: Crb, data: Any) -> bytes:
+        """Turn a completed decompress CRB into a page, falling back to software on any engine
+        failure; frees the slot. Raises CorruptDataError only if software 842 fails too."""
+        csb = crb.csb
+        if csb.flags & CSB_V:
+            cc = csb.cc
+            self._cc[cc] += 1
+            if cc == CC_SUCCESS:
+                self._decomp_complete += 1
+                b = int(crb.t_done - crb.t_submit).bit_length() - 1
+                self._decomp_times[0 if b < 0 else (b if b < HIST_BUCKETS else HIST_BUCKETS - 1)] += 1
+                n = csb.count
+                if n == PAGE_SIZE:
+                    out = bytes(crb.target.mem[:PAGE_SIZE])
+                    self._release(crb)
+                    return out
+                self._release(crb)
+                raise wrong_length(self.name, n)
+            self._decomp_failed += 1
+        else:
+            self._decomp_failed += 1
+            self._timeouts += 1
+        self._release(crb)
+        return self._software_decompress(data)
+
+    def _software_decompress(self, data: Any) -> bytes:
+        """``sw842_decompress`` on the host: the kernel's fallback when the engine fails."""
+        self._swdecomp += 1
+        return self._sw_decompress_page(data)
+
+    def _finish(self, crb: Crb) -> None:
+        """Complete the async op that ``crb`` carried and queue it for :meth:`poll`."""
+        op = crb.op
+        op.device_us = crb.service_us
+        if crb.fc == FC_COMP_CRC:
+            op.consumed = PAGE_SIZE
+            try:
+                out = self._comp_result(crb)
+            except DeviceError as exc:
+                op.status, op.error, op.dst, op.produced = OpStatus.DEVICE_ERROR, str(exc), None, 0
+            else:
+                if out is None:
+                    op.status, op.dst, op.produced = OpStatus.INCOMPRESSIBLE, None, 0
+                else:
+                    op.status, op.dst, op.produced = OpStatus.SUCCESS, out, len(out)
+        else:
+            src = op.src
+            op.consumed = len(src) if type(src) is bytes else memoryview(src).nbytes
+            try:
+                out = self._decomp_result(crb, src)
+            except CorruptDataError as exc:
+                op.status, op.error, op.dst, op.produced = OpStatus.INVALID_INPUT, str(exc), None, 0
+            else:
+                op.status, op.dst, op.produced = OpStatus.SUCCESS, out, PAGE_SIZE
+        self._inflight_async -= 1
+        self._completed.append(op)
+
+    def _reap_async(self) -> None:
+        for crb in self._queue.reap():
+            self._finish(crb)
+
+    # -- single page -----------------------------------------------------------------------
+
+    def compress(self, page: Any) -> bytes | None:
+        t0 = perf_counter_ns()
+        q = self._queue
+        ex0 = q.excluded_ns
+        try:
+            if type(page) is not bytes or len(page) != PAGE_SIZE:
+                page = check_page(page)
+            free = self._free
+            crb = free.pop() if free else self._wait_slot(True)
+            if crb is None:
+                raise DeviceError(
+                    "842-nx: the request queue stayed full for 250 ms (-EBUSY); poll() the "
+                    "outstanding async ops or raise queue_depth"
+                )
+            self._fill_comp(crb, page)
+            q.submit(crb)
+            q.wait(crb)
+            for c in q.reap():
+                if c is not crb:
+                    self._finish(c)
+            return self._comp_result(crb)
+        finally:
+            self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
+
+    def decompress(self, data: Any) -> bytes:
+        """Decompress one page on an engine; any engine failure falls back to software 842.
+
+        Input the engine cannot take goes to software directly: larger than ``max_sync_size``
+        (as the crypto layer does), empty, or not a multiple of 8 bytes. The kernel's crypto
+        layer would zero-pad the last case into a bounce buffer; here every stored page is a
+        whole 842 stream, which producers pad to 8 bytes, so an odd length means the data was
+        cut or damaged and the software decoder (which checks that) gives the verdict.
+        """
+        t0 = perf_counter_ns()
+        q = self._queue
+        ex0 = q.excluded_ns
+        try:
+            n = len(data) if type(data) is bytes else _nbytes(data)
+            if n > self._max_sync or n & 7 or not n:
+                return self._software_decompress(data)
+            free = self._free
+            crb = free.pop() if free else self._wait_slot(False)
+            if crb is None:
+                return self._software_decompress(data)
+            self._fill_decomp(crb, data, n)
+            q.submit(crb)
+            q.wait(crb)
+            for c in q.reap():
+                if c is not crb:
+                    self._finish(c)
+            return self._decomp_result(crb, data)
+        finally:
+            self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
+
+    # -- batch -----------------------------------------------------------------------------
+
+    def compress_batch(self, pages: np.ndarray) -> list[Any]:
+        """Keep the queue full: submit until BUSY, wait for a completion, refill.
+
+        Results are in page order. If any page fails on the engine, every other page still
+        completes and then :class:`DeviceError` names the failed pages (use submit/poll for
+        per-page statuses).
+        """
+        t0 = perf_counter_ns()
+        q = self._queue
+        ex0 = q.excluded_ns
+        try:
+            pages = check_pages(pages)
+            n = len(pages)
+            out: list[Any] = [None] * n
+            flat = memoryview(pages.reshape(-1))
+            free = self._free
+            failed: list[tuple[int, str]] = []
+            i = 0
+            outstanding = 0
+            while i < n or outstanding:
+                while i < n and free:
+                    crb = free.pop()
+                    self._fill_comp(crb, flat[i * PAGE_SIZE : (i + 1) * PAGE_SIZE])
+                    crb.op = _BATCH
+                    crb.index = i
+                    q.submit(crb)
+                    i += 1
+                    outstanding += 1
+                if i < n:
+                    self._busy_retries += 1  # the next page met a full queue (-EBUSY)
+                q.wait_any()
+                for c in q.reap():
+                    if c.op is _BATCH:
+                        outstanding -= 1
+                        k = c.index
+                        try:
+                            out[k] = self._comp_result(c)
+                        except DeviceError as exc:
+                            failed.append((k, str(exc)))
+                    else:
+                        self._finish(c)
+            if failed:
+                k, msg = failed[0]
+                raise DeviceError(
+                    f"842-nx: {len(failed)} of {n} pages failed to compress (first: page {k}: "
+                    f"{msg})"
+                )
+            return out
+        finally:
+            self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
+
+    def decompress_batch(self, items: Sequence[Any]) -> np.ndarray:
+        """Decompress N items through the queue (software fallback per item as needed)."""
+        t0 = perf_counter_ns()
+        q = self._queue
+        ex0 = q.excluded_ns
+        try:
+            n = len(items)
+            result = np.empty((n, PAGE_SIZE), dtype=np.uint8)
+            flat = memoryview(result.reshape(-1))
+            free = self._free
+            bad: list[tuple[int, str]] = []
+            i = 0
+            outstanding = 0
+            while i < n or outstanding:
+                while i < n and free:
+                    data = items[i]
+                    size = len(data) if type(data) is bytes else _nbytes(data)
+                    if size > self._max_sync or size & 7 or not size:
+                        try:
+                            flat[i * PAGE_SIZE : (i + 1) * PAGE_SIZE] = self._software_decompress(data)
+                        except CorruptDataError as exc:
+                            bad.append((i, str(exc)))
+                        i += 1
+                        continue
+                    crb = free.pop()
+                    self._fill_decomp(crb, data, size)
+                    crb.op = _BATCH
+                    crb.index = i
+                    q.submit(crb)
+                    i += 1
+                    outstanding += 1
+                if i < n:
+                    self._busy_retries += 1
+                elif not outstanding:
+                    break
+                q.wait_any()
+                for c in q.reap():
+                    if c.op is _BATCH:
+                        outstanding -= 1
+                        k = c.index
+                        try:
+                            flat[k * PAGE_SIZE : (k + 1) * PAGE_SIZE] = self._decomp_result(c, items[k])
+                        except CorruptDataError as exc:
+                            bad.append((k, str(exc)))
+                    else:
+                        self._finish(c)
+            if bad:
+                k, msg = min(bad)
+                raise CorruptDataError(f"item {k}: {msg}")
+            return result
+        finally:
+            self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
+
+    # -- asynchronous ops ------------------------------------------------------------------
+
+    def submit(self, ops: Sequence[CompOp]) -> int:
+        """Queue ops while slots are free; the rest are marked BUSY. Returns how many were taken.
+
+        An op that fails validation (a compress input that is not one page) is accepted and
+        completes at once with INVALID_INPUT; a decompress input the engine cannot take (see
+        :meth:`decompress`) is accepted and decoded in software at once.
+        """
+        t0 = perf_counter_ns()
+        q = self._queue
+        ex0 = q.excluded_ns
+        try:
+            self._reap_async()
+            free = self._free
+            completed = self._completed
+            accepted = 0
+            for op in ops:
+                if op.kind is OpKind.COMPRESS:
+                    page = op.src
+                    if type(page) is not bytes or len(page) != PAGE_SIZE:
+                        try:
+                            page = check_page(page)
+                        except InvalidInputError as exc:
+                            op.status, op.error, op.dst, op.produced = (
+                                OpStatus.INVALID_INPUT, str(exc), None, 0
+                            )
+                            completed.append(op)
+                            accepted += 1
+                            continue
+                    if not free:
+                        break
+                    crb = free.pop()
+                    self._fill_comp(crb, page)
+                else:
+                    data = op.src
+                    try:
+                        size = len(data) if type(data) is bytes else _nbytes(data)
+                    except InvalidInputError as exc:
+                        op.status, op.error, op.dst, op.produced = (
+                            OpStatus.INVALID_INPUT, f"842-nx: {exc}", None, 0
+                        )
+                        completed.append(op)
+                        accepted += 1
+                        continue
+                    if size > self._max_sync or size & 7 or not size:
+                        op.consumed = size
+                        try:
+                            out = self._software_decompress(data)
+                        except CorruptDataError as exc:
+                            op.status, op.error, op.dst, op.produced = (
+                                OpStatus.INVALID_INPUT, str(exc), None, 0
+                            )
+                        else:
+                            op.status, op.dst, op.produced = OpStatus.SUCCESS, out, PAGE_SIZE
+                        completed.append(op)
+                        accepted += 1
+                        continue
+                    if not free:
+                        break
+                    crb = free.pop()
+                    self._fill_decomp(crb, data, size)
+                crb.op = op
+                q.submit(crb)
+                self._inflight_async += 1
+                accepted += 1
+            refused = len(ops) - accepted
+            if refused:
+                self._busy_retries += refused
+                for k in range(accepted, len(ops)):
+                    ops[k].status = OpStatus.BUSY
+            return accepted
+        finally:
+            self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
+
+    def poll(self, max_ops: int | None = None) -> list[CompOp]:
+        """Completed ops; if none is ready but some are in flight, wait for the next completion
+        (virtual: the clock advances to it; realtime: block until an engine posts one)."""
+        t0 = perf_counter_ns()
+        q = self._queue
+        ex0 = q.excluded_ns
+        try:
+            self._reap_async()
+            done = self._completed
+            if not done and self._inflight_async:
+                q.wait_any()
+                self._reap_async()
+            k = len(done) if max_ops is None else min(max_ops, len(done))
+            return [done.popleft() for _ in range(k)]
+        finally:
+            self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
+
+    def pending(self) -> int:
+        return self._inflight_async + len(self._completed)
+
+    # -- accounting ------------------------------------------------------------------------
+
+    def modeled_device_us(self) -> float:
+        """Modelled engine-busy time over all requests so far (µs); identical in both clocks."""
+        return sum(e.busy_ps for e in self.engines) / 1e6
+
+    def counters(self) -> dict[str, Any]:
+        q = self._queue
+        emulation_ns = sum(e.emulation_ns for e in self.engines)
+        out: dict[str, Any] = {
+            "comp_complete": self._comp_complete,
+            "comp_failed": self._comp_failed,
+            "decomp_complete": self._decomp_complete,
+            "decomp_failed": self._decomp_failed,
+            "swdecomp": self._swdecomp,
+            "busy_retries": self._busy_retries,
+            "timeouts": self._timeouts,
+            "faults_injected": self.faults.injected,
+            "completion_codes": {cc_name(cc): n for cc, n in enumerate(self._cc) if n},
+            "comp_times": list(self._comp_times),
+            "decomp_times": list(self._decomp_times),
+            "requests": sum(e.requests for e in self.engines),
+            "device_us": self.modeled_device_us(),
+            "engine_busy_us": [e.busy_ps / 1e6 for e in self.engines],
+            "host_driver_us": self._host_ns / 1000.0,
+            "emulation_us": emulation_ns / 1000.0,
+            "clock": q.mode,
+            "device_clock_us": q.clock_us(),
+        }
+        if isinstance(q, RealtimeQueue):
+            out["late"] = sum(q.late)
+            out["late_us"] = sum(q.late_ns) / 1000.0
+        return out
+
+
+def _nbytes(data: Any) -> int:
+    try:
+        return memoryview(data).nbytes
+    except TypeError:
+        raise InvalidInputError(
+            f"compressed data must be a bytes-like object, not {type(data).__name__}"
+        ) from None
+
+
+__all__ = ["HANG", "Nx842Backend"]

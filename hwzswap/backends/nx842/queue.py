@@ -1,0 +1,237 @@
+"""The submission queue feeding the engines, in two clock modes.
+
+Both modes run the same :class:`~hwzswap.backends.nx842.engine.Engine` code on every request and
+so charge the same modelled device time; they differ only in what "time" is:
+
+``virtual``
+    A modelled clock in µs, no sleeping, no threads. A request is started at submission on the
+    engine that frees up first (FIFO over N servers): ``start = max(now, engine free at)``,
+    ``done = start + service``. Its completion (CSB valid bit) becomes visible once the clock
+    reaches ``done``. The clock moves only when the host waits for the device (a synchronous
+    call, or :meth:`wait_any` when nothing has completed yet); host CPU time is not modelled, so
+    runs are deterministic and fast enough for benchmarking.
+
+``realtime``
+    One worker thread per engine takes requests from the FIFO and paces wall time to the model:
+    it does the work, then sleeps/spins until ``start + service`` before setting the valid bit.
+    The emulation cannot finish sooner than the host can run the codec; completions that land
+    later than the model are counted (``late``/``late_us``).
+
+The driver owns the request blocks (one per queue slot); a queue only sees blocks it was given.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from heapq import heappop, heappush
+from time import perf_counter_ns
+from typing import Literal
+
+from hwzswap.backends.nx842.crb import CSB_V, Crb
+from hwzswap.backends.nx842.engine import Engine
+from hwzswap.errors import DeviceError
+
+ClockMode = Literal["virtual", "realtime"]
+
+# How long a realtime wait may block with nothing completing before the driver declares the
+# emulated device dead (beyond the configured completion timeout). Generous: the codec's first
+# call compiles it, which can take a while on a loaded machine.
+_REALTIME_GUARD_S = 300.0
+
+
+class VirtualQueue:
+    """FIFO over N engines on a modelled clock (see the module docstring)."""
+
+    mode: ClockMode = "virtual"
+
+    def __init__(self, engines: list[Engine]) -> None:
+        self.engines = engines
+        self.now = 0.0  # the device clock, µs
+        self._free_at = [0.0] * len(engines)
+        self._heap: list[tuple[float, int, Crb]] = []
+        self._seq = 0
+        #: Host ns spent inside driver calls that is not the driver's own path (engine emulation).
+        self.excluded_ns = 0
+        self.closed = False
+
+    def clock_us(self) -> float:
+        return self.now
+
+    def inflight(self) -> int:
+        return len(self._heap)
+
+    def submit(self, crb: Crb) -> None:
+        """Accept ``crb``; the engine that frees up first does its work now (on the model clock)."""
+        if self.closed:
+            raise DeviceError("842-nx: the device was closed; create a new backend")
+        now = self.now
+        fa = self._free_at
+        e = 0
+        best = fa[0]
+        for i in range(1, len(fa)):
+            if fa[i] < best:
+                best = fa[i]
+                e = i
+        start = best if best > now else now
+        engine = self.engines[e]
+        t0 = perf_counter_ns()
+        us = engine.run(crb)
+        self.excluded_ns += perf_counter_ns() - t0
+        done = start + us
+        fa[e] = done
+        crb.t_submit = now
+        crb.t_start = start
+        crb.t_done = done
+        self._seq += 1
+        heappush(self._heap, (done, self._seq, crb))
+
+    def reap(self) -> list[Crb]:
+        """Requests whose modelled completion time has been reached, in completion order."""
+        heap = self._heap
+        now = self.now
+        out = []
+        while heap and heap[0][0] <= now:
+            crb = heappop(heap)[2]
+            if not crb.hung:
+                crb.csb.flags |= CSB_V
+            crb.posted = True
+            out.append(crb)
+        return out
+
+    def wait_any(self) -> None:
+        """Advance the clock to the next completion (the host waits for the device)."""
+        heap = self._heap
+        if heap and heap[0][0] > self.now:
+            self.now = heap[0][0]
+
+    def wait(self, crb: Crb) -> None:
+        """Advance the clock until ``crb`` has completed."""
+        if crb.t_done > self.now:
+            self.now = crb.t_done
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class RealtimeQueue:
+    """FIFO over N engine threads that pace wall time to the model (see the module docstring)."""
+
+    mode: ClockMode = "realtime"
+
+    def __init__(self, engines: list[Engine]) -> None:
+        self.engines = engines
+        self._cv = threading.Condition()
+        self._pending: deque[Crb] = deque()
+        self._posted: list[Crb] = []
+        self._inflight = 0
+        self._stop = False
+        self.closed = False
+        self._t0 = perf_counter_ns()
+        self.excluded_ns = 0  # host ns the driver spent blocked waiting for completions
+        self.late = [0] * len(engines)  # completions posted later than the model allows
+        self.late_ns = [0] * len(engines)
+        self._threads = [
+            threading.Thread(
+                target=self._worker, args=(engine,), name=f"nx842-engine{engine.index}", daemon=True
+            )
+            for engine in engines
+        ]
+        for t in self._threads:
+            t.start()
+
+    def clock_us(self) -> float:
+        return (perf_counter_ns() - self._t0) / 1000.0
+
+    def inflight(self) -> int:
+        return self._inflight
+
+    def submit(self, crb: Crb) -> None:
+        if self.closed:
+            raise DeviceError("842-nx: the device was closed; create a new backend")
+        crb.t_submit = (perf_counter_ns() - self._t0) / 1000.0
+        with self._cv:
+            self._pending.append(crb)
+            self._inflight += 1
+            self._cv.notify_all()
+
+    def _worker(self, engine: Engine) -> None:
+        cv = self._cv
+        pending = self._pending
+        t0 = self._t0
+        k = engine.index
+        while True:
+            with cv:
+                while not pending and not self._stop:
+                    cv.wait()
+                if not pending:
+                    return
+                crb = pending.popleft()
+            start_ns = perf_counter_ns()
+            crb.t_start = (start_ns - t0) / 1000.0
+            us = engine.run(crb)
+            target_ns = start_ns + int(us * 1000.0)
+            self._pace(target_ns)
+            end_ns = perf_counter_ns()
+            if end_ns > target_ns + 1000:  # more than 1 µs behind the model
+                self.late[k] += 1
+                self.late_ns[k] += end_ns - target_ns
+            crb.t_done = (end_ns - t0) / 1000.0
+            crb.wall_us = (end_ns - start_ns) / 1000.0
+            with cv:
+                if not crb.hung:
+                    crb.csb.flags |= CSB_V
+                crb.posted = True
+                self._posted.append(crb)
+                self._inflight -= 1
+                cv.notify_all()
+
+    def _pace(self, target_ns: int) -> None:
+        """Sleep, then yield-spin, until ``target_ns`` (or until the queue is closed)."""
+        while not self._stop:
+            remaining = target_ns - perf_counter_ns()
+            if remaining <= 0:
+                return
+            # Sleep while far away; close in with sleep(0), which still yields the GIL.
+            time.sleep((remaining - 200_000) / 1e9 if remaining > 400_000 else 0)
+
+    def reap(self) -> list[Crb]:
+        with self._cv:
+            out = self._posted
+            self._posted = []
+        return out
+
+    def _block(self, ready) -> None:  # noqa: ANN001 - a tiny predicate
+        t0 = perf_counter_ns()
+        with self._cv:
+            if not self._cv.wait_for(ready, timeout=_REALTIME_GUARD_S):
+                raise DeviceError(
+                    f"842-nx: no completion from the emulated engines in {_REALTIME_GUARD_S:.0f} s; "
+                    "the engine threads have stopped (was the backend closed?)"
+                )
+        self.excluded_ns += perf_counter_ns() - t0
+
+    def wait_any(self) -> None:
+        """Block until at least one request has completed (returns at once if none is queued)."""
+        self._block(lambda: self._posted or not self._inflight)
+
+    def wait(self, crb: Crb) -> None:
+        self._block(lambda: crb.posted)
+
+    def close(self) -> None:
+        """Stop pacing, let the engines finish what is queued, then stop the threads.
+
+        Requests still queued complete (unpaced) and stay reapable, so nothing is lost.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join(timeout=_REALTIME_GUARD_S)
+
+
+DeviceQueue = VirtualQueue | RealtimeQueue
