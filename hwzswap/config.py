@@ -1,0 +1,436 @@
+"""Configuration of a zswap swap system: dataclasses and a loader that validates the whole file.
+
+A config is YAML (or an equivalent dict) with four sections; every key is optional and takes the
+default shown (the 2013 v9 defaults where the kernel had a knob)::
+
+    zswap:
+      enabled: true
+      compressor: lzo              # a name, or {name: lz4, params: {acceleration: 2}}
+      max_pool_percent: 20         # of memory.total_ram_mb
+      max_compression_ratio: 80    # percent of 4096 (v9 default 80); 100 = reject only >= page
+      accept_threshold_percent: 90 # hysteresis after pool_limit_hit (100 disables)
+      same_filled_pages: true
+      exclusive_loads: false       # v9: load keeps the entry; true: load frees it (today's kernel)
+      max_outstanding_writebacks: 64   # v9 ZSWAP_MAX_OUTSTANDING_FLUSHES
+      writeback_batch: 16          # entries written back per reclaim attempt (v9: 16)
+      background_writeback: false  # a thread keeping the pool under the accept threshold
+    memory:
+      total_ram_mb: 256
+    pool:
+      type: zsmalloc               # or zbud
+      max_pages_per_zspage: 8      # zsmalloc only (CONFIG_ZSMALLOC_CHAIN_SIZE)
+    swap:
+      path: null                   # null = a temporary file, removed on close()
+      nr_pages: 65536
+      model: none                  # none | hdd | ssd | custom
+      # custom only: latency_us, read_mb_s, write_mb_s
+
+:func:`load_config` checks everything at once and raises one :class:`~hwzswap.errors.ConfigError`
+listing every problem, each line naming the file (``<dict>`` for a dict) and the dotted key, e.g.
+``configs/x.yaml: zswap.max_pool_percent: must be an integer 1..100, got 250``. Compressor
+parameters are checked against the backend class from the registry, so a typo in a parameter
+name fails at load time, not in the middle of a run.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwzswap.errors import ConfigError, HwzswapError
+
+PAGE_SIZE = 4096
+
+POOL_TYPES = ("zsmalloc", "zbud")
+SWAP_MODELS = ("none", "hdd", "ssd", "custom")
+
+
+@dataclass
+class CompressorConfig:
+    """The compressor: a registry name and its parameters (defaults filled in by the loader)."""
+
+    name: str = "lzo"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ZswapSettings:
+    """The ``zswap:`` section: the kernel module parameters plus the v9 writeback knobs."""
+
+    enabled: bool = True
+    compressor: CompressorConfig = field(default_factory=CompressorConfig)
+    max_pool_percent: int = 20
+    max_compression_ratio: int = 80
+    accept_threshold_percent: int = 90
+    same_filled_pages: bool = True
+    exclusive_loads: bool = False
+    max_outstanding_writebacks: int = 64
+    writeback_batch: int = 16
+    background_writeback: bool = False
+
+
+@dataclass
+class MemoryConfig:
+    """The ``memory:`` section: the RAM size ``max_pool_percent`` is a share of."""
+
+    total_ram_mb: int = 256
+
+
+@dataclass
+class PoolConfig:
+    """The ``pool:`` section."""
+
+    type: str = "zsmalloc"
+    max_pages_per_zspage: int = 8
+
+
+@dataclass
+class SwapConfig:
+    """The ``swap:`` section: the swap file behind swap type 0 and its latency model."""
+
+    path: str | None = None
+    nr_pages: int = 65536
+    model: str = "none"
+    latency_us: float | None = None
+    read_mb_s: float | None = None
+    write_mb_s: float | None = None
+
+
+@dataclass
+class ZswapConfig:
+    """A whole, validated configuration. Build it with :func:`load_config`."""
+
+    zswap: ZswapSettings = field(default_factory=ZswapSettings)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    swap: SwapConfig = field(default_factory=SwapConfig)
+    #: Where the config came from (a file path or ``"<dict>"``), for messages.
+    source: str = field(default="<dict>", compare=False)
+
+    @property
+    def total_ram_pages(self) -> int:
+        return self.memory.total_ram_mb * (1 << 20) // PAGE_SIZE
+
+    @property
+    def max_pool_pages(self) -> int:
+        """Pool limit in pages: ``totalram_pages * max_pool_percent / 100`` (as the kernel)."""
+        return max(1, self.total_ram_pages * self.zswap.max_pool_percent // 100)
+
+    @property
+    def accept_pool_pages(self) -> int:
+        """After ``pool_limit_hit``, stores resume once the pool is at or under this."""
+        return self.max_pool_pages * self.zswap.accept_threshold_percent // 100
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (YAML-ready) that :func:`load_config` turns back into an equal config."""
+        z = self.zswap
+        swap: dict[str, Any] = {
+            "path": self.swap.path,
+            "nr_pages": self.swap.nr_pages,
+            "model": self.swap.model,
+        }
+        if self.swap.model == "custom":
+            swap["latency_us"] = self.swap.latency_us
+            swap["read_mb_s"] = self.swap.read_mb_s
+            swap["write_mb_s"] = self.swap.write_mb_s
+        pool: dict[str, Any] = {"type": self.pool.type}
+        if self.pool.type == "zsmalloc":
+            pool["max_pages_per_zspage"] = self.pool.max_pages_per_zspage
+        return {
+            "zswap": {
+                "enabled": z.enabled,
+                "compressor": {
+                    "name": z.compressor.name,
+                    "params": copy.deepcopy(z.compressor.params),
+                },
+                "max_pool_percent": z.max_pool_percent,
+                "max_compression_ratio": z.max_compression_ratio,
+                "accept_threshold_percent": z.accept_threshold_percent,
+                "same_filled_pages": z.same_filled_pages,
+                "exclusive_loads": z.exclusive_loads,
+                "max_outstanding_writebacks": z.max_outstanding_writebacks,
+                "writeback_batch": z.writeback_batch,
+                "background_writeback": z.background_writeback,
+            },
+            "memory": {"total_ram_mb": self.memory.total_ram_mb},
+            "pool": pool,
+            "swap": swap,
+        }
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+class _Problems:
+    """Collects ``(dotted key, message)`` pairs so one error can report every problem."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append((key, message))
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        lines = [f"{self.source}: {key}: {msg}" if key else f"{self.source}: {msg}"
+                 for key, msg in self.items]
+        if len(lines) == 1:
+            err = ConfigError(lines[0])
+        else:
+            err = ConfigError(f"{len(lines)} problems in {self.source}:\n  " + "\n  ".join(lines))
+        err.errors = list(self.items)  # type: ignore[attr-defined]
+        err.source = self.source  # type: ignore[attr-defined]
+        raise err
+
+
+def _int_range(lo: int, hi: int) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if type(v) is not int or not lo <= v <= hi:
+            return f"must be an integer {lo}..{hi}, got {v!r}"
+        return None
+
+    return check
+
+
+def _bool(v: Any) -> str | None:
+    return None if type(v) is bool else f"must be true or false, got {v!r}"
+
+
+def _number(lo: float, *, strict: bool) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        ok = type(v) in (int, float) and (v > lo if strict else v >= lo) and v == v
+        if ok and v != float("inf"):
+            return None
+        bound = f"> {lo}" if strict else f">= {lo}"
+        return f"must be a finite number {bound}, got {v!r}"
+
+    return check
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return None if v in choices else f"must be one of {', '.join(choices)}; got {v!r}"
+
+    return check
+
+
+def _path(v: Any) -> str | None:
+    if v is None or (type(v) is str and v):
+        return None
+    return f"must be a file path or null, got {v!r}"
+
+
+_ZSWAP_KEYS: dict[str, Callable[[Any], str | None]] = {
+    "enabled": _bool,
+    "max_pool_percent": _int_range(1, 100),
+    "max_compression_ratio": _int_range(1, 100),
+    "accept_threshold_percent": _int_range(0, 100),
+    "same_filled_pages": _bool,
+    "exclusive_loads": _bool,
+    "max_outstanding_writebacks": _int_range(1, 4096),
+    "writeback_batch": _int_range(1, 4096),
+    "background_writeback": _bool,
+}
+_MEMORY_KEYS = {"total_ram_mb": _int_range(1, 1 << 24)}
+_POOL_KEYS = {"type": _choice(POOL_TYPES), "max_pages_per_zspage": _int_range(1, 16)}
+_SWAP_KEYS = {
+    "path": _path,
+    "nr_pages": _int_range(1, 1 << 30),
+    "model": _choice(SWAP_MODELS),
+    "latency_us": _number(0, strict=False),
+    "read_mb_s": _number(0, strict=True),
+    "write_mb_s": _number(0, strict=True),
+}
+_SECTIONS = ("zswap", "memory", "pool", "swap")
+
+
+def _section(raw: Mapping[str, Any], name: str, p: _Problems) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        p.add(name, f"must be a mapping of settings, got {type(value).__name__} {value!r}")
+        return {}
+    return dict(value)
+
+
+def _check_keys(
+    section: str,
+    values: dict[str, Any],
+    spec: Mapping[str, Callable[[Any], str | None]],
+    p: _Problems,
+    extra: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Validate ``values`` against ``spec``; return the good ones (bad/unknown ones dropped)."""
+    good: dict[str, Any] = {}
+    known = sorted((*spec, *extra))
+    for key, value in values.items():
+        if key in extra:
+            continue
+        check = spec.get(key)
+        if check is None:
+            p.add(f"{section}.{key}", f"unknown key (known keys: {', '.join(known)})")
+            continue
+        msg = check(value)
+        if msg is not None:
+            p.add(f"{section}.{key}", msg)
+        else:
+            good[key] = value
+    return good
+
+
+def _compressor(value: Any, p: _Problems) -> CompressorConfig | None:
+    """Parse and check ``zswap.compressor`` against the backend registry."""
+    from hwzswap.backends.registry import get_backend_class
+
+    key = "zswap.compressor"
+    if isinstance(value, str):
+        name, params = value, {}
+    elif isinstance(value, Mapping):
+        unknown = sorted(set(value) - {"name", "params"})
+        for k in unknown:
+            p.add(f"{key}.{k}", "unknown key (known keys: name, params)")
+        name = value.get("name")
+        params = value.get("params", {})
+        if params is None:
+            params = {}
+        if not isinstance(name, str):
+            p.add(f"{key}.name", f"must be a backend name, got {name!r}")
+            return None
+        if not isinstance(params, Mapping):
+            p.add(f"{key}.params", f"must be a mapping of parameters, got {params!r}")
+            return None
+        if unknown:
+            return None
+    else:
+        p.add(key, f"must be a backend name or {{name: ..., params: {{...}}}}, got {value!r}")
+        return None
+    try:
+        cls = get_backend_class(name)
+    except HwzswapError as exc:  # unknown name, or a plugin that fails to import
+        p.add(f"{key}" if isinstance(value, str) else f"{key}.name", f"unknown compressor: {exc}")
+        return None
+    bad = False
+    for pk, pv in params.items():
+        try:
+            cls.validate_params({pk: pv})
+        except HwzswapError as exc:
+            p.add(f"{key}.params.{pk}", str(exc))
+            bad = True
+    if bad:
+        return None
+    try:
+        full = cls.validate_params(dict(params))
+    except HwzswapError as exc:  # a cross-parameter rule of the backend
+        p.add(f"{key}.params", str(exc))
+        return None
+    return CompressorConfig(name=name, params=full)
+
+
+def _from_mapping(raw: Any, source: str) -> ZswapConfig:
+    p = _Problems(source)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        p.add("", f"the top level must be a mapping with sections {', '.join(_SECTIONS)}; "
+                  f"got {type(raw).__name__}")
+        p.raise_if_any()
+    for key in raw:
+        if key not in _SECTIONS:
+            p.add(str(key), f"unknown section (known sections: {', '.join(_SECTIONS)})")
+
+    zraw = _section(raw, "zswap", p)
+    z = _check_keys("zswap", zraw, _ZSWAP_KEYS, p, extra=("compressor",))
+    comp = CompressorConfig()
+    if "compressor" in zraw:
+        parsed = _compressor(zraw["compressor"], p)
+        if parsed is not None:
+            comp = parsed
+    else:
+        parsed = _compressor(comp.name, p)
+        comp = parsed if parsed is not None else comp
+    zswap = ZswapSettings(compressor=comp, **z)
+
+    memory = MemoryConfig(**_check_keys("memory", _section(raw, "memory", p), _MEMORY_KEYS, p))
+
+    praw = _section(raw, "pool", p)
+    pv = _check_keys("pool", praw, _POOL_KEYS, p)
+    pool = PoolConfig(**pv)
+    if "max_pages_per_zspage" in praw and pv.get("type", pool.type) == "zbud":
+        p.add("pool.max_pages_per_zspage", "only applies to pool.type zsmalloc (zbud pages hold "
+                                           "at most two objects); remove it")
+
+    sraw = _section(raw, "swap", p)
+    sv = _check_keys("swap", sraw, _SWAP_KEYS, p)
+    swap = SwapConfig(**sv)
+    custom_keys = ("latency_us", "read_mb_s", "write_mb_s")
+    if swap.model == "custom":
+        for k in ("read_mb_s", "write_mb_s"):
+            if k not in sraw:
+                p.add(f"swap.{k}", "required with model: custom")
+        if swap.latency_us is None and "latency_us" not in sraw:
+            swap.latency_us = 0.0
+    elif "model" in sv or "model" not in sraw:
+        for k in custom_keys:
+            if k in sraw:
+                p.add(f"swap.{k}", f"only applies with model: custom (model is {swap.model!r})")
+    if isinstance(swap.latency_us, int):
+        swap.latency_us = float(swap.latency_us)
+    for k in ("read_mb_s", "write_mb_s"):
+        v = getattr(swap, k)
+        if isinstance(v, int):
+            setattr(swap, k, float(v))
+
+    p.raise_if_any()
+    return ZswapConfig(zswap=zswap, memory=memory, pool=pool, swap=swap, source=source)
+
+
+def load_config(source: str | Path | Mapping[str, Any] | ZswapConfig) -> ZswapConfig:
+    """Load and validate a config from a YAML path, a dict, or a :class:`ZswapConfig`.
+
+    A :class:`ZswapConfig` is re-validated (through :meth:`ZswapConfig.to_dict`), so one edited in
+    place after loading cannot smuggle in a bad value. Raises :class:`ConfigError` naming the
+    file and every bad key.
+    """
+    if isinstance(source, ZswapConfig):
+        cfg = _from_mapping(source.to_dict(), source.source)
+        return cfg
+    if isinstance(source, Mapping):
+        return _from_mapping(source, "<dict>")
+    if isinstance(source, (str, Path)):
+        import yaml
+
+        name = str(source)
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read the config file: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{name}: not a UTF-8 text file: {exc}") from None
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            detail = str(exc).replace("\n", " ")
+            raise ConfigError(f"{name}: invalid YAML: {detail}") from None
+        return _from_mapping(raw, name)
+    raise ConfigError(
+        f"a config must be a YAML file path, a dict or a ZswapConfig, not {type(source).__name__}"
+    )
+
+
+__all__ = [
+    "POOL_TYPES",
+    "SWAP_MODELS",
+    "CompressorConfig",
+    "MemoryConfig",
+    "PoolConfig",
+    "SwapConfig",
+    "ZswapConfig",
+    "ZswapSettings",
+    "load_config",
+]

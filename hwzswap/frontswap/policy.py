@@ -1,0 +1,94 @@
+"""The store policies zswap applies, fixed at startup (the kernel's module parameters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hwzswap.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from hwzswap.config import ZswapConfig
+
+PAGE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class ZswapPolicy:
+    """What zswap accepts and when it writes back.
+
+    * ``enabled``: store at all (stored entries stay loadable when it is off);
+    * ``max_compression_ratio``: percent of a page; a compressed page longer than that share of
+      4096 bytes is rejected (``reject_compress_poor``), as in v9 (default 80);
+    * ``max_pool_pages``: the pool limit (``None``: none); ``pool_limit_hit`` counts stores that
+      found the pool at it;
+    * ``accept_threshold_percent``: after the limit is hit, stores are refused until the pool is
+      at or under this share of the limit (today's kernel; 100 disables the hysteresis);
+    * ``same_filled_pages``: a page whose 8-byte words are all equal is kept as that word, with
+      no compression and no pool space;
+    * ``exclusive_loads``: a load frees the entry (today's kernel) instead of keeping it (v9);
+    * ``max_outstanding_writebacks``: cap on entries under writeback at once (v9: 64);
+    * ``writeback_batch``: entries written back per reclaim attempt (v9: 16);
+    * ``background_writeback``: a thread writes back whenever the pool is above the accept
+      threshold, instead of the storing thread doing it.
+    """
+
+    enabled: bool = True
+    max_compression_ratio: int = 80
+    max_pool_pages: int | None = None
+    accept_threshold_percent: int = 90
+    same_filled_pages: bool = True
+    exclusive_loads: bool = False
+    max_outstanding_writebacks: int = 64
+    writeback_batch: int = 16
+    background_writeback: bool = False
+
+    def __post_init__(self) -> None:
+        def bad(name: str, rule: str) -> InvalidParameterError:
+            return InvalidParameterError(
+                f"zswap policy: {name} {rule}, got {getattr(self, name)!r}"
+            )
+
+        for name in ("max_compression_ratio", "accept_threshold_percent"):
+            v = getattr(self, name)
+            lo = 1 if name == "max_compression_ratio" else 0
+            if type(v) is not int or not lo <= v <= 100:
+                raise bad(name, f"must be an int {lo}..100")
+        for name in ("max_outstanding_writebacks", "writeback_batch"):
+            v = getattr(self, name)
+            if type(v) is not int or v < 1:
+                raise bad(name, "must be an int >= 1")
+        if self.max_pool_pages is not None and (
+            type(self.max_pool_pages) is not int or self.max_pool_pages < 1
+        ):
+            raise bad("max_pool_pages", "must be an int >= 1 or None")
+
+    @property
+    def max_compressed_len(self) -> int:
+        """Longest compressed page accepted: ``dlen * 100 / PAGE_SIZE <= ratio``."""
+        return PAGE_SIZE * self.max_compression_ratio // 100
+
+    @property
+    def accept_pages(self) -> int | None:
+        """Pool size (pages) at or under which stores resume after the limit was hit."""
+        if self.max_pool_pages is None:
+            return None
+        return self.max_pool_pages * self.accept_threshold_percent // 100
+
+    @classmethod
+    def from_config(cls, config: ZswapConfig) -> ZswapPolicy:
+        z = config.zswap
+        return cls(
+            enabled=z.enabled,
+            max_compression_ratio=z.max_compression_ratio,
+            max_pool_pages=config.max_pool_pages,
+            accept_threshold_percent=z.accept_threshold_percent,
+            same_filled_pages=z.same_filled_pages,
+            exclusive_loads=z.exclusive_loads,
+            max_outstanding_writebacks=z.max_outstanding_writebacks,
+            writeback_batch=z.writeback_batch,
+            background_writeback=z.background_writeback,
+        )
+
+
+__all__ = ["ZswapPolicy"]

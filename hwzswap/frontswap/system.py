@@ -1,0 +1,347 @@
+"""The swap system: the kernel's swap layer around the zswap cache, and ``open_zswap``.
+
+``swap_out`` offers a page to zswap and, if zswap rejects it, writes it to the swap device;
+``swap_in`` asks zswap first, then the device; ``swap_free`` releases the slot (invalidating the
+zswap entry). Each swap type has a swap map (slot in use or free) so a freed or never-used slot
+is never read, whatever stale bytes the file may hold there.
+
+Guarantee: at every moment, each page accepted by ``swap_out`` and not freed comes back byte-exact
+from ``swap_in``, from the pool or from the file -- through rejections, writeback, device errors
+during writeback and concurrent use from several threads. Operations on one ``(type, offset)``
+must not run concurrently with each other (as the kernel's page lock ensures); different offsets
+may be used from any number of threads.
+
+With ``exclusive_loads: true`` a ``swap_in`` hands the page back and frees the slot (the page now
+lives only in the caller's memory, as after a kernel swap-in with exclusive loads).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwzswap.backends.contract import Backend, check_page, check_pages
+from hwzswap.config import ZswapConfig, load_config
+from hwzswap.errors import ConfigError, InvalidParameterError, SwapDeviceError
+from hwzswap.frontswap.policy import ZswapPolicy
+from hwzswap.frontswap.swapdev import DeviceModel, SwapDevice
+from hwzswap.frontswap.zswap import ZswapCache
+from hwzswap.pool.base import Pool
+
+PAGE_SIZE = 4096
+
+_DEVICE_KEYS = ("pswpin", "pswpout", "swap_model_us", "swap_io_us", "swap_failed_reads",
+                "swap_failed_writes")
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def device_model_from_config(config: ZswapConfig) -> DeviceModel:
+    """The :class:`DeviceModel` named by ``config.swap``."""
+    s = config.swap
+    return DeviceModel.preset(
+        s.model, latency_us=s.latency_us, read_mb_s=s.read_mb_s, write_mb_s=s.write_mb_s
+    )
+
+
+class SwapSystem:
+    """Swap areas (type -> :class:`SwapDevice`) with a :class:`ZswapCache` in front of them.
+
+    Build one with :func:`open_zswap`. Attributes: ``config``, ``zswap``, ``backend``, ``pool``,
+    ``devices`` (type -> device).
+    """
+
+    def __init__(
+        self,
+        config: ZswapConfig,
+        backend: Backend,
+        pool: Pool,
+        policy: ZswapPolicy | None = None,
+        *,
+        owns_backend: bool = False,
+        model: DeviceModel | None = None,
+    ) -> None:
+        self.config = config
+        self.backend = backend
+        self.pool = pool
+        self.model = model if model is not None else device_model_from_config(config)
+        self.devices: dict[int, SwapDevice] = {}
+        self._swap_maps: dict[int, bytearray] = {}
+        self._temp_paths: dict[int, weakref.finalize] = {}
+        self._owns_backend = owns_backend
+        self._closed = False
+        self.zswap = ZswapCache(
+            backend, pool, policy if policy is not None else ZswapPolicy.from_config(config),
+            writeback_target=self,
+        )
+        self._exclusive = self.zswap.policy.exclusive_loads
+
+    # -- swap areas ----------------------------------------------------------------------------
+
+    def swapon(
+        self,
+        type: int,
+        nr_pages: int,
+        path: str | os.PathLike[str] | None = None,
+        model: DeviceModel | None = None,
+    ) -> SwapDevice:
+        """Activate swap ``type`` on a file of ``nr_pages`` slots (``path=None``: a temporary
+        file removed at swapoff/close)."""
+        if self._closed:
+            raise SwapDeviceError("swapon after the swap system was closed")
+        if type.__class__ is not int or type < 0:
+            raise SwapDeviceError(f"swapon: swap type must be an int >= 0, got {type!r}")
+        if type in self.devices:
+            raise SwapDeviceError(f"swapon: swap type {type} is already on ({self.devices[type].path})")
+        finalizer = None
+        if path is None:
+            fd, tmp = tempfile.mkstemp(prefix=f"hwzswap-{type}-", suffix=".swap")
+            os.close(fd)
+            finalizer = weakref.finalize(self, _remove_quietly, tmp)
+            path = tmp
+        try:
+            dev = SwapDevice(path, nr_pages, model if model is not None else self.model)
+        except BaseException:
+            if finalizer is not None:
+                finalizer()
+            raise
+        try:
+            self.zswap.init(type, nr_pages)
+        except BaseException:
+            dev.close()
+            if finalizer is not None:
+                finalizer()
+            raise
+        self.devices[type] = dev
+        self._swap_maps[type] = bytearray(nr_pages)
+        if finalizer is not None:
+            self._temp_paths[type] = finalizer
+        return dev
+
+    def swapoff(self, type: int) -> None:
+        """Deactivate swap ``type``: drop its zswap entries, close (and remove a temporary)
+        file. The pages it held are gone (there is no RAM to bring them back into)."""
+        dev = self.devices.get(type)
+        if dev is None:
+            raise SwapDeviceError(f"swapoff: swap type {type!r} is not on")
+        self.zswap.invalidate_area(type)
+        del self.devices[type]
+        del self._swap_maps[type]
+        dev.close()
+        fin = self._temp_paths.pop(type, None)
+        if fin is not None:
+            fin()
+
+    # -- the swap layer ------------------------------------------------------------------------
+
+    def swap_out(self, type: int, offset: int, page: Any) -> bool:
+        """Swap a page out to slot ``(type, offset)``: into zswap (``True``) or, if zswap
+        rejects it, onto the swap device (``False``). A device failure raises
+        :class:`SwapDeviceError` and leaves the slot free (the caller still has the page)."""
+        smap = self._swap_maps.get(type)
+        if smap is None or not 0 <= offset < len(smap):
+            raise self._bad_slot(type, offset, "swap_out")
+        if page.__class__ is not bytes or len(page) != PAGE_SIZE:
+            page = check_page(page).tobytes()
+        smap[offset] = 1
+        if self.zswap.store(type, offset, page):
+            return True
+        self._write_device(type, offset, page)
+        return False
+
+    def swap_out_batch(self, type: int, offsets: Sequence[int], pages: np.ndarray) -> list[bool]:
+        """Swap out a batch: one ``store_batch`` call into zswap, then device writes for the
+        rejected pages. Returns one bool per page, as :meth:`swap_out`."""
+        smap = self._swap_maps.get(type)
+        if smap is None:
+            raise self._bad_slot(type, 0, "swap_out_batch")
+        pages = check_pages(pages)
+        offs = [int(o) for o in offsets]
+        n = len(smap)
+        for off in offs:
+            if not 0 <= off < n:
+                raise self._bad_slot(type, off, "swap_out_batch")
+        for off in offs:
+            smap[off] = 1
+        results = self.zswap.store_batch(type, offs, pages)
+        first_error: SwapDeviceError | None = None
+        for i, ok in enumerate(results):
+            if not ok:
+                try:
+                    self._write_device(type, offs[i], pages[i])
+                except SwapDeviceError as exc:
+                    first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+        return results
+
+    def swap_in(self, type: int, offset: int) -> bytes:
+        """The page in slot ``(type, offset)``: from zswap, else from the swap device.
+
+        Raises :class:`SwapDeviceError` for a slot that is not in use (never swapped out, or
+        freed), or when the device fails; :class:`~hwzswap.errors.CorruptDataError` when the
+        zswap object is corrupt.
+        """
+        smap = self._swap_maps.get(type)
+        if smap is None or not 0 <= offset < len(smap):
+            raise self._bad_slot(type, offset, "swap_in")
+        if not smap[offset]:
+            raise SwapDeviceError(
+                f"swap_in of swap type {type} offset {offset}: the slot is not in use (never "
+                f"swapped out, or freed)"
+            )
+        page = self.zswap.load(type, offset)
+        if page is None:
+            page = self.devices[type].read_page(offset)
+        if self._exclusive:
+            smap[offset] = 0
+            self.devices[type].discard(offset)
+        return page
+
+    def swap_free(self, type: int, offset: int) -> None:
+        """Free slot ``(type, offset)``: its zswap entry is invalidated and the device slot
+        discarded. Freeing a free slot is a no-op."""
+        smap = self._swap_maps.get(type)
+        if smap is None or not 0 <= offset < len(smap):
+            raise self._bad_slot(type, offset, "swap_free")
+        self.zswap.invalidate_page(type, offset)
+        smap[offset] = 0
+        self.devices[type].discard(offset)
+
+    def slot_in_use(self, type: int, offset: int) -> bool:
+        smap = self._swap_maps.get(type)
+        if smap is None or not 0 <= offset < len(smap):
+            raise self._bad_slot(type, offset, "slot_in_use")
+        return bool(smap[offset])
+
+    # -- writeback target ----------------------------------------------------------------------
+
+    def write_page(self, type: int, offset: int, page: bytes) -> None:
+        """Writeback's way to the device of ``type`` (see :class:`WritebackTarget`)."""
+        dev = self.devices.get(type)
+        if dev is None:
+            raise SwapDeviceError(f"writeback to swap type {type}, which is not on")
+        dev.write_page(offset, page)
+
+    def _write_device(self, type: int, offset: int, page: Any) -> None:
+        try:
+            self.devices[type].write_page(offset, page)
+        except SwapDeviceError:
+            self._swap_maps[type][offset] = 0  # nothing valid is stored for the slot now
+            raise
+
+    # -- stats and lifetime --------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """zswap's counters plus the swap devices' (summed over types): one flat dict."""
+        out = self.zswap.stats()
+        for key in _DEVICE_KEYS:
+            out[key] = 0
+        for dev in list(self.devices.values()):
+            for key, value in dev.stats().items():
+                out[key] += value
+        return out
+
+    def close(self) -> None:
+        """Stop writeback, drop every entry, close and remove temporary swap files; close the
+        backend if this system built it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.zswap.close()
+        finally:
+            for t in list(self.devices):
+                self.devices.pop(t).close()
+                self._swap_maps.pop(t, None)
+                fin = self._temp_paths.pop(t, None)
+                if fin is not None:
+                    fin()
+            if self._owns_backend:
+                self.backend.close()
+
+    def __enter__(self) -> SwapSystem:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _bad_slot(self, type: Any, offset: Any, op: str) -> SwapDeviceError:
+        if self._closed:
+            return SwapDeviceError(f"{op} after the swap system was closed")
+        smap = self._swap_maps.get(type)
+        if smap is None:
+            return SwapDeviceError(
+                f"{op}: swap type {type!r} is not on (active: {sorted(self.devices) or 'none'})"
+            )
+        return SwapDeviceError(
+            f"{op}: offset {offset!r} is outside swap type {type} (slots 0..{len(smap) - 1})"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<SwapSystem {self.backend.name} pool={self.pool.name} "
+            f"types={sorted(self.devices)}{' closed' if self._closed else ''}>"
+        )
+
+
+def _build_pool(config: ZswapConfig) -> Pool:
+    from hwzswap.pool import create_pool
+    from hwzswap.pool.allocator import PageAllocator
+
+    allocator = PageAllocator(limit_pages=config.max_pool_pages)
+    params: dict[str, Any] = {}
+    if config.pool.type == "zsmalloc":
+        params["max_pages_per_zspage"] = config.pool.max_pages_per_zspage
+    try:
+        return create_pool(config.pool.type, allocator, **params)
+    except InvalidParameterError as exc:
+        raise ConfigError(f"{config.source}: pool: {exc}") from exc
+
+
+def open_zswap(
+    config: str | Path | dict[str, Any] | ZswapConfig,
+    *,
+    backend: Backend | None = None,
+    swap_path: str | os.PathLike[str] | None = None,
+) -> SwapSystem:
+    """Build a ready :class:`SwapSystem` from a YAML path, a dict or a :class:`ZswapConfig`.
+
+    The compressor is built from the config (``backend=`` passes one already built instead; it
+    is then not closed by ``close()``). Swap type 0 is switched on with ``config.swap``
+    (``swap_path=`` overrides its path).
+    """
+    cfg = load_config(config)
+    owns = backend is None
+    if backend is None:
+        from hwzswap.backends.registry import get_backend
+
+        comp = cfg.zswap.compressor
+        backend = get_backend(comp.name, **comp.params)
+    system: SwapSystem | None = None
+    try:
+        pool = _build_pool(cfg)
+        system = SwapSystem(cfg, backend, pool, owns_backend=owns)
+        path = swap_path if swap_path is not None else cfg.swap.path
+        system.swapon(0, cfg.swap.nr_pages, path=path)
+    except BaseException:
+        if system is not None:
+            system.close()
+        elif owns:
+            backend.close()
+        raise
+    return system
+
+
+__all__ = ["SwapSystem", "device_model_from_config", "open_zswap"]
