@@ -325,18 +325,21 @@ def _same_filled(chunk: np.ndarray) -> tuple[int, int]:
 class _PageWriter:
     """Streams pages to a temporary file next to ``output``; ``commit`` renames it into place."""
 
-    def __init__(self, output: Path) -> None:
+    def __init__(self, output: Path, zstd_level: int) -> None:
         self.output = output
         output.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
         self.tmp = Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would outlive the rename
         self._raw = os.fdopen(fd, "wb")
         self._out: IO[bytes] = self._raw
         self._zst = None
         if output.name.endswith(".zst"):
             import zstandard
 
-            self._zst = zstandard.ZstdCompressor(level=19, threads=-1).stream_writer(
+            self._zst = zstandard.ZstdCompressor(level=zstd_level, threads=-1).stream_writer(
                 self._raw, closefd=False
             )
             self._out = self._zst  # type: ignore[assignment]
@@ -534,6 +537,7 @@ def capture(
     include_children: bool = False,
     max_pages: int | None = None,
     timeout: float = 120.0,
+    zstd_level: int = 9,
     cwd: Path | str | None = None,
     env: dict[str, str] | None = None,
 ) -> CaptureReport:
@@ -544,6 +548,7 @@ def capture(
     appearing on the command's stdout. With no trigger it waits one second. ``timeout`` bounds
     the wait for the RSS/line triggers. ``max_pages`` thins the selection to that many pages
     spread evenly over it (address order), so a capped capture still samples every region.
+    ``zstd_level`` applies to ``.zst`` output.
 
     The command's stdout and stderr go to temporary files (the stderr tail is shown if it fails).
     It is always ended -- resumed, SIGTERM, then SIGKILL to its whole process group -- even when
@@ -603,7 +608,7 @@ def capture(
                 for i, s in enumerate(selections):
                     local = keep[(keep >= bounds[i]) & (keep < bounds[i + 1])] - bounds[i]
                     s.addrs = s.addrs[local]
-            writer = _PageWriter(output)
+            writer = _PageWriter(output, zstd_level)
             try:
                 unreadable = sum(_read_pages(s.pid, s.addrs, writer.write) for s in selections)
                 if writer.pages == 0:
@@ -664,6 +669,8 @@ def register(subparsers: Any) -> None:
                    help="keep at most N pages, spread evenly over the address space")
     p.add_argument("--timeout", type=float, default=120.0, metavar="S",
                    help="give up waiting for --wait-rss-mb/--wait-line after S seconds (120)")
+    p.add_argument("--zstd-level", type=int, default=9, metavar="L",
+                   help="zstd level for .zst output (9; the bundled corpus uses 19)")
     p.add_argument("--report", type=Path, metavar="JSON",
                    help="also write the capture report as JSON")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS]")
@@ -683,6 +690,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         include_children=args.children,
         max_pages=args.max_pages,
         timeout=args.timeout,
+        zstd_level=args.zstd_level,
     )
     if args.report is not None:
         args.report.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
