@@ -1,0 +1,133 @@
+/*
+ * Batch LZ4 block decompression to 4096-byte pages (hwzswap, backend "lz4-opencl").
+ *
+ * One compressed item per work-item. Item i is index[2i + 1] bytes at in + index[2i]; it must
+ * decode to exactly one page at pages + i * 4096. Every read is checked against the item's
+ * length and every write against the page, so corrupt input can only produce an error status,
+ * never a read outside the item or a write outside the page:
+ *
+ *   status[i] = LZ4D_OK (0) or one of the LZ4D_* codes below (mirrored in backend.py).
+ *
+ * The block must end with a literal-only sequence that ends exactly at the end of the item and
+ * of the page; anything else (trailing bytes, a stream that stops after a match, one that
+ * produces fewer or more than 4096 bytes) is an error.
+ */
+
+#define PAGE_SIZE 4096u
+#define MINMATCH 4u
+
+#define LZ4D_OK 0
+#define LZ4D_TRUNCATED 1        /* input ended inside a token, length or offset */
+#define LZ4D_LITERALS_PAST_INPUT 2
+#define LZ4D_LITERALS_PAST_PAGE 3
+#define LZ4D_BAD_OFFSET 4       /* offset 0 or reaching before the start of the page */
+#define LZ4D_MATCH_PAST_PAGE 5
+#define LZ4D_SHORT_OUTPUT 6     /* the block ended before 4096 bytes were produced */
+
+typedef struct __attribute__((packed)) { ulong v; } una_u64;
+
+__kernel void lz4_decompress_item(__global const uchar *restrict in,
+                                  __global const uint *restrict index,
+                                  __global uchar *restrict pages,
+                                  __global int *restrict status,
+                                  const uint n)
+{
+    const uint i = get_global_id(0);
+    if (i >= n)
+        return;
+    const __global uchar *src = in + index[2u * i];
+    const uint ilen = index[2u * i + 1u];
+    __global uchar *dst = pages + (size_t)i * PAGE_SIZE;
+    uint ip = 0, op = 0;
+    int err = LZ4D_OK;
+
+    for (;;) {
+        if (ip >= ilen) {
+            err = LZ4D_TRUNCATED;
+            break;
+        }
+        const uint token = src[ip++];
+
+        /* Literal length: 4 bits, then 255-extension bytes. Bounded by ilen, cannot wrap. */
+        uint lit = token >> 4;
+        if (lit == 15u) {
+            uint b;
+            do {
+                if (ip >= ilen) {
+                    err = LZ4D_TRUNCATED;
+                    break;
+                }
+                b = src[ip++];
+                lit += b;
+            } while (b == 255u);
+            if (err)
+                break;
+        }
+        if (lit > ilen - ip) {
+            err = LZ4D_LITERALS_PAST_INPUT;
+            break;
+        }
+        if (lit > PAGE_SIZE - op) {
+            err = LZ4D_LITERALS_PAST_PAGE;
+            break;
+        }
+        {
+            uint j = 0;
+            for (; j + 8u <= lit; j += 8u)
+                ((__global una_u64 *)(dst + op + j))->v =
+                    ((const __global una_u64 *)(src + ip + j))->v;
+            for (; j < lit; j++)
+                dst[op + j] = src[ip + j];
+        }
+        ip += lit;
+        op += lit;
+        if (ip == ilen) { /* the last sequence has literals only */
+            if (op != PAGE_SIZE)
+                err = LZ4D_SHORT_OUTPUT;
+            break;
+        }
+
+        /* Match: 16-bit little-endian offset, then the length. */
+        if (ilen - ip < 2u) {
+            err = LZ4D_TRUNCATED;
+            break;
+        }
+        const uint off = (uint)src[ip] | ((uint)src[ip + 1u] << 8);
+        ip += 2u;
+        if (off == 0u || off > op) {
+            err = LZ4D_BAD_OFFSET;
+            break;
+        }
+        uint ml = token & 15u;
+        if (ml == 15u) {
+            uint b;
+            do {
+                if (ip >= ilen) {
+                    err = LZ4D_TRUNCATED;
+                    break;
+                }
+                b = src[ip++];
+                ml += b;
+            } while (b == 255u);
+            if (err)
+                break;
+        }
+        ml += MINMATCH;
+        if (ml > PAGE_SIZE - op) {
+            err = LZ4D_MATCH_PAST_PAGE;
+            break;
+        }
+        {
+            __global uchar *d = dst + op;
+            const __global uchar *m = d - off;
+            uint j = 0;
+            if (off >= 8u) /* chunks never read bytes this copy has not written yet */
+                for (; j + 8u <= ml; j += 8u)
+                    ((__global una_u64 *)(d + j))->v = ((const __global una_u64 *)(m + j))->v;
+            for (; j < ml; j++) /* short offsets repeat a pattern: byte by byte */
+                d[j] = m[j];
+        }
+        op += ml;
+    }
+    status[i] = err;
+}
