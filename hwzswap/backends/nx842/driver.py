@@ -159,12 +159,10 @@ class Nx842Backend(Backend):
         self.arena = arena
         tcap = max(self._comp_cap, PAGE_SIZE)
         self._slots: list[Crb] = []
-        self._window: list[DmaBuffer] = []
         for i in range(p["queue_depth"]):
             window = DmaBuffer(b"", arena.address(mss, PAGE_SIZE), 0)
             crb = Crb(FC_COMP_CRC, window, arena.alloc(tcap), slot=i)
             self._slots.append(crb)
-            self._window.append(window)
         self._free: list[Crb] = self._slots[::-1]
         self._queue = (
             VirtualQueue(self.engines) if p["clock"] == "virtual" else RealtimeQueue(self.engines)
@@ -250,20 +248,18 @@ class Nx842Backend(Backend):
 
     def _fill_comp(self, crb: Crb, page: Any) -> None:
         crb.fc = FC_COMP_CRC
-        src = self._window[crb.slot]
+        src = crb.source
         src.mem = page
         src.length = PAGE_SIZE
-        crb.source = src
         crb.target.length = self._comp_cap
         draw = self._draw
         crb.fault = draw(True) if draw is not None else None
 
     def _fill_decomp(self, crb: Crb, data: Any, n: int) -> None:
         crb.fc = FC_DECOMP_CRC
-        src = self._window[crb.slot]
+        src = crb.source
         src.mem = data
         src.length = n
-        crb.source = src
         crb.target.length = PAGE_SIZE
         draw = self._draw
         crb.fault = draw(False) if draw is not None else None
@@ -282,7 +278,10 @@ class Nx842Backend(Backend):
                 self._comp_times[0 if b < 0 else (b if b < HIST_BUCKETS else HIST_BUCKETS - 1)] += 1
                 n = csb.count
                 out = bytes(crb.target.mem[:n]) if cc == CC_SUCCESS and n < PAGE_SIZE else None
-                self._release(crb)
+                csb.flags = csb.ce = csb.count = 0
+                crb.posted = False
+                crb.op = None
+                self._free.append(crb)
                 return out
             self._comp_failed += 1
             self._release(crb)
@@ -314,7 +313,10 @@ class Nx842Backend(Backend):
                 n = csb.count
                 if n == PAGE_SIZE:
                     out = bytes(crb.target.mem[:PAGE_SIZE])
-                    self._release(crb)
+                    csb.flags = csb.ce = csb.count = 0
+                    crb.posted = False
+                    crb.op = None
+                    self._free.append(crb)
                     return out
                 self._release(crb)
                 raise wrong_length(self.name, n)
@@ -377,12 +379,18 @@ class Nx842Backend(Backend):
                     "842-nx: the request queue stayed full for 250 ms (-EBUSY); poll() the "
                     "outstanding async ops or raise queue_depth"
                 )
-            self._fill_comp(crb, page)
-            q.submit(crb)
-            q.wait(crb)
-            for c in q.reap():
-                if c is not crb:
-                    self._finish(c)
+            crb.fc = FC_COMP_CRC
+            src = crb.source
+            src.mem = page
+            src.length = PAGE_SIZE
+            crb.target.length = self._comp_cap
+            draw = self._draw
+            crb.fault = draw(True) if draw is not None else None
+            done = q.run_sync(crb)
+            if len(done) > 1:
+                for c in done:
+                    if c is not crb:
+                        self._finish(c)
             return self._comp_result(crb)
         finally:
             self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
@@ -407,12 +415,18 @@ class Nx842Backend(Backend):
             crb = free.pop() if free else self._wait_slot(False)
             if crb is None:
                 return self._software_decompress(data)
-            self._fill_decomp(crb, data, n)
-            q.submit(crb)
-            q.wait(crb)
-            for c in q.reap():
-                if c is not crb:
-                    self._finish(c)
+            crb.fc = FC_DECOMP_CRC
+            src = crb.source
+            src.mem = data
+            src.length = n
+            crb.target.length = PAGE_SIZE
+            draw = self._draw
+            crb.fault = draw(False) if draw is not None else None
+            done = q.run_sync(crb)
+            if len(done) > 1:
+                for c in done:
+                    if c is not crb:
+                        self._finish(c)
             return self._decomp_result(crb, data)
         finally:
             self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
@@ -435,31 +449,41 @@ class Nx842Backend(Backend):
             out: list[Any] = [None] * n
             flat = memoryview(pages.reshape(-1))
             free = self._free
+            submit = q.submit
+            wait_reap = q.wait_reap
+            result = self._comp_result
+            draw = self._draw
+            cap = self._comp_cap
             failed: list[tuple[int, str]] = []
             i = 0
             outstanding = 0
+            busy = 0
             while i < n or outstanding:
                 while i < n and free:
                     crb = free.pop()
-                    self._fill_comp(crb, flat[i * PAGE_SIZE : (i + 1) * PAGE_SIZE])
+                    crb.fc = FC_COMP_CRC
+                    src = crb.source
+                    src.mem = flat[i * PAGE_SIZE : (i + 1) * PAGE_SIZE]
+                    src.length = PAGE_SIZE
+                    crb.target.length = cap
+                    crb.fault = draw(True) if draw is not None else None
                     crb.op = _BATCH
                     crb.index = i
-                    q.submit(crb)
+                    submit(crb)
                     i += 1
                     outstanding += 1
                 if i < n:
-                    self._busy_retries += 1  # the next page met a full queue (-EBUSY)
-                q.wait_any()
-                for c in q.reap():
+                    busy += 1  # the next page met a full queue (-EBUSY)
+                for c in wait_reap():
                     if c.op is _BATCH:
                         outstanding -= 1
-                        k = c.index
                         try:
-                            out[k] = self._comp_result(c)
+                            out[c.index] = result(c)
                         except DeviceError as exc:
-                            failed.append((k, str(exc)))
+                            failed.append((c.index, str(exc)))
                     else:
                         self._finish(c)
+            self._busy_retries += busy
             if failed:
                 k, msg = failed[0]
                 raise DeviceError(
@@ -505,8 +529,7 @@ class Nx842Backend(Backend):
                     self._busy_retries += 1
                 elif not outstanding:
                     break
-                q.wait_any()
-                for c in q.reap():
+                for c in q.wait_reap():
                     if c.op is _BATCH:
                         outstanding -= 1
                         k = c.index

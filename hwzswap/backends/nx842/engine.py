@@ -138,8 +138,15 @@ class FaultInjector:
         """Make the next ``count`` requests of kind ``op`` fail with ``fault`` (a CC or HANG)."""
         if op not in ("compress", "decompress"):
             raise InvalidParameterError(f"842-nx: fault op must be 'compress' or 'decompress', not {op!r}")
+        if count < 0:
+            raise InvalidParameterError(f"842-nx: fault count must be >= 0, not {count}")
         if fault != HANG:
-            fault = int(CC(fault))  # ValueError for a code the hardware does not define
+            try:
+                fault = int(CC(fault))
+            except ValueError:
+                raise InvalidParameterError(
+                    f"842-nx: {fault!r} is not an NX completion code (see hwzswap.backends.nx842.CC)"
+                ) from None
             if fault == CC_SUCCESS:
                 raise InvalidParameterError("842-nx: cannot inject CC 0 (success) as a fault")
         self._armed[op == "compress"].extend([fault] * count)

@@ -76,9 +76,9 @@ class VirtualQueue:
                 e = i
         start = best if best > now else now
         engine = self.engines[e]
-        t0 = perf_counter_ns()
+        before = engine.emulation_ns
         us = engine.run(crb)
-        self.excluded_ns += perf_counter_ns() - t0
+        self.excluded_ns += engine.emulation_ns - before
         done = start + us
         fa[e] = done
         crb.t_submit = now
@@ -87,10 +87,62 @@ class VirtualQueue:
         self._seq += 1
         heappush(self._heap, (done, self._seq, crb))
 
+    def run_sync(self, crb: Crb) -> list[Crb]:
+        """Submit ``crb``, wait for it, and return every request completed by then (``crb``
+        included). With nothing else in flight this skips the completion heap."""
+        if self._heap:
+            self.submit(crb)
+            self.wait(crb)
+            return self.reap()
+        if self.closed:
+            raise DeviceError("842-nx: the device was closed; create a new backend")
+        now = self.now
+        fa = self._free_at
+        e = 0
+        best = fa[0]
+        for i in range(1, len(fa)):
+            if fa[i] < best:
+                best = fa[i]
+                e = i
+        start = best if best > now else now
+        engine = self.engines[e]
+        before = engine.emulation_ns
+        us = engine.run(crb)
+        self.excluded_ns += engine.emulation_ns - before
+        done = start + us
+        fa[e] = done
+        crb.t_submit = now
+        crb.t_start = start
+        crb.t_done = done
+        self.now = done
+        if not crb.hung:
+            crb.csb.flags |= CSB_V
+        crb.posted = True
+        return [crb]
+
     def reap(self) -> list[Crb]:
         """Requests whose modelled completion time has been reached, in completion order."""
         heap = self._heap
         now = self.now
+        out = []
+        while heap and heap[0][0] <= now:
+            crb = heappop(heap)[2]
+            if not crb.hung:
+                crb.csb.flags |= CSB_V
+            crb.posted = True
+            out.append(crb)
+        return out
+
+    def wait_reap(self) -> list[Crb]:
+        """:meth:`wait_any` then :meth:`reap`, in one call (the batch loops' step)."""
+        heap = self._heap
+        if not heap:
+            return []
+        now = heap[0][0]
+        if now < self.now:
+            now = self.now
+        else:
+            self.now = now
         out = []
         while heap and heap[0][0] <= now:
             crb = heappop(heap)[2]
@@ -218,6 +270,16 @@ class RealtimeQueue:
 
     def wait(self, crb: Crb) -> None:
         self._block(lambda: crb.posted)
+
+    def wait_reap(self) -> list[Crb]:
+        self.wait_any()
+        return self.reap()
+
+    def run_sync(self, crb: Crb) -> list[Crb]:
+        """Submit ``crb``, wait for it, and return every request posted by then."""
+        self.submit(crb)
+        self.wait(crb)
+        return self.reap()
 
     def close(self) -> None:
         """Stop pacing, let the engines finish what is queued, then stop the threads.
