@@ -1,0 +1,219 @@
+"""``hwzswap bench`` and ``hwzswap record`` (``hwzswap capture`` lives in :mod:`capture`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from hwzswap.errors import WorkloadError
+
+#: Pages a built-in workload takes from the corpus unless ``--pages`` says otherwise.
+DEFAULT_PAGES = 4096
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"the seed must be >= 0, got {value}")
+    return value
+
+
+def load_corpus(corpus: str | None, pages: int | None) -> tuple[Any, dict[str, Any]]:
+    """The workload's pages from a page file (or the bundled corpus) and a note of the source.
+
+    ``pages`` (default: :data:`DEFAULT_PAGES` or the whole corpus if smaller) are spread evenly
+    over the corpus; the bundled corpus shares them among its sources by size.
+    """
+    from hwzswap.bench import corpus as corpus_mod
+    from hwzswap.bench.workload import select_pages
+
+    if corpus is None:
+        full = corpus_mod.load_bundled()
+        n = min(DEFAULT_PAGES, full.shape[0]) if pages is None else pages
+        if n > full.shape[0]:
+            raise WorkloadError(
+                f"the bundled corpus holds {full.shape[0]} pages, fewer than the {n} asked for"
+            )
+        chosen = full if n == full.shape[0] else corpus_mod.load_bundled(max_pages=n)
+        files = [p.name for p in corpus_mod.bundled_corpus_paths()]
+        source = "bundled"
+    else:
+        full = corpus_mod.load_pages(corpus)
+        n = min(DEFAULT_PAGES, full.shape[0]) if pages is None else pages
+        chosen = select_pages(full, n)
+        files = [Path(corpus).name]
+        source = "file"
+    if full.shape[0] == 0:
+        raise WorkloadError(f"{files[0] if files else 'the corpus'} holds no pages")
+    info = {
+        "source": source,
+        "files": files,
+        "sha256": corpus_mod.corpus_hash(full),
+        "pages": int(full.shape[0]),
+        "selected": int(chosen.shape[0]),
+        **{k: v for k, v in corpus_mod.describe(chosen).items() if k.endswith("_share")},
+    }
+    return chosen, info
+
+
+def make_workload(workload: str, corpus: str | None, pages: int | None, seed: int | None
+                  ) -> tuple[Any, dict[str, Any]]:
+    """A built-in workload by name over the corpus, or a recorded workload file.
+
+    Returns the workload and extra fields for the results' ``workload`` object.
+    """
+    from hwzswap.bench.workload import WORKLOADS, build_workload, is_workload_file, load_workload
+
+    if workload in WORKLOADS:
+        chosen, info = load_corpus(corpus, pages)
+        return build_workload(workload, chosen, seed=0 if seed is None else seed,
+                              corpus=info), {}
+    path = Path(workload)
+    if path.exists():
+        if not is_workload_file(path):
+            raise WorkloadError(
+                f"{path}: not a workload file; built-in workloads are {', '.join(WORKLOADS)} "
+                "(a page file goes with --corpus)"
+            )
+        fixed = [opt for opt, v in (("--corpus", corpus), ("--pages", pages), ("--seed", seed))
+                 if v is not None]
+        if fixed:
+            raise WorkloadError(
+                f"{path} is a recorded workload: its pages, page count and seed are fixed; "
+                f"drop {', '.join(fixed)}"
+            )
+        return load_workload(path), {"file": str(path)}
+    raise WorkloadError(
+        f"--workload {workload!r} is neither a built-in workload ({', '.join(WORKLOADS)}) "
+        "nor an existing workload file"
+    )
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from hwzswap.bench.report import markdown, plot, print_table
+    from hwzswap.bench.results import write_json
+    from hwzswap.bench.runner import BenchRun, run_bench
+
+    console = Console(stderr=False)
+    err = Console(stderr=True)
+    wl, extra = make_workload(args.workload, args.corpus, args.pages, args.seed)
+    show_progress = not args.quiet and err.is_terminal
+    if not args.quiet:
+        c = wl.counts()
+        err.print(
+            f"workload {wl.name}: {wl.nr_pages} pages, {c['ops']} ops "
+            f"({c['store_pages']} stores, {c['loads']} loads, {c['invalidates']} invalidates), "
+            f"seed {wl.seed}",
+            highlight=False,
+        )
+    doc = run_bench(wl, BenchRun(backends=args.backends, config=args.config,
+                                 progress=show_progress, console=err, workload_extra=extra))
+    if args.json:
+        write_json(doc, args.json)
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(markdown(doc), encoding="utf-8")
+    if args.plot:
+        plot(doc, args.plot)
+    if not args.quiet:
+        print_table(doc, console if console.is_terminal else Console(width=200))
+        for what, where in (("results", args.json), ("table", args.markdown),
+                            ("plot", args.plot)):
+            if where:
+                err.print(f"wrote {what} to {where}", highlight=False)
+    bad = doc["failed"] or any(r["mismatches"] for r in doc["results"])
+    return 1 if bad else 0
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from hwzswap.bench.workload import WORKLOADS, save_workload
+
+    if args.workload not in WORKLOADS:
+        raise WorkloadError(
+            f"record takes a built-in workload name ({', '.join(WORKLOADS)}), got "
+            f"{args.workload!r}"
+        )
+    wl, _ = make_workload(args.workload, args.corpus, args.pages, args.seed)
+    path = save_workload(wl, args.output)
+    c = wl.counts()
+    print(f"recorded workload {wl.name} (seed {wl.seed}): {wl.nr_pages} pages, {c['ops']} ops "
+          f"-> {path} ({path.stat().st_size / 2**20:.2f} MiB)")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``bench`` and ``record`` to the ``hwzswap`` command line."""
+    p = subparsers.add_parser(
+        "bench",
+        help="run one workload through every backend and compare them",
+        description=(
+            "Replay the identical frontswap op stream through the whole stack (backend, pool, "
+            "writeback, swap file) for each backend, verify every loaded page, and time the "
+            "raw codec alone on the same pages in the same run. Prints a table; writes JSON "
+            "and a PNG on request. Exit status 1 if a page mismatched or a backend failed."
+        ),
+    )
+    p.add_argument("--config", metavar="FILE",
+                   help="zswap config (YAML); default: the built-in defaults "
+                        "(configs/default.yaml). The compressor is replaced by each backend "
+                        "under test and the workload's overrides apply on top")
+    p.add_argument("--backends", metavar="A,B,...",
+                   help="comma-separated backend names (default: every registered backend; "
+                        "those that cannot run here are listed as skipped)")
+    p.add_argument("--corpus", metavar="FILE",
+                   help="page file (.pages or .pages.zst); default: the bundled corpus")
+    p.add_argument("--workload", default="roundtrip", metavar="NAME|FILE",
+                   help="built-in workload (roundtrip, pressure, mixed) or a file from "
+                        "`hwzswap record` (default: roundtrip)")
+    p.add_argument("--pages", type=_positive_int, metavar="N",
+                   help=f"pages taken from the corpus (default: {DEFAULT_PAGES} or the whole "
+                        "corpus if smaller)")
+    p.add_argument("--seed", type=_seed, metavar="S", help="workload seed (default 0)")
+    p.add_argument("--json", metavar="OUT", help="write the results JSON here")
+    p.add_argument("--plot", metavar="OUT.png", help="write a comparison PNG here")
+    p.add_argument("--markdown", metavar="OUT.md", help="write the table as Markdown here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    p.set_defaults(func=_cmd_bench)
+
+    r = subparsers.add_parser(
+        "record",
+        help="write a workload file: the op stream and its pages, replayable anywhere",
+        description=(
+            "Build a built-in workload from a corpus and a seed and save it, pages included "
+            "(zstd), as a self-contained workload file for `hwzswap bench --workload FILE`."
+        ),
+    )
+    r.add_argument("--workload", default="roundtrip", metavar="NAME",
+                   help="roundtrip, pressure or mixed (default: roundtrip)")
+    r.add_argument("--corpus", metavar="FILE", help="page file; default: the bundled corpus")
+    r.add_argument("--pages", type=_positive_int, metavar="N",
+                   help=f"pages taken from the corpus (default: {DEFAULT_PAGES} or all)")
+    r.add_argument("--seed", type=_seed, metavar="S", help="workload seed (default 0)")
+    r.add_argument("-o", "--output", required=True, metavar="FILE", help="the workload file")
+    r.set_defaults(func=_cmd_record)
+
+
+__all__ = ["DEFAULT_PAGES", "load_corpus", "make_workload", "register"]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from hwzswap.cli import main
+
+    sys.exit(main(["bench", *sys.argv[1:]]))

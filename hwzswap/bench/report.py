@@ -1,0 +1,270 @@
+"""Presenting a results document: a rich table, a Markdown table and a one-figure PNG."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def _rate(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if v >= 1e3:
+        return f"{v / 1e3:.1f}k"
+    return f"{v:.0f}"
+
+
+def _us(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def _x(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def _rejects(r: Mapping[str, int]) -> str:
+    parts = [f"{k.replace('compress_', '')}:{v}" for k, v in r.items() if v]
+    return " ".join(parts) or "0"
+
+
+COLUMNS = (
+    ("backend", "left"),
+    ("basis", "left"),
+    ("ratio", "right"),
+    ("pool\ndensity", "right"),
+    ("store\npg/s", "right"),
+    ("raw\npg/s", "right"),
+    ("vs\nraw", "right"),
+    ("load\npg/s", "right"),
+    ("raw\npg/s", "right"),
+    ("vs\nraw", "right"),
+    ("store µs\np50/p99", "right"),
+    ("load µs\np50/p99", "right"),
+    ("CPU\nµs/pg", "right"),
+    ("device\nµs/pg", "right"),
+    ("written\nback", "right"),
+    ("swap\nin/out", "right"),
+    ("rejects", "left"),
+    ("verified", "right"),
+)
+
+
+def rows(doc: Mapping[str, Any]) -> list[list[str]]:
+    """One row of strings per result, in :data:`COLUMNS` order."""
+    out = []
+    for r in doc["results"]:
+        verified = f"{r['verified_pages']}/{r['pages']}"
+        if r["mismatches"]:
+            verified += f" ({r['mismatches']} BAD)"
+        cpu = _us(r["host_cpu_us_per_page"])
+        if r.get("emulation_us_per_page"):
+            cpu += "*"
+        out.append([
+            r["backend"],
+            "modelled" if r["time_basis"] == "modeled" else r["time_basis"],
+            f"{r['ratio']:.2f}",
+            f"{r['pool_density']:.0%}",
+            _rate(r["store_pages_per_s"]),
+            _rate(r["raw_store_pages_per_s"]),
+            _x(r["store_vs_raw"]),
+            _rate(r["load_pages_per_s"]),
+            _rate(r["raw_load_pages_per_s"]),
+            _x(r["load_vs_raw"]),
+            f"{_us(r['store_us']['p50'])}/{_us(r['store_us']['p99'])}",
+            f"{_us(r['load_us']['p50'])}/{_us(r['load_us']['p99'])}",
+            cpu,
+            _us(r.get("device_us_per_page")),
+            str(r["written_back_pages"]),
+            f"{r['swap_reads']}/{r['swap_writes']}",
+            _rejects(r["rejects"]),
+            verified,
+        ])
+    return out
+
+
+def _title(doc: Mapping[str, Any]) -> str:
+    w = doc["workload"]
+    corpus = w.get("corpus", {})
+    names = [f.split(".pages")[0] for f in corpus.get("files", [])]
+    if corpus.get("source") == "bundled":
+        src = f"bundled corpus ({', '.join(names)})"
+    else:
+        src = ", ".join(names) or "recorded pages"
+    if w.get("file"):
+        src = f"{Path(w['file']).name}: {src}"
+    return f"workload {w['name']} · {w['pages']} pages · seed {w['seed']} · {src}"
+
+
+def _machine_line(doc: Mapping[str, Any]) -> str:
+    m = doc["machine"]
+    ocl = "; ".join(d["name"] for d in m.get("opencl_devices", [])) or "none"
+    return (f"{m['cpu']} · {m['cores']} cores · {m['python']} · {m['os']} · "
+            f"OpenCL: {ocl}")
+
+
+def _notes(doc: Mapping[str, Any]) -> list[str]:
+    notes = []
+    if any(r.get("emulation_us_per_page") for r in doc["results"]):
+        notes.append("* host CPU excludes the emulated device's own work (emulation_us), "
+                     "which runs on the host")
+    for s in doc.get("skipped", []):
+        notes.append(f"skipped {s['backend']}: {s['reason']}")
+    for f in doc.get("failed", []):
+        notes.append(f"FAILED {f['backend']}: {f['error']}")
+    return notes
+
+
+def print_table(doc: Mapping[str, Any], console: Any = None) -> None:
+    """The results as a rich table, with skipped/failed backends listed under it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rich import box
+
+    console = console or Console()
+    all_rows = rows(doc)
+    widths = [max([len(line) for line in name.split("\n")] + [len(r[i]) for r in all_rows])
+              for i, (name, _) in enumerate(COLUMNS)]
+    # one table when it fits, else two: speed (cols 0-1, 4-13) and space/counters (0, 2-3, 14-)
+    if sum(widths) + 2 * len(widths) <= console.width:
+        groups = [list(range(len(COLUMNS)))]
+    else:
+        groups = [[0, 1, *range(4, 14)], [0, 2, 3, *range(14, len(COLUMNS))]]
+    for n, cols in enumerate(groups):
+        table = Table(title=f"hwzswap bench: {_title(doc)}" if n == 0 else None,
+                      caption=_machine_line(doc) if n == len(groups) - 1 else None,
+                      header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+        for i in cols:
+            name, justify = COLUMNS[i]
+            table.add_column(name, justify=justify, no_wrap=True)
+        for r, row in zip(doc["results"], all_rows):
+            table.add_row(*(row[i] for i in cols), style="red" if r["mismatches"] else None)
+        console.print(table)
+    for note in _notes(doc):
+        console.print(note, style="red" if note.startswith("FAILED") else "dim", markup=False,
+                      highlight=False)
+
+
+def markdown(doc: Mapping[str, Any]) -> str:
+    """The results as a Markdown section: title, machine, table, notes."""
+    head = [name.replace("\n", " ") for name, _ in COLUMNS]
+    align = ["---:" if j == "right" else "---" for _, j in COLUMNS]
+    lines = [
+        f"**{_title(doc)}**",
+        "",
+        f"Machine: {_machine_line(doc)}. Measured {doc.get('created', '?')} "
+        f"({doc.get('generator', '')}, commit {doc['machine']['hwzswap'].get('git_commit')}).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(align) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows(doc)]
+    notes = _notes(doc)
+    if notes:
+        lines.append("")
+        lines += [f"- {n.lstrip('* ')}" if n.startswith("*") else f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def _tick(v: float, _pos: Any = None) -> str:
+    if v >= 1e6:
+        return f"{v / 1e6:g}M"
+    if v >= 1e3:
+        return f"{v / 1e3:g}k"
+    return f"{v:g}"
+
+
+def plot(doc: Mapping[str, Any], path: str | Path) -> Path:
+    """One PNG comparing the backends: throughput, latency p50/p99, ratio, host CPU per page."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.ticker import FuncFormatter
+
+    results = list(doc["results"])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = [r["backend"] + ("\n(modelled)" if r["time_basis"] == "modeled" else "")
+             for r in results]
+    x = np.arange(len(results))
+    w = 0.38
+    stack_c, raw_c, p99_c, dev_c = "#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c"
+
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9), constrained_layout=True)
+    fig.suptitle(f"hwzswap bench — {_title(doc)}\n{_machine_line(doc)}", fontsize=11)
+
+    def bars(ax: Any, a: list[float | None], b: list[float | None], la: str, lb: str,
+             ca: str, cb: str, title: str, ylabel: str, log: bool, note: list[str] | None = None
+             ) -> None:
+        va = [v or 0.0 for v in a]
+        vb = [v or 0.0 for v in b]
+        ba = ax.bar(x - w / 2, va, w, label=la, color=ca)
+        ax.bar(x + w / 2, vb, w, label=lb, color=cb)
+        if note:
+            for rect, text in zip(ba, note):
+                if text:
+                    ax.annotate(text, (rect.get_x() + rect.get_width() / 2, rect.get_height()),
+                                ha="center", va="bottom", fontsize=8, xytext=(0, 2),
+                                textcoords="offset points")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel)
+        ax.set_xticks(x, names, fontsize=8)
+        if log and any(v > 0 for v in va + vb):
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(_tick))
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+
+    def xnote(key: str) -> list[str]:
+        return [f"{r[key]:.2f}× raw" if r.get(key) else "" for r in results]
+
+    bars(axes[0, 0], [r["store_pages_per_s"] for r in results],
+         [r["raw_store_pages_per_s"] for r in results], "through the stack", "codec alone",
+         stack_c, raw_c, "Store throughput (higher is better)", "pages/s", True,
+         xnote("store_vs_raw"))
+    bars(axes[0, 1], [r["load_pages_per_s"] for r in results],
+         [r["raw_load_pages_per_s"] for r in results], "through the stack", "codec alone",
+         stack_c, raw_c, "Load throughput (higher is better)", "pages/s", True,
+         xnote("load_vs_raw"))
+
+    ax = axes[0, 2]
+    ratios = [r["ratio"] for r in results]
+    dens = [r["pool_density"] for r in results]
+    rb = ax.bar(x, ratios, 0.6, color="#9467bd")
+    for rect, rt, d in zip(rb, ratios, dens):
+        ax.annotate(f"{rt:.2f}\npool {d:.0%}", (rect.get_x() + rect.get_width() / 2,
+                    rect.get_height()), ha="center", va="bottom", fontsize=8, xytext=(0, 2),
+                    textcoords="offset points")
+    ax.set_title("Compression ratio (Σ orig / Σ compressed, not same-filled)\n"
+                 "label: pool density at peak", fontsize=10)
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set_ylim(0, max(ratios + [1.0]) * 1.25)
+    ax.grid(axis="y", alpha=0.3)
+
+    bars(axes[1, 0], [r["store_us"]["p50"] for r in results],
+         [r["store_us"]["p99"] for r in results], "p50", "p99", stack_c, p99_c,
+         "Store latency per page (lower is better)", "µs", True)
+    bars(axes[1, 1], [r["load_us"]["p50"] for r in results],
+         [r["load_us"]["p99"] for r in results], "p50", "p99", stack_c, p99_c,
+         "Load latency (lower is better)", "µs", True)
+    bars(axes[1, 2], [r["host_cpu_us_per_page"] for r in results],
+         [r.get("device_us_per_page") for r in results], "host CPU", "modelled device time",
+         "#8c564b", dev_c, "Time per page stored or loaded (lower is better)", "µs", True)
+    if not results:
+        for a in axes.flat:
+            a.text(0.5, 0.5, "no backend ran", ha="center", va="center",
+                   transform=a.transAxes)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["COLUMNS", "markdown", "plot", "print_table", "rows"]

@@ -1,0 +1,694 @@
+"""The cross-backend runner: one workload, every backend, the whole stack, verified and timed.
+
+For each backend the runner builds a swap system (backend -> zswap cache -> pool -> writeback ->
+swap file) with :func:`hwzswap.frontswap.system.open_zswap`, replays the workload's op stream
+through it and checks every loaded page byte for byte against what was last stored at that slot.
+In the same run it times the raw codec alone on the same pages (``compress`` per page, or
+``compress_batch`` on the same batches for batch backends; ``decompress`` for the loads), so
+the framework's own cost shows as ``store_vs_raw`` / ``load_vs_raw``.
+
+Measurement rules (see ``docs/bench.md``):
+
+* only the call itself is inside a ``perf_counter_ns`` pair; the page arrays are built before,
+  verification happens after;
+* the stream is cut into chunks of about :data:`CHUNK_PAGE_OPS` page operations and the raw
+  codec runs on each chunk's pages right beside the stack (alternating which goes first), so
+  background load on a shared machine hits both figures alike;
+* host CPU is ``time.process_time_ns`` over the stack's chunks only (the whole process: a
+  background writeback thread or an OpenCL runtime's threads count too). When a backend's
+  ``counters()`` expose ``emulation_us`` (an emulated device doing its work on the host), that
+  time is subtracted and reported apart as ``emulation_us_per_page``;
+* before timing, each backend is warmed up (JIT compiles, OpenCL kernel builds, first-call
+  imports) on a throwaway swap system and a few pages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwzswap.backends.contract import PAGE_SIZE, Backend
+from hwzswap.bench.results import REJECT_REASONS, new_document
+from hwzswap.bench.workload import INVALIDATE, LOAD, STORE, Workload
+from hwzswap.errors import BackendUnavailableError, HwzswapError, UnknownBackendError
+
+#: Page operations per chunk: the unit of raw/stack interleaving and of progress updates.
+CHUNK_PAGE_OPS = 512
+#: Pages run through a throwaway swap system before timing.
+WARMUP_PAGES = 64
+
+# compiled op codes
+_STORE1, _STOREN, _LOAD, _INVAL = 0, 1, 2, 3
+
+#: Counters that are wall-clock measurements and so differ between identical runs.
+MEASURED_COUNTERS = frozenset({"swap_io_us"})
+
+
+# -- compiling the stream --------------------------------------------------------------------
+
+
+@dataclass
+class _Chunk:
+    ops: list[tuple]  # compiled stack ops
+    load_expect: list[int]  # page index each load of this chunk must return, in order
+    raw_stores: list[tuple[int, Any, tuple[int, ...]]]  # (code, page bytes | batch array, idxs)
+    page_ops: int
+
+
+@dataclass
+class CompiledWorkload:
+    """The op stream turned into ready-to-call arguments, built once and shared by backends."""
+
+    workload: Workload
+    page_bytes: list[bytes]
+    same_filled: np.ndarray
+    chunks: list[_Chunk]
+    store_pages: int
+    loads: int
+    invalidates: int
+    types: list[int]
+    nr_slots: int
+    max_batch: int
+
+    @property
+    def page_ops(self) -> int:
+        return self.store_pages + self.loads + self.invalidates
+
+
+def same_filled_mask(pages: np.ndarray) -> np.ndarray:
+    """zswap's same-filled test, vectorised: every 8-byte word of the page equal."""
+    words = np.ascontiguousarray(pages).view(np.uint64)
+    return (words == words[:, :1]).all(axis=1)
+
+
+def compile_workload(workload: Workload, chunk_page_ops: int = CHUNK_PAGE_OPS) -> CompiledWorkload:
+    """Pre-build every argument the measured loop passes, and the expected page of every load."""
+    pages = np.ascontiguousarray(workload.pages)
+    page_bytes = [pages[i].tobytes() for i in range(pages.shape[0])]
+    content: dict[tuple[int, int], int] = {}
+    chunks: list[_Chunk] = []
+    cur = _Chunk([], [], [], 0)
+    store_pages = loads = invalidates = 0
+    max_batch = 1
+    for op in workload.ops:
+        if op.kind == STORE:
+            k = len(op.offsets)
+            max_batch = max(max_batch, k)
+            if k == 1:
+                item: Any = page_bytes[op.pages[0]]
+                cur.ops.append((_STORE1, op.type, op.offsets[0], item))
+            else:
+                item = pages[np.asarray(op.pages, dtype=np.intp)]
+                item.flags.writeable = False  # a backend must not write into its input
+                cur.ops.append((_STOREN, op.type, list(op.offsets), item))
+            cur.raw_stores.append((_STORE1 if k == 1 else _STOREN, item, op.pages))
+            for off, idx in zip(op.offsets, op.pages):
+                content[(op.type, off)] = idx
+            store_pages += k
+            cur.page_ops += k
+        elif op.kind == LOAD:
+            cur.ops.append((_LOAD, op.type, op.offsets[0], None))
+            cur.load_expect.append(content[(op.type, op.offsets[0])])
+            loads += 1
+            cur.page_ops += 1
+        elif op.kind == INVALIDATE:
+            cur.ops.append((_INVAL, op.type, op.offsets[0], None))
+            content.pop((op.type, op.offsets[0]), None)
+            invalidates += 1
+            cur.page_ops += 1
+        if cur.page_ops >= chunk_page_ops:
+            chunks.append(cur)
+            cur = _Chunk([], [], [], 0)
+    if cur.ops:
+        chunks.append(cur)
+    return CompiledWorkload(
+        workload=workload,
+        page_bytes=page_bytes,
+        same_filled=same_filled_mask(pages),
+        chunks=chunks,
+        store_pages=store_pages,
+        loads=loads,
+        invalidates=invalidates,
+        types=workload.types,
+        nr_slots=workload.nr_slots,
+        max_batch=max_batch,
+    )
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def base_config(source: Any = None) -> Any:
+    """The validated config the bench starts from (``None``: the built-in defaults, which are
+    ``configs/default.yaml``'s)."""
+    from hwzswap.config import load_config
+
+    return load_config({} if source is None else source)
+
+
+def backend_config(base: Any, backend: Backend, workload: Workload) -> Any:
+    """``base`` with the compressor replaced by ``backend`` and the workload's overrides applied.
+
+    The workload's overrides win (a pressure workload's pool size is part of the workload); the
+    swap file is always a fresh temporary one, sized for the stream's slots.
+    """
+    from hwzswap.config import load_config
+
+    d = base.to_dict()
+    d["zswap"]["compressor"] = {"name": backend.name, "params": dict(backend.params)}
+    _merge(d, workload.config_overrides)
+    d["swap"]["path"] = None
+    d["swap"]["nr_pages"] = max(int(d["swap"]["nr_pages"]), workload.nr_slots, 1)
+    cfg = load_config(d)
+    cfg.source = f"{base.source} + workload {workload.name!r} overrides"
+    return cfg
+
+
+# -- one backend -----------------------------------------------------------------------------
+
+
+def _percentiles(values_us: np.ndarray) -> dict[str, float | None]:
+    if values_us.size == 0:
+        return {"p50": None, "p99": None, "mean": None, "max": None}
+    p50, p99 = np.percentile(values_us, [50, 99])
+    return {
+        "p50": round(float(p50), 3),
+        "p99": round(float(p99), 3),
+        "mean": round(float(values_us.mean()), 3),
+        "max": round(float(values_us.max()), 3),
+    }
+
+
+def _per_page_us(op_ns: list[int], op_k: list[int]) -> np.ndarray:
+    """Per-page latency in µs: each batch's time split evenly over its pages."""
+    if not op_ns:
+        return np.zeros(0)
+    ns = np.asarray(op_ns, dtype=np.float64)
+    k = np.asarray(op_k, dtype=np.int64)
+    return np.repeat(ns / k / 1000.0, k)
+
+
+def _emulation_us(backend: Backend) -> float | None:
+    try:
+        value = backend.counters().get("emulation_us")
+    except Exception:  # noqa: BLE001 -- counters are informative only
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
+
+
+class _Meter:
+    """Everything one backend's run accumulates."""
+
+    def __init__(self) -> None:
+        self.st_ns: list[int] = []
+        self.st_k: list[int] = []
+        self.ld_ns: list[int] = []
+        self.inv_ns: list[int] = []
+        self.raw_st_ns: list[int] = []
+        self.raw_st_k: list[int] = []
+        self.raw_ld_ns: list[int] = []
+        self.cpu_ns = 0
+        self.dev_store_us = 0.0
+        self.dev_load_us = 0.0
+        self.emulation_us = 0.0
+        self.verified = 0
+        self.mismatches: list[dict[str, Any]] = []
+        self.n_mismatch = 0
+        self.orig_bytes = 0
+        self.comp_bytes = 0
+        self.incompressible = 0
+
+
+def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, loaded: list[Any],
+                     device_us: Callable[[], float | None] | None) -> None:
+    """The measured loop: one perf_counter_ns pair around each frontswap call, nothing else
+    inside it."""
+    pc = time.perf_counter_ns
+    swap_out = system.swap_out
+    swap_out_batch = system.swap_out_batch
+    swap_in = system.swap_in
+    swap_free = system.swap_free
+    st_ns, st_k, ld_ns, inv_ns = m.st_ns, m.st_k, m.ld_ns, m.inv_ns
+    keep = loaded.append
+    dev = device_us() if device_us is not None else None
+    for code, typ, arg, page in ops:
+        if code == _LOAD:
+            t0 = pc()
+            data = swap_in(typ, arg)
+            t1 = pc()
+            ld_ns.append(t1 - t0)
+            keep(data)
+            if dev is not None:
+                now = device_us()
+                m.dev_load_us += now - dev
+                dev = now
+        elif code == _STOREN:
+            t0 = pc()
+            swap_out_batch(typ, arg, page)
+            t1 = pc()
+            st_ns.append(t1 - t0)
+            st_k.append(len(arg))
+            if dev is not None:
+                now = device_us()
+                m.dev_store_us += now - dev
+                dev = now
+        elif code == _STORE1:
+            t0 = pc()
+            swap_out(typ, arg, page)
+            t1 = pc()
+            st_ns.append(t1 - t0)
+            st_k.append(1)
+            if dev is not None:
+                now = device_us()
+                m.dev_store_us += now - dev
+                dev = now
+        else:
+            t0 = pc()
+            swap_free(typ, arg)
+            t1 = pc()
+            inv_ns.append(t1 - t0)
+
+
+def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWorkload,
+                   comp: dict[int, Any], m: _Meter) -> None:
+    """The codec alone on the chunk's pages, timed per store op / per load like the stack."""
+    pc = time.perf_counter_ns
+    compress = backend.compress
+    compress_batch = backend.compress_batch
+    decompress = backend.decompress
+    page_bytes = cw.page_bytes
+    raw_st_ns, raw_st_k, raw_ld_ns = m.raw_st_ns, m.raw_st_k, m.raw_ld_ns
+    outs_all: list[tuple[tuple[int, ...], Sequence[Any]]] = []
+    for code, item, idxs in chunk.raw_stores:
+        if code == _STORE1:
+            t0 = pc()
+            out = compress(item)
+            t1 = pc()
+            outs: Sequence[Any] = (out,)
+        elif batch:
+            t0 = pc()
+            outs = compress_batch(item)
+            t1 = pc()
+        else:
+            pages = [page_bytes[i] for i in idxs]
+            t0 = pc()
+            outs = [compress(p) for p in pages]
+            t1 = pc()
+        raw_st_ns.append(t1 - t0)
+        raw_st_k.append(len(idxs))
+        outs_all.append((idxs, outs))
+    same = cw.same_filled
+    for idxs, outs in outs_all:
+        for idx, out in zip(idxs, outs):
+            comp[idx] = out
+            if same[idx]:
+                continue
+            m.orig_bytes += PAGE_SIZE
+            if out is None:
+                m.comp_bytes += PAGE_SIZE
+                m.incompressible += 1
+            else:
+                m.comp_bytes += min(memoryview(out).nbytes, PAGE_SIZE)
+    for idx in chunk.load_expect:
+        data = comp[idx]
+        if data is None:
+            continue  # the codec alone has nothing to decompress for an incompressible page
+        t0 = pc()
+        decompress(data)
+        t1 = pc()
+        raw_ld_ns.append(t1 - t0)
+
+
+def _verify_chunk(chunk: _Chunk, loaded: list[Any], cw: CompiledWorkload, m: _Meter) -> None:
+    page_bytes = cw.page_bytes
+    for data, idx in zip(loaded, chunk.load_expect):
+        expect = page_bytes[idx]
+        if type(data) is not bytes:
+            data = np.asarray(data).tobytes() if isinstance(data, np.ndarray) else bytes(data)
+        if data == expect:
+            m.verified += 1
+            continue
+        m.n_mismatch += 1
+        if len(m.mismatches) < 10:
+            got = np.frombuffer(data, dtype=np.uint8) if len(data) == PAGE_SIZE else None
+            first = (int(np.flatnonzero(got != np.frombuffer(expect, dtype=np.uint8))[0])
+                     if got is not None else None)
+            m.mismatches.append({
+                "expected_page": int(idx),
+                "length": len(data),
+                "first_differing_byte": first,
+            })
+
+
+def _warm_up(backend: Backend, cw: CompiledWorkload, base: Any) -> None:
+    """JIT compiles, kernel builds and first-call costs happen here, not in the figures."""
+    from hwzswap.frontswap.system import open_zswap
+
+    pages = cw.workload.pages
+    n = min(WARMUP_PAGES, pages.shape[0])
+    warm = np.ascontiguousarray(pages[:n])
+    k = min(cw.max_batch, n)
+    if backend.capabilities.batch and k > 1:
+        outs = backend.compress_batch(warm[:k])
+        items = [o for o in outs if o is not None]
+        if items:
+            backend.decompress_batch(items)
+    for i in range(min(4, n)):
+        out = backend.compress(cw.page_bytes[i])
+        if out is not None:
+            backend.decompress(out)
+    cfg = backend_config(base, backend, cw.workload)
+    system = open_zswap(cfg, backend=backend)
+    try:
+        offs = list(range(n))
+        for lo in range(0, n, max(1, k)):
+            sl = offs[lo : lo + k]
+            if len(sl) > 1:
+                system.swap_out_batch(0, sl, warm[lo : lo + len(sl)])
+            else:
+                system.swap_out(0, sl[0], warm[lo].tobytes())
+        for o in offs:
+            system.swap_in(0, o)
+        for o in offs:
+            system.swap_free(0, o)
+    finally:
+        system.close()
+
+
+class _Progress:
+    """A rich progress bar over page operations, or nothing when not wanted."""
+
+    def __init__(self, enabled: bool, console: Any) -> None:
+        self._bar = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("[bold]{task.description:<12}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("page ops"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            )
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def task(self, name: str, total: int) -> Callable[[int], None]:
+        if self._bar is None:
+            return lambda n: None
+        tid = self._bar.add_task(name, total=total)
+        bar = self._bar
+        return lambda n: bar.advance(tid, n)
+
+
+def run_backend(
+    backend: Backend,
+    cw: CompiledWorkload,
+    base: Any,
+    advance: Callable[[int], None] = lambda n: None,
+    warm_up: bool = True,
+) -> dict[str, Any]:
+    """Replay the compiled stream through a fresh swap system on ``backend``; one result object.
+
+    Raises whatever the stack raises (the caller records it as a failed backend).
+    """
+    from hwzswap.frontswap.system import open_zswap
+
+    started = time.perf_counter()
+    if warm_up:
+        _warm_up(backend, cw, base)
+    caps = backend.capabilities
+    batch = bool(caps.batch)
+    modeled = caps.time_basis == "modeled"
+    device_us = backend.modeled_device_us if modeled else None
+    cfg = backend_config(base, backend, cw.workload)
+    m = _Meter()
+    comp: dict[int, Any] = {}
+    system = open_zswap(cfg, backend=backend)
+    try:
+        for t in cw.types:
+            if t not in system.devices:
+                system.swapon(t, cw.nr_slots)
+        ptime = time.process_time_ns
+        for i, chunk in enumerate(cw.chunks):
+            if i % 2:
+                _run_raw_chunk(backend, batch, chunk, cw, comp, m)
+            loaded: list[Any] = []
+            emu0 = _emulation_us(backend)
+            c0 = ptime()
+            _run_stack_chunk(system, chunk.ops, m, loaded, device_us)
+            m.cpu_ns += ptime() - c0
+            emu1 = _emulation_us(backend)
+            if emu0 is not None and emu1 is not None:
+                m.emulation_us += emu1 - emu0
+            if not i % 2:
+                _run_raw_chunk(backend, batch, chunk, cw, comp, m)
+            _verify_chunk(chunk, loaded, cw, m)
+            advance(chunk.page_ops)
+        stats = dict(system.stats())
+    finally:
+        system.close()
+    return _result(backend, cw, cfg, stats, m, time.perf_counter() - started)
+
+
+def _rate(pages: int, ns: Iterable[int]) -> float | None:
+    total = sum(ns)
+    if pages == 0 or total <= 0:
+        return None
+    return pages / (total / 1e9)
+
+
+def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str, Any],
+            m: _Meter, elapsed: float) -> dict[str, Any]:
+    caps = backend.capabilities
+    modeled = caps.time_basis == "modeled"
+    page_moves = cw.store_pages + cw.loads
+    store_pps = _rate(cw.store_pages, m.st_ns)
+    load_pps = _rate(cw.loads, m.ld_ns)
+    raw_store_pps = _rate(cw.store_pages, m.raw_st_ns)
+    raw_load_pps = _rate(len(m.raw_ld_ns), m.raw_ld_ns)
+    cpu_us = m.cpu_ns / 1000.0 - m.emulation_us
+    peak_pages = int(stats.get("pool_peak_pages", 0))
+    pool_bytes = peak_pages * PAGE_SIZE
+    at_peak = int(stats.get("compressed_bytes_at_peak", 0))
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 4) if a and b else None
+
+    dev_total = m.dev_store_us + m.dev_load_us
+    return {
+        "backend": backend.name,
+        "description": backend.describe(),
+        "params": _jsonable(backend.params),
+        "time_basis": caps.time_basis,
+        "capabilities": caps.to_dict(),
+        "pages": cw.loads,
+        "verified_pages": m.verified,
+        "mismatches": m.n_mismatch,
+        "mismatch_examples": m.mismatches,
+        "workload_pages": cw.workload.nr_pages,
+        "store_pages": cw.store_pages,
+        "invalidates": cw.invalidates,
+        "ratio": round(m.orig_bytes / m.comp_bytes, 4) if m.comp_bytes else 1.0,
+        "ratio_bytes": {"original": m.orig_bytes, "compressed": m.comp_bytes,
+                        "incompressible_pages": m.incompressible},
+        "pool_density": round(at_peak / pool_bytes, 4) if pool_bytes else 0.0,
+        "pool_bytes": pool_bytes,
+        "compressed_bytes_at_peak": at_peak,
+        "store_pages_per_s": round(store_pps or 0.0, 1),
+        "load_pages_per_s": round(load_pps, 1) if load_pps else None,
+        "store_us": _percentiles(_per_page_us(m.st_ns, m.st_k)),
+        "load_us": _percentiles(np.asarray(m.ld_ns, dtype=np.float64) / 1000.0),
+        "invalidate_us": _percentiles(np.asarray(m.inv_ns, dtype=np.float64) / 1000.0),
+        "host_cpu_us_per_page": round(cpu_us / page_moves, 3) if page_moves else 0.0,
+        "host_cpu_excludes_emulation": m.emulation_us > 0,
+        "emulation_us_per_page": (round(m.emulation_us / page_moves, 3)
+                                  if m.emulation_us > 0 and page_moves else None),
+        "raw_store_pages_per_s": round(raw_store_pps or 0.0, 1),
+        "raw_load_pages_per_s": round(raw_load_pps, 1) if raw_load_pps else None,
+        "raw_store_us": _percentiles(_per_page_us(m.raw_st_ns, m.raw_st_k)),
+        "raw_load_us": _percentiles(np.asarray(m.raw_ld_ns, dtype=np.float64) / 1000.0),
+        "store_vs_raw": ratio(store_pps, raw_store_pps) or 0.0,
+        "load_vs_raw": ratio(load_pps, raw_load_pps),
+        "rejects": _rejects(stats),
+        "pool_limit_hit": int(stats.get("pool_limit_hit", 0)),
+        "same_filled_pages": int(np.count_nonzero(cw.same_filled)),
+        "written_back_pages": int(stats.get("written_back_pages", 0)),
+        "swap_reads": int(stats.get("pswpin", 0)),
+        "swap_writes": int(stats.get("pswpout", 0)),
+        "device_us_per_page": round(dev_total / page_moves, 3) if modeled and page_moves else None,
+        "device_store_us_per_page": (round(m.dev_store_us / cw.store_pages, 3)
+                                     if modeled and cw.store_pages else None),
+        "device_load_us_per_page": (round(m.dev_load_us / cw.loads, 3)
+                                    if modeled and cw.loads else None),
+        "counters": _jsonable(stats),
+        "backend_counters": _jsonable(_safe_counters(backend)),
+        "config": _jsonable(cfg.to_dict()),
+        "elapsed_s": round(elapsed, 3),
+    }
+
+
+def _rejects(stats: Mapping[str, Any]) -> dict[str, int]:
+    """Rejected stores by reason: every ``reject_*`` counter, the documented ones always."""
+    out = {r: 0 for r in REJECT_REASONS}
+    for key, value in stats.items():
+        if key.startswith("reject_"):
+            out[key[len("reject_"):]] = int(value)
+    return out
+
+
+def _safe_counters(backend: Backend) -> dict[str, Any]:
+    try:
+        return dict(backend.counters())
+    except Exception as exc:  # noqa: BLE001
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+# -- all backends ----------------------------------------------------------------------------
+
+
+def default_backends() -> list[str]:
+    """Every registered backend name (unavailable ones end up in ``skipped``)."""
+    from hwzswap.backends.registry import backend_names
+
+    return backend_names()
+
+
+def resolve_backend_names(spec: str | Sequence[str] | None) -> list[str]:
+    """``"lz4,zstd"`` / a list / ``None`` (all) -> names; an unknown name fails right away."""
+    from hwzswap.backends.registry import backend_names
+
+    if spec is None:
+        return default_backends()
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    names = [n for n in names if n]
+    if not names:
+        raise UnknownBackendError("--backends names no backend")
+    known = backend_names()
+    for n in names:
+        if n not in known:
+            raise UnknownBackendError(
+                f"no backend named {n!r}; registered backends: {', '.join(known)}"
+            )
+    return list(dict.fromkeys(names))
+
+
+@dataclass
+class BenchRun:
+    """What :func:`run_bench` needs besides the workload."""
+
+    backends: list[str] | None = None
+    config: Any = None
+    progress: bool = False
+    console: Any = None
+    warm_up: bool = True
+    on_result: Callable[[dict[str, Any]], None] | None = None
+    workload_extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _make_backend(name: str, base: Any) -> Backend:
+    """The backend under test, with the config's parameters when the config names it."""
+    from hwzswap.backends.registry import get_backend
+
+    comp = base.zswap.compressor
+    params = dict(comp.params) if comp.name == name else {}
+    return get_backend(name, **params)
+
+
+def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]:
+    """Run ``workload`` through every requested backend; return the results document."""
+    run = run or BenchRun()
+    base = base_config(run.config)
+    names = resolve_backend_names(run.backends)
+    cw = compile_workload(workload)
+    desc = workload.describe()
+    desc.update(run.workload_extra)
+    cfg_doc = base.to_dict()
+    cfg_doc["zswap"]["compressor"] = "(each backend under test)"
+    doc = new_document(desc, {"source": base.source, "base": cfg_doc,
+                              "overrides": workload.config_overrides})
+    with _Progress(run.progress, run.console) as progress:
+        for name in names:
+            try:
+                backend = _make_backend(name, base)
+            except (BackendUnavailableError, UnknownBackendError) as exc:
+                doc["skipped"].append({"backend": name, "reason": str(exc)})
+                continue
+            except HwzswapError as exc:
+                doc["skipped"].append({"backend": name, "reason": f"{type(exc).__name__}: {exc}"})
+                continue
+            try:
+                res = run_backend(backend, cw, base, progress.task(name, cw.page_ops),
+                                  warm_up=run.warm_up)
+            except Exception as exc:  # noqa: BLE001 -- one broken backend must not end the bench
+                doc["failed"].append({"backend": name, "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            finally:
+                backend.close()
+            doc["results"].append(res)
+            if run.on_result is not None:
+                run.on_result(res)
+    return doc
+
+
+def comparable_counters(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A result's counters minus the wall-clock ones: equal between replays of one workload."""
+    return {k: v for k, v in result["counters"].items() if k not in MEASURED_COUNTERS}
+
+
+__all__ = [
+    "CHUNK_PAGE_OPS",
+    "BenchRun",
+    "CompiledWorkload",
+    "backend_config",
+    "base_config",
+    "comparable_counters",
+    "compile_workload",
+    "resolve_backend_names",
+    "run_backend",
+    "run_bench",
+    "same_filled_mask",
+]
