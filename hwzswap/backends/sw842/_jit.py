@@ -3,22 +3,25 @@
 Encoder data structure (why it is faster than the kernel's and still byte-exact):
 
 The kernel keeps, per ring, a hash table whose buckets are linked lists of ring slots; a slot
-is removed and re-inserted at the bucket head whenever it is rewritten, and a lookup returns the
-first slot in the bucket holding the value -- the most recently written live slot with that
-value (842.md §3.3). We keep exactly that invariant, with cheaper parts:
+is unlinked and re-inserted at its bucket's head whenever it is rewritten, and a lookup returns
+the first slot in the bucket holding the value: the most recently written live slot with that
+value (842.md §3.3). We return the same slot without ever unlinking anything:
 
-* one doubly linked list per bucket, so unlinking a rewritten slot is O(1) (no bucket walk);
-* 2-byte values index a 65536-entry head table directly, so a bucket holds one value only and
-  the I2 lookup is a single load (no comparisons);
-* 8- and 4-byte values hash into 2048 / 4096 buckets (8 per live slot), so chains are short;
-* the lookups are done once per group and turned into a 7-bit "found" mask; a 128-entry table
-  (``BEST_TEMPLATE``) gives the template the kernel's rank-order search would pick;
-* state is reset by clearing only the buckets that live slots used, not the whole table;
+* every ring write is an *event* with a number that only grows (the ring position plus a
+  per-call base), and the event is stored at its slot (event number mod slots);
+* a bucket is a singly linked list of events, newest first; a write pushes a new event;
+* an event is live while its slot has not been rewritten, i.e. while it is one of the last
+  ``slots`` events of this call -- a number test, so expired events need no removal and the
+  first live match on the list *is* the most recently written slot holding the value; the
+  walk stops at the first expired event (everything after it is older);
+* 2-byte values index a 65536-entry head table directly: the head event of a value, if live,
+  is the answer, so I2 writes and lookups are one store or one load, no chains;
+* 8- and 4-byte values hash (Fibonacci hashing) into 2048 / 4096 buckets, so chains are short;
+* a new call just starts at a higher event number: nothing is cleared between pages;
+* the 7 lookups are done once per group and form a 7-bit "found" mask; a 128-entry table
+  (``BEST_TEMPLATE``) gives the template the kernel's rank-order search picks;
 * bits go through a 64-bit accumulator flushed 32 bits at a time, and the CRC is computed in
   the same pass, 8 bytes per step (slicing-by-8).
-
-All slots of all three rings share one id space: I8 slots are ids 0-255, I4 slots 256-767 and
-I2 slots 768-1023; ``heads`` holds the I8 buckets, then the I4 buckets, then the I2 table.
 
 The state arrays are module-level and reused; the functions hold the GIL (no ``nogil``), so two
 threads cannot interleave on them.
@@ -40,12 +43,14 @@ from hwzswap.backends.sw842.format import (
     T_SIZE,
 )
 
-# -- shared-id layout of the encoder's rings --------------------------------------------------
-BASE8, BASE4, BASE2 = 0, 256, 768
-N_IDS = 1024
+# -- encoder state layout ---------------------------------------------------------------------
+# vals/nxt: I8 slots at 0-255, I4 slots at 256-767. heads: I8 buckets, I4 buckets, I2 values.
+BASE8, BASE4 = 0, 256
+N_SLOTS = 768
 H8_BITS, H4_BITS = 11, 12
 HEAD8, HEAD4, HEAD2 = 0, 1 << H8_BITS, (1 << H8_BITS) + (1 << H4_BITS)
 N_HEADS = HEAD2 + 65536
+EVENT_LIMIT = 1 << 30  # rebase event numbers (and clear the heads) past this
 
 _MUL = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: Fibonacci hashing
 _SH8 = np.uint64(64 - H8_BITS)
@@ -79,12 +84,12 @@ def padded_end(bit):
 
 
 def new_state() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fresh encoder state: slot values, next links, prev links, bucket heads (all empty)."""
+    """Fresh encoder state: slot values, chain links, bucket heads, next event base."""
     return (
-        np.zeros(N_IDS, np.uint64),
-        np.full(N_IDS, -1, np.int32),
-        np.full(N_IDS, -1, np.int32),
+        np.zeros(N_SLOTS, np.uint64),
+        np.full(N_SLOTS, -1, np.int32),
         np.full(N_HEADS, -1, np.int32),
+        np.zeros(1, np.int64),
     )
 
 
@@ -151,198 +156,209 @@ def _bucket4(v):
     return HEAD4 + np.int64((v * _MUL) >> _SH4)
 
 
-@njit(cache=True)
-def _find(vals, nxt, heads, b, v):
-    """Most recently written live slot holding v in bucket b, or -1."""
-    s = heads[b]
-    while s >= 0:
-        if vals[s] == v:
-            return s
-        s = nxt[s]
-    return -1
-
-
-@njit(cache=True)
-def _write_slot(vals, nxt, prv, heads, s, old_b, new_b, v, live):
-    """(Re)write slot s with v: unlink it from old_b if live, push it on the head of new_b."""
-    if live:
-        p = prv[s]
-        n = nxt[s]
-        if p >= 0:
-            nxt[p] = n
-        else:
-            heads[old_b] = n
-        if n >= 0:
-            prv[n] = p
-    vals[s] = v
-    h = heads[new_b]
-    nxt[s] = h
-    prv[s] = -1
-    if h >= 0:
-        prv[h] = s
-    heads[new_b] = s
-
-
-@njit(cache=True)
-def _put(out, op, acc, nb, v, n):
-    """Append the low n (<= 32) bits of v; flush 32 bits when 32 or more are pending."""
-    acc = (acc << np.uint64(n)) | v
-    nb += n
-    if nb >= 32:
-        nb -= 32
-        w = acc >> np.uint64(nb)
-        out[op] = np.uint8((w >> _U24) & _M8)
-        out[op + 1] = np.uint8((w >> _U16) & _M8)
-        out[op + 2] = np.uint8((w >> _U8) & _M8)
-        out[op + 3] = np.uint8(w & _M8)
-        op += 4
-    return op, acc, nb
-
-
-@njit(cache=True)
-def _reset(vals, heads, done_groups):
-    """Empty the tables again by clearing the buckets of every slot written so far."""
-    n8 = min(done_groups, 256)
-    for s in range(n8):
-        heads[_bucket8(vals[BASE8 + s])] = -1
-    n4 = min(2 * done_groups, 512)
-    for s in range(n4):
-        heads[_bucket4(vals[BASE4 + s])] = -1
-    n2 = min(4 * done_groups, 256)
-    for s in range(n2):
-        heads[HEAD2 + np.int64(vals[BASE2 + s])] = -1
-
-
 # -- compressor ---------------------------------------------------------------------------------
 
 
 @njit(cache=True)
-def compress_into(src, n, out, limit, vals, nxt, prv, heads):
+def _flush_fields(out, op, acc, nb, fv, fw, nf):
+    """Append fields fv[:nf] (widths fw, each <= 32 bits) to the stream; used off the hot path."""
+    for k in range(nf):
+        acc = (acc << np.uint64(fw[k])) | fv[k]
+        nb += fw[k]
+        if nb >= 32:
+            nb -= 32
+            w32 = acc >> np.uint64(nb)
+            out[op] = np.uint8((w32 >> _U24) & _M8)
+            out[op + 1] = np.uint8((w32 >> _U16) & _M8)
+            out[op + 2] = np.uint8((w32 >> _U8) & _M8)
+            out[op + 3] = np.uint8(w32 & _M8)
+            op += 4
+    return op, acc, nb
+
+
+@njit(cache=True)
+def compress_into(src, n, out, limit, vals, nxt, heads, ctr):
     """Compress src[:n] into out; return the stream length.
 
     Returns -1 (and stops early) when ``limit > 0`` and the stream reaches ``limit`` bytes.
     ``out`` must hold ``format.max_compressed_size(n) + 8`` bytes (the writer stores 4 bytes at
     a time). A 1-7 byte tail is coded as SHORT_DATA; strict mode is enforced by the caller.
+
+    The loop body is written out by hand: a call to a jitted helper that takes arrays is not
+    inlined by numba and costs more than the work it does here.
     """
     ngroups = n >> 3
+    # Event numbers of this call start at ``base`` (a multiple of 1024, above every event of
+    # earlier calls): the I8 write of group gi is base + gi, the I4 writes base + 2gi + h,
+    # the I2 writes base + 4gi + q; the slot is the event number mod the ring's slot count.
+    base = ctr[0]
+    nxt_base = base + ((4 * ngroups + 1024) & ~1023)
+    if nxt_base >= EVENT_LIMIT:
+        heads[:] = -1
+        base = 0
+        nxt_base = (4 * ngroups + 1024) & ~1023
+    ctr[0] = nxt_base
     op = 0
-    acc = _ZERO
+    acc = _ZERO  # bit accumulator; its low nb bits are pending output
     nb = 0
     crc = _ZERO
     repeat = 0
+    fv = np.empty(16, np.uint64)  # fields to write (each <= 32 bits): values ...
+    fw = np.empty(16, np.int64)  # ... and widths
+    idx = np.empty(7, np.int64)  # slot found by each of the 7 lookups
     last = _ZERO
     if ngroups > 0:
-        last = ~_be64(src, 0)
-    idx = np.empty(7, np.int64)
+        last = ~(
+            (np.uint64(src[0]) << _U56) | (np.uint64(src[1]) << _U48)
+            | (np.uint64(src[2]) << _U40) | (np.uint64(src[3]) << _U32)
+            | (np.uint64(src[4]) << _U24) | (np.uint64(src[5]) << _U16)
+            | (np.uint64(src[6]) << _U8) | np.uint64(src[7])
+        )
     done = 0
-    aborted = False
     for gi in range(ngroups):
         p = gi << 3
-        g = _be64(src, p)
+        g = (
+            (np.uint64(src[p]) << _U56) | (np.uint64(src[p + 1]) << _U48)
+            | (np.uint64(src[p + 2]) << _U40) | (np.uint64(src[p + 3]) << _U32)
+            | (np.uint64(src[p + 4]) << _U24) | (np.uint64(src[p + 5]) << _U16)
+            | (np.uint64(src[p + 6]) << _U8) | np.uint64(src[p + 7])
+        )
         crc = _crc_step8(crc, g)
-        emit = True
+        nf = 0
         if g == last:
             repeat += 1
-            if repeat < 64:
-                emit = False
-        if emit:
-            if repeat > 0:
-                op, acc, nb = _put(out, op, acc, nb, np.uint64(0x1B), 5)
-                op, acc, nb = _put(out, op, acc, nb, np.uint64(repeat - 1), 6)
-                if g == last:
-                    emit = False
+            if repeat == 64:  # a full REPEAT covers this group too
+                fv[0] = np.uint64((0x1B << 6) | 63)
+                fw[0] = 11
+                nf = 1
                 repeat = 0
-        if emit:
+        else:
+            if repeat > 0:
+                fv[0] = np.uint64((0x1B << 6) | (repeat - 1))
+                fw[0] = 11
+                nf = 1
+                repeat = 0
             if g == _ZERO:
-                op, acc, nb = _put(out, op, acc, nb, np.uint64(0x1C), 5)
+                fv[nf] = np.uint64(0x1C)
+                fw[nf] = 5
+                nf += 1
             else:
-                s8 = _find(vals, nxt, heads, _bucket8(g), g)
-                if s8 >= 0:
-                    op, acc, nb = _put(out, op, acc, nb, np.uint64((0x19 << 8) | s8), 13)
+                # Oldest live event of each ring (the current group is not written yet).
+                lo8 = base + max(gi - 256, 0)
+                e = heads[_bucket8(g)]
+                while e >= lo8 and vals[BASE8 + (e & 255)] != g:
+                    e = nxt[BASE8 + (e & 255)]
+                if e >= lo8:  # template 0x19 (I8) ranks first
+                    fv[nf] = np.uint64((0x19 << 8) | (e & 255))
+                    fw[nf] = 13
+                    nf += 1
                 else:
-                    h0 = g >> _U32
-                    h1 = g & _M32
                     mask = 0
-                    s = _find(vals, nxt, heads, _bucket4(h0), h0)
-                    if s >= 0:
-                        idx[1] = s - BASE4
+                    lo4 = base + max(2 * gi - 512, 0)
+                    h = g >> _U32
+                    e = heads[_bucket4(h)]
+                    while e >= lo4 and vals[BASE4 + (e & 511)] != h:
+                        e = nxt[BASE4 + (e & 511)]
+                    if e >= lo4:
+                        idx[1] = e & 511
                         mask |= 2
-                    s = _find(vals, nxt, heads, _bucket4(h1), h1)
-                    if s >= 0:
-                        idx[2] = s - BASE4
+                    h = g & _M32
+                    e = heads[_bucket4(h)]
+                    while e >= lo4 and vals[BASE4 + (e & 511)] != h:
+                        e = nxt[BASE4 + (e & 511)]
+                    if e >= lo4:
+                        idx[2] = e & 511
                         mask |= 4
-                    s = heads[HEAD2 + np.int64(g >> _U48)]
-                    if s >= 0:
-                        idx[3] = s - BASE2
-                        mask |= 8
-                    s = heads[HEAD2 + np.int64((g >> _U32) & _M16)]
-                    if s >= 0:
-                        idx[4] = s - BASE2
-                        mask |= 16
-                    s = heads[HEAD2 + np.int64((g >> _U16) & _M16)]
-                    if s >= 0:
-                        idx[5] = s - BASE2
-                        mask |= 32
-                    s = heads[HEAD2 + np.int64(g & _M16)]
-                    if s >= 0:
-                        idx[6] = s - BASE2
-                        mask |= 64
+                    lo2 = base + max(4 * gi - 256, 0)
+                    for q in range(4):
+                        e = heads[HEAD2 + np.int64((g >> np.uint64(48 - 16 * q)) & _M16)]
+                        if e >= lo2:
+                            idx[3 + q] = e & 255
+                            mask |= 8 << q
                     code = _BEST[mask]
-                    op, acc, nb = _put(out, op, acc, nb, np.uint64(code), 5)
+                    fv[nf] = np.uint64(code)
+                    fw[nf] = 5
+                    nf += 1
                     for a in range(_NACT[code]):
                         if _ISIDX[code, a]:
-                            op, acc, nb = _put(
-                                out, op, acc, nb, np.uint64(idx[_LOOK[code, a]]), _BITS[code, a]
-                            )
+                            fv[nf] = np.uint64(idx[_LOOK[code, a]])
+                            fw[nf] = _BITS[code, a]
+                            nf += 1
+                        elif _SIZE[code, a] == 8:
+                            fv[nf] = g >> _U32
+                            fw[nf] = 32
+                            fv[nf + 1] = g & _M32
+                            fw[nf + 1] = 32
+                            nf += 2
                         else:
-                            sz = _SIZE[code, a]
-                            if sz == 8:
-                                op, acc, nb = _put(out, op, acc, nb, g >> _U32, 32)
-                                op, acc, nb = _put(out, op, acc, nb, g & _M32, 32)
-                            else:
-                                sh = np.uint64(64 - 8 * (_OFF[code, a] + sz))
-                                m = _M16 if sz == 2 else _M32
-                                op, acc, nb = _put(out, op, acc, nb, (g >> sh) & m, 8 * sz)
+                            w = _BITS[code, a]
+                            sh = np.uint64(64 - 8 * _OFF[code, a] - w)
+                            fv[nf] = (g >> sh) & ((np.uint64(1) << np.uint64(w)) - np.uint64(1))
+                            fw[nf] = w
+                            nf += 1
+        for k in range(nf):
+            acc = (acc << np.uint64(fw[k])) | fv[k]
+            nb += fw[k]
+            if nb >= 32:
+                nb -= 32
+                w32 = acc >> np.uint64(nb)
+                out[op] = np.uint8((w32 >> _U24) & _M8)
+                out[op + 1] = np.uint8((w32 >> _U16) & _M8)
+                out[op + 2] = np.uint8((w32 >> _U8) & _M8)
+                out[op + 3] = np.uint8(w32 & _M8)
+                op += 4
         last = g
-        # Update the rings at this group's position: I8, I4 (two halves), I2 (four quarters).
+        # Write this group into the rings at its position (842.md §3.4) in the kernel's order
+        # (I8, the two I4 halves, the four I2 quarters): push one event per write.
+        e = base + gi
         s = BASE8 + (gi & 255)
-        ob = _bucket8(vals[s])
-        _write_slot(vals, nxt, prv, heads, s, ob, _bucket8(g), g, gi >= 256)
-        live4 = gi >= 256
-        s = BASE4 + ((gi << 1) & 511)
-        h0 = g >> _U32
-        ob = _bucket4(vals[s])
-        _write_slot(vals, nxt, prv, heads, s, ob, _bucket4(h0), h0, live4)
-        s += 1
-        h1 = g & _M32
-        ob = _bucket4(vals[s])
-        _write_slot(vals, nxt, prv, heads, s, ob, _bucket4(h1), h1, live4)
-        live2 = gi >= 64
-        s = BASE2 + ((gi << 2) & 255)
-        for q in range(4):
-            v = (g >> np.uint64(48 - 16 * q)) & _M16
-            ob = HEAD2 + np.int64(vals[s + q])
-            _write_slot(vals, nxt, prv, heads, s + q, ob, HEAD2 + np.int64(v), v, live2)
+        b = _bucket8(g)
+        vals[s] = g
+        nxt[s] = heads[b]
+        heads[b] = e
+        e = base + 2 * gi
+        s = BASE4 + ((2 * gi) & 511)
+        h = g >> _U32
+        b = _bucket4(h)
+        vals[s] = h
+        nxt[s] = heads[b]
+        heads[b] = e
+        h = g & _M32
+        b = _bucket4(h)
+        vals[s + 1] = h
+        nxt[s + 1] = heads[b]
+        heads[b] = e + 1
+        e = base + 4 * gi
+        heads[HEAD2 + np.int64(g >> _U48)] = e
+        heads[HEAD2 + np.int64((g >> _U32) & _M16)] = e + 1
+        heads[HEAD2 + np.int64((g >> _U16) & _M16)] = e + 2
+        heads[HEAD2 + np.int64(g & _M16)] = e + 3
         done = gi + 1
         if limit > 0 and op >= limit:
-            aborted = True
             break
-    _reset(vals, heads, done)
-    if aborted:
+    if done < ngroups:
         return -1
+    # The last REPEAT, the SHORT_DATA tail, END and the CRC (off the hot path).
+    nf = 0
     if repeat > 0:
-        op, acc, nb = _put(out, op, acc, nb, np.uint64(0x1B), 5)
-        op, acc, nb = _put(out, op, acc, nb, np.uint64(repeat - 1), 6)
+        fv[0] = np.uint64((0x1B << 6) | (repeat - 1))
+        fw[0] = 11
+        nf = 1
     tail = n & 7
     if tail:
-        op, acc, nb = _put(out, op, acc, nb, np.uint64(0x1D), 5)
-        op, acc, nb = _put(out, op, acc, nb, np.uint64(tail), 3)
-        for p in range(n - tail, n):
-            b = src[p]
-            crc = _crc_step1(crc, b)
-            op, acc, nb = _put(out, op, acc, nb, np.uint64(b), 8)
-    op, acc, nb = _put(out, op, acc, nb, np.uint64(0x1E), 5)
-    op, acc, nb = _put(out, op, acc, nb, crc, 32)
+        fv[nf] = np.uint64((0x1D << 3) | tail)
+        fw[nf] = 8
+        nf += 1
+        for k in range(n - tail, n):
+            crc = _crc_step1(crc, src[k])
+            fv[nf] = np.uint64(src[k])
+            fw[nf] = 8
+            nf += 1
+    fv[nf] = np.uint64(0x1E)
+    fw[nf] = 5
+    fv[nf + 1] = crc
+    fw[nf + 1] = 32
+    op, acc, nb = _flush_fields(out, op, acc, nb, fv, fw, nf + 2)
     while nb >= 8:
         nb -= 8
         out[op] = np.uint8((acc >> np.uint64(nb)) & _M8)
@@ -359,11 +375,11 @@ def compress_into(src, n, out, limit, vals, nxt, prv, heads):
 
 
 @njit(cache=True)
-def compress_pages(pages, out, lens, limit, vals, nxt, prv, heads):
+def compress_pages(pages, out, lens, limit, vals, nxt, heads, ctr):
     """Compress each row of ``pages`` into the same row of ``out``; lens[i] = length or -1."""
     for i in range(pages.shape[0]):
         lens[i] = compress_into(
-            pages[i], pages.shape[1], out[i], limit, vals, nxt, prv, heads
+            pages[i], pages.shape[1], out[i], limit, vals, nxt, heads, ctr
         )
 
 
@@ -374,21 +390,22 @@ def compress_pages(pages, out, lens, limit, vals, nxt, prv, heads):
 def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
     """Decode one stream from src[:n_in] into out[:max_out].
 
-    Returns (status, produced, detail, detail2, bit position). ``status`` is ``OK`` or an
-    ``E_*`` code; ``produced`` is the output length on success.
+    Returns (status, produced, detail, detail2, bit). ``status`` is ``OK`` or an ``E_*`` code;
+    ``produced`` is the output length so far. ``bit`` is, on error, where the failing op (or the
+    CRC) starts, and on success where the stream ends.
     """
     ip = 0
     bb = _ZERO  # bit buffer, MSB-aligned
     bc = 0  # valid bits in bb
     op = 0
     while True:
-        # -- op code
+        opbit = ip * 8 - bc
         while bc <= 56 and ip < n_in:
             bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
             ip += 1
             bc += 8
         if bc < 5:
-            return E_INPUT_END, op, 5, 0, ip * 8 - bc
+            return E_INPUT_END, op, 5, 0, opbit
         code = np.int64(bb >> np.uint64(59))
         bb <<= np.uint64(5)
         bc -= 5
@@ -403,7 +420,7 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
                         ip += 1
                         bc += 8
                     if bc < 32:
-                        return E_INPUT_END, op, 64, 0, ip * 8 - bc
+                        return E_INPUT_END, op, 64, 0, opbit
                     hi = bb >> _U32
                     bb <<= _U32
                     bc -= 32
@@ -412,7 +429,7 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
                         ip += 1
                         bc += 8
                     if bc < 32:
-                        return E_INPUT_END, op, 64, 0, ip * 8 - bc
+                        return E_INPUT_END, op, 64, 0, opbit
                     v = (hi << _U32) | (bb >> _U32)
                     bb <<= _U32
                     bc -= 32
@@ -422,12 +439,12 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
                         ip += 1
                         bc += 8
                     if bc < nbits:
-                        return E_INPUT_END, op, nbits, 0, ip * 8 - bc
+                        return E_INPUT_END, op, nbits, 0, opbit
                     v = bb >> np.uint64(64 - nbits)
                     bb <<= np.uint64(nbits)
                     bc -= nbits
                 if op + sz > max_out:
-                    return E_NOSPC, op, op + sz - max_out, 0, ip * 8 - bc
+                    return E_NOSPC, op, op + sz - max_out, 0, opbit
                 if _ISIDX[code, a]:
                     fifo = 512 if sz == 2 else 2048
                     off = np.int64(v) * sz
@@ -437,7 +454,7 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
                             base -= fifo
                         off += base
                     if off + sz > t:
-                        return E_INDEX, op, np.int64(v), sz, ip * 8 - bc
+                        return E_INDEX, op, np.int64(v), sz, opbit
                     for j in range(sz):
                         out[op + j] = out[off + j]
                 else:
@@ -450,47 +467,47 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
                 ip += 1
                 bc += 8
             if bc < 6:
-                return E_INPUT_END, op, 6, 0, ip * 8 - bc
+                return E_INPUT_END, op, 6, 0, opbit
             count = np.int64(bb >> np.uint64(58)) + 1
             bb <<= np.uint64(6)
             bc -= 6
             if op < 8:
-                return E_REPEAT_EARLY, op, op, 0, ip * 8 - bc
+                return E_REPEAT_EARLY, op, op, 0, opbit
             if op + 8 * count > max_out:
-                return E_NOSPC, op, op + 8 * count - max_out, 0, ip * 8 - bc
+                return E_NOSPC, op, op + 8 * count - max_out, 0, opbit
             for _ in range(count):
                 for j in range(8):
                     out[op + j] = out[op - 8 + j]
                 op += 8
         elif code == 0x1C:  # ZEROS
             if op + 8 > max_out:
-                return E_NOSPC, op, op + 8 - max_out, 0, ip * 8 - bc
+                return E_NOSPC, op, op + 8 - max_out, 0, opbit
             for j in range(8):
                 out[op + j] = 0
             op += 8
         elif code == 0x1D:  # SHORT_DATA
             if not allow_short:
-                return E_SHORT_FORBIDDEN, op, 0, 0, ip * 8 - bc - 5
+                return E_SHORT_FORBIDDEN, op, 0, 0, opbit
             while bc <= 56 and ip < n_in:
                 bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
                 ip += 1
                 bc += 8
             if bc < 3:
-                return E_INPUT_END, op, 3, 0, ip * 8 - bc
+                return E_INPUT_END, op, 3, 0, opbit
             count = np.int64(bb >> np.uint64(61))
             bb <<= np.uint64(3)
             bc -= 3
             if count == 0:
-                return E_SHORT_ZERO, op, 0, 0, ip * 8 - bc
+                return E_SHORT_ZERO, op, 0, 0, opbit
             for _ in range(count):
                 while bc <= 56 and ip < n_in:
                     bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
                     ip += 1
                     bc += 8
                 if bc < 8:
-                    return E_INPUT_END, op, 8, 0, ip * 8 - bc
+                    return E_INPUT_END, op, 8, 0, opbit
                 if op + 1 > max_out:
-                    return E_NOSPC, op, 1, 0, ip * 8 - bc
+                    return E_NOSPC, op, 1, 0, opbit
                 out[op] = np.uint8(bb >> _U56)
                 bb <<= _U8
                 bc -= 8
@@ -498,20 +515,21 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
         elif code == 0x1E:  # END
             break
         else:  # 0x1A, 0x1F
-            return E_BAD_OP, op, code, 0, ip * 8 - bc - 5
+            return E_BAD_OP, op, code, 0, opbit
     if check_crc:
+        opbit = ip * 8 - bc
         while bc <= 56 and ip < n_in:
             bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
             ip += 1
             bc += 8
         if bc < 32:
-            return E_INPUT_END, op, 32, 0, ip * 8 - bc
+            return E_INPUT_END, op, 32, 0, opbit
         want = bb >> _U32
         bb <<= _U32
         bc -= 32
         got = crc32_be_array(out, op)
         if want != got:
-            return E_CRC, op, np.int64(want), np.int64(got), ip * 8 - bc
+            return E_CRC, op, np.int64(want), np.int64(got), opbit
     return OK, op, 0, 0, ip * 8 - bc
 
 

@@ -150,6 +150,7 @@ class _BitReader:
     def __init__(self, data: bytes) -> None:
         self.bits = "".join(format(b, "08b") for b in data)
         self.pos = 0
+        self.op_start = 0  # where the op being decoded (or the CRC) starts: errors report it
 
     def get(self, width: int) -> int:
         if self.pos + width > len(self.bits):
@@ -160,7 +161,7 @@ class _BitReader:
 
 
 def _fail(failure: DecodeFailure, what: str, r: _BitReader, produced: int) -> Sw842DecodeError:
-    return Sw842DecodeError(f"842: {what} (bit {r.pos})", failure, r.pos, produced)
+    return Sw842DecodeError(f"842: {what} (bit {r.op_start})", failure, r.op_start, produced)
 
 
 def decompress(
@@ -175,6 +176,7 @@ def decompress(
             raise _fail(DecodeFailure.OUTPUT_OVERFLOW, f"output would exceed {max_out}", r, len(out))
 
     while True:
+        r.op_start = r.pos
         code = r.get(5)
         if code < len(TEMPLATES):
             t = len(out) // 8 * 8
@@ -218,6 +220,7 @@ def decompress(
         else:
             raise _fail(DecodeFailure.BAD_OP, f"bad op {code:#04x}", r, len(out))
     if check_crc:
+        r.op_start = r.pos
         want = r.get(32)
         got = crc32_be(out)
         if want != got:
