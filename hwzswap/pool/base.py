@@ -60,3 +60,23 @@ class Pool(ABC):
 
     def destroy(self) -> None:
         """Free everything (swapoff). The pool must not be used afterwards."""
+
+    # Combined calls for the per-page path: one Python call instead of two. The defaults below
+    # are exactly the two calls; pools override them with a faster fused version.
+
+    def malloc_write(self, data: Any) -> int:
+        """``malloc(len(data))`` then ``write``; return the handle. Nothing stays allocated if
+        either step fails."""
+        handle = self.malloc(len(data))
+        try:
+            self.write(handle, data)
+        except BaseException:
+            self.free(handle)
+            raise
+        return handle
+
+    def read_free(self, handle: int) -> bytes:
+        """``read`` then ``free`` (zswap's exclusive load); return the object's bytes."""
+        data = self.read(handle)
+        self.free(handle)
+        return data

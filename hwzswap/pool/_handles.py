@@ -1,0 +1,256 @@
+"""Handles and object access shared by :class:`ZsPool` and :class:`ZbudPool`.
+
+Handle design
+-------------
+A handle is a plain ``int``::
+
+    bits 62..40  pool tag   (23 bits, unique per pool created in this process, never 0)
+    bits 39..0   serial     (this pool's allocation counter: a generation number)
+
+Every ``malloc`` takes the next serial, so a pool never hands out the same handle twice: a freed
+handle (stale, or a double free) can never alias a live object, and it is recognised as stale
+because its serial is below the pool's counter. A handle from another pool carries that pool's
+tag and is rejected as foreign. (After 2**40 allocations in one pool the serial would carry into
+the tag bits; handles stay unique within the pool, only the foreign/stale wording could blur.)
+
+The handle maps, through one dict, to the object's location ``(view, offset, size, owner)``:
+the zspage's (or zbud page's) memoryview, the payload offset in it, the size given to
+``malloc`` and the zspage/page object. This dict plays the part of the kernel's handle slab
+cache: compaction moves an object by rewriting its entry, and the caller's handle stays valid.
+
+Reading and writing are slices of the owner's memoryview. Because each zspage is one contiguous
+buffer, an object straddling a page boundary needs no bounce buffer, and :meth:`map` can return a
+zero-copy view for every object. While a handle is mapped its object is pinned: compaction skips
+its zspage and ``free`` refuses it (the kernel forbids both as well).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from hwzswap.errors import InvalidHandleError, PoolError
+from hwzswap.pool.allocator import PageAllocator
+from hwzswap.pool.base import PAGE_SIZE, Pool
+
+HANDLE_TAG_SHIFT = 40
+HANDLE_TAG_BITS = 23
+_SERIAL_MASK = (1 << HANDLE_TAG_SHIFT) - 1
+_tags = itertools.count(1)
+
+
+def _next_tag() -> int:
+    tag = next(_tags) % (1 << HANDLE_TAG_BITS)
+    return tag or next(_tags) % (1 << HANDLE_TAG_BITS)
+
+
+class HandlePool(Pool):
+    """Common part of the pools: handle table, ``read``/``write``/``map``, error reporting.
+
+    Subclasses implement ``malloc``/``free``/``compact``/``stats``/``destroy`` and keep
+    ``self._objs`` (handle -> ``(view, offset, size, owner)``) and ``self._stored`` current.
+    Owners must have an int attribute ``mapped`` (count of mapped objects in them).
+    """
+
+    def __init__(self, allocator: PageAllocator | None, name: str) -> None:
+        if allocator is not None and not isinstance(allocator, PageAllocator):
+            raise PoolError(
+                f"{name}: allocator must be a hwzswap.pool.PageAllocator, got "
+                f"{type(allocator).__name__}"
+            )
+        self.allocator: PageAllocator = allocator if allocator is not None else PageAllocator()
+        self.name = name
+        self.tag = _next_tag()
+        self._serial = self.tag << HANDLE_TAG_SHIFT  # the last handle handed out
+        self._objs: dict[int, tuple[memoryview, int, int, Any]] = {}
+        self._stored = 0
+        self._maps: dict[int, list[memoryview]] = {}
+        self._destroyed = False
+
+    # -- object access -----------------------------------------------------------------------
+
+    def write(self, handle: int, data: Any) -> None:
+        """Copy ``data`` (a bytes-like object of at most ``obj_size(handle)`` bytes) into the
+        object, from its start. Raises :class:`PoolError` if it does not fit."""
+        try:
+            mv, off, size, _ = self._objs[handle]
+            n = len(data)
+            if n <= size:
+                mv[off : off + n] = data
+                return
+        except KeyError:
+            raise self._invalid(handle, "write") from None
+        except (TypeError, ValueError):
+            if handle not in self:
+                raise self._invalid(handle, "write") from None
+            raise self._bad_data(handle, data) from None
+        raise PoolError(
+            f"{self.name}: write of {n} bytes into handle {handle:#x} exceeds its size of "
+            f"{size} bytes (malloc a larger object)"
+        )
+
+    def read(self, handle: int) -> bytes:
+        """A copy of the object: exactly the ``size`` given to ``malloc``."""
+        try:
+            mv, off, size, _ = self._objs[handle]
+        except (KeyError, TypeError):
+            raise self._invalid(handle, "read") from None
+        return mv[off : off + size].tobytes()
+
+    def obj_size(self, handle: int) -> int:
+        try:
+            return self._objs[handle][2]
+        except (KeyError, TypeError):
+            raise self._invalid(handle, "obj_size") from None
+
+    def __contains__(self, handle: object) -> bool:
+        try:
+            return handle in self._objs
+        except TypeError:
+            return False
+
+    def __len__(self) -> int:
+        """Live objects."""
+        return len(self._objs)
+
+    def handles(self) -> list[int]:
+        """The live handles (a snapshot)."""
+        return list(self._objs)
+
+    # -- zero-copy access --------------------------------------------------------------------
+
+    def map(self, handle: int, writable: bool = False) -> memoryview:
+        """A zero-copy view of the object's ``size`` bytes, for reading (``writable=False``,
+        like ``ZS_MM_RO``) or reading and writing (like ``ZS_MM_RW``).
+
+        The object is pinned until the matching :meth:`unmap`: compaction does not move it and
+        ``free`` refuses it. Maps nest; each needs its own ``unmap``. After ``unmap`` the view is
+        released and any further use of it raises ``ValueError``.
+        """
+        try:
+            mv, off, size, owner = self._objs[handle]
+        except (KeyError, TypeError):
+            raise self._invalid(handle, "map") from None
+        view = mv[off : off + size]
+        if not writable:
+            view = view.toreadonly()
+        self._maps.setdefault(handle, []).append(view)
+        owner.mapped += 1
+        return view
+
+    def unmap(self, handle: int) -> None:
+        """End the most recent :meth:`map` of ``handle``."""
+        views = self._maps.get(handle)
+        if not views:
+            if handle in self:
+                raise PoolError(f"{self.name}: unmap of handle {handle:#x}, which is not mapped")
+            raise self._invalid(handle, "unmap")
+        view = views.pop()
+        try:
+            view.release()
+        except BufferError:
+            views.append(view)
+            raise PoolError(
+                f"{self.name}: cannot unmap handle {handle:#x}: something still holds a buffer "
+                f"exported from its view (e.g. numpy.frombuffer); drop it first"
+            ) from None
+        if not views:
+            del self._maps[handle]
+        self._objs[handle][3].mapped -= 1
+
+    @contextmanager
+    def mapped(self, handle: int, writable: bool = False) -> Iterator[memoryview]:
+        """``with pool.mapped(h) as view: ...``: :meth:`map` and a guaranteed :meth:`unmap`."""
+        view = self.map(handle, writable)
+        try:
+            yield view
+        finally:
+            self.unmap(handle)
+
+    def is_mapped(self, handle: int) -> bool:
+        return bool(self._maps.get(handle))
+
+    # -- shared helpers ----------------------------------------------------------------------
+
+    def total_bytes(self) -> int:
+        return self.total_pages() * PAGE_SIZE
+
+    @property
+    def stored_bytes(self) -> int:
+        """Sum of the sizes given to ``malloc`` for the live objects."""
+        return self._stored
+
+    def _check_not_destroyed(self) -> None:
+        if self._destroyed:
+            raise PoolError(f"{self.name}: the pool was destroyed; create a new one")
+
+    def _bad_size(self, size: Any) -> PoolError:
+        self._check_not_destroyed()
+        if type(size) is not int and not isinstance(size, int):
+            return PoolError(f"{self.name}: malloc size must be an int, got {type(size).__name__}")
+        if size <= 0:
+            return PoolError(f"{self.name}: malloc of {size} bytes: the size must be >= 1")
+        return PoolError(
+            f"{self.name}: malloc of {size} bytes: objects are at most {PAGE_SIZE} bytes "
+            f"(one page); store larger data elsewhere"
+        )
+
+    def _bad_data(self, handle: int, data: Any) -> PoolError:
+        return PoolError(
+            f"{self.name}: write{f' to handle {handle:#x}' if handle else ''} needs a bytes-like object of single "
+            f"bytes (bytes, bytearray, contiguous 'B' memoryview), got {type(data).__name__}"
+        )
+
+    def _pinned(self, handle: int) -> PoolError:
+        return PoolError(
+            f"{self.name}: free of handle {handle:#x} while it is mapped; unmap it first "
+            f"(the object is unchanged)"
+        )
+
+    def _invalid(self, handle: Any, op: str) -> PoolError:
+        """The error for a handle that is not live here, saying why."""
+        if self._destroyed:
+            return InvalidHandleError(
+                f"{self.name}: {op} of handle {handle!r} after the pool was destroyed"
+            )
+        if type(handle) is not int:
+            return InvalidHandleError(
+                f"{self.name}: {op}: a handle is an int from malloc(), got "
+                f"{type(handle).__name__} {handle!r}"
+            )
+        tag = handle >> HANDLE_TAG_SHIFT
+        if handle <= 0 or tag != self.tag:
+            return InvalidHandleError(
+                f"{self.name}: {op} of handle {handle:#x}, which does not belong to this pool "
+                f"(its tag is {tag}, this pool's is {self.tag}): foreign or corrupted handle"
+            )
+        if handle <= self._serial:
+            what = "double free" if op == "free" else "use after free"
+            return InvalidHandleError(
+                f"{self.name}: {op} of handle {handle:#x}, which was already freed ({what})"
+            )
+        return InvalidHandleError(
+            f"{self.name}: {op} of handle {handle:#x}, which this pool never handed out"
+        )
+
+    def _release_maps(self) -> None:
+        for views in self._maps.values():
+            for view in views:
+                try:
+                    view.release()
+                except BufferError:
+                    pass
+        self._maps.clear()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, objects={len(self._objs)}, "
+            f"pages={self.total_pages()}, stored_bytes={self._stored})"
+        )
+
+
+def serial_of(handle: int) -> int:
+    """The serial (generation) part of a handle."""
+    return handle & _SERIAL_MASK

@@ -1,0 +1,248 @@
+"""zbud: at most two objects ("buddies") per physical page, the pool zswap shipped with in 3.11.
+
+Modelled on the kernel's ``mm/zbud.c`` (removed in v6.15; facts from
+``shared/reference/kernel.md``, section "zbud and z3fold"; no kernel code is copied):
+
+* A page is split into 64-byte chunks (``CHUNK_SHIFT`` = 6). The first chunk holds the page
+  header (``ZHDR_SIZE_ALIGNED``), leaving ``NCHUNKS`` = 63 chunks for objects.
+* The *first* buddy starts right after the header, the *last* buddy ends at the end of the page;
+  an object takes ``ceil(size / 64)`` chunks, and two fit if their chunks add up to at most 63.
+* Pages with one buddy sit on ``unbuddied[free_chunks]``; ``malloc`` takes a page from the
+  smallest list whose free space fits (best fit), else a new page. Pages with two buddies are
+  "buddied". A page whose last object is freed goes back to the allocator.
+* No compaction: zbud cannot move objects (``compact`` returns 0).
+
+So the density ceiling is two objects per page, and half-empty pages stay half empty, which is
+why zsmalloc replaced it.
+
+One departure: kernel zbud refused objects above ``PAGE_SIZE - ZHDR_SIZE_ALIGNED - CHUNK_SIZE``
+(3968 bytes) with -ENOSPC. The pool interface promises 1..4096, so such an object gets a page
+of its own without a header, as zsmalloc's huge class does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hwzswap.errors import PoolAllocError, PoolError
+from hwzswap.pool._handles import HandlePool
+from hwzswap.pool.allocator import PageAllocator
+from hwzswap.pool.base import PAGE_SIZE
+
+__all__ = ["CHUNK_SIZE", "NCHUNKS", "ZHDR_SIZE_ALIGNED", "ZbudPool"]
+
+CHUNK_SHIFT = 6
+CHUNK_SIZE = 1 << CHUNK_SHIFT
+ZHDR_SIZE_ALIGNED = CHUNK_SIZE  # the page header, rounded up to a chunk
+NCHUNKS = (PAGE_SIZE - ZHDR_SIZE_ALIGNED) >> CHUNK_SHIFT  # 63
+MAX_BUDDY_SIZE = PAGE_SIZE - ZHDR_SIZE_ALIGNED - CHUNK_SIZE  # 3968: largest kernel zbud object
+_MAX_BUDDY_CHUNKS = MAX_BUDDY_SIZE >> CHUNK_SHIFT  # 62
+_BUDDIED = -1
+_HUGE = -2
+
+
+class _ZbudPage:
+    """One page: chunk counts of its first and last buddy (0 = none) and its list."""
+
+    __slots__ = ("mv", "first", "last", "lst", "mapped")
+
+    def __init__(self, mv: memoryview) -> None:
+        self.mv = mv  # the page from the allocator
+        self.first = 0
+        self.last = 0
+        self.lst = 0  # unbuddied[free chunks] index, _BUDDIED or _HUGE
+        self.mapped = 0
+
+
+class ZbudPool(HandlePool):
+    """A zbud pool; same interface and handles as :class:`~hwzswap.pool.ZsPool`."""
+
+    def __init__(self, allocator: PageAllocator | None = None, name: str = "zbud") -> None:
+        super().__init__(allocator, name)
+        self._unbuddied: list[dict[_ZbudPage, None]] = [{} for _ in range(NCHUNKS + 1)]
+        self._unbuddied_mask = 0  # bit i set <=> unbuddied[i] is non-empty
+        self._buddied: dict[_ZbudPage, None] = {}
+        self._huge: dict[_ZbudPage, None] = {}
+        self._pages = 0
+        self._alloc_fail = 0
+
+    def malloc(self, size: int) -> int:
+        """Reserve ``size`` (1..4096) bytes; return the handle. :class:`PoolAllocError` when a
+        new page is needed and the allocator refuses (the pool is then unchanged)."""
+        if type(size) is not int or not 0 < size <= PAGE_SIZE or self._destroyed:
+            raise self._bad_size(size)
+        chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
+        if chunks > _MAX_BUDDY_CHUNKS:
+            page = self._new_page(size)
+            page.first = NCHUNKS + 1
+            page.lst = _HUGE
+            self._huge[page] = None
+            off = 0
+        else:
+            mask = self._unbuddied_mask >> chunks
+            if mask:
+                i = chunks + (mask & -mask).bit_length() - 1
+                group = self._unbuddied[i]
+                page = next(iter(group))
+                del group[page]
+                if not group:
+                    self._unbuddied_mask &= ~(1 << i)
+                if page.first == 0:
+                    page.first = chunks
+                    off = ZHDR_SIZE_ALIGNED
+                else:
+                    page.last = chunks
+                    off = PAGE_SIZE - (chunks << CHUNK_SHIFT)
+                page.lst = _BUDDIED
+                self._buddied[page] = None
+            else:
+                page = self._new_page(size)
+                page.first = chunks
+                off = ZHDR_SIZE_ALIGNED
+                self._put_unbuddied(page, NCHUNKS - chunks)
+        handle = self._serial + 1
+        self._serial = handle
+        self._objs[handle] = (page.mv, off, size, page)
+        self._stored += size
+        return handle
+
+    def free(self, handle: int) -> None:
+        """Release the object; a page left with no buddy goes back to the allocator."""
+        try:
+            loc = self._objs.pop(handle)
+        except (KeyError, TypeError):
+            raise self._invalid(handle, "free") from None
+        page = loc[3]
+        if page.mapped and handle in self._maps:
+            self._objs[handle] = loc
+            raise self._pinned(handle)
+        self._stored -= loc[2]
+        lst = page.lst
+        if lst == _HUGE:
+            del self._huge[page]
+            self._release_page(page)
+            return
+        if lst == _BUDDIED:
+            del self._buddied[page]
+        else:
+            self._take_unbuddied(page, lst)
+        if loc[1] == ZHDR_SIZE_ALIGNED:
+            page.first = 0
+        else:
+            page.last = 0
+        if page.first == 0 and page.last == 0:
+            self._release_page(page)
+        else:
+            self._put_unbuddied(page, NCHUNKS - page.first - page.last)
+
+    def _put_unbuddied(self, page: _ZbudPage, free_chunks: int) -> None:
+        self._unbuddied[free_chunks][page] = None
+        self._unbuddied_mask |= 1 << free_chunks
+        page.lst = free_chunks
+
+    def _take_unbuddied(self, page: _ZbudPage, free_chunks: int) -> None:
+        group = self._unbuddied[free_chunks]
+        del group[page]
+        if not group:
+            self._unbuddied_mask &= ~(1 << free_chunks)
+
+    def _new_page(self, size: int) -> _ZbudPage:
+        try:
+            mv = self.allocator.alloc_pages(1)
+        except PoolAllocError as exc:
+            self._alloc_fail += 1
+            raise PoolAllocError(f"{self.name}: no memory for a page for a {size}-byte object: "
+                                 f"{exc}") from None
+        self._pages += 1
+        return _ZbudPage(mv)
+
+    def _release_page(self, page: _ZbudPage) -> None:
+        self._pages -= 1
+        self.allocator.free_pages(page.mv)
+
+    def total_pages(self) -> int:
+        return self._pages
+
+    def stats(self) -> dict[str, Any]:
+        """Totals as for zsmalloc (``pool_bytes``, ``pages``, ``objects``, ``stored_bytes``,
+        ``density``, ``pages_compacted`` = 0, ``alloc_fail``) plus ``buddied_pages``,
+        ``unbuddied_pages``, ``huge_pages``; ``classes`` is empty (zbud has none)."""
+        pool_bytes = self._pages * PAGE_SIZE
+        return {
+            "name": self.name,
+            "kind": "zbud",
+            "pool_bytes": pool_bytes,
+            "pages": self._pages,
+            "objects": len(self._objs),
+            "stored_bytes": self._stored,
+            "density": self._stored / pool_bytes if pool_bytes else 0.0,
+            "pages_compacted": 0,
+            "alloc_fail": self._alloc_fail,
+            "buddied_pages": len(self._buddied),
+            "unbuddied_pages": sum(len(g) for g in self._unbuddied),
+            "huge_pages": len(self._huge),
+            "classes": [],
+        }
+
+    def check(self) -> None:
+        """Verify internal invariants; raise :class:`PoolError` naming the first broken one."""
+        live: dict[_ZbudPage, list[tuple[int, int]]] = {}
+        stored = 0
+        for handle, (mv, off, size, page) in self._objs.items():
+            if mv is not page.mv:
+                raise PoolError(f"handle {handle:#x}: view is not its page's")
+            live.setdefault(page, []).append((off, size))
+            stored += size
+        pages = list(self._buddied) + list(self._huge)
+        for i, group in enumerate(self._unbuddied):
+            if bool(group) != bool(self._unbuddied_mask >> i & 1):
+                raise PoolError(f"unbuddied mask bit {i} disagrees with the list")
+            for page in group:
+                if page.lst != i or NCHUNKS - page.first - page.last != i:
+                    raise PoolError(f"page on unbuddied[{i}] has the wrong free chunk count")
+                if (page.first == 0) == (page.last == 0):
+                    raise PoolError(f"page on unbuddied[{i}] does not have exactly one buddy")
+                pages.append(page)
+        for page in self._buddied:
+            if page.lst != _BUDDIED or not page.first or not page.last:
+                raise PoolError("buddied page without two buddies")
+            if page.first + page.last > NCHUNKS:
+                raise PoolError("buddies overlap")
+        if set(live) != set(pages) or len(pages) != self._pages:
+            raise PoolError("pages holding objects disagree with the page lists / counter")
+        for page, objs in live.items():
+            if page.lst == _HUGE:
+                ok = len(objs) == 1 and objs[0][0] == 0
+            else:
+                want = []
+                if page.first:
+                    want.append(ZHDR_SIZE_ALIGNED)
+                if page.last:
+                    want.append(PAGE_SIZE - (page.last << CHUNK_SHIFT))
+                ok = sorted(o for o, _ in objs) == sorted(want) and all(
+                    (s + CHUNK_SIZE - 1) >> CHUNK_SHIFT
+                    == (page.first if o == ZHDR_SIZE_ALIGNED else page.last) for o, s in objs)
+            if not ok:
+                raise PoolError("objects in a page disagree with its buddy chunk counts")
+            if not self.allocator.owns(page.mv):
+                raise PoolError("page memory not from the allocator")
+        if stored != self._stored:
+            raise PoolError("stored_bytes counter disagrees with the live objects")
+
+    def destroy(self) -> None:
+        """Free every page (swapoff). Later calls raise; ``destroy`` itself is idempotent."""
+        if self._destroyed:
+            return
+        self._release_maps()
+        pages = list(self._buddied) + list(self._huge)
+        for group in self._unbuddied:
+            pages.extend(group)
+            group.clear()
+        for page in pages:
+            self._release_page(page)
+        self._buddied.clear()
+        self._huge.clear()
+        self._unbuddied_mask = 0
+        self._objs.clear()
+        self._stored = 0
+        self._destroyed = True
