@@ -12,16 +12,21 @@ memory). The file is sized with ``ftruncate`` (sparse), ``nr_pages * 4096`` byte
 
 Faults for tests: :meth:`SwapDevice.inject` makes the next ``count`` reads or writes fail with
 ``EIO`` or ``ENOSPC`` before touching the file, exactly as a failing disk would report them.
+:attr:`SwapDevice.io_hook`, when set, is called as ``hook(op, offset)`` at the start of every
+read and write (outside any lock): tests use it as a barrier to hold an I/O open at a chosen
+moment, which makes race windows exact instead of timing-dependent.
 """
 
 from __future__ import annotations
 
 import errno as _errno
+import operator
 import os
 import stat
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +163,8 @@ class SwapDevice:
         self._written = bytearray(nr_pages)
         self._lock = threading.Lock()
         self._faults: dict[str, deque[int]] = {"read": deque(), "write": deque()}
+        #: Called as ``io_hook(op, offset)`` before each read/write (tests: a barrier).
+        self.io_hook: Callable[[str, int], None] | None = None
         #: Pages read from / written to the file (the kernel's pswpin / pswpout).
         self.pswpin = 0
         self.pswpout = 0
@@ -174,7 +181,9 @@ class SwapDevice:
 
     def write_page(self, offset: int, data: Any) -> None:
         """Write one page at slot ``offset``. Raises :class:`SwapDeviceError` (with ``errno``)."""
-        fd = self._check(offset, "write")
+        fd, offset = self._check(offset, "write")
+        if self.io_hook is not None:
+            self.io_hook("write", offset)
         if len(data) != PAGE_SIZE:
             try:
                 n = memoryview(data).nbytes
@@ -205,7 +214,9 @@ class SwapDevice:
 
     def read_page(self, offset: int) -> bytes:
         """Read the page at slot ``offset``; the slot must have been written."""
-        fd = self._check(offset, "read")
+        fd, offset = self._check(offset, "read")
+        if self.io_hook is not None:
+            self.io_hook("read", offset)
         if not self._written[offset]:
             raise SwapDeviceError(
                 f"{self.path}: read of slot {offset}, which holds no page (never written, or "
@@ -232,11 +243,11 @@ class SwapDevice:
 
     def discard(self, offset: int) -> None:
         """Forget slot ``offset`` (swap slot freed): a later read raises until it is rewritten."""
-        self._check(offset, "discard")
+        _, offset = self._check(offset, "discard")
         self._written[offset] = 0
 
     def is_written(self, offset: int) -> bool:
-        self._check(offset, "query")
+        _, offset = self._check(offset, "query")
         return bool(self._written[offset])
 
     # -- faults ------------------------------------------------------------------------------
@@ -279,15 +290,22 @@ class SwapDevice:
 
     # -- misc --------------------------------------------------------------------------------
 
-    def _check(self, offset: int, op: str) -> int:
+    def _check(self, offset: Any, op: str) -> tuple[int, int]:
         fd = self._fd
         if fd is None:
             raise SwapDeviceError(f"{self.path}: {op} after the swap device was closed")
-        if type(offset) is not int or not 0 <= offset < self.nr_pages:
+        if type(offset) is not int:
+            try:
+                offset = operator.index(offset)  # numpy integers
+            except TypeError:
+                raise SwapDeviceError(
+                    f"{self.path}: {op}: a slot is an int, got {type(offset).__name__}"
+                ) from None
+        if not 0 <= offset < self.nr_pages:
             raise SwapDeviceError(
                 f"{self.path}: {op} of slot {offset!r}: slots are 0..{self.nr_pages - 1}"
             )
-        return fd
+        return fd, offset
 
     def stats(self) -> dict[str, float]:
         with self._lock:

@@ -300,7 +300,9 @@ def _build_pool(config: ZswapConfig) -> Pool:
     from hwzswap.pool import create_pool
     from hwzswap.pool.allocator import PageAllocator
 
-    allocator = PageAllocator(limit_pages=config.max_pool_pages)
+    # zswap's limit is the soft check before each store (zswap_check_limits), as in the kernel;
+    # the page allocator only stops the pool from outgrowing the configured RAM.
+    allocator = PageAllocator(limit_pages=config.total_ram_pages)
     params: dict[str, Any] = {}
     if config.pool.type == "zsmalloc":
         params["max_pages_per_zspage"] = config.pool.max_pages_per_zspage
