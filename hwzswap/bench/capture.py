@@ -250,10 +250,10 @@ def _permission_message(pid: int, what: str, exc: OSError) -> str:
     except OSError:
         pass
     return (
-        f"cannot read {what} of pid {pid}: {exc.strerror}{scope}. Reading another process's "
-        "memory needs ptrace access: run as root or with CAP_SYS_PTRACE, or as the same user "
-        "with kernel.yama.ptrace_scope at 0 or 1 (sysctl kernel.yama.ptrace_scope=1); set-uid "
-        "programs cannot be captured."
+        f"cannot read /proc/{pid}/{what}: {exc.strerror}{scope}. Reading another process's "
+        "memory needs ptrace access to it: run as root or with CAP_SYS_PTRACE, or as the same "
+        "user with kernel.yama.ptrace_scope at 0 or 1 (sysctl kernel.yama.ptrace_scope=1). "
+        "Set-uid and other non-dumpable programs can only be captured with CAP_SYS_PTRACE."
     )
 
 
@@ -271,7 +271,7 @@ def _select_pages(pid: int) -> _Selection:
         maps = read_maps(pid)
         fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
     except PermissionError as exc:
-        raise CaptureError(_permission_message(pid, "/proc/PID/maps or pagemap", exc)) from None
+        raise CaptureError(_permission_message(pid, "maps or pagemap", exc)) from None
     except FileNotFoundError:
         raise CaptureError(f"pid {pid} exited while it was being captured") from None
     parts: list[np.ndarray] = []
@@ -295,7 +295,7 @@ def _select_pages(pid: int) -> _Selection:
                 if idx.size:
                     parts.append((idx.astype(np.uint64) + np.uint64(lo)) << np.uint64(PAGE_SHIFT))
     except PermissionError as exc:
-        raise CaptureError(_permission_message(pid, "/proc/PID/pagemap", exc)) from None
+        raise CaptureError(_permission_message(pid, "pagemap", exc)) from None
     finally:
         os.close(fd)
     addrs = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
@@ -373,7 +373,7 @@ def _read_pages(pid: int, addrs: np.ndarray, sink: Callable[[np.ndarray], None])
     try:
         fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
     except PermissionError as exc:
-        raise CaptureError(_permission_message(pid, "/proc/PID/mem", exc)) from None
+        raise CaptureError(_permission_message(pid, "mem", exc)) from None
     except FileNotFoundError:
         raise CaptureError(f"pid {pid} exited while it was being captured") from None
     unreadable = 0
@@ -382,7 +382,7 @@ def _read_pages(pid: int, addrs: np.ndarray, sink: Callable[[np.ndarray], None])
             try:
                 data = os.pread(fd, n * PAGE_SIZE, addr)
             except PermissionError as exc:
-                raise CaptureError(_permission_message(pid, "/proc/PID/mem", exc)) from None
+                raise CaptureError(_permission_message(pid, "mem", exc)) from None
             except OSError:
                 data = b""  # EIO: a page vanished or is not accessible; read page by page
             if len(data) != n * PAGE_SIZE:

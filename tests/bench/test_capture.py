@@ -202,9 +202,51 @@ def test_non_linux_is_refused_before_anything_starts(
     assert issubclass(CaptureError, HwzswapError)
 
 
-def test_permission_message_is_actionable() -> None:
-    msg = cap._permission_message(1, "/proc/PID/mem", PermissionError(13, "Permission denied"))
-    assert "ptrace" in msg and "CAP_SYS_PTRACE" in msg and "ptrace_scope" in msg
+# Run in its own interpreter: as root it first gives up CAP_SYS_PTRACE (capset), so the reader
+# is an ordinary process; the target makes itself non-dumpable (prctl PR_SET_DUMPABLE 0), which
+# the kernel only lets a CAP_SYS_PTRACE holder read -- a real permission failure, root or not.
+NO_PTRACE = textwrap.dedent(
+    """
+    import ctypes, os, sys
+    from hwzswap.bench.capture import capture
+    from hwzswap.errors import CaptureError
+    libc = ctypes.CDLL(None, use_errno=True)
+    if os.geteuid() == 0:
+        class Hdr(ctypes.Structure):
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+        class Data(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable")]
+        hdr, data = Hdr(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+        assert libc.capget(ctypes.byref(hdr), data) == 0
+        CAP_SYS_PTRACE = 19
+        data[0].effective &= ~(1 << CAP_SYS_PTRACE)
+        data[0].permitted &= ~(1 << CAP_SYS_PTRACE)
+        assert libc.capset(ctypes.byref(hdr), data) == 0, os.strerror(ctypes.get_errno())
+    PR_SET_DUMPABLE = 4
+    child = (f"import ctypes, os, time; ctypes.CDLL(None).prctl({PR_SET_DUMPABLE}, 0, 0, 0, 0); "
+             f"open({sys.argv[2]!r}, 'w').write(str(os.getpid())); "
+             "print('ready', flush=True); time.sleep(60)")
+    try:
+        capture([sys.executable, "-c", child], sys.argv[1], wait_line="ready", timeout=30)
+    except CaptureError as exc:
+        print("CaptureError:", exc)
+    """
+)
+
+
+def test_no_ptrace_permission_gives_an_actionable_error(tmp_path: Path) -> None:
+    import subprocess
+
+    out, pidfile = tmp_path / "x.pages", tmp_path / "pid"
+    res = subprocess.run([sys.executable, "-c", NO_PTRACE, str(out), str(pidfile)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    msg = res.stdout
+    assert msg.startswith("CaptureError: cannot read /proc/"), msg
+    assert "Permission denied" in msg or "not permitted" in msg
+    assert "CAP_SYS_PTRACE" in msg and "ptrace_scope" in msg
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+    assert _gone(int(pidfile.read_text()))
 
 
 def test_maps_selection_and_runs() -> None:
