@@ -514,7 +514,7 @@ def _wait_mid_work(
                 return "rss", waited
         if wait_seconds is not None and waited >= wait_seconds:
             return "time", waited
-        if waited >= timeout:
+        if wait_seconds is None and waited >= timeout:  # wait_seconds always ends the wait
             what = []
             if rss_target is not None:
                 what.append(f"RSS {wait_rss_mb} MB (peak seen {peak / 1024:.1f} MB)")
@@ -545,8 +545,8 @@ def capture(
 
     The pause comes at the first trigger that fires: ``wait_seconds`` elapsed, the resident set
     (summed over the tree when ``include_children``) reaching ``wait_rss_mb``, or ``wait_line``
-    appearing on the command's stdout. With no trigger it waits one second. ``timeout`` bounds
-    the wait for the RSS/line triggers. ``max_pages`` thins the selection to that many pages
+    appearing on the command's stdout. With no trigger it waits one second. Without
+    ``wait_seconds``, ``timeout`` bounds the wait for the RSS/line triggers. ``max_pages`` thins the selection to that many pages
     spread evenly over it (address order), so a capped capture still samples every region.
     ``zstd_level`` applies to ``.zst`` output.
 
