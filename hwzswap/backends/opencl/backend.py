@@ -72,6 +72,7 @@ from hwzswap.errors import (
     CorruptDataError,
     DeviceError,
     InvalidInputError,
+    InvalidParameterError,
 )
 
 # The longest item the decompressor accepts. A valid LZ4 block that decodes to one page is
@@ -88,6 +89,8 @@ _STATUS_TEXT = {
     4: "a match offset is 0 or points before the start of the page",
     5: "a match reaches past the end of the page",
     6: "the block ends before a whole page is produced",
+    7: "a match starts in the last 12 bytes of the page",
+    8: "a match ends in the last 5 bytes of the page",
 }
 
 # Work-group size of the item layout when local_size=0: PoCL's CPU device runs a work-group's
@@ -288,7 +291,7 @@ class Lz4OpenCLBackend(Backend):
         if self._layout == "group":
             local = local or _AUTO_GROUP_WIDTH
             if local not in _GROUP_WIDTHS:
-                raise DeviceError(
+                raise InvalidParameterError(
                     f"lz4-opencl: layout 'group' needs local_size in {_GROUP_WIDTHS} "
                     f"(the group width), got {local}"
                 )

@@ -10,11 +10,16 @@
  *
  * The block must end with a literal-only sequence that ends exactly at the end of the item and
  * of the page; anything else (trailing bytes, a stream that stops after a match, one that
- * produces fewer or more than 4096 bytes) is an error.
+ * produces fewer or more than 4096 bytes) is an error. The end-of-block rules every LZ4
+ * compressor keeps are enforced as LZ4's own safe decoder enforces them: no match starts in the
+ * last MFLIMIT (12) bytes of the page and none ends in the last LASTLITERALS (5), so a stream
+ * breaking them is reported as corrupt rather than decoded.
  */
 
 #define PAGE_SIZE 4096u
 #define MINMATCH 4u
+#define LASTLITERALS 5u
+#define MFLIMIT 12u
 
 #define LZ4D_OK 0
 #define LZ4D_TRUNCATED 1        /* input ended inside a token, length or offset */
@@ -23,6 +28,8 @@
 #define LZ4D_BAD_OFFSET 4       /* offset 0 or reaching before the start of the page */
 #define LZ4D_MATCH_PAST_PAGE 5
 #define LZ4D_SHORT_OUTPUT 6     /* the block ended before 4096 bytes were produced */
+#define LZ4D_MATCH_TOO_LATE 7   /* a match starts in the last MFLIMIT bytes of the page */
+#define LZ4D_MATCH_INTO_TAIL 8  /* a match ends in the last LASTLITERALS bytes of the page */
 
 typedef struct __attribute__((packed)) { ulong v; } una_u64;
 
@@ -98,6 +105,10 @@ __kernel void lz4_decompress_item(__global const uchar *restrict in,
             err = LZ4D_BAD_OFFSET;
             break;
         }
+        if (op > PAGE_SIZE - MFLIMIT) {
+            err = LZ4D_MATCH_TOO_LATE;
+            break;
+        }
         uint ml = token & 15u;
         if (ml == 15u) {
             uint b;
@@ -115,6 +126,10 @@ __kernel void lz4_decompress_item(__global const uchar *restrict in,
         ml += MINMATCH;
         if (ml > PAGE_SIZE - op) {
             err = LZ4D_MATCH_PAST_PAGE;
+            break;
+        }
+        if (ml > PAGE_SIZE - LASTLITERALS - op) {
+            err = LZ4D_MATCH_INTO_TAIL;
             break;
         }
         {

@@ -1,0 +1,449 @@
+"""``lz4-opencl`` on a real OpenCL device (PoCL's CPU device in CI): format, corruption, batches.
+
+Nothing here skips: the backend must be available wherever the test suite runs.
+"""
+
+from __future__ import annotations
+
+import lz4.block
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwzswap import get_backend
+from hwzswap.backends.contract import PAGE_SIZE, CompOp, OpKind, OpStatus, run_ops
+from hwzswap.backends.opencl import Lz4OpenCLBackend
+from hwzswap.backends.opencl.backend import MAX_ITEM_BYTES
+from hwzswap.bench.corpus import bundled_corpus_paths, load_bundled, source_name
+from hwzswap.errors import CorruptDataError, DeviceError, InvalidInputError
+from hwzswap.testing import check_backend, check_reference_interop, real_memory_mix, sample_pages
+
+
+def ref_compress(page: bytes) -> bytes:
+    return lz4.block.compress(page, store_size=False)
+
+
+def ref_decompress(data: bytes) -> bytes | None:
+    """python-lz4's decode of one page, or None when it rejects the data."""
+    try:
+        out = lz4.block.decompress(data, uncompressed_size=PAGE_SIZE)
+    except lz4.block.LZ4BlockError:
+        return None
+    return out if len(out) == PAGE_SIZE else None
+
+
+@pytest.fixture(scope="module")
+def dev():
+    backend = get_backend("lz4-opencl")
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def corpus() -> np.ndarray:
+    """Every page of the bundled corpus, plus the synthetic shapes (zero, random, text...)."""
+    assert bundled_corpus_paths(), "the bundled corpus (hwzswap/data/corpus) is missing"
+    synthetic = np.stack(list(sample_pages().values()))
+    return np.concatenate([load_bundled(), synthetic, real_memory_mix(64)])
+
+
+# -- conformance -----------------------------------------------------------------------------
+
+
+def test_conformance_default():
+    check_backend("lz4-opencl")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"layout": "group"},
+        {"layout": "group", "local_size": 8, "hash_log": 13},
+        {"batch_size": 5},  # every conformance batch goes through the double-buffered pipeline
+        {"local_size": 4, "hash_log": 10, "queue_depth": 1},
+    ],
+    ids=["group", "group8-h13", "batch5", "wg4-h10-q1"],
+)
+def test_conformance_variants(params):
+    check_backend("lz4-opencl", **params)
+
+
+def test_reference_interop(dev):
+    check_reference_interop(
+        dev, ref_compress, lambda c: lz4.block.decompress(c, uncompressed_size=PAGE_SIZE)
+    )
+
+
+def test_capabilities_name_the_device(dev):
+    caps = dev.capabilities
+    assert caps.device == f"opencl:{dev.device_name}"
+    assert caps.batch and caps.asynchronous and caps.time_basis == "measured"
+    assert caps.preferred_batch == dev.params["batch_size"]
+    assert dev.device_name in dev.describe()
+    info = dev.device_info
+    assert info["name"] == dev.device_name and info["compute_units"] >= 1
+
+
+# -- the bundled corpus, page by page --------------------------------------------------------
+
+
+def _where(i: int, corpus_len: int) -> str:
+    paths = bundled_corpus_paths()
+    return f"page {i} of {corpus_len} (corpus sources {[source_name(p) for p in paths]})"
+
+
+def test_every_corpus_page_decodes_with_reference_lz4(dev, corpus):
+    items = dev.compress_batch(corpus)
+    assert len(items) == len(corpus)
+    for i, (item, page) in enumerate(zip(items, corpus, strict=True)):
+        raw = page.tobytes()
+        ref = ref_compress(raw)
+        if item is None:
+            # incompressible exactly when the reference does not shrink the page either
+            assert len(ref) >= PAGE_SIZE, f"{_where(i, len(corpus))}: None, reference {len(ref)}"
+            continue
+        assert len(item) < PAGE_SIZE
+        assert lz4.block.decompress(item, uncompressed_size=PAGE_SIZE) == raw, _where(i, len(corpus))
+        # same greedy parse, same hash: byte-identical to python-lz4 (hash_log=12)
+        assert item == ref, f"{_where(i, len(corpus))}: differs from lz4.block.compress"
+
+
+def test_device_decodes_every_reference_block(dev, corpus):
+    ref = [ref_compress(p.tobytes()) for p in corpus]  # incompressible pages included (> 4096)
+    assert max(map(len, ref)) > PAGE_SIZE
+    out = dev.decompress_batch(ref)
+    assert out.dtype == np.uint8 and out.shape == corpus.shape
+    bad = np.flatnonzero((out != corpus).any(axis=1))
+    assert bad.size == 0, f"pages {bad[:10].tolist()} decoded wrongly"
+
+
+def test_group_layout_output_is_valid_lz4(corpus):
+    pages = corpus[::7]
+    with get_backend("lz4-opencl", layout="group", local_size=4) as grp:
+        items = grp.compress_batch(pages)
+        for i, (item, page) in enumerate(zip(items, pages, strict=True)):
+            if item is not None:
+                assert lz4.block.decompress(item, uncompressed_size=PAGE_SIZE) == page.tobytes(), i
+        kept = [i for i, it in enumerate(items) if it is not None]
+        assert np.array_equal(grp.decompress_batch([items[i] for i in kept]), pages[kept])
+
+
+# -- corrupt input: an error status per item, never wrong bytes ------------------------------
+
+
+def _lit(n: int) -> bytes:
+    """A literal-length field: the token's high nibble plus extension bytes."""
+    if n < 15:
+        return bytes([n << 4])
+    n -= 15
+    return bytes([0xF0]) + b"\xff" * (n // 255) + bytes([n % 255])
+
+
+def _seq(lits: bytes, offset: int, match_len: int) -> bytes:
+    """One full sequence (literals then a match) in LZ4 block syntax."""
+    head = bytearray(_lit(len(lits)))
+    ml = match_len - 4
+    ext = b""
+    if ml >= 15:
+        head[0] |= 15
+        rest = ml - 15
+        ext = b"\xff" * (rest // 255) + bytes([rest % 255])
+    else:
+        head[0] |= ml
+    return bytes(head) + lits + offset.to_bytes(2, "little") + ext
+
+
+def _last(lits: bytes) -> bytes:
+    return _lit(len(lits)) + lits
+
+
+CRAFTED = {
+    # name: (stream, words expected in the error)
+    "empty": (b"", "ends inside"),
+    "only a token": (b"\x10", "past the end of the data"),
+    "offset beyond start": (_seq(b"A", 5, 4) + _last(b"B" * 4091), "offset"),
+    "offset zero": (_seq(b"A", 0, 4) + _last(b"B" * 4091), "offset"),
+    "overlong literal run": (b"\xf0" + b"\xff" * 20 + b"\x00" + b"x" * 10, "past the end of the data"),
+    "literal run past page": (_last(b"x" * 5000), "past the end of the page"),
+    "match past page": (_seq(b"A", 1, 4500) + _last(b"B" * 5), "past the end of the page"),
+    "match into last 5 bytes": (_seq(b"A", 1, 4092) + _last(b"B" * 3), "last 5 bytes"),
+    "match in last 12 bytes": (_seq(b"A" * 4085, 1, 4) + _last(b"B" * 7), "last 12 bytes"),
+    "ends after a match": (_seq(b"A" * 8, 8, 100), "ends inside"),
+    "short page": (ref_compress(b"x" * 100), "before a whole page"),
+    "truncated offset": (_lit(4) + b"AAAA" + b"\x01", "ends inside"),
+    "match length runs off the end": (b"\x1f" + b"A" + b"\x01\x00" + b"\xff\xff", "ends inside"),
+}
+
+
+@pytest.mark.parametrize("name", list(CRAFTED))
+def test_crafted_corrupt_streams(dev, name):
+    stream, words = CRAFTED[name]
+    with pytest.raises(CorruptDataError, match=words):
+        dev.decompress(stream)
+    if name != "offset zero":  # python-lz4 (LZ4 1.9.4) does not check for offset 0
+        assert ref_decompress(stream) is None, "the reference accepts it: the test data is wrong"
+
+
+def test_crafted_streams_are_well_formed_apart_from_the_fault(dev):
+    """The builders above make valid blocks when the fault is left out."""
+    good = _seq(b"A", 1, 4000) + _last(b"B" * 95)
+    page = b"A" * 4001 + b"B" * 95
+    assert ref_decompress(good) == page
+    assert dev.decompress(good) == page
+
+
+def test_item_too_long_is_rejected_before_the_device(dev):
+    with pytest.raises(CorruptDataError, match="longer than any LZ4 block"):
+        dev.decompress(b"\x00" * (MAX_ITEM_BYTES + 1))
+
+
+def test_every_truncation_is_an_error(dev, corpus):
+    pages = [sample_pages()["heap_like"], sample_pages()["text"], corpus[3], corpus[2500]]
+    items = [ref_compress(p.tobytes()) for p in pages]
+    cut = [data[:k] for data in items for k in range(len(data))]
+    ops = run_ops(dev, [CompOp.decompress(c) for c in cut])
+    wrong = [(len(c), op.status) for c, op in zip(cut, ops) if op.status is not OpStatus.INVALID_INPUT]
+    assert not wrong, f"truncated items not rejected: {wrong[:5]}"
+    assert all(op.error and "corrupt" in op.error for op in ops)
+
+
+def test_bad_item_is_named_by_index_across_chunks(corpus):
+    with get_backend("lz4-opencl", batch_size=5) as small:
+        pages = corpus[:23]
+        items = [ref_compress(p.tobytes()) for p in pages]
+        items[17] = items[17][: len(items[17]) // 2]
+        with pytest.raises(CorruptDataError, match=r"^item 17: lz4-opencl: .*corrupt"):
+            small.decompress_batch(items)
+        # the pipeline is left in a usable state
+        items[17] = ref_compress(pages[17].tobytes())
+        assert np.array_equal(small.decompress_batch(items), pages)
+        assert small.counters()["corrupt_items"] == 1
+
+
+def _has_zero_offset(data: bytes) -> bool:
+    """Whether an LZ4 block has a sequence with offset 0 before its syntax breaks."""
+    i, n = 0, len(data)
+    while i < n:
+        token = data[i]
+        i += 1
+        lit = token >> 4
+        if lit == 15:
+            while True:
+                if i >= n:
+                    return False
+                i += 1
+                lit += data[i - 1]
+                if data[i - 1] != 255:
+                    break
+        i += lit
+        if i + 2 > n:
+            return False
+        if data[i] == 0 and data[i + 1] == 0:
+            return True
+        i += 2
+        if token & 15 == 15:
+            while True:
+                if i >= n:
+                    return False
+                i += 1
+                if data[i - 1] != 255:
+                    break
+    return False
+
+
+MUTATION = st.tuples(
+    st.integers(0, 10_000),  # which page (mod the sample)
+    st.sampled_from(["flip", "set", "cut", "insert", "delete"]),
+    st.floats(0, 1, exclude_max=True),  # where
+    st.integers(0, 255),  # bit index or byte value
+)
+
+
+@settings(max_examples=25)
+@given(st.lists(MUTATION, min_size=1, max_size=48))
+def test_mutated_blocks_agree_with_reference(dev, corpus, mutations):
+    """Whatever the damage: the device decodes exactly what python-lz4 decodes, or errors.
+
+    The one deliberate difference: an offset of 0 is invalid LZ4 and the device rejects it;
+    LZ4 1.9.4's decoder copies from uninitialised output instead.
+    """
+    sample = corpus[:: max(1, len(corpus) // 512)]
+    items = []
+    for which, kind, where, value in mutations:
+        data = bytearray(ref_compress(sample[which % len(sample)].tobytes()))
+        pos = int(where * len(data))
+        if kind == "flip":
+            data[pos] ^= 1 << (value % 8)
+        elif kind == "set":
+            data[pos] = value
+        elif kind == "cut":
+            del data[pos:]
+        elif kind == "insert":
+            data.insert(pos, value)
+        else:
+            del data[pos]
+        items.append(bytes(data))
+    ops = run_ops(dev, [CompOp.decompress(x) for x in items])
+    for x, op in zip(items, ops, strict=True):
+        ref = ref_decompress(x)
+        if op.status is OpStatus.SUCCESS:
+            assert len(op.dst) == PAGE_SIZE
+            assert op.dst == ref, "the device decoded a block the reference rejects or decodes differently"
+        else:
+            assert op.status is OpStatus.INVALID_INPUT, op.error
+            assert ref is None or _has_zero_offset(x), f"device rejected a valid block: {op.error}"
+
+
+@settings(max_examples=40)
+@given(st.binary(min_size=0, max_size=300))
+def test_random_bytes_never_crash(dev, data):
+    try:
+        out = dev.decompress(data)
+    except CorruptDataError:
+        return
+    assert len(out) == PAGE_SIZE and out == ref_decompress(data)
+
+
+# -- batch shapes and the pipeline -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 257])
+def test_batch_sizes(dev, corpus, n):
+    pages = corpus[1000 : 1000 + n]
+    items = dev.compress_batch(pages)
+    assert items == [r if len(r) < PAGE_SIZE else None for r in (ref_compress(p.tobytes()) for p in pages)]
+    kept = [i for i, it in enumerate(items) if it is not None]
+    assert np.array_equal(dev.decompress_batch([items[i] for i in kept]), pages[kept])
+
+
+@pytest.mark.parametrize("batch_size,n", [(5, 23), (64, 1000), (1, 3), (8, 8), (8, 9)])
+def test_larger_than_batch_size_uses_the_pipeline(corpus, batch_size, n):
+    pages = corpus[500 : 500 + n]
+    with get_backend("lz4-opencl", batch_size=batch_size) as small:
+        items = small.compress_batch(pages)
+        c = small.counters()
+        assert c["compress_launches"] == -(-n // batch_size)
+        assert c["compress_pages"] == n
+        assert items == [
+            r if len(r) < PAGE_SIZE else None for r in (ref_compress(p.tobytes()) for p in pages)
+        ]
+        refs = [ref_compress(p.tobytes()) for p in pages]
+        assert np.array_equal(small.decompress_batch(refs), pages)
+        assert small.counters()["decompress_launches"] == -(-n // batch_size)
+
+
+def test_buffers_are_reused_and_grow(corpus):
+    with get_backend("lz4-opencl", batch_size=64) as b:
+        b.compress_batch(corpus[:10])
+        slot = b._slots[0]
+        first = slot.d_pages
+        b.compress_batch(corpus[:8])
+        assert slot.d_pages is first  # smaller batch: same buffer
+        b.compress_batch(corpus[:64])
+        assert slot.cap_pages >= 64 and slot.d_pages is not first
+
+
+def test_empty_and_odd_inputs(dev, corpus):
+    assert dev.compress_batch(np.empty((0, PAGE_SIZE), np.uint8)) == []
+    assert dev.decompress_batch([]).shape == (0, PAGE_SIZE)
+    strided = corpus[:40:3]  # not C-contiguous
+    assert dev.compress_batch(strided) == dev.compress_batch(np.ascontiguousarray(strided))
+    ro = corpus[:4].copy()
+    ro.flags.writeable = False
+    assert len(dev.compress_batch(ro)) == 4
+    with pytest.raises(InvalidInputError):
+        dev.compress_batch(corpus[:2, :100])
+    with pytest.raises(InvalidInputError):
+        dev.compress_batch(corpus[:2].astype(np.int16))
+
+
+def test_item_types(dev, corpus):
+    page = corpus[42]
+    data = ref_compress(page.tobytes())
+    forms = [data, bytearray(data), memoryview(data), np.frombuffer(data, np.uint8)]
+    out = dev.decompress_batch(forms)
+    assert all((row == page).all() for row in out)
+    with pytest.raises(InvalidInputError, match="item 1: .*bytes-like"):
+        dev.decompress_batch([data, None, data])
+    with pytest.raises(InvalidInputError, match="bytes-like"):
+        dev.decompress(12345)
+
+
+# -- async submit / poll ---------------------------------------------------------------------
+
+
+def test_async_mixed_ops_and_backpressure(corpus):
+    pages = corpus[2000:2100]
+    with get_backend("lz4-opencl", batch_size=16, queue_depth=2) as b:
+        ops = [CompOp.compress(p, user_data=i) for i, p in enumerate(pages)]
+        accepted = b.submit(ops)
+        assert accepted == 32  # two slots of 16
+        assert all(op.status is OpStatus.BUSY for op in ops[32:])
+        done = []
+        while b.pending():
+            done += b.poll()
+        assert sorted(op.user_data for op in done) == list(range(32))
+        run_ops(b, ops[32:])
+        assert {op.user_data for op in ops} == set(range(100))
+        for op, page in zip(ops, pages, strict=True):
+            ref = ref_compress(page.tobytes())
+            if len(ref) >= PAGE_SIZE:
+                assert op.status is OpStatus.INCOMPRESSIBLE
+            else:
+                assert op.status is OpStatus.SUCCESS and op.dst == ref and op.produced == len(ref)
+        # compress and decompress ops interleaved in one submission, plus invalid ones
+        mixed = []
+        for i, page in enumerate(pages[:20]):
+            if i % 3 == 0:
+                mixed.append(CompOp.decompress(ref_compress(page.tobytes()), user_data=i))
+            else:
+                mixed.append(CompOp.compress(page, user_data=i))
+        mixed.append(CompOp.decompress(b"\x10", user_data="bad"))
+        mixed.append(CompOp.compress(b"short", user_data="short"))
+        run_ops(b, mixed)
+        for op in mixed[:20]:
+            page = pages[op.user_data].tobytes()
+            if op.kind is OpKind.DECOMPRESS:
+                assert op.status is OpStatus.SUCCESS and op.dst == page
+            else:
+                assert op.status in (OpStatus.SUCCESS, OpStatus.INCOMPRESSIBLE)
+        assert mixed[20].status is OpStatus.INVALID_INPUT and "corrupt" in mixed[20].error
+        assert mixed[21].status is OpStatus.INVALID_INPUT
+
+
+def test_close_completes_inflight_ops_and_then_refuses_work(corpus):
+    b = get_backend("lz4-opencl", batch_size=8)
+    ops = [CompOp.compress(p) for p in corpus[:8]]
+    assert b.submit(ops) == 8
+    b.close()
+    b.close()  # twice is fine
+    assert all(op.done for op in ops)
+    assert len(b.poll()) == 8  # nothing lost
+    with pytest.raises(DeviceError, match="closed"):
+        b.compress_batch(corpus[:1])
+
+
+# -- measurement -----------------------------------------------------------------------------
+
+
+def test_counters_report_kernel_and_end_to_end_time(corpus):
+    with get_backend("lz4-opencl", batch_size=100) as b:
+        pages = corpus[:250]
+        items = b.compress_batch(pages)
+        b.decompress_batch([it for it in items if it is not None])
+        c = b.counters()
+    assert c["device"] == b.capabilities.device
+    assert c["compress_pages"] == 250 and c["compress_launches"] == 3
+    assert c["compress_bytes_in"] == 250 * PAGE_SIZE
+    assert c["compress_bytes_out"] == sum(len(it) for it in items if it is not None)
+    assert c["incompressible"] == sum(it is None for it in items)
+    assert 0 < c["compress_kernel_ns"] <= c["compress_e2e_ns"]
+    assert 0 < c["decompress_kernel_ns"] <= c["decompress_e2e_ns"]
+    assert c["h2d_ns"] > 0 and c["d2h_ns"] > 0
+
+
+def test_class_is_the_registered_one():
+    from hwzswap.backends.registry import get_backend_class
+
+    assert get_backend_class("lz4-opencl") is Lz4OpenCLBackend
