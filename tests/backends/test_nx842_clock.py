@@ -1,0 +1,138 @@
+"""``virtual`` and ``realtime`` clocks: same modelled device time, realtime paces wall time."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from hwzswap.backends.contract import PAGE_SIZE, CompOp, OpStatus, run_ops
+from hwzswap.backends.nx842 import CC, HANG
+from hwzswap.backends.nx842.driver import Nx842Backend
+from hwzswap.errors import DeviceError
+from hwzswap.testing import check_backend, real_memory_mix, sample_pages
+
+PAGES = sample_pages()
+# Tiny modelled latencies and timeout keep the realtime runs fast.
+FAST = {"comp_setup_us": 5.0, "decomp_setup_us": 3.0, "timeout_ms": 2.0}
+
+
+def workload(b: Nx842Backend) -> list[object]:
+    """A fixed mix of sync, batch and async requests, with injected and rate-driven faults."""
+    results: list[object] = []
+    pages = real_memory_mix(24, seed=2)
+    for page in pages[:6]:
+        results.append(b.compress(page))
+    items = b.compress_batch(pages)
+    results.append(items)
+    kept = [it for it in items if it is not None]
+    results.append(b.decompress_batch(kept).tobytes())
+    b.inject(CC.CRC_MISMATCH, "decompress")
+    b.inject(HANG, "decompress")
+    results.append([b.decompress(it) for it in kept[:3]])
+    ops = run_ops(b, [CompOp.compress(p) for p in pages[:10]] + [CompOp.decompress(kept[0])])
+    results.append([(op.status, op.dst) for op in ops])
+    b.inject(CC.HW_EXPIRED_TIMER, "compress")
+    with pytest.raises(DeviceError, match="HW_EXPIRED_TIMER"):
+        b.compress(pages[0])
+    return results
+
+
+def comparable(c: dict[str, object]) -> dict[str, object]:
+    keys = ("comp_complete", "comp_failed", "decomp_complete", "decomp_failed", "swdecomp",
+            "timeouts", "faults_injected", "completion_codes", "requests", "device_us")
+    return {k: c[k] for k in keys}
+
+
+@pytest.mark.parametrize("engines,depth", [(2, 4), (1, 1), (3, 2)])
+def test_virtual_and_realtime_give_the_same_modelled_device_time(engines: int, depth: int) -> None:
+    params = dict(FAST, engines=engines, queue_depth=depth, fault_rate=0.2, fault_seed=5,
+                  fault_cc=int(CC.HW), fault_ops="decompress")
+    virtual = Nx842Backend(clock="virtual", **params)
+    realtime = Nx842Backend(clock="realtime", **params)
+    try:
+        assert workload(virtual) == workload(realtime)
+        assert virtual.modeled_device_us() == realtime.modeled_device_us() > 0
+        cv, cr = virtual.counters(), realtime.counters()
+        assert comparable(cv) == comparable(cr)
+        assert cv["timeouts"] == 1 and cv["faults_injected"] > 3
+        assert sum(cv["engine_busy_us"]) == pytest.approx(sum(cr["engine_busy_us"]))
+    finally:
+        realtime.close()
+
+
+def test_realtime_paces_wall_time_to_the_model() -> None:
+    b = Nx842Backend(clock="realtime", comp_setup_us=3000.0, decomp_setup_us=2000.0)
+    try:
+        t0 = time.perf_counter()
+        out = b.compress(PAGES["text"])
+        t1 = time.perf_counter()
+        assert b.decompress(out) == PAGES["text"].tobytes()
+        t2 = time.perf_counter()
+        # A lower bound only: an engine may finish late on a loaded host, never early.
+        assert t1 - t0 >= 3000e-6
+        assert t2 - t1 >= 2000e-6
+        c = b.counters()
+        assert c["clock"] == "realtime" and "late" in c and "late_us" in c
+        assert c["comp_times"][11] + c["comp_times"][12] == 1  # ~3000 µs: bucket 2048-4095
+    finally:
+        b.close()
+
+
+def test_realtime_conformance() -> None:
+    b = Nx842Backend(clock="realtime", queue_depth=3, **FAST)
+    try:
+        check_backend(b)
+    finally:
+        b.close()
+
+
+def test_realtime_async_and_timeouts() -> None:
+    b = Nx842Backend(clock="realtime", queue_depth=2, **FAST)
+    try:
+        ops = [CompOp.compress(PAGES[k]) for k in ("text", "ramp", "heap_like", "zero")]
+        assert b.submit(ops) == 2 and ops[2].status is OpStatus.BUSY
+        got = b.poll()  # blocks until an engine posts a completion
+        while b.pending():
+            got += b.poll()
+        assert got == ops[:2] or got == ops[1::-1]
+        run_ops(b, ops[2:])
+        assert all(op.status is OpStatus.SUCCESS for op in ops)
+        b.inject(HANG, "compress")
+        with pytest.raises(DeviceError, match="did not complete within 2 ms"):
+            b.compress(PAGES["text"])
+        b.inject(HANG, "decompress")
+        assert b.decompress(ops[0].dst) == PAGES["text"].tobytes()
+        c = b.counters()
+        assert c["timeouts"] == 2 and c["swdecomp"] == 1
+    finally:
+        b.close()
+
+
+def test_realtime_close_stops_the_engine_threads_and_loses_nothing() -> None:
+    b = Nx842Backend(clock="realtime", engines=2, queue_depth=4, comp_setup_us=1000.0)
+    names = {f"nx842-engine{i}" for i in range(2)}
+    assert names <= {t.name for t in threading.enumerate()}
+    ops = [CompOp.compress(PAGES["text"]) for _ in range(4)]
+    assert b.submit(ops) == 4
+    b.close()  # stops pacing; queued requests still complete
+    done = b.poll()
+    while b.pending():
+        done += b.poll()
+    assert len(done) == 4 and all(op.status is OpStatus.SUCCESS for op in done)
+    alive = {t.name for t in threading.enumerate() if t.is_alive()}
+    assert not names & alive
+    with pytest.raises(DeviceError, match="closed"):
+        b.compress(PAGES["text"])
+
+
+def test_virtual_mode_never_sleeps() -> None:
+    # A modelled second per request would take minutes in realtime; virtual does it at once.
+    b = Nx842Backend(comp_setup_us=1_000_000.0, engines=2, queue_depth=8)
+    batch = np.stack([PAGES["text"]] * 8)
+    items = b.compress_batch(batch)
+    assert all(it is not None for it in items)
+    assert b.modeled_device_us() == pytest.approx(8 * (1_000_000.0 + PAGE_SIZE / 16_000.0))
+    assert b.counters()["device_clock_us"] == pytest.approx(4 * (1_000_000.0 + PAGE_SIZE / 16_000.0))
