@@ -17,7 +17,7 @@ from hwzswap.errors import HwzswapError
 # module -> provides register(subparsers); "backends" is defined below.
 _COMMAND_MODULES = [
     "hwzswap.frontswap.cli",  # stats
-    "hwzswap.bench.cli",  # bench, capture, record
+    "hwzswap.bench.cli",  # bench, record
     "hwzswap.bench.capture",  # capture
 ]
 
