@@ -1,0 +1,257 @@
+"""The runner: every page verified through the whole stack, honest ratio, replay determinism,
+unavailable/broken backends reported rather than crashing the bench."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import lz4.block
+import numpy as np
+import pytest
+
+from hwzswap.backends import registry
+from hwzswap.backends.contract import PAGE_SIZE
+from hwzswap.backends.lz4 import Lz4Backend
+from hwzswap.bench.corpus import load_bundled
+from hwzswap.bench.runner import (
+    BenchRun,
+    comparable_counters,
+    compile_workload,
+    run_bench,
+    same_filled_mask,
+)
+from hwzswap.bench.workload import build_workload, load_workload, save_workload
+from hwzswap.errors import DeviceError, UnknownBackendError
+from hwzswap.testing import real_memory_mix
+
+SOFTWARE = ["lz4", "lzo", "zstd", "deflate"]
+
+
+@pytest.fixture(scope="module")
+def pages() -> np.ndarray:
+    """Real anonymous memory from the bundled corpus plus same-filled and random pages."""
+    real = load_bundled(max_pages=224)
+    extra = real_memory_mix(32, seed=3)  # zero, same-filled, random (incompressible), text...
+    return np.concatenate([real, extra])
+
+
+def _run(wl: Any, backends: list[str], **kw: Any) -> dict[str, Any]:
+    return run_bench(wl, BenchRun(backends=backends, **kw))
+
+
+@pytest.mark.parametrize("name", ["roundtrip", "pressure", "mixed"])
+def test_every_load_verified_for_software_codecs(name: str, pages: np.ndarray) -> None:
+    wl = build_workload(name, pages, seed=2)
+    doc = _run(wl, SOFTWARE)
+    assert not doc["failed"] and not doc["skipped"]
+    assert [r["backend"] for r in doc["results"]] == SOFTWARE
+    loads = wl.counts()["loads"]
+    for r in doc["results"]:
+        assert r["mismatches"] == 0, r["mismatch_examples"]
+        assert r["verified_pages"] == r["pages"] == loads
+        assert r["store_pages_per_s"] > 0 and r["raw_store_pages_per_s"] > 0
+        assert r["load_pages_per_s"] > 0 and r["raw_load_pages_per_s"] > 0
+        assert r["store_us"]["p50"] <= r["store_us"]["p99"]
+        assert r["host_cpu_us_per_page"] > 0
+        assert r["device_us_per_page"] is None  # measured backends have no modelled time
+        assert r["counters"]["stored_pages"] == 0  # the stream ends with everything freed
+        if name == "roundtrip":  # the pool holds everything: no limit, no writeback, and
+            # only the pages zswap rejected for poor compression come from the swap device
+            assert r["pool_limit_hit"] == r["written_back_pages"] == 0
+            assert r["swap_reads"] == r["swap_writes"] == r["rejects"]["compress_poor"]
+        assert r["rejects"]["compress_poor"] >= 1  # the random page does not shrink by 20%
+        assert r["swap_writes"] >= r["rejects"]["compress_poor"]
+
+
+def test_pressure_writes_back_and_reads_the_swap_device(pages: np.ndarray) -> None:
+    wl = build_workload("pressure", pages, seed=0)
+    (r,) = _run(wl, ["lz4"])["results"]
+    assert r["pool_limit_hit"] > 0
+    assert r["written_back_pages"] > 0
+    assert r["swap_reads"] > 0 and r["swap_writes"] >= r["written_back_pages"]
+    assert r["mismatches"] == 0 and r["verified_pages"] == r["pages"]
+    assert r["counters"]["pool_limit_pages"] < len(pages) // 4
+    assert 0 < r["pool_density"] <= 1
+
+
+def test_mixed_restores_count_as_duplicates(pages: np.ndarray) -> None:
+    (r,) = _run(build_workload("mixed", pages, seed=8), ["zstd"])["results"]
+    assert r["counters"]["duplicate_entry"] > 0
+    assert r["mismatches"] == 0
+
+
+def test_lz4_ratio_equals_lz4_block_on_the_same_pages(pages: np.ndarray) -> None:
+    wl = build_workload("roundtrip", pages, seed=0)
+    (r,) = _run(wl, ["lz4"])["results"]
+    same = same_filled_mask(pages)
+    assert same.sum() >= 2  # the zero and same-filled pages are excluded
+    orig = comp = 0
+    for page in pages[~same]:
+        orig += PAGE_SIZE
+        comp += min(len(lz4.block.compress(page.tobytes(), store_size=False)), PAGE_SIZE)
+    assert r["ratio_bytes"]["original"] == orig
+    assert r["ratio_bytes"]["compressed"] == comp
+    assert r["ratio"] == round(orig / comp, 4)
+
+
+def test_pool_density_is_compressed_over_pool_bytes_at_peak(pages: np.ndarray) -> None:
+    (r,) = _run(build_workload("roundtrip", pages, seed=0), ["lzo"])["results"]
+    c = r["counters"]
+    assert r["pool_bytes"] == c["pool_peak_pages"] * PAGE_SIZE
+    assert r["pool_density"] == round(c["compressed_bytes_at_peak"] / r["pool_bytes"], 4)
+
+
+def test_replaying_a_workload_file_gives_identical_counters(pages: np.ndarray, tmp_path) -> None:
+    path = save_workload(build_workload("pressure", pages, seed=6), tmp_path / "p.hwzwl")
+    runs = [_run(load_workload(path), ["lz4", "zstd"]) for _ in range(2)]
+    for a, b in zip(runs[0]["results"], runs[1]["results"]):
+        assert a["backend"] == b["backend"]
+        assert a["ratio_bytes"] == b["ratio_bytes"]
+        assert a["compressed_bytes_at_peak"] == b["compressed_bytes_at_peak"]
+        assert comparable_counters(a) == comparable_counters(b)
+        assert a["counters"]["written_back_pages"] > 0  # the comparison covers writeback
+
+
+def test_compiled_stream_expects_the_last_stored_page() -> None:
+    pages = real_memory_mix(40, seed=2)
+    wl = build_workload("mixed", pages, seed=1)
+    cw = compile_workload(wl, chunk_page_ops=16)
+    assert len(cw.chunks) > 2
+    content: dict[int, int] = {}
+    expected = []
+    for op in wl.ops:
+        if op.kind == "store":
+            content.update(zip(op.offsets, op.pages))
+        elif op.kind == "load":
+            expected.append(content[op.offsets[0]])
+        else:
+            content.pop(op.offsets[0])
+    assert [i for c in cw.chunks for i in c.load_expect] == expected
+    assert sum(c.page_ops for c in cw.chunks) == cw.page_ops
+
+
+# -- backends that cannot run or misbehave ---------------------------------------------------
+
+
+class _Unavailable(Lz4Backend):
+    name = "test-unavailable"
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str | None]:
+        return False, "needs a device this machine does not have"
+
+
+class _Corrupting(Lz4Backend):
+    """Decompresses to the right length but flips a byte of every 7th page it returns."""
+
+    name = "test-corrupting"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.calls = 0
+
+    def decompress(self, data: Any) -> bytes:
+        out = super().decompress(data)
+        self.calls += 1
+        if self.calls % 7 == 0:
+            out = bytes([out[0] ^ 1]) + out[1:]
+        return out
+
+
+class _Failing(Lz4Backend):
+    name = "test-failing"
+    LIMIT: ClassVar[int] = 100
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.calls = 0
+
+    def decompress(self, data: Any) -> bytes:
+        self.calls += 1
+        if self.calls > self.LIMIT:
+            raise DeviceError("test-failing: the device stopped answering")
+        return super().decompress(data)
+
+
+@pytest.fixture
+def test_backends(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cls in (_Unavailable, _Corrupting, _Failing):
+        monkeypatch.setitem(registry._registered, cls.name, cls)
+
+
+def test_unavailable_and_failing_backends_do_not_stop_the_bench(
+    pages: np.ndarray, test_backends: None
+) -> None:
+    wl = build_workload("roundtrip", pages, seed=0)
+    doc = _run(wl, ["test-unavailable", "test-failing", "lz4"])
+    assert [s["backend"] for s in doc["skipped"]] == ["test-unavailable"]
+    assert "does not have" in doc["skipped"][0]["reason"]
+    assert [f["backend"] for f in doc["failed"]] == ["test-failing"]
+    assert "stopped answering" in doc["failed"][0]["error"]
+    assert [r["backend"] for r in doc["results"]] == ["lz4"]
+
+
+def test_corrupted_pages_are_caught_and_counted(pages: np.ndarray, test_backends: None) -> None:
+    wl = build_workload("roundtrip", pages, seed=0)
+    (r,) = _run(wl, ["test-corrupting"], warm_up=False)["results"]
+    assert r["mismatches"] > 0
+    assert r["verified_pages"] + r["mismatches"] == r["pages"]
+    ex = r["mismatch_examples"][0]
+    assert ex["first_differing_byte"] == 0 and ex["length"] == PAGE_SIZE
+
+
+def test_unknown_backend_name_fails_before_running(pages: np.ndarray) -> None:
+    with pytest.raises(UnknownBackendError, match="no backend named 'lz5'"):
+        _run(build_workload("roundtrip", pages[:8], seed=0), ["lz4", "lz5"])
+
+
+def test_config_compressor_params_apply_to_that_backend(pages: np.ndarray, tmp_path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("zswap:\n  compressor: {name: zstd, params: {level: 19}}\n")
+    wl = build_workload("roundtrip", pages, seed=0)
+    doc = _run(wl, ["zstd", "lz4"], config=str(cfg))
+    by = {r["backend"]: r for r in doc["results"]}
+    assert by["zstd"]["params"] == {"level": 19}
+    assert by["zstd"]["config"]["zswap"]["compressor"] == {"name": "zstd",
+                                                           "params": {"level": 19}}
+    assert by["lz4"]["config"]["zswap"]["compressor"]["name"] == "lz4"
+    # the workload's overrides win over the file
+    assert by["lz4"]["config"]["zswap"]["max_pool_percent"] == 50
+
+
+def test_modelled_backend_reports_device_time(pages: np.ndarray) -> None:
+    ok, why = registry.get_backend_class("842-nx").availability()
+    assert ok, why
+    wl = build_workload("roundtrip", pages[:96], seed=0)
+    (r,) = _run(wl, ["842-nx"])["results"]
+    assert r["time_basis"] == "modeled"
+    assert r["device_us_per_page"] > 0
+    assert r["device_store_us_per_page"] > 0 and r["device_load_us_per_page"] > 0
+    assert r["host_cpu_excludes_emulation"] is True
+    assert r["emulation_us_per_page"] > 0
+    assert r["host_cpu_us_per_page"] >= 0
+    assert r["mismatches"] == 0 and r["verified_pages"] == r["pages"]
+
+
+def test_skipped_backend_with_registered_but_broken_import(
+    pages: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(registry._BUILTINS, "test-missing", "hwzswap.no_such_module:X")
+    doc = _run(build_workload("roundtrip", pages[:16], seed=0), ["test-missing"])
+    assert doc["results"] == []
+    assert "could not be loaded" in doc["skipped"][0]["reason"]
+
+
+def test_default_runs_every_registered_backend(pages: np.ndarray) -> None:
+    wl = build_workload("roundtrip", pages[:48], seed=0)
+    doc = run_bench(wl)
+    seen = [r["backend"] for r in doc["results"]] + [s["backend"] for s in doc["skipped"]]
+    assert sorted(seen + [f["backend"] for f in doc["failed"]]) == registry.backend_names()
+    assert not doc["failed"], doc["failed"]
+    assert all(r["mismatches"] == 0 for r in doc["results"])
+
+
+def test_backend_must_not_write_into_its_input(pages: np.ndarray) -> None:
+    cw = compile_workload(build_workload("roundtrip", pages, seed=0))
+    batches = [op[3] for c in cw.chunks for op in c.ops if op[0] == 1]
+    assert batches and all(not b.flags.writeable for b in batches)
