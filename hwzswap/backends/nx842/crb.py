@@ -244,7 +244,6 @@ class Crb:
         "op",
         "slot",
         "index",
-        "wall_us",
     )
 
     def __init__(self, fc: int, source: DmaBuffer, target: DmaBuffer, slot: int = -1) -> None:
@@ -268,7 +267,6 @@ class Crb:
         self.engine = -1
         self.op: Any = None
         self.index = -1
-        self.wall_us = 0.0
 
     @property
     def is_compress(self) -> bool:

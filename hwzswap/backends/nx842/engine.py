@@ -42,7 +42,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Any, Literal
+from typing import Literal
 
 from hwzswap.backends.nx842.crb import (
     CC,
@@ -323,14 +323,3 @@ class Engine:
         self.requests += 1
         self.emulation_ns += perf_counter_ns() - t0
         return us
-
-
-def describe_defaults() -> dict[str, Any]:
-    """The default model and where each number comes from (for docs and ``hwzswap backends``)."""
-    return {
-        "engines_per_chip": (ENGINES_PER_CHIP, "Hot Chips 2012 via The Register (offload.md §6)"),
-        "bytes_per_bus_cycle": (POWER7P_BYTES_PER_CYCLE, "Hot Chips 2012 via The Register"),
-        "bus_ghz": (ASSUMED_BUS_GHZ, "assumption: not published in our sources"),
-        "comp_setup_us": (DEFAULT_COMP_SETUP_US, "assumption: below Intel IAA's 3.6 µs/page"),
-        "decomp_setup_us": (DEFAULT_DECOMP_SETUP_US, "assumption: below Intel IAA's 3.0 µs/page"),
-    }

@@ -237,7 +237,6 @@ class RealtimeQueue:
                 self.late[k] += 1
                 self.late_ns[k] += end_ns - target_ns
             crb.t_done = (end_ns - t0) / 1000.0
-            crb.wall_us = (end_ns - start_ns) / 1000.0
             with cv:
                 if not crb.hung:
                     crb.csb.flags |= CSB_V
