@@ -138,7 +138,7 @@ def schema_problems(doc: Any) -> list[str]:
             pct = r.get(key)
             if isinstance(pct, dict):
                 for p in PERCENTILES:
-                    if not isinstance(pct.get(p), _OPT_NUM) or isinstance(pct.get(p), bool):
+                    if p not in pct or not isinstance(pct[p], _OPT_NUM) or isinstance(pct[p], bool):
                         out.append(f"{where}.{key}.{p}: missing or not a number")
         rej = r.get("rejects")
         if isinstance(rej, dict):

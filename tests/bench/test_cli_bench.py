@@ -1,0 +1,112 @@
+"""``hwzswap bench`` and ``hwzswap record`` end to end, through hwzswap.cli.main."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lz4.block
+import numpy as np
+import pytest
+
+from hwzswap.backends.contract import PAGE_SIZE
+from hwzswap.bench.corpus import load_bundled, save_pages
+from hwzswap.bench.results import schema_problems
+from hwzswap.bench.runner import comparable_counters, same_filled_mask
+from hwzswap.bench.workload import load_workload
+from hwzswap.cli import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def page_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A .pages file (uncompressed) of real pages plus a zero page and a random page."""
+    real = load_bundled(max_pages=150)
+    zero = np.zeros((1, PAGE_SIZE), np.uint8)
+    rand = np.random.default_rng(0).integers(0, 256, (1, PAGE_SIZE), dtype=np.uint8)
+    path = tmp_path_factory.mktemp("corpus") / "x.pages"
+    save_pages(path, np.concatenate([real, zero, rand]))
+    return path
+
+
+def test_bench_on_a_page_file_verifies_everything(page_file: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.json"
+    rc = main(["bench", "--corpus", str(page_file), "--backends", "lz4,lzo,zstd,deflate",
+               "--json", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr()
+    assert "hwzswap bench" in printed.out and "deflate" in printed.out
+    doc = json.loads(out.read_text())
+    assert schema_problems(doc) == []
+    assert doc["workload"]["corpus"]["files"] == ["x.pages"]
+    assert doc["workload"]["pages"] == 152
+    for r in doc["results"]:
+        assert r["mismatches"] == 0
+        assert r["verified_pages"] == r["pages"] == 152
+    # the lz4 ratio is lz4.block's on the same pages, same-filled pages excluded
+    pages = np.fromfile(page_file, dtype=np.uint8).reshape(-1, PAGE_SIZE)
+    keep = pages[~same_filled_mask(pages)]
+    comp = sum(min(len(lz4.block.compress(p.tobytes(), store_size=False)), PAGE_SIZE)
+               for p in keep)
+    lz4_result = next(r for r in doc["results"] if r["backend"] == "lz4")
+    assert lz4_result["ratio"] == round(len(keep) * PAGE_SIZE / comp, 4)
+
+
+def test_record_then_replay_twice_is_identical(page_file: Path, tmp_path: Path) -> None:
+    wl_path = tmp_path / "p.hwzwl"
+    assert main(["record", "--workload", "pressure", "--corpus", str(page_file),
+                 "--pages", "120", "--seed", "3", "-o", str(wl_path)]) == 0
+    wl = load_workload(wl_path)
+    assert (wl.name, wl.seed, wl.nr_pages) == ("pressure", 3, 120)
+    assert wl.corpus["files"] == ["x.pages"]
+    docs = []
+    for i in range(2):
+        out = tmp_path / f"r{i}.json"
+        png = tmp_path / f"r{i}.png"
+        md = tmp_path / f"r{i}.md"
+        rc = main(["bench", "--workload", str(wl_path), "--backends", "lz4,zstd", "--json",
+                   str(out), "--plot", str(png), "--markdown", str(md), "--quiet"])
+        assert rc == 0
+        assert png.read_bytes()[:8] == PNG_MAGIC
+        assert "| lz4 |" in md.read_text()
+        docs.append(json.loads(out.read_text()))
+    a, b = docs
+    assert a["workload"]["file"] == str(wl_path)
+    assert a["workload"]["page_sha256"] == b["workload"]["page_sha256"]
+    for ra, rb in zip(a["results"], b["results"]):
+        assert ra["ratio_bytes"] == rb["ratio_bytes"]
+        assert ra["compressed_bytes_at_peak"] == rb["compressed_bytes_at_peak"]
+        assert comparable_counters(ra) == comparable_counters(rb)
+        assert ra["written_back_pages"] > 0 and ra["mismatches"] == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bench", "--workload", "nosuch"], "neither a built-in workload"),
+        (["bench", "--backends", "lz4,nosuch", "--pages", "4"], "no backend named 'nosuch'"),
+        (["bench", "--corpus", "/nonexistent.pages"], "no such page file"),
+        (["record", "--workload", "nosuch", "-o", "x"], "built-in workload name"),
+    ],
+)
+def test_usage_errors_are_clear(argv: list[str], message: str,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_recorded_workload_refuses_options_it_fixes(page_file: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    wl_path = tmp_path / "r.hwzwl"
+    assert main(["record", "--corpus", str(page_file), "--pages", "8", "-o", str(wl_path)]) == 0
+    assert main(["bench", "--workload", str(wl_path), "--seed", "4"]) == 2
+    assert "drop --seed" in capsys.readouterr().err
+    assert main(["bench", "--workload", str(page_file)]) == 2
+    assert "not a workload file" in capsys.readouterr().err
+
+
+def test_too_many_pages_asked(page_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--corpus", str(page_file), "--pages", "1000"]) == 2
+    assert "fewer than the 1000 asked for" in capsys.readouterr().err

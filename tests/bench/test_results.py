@@ -1,0 +1,123 @@
+"""The results document (schema version 1), the machine description, table and plot."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from hwzswap.bench.corpus import load_bundled
+from hwzswap.bench.report import COLUMNS, markdown, plot, print_table, rows
+from hwzswap.bench.results import (
+    RESULT_FIELDS,
+    SCHEMA_VERSION,
+    machine_info,
+    read_json,
+    schema_problems,
+    write_json,
+)
+from hwzswap.bench.runner import BenchRun, run_bench
+from hwzswap.bench.workload import build_workload
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict:
+    pages = load_bundled(max_pages=128)
+    wl = build_workload("pressure", pages, seed=1)
+    d = run_bench(wl, BenchRun(backends=["lz4", "zstd", "842-nx", "lz4-opencl"]))
+    d["skipped"].append({"backend": "imaginary", "reason": "for the table test"})
+    return d
+
+
+def test_document_conforms_to_the_schema(doc: dict, tmp_path) -> None:
+    assert doc["schema_version"] == SCHEMA_VERSION == 1
+    assert schema_problems(doc) == []
+    path = write_json(doc, tmp_path / "sub" / "r.json")
+    back = read_json(path)
+    assert back == json.loads(json.dumps(doc))
+    assert schema_problems(back) == []
+
+
+def test_every_documented_result_key_present_with_its_type(doc: dict) -> None:
+    names = [r["backend"] for r in doc["results"]]
+    assert {"lz4", "zstd", "842-nx"} <= set(names)
+    for r in doc["results"]:
+        for key, types in RESULT_FIELDS.items():
+            assert isinstance(r[key], types), (r["backend"], key, r[key])
+        for key in ("store_us", "load_us"):
+            assert set(r[key]) >= {"p50", "p99"}
+        assert r["store_vs_raw"] == pytest.approx(
+            r["store_pages_per_s"] / r["raw_store_pages_per_s"], rel=1e-3)
+        assert r["load_vs_raw"] == pytest.approx(
+            r["load_pages_per_s"] / r["raw_load_pages_per_s"], rel=1e-3)
+    nx = next(r for r in doc["results"] if r["backend"] == "842-nx")
+    assert nx["time_basis"] == "modeled" and nx["device_us_per_page"] > 0
+    w = doc["workload"]
+    assert w["name"] == "pressure" and w["pages"] == 128 and w["seed"] == 1
+    assert len(w["page_sha256"]) == 64
+
+
+def test_schema_checker_finds_what_is_missing_or_wrong(doc: dict) -> None:
+    bad = copy.deepcopy(doc)
+    del bad["results"][0]["ratio"]
+    bad["results"][0]["mismatches"] = "none"
+    bad["results"][0]["store_us"] = {"p50": 1.0}
+    bad["results"][0]["rejects"].pop("alloc_fail")
+    bad["skipped"].append({"backend": "x"})
+    problems = schema_problems(bad)
+    for fragment in ("missing 'ratio'", "mismatches", "store_us.p99", "rejects.alloc_fail",
+                     "skipped["):
+        assert any(fragment in p for p in problems), (fragment, problems)
+    assert schema_problems({"schema_version": 1}) != []
+    assert schema_problems([]) == ["document: not a JSON object"]
+    modelled = copy.deepcopy(doc)
+    r = next(r for r in modelled["results"] if r["time_basis"] == "modeled")
+    r["device_us_per_page"] = None
+    assert any("device_us_per_page" in p for p in schema_problems(modelled))
+
+
+def test_machine_info_describes_the_host() -> None:
+    m = machine_info()
+    assert m["cores"] >= 1 and m["cpu"]
+    for lib in ("numpy", "lz4", "python-lzo", "zstandard", "pyopencl", "numba"):
+        assert lib in m["libraries"]
+    assert m["libraries"]["numpy"] == np.__version__
+    assert m["codec_libraries"]["liblz4"] and m["codec_libraries"]["libzstd"]
+    assert isinstance(m["opencl_devices"], list)
+    for dev in m["opencl_devices"]:
+        assert dev["name"] and dev["compute_units"] >= 1
+    json.dumps(m)  # plain JSON
+
+
+def test_plot_writes_a_png(doc: dict, tmp_path) -> None:
+    out = plot(doc, tmp_path / "deep" / "bench.png")
+    data = out.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > 20_000  # six panels, not an empty canvas
+
+
+def test_plot_with_no_results_still_writes(doc: dict, tmp_path) -> None:
+    empty = dict(doc, results=[])
+    assert plot(empty, tmp_path / "e.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_table_and_markdown_show_every_backend(doc: dict) -> None:
+    console = Console(record=True, width=240)
+    print_table(doc, console)
+    text = console.export_text()
+    narrow = Console(record=True, width=100)
+    print_table(doc, narrow)
+    narrow_text = narrow.export_text()
+    md = markdown(doc)
+    for r in doc["results"]:
+        assert r["backend"] in text and r["backend"] in narrow_text
+        assert f"| {r['backend']} |" in md
+    assert "skipped imaginary: for the table test" in text
+    assert md.count("\n|") == len(doc["results"]) + 2  # header, rule, one row per backend
+    assert all(len(row) == len(COLUMNS) for row in rows(doc))
+    assert "emulated device" in md  # 842-nx's host CPU excludes the emulation
