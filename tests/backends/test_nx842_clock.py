@@ -136,3 +136,19 @@ def test_virtual_mode_never_sleeps() -> None:
     assert all(it is not None for it in items)
     assert b.modeled_device_us() == pytest.approx(8 * (1_000_000.0 + PAGE_SIZE / 16_000.0))
     assert b.counters()["device_clock_us"] == pytest.approx(4 * (1_000_000.0 + PAGE_SIZE / 16_000.0))
+
+
+def test_realtime_engine_exception_is_reported_as_an_internal_error() -> None:
+    def broken(data: object, strict: bool = False) -> bytes:
+        raise RuntimeError("emulation bug")
+
+    b = Nx842Backend(clock="realtime", **FAST)
+    try:
+        for engine in b.engines:
+            engine._compress = broken  # noqa: SLF001 - simulate a bug in the emulated engine
+        with pytest.raises(DeviceError, match="CC 10 INTERNAL"):
+            b.compress(PAGES["text"])
+        errors = b.counters()["engine_errors"]
+        assert len(errors) == 1 and "RuntimeError: emulation bug" in errors[0]
+    finally:
+        b.close()

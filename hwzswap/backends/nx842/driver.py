@@ -707,6 +707,7 @@ class Nx842Backend(Backend):
         if isinstance(q, RealtimeQueue):
             out["late"] = sum(q.late)
             out["late_us"] = sum(q.late_ns) / 1000.0
+            out["engine_errors"] = list(q.engine_errors)
         return out
 
 

@@ -29,7 +29,7 @@ from heapq import heappop, heappush
 from time import perf_counter_ns
 from typing import Literal
 
-from hwzswap.backends.nx842.crb import CSB_V, Crb
+from hwzswap.backends.nx842.crb import CC_INTERNAL, CSB_V, Crb
 from hwzswap.backends.nx842.engine import Engine
 from hwzswap.errors import DeviceError
 
@@ -186,6 +186,7 @@ class RealtimeQueue:
         self.excluded_ns = 0  # host ns the driver spent blocked waiting for completions
         self.late = [0] * len(engines)  # completions posted later than the model allows
         self.late_ns = [0] * len(engines)
+        self.engine_errors: list[str] = []  # exceptions raised inside an engine thread
         self._threads = [
             threading.Thread(
                 target=self._worker, args=(engine,), name=f"nx842-engine{engine.index}", daemon=True
@@ -229,7 +230,13 @@ class RealtimeQueue:
                 crb = pending.popleft()
             start_ns = perf_counter_ns()
             crb.t_start = (start_ns - t0) / 1000.0
-            us = engine.run(crb)
+            try:
+                us = engine.run(crb)
+            except Exception as exc:  # noqa: BLE001 - an emulation bug must not kill the engine
+                # Report it as the hardware would report an internal fault; keep the reason.
+                self.engine_errors.append(f"engine {k}: {type(exc).__name__}: {exc}")
+                crb.csb.cc = CC_INTERNAL
+                us = crb.service_us = 0.0
             target_ns = start_ns + int(us * 1000.0)
             self._pace(target_ns)
             end_ns = perf_counter_ns()
