@@ -430,3 +430,21 @@ def test_async_ops_with_decompress_faults_always_decode(plan, depth) -> None:  #
     for name, op in ops:
         assert op.status is OpStatus.SUCCESS and op.dst == PAGES[name].tobytes()
     assert len(b._free) == depth  # noqa: SLF001
+
+
+def test_queue_held_by_a_hung_request_gives_up_after_the_busy_window() -> None:
+    b = nx(queue_depth=1)  # timeout 5000 ms: the hung request holds the only slot that long
+    b.inject(HANG, "compress")
+    hung = CompOp.compress(PAGES["text"])
+    assert b.submit([hung]) == 1
+    t0 = b.counters()["device_clock_us"]
+    with pytest.raises(DeviceError, match="stayed full for 250 ms"):
+        b.compress(PAGES["ramp"])
+    assert b.counters()["device_clock_us"] - t0 == pytest.approx(250_000.0)
+    # decompression is not lost: it goes to software after its 50 ms window
+    assert b.decompress(sw_stream("ramp")) == PAGES["ramp"].tobytes()
+    assert b.counters()["swdecomp"] == 1
+    (done,) = b.poll()  # the clock reaches the 5 s timeout
+    assert done is hung and done.status is OpStatus.DEVICE_ERROR and "5000 ms" in done.error
+    assert b.counters()["device_clock_us"] == 5_000_000.0  # it was taken at t=0
+    assert b.compress(PAGES["ramp"]) is not None

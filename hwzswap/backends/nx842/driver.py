@@ -186,11 +186,14 @@ class Nx842Backend(Backend):
 
     @classmethod
     def availability(cls) -> tuple[bool, str | None]:
+        """The engines run the software 842 codec; without it (or without numba, which makes
+        it usable) neither ``842`` nor ``842-nx`` can run."""
         try:
-            from hwzswap.backends.sw842 import codec  # noqa: F401 - the engines' 842 codec
+            from hwzswap.backends.sw842.backend import Sw842Backend
         except Exception as exc:  # noqa: BLE001 - report any import failure as the reason
             return False, f"the software 842 codec is not importable: {type(exc).__name__}: {exc}"
-        return True, None
+        ok, reason = Sw842Backend.availability()
+        return (True, None) if ok else (False, f"the engines' 842 codec cannot run: {reason}")
 
     @property
     def capabilities(self) -> Capabilities:
@@ -235,14 +238,12 @@ class Nx842Backend(Backend):
     def _wait_slot(self, is_comp: bool) -> Crb | None:
         """All slots taken by async requests: retry BUSY like the crypto layer, or give up."""
         q = self._queue
-        budget = _BUSY_RETRY_COMP_US if is_comp else _BUSY_RETRY_DECOMP_US
-        start = q.clock_us()
+        deadline = q.clock_us() + (_BUSY_RETRY_COMP_US if is_comp else _BUSY_RETRY_DECOMP_US)
         free = self._free
         while not free:
             self._busy_retries += 1
-            if q.clock_us() - start > budget:
+            if not q.wait_any_until(deadline):
                 return None
-            q.wait_any()
             self._reap_async()
         return free.pop()
 

@@ -160,6 +160,16 @@ class VirtualQueue:
         if heap and heap[0][0] > self.now:
             self.now = heap[0][0]
 
+    def wait_any_until(self, deadline_us: float) -> bool:
+        """Like :meth:`wait_any`, but give up at ``deadline_us``; True if something completed."""
+        heap = self._heap
+        if heap and heap[0][0] <= deadline_us:
+            self.wait_any()
+            return True
+        if deadline_us > self.now:
+            self.now = deadline_us
+        return False
+
     def wait(self, crb: Crb) -> None:
         """Advance the clock until ``crb`` has completed."""
         if crb.t_done > self.now:
@@ -283,6 +293,15 @@ class RealtimeQueue:
 
     def wait(self, crb: Crb) -> None:
         self._block(lambda: crb.posted)
+
+    def wait_any_until(self, deadline_us: float) -> bool:
+        """Block until a completion is posted or the clock reaches ``deadline_us``."""
+        t0 = perf_counter_ns()
+        timeout = max(0.0, (deadline_us - self.clock_us()) / 1e6)
+        with self._cv:
+            got = self._cv.wait_for(lambda: self._posted, timeout=timeout)
+        self.excluded_ns += perf_counter_ns() - t0
+        return bool(got)
 
     def wait_reap(self) -> list[Crb]:
         self.wait_any()
