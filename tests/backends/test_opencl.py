@@ -193,6 +193,24 @@ def test_crafted_streams_are_well_formed_apart_from_the_fault(dev):
     assert dev.decompress(good) == page
 
 
+def test_match_copies_for_every_short_offset_and_length(dev):
+    """Overlapping matches (offset < 16 takes the pattern-repeating paths) decode exactly."""
+    rng = np.random.default_rng(3)
+    blocks, pages = [], []
+    for off in range(1, 40):
+        for ml in (4, 5, 7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 100, 1000, 4000 - off):
+            lits = rng.integers(0, 256, off + int(rng.integers(0, 9)), dtype=np.uint8).tobytes()
+            tail = rng.integers(0, 256, PAGE_SIZE - len(lits) - ml, dtype=np.uint8).tobytes()
+            block = _seq(lits, off, ml) + _last(tail)
+            page = ref_decompress(block)
+            assert page is not None, (off, ml)
+            blocks.append(block)
+            pages.append(np.frombuffer(page, np.uint8))
+    out = dev.decompress_batch(blocks)
+    bad = np.flatnonzero((out != np.stack(pages)).any(axis=1))
+    assert bad.size == 0, f"{bad.size} blocks decoded wrongly, first {bad[:5].tolist()}"
+
+
 def test_item_too_long_is_rejected_before_the_device(dev):
     with pytest.raises(CorruptDataError, match="longer than any LZ4 block"):
         dev.decompress(b"\x00" * (MAX_ITEM_BYTES + 1))

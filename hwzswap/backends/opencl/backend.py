@@ -103,6 +103,7 @@ _GROUP_WIDTHS = (1, 2, 4, 8, 16)
 _POLL_IDLE_S = 50e-6  # poll() naps this long when nothing finished: the device may be this CPU
 
 _ZERO_U32 = np.zeros(1, np.uint32)
+_COPY_SLACK = 32  # COPY_SLACK in kernels/lz4_decompress.cl
 
 
 def _kernel_source(name: str) -> str:
@@ -185,7 +186,8 @@ class _Slot:
                 cap = max(need, 2 * self.cap_bytes)
                 if self.d_bytes is not None:
                     self.d_bytes.release()
-                self.d_bytes = cl.Buffer(ctx, mf.READ_WRITE, cap)
+                # + slack: the decompressor's chunked literal copy may read past the last item
+                self.d_bytes = cl.Buffer(ctx, mf.READ_WRITE, cap + _COPY_SLACK)
                 self.h_bytes = np.empty(cap, np.uint8)
                 self.cap_bytes = cap
                 grew = True

@@ -14,7 +14,16 @@
  * compressor keeps are enforced as LZ4's own safe decoder enforces them: no match starts in the
  * last MFLIMIT (12) bytes of the page and none ends in the last LASTLITERALS (5), so a stream
  * breaking them is reported as corrupt rather than decoded.
+ *
+ * Speed: the page is built in a private buffer with COPY_SLACK spare bytes, so literal runs and
+ * matches are copied in whole 16- or 8-byte chunks that may run past their end (the overrun
+ * lands on bytes a later sequence writes, or in the slack); it is written to the output only
+ * when the item decoded. The host leaves COPY_SLACK readable bytes after the last item, so the
+ * chunked literal copy may read past an item's end (those bytes are never kept). The
+ * length checks above are made on exact lengths before any copy.
  */
+
+#define COPY_SLACK 32u
 
 #define PAGE_SIZE 4096u
 #define MINMATCH 4u
@@ -33,6 +42,24 @@
 
 typedef struct __attribute__((packed)) { ulong v; } una_u64;
 
+#define LOAD64(p) (((const una_u64 *)(p))->v)
+#define GLOAD64(p) (((const __global una_u64 *)(p))->v)
+#define STORE64(p, x) (((una_u64 *)(p))->v = (x))
+
+/* Read a 255-terminated length extension; false when the input ends first. */
+#define READ_EXT(acc)                                                                     \
+    do {                                                                                  \
+        uint b_;                                                                          \
+        do {                                                                              \
+            if (ip >= ilen) {                                                             \
+                err = LZ4D_TRUNCATED;                                                     \
+                goto done;                                                                \
+            }                                                                             \
+            b_ = src[ip++];                                                               \
+            (acc) += b_;                                                                  \
+        } while (b_ == 255u);                                                             \
+    } while (0)
+
 __kernel void lz4_decompress_item(__global const uchar *restrict in,
                                   __global const uint *restrict index,
                                   __global uchar *restrict pages,
@@ -44,7 +71,8 @@ __kernel void lz4_decompress_item(__global const uchar *restrict in,
         return;
     const __global uchar *src = in + index[2u * i];
     const uint ilen = index[2u * i + 1u];
-    __global uchar *dst = pages + (size_t)i * PAGE_SIZE;
+    ulong page64[(PAGE_SIZE + COPY_SLACK) / 8u];
+    uchar *page = (uchar *)page64;
     uint ip = 0, op = 0;
     int err = LZ4D_OK;
 
@@ -57,19 +85,8 @@ __kernel void lz4_decompress_item(__global const uchar *restrict in,
 
         /* Literal length: 4 bits, then 255-extension bytes. Bounded by ilen, cannot wrap. */
         uint lit = token >> 4;
-        if (lit == 15u) {
-            uint b;
-            do {
-                if (ip >= ilen) {
-                    err = LZ4D_TRUNCATED;
-                    break;
-                }
-                b = src[ip++];
-                lit += b;
-            } while (b == 255u);
-            if (err)
-                break;
-        }
+        if (lit == 15u)
+            READ_EXT(lit);
         if (lit > ilen - ip) {
             err = LZ4D_LITERALS_PAST_INPUT;
             break;
@@ -78,13 +95,9 @@ __kernel void lz4_decompress_item(__global const uchar *restrict in,
             err = LZ4D_LITERALS_PAST_PAGE;
             break;
         }
-        {
-            uint j = 0;
-            for (; j + 8u <= lit; j += 8u)
-                ((__global una_u64 *)(dst + op + j))->v =
-                    ((const __global una_u64 *)(src + ip + j))->v;
-            for (; j < lit; j++)
-                dst[op + j] = src[ip + j];
+        for (uint j = 0; j < lit; j += 16u) { /* may copy up to 15 bytes too many */
+            STORE64(page + op + j, GLOAD64(src + ip + j));
+            STORE64(page + op + j + 8u, GLOAD64(src + ip + j + 8u));
         }
         ip += lit;
         op += lit;
@@ -110,19 +123,8 @@ __kernel void lz4_decompress_item(__global const uchar *restrict in,
             break;
         }
         uint ml = token & 15u;
-        if (ml == 15u) {
-            uint b;
-            do {
-                if (ip >= ilen) {
-                    err = LZ4D_TRUNCATED;
-                    break;
-                }
-                b = src[ip++];
-                ml += b;
-            } while (b == 255u);
-            if (err)
-                break;
-        }
+        if (ml == 15u)
+            READ_EXT(ml);
         ml += MINMATCH;
         if (ml > PAGE_SIZE - op) {
             err = LZ4D_MATCH_PAST_PAGE;
@@ -133,16 +135,36 @@ __kernel void lz4_decompress_item(__global const uchar *restrict in,
             break;
         }
         {
-            __global uchar *d = dst + op;
-            const __global uchar *m = d - off;
-            uint j = 0;
-            if (off >= 8u) /* chunks never read bytes this copy has not written yet */
-                for (; j + 8u <= ml; j += 8u)
-                    ((__global una_u64 *)(d + j))->v = ((const __global una_u64 *)(m + j))->v;
-            for (; j < ml; j++) /* short offsets repeat a pattern: byte by byte */
-                d[j] = m[j];
+            uchar *d = page + op;
+            const uchar *m = d - off;
+            if (off >= 16u) { /* a chunk never reads bytes this copy has not written yet */
+                for (uint j = 0; j < ml; j += 16u) {
+                    STORE64(d + j, LOAD64(m + j));
+                    STORE64(d + j + 8u, LOAD64(m + j + 8u));
+                }
+            } else if (off >= 8u) {
+                for (uint j = 0; j < ml; j += 8u)
+                    STORE64(d + j, LOAD64(m + j));
+            } else {
+                /* A short offset repeats a pattern of period off. Write its first p bytes one
+                 * by one (p: the smallest multiple of off that is >= 8); from there on every
+                 * byte equals the one p back, so 8-byte chunks read only finished bytes. */
+                const uint p = off * ((8u + off - 1u) / off);
+                const uint head = min(p, ml);
+                uint j = 0;
+                for (; j < head; j++)
+                    d[j] = m[j];
+                for (; j < ml; j += 8u)
+                    STORE64(d + j, LOAD64(d + j - p));
+            }
         }
         op += ml;
     }
+done:
     status[i] = err;
+    if (err == LZ4D_OK) {
+        __global ulong *dst = (__global ulong *)(pages + (size_t)i * PAGE_SIZE);
+        for (uint j = 0; j < PAGE_SIZE / 8u; j++)
+            dst[j] = page64[j];
+    }
 }
