@@ -97,6 +97,8 @@ RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "emulation_us_per_page": _OPT_NUM,
     "counters": (dict,),
     "backend_counters": (dict,),
+    "repeat": (int,),
+    "spread": (dict,),
     "elapsed_s": _NUM,
 }
 

@@ -20,11 +20,16 @@ Measurement rules (see ``docs/bench.md``):
   time (wall clock, converted to CPU at the chunk's CPU/wall ratio) is subtracted and reported
   apart as ``emulation_us_per_page``;
 * before timing, each backend is warmed up (JIT compiles, OpenCL kernel builds, first-call
-  imports) on a throwaway swap system and a few pages.
+  imports) on a throwaway swap system and a few pages;
+* the harness's own objects are frozen out of Python's cyclic GC while measuring
+  (``gc.freeze``), so a collection costs what the stack's own objects cost;
+* with ``repeat`` > 1 the whole stream runs that many times on fresh swap systems; timings are
+  the median over the passes (their min/max in ``spread``) and every pass is verified.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -451,27 +456,15 @@ class _Progress:
         return lambda n: bar.advance(tid, n)
 
 
-def run_backend(
-    backend: Backend,
-    cw: CompiledWorkload,
-    base: Any,
-    advance: Callable[[int], None] = lambda n: None,
-    warm_up: bool = True,
-) -> dict[str, Any]:
-    """Replay the compiled stream through a fresh swap system on ``backend``; one result object.
-
-    Raises whatever the stack raises (the caller records it as a failed backend).
-    """
+def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
+              advance: Callable[[int], None]) -> tuple[dict[str, Any], _Meter, float]:
+    """One replay of the whole stream on a fresh swap system: (final stats, meter, seconds)."""
     from hwzswap.frontswap.system import open_zswap
 
     started = time.perf_counter()
-    if warm_up:
-        _warm_up(backend, cw, base)
     caps = backend.capabilities
     batch = bool(caps.batch)
-    modeled = caps.time_basis == "modeled"
-    device_us = backend.modeled_device_us if modeled else None
-    cfg = backend_config(base, backend, cw.workload)
+    device_us = backend.modeled_device_us if caps.time_basis == "modeled" else None
     m = _Meter()
     comp: dict[int, Any] = {}
     system = open_zswap(cfg, backend=backend)
@@ -506,7 +499,76 @@ def run_backend(
         stats = dict(system.stats())
     finally:
         system.close()
-    return _result(backend, cw, cfg, stats, m, time.perf_counter() - started)
+    return stats, m, time.perf_counter() - started
+
+
+def run_backend(
+    backend: Backend,
+    cw: CompiledWorkload,
+    base: Any,
+    advance: Callable[[int], None] = lambda n: None,
+    warm_up: bool = True,
+    repeat: int = 1,
+) -> dict[str, Any]:
+    """Replay the compiled stream ``repeat`` times through a fresh swap system on ``backend``;
+    one result object (timings: the median over the passes).
+
+    The harness's own objects (the compiled stream) are frozen out of the cyclic GC while
+    measuring, so a collection's cost is that of the objects the stack creates, not ours.
+    Raises whatever the stack raises (the caller records it as a failed backend).
+    """
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    if warm_up:
+        _warm_up(backend, cw, base)
+    cfg = backend_config(base, backend, cw.workload)
+    results = []
+    gc.collect()
+    gc.freeze()
+    try:
+        for _ in range(repeat):
+            stats, m, elapsed = _one_pass(backend, cw, cfg, advance)
+            results.append(_result(backend, cw, cfg, stats, m, elapsed))
+    finally:
+        gc.unfreeze()
+    return _combine(results)
+
+
+#: Result fields that are timings: with several passes, the median is reported.
+TIMING_FIELDS = (
+    "store_pages_per_s", "load_pages_per_s", "raw_store_pages_per_s", "raw_load_pages_per_s",
+    "store_vs_raw", "load_vs_raw", "host_cpu_us_per_page", "emulation_us_per_page",
+)
+_PERCENTILE_FIELDS = ("store_us", "load_us", "invalidate_us", "raw_store_us", "raw_load_us")
+
+
+def _median(values: list[Any]) -> Any:
+    nums = [v for v in values if v is not None]
+    if not nums:
+        return None
+    return round(float(np.median(nums)), 4)
+
+
+def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several passes -> one result: median timings, every pass's verification counted."""
+    out = dict(results[-1])
+    out["repeat"] = len(results)
+    if len(results) == 1:
+        out["spread"] = {}
+        return out
+    for key in TIMING_FIELDS:
+        out[key] = _median([r[key] for r in results])
+    for key in _PERCENTILE_FIELDS:
+        out[key] = {k: _median([r[key][k] for r in results]) for k in results[0][key]}
+    out["spread"] = {key: [min(v), max(v)] for key in
+                     ("store_pages_per_s", "load_pages_per_s", "store_vs_raw", "load_vs_raw")
+                     if (v := [r[key] for r in results if r[key] is not None])}
+    # every pass is verified: a page counts as verified only if it was in every pass
+    out["verified_pages"] = min(r["verified_pages"] for r in results)
+    out["mismatches"] = sum(r["mismatches"] for r in results)
+    out["mismatch_examples"] = [e for r in results for e in r["mismatch_examples"]][:10]
+    out["elapsed_s"] = round(sum(r["elapsed_s"] for r in results), 3)
+    return out
 
 
 def _rate(pages: int, ns: Iterable[int]) -> float | None:
@@ -640,6 +702,7 @@ class BenchRun:
     progress: bool = False
     console: Any = None
     warm_up: bool = True
+    repeat: int = 1
     on_result: Callable[[dict[str, Any]], None] | None = None
     workload_extra: dict[str, Any] = field(default_factory=dict)
 
@@ -676,8 +739,9 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
                 doc["skipped"].append({"backend": name, "reason": f"{type(exc).__name__}: {exc}"})
                 continue
             try:
-                res = run_backend(backend, cw, base, progress.task(name, cw.page_ops),
-                                  warm_up=run.warm_up)
+                res = run_backend(backend, cw, base,
+                                  progress.task(name, cw.page_ops * run.repeat),
+                                  warm_up=run.warm_up, repeat=run.repeat)
             except Exception as exc:  # noqa: BLE001 -- one broken backend must not end the bench
                 doc["failed"].append({"backend": name, "error": f"{type(exc).__name__}: {exc}"})
                 continue
