@@ -459,6 +459,10 @@ def test_counters_report_kernel_and_end_to_end_time(corpus):
     assert 0 < c["compress_kernel_ns"] <= c["compress_e2e_ns"]
     assert 0 < c["decompress_kernel_ns"] <= c["decompress_e2e_ns"]
     assert c["h2d_ns"] > 0 and c["d2h_ns"] > 0
+    assert c["kernel_ns"] == c["compress_kernel_ns"] + c["decompress_kernel_ns"]
+    assert c["e2e_ns"] == c["compress_e2e_ns"] + c["decompress_e2e_ns"]
+    assert c["pages"] == 250 + c["decompress_pages"]
+    assert c["bytes_out"] == c["compress_bytes_out"] + c["decompress_pages"] * PAGE_SIZE
 
 
 def test_class_is_the_registered_one():

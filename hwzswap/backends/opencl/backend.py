@@ -794,5 +794,20 @@ class Lz4OpenCLBackend(Backend):
     # -- accounting --------------------------------------------------------------------------
 
     def counters(self) -> dict[str, Any]:
-        """Pages, bytes, launches, kernel time (profiling events) and end-to-end time (ns)."""
-        return {"device": self._label, **self._c}
+        """Pages, bytes, launches, kernel time (profiling events) and end-to-end time (ns).
+
+        Per direction (``compress_*``, ``decompress_*``) and summed over both (``pages``,
+        ``kernel_ns``, ``e2e_ns``, ``bytes_in``, ``bytes_out``). ``e2e_ns`` is wall clock from
+        the call (or async submit) to its results, transfers included; ``kernel_ns`` is the sum
+        of the kernels' OpenCL profiling intervals; ``h2d_ns``/``d2h_ns`` the transfers'.
+        """
+        c = self._c
+        return {
+            "device": self._label,
+            **c,
+            "pages": c["compress_pages"] + c["decompress_pages"],
+            "kernel_ns": c["compress_kernel_ns"] + c["decompress_kernel_ns"],
+            "e2e_ns": c["compress_e2e_ns"] + c["decompress_e2e_ns"],
+            "bytes_in": c["compress_bytes_in"] + c["decompress_bytes_in"],
+            "bytes_out": c["compress_bytes_out"] + c["decompress_bytes_out"],
+        }

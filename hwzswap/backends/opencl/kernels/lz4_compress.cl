@@ -272,6 +272,9 @@ __kernel void lz4_compress_item(__global const uchar *restrict pages,
 #error "GROUP_WIDTH must be 1, 2, 4, 8 or 16"
 #endif
 #define SEG_HASH(seq64) HASH5(seq64, SEG_HASH_LOG)
+#ifndef GROUP_HISTORY
+#define GROUP_HISTORY 1024u /* bytes before its segment each work-item pre-hashes */
+#endif
 
 inline uint l_read32(const __local uchar *p) { return ((const __local una_u32 *)p)->v; }
 inline ulong l_read64(const __local uchar *p) { return ((const __local una_u64 *)p)->v; }
@@ -334,6 +337,10 @@ void lz4_compress_group(__global const uchar *restrict pages,
     __local ushort *my_len = seq_len + k * SEG_SEQS;
     uint nseq = 0, anchor = seg, ip = seg;
     uint step = 1u, searches = 1u << SKIP_TRIGGER;
+    /* History: hash the end of the previous segment first (every other position), so that
+     * matches can reach back across the boundary as they would in a sequential parse. */
+    for (uint h = seg > GROUP_HISTORY ? seg - GROUP_HISTORY : 0u; h < seg; h += 2u)
+        table[SEG_HASH(l_read64(page + h))] = (ushort)h;
     while (ip < start_limit) {
         const uint seq = l_read32(page + ip);
         const uint h = SEG_HASH(l_read64(page + ip));
