@@ -113,9 +113,11 @@ def test_state_carries_nothing_between_calls() -> None:
     """Each call starts with empty rings, also across the event-number rebase."""
     pages = list(sample_pages().values())
     first = [codec.compress(p) for p in pages]
-    codec._CTR[0] = _jit.EVENT_LIMIT - 1024  # the next call must rebase and clear the heads
+    event_base = codec._STATE[_jit._OFF_CTR : _jit._OFF_CTR + 8].view(np.int64)
+    event_base[0] = _jit.EVENT_LIMIT - 1024  # the next call must rebase and clear the heads
     second = [codec.compress(p) for p in reversed(pages)][::-1]
     assert first == second
+    assert 0 < event_base[0] < 1 << 20
     for page, stream in zip(pages[:3], first[:3], strict=False):
         assert stream == reference.compress(page.tobytes())
 

@@ -83,31 +83,26 @@ def padded_end(bit):
     return (((bit + 7) >> 3) + 7) & ~7
 
 
-def new_state() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fresh encoder state: slot values, chain links, bucket heads, next event base."""
-    return (
-        np.zeros(N_SLOTS, np.uint64),
-        np.full(N_SLOTS, -1, np.int32),
-        np.full(N_HEADS, -1, np.int32),
-        np.zeros(1, np.int64),
-    )
+# The whole encoder state lives in one byte buffer (fewer arguments, no allocation per call);
+# the compiled code takes typed views of it. Offsets in bytes, all 8-aligned.
+_OFF_VALS = 0  # uint64[N_SLOTS]: value of each I8/I4 slot
+_OFF_CTR = _OFF_VALS + 8 * N_SLOTS  # int64[1]: event base of the next call
+_OFF_FV = _OFF_CTR + 8  # uint64[16]: scratch, field values
+_OFF_FW = _OFF_FV + 8 * 16  # int64[16]: scratch, field widths
+_OFF_IDX = _OFF_FW + 8 * 16  # int64[8]: scratch, lookup results
+_OFF_NXT = _OFF_IDX + 8 * 8  # int32[N_SLOTS]: chain links (event numbers)
+_OFF_HEADS = _OFF_NXT + 4 * N_SLOTS  # int32[N_HEADS]: newest event per bucket / I2 value
+STATE_BYTES = _OFF_HEADS + 4 * N_HEADS
+
+
+def new_state() -> np.ndarray:
+    """A fresh encoder state (every bucket empty)."""
+    state = np.zeros(STATE_BYTES, np.uint8)
+    state[_OFF_NXT:].view(np.int32)[:] = -1
+    return state
 
 
 # -- small helpers (LLVM inlines them) ----------------------------------------------------------
-
-
-@njit(cache=True)
-def _be64(src, p):
-    return (
-        (np.uint64(src[p]) << _U56)
-        | (np.uint64(src[p + 1]) << _U48)
-        | (np.uint64(src[p + 2]) << _U40)
-        | (np.uint64(src[p + 3]) << _U32)
-        | (np.uint64(src[p + 4]) << _U24)
-        | (np.uint64(src[p + 5]) << _U16)
-        | (np.uint64(src[p + 6]) << _U8)
-        | np.uint64(src[p + 7])
-    )
 
 
 @njit(cache=True)
@@ -138,7 +133,13 @@ def crc32_be_array(src, n):
     crc = _ZERO
     p = 0
     while p + 8 <= n:
-        crc = _crc_step8(crc, _be64(src, p))
+        g = (
+            (np.uint64(src[p]) << _U56) | (np.uint64(src[p + 1]) << _U48)
+            | (np.uint64(src[p + 2]) << _U40) | (np.uint64(src[p + 3]) << _U32)
+            | (np.uint64(src[p + 4]) << _U24) | (np.uint64(src[p + 5]) << _U16)
+            | (np.uint64(src[p + 6]) << _U8) | np.uint64(src[p + 7])
+        )
+        crc = _crc_step8(crc, g)
         p += 8
     while p < n:
         crc = _crc_step1(crc, src[p])
@@ -177,7 +178,7 @@ def _flush_fields(out, op, acc, nb, fv, fw, nf):
 
 
 @njit(cache=True)
-def compress_into(src, n, out, limit, vals, nxt, heads, ctr):
+def compress_into(src, n, out, limit, state):
     """Compress src[:n] into out; return the stream length.
 
     Returns -1 (and stops early) when ``limit > 0`` and the stream reaches ``limit`` bytes.
@@ -187,6 +188,13 @@ def compress_into(src, n, out, limit, vals, nxt, heads, ctr):
     The loop body is written out by hand: a call to a jitted helper that takes arrays is not
     inlined by numba and costs more than the work it does here.
     """
+    vals = state[_OFF_VALS:_OFF_CTR].view(np.uint64)
+    ctr = state[_OFF_CTR:_OFF_FV].view(np.int64)
+    fv = state[_OFF_FV:_OFF_FW].view(np.uint64)  # fields to write (each <= 32 bits): values
+    fw = state[_OFF_FW:_OFF_IDX].view(np.int64)  # ... and widths
+    idx = state[_OFF_IDX:_OFF_NXT].view(np.int64)  # slot found by each of the 7 lookups
+    nxt = state[_OFF_NXT:_OFF_HEADS].view(np.int32)
+    heads = state[_OFF_HEADS:].view(np.int32)
     ngroups = n >> 3
     # Event numbers of this call start at ``base`` (a multiple of 1024, above every event of
     # earlier calls): the I8 write of group gi is base + gi, the I4 writes base + 2gi + h,
@@ -203,9 +211,6 @@ def compress_into(src, n, out, limit, vals, nxt, heads, ctr):
     nb = 0
     crc = _ZERO
     repeat = 0
-    fv = np.empty(16, np.uint64)  # fields to write (each <= 32 bits): values ...
-    fw = np.empty(16, np.int64)  # ... and widths
-    idx = np.empty(7, np.int64)  # slot found by each of the 7 lookups
     last = _ZERO
     if ngroups > 0:
         last = ~(
@@ -375,15 +380,33 @@ def compress_into(src, n, out, limit, vals, nxt, heads, ctr):
 
 
 @njit(cache=True)
-def compress_pages(pages, out, lens, limit, vals, nxt, heads, ctr):
+def compress_pages(pages, out, lens, limit, state):
     """Compress each row of ``pages`` into the same row of ``out``; lens[i] = length or -1."""
     for i in range(pages.shape[0]):
         lens[i] = compress_into(
-            pages[i], pages.shape[1], out[i], limit, vals, nxt, heads, ctr
+            pages[i], pages.shape[1], out[i], limit, state
         )
 
 
 # -- decompressor -------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _bswap64(v):
+    return (
+        ((v & _M8) << _U56) | (((v >> _U8) & _M8) << _U48)
+        | (((v >> _U16) & _M8) << _U40) | (((v >> _U24) & _M8) << _U32)
+        | (((v >> _U32) & _M8) << _U24) | (((v >> _U40) & _M8) << _U16)
+        | (((v >> _U48) & _M8) << _U8) | (v >> _U56)
+    )
+
+
+@njit(cache=True)
+def _bswap32(v):
+    return (
+        ((v & _M8) << _U24) | (((v >> _U8) & _M8) << _U16)
+        | (((v >> _U16) & _M8) << _U8) | ((v >> _U24) & _M8)
+    )
 
 
 @njit(cache=True)
@@ -393,17 +416,37 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
     Returns (status, produced, detail, detail2, bit). ``status`` is ``OK`` or an ``E_*`` code;
     ``produced`` is the output length so far. ``bit`` is, on error, where the failing op (or the
     CRC) starts, and on success where the stream ends.
+
+    Bits are read from a 64-bit MSB-aligned buffer; the refill is written out at each use
+    because numba does not inline a helper that takes an array (the call would cost more than
+    the refill). After a fast refill the buffer's bits below ``bc`` may already hold the next
+    input bits; later refills OR the same bits in again.
     """
     ip = 0
     bb = _ZERO  # bit buffer, MSB-aligned
     bc = 0  # valid bits in bb
     op = 0
+    # Word views of the output for aligned actions (the host is little-endian, so literals
+    # are byte-swapped into them); each covers only whole words inside max_out.
+    o64 = out[: max_out & ~7].view(np.uint64)
+    o32 = out[: max_out & ~3].view(np.uint32)
+    o16 = out[: max_out & ~1].view(np.uint16)
     while True:
         opbit = ip * 8 - bc
-        while bc <= 56 and ip < n_in:
-            bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
-            ip += 1
-            bc += 8
+        if ip + 8 <= n_in:  # refill: one big-endian 64-bit load, whole bytes consumed
+            bb |= (
+                (np.uint64(src[ip]) << _U56) | (np.uint64(src[ip + 1]) << _U48)
+                | (np.uint64(src[ip + 2]) << _U40) | (np.uint64(src[ip + 3]) << _U32)
+                | (np.uint64(src[ip + 4]) << _U24) | (np.uint64(src[ip + 5]) << _U16)
+                | (np.uint64(src[ip + 6]) << _U8) | np.uint64(src[ip + 7])
+            ) >> np.uint64(bc)
+            ip += (63 - bc) >> 3
+            bc |= 56
+        else:  # the last bytes, one at a time
+            while bc <= 56 and ip < n_in:
+                bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
+                ip += 1
+                bc += 8
         if bc < 5:
             return E_INPUT_END, op, 5, 0, opbit
         code = np.int64(bb >> np.uint64(59))
@@ -414,30 +457,47 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
             for a in range(_NACT[code]):
                 sz = _SIZE[code, a]
                 nbits = _BITS[code, a]
-                if nbits > 32:  # D8: two 32-bit halves
-                    while bc <= 56 and ip < n_in:
-                        bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
-                        ip += 1
-                        bc += 8
+                if bc < 32:
+                    if ip + 8 <= n_in:  # refill: one big-endian 64-bit load, whole bytes consumed
+                        bb |= (
+                            (np.uint64(src[ip]) << _U56) | (np.uint64(src[ip + 1]) << _U48)
+                            | (np.uint64(src[ip + 2]) << _U40) | (np.uint64(src[ip + 3]) << _U32)
+                            | (np.uint64(src[ip + 4]) << _U24) | (np.uint64(src[ip + 5]) << _U16)
+                            | (np.uint64(src[ip + 6]) << _U8) | np.uint64(src[ip + 7])
+                        ) >> np.uint64(bc)
+                        ip += (63 - bc) >> 3
+                        bc |= 56
+                    else:  # the last bytes, one at a time
+                        while bc <= 56 and ip < n_in:
+                            bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
+                            ip += 1
+                            bc += 8
+                if nbits == 64:  # D8: two 32-bit halves
                     if bc < 32:
                         return E_INPUT_END, op, 64, 0, opbit
                     hi = bb >> _U32
                     bb <<= _U32
                     bc -= 32
-                    while bc <= 56 and ip < n_in:
-                        bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
-                        ip += 1
-                        bc += 8
+                    if ip + 8 <= n_in:  # refill: one big-endian 64-bit load, whole bytes consumed
+                        bb |= (
+                            (np.uint64(src[ip]) << _U56) | (np.uint64(src[ip + 1]) << _U48)
+                            | (np.uint64(src[ip + 2]) << _U40) | (np.uint64(src[ip + 3]) << _U32)
+                            | (np.uint64(src[ip + 4]) << _U24) | (np.uint64(src[ip + 5]) << _U16)
+                            | (np.uint64(src[ip + 6]) << _U8) | np.uint64(src[ip + 7])
+                        ) >> np.uint64(bc)
+                        ip += (63 - bc) >> 3
+                        bc |= 56
+                    else:  # the last bytes, one at a time
+                        while bc <= 56 and ip < n_in:
+                            bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
+                            ip += 1
+                            bc += 8
                     if bc < 32:
                         return E_INPUT_END, op, 64, 0, opbit
                     v = (hi << _U32) | (bb >> _U32)
                     bb <<= _U32
                     bc -= 32
                 else:
-                    while bc <= 56 and ip < n_in:
-                        bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
-                        ip += 1
-                        bc += 8
                     if bc < nbits:
                         return E_INPUT_END, op, nbits, 0, opbit
                     v = bb >> np.uint64(64 - nbits)
@@ -446,26 +506,34 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
                 if op + sz > max_out:
                     return E_NOSPC, op, op + sz - max_out, 0, opbit
                 if _ISIDX[code, a]:
+                    # The newest position below t that is congruent to index * size modulo
+                    # the ring size (842.md §1.4).
                     fifo = 512 if sz == 2 else 2048
-                    off = np.int64(v) * sz
-                    if t > fifo:
-                        base = t - t % fifo
-                        if off >= t - base:
-                            base -= fifo
-                        off += base
-                    if off + sz > t:
+                    pos = (t & ~(fifo - 1)) + np.int64(v) * sz
+                    if pos >= t:
+                        pos -= fifo
+                    if pos < 0:
                         return E_INDEX, op, np.int64(v), sz, opbit
-                    for j in range(sz):
-                        out[op + j] = out[off + j]
-                else:
+                    if op & (sz - 1):  # misaligned only after a mid-stream SHORT_DATA
+                        for j in range(sz):
+                            out[op + j] = out[pos + j]
+                    elif sz == 8:
+                        o64[op >> 3] = o64[pos >> 3]
+                    elif sz == 4:
+                        o32[op >> 2] = o32[pos >> 2]
+                    else:
+                        o16[op >> 1] = o16[pos >> 1]
+                elif op & (sz - 1):  # template 0x0B's D4 at offset 2, or after SHORT_DATA
                     for j in range(sz):
                         out[op + j] = np.uint8((v >> np.uint64(8 * (sz - 1 - j))) & _M8)
+                elif sz == 8:
+                    o64[op >> 3] = _bswap64(v)
+                elif sz == 4:
+                    o32[op >> 2] = np.uint32(_bswap32(v))
+                else:
+                    o16[op >> 1] = np.uint16(((v & _M8) << _U8) | (v >> _U8))
                 op += sz
         elif code == 0x1B:  # REPEAT
-            while bc <= 56 and ip < n_in:
-                bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
-                ip += 1
-                bc += 8
             if bc < 6:
                 return E_INPUT_END, op, 6, 0, opbit
             count = np.int64(bb >> np.uint64(58)) + 1
@@ -475,23 +543,26 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
                 return E_REPEAT_EARLY, op, op, 0, opbit
             if op + 8 * count > max_out:
                 return E_NOSPC, op, op + 8 * count - max_out, 0, opbit
-            for _ in range(count):
-                for j in range(8):
-                    out[op + j] = out[op - 8 + j]
-                op += 8
+            if op & 7:
+                for j in range(op, op + 8 * count):
+                    out[j] = out[j - 8]
+            else:
+                w = o64[(op >> 3) - 1]
+                for j in range(op >> 3, (op >> 3) + count):
+                    o64[j] = w
+            op += 8 * count
         elif code == 0x1C:  # ZEROS
             if op + 8 > max_out:
                 return E_NOSPC, op, op + 8 - max_out, 0, opbit
-            for j in range(8):
-                out[op + j] = 0
+            if op & 7:
+                for j in range(8):
+                    out[op + j] = 0
+            else:
+                o64[op >> 3] = _ZERO
             op += 8
         elif code == 0x1D:  # SHORT_DATA
             if not allow_short:
                 return E_SHORT_FORBIDDEN, op, 0, 0, opbit
-            while bc <= 56 and ip < n_in:
-                bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
-                ip += 1
-                bc += 8
             if bc < 3:
                 return E_INPUT_END, op, 3, 0, opbit
             count = np.int64(bb >> np.uint64(61))
@@ -500,12 +571,23 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
             if count == 0:
                 return E_SHORT_ZERO, op, 0, 0, opbit
             for _ in range(count):
-                while bc <= 56 and ip < n_in:
-                    bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
-                    ip += 1
-                    bc += 8
                 if bc < 8:
-                    return E_INPUT_END, op, 8, 0, opbit
+                    if ip + 8 <= n_in:  # refill: one big-endian 64-bit load, whole bytes consumed
+                        bb |= (
+                            (np.uint64(src[ip]) << _U56) | (np.uint64(src[ip + 1]) << _U48)
+                            | (np.uint64(src[ip + 2]) << _U40) | (np.uint64(src[ip + 3]) << _U32)
+                            | (np.uint64(src[ip + 4]) << _U24) | (np.uint64(src[ip + 5]) << _U16)
+                            | (np.uint64(src[ip + 6]) << _U8) | np.uint64(src[ip + 7])
+                        ) >> np.uint64(bc)
+                        ip += (63 - bc) >> 3
+                        bc |= 56
+                    else:  # the last bytes, one at a time
+                        while bc <= 56 and ip < n_in:
+                            bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
+                            ip += 1
+                            bc += 8
+                    if bc < 8:
+                        return E_INPUT_END, op, 8, 0, opbit
                 if op + 1 > max_out:
                     return E_NOSPC, op, 1, 0, opbit
                 out[op] = np.uint8(bb >> _U56)
@@ -518,10 +600,20 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
             return E_BAD_OP, op, code, 0, opbit
     if check_crc:
         opbit = ip * 8 - bc
-        while bc <= 56 and ip < n_in:
-            bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
-            ip += 1
-            bc += 8
+        if ip + 8 <= n_in:  # refill: one big-endian 64-bit load, whole bytes consumed
+            bb |= (
+                (np.uint64(src[ip]) << _U56) | (np.uint64(src[ip + 1]) << _U48)
+                | (np.uint64(src[ip + 2]) << _U40) | (np.uint64(src[ip + 3]) << _U32)
+                | (np.uint64(src[ip + 4]) << _U24) | (np.uint64(src[ip + 5]) << _U16)
+                | (np.uint64(src[ip + 6]) << _U8) | np.uint64(src[ip + 7])
+            ) >> np.uint64(bc)
+            ip += (63 - bc) >> 3
+            bc |= 56
+        else:  # the last bytes, one at a time
+            while bc <= 56 and ip < n_in:
+                bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
+                ip += 1
+                bc += 8
         if bc < 32:
             return E_INPUT_END, op, 32, 0, opbit
         want = bb >> _U32

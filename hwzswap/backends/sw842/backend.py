@@ -52,7 +52,7 @@ class Sw842Backend(Backend):
             src = np.frombuffer(check_page(page), np.uint8)
         out = codec._OUT
         k = codec._compress_into(
-            src, PAGE_SIZE, out, PAGE_SIZE, codec._VALS, codec._NXT, codec._HEADS, codec._CTR
+            src, PAGE_SIZE, out, PAGE_SIZE, codec._STATE
         )
         return None if k < 0 else out[:k].tobytes()
 
@@ -79,7 +79,7 @@ class Sw842Backend(Backend):
         out = np.empty((n, _OUT_CAP), np.uint8)
         lens = np.empty(n, np.int64)
         codec._jit.compress_pages(
-            pages, out, lens, PAGE_SIZE, codec._VALS, codec._NXT, codec._HEADS, codec._CTR
+            pages, out, lens, PAGE_SIZE, codec._STATE
         )
         return [None if k < 0 else row[:k].tobytes() for row, k in zip(out, lens.tolist())]
 

@@ -41,7 +41,6 @@ COMPILED: bool = _jit is not None
 _PAGE_CAP = max_compressed_size(PAGE_SIZE) + 8
 if _jit is not None:
     _STATE = _jit.new_state()
-    _VALS, _NXT, _HEADS, _CTR = _STATE
     _OUT = np.empty(_PAGE_CAP, np.uint8)
     _PAGE_OUT = np.empty(PAGE_SIZE, np.uint8)
     _compress_into = _jit.compress_into
@@ -102,7 +101,7 @@ def compress(data: Any, strict: bool = False) -> bytes:
         return _ref.compress(src.tobytes(), strict)
     cap = max_compressed_size(n) + 8
     out = _OUT if cap <= _PAGE_CAP else np.empty(cap, np.uint8)
-    k = _compress_into(src, n, out, 0, _VALS, _NXT, _HEADS, _CTR)
+    k = _compress_into(src, n, out, 0, _STATE)
     return out[:k].tobytes()
 
 
