@@ -431,7 +431,13 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
     o64 = out[: max_out & ~7].view(np.uint64)
     o32 = out[: max_out & ~3].view(np.uint32)
     o16 = out[: max_out & ~1].view(np.uint16)
+    crc = _ZERO  # CRC of out[:cp], kept up to date as groups complete (it overlaps decoding)
+    cp = 0
     while True:
+        if check_crc:
+            while cp + 8 <= op:
+                crc = _crc_step8(crc, _bswap64(o64[cp >> 3]))
+                cp += 8
         opbit = ip * 8 - bc
         if ip + 8 <= n_in:  # refill: one big-endian 64-bit load, whole bytes consumed
             bb |= (
@@ -619,7 +625,12 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
         want = bb >> _U32
         bb <<= _U32
         bc -= 32
-        got = crc32_be_array(out, op)
+        while cp + 8 <= op:
+            crc = _crc_step8(crc, _bswap64(o64[cp >> 3]))
+            cp += 8
+        for j in range(cp, op):
+            crc = _crc_step1(crc, out[j])
+        got = crc
         if want != got:
             return E_CRC, op, np.int64(want), np.int64(got), opbit
     return OK, op, 0, 0, ip * 8 - bc
