@@ -27,8 +27,12 @@ def _x(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}x"
 
 
+_REJECT_ABBREV = {"compress_poor": "poor", "compress_fail": "fail", "alloc_fail": "alloc",
+                  "reclaim_fail": "reclaim", "pool_limit": "limit"}
+
+
 def _rejects(r: Mapping[str, int]) -> str:
-    parts = [f"{k.replace('compress_', '')}:{v}" for k, v in r.items() if v]
+    parts = [f"{_REJECT_ABBREV.get(k, k)}:{v}" for k, v in r.items() if v]
     return " ".join(parts) or "0"
 
 

@@ -10,7 +10,7 @@ Built-in generators (:data:`WORKLOADS`) build one from pages and a seed:
 
 * ``roundtrip`` -- store every page in reclaim batches of ``SWAP_CLUSTER_MAX`` (32), load every
   page in a shuffled order, then invalidate every slot. The pool is sized to hold everything.
-* ``pressure`` -- a pool limit of about an eighth of the working set, so the pool fills,
+* ``pressure`` -- a pool limit of about a quarter of the working set, so the pool fills,
   writeback runs and loads come from the swap device; loads prefer recently loaded slots, and
   every batch of loaded slots is reclaimed again (some with new content).
 * ``mixed`` -- interleaved stores (some onto live slots: re-stores), loads and invalidates,
@@ -294,7 +294,7 @@ def gen_pressure(
     n: int,
     seed: int,
     batch: int = SWAP_CLUSTER_MAX,
-    pool_fraction: float = 0.125,
+    pool_fraction: float = 0.25,
     window: int = 64,
     reuse: float = 0.5,
     dirty: float = 0.25,

@@ -70,7 +70,7 @@ def test_pressure_writes_back_and_reads_the_swap_device(pages: np.ndarray) -> No
     assert r["written_back_pages"] > 0
     assert r["swap_reads"] > 0 and r["swap_writes"] >= r["written_back_pages"]
     assert r["mismatches"] == 0 and r["verified_pages"] == r["pages"]
-    assert r["counters"]["pool_limit_pages"] < len(pages) // 4
+    assert r["counters"]["pool_limit_pages"] <= len(pages) // 4
     assert 0 < r["pool_density"] <= 1
 
 
