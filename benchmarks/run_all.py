@@ -3,6 +3,7 @@
 
 1. ``hwzswap bench`` on the bundled corpus with every available backend, once per workload
    (roundtrip, pressure, mixed): ``results/bench_<workload>.json``, ``.png`` and ``.md``;
+   then ``stack_layers.py`` (lz4's store/load path, layer by layer);
 2. the focused benchmarks beside this script, when present: ``pool_bench.py`` (pool density
    and cost), ``bench_842.py`` (842 codec and NX-842 emulation), ``bench_opencl.py``
    (lz4-opencl against python-lz4), each with its own defaults and outputs;
@@ -42,14 +43,13 @@ def _run(label: str, argv: list[str]) -> tuple[str, int, float]:
     return label, rc, time.perf_counter() - t0
 
 
-def update_readme(readme: Path, workloads: list[str]) -> bool:
-    """Replace each ``<!-- bench:W -->...<!-- /bench:W -->`` block with results/bench_W.md."""
+def update_readme(readme: Path, blocks: dict[str, Path]) -> bool:
+    """Replace each ``<!-- bench:NAME -->...<!-- /bench:NAME -->`` block with its Markdown."""
     if not readme.exists():
         return False
     text = readme.read_text(encoding="utf-8")
     changed = False
-    for w in workloads:
-        md = RESULTS / f"bench_{w}.md"
+    for w, md in blocks.items():
         if not md.exists():
             continue
         block = f"<!-- bench:{w} -->\n{md.read_text(encoding='utf-8').strip()}\n<!-- /bench:{w} -->"
@@ -91,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.pages:
                 cmd += ["--pages", str(args.pages)]
             steps.append(_run(f"bench {w}", cmd))
-        if not args.no_readme and update_readme(BENCH / "README.md", workloads):
+        # where the lz4 store/load time goes, layer by layer
+        steps.append(_run("stack_layers.py", [py, str(BENCH / "stack_layers.py")]))
+        blocks = {w: RESULTS / f"bench_{w}.md" for w in workloads}
+        blocks["stack_layers"] = RESULTS / "stack_layers_lz4.md"
+        if not args.no_readme and update_readme(BENCH / "README.md", blocks):
             print("\nupdated benchmarks/README.md")
 
     if args.only in ("extra", "all"):

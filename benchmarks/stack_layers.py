@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda _: [d(x, uncompressed_size=4096) for x in comp], len(comp), r)))
 
     lines = [
-        f"# Store/load path layers: {args.backend}, {n} bundled-corpus pages",
+        f"**Store/load path layers: {args.backend}, {n} bundled-corpus pages**",
         "",
         f"Thread CPU µs per page, best of {r} (`benchmarks/stack_layers.py`). "
         "Same-filled pages are in the mix (the stack stores them without the codec).",
