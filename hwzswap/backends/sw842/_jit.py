@@ -63,6 +63,8 @@ _ZERO = np.uint64(0)
 _CRC = CRC_TABLES.astype(np.uint64)
 _BEST = BEST_TEMPLATE.copy()
 _NACT, _ISIDX, _SIZE, _OFF, _BITS, _LOOK = T_NACT, T_IS_INDEX, T_SIZE, T_OFFSET, T_BITS, T_LOOKUP
+_ARGBITS = T_BITS.sum(axis=1)  # bits of a template's fields (without the 5-bit code)
+_SZMASK = np.array([0, 0, 0xFFFF, 0, 0xFFFFFFFF], np.uint64)  # by action size 2 / 4
 
 # -- decoder status codes (turned into messages by codec.py) -----------------------------------
 OK = 0
@@ -458,8 +460,59 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
         code = np.int64(bb >> np.uint64(59))
         bb <<= np.uint64(5)
         bc -= 5
+        t = op & ~7
+        if code == 0x19 and bc >= 8 and op + 8 <= max_out and op == t:
+            # I8, the most common template: one aligned word copy.
+            k = np.int64(bb >> _U56)
+            bb <<= _U8
+            bc -= 8
+            pos = (t & ~2047) + 8 * k
+            if pos >= t:
+                pos -= 2048
+            if pos < 0:
+                return E_INDEX, op, k, 8, opbit
+            o64[op >> 3] = o64[pos >> 3]
+            op += 8
+            continue
+        if 0 < code < 0x19 and op + 8 <= max_out and op == t:
+            if ip + 8 <= n_in:  # refill: one big-endian 64-bit load, whole bytes consumed
+                bb |= (
+                    (np.uint64(src[ip]) << _U56) | (np.uint64(src[ip + 1]) << _U48)
+                    | (np.uint64(src[ip + 2]) << _U40) | (np.uint64(src[ip + 3]) << _U32)
+                    | (np.uint64(src[ip + 4]) << _U24) | (np.uint64(src[ip + 5]) << _U16)
+                    | (np.uint64(src[ip + 6]) << _U8) | np.uint64(src[ip + 7])
+                ) >> np.uint64(bc)
+                ip += (63 - bc) >> 3
+                bc |= 56
+            else:  # the last bytes, one at a time
+                while bc <= 56 and ip < n_in:
+                    bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
+                    ip += 1
+                    bc += 8
+            if bc >= _ARGBITS[code]:
+                # Every field is in the bit buffer and the group fits: build the 8 output
+                # bytes in a register (big-endian) and store them as one word.
+                grp = _ZERO
+                for a in range(_NACT[code]):
+                    nbits = _BITS[code, a]
+                    sz = _SIZE[code, a]
+                    v = bb >> np.uint64(64 - nbits)
+                    bb <<= np.uint64(nbits)
+                    bc -= nbits
+                    if _ISIDX[code, a]:
+                        fifo = 512 if sz == 2 else 2048
+                        pos = (t & ~(fifo - 1)) + np.int64(v) * sz
+                        if pos >= t:
+                            pos -= fifo
+                        if pos < 0:
+                            return E_INDEX, op + _OFF[code, a], np.int64(v), sz, opbit
+                        w = _bswap64(o64[pos >> 3])
+                        v = (w >> np.uint64(64 - 8 * ((pos & 7) + sz))) & _SZMASK[sz]
+                    grp = (grp << np.uint64(8 * sz)) | v
+                o64[op >> 3] = _bswap64(grp)
+                op += 8
+                continue
         if code < 0x1A:
-            t = op & ~7
             for a in range(_NACT[code]):
                 sz = _SIZE[code, a]
                 nbits = _BITS[code, a]
