@@ -62,8 +62,10 @@ def test_conformance_default():
         {"layout": "group", "local_size": 8, "hash_log": 13},
         {"batch_size": 5},  # every conformance batch goes through the double-buffered pipeline
         {"local_size": 4, "hash_log": 10, "queue_depth": 1},
+        {"zero_copy": "off", "batch_size": 7},
+        {"zero_copy": "on", "layout": "group"},
     ],
-    ids=["group", "group8-h13", "batch5", "wg4-h10-q1"],
+    ids=["group", "group8-h13", "batch5", "wg4-h10-q1", "copy-batch7", "zerocopy-group"],
 )
 def test_conformance_variants(params):
     check_backend("lz4-opencl", **params)
@@ -351,8 +353,19 @@ def test_larger_than_batch_size_uses_the_pipeline(corpus, batch_size, n):
         assert small.counters()["decompress_launches"] == -(-n // batch_size)
 
 
+def test_zero_copy_and_upload_give_the_same_output(corpus):
+    pages = corpus[::5]
+    with get_backend("lz4-opencl", zero_copy="on", batch_size=300) as zc, get_backend(
+        "lz4-opencl", zero_copy="off", batch_size=300
+    ) as up:
+        assert zc.device_info["zero_copy"] and not up.device_info["zero_copy"]
+        assert zc.compress_batch(pages) == up.compress_batch(pages)
+        ro = np.frombuffer(pages[:9].tobytes(), np.uint8).reshape(9, PAGE_SIZE)  # read-only
+        assert zc.compress_batch(ro) == up.compress_batch(ro)
+
+
 def test_buffers_are_reused_and_grow(corpus):
-    with get_backend("lz4-opencl", batch_size=64) as b:
+    with get_backend("lz4-opencl", batch_size=64, zero_copy="off") as b:
         b.compress_batch(corpus[:10])
         slot = b._slots[0]
         first = slot.d_pages

@@ -30,8 +30,11 @@ Host side: every batch goes through two pipeline *slots*, each with its own in-o
 queue and its own device buffers (allocated once, grown when a larger chunk arrives). A call
 larger than ``batch_size`` is cut into chunks that alternate between the slots: chunk N+1 is
 uploaded and queued while chunk N's kernel runs and while the host turns chunk N-1's results
-into Python objects (double buffering). The compressor compacts its output on the device, so
-only compressed bytes are read back. Kernel time (OpenCL profiling events) and end-to-end time
+into Python objects (double buffering). On a device that shares host memory (PoCL's CPU
+device, integrated GPUs; ``zero_copy="auto"``) there is nothing to upload: the kernel reads the
+caller's pages in place through a ``CL_MEM_USE_HOST_PTR`` buffer, which saves a 4 KiB copy per
+page (~5% of the CPU time per page on PoCL). The compressor compacts its output on the device,
+so only compressed bytes are read back. Kernel time (OpenCL profiling events) and end-to-end time
 (wall clock around the whole call, transfers included) are both kept in :meth:`counters`.
 """
 
@@ -236,6 +239,7 @@ class _Job:
     t0: int
     out: np.ndarray | None = None  # decompress: where the pages land
     out_ev: Any = None  # compress: the compact-bytes read, once enqueued
+    host_buf: Any = None  # compress, zero-copy: the buffer wrapping the caller's pages
     ops: list[CompOp] = field(default_factory=list)  # async jobs only
     nbytes: int = 0
     first: int = 0  # index of the chunk's first item in the caller's batch
@@ -277,6 +281,11 @@ class Lz4OpenCLBackend(Backend):
             int, 12, min=10, max=13, doc="log2 of hash-table entries (12 = python-lz4's parse)"
         ),
         "queue_depth": Param(int, 4, min=1, max=64, doc="async submissions in flight at once"),
+        "zero_copy": Param(
+            str, "auto", choices=("auto", "on", "off"),
+            doc="kernel reads the caller's pages in place (CL_MEM_USE_HOST_PTR); auto = on "
+            "for devices that share host memory",
+        ),
     }
 
     def __init__(self, **params: Any) -> None:
@@ -301,6 +310,8 @@ class Lz4OpenCLBackend(Backend):
             local = local or _AUTO_LOCAL.get(self._kind, _AUTO_LOCAL_DEFAULT)
             local = min(local, int(self._device.max_work_group_size))
         self._local: int = local
+        zc = p["zero_copy"]
+        self._zero_copy = zc == "on" or (zc == "auto" and bool(self._device.host_unified_memory))
         self._complete = cl.command_execution_status.COMPLETE
         self._ctx = None
         self._slots: list[_Slot] = []
@@ -344,6 +355,8 @@ class Lz4OpenCLBackend(Backend):
             "local_size": self._local,
             "hash_log": self.params["hash_log"],
             "batch_size": self._batch,
+            "zero_copy": self._zero_copy,
+            "host_unified_memory": bool(self._device.host_unified_memory),
         }
 
     @property
@@ -366,7 +379,8 @@ class Lz4OpenCLBackend(Backend):
         )
         return (
             f"{self.name} on {self._label} ({self._kind}, platform "
-            f"{self._platform.name.strip()!r}; {layout}; batches of {self._batch})"
+            f"{self._platform.name.strip()!r}; {layout}; batches of {self._batch}"
+            f"{'; pages read in place' if self._zero_copy else ''})"
         )
 
     # -- device setup ------------------------------------------------------------------------
@@ -422,11 +436,18 @@ class Lz4OpenCLBackend(Backend):
         m = len(rows)
         slot.reserve(m)
         q = slot.queue
-        h2d = [
-            cl.enqueue_copy(q, slot.d_pages, rows, is_blocking=False),
-            cl.enqueue_copy(q, slot.d_meta, _ZERO_U32, is_blocking=False),
-        ]
         k = slot.k_compress
+        host_buf = None
+        if self._zero_copy:
+            # The device reads the pages where they are: no upload (PoCL, integrated GPUs).
+            host_buf = cl.Buffer(self._ctx, cl.mem_flags.READ_ONLY | cl.mem_flags.USE_HOST_PTR,
+                                 hostbuf=rows)
+            k.set_arg(0, host_buf)
+            h2d = []
+        else:
+            k.set_arg(0, slot.d_pages)
+            h2d = [cl.enqueue_copy(q, slot.d_pages, rows, is_blocking=False)]
+        h2d.append(cl.enqueue_copy(q, slot.d_meta, _ZERO_U32, is_blocking=False))
         if self._layout == "group":
             k.set_arg(3, np.uint32(m))
             gsize, lsize = m * self._local, self._local
@@ -436,7 +457,9 @@ class Lz4OpenCLBackend(Backend):
             gsize = -(-m // lsize) * lsize
         kev = cl.enqueue_nd_range_kernel(q, k, (gsize,), (lsize,))
         meta = cl.enqueue_copy(q, slot.h_meta[: 1 + 2 * m], slot.d_meta, is_blocking=False)
-        return _Job(OpKind.COMPRESS, slot, m, rows, kev, h2d, [meta], time.perf_counter_ns())
+        job = _Job(OpKind.COMPRESS, slot, m, rows, kev, h2d, [meta], time.perf_counter_ns())
+        job.host_buf = host_buf
+        return job
 
     def _compress_fetch(self, job: _Job, block: bool) -> bool:
         """Enqueue the read of the compact output once its size is known; True when done."""
@@ -473,8 +496,12 @@ class Lz4OpenCLBackend(Backend):
         c["compress_bytes_in"] += m * PAGE_SIZE
         c["compress_bytes_out"] += job.nbytes
         c["incompressible"] += sizes.count(0)
-        c["h2d_ns"] += _event_ns(job.h2d[0])
+        c["h2d_ns"] += sum(map(_event_ns, job.h2d))
         c["d2h_ns"] += sum(map(_event_ns, job.d2h))
+        if job.host_buf is not None:  # the kernel is done with the caller's pages
+            job.slot.k_compress.set_arg(0, job.slot.d_pages)  # no dangling argument
+            job.host_buf.release()
+            job.host_buf = None
         return items
 
     def _pack(self, items: Sequence[Any], base: int) -> tuple[list[int], bytes]:
