@@ -134,11 +134,16 @@ def print_table(doc: Mapping[str, Any], console: Any = None) -> None:
     all_rows = rows(doc)
     widths = [max([len(line) for line in name.split("\n")] + [len(r[i]) for r in all_rows])
               for i, (name, _) in enumerate(COLUMNS)]
-    # one table when it fits, else two: speed (cols 0-1, 4-13) and space/counters (0, 2-3, 14-)
-    if sum(widths) + 2 * len(widths) <= console.width:
-        groups = [list(range(len(COLUMNS)))]
-    else:
-        groups = [[0, 1, *range(4, 14)], [0, 2, 3, *range(14, len(COLUMNS))]]
+    # one table when it fits, else two (speed; space and counters), else three
+    space = [0, 2, 3, *range(14, len(COLUMNS))]
+    layouts = [
+        [list(range(len(COLUMNS)))],
+        [[0, 1, *range(4, 14)], space],
+        [[0, 1, *range(4, 10)], [0, *range(10, 14)], space],
+    ]
+    for groups in layouts:
+        if all(sum(widths[i] + 2 for i in g) <= console.width for g in groups):
+            break
     for n, cols in enumerate(groups):
         table = Table(title=f"hwzswap bench: {_title(doc)}" if n == 0 else None,
                       caption=_machine_line(doc) if n == len(groups) - 1 else None,
