@@ -40,7 +40,12 @@ import numpy as np
 from hwzswap.backends.contract import PAGE_SIZE, Backend
 from hwzswap.bench.results import REJECT_REASONS, new_document
 from hwzswap.bench.workload import INVALIDATE, LOAD, STORE, Workload
-from hwzswap.errors import BackendUnavailableError, HwzswapError, UnknownBackendError
+from hwzswap.errors import (
+    BackendError,
+    BackendUnavailableError,
+    HwzswapError,
+    UnknownBackendError,
+)
 
 #: Page operations per chunk: the unit of raw/stack interleaving and of progress updates.
 CHUNK_PAGE_OPS = 512
@@ -464,6 +469,11 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
     caps = backend.capabilities
     batch = bool(caps.batch)
     device_us = backend.modeled_device_us if caps.time_basis == "modeled" else None
+    if device_us is not None and not isinstance(device_us(), (int, float)):
+        raise BackendError(
+            f"backend {backend.name!r} declares time_basis 'modeled' but modeled_device_us() "
+            f"returned {device_us()!r}; a modelled backend must report its device time"
+        )
     m = _Meter()
     comp: dict[int, Any] = {}
     system = open_zswap(cfg, backend=backend)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hwzswap.backends import registry
-from hwzswap.backends.contract import PAGE_SIZE
+from hwzswap.backends.contract import PAGE_SIZE, Capabilities
 from hwzswap.backends.lz4 import Lz4Backend
 from hwzswap.bench.corpus import load_bundled
 from hwzswap.bench.runner import (
@@ -173,9 +173,19 @@ class _Failing(Lz4Backend):
         return super().decompress(data)
 
 
+class _ModelledWithoutTime(Lz4Backend):
+    """Claims a modelled device but reports no device time: a contract violation."""
+
+    name = "test-modelled-no-time"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(time_basis="modeled")
+
+
 @pytest.fixture
 def test_backends(monkeypatch: pytest.MonkeyPatch) -> None:
-    for cls in (_Unavailable, _Corrupting, _Failing):
+    for cls in (_Unavailable, _Corrupting, _Failing, _ModelledWithoutTime):
         monkeypatch.setitem(registry._registered, cls.name, cls)
 
 
@@ -183,11 +193,12 @@ def test_unavailable_and_failing_backends_do_not_stop_the_bench(
     pages: np.ndarray, test_backends: None
 ) -> None:
     wl = build_workload("roundtrip", pages, seed=0)
-    doc = _run(wl, ["test-unavailable", "test-failing", "lz4"])
+    doc = _run(wl, ["test-unavailable", "test-failing", "test-modelled-no-time", "lz4"])
     assert [s["backend"] for s in doc["skipped"]] == ["test-unavailable"]
     assert "does not have" in doc["skipped"][0]["reason"]
-    assert [f["backend"] for f in doc["failed"]] == ["test-failing"]
+    assert [f["backend"] for f in doc["failed"]] == ["test-failing", "test-modelled-no-time"]
     assert "stopped answering" in doc["failed"][0]["error"]
+    assert "must report its device time" in doc["failed"][1]["error"]
     assert [r["backend"] for r in doc["results"]] == ["lz4"]
 
 
