@@ -245,6 +245,14 @@ class _Job:
     first: int = 0  # index of the chunk's first item in the caller's batch
 
 
+def _shares_host_memory(device: Any) -> bool:
+    """CL_DEVICE_HOST_UNIFIED_MEMORY (deprecated in OpenCL 2.0; False when not reported)."""
+    try:
+        return bool(device.host_unified_memory)
+    except Exception:  # noqa: BLE001 -- an OpenCL 3.0 driver may not answer the query
+        return False
+
+
 def _event_done(ev: Any, complete: int) -> bool:
     status = ev.command_execution_status
     if status < 0:
@@ -311,7 +319,7 @@ class Lz4OpenCLBackend(Backend):
             local = min(local, int(self._device.max_work_group_size))
         self._local: int = local
         zc = p["zero_copy"]
-        self._zero_copy = zc == "on" or (zc == "auto" and bool(self._device.host_unified_memory))
+        self._zero_copy = zc == "on" or (zc == "auto" and _shares_host_memory(self._device))
         self._complete = cl.command_execution_status.COMPLETE
         self._ctx = None
         self._slots: list[_Slot] = []
@@ -356,7 +364,7 @@ class Lz4OpenCLBackend(Backend):
             "hash_log": self.params["hash_log"],
             "batch_size": self._batch,
             "zero_copy": self._zero_copy,
-            "host_unified_memory": bool(self._device.host_unified_memory),
+            "host_unified_memory": _shares_host_memory(self._device),
         }
 
     @property
