@@ -283,25 +283,37 @@ def compress_into(src, n, out, limit, state):
                             idx[3 + q] = e & 255
                             mask |= 8 << q
                     code = _BEST[mask]
-                    fv[nf] = np.uint64(code)
-                    fw[nf] = 5
-                    nf += 1
-                    for a in range(_NACT[code]):
-                        if _ISIDX[code, a]:
-                            fv[nf] = np.uint64(idx[_LOOK[code, a]])
-                            fw[nf] = _BITS[code, a]
-                            nf += 1
-                        elif _SIZE[code, a] == 8:
-                            fv[nf] = g >> _U32
-                            fw[nf] = 32
-                            fv[nf + 1] = g & _M32
+                    if code == 0:  # D8: the code, then the group as two 32-bit fields
+                        fv[nf] = np.uint64(0)
+                        fw[nf] = 5
+                        fv[nf + 1] = g >> _U32
+                        fw[nf + 1] = 32
+                        fv[nf + 2] = g & _M32
+                        fw[nf + 2] = 32
+                        nf += 3
+                    else:
+                        # The whole op fits in one 64-bit word (at most 5 + 56 bits): pack
+                        # it, then queue it as at most two fields of <= 32 bits.
+                        wv = np.uint64(code)
+                        ww = 5
+                        for a in range(_NACT[code]):
+                            fb = _BITS[code, a]
+                            if _ISIDX[code, a]:
+                                f = np.uint64(idx[_LOOK[code, a]])
+                            else:
+                                sh = np.uint64(64 - 8 * _OFF[code, a] - fb)
+                                f = (g >> sh) & _SZMASK[_SIZE[code, a]]
+                            wv = (wv << np.uint64(fb)) | f
+                            ww += fb
+                        if ww > 32:
+                            fv[nf] = wv >> _U32
+                            fw[nf] = ww - 32
+                            fv[nf + 1] = wv & _M32
                             fw[nf + 1] = 32
                             nf += 2
                         else:
-                            w = _BITS[code, a]
-                            sh = np.uint64(64 - 8 * _OFF[code, a] - w)
-                            fv[nf] = (g >> sh) & ((np.uint64(1) << np.uint64(w)) - np.uint64(1))
-                            fw[nf] = w
+                            fv[nf] = wv
+                            fw[nf] = ww
                             nf += 1
         for k in range(nf):
             acc = (acc << np.uint64(fw[k])) | fv[k]
@@ -475,20 +487,21 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
             op += 8
             continue
         if 0 < code < 0x19 and op + 8 <= max_out and op == t:
-            if ip + 8 <= n_in:  # refill: one big-endian 64-bit load, whole bytes consumed
-                bb |= (
-                    (np.uint64(src[ip]) << _U56) | (np.uint64(src[ip + 1]) << _U48)
-                    | (np.uint64(src[ip + 2]) << _U40) | (np.uint64(src[ip + 3]) << _U32)
-                    | (np.uint64(src[ip + 4]) << _U24) | (np.uint64(src[ip + 5]) << _U16)
-                    | (np.uint64(src[ip + 6]) << _U8) | np.uint64(src[ip + 7])
-                ) >> np.uint64(bc)
-                ip += (63 - bc) >> 3
-                bc |= 56
-            else:  # the last bytes, one at a time
-                while bc <= 56 and ip < n_in:
-                    bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
-                    ip += 1
-                    bc += 8
+            if bc < _ARGBITS[code]:
+                if ip + 8 <= n_in:  # refill: one big-endian 64-bit load, whole bytes consumed
+                    bb |= (
+                        (np.uint64(src[ip]) << _U56) | (np.uint64(src[ip + 1]) << _U48)
+                        | (np.uint64(src[ip + 2]) << _U40) | (np.uint64(src[ip + 3]) << _U32)
+                        | (np.uint64(src[ip + 4]) << _U24) | (np.uint64(src[ip + 5]) << _U16)
+                        | (np.uint64(src[ip + 6]) << _U8) | np.uint64(src[ip + 7])
+                    ) >> np.uint64(bc)
+                    ip += (63 - bc) >> 3
+                    bc |= 56
+                else:  # the last bytes, one at a time
+                    while bc <= 56 and ip < n_in:
+                        bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
+                        ip += 1
+                        bc += 8
             if bc >= _ARGBITS[code]:
                 # Every field is in the bit buffer and the group fits: build the 8 output
                 # bytes in a register (big-endian) and store them as one word.
