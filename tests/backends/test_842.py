@@ -194,6 +194,13 @@ def test_bounds_check_regression() -> None:
         assert info.value.failure is DecodeFailure.OUTPUT_OVERFLOW
 
 
+def test_huge_max_out_allocates_only_what_the_stream_can_produce() -> None:
+    data, stream = WORKED["zero_page"]
+    assert codec.decompress(stream, 1 << 50) == data
+    with pytest.raises(InvalidInputError, match="max_out"):
+        codec.decompress(stream, -1)
+
+
 def test_crc_switch_and_padding() -> None:
     data, stream = WORKED["example3_i4_i4"]
     assert codec.decompress(stream + b"\xff" * 16, 16) == data  # bytes after the CRC: ignored

@@ -8,6 +8,7 @@ hold the same value and slots get overwritten -- is what shows the tie-break is 
 from __future__ import annotations
 
 import glob
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -113,13 +114,35 @@ def test_state_carries_nothing_between_calls() -> None:
     """Each call starts with empty rings, also across the event-number rebase."""
     pages = list(sample_pages().values())
     first = [codec.compress(p) for p in pages]
-    event_base = codec._STATE[_jit._OFF_CTR : _jit._OFF_CTR + 8].view(np.int64)
+    event_base = codec._ws.state[_jit._OFF_CTR : _jit._OFF_CTR + 8].view(np.int64)
     event_base[0] = _jit.EVENT_LIMIT - 1024  # the next call must rebase and clear the heads
     second = [codec.compress(p) for p in reversed(pages)][::-1]
     assert first == second
     assert 0 < event_base[0] < 1 << 20
     for page, stream in zip(pages[:3], first[:3], strict=False):
         assert stream == reference.compress(page.tobytes())
+
+
+def test_threads_do_not_share_buffers() -> None:
+    """Concurrent callers (e.g. emulated engine threads) get their own workspace."""
+    pages = real_memory_mix(48, seed=9)
+    want = [codec.compress(p) for p in pages]
+    errors: list[str] = []
+
+    def worker(k: int) -> None:
+        for _ in range(3):
+            for i in range(k, len(pages), 4):
+                if codec.compress(pages[i]) != want[i]:
+                    errors.append(f"compress {i}")
+                if codec.decompress(want[i], 4096) != pages[i].tobytes():
+                    errors.append(f"decompress {i}")
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
 
 
 def _real_pages() -> np.ndarray:

@@ -16,6 +16,8 @@ a thousand times slower); :data:`COMPILED` says which one is in use.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,7 @@ from hwzswap.backends.contract import PAGE_SIZE
 from hwzswap.backends.sw842 import reference as _ref
 from hwzswap.backends.sw842.format import max_compressed_size
 from hwzswap.backends.sw842.status import DecodeFailure, Sw842DecodeError
-from hwzswap.errors import InvalidInputError
+from hwzswap.errors import CorruptDataError, InvalidInputError
 
 try:
     from hwzswap.backends.sw842 import _jit
@@ -35,14 +37,26 @@ else:
     IMPORT_ERROR = None
 
 COMPILED: bool = _jit is not None
+MAX_INPUT = (1 << 31) - 1  # the encoder's event numbers stay below 2**30 (see _jit)
 
-# Encoder state and page-sized buffers, reused by every call (the compiled code holds the GIL,
-# so calls never overlap).
 _PAGE_CAP = max_compressed_size(PAGE_SIZE) + 8
+
+
+class _Workspace(threading.local):
+    """Per-thread encoder state and page buffers, reused call after call.
+
+    The compiled code writes into them; one set per thread keeps concurrent callers (e.g. the
+    NX emulation's engine threads) from sharing a buffer between the call and the copy-out.
+    """
+
+    def __init__(self) -> None:
+        self.state = _jit.new_state()
+        self.out = np.empty(_PAGE_CAP, np.uint8)
+        self.page = np.empty(PAGE_SIZE, np.uint8)
+
+
 if _jit is not None:
-    _STATE = _jit.new_state()
-    _OUT = np.empty(_PAGE_CAP, np.uint8)
-    _PAGE_OUT = np.empty(PAGE_SIZE, np.uint8)
+    _ws = _Workspace()
     _compress_into = _jit.compress_into
     _decompress_into = _jit.decompress_into
 
@@ -99,9 +113,12 @@ def compress(data: Any, strict: bool = False) -> bytes:
         raise _strict_error(n)
     if _jit is None:
         return _ref.compress(src.tobytes(), strict)
+    if n > MAX_INPUT:
+        raise InvalidInputError(f"842: input of {n} bytes is over the {MAX_INPUT}-byte limit")
+    ws = _ws
     cap = max_compressed_size(n) + 8
-    out = _OUT if cap <= _PAGE_CAP else np.empty(cap, np.uint8)
-    k = _compress_into(src, n, out, 0, _STATE)
+    out = ws.out if cap <= _PAGE_CAP else np.empty(cap, np.uint8)
+    k = _compress_into(src, n, out, 0, ws.state)
     return out[:k].tobytes()
 
 
@@ -158,13 +175,91 @@ def decompress(
     src = as_u8(data, "compressed data")
     if _jit is None:
         return _ref.decompress(src.tobytes(), max_out, check_crc, allow_short_data)
-    out = _PAGE_OUT if max_out <= PAGE_SIZE else np.empty(max_out, np.uint8)
+    # A stream cannot decode to more than 64 groups per 11-bit REPEAT: never allocate beyond it.
+    cap = min(max_out, (src.size * 8 // 11 + 1) * 8 * 64)
+    out = _ws.page if cap <= PAGE_SIZE else np.empty(cap, np.uint8)
     st, produced, d1, d2, bit = _decompress_into(
-        src, src.size, out, max_out, check_crc, allow_short_data
+        src, src.size, out, cap, check_crc, allow_short_data
     )
     if st:
         raise _decode_error(st, produced, d1, d2, bit, max_out)
     return out[:produced].tobytes()
+
+
+def compress_page(page: np.ndarray) -> bytes | None:
+    """Compress one 4096-byte uint8 page; ``None`` when the stream would not be smaller.
+
+    Stops encoding as soon as the stream reaches the page size (incompressible pages cost
+    less). Requires numba (:data:`COMPILED`).
+    """
+    ws = _ws
+    out = ws.out
+    k = _compress_into(page, PAGE_SIZE, out, PAGE_SIZE, ws.state)
+    return None if k < 0 else out[:k].tobytes()
+
+
+def decompress_page(data: Any) -> bytes:
+    """Decode one stored page: exactly 4096 bytes, CRC checked, padding present.
+
+    Every 842 producer pads its stream to a multiple of 8 bytes and a stored page is exactly
+    what the compressor produced, so data shorter than the padded stream was truncated even if
+    the CRC happens to be intact. Requires numba (:data:`COMPILED`).
+    """
+    src = as_u8(data, "compressed data")
+    out = _ws.page
+    st, produced, d1, d2, bit = _decompress_into(src, src.size, out, PAGE_SIZE, True, True)
+    if st:
+        raise _decode_error(st, produced, d1, d2, bit, PAGE_SIZE)
+    if produced != PAGE_SIZE:
+        raise Sw842DecodeError(
+            f"842: decompressed to {produced} bytes, expected {PAGE_SIZE}: the data is corrupt "
+            "or is not a compressed page",
+            DecodeFailure.INPUT_END,
+            bit,
+            produced,
+        )
+    end = ((bit + 7) // 8 + 7) & ~7
+    if src.size < end:
+        raise _decode_error(9, produced, src.size, end, bit, PAGE_SIZE)
+    return out.tobytes()
+
+
+def compress_pages(pages: np.ndarray) -> list[bytes | None]:
+    """Compress each row of a C-contiguous ``(N, 4096)`` uint8 array in one compiled call."""
+    n = pages.shape[0]
+    out = np.empty((n, _PAGE_CAP), np.uint8)
+    lens = np.empty(n, np.int64)
+    _jit.compress_pages(pages, out, lens, PAGE_SIZE, _ws.state)
+    return [None if k < 0 else row[:k].tobytes() for row, k in zip(out, lens.tolist())]
+
+
+def decompress_pages(items: Sequence[Any]) -> np.ndarray:
+    """Decode N stored pages into an ``(N, 4096)`` array in one compiled call.
+
+    Raises :class:`~hwzswap.errors.CorruptDataError` naming the first bad item.
+    """
+    n = len(items)
+    out = np.empty((n, PAGE_SIZE), np.uint8)
+    if n == 0:
+        return out
+    try:
+        blobs = [x if type(x) is bytes else memoryview(x).tobytes() for x in items]
+    except TypeError as exc:
+        raise InvalidInputError(f"842: batch items must be bytes-like ({exc})") from None
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum([len(b) for b in blobs], out=starts[1:])
+    src = np.frombuffer(b"".join(blobs), np.uint8)
+    bad, st, produced, d1, d2, bit = _jit.decompress_pages(src, starts, out, True, True)
+    if bad >= 0:
+        if st:
+            exc: CorruptDataError = _decode_error(st, produced, d1, d2, bit, PAGE_SIZE)
+        else:
+            exc = CorruptDataError(
+                f"842: decompressed to {produced} bytes, expected {PAGE_SIZE}: the data is "
+                "corrupt or is not a compressed page"
+            )
+        raise CorruptDataError(f"item {bad}: {exc}") from exc
+    return out
 
 
 def crc32_be(data: Any) -> int:
