@@ -362,6 +362,13 @@ def test_zero_copy_and_upload_give_the_same_output(corpus):
         assert zc.compress_batch(pages) == up.compress_batch(pages)
         ro = np.frombuffer(pages[:9].tobytes(), np.uint8).reshape(9, PAGE_SIZE)  # read-only
         assert zc.compress_batch(ro) == up.compress_batch(ro)
+        refs = [ref_compress(p.tobytes()) for p in pages]
+        assert np.array_equal(zc.decompress_batch(refs), pages)
+        assert np.array_equal(up.decompress_batch(refs), pages)
+        refs[400] = refs[400][:-3]
+        for b in (zc, up):
+            with pytest.raises(CorruptDataError, match="^item 400: "):
+                b.decompress_batch(refs)
 
 
 def test_buffers_are_reused_and_grow(corpus):
