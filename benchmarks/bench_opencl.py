@@ -69,12 +69,19 @@ def git_commit() -> str | None:
         return None
 
 
+CPU_S: list[float] = []  # process CPU seconds (every thread, PoCL's workers too) of each timed()
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Wall seconds of ``fn()`` and its result; its process CPU seconds go to ``CPU_S``."""
     gc.disable()
     try:
+        c0 = time.process_time()
         t0 = time.perf_counter()
         out = fn()
-        return time.perf_counter() - t0, out
+        wall = time.perf_counter() - t0
+        CPU_S.append(time.process_time() - c0)
+        return wall, out
     finally:
         gc.enable()
 
@@ -144,12 +151,18 @@ def measure_config(
         lz4_items = [c for c in base.items if len(c) < PAGE_SIZE]
 
         rows: dict[str, list[float]] = {
-            k: [] for k in ("lz4_c", "e2e", "kernel", "call", "call_kernel", "lz4_d", "d_e2e", "d_kernel")
+            k: []
+            for k in (
+                "lz4_c", "e2e", "kernel", "call", "call_kernel", "lz4_d", "d_e2e", "d_kernel",
+                "lz4_c_cpu", "e2e_cpu", "lz4_d_cpu", "d_e2e_cpu",
+            )
         }
         for _ in range(repeat):
             rows["lz4_c"].append(base.run_compress())
+            rows["lz4_c_cpu"].append(CPU_S[-1])
             c0 = backend.counters()
             dt, _ = timed(lambda: backend.compress_batch(pages))
+            rows["e2e_cpu"].append(CPU_S[-1])
             c1 = backend.counters()
             rows["e2e"].append(dt)
             rows["kernel"].append((c1["compress_kernel_ns"] - c0["compress_kernel_ns"]) / 1e9)
@@ -160,8 +173,10 @@ def measure_config(
                 rows["call"].append(dt)
                 rows["call_kernel"].append((c2["compress_kernel_ns"] - c1["compress_kernel_ns"]) / 1e9)
             rows["lz4_d"].append(base.run_decompress(lz4_items))
+            rows["lz4_d_cpu"].append(CPU_S[-1])
             c0 = backend.counters()
             dt, _ = timed(lambda: backend.decompress_batch(kept))
+            rows["d_e2e_cpu"].append(CPU_S[-1])
             c1 = backend.counters()
             rows["d_e2e"].append(dt)
             rows["d_kernel"].append((c1["decompress_kernel_ns"] - c0["decompress_kernel_ns"]) / 1e9)
@@ -196,6 +211,11 @@ def measure_config(
             "decompress_kernel_pages_s": nd / med["d_kernel"],
             "decompress_kernel_gbps": nd * PAGE_SIZE / 1e9 / med["d_kernel"],
             "speedup_decompress_e2e_vs_lz4": paired("lz4_d", "d_e2e") * nd / len(lz4_items),
+            # CPU time per page, all threads: what the codec costs the machine, whatever the load
+            "lz4_compress_cpu_us_per_page": med["lz4_c_cpu"] / n * 1e6,
+            "compress_cpu_us_per_page": med["e2e_cpu"] / n * 1e6,
+            "lz4_decompress_cpu_us_per_page": med["lz4_d_cpu"] / len(lz4_items) * 1e6,
+            "decompress_cpu_us_per_page": med["d_e2e_cpu"] / nd * 1e6,
             "samples_s": rows,
         }
         if "call" in med:
@@ -235,8 +255,9 @@ def write_markdown(path: Path, report: dict[str, Any]) -> None:
         "## Batch sizes (default kernel configuration)",
         "",
         "| batch | lz4 comp p/s | ocl e2e p/s (GB/s) | × lz4 | per-call p/s (× lz4) | kernel p/s (GB/s) "
-        "| ratio ocl / lz4 | identical | lz4 decomp p/s | ocl decomp e2e p/s (GB/s) | decomp kernel GB/s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| CPU µs/page ocl / lz4 | ratio ocl / lz4 | identical | lz4 decomp p/s "
+        "| ocl decomp e2e p/s (GB/s) | decomp kernel GB/s | decomp CPU µs/page ocl / lz4 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["batch_sizes"]:
         per_call = (
@@ -249,10 +270,12 @@ def write_markdown(path: Path, report: dict[str, Any]) -> None:
             f"| {r['compress_e2e_pages_s']:,.0f} ({r['compress_e2e_gbps']:.2f}) "
             f"| **{r['speedup_e2e_vs_lz4']:.2f}×** | {per_call} "
             f"| {r['compress_kernel_pages_s']:,.0f} ({r['compress_kernel_gbps']:.2f}) "
+            f"| {r['compress_cpu_us_per_page']:.2f} / {r['lz4_compress_cpu_us_per_page']:.2f} "
             f"| {r['ratio']:.3f} / {r['lz4_ratio']:.3f} | {r['identical_to_lz4']}/{r['pages']} "
             f"| {r['lz4_decompress_pages_s']:,.0f} "
             f"| {r['decompress_e2e_pages_s']:,.0f} ({r['decompress_e2e_gbps']:.2f}) "
-            f"| {r['decompress_kernel_gbps']:.2f} |"
+            f"| {r['decompress_kernel_gbps']:.2f} "
+            f"| {r['decompress_cpu_us_per_page']:.2f} / {r['lz4_decompress_cpu_us_per_page']:.2f} |"
         )
     if report.get("tuning"):
         lines += [
@@ -324,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
             f"batch {B:6d}: lz4 {r['lz4_compress_pages_s']:9,.0f} p/s | ocl e2e "
             f"{r['compress_e2e_pages_s']:9,.0f} p/s ({r['speedup_e2e_vs_lz4']:.2f}x) kernel "
             f"{r['compress_kernel_pages_s']:9,.0f} p/s | ratio {r['ratio']:.3f} vs "
-            f"{r['lz4_ratio']:.3f} | decomp e2e {r['decompress_e2e_pages_s']:9,.0f} p/s",
+            f"{r['lz4_ratio']:.3f} | decomp e2e {r['decompress_e2e_pages_s']:9,.0f} p/s | CPU "
+            f"us/page {r['compress_cpu_us_per_page']:.2f} vs {r['lz4_compress_cpu_us_per_page']:.2f}",
             file=sys.stderr,
         )
 
