@@ -19,12 +19,14 @@ Kernels (``kernels/*.cl``):
 * ``lz4_decompress_item`` -- one item per work-item with every read and write bounds-checked;
   a corrupt item gets an error status, never an out-of-bounds access.
 
-Why one page per work-item: measured on PoCL 3.0 (pthread CPU device, 2 cores, real-memory
-mix, 4096-page batches, kernel time), the item layout ran ~2x faster than the group layout at
-any group width (PoCL runs a work-group's items as loops between barriers on one core, so the
-group layout only adds its barrier and staging overhead) and the group layout loses ~13% of
-ratio (matches cannot cross segment boundaries). On PoCL the item layout's work-group size
-barely matters (1..64 within noise); 1 is the default there. Figures: benchmarks/results/.
+Why one page per work-item: measured on PoCL 3.0 (pthread CPU device, 2 cores, the bundled
+corpus, 4096-page batches), the item layout costs ~7 CPU-µs per page and the group layout 14-19
+(PoCL runs a work-group's items as loops between barriers on one thread, so splitting a page
+only adds staging, barriers and the sequence hand-off), and the group layout also compresses
+2-10% worse (widths 2-16: matches cannot cross segment ends). The item layout's work-group size
+makes no measurable difference on PoCL; 1 is the default there. The group layout is kept for
+GPUs, where one page per work-item leaves its 8 KiB hash table in slow private memory; it has
+not been measured on one. Figures: benchmarks/results/opencl_*.md.
 
 Host side: every batch goes through two pipeline *slots*, each with its own in-order command
 queue and its own device buffers (allocated once, grown when a larger chunk arrives). A call

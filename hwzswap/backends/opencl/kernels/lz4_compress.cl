@@ -26,7 +26,8 @@
  *   lz4_compress_item  - one page per work-item, private hash table, scratch slot per page;
  *   lz4_compress_group - one page per work-group of GROUP_WIDTH work-items: the page is staged
  *                        in local memory, each work-item parses one segment of it with its own
- *                        hash table, then the sequences are sized, prefix-summed and encoded in
+ *                        hash table (first filled from the GROUP_HISTORY bytes before the
+ *                        segment), then the sequences are sized, prefix-summed and encoded in
  *                        parallel straight into the compact output.
  *
  * Build-time defines: HASH_LOG (10..13), GROUP_WIDTH (power of two, group layout only).
