@@ -31,9 +31,9 @@ chains waste less at each zspage's tail and push the huge-class watermark up (32
 Fast path (Python): the class is a list lookup by size; each zspage keeps a stack of free
 payload offsets (its use count is ``objs - len(free)``); and each class fills one zspage at a
 time, ``cur``, taken out of its fullness group when picked (the first of the fullest non-empty
-group, or a new zspage) and put back when it fills up, or when a free makes another zspage fuller
-than it. So ``malloc`` touches no group at all, and ``free`` touches one only when a zspage
-crosses a group boundary.
+group, or a new zspage) and put back when it fills up, or when a free leaves another zspage in a
+fuller group than it. So ``malloc`` touches no group at all, and ``free`` touches one only when a
+zspage crosses a group boundary.
 """
 
 from __future__ import annotations
@@ -308,9 +308,12 @@ class ZsPool(HandlePool):
         cls = zs.cls
         cur = cls.cur
         if zs is cur:
-            if len(free) == cls.objs:
+            nfree = len(free)
+            if nfree == cls.objs:
                 cls.cur = None
                 self._release_zspage(zs)
+            elif cls.fg_of_free[nfree] != cls.fg_of_free[nfree - 1]:
+                self._cur_dropped(cls, cls.fg_of_free[nfree])
             return
         fg = cls.fg_of_free[len(free)]
         if fg != zs.fg:
@@ -369,9 +372,12 @@ class ZsPool(HandlePool):
         cls = zs.cls
         cur = cls.cur
         if zs is cur:
-            if len(free) == cls.objs:
+            nfree = len(free)
+            if nfree == cls.objs:
                 cls.cur = None
                 self._release_zspage(zs)
+            elif cls.fg_of_free[nfree] != cls.fg_of_free[nfree - 1]:
+                self._cur_dropped(cls, cls.fg_of_free[nfree])
             return data
         fg = cls.fg_of_free[len(free)]
         if fg != zs.fg:
@@ -392,6 +398,16 @@ class ZsPool(HandlePool):
             return
         zs.fg = fg
         fullness[fg][zs] = None
+
+    @staticmethod
+    def _cur_dropped(cls: _SizeClass, fg: int) -> None:
+        """A free moved ``cur`` down into group ``fg``: if a fuller zspage exists, put ``cur``
+        back so that the next malloc picks the fullest (as the kernel does on every malloc)."""
+        fullness = cls.fullness
+        for higher in range(fg + 1, _FULL):
+            if fullness[higher]:
+                cls.attach_cur()
+                return
 
     def _pick_zspage(self, cls: _SizeClass) -> _Zspage:
         """Make ``cur`` the first zspage of the fullest partial group, or a new zspage."""
@@ -459,7 +475,9 @@ class ZsPool(HandlePool):
         for fg in range(ZS_INUSE_RATIO_0 + 1, _FULL):
             partial.extend(fullness[fg])
             fullness[fg].clear()
-        partial.sort(key=lambda z: -len(z.free))  # type: ignore[union-attr]
+        # least used first; zspages with mapped objects cannot be sources, so they go to the
+        # destination end, where they get filled first
+        partial.sort(key=lambda z: (z.mapped > 0, -len(z.free)))  # type: ignore[union-attr]
         objs = self._objs
         freed = 0
         src_i, dst_i = 0, len(partial) - 1

@@ -1,0 +1,300 @@
+"""The pool contract, for zsmalloc and zbud alike: data, handles, errors, failure, lifecycle."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from hwzswap.errors import InvalidHandleError, InvalidParameterError, PoolAllocError, PoolError
+from hwzswap.pool import PAGE_SIZE, PageAllocator, Pool, ZbudPool, ZsPool, create_pool
+
+KINDS = ["zsmalloc", "zbud"]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def make(kind: str, allocator: PageAllocator | None = None) -> Pool:
+    return create_pool(kind, allocator if allocator is not None else PageAllocator())
+
+
+def check(pool: Pool) -> None:
+    pool.check()  # type: ignore[attr-defined]
+
+
+SIZES = [1, 2, 24, 25, 31, 32, 33, 100, 1000, 2047, 2048, 2049, 3000, 3257, 3625, 3968, 3969,
+         4000, 4095, 4096]
+
+
+def test_create_pool_kinds_and_errors() -> None:
+    assert isinstance(create_pool("zsmalloc"), ZsPool)
+    assert isinstance(create_pool("zbud", PageAllocator()), ZbudPool)
+    pool = create_pool("zsmalloc", None, max_pages_per_zspage=4, name="zswap1")
+    assert pool.name == "zswap1" and pool.max_pages_per_zspage == 4  # type: ignore[attr-defined]
+    with pytest.raises(InvalidParameterError, match="unknown pool kind 'z3fold'.*zsmalloc, zbud"):
+        create_pool("z3fold")
+    with pytest.raises(InvalidParameterError, match="bad parameters"):
+        create_pool("zbud", None, max_pages_per_zspage=4)
+    with pytest.raises(PoolError, match="PageAllocator"):
+        ZsPool(allocator=object())  # type: ignore[arg-type]
+
+
+def test_every_size_round_trips(kind: str) -> None:
+    pool = make(kind)
+    stored = {}
+    for size in SIZES:
+        data = os.urandom(size)
+        h = pool.malloc(size)
+        assert isinstance(h, int) and pool.obj_size(h) == size
+        pool.write(h, data)
+        stored[h] = data
+    check(pool)
+    for h, data in stored.items():
+        out = pool.read(h)
+        assert type(out) is bytes and out == data
+    assert pool.stats()["stored_bytes"] == sum(SIZES)
+    assert pool.stats()["objects"] == len(SIZES)
+
+
+def test_partial_write_replaces_a_prefix(kind: str) -> None:
+    pool = make(kind)
+    h = pool.malloc(10)
+    pool.write(h, b"abcdefghij")
+    pool.write(h, bytearray(b"XY"))
+    pool.write(h, memoryview(b"__Z")[2:])
+    assert pool.read(h) == b"ZYcdefghij"
+    pool.write(h, b"")
+    assert pool.read(h) == b"ZYcdefghij"
+
+
+def test_the_bytes_live_in_the_allocators_pages(kind: str) -> None:
+    alloc = PageAllocator()
+    pool = make(kind, alloc)
+    data = os.urandom(777)
+    h = pool.malloc_write(data)
+    run, off, size, _ = pool._objs[h]  # type: ignore[attr-defined]
+    assert alloc.owns(run) and size == 777
+    assert run[off : off + size].tobytes() == data
+    run[off] ^= 0xFF  # and reading comes from there
+    assert pool.read(h)[0] == data[0] ^ 0xFF
+
+
+def test_grows_on_demand_and_shrinks_to_nothing(kind: str) -> None:
+    alloc = PageAllocator()
+    pool = make(kind, alloc)
+    assert alloc.pages_in_use == 0 and pool.total_pages() == 0  # nothing preallocated
+    handles = [pool.malloc_write(os.urandom(n)) for n in range(100, 3000, 37)]
+    assert alloc.pages_in_use == pool.total_pages() > 0
+    assert pool.total_bytes() == pool.total_pages() * PAGE_SIZE
+    for h in handles:
+        pool.free(h)
+    assert alloc.pages_in_use == 0 and pool.total_pages() == 0
+    assert pool.stats()["density"] == 0.0
+    check(pool)
+
+
+@pytest.mark.parametrize("size", [0, -1, -4096, PAGE_SIZE + 1, 10**9])
+def test_bad_sizes(kind: str, size: int) -> None:
+    pool = make(kind)
+    with pytest.raises(PoolError, match="malloc of"):
+        pool.malloc(size)
+    assert pool.total_pages() == 0 and pool.stats()["objects"] == 0
+
+
+@pytest.mark.parametrize("size", [1.0, "8", None])
+def test_non_int_sizes(kind: str, size: object) -> None:
+    pool = make(kind)
+    with pytest.raises(PoolError, match="must be an int"):
+        pool.malloc(size)  # type: ignore[arg-type]
+
+
+def test_write_too_long_changes_nothing(kind: str) -> None:
+    pool = make(kind)
+    h = pool.malloc(4)
+    pool.write(h, b"abcd")
+    with pytest.raises(PoolError, match="write of 5 bytes .* exceeds its size of 4"):
+        pool.write(h, b"12345")
+    assert pool.read(h) == b"abcd"
+
+
+@pytest.mark.parametrize("data", ["text", 12, memoryview(b"\0" * 8).cast("I")])
+def test_write_needs_bytes(kind: str, data: object) -> None:
+    pool = make(kind)
+    h = pool.malloc(32)
+    pool.write(h, b"k" * 32)
+    with pytest.raises(PoolError, match="bytes-like"):
+        pool.write(h, data)
+    assert pool.read(h) == b"k" * 32
+
+
+def test_stale_double_free_and_use_after_free(kind: str) -> None:
+    pool = make(kind)
+    h = pool.malloc_write(b"x" * 100)
+    keep = pool.malloc_write(b"y" * 100)
+    pool.free(h)
+    with pytest.raises(InvalidHandleError, match="already freed \\(double free\\)"):
+        pool.free(h)
+    for op in (pool.read, pool.obj_size, pool.map, pool.read_free):
+        with pytest.raises(InvalidHandleError, match="already freed"):
+            op(h)
+    with pytest.raises(InvalidHandleError, match="already freed"):
+        pool.write(h, b"z")
+    # the handle is never handed out again, so a stale copy can never reach a new object
+    fresh = [pool.malloc(100) for _ in range(50)]
+    assert h not in fresh
+    assert pool.read(keep) == b"y" * 100
+    check(pool)
+
+
+def test_foreign_and_made_up_handles(kind: str) -> None:
+    pool, other = make(kind), make(kind)
+    h = other.malloc_write(b"other pool")
+    with pytest.raises(InvalidHandleError, match="does not belong to this pool"):
+        pool.read(h)
+    with pytest.raises(InvalidHandleError, match="does not belong"):
+        pool.free(h)
+    mine = pool.malloc(8)
+    with pytest.raises(InvalidHandleError, match="never handed out"):
+        pool.free(mine + 1000)
+    for bad in (0, -5, "1", 1.5, None, [1]):
+        with pytest.raises(InvalidHandleError):
+            pool.free(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidHandleError):
+            pool.read(bad)  # type: ignore[arg-type]
+    assert other.read(h) == b"other pool" and pool.obj_size(mine) == 8
+    assert h not in pool and mine in pool and [1] not in pool
+    check(pool)
+    check(other)
+
+
+def test_allocation_failure_leaves_pool_consistent(kind: str) -> None:
+    alloc = PageAllocator()
+    pool = make(kind, alloc)
+    live = {pool.malloc_write(os.urandom(n)): n for n in (500, 1500, 3000)}
+    before = (alloc.pages_in_use, pool.stats()["objects"], pool.stats()["stored_bytes"])
+    alloc.fail_next(1)
+    with pytest.raises(PoolAllocError, match="injected"):
+        pool.malloc(4096)  # always needs a new page
+    assert (alloc.pages_in_use, pool.stats()["objects"], pool.stats()["stored_bytes"]) == before
+    assert pool.stats()["alloc_fail"] == 1
+    check(pool)
+    h = pool.malloc(4096)  # the next attempt works
+    live[h] = 4096
+    for h in live:
+        pool.free(h)
+    assert alloc.pages_in_use == 0
+
+
+def test_limit_reached(kind: str) -> None:
+    alloc = PageAllocator(limit_pages=3)
+    pool = make(kind, alloc)
+    handles = []
+    with pytest.raises(PoolAllocError, match="limit reached"):
+        for _ in range(100):
+            handles.append(pool.malloc_write(b"\x5a" * 4000))
+    assert len(handles) == 3 and alloc.pages_in_use == 3
+    check(pool)
+    alloc.limit_pages = 4
+    handles.append(pool.malloc_write(b"\x5a" * 4000))
+    assert all(pool.read(h) == b"\x5a" * 4000 for h in handles)
+
+
+def test_malloc_write_and_read_free(kind: str) -> None:
+    alloc = PageAllocator()
+    pool = make(kind, alloc)
+    data = os.urandom(1234)
+    h = pool.malloc_write(data)
+    assert pool.obj_size(h) == 1234
+    assert pool.read_free(h) == data
+    assert h not in pool and alloc.pages_in_use == 0
+    for bad in (b"", b"x" * (PAGE_SIZE + 1)):
+        with pytest.raises(PoolError, match="malloc of"):
+            pool.malloc_write(bad)
+    with pytest.raises(PoolError, match="bytes-like"):
+        pool.malloc_write("text of 12 c")
+    with pytest.raises(PoolError, match="bytes-like"):
+        pool.malloc_write(memoryview(b"\0" * 16).cast("I"))
+    assert alloc.pages_in_use == 0 and pool.stats()["objects"] == 0
+    check(pool)
+
+
+def test_map_is_zero_copy_and_pins(kind: str) -> None:
+    pool = make(kind)
+    h = pool.malloc_write(b"0123456789")
+    ro = pool.map(h)
+    assert ro.readonly and ro.tobytes() == b"0123456789"
+    with pytest.raises(TypeError):
+        ro[0] = 1  # type: ignore[index]
+    rw = pool.map(h, writable=True)
+    rw[0:2] = b"AB"
+    assert ro.tobytes() == b"AB23456789" == pool.read(h)  # same memory, no copy
+    assert pool.is_mapped(h)
+    with pytest.raises(PoolError, match="while it is mapped"):
+        pool.free(h)
+    with pytest.raises(PoolError, match="while it is mapped"):
+        pool.read_free(h)
+    pool.unmap(h)
+    with pytest.raises(ValueError):
+        rw.tobytes()  # released: a view cannot outlive its unmap
+    pool.unmap(h)
+    assert not pool.is_mapped(h)
+    with pytest.raises(PoolError, match="not mapped"):
+        pool.unmap(h)
+    with pool.mapped(h) as view:
+        assert view.tobytes() == b"AB23456789"
+    assert not pool.is_mapped(h)
+    pool.free(h)
+    with pytest.raises(InvalidHandleError):
+        pool.unmap(h)
+    check(pool)
+
+
+def test_destroy_returns_everything_and_disables_the_pool(kind: str) -> None:
+    alloc = PageAllocator()
+    pool = make(kind, alloc)
+    handles = [pool.malloc_write(os.urandom(n)) for n in range(50, 4096, 91)]
+    view = pool.map(handles[0])
+    pool.destroy()
+    assert alloc.pages_in_use == 0 and pool.total_pages() == 0
+    with pytest.raises(ValueError):
+        view.tobytes()
+    with pytest.raises(PoolError, match="destroyed"):
+        pool.malloc(10)
+    with pytest.raises(PoolError, match="destroyed"):
+        pool.malloc_write(b"abc")
+    with pytest.raises(InvalidHandleError, match="destroyed"):
+        pool.read(handles[1])
+    assert pool.compact() == 0
+    pool.destroy()  # idempotent
+    assert alloc.pages_in_use == 0
+
+
+def test_pools_share_an_allocator(kind: str) -> None:
+    alloc = PageAllocator()
+    a, b = make(kind, alloc), make("zsmalloc", alloc)
+    ha = a.malloc_write(b"a" * 3000)
+    hb = b.malloc_write(b"b" * 3000)
+    assert alloc.pages_in_use == a.total_pages() + b.total_pages()
+    assert ha != hb
+    a.free(ha)
+    b.free(hb)
+    assert alloc.pages_in_use == 0
+
+
+def test_stats_totals(kind: str) -> None:
+    pool = make(kind)
+    sizes = [100, 900, 2500, 4096]
+    for n in sizes:
+        pool.malloc_write(os.urandom(n))
+    st = pool.stats()
+    for key in ("pool_bytes", "pages", "objects", "stored_bytes", "density", "pages_compacted",
+                "classes"):
+        assert key in st
+    assert st["objects"] == 4 and st["stored_bytes"] == sum(sizes)
+    assert st["pool_bytes"] == st["pages"] * PAGE_SIZE == pool.total_bytes()
+    assert st["density"] == pytest.approx(sum(sizes) / st["pool_bytes"])
+    assert st["kind"] == kind and len(pool) == 4
+    assert repr(pool).startswith(type(pool).__name__)
