@@ -47,7 +47,7 @@ class LruWriteback:
     def __init__(self, cache: ZswapCache, target: WritebackTarget | None) -> None:
         self.cache = cache
         self.target = target
-        #: Device errors seen by writeback, most recent last (bounded), for diagnostics.
+        #: The last device or decompression error writeback met (diagnostics).
         self.last_error: HwzswapError | None = None
 
     def writeback(self, n: int) -> int:
@@ -65,23 +65,34 @@ class LruWriteback:
         if not victims:
             return 0
         decompress = cache._decompress
-        outcome = []
-        for swap_type, offset, _entry, data in victims:
-            try:
-                page = decompress(data)
-            except HwzswapError as exc:
-                self.last_error = exc
-                outcome.append(_DECOMPRESS_FAIL)
-                continue
-            try:
-                target.write_page(swap_type, offset, page)
-            except HwzswapError as exc:  # SwapDeviceError: EIO, ENOSPC, device gone
-                self.last_error = exc
-                outcome.append(_IO_FAIL)
-            else:
-                outcome.append(_OK)
+        outcome: list[int] = []
+        try:
+            for swap_type, offset, _entry, data in victims:
+                try:
+                    page = decompress(data)
+                except HwzswapError as exc:
+                    self.last_error = exc
+                    outcome.append(_DECOMPRESS_FAIL)
+                    continue
+                try:
+                    target.write_page(swap_type, offset, page)
+                except HwzswapError as exc:  # SwapDeviceError: EIO, ENOSPC, device gone
+                    self.last_error = exc
+                    outcome.append(_IO_FAIL)
+                else:
+                    outcome.append(_OK)
+        finally:
+            # Whatever happened (even a bug raising something unexpected), every victim leaves
+            # the in-flight set, or rejected stores and swapoff would wait for it forever.
+            outcome.extend([_IO_FAIL] * (len(victims) - len(outcome)))
+            written = self._finish(victims, outcome)
+        return written
+
+    def _finish(self, victims: list[tuple[int, int, Any, bytes]], outcome: list[int]) -> int:
+        """Step 3: revalidate and free, or count the failure; wake waiters."""
+        cache = self.cache
         written = 0
-        with lock:
+        with cache._lock:
             inflight = cache._inflight
             trees = cache._trees
             for (swap_type, offset, entry, _data), result in zip(victims, outcome):
