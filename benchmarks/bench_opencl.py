@@ -405,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
             "meets_target": bool(target["speedup_e2e_vs_lz4"] >= 1.0 and abs(ratio_delta) <= 10),
         },
     }
-    out = args.out or ROOT / "benchmarks" / "results" / f"opencl_{slug(dinfo['type'] + '_' + dinfo['name'])}"
+    tag = "pocl_cpu" if "Portable Computing" in dinfo["platform"] else f"{dinfo['type']}_{slug(dinfo['name'])}"
+    out = args.out or ROOT / "benchmarks" / "results" / f"opencl_{tag}"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     write_markdown(out.with_suffix(".md"), report)
