@@ -34,4 +34,6 @@ def create_pool(kind: str, allocator: PageAllocator | None = None, **params: Any
     try:
         return cls(allocator, **params)
     except TypeError as exc:
-        raise InvalidParameterError(f"pool {kind!r}: bad parameters {sorted(params)}: {exc}") from None
+        raise InvalidParameterError(
+            f"pool {kind!r}: bad parameters {sorted(params)}: {exc}"
+        ) from None

@@ -198,9 +198,10 @@ class HandlePool(Pool):
         )
 
     def _bad_data(self, handle: int, data: Any) -> PoolError:
+        where = f" to handle {handle:#x}" if handle else ""
         return PoolError(
-            f"{self.name}: write{f' to handle {handle:#x}' if handle else ''} needs a bytes-like object of single "
-            f"bytes (bytes, bytearray, contiguous 'B' memoryview), got {type(data).__name__}"
+            f"{self.name}: write{where} needs a bytes-like object of single bytes (bytes, "
+            f"bytearray, contiguous 'B' memoryview), got {type(data).__name__}"
         )
 
     def _pinned(self, handle: int) -> PoolError:

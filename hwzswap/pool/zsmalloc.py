@@ -72,7 +72,8 @@ ZS_INUSE_RATIO_0 = 0
 ZS_INUSE_RATIO_100 = 11
 NR_FULLNESS_GROUPS = 12
 _FULL = ZS_INUSE_RATIO_100
-_PARTIAL_DESC = tuple(range(ZS_INUSE_RATIO_100 - 1, ZS_INUSE_RATIO_0, -1))  # 10, 9, ..., 1
+_MAX_SHELLS = 8  # released zspage objects kept per class for reuse
+_NO_MEMORY = memoryview(b"")  # what a released zspage object points at
 FULLNESS_LABELS = ("0%", "10%", "20%", "30%", "40%", "50%", "60%", "70%", "80%", "90%", "99%",
                    "100%")  # noqa: E501 - one row per group, as in the kernel's debugfs "classes"
 
@@ -171,10 +172,12 @@ class _SizeClass:
 
     Every zspage of the class is either ``cur`` (the one ``malloc`` fills; in no group) or in
     ``fullness[fg]`` with ``fg == fg_of_free[len(zspage.free)]`` (and ``zspage.fg == fg``).
+    Bit ``fg`` of ``partial_mask`` is set exactly when the partial group ``fg`` (1..10) is not
+    empty, so the fullest one is found without a scan.
     """
 
-    __slots__ = ("spec", "size", "pages", "objs", "fullness", "cur", "fg_of_free",
-                 "free_template")
+    __slots__ = ("spec", "size", "pages", "objs", "fullness", "partial_mask", "cur",
+                 "fg_of_free", "free_template", "shells")
 
     def __init__(self, spec: SizeClassSpec) -> None:
         self.spec = spec
@@ -183,7 +186,9 @@ class _SizeClass:
         self.objs = objs = spec.objs_per_zspage
         # One insertion-ordered dict (used as a set) of zspages per fullness group.
         self.fullness: list[dict[_Zspage, None]] = [{} for _ in range(NR_FULLNESS_GROUPS)]
+        self.partial_mask = 0
         self.cur: _Zspage | None = None
+        self.shells: list[_Zspage] = []  # released zspage objects, for reuse (no memory)
         # Fullness group by number of free slots (ZS_INUSE_RATIO_*: ratio // 10 + 1).
         fg_of_free = []
         for nfree in range(objs + 1):
@@ -209,10 +214,22 @@ class _SizeClass:
         """Put ``cur`` back into its fullness group (before compaction, stats walks...)."""
         zs = self.cur
         if zs is not None:
-            fg = self.fg_of_free[len(zs.free)]
-            zs.fg = fg
-            self.fullness[fg][zs] = None
+            self.add(zs, self.fg_of_free[len(zs.free)])
             self.cur = None
+
+    def add(self, zs: _Zspage, fg: int) -> None:
+        """Put ``zs`` into group ``fg``."""
+        zs.fg = fg
+        self.fullness[fg][zs] = None
+        if fg != _FULL:
+            self.partial_mask |= 1 << fg
+
+    def remove(self, zs: _Zspage) -> None:
+        """Take ``zs`` out of its group."""
+        group = self.fullness[zs.fg]
+        del group[zs]
+        if not group and zs.fg != _FULL:
+            self.partial_mask &= ~(1 << zs.fg)
 
 
 class _Zspage:
@@ -387,8 +404,13 @@ class ZsPool(HandlePool):
     def _regroup(self, cls: _SizeClass, zs: _Zspage, fg: int, cur: _Zspage | None) -> None:
         """A free moved ``zs`` (not ``cur``) into group ``fg``: move it, free it if empty, and
         make it ``cur`` if it is now fuller than ``cur`` (malloc prefers the fullest)."""
+        # cls.remove(zs) and cls.add(zs, fg), inlined: this runs on many frees
         fullness = cls.fullness
-        del fullness[zs.fg][zs]
+        old = zs.fg
+        group = fullness[old]
+        del group[zs]
+        if not group and old != _FULL:
+            cls.partial_mask &= ~(1 << old)
         if fg == ZS_INUSE_RATIO_0:
             self._release_zspage(zs)
             return
@@ -398,28 +420,24 @@ class ZsPool(HandlePool):
             return
         zs.fg = fg
         fullness[fg][zs] = None
+        cls.partial_mask |= 1 << fg
 
     @staticmethod
     def _cur_dropped(cls: _SizeClass, fg: int) -> None:
         """A free moved ``cur`` down into group ``fg``: if a fuller zspage exists, put ``cur``
         back so that the next malloc picks the fullest (as the kernel does on every malloc)."""
-        fullness = cls.fullness
-        for higher in range(fg + 1, _FULL):
-            if fullness[higher]:
-                cls.attach_cur()
-                return
+        if cls.partial_mask >> (fg + 1):
+            cls.attach_cur()
 
     def _pick_zspage(self, cls: _SizeClass) -> _Zspage:
         """Make ``cur`` the first zspage of the fullest partial group, or a new zspage."""
-        if cls.objs > 1:
-            fullness = cls.fullness
-            for fg in _PARTIAL_DESC:
-                group = fullness[fg]
-                if group:
-                    zs = next(iter(group))
-                    del group[zs]
-                    cls.cur = zs
-                    return zs
+        mask = cls.partial_mask
+        if mask:
+            group = cls.fullness[mask.bit_length() - 1]
+            zs = next(iter(group))
+            cls.remove(zs)
+            cls.cur = zs
+            return zs
         try:
             mv = self.allocator.alloc_pages(cls.pages)
         except PoolAllocError as exc:
@@ -428,7 +446,13 @@ class ZsPool(HandlePool):
                 f"{self.name}: no memory for a new {cls.pages}-page zspage of class {cls.size}: "
                 f"{exc}"
             ) from None
-        zs = _Zspage(mv, cls)
+        shells = cls.shells
+        if shells:  # reuse a released zspage's object (its memory went back to the allocator)
+            zs = shells.pop()
+            zs.mv = mv
+            zs.free = cls.free_template.copy()
+        else:
+            zs = _Zspage(mv, cls)
         self._pages += cls.pages
         self._zspages += 1
         cls.cur = zs
@@ -436,9 +460,15 @@ class ZsPool(HandlePool):
 
     def _release_zspage(self, zs: _Zspage) -> None:
         """Return an empty zspage's pages (the caller has taken it out of its group)."""
-        self._pages -= zs.cls.pages
+        cls = zs.cls
+        self._pages -= cls.pages
         self._zspages -= 1
         self.allocator.free_pages(zs.mv)
+        zs.mv = _NO_MEMORY  # drop the run: the allocator may hand it to someone else
+        zs.fg = ZS_INUSE_RATIO_0
+        zs.mapped = 0
+        if len(cls.shells) < _MAX_SHELLS:
+            cls.shells.append(zs)
 
     # -- compaction --------------------------------------------------------------------------
 
@@ -475,6 +505,7 @@ class ZsPool(HandlePool):
         for fg in range(ZS_INUSE_RATIO_0 + 1, _FULL):
             partial.extend(fullness[fg])
             fullness[fg].clear()
+        cls.partial_mask = 0
         # least used first; zspages with mapped objects cannot be sources, so they go to the
         # destination end, where they get filled first
         partial.sort(key=lambda z: (z.mapped > 0, -len(z.free)))  # type: ignore[union-attr]
@@ -509,9 +540,7 @@ class ZsPool(HandlePool):
         fg_of_free = cls.fg_of_free
         for zs in partial:
             if zs is not None:
-                fg = fg_of_free[len(zs.free)]
-                zs.fg = fg
-                fullness[fg][zs] = None
+                cls.add(zs, fg_of_free[len(zs.free)])
         return freed
 
     @staticmethod
@@ -604,6 +633,9 @@ class ZsPool(HandlePool):
         for cls in self._classes:
             cur = cls.cur
             for fg, group in enumerate(cls.fullness):
+                in_mask = bool(cls.partial_mask >> fg & 1)
+                if ZS_INUSE_RATIO_0 < fg < _FULL and bool(group) != in_mask:
+                    raise PoolError(f"class {cls.size}: partial_mask disagrees with group {fg}")
                 for zs in group:
                     if zs.fg != fg or cls.fg_of_free[len(zs.free)] != fg or zs is cur:
                         raise PoolError(f"class {cls.size}: zspage in the wrong fullness group")
@@ -646,6 +678,7 @@ class ZsPool(HandlePool):
                 self._release_zspage(zs)
             for group in cls.fullness:
                 group.clear()
+            cls.partial_mask = 0
             cls.cur = None
         self._objs.clear()
         self._stored = 0
