@@ -169,3 +169,37 @@ def test_real_pages_round_trip_and_match_reference() -> None:
         assert stream == codec.compress(raw)
         assert items[i] == (stream if len(stream) < 4096 else None)
         assert reference.decompress(stream, 4096) == raw
+
+
+def _colliding(bits: int, width: int) -> tuple[int, int]:
+    """Two different ``width``-byte values in the same encoder hash bucket (white-box)."""
+    mask = (1 << 64) - 1
+    seen: dict[int, int] = {}
+    for k in range(1, 1 << 20):
+        v = (k * 0x2545F4914F6CDD1D) & ((1 << (8 * width)) - 1)
+        b = ((v * 0x9E3779B97F4A7C15) & mask) >> (64 - bits)
+        if b in seen and seen[b] != v:
+            return seen[b], v
+        seen[b] = v
+    raise AssertionError("no collision found")
+
+
+@pytest.mark.parametrize("width", [8, 4])
+def test_hash_collisions_keep_the_kernel_choice(width: int) -> None:
+    """Values sharing a bucket: a lookup walks past the other value to the newest match."""
+    v, w = _colliding(_jit.H8_BITS if width == 8 else _jit.H4_BITS, width)
+    vb, wb = v.to_bytes(width, "big"), w.to_bytes(width, "big")
+    sequences = [
+        [vb, wb, vb],  # v's slot is behind w's in the bucket
+        [vb, wb, vb, wb, vb, wb],  # several slots hold each value: the newest must win
+        [vb] + [bytes([i]) * width for i in range(1, 40)] + [wb, vb],
+    ]
+    for seq in sequences:
+        if width == 8:
+            data = b"".join(seq)
+        else:  # the other half differs every time, so only the I4 ring can match
+            data = b"".join(x + (0xA1B2C300 + i).to_bytes(4, "big") for i, x in enumerate(seq))
+        # a long gap so some slots expire (I8/I4 windows are 2048 bytes), then both again
+        data += bytes(range(256)) * 9 + data
+        assert codec.compress(data) == reference.compress(data)
+        assert codec.decompress(codec.compress(data), len(data)) == data
