@@ -261,3 +261,20 @@ def test_backend_rejects_bad_items() -> None:
         backend.decompress_batch([good, good, good[:-1]])
     with pytest.raises(CorruptDataError, match="overflow"):
         backend.decompress(codec.compress(bytes(4104)))
+
+
+def test_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backend says why it cannot run; the codec API falls back to the Python model."""
+    from hwzswap.backends.sw842.backend import Sw842Backend
+
+    monkeypatch.setattr(codec, "COMPILED", False)
+    monkeypatch.setattr(codec, "IMPORT_ERROR", "ModuleNotFoundError: No module named 'numba'")
+    ok, reason = Sw842Backend.availability()
+    assert not ok and "numba" in reason
+    monkeypatch.setattr(codec, "_jit", None)
+    data, stream = WORKED["example4_template_0c"]
+    assert codec.compress(data) == stream
+    assert codec.decompress(stream, 16) == data
+    assert codec.crc32_be(b"123456789") == 0x89A1897F
+    with pytest.raises(Sw842DecodeError, match="CRC"):
+        codec.decompress(BAD_STREAMS["crc mismatch"][0], 64)

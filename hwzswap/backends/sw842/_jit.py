@@ -15,7 +15,8 @@ value (842.md §3.3). We return the same slot without ever unlinking anything:
   first live match on the list *is* the most recently written slot holding the value; the
   walk stops at the first expired event (everything after it is older);
 * 2-byte values index a 65536-entry head table directly: the head event of a value, if live,
-  is the answer, so I2 writes and lookups are one store or one load, no chains;
+  is the answer, and if it has expired so have all older writes of that value (slots are
+  rewritten in write order), so I2 writes and lookups are one store or one load, no chains;
 * 8- and 4-byte values hash (Fibonacci hashing) into 2048 / 4096 buckets, so chains are short;
 * a new call just starts at a higher event number: nothing is cleared between pages;
 * the 7 lookups are done once per group and form a 7-bit "found" mask; a 128-entry table
