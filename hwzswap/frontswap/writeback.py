@@ -33,7 +33,9 @@ _IO_FAIL = 1
 _DECOMPRESS_FAIL = 2
 
 
-def _oldest_seq(tree: _Tree) -> int:
+def _front_seq(cand: list[Any]) -> int:
+    """Store sequence number of the entry at the front (oldest end) of a candidate's tree."""
+    tree = cand[0]
     return tree[next(iter(tree))][2]
 
 
@@ -123,18 +125,21 @@ class LruWriteback:
         inflight = cache._inflight
         read = cache._pool_read
         victims: list[tuple[int, int, Any, bytes]] = []
-        budget = sum(len(t) for t in trees)  # visit each entry at most once
-        single = trees[0] if len(trees) == 1 else None
-        while len(victims) < take and budget > 0:
-            budget -= 1
-            tree = single if single is not None else min(trees, key=_oldest_seq)
+        # [tree, entries not yet visited]: each entry is looked at most once per call.
+        cands = [[t, len(t)] for t in trees]
+        while len(victims) < take and cands:
+            cand = cands[0] if len(cands) == 1 else min(cands, key=_front_seq)
+            tree = cand[0]
+            cand[1] -= 1
+            if cand[1] == 0:
+                cands.remove(cand)
             offset = next(iter(tree))
             entry = tree[offset]
             tree.move_to_end(offset)
             if entry[0] is None:  # same-filled: no pool memory to free
                 continue
             key = (tree.type, offset)
-            if key in inflight:  # wrapped around to an entry already under writeback
+            if key in inflight:  # already under writeback (another caller)
                 continue
             inflight[key] = entry
             victims.append((tree.type, offset, entry, read(entry[0])))

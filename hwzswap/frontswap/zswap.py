@@ -396,13 +396,50 @@ class ZswapCache:
             out["outstanding_writebacks"] = self.outstanding_writebacks
         return out
 
+    def check(self) -> None:
+        """Verify the cache's invariants at one instant (under the lock); raise
+        :class:`~hwzswap.errors.HwzswapError` naming the first broken one. For tests and
+        debugging: it walks every entry."""
+        with self._lock:
+            entries = [e for t in self._trees.values() for e in t.values()]
+            pooled = [e for e in entries if e[0] is not None]
+            problems = []
+            if len(pooled) != len(self.pool):
+                problems.append(f"{len(pooled)} pool entries but {len(self.pool)} pool objects")
+            if len(entries) - len(pooled) != self.same_filled_pages:
+                problems.append(f"same_filled_pages is {self.same_filled_pages}, "
+                                f"{len(entries) - len(pooled)} same-filled entries exist")
+            cbytes = sum(e[1] for e in pooled)
+            if cbytes != self.compressed_bytes:
+                problems.append(f"compressed_bytes is {self.compressed_bytes}, entries hold "
+                                f"{cbytes}")
+            if self.outstanding_writebacks != len(self._inflight):
+                problems.append(f"outstanding_writebacks is {self.outstanding_writebacks}, "
+                                f"{len(self._inflight)} entries are in flight")
+            if len({id(e) for e in entries}) != len(entries):
+                problems.append("an entry is indexed twice")
+            for e in pooled:
+                if self.pool.obj_size(e[0]) != e[1]:
+                    problems.append(f"handle {e[0]:#x}: object size differs from the entry's")
+                    break
+            pool_check = getattr(self.pool, "check", None)
+            if pool_check is not None and not self._closed:
+                pool_check()
+        if problems:
+            raise HwzswapError("zswap: inconsistent state: " + "; ".join(problems))
+
     # -- lifetime ------------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop background writeback, drop every entry, destroy the pool. Idempotent."""
+    def stop_background(self) -> None:
+        """Stop the background writeback thread, if any (``close`` does it too); writeback
+        then happens only from the store path and explicit calls."""
         bg, self._background = self._background, None
         if bg is not None:
             bg.stop()
+
+    def close(self) -> None:
+        """Stop background writeback, drop every entry, destroy the pool. Idempotent."""
+        self.stop_background()
         if self._closed:
             return
         for t in list(self._trees):
