@@ -24,8 +24,16 @@ value (842.md §3.3). We return the same slot without ever unlinking anything:
 * bits go through a 64-bit accumulator flushed 32 bits at a time, and the CRC is computed in
   the same pass, 8 bytes per step (slicing-by-8).
 
-The state arrays are module-level and reused; the functions hold the GIL (no ``nogil``), so two
-threads cannot interleave on them.
+The encoder state is one byte buffer owned by the caller (:mod:`.codec` keeps one per thread)
+and reused from call to call.
+
+Decoder: a 64-bit bit buffer refilled with one big-endian load; aligned actions store whole
+words through uint64/32/16 views of the output; the common templates are assembled in a register
+and stored as one word; the CRC of finished groups is folded in as decoding goes. Every action
+is checked against ``max_out`` (the kernel checks only literals, ZEROS and REPEAT).
+
+numba does not inline a jitted helper that takes an array (the call costs more than the work
+here), so array-touching code is written out in place; scalar helpers are inlined by LLVM.
 """
 
 from __future__ import annotations
@@ -105,7 +113,7 @@ def new_state() -> np.ndarray:
     return state
 
 
-# -- small helpers (LLVM inlines them) ----------------------------------------------------------
+# -- scalar helpers (LLVM inlines these) ------------------------------------------------------
 
 
 @njit(cache=True)
