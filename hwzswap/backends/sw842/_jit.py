@@ -462,20 +462,21 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
                 crc = _crc_step8(crc, _bswap64(o64[cp >> 3]))
                 cp += 8
         opbit = ip * 8 - bc
-        if ip + 8 <= n_in:  # refill: one big-endian 64-bit load, whole bytes consumed
-            bb |= (
-                (np.uint64(src[ip]) << _U56) | (np.uint64(src[ip + 1]) << _U48)
-                | (np.uint64(src[ip + 2]) << _U40) | (np.uint64(src[ip + 3]) << _U32)
-                | (np.uint64(src[ip + 4]) << _U24) | (np.uint64(src[ip + 5]) << _U16)
-                | (np.uint64(src[ip + 6]) << _U8) | np.uint64(src[ip + 7])
-            ) >> np.uint64(bc)
-            ip += (63 - bc) >> 3
-            bc |= 56
-        else:  # the last bytes, one at a time
-            while bc <= 56 and ip < n_in:
-                bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
-                ip += 1
-                bc += 8
+        if bc < 32:
+            if ip + 8 <= n_in:  # refill: one big-endian 64-bit load, whole bytes consumed
+                bb |= (
+                    (np.uint64(src[ip]) << _U56) | (np.uint64(src[ip + 1]) << _U48)
+                    | (np.uint64(src[ip + 2]) << _U40) | (np.uint64(src[ip + 3]) << _U32)
+                    | (np.uint64(src[ip + 4]) << _U24) | (np.uint64(src[ip + 5]) << _U16)
+                    | (np.uint64(src[ip + 6]) << _U8) | np.uint64(src[ip + 7])
+                ) >> np.uint64(bc)
+                ip += (63 - bc) >> 3
+                bc |= 56
+            else:  # the last bytes, one at a time
+                while bc <= 56 and ip < n_in:
+                    bb |= np.uint64(src[ip]) << np.uint64(56 - bc)
+                    ip += 1
+                    bc += 8
         if bc < 5:
             return E_INPUT_END, op, 5, 0, opbit
         code = np.int64(bb >> np.uint64(59))
