@@ -376,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "benchmark": "bench_opencl",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": " ".join(
+            ["python", "benchmarks/bench_opencl.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "commit": git_commit(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "device": dinfo,
