@@ -746,7 +746,7 @@ class Lz4OpenCLBackend(Backend):
                 j += 1
             try:
                 self._start_async(slot, kind, list(ops[i:j]))
-            except self._cl.Error as exc:
+            except (self._cl.Error, DeviceError) as exc:
                 self._async_free.append(slot)
                 for op in ops[i:j]:
                     op.status, op.error, op.dst = OpStatus.DEVICE_ERROR, str(exc), None
