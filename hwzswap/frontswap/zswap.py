@@ -58,6 +58,8 @@ from hwzswap.pool.base import Pool
 
 PAGE_SIZE = 4096
 _WORDS = PAGE_SIZE // 8
+_ZERO_WORD = bytes(8)
+_ZERO_PAGE = bytes(PAGE_SIZE)
 
 
 class WritebackTarget(Protocol):
@@ -78,7 +80,6 @@ class _Tree(OrderedDict):  # type: ignore[type-arg]
 
 # Counters reported by stats(), all plain int attributes of the cache.
 _COUNTERS = (
-    "stores",
     "zswpout",
     "pool_limit_hit",
     "reject_pool_limit",
@@ -132,6 +133,7 @@ class ZswapCache:
         self._max_pages = policy.max_pool_pages if policy.max_pool_pages is not None else 1 << 62
         self._accept_pages = policy.accept_pages if policy.accept_pages is not None else 1 << 62
         self._reached_full = False
+        self._limit_gate = self._max_pages
         # Bound methods, looked up once.
         self._compress = backend.compress
         self._decompress = backend.decompress
@@ -143,12 +145,16 @@ class ZswapCache:
         # Indexes, lock, writeback state.
         self._trees: dict[int, _Tree] = {}
         self._lock = threading.Lock()
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
         self._wb_done = threading.Condition(self._lock)
         self._inflight: dict[tuple[int, int], tuple[Any, Any, int]] = {}
         self._seq = itertools.count(1)
         self._closed = False
         for name in _COUNTERS:
             setattr(self, name, 0)
+        self._rejected = 0  # stores refused, for any reason (``stores`` = zswpout + this)
+        self._last_pages = 0
         self.outstanding_writebacks = 0
         self.compressed_bytes = 0
         self.pool_peak_pages = 0
@@ -185,11 +191,17 @@ class ZswapCache:
             page = _as_page(page)
         if not self.enabled:
             return self._reject(tree, offset, None)
-        if self._same_filled:
+        # Same-filled: one byte compare rules out nearly every other page (a same-filled page
+        # has byte 0 == byte 4088); the zero page, the common case, compares without building
+        # a pattern.
+        if page[4088] == page[0] and self._same_filled:
             word = page[:8]
-            if page[-8:] == word and page == word * _WORDS:
+            if page == _ZERO_PAGE if word == _ZERO_WORD else page == word * _WORDS:
                 return self._store_same_filled(tree, offset, word)
-        if self._reached_full or self._total_pages() >= self._max_pages:
+        # _last_pages is the pool size after the last allocation: never below the real size
+        # (only allocations grow the pool), so skipping the exact check is safe; _limit_gate is
+        # max_pages, or 0 while the hysteresis holds (so every store checks).
+        if self._last_pages >= self._limit_gate:
             ok, why = self._check_limits()
             if not ok:
                 return self._reject(tree, offset, why)
@@ -202,14 +214,31 @@ class ZswapCache:
         dlen = len(data)
         if dlen > self._max_len:
             return self._reject(tree, offset, "reject_compress_poor")
-        with self._lock:
+        # The hot path: _insert_locked inlined, explicit acquire/release (cheaper than `with`).
+        self._acquire()
+        try:
             try:
                 handle = self._malloc(dlen)
             except PoolAllocError:
-                pass
-            else:
-                self._insert_locked(tree, offset, handle, data, dlen)
+                handle = None
+            if handle is not None:
+                self._pool_write(handle, data)
+                old = tree.get(offset)
+                if old is not None:
+                    del tree[offset]
+                    self.duplicate_entry += 1
+                    self._free_locked(old)
+                tree[offset] = (handle, dlen, next(self._seq))
+                self.zswpout += 1
+                self.compressed_bytes += dlen
+                pages = self._total_pages()
+                self._last_pages = pages
+                if pages > self.pool_peak_pages:
+                    self.pool_peak_pages = pages
+                    self.compressed_bytes_at_peak = self.compressed_bytes
                 return True
+        finally:
+            self._release()
         return self._store_after_reclaim(tree, offset, data, dlen)
 
     def store_batch(self, type: int, offsets: Sequence[int], pages: np.ndarray) -> list[bool]:
@@ -255,7 +284,7 @@ class ZswapCache:
             todo = pages
         if not idx:
             return results
-        if self._reached_full or self._total_pages() >= self._max_pages:
+        if self._last_pages >= self._limit_gate:
             ok, why = self._check_limits()
             if not ok:
                 for i in idx:
@@ -307,7 +336,10 @@ class ZswapCache:
         tree = self._trees.get(type)
         if tree is None:
             raise self._bad_slot(type, offset, "load")
-        with self._lock:
+        if self._exclusive:
+            return self._load_exclusive(tree, offset)
+        self._acquire()
+        try:
             entry = tree.get(offset)
             if entry is None:
                 self.loads_miss += 1
@@ -315,32 +347,52 @@ class ZswapCache:
             handle = entry[0]
             if handle is None:  # same-filled
                 self.loads_hit += 1
-                if self._exclusive:
-                    del tree[offset]
-                    self.same_filled_pages -= 1
                 return entry[1] * _WORDS
             data = self._pool_read(handle)
-            if not self._exclusive:
+            self.loads_hit += 1
+        finally:
+            self._release()
+        try:
+            return self._decompress(data)
+        except HwzswapError as exc:
+            with self._lock:
+                self.decompress_fail += 1
+                self.loads_hit -= 1
+            raise self._corrupt(tree, offset, entry, exc) from exc
+
+    def _load_exclusive(self, tree: _Tree, offset: int) -> bytes | None:
+        """Today's kernel: a hit frees the entry, once the page is safely decompressed."""
+        with self._lock:
+            entry = tree.get(offset)
+            if entry is None:
+                self.loads_miss += 1
+                return None
+            handle = entry[0]
+            if handle is None:
                 self.loads_hit += 1
+                del tree[offset]
+                self.same_filled_pages -= 1
+                return entry[1] * _WORDS
+            data = self._pool_read(handle)
         try:
             page = self._decompress(data)
         except HwzswapError as exc:
             with self._lock:
                 self.decompress_fail += 1
-                if not self._exclusive:
-                    self.loads_hit -= 1
-            raise CorruptDataError(
-                f"zswap: load of swap type {type} offset {offset}: the stored object "
-                f"({entry[1]} bytes, {self.backend.name}) does not decompress to a page: {exc}; "
-                f"the entry is kept, no data was returned"
-            ) from exc
-        if self._exclusive:
-            with self._lock:
-                self.loads_hit += 1
-                if tree.get(offset) is entry:
-                    del tree[offset]
-                    self._free_locked(entry)
+            raise self._corrupt(tree, offset, entry, exc) from exc
+        with self._lock:
+            self.loads_hit += 1
+            if tree.get(offset) is entry:
+                del tree[offset]
+                self._free_locked(entry)
         return page
+
+    def _corrupt(self, tree: _Tree, offset: int, entry: Any, exc: Exception) -> CorruptDataError:
+        return CorruptDataError(
+            f"zswap: load of swap type {tree.type} offset {offset}: the stored object "
+            f"({entry[1]} bytes, {self.backend.name}) does not decompress to a page: {exc}; "
+            f"the entry is kept, no data was returned"
+        )
 
     def invalidate_page(self, type: int, offset: int) -> None:
         """Drop the entry for ``(type, offset)`` (its swap slot was freed). No entry: no-op."""
@@ -385,6 +437,7 @@ class ZswapCache:
         """Counters, with the kernel's debugfs names where they exist."""
         with self._lock:
             out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
+            out["stores"] = self.zswpout + self._rejected
             out["stored_pages"] = sum(len(t) for t in self._trees.values())
             pages = self._total_pages() if not self._closed else 0
             out["pool_pages"] = pages
@@ -466,11 +519,11 @@ class ZswapCache:
         if old is not None:
             self.duplicate_entry += 1
             self._free_locked(old)
-        self.stores += 1
         self.zswpout += 1
         cbytes = self.compressed_bytes + dlen
         self.compressed_bytes = cbytes
         pages = self._total_pages()
+        self._last_pages = pages
         if pages > self.pool_peak_pages:
             self.pool_peak_pages = pages
             self.compressed_bytes_at_peak = cbytes
@@ -482,7 +535,6 @@ class ZswapCache:
             if old is not None:
                 self.duplicate_entry += 1
                 self._free_locked(old)
-            self.stores += 1
             self.zswpout += 1
             self.same_filled_pages += 1
         return True
@@ -505,11 +557,12 @@ class ZswapCache:
         """
         with self._lock:
             cur = self._total_pages()
+            self._last_pages = cur
             if cur >= self._max_pages:
                 self.pool_limit_hit += 1
-                self._reached_full = True
+                self._set_full(True)
             elif self._reached_full and cur <= self._accept_pages:
-                self._reached_full = False
+                self._set_full(False)
             if not self._reached_full:
                 return True, None
         bg = self._background
@@ -520,11 +573,17 @@ class ZswapCache:
             written = self.writeback_engine.writeback(self.policy.writeback_batch)
         with self._lock:
             cur = self._total_pages()
+            self._last_pages = cur
             if self._reached_full and cur <= self._accept_pages:
-                self._reached_full = False
+                self._set_full(False)
             if not self._reached_full:
                 return True, None
         return False, ("reject_reclaim_fail" if written == 0 else "reject_pool_limit")
+
+    def _set_full(self, full: bool) -> None:
+        """Enter or leave the hysteresis (the kernel's ``zswap_pool_reached_full``)."""
+        self._reached_full = full
+        self._limit_gate = 0 if full else self._max_pages
 
     def _store_after_reclaim(self, tree: _Tree, offset: int, data: Any, dlen: int) -> bool:
         """The pool refused the object: write back a batch (v9), retry once, else reject."""
@@ -549,7 +608,7 @@ class ZswapCache:
         the caller is writing a newer page to the device, the old one must not come back),
         and wait until no writeback of this slot is in flight, so the device write the caller
         is about to do lands after it."""
-        self.stores += 1
+        self._rejected += 1
         if why is not None:
             setattr(self, why, getattr(self, why) + 1)
         old = tree.pop(offset, None)
