@@ -224,13 +224,6 @@ class _SizeClass:
         if fg != _FULL:
             self.partial_mask |= 1 << fg
 
-    def remove(self, zs: _Zspage) -> None:
-        """Take ``zs`` out of its group."""
-        group = self.fullness[zs.fg]
-        del group[zs]
-        if not group and zs.fg != _FULL:
-            self.partial_mask &= ~(1 << zs.fg)
-
 
 class _Zspage:
     """One zspage: ``pages`` contiguous pages and a stack of free payload offsets."""
@@ -295,10 +288,19 @@ class ZsPool(HandlePool):
             raise self._bad_size(size)
         zs = cls.cur
         if zs is None:
-            zs = self._pick_zspage(cls)
+            mask = cls.partial_mask
+            if mask:  # the fullest partial group's most recently added zspage, as the kernel
+                fg = mask.bit_length() - 1
+                group = cls.fullness[fg]
+                zs = group.popitem()[0]
+                if not group:
+                    cls.partial_mask = mask ^ (1 << fg)
+                cls.cur = zs
+            else:
+                zs = self._new_zspage(cls)
         free = zs.free
         off = free.pop()
-        if not free:  # full: back into the 100% group; the next malloc picks again
+        if not free:  # full: into the 100% group; the next malloc picks again
             zs.fg = _FULL
             cls.fullness[_FULL][zs] = None
             cls.cur = None
@@ -307,34 +309,6 @@ class ZsPool(HandlePool):
         self._objs[handle] = (zs.mv, off, size, zs)
         self._stored += size
         return handle
-
-    def free(self, handle: int) -> None:
-        """Release the object; an emptied zspage goes back to the allocator at once."""
-        try:
-            loc = self._objs.pop(handle)
-        except (KeyError, TypeError):
-            raise self._invalid(handle, "free") from None
-        _, off, size, zs = loc
-        if zs.mapped and handle in self._maps:
-            self._objs[handle] = loc
-            raise self._pinned(handle)
-        self._stored -= size
-        # (the rest is repeated in read_free: a call less on the per-page path)
-        free = zs.free
-        free.append(off)
-        cls = zs.cls
-        cur = cls.cur
-        if zs is cur:
-            nfree = len(free)
-            if nfree == cls.objs:
-                cls.cur = None
-                self._release_zspage(zs)
-            elif cls.fg_of_free[nfree] != cls.fg_of_free[nfree - 1]:
-                self._cur_dropped(cls, cls.fg_of_free[nfree])
-            return
-        fg = cls.fg_of_free[len(free)]
-        if fg != zs.fg:
-            self._regroup(cls, zs, fg, cur)
 
     def malloc_write(self, data: Any) -> int:
         """``malloc(len(data))`` + ``write``: store a bytes-like object, return its handle.
@@ -350,7 +324,16 @@ class ZsPool(HandlePool):
             raise self._bad_size(len(data))
         zs = cls.cur
         if zs is None:
-            zs = self._pick_zspage(cls)
+            mask = cls.partial_mask
+            if mask:
+                fg = mask.bit_length() - 1
+                group = cls.fullness[fg]
+                zs = group.popitem()[0]
+                if not group:
+                    cls.partial_mask = mask ^ (1 << fg)
+                cls.cur = zs
+            else:
+                zs = self._new_zspage(cls)
         free = zs.free
         off = free.pop()
         mv = zs.mv
@@ -372,72 +355,60 @@ class ZsPool(HandlePool):
         self._stored += size
         return handle
 
-    def read_free(self, handle: int) -> bytes:
-        """``read`` + ``free`` (zswap's exclusive load): the object's bytes; the object is gone."""
+    def free(self, handle: int) -> None:
+        """Release the object; an emptied zspage goes back to the allocator at once."""
         try:
             loc = self._objs.pop(handle)
         except (KeyError, TypeError):
-            raise self._invalid(handle, "read_free") from None
-        mv, off, size, zs = loc
+            raise self._invalid(handle, "free") from None
+        _, off, size, zs = loc
         if zs.mapped and handle in self._maps:
             self._objs[handle] = loc
             raise self._pinned(handle)
-        data = mv[off : off + size].tobytes()
         self._stored -= size
         free = zs.free
         free.append(off)
         cls = zs.cls
+        nfree = len(free)
+        fg = cls.fg_of_free[nfree]
         cur = cls.cur
-        if zs is cur:
-            nfree = len(free)
+        if zs is cur:  # the zspage being filled is in no group
+            if fg != cls.fg_of_free[nfree - 1]:
+                if nfree == cls.objs:
+                    cls.cur = None
+                    self._release_zspage(zs)
+                elif cls.partial_mask >> (fg + 1):
+                    cls.attach_cur()  # a fuller zspage exists: the next malloc picks it
+            return
+        old = zs.fg
+        if fg != old:  # crossed into another fullness group
+            fullness = cls.fullness
+            group = fullness[old]
+            del group[zs]
+            if not group and old != _FULL:
+                cls.partial_mask &= ~(1 << old)
             if nfree == cls.objs:
-                cls.cur = None
                 self._release_zspage(zs)
-            elif cls.fg_of_free[nfree] != cls.fg_of_free[nfree - 1]:
-                self._cur_dropped(cls, cls.fg_of_free[nfree])
-            return data
-        fg = cls.fg_of_free[len(free)]
-        if fg != zs.fg:
-            self._regroup(cls, zs, fg, cur)
+            elif cur is not None and fg > cls.fg_of_free[len(cur.free)]:
+                cls.attach_cur()  # zs is now fuller than the zspage being filled: fill zs
+                cls.cur = zs
+            else:
+                zs.fg = fg
+                fullness[fg][zs] = None
+                cls.partial_mask |= 1 << fg
+
+    def read_free(self, handle: int) -> bytes:
+        """``read`` + ``free`` (zswap's exclusive load): the object's bytes; the object is gone."""
+        try:
+            mv, off, size, _ = self._objs[handle]
+        except (KeyError, TypeError):
+            raise self._invalid(handle, "read_free") from None
+        data = mv[off : off + size].tobytes()
+        self.free(handle)
         return data
 
-    def _regroup(self, cls: _SizeClass, zs: _Zspage, fg: int, cur: _Zspage | None) -> None:
-        """A free moved ``zs`` (not ``cur``) into group ``fg``: move it, free it if empty, and
-        make it ``cur`` if it is now fuller than ``cur`` (malloc prefers the fullest)."""
-        # cls.remove(zs) and cls.add(zs, fg), inlined: this runs on many frees
-        fullness = cls.fullness
-        old = zs.fg
-        group = fullness[old]
-        del group[zs]
-        if not group and old != _FULL:
-            cls.partial_mask &= ~(1 << old)
-        if fg == ZS_INUSE_RATIO_0:
-            self._release_zspage(zs)
-            return
-        if cur is not None and fg > cls.fg_of_free[len(cur.free)]:
-            cls.attach_cur()
-            cls.cur = zs
-            return
-        zs.fg = fg
-        fullness[fg][zs] = None
-        cls.partial_mask |= 1 << fg
-
-    @staticmethod
-    def _cur_dropped(cls: _SizeClass, fg: int) -> None:
-        """A free moved ``cur`` down into group ``fg``: if a fuller zspage exists, put ``cur``
-        back so that the next malloc picks the fullest (as the kernel does on every malloc)."""
-        if cls.partial_mask >> (fg + 1):
-            cls.attach_cur()
-
-    def _pick_zspage(self, cls: _SizeClass) -> _Zspage:
-        """Make ``cur`` the first zspage of the fullest partial group, or a new zspage."""
-        mask = cls.partial_mask
-        if mask:
-            group = cls.fullness[mask.bit_length() - 1]
-            zs = next(iter(group))
-            cls.remove(zs)
-            cls.cur = zs
-            return zs
+    def _new_zspage(self, cls: _SizeClass) -> _Zspage:
+        """A new, empty zspage for ``cls``, made ``cur``."""
         try:
             mv = self.allocator.alloc_pages(cls.pages)
         except PoolAllocError as exc:
