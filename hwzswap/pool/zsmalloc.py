@@ -30,10 +30,11 @@ chains waste less at each zspage's tail and push the huge-class watermark up (32
 
 Fast path (Python): the class is a list lookup by size; each zspage keeps a stack of free
 payload offsets (its use count is ``objs - len(free)``); and each class fills one zspage at a
-time, ``cur``, taken out of its fullness group when picked (the first of the fullest non-empty
-group, or a new zspage) and put back when it fills up, or when a free leaves another zspage in a
-fuller group than it. So ``malloc`` touches no group at all, and ``free`` touches one only when a
-zspage crosses a group boundary.
+time, ``cur``, taken out of its fullness group when picked (the most recently added zspage of
+the fullest non-empty group, as the kernel takes the list head, found through a bitmask of
+non-empty groups; or a new zspage) and put back when it fills up, or when a free leaves another
+zspage in a fuller group than it. So ``malloc`` touches a group only when it picks or fills a
+zspage, and ``free`` only when a zspage crosses a group boundary.
 """
 
 from __future__ import annotations
