@@ -28,7 +28,12 @@ import numpy as np
 
 from hwzswap.backends.contract import Backend, check_page, check_pages
 from hwzswap.config import ZswapConfig, load_config
-from hwzswap.errors import ConfigError, InvalidParameterError, SwapDeviceError
+from hwzswap.errors import (
+    ConfigError,
+    InvalidInputError,
+    InvalidParameterError,
+    SwapDeviceError,
+)
 from hwzswap.frontswap.policy import ZswapPolicy
 from hwzswap.frontswap.swapdev import DeviceModel, SwapDevice
 from hwzswap.frontswap.zswap import ZswapCache
@@ -172,6 +177,11 @@ class SwapSystem:
         for off in offs:
             if not 0 <= off < n:
                 raise self._bad_slot(type, off, "swap_out_batch")
+        if len(offs) != len(pages) or len(set(offs)) != len(offs):
+            raise InvalidInputError(
+                f"swap_out_batch: {len(offs)} offsets for {len(pages)} pages; one distinct "
+                f"offset per page"
+            )
         for off in offs:
             smap[off] = 1
         results = self.zswap.store_batch(type, offs, pages)

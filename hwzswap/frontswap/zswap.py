@@ -243,7 +243,8 @@ class ZswapCache:
 
     def store_batch(self, type: int, offsets: Sequence[int], pages: np.ndarray) -> list[bool]:
         """Store a reclaim batch: one ``compress_batch`` call, then per-page policy and pool
-        allocations (under one lock). Returns one bool per page, as :meth:`store`."""
+        allocations (under one lock). Returns one bool per page, as :meth:`store`. The offsets
+        must be distinct."""
         tree = self._trees.get(type)
         if tree is None:
             raise self._bad_slot(type, offsets[0] if len(offsets) else 0, "store_batch")
@@ -258,6 +259,11 @@ class ZswapCache:
         for off in offs:
             if not 0 <= off < nr:
                 raise self._bad_slot(type, off, "store_batch")
+        if len(set(offs)) != n:
+            raise InvalidInputError(
+                "zswap store_batch: an offset appears twice in one batch (a reclaim batch holds "
+                "distinct pages); store them in separate calls"
+            )
         results = [False] * n
         if n == 0:
             return results

@@ -13,7 +13,13 @@ import yaml
 
 import hwzswap
 from hwzswap.config import load_config
-from hwzswap.errors import ConfigError, CorruptDataError, SwapDeviceError, UnknownBackendError
+from hwzswap.errors import (
+    ConfigError,
+    CorruptDataError,
+    InvalidInputError,
+    SwapDeviceError,
+    UnknownBackendError,
+)
 from hwzswap.frontswap import SwapSystem, open_zswap
 
 from fsutil import compressible_pages, config, random_page, same_filled
@@ -198,6 +204,9 @@ def test_swap_out_batch(make_system):
     assert s.swap_in(0, 20) == rows[0] and not s.slot_in_use(0, 21)
     with pytest.raises(SwapDeviceError, match="outside"):
         s.swap_out_batch(0, [5000], batch[:1])
+    with pytest.raises(InvalidInputError, match="one distinct offset per page"):
+        s.swap_out_batch(0, [30, 30], batch[:2])
+    assert not s.slot_in_use(0, 30)
 
 
 def test_operations_after_close_raise(make_system):

@@ -322,19 +322,23 @@ def test_store_batch_uses_one_batch_call_and_applies_every_policy():
     good = compressible_pages(6)
     rows = [good[0], bytes(4096), random_page(1), same_filled(), good[1], sized_page(3000, 3),
             good[2], good[3]]
-    offsets = [10, 11, 12, 13, 14, 15, 16, 10]  # offset 10 twice: the later page wins
+    offsets = [10, 11, 12, 13, 14, 15, 16, 17]
     assert c.store(0, 12, good[5])  # an older entry for an offset the batch rejects
+    assert c.store(0, 10, good[4])  # an older entry the batch replaces
     backend.single_calls = 0
     res = c.store_batch(0, offsets, np.frombuffer(b"".join(rows), np.uint8).reshape(-1, 4096))
     assert res == [True, True, False, True, True, False, True, True]
     assert backend.batch_calls == 1 and backend.single_calls == 0
-    assert c.load(0, 10) == good[3] and c.load(0, 11) == bytes(4096)
+    assert c.load(0, 10) == good[0] and c.load(0, 11) == bytes(4096)
+    assert c.load(0, 17) == good[3]
     assert c.load(0, 12) is None  # check_old on the rejected page
     assert c.load(0, 13) == same_filled() and c.load(0, 16) == good[2]
     s = c.stats()
     assert s["same_filled_pages"] == 2 and s["reject_compress_poor"] == 2
-    assert s["duplicate_entry"] == 1 and s["stored_pages"] == 5
+    assert s["duplicate_entry"] == 1 and s["stored_pages"] == 6
     assert c.store_batch(0, [], np.empty((0, 4096), np.uint8)) == []
+    with pytest.raises(InvalidInputError, match="an offset appears twice"):
+        c.store_batch(0, [1, 1], np.zeros((2, 4096), np.uint8))
     with pytest.raises(InvalidInputError, match="2 offsets for 1 pages"):
         c.store_batch(0, [1, 2], np.zeros((1, 4096), np.uint8))
     with pytest.raises(InvalidInputError):
