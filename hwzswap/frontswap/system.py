@@ -91,6 +91,8 @@ class SwapSystem:
             writeback_target=self,
         )
         self._exclusive = self.zswap.policy.exclusive_loads
+        self._zstore = self.zswap.store
+        self._zload = self.zswap.load
 
     # -- swap areas ----------------------------------------------------------------------------
 
@@ -155,12 +157,15 @@ class SwapSystem:
         rejects it, onto the swap device (``False``). A device failure raises
         :class:`SwapDeviceError` and leaves the slot free (the caller still has the page)."""
         smap = self._swap_maps.get(type)
-        if smap is None or not 0 <= offset < len(smap):
+        if smap is None or offset < 0:
             raise self._bad_slot(type, offset, "swap_out")
         if page.__class__ is not bytes or len(page) != PAGE_SIZE:
             page = check_page(page).tobytes()
-        smap[offset] = 1
-        if self.zswap.store(type, offset, page):
+        try:
+            smap[offset] = 1
+        except (IndexError, TypeError):
+            raise self._bad_slot(type, offset, "swap_out") from None
+        if self._zstore(type, offset, page):
             return True
         self._write_device(type, offset, page)
         return False
@@ -204,14 +209,18 @@ class SwapSystem:
         zswap object is corrupt.
         """
         smap = self._swap_maps.get(type)
-        if smap is None or not 0 <= offset < len(smap):
+        if smap is None or offset < 0:
             raise self._bad_slot(type, offset, "swap_in")
-        if not smap[offset]:
+        try:
+            in_use = smap[offset]
+        except (IndexError, TypeError):
+            raise self._bad_slot(type, offset, "swap_in") from None
+        if not in_use:
             raise SwapDeviceError(
                 f"swap_in of swap type {type} offset {offset}: the slot is not in use (never "
                 f"swapped out, or freed)"
             )
-        page = self.zswap.load(type, offset)
+        page = self._zload(type, offset)
         if page is None:
             page = self.devices[type].read_page(offset)
         if self._exclusive:

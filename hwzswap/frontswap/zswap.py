@@ -244,7 +244,13 @@ class ZswapCache:
     def store_batch(self, type: int, offsets: Sequence[int], pages: np.ndarray) -> list[bool]:
         """Store a reclaim batch: one ``compress_batch`` call, then per-page policy and pool
         allocations (under one lock). Returns one bool per page, as :meth:`store`. The offsets
-        must be distinct."""
+        must be distinct.
+
+        Same-filled pages are found first (vectorised) and kept as their word. When they are
+        under a quarter of the batch the backend still gets the whole batch, unchanged (copying
+        the other rows out would cost more than compressing a few same-filled pages, which
+        compress fastest), and their results are dropped.
+        """
         tree = self._trees.get(type)
         if tree is None:
             raise self._bad_slot(type, offsets[0] if len(offsets) else 0, "store_batch")
@@ -280,16 +286,20 @@ class ZswapCache:
                 same = cand[(sub == sub[:, :1]).all(axis=1)].tolist()
         for i in same:
             results[i] = self._store_same_filled(tree, offs[i], pages[i, :8].tobytes())
-        if same:
+        if len(same) * 4 >= n:
+            # Many same-filled pages: compress only the others (worth the copy of the rest).
             keep = np.ones(n, dtype=bool)
             keep[same] = False
             idx = np.flatnonzero(keep).tolist()
             todo = pages[keep]
+            if not idx:
+                return results
+            sel = None
         else:
-            idx = list(range(n))
+            # Few: hand the backend the batch as it is (no copy) and drop their results.
             todo = pages
-        if not idx:
-            return results
+            sel = set(same) if same else None
+            idx = [i for i in range(n) if i not in sel] if sel else list(range(n))
         if self._last_pages >= self._limit_gate:
             ok, why = self._check_limits()
             if not ok:
@@ -298,20 +308,26 @@ class ZswapCache:
                 return results
         try:
             outs = self.backend.compress_batch(todo)
-            if len(outs) != len(idx):
+            if len(outs) != len(todo):
                 raise CorruptDataError(
                     f"{self.backend.name}: compress_batch returned {len(outs)} items for "
-                    f"{len(idx)} pages"
+                    f"{len(todo)} pages"
                 )
         except HwzswapError:
             for i in idx:
                 self._reject(tree, offs[i], "reject_compress_fail")
             return results
+        if sel is not None:
+            outs = [outs[i] for i in idx]
         max_len = self._max_len
         retry: list[tuple[int, Any, int]] = []
         poor: list[int] = []
         with self._lock:
             malloc = self._malloc
+            write = self._pool_write
+            seq = self._seq
+            free = self._free_locked
+            added = 0
             for i, data in zip(idx, outs):
                 if data is None:
                     poor.append(i)
@@ -325,8 +341,25 @@ class ZswapCache:
                 except PoolAllocError:
                     retry.append((i, data, dlen))
                     continue
-                self._insert_locked(tree, offs[i], handle, data, dlen)
+                write(handle, data)
+                off = offs[i]
+                old = tree.get(off)
+                if old is not None:
+                    del tree[off]
+                    self.duplicate_entry += 1
+                    free(old)
+                tree[off] = (handle, dlen, next(seq))
+                added += dlen
                 results[i] = True
+            if added:
+                self.zswpout += sum(results) - len(same)
+                cbytes = self.compressed_bytes + added
+                self.compressed_bytes = cbytes
+                pages_now = self._total_pages()
+                self._last_pages = pages_now
+                if pages_now > self.pool_peak_pages:
+                    self.pool_peak_pages = pages_now
+                    self.compressed_bytes_at_peak = cbytes
         for i in poor:
             self._reject(tree, offs[i], "reject_compress_poor")
         for i, data, dlen in retry:
@@ -339,9 +372,10 @@ class ZswapCache:
         Raises :class:`CorruptDataError` when the stored object does not decompress to a page
         (counted in ``decompress_fail``); never returns wrong-length data.
         """
-        tree = self._trees.get(type)
-        if tree is None:
-            raise self._bad_slot(type, offset, "load")
+        try:
+            tree = self._trees[type]
+        except KeyError:
+            raise self._bad_slot(type, offset, "load") from None
         if self._exclusive:
             return self._load_exclusive(tree, offset)
         self._acquire()
