@@ -409,7 +409,8 @@ def load_config(source: str | Path | Mapping[str, Any] | ZswapConfig) -> ZswapCo
         try:
             text = Path(source).read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"{name}: cannot read the config file: {exc.strerror or exc}") from None
+            why = exc.strerror or exc
+            raise ConfigError(f"{name}: cannot read the config file: {why}") from None
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{name}: not a UTF-8 text file: {exc}") from None
         try:

@@ -114,7 +114,8 @@ def test_bad_values_name_the_dotted_key(raw, key, text):
 def test_every_problem_is_reported_at_once(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(
-        "zswap:\n  max_pool_percent: 250\n  bogus: 1\n  compressor: {name: lz4, params: {acceleration: -1}}\n"
+        "zswap:\n  max_pool_percent: 250\n  bogus: 1\n"
+        "  compressor: {name: lz4, params: {acceleration: -1}}\n"
         "swap:\n  model: tape\n"
     )
     with pytest.raises(ConfigError) as info:
@@ -130,7 +131,8 @@ def test_every_problem_is_reported_at_once(tmp_path):
 def test_file_errors_name_the_file(tmp_path):
     path = tmp_path / "x.yaml"
     path.write_text("zswap:\n  max_pool_percent: 250\n")
-    with pytest.raises(ConfigError, match=rf"^{path}: zswap\.max_pool_percent: must be an integer 1\.\.100, got 250$"):
+    expect = rf"^{path}: zswap\.max_pool_percent: must be an integer 1\.\.100, got 250$"
+    with pytest.raises(ConfigError, match=expect):
         load_config(str(path))
 
     path.write_text("zswap: [unclosed\n")

@@ -114,7 +114,8 @@ def _print_table(report: dict[str, Any]) -> None:
                 continue
             shown.add(key)
             v = c[key]
-            table.add_row(group if i == 0 else "", key, f"{v:,.0f}" if isinstance(v, float) else f"{v:,}")
+            text = f"{v:,.0f}" if isinstance(v, float) else f"{v:,}"
+            table.add_row(group if i == 0 else "", key, text)
     rest = [k for k in c if k not in shown]
     for i, key in enumerate(rest):
         table.add_row("other" if i == 0 else "", key, str(c[key]))

@@ -121,7 +121,9 @@ class SwapDevice:
         create: bool = True,
     ) -> None:
         if type(nr_pages) is not int or nr_pages < 1:
-            raise InvalidParameterError(f"swap device: nr_pages must be an int >= 1, got {nr_pages!r}")
+            raise InvalidParameterError(
+                f"swap device: nr_pages must be an int >= 1, got {nr_pages!r}"
+            )
         self.path = Path(path)
         self.nr_pages = nr_pages
         self.model = model if model is not None else _NO_COST
@@ -158,7 +160,9 @@ class SwapDevice:
             raise
         except OSError as exc:
             os.close(fd)
-            raise SwapDeviceError(f"{self.path}: cannot size swap file: {exc.strerror or exc}") from None
+            raise SwapDeviceError(
+                f"{self.path}: cannot size swap file: {exc.strerror or exc}"
+            ) from None
         self._fd: int | None = fd
         self._written = bytearray(nr_pages)
         self._lock = threading.Lock()

@@ -110,7 +110,9 @@ class SwapSystem:
         if type.__class__ is not int or type < 0:
             raise SwapDeviceError(f"swapon: swap type must be an int >= 0, got {type!r}")
         if type in self.devices:
-            raise SwapDeviceError(f"swapon: swap type {type} is already on ({self.devices[type].path})")
+            raise SwapDeviceError(
+                f"swapon: swap type {type} is already on ({self.devices[type].path})"
+            )
         finalizer = None
         if path is None:
             fd, tmp = tempfile.mkstemp(prefix=f"hwzswap-{type}-", suffix=".swap")

@@ -21,12 +21,13 @@ offset under writeback stay correct.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hwzswap.errors import HwzswapError
 
 if TYPE_CHECKING:
-    from hwzswap.frontswap.zswap import WritebackTarget, ZswapCache, _Tree
+    from hwzswap.frontswap.zswap import WritebackTarget, ZswapCache
 
 _OK = 0
 _IO_FAIL = 1
@@ -145,15 +146,18 @@ class LruWriteback:
             victims.append((tree.type, offset, entry, read(entry[0])))
         return victims
 
-    def shrink(self, target_pages: int) -> int:
+    def shrink(self, target_pages: int, stop: Callable[[], bool] | None = None) -> int:
         """Write back until the pool holds at most ``target_pages`` pages (or nothing more can
-        be written back); compact the pool if that was not enough. Returns entries written."""
+        be written back, or ``stop()`` says so); compact the pool if that was not enough.
+        Returns entries written."""
         cache = self.cache
         total_pages = cache._total_pages
         batch = cache.policy.writeback_batch
         written = 0
         for attempt in range(2):
             while total_pages() > target_pages:
+                if stop is not None and stop():
+                    return written
                 n = self.writeback(batch)
                 if n == 0:
                     break
@@ -203,6 +207,9 @@ class BackgroundWriteback:
             err, self.error = self.error, None
             raise err
 
+    def _should_stop(self) -> bool:
+        return self._stopping
+
     def _run(self) -> None:
         cache = self.cache
         try:
@@ -213,7 +220,7 @@ class BackgroundWriteback:
                     return
                 if cache._total_pages() > cache._accept_pages:
                     self.rounds += 1
-                    cache.writeback_engine.shrink(cache._accept_pages)
+                    cache.writeback_engine.shrink(cache._accept_pages, self._should_stop)
         except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
             self.error = exc
 

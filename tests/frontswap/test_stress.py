@@ -8,7 +8,6 @@ import random
 import sys
 import threading
 
-import numpy as np
 import pytest
 
 from hwzswap.errors import SwapDeviceError

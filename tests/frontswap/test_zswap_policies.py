@@ -46,13 +46,15 @@ def test_store_load_round_trip(backend, pool):
     assert s["stored_pages"] == len(pages) == s["zswpout"] == s["stores"]
     assert s["loads_hit"] == 2 * len(pages) and s["loads_miss"] == 0
     assert s["compressed_bytes"] == c.pool.stats()["stored_bytes"] > 0
-    assert s["pool_pages"] == c.pool.total_pages() and s["pool_total_size"] == 4096 * s["pool_pages"]
+    assert s["pool_pages"] == c.pool.total_pages()
+    assert s["pool_total_size"] == 4096 * s["pool_pages"]
     for off in range(len(pages)):
         c.invalidate_page(0, off)
     s = c.stats()
     assert s["stored_pages"] == 0 and s["pool_pages"] == 0 and s["compressed_bytes"] == 0
     assert s["invalidates"] == len(pages)
-    assert s["pool_peak_pages"] > 0 and 0 < s["compressed_bytes_at_peak"] <= 4096 * s["pool_peak_pages"]
+    assert s["pool_peak_pages"] > 0
+    assert 0 < s["compressed_bytes_at_peak"] <= 4096 * s["pool_peak_pages"]
     c.close()
 
 
@@ -168,7 +170,8 @@ def test_a_failing_compressor_rejects_cleanly():
     assert s["reject_compress_fail"] == 4 and s["stored_pages"] == 1 and len(c.pool) == 0
     # half the requests fail: the others are stored and read back right
     c2 = cache(backend="842-nx", fault_rate=0.5, fault_ops="compress", fault_seed=1)
-    stored = {off: page for off, page in enumerate(compressible_pages(40)) if c2.store(0, off, page)}
+    pages = compressible_pages(40)
+    stored = {off: page for off, page in enumerate(pages) if c2.store(0, off, page)}
     assert 0 < len(stored) < 40
     assert c2.stats()["reject_compress_fail"] == 40 - len(stored)
     assert all(c2.load(0, off) == page for off, page in stored.items())
