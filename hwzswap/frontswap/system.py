@@ -11,6 +11,9 @@ during writeback and concurrent use from several threads. Operations on one ``(t
 must not run concurrently with each other (as the kernel's page lock ensures); different offsets
 may be used from any number of threads.
 
+``swapon``, ``swapoff`` and ``close`` are set-up operations: do not run them while other threads
+use the same swap type.
+
 With ``exclusive_loads: true`` a ``swap_in`` hands the page back and frees the slot (the page now
 lives only in the caller's memory, as after a kernel swap-in with exclusive loads).
 """
