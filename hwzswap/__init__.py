@@ -16,11 +16,15 @@ from hwzswap.errors import HwzswapError
 __version__ = "0.1.0"
 
 
-def open_zswap(config: Any) -> Any:
-    """Build a ready swap system from a YAML path or an equivalent dict (see ``configs/``)."""
+def open_zswap(config: Any, **kwargs: Any) -> Any:
+    """Build a ready swap system from a YAML path or an equivalent dict (see ``configs/``).
+
+    Keyword arguments (``backend=``, ``swap_path=``) go to
+    :func:`hwzswap.frontswap.system.open_zswap`.
+    """
     from hwzswap.frontswap.system import open_zswap as _open
 
-    return _open(config)
+    return _open(config, **kwargs)
 
 
 __all__ = [
