@@ -2,7 +2,8 @@
 """Where a page's time goes: the store and load paths peeled layer by layer.
 
 For one backend (default lz4) on the bundled corpus it times, as thread CPU time (so other
-processes on a shared machine do not inflate it) and keeping the best of ``--repeat`` runs:
+processes on a shared machine do not inflate it), every layer once per round for ``--repeat``
+rounds, keeping each layer's best round:
 
 store: the C codec on ``bytes`` → the backend's ``compress`` (bytes, then a numpy row, which is
 what ``compress_batch`` hands it) → ``compress_batch`` on 32-page batches → ``ZswapCache.
@@ -13,7 +14,7 @@ load: the C codec → the backend's ``decompress`` → ``pool.read`` alone → `
 
 Each layer's extra cost over the one below it is what that layer adds. Usage::
 
-    .venv/bin/python benchmarks/stack_layers.py [--backend lz4] [--pages 4096] [--repeat 7]
+    .venv/bin/python benchmarks/stack_layers.py [--backend lz4] [--pages 4096] [--repeat 9]
 
 Writes ``benchmarks/results/stack_layers_<backend>.md`` (``--out`` to change).
 """
@@ -40,29 +41,36 @@ from hwzswap.frontswap.system import open_zswap
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def best_us(fn: Callable[[Any], Any], n: int, repeat: int,
-            setup: Callable[[], Any] | None = None,
-            teardown: Callable[[Any], None] | None = None) -> float:
-    """Best per-item thread CPU time (µs) of ``fn(setup())`` over ``repeat`` runs."""
+def one_us(fn: Callable[[Any], Any], n: int, setup: Callable[[], Any] | None = None,
+           teardown: Callable[[Any], None] | None = None) -> float:
+    """Per-item thread CPU time (µs) of one ``fn(setup())`` run."""
     clock = time.thread_time_ns
-    best = float("inf")
-    for _ in range(repeat):
-        state = setup() if setup else None
-        gc.collect()
-        t0 = clock()
-        fn(state)
-        dt = clock() - t0
-        if teardown:
-            teardown(state)
-        best = min(best, dt)
-    return best / n / 1000.0
+    state = setup() if setup else None
+    gc.collect()
+    t0 = clock()
+    fn(state)
+    dt = clock() - t0
+    if teardown:
+        teardown(state)
+    return dt / n / 1000.0
+
+
+def best_of_rounds(layers: list[tuple[str, Callable[[], float]]], rounds: int
+                   ) -> list[tuple[str, float]]:
+    """Run every layer once per round, interleaved, and keep each layer's best round: drift
+    in the machine's speed then hits all layers alike instead of the ones timed last."""
+    best = {name: float("inf") for name, _ in layers}
+    for _ in range(rounds):
+        for name, measure in layers:
+            best[name] = min(best[name], measure())
+    return [(name, best[name]) for name, _ in layers]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backend", default="lz4")
     ap.add_argument("--pages", type=int, default=4096)
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=9, help="interleaved rounds (best kept)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -87,24 +95,27 @@ def main(argv: list[str] | None = None) -> int:
         s.close()
 
     compress, decompress = be.compress, be.decompress
-    store: list[tuple[str, float]] = [
-        ("backend.compress(bytes)", best_us(lambda _: [compress(p) for p in as_bytes], n, r)),
-        ("backend.compress(numpy row)", best_us(lambda _: [compress(p) for p in rows], n, r)),
-        ("backend.compress_batch(32)",
-         best_us(lambda _: [be.compress_batch(b) for _, b in batches], n, r)),
-        ("ZswapCache.store_batch(32)",
-         best_us(lambda s: [s.zswap.store_batch(0, o, b) for o, b in batches], n, r, fresh,
-                 close)),
-        ("SwapSystem.swap_out_batch(32)",
-         best_us(lambda s: [s.swap_out_batch(0, o, b) for o, b in batches], n, r, fresh, close)),
-    ]
+    store_layers: list[tuple[str, Callable[[], float]]] = []
     if args.backend in ("lz4", "lz4hc"):
         import lz4.block
 
         c = lz4.block.compress
         mode = "fast" if args.backend == "lz4" else "high_compression"
-        store.insert(0, ("lz4.block.compress (C codec)", best_us(
-            lambda _: [c(p, mode=mode, store_size=False) for p in as_bytes], n, r)))
+        store_layers.append(("lz4.block.compress (C codec)", lambda: one_us(
+            lambda _: [c(p, mode=mode, store_size=False) for p in as_bytes], n)))
+    store_layers += [
+        ("backend.compress(bytes)", lambda: one_us(lambda _: [compress(p) for p in as_bytes], n)),
+        ("backend.compress(numpy row)", lambda: one_us(lambda _: [compress(p) for p in rows], n)),
+        ("backend.compress_batch(32)",
+         lambda: one_us(lambda _: [be.compress_batch(b) for _, b in batches], n)),
+        ("ZswapCache.store_batch(32)",
+         lambda: one_us(lambda s: [s.zswap.store_batch(0, o, b) for o, b in batches], n, fresh,
+                        close)),
+        ("SwapSystem.swap_out_batch(32)",
+         lambda: one_us(lambda s: [s.swap_out_batch(0, o, b) for o, b in batches], n, fresh,
+                        close)),
+    ]
+    store = best_of_rounds(store_layers, r)
 
     comp = [x for x in (compress(p) for p in as_bytes) if x is not None]
     system = fresh()
@@ -114,32 +125,37 @@ def main(argv: list[str] | None = None) -> int:
     random.Random(1).shuffle(order)
     tree = system.zswap._trees[0]  # the pool handles of what is stored, to time pool.read alone
     handles = [e[0] for e in tree.values() if e[0] is not None]
-    load: list[tuple[str, float]] = [
-        ("backend.decompress", best_us(lambda _: [decompress(x) for x in comp], len(comp), r)),
-        ("pool.read (copy out)", best_us(lambda _: [system.pool.read(h) for h in handles],
-                                         len(handles), r)),
-        ("ZswapCache.load", best_us(lambda _: [system.zswap.load(0, o) for o in order], n, r)),
-        ("SwapSystem.swap_in", best_us(lambda _: [system.swap_in(0, o) for o in order], n, r)),
-    ]
-    system.close()
+    load_layers: list[tuple[str, Callable[[], float]]] = []
     if args.backend in ("lz4", "lz4hc"):
         import lz4.block
 
         d = lz4.block.decompress
-        load.insert(0, ("lz4.block.decompress (C codec)", best_us(
-            lambda _: [d(x, uncompressed_size=4096) for x in comp], len(comp), r)))
+        load_layers.append(("lz4.block.decompress (C codec)", lambda: one_us(
+            lambda _: [d(x, uncompressed_size=4096) for x in comp], len(comp))))
+    load_layers += [
+        ("backend.decompress", lambda: one_us(lambda _: [decompress(x) for x in comp],
+                                              len(comp))),
+        ("pool.read (copy out)", lambda: one_us(lambda _: [system.pool.read(h) for h in handles],
+                                                len(handles))),
+        ("ZswapCache.load", lambda: one_us(lambda _: [system.zswap.load(0, o) for o in order],
+                                           n)),
+        ("SwapSystem.swap_in", lambda: one_us(lambda _: [system.swap_in(0, o) for o in order],
+                                              n)),
+    ]
+    load = best_of_rounds(load_layers, r)
+    system.close()
 
     lines = [
         f"**Store/load path layers: {args.backend}, {n} bundled-corpus pages**",
         "",
-        f"Thread CPU µs per page, best of {r} (`benchmarks/stack_layers.py`). "
+        f"Thread CPU µs per page, best of {r} interleaved rounds (`benchmarks/stack_layers.py`). "
         "Same-filled pages are in the mix (the stack stores them without the codec).",
         "",
-        "| store path | µs/page | vs codec |", "|---|---:|---:|",
+        "| store path | µs/page | time vs codec |", "|---|---:|---:|",
     ]
     base = store[0][1]
     lines += [f"| {k} | {v:.2f} | {v / base:.2f}x |" for k, v in store]
-    lines += ["", "| load path | µs/page | vs codec |", "|---|---:|---:|"]
+    lines += ["", "| load path | µs/page | time vs codec |", "|---|---:|---:|"]
     base = load[0][1]
     lines += [f"| {k} | {v:.2f} | {v / base:.2f}x |" for k, v in load]
     text = "\n".join(lines) + "\n"
