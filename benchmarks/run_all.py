@@ -6,7 +6,8 @@
    then ``stack_layers.py`` (lz4's store/load path, layer by layer);
 2. the focused benchmarks beside this script, when present: ``pool_bench.py`` (pool density
    and cost), ``bench_842.py`` (842 codec and NX-842 emulation), ``bench_opencl.py``
-   (lz4-opencl against python-lz4), each with its own defaults and outputs;
+   (lz4-opencl against python-lz4), ``bench_store_path.py`` (zswap's store/load path step by
+   step), each with its own defaults and outputs;
 3. the tables between the ``<!-- bench:NAME -->`` markers of ``benchmarks/README.md``.
 
 Usage (from the repository root)::
@@ -32,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 RESULTS = BENCH / "results"
-EXTRA_SCRIPTS = ("pool_bench.py", "bench_842.py", "bench_opencl.py")
+EXTRA_SCRIPTS = ("pool_bench.py", "bench_842.py", "bench_opencl.py", "bench_store_path.py")
 WORKLOADS = ("roundtrip", "pressure", "mixed")
 
 
