@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml | lzo-headers
 
 demo: install
 	$(VENV)/bin/hwzswap backends
+	$(VENV)/bin/hwzswap bench --workload roundtrip --json benchmarks/results/demo.json --plot benchmarks/results/demo.png
 
 test: install
 	$(PY) -m pytest -q
