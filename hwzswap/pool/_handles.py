@@ -14,14 +14,18 @@ tag and is rejected as foreign. (After 2**40 allocations in one pool the serial 
 the tag bits; handles stay unique within the pool, only the foreign/stale wording could blur.)
 
 The handle maps, through one dict, to the object's location ``(view, offset, size, owner)``:
-the zspage's (or zbud page's) memoryview, the payload offset in it, the size given to
-``malloc`` and the zspage/page object. This dict plays the part of the kernel's handle slab
-cache: compaction moves an object by rewriting its entry, and the caller's handle stays valid.
+a read-only memoryview of the zspage's (or zbud page's) memory, the payload offset in it, the
+size given to ``malloc`` and the zspage/page object (whose ``mv`` is the writable view). This
+dict plays the part of the kernel's handle slab cache: compaction moves an object by rewriting
+its entry, and the caller's handle stays valid. Handles increase with every ``malloc``, so they
+also tell allocation order (zswap uses that as its store order).
 
-Reading and writing are slices of the owner's memoryview. Because each zspage is one contiguous
+Reading and writing are slices of the owner's memoryviews. Because each zspage is one contiguous
 buffer, an object straddling a page boundary needs no bounce buffer, and :meth:`map` can return a
 zero-copy view for every object. While a handle is mapped its object is pinned: compaction skips
-its zspage and ``free`` refuses it (the kernel forbids both as well).
+its zspage and ``free`` refuses it (the kernel forbids both as well). :meth:`view` is the
+unpinned variant for a caller that already excludes every other pool call (zswap's tree lock):
+no bookkeeping, just the slice.
 """
 
 from __future__ import annotations
@@ -50,8 +54,10 @@ class HandlePool(Pool):
     """Common part of the pools: handle table, ``read``/``write``/``map``, error reporting.
 
     Subclasses implement ``malloc``/``free``/``compact``/``stats``/``destroy`` and keep
-    ``self._objs`` (handle -> ``(view, offset, size, owner)``) and ``self._stored`` current.
-    Owners must have an int attribute ``mapped`` (count of mapped objects in them).
+    ``self._objs`` (handle -> ``(read-only view, offset, size, owner)``), ``self._stored`` and
+    ``self.pages`` current, and call :meth:`_grown` when the pool gains pages. Owners have
+    ``mv`` (the writable view of their memory), ``ro`` (a read-only view of the same memory) and
+    an int ``mapped`` (count of mapped objects in them).
     """
 
     def __init__(self, allocator: PageAllocator | None, name: str) -> None:
@@ -66,6 +72,9 @@ class HandlePool(Pool):
         self._serial = self.tag << HANDLE_TAG_SHIFT  # the last handle handed out
         self._objs: dict[int, tuple[memoryview, int, int, Any]] = {}
         self._stored = 0
+        self.pages = 0
+        self.peak_pages = 0
+        self.stored_at_peak = 0
         self._maps: dict[int, list[memoryview]] = {}
         self._destroyed = False
 
@@ -75,10 +84,10 @@ class HandlePool(Pool):
         """Copy ``data`` (a bytes-like object of at most ``obj_size(handle)`` bytes) into the
         object, from its start. Raises :class:`PoolError` if it does not fit."""
         try:
-            mv, off, size, _ = self._objs[handle]
+            _, off, size, owner = self._objs[handle]
             n = len(data)
             if n <= size:
-                mv[off : off + n] = data
+                owner.mv[off : off + n] = data
                 return
         except KeyError:
             raise self._invalid(handle, "write") from None
@@ -94,10 +103,22 @@ class HandlePool(Pool):
     def read(self, handle: int) -> bytes:
         """A copy of the object: exactly the ``size`` given to ``malloc``."""
         try:
-            mv, off, size, _ = self._objs[handle]
+            ro, off, size, _ = self._objs[handle]
         except (KeyError, TypeError):
             raise self._invalid(handle, "read") from None
-        return mv[off : off + size].tobytes()
+        return ro[off : off + size].tobytes()
+
+    def view(self, handle: int) -> memoryview:
+        """A read-only zero-copy view of the object, *not* pinned: valid only until the next
+        call that changes the pool (``malloc``, ``free``, ``compact``, ``destroy``), which may
+        move the object or hand its memory to another. For a caller that holds the lock
+        serialising all use of the pool across its use of the view (zswap decompresses from it
+        under the tree lock); anyone else uses :meth:`read` or :meth:`map`."""
+        try:
+            ro, off, size, _ = self._objs[handle]
+        except (KeyError, TypeError):
+            raise self._invalid(handle, "view") from None
+        return ro[off : off + size]
 
     def obj_size(self, handle: int) -> int:
         try:
@@ -130,12 +151,10 @@ class HandlePool(Pool):
         released and any further use of it raises ``ValueError``.
         """
         try:
-            mv, off, size, owner = self._objs[handle]
+            ro, off, size, owner = self._objs[handle]
         except (KeyError, TypeError):
             raise self._invalid(handle, "map") from None
-        view = mv[off : off + size]
-        if not writable:
-            view = view.toreadonly()
+        view = (owner.mv if writable else ro)[off : off + size]
         self._maps.setdefault(handle, []).append(view)
         owner.mapped += 1
         return view
@@ -174,8 +193,20 @@ class HandlePool(Pool):
 
     # -- shared helpers ----------------------------------------------------------------------
 
+    def total_pages(self) -> int:
+        return self.pages
+
     def total_bytes(self) -> int:
-        return self.total_pages() * PAGE_SIZE
+        return self.pages * PAGE_SIZE
+
+    def _grown(self, size: int) -> None:
+        """The pool just gained pages for an object of ``size`` bytes (not yet counted in
+        ``_stored``): record a new peak. Only the growth path calls this, so the per-object
+        paths pay nothing for peak tracking."""
+        pages = self.pages
+        if pages > self.peak_pages:
+            self.peak_pages = pages
+            self.stored_at_peak = self._stored + size
 
     @property
     def stored_bytes(self) -> int:

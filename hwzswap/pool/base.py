@@ -20,6 +20,15 @@ class Pool(ABC):
     can be had (the caller counts it as ``reject_alloc_fail``)."""
 
     name: str = ""
+    #: Physical pages held now (``zs_get_total_pages``), kept current by the pool: a plain
+    #: attribute so that a per-page caller (zswap's limit check) reads it without a call.
+    #: Read it; never assign it.
+    pages: int = 0
+    #: The most pages held at once since the pool was made, and the stored (compressed) bytes
+    #: at the moment that peak was reached: the pool's density at its peak size is
+    #: ``stored_at_peak / (peak_pages * 4096)``. Tracked on the growth path only.
+    peak_pages: int = 0
+    stored_at_peak: int = 0
 
     @abstractmethod
     def malloc(self, size: int) -> int:
@@ -41,12 +50,23 @@ class Pool(ABC):
     def obj_size(self, handle: int) -> int:
         """The size given to ``malloc`` for this handle."""
 
-    @abstractmethod
     def total_pages(self) -> int:
-        """Physical pages the pool holds now (``zs_get_total_pages``)."""
+        """Physical pages the pool holds now (``zs_get_total_pages``): :attr:`pages`."""
+        return self.pages
 
     def total_bytes(self) -> int:
-        return self.total_pages() * PAGE_SIZE
+        return self.pages * PAGE_SIZE
+
+    @property
+    @abstractmethod
+    def stored_bytes(self) -> int:
+        """Sum of the sizes given to ``malloc`` for the live objects."""
+
+    def view(self, handle: int) -> memoryview:
+        """A read-only view of the object for a caller that excludes every other use of the
+        pool while it holds the view (no pinning). Pools that can, return a zero-copy view;
+        this default returns a view of a copy."""
+        return memoryview(self.read(handle))
 
     def compact(self) -> int:
         """Move objects out of sparse pages; return pages freed. Pools that cannot compact

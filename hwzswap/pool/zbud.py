@@ -44,10 +44,11 @@ _HUGE = -2
 class _ZbudPage:
     """One page: chunk counts of its first and last buddy (0 = none) and its list."""
 
-    __slots__ = ("mv", "first", "last", "lst", "mapped")
+    __slots__ = ("mv", "ro", "first", "last", "lst", "mapped")
 
     def __init__(self, mv: memoryview) -> None:
         self.mv = mv  # the page from the allocator
+        self.ro = mv.toreadonly()  # the same memory, for reads
         self.first = 0
         self.last = 0
         self.lst = 0  # unbuddied[free chunks] index, _BUDDIED or _HUGE
@@ -63,7 +64,6 @@ class ZbudPool(HandlePool):
         self._unbuddied_mask = 0  # bit i set <=> unbuddied[i] is non-empty
         self._buddied: dict[_ZbudPage, None] = {}
         self._huge: dict[_ZbudPage, None] = {}
-        self._pages = 0
         self._alloc_fail = 0
 
     def malloc(self, size: int) -> int:
@@ -102,7 +102,7 @@ class ZbudPool(HandlePool):
                 self._put_unbuddied(page, NCHUNKS - chunks)
         handle = self._serial + 1
         self._serial = handle
-        self._objs[handle] = (page.mv, off, size, page)
+        self._objs[handle] = (page.ro, off, size, page)
         self._stored += size
         return handle
 
@@ -153,26 +153,24 @@ class ZbudPool(HandlePool):
             self._alloc_fail += 1
             raise PoolAllocError(f"{self.name}: no memory for a page for a {size}-byte object: "
                                  f"{exc}") from None
-        self._pages += 1
+        self.pages += 1
+        self._grown(size)
         return _ZbudPage(mv)
 
     def _release_page(self, page: _ZbudPage) -> None:
-        self._pages -= 1
+        self.pages -= 1
         self.allocator.free_pages(page.mv)
-
-    def total_pages(self) -> int:
-        return self._pages
 
     def stats(self) -> dict[str, Any]:
         """Totals as for zsmalloc (``pool_bytes``, ``pages``, ``objects``, ``stored_bytes``,
         ``density``, ``pages_compacted`` = 0, ``alloc_fail``) plus ``buddied_pages``,
         ``unbuddied_pages``, ``huge_pages``; ``classes`` is empty (zbud has none)."""
-        pool_bytes = self._pages * PAGE_SIZE
+        pool_bytes = self.pages * PAGE_SIZE
         return {
             "name": self.name,
             "kind": "zbud",
             "pool_bytes": pool_bytes,
-            "pages": self._pages,
+            "pages": self.pages,
             "objects": len(self._objs),
             "stored_bytes": self._stored,
             "density": self._stored / pool_bytes if pool_bytes else 0.0,
@@ -188,8 +186,8 @@ class ZbudPool(HandlePool):
         """Verify internal invariants; raise :class:`PoolError` naming the first broken one."""
         live: dict[_ZbudPage, list[tuple[int, int]]] = {}
         stored = 0
-        for handle, (mv, off, size, page) in self._objs.items():
-            if mv is not page.mv:
+        for handle, (ro, off, size, page) in self._objs.items():
+            if ro is not page.ro or ro.obj is not page.mv.obj:
                 raise PoolError(f"handle {handle:#x}: view is not its page's")
             live.setdefault(page, []).append((off, size))
             stored += size
@@ -208,7 +206,7 @@ class ZbudPool(HandlePool):
                 raise PoolError("buddied page without two buddies")
             if page.first + page.last > NCHUNKS:
                 raise PoolError("buddies overlap")
-        if set(live) != set(pages) or len(pages) != self._pages:
+        if set(live) != set(pages) or len(pages) != self.pages:
             raise PoolError("pages holding objects disagree with the page lists / counter")
         for page, objs in live.items():
             if page.lst == _HUGE:

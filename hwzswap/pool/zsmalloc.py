@@ -34,7 +34,9 @@ time, ``cur``, taken out of its fullness group when picked (the most recently ad
 the fullest non-empty group, as the kernel takes the list head, found through a bitmask of
 non-empty groups; or a new zspage) and put back when it fills up, or when a free leaves another
 zspage in a fuller group than it. So ``malloc`` touches a group only when it picks or fills a
-zspage, and ``free`` only when a zspage crosses a group boundary.
+zspage, and ``free`` only when a zspage crosses a group boundary. (Filing groups lazily, leaving
+a zspage that merely gets emptier where it is until ``malloc`` meets it, was measured: it moves
+the cost from ``free`` to ``malloc`` and saves nothing.)
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ class _SizeClass:
     empty, so the fullest one is found without a scan.
     """
 
-    __slots__ = ("spec", "size", "pages", "objs", "fullness", "partial_mask", "cur",
+    __slots__ = ("spec", "size", "pages", "objs", "fullness", "full", "partial_mask", "cur",
                  "fg_of_free", "free_template", "shells")
 
     def __init__(self, spec: SizeClassSpec) -> None:
@@ -187,6 +189,7 @@ class _SizeClass:
         self.objs = objs = spec.objs_per_zspage
         # One insertion-ordered dict (used as a set) of zspages per fullness group.
         self.fullness: list[dict[_Zspage, None]] = [{} for _ in range(NR_FULLNESS_GROUPS)]
+        self.full = self.fullness[_FULL]
         self.partial_mask = 0
         self.cur: _Zspage | None = None
         self.shells: list[_Zspage] = []  # released zspage objects, for reuse (no memory)
@@ -229,10 +232,11 @@ class _SizeClass:
 class _Zspage:
     """One zspage: ``pages`` contiguous pages and a stack of free payload offsets."""
 
-    __slots__ = ("mv", "cls", "free", "fg", "mapped")
+    __slots__ = ("mv", "ro", "cls", "free", "fg", "mapped")
 
     def __init__(self, mv: memoryview, cls: _SizeClass) -> None:
         self.mv = mv  # the page run from the allocator
+        self.ro = mv.toreadonly()  # the same memory, for reads (handle table, view, map)
         self.cls = cls
         self.free = cls.free_template.copy()
         self.fg = ZS_INUSE_RATIO_0
@@ -263,7 +267,6 @@ class ZsPool(HandlePool):
         self._classes = [_SizeClass(spec) for spec in layout.classes]
         self._class_of: list[_SizeClass | None] = [None]
         self._class_of.extend(self._classes[pos] for pos in layout.class_of_size[1:])
-        self._pages = 0
         self._zspages = 0
         self._compacted = 0
         self._alloc_fail = 0
@@ -298,16 +301,16 @@ class ZsPool(HandlePool):
                     cls.partial_mask = mask ^ (1 << fg)
                 cls.cur = zs
             else:
-                zs = self._new_zspage(cls)
+                zs = self._new_zspage(cls, size)
         free = zs.free
         off = free.pop()
         if not free:  # full: into the 100% group; the next malloc picks again
             zs.fg = _FULL
-            cls.fullness[_FULL][zs] = None
+            cls.full[zs] = None
             cls.cur = None
         handle = self._serial + 1
         self._serial = handle
-        self._objs[handle] = (zs.mv, off, size, zs)
+        self._objs[handle] = (zs.ro, off, size, zs)
         self._stored += size
         return handle
 
@@ -326,7 +329,7 @@ class ZsPool(HandlePool):
         zs = cls.cur
         if zs is None:
             mask = cls.partial_mask
-            if mask:
+            if mask:  # the fullest partial group's most recently added zspage, as the kernel
                 fg = mask.bit_length() - 1
                 group = cls.fullness[fg]
                 zs = group.popitem()[0]
@@ -334,27 +337,33 @@ class ZsPool(HandlePool):
                     cls.partial_mask = mask ^ (1 << fg)
                 cls.cur = zs
             else:
-                zs = self._new_zspage(cls)
+                zs = self._new_zspage(cls, size)
         free = zs.free
         off = free.pop()
-        mv = zs.mv
         try:
-            mv[off : off + size] = data
+            zs.mv[off : off + size] = data
         except (TypeError, ValueError):
-            free.append(off)
-            if len(free) == cls.objs:  # a zspage made for this object: give it back
-                cls.cur = None
-                self._release_zspage(zs)
+            self._unwind(zs, off, size)
             raise self._bad_data(0, data) from None
         if not free:
             zs.fg = _FULL
-            cls.fullness[_FULL][zs] = None
+            cls.full[zs] = None
             cls.cur = None
         handle = self._serial + 1
         self._serial = handle
-        self._objs[handle] = (mv, off, size, zs)
+        self._objs[handle] = (zs.ro, off, size, zs)
         self._stored += size
         return handle
+
+    def _unwind(self, zs: _Zspage, off: int, size: int) -> None:
+        """Undo a slot taken by a ``malloc_write`` whose write failed."""
+        zs.free.append(off)
+        cls = zs.cls
+        if len(zs.free) == cls.objs:  # a zspage made for this object: give it back
+            if self.pages == self.peak_pages:  # the peak it made did not hold this object
+                self.stored_at_peak = self._stored
+            cls.cur = None
+            self._release_zspage(zs)
 
     def free(self, handle: int) -> None:
         """Release the object; an emptied zspage goes back to the allocator at once."""
@@ -401,15 +410,15 @@ class ZsPool(HandlePool):
     def read_free(self, handle: int) -> bytes:
         """``read`` + ``free`` (zswap's exclusive load): the object's bytes; the object is gone."""
         try:
-            mv, off, size, _ = self._objs[handle]
+            ro, off, size, _ = self._objs[handle]
         except (KeyError, TypeError):
             raise self._invalid(handle, "read_free") from None
-        data = mv[off : off + size].tobytes()
+        data = ro[off : off + size].tobytes()
         self.free(handle)
         return data
 
-    def _new_zspage(self, cls: _SizeClass) -> _Zspage:
-        """A new, empty zspage for ``cls``, made ``cur``."""
+    def _new_zspage(self, cls: _SizeClass, size: int) -> _Zspage:
+        """A new, empty zspage for ``cls`` (for an object of ``size`` bytes), made ``cur``."""
         try:
             mv = self.allocator.alloc_pages(cls.pages)
         except PoolAllocError as exc:
@@ -422,21 +431,26 @@ class ZsPool(HandlePool):
         if shells:  # reuse a released zspage's object (its memory went back to the allocator)
             zs = shells.pop()
             zs.mv = mv
+            zs.ro = mv.toreadonly()
             zs.free = cls.free_template.copy()
         else:
             zs = _Zspage(mv, cls)
-        self._pages += cls.pages
+        pages = self.pages + cls.pages
+        self.pages = pages
         self._zspages += 1
         cls.cur = zs
+        if pages > self.peak_pages:
+            self.peak_pages = pages
+            self.stored_at_peak = self._stored + size
         return zs
 
     def _release_zspage(self, zs: _Zspage) -> None:
         """Return an empty zspage's pages (the caller has taken it out of its group)."""
         cls = zs.cls
-        self._pages -= cls.pages
+        self.pages -= cls.pages
         self._zspages -= 1
         self.allocator.free_pages(zs.mv)
-        zs.mv = _NO_MEMORY  # drop the run: the allocator may hand it to someone else
+        zs.mv = zs.ro = _NO_MEMORY  # drop the run: the allocator may hand it to someone else
         zs.fg = ZS_INUSE_RATIO_0
         zs.mapped = 0
         if len(cls.shells) < _MAX_SHELLS:
@@ -494,13 +508,13 @@ class ZsPool(HandlePool):
             assert dst is not None
             moving = owners[src]
             dfree, sfree = dst.free, src.free
-            dmv, smv = dst.mv, src.mv
+            dmv, smv, dro = dst.mv, src.mv, dst.ro
             while moving and dfree:
                 handle = moving.pop()
                 _, off, size, _ = objs[handle]
                 doff = dfree.pop()
                 dmv[doff : doff + size] = smv[off : off + size]
-                objs[handle] = (dmv, doff, size, dst)
+                objs[handle] = (dro, doff, size, dst)
                 sfree.append(off)
             if not moving:
                 self._release_zspage(src)
@@ -526,9 +540,6 @@ class ZsPool(HandlePool):
         return free_slots // cls.objs * cls.pages
 
     # -- accounting --------------------------------------------------------------------------
-
-    def total_pages(self) -> int:
-        return self._pages
 
     def stats(self) -> dict[str, Any]:
         """Totals and one row per distinct class (cost: one pass over the zspages).
@@ -566,12 +577,12 @@ class ZsPool(HandlePool):
                 "freeable": freeable,
                 "fullness": dict(zip(FULLNESS_LABELS, counts)),
             })
-        pool_bytes = self._pages * PAGE_SIZE
+        pool_bytes = self.pages * PAGE_SIZE
         return {
             "name": self.name,
             "kind": "zsmalloc",
             "pool_bytes": pool_bytes,
-            "pages": self._pages,
+            "pages": self.pages,
             "zspages": self._zspages,
             "objects": len(self._objs),
             "stored_bytes": self._stored,
@@ -589,8 +600,8 @@ class ZsPool(HandlePool):
         broken one. For tests and debugging (cost: a pass over everything)."""
         live_slots: dict[_Zspage, set[int]] = {}
         stored = 0
-        for handle, (mv, off, size, zs) in self._objs.items():
-            if mv is not zs.mv:
+        for handle, (ro, off, size, zs) in self._objs.items():
+            if ro is not zs.ro or ro.obj is not zs.mv.obj:
                 raise PoolError(f"handle {handle:#x}: view is not its zspage's")
             spec = zs.cls.spec
             if not 0 < size <= spec.max_payload or (off - spec.header) % spec.size:
@@ -632,7 +643,7 @@ class ZsPool(HandlePool):
                     raise PoolError(f"class {cls.size}: free list and live objects disagree")
                 if not self.allocator.owns(zs.mv):
                     raise PoolError(f"class {cls.size}: zspage memory not from the allocator")
-        if pages != self._pages or zspages != self._zspages:
+        if pages != self.pages or zspages != self._zspages:
             raise PoolError("page/zspage counters disagree with the zspages held")
         if set(live_slots) - held:
             raise PoolError("a live object's zspage is not in the pool")

@@ -75,11 +75,14 @@ def test_the_bytes_live_in_the_allocators_pages(kind: str) -> None:
     pool = make(kind, alloc)
     data = os.urandom(777)
     h = pool.malloc_write(data)
-    run, off, size, _ = pool._objs[h]  # type: ignore[attr-defined]
-    assert alloc.owns(run) and size == 777
+    ro, off, size, owner = pool._objs[h]  # type: ignore[attr-defined]
+    run = owner.mv
+    assert alloc.owns(run) and size == 777 and ro.readonly and ro.obj is run.obj
     assert run[off : off + size].tobytes() == data
-    run[off] ^= 0xFF  # and reading comes from there
+    run[off] ^= 0xFF  # and reading (and view) comes from there
     assert pool.read(h)[0] == data[0] ^ 0xFF
+    view = pool.view(h)
+    assert view.readonly and view.tobytes() == pool.read(h)
 
 
 def test_grows_on_demand_and_shrinks_to_nothing(kind: str) -> None:
@@ -298,3 +301,50 @@ def test_stats_totals(kind: str) -> None:
     assert st["density"] == pytest.approx(sum(sizes) / st["pool_bytes"])
     assert st["kind"] == kind and len(pool) == 4
     assert repr(pool).startswith(type(pool).__name__)
+
+
+def test_view_is_zero_copy_read_only_and_unpinned(kind: str) -> None:
+    pool = make(kind)
+    h = pool.malloc_write(b"0123456789")
+    view = pool.view(h)
+    assert view.readonly and view.tobytes() == b"0123456789"
+    with pytest.raises(TypeError):
+        view[0] = 1  # type: ignore[index]
+    pool.write(h, b"AB")
+    assert view.tobytes() == b"AB23456789"  # the pool's memory itself, not a copy
+    assert not pool.is_mapped(h)
+    del view
+    pool.free(h)  # not pinned: free does not refuse it
+    with pytest.raises(InvalidHandleError, match="view of handle"):
+        pool.view(h)
+    check(pool)
+
+
+def test_pages_and_peak_are_tracked(kind: str) -> None:
+    alloc = PageAllocator()
+    pool = make(kind, alloc)
+    assert pool.pages == pool.peak_pages == pool.stored_at_peak == 0
+    handles, peak, at_peak = [], 0, 0
+    for n in [3000, 100, 4096, 700, 2500, 3900, 1500] * 3:
+        handles.append(pool.malloc_write(os.urandom(n)))
+        assert pool.pages == pool.total_pages() == alloc.pages_in_use
+        if pool.pages > peak:  # this malloc grew the pool to a new peak
+            peak, at_peak = pool.pages, pool.stored_bytes
+        assert (pool.peak_pages, pool.stored_at_peak) == (peak, at_peak)
+    for h in handles[::2]:
+        pool.free(h)
+    pool.compact()
+    assert pool.pages < peak and (pool.peak_pages, pool.stored_at_peak) == (peak, at_peak)
+    assert 0 < pool.stored_at_peak <= pool.peak_pages * PAGE_SIZE
+
+
+def test_failed_malloc_write_leaves_the_peak_true(kind: str) -> None:
+    alloc = PageAllocator()
+    pool = make(kind, alloc)
+    h = pool.malloc_write(b"x" * 3000)
+    with pytest.raises(PoolError, match="bytes-like"):
+        pool.malloc_write(memoryview(b"\0" * 4000).cast("I"))  # 1000 items: fails to write
+    assert pool.pages == alloc.pages_in_use and len(pool) == 1
+    assert pool.stored_at_peak == pool.stored_bytes == 3000  # nothing counted for the failure
+    pool.free(h)
+    check(pool)
