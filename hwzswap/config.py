@@ -14,6 +14,8 @@ default shown (the 2013 v9 defaults where the kernel had a knob)::
       max_outstanding_writebacks: 64   # v9 ZSWAP_MAX_OUTSTANDING_FLUSHES
       writeback_batch: 16          # entries written back per reclaim attempt (v9: 16)
       background_writeback: false  # a thread keeping the pool under the accept threshold
+      entry_checksum: false        # CRC-32 per object, checked before decompressing (not in
+                                   # the kernel): corrupt pool memory raises, never a wrong page
     memory:
       total_ram_mb: 256
     pool:
@@ -70,6 +72,10 @@ class ZswapSettings:
     max_outstanding_writebacks: int = 64
     writeback_batch: int = 16
     background_writeback: bool = False
+    #: Not a kernel knob: a CRC-32 of every compressed object, verified before each
+    #: decompression (load and writeback), so that corrupt pool memory raises CorruptDataError
+    #: instead of coming back as a wrong page. Off (the kernel's behaviour and cost) by default.
+    entry_checksum: bool = False
 
 
 @dataclass
@@ -154,6 +160,7 @@ class ZswapConfig:
                 "max_outstanding_writebacks": z.max_outstanding_writebacks,
                 "writeback_batch": z.writeback_batch,
                 "background_writeback": z.background_writeback,
+                "entry_checksum": z.entry_checksum,
             },
             "memory": {"total_ram_mb": self.memory.total_ram_mb},
             "pool": pool,
@@ -235,6 +242,7 @@ _ZSWAP_KEYS: dict[str, Callable[[Any], str | None]] = {
     "max_outstanding_writebacks": _int_range(1, 4096),
     "writeback_batch": _int_range(1, 4096),
     "background_writeback": _bool,
+    "entry_checksum": _bool,
 }
 _MEMORY_KEYS = {"total_ram_mb": _int_range(1, 1 << 24)}
 _POOL_KEYS = {"type": _choice(POOL_TYPES), "max_pages_per_zspage": _int_range(1, 16)}

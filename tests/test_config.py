@@ -24,6 +24,7 @@ def test_defaults_are_the_v9_settings_with_lzo():
     assert (z.max_pool_percent, z.max_compression_ratio, z.accept_threshold_percent) == (20, 80, 90)
     assert (z.max_outstanding_writebacks, z.writeback_batch) == (64, 16)
     assert z.same_filled_pages is True and z.exclusive_loads is False
+    assert z.entry_checksum is False  # not a kernel knob: off, the kernel's behaviour and cost
     assert cfg.pool.type == "zsmalloc"
     assert cfg.swap.path is None and cfg.swap.model == "none"
     # 256 MiB = 65536 pages; 20 % of it; the accept threshold 90 % of that.
@@ -43,6 +44,16 @@ def test_every_bundled_config_loads_and_round_trips(path):
     again = load_config(cfg.to_dict())
     assert again == cfg
     assert load_config(yaml.safe_load(yaml.safe_dump(cfg.to_dict()))) == cfg
+
+
+def test_entry_checksum_is_loaded_round_trips_and_reaches_the_policy():
+    from hwzswap.frontswap.policy import ZswapPolicy
+
+    cfg = load_config({"zswap": {"entry_checksum": True}})
+    assert cfg.zswap.entry_checksum is True and cfg.to_dict()["zswap"]["entry_checksum"] is True
+    assert load_config(cfg.to_dict()) == cfg
+    assert ZswapPolicy.from_config(cfg).entry_checksum is True
+    assert ZswapPolicy.from_config(load_config({})).entry_checksum is False
 
 
 def test_compressor_forms_and_param_defaults():
@@ -73,6 +84,7 @@ def test_load_config_revalidates_an_edited_config():
         ({"zswap": {"accept_threshold_percent": 101}}, "zswap.accept_threshold_percent", "0..100"),
         ({"zswap": {"enabled": 1}}, "zswap.enabled", "must be true or false"),
         ({"zswap": {"same_filled_pages": "yes"}}, "zswap.same_filled_pages", "true or false"),
+        ({"zswap": {"entry_checksum": "crc32"}}, "zswap.entry_checksum", "true or false"),
         ({"zswap": {"writeback_batch": 0}}, "zswap.writeback_batch", "1..4096"),
         ({"zswap": {"max_outstanding_writebacks": True}}, "zswap.max_outstanding_writebacks",
          "integer"),

@@ -30,7 +30,12 @@ class ZswapPolicy:
     * ``max_outstanding_writebacks``: cap on entries under writeback at once (v9: 64);
     * ``writeback_batch``: entries written back per reclaim attempt (v9: 16);
     * ``background_writeback``: a thread writes back whenever the pool is above the accept
-      threshold, instead of the storing thread doing it.
+      threshold, instead of the storing thread doing it;
+    * ``entry_checksum``: keep a CRC-32 of each compressed object and verify it before every
+      decompression (load, writeback), so that corrupt pool memory raises
+      :class:`~hwzswap.errors.CorruptDataError` instead of returning a wrong page. Off by
+      default: the kernel has no such check; it costs a CRC-32 of the object (~0.5 µs for
+      1.6 KB) on store and on load.
     """
 
     enabled: bool = True
@@ -42,6 +47,7 @@ class ZswapPolicy:
     max_outstanding_writebacks: int = 64
     writeback_batch: int = 16
     background_writeback: bool = False
+    entry_checksum: bool = False
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> InvalidParameterError:
@@ -88,6 +94,7 @@ class ZswapPolicy:
             max_outstanding_writebacks=z.max_outstanding_writebacks,
             writeback_batch=z.writeback_batch,
             background_writeback=z.background_writeback,
+            entry_checksum=z.entry_checksum,
         )
 
 

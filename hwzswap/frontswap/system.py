@@ -39,7 +39,7 @@ from hwzswap.errors import (
 )
 from hwzswap.frontswap.policy import ZswapPolicy
 from hwzswap.frontswap.swapdev import DeviceModel, SwapDevice
-from hwzswap.frontswap.zswap import ZswapCache
+from hwzswap.frontswap.zswap import ZswapCache, batch_offsets
 from hwzswap.pool.base import Pool
 
 PAGE_SIZE = 4096
@@ -96,6 +96,7 @@ class SwapSystem:
         self._exclusive = self.zswap.policy.exclusive_loads
         self._zstore = self.zswap.store
         self._zload = self.zswap.load
+        self._zstore_batch = self.zswap._store_batch_checked
 
     # -- swap areas ----------------------------------------------------------------------------
 
@@ -161,17 +162,18 @@ class SwapSystem:
         """Swap a page out to slot ``(type, offset)``: into zswap (``True``) or, if zswap
         rejects it, onto the swap device (``False``). A device failure raises
         :class:`SwapDeviceError` and leaves the slot free (the caller still has the page)."""
-        smap = self._swap_maps.get(type)
-        if smap is None or offset < 0:
-            raise self._bad_slot(type, offset, "swap_out")
-        if page.__class__ is not bytes or len(page) != PAGE_SIZE:
-            page = check_page(page).tobytes()
+        # zswap checks the type, the offset range and the page (a bad one raises before
+        # anything changes), so the swap map is marked after it: one lookup on the hot path.
+        # Nothing can read the slot in between (ops on one slot are serialised by the caller).
         try:
-            smap[offset] = 1
-        except (IndexError, TypeError):
+            stored = self._zstore(type, offset, page)
+        except SwapDeviceError:
             raise self._bad_slot(type, offset, "swap_out") from None
-        if self._zstore(type, offset, page):
+        self._swap_maps[type][offset] = 1
+        if stored:
             return True
+        if page.__class__ is not bytes:
+            page = check_page(page).tobytes()
         self._write_device(type, offset, page)
         return False
 
@@ -182,11 +184,11 @@ class SwapSystem:
         if smap is None:
             raise self._bad_slot(type, 0, "swap_out_batch")
         pages = check_pages(pages)
-        offs = [int(o) for o in offsets]
-        n = len(smap)
-        for off in offs:
-            if not 0 <= off < n:
-                raise self._bad_slot(type, off, "swap_out_batch")
+        offs = batch_offsets(offsets, "swap_out_batch")
+        if offs:
+            lo, hi = min(offs), max(offs)
+            if lo < 0 or hi >= len(smap):
+                raise self._bad_slot(type, lo if lo < 0 else hi, "swap_out_batch")
         if len(offs) != len(pages) or len(set(offs)) != len(offs):
             raise InvalidInputError(
                 f"swap_out_batch: {len(offs)} offsets for {len(pages)} pages; one distinct "
@@ -194,7 +196,9 @@ class SwapSystem:
             )
         for off in offs:
             smap[off] = 1
-        results = self.zswap.store_batch(type, offs, pages)
+        results = self._zstore_batch(type, offs, pages)  # checked above: not again in zswap
+        if all(results):
+            return results
         first_error: SwapDeviceError | None = None
         for i, ok in enumerate(results):
             if not ok:
@@ -213,10 +217,25 @@ class SwapSystem:
         freed), or when the device fails; :class:`~hwzswap.errors.CorruptDataError` when the
         zswap object is corrupt.
         """
-        smap = self._swap_maps.get(type)
-        if smap is None or offset < 0:
-            raise self._bad_slot(type, offset, "swap_in")
+        # zswap first: it holds entries only for slots in use (swap_free invalidates before it
+        # clears the map), so a hit needs no swap map check.
         try:
+            page = self._zload(type, offset)
+        except SwapDeviceError:
+            raise self._bad_slot(type, offset, "swap_in") from None
+        if page is None:
+            page = self._read_device(type, offset)
+        if self._exclusive:
+            self._swap_maps[type][offset] = 0
+            self.devices[type].discard(offset)
+        return page
+
+    def _read_device(self, type: int, offset: int) -> bytes:
+        """``swap_in``'s miss path: the slot must be in use; read it from the device."""
+        smap = self._swap_maps.get(type)
+        try:
+            if smap is None or offset < 0:
+                raise IndexError
             in_use = smap[offset]
         except (IndexError, TypeError):
             raise self._bad_slot(type, offset, "swap_in") from None
@@ -225,13 +244,7 @@ class SwapSystem:
                 f"swap_in of swap type {type} offset {offset}: the slot is not in use (never "
                 f"swapped out, or freed)"
             )
-        page = self._zload(type, offset)
-        if page is None:
-            page = self.devices[type].read_page(offset)
-        if self._exclusive:
-            smap[offset] = 0
-            self.devices[type].discard(offset)
-        return page
+        return self.devices[type].read_page(offset)
 
     def swap_free(self, type: int, offset: int) -> None:
         """Free slot ``(type, offset)``: its zswap entry is invalidated and the device slot

@@ -5,12 +5,15 @@ v9's refcount state machine):
 
 1. under the tree lock: take the oldest entry, rotate it to the LRU tail (so a failure needs no
    re-insertion), mark its slot *in flight*, copy its compressed bytes out of the pool;
-2. without the lock: decompress, write the page to the swap device at the entry's own
-   ``(type, offset)``;
+2. without the lock: check the object's CRC (with ``entry_checksum``), decompress, write the
+   page to the swap device at the entry's own ``(type, offset)``;
 3. under the lock: clear the in-flight mark; if the index still maps the offset to *this same
    entry*, drop it and free its object (``written_back_pages``). If it was invalidated or
    replaced meanwhile, free nothing (``writeback_raced``): the newer state wins. If the device
-   failed (EIO, ENOSPC), the entry simply stays where it is (``writeback_fail``).
+   failed (EIO, ENOSPC), the entry simply stays where it is (``writeback_fail``); so does a
+   corrupt one (``writeback_fail`` and ``decompress_fail``), whose load then raises: a corrupt
+   object is never written to the device as a wrong page (with ``entry_checksum``; without it
+   only what the codec itself detects is caught).
 
 At most ``max_outstanding_writebacks`` entries are in flight at once (v9's
 ``ZSWAP_MAX_OUTSTANDING_FLUSHES``). Same-filled entries hold no pool memory and are never
@@ -21,13 +24,17 @@ offset under writeback stay correct.
 from __future__ import annotations
 
 import threading
+import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hwzswap.errors import HwzswapError
+from hwzswap.errors import CorruptDataError, HwzswapError
 
 if TYPE_CHECKING:
-    from hwzswap.frontswap.zswap import WritebackTarget, ZswapCache
+    from hwzswap.frontswap.zswap import Entry, WritebackTarget, ZswapCache
+
+    #: (type, offset, entry, compressed bytes copied out, CRC-32 or None)
+    _Victim = tuple[int, int, Entry, bytes, int | None]
 
 _OK = 0
 _IO_FAIL = 1
@@ -35,9 +42,12 @@ _DECOMPRESS_FAIL = 2
 
 
 def _front_seq(cand: list[Any]) -> int:
-    """Store sequence number of the entry at the front (oldest end) of a candidate's tree."""
+    """Store order of the entry at the front (oldest end) of a candidate's tree: its pool
+    handle (the pools hand handles out in increasing order), 0 for a same-filled entry (it is
+    only skipped, so it may as well go first)."""
     tree = cand[0]
-    return tree[next(iter(tree))][2]
+    entry = tree[next(iter(tree))]
+    return entry if entry.__class__ is int else 0
 
 
 class LruWriteback:
@@ -70,7 +80,18 @@ class LruWriteback:
         decompress = cache._decompress
         outcome: list[int] = []
         try:
-            for swap_type, offset, _entry, data in victims:
+            for swap_type, offset, _entry, data, csum in victims:
+                # A corrupt object must not reach the device as a wrong page: with
+                # entry_checksum its CRC is checked first; either failure keeps the entry (a
+                # load then raises), counted in writeback_fail and decompress_fail.
+                if csum is not None and zlib.crc32(data) != csum:
+                    self.last_error = CorruptDataError(
+                        f"zswap writeback of swap type {swap_type} offset {offset}: the stored "
+                        f"object fails its checksum (corrupt pool memory); not written, the "
+                        f"entry is kept"
+                    )
+                    outcome.append(_DECOMPRESS_FAIL)
+                    continue
                 try:
                     page = decompress(data)
                 except HwzswapError as exc:
@@ -91,18 +112,19 @@ class LruWriteback:
             written = self._finish(victims, outcome)
         return written
 
-    def _finish(self, victims: list[tuple[int, int, Any, bytes]], outcome: list[int]) -> int:
+    def _finish(self, victims: list[_Victim], outcome: list[int]) -> int:
         """Step 3: revalidate and free, or count the failure; wake waiters."""
         cache = self.cache
         written = 0
         with cache._lock:
             inflight = cache._inflight
             trees = cache._trees
-            for (swap_type, offset, entry, _data), result in zip(victims, outcome):
+            for (swap_type, offset, entry, _data, _csum), result in zip(victims, outcome):
                 del inflight[(swap_type, offset)]
                 if result == _OK:
                     tree = trees.get(swap_type)
-                    if tree is not None and tree.get(offset) is entry:
+                    # the same entry: handles are never reused, so equal means the same object
+                    if tree is not None and tree.get(offset) == entry:
                         del tree[offset]
                         cache._free_locked(entry)
                         cache.written_back_pages += 1
@@ -117,7 +139,7 @@ class LruWriteback:
             cache._wb_done.notify_all()
         return written
 
-    def _pick_locked(self, take: int) -> list[tuple[int, int, Any, bytes]]:
+    def _pick_locked(self, take: int) -> list[_Victim]:
         """Choose up to ``take`` victims, oldest first across swap types. Lock held."""
         cache = self.cache
         trees = [t for t in cache._trees.values() if t]
@@ -125,7 +147,8 @@ class LruWriteback:
             return []
         inflight = cache._inflight
         read = cache._pool_read
-        victims: list[tuple[int, int, Any, bytes]] = []
+        csums = cache._csums
+        victims: list[_Victim] = []
         # [tree, entries not yet visited]: each entry is looked at most once per call.
         cands = [[t, len(t)] for t in trees]
         while len(victims) < take and cands:
@@ -137,13 +160,14 @@ class LruWriteback:
             offset = next(iter(tree))
             entry = tree[offset]
             tree.move_to_end(offset)
-            if entry[0] is None:  # same-filled: no pool memory to free
+            if entry.__class__ is not int:  # same-filled: no pool memory to free
                 continue
             key = (tree.type, offset)
             if key in inflight:  # already under writeback (another caller)
                 continue
             inflight[key] = entry
-            victims.append((tree.type, offset, entry, read(entry[0])))
+            victims.append((tree.type, offset, entry, read(entry),
+                            csums[entry] if csums is not None else None))
         return victims
 
     def shrink(self, target_pages: int, stop: Callable[[], bool] | None = None) -> int:

@@ -9,12 +9,19 @@ Data structures (after the kernel, see ``shared/reference/kernel.md``):
 
 * one index per swap type (the v9 ``zswap_tree``): an ``OrderedDict`` offset -> entry. Its order is
   the store order, so it doubles as the tree's LRU (oldest first); writeback takes victims from
-  its front, picking across types by a global store sequence number;
-* an entry is a tuple ``(handle, length, seq)`` for a pool object, or ``(None, word, seq)`` for a
-  same-filled page (``word``: the 8 repeated bytes). Tuples are immutable, so an entry's identity
-  is all the race handling needs;
+  its front;
+* an entry is the pool handle (an ``int``) of the compressed object, or, for a same-filled page,
+  its repeated 8-byte word (``bytes``). Nothing else is needed: the object's length is the
+  pool's (``obj_size``; the pool's ``stored_bytes`` is zswap's compressed total), and the
+  pools hand out handles in increasing order and never reuse one, so a handle is also the
+  entry's store sequence number (writeback compares the fronts of several types' trees by it)
+  and its identity (writeback's revalidation compares handles);
+* with ``entry_checksum`` on, a dict handle -> CRC-32 of the compressed object, checked before
+  every decompression (see below);
 * one lock (the tree lock) guards the indexes, the pool (which is not thread-safe) and the
-  counters. Compression and decompression run outside it.
+  counters. Compression runs outside it; a load decompresses straight from the pool's memory
+  (a zero-copy view) while holding it, which is cheaper than copying the object out first and
+  keeps compaction and frees from moving the object mid-decompression.
 
 Race handling (today's kernel's scheme, adapted; no refcounts): writeback marks the entry
 *in flight* and copies its compressed bytes under the lock, then decompresses and writes the page
@@ -33,12 +40,21 @@ without the lock, and finally re-checks under the lock that the index still maps
 
 The caller serialises operations on one ``(type, offset)`` (the kernel's folio lock does that):
 concurrent ops on *different* offsets, and writeback of any offset, are safe.
+
+Corrupt objects: a pool object that no longer decompresses to a page makes ``load`` raise
+:class:`CorruptDataError` (``decompress_fail``), whatever the settings. But most codecs, lz4
+among them, copy literal bytes through unchecked, so a flipped bit in a literal decompresses
+"fine" to a wrong page. With ``entry_checksum`` (off by default: the kernel has no such check,
+and it costs a CRC-32 of every object on store and on load) such an object is caught too: load
+and writeback verify the CRC before decompressing, so a corrupt object never comes back as
+wrong bytes and never reaches the swap device.
 """
 
 from __future__ import annotations
 
-import itertools
+import operator
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -60,6 +76,11 @@ PAGE_SIZE = 4096
 _WORDS = PAGE_SIZE // 8
 _ZERO_WORD = bytes(8)
 _ZERO_PAGE = bytes(PAGE_SIZE)
+_NO_LIMIT = 1 << 62
+_crc32 = zlib.crc32
+
+#: An index entry: a pool handle, or the word of a same-filled page.
+Entry = int | bytes
 
 
 class WritebackTarget(Protocol):
@@ -104,6 +125,17 @@ def _as_page(page: Any) -> bytes:
     return check_page(page).tobytes()
 
 
+def batch_offsets(offsets: Sequence[Any], op: str) -> list[int]:
+    """A batch's offsets as a list of ints (numpy integers are fine; floats, strings and the
+    like raise :class:`InvalidInputError`)."""
+    try:
+        return list(map(operator.index, offsets))
+    except TypeError:
+        raise InvalidInputError(
+            f"{op}: offsets must be integers, got {list(offsets)[:8]!r}"
+        ) from None
+
+
 class ZswapCache:
     """The frontswap backend: ``init``/``store``/``load``/``invalidate_page``/``invalidate_area``.
 
@@ -126,20 +158,22 @@ class ZswapCache:
         self.policy = policy = policy if policy is not None else ZswapPolicy()
         self.writeback_target = writeback_target
         # Policy, copied to plain attributes for the hot paths.
-        self.enabled = policy.enabled
-        self._same_filled = policy.same_filled_pages
         self._exclusive = policy.exclusive_loads
         self._max_len = policy.max_compressed_len
-        self._max_pages = policy.max_pool_pages if policy.max_pool_pages is not None else 1 << 62
-        self._accept_pages = policy.accept_pages if policy.accept_pages is not None else 1 << 62
+        self._max_pages = policy.max_pool_pages if policy.max_pool_pages is not None else _NO_LIMIT
+        self._accept_pages = policy.accept_pages if policy.accept_pages is not None else _NO_LIMIT
         self._reached_full = False
-        self._limit_gate = self._max_pages
+        #: handle -> CRC-32 of the object, with ``entry_checksum``; else None.
+        self._csums: dict[int, int] | None = {} if policy.entry_checksum else None
+        # _enabled, _same_filled (same_filled_pages and enabled) and _limit_gate: see _set_gates
+        self._enabled = policy.enabled
+        self._set_gates()
         # Bound methods, looked up once.
         self._compress = backend.compress
         self._decompress = backend.decompress
-        self._malloc = pool.malloc
-        self._pool_write = pool.write
+        self._malloc_write = pool.malloc_write
         self._pool_read = pool.read
+        self._pool_view = pool.view
         self._pool_free = pool.free
         self._total_pages = pool.total_pages
         # Indexes, lock, writeback state.
@@ -148,22 +182,35 @@ class ZswapCache:
         self._acquire = self._lock.acquire
         self._release = self._lock.release
         self._wb_done = threading.Condition(self._lock)
-        self._inflight: dict[tuple[int, int], tuple[Any, Any, int]] = {}
-        self._seq = itertools.count(1)
+        self._inflight: dict[tuple[int, int], Entry] = {}
         self._closed = False
         for name in _COUNTERS:
             setattr(self, name, 0)
         self._rejected = 0  # stores refused, for any reason (``stores`` = zswpout + this)
-        self._last_pages = 0
         self.outstanding_writebacks = 0
-        self.compressed_bytes = 0
-        self.pool_peak_pages = 0
-        self.compressed_bytes_at_peak = 0
         self.writeback_engine = LruWriteback(self, writeback_target)
         self._background: BackgroundWriteback | None = None
         if policy.background_writeback:
             self._background = BackgroundWriteback(self)
             self._background.start()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether stores are accepted (the kernel's ``enabled`` parameter; may be changed at
+        run time: entries already stored stay loadable)."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        with self._lock:
+            self._enabled = bool(value)
+            self._set_gates()
+
+    @property
+    def compressed_bytes(self) -> int:
+        """Compressed bytes held now (the pool's ``stored_bytes``: every pool object is an
+        entry's)."""
+        return self.pool.stored_bytes
 
     # -- frontswap ops -------------------------------------------------------------------------
 
@@ -189,19 +236,17 @@ class ZswapCache:
             raise self._bad_slot(type, offset, "store")
         if page.__class__ is not bytes or len(page) != PAGE_SIZE:
             page = _as_page(page)
-        if not self.enabled:
-            return self._reject(tree, offset, None)
         # Same-filled: one byte compare rules out nearly every other page (a same-filled page
         # has byte 0 == byte 4088); the zero page, the common case, compares without building
-        # a pattern.
+        # a pattern. (_same_filled is off while zswap is disabled: such a page then falls
+        # through to the gate below, which rejects it.)
         if page[4088] == page[0] and self._same_filled:
             word = page[:8]
             if page == _ZERO_PAGE if word == _ZERO_WORD else page == word * _WORDS:
                 return self._store_same_filled(tree, offset, word)
-        # _last_pages is the pool size after the last allocation: never below the real size
-        # (only allocations grow the pool), so skipping the exact check is safe; _limit_gate is
-        # max_pages, or 0 while the hysteresis holds (so every store checks).
-        if self._last_pages >= self._limit_gate:
+        # The gate: max_pool_pages normally, 0 while the hysteresis holds (every store checks
+        # the limits), -1 while zswap is disabled (every store is rejected there).
+        if self.pool.pages >= self._limit_gate:
             ok, why = self._check_limits()
             if not ok:
                 return self._reject(tree, offset, why)
@@ -209,37 +254,27 @@ class ZswapCache:
             data = self._compress(page)
         except HwzswapError:
             return self._reject(tree, offset, "reject_compress_fail")
-        if data is None:
+        if data is None or len(data) > self._max_len:
             return self._reject(tree, offset, "reject_compress_poor")
-        dlen = len(data)
-        if dlen > self._max_len:
-            return self._reject(tree, offset, "reject_compress_poor")
-        # The hot path: _insert_locked inlined, explicit acquire/release (cheaper than `with`).
+        csums = self._csums
+        if csums is not None:
+            csum = _crc32(data)
+        # The hot path: explicit acquire/release (cheaper than `with`), one fused pool call.
         self._acquire()
         try:
-            try:
-                handle = self._malloc(dlen)
-            except PoolAllocError:
-                handle = None
-            if handle is not None:
-                self._pool_write(handle, data)
-                old = tree.get(offset)
-                if old is not None:
-                    del tree[offset]
-                    self.duplicate_entry += 1
-                    self._free_locked(old)
-                tree[offset] = (handle, dlen, next(self._seq))
-                self.zswpout += 1
-                self.compressed_bytes += dlen
-                pages = self._total_pages()
-                self._last_pages = pages
-                if pages > self.pool_peak_pages:
-                    self.pool_peak_pages = pages
-                    self.compressed_bytes_at_peak = self.compressed_bytes
-                return True
+            handle = self._malloc_write(data)
+            if offset in tree:
+                self._drop_old_locked(tree, offset)
+            tree[offset] = handle
+            if csums is not None:
+                csums[handle] = csum
+            self.zswpout += 1
+            return True
+        except PoolAllocError:
+            pass
         finally:
             self._release()
-        return self._store_after_reclaim(tree, offset, data, dlen)
+        return self._store_after_reclaim(tree, offset, data)
 
     def store_batch(self, type: int, offsets: Sequence[int], pages: np.ndarray) -> list[bool]:
         """Store a reclaim batch: one ``compress_batch`` call, then per-page policy and pool
@@ -255,42 +290,50 @@ class ZswapCache:
         if tree is None:
             raise self._bad_slot(type, offsets[0] if len(offsets) else 0, "store_batch")
         pages = check_pages(pages)
+        offs = batch_offsets(offsets, "zswap store_batch")
         n = len(pages)
-        offs = [int(o) for o in offsets]
         if len(offs) != n:
             raise InvalidInputError(
                 f"zswap store_batch: {len(offs)} offsets for {n} pages (one offset per page)"
             )
-        nr = tree.nr_pages
-        for off in offs:
-            if not 0 <= off < nr:
-                raise self._bad_slot(type, off, "store_batch")
+        if n:
+            lo, hi = min(offs), max(offs)
+            if lo < 0 or hi >= tree.nr_pages:
+                raise self._bad_slot(type, lo if lo < 0 else hi, "store_batch")
         if len(set(offs)) != n:
             raise InvalidInputError(
                 "zswap store_batch: an offset appears twice in one batch (a reclaim batch holds "
                 "distinct pages); store them in separate calls"
             )
+        return self._store_batch_checked(type, offs, pages)
+
+    def _store_batch_checked(self, type: int, offs: list[int], pages: np.ndarray) -> list[bool]:
+        """:meth:`store_batch` once its arguments are known good (the swap system checks them
+        itself): ``offs`` distinct ints in range, ``pages`` from ``check_pages``, same length."""
+        tree = self._trees[type]
+        n = len(pages)
         results = [False] * n
         if n == 0:
             return results
-        if not self.enabled:
-            for i in range(n):
-                self._reject(tree, offs[i], None)
+        if not self._enabled:
+            for off in offs:
+                self._reject(tree, off, None)
             return results
         same: list[int] = []
         if self._same_filled:
+            # Two word compares per page rule out nearly all (a same-filled page has word 0 ==
+            # word 256 == word 511), then each candidate is checked whole.
             words = pages.view(np.uint64)
-            cand = np.flatnonzero(words[:, 0] == words[:, -1])
-            if cand.size:
-                sub = words[cand]
-                same = cand[(sub == sub[:, :1]).all(axis=1)].tolist()
+            first = words[:, 0]
+            cand = ((first == words[:, -1]) & (first == words[:, 256])).nonzero()[0].tolist()
+            same = [i for i in cand if (words[i] == words[i, 0]).all()]
         for i in same:
             results[i] = self._store_same_filled(tree, offs[i], pages[i, :8].tobytes())
         if len(same) * 4 >= n:
             # Many same-filled pages: compress only the others (worth the copy of the rest).
             keep = np.ones(n, dtype=bool)
             keep[same] = False
-            idx = np.flatnonzero(keep).tolist()
+            idx = keep.nonzero()[0].tolist()
             todo = pages[keep]
             if not idx:
                 return results
@@ -300,7 +343,7 @@ class ZswapCache:
             todo = pages
             sel = set(same) if same else None
             idx = [i for i in range(n) if i not in sel] if sel else list(range(n))
-        if self._last_pages >= self._limit_gate:
+        if self.pool.pages >= self._limit_gate:
             ok, why = self._check_limits()
             if not ok:
                 for i in idx:
@@ -320,57 +363,49 @@ class ZswapCache:
         if sel is not None:
             outs = [outs[i] for i in idx]
         max_len = self._max_len
-        retry: list[tuple[int, Any, int]] = []
+        csums = self._csums
+        if csums is not None:
+            sums = [_crc32(d) if d is not None else 0 for d in outs]
+        retry: list[tuple[int, Any]] = []
         poor: list[int] = []
-        with self._lock:
-            malloc = self._malloc
-            write = self._pool_write
-            seq = self._seq
-            free = self._free_locked
-            added = 0
-            for i, data in zip(idx, outs):
-                if data is None:
-                    poor.append(i)
-                    continue
-                dlen = len(data)
-                if dlen > max_len:
+        malloc_write = self._malloc_write
+        stored = 0
+        self._acquire()
+        try:
+            for k, i in enumerate(idx):
+                data = outs[k]
+                if data is None or len(data) > max_len:
                     poor.append(i)
                     continue
                 try:
-                    handle = malloc(dlen)
+                    handle = malloc_write(data)
                 except PoolAllocError:
-                    retry.append((i, data, dlen))
+                    retry.append((i, data))
                     continue
-                write(handle, data)
                 off = offs[i]
-                old = tree.get(off)
-                if old is not None:
-                    del tree[off]
-                    self.duplicate_entry += 1
-                    free(old)
-                tree[off] = (handle, dlen, next(seq))
-                added += dlen
+                if off in tree:
+                    self._drop_old_locked(tree, off)
+                tree[off] = handle
+                if csums is not None:
+                    csums[handle] = sums[k]
                 results[i] = True
-            if added:
-                self.zswpout += sum(results) - len(same)
-                cbytes = self.compressed_bytes + added
-                self.compressed_bytes = cbytes
-                pages_now = self._total_pages()
-                self._last_pages = pages_now
-                if pages_now > self.pool_peak_pages:
-                    self.pool_peak_pages = pages_now
-                    self.compressed_bytes_at_peak = cbytes
+                stored += 1
+        finally:
+            self.zswpout += stored
+            self._release()
         for i in poor:
             self._reject(tree, offs[i], "reject_compress_poor")
-        for i, data, dlen in retry:
-            results[i] = self._store_after_reclaim(tree, offs[i], data, dlen)
+        for i, data in retry:
+            results[i] = self._store_after_reclaim(tree, offs[i], data)
         return results
 
     def load(self, type: int, offset: int) -> bytes | None:
         """The page stored for ``(type, offset)``, or ``None`` if zswap does not hold it.
 
         Raises :class:`CorruptDataError` when the stored object does not decompress to a page
-        (counted in ``decompress_fail``); never returns wrong-length data.
+        or (with ``entry_checksum``) fails its checksum, counted in ``decompress_fail``; the
+        entry is kept. Never returns wrong-length data, nor (with ``entry_checksum``) wrong
+        bytes.
         """
         try:
             tree = self._trees[type]
@@ -381,24 +416,26 @@ class ZswapCache:
         self._acquire()
         try:
             entry = tree.get(offset)
+            if entry.__class__ is int:
+                # Decompress straight from the pool's memory, under the lock (nothing can free
+                # or move the object meanwhile).
+                data = self._pool_view(entry)
+                if self._csums is not None:
+                    self._verify_locked(tree, offset, entry, data)
+                try:
+                    page = self._decompress(data)
+                except HwzswapError as exc:
+                    self.decompress_fail += 1
+                    raise self._corrupt(tree, offset, data, exc) from exc
+                self.loads_hit += 1
+                return page
             if entry is None:
                 self.loads_miss += 1
                 return None
-            handle = entry[0]
-            if handle is None:  # same-filled
-                self.loads_hit += 1
-                return entry[1] * _WORDS
-            data = self._pool_read(handle)
-            self.loads_hit += 1
+            self.loads_hit += 1  # same-filled
+            return _ZERO_PAGE if entry == _ZERO_WORD else entry * _WORDS
         finally:
             self._release()
-        try:
-            return self._decompress(data)
-        except HwzswapError as exc:
-            with self._lock:
-                self.decompress_fail += 1
-                self.loads_hit -= 1
-            raise self._corrupt(tree, offset, entry, exc) from exc
 
     def _load_exclusive(self, tree: _Tree, offset: int) -> bytes | None:
         """Today's kernel: a hit frees the entry, once the page is safely decompressed."""
@@ -407,30 +444,42 @@ class ZswapCache:
             if entry is None:
                 self.loads_miss += 1
                 return None
-            handle = entry[0]
-            if handle is None:
+            if entry.__class__ is not int:
                 self.loads_hit += 1
                 del tree[offset]
                 self.same_filled_pages -= 1
-                return entry[1] * _WORDS
-            data = self._pool_read(handle)
-        try:
-            page = self._decompress(data)
-        except HwzswapError as exc:
-            with self._lock:
+                return _ZERO_PAGE if entry == _ZERO_WORD else entry * _WORDS
+            data = self._pool_view(entry)
+            if self._csums is not None:
+                self._verify_locked(tree, offset, entry, data)
+            try:
+                page = self._decompress(data)
+            except HwzswapError as exc:
                 self.decompress_fail += 1
-            raise self._corrupt(tree, offset, entry, exc) from exc
-        with self._lock:
+                raise self._corrupt(tree, offset, data, exc) from exc
+            del data  # the view must not outlive the object
             self.loads_hit += 1
-            if tree.get(offset) is entry:
-                del tree[offset]
-                self._free_locked(entry)
+            del tree[offset]
+            self._free_locked(entry)
         return page
 
-    def _corrupt(self, tree: _Tree, offset: int, entry: Any, exc: Exception) -> CorruptDataError:
+    def _verify_locked(self, tree: _Tree, offset: int, handle: int, data: Any) -> None:
+        """``entry_checksum``: the object must still have the CRC it was stored with."""
+        want = self._csums[handle]  # type: ignore[index]
+        got = _crc32(data)
+        if got != want:
+            self.decompress_fail += 1
+            raise CorruptDataError(
+                f"zswap: load of swap type {tree.type} offset {offset}: the stored object "
+                f"({len(data)} bytes) fails its checksum (CRC-32 {got:#010x}, stored with "
+                f"{want:#010x}): the pool memory holding it was corrupted; the entry is kept, "
+                f"no data was returned"
+            )
+
+    def _corrupt(self, tree: _Tree, offset: int, data: Any, exc: Exception) -> CorruptDataError:
         return CorruptDataError(
             f"zswap: load of swap type {tree.type} offset {offset}: the stored object "
-            f"({entry[1]} bytes, {self.backend.name}) does not decompress to a page: {exc}; "
+            f"({len(data)} bytes, {self.backend.name}) does not decompress to a page: {exc}; "
             f"the entry is kept, no data was returned"
         )
 
@@ -439,11 +488,14 @@ class ZswapCache:
         tree = self._trees.get(type)
         if tree is None:
             raise self._bad_slot(type, offset, "invalidate_page")
-        with self._lock:
+        self._acquire()
+        try:
             entry = tree.pop(offset, None)
             if entry is not None:
                 self.invalidates += 1
                 self._free_locked(entry)
+        finally:
+            self._release()
 
     def invalidate_area(self, type: int) -> None:
         """Drop every entry of swap ``type`` and its index (swapoff). Waits for writebacks of
@@ -477,15 +529,16 @@ class ZswapCache:
         """Counters, with the kernel's debugfs names where they exist."""
         with self._lock:
             out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
+            pool = self.pool
             out["stores"] = self.zswpout + self._rejected
             out["stored_pages"] = sum(len(t) for t in self._trees.values())
-            pages = self._total_pages() if not self._closed else 0
+            pages = pool.pages if not self._closed else 0
             out["pool_pages"] = pages
             out["pool_total_size"] = pages * PAGE_SIZE
-            out["pool_peak_pages"] = self.pool_peak_pages
+            out["pool_peak_pages"] = pool.peak_pages
             out["pool_limit_pages"] = self.policy.max_pool_pages or 0
-            out["compressed_bytes"] = self.compressed_bytes
-            out["compressed_bytes_at_peak"] = self.compressed_bytes_at_peak
+            out["compressed_bytes"] = pool.stored_bytes if not self._closed else 0
+            out["compressed_bytes_at_peak"] = pool.stored_at_peak
             out["outstanding_writebacks"] = self.outstanding_writebacks
         return out
 
@@ -495,26 +548,28 @@ class ZswapCache:
         debugging: it walks every entry."""
         with self._lock:
             entries = [e for t in self._trees.values() for e in t.values()]
-            pooled = [e for e in entries if e[0] is not None]
+            pooled = [e for e in entries if e.__class__ is int]
             problems = []
             if len(pooled) != len(self.pool):
                 problems.append(f"{len(pooled)} pool entries but {len(self.pool)} pool objects")
+            if len(set(pooled)) != len(pooled):
+                problems.append("a pool handle is indexed twice")
+            if any(e.__class__ is not bytes or len(e) != 8 for e in entries
+                   if e.__class__ is not int):
+                problems.append("an entry is neither a handle nor an 8-byte word")
             if len(entries) - len(pooled) != self.same_filled_pages:
                 problems.append(f"same_filled_pages is {self.same_filled_pages}, "
                                 f"{len(entries) - len(pooled)} same-filled entries exist")
-            cbytes = sum(e[1] for e in pooled)
-            if cbytes != self.compressed_bytes:
-                problems.append(f"compressed_bytes is {self.compressed_bytes}, entries hold "
-                                f"{cbytes}")
+            if not self._closed:
+                cbytes = sum(self.pool.obj_size(h) for h in pooled)
+                if cbytes != self.pool.stored_bytes:
+                    problems.append(f"the pool stores {self.pool.stored_bytes} bytes, entries "
+                                    f"hold {cbytes}")
+            if self._csums is not None and set(self._csums) != set(pooled):
+                problems.append(f"{len(self._csums)} checksums for {len(pooled)} pool entries")
             if self.outstanding_writebacks != len(self._inflight):
                 problems.append(f"outstanding_writebacks is {self.outstanding_writebacks}, "
                                 f"{len(self._inflight)} entries are in flight")
-            if len({id(e) for e in entries}) != len(entries):
-                problems.append("an entry is indexed twice")
-            for e in pooled:
-                if self.pool.obj_size(e[0]) != e[1]:
-                    problems.append(f"handle {e[0]:#x}: object size differs from the entry's")
-                    break
             pool_check = getattr(self.pool, "check", None)
             if pool_check is not None and not self._closed:
                 pool_check()
@@ -551,53 +606,64 @@ class ZswapCache:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _insert_locked(self, tree: _Tree, offset: int, handle: int, data: Any, dlen: int) -> None:
-        """Write ``data`` into the new object and make it the entry for ``offset``."""
-        self._pool_write(handle, data)
-        old = tree.pop(offset, None)
-        tree[offset] = (handle, dlen, next(self._seq))
-        if old is not None:
-            self.duplicate_entry += 1
-            self._free_locked(old)
+    def _set_gates(self) -> None:
+        """Recompute the hot path's flags from ``_enabled`` and ``_reached_full``."""
+        self._same_filled = self._enabled and self.policy.same_filled_pages
+        if not self._enabled:
+            self._limit_gate = -1
+        else:
+            self._limit_gate = 0 if self._reached_full else self._max_pages
+
+    def _drop_old_locked(self, tree: _Tree, offset: int) -> None:
+        """A store replaces the offset's entry (``duplicate_entry``). Lock held."""
+        old = tree.pop(offset)
+        self.duplicate_entry += 1
+        self._free_locked(old)
+
+    def _insert_locked(self, tree: _Tree, offset: int, data: Any) -> bool:
+        """Store ``data`` in a new pool object as the entry for ``offset``; ``False`` (nothing
+        changed) if the pool has no room. Lock held."""
+        try:
+            handle = self._malloc_write(data)
+        except PoolAllocError:
+            return False
+        if offset in tree:
+            self._drop_old_locked(tree, offset)
+        tree[offset] = handle
+        if self._csums is not None:
+            self._csums[handle] = _crc32(data)
         self.zswpout += 1
-        cbytes = self.compressed_bytes + dlen
-        self.compressed_bytes = cbytes
-        pages = self._total_pages()
-        self._last_pages = pages
-        if pages > self.pool_peak_pages:
-            self.pool_peak_pages = pages
-            self.compressed_bytes_at_peak = cbytes
+        return True
 
     def _store_same_filled(self, tree: _Tree, offset: int, word: bytes) -> bool:
         with self._lock:
-            old = tree.pop(offset, None)
-            tree[offset] = (None, word, next(self._seq))
-            if old is not None:
-                self.duplicate_entry += 1
-                self._free_locked(old)
+            if offset in tree:
+                self._drop_old_locked(tree, offset)
+            tree[offset] = word
             self.zswpout += 1
             self.same_filled_pages += 1
         return True
 
-    def _free_locked(self, entry: tuple[Any, Any, int]) -> None:
+    def _free_locked(self, entry: Entry) -> None:
         """Release an entry's pool object (or same-filled count). Lock held."""
-        handle = entry[0]
-        if handle is None:
-            self.same_filled_pages -= 1
+        if entry.__class__ is int:
+            self._pool_free(entry)
+            if self._csums is not None:
+                del self._csums[entry]
         else:
-            self._pool_free(handle)
-            self.compressed_bytes -= entry[1]
+            self.same_filled_pages -= 1
 
     def _check_limits(self) -> tuple[bool, str | None]:
         """The kernel's ``zswap_check_limits`` plus reclaim: may this store go ahead?
 
-        At the limit: ``pool_limit_hit`` and the hysteresis starts. While it holds, reclaim
-        (write back a batch here, or wake the background thread) and accept again only once
-        the pool is at or under the accept threshold.
+        Disabled: no (and no counter). At the limit: ``pool_limit_hit`` and the hysteresis
+        starts. While it holds, reclaim (write back a batch here, or wake the background
+        thread) and accept again only once the pool is at or under the accept threshold.
         """
         with self._lock:
+            if not self._enabled:
+                return False, None
             cur = self._total_pages()
-            self._last_pages = cur
             if cur >= self._max_pages:
                 self.pool_limit_hit += 1
                 self._set_full(True)
@@ -613,7 +679,6 @@ class ZswapCache:
             written = self.writeback_engine.writeback(self.policy.writeback_batch)
         with self._lock:
             cur = self._total_pages()
-            self._last_pages = cur
             if self._reached_full and cur <= self._accept_pages:
                 self._set_full(False)
             if not self._reached_full:
@@ -623,20 +688,17 @@ class ZswapCache:
     def _set_full(self, full: bool) -> None:
         """Enter or leave the hysteresis (the kernel's ``zswap_pool_reached_full``)."""
         self._reached_full = full
-        self._limit_gate = 0 if full else self._max_pages
+        self._set_gates()
 
-    def _store_after_reclaim(self, tree: _Tree, offset: int, data: Any, dlen: int) -> bool:
+    def _store_after_reclaim(self, tree: _Tree, offset: int, data: Any) -> bool:
         """The pool refused the object: write back a batch (v9), retry once, else reject."""
         written = self.writeback_engine.writeback(self.policy.writeback_batch)
         with self._lock:
-            try:
-                handle = self._malloc(dlen)
-            except PoolAllocError:
-                why = "reject_reclaim_fail" if written == 0 else "reject_alloc_fail"
-                self._reject_locked(tree, offset, why)
-                return False
-            self._insert_locked(tree, offset, handle, data, dlen)
-            return True
+            if self._insert_locked(tree, offset, data):
+                return True
+            why = "reject_reclaim_fail" if written == 0 else "reject_alloc_fail"
+            self._reject_locked(tree, offset, why)
+            return False
 
     def _reject(self, tree: _Tree, offset: int, why: str | None) -> bool:
         with self._lock:
@@ -684,4 +746,4 @@ class ZswapCache:
         )
 
 
-__all__ = ["WritebackTarget", "ZswapCache"]
+__all__ = ["Entry", "WritebackTarget", "ZswapCache"]
