@@ -1,18 +1,29 @@
 """Cost of the zswap store/load path against the raw codec, page by page (lz4 by default).
 
-    .venv/bin/python benchmarks/bench_store_path.py [--backend lz4] [--pages 4096] [--profile]
+    .venv/bin/python benchmarks/bench_store_path.py [--backend lz4] [--pages 4096] [--rounds 15]
+        [--compare REV] [--profile]
 
-Measures, on the same pages (the bundled corpus, else the synthetic mix), best of ``--repeat``:
+On the same pages (the bundled corpus), in one process, every round times each measurement once
+(interleaved, so a noisy neighbour slows them all alike); the figures are the median over the
+rounds, in ns per page (min in brackets):
 
-* ``raw compress`` / ``raw decompress``: ``backend.compress`` / ``backend.decompress`` alone;
-* ``zswap.store`` / ``zswap.load``: the cache (same-filled check, policy, pool malloc + write,
-  index, counters, lock) with no pool limit, so no writeback;
-* ``swap_out`` / ``swap_in``: the swap system around it (slot map, offset checks);
-* ``store_batch``: one ``compress_batch`` call per 64 pages.
+* ``raw compress`` / ``raw decompress`` / ``raw compress_batch``: the backend alone;
+* ``zswap.store`` / ``zswap.load``: the cache (no pool limit, so no writeback);
+* ``swap_out`` / ``swap_in`` / ``swap_out_batch``: the swap system around it (batches of 32,
+  ``SWAP_CLUSTER_MAX``, as the bench runner's roundtrip workload);
+* ``... checksum``: the same with ``entry_checksum: true``;
+* ``floor store`` / ``floor load``: the least Python any zswap over this pool must run per page,
+  written out inline (no method call, no checks, no counters): compress, lock, ``malloc_write``,
+  index insert, unlock; lock, index lookup, ``view``, decompress, unlock. Their ratios are the
+  ceiling for the engine's on this machine;
+* ``pool ...``: the pool calls alone, on fresh objects (``malloc_write``) and on the stored
+  ones (``view``, ``read``).
 
 The ratios are throughputs (raw time / stack time): the targets are store >= 0.85 and
-load >= 0.70 of the raw codec. ``--profile`` adds a cProfile of the store and load loops.
-Findings are in ``benchmarks/store_path_profile.md``.
+load >= 0.70 of the raw codec. ``--compare REV`` also measures the package as it was at git
+revision ``REV`` (extracted to a temporary directory and imported under another name), in the
+same rounds, so before/after figures come from one run. ``--profile`` adds a cProfile of the
+store and load loops. Findings: ``benchmarks/store_path_profile.md``.
 """
 
 from __future__ import annotations
@@ -20,188 +31,283 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import importlib
 import io
 import pstats
+import re
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-import hwzswap
-from hwzswap.frontswap import open_zswap
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 32
 
 
-def _pages(n: int) -> tuple[list[bytes], str]:
+def _pages(n: int) -> tuple[np.ndarray, str]:
+    from hwzswap.bench.corpus import load_bundled
+
     try:
-        from hwzswap.bench.corpus import load_bundled
-
         arr = load_bundled(max_pages=n)
         if len(arr):
-            return [bytes(p) for p in arr[:n]], "bundled corpus"
+            return np.ascontiguousarray(arr), "bundled corpus"
     except Exception:  # noqa: BLE001 - fall back to synthetic pages
         pass
     from hwzswap.testing import real_memory_mix
 
-    return [bytes(p) for p in real_memory_mix(n)], "synthetic mix"
+    return real_memory_mix(n), "synthetic mix"
 
 
-def best(fn: Callable[[], object], repeat: int, setup: Callable[[], object] | None = None) -> float:
-    """Best wall time of ``fn()`` over ``repeat`` runs (``setup()`` untimed before each), GC off
-    while timing."""
-    times = []
-    for _ in range(repeat):
-        if setup is not None:
-            setup()
-        gc.collect()
-        gc.disable()
-        try:
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        finally:
-            gc.enable()
-    return min(times)
+def import_revision(rev: str, tmp: str) -> str:
+    """Extract ``hwzswap/`` at git revision ``rev`` into ``tmp`` as package ``hwzswap_<rev>``
+    (imports rewritten), put it on ``sys.path`` and return its name."""
+    name = "hwzswap_" + re.sub(r"\W", "_", rev)
+    blob = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "hwzswap"], check=True,
+                          capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        tar.extractall(tmp, filter="data")
+    pkg = Path(tmp) / name
+    (Path(tmp) / "hwzswap").rename(pkg)
+    for path in pkg.rglob("*.py"):
+        path.write_text(re.sub(r"\bhwzswap\b", name, path.read_text(encoding="utf-8")),
+                        encoding="utf-8")
+    sys.path.insert(0, tmp)
+    return name
+
+
+class Stack:
+    """One implementation of the stack (this tree's ``hwzswap`` or an older revision)."""
+
+    def __init__(self, pkg: str, backend: str, n: int, checksum: bool = False) -> None:
+        mod = importlib.import_module(pkg)
+        system_mod = importlib.import_module(pkg + ".frontswap.system")
+        self.name = pkg if not checksum else pkg + " checksum"
+        self.backend = mod.get_backend(backend)
+        zswap: dict[str, Any] = {"compressor": backend, "max_compression_ratio": 100,
+                                 "max_pool_percent": 100}
+        if checksum:
+            zswap["entry_checksum"] = True
+        cfg = {"zswap": zswap, "memory": {"total_ram_mb": max(1, 4 * n * 4096 >> 20)},
+               "swap": {"nr_pages": n}}
+        self.system = system_mod.open_zswap(cfg, backend=self.backend)
+        self.zswap = self.system.zswap
+        self.n = n
+
+    def reset(self) -> None:
+        z = self.zswap
+        z.invalidate_area(0)
+        z.init(0, self.n)
+
+    def reset_system(self) -> None:
+        free = self.system.swap_free
+        for off in range(self.n):
+            free(0, off)
+
+    def close(self) -> None:
+        self.system.close()
+
+
+def plan_for(s: Stack, pages: list[bytes], arr: np.ndarray,
+             checksum_only: bool) -> list[tuple[str, Callable[[], object], Any]]:
+    n = len(pages)
+
+    def store() -> None:
+        st = s.zswap.store
+        for off, p in enumerate(pages):
+            st(0, off, p)
+
+    def load() -> None:
+        ld = s.zswap.load
+        for off in range(n):
+            ld(0, off)
+
+    def swap_out() -> None:
+        so = s.system.swap_out
+        for off, p in enumerate(pages):
+            so(0, off, p)
+
+    def swap_in() -> None:
+        si = s.system.swap_in
+        for off in range(n):
+            si(0, off)
+
+    def swap_out_batch() -> None:
+        sb = s.system.swap_out_batch
+        for i in range(0, n, BATCH):
+            sb(0, range(i, min(i + BATCH, n)), arr[i : i + BATCH])
+
+    if checksum_only:
+        return [(f"{s.name}: zswap.store", store, s.reset), (f"{s.name}: zswap.load", load, None)]
+    return [
+        (f"{s.name}: zswap.store", store, s.reset),
+        (f"{s.name}: zswap.load", load, None),
+        (f"{s.name}: swap_out", swap_out, s.reset_system),
+        (f"{s.name}: swap_in", swap_in, None),
+        (f"{s.name}: swap_out_batch", swap_out_batch, s.reset_system),
+    ]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backend", default="lz4")
     ap.add_argument("--pages", type=int, default=4096)
-    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--compare", metavar="REV", help="also measure hwzswap at this git revision")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
 
-    pages, source = _pages(args.pages)
-    n = len(pages)
-    backend = hwzswap.get_backend(args.backend)
-    cfg = {
-        "zswap": {"compressor": args.backend, "max_compression_ratio": 100,
-                  "max_pool_percent": 100},
-        "memory": {"total_ram_mb": 4 * n * 4096 >> 20 or 1},
-        "swap": {"nr_pages": n},
-    }
-    arr = np.frombuffer(b"".join(pages), np.uint8).reshape(n, 4096)
-    comp = [backend.compress(p) for p in pages]
-    kept = [c for c in comp if c is not None]
-    system = open_zswap(cfg, backend=backend)
-    z = system.zswap
-
-    def raw_compress() -> None:
-        c = backend.compress
-        for p in pages:
-            c(p)
-
+    sys.path.insert(0, str(ROOT))
+    import hwzswap
     from hwzswap.pool import PageAllocator, create_pool
 
-    lone: dict[str, object] = {}
-    sizes = [len(c) for c in kept]
+    arr, source = _pages(args.pages)
+    n = len(arr)
+    pages = [bytes(p) for p in arr]
+    tmp = tempfile.TemporaryDirectory() if args.compare else None
+    stacks = [Stack("hwzswap", args.backend, n)]
+    if args.compare and tmp is not None:
+        stacks.insert(0, Stack(import_revision(args.compare, tmp.name), args.backend, n))
+    checked = Stack("hwzswap", args.backend, n, checksum=True)
+    backend = stacks[-1].backend
+    compress, decompress = backend.compress, backend.decompress
+    kept = [c for c in (compress(p) for p in pages) if c is not None]
 
-    def new_pool() -> None:
-        old = lone.get("pool")
-        if old is not None:
-            old.destroy()  # type: ignore[attr-defined]
-        lone["pool"] = create_pool(system.config.pool.type, PageAllocator(),
-                                   max_pages_per_zspage=system.config.pool.max_pages_per_zspage)
+    def raw_compress() -> None:
+        for p in pages:
+            compress(p)
 
-    def pool_malloc_write() -> None:
-        pool = lone["pool"]
-        m, w = pool.malloc, pool.write  # type: ignore[attr-defined]
-        handles = []
-        for c, size in zip(kept, sizes):
-            h = m(size)
-            w(h, c)
-            handles.append(h)
-        lone["handles"] = handles
-
-    def pool_read() -> None:
-        r = lone["pool"].read  # type: ignore[attr-defined]
-        for h in lone["handles"]:  # type: ignore[attr-defined]
-            r(h)
+    def raw_decompress() -> None:
+        for c in kept:
+            decompress(c)
 
     def raw_compress_batch() -> None:
         cb = backend.compress_batch
-        for i in range(0, n, 64):
-            cb(arr[i : i + 64])
+        for i in range(0, n, BATCH):
+            cb(arr[i : i + BATCH])
 
-    def raw_decompress() -> None:
-        d = backend.decompress
-        for c in kept:
-            d(c)
+    # The floor: the irreducible part of a store and a load, inline.
+    floor_pool = create_pool("zsmalloc", PageAllocator())
+    floor_lock = __import__("threading").Lock()
+    floor_tree: OrderedDict[int, int] = OrderedDict()
 
-    def store() -> None:
-        s = z.store
+    def floor_reset() -> None:
+        for h in floor_tree.values():
+            floor_pool.free(h)
+        floor_tree.clear()
+
+    def floor_store() -> None:
+        acquire, release = floor_lock.acquire, floor_lock.release
+        mw, tree = floor_pool.malloc_write, floor_tree
         for off, p in enumerate(pages):
-            s(0, off, p)
+            data = compress(p)
+            if data is None:
+                continue
+            acquire()
+            tree[off] = mw(data)
+            release()
 
-    def load() -> None:
-        ld = z.load
+    def floor_load() -> None:
+        acquire, release = floor_lock.acquire, floor_lock.release
+        view, get = floor_pool.view, floor_tree.get
         for off in range(n):
-            ld(0, off)
+            acquire()
+            h = get(off)
+            if h is not None:
+                decompress(view(h))
+            release()
 
-    def swap_out() -> None:
-        so = system.swap_out
-        for off, p in enumerate(pages):
-            so(0, off, p)
+    lone: dict[str, Any] = {}
 
-    def swap_in() -> None:
-        si = system.swap_in
-        for off in range(n):
-            si(0, off)
+    def pool_new() -> None:
+        old = lone.get("pool")
+        if old is not None:
+            old.destroy()
+        lone["pool"] = create_pool("zsmalloc", PageAllocator())
+        lone["data"] = [bytes(bytearray(c)) for c in kept]
 
-    def store_batch() -> None:
-        sb = z.store_batch
-        for i in range(0, n, 64):
-            sb(0, range(i, min(i + 64, n)), arr[i : i + 64])
+    def pool_malloc_write() -> None:
+        mw = lone["pool"].malloc_write
+        lone["handles"] = [mw(d) for d in lone["data"]]
 
-    def reset() -> None:
-        z.invalidate_area(0)
-        z.init(0, n)
+    def pool_view() -> None:
+        v = lone["pool"].view
+        for h in lone["handles"]:
+            v(h)
 
-    def reset_system() -> None:
-        for off in range(n):
-            system.swap_free(0, off)
+    def pool_read() -> None:
+        r = lone["pool"].read
+        for h in lone["handles"]:
+            r(h)
 
-    # Interleaved: every round times each measurement once, so a noisy neighbour slows them
-    # alike; the best round of each is kept.
-    plan: list[tuple[str, Callable[[], object], Callable[[], object] | None]] = [
+    plan: list[tuple[str, Callable[[], object], Any]] = [
         ("raw compress", raw_compress, None),
-        ("zswap.store", store, reset),
-        ("zswap.load", load, None),
         ("raw decompress", raw_decompress, None),
-        ("swap_out", swap_out, reset_system),
-        ("swap_in", swap_in, None),
         ("raw compress_batch", raw_compress_batch, None),
-        ("pool malloc+write", pool_malloc_write, new_pool),
+        ("floor store", floor_store, floor_reset),
+        ("floor load", floor_load, None),
+        ("pool malloc_write", pool_malloc_write, pool_new),
+        ("pool view", pool_view, None),
         ("pool read", pool_read, None),
-        ("store_batch", store_batch, reset),
     ]
-    t: dict[str, float] = {}
-    for _ in range(args.repeat):
+    for s in stacks:
+        plan += plan_for(s, pages, arr, False)
+    plan += plan_for(checked, pages, arr, True)
+    times: dict[str, list[float]] = {name: [] for name, _, _ in plan}
+    per_kept = {"raw decompress", "pool malloc_write", "pool view", "pool read"}
+    for _ in range(args.rounds):
         for name, fn, setup in plan:
-            v = best(fn, 1, setup)
-            t[name] = min(t.get(name, v), v)
-    for name in ("raw decompress", "pool malloc+write", "pool read"):
-        t[name] *= n / max(len(kept), 1)  # per stored page, as the stack's figures
-    st = z.stats()
+            if setup is not None:
+                setup()
+            gc.collect()
+            gc.disable()
+            t0 = time.perf_counter_ns()
+            fn()
+            t1 = time.perf_counter_ns()
+            gc.enable()
+            times[name].append((t1 - t0) / (len(kept) if name in per_kept else n))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    low = {k: min(v) for k, v in times.items()}
+
+    st = stacks[-1].zswap.stats()
     print(f"{args.backend}: {n} pages ({source}); same-filled {st['same_filled_pages']}, "
-          f"rejected {n - st['stored_pages']}")
-    for k, v in t.items():
-        print(f"  {k:19s} {v / n * 1e6:7.2f} µs/page")
-    print(f"  store / raw compress throughput: {t['raw compress'] / t['zswap.store']:.2f} "
-          f"(swap_out {t['raw compress'] / t['swap_out']:.2f}, "
-          f"store_batch / raw compress_batch {t['raw compress_batch'] / t['store_batch']:.2f})")
-    print(f"  load / raw decompress throughput: {t['raw decompress'] / t['zswap.load']:.2f} "
-          f"(swap_in {t['raw decompress'] / t['swap_in']:.2f})")
-    own_store = t["zswap.store"] - t["raw compress"] - t["pool malloc+write"]
-    own_load = t["zswap.load"] - t["raw decompress"] - t["pool read"]
-    print(f"  zswap's own cost beyond codec + pool: store {own_store / n * 1e6:.2f} µs/page, "
-          f"load {own_load / n * 1e6:.2f} µs/page")
+          f"rejected {n - st['stored_pages']}; {args.rounds} interleaved rounds, median "
+          f"(min) ns per page; python {sys.version.split()[0]}, hwzswap {hwzswap.__file__}")
+    for k in times:
+        print(f"  {k:44s} {med[k]:8.0f} ({low[k]:6.0f})")
+
+    def ratio(raw: str, stack: str) -> str:
+        return f"{med[raw] / med[stack]:.3f} ({low[raw] / low[stack]:.3f})"
+
+    print("throughput vs the raw codec, median (min):")
+    print(f"  floor: store {ratio('raw compress', 'floor store')}, "
+          f"load {ratio('raw decompress', 'floor load')}")
+    for s in stacks + [checked]:
+        p = s.name + ": "
+        line = f"  {s.name}: store {ratio('raw compress', p + 'zswap.store')}, " \
+               f"load {ratio('raw decompress', p + 'zswap.load')}"
+        if p + "swap_out" in med:
+            line += (f", swap_out {ratio('raw compress', p + 'swap_out')}, "
+                     f"swap_in {ratio('raw decompress', p + 'swap_in')}, "
+                     f"swap_out_batch {ratio('raw compress_batch', p + 'swap_out_batch')}")
+        print(line)
+    pool_share = (med["pool malloc_write"] + med["pool view"]) / med["raw compress"]
+    print(f"  pool malloc_write + view: {pool_share:.3f} of a raw compress")
+
     if args.profile:
-        for name, fn in (("store", store), ("load", load)):
+        s = stacks[-1]
+        for name, fn, setup in plan_for(s, pages, arr, True):
             prof = cProfile.Profile()
             for _ in range(3):
-                if fn is store:
-                    reset()
+                if setup is not None:
+                    setup()
                 prof.enable()
                 fn()
                 prof.disable()
@@ -209,7 +315,11 @@ def main() -> None:
             pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(12)
             print(f"--- cProfile: {name} ---")
             print(out.getvalue())
-    system.close()
+    for s in stacks + [checked]:
+        s.close()
+    floor_pool.destroy()
+    if tmp is not None:
+        tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ Cost
     come). lz4 compresses the same pages in the same run, alternating with the pool rounds.
     Reported: CPU ns per object for the pool and per page for lz4, their ratio (the issue's aim:
     pool < 25% of lz4), and a per-operation breakdown; also with the fused calls
-    ``malloc_write`` / ``read_free``.
+    ``malloc_write`` / ``read_free``, and with zswap's calls: ``malloc_write`` on store, a
+    zero-copy ``view`` on load (decompression reads the pool memory), ``free`` on invalidate.
 
 Usage::
 
@@ -185,14 +186,15 @@ def class_cost_density(sizes: list[int], chain: int) -> float:
 # -- cost --------------------------------------------------------------------------------------
 
 def cost_run(pages: list[bytes], objects: list[bytes], rounds: int,
-             make_pool: Callable[[PageAllocator], Any], fused: bool = False,
+             make_pool: Callable[[PageAllocator], Any], fused: bool = False, zswap: bool = False,
              order: str = "fifo", seed: int = 0, batch: int = 64) -> dict[str, Any]:
     """Pool work per object in a store/load cycle vs lz4 compression of the same pages.
 
     The pool first holds the corpus. A round then replaces every object: in batches of
     ``batch`` objects it stores the new ones (``malloc`` + ``write``, or ``malloc_write`` when
-    ``fused``), loads the old ones and frees them (``read`` + ``free``, or ``read_free``), so the
-    pool stays at its size (as under steady swapping) and each phase is timed on its own without
+    ``fused`` or ``zswap``), loads the old ones and frees them (``read`` + ``free``, or
+    ``read_free`` when ``fused``, or ``view`` + ``free`` when ``zswap``), so the pool stays at its
+    size (as under steady swapping) and each phase is timed on its own without
     a timer call per object. The stored data is fresh (hot in cache, as a compressor's output
     is); the objects loaded were stored a round earlier (cold, as in zswap). lz4 then
     compresses all the (cold) pages; rounds alternate.
@@ -208,7 +210,9 @@ def cost_run(pages: list[bytes], objects: list[bytes], rounds: int,
     old = [malloc_write(data) for data in objects]
     clock = time.process_time  # CPU time: robust to other processes on a shared machine
     spans = [(lo, min(lo + batch, n)) for lo in range(0, n, batch)]
-    names = ("malloc_write", "read_free") if fused else ("malloc", "write", "read", "free")
+    names = (("malloc_write", "read_free") if fused else
+             ("malloc_write", "view", "free") if zswap else ("malloc", "write", "read", "free"))
+    view = getattr(pool, "view", None)
     pool_ns, lz4_ns = [], []
     phases: dict[str, list[float]] = {k: [] for k in names}
     rng = random.Random(seed)
@@ -231,6 +235,19 @@ def cost_run(pages: list[bytes], objects: list[bytes], rounds: int,
                 t2 = clock()
                 acc[0] += t1 - t0
                 acc[1] += t2 - t1
+            elif zswap:
+                t0 = clock()
+                hs = [malloc_write(data) for data in chunk]
+                t1 = clock()
+                for h in gone:
+                    view(h)
+                t2 = clock()
+                for h in gone:
+                    free(h)
+                t3 = clock()
+                acc[0] += t1 - t0
+                acc[1] += t2 - t1
+                acc[2] += t3 - t2
             else:
                 t0 = clock()
                 hs = [malloc(len(data)) for data in chunk]
@@ -456,10 +473,13 @@ def main(argv: list[str] | None = None) -> int:
         lz4_objects = [zswap_object(p, codecs["lz4"](p)) for p in pages]
     doc["cost"] = {}
     for pool_name, make in (("zsmalloc", lambda a: ZsPool(a)), ("zbud", lambda a: ZbudPool(a))):
-        for order, fused in (("fifo", False), ("random", False), ("fifo", True)):
-            r = cost_run(pages, lz4_objects, args.rounds, make, fused=fused, order=order,
-                         seed=args.seed)
-            key = f"{pool_name}, {order}" + (", fused calls" if fused else "")
+        for order, fused, zswap in (("fifo", False, False), ("random", False, False),
+                                    ("fifo", True, False), ("fifo", False, True),
+                                    ("random", False, True)):
+            r = cost_run(pages, lz4_objects, args.rounds, make, fused=fused, zswap=zswap,
+                         order=order, seed=args.seed)
+            key = f"{pool_name}, {order}" + (", fused calls" if fused else "") + (
+                ", zswap's calls" if zswap else "")
             doc["cost"][key] = r
             print(f"cost {key}: {r['pool_ns_per_object']:.0f} ns/object vs lz4 "
                   f"{r['lz4_compress_ns_per_page']:.0f} ns/page: ratio {r['ratio']:.3f} "

@@ -75,7 +75,7 @@ ZS_INUSE_RATIO_0 = 0
 ZS_INUSE_RATIO_100 = 11
 NR_FULLNESS_GROUPS = 12
 _FULL = ZS_INUSE_RATIO_100
-_MAX_SHELLS = 8  # released zspage objects kept per class for reuse
+_MAX_SHELLS = 64  # released zspage objects kept per class for reuse (cheaper than new ones)
 _NO_MEMORY = memoryview(b"")  # what a released zspage object points at
 FULLNESS_LABELS = ("0%", "10%", "20%", "30%", "40%", "50%", "60%", "70%", "80%", "90%", "99%",
                    "100%")  # noqa: E501 - one row per group, as in the kernel's debugfs "classes"
