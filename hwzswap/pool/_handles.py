@@ -74,7 +74,7 @@ class HandlePool(Pool):
         self._stored = 0
         self.pages = 0
         self.peak_pages = 0
-        self.stored_at_peak = 0
+        self._stored_at_peak = 0  # see stored_at_peak; free() and _grown() keep it
         self._maps: dict[int, list[memoryview]] = {}
         self._destroyed = False
 
@@ -107,6 +107,25 @@ class HandlePool(Pool):
         except (KeyError, TypeError):
             raise self._invalid(handle, "read") from None
         return ro[off : off + size].tobytes()
+
+    def malloc_write(self, data: Any) -> int:
+        """``malloc(len(data))`` then ``write``; nothing stays allocated, and no byte of the
+        failed object stays counted at the peak, if either step fails."""
+        try:
+            size = len(data)
+        except TypeError:
+            raise self._bad_data(0, data) from None
+        self._note_peak()
+        peak, at_peak = self.peak_pages, self._stored_at_peak
+        handle = self.malloc(size)
+        try:
+            self.write(handle, data)
+        except BaseException:
+            self.free(handle)
+            # the peak must not count the object that was never stored
+            self._stored_at_peak = at_peak if self.peak_pages == peak else self._stored
+            raise
+        return handle
 
     def view(self, handle: int) -> memoryview:
         """A read-only zero-copy view of the object, *not* pinned: valid only until the next
@@ -199,14 +218,31 @@ class HandlePool(Pool):
     def total_bytes(self) -> int:
         return self.pages * PAGE_SIZE
 
+    @property
+    def stored_at_peak(self) -> int:  # type: ignore[override]
+        """The most bytes stored while the pool held ``peak_pages`` pages.
+
+        Kept without a cost per ``malloc``: a new peak starts it at the bytes stored then (the
+        growth path); while the pool stays at its peak only mallocs raise the stored bytes, so
+        the highest value is the one just before a free or a further growth (``free`` records
+        it), or the current one if the pool is still at its peak."""
+        if self.pages == self.peak_pages and self._stored > self._stored_at_peak:
+            return self._stored
+        return self._stored_at_peak
+
+    def _note_peak(self) -> None:
+        """Before the pool shrinks other than by ``free`` (compaction, destroy): keep the stored
+        bytes if the pool is at its peak now."""
+        if self.pages == self.peak_pages and self._stored > self._stored_at_peak:
+            self._stored_at_peak = self._stored
+
     def _grown(self, size: int) -> None:
         """The pool just gained pages for an object of ``size`` bytes (not yet counted in
-        ``_stored``): record a new peak. Only the growth path calls this, so the per-object
-        paths pay nothing for peak tracking."""
+        ``_stored``): record a new peak."""
         pages = self.pages
         if pages > self.peak_pages:
             self.peak_pages = pages
-            self.stored_at_peak = self._stored + size
+            self._stored_at_peak = self._stored + size
 
     @property
     def stored_bytes(self) -> int:

@@ -24,9 +24,9 @@ class Pool(ABC):
     #: attribute so that a per-page caller (zswap's limit check) reads it without a call.
     #: Read it; never assign it.
     pages: int = 0
-    #: The most pages held at once since the pool was made, and the stored (compressed) bytes
-    #: at the moment that peak was reached: the pool's density at its peak size is
-    #: ``stored_at_peak / (peak_pages * 4096)``. Tracked on the growth path only.
+    #: The most pages held at once since the pool was made, and the most stored (compressed)
+    #: bytes while the pool held that many: the pool's density at its peak size is
+    #: ``stored_at_peak / (peak_pages * 4096)``. Tracked on the growth and free paths only.
     peak_pages: int = 0
     stored_at_peak: int = 0
 

@@ -116,7 +116,10 @@ class ZbudPool(HandlePool):
         if page.mapped and handle in self._maps:
             self._objs[handle] = loc
             raise self._pinned(handle)
-        self._stored -= loc[2]
+        stored = self._stored
+        if self.pages == self.peak_pages and stored > self._stored_at_peak:
+            self._stored_at_peak = stored  # the most the pool held at its peak size
+        self._stored = stored - loc[2]
         lst = page.lst
         if lst == _HUGE:
             del self._huge[page]
@@ -231,6 +234,7 @@ class ZbudPool(HandlePool):
         """Free every page (swapoff). Later calls raise; ``destroy`` itself is idempotent."""
         if self._destroyed:
             return
+        self._note_peak()
         self._release_maps()
         pages = list(self._buddied) + list(self._huge)
         for group in self._unbuddied:

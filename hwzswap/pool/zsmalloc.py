@@ -268,6 +268,7 @@ class ZsPool(HandlePool):
         self._class_of: list[_SizeClass | None] = [None]
         self._class_of.extend(self._classes[pos] for pos in layout.class_of_size[1:])
         self._zspages = 0
+        self._peak_is_new = False  # whether the last new zspage made a new peak (_unwind)
         self._compacted = 0
         self._alloc_fail = 0
 
@@ -360,8 +361,9 @@ class ZsPool(HandlePool):
         zs.free.append(off)
         cls = zs.cls
         if len(zs.free) == cls.objs:  # a zspage made for this object: give it back
-            if self.pages == self.peak_pages:  # the peak it made did not hold this object
-                self.stored_at_peak = self._stored
+            if self.pages == self.peak_pages:  # the peak must not count this object
+                s = self._stored
+                self._stored_at_peak = s if self._peak_is_new else max(self._stored_at_peak, s)
             cls.cur = None
             self._release_zspage(zs)
 
@@ -375,7 +377,10 @@ class ZsPool(HandlePool):
         if zs.mapped and handle in self._maps:
             self._objs[handle] = loc
             raise self._pinned(handle)
-        self._stored -= size
+        stored = self._stored
+        if self.pages == self.peak_pages and stored > self._stored_at_peak:
+            self._stored_at_peak = stored  # the most the pool held at its peak size
+        self._stored = stored - size
         free = zs.free
         free.append(off)
         cls = zs.cls
@@ -441,7 +446,10 @@ class ZsPool(HandlePool):
         cls.cur = zs
         if pages > self.peak_pages:
             self.peak_pages = pages
-            self.stored_at_peak = self._stored + size
+            self._stored_at_peak = self._stored + size
+            self._peak_is_new = True
+        else:
+            self._peak_is_new = False
         return zs
 
     def _release_zspage(self, zs: _Zspage) -> None:
@@ -463,6 +471,7 @@ class ZsPool(HandlePool):
         return the pages freed (also added to ``pages_compacted``). Mapped objects stay put."""
         if self._destroyed:
             return 0
+        self._note_peak()
         freed = 0
         owners: dict[_Zspage, list[int]] | None = None
         for cls in reversed(self._classes):
@@ -654,6 +663,7 @@ class ZsPool(HandlePool):
         """Free every zspage (swapoff). Later calls raise; ``destroy`` itself is idempotent."""
         if self._destroyed:
             return
+        self._note_peak()
         self._release_maps()
         for cls in self._classes:
             for zs in cls.zspage_list():

@@ -328,14 +328,32 @@ def test_pages_and_peak_are_tracked(kind: str) -> None:
     for n in [3000, 100, 4096, 700, 2500, 3900, 1500] * 3:
         handles.append(pool.malloc_write(os.urandom(n)))
         assert pool.pages == pool.total_pages() == alloc.pages_in_use
-        if pool.pages > peak:  # this malloc grew the pool to a new peak
+        if pool.pages > peak:  # a new peak: it starts at what is stored now
             peak, at_peak = pool.pages, pool.stored_bytes
+        elif pool.pages == peak:  # still at the peak: the most stored while there
+            at_peak = max(at_peak, pool.stored_bytes)
         assert (pool.peak_pages, pool.stored_at_peak) == (peak, at_peak)
     for h in handles[::2]:
         pool.free(h)
     pool.compact()
     assert pool.pages < peak and (pool.peak_pages, pool.stored_at_peak) == (peak, at_peak)
     assert 0 < pool.stored_at_peak <= pool.peak_pages * PAGE_SIZE
+    pool.destroy()
+    assert (pool.peak_pages, pool.stored_at_peak) == (peak, at_peak)
+
+
+def test_the_peak_holds_its_fullest_state_through_compaction_and_destroy(kind: str) -> None:
+    pool = make(kind)
+    small = [pool.malloc_write(os.urandom(200)) for _ in range(60)]
+    peak = pool.pages
+    assert pool.peak_pages == peak
+    top = pool.stored_bytes
+    for h in small[1::2]:
+        pool.free(h)  # at the peak: what it held just before is the most
+    pool.compact()  # shrinks without a free at the peak
+    assert pool.peak_pages == peak and pool.stored_at_peak == top
+    pool.destroy()
+    assert pool.stored_at_peak == top
 
 
 def test_failed_malloc_write_leaves_the_peak_true(kind: str) -> None:
@@ -347,4 +365,18 @@ def test_failed_malloc_write_leaves_the_peak_true(kind: str) -> None:
     assert pool.pages == alloc.pages_in_use and len(pool) == 1
     assert pool.stored_at_peak == pool.stored_bytes == 3000  # nothing counted for the failure
     pool.free(h)
+    check(pool)
+
+
+def test_a_failed_malloc_write_at_an_old_peak_keeps_the_old_record(kind: str) -> None:
+    pool = make(kind)
+    handles = [pool.malloc_write(os.urandom(3900)) for _ in range(4)]  # a page each
+    top = pool.stored_bytes
+    for h in handles[2:]:
+        pool.free(h)
+    assert pool.stored_at_peak == top and pool.pages < pool.peak_pages
+    pool.malloc_write(os.urandom(3900))  # back up, not to a new peak
+    with pytest.raises(PoolError, match="bytes-like"):
+        pool.malloc_write(memoryview(bytes(3900 * 4)).cast("I"))  # reaches the old peak, fails
+    assert pool.stored_at_peak == top
     check(pool)
