@@ -8,6 +8,9 @@ On the same pages (the bundled corpus), in one process, every round times each m
 rounds, in ns per page (min in brackets):
 
 * ``raw compress`` / ``raw decompress`` / ``raw compress_batch``: the backend alone;
+* ``... shuffled``: loads in a random order, as the bench runner's roundtrip workload does (the
+  pool's objects and the index entries are then cold in the caches, as are the raw codec's
+  inputs);
 * ``zswap.store`` / ``zswap.load``: the cache (no pool limit, so no writeback);
 * ``swap_out`` / ``swap_in`` / ``swap_out_batch``: the swap system around it (batches of 32,
   ``SWAP_CLUSTER_MAX``, as the bench runner's roundtrip workload);
@@ -34,6 +37,7 @@ import gc
 import importlib
 import io
 import pstats
+import random
 import re
 import statistics
 import subprocess
@@ -115,8 +119,8 @@ class Stack:
         self.system.close()
 
 
-def plan_for(s: Stack, pages: list[bytes], arr: np.ndarray,
-             checksum_only: bool) -> list[tuple[str, Callable[[], object], Any]]:
+def plan_for(s: Stack, pages: list[bytes], arr: np.ndarray, checksum_only: bool,
+             shuffled: list[int]) -> list[tuple[str, Callable[[], object], Any]]:
     n = len(pages)
 
     def store() -> None:
@@ -139,6 +143,11 @@ def plan_for(s: Stack, pages: list[bytes], arr: np.ndarray,
         for off in range(n):
             si(0, off)
 
+    def swap_in_shuffled() -> None:
+        si = s.system.swap_in
+        for off in shuffled:
+            si(0, off)
+
     def swap_out_batch() -> None:
         sb = s.system.swap_out_batch
         for i in range(0, n, BATCH):
@@ -151,6 +160,7 @@ def plan_for(s: Stack, pages: list[bytes], arr: np.ndarray,
         (f"{s.name}: zswap.load", load, None),
         (f"{s.name}: swap_out", swap_out, s.reset_system),
         (f"{s.name}: swap_in", swap_in, None),
+        (f"{s.name}: swap_in shuffled", swap_in_shuffled, None),
         (f"{s.name}: swap_out_batch", swap_out_batch, s.reset_system),
     ]
 
@@ -171,6 +181,8 @@ def main() -> None:
     arr, source = _pages(args.pages)
     n = len(arr)
     pages = [bytes(p) for p in arr]
+    shuffled = list(range(n))
+    random.Random(0).shuffle(shuffled)
     tmp = tempfile.TemporaryDirectory() if args.compare else None
     stacks = [Stack("hwzswap", args.backend, n)]
     if args.compare and tmp is not None:
@@ -178,7 +190,9 @@ def main() -> None:
     checked = Stack("hwzswap", args.backend, n, checksum=True)
     backend = stacks[-1].backend
     compress, decompress = backend.compress, backend.decompress
-    kept = [c for c in (compress(p) for p in pages) if c is not None]
+    outs = [compress(p) for p in pages]
+    kept = [c for c in outs if c is not None]
+    kept_shuffled = [outs[i] for i in shuffled if outs[i] is not None]
 
     def raw_compress() -> None:
         for p in pages:
@@ -186,6 +200,10 @@ def main() -> None:
 
     def raw_decompress() -> None:
         for c in kept:
+            decompress(c)
+
+    def raw_decompress_shuffled() -> None:
+        for c in kept_shuffled:
             decompress(c)
 
     def raw_compress_batch() -> None:
@@ -214,10 +232,10 @@ def main() -> None:
             tree[off] = mw(data)
             release()
 
-    def floor_load() -> None:
+    def floor_load(order: Any = range(n)) -> None:
         acquire, release = floor_lock.acquire, floor_lock.release
         view, get = floor_pool.view, floor_tree.get
-        for off in range(n):
+        for off in order:
             acquire()
             h = get(off)
             if h is not None:
@@ -250,18 +268,21 @@ def main() -> None:
     plan: list[tuple[str, Callable[[], object], Any]] = [
         ("raw compress", raw_compress, None),
         ("raw decompress", raw_decompress, None),
+        ("raw decompress shuffled", raw_decompress_shuffled, None),
         ("raw compress_batch", raw_compress_batch, None),
         ("floor store", floor_store, floor_reset),
         ("floor load", floor_load, None),
+        ("floor load shuffled", lambda: floor_load(shuffled), None),
         ("pool malloc_write", pool_malloc_write, pool_new),
         ("pool view", pool_view, None),
         ("pool read", pool_read, None),
     ]
     for s in stacks:
-        plan += plan_for(s, pages, arr, False)
-    plan += plan_for(checked, pages, arr, True)
+        plan += plan_for(s, pages, arr, False, shuffled)
+    plan += plan_for(checked, pages, arr, True, shuffled)
     times: dict[str, list[float]] = {name: [] for name, _, _ in plan}
-    per_kept = {"raw decompress", "pool malloc_write", "pool view", "pool read"}
+    per_kept = {"raw decompress", "raw decompress shuffled", "pool malloc_write", "pool view",
+                "pool read"}
     for _ in range(args.rounds):
         for name, fn, setup in plan:
             if setup is not None:
@@ -288,7 +309,8 @@ def main() -> None:
 
     print("throughput vs the raw codec, median (min):")
     print(f"  floor: store {ratio('raw compress', 'floor store')}, "
-          f"load {ratio('raw decompress', 'floor load')}")
+          f"load {ratio('raw decompress', 'floor load')}, "
+          f"load shuffled {ratio('raw decompress shuffled', 'floor load shuffled')}")
     for s in stacks + [checked]:
         p = s.name + ": "
         line = f"  {s.name}: store {ratio('raw compress', p + 'zswap.store')}, " \
@@ -296,6 +318,8 @@ def main() -> None:
         if p + "swap_out" in med:
             line += (f", swap_out {ratio('raw compress', p + 'swap_out')}, "
                      f"swap_in {ratio('raw decompress', p + 'swap_in')}, "
+                     f"swap_in shuffled "
+                     f"{ratio('raw decompress shuffled', p + 'swap_in shuffled')}, "
                      f"swap_out_batch {ratio('raw compress_batch', p + 'swap_out_batch')}")
         print(line)
     pool_share = (med["pool malloc_write"] + med["pool view"]) / med["raw compress"]
@@ -303,7 +327,7 @@ def main() -> None:
 
     if args.profile:
         s = stacks[-1]
-        for name, fn, setup in plan_for(s, pages, arr, True):
+        for name, fn, setup in plan_for(s, pages, arr, True, shuffled):
             prof = cProfile.Profile()
             for _ in range(3):
                 if setup is not None:
