@@ -5,7 +5,9 @@
 
 On the same pages (the bundled corpus), in one process, every round times each measurement once
 (interleaved, so a noisy neighbour slows them all alike); the figures are the median over the
-rounds, in ns per page (min in brackets):
+rounds, in ns per page (min in brackets). A ratio is taken within each round (raw and stack
+timed moments apart) and the median of those per-round ratios is reported (with the ratio of
+the minima in brackets), which a burst of load on a shared machine hardly moves:
 
 * ``raw compress`` / ``raw decompress`` / ``raw compress_batch``: the backend alone;
 * ``... shuffled``: loads in a random order, as the bench runner's roundtrip workload does (the
@@ -305,9 +307,10 @@ def main() -> None:
         print(f"  {k:44s} {med[k]:8.0f} ({low[k]:6.0f})")
 
     def ratio(raw: str, stack: str) -> str:
-        return f"{med[raw] / med[stack]:.3f} ({low[raw] / low[stack]:.3f})"
+        per_round = statistics.median(r / s for r, s in zip(times[raw], times[stack]))
+        return f"{per_round:.3f} ({low[raw] / low[stack]:.3f})"
 
-    print("throughput vs the raw codec, median (min):")
+    print("throughput vs the raw codec, median of per-round ratios (ratio of minima):")
     print(f"  floor: store {ratio('raw compress', 'floor store')}, "
           f"load {ratio('raw decompress', 'floor load')}, "
           f"load shuffled {ratio('raw decompress shuffled', 'floor load shuffled')}")
@@ -322,7 +325,9 @@ def main() -> None:
                      f"{ratio('raw decompress shuffled', p + 'swap_in shuffled')}, "
                      f"swap_out_batch {ratio('raw compress_batch', p + 'swap_out_batch')}")
         print(line)
-    pool_share = (med["pool malloc_write"] + med["pool view"]) / med["raw compress"]
+    pool_share = statistics.median(
+        (m + v) / c for m, v, c in zip(times["pool malloc_write"], times["pool view"],
+                                       times["raw compress"]))
     print(f"  pool malloc_write + view: {pool_share:.3f} of a raw compress")
 
     if args.profile:
