@@ -123,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         system.swap_out_batch(0, o, b)
     order = list(range(n))
     random.Random(1).shuffle(order)
-    tree = system.zswap._trees[0]  # the pool handles of what is stored, to time pool.read alone
-    handles = [e[0] for e in tree.values() if e[0] is not None]
+    handles = system.pool.handles()  # what is stored, to time pool.read alone
     load_layers: list[tuple[str, Callable[[], float]]] = []
     if args.backend in ("lz4", "lz4hc"):
         import lz4.block
