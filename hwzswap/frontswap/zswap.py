@@ -746,4 +746,4 @@ class ZswapCache:
         )
 
 
-__all__ = ["Entry", "WritebackTarget", "ZswapCache"]
+__all__ = ["Entry", "WritebackTarget", "ZswapCache", "batch_offsets"]
