@@ -109,22 +109,24 @@ class HandlePool(Pool):
         return ro[off : off + size].tobytes()
 
     def malloc_write(self, data: Any) -> int:
-        """``malloc(len(data))`` then ``write``; nothing stays allocated, and no byte of the
-        failed object stays counted at the peak, if either step fails."""
+        """``malloc(len(data))`` then the write, in one call; nothing stays allocated, and no
+        byte of the failed object stays counted at the peak, if either step fails."""
         try:
             size = len(data)
         except TypeError:
             raise self._bad_data(0, data) from None
-        self._note_peak()
         peak, at_peak = self.peak_pages, self._stored_at_peak
+        if self.pages == peak and self._stored > at_peak:
+            at_peak = self._stored  # at the peak now: what it holds counts
         handle = self.malloc(size)
+        _, off, _, owner = self._objs[handle]
         try:
-            self.write(handle, data)
-        except BaseException:
+            owner.mv[off : off + size] = data
+        except (TypeError, ValueError):
             self.free(handle)
             # the peak must not count the object that was never stored
             self._stored_at_peak = at_peak if self.peak_pages == peak else self._stored
-            raise
+            raise self._bad_data(0, data) from None
         return handle
 
     def view(self, handle: int) -> memoryview:
