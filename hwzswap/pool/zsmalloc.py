@@ -292,17 +292,8 @@ class ZsPool(HandlePool):
         if cls is None or size < 0:
             raise self._bad_size(size)
         zs = cls.cur
-        if zs is None:
-            mask = cls.partial_mask
-            if mask:  # the fullest partial group's most recently added zspage, as the kernel
-                fg = mask.bit_length() - 1
-                group = cls.fullness[fg]
-                zs = group.popitem()[0]
-                if not group:
-                    cls.partial_mask = mask ^ (1 << fg)
-                cls.cur = zs
-            else:
-                zs = self._new_zspage(cls, size)
+        if zs is None:  # only when the current zspage filled up: off the common path
+            zs = self._pick_zspage(cls, size)
         free = zs.free
         off = free.pop()
         if not free:  # full: into the 100% group; the next malloc picks again
@@ -328,17 +319,8 @@ class ZsPool(HandlePool):
                 raise self._bad_data(0, data)
             raise self._bad_size(len(data))
         zs = cls.cur
-        if zs is None:
-            mask = cls.partial_mask
-            if mask:  # the fullest partial group's most recently added zspage, as the kernel
-                fg = mask.bit_length() - 1
-                group = cls.fullness[fg]
-                zs = group.popitem()[0]
-                if not group:
-                    cls.partial_mask = mask ^ (1 << fg)
-                cls.cur = zs
-            else:
-                zs = self._new_zspage(cls, size)
+        if zs is None:  # only when the current zspage filled up: off the common path
+            zs = self._pick_zspage(cls, size)
         free = zs.free
         off = free.pop()
         try:
@@ -421,6 +403,20 @@ class ZsPool(HandlePool):
         data = ro[off : off + size].tobytes()
         self.free(handle)
         return data
+
+    def _pick_zspage(self, cls: _SizeClass, size: int) -> _Zspage:
+        """Make the fullest partial zspage of ``cls`` current (the most recently added one of
+        its group, as the kernel), or a new zspage when none has room."""
+        mask = cls.partial_mask
+        if not mask:
+            return self._new_zspage(cls, size)
+        fg = mask.bit_length() - 1
+        group = cls.fullness[fg]
+        zs = group.popitem()[0]
+        if not group:
+            cls.partial_mask = mask ^ (1 << fg)
+        cls.cur = zs
+        return zs
 
     def _new_zspage(self, cls: _SizeClass, size: int) -> _Zspage:
         """A new, empty zspage for ``cls`` (for an object of ``size`` bytes), made ``cur``."""
