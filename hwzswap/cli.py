@@ -35,7 +35,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
     table = Table(title="hwzswap backends")
     for col in ("name", "available", "device", "time basis", "async", "batch", "params / reason"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # long OpenCL device names wrap, never cut
     for r in rows:
         caps = r.capabilities or {}
         batch = ""
