@@ -45,18 +45,9 @@ import numpy as np
 from hwzswap import get_backend
 from hwzswap.backends.contract import PAGE_SIZE
 from hwzswap.bench.corpus import bundled_corpus_paths, corpus_hash, load_bundled, source_name
+from hwzswap.bench.results import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def git_commit() -> str | None:

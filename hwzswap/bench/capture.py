@@ -49,6 +49,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from hwzswap.bench.corpus import same_filled_mask
+from hwzswap.bench.results import cpu_model
 from hwzswap.errors import CaptureError
 
 PAGE_SIZE = 4096
@@ -119,18 +121,6 @@ def require_linux() -> None:
             "/proc/self/pagemap does not exist: the kernel lacks CONFIG_PROC_PAGE_MONITOR or /proc "
             "is not mounted; capture on a Linux system with /proc mounted."
         )
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or platform.processor() elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -314,14 +304,6 @@ def _runs(addrs: np.ndarray) -> Iterator[tuple[int, int]]:
             yield int(addrs[c]), min(_MEM_CHUNK_PAGES, e - c)
 
 
-def _same_filled(chunk: np.ndarray) -> tuple[int, int]:
-    """(zero pages, same-filled pages incl. zero) of an (N, 4096) uint8 array."""
-    w = chunk.view(np.uint64).reshape(chunk.shape[0], PAGE_SIZE // 8)
-    same = (w == w[:, :1]).all(axis=1)
-    zero = same & (w[:, 0] == 0)
-    return int(np.count_nonzero(zero)), int(np.count_nonzero(same))
-
-
 class _PageWriter:
     """Streams pages to a temporary file next to ``output``; ``commit`` renames it into place."""
 
@@ -346,7 +328,8 @@ class _PageWriter:
         self.pages = self.zero = self.same = 0
 
     def write(self, chunk: np.ndarray) -> None:
-        z, s = _same_filled(chunk)
+        same, zero = same_filled_mask(chunk)
+        z, s = int(np.count_nonzero(zero)), int(np.count_nonzero(same))
         self.zero += z
         self.same += s
         self.pages += chunk.shape[0]

@@ -170,7 +170,8 @@ _DISTRIBUTIONS = (
 )
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or what ``platform`` knows elsewhere)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -274,7 +275,7 @@ def machine_info() -> dict[str, Any]:
     except (AttributeError, OSError):
         usable = os.cpu_count() or 1
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count() or 1,
         "usable_cores": usable,
         "arch": platform.machine(),

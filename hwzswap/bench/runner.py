@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from hwzswap.backends.contract import PAGE_SIZE, Backend
+from hwzswap.bench.corpus import same_filled_mask as corpus_masks
 from hwzswap.bench.results import REJECT_REASONS, new_document
 from hwzswap.bench.workload import INVALIDATE, LOAD, STORE, Workload
 from hwzswap.errors import (
@@ -92,8 +93,7 @@ class CompiledWorkload:
 
 def same_filled_mask(pages: np.ndarray) -> np.ndarray:
     """zswap's same-filled test, vectorised: every 8-byte word of the page equal."""
-    words = np.ascontiguousarray(pages).view(np.uint64)
-    return (words == words[:, :1]).all(axis=1)
+    return corpus_masks(pages)[0]
 
 
 def compile_workload(workload: Workload, chunk_page_ops: int = CHUNK_PAGE_OPS) -> CompiledWorkload:
