@@ -103,7 +103,10 @@ def _print_table(report: dict[str, Any]) -> None:
         f"{report['swap_model']} — {report['pages']} pages ({report['page_source']}), "
         f"{report['verified_pages']} verified"
     )
-    table = Table(title=title, show_lines=False)
+    # The header goes on its own line, unwrapped: a table title wraps at the
+    # table's width, which splits a long config path across lines.
+    console.print(title, soft_wrap=True, highlight=False)
+    table = Table(show_lines=False)
     table.add_column("group")
     table.add_column("counter")
     table.add_column("value", justify="right")
