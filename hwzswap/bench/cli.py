@@ -141,7 +141,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                             ("plot", args.plot)):
             if where:
                 err.print(f"wrote {what} to {where}", highlight=False)
-    bad = doc["failed"] or any(r["mismatches"] for r in doc["results"])
+    bad = doc["failed"] or any(r["mismatches"] or r.get("raw_mismatches")
+                               for r in doc["results"])
     return 1 if bad else 0
 
 
@@ -170,7 +171,7 @@ def register(subparsers: Any) -> None:
             "Replay the identical frontswap op stream through the whole stack (backend, pool, "
             "writeback, swap file) for each backend, verify every loaded page, and time the "
             "raw codec alone on the same pages in the same run. Prints a table; writes JSON "
-            "and a PNG on request. Exit status 1 if a page mismatched or a backend failed."
+            "and a PNG on request. Exit status 1 if a page mismatched (through the stack or through the codec alone) or a backend failed."
         ),
     )
     p.add_argument("--config", metavar="FILE",
