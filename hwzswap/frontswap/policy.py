@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from hwzswap.errors import InvalidParameterError
@@ -83,19 +83,11 @@ class ZswapPolicy:
 
     @classmethod
     def from_config(cls, config: ZswapConfig) -> ZswapPolicy:
+        """The policy of a loaded config: its ``zswap:`` knobs of the same names, and the pool
+        limit in pages (``max_pool_percent`` of the configured RAM)."""
         z = config.zswap
-        return cls(
-            enabled=z.enabled,
-            max_compression_ratio=z.max_compression_ratio,
-            max_pool_pages=config.max_pool_pages,
-            accept_threshold_percent=z.accept_threshold_percent,
-            same_filled_pages=z.same_filled_pages,
-            exclusive_loads=z.exclusive_loads,
-            max_outstanding_writebacks=z.max_outstanding_writebacks,
-            writeback_batch=z.writeback_batch,
-            background_writeback=z.background_writeback,
-            entry_checksum=z.entry_checksum,
-        )
+        knobs = {f.name: getattr(z, f.name) for f in fields(cls) if f.name != "max_pool_pages"}
+        return cls(max_pool_pages=config.max_pool_pages, **knobs)
 
 
 __all__ = ["ZswapPolicy"]

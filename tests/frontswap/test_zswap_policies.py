@@ -369,3 +369,29 @@ def test_system_stats_carry_every_documented_key(make_system):
     stats = s.stats()
     assert API_KEYS <= set(stats)
     assert all(isinstance(v, (int, float)) for v in stats.values())
+
+
+def test_policy_defaults_and_knobs_match_the_config_section() -> None:
+    """The engine's policy and the YAML ``zswap:`` section name the same knobs with the same
+    defaults, and a loaded config carries every knob over (nothing silently left at default)."""
+    from dataclasses import fields
+
+    from hwzswap.config import ZswapSettings, load_config
+
+    settings = ZswapSettings()
+    policy = ZswapPolicy()
+    for f in fields(ZswapPolicy):
+        if f.name == "max_pool_pages":
+            continue
+        assert getattr(settings, f.name) == getattr(policy, f.name), f.name
+    cfg = load_config({"zswap": {"max_compression_ratio": 70, "accept_threshold_percent": 50,
+                                 "same_filled_pages": False, "exclusive_loads": True,
+                                 "writeback_batch": 4, "max_outstanding_writebacks": 8,
+                                 "entry_checksum": True, "background_writeback": True,
+                                 "enabled": False}})
+    got = ZswapPolicy.from_config(cfg)
+    assert (got.max_compression_ratio, got.accept_threshold_percent, got.same_filled_pages,
+            got.exclusive_loads, got.writeback_batch, got.max_outstanding_writebacks,
+            got.entry_checksum, got.background_writeback, got.enabled) == (
+        70, 50, False, True, 4, 8, True, True, False)
+    assert got.max_pool_pages == cfg.max_pool_pages
