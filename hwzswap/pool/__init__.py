@@ -12,9 +12,10 @@ from hwzswap.errors import InvalidParameterError
 from hwzswap.pool.allocator import PageAllocator
 from hwzswap.pool.base import PAGE_SIZE, Pool
 from hwzswap.pool.zbud import ZbudPool
-from hwzswap.pool.zsmalloc import ZsPool
+from hwzswap.pool.zsmalloc import PyZsPool, ZsPool
 
-__all__ = ["PAGE_SIZE", "POOL_KINDS", "PageAllocator", "Pool", "ZbudPool", "ZsPool", "create_pool"]
+__all__ = ["PAGE_SIZE", "POOL_KINDS", "PageAllocator", "Pool", "PyZsPool", "ZbudPool", "ZsPool",
+           "create_pool"]
 
 #: Pool kinds by name (the names zswap's old ``zpool`` parameter took).
 POOL_KINDS: dict[str, type[Pool]] = {"zsmalloc": ZsPool, "zbud": ZbudPool}

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from hwzswap.errors import InvalidHandleError, PoolError
+from hwzswap.errors import InvalidHandleError, PoolAllocError, PoolError
 from hwzswap.pool.allocator import PageAllocator
 from hwzswap.pool.base import PAGE_SIZE, Pool
 
@@ -50,7 +50,92 @@ def _next_tag() -> int:
     return tag or next(_tags) % (1 << HANDLE_TAG_BITS)
 
 
-class HandlePool(Pool):
+class PoolMessages:
+    """The pools' error messages, in one place: the Python pools raise them and the compiled
+    zsmalloc core (:mod:`hwzswap.pool._zscore`) calls these methods on its error paths, so
+    both say the same. Needs ``name``, ``tag``, ``_serial`` and ``_destroyed``."""
+
+    name: str
+    tag: int
+    _serial: int
+    _destroyed: bool
+
+    def _check_not_destroyed(self) -> None:
+        if self._destroyed:
+            raise PoolError(f"{self.name}: the pool was destroyed; create a new one")
+
+    def _bad_size(self, size: Any) -> PoolError:
+        self._check_not_destroyed()
+        if type(size) is not int and not isinstance(size, int):
+            return PoolError(f"{self.name}: malloc size must be an int, got {type(size).__name__}")
+        if size <= 0:
+            return PoolError(f"{self.name}: malloc of {size} bytes: the size must be >= 1")
+        return PoolError(
+            f"{self.name}: malloc of {size} bytes: objects are at most {PAGE_SIZE} bytes "
+            f"(one page); store larger data elsewhere"
+        )
+
+    def _bad_data(self, handle: int, data: Any) -> PoolError:
+        where = f" to handle {handle:#x}" if handle else ""
+        return PoolError(
+            f"{self.name}: write{where} needs a bytes-like object of single bytes (bytes, "
+            f"bytearray, contiguous 'B' memoryview), got {type(data).__name__}"
+        )
+
+    def _pinned(self, handle: int) -> PoolError:
+        return PoolError(
+            f"{self.name}: free of handle {handle:#x} while it is mapped; unmap it first "
+            f"(the object is unchanged)"
+        )
+
+    def _invalid(self, handle: Any, op: str) -> PoolError:
+        """The error for a handle that is not live here, saying why."""
+        if self._destroyed:
+            return InvalidHandleError(
+                f"{self.name}: {op} of handle {handle!r} after the pool was destroyed"
+            )
+        if type(handle) is not int:
+            return InvalidHandleError(
+                f"{self.name}: {op}: a handle is an int from malloc(), got "
+                f"{type(handle).__name__} {handle!r}"
+            )
+        tag = handle >> HANDLE_TAG_SHIFT
+        if handle <= 0 or tag != self.tag:
+            return InvalidHandleError(
+                f"{self.name}: {op} of handle {handle:#x}, which does not belong to this pool "
+                f"(its tag is {tag}, this pool's is {self.tag}): foreign or corrupted handle"
+            )
+        if handle <= self._serial:
+            what = "double free" if op == "free" else "use after free"
+            return InvalidHandleError(
+                f"{self.name}: {op} of handle {handle:#x}, which was already freed ({what})"
+            )
+        return InvalidHandleError(
+            f"{self.name}: {op} of handle {handle:#x}, which this pool never handed out"
+        )
+
+    def _too_long(self, handle: int, n: int, size: int) -> PoolError:
+        return PoolError(
+            f"{self.name}: write of {n} bytes into handle {handle:#x} exceeds its size of "
+            f"{size} bytes (malloc a larger object)"
+        )
+
+    def _not_mapped(self, handle: int) -> PoolError:
+        return PoolError(f"{self.name}: unmap of handle {handle:#x}, which is not mapped")
+
+    def _unmap_busy(self, handle: int) -> PoolError:
+        return PoolError(
+            f"{self.name}: cannot unmap handle {handle:#x}: something still holds a buffer "
+            f"exported from its view (e.g. numpy.frombuffer); drop it first"
+        )
+
+    def _alloc_failed(self, pages: int, size: int, exc: BaseException) -> PoolAllocError:
+        return PoolAllocError(
+            f"{self.name}: no memory for a new {pages}-page zspage of class {size}: {exc}"
+        )
+
+
+class HandlePool(PoolMessages, Pool):
     """Common part of the pools: handle table, ``read``/``write``/``map``, error reporting.
 
     Subclasses implement ``malloc``/``free``/``compact``/``stats``/``destroy`` and keep
@@ -95,10 +180,7 @@ class HandlePool(Pool):
             if handle not in self:
                 raise self._invalid(handle, "write") from None
             raise self._bad_data(handle, data) from None
-        raise PoolError(
-            f"{self.name}: write of {n} bytes into handle {handle:#x} exceeds its size of "
-            f"{size} bytes (malloc a larger object)"
-        )
+        raise self._too_long(handle, n, size)
 
     def read(self, handle: int) -> bytes:
         """A copy of the object: exactly the ``size`` given to ``malloc``."""
@@ -185,17 +267,14 @@ class HandlePool(Pool):
         views = self._maps.get(handle)
         if not views:
             if handle in self:
-                raise PoolError(f"{self.name}: unmap of handle {handle:#x}, which is not mapped")
+                raise self._not_mapped(handle)
             raise self._invalid(handle, "unmap")
         view = views.pop()
         try:
             view.release()
         except BufferError:
             views.append(view)
-            raise PoolError(
-                f"{self.name}: cannot unmap handle {handle:#x}: something still holds a buffer "
-                f"exported from its view (e.g. numpy.frombuffer); drop it first"
-            ) from None
+            raise self._unmap_busy(handle) from None
         if not views:
             del self._maps[handle]
         self._objs[handle][3].mapped -= 1
@@ -211,6 +290,14 @@ class HandlePool(Pool):
 
     def is_mapped(self, handle: int) -> bool:
         return bool(self._maps.get(handle))
+
+    def _where(self, handle: int) -> tuple[memoryview, int, int, int]:
+        """``(page run, offset, size, owner id)`` of a live object: where it is (tests)."""
+        try:
+            _, off, size, owner = self._objs[handle]
+        except (KeyError, TypeError):
+            raise self._invalid(handle, "read") from None
+        return owner.mv, off, size, id(owner)
 
     # -- shared helpers ----------------------------------------------------------------------
 
@@ -250,60 +337,6 @@ class HandlePool(Pool):
     def stored_bytes(self) -> int:
         """Sum of the sizes given to ``malloc`` for the live objects."""
         return self._stored
-
-    def _check_not_destroyed(self) -> None:
-        if self._destroyed:
-            raise PoolError(f"{self.name}: the pool was destroyed; create a new one")
-
-    def _bad_size(self, size: Any) -> PoolError:
-        self._check_not_destroyed()
-        if type(size) is not int and not isinstance(size, int):
-            return PoolError(f"{self.name}: malloc size must be an int, got {type(size).__name__}")
-        if size <= 0:
-            return PoolError(f"{self.name}: malloc of {size} bytes: the size must be >= 1")
-        return PoolError(
-            f"{self.name}: malloc of {size} bytes: objects are at most {PAGE_SIZE} bytes "
-            f"(one page); store larger data elsewhere"
-        )
-
-    def _bad_data(self, handle: int, data: Any) -> PoolError:
-        where = f" to handle {handle:#x}" if handle else ""
-        return PoolError(
-            f"{self.name}: write{where} needs a bytes-like object of single bytes (bytes, "
-            f"bytearray, contiguous 'B' memoryview), got {type(data).__name__}"
-        )
-
-    def _pinned(self, handle: int) -> PoolError:
-        return PoolError(
-            f"{self.name}: free of handle {handle:#x} while it is mapped; unmap it first "
-            f"(the object is unchanged)"
-        )
-
-    def _invalid(self, handle: Any, op: str) -> PoolError:
-        """The error for a handle that is not live here, saying why."""
-        if self._destroyed:
-            return InvalidHandleError(
-                f"{self.name}: {op} of handle {handle!r} after the pool was destroyed"
-            )
-        if type(handle) is not int:
-            return InvalidHandleError(
-                f"{self.name}: {op}: a handle is an int from malloc(), got "
-                f"{type(handle).__name__} {handle!r}"
-            )
-        tag = handle >> HANDLE_TAG_SHIFT
-        if handle <= 0 or tag != self.tag:
-            return InvalidHandleError(
-                f"{self.name}: {op} of handle {handle:#x}, which does not belong to this pool "
-                f"(its tag is {tag}, this pool's is {self.tag}): foreign or corrupted handle"
-            )
-        if handle <= self._serial:
-            what = "double free" if op == "free" else "use after free"
-            return InvalidHandleError(
-                f"{self.name}: {op} of handle {handle:#x}, which was already freed ({what})"
-            )
-        return InvalidHandleError(
-            f"{self.name}: {op} of handle {handle:#x}, which this pool never handed out"
-        )
 
     def _release_maps(self) -> None:
         for views in self._maps.values():

@@ -42,13 +42,18 @@ the cost from ``free`` to ``malloc`` and saves nothing.)
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from hwzswap.errors import InvalidParameterError, PoolAllocError, PoolError
-from hwzswap.pool._handles import HandlePool
+from hwzswap.errors import InvalidHandleError, InvalidParameterError, PoolAllocError, PoolError
+from hwzswap.pool import _zscore  # type: ignore[attr-defined]
+from hwzswap.pool._handles import HandlePool, PoolMessages, _next_tag
 from hwzswap.pool.allocator import PageAllocator
-from hwzswap.pool.base import PAGE_SIZE
+from hwzswap.pool.base import PAGE_SIZE, Pool
+
+_zscore._setup(PoolError, PoolAllocError, InvalidHandleError)
 
 __all__ = [
     "ZS_HANDLE_SIZE",
@@ -56,6 +61,7 @@ __all__ = [
     "ZS_MIN_ALLOC_SIZE",
     "ZS_SIZE_CLASSES",
     "ZS_SIZE_CLASS_DELTA",
+    "PyZsPool",
     "SizeClassSpec",
     "ZsLayout",
     "ZsPool",
@@ -170,6 +176,50 @@ def zs_layout(chain_size: int = ZSMALLOC_CHAIN_SIZE) -> ZsLayout:
     return ZsLayout(chain_size, specs, tuple(lookup), huge_class_size)
 
 
+def _stats(pool: PyZsPool | ZsPool, per_class: list[tuple[Any, int]], objects: int
+           ) -> dict[str, Any]:
+    """``stats()`` of either implementation from its per-class (zspages per fullness group,
+    free slots)."""
+    rows = []
+    freeable_total = 0
+    for spec, (counts, free_slots) in zip(pool.layout.classes, per_class):
+        objs, pages = spec.objs_per_zspage, spec.pages_per_zspage
+        zspages = sum(counts)
+        freeable = 0 if objs == 1 else free_slots // objs * pages
+        freeable_total += freeable
+        rows.append({
+            "index": spec.index,
+            "size": spec.size,
+            "pages_per_zspage": pages,
+            "objs_per_zspage": objs,
+            "huge": spec.huge,
+            "zspages": zspages,
+            "objects": zspages * objs - free_slots,
+            "obj_allocated": zspages * objs,
+            "pages_used": zspages * pages,
+            "freeable": freeable,
+            "fullness": dict(zip(FULLNESS_LABELS, counts)),
+        })
+    pool_bytes = pool.pages * PAGE_SIZE
+    stored = pool.stored_bytes
+    return {
+        "name": pool.name,
+        "kind": "zsmalloc",
+        "pool_bytes": pool_bytes,
+        "pages": pool.pages,
+        "zspages": pool._zspages,
+        "objects": objects,
+        "stored_bytes": stored,
+        "density": stored / pool_bytes if pool_bytes else 0.0,
+        "pages_compacted": pool._compacted,
+        "freeable": freeable_total,
+        "alloc_fail": pool._alloc_fail,
+        "huge_class_size": pool.layout.huge_class_size,
+        "max_pages_per_zspage": pool.max_pages_per_zspage,
+        "classes": rows,
+    }
+
+
 class _SizeClass:
     """Run-time state of one (merged) class.
 
@@ -247,8 +297,10 @@ class _Zspage:
         return self.cls.objs - len(self.free)
 
 
-class ZsPool(HandlePool):
-    """A zsmalloc pool. See the module docstring for the model and
+class PyZsPool(HandlePool):
+    """The zsmalloc pool in pure Python: the readable reference model of :class:`ZsPool`
+    (which runs the same algorithm compiled, and is checked against this one by the
+    differential tests). See the module docstring for the model and
     :mod:`hwzswap.pool._handles` for the handle format.
 
     ``max_pages_per_zspage`` is ``CONFIG_ZSMALLOC_CHAIN_SIZE`` (default 8, as in the kernel).
@@ -351,14 +403,14 @@ class ZsPool(HandlePool):
 
     def free(self, handle: int) -> None:
         """Release the object; an emptied zspage goes back to the allocator at once."""
+        objs = self._objs
         try:
-            loc = self._objs.pop(handle)
+            _, off, size, zs = objs[handle]
         except (KeyError, TypeError):
             raise self._invalid(handle, "free") from None
-        _, off, size, zs = loc
         if zs.mapped and handle in self._maps:
-            self._objs[handle] = loc
             raise self._pinned(handle)
+        del objs[handle]  # (the table stays in allocation order: compaction relies on it)
         stored = self._stored
         if self.pages == self.peak_pages and stored > self._stored_at_peak:
             self._stored_at_peak = stored  # the most the pool held at its peak size
@@ -424,10 +476,7 @@ class ZsPool(HandlePool):
             mv = self.allocator.alloc_pages(cls.pages)
         except PoolAllocError as exc:
             self._alloc_fail += 1
-            raise PoolAllocError(
-                f"{self.name}: no memory for a new {cls.pages}-page zspage of class {cls.size}: "
-                f"{exc}"
-            ) from None
+            raise self._alloc_failed(cls.pages, cls.size, exc) from None
         shells = cls.shells
         if shells:  # reuse a released zspage's object (its memory went back to the allocator)
             zs = shells.pop()
@@ -475,7 +524,8 @@ class ZsPool(HandlePool):
                 continue
             if owners is None:
                 # Reverse map zspage -> handles, built once per compaction (the kernel reads
-                # the handle from each object's header instead).
+                # the handle from each object's header instead). The handle table is in
+                # allocation order, so each list is too, and the newest object moves first.
                 owners = {}
                 for handle, loc in self._objs.items():
                     lst = owners.get(loc[3])
@@ -557,48 +607,15 @@ class ZsPool(HandlePool):
         ``objects`` (in use), ``obj_allocated``, ``pages_used``, ``freeable``, ``fullness``
         (zspages per group, keyed "0%".."100%").
         """
-        rows = []
-        freeable_total = 0
+        per_class = []
         for cls in self._classes:
             counts = [len(group) for group in cls.fullness]
             free_slots = sum(len(zs.free) for group in cls.fullness for zs in group)
             if cls.cur is not None:
                 counts[cls.fg_of_free[len(cls.cur.free)]] += 1
                 free_slots += len(cls.cur.free)
-            zspages = sum(counts)
-            freeable = 0 if cls.objs == 1 else free_slots // cls.objs * cls.pages
-            freeable_total += freeable
-            spec = cls.spec
-            rows.append({
-                "index": spec.index,
-                "size": cls.size,
-                "pages_per_zspage": cls.pages,
-                "objs_per_zspage": cls.objs,
-                "huge": spec.huge,
-                "zspages": zspages,
-                "objects": zspages * cls.objs - free_slots,
-                "obj_allocated": zspages * cls.objs,
-                "pages_used": zspages * cls.pages,
-                "freeable": freeable,
-                "fullness": dict(zip(FULLNESS_LABELS, counts)),
-            })
-        pool_bytes = self.pages * PAGE_SIZE
-        return {
-            "name": self.name,
-            "kind": "zsmalloc",
-            "pool_bytes": pool_bytes,
-            "pages": self.pages,
-            "zspages": self._zspages,
-            "objects": len(self._objs),
-            "stored_bytes": self._stored,
-            "density": self._stored / pool_bytes if pool_bytes else 0.0,
-            "pages_compacted": self._compacted,
-            "freeable": freeable_total,
-            "alloc_fail": self._alloc_fail,
-            "huge_class_size": self.layout.huge_class_size,
-            "max_pages_per_zspage": self.max_pages_per_zspage,
-            "classes": rows,
-        }
+            per_class.append((counts, free_slots))
+        return _stats(self, per_class, len(self._objs))
 
     def check(self) -> None:
         """Verify the pool's internal invariants; raise :class:`PoolError` naming the first
@@ -673,3 +690,90 @@ class ZsPool(HandlePool):
         self._stored = 0
         self._destroyed = True
         self._class_of = [None] * len(self._class_of)
+
+
+class ZsPool(_zscore.ZsCore, PoolMessages, Pool):
+    """A zsmalloc pool, compiled: the algorithm of :class:`PyZsPool` (the readable model the
+    module docstring describes) run by the C core :mod:`hwzswap.pool._zscore`, which holds the
+    classes, zspages, fullness groups, handle table, peak and pins.
+
+    The per-object calls (``malloc``, ``malloc_write``, ``write``, ``read``, ``view``,
+    ``free``, ``read_free``, ``in``, ``obj_size``, ``map``/``unmap``, ``compact``) and the
+    attributes ``pages``, ``peak_pages``, ``stored_at_peak``, ``stored_bytes`` are the C
+    type's own, with no Python frame in between; the error messages, ``stats`` and ``check``
+    are here. Handles, errors and behaviour are those of :class:`PyZsPool`: both place every
+    object in the same slot and compact the same pages.
+
+    ``max_pages_per_zspage`` is ``CONFIG_ZSMALLOC_CHAIN_SIZE`` (default 8, as in the kernel).
+    """
+
+    def __init__(
+        self,
+        allocator: PageAllocator | None = None,
+        max_pages_per_zspage: int = ZSMALLOC_CHAIN_SIZE,
+        name: str = "zsmalloc",
+    ) -> None:
+        layout = zs_layout(max_pages_per_zspage)
+        if allocator is not None and not isinstance(allocator, PageAllocator):
+            raise PoolError(
+                f"{name}: allocator must be a hwzswap.pool.PageAllocator, got "
+                f"{type(allocator).__name__}"
+            )
+        super().__init__(
+            allocator if allocator is not None else PageAllocator(),
+            _next_tag(),
+            name,
+            [(c.size, c.pages_per_zspage, c.objs_per_zspage, c.header) for c in layout.classes],
+            layout.class_of_size,
+        )
+        self.layout = layout
+        self.max_pages_per_zspage = max_pages_per_zspage
+
+    @property
+    def huge_class_size(self) -> int:
+        """Payload sizes from this up go to the huge class (``zs_huge_class_size``)."""
+        return self.layout.huge_class_size
+
+    def total_pages(self) -> int:
+        return self.pages
+
+    def total_bytes(self) -> int:
+        return self.pages * PAGE_SIZE
+
+    @contextmanager
+    def mapped(self, handle: int, writable: bool = False) -> Iterator[memoryview]:
+        """``with pool.mapped(h) as view: ...``: :meth:`map` and a guaranteed :meth:`unmap`."""
+        view = self.map(handle, writable)
+        try:
+            yield view
+        finally:
+            self.unmap(handle)
+
+    def is_mapped(self, handle: int) -> bool:
+        return bool(self._maps.get(handle))
+
+    def stats(self) -> dict[str, Any]:
+        """As :meth:`PyZsPool.stats` (the same keys and rows)."""
+        return _stats(self, self._class_stats(), len(self))
+
+    def check(self) -> None:
+        """Verify the pool's internal invariants (the C core walks its whole structure) and
+        that every zspage's memory is the allocator's; raise :class:`PoolError` naming the
+        first broken one. For tests and debugging."""
+        self._check()
+        owns = self.allocator.owns
+        for run in self._runs():
+            if not owns(run):
+                raise PoolError("a zspage's memory is not from the allocator")
+
+    def destroy(self) -> None:
+        """Free every zspage (swapoff). Later calls raise; ``destroy`` itself is idempotent.
+        Views handed out before stay valid memoryviews of memory the pool no longer uses;
+        mapped views are released."""
+        self._destroy()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, objects={len(self)}, "
+            f"pages={self.pages}, stored_bytes={self.stored_bytes})"
+        )

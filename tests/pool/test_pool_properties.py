@@ -1,6 +1,7 @@
 """Property tests: random malloc/write/read/free/compact/map sequences against a model.
 
-A dict ``handle -> bytes`` is the model. After every step the pool's own invariant check runs,
+A dict ``handle -> bytes`` is the model; the pools are zbud, the compiled zsmalloc and its
+Python reference model. After every step the pool's own invariant check runs,
 every live object must read back exactly, the totals must match the model, and the pool's
 pages must be the allocator's pages in use; at the end, freeing everything must hand every page
 back to the allocator.
@@ -23,6 +24,7 @@ from hypothesis.stateful import (
 
 from hwzswap.errors import InvalidHandleError, PoolAllocError, PoolError
 from hwzswap.pool import PAGE_SIZE, PageAllocator, ZbudPool, ZsPool
+from hwzswap.pool.zsmalloc import PyZsPool
 
 # Sizes: anything, plus clusters in a few classes (so zspages fill up, several zspages of one
 # class exist and compaction has work) and the edges of the class table.
@@ -50,14 +52,16 @@ class PoolMachine(RuleBasedStateMachine):
         self.freed: list[int] = []
         self.maps: dict[int, list[memoryview]] = {}
 
-    @initialize(kind=st.sampled_from(["zsmalloc-1", "zsmalloc-4", "zsmalloc-8", "zbud"]),
+    @initialize(kind=st.sampled_from(["zsmalloc-1", "zsmalloc-4", "zsmalloc-8", "pyzsmalloc-1",
+                                      "pyzsmalloc-4", "pyzsmalloc-8", "zbud"]),
                 limit=st.one_of(st.none(), st.integers(1, 40)))
     def setup(self, kind: str, limit: int | None) -> None:
         self.alloc = PageAllocator(limit_pages=limit, cache_pages=8)
         if kind == "zbud":
-            self.pool: ZsPool | ZbudPool = ZbudPool(self.alloc)
+            self.pool: ZsPool | PyZsPool | ZbudPool = ZbudPool(self.alloc)
         else:
-            self.pool = ZsPool(self.alloc, max_pages_per_zspage=int(kind.split("-")[1]))
+            cls = PyZsPool if kind.startswith("py") else ZsPool
+            self.pool = cls(self.alloc, max_pages_per_zspage=int(kind.split("-")[1]))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -151,7 +155,7 @@ class PoolMachine(RuleBasedStateMachine):
         after = self.pool.stats()
         assert after["pages"] == before["pages"] - freed
         assert after["pages_compacted"] == before["pages_compacted"] + freed
-        if isinstance(self.pool, ZsPool):
+        if isinstance(self.pool, (ZsPool, PyZsPool)):
             if not pinned:  # nothing held in place: every freeable page is freed
                 assert freed == before["freeable"] and after["freeable"] == 0
             else:

@@ -1,4 +1,7 @@
-"""zsmalloc specifics: the class layout, straddling objects, fullness groups, compaction, stats."""
+"""zsmalloc specifics: the class layout, straddling objects, fullness groups, compaction, stats.
+
+Every test runs on the compiled pool (``ZsPool``) and on its Python reference model
+(``PyZsPool``)."""
 
 from __future__ import annotations
 
@@ -10,11 +13,22 @@ from hwzswap.errors import InvalidParameterError
 from hwzswap.pool import PAGE_SIZE, PageAllocator, ZsPool
 from hwzswap.pool.zsmalloc import (
     FULLNESS_LABELS,
+    PyZsPool,
     ZS_HANDLE_SIZE,
     ZS_SIZE_CLASSES,
     class_index,
     zs_layout,
 )
+
+
+@pytest.fixture(params=[ZsPool, PyZsPool], ids=["c", "py"])
+def Zs(request: pytest.FixtureRequest) -> type:
+    return request.param
+
+
+def zspage_of(pool: ZsPool, handle: int) -> int:
+    return pool._where(handle)[3]
+
 
 # -- layout ------------------------------------------------------------------------------------
 
@@ -32,12 +46,12 @@ def test_class_constants() -> None:
     [(4, 69, 3264, 3257), (8, 119, 3632, 3625), (16, 192, 3840, 3833)],
 )
 def test_layout_matches_the_kernel(chain: int, distinct: int, largest_normal: int,
-                                   huge_class_size: int) -> None:
+                                   huge_class_size: int, Zs: type) -> None:
     layout = zs_layout(chain)
     assert len(layout.classes) == distinct
     assert max(c.size for c in layout.classes if not c.huge) == largest_normal
     assert layout.huge_class_size == huge_class_size
-    assert ZsPool(max_pages_per_zspage=chain).huge_class_size == huge_class_size
+    assert Zs(max_pages_per_zspage=chain).huge_class_size == huge_class_size
 
 
 @pytest.mark.parametrize("chain", [1, 4, 8, 16])
@@ -71,9 +85,9 @@ def test_layout_rules(chain: int) -> None:
 
 
 @pytest.mark.parametrize("bad", [0, 17, 8.0, "8"])
-def test_bad_chain_size(bad: object) -> None:
+def test_bad_chain_size(bad: object, Zs: type) -> None:
     with pytest.raises(InvalidParameterError, match="ZSMALLOC_CHAIN_SIZE"):
-        ZsPool(max_pages_per_zspage=bad)  # type: ignore[arg-type]
+        Zs(max_pages_per_zspage=bad)  # type: ignore[arg-type]
 
 
 def row_for(pool: ZsPool, payload: int) -> dict:
@@ -82,8 +96,8 @@ def row_for(pool: ZsPool, payload: int) -> dict:
     return next(r for r in pool.stats()["classes"] if r["size"] == size)
 
 
-def test_class_choice_includes_the_handle_header() -> None:
-    pool = ZsPool()
+def test_class_choice_includes_the_handle_header(Zs: type) -> None:
+    pool = Zs()
     pool.malloc(24)  # 24 + 8 = 32: the smallest class
     assert row_for(pool, 24)["size"] == 32 and row_for(pool, 24)["objects"] == 1
     pool.malloc(25)  # 33 bytes: next class up
@@ -98,9 +112,9 @@ def test_class_choice_includes_the_handle_header() -> None:
 # -- placement ---------------------------------------------------------------------------------
 
 
-def test_objects_straddling_page_boundaries() -> None:
+def test_objects_straddling_page_boundaries(Zs: type) -> None:
     alloc = PageAllocator()
-    pool = ZsPool(alloc)
+    pool = Zs(alloc)
     spec = pool.layout.classes[pool.layout.class_of_size[40]]  # class 48: 3 pages, 256 objects
     assert spec.size == 48 and spec.pages_per_zspage == 3
     data = {}
@@ -110,7 +124,7 @@ def test_objects_straddling_page_boundaries() -> None:
     assert alloc.pages_in_use == 3 and pool.stats()["zspages"] == 1
     straddling = []
     for h, d in data.items():
-        _, off, size, _ = pool._objs[h]
+        _, off, size, _ = pool._where(h)
         if off // PAGE_SIZE != (off + size - 1) // PAGE_SIZE:
             straddling.append(h)
     assert straddling  # slots 85 and 170 cross into the next page
@@ -122,15 +136,14 @@ def test_objects_straddling_page_boundaries() -> None:
         assert pool.read(h) == bytes(reversed(data[h]))
 
 
-def test_malloc_prefers_the_fullest_zspage() -> None:
-    pool = ZsPool()
+def test_malloc_prefers_the_fullest_zspage(Zs: type) -> None:
+    pool = Zs()
     spec = pool.layout.classes[pool.layout.class_of_size[1000]]
     per = spec.objs_per_zspage
     assert (spec.size, per, spec.pages_per_zspage) == (1024, 4, 1)
     handles = [pool.malloc(1000) for _ in range(3 * per)]
-    zspage_of = lambda h: pool._objs[h][3]  # noqa: E731
     a, b, c = handles[0:per], handles[per : 2 * per], handles[2 * per :]
-    assert len({zspage_of(a[0]), zspage_of(b[0]), zspage_of(c[0])}) == 3
+    assert len({zspage_of(pool, a[0]), zspage_of(pool, b[0]), zspage_of(pool, c[0])}) == 3
     pool.free(a[0])  # zspage A: 3 of 4 in use
     for h in b[:3]:  # zspage B: 1 of 4
         pool.free(h)
@@ -138,19 +151,19 @@ def test_malloc_prefers_the_fullest_zspage() -> None:
     assert row["fullness"]["80%"] == 1 and row["fullness"]["30%"] == 1
     assert row["fullness"]["100%"] == 1 and row["freeable"] == 1
     first = pool.malloc(1000)
-    assert zspage_of(first) is zspage_of(a[1])  # the fuller one
+    assert zspage_of(pool, first) == zspage_of(pool, a[1])  # the fuller one
     second = pool.malloc(1000)
-    assert zspage_of(second) is zspage_of(b[3])
+    assert zspage_of(pool, second) == zspage_of(pool, b[3])
     # a free that leaves a zspage fuller than the one being filled makes it the next target
     pool.free(c[0])  # C: 3 of 4, B (being filled): 2 of 4
     third = pool.malloc(1000)
-    assert zspage_of(third) is zspage_of(c[1])
+    assert zspage_of(pool, third) == zspage_of(pool, c[1])
     pool.check()
 
 
-def test_empty_zspage_goes_back_at_once() -> None:
+def test_empty_zspage_goes_back_at_once(Zs: type) -> None:
     alloc = PageAllocator()
-    pool = ZsPool(alloc)
+    pool = Zs(alloc)
     hs = [pool.malloc(1000) for _ in range(8)]
     assert alloc.pages_in_use == 2
     for h in hs[:4]:
@@ -162,9 +175,9 @@ def test_empty_zspage_goes_back_at_once() -> None:
     pool.check()
 
 
-def test_failed_zspage_allocation_keeps_existing_room_usable() -> None:
+def test_failed_zspage_allocation_keeps_existing_room_usable(Zs: type) -> None:
     alloc = PageAllocator(limit_pages=1)
-    pool = ZsPool(alloc)
+    pool = Zs(alloc)
     hs = [pool.malloc(1000) for _ in range(4)]  # one full 1-page zspage
     pool.free(hs[0])
     with pytest.raises(Exception, match="class 32"):
@@ -184,9 +197,9 @@ def fill(pool: ZsPool, sizes: list[int]) -> dict[int, bytes]:
     return out
 
 
-def test_compaction_moves_objects_and_keeps_handles() -> None:
+def test_compaction_moves_objects_and_keeps_handles(Zs: type) -> None:
     alloc = PageAllocator()
-    pool = ZsPool(alloc)
+    pool = Zs(alloc)
     live = fill(pool, [700] * 200 + [1500] * 100 + [60] * 500)
     handles = list(live)
     for h in handles[::3] + handles[1::3]:
@@ -211,8 +224,8 @@ def test_compaction_moves_objects_and_keeps_handles() -> None:
     assert alloc.pages_in_use == 0
 
 
-def test_compaction_can_leave_a_source_part_moved() -> None:
-    pool = ZsPool()
+def test_compaction_can_leave_a_source_part_moved(Zs: type) -> None:
+    pool = Zs()
     spec = pool.layout.classes[pool.layout.class_of_size[500]]
     assert (spec.size, spec.objs_per_zspage, spec.pages_per_zspage) == (512, 8, 1)
     live = fill(pool, [500] * 24)  # zspages X, Y, Z
@@ -234,8 +247,8 @@ def test_compaction_can_leave_a_source_part_moved() -> None:
     assert pool.total_pages() == 2
 
 
-def test_compaction_leaves_mapped_objects_in_place() -> None:
-    pool = ZsPool()
+def test_compaction_leaves_mapped_objects_in_place(Zs: type) -> None:
+    pool = Zs()
     live = fill(pool, [1000] * 12)  # three 1-page zspages of four
     handles = list(live)
     for i in (0, 4, 8, 9, 10):  # A and B keep 3 objects, C keeps 1
@@ -243,18 +256,18 @@ def test_compaction_leaves_mapped_objects_in_place() -> None:
         del live[handles[i]]
     pinned = handles[11]
     view = pool.map(pinned)
-    where = pool._objs[pinned][:2]
+    where = pool._where(pinned)[:2]
     # C cannot be emptied, but it can take objects: A's three move in, A is freed
     assert pool.compact() == 1
-    assert pool._objs[pinned][:2] == where and view.tobytes() == live[pinned]
+    assert pool._where(pinned)[:2] == where and view.tobytes() == live[pinned]
     pool.unmap(pinned)
     for h, d in live.items():
         assert pool.read(h) == d
     pool.check()
 
 
-def test_compaction_waits_for_unmap() -> None:
-    pool = ZsPool()
+def test_compaction_waits_for_unmap(Zs: type) -> None:
+    pool = Zs()
     handles = list(fill(pool, [1000] * 8))  # two 1-page zspages of four
     a, b = handles[0], handles[4]
     data = {a: pool.read(a), b: pool.read(b)}
@@ -267,14 +280,14 @@ def test_compaction_waits_for_unmap() -> None:
     assert pool.compact() == 0  # both zspages pinned
     pool.unmap(b)
     assert pool.compact() == 1  # b moves in with a
-    assert pool._objs[a][3] is pool._objs[b][3]
+    assert zspage_of(pool, a) == zspage_of(pool, b)
     assert pool.read(a) == data[a] and pool.read(b) == data[b]
     pool.unmap(a)
     pool.check()
 
 
-def test_nothing_to_compact() -> None:
-    pool = ZsPool()
+def test_nothing_to_compact(Zs: type) -> None:
+    pool = Zs()
     assert pool.compact() == 0
     fill(pool, [4096] * 3 + [1024] * 8)  # huge and full zspages only
     assert pool.compact() == 0 and pool.stats()["freeable"] == 0
@@ -283,8 +296,8 @@ def test_nothing_to_compact() -> None:
 # -- stats -------------------------------------------------------------------------------------
 
 
-def test_class_rows_are_consistent() -> None:
-    pool = ZsPool()
+def test_class_rows_are_consistent(Zs: type) -> None:
+    pool = Zs()
     live = fill(pool, [n for n in range(1, PAGE_SIZE + 1, 13)])
     for h in list(live)[::2]:
         pool.free(h)

@@ -1,0 +1,151 @@
+"""The compiled zsmalloc core under misuse: nothing reachable from Python may crash the
+interpreter, read freed memory or leave the pool inconsistent."""
+
+from __future__ import annotations
+
+import gc
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from hwzswap.errors import InvalidHandleError, PoolAllocError, PoolError
+from hwzswap.pool import PageAllocator, ZsPool
+from hwzswap.pool._zscore import ZsCore  # type: ignore[import-not-found]
+from hwzswap.pool.zsmalloc import PyZsPool
+
+
+def test_views_outlive_free_destroy_and_the_pool() -> None:
+    alloc = PageAllocator(cache_pages=0)
+    pool = ZsPool(alloc)
+    data = os.urandom(3000)
+    h = pool.malloc_write(data)
+    view, mapped = pool.view(h), pool.map(h)
+    pool.unmap(h)
+    pool.free(h)  # the zspage goes back to the allocator, which drops it (no cache)
+    assert view.tobytes() == data  # the view keeps that memory alive: still the old bytes
+    h2 = pool.malloc_write(b"y" * 100)
+    view2 = pool.view(h2)
+    pool.destroy()
+    del pool
+    gc.collect()
+    assert view2.tobytes() == b"y" * 100 and len(view) == 3000
+    with pytest.raises(ValueError):
+        mapped.tobytes()  # released by unmap
+
+
+def test_an_uninitialised_or_reinitialised_core_refuses_cleanly() -> None:
+    bare = ZsPool.__new__(ZsPool)
+    with pytest.raises(Exception):
+        bare.malloc(10)
+    for op in (bare.read, bare.view, bare.free, bare.obj_size):
+        with pytest.raises(Exception):
+            op(1 << 40 | 1)
+    assert len(bare) == 0 and (5 in bare) is False and bare.compact() == 0
+    core = ZsCore.__new__(ZsCore)
+    with pytest.raises(Exception):
+        core.malloc_write(b"abc")
+    pool = ZsPool()
+    with pytest.raises(PoolError, match="already initialised"):
+        ZsCore.__init__(pool, PageAllocator(), 5, "x", [(32, 1, 128, 8)], [-1] * 4097)
+    assert pool.read(pool.malloc_write(b"still fine")) == b"still fine"
+
+
+def test_odd_handles_are_refused() -> None:
+    pool = ZsPool()
+    h = pool.malloc_write(b"abc")
+    for bad in (True, -1, 0, 2**64, 2**200, -(2**70), 1.0 * h, "h", None, object()):
+        with pytest.raises(InvalidHandleError):
+            pool.read(bad)  # type: ignore[arg-type]
+        assert bad not in pool
+    assert pool.read(np.int64(h)) == b"abc"  # an integer type with __index__ is an int
+
+
+def test_data_of_every_shape() -> None:
+    pool, ref = ZsPool(), PyZsPool()
+    raw = bytes(range(200))
+    for data in (bytearray(raw), memoryview(raw)[::3], memoryview(raw)[::-1],
+                 np.frombuffer(raw, dtype=np.uint8)[10:50], np.arange(6, dtype=np.uint8)):
+        h, r = pool.malloc_write(data), ref.malloc_write(data)
+        assert pool.read(h) == ref.read(r) == bytes(data)
+        pool.write(h, data[:5])
+        ref.write(r, data[:5])
+        assert pool.read(h) == ref.read(r)
+    for data in (np.zeros(4, dtype=np.int8), np.zeros((2, 2), dtype=np.uint8),
+                 memoryview(b"abcd").cast("c")):
+        with pytest.raises(PoolError, match="bytes-like"):
+            pool.malloc_write(data)
+        with pytest.raises(PoolError, match="bytes-like"):
+            ref.malloc_write(data)
+    pool.check()
+    assert pool.pages == ref.pages
+
+
+def test_unmap_refuses_while_a_buffer_is_exported() -> None:
+    pool = ZsPool()
+    h = pool.malloc_write(b"0123456789")
+    view = pool.map(h, writable=True)
+    arr = struct.iter_unpack("B", view)  # holds a buffer exported from the view
+    with pytest.raises(PoolError, match="still holds a buffer"):
+        pool.unmap(h)
+    assert pool.is_mapped(h)
+    with pytest.raises(PoolError, match="mapped"):
+        pool.free(h)
+    del arr
+    pool.unmap(h)
+    pool.free(h)
+    pool.check()
+
+
+class _Reentrant(PageAllocator):
+    """An allocator that calls back into the pool it serves (which the pool must refuse)."""
+
+    pool: ZsPool | None = None
+    seen: list[BaseException]
+
+    def alloc_pages(self, n: int) -> memoryview:
+        assert self.pool is not None
+        try:
+            self.pool.malloc(100)
+        except PoolError as exc:
+            self.seen.append(exc)
+        return super().alloc_pages(n)
+
+
+def test_a_reentrant_allocator_is_refused_and_the_pool_stays_whole() -> None:
+    alloc = _Reentrant()
+    alloc.seen = []
+    pool = ZsPool(alloc)
+    alloc.pool = pool
+    h = pool.malloc_write(b"x" * 500)
+    assert len(alloc.seen) == 1 and "allocator" in str(alloc.seen[0])
+    assert pool.read(h) == b"x" * 500 and len(pool) == 1
+    pool.check()
+
+
+class _Bogus(PageAllocator):
+    def alloc_pages(self, n: int) -> memoryview:
+        run = super().alloc_pages(n)
+        return run[:100]  # not a whole run: the pool must not use it
+
+
+def test_a_wrong_run_from_the_allocator_is_refused() -> None:
+    alloc = _Bogus()
+    pool = ZsPool(alloc)
+    with pytest.raises(PoolError, match="page allocator returned"):
+        pool.malloc(10)
+    assert pool.pages == 0 and len(pool) == 0
+    pool.check()
+
+
+def test_allocation_failure_message_and_count() -> None:
+    alloc = PageAllocator(limit_pages=0)
+    pool, ref = ZsPool(alloc), PyZsPool(PageAllocator(limit_pages=0))
+    with pytest.raises(PoolAllocError) as c_err:
+        pool.malloc_write(b"z" * 2000)
+    with pytest.raises(PoolAllocError) as py_err:
+        ref.malloc_write(b"z" * 2000)
+    assert str(c_err.value) == str(py_err.value)
+    assert c_err.value.__cause__ is None
+    assert pool.stats()["alloc_fail"] == 1 and pool.pages == 0
