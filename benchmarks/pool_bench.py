@@ -30,6 +30,9 @@ Cost
     pool < 25% of lz4), and a per-operation breakdown; also with the fused calls
     ``malloc_write`` / ``read_free``, and with zswap's calls: ``malloc_write`` on store, a
     zero-copy ``view`` on load (decompression reads the pool memory), ``free`` on invalidate.
+    zsmalloc is measured twice in the same run: ``zsmalloc`` is the pool zswap uses
+    (``ZsPool``, the compiled core) and ``zsmalloc-py`` its pure-Python reference model
+    (``PyZsPool``, the same algorithm, what ``ZsPool`` was before the C core).
 
 Usage::
 
@@ -61,7 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 from hwzswap.pool import PageAllocator, ZbudPool, ZsPool  # noqa: E402
 from hwzswap.pool.base import PAGE_SIZE  # noqa: E402
-from hwzswap.pool.zsmalloc import zs_layout  # noqa: E402
+from hwzswap.pool.zsmalloc import PyZsPool, zs_layout  # noqa: E402
 
 DEFAULT_CORPUS = "hwzswap/data/corpus/*.pages.zst"
 KERNEL_DENSITY = 0.974  # zsmalloc, real anonymous memory, lz4 (zram measurement, issue 3)
@@ -289,8 +292,8 @@ def cost_run(pages: list[bytes], objects: list[bytes], rounds: int,
         "ratio": round(best_pool / best_lz4, 4),
         "ratio_median_of_rounds": round(statistics.median(ratios), 4),
         "breakdown_ns": {k: round(min(v), 1) for k, v in phases.items()},
-        "time_basis": "wall time (time.perf_counter) in one process; per round, the pool work "
-                      "over all objects, then lz4 over all pages; best of rounds, and the "
+        "time_basis": "CPU time (time.process_time) in one process; per round, the pool "
+                      "work over all objects, then lz4 over all pages; best of rounds, and the "
                       "median of per-round ratios",
     }
 
@@ -392,7 +395,9 @@ def markdown(doc: dict[str, Any]) -> str:
             f"| {pool} | {r['calls']} | {r['pool_ns_per_object']:.0f} ns | "
             f"{r['lz4_compress_ns_per_page']:.0f} ns | {r['ratio']:.3f} | "
             f"{r['ratio_median_of_rounds']:.3f} | {b} ns |")
-    lines += ["", "Times are CPU time (time.process_time), best round of "
+    lines += ["", "zsmalloc: the compiled pool (`ZsPool`, what zswap uses); zsmalloc-py: its "
+              "pure-Python reference model (`PyZsPool`), measured in the same run.",
+              "", "Times are CPU time (time.process_time), best round of "
               f"{doc['config']['rounds']}, on a machine shared with other jobs: absolute "
               "figures move with the load, the pool / lz4 ratio much less.", ""]
     return "\n".join(lines)
@@ -472,7 +477,10 @@ def main(argv: list[str] | None = None) -> int:
     if not lz4_objects:
         lz4_objects = [zswap_object(p, codecs["lz4"](p)) for p in pages]
     doc["cost"] = {}
-    for pool_name, make in (("zsmalloc", lambda a: ZsPool(a)), ("zbud", lambda a: ZbudPool(a))):
+    cost_pools: tuple[tuple[str, Callable[[PageAllocator], Any]], ...] = (
+        ("zsmalloc", lambda a: ZsPool(a)), ("zsmalloc-py", lambda a: PyZsPool(a)),
+        ("zbud", lambda a: ZbudPool(a)))
+    for pool_name, make in cost_pools:
         for order, fused, zswap in (("fifo", False, False), ("random", False, False),
                                     ("fifo", True, False), ("fifo", False, True),
                                     ("random", False, True)):

@@ -28,7 +28,15 @@ Kconfig; 1..16 accepted here for experiments). The kernel default is 8 and so is
 chains waste less at each zspage's tail and push the huge-class watermark up (3264 bytes with 4,
 3632 with 8), which is where most of the density difference comes from.
 
-Fast path (Python): the class is a list lookup by size; each zspage keeps a stack of free
+Two implementations of one algorithm: :class:`PyZsPool` in Python, the readable reference model
+that the rest of this docstring describes, and :class:`ZsPool`, the pool zswap uses, whose data
+structure lives in the C core :mod:`hwzswap.pool._zscore` (``_zscore.c``): the per-object calls
+cost a C call each instead of several Python-level steps (issue 3 wants pool work under a
+quarter of lz4's compression of the page; see ``benchmarks/results/pool_density.md``). Both
+make the same choices, so they place every object in the same slot and compact the same pages;
+``tests/pool/test_zsmalloc_differential.py`` checks that step by step.
+
+Fast path (the model): the class is a list lookup by size; each zspage keeps a stack of free
 payload offsets (its use count is ``objs - len(free)``); and each class fills one zspage at a
 time, ``cur``, taken out of its fullness group when picked (the most recently added zspage of
 the fullest non-empty group, as the kernel takes the list head, found through a bitmask of
