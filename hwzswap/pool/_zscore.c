@@ -1120,8 +1120,8 @@ can_compact(ZsCore *self, SizeClass *c)
  * most used end of its partial zspages (a stable sort, as PyZsPool). part and tmp have room
  * for every zspage of the pool. */
 static Py_ssize_t
-compact_class(ZsCore *self, int ci, int32_t *part, int32_t *tmp, PyObject **deferred,
-              Py_ssize_t *ndeferred)
+compact_class(ZsCore *self, int ci, int32_t *part, int32_t *tmp, Py_ssize_t *cnt,
+              PyObject **deferred, Py_ssize_t *ndeferred)
 {
     SizeClass *c = &self->classes[ci];
     int32_t objs = c->objs, csize = c->size, hdr = c->hdr;
@@ -1136,9 +1136,7 @@ compact_class(ZsCore *self, int ci, int32_t *part, int32_t *tmp, PyObject **defe
     c->partial_mask = 0;
     /* stable counting sort by (mapped > 0, objects in use) */
     int32_t nkeys = 2 * (objs + 1);
-    Py_ssize_t *cnt = PyMem_Calloc((size_t)nkeys + 1, sizeof(Py_ssize_t));
-    if (cnt == NULL)
-        return -1;
+    memset(cnt, 0, sizeof(Py_ssize_t) * ((size_t)nkeys + 1));
     for (Py_ssize_t i = 0; i < n; i++) {
         Zspage *z = &self->zs[tmp[i]];
         cnt[(z->mapped ? objs + 1 : 0) + objs - z->nfree + 1]++;
@@ -1149,7 +1147,6 @@ compact_class(ZsCore *self, int ci, int32_t *part, int32_t *tmp, PyObject **defe
         Zspage *z = &self->zs[tmp[i]];
         part[cnt[(z->mapped ? objs + 1 : 0) + objs - z->nfree]++] = tmp[i];
     }
-    PyMem_Free(cnt);
 
     Py_ssize_t freed = 0, src_i = 0, dst_i = n - 1;
     uint64_t *hs = self->scratch_h;
@@ -1216,39 +1213,28 @@ ZsCore_compact(ZsCore *self, PyObject *Py_UNUSED(ignored))
     if (check_not_busy(self) < 0)
         return NULL;
     note_peak(self);
+    /* all the memory it needs first: once a class is taken apart nothing may fail */
     Py_ssize_t nz = self->nzspages;
     int32_t *part = PyMem_Malloc(sizeof(int32_t) * (size_t)(2 * nz + 1));
     PyObject **deferred = PyMem_Malloc(sizeof(PyObject *) * (size_t)(nz + 1));
-    if (part == NULL || deferred == NULL) {
+    Py_ssize_t *cnt = PyMem_Malloc(sizeof(Py_ssize_t) * (2 * (MAX_OBJS + 1) + 1));
+    if (part == NULL || deferred == NULL || cnt == NULL) {
         PyMem_Free(part);
         PyMem_Free(deferred);
+        PyMem_Free(cnt);
         return PyErr_NoMemory();
     }
     Py_ssize_t freed = 0, ndeferred = 0;
     for (int ci = self->nclasses - 1; ci >= 0; ci--) {
-        if (can_compact(self, &self->classes[ci]) == 0)
-            continue;
-        Py_ssize_t f = compact_class(self, ci, part, part + nz, deferred, &ndeferred);
-        if (f < 0) {  /* out of memory for the sort: stop here, the pool is consistent */
-            PyErr_NoMemory();
-            break;
-        }
-        freed += f;
+        if (can_compact(self, &self->classes[ci]) != 0)
+            freed += compact_class(self, ci, part, part + nz, cnt, deferred, &ndeferred);
     }
     self->compacted += freed;
     PyMem_Free(part);
-    int failed = PyErr_Occurred() != NULL;
-    PyObject *t = NULL, *v = NULL, *tb = NULL;
-    if (failed)
-        PyErr_Fetch(&t, &v, &tb);
+    PyMem_Free(cnt);
+    /* the pool is consistent again: the allocator may run any Python code */
     int rc = free_deferred(self, deferred, ndeferred);
     PyMem_Free(deferred);
-    if (failed) {
-        if (rc < 0)
-            PyErr_Clear();
-        PyErr_Restore(t, v, tb);
-        return NULL;
-    }
     if (rc < 0)
         return NULL;
     return PyLong_FromSsize_t(freed);
