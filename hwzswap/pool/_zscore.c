@@ -644,7 +644,10 @@ copy_in(unsigned char *dst, int kind, const char *ptr, Py_buffer *b, Py_ssize_t 
 static PyObject *
 run_view(PyObject *run, Py_ssize_t off, Py_ssize_t len, int readonly)
 {
+    /* hold the run: making the view may run the GC, and a finalizer might free the object */
+    Py_INCREF(run);
     PyObject *v = PyMemoryView_FromObject(run);
+    Py_DECREF(run);
     if (v == NULL)
         return NULL;
     PyMemoryViewObject *mv = (PyMemoryViewObject *)v;
@@ -1386,7 +1389,8 @@ ZsCore_where(ZsCore *self, PyObject *handle)
         return raise_invalid(self, handle, op_read);
     Zspage *z = &self->zs[e->zs];
     SizeClass *c = &self->classes[z->cls];
-    return Py_BuildValue("(Onin)", z->run, (Py_ssize_t)e->slot * c->size + c->hdr,
+    Py_INCREF(z->run);  /* "N" hands this reference to the tuple (or drops it on failure) */
+    return Py_BuildValue("(Nnin)", z->run, (Py_ssize_t)e->slot * c->size + c->hdr,
                          (int)e->size, (Py_ssize_t)e->zs);
 }
 
