@@ -135,7 +135,26 @@ class PoolMessages:
         )
 
 
-class HandlePool(PoolMessages, Pool):
+class MapHelpers:
+    """``mapped`` and ``is_mapped`` over a pool's ``map``/``unmap`` and its ``_maps`` table
+    (handle -> the views mapped now): shared by the Python pools and the compiled ZsPool."""
+
+    _maps: dict[int, list[memoryview]]
+
+    @contextmanager
+    def mapped(self, handle: int, writable: bool = False) -> Iterator[memoryview]:
+        """``with pool.mapped(h) as view: ...``: :meth:`map` and a guaranteed :meth:`unmap`."""
+        view = self.map(handle, writable)
+        try:
+            yield view
+        finally:
+            self.unmap(handle)
+
+    def is_mapped(self, handle: int) -> bool:
+        return bool(self._maps.get(handle))
+
+
+class HandlePool(PoolMessages, MapHelpers, Pool):
     """Common part of the pools: handle table, ``read``/``write``/``map``, error reporting.
 
     Subclasses implement ``malloc``/``free``/``compact``/``stats``/``destroy`` and keep
@@ -278,18 +297,6 @@ class HandlePool(PoolMessages, Pool):
         if not views:
             del self._maps[handle]
         self._objs[handle][3].mapped -= 1
-
-    @contextmanager
-    def mapped(self, handle: int, writable: bool = False) -> Iterator[memoryview]:
-        """``with pool.mapped(h) as view: ...``: :meth:`map` and a guaranteed :meth:`unmap`."""
-        view = self.map(handle, writable)
-        try:
-            yield view
-        finally:
-            self.unmap(handle)
-
-    def is_mapped(self, handle: int) -> bool:
-        return bool(self._maps.get(handle))
 
     def _where(self, handle: int) -> tuple[memoryview, int, int, int]:
         """``(page run, offset, size, owner id)`` of a live object: where it is (tests)."""

@@ -50,14 +50,12 @@ the cost from ``free`` to ``malloc`` and saves nothing.)
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from hwzswap.errors import InvalidHandleError, InvalidParameterError, PoolAllocError, PoolError
 from hwzswap.pool import _zscore  # type: ignore[attr-defined]
-from hwzswap.pool._handles import HandlePool, PoolMessages, _next_tag
+from hwzswap.pool._handles import HandlePool, MapHelpers, PoolMessages, _next_tag
 from hwzswap.pool.allocator import PageAllocator
 from hwzswap.pool.base import PAGE_SIZE, Pool
 
@@ -700,7 +698,7 @@ class PyZsPool(HandlePool):
         self._class_of = [None] * len(self._class_of)
 
 
-class ZsPool(_zscore.ZsCore, PoolMessages, Pool):
+class ZsPool(_zscore.ZsCore, PoolMessages, MapHelpers, Pool):
     """A zsmalloc pool, compiled: the algorithm of :class:`PyZsPool` (the readable model the
     module docstring describes) run by the C core :mod:`hwzswap.pool._zscore`, which holds the
     classes, zspages, fullness groups, handle table, peak and pins.
@@ -747,18 +745,6 @@ class ZsPool(_zscore.ZsCore, PoolMessages, Pool):
 
     def total_bytes(self) -> int:
         return self.pages * PAGE_SIZE
-
-    @contextmanager
-    def mapped(self, handle: int, writable: bool = False) -> Iterator[memoryview]:
-        """``with pool.mapped(h) as view: ...``: :meth:`map` and a guaranteed :meth:`unmap`."""
-        view = self.map(handle, writable)
-        try:
-            yield view
-        finally:
-            self.unmap(handle)
-
-    def is_mapped(self, handle: int) -> bool:
-        return bool(self._maps.get(handle))
 
     def stats(self) -> dict[str, Any]:
         """As :meth:`PyZsPool.stats` (the same keys and rows)."""
