@@ -108,11 +108,26 @@ typedef struct {
 
 /* -- helpers: errors built by the Python side -------------------------------------------- */
 
-/* Raise the exception returned by self.<meth>(*args) (the message lives in Python). */
+static int
+check_ready(ZsCore *self)
+{
+    if (!self->ready || PoolError == NULL) {
+        PyErr_SetString(PoolError ? PoolError : PyExc_RuntimeError,
+                        "zsmalloc core: the pool is not initialised (ZsPool.__init__ did not run)");
+        return -1;
+    }
+    return 0;
+}
+
+/* Raise the exception returned by self.<meth>(*args) (the message lives in Python). A core
+ * that was never initialised says so instead: its error helpers and its state are missing, and
+ * any other message (a bad size, a foreign handle) would send the user looking elsewhere. */
 static PyObject *
 raise_helper(ZsCore *self, PyObject *meth, PyObject *a, PyObject *b, PyObject *c)
 {
     PyObject *exc;
+    if (check_ready(self) < 0)
+        return NULL;
     if (c != NULL)
         exc = PyObject_CallMethodObjArgs((PyObject *)self, meth, a, b, c, NULL);
     else if (b != NULL)
@@ -144,17 +159,6 @@ raise_invalid_h(ZsCore *self, uint64_t h, PyObject *op)
     raise_helper(self, str_invalid, o, op, NULL);
     Py_DECREF(o);
     return NULL;
-}
-
-static int
-check_ready(ZsCore *self)
-{
-    if (!self->ready || PoolError == NULL) {
-        PyErr_SetString(PoolError ? PoolError : PyExc_RuntimeError,
-                        "zsmalloc core: the pool is not initialised");
-        return -1;
-    }
-    return 0;
 }
 
 static int

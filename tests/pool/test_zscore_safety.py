@@ -37,15 +37,16 @@ def test_views_outlive_free_destroy_and_the_pool() -> None:
 
 def test_an_uninitialised_or_reinitialised_core_refuses_cleanly() -> None:
     bare = ZsPool.__new__(ZsPool)
-    with pytest.raises(Exception):
+    with pytest.raises(PoolError, match="not initialised"):
         bare.malloc(10)
     for op in (bare.read, bare.view, bare.free, bare.obj_size):
-        with pytest.raises(Exception):
+        with pytest.raises(PoolError, match="not initialised"):
             op(1 << 40 | 1)
     assert len(bare) == 0 and (5 in bare) is False and bare.compact() == 0
     core = ZsCore.__new__(ZsCore)
-    with pytest.raises(Exception):
-        core.malloc_write(b"abc")
+    for data in (b"abc", 42):
+        with pytest.raises(PoolError, match="not initialised"):
+            core.malloc_write(data)
     pool = ZsPool()
     with pytest.raises(PoolError, match="already initialised"):
         ZsCore.__init__(pool, PageAllocator(), 5, "x", [(32, 1, 128, 8)], [-1] * 4097)
