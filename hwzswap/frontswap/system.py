@@ -1,7 +1,8 @@
 """The swap system: the kernel's swap layer around the zswap cache, and ``open_zswap``.
 
 ``swap_out`` offers a page to zswap and, if zswap rejects it, writes it to the swap device;
-``swap_in`` asks zswap first, then the device; ``swap_free`` releases the slot (invalidating the
+``swap_in`` asks zswap first, then the device (``swap_out_batch`` and ``swap_in_batch`` do the
+same for a reclaim batch and a readahead batch); ``swap_free`` releases the slot (invalidating the
 zswap entry). Each swap type has a swap map (slot in use or free) so a freed or never-used slot
 is never read, whatever stale bytes the file may hold there.
 
@@ -97,6 +98,7 @@ class SwapSystem:
         self._zstore = self.zswap.store
         self._zload = self.zswap.load
         self._zstore_batch = self.zswap._store_batch_checked
+        self._zload_batch = self.zswap._load_batch_checked
 
     # -- swap areas ----------------------------------------------------------------------------
 
@@ -229,6 +231,60 @@ class SwapSystem:
             self._swap_maps[type][offset] = 0
             self.devices[type].discard(offset)
         return page
+
+    def swap_in_batch(self, type: int, offsets: Sequence[int]) -> list[bytes]:
+        """The pages of a batch of slots of swap ``type`` (a readahead cluster, the kernel's
+        ``vm.page-cluster``): zswap first, in one :meth:`ZswapCache.load_batch` (one
+        ``decompress_batch`` for a batch backend), then the misses from the swap device.
+
+        Returns what :meth:`swap_in` on each offset in order returns, with the same counters
+        and, with ``exclusive_loads``, every slot freed. The offsets must be distinct and in
+        range. All or nothing: a slot not in use (:class:`SwapDeviceError`, checked before
+        anything is read), a corrupt zswap object
+        (:class:`~hwzswap.errors.CorruptDataError`) or a device read failure raises and
+        frees nothing, so every page of the batch can still be swapped in (after a failed device
+        read, zswap's ``loads_hit``/``loads_miss`` have counted the batch's lookups).
+        """
+        smap = self._swap_maps.get(type)
+        if smap is None:
+            raise self._bad_slot(type, 0, "swap_in_batch")
+        offs = batch_offsets(offsets, "swap_in_batch")
+        n = len(offs)
+        if n:
+            lo, hi = min(offs), max(offs)
+            if lo < 0 or hi >= len(smap):
+                raise self._bad_slot(type, lo if lo < 0 else hi, "swap_in_batch")
+            if len(set(offs)) != n:
+                raise InvalidInputError(
+                    "swap_in_batch: an offset appears twice in one batch (a readahead batch "
+                    "names distinct slots); swap it in once"
+                )
+        # zswap holds entries only for slots in use, so checking the map first is the check
+        # swap_in makes on a miss, made before any entry is touched.
+        for off in offs:
+            if not smap[off]:
+                raise SwapDeviceError(
+                    f"swap_in_batch of swap type {type} offset {off}: the slot is not in use "
+                    f"(never swapped out, or freed); nothing in the batch was read"
+                )
+        exclusive = self._exclusive
+        # Exclusive loads free the zswap entries only once the device reads succeeded too, so a
+        # failing read loses none of the pages zswap held.
+        pages = self._zload_batch(self.zswap._trees[type], offs, False)
+        dev = self.devices[type]
+        hits = n
+        for i, page in enumerate(pages):
+            if page is None:
+                pages[i] = dev.read_page(offs[i])
+                hits -= 1
+        if exclusive:
+            if hits:
+                self.zswap._drop_loaded(type, offs)
+            discard = dev.discard
+            for off in offs:
+                smap[off] = 0
+                discard(off)
+        return pages  # type: ignore[return-value]  # every None was replaced
 
     def _read_device(self, type: int, offset: int) -> bytes:
         """``swap_in``'s miss path: the slot must be in use; read it from the device."""
