@@ -2,14 +2,16 @@
 
 A :class:`Workload` is the unit the bench replays through every backend: the pages (an
 ``(N, 4096)`` uint8 array), the op stream (``store`` / ``load`` / ``invalidate`` with a swap
-type, swap offsets and, for stores, indices into the page array), the configuration overrides
+type, swap offsets and, for stores, indices into the page array; a load of several offsets is
+a readahead batch), the configuration overrides
 the workload needs (a pressure workload sizes the pool relative to its page count) and metadata
 (name, seed, where the pages came from).
 
 Built-in generators (:data:`WORKLOADS`) build one from pages and a seed:
 
 * ``roundtrip`` -- store every page in reclaim batches of ``SWAP_CLUSTER_MAX`` (32), load every
-  page in a shuffled order, then invalidate every slot. The pool is sized to hold everything.
+  page in a shuffled order (one page a load, or ``load_batch`` pages a load: readahead), then
+  invalidate every slot. The pool is sized to hold everything.
 * ``pressure`` -- a pool limit of about a quarter of the working set, so the pool fills,
   writeback runs and loads come from the swap device; loads prefer recently loaded slots, and
   every batch of loaded slots is reclaimed again (some with new content).
@@ -25,6 +27,7 @@ stream can be recorded on one machine and replayed on another.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import struct
@@ -60,8 +63,9 @@ class Op(NamedTuple):
     """One frontswap operation.
 
     ``offsets`` are swap slots of swap ``type``; for a store, ``pages[i]`` is the index (into
-    :attr:`Workload.pages`) of the page stored at ``offsets[i]``. Loads and invalidates carry
-    exactly one offset and no page.
+    :attr:`Workload.pages`) of the page stored at ``offsets[i]``. A load carries one offset, or
+    several distinct ones (a readahead batch: one ``swap_in_batch``), and no page; an
+    invalidate carries exactly one offset and no page.
     """
 
     kind: str
@@ -100,16 +104,22 @@ class Workload:
         return hashlib.sha256(np.ascontiguousarray(self.pages).tobytes()).hexdigest()
 
     def counts(self) -> dict[str, int]:
-        """How many ops and page operations the stream holds."""
+        """How many ops and page operations the stream holds. ``loads`` counts pages loaded;
+        ``load_ops`` (the load calls) is there only when loads come in batches, so a stream of
+        single loads describes itself as it always did."""
         out = {"ops": len(self.ops), "store_pages": 0, "loads": 0, "invalidates": 0}
+        load_ops = 0
         for op in self.ops:
             if op.kind == STORE:
                 out["store_pages"] += len(op.offsets)
             elif op.kind == LOAD:
-                out["loads"] += 1
+                out["loads"] += len(op.offsets)
+                load_ops += 1
             else:
                 out["invalidates"] += 1
         out["store_ops"] = sum(1 for op in self.ops if op.kind == STORE)
+        if load_ops != out["loads"]:
+            out["load_ops"] = load_ops
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -155,16 +165,27 @@ class Workload:
                     raise WorkloadError(f"{where}: page index out of range 0..{n - 1}")
                 live.update((op.type, o) for o in op.offsets)
                 continue
-            if len(op.offsets) != 1 or op.pages:
-                raise WorkloadError(f"{where}: takes exactly one offset and no page")
+            if op.pages:
+                raise WorkloadError(f"{where}: takes no page")
+            if op.kind == LOAD:
+                if len(set(op.offsets)) != len(op.offsets):
+                    raise WorkloadError(f"{where}: a load batch names one offset twice")
+                for off in op.offsets:
+                    if (op.type, off) not in live:
+                        raise WorkloadError(
+                            f"{where}: slot {op.type}:{off} holds nothing (never stored, or "
+                            "invalidated)"
+                        )
+                continue
+            if len(op.offsets) != 1:
+                raise WorkloadError(f"{where}: takes exactly one offset")
             key = (op.type, op.offsets[0])
             if key not in live:
                 raise WorkloadError(
                     f"{where}: slot {op.type}:{op.offsets[0]} holds nothing (never stored, or "
                     "invalidated)"
                 )
-            if op.kind == INVALIDATE:
-                live.discard(key)
+            live.discard(key)
 
 
 # -- deterministic PRNG ---------------------------------------------------------------------
@@ -269,15 +290,31 @@ def _batches(offsets: list[int], batch: int) -> Iterable[list[int]]:
         yield offsets[i : i + batch]
 
 
-def gen_roundtrip(n: int, seed: int, batch: int = SWAP_CLUSTER_MAX) -> tuple[list[Op], dict]:
+def _positive(name: str, what: str, value: Any) -> int:
+    if value.__class__ is not int or value < 1:
+        raise WorkloadError(f"workload {name!r}: {what} must be a whole number >= 1, got "
+                            f"{value!r}")
+    return value
+
+
+def gen_roundtrip(
+    n: int, seed: int, batch: int = SWAP_CLUSTER_MAX, load_batch: int = 1
+) -> tuple[list[Op], dict]:
     """Store all ``n`` pages (slot i <- page i) in reclaim batches, load them all in a shuffled
     order, invalidate every slot. The pool can hold the whole working set uncompressed (plus
-    zsmalloc's per-class slack), so nothing is written back: codec and framework cost only."""
+    zsmalloc's per-class slack), so nothing is written back: codec and framework cost only.
+
+    ``load_batch`` > 1 cuts the shuffled load order into batches of that many slots, each one
+    load op (a readahead batch, the kernel's ``vm.page-cluster``; the last may be shorter).
+    The order itself does not depend on it, so ``load_batch`` 1 is the stream of single loads
+    the workload always had."""
+    _positive("roundtrip", "batch", batch)
+    _positive("roundtrip", "load_batch", load_batch)
     rng = _seed_rng(seed, "roundtrip")
     ops = [Op(STORE, 0, tuple(b), tuple(b)) for b in _batches(list(range(n)), batch)]
     order = list(range(n))
     rng.shuffle(order)
-    ops += [Op(LOAD, 0, (o,)) for o in order]
+    ops += [Op(LOAD, 0, tuple(b)) for b in _batches(order, load_batch)]
     ops += [Op(INVALIDATE, 0, (o,)) for o in range(n)]
     # The limit must never be reached: room for every page uncompressed plus a partly used
     # zspage (up to 8 pages) in each of zsmalloc's ~255 size classes, at 50% of total RAM.
@@ -409,6 +446,13 @@ def build_workload(
     n = int(pages.shape[0])
     if n < 1:
         raise WorkloadError(f"workload {name!r} needs at least one page")
+    known = [p for p in inspect.signature(gen).parameters if p not in ("n", "seed")]
+    unknown = [p for p in params if p not in known]
+    if unknown:
+        raise WorkloadError(
+            f"workload {name!r} has no parameter {unknown[0]!r}; its parameters: "
+            f"{', '.join(known)}"
+        )
     ops, overrides = gen(n, seed, **params)
     wl = Workload(
         name=name,

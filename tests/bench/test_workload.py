@@ -22,6 +22,7 @@ from hwzswap.bench.workload import (
     Op,
     SplitMix64,
     Workload,
+    _encode_ops,
     build_workload,
     is_workload_file,
     load_workload,
@@ -255,3 +256,88 @@ def test_save_failure_leaves_no_partial_file(pages: np.ndarray, tmp_path) -> Non
     with pytest.raises(WorkloadError, match="cannot write"):
         save_workload(wl, target)
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+# -- readahead: batched loads ---------------------------------------------------------------
+
+# sha256 of the encoded op stream (n = 300, seed 5) as written before loads could be batched:
+# the streams of single loads must never change, or recorded results would stop comparing.
+PINNED_OPS_SHA256 = {
+    "roundtrip": "f210dae91d2c0ca92eeff7b197c8813856b06915caf7e55ae30d4cc9a1191b40",
+    "pressure": "8efc165bf4b58ef358a665c56946a17570f804b72bb81907a2cef034ebdd9f29",
+    "mixed": "e4685edcc3a73badaf24ae0f6a9de1b9dfd0250bb8a65fe5808f5d9af9ea8075",
+}
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_single_load_streams_are_unchanged(name: str) -> None:
+    wl = build_workload(name, np.zeros((300, 4096), np.uint8), seed=5)
+    assert hashlib.sha256(_encode_ops(wl.ops)).hexdigest() == PINNED_OPS_SHA256[name]
+    assert wl.params == {} and "load_ops" not in wl.counts()
+
+
+@pytest.mark.parametrize("load_batch", [1, 8, 32, 500])
+def test_roundtrip_load_batches_cut_the_same_shuffled_order(pages: np.ndarray,
+                                                            load_batch: int) -> None:
+    n = pages.shape[0]
+    single = build_workload("roundtrip", pages, seed=3)
+    wl = build_workload("roundtrip", pages, seed=3, load_batch=load_batch)
+    assert wl.ops == build_workload("roundtrip", pages.copy(), seed=3, load_batch=load_batch).ops
+    assert wl.params == {"load_batch": load_batch}
+    loads = [op for op in wl.ops if op.kind == LOAD]
+    assert [o for op in loads for o in op.offsets] == [
+        op.offsets[0] for op in single.ops if op.kind == LOAD]
+    sizes = [len(op.offsets) for op in loads]
+    assert sizes == [load_batch] * (n // load_batch) + ([n % load_batch] if n % load_batch else [])
+    assert all(not op.pages for op in loads)
+    assert [op for op in wl.ops if op.kind != LOAD] == [op for op in single.ops if op.kind != LOAD]
+    c = wl.counts()
+    assert c["loads"] == n and c["ops"] == len(wl.ops)
+    assert c.get("load_ops", len(loads)) == len(loads) == -(-n // load_batch)
+    assert ("load_ops" in c) == (load_batch > 1)
+    if load_batch == 1:
+        assert wl.ops == single.ops
+
+
+@given(n=st.integers(1, 80), seed=st.integers(0, 2**32), load_batch=st.integers(1, 40))
+def test_batched_roundtrip_streams_are_replayable(n: int, seed: int, load_batch: int) -> None:
+    wl = build_workload("roundtrip", np.zeros((n, 4096), np.uint8), seed=seed,
+                        load_batch=load_batch)  # build_workload validates
+    loaded = [o for op in wl.ops if op.kind == LOAD for o in op.offsets]
+    assert sorted(loaded) == list(range(n))
+
+
+def test_validate_checks_load_batches(pages: np.ndarray) -> None:
+    store = Op(STORE, 0, (1, 2, 3), (1, 2, 3))
+    for bad, msg in (
+        (Op(LOAD, 0, (1, 2, 1)), "a load batch names one offset twice"),
+        (Op(LOAD, 0, (1, 4)), "slot 0:4 holds nothing"),
+        (Op(LOAD, 0, (1, 2), (1, 2)), "takes no page"),
+        (Op(INVALIDATE, 0, (1, 2)), "takes exactly one offset"),
+        (Op(LOAD, 0, ()), "needs a type >= 0 and offsets >= 0"),
+    ):
+        with pytest.raises(WorkloadError, match=msg):
+            Workload("x", 0, pages, [store, bad]).validate()
+    Workload("x", 0, pages, [store, Op(LOAD, 0, (3, 1, 2)), Op(LOAD, 0, (2,))]).validate()
+
+
+def test_generator_parameters_are_checked(pages: np.ndarray) -> None:
+    for value in (0, -3, 2.0, "4", True):
+        with pytest.raises(WorkloadError, match="load_batch must be a whole number >= 1"):
+            build_workload("roundtrip", pages, load_batch=value)
+    with pytest.raises(WorkloadError, match="'pressure' has no parameter 'load_batch'; its "
+                                            "parameters: batch, pool_fraction"):
+        build_workload("pressure", pages, load_batch=4)
+
+
+def test_file_round_trip_of_batched_loads(pages: np.ndarray, tmp_path) -> None:
+    wl = build_workload("roundtrip", pages, seed=9, load_batch=16)
+    path = save_workload(wl, tmp_path / "rb.hwzwl")
+    header, _ = read_header(path)
+    assert header["version"] == 1 and header["params"] == {"load_batch": 16}
+    n = pages.shape[0]
+    assert header["ops"]["loads"] == n and header["ops"]["load_ops"] == -(-n // 16)
+    back = load_workload(path)
+    assert back.ops == wl.ops and back.params == wl.params
+    assert back.describe() == wl.describe()
+    assert save_workload(back, tmp_path / "again.hwzwl").read_bytes() == path.read_bytes()
