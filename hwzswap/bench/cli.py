@@ -73,18 +73,33 @@ def load_corpus(corpus: str | None, pages: int | None) -> tuple[Any, dict[str, A
     return chosen, info
 
 
-def make_workload(workload: str, corpus: str | None, pages: int | None, seed: int | None
-                  ) -> tuple[Any, dict[str, Any]]:
+#: Built-in workloads whose loads are independent, so they can come in readahead batches.
+LOAD_BATCH_WORKLOADS = ("roundtrip",)
+
+
+def make_workload(workload: str, corpus: str | None, pages: int | None, seed: int | None,
+                  load_batch: int | None = None) -> tuple[Any, dict[str, Any]]:
     """A built-in workload by name over the corpus, or a recorded workload file.
 
-    Returns the workload and extra fields for the results' ``workload`` object.
+    ``load_batch`` (``--load-batch``): pages per load op (readahead) for the workloads that
+    take it; 1 or ``None`` is the workload's stream of single loads, its params left as they
+    were. Returns the workload and extra fields for the results' ``workload`` object.
     """
     from hwzswap.bench.workload import WORKLOADS, build_workload, is_workload_file, load_workload
 
     if workload in WORKLOADS:
+        params: dict[str, Any] = {}
+        if load_batch is not None and load_batch != 1:
+            if workload not in LOAD_BATCH_WORKLOADS:
+                raise WorkloadError(
+                    f"--load-batch: the {workload} workload has no readahead batches (only "
+                    f"{', '.join(LOAD_BATCH_WORKLOADS)}, whose loads are independent of each "
+                    "other)"
+                )
+            params["load_batch"] = load_batch
         chosen, info = load_corpus(corpus, pages)
         return build_workload(workload, chosen, seed=0 if seed is None else seed,
-                              corpus=info), {}
+                              corpus=info, **params), {}
     path = Path(workload)
     if path.exists():
         if not is_workload_file(path):
@@ -92,12 +107,12 @@ def make_workload(workload: str, corpus: str | None, pages: int | None, seed: in
                 f"{path}: not a workload file; built-in workloads are {', '.join(WORKLOADS)} "
                 "(a page file goes with --corpus)"
             )
-        fixed = [opt for opt, v in (("--corpus", corpus), ("--pages", pages), ("--seed", seed))
-                 if v is not None]
+        fixed = [opt for opt, v in (("--corpus", corpus), ("--pages", pages), ("--seed", seed),
+                                    ("--load-batch", load_batch)) if v is not None]
         if fixed:
             raise WorkloadError(
-                f"{path} is a recorded workload: its pages, page count and seed are fixed; "
-                f"drop {', '.join(fixed)}"
+                f"{path} is a recorded workload: its pages, page count, seed and load batches "
+                f"are fixed; drop {', '.join(fixed)}"
             )
         return load_workload(path), {"file": str(path)}
     raise WorkloadError(
@@ -115,13 +130,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     console = Console(stderr=False)
     err = Console(stderr=True)
-    wl, extra = make_workload(args.workload, args.corpus, args.pages, args.seed)
+    wl, extra = make_workload(args.workload, args.corpus, args.pages, args.seed,
+                              args.load_batch)
     show_progress = not args.quiet and err.is_terminal
     if not args.quiet:
         c = wl.counts()
+        loads = (f"{c['loads']} loads in {c['load_ops']} batches" if "load_ops" in c
+                 else f"{c['loads']} loads")
         err.print(
             f"workload {wl.name}: {wl.nr_pages} pages, {c['ops']} ops "
-            f"({c['store_pages']} stores, {c['loads']} loads, {c['invalidates']} invalidates), "
+            f"({c['store_pages']} stores, {loads}, {c['invalidates']} invalidates), "
             f"seed {wl.seed}",
             highlight=False,
         )
@@ -154,12 +172,19 @@ def _cmd_record(args: argparse.Namespace) -> int:
             f"record takes a built-in workload name ({', '.join(WORKLOADS)}), got "
             f"{args.workload!r}"
         )
-    wl, _ = make_workload(args.workload, args.corpus, args.pages, args.seed)
+    wl, _ = make_workload(args.workload, args.corpus, args.pages, args.seed, args.load_batch)
     path = save_workload(wl, args.output)
     c = wl.counts()
     print(f"recorded workload {wl.name} (seed {wl.seed}): {wl.nr_pages} pages, {c['ops']} ops "
           f"-> {path} ({path.stat().st_size / 2**20:.2f} MiB)")
     return 0
+
+
+LOAD_BATCH_HELP = (
+    "roundtrip: swap pages in N at a time (readahead: one swap_in_batch, one decompress_batch "
+    "for a batch backend) instead of one by one (default 1; the kernel's vm.page-cluster 3 "
+    "reads 8)"
+)
 
 
 def register(subparsers: Any) -> None:
@@ -190,6 +215,7 @@ def register(subparsers: Any) -> None:
                    help=f"pages taken from the corpus (default: {DEFAULT_PAGES} or the whole "
                         "corpus if smaller)")
     p.add_argument("--seed", type=_seed, metavar="S", help="workload seed (default 0)")
+    p.add_argument("--load-batch", type=_positive_int, metavar="N", help=LOAD_BATCH_HELP)
     p.add_argument("--repeat", type=_positive_int, default=DEFAULT_REPEAT, metavar="N",
                    help="passes per backend; timings are the median over them, every pass is "
                         f"verified (default {DEFAULT_REPEAT})")
@@ -213,11 +239,12 @@ def register(subparsers: Any) -> None:
     r.add_argument("--pages", type=_positive_int, metavar="N",
                    help=f"pages taken from the corpus (default: {DEFAULT_PAGES} or all)")
     r.add_argument("--seed", type=_seed, metavar="S", help="workload seed (default 0)")
+    r.add_argument("--load-batch", type=_positive_int, metavar="N", help=LOAD_BATCH_HELP)
     r.add_argument("-o", "--output", required=True, metavar="FILE", help="the workload file")
     r.set_defaults(func=_cmd_record)
 
 
-__all__ = ["DEFAULT_PAGES", "load_corpus", "make_workload", "register"]
+__all__ = ["DEFAULT_PAGES", "LOAD_BATCH_WORKLOADS", "load_corpus", "make_workload", "register"]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,8 +4,9 @@ For each backend the runner builds a swap system (backend -> zswap cache -> pool
 swap file) with :func:`hwzswap.frontswap.system.open_zswap`, replays the workload's op stream
 through it and checks every loaded page byte for byte against what was last stored at that slot.
 In the same run it times the raw codec alone on the same pages (``compress`` per page, or
-``compress_batch`` on the same batches for batch backends; ``decompress`` for the loads), so
-the framework's own cost shows as ``store_vs_raw`` / ``load_vs_raw``.
+``compress_batch`` on the same batches for batch backends; ``decompress`` for the loads, or
+``decompress_batch`` on the same readahead batches for batch backends), so the framework's own
+cost shows as ``store_vs_raw`` / ``load_vs_raw``.
 
 Measurement rules (see ``docs/bench.md``):
 
@@ -54,7 +55,7 @@ CHUNK_PAGE_OPS = 512
 WARMUP_PAGES = 64
 
 # compiled op codes
-_STORE1, _STOREN, _LOAD, _INVAL = 0, 1, 2, 3
+_STORE1, _STOREN, _LOAD, _INVAL, _LOADN = 0, 1, 2, 3, 4
 
 #: Counters that are wall-clock measurements and so differ between identical runs.
 MEASURED_COUNTERS = frozenset({"swap_io_us"})
@@ -66,8 +67,9 @@ MEASURED_COUNTERS = frozenset({"swap_io_us"})
 @dataclass
 class _Chunk:
     ops: list[tuple]  # compiled stack ops
-    load_expect: list[int]  # page index each load of this chunk must return, in order
+    load_expect: list[int]  # page index each loaded page of this chunk must be, in order
     raw_stores: list[tuple[int, Any, tuple[int, ...]]]  # (code, page bytes | batch array, idxs)
+    raw_loads: list[tuple[int, ...]]  # page indices of each load op (one, or a readahead batch)
     page_ops: int
 
 
@@ -85,6 +87,7 @@ class CompiledWorkload:
     types: list[int]
     nr_slots: int
     max_batch: int
+    max_load_batch: int = 1
 
     @property
     def page_ops(self) -> int:
@@ -102,9 +105,9 @@ def compile_workload(workload: Workload, chunk_page_ops: int = CHUNK_PAGE_OPS) -
     page_bytes = [pages[i].tobytes() for i in range(pages.shape[0])]
     content: dict[tuple[int, int], int] = {}
     chunks: list[_Chunk] = []
-    cur = _Chunk([], [], [], 0)
+    cur = _Chunk([], [], [], [], 0)
     store_pages = loads = invalidates = 0
-    max_batch = 1
+    max_batch = max_load_batch = 1
     for op in workload.ops:
         if op.kind == STORE:
             k = len(op.offsets)
@@ -122,11 +125,21 @@ def compile_workload(workload: Workload, chunk_page_ops: int = CHUNK_PAGE_OPS) -
             store_pages += k
             cur.page_ops += k
         elif op.kind == LOAD:
-            idx = content[(op.type, op.offsets[0])]
-            cur.ops.append((_LOAD, op.type, op.offsets[0], page_bytes[idx]))
-            cur.load_expect.append(idx)
-            loads += 1
-            cur.page_ops += 1
+            k = len(op.offsets)
+            if k == 1:
+                idx = content[(op.type, op.offsets[0])]
+                cur.ops.append((_LOAD, op.type, op.offsets[0], page_bytes[idx]))
+                cur.load_expect.append(idx)
+                cur.raw_loads.append((idx,))
+            else:
+                idxs = tuple(content[(op.type, off)] for off in op.offsets)
+                cur.ops.append((_LOADN, op.type, list(op.offsets),
+                                [page_bytes[i] for i in idxs]))
+                cur.load_expect.extend(idxs)
+                cur.raw_loads.append(idxs)
+                max_load_batch = max(max_load_batch, k)
+            loads += k
+            cur.page_ops += k
         elif op.kind == INVALIDATE:
             cur.ops.append((_INVAL, op.type, op.offsets[0], None))
             content.pop((op.type, op.offsets[0]), None)
@@ -134,7 +147,7 @@ def compile_workload(workload: Workload, chunk_page_ops: int = CHUNK_PAGE_OPS) -
             cur.page_ops += 1
         if cur.page_ops >= chunk_page_ops:
             chunks.append(cur)
-            cur = _Chunk([], [], [], 0)
+            cur = _Chunk([], [], [], [], 0)
     if cur.ops:
         chunks.append(cur)
     return CompiledWorkload(
@@ -148,6 +161,7 @@ def compile_workload(workload: Workload, chunk_page_ops: int = CHUNK_PAGE_OPS) -
         types=workload.types,
         nr_slots=workload.nr_slots,
         max_batch=max_batch,
+        max_load_batch=max_load_batch,
     )
 
 
@@ -213,6 +227,15 @@ def _per_page_us(op_ns: list[int], op_k: list[int]) -> np.ndarray:
     return np.repeat(ns / k / 1000.0, k)
 
 
+def _load_us(single_ns: list[int], batch_ns: list[int], batch_k: list[int]) -> np.ndarray:
+    """Per-page load latency in µs: single loads as they are, each readahead batch's time split
+    evenly over its pages (as batched stores are)."""
+    single = np.asarray(single_ns, dtype=np.float64) / 1000.0
+    if not batch_ns:
+        return single
+    return np.concatenate([single, _per_page_us(batch_ns, batch_k)])
+
+
 def _emulation_us(backend: Backend) -> float | None:
     try:
         value = backend.counters().get("emulation_us")
@@ -241,11 +264,15 @@ class _Meter:
     def __init__(self) -> None:
         self.st_ns: list[int] = []
         self.st_k: list[int] = []
-        self.ld_ns: list[int] = []
+        self.ld_ns: list[int] = []  # single-page loads
+        self.ldn_ns: list[int] = []  # readahead batches (swap_in_batch), of ldn_k pages
+        self.ldn_k: list[int] = []
         self.inv_ns: list[int] = []
         self.raw_st_ns: list[int] = []
         self.raw_st_k: list[int] = []
         self.raw_ld_ns: list[int] = []
+        self.raw_ldn_ns: list[int] = []
+        self.raw_ldn_k: list[int] = []
         self.cpu_ns = 0
         self.dev_store_us = 0.0
         self.dev_load_us = 0.0
@@ -275,6 +302,7 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
     swap_out = system.swap_out
     swap_out_batch = system.swap_out_batch
     swap_in = system.swap_in
+    swap_in_batch = system.swap_in_batch
     swap_free = system.swap_free
     st_ns, st_k, ld_ns, inv_ns = m.st_ns, m.st_k, m.ld_ns, m.inv_ns
     nload = 0
@@ -312,20 +340,36 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
                 now = device_us()
                 m.dev_store_us += now - dev
                 dev = now
-        else:
+        elif code == _INVAL:
             t0 = pc()
             swap_free(typ, arg)
             t1 = pc()
             inv_ns.append(t1 - t0)
+        else:  # _LOADN: a readahead batch, one call; each page checked as a single load is
+            t0 = pc()
+            datas = swap_in_batch(typ, arg)
+            t1 = pc()
+            m.ldn_ns.append(t1 - t0)
+            m.ldn_k.append(len(arg))
+            for j, data in enumerate(datas):
+                if data.__class__ is not bytes or data != page[j]:
+                    suspect.append((nload + j, data))
+            nload += len(arg)
+            del datas
+            if dev is not None:
+                now = device_us()
+                m.dev_load_us += now - dev
+                dev = now
 
 
 def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWorkload,
                    comp: dict[int, Any], m: _Meter) -> None:
-    """The codec alone on the chunk's pages, timed per store op / per load like the stack."""
+    """The codec alone on the chunk's pages, timed per store op / per load op like the stack."""
     pc = time.perf_counter_ns
     compress = backend.compress
     compress_batch = backend.compress_batch
     decompress = backend.decompress
+    decompress_batch = backend.decompress_batch
     page_bytes = cw.page_bytes
     raw_st_ns, raw_st_k, raw_ld_ns = m.raw_st_ns, m.raw_st_k, m.raw_ld_ns
     outs_all: list[tuple[tuple[int, ...], Sequence[Any]]] = []
@@ -362,16 +406,41 @@ def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWor
     # Each output is compared with its page right after its timed call, as the stack's loads
     # are (_run_stack_chunk): the same untimed 4 KiB read between calls, so both loops see the
     # same cache state, and a codec that does not round-trip on its own is caught here.
-    for idx in chunk.load_expect:
-        data = comp[idx]
-        if data is None:
-            continue  # the codec alone has nothing to decompress for an incompressible page
-        t0 = pc()
-        out = decompress(data)
-        t1 = pc()
-        raw_ld_ns.append(t1 - t0)
-        if out != page_bytes[idx]:
-            m.raw_mismatches += 1
+    # A readahead batch: one decompress_batch for a batch backend, else decompress per page,
+    # timed as one op, as the stack's swap_in_batch does it; each page checked after the call.
+    for idxs in chunk.raw_loads:
+        if len(idxs) == 1:
+            idx = idxs[0]
+            data = comp[idx]
+            if data is None:
+                continue  # the codec alone has nothing to decompress for an incompressible page
+            t0 = pc()
+            out = decompress(data)
+            t1 = pc()
+            raw_ld_ns.append(t1 - t0)
+            if out != page_bytes[idx]:
+                m.raw_mismatches += 1
+            continue
+        todo = [i for i in idxs if comp[i] is not None]
+        if not todo:
+            continue
+        items = [comp[i] for i in todo]
+        if batch:
+            t0 = pc()
+            arr = decompress_batch(items)
+            t1 = pc()
+            outs = [row.tobytes() for row in arr]
+        else:
+            t0 = pc()
+            outs = [decompress(d) for d in items]
+            t1 = pc()
+        m.raw_ldn_ns.append(t1 - t0)
+        m.raw_ldn_k.append(len(todo))
+        if len(outs) != len(todo):
+            m.raw_mismatches += abs(len(todo) - len(outs))
+        for idx, out in zip(todo, outs):
+            if out != page_bytes[idx]:
+                m.raw_mismatches += 1
 
 
 def _check_suspects(chunk: _Chunk, suspect: list[tuple[int, Any]], cw: CompiledWorkload,
@@ -412,14 +481,15 @@ def _warm_up(backend: Backend, cw: CompiledWorkload, base: Any) -> None:
     pages = cw.workload.pages
     n = min(WARMUP_PAGES, pages.shape[0])
     k = max(1, min(cw.max_batch, n))
+    kl = max(1, min(cw.max_load_batch, n))
     frozen = np.array(pages[:n])
     frozen.flags.writeable = False
     for warm in (frozen, np.array(pages[:n])):
-        if k > 1:
-            outs = backend.compress_batch(warm[:k])
+        if k > 1 or kl > 1:
+            outs = backend.compress_batch(warm[: max(k, kl)])
             items = [o for o in outs if o is not None]
             if items:
-                backend.decompress_batch(items)
+                backend.decompress_batch(items[:kl] if kl > 1 else items)
         for i in range(min(4, n)):
             out = backend.compress(cw.page_bytes[i])
             if out is not None:
@@ -432,8 +502,12 @@ def _warm_up(backend: Backend, cw: CompiledWorkload, base: Any) -> None:
                     system.swap_out_batch(0, list(range(lo, hi)), warm[lo:hi])
                 else:
                     system.swap_out(0, lo, cw.page_bytes[lo])
-            for o in range(n):
-                system.swap_in(0, o)
+            if kl > 1:
+                for lo in range(0, n, kl):
+                    system.swap_in_batch(0, list(range(lo, min(n, lo + kl))))
+            else:
+                for o in range(n):
+                    system.swap_in(0, o)
             for o in range(n):
                 system.swap_free(0, o)
         finally:
@@ -615,9 +689,9 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
     modeled = caps.time_basis == "modeled"
     page_moves = cw.store_pages + cw.loads
     store_pps = _rate(cw.store_pages, m.st_ns)
-    load_pps = _rate(cw.loads, m.ld_ns)
+    load_pps = _rate(cw.loads, m.ld_ns + m.ldn_ns)
     raw_store_pps = _rate(cw.store_pages, m.raw_st_ns)
-    raw_load_pps = _rate(len(m.raw_ld_ns), m.raw_ld_ns)
+    raw_load_pps = _rate(len(m.raw_ld_ns) + sum(m.raw_ldn_k), m.raw_ld_ns + m.raw_ldn_ns)
     cpu_us = m.cpu_ns / 1000.0 - m.emulation_cpu_us
     peak_pages = int(stats.get("pool_peak_pages", 0))
     pool_bytes = peak_pages * PAGE_SIZE
@@ -650,7 +724,7 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "store_pages_per_s": round(store_pps or 0.0, 1),
         "load_pages_per_s": round(load_pps, 1) if load_pps else None,
         "store_us": _percentiles(_per_page_us(m.st_ns, m.st_k)),
-        "load_us": _percentiles(np.asarray(m.ld_ns, dtype=np.float64) / 1000.0),
+        "load_us": _percentiles(_load_us(m.ld_ns, m.ldn_ns, m.ldn_k)),
         "invalidate_us": _percentiles(np.asarray(m.inv_ns, dtype=np.float64) / 1000.0),
         "host_cpu_us_per_page": round(cpu_us / page_moves, 3) if page_moves else 0.0,
         "host_cpu_excludes_emulation": m.emulation_us > 0,
@@ -659,7 +733,7 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "raw_store_pages_per_s": round(raw_store_pps or 0.0, 1),
         "raw_load_pages_per_s": round(raw_load_pps, 1) if raw_load_pps else None,
         "raw_store_us": _percentiles(_per_page_us(m.raw_st_ns, m.raw_st_k)),
-        "raw_load_us": _percentiles(np.asarray(m.raw_ld_ns, dtype=np.float64) / 1000.0),
+        "raw_load_us": _percentiles(_load_us(m.raw_ld_ns, m.raw_ldn_ns, m.raw_ldn_k)),
         "store_vs_raw": ratio(store_pps, raw_store_pps) or 0.0,
         "load_vs_raw": ratio(load_pps, raw_load_pps),
         "rejects": _rejects(stats),

@@ -42,6 +42,8 @@ def test_bench_on_a_page_file_verifies_everything(page_file: Path, tmp_path: Pat
     assert schema_problems(doc) == []
     assert doc["workload"]["corpus"]["files"] == ["x.pages"]
     assert doc["workload"]["pages"] == 152
+    assert doc["workload"]["params"] == {}  # single loads: no load_batch recorded
+    assert "load_ops" not in doc["workload"]["counts"]
     for r in doc["results"]:
         assert r["mismatches"] == 0
         assert r["verified_pages"] == r["pages"] == 152
@@ -110,3 +112,46 @@ def test_recorded_workload_refuses_options_it_fixes(page_file: Path, tmp_path: P
 def test_too_many_pages_asked(page_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--corpus", str(page_file), "--pages", "1000"]) == 2
     assert "fewer than the 1000 asked for" in capsys.readouterr().err
+
+
+def test_bench_with_load_batches_verifies_every_page(tmp_path: Path) -> None:
+    out = tmp_path / "rb.json"
+    md = tmp_path / "rb.md"
+    rc = main(["bench", "--backends", "lz4,lz4-opencl", "--load-batch", "32", "--pages", "512",
+               "--json", str(out), "--markdown", str(md), "--quiet"])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert schema_problems(doc) == []
+    assert doc["workload"]["params"] == {"load_batch": 32}
+    assert doc["workload"]["counts"]["loads"] == 512
+    assert doc["workload"]["counts"]["load_ops"] == 16
+    assert [r["backend"] for r in doc["results"]] == ["lz4", "lz4-opencl"]
+    assert not doc["failed"] and not doc["skipped"]
+    for r in doc["results"]:
+        assert r["verified_pages"] == r["pages"] == 512
+        assert r["mismatches"] == r["raw_mismatches"] == 0
+        assert r["load_pages_per_s"] > 0 and r["raw_load_pages_per_s"] > 0
+
+
+def test_record_with_load_batches_and_replay(page_file: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    wl_path = tmp_path / "rb.hwzwl"
+    assert main(["record", "--corpus", str(page_file), "--pages", "100", "--load-batch", "8",
+                 "-o", str(wl_path)]) == 0
+    wl = load_workload(wl_path)
+    assert wl.params == {"load_batch": 8} and wl.counts()["load_ops"] == 13
+    out = tmp_path / "r.json"
+    assert main(["bench", "--workload", str(wl_path), "--backends", "zstd", "--quiet",
+                 "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["workload"]["params"] == {"load_batch": 8}
+    assert doc["results"][0]["verified_pages"] == 100
+    capsys.readouterr()
+    assert main(["bench", "--workload", str(wl_path), "--load-batch", "4"]) == 2
+    assert "drop --load-batch" in capsys.readouterr().err
+    assert main(["bench", "--workload", "mixed", "--load-batch", "4"]) == 2
+    assert "the mixed workload has no readahead batches" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--load-batch", "0"])
+    assert exc.value.code == 2
+    assert "--load-batch: must be at least 1" in capsys.readouterr().err

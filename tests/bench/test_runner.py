@@ -269,3 +269,67 @@ def test_backend_must_not_write_into_its_input(pages: np.ndarray) -> None:
     cw = compile_workload(build_workload("roundtrip", pages, seed=0))
     batches = [op[3] for c in cw.chunks for op in c.ops if op[0] == 1]
     assert batches and all(not b.flags.writeable for b in batches)
+
+
+# -- readahead: batched loads ---------------------------------------------------------------
+
+
+def test_batched_loads_are_each_verified_and_count_as_single_loads(pages: np.ndarray) -> None:
+    # 256 pages in batches of 24: ten full batches and a short one
+    single = _run(build_workload("roundtrip", pages, seed=4), SOFTWARE + ["lz4-opencl"])
+    batched = _run(build_workload("roundtrip", pages, seed=4, load_batch=24),
+                   SOFTWARE + ["lz4-opencl"])
+    assert not batched["failed"] and not batched["skipped"]
+    assert batched["workload"]["params"] == {"load_batch": 24}
+    assert batched["workload"]["counts"]["load_ops"] == 11
+    for a, b in zip(single["results"], batched["results"]):
+        assert a["backend"] == b["backend"]
+        assert b["mismatches"] == b["raw_mismatches"] == 0, b["mismatch_examples"]
+        assert b["verified_pages"] == b["pages"] == len(pages)
+        assert b["load_pages_per_s"] > 0 and b["raw_load_pages_per_s"] > 0
+        assert b["load_us"]["p50"] <= b["load_us"]["p99"]
+        # the same pages, hits, misses and device reads, only fewer calls
+        assert comparable_counters(a) == comparable_counters(b)
+        assert b["swap_reads"] == b["rejects"]["compress_poor"] >= 1
+    ocl = batched["results"][-1]["backend_counters"]
+    # stack (11) + raw pass (11) + warm-up: far fewer device round trips than pages loaded
+    assert ocl["decompress_launches"] < len(pages) // 4
+
+
+def test_compiled_stream_with_load_batches() -> None:
+    pages = real_memory_mix(70, seed=2)
+    wl = build_workload("roundtrip", pages, seed=1, load_batch=8)
+    cw = compile_workload(wl, chunk_page_ops=20)
+    assert cw.max_load_batch == 8 and cw.loads == 70
+    loads = [op for op in wl.ops if op.kind == "load"]
+    groups = [g for c in cw.chunks for g in c.raw_loads]
+    assert groups == [op.offsets for op in loads]  # slot i holds page i
+    assert [i for c in cw.chunks for i in c.load_expect] == [o for op in loads for o in op.offsets]
+    batched = [op for c in cw.chunks for op in c.ops if op[0] == 4]
+    assert [b[2] for b in batched] == [list(op.offsets) for op in loads if len(op.offsets) > 1]
+    assert all(b[3] == [cw.page_bytes[o] for o in b[2]] for b in batched)
+    assert sum(c.page_ops for c in cw.chunks) == cw.page_ops
+
+
+def test_corrupted_pages_in_batched_loads_are_caught(pages: np.ndarray,
+                                                     test_backends: None) -> None:
+    wl = build_workload("roundtrip", pages, seed=0, load_batch=16)
+    (r,) = _run(wl, ["test-corrupting"], warm_up=False)["results"]
+    assert r["mismatches"] > 0 and r["raw_mismatches"] > 0
+    assert r["verified_pages"] + r["mismatches"] == r["pages"] == len(pages)
+    ex = r["mismatch_examples"][0]
+    assert ex["first_differing_byte"] == 0 and ex["length"] == PAGE_SIZE
+
+
+def test_a_workload_file_with_batched_loads_replays_identically(pages: np.ndarray,
+                                                                tmp_path) -> None:
+    path = save_workload(build_workload("roundtrip", pages, seed=6, load_batch=32),
+                         tmp_path / "rb.hwzwl")
+    runs = [_run(load_workload(path), ["lz4", "lz4-opencl"]) for _ in range(2)]
+    for a, b in zip(runs[0]["results"], runs[1]["results"]):
+        assert a["backend"] == b["backend"]
+        assert a["ratio_bytes"] == b["ratio_bytes"]
+        assert comparable_counters(a) == comparable_counters(b)
+        assert a["mismatches"] == b["mismatches"] == 0
+        assert a["verified_pages"] == len(pages)
+    assert runs[0]["workload"]["params"] == {"load_batch": 32}
