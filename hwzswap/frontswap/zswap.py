@@ -1,8 +1,9 @@
 """The zswap cache: frontswap operations over a compressor backend and a pool.
 
 Pages on their way to swap are compressed into the pool (``store``, or ``store_batch`` for a
-reclaim batch); ``load`` decompresses them back (``load_batch`` for a readahead batch); ``invalidate_page``/``invalidate_area`` drop them when the swap slot or area is freed. When
-the pool is full the least recently stored entries are written back to the swap device
+reclaim batch); ``load`` decompresses them back (``load_batch`` for a readahead batch);
+``invalidate_page``/``invalidate_area`` drop them when the swap slot or area is freed. When the
+pool is full the least recently stored entries are written back to the swap device
 (:mod:`hwzswap.frontswap.writeback`).
 
 Data structures (after the kernel, see ``shared/reference/kernel.md``):
@@ -554,7 +555,8 @@ class ZswapCache:
         if bad is None and batch is not None:
             try:
                 arr = batch(items)
-                if arr.shape == (len(items), PAGE_SIZE) and arr.dtype == np.uint8:
+                if (arr.__class__ is np.ndarray and arr.shape == (len(items), PAGE_SIZE)
+                        and arr.dtype == np.uint8):
                     return [row.tobytes() for row in arr]
             except HwzswapError:
                 pass  # find the object to blame, one at a time, below
