@@ -2,7 +2,9 @@
 """Re-run the benchmark suite and refresh ``benchmarks/results/`` and the README's tables.
 
 1. ``hwzswap bench`` on the bundled corpus with every available backend, once per workload
-   (roundtrip, pressure, mixed): ``results/bench_<workload>.json``, ``.png`` and ``.md``;
+   (roundtrip, pressure, mixed): ``results/bench_<workload>.json``, ``.png`` and ``.md``, and
+   roundtrip once more with its loads in readahead batches of 32
+   (``results/bench_roundtrip_readahead32.*``);
    then ``stack_layers.py`` (lz4's store/load path, layer by layer);
 2. the focused benchmarks beside this script, when present: ``pool_bench.py`` (pool density
    and cost), ``bench_842.py`` (842 codec and NX-842 emulation), ``bench_opencl.py``
@@ -35,6 +37,7 @@ BENCH = ROOT / "benchmarks"
 RESULTS = BENCH / "results"
 EXTRA_SCRIPTS = ("pool_bench.py", "bench_842.py", "bench_opencl.py", "bench_store_path.py")
 WORKLOADS = ("roundtrip", "pressure", "mixed")
+READAHEAD = 32  # load batch of the extra roundtrip run (swap-in readahead)
 
 
 def _run(label: str, argv: list[str]) -> tuple[str, int, float]:
@@ -83,15 +86,22 @@ def main(argv: list[str] | None = None) -> int:
     steps: list[tuple[str, int, float]] = []
 
     if args.only in ("main", "all"):
-        for w in workloads:
-            out = RESULTS / f"bench_{w}"
-            cmd = [py, "-m", "hwzswap", "bench", "--workload", w, "--repeat", str(args.repeat),
+        def bench(out: Path, *extra: str) -> list[str]:
+            cmd = [py, "-m", "hwzswap", "bench", *extra, "--repeat", str(args.repeat),
                    "--json", f"{out}.json", "--plot", f"{out}.png", "--markdown", f"{out}.md"]
             if args.backends:
                 cmd += ["--backends", args.backends]
             if args.pages:
                 cmd += ["--pages", str(args.pages)]
-            steps.append(_run(f"bench {w}", cmd))
+            return cmd
+
+        for w in workloads:
+            steps.append(_run(f"bench {w}", bench(RESULTS / f"bench_{w}", "--workload", w)))
+        if "roundtrip" in workloads:
+            # the same stream with swap-in readahead: loads 32 pages a call (swap_in_batch)
+            out = RESULTS / f"bench_roundtrip_readahead{READAHEAD}"
+            steps.append(_run(f"bench roundtrip, readahead {READAHEAD}",
+                              bench(out, "--workload", "roundtrip", "--load-batch", str(READAHEAD))))
         # where the lz4 store/load time goes, layer by layer
         steps.append(_run("stack_layers.py", [py, str(BENCH / "stack_layers.py")]))
         blocks = {w: RESULTS / f"bench_{w}.md" for w in workloads}

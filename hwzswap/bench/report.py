@@ -101,7 +101,9 @@ def _title(doc: Mapping[str, Any]) -> str:
         src = ", ".join(names) or "recorded pages"
     if w.get("file"):
         src = f"{Path(w['file']).name}: {src}"
-    return f"workload {w['name']} · {w['pages']} pages · seed {w['seed']} · {src}"
+    batch = (w.get("params") or {}).get("load_batch", 1)
+    loads = f" · loads in readahead batches of {batch}" if batch and batch > 1 else ""
+    return f"workload {w['name']} · {w['pages']} pages · seed {w['seed']}{loads} · {src}"
 
 
 def _machine_line(doc: Mapping[str, Any]) -> str:

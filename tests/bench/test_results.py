@@ -121,3 +121,10 @@ def test_table_and_markdown_show_every_backend(doc: dict) -> None:
     assert md.count("\n|") == len(doc["results"]) + 2  # header, rule, one row per backend
     assert all(len(row) == len(COLUMNS) for row in rows(doc))
     assert "emulated device" in md  # 842-nx's host CPU excludes the emulation
+
+
+def test_titles_say_when_loads_come_in_readahead_batches(doc: dict) -> None:
+    assert "readahead" not in markdown(doc)  # pressure: single loads
+    batched = copy.deepcopy(doc)
+    batched["workload"]["params"] = {"load_batch": 32}
+    assert "loads in readahead batches of 32" in markdown(batched)
