@@ -40,7 +40,7 @@ from hwzswap.errors import (
 )
 from hwzswap.frontswap.policy import ZswapPolicy
 from hwzswap.frontswap.swapdev import DeviceModel, SwapDevice
-from hwzswap.frontswap.zswap import ZswapCache, batch_offsets
+from hwzswap.frontswap.zswap import ZswapCache, batch_offsets, batch_range_error
 from hwzswap.pool.base import Pool
 
 PAGE_SIZE = 4096
@@ -249,16 +249,10 @@ class SwapSystem:
         if smap is None:
             raise self._bad_slot(type, 0, "swap_in_batch")
         offs = batch_offsets(offsets, "swap_in_batch")
-        n = len(offs)
-        if n:
-            lo, hi = min(offs), max(offs)
-            if lo < 0 or hi >= len(smap):
-                raise self._bad_slot(type, lo if lo < 0 else hi, "swap_in_batch")
-            if len(set(offs)) != n:
-                raise InvalidInputError(
-                    "swap_in_batch: an offset appears twice in one batch (a readahead batch "
-                    "names distinct slots); swap it in once"
-                )
+        bad = batch_range_error(offs, len(smap), "swap_in_batch",
+                                "a readahead batch names distinct slots", "swap it in once")
+        if bad is not None:
+            raise self._bad_slot(type, bad, "swap_in_batch")
         # zswap holds entries only for slots in use, so checking the map first is the check
         # swap_in makes on a miss, made before any entry is touched.
         for off in offs:
@@ -270,9 +264,9 @@ class SwapSystem:
         exclusive = self._exclusive
         # Exclusive loads free the zswap entries only once the device reads succeeded too, so a
         # failing read loses none of the pages zswap held.
-        pages = self._zload_batch(self.zswap._trees[type], offs, False)
+        pages = self._zload_batch(type, offs, False)
         dev = self.devices[type]
-        hits = n
+        hits = len(offs)
         for i, page in enumerate(pages):
             if page is None:
                 pages[i] = dev.read_page(offs[i])

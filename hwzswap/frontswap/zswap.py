@@ -137,6 +137,21 @@ def batch_offsets(offsets: Sequence[Any], op: str) -> list[int]:
         ) from None
 
 
+def batch_range_error(offs: list[int], nr_pages: int, op: str, why: str, fix: str) -> int | None:
+    """Check a batch's offsets (ints, from :func:`batch_offsets`): raise
+    :class:`InvalidInputError` when one appears twice (``why`` says why a batch cannot, ``fix``
+    what to do instead); return the first offset outside ``0..nr_pages - 1`` (the lowest if one
+    is negative, else the highest) for the caller's own out-of-range error, or ``None``."""
+    if not offs:
+        return None
+    lo, hi = min(offs), max(offs)
+    if lo < 0 or hi >= nr_pages:
+        return lo if lo < 0 else hi
+    if len(set(offs)) != len(offs):
+        raise InvalidInputError(f"{op}: an offset appears twice in one batch ({why}); {fix}")
+    return None
+
+
 class ZswapCache:
     """The frontswap backend: ``init``/``store``/``load``/``invalidate_page``/``invalidate_area``.
 
@@ -301,15 +316,11 @@ class ZswapCache:
             raise InvalidInputError(
                 f"zswap store_batch: {len(offs)} offsets for {n} pages (one offset per page)"
             )
-        if n:
-            lo, hi = min(offs), max(offs)
-            if lo < 0 or hi >= tree.nr_pages:
-                raise self._bad_slot(type, lo if lo < 0 else hi, "store_batch")
-        if len(set(offs)) != n:
-            raise InvalidInputError(
-                "zswap store_batch: an offset appears twice in one batch (a reclaim batch holds "
-                "distinct pages); store them in separate calls"
-            )
+        bad = batch_range_error(offs, tree.nr_pages, "zswap store_batch",
+                                "a reclaim batch holds distinct pages",
+                                "store them in separate calls")
+        if bad is not None:
+            raise self._bad_slot(type, bad, "store_batch")
         return self._store_batch_checked(type, offs, pages)
 
     def _store_batch_checked(self, type: int, offs: list[int], pages: np.ndarray) -> list[bool]:
@@ -490,22 +501,18 @@ class ZswapCache:
         if tree is None:
             raise self._bad_slot(type, offsets[0] if len(offsets) else 0, "load_batch")
         offs = batch_offsets(offsets, "zswap load_batch")
-        n = len(offs)
-        if n:
-            lo, hi = min(offs), max(offs)
-            if lo < 0 or hi >= tree.nr_pages:
-                raise self._bad_slot(type, lo if lo < 0 else hi, "load_batch")
-            if len(set(offs)) != n:
-                raise InvalidInputError(
-                    "zswap load_batch: an offset appears twice in one batch (a readahead batch "
-                    "names distinct slots); load it once"
-                )
-        return self._load_batch_checked(tree, offs, self._exclusive)
+        bad = batch_range_error(offs, tree.nr_pages, "zswap load_batch",
+                                "a readahead batch names distinct slots", "load it once")
+        if bad is not None:
+            raise self._bad_slot(type, bad, "load_batch")
+        return self._load_batch_checked(type, offs, self._exclusive)
 
-    def _load_batch_checked(self, tree: _Tree, offs: list[int], free: bool) -> list[bytes | None]:
-        """:meth:`load_batch` once its arguments are known good (distinct offsets in range);
-        ``free``: drop the hit entries (exclusive loads). The swap system passes ``False`` and
-        calls :meth:`_drop_loaded` once its device reads have succeeded too."""
+    def _load_batch_checked(self, type: int, offs: list[int], free: bool) -> list[bytes | None]:
+        """:meth:`load_batch` once its arguments are known good (an initialised ``type``,
+        distinct offsets in range); ``free``: drop the hit entries (exclusive loads). The swap
+        system passes ``False`` and calls :meth:`_drop_loaded` once its device reads have
+        succeeded too."""
+        tree = self._trees[type]
         out: list[bytes | None] = [None] * len(offs)
         at: list[int] = []  # batch positions of the compressed hits
         handles: list[int] = []
