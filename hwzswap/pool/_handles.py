@@ -50,6 +50,19 @@ def _next_tag() -> int:
     return tag or next(_tags) % (1 << HANDLE_TAG_BITS)
 
 
+def pool_allocator(allocator: PageAllocator | None, name: str) -> PageAllocator:
+    """The page allocator a new pool named ``name`` draws from: the one given, or a private one
+    when ``None``; anything else is a :class:`PoolError`."""
+    if allocator is None:
+        return PageAllocator()
+    if not isinstance(allocator, PageAllocator):
+        raise PoolError(
+            f"{name}: allocator must be a hwzswap.pool.PageAllocator, got "
+            f"{type(allocator).__name__}"
+        )
+    return allocator
+
+
 class PoolMessages:
     """The pools' error messages, in one place: the Python pools raise them and the compiled
     zsmalloc core (:mod:`hwzswap.pool._zscore`) calls these methods on its error paths, so
@@ -165,12 +178,7 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
     """
 
     def __init__(self, allocator: PageAllocator | None, name: str) -> None:
-        if allocator is not None and not isinstance(allocator, PageAllocator):
-            raise PoolError(
-                f"{name}: allocator must be a hwzswap.pool.PageAllocator, got "
-                f"{type(allocator).__name__}"
-            )
-        self.allocator: PageAllocator = allocator if allocator is not None else PageAllocator()
+        self.allocator: PageAllocator = pool_allocator(allocator, name)
         self.name = name
         self.tag = _next_tag()
         self._serial = self.tag << HANDLE_TAG_SHIFT  # the last handle handed out

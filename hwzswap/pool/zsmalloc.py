@@ -55,7 +55,13 @@ from typing import Any
 
 from hwzswap.errors import InvalidHandleError, InvalidParameterError, PoolAllocError, PoolError
 from hwzswap.pool import _zscore  # type: ignore[attr-defined]
-from hwzswap.pool._handles import HandlePool, MapHelpers, PoolMessages, _next_tag
+from hwzswap.pool._handles import (
+    HandlePool,
+    MapHelpers,
+    PoolMessages,
+    _next_tag,
+    pool_allocator,
+)
 from hwzswap.pool.allocator import PageAllocator
 from hwzswap.pool.base import PAGE_SIZE, Pool
 
@@ -720,13 +726,8 @@ class ZsPool(_zscore.ZsCore, PoolMessages, MapHelpers, Pool):
         name: str = "zsmalloc",
     ) -> None:
         layout = zs_layout(max_pages_per_zspage)
-        if allocator is not None and not isinstance(allocator, PageAllocator):
-            raise PoolError(
-                f"{name}: allocator must be a hwzswap.pool.PageAllocator, got "
-                f"{type(allocator).__name__}"
-            )
         super().__init__(
-            allocator if allocator is not None else PageAllocator(),
+            pool_allocator(allocator, name),
             _next_tag(),
             name,
             [(c.size, c.pages_per_zspage, c.objs_per_zspage, c.header) for c in layout.classes],
