@@ -45,7 +45,7 @@ def test_create_pool_kinds_and_errors() -> None:
         create_pool("z3fold")
     with pytest.raises(InvalidParameterError, match="bad parameters"):
         create_pool("zbud", None, max_pages_per_zspage=4)
-    for cls in (ZsPool, PyZsPool):
+    for cls in (ZsPool, PyZsPool, ZbudPool):
         with pytest.raises(PoolError, match="PageAllocator"):
             cls(allocator=object())  # type: ignore[arg-type]
 
