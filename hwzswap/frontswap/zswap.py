@@ -468,11 +468,7 @@ class ZswapCache:
             data = self._pool_view(entry)
             if self._csums is not None:
                 self._verify_locked(tree, offset, entry, data)
-            try:
-                page = self._decompress(data)
-            except HwzswapError as exc:
-                self.decompress_fail += 1
-                raise self._corrupt(tree, offset, data, exc) from exc
+            page = self._decompress_locked(tree, offset, data)
             del data  # the view must not outlive the object
             self.loads_hit += 1
             del tree[offset]
@@ -570,17 +566,21 @@ class ZswapCache:
         # One object at a time, in order: the non-batch backends' path, and the way to name the
         # first bad object after a failed batch (an error that no single object reproduces
         # -- a transient device fault -- leaves the pages good, and they are returned).
-        decompress = self._decompress
-        pages = []
-        for k in range(len(items) if bad is None else bad):
-            try:
-                pages.append(decompress(items[k]))
-            except HwzswapError as exc:
-                self.decompress_fail += 1
-                raise self._corrupt(tree, offs[at[k]], items[k], exc) from exc
+        pages = [self._decompress_locked(tree, offs[at[k]], items[k])
+                 for k in range(len(items) if bad is None else bad)]
         if bad is not None:
             self._verify_locked(tree, offs[at[bad]], handles[bad], items[bad])  # raises
         return pages
+
+    def _decompress_locked(self, tree: _Tree, offset: int, data: Any) -> bytes:
+        """Decompress the object of ``offset`` (lock held); a failure is counted in
+        ``decompress_fail`` and raised as the corrupt-entry error. (``load`` inlines the same
+        steps: it is the hot path.)"""
+        try:
+            return self._decompress(data)
+        except HwzswapError as exc:
+            self.decompress_fail += 1
+            raise self._corrupt(tree, offset, data, exc) from exc
 
     def _drop_loaded(self, type: int, offs: Sequence[int]) -> None:
         """Exclusive loads, second half: free the entries of ``offs`` the swap system has
