@@ -102,9 +102,18 @@ def check_incompressible(backend: Backend, seed: int = 7) -> None:
 def check_batch(backend: Backend, pages: np.ndarray | None = None) -> None:
     """Batch results decode to the same pages as single-page results (None where None)."""
     batch = real_memory_mix() if pages is None else pages
+    before = batch.copy()
     items = backend.compress_batch(batch)
     if len(items) != len(batch):
         raise _fail(backend, "batch", f"{len(items)} items for {len(batch)} pages")
+    if not np.array_equal(batch, before):
+        raise _fail(backend, "batch", "compress_batch wrote to its input pages")
+    # a strided (non-contiguous) view of the batch compresses to the same pages
+    strided = np.repeat(batch, 2, axis=0)[::2]
+    for i, item in enumerate(backend.compress_batch(strided)):
+        if (item is None) != (items[i] is None) or (
+                item is not None and backend.decompress(item) != batch[i].tobytes()):
+            raise _fail(backend, "batch", f"page {i} of a non-contiguous batch: wrong result")
     for i, (item, page) in enumerate(zip(items, batch, strict=True)):
         single = backend.compress(page)
         if (item is None) != (single is None):

@@ -230,9 +230,8 @@ class Backend(ABC):
 
     def compress_batch(self, pages: np.ndarray) -> list[Any]:
         """Compress an ``(N, 4096)`` uint8 array; one item (bytes-like or ``None``) per page."""
-        pages = check_pages(pages)
         compress = self.compress
-        return [compress(row) for row in pages]
+        return [compress(view) for view in page_views(pages)]
 
     def decompress_batch(self, items: Sequence[Any]) -> np.ndarray:
         """Decompress N items into an ``(N, 4096)`` uint8 array.
@@ -356,6 +355,21 @@ def check_pages(pages: Any) -> np.ndarray:
     return np.ascontiguousarray(pages)
 
 
+def page_views(pages: Any) -> list[memoryview]:
+    """A batch (validated as :func:`check_pages` does) as one flat, read-only 4096-byte view
+    per page, sharing the array's memory: what a codec call takes. Cheaper per page than
+    iterating the array's rows (each row is a new ndarray, and turning it into a buffer costs
+    again), which matters on the batch store path of a fast codec."""
+    flat = memoryview(check_pages(pages).reshape(-1)).toreadonly()
+    return [flat[i:i + PAGE_SIZE] for i in range(0, flat.nbytes, PAGE_SIZE)]
+
+
+def smaller_or_none(outs: list[Any]) -> list[Any]:
+    """A codec's outputs for a batch, each ``None`` where it is not smaller than a page (the
+    :meth:`Backend.compress` rule)."""
+    return [out if len(out) < PAGE_SIZE else None for out in outs]
+
+
 def corrupt(backend: str, detail: str) -> CorruptDataError:
     """Build the standard corrupt-data error."""
     return CorruptDataError(f"{backend}: compressed data is corrupt or truncated ({detail})")
@@ -378,6 +392,8 @@ __all__ = [
     "Param",
     "check_page",
     "check_pages",
+    "page_views",
+    "smaller_or_none",
     "run_ops",
 ]
 

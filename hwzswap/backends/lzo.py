@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwzswap.backends.contract import PAGE_SIZE, Backend, check_page, corrupt, wrong_length
+import numpy as np
+
+from hwzswap.backends.contract import (
+    PAGE_SIZE,
+    Backend,
+    check_page,
+    corrupt,
+    page_views,
+    smaller_or_none,
+    wrong_length,
+)
 
 try:
     import lzo as _lzo
@@ -31,6 +41,11 @@ class LzoBackend(Backend):
             page = check_page(page).tobytes()
         out = _lzo.compress(page, 1, False)
         return out if len(out) < PAGE_SIZE else None
+
+    def compress_batch(self, pages: np.ndarray) -> list[bytes | None]:
+        # The views are checked once, as a batch; python-lzo takes only bytes, hence the copy.
+        compress = _lzo.compress
+        return smaller_or_none([compress(v.tobytes(), 1, False) for v in page_views(pages)])
 
     def decompress(self, data: Any) -> bytes:
         if type(data) is not bytes:
