@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import hwzswap
 from hwzswap.backends.lz4 import Lz4Backend
@@ -395,3 +397,39 @@ def test_policy_defaults_and_knobs_match_the_config_section() -> None:
             got.entry_checksum, got.background_writeback, got.enabled) == (
         70, 50, False, True, 4, 8, True, True, False)
     assert got.max_pool_pages == cfg.max_pool_pages
+
+
+_WORD = b"\x01\x02\x03\x04\x05\x06\x07\x08"
+
+
+@st.composite
+def _near_same_filled_batches(draw):
+    """Batches of same-filled pages and pages one byte away from being same-filled (anywhere,
+    the first and last byte included), with a few ordinary pages between."""
+    rows = []
+    for _ in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(["zero", "word", "zero-1", "word-1", "plain"]))
+        page = bytearray(bytes(4096) if kind.startswith("zero") else _WORD * 512)
+        if kind.endswith("-1"):
+            at = draw(st.sampled_from([0, 7, 8, 2048, 4088, 4095]) | st.integers(0, 4095))
+            page[at] ^= draw(st.integers(1, 255))
+        elif kind == "plain":
+            page = bytearray(compressible_pages(1, seed=draw(st.integers(0, 50)))[0])
+        rows.append(bytes(page))
+    return rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(_near_same_filled_batches())
+def test_store_batch_finds_the_same_same_filled_pages_as_store(rows):
+    """The batch path's same-filled detection (a byte compare per page, then the candidates
+    whole) keeps exactly the pages ``store`` keeps as a word, and every page loads back."""
+    one, many = cache(), cache()
+    for off, page in enumerate(rows):
+        assert one.store(0, off, page)
+    arr = np.frombuffer(b"".join(rows), np.uint8).reshape(-1, 4096)
+    assert many.store_batch(0, range(len(rows)), arr) == [True] * len(rows)
+    for key in ("same_filled_pages", "stored_pages", "compressed_bytes", "zswpout"):
+        assert many.stats()[key] == one.stats()[key], key
+    for off, page in enumerate(rows):
+        assert many.load(0, off) == page
