@@ -17,7 +17,7 @@ lzo-headers:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblzo2-dev; \
 	fi
 
-$(STAMP): pyproject.toml setup.py hwzswap/pool/_zscore.c | lzo-headers
+$(STAMP): pyproject.toml setup.py hwzswap/pool/_zscore.c hwzswap/frontswap/_hotpath.c | lzo-headers
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[opencl,test]'

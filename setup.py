@@ -1,19 +1,19 @@
-"""Build of the compiled zsmalloc core, hwzswap.pool._zscore (everything else is in
-pyproject.toml). ``pip install -e .`` builds it in place; after editing the C file, rebuild
+"""Build of the compiled parts: the zsmalloc core, hwzswap.pool._zscore, and the batch store's
+per-page loops, hwzswap.frontswap._hotpath (everything else is in pyproject.toml). ``pip install -e .`` builds it in place; after editing the C file, rebuild
 with ``make install`` (which reinstalls when the file changes) or
 ``.venv/bin/python setup.py build_ext --inplace``."""
 
 from setuptools import Extension, setup
 
+# the C is C99; -O2 overrides the interpreter's default optimisation level
+FLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers",
+         "-Wno-cast-function-type"]
+
 setup(
     ext_modules=[
-        Extension(
-            "hwzswap.pool._zscore",
-            sources=["hwzswap/pool/_zscore.c"],
-            # the C is C99; -O2 overrides the interpreter's default optimisation level
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter",
-                                "-Wno-missing-field-initializers", "-Wno-cast-function-type"],
-            optional=False,
-        )
+        Extension("hwzswap.pool._zscore", sources=["hwzswap/pool/_zscore.c"],
+                  extra_compile_args=FLAGS, optional=False),
+        Extension("hwzswap.frontswap._hotpath", sources=["hwzswap/frontswap/_hotpath.c"],
+                  extra_compile_args=FLAGS, optional=False),
     ],
 )

@@ -41,6 +41,7 @@ from hwzswap.errors import (
 from hwzswap.frontswap.policy import ZswapPolicy
 from hwzswap.frontswap.swapdev import DeviceModel, SwapDevice
 from hwzswap.frontswap.zswap import ZswapCache, batch_offsets, batch_range_error
+from hwzswap.frontswap._hotpath import claim_slots  # type: ignore[import-not-found]  # noqa: I001
 from hwzswap.pool.base import Pool
 
 PAGE_SIZE = 4096
@@ -186,18 +187,11 @@ class SwapSystem:
         if smap is None:
             raise self._bad_slot(type, 0, "swap_out_batch")
         pages = check_pages(pages)
-        offs = batch_offsets(offsets, "swap_out_batch")
-        if offs:
-            lo, hi = min(offs), max(offs)
-            if lo < 0 or hi >= len(smap):
-                raise self._bad_slot(type, lo if lo < 0 else hi, "swap_out_batch")
-        if len(offs) != len(pages) or len(set(offs)) != len(offs):
-            raise InvalidInputError(
-                f"swap_out_batch: {len(offs)} offsets for {len(pages)} pages; one distinct "
-                f"offset per page"
-            )
-        for off in offs:
-            smap[off] = 1
+        # One C call checks the usual batch (ints in range, distinct) and claims its slots;
+        # anything else takes the slow path, which names the problem.
+        offs = claim_slots(smap, offsets, len(pages))
+        if offs is None:
+            offs = self._claim_slots_slow(type, smap, offsets, len(pages))
         results = self._zstore_batch(type, offs, pages)  # checked above: not again in zswap
         if all(results):
             return results
@@ -211,6 +205,23 @@ class SwapSystem:
         if first_error is not None:
             raise first_error
         return results
+
+    def _claim_slots_slow(self, type: int, smap: bytearray, offsets: Sequence[Any],
+                          n: int) -> list[int]:
+        """``swap_out_batch``'s offsets when ``claim_slots`` declined them: convert them (numpy
+        integers are fine), raise the error that fits, or mark the slots in use."""
+        offs = batch_offsets(offsets, "swap_out_batch")
+        if offs:
+            lo, hi = min(offs), max(offs)
+            if lo < 0 or hi >= len(smap):
+                raise self._bad_slot(type, lo if lo < 0 else hi, "swap_out_batch")
+        if len(offs) != n or len(set(offs)) != len(offs):
+            raise InvalidInputError(
+                f"swap_out_batch: {len(offs)} offsets for {n} pages; one distinct offset per page"
+            )
+        for off in offs:
+            smap[off] = 1
+        return offs
 
     def swap_in(self, type: int, offset: int) -> bytes:
         """The page in slot ``(type, offset)``: from zswap, else from the swap device.

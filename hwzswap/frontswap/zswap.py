@@ -73,6 +73,18 @@ from hwzswap.errors import (
 from hwzswap.frontswap.policy import ZswapPolicy
 from hwzswap.pool.base import Pool
 
+try:
+    from hwzswap.frontswap._hotpath import (  # type: ignore[import-not-found]
+        insert_objects,
+        same_filled_pages,
+    )
+except ImportError as exc:  # a source tree whose extensions were never built, or are stale
+    raise ImportError(
+        "hwzswap.frontswap._hotpath, the compiled batch-store loops, is not built for this "
+        "Python: run `make install` from the repository root (or `pip install -e .`, or "
+        "`python setup.py build_ext --inplace`)"
+    ) from exc
+
 PAGE_SIZE = 4096
 _WORDS = PAGE_SIZE // 8
 _ZERO_WORD = bytes(8)
@@ -337,18 +349,10 @@ class ZswapCache:
             return results
         same: list[int] = []
         if self._same_filled:
-            # As in store: one byte compare per page rules out nearly all the others, then each
-            # candidate is compared whole. (Per page this is cheaper than numpy's column
-            # compares on a batch this small: each numpy call costs about a microsecond.)
-            flat = memoryview(pages.reshape(-1))
-            for at in range(0, n * PAGE_SIZE, PAGE_SIZE):
-                if flat[at] == flat[at + 4088]:
-                    page = flat[at : at + PAGE_SIZE].tobytes()
-                    word = page[:8]
-                    if page == _ZERO_PAGE if word == _ZERO_WORD else page == word * _WORDS:
-                        i = at // PAGE_SIZE
-                        same.append(i)
-                        results[i] = self._store_same_filled(tree, offs[i], word)
+            # one C loop over the batch (_hotpath_py.same_filled_pages_py is the same in Python)
+            for i, word in same_filled_pages(pages):
+                same.append(i)
+                results[i] = self._store_same_filled(tree, offs[i], word)
         if len(same) * 4 >= n:
             # Many same-filled pages: compress only the others (worth the copy of the rest).
             keep = np.ones(n, dtype=bool)
@@ -382,36 +386,19 @@ class ZswapCache:
             return results
         if sel is not None:
             outs = [outs[i] for i in idx]
-        max_len = self._max_len
-        csums = self._csums
-        if csums is not None:
+        elif outs.__class__ is not list:
+            outs = list(outs)
+        sums = None
+        if self._csums is not None:
             sums = [_crc32(d) if d is not None else 0 for d in outs]
         retry: list[tuple[int, Any]] = []
         poor: list[int] = []
-        malloc_write = self._malloc_write
-        stored = 0
+        # The critical section: pool allocations and index inserts, one C loop
+        # (_hotpath_py.insert_objects_py is the same in Python).
         self._acquire()
         try:
-            for k, i in enumerate(idx):
-                data = outs[k]
-                if data is None or len(data) > max_len:
-                    poor.append(i)
-                    continue
-                try:
-                    handle = malloc_write(data)
-                except PoolAllocError:
-                    retry.append((i, data))
-                    continue
-                off = offs[i]
-                if off in tree:
-                    self._drop_old_locked(tree, off)
-                tree[off] = handle
-                if csums is not None:
-                    csums[handle] = sums[k]
-                results[i] = True
-                stored += 1
+            insert_objects(self, tree, offs, idx, outs, sums, self._max_len, results, poor, retry)
         finally:
-            self.zswpout += stored
             self._release()
         for i in poor:
             self._reject(tree, offs[i], "reject_compress_poor")

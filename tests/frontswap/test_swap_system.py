@@ -209,6 +209,27 @@ def test_swap_out_batch(make_system):
     assert not s.slot_in_use(0, 30)
 
 
+@pytest.mark.parametrize("kind", ["list", "tuple", "range", "generator", "numpy"])
+def test_swap_out_batch_takes_any_sequence_of_offsets(make_system, kind):
+    """Lists, tuples and ranges of ints take the compiled check (claim_slots); a generator or
+    numpy integers take the slow path: the same results either way, and a bad batch claims no
+    slot."""
+    s = make_system()
+    rows = compressible_pages(3)
+    batch = np.frombuffer(b"".join(rows), np.uint8).reshape(-1, 4096)
+    make = {"list": list, "tuple": tuple, "range": lambda o: range(o[0], o[-1] + 1),
+            "generator": lambda o: (x for x in o), "numpy": np.array}[kind]
+    assert s.swap_out_batch(0, make([40, 41, 42]), batch) == [True] * 3
+    assert [s.swap_in(0, off) for off in (40, 41, 42)] == rows
+    with pytest.raises(InvalidInputError, match="2 offsets for 3 pages"):
+        s.swap_out_batch(0, make([50, 51]), batch)
+    with pytest.raises(SwapDeviceError, match="outside"):
+        s.swap_out_batch(0, make([60, 61, 5000]), batch)
+    assert not any(s.slot_in_use(0, off) for off in (50, 51, 60, 61))
+    with pytest.raises(InvalidInputError, match="integers"):
+        s.swap_out_batch(0, [1.0, 2, 3], batch)
+
+
 def test_operations_after_close_raise(make_system):
     s = make_system()
     s.close()

@@ -1,0 +1,151 @@
+"""The compiled batch-store loops (``_hotpath``) against their Python reference (``_hotpath_py``):
+the same inputs must give the same results, lists, counters, index and pool contents."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+import hwzswap
+from hwzswap.frontswap import _hotpath, _hotpath_py
+from hwzswap.frontswap.policy import ZswapPolicy
+from hwzswap.frontswap.zswap import ZswapCache
+from hwzswap.pool import PageAllocator, create_pool
+
+from fsutil import compressible_pages
+
+PAGE = 4096
+WORD = b"\x01\x02\x03\x04\x05\x06\x07\x08"
+
+
+@st.composite
+def page_batches(draw, max_pages=10):
+    """Same-filled pages, pages one byte away from same-filled, and ordinary ones."""
+    rows = []
+    for _ in range(draw(st.integers(0, max_pages))):
+        kind = draw(st.sampled_from(["zero", "word", "zero-1", "word-1", "plain"]))
+        page = bytearray(bytes(PAGE) if kind.startswith("zero") else WORD * 512)
+        if kind.endswith("-1"):
+            at = draw(st.sampled_from([0, 7, 8, 2048, 4088, 4095]) | st.integers(0, PAGE - 1))
+            page[at] ^= draw(st.integers(1, 255))
+        elif kind == "plain":
+            page = bytearray(compressible_pages(1, seed=draw(st.integers(0, 40)))[0])
+        rows.append(bytes(page))
+    return np.frombuffer(b"".join(rows), np.uint8).reshape(-1, PAGE)
+
+
+@settings(max_examples=80, deadline=None)
+@given(page_batches())
+def test_same_filled_pages_matches_the_reference(pages):
+    got = _hotpath.same_filled_pages(pages)
+    assert got == _hotpath_py.same_filled_pages_py(pages)
+    for i, word in got:
+        assert pages[i].tobytes() == word * 512
+
+
+def test_same_filled_pages_takes_any_contiguous_buffer_and_refuses_part_pages():
+    assert _hotpath.same_filled_pages(bytes(2 * PAGE)) == [(0, bytes(8)), (1, bytes(8))]
+    for fn in (_hotpath.same_filled_pages, _hotpath_py.same_filled_pages_py):
+        with pytest.raises(ValueError, match="whole pages"):
+            fn(bytes(PAGE + 1))
+    for fn in (_hotpath.same_filled_pages, _hotpath_py.same_filled_pages_py):
+        with pytest.raises(ValueError, match="contiguous"):
+            fn(np.zeros((4, PAGE), np.uint8)[::2])  # not contiguous
+
+
+_OFFSET = st.one_of(
+    st.integers(-3, 40),
+    st.integers(0, 40).map(np.int64),  # declined: the slow path converts these
+    st.booleans(),  # an int subclass: declined
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 40), st.lists(_OFFSET, max_size=12),
+       st.sampled_from([list, tuple, "range", iter]), st.integers(-1, 1))
+def test_claim_slots_matches_the_reference(nr, offs, kind, dn):
+    if kind == "range":
+        offsets = range(offs[0], offs[0] + len(offs)) if offs and type(offs[0]) is int else []
+    else:
+        offsets = kind(offs)
+    n = len(offs) + dn if kind != "range" else len(offsets) + dn
+    smap_c, smap_py = bytearray(nr), bytearray(nr)
+    smap_c[::3] = smap_py[::3] = b"\x01" * len(range(0, nr, 3))
+    if kind is iter:
+        got, want = _hotpath.claim_slots(smap_c, offsets, n), None  # never consumed
+        assert list(offsets) == offs
+    else:
+        got = _hotpath.claim_slots(smap_c, offsets, n)
+        want = _hotpath_py.claim_slots_py(smap_py, offsets, n)
+    assert got == want
+    assert smap_c == smap_py if kind is not iter else smap_c == smap_py
+    if got is not None:
+        assert got == list(offsets) and all(smap_c[o] == 1 for o in got)
+
+
+# -- insert_objects ----------------------------------------------------------------------------
+
+
+def _cache(limit_pages, checksum):
+    c = ZswapCache(hwzswap.get_backend("lz4"),
+                   create_pool("zsmalloc", PageAllocator(limit_pages=limit_pages)),
+                   ZswapPolicy(entry_checksum=checksum))
+    c.init(0, 64)
+    return c
+
+
+def _state(c):
+    """Index (in LRU order), object bytes, checksums and counters; handles differ between pools
+    (each pool tags its own), so entries are compared by what they hold."""
+    tree = c._trees[0]
+    entries = [(off, c.pool.read(e) if e.__class__ is int else e,
+                (c._csums or {}).get(e)) for off, e in tree.items()]
+    return entries, c.stats(), len(c._csums or {})
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    data=st.data(),
+    limit=st.sampled_from([None, 2, 3, 5]),
+    checksum=st.booleans(),
+)
+def test_insert_objects_matches_the_reference(data, limit, checksum):
+    caches = [_cache(limit, checksum), _cache(limit, checksum)]
+    pool_pages = compressible_pages(8, seed=5)
+    n = data.draw(st.integers(1, 12))
+    offs = data.draw(st.permutations(range(13)))[:n]
+    idx = sorted(data.draw(st.sets(st.integers(0, n - 1), min_size=1)))
+    # older entries, some of which the batch replaces (duplicate_entry)
+    old = data.draw(st.lists(st.sampled_from([*offs, 20, 21]), max_size=6, unique=True))
+    for c in caches:
+        for off in old:
+            c.store(0, off, pool_pages[off % 8])
+    kinds = [data.draw(st.sampled_from(["none", "long", "obj", "obj"])) for _ in idx]
+    backend = caches[0].backend
+    outs = [None if k == "none" else bytes(3000) if k == "long"
+            else backend.compress(pool_pages[(i * 3) % 8]) for k, i in zip(kinds, idx)]
+    sums = [hash(bytes(o or b"")) & 0xFFFF for o in outs] if checksum else None
+    got = []
+    for c, fn in zip(caches, (_hotpath.insert_objects, _hotpath_py.insert_objects_py)):
+        results, poor, retry = [False] * n, [], []
+        fn(c, c._trees[0], list(offs), list(idx), list(outs), sums, 2000, results, poor, retry)
+        got.append((results, poor, [(i, bytes(d)) for i, d in retry], _state(c)))
+        c.check() if not checksum else None
+    assert got[0] == got[1]
+    results, poor, retry, (_, stats, _) = got[0]
+    event(f"retry: {bool(retry)}, poor: {bool(poor)}, replaced: {stats['duplicate_entry'] > 0}")
+
+
+def test_insert_objects_counts_what_it_stored_when_an_error_stops_it():
+    for fn in (_hotpath.insert_objects, _hotpath_py.insert_objects_py):
+        c = _cache(None, False)
+        good = c.backend.compress(compressible_pages(1)[0])
+        results = [False] * 3
+        with pytest.raises(TypeError):
+            # the second object is not bytes-like: malloc_write refuses it after the first
+            fn(c, c._trees[0], [5, 6, 7], [0, 1, 2], [good, 12345, good], None, 2000, results,
+               [], [])
+        assert c.zswpout == 1 and results == [True, False, False]
+        assert list(c._trees[0]) == [5]
