@@ -1,13 +1,15 @@
 /*
- * _hotpath: the per-page loops of zswap's batch store, compiled.
+ * _hotpath: zswap's per-page hot paths, compiled.
  *
  * hwzswap.frontswap.zswap.ZswapCache.store_batch and SwapSystem.swap_out_batch spend most of
  * their Python time in three loops that run once per page of a reclaim batch: finding the
  * same-filled pages, checking and claiming the batch's swap slots, and inserting the compressed
  * objects into the pool and the index under the tree lock. Each is written here as one C call.
- * The algorithm stays in Python: every function below has a Python twin of the same name with a
- * "_py" suffix in hwzswap/frontswap/_hotpath_py.py, which is the readable reference (and the
- * model the tests compare these against, case by case).
+ * A load that hits a compressed entry (ZswapCache.load, SwapSystem.swap_in) is LoadHit, one
+ * call instead of two Python frames; every other case of a load goes to the Python method.
+ * The algorithm stays in Python: everything below has a Python twin of the same name with a
+ * "_py"/"Py" suffix in hwzswap/frontswap/_hotpath_py.py, which is the readable reference (and
+ * the model the tests compare these against, case by case).
  *
  * Nothing here keeps state or touches another module's insides: the pool is reached through
  * its malloc_write method, the index (an OrderedDict) through the mapping protocol, the
@@ -18,6 +20,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,6 +298,735 @@ insert_objects(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* -- ZswapTree ------------------------------------------------------------------------------- */
+
+/* The index of one swap type (the kernel's per-type zswap tree, an xarray keyed by swap offset)
+ * with the LRU order of its entries: offset -> entry (a pool handle, or the word of a
+ * same-filled page), oldest stored first. A mapping with the OrderedDict methods the engine
+ * uses (get, pop, move_to_end, iteration oldest first, ...) and the same semantics; its Python
+ * reference is _hotpath_py.ZswapTreePy, an OrderedDict. Keys are the type's offsets,
+ * 0..nr_pages - 1: an array slot each, in chunks of 64 made on first use, so a lookup is an
+ * index, not a hash probe. A key that is not an offset is simply absent (get gives the
+ * default), and storing at one raises. */
+
+#define CHUNK 64
+#define NONE (-1)
+
+typedef struct {
+    PyObject *entry[CHUNK];             /* NULL: no entry */
+    Py_ssize_t prev[CHUNK], next[CHUNK];  /* LRU neighbours (offsets), NONE at the ends */
+} Chunk;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *type;                     /* the swap type, as given */
+    Py_ssize_t nr_pages, count, head, tail;
+    Py_ssize_t nchunks;
+    Chunk **chunks;
+    size_t mutations;                   /* bumped by every insert and removal (iterators) */
+} ZswapTree;
+
+static PyTypeObject ZswapTreeType;
+
+#define SLOT_ENTRY(t, o) ((t)->chunks[(o) / CHUNK]->entry[(o) % CHUNK])
+#define SLOT_PREV(t, o) ((t)->chunks[(o) / CHUNK]->prev[(o) % CHUNK])
+#define SLOT_NEXT(t, o) ((t)->chunks[(o) / CHUNK]->next[(o) % CHUNK])
+
+/* The offset a key names: 1 and *off set, 0 when it names none (not an integer, out of range),
+ * -1 on an error other than a TypeError. */
+static int
+tree_key(ZswapTree *t, PyObject *key, Py_ssize_t *off)
+{
+    Py_ssize_t v;
+    if (PyLong_CheckExact(key)) {
+        v = PyLong_AsSsize_t(key);
+    }
+    else {
+        PyObject *i = PyNumber_Index(key);  /* numpy integers and the like */
+        if (i == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear();
+                return 0;
+            }
+            return -1;
+        }
+        v = PyLong_AsSsize_t(i);
+        Py_DECREF(i);
+    }
+    if (v == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    if (v < 0 || v >= t->nr_pages)
+        return 0;
+    *off = v;
+    return 1;
+}
+
+/* The entry at an offset (borrowed), or NULL. */
+static inline PyObject *
+tree_lookup(ZswapTree *t, Py_ssize_t off)
+{
+    Chunk *c = t->chunks[off / CHUNK];
+    return c == NULL ? NULL : c->entry[off % CHUNK];
+}
+
+static void
+lru_unlink(ZswapTree *t, Py_ssize_t off)
+{
+    Py_ssize_t p = SLOT_PREV(t, off), n = SLOT_NEXT(t, off);
+    if (p == NONE)
+        t->head = n;
+    else
+        SLOT_NEXT(t, p) = n;
+    if (n == NONE)
+        t->tail = p;
+    else
+        SLOT_PREV(t, n) = p;
+}
+
+static void
+lru_append(ZswapTree *t, Py_ssize_t off)
+{
+    SLOT_PREV(t, off) = t->tail;
+    SLOT_NEXT(t, off) = NONE;
+    if (t->tail == NONE)
+        t->head = off;
+    else
+        SLOT_NEXT(t, t->tail) = off;
+    t->tail = off;
+}
+
+/* Store value at off (a new reference is taken); a new entry goes to the LRU tail, a replaced
+ * one keeps its place (as OrderedDict). 0 or -1 (MemoryError). */
+static int
+tree_store(ZswapTree *t, Py_ssize_t off, PyObject *value)
+{
+    Chunk *c = t->chunks[off / CHUNK];
+    if (c == NULL) {
+        c = PyMem_Calloc(1, sizeof(Chunk));
+        if (c == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->chunks[off / CHUNK] = c;
+    }
+    PyObject *old = c->entry[off % CHUNK];
+    Py_INCREF(value);
+    c->entry[off % CHUNK] = value;
+    if (old != NULL) {
+        Py_DECREF(old);
+        return 0;
+    }
+    lru_append(t, off);
+    t->count++;
+    t->mutations++;
+    return 0;
+}
+
+/* Take the entry out of off (the caller gets the reference), or NULL when there is none. */
+static PyObject *
+tree_take(ZswapTree *t, Py_ssize_t off)
+{
+    Chunk *c = t->chunks[off / CHUNK];
+    if (c == NULL || c->entry[off % CHUNK] == NULL)
+        return NULL;
+    PyObject *v = c->entry[off % CHUNK];
+    lru_unlink(t, off);
+    c->entry[off % CHUNK] = NULL;
+    t->count--;
+    t->mutations++;
+    return v;
+}
+
+static int
+tree_clear_all(ZswapTree *t)
+{
+    /* unlink everything first, then drop the references: a finaliser run by a decref sees an
+     * empty, consistent tree */
+    Chunk **chunks = t->chunks;
+    Py_ssize_t nchunks = t->nchunks;
+    t->chunks = PyMem_Calloc((size_t)(nchunks > 0 ? nchunks : 1), sizeof(Chunk *));
+    if (t->chunks == NULL) {
+        t->chunks = chunks;
+        PyErr_NoMemory();
+        return -1;
+    }
+    t->count = 0;
+    t->head = t->tail = NONE;
+    t->mutations++;
+    for (Py_ssize_t k = 0; k < nchunks; k++) {
+        Chunk *c = chunks[k];
+        if (c == NULL)
+            continue;
+        for (int j = 0; j < CHUNK; j++)
+            Py_XDECREF(c->entry[j]);
+        PyMem_Free(c);
+    }
+    PyMem_Free(chunks);
+    return 0;
+}
+
+static int
+ZswapTree_init(ZswapTree *t, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"swap_type", "nr_pages", NULL};
+    PyObject *type;
+    Py_ssize_t nr;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "On:ZswapTree", kwlist, &type, &nr))
+        return -1;
+    if (t->chunks != NULL) {
+        PyErr_SetString(PyExc_TypeError, "ZswapTree: already initialised");
+        return -1;
+    }
+    if (nr < 1) {
+        PyErr_Format(PyExc_ValueError, "ZswapTree: nr_pages must be >= 1, got %zd", nr);
+        return -1;
+    }
+    t->nchunks = (nr + CHUNK - 1) / CHUNK;
+    t->chunks = PyMem_Calloc((size_t)t->nchunks, sizeof(Chunk *));
+    if (t->chunks == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_INCREF(type);
+    t->type = type;
+    t->nr_pages = nr;
+    t->count = 0;
+    t->head = t->tail = NONE;
+    return 0;
+}
+
+static int
+tree_ready(ZswapTree *t)
+{
+    if (t->chunks == NULL) {
+        PyErr_SetString(PyExc_TypeError, "ZswapTree: not initialised");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+ZswapTree_traverse(ZswapTree *t, visitproc visit, void *arg)
+{
+    Py_VISIT(t->type);
+    if (t->chunks == NULL || t->count == 0)
+        return 0;
+    for (Py_ssize_t off = t->head; off != NONE; off = SLOT_NEXT(t, off))
+        Py_VISIT(SLOT_ENTRY(t, off));
+    return 0;
+}
+
+static int
+ZswapTree_clear(ZswapTree *t)
+{
+    if (t->chunks != NULL && t->count > 0 && tree_clear_all(t) < 0)
+        PyErr_Clear();
+    Py_CLEAR(t->type);
+    return 0;
+}
+
+static void
+ZswapTree_dealloc(ZswapTree *t)
+{
+    PyObject_GC_UnTrack(t);
+    ZswapTree_clear(t);
+    if (t->chunks != NULL) {
+        for (Py_ssize_t k = 0; k < t->nchunks; k++)
+            PyMem_Free(t->chunks[k]);
+        PyMem_Free(t->chunks);
+    }
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static Py_ssize_t
+ZswapTree_len(ZswapTree *t)
+{
+    return t->count;
+}
+
+static int
+ZswapTree_contains(ZswapTree *t, PyObject *key)
+{
+    Py_ssize_t off;
+    int k = tree_key(t, key, &off);
+    if (k <= 0 || t->chunks == NULL)
+        return k;
+    return tree_lookup(t, off) != NULL;
+}
+
+static PyObject *
+key_error(PyObject *key)
+{
+    PyObject *tup = PyTuple_Pack(1, key);
+    if (tup != NULL) {
+        PyErr_SetObject(PyExc_KeyError, tup);
+        Py_DECREF(tup);
+    }
+    return NULL;
+}
+
+static PyObject *
+ZswapTree_subscript(ZswapTree *t, PyObject *key)
+{
+    Py_ssize_t off;
+    if (tree_ready(t) < 0)
+        return NULL;
+    int k = tree_key(t, key, &off);
+    if (k < 0)
+        return NULL;
+    PyObject *v = k ? tree_lookup(t, off) : NULL;
+    if (v == NULL)
+        return key_error(key);
+    Py_INCREF(v);
+    return v;
+}
+
+static int
+ZswapTree_ass_subscript(ZswapTree *t, PyObject *key, PyObject *value)
+{
+    Py_ssize_t off;
+    if (tree_ready(t) < 0)
+        return -1;
+    int k = tree_key(t, key, &off);
+    if (k < 0)
+        return -1;
+    if (value == NULL) {  /* del tree[key] */
+        PyObject *v = k ? tree_take(t, off) : NULL;
+        if (v == NULL) {
+            key_error(key);
+            return -1;
+        }
+        Py_DECREF(v);
+        return 0;
+    }
+    if (!k) {
+        PyErr_Format(PyExc_KeyError,
+                     "ZswapTree of swap type %R: %R is not an offset in 0..%zd",
+                     t->type, key, t->nr_pages - 1);
+        return -1;
+    }
+    return tree_store(t, off, value);
+}
+
+static PyObject *
+ZswapTree_get(ZswapTree *t, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "get(key, default=None)");
+        return NULL;
+    }
+    if (tree_ready(t) < 0)
+        return NULL;
+    Py_ssize_t off;
+    int k = tree_key(t, args[0], &off);
+    if (k < 0)
+        return NULL;
+    PyObject *v = k ? tree_lookup(t, off) : NULL;
+    if (v == NULL)
+        v = nargs == 2 ? args[1] : Py_None;
+    Py_INCREF(v);
+    return v;
+}
+
+static PyObject *
+ZswapTree_pop(ZswapTree *t, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "pop(key[, default])");
+        return NULL;
+    }
+    if (tree_ready(t) < 0)
+        return NULL;
+    Py_ssize_t off;
+    int k = tree_key(t, args[0], &off);
+    if (k < 0)
+        return NULL;
+    PyObject *v = k ? tree_take(t, off) : NULL;
+    if (v != NULL)
+        return v;
+    if (nargs == 2) {
+        Py_INCREF(args[1]);
+        return args[1];
+    }
+    return key_error(args[0]);
+}
+
+static PyObject *
+ZswapTree_move_to_end(ZswapTree *t, PyObject *key)
+{
+    if (tree_ready(t) < 0)
+        return NULL;
+    Py_ssize_t off;
+    int k = tree_key(t, key, &off);
+    if (k < 0)
+        return NULL;
+    if (!k || tree_lookup(t, off) == NULL)
+        return key_error(key);
+    if (t->tail != off) {
+        lru_unlink(t, off);
+        lru_append(t, off);
+    }
+    Py_RETURN_NONE;
+}
+
+/* what: 0 keys, 1 values, 2 (key, value) pairs; a list, oldest first */
+static PyObject *
+tree_list(ZswapTree *t, int what)
+{
+    PyObject *out = PyList_New(t->count);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t k = 0;
+    for (Py_ssize_t off = t->head; off != NONE; off = SLOT_NEXT(t, off), k++) {
+        PyObject *v = SLOT_ENTRY(t, off), *item;
+        if (what == 1) {
+            Py_INCREF(v);
+            item = v;
+        }
+        else {
+            PyObject *key = PyLong_FromSsize_t(off);
+            item = what == 0 || key == NULL ? key : PyTuple_Pack(2, key, v);
+            if (what == 2)
+                Py_XDECREF(key);
+        }
+        if (item == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, k, item);
+    }
+    return out;
+}
+
+static PyObject *
+ZswapTree_keys(ZswapTree *t, PyObject *unused)
+{
+    return tree_ready(t) < 0 ? NULL : tree_list(t, 0);
+}
+
+static PyObject *
+ZswapTree_values(ZswapTree *t, PyObject *unused)
+{
+    return tree_ready(t) < 0 ? NULL : tree_list(t, 1);
+}
+
+static PyObject *
+ZswapTree_items(ZswapTree *t, PyObject *unused)
+{
+    return tree_ready(t) < 0 ? NULL : tree_list(t, 2);
+}
+
+static PyObject *
+ZswapTree_clear_method(ZswapTree *t, PyObject *unused)
+{
+    if (tree_ready(t) < 0 || tree_clear_all(t) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ZswapTree_repr(ZswapTree *t)
+{
+    return PyUnicode_FromFormat("<ZswapTree of swap type %R: %zd of %zd offsets>",
+                                t->type ? t->type : Py_None, t->count, t->nr_pages);
+}
+
+/* Iteration over the keys, oldest first; changing the tree meanwhile ends it with an error
+ * (as an OrderedDict's iterator). */
+typedef struct {
+    PyObject_HEAD
+    ZswapTree *tree;
+    Py_ssize_t next;
+    size_t mutations;
+} TreeIter;
+
+static PyTypeObject TreeIterType;
+
+static PyObject *
+ZswapTree_iter(ZswapTree *t)
+{
+    if (tree_ready(t) < 0)
+        return NULL;
+    TreeIter *it = PyObject_GC_New(TreeIter, &TreeIterType);
+    if (it == NULL)
+        return NULL;
+    Py_INCREF(t);
+    it->tree = t;
+    it->next = t->head;
+    it->mutations = t->mutations;
+    PyObject_GC_Track(it);
+    return (PyObject *)it;
+}
+
+static PyObject *
+TreeIter_next(TreeIter *it)
+{
+    ZswapTree *t = it->tree;
+    if (t == NULL || it->next == NONE)
+        return NULL;
+    if (t->mutations != it->mutations || t->chunks == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ZswapTree changed size during iteration");
+        return NULL;
+    }
+    Py_ssize_t off = it->next;
+    it->next = SLOT_NEXT(t, off);
+    return PyLong_FromSsize_t(off);
+}
+
+static int
+TreeIter_traverse(TreeIter *it, visitproc visit, void *arg)
+{
+    Py_VISIT(it->tree);
+    return 0;
+}
+
+static void
+TreeIter_dealloc(TreeIter *it)
+{
+    PyObject_GC_UnTrack(it);
+    Py_XDECREF(it->tree);
+    PyObject_GC_Del(it);
+}
+
+static PyTypeObject TreeIterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hwzswap.frontswap._hotpath.ZswapTreeIterator",
+    .tp_basicsize = sizeof(TreeIter),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = (destructor)TreeIter_dealloc,
+    .tp_traverse = (traverseproc)TreeIter_traverse,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)TreeIter_next,
+};
+
+static PyMappingMethods ZswapTree_as_mapping = {
+    .mp_length = (lenfunc)ZswapTree_len,
+    .mp_subscript = (binaryfunc)ZswapTree_subscript,
+    .mp_ass_subscript = (objobjargproc)ZswapTree_ass_subscript,
+};
+
+static PySequenceMethods ZswapTree_as_sequence = {
+    .sq_contains = (objobjproc)ZswapTree_contains,
+};
+
+static PyMethodDef ZswapTree_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))ZswapTree_get, METH_FASTCALL,
+     "get(offset, default=None): the offset's entry, or default."},
+    {"pop", (PyCFunction)(void (*)(void))ZswapTree_pop, METH_FASTCALL,
+     "pop(offset[, default]): remove and return the offset's entry."},
+    {"move_to_end", (PyCFunction)ZswapTree_move_to_end, METH_O,
+     "move_to_end(offset): make the entry the newest in LRU order."},
+    {"keys", (PyCFunction)ZswapTree_keys, METH_NOARGS, "The offsets, oldest first (a list)."},
+    {"values", (PyCFunction)ZswapTree_values, METH_NOARGS, "The entries, oldest first (a list)."},
+    {"items", (PyCFunction)ZswapTree_items, METH_NOARGS,
+     "(offset, entry) pairs, oldest first (a list)."},
+    {"clear", (PyCFunction)ZswapTree_clear_method, METH_NOARGS, "Drop every entry."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef ZswapTree_members[] = {
+    {"type", T_OBJECT, offsetof(ZswapTree, type), READONLY, "The swap type."},
+    {"nr_pages", T_PYSSIZET, offsetof(ZswapTree, nr_pages), READONLY,
+     "Offsets are 0..nr_pages - 1."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject ZswapTreeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hwzswap.frontswap._hotpath.ZswapTree",
+    .tp_basicsize = sizeof(ZswapTree),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "ZswapTree(swap_type, nr_pages): one swap type's zswap index and LRU, offset -> "
+              "entry, oldest first (see _hotpath_py.ZswapTreePy).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)ZswapTree_init,
+    .tp_dealloc = (destructor)ZswapTree_dealloc,
+    .tp_traverse = (traverseproc)ZswapTree_traverse,
+    .tp_clear = (inquiry)ZswapTree_clear,
+    .tp_repr = (reprfunc)ZswapTree_repr,
+    .tp_iter = (getiterfunc)ZswapTree_iter,
+    .tp_as_mapping = &ZswapTree_as_mapping,
+    .tp_as_sequence = &ZswapTree_as_sequence,
+    .tp_methods = ZswapTree_methods,
+    .tp_members = ZswapTree_members,
+};
+
+/* -- LoadHit --------------------------------------------------------------------------------- */
+
+/* A callable (type, offset) -> page for the hit path of ZswapCache.load (and of
+ * SwapSystem.swap_in, which is the same when loads are not exclusive): look the offset up in
+ * the type's index under the tree lock, decompress the pool object straight from the pool's
+ * memory, count loads_hit. Anything else -- no such type, a miss, a same-filled entry, a pool
+ * or codec error -- calls the fallback (the Python method) with the same arguments, having
+ * changed nothing; the Python method then does what it always does (and raises what it
+ * raises). Only built for caches without exclusive loads or entry checksums. See
+ * _hotpath_py.LoadHitPy for the same in Python. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *trees, *acquire, *release, *view, *decompress, *cache, *fallback;
+    vectorcallfunc vectorcall;
+} LoadHit;
+
+static PyObject *str_loads_hit, *one;
+
+/* Hand the call to the Python method, dropping the error (if any) that ended the fast path;
+ * one that is not an Exception (KeyboardInterrupt, SystemExit) is raised instead. */
+static PyObject *
+load_hit_fallback(LoadHit *self, PyObject *const *args)
+{
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL;
+        PyErr_Clear();
+    }
+    return PyObject_Vectorcall(self->fallback, args, 2, NULL);
+}
+
+static PyObject *
+load_hit_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    LoadHit *self = (LoadHit *)op;
+    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL)
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    PyObject *tree = PyDict_GetItemWithError(self->trees, args[0]);  /* borrowed */
+    if (tree == NULL)
+        return load_hit_fallback(self, args);
+    Py_INCREF(tree);
+    PyObject *r = PyObject_CallNoArgs(self->acquire);
+    if (r == NULL) {
+        Py_DECREF(tree);
+        return NULL;
+    }
+    Py_DECREF(r);
+    PyObject *page = NULL, *entry = NULL;
+    Py_ssize_t off;
+    if (Py_IS_TYPE(tree, &ZswapTreeType) && ((ZswapTree *)tree)->chunks != NULL
+        && tree_key((ZswapTree *)tree, args[1], &off) > 0)
+        entry = tree_lookup((ZswapTree *)tree, off);  /* borrowed */
+    if (entry != NULL && PyLong_CheckExact(entry)) {
+        Py_INCREF(entry);
+        PyObject *data = PyObject_CallOneArg(self->view, entry);
+        if (data != NULL) {
+            page = PyObject_CallOneArg(self->decompress, data);
+            Py_DECREF(data);  /* the view must not outlive the lock */
+        }
+        Py_DECREF(entry);
+        if (page != NULL) {
+            PyObject *cur = PyObject_GetAttr(self->cache, str_loads_hit);
+            PyObject *inc = cur != NULL ? PyNumber_Add(cur, one) : NULL;
+            Py_XDECREF(cur);
+            if (inc == NULL || PyObject_SetAttr(self->cache, str_loads_hit, inc) < 0)
+                Py_CLEAR(page);
+            Py_XDECREF(inc);
+        }
+    }
+    Py_DECREF(tree);
+    /* release whatever happened above, keeping its error for the check below */
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    r = PyObject_CallNoArgs(self->release);
+    if (r == NULL) {
+        Py_XDECREF(page);
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(tb);
+        return NULL;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(et, ev, tb);
+    if (page != NULL)
+        return page;
+    return load_hit_fallback(self, args);
+}
+
+static int
+load_hit_init(LoadHit *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"trees", "acquire", "release", "view", "decompress", "cache",
+                             "fallback", NULL};
+    PyObject *o[7];
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOOOO:LoadHit", kwlist, &PyDict_Type,
+                                     &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6]))
+        return -1;
+    PyObject **slots[7] = {&self->trees, &self->acquire, &self->release, &self->view,
+                           &self->decompress, &self->cache, &self->fallback};
+    for (int k = 0; k < 7; k++) {
+        Py_INCREF(o[k]);
+        Py_XSETREF(*slots[k], o[k]);
+    }
+    self->vectorcall = load_hit_call;
+    return 0;
+}
+
+static int
+load_hit_traverse(LoadHit *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->trees);
+    Py_VISIT(self->acquire);
+    Py_VISIT(self->release);
+    Py_VISIT(self->view);
+    Py_VISIT(self->decompress);
+    Py_VISIT(self->cache);
+    Py_VISIT(self->fallback);
+    return 0;
+}
+
+static int
+load_hit_clear(LoadHit *self)
+{
+    Py_CLEAR(self->trees);
+    Py_CLEAR(self->acquire);
+    Py_CLEAR(self->release);
+    Py_CLEAR(self->view);
+    Py_CLEAR(self->decompress);
+    Py_CLEAR(self->cache);
+    Py_CLEAR(self->fallback);
+    return 0;
+}
+
+static void
+load_hit_dealloc(LoadHit *self)
+{
+    PyObject_GC_UnTrack(self);
+    load_hit_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+load_hit_fallback_get(LoadHit *self, void *closure)
+{
+    PyObject *f = self->fallback != NULL ? self->fallback : Py_None;
+    Py_INCREF(f);
+    return f;
+}
+
+static PyGetSetDef load_hit_getset[] = {
+    {"fallback", (getter)load_hit_fallback_get, NULL,
+     "The Python method every case but a compressed hit goes to.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject LoadHitType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hwzswap.frontswap._hotpath.LoadHit",
+    .tp_basicsize = sizeof(LoadHit),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "LoadHit(trees, acquire, release, view, decompress, cache, fallback): the hit "
+              "path of zswap's load as one call (see _hotpath_py.LoadHitPy).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)load_hit_init,
+    .tp_dealloc = (destructor)load_hit_dealloc,
+    .tp_traverse = (traverseproc)load_hit_traverse,
+    .tp_clear = (inquiry)load_hit_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(LoadHit, vectorcall),
+    .tp_getset = load_hit_getset,
+};
+
 /* -- module --------------------------------------------------------------------------------- */
 
 static PyMethodDef hotpath_methods[] = {
@@ -329,6 +1062,9 @@ PyInit__hotpath(void)
     INTERN(str_drop_old, "_drop_old_locked");
     INTERN(str_csums, "_csums");
     INTERN(str_zswpout, "zswpout");
+    INTERN(str_loads_hit, "loads_hit");
+    if (one == NULL && (one = PyLong_FromLong(1)) == NULL)
+        return NULL;
     if (PoolAllocError == NULL) {
         PyObject *errors = PyImport_ImportModule("hwzswap.errors");
         if (errors == NULL)
@@ -338,5 +1074,23 @@ PyInit__hotpath(void)
         if (PoolAllocError == NULL)
             return NULL;
     }
-    return PyModule_Create(&hotpath_module);
+    if (PyType_Ready(&LoadHitType) < 0 || PyType_Ready(&ZswapTreeType) < 0
+        || PyType_Ready(&TreeIterType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&hotpath_module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&LoadHitType);
+    if (PyModule_AddObject(m, "LoadHit", (PyObject *)&LoadHitType) < 0) {
+        Py_DECREF(&LoadHitType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&ZswapTreeType);
+    if (PyModule_AddObject(m, "ZswapTree", (PyObject *)&ZswapTreeType) < 0) {
+        Py_DECREF(&ZswapTreeType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -1,14 +1,17 @@
-"""The per-page loops of zswap's batch store, in Python: the reference for ``_hotpath``.
+"""zswap's per-page hot paths in Python: the reference for ``_hotpath``.
 
-:mod:`hwzswap.frontswap._hotpath` (C) runs these three loops for ``store_batch`` and
-``swap_out_batch``; each function here, of the same name plus ``_py``, is the same algorithm
-written out, and the tests drive both on the same cases and compare every result, counter and
-list they fill. Read these to know what the compiled ones do.
+:mod:`hwzswap.frontswap._hotpath` (C) runs three loops for ``store_batch`` and
+``swap_out_batch``, and the hit path of ``load``/``swap_in`` (``LoadHit``); each function here,
+of the same name plus ``_py`` (``LoadHitPy``), is the same algorithm written out, and the tests
+drive both on the same cases and compare every result, counter and list they fill. Read these
+to know what the compiled ones do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from hwzswap.errors import PoolAllocError
@@ -93,3 +96,128 @@ def insert_objects_py(cache: Any, tree: Any, offs: Sequence[int], idx: list[int]
             stored += 1
     finally:
         cache.zswpout += stored
+
+
+class LoadHitPy:
+    """``(type, offset) -> page``: the hit path of zswap's load, for a cache without exclusive
+    loads or entry checksums (``ZswapCache.load_hit_path``).
+
+    Under the tree lock: the type's index, the offset's entry; a pool handle is decompressed
+    straight from the pool's memory and counted in ``cache.loads_hit``. Every other case -- an
+    unknown type, a miss, a same-filled entry, an error from the pool or the codec (an
+    ``Exception``; anything else is raised) -- changes nothing and returns
+    ``fallback(type, offset)``: the Python method, which handles it as it always does.
+    """
+
+    def __init__(self, trees: dict[int, Any], acquire: Callable[[], Any],
+                 release: Callable[[], Any], view: Callable[[int], Any],
+                 decompress: Callable[[Any], Any], cache: Any,
+                 fallback: Callable[[Any, Any], Any]) -> None:
+        self.trees, self.acquire, self.release = trees, acquire, release
+        self.view, self.decompress, self.cache = view, decompress, cache
+        self.fallback = fallback
+
+    def __call__(self, type: Any, offset: Any) -> Any:
+        try:
+            tree = self.trees.get(type)
+        except Exception:  # an unhashable type: the method raises the error that fits
+            tree = None
+        if tree is None:
+            return self.fallback(type, offset)
+        hit, page = False, None
+        self.acquire()
+        try:
+            entry = dict.get(tree, offset)
+            if entry.__class__ is int:
+                data = self.view(entry)
+                page = self.decompress(data)
+                del data  # the view must not outlive the lock
+                self.cache.loads_hit += 1
+                hit = True
+        except Exception:
+            hit = False
+        finally:
+            self.release()
+        return page if hit else self.fallback(type, offset)
+
+
+class ZswapTreePy(OrderedDict):  # type: ignore[type-arg]
+    """One swap type's index and LRU: offset -> entry, oldest stored first (``ZswapTree``).
+
+    An ``OrderedDict`` whose keys are the type's offsets, ``0..nr_pages - 1``: any other key
+    (out of range, not an integer) is simply absent, and storing at one raises ``KeyError``.
+    An integer of another type (a numpy integer) names the same offset as the ``int``. A new
+    entry goes to the end (newest); replacing an entry keeps its place. ``keys``, ``values``
+    and ``items`` are lists, oldest first.
+    """
+
+    def __init__(self, swap_type: Any, nr_pages: int) -> None:
+        super().__init__()
+        if nr_pages < 1:
+            raise ValueError(f"ZswapTree: nr_pages must be >= 1, got {nr_pages}")
+        self.type = swap_type
+        self.nr_pages = nr_pages
+
+    def _offset(self, key: Any) -> int | None:
+        try:
+            off = operator.index(key)
+        except TypeError:
+            return None
+        return off if 0 <= off < self.nr_pages else None
+
+    def __contains__(self, key: object) -> bool:
+        off = self._offset(key)
+        return off is not None and super().__contains__(off)
+
+    def __getitem__(self, key: Any) -> Any:
+        off = self._offset(key)
+        if off is None:
+            raise KeyError(key)
+        return super().__getitem__(off)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        off = self._offset(key)
+        if off is None:
+            raise KeyError(
+                f"ZswapTree of swap type {self.type!r}: {key!r} is not an offset in "
+                f"0..{self.nr_pages - 1}"
+            )
+        super().__setitem__(off, value)
+
+    def __delitem__(self, key: Any) -> None:
+        off = self._offset(key)
+        if off is None:
+            raise KeyError(key)
+        super().__delitem__(off)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        off = self._offset(key)
+        return default if off is None else super().get(off, default)
+
+    _MISSING = object()
+
+    def pop(self, key: Any, default: Any = _MISSING) -> Any:
+        off = self._offset(key)
+        if off is None or not super().__contains__(off):
+            if default is ZswapTreePy._MISSING:
+                raise KeyError(key)
+            return default
+        return super().pop(off)
+
+    def move_to_end(self, key: Any, last: bool = True) -> None:
+        off = self._offset(key)
+        if off is None or not last:
+            raise KeyError(key)
+        super().move_to_end(off)
+
+    def keys(self) -> list[int]:  # type: ignore[override]
+        return list(super().keys())
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return list(super().values())
+
+    def items(self) -> list[tuple[int, Any]]:  # type: ignore[override]
+        return list(super().items())
+
+    def __iter__(self) -> Iterator[int]:
+        return super().__iter__()

@@ -98,6 +98,10 @@ class SwapSystem:
         self._exclusive = self.zswap.policy.exclusive_loads
         self._zstore = self.zswap.store
         self._zload = self.zswap.load
+        # A hit in zswap is swap_in's common case: that path compiled, the rest to the method.
+        fast = self.zswap.load_hit_path(SwapSystem.swap_in.__get__(self))
+        if fast is not None:
+            self.swap_in = fast  # type: ignore[method-assign]
         self._zstore_batch = self.zswap._store_batch_checked
         self._zload_batch = self.zswap._load_batch_checked
 

@@ -8,9 +8,11 @@ pool is full the least recently stored entries are written back to the swap devi
 
 Data structures (after the kernel, see ``shared/reference/kernel.md``):
 
-* one index per swap type (the v9 ``zswap_tree``): an ``OrderedDict`` offset -> entry. Its order is
-  the store order, so it doubles as the tree's LRU (oldest first); writeback takes victims from
-  its front;
+* one index per swap type (the v9 ``zswap_tree``; today's kernel keys an xarray by offset): a
+  ``ZswapTree`` offset -> entry, an array slot per offset with the entries linked in store
+  order, so it doubles as the tree's LRU (oldest first); writeback takes victims from its
+  front. It is compiled (``_hotpath``) and behaves as the ``OrderedDict`` it replaced
+  (``_hotpath_py.ZswapTreePy``, the reference);
 * an entry is the pool handle (an ``int``) of the compressed object, or, for a same-filled page,
   its repeated 8-byte word (``bytes``). Nothing else is needed: the object's length is the
   pool's (``obj_size``; the pool's ``stored_bytes`` is zswap's compressed total), and the
@@ -56,8 +58,7 @@ from __future__ import annotations
 import operator
 import threading
 import zlib
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -75,6 +76,8 @@ from hwzswap.pool.base import Pool
 
 try:
     from hwzswap.frontswap._hotpath import (  # type: ignore[import-not-found]
+        LoadHit,
+        ZswapTree,
         insert_objects,
         same_filled_pages,
     )
@@ -103,13 +106,9 @@ class WritebackTarget(Protocol):
         """Write one page; raise :class:`SwapDeviceError` on failure."""
 
 
-class _Tree(OrderedDict):  # type: ignore[type-arg]
-    """The per-type index and LRU: offset -> entry, oldest stored first."""
-
-    def __init__(self, swap_type: int, nr_pages: int) -> None:
-        super().__init__()
-        self.type = swap_type
-        self.nr_pages = nr_pages
+#: The per-type index and LRU: offset -> entry, oldest stored first (``ZswapTree``, compiled;
+#: ``_hotpath_py.ZswapTreePy`` is the same as an ``OrderedDict``).
+_Tree = ZswapTree
 
 
 # Counters reported by stats(), all plain int attributes of the cache.
@@ -225,6 +224,10 @@ class ZswapCache:
         if policy.background_writeback:
             self._background = BackgroundWriteback(self)
             self._background.start()
+        # The hit path of load, compiled (None with exclusive loads or checksums).
+        fast = self.load_hit_path(ZswapCache.load.__get__(self))
+        if fast is not None:
+            self.load = fast  # type: ignore[method-assign]
 
     @property
     def enabled(self) -> bool:
@@ -266,6 +269,8 @@ class ZswapCache:
         tree = self._trees.get(type)
         if tree is None or not 0 <= offset < tree.nr_pages:
             raise self._bad_slot(type, offset, "store")
+        if offset.__class__ is not int:
+            offset = self._int_offset(type, offset, "store")
         if page.__class__ is not bytes or len(page) != PAGE_SIZE:
             page = _as_page(page)
         # Same-filled: one byte compare rules out nearly every other page (a same-filled page
@@ -418,6 +423,8 @@ class ZswapCache:
             tree = self._trees[type]
         except KeyError:
             raise self._bad_slot(type, offset, "load") from None
+        if offset.__class__ is not int:
+            offset = self._int_offset(type, offset, "load")
         if self._exclusive:
             return self._load_exclusive(tree, offset)
         self._acquire()
@@ -443,6 +450,21 @@ class ZswapCache:
             return _ZERO_PAGE if entry == _ZERO_WORD else entry * _WORDS
         finally:
             self._release()
+
+    def load_hit_path(self, fallback: Callable[[int, int], Any]) -> Callable[[int, int], Any] | None:
+        """A compiled ``(type, offset) -> page`` for the common case of a load: a compressed
+        entry found and decompressed (counted in ``loads_hit``), exactly as :meth:`load` does
+        it; every other case goes to ``fallback`` with the same arguments, nothing changed.
+        ``None`` with exclusive loads or entry checksums, whose hits do more.
+
+        The cache installs one as its own ``load`` (falling back to the method); the swap
+        system installs one as ``swap_in``, whose hit is the same (falling back to its method,
+        which reads the device on a miss). ``_hotpath_py.LoadHitPy`` is the same in Python.
+        """
+        if self._exclusive or self._csums is not None:
+            return None
+        return LoadHit(self._trees, self._acquire, self._release, self._pool_view,
+                       self._decompress, self, fallback)
 
     def _load_exclusive(self, tree: _Tree, offset: int) -> bytes | None:
         """Today's kernel: a hit frees the entry, once the page is safely decompressed."""
@@ -613,6 +635,8 @@ class ZswapCache:
         tree = self._trees.get(type)
         if tree is None:
             raise self._bad_slot(type, offset, "invalidate_page")
+        if offset.__class__ is not int:
+            offset = self._int_offset(type, offset, "invalidate_page")
         self._acquire()
         try:
             entry = tree.pop(offset, None)
@@ -849,6 +873,14 @@ class ZswapCache:
     def _check_open(self) -> None:
         if self._closed:
             raise SwapDeviceError("zswap: the cache was closed")
+
+    def _int_offset(self, type: int, offset: Any, op: str) -> int:
+        """An offset given as another integer type (a numpy integer) as an ``int``; anything
+        else (a float, a string) raises the bad-slot error."""
+        try:
+            return operator.index(offset)
+        except TypeError:
+            raise self._bad_slot(type, offset, op) from None
 
     def _bad_slot(self, type: Any, offset: Any, op: str) -> HwzswapError:
         if self._closed:

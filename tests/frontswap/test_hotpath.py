@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import event, given, settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from hypothesis import strategies as st
 
 import hwzswap
@@ -149,3 +150,103 @@ def test_insert_objects_counts_what_it_stored_when_an_error_stops_it():
                [], [])
         assert c.zswpout == 1 and results == [True, False, False]
         assert list(c._trees[0]) == [5]
+
+
+# -- ZswapTree ---------------------------------------------------------------------------------
+
+_KEYS = st.one_of(st.integers(-2, 9), st.integers(0, 7).map(np.int64),
+                  st.sampled_from([2.0, "3", None, 2**70]))
+
+
+def _outcome(fn, *args):
+    try:
+        return ("ok", fn(*args))
+    except Exception as exc:  # noqa: BLE001 -- the exception type is what is compared
+        return ("raised", type(exc))
+
+
+class TreeMachine(RuleBasedStateMachine):
+    """ZswapTree (C) and ZswapTreePy (OrderedDict) under the same random operations."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = _hotpath.ZswapTree(3, 8)
+        self.py = _hotpath_py.ZswapTreePy(3, 8)
+        self.serial = 0
+
+    def both(self, op, *args):
+        a = _outcome(lambda: op(self.c, *args))
+        b = _outcome(lambda: op(self.py, *args))
+        assert a == b, (op, args)
+        return a
+
+    @rule(key=_KEYS, word=st.booleans())
+    def setitem(self, key, word):
+        self.serial += 1
+        value = self.serial.to_bytes(8, "little") if word else self.serial
+        self.both(lambda t: t.__setitem__(key, value))
+
+    @rule(key=_KEYS)
+    def delitem(self, key):
+        self.both(lambda t: t.__delitem__(key))
+
+    @rule(key=_KEYS, default=st.sampled_from([None, "d"]))
+    def get(self, key, default):
+        self.both(lambda t: t.get(key) if default is None else t.get(key, default))
+
+    @rule(key=_KEYS, default=st.booleans())
+    def pop(self, key, default):
+        self.both(lambda t: t.pop(key, "d") if default else t.pop(key))
+
+    @rule(key=_KEYS)
+    def getitem_contains_move(self, key):
+        self.both(lambda t: t[key])
+        self.both(lambda t: key in t)
+        self.both(lambda t: t.move_to_end(key))
+
+    @rule()
+    def clear(self):
+        self.both(lambda t: t.clear())
+
+    @rule(key=st.integers(0, 7))
+    def mutate_while_iterating(self, key):
+        def op(t):
+            it = iter(t)
+            first = next(it, None)
+            t[key] = "x" if key not in t else t[key]
+            t.pop(key)
+            return first, list(it)
+        self.both(op)
+
+    @invariant()
+    def same_contents(self):
+        assert len(self.c) == len(self.py) and bool(self.c) == bool(self.py)
+        assert list(self.c) == list(self.py)
+        assert self.c.keys() == self.py.keys()
+        assert self.c.values() == self.py.values()
+        assert self.c.items() == self.py.items()
+
+
+TestZswapTree = TreeMachine.TestCase
+TestZswapTree.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+def test_zswap_tree_basics():
+    t = _hotpath.ZswapTree(swap_type=1, nr_pages=100)
+    assert (t.type, t.nr_pages, len(t), list(t)) == (1, 100, 0, [])
+    t[5], t[2], t[99] = 50, 20, b"w" * 8
+    t[5] = 55  # replacing keeps the place
+    assert t.items() == [(5, 55), (2, 20), (99, b"w" * 8)]
+    t.move_to_end(5)
+    assert list(t) == [2, 99, 5] and next(iter(t)) == 2
+    with pytest.raises(KeyError, match="not an offset in 0..99"):
+        t[100] = 1
+    assert t.get(100) is None and 100 not in t and t.pop(-1, "d") == "d"
+    assert "ZswapTree of swap type 1: 3 of 100 offsets" in repr(t)
+    t.clear()
+    assert len(t) == 0 and list(t) == []
+    with pytest.raises(ValueError):
+        _hotpath.ZswapTree(0, 0)
+    loop = _hotpath.ZswapTree(0, 4)
+    loop[1] = loop  # a cycle through the tree: the GC collects it
+    del loop
