@@ -250,3 +250,68 @@ def test_zswap_tree_basics():
     loop = _hotpath.ZswapTree(0, 4)
     loop[1] = loop  # a cycle through the tree: the GC collects it
     del loop
+
+
+# -- LoadHit -----------------------------------------------------------------------------------
+
+
+def _load_variants():
+    """Three caches that differ only in how load runs: LoadHit (as built), LoadHitPy, and the
+    Python method alone."""
+    caches = []
+    for kind in ("c", "py", "method"):
+        c = ZswapCache(hwzswap.get_backend("lz4"), create_pool("zsmalloc", PageAllocator()),
+                       ZswapPolicy())
+        c.init(0, 16)
+        c.init(2, 16)
+        method = ZswapCache.load.__get__(c)
+        if kind == "c":
+            assert isinstance(c.load, _hotpath.LoadHit) and c.load.fallback == method
+        elif kind == "py":
+            c.load = _hotpath_py.LoadHitPy(c._trees, c._acquire, c._release, c._pool_view,
+                                           c._decompress, c, method)
+        else:
+            c.load = method
+        caches.append(c)
+    return caches
+
+
+_LOAD_OPS = st.lists(st.tuples(
+    st.sampled_from(["store", "same", "load", "corrupt", "invalidate"]),
+    st.sampled_from([0, 2, 5]),  # 5: never initialised
+    st.one_of(st.integers(-1, 17), st.sampled_from([np.int64(3), 3.0, "x"])),
+), max_size=30)
+
+
+@settings(max_examples=120, deadline=None)
+@given(_LOAD_OPS)
+def test_load_hit_matches_the_reference_and_the_method(ops):
+    caches = _load_variants()
+    pages = compressible_pages(4, seed=9)
+    for n, (op, typ, off) in enumerate(ops):
+        outs = []
+        for c in caches:
+            if op == "store":
+                outs.append(_outcome(c.store, typ, off, pages[n % 4]))
+            elif op == "same":
+                outs.append(_outcome(c.store, typ, off, bytes(4096)))
+            elif op == "invalidate":
+                outs.append(_outcome(c.invalidate_page, typ, off))
+            elif op == "corrupt":  # overwrite the object's start: lz4 then fails to decode it
+                entry = c._trees[typ].get(off) if typ in c._trees else None
+                if entry.__class__ is int:
+                    c.pool.write(entry, b"\xff" * 16)
+                outs.append(None)
+            else:
+                outs.append(_outcome(c.load, typ, off))
+        assert outs[0] == outs[1] == outs[2], (op, typ, off)
+    stats = [c.stats() for c in caches]
+    assert stats[0] == stats[1] == stats[2]
+
+
+def test_load_hit_is_not_built_where_a_hit_does_more():
+    for policy in (ZswapPolicy(exclusive_loads=True), ZswapPolicy(entry_checksum=True)):
+        c = ZswapCache(hwzswap.get_backend("lz4"), create_pool("zsmalloc", PageAllocator()),
+                       policy)
+        assert c.load_hit_path(lambda t, o: None) is None
+        assert not isinstance(c.load, _hotpath.LoadHit)
