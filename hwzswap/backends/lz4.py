@@ -17,7 +17,6 @@ from hwzswap.backends.contract import (
     check_page,
     corrupt,
     page_views,
-    smaller_or_none,
     wrong_length,
 )
 
@@ -55,8 +54,8 @@ class Lz4Backend(Backend):
     def compress_batch(self, pages: np.ndarray) -> list[bytes | None]:
         # The codec on each page's view directly: the views are checked once, as a batch.
         acc = self._accel
-        return smaller_or_none([_compress(v, mode="fast", acceleration=acc, store_size=False)
-                                for v in page_views(pages)])
+        return [out if len(out := _compress(v, mode="fast", acceleration=acc, store_size=False))
+                < PAGE_SIZE else None for v in page_views(pages)]
 
     def decompress(self, data: Any) -> bytes:
         return lz4_decompress_page(self.name, data)
@@ -80,8 +79,9 @@ class Lz4hcBackend(Backend):
 
     def compress_batch(self, pages: np.ndarray) -> list[bytes | None]:
         level = self._level
-        return smaller_or_none([_compress(v, mode="high_compression", compression=level,
-                                          store_size=False) for v in page_views(pages)])
+        return [out if len(out := _compress(v, mode="high_compression", compression=level,
+                                            store_size=False)) < PAGE_SIZE else None
+                for v in page_views(pages)]
 
     def decompress(self, data: Any) -> bytes:
         return lz4_decompress_page(self.name, data)

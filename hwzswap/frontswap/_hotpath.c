@@ -125,6 +125,7 @@ claim_slots(PyObject *mod, PyObject *args)
         Py_DECREF(seq);
         return PyErr_NoMemory();
     }
+    Py_ssize_t lo = nr, hi = -1;
     for (Py_ssize_t k = 0; k < n; k++) {
         PyObject *o = items[k];
         if (!PyLong_CheckExact(o))
@@ -134,11 +135,26 @@ claim_slots(PyObject *mod, PyObject *args)
         if (overflow || v < 0 || v >= nr)
             goto decline;
         sorted[k] = (Py_ssize_t)v;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
     }
-    qsort(sorted, (size_t)n, sizeof(Py_ssize_t), cmp_ssize);
-    for (Py_ssize_t k = 1; k < n; k++)
-        if (sorted[k] == sorted[k - 1])
-            goto decline;
+    /* distinct? a bitmap when the offsets span a few thousand slots (a reclaim batch), else
+     * sort them */
+    if (n > 1 && hi - lo < 4096) {
+        uint64_t bits[64] = {0};
+        for (Py_ssize_t k = 0; k < n; k++) {
+            Py_ssize_t b = sorted[k] - lo;
+            if (bits[b >> 6] & ((uint64_t)1 << (b & 63)))
+                goto decline;
+            bits[b >> 6] |= (uint64_t)1 << (b & 63);
+        }
+    }
+    else if (n > 1) {
+        qsort(sorted, (size_t)n, sizeof(Py_ssize_t), cmp_ssize);
+        for (Py_ssize_t k = 1; k < n; k++)
+            if (sorted[k] == sorted[k - 1])
+                goto decline;
+    }
     out = PyList_New(n);
     if (out == NULL)
         goto finish;

@@ -315,3 +315,12 @@ def test_load_hit_is_not_built_where_a_hit_does_more():
                        policy)
         assert c.load_hit_path(lambda t, o: None) is None
         assert not isinstance(c.load, _hotpath.LoadHit)
+
+
+def test_claim_slots_on_offsets_far_apart():
+    """Offsets spanning more than a bitmap's worth of slots take the sorting check."""
+    for fn in (_hotpath.claim_slots, _hotpath_py.claim_slots_py):
+        smap = bytearray(20000)
+        assert fn(smap, [19999, 0, 7000], 3) == [19999, 0, 7000]
+        assert smap[19999] == smap[0] == smap[7000] == 1 and sum(smap) == 3
+        assert fn(smap, [19998, 1, 19998], 3) is None and sum(smap) == 3
