@@ -78,3 +78,12 @@ class WorkloadError(HwzswapError):
 
 class CorpusError(HwzswapError):
     """A page file (.pages / .pages.zst) is missing, truncated or not valid."""
+
+
+def not_built(module: str, what: str) -> ImportError:
+    """The error for a compiled part (``module``, ``what`` it is) missing from this checkout: a
+    source tree whose extensions were never built, or were built for another Python."""
+    return ImportError(
+        f"{module}, {what}, is not built for this Python: run `make install` from the "
+        "repository root (or `pip install -e .`, or `python setup.py build_ext --inplace`)"
+    )

@@ -574,6 +574,23 @@ ZswapTree_contains(ZswapTree *t, PyObject *key)
     return tree_lookup(t, off) != NULL;
 }
 
+/* tree_ready, then tree_key: -1 on an error, 0 when the key names no offset, 1 with *off set. */
+static int
+tree_offset(ZswapTree *t, PyObject *key, Py_ssize_t *off)
+{
+    return tree_ready(t) < 0 ? -1 : tree_key(t, key, off);
+}
+
+/* The call takes one key and, optionally, a default. */
+static int
+key_args(Py_ssize_t nargs, const char *usage)
+{
+    if (nargs >= 1 && nargs <= 2)
+        return 0;
+    PyErr_SetString(PyExc_TypeError, usage);
+    return -1;
+}
+
 static PyObject *
 key_error(PyObject *key)
 {
@@ -589,9 +606,7 @@ static PyObject *
 ZswapTree_subscript(ZswapTree *t, PyObject *key)
 {
     Py_ssize_t off;
-    if (tree_ready(t) < 0)
-        return NULL;
-    int k = tree_key(t, key, &off);
+    int k = tree_offset(t, key, &off);
     if (k < 0)
         return NULL;
     PyObject *v = k ? tree_lookup(t, off) : NULL;
@@ -605,9 +620,7 @@ static int
 ZswapTree_ass_subscript(ZswapTree *t, PyObject *key, PyObject *value)
 {
     Py_ssize_t off;
-    if (tree_ready(t) < 0)
-        return -1;
-    int k = tree_key(t, key, &off);
+    int k = tree_offset(t, key, &off);
     if (k < 0)
         return -1;
     if (value == NULL) {  /* del tree[key] */
@@ -631,14 +644,8 @@ ZswapTree_ass_subscript(ZswapTree *t, PyObject *key, PyObject *value)
 static PyObject *
 ZswapTree_get(ZswapTree *t, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "get(key, default=None)");
-        return NULL;
-    }
-    if (tree_ready(t) < 0)
-        return NULL;
     Py_ssize_t off;
-    int k = tree_key(t, args[0], &off);
+    int k = key_args(nargs, "get(key, default=None)") < 0 ? -1 : tree_offset(t, args[0], &off);
     if (k < 0)
         return NULL;
     PyObject *v = k ? tree_lookup(t, off) : NULL;
@@ -651,14 +658,8 @@ ZswapTree_get(ZswapTree *t, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 ZswapTree_pop(ZswapTree *t, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "pop(key[, default])");
-        return NULL;
-    }
-    if (tree_ready(t) < 0)
-        return NULL;
     Py_ssize_t off;
-    int k = tree_key(t, args[0], &off);
+    int k = key_args(nargs, "pop(key[, default])") < 0 ? -1 : tree_offset(t, args[0], &off);
     if (k < 0)
         return NULL;
     PyObject *v = k ? tree_take(t, off) : NULL;
@@ -674,10 +675,8 @@ ZswapTree_pop(ZswapTree *t, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 ZswapTree_move_to_end(ZswapTree *t, PyObject *key)
 {
-    if (tree_ready(t) < 0)
-        return NULL;
     Py_ssize_t off;
-    int k = tree_key(t, key, &off);
+    int k = tree_offset(t, key, &off);
     if (k < 0)
         return NULL;
     if (!k || tree_lookup(t, off) == NULL)

@@ -70,6 +70,7 @@ from hwzswap.errors import (
     InvalidInputError,
     PoolAllocError,
     SwapDeviceError,
+    not_built,
 )
 from hwzswap.frontswap.policy import ZswapPolicy
 from hwzswap.pool.base import Pool
@@ -81,12 +82,8 @@ try:
         insert_objects,
         same_filled_pages,
     )
-except ImportError as exc:  # a source tree whose extensions were never built, or are stale
-    raise ImportError(
-        "hwzswap.frontswap._hotpath, the compiled batch-store loops, is not built for this "
-        "Python: run `make install` from the repository root (or `pip install -e .`, or "
-        "`python setup.py build_ext --inplace`)"
-    ) from exc
+except ImportError as exc:
+    raise not_built("hwzswap.frontswap._hotpath", "zswap's compiled hot paths") from exc
 
 PAGE_SIZE = 4096
 _WORDS = PAGE_SIZE // 8

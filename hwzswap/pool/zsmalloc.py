@@ -53,15 +53,18 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from hwzswap.errors import InvalidHandleError, InvalidParameterError, PoolAllocError, PoolError
+from hwzswap.errors import (
+    InvalidHandleError,
+    InvalidParameterError,
+    PoolAllocError,
+    PoolError,
+    not_built,
+)
+
 try:
     from hwzswap.pool import _zscore  # type: ignore[attr-defined]
-except ImportError as exc:  # a source tree whose extension was never built, or is stale
-    raise ImportError(
-        "hwzswap.pool._zscore, the compiled zsmalloc core, is not built for this Python: run "
-        "`make install` from the repository root (or `pip install -e .`, or "
-        "`python setup.py build_ext --inplace`)"
-    ) from exc
+except ImportError as exc:
+    raise not_built("hwzswap.pool._zscore", "the compiled zsmalloc core") from exc
 from hwzswap.pool._handles import (
     HandlePool,
     MapHelpers,

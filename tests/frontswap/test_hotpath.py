@@ -1,7 +1,11 @@
-"""The compiled batch-store loops (``_hotpath``) against their Python reference (``_hotpath_py``):
-the same inputs must give the same results, lists, counters, index and pool contents."""
+"""zswap's compiled hot paths (``_hotpath``: the batch store's loops, the index ``ZswapTree``,
+``LoadHit``) against their Python reference (``_hotpath_py``): the same inputs must give the
+same results, lists, counters, index and pool contents."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -324,3 +328,27 @@ def test_claim_slots_on_offsets_far_apart():
         assert fn(smap, [19999, 0, 7000], 3) == [19999, 0, 7000]
         assert smap[19999] == smap[0] == smap[7000] == 1 and sum(smap) == 3
         assert fn(smap, [19998, 1, 19998], 3) is None and sum(smap) == 3
+
+
+@pytest.mark.parametrize("module, importer", [
+    ("hwzswap.frontswap._hotpath", "hwzswap.frontswap.zswap"),
+    ("hwzswap.pool._zscore", "hwzswap.pool.zsmalloc"),
+])
+def test_an_unbuilt_extension_says_how_to_build_it(module, importer):
+    """A checkout whose compiled parts were never built fails at import with the command that
+    builds them, not with Python's guess (a circular import)."""
+    code = (
+        "import sys, importlib.abc\n"
+        "class Unbuilt(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        f"        if name == {module!r}:\n"
+        "            raise ImportError('no such file')\n"
+        "sys.meta_path.insert(0, Unbuilt())\n"
+        "try:\n"
+        f"    import {importer}\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert module in out and "is not built for this Python" in out and "make install" in out
