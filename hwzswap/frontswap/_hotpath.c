@@ -11,10 +11,14 @@
  * "_py"/"Py" suffix in hwzswap/frontswap/_hotpath_py.py, which is the readable reference (and
  * the model the tests compare these against, case by case).
  *
- * Nothing here keeps state or touches another module's insides: the pool is reached through
- * its malloc_write method, the index (an OrderedDict) through the mapping protocol, the
- * counters through attributes of the cache object. Every function runs under the GIL and
- * releases it only inside the Python calls it makes.
+ * ZswapTree, the per-type index and LRU (an array slot per offset, as the kernel's xarray), is
+ * here too: it replaces an OrderedDict, whose semantics it keeps (_hotpath_py.ZswapTreePy).
+ *
+ * Nothing here touches another module's insides: the pool is reached through its malloc_write
+ * and view methods, the codec through the backend's decompress, the index through the mapping
+ * protocol (LoadHit reads a ZswapTree's slot directly, being in the same file), the counters
+ * through attributes of the cache object. Everything runs under the GIL and releases it only
+ * inside the Python calls it makes.
  *
  * Written for hwzswap.
  */
