@@ -1046,6 +1046,255 @@ static PyTypeObject LoadHitType = {
     .tp_getset = load_hit_getset,
 };
 
+/* -- StoreHit -------------------------------------------------------------------------------- */
+
+/* A callable (type, offset, page) -> bool for the common path of ZswapCache.store: a page (4096
+ * bytes) that is not a same-filled candidate, with the pool under its limit gate. It does what
+ * the method does from there on -- compress outside the lock; reject a failed or poor result
+ * (cache._reject); under the tree lock, malloc_write, replace an older entry, index, count
+ * zswpout; on a full pool, cache._store_after_reclaim -- calling the same Python helpers for
+ * every outcome but the plain insert. Before the codec is called, any other case (an unknown
+ * type, an offset out of range or not an int, a page that is not bytes, a possibly same-filled
+ * page, the pool at its gate) goes to the fallback (the Python method) with nothing changed;
+ * after it, nothing falls back (a modelled device must not be asked twice). Only built for
+ * caches without entry checksums. See _hotpath_py.StoreHitPy for the same in Python. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *trees, *cache, *pool, *compress, *malloc_write, *acquire, *release, *fallback;
+    vectorcallfunc vectorcall;
+} StoreHit;
+
+static PyObject *HwzswapError = NULL;  /* hwzswap.errors.HwzswapError */
+static PyObject *str_limit_gate, *str_max_len, *str_pages, *str_reject, *str_after_reclaim,
+    *str_compress_fail, *str_compress_poor;
+
+/* An int attribute of obj as a Py_ssize_t; -1 with an error set on failure (or a value of -1). */
+static Py_ssize_t
+int_attr(PyObject *obj, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    Py_ssize_t n = PyLong_AsSsize_t(v);
+    Py_DECREF(v);
+    return n;
+}
+
+static PyObject *
+store_hit_fallback(StoreHit *self, PyObject *const *args)
+{
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL;
+        PyErr_Clear();
+    }
+    return PyObject_Vectorcall(self->fallback, args, 3, NULL);
+}
+
+/* Release the tree lock, keeping an error that is being raised. */
+static int
+store_hit_release(StoreHit *self)
+{
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyObject *r = PyObject_CallNoArgs(self->release);
+    if (r == NULL) {
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(tb);
+        return -1;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(et, ev, tb);
+    return 0;
+}
+
+/* The locked part: malloc_write, replace, index, count. 1 stored, 0 the pool had no room (no
+ * error set), -1 error. The lock is released on return. */
+static int
+store_hit_insert(StoreHit *self, PyObject *tree, PyObject *offset, PyObject *data)
+{
+    PyObject *r = PyObject_CallNoArgs(self->acquire);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    int rc = -1;
+    PyObject *handle = PyObject_CallOneArg(self->malloc_write, data);
+    if (handle == NULL) {
+        if (PyErr_ExceptionMatches(PoolAllocError)) {
+            PyErr_Clear();
+            rc = 0;
+        }
+        goto out;
+    }
+    int has = PySequence_Contains(tree, offset);
+    if (has > 0) {
+        r = PyObject_CallMethodObjArgs(self->cache, str_drop_old, tree, offset, NULL);
+        has = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    }
+    if (has == 0 && PyObject_SetItem(tree, offset, handle) == 0) {
+        PyObject *cur = PyObject_GetAttr(self->cache, str_zswpout);
+        PyObject *inc = cur != NULL ? PyNumber_Add(cur, one) : NULL;
+        if (inc != NULL && PyObject_SetAttr(self->cache, str_zswpout, inc) == 0)
+            rc = 1;
+        Py_XDECREF(cur);
+        Py_XDECREF(inc);
+    }
+    Py_DECREF(handle);
+out:
+    if (store_hit_release(self) < 0)
+        return -1;
+    return rc;
+}
+
+static PyObject *
+store_hit_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    StoreHit *self = (StoreHit *)op;
+    if (PyVectorcall_NARGS(nargsf) != 3 || kwnames != NULL)
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    PyObject *offset = args[1], *page = args[2];
+    if (!PyLong_CheckExact(offset) || !PyBytes_CheckExact(page)
+        || PyBytes_GET_SIZE(page) != PAGE_SIZE)
+        return store_hit_fallback(self, args);
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(page);
+    if (p[PAGE_SIZE - 8] == p[0])  /* maybe same-filled: the method's test, then its path */
+        return store_hit_fallback(self, args);
+    PyObject *tree = PyDict_GetItemWithError(self->trees, args[0]);  /* borrowed */
+    if (tree == NULL || !Py_IS_TYPE(tree, &ZswapTreeType))
+        return store_hit_fallback(self, args);
+    Py_ssize_t off = PyLong_AsSsize_t(offset);
+    if (off < 0 || off >= ((ZswapTree *)tree)->nr_pages)
+        return store_hit_fallback(self, args);
+    /* the gate: max_pool_pages, 0 while the hysteresis holds, -1 while zswap is disabled */
+    Py_ssize_t gate = int_attr(self->cache, str_limit_gate);
+    Py_ssize_t pages = gate < 0 ? -1 : int_attr(self->pool, str_pages);
+    if (gate < 0 || pages < 0 || pages >= gate)
+        return store_hit_fallback(self, args);  /* the method checks the limits */
+    Py_INCREF(tree);
+    PyObject *result = NULL;
+    PyObject *data = PyObject_CallOneArg(self->compress, page);
+    if (data == NULL) {
+        if (PyErr_ExceptionMatches(HwzswapError)) {
+            PyErr_Clear();
+            result = PyObject_CallMethodObjArgs(self->cache, str_reject, tree, offset,
+                                                str_compress_fail, NULL);
+        }
+        Py_DECREF(tree);
+        return result;
+    }
+    Py_ssize_t max_len = int_attr(self->cache, str_max_len);
+    Py_ssize_t len = data == Py_None ? 0 : PyObject_Length(data);
+    if ((max_len == -1 && PyErr_Occurred()) || len < 0)
+        goto done;
+    if (data == Py_None || len > max_len) {
+        result = PyObject_CallMethodObjArgs(self->cache, str_reject, tree, offset,
+                                            str_compress_poor, NULL);
+        goto done;
+    }
+    int rc = store_hit_insert(self, tree, offset, data);
+    if (rc == 1) {
+        result = Py_True;
+        Py_INCREF(result);
+    }
+    else if (rc == 0) {
+        result = PyObject_CallMethodObjArgs(self->cache, str_after_reclaim, tree, offset, data,
+                                            NULL);
+    }
+done:
+    Py_DECREF(data);
+    Py_DECREF(tree);
+    return result;
+}
+
+static int
+store_hit_init(StoreHit *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"trees", "cache", "pool", "compress", "malloc_write", "acquire",
+                             "release", "fallback", NULL};
+    PyObject *o[8];
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOOOOO:StoreHit", kwlist, &PyDict_Type,
+                                     &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7]))
+        return -1;
+    PyObject **slots[8] = {&self->trees, &self->cache, &self->pool, &self->compress,
+                           &self->malloc_write, &self->acquire, &self->release,
+                           &self->fallback};
+    for (int k = 0; k < 8; k++) {
+        Py_INCREF(o[k]);
+        Py_XSETREF(*slots[k], o[k]);
+    }
+    self->vectorcall = store_hit_call;
+    return 0;
+}
+
+static int
+store_hit_traverse(StoreHit *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->trees);
+    Py_VISIT(self->cache);
+    Py_VISIT(self->pool);
+    Py_VISIT(self->compress);
+    Py_VISIT(self->malloc_write);
+    Py_VISIT(self->acquire);
+    Py_VISIT(self->release);
+    Py_VISIT(self->fallback);
+    return 0;
+}
+
+static int
+store_hit_clear(StoreHit *self)
+{
+    Py_CLEAR(self->trees);
+    Py_CLEAR(self->cache);
+    Py_CLEAR(self->pool);
+    Py_CLEAR(self->compress);
+    Py_CLEAR(self->malloc_write);
+    Py_CLEAR(self->acquire);
+    Py_CLEAR(self->release);
+    Py_CLEAR(self->fallback);
+    return 0;
+}
+
+static void
+store_hit_dealloc(StoreHit *self)
+{
+    PyObject_GC_UnTrack(self);
+    store_hit_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+store_hit_fallback_get(StoreHit *self, void *closure)
+{
+    PyObject *f = self->fallback != NULL ? self->fallback : Py_None;
+    Py_INCREF(f);
+    return f;
+}
+
+static PyGetSetDef store_hit_getset[] = {
+    {"fallback", (getter)store_hit_fallback_get, NULL,
+     "The Python method the cases before the codec call go to.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject StoreHitType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hwzswap.frontswap._hotpath.StoreHit",
+    .tp_basicsize = sizeof(StoreHit),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "StoreHit(trees, cache, pool, compress, malloc_write, acquire, release, fallback): "
+              "the common path of zswap's store as one call (see _hotpath_py.StoreHitPy).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)store_hit_init,
+    .tp_dealloc = (destructor)store_hit_dealloc,
+    .tp_traverse = (traverseproc)store_hit_traverse,
+    .tp_clear = (inquiry)store_hit_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(StoreHit, vectorcall),
+    .tp_getset = store_hit_getset,
+};
+
 /* -- module --------------------------------------------------------------------------------- */
 
 static PyMethodDef hotpath_methods[] = {
@@ -1084,17 +1333,25 @@ PyInit__hotpath(void)
     INTERN(str_loads_hit, "loads_hit");
     if (one == NULL && (one = PyLong_FromLong(1)) == NULL)
         return NULL;
+    INTERN(str_limit_gate, "_limit_gate");
+    INTERN(str_max_len, "_max_len");
+    INTERN(str_pages, "pages");
+    INTERN(str_reject, "_reject");
+    INTERN(str_after_reclaim, "_store_after_reclaim");
+    INTERN(str_compress_fail, "reject_compress_fail");
+    INTERN(str_compress_poor, "reject_compress_poor");
     if (PoolAllocError == NULL) {
         PyObject *errors = PyImport_ImportModule("hwzswap.errors");
         if (errors == NULL)
             return NULL;
         PoolAllocError = PyObject_GetAttrString(errors, "PoolAllocError");
+        HwzswapError = PyObject_GetAttrString(errors, "HwzswapError");
         Py_DECREF(errors);
-        if (PoolAllocError == NULL)
+        if (PoolAllocError == NULL || HwzswapError == NULL)
             return NULL;
     }
     if (PyType_Ready(&LoadHitType) < 0 || PyType_Ready(&ZswapTreeType) < 0
-        || PyType_Ready(&TreeIterType) < 0)
+        || PyType_Ready(&TreeIterType) < 0 || PyType_Ready(&StoreHitType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&hotpath_module);
     if (m == NULL)
@@ -1108,6 +1365,12 @@ PyInit__hotpath(void)
     Py_INCREF(&ZswapTreeType);
     if (PyModule_AddObject(m, "ZswapTree", (PyObject *)&ZswapTreeType) < 0) {
         Py_DECREF(&ZswapTreeType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&StoreHitType);
+    if (PyModule_AddObject(m, "StoreHit", (PyObject *)&StoreHitType) < 0) {
+        Py_DECREF(&StoreHitType);
         Py_DECREF(m);
         return NULL;
     }

@@ -1,10 +1,11 @@
 """zswap's per-page hot paths in Python: the reference for ``_hotpath``.
 
 :mod:`hwzswap.frontswap._hotpath` (C) runs three loops for ``store_batch`` and
-``swap_out_batch``, and the hit path of ``load``/``swap_in`` (``LoadHit``); each function here,
-of the same name plus ``_py`` (``LoadHitPy``), is the same algorithm written out, and the tests
-drive both on the same cases and compare every result, counter and list they fill. Read these
-to know what the compiled ones do.
+``swap_out_batch``, the common paths of ``store`` (``StoreHit``) and of ``load``/``swap_in``
+(``LoadHit``), and the per-type index (``ZswapTree``); each piece here, of the same name plus
+``_py`` (``Py``), is the same algorithm written out, and the tests drive both on the same cases
+and compare every result, counter and list they fill. Read these to know what the compiled ones
+do.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from hwzswap.errors import PoolAllocError
+from hwzswap.errors import HwzswapError, PoolAllocError
 
 PAGE_SIZE = 4096
 _WORDS = PAGE_SIZE // 8
@@ -221,3 +222,63 @@ class ZswapTreePy(OrderedDict):  # type: ignore[type-arg]
 
     def __iter__(self) -> Iterator[int]:
         return super().__iter__()
+
+
+class StoreHitPy:
+    """``(type, offset, page) -> bool``: the common path of zswap's store, for a cache without
+    entry checksums (``ZswapCache.store_hit_path``).
+
+    Before the codec: a page that is not a 4096-byte ``bytes``, may be same-filled (byte 0 ==
+    byte 4088), an unknown type, an offset that is not an ``int`` in range, or the pool at its
+    limit gate (or zswap disabled) goes to ``fallback(type, offset, page)``, the Python method,
+    with nothing changed. From the codec call on, everything is done here, with the method's own
+    helpers for the outcomes other than a plain insert: a codec error or a poor result is
+    ``cache._reject``; under the lock, ``malloc_write``, the older entry replaced
+    (``cache._drop_old_locked``), the index, ``zswpout``; a full pool is
+    ``cache._store_after_reclaim``. Nothing falls back after the codec: a modelled device must
+    not be asked twice for one page.
+    """
+
+    def __init__(self, trees: dict[int, Any], cache: Any, pool: Any,
+                 compress: Callable[[Any], Any], malloc_write: Callable[[Any], int],
+                 acquire: Callable[[], Any], release: Callable[[], Any],
+                 fallback: Callable[[Any, Any, Any], bool]) -> None:
+        self.trees, self.cache, self.pool = trees, cache, pool
+        self.compress, self.malloc_write = compress, malloc_write
+        self.acquire, self.release, self.fallback = acquire, release, fallback
+
+    def __call__(self, type: Any, offset: Any, page: Any) -> bool:
+        if (offset.__class__ is not int or page.__class__ is not bytes
+                or len(page) != PAGE_SIZE or page[PAGE_SIZE - 8] == page[0]):
+            return self.fallback(type, offset, page)
+        try:
+            tree = self.trees.get(type)
+        except Exception:  # an unhashable type: the method raises the error that fits
+            tree = None
+        cache = self.cache
+        if (tree is None or not 0 <= offset < tree.nr_pages or cache._limit_gate < 0
+                or self.pool.pages >= cache._limit_gate):
+            return self.fallback(type, offset, page)
+        try:
+            data = self.compress(page)
+        except HwzswapError:
+            return cache._reject(tree, offset, "reject_compress_fail")
+        if data is None or len(data) > cache._max_len:
+            return cache._reject(tree, offset, "reject_compress_poor")
+        handle = None
+        self.acquire()
+        try:
+            try:
+                handle = self.malloc_write(data)
+            except PoolAllocError:
+                pass
+            if handle is not None:
+                if offset in tree:
+                    cache._drop_old_locked(tree, offset)
+                tree[offset] = handle
+                cache.zswpout += 1
+        finally:
+            self.release()
+        if handle is None:
+            return cache._store_after_reclaim(tree, offset, data)
+        return True

@@ -78,6 +78,7 @@ from hwzswap.pool.base import Pool
 try:
     from hwzswap.frontswap._hotpath import (  # type: ignore[import-not-found]
         LoadHit,
+        StoreHit,
         ZswapTree,
         insert_objects,
         same_filled_pages,
@@ -221,10 +222,13 @@ class ZswapCache:
         if policy.background_writeback:
             self._background = BackgroundWriteback(self)
             self._background.start()
-        # The hit path of load, compiled (None with exclusive loads or checksums).
-        fast = self.load_hit_path(ZswapCache.load.__get__(self))
-        if fast is not None:
-            self.load = fast  # type: ignore[method-assign]
+        # The common paths of store and load, compiled (None where they would do more).
+        store_fast = self.store_hit_path(ZswapCache.store.__get__(self))
+        if store_fast is not None:
+            self.store = store_fast  # type: ignore[method-assign]
+        load_fast = self.load_hit_path(ZswapCache.load.__get__(self))
+        if load_fast is not None:
+            self.load = load_fast  # type: ignore[method-assign]
 
     @property
     def enabled(self) -> bool:
@@ -447,6 +451,22 @@ class ZswapCache:
             return _ZERO_PAGE if entry == _ZERO_WORD else entry * _WORDS
         finally:
             self._release()
+
+    def store_hit_path(self, fallback: Callable[[int, int, Any], bool]
+                       ) -> Callable[[int, int, Any], bool] | None:
+        """A compiled ``(type, offset, page) -> bool`` for the common case of a store: a
+        4096-byte ``bytes`` page that is not same-filled, with the pool under its limit gate.
+        It does what :meth:`store` does from the codec call on (with the method's own helpers
+        for every outcome but a plain insert); the cases before it go to ``fallback`` with the
+        same arguments, nothing changed. ``None`` with entry checksums.
+
+        The cache installs one as its own ``store``, falling back to the method.
+        ``_hotpath_py.StoreHitPy`` is the same in Python.
+        """
+        if self._csums is not None:
+            return None
+        return StoreHit(self._trees, self, self.pool, self._compress, self._malloc_write,
+                        self._acquire, self._release, fallback)
 
     def load_hit_path(self, fallback: Callable[[int, int], Any]) -> Callable[[int, int], Any] | None:
         """A compiled ``(type, offset) -> page`` for the common case of a load: a compressed

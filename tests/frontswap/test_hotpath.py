@@ -14,6 +14,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from hypothesis import strategies as st
 
 import hwzswap
+from hwzswap.backends.lz4 import Lz4Backend
+from hwzswap.errors import BackendError
 from hwzswap.frontswap import _hotpath, _hotpath_py
 from hwzswap.frontswap.policy import ZswapPolicy
 from hwzswap.frontswap.zswap import ZswapCache
@@ -352,3 +354,96 @@ def test_an_unbuilt_extension_says_how_to_build_it(module, importer):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert module in out and "is not built for this Python" in out and "make install" in out
+
+
+# -- StoreHit ----------------------------------------------------------------------------------
+
+
+class _FlakyLz4(Lz4Backend):
+    """lz4 that fails (a backend error) on pages whose byte 7 is 0xEE."""
+
+    def compress(self, page):
+        if bytes(page[7:8]) == b"\xee":
+            raise BackendError("flaky: this page always fails")
+        return super().compress(page)
+
+
+def _store_variants(limit_pages, max_pool_pages):
+    """Three caches that differ only in how store runs: StoreHit (as built), StoreHitPy, and
+    the Python method alone."""
+    caches = []
+    for kind in ("c", "py", "method"):
+        policy = ZswapPolicy(max_pool_pages=max_pool_pages, max_compression_ratio=60)
+        c = ZswapCache(_FlakyLz4(), create_pool("zsmalloc", PageAllocator(limit_pages)), policy)
+        c.init(0, 16)
+        method = ZswapCache.store.__get__(c)
+        if kind == "c":
+            assert isinstance(c.store, _hotpath.StoreHit) and c.store.fallback == method
+        elif kind == "py":
+            c.store = _hotpath_py.StoreHitPy(c._trees, c, c.pool, c._compress, c._malloc_write,
+                                             c._acquire, c._release, method)
+        else:
+            c.store = method
+        caches.append(c)
+    return caches
+
+
+def _page(kind, n):
+    good = compressible_pages(6, seed=11)
+    page = {"good": good[n % 6], "zero": bytes(PAGE), "word": WORD * 512,
+            "poor": np.random.default_rng(n).integers(0, 256, PAGE, np.uint8).tobytes(),
+            "flaky": good[n % 6][:7] + b"\xee" + good[n % 6][8:],
+            "near": bytes(PAGE - 8) + b"\x00" * 7 + b"\x01"}[kind.split("-")[0]]
+    if kind.endswith("-bytearray"):
+        return bytearray(page)
+    if kind.endswith("-short"):
+        return page[:100]
+    return page
+
+
+_STORE_OPS = st.lists(st.tuples(
+    st.sampled_from(["store"] * 6 + ["invalidate", "disable", "enable", "load"]),
+    st.sampled_from([0, 0, 0, 5]),  # 5: never initialised
+    st.one_of(st.integers(0, 7), st.integers(-1, 17), st.sampled_from([np.int64(3), 3.0])),
+    st.sampled_from(["good", "good", "zero", "word", "poor", "flaky", "near",
+                     "good-bytearray", "good-short"]),
+), min_size=4, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_STORE_OPS, st.sampled_from([None, 3, 6]), st.sampled_from([None, 2, 4]))
+def test_store_hit_matches_the_reference_and_the_method(ops, limit_pages, max_pool_pages):
+    """The allocator's limit (limit_pages) makes malloc_write fail; the pool limit
+    (max_pool_pages) sets the gate and the hysteresis; neither cache can write back."""
+    caches = _store_variants(limit_pages, max_pool_pages)
+    for n, (op, typ, off, kind) in enumerate(ops):
+        outs = []
+        for c in caches:
+            if op == "store":
+                outs.append(_outcome(c.store, typ, off, _page(kind, n)))
+            elif op == "invalidate":
+                outs.append(_outcome(c.invalidate_page, typ, off))
+            elif op == "load":
+                outs.append(_outcome(c.load, typ, off))
+            else:
+                c.enabled = op == "enable"
+                outs.append(None)
+        assert outs[0] == outs[1] == outs[2], (n, op, typ, off, kind)
+        stats = [c.stats() for c in caches]
+        assert stats[0] == stats[1] == stats[2], (n, op, typ, off, kind)
+    final = caches[0].stats()
+    for key in ("reject_compress_fail", "reject_compress_poor", "reject_reclaim_fail",
+                "pool_limit_hit", "duplicate_entry"):
+        event(f"{key}: {final[key] > 0}")
+    contents = [[(o, c.pool.read(e) if e.__class__ is int else e) for o, e in c._trees[0].items()]
+                for c in caches]
+    assert contents[0] == contents[1] == contents[2]
+    for c in caches:
+        c.check()
+
+
+def test_store_hit_is_not_built_with_checksums():
+    c = ZswapCache(hwzswap.get_backend("lz4"), create_pool("zsmalloc", PageAllocator()),
+                   ZswapPolicy(entry_checksum=True))
+    assert c.store_hit_path(lambda t, o, p: False) is None
+    assert not isinstance(c.store, _hotpath.StoreHit)
