@@ -360,8 +360,22 @@ def page_views(pages: Any) -> list[memoryview]:
     per page, sharing the array's memory: what a codec call takes. Cheaper per page than
     iterating the array's rows (each row is a new ndarray, and turning it into a buffer costs
     again), which matters on the batch store path of a fast codec."""
-    flat = memoryview(check_pages(pages).reshape(-1)).toreadonly()
-    return [flat[i:i + PAGE_SIZE] for i in range(0, flat.nbytes, PAGE_SIZE)]
+    flat = memoryview(check_pages(pages).reshape(-1))
+    if not flat.readonly:
+        flat = flat.toreadonly()
+    n = flat.nbytes // PAGE_SIZE
+    slices = _PAGE_SLICES.get(n)
+    if slices is None:
+        slices = [slice(i, i + PAGE_SIZE) for i in range(0, n * PAGE_SIZE, PAGE_SIZE)]
+        if n <= _PAGE_SLICES_MAX:
+            _PAGE_SLICES[n] = slices
+    # map() slices in C: no bytecode per page (~2 us less on a 32-page batch)
+    return list(map(flat.__getitem__, slices))
+
+
+#: page_views' slice objects for batches of up to this many pages, by batch size.
+_PAGE_SLICES_MAX = 256
+_PAGE_SLICES: dict[int, list[slice]] = {}
 
 
 def smaller_or_none(outs: list[Any]) -> list[Any]:

@@ -156,3 +156,20 @@ def test_capabilities_defaults() -> None:
     caps = get_backend("lzo").capabilities
     assert caps.time_basis == "measured" and caps.device == "cpu" and not caps.asynchronous
     assert caps.to_dict()["time_basis"] == "measured"
+
+
+@pytest.mark.parametrize("n", [0, 1, 32, 300])
+def test_page_views_are_read_only_flat_views_of_each_page(n):
+    """One 4096-byte 'B' view per page, sharing the batch's memory, never writable (even for a
+    writable batch), for any batch size (cached slices or not) and a strided batch."""
+    from hwzswap.backends.contract import page_views
+
+    batch = np.arange(n * PAGE_SIZE, dtype=np.uint64).astype(np.uint8).reshape(n, PAGE_SIZE)
+    for pages in (batch, np.repeat(batch, 2, axis=0)[::2]):
+        views = page_views(pages)
+        assert len(views) == n
+        for i, v in enumerate(views):
+            assert v.readonly and v.format == "B" and v.nbytes == PAGE_SIZE
+            assert v.tobytes() == batch[i].tobytes()
+    with pytest.raises(InvalidInputError):
+        page_views(np.zeros((2, 100), np.uint8))
