@@ -6,7 +6,8 @@
  * same-filled pages, checking and claiming the batch's swap slots, and inserting the compressed
  * objects into the pool and the index under the tree lock. Each is written here as one C call.
  * A load that hits a compressed entry (ZswapCache.load, SwapSystem.swap_in) is LoadHit, one
- * call instead of two Python frames; every other case of a load goes to the Python method.
+ * call instead of two Python frames, and a one-page store's common path is StoreHit; every
+ * other case goes to the Python method.
  * The algorithm stays in Python: everything below has a Python twin of the same name with a
  * "_py"/"Py" suffix in hwzswap/frontswap/_hotpath_py.py, which is the readable reference (and
  * the model the tests compare these against, case by case).
@@ -180,28 +181,25 @@ finish:
 
 /* -- insert_objects ------------------------------------------------------------------------- */
 
-/* Add `stored` to cache.zswpout, keeping any exception that is being raised. */
+/* obj.name += delta, keeping any exception that is being raised (the first error wins). 0, or
+ * -1 with an error set. */
 static int
-count_stored(PyObject *cache, Py_ssize_t stored)
+attr_add(PyObject *obj, PyObject *name, Py_ssize_t delta)
 {
-    if (stored == 0)
-        return 0;
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     int rc = -1;
-    PyObject *cur = PyObject_GetAttr(cache, str_zswpout);
-    if (cur != NULL) {
-        PyObject *add = PyLong_FromSsize_t(stored);
-        PyObject *sum = add != NULL ? PyNumber_Add(cur, add) : NULL;
-        if (sum != NULL)
-            rc = PyObject_SetAttr(cache, str_zswpout, sum);
-        Py_XDECREF(sum);
-        Py_XDECREF(add);
-        Py_DECREF(cur);
-    }
+    PyObject *cur = PyObject_GetAttr(obj, name);
+    PyObject *d = cur != NULL ? PyLong_FromSsize_t(delta) : NULL;
+    PyObject *sum = d != NULL ? PyNumber_Add(cur, d) : NULL;
+    if (sum != NULL)
+        rc = PyObject_SetAttr(obj, name, sum);
+    Py_XDECREF(sum);
+    Py_XDECREF(d);
+    Py_XDECREF(cur);
     if (et != NULL) {
         if (rc < 0)
-            PyErr_Clear();  /* the first error wins */
+            PyErr_Clear();
         PyErr_Restore(et, ev, tb);
         return -1;
     }
@@ -313,7 +311,8 @@ insert_objects(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_DECREF(malloc_write);
     Py_DECREF(csums);
-    if (count_stored(cache, stored) < 0 || rc < 0)
+    /* counted also when an error stopped the loop */
+    if ((stored > 0 && attr_add(cache, str_zswpout, stored) < 0) || rc < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -874,7 +873,112 @@ static PyTypeObject ZswapTreeType = {
     .tp_members = ZswapTree_members,
 };
 
-/* -- LoadHit --------------------------------------------------------------------------------- */
+/* -- LoadHit and StoreHit ---------------------------------------------------------------------- */
+
+/* Both are callables over a few objects they hold, the last of which is the fallback (the
+ * Python method every case they do not take goes to). One layout, so one set of GC, init and
+ * getter functions serves both; each type names its objects with an enum. */
+#define HIT_MAX 8
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    int n;                  /* objects held: o[0 .. n - 1], o[n - 1] the fallback */
+    PyObject *o[HIT_MAX];
+} HitPath;
+
+#define FALLBACK(self) ((self)->o[(self)->n - 1])
+
+static PyObject *str_loads_hit;
+
+/* Take the n objects (new references) and the call; 0, or -1 if not a dict where one is due. */
+static int
+hit_set(HitPath *self, PyObject **objs, int n, vectorcallfunc call)
+{
+    if (!PyDict_Check(objs[0])) {
+        PyErr_Format(PyExc_TypeError, "%s: trees must be a dict, not %.100s",
+                     Py_TYPE(self)->tp_name, Py_TYPE(objs[0])->tp_name);
+        return -1;
+    }
+    for (int k = 0; k < n; k++) {
+        Py_INCREF(objs[k]);
+        Py_XSETREF(self->o[k], objs[k]);
+    }
+    self->n = n;
+    self->vectorcall = call;
+    return 0;
+}
+
+static int
+hit_traverse(HitPath *self, visitproc visit, void *arg)
+{
+    for (int k = 0; k < self->n; k++)
+        Py_VISIT(self->o[k]);
+    return 0;
+}
+
+static int
+hit_clear(HitPath *self)
+{
+    for (int k = 0; k < self->n; k++)
+        Py_CLEAR(self->o[k]);
+    return 0;
+}
+
+static void
+hit_dealloc(HitPath *self)
+{
+    PyObject_GC_UnTrack(self);
+    hit_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+hit_fallback_get(HitPath *self, void *closure)
+{
+    PyObject *f = self->n > 0 && FALLBACK(self) != NULL ? FALLBACK(self) : Py_None;
+    Py_INCREF(f);
+    return f;
+}
+
+static PyGetSetDef hit_getset[] = {
+    {"fallback", (getter)hit_fallback_get, NULL,
+     "The Python method the cases this path does not take go to.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* Hand the call (nargs arguments) to the fallback, dropping the error (if any) that ended the
+ * fast path; one that is not an Exception (KeyboardInterrupt, SystemExit) is raised instead. */
+static PyObject *
+hit_fallback(HitPath *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL;
+        PyErr_Clear();
+    }
+    return PyObject_Vectorcall(FALLBACK(self), args, nargs, NULL);
+}
+
+/* Call the tree lock's release, keeping an error that is being raised. 0, or -1 (its error). */
+static int
+release_keeping_error(PyObject *release)
+{
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyObject *r = PyObject_CallNoArgs(release);
+    if (r == NULL) {
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(tb);
+        return -1;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(et, ev, tb);
+    return 0;
+}
+
+/* -- LoadHit: the hit path of a load -- */
 
 /* A callable (type, offset) -> page for the hit path of ZswapCache.load (and of
  * SwapSystem.swap_in, which is the same when loads are not exclusive): look the offset up in
@@ -884,38 +988,20 @@ static PyTypeObject ZswapTreeType = {
  * changed nothing; the Python method then does what it always does (and raises what it
  * raises). Only built for caches without exclusive loads or entry checksums. See
  * _hotpath_py.LoadHitPy for the same in Python. */
-typedef struct {
-    PyObject_HEAD
-    PyObject *trees, *acquire, *release, *view, *decompress, *cache, *fallback;
-    vectorcallfunc vectorcall;
-} LoadHit;
-
-static PyObject *str_loads_hit, *one;
-
-/* Hand the call to the Python method, dropping the error (if any) that ended the fast path;
- * one that is not an Exception (KeyboardInterrupt, SystemExit) is raised instead. */
-static PyObject *
-load_hit_fallback(LoadHit *self, PyObject *const *args)
-{
-    if (PyErr_Occurred()) {
-        if (!PyErr_ExceptionMatches(PyExc_Exception))
-            return NULL;
-        PyErr_Clear();
-    }
-    return PyObject_Vectorcall(self->fallback, args, 2, NULL);
-}
+enum { LH_TREES, LH_ACQUIRE, LH_RELEASE, LH_VIEW, LH_DECOMPRESS, LH_CACHE, LH_FALLBACK, LH_N };
 
 static PyObject *
 load_hit_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    LoadHit *self = (LoadHit *)op;
+    HitPath *self = (HitPath *)op;
+    PyObject **o = self->o;
     if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL)
-        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
-    PyObject *tree = PyDict_GetItemWithError(self->trees, args[0]);  /* borrowed */
+        return PyObject_Vectorcall(o[LH_FALLBACK], args, nargsf, kwnames);
+    PyObject *tree = PyDict_GetItemWithError(o[LH_TREES], args[0]);  /* borrowed */
     if (tree == NULL)
-        return load_hit_fallback(self, args);
+        return hit_fallback(self, args, 2);
     Py_INCREF(tree);
-    PyObject *r = PyObject_CallNoArgs(self->acquire);
+    PyObject *r = PyObject_CallNoArgs(o[LH_ACQUIRE]);
     if (r == NULL) {
         Py_DECREF(tree);
         return NULL;
@@ -928,125 +1014,55 @@ load_hit_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwna
         entry = tree_lookup((ZswapTree *)tree, off);  /* borrowed */
     if (entry != NULL && PyLong_CheckExact(entry)) {
         Py_INCREF(entry);
-        PyObject *data = PyObject_CallOneArg(self->view, entry);
+        PyObject *data = PyObject_CallOneArg(o[LH_VIEW], entry);
         if (data != NULL) {
-            page = PyObject_CallOneArg(self->decompress, data);
+            page = PyObject_CallOneArg(o[LH_DECOMPRESS], data);
             Py_DECREF(data);  /* the view must not outlive the lock */
         }
         Py_DECREF(entry);
-        if (page != NULL) {
-            PyObject *cur = PyObject_GetAttr(self->cache, str_loads_hit);
-            PyObject *inc = cur != NULL ? PyNumber_Add(cur, one) : NULL;
-            Py_XDECREF(cur);
-            if (inc == NULL || PyObject_SetAttr(self->cache, str_loads_hit, inc) < 0)
-                Py_CLEAR(page);
-            Py_XDECREF(inc);
-        }
+        if (page != NULL && attr_add(o[LH_CACHE], str_loads_hit, 1) < 0)
+            Py_CLEAR(page);
     }
     Py_DECREF(tree);
-    /* release whatever happened above, keeping its error for the check below */
-    PyObject *et, *ev, *tb;
-    PyErr_Fetch(&et, &ev, &tb);
-    r = PyObject_CallNoArgs(self->release);
-    if (r == NULL) {
+    if (release_keeping_error(o[LH_RELEASE]) < 0) {
         Py_XDECREF(page);
-        Py_XDECREF(et);
-        Py_XDECREF(ev);
-        Py_XDECREF(tb);
         return NULL;
     }
-    Py_DECREF(r);
-    PyErr_Restore(et, ev, tb);
     if (page != NULL)
         return page;
-    return load_hit_fallback(self, args);
+    return hit_fallback(self, args, 2);
 }
 
 static int
-load_hit_init(LoadHit *self, PyObject *args, PyObject *kwds)
+load_hit_init(HitPath *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"trees", "acquire", "release", "view", "decompress", "cache",
                              "fallback", NULL};
-    PyObject *o[7];
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOOOO:LoadHit", kwlist, &PyDict_Type,
-                                     &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6]))
+    PyObject *o[LH_N];
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOO:LoadHit", kwlist, &o[0], &o[1],
+                                     &o[2], &o[3], &o[4], &o[5], &o[6]))
         return -1;
-    PyObject **slots[7] = {&self->trees, &self->acquire, &self->release, &self->view,
-                           &self->decompress, &self->cache, &self->fallback};
-    for (int k = 0; k < 7; k++) {
-        Py_INCREF(o[k]);
-        Py_XSETREF(*slots[k], o[k]);
-    }
-    self->vectorcall = load_hit_call;
-    return 0;
+    return hit_set(self, o, LH_N, load_hit_call);
 }
-
-static int
-load_hit_traverse(LoadHit *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->trees);
-    Py_VISIT(self->acquire);
-    Py_VISIT(self->release);
-    Py_VISIT(self->view);
-    Py_VISIT(self->decompress);
-    Py_VISIT(self->cache);
-    Py_VISIT(self->fallback);
-    return 0;
-}
-
-static int
-load_hit_clear(LoadHit *self)
-{
-    Py_CLEAR(self->trees);
-    Py_CLEAR(self->acquire);
-    Py_CLEAR(self->release);
-    Py_CLEAR(self->view);
-    Py_CLEAR(self->decompress);
-    Py_CLEAR(self->cache);
-    Py_CLEAR(self->fallback);
-    return 0;
-}
-
-static void
-load_hit_dealloc(LoadHit *self)
-{
-    PyObject_GC_UnTrack(self);
-    load_hit_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *
-load_hit_fallback_get(LoadHit *self, void *closure)
-{
-    PyObject *f = self->fallback != NULL ? self->fallback : Py_None;
-    Py_INCREF(f);
-    return f;
-}
-
-static PyGetSetDef load_hit_getset[] = {
-    {"fallback", (getter)load_hit_fallback_get, NULL,
-     "The Python method every case but a compressed hit goes to.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
 
 static PyTypeObject LoadHitType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "hwzswap.frontswap._hotpath.LoadHit",
-    .tp_basicsize = sizeof(LoadHit),
+    .tp_basicsize = sizeof(HitPath),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "LoadHit(trees, acquire, release, view, decompress, cache, fallback): the hit "
               "path of zswap's load as one call (see _hotpath_py.LoadHitPy).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)load_hit_init,
-    .tp_dealloc = (destructor)load_hit_dealloc,
-    .tp_traverse = (traverseproc)load_hit_traverse,
-    .tp_clear = (inquiry)load_hit_clear,
+    .tp_dealloc = (destructor)hit_dealloc,
+    .tp_traverse = (traverseproc)hit_traverse,
+    .tp_clear = (inquiry)hit_clear,
     .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(LoadHit, vectorcall),
-    .tp_getset = load_hit_getset,
+    .tp_vectorcall_offset = offsetof(HitPath, vectorcall),
+    .tp_getset = hit_getset,
 };
 
-/* -- StoreHit -------------------------------------------------------------------------------- */
+/* -- StoreHit: the common path of a one-page store -- */
 
 /* A callable (type, offset, page) -> bool for the common path of ZswapCache.store: a page (4096
  * bytes) that is not a same-filled candidate, with the pool under its limit gate. It does what
@@ -1058,11 +1074,8 @@ static PyTypeObject LoadHitType = {
  * page, the pool at its gate) goes to the fallback (the Python method) with nothing changed;
  * after it, nothing falls back (a modelled device must not be asked twice). Only built for
  * caches without entry checksums. See _hotpath_py.StoreHitPy for the same in Python. */
-typedef struct {
-    PyObject_HEAD
-    PyObject *trees, *cache, *pool, *compress, *malloc_write, *acquire, *release, *fallback;
-    vectorcallfunc vectorcall;
-} StoreHit;
+enum { SH_TREES, SH_CACHE, SH_POOL, SH_COMPRESS, SH_MALLOC_WRITE, SH_ACQUIRE, SH_RELEASE,
+       SH_FALLBACK, SH_N };
 
 static PyObject *HwzswapError = NULL;  /* hwzswap.errors.HwzswapError */
 static PyObject *str_limit_gate, *str_max_len, *str_pages, *str_reject, *str_after_reclaim,
@@ -1080,46 +1093,18 @@ int_attr(PyObject *obj, PyObject *name)
     return n;
 }
 
-static PyObject *
-store_hit_fallback(StoreHit *self, PyObject *const *args)
-{
-    if (PyErr_Occurred()) {
-        if (!PyErr_ExceptionMatches(PyExc_Exception))
-            return NULL;
-        PyErr_Clear();
-    }
-    return PyObject_Vectorcall(self->fallback, args, 3, NULL);
-}
-
-/* Release the tree lock, keeping an error that is being raised. */
-static int
-store_hit_release(StoreHit *self)
-{
-    PyObject *et, *ev, *tb;
-    PyErr_Fetch(&et, &ev, &tb);
-    PyObject *r = PyObject_CallNoArgs(self->release);
-    if (r == NULL) {
-        Py_XDECREF(et);
-        Py_XDECREF(ev);
-        Py_XDECREF(tb);
-        return -1;
-    }
-    Py_DECREF(r);
-    PyErr_Restore(et, ev, tb);
-    return 0;
-}
-
 /* The locked part: malloc_write, replace, index, count. 1 stored, 0 the pool had no room (no
  * error set), -1 error. The lock is released on return. */
 static int
-store_hit_insert(StoreHit *self, PyObject *tree, PyObject *offset, PyObject *data)
+store_hit_insert(HitPath *self, PyObject *tree, PyObject *offset, PyObject *data)
 {
-    PyObject *r = PyObject_CallNoArgs(self->acquire);
+    PyObject **o = self->o;
+    PyObject *r = PyObject_CallNoArgs(o[SH_ACQUIRE]);
     if (r == NULL)
         return -1;
     Py_DECREF(r);
     int rc = -1;
-    PyObject *handle = PyObject_CallOneArg(self->malloc_write, data);
+    PyObject *handle = PyObject_CallOneArg(o[SH_MALLOC_WRITE], data);
     if (handle == NULL) {
         if (PyErr_ExceptionMatches(PoolAllocError)) {
             PyErr_Clear();
@@ -1129,21 +1114,16 @@ store_hit_insert(StoreHit *self, PyObject *tree, PyObject *offset, PyObject *dat
     }
     int has = PySequence_Contains(tree, offset);
     if (has > 0) {
-        r = PyObject_CallMethodObjArgs(self->cache, str_drop_old, tree, offset, NULL);
+        r = PyObject_CallMethodObjArgs(o[SH_CACHE], str_drop_old, tree, offset, NULL);
         has = r == NULL ? -1 : 0;
         Py_XDECREF(r);
     }
-    if (has == 0 && PyObject_SetItem(tree, offset, handle) == 0) {
-        PyObject *cur = PyObject_GetAttr(self->cache, str_zswpout);
-        PyObject *inc = cur != NULL ? PyNumber_Add(cur, one) : NULL;
-        if (inc != NULL && PyObject_SetAttr(self->cache, str_zswpout, inc) == 0)
-            rc = 1;
-        Py_XDECREF(cur);
-        Py_XDECREF(inc);
-    }
+    if (has == 0 && PyObject_SetItem(tree, offset, handle) == 0
+        && attr_add(o[SH_CACHE], str_zswpout, 1) == 0)
+        rc = 1;
     Py_DECREF(handle);
 out:
-    if (store_hit_release(self) < 0)
+    if (release_keeping_error(o[SH_RELEASE]) < 0)
         return -1;
     return rc;
 }
@@ -1151,45 +1131,46 @@ out:
 static PyObject *
 store_hit_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    StoreHit *self = (StoreHit *)op;
+    HitPath *self = (HitPath *)op;
+    PyObject **o = self->o;
     if (PyVectorcall_NARGS(nargsf) != 3 || kwnames != NULL)
-        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+        return PyObject_Vectorcall(o[SH_FALLBACK], args, nargsf, kwnames);
     PyObject *offset = args[1], *page = args[2];
     if (!PyLong_CheckExact(offset) || !PyBytes_CheckExact(page)
         || PyBytes_GET_SIZE(page) != PAGE_SIZE)
-        return store_hit_fallback(self, args);
+        return hit_fallback(self, args, 3);
     const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(page);
     if (p[PAGE_SIZE - 8] == p[0])  /* maybe same-filled: the method's test, then its path */
-        return store_hit_fallback(self, args);
-    PyObject *tree = PyDict_GetItemWithError(self->trees, args[0]);  /* borrowed */
+        return hit_fallback(self, args, 3);
+    PyObject *tree = PyDict_GetItemWithError(o[SH_TREES], args[0]);  /* borrowed */
     if (tree == NULL || !Py_IS_TYPE(tree, &ZswapTreeType))
-        return store_hit_fallback(self, args);
+        return hit_fallback(self, args, 3);
     Py_ssize_t off = PyLong_AsSsize_t(offset);
     if (off < 0 || off >= ((ZswapTree *)tree)->nr_pages)
-        return store_hit_fallback(self, args);
+        return hit_fallback(self, args, 3);
     /* the gate: max_pool_pages, 0 while the hysteresis holds, -1 while zswap is disabled */
-    Py_ssize_t gate = int_attr(self->cache, str_limit_gate);
-    Py_ssize_t pages = gate < 0 ? -1 : int_attr(self->pool, str_pages);
+    Py_ssize_t gate = int_attr(o[SH_CACHE], str_limit_gate);
+    Py_ssize_t pages = gate < 0 ? -1 : int_attr(o[SH_POOL], str_pages);
     if (gate < 0 || pages < 0 || pages >= gate)
-        return store_hit_fallback(self, args);  /* the method checks the limits */
+        return hit_fallback(self, args, 3);  /* the method checks the limits */
     Py_INCREF(tree);
     PyObject *result = NULL;
-    PyObject *data = PyObject_CallOneArg(self->compress, page);
+    PyObject *data = PyObject_CallOneArg(o[SH_COMPRESS], page);
     if (data == NULL) {
         if (PyErr_ExceptionMatches(HwzswapError)) {
             PyErr_Clear();
-            result = PyObject_CallMethodObjArgs(self->cache, str_reject, tree, offset,
+            result = PyObject_CallMethodObjArgs(o[SH_CACHE], str_reject, tree, offset,
                                                 str_compress_fail, NULL);
         }
         Py_DECREF(tree);
         return result;
     }
-    Py_ssize_t max_len = int_attr(self->cache, str_max_len);
+    Py_ssize_t max_len = int_attr(o[SH_CACHE], str_max_len);
     Py_ssize_t len = data == Py_None ? 0 : PyObject_Length(data);
     if ((max_len == -1 && PyErr_Occurred()) || len < 0)
         goto done;
     if (data == Py_None || len > max_len) {
-        result = PyObject_CallMethodObjArgs(self->cache, str_reject, tree, offset,
+        result = PyObject_CallMethodObjArgs(o[SH_CACHE], str_reject, tree, offset,
                                             str_compress_poor, NULL);
         goto done;
     }
@@ -1199,7 +1180,7 @@ store_hit_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwn
         Py_INCREF(result);
     }
     else if (rc == 0) {
-        result = PyObject_CallMethodObjArgs(self->cache, str_after_reclaim, tree, offset, data,
+        result = PyObject_CallMethodObjArgs(o[SH_CACHE], str_after_reclaim, tree, offset, data,
                                             NULL);
     }
 done:
@@ -1209,90 +1190,32 @@ done:
 }
 
 static int
-store_hit_init(StoreHit *self, PyObject *args, PyObject *kwds)
+store_hit_init(HitPath *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"trees", "cache", "pool", "compress", "malloc_write", "acquire",
                              "release", "fallback", NULL};
-    PyObject *o[8];
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOOOOO:StoreHit", kwlist, &PyDict_Type,
-                                     &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7]))
+    PyObject *o[SH_N];
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO:StoreHit", kwlist, &o[0], &o[1],
+                                     &o[2], &o[3], &o[4], &o[5], &o[6], &o[7]))
         return -1;
-    PyObject **slots[8] = {&self->trees, &self->cache, &self->pool, &self->compress,
-                           &self->malloc_write, &self->acquire, &self->release,
-                           &self->fallback};
-    for (int k = 0; k < 8; k++) {
-        Py_INCREF(o[k]);
-        Py_XSETREF(*slots[k], o[k]);
-    }
-    self->vectorcall = store_hit_call;
-    return 0;
+    return hit_set(self, o, SH_N, store_hit_call);
 }
-
-static int
-store_hit_traverse(StoreHit *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->trees);
-    Py_VISIT(self->cache);
-    Py_VISIT(self->pool);
-    Py_VISIT(self->compress);
-    Py_VISIT(self->malloc_write);
-    Py_VISIT(self->acquire);
-    Py_VISIT(self->release);
-    Py_VISIT(self->fallback);
-    return 0;
-}
-
-static int
-store_hit_clear(StoreHit *self)
-{
-    Py_CLEAR(self->trees);
-    Py_CLEAR(self->cache);
-    Py_CLEAR(self->pool);
-    Py_CLEAR(self->compress);
-    Py_CLEAR(self->malloc_write);
-    Py_CLEAR(self->acquire);
-    Py_CLEAR(self->release);
-    Py_CLEAR(self->fallback);
-    return 0;
-}
-
-static void
-store_hit_dealloc(StoreHit *self)
-{
-    PyObject_GC_UnTrack(self);
-    store_hit_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *
-store_hit_fallback_get(StoreHit *self, void *closure)
-{
-    PyObject *f = self->fallback != NULL ? self->fallback : Py_None;
-    Py_INCREF(f);
-    return f;
-}
-
-static PyGetSetDef store_hit_getset[] = {
-    {"fallback", (getter)store_hit_fallback_get, NULL,
-     "The Python method the cases before the codec call go to.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
 
 static PyTypeObject StoreHitType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "hwzswap.frontswap._hotpath.StoreHit",
-    .tp_basicsize = sizeof(StoreHit),
+    .tp_basicsize = sizeof(HitPath),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "StoreHit(trees, cache, pool, compress, malloc_write, acquire, release, fallback): "
               "the common path of zswap's store as one call (see _hotpath_py.StoreHitPy).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)store_hit_init,
-    .tp_dealloc = (destructor)store_hit_dealloc,
-    .tp_traverse = (traverseproc)store_hit_traverse,
-    .tp_clear = (inquiry)store_hit_clear,
+    .tp_dealloc = (destructor)hit_dealloc,
+    .tp_traverse = (traverseproc)hit_traverse,
+    .tp_clear = (inquiry)hit_clear,
     .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(StoreHit, vectorcall),
-    .tp_getset = store_hit_getset,
+    .tp_vectorcall_offset = offsetof(HitPath, vectorcall),
+    .tp_getset = hit_getset,
 };
 
 /* -- module --------------------------------------------------------------------------------- */
@@ -1331,8 +1254,6 @@ PyInit__hotpath(void)
     INTERN(str_csums, "_csums");
     INTERN(str_zswpout, "zswpout");
     INTERN(str_loads_hit, "loads_hit");
-    if (one == NULL && (one = PyLong_FromLong(1)) == NULL)
-        return NULL;
     INTERN(str_limit_gate, "_limit_gate");
     INTERN(str_max_len, "_max_len");
     INTERN(str_pages, "pages");
