@@ -88,25 +88,30 @@ def import_revision(rev: str, tmp: str) -> str:
     for path in pkg.rglob("*.py"):
         path.write_text(re.sub(r"\bhwzswap\b", name, path.read_text(encoding="utf-8")),
                         encoding="utf-8")
-    if (pkg / "pool" / "_zscore.c").exists():
-        _build_core(pkg, name, tmp)
+    for ext in _EXTENSIONS:
+        if (pkg / f"{ext}.c").exists():
+            _build_extension(pkg, name, tmp, ext)
     sys.path.insert(0, tmp)
     return name
 
 
-def _build_core(pkg: Path, name: str, tmp: str) -> None:
-    """Give the extracted revision its compiled zsmalloc core: a copy of this tree's build when
-    the revision's C source is the same, else a build of the revision's source."""
-    src = pkg / "pool" / "_zscore.c"
-    built = sorted((ROOT / "hwzswap" / "pool").glob("_zscore.*.so"))
-    if built and src.read_bytes() == (ROOT / "hwzswap" / "pool" / "_zscore.c").read_bytes():
-        shutil.copy(built[0], pkg / "pool" / built[0].name)
+#: The package's compiled parts, as paths inside it without the suffix.
+_EXTENSIONS = ("pool/_zscore", "frontswap/_hotpath")
+
+
+def _build_extension(pkg: Path, name: str, tmp: str, ext: str) -> None:
+    """Give the extracted revision one compiled part (``ext``, e.g. ``pool/_zscore``): a copy of
+    this tree's build when the revision's C source is the same, else a build of its source."""
+    here = ROOT / "hwzswap" / f"{ext}.c"
+    built = sorted(here.parent.glob(Path(ext).name + ".*.so"))
+    if built and here.exists() and (pkg / f"{ext}.c").read_bytes() == here.read_bytes():
+        shutil.copy(built[0], (pkg / ext).parent / built[0].name)
         return
+    module = f"{name}." + ext.replace("/", ".")
     script = (
         "from setuptools import Extension, setup\n"
         f"setup(name='{name}', script_args=['-q', 'build_ext', '--inplace'], ext_modules=["
-        f"Extension('{name}.pool._zscore', ['{name}/pool/_zscore.c'], "
-        "extra_compile_args=['-O2'])])\n"
+        f"Extension('{module}', ['{name}/{ext}.c'], extra_compile_args=['-O2'])])\n"
     )
     subprocess.run([sys.executable, "-c", script], cwd=tmp, check=True)
 
