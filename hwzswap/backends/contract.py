@@ -116,6 +116,127 @@ class CompOp:
         return self.status not in (OpStatus.NOT_PROCESSED, OpStatus.BUSY)
 
 
+class ItemStatus(enum.IntEnum):
+    """Outcome of one item of a batch call (:class:`CompressedBatch`, :class:`DecompressedBatch`):
+    the per-item status a batch carries, as a DPDK op carries its own."""
+
+    OK = 0
+    INCOMPRESSIBLE = 1  # compress only: the page would not shrink (not an error)
+    FAILED = 2  # this item alone failed (device error, corrupt input); ``errors[i]`` says why
+
+
+class CompressedBatch:
+    """The result of compressing a batch of N pages: one flat buffer plus, per item, where its
+    bytes start (``offsets``), how many there are (``sizes``) and its :class:`ItemStatus`
+    (``status``), with a reason for each failed item (``errors``, index -> text).
+
+    A batch backend builds one without a Python object per page (a GPU downloads one buffer and
+    one array of sizes); the pool can then take the batch in one call
+    (``malloc_write_batch``). ``batch[i]`` is item ``i``'s bytes (a read-only memoryview into
+    ``data``) or ``None`` when it is not OK, so a ``CompressedBatch`` is also a sequence of items
+    where the old contract expected a list. Only OK items own bytes; the others have size 0.
+    """
+
+    __slots__ = ("data", "offsets", "sizes", "status", "errors", "_view")
+
+    def __init__(self, data: Any, offsets: Any, sizes: Any, status: Any = None,
+                 errors: Mapping[int, str] | None = None) -> None:
+        view = memoryview(data)
+        if view.ndim != 1 or view.format not in ("B", "b", "c"):
+            view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
+        self._view = view.toreadonly() if not view.readonly else view
+        self.data = data
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        n = len(self.sizes)
+        if status is None:
+            status = np.zeros(n, dtype=np.uint8)
+        self.status = np.asarray(status, dtype=np.uint8)
+        self.errors: dict[int, str] = dict(errors or {})
+        if self.offsets.shape != (n,) or self.status.shape != (n,):
+            raise InvalidInputError(
+                f"a CompressedBatch needs one offset, size and status per item; got "
+                f"{self.offsets.shape}, {self.sizes.shape}, {self.status.shape}"
+            )
+
+    @classmethod
+    def from_items(cls, items: Sequence[Any]) -> CompressedBatch:
+        """Pack a list of items (bytes-like; ``None`` for incompressible; an exception
+        instance for a failed item) into one batch: the old contract's shape, converted."""
+        n = len(items)
+        sizes = np.zeros(n, dtype=np.int64)
+        status = np.zeros(n, dtype=np.uint8)
+        errors: dict[int, str] = {}
+        parts: list[Any] = []
+        for i, item in enumerate(items):
+            if item is None:
+                status[i] = ItemStatus.INCOMPRESSIBLE
+            elif isinstance(item, BaseException):
+                status[i] = ItemStatus.FAILED
+                errors[i] = f"{type(item).__name__}: {item}"
+            else:
+                b = memoryview(item).cast("B") if not isinstance(item, bytes) else item
+                sizes[i] = len(b)
+                parts.append(b)
+        offsets = np.zeros(n, dtype=np.int64)
+        if n:
+            np.cumsum(sizes[:-1], out=offsets[1:])
+        return cls(b"".join(parts), offsets, sizes, status, errors)
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __getitem__(self, i: int) -> memoryview | None:
+        if self.status[i] != ItemStatus.OK:
+            return None
+        start = int(self.offsets[i])
+        return self._view[start:start + int(self.sizes[i])]
+
+    def __iter__(self) -> Any:
+        return (self[i] for i in range(len(self)))
+
+    def item_bytes(self, i: int) -> bytes | None:
+        """Item ``i`` as ``bytes`` (a copy), or ``None`` when it is not OK."""
+        view = self[i]
+        return None if view is None else view.tobytes()
+
+    def failed(self) -> list[int]:
+        """Indices of the FAILED items."""
+        return np.flatnonzero(self.status == ItemStatus.FAILED).tolist()
+
+    def __repr__(self) -> str:
+        counts = np.bincount(self.status, minlength=3)
+        return (f"<CompressedBatch {len(self)} items: {counts[0]} ok, {counts[1]} "
+                f"incompressible, {counts[2]} failed; {int(self.sizes.sum())} bytes>")
+
+
+class DecompressedBatch:
+    """The result of decompressing N items: an ``(N, 4096)`` uint8 array of pages and, per item,
+    its :class:`ItemStatus` (OK or FAILED; a failed row's bytes mean nothing) with a reason for
+    each failed item. A backend returns one when some items failed and others did not; a plain
+    ``(N, 4096)`` array still means "all OK"."""
+
+    __slots__ = ("pages", "status", "errors")
+
+    def __init__(self, pages: np.ndarray, status: Any = None,
+                 errors: Mapping[int, str] | None = None) -> None:
+        self.pages = pages
+        n = len(pages)
+        self.status = (np.zeros(n, dtype=np.uint8) if status is None
+                       else np.asarray(status, dtype=np.uint8))
+        self.errors: dict[int, str] = dict(errors or {})
+
+    def __len__(self) -> int:
+        return len(self.pages)
+
+    def failed(self) -> list[int]:
+        """Indices of the FAILED items."""
+        return np.flatnonzero(self.status != ItemStatus.OK).tolist()
+
+    def __repr__(self) -> str:
+        return f"<DecompressedBatch {len(self)} pages, {len(self.failed())} failed>"
+
+
 _MISSING = object()
 
 
@@ -228,15 +349,19 @@ class Backend(ABC):
 
     # -- batch -----------------------------------------------------------------------------
 
-    def compress_batch(self, pages: np.ndarray) -> list[Any]:
-        """Compress an ``(N, 4096)`` uint8 array; one item (bytes-like or ``None``) per page."""
+    def compress_batch(self, pages: np.ndarray) -> list[Any] | CompressedBatch:
+        """Compress an ``(N, 4096)`` uint8 array: one item per page, either as a list (each
+        bytes-like, ``None`` when incompressible, or an exception instance when that page alone
+        failed) or as one :class:`CompressedBatch` (flat buffer, sizes, per-item status)."""
         compress = self.compress
         return [compress(view) for view in page_views(pages)]
 
-    def decompress_batch(self, items: Sequence[Any]) -> np.ndarray:
-        """Decompress N items into an ``(N, 4096)`` uint8 array.
+    def decompress_batch(self, items: Sequence[Any]) -> np.ndarray | DecompressedBatch:
+        """Decompress N items (a sequence of bytes-like objects, or a :class:`CompressedBatch`)
+        into an ``(N, 4096)`` uint8 array.
 
-        Raises :class:`CorruptDataError` naming the first bad item's index.
+        Raises :class:`CorruptDataError` naming the first bad item's index. A backend may
+        instead return a :class:`DecompressedBatch` that marks the failed items alone.
         """
         out = np.empty((len(items), PAGE_SIZE), dtype=np.uint8)
         decompress = self.decompress
@@ -401,6 +526,9 @@ __all__ = [
     "Backend",
     "Capabilities",
     "CompOp",
+    "CompressedBatch",
+    "DecompressedBatch",
+    "ItemStatus",
     "OpKind",
     "OpStatus",
     "Param",
