@@ -16,6 +16,15 @@ default shown (the 2013 v9 defaults where the kernel had a knob)::
       background_writeback: false  # a thread keeping the pool under the accept threshold
       entry_checksum: false        # CRC-32 per object, checked before decompressing (not in
                                    # the kernel): corrupt pool memory raises, never a wrong page
+      batching: reclaim            # page | folio | reclaim | async: one compress call per page
+                                   # (v9), per folio (today's kernel), per reclaim pass, or
+                                   # reclaim passes submitted without waiting (async)
+      async_max_batches: 4         # async only: reclaim batches in flight at once
+      device_timeout_ms: null      # deadline of a device call/op (null: the backend's, else
+                                   # 10000 ms); later = DEVICE_ERROR
+      device_fail_after: 8         # consecutive timeouts before the backend is marked failed
+      verify_pages: false          # CRC-32 of each uncompressed page, checked after every
+                                   # decompression (catches a driver returning wrong bytes)
     memory:
       total_ram_mb: 256
     pool:
@@ -48,6 +57,8 @@ PAGE_SIZE = 4096
 
 POOL_TYPES = ("zsmalloc", "zbud")
 SWAP_MODELS = ("none", "hdd", "ssd", "custom")
+#: ``zswap.batching``: how stores reach the compressor (see :class:`ZswapSettings`).
+BATCHING_MODES = ("page", "folio", "reclaim", "async")
 
 
 @dataclass
@@ -76,6 +87,20 @@ class ZswapSettings:
     #: decompression (load and writeback), so that corrupt pool memory raises CorruptDataError
     #: instead of coming back as a wrong page. Off (the kernel's behaviour and cost) by default.
     entry_checksum: bool = False
+    #: How stores reach the compressor: ``page`` (v9: one page per compress call), ``folio``
+    #: (today's kernel: one batch per folio), ``reclaim`` (one batch per reclaim pass) or
+    #: ``async`` (reclaim batches submitted without waiting, like swap writeback).
+    batching: str = "reclaim"
+    #: ``async`` mode only: reclaim batches in flight at once before a store waits.
+    async_max_batches: int = 4
+    #: Deadline (ms) of one device call or op; later counts as a device error. ``None``: the
+    #: backend's own deadline, else 10000 ms.
+    device_timeout_ms: float | None = None
+    #: Consecutive timeouts after which the backend is marked failed (later stores rejected).
+    device_fail_after: int = 8
+    #: Not a kernel knob: a CRC-32 of each uncompressed page, checked after every decompression,
+    #: so a driver returning wrong bytes is caught on load. Off by default.
+    verify_pages: bool = False
 
 
 @dataclass
@@ -161,6 +186,11 @@ class ZswapConfig:
                 "writeback_batch": z.writeback_batch,
                 "background_writeback": z.background_writeback,
                 "entry_checksum": z.entry_checksum,
+                "batching": z.batching,
+                "async_max_batches": z.async_max_batches,
+                "device_timeout_ms": z.device_timeout_ms,
+                "device_fail_after": z.device_fail_after,
+                "verify_pages": z.verify_pages,
             },
             "memory": {"total_ram_mb": self.memory.total_ram_mb},
             "pool": pool,
@@ -204,6 +234,15 @@ def _int_range(lo: int, hi: int) -> Callable[[Any], str | None]:
     return check
 
 
+def _int_min(lo: int) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if type(v) is not int or v < lo:
+            return f"must be an integer >= {lo}, got {v!r}"
+        return None
+
+    return check
+
+
 def _bool(v: Any) -> str | None:
     return None if type(v) is bool else f"must be true or false, got {v!r}"
 
@@ -217,6 +256,18 @@ def _number(lo: float, *, strict: bool) -> Callable[[Any], str | None]:
         return f"must be a finite number {bound}, got {v!r}"
 
     return check
+
+
+def _optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    """``check``, but null (``None``) is accepted too."""
+
+    def opt(v: Any) -> str | None:
+        if v is None:
+            return None
+        msg = check(v)
+        return None if msg is None else msg.replace(", got", " or null, got", 1)
+
+    return opt
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
@@ -243,6 +294,11 @@ _ZSWAP_KEYS: dict[str, Callable[[Any], str | None]] = {
     "writeback_batch": _int_range(1, 4096),
     "background_writeback": _bool,
     "entry_checksum": _bool,
+    "batching": _choice(BATCHING_MODES),
+    "async_max_batches": _int_min(1),
+    "device_timeout_ms": _optional(_number(0, strict=True)),
+    "device_fail_after": _int_min(1),
+    "verify_pages": _bool,
 }
 _MEMORY_KEYS = {"total_ram_mb": _int_range(1, 1 << 24)}
 _POOL_KEYS = {"type": _choice(POOL_TYPES), "max_pages_per_zspage": _int_range(1, 16)}
@@ -433,6 +489,7 @@ def load_config(source: str | Path | Mapping[str, Any] | ZswapConfig) -> ZswapCo
 
 
 __all__ = [
+    "BATCHING_MODES",
     "POOL_TYPES",
     "SWAP_MODELS",
     "CompressorConfig",

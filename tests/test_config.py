@@ -56,6 +56,24 @@ def test_entry_checksum_is_loaded_round_trips_and_reaches_the_policy():
     assert ZswapPolicy.from_config(load_config({})).entry_checksum is False
 
 
+def test_engine_keys_default_load_and_round_trip():
+    z = load_config({}).zswap
+    assert (z.batching, z.async_max_batches, z.device_timeout_ms, z.device_fail_after,
+            z.verify_pages) == ("reclaim", 4, None, 8, False)
+    raw = {"batching": "async", "async_max_batches": 16, "device_timeout_ms": 2.5,
+           "device_fail_after": 1, "verify_pages": True}
+    cfg = load_config({"zswap": raw})
+    for key, value in raw.items():
+        assert getattr(cfg.zswap, key) == value
+        assert cfg.to_dict()["zswap"][key] == value
+    assert load_config(cfg.to_dict()) == cfg
+    assert load_config(yaml.safe_load(yaml.safe_dump(cfg.to_dict()))) == cfg
+    for mode in ("page", "folio", "reclaim", "async"):
+        assert load_config({"zswap": {"batching": mode}}).zswap.batching == mode
+    assert load_config({"zswap": {"device_timeout_ms": 100}}).zswap.device_timeout_ms == 100
+    assert load_config({"zswap": {"device_timeout_ms": None}}).zswap.device_timeout_ms is None
+
+
 def test_compressor_forms_and_param_defaults():
     cfg = load_config({"zswap": {"compressor": {"name": "lz4", "params": {"acceleration": 3}}}})
     assert cfg.zswap.compressor.name == "lz4"
@@ -86,6 +104,18 @@ def test_load_config_revalidates_an_edited_config():
         ({"zswap": {"same_filled_pages": "yes"}}, "zswap.same_filled_pages", "true or false"),
         ({"zswap": {"entry_checksum": "crc32"}}, "zswap.entry_checksum", "true or false"),
         ({"zswap": {"writeback_batch": 0}}, "zswap.writeback_batch", "1..4096"),
+        ({"zswap": {"batching": "batch"}}, "zswap.batching", "page, folio, reclaim, async"),
+        ({"zswap": {"batching": None}}, "zswap.batching", "page, folio, reclaim, async"),
+        ({"zswap": {"async_max_batches": 0}}, "zswap.async_max_batches", "integer >= 1"),
+        ({"zswap": {"async_max_batches": 2.0}}, "zswap.async_max_batches", "integer >= 1"),
+        ({"zswap": {"device_timeout_ms": 0}}, "zswap.device_timeout_ms", "> 0 or null"),
+        ({"zswap": {"device_timeout_ms": -5}}, "zswap.device_timeout_ms", "> 0 or null"),
+        ({"zswap": {"device_timeout_ms": ".inf"}}, "zswap.device_timeout_ms", "finite number"),
+        ({"zswap": {"device_timeout_ms": float("nan")}}, "zswap.device_timeout_ms", "finite"),
+        ({"zswap": {"device_timeout_ms": True}}, "zswap.device_timeout_ms", "number"),
+        ({"zswap": {"device_fail_after": 0}}, "zswap.device_fail_after", "integer >= 1"),
+        ({"zswap": {"device_fail_after": False}}, "zswap.device_fail_after", "integer >= 1"),
+        ({"zswap": {"verify_pages": "crc32"}}, "zswap.verify_pages", "true or false"),
         ({"zswap": {"max_outstanding_writebacks": True}}, "zswap.max_outstanding_writebacks",
          "integer"),
         ({"zswap": {"compressor": "lzz"}}, "zswap.compressor", "unknown compressor"),
