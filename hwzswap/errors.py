@@ -46,6 +46,11 @@ class DeviceError(BackendError):
     """An offload device (OpenCL, emulated accelerator) reported an error."""
 
 
+class DriverError(BackendError):
+    """A driver returned a result that breaks the contract; the message names the driver, the
+    call and what was wrong."""
+
+
 class PoolError(HwzswapError):
     """Misuse of a memory pool: bad size, stale/foreign handle, double free."""
 
