@@ -342,7 +342,7 @@ typedef struct {
     Py_ssize_t nr_pages, count, head, tail;
     Py_ssize_t nchunks;
     Chunk **chunks;
-    size_t mutations;                   /* bumped by every insert and removal (iterators) */
+    size_t mutations;                   /* bumped by every insert, removal and move (iterators) */
 } ZswapTree;
 
 static PyTypeObject ZswapTreeType;
@@ -684,39 +684,58 @@ ZswapTree_move_to_end(ZswapTree *t, PyObject *key)
         return NULL;
     if (!k || tree_lookup(t, off) == NULL)
         return key_error(key);
-    if (t->tail != off) {
+    if (t->tail != off) {  /* a move is a change, as in an OrderedDict: iterators stop */
         lru_unlink(t, off);
         lru_append(t, off);
+        t->mutations++;
     }
     Py_RETURN_NONE;
 }
 
-/* what: 0 keys, 1 values, 2 (key, value) pairs; a list, oldest first */
+/* what: 0 keys, 1 values, 2 (key, value) pairs; a list, oldest first. A snapshot taken before
+ * any Python object is made: making the list, ints and tuples may run the GC, whose finalisers
+ * may change the tree, so the offsets and (held) entries are copied to C arrays first and the
+ * list is built from the copy alone. */
 static PyObject *
 tree_list(ZswapTree *t, int what)
 {
-    PyObject *out = PyList_New(t->count);
-    if (out == NULL)
-        return NULL;
-    Py_ssize_t k = 0;
-    for (Py_ssize_t off = t->head; off != NONE; off = SLOT_NEXT(t, off), k++) {
-        PyObject *v = SLOT_ENTRY(t, off), *item;
+    Py_ssize_t n = t->count, k = 0;
+    Py_ssize_t *offs = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n > 0 ? n : 1));
+    PyObject **vals = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n > 0 ? n : 1));
+    PyObject *out = NULL;
+    if (offs == NULL || vals == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t off = t->head; off != NONE && k < n; off = SLOT_NEXT(t, off), k++) {
+        offs[k] = off;
+        vals[k] = SLOT_ENTRY(t, off);
+        Py_INCREF(vals[k]);
+    }
+    /* from here on only the copy is read */
+    out = PyList_New(k);
+    for (Py_ssize_t i = 0; out != NULL && i < k; i++) {
+        PyObject *item;
         if (what == 1) {
-            Py_INCREF(v);
-            item = v;
+            item = vals[i];
+            Py_INCREF(item);
         }
         else {
-            PyObject *key = PyLong_FromSsize_t(off);
-            item = what == 0 || key == NULL ? key : PyTuple_Pack(2, key, v);
+            PyObject *key = PyLong_FromSsize_t(offs[i]);
+            item = what == 0 || key == NULL ? key : PyTuple_Pack(2, key, vals[i]);
             if (what == 2)
                 Py_XDECREF(key);
         }
-        if (item == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        PyList_SET_ITEM(out, k, item);
+        if (item == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, i, item);
     }
+done:
+    for (Py_ssize_t i = 0; vals != NULL && i < k; i++)
+        Py_DECREF(vals[i]);
+    PyMem_Free(offs);
+    PyMem_Free(vals);
     return out;
 }
 
@@ -753,8 +772,8 @@ ZswapTree_repr(ZswapTree *t)
                                 t->type ? t->type : Py_None, t->count, t->nr_pages);
 }
 
-/* Iteration over the keys, oldest first; changing the tree meanwhile ends it with an error
- * (as an OrderedDict's iterator). */
+/* Iteration over the keys, oldest first; changing the tree meanwhile (an insert, a removal, a
+ * move_to_end that moves) ends it with an error, as an OrderedDict's iterator. */
 typedef struct {
     PyObject_HEAD
     ZswapTree *tree;
@@ -787,7 +806,7 @@ TreeIter_next(TreeIter *it)
     if (t == NULL || it->next == NONE)
         return NULL;
     if (t->mutations != it->mutations || t->chunks == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "ZswapTree changed size during iteration");
+        PyErr_SetString(PyExc_RuntimeError, "ZswapTree mutated during iteration");
         return NULL;
     }
     Py_ssize_t off = it->next;

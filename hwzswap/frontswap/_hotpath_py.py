@@ -148,8 +148,9 @@ class ZswapTreePy(OrderedDict):  # type: ignore[type-arg]
     An ``OrderedDict`` whose keys are the type's offsets, ``0..nr_pages - 1``: any other key
     (out of range, not an integer) is simply absent, and storing at one raises ``KeyError``.
     An integer of another type (a numpy integer) names the same offset as the ``int``. A new
-    entry goes to the end (newest); replacing an entry keeps its place. ``keys``, ``values``
-    and ``items`` are lists, oldest first.
+    entry goes to the end (newest); replacing an entry keeps its place; ``move_to_end`` that
+    moves an entry is a change for iterators (they raise ``RuntimeError``, as any change).
+    ``keys``, ``values`` and ``items`` are lists, oldest first, never partly filled.
     """
 
     def __init__(self, swap_type: Any, nr_pages: int) -> None:
@@ -211,14 +212,24 @@ class ZswapTreePy(OrderedDict):  # type: ignore[type-arg]
             raise KeyError(key)
         super().move_to_end(off)
 
+    def _snapshot(self, view: Callable[[], Any]) -> list[Any]:
+        """``list(view())``, taken again if the tree changed while it was read: making the
+        list may run the GC, whose finalisers may change the tree (``ZswapTree`` copies the
+        entries before it makes any object, to the same end)."""
+        while True:
+            try:
+                return list(view())
+            except RuntimeError:
+                continue
+
     def keys(self) -> list[int]:  # type: ignore[override]
-        return list(super().keys())
+        return self._snapshot(super().keys)
 
     def values(self) -> list[Any]:  # type: ignore[override]
-        return list(super().values())
+        return self._snapshot(super().values)
 
     def items(self) -> list[tuple[int, Any]]:  # type: ignore[override]
-        return list(super().items())
+        return self._snapshot(super().items)
 
     def __iter__(self) -> Iterator[int]:
         return super().__iter__()

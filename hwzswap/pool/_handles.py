@@ -43,6 +43,7 @@ HANDLE_TAG_SHIFT = 40
 HANDLE_TAG_BITS = 23
 _SERIAL_MASK = (1 << HANDLE_TAG_SHIFT) - 1
 _tags = itertools.count(1)
+_ABSENT: Any = object()  # no entry in a map table (where None is junk)
 
 
 def _next_tag() -> int:
@@ -140,6 +141,12 @@ class PoolMessages:
         return PoolError(
             f"{self.name}: cannot unmap handle {handle:#x}: something still holds a buffer "
             f"exported from its view (e.g. numpy.frombuffer); drop it first"
+        )
+
+    def _bad_maps(self, handle: int) -> PoolError:
+        return PoolError(
+            f"{self.name}: the map table entry of handle {handle:#x} is not a list of mapped "
+            f"views: pool._maps was changed from outside; map and unmap only through the pool"
         )
 
     def _alloc_failed(self, pages: int, size: int, exc: BaseException) -> PoolAllocError:
@@ -284,27 +291,42 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
             ro, off, size, owner = self._objs[handle]
         except (KeyError, TypeError):
             raise self._invalid(handle, "map") from None
+        views = self._maps.get(handle, _ABSENT)
+        if views is _ABSENT:
+            views = self._maps[handle] = []
+        elif views.__class__ is not list:
+            raise self._bad_maps(handle)
         view = (owner.mv if writable else ro)[off : off + size]
-        self._maps.setdefault(handle, []).append(view)
+        views.append(view)
         owner.mapped += 1
         return view
 
     def unmap(self, handle: int) -> None:
         """End the most recent :meth:`map` of ``handle``."""
-        views = self._maps.get(handle)
+        try:
+            owner = self._objs[handle][3]
+        except (KeyError, TypeError):
+            raise self._invalid(handle, "unmap") from None
+        # _maps is reachable from outside: what it holds is checked, not trusted
+        views = self._maps.get(handle, _ABSENT)
+        if views is _ABSENT:
+            raise self._not_mapped(handle)
+        if views.__class__ is not list:
+            raise self._bad_maps(handle)
         if not views:
-            if handle in self:
-                raise self._not_mapped(handle)
-            raise self._invalid(handle, "unmap")
-        view = views.pop()
+            raise self._not_mapped(handle)
+        view = views[-1]
+        if view.__class__ is not memoryview:
+            raise self._bad_maps(handle)
         try:
             view.release()
         except BufferError:
-            views.append(view)
             raise self._unmap_busy(handle) from None
-        if not views:
+        views.pop()
+        if not views and self._maps.get(handle) is views:
             del self._maps[handle]
-        self._objs[handle][3].mapped -= 1
+        if owner.mapped > 0:
+            owner.mapped -= 1
 
     def _where(self, handle: int) -> tuple[memoryview, int, int, int]:
         """``(page run, offset, size, owner id)`` of a live object: where it is (tests)."""
@@ -354,8 +376,12 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         return self._stored
 
     def _release_maps(self) -> None:
-        for views in self._maps.values():
-            for view in views:
+        for views in list(self._maps.values()):
+            if views.__class__ is not list:
+                continue
+            for view in list(views):
+                if view.__class__ is not memoryview:
+                    continue
                 try:
                     view.release()
                 except BufferError:

@@ -48,7 +48,7 @@ static PyObject *InvalidHandleError = NULL;
 
 static PyObject *str_alloc_pages, *str_free_pages;
 static PyObject *str_release, *str_invalid, *str_bad_size, *str_bad_data, *str_pinned,
-    *str_too_long, *str_alloc_failed, *str_not_mapped, *str_unmap_busy;
+    *str_too_long, *str_alloc_failed, *str_not_mapped, *str_unmap_busy, *str_bad_maps;
 static PyObject *zero;  /* the handle given to _bad_data by malloc_write */
 static PyObject *op_free, *op_read, *op_view, *op_write, *op_read_free, *op_obj_size,
     *op_map, *op_unmap;
@@ -91,7 +91,7 @@ typedef struct {
     Py_ssize_t nobjs, nzspages, compacted, alloc_fail;
     unsigned long long tag;
     uint64_t serial;                    /* the last handle handed out */
-    int peak_is_new, destroyed, busy, ready;
+    int peak_is_new, destroyed, busy, ready, initing;
     int nclasses;
     SizeClass *classes;
     int16_t class_of[ZS_PAGE_SIZE + 1]; /* payload size -> class + 1; 0: none */
@@ -632,14 +632,26 @@ data_len(PyObject *data)
     return n;
 }
 
+/* Copy n bytes of data into dst. The data may be a view of the pool's own memory, even of the
+ * same object (write(h, view(h)[10:])): memmove for a contiguous source, a bounce buffer for a
+ * strided one. 0, or -1 with an error set. */
 static inline int
 copy_in(unsigned char *dst, int kind, const char *ptr, Py_buffer *b, Py_ssize_t n)
 {
     if (kind == 1) {
-        memcpy(dst, ptr, (size_t)n);
+        memmove(dst, ptr, (size_t)n);
         return 0;
     }
-    return PyBuffer_ToContiguous(dst, b, n, 'C');
+    unsigned char *tmp = PyMem_Malloc((size_t)(n > 0 ? n : 1));
+    if (tmp == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int rc = PyBuffer_ToContiguous(tmp, b, n, 'C');
+    if (rc == 0)
+        memcpy(dst, tmp, (size_t)n);
+    PyMem_Free(tmp);
+    return rc;
 }
 
 /* A memoryview of len bytes at off in a run, sharing the run's managed buffer (so it keeps the
@@ -986,6 +998,39 @@ ZsCore_len(ZsCore *self)
 
 /* -- map / unmap ----------------------------------------------------------------------------- */
 
+/* Remove the object v from the list by identity (the last occurrence), if it is there. */
+static int
+list_remove_obj(PyObject *list, PyObject *v)
+{
+    for (Py_ssize_t i = PyList_GET_SIZE(list) - 1; i >= 0; i--)
+        if (PyList_GET_ITEM(list, i) == v)
+            return PyList_SetSlice(list, i, i + 1, NULL);
+    return 0;
+}
+
+/* The list of views mapped now for key in maps (a new reference); created when absent if
+ * create. NULL with an error (a PoolError when _maps holds something else than a list: it is
+ * reachable from Python), or NULL without one when absent and not create. */
+static PyObject *
+maps_views(ZsCore *self, PyObject *maps, PyObject *key, int create)
+{
+    PyObject *views = PyDict_GetItemWithError(maps, key);  /* borrowed */
+    if (views == NULL) {
+        if (PyErr_Occurred() || !create)
+            return NULL;
+        views = PyList_New(0);
+        if (views == NULL || PyDict_SetItem(maps, key, views) < 0) {
+            Py_XDECREF(views);
+            return NULL;
+        }
+        return views;
+    }
+    if (!PyList_CheckExact(views))
+        return raise_helper(self, str_bad_maps, key, NULL, NULL);
+    Py_INCREF(views);
+    return views;
+}
+
 static PyObject *
 ZsCore_map(ZsCore *self, PyObject *args, PyObject *kwds)
 {
@@ -995,102 +1040,124 @@ ZsCore_map(ZsCore *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:map", kwlist, &handle, &writable))
         return NULL;
     uint64_t h;
-    Entry *e;
-    if (!handle_key(handle, &h) || (e = tab_lookup(self, h)) == NULL)
+    if (!handle_key(handle, &h) || tab_lookup(self, h) == NULL)
         return raise_invalid(self, handle, op_map);
     if (self->maps == NULL) {
         PyErr_SetString(PoolError, "zsmalloc: the pool's map table is gone");
         return NULL;
     }
-    Zspage *z = &self->zs[e->zs];
-    SizeClass *c = &self->classes[z->cls];
-    PyObject *view = run_view(z->run, (Py_ssize_t)e->slot * c->size + c->hdr, e->size,
-                              !writable);
-    if (view == NULL)
-        return NULL;
-    PyObject *key = PyLong_FromUnsignedLongLong(h);
+    PyObject *maps = self->maps, *key = PyLong_FromUnsignedLongLong(h);
     if (key == NULL)
-        goto fail;
-    PyObject *views = PyDict_GetItemWithError(self->maps, key);  /* borrowed */
-    if (views == NULL) {
-        if (PyErr_Occurred())
-            goto fail;
-        views = PyList_New(0);
-        if (views == NULL || PyDict_SetItem(self->maps, key, views) < 0) {
+        return NULL;
+    Py_INCREF(maps);
+    /* Making the view and filing it run Python code (the GC's finalisers, a foreign key's
+     * __eq__ in the writable _maps), which may free or move the object: file it, then check
+     * that the object is still where the view is; else take it out and try again. */
+    for (int tries = 0; tries < 64; tries++) {
+        Entry *e = tab_lookup(self, h);
+        if (e == NULL)
+            break;
+        uint32_t zid = e->zs;
+        uint16_t slot = e->slot;
+        Zspage *z = &self->zs[zid];
+        SizeClass *c = &self->classes[z->cls];
+        PyObject *run = z->run;
+        Py_INCREF(run);  /* held: its identity tells whether the zspage is still the same */
+        PyObject *view = run_view(run, (Py_ssize_t)slot * c->size + c->hdr, e->size,
+                                  !writable);
+        PyObject *views = view == NULL ? NULL : maps_views(self, maps, key, 1);
+        if (views == NULL || PyList_Append(views, view) < 0) {
             Py_XDECREF(views);
-            goto fail;
+            Py_XDECREF(view);
+            Py_DECREF(run);
+            Py_DECREF(key);
+            Py_DECREF(maps);
+            return NULL;
         }
-        Py_DECREF(views);  /* the dict holds it */
-    }
-    if (PyList_Append(views, view) < 0)
-        goto fail;
-    /* allocations above may have run Python code (the GC): look the handle up again */
-    e = tab_lookup(self, h);
-    if (e == NULL) {
-        Py_ssize_t n = PyList_GET_SIZE(views);
-        PyList_SetSlice(views, n - 1, n, NULL);
-        if (PyList_GET_SIZE(views) == 0)
-            PyDict_DelItem(self->maps, key);
-        Py_DECREF(key);
+        e = tab_lookup(self, h);
+        if (e != NULL && e->zs == zid && e->slot == slot && self->zs[zid].run == run) {
+            self->zs[zid].mapped++;
+            Py_DECREF(views);
+            Py_DECREF(run);
+            Py_DECREF(key);
+            Py_DECREF(maps);
+            return view;
+        }
+        int rc = list_remove_obj(views, view);
+        if (rc == 0 && PyList_GET_SIZE(views) == 0
+            && PyDict_GetItemWithError(maps, key) == views)
+            rc = PyDict_DelItem(maps, key);
+        Py_DECREF(views);
         Py_DECREF(view);
-        return raise_invalid(self, handle, op_map);
+        Py_DECREF(run);
+        if (rc < 0 || PyErr_Occurred()) {
+            Py_DECREF(key);
+            Py_DECREF(maps);
+            return NULL;
+        }
     }
-    self->zs[e->zs].mapped++;
     Py_DECREF(key);
-    return view;
-fail:
-    Py_XDECREF(key);
-    Py_DECREF(view);
-    return NULL;
+    Py_DECREF(maps);
+    if (tab_lookup(self, h) != NULL) {
+        PyErr_SetString(PoolError, "zsmalloc: map: the object kept moving while it was mapped "
+                        "(finalisers that compact the pool?)");
+        return NULL;
+    }
+    return raise_invalid(self, handle, op_map);
 }
 
 static PyObject *
 ZsCore_unmap(ZsCore *self, PyObject *handle)
 {
     uint64_t h;
-    int live = handle_key(handle, &h) && tab_lookup(self, h) != NULL;
-    PyObject *key = live ? PyLong_FromUnsignedLongLong(h) : NULL;
-    if (live && key == NULL)
-        return NULL;
-    PyObject *views = (key != NULL && self->maps != NULL)
-                          ? PyDict_GetItemWithError(self->maps, key) : NULL;
-    if (views == NULL || PyList_GET_SIZE(views) == 0) {
-        Py_XDECREF(key);
-        if (PyErr_Occurred())
-            return NULL;
-        if (live)
-            return raise_helper(self, str_not_mapped, handle, NULL, NULL);
+    if (!handle_key(handle, &h) || tab_lookup(self, h) == NULL)
         return raise_invalid(self, handle, op_unmap);
+    if (self->maps == NULL)
+        return raise_helper(self, str_not_mapped, handle, NULL, NULL);
+    PyObject *maps = self->maps, *key = PyLong_FromUnsignedLongLong(h);
+    if (key == NULL)
+        return NULL;
+    Py_INCREF(maps);
+    PyObject *result = NULL, *view = NULL;
+    PyObject *views = maps_views(self, maps, key, 0);
+    if (views == NULL || PyList_GET_SIZE(views) == 0) {
+        if (!PyErr_Occurred())
+            raise_helper(self, str_not_mapped, handle, NULL, NULL);
+        goto out;
     }
-    Py_INCREF(views);
-    Py_ssize_t n = PyList_GET_SIZE(views);
-    PyObject *view = PyList_GET_ITEM(views, n - 1);
+    view = PyList_GET_ITEM(views, PyList_GET_SIZE(views) - 1);
     Py_INCREF(view);
+    if (!PyMemoryView_Check(view)) {
+        raise_helper(self, str_bad_maps, key, NULL, NULL);
+        goto out;
+    }
     PyObject *r = PyObject_CallMethodNoArgs(view, str_release);
     if (r == NULL) {
         if (PyErr_ExceptionMatches(PyExc_BufferError)) {
             PyErr_Clear();
             raise_helper(self, str_unmap_busy, handle, NULL, NULL);
         }
-        Py_DECREF(view);
-        Py_DECREF(views);
-        Py_DECREF(key);
-        return NULL;
+        goto out;
     }
     Py_DECREF(r);
-    Py_DECREF(view);
-    n = PyList_GET_SIZE(views);
-    int rc = PyList_SetSlice(views, n - 1, n, NULL);
-    if (rc == 0 && PyList_GET_SIZE(views) == 0)
-        rc = PyDict_DelItem(self->maps, key);
-    Py_DECREF(views);
-    Py_DECREF(key);
-    if (rc < 0)
-        return NULL;
+    if (list_remove_obj(views, view) < 0)
+        goto out;
+    if (PyList_GET_SIZE(views) == 0) {
+        PyObject *cur = PyDict_GetItemWithError(maps, key);
+        if ((cur == views && PyDict_DelItem(maps, key) < 0) || PyErr_Occurred())
+            goto out;
+    }
     Entry *e = tab_lookup(self, h);
     if (e != NULL && self->zs[e->zs].mapped > 0)
         self->zs[e->zs].mapped--;
-    Py_RETURN_NONE;
+    result = Py_None;
+    Py_INCREF(result);
+out:
+    Py_XDECREF(view);
+    Py_XDECREF(views);
+    Py_DECREF(key);
+    Py_DECREF(maps);
+    return result;
 }
 
 /* -- compaction ---------------------------------------------------------------------------- */
@@ -1256,19 +1323,36 @@ release_maps(ZsCore *self)
 {
     if (self->maps == NULL)
         return;
+    /* a snapshot of the table (it is writable from Python, and releasing runs no code of the
+     * pool's): every list's memoryviews are released, anything else is dropped */
     PyObject *maps = self->maps;
     Py_INCREF(maps);
-    PyObject *key, *views;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(maps, &pos, &key, &views)) {
-        if (!PyList_Check(views))
-            continue;
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(views); i++) {
-            PyObject *r = PyObject_CallMethodNoArgs(PyList_GET_ITEM(views, i), str_release);
-            if (r == NULL)
+    PyObject *all = PyDict_Values(maps);
+    if (all == NULL) {
+        PyErr_Clear();
+    }
+    else {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(all); i++) {
+            PyObject *views = PyList_GET_ITEM(all, i);
+            if (!PyList_CheckExact(views))
+                continue;
+            PyObject *copy = PyList_GetSlice(views, 0, PyList_GET_SIZE(views));
+            if (copy == NULL) {
                 PyErr_Clear();
-            Py_XDECREF(r);
+                continue;
+            }
+            for (Py_ssize_t j = 0; j < PyList_GET_SIZE(copy); j++) {
+                PyObject *v = PyList_GET_ITEM(copy, j);
+                if (!PyMemoryView_Check(v))
+                    continue;
+                PyObject *r = PyObject_CallMethodNoArgs(v, str_release);
+                if (r == NULL)
+                    PyErr_Clear();
+                Py_XDECREF(r);
+            }
+            Py_DECREF(copy);
         }
+        Py_DECREF(all);
     }
     PyDict_Clear(maps);
     Py_DECREF(maps);
@@ -1598,7 +1682,7 @@ ZsCore_init(ZsCore *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_RuntimeError, "hwzswap.pool._zscore: _setup() was not called");
         return -1;
     }
-    if (self->ready) {
+    if (self->ready || self->initing) {
         PyErr_SetString(PoolError, "zsmalloc: the pool is already initialised");
         return -1;
     }
@@ -1606,51 +1690,93 @@ ZsCore_init(ZsCore *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PoolError, "zsmalloc: the pool tag must be in 1..2**23-1");
         return -1;
     }
-    PyObject *cs = PySequence_Fast(classes, "classes must be a sequence");
+    /* Phase 1: read every Python value into C locals. Reading runs Python code (__index__,
+     * __iter__, __getattr__), which may change the argument lists or call this object: so the
+     * lists are copied to tuples (which hold their items), nothing of self is touched, and a
+     * nested __init__ is refused (initing). */
+    int spec[MAX_CLASSES][4];
+    int16_t cls_of[ZS_PAGE_SIZE + 1];
+    PyObject *cs = NULL, *co = NULL, *alloc_fn = NULL, *free_fn = NULL, *maps = NULL;
+    Py_ssize_t nc = 0;
+    self->initing = 1;
+    cs = PySequence_Tuple(classes);
     if (cs == NULL)
-        return -1;
-    Py_ssize_t nc = PySequence_Fast_GET_SIZE(cs);
+        goto fail;
+    nc = PyTuple_GET_SIZE(cs);
     if (nc < 1 || nc > MAX_CLASSES) {
-        Py_DECREF(cs);
         PyErr_SetString(PoolError, "zsmalloc: 1..255 size classes expected");
-        return -1;
-    }
-    self->classes = PyMem_Calloc((size_t)nc, sizeof(SizeClass));
-    self->scratch_h = PyMem_Malloc(sizeof(uint64_t) * MAX_OBJS);
-    if (self->classes == NULL || self->scratch_h == NULL) {
-        Py_DECREF(cs);
-        PyErr_NoMemory();
         goto fail;
     }
-    self->nclasses = (int)nc;
     for (Py_ssize_t i = 0; i < nc; i++) {
-        SizeClass *c = &self->classes[i];
-        int size, pages, objs, hdr;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(cs, i), "iiii;class (size, pages, "
-                              "objs, header)", &size, &pages, &objs, &hdr)) {
-            Py_DECREF(cs);
+        PyObject *row = PySequence_Tuple(PyTuple_GET_ITEM(cs, i));
+        if (row == NULL)
             goto fail;
-        }
+        int *v = spec[i];
+        int ok = PyArg_ParseTuple(row, "iiii;class (size, pages, objs, header)", &v[0], &v[1],
+                                  &v[2], &v[3]);
+        Py_DECREF(row);
+        if (!ok)
+            goto fail;
+        int size = v[0], pages = v[1], objs = v[2], hdr = v[3];
         if (size < 1 || size > ZS_PAGE_SIZE || pages < 1 || pages > MAX_PAGES || objs < 1
             || objs > MAX_OBJS || (Py_ssize_t)objs * size > (Py_ssize_t)pages * ZS_PAGE_SIZE
             || hdr < 0 || hdr >= size) {
-            Py_DECREF(cs);
             PyErr_Format(PoolError, "zsmalloc: bad size class (%d, %d, %d, %d)", size, pages,
                          objs, hdr);
             goto fail;
         }
-        c->size = size;
-        c->pages = pages;
+    }
+    co = PySequence_Tuple(class_of);
+    if (co == NULL)
+        goto fail;
+    if (PyTuple_GET_SIZE(co) != ZS_PAGE_SIZE + 1) {
+        PyErr_SetString(PoolError, "zsmalloc: class_of needs 4097 entries");
+        goto fail;
+    }
+    cls_of[0] = 0;
+    for (int s = 1; s <= ZS_PAGE_SIZE; s++) {
+        long pos = PyLong_AsLong(PyTuple_GET_ITEM(co, s));
+        if (pos == -1 && PyErr_Occurred())
+            goto fail;
+        if (pos < 0 || pos >= nc || s > spec[pos][0] - spec[pos][3]) {
+            PyErr_Format(PoolError, "zsmalloc: class_of[%d] = %ld does not fit", s, pos);
+            goto fail;
+        }
+        cls_of[s] = (int16_t)(pos + 1);
+    }
+    Py_CLEAR(co);
+    Py_CLEAR(cs);
+    alloc_fn = PyObject_GetAttr(allocator, str_alloc_pages);
+    if (alloc_fn == NULL)
+        goto fail;
+    free_fn = PyObject_GetAttr(allocator, str_free_pages);
+    if (free_fn == NULL)
+        goto fail;
+    maps = PyDict_New();
+    if (maps == NULL)
+        goto fail;
+    /* Phase 2: build the structure from the locals; no Python code runs from here on. */
+    self->classes = PyMem_Calloc((size_t)nc, sizeof(SizeClass));
+    self->scratch_h = PyMem_Malloc(sizeof(uint64_t) * MAX_OBJS);
+    if (self->classes == NULL || self->scratch_h == NULL) {
+        PyErr_NoMemory();
+        goto fail_structure;
+    }
+    self->nclasses = (int)nc;
+    for (Py_ssize_t i = 0; i < nc; i++) {
+        SizeClass *c = &self->classes[i];
+        int objs = spec[i][2];
+        c->size = spec[i][0];
+        c->pages = spec[i][1];
         c->objs = objs;
-        c->hdr = hdr;
+        c->hdr = spec[i][3];
         c->cur = NIL;
         for (int g = 0; g < NR_FG; g++)
             c->head[g] = c->tail[g] = NIL;
         c->fg_of_free = PyMem_Malloc((size_t)objs + 1);
         if (c->fg_of_free == NULL) {
-            Py_DECREF(cs);
             PyErr_NoMemory();
-            goto fail;
+            goto fail_structure;
         }
         for (int nfree = 0; nfree <= objs; nfree++) {
             int inuse = objs - nfree;
@@ -1658,52 +1784,30 @@ ZsCore_init(ZsCore *self, PyObject *args, PyObject *kwds)
                                                  : 100 * inuse / objs / 10 + 1;
         }
     }
-    Py_DECREF(cs);
-    PyObject *co = PySequence_Fast(class_of, "class_of must be a sequence");
-    if (co == NULL)
-        goto fail;
-    if (PySequence_Fast_GET_SIZE(co) != ZS_PAGE_SIZE + 1) {
-        Py_DECREF(co);
-        PyErr_SetString(PoolError, "zsmalloc: class_of needs 4097 entries");
-        goto fail;
-    }
-    for (int s = 1; s <= ZS_PAGE_SIZE; s++) {
-        long pos = PyLong_AsLong(PySequence_Fast_GET_ITEM(co, s));
-        if (pos == -1 && PyErr_Occurred()) {
-            Py_DECREF(co);
-            goto fail;
-        }
-        if (pos < 0 || pos >= nc || s > self->classes[pos].size - self->classes[pos].hdr) {
-            Py_DECREF(co);
-            PyErr_Format(PoolError, "zsmalloc: class_of[%d] = %ld does not fit", s, pos);
-            goto fail;
-        }
-        self->class_of[s] = (int16_t)(pos + 1);
-    }
-    Py_DECREF(co);
     if (tab_alloc(self, 10) < 0)
-        goto fail;
-    self->alloc_fn = PyObject_GetAttr(allocator, str_alloc_pages);
-    if (self->alloc_fn == NULL)
-        goto fail;
-    self->free_fn = PyObject_GetAttr(allocator, str_free_pages);
-    if (self->free_fn == NULL)
-        goto fail;
-    self->maps = PyDict_New();
-    if (self->maps == NULL)
-        goto fail;
+        goto fail_structure;
+    memcpy(self->class_of, cls_of, sizeof(cls_of));
+    self->alloc_fn = alloc_fn;
+    self->free_fn = free_fn;
+    self->maps = maps;
     Py_INCREF(allocator);
     self->allocator = allocator;
-    Py_INCREF(name);
-    Py_XSETREF(self->name, name);
     self->tag = tag;
     self->serial = (uint64_t)tag << 40;
     self->ready = 1;
+    self->initing = 0;
+    Py_INCREF(name);
+    Py_XSETREF(self->name, name);  /* last: dropping an old name may run a finaliser */
     return 0;
-fail:
+fail_structure:
     free_structure(self);
-    memset(self->class_of, 0, sizeof(self->class_of));
-    ZsCore_clear(self);
+fail:
+    self->initing = 0;
+    Py_XDECREF(cs);
+    Py_XDECREF(co);
+    Py_XDECREF(alloc_fn);
+    Py_XDECREF(free_fn);
+    Py_XDECREF(maps);
     return -1;
 }
 
@@ -1903,6 +2007,7 @@ PyInit__zscore(void)
     INTERN(str_alloc_failed, "_alloc_failed");
     INTERN(str_not_mapped, "_not_mapped");
     INTERN(str_unmap_busy, "_unmap_busy");
+    INTERN(str_bad_maps, "_bad_maps");
     INTERN(op_free, "free");
     INTERN(op_read, "read");
     INTERN(op_view, "view");

@@ -4,6 +4,7 @@ same results, lists, counters, index and pool contents."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 
@@ -224,6 +225,17 @@ class TreeMachine(RuleBasedStateMachine):
             return first, list(it)
         self.both(op)
 
+    @rule(key=st.integers(0, 7), at=st.integers(0, 3))
+    def move_while_iterating(self, key, at):
+        def op(t):
+            seen = []
+            for k in t:
+                seen.append(k)
+                if len(seen) == at + 1:
+                    t.move_to_end(key)  # a move is a change (none when key is the newest)
+            return seen
+        self.both(op)
+
     @invariant()
     def same_contents(self):
         assert len(self.c) == len(self.py) and bool(self.c) == bool(self.py)
@@ -256,6 +268,75 @@ def test_zswap_tree_basics():
     loop = _hotpath.ZswapTree(0, 4)
     loop[1] = loop  # a cycle through the tree: the GC collects it
     del loop
+
+
+# -- issue 16, rows 3 and 5 --------------------------------------------------------------------
+
+_TREES = [_hotpath.ZswapTree, _hotpath_py.ZswapTreePy]
+
+
+class _Shrinker:
+    """Cyclic garbage whose finaliser pops the tree's newest entries: run by the GC in the
+    middle of whatever call allocates when it is due."""
+
+    def __init__(self, tree, n):
+        self.tree, self.n, self.me = tree, n, self
+
+    def __del__(self):
+        for _ in range(self.n):
+            if len(self.tree):
+                self.tree.pop(self.tree.keys()[-1])
+
+
+@pytest.mark.parametrize("what", ["items", "keys", "values"])
+@pytest.mark.parametrize("cls", _TREES)
+def test_tree_lists_survive_finalisers_that_shrink_the_tree(cls, what):
+    """Row 3: ``items()`` sized its list, then made tuples (which can run the GC); a finaliser
+    that shrank the tree left NULL slots. Both trees give a whole list of the entries."""
+    t = cls(0, 256)
+    for k in range(200):
+        t[k] = k * 10
+    threshold = gc.get_threshold()
+    gc.collect()
+    try:
+        for _ in range(30):
+            for _ in range(3):
+                _Shrinker(t, 2)
+            gc.set_threshold(1)
+            out = getattr(t, what)()
+            gc.set_threshold(*threshold)
+            if what == "items":
+                assert all(v == k * 10 for k, v in out)
+                keys = [k for k, _ in out]
+            else:
+                keys = [v // 10 for v in out] if what == "values" else out
+            assert keys == sorted(set(keys)) and all(0 <= k < 200 for k in keys)
+            assert out[-1] is not None
+    finally:
+        gc.set_threshold(*threshold)
+    gc.collect()
+    assert len(t) <= 200 - 2 * 3 * 30  # the finalisers did run
+    assert t.keys() == list(range(len(t)))
+
+
+@pytest.mark.parametrize("cls", _TREES)
+def test_move_to_end_while_iterating_stops_the_iteration(cls):
+    """Row 5: ``for k in t: t.move_to_end(k)`` never ended; as an OrderedDict, a move is a
+    change and the iterator raises."""
+    t = cls(0, 8)
+    t[1], t[2], t[3] = "a", "b", "c"
+    steps = 0
+    with pytest.raises(RuntimeError, match="mutated during iteration"):
+        for k in t:
+            t.move_to_end(k)
+            steps += 1
+            assert steps < 10
+    assert steps == 1 and list(t) == [2, 3, 1]
+    seen = []
+    for k in t:  # moving the newest entry moves nothing: no change
+        t.move_to_end(1)
+        seen.append(k)
+    assert seen == [2, 3, 1]
 
 
 # -- LoadHit -----------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ import pytest
 
 from hwzswap.errors import InvalidHandleError, PoolAllocError, PoolError
 from hwzswap.pool import PageAllocator, ZsPool
+from hwzswap.pool._handles import _next_tag
 from hwzswap.pool._zscore import ZsCore  # type: ignore[import-not-found]
-from hwzswap.pool.zsmalloc import PyZsPool
+from hwzswap.pool.zsmalloc import PyZsPool, zs_layout
 
 
 def test_views_outlive_free_destroy_and_the_pool() -> None:
@@ -150,3 +151,114 @@ def test_allocation_failure_message_and_count() -> None:
     assert str(c_err.value) == str(py_err.value)
     assert c_err.value.__cause__ is None
     assert pool.stats()["alloc_fail"] == 1 and pool.pages == 0
+
+
+# -- issue 16, rows 1, 2 and 4: reproducers of crashes found by an adversarial run -----------
+
+
+class _ClearsOnIndex:
+    """An integer (through ``__index__``) whose conversion empties the list it sits in."""
+
+    def __init__(self, value: int, victim: list) -> None:
+        self.value, self.victim = value, victim
+
+    def __index__(self) -> int:
+        self.victim.clear()
+        return self.value
+
+
+def _layout_lists() -> tuple[list, list]:
+    layout = zs_layout(8)
+    rows = [[c.size, c.pages_per_zspage, c.objs_per_zspage, c.header] for c in layout.classes]
+    return rows, list(layout.class_of_size)
+
+
+def test_core_init_survives_index_hooks_that_empty_its_lists() -> None:
+    """Row 1: ZsCore.__init__ read list items while an ``__index__`` emptied the list."""
+    rows, class_of = _layout_lists()
+    classes: list = [tuple(r) for r in rows]
+    classes[3] = (_ClearsOnIndex(rows[3][0], classes), *rows[3][1:])
+    class_of[40] = _ClearsOnIndex(class_of[40], class_of)
+    inner = [(_ClearsOnIndex(rows[0][0], rows), *rows[0][1:])] + [tuple(r) for r in rows[1:]]
+    pool = ZsPool.__new__(ZsPool)
+    ZsCore.__init__(pool, PageAllocator(), _next_tag(), "hooked", classes, class_of)
+    assert classes == [] and class_of == []  # the hooks ran; the core read its own copies
+    pool.layout, pool.max_pages_per_zspage = zs_layout(8), 8
+    with pytest.raises(PoolError, match="already initialised"):
+        ZsCore.__init__(pool, PageAllocator(), _next_tag(), "again", inner, _layout_lists()[1])
+    ref = PyZsPool()
+    for size in (1, 40, 100, 700, 3000, 4096, 40, 100):
+        h, r = pool.malloc_write(b"q" * size), ref.malloc_write(b"q" * size)
+        assert pool._where(h)[1:3] == ref._where(r)[1:3]  # same slot, same size
+    assert pool.stats()["classes"] == ref.stats()["classes"]
+    pool.check()
+
+
+class _Reinit:
+    """An ``__index__`` that calls ``ZsCore.__init__`` on the pool being initialised."""
+
+    def __init__(self, value: int) -> None:
+        self.value, self.pool, self.seen = value, None, []
+
+    def __index__(self) -> int:
+        rows, class_of = _layout_lists()
+        try:
+            ZsCore.__init__(self.pool, PageAllocator(), _next_tag(), "inner", rows, class_of)
+        except PoolError as exc:
+            self.seen.append(str(exc))
+        return self.value
+
+
+def test_core_init_refuses_to_be_nested() -> None:
+    rows, class_of = _layout_lists()
+    hook = _Reinit(rows[0][0])
+    rows[0][0] = hook
+    pool = ZsPool.__new__(ZsPool)
+    hook.pool = pool
+    ZsCore.__init__(pool, PageAllocator(), _next_tag(), "outer", rows, class_of)
+    assert hook.seen and "already initialised" in hook.seen[0]
+    assert pool.name == "outer" and pool.read(pool.malloc_write(b"ok")) == b"ok"
+
+
+@pytest.mark.parametrize("junk", [(1, 2, 3), [1, 2], "views", None, [memoryview(b"x"), 5]])
+@pytest.mark.parametrize("make", [ZsPool, PyZsPool])
+def test_unmap_checks_the_writable_map_table(make, junk) -> None:
+    """Row 2: ``unmap`` trusted ``_maps`` (writable from Python) to hold lists of views."""
+    pool = make()
+    h = pool.malloc_write(b"a" * 100)
+    pool._maps[h] = junk
+    with pytest.raises(PoolError) as err:
+        pool.unmap(h)
+    assert "not a list of mapped views" in str(err.value)
+    if junk.__class__ is not list:
+        with pytest.raises(PoolError, match="not a list of mapped views"):
+            pool.map(h)
+    pool._maps[h + 1000] = junk  # a foreign key: ignored, and dropped by destroy
+    del pool._maps[h]
+    with pool.mapped(h, writable=True) as view:
+        view[:2] = b"zz"
+    pool.free(h)
+    pool.check()
+    pool._maps[5] = junk
+    pool.destroy()
+    assert pool._maps == {}
+
+
+@pytest.mark.parametrize("make", [ZsPool, PyZsPool])
+def test_writes_from_the_pools_own_memory_overlap_safely(make) -> None:
+    """Row 4: ``write(h, view(h)[10:])`` copied overlapping ranges with memcpy."""
+    pool = make()
+    data = os.urandom(300)
+    h = pool.malloc_write(data)
+    pool.write(h, pool.view(h)[10:])
+    assert pool.read(h) == data[10:] + data[-10:]
+    with pool.mapped(h) as ro:
+        pool.write(h, ro[1::2])  # strided, over the same bytes
+    now = data[10:] + data[-10:]
+    assert pool.read(h) == now[1::2] + now[len(now[1::2]):]
+    view = pool.view(h)
+    snapshot = view.tobytes()
+    pool.free(h)
+    h2 = pool.malloc_write(view)  # the freed slot is the one taken again
+    assert pool.read(h2) == snapshot
+    pool.check()
