@@ -31,8 +31,12 @@ default shown (the 2013 v9 defaults where the kernel had a knob)::
       type: zsmalloc               # or zbud
       max_pages_per_zspage: 8      # zsmalloc only (CONFIG_ZSMALLOC_CHAIN_SIZE)
     swap:
-      path: null                   # null = a temporary file, removed on close()
-      nr_pages: 65536
+      path: null                   # null = a temporary file, unlinked from the moment it is
+                                   # opened (nothing is left behind, even after a kill)
+      nr_pages: 65536              # limited by free disk and memory unless allow_large: true
+      reuse: false                 # true: overwrite an existing file that is not an hwzswap
+                                   # swap file (never one owned by another user)
+      allow_large: false           # true: skip the free-disk and memory limits on nr_pages
       model: none                  # none | hdd | ssd | custom
       # custom only: latency_us, read_mb_s, write_mb_s
 
@@ -125,6 +129,12 @@ class SwapConfig:
     path: str | None = None
     nr_pages: int = 65536
     model: str = "none"
+    #: Overwrite an existing file at ``path`` that is not an hwzswap swap file (not empty and no
+    #: hwzswap header, or with other hard links). Never overrides the owner/mode checks.
+    reuse: bool = False
+    #: Accept an ``nr_pages`` larger than the free disk under ``path`` or than the memory its
+    #: slot maps need (see :func:`load_config`).
+    allow_large: bool = False
     latency_us: float | None = None
     read_mb_s: float | None = None
     write_mb_s: float | None = None
@@ -162,6 +172,8 @@ class ZswapConfig:
             "path": self.swap.path,
             "nr_pages": self.swap.nr_pages,
             "model": self.swap.model,
+            "reuse": self.swap.reuse,
+            "allow_large": self.swap.allow_large,
         }
         if self.swap.model == "custom":
             swap["latency_us"] = self.swap.latency_us
@@ -306,6 +318,8 @@ _SWAP_KEYS = {
     "path": _path,
     "nr_pages": _int_range(1, 1 << 30),
     "model": _choice(SWAP_MODELS),
+    "reuse": _bool,
+    "allow_large": _bool,
     "latency_us": _number(0, strict=False),
     "read_mb_s": _number(0, strict=True),
     "write_mb_s": _number(0, strict=True),

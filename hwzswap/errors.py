@@ -92,3 +92,88 @@ def not_built(module: str, what: str) -> ImportError:
         f"{module}, {what}, is not built for this Python: run `make install` from the "
         "repository root (or `pip install -e .`, or `python setup.py build_ext --inplace`)"
     )
+
+
+class _ExcerptBudget:
+    """The characters an :func:`excerpt` still may write (internal)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+
+def excerpt(value: object, limit: int = 80) -> str:
+    """A short, bounded rendering of ``value`` for an error message.
+
+    Unlike ``repr()``, its cost is bounded by ``limit`` whatever ``value`` is: long strings and
+    bytes are cut, containers show their first items and their length, nesting deeper than a
+    few levels is elided, huge integers are shown by their size. A YAML alias bomb (a list of
+    references to lists of references...) or a self-containing list costs ``limit`` characters,
+    not its expanded size.
+    """
+    budget = _ExcerptBudget(max(8, limit))
+    text = _excerpt(value, budget, 0)
+    return text if len(text) <= limit + 24 else text[: limit + 20] + "..."
+
+
+_SCALARS = (bool, float, complex, type(None))
+
+
+def _excerpt(value: object, budget: _ExcerptBudget, depth: int) -> str:
+    if budget.left <= 0:
+        return "..."
+    cls = type(value)
+    if cls in _SCALARS:
+        text = repr(value)
+    elif isinstance(value, int):
+        bits = int.bit_length(value)
+        text = repr(int(value)) if bits <= 200 else f"<an integer of {bits} bits>"
+    elif isinstance(value, (str, bytes, bytearray)):
+        n = len(value)
+        keep = max(4, budget.left - 2)
+        unit = "characters" if isinstance(value, str) else "bytes"
+        text = repr(value[:keep]) + (f"... ({n} {unit})" if n > keep else "")
+    elif isinstance(value, (list, tuple, set, frozenset, dict)):
+        text = _excerpt_container(value, budget, depth)
+    else:
+        name = cls.__name__
+        try:
+            text = object.__repr__(value) if cls.__repr__ is object.__repr__ else repr(value)
+        except Exception:
+            text = f"<{name}>"
+        if len(text) > budget.left:
+            text = text[: max(4, budget.left)] + f"... (a {name})"
+    budget.left -= len(text)
+    return text
+
+
+def _excerpt_container(value: object, budget: _ExcerptBudget, depth: int) -> str:
+    is_dict = isinstance(value, dict)
+    opener, closer = ("{", "}") if is_dict or isinstance(value, (set, frozenset)) else (
+        ("(", ")") if isinstance(value, tuple) else ("[", "]"))
+    n = len(value)  # type: ignore[arg-type]
+    if n == 0:
+        if opener == "{" and not is_dict:
+            return f"{type(value).__name__}()"
+        return opener + closer
+    if depth >= 3:
+        return f"{opener}...{closer} ({n} items)"
+    parts: list[str] = []
+    budget.left -= 2
+    items = iter(value.items()) if is_dict else iter(value)  # type: ignore[attr-defined]
+    shown = 0
+    for item in items:
+        if budget.left <= 0:
+            break
+        if is_dict:
+            key, val = item
+            part = _excerpt(key, budget, depth + 1) + ": " + _excerpt(val, budget, depth + 1)
+            budget.left -= 2
+        else:
+            part = _excerpt(item, budget, depth + 1)
+        parts.append(part)
+        budget.left -= 2
+        shown += 1
+    more = f", ... ({n} items)" if shown < n else ""
+    return opener + ", ".join(parts) + more + closer

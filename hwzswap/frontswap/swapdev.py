@@ -22,16 +22,20 @@ from __future__ import annotations
 import errno as _errno
 import operator
 import os
+import pwd
+import secrets
 import stat
+import struct
+import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from hwzswap.errors import InvalidParameterError, SwapDeviceError
+from hwzswap.errors import InvalidParameterError, SwapDeviceError, excerpt
 
 PAGE_SIZE = 4096
 
@@ -103,15 +107,163 @@ class DeviceModel:
 
 _NO_COST = DeviceModel()
 
+# -- the swap file's header page -------------------------------------------------------------
+
+#: The first bytes of an hwzswap swap file (its header page, like mkswap's ``SWAPSPACE2``).
+SWAP_HEADER_MAGIC = b"HWZSWAP-SWAPFILE"
+SWAP_HEADER_VERSION = 1
+# magic, version, page size, nr_pages (little-endian); the rest of the page is zero.
+_HEADER = struct.Struct("<16sIIQ")
+
+
+def swap_header(nr_pages: int) -> bytes:
+    """The header page (4096 bytes) of an hwzswap swap file of ``nr_pages`` slots."""
+    head = _HEADER.pack(SWAP_HEADER_MAGIC, SWAP_HEADER_VERSION, PAGE_SIZE, nr_pages)
+    return head + bytes(PAGE_SIZE - len(head))
+
+
+def is_swap_header(data: bytes) -> bool:
+    """Whether ``data`` (the file's first bytes) starts with an hwzswap swap-file header."""
+    if len(data) < _HEADER.size:
+        return False
+    magic, version, page_size, _ = _HEADER.unpack_from(data)
+    return magic == SWAP_HEADER_MAGIC and version == SWAP_HEADER_VERSION and page_size == PAGE_SIZE
+
+
+# -- where a swap file may live --------------------------------------------------------------
+
+
+def check_swap_dir(dfd: int, path: str | os.PathLike[str]) -> None:
+    """Refuse a directory other users could use to swap our file for theirs.
+
+    The policy is Perl's File::Temp (``_is_safe``, its default for ``tempdir``/``tempfile``
+    safety levels MEDIUM and, on Linux where ``chown`` is restricted, HIGH): the directory must
+    be owned by root or by the current user, and if it is writable by group or others it must
+    have the sticky bit (as ``/tmp`` does), so nobody else can rename or delete entries in it.
+    ``dfd`` is the directory already opened, so the directory checked is the one used.
+    """
+    st = os.fstat(dfd)
+    if not stat.S_ISDIR(st.st_mode):
+        raise SwapDeviceError(f"{path}: not a directory")
+    me = os.geteuid()
+    if st.st_uid not in (0, me):
+        raise SwapDeviceError(
+            f"{path}: the swap file's directory belongs to {_user(st.st_uid)}, neither root nor "
+            f"the user running hwzswap ({_user(me)}), who could replace the file; put the swap "
+            f"file in a directory you or root own"
+        )
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o022 and not mode & stat.S_ISVTX:
+        who = "others" if mode & 0o002 else "its group"
+        raise SwapDeviceError(
+            f"{path}: the swap file's directory (mode {mode:04o}) is writable by {who} without "
+            f"the sticky bit, so they could replace or remove the swap file; use a directory "
+            f"only you can write to, or one with the sticky bit (chmod +t, like /tmp)"
+        )
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _check_nr_pages(nr_pages: Any) -> None:
+    if type(nr_pages) is not int or nr_pages < 1:
+        raise InvalidParameterError(
+            f"swap device: nr_pages must be an int >= 1, got {excerpt(nr_pages)}"
+        )
+
+
+def _open_dir(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise SwapDeviceError(
+            f"{path}: cannot open the swap file's directory: {exc.strerror or exc}"
+        ) from None
+
+
+def _open_unlinked(dfd: int, where: Path, o_tmpfile: bool) -> tuple[int, str]:
+    """A new file in the directory ``dfd`` that has no name: (fd, how it was unlinked)."""
+    flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+    if o_tmpfile and tmpfile:
+        try:
+            return os.open(".", flags | tmpfile | os.O_EXCL, 0o600, dir_fd=dfd), "O_TMPFILE"
+        except OSError as exc:
+            # Filesystems without O_TMPFILE answer EOPNOTSUPP (older kernels: EISDIR/EINVAL).
+            if exc.errno not in (_errno.EOPNOTSUPP, _errno.EISDIR, _errno.EINVAL):
+                raise SwapDeviceError(
+                    f"{where}: cannot create a temporary swap file: {exc.strerror or exc}"
+                ) from None
+    for _ in range(100):
+        name = f".hwzswap-{os.getpid()}-{secrets.token_hex(8)}.swap"
+        try:
+            fd = os.open(name, flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise SwapDeviceError(
+                f"{where}: cannot create a temporary swap file: {exc.strerror or exc}"
+            ) from None
+        try:
+            os.unlink(name, dir_fd=dfd)
+        except OSError as exc:
+            os.close(fd)
+            raise SwapDeviceError(
+                f"{where}/{name}: cannot unlink the new temporary swap file: "
+                f"{exc.strerror or exc}"
+            ) from None
+        return fd, "unlink"
+    raise SwapDeviceError(f"{where}: no free name for a temporary swap file after 100 tries")
+
+
+def _prepare_size(fd: int, nr_pages: int) -> None:
+    """Grow the file to the header page plus ``nr_pages`` slots (sparse)."""
+    os.ftruncate(fd, (nr_pages + 1) * PAGE_SIZE)
+
+
+def _unlink_quietly(name: str, dfd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dfd)
+    except OSError:
+        pass
+
 
 class SwapDevice:
     """A swap file of ``nr_pages`` slots. Thread-safe: positional I/O plus a lock for counters.
 
-    ``create=True`` creates the file if missing (mode 0600; an existing file is tightened to
-    0600) and sizes it; ``create=False`` opens an existing file that must already be big enough.
-    Reading a slot that was never written (or was discarded) raises :class:`SwapDeviceError`
-    instead of returning whatever the file holds there.
+    Slot ``i`` lives at file offset ``(i + 1) * 4096``: the first page is the hwzswap header
+    (:data:`SWAP_HEADER_MAGIC`, a version, the page size and ``nr_pages``), as the kernel's swap
+    areas start with mkswap's header page. The header marks the file as an hwzswap swap file, so
+    a later run may reuse it without asking.
+
+    ``create=True`` creates the file if missing (``O_EXCL``, mode 0600) and sizes it (sparse);
+    ``create=False`` opens an existing file that must already be big enough. An existing file is
+    refused (:class:`SwapDeviceError`, saying why and what to do) when
+
+    * its owner is not the current user, or its mode lets group or others open it: they could
+      read the swapped memory (they may already hold it open); ``reuse`` does not override this;
+    * it has other hard links, or it is not empty and carries no hwzswap header: it is someone's
+      data, unless ``reuse=True`` (``swap.reuse: true``) says to overwrite it;
+
+    and a file this class did not create is never shrunk (only grown to the size needed). The
+    directory holding the file must pass :func:`check_swap_dir`. Reading a slot that was never
+    written (or was discarded) raises instead of returning whatever the file holds there.
+
+    :meth:`temporary` makes a swap file that has no name at all (see there).
     """
+
+    #: The file this device uses (for a temporary file: its directory plus a placeholder name
+    #: in angle brackets; nothing of that name exists).
+    path: Path
+    #: True for a file made by :meth:`temporary` (unlinked from the moment it was opened).
+    temporary_file: bool
+    #: How a temporary file was unlinked: ``"O_TMPFILE"`` (it never had a name) or
+    #: ``"unlink"`` (created, then unlinked at once); ``None`` for a named file.
+    unlinked_with: str | None
 
     def __init__(
         self,
@@ -119,50 +271,181 @@ class SwapDevice:
         nr_pages: int,
         model: DeviceModel | None = None,
         create: bool = True,
+        *,
+        reuse: bool = False,
     ) -> None:
-        if type(nr_pages) is not int or nr_pages < 1:
-            raise InvalidParameterError(
-                f"swap device: nr_pages must be an int >= 1, got {nr_pages!r}"
-            )
+        _check_nr_pages(nr_pages)
         self.path = Path(path)
-        self.nr_pages = nr_pages
-        self.model = model if model is not None else _NO_COST
-        flags = os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-        if create:
-            flags |= os.O_CREAT
-        try:
-            fd = os.open(self.path, flags, 0o600)
-        except OSError as exc:
-            if exc.errno == _errno.ELOOP:
-                raise SwapDeviceError(
-                    f"{self.path}: is a symbolic link; refusing to follow it for a swap file "
-                    f"(give the real path)"
-                ) from None
+        if "\0" in str(self.path):
             raise SwapDeviceError(
-                f"{self.path}: cannot open swap file: {exc.strerror or exc}"
+                f"swap file path {excerpt(str(self.path))} contains a NUL byte; give a real path"
+            )
+        parent = self.path.parent
+        dfd = _open_dir(parent)
+        try:
+            check_swap_dir(dfd, parent)
+            fd, created = self._open_named(dfd, create)
+            try:
+                if not created:
+                    self._check_existing(fd, reuse)
+                self._prepare(fd, nr_pages, created=created, must_exist=not create)
+            except BaseException:
+                os.close(fd)
+                if created:
+                    _unlink_quietly(self.path.name, dfd)
+                raise
+        finally:
+            os.close(dfd)
+        self.temporary_file = False
+        self.unlinked_with = None
+        self._setup(fd, nr_pages, model)
+
+    @classmethod
+    def temporary(
+        cls,
+        nr_pages: int,
+        model: DeviceModel | None = None,
+        dir: str | os.PathLike[str] | None = None,
+        *,
+        o_tmpfile: bool = True,
+    ) -> SwapDevice:
+        """A swap file in ``dir`` (default: :func:`tempfile.gettempdir`, i.e. ``$TMPDIR`` or
+        ``/tmp``) that is unlinked from the moment it is opened, so nothing is left behind
+        however the process ends (``SIGKILL`` included): the kernel frees the blocks when the
+        last descriptor closes.
+
+        It is opened with ``O_TMPFILE | O_EXCL`` (Linux >= 3.11; the file never has a name and
+        can never be linked into the tree); where the filesystem does not support that (or
+        ``o_tmpfile=False``), it is created under a random name with ``O_EXCL`` and unlinked
+        before this returns (a kill in the microseconds between those two calls is the only
+        window). ``dir`` must pass :func:`check_swap_dir`.
+        """
+        _check_nr_pages(nr_pages)
+        where = Path(dir) if dir is not None else Path(tempfile.gettempdir())
+        dfd = _open_dir(where)
+        try:
+            check_swap_dir(dfd, where)
+            fd, how = _open_unlinked(dfd, where, o_tmpfile)
+            try:
+                _prepare_size(fd, nr_pages)
+                os.pwrite(fd, swap_header(nr_pages), 0)
+            except OSError as exc:
+                os.close(fd)
+                raise SwapDeviceError(
+                    f"{where}: cannot size a temporary swap file of {nr_pages} pages: "
+                    f"{exc.strerror or exc}"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+        finally:
+            os.close(dfd)
+        self = cls.__new__(cls)
+        self.path = where / "<temporary swap file, unlinked>"
+        self.temporary_file = True
+        self.unlinked_with = how
+        self._setup(fd, nr_pages, model)
+        return self
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _open_named(self, dfd: int, create: bool) -> tuple[int, bool]:
+        """Open ``self.path`` relative to its checked directory: (fd, created by this call)."""
+        name = self.path.name
+        base = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        for _ in range(8):  # the file may be removed between the two opens: try again
+            if create:
+                try:
+                    return os.open(name, base | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dfd), True
+                except FileExistsError:
+                    pass  # someone's file (or a symlink): open it without creating
+                except OSError as exc:
+                    self._open_failed(exc)
+            try:
+                return os.open(name, base, dir_fd=dfd), False
+            except FileNotFoundError as exc:
+                if not create:
+                    self._open_failed(exc)
+            except OSError as exc:
+                self._open_failed(exc)
+        raise SwapDeviceError(f"{self.path}: appears and disappears while being opened; retry")
+
+    def _open_failed(self, exc: OSError) -> NoReturn:
+        if exc.errno == _errno.ELOOP:
+            raise SwapDeviceError(
+                f"{self.path}: is a symbolic link; refusing to follow it for a swap file "
+                f"(give the real path)"
             ) from None
+        raise SwapDeviceError(
+            f"{self.path}: cannot open swap file: {exc.strerror or exc}"
+        ) from None
+
+    def _check_existing(self, fd: int, reuse: bool) -> None:
+        """Refuse a file that is not ours (see the class docstring)."""
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SwapDeviceError(f"{self.path}: not a regular file; a swap file must be one")
+        me = os.geteuid()
+        if st.st_uid != me:
+            raise SwapDeviceError(
+                f"{self.path}: belongs to {_user(st.st_uid)}, not to the user running hwzswap "
+                f"({_user(me)}); its owner could read the swapped memory. Remove it (or give "
+                f"another swap.path) and let hwzswap create the file (swap.reuse does not "
+                f"override this)"
+            )
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o077:
+            raise SwapDeviceError(
+                f"{self.path}: mode {mode:04o} lets other users open it (and keep it open), so "
+                f"they could read the swapped memory; remove it and let hwzswap create the file "
+                f"(mode 0600), or chmod 600 it if nobody else can hold it open (swap.reuse does "
+                f"not override this)"
+            )
+        if reuse:
+            return
+        if st.st_nlink != 1:
+            raise SwapDeviceError(
+                f"{self.path}: has {st.st_nlink} hard links, so it is (also) some other file; "
+                f"refusing to overwrite it. Give another swap.path, or set swap.reuse: true to "
+                f"overwrite it"
+            )
+        if st.st_size:
+            head = os.pread(fd, _HEADER.size, 0)
+            if not is_swap_header(head):
+                raise SwapDeviceError(
+                    f"{self.path}: exists, holds {st.st_size} bytes and is not an hwzswap swap "
+                    f"file (no {SWAP_HEADER_MAGIC.decode()} header); refusing to overwrite it. "
+                    f"Give another swap.path, or set swap.reuse: true to overwrite it"
+                )
+
+    def _prepare(self, fd: int, nr_pages: int, *, created: bool, must_exist: bool) -> None:
+        """Size the file (grow only) and write the header page."""
+        size = (nr_pages + 1) * PAGE_SIZE
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise SwapDeviceError(f"{self.path}: not a regular file; a swap file must be one")
-            size = nr_pages * PAGE_SIZE
-            if create:
-                if stat.S_IMODE(st.st_mode) != 0o600:
-                    os.fchmod(fd, 0o600)
-                if st.st_size != size:
-                    os.ftruncate(fd, size)
-            elif st.st_size < size:
+            if must_exist and not (st.st_size >= size and is_swap_header(
+                    os.pread(fd, _HEADER.size, 0))):
+                have = max(0, st.st_size // PAGE_SIZE - 1)
                 raise SwapDeviceError(
-                    f"{self.path}: holds {st.st_size // PAGE_SIZE} pages, {nr_pages} needed"
+                    f"{self.path}: holds {have} pages, {nr_pages} needed"
+                    if st.st_size < size else
+                    f"{self.path}: is not an hwzswap swap file (no header)"
                 )
-        except SwapDeviceError:
-            os.close(fd)
-            raise
+            if created and stat.S_IMODE(st.st_mode) != 0o600:
+                os.fchmod(fd, 0o600)
+            if st.st_size < size:
+                _prepare_size(fd, nr_pages)
+            os.pwrite(fd, swap_header(nr_pages), 0)
         except OSError as exc:
-            os.close(fd)
             raise SwapDeviceError(
                 f"{self.path}: cannot size swap file: {exc.strerror or exc}"
             ) from None
+
+    def _setup(self, fd: int, nr_pages: int, model: DeviceModel | None) -> None:
+        self.nr_pages = nr_pages
+        self.model = model if model is not None else _NO_COST
         self._fd: int | None = fd
         self._written = bytearray(nr_pages)
         self._lock = threading.Lock()
@@ -201,7 +484,7 @@ class SwapDevice:
             self._injected("write", offset)
         t0 = time.perf_counter_ns()
         try:
-            n = os.pwrite(fd, data, offset * PAGE_SIZE)
+            n = os.pwrite(fd, data, (offset + 1) * PAGE_SIZE)
         except OSError as exc:
             self._io_failed("write", offset, exc.errno or _errno.EIO, exc.strerror)
         if n != PAGE_SIZE:
@@ -230,7 +513,7 @@ class SwapDevice:
             self._injected("read", offset)
         t0 = time.perf_counter_ns()
         try:
-            data = os.pread(fd, PAGE_SIZE, offset * PAGE_SIZE)
+            data = os.pread(fd, PAGE_SIZE, (offset + 1) * PAGE_SIZE)
         except OSError as exc:
             self._io_failed("read", offset, exc.errno or _errno.EIO, exc.strerror)
         if len(data) != PAGE_SIZE:
@@ -327,7 +610,8 @@ class SwapDevice:
         return self._fd is None
 
     def close(self) -> None:
-        """Close the file (it stays on disk; the swap system removes temporary ones)."""
+        """Close the file: a named one stays on disk; a temporary one is gone with its last
+        descriptor."""
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
@@ -345,4 +629,12 @@ class SwapDevice:
         )
 
 
-__all__ = ["PAGE_SIZE", "DeviceModel", "SwapDevice"]
+__all__ = [
+    "PAGE_SIZE",
+    "SWAP_HEADER_MAGIC",
+    "DeviceModel",
+    "SwapDevice",
+    "check_swap_dir",
+    "is_swap_header",
+    "swap_header",
+]

@@ -50,13 +50,6 @@ _DEVICE_KEYS = ("pswpin", "pswpout", "swap_model_us", "swap_io_us", "swap_failed
                 "swap_failed_writes")
 
 
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 def device_model_from_config(config: ZswapConfig) -> DeviceModel:
     """The :class:`DeviceModel` named by ``config.swap``."""
     s = config.swap
@@ -115,7 +108,7 @@ class SwapSystem:
         model: DeviceModel | None = None,
     ) -> SwapDevice:
         """Activate swap ``type`` on a file of ``nr_pages`` slots (``path=None``: a temporary
-        file removed at swapoff/close)."""
+        file, unlinked from the moment it is opened: :meth:`SwapDevice.temporary`)."""
         if self._closed:
             raise SwapDeviceError("swapon after the swap system was closed")
         if type.__class__ is not int or type < 0:
@@ -124,29 +117,18 @@ class SwapSystem:
             raise SwapDeviceError(
                 f"swapon: swap type {type} is already on ({self.devices[type].path})"
             )
-        finalizer = None
+        model = model if model is not None else self.model
         if path is None:
-            fd, tmp = tempfile.mkstemp(prefix=f"hwzswap-{type}-", suffix=".swap")
-            os.close(fd)
-            finalizer = weakref.finalize(self, _remove_quietly, tmp)
-            path = tmp
-        try:
-            dev = SwapDevice(path, nr_pages, model if model is not None else self.model)
-        except BaseException:
-            if finalizer is not None:
-                finalizer()
-            raise
+            dev = SwapDevice.temporary(nr_pages, model)
+        else:
+            dev = SwapDevice(path, nr_pages, model, reuse=self.config.swap.reuse)
         try:
             self.zswap.init(type, nr_pages)
         except BaseException:
             dev.close()
-            if finalizer is not None:
-                finalizer()
             raise
         self.devices[type] = dev
         self._swap_maps[type] = bytearray(nr_pages)
-        if finalizer is not None:
-            self._temp_paths[type] = finalizer
         return dev
 
     def swapoff(self, type: int) -> None:

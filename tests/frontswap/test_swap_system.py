@@ -46,8 +46,8 @@ def test_open_from_a_yaml_path_a_dict_or_a_config(tmp_path):
 def test_default_config_opens_with_lzo_and_a_temporary_swap_file():
     with open_zswap(ROOT / "configs" / "default.yaml") as s:
         assert s.backend.name == "lzo"
-        tmp = s.devices[0].path
-        assert tmp.exists() and s.devices[0].nr_pages == 65536
+        tmp = s.devices[0].path  # a temporary file has no name (SwapDevice.temporary)
+        assert s.devices[0].temporary_file and s.devices[0].nr_pages == 65536
         page = compressible_pages(1)[0]
         assert s.swap_out(0, 65535, page) and s.swap_in(0, 65535) == page
     assert not tmp.exists()  # removed on close
@@ -182,10 +182,10 @@ def test_several_swap_types_and_swapoff(make_system, tmp_path):
     with pytest.raises(SwapDeviceError, match="swap type 1 is not on"):
         s.swap_in(1, 0)
     assert s.swap_in(0, 0) == pages[0]
-    tmp = s.swapon(2, 4).path  # a temporary file, removed at swapoff
-    assert tmp.exists()
+    tmp = s.swapon(2, 4)  # a temporary file, unlinked from the start, closed at swapoff
+    assert tmp.temporary_file and not tmp.path.exists()
     s.swapoff(2)
-    assert not tmp.exists()
+    assert tmp.closed
     with pytest.raises(SwapDeviceError, match="not on"):
         s.swapoff(2)
 

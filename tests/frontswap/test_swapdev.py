@@ -1,4 +1,4 @@
-"""The swap device: a real file, 0600, no symlinks, counts, modelled time, injected faults."""
+"""The swap device: a real file, 0600, a header page, no symlinks, counts, modelled time, faults."""
 
 from __future__ import annotations
 
@@ -10,28 +10,44 @@ import numpy as np
 import pytest
 
 from hwzswap.errors import InvalidParameterError, SwapDeviceError
-from hwzswap.frontswap.swapdev import HDD_LATENCY_US, HDD_MB_S, DeviceModel, SwapDevice
+from hwzswap.frontswap.swapdev import (
+    HDD_LATENCY_US,
+    HDD_MB_S,
+    SWAP_HEADER_MAGIC,
+    DeviceModel,
+    SwapDevice,
+    is_swap_header,
+    swap_header,
+)
 
 from fsutil import random_page, sized_page
 
 
-def test_creates_a_private_file_of_the_right_size(tmp_path):
+def test_creates_a_private_file_of_the_right_size_with_a_header_page(tmp_path):
     path = tmp_path / "swap.img"
     with SwapDevice(path, 64) as dev:
         st = os.stat(path)
         assert stat.S_IMODE(st.st_mode) == 0o600
-        assert st.st_size == 64 * 4096
-        assert dev.nr_pages == 64
+        assert st.st_size == 65 * 4096  # the header page, then 64 slots
+        assert dev.nr_pages == 64 and not dev.temporary_file and dev.unlinked_with is None
     assert dev.closed
     assert path.exists()  # closing keeps the file
+    head = path.read_bytes()[:4096]
+    assert head.startswith(SWAP_HEADER_MAGIC) and is_swap_header(head)
+    assert head == swap_header(64) and len(swap_header(64)) == 4096
+    assert not is_swap_header(b"HWZSWAP") and not is_swap_header(bytes(4096))
 
 
-def test_an_existing_file_is_tightened_to_0600(tmp_path):
+def test_an_existing_empty_private_file_is_used(tmp_path):
     path = tmp_path / "swap.img"
     path.write_bytes(b"")
-    os.chmod(path, 0o644)
-    with SwapDevice(path, 8):
+    os.chmod(path, 0o600)
+    with SwapDevice(path, 8) as dev:
+        dev.write_page(0, sized_page(30))
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert os.path.getsize(path) == 9 * 4096
+    with SwapDevice(path, 8):  # now marked as ours: reused without asking
+        pass
 
 
 def test_refuses_to_follow_a_symlink(tmp_path):
@@ -53,16 +69,18 @@ def test_refuses_a_directory_and_a_too_small_existing_file(tmp_path):
     with pytest.raises(SwapDeviceError, match="cannot open|not a regular file"):
         SwapDevice(tmp_path, 16)
     small = tmp_path / "small.img"
-    small.write_bytes(bytes(4096 * 2))
+    SwapDevice(small, 2).close()
     with pytest.raises(SwapDeviceError, match="holds 2 pages, 16 needed"):
         SwapDevice(small, 16, create=False)
+    with SwapDevice(small, 2, create=False):
+        pass
     with pytest.raises(SwapDeviceError, match="cannot open swap file"):
         SwapDevice(tmp_path / "missing.img", 16, create=False)
     with pytest.raises(InvalidParameterError, match="nr_pages"):
         SwapDevice(tmp_path / "x.img", 0)
 
 
-def test_pages_round_trip_at_offset_times_4096_and_are_counted(tmp_path):
+def test_pages_round_trip_at_offset_plus_one_times_4096_and_are_counted(tmp_path):
     path = tmp_path / "swap.img"
     pages = {3: sized_page(100, 1), 0: random_page(2), 15: sized_page(4000, 3)}
     with SwapDevice(path, 16) as dev:
@@ -76,7 +94,7 @@ def test_pages_round_trip_at_offset_times_4096_and_are_counted(tmp_path):
         assert dev.io_us > 0
         raw = path.read_bytes()
         for off, page in pages.items():
-            assert raw[off * 4096 : (off + 1) * 4096] == page
+            assert raw[(off + 1) * 4096 : (off + 2) * 4096] == page
         stats = dev.stats()
         assert stats["pswpin"] == 4 and stats["pswpout"] == 4 and stats["swap_model_us"] == 0
 
