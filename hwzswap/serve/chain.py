@@ -1,0 +1,614 @@
+"""``hwzswap swap on|off|status`` (and ``hwzswap serve``): the whole chain from the kernel's swap
+to the engine, set up and torn down.
+
+``on`` starts a server process (outside any memory-limited cgroup, its memory locked with
+``mlockall``) that
+
+1. opens the engine (``open_zswap(config)``),
+2. mounts a FUSE file system holding one file, the swap device's contents (:mod:`.fuse`,
+   :mod:`.server`), under ``/run/hwzswap/<name>/mnt``,
+3. attaches a loop device to that file with ``losetup --direct-io=on`` (without direct I/O the
+   page cache double-buffers swap and the server sees no reads),
+4. runs ``mkswap`` and ``swapon --discard=pages --priority P`` on the loop device,
+
+and records each step in a state file, ``/run/hwzswap/<name>.json``, as soon as it is done. The
+server undoes the chain in reverse order on SIGTERM, SIGINT or SIGHUP, and on an error while
+setting it up. ``off`` asks the server to do that; if the server is gone (crashed, killed) it
+undoes whatever the state file says is left itself: ``swapoff`` (reads of a dead server fail,
+so the kernel gives up those pages instead of hanging), ``losetup -d``, a lazy unmount plus an
+abort of the FUSE connection, and the state file.
+
+``on`` refuses, with the reason, when not root, without ``/dev/fuse``, without loop devices,
+from inside a memory-limited cgroup, or while another swap device is active (``--coexist``
+allows that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from hwzswap.errors import HwzswapError
+
+STATE_DIR = Path(os.environ.get("HWZSWAP_STATE_DIR", "/run/hwzswap"))
+DEFAULT_NAME = "hwzswap"
+DEFAULT_PRIORITY = 100
+
+
+class ChainError(HwzswapError):
+    """The swap chain could not be set up, used or torn down; the message says why."""
+
+
+# -- preflight -----------------------------------------------------------------------------------
+
+
+def active_swaps() -> list[str]:
+    """Devices and files in ``/proc/swaps``."""
+    try:
+        lines = Path("/proc/swaps").read_text().splitlines()[1:]
+    except OSError:
+        return []
+    return [line.split()[0] for line in lines if line.strip()]
+
+
+def preflight(*, coexist: bool = False, check_cgroup: bool = True) -> None:
+    """Raise :class:`ChainError` naming the first reason the chain cannot work here."""
+    if os.geteuid() != 0:
+        raise ChainError("hwzswap swap needs root (mount, losetup, swapon): run it as root")
+    if not os.path.exists("/dev/fuse"):
+        raise ChainError("/dev/fuse is missing: load the fuse module (modprobe fuse) or run "
+                         "where FUSE is available")
+    if not os.path.exists("/dev/loop-control") and not os.path.exists("/dev/loop0"):
+        raise ChainError("no loop devices (/dev/loop-control): load the loop module "
+                         "(modprobe loop)")
+    for tool in ("losetup", "mkswap", "swapon", "swapoff"):
+        if shutil.which(tool) is None:
+            raise ChainError(f"{tool} is not installed (util-linux): apt-get install util-linux")
+    if check_cgroup:
+        from hwzswap.serve.cgroup import CgroupError, limited_ancestor
+
+        try:
+            lim = limited_ancestor("self")
+        except CgroupError:
+            lim = None
+        if lim is not None:
+            raise ChainError(
+                f"this process is inside a memory-limited cgroup ({lim[0]}, limit {lim[1]} "
+                "bytes): the swap server must never be, or reclaim in that cgroup would wait "
+                "on the server itself; start it from an unlimited cgroup"
+            )
+    if not coexist:
+        others = active_swaps()
+        if others:
+            raise ChainError(
+                f"another swap device is active ({', '.join(others)}): the figures would mix "
+                "both; swapoff it, or pass --coexist"
+            )
+
+
+# -- state ------------------------------------------------------------------------------------
+
+
+def state_path(name: str) -> Path:
+    return STATE_DIR / f"{name}.json"
+
+
+def read_state(name: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(state_path(name).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ChainError(f"{state_path(name)}: unreadable state file ({exc}); remove it after "
+                         "checking /proc/swaps, losetup -l and mount") from None
+
+
+def _write_state(name: str, state: dict[str, Any]) -> None:
+    STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = state_path(name).with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(state_path(name))
+
+
+def _pid_is_server(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"hwzswap.serve.chain" in cmd
+
+
+def _run(cmd: list[str], timeout: float = 120.0) -> str:
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ChainError(f"{' '.join(cmd)} did not finish within {timeout:.0f} s") from None
+    if p.returncode != 0:
+        raise ChainError(f"{' '.join(cmd)} failed ({p.returncode}): "
+                         f"{(p.stderr or p.stdout).strip()}")
+    return p.stdout.strip()
+
+
+def _loop_backing(loop: str) -> str | None:
+    try:
+        return Path(f"/sys/block/{Path(loop).name}/loop/backing_file").read_text().strip()
+    except OSError:
+        return None
+
+
+def _fuse_conn_of(mnt: str) -> str | None:
+    """The ``/sys/fs/fuse/connections`` id (the minor device number) of a mount point."""
+    try:
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            parts = line.split()
+            if parts[4] == mnt:
+                return parts[2].split(":")[1]
+    except (OSError, IndexError):
+        pass
+    return None
+
+
+def _is_mounted(mnt: str) -> bool:
+    return _fuse_conn_of(mnt) is not None
+
+
+# -- the server process -----------------------------------------------------------------------
+
+
+def _mlockall() -> str | None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mlockall(1 | 2) != 0:  # MCL_CURRENT | MCL_FUTURE
+        return os.strerror(ctypes.get_errno())
+    return None
+
+
+def _io_flusher() -> str | None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(57, 1, 0, 0, 0) != 0:  # PR_SET_IO_FLUSHER
+        return os.strerror(ctypes.get_errno())
+    return None
+
+
+class Control(threading.Thread):
+    """A unix socket answering ``stats`` with one JSON line (for ``status`` and ``run``)."""
+
+    def __init__(self, path: Path, swapfile: Any, extra: dict[str, Any]) -> None:
+        super().__init__(name="control", daemon=True)
+        self.path = path
+        self.swapfile = swapfile
+        self.extra = extra
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        os.chmod(path, 0o600)
+        self.sock.listen(4)
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    cmd = conn.makefile().readline().strip()
+                    if cmd == "stats":
+                        out = {**self.swapfile.stats(), **self.extra}
+                    else:
+                        out = {"error": f"unknown command {cmd!r}"}
+                    conn.sendall((json.dumps(out, default=str) + "\n").encode())
+                except (OSError, HwzswapError, ValueError) as exc:
+                    with contextlib.suppress(OSError):
+                        conn.sendall((json.dumps({"error": str(exc)}) + "\n").encode())
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def query(name: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The running server's ``stats`` (server counters, engine stats, CPU time)."""
+    st = read_state(name)
+    if st is None:
+        raise ChainError(f"hwzswap swap {name!r} is not on")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(st["socket"])
+        s.sendall(b"stats\n")
+        data = s.makefile().readline()
+    except OSError as exc:
+        raise ChainError(f"cannot reach the server of {name!r} ({st['socket']}): {exc}") from None
+    finally:
+        s.close()
+    out = json.loads(data)
+    if "error" in out:
+        raise ChainError(f"server of {name!r}: {out['error']}")
+    return out
+
+
+def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
+    """The server process: set the chain up, serve until a signal, undo everything."""
+    from hwzswap import open_zswap
+    from hwzswap.serve.fuse import FuseServer
+    from hwzswap.serve.server import Recorder, SwapFile
+
+    name = args.name
+    sigs = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)  # every thread inherits the mask
+    state: dict[str, Any] = {"name": name, "pid": os.getpid(), "config": args.config,
+                             "priority": args.priority, "started": time.time(), "steps": []}
+    base = STATE_DIR / name
+    mnt = base / "mnt"
+    state.update(mountpoint=str(mnt), socket=str(STATE_DIR / f"{name}.sock"))
+    system = fuse = control = recorder = None
+    loop: str | None = None
+    swapped_on = False
+    rc = 0
+
+    def step(what: str, **kv: Any) -> None:
+        state["steps"].append(what)
+        state.update(kv)
+        _write_state(name, state)
+
+    def say(msg: str) -> None:
+        print(msg, flush=True)
+
+    try:
+        preflight(coexist=args.coexist)
+        _write_state(name, state)
+        state["mlockall"] = _mlockall() or "ok"
+        state["io_flusher"] = _io_flusher() or "ok"
+        system = open_zswap(args.config)
+        recorder = Recorder() if args.record else None
+        swapfile = SwapFile(system, device_time=args.device_time, recorder=recorder)
+        base.mkdir(parents=True, exist_ok=True)
+        mnt.mkdir(exist_ok=True)
+        fuse = FuseServer(swapfile, str(mnt), threads=args.threads)
+        fuse.open()
+        step("mount", file=fuse.path)
+        fuse.start()
+        loop = _run(["losetup", "--direct-io=on", "--show", "-f", fuse.path])
+        step("loop", loop=loop)
+        dio = Path(f"/sys/block/{Path(loop).name}/loop/dio").read_text().strip()
+        if dio != "1":
+            raise ChainError(f"{loop}: direct I/O did not take (dio={dio}); without it the "
+                             "page cache hides swap-ins from the server")
+        _run(["mkswap", loop])
+        _run(["swapon", "--discard=pages", "-p", str(args.priority), loop])
+        swapped_on = True
+        step("swapon")
+        control = Control(Path(state["socket"]), swapfile,
+                          {"name": name, "loop": loop, "pid": os.getpid(),
+                           "config": args.config})
+        control.start()
+        say(f"hwzswap swap {name}: on ({loop} <- {fuse.path}, engine "
+            f"{system.backend.name}, zswap {'on' if system.config.zswap.enabled else 'off'}, "
+            f"priority {args.priority}; mlockall {state['mlockall']})")
+        if ready_fd is not None:
+            os.write(ready_fd, b"ready\n")
+            os.close(ready_fd)
+            ready_fd = None
+        while True:
+            sig = signal.sigwait(sigs)
+            say(f"hwzswap swap {name}: {signal.Signals(sig).name}, tearing down")
+            try:
+                _run(["swapoff", loop], timeout=600)
+                swapped_on = False
+                break
+            except ChainError as exc:
+                # The device still holds pages: never pull it away under them.
+                state["error"] = str(exc)
+                _write_state(name, state)
+                say(f"hwzswap swap {name}: {exc}; still serving (retry `hwzswap swap off`)")
+    except BaseException as exc:  # noqa: BLE001 - report, then undo
+        rc = 1
+        msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, HwzswapError) else str(exc)
+        say(f"hwzswap swap {name}: error: {msg}")
+        if ready_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(ready_fd, f"error: {msg}\n".encode())
+    finally:
+        errors = []
+        if swapped_on and loop:
+            try:
+                _run(["swapoff", loop], timeout=600)
+            except ChainError as exc:
+                errors.append(str(exc))
+        if loop and not errors:
+            try:
+                _run(["losetup", "-d", loop])
+            except ChainError as exc:
+                errors.append(str(exc))
+        if control is not None:
+            control.close()
+        if fuse is not None and not errors:
+            fuse.stop()
+            if fuse.errors:
+                say(f"hwzswap swap {name}: FUSE errors: {fuse.errors[:5]}")
+        if recorder is not None and args.record and not errors:
+            try:
+                path = recorder.save(args.record, {"name": f"recorded-{name}",
+                                                   "command": args.record_command})
+                say(f"hwzswap swap {name}: recorded stream -> {path}")
+            except HwzswapError as exc:
+                errors.append(f"recording: {exc}")
+        if system is not None and not errors:
+            system.close()
+        if errors:
+            rc = 1
+            state["error"] = "; ".join(errors)
+            _write_state(name, state)
+            say(f"hwzswap swap {name}: teardown incomplete: {state['error']}")
+        else:
+            with contextlib.suppress(OSError):
+                mnt.rmdir()
+            with contextlib.suppress(OSError):
+                base.rmdir()
+            with contextlib.suppress(FileNotFoundError):
+                state_path(name).unlink()
+            say(f"hwzswap swap {name}: off")
+        if ready_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(ready_fd)
+    return rc
+
+
+# -- on / off / status ------------------------------------------------------------------------
+
+
+def _server_argv(config: str, name: str, priority: int, coexist: bool, threads: int,
+                 device_time: str, record: str | None, record_command: str | None) -> list[str]:
+    argv = [sys.executable, "-m", "hwzswap.serve.chain", "--config", config, "--name", name,
+            "--priority", str(priority), "--threads", str(threads),
+            "--device-time", device_time]
+    if coexist:
+        argv.append("--coexist")
+    if record:
+        argv += ["--record", record]
+    if record_command:
+        argv += ["--record-command", record_command]
+    return argv
+
+
+def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PRIORITY,
+            coexist: bool = False, threads: int = 4, device_time: str = "real",
+            record: str | None = None, record_command: str | None = None,
+            timeout: float = 120.0) -> dict[str, Any]:
+    """Start a server process for ``config`` and wait until swap is on. Returns the state."""
+    preflight(coexist=coexist)
+    old = read_state(name)
+    if old is not None:
+        if _pid_is_server(old.get("pid")):
+            raise ChainError(f"hwzswap swap {name!r} is already on (server pid {old['pid']}, "
+                             f"{old.get('loop')}): `hwzswap swap off` first")
+        swap_off(name)  # a dead run's leftovers
+    STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log = STATE_DIR / f"{name}.log"
+    rfd, wfd = os.pipe()
+    argv = _server_argv(str(config), name, priority, coexist, threads, device_time,
+                        record, record_command) + ["--ready-fd", str(wfd)]
+    with open(log, "wb") as logf:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                pass_fds=(wfd,), start_new_session=True)
+    os.close(wfd)
+    msg = b""
+    deadline = time.monotonic() + timeout
+    try:
+        with os.fdopen(rfd, "rb") as r:
+            os.set_blocking(r.fileno(), False)
+            while time.monotonic() < deadline:
+                try:
+                    chunk = r.read()
+                except BlockingIOError:
+                    chunk = None
+                if chunk:
+                    msg += chunk
+                if b"\n" in msg or proc.poll() is not None:
+                    break
+                time.sleep(0.02)
+    except BaseException:
+        _stop_server(proc.pid, 30)
+        swap_off(name)
+        raise
+    if not msg.startswith(b"ready"):
+        if proc.poll() is None:
+            _stop_server(proc.pid, 60)
+        with contextlib.suppress(HwzswapError):
+            swap_off(name)
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        why = msg.decode(errors="replace").strip() or "\n".join(tail) or "no output"
+        raise ChainError(f"hwzswap swap {name}: the server did not come up: {why} (log: {log})")
+    st = read_state(name) or {}
+    st["log"] = str(log)
+    return st
+
+
+def _stop_server(pid: int, timeout: float) -> bool:
+    """SIGTERM the server and wait for it to exit; True if it did."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            wpid, _ = os.waitpid(pid, os.WNOHANG)
+            if wpid == pid:
+                return True
+        except ChildProcessError:
+            pass
+        if not _pid_is_server(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0) -> list[str]:
+    """Tear the chain ``name`` down: through its server if alive, else from the state file.
+    Returns what was done; raises :class:`ChainError` when something is left."""
+    st = read_state(name)
+    if st is None:
+        return []
+    done: list[str] = []
+    pid = st.get("pid")
+    if _pid_is_server(pid):
+        if _stop_server(pid, timeout):
+            if read_state(name) is None:
+                return ["server stopped; chain torn down by the server"]
+            st = read_state(name) or st
+            done.append("server stopped")
+        else:
+            raise ChainError(f"the server (pid {pid}) did not finish tearing down within "
+                             f"{timeout:.0f} s: {st.get('error') or 'swapoff still running'}")
+    loop = st.get("loop")
+    mnt = st.get("mountpoint")
+    fuse_file = st.get("file")
+    left: list[str] = []
+    if loop and loop in active_swaps():
+        try:
+            _run(["swapoff", loop], timeout=timeout)
+            done.append(f"swapoff {loop}")
+        except ChainError as exc:
+            left.append(str(exc))
+    if loop and not left and fuse_file and _loop_backing(loop) in (fuse_file,
+                                                                  fuse_file + " (deleted)"):
+        try:
+            _run(["losetup", "-d", loop])
+            done.append(f"losetup -d {loop}")
+        except ChainError as exc:
+            left.append(str(exc))
+    if mnt and not left and _is_mounted(mnt):
+        conn = _fuse_conn_of(mnt)
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                Path(f"/sys/fs/fuse/connections/{conn}/abort").write_text("1")
+        from hwzswap.serve.fuse import umount
+
+        umount(mnt)
+        done.append(f"umount {mnt}")
+    if left:
+        raise ChainError(f"hwzswap swap off {name}: {'; '.join(left)}")
+    if mnt:
+        with contextlib.suppress(OSError):
+            Path(mnt).rmdir()
+        with contextlib.suppress(OSError):
+            Path(mnt).parent.rmdir()
+    with contextlib.suppress(FileNotFoundError):
+        Path(st.get("socket", "")).unlink()
+    with contextlib.suppress(FileNotFoundError):
+        state_path(name).unlink()
+    done.append("state removed")
+    return done
+
+
+def status(name: str = DEFAULT_NAME) -> dict[str, Any]:
+    st = read_state(name)
+    if st is None:
+        return {"name": name, "on": False}
+    out = {"name": name, "on": True, "state": st, "server_alive": _pid_is_server(st.get("pid")),
+           "in_proc_swaps": st.get("loop") in active_swaps()}
+    if out["server_alive"]:
+        with contextlib.suppress(ChainError):
+            out["stats"] = query(name)
+    return out
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def _cmd_swap(args: argparse.Namespace) -> int:
+    if args.action == "on":
+        if args.config is None:
+            raise ChainError("hwzswap swap on: --config F is required (e.g. configs/lz4.yaml)")
+        st = swap_on(args.config, name=args.name, priority=args.priority, coexist=args.coexist,
+                     threads=args.threads, device_time=args.device_time, record=args.record)
+        print(f"hwzswap swap {args.name}: on: {st.get('loop')} (server pid {st.get('pid')}, "
+              f"log {st.get('log')})")
+        return 0
+    if args.action == "off":
+        done = swap_off(args.name)
+        print(f"hwzswap swap {args.name}: " + ("; ".join(done) if done else "was not on"))
+        return 0
+    out = status(args.name)
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    elif not out["on"]:
+        print(f"hwzswap swap {args.name}: off")
+    else:
+        st = out["state"]
+        print(f"hwzswap swap {args.name}: on, server pid {st.get('pid')} "
+              f"({'alive' if out['server_alive'] else 'DEAD: run `hwzswap swap off`'}), "
+              f"{st.get('loop')} {'in' if out['in_proc_swaps'] else 'not in'} /proc/swaps, "
+              f"config {st.get('config')}")
+        s = out.get("stats")
+        if s:
+            e = s["engine"]
+            print(f"  writes {s['write_pages']} pages in {s['write_requests']} requests, reads "
+                  f"{s['read_pages']} in {s['read_requests']}, discarded "
+                  f"{s['discarded_pages']}; zswap stored {e.get('stored_pages')}, "
+                  f"backing device in/out {e.get('pswpin')}/{e.get('pswpout')}, "
+                  f"server CPU {s['cpu_s']:.2f} s")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    args.record_command = None
+    return serve_main(args)
+
+
+def _add_server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="engine config (YAML), e.g. configs/lz4.yaml")
+    p.add_argument("--name", default=DEFAULT_NAME, help="chain name (state file and mount)")
+    p.add_argument("--priority", type=int, default=DEFAULT_PRIORITY, help="swapon priority")
+    p.add_argument("--coexist", action="store_true",
+                   help="allow other swap devices to stay active")
+    p.add_argument("--threads", type=int, default=4, help="threads reading /dev/fuse")
+    p.add_argument("--device-time", choices=("real", "modelled"), default="real",
+                   help="wait out the swap file's device model (real) or only count it")
+    p.add_argument("--record", metavar="FILE",
+                   help="write the kernel's request stream as a workload file at teardown")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("swap", help="set up / tear down hwzswap as the kernel's swap device")
+    p.add_argument("action", choices=("on", "off", "status"))
+    _add_server_args(p)
+    p.add_argument("--json", action="store_true", help="status as JSON")
+    p.set_defaults(func=_cmd_swap)
+    p = sub.add_parser("serve", help="serve the kernel's swap in the foreground until Ctrl-C")
+    _add_server_args(p)
+    p.set_defaults(func=_cmd_serve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The server process's entry (``python -m hwzswap.serve.chain``)."""
+    p = argparse.ArgumentParser(prog="hwzswap.serve.chain")
+    _add_server_args(p)
+    p.add_argument("--ready-fd", type=int)
+    p.add_argument("--record-command")
+    args = p.parse_args(argv)
+    if args.config is None:
+        p.error("--config is required")
+    return serve_main(args, args.ready_fd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

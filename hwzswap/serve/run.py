@@ -1,0 +1,350 @@
+"""``hwzswap run --memory-limit M [--config F] [--compare base,lzo,lz4] [--record FILE] -- CMD``.
+
+Runs a real command in a fresh memory cgroup (v1 or v2) with hwzswap as the kernel's swap device
+(the chain of :mod:`hwzswap.serve.chain`, set up for the run and torn down after it) and prints
+the seed's columns for it:
+
+* ``pswpin`` / ``pswpout``: pages the kernel swapped in / out (``/proc/vmstat`` deltas; the
+  chain is the only swap device, so they are this run's; the server's own counts are checked
+  against them);
+* ``majflt``: the command's major faults (``wait4`` rusage, children included);
+* ``I/O sum``: MiB read from and written to the *backing* swap file (the engine's ``pswpin`` +
+  ``pswpout``): what reached the disk after zswap;
+* runtime (wall clock) and CPU utilisation ((user + sys) / wall, as ``time`` prints it);
+
+plus zswap's counters and the server's CPU time per swapped page. ``--compare`` runs the command
+once per configuration: ``base`` is every page to the backing device without compression (zswap
+disabled), a compressor name (``lzo``, ``lz4``, ``zstd`` ...) is zswap with that compressor, and
+``kernel-<comp>`` is the *kernel's own* zswap in front of the base chain (enabled for that run
+only, restored after). It prints the seed-style table with % changes against the first entry
+and can write JSON and a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hwzswap.errors import HwzswapError
+from hwzswap.serve import chain
+from hwzswap.serve.cgroup import MemoryCgroup, parse_size
+
+MIB = 1 << 20
+ZSWAP_SYS = Path("/sys/module/zswap/parameters")
+
+#: The config a run uses without ``--config``: v9 zswap (lzo) in front of a 256 MiB swap file
+#: on the seed's disk bandwidth (58 MB/s), its time really waited out.
+DEFAULT_CONFIG: dict[str, Any] = {
+    "zswap": {"enabled": True, "compressor": "lzo", "max_pool_percent": 20},
+    "memory": {"total_ram_mb": 512},
+    "pool": {"type": "zsmalloc"},
+    "swap": {"nr_pages": 65536, "model": "custom", "read_mb_s": 58.0, "write_mb_s": 58.0,
+             "latency_us": 0.0},
+}
+SEED_COLUMNS = ("pswpin", "pswpout", "majflt", "io_sum_mb", "runtime_s", "cpu_pct")
+
+
+class RunError(HwzswapError):
+    """``hwzswap run`` could not run or measure the command."""
+
+
+def _vmstat() -> dict[str, int]:
+    out = {}
+    for line in Path("/proc/vmstat").read_text().splitlines():
+        k, _, v = line.partition(" ")
+        out[k] = int(v)
+    return out
+
+
+def load_config_dict(path: str | None) -> dict[str, Any]:
+    """The config as a plain dict (``path`` YAML, or :data:`DEFAULT_CONFIG`)."""
+    if path is None:
+        return copy.deepcopy(DEFAULT_CONFIG)
+    import yaml
+
+    from hwzswap.config import load_config
+
+    load_config(path)  # validate first: errors name the file and key
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
+
+
+def config_for(label: str, base: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The engine config for a ``--compare`` label and the kernel zswap compressor (or None)."""
+    cfg = copy.deepcopy(base)
+    z = cfg.setdefault("zswap", {})
+    if label == "base" or label.startswith("kernel-"):
+        z["enabled"] = False
+        return cfg, (label.removeprefix("kernel-") if label.startswith("kernel-") else None)
+    if label == "config":
+        return cfg, None
+    z["enabled"] = True
+    comp = z.get("compressor")
+    if isinstance(comp, dict):
+        comp = dict(comp, name=label)
+        if comp["name"] != (z.get("compressor") or {}).get("name"):
+            comp.pop("params", None)
+        z["compressor"] = comp
+    else:
+        z["compressor"] = label
+    return cfg, None
+
+
+class KernelZswap:
+    """The kernel's zswap switched on with ``compressor`` for one run; restored on exit."""
+
+    def __init__(self, compressor: str) -> None:
+        self.compressor = compressor
+        self._saved: dict[str, str] = {}
+
+    def __enter__(self) -> KernelZswap:
+        if not (ZSWAP_SYS / "enabled").exists():
+            raise RunError("kernel zswap is not built into this kernel (/sys/module/zswap)")
+        for key in ("enabled", "compressor", "max_pool_percent"):
+            self._saved[key] = (ZSWAP_SYS / key).read_text().strip()
+        try:
+            (ZSWAP_SYS / "compressor").write_text(self.compressor)
+            (ZSWAP_SYS / "enabled").write_text("Y")
+        except OSError as exc:
+            self.__exit__()
+            raise RunError(f"cannot enable kernel zswap with {self.compressor}: "
+                           f"{exc.strerror}") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for key in ("enabled", "compressor", "max_pool_percent"):
+            if key in self._saved:
+                with contextlib.suppress(OSError):
+                    (ZSWAP_SYS / key).write_text(self._saved[key])
+
+
+def _delta(after: dict[str, Any], before: dict[str, Any], key: str) -> float:
+    return float(after.get(key, 0) or 0) - float(before.get(key, 0) or 0)
+
+
+def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
+             label: str = "config", kernel_zswap: str | None = None,
+             record: str | None = None, name: str | None = None, coexist: bool = False,
+             settle_s: float = 3.0, quiet: bool = False) -> dict[str, Any]:
+    """Set the chain up with ``config``, run ``cmd`` in a fresh cgroup limited to
+    ``memory_limit`` bytes, measure, tear everything down. Returns one result row."""
+    name = name or f"run{os.getpid()}"
+    cfg_file = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"hwzswap-{label}-",
+                                           delete=False)
+    with cfg_file:
+        json.dump(config, cfg_file)
+    cg: MemoryCgroup | None = None
+    row: dict[str, Any] = {"label": label, "command": cmd, "memory_limit": memory_limit,
+                           "config": config, "kernel_zswap": kernel_zswap}
+    try:
+        chain.swap_on(cfg_file.name, name=name, coexist=coexist, record=record,
+                      record_command=" ".join(cmd))
+        kz = KernelZswap(kernel_zswap) if kernel_zswap else contextlib.nullcontext()
+        with kz:
+            cg = MemoryCgroup.create(f"hwzswap-{name}-{label}", memory_limit)
+            s0 = chain.query(name)
+            v0 = _vmstat()
+            t0 = time.monotonic()
+            proc = subprocess.Popen(cmd, preexec_fn=lambda: cg.add(os.getpid()),
+                                    stdout=subprocess.DEVNULL if quiet else None)
+            _, status, ru = os.wait4(proc.pid, 0)
+            wall = time.monotonic() - t0
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            v1 = _vmstat()
+            s1 = chain.query(name)
+            cstat = cg.stat()
+            memsw = cg.read("memory.memsw.max_usage_in_bytes")
+        # After the exit the kernel frees the command's swap slots; discards follow.
+        s2 = s1
+        deadline = time.monotonic() + settle_s
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            s3 = chain.query(name)
+            if s3["live_pages"] == s2["live_pages"] and s3["live_pages"] <= 1:
+                s2 = s3
+                break
+            s2 = s3
+    finally:
+        errors = []
+        if cg is not None:
+            try:
+                cg.remove()
+            except HwzswapError as exc:
+                errors.append(str(exc))
+        try:
+            chain.swap_off(name)
+        except HwzswapError as exc:
+            errors.append(str(exc))
+        os.unlink(cfg_file.name)
+        if errors:
+            raise RunError("; ".join(errors))
+    e0, e1, e2 = s0["engine"], s1["engine"], s2["engine"]
+    pswpin = int(_delta(v1, v0, "pswpin"))
+    pswpout = int(_delta(v1, v0, "pswpout"))
+    io_pages = _delta(e1, e0, "pswpin") + _delta(e1, e0, "pswpout")
+    cpu = ru.ru_utime + ru.ru_stime
+    served = _delta(s1, s0, "write_pages") + _delta(s1, s0, "read_pages")
+    row.update({
+        "exit_code": proc.returncode,
+        "pswpin": pswpin,
+        "pswpout": pswpout,
+        "majflt": ru.ru_majflt,
+        "io_sum_pages": int(io_pages),
+        "io_sum_mb": io_pages * 4096 / MIB,
+        "runtime_s": wall,
+        "cpu_pct": 100.0 * cpu / wall if wall > 0 else 0.0,
+        "user_s": ru.ru_utime,
+        "sys_s": ru.ru_stime,
+        "server": {
+            "write_pages": int(_delta(s1, s0, "write_pages")),
+            "write_requests": int(_delta(s1, s0, "write_requests")),
+            "read_pages": int(_delta(s1, s0, "read_pages")),
+            "read_requests": int(_delta(s1, s0, "read_requests")),
+            "read_unwritten_pages": int(_delta(s1, s0, "read_unwritten_pages")),
+            "discarded_pages": int(_delta(s2, s0, "discarded_pages")),
+            "punch_requests": int(_delta(s2, s0, "punch_requests")),
+            "cpu_s": _delta(s1, s0, "cpu_s"),
+            "cpu_us_per_page": (1e6 * _delta(s1, s0, "cpu_s") / served) if served else None,
+            "device_wait_s": _delta(s1, s0, "device_wait_s"),
+            "live_pages_at_exit": s1["live_pages"],
+            "live_pages_after": s2["live_pages"],
+            "write_sizes": s1.get("write_sizes"),
+            "read_sizes": s1.get("read_sizes"),
+        },
+        "zswap": {
+            "stored_pages_at_exit": e1.get("stored_pages"),
+            "stored_pages_after": e2.get("stored_pages"),
+            "pool_pages_at_exit": e1.get("pool_pages", e1.get("pool_total_size")),
+            **{k: int(_delta(e1, e0, k)) for k in (
+                "zswpout", "zswpin", "written_back_pages", "pool_limit_hit",
+                "reject_compress_poor", "reject_pool_limit", "reject_alloc_fail",
+                "reject_reclaim_fail", "same_filled_pages") if k in e1},
+        },
+        "kernel": {k: int(_delta(v1, v0, k)) for k in ("zswpout", "zswpin", "zswpwb",
+                                                       "pgmajfault", "swpout_zero",
+                                                       "swpin_zero") if k in v1},
+        "cgroup": {"kind": cg.kind if cg else None, "pgmajfault": cstat.get("pgmajfault"),
+                   "memsw_max_usage": memsw},
+    })
+    return row
+
+
+def pct(new: float, old: float) -> float | None:
+    return None if not old else 100.0 * (new - old) / old
+
+
+def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row's % change against the first, for the seed's columns."""
+    base = rows[0]
+    return [{"label": r["label"], **{c: pct(r[c], base[c]) for c in SEED_COLUMNS}}
+            for r in rows]
+
+
+def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
+    head = ["config", "pswpin", "pswpout", "majflt", "I/O sum MiB", "runtime s", "CPU %",
+            "zswap stored", "written back", "server µs/page"]
+    lines = [title] if title else []
+    lines.append(" | ".join(f"{h:>13}" for h in head))
+    changes = compare_rows(rows) if len(rows) > 1 else None
+    for i, r in enumerate(rows):
+        z = r["zswap"]
+        cells = [r["label"], r["pswpin"], r["pswpout"], r["majflt"], f"{r['io_sum_mb']:.1f}",
+                 f"{r['runtime_s']:.2f}", f"{r['cpu_pct']:.0f}",
+                 z.get("stored_pages_at_exit", ""), z.get("written_back_pages", ""),
+                 f"{r['server']['cpu_us_per_page']:.1f}"
+                 if r["server"]["cpu_us_per_page"] else "-"]
+        lines.append(" | ".join(f"{c!s:>13}" for c in cells))
+        if changes and i:
+            ch = changes[i]
+            cells = [f"  vs {rows[0]['label']}"] + [
+                "-" if ch[c] is None else f"{ch[c]:+.0f}%" for c in SEED_COLUMNS]
+            lines.append(" | ".join(f"{c!s:>13}" for c in cells))
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    return {"kernel": platform.release(), "cpus": os.cpu_count(), "python":
+            platform.python_version(), "host": platform.node()}
+
+
+def plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    changes = compare_rows(rows)[1:]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(1, len(changes))
+    for i, ch in enumerate(changes):
+        xs = [j + i * width for j in range(len(SEED_COLUMNS))]
+        ax.bar(xs, [ch[c] or 0 for c in SEED_COLUMNS], width, label=ch["label"])
+    ax.set_xticks([j + width * (len(changes) - 1) / 2 for j in range(len(SEED_COLUMNS))])
+    ax.set_xticklabels(SEED_COLUMNS)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_ylabel(f"% change vs {rows[0]['label']}")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise RunError("hwzswap run: give the command after --, e.g. "
+                       "hwzswap run --memory-limit 64M -- python prog.py")
+    limit = parse_size(args.memory_limit)
+    chain.preflight(coexist=args.coexist)
+    base = load_config_dict(args.config)
+    labels = [s.strip() for s in args.compare.split(",") if s.strip()] if args.compare \
+        else ["config"]
+    if args.record and len(labels) > 1:
+        raise RunError("--record takes one configuration (leave out --compare)")
+    rows = []
+    for label in labels:
+        cfg, kernel = config_for(label, base)
+        print(f"hwzswap run: {label}: {' '.join(cmd)} (memory limit {limit // MIB} MiB)",
+              file=sys.stderr, flush=True)
+        rows.append(run_once(cmd, limit, cfg, label=label, kernel_zswap=kernel,
+                             record=args.record, coexist=args.coexist))
+    title = f"{' '.join(cmd)} -- memory limit {limit // MIB} MiB"
+    print(format_table(rows, title))
+    out = {"machine": machine(), "command": cmd, "memory_limit": limit, "runs": rows,
+           "changes": compare_rows(rows)}
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+    if args.plot and len(rows) > 1:
+        plot(rows, args.plot, title)
+    if args.record:
+        print(f"recorded request stream: {args.record}")
+    return max((abs(r["exit_code"]) for r in rows), default=0) and 1
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="run a command in a memory cgroup with hwzswap as its swap")
+    p.add_argument("--memory-limit", required=True, help="cgroup memory limit (e.g. 64M)")
+    p.add_argument("--config", help="engine config (YAML); default: lzo, 58 MB/s swap file")
+    p.add_argument("--compare", help="comma-separated: base, compressor names, kernel-<comp>")
+    p.add_argument("--record", metavar="FILE", help="write the request stream as a workload")
+    p.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    p.add_argument("--plot", metavar="OUT.png", help="with --compare: a PNG of the % changes")
+    p.add_argument("--coexist", action="store_true", help="allow other active swap devices")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    p.set_defaults(func=_cmd_run)
+
+
+__all__ = ["DEFAULT_CONFIG", "RunError", "config_for", "format_table", "run_once"]
