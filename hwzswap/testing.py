@@ -1008,6 +1008,18 @@ def run_conformance(
 
 def _run_one(backend: Backend, ps: ParamSet, names: Sequence[str],
              fault_params: Mapping[str, Any] | None, timeout: float) -> ConformanceReport:
+    try:
+        return _run_checks(backend, ps, names, fault_params, timeout)
+    except ConformanceError as exc:
+        if not ps.source and not ps.params:
+            raise
+        where = f" from {ps.source}" if ps.source else ""
+        raise ConformanceError(exc.backend, exc.check,
+                               f"{exc.detail} [parameters {ps.params}{where}]", exc.page) from exc
+
+
+def _run_checks(backend: Backend, ps: ParamSet, names: Sequence[str],
+                fault_params: Mapping[str, Any] | None, timeout: float) -> ConformanceReport:
     report = ConformanceReport(backend.name, dict(backend.params), source=ps.source)
     target = backend
     own: list[Backend] = []

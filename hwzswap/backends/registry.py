@@ -13,12 +13,19 @@ and then ``hwzswap.get_backend("mycodec-myaccel")`` and config files can select 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from hwzswap.backends.contract import Backend
-from hwzswap.errors import BackendUnavailableError, UnknownBackendError
+from hwzswap.backends.contract import Backend, Param
+from hwzswap.errors import (
+    BackendError,
+    BackendUnavailableError,
+    HwzswapError,
+    UnknownBackendError,
+)
 
 ENTRY_POINT_GROUP = "hwzswap.backends"
 
@@ -46,7 +53,8 @@ class BackendInfo:
     reason: str | None
     source: str  # "builtin", "entry-point <module:attr>" or "registered"
     capabilities: dict[str, Any] | None
-    params: dict[str, Any] | None
+    params: dict[str, Any] | None  # parameter -> default
+    parameters: list[dict[str, Any]] | None = None  # one param_spec() per declared parameter
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,7 +65,32 @@ class BackendInfo:
             "capabilities": self.capabilities,
             "time_basis": (self.capabilities or {}).get("time_basis"),
             "params": self.params,
+            "parameters": self.parameters,
         }
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready copy of a parameter's default or choice."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return repr(value)
+
+
+def param_spec(name: str, param: Param) -> dict[str, Any]:
+    """One declared parameter as plain data: name, type, default, range (min/max) or choices,
+    whether null is allowed, and its doc line -- what `hwzswap backends --json` lists."""
+    return {
+        "name": name,
+        "type": getattr(param.type, "__name__", str(param.type)),
+        "default": _plain(param.default),
+        "min": param.min,
+        "max": param.max,
+        "choices": None if param.choices is None else _plain(param.choices),
+        "nullable": param.nullable,
+        "doc": param.doc,
+    }
 
 
 def register_backend(cls: type[Backend], name: str | None = None) -> type[Backend]:
@@ -67,6 +100,32 @@ def register_backend(cls: type[Backend], name: str | None = None) -> type[Backen
         raise ValueError(f"{cls.__name__} has no name; set the class attribute 'name'")
     _registered[key] = cls
     return cls
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a backend registered with :func:`register_backend` (entry points and built-ins
+    cannot be removed). Raises :class:`UnknownBackendError` when none is registered as ``name``."""
+    try:
+        del _registered[name]
+    except KeyError:
+        raise UnknownBackendError(f"no backend was registered at run time as {name!r}") from None
+
+
+@contextmanager
+def registered(*classes: type[Backend]) -> Iterator[None]:
+    """Register backend classes for the duration of a ``with`` block (tests), then restore what
+    was registered under those names before."""
+    saved = {c.name: _registered.get(c.name) for c in classes}
+    for cls in classes:
+        register_backend(cls)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                _registered.pop(name, None)
+            else:
+                _registered[name] = old
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -119,7 +178,15 @@ def get_backend(name: str, **params: Any) -> Backend:
     ok, reason = cls.availability()
     if not ok:
         raise BackendUnavailableError(f"backend {name!r} cannot run here: {reason}")
-    return cls(**params)
+    try:
+        return cls(**params)
+    except HwzswapError:
+        raise
+    except Exception as exc:  # a driver's own bug or a device that would not open
+        raise BackendError(
+            f"backend {name!r} failed to start: {cls.__name__}"
+            f"() raised {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def backend_from_config(config: dict[str, Any]) -> Backend:
@@ -158,5 +225,6 @@ def available_backends() -> list[BackendInfo]:
             except Exception as exc:
                 ok, reason = False, f"{type(exc).__name__}: {exc}"
         params = {k: p.default for k, p in cls.PARAMS.items()}
-        rows.append(BackendInfo(name, ok, reason, source, caps, params))
+        specs = [param_spec(k, p) for k, p in cls.PARAMS.items()]
+        rows.append(BackendInfo(name, ok, reason, source, caps, params, specs))
     return rows
