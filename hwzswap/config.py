@@ -50,14 +50,26 @@ name fails at load time, not in the middle of a run.
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwzswap.errors import ConfigError, HwzswapError
+from hwzswap.errors import ConfigError, HwzswapError, excerpt
 
 PAGE_SIZE = 4096
+
+#: A config file larger than this is refused before it is parsed (a real one is ~1 KB).
+MAX_FILE_BYTES = 1 << 20
+#: At most this many values (mappings, lists and scalars, counted as if every YAML alias were
+#: written out) and this much nesting: a config is a few dozen values, and the limits make a
+#: YAML alias bomb (a few hundred bytes that expand to billions of values) fail at once.
+MAX_VALUES = 10_000
+MAX_DEPTH = 32
+#: Bytes of memory per swap slot in the swap maps (the swap system's and the device's).
+SWAP_MAP_BYTES_PER_PAGE = 2
 
 POOL_TYPES = ("zsmalloc", "zbud")
 SWAP_MODELS = ("none", "hdd", "ssd", "custom")
@@ -240,7 +252,7 @@ class _Problems:
 def _int_range(lo: int, hi: int) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         if type(v) is not int or not lo <= v <= hi:
-            return f"must be an integer {lo}..{hi}, got {v!r}"
+            return f"must be an integer {lo}..{hi}, got {excerpt(v)}"
         return None
 
     return check
@@ -249,14 +261,14 @@ def _int_range(lo: int, hi: int) -> Callable[[Any], str | None]:
 def _int_min(lo: int) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         if type(v) is not int or v < lo:
-            return f"must be an integer >= {lo}, got {v!r}"
+            return f"must be an integer >= {lo}, got {excerpt(v)}"
         return None
 
     return check
 
 
 def _bool(v: Any) -> str | None:
-    return None if type(v) is bool else f"must be true or false, got {v!r}"
+    return None if type(v) is bool else f"must be true or false, got {excerpt(v)}"
 
 
 def _number(lo: float, *, strict: bool) -> Callable[[Any], str | None]:
@@ -265,7 +277,7 @@ def _number(lo: float, *, strict: bool) -> Callable[[Any], str | None]:
         if ok and v != float("inf"):
             return None
         bound = f"> {lo}" if strict else f">= {lo}"
-        return f"must be a finite number {bound}, got {v!r}"
+        return f"must be a finite number {bound}, got {excerpt(v)}"
 
     return check
 
@@ -284,15 +296,19 @@ def _optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]
 
 def _choice(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
-        return None if v in choices else f"must be one of {', '.join(choices)}; got {v!r}"
+        if type(v) is str and v in choices:
+            return None
+        return f"must be one of {', '.join(choices)}; got {excerpt(v)}"
 
     return check
 
 
 def _path(v: Any) -> str | None:
+    if type(v) is str and "\0" in v:
+        return f"must not contain a NUL byte (no file name can), got {excerpt(v)}"
     if v is None or (type(v) is str and v):
         return None
-    return f"must be a file path or null, got {v!r}"
+    return f"must be a file path or null, got {excerpt(v)}"
 
 
 _ZSWAP_KEYS: dict[str, Callable[[Any], str | None]] = {
@@ -332,7 +348,7 @@ def _section(raw: Mapping[str, Any], name: str, p: _Problems) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        p.add(name, f"must be a mapping of settings, got {type(value).__name__} {value!r}")
+        p.add(name, f"must be a mapping of settings, got {type(value).__name__} {excerpt(value)}")
         return {}
     return dict(value)
 
@@ -348,11 +364,11 @@ def _check_keys(
     good: dict[str, Any] = {}
     known = sorted((*spec, *extra))
     for key, value in values.items():
-        if key in extra:
+        if type(key) is str and key in extra:
             continue
-        check = spec.get(key)
+        check = spec.get(key) if type(key) is str else None
         if check is None:
-            p.add(f"{section}.{key}", f"unknown key (known keys: {', '.join(known)})")
+            p.add(f"{section}.{_key(key)}", f"unknown key (known keys: {', '.join(known)})")
             continue
         msg = check(value)
         if msg is not None:
@@ -360,6 +376,18 @@ def _check_keys(
         else:
             good[key] = value
     return good
+
+
+def _key(key: Any) -> str:
+    """A key for a message: as written if it is a short string, else a bounded excerpt."""
+    if type(key) is str and len(key) <= 80 and key.isprintable():
+        return key
+    return excerpt(key, 60)
+
+
+def _clip(message: str, limit: int = 400) -> str:
+    """A message from elsewhere (a backend's parameter check), cut to ``limit`` characters."""
+    return message if len(message) <= limit else message[:limit] + "..."
 
 
 def _compressor(value: Any, p: _Problems) -> CompressorConfig | None:
@@ -370,44 +398,173 @@ def _compressor(value: Any, p: _Problems) -> CompressorConfig | None:
     if isinstance(value, str):
         name, params = value, {}
     elif isinstance(value, Mapping):
-        unknown = sorted(set(value) - {"name", "params"})
+        unknown = [k for k in value if not (type(k) is str and k in ("name", "params"))]
         for k in unknown:
-            p.add(f"{key}.{k}", "unknown key (known keys: name, params)")
+            p.add(f"{key}.{_key(k)}", "unknown key (known keys: name, params)")
         name = value.get("name")
         params = value.get("params", {})
         if params is None:
             params = {}
         if not isinstance(name, str):
-            p.add(f"{key}.name", f"must be a backend name, got {name!r}")
+            p.add(f"{key}.name", f"must be a backend name, got {excerpt(name)}")
             return None
         if not isinstance(params, Mapping):
-            p.add(f"{key}.params", f"must be a mapping of parameters, got {params!r}")
+            p.add(f"{key}.params", f"must be a mapping of parameters, got {excerpt(params)}")
             return None
         if unknown:
             return None
     else:
-        p.add(key, f"must be a backend name or {{name: ..., params: {{...}}}}, got {value!r}")
+        p.add(key, f"must be a backend name or {{name: ..., params: {{...}}}}, "
+                   f"got {excerpt(value)}")
+        return None
+    where = f"{key}" if isinstance(value, str) else f"{key}.name"
+    if len(name) > 100 or not name.isprintable():
+        p.add(where, f"unknown compressor: {excerpt(name)} is not a backend name")
         return None
     try:
         cls = get_backend_class(name)
     except HwzswapError as exc:  # unknown name, or a plugin that fails to import
-        p.add(f"{key}" if isinstance(value, str) else f"{key}.name", f"unknown compressor: {exc}")
+        p.add(where, f"unknown compressor: {_clip(str(exc))}")
         return None
     bad = False
     for pk, pv in params.items():
+        if type(pk) is not str:
+            p.add(f"{key}.params.{_key(pk)}", f"a parameter name must be a string, "
+                                              f"got {type(pk).__name__}")
+            bad = True
+            continue
         try:
             cls.validate_params({pk: pv})
         except HwzswapError as exc:
-            p.add(f"{key}.params.{pk}", str(exc))
+            p.add(f"{key}.params.{_key(pk)}", _clip(str(exc)))
+            bad = True
+        except Exception as exc:  # a backend's check that breaks on an odd value type
+            p.add(f"{key}.params.{_key(pk)}", f"backend {name!r} could not check "
+                                              f"{excerpt(pv)}: {type(exc).__name__}")
             bad = True
     if bad:
         return None
     try:
         full = cls.validate_params(dict(params))
     except HwzswapError as exc:  # a cross-parameter rule of the backend
-        p.add(f"{key}.params", str(exc))
+        p.add(f"{key}.params", _clip(str(exc)))
+        return None
+    except Exception as exc:
+        p.add(f"{key}.params", f"backend {name!r} could not check its parameters: "
+                               f"{type(exc).__name__}: {_clip(str(exc), 200)}")
         return None
     return CompressorConfig(name=name, params=full)
+
+
+def _check_size(raw: Any, source: str) -> None:
+    """Refuse a config of more than :data:`MAX_VALUES` values or deeper than :data:`MAX_DEPTH`.
+
+    Values are counted as if written out, so shared references (YAML aliases) count each time
+    they are used; each object is measured once (memoised by identity), so a bomb of 8 levels
+    of 9 aliases costs a few dozen steps, not 9**8. A value that contains itself is refused.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def fail(why: str) -> ConfigError:
+        return ConfigError(f"{source}: {why}; a config is a few dozen settings. Refusing it "
+                           f"before looking further (YAML aliases expanding to a huge value?)")
+
+    def size(v: Any, depth: int) -> int:
+        if not isinstance(v, (Mapping, list, tuple, set, frozenset)):
+            return 1
+        known = sizes.get(id(v))
+        if known is not None:
+            return known
+        if depth > MAX_DEPTH:
+            raise fail(f"values nested more than {MAX_DEPTH} levels deep")
+        if id(v) in on_path:
+            raise fail("a value contains itself (a recursive YAML alias)")
+        on_path.add(id(v))
+        total = 1
+        children = (x for kv in v.items() for x in kv) if isinstance(v, Mapping) else v
+        for child in children:
+            total += size(child, depth + 1)
+            if total > MAX_VALUES:
+                raise fail(f"more than {MAX_VALUES} values once aliases are expanded")
+        on_path.discard(id(v))
+        sizes[id(v)] = total
+        return total
+
+    size(raw, 0)
+
+
+def _free_disk(directory: str) -> int | None:
+    """Bytes an unprivileged user can still write under ``directory`` (None: unknown)."""
+    try:
+        st = os.statvfs(directory)
+    except (OSError, ValueError):
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _available_memory() -> int | None:
+    """The kernel's MemAvailable estimate in bytes (None: unknown)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
+
+
+def swap_size_problems(
+    nr_pages: int,
+    path: str | None,
+    *,
+    free_disk: int | None = None,
+    available_memory: int | None = None,
+) -> list[str]:
+    """Why ``nr_pages`` swap slots do not fit here (empty if they do).
+
+    The swap file (a header page plus ``nr_pages`` pages; sparse, but every page may be
+    written) must fit in the free space of its directory (``statvfs``; the temporary directory
+    when ``path`` is null), counting an existing file there as reusable; the swap maps
+    (:data:`SWAP_MAP_BYTES_PER_PAGE` bytes a slot) must fit in half of the memory available
+    (MemAvailable). ``free_disk`` and ``available_memory`` override what is measured.
+    ``swap.allow_large: true`` skips both checks.
+    """
+    out: list[str] = []
+    directory = os.path.dirname(path) or "." if path else tempfile.gettempdir()
+    if free_disk is None:
+        free_disk = _free_disk(directory)
+        if free_disk is not None and path:
+            try:
+                st = os.stat(path)
+                free_disk += st.st_size if st.st_size > 0 else 0
+            except (OSError, ValueError):
+                pass
+    need = (nr_pages + 1) * PAGE_SIZE
+    if free_disk is not None and need > free_disk:
+        out.append(
+            f"{nr_pages} pages need a swap file of {_gib(need)} ({need} bytes), but {directory} "
+            f"has {_gib(free_disk)} free; lower nr_pages, or set swap.allow_large: true to "
+            f"accept a swap file that may fill the disk"
+        )
+    if available_memory is None:
+        available_memory = _available_memory()
+    maps = nr_pages * SWAP_MAP_BYTES_PER_PAGE
+    if available_memory is not None and maps > available_memory // 2:
+        out.append(
+            f"{nr_pages} pages need {_gib(maps)} of swap maps ({SWAP_MAP_BYTES_PER_PAGE} bytes "
+            f"a page), more than half of the {_gib(available_memory)} of memory available; "
+            f"lower nr_pages, or set swap.allow_large: true"
+        )
+    return out
 
 
 def _from_mapping(raw: Any, source: str) -> ZswapConfig:
@@ -418,9 +575,10 @@ def _from_mapping(raw: Any, source: str) -> ZswapConfig:
         p.add("", f"the top level must be a mapping with sections {', '.join(_SECTIONS)}; "
                   f"got {type(raw).__name__}")
         p.raise_if_any()
+    _check_size(raw, source)
     for key in raw:
-        if key not in _SECTIONS:
-            p.add(str(key), f"unknown section (known sections: {', '.join(_SECTIONS)})")
+        if not (type(key) is str and key in _SECTIONS):
+            p.add(_key(key), f"unknown section (known sections: {', '.join(_SECTIONS)})")
 
     zraw = _section(raw, "zswap", p)
     z = _check_keys("zswap", zraw, _ZSWAP_KEYS, p, extra=("compressor",))
@@ -463,9 +621,45 @@ def _from_mapping(raw: Any, source: str) -> ZswapConfig:
         v = getattr(swap, k)
         if isinstance(v, int):
             setattr(swap, k, float(v))
+    valid = all(k not in sraw or k in sv for k in ("nr_pages", "path", "allow_large"))
+    if valid and not swap.allow_large:
+        for msg in swap_size_problems(swap.nr_pages, swap.path):
+            p.add("swap.nr_pages", msg)
 
     p.raise_if_any()
     return ZswapConfig(zswap=zswap, memory=memory, pool=pool, swap=swap, source=source)
+
+
+_LOADER: Any = None
+
+
+def _loader() -> Any:
+    """yaml.SafeLoader, refusing nesting deeper than :data:`MAX_DEPTH` while composing (the
+    composer recurses per level, so a deeply nested document would otherwise hit Python's
+    recursion limit) and more than :data:`MAX_VALUES` aliases."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            _depth = 0
+            _aliases = 0
+
+            def compose_node(self, parent: Any, index: Any) -> Any:
+                if self.check_event(yaml.AliasEvent):
+                    self._aliases += 1
+                    if self._aliases > MAX_VALUES:
+                        raise yaml.YAMLError(f"more than {MAX_VALUES} aliases")
+                self._depth += 1
+                try:
+                    if self._depth > MAX_DEPTH + 2:
+                        raise yaml.YAMLError(f"values nested more than {MAX_DEPTH} levels deep")
+                    return super().compose_node(parent, index)
+                finally:
+                    self._depth -= 1
+
+        _LOADER = Loader
+    return _LOADER
 
 
 def load_config(source: str | Path | Mapping[str, Any] | ZswapConfig) -> ZswapConfig:
@@ -484,18 +678,30 @@ def load_config(source: str | Path | Mapping[str, Any] | ZswapConfig) -> ZswapCo
         import yaml
 
         name = str(source)
+        if "\0" in name:
+            raise ConfigError(f"{excerpt(name)}: a config file path cannot contain a NUL byte")
         try:
-            text = Path(source).read_text(encoding="utf-8")
+            with open(source, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
             why = exc.strerror or exc
             raise ConfigError(f"{name}: cannot read the config file: {why}") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError(f"{name}: larger than {MAX_FILE_BYTES} bytes; not a config file")
+        try:
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{name}: not a UTF-8 text file: {exc}") from None
         try:
-            raw = yaml.safe_load(text)
+            raw = yaml.load(text, Loader=_loader())  # noqa: S506 (a SafeLoader)
         except yaml.YAMLError as exc:
-            detail = str(exc).replace("\n", " ")
+            detail = _clip(str(exc).replace("\n", " "))
             raise ConfigError(f"{name}: invalid YAML: {detail}") from None
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # A scalar the YAML library cannot build (a timestamp like 2020-13-45, an integer
+            # of more digits than Python converts...).
+            detail = _clip(f"{type(exc).__name__}: {exc}".replace("\n", " "), 300)
+            raise ConfigError(f"{name}: invalid YAML value: {detail}") from None
         return _from_mapping(raw, name)
     raise ConfigError(
         f"a config must be a YAML file path, a dict or a ZswapConfig, not {type(source).__name__}"
@@ -504,6 +710,9 @@ def load_config(source: str | Path | Mapping[str, Any] | ZswapConfig) -> ZswapCo
 
 __all__ = [
     "BATCHING_MODES",
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_VALUES",
     "POOL_TYPES",
     "SWAP_MODELS",
     "CompressorConfig",
@@ -513,4 +722,5 @@ __all__ = [
     "ZswapConfig",
     "ZswapSettings",
     "load_config",
+    "swap_size_problems",
 ]

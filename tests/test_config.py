@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,145 @@ def test_custom_model_round_trip():
     assert load_config(cfg.to_dict()) == cfg
     cfg = load_config({"swap": {"model": "custom", "read_mb_s": 1, "write_mb_s": 2}})
     assert cfg.swap.latency_us == 0.0
+
+
+# -- issue 16: bounded errors, alias bombs, NUL bytes, nr_pages limits ------------------------
+
+
+def _alias_bomb(levels: int = 8, width: int = 9) -> str:
+    """``levels`` lists of ``width`` aliases of the level below: ``width**levels`` leaves."""
+    inner = ", ".join(["1"] * width)
+    parts = [f"&l0 [{inner}]"]
+    for i in range(1, levels + 1):
+        parts.append(f"&l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]")
+    return "[" + ", ".join(parts) + "]"
+
+
+def test_an_alias_bomb_fails_fast_and_small(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(f"zswap:\n  max_pool_percent: {_alias_bomb()}\n")
+    assert path.stat().st_size < 600  # the issue's 417-byte bomb, give or take
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: more than 10000 values once aliases are expanded")
+    assert len(msg) < 300
+    # Small enough to pass the size check, the value is still shown only as an excerpt.
+    path.write_text(f"zswap:\n  max_pool_percent: {_alias_bomb(levels=3)}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: zswap.max_pool_percent: must be an integer 1..100, got [[1")
+    assert "(9 items)" in msg and len(msg) < 300
+
+
+def test_recursive_deep_and_huge_documents_are_refused(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("zswap: &a {compressor: {name: lz4, params: *a}}\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: a value contains itself"):
+        load_config(path)
+    path.write_text("zswap: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: invalid YAML: values nested more than 32"):
+        load_config(path)
+    path.write_text("# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match=rf"^{path}: larger than 1048576 bytes"):
+        load_config(path)
+    loop: dict = {}
+    loop["zswap"] = loop
+    with pytest.raises(ConfigError, match=r"^<dict>: a value contains itself"):
+        load_config(loop)
+    wide = {"zswap": {"compressor": {"name": "lz4", "params": {"x": list(range(20_000))}}}}
+    with pytest.raises(ConfigError, match=r"^<dict>: more than 10000 values"):
+        load_config(wide)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expect"),
+    [
+        ("zswap: {max_pool_percent: " + "x" * 5000 + "}", "zswap.max_pool_percent",
+         "... (5000 characters)"),
+        ("zswap: {enabled: [" + ", ".join(["1"] * 3000) + "]}", "zswap.enabled",
+         "(3000 items)"),
+        ("swap: {model: {" + ", ".join(f"k{i}: {i}" for i in range(500)) + "}}", "swap.model",
+         "(500 items)"),
+        ("zswap:\n  ? " + "k" * 3000 + "\n  : 1", "zswap.'kkkk", "unknown key"),
+        ("zswap: {compressor: " + "z" * 3000 + "}", "zswap.compressor", "is not a backend name"),
+    ],
+)
+def test_bad_values_are_shown_as_bounded_excerpts(tmp_path, text, key, expect):
+    path = tmp_path / "c.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: {key}"), msg[:200]
+    assert expect in msg and len(msg) < 600 + len(str(path))  # the known keys included
+
+
+def test_odd_scalars_are_config_errors(tmp_path):
+    path = tmp_path / "c.yaml"
+    for text, expect in [
+        ("zswap: {max_pool_percent: 2020-13-45}", "invalid YAML value: ValueError: month"),
+        ("zswap: {max_pool_percent: " + "9" * 5000 + "}", "invalid YAML value: ValueError"),
+        ("? [a, b]\n: 1", "invalid YAML: .*unhashable key"),
+        ("zswap: {compressor: {name: lz4, params: {1: 2}}}",
+         r"zswap\.compressor\.params\.1: a parameter name must be a string"),
+        ("1: 2", "1: unknown section"),
+    ]:
+        path.write_text(text + "\n")
+        with pytest.raises(ConfigError, match=rf"^{path}: {expect}"):
+            load_config(path)
+
+
+def test_a_nul_byte_in_swap_path_is_a_clear_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"^<dict>: swap\.path: must not contain a NUL byte"):
+        load_config({"swap": {"path": "a\0b"}})
+    path = tmp_path / "c.yaml"
+    path.write_text('swap: {path: "a\\0b"}\n')
+    with pytest.raises(ConfigError, match=rf"^{path}: swap\.path: must not contain a NUL byte"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="cannot contain a NUL byte"):
+        load_config(str(tmp_path / "c\0.yaml"))
+
+
+def test_nr_pages_is_limited_by_free_disk_unless_allow_large(tmp_path):
+    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    n = 1 << 30  # 4 TiB of swap file: more than this machine's free disk
+    assert (n + 1) * 4096 > free
+    raw = {"swap": {"path": str(tmp_path / "s.img"), "nr_pages": n}}
+    with pytest.raises(ConfigError) as info:
+        load_config(raw)
+    msg = str(info.value)
+    assert msg.startswith("<dict>: swap.nr_pages: 1073741824 pages need a swap file of 4096.0 GiB")
+    assert f"but {tmp_path} has" in msg and "swap.allow_large: true" in msg
+    raw["swap"]["allow_large"] = True
+    cfg = load_config(raw)
+    assert cfg.swap.allow_large and cfg.swap.nr_pages == n
+    assert load_config(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match=r"swap\.nr_pages: .* but /\S* has"):
+        load_config({"swap": {"nr_pages": n}})  # a temporary file: the temporary directory
+    assert load_config({"swap": {"nr_pages": 1024, "path": str(tmp_path / "s.img")}})
+
+
+def test_swap_size_problems_name_the_numbers():
+    from hwzswap.config import swap_size_problems
+
+    assert swap_size_problems(1000, None, free_disk=1 << 30, available_memory=1 << 30) == []
+    (disk,) = swap_size_problems(1000, "/x/s.img", free_disk=4096 * 1000,
+                                 available_memory=1 << 30)
+    assert disk.startswith("1000 pages need a swap file of 3.9 MiB (4100096 bytes), but /x has "
+                           "3.9 MiB free")
+    (mem,) = swap_size_problems(1 << 20, "/x/s.img", free_disk=1 << 40,
+                                available_memory=3 << 20)
+    assert mem.startswith("1048576 pages need 2.0 MiB of swap maps (2 bytes a page), more than "
+                          "half of the 3.0 MiB of memory available")
+
+
+def test_reuse_and_allow_large_keys():
+    cfg = load_config({})
+    assert cfg.swap.reuse is False and cfg.swap.allow_large is False
+    cfg = load_config({"swap": {"reuse": True}})
+    assert cfg.swap.reuse is True and cfg.to_dict()["swap"]["reuse"] is True
+    for key in ("reuse", "allow_large"):
+        with pytest.raises(ConfigError, match=rf"^<dict>: swap\.{key}: must be true or false"):
+            load_config({"swap": {key: "yes"}})
