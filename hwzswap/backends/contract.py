@@ -539,3 +539,31 @@ __all__ = [
     "run_ops",
 ]
 
+
+
+def compressed_input(backend: str, data: Any) -> bytes | memoryview:
+    """``data`` checked as a decompress entry point's input: ``bytes`` as they are, any other
+    C-contiguous bytes-like object as a flat byte view (no copy). Anything else raises
+    :class:`InvalidInputError` naming the backend (never a bare ``TypeError``/``BufferError``)."""
+    if type(data) is bytes:
+        return data
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise InvalidInputError(
+            f"{backend}: compressed data must be a bytes-like object (bytes, bytearray, "
+            f"memoryview, a uint8 array), not {type(data).__name__}"
+        ) from None
+    if not view.c_contiguous:
+        raise InvalidInputError(
+            f"{backend}: compressed data must be one contiguous buffer; this "
+            f"{type(data).__name__} is strided (pass bytes(data), a copy)"
+        )
+    if view.ndim == 1 and view.format == "B":
+        return view
+    try:
+        return view.cast("B")
+    except TypeError as exc:  # a zero-dimensional or otherwise uncastable buffer
+        raise InvalidInputError(
+            f"{backend}: compressed data must be a flat byte buffer ({exc})"
+        ) from None
