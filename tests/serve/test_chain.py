@@ -1,0 +1,164 @@
+"""``hwzswap swap on|off|status``: the real chain (FUSE mount, loop device, swapon) is set up
+and undone, refusals say why, and a killed server leaves nothing after ``swap off``."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hwzswap.serve import chain
+from hwzswap.serve.cgroup import MemoryCgroup, limited_ancestor
+
+from serveutil import PROG, hwzswap_cli, small_config
+
+
+def _in_child(fn) -> str:
+    """Run ``fn()`` in a forked child; its return value (or the error) as a string."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(r)
+        try:
+            out = f"ok: {fn()}"
+        except BaseException as exc:  # noqa: BLE001
+            out = f"{type(exc).__name__}: {exc}"
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    os.waitpid(pid, 0)
+    return out
+
+
+def _gone(st: dict) -> None:
+    assert st["loop"] not in chain.active_swaps()
+    assert not Path(st["mountpoint"]).exists() or not chain._is_mounted(st["mountpoint"])
+    backing = chain._loop_backing(st["loop"])
+    assert backing is None or not backing.startswith(st["mountpoint"])
+    assert not chain.state_path(st["name"]).exists()
+
+
+def test_on_status_off(state_dir: Path, tmp_path: Path) -> None:
+    cfg = small_config(tmp_path)
+    p = hwzswap_cli("swap", "on", "--config", cfg, "--name", "t1")
+    assert p.returncode == 0, p.stderr + p.stdout
+    st = chain.read_state("t1")
+    assert st and st["loop"] in chain.active_swaps()
+    assert Path(f"/sys/block/{Path(st['loop']).name}/loop/dio").read_text().strip() == "1"
+    swaps = Path("/proc/swaps").read_text()
+    assert st["loop"] in swaps
+    # The server is in no limited cgroup, and its memory is locked.
+    assert limited_ancestor(st["pid"]) is None
+    assert st["mlockall"] == "ok"
+    status = hwzswap_cli("swap", "status", "--name", "t1", "--json")
+    info = json.loads(status.stdout)
+    assert info["server_alive"] and info["in_proc_swaps"]
+    assert info["stats"]["write_pages"] >= 1  # mkswap's header
+    # A second chain while this one is active is refused without --coexist.
+    p2 = hwzswap_cli("swap", "on", "--config", cfg, "--name", "t2")
+    assert p2.returncode == 2 and "another swap device is active" in p2.stderr
+    off = hwzswap_cli("swap", "off", "--name", "t1")
+    assert off.returncode == 0, off.stderr
+    _gone(st)
+    assert hwzswap_cli("swap", "status", "--name", "t1").stdout.strip().endswith("off")
+
+
+def test_refusals_say_why(state_dir: Path, tmp_path: Path) -> None:
+    def as_nobody() -> None:
+        os.setgid(65534)
+        os.setuid(65534)
+        chain.preflight()
+
+    assert "needs root" in _in_child(as_nobody)
+
+    def without_devices() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.unshare(0x00020000) == 0  # CLONE_NEWNS: only this child sees the mounts
+        assert libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) == 0  # rec, private
+        assert libc.mount(b"tmpfs", b"/dev", b"tmpfs", 0, None) == 0
+        msgs = []
+        try:
+            chain.preflight()
+        except chain.ChainError as exc:
+            msgs.append(str(exc))
+        Path("/dev/fuse").touch()
+        try:
+            chain.preflight()
+        except chain.ChainError as exc:
+            msgs.append(str(exc))
+        return " | ".join(msgs)
+
+    out = _in_child(without_devices)
+    assert "/dev/fuse is missing" in out and "no loop devices" in out
+
+    cg = MemoryCgroup.create(f"hwzswap-test-limited-{os.getpid()}", 256 << 20)
+    try:
+        def limited() -> None:
+            cg.add(os.getpid())
+            chain.preflight()
+
+        assert "memory-limited cgroup" in _in_child(limited)
+    finally:
+        cg.remove()
+
+
+def test_killed_server_leaves_nothing_after_off(state_dir: Path, tmp_path: Path) -> None:
+    st = chain.swap_on(small_config(tmp_path), name="t3")
+    cg = MemoryCgroup.create(f"hwzswap-test-kill-{os.getpid()}", 24 << 20)
+    prog = None
+    try:
+        prog = subprocess.Popen([sys.executable, PROG, "48"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
+                                preexec_fn=lambda: cg.add(os.getpid()))
+        deadline = time.monotonic() + 60
+        while chain.query("t3")["write_pages"] < 2000:  # it is swapping now
+            assert time.monotonic() < deadline and prog.poll() is None
+            time.sleep(0.05)
+        os.kill(st["pid"], signal.SIGKILL)
+        time.sleep(0.2)
+        assert not chain._pid_is_server(st["pid"])
+        assert chain.status("t3")["on"] and not chain.status("t3")["server_alive"]
+        done = chain.swap_off("t3")
+        assert any(d.startswith("swapoff") for d in done), done
+        _gone(st)
+    finally:
+        if prog is not None and prog.poll() is None:
+            prog.kill()
+        if prog is not None:
+            prog.wait(30)
+        cg.remove()
+
+
+def test_server_in_a_limited_cgroup_is_refused(state_dir: Path, tmp_path: Path) -> None:
+    """`swap on` started from inside a memory-limited cgroup refuses before setting anything
+    up (the rule that keeps the chain from deadlocking)."""
+    cg = MemoryCgroup.create(f"hwzswap-test-on-{os.getpid()}", 512 << 20)
+    try:
+        p = subprocess.run([sys.executable, "-m", "hwzswap", "swap", "on", "--config",
+                            small_config(tmp_path), "--name", "t4"],
+                           capture_output=True, text=True, timeout=60,
+                           preexec_fn=lambda: cg.add(os.getpid()))
+        assert p.returncode == 2 and "memory-limited cgroup" in p.stderr
+        assert chain.read_state("t4") is None
+    finally:
+        cg.remove()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_server_undoes_the_chain_on_signals(state_dir: Path, tmp_path: Path, sig) -> None:
+    st = chain.swap_on(small_config(tmp_path), name="t5")
+    os.kill(st["pid"], sig)
+    deadline = time.monotonic() + 30
+    while chain._pid_is_server(st["pid"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    _gone(st)
