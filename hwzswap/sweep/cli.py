@@ -1,0 +1,160 @@
+"""``hwzswap sweep``: run a sweep file, locally or on a Ray cluster, and merge the results."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+from typing import Any
+
+from hwzswap.errors import HwzswapError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def default_out_dir(sweep_file: str) -> Path:
+    """``sweep-results/<name of the sweep file>`` under the current directory."""
+    name = Path(sweep_file).name
+    for suffix in (".yaml", ".yml"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return Path("sweep-results") / name
+
+
+def _dry_run(spec: Any, plan: Any, out_dir: Path, console: Any) -> int:
+    from rich.table import Table
+
+    from hwzswap.sweep import store
+    from hwzswap.sweep.plan import config_problem
+
+    done = store.existing_records(out_dir, [r.run_id for r in plan.runs])
+    console.print(f"{spec.source}: {len(plan.runs)} runs ({plan.combinations} combinations, "
+                  f"{plan.excluded} excluded, {plan.collapsed} merged: a params axis the "
+                  "backend does not take)", highlight=False, soft_wrap=True)
+    table = Table()
+    for col in ("#", "run id", *spec.axes, "resources", "in output", "config here"):
+        table.add_column(col, overflow="fold")
+    refused = []
+    for i, run in enumerate(plan.runs, 1):
+        res = ", ".join(f"{k}={v:g}" for k, v in run.resources.items()
+                        if not (k == "CPU" and v == 1.0))
+        prior = done.get(run.run_id)
+        why = config_problem(run)
+        if why is not None:
+            refused.append(f"run {i} ({run.run_id}): the config loader here refuses it: {why}")
+        table.add_row(str(i), run.run_id,
+                      *(str(run.coords.get(a, "n/a")) for a in spec.axes),
+                      res or "-", prior["status"] if prior else "-",
+                      "ok" if why is None else "[red]refused[/red]")
+    console.print(table)
+    for line in refused:
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(f"fixed: {spec.fixed or '-'}; output: {out_dir}", highlight=False,
+                  soft_wrap=True)
+    return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line, rebuilt from the parsed options (for the merged result)."""
+    words = ["hwzswap", "sweep", args.sweep]
+    for opt, value in (("-o", args.output), ("--jobs", args.jobs), ("--timeout", args.timeout),
+                       ("--ray", args.ray), ("--group-by", args.group_by)):
+        if value is not None:
+            words += [opt, f"{value:g}" if isinstance(value, float) else str(value)]
+    words += [flag for flag, on in (("--retry-failed", args.retry_failed),
+                                    ("--quiet", args.quiet)) if on]
+    return shlex.join(words)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from hwzswap.sweep import report
+    from hwzswap.sweep.execute import run_sweep
+    from hwzswap.sweep.plan import expand
+    from hwzswap.sweep.spec import load_sweep
+
+    spec = load_sweep(args.sweep)
+    plan = expand(spec)
+    if args.group_by is not None and args.group_by not in spec.axes:
+        raise HwzswapError(f"--group-by {args.group_by}: not an axis of {spec.source} "
+                           f"(axes: {', '.join(spec.axes) or 'none'})")
+    out_dir = Path(args.output) if args.output else default_out_dir(args.sweep)
+    console = Console(width=max(120, Console().width))
+    err = Console(stderr=True)
+    if args.dry_run:
+        return _dry_run(spec, plan, out_dir, console)
+    if args.ray is not None and args.jobs is not None:
+        raise HwzswapError("--jobs is for the local executor; on Ray the cluster's free CPUs "
+                           "(one per run) decide how many runs go at once")
+    command = _command(args)
+    outcome = run_sweep(spec, plan, out_dir, jobs=args.jobs or 1, timeout=args.timeout,
+                        ray=args.ray, retry_failed=args.retry_failed,
+                        progress=not args.quiet and err.is_terminal,
+                        console=None if args.quiet else err, command=command,
+                        group_by=args.group_by)
+    if not args.quiet:
+        report.print_table(outcome.doc, args.group_by, console)
+        for what, where in outcome.files.items():
+            err.print(f"wrote {what.replace('_', ' ')} to {where}", highlight=False)
+    return 0 if outcome.all_ok else 1
+
+
+def register(subparsers: Any) -> None:
+    """Add ``sweep`` to the ``hwzswap`` command line."""
+    from hwzswap.sweep.execute import DEFAULT_TIMEOUT_S
+
+    p = subparsers.add_parser(
+        "sweep",
+        help="run every combination of a sweep file (locally or on Ray) and merge the results",
+        description=(
+            "Run every combination of the sweep file's axes (backends, params.<name>, "
+            "batching, workload, pages, seed, corpus, dotted config keys) as an isolated "
+            "`hwzswap bench` process, locally or on a Ray cluster; write one record per run "
+            "under DIR/runs, then DIR/sweep.json, DIR/table.md and plots. Runs already in DIR "
+            "are skipped (resume). Exit status 1 when a run did not succeed, 2 on a usage or "
+            "sweep-file error."
+        ),
+    )
+    p.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file (axes, fixed, exclude)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the runs (ids, coordinates, resources, config check) and stop")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="output directory (default: sweep-results/<sweep file name>)")
+    p.add_argument("--jobs", type=_positive_int, metavar="N",
+                   help="local runs at once (default 1: runs in parallel share the cores and "
+                        "disturb each other's timings)")
+    p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
+                   help=f"per-run time limit in seconds (default {DEFAULT_TIMEOUT_S:g}); a run "
+                        "past it is killed and recorded as FAILED")
+    p.add_argument("--ray", metavar="auto|ADDRESS",
+                   help="run on a Ray cluster: 'auto' joins the cluster this machine belongs "
+                        "to (or starts one here), or give its address (HOST:6379, "
+                        "ray://HOST:10001). Needs the 'ray' extra")
+    p.add_argument("--group-by", metavar="AXIS",
+                   help="group the table by this axis (default: backend)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="on resume, run again the runs whose record is not ok")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    p.set_defaults(func=_cmd_sweep)
+
+
+__all__ = ["default_out_dir", "register"]

@@ -1,0 +1,229 @@
+"""Expanding a sweep into runs: every combination of the axes, less the excluded ones.
+
+Each run has a stable id built from its settings, so a sweep re-run into the same output
+directory finds the runs it already has (resume), on any machine, in any order.
+
+A ``params.<name>`` axis applies to the backends that declare the parameter ``<name>``; for the
+others it is dropped from the run's coordinates, and the runs that then coincide are one run (a
+sweep of ``backend: [lz4, zstd]`` × ``params.acceleration: [1, 8]`` is three runs, not four).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from hwzswap.sweep.resources import run_resources
+from hwzswap.sweep.spec import SweepSpec
+
+#: Bench options set by a run setting (the value is passed as the option's argument).
+BENCH_OPTIONS = {
+    "workload": "--workload",
+    "pages": "--pages",
+    "seed": "--seed",
+    "corpus": "--corpus",
+    "load_batch": "--load-batch",
+    "repeat": "--repeat",
+}
+#: Longest readable part of a run id (the hash keeps ids distinct beyond it).
+_SLUG_MAX = 80
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a sweep: its id, its coordinates (the axes' values) and all its settings."""
+
+    run_id: str
+    coords: dict[str, Any]
+    settings: dict[str, Any]
+    config: dict[str, Any]
+    #: What the run asks a Ray cluster for (see :mod:`hwzswap.sweep.resources`).
+    resources: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def backend(self) -> str:
+        return str(self.settings["backend"])
+
+    def bench_args(self) -> list[str]:
+        """``hwzswap bench`` options for this run, besides ``--config`` and ``--json``."""
+        args = ["--backends", self.backend]
+        for name, opt in BENCH_OPTIONS.items():
+            value = self.settings.get(name)
+            if value is not None:
+                args += [opt, str(value)]
+        return args
+
+    def runspec(self) -> dict[str, Any]:
+        """All a worker needs to execute the run, as JSON-able data (it travels to Ray nodes)."""
+        return {
+            "run_id": self.run_id,
+            "coords": dict(self.coords),
+            "settings": dict(self.settings),
+            "backend": self.backend,
+            "config": copy.deepcopy(self.config),
+            "bench_args": self.bench_args(),
+            "resources": dict(self.resources),
+        }
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _slug_part(value: Any) -> str:
+    text = "null" if value is None else str(value).rsplit("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9.+]+", "-", text).strip("-") or "x"
+
+
+def _portable(settings: dict[str, Any], base_dir: str | None) -> dict[str, Any]:
+    """Settings with paths relative to the sweep file's directory, so ids survive a move."""
+    if base_dir is None:
+        return settings
+    out = dict(settings)
+    for name in ("config", "corpus", "workload"):
+        value = out.get(name)
+        if isinstance(value, str) and os.path.isabs(value):
+            out[name] = os.path.relpath(value, base_dir)
+    return out
+
+
+def run_id(coords: dict[str, Any], settings: dict[str, Any], base_dir: str | None = None) -> str:
+    """A stable id: the coordinates' values, readable, plus a hash of every setting.
+
+    The hash covers the fixed settings too, so changing one of them in the sweep file gives new
+    ids (the old records are not mistaken for the new runs on resume). Paths count relative to
+    ``base_dir`` (the sweep file's directory).
+    """
+    settings = _portable(settings, base_dir)
+    slug = "_".join(_slug_part(v) for v in coords.values())[:_SLUG_MAX] or "run"
+    digest = hashlib.sha256(_canonical(settings).encode()).hexdigest()[:10]
+    return f"{slug}-{digest}"
+
+
+def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        nxt = d.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            d[part] = nxt
+        d = nxt
+    d[parts[-1]] = value
+
+
+def run_config(spec: SweepSpec, settings: dict[str, Any]) -> dict[str, Any]:
+    """The config a run's bench gets: the base config, its dotted keys, backend and params.
+
+    The compressor is the run's backend, with the base config's params when the base config
+    names that backend, and the run's ``params.<name>`` settings on top.
+    """
+    base_path = settings.get("config")
+    cfg = copy.deepcopy(spec.base_configs.get(base_path, {})) if base_path else {}
+    for name, value in settings.items():
+        head = name.split(".", 1)[0]
+        if name == "batching":
+            _set_dotted(cfg, "zswap.batching", value)
+        elif head in ("zswap", "memory", "pool", "swap"):
+            _set_dotted(cfg, name, value)
+    zswap = cfg.get("zswap")
+    if not isinstance(zswap, dict):
+        zswap = {}
+        cfg["zswap"] = zswap
+    base_comp = zswap.get("compressor")
+    params: dict[str, Any] = {}
+    if isinstance(base_comp, dict) and base_comp.get("name") == settings["backend"]:
+        params = dict(base_comp.get("params") or {})
+    for name, value in settings.items():
+        if name.startswith("params."):
+            params[name.split(".", 1)[1]] = value
+    zswap["compressor"] = {"name": settings["backend"], "params": params}
+    return cfg
+
+
+def _declared_params(backend: str) -> set[str] | None:
+    """The parameters ``backend`` declares, or ``None`` when its class cannot be loaded here."""
+    from hwzswap.backends.registry import get_backend_class
+
+    try:
+        return set(get_backend_class(backend).PARAMS)
+    except Exception:  # noqa: BLE001 -- not importable on this machine: keep every param
+        return None
+
+
+def _excluded(spec: SweepSpec, coords: dict[str, Any]) -> bool:
+    for combo in spec.exclude:
+        if combo and all(name in coords and any(coords[name] == v and
+                                                type(coords[name]) is type(v) for v in values)
+                         for name, values in combo.items()):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The runs of a sweep in order, and how many combinations were excluded or merged."""
+
+    runs: list[Run]
+    combinations: int
+    excluded: int
+    collapsed: int
+
+
+def expand(spec: SweepSpec) -> Plan:
+    """Every run of ``spec``: the product of the axes in the file's order, less ``exclude``."""
+    names = list(spec.axes)
+    declared: dict[str, set[str] | None] = {}
+    runs: list[Run] = []
+    seen: set[str] = set()
+    combos = excluded = collapsed = 0
+    for values in itertools.product(*(spec.axes[n] for n in names)):
+        combos += 1
+        coords = dict(zip(names, values))
+        if _excluded(spec, coords):
+            excluded += 1
+            continue
+        settings = {**spec.fixed, **coords}
+        backend = str(settings["backend"])
+        if backend not in declared:
+            declared[backend] = _declared_params(backend)
+        known = declared[backend]
+        if known is not None:
+            for name in [n for n in settings if n.startswith("params.")]:
+                if name.split(".", 1)[1] not in known:
+                    settings.pop(name)
+                    coords.pop(name, None)
+        settings = {n: settings[n] for n in sorted(settings)}
+        rid = run_id(coords, settings, spec.base_dir)
+        if rid in seen:
+            collapsed += 1
+            continue
+        seen.add(rid)
+        config = run_config(spec, settings)
+        runs.append(Run(run_id=rid, coords=coords, settings=settings, config=config,
+                        resources=run_resources(backend, config["zswap"]["compressor"]["params"],
+                                                spec.resources)))
+    return Plan(runs=runs, combinations=combos, excluded=excluded, collapsed=collapsed)
+
+
+def config_problem(run: Run) -> str | None:
+    """What the config loader says about the run's config here (``None``: it is valid).
+
+    For ``--dry-run``: the run itself validates its config again where it runs.
+    """
+    from hwzswap.config import load_config
+    from hwzswap.errors import HwzswapError
+
+    try:
+        load_config(run.config)
+    except HwzswapError as exc:
+        return str(exc).replace("<dict>: ", "")
+    return None
+
+
+__all__ = ["BENCH_OPTIONS", "Plan", "Run", "config_problem", "expand", "run_config", "run_id"]

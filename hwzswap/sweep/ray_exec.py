@@ -1,0 +1,133 @@
+"""The Ray executor: one Ray task per run, placed by the resources its backend needs.
+
+Each task runs :func:`hwzswap.sweep.worker.execute_run` on the node Ray picks: the run is still
+its own process there (a crash or hang of the bench kills nothing but that process), and the
+record comes back through Ray, so the nodes need no shared file system; only the driver writes
+the output directory. Every node needs hwzswap installed (with the drivers its devices need) and
+the files the sweep names (a corpus or workload file) at the same paths.
+
+Before submitting, the executor checks each run's resources against the cluster's live nodes:
+a run that no single node can hold is recorded as ``unschedulable`` at once (Ray would keep an
+infeasible task waiting forever). Tasks are never retried (``max_retries=0``): a node lost
+mid-run is a FAILED record, like a crash.
+
+Ray is the optional extra ``ray`` (``pip install 'hwzswap[ray]'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hwzswap.errors import HwzswapError
+from hwzswap.sweep.resources import fits, ray_options
+from hwzswap.sweep.worker import execute_run, failed_record
+
+Record = dict[str, Any]
+
+
+class RayUnavailableError(HwzswapError):
+    """``--ray`` was asked for but Ray is not installed, or the cluster cannot be reached."""
+
+
+def _task(runspec: dict[str, Any], timeout: float) -> Record:
+    """The body of a run's Ray task (module level, so Ray ships it by reference)."""
+    return execute_run(runspec, timeout)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayUnavailableError(
+            f"--ray needs Ray, which is not installed ({exc}); install the extra: "
+            "pip install 'hwzswap[ray]'"
+        ) from None
+    return ray
+
+
+def connect(address: str) -> tuple[Any, bool]:
+    """Ray, initialised: ``auto`` joins the cluster this machine belongs to (``RAY_ADDRESS``
+    or one ``ray start`` began here) or else starts one on this machine; anything else is a
+    cluster address (``HOST:6379``, ``ray://HOST:10001``). An existing connection (a caller
+    that ran ``ray.init`` itself) is used as it is. Returns ``(ray, started_here)``."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return ray, False
+    try:
+        ray.init(address=None if address == "auto" else address, log_to_driver=False)
+    except Exception as exc:  # noqa: BLE001 -- ConnectionError, RuntimeError, ValueError...
+        raise RayUnavailableError(
+            f"--ray {address}: cannot join the Ray cluster: {type(exc).__name__}: {exc}"
+        ) from None
+    return ray, True
+
+
+def node_offers(ray: Any) -> list[dict[str, Any]]:
+    """Each live node: its host name (``NodeManagerHostname``) and total resources."""
+    out = []
+    for node in ray.nodes():
+        if node.get("Alive", node.get("alive")):
+            out.append({"host": node.get("NodeManagerHostname") or node.get("NodeManagerAddress"),
+                        "resources": dict(node.get("Resources") or {})})
+    return out
+
+
+def _describe(offers: list[dict[str, Any]]) -> str:
+    parts = []
+    for o in offers:
+        res = ", ".join(f"{k}={v:g}" for k, v in sorted(o["resources"].items())
+                        if not k.startswith("node:") and k not in ("memory",
+                                                                   "object_store_memory"))
+        parts.append(f"{o['host']} ({res})")
+    return "; ".join(parts) or "no live node"
+
+
+def run_ray(runspecs: list[dict[str, Any]], *, address: str, timeout: float,
+            on_record: Callable[[Record], None]) -> dict[str, Any]:
+    """Run every runspec on the Ray cluster; ``on_record`` gets each record as it arrives.
+
+    Returns a note of the cluster (address, nodes) for the merged result.
+    """
+    ray, started = connect(address)
+    pending: dict[Any, dict[str, Any]] = {}
+    try:
+        offers = node_offers(ray)
+        task = ray.remote(max_retries=0)(_task)
+        for rs in runspecs:
+            need = rs.get("resources") or {"CPU": 1.0}
+            if not any(fits(need, o["resources"]) for o in offers):
+                want = ", ".join(f"{k}={v:g}" for k, v in sorted(need.items()))
+                on_record(failed_record(
+                    rs, "unschedulable",
+                    f"no node of the cluster has {want} (nodes: {_describe(offers)})",
+                    status="unschedulable"))
+                continue
+            pending[task.options(**ray_options(need)).remote(rs, timeout)] = rs
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                rs = pending.pop(ref)
+                try:
+                    rec = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 -- a lost node, a dead worker...
+                    rec = failed_record(rs, "worker",
+                                        f"the Ray task failed: {type(exc).__name__}: {exc}")
+                on_record(rec)
+        return {"executor": "ray", "address": address,
+                "nodes": [{"host": o["host"],
+                           "resources": {k: v for k, v in o["resources"].items()
+                                         if not k.startswith("node:")}} for o in offers]}
+    except BaseException:
+        for ref in list(pending):
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 -- best effort on the way out
+                pass
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+__all__ = ["RayUnavailableError", "connect", "node_offers", "run_ray"]

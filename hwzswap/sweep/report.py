@@ -1,0 +1,286 @@
+"""Reading a sweep's merged result: a table grouped by an axis, and two plots.
+
+* the table: one row per run, in sections by the value of one axis (``--group-by``; default
+  ``backend``), with the other axes as columns, then ratio, throughputs, the share of the raw
+  codec's speed the stack keeps, verified pages and the host;
+* ``throughput_vs_ratio.png``: every successful run as a point of compression ratio against
+  store and load throughput, one colour per backend;
+* ``speedup_vs_lz4.png``: each backend's store and load throughput over lz4's in the run that
+  differs from it only in the backend (same engine mode, workload, seed, pool settings …),
+  grouped by engine mode (``batching``); the geometric mean when several runs match.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from hwzswap.errors import HwzswapError
+
+#: The backend every other one is compared with in the speed-up plot.
+BASELINE = "lz4"
+
+
+def engine_mode(rec: dict[str, Any]) -> str:
+    """The run's engine mode (``batching``), or ``(config)`` when the sweep left it alone."""
+    s = rec.get("settings") or {}
+    mode = s.get("batching")
+    if mode is None:
+        mode = ((rec.get("config") or {}).get("zswap") or {}).get("batching")
+    return str(mode) if mode is not None else "(config)"
+
+
+def check_group_by(doc: dict[str, Any], group_by: str | None) -> str | None:
+    """The axis to group by (default: ``backend`` if it is an axis, else the first axis)."""
+    axes = list(doc.get("axes") or [])
+    if group_by is None:
+        return "backend" if "backend" in axes else (axes[0] if axes else None)
+    if group_by not in axes:
+        raise HwzswapError(f"--group-by {group_by}: not an axis of this sweep "
+                           f"(axes: {', '.join(axes) or 'none'})")
+    return group_by
+
+
+def _fmt_rate(v: Any) -> str:
+    if not isinstance(v, (int, float)):
+        return "-"
+    return f"{v / 1000:.1f}k" if v >= 1000 else f"{v:.0f}"
+
+
+def _fmt(v: Any, spec: str) -> str:
+    return format(v, spec) if isinstance(v, (int, float)) else "-"
+
+
+def _status(rec: dict[str, Any]) -> str:
+    st = str(rec.get("status"))
+    kind = rec.get("failure")
+    return st if st == "ok" or not kind or kind == st else f"{st}: {kind}"
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, str) and "/" in v:
+        return v.rsplit("/", 1)[-1]
+    return "null" if v is None else str(v)
+
+
+def table_rows(doc: dict[str, Any], group_by: str | None
+               ) -> tuple[list[str], list[tuple[str, list[list[str]]]]]:
+    """Column names and ``(group value, rows)`` sections, groups in the axis's order."""
+    group_by = check_group_by(doc, group_by)
+    axes = [a for a in doc.get("axes") or [] if a != group_by]
+    cols = [*axes, "status", "ratio", "store pg/s", "load pg/s", "store vs raw",
+            "load vs raw", "verified", "host"]
+    groups: dict[str, list[list[str]]] = defaultdict(list)
+    order: list[str] = []
+    if group_by is not None:
+        order = [_value(v) for v in (doc.get("sweep", {}).get("axes", {}).get(group_by) or [])]
+    for rec in doc.get("records") or []:
+        coords = rec.get("coords") or {}
+        key = _value(coords.get(group_by)) if group_by else "all runs"
+        if key not in order:
+            order.append(key)
+        ok = rec.get("status") == "ok"
+        verified = (f"{rec.get('verified_pages')}/{rec.get('pages')}"
+                    if "verified_pages" in rec else "-")
+        groups[key].append([
+            *(_value(coords[a]) if a in coords else "n/a" for a in axes),
+            _status(rec),
+            _fmt(rec.get("ratio"), ".2f") if ok else "-",
+            _fmt_rate(rec.get("store_pages_per_s")) if ok else "-",
+            _fmt_rate(rec.get("load_pages_per_s")) if ok else "-",
+            _fmt(rec.get("store_vs_raw"), ".2f") if ok else "-",
+            _fmt(rec.get("load_vs_raw"), ".2f") if ok else "-",
+            verified,
+            str(rec.get("host") or "-"),
+        ])
+    return cols, [(k, groups[k]) for k in order if groups.get(k)]
+
+
+def print_table(doc: dict[str, Any], group_by: str | None, console: Any) -> None:
+    """The grouped table on a rich console, and the reasons of the runs that did not succeed."""
+    from rich.table import Table
+
+    gb = check_group_by(doc, group_by)
+    cols, sections = table_rows(doc, gb)
+    r = doc["runs"]
+    title = (f"sweep {doc['sweep']['source']}: {r['planned']} runs, {r['ok']} ok, "
+             f"{r['failed']} failed, {r['unschedulable']} unschedulable"
+             + (f", {r['missing']} missing" if r["missing"] else ""))
+    table = Table(title=title)
+    table.add_column(gb or "", overflow="fold")
+    for c in cols:
+        table.add_column(c, overflow="fold",
+                         justify="left" if c in ("status", "host") else "right")
+    for i, (group, rows) in enumerate(sections):
+        if i:
+            table.add_section()
+        for j, row in enumerate(rows):
+            table.add_row(group if j == 0 else "", *row)
+    console.print(table)
+    for rec in doc.get("records") or []:
+        if rec.get("status") != "ok":
+            console.print(f"[red]{rec['run_id']}[/red]: {rec.get('status')} "
+                          f"({rec.get('failure')}): {rec.get('reason')}", highlight=False)
+    for line in override_notes(doc):
+        console.print(f"[yellow]note[/yellow]: {line}", highlight=False)
+
+
+def override_notes(doc: dict[str, Any]) -> list[str]:
+    """One line per run whose effective config did not take a setting of the sweep (the
+    workload's own overrides win: the built-in workloads size the pool themselves)."""
+    lines = []
+    for rec in doc.get("records") or []:
+        over = rec.get("overridden") or {}
+        if over:
+            what = ", ".join(f"{k} (asked {v['asked']!r}, used {v['used']!r})"
+                             for k, v in over.items())
+            lines.append(f"{rec['run_id']}: the workload's settings won over {what}")
+    return lines
+
+
+def markdown(doc: dict[str, Any], group_by: str | None) -> str:
+    """The grouped table as Markdown: one table per group, with the failures' reasons."""
+    gb = check_group_by(doc, group_by)
+    cols, sections = table_rows(doc, gb)
+    r = doc["runs"]
+    lines = [f"# Sweep {doc['sweep']['source']}", "",
+             f"{r['planned']} runs: {r['ok']} ok, {r['failed']} failed, "
+             f"{r['unschedulable']} unschedulable, {r['missing']} missing. "
+             f"Hosts: {', '.join(doc.get('hosts') or []) or '-'}. Created {doc['created']} "
+             f"({doc['generator']}).", ""]
+    for group, rows in sections:
+        lines += [f"## {gb} = {group}" if gb else "## all runs", "",
+                  "| " + " | ".join(cols) + " |",
+                  "|" + "|".join("---" if c in ("status", "host") else "---:" for c in cols) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines.append("")
+    bad = [rec for rec in doc.get("records") or [] if rec.get("status") != "ok"]
+    if bad:
+        lines += ["## Runs that did not succeed", ""]
+        lines += [f"- `{rec['run_id']}`: {rec.get('status')} ({rec.get('failure')}): "
+                  f"{rec.get('reason')}" for rec in bad]
+        lines.append("")
+    notes = override_notes(doc)
+    if notes:
+        lines += ["## Settings the workload overrode", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(lines)
+
+
+def _ok(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [rec for rec in doc.get("records") or [] if rec.get("status") == "ok"]
+
+
+def plot_throughput_vs_ratio(doc: dict[str, Any], path: str | Path) -> Path | None:
+    """Compression ratio against store and load throughput, one colour per backend."""
+    recs = _ok(doc)
+    if not recs:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backends = list(dict.fromkeys(rec["backend"] for rec in recs))
+    cmap = plt.get_cmap("tab10")
+    fig, axs = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
+    for ax, key, what in ((axs[0], "store_pages_per_s", "store"),
+                          (axs[1], "load_pages_per_s", "load")):
+        for i, b in enumerate(backends):
+            pts = [(rec["ratio"], rec[key]) for rec in recs
+                   if rec["backend"] == b and isinstance(rec.get(key), (int, float))
+                   and isinstance(rec.get("ratio"), (int, float))]
+            if pts:
+                ax.scatter(*zip(*pts), label=b, color=cmap(i % 10), s=36, alpha=0.8)
+        ax.set_xlabel("compression ratio")
+        ax.set_ylabel(f"{what} throughput (pages/s)")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_title(f"{what}: throughput against ratio")
+    axs[1].legend(loc="best", fontsize=8)
+    fig.suptitle(f"sweep {Path(doc['sweep']['source']).name}: {len(recs)} runs")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _pair_key(rec: dict[str, Any]) -> str:
+    import json
+
+    s = {k: v for k, v in (rec.get("settings") or {}).items()
+         if k != "backend" and not k.startswith("params.")}
+    return json.dumps(s, sort_keys=True, default=str)
+
+
+def speedups(doc: dict[str, Any], baseline: str = BASELINE
+             ) -> dict[str, dict[str, dict[str, float]]]:
+    """``{mode: {backend: {"store": x, "load": y}}}``: geometric means of throughput over the
+    baseline's in the run with the same settings but the backend (and its params)."""
+    recs = _ok(doc)
+    base: dict[str, dict[str, Any]] = {}
+    for r in recs:
+        if r["backend"] == baseline:
+            base.setdefault(_pair_key(r), r)  # with a params axis: lz4's first value
+    acc: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(
+        lambda: {"store": [], "load": []})
+    for rec in recs:
+        if rec["backend"] == baseline:
+            continue
+        ref = base.get(_pair_key(rec))
+        if ref is None:
+            continue
+        for what, key in (("store", "store_pages_per_s"), ("load", "load_pages_per_s")):
+            a, b = rec.get(key), ref.get(key)
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 and b > 0:
+                acc[(engine_mode(rec), rec["backend"])][what].append(a / b)
+    out: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for (mode, backend), vals in acc.items():
+        out[mode][backend] = {w: math.exp(sum(map(math.log, v)) / len(v))
+                              for w, v in vals.items() if v}
+    return dict(out)
+
+
+def plot_speedup(doc: dict[str, Any], path: str | Path, baseline: str = BASELINE) -> Path | None:
+    """Bars of each backend's speed-up over ``baseline``, grouped by engine mode (None when the
+    sweep has no pair of runs to compare)."""
+    sp = speedups(doc, baseline)
+    if not sp:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axis_modes = [str(m) for m in (doc.get("sweep", {}).get("axes", {}).get("batching") or [])]
+    modes = [m for m in axis_modes if m in sp] + [m for m in sp if m not in axis_modes]
+    backends = list(dict.fromkeys(b for m in modes for b in sp[m]))
+    cmap = plt.get_cmap("tab10")
+    width = 0.8 / max(1, len(backends))
+    fig, axs = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(modes) + 4), 5),
+                            constrained_layout=True)
+    for ax, what in ((axs[0], "store"), (axs[1], "load")):
+        for i, b in enumerate(backends):
+            xs = [j + (i - (len(backends) - 1) / 2) * width for j in range(len(modes))]
+            ys = [sp[m].get(b, {}).get(what, float("nan")) for m in modes]
+            ax.bar(xs, ys, width=width, label=b, color=cmap(i % 10))
+        ax.axhline(1.0, color="black", lw=0.8, ls="--")
+        ax.set_xticks(range(len(modes)), modes)
+        ax.set_xlabel("engine mode (zswap.batching)")
+        ax.set_ylabel(f"{what} throughput / {baseline}'s (log)")
+        ax.set_yscale("log")
+        ax.set_title(what)
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    axs[1].legend(loc="best", fontsize=8)
+    fig.suptitle(f"speed-up over {baseline}, run for run (same engine mode and settings)")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+__all__ = ["BASELINE", "check_group_by", "engine_mode", "markdown", "override_notes", "plot_speedup",
+           "plot_throughput_vs_ratio", "print_table", "speedups", "table_rows"]

@@ -1,0 +1,395 @@
+"""The sweep file: which settings vary (``axes``), which are shared (``fixed``), what to skip.
+
+A sweep file is YAML with up to four keys::
+
+    axes:                          # setting -> list of values; every combination is one run
+      backend: [lz4, zstd, lz4-opencl]
+      batching: [page, reclaim, async]
+      zswap.max_pool_percent: [10, 20]
+    fixed:                         # settings shared by every run (same names as axes)
+      workload: roundtrip
+      pages: 1024
+      repeat: 1
+    exclude:                       # partial combinations to skip (a list of values = any of them)
+      - {backend: zstd, batching: async}
+    resources:                     # optional: what a backend's runs ask a Ray cluster for
+      lz4-opencl: {GPU: 1}
+
+A *setting* is one of :data:`RUN_SETTINGS` (what ``hwzswap bench`` takes on its command line,
+plus ``batching`` = the config key ``zswap.batching`` and ``config`` = a base config file),
+``params.<name>`` (a parameter of the backend under test: ``zswap.compressor.params.<name>``),
+or a dotted config key such as ``zswap.max_pool_percent`` (see :mod:`hwzswap.config`).
+
+:func:`load_sweep` checks the file's structure and the types of the run settings and raises one
+:class:`SweepSpecError` naming the file and every bad key (``s.yaml: axes.pages: ...``). The
+values of config keys are checked per run, by the run itself, with the config loader's own
+messages: a run whose config is refused is a FAILED record, not the end of the sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwzswap.errors import ConfigError
+
+#: Settings that are not config keys, with what each one is.
+RUN_SETTINGS: dict[str, str] = {
+    "backend": "the backend under test (hwzswap bench --backends NAME)",
+    "batching": "the engine mode, config key zswap.batching (page, folio, reclaim, async)",
+    "workload": "a built-in workload name or a workload file (--workload)",
+    "pages": "pages taken from the corpus (--pages)",
+    "seed": "workload seed (--seed)",
+    "corpus": "a page file, or 'bundled' (--corpus)",
+    "load_batch": "pages per load op, readahead (--load-batch)",
+    "repeat": "passes per run; timings are their median (--repeat)",
+    "config": "a base config file (YAML) the run's settings apply on top of (--config)",
+}
+#: Config sections a dotted key may start with.
+CONFIG_SECTIONS = ("zswap", "memory", "pool", "swap")
+#: The optional keys of a sweep file.
+SWEEP_KEYS = ("axes", "fixed", "exclude", "resources")
+#: Settings whose value is a path, resolved against the sweep file's directory.
+PATH_SETTINGS = ("config", "corpus")
+
+Scalar = str | int | float | bool | None
+
+
+class SweepSpecError(ConfigError):
+    """A sweep file that cannot be run: every problem, each naming the file and the key."""
+
+
+@dataclass
+class SweepSpec:
+    """A validated sweep file.
+
+    ``axes`` keeps the file's order (it is the order runs are listed and ids are built in);
+    paths in ``axes``/``fixed`` (``config``, ``corpus``, a workload file) are absolute.
+    """
+
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)
+    exclude: list[dict[str, list[Any]]] = field(default_factory=list)
+    resources: dict[str, dict[str, float]] = field(default_factory=dict)
+    source: str = "<dict>"
+    #: The directory relative paths in the file are resolved against (the file's own).
+    base_dir: str = "."
+    #: The base config files named in the spec, read once: absolute path -> mapping.
+    base_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def setting_names(self) -> list[str]:
+        """Every setting the sweep names, axes first."""
+        return [*self.axes, *(k for k in self.fixed if k not in self.axes)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data (for the merged result)."""
+        return {
+            "source": self.source,
+            "axes": {k: list(v) for k, v in self.axes.items()},
+            "fixed": dict(self.fixed),
+            "exclude": [dict(e) for e in self.exclude],
+            "resources": {k: dict(v) for k, v in self.resources.items()},
+        }
+
+
+class _Problems:
+    """Collects ``(key, message)`` pairs so one error reports every problem of the file."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append((key, message))
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        lines = [f"{self.source}: {k}: {m}" if k else f"{self.source}: {m}"
+                 for k, m in self.items]
+        text = lines[0] if len(lines) == 1 else (
+            f"{len(lines)} problems in {self.source}:\n  " + "\n  ".join(lines))
+        err = SweepSpecError(text)
+        err.errors = list(self.items)  # type: ignore[attr-defined]
+        err.source = self.source  # type: ignore[attr-defined]
+        raise err
+
+
+def _is_scalar(v: Any) -> bool:
+    return v is None or type(v) in (str, int, float, bool)
+
+
+def _positive_int(v: Any) -> str | None:
+    return None if type(v) is int and v >= 1 else f"must be a whole number >= 1, got {v!r}"
+
+
+def _seed(v: Any) -> str | None:
+    return None if type(v) is int and v >= 0 else f"must be a whole number >= 0, got {v!r}"
+
+
+def _name(v: Any) -> str | None:
+    return None if type(v) is str and v.strip() else f"must be a non-empty string, got {v!r}"
+
+
+def _corpus(v: Any) -> str | None:
+    return None if v is None or (type(v) is str and v) else (
+        f"must be a page file path or 'bundled', got {v!r}")
+
+
+def _batching(v: Any) -> str | None:
+    return _name(v)  # the modes themselves are checked by the config loader, per run
+
+
+_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "backend": _name,
+    "batching": _batching,
+    "workload": _name,
+    "pages": _positive_int,
+    "seed": _seed,
+    "corpus": _corpus,
+    "load_batch": _positive_int,
+    "repeat": _positive_int,
+    "config": _name,
+}
+
+
+def setting_problem(name: str) -> str | None:
+    """Why ``name`` is not a setting a sweep can vary or fix (``None`` when it is one)."""
+    if type(name) is not str or not name:
+        return f"a setting name must be a non-empty string, got {name!r}"
+    if name in RUN_SETTINGS:
+        return None
+    head, dot, rest = name.partition(".")
+    if not dot or not rest:
+        return ("unknown setting (known: " + ", ".join(RUN_SETTINGS)
+                + ", params.<name>, or a dotted config key such as zswap.max_pool_percent)")
+    if head == "params":
+        return None if "." not in rest else "a backend parameter is params.<name>, one level"
+    if head not in CONFIG_SECTIONS:
+        return (f"unknown setting: a dotted config key starts with one of "
+                f"{', '.join(CONFIG_SECTIONS)} (or params.<name> for a backend parameter)")
+    if name.startswith("zswap.compressor"):
+        return "the compressor is the backend setting; its parameters are params.<name>"
+    if name == "zswap.batching":
+        return "use the setting 'batching' (the same config key, by its short name)"
+    return None
+
+
+def _check_value(name: str, value: Any) -> str | None:
+    if not _is_scalar(value):
+        return f"must be a single value (string, number, true/false or null), got {value!r}"
+    check = _CHECKS.get(name)
+    return check(value) if check else None
+
+
+def _resolve_path(base: Path, value: str) -> str:
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _resolve(name: str, value: Any, base: Path) -> Any:
+    """Paths made absolute against the sweep file's directory; the rest unchanged."""
+    if name == "corpus":
+        return None if value in (None, "bundled") else _resolve_path(base, value)
+    if name == "config":
+        return _resolve_path(base, value)
+    if name == "workload":
+        from hwzswap.bench.workload import WORKLOADS
+
+        return value if value in WORKLOADS else _resolve_path(base, value)
+    return value
+
+
+def _load_base_config(path: str, key: str, p: _Problems) -> dict[str, Any] | None:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        p.add(key, f"cannot read the config file {path}: {exc.strerror or exc}")
+        return None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        p.add(key, f"{path} is not a YAML file: {str(exc).splitlines()[0]}")
+        return None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        p.add(key, f"{path}: a config is a mapping of sections, got {type(raw).__name__}")
+        return None
+    return dict(raw)
+
+
+def _check_backends(names: list[tuple[str, str]], p: _Problems) -> None:
+    """Unknown backend names are errors here: they would fail every run they are in."""
+    from hwzswap.backends.registry import get_backend_class
+    from hwzswap.errors import UnknownBackendError
+
+    for key, name in names:
+        try:
+            get_backend_class(name)
+        except UnknownBackendError as exc:
+            p.add(key, str(exc))
+        except Exception:  # noqa: BLE001 -- known but not importable here; the run says why
+            pass
+
+
+def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = None
+                ) -> SweepSpec:
+    """Validate a sweep given as data (``source`` names it in messages)."""
+    p = _Problems(source)
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        p.add("", f"a sweep file is a mapping with keys {', '.join(SWEEP_KEYS)}; "
+                  f"got {type(raw).__name__}")
+        p.raise_if_any()
+    for key in raw:
+        if key not in SWEEP_KEYS:
+            p.add(str(key), f"unknown key (known keys: {', '.join(SWEEP_KEYS)})")
+
+    spec = SweepSpec(source=source, base_dir=str(base.resolve()))
+    backends: list[tuple[str, str]] = []
+
+    axes = raw.get("axes") or {}
+    if not isinstance(axes, Mapping):
+        p.add("axes", f"must be a mapping of setting -> list of values, got {axes!r}")
+        axes = {}
+    for name, values in axes.items():
+        key = f"axes.{name}"
+        why = setting_problem(name)
+        if why:
+            p.add(key, why)
+            continue
+        if not isinstance(values, list) or not values:
+            p.add(key, f"must be a non-empty list of values, got {values!r}")
+            continue
+        bad = False
+        for i, v in enumerate(values):
+            msg = _check_value(name, v)
+            if msg:
+                p.add(f"{key}[{i}]", msg)
+                bad = True
+        if bad:
+            continue
+        seen: list[Any] = []
+        for v in values:
+            if any(v == s and type(v) is type(s) for s in seen):
+                p.add(key, f"the value {v!r} is listed twice")
+                bad = True
+            seen.append(v)
+        if bad:
+            continue
+        if name == "backend":
+            backends += [(f"{key}[{i}]", v) for i, v in enumerate(values)]
+        spec.axes[str(name)] = [_resolve(name, v, base) for v in values]
+
+    fixed = raw.get("fixed") or {}
+    if not isinstance(fixed, Mapping):
+        p.add("fixed", f"must be a mapping of setting -> value, got {fixed!r}")
+        fixed = {}
+    for name, value in fixed.items():
+        key = f"fixed.{name}"
+        why = setting_problem(name)
+        if why:
+            p.add(key, why)
+            continue
+        if name in spec.axes or name in axes:
+            p.add(key, "is also an axis; a setting is either fixed or varied, not both")
+            continue
+        msg = _check_value(name, value)
+        if msg:
+            p.add(key, msg)
+            continue
+        if name == "backend":
+            backends.append((key, value))
+        spec.fixed[str(name)] = _resolve(name, value, base)
+
+    if "backend" not in axes and "backend" not in fixed:
+        p.add("axes.backend", "no backend: give the backends under test as an axis "
+                              "(or one of them under fixed)")
+    _check_backends(backends, p)
+
+    exclude = raw.get("exclude") or []
+    if not isinstance(exclude, list):
+        p.add("exclude", f"must be a list of partial combinations, got {exclude!r}")
+        exclude = []
+    for i, combo in enumerate(exclude):
+        key = f"exclude[{i}]"
+        if not isinstance(combo, Mapping) or not combo:
+            p.add(key, f"must be a mapping of axis -> value (or list of values), got {combo!r}")
+            continue
+        entry: dict[str, list[Any]] = {}
+        for name, value in combo.items():
+            if name not in axes:
+                p.add(f"{key}.{name}", "is not an axis of this sweep (axes: "
+                                       f"{', '.join(map(str, axes)) or 'none'})")
+                continue
+            if name not in spec.axes:
+                continue  # the axis itself is bad, reported above
+            wanted = value if isinstance(value, list) else [value]
+            resolved = [_resolve(name, v, base) if _is_scalar(v) and v is not None else v
+                        for v in wanted]
+            for v, r in zip(wanted, resolved):
+                if r not in spec.axes[name]:
+                    p.add(f"{key}.{name}", f"{v!r} is not one of the axis's values, so this "
+                                           "never matches")
+            entry[str(name)] = resolved
+        spec.exclude.append(entry)
+
+    resources = raw.get("resources") or {}
+    if not isinstance(resources, Mapping):
+        p.add("resources", f"must be a mapping of backend -> {{resource: amount}}, "
+                           f"got {resources!r}")
+        resources = {}
+    for name, amounts in resources.items():
+        key = f"resources.{name}"
+        if not isinstance(amounts, Mapping):
+            p.add(key, f"must be a mapping of resource -> amount, got {amounts!r}")
+            continue
+        good: dict[str, float] = {}
+        for res, amount in amounts.items():
+            if type(res) is not str or not res:
+                p.add(key, f"a resource name must be a non-empty string, got {res!r}")
+            elif type(amount) not in (int, float) or not amount >= 0:
+                p.add(f"{key}.{res}", f"must be a number >= 0, got {amount!r}")
+            else:
+                good[res] = float(amount)
+        spec.resources[str(name)] = good
+
+    for name, values in [*((k, v) for k, v in spec.axes.items()),
+                         *((k, [v]) for k, v in spec.fixed.items())]:
+        if name != "config":
+            continue
+        where = f"axes.{name}" if name in spec.axes else f"fixed.{name}"
+        for path in values:
+            loaded = _load_base_config(path, where, p)
+            if loaded is not None:
+                spec.base_configs[path] = loaded
+
+    p.raise_if_any()
+    return spec
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep file; relative paths in it are relative to its directory."""
+    import yaml
+
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SweepSpecError(f"{name}: cannot read the sweep file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SweepSpecError(f"{name}: not a UTF-8 text file: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        detail = str(exc).replace("\n", " ")
+        raise SweepSpecError(f"{name}: invalid YAML: {detail}") from None
+    return parse_sweep(raw, name, Path(path).resolve().parent)
+
+
+__all__ = ["CONFIG_SECTIONS", "RUN_SETTINGS", "SWEEP_KEYS", "SweepSpec", "SweepSpecError",
+           "load_sweep", "parse_sweep", "setting_problem"]

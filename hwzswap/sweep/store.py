@@ -1,0 +1,94 @@
+"""The output directory of a sweep: one JSON record per run, named by its run id.
+
+Layout of ``DIR``::
+
+    runs/<run_id>.json     one record per run, written (atomically) as soon as the run ends
+    sweep.json             the merged result (hwzswap.sweep.merge)
+    table.md               the table, grouped by an axis
+    throughput_vs_ratio.png, speedup_vs_lz4.png
+
+Resume reads ``runs/``: a run whose record is there is not run again (with ``retry_failed``,
+only runs whose record says ``ok`` are kept).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hwzswap.errors import HwzswapError
+
+RUNS_DIR = "runs"
+
+
+class SweepOutputError(HwzswapError):
+    """The output directory cannot be used (not a directory, not writable, a corrupt record)."""
+
+
+def record_path(out_dir: str | Path, run_id: str) -> Path:
+    return Path(out_dir) / RUNS_DIR / f"{run_id}.json"
+
+
+def prepare(out_dir: str | Path) -> Path:
+    """Create ``DIR/runs`` (and ``DIR``); a clear error when that is not possible."""
+    out = Path(out_dir)
+    try:
+        (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SweepOutputError(f"-o {out}: cannot create the output directory: "
+                               f"{exc.strerror or exc}") from None
+    return out
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    """Write JSON so that a reader (or a resume after a kill) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_record(out_dir: str | Path, record: dict[str, Any]) -> Path:
+    path = record_path(out_dir, record["run_id"])
+    write_json_atomic(path, record)
+    return path
+
+
+def read_record(out_dir: str | Path, run_id: str) -> dict[str, Any] | None:
+    """The stored record of ``run_id``, or ``None``. An unreadable one counts as absent."""
+    path = record_path(out_dir, run_id)
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return None  # a torn or foreign file: the run is done again and the file replaced
+    if not isinstance(rec, dict) or rec.get("run_id") != run_id or "status" not in rec:
+        return None
+    return rec
+
+
+def existing_records(out_dir: str | Path, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Records already in ``DIR`` for the given runs."""
+    out: dict[str, dict[str, Any]] = {}
+    for rid in run_ids:
+        rec = read_record(out_dir, rid)
+        if rec is not None:
+            out[rid] = rec
+    return out
+
+
+__all__ = ["RUNS_DIR", "SweepOutputError", "existing_records", "prepare", "read_record",
+           "record_path", "write_json_atomic", "write_record"]

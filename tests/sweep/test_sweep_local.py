@@ -1,0 +1,177 @@
+"""A small sweep run for real on this machine: each run its own ``hwzswap bench`` process."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hwzswap.bench.results import RESULT_FIELDS
+from hwzswap.cli import main
+from hwzswap.sweep import store
+from hwzswap.sweep.execute import run_sweep
+from hwzswap.sweep.merge import document_problems
+from hwzswap.sweep.plan import expand
+from hwzswap.sweep.report import markdown, speedups, table_rows
+from hwzswap.sweep.spec import load_sweep, parse_sweep
+from hwzswap.sweep.worker import execute_run
+
+from sweep_helpers import SMALL_SWEEP, write_sweep
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The small sweep, run once for the module with two runs at a time."""
+    d = tmp_path_factory.mktemp("local")
+    spec = load_sweep(write_sweep(d, SMALL_SWEEP))
+    plan = expand(spec)
+    outcome = run_sweep(spec, plan, d / "out", jobs=2, timeout=300)
+    return {"spec": spec, "plan": plan, "outcome": outcome, "out": d / "out"}
+
+
+def _records(doc: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    return {(r["coords"]["backend"], r["coords"]["zswap.max_compression_ratio"]): r
+            for r in doc["records"]}
+
+
+def test_records_of_a_local_sweep(swept: dict[str, Any]) -> None:
+    doc = swept["outcome"].doc
+    assert document_problems(doc) == []
+    assert doc["runs"]["planned"] == 3 and doc["runs"]["ran"] == 3
+    assert (doc["runs"]["ok"], doc["runs"]["failed"], doc["runs"]["missing"]) == (2, 1, 0)
+    recs = _records(doc)
+    for key in (("lz4", 90), ("zstd", 90)):
+        rec = recs[key]
+        assert rec["status"] == "ok" and rec["failure"] is None
+        assert rec["verified_pages"] == rec["pages"] == 48 and rec["mismatches"] == 0
+        assert rec["backend"] == key[0] and rec["host"] == os.uname().nodename
+        assert rec["config"]["zswap"]["max_compression_ratio"] == 90
+        assert rec["overridden"] == {}
+        assert rec["workload"]["seed"] == 3 and rec["machine"]["cores"] >= 1
+        assert rec["ratio"] > 1.0 and rec["store_pages_per_s"] > 0
+        # a record holds the bench's whole per-backend result, with its types
+        for key, types in RESULT_FIELDS.items():
+            assert isinstance(rec[key], types), key
+    # the run whose config is refused failed in its own process, and the others completed
+    bad = recs[("lz4", 250)]
+    assert bad["status"] == "failed" and bad["failure"] == "exit" and bad["exit_code"] == 2
+    assert "zswap.max_compression_ratio: must be an integer 1..100, got 250" in bad["reason"]
+    assert "hwzswap-sweep-" not in bad["reason"]  # the temporary config's path is not shown
+    assert "max_compression_ratio" in bad["stderr_tail"]
+    assert [r["run_id"] for r in doc["records"]] == [r.run_id for r in swept["plan"].runs]
+
+
+def test_one_file_per_run_and_the_reports(swept: dict[str, Any]) -> None:
+    out: Path = swept["out"]
+    names = sorted(p.name for p in (out / "runs").iterdir())
+    assert names == sorted(f"{r.run_id}.json" for r in swept["plan"].runs)
+    merged = json.loads((out / "sweep.json").read_text())
+    assert merged["records"] == json.loads(json.dumps(swept["outcome"].doc["records"]))
+    for png in ("throughput_vs_ratio.png", "speedup_vs_lz4.png"):
+        assert (out / png).read_bytes()[:8] == PNG
+    table = (out / "table.md").read_text()
+    assert "## backend = lz4" in table and "## backend = zstd" in table
+    assert "failed: exit" in table and "Runs that did not succeed" in table
+
+
+def test_table_grouped_by_any_axis(swept: dict[str, Any]) -> None:
+    doc = swept["outcome"].doc
+    cols, sections = table_rows(doc, "zswap.max_compression_ratio")
+    assert cols[0] == "backend"
+    assert [g for g, _ in sections] == ["90", "250"]
+    assert [row[0] for row in sections[0][1]] == ["lz4", "zstd"]
+    assert sections[1][1][0][1] == "failed: exit"
+    assert "## zswap.max_compression_ratio = 250" in markdown(doc, "zswap.max_compression_ratio")
+    sp = speedups(doc)
+    assert list(sp) == ["reclaim"] and set(sp["reclaim"]) == {"zstd"}
+    lz4 = _records(doc)[("lz4", 90)]["store_pages_per_s"]
+    zstd = _records(doc)[("zstd", 90)]["store_pages_per_s"]
+    assert sp["reclaim"]["zstd"]["store"] == pytest.approx(zstd / lz4)
+
+
+def test_resume_skips_finished_runs(swept: dict[str, Any], tmp_path: Path) -> None:
+    out: Path = swept["out"]
+    before = {p.name: p.read_bytes() for p in (out / "runs").iterdir()}
+    again = run_sweep(swept["spec"], swept["plan"], out, jobs=2, timeout=300)
+    assert again.ran == [] and len(again.resumed) == 3
+    assert again.doc["runs"]["ran"] == 0 and again.doc["runs"]["resumed"] == 3
+    assert {p.name: p.read_bytes() for p in (out / "runs").iterdir()} == before
+    # a record removed (or torn) is the one run done again
+    zstd = next(r for r in swept["plan"].runs if r.backend == "zstd")
+    store.record_path(out, zstd.run_id).write_text("{torn")
+    third = run_sweep(swept["spec"], swept["plan"], out, jobs=1, timeout=300)
+    assert third.ran == [zstd.run_id]
+    assert store.read_record(out, zstd.run_id)["status"] == "ok"
+    # --retry-failed runs again the failed run only
+    failed = [r.run_id for r in swept["plan"].runs if r.coords["zswap.max_compression_ratio"] == 250]
+    fourth = run_sweep(swept["spec"], swept["plan"], out, jobs=1, timeout=300,
+                       retry_failed=True)
+    assert fourth.ran == failed
+
+
+def test_a_run_past_its_timeout_is_killed_and_failed(tmp_path: Path) -> None:
+    spec = parse_sweep({"axes": {"backend": ["lz4"]}, "fixed": {"pages": 48, "repeat": 1}})
+    run = expand(spec).runs[0]
+    rec = execute_run(run.runspec(), timeout=0.05)  # the interpreter alone takes longer
+    assert rec["status"] == "failed" and rec["failure"] == "timeout"
+    assert rec["reason"] == "timed out after 0.05 s (the run was killed)"
+    assert rec["exit_code"] == -9 and rec["wall_s"] < 30
+
+
+def test_unavailable_backend_is_a_failed_record(tmp_path: Path) -> None:
+    spec = parse_sweep({"axes": {"backend": ["lz4-opencl"], "params.device_type": ["gpu"]},
+                        "fixed": {"pages": 48, "repeat": 1}})
+    outcome = run_sweep(spec, expand(spec), tmp_path / "o", timeout=300, plots=False)
+    rec = outcome.doc["records"][0]
+    assert rec["resources"] == {"CPU": 1.0, "GPU": 1.0}
+    if _has_opencl_gpu():  # a machine with a GPU runs it
+        assert rec["status"] == "ok" and rec["verified_pages"] == 48
+    else:  # elsewhere the run says why, in a FAILED record
+        assert (rec["status"], rec["failure"]) == ("failed", "unavailable")
+        assert "gpu" in rec["reason"].lower()
+
+
+def _has_opencl_gpu() -> bool:
+    import pyopencl as cl
+
+    return any(d.type & cl.device_type.GPU
+               for p in cl.get_platforms() for d in p.get_devices())
+
+
+def test_command_line(small_sweep: Path, tmp_path: Path,
+                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli"
+    assert main(["sweep", str(small_sweep), "--dry-run", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "3 runs (4 combinations, 1 excluded" in text and "must be an integer" in text
+    assert not out.exists()
+    assert main(["sweep", str(small_sweep), "--group-by", "seed"]) == 2
+    assert "--group-by seed: not an axis" in capsys.readouterr().err
+    bad = write_sweep(tmp_path, {"axes": {"backend": ["lz4"], "pagez": [1]}}, "bad.yaml")
+    assert main(["sweep", str(bad)]) == 2
+    assert "bad.yaml: axes.pagez: unknown setting" in capsys.readouterr().err
+    # the roundtrip workload sizes the pool itself: the record says the setting lost
+    one = write_sweep(tmp_path, {"axes": {"backend": ["lz4"]},
+                                 "fixed": {"pages": 48, "repeat": 1,
+                                           "zswap.max_pool_percent": 7}}, "one.yaml")
+    assert main(["sweep", str(one), "-o", str(out), "--group-by", "backend"]) == 0
+    captured = capsys.readouterr()
+    assert "1 runs, 1 ok" in captured.out and "wrote json" in captured.err
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["command"].startswith("hwzswap sweep ") and "--group-by backend" in doc["command"]
+    assert not (out / "speedup_vs_lz4.png").exists()  # lz4 alone: nothing to compare
+    used = doc["records"][0]["config"]["zswap"]["max_pool_percent"]
+    assert used != 7
+    assert doc["records"][0]["overridden"] == {
+        "zswap.max_pool_percent": {"asked": 7, "used": used}}
+    assert "won over zswap.max_pool_percent (asked 7" in (out / "table.md").read_text()
+    assert "won over zswap.max_pool_percent" in captured.out
+    failing = write_sweep(tmp_path, {"axes": {"backend": ["lz4"]},
+                                     "fixed": {"zswap.max_compression_ratio": 0}}, "f.yaml")
+    assert main(["sweep", str(failing), "-o", str(tmp_path / "q"), "--quiet"]) == 1
+    assert capsys.readouterr().out == ""
