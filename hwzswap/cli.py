@@ -19,6 +19,7 @@ _COMMAND_MODULES = [
     "hwzswap.frontswap.cli",  # stats
     "hwzswap.bench.cli",  # bench, record
     "hwzswap.bench.capture",  # capture
+    "hwzswap.sweep.cli",  # sweep
     "hwzswap.serve.cli",  # swap, serve, run
 ]
 
