@@ -15,6 +15,7 @@ from hwzswap.backends.contract import (
     Backend,
     Param,
     check_page,
+    compressed_input,
     corrupt,
     wrong_length,
 )
@@ -40,6 +41,8 @@ class DeflateBackend(Backend):
         return out if len(out) < PAGE_SIZE else None
 
     def decompress(self, data: Any) -> bytes:
+        if type(data) is not bytes:
+            data = compressed_input(self.name, data)
         d = zlib.decompressobj(-15)  # a larger window decodes any smaller one
         try:
             out = d.decompress(data, PAGE_SIZE)

@@ -15,6 +15,7 @@ from hwzswap.backends.contract import (
     Backend,
     Param,
     check_page,
+    compressed_input,
     corrupt,
     page_views,
     wrong_length,
@@ -26,6 +27,8 @@ _decompress = _block.decompress
 
 def lz4_decompress_page(name: str, data: Any) -> bytes:
     """Decode one LZ4 block that must yield exactly one page."""
+    if type(data) is not bytes:
+        data = compressed_input(name, data)
     try:
         out = _decompress(data, uncompressed_size=PAGE_SIZE)
     except (_block.LZ4BlockError, TypeError, ValueError) as exc:

@@ -14,6 +14,7 @@ from hwzswap.backends.contract import (
     PAGE_SIZE,
     Backend,
     check_page,
+    compressed_input,
     corrupt,
     page_views,
     smaller_or_none,
@@ -49,7 +50,7 @@ class LzoBackend(Backend):
 
     def decompress(self, data: Any) -> bytes:
         if type(data) is not bytes:
-            data = bytes(data)
+            data = bytes(compressed_input(self.name, data))  # python-lzo takes only bytes
         try:
             out = _lzo.decompress(data, False, PAGE_SIZE)
         except _lzo.error as exc:

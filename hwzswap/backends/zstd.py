@@ -16,11 +16,16 @@ from hwzswap.backends.contract import (
     Backend,
     Param,
     check_page,
+    compressed_input,
     corrupt,
     page_views,
     smaller_or_none,
     wrong_length,
 )
+
+
+# frame_content_size() says "not in the header" as -1; the module constant is 2**64 - 1.
+_UNKNOWN_SIZE = (-1, _zstd.CONTENTSIZE_UNKNOWN)
 
 
 class ZstdBackend(Backend):
@@ -46,10 +51,20 @@ class ZstdBackend(Backend):
         return smaller_or_none([compress(v) for v in page_views(pages)])
 
     def decompress(self, data: Any) -> bytes:
+        if type(data) is not bytes:
+            data = compressed_input(self.name, data)
         try:
+            # A frame header may declare its content size: python-zstandard then allocates that
+            # much before decoding, so a corrupt header (one flipped descriptor bit) would ask
+            # for petabytes. Only a header declaring one page (or nothing) is decoded.
+            size = _zstd.frame_content_size(data)
+            if size != PAGE_SIZE and size not in _UNKNOWN_SIZE:
+                raise corrupt(self.name, f"the frame header declares {size} bytes, not one page")
             out = self._dctx.decompress(data, max_output_size=PAGE_SIZE)
         except (_zstd.ZstdError, TypeError, ValueError) as exc:
             raise corrupt(self.name, str(exc)) from None
+        except MemoryError:  # the decoder could not allocate what a corrupt frame asks for
+            raise corrupt(self.name, "the frame asks for more memory than a page needs") from None
         if len(out) != PAGE_SIZE:
             raise wrong_length(self.name, len(out))
         return out

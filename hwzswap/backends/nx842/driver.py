@@ -49,6 +49,7 @@ from hwzswap.backends.contract import (
     Param,
     check_page,
     check_pages,
+    compressed_input,
     wrong_length,
 )
 from hwzswap.backends.nx842.crb import (
@@ -408,11 +409,13 @@ class Nx842Backend(Backend):
         whole 842 stream, which producers pad to 8 bytes, so an odd length means the data was
         cut or damaged and the software decoder (which checks that) gives the verdict.
         """
+        if type(data) is not bytes:
+            data = compressed_input(self.name, data)
         t0 = perf_counter_ns()
         q = self._queue
         ex0 = q.excluded_ns
         try:
-            n = len(data) if type(data) is bytes else _nbytes(data)
+            n = len(data) if type(data) is bytes else data.nbytes
             if n > self._max_sync or n & 7 or not n:
                 return self._software_decompress(data)
             free = self._free

@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from hwzswap.backends.contract import PAGE_SIZE, Backend, Capabilities, check_page, check_pages
+from hwzswap.backends.contract import (
+    PAGE_SIZE,
+    Backend,
+    Capabilities,
+    check_page,
+    check_pages,
+    compressed_input,
+)
 from hwzswap.backends.sw842 import codec
 
 
@@ -41,6 +48,8 @@ class Sw842Backend(Backend):
         return codec.compress_page(np.frombuffer(check_page(page), np.uint8))
 
     def decompress(self, data: Any) -> bytes:
+        if type(data) is not bytes:
+            data = compressed_input(self.name, data)
         return codec.decompress_page(data)
 
     def compress_batch(self, pages: np.ndarray) -> list[bytes | None]:
