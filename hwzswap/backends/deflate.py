@@ -41,7 +41,8 @@ class DeflateBackend(Backend):
         return out if len(out) < PAGE_SIZE else None
 
     def decompress(self, data: Any) -> bytes:
-        if type(data) is not bytes:
+        cls = data.__class__
+        if cls is not bytes and not (cls is memoryview and data.c_contiguous):
             data = compressed_input(self.name, data)
         d = zlib.decompressobj(-15)  # a larger window decodes any smaller one
         try:

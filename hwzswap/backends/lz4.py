@@ -27,7 +27,8 @@ _decompress = _block.decompress
 
 def lz4_decompress_page(name: str, data: Any) -> bytes:
     """Decode one LZ4 block that must yield exactly one page."""
-    if type(data) is not bytes:
+    cls = data.__class__
+    if cls is not bytes and not (cls is memoryview and data.c_contiguous):  # pool views pass
         data = compressed_input(name, data)
     try:
         out = _decompress(data, uncompressed_size=PAGE_SIZE)

@@ -51,7 +51,8 @@ class ZstdBackend(Backend):
         return smaller_or_none([compress(v) for v in page_views(pages)])
 
     def decompress(self, data: Any) -> bytes:
-        if type(data) is not bytes:
+        cls = data.__class__
+        if cls is not bytes and not (cls is memoryview and data.c_contiguous):
             data = compressed_input(self.name, data)
         try:
             # A frame header may declare its content size: python-zstandard then allocates that
