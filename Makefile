@@ -7,17 +7,24 @@ export POCL_CACHE_DIR ?= $(CURDIR)/.pocl-cache
 # PoCL's CPU device: let kernels use both cores and keep its cache in the tree.
 export POCL_MAX_PTHREAD_COUNT ?= 2
 
-.PHONY: install demo test bench clean lzo-headers
+.PHONY: install demo test bench clean system-packages
 
 install: $(STAMP)
 
-lzo-headers:
-	@if [ ! -f /usr/include/lzo/lzo1x.h ]; then \
-	  echo "installing liblzo2-dev (python-lzo builds against it)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblzo2-dev; \
+# Debian packages: liblzo2-dev (python-lzo builds against it) and pocl-opencl-icd (a PoCL
+# whose kernel library picks a build variant by CPU features: the pocl wheel that pyopencl
+# brings asks LLVM for the host CPU by name, and fails on CPUs newer than its LLVM, such as
+# AMD's family 26, with "unknown target CPU 'generic'"). Its platform is listed first.
+system-packages:
+	@missing=""; \
+	[ -f /usr/include/lzo/lzo1x.h ] || missing="$$missing liblzo2-dev"; \
+	[ -f /etc/OpenCL/vendors/pocl.icd ] || missing="$$missing pocl-opencl-icd"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-$(STAMP): pyproject.toml setup.py hwzswap/pool/_zscore.c hwzswap/frontswap/_hotpath.c | lzo-headers
+$(STAMP): pyproject.toml setup.py hwzswap/pool/_zscore.c hwzswap/frontswap/_hotpath.c | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[opencl,test]'
@@ -28,8 +35,11 @@ demo: install
 	$(VENV)/bin/hwzswap backends
 	$(VENV)/bin/hwzswap bench --workload roundtrip --json benchmarks/results/demo.json --plot benchmarks/results/demo.png
 
+# The whole suite on the compiled parts, then the pool and frontswap suites again on their
+# Python references (HWZSWAP_IMPL=py), as python-lz4 tests both of its backends.
 test: install
 	$(PY) -m pytest -q
+	HWZSWAP_IMPL=py $(PY) -m pytest -q tests/pool tests/frontswap
 
 bench: install
 	$(PY) benchmarks/run_all.py

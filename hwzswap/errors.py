@@ -73,6 +73,19 @@ class SwapDeviceError(HwzswapError):
     """The backing swap device failed (I/O error, no space, bad offset)."""
 
 
+class SwapBatchError(SwapDeviceError):
+    """Part of a swap-out batch could not be written to the swap device. ``stored`` (offsets now
+    in zswap), ``written`` (on the device) and ``failed`` (slots left free; the caller still has
+    those pages) say where every page of the batch went."""
+
+    def __init__(self, message: str, *, stored: list[int], written: list[int],
+                 failed: list[int]) -> None:
+        super().__init__(message)
+        self.stored = stored
+        self.written = written
+        self.failed = failed
+
+
 class CaptureError(HwzswapError):
     """Capturing a process's memory failed."""
 

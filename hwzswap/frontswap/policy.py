@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 4096
 
+#: The engine modes (``batching``), each named after the design it models.
+BATCHING_MODES = ("page", "folio", "reclaim", "async")
+
 
 @dataclass(frozen=True)
 class ZswapPolicy:
@@ -35,7 +38,17 @@ class ZswapPolicy:
       decompression (load, writeback), so that corrupt pool memory raises
       :class:`~hwzswap.errors.CorruptDataError` instead of returning a wrong page. Off by
       default: the kernel has no such check; it costs a CRC-32 of the object (~0.5 µs for
-      1.6 KB) on store and on load.
+      1.6 KB) on store and on load;
+    * ``batching``: how stores reach the compressor -- ``page`` (v9: one call per page),
+      ``folio`` (today's kernel: one batch per folio), ``reclaim`` (one batch per reclaim pass),
+      ``async`` (reclaim batches handed to the device without waiting, up to
+      ``async_max_batches`` in flight, as swap writeback keeps bios in flight);
+    * ``device_timeout_ms`` / ``device_fail_after``: the deadline of a device call or op
+      (``None``: the driver's own, else 10 s) and the consecutive timeouts after which the
+      device is marked failed;
+    * ``verify_pages``: keep a CRC-32 of each uncompressed page and check it after every
+      decompression, so a driver that returns wrong bytes is caught (``verify_fail``) instead
+      of passed on. Off by default; it costs a CRC-32 of the page (~1 µs) on store and on load.
     """
 
     enabled: bool = True
@@ -48,6 +61,11 @@ class ZswapPolicy:
     writeback_batch: int = 16
     background_writeback: bool = False
     entry_checksum: bool = False
+    batching: str = "reclaim"
+    async_max_batches: int = 4
+    device_timeout_ms: float | None = None
+    device_fail_after: int = 8
+    verify_pages: bool = False
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> InvalidParameterError:
@@ -60,7 +78,14 @@ class ZswapPolicy:
             lo = 1 if name == "max_compression_ratio" else 0
             if type(v) is not int or not lo <= v <= 100:
                 raise bad(name, f"must be an int {lo}..100")
-        for name in ("max_outstanding_writebacks", "writeback_batch"):
+        if self.batching not in BATCHING_MODES:
+            raise bad("batching", f"must be one of {', '.join(BATCHING_MODES)}")
+        if self.device_timeout_ms is not None and (
+            type(self.device_timeout_ms) not in (int, float) or not self.device_timeout_ms > 0
+        ):
+            raise bad("device_timeout_ms", "must be a number > 0 or None")
+        for name in ("max_outstanding_writebacks", "writeback_batch", "async_max_batches",
+                     "device_fail_after"):
             v = getattr(self, name)
             if type(v) is not int or v < 1:
                 raise bad(name, "must be an int >= 1")
@@ -90,4 +115,4 @@ class ZswapPolicy:
         return cls(max_pool_pages=config.max_pool_pages, **knobs)
 
 
-__all__ = ["ZswapPolicy"]
+__all__ = ["BATCHING_MODES", "ZswapPolicy"]

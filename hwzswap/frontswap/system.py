@@ -21,9 +21,8 @@ lives only in the caller's memory, as after a kernel swap-in with exclusive load
 
 from __future__ import annotations
 
+import operator
 import os
-import tempfile
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,12 +35,13 @@ from hwzswap.errors import (
     ConfigError,
     InvalidInputError,
     InvalidParameterError,
+    SwapBatchError,
     SwapDeviceError,
 )
+from hwzswap.frontswap.kernels import claim_slots
 from hwzswap.frontswap.policy import ZswapPolicy
 from hwzswap.frontswap.swapdev import DeviceModel, SwapDevice
-from hwzswap.frontswap.zswap import ZswapCache, batch_offsets, batch_range_error
-from hwzswap.frontswap._hotpath import claim_slots  # type: ignore[import-not-found]  # noqa: I001
+from hwzswap.frontswap.zswap import ZswapCache, batch_offsets, slot_error
 from hwzswap.pool.base import Pool
 
 PAGE_SIZE = 4096
@@ -81,7 +81,6 @@ class SwapSystem:
         self.model = model if model is not None else device_model_from_config(config)
         self.devices: dict[int, SwapDevice] = {}
         self._swap_maps: dict[int, bytearray] = {}
-        self._temp_paths: dict[int, weakref.finalize] = {}
         self._owns_backend = owns_backend
         self._closed = False
         self.zswap = ZswapCache(
@@ -91,12 +90,6 @@ class SwapSystem:
         self._exclusive = self.zswap.policy.exclusive_loads
         self._zstore = self.zswap.store
         self._zload = self.zswap.load
-        # A hit in zswap is swap_in's common case: that path compiled, the rest to the method.
-        fast = self.zswap.load_hit_path(SwapSystem.swap_in.__get__(self))
-        if fast is not None:
-            self.swap_in = fast  # type: ignore[method-assign]
-        self._zstore_batch = self.zswap._store_batch_checked
-        self._zload_batch = self.zswap._load_batch_checked
 
     # -- swap areas ----------------------------------------------------------------------------
 
@@ -141,9 +134,6 @@ class SwapSystem:
         del self.devices[type]
         del self._swap_maps[type]
         dev.close()
-        fin = self._temp_paths.pop(type, None)
-        if fin is not None:
-            fin()
 
     # -- the swap layer ------------------------------------------------------------------------
 
@@ -151,63 +141,65 @@ class SwapSystem:
         """Swap a page out to slot ``(type, offset)``: into zswap (``True``) or, if zswap
         rejects it, onto the swap device (``False``). A device failure raises
         :class:`SwapDeviceError` and leaves the slot free (the caller still has the page)."""
-        # zswap checks the type, the offset range and the page (a bad one raises before
-        # anything changes), so the swap map is marked after it: one lookup on the hot path.
-        # Nothing can read the slot in between (ops on one slot are serialised by the caller).
-        try:
-            stored = self._zstore(type, offset, page)
-        except SwapDeviceError:
-            raise self._bad_slot(type, offset, "swap_out") from None
-        self._swap_maps[type][offset] = 1
+        smap, offset = self._slot(type, offset, "swap_out")
+        if page.__class__ is not bytes or len(page) != PAGE_SIZE:
+            page = check_page(page).tobytes()  # a bad page raises before anything changes
+        stored = self._zstore(type, offset, page)
+        smap[offset] = 1
         if stored:
             return True
-        if page.__class__ is not bytes:
-            page = check_page(page).tobytes()
         self._write_device(type, offset, page)
         return False
 
-    def swap_out_batch(self, type: int, offsets: Sequence[int], pages: np.ndarray) -> list[bool]:
-        """Swap out a batch: one ``store_batch`` call into zswap, then device writes for the
-        rejected pages. Returns one bool per page, as :meth:`swap_out`."""
-        smap = self._swap_maps.get(type)
-        if smap is None:
-            raise self._bad_slot(type, 0, "swap_out_batch")
+    def swap_out_batch(self, type: int, offsets: Sequence[int], pages: np.ndarray,
+                       folios: Sequence[int] | None = None) -> list[bool]:
+        """Swap out a reclaim pass: one ``store_batch`` into zswap (``folios``: the folio
+        sizes, consecutive pages; ``None``: all order-0), then device writes for the rejected
+        pages. Returns one bool per page, as :meth:`swap_out`.
+
+        A device write that fails leaves that slot free and raises :class:`SwapBatchError`
+        once the whole batch has been handled; its ``stored``, ``written`` and ``failed`` say
+        which offsets went where (the caller still has the failed pages)."""
+        smap = self._map(type, "swap_out_batch")
         pages = check_pages(pages)
         # One C call checks the usual batch (ints in range, distinct) and claims its slots;
-        # anything else takes the slow path, which names the problem.
+        # anything else takes the checked path, which names the problem.
         offs = claim_slots(smap, offsets, len(pages))
         if offs is None:
-            offs = self._claim_slots_slow(type, smap, offsets, len(pages))
-        results = self._zstore_batch(type, offs, pages)  # checked above: not again in zswap
+            offs = batch_offsets("swap_out_batch", type, offsets, len(smap), "a reclaim batch")
+            if len(offs) != len(pages):
+                raise InvalidInputError(
+                    f"swap_out_batch: {len(offs)} offsets for {len(pages)} pages; one distinct "
+                    f"offset per page")
+            for off in offs:
+                smap[off] = 1
+        try:
+            results = self.zswap.store_batch(type, offs, pages, folios)
+        except BaseException:
+            for off in offs:  # nothing was stored: the slots stay free
+                smap[off] = 0
+            raise
         if all(results):
             return results
-        first_error: SwapDeviceError | None = None
+        failed: list[int] = []
+        errors: list[str] = []
         for i, ok in enumerate(results):
             if not ok:
                 try:
                     self._write_device(type, offs[i], pages[i])
                 except SwapDeviceError as exc:
-                    first_error = first_error or exc
-        if first_error is not None:
-            raise first_error
+                    failed.append(offs[i])
+                    errors.append(str(exc))
+        if failed:
+            stored = [o for o, ok in zip(offs, results) if ok]
+            written = [o for o, ok in zip(offs, results) if not ok and o not in set(failed)]
+            raise SwapBatchError(
+                f"swap_out_batch of swap type {type}: {len(failed)} of {len(offs)} pages could "
+                f"not be written to the swap device (first: {errors[0]}); {len(stored)} are in "
+                f"zswap and {len(written)} on the device; the failed slots are free again and "
+                f"their pages are still the caller's", stored=stored, written=written,
+                failed=failed)
         return results
-
-    def _claim_slots_slow(self, type: int, smap: bytearray, offsets: Sequence[Any],
-                          n: int) -> list[int]:
-        """``swap_out_batch``'s offsets when ``claim_slots`` declined them: convert them (numpy
-        integers are fine), raise the error that fits, or mark the slots in use."""
-        offs = batch_offsets(offsets, "swap_out_batch")
-        if offs:
-            lo, hi = min(offs), max(offs)
-            if lo < 0 or hi >= len(smap):
-                raise self._bad_slot(type, lo if lo < 0 else hi, "swap_out_batch")
-        if len(offs) != n or len(set(offs)) != len(offs):
-            raise InvalidInputError(
-                f"swap_out_batch: {len(offs)} offsets for {n} pages; one distinct offset per page"
-            )
-        for off in offs:
-            smap[off] = 1
-        return offs
 
     def swap_in(self, type: int, offset: int) -> bytes:
         """The page in slot ``(type, offset)``: from zswap, else from the swap device.
@@ -216,98 +208,74 @@ class SwapSystem:
         freed), or when the device fails; :class:`~hwzswap.errors.CorruptDataError` when the
         zswap object is corrupt.
         """
-        # zswap first: it holds entries only for slots in use (swap_free invalidates before it
-        # clears the map), so a hit needs no swap map check.
-        try:
-            page = self._zload(type, offset)
-        except SwapDeviceError:
-            raise self._bad_slot(type, offset, "swap_in") from None
+        smap, offset = self._slot(type, offset, "swap_in")
+        # zswap holds entries only for slots in use (swap_free invalidates before it clears
+        # the map), so a hit needs no swap map check.
+        page = self._zload(type, offset)
         if page is None:
-            page = self._read_device(type, offset)
+            if not smap[offset]:
+                raise SwapDeviceError(
+                    f"swap_in of swap type {type} offset {offset}: the slot is not in use "
+                    f"(never swapped out, or freed)"
+                )
+            page = self.devices[type].read_page(offset)
         if self._exclusive:
-            self._swap_maps[type][offset] = 0
+            smap[offset] = 0
             self.devices[type].discard(offset)
         return page
 
     def swap_in_batch(self, type: int, offsets: Sequence[int]) -> list[bytes]:
-        """The pages of a batch of slots of swap ``type`` (a readahead cluster, the kernel's
-        ``vm.page-cluster``): zswap first, in one :meth:`ZswapCache.load_batch` (one
-        ``decompress_batch`` for a batch backend), then the misses from the swap device.
+        """The pages of a readahead cluster (the kernel's ``vm.page-cluster``): zswap first,
+        in one :meth:`ZswapCache.load_batch` (one ``decompress_batch`` for a batch backend),
+        then the misses from the swap device.
 
         Returns what :meth:`swap_in` on each offset in order returns, with the same counters
         and, with ``exclusive_loads``, every slot freed. The offsets must be distinct and in
-        range. All or nothing: a slot not in use (:class:`SwapDeviceError`, checked before
-        anything is read), a corrupt zswap object
-        (:class:`~hwzswap.errors.CorruptDataError`) or a device read failure raises and
-        frees nothing, so every page of the batch can still be swapped in (after a failed device
-        read, zswap's ``loads_hit``/``loads_miss`` have counted the batch's lookups).
+        range. All or nothing: a slot not in use (checked before anything is read), a corrupt
+        zswap object or a device read failure raises and frees nothing, so every page of the
+        batch can still be swapped in.
         """
-        smap = self._swap_maps.get(type)
-        if smap is None:
-            raise self._bad_slot(type, 0, "swap_in_batch")
-        offs = batch_offsets(offsets, "swap_in_batch")
-        bad = batch_range_error(offs, len(smap), "swap_in_batch",
-                                "a readahead batch names distinct slots", "swap it in once")
-        if bad is not None:
-            raise self._bad_slot(type, bad, "swap_in_batch")
-        # zswap holds entries only for slots in use, so checking the map first is the check
-        # swap_in makes on a miss, made before any entry is touched.
+        smap = self._map(type, "swap_in_batch")
+        offs = batch_offsets("swap_in_batch", type, offsets, len(smap), "a readahead batch")
         for off in offs:
             if not smap[off]:
                 raise SwapDeviceError(
                     f"swap_in_batch of swap type {type} offset {off}: the slot is not in use "
                     f"(never swapped out, or freed); nothing in the batch was read"
                 )
-        exclusive = self._exclusive
-        # Exclusive loads free the zswap entries only once the device reads succeeded too, so a
-        # failing read loses none of the pages zswap held.
-        pages = self._zload_batch(type, offs, False)
+        if not self._exclusive:
+            pages = self.zswap.load_batch(type, offs)
+        else:
+            # Exclusive loads free the zswap entries only once the device reads succeeded
+            # too, so a failing read loses none of the pages zswap held.
+            pages = self.zswap.load_batch(type, offs, keep=True)
         dev = self.devices[type]
-        hits = len(offs)
         for i, page in enumerate(pages):
             if page is None:
                 pages[i] = dev.read_page(offs[i])
-                hits -= 1
-        if exclusive:
-            if hits:
-                self.zswap._drop_loaded(type, offs)
-            discard = dev.discard
+        if self._exclusive:
+            self.zswap.drop_loaded(type, offs)
             for off in offs:
                 smap[off] = 0
-                discard(off)
+                dev.discard(off)
         return pages  # type: ignore[return-value]  # every None was replaced
-
-    def _read_device(self, type: int, offset: int) -> bytes:
-        """``swap_in``'s miss path: the slot must be in use; read it from the device."""
-        smap = self._swap_maps.get(type)
-        try:
-            if smap is None or offset < 0:
-                raise IndexError
-            in_use = smap[offset]
-        except (IndexError, TypeError):
-            raise self._bad_slot(type, offset, "swap_in") from None
-        if not in_use:
-            raise SwapDeviceError(
-                f"swap_in of swap type {type} offset {offset}: the slot is not in use (never "
-                f"swapped out, or freed)"
-            )
-        return self.devices[type].read_page(offset)
 
     def swap_free(self, type: int, offset: int) -> None:
         """Free slot ``(type, offset)``: its zswap entry is invalidated and the device slot
         discarded. Freeing a free slot is a no-op."""
-        smap = self._swap_maps.get(type)
-        if smap is None or not 0 <= offset < len(smap):
-            raise self._bad_slot(type, offset, "swap_free")
+        smap, offset = self._slot(type, offset, "swap_free")
         self.zswap.invalidate_page(type, offset)
         smap[offset] = 0
         self.devices[type].discard(offset)
 
     def slot_in_use(self, type: int, offset: int) -> bool:
-        smap = self._swap_maps.get(type)
-        if smap is None or not 0 <= offset < len(smap):
-            raise self._bad_slot(type, offset, "slot_in_use")
+        smap, offset = self._slot(type, offset, "slot_in_use")
         return bool(smap[offset])
+
+    def drain(self) -> None:
+        """Wait until no compression is in flight (zswap's ``async`` mode): every page swapped
+        out so far is then in the pool or on the device."""
+        self.zswap.drain()
 
     # -- writeback target ----------------------------------------------------------------------
 
@@ -349,9 +317,6 @@ class SwapSystem:
             for t in list(self.devices):
                 self.devices.pop(t).close()
                 self._swap_maps.pop(t, None)
-                fin = self._temp_paths.pop(t, None)
-                if fin is not None:
-                    fin()
             if self._owns_backend:
                 self.backend.close()
 
@@ -361,17 +326,37 @@ class SwapSystem:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _map(self, type: Any, op: str) -> bytearray:
+        """The swap map of ``type``, or the slot error."""
+        try:
+            smap = self._swap_maps.get(type)
+        except TypeError:  # unhashable
+            smap = None
+        if smap is None:
+            raise self._bad_slot(type, 0, op)
+        return smap
+
+    def _slot(self, type: Any, offset: Any, op: str) -> tuple[bytearray, int]:
+        """The swap map of ``type`` and ``offset`` as an int in range: the one check of a slot
+        at the public ops, with one message style (:func:`slot_error`)."""
+        smap = self._map(type, op)
+        if offset.__class__ is not int:
+            if offset.__class__ is bool or not hasattr(offset, "__index__"):
+                raise self._bad_slot(type, offset, op)
+            offset = operator.index(offset)
+        if not 0 <= offset < len(smap):
+            raise self._bad_slot(type, offset, op)
+        return smap, offset
+
     def _bad_slot(self, type: Any, offset: Any, op: str) -> SwapDeviceError:
         if self._closed:
             return SwapDeviceError(f"{op} after the swap system was closed")
-        smap = self._swap_maps.get(type)
-        if smap is None:
-            return SwapDeviceError(
-                f"{op}: swap type {type!r} is not on (active: {sorted(self.devices) or 'none'})"
-            )
-        return SwapDeviceError(
-            f"{op}: offset {offset!r} is outside swap type {type} (slots 0..{len(smap) - 1})"
-        )
+        try:
+            smap = self._swap_maps.get(type)
+        except TypeError:
+            smap = None
+        return slot_error(op, type, offset, None if smap is None else len(smap),
+                          list(self.devices))
 
     def __repr__(self) -> str:
         return (

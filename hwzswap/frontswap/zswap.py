@@ -1,56 +1,65 @@
-"""The zswap cache: frontswap operations over a compressor backend and a pool.
+"""The zswap cache: frontswap operations over a compressor and a pool, with LRU writeback.
 
-Pages on their way to swap are compressed into the pool (``store``, or ``store_batch`` for a
-reclaim batch); ``load`` decompresses them back (``load_batch`` for a readahead batch);
-``invalidate_page``/``invalidate_area`` drop them when the swap slot or area is freed. When the
-pool is full the least recently stored entries are written back to the swap device
-(:mod:`hwzswap.frontswap.writeback`).
+Pages on their way to swap are compressed into the pool (``store``; ``store_batch`` for a
+reclaim pass of folios); ``load`` decompresses them back (``load_batch`` for a readahead
+cluster); ``invalidate_page``/``invalidate_area`` drop them when the swap slot or area is freed.
+When the pool is full the least recently stored entries are written back to the swap device
+(``writeback``/``shrink``, below).
+
+Engine modes (``batching``; each is the design it is named after):
+
+========  ===========================================  ===============================
+mode      how a reclaim batch reaches the compressor   kernel counterpart
+========  ===========================================  ===============================
+page      one call per page                            zswap v9 (2013): zswap_frontswap_store
+folio     one call per folio (1 page, or an mTHP)      today's zswap_store(folio)
+reclaim   one call per reclaim pass (<= 32 folios)     shrink_folio_list's batch, as IAA
+                                                       batching proposes
+async     reclaim batches handed to the device         swap writeback: bios in flight,
+          without waiting, several in flight           completion later
+========  ===========================================  ===============================
+
+Every call into the driver goes through :class:`~hwzswap.frontswap.compressor.Compressor`, which
+checks each result, enforces the device deadline and gives batch results per item: one failed
+page of a batch rejects that page only. Asynchronous devices (capability ``asynchronous``) are
+driven through ``submit``/``poll``.
 
 Data structures (after the kernel, see ``shared/reference/kernel.md``):
 
 * one index per swap type (the v9 ``zswap_tree``; today's kernel keys an xarray by offset): a
-  ``ZswapTree`` offset -> entry, an array slot per offset with the entries linked in store
-  order, so it doubles as the tree's LRU (oldest first); writeback takes victims from its
-  front. It is compiled (``_hotpath``) and behaves as the ``OrderedDict`` it replaced
-  (``_hotpath_py.ZswapTreePy``, the reference);
+  ``ZswapTree`` offset -> entry with the entries linked in store order, so it doubles as the
+  LRU (oldest first); writeback takes victims from its front (:mod:`.kernels` picks the
+  compiled tree or its Python reference);
 * an entry is the pool handle (an ``int``) of the compressed object, or, for a same-filled page,
-  its repeated 8-byte word (``bytes``). Nothing else is needed: the object's length is the
-  pool's (``obj_size``; the pool's ``stored_bytes`` is zswap's compressed total), and the
-  pools hand out handles in increasing order and never reuse one, so a handle is also the
-  entry's store sequence number (writeback compares the fronts of several types' trees by it)
-  and its identity (writeback's revalidation compares handles);
-* with ``entry_checksum`` on, a dict handle -> CRC-32 of the compressed object, checked before
-  every decompression (see below);
-* one lock (the tree lock) guards the indexes, the pool (which is not thread-safe) and the
-  counters. Compression runs outside it; a load decompresses straight from the pool's memory
-  (a zero-copy view) while holding it, which is cheaper than copying the object out first and
-  keeps compaction and frees from moving the object mid-decompression.
+  its repeated 8-byte word (``bytes``). The pools hand out handles in increasing order and never
+  reuse one, so a handle is also the entry's store sequence number and identity;
+* ``async`` mode only: *staged* pages, ``(type, offset) -> (batch, index)``, accepted but still
+  being compressed. A staged page is loadable (from its copy) and can be invalidated or replaced;
+  it joins the index, and so the LRU, only when its compression completes;
+* with ``entry_checksum``, handle -> CRC-32 of the compressed object (checked before every
+  decompression); with ``verify_pages``, handle -> CRC-32 of the page (checked after);
+* one lock (the tree lock) guards the indexes, the staged pages, the pool (not thread-safe) and
+  the counters. Compression runs outside it; a load decompresses straight from the pool's memory
+  while holding it (no copy, and nothing can free or move the object meanwhile).
 
-Race handling (today's kernel's scheme, adapted; no refcounts): writeback marks the entry
-*in flight* and copies its compressed bytes under the lock, then decompresses and writes the page
-without the lock, and finally re-checks under the lock that the index still maps the offset to
-*that same entry* before freeing it. Meanwhile:
-
-* a **load** finds the entry still in the index and returns the right bytes (the v9
-  "load during writeback" fix) -- the object is freed only after the page is on the device;
-* an **invalidate** or a **new store** of the offset replaces or removes the entry; the
-  re-check then fails and writeback frees nothing, so the newer data (in zswap) wins and an
-  invalidated slot is never read (the swap layer refuses to read a freed slot);
-* a **rejected store** of that offset, whose page the swap layer is about to write to the device
-  itself, first waits for the in-flight writeback of the same slot, so the stale page can never
-  land on the device after the newer one;
-* two writebacks of one slot never overlap (a slot in flight is skipped).
+Races (today's kernel's scheme, adapted; no refcounts). Writeback marks the slot *in flight* and
+copies the object under the lock, writes the page without it, and re-checks under the lock that
+the index still maps the offset to *that same entry* before freeing it. Meanwhile a **load**
+still finds the entry; an **invalidate** or a **new store** replaces it, so the re-check fails
+and the newer state wins; a **rejected store** of that slot, whose page is about to be written
+to the device, first waits for the in-flight write of the same slot, so a stale page never lands
+after a newer one. An async page whose compression failed is written to the device the same
+way (in flight, re-checked), and stays loadable from its copy until it is there; if the device
+write fails it stays staged (in RAM), never lost.
 
 The caller serialises operations on one ``(type, offset)`` (the kernel's folio lock does that):
-concurrent ops on *different* offsets, and writeback of any offset, are safe.
+concurrent ops on *different* offsets, writeback and async completion are safe.
 
-Corrupt objects: a pool object that no longer decompresses to a page makes ``load`` raise
-:class:`CorruptDataError` (``decompress_fail``), whatever the settings. But most codecs, lz4
-among them, copy literal bytes through unchecked, so a flipped bit in a literal decompresses
-"fine" to a wrong page. With ``entry_checksum`` (off by default: the kernel has no such check,
-and it costs a CRC-32 of every object on store and on load) such an object is caught too: load
-and writeback verify the CRC before decompressing, so a corrupt object never comes back as
-wrong bytes and never reaches the swap device.
+Corrupt objects: an object that no longer decompresses raises :class:`CorruptDataError` on load
+(``decompress_fail``), the entry kept. A driver result that breaks the contract raises
+:class:`~hwzswap.errors.DriverError`. Codecs copy literals unchecked, so a flipped bit can
+decompress "fine" to a wrong page: ``entry_checksum`` catches corrupt pool memory,
+``verify_pages`` a driver that returns wrong bytes (``verify_fail``).
 """
 
 from __future__ import annotations
@@ -63,38 +72,47 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hwzswap.backends.contract import Backend, check_page, check_pages
+from hwzswap.backends.contract import (
+    PAGE_SIZE,
+    Backend,
+    CompressedBatch,
+    ItemStatus,
+    check_page,
+    check_pages,
+    page_views,
+)
 from hwzswap.errors import (
+    ConfigError,
     CorruptDataError,
+    DeviceError,
+    DriverError,
     HwzswapError,
     InvalidInputError,
     PoolAllocError,
     SwapDeviceError,
-    not_built,
 )
+from hwzswap.frontswap.compressor import Compressor
+from hwzswap.frontswap.kernels import ZswapTree, same_filled_pages
+from hwzswap.frontswap.pipeline import AsyncPipeline
 from hwzswap.frontswap.policy import ZswapPolicy
+from hwzswap.frontswap.writeback import BackgroundWriteback
 from hwzswap.pool.base import Pool
 
-try:
-    from hwzswap.frontswap._hotpath import (  # type: ignore[import-not-found]
-        LoadHit,
-        StoreHit,
-        ZswapTree,
-        insert_objects,
-        same_filled_pages,
-    )
-except ImportError as exc:
-    raise not_built("hwzswap.frontswap._hotpath", "zswap's compiled hot paths") from exc
-
-PAGE_SIZE = 4096
 _WORDS = PAGE_SIZE // 8
 _ZERO_WORD = bytes(8)
 _ZERO_PAGE = bytes(PAGE_SIZE)
 _NO_LIMIT = 1 << 62
 _crc32 = zlib.crc32
+_OK = ItemStatus.OK
+_FAILED = ItemStatus.FAILED
 
 #: An index entry: a pool handle, or the word of a same-filled page.
 Entry = int | bytes
+
+# writeback outcomes
+_WB_OK = 0
+_WB_IO_FAIL = 1
+_WB_DECOMPRESS_FAIL = 2
 
 
 class WritebackTarget(Protocol):
@@ -102,11 +120,6 @@ class WritebackTarget(Protocol):
 
     def write_page(self, type: int, offset: int, page: bytes) -> None:
         """Write one page; raise :class:`SwapDeviceError` on failure."""
-
-
-#: The per-type index and LRU: offset -> entry, oldest stored first (``ZswapTree``, compiled;
-#: ``_hotpath_py.ZswapTreePy`` is the same as an ``OrderedDict``).
-_Tree = ZswapTree
 
 
 # Counters reported by stats(), all plain int attributes of the cache.
@@ -124,9 +137,12 @@ _COUNTERS = (
     "duplicate_entry",
     "same_filled_pages",
     "decompress_fail",
+    "verify_fail",
     "loads_hit",
     "loads_miss",
+    "loads_staged",
     "invalidates",
+    "async_write_fail",
 )
 
 
@@ -135,38 +151,89 @@ def _as_page(page: Any) -> bytes:
     return check_page(page).tobytes()
 
 
-def batch_offsets(offsets: Sequence[Any], op: str) -> list[int]:
-    """A batch's offsets as a list of ints (numpy integers are fine; floats, strings and the
-    like raise :class:`InvalidInputError`)."""
+def _type_name(value: Any) -> str:
+    """A bad value for a message: an int as itself, anything else with its type, bounded."""
+    text = repr(value)
+    text = f"{text[:40]}..." if len(text) > 40 else text
+    return text if value.__class__ is int else f"{type(value).__name__} {text}"
+
+
+def slot_error(op: str, type: Any, offset: Any, nr_pages: int | None,
+               active: Sequence[int]) -> SwapDeviceError:
+    """The one error for a bad ``(type, offset)`` at a public op, in one style for zswap and the
+    swap layer: a type that is not on, an offset that is not an integer, or out of range."""
+    if nr_pages is None:
+        return SwapDeviceError(
+            f"{op}: swap type {_type_name(type)} is not on (swapon it first; active types: "
+            f"{sorted(active) or 'none'})"
+        )
+    if offset.__class__ is bool or not hasattr(offset, "__index__"):
+        return SwapDeviceError(f"{op}: an offset must be an integer, got {_type_name(offset)}")
+    return SwapDeviceError(
+        f"{op}: offset {operator.index(offset)} is outside swap type {type} "
+        f"(slots 0..{nr_pages - 1})"
+    )
+
+
+def batch_offsets(op: str, type: int, offsets: Any, nr_pages: int, what: str) -> list[int]:
+    """A batch's offsets as distinct ints in ``0..nr_pages - 1`` (numpy integers are fine), or
+    the slot error (:func:`slot_error`) naming the first bad one; a repeated offset raises
+    :class:`InvalidInputError` (``what`` says what the batch is)."""
     try:
-        return list(map(operator.index, offsets))
+        offs = list(map(operator.index, offsets))
+        bad = next((o for o in offsets if o.__class__ is bool), None)
     except TypeError:
+        bad = next(o for o in offsets if o.__class__ is bool or not hasattr(o, "__index__"))
+        offs = []
+    if bad is not None:
+        raise slot_error(op, type, bad, nr_pages, ())
+    if offs:
+        lo, hi = min(offs), max(offs)
+        if lo < 0 or hi >= nr_pages:
+            raise slot_error(op, type, lo if lo < 0 else hi, nr_pages, ())
+        if len(set(offs)) != len(offs):
+            raise InvalidInputError(
+                f"{op}: an offset appears twice in one batch ({what} holds distinct slots)"
+            )
+    return offs
+
+
+def folio_groups(folios: Sequence[int] | None, n: int, op: str) -> list[int]:
+    """Folio sizes of a batch of ``n`` pages, checked (positive ints summing to ``n``);
+    ``None``: every page its own folio."""
+    if folios is None:
+        return [1] * n
+    try:
+        sizes = [operator.index(f) for f in folios]
+    except TypeError:
+        raise InvalidInputError(f"{op}: folio sizes must be integers") from None
+    if any(s < 1 for s in sizes) or sum(sizes) != n:
         raise InvalidInputError(
-            f"{op}: offsets must be integers, got {list(offsets)[:8]!r}"
-        ) from None
+            f"{op}: folio sizes {sizes[:8]}{'...' if len(sizes) > 8 else ''} must be >= 1 and "
+            f"add up to the {n} pages of the batch"
+        )
+    return sizes
 
 
-def batch_range_error(offs: list[int], nr_pages: int, op: str, why: str, fix: str) -> int | None:
-    """Check a batch's offsets (ints, from :func:`batch_offsets`): raise
-    :class:`InvalidInputError` when one appears twice (``why`` says why a batch cannot, ``fix``
-    what to do instead); return the first offset outside ``0..nr_pages - 1`` (the lowest if one
-    is negative, else the highest) for the caller's own out-of-range error, or ``None``."""
-    if not offs:
-        return None
-    lo, hi = min(offs), max(offs)
-    if lo < 0 or hi >= nr_pages:
-        return lo if lo < 0 else hi
-    if len(set(offs)) != len(offs):
-        raise InvalidInputError(f"{op}: an offset appears twice in one batch ({why}); {fix}")
-    return None
+class _StagedBatch:
+    """async mode: one reclaim batch in flight -- its type, offsets and its own page copies."""
+
+    __slots__ = ("type", "offs", "pages")
+
+    def __init__(self, type: int, offs: list[int], pages: np.ndarray) -> None:
+        self.type = type
+        self.offs = offs
+        self.pages = pages
 
 
 class ZswapCache:
     """The frontswap backend: ``init``/``store``/``load``/``invalidate_page``/``invalidate_area``.
 
-    ``store`` returns ``True`` when the page is now held compressed, ``False`` when it was
-    rejected (the caller writes it to the swap device; any older entry for the offset has been
-    dropped so it cannot come back). ``load`` returns the page, or ``None`` on a miss.
+    ``store`` returns ``True`` when the page is now held (compressed, or staged in ``async``
+    mode), ``False`` when it was rejected (the caller writes it to the swap device; any older
+    entry for the offset has been dropped so it cannot come back). ``load`` returns the page,
+    or ``None`` on a miss. ``async`` mode needs a ``writeback_target``: pages whose compression
+    fails after ``store`` returned go there.
     """
 
     def __init__(
@@ -176,59 +243,65 @@ class ZswapCache:
         policy: ZswapPolicy | None = None,
         writeback_target: WritebackTarget | None = None,
     ) -> None:
-        from hwzswap.frontswap.writeback import BackgroundWriteback, LruWriteback
-
         self.backend = backend
         self.pool = pool
         self.policy = policy = policy if policy is not None else ZswapPolicy()
         self.writeback_target = writeback_target
+        self.batching = policy.batching
+        if self.batching == "async" and writeback_target is None:
+            raise ConfigError(
+                "zswap.batching: async mode needs a writeback target (the swap system) for "
+                "pages whose compression fails after the store returned; use open_zswap"
+            )
+        self.compressor = comp = Compressor(backend, policy.device_timeout_ms,
+                                            policy.device_fail_after)
         # Policy, copied to plain attributes for the hot paths.
         self._exclusive = policy.exclusive_loads
         self._max_len = policy.max_compressed_len
         self._max_pages = policy.max_pool_pages if policy.max_pool_pages is not None else _NO_LIMIT
         self._accept_pages = policy.accept_pages if policy.accept_pages is not None else _NO_LIMIT
         self._reached_full = False
-        #: handle -> CRC-32 of the object, with ``entry_checksum``; else None.
+        #: handle -> CRC-32 of the object (``entry_checksum``) / of the page (``verify_pages``)
         self._csums: dict[int, int] | None = {} if policy.entry_checksum else None
-        # _enabled, _same_filled (same_filled_pages and enabled) and _limit_gate: see _set_gates
+        self._pcsums: dict[int, int] | None = {} if policy.verify_pages else None
         self._enabled = policy.enabled
         self._set_gates()
-        # Bound methods, looked up once.
-        self._compress = backend.compress
-        self._decompress = backend.decompress
-        # load_batch hands a batch-capable backend one decompress_batch call; for the others the
-        # contract's default decompress_batch is a loop over decompress plus a copy of each page
-        # into an array and out again (lz4: ~2.0 -> ~3.5 us a page), so they get the loop alone.
-        self._decompress_batch = backend.decompress_batch if backend.capabilities.batch else None
-        self._malloc_write = pool.malloc_write
-        self._pool_read = pool.read
+        # The device calls, chosen once from the capabilities.
+        if comp.asynchronous:
+            self._compress = self._compress_via_ops
+            self._compress_batch = comp.compress_ops
+            self._decompress = self._decompress_via_ops
+        else:
+            self._compress = comp.compress
+            self._compress_batch = comp.compress_batch
+            self._decompress = comp.decompress
         self._pool_view = pool.view
         self._pool_free = pool.free
-        self._total_pages = pool.total_pages
-        # Indexes, lock, writeback state.
-        self._trees: dict[int, _Tree] = {}
+        # Indexes, lock, writeback and async state.
+        self._trees: dict[int, ZswapTree] = {}
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
         self._release = self._lock.release
         self._wb_done = threading.Condition(self._lock)
-        self._inflight: dict[tuple[int, int], Entry] = {}
+        self._inflight: dict[tuple[int, int], Any] = {}  # slots being written to the device
+        self._staged: dict[tuple[int, int], tuple[_StagedBatch, int]] = {}
         self._closed = False
         for name in _COUNTERS:
             setattr(self, name, 0)
         self._rejected = 0  # stores refused, for any reason (``stores`` = zswpout + this)
         self.outstanding_writebacks = 0
-        self.writeback_engine = LruWriteback(self, writeback_target)
+        #: the last device or decompression error writeback met (diagnostics)
+        self.last_writeback_error: HwzswapError | None = None
+        self._pipeline: AsyncPipeline | None = None
+        if self.batching == "async":
+            self._pipeline = AsyncPipeline(
+                self._compress_batch, self._complete_async, policy.async_max_batches,
+                comp.timeout_s, comp.note_timeouts, comp.max_batch,
+                name=f"zswap-async-{backend.name}")
         self._background: BackgroundWriteback | None = None
         if policy.background_writeback:
             self._background = BackgroundWriteback(self)
             self._background.start()
-        # The common paths of store and load, compiled (None where they would do more).
-        store_fast = self.store_hit_path(ZswapCache.store.__get__(self))
-        if store_fast is not None:
-            self.store = store_fast  # type: ignore[method-assign]
-        load_fast = self.load_hit_path(ZswapCache.load.__get__(self))
-        if load_fast is not None:
-            self.load = load_fast  # type: ignore[method-assign]
 
     @property
     def enabled(self) -> bool:
@@ -244,135 +317,224 @@ class ZswapCache:
 
     @property
     def compressed_bytes(self) -> int:
-        """Compressed bytes held now (the pool's ``stored_bytes``: every pool object is an
-        entry's)."""
+        """Compressed bytes held now (the pool's ``stored_bytes``)."""
         return self.pool.stored_bytes
+
+    @property
+    def pool_pages(self) -> int:
+        """Pages the pool holds now."""
+        return self.pool.total_pages()
+
+    @property
+    def accept_pages(self) -> int:
+        """The accept threshold in pool pages (stores resume at or under it after the limit
+        was hit; huge when there is no limit)."""
+        return self._accept_pages
 
     # -- frontswap ops -------------------------------------------------------------------------
 
     def init(self, type: int, nr_pages: int) -> None:
         """Set up the index of swap ``type`` (swapon)."""
         if type.__class__ is not int or type < 0:
-            raise SwapDeviceError(f"zswap: swap type must be an int >= 0, got {type!r}")
+            raise SwapDeviceError(f"zswap init: swap type must be an int >= 0, got "
+                                  f"{_type_name(type)}")
         if nr_pages.__class__ is not int or nr_pages < 1:
-            raise SwapDeviceError(f"zswap: nr_pages must be an int >= 1, got {nr_pages!r}")
+            raise SwapDeviceError(f"zswap init: nr_pages must be an int >= 1, got "
+                                  f"{_type_name(nr_pages)}")
         with self._lock:
             self._check_open()
             if type in self._trees:
-                raise SwapDeviceError(f"zswap: swap type {type} is already initialised (swapon)")
-            self._trees[type] = _Tree(type, nr_pages)
+                raise SwapDeviceError(f"zswap init: swap type {type} is already initialised")
+            self._trees[type] = ZswapTree(type, nr_pages)
 
     def store(self, type: int, offset: int, page: Any) -> bool:
-        """Compress ``page`` into the pool as the entry for ``(type, offset)``.
-
-        Returns ``False`` when a policy or a failure rejected it (counted by reason).
-        """
-        tree = self._trees.get(type)
-        if tree is None or not 0 <= offset < tree.nr_pages:
-            raise self._bad_slot(type, offset, "store")
-        if offset.__class__ is not int:
-            offset = self._int_offset(type, offset, "store")
+        """Compress ``page`` into the pool as the entry for ``(type, offset)`` (one order-0
+        folio). Returns ``False`` when a policy or a failure rejected it (counted by reason)."""
+        tree, offset = self._slot(type, offset, "zswap store")
         if page.__class__ is not bytes or len(page) != PAGE_SIZE:
             page = _as_page(page)
-        # Same-filled: one byte compare rules out nearly every other page (a same-filled page
-        # has byte 0 == byte 4088); the zero page, the common case, compares without building
-        # a pattern. (_same_filled is off while zswap is disabled: such a page then falls
-        # through to the gate below, which rejects it.)
+        if self._pipeline is not None:
+            arr = np.frombuffer(page, dtype=np.uint8).reshape(1, PAGE_SIZE)
+            return self._store_async(tree, [offset], arr)[0]
+        return self._store_page(tree, offset, page)
+
+    def store_batch(self, type: int, offsets: Sequence[int], pages: np.ndarray,
+                    folios: Sequence[int] | None = None) -> list[bool]:
+        """Store a reclaim pass: ``pages`` an ``(N, 4096)`` uint8 array, one distinct offset
+        each; ``folios`` the folio sizes (consecutive pages; ``None``: all order-0). How the
+        batch reaches the compressor is the engine mode (module docstring). Returns one bool
+        per page, as :meth:`store`."""
+        tree = self._tree(type, "zswap store_batch")
+        pages = check_pages(pages)
+        offs = batch_offsets("zswap store_batch", type, offsets, tree.nr_pages, "a reclaim batch")
+        n = len(pages)
+        if len(offs) != n:
+            raise InvalidInputError(
+                f"zswap store_batch: {len(offs)} offsets for {n} pages (one offset per page)")
+        groups = folio_groups(folios, n, "zswap store_batch")
+        if n == 0:
+            return []
+        mode = self.batching
+        if mode == "async":
+            return self._store_async(tree, offs, pages)
+        if mode == "reclaim":
+            return self._store_pages(tree, offs, pages)
+        results: list[bool] = []
+        at = 0
+        for size in groups if mode == "folio" else [1] * n:
+            if size == 1:
+                results.append(self._store_page(tree, offs[at], pages[at].tobytes()))
+            else:
+                results.extend(self._store_pages(tree, offs[at:at + size], pages[at:at + size]))
+            at += size
+        return results
+
+    def load(self, type: int, offset: int) -> bytes | None:
+        """The page stored for ``(type, offset)``, or ``None`` if zswap does not hold it.
+
+        Raises :class:`CorruptDataError` when the object does not decompress to a page or
+        fails a checksum (``decompress_fail``/``verify_fail``), :class:`DriverError` when the
+        driver breaks the contract; the entry is kept and no data is returned.
+        """
+        tree, offset = self._slot(type, offset, "zswap load")
+        if self._staged:
+            page = self._load_staged(tree.type, offset)
+            if page is not None:
+                return page
+        self._acquire()
+        try:
+            entry = tree.get(offset)
+            if entry is None:
+                self.loads_miss += 1
+                return None
+            page = self._page_locked(tree, offset, entry)
+            self.loads_hit += 1
+            if self._exclusive:
+                del tree[offset]
+                self._free_locked(entry)
+            return page
+        finally:
+            self._release()
+
+    def load_batch(self, type: int, offsets: Sequence[int], *, keep: bool = False
+                   ) -> list[bytes | None]:
+        """The pages of a readahead cluster: one entry per offset, ``None`` where zswap does not
+        hold the slot. The same as :meth:`load` on each offset in order (counters, and with
+        ``exclusive_loads`` the hits freed), except that the compressed hits are decompressed
+        together: one ``decompress_batch`` for a backend whose capabilities say ``batch`` (an
+        offload device pays its round trip once per cluster). A failed item alone is retried
+        on its own.
+
+        All or nothing: a corrupt object raises (naming the first bad offset in batch order)
+        after counting ``decompress_fail``; nothing else changes, so every page is still
+        loadable. The offsets must be distinct and in range.
+
+        ``keep``: never free the hits, even with exclusive loads (the swap layer's first half
+        of an exclusive readahead; it frees them with :meth:`drop_loaded` once its own device
+        reads have succeeded too).
+        """
+        tree = self._tree(type, "zswap load_batch")
+        offs = batch_offsets("zswap load_batch", type, offsets, tree.nr_pages, "a readahead batch")
+        return self._load_pages(tree, offs, self._exclusive and not keep)
+
+    def invalidate_page(self, type: int, offset: int) -> None:
+        """Drop the entry for ``(type, offset)`` (its swap slot was freed). No entry: no-op."""
+        tree, offset = self._slot(type, offset, "zswap invalidate_page")
+        self._acquire()
+        try:
+            if self._staged and self._staged.pop((tree.type, offset), None) is not None:
+                self.invalidates += 1
+            entry = tree.pop(offset, None)
+            if entry is not None:
+                self.invalidates += 1
+                self._free_locked(entry)
+        finally:
+            self._release()
+
+    def drop_loaded(self, type: int, offsets: Sequence[int]) -> None:
+        """Exclusive loads' second half: free the entries of slots just loaded with
+        ``load_batch(..., keep=True)`` whose pages the caller now holds (not counted as
+        invalidates). An entry writeback took meanwhile is gone already."""
+        tree = self._tree(type, "zswap drop_loaded")
+        offs = batch_offsets("zswap drop_loaded", type, offsets, tree.nr_pages, "a batch")
+        with self._lock:
+            staged = self._staged
+            for off in offs:
+                if staged:
+                    staged.pop((tree.type, off), None)
+                entry = tree.pop(off, None)
+                if entry is not None:
+                    self._free_locked(entry)
+
+    def invalidate_area(self, type: int) -> None:
+        """Drop every entry of swap ``type`` and its index (swapoff). Waits for device writes of
+        that type still in flight, so the caller may then close the device."""
+        with self._lock:
+            tree = self._trees.pop(type, None)
+            if tree is None:
+                return
+            for key in [k for k in self._staged if k[0] == type]:
+                del self._staged[key]
+                self.invalidates += 1
+            for entry in tree.values():
+                self._free_locked(entry)
+            self.invalidates += len(tree)
+            tree.clear()
+            while any(key[0] == type for key in self._inflight):
+                self._wb_done.wait()
+
+    def drain(self) -> None:
+        """Wait until no compression is in flight (``async`` mode; a no-op in the others):
+        every page stored so far is then in the pool or on the swap device."""
+        if self._pipeline is not None:
+            self._pipeline.drain()
+
+    # -- the store step ------------------------------------------------------------------------
+
+    def _store_page(self, tree: ZswapTree, offset: int, page: bytes) -> bool:
+        """Store one page with one compress call (``page`` 4096 ``bytes``)."""
+        # Same-filled: one byte compare rules out nearly every other page; the zero page
+        # compares without building a pattern. (_same_filled is off while zswap is disabled.)
         if page[4088] == page[0] and self._same_filled:
             word = page[:8]
             if page == _ZERO_PAGE if word == _ZERO_WORD else page == word * _WORDS:
                 return self._store_same_filled(tree, offset, word)
-        # The gate: max_pool_pages normally, 0 while the hysteresis holds (every store checks
-        # the limits), -1 while zswap is disabled (every store is rejected there).
+        # The gate: max_pool_pages normally, 0 while the hysteresis holds, -1 while disabled.
         if self.pool.pages >= self._limit_gate:
             ok, why = self._check_limits()
             if not ok:
                 return self._reject(tree, offset, why)
         try:
             data = self._compress(page)
-        except HwzswapError:
+        except HwzswapError as exc:
+            self._note_compress_error(exc)
             return self._reject(tree, offset, "reject_compress_fail")
         if data is None or len(data) > self._max_len:
             return self._reject(tree, offset, "reject_compress_poor")
-        csums = self._csums
-        if csums is not None:
-            csum = _crc32(data)
-        # The hot path: explicit acquire/release (cheaper than `with`), one fused pool call.
+        csum = _crc32(data) if self._csums is not None else None
+        pcsum = _crc32(page) if self._pcsums is not None else None
         self._acquire()
         try:
-            handle = self._malloc_write(data)
-            if offset in tree:
-                self._drop_old_locked(tree, offset)
-            tree[offset] = handle
-            if csums is not None:
-                csums[handle] = csum
-            self.zswpout += 1
+            handle = self.pool.malloc_write(data)
+            self._insert_locked(tree, offset, handle, csum, pcsum)
             return True
         except PoolAllocError:
             pass
         finally:
             self._release()
-        return self._store_after_reclaim(tree, offset, data)
+        return self._store_after_reclaim(tree, offset, data, csum, pcsum)
 
-    def store_batch(self, type: int, offsets: Sequence[int], pages: np.ndarray) -> list[bool]:
-        """Store a reclaim batch: one ``compress_batch`` call, then per-page policy and pool
-        allocations (under one lock). Returns one bool per page, as :meth:`store`. The offsets
-        must be distinct.
-
-        Same-filled pages are found first (vectorised) and kept as their word. When they are
-        under a quarter of the batch the backend still gets the whole batch, unchanged (copying
-        the other rows out would cost more than compressing a few same-filled pages, which
-        compress fastest), and their results are dropped.
-        """
-        tree = self._trees.get(type)
-        if tree is None:
-            raise self._bad_slot(type, offsets[0] if len(offsets) else 0, "store_batch")
-        pages = check_pages(pages)
-        offs = batch_offsets(offsets, "zswap store_batch")
-        n = len(pages)
-        if len(offs) != n:
-            raise InvalidInputError(
-                f"zswap store_batch: {len(offs)} offsets for {n} pages (one offset per page)"
-            )
-        bad = batch_range_error(offs, tree.nr_pages, "zswap store_batch",
-                                "a reclaim batch holds distinct pages",
-                                "store them in separate calls")
-        if bad is not None:
-            raise self._bad_slot(type, bad, "store_batch")
-        return self._store_batch_checked(type, offs, pages)
-
-    def _store_batch_checked(self, type: int, offs: list[int], pages: np.ndarray) -> list[bool]:
-        """:meth:`store_batch` once its arguments are known good (the swap system checks them
-        itself): ``offs`` distinct ints in range, ``pages`` from ``check_pages``, same length."""
-        tree = self._trees[type]
+    def _store_pages(self, tree: ZswapTree, offs: list[int], pages: np.ndarray) -> list[bool]:
+        """Store a batch with one compress call (``pages`` checked, one offset each)."""
         n = len(pages)
         results = [False] * n
-        if n == 0:
-            return results
         if not self._enabled:
             for off in offs:
                 self._reject(tree, off, None)
             return results
-        same: list[int] = []
-        if self._same_filled:
-            # one C loop over the batch (_hotpath_py.same_filled_pages_py is the same in Python)
-            for i, word in same_filled_pages(pages):
-                same.append(i)
-                results[i] = self._store_same_filled(tree, offs[i], word)
-        if len(same) * 4 >= n:
-            # Many same-filled pages: compress only the others (worth the copy of the rest).
-            keep = np.ones(n, dtype=bool)
-            keep[same] = False
-            idx = keep.nonzero()[0].tolist()
-            todo = pages[keep]
-            if not idx:
-                return results
-            sel = None
-        else:
-            # Few: hand the backend the batch as it is (no copy) and drop their results.
-            todo = pages
-            sel = set(same) if same else None
-            idx = [i for i in range(n) if i not in sel] if sel else list(range(n))
+        todo, idx = self._same_filled_split(tree, offs, pages, results)
+        if not idx:
+            return results
         if self.pool.pages >= self._limit_gate:
             ok, why = self._check_limits()
             if not ok:
@@ -380,173 +542,242 @@ class ZswapCache:
                     self._reject(tree, offs[i], why)
                 return results
         try:
-            outs = self.backend.compress_batch(todo)
-            if len(outs) != len(todo):
-                raise CorruptDataError(
-                    f"{self.backend.name}: compress_batch returned {len(outs)} items for "
-                    f"{len(todo)} pages"
-                )
-        except HwzswapError:
+            batch = self._compress_batch(todo)
+        except HwzswapError as exc:  # a DriverError: the whole result is unusable
+            self._note_compress_error(exc)
             for i in idx:
                 self._reject(tree, offs[i], "reject_compress_fail")
             return results
-        if sel is not None:
-            outs = [outs[i] for i in idx]
-        elif outs.__class__ is not list:
-            outs = list(outs)
-        sums = None
-        if self._csums is not None:
-            sums = [_crc32(d) if d is not None else 0 for d in outs]
-        retry: list[tuple[int, Any]] = []
-        poor: list[int] = []
-        # The critical section: pool allocations and index inserts, one C loop
-        # (_hotpath_py.insert_objects_py is the same in Python).
-        self._acquire()
-        try:
-            insert_objects(self, tree, offs, idx, outs, sums, self._max_len, results, poor, retry)
-        finally:
-            self._release()
-        for i in poor:
-            self._reject(tree, offs[i], "reject_compress_poor")
-        for i, data in retry:
-            results[i] = self._store_after_reclaim(tree, offs[i], data)
+        self._commit(tree, [offs[i] for i in idx], todo, batch,
+                     lambda k, ok: results.__setitem__(idx[k], ok))
         return results
 
-    def load(self, type: int, offset: int) -> bytes | None:
-        """The page stored for ``(type, offset)``, or ``None`` if zswap does not hold it.
+    def _same_filled_split(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
+                           results: list[bool]) -> tuple[np.ndarray, list[int]]:
+        """Store a batch's same-filled pages as their word; return the rest (an array, and
+        their batch positions). When same-filled pages are under a quarter of the batch the
+        rest is the batch itself, unchanged (copying the other rows out costs more than
+        compressing a few same-filled pages), and their results are dropped by position."""
+        n = len(pages)
+        same: list[int] = []
+        if self._same_filled:
+            for i, word in same_filled_pages(pages):
+                same.append(i)
+                results[i] = self._store_same_filled(tree, offs[i], word)
+        if not same:
+            return pages, list(range(n))
+        keep = np.ones(n, dtype=bool)
+        keep[same] = False
+        idx = keep.nonzero()[0].tolist()
+        return pages[keep], idx
 
-        Raises :class:`CorruptDataError` when the stored object does not decompress to a page
-        or (with ``entry_checksum``) fails its checksum, counted in ``decompress_fail``; the
-        entry is kept. Never returns wrong-length data, nor (with ``entry_checksum``) wrong
-        bytes.
-        """
-        try:
-            tree = self._trees[type]
-        except KeyError:
-            raise self._bad_slot(type, offset, "load") from None
-        if offset.__class__ is not int:
-            offset = self._int_offset(type, offset, "load")
-        if self._exclusive:
-            return self._load_exclusive(tree, offset)
+    def _commit(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
+                batch: CompressedBatch, done: Callable[[int, bool], None],
+                staged: _StagedBatch | None = None) -> None:
+        """The store's second half, for a compressed batch: each item that compressed well goes
+        into the pool (one batch write, under the lock) and the index; the others are rejected
+        by reason. ``offs``/``pages``: the items' slots and pages; ``done(k, stored)`` gets each
+        item's outcome.
+
+        ``staged`` (async mode): the items are that batch's staged pages. Only those still
+        staged as such are committed (an invalidate, a newer store or an exclusive load may
+        have taken one meanwhile; it then gets no ``done``), a rejected one stays staged for
+        the caller to write to the device, and a pool that refuses one rejects it
+        (``reject_alloc_fail``) instead of reclaiming here."""
+        status, sizes = batch.status, batch.sizes
+        good = (status == _OK) & (sizes <= self._max_len)
+        outcome: list[tuple[int, bool]] = []
+        retry: list[tuple[int, int | None, int | None]] = []
         self._acquire()
         try:
-            entry = tree.get(offset)
-            if entry.__class__ is int:
-                # Decompress straight from the pool's memory, under the lock (nothing can free
-                # or move the object meanwhile).
-                data = self._pool_view(entry)
-                if self._csums is not None:
-                    self._verify_locked(tree, offset, entry, data)
-                try:
-                    page = self._decompress(data)
-                except HwzswapError as exc:
-                    self.decompress_fail += 1
-                    raise self._corrupt(tree, offset, data, exc) from exc
-                self.loads_hit += 1
-                return page
-            if entry is None:
-                self.loads_miss += 1
-                return None
-            self.loads_hit += 1  # same-filled
-            return _ZERO_PAGE if entry == _ZERO_WORD else entry * _WORDS
+            if staged is None:
+                live = np.ones(len(offs), dtype=bool)
+            else:
+                live = np.fromiter((self._is_staged_locked(staged, k) for k in range(len(offs))),
+                                   dtype=bool, count=len(offs))
+            put = np.flatnonzero(good & live)
+            csums = (None if self._csums is None
+                     else [_crc32(batch[k]) for k in put.tolist()])  # type: ignore[arg-type]
+            pcsums = (None if self._pcsums is None
+                      else [_crc32(pages[k]) for k in put.tolist()])
+            handles = self.pool.malloc_write_batch(batch.data, batch.offsets, sizes, put)
+            for j, handle in enumerate(handles):
+                k = int(put[j])
+                self._insert_locked(tree, offs[k], handle,
+                                    None if csums is None else csums[j],
+                                    None if pcsums is None else pcsums[j])
+                outcome.append((k, True))
+            for j in range(len(handles), len(put)):
+                k = int(put[j])
+                if staged is None:
+                    retry.append((k, None if csums is None else csums[j],
+                                  None if pcsums is None else pcsums[j]))
+                else:
+                    self._reject_locked(tree, offs[k], "reject_alloc_fail", keep_staged=True)
+                    outcome.append((k, False))
+            for k in np.flatnonzero(~good & live).tolist():
+                why = "reject_compress_fail" if status[k] == _FAILED else "reject_compress_poor"
+                self._reject_locked(tree, offs[k], why, keep_staged=staged is not None)
+                outcome.append((k, False))
         finally:
             self._release()
+        for k, ok in outcome:
+            done(k, ok)
+        for k, csum, pcsum in retry:
+            data = batch.item_bytes(k)
+            assert data is not None
+            done(k, self._store_after_reclaim(tree, offs[k], data, csum, pcsum))
 
-    def store_hit_path(self, fallback: Callable[[int, int, Any], bool]
-                       ) -> Callable[[int, int, Any], bool] | None:
-        """A compiled ``(type, offset, page) -> bool`` for the common case of a store: a
-        4096-byte ``bytes`` page that is not same-filled, with the pool under its limit gate.
-        It does what :meth:`store` does from the codec call on (with the method's own helpers
-        for every outcome but a plain insert); the cases before it go to ``fallback`` with the
-        same arguments, nothing changed. ``None`` with entry checksums.
+    # -- async mode ----------------------------------------------------------------------------
 
-        The cache installs one as its own ``store``, falling back to the method.
-        ``_hotpath_py.StoreHitPy`` is the same in Python.
-        """
-        if self._csums is not None:
-            return None
-        return StoreHit(self._trees, self, self.pool, self._compress, self._malloc_write,
-                        self._acquire, self._release, fallback)
-
-    def load_hit_path(self, fallback: Callable[[int, int], Any]) -> Callable[[int, int], Any] | None:
-        """A compiled ``(type, offset) -> page`` for the common case of a load: a compressed
-        entry found and decompressed (counted in ``loads_hit``), exactly as :meth:`load` does
-        it; every other case goes to ``fallback`` with the same arguments, nothing changed.
-        ``None`` with exclusive loads or entry checksums, whose hits do more.
-
-        The cache installs one as its own ``load`` (falling back to the method); the swap
-        system installs one as ``swap_in``, whose hit is the same (falling back to its method,
-        which reads the device on a miss). ``_hotpath_py.LoadHitPy`` is the same in Python.
-        """
-        if self._exclusive or self._csums is not None:
-            return None
-        return LoadHit(self._trees, self._acquire, self._release, self._pool_view,
-                       self._decompress, self, fallback)
-
-    def _load_exclusive(self, tree: _Tree, offset: int) -> bytes | None:
-        """Today's kernel: a hit frees the entry, once the page is safely decompressed."""
+    def _store_async(self, tree: ZswapTree, offs: list[int], pages: np.ndarray) -> list[bool]:
+        """Stage a reclaim batch and hand it to the pipeline without waiting for it."""
+        n = len(pages)
+        results = [False] * n
+        if not self._enabled:
+            for off in offs:
+                self._reject(tree, off, None)
+            return results
+        todo, idx = self._same_filled_split(tree, offs, pages, results)
+        if not idx:
+            return results
+        if self.pool.pages >= self._limit_gate:
+            ok, why = self._check_limits()
+            if not ok:
+                for i in idx:
+                    self._reject(tree, offs[i], why)
+                return results
+        staged = _StagedBatch(tree.type, [offs[i] for i in idx], np.array(todo, copy=True))
         with self._lock:
-            entry = tree.get(offset)
-            if entry is None:
-                self.loads_miss += 1
+            for k, off in enumerate(staged.offs):
+                old = tree.pop(off, None)
+                if old is not None:
+                    self.duplicate_entry += 1
+                    self._free_locked(old)
+                if self._staged.get((tree.type, off)) is not None:
+                    self.duplicate_entry += 1
+                self._staged[(tree.type, off)] = (staged, k)
+        for i in idx:
+            results[i] = True
+        assert self._pipeline is not None
+        self._pipeline.submit(staged, staged.pages)
+        return results
+
+    def _complete_async(self, staged: _StagedBatch, batch: CompressedBatch) -> None:
+        """A staged batch's compression completed (or failed, or timed out): the store's second
+        half for the pages still staged; the rejected ones go to the device from their copies."""
+        tree = self._trees.get(staged.type)
+        if tree is None:  # swapoff meanwhile: its staged pages are gone
+            return
+        rejected: list[int] = []
+        self._commit(tree, staged.offs, staged.pages, batch,
+                     lambda k, ok: None if ok else rejected.append(k), staged)
+        if rejected:
+            self._write_staged(staged, rejected)
+
+    def _is_staged_locked(self, staged: _StagedBatch, k: int) -> bool:
+        """Whether page ``k`` of ``staged`` is still the slot's staged page. Lock held."""
+        st = self._staged.get((staged.type, staged.offs[k]))
+        return st is not None and st[0] is staged and st[1] == k
+
+    def _write_staged(self, staged: _StagedBatch, ks: list[int]) -> None:
+        """Rejected after the store returned: write the staged pages to the swap device (in
+        flight like a writeback, so a newer device write of the slot waits for it), then drop
+        them from the staged set; a failed write keeps the page staged (in RAM)."""
+        target = self.writeback_target
+        assert target is not None
+        type_ = staged.type
+        mine = []
+        with self._lock:
+            for k in ks:
+                key = (type_, staged.offs[k])
+                while key in self._inflight:
+                    self._wb_done.wait()
+                if not self._is_staged_locked(staged, k):
+                    continue
+                self._inflight[key] = staged
+                mine.append(k)
+        ok = {}
+        try:
+            for k in mine:
+                try:
+                    target.write_page(type_, staged.offs[k], staged.pages[k].tobytes())
+                    ok[k] = True
+                except HwzswapError as exc:
+                    self.last_writeback_error = exc
+                    ok[k] = False
+        finally:
+            with self._lock:
+                for k in mine:
+                    key = (type_, staged.offs[k])
+                    del self._inflight[key]
+                    if self._is_staged_locked(staged, k):
+                        if ok.get(k):
+                            del self._staged[key]
+                        else:
+                            self.async_write_fail += 1
+                self._wb_done.notify_all()
+
+    def _load_staged(self, type: int, offset: int) -> bytes | None:
+        """A staged page (async mode): a hit from its copy, or ``None`` when not staged."""
+        with self._lock:
+            st = self._staged.get((type, offset))
+            if st is None:
                 return None
-            if entry.__class__ is not int:
-                self.loads_hit += 1
-                del tree[offset]
-                self.same_filled_pages -= 1
-                return _ZERO_PAGE if entry == _ZERO_WORD else entry * _WORDS
-            data = self._pool_view(entry)
-            if self._csums is not None:
-                self._verify_locked(tree, offset, entry, data)
-            page = self._decompress_locked(tree, offset, data)
-            del data  # the view must not outlive the object
+            page = st[0].pages[st[1]].tobytes()
             self.loads_hit += 1
-            del tree[offset]
-            self._free_locked(entry)
-        return page
+            self.loads_staged += 1
+            if self._exclusive:
+                del self._staged[(type, offset)]
+            return page
 
-    def load_batch(self, type: int, offsets: Sequence[int]) -> list[bytes | None]:
-        """The pages stored for a batch of slots of swap ``type`` (a readahead cluster): one
-        entry per offset, ``None`` where zswap does not hold the slot.
+    # -- the load step -------------------------------------------------------------------------
 
-        The result is what calling :meth:`load` on each offset in order returns, with the same
-        counters (``loads_hit``/``loads_miss``) and, with ``exclusive_loads``, the hit entries
-        freed. The compressed hits are decompressed together: in one ``decompress_batch`` call
-        for a backend whose capabilities say ``batch`` (an offload device pays its round trip
-        once per batch, not once per page), else one ``decompress`` each. Like :meth:`load`,
-        this runs under the tree lock straight from the pool's memory.
+    def _page_locked(self, tree: ZswapTree, offset: int, entry: Entry) -> bytes:
+        """The page of an entry (lock held): the same-filled word repeated, or the object
+        decompressed straight from the pool and checked. Failures are counted and raised."""
+        if entry.__class__ is not int:
+            return _ZERO_PAGE if entry == _ZERO_WORD else entry * _WORDS  # type: ignore[operator]
+        data = self._pool_view(entry)
+        try:
+            if self._csums is not None:
+                self._verify_object_locked(tree, offset, entry, data)
+            try:
+                page = self._decompress(data)
+            except DriverError:
+                self.decompress_fail += 1
+                raise
+            except HwzswapError as exc:
+                self.decompress_fail += 1
+                raise self._corrupt(tree, offset, data, exc) from exc
+            if self._pcsums is not None:
+                self._verify_page_locked(tree, offset, entry, page)
+            return page
+        finally:
+            del data  # the view must not outlive the lock
 
-        All or nothing: when an object is corrupt (it does not decompress, or fails its
-        ``entry_checksum``), :class:`CorruptDataError` names the first such offset in batch
-        order, as the looped loads would have raised, after counting ``decompress_fail``;
-        nothing else changes (no hit counted, no entry freed), so every page of the batch is
-        still loadable. The offsets must be distinct (readahead never names a slot twice; with
-        exclusive loads a repeated slot would be a hit and then a miss) and in range.
-        """
-        tree = self._trees.get(type)
-        if tree is None:
-            raise self._bad_slot(type, offsets[0] if len(offsets) else 0, "load_batch")
-        offs = batch_offsets(offsets, "zswap load_batch")
-        bad = batch_range_error(offs, tree.nr_pages, "zswap load_batch",
-                                "a readahead batch names distinct slots", "load it once")
-        if bad is not None:
-            raise self._bad_slot(type, bad, "load_batch")
-        return self._load_batch_checked(type, offs, self._exclusive)
-
-    def _load_batch_checked(self, type: int, offs: list[int], free: bool) -> list[bytes | None]:
-        """:meth:`load_batch` once its arguments are known good (an initialised ``type``,
-        distinct offsets in range); ``free``: drop the hit entries (exclusive loads). The swap
-        system passes ``False`` and calls :meth:`_drop_loaded` once its device reads have
-        succeeded too."""
-        tree = self._trees[type]
-        out: list[bytes | None] = [None] * len(offs)
-        at: list[int] = []  # batch positions of the compressed hits
-        handles: list[int] = []
-        misses = 0
-        get = tree.get
+    def _load_pages(self, tree: ZswapTree, offs: list[int], free: bool) -> list[bytes | None]:
+        """load_batch's body: ``offs`` checked; ``free`` drops the hits (exclusive loads)."""
+        n = len(offs)
+        out: list[bytes | None] = [None] * n
+        type_ = tree.type
+        staged_at: list[int] = []
+        if self._staged:
+            with self._lock:
+                for i, off in enumerate(offs):
+                    st = self._staged.get((type_, off))
+                    if st is not None:
+                        out[i] = st[0].pages[st[1]].tobytes()
+                        staged_at.append(i)
         self._acquire()
         try:
+            at: list[int] = []  # batch positions of compressed hits
+            handles: list[int] = []
+            misses = 0
+            get = tree.get
             for i, off in enumerate(offs):
+                if out[i] is not None:
+                    continue
                 entry = get(off)
                 if entry.__class__ is int:
                     at.append(i)
@@ -556,78 +787,51 @@ class ZswapCache:
                 else:
                     out[i] = _ZERO_PAGE if entry == _ZERO_WORD else entry * _WORDS
             if handles:
-                view = self._pool_view
-                items = [view(h) for h in handles]
-                pages = self._decompress_hits_locked(tree, offs, at, handles, items)
-                del items  # the views must not outlive the objects
+                pages = self._decompress_many_locked(tree, [offs[i] for i in at], handles)
                 for k, i in enumerate(at):
                     out[i] = pages[k]
-            self.loads_hit += len(offs) - misses
+            self.loads_hit += n - misses
             self.loads_miss += misses
-            if free and misses < len(offs):
-                pop = tree.pop
+            self.loads_staged += len(staged_at)
+            if free and misses < n:
+                staged = self._staged
                 for i, off in enumerate(offs):
-                    if out[i] is not None:
-                        self._free_locked(pop(off))
+                    if out[i] is None:
+                        continue
+                    if staged and staged.pop((type_, off), None) is not None:
+                        continue
+                    self._free_locked(tree.pop(off))
         finally:
             self._release()
         return out
 
-    def _decompress_hits_locked(self, tree: _Tree, offs: list[int], at: list[int],
-                                handles: list[int], items: list[Any]) -> list[bytes]:
-        """Decompress the batch's pool objects (views, lock held) into pages, or raise
-        :class:`CorruptDataError` for the first bad one in batch order, as :meth:`load` would."""
-        bad = None  # the first object failing its checksum
-        csums = self._csums
-        if csums is not None:
-            for k, handle in enumerate(handles):
-                if _crc32(items[k]) != csums[handle]:
-                    bad = k
-                    break
-        batch = self._decompress_batch
-        if bad is None and batch is not None:
-            try:
-                arr = batch(items)
-                if (arr.__class__ is np.ndarray and arr.shape == (len(items), PAGE_SIZE)
-                        and arr.dtype == np.uint8):
-                    return [row.tobytes() for row in arr]
-            except HwzswapError:
-                pass  # find the object to blame, one at a time, below
-        # One object at a time, in order: the non-batch backends' path, and the way to name the
-        # first bad object after a failed batch (an error that no single object reproduces
-        # -- a transient device fault -- leaves the pages good, and they are returned).
-        pages = [self._decompress_locked(tree, offs[at[k]], items[k])
-                 for k in range(len(items) if bad is None else bad)]
-        if bad is not None:
-            self._verify_locked(tree, offs[at[bad]], handles[bad], items[bad])  # raises
+    def _decompress_many_locked(self, tree: ZswapTree, offs: list[int],
+                                handles: list[int]) -> list[bytes]:
+        """The pages of several pool objects (lock held): one ``decompress_batch`` for a batch
+        backend, else one :meth:`_page_locked` each; a failed item of a batch is retried on
+        its own, which raises the right error for a bad one."""
+        if len(handles) == 1 or not self.compressor.batch or self._csums is not None:
+            return [self._page_locked(tree, off, h) for off, h in zip(offs, handles)]
+        views = [self._pool_view(h) for h in handles]
+        try:
+            result = self.compressor.decompress_batch(views)
+        finally:
+            del views
+        failed = set(result.failed())
+        pages: list[bytes] = []
+        rows = result.pages
+        for k, (off, h) in enumerate(zip(offs, handles)):
+            if k in failed:
+                pages.append(self._page_locked(tree, off, h))
+                continue
+            page = rows[k].tobytes()
+            if self._pcsums is not None:
+                self._verify_page_locked(tree, off, h, page)
+            pages.append(page)
         return pages
 
-    def _decompress_locked(self, tree: _Tree, offset: int, data: Any) -> bytes:
-        """Decompress the object of ``offset`` (lock held); a failure is counted in
-        ``decompress_fail`` and raised as the corrupt-entry error. (``load`` inlines the same
-        steps: it is the hot path.)"""
-        try:
-            return self._decompress(data)
-        except HwzswapError as exc:
-            self.decompress_fail += 1
-            raise self._corrupt(tree, offset, data, exc) from exc
-
-    def _drop_loaded(self, type: int, offs: Sequence[int]) -> None:
-        """Exclusive loads, second half: free the entries of ``offs`` the swap system has
-        handed back. An entry writeback took meanwhile is gone already (its page went to the
-        device, which the caller discards)."""
-        tree = self._trees[type]
-        self._acquire()
-        try:
-            pop = tree.pop
-            for off in offs:
-                entry = pop(off, None)
-                if entry is not None:
-                    self._free_locked(entry)
-        finally:
-            self._release()
-
-    def _verify_locked(self, tree: _Tree, offset: int, handle: int, data: Any) -> None:
+    def _verify_object_locked(self, tree: ZswapTree, offset: int, handle: int,
+                              data: Any) -> None:
         """``entry_checksum``: the object must still have the CRC it was stored with."""
         want = self._csums[handle]  # type: ignore[index]
         got = _crc32(data)
@@ -640,64 +844,193 @@ class ZswapCache:
                 f"no data was returned"
             )
 
-    def _corrupt(self, tree: _Tree, offset: int, data: Any, exc: Exception) -> CorruptDataError:
+    def _verify_page_locked(self, tree: ZswapTree, offset: int, handle: int,
+                            page: bytes) -> None:
+        """``verify_pages``: the decompressed page must have the CRC the stored page had."""
+        want = self._pcsums[handle]  # type: ignore[index]
+        got = _crc32(page)
+        if got != want:
+            self.verify_fail += 1
+            raise CorruptDataError(
+                f"zswap: load of swap type {tree.type} offset {offset}: driver "
+                f"{self.backend.name!r} decompressed the object to a page that differs from "
+                f"the one stored (CRC-32 {got:#010x}, stored {want:#010x}; verify_pages); the "
+                f"entry is kept, no data was returned"
+            )
+
+    def _corrupt(self, tree: ZswapTree, offset: int, data: Any, exc: Exception
+                 ) -> CorruptDataError:
         return CorruptDataError(
             f"zswap: load of swap type {tree.type} offset {offset}: the stored object "
             f"({len(data)} bytes, {self.backend.name}) does not decompress to a page: {exc}; "
             f"the entry is kept, no data was returned"
         )
 
-    def invalidate_page(self, type: int, offset: int) -> None:
-        """Drop the entry for ``(type, offset)`` (its swap slot was freed). No entry: no-op."""
-        tree = self._trees.get(type)
-        if tree is None:
-            raise self._bad_slot(type, offset, "invalidate_page")
-        if offset.__class__ is not int:
-            offset = self._int_offset(type, offset, "invalidate_page")
-        self._acquire()
-        try:
-            entry = tree.pop(offset, None)
-            if entry is not None:
-                self.invalidates += 1
-                self._free_locked(entry)
-        finally:
-            self._release()
+    # -- device calls through submit/poll (asynchronous devices) -------------------------------
 
-    def invalidate_area(self, type: int) -> None:
-        """Drop every entry of swap ``type`` and its index (swapoff). Waits for writebacks of
-        that type still in flight, so the caller may then close the device."""
-        with self._lock:
-            tree = self._trees.pop(type, None)
-            if tree is None:
-                return
-            for entry in tree.values():
-                self._free_locked(entry)
-            self.invalidates += len(tree)
-            tree.clear()
-            while any(key[0] == type for key in self._inflight):
-                self._wb_done.wait()
+    def _compress_via_ops(self, page: bytes) -> bytes | None:
+        item = self.compressor.compress_ops(
+            np.frombuffer(page, dtype=np.uint8).reshape(1, PAGE_SIZE))
+        if item.status[0] == _FAILED:
+            raise DeviceError(item.errors.get(0, "compress op failed"))
+        return item.item_bytes(0)
+
+    def _decompress_via_ops(self, data: Any) -> bytes:
+        return self.compressor.decompress_op(data)
+
+    def _note_compress_error(self, exc: HwzswapError) -> None:
+        if isinstance(exc, DriverError):
+            return  # counted by the compressor, by kind
+        self.compressor.last_error = f"{type(exc).__name__}: {exc}"
 
     # -- writeback -----------------------------------------------------------------------------
 
     def writeback(self, n: int) -> int:
-        """Write back up to ``n`` least recently stored entries; return how many succeeded."""
-        return self.writeback_engine.writeback(n)
+        """Write back up to ``n`` of the least recently stored entries (v9's
+        ``zswap_writeback_entry`` with today's revalidation); return how many were written
+        back and freed. Steps: (1) under the lock, take the oldest entries, rotate them to the
+        LRU tail, mark their slots in flight and copy their objects out; (2) without it,
+        decompress and write each page at its own slot; (3) under the lock, free each entry
+        the index still maps to (``written_back_pages``), or count the race or failure."""
+        target = self.writeback_target
+        if target is None or n <= 0:
+            return 0
+        with self._lock:
+            room = self.policy.max_outstanding_writebacks - self.outstanding_writebacks
+            victims = self._pick_victims_locked(min(n, room)) if room > 0 else []
+            self.outstanding_writebacks += len(victims)
+        if not victims:
+            return 0
+        outcome: list[int] = []
+        try:
+            for type_, offset, _entry, data, csum, pcsum in victims:
+                outcome.append(self._write_back_one(target, type_, offset, data, csum, pcsum))
+        finally:
+            # Whatever happened, every victim leaves the in-flight set, or rejected stores and
+            # swapoff would wait for it forever.
+            outcome.extend([_WB_IO_FAIL] * (len(victims) - len(outcome)))
+            written = self._finish_writeback(victims, outcome)
+        return written
 
-    def shrink(self, target_pages: int | None = None) -> int:
-        """Write back until the pool is at or under ``target_pages`` (default: the accept
-        threshold), then compact the pool; return the entries written back."""
+    def _write_back_one(self, target: WritebackTarget, type_: int, offset: int, data: bytes,
+                        csum: int | None, pcsum: int | None) -> int:
+        """Step 2 for one victim. A corrupt object never reaches the device as a wrong page:
+        its checksums are checked around the decompression; a failure keeps the entry."""
+        if csum is not None and _crc32(data) != csum:
+            self.last_writeback_error = CorruptDataError(
+                f"zswap writeback of swap type {type_} offset {offset}: the stored object fails "
+                f"its checksum (corrupt pool memory); not written, the entry is kept")
+            return _WB_DECOMPRESS_FAIL
+        try:
+            page = self._decompress(data)
+        except HwzswapError as exc:
+            self.last_writeback_error = exc
+            return _WB_DECOMPRESS_FAIL
+        if pcsum is not None and _crc32(page) != pcsum:
+            self.last_writeback_error = CorruptDataError(
+                f"zswap writeback of swap type {type_} offset {offset}: the driver decompressed "
+                f"a page that differs from the one stored (verify_pages); not written")
+            return _WB_DECOMPRESS_FAIL
+        try:
+            target.write_page(type_, offset, page)
+        except HwzswapError as exc:  # SwapDeviceError: EIO, ENOSPC, device gone
+            self.last_writeback_error = exc
+            return _WB_IO_FAIL
+        return _WB_OK
+
+    def _finish_writeback(self, victims: list[tuple], outcome: list[int]) -> int:
+        """Step 3: revalidate and free, or count the failure; wake waiters."""
+        written = 0
+        with self._lock:
+            for (type_, offset, entry, *_), result in zip(victims, outcome):
+                del self._inflight[(type_, offset)]
+                if result == _WB_OK:
+                    tree = self._trees.get(type_)
+                    # the same entry: handles are never reused, so equal means the same object
+                    if tree is not None and tree.get(offset) == entry:
+                        del tree[offset]
+                        self._free_locked(entry)
+                        self.written_back_pages += 1
+                        written += 1
+                    else:  # invalidated or re-stored during the I/O: the newer state wins
+                        self.writeback_raced += 1
+                else:
+                    self.writeback_fail += 1
+                    if result == _WB_DECOMPRESS_FAIL:
+                        self.decompress_fail += 1
+            self.outstanding_writebacks -= len(victims)
+            self._wb_done.notify_all()
+        return written
+
+    def _pick_victims_locked(self, take: int) -> list[tuple]:
+        """Choose up to ``take`` victims, oldest first across swap types (each type's front
+        compared by store sequence: its handle). Lock held."""
+        trees = [t for t in self._trees.values() if t]
+        if not trees or take <= 0:
+            return []
+        victims: list[tuple] = []
+        # [tree, entries not yet visited]: each entry is looked at most once per call.
+        cands = [[t, len(t)] for t in trees]
+        while len(victims) < take and cands:
+            cand = cands[0] if len(cands) == 1 else min(cands, key=_front_seq)
+            tree = cand[0]
+            cand[1] -= 1
+            if cand[1] == 0:
+                cands.remove(cand)
+            offset = next(iter(tree))
+            entry = tree[offset]
+            tree.move_to_end(offset)
+            if entry.__class__ is not int:  # same-filled: no pool memory to free
+                continue
+            key = (tree.type, offset)
+            if key in self._inflight:  # already under writeback (another caller)
+                continue
+            self._inflight[key] = entry
+            victims.append((tree.type, offset, entry, self.pool.read(entry),
+                            None if self._csums is None else self._csums[entry],
+                            None if self._pcsums is None else self._pcsums[entry]))
+        return victims
+
+    def shrink(self, target_pages: int | None = None,
+               stop: Callable[[], bool] | None = None) -> int:
+        """Write back until the pool holds at most ``target_pages`` pages (default: the accept
+        threshold), or nothing more can be, or ``stop()`` says so; compact the pool if that was
+        not enough. Returns the entries written back."""
         target = self._accept_pages if target_pages is None else target_pages
-        return self.writeback_engine.shrink(target)
+        total_pages = self.pool.total_pages
+        batch = self.policy.writeback_batch
+        written = 0
+        for attempt in range(2):
+            while total_pages() > target:
+                if stop is not None and stop():
+                    return written
+                n = self.writeback(batch)
+                if n == 0:
+                    break
+                written += n
+            if total_pages() <= target or attempt:
+                break
+            with self._lock:
+                if self._closed:
+                    break
+                freed = self.pool.compact()
+            if freed == 0:
+                break
+        return written
 
     # -- stats ---------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """Counters, with the kernel's debugfs names where they exist."""
+        """Counters, with the kernel's debugfs names where they exist, plus the async
+        pipeline's and the driver guard's (``driver_*``: contract violations by kind, device
+        errors, timeouts, failed items, ``driver_failed`` once the device is marked failed;
+        its last error is ``compressor.last_error``)."""
         with self._lock:
             out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
             pool = self.pool
             out["stores"] = self.zswpout + self._rejected
             out["stored_pages"] = sum(len(t) for t in self._trees.values())
+            out["staged_pages"] = len(self._staged)
             pages = pool.pages if not self._closed else 0
             out["pool_pages"] = pages
             out["pool_total_size"] = pages * PAGE_SIZE
@@ -706,12 +1039,20 @@ class ZswapCache:
             out["compressed_bytes"] = pool.stored_bytes if not self._closed else 0
             out["compressed_bytes_at_peak"] = pool.stored_at_peak
             out["outstanding_writebacks"] = self.outstanding_writebacks
+        pipe = self._pipeline
+        if pipe is not None:
+            out["async_batches"] = pipe.batches
+            out["async_device_calls"] = pipe.device_calls
+            out["async_timeouts"] = pipe.timed_out
+            out["async_peak_in_flight"] = pipe.peak_in_flight
+        for key, value in self.compressor.counters().items():
+            if key != "last_error":
+                out[f"driver_{key}"] = int(value)
         return out
 
     def check(self) -> None:
         """Verify the cache's invariants at one instant (under the lock); raise
-        :class:`~hwzswap.errors.HwzswapError` naming the first broken one. For tests and
-        debugging: it walks every entry."""
+        :class:`~hwzswap.errors.HwzswapError` naming the first broken one. For tests."""
         with self._lock:
             entries = [e for t in self._trees.values() for e in t.values()]
             pooled = [e for e in entries if e.__class__ is int]
@@ -731,11 +1072,18 @@ class ZswapCache:
                 if cbytes != self.pool.stored_bytes:
                     problems.append(f"the pool stores {self.pool.stored_bytes} bytes, entries "
                                     f"hold {cbytes}")
-            if self._csums is not None and set(self._csums) != set(pooled):
-                problems.append(f"{len(self._csums)} checksums for {len(pooled)} pool entries")
-            if self.outstanding_writebacks != len(self._inflight):
+            for name, sums in (("checksums", self._csums), ("page checksums", self._pcsums)):
+                if sums is not None and set(sums) != set(pooled):
+                    problems.append(f"{len(sums)} {name} for {len(pooled)} pool entries")
+            for (type_, off) in self._staged:
+                tree = self._trees.get(type_)
+                if tree is None or off in tree:
+                    problems.append(f"slot ({type_}, {off}) is staged and indexed at once")
+                    break
+            wb = sum(1 for v in self._inflight.values() if v.__class__ is int)
+            if self.outstanding_writebacks != wb:
                 problems.append(f"outstanding_writebacks is {self.outstanding_writebacks}, "
-                                f"{len(self._inflight)} entries are in flight")
+                                f"{wb} entries are in flight")
             pool_check = getattr(self.pool, "check", None)
             if pool_check is not None and not self._closed:
                 pool_check()
@@ -745,14 +1093,16 @@ class ZswapCache:
     # -- lifetime ------------------------------------------------------------------------------
 
     def stop_background(self) -> None:
-        """Stop the background writeback thread, if any (``close`` does it too); writeback
-        then happens only from the store path and explicit calls."""
+        """Stop the background writeback thread, if any (``close`` does it too)."""
         bg, self._background = self._background, None
         if bg is not None:
             bg.stop()
 
     def close(self) -> None:
-        """Stop background writeback, drop every entry, destroy the pool. Idempotent."""
+        """Finish async work, stop background writeback, drop every entry, destroy the pool.
+        Idempotent."""
+        if self._pipeline is not None:
+            self._pipeline.close()
         self.stop_background()
         if self._closed:
             return
@@ -772,6 +1122,36 @@ class ZswapCache:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _tree(self, type: Any, op: str) -> ZswapTree:
+        try:
+            tree = self._trees.get(type)
+        except TypeError:  # unhashable
+            tree = None
+        if tree is None:
+            raise self._bad_slot(type, 0, op)
+        return tree
+
+    def _slot(self, type: Any, offset: Any, op: str) -> tuple[ZswapTree, int]:
+        """The tree of ``type`` and ``offset`` as an int in range, or the slot error."""
+        tree = self._tree(type, op)
+        if offset.__class__ is not int:
+            if offset.__class__ is bool or not hasattr(offset, "__index__"):
+                raise self._bad_slot(type, offset, op)
+            offset = operator.index(offset)
+        if not 0 <= offset < tree.nr_pages:
+            raise self._bad_slot(type, offset, op)
+        return tree, offset
+
+    def _bad_slot(self, type: Any, offset: Any, op: str) -> SwapDeviceError:
+        if self._closed:
+            return SwapDeviceError(f"{op} after the cache was closed")
+        try:
+            tree = self._trees.get(type)
+        except TypeError:
+            tree = None
+        return slot_error(op, type, offset, None if tree is None else tree.nr_pages,
+                          list(self._trees))
+
     def _set_gates(self) -> None:
         """Recompute the hot path's flags from ``_enabled`` and ``_reached_full``."""
         self._same_filled = self._enabled and self.policy.same_filled_pages
@@ -780,31 +1160,32 @@ class ZswapCache:
         else:
             self._limit_gate = 0 if self._reached_full else self._max_pages
 
-    def _drop_old_locked(self, tree: _Tree, offset: int) -> None:
-        """A store replaces the offset's entry (``duplicate_entry``). Lock held."""
-        old = tree.pop(offset)
-        self.duplicate_entry += 1
-        self._free_locked(old)
-
-    def _insert_locked(self, tree: _Tree, offset: int, data: Any) -> bool:
-        """Store ``data`` in a new pool object as the entry for ``offset``; ``False`` (nothing
-        changed) if the pool has no room. Lock held."""
-        try:
-            handle = self._malloc_write(data)
-        except PoolAllocError:
-            return False
-        if offset in tree:
-            self._drop_old_locked(tree, offset)
+    def _insert_locked(self, tree: ZswapTree, offset: int, handle: int, csum: int | None,
+                       pcsum: int | None) -> None:
+        """Index a new pool object as the entry for ``offset`` (the store's insert step, the
+        only one). An older entry or staged page of the slot is dropped
+        (``duplicate_entry``). Lock held."""
+        old = tree.pop(offset, None)
+        if old is not None:
+            self.duplicate_entry += 1
+            self._free_locked(old)
+        if self._staged:
+            self._staged.pop((tree.type, offset), None)
         tree[offset] = handle
-        if self._csums is not None:
-            self._csums[handle] = _crc32(data)
+        if csum is not None:
+            self._csums[handle] = csum  # type: ignore[index]
+        if pcsum is not None:
+            self._pcsums[handle] = pcsum  # type: ignore[index]
         self.zswpout += 1
-        return True
 
-    def _store_same_filled(self, tree: _Tree, offset: int, word: bytes) -> bool:
+    def _store_same_filled(self, tree: ZswapTree, offset: int, word: bytes) -> bool:
         with self._lock:
-            if offset in tree:
-                self._drop_old_locked(tree, offset)
+            old = tree.pop(offset, None)
+            if old is not None:
+                self.duplicate_entry += 1
+                self._free_locked(old)
+            if self._staged:
+                self._staged.pop((tree.type, offset), None)
             tree[offset] = word
             self.zswpout += 1
             self.same_filled_pages += 1
@@ -815,7 +1196,9 @@ class ZswapCache:
         if entry.__class__ is int:
             self._pool_free(entry)
             if self._csums is not None:
-                del self._csums[entry]
+                del self._csums[entry]  # type: ignore[arg-type]
+            if self._pcsums is not None:
+                del self._pcsums[entry]  # type: ignore[arg-type]
         else:
             self.same_filled_pages -= 1
 
@@ -829,7 +1212,7 @@ class ZswapCache:
         with self._lock:
             if not self._enabled:
                 return False, None
-            cur = self._total_pages()
+            cur = self.pool.total_pages()
             if cur >= self._max_pages:
                 self.pool_limit_hit += 1
                 self._set_full(True)
@@ -842,9 +1225,9 @@ class ZswapCache:
             bg.wake()
             written = -1
         else:
-            written = self.writeback_engine.writeback(self.policy.writeback_batch)
+            written = self.writeback(self.policy.writeback_batch)
         with self._lock:
-            cur = self._total_pages()
+            cur = self.pool.total_pages()
             if self._reached_full and cur <= self._accept_pages:
                 self._set_full(False)
             if not self._reached_full:
@@ -856,34 +1239,44 @@ class ZswapCache:
         self._reached_full = full
         self._set_gates()
 
-    def _store_after_reclaim(self, tree: _Tree, offset: int, data: Any) -> bool:
+    def _store_after_reclaim(self, tree: ZswapTree, offset: int, data: Any, csum: int | None,
+                             pcsum: int | None) -> bool:
         """The pool refused the object: write back a batch (v9), retry once, else reject."""
-        written = self.writeback_engine.writeback(self.policy.writeback_batch)
+        written = self.writeback(self.policy.writeback_batch)
         with self._lock:
-            if self._insert_locked(tree, offset, data):
-                return True
-            why = "reject_reclaim_fail" if written == 0 else "reject_alloc_fail"
-            self._reject_locked(tree, offset, why)
-            return False
+            try:
+                handle = self.pool.malloc_write(data)
+            except PoolAllocError:
+                why = "reject_reclaim_fail" if written == 0 else "reject_alloc_fail"
+                self._reject_locked(tree, offset, why)
+                return False
+            self._insert_locked(tree, offset, handle, csum, pcsum)
+            return True
 
-    def _reject(self, tree: _Tree, offset: int, why: str | None) -> bool:
+    def _reject(self, tree: ZswapTree, offset: int, why: str | None) -> bool:
         with self._lock:
             self._reject_locked(tree, offset, why)
         return False
 
-    def _reject_locked(self, tree: _Tree, offset: int, why: str | None) -> None:
+    def _reject_locked(self, tree: ZswapTree, offset: int, why: str | None,
+                       keep_staged: bool = False) -> None:
         """Count the rejection, drop any older entry for the offset (the kernel's check_old:
         the caller is writing a newer page to the device, the old one must not come back),
-        and wait until no writeback of this slot is in flight, so the device write the caller
-        is about to do lands after it."""
+        and wait until no device write of this slot is in flight, so the caller's write lands
+        after it. ``keep_staged``: an async completion rejecting its own staged page, which
+        stays loadable until its device write (``_write_staged``) is done."""
         self._rejected += 1
         if why is not None:
             setattr(self, why, getattr(self, why) + 1)
         old = tree.pop(offset, None)
         if old is not None:
             self._free_locked(old)
+        if keep_staged:
+            return
+        key = (tree.type, offset)
+        if self._staged:
+            self._staged.pop(key, None)
         if self._inflight:
-            key = (tree.type, offset)
             while key in self._inflight:
                 self._wb_done.wait()
 
@@ -891,33 +1284,20 @@ class ZswapCache:
         if self._closed:
             raise SwapDeviceError("zswap: the cache was closed")
 
-    def _int_offset(self, type: int, offset: Any, op: str) -> int:
-        """An offset given as another integer type (a numpy integer) as an ``int``; anything
-        else (a float, a string) raises the bad-slot error."""
-        try:
-            return operator.index(offset)
-        except TypeError:
-            raise self._bad_slot(type, offset, op) from None
-
-    def _bad_slot(self, type: Any, offset: Any, op: str) -> HwzswapError:
-        if self._closed:
-            return SwapDeviceError(f"zswap: {op} after the cache was closed")
-        tree = self._trees.get(type)
-        if tree is None:
-            return SwapDeviceError(
-                f"zswap: {op} of swap type {type!r}, which is not initialised (swapon it first; "
-                f"active types: {sorted(self._trees) or 'none'})"
-            )
-        return SwapDeviceError(
-            f"zswap: {op} of offset {offset!r} in swap type {type}: offsets are "
-            f"0..{tree.nr_pages - 1}"
-        )
-
     def __repr__(self) -> str:
         return (
-            f"<ZswapCache {self.backend.name} pool={self.pool.name} "
+            f"<ZswapCache {self.backend.name} {self.batching} pool={self.pool.name} "
             f"stored={sum(len(t) for t in self._trees.values())}>"
         )
 
 
-__all__ = ["Entry", "WritebackTarget", "ZswapCache", "batch_offsets"]
+def _front_seq(cand: list[Any]) -> int:
+    """Store order of the entry at the front (oldest end) of a candidate's tree: its pool
+    handle (handed out in increasing order), 0 for a same-filled entry (only skipped)."""
+    tree = cand[0]
+    entry = tree[next(iter(tree))]
+    return entry if entry.__class__ is int else 0
+
+
+__all__ = ["Entry", "WritebackTarget", "ZswapCache", "batch_offsets", "folio_groups",
+           "slot_error"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from hwzswap.errors import PoolAllocError
+
 PAGE_SIZE = 4096
 
 
@@ -94,6 +96,25 @@ class Pool(ABC):
             self.free(handle)
             raise
         return handle
+
+    def malloc_write_batch(self, buf: Any, offsets: Any, sizes: Any, idx: Any = None
+                           ) -> list[int]:
+        """Write a batch of objects in one call: item ``i`` is ``buf[offsets[i]:offsets[i] +
+        sizes[i]]``; the items written are ``idx`` (indices, in order; ``None``: all). Stops at
+        the first item the pool has no room for and returns the handles written so far, so a
+        short result means item ``idx[len(result)]`` did not fit (nothing of it is
+        allocated). This default is a loop over :meth:`malloc_write`; zsmalloc's core writes
+        the batch in one C call."""
+        view = memoryview(buf).cast("B") if not isinstance(buf, bytes) else memoryview(buf)
+        order = range(len(sizes)) if idx is None else idx
+        handles: list[int] = []
+        for i in order:
+            start = int(offsets[i])
+            try:
+                handles.append(self.malloc_write(view[start:start + int(sizes[i])]))
+            except PoolAllocError:
+                break
+        return handles
 
     def read_free(self, handle: int) -> bytes:
         """``read`` then ``free`` (zswap's exclusive load); return the object's bytes."""

@@ -122,7 +122,7 @@ def test_writeback_never_writes_a_corrupt_object_to_the_device(make_system):
     st = s.stats()
     assert st["written_back_pages"] == 3 and st["pswpout"] == 3
     assert st["writeback_fail"] == 1 and st["decompress_fail"] == 1 and st["stored_pages"] == 1
-    err = s.zswap.writeback_engine.last_error
+    err = s.zswap.last_writeback_error
     assert isinstance(err, CorruptDataError) and "offset 0" in str(err)
     assert s.zswap.writeback(1) == 0 and s.stats()["writeback_fail"] == 2  # kept, tried again
     with pytest.raises(CorruptDataError, match="offset 0.*checksum"):

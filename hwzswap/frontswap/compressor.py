@@ -1,0 +1,451 @@
+"""The engine's side of the compressor contract: every call zswap makes into a driver.
+
+zswap never calls a backend directly. :class:`Compressor` stands between them, as the kernel's
+crypto layer stands between zswap and a compression driver, and does three things a driver
+cannot be trusted to do for itself:
+
+* **checks every result** against the contract: ``compress`` gives bytes shorter than a page or
+  ``None``; ``decompress`` gives exactly one 4096-byte page; a batch call gives one item per
+  page (a list, a :class:`~hwzswap.backends.contract.CompressedBatch`, an ``(N, 4096)`` uint8
+  array or a :class:`~hwzswap.backends.contract.DecompressedBatch`). A wrong result raises
+  :class:`~hwzswap.errors.DriverError` naming the driver, the call and what was wrong, and is
+  counted by kind (``counters()``); it is never handed on, so zswap neither stores it nor
+  returns it. An exception that is not a :class:`~hwzswap.errors.HwzswapError` (a bug in the
+  driver) becomes a DriverError too;
+* **normalises batch results** to the per-item form: whatever shape a driver returns, the engine
+  sees one ``CompressedBatch`` / ``DecompressedBatch``, so one failed page fails that page only;
+* **bounds device time**: asynchronous ops (``submit``/``poll``) get a deadline
+  (``zswap.device_timeout_ms``; the driver's own when the config leaves it unset); an op still
+  outstanding after it completes as DEVICE_ERROR ("timed out"), BUSY is backpressure (ops are
+  resubmitted) and never an error, and after ``fail_after`` consecutive timeouts the device is
+  marked failed: every later call raises :class:`~hwzswap.errors.DeviceError` at once, so zswap
+  rejects stores (the pages go to the swap device) instead of waiting on a dead device.
+
+A synchronous call cannot be interrupted from Python; one that returns after the deadline is
+counted in ``late_calls`` (its result is still checked and used).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hwzswap.backends.contract import (
+    PAGE_SIZE,
+    Backend,
+    CompOp,
+    CompressedBatch,
+    DecompressedBatch,
+    ItemStatus,
+    OpKind,
+    OpStatus,
+)
+from hwzswap.errors import CorruptDataError, DeviceError, DriverError, HwzswapError
+
+#: Deadline of a device call or op when neither the config nor the driver sets one.
+DEFAULT_TIMEOUT_MS = 10_000.0
+
+#: Kinds of contract violation counted (``counters()["bad_<kind>"]``).
+VIOLATIONS = ("result_type", "result_length", "item_count", "array_shape", "exception")
+
+_OK = ItemStatus.OK
+_INCOMPRESSIBLE = ItemStatus.INCOMPRESSIBLE
+_FAILED = ItemStatus.FAILED
+
+
+def _describe(value: Any) -> str:
+    """A short description of a bad result (its type and size, never its whole repr)."""
+    kind = type(value).__name__
+    try:
+        return f"{kind} of {len(value)} items/bytes"
+    except TypeError:
+        return kind
+
+
+class Compressor:
+    """A backend as zswap uses it: checked results, per-item batches, bounded device time.
+
+    ``timeout_ms``: the deadline of one device call or op (``None``: the driver's
+    ``capabilities`` or :data:`DEFAULT_TIMEOUT_MS`); ``fail_after``: consecutive timeouts after
+    which the device is marked failed.
+    """
+
+    def __init__(self, backend: Backend, timeout_ms: float | None = None,
+                 fail_after: int = 8) -> None:
+        self.backend = backend
+        self.name = backend.name
+        caps = backend.capabilities
+        self.batch = bool(caps.batch)
+        self.asynchronous = bool(caps.asynchronous)
+        self.preferred_batch = max(1, int(caps.preferred_batch or 1))
+        self.max_batch = caps.max_batch
+        if timeout_ms is None:
+            timeout_ms = getattr(caps, "timeout_ms", None) or DEFAULT_TIMEOUT_MS
+        self.timeout_s = float(timeout_ms) / 1000.0
+        self.fail_after = fail_after
+        self.failed = False  # marked failed after fail_after consecutive timeouts
+        self._consecutive_timeouts = 0
+        self._compress = backend.compress
+        self._decompress = backend.decompress
+        self.timeouts = 0
+        self.late_calls = 0
+        self.device_errors = 0
+        self.item_failures = 0
+        self.busy_retries = 0
+        self.bad = dict.fromkeys(VIOLATIONS, 0)
+        #: the last contract violation or device error (diagnostics, shown by stats)
+        self.last_error: str | None = None
+
+    # -- violations ---------------------------------------------------------------------------
+
+    def _violation(self, kind: str, call: str, what: str) -> DriverError:
+        self.bad[kind] += 1
+        msg = f"driver {self.name!r}: {call}: {what} (the compressor contract is broken)"
+        self.last_error = msg
+        return DriverError(msg)
+
+    def _foreign(self, call: str, exc: BaseException) -> DriverError:
+        """A driver raised something outside the HwzswapError family: a bug, reported as one."""
+        return self._violation("exception", call,
+                               f"raised {type(exc).__name__}: {str(exc)[:200]}")
+
+    def _check_alive(self, call: str) -> None:
+        if self.failed:
+            raise DeviceError(
+                f"driver {self.name!r}: {call}: the device was marked failed after "
+                f"{self.fail_after} consecutive timeouts; zswap rejects stores until it is "
+                f"rebuilt"
+            )
+
+    def _count_device_error(self, exc: HwzswapError) -> None:
+        if isinstance(exc, DeviceError):
+            self.device_errors += 1
+            self.last_error = f"driver {self.name!r}: {exc}"
+
+    # -- single page -------------------------------------------------------------------------
+
+    def compress(self, page: bytes) -> bytes | None:
+        """The compressed page (bytes shorter than a page), or ``None`` if it would not shrink.
+        Raises DriverError for a result that breaks the contract, DeviceError as the driver
+        does."""
+        if self.failed:
+            self._check_alive("compress")
+        try:
+            out = self._compress(page)
+        except HwzswapError as exc:
+            self._count_device_error(exc)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a driver bug, reported as a DriverError
+            raise self._foreign("compress", exc) from exc
+        if out is None:
+            return None
+        if out.__class__ is not bytes:
+            out = self._as_bytes(out, "compress")
+        if not 0 < len(out) < PAGE_SIZE:
+            raise self._violation(
+                "result_length", "compress",
+                f"returned {len(out)} bytes; a compressed page is 1..{PAGE_SIZE - 1} bytes "
+                f"(None when it does not shrink)")
+        return out
+
+    def decompress(self, data: Any) -> bytes:
+        """Exactly one 4096-byte page. CorruptDataError as the driver raises it; DriverError
+        for a result of the wrong type or length."""
+        if self.failed:
+            self._check_alive("decompress")
+        try:
+            page = self._decompress(data)
+        except HwzswapError as exc:
+            self._count_device_error(exc)
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self._foreign("decompress", exc) from exc
+        if page.__class__ is not bytes:
+            page = self._as_bytes(page, "decompress")
+        if len(page) != PAGE_SIZE:
+            raise self._violation("result_length", "decompress",
+                                  f"returned {len(page)} bytes, not a {PAGE_SIZE}-byte page")
+        return page
+
+    def _as_bytes(self, out: Any, call: str) -> bytes:
+        if isinstance(out, (str, int, float)) or out is None:
+            raise self._violation("result_type", call,
+                                  f"returned a {type(out).__name__}, not a bytes-like object")
+        try:
+            return memoryview(out).tobytes()
+        except TypeError:
+            raise self._violation("result_type", call,
+                                  f"returned a {type(out).__name__}, not a bytes-like object"
+                                  ) from None
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def compress_batch(self, pages: np.ndarray) -> CompressedBatch:
+        """Compress an ``(N, 4096)`` batch into one per-item :class:`CompressedBatch`.
+        A device error of the whole call fails every item (with the reason); a result of the
+        wrong shape raises DriverError."""
+        n = len(pages)
+        if self.failed:
+            self._check_alive("compress_batch")
+        try:
+            out = self.backend.compress_batch(pages)
+        except HwzswapError as exc:
+            self._count_device_error(exc)
+            return _all_failed(n, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001
+            raise self._foreign("compress_batch", exc) from exc
+        self._consecutive_timeouts = 0
+        return self._checked_compressed(out, n, "compress_batch")
+
+    def _checked_compressed(self, out: Any, n: int, call: str) -> CompressedBatch:
+        if isinstance(out, CompressedBatch):
+            batch = out
+        elif isinstance(out, (list, tuple)):
+            if len(out) != n:
+                raise self._violation("item_count", call,
+                                      f"returned {len(out)} items for {n} pages")
+            try:
+                batch = CompressedBatch.from_items(out)
+            except (TypeError, ValueError):
+                bad = next((i for i, x in enumerate(out) if not _item_ok(x)), 0)
+                raise self._violation(
+                    "result_type", call,
+                    f"item {bad} is a {type(out[bad]).__name__}, not bytes-like, None or an "
+                    f"exception") from None
+        else:
+            raise self._violation("result_type", call,
+                                  f"returned {_describe(out)}; expected a list of items or a "
+                                  f"CompressedBatch")
+        if len(batch) != n:
+            raise self._violation("item_count", call, f"returned {len(batch)} items for {n} pages")
+        ok = batch.status == _OK
+        sizes = batch.sizes
+        if ok.any():
+            s = sizes[ok]
+            if int(s.min()) <= 0 or int(s.max()) >= PAGE_SIZE:
+                i = int(np.flatnonzero(ok & ((sizes <= 0) | (sizes >= PAGE_SIZE)))[0])
+                raise self._violation(
+                    "result_length", call,
+                    f"item {i} is {int(sizes[i])} bytes; a compressed page is "
+                    f"1..{PAGE_SIZE - 1} bytes (incompressible pages are marked, not returned)")
+            end = batch.offsets[ok] + s
+            if int(batch.offsets[ok].min()) < 0 or int(end.max()) > len(batch._view):
+                raise self._violation("result_length", call,
+                                      "an item lies outside the batch's buffer")
+        if int(batch.status.max(initial=0)) > _FAILED:
+            raise self._violation("result_type", call, "an item has an unknown status")
+        failed = int(np.count_nonzero(batch.status == _FAILED))
+        if failed:
+            self.item_failures += failed
+            self.last_error = f"driver {self.name!r}: {call}: {failed} of {n} items failed"
+        return batch
+
+    def decompress_batch(self, items: Sequence[Any]) -> DecompressedBatch:
+        """Decompress N items into one :class:`DecompressedBatch` (per-item status). A device
+        or corrupt-data error of the whole call fails every item with its reason (the caller
+        retries them one by one to name the bad one); a wrong shape raises DriverError."""
+        n = len(items)
+        if self.failed:
+            self._check_alive("decompress_batch")
+        try:
+            out = self.backend.decompress_batch(items)
+        except HwzswapError as exc:
+            self._count_device_error(exc)
+            return DecompressedBatch(np.zeros((n, PAGE_SIZE), dtype=np.uint8),
+                                     np.full(n, _FAILED, dtype=np.uint8),
+                                     dict.fromkeys(range(n), f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # noqa: BLE001
+            raise self._foreign("decompress_batch", exc) from exc
+        if isinstance(out, DecompressedBatch):
+            arr = out.pages
+        elif isinstance(out, np.ndarray):
+            arr, out = out, None
+        else:
+            raise self._violation("result_type", "decompress_batch",
+                                  f"returned {_describe(out)}; expected an (N, {PAGE_SIZE}) "
+                                  f"uint8 array or a DecompressedBatch")
+        if not (isinstance(arr, np.ndarray) and arr.dtype == np.uint8
+                and arr.shape == (n, PAGE_SIZE)):
+            shape = getattr(arr, "shape", None)
+            dtype = getattr(arr, "dtype", None)
+            raise self._violation("array_shape", "decompress_batch",
+                                  f"returned shape {shape} dtype {dtype} for {n} items; "
+                                  f"expected ({n}, {PAGE_SIZE}) uint8")
+        if out is None:
+            return DecompressedBatch(arr)
+        if out.status.shape != (n,):
+            raise self._violation("item_count", "decompress_batch",
+                                  f"status has shape {out.status.shape} for {n} items")
+        failed = len(out.failed())
+        if failed:
+            self.item_failures += failed
+        return out
+
+    # -- asynchronous ops --------------------------------------------------------------------
+
+    def run_ops(self, ops: list[CompOp]) -> list[CompOp]:
+        """Submit ``ops`` and poll until every one has completed or its deadline has passed
+        (then it completes as DEVICE_ERROR, "timed out"). BUSY ops are resubmitted. Returns
+        the ops in their original order, each with a final status."""
+        if self.failed:
+            for op in ops:
+                op.status, op.error = OpStatus.DEVICE_ERROR, "the device was marked failed"
+            return ops
+        backend = self.backend
+        deadline = time.monotonic() + self.timeout_s
+        waiting = list(ops)
+        outstanding = {id(op): op for op in ops}
+        while outstanding:
+            if waiting:
+                for op in waiting:
+                    op.status = OpStatus.NOT_PROCESSED
+                try:
+                    accepted = backend.submit(waiting)
+                except HwzswapError as exc:
+                    self._count_device_error(exc)
+                    for op in waiting:
+                        op.status, op.error = OpStatus.DEVICE_ERROR, str(exc)
+                        outstanding.pop(id(op), None)
+                    waiting = []
+                    continue
+                except Exception as exc:  # noqa: BLE001
+                    raise self._foreign("submit", exc) from exc
+                if accepted.__class__ is not int or not 0 <= accepted <= len(waiting):
+                    raise self._violation("result_type", "submit",
+                                          f"returned {accepted!r} for {len(waiting)} ops; "
+                                          f"expected the count accepted")
+                if accepted < len(waiting):
+                    self.busy_retries += 1
+                waiting = waiting[accepted:]
+            try:
+                done = backend.poll()
+            except Exception as exc:  # noqa: BLE001
+                raise self._foreign("poll", exc) from exc
+            for op in done:
+                if outstanding.pop(id(op), None) is None:
+                    continue  # not ours (or already timed out)
+                self._check_op(op)
+            if outstanding and time.monotonic() > deadline:
+                self._timed_out(list(outstanding.values()), waiting)
+                break
+            if outstanding and not done:
+                time.sleep(0)  # let a device thread run
+        else:
+            self._consecutive_timeouts = 0
+        return ops
+
+    def _timed_out(self, late: list[CompOp], waiting: list[CompOp]) -> None:
+        ms = self.timeout_s * 1000.0
+        for op in late:
+            op.status = OpStatus.DEVICE_ERROR
+            op.dst = None
+            op.error = f"timed out after {ms:g} ms (zswap.device_timeout_ms)"
+        self.timeouts += len(late)
+        self._consecutive_timeouts += 1
+        self.last_error = (f"driver {self.name!r}: {len(late)} ops timed out after {ms:g} ms "
+                           f"({len(waiting)} never accepted)")
+        if self._consecutive_timeouts >= self.fail_after:
+            self.failed = True
+
+    def _check_op(self, op: CompOp) -> None:
+        """A completed op's result must fit the contract; a wrong one becomes DEVICE_ERROR with
+        the reason (and is counted), so it is never used."""
+        st = op.status
+        if st is OpStatus.SUCCESS:
+            try:
+                if op.kind is OpKind.COMPRESS:
+                    op.dst = self._checked_op_bytes(op.dst, "compress op", 1, PAGE_SIZE - 1)
+                else:
+                    op.dst = self._checked_op_bytes(op.dst, "decompress op", PAGE_SIZE, PAGE_SIZE)
+            except DriverError as exc:
+                op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(exc)
+        elif st is OpStatus.DEVICE_ERROR:
+            self.device_errors += 1
+            self.last_error = f"driver {self.name!r}: op failed: {op.error}"
+        elif st not in (OpStatus.INCOMPRESSIBLE, OpStatus.INVALID_INPUT):
+            err = self._violation("result_type", "poll",
+                                  f"returned an op with status {st.name}; a polled op is "
+                                  f"completed (SUCCESS, INCOMPRESSIBLE, INVALID_INPUT or "
+                                  f"DEVICE_ERROR)")
+            op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(err)
+
+    def _checked_op_bytes(self, dst: Any, call: str, lo: int, hi: int) -> bytes:
+        if dst is None:
+            raise self._violation("result_type", call, "completed SUCCESS without output")
+        out = dst if dst.__class__ is bytes else self._as_bytes(dst, call)
+        if not lo <= len(out) <= hi:
+            raise self._violation("result_length", call,
+                                  f"produced {len(out)} bytes; expected {lo}..{hi}")
+        return out
+
+    def compress_ops(self, pages: np.ndarray) -> CompressedBatch:
+        """Compress a batch through the asynchronous interface (one op per page, under the
+        deadline), as one per-item :class:`CompressedBatch`."""
+        ops = [CompOp.compress(row) for row in pages]
+        self.run_ops(ops)
+        items: list[Any] = []
+        for op in ops:
+            st = op.status
+            if st is OpStatus.SUCCESS:
+                items.append(op.dst)
+            elif st is OpStatus.INCOMPRESSIBLE:
+                items.append(None)
+            else:
+                items.append(DeviceError(op.error or st.value))
+        batch = CompressedBatch.from_items(items)
+        failed = int(np.count_nonzero(batch.status == _FAILED))
+        self.item_failures += failed
+        return batch
+
+    def decompress_op(self, data: Any) -> bytes:
+        """Decompress one object through the asynchronous interface, under the deadline:
+        the page, or CorruptDataError (INVALID_INPUT) / DeviceError (DEVICE_ERROR, timeout)."""
+        op = CompOp.decompress(data)
+        self.run_ops([op])
+        if op.status is OpStatus.SUCCESS:
+            return op.dst  # type: ignore[return-value]  # checked by _check_op
+        if op.status is OpStatus.INVALID_INPUT:
+            raise CorruptDataError(f"{self.name}: {op.error or 'corrupt data'}")
+        raise DeviceError(f"driver {self.name!r}: decompress op failed: {op.error}")
+
+    def note_timeouts(self, batches: int) -> None:
+        """A caller gave up on a device call (``batches`` batches) at its deadline: count it,
+        and mark the device failed after ``fail_after`` consecutive timeouts."""
+        self.timeouts += batches
+        self._consecutive_timeouts += 1
+        self.last_error = (f"driver {self.name!r}: a device call timed out after "
+                           f"{self.timeout_s * 1000.0:g} ms")
+        if self._consecutive_timeouts >= self.fail_after:
+            self.failed = True
+
+    # -- accounting --------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, Any]:
+        """What the guard saw: violations by kind, device errors, timeouts, failed items."""
+        out: dict[str, Any] = {f"bad_{k}": v for k, v in self.bad.items()}
+        out.update(timeouts=self.timeouts, late_calls=self.late_calls,
+                   device_errors=self.device_errors, item_failures=self.item_failures,
+                   busy_retries=self.busy_retries, failed=self.failed,
+                   last_error=self.last_error)
+        return out
+
+
+def _item_ok(x: Any) -> bool:
+    if x is None or isinstance(x, BaseException):
+        return True
+    try:
+        memoryview(x)
+    except TypeError:
+        return False
+    return not isinstance(x, str)
+
+
+def _all_failed(n: int, why: str) -> CompressedBatch:
+    return CompressedBatch(b"", np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
+                           np.full(n, _FAILED, dtype=np.uint8), dict.fromkeys(range(n), why))
+
+
+__all__ = ["DEFAULT_TIMEOUT_MS", "Compressor", "VIOLATIONS"]

@@ -1,0 +1,234 @@
+"""Reclaim batches in flight to the compressor: zswap's ``async`` engine mode.
+
+The kernel does not wait for a page's swap writeback before reclaim moves on: the bio is in
+flight, the page stays in the swap cache, and completion is handled later. ``async`` mode gives a
+compression device the same freedom: ``store_batch`` stages a reclaim batch and hands it here;
+:class:`AsyncPipeline` compresses it on a worker thread while the caller goes on, with at most
+``max_batches`` batches in flight (a caller that finds the pipeline full waits: backpressure).
+
+The worker takes every batch queued when it wakes and compresses them in **one** device call
+(their pages concatenated), so a device that wants large batches gets them exactly when the
+host produces work faster than one batch at a time. Each batch's result then goes to
+``complete(token, result)`` (the zswap cache's completion step), in submission order.
+
+Deadlines: a device call still running ``timeout_s`` after it started is given up: its batches
+complete as failed ("timed out"), ``on_timeout()`` is told (so the compressor can count it and
+mark the device failed after repeated timeouts), and a new worker takes over the queue. The
+stuck call's late result, if it ever comes, is discarded. So ``submit`` and ``drain`` never
+hang on a device, and nothing is lost: the caller's completion step puts failed pages on the
+swap device.
+
+This module knows nothing of zswap's indexes: it moves opaque tokens and page arrays.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from hwzswap.backends.contract import CompressedBatch, ItemStatus
+
+#: compress(pages) -> one per-item CompressedBatch (must not raise for device errors)
+CompressFn = Callable[[np.ndarray], CompressedBatch]
+#: complete(token, result): the cache's completion step
+CompleteFn = Callable[[Any, CompressedBatch], None]
+
+
+class _Job:
+    __slots__ = ("token", "pages", "done", "started")
+
+    def __init__(self, token: Any, pages: np.ndarray) -> None:
+        self.token = token
+        self.pages = pages
+        self.done = False
+        self.started: float | None = None  # monotonic time the device call began
+
+
+def failed_batch(n: int, why: str) -> CompressedBatch:
+    """A result in which every one of ``n`` items failed for ``why``."""
+    return CompressedBatch(b"", np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
+                           np.full(n, ItemStatus.FAILED, dtype=np.uint8),
+                           dict.fromkeys(range(n), why))
+
+
+def split_batch(result: CompressedBatch, sizes: list[int]) -> list[CompressedBatch]:
+    """Cut one result over concatenated batches back into one result per batch (``sizes``:
+    the batches' page counts, in order). The flat buffer is shared, not copied."""
+    out = []
+    at = 0
+    for n in sizes:
+        errors = {i - at: why for i, why in result.errors.items() if at <= i < at + n}
+        out.append(CompressedBatch(result.data, result.offsets[at:at + n],
+                                   result.sizes[at:at + n], result.status[at:at + n], errors))
+        at += n
+    return out
+
+
+class AsyncPipeline:
+    """Up to ``max_batches`` batches in flight to ``compress``, completed through ``complete``.
+
+    ``max_coalesce``: the most pages one device call takes (a device's ``max_batch``; None: no
+    limit). Thread-safe: any number of threads may submit.
+    """
+
+    def __init__(self, compress: CompressFn, complete: CompleteFn, max_batches: int,
+                 timeout_s: float, on_timeout: Callable[[int], None] | None = None,
+                 max_coalesce: int | None = None, name: str = "zswap-async") -> None:
+        self._compress = compress
+        self._complete = complete
+        self.max_batches = max_batches
+        self.timeout_s = timeout_s
+        self._on_timeout = on_timeout
+        self.max_coalesce = max_coalesce
+        self._name = name
+        self._cv = threading.Condition()
+        self._jobs: deque[_Job] = deque()  # submitted, not completed (oldest first)
+        self._queue: deque[_Job] = deque()  # submitted, not yet taken by the worker
+        self._running: list[_Job] = []  # the worker's current device call
+        self._worker: threading.Thread | None = None
+        self._generation = 0
+        self._closed = False
+        #: batches submitted / device calls made / batches that timed out (for stats)
+        self.batches = 0
+        self.device_calls = 0
+        self.timed_out = 0
+        self.peak_in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Batches submitted and not yet completed."""
+        return len(self._jobs)
+
+    def submit(self, token: Any, pages: np.ndarray) -> None:
+        """Queue one batch; wait first while ``max_batches`` are in flight (backpressure)."""
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("the async pipeline is closed")
+            while len(self._jobs) >= self.max_batches:
+                self._wait_locked()
+            job = _Job(token, pages)
+            self._jobs.append(job)
+            self._queue.append(job)
+            self.batches += 1
+            self.peak_in_flight = max(self.peak_in_flight, len(self._jobs))
+            if self._worker is None:
+                self._start_worker_locked()
+            self._cv.notify_all()
+
+    def drain(self) -> None:
+        """Wait until every submitted batch has completed (or timed out)."""
+        with self._cv:
+            while self._jobs:
+                self._wait_locked()
+
+    def close(self) -> None:
+        """Drain, then stop the worker. Idempotent."""
+        self.drain()
+        with self._cv:
+            self._closed = True
+            self._generation += 1
+            self._cv.notify_all()
+            worker, self._worker = self._worker, None
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=self.timeout_s)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _wait_locked(self) -> None:
+        """Wait for progress; give up on a device call past its deadline."""
+        started = self._running[0].started if self._running else None
+        if started is None:
+            self._cv.wait(self.timeout_s)
+            return
+        left = started + self.timeout_s - time.monotonic()
+        if left > 0:
+            self._cv.wait(left)
+            return
+        self._expire_locked()
+
+    def _expire_locked(self) -> None:
+        """The worker's device call is overdue: fail its batches, hand the queue to a new
+        worker, and complete the failed batches (outside the lock)."""
+        late = [j for j in self._running if not j.done]
+        self._running = []
+        for job in late:
+            job.done = True
+            self._jobs.remove(job)
+        self.timed_out += len(late)
+        self._generation += 1
+        self._worker = None
+        if self._queue:
+            self._start_worker_locked()
+        ms = self.timeout_s * 1000.0
+        self._cv.release()
+        try:
+            if self._on_timeout is not None:
+                self._on_timeout(len(late))
+            for job in late:
+                self._complete(job.token, failed_batch(
+                    len(job.pages), f"timed out after {ms:g} ms (zswap.device_timeout_ms)"))
+        finally:
+            self._cv.acquire()
+        self._cv.notify_all()
+
+    def _start_worker_locked(self) -> None:
+        gen = self._generation
+        self._worker = threading.Thread(target=self._run, args=(gen,), name=self._name,
+                                        daemon=True)
+        self._worker.start()
+
+    def _take_locked(self) -> list[_Job]:
+        """The queued batches one device call takes (at least one; up to max_coalesce pages)."""
+        jobs = [self._queue.popleft()]
+        pages = len(jobs[0].pages)
+        cap = self.max_coalesce
+        while self._queue and (cap is None or pages + len(self._queue[0].pages) <= cap):
+            job = self._queue.popleft()
+            jobs.append(job)
+            pages += len(job.pages)
+        return jobs
+
+    def _run(self, gen: int) -> None:
+        cv = self._cv
+        while True:
+            with cv:
+                while not self._queue and gen == self._generation:
+                    cv.wait()
+                if gen != self._generation:
+                    return
+                jobs = self._take_locked()
+                now = time.monotonic()
+                for job in jobs:
+                    job.started = now
+                self._running = jobs
+            sizes = [len(j.pages) for j in jobs]
+            pages = jobs[0].pages if len(jobs) == 1 else np.concatenate([j.pages for j in jobs])
+            try:
+                result = self._compress(pages)
+            except BaseException as exc:  # noqa: BLE001 - a failed call fails its batches
+                result = failed_batch(len(pages), f"{type(exc).__name__}: {exc}")
+            parts = [result] if len(jobs) == 1 else split_batch(result, sizes)
+            with cv:
+                if gen != self._generation:
+                    return  # this call was given up on; its batches completed as failed
+                self.device_calls += 1
+                self._running = []
+                mine = [(j, r) for j, r in zip(jobs, parts) if not j.done]
+                for job, _ in mine:
+                    job.done = True
+            try:
+                for job, res in mine:
+                    self._complete(job.token, res)
+            finally:
+                with cv:
+                    for job, _ in mine:
+                        self._jobs.remove(job)
+                    cv.notify_all()
+
+
+__all__ = ["AsyncPipeline", "failed_batch", "split_batch"]
