@@ -73,30 +73,33 @@ def load_corpus(corpus: str | None, pages: int | None) -> tuple[Any, dict[str, A
     return chosen, info
 
 
-#: Built-in workloads whose loads are independent, so they can come in readahead batches.
-LOAD_BATCH_WORKLOADS = ("roundtrip",)
-
-
 def make_workload(workload: str, corpus: str | None, pages: int | None, seed: int | None,
-                  load_batch: int | None = None) -> tuple[Any, dict[str, Any]]:
+                  load_batch: int | None = None, reclaim_batch: int | None = None,
+                  folio_pages: str | None = None) -> tuple[Any, dict[str, Any]]:
     """A built-in workload by name over the corpus, or a recorded workload file.
 
-    ``load_batch`` (``--load-batch``): pages per load op (readahead) for the workloads that
-    take it; 1 or ``None`` is the workload's stream of single loads, its params left as they
-    were. Returns the workload and extra fields for the results' ``workload`` object.
+    ``reclaim_batch`` (``--reclaim-batch``: folios per reclaim pass), ``load_batch``
+    (``--load-batch``: the readahead cluster) and ``folio_pages`` (``--folio-pages``: the
+    folio-size mix) shape a built-in workload's stream; None leaves the workload's default
+    (32, 8, and :data:`~hwzswap.bench.workload.DEFAULT_FOLIO_MIX`). Returns the workload and
+    extra fields for the results' ``workload`` object.
     """
-    from hwzswap.bench.workload import WORKLOADS, build_workload, is_workload_file, load_workload
+    from hwzswap.bench.workload import (
+        WORKLOADS,
+        build_workload,
+        is_workload_file,
+        load_workload,
+        parse_folio_mix,
+    )
 
     if workload in WORKLOADS:
         params: dict[str, Any] = {}
-        if load_batch is not None and load_batch != 1:
-            if workload not in LOAD_BATCH_WORKLOADS:
-                raise WorkloadError(
-                    f"--load-batch: the {workload} workload has no readahead batches (only "
-                    f"{', '.join(LOAD_BATCH_WORKLOADS)}, whose loads are independent of each "
-                    "other)"
-                )
+        if reclaim_batch is not None:
+            params["reclaim_batch"] = reclaim_batch
+        if load_batch is not None:
             params["load_batch"] = load_batch
+        if folio_pages is not None:
+            params["folio_mix"] = parse_folio_mix(folio_pages, "--folio-pages")
         chosen, info = load_corpus(corpus, pages)
         return build_workload(workload, chosen, seed=0 if seed is None else seed,
                               corpus=info, **params), {}
@@ -108,11 +111,13 @@ def make_workload(workload: str, corpus: str | None, pages: int | None, seed: in
                 "(a page file goes with --corpus)"
             )
         fixed = [opt for opt, v in (("--corpus", corpus), ("--pages", pages), ("--seed", seed),
-                                    ("--load-batch", load_batch)) if v is not None]
+                                    ("--load-batch", load_batch),
+                                    ("--reclaim-batch", reclaim_batch),
+                                    ("--folio-pages", folio_pages)) if v is not None]
         if fixed:
             raise WorkloadError(
-                f"{path} is a recorded workload: its pages, page count, seed and load batches "
-                f"are fixed; drop {', '.join(fixed)}"
+                f"{path} is a recorded workload: its pages, page count, seed, reclaim passes, "
+                f"folios and readahead clusters are fixed; drop {', '.join(fixed)}"
             )
         return load_workload(path), {"file": str(path)}
     raise WorkloadError(
@@ -121,31 +126,41 @@ def make_workload(workload: str, corpus: str | None, pages: int | None, seed: in
     )
 
 
+def describe_structure(structure: dict[str, Any]) -> str:
+    """``reclaim 32 · readahead 8 · folios 1:75% 16:25%`` (what a stream was cut into)."""
+    if not structure:
+        return ""
+    mix = " ".join(f"{size}:{share:.0%}" for size, share in structure.get("folio_mix", []))
+    return (f"reclaim {structure.get('reclaim_batch')} · readahead "
+            f"{structure.get('load_batch')} · folios {mix}")
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from hwzswap.bench.report import markdown, plot, print_table
     from hwzswap.bench.results import write_json
-    from hwzswap.bench.runner import BenchRun, run_bench
+    from hwzswap.bench.runner import BenchRun, bench_failed, run_bench
 
     console = Console(stderr=False)
     err = Console(stderr=True)
     wl, extra = make_workload(args.workload, args.corpus, args.pages, args.seed,
-                              args.load_batch)
+                              args.load_batch, args.reclaim_batch, args.folio_pages)
     show_progress = not args.quiet and err.is_terminal
     if not args.quiet:
         c = wl.counts()
-        loads = (f"{c['loads']} loads in {c['load_ops']} batches" if "load_ops" in c
+        loads = (f"{c['loads']} loads in {c['load_ops']} clusters" if "load_ops" in c
                  else f"{c['loads']} loads")
         err.print(
             f"workload {wl.name}: {wl.nr_pages} pages, {c['ops']} ops "
-            f"({c['store_pages']} stores, {loads}, {c['invalidates']} invalidates), "
-            f"seed {wl.seed}",
+            f"({c['store_pages']} stores in {c['store_ops']} reclaim passes, {loads}, "
+            f"{c['invalidates']} invalidates), seed {wl.seed}; "
+            f"{describe_structure(wl.structure)}",
             highlight=False,
         )
     doc = run_bench(wl, BenchRun(backends=args.backends, config=args.config,
                                  progress=show_progress, console=err, repeat=args.repeat,
-                                 workload_extra=extra))
+                                 workload_extra=extra, batching=args.batching))
     if args.json:
         write_json(doc, args.json)
     if args.markdown:
@@ -159,9 +174,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                             ("plot", args.plot)):
             if where:
                 err.print(f"wrote {what} to {where}", highlight=False)
-    bad = doc["failed"] or any(r["mismatches"] or r.get("raw_mismatches")
-                               for r in doc["results"])
-    return 1 if bad else 0
+    return 1 if bench_failed(doc) else 0
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -172,7 +185,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
             f"record takes a built-in workload name ({', '.join(WORKLOADS)}), got "
             f"{args.workload!r}"
         )
-    wl, _ = make_workload(args.workload, args.corpus, args.pages, args.seed, args.load_batch)
+    wl, _ = make_workload(args.workload, args.corpus, args.pages, args.seed, args.load_batch,
+                          args.reclaim_batch, args.folio_pages)
     path = save_workload(wl, args.output)
     c = wl.counts()
     print(f"recorded workload {wl.name} (seed {wl.seed}): {wl.nr_pages} pages, {c['ops']} ops "
@@ -181,10 +195,25 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 LOAD_BATCH_HELP = (
-    "roundtrip: swap pages in N at a time (readahead: one swap_in_batch, one decompress_batch "
-    "for a batch backend) instead of one by one (default 1; the kernel's vm.page-cluster 3 "
-    "reads 8)"
+    "pages a swap-in reads at once: a fault loads the live slots of its aligned window of N "
+    "slots (readahead; one swap_in_batch, one decompress_batch for a batch backend). Default 8, "
+    "the kernel's vm.page-cluster 3; 1 loads page by page"
 )
+RECLAIM_BATCH_HELP = (
+    "folios per reclaim pass (one swap_out_batch call). Default 32, the kernel's "
+    "SWAP_CLUSTER_MAX; with --load-batch 1 --folio-pages 1 the stream is the one the "
+    "generators made before folios existed with that batch size"
+)
+FOLIO_PAGES_HELP = (
+    "folio sizes in pages, optionally weighted by share of pages: 1 (order-0 only), 16, or "
+    "1:3,16:1. Default 1:0.75,16:0.25 (an assumption, see docs/bench.md)"
+)
+
+
+def _add_structure_options(p: Any) -> None:
+    p.add_argument("--reclaim-batch", type=_positive_int, metavar="N", help=RECLAIM_BATCH_HELP)
+    p.add_argument("--load-batch", type=_positive_int, metavar="N", help=LOAD_BATCH_HELP)
+    p.add_argument("--folio-pages", metavar="SPEC", help=FOLIO_PAGES_HELP)
 
 
 def register(subparsers: Any) -> None:
@@ -196,7 +225,9 @@ def register(subparsers: Any) -> None:
             "Replay the identical frontswap op stream through the whole stack (backend, pool, "
             "writeback, swap file) for each backend, verify every loaded page, and time the "
             "raw codec alone on the same pages in the same run. Prints a table; writes JSON "
-            "and a PNG on request. Exit status 1 if a page mismatched (through the stack or through the codec alone) or a backend failed."
+            "and a PNG on request. Exit status 1 if a page mismatched or did not come back "
+            "(through the stack or through the codec alone) or a requested backend failed "
+            "(constructor, bad parameter, run)."
         ),
     )
     p.add_argument("--config", metavar="FILE",
@@ -215,7 +246,10 @@ def register(subparsers: Any) -> None:
                    help=f"pages taken from the corpus (default: {DEFAULT_PAGES} or the whole "
                         "corpus if smaller)")
     p.add_argument("--seed", type=_seed, metavar="S", help="workload seed (default 0)")
-    p.add_argument("--load-batch", type=_positive_int, metavar="N", help=LOAD_BATCH_HELP)
+    _add_structure_options(p)
+    p.add_argument("--batching", metavar="MODE,...",
+                   help="engine modes (zswap.batching) to run each backend in, on the identical "
+                        "stream: page (v9), folio, reclaim, async; default: the config's")
     p.add_argument("--repeat", type=_positive_int, default=DEFAULT_REPEAT, metavar="N",
                    help="passes per backend; timings are the median over them, every pass is "
                         f"verified (default {DEFAULT_REPEAT})")
@@ -239,12 +273,12 @@ def register(subparsers: Any) -> None:
     r.add_argument("--pages", type=_positive_int, metavar="N",
                    help=f"pages taken from the corpus (default: {DEFAULT_PAGES} or all)")
     r.add_argument("--seed", type=_seed, metavar="S", help="workload seed (default 0)")
-    r.add_argument("--load-batch", type=_positive_int, metavar="N", help=LOAD_BATCH_HELP)
+    _add_structure_options(r)
     r.add_argument("-o", "--output", required=True, metavar="FILE", help="the workload file")
     r.set_defaults(func=_cmd_record)
 
 
-__all__ = ["DEFAULT_PAGES", "LOAD_BATCH_WORKLOADS", "load_corpus", "make_workload", "register"]
+__all__ = ["DEFAULT_PAGES", "describe_structure", "load_corpus", "make_workload", "register"]
 
 
 if __name__ == "__main__":  # pragma: no cover

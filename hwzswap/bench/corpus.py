@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -54,15 +55,51 @@ def _as_pages(data: bytes | bytearray | memoryview, origin: str) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8).reshape(n, PAGE_SIZE)
 
 
-def load_pages(path: Path | str) -> np.ndarray:
-    """Read a ``.pages`` or ``.pages.zst`` file into a read-only ``(N, 4096)`` uint8 array."""
-    path = Path(path)
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path``, which must be a regular file (or a symlink to one).
+
+    A FIFO, socket or device would block or never end, so it is refused before it is opened;
+    the file is then opened with ``O_NONBLOCK`` and checked again, so a FIFO swapped in between
+    the two steps cannot block either.
+    """
     try:
-        raw = path.read_bytes()
+        st = os.stat(path)
     except FileNotFoundError:
         raise CorpusError(f"{path}: no such page file") from None
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CorpusError(
+            f"{path}: not a regular file ({_file_kind(st.st_mode)}); a corpus is a .pages or "
+            ".pages.zst file written by `hwzswap capture` or save_pages"
+        )
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise CorpusError(f"{path}: not a regular file; a corpus is a .pages or .pages.zst "
+                              "file")
+        try:
+            return f.read()
+        except OSError as exc:
+            raise CorpusError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _file_kind(mode: int) -> str:
+    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return "not a plain file"
+
+
+def load_pages(path: Path | str) -> np.ndarray:
+    """Read a ``.pages`` or ``.pages.zst`` file into a read-only ``(N, 4096)`` uint8 array."""
+    path = Path(path)
+    raw = _read_regular(path)
     if path.name.endswith(".zst"):
         raw = _zstd_decompress(raw, path)
     return _as_pages(raw, str(path))

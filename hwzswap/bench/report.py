@@ -38,6 +38,7 @@ def _rejects(r: Mapping[str, int]) -> str:
 
 COLUMNS = (
     ("backend", "left"),
+    ("mode", "left"),
     ("basis", "left"),
     ("ratio", "right"),
     ("pool\ndensity", "right"),
@@ -54,22 +55,47 @@ COLUMNS = (
     ("written\nback", "right"),
     ("swap\nin/out", "right"),
     ("rejects", "left"),
+    ("errors\nraw/st/ld", "right"),
     ("verified", "right"),
 )
 
 
+def _pct(v: float) -> str:
+    if not v:
+        return "0"
+    return f"{v:.1%}" if v >= 0.001 else f"{v:.2%}"
+
+
+def _errors(r: Mapping[str, Any]) -> str:
+    """Device-error rates by phase: raw pass (compress and decompress together), stack stores,
+    stack loads; "-" when none was seen."""
+    f = r.get("faults") or {}
+    if not f.get("any"):
+        return "-"
+    raw = f["raw"]
+    raw_rate = raw["store_error_rate"] + raw["load_error_rate"]
+    return f"{_pct(raw_rate)}/{_pct(f['store']['error_rate'])}/{_pct(f['load']['error_rate'])}"
+
+
 def rows(doc: Mapping[str, Any]) -> list[list[str]]:
-    """One row of strings per result, in :data:`COLUMNS` order."""
+    """One row of strings per result, in :data:`COLUMNS` order, then one FAILED row per
+    backend (and mode) that failed."""
     out = []
     for r in doc["results"]:
         verified = f"{r['verified_pages']}/{r['pages']}"
         if r["mismatches"]:
             verified += f" ({r['mismatches']} BAD)"
+        if r.get("load_failures"):
+            verified += f" ({r['load_failures']} LOST)"
         cpu = _us(r["host_cpu_us_per_page"])
         if r.get("emulation_us_per_page"):
             cpu += "*"
+        written = str(r["written_back_pages"])
+        if r.get("writeback_expected") and not r.get("saw_writeback", True):
+            written += " !"
         out.append([
             r["backend"],
+            r.get("batching", "-"),
             "modelled" if r["time_basis"] == "modeled" else r["time_basis"],
             f"{r['ratio']:.2f}",
             f"{r['pool_density']:.0%}",
@@ -83,11 +109,21 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
             f"{_us(r['load_us']['p50'])}/{_us(r['load_us']['p99'])}",
             cpu,
             _us(r.get("device_us_per_page")),
-            str(r["written_back_pages"]),
+            written,
             f"{r['swap_reads']}/{r['swap_writes']}",
             _rejects(r["rejects"]),
+            _errors(r),
             verified,
         ])
+    for f in doc.get("failed", []):
+        if f.get("phase") == "close":
+            continue
+        row = ["-"] * len(COLUMNS)
+        row[0] = f["backend"]
+        row[1] = f.get("batching", "-")
+        row[2] = "FAILED"
+        row[-1] = f"FAILED ({f.get('phase', 'run')})"
+        out.append(row)
     return out
 
 
@@ -101,9 +137,15 @@ def _title(doc: Mapping[str, Any]) -> str:
         src = ", ".join(names) or "recorded pages"
     if w.get("file"):
         src = f"{Path(w['file']).name}: {src}"
-    batch = (w.get("params") or {}).get("load_batch", 1)
-    loads = f" · loads in readahead batches of {batch}" if batch and batch > 1 else ""
-    return f"workload {w['name']} · {w['pages']} pages · seed {w['seed']}{loads} · {src}"
+    st = w.get("structure") or {}
+    if st:
+        mix = " ".join(f"{size}:{share:.0%}" for size, share in st.get("folio_mix", []))
+        shape = (f" · reclaim {st.get('reclaim_batch')} folios · readahead "
+                 f"{st.get('load_batch')} · folio pages {mix}")
+    else:
+        batch = (w.get("params") or {}).get("load_batch", 1)
+        shape = f" · loads in readahead batches of {batch}" if batch and batch > 1 else ""
+    return f"workload {w['name']} · {w['pages']} pages · seed {w['seed']}{shape} · {src}"
 
 
 def _machine_line(doc: Mapping[str, Any]) -> str:
@@ -118,10 +160,26 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
     if any(r.get("emulation_us_per_page") for r in doc["results"]):
         notes.append("* host CPU excludes the emulated device's own work (emulation_us), "
                      "which runs on the host")
+    quiet = [f"{r['backend']} ({r.get('batching', '-')})" for r in doc["results"]
+             if r.get("writeback_expected") and not r.get("saw_writeback", True)]
+    if quiet:
+        notes.append("! no writeback: " + ", ".join(quiet) + " never wrote a page back; these "
+                     "figures measure no pressure")
+    if any((r.get("faults") or {}).get("any") for r in doc["results"]):
+        notes.append("errors: device-error rates of the raw pass (compress + decompress), the "
+                     "stack's stores and the stack's loads; every page is still verified")
+    for r in doc["results"]:
+        ov = r.get("device_overlap")
+        if ov:
+            notes.append(f"{r['backend']} ({r.get('batching', '-')}): modelled device "
+                         f"{ov['busy_us_per_page']} µs/page busy, the host waited "
+                         f"{ov['waited_us_per_page']} µs/page for it "
+                         f"({ov['hidden_share']:.0%} hidden)")
     for s in doc.get("skipped", []):
         notes.append(f"skipped {s['backend']}: {s['reason']}")
     for f in doc.get("failed", []):
-        notes.append(f"FAILED {f['backend']}: {f['error']}")
+        mode = f" ({f['batching']})" if f.get("batching") else ""
+        notes.append(f"FAILED {f['backend']}{mode} [{f.get('phase', 'run')}]: {f['error']}")
     return notes
 
 
@@ -137,11 +195,11 @@ def print_table(doc: Mapping[str, Any], console: Any = None) -> None:
     widths = [max([len(line) for line in name.split("\n")] + [len(r[i]) for r in all_rows])
               for i, (name, _) in enumerate(COLUMNS)]
     # one table when it fits, else two (speed; space and counters), else three
-    space = [0, 2, 3, *range(14, len(COLUMNS))]
+    space = [0, 1, 3, 4, *range(15, len(COLUMNS))]
     layouts = [
         [list(range(len(COLUMNS)))],
-        [[0, 1, *range(4, 14)], space],
-        [[0, 1, *range(4, 10)], [0, *range(10, 14)], space],
+        [[0, 1, 2, *range(5, 15)], space],
+        [[0, 1, 2, *range(5, 11)], [0, 1, *range(11, 15)], space],
     ]
     for groups in layouts:
         if all(sum(widths[i] + 2 for i in g) <= console.width for g in groups):
@@ -153,8 +211,10 @@ def print_table(doc: Mapping[str, Any], console: Any = None) -> None:
         for i in cols:
             name, justify = COLUMNS[i]
             table.add_column(name, justify=justify, no_wrap=True)
-        for r, row in zip(doc["results"], all_rows):
-            table.add_row(*(row[i] for i in cols), style="red" if r["mismatches"] else None)
+        for j, row in enumerate(all_rows):
+            r = doc["results"][j] if j < len(doc["results"]) else None
+            bad = r is None or r["mismatches"] or r.get("load_failures")
+            table.add_row(*(row[i] for i in cols), style="red" if bad else None)
         console.print(table)
     for note in _notes(doc):
         console.print(note, style="red" if note.startswith("FAILED") else "dim", markup=False,
@@ -178,7 +238,7 @@ def markdown(doc: Mapping[str, Any]) -> str:
     notes = _notes(doc)
     if notes:
         lines.append("")
-        lines += [f"- {n.lstrip('* ')}" if n.startswith("*") else f"- {n}" for n in notes]
+        lines += [f"- {n.lstrip('*! ')}" if n[:1] in "*!" else f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -202,8 +262,9 @@ def plot(doc: Mapping[str, Any], path: str | Path) -> Path:
     results = list(doc["results"])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    names = [r["backend"] + ("\n(modelled)" if r["time_basis"] == "modeled" else "")
-             for r in results]
+    modes = {r.get("batching") for r in results}
+    names = [r["backend"] + (f"\n{r.get('batching')}" if len(modes) > 1 else "")
+             + ("\n(modelled)" if r["time_basis"] == "modeled" else "") for r in results]
     x = np.arange(len(results))
     w = 0.38
     stack_c, raw_c, p99_c, dev_c = "#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c"

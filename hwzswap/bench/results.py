@@ -53,6 +53,7 @@ MACHINE_FIELDS: dict[str, tuple[type, ...]] = {
 
 WORKLOAD_FIELDS: dict[str, tuple[type, ...]] = {
     "name": (str,),
+    "structure": (dict,),
     "seed": (int,),
     "pages": (int,),
     "page_sha256": (str,),
@@ -64,6 +65,8 @@ WORKLOAD_FIELDS: dict[str, tuple[type, ...]] = {
 #: One entry of ``results``: key -> accepted JSON types.
 RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "backend": (str,),
+    "batching": (str,),
+    "structure": (dict,),
     "description": (str,),
     "params": (dict,),
     "time_basis": (str,),
@@ -71,6 +74,7 @@ RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "pages": (int,),
     "verified_pages": (int,),
     "mismatches": (int,),
+    "load_failures": (int,),
     "store_pages": (int,),
     "ratio": _NUM,
     "pool_density": _NUM,
@@ -91,10 +95,13 @@ RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "pool_limit_hit": (int,),
     "same_filled_pages": (int,),
     "written_back_pages": (int,),
+    "saw_writeback": (bool,),
+    "writeback_expected": (bool,),
     "swap_reads": (int,),
     "swap_writes": (int,),
     "device_us_per_page": _OPT_NUM,
     "emulation_us_per_page": _OPT_NUM,
+    "faults": (dict,),
     "counters": (dict,),
     "backend_counters": (dict,),
     "repeat": (int,),
@@ -151,6 +158,13 @@ def schema_problems(doc: Any) -> list[str]:
             out.append(f"{where}.time_basis: {r.get('time_basis')!r}")
         if r.get("time_basis") == "modeled" and not isinstance(r.get("device_us_per_page"), _NUM):
             out.append(f"{where}.device_us_per_page: a modelled backend must report it")
+        faults = r.get("faults")
+        if isinstance(faults, dict):
+            for phase, rate in (("raw", "store_error_rate"), ("raw", "load_error_rate"),
+                                ("store", "error_rate"), ("load", "error_rate")):
+                v = (faults.get(phase) or {}).get(rate)
+                if not isinstance(v, _NUM) or isinstance(v, bool):
+                    out.append(f"{where}.faults.{phase}.{rate}: missing or not a number")
     for i, s in enumerate(doc["skipped"]):
         if not (isinstance(s, dict) and isinstance(s.get("backend"), str)
                 and isinstance(s.get("reason"), str)):

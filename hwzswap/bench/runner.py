@@ -38,14 +38,22 @@ from typing import Any
 
 import numpy as np
 
-from hwzswap.backends.contract import PAGE_SIZE, Backend
+from hwzswap.backends.contract import (
+    PAGE_SIZE,
+    Backend,
+    CompressedBatch,
+    DecompressedBatch,
+    ItemStatus,
+)
 from hwzswap.bench.corpus import same_filled_mask as corpus_masks
 from hwzswap.bench.results import REJECT_REASONS, new_document
 from hwzswap.bench.workload import INVALIDATE, LOAD, STORE, Workload
 from hwzswap.errors import (
     BackendError,
     BackendUnavailableError,
+    ConfigError,
     HwzswapError,
+    InvalidParameterError,
     UnknownBackendError,
 )
 
@@ -66,7 +74,7 @@ MEASURED_COUNTERS = frozenset({"swap_io_us"})
 
 @dataclass
 class _Chunk:
-    ops: list[tuple]  # compiled stack ops
+    ops: list[tuple]  # compiled stack ops: (code, type, offset(s), page(s), folios | None)
     load_expect: list[int]  # page index each loaded page of this chunk must be, in order
     raw_stores: list[tuple[int, Any, tuple[int, ...]]]  # (code, page bytes | batch array, idxs)
     raw_loads: list[tuple[int, ...]]  # page indices of each load op (one, or a readahead batch)
@@ -114,11 +122,12 @@ def compile_workload(workload: Workload, chunk_page_ops: int = CHUNK_PAGE_OPS) -
             max_batch = max(max_batch, k)
             if k == 1:
                 item: Any = page_bytes[op.pages[0]]
-                cur.ops.append((_STORE1, op.type, op.offsets[0], item))
+                cur.ops.append((_STORE1, op.type, op.offsets[0], item, None))
             else:
                 item = pages[np.asarray(op.pages, dtype=np.intp)]
                 item.flags.writeable = False  # a backend must not write into its input
-                cur.ops.append((_STOREN, op.type, list(op.offsets), item))
+                cur.ops.append((_STOREN, op.type, list(op.offsets), item,
+                                list(op.folios) if op.folios else None))
             cur.raw_stores.append((_STORE1 if k == 1 else _STOREN, item, op.pages))
             for off, idx in zip(op.offsets, op.pages):
                 content[(op.type, off)] = idx
@@ -128,20 +137,20 @@ def compile_workload(workload: Workload, chunk_page_ops: int = CHUNK_PAGE_OPS) -
             k = len(op.offsets)
             if k == 1:
                 idx = content[(op.type, op.offsets[0])]
-                cur.ops.append((_LOAD, op.type, op.offsets[0], page_bytes[idx]))
+                cur.ops.append((_LOAD, op.type, op.offsets[0], page_bytes[idx], None))
                 cur.load_expect.append(idx)
                 cur.raw_loads.append((idx,))
             else:
                 idxs = tuple(content[(op.type, off)] for off in op.offsets)
                 cur.ops.append((_LOADN, op.type, list(op.offsets),
-                                [page_bytes[i] for i in idxs]))
+                                [page_bytes[i] for i in idxs], None))
                 cur.load_expect.extend(idxs)
                 cur.raw_loads.append(idxs)
                 max_load_batch = max(max_load_batch, k)
             loads += k
             cur.page_ops += k
         elif op.kind == INVALIDATE:
-            cur.ops.append((_INVAL, op.type, op.offsets[0], None))
+            cur.ops.append((_INVAL, op.type, op.offsets[0], None, None))
             content.pop((op.type, op.offsets[0]), None)
             invalidates += 1
             cur.page_ops += 1
@@ -185,22 +194,49 @@ def base_config(source: Any = None) -> Any:
     return load_config({} if source is None else source)
 
 
-def backend_config(base: Any, backend: Backend, workload: Workload) -> Any:
+def backend_config(base: Any, backend: Backend, workload: Workload, batching: str | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> Any:
     """``base`` with the compressor replaced by ``backend`` and the workload's overrides applied.
 
-    The workload's overrides win (a pressure workload's pool size is part of the workload); the
-    swap file is always a fresh temporary one, sized for the stream's slots.
+    The workload's overrides win (a pressure workload's pool size is part of the workload), then
+    ``overrides`` (the runner's: a pool limit sized for this backend); ``batching`` sets
+    ``zswap.batching`` (None: the base config's). The swap file is always a fresh temporary
+    one, sized for the stream's slots and pages.
     """
     from hwzswap.config import load_config
 
     d = base.to_dict()
     d["zswap"]["compressor"] = {"name": backend.name, "params": dict(backend.params)}
     _merge(d, workload.config_overrides)
+    if overrides:
+        _merge(d, overrides)
+    if batching is not None:
+        d["zswap"]["batching"] = batching
     d["swap"]["path"] = None
-    d["swap"]["nr_pages"] = max(int(d["swap"]["nr_pages"]), workload.nr_slots, 1)
+    d["swap"]["nr_pages"] = max(int(d["swap"]["nr_pages"]), workload.nr_slots,
+                                workload.nr_pages, 1)
     cfg = load_config(d)
     cfg.source = f"{base.source} + workload {workload.name!r} overrides"
     return cfg
+
+
+def resolve_batching(spec: str | Sequence[str] | None, base: Any) -> list[str]:
+    """``"page,reclaim,async"`` / a list / ``None`` (the config's ``zswap.batching``) -> modes;
+    an unknown mode is a :class:`ConfigError` naming the choices."""
+    from hwzswap.config import BATCHING_MODES
+
+    if spec is None:
+        return [base.zswap.batching]
+    modes = [m.strip() for m in spec.split(",")] if isinstance(spec, str) else list(spec)
+    modes = [m for m in modes if m]
+    if not modes:
+        raise ConfigError("--batching names no engine mode; choose from "
+                          f"{', '.join(BATCHING_MODES)}")
+    for m in modes:
+        if m not in BATCHING_MODES:
+            raise ConfigError(f"--batching: no engine mode {m!r}; choose from "
+                              f"{', '.join(BATCHING_MODES)}")
+    return list(dict.fromkeys(modes))
 
 
 # -- one backend -----------------------------------------------------------------------------
@@ -268,6 +304,7 @@ class _Meter:
         self.ldn_ns: list[int] = []  # readahead batches (swap_in_batch), of ldn_k pages
         self.ldn_k: list[int] = []
         self.inv_ns: list[int] = []
+        self.drain_ns = 0  # async mode: waiting for in-flight compression (counted as stores)
         self.raw_st_ns: list[int] = []
         self.raw_st_k: list[int] = []
         self.raw_ld_ns: list[int] = []
@@ -285,18 +322,41 @@ class _Meter:
         self.orig_bytes = 0
         self.comp_bytes = 0
         self.incompressible = 0
+        # faults, by phase: the raw pass (pages whose compress / decompress failed), the
+        # stack (calls that raised: pages of a store, pages of a load)
+        self.raw_store_errors = 0
+        self.raw_load_errors = 0
+        self.stack_store_failures = 0
+        self.stack_load_failures = 0
+        self.error_examples: list[str] = []
+        self.counters_delta: dict[str, float] = {}  # the backend's counters over the pass
+        self.wall_ns = 0  # wall time of the stack's chunks
+        self.dev_waited_us = 0.0  # modelled clock advance over the stack's chunks (host waited)
+        self.dev_busy_us = 0.0  # modelled engine-busy time over the stack's chunks
+
+    def note_error(self, phase: str, exc: BaseException) -> None:
+        if len(self.error_examples) < 5:
+            self.error_examples.append(f"{phase}: {type(exc).__name__}: {str(exc)[:160]}")
+
+
+#: A page whose compression failed in the raw pass (distinct from None: incompressible).
+_FAILED = object()
 
 
 def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tuple[int, Any]],
-                     device_us: Callable[[], float | None] | None) -> None:
+                     device_us: Callable[[], float | None] | None, drain: bool) -> None:
     """The measured loop: one perf_counter_ns pair around each frontswap call, nothing else
     inside it.
 
     Each loaded page is compared with the expected one right after its timed call and then
     dropped, as a kernel reuses the page frame; holding every page of the chunk would make
     each load fault in fresh memory and charge that to the stack. Loads that are not ``bytes``
-    equal to the expected page go to ``suspect`` (load ordinal in the chunk, data) for
-    :func:`_check_suspects`.
+    equal to the expected page go to ``suspect`` (load ordinal in the chunk, data; data None:
+    the call raised) for :func:`_check_suspects`. A call that raises a :class:`HwzswapError` (a
+    device that failed for good) is counted as a failed store or load, not fatal.
+
+    ``drain``: async mode; the chunk ends with ``system.drain()``, timed as store time, so
+    compression still in flight is counted before the clock stops.
     """
     pc = time.perf_counter_ns
     swap_out = system.swap_out
@@ -307,10 +367,15 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
     st_ns, st_k, ld_ns, inv_ns = m.st_ns, m.st_k, m.ld_ns, m.inv_ns
     nload = 0
     dev = device_us() if device_us is not None else None
-    for code, typ, arg, page in ops:
+    for code, typ, arg, page, folios in ops:
         if code == _LOAD:
             t0 = pc()
-            data = swap_in(typ, arg)
+            try:
+                data = swap_in(typ, arg)
+            except HwzswapError as exc:
+                data = None
+                m.stack_load_failures += 1
+                m.note_error("stack load", exc)
             t1 = pc()
             ld_ns.append(t1 - t0)
             if data.__class__ is not bytes or data != page:
@@ -322,7 +387,14 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
                 dev = now
         elif code == _STOREN:
             t0 = pc()
-            swap_out_batch(typ, arg, page)
+            try:
+                if folios is None:
+                    swap_out_batch(typ, arg, page)
+                else:
+                    swap_out_batch(typ, arg, page, folios=folios)
+            except HwzswapError as exc:
+                m.stack_store_failures += len(arg)
+                m.note_error("stack store", exc)
             t1 = pc()
             st_ns.append(t1 - t0)
             st_k.append(len(arg))
@@ -332,7 +404,11 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
                 dev = now
         elif code == _STORE1:
             t0 = pc()
-            swap_out(typ, arg, page)
+            try:
+                swap_out(typ, arg, page)
+            except HwzswapError as exc:
+                m.stack_store_failures += 1
+                m.note_error("stack store", exc)
             t1 = pc()
             st_ns.append(t1 - t0)
             st_k.append(1)
@@ -345,9 +421,14 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
             swap_free(typ, arg)
             t1 = pc()
             inv_ns.append(t1 - t0)
-        else:  # _LOADN: a readahead batch, one call; each page checked as a single load is
+        else:  # _LOADN: a readahead cluster, one call; each page checked as a single load is
             t0 = pc()
-            datas = swap_in_batch(typ, arg)
+            try:
+                datas = swap_in_batch(typ, arg)
+            except HwzswapError as exc:
+                datas = [None] * len(arg)
+                m.stack_load_failures += len(arg)
+                m.note_error("stack load", exc)
             t1 = pc()
             m.ldn_ns.append(t1 - t0)
             m.ldn_k.append(len(arg))
@@ -360,11 +441,65 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
                 now = device_us()
                 m.dev_load_us += now - dev
                 dev = now
+    if drain:
+        t0 = pc()
+        system.drain()
+        m.drain_ns += pc() - t0
+        if dev is not None:
+            m.dev_store_us += device_us() - dev
+
+
+def _compress_each(compress: Callable[[Any], Any], pages: list[bytes], m: _Meter) -> list[Any]:
+    """``compress`` on each page, a failed page as :data:`_FAILED` (counted)."""
+    outs: list[Any] = []
+    for p in pages:
+        try:
+            outs.append(compress(p))
+        except HwzswapError as exc:
+            outs.append(_FAILED)
+            m.raw_store_errors += 1
+            m.note_error("raw compress", exc)
+    return outs
+
+
+def _batch_items(outs: Any, n: int, m: _Meter) -> list[Any]:
+    """A ``compress_batch`` result (the old list or a :class:`CompressedBatch`) as one item per
+    page: bytes-like, None (incompressible) or :data:`_FAILED` (counted)."""
+    if isinstance(outs, CompressedBatch):
+        items: list[Any] = []
+        for i in range(len(outs)):
+            st = outs.status[i]
+            if st == ItemStatus.OK:
+                items.append(outs.item_bytes(i))
+            elif st == ItemStatus.INCOMPRESSIBLE:
+                items.append(None)
+            else:
+                items.append(_FAILED)
+                m.raw_store_errors += 1
+                if len(m.error_examples) < 5:
+                    m.error_examples.append(f"raw compress_batch item {i}: "
+                                            f"{outs.errors.get(i, 'failed')[:160]}")
+        outs = items
+    else:
+        outs = list(outs)
+        for i, o in enumerate(outs):
+            if isinstance(o, BaseException):
+                outs[i] = _FAILED
+                m.raw_store_errors += 1
+                m.note_error("raw compress_batch item", o)
+    if len(outs) != n:
+        raise BackendError(f"compress_batch returned {len(outs)} items for {n} pages")
+    return outs
 
 
 def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWorkload,
                    comp: dict[int, Any], m: _Meter) -> None:
-    """The codec alone on the chunk's pages, timed per store op / per load op like the stack."""
+    """The codec alone on the chunk's pages, timed per store op / per load op like the stack.
+
+    A device error (any :class:`HwzswapError`) is counted for its page, not fatal: a failed
+    compression leaves the page out of the ratio and of the raw loads, a failed decompression
+    is counted and not compared. An op that hits one is redone page by page (for its count),
+    inside its timing."""
     pc = time.perf_counter_ns
     compress = backend.compress
     compress_batch = backend.compress_batch
@@ -376,17 +511,29 @@ def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWor
     for code, item, idxs in chunk.raw_stores:
         if code == _STORE1:
             t0 = pc()
-            out = compress(item)
+            try:
+                out = compress(item)
+            except HwzswapError as exc:
+                out = _FAILED
+                m.raw_store_errors += 1
+                m.note_error("raw compress", exc)
             t1 = pc()
             outs: Sequence[Any] = (out,)
         elif batch:
             t0 = pc()
-            outs = compress_batch(item)
+            try:
+                res = compress_batch(item)
+            except HwzswapError as exc:
+                res = [exc] * len(idxs)
             t1 = pc()
+            outs = _batch_items(res, len(idxs), m)
         else:
             pages = [page_bytes[i] for i in idxs]
             t0 = pc()
-            outs = [compress(p) for p in pages]
+            try:
+                outs = [compress(p) for p in pages]
+            except HwzswapError:
+                outs = _compress_each(compress, pages, m)
             t1 = pc()
         raw_st_ns.append(t1 - t0)
         raw_st_k.append(len(idxs))
@@ -395,7 +542,7 @@ def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWor
     for idxs, outs in outs_all:
         for idx, out in zip(idxs, outs):
             comp[idx] = out
-            if same[idx]:
+            if same[idx] or out is _FAILED:
                 continue
             m.orig_bytes += PAGE_SIZE
             if out is None:
@@ -412,43 +559,76 @@ def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWor
         if len(idxs) == 1:
             idx = idxs[0]
             data = comp[idx]
-            if data is None:
-                continue  # the codec alone has nothing to decompress for an incompressible page
+            if data is None or data is _FAILED:
+                continue  # the codec alone has nothing to decompress for this page
             t0 = pc()
-            out = decompress(data)
+            try:
+                out = decompress(data)
+            except HwzswapError as exc:
+                out = None
+                m.raw_load_errors += 1
+                m.note_error("raw decompress", exc)
             t1 = pc()
             raw_ld_ns.append(t1 - t0)
-            if out != page_bytes[idx]:
+            if out is not None and out != page_bytes[idx]:
                 m.raw_mismatches += 1
             continue
-        todo = [i for i in idxs if comp[i] is not None]
+        todo = [i for i in idxs if comp[i] is not None and comp[i] is not _FAILED]
         if not todo:
             continue
         items = [comp[i] for i in todo]
+        ok: list[bool] | None = None
         if batch:
             t0 = pc()
-            arr = decompress_batch(items)
+            try:
+                arr = decompress_batch(items)
+            except HwzswapError as exc:
+                arr = None
+                m.note_error("raw decompress_batch", exc)
             t1 = pc()
-            outs = [row.tobytes() for row in arr]
+            if arr is None:
+                outs = [None] * len(todo)
+            elif isinstance(arr, DecompressedBatch):
+                bad = set(arr.failed())
+                outs = [None if j in bad else row.tobytes() for j, row in enumerate(arr.pages)]
+            else:
+                outs = [row.tobytes() for row in arr]
+            ok = [o is not None for o in outs]
         else:
             t0 = pc()
-            outs = [decompress(d) for d in items]
+            try:
+                outs = [decompress(d) for d in items]
+            except HwzswapError:
+                outs = []
+                for d in items:
+                    try:
+                        outs.append(decompress(d))
+                    except HwzswapError as exc:
+                        outs.append(None)
+                        m.note_error("raw decompress", exc)
             t1 = pc()
+            ok = [o is not None for o in outs]
         m.raw_ldn_ns.append(t1 - t0)
         m.raw_ldn_k.append(len(todo))
         if len(outs) != len(todo):
             m.raw_mismatches += abs(len(todo) - len(outs))
-        for idx, out in zip(todo, outs):
-            if out != page_bytes[idx]:
+        for idx, out, good in zip(todo, outs, ok):
+            if not good:
+                m.raw_load_errors += 1
+            elif out != page_bytes[idx]:
                 m.raw_mismatches += 1
 
 
 def _check_suspects(chunk: _Chunk, suspect: list[tuple[int, Any]], cw: CompiledWorkload,
                     m: _Meter) -> None:
-    """Count the chunk's verified loads; look closely at the ones the loop flagged."""
+    """Count the chunk's verified loads; look closely at the ones the loop flagged (a load that
+    raised, data None, is already counted as a failed load: neither verified nor a mismatch)."""
     page_bytes = cw.page_bytes
-    bad = 0
+    bad = failed = 0
     for nload, data in suspect:
+        if data is None:
+            failed += 1
+            continue
         idx = chunk.load_expect[nload]
         expect = page_bytes[idx]
         if type(data) is not bytes:  # another buffer type holding the right bytes is fine
@@ -466,15 +646,62 @@ def _check_suspects(chunk: _Chunk, suspect: list[tuple[int, Any]], cw: CompiledW
                 "first_differing_byte": first,
             })
     m.n_mismatch += bad
-    m.verified += len(chunk.load_expect) - bad
+    m.verified += len(chunk.load_expect) - bad - failed
 
 
-def _warm_up(backend: Backend, cw: CompiledWorkload, base: Any) -> None:
+def _unlimited_pool(workload: Workload) -> dict[str, Any]:
+    """Overrides whose pool holds every page of ``workload`` uncompressed, with slack."""
+    from hwzswap.bench.workload import _ZS_SLACK_PAGES
+
+    pool_pages = max(workload.nr_pages, workload.nr_slots) + _ZS_SLACK_PAGES
+    return {"memory": {"total_ram_mb": max(1, -(-2 * pool_pages * PAGE_SIZE // (1 << 20)))},
+            "zswap": {"max_pool_percent": 50}}
+
+
+def _store_all(system: Any, pages: np.ndarray, batch: int) -> None:
+    """Every page once, slot i <- page i, in batches (device errors are not fatal here)."""
+    n = pages.shape[0]
+    for lo in range(0, n, batch):
+        hi = min(n, lo + batch)
+        try:
+            if hi - lo > 1:
+                system.swap_out_batch(0, list(range(lo, hi)), pages[lo:hi])
+            else:
+                system.swap_out(0, lo, pages[lo].tobytes())
+        except HwzswapError:
+            pass
+
+
+def held_pool_pages(backend: Backend, cw: CompiledWorkload, base: Any, batching: str) -> int:
+    """Pool pages in use once every page of the workload is stored (slot i <- page i) with an
+    unlimited pool: what the pool actually holds for this backend, zsmalloc's slack included."""
+    from hwzswap.frontswap.system import open_zswap
+
+    wl = cw.workload
+    cfg = backend_config(base, backend, wl, batching, _unlimited_pool(wl))
+    system = open_zswap(cfg, backend=backend)
+    try:
+        for t in [0, *cw.types]:
+            if t not in system.devices:
+                system.swapon(t, max(cw.nr_slots, wl.nr_pages))
+        _store_all(system, wl.pages, SIZING_BATCH)
+        if batching == "async":
+            system.drain()
+        return int(system.stats().get("pool_pages", 0))
+    finally:
+        system.close()
+
+
+#: Pages a call when measuring what the pool holds (pool_sizing).
+SIZING_BATCH = 256
+
+
+def _warm_up(backend: Backend, cw: CompiledWorkload, cfg: Any) -> None:
     """JIT compiles, kernel builds and first-call costs happen here, not in the figures.
 
     Both read-only arrays (what the runner hands the stack) and writable ones (what the stack
     makes when it filters out same-filled pages) go through, since a JIT may specialise on
-    that; single pages go through as ``bytes``.
+    that; single pages go through as ``bytes``. Device errors are ignored here.
     """
     from hwzswap.frontswap.system import open_zswap
 
@@ -485,29 +712,36 @@ def _warm_up(backend: Backend, cw: CompiledWorkload, base: Any) -> None:
     frozen = np.array(pages[:n])
     frozen.flags.writeable = False
     for warm in (frozen, np.array(pages[:n])):
-        if k > 1 or kl > 1:
-            outs = backend.compress_batch(warm[: max(k, kl)])
-            items = [o for o in outs if o is not None]
-            if items:
-                backend.decompress_batch(items[:kl] if kl > 1 else items)
-        for i in range(min(4, n)):
-            out = backend.compress(cw.page_bytes[i])
-            if out is not None:
-                backend.decompress(out)
-        system = open_zswap(backend_config(base, backend, cw.workload), backend=backend)
         try:
-            for lo in range(0, n, k):
-                hi = min(n, lo + k)
-                if hi - lo > 1:
-                    system.swap_out_batch(0, list(range(lo, hi)), warm[lo:hi])
+            if k > 1 or kl > 1:
+                outs = backend.compress_batch(warm[: max(k, kl)])
+                items = [outs[i] for i in range(len(outs))]
+                items = [o for o in items if o is not None and not isinstance(o, BaseException)]
+                if items:
+                    backend.decompress_batch(items[:kl] if kl > 1 else items)
+            for i in range(min(4, n)):
+                out = backend.compress(cw.page_bytes[i])
+                if out is not None:
+                    backend.decompress(out)
+        except HwzswapError:
+            pass
+        system = open_zswap(cfg, backend=backend)
+        try:
+            for t in [0, *cw.types]:
+                if t not in system.devices:
+                    system.swapon(t, max(cw.nr_slots, n))
+            _store_all(system, warm, k)
+            if cfg.zswap.batching == "async":
+                system.drain()
+            try:
+                if kl > 1:
+                    for lo in range(0, n, kl):
+                        system.swap_in_batch(0, list(range(lo, min(n, lo + kl))))
                 else:
-                    system.swap_out(0, lo, cw.page_bytes[lo])
-            if kl > 1:
-                for lo in range(0, n, kl):
-                    system.swap_in_batch(0, list(range(lo, min(n, lo + kl))))
-            else:
-                for o in range(n):
-                    system.swap_in(0, o)
+                    for o in range(n):
+                        system.swap_in(0, o)
+            except HwzswapError:
+                pass
             for o in range(n):
                 system.swap_free(0, o)
         finally:
@@ -563,6 +797,7 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
     started = time.perf_counter()
     caps = backend.capabilities
     batch = bool(caps.batch)
+    drain = cfg.zswap.batching == "async"
     device_us = backend.modeled_device_us if caps.time_basis == "modeled" else None
     if device_us is not None and not isinstance(device_us(), (int, float)):
         raise BackendError(
@@ -571,6 +806,7 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
         )
     m = _Meter()
     comp: dict[int, Any] = {}
+    counters0 = _safe_counters(backend)
     system = open_zswap(cfg, backend=backend)
     try:
         for t in cw.types:
@@ -582,14 +818,21 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
             if i % 2:
                 _run_raw_chunk(backend, batch, chunk, cw, comp, m)
             suspect: list[tuple[int, Any]] = []
+            clk0 = _device_clock(backend) if device_us is not None else None
             emu0 = _emulation_us(backend)
             w0 = wtime()
             c0 = ptime()
-            _run_stack_chunk(system, chunk.ops, m, suspect, device_us)
+            _run_stack_chunk(system, chunk.ops, m, suspect, device_us, drain)
             cpu = ptime() - c0
             wall = wtime() - w0
             m.cpu_ns += cpu
+            m.wall_ns += wall
             emu1 = _emulation_us(backend)
+            if clk0 is not None:
+                clk1 = _device_clock(backend)
+                if clk1 is not None:
+                    m.dev_waited_us += clk1[0] - clk0[0]
+                    m.dev_busy_us += clk1[1] - clk0[1]
             if emu0 is not None and emu1 is not None and emu1 > emu0:
                 # emulation_us is wall time; count it as CPU at the chunk's CPU/wall ratio, so
                 # preemption on a busy machine cannot push the host figure below zero
@@ -603,7 +846,30 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
         stats = dict(system.stats())
     finally:
         system.close()
+    m.counters_delta = _counter_delta(counters0, _safe_counters(backend))
     return stats, m, time.perf_counter() - started
+
+
+def _device_clock(backend: Backend) -> tuple[float, float] | None:
+    """(device clock, device busy time) in µs, from a modelled backend's counters when it
+    reports both (``device_clock_us``, ``device_us``: the 842-nx emulation does)."""
+    c = _safe_counters(backend)
+    clock, busy = c.get("device_clock_us"), c.get("device_us")
+    if isinstance(clock, (int, float)) and isinstance(busy, (int, float)):
+        return float(clock), float(busy)
+    return None
+
+
+def _counter_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric counters of a backend that moved during a pass (after - before)."""
+    out: dict[str, float] = {}
+    for key, value in after.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        old = before.get(key, 0)
+        if isinstance(old, (int, float)) and not isinstance(old, bool) and value != old:
+            out[key] = value - old
+    return out
 
 
 def run_backend(
@@ -613,26 +879,43 @@ def run_backend(
     advance: Callable[[int], None] = lambda n: None,
     warm_up: bool = True,
     repeat: int = 1,
+    batching: str | None = None,
 ) -> dict[str, Any]:
-    """Replay the compiled stream ``repeat`` times through a fresh swap system on ``backend``;
-    one result object (timings: the median over the passes).
+    """Replay the compiled stream ``repeat`` times through a fresh swap system on ``backend``
+    in engine mode ``batching`` (None: the base config's); one result object (timings: the
+    median over the passes).
 
+    A workload with ``pool_sizing`` first has every page stored once with an unlimited pool, and
+    its pool limit set to the given share of the pool pages that took (for this backend).
     The harness's own objects (the compiled stream) are frozen out of the cyclic GC while
     measuring, so a collection's cost is that of the objects the stack creates, not ours.
     Raises whatever the stack raises (the caller records it as a failed backend).
     """
+    from hwzswap.bench.workload import pool_limit_overrides
+
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
+    mode = batching or base.zswap.batching
+    wl = cw.workload
+    sizing: dict[str, Any] | None = None
+    extra: dict[str, Any] | None = None
+    if wl.pool_sizing:
+        held = held_pool_pages(backend, cw, base, mode)
+        frac = float(wl.pool_sizing["held_fraction"])
+        extra = pool_limit_overrides(max(1, round(held * frac)))
+        sizing = {"held_fraction": frac, "held_pages": held}
+    cfg = backend_config(base, backend, wl, mode, extra)
+    if sizing is not None:
+        sizing["limit_pages"] = cfg.max_pool_pages
     if warm_up:
-        _warm_up(backend, cw, base)
-    cfg = backend_config(base, backend, cw.workload)
+        _warm_up(backend, cw, cfg)
     results = []
     gc.collect()
     gc.freeze()
     try:
         for _ in range(repeat):
             stats, m, elapsed = _one_pass(backend, cw, cfg, advance)
-            results.append(_result(backend, cw, cfg, stats, m, elapsed))
+            results.append(_result(backend, cw, cfg, stats, m, elapsed, sizing))
     finally:
         gc.unfreeze()
     return _combine(results)
@@ -642,6 +925,7 @@ def run_backend(
 TIMING_FIELDS = (
     "store_pages_per_s", "load_pages_per_s", "raw_store_pages_per_s", "raw_load_pages_per_s",
     "store_vs_raw", "load_vs_raw", "host_cpu_us_per_page", "emulation_us_per_page",
+    "wall_us_per_page", "drain_us_per_page",
 )
 _PERCENTILE_FIELDS = ("store_us", "load_us", "invalidate_us", "raw_store_us", "raw_load_us")
 
@@ -672,6 +956,8 @@ def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     out["mismatches"] = sum(r["mismatches"] for r in results)
     out["mismatch_examples"] = [e for r in results for e in r["mismatch_examples"]][:10]
     out["raw_mismatches"] = sum(r["raw_mismatches"] for r in results)
+    out["load_failures"] = sum(r["load_failures"] for r in results)
+    out["saw_writeback"] = all(r["saw_writeback"] for r in results)
     out["elapsed_s"] = round(sum(r["elapsed_s"] for r in results), 3)
     return out
 
@@ -684,11 +970,12 @@ def _rate(pages: int, ns: Iterable[int]) -> float | None:
 
 
 def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str, Any],
-            m: _Meter, elapsed: float) -> dict[str, Any]:
+            m: _Meter, elapsed: float, sizing: Mapping[str, Any] | None = None
+            ) -> dict[str, Any]:
     caps = backend.capabilities
     modeled = caps.time_basis == "modeled"
     page_moves = cw.store_pages + cw.loads
-    store_pps = _rate(cw.store_pages, m.st_ns)
+    store_pps = _rate(cw.store_pages, m.st_ns + [m.drain_ns])
     load_pps = _rate(cw.loads, m.ld_ns + m.ldn_ns)
     raw_store_pps = _rate(cw.store_pages, m.raw_st_ns)
     raw_load_pps = _rate(len(m.raw_ld_ns) + sum(m.raw_ldn_k), m.raw_ld_ns + m.raw_ldn_ns)
@@ -701,8 +988,20 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         return round(a / b, 4) if a and b else None
 
     dev_total = m.dev_store_us + m.dev_load_us
+    written_back = int(stats.get("written_back_pages", 0))
+    wl = cw.workload
+    overlap = None
+    if modeled and m.dev_busy_us > 0 and page_moves:
+        overlap = {
+            "busy_us_per_page": round(m.dev_busy_us / page_moves, 3),
+            "waited_us_per_page": round(m.dev_waited_us / page_moves, 3),
+            "hidden_share": round(max(0.0, 1.0 - m.dev_waited_us / m.dev_busy_us), 4),
+        }
     return {
         "backend": backend.name,
+        "batching": cfg.zswap.batching,
+        "async_max_batches": cfg.zswap.async_max_batches,
+        "structure": _jsonable(wl.structure),
         "description": backend.describe(),
         "params": _jsonable(backend.params),
         "time_basis": caps.time_basis,
@@ -712,7 +1011,8 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "mismatches": m.n_mismatch,
         "mismatch_examples": m.mismatches,
         "raw_mismatches": m.raw_mismatches,
-        "workload_pages": cw.workload.nr_pages,
+        "load_failures": m.stack_load_failures,
+        "workload_pages": wl.nr_pages,
         "store_pages": cw.store_pages,
         "invalidates": cw.invalidates,
         "ratio": round(m.orig_bytes / m.comp_bytes, 4) if m.comp_bytes else 1.0,
@@ -721,12 +1021,16 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "pool_density": round(at_peak / pool_bytes, 4) if pool_bytes else 0.0,
         "pool_bytes": pool_bytes,
         "compressed_bytes_at_peak": at_peak,
+        "pool_sizing": dict(sizing) if sizing else None,
         "store_pages_per_s": round(store_pps or 0.0, 1),
         "load_pages_per_s": round(load_pps, 1) if load_pps else None,
         "store_us": _percentiles(_per_page_us(m.st_ns, m.st_k)),
         "load_us": _percentiles(_load_us(m.ld_ns, m.ldn_ns, m.ldn_k)),
         "invalidate_us": _percentiles(np.asarray(m.inv_ns, dtype=np.float64) / 1000.0),
+        "drain_us_per_page": (round(m.drain_ns / 1000.0 / cw.store_pages, 3)
+                              if cw.store_pages else 0.0),
         "host_cpu_us_per_page": round(cpu_us / page_moves, 3) if page_moves else 0.0,
+        "wall_us_per_page": round(m.wall_ns / 1000.0 / page_moves, 3) if page_moves else 0.0,
         "host_cpu_excludes_emulation": m.emulation_us > 0,
         "emulation_us_per_page": (round(m.emulation_us / page_moves, 3)
                                   if m.emulation_us > 0 and page_moves else None),
@@ -739,7 +1043,9 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "rejects": _rejects(stats),
         "pool_limit_hit": int(stats.get("pool_limit_hit", 0)),
         "same_filled_pages": int(np.count_nonzero(cw.same_filled)),
-        "written_back_pages": int(stats.get("written_back_pages", 0)),
+        "written_back_pages": written_back,
+        "saw_writeback": written_back > 0,
+        "writeback_expected": expects_writeback(wl),
         "swap_reads": int(stats.get("pswpin", 0)),
         "swap_writes": int(stats.get("pswpout", 0)),
         "device_us_per_page": round(dev_total / page_moves, 3) if modeled and page_moves else None,
@@ -747,10 +1053,62 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
                                      if modeled and cw.store_pages else None),
         "device_load_us_per_page": (round(m.dev_load_us / cw.loads, 3)
                                     if modeled and cw.loads else None),
+        "device_overlap": overlap,
+        "faults": _faults(cw, stats, m),
         "counters": _jsonable(stats),
         "backend_counters": _jsonable(_safe_counters(backend)),
         "config": _jsonable(cfg.to_dict()),
         "elapsed_s": round(elapsed, 3),
+    }
+
+
+def expects_writeback(workload: Workload) -> bool:
+    """Whether the workload's pool is meant to fill (so a run without writeback measured less
+    than the workload is about): a pool sized from what it holds, or a pool limit below the
+    working set."""
+    if workload.pool_sizing:
+        return True
+    return workload.name in ("pressure", "mixed")
+
+
+#: Backend counters reported under ``faults.backend``: names that speak of failures.
+_FAULT_WORDS = ("fail", "fault", "error", "timeout", "retr", "swdecomp", "late")
+
+
+def _faults(cw: CompiledWorkload, stats: Mapping[str, Any], m: _Meter) -> dict[str, Any]:
+    """Device faults by phase: the raw pass (the codec alone), the stack's stores and loads.
+
+    A stack store error is a page zswap rejected because its compression failed
+    (``reject_compress_fail``) or a store call that raised; a stack load error is a failed
+    decompression zswap counted (``decompress_fail``) or a load call that raised (a page that
+    did not come back: ``load_failures``). Errors the engine recovered from inside one call
+    (a retried item, a software fallback) show in ``driver`` and ``backend`` (the driver's
+    counters over the pass), not as lost pages."""
+    def rate(n: int, d: int) -> float:
+        return round(n / d, 6) if d else 0.0
+
+    raw_loads = len(m.raw_ld_ns) + sum(m.raw_ldn_k)
+    st_rej = int(stats.get("reject_compress_fail", 0))
+    ld_fail = int(stats.get("decompress_fail", 0))
+    store_err = min(cw.store_pages, st_rej + m.stack_store_failures)
+    # a decompression that failed for good is in both counts: take the larger
+    load_err = min(cw.loads, max(ld_fail, m.stack_load_failures))
+    driver = stats.get("driver")
+    return {
+        "raw": {"store_errors": m.raw_store_errors, "load_errors": m.raw_load_errors,
+                "store_error_rate": rate(m.raw_store_errors, cw.store_pages),
+                "load_error_rate": rate(m.raw_load_errors, max(raw_loads, 1))},
+        "store": {"errors": store_err, "reject_compress_fail": st_rej,
+                  "failed_call_pages": m.stack_store_failures,
+                  "error_rate": rate(store_err, cw.store_pages)},
+        "load": {"errors": load_err, "decompress_fail": ld_fail,
+                 "failed_pages": m.stack_load_failures,
+                 "error_rate": rate(load_err, cw.loads)},
+        "driver": _jsonable(driver) if isinstance(driver, Mapping) else None,
+        "backend": {k: v for k, v in m.counters_delta.items()
+                    if any(w in k for w in _FAULT_WORDS)},
+        "examples": list(m.error_examples),
+        "any": bool(m.raw_store_errors or m.raw_load_errors or store_err or load_err),
     }
 
 
@@ -811,6 +1169,9 @@ class BenchRun:
     repeat: int = 1
     on_result: Callable[[dict[str, Any]], None] | None = None
     workload_extra: dict[str, Any] = field(default_factory=dict)
+    #: Engine modes (``zswap.batching``) each backend runs in, on the identical stream;
+    #: None: the config's.
+    batching: str | Sequence[str] | None = None
 
 
 def _make_backend(name: str, base: Any) -> Backend:
@@ -822,11 +1183,39 @@ def _make_backend(name: str, base: Any) -> Backend:
     return get_backend(name, **params)
 
 
+def parameter_error(exc: BaseException, name: str, base: Any) -> str:
+    """A driver's parameter error, located: the config file and the dotted key
+    (``zswap.compressor.params.<key>``) when the config names this backend."""
+    import re
+
+    comp = base.zswap.compressor
+    msg = str(exc)
+    if comp.name != name:
+        return (f"backend {name!r} with its default parameters (the config names "
+                f"{comp.name!r}, not this backend): {msg}")
+    params = dict(comp.params)
+    key = None
+    found = re.search(r"parameter '([^']+)'", msg)
+    if found and found.group(1) in params:
+        key = found.group(1)
+    else:
+        named = [k for k in params if re.search(rf"\b{re.escape(str(k))}\b", msg)]
+        key = named[0] if len(named) == 1 else None
+    where = "zswap.compressor.params" + (f".{key}" if key else "")
+    return f"{base.source}: {where}: {msg}"
+
+
 def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]:
-    """Run ``workload`` through every requested backend; return the results document."""
+    """Run ``workload`` through every requested backend in every requested engine mode; return
+    the results document.
+
+    One backend cannot end the bench: a constructor that raises anything is a ``failed`` entry
+    (phase ``constructor``; a parameter error, phase ``parameters``, names the config file and
+    the dotted key), as is a run that raises (phase ``run``); the others still run."""
     run = run or BenchRun()
     base = base_config(run.config)
     names = resolve_backend_names(run.backends)
+    modes = resolve_batching(run.batching, base)
     cw = compile_workload(workload)
     desc = workload.describe()
     desc.update(run.workload_extra)
@@ -834,6 +1223,7 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
     cfg_doc["zswap"]["compressor"] = "(each backend under test)"
     doc = new_document(desc, {"source": base.source, "base": cfg_doc,
                               "overrides": workload.config_overrides})
+    doc["batching"] = list(modes)
     with _Progress(run.progress, run.console) as progress:
         for name in names:
             try:
@@ -841,22 +1231,45 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
             except (BackendUnavailableError, UnknownBackendError) as exc:
                 doc["skipped"].append({"backend": name, "reason": str(exc)})
                 continue
-            except HwzswapError as exc:
-                doc["skipped"].append({"backend": name, "reason": f"{type(exc).__name__}: {exc}"})
+            except InvalidParameterError as exc:
+                doc["failed"].append({"backend": name, "phase": "parameters",
+                                      "error": f"{type(exc).__name__}: "
+                                               f"{parameter_error(exc, name, base)}"})
+                continue
+            except Exception as exc:  # noqa: BLE001 -- a broken driver must not end the bench
+                doc["failed"].append({"backend": name, "phase": "constructor",
+                                      "error": f"{type(exc).__name__}: {exc}"})
                 continue
             try:
-                res = run_backend(backend, cw, base,
-                                  progress.task(name, cw.page_ops * run.repeat),
-                                  warm_up=run.warm_up, repeat=run.repeat)
-            except Exception as exc:  # noqa: BLE001 -- one broken backend must not end the bench
-                doc["failed"].append({"backend": name, "error": f"{type(exc).__name__}: {exc}"})
-                continue
+                for mode in modes:
+                    label = name if len(modes) == 1 else f"{name} ({mode})"
+                    try:
+                        res = run_backend(backend, cw, base,
+                                          progress.task(label, cw.page_ops * run.repeat),
+                                          warm_up=run.warm_up, repeat=run.repeat,
+                                          batching=mode)
+                    except Exception as exc:  # noqa: BLE001 -- one broken run must not end it
+                        doc["failed"].append({"backend": name, "batching": mode, "phase": "run",
+                                              "error": f"{type(exc).__name__}: {exc}"})
+                        continue
+                    doc["results"].append(res)
+                    if run.on_result is not None:
+                        run.on_result(res)
             finally:
-                backend.close()
-            doc["results"].append(res)
-            if run.on_result is not None:
-                run.on_result(res)
+                try:
+                    backend.close()
+                except Exception as exc:  # noqa: BLE001
+                    doc["failed"].append({"backend": name, "phase": "close",
+                                          "error": f"{type(exc).__name__}: {exc}"})
     return doc
+
+
+def bench_failed(doc: Mapping[str, Any]) -> bool:
+    """Whether the bench should exit non-zero: a requested backend failed (constructor,
+    parameters, run) or lost or corrupted a page, or the codec alone did not round-trip."""
+    return bool(doc["failed"]) or any(
+        r["mismatches"] or r.get("raw_mismatches") or r.get("load_failures")
+        for r in doc["results"])
 
 
 def comparable_counters(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -867,6 +1280,11 @@ def comparable_counters(result: Mapping[str, Any]) -> dict[str, Any]:
 __all__ = [
     "CHUNK_PAGE_OPS",
     "BenchRun",
+    "bench_failed",
+    "expects_writeback",
+    "held_pool_pages",
+    "parameter_error",
+    "resolve_batching",
     "CompiledWorkload",
     "backend_config",
     "base_config",

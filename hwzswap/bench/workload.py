@@ -2,19 +2,35 @@
 
 A :class:`Workload` is the unit the bench replays through every backend: the pages (an
 ``(N, 4096)`` uint8 array), the op stream (``store`` / ``load`` / ``invalidate`` with a swap
-type, swap offsets and, for stores, indices into the page array; a load of several offsets is
-a readahead batch), the configuration overrides
-the workload needs (a pressure workload sizes the pool relative to its page count) and metadata
-(name, seed, where the pages came from).
+type, swap offsets and, for stores, indices into the page array), the configuration overrides
+the workload needs (a pressure workload sizes the pool relative to its pages) and metadata
+(name, seed, where the pages came from, the kernel structure the stream was cut into).
+
+The stream carries the kernel's structure (:data:`Workload.structure`):
+
+* a **store op is one reclaim pass**: up to ``reclaim_batch`` folios (default 32, mm/vmscan's
+  ``SWAP_CLUSTER_MAX``), one ``swap_out_batch`` call. A folio is one page or a large folio
+  (mTHP) of 2^k pages on consecutive swap slots; :attr:`Op.folios` lists the folio sizes of a
+  pass in order (empty: every page its own order-0 folio);
+* a **load op is one readahead cluster**: the faulting slot and the other live slots of its
+  aligned window of ``load_batch`` slots (default 8: ``vm.page-cluster`` 3), one
+  ``swap_in_batch`` call;
+* the **folio-size mix** (``folio_mix``) says which share of the pages sits in folios of each
+  size. The default, :data:`DEFAULT_FOLIO_MIX`, is an assumption (see its comment).
+
+``reclaim_batch=B, load_batch=1, folio_mix=1`` gives exactly the stream the generators made
+before the structure existed with ``batch=B`` (B = 32 was their default), seed for seed.
 
 Built-in generators (:data:`WORKLOADS`) build one from pages and a seed:
 
-* ``roundtrip`` -- store every page in reclaim batches of ``SWAP_CLUSTER_MAX`` (32), load every
-  page in a shuffled order (one page a load, or ``load_batch`` pages a load: readahead), then
-  invalidate every slot. The pool is sized to hold everything.
-* ``pressure`` -- a pool limit of about a quarter of the working set, so the pool fills,
-  writeback runs and loads come from the swap device; loads prefer recently loaded slots, and
-  every batch of loaded slots is reclaimed again (some with new content).
+* ``roundtrip`` -- store every page (slot i <- page i) in reclaim passes, load every slot once
+  (faults in a shuffled order, each bringing in its readahead cluster), then invalidate every
+  slot. The pool is sized to hold everything.
+* ``pressure`` -- the pool limit is a share (``pool_fraction``, 1/4) of what the pool holds
+  once every page is stored *for the backend under test* (:attr:`Workload.pool_sizing`; the
+  runner measures it), so every backend, zstd included, fills its pool and writes back; loads
+  prefer recently loaded slots, and loaded slots are reclaimed again (as order-0 folios: zswap
+  cannot swap in a large folio) in passes of ``reclaim_batch``, some with new content.
 * ``mixed`` -- interleaved stores (some onto live slots: re-stores), loads and invalidates,
   with a pool of about half the working set.
 
@@ -28,8 +44,11 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import io
 import json
 import math
+import os
+import stat
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,11 +67,27 @@ INVALIDATE = "invalidate"
 OP_KINDS = (STORE, LOAD, INVALIDATE)
 _KIND_CODE = {k: i for i, k in enumerate(OP_KINDS)}
 
-# mm/vmscan: reclaim works on lists of up to SWAP_CLUSTER_MAX pages.
+# mm/vmscan: a reclaim pass isolates up to SWAP_CLUSTER_MAX folios.
 SWAP_CLUSTER_MAX = 32
+#: vm.page-cluster's default (mm/swap.c): swap readahead reads 2^3 = 8 slots around a fault.
+PAGE_CLUSTER = 3
+DEFAULT_LOAD_BATCH = 1 << PAGE_CLUSTER
+#: The largest folio: a PMD-mapped THP, 2 MiB = 512 pages.
+MAX_FOLIO_PAGES = 512
+#: Share of *pages* in each folio size (pages per folio -> share). An assumption, not a
+#: measurement: Documentation/admin-guide/mm/transhuge.rst gives every mTHP size but the PMD one
+#: ``enabled=never`` by default, so a stock desktop kernel swaps mostly order-0 folios; where
+#: 64 KiB anonymous mTHP is switched on (OPPO deployed it on millions of Android phones, Barry
+#: Song, linux-mm, January 2024) a large share of anonymous memory is 16-page folios. No public
+#: per-order share of swapped-out pages on a desktop was found, so the default takes a quarter
+#: of the pages in 16-page folios: enough for a batch device to see folio-sized batches, most
+#: pages still order-0. ``--folio-pages`` changes it.
+DEFAULT_FOLIO_MIX: tuple[tuple[int, float], ...] = ((1, 0.75), (16, 0.25))
 
 FILE_MAGIC = b"HWZSWKLD"
-FILE_VERSION = 1
+FILE_VERSION = 2
+#: Versions this hwzswap reads: 1 (no folios, no recorded structure) and 2.
+READ_VERSIONS = (1, 2)
 FILE_FORMAT = "hwzswap-workload"
 _MIB = 1 << 20
 # zsmalloc keeps a partly filled zspage per size class: ~255 classes x up to 8 pages of slack.
@@ -62,16 +97,20 @@ _ZS_SLACK_PAGES = 255 * 8
 class Op(NamedTuple):
     """One frontswap operation.
 
-    ``offsets`` are swap slots of swap ``type``; for a store, ``pages[i]`` is the index (into
-    :attr:`Workload.pages`) of the page stored at ``offsets[i]``. A load carries one offset, or
-    several distinct ones (a readahead batch: one ``swap_in_batch``), and no page; an
-    invalidate carries exactly one offset and no page.
+    ``offsets`` are swap slots of swap ``type``; for a store (a reclaim pass), ``pages[i]`` is
+    the index (into :attr:`Workload.pages`) of the page stored at ``offsets[i]`` and ``folios``
+    the sizes in pages of the pass's folios, in order, summing to ``len(offsets)``; a folio's
+    pages are consecutive in the op and sit on consecutive slots (empty ``folios``: every page
+    is its own order-0 folio). A load carries one offset, or several distinct ones (a
+    readahead cluster: one ``swap_in_batch``), and no page; an invalidate carries exactly one
+    offset and no page.
     """
 
     kind: str
     type: int
     offsets: tuple[int, ...]
     pages: tuple[int, ...] = ()
+    folios: tuple[int, ...] = ()
 
 
 @dataclass
@@ -85,6 +124,12 @@ class Workload:
     config_overrides: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     corpus: dict[str, Any] = field(default_factory=dict)
+    #: The kernel structure the stream was cut into: ``reclaim_batch``, ``load_batch`` and
+    #: ``folio_mix`` (``[[pages, share], ...]``). Informative: the ops themselves carry it.
+    structure: dict[str, Any] = field(default_factory=dict)
+    #: ``{"held_fraction": f}``: the runner sets the pool limit to ``f`` times what the pool
+    #: holds with every page stored, measured for each backend; None: the overrides' limit.
+    pool_sizing: dict[str, Any] | None = None
 
     @property
     def nr_pages(self) -> int:
@@ -107,11 +152,17 @@ class Workload:
         """How many ops and page operations the stream holds. ``loads`` counts pages loaded;
         ``load_ops`` (the load calls) is there only when loads come in batches, so a stream of
         single loads describes itself as it always did."""
-        out = {"ops": len(self.ops), "store_pages": 0, "loads": 0, "invalidates": 0}
+        out = {"ops": len(self.ops), "store_pages": 0, "loads": 0, "invalidates": 0,
+               "folios": 0, "large_folio_pages": 0}
         load_ops = 0
         for op in self.ops:
             if op.kind == STORE:
                 out["store_pages"] += len(op.offsets)
+                if op.folios:
+                    out["folios"] += len(op.folios)
+                    out["large_folio_pages"] += sum(f for f in op.folios if f > 1)
+                else:
+                    out["folios"] += len(op.offsets)
             elif op.kind == LOAD:
                 out["loads"] += len(op.offsets)
                 load_ops += 1
@@ -132,6 +183,8 @@ class Workload:
             "corpus": dict(self.corpus),
             "params": dict(self.params),
             "config_overrides": json.loads(json.dumps(self.config_overrides)),
+            "structure": json.loads(json.dumps(self.structure)),
+            "pool_sizing": self.pool_sizing,
             "counts": self.counts(),
         }
 
@@ -163,10 +216,12 @@ class Workload:
                     raise WorkloadError(f"{where}: a store batch names one offset twice")
                 if min(op.pages) < 0 or max(op.pages) >= n:
                     raise WorkloadError(f"{where}: page index out of range 0..{n - 1}")
+                if op.folios:
+                    _check_folios(op, where)
                 live.update((op.type, o) for o in op.offsets)
                 continue
-            if op.pages:
-                raise WorkloadError(f"{where}: takes no page")
+            if op.pages or op.folios:
+                raise WorkloadError(f"{where}: takes no page and no folio")
             if op.kind == LOAD:
                 if len(set(op.offsets)) != len(op.offsets):
                     raise WorkloadError(f"{where}: a load batch names one offset twice")
@@ -186,6 +241,23 @@ class Workload:
                     "invalidated)"
                 )
             live.discard(key)
+
+
+def _check_folios(op: Op, where: str) -> None:
+    """A store's folios: sizes 1..MAX_FOLIO_PAGES summing to its page count, each on
+    consecutive slots."""
+    if sum(op.folios) != len(op.offsets) or min(op.folios) < 1 or max(op.folios) > MAX_FOLIO_PAGES:
+        raise WorkloadError(
+            f"{where}: folio sizes {list(op.folios[:8])}{'...' if len(op.folios) > 8 else ''} "
+            f"must each be 1..{MAX_FOLIO_PAGES} pages and sum to its {len(op.offsets)} pages"
+        )
+    pos = 0
+    for size in op.folios:
+        first = op.offsets[pos]
+        if op.offsets[pos:pos + size] != tuple(range(first, first + size)):
+            raise WorkloadError(f"{where}: the {size}-page folio at slot {first} is not on "
+                                "consecutive slots")
+        pos += size
 
 
 # -- deterministic PRNG ---------------------------------------------------------------------
@@ -285,9 +357,20 @@ def _pool_overrides(n: int, pool_fraction: float) -> dict[str, Any]:
     }
 
 
-def _batches(offsets: list[int], batch: int) -> Iterable[list[int]]:
-    for i in range(0, len(offsets), batch):
-        yield offsets[i : i + batch]
+def pool_limit_overrides(limit_pages: int) -> dict[str, Any]:
+    """``memory.total_ram_mb`` and ``zswap.max_pool_percent`` whose limit
+    (``total_ram_pages * percent // 100``, as the kernel) comes closest to ``limit_pages``."""
+    per_mb = _MIB // PAGE_SIZE
+    target = max(1, int(limit_pages))
+    low = max(1, math.ceil(target / per_mb))  # the smallest RAM whose 100 % holds the target
+    best: tuple[int, int, int] | None = None
+    for mb in range(low, 4 * low + 4):
+        pct = min(100, max(1, round(100 * target / (mb * per_mb))))
+        err = abs(mb * per_mb * pct // 100 - target)
+        if best is None or err < best[0]:
+            best = (err, mb, pct)
+    assert best is not None
+    return {"memory": {"total_ram_mb": best[1]}, "zswap": {"max_pool_percent": best[2]}}
 
 
 def _positive(name: str, what: str, value: Any) -> int:
@@ -297,24 +380,164 @@ def _positive(name: str, what: str, value: Any) -> int:
     return value
 
 
-def gen_roundtrip(
-    n: int, seed: int, batch: int = SWAP_CLUSTER_MAX, load_batch: int = 1
-) -> tuple[list[Op], dict]:
-    """Store all ``n`` pages (slot i <- page i) in reclaim batches, load them all in a shuffled
-    order, invalidate every slot. The pool can hold the whole working set uncompressed (plus
-    zsmalloc's per-class slack), so nothing is written back: codec and framework cost only.
+def parse_folio_mix(spec: Any, name: str = "folio_mix") -> tuple[tuple[int, float], ...]:
+    """A folio-size mix -> ``((pages, share), ...)`` sorted by size, shares summing to 1.
 
-    ``load_batch`` > 1 cuts the shuffled load order into batches of that many slots, each one
-    load op (a readahead batch, the kernel's ``vm.page-cluster``; the last may be shorter).
-    The order itself does not depend on it, so ``load_batch`` 1 is the stream of single loads
-    the workload always had."""
-    _positive("roundtrip", "batch", batch)
-    _positive("roundtrip", "load_batch", load_batch)
+    Accepts ``"16"`` (every folio 16 pages), ``"1:3,16:1"`` (weights by pages), an int, a
+    mapping ``{pages: weight}`` or pairs ``[[pages, weight], ...]`` (as a workload file keeps
+    it). Sizes are powers of two from 1 to :data:`MAX_FOLIO_PAGES`, as the kernel's folios.
+    """
+    def bad(why: str) -> WorkloadError:
+        return WorkloadError(f"{name}: {why}; give sizes in pages, optionally weighted by pages, "
+                             f"e.g. 1, 16 or 1:3,16:1")
+
+    pairs: list[tuple[Any, Any]]
+    if isinstance(spec, str):
+        pairs = []
+        for part in spec.split(","):
+            size, _, weight = part.strip().partition(":")
+            try:
+                pairs.append((int(size), float(weight) if weight else 1.0))
+            except ValueError:
+                raise bad(f"cannot read {part.strip()!r}") from None
+    elif spec.__class__ is int:
+        pairs = [(spec, 1.0)]
+    elif isinstance(spec, Mapping):
+        pairs = list(spec.items())
+    elif isinstance(spec, (list, tuple)):
+        try:
+            pairs = [(a, b) for a, b in spec]
+        except (TypeError, ValueError):
+            raise bad(f"{spec!r:.80} is not a list of (pages, weight) pairs") from None
+    else:
+        raise bad(f"{type(spec).__name__} is not a folio mix")
+    if not pairs:
+        raise bad("no folio size given")
+    mix: dict[int, float] = {}
+    for size, weight in pairs:
+        try:
+            size_i = int(size) if not isinstance(size, bool) else -1
+        except (TypeError, ValueError):
+            raise bad(f"folio size {size!r:.40} is not a whole number") from None
+        if str(size_i) != str(size).strip() or size_i < 1 or size_i > MAX_FOLIO_PAGES \
+                or size_i & (size_i - 1):
+            raise bad(f"folio size {size!r:.40} is not a power of two from 1 to "
+                      f"{MAX_FOLIO_PAGES}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) \
+                or not math.isfinite(weight) or weight < 0:
+            raise bad(f"weight {weight!r:.40} of size {size_i} is not a finite number >= 0")
+        mix[size_i] = mix.get(size_i, 0.0) + float(weight)
+    total = sum(mix.values())
+    if total <= 0:
+        raise bad("every weight is 0")
+    return tuple((size, round(w / total, 6)) for size, w in sorted(mix.items()) if w > 0)
+
+
+def _mix_json(mix: tuple[tuple[int, float], ...]) -> list[list[Any]]:
+    return [[size, share] for size, share in mix]
+
+
+def _pick_size(mix: tuple[tuple[int, float], ...], rng: SplitMix64) -> int:
+    """One folio size drawn by page share (no draw when the mix has one size)."""
+    if len(mix) == 1:
+        return mix[0][0]
+    r = rng.random()
+    acc = 0.0
+    for size, share in mix:
+        acc += share
+        if r < acc:
+            return size
+    return mix[-1][0]
+
+
+def folio_layout(n: int, mix: tuple[tuple[int, float], ...], rng: SplitMix64) -> list[int]:
+    """Folio sizes covering slots 0..n-1 in order: each aligned block of the mix's largest size
+    L becomes folios of one size drawn by page share (so each size gets its share of the pages);
+    the last ``n % L`` slots are order-0."""
+    big = max(size for size, _ in mix)
+    out: list[int] = []
+    for _ in range(n // big):
+        size = _pick_size(mix, rng)
+        out += [size] * (big // size)
+    out += [1] * (n - sum(out))
+    return out
+
+
+def _store_passes(offsets: list[int], content: list[int], sizes: list[int],
+                  reclaim_batch: int) -> list[Op]:
+    """Reclaim passes of up to ``reclaim_batch`` folios over ``offsets`` (folio sizes
+    ``sizes``, in order); ``content[i]`` is the page stored at ``offsets[i]``."""
+    ops = []
+    pos = 0
+    for i in range(0, len(sizes), reclaim_batch):
+        group = sizes[i : i + reclaim_batch]
+        k = sum(group)
+        folios = tuple(group) if any(s != 1 for s in group) else ()
+        ops.append(Op(STORE, 0, tuple(offsets[pos : pos + k]), tuple(content[pos : pos + k]),
+                      folios))
+        pos += k
+    return ops
+
+
+def _window(off: int, load_batch: int, limit: int) -> range:
+    """The aligned readahead window of ``load_batch`` slots around ``off`` (within 0..limit-1),
+    as swap_cluster_readahead reads it."""
+    start = off - off % load_batch
+    return range(start, min(start + load_batch, limit))
+
+
+def _structure(reclaim_batch: int, load_batch: int,
+               mix: tuple[tuple[int, float], ...]) -> dict[str, Any]:
+    return {"reclaim_batch": reclaim_batch, "load_batch": load_batch,
+            "folio_mix": _mix_json(mix)}
+
+
+def _check_structure(name: str, reclaim_batch: int, load_batch: int,
+                     folio_mix: Any) -> tuple[tuple[int, float], ...]:
+    _positive(name, "reclaim_batch", reclaim_batch)
+    _positive(name, "load_batch", load_batch)
+    return parse_folio_mix(folio_mix, f"workload {name!r}: folio_mix")
+
+
+def _initial_stores(n: int, seed: int, reclaim_batch: int,
+                    mix: tuple[tuple[int, float], ...]) -> list[Op]:
+    """Slot i <- page i for every page, in reclaim passes of folios (the folio layout draws
+    from its own stream, so the rest of a stream does not depend on the mix)."""
+    sizes = folio_layout(n, mix, _seed_rng(seed, "folios"))
+    return _store_passes(list(range(n)), list(range(n)), sizes, reclaim_batch)
+
+
+GenResult = tuple[list[Op], dict[str, Any], dict[str, Any]]
+
+
+def gen_roundtrip(
+    n: int, seed: int, reclaim_batch: int = SWAP_CLUSTER_MAX,
+    load_batch: int = DEFAULT_LOAD_BATCH, folio_mix: Any = DEFAULT_FOLIO_MIX,
+) -> GenResult:
+    """Store all ``n`` pages (slot i <- page i) in reclaim passes of folios, fault every slot in
+    a shuffled order (a fault on a slot already read in by an earlier cluster is a swap-cache
+    hit: no op), each fault loading its readahead cluster, then invalidate every slot. The pool
+    can hold the whole working set uncompressed (plus zsmalloc's per-class slack), so nothing
+    is written back: codec and framework cost only.
+
+    Every slot is loaded exactly once; with ``load_batch`` 1 the loads are the shuffled order
+    one slot at a time, the stream the workload always had."""
+    mix = _check_structure("roundtrip", reclaim_batch, load_batch, folio_mix)
     rng = _seed_rng(seed, "roundtrip")
-    ops = [Op(STORE, 0, tuple(b), tuple(b)) for b in _batches(list(range(n)), batch)]
+    ops = _initial_stores(n, seed, reclaim_batch, mix)
     order = list(range(n))
     rng.shuffle(order)
-    ops += [Op(LOAD, 0, tuple(b)) for b in _batches(order, load_batch)]
+    if load_batch == 1:
+        ops += [Op(LOAD, 0, (o,)) for o in order]
+    else:
+        loaded = bytearray(n)
+        for o in order:
+            if loaded[o]:
+                continue
+            win = tuple(s for s in _window(o, load_batch, n) if not loaded[s])
+            for s in win:
+                loaded[s] = 1
+            ops.append(Op(LOAD, 0, win))
     ops += [Op(INVALIDATE, 0, (o,)) for o in range(n)]
     # The limit must never be reached: room for every page uncompressed plus a partly used
     # zspage (up to 8 pages) in each of zsmalloc's ~255 size classes, at 50% of total RAM.
@@ -324,88 +547,150 @@ def gen_roundtrip(
         "zswap": {"max_pool_percent": 50},
         "swap": {"nr_pages": n},
     }
-    return ops, overrides
+    return ops, overrides, {"structure": _structure(reclaim_batch, load_batch, mix)}
 
 
 def gen_pressure(
     n: int,
     seed: int,
-    batch: int = SWAP_CLUSTER_MAX,
+    reclaim_batch: int = SWAP_CLUSTER_MAX,
+    load_batch: int = DEFAULT_LOAD_BATCH,
+    folio_mix: Any = DEFAULT_FOLIO_MIX,
     pool_fraction: float = 0.25,
     window: int = 64,
     reuse: float = 0.5,
     dirty: float = 0.25,
-) -> tuple[list[Op], dict]:
-    """Fill a pool of ~``pool_fraction`` of the working set, then ``n`` loads where a share
-    ``reuse`` goes to the ``window`` most recently loaded slots; after every ``batch`` loads
-    the distinct slots just loaded are reclaimed again (invalidate + store, a share ``dirty``
-    of them with new content). Everything is invalidated at the end."""
+) -> GenResult:
+    """Store every page in reclaim passes of folios; then faults until ``n`` pages are loaded,
+    a share ``reuse`` of them on one of the ``window`` most recently faulted slots, each loading
+    its readahead cluster; once ``reclaim_batch`` distinct slots have been loaded they are
+    reclaimed again (invalidate + store, a share ``dirty`` with new content) as order-0 folios
+    (pages swapped in from zswap come back order-0). Everything is invalidated at the end.
+
+    The pool limit is ``pool_fraction`` of what the pool holds with every page stored, measured
+    for each backend by the runner (``pool_sizing``); the overrides' limit of ``pool_fraction``
+    of the working set is what a runner without that measurement uses."""
+    mix = _check_structure("pressure", reclaim_batch, load_batch, folio_mix)
+    if not (isinstance(pool_fraction, (int, float)) and 0 < pool_fraction <= 1):
+        raise WorkloadError(f"workload 'pressure': pool_fraction must be in (0, 1], got "
+                            f"{pool_fraction!r}")
     rng = _seed_rng(seed, "pressure")
-    ops = [Op(STORE, 0, tuple(b), tuple(b)) for b in _batches(list(range(n)), batch)]
+    ops = _initial_stores(n, seed, reclaim_batch, mix)
     content = list(range(n))  # page index each slot holds
     recent: list[int] = []
     pending: dict[int, None] = {}  # loaded since the last re-store, in order, distinct
-    for _ in range(n):
+    loaded = 0
+    while loaded < n:
         if recent and rng.random() < reuse:
             off = recent[rng.below(len(recent))]
         else:
             off = rng.below(n)
-        ops.append(Op(LOAD, 0, (off,)))
+        slots = (off,) if load_batch == 1 else tuple(_window(off, load_batch, n))
+        ops.append(Op(LOAD, 0, slots))
+        loaded += len(slots)
         recent.append(off)
         if len(recent) > window:
             del recent[0]
-        pending[off] = None
-        if len(pending) >= batch:
-            offs = tuple(pending)
+        for s in slots:
+            pending[s] = None
+        if len(pending) >= reclaim_batch:
+            offs_all = tuple(pending)
             pending.clear()
-            ops += [Op(INVALIDATE, 0, (o,)) for o in offs]
-            for o in offs:
-                if rng.random() < dirty:
-                    content[o] = rng.below(n)
-            ops.append(Op(STORE, 0, offs, tuple(content[o] for o in offs)))
+            for i in range(0, len(offs_all), reclaim_batch):
+                offs = offs_all[i : i + reclaim_batch]
+                ops += [Op(INVALIDATE, 0, (o,)) for o in offs]
+                for o in offs:
+                    if rng.random() < dirty:
+                        content[o] = rng.below(n)
+                ops.append(Op(STORE, 0, offs, tuple(content[o] for o in offs)))
     ops += [Op(INVALIDATE, 0, (o,)) for o in range(n)]
-    return ops, _pool_overrides(n, pool_fraction)
+    return ops, _pool_overrides(n, pool_fraction), {
+        "structure": _structure(reclaim_batch, load_batch, mix),
+        "pool_sizing": {"held_fraction": float(pool_fraction)},
+    }
 
 
 def gen_mixed(
     n: int,
     seed: int,
-    batch: int = SWAP_CLUSTER_MAX,
+    reclaim_batch: int = SWAP_CLUSTER_MAX,
+    load_batch: int = DEFAULT_LOAD_BATCH,
+    folio_mix: Any = DEFAULT_FOLIO_MIX,
     pool_fraction: float = 0.5,
     page_ops: int | None = None,
     store_share: float = 0.4,
     load_share: float = 0.4,
-) -> tuple[list[Op], dict]:
-    """Random interleaving over ``n`` slots: stores of 1..``batch`` random slots (live ones are
-    re-stores) with random pages, loads and invalidates of random live slots, until about
-    ``page_ops`` (default ``3 n``) page operations, of which about ``store_share`` are stored
-    pages, ``load_share`` loads and the rest invalidates (so about half the slots are live).
-    Every live slot is invalidated at the end."""
+) -> GenResult:
+    """Random interleaving over ``n`` slots: reclaim passes of 1..``reclaim_batch`` folios on
+    random slots (a large folio on an aligned run of slots; live slots are re-stores) with
+    random pages, faults on random live slots (each loading the live slots of its readahead
+    cluster) and invalidates of random live slots, until about ``page_ops`` (default ``3 n``)
+    page operations, of which about ``store_share`` are stored pages, ``load_share`` loads and
+    the rest invalidates. Every live slot is invalidated at the end."""
+    mix = _check_structure("mixed", reclaim_batch, load_batch, folio_mix)
     rng = _seed_rng(seed, "mixed")
     budget = 3 * n if page_ops is None else page_ops
-    max_k = min(batch, n)
+    max_k = min(reclaim_batch, n)
+    order0 = all(size == 1 for size, _ in mix)
+    # mean pages of a folio drawn by page share: 1 / sum(share / size)
+    mean_folio = 1.0 / sum(share / size for size, share in mix)
+    # a folio's size drawn per folio: size s with probability (share_s / s) * mean_folio
+    per_folio = tuple((size, share / size * mean_folio) for size, share in mix)
     # per-op probability of a store so that stored *pages* make up store_share of page ops
-    w_store = store_share / ((1 + max_k) / 2)
-    w_total = w_store + load_share + (1.0 - store_share - load_share)
-    p_store, p_load = w_store / w_total, load_share / w_total
+    w_store = store_share / ((1 + max_k) / 2 * (1.0 if order0 else mean_folio))
+    # and of a load, so that loaded pages make up load_share: a readahead cluster brings in
+    # the live slots of its window, about half of them (about half the slots are live)
+    w_load = load_share / (1.0 if load_batch == 1 else 1 + (load_batch - 1) / 2)
+    w_total = w_store + w_load + (1.0 - store_share - load_share)
+    p_store, p_load = w_store / w_total, w_load / w_total
     live: list[int] = []
     where: dict[int, int] = {}
     ops: list[Op] = []
     done = 0
+
+    def make_live(o: int) -> None:
+        if o not in where:
+            where[o] = len(live)
+            live.append(o)
+
     while done < budget:
         r = rng.random()
         if not live or r < p_store:
             k = 1 + rng.below(max_k)
-            offs = tuple(rng.sample(n, k))
-            ops.append(Op(STORE, 0, offs, tuple(rng.below(n) for _ in offs)))
+            if order0:
+                offs = tuple(rng.sample(n, k))
+                ops.append(Op(STORE, 0, offs, tuple(rng.below(n) for _ in offs)))
+            else:
+                offs_l: list[int] = []
+                sizes: list[int] = []
+                taken: set[int] = set()
+                for _ in range(k):
+                    size = _pick_size(per_folio, rng)
+                    if size > n:
+                        size = 1
+                    for _try in range(8):
+                        start = rng.below(n // size) * size
+                        if not taken.intersection(range(start, start + size)):
+                            break
+                    else:
+                        continue  # no free aligned run for this folio: the pass has one fewer
+                    taken.update(range(start, start + size))
+                    offs_l += range(start, start + size)
+                    sizes.append(size)
+                offs = tuple(offs_l)
+                folios = tuple(sizes) if any(s != 1 for s in sizes) else ()
+                ops.append(Op(STORE, 0, offs, tuple(rng.below(n) for _ in offs), folios))
             for o in offs:
-                if o not in where:
-                    where[o] = len(live)
-                    live.append(o)
-            done += k
+                make_live(o)
+            done += len(offs)
         elif r < p_store + p_load:
-            ops.append(Op(LOAD, 0, (live[rng.below(len(live))],)))
-            done += 1
+            off = live[rng.below(len(live))]
+            if load_batch == 1:
+                slots: tuple[int, ...] = (off,)
+            else:
+                slots = tuple(s for s in _window(off, load_batch, n) if s in where)
+            ops.append(Op(LOAD, 0, slots))
+            done += len(slots)
         else:
             off = live[rng.below(len(live))]
             ops.append(Op(INVALIDATE, 0, (off,)))
@@ -416,10 +701,11 @@ def gen_mixed(
                 where[last] = i
             done += 1
     ops += [Op(INVALIDATE, 0, (o,)) for o in sorted(live)]
-    return ops, _pool_overrides(n, pool_fraction)
+    return ops, _pool_overrides(n, pool_fraction), {
+        "structure": _structure(reclaim_batch, load_batch, mix)}
 
 
-Generator = Callable[..., tuple[list[Op], dict]]
+Generator = Callable[..., GenResult]
 
 WORKLOADS: dict[str, Generator] = {
     "roundtrip": gen_roundtrip,
@@ -435,7 +721,11 @@ def build_workload(
     corpus: Mapping[str, Any] | None = None,
     **params: Any,
 ) -> Workload:
-    """Run the built-in generator ``name`` over ``pages`` (all of them) with ``seed``."""
+    """Run the built-in generator ``name`` over ``pages`` (all of them) with ``seed``.
+
+    ``params`` are the generator's keyword parameters (``reclaim_batch``, ``load_batch``,
+    ``folio_mix`` and the workload's own); they are recorded as given, and the structure the
+    stream was cut into is recorded in full in :attr:`Workload.structure`."""
     try:
         gen = WORKLOADS[name]
     except KeyError:
@@ -453,15 +743,20 @@ def build_workload(
             f"workload {name!r} has no parameter {unknown[0]!r}; its parameters: "
             f"{', '.join(known)}"
         )
-    ops, overrides = gen(n, seed, **params)
+    ops, overrides, meta = gen(n, seed, **params)
+    recorded = dict(params)
+    if "folio_mix" in recorded:  # JSON-able and canonical, as a workload file keeps it
+        recorded["folio_mix"] = _mix_json(parse_folio_mix(recorded["folio_mix"]))
     wl = Workload(
         name=name,
         seed=seed,
         pages=np.ascontiguousarray(pages, dtype=np.uint8),
         ops=ops,
         config_overrides=overrides,
-        params=dict(params),
+        params=recorded,
         corpus=dict(corpus or {}),
+        structure=meta["structure"],
+        pool_sizing=meta.get("pool_sizing"),
     )
     wl.validate()
     return wl
@@ -471,6 +766,7 @@ def build_workload(
 
 
 def _encode_ops(ops: list[Op]) -> bytes:
+    """The ops section (the same bytes in versions 1 and 2): kinds, types, offsets, pages."""
     table = np.empty((len(ops), 3), dtype="<i4")
     offsets: list[int] = []
     page_idx: list[int] = []
@@ -485,6 +781,14 @@ def _encode_ops(ops: list[Op]) -> bytes:
     )
 
 
+def _encode_folios(ops: list[Op]) -> bytes:
+    """The folios section (version 2): per op its number of folios (0: none recorded, every
+    page order-0), then every recorded folio size in order."""
+    counts = np.asarray([len(op.folios) for op in ops], dtype="<i4")
+    sizes = np.asarray([f for op in ops for f in op.folios], dtype="<i4")
+    return counts.tobytes() + sizes.tobytes()
+
+
 def _decode_ops(raw: bytes, count: int, entries: int, src: str) -> list[Op]:
     want = count * 12 + entries * 8
     if len(raw) != want:
@@ -493,7 +797,9 @@ def _decode_ops(raw: bytes, count: int, entries: int, src: str) -> list[Op]:
     offsets = np.frombuffer(raw, dtype="<u4", count=entries, offset=count * 12).tolist()
     page_idx = np.frombuffer(raw, dtype="<i4", count=entries, offset=count * 12 + entries * 4)
     page_idx = page_idx.tolist()
-    if int(table[:, 2].sum()) != entries or (count and int(table[:, 2].min()) < 1):
+    if count and int(table[:, 2].min()) < 1:
+        raise WorkloadError(f"{src}: op table entry counts do not add up to {entries}")
+    if int(table[:, 2].astype(np.int64).sum()) != entries:
         raise WorkloadError(f"{src}: op table entry counts do not add up to {entries}")
     ops = []
     pos = 0
@@ -508,8 +814,28 @@ def _decode_ops(raw: bytes, count: int, entries: int, src: str) -> list[Op]:
     return ops
 
 
+def _decode_folios(raw: bytes, ops: list[Op], src: str) -> list[Op]:
+    count = len(ops)
+    if len(raw) < count * 4 or len(raw) % 4:
+        raise WorkloadError(f"{src}: the folios section is {len(raw)} bytes, too short for "
+                            f"{count} ops")
+    counts = np.frombuffer(raw, dtype="<i4", count=count)
+    sizes = np.frombuffer(raw, dtype="<i4", offset=count * 4).tolist()
+    if count and int(counts.min()) < 0 or int(counts.astype(np.int64).sum()) != len(sizes):
+        raise WorkloadError(f"{src}: the folios section's counts do not add up to its "
+                            f"{len(sizes)} folio sizes")
+    out = []
+    pos = 0
+    for op, k in zip(ops, counts.tolist()):
+        if k:
+            op = op._replace(folios=tuple(sizes[pos : pos + k]))
+            pos += k
+        out.append(op)
+    return out
+
+
 def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path:
-    """Write ``workload`` as a self-contained workload file (see ``docs/bench.md``).
+    """Write ``workload`` as a self-contained workload file (version 2, see ``docs/bench.md``).
 
     The file is written to a temporary name and renamed, so a failed write never leaves a
     truncated workload behind.
@@ -519,10 +845,10 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
     workload.validate()
     path = Path(path)
     cctx = zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=True)
-    ops_raw = _encode_ops(workload.ops)
     sections = {
-        "ops": cctx.compress(ops_raw),
+        "ops": cctx.compress(_encode_ops(workload.ops)),
         "pages": cctx.compress(np.ascontiguousarray(workload.pages).tobytes()),
+        "folios": cctx.compress(_encode_folios(workload.ops)),
     }
     layout = {}
     pos = 0
@@ -546,10 +872,13 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
         "page_sha256": workload.page_hash(),
         "corpus": workload.corpus,
         "params": workload.params,
+        "structure": workload.structure,
+        "pool_sizing": workload.pool_sizing,
         "config_overrides": workload.config_overrides,
         "nr_slots": workload.nr_slots,
         "types": workload.types,
-        "ops": {"entries": sum(len(op.offsets) for op in workload.ops), **counts},
+        "ops": {"entries": sum(len(op.offsets) for op in workload.ops),
+                "folio_sizes": sum(len(op.folios) for op in workload.ops), **counts},
         "sections": layout,
         "generator": f"hwzswap {__version__}",
     }
@@ -567,11 +896,36 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
     return path
 
 
+def _open_regular(path: Path) -> Any:
+    """Open ``path`` for reading if it is a regular file; a FIFO or device would block or
+    never end, so it is refused without blocking (``O_NONBLOCK``, then ``fstat``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise WorkloadError(f"{path}: cannot read the workload file: {exc.strerror}") from exc
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise WorkloadError(f"{path}: not a regular file; a workload file is written by "
+                            "`hwzswap record`")
+    return f
+
+
+def _whole_number(value: Any, what: str, src: Path, limit: int) -> int:
+    """A header number that must be a whole number in 0..limit (bounded, so a damaged header
+    gives a clear error rather than an overflow or a huge allocation)."""
+    if value.__class__ is not int or not 0 <= value <= limit:
+        raise WorkloadError(f"{src}: header field {what} is {str(value)[:40]!r}; expected a whole "
+                            f"number from 0 to {limit} (file damaged?)")
+    return value
+
+
 def read_header(path: str | Path) -> tuple[dict[str, Any], int]:
     """The parsed header of a workload file and where its data area starts."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
             fixed = f.read(16)
             if len(fixed) < 16 or fixed[:8] != FILE_MAGIC:
                 raise WorkloadError(
@@ -579,63 +933,119 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], int]:
                     "record one with `hwzswap record`"
                 )
             version, head_len = struct.unpack("<II", fixed[8:])
-            if version != FILE_VERSION:
+            if version not in READ_VERSIONS:
                 raise WorkloadError(
-                    f"{path}: workload file version {version}; this hwzswap reads version "
-                    f"{FILE_VERSION}"
+                    f"{path}: workload file version {version}; this hwzswap reads versions "
+                    f"{', '.join(map(str, READ_VERSIONS))}"
                 )
+            if head_len > size - 16:
+                raise WorkloadError(f"{path}: the header is truncated ({head_len} bytes "
+                                    f"announced, {size - 16} in the file)")
             head = f.read(head_len)
     except OSError as exc:
         raise WorkloadError(f"{path}: cannot read the workload file: {exc.strerror}") from exc
     try:
         header = json.loads(head)
-    except ValueError as exc:
-        raise WorkloadError(f"{path}: the header is not valid JSON ({exc}); file damaged?") from exc
+    except (ValueError, RecursionError) as exc:
+        raise WorkloadError(f"{path}: the header is not valid JSON ({str(exc)[:80]}); file "
+                            "damaged?") from None
     if not isinstance(header, dict) or header.get("format") != FILE_FORMAT:
         raise WorkloadError(f"{path}: header does not describe a {FILE_FORMAT}")
+    if header.get("version") != version:
+        raise WorkloadError(f"{path}: header version {str(header.get('version'))[:20]} does "
+                            f"not match the file's version {version}")
     return header, 16 + head_len
 
 
+def _inflate(blob: bytes, expect: int, key: str, src: Path) -> bytes:
+    """Decompress one section, reading at most ``expect`` + 1 bytes (a damaged frame cannot
+    make it allocate more than the header announced)."""
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob)) as r:
+            out = r.read(expect + 1)
+    except zstandard.ZstdError as exc:
+        raise WorkloadError(f"{src}: the {key} section does not decompress ({exc})") from None
+    if len(out) != expect:
+        raise WorkloadError(f"{src}: the {key} section holds {len(out)}"
+                            f"{'+' if len(out) > expect else ''} bytes, the header says {expect}")
+    return out
+
+
 def load_workload(path: str | Path) -> Workload:
-    """Read and verify a workload file (checksums, counts, replayability)."""
+    """Read and verify a workload file, version 1 or 2 (checksums, counts, replayability)."""
     path = Path(path)
     header, data_start = read_header(path)
-    src = str(path)
+    src = path
     try:
+        version = header["version"]
         sections = header["sections"]
-        n = int(header["pages"])
-        blobs = {}
-        with open(path, "rb") as f:
-            for key in ("ops", "pages"):
+        if not isinstance(sections, dict):
+            raise WorkloadError(f"{src}: header field sections is not an object")
+        with _open_regular(path) as f:
+            data_size = os.fstat(f.fileno()).st_size - data_start
+            n = _whole_number(header["pages"], "pages", src, data_size * 1024 + 1024)
+            ops_hdr = header["ops"]
+            if not isinstance(ops_hdr, dict):
+                raise WorkloadError(f"{src}: header field ops is not an object")
+            # a zstd frame expands at most ~ 32 KiB per byte here; bound every count by that
+            bound = max(1 << 20, data_size << 15)
+            count = _whole_number(ops_hdr["count"], "ops.count", src, bound)
+            entries = _whole_number(ops_hdr["entries"], "ops.entries", src, bound)
+            expect = {"ops": count * 12 + entries * 8, "pages": n * PAGE_SIZE}
+            if version >= 2:
+                nfol = _whole_number(ops_hdr["folio_sizes"], "ops.folio_sizes", src, bound)
+                expect["folios"] = (count + nfol) * 4
+            blobs = {}
+            for key, want in expect.items():
                 sec = sections[key]
-                f.seek(data_start + int(sec["offset"]))
-                blob = f.read(int(sec["length"]))
-                if len(blob) != int(sec["length"]):
+                if not isinstance(sec, dict):
+                    raise WorkloadError(f"{src}: header field sections.{key} is not an object")
+                off = _whole_number(sec["offset"], f"sections.{key}.offset", src, 1 << 62)
+                length = _whole_number(sec["length"], f"sections.{key}.length", src, 1 << 62)
+                if off + length > data_size:
+                    raise WorkloadError(f"{src}: the {key} section is truncated")
+                f.seek(data_start + off)
+                blob = f.read(length)
+                if len(blob) != length:
                     raise WorkloadError(f"{src}: the {key} section is truncated")
                 if hashlib.sha256(blob).hexdigest() != sec["sha256"]:
                     raise WorkloadError(f"{src}: the {key} section fails its sha256 check")
-                blobs[key] = zstandard.ZstdDecompressor().decompress(blob)
-        ops = _decode_ops(
-            blobs["ops"], int(header["ops"]["count"]), int(header["ops"]["entries"]), src
-        )
-        raw_pages = blobs["pages"]
-        if len(raw_pages) != n * PAGE_SIZE or int(header.get("page_size", 0)) != PAGE_SIZE:
-            raise WorkloadError(f"{src}: page section holds {len(raw_pages)} bytes, header "
-                                f"says {n} pages of {PAGE_SIZE}")
-        pages = np.frombuffer(raw_pages, dtype=np.uint8).reshape(n, PAGE_SIZE).copy()
+                blobs[key] = _inflate(blob, want, key, src)
+        ops = _decode_ops(blobs["ops"], count, entries, str(src))
+        if "folios" in blobs:
+            ops = _decode_folios(blobs["folios"], ops, str(src))
+        if int(header.get("page_size", 0)) != PAGE_SIZE:
+            raise WorkloadError(f"{src}: page size {str(header.get('page_size'))[:20]}; this "
+                                f"hwzswap works in {PAGE_SIZE}-byte pages")
+        pages = np.frombuffer(blobs["pages"], dtype=np.uint8).reshape(n, PAGE_SIZE).copy()
+        params = dict(header.get("params") or {})
+        structure = header.get("structure")
+        if version < 2 or not isinstance(structure, dict):
+            structure = _v1_structure(ops, params)
+        sizing = header.get("pool_sizing")
+        if sizing is not None:
+            frac = sizing.get("held_fraction") if isinstance(sizing, dict) else None
+            if isinstance(frac, bool) or not isinstance(frac, (int, float)) \
+                    or not 0 < frac <= 1:
+                raise WorkloadError(f"{src}: header field pool_sizing.held_fraction must be a "
+                                    f"number in (0, 1], got {str(frac)[:40]!r}")
+            sizing = {"held_fraction": float(frac)}
         wl = Workload(
             name=str(header["name"]),
-            seed=int(header["seed"]),
+            seed=_whole_number(header["seed"], "seed", src, (1 << 64) - 1),
             pages=pages,
             ops=ops,
             config_overrides=dict(header.get("config_overrides") or {}),
-            params=dict(header.get("params") or {}),
+            params=params,
             corpus=dict(header.get("corpus") or {}),
+            structure=dict(structure),
+            pool_sizing=sizing,
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WorkloadError(f"{src}: malformed workload header or data ({exc!r})") from exc
-    except zstandard.ZstdError as exc:
-        raise WorkloadError(f"{src}: a section does not decompress ({exc})") from exc
+    except WorkloadError:
+        raise
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise WorkloadError(f"{src}: malformed workload header or data "
+                            f"({type(exc).__name__}: {str(exc)[:120]})") from None
     except OSError as exc:
         raise WorkloadError(f"{src}: cannot read the workload file: {exc.strerror}") from exc
     if wl.page_hash() != header.get("page_sha256"):
@@ -644,9 +1054,23 @@ def load_workload(path: str | Path) -> Workload:
     return wl
 
 
+def _v1_structure(ops: list[Op], params: Mapping[str, Any]) -> dict[str, Any]:
+    """What a version-1 file's stream was cut into: reclaim passes of ``batch`` order-0 pages
+    (default 32), loads of ``load_batch`` slots (default 1; cut from the shuffled order, not
+    readahead windows)."""
+    batch = params.get("batch", SWAP_CLUSTER_MAX)
+    load = params.get("load_batch", 1)
+    return {"reclaim_batch": batch if batch.__class__ is int else SWAP_CLUSTER_MAX,
+            "load_batch": load if load.__class__ is int else 1,
+            "folio_mix": [[1, 1.0]]}
+
+
 def is_workload_file(path: str | Path) -> bool:
-    """True when ``path`` is a file starting with the workload magic."""
+    """True when ``path`` is a regular file starting with the workload magic (a FIFO or device
+    is never opened for reading here, so this cannot block)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, "rb") as f:
             return f.read(8) == FILE_MAGIC
     except OSError:
@@ -654,8 +1078,11 @@ def is_workload_file(path: str | Path) -> bool:
 
 
 __all__ = [
+    "DEFAULT_FOLIO_MIX",
+    "DEFAULT_LOAD_BATCH",
     "INVALIDATE",
     "LOAD",
+    "MAX_FOLIO_PAGES",
     "STORE",
     "SWAP_CLUSTER_MAX",
     "WORKLOADS",
@@ -663,8 +1090,11 @@ __all__ = [
     "SplitMix64",
     "Workload",
     "build_workload",
+    "folio_layout",
     "is_workload_file",
     "load_workload",
+    "parse_folio_mix",
+    "pool_limit_overrides",
     "read_header",
     "save_workload",
     "select_pages",

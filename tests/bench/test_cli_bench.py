@@ -42,8 +42,11 @@ def test_bench_on_a_page_file_verifies_everything(page_file: Path, tmp_path: Pat
     assert schema_problems(doc) == []
     assert doc["workload"]["corpus"]["files"] == ["x.pages"]
     assert doc["workload"]["pages"] == 152
-    assert doc["workload"]["params"] == {}  # single loads: no load_batch recorded
-    assert "load_ops" not in doc["workload"]["counts"]
+    assert doc["workload"]["params"] == {}  # nothing given: the defaults, recorded in full
+    assert doc["workload"]["structure"] == {"reclaim_batch": 32, "load_batch": 8,
+                                            "folio_mix": [[1, 0.75], [16, 0.25]]}
+    assert doc["workload"]["counts"]["load_ops"] == 19  # 152 pages in clusters of 8
+    assert doc["batching"] == ["reclaim"]  # the config's zswap.batching
     for r in doc["results"]:
         assert r["mismatches"] == 0
         assert r["verified_pages"] == r["pages"] == 152
@@ -149,8 +152,12 @@ def test_record_with_load_batches_and_replay(page_file: Path, tmp_path: Path,
     capsys.readouterr()
     assert main(["bench", "--workload", str(wl_path), "--load-batch", "4"]) == 2
     assert "drop --load-batch" in capsys.readouterr().err
-    assert main(["bench", "--workload", "mixed", "--load-batch", "4"]) == 2
-    assert "the mixed workload has no readahead batches" in capsys.readouterr().err
+    assert main(["bench", "--workload", str(wl_path), "--folio-pages", "16"]) == 2
+    assert "drop --folio-pages" in capsys.readouterr().err
+    assert main(["bench", "--folio-pages", "3", "--pages", "8"]) == 2
+    assert "--folio-pages: folio size 3 is not a power of two" in capsys.readouterr().err
+    assert main(["bench", "--batching", "page,turbo", "--pages", "8"]) == 2
+    assert "--batching: no engine mode 'turbo'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--load-batch", "0"])
     assert exc.value.code == 2

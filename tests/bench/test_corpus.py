@@ -82,6 +82,39 @@ def test_bad_zstd_and_missing_file(tmp_path: Path) -> None:
     assert issubclass(CorpusError, HwzswapError)
 
 
+def test_non_regular_files_are_refused_at_once(tmp_path: Path) -> None:
+    """Issue 16 row 16: a FIFO as --corpus blocked forever; now a clear CorpusError at once
+    (the FIFO has no writer: opening it for reading would block)."""
+    import os
+    import threading
+
+    fifo = tmp_path / "pages.fifo"
+    os.mkfifo(fifo)
+    result: list[BaseException | None] = []
+
+    def load() -> None:
+        try:
+            load_pages(fifo)
+            result.append(None)
+        except BaseException as exc:  # noqa: BLE001 -- inspected below
+            result.append(exc)
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    t.join(10)
+    if t.is_alive():  # unblock the reader so the test process can end, then fail
+        with open(fifo, "wb"):
+            pass
+        t.join(5)
+        raise AssertionError("load_pages blocked on a FIFO")
+    assert isinstance(result[0], CorpusError), result
+    assert "not a regular file (a FIFO)" in str(result[0])
+    with pytest.raises(CorpusError, match="not a regular file \\(a directory\\)"):
+        load_pages(tmp_path)
+    with pytest.raises(CorpusError, match="a character device"):
+        load_pages("/dev/null")
+
+
 def test_empty_file_is_zero_pages(tmp_path: Path) -> None:
     (tmp_path / "e.pages").write_bytes(b"")
     assert load_pages(tmp_path / "e.pages").shape == (0, PAGE)

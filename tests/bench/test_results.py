@@ -123,8 +123,24 @@ def test_table_and_markdown_show_every_backend(doc: dict) -> None:
     assert "emulated device" in md  # 842-nx's host CPU excludes the emulation
 
 
-def test_titles_say_when_loads_come_in_readahead_batches(doc: dict) -> None:
-    assert "readahead" not in markdown(doc)  # pressure: single loads
-    batched = copy.deepcopy(doc)
-    batched["workload"]["params"] = {"load_batch": 32}
-    assert "loads in readahead batches of 32" in markdown(batched)
+def test_titles_say_the_stream_structure(doc: dict) -> None:
+    assert ("reclaim 32 folios · readahead 8 · folio pages 1:75% 16:25%"
+            in markdown(doc))
+    old = copy.deepcopy(doc)  # a document from before the structure was recorded
+    del old["workload"]["structure"]
+    assert "readahead" not in markdown(old)
+    old["workload"]["params"] = {"load_batch": 32}
+    assert "loads in readahead batches of 32" in markdown(old)
+
+
+def test_failed_backends_get_a_row_and_no_writeback_a_note(doc: dict) -> None:
+    d = copy.deepcopy(doc)
+    d["failed"].append({"backend": "broken", "phase": "constructor",
+                        "error": "RuntimeError: no device"})
+    d["results"][0]["saw_writeback"] = False
+    table = rows(d)
+    assert table[-1][0] == "broken" and table[-1][-1] == "FAILED (constructor)"
+    md = markdown(d)
+    assert "FAILED broken [constructor]: RuntimeError: no device" in md
+    assert f"no writeback: {d['results'][0]['backend']} (reclaim) never wrote a page back" in md
+    assert "!" in table[0][COLUMNS.index(("written\nback", "right"))]

@@ -10,18 +10,19 @@ import numpy as np
 import pytest
 
 from hwzswap.backends import registry
-from hwzswap.backends.contract import PAGE_SIZE, Capabilities
+from hwzswap.backends.contract import PAGE_SIZE, Capabilities, Param
 from hwzswap.backends.lz4 import Lz4Backend
 from hwzswap.bench.corpus import load_bundled
 from hwzswap.bench.runner import (
     BenchRun,
+    bench_failed,
     comparable_counters,
     compile_workload,
     run_bench,
     same_filled_mask,
 )
 from hwzswap.bench.workload import build_workload, load_workload, save_workload
-from hwzswap.errors import DeviceError, UnknownBackendError
+from hwzswap.errors import DeviceError, InvalidParameterError, UnknownBackendError
 from hwzswap.testing import real_memory_mix
 
 SOFTWARE = ["lz4", "lzo", "zstd", "deflate"]
@@ -71,8 +72,24 @@ def test_pressure_writes_back_and_reads_the_swap_device(pages: np.ndarray) -> No
     assert r["written_back_pages"] > 0
     assert r["swap_reads"] > 0 and r["swap_writes"] >= r["written_back_pages"]
     assert r["mismatches"] == 0 and r["verified_pages"] == r["pages"]
-    assert r["counters"]["pool_limit_pages"] <= len(pages) // 4
+    # the limit is a quarter of what the pool held with every page stored, for lz4
+    sizing = r["pool_sizing"]
+    assert sizing["held_fraction"] == 0.25 and sizing["held_pages"] > 0
+    assert r["counters"]["pool_limit_pages"] == sizing["limit_pages"]
+    assert abs(sizing["limit_pages"] - 0.25 * sizing["held_pages"]) <= 3
+    assert r["saw_writeback"] and r["writeback_expected"]
     assert 0 < r["pool_density"] <= 1
+
+
+def test_pressure_puts_every_codec_under_pressure(pages: np.ndarray) -> None:
+    """zstd (ratio ~4) never reached a limit sized from the working set; sized from what the
+    pool holds, every backend writes back."""
+    doc = _run(build_workload("pressure", pages, seed=0), SOFTWARE)
+    held = {r["backend"]: r["pool_sizing"]["held_pages"] for r in doc["results"]}
+    assert len(set(held.values())) > 1  # the limit follows each backend's own footprint
+    for r in doc["results"]:
+        assert r["written_back_pages"] > 0 and r["saw_writeback"], r["backend"]
+        assert r["mismatches"] == 0 and r["verified_pages"] == r["pages"]
 
 
 def test_mixed_restores_count_as_duplicates(pages: np.ndarray) -> None:
@@ -124,7 +141,7 @@ def test_compiled_stream_expects_the_last_stored_page() -> None:
         if op.kind == "store":
             content.update(zip(op.offsets, op.pages))
         elif op.kind == "load":
-            expected.append(content[op.offsets[0]])
+            expected += [content[o] for o in op.offsets]
         else:
             content.pop(op.offsets[0])
     assert [i for c in cw.chunks for i in c.load_expect] == expected
@@ -190,17 +207,71 @@ def test_backends(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(registry._registered, cls.name, cls)
 
 
+class _BrokenConstructor(Lz4Backend):
+    name = "test-broken-ctor"
+
+    def __init__(self, **params: Any) -> None:
+        raise RuntimeError("the vendor library is missing")
+
+
+class _BadParameter(Lz4Backend):
+    """Rejects a parameter in its constructor, as a driver's cross-field check does."""
+
+    name = "test-bad-param"
+    PARAMS = {**Lz4Backend.PARAMS, "queue": Param(int, 4, min=1, doc="queue depth")}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if self.params["queue"] % 2:
+            raise InvalidParameterError(
+                f"backend {self.name!r}: parameter 'queue' must be even; got "
+                f"{self.params['queue']}")
+
+
 def test_unavailable_and_failing_backends_do_not_stop_the_bench(
-    pages: np.ndarray, test_backends: None
+    pages: np.ndarray, test_backends: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setitem(registry._registered, _BrokenConstructor.name, _BrokenConstructor)
     wl = build_workload("roundtrip", pages, seed=0)
-    doc = _run(wl, ["test-unavailable", "test-failing", "test-modelled-no-time", "lz4"])
+    doc = _run(wl, ["test-unavailable", "test-failing", "test-broken-ctor",
+                    "test-modelled-no-time", "lz4"])
     assert [s["backend"] for s in doc["skipped"]] == ["test-unavailable"]
     assert "does not have" in doc["skipped"][0]["reason"]
-    assert [f["backend"] for f in doc["failed"]] == ["test-failing", "test-modelled-no-time"]
-    assert "stopped answering" in doc["failed"][0]["error"]
-    assert "must report its device time" in doc["failed"][1]["error"]
+    failed = {f["backend"]: f for f in doc["failed"]}
+    assert list(failed) == ["test-broken-ctor", "test-modelled-no-time"]
+    assert failed["test-broken-ctor"]["phase"] == "constructor"
+    assert "RuntimeError" in failed["test-broken-ctor"]["error"]
+    assert "the vendor library is missing" in failed["test-broken-ctor"]["error"]
+    assert failed["test-modelled-no-time"]["phase"] == "run"
+    assert "must report its device time" in failed["test-modelled-no-time"]["error"]
+    # a device that stops answering is measured, its errors counted by phase, not fatal
+    by = {r["backend"]: r for r in doc["results"]}
+    assert list(by) == ["test-failing", "lz4"]
+    f = by["test-failing"]["faults"]
+    assert f["any"] and f["raw"]["load_errors"] > 0 and f["load"]["errors"] > 0
+    assert 0 < f["load"]["error_rate"] <= 1 and f["store"]["errors"] == 0
+    assert "stopped answering" in " ".join(f["examples"])
+    r = by["test-failing"]
+    assert r["load_failures"] > 0 and r["mismatches"] == 0
+    assert r["verified_pages"] + r["load_failures"] == r["pages"]
+    assert not by["lz4"]["faults"]["any"]
+    assert bench_failed(doc)  # a lost page and failed backends: non-zero exit
+
+
+def test_a_parameter_error_names_the_config_file_and_key(
+    pages: np.ndarray, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(registry._registered, _BadParameter.name, _BadParameter)
+    cfg = tmp_path / "vendor.yaml"
+    cfg.write_text("zswap:\n  compressor: {name: test-bad-param, params: {queue: 3}}\n")
+    doc = _run(build_workload("roundtrip", pages[:32], seed=0), ["test-bad-param", "lz4"],
+               config=str(cfg))
+    (f,) = doc["failed"]
+    assert f["phase"] == "parameters"
+    assert f"{cfg}: zswap.compressor.params.queue: " in f["error"]
+    assert "must be even" in f["error"]
     assert [r["backend"] for r in doc["results"]] == ["lz4"]
+    assert bench_failed(doc)
 
 
 def test_corrupted_pages_are_caught_and_counted(pages: np.ndarray, test_backends: None) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +15,11 @@ from hypothesis import strategies as st
 
 from hwzswap.bench.runner import backend_config, base_config
 from hwzswap.bench.workload import (
+    DEFAULT_FOLIO_MIX,
     FILE_MAGIC,
     INVALIDATE,
     LOAD,
+    MAX_FOLIO_PAGES,
     STORE,
     SWAP_CLUSTER_MAX,
     WORKLOADS,
@@ -24,8 +28,11 @@ from hwzswap.bench.workload import (
     Workload,
     _encode_ops,
     build_workload,
+    folio_layout,
     is_workload_file,
     load_workload,
+    parse_folio_mix,
+    pool_limit_overrides,
     read_header,
     save_workload,
     select_pages,
@@ -78,9 +85,13 @@ def test_different_seed_different_stream(name: str, pages: np.ndarray) -> None:
     assert a.ops != b.ops
 
 
+#: The stream of the generators before folios and readahead clusters existed.
+FLAT = {"load_batch": 1, "folio_mix": 1}
+
+
 def test_roundtrip_shape(pages: np.ndarray) -> None:
     n = pages.shape[0]
-    wl = build_workload("roundtrip", pages, seed=3)
+    wl = build_workload("roundtrip", pages, seed=3, **FLAT)
     stores = [op for op in wl.ops if op.kind == STORE]
     loads = [op.offsets[0] for op in wl.ops if op.kind == LOAD]
     invals = [op.offsets[0] for op in wl.ops if op.kind == INVALIDATE]
@@ -102,7 +113,8 @@ def _pool_limit_pages(wl: Workload) -> int:
 
 def test_pressure_pool_is_well_under_the_working_set() -> None:
     pages = real_memory_mix(2048, seed=1)
-    wl = build_workload("pressure", pages, seed=0)
+    wl = build_workload("pressure", pages, seed=0, **FLAT)
+    assert wl.pool_sizing == {"held_fraction": 0.25}
     assert _pool_limit_pages(wl) <= pages.shape[0] // 3
     c = wl.counts()
     assert c["loads"] == pages.shape[0]
@@ -121,7 +133,7 @@ def test_roundtrip_pool_holds_the_whole_working_set(pages: np.ndarray) -> None:
 
 
 def test_mixed_interleaves_and_restores(pages: np.ndarray) -> None:
-    wl = build_workload("mixed", pages, seed=5)
+    wl = build_workload("mixed", pages, seed=5, **FLAT)
     kinds = [op.kind for op in wl.ops]
     # interleaved: a load comes after an invalidate and a store after a load somewhere
     pairs = set(zip(kinds, kinds[1:]))
@@ -148,7 +160,7 @@ def test_every_generated_stream_is_replayable(name: str, n: int, seed: int) -> N
         if op.kind == STORE:
             live.update(op.offsets)
         else:
-            assert op.offsets[0] in live
+            assert set(op.offsets) <= live
             if op.kind == INVALIDATE:
                 live.discard(op.offsets[0])
     assert not live  # every workload ends with all slots invalidated
@@ -208,7 +220,7 @@ def test_file_header_is_documented_json(pages: np.ndarray, tmp_path) -> None:
     assert raw[:8] == FILE_MAGIC
     version, head_len = struct.unpack("<II", raw[8:16])
     header = json.loads(raw[16 : 16 + head_len])
-    assert version == header["version"] == 1
+    assert version == header["version"] == 2
     assert header["format"] == "hwzswap-workload"
     assert header["pages"] == pages.shape[0] and header["seed"] == 4
     assert header["page_sha256"] == hashlib.sha256(pages.tobytes()).hexdigest()
@@ -243,7 +255,7 @@ def test_damaged_files_are_refused(pages: np.ndarray, tmp_path) -> None:
     newer = bytearray(raw)
     newer[8:12] = struct.pack("<I", 99)
     bad.write_bytes(newer)
-    with pytest.raises(WorkloadError, match="version 99"):
+    with pytest.raises(WorkloadError, match="version 99; this hwzswap reads versions 1, 2"):
         load_workload(bad)
 
     with pytest.raises(WorkloadError, match="cannot read"):
@@ -258,53 +270,164 @@ def test_save_failure_leaves_no_partial_file(pages: np.ndarray, tmp_path) -> Non
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-# -- readahead: batched loads ---------------------------------------------------------------
+# -- the kernel's structure: reclaim passes of folios, readahead clusters -------------------
 
-# sha256 of the encoded op stream (n = 300, seed 5) as written before loads could be batched:
-# the streams of single loads must never change, or recorded results would stop comparing.
+# sha256 of the encoded op stream (n = 300, seed 5) as the generators wrote it before folios and
+# readahead clusters existed, for their `batch` 32 (their default) and 1: with load_batch 1 and
+# order-0 folios the streams must never change, or recorded results would stop comparing.
 PINNED_OPS_SHA256 = {
-    "roundtrip": "f210dae91d2c0ca92eeff7b197c8813856b06915caf7e55ae30d4cc9a1191b40",
-    "pressure": "8efc165bf4b58ef358a665c56946a17570f804b72bb81907a2cef034ebdd9f29",
-    "mixed": "e4685edcc3a73badaf24ae0f6a9de1b9dfd0250bb8a65fe5808f5d9af9ea8075",
+    ("roundtrip", 32): "f210dae91d2c0ca92eeff7b197c8813856b06915caf7e55ae30d4cc9a1191b40",
+    ("pressure", 32): "8efc165bf4b58ef358a665c56946a17570f804b72bb81907a2cef034ebdd9f29",
+    ("mixed", 32): "e4685edcc3a73badaf24ae0f6a9de1b9dfd0250bb8a65fe5808f5d9af9ea8075",
+    ("roundtrip", 1): "8e7ca437828c89f77f5aadfe69ace2fcdc54a3b4dd4b0b5a4368f72f5d336bee",
+    ("pressure", 1): "fb2b798f40c10e66c8da834dfce7a227b57ccead78ea80cc0e05ad3bc58b48ee",
+    ("mixed", 1): "7a4d3b4c047c7dcdfee01f3b67a804eff15d0bf4e40b19ad4b3e5f3a1fc90f5c",
 }
 
 
+@pytest.mark.parametrize(("name", "batch"), sorted(PINNED_OPS_SHA256))
+def test_flat_structure_reproduces_the_old_streams(name: str, batch: int) -> None:
+    wl = build_workload(name, np.zeros((300, 4096), np.uint8), seed=5, reclaim_batch=batch,
+                        **FLAT)
+    assert hashlib.sha256(_encode_ops(wl.ops)).hexdigest() == PINNED_OPS_SHA256[(name, batch)]
+    assert all(not op.folios for op in wl.ops) and "load_ops" not in wl.counts()
+    assert wl.structure == {"reclaim_batch": batch, "load_batch": 1, "folio_mix": [[1, 1.0]]}
+
+
+def _folio_pages(wl: Workload) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for op in wl.ops:
+        if op.kind == STORE:
+            for f in op.folios or (1,) * len(op.offsets):
+                out[f] = out.get(f, 0) + f
+    return out
+
+
 @pytest.mark.parametrize("name", sorted(WORKLOADS))
-def test_single_load_streams_are_unchanged(name: str) -> None:
-    wl = build_workload(name, np.zeros((300, 4096), np.uint8), seed=5)
-    assert hashlib.sha256(_encode_ops(wl.ops)).hexdigest() == PINNED_OPS_SHA256[name]
-    assert wl.params == {} and "load_ops" not in wl.counts()
+def test_default_structure_is_the_kernels(name: str) -> None:
+    pages = np.zeros((2048, 4096), np.uint8)
+    wl = build_workload(name, pages, seed=1)
+    assert wl.structure == {"reclaim_batch": 32, "load_batch": 8,
+                            "folio_mix": [[1, 0.75], [16, 0.25]]}
+    assert DEFAULT_FOLIO_MIX == ((1, 0.75), (16, 0.25))
+    for op in wl.ops:
+        if op.kind == STORE:
+            folios = op.folios or (1,) * len(op.offsets)
+            assert len(folios) <= SWAP_CLUSTER_MAX and sum(folios) == len(op.offsets)
+            pos = 0
+            for f in folios:  # a folio sits on consecutive slots
+                assert op.offsets[pos:pos + f] == tuple(range(op.offsets[pos],
+                                                              op.offsets[pos] + f))
+                assert f == 1 or op.offsets[pos] % f == 0  # and is aligned
+                pos += f
+        elif op.kind == LOAD:  # a readahead cluster: live slots of one aligned 8-slot window
+            assert len({o // 8 for o in op.offsets}) == 1
+            assert list(op.offsets) == sorted(op.offsets)
+    share = _folio_pages(wl).get(16, 0) / wl.counts()["store_pages"]
+    assert 0.1 < share < 0.45, share
 
 
-@pytest.mark.parametrize("load_batch", [1, 8, 32, 500])
-def test_roundtrip_load_batches_cut_the_same_shuffled_order(pages: np.ndarray,
-                                                            load_batch: int) -> None:
+def test_roundtrip_clusters_load_every_slot_once(pages: np.ndarray) -> None:
     n = pages.shape[0]
-    single = build_workload("roundtrip", pages, seed=3)
-    wl = build_workload("roundtrip", pages, seed=3, load_batch=load_batch)
-    assert wl.ops == build_workload("roundtrip", pages.copy(), seed=3, load_batch=load_batch).ops
-    assert wl.params == {"load_batch": load_batch}
-    loads = [op for op in wl.ops if op.kind == LOAD]
-    assert [o for op in loads for o in op.offsets] == [
-        op.offsets[0] for op in single.ops if op.kind == LOAD]
-    sizes = [len(op.offsets) for op in loads]
-    assert sizes == [load_batch] * (n // load_batch) + ([n % load_batch] if n % load_batch else [])
-    assert all(not op.pages for op in loads)
-    assert [op for op in wl.ops if op.kind != LOAD] == [op for op in single.ops if op.kind != LOAD]
-    c = wl.counts()
-    assert c["loads"] == n and c["ops"] == len(wl.ops)
-    assert c.get("load_ops", len(loads)) == len(loads) == -(-n // load_batch)
-    assert ("load_ops" in c) == (load_batch > 1)
-    if load_batch == 1:
-        assert wl.ops == single.ops
+    wl = build_workload("roundtrip", pages, seed=3)
+    loads = [op.offsets for op in wl.ops if op.kind == LOAD]
+    assert sorted(o for c in loads for o in c) == list(range(n))
+    # each fault reads in its whole window: every cluster is a full aligned window of 8
+    assert all(c == tuple(range(c[0], min(c[0] + 8, n))) and c[0] % 8 == 0 for c in loads)
+    # the faults come in the shuffled order of the flat stream (first fault of each window)
+    flat = [op.offsets[0] for op in build_workload("roundtrip", pages, seed=3, **FLAT).ops
+            if op.kind == LOAD]
+    firsts = list(dict.fromkeys(o // 8 for o in flat))
+    assert [c[0] // 8 for c in loads] == firsts
 
 
-@given(n=st.integers(1, 80), seed=st.integers(0, 2**32), load_batch=st.integers(1, 40))
-def test_batched_roundtrip_streams_are_replayable(n: int, seed: int, load_batch: int) -> None:
-    wl = build_workload("roundtrip", np.zeros((n, 4096), np.uint8), seed=seed,
-                        load_batch=load_batch)  # build_workload validates
-    loaded = [o for op in wl.ops if op.kind == LOAD for o in op.offsets]
-    assert sorted(loaded) == list(range(n))
+def test_folio_mix_does_not_move_the_rest_of_the_stream(pages: np.ndarray) -> None:
+    a = build_workload("roundtrip", pages, seed=3, folio_mix=1)
+    b = build_workload("roundtrip", pages, seed=3, folio_mix="1:1,16:1")
+    assert [op for op in a.ops if op.kind != STORE] == [op for op in b.ops if op.kind != STORE]
+    assert [o for op in a.ops if op.kind == STORE for o in op.offsets] == list(range(len(pages)))
+    assert any(op.folios for op in b.ops) and not any(op.folios for op in a.ops)
+    assert b.params == {"folio_mix": [[1, 0.5], [16, 0.5]]}
+
+
+def test_pressure_restores_order0_folios_in_reclaim_passes() -> None:
+    pages = np.zeros((512, 4096), np.uint8)
+    wl = build_workload("pressure", pages, seed=2, reclaim_batch=16)
+    first = 0
+    while first < len(wl.ops) and wl.ops[first].kind == STORE:
+        first += 1
+    restores = [op for op in wl.ops[first:] if op.kind == STORE]
+    assert restores and all(not op.folios and len(op.offsets) <= 16 for op in restores)
+    assert any(op.folios for op in wl.ops[:first])  # the first fill has large folios
+    assert wl.counts()["loads"] >= 512
+
+
+def test_folio_layout_shares_and_alignment() -> None:
+    mix = parse_folio_mix("1:1,16:1,64:2")
+    sizes = folio_layout(10_000, mix, SplitMix64(4))
+    assert sum(sizes) == 10_000
+    pos = 0
+    for s in sizes:
+        assert pos % s == 0
+        pos += s
+    pages = {s: sum(x for x in sizes if x == s) for s in (1, 16, 64)}
+    assert abs(pages[64] / 10_000 - 0.5) < 0.07 and abs(pages[16] / 10_000 - 0.25) < 0.07
+    assert folio_layout(10_000, mix, SplitMix64(4)) == sizes
+
+
+@pytest.mark.parametrize(("spec", "mix"), [
+    ("1", ((1, 1.0),)), (16, ((16, 1.0),)), ("1:3,16:1", ((1, 0.75), (16, 0.25))),
+    ({16: 1, 1: 1}, ((1, 0.5), (16, 0.5))), ([[1, 0.75], [16, 0.25]], ((1, 0.75), (16, 0.25))),
+    ("16:1, 16:1, 1:0", ((16, 1.0),)),
+])
+def test_parse_folio_mix(spec, mix) -> None:  # type: ignore[no-untyped-def]
+    assert parse_folio_mix(spec) == mix
+
+
+@pytest.mark.parametrize("spec", ["", "3", "0", "1024", "x", "1:-1", "1:0", "16:nan", 2.0,
+                                  [[1]], True, "1:1,true:1", None])
+def test_bad_folio_mix_is_a_clear_error(spec) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(WorkloadError, match="folio"):
+        parse_folio_mix(spec)
+    with pytest.raises(WorkloadError):
+        build_workload("roundtrip", np.zeros((4, 4096), np.uint8), folio_mix=spec)
+
+
+@given(limit=st.integers(1, 2_000_000))
+def test_pool_limit_overrides_land_near_the_target(limit: int) -> None:
+    o = pool_limit_overrides(limit)
+    mb, pct = o["memory"]["total_ram_mb"], o["zswap"]["max_pool_percent"]
+    assert 1 <= pct <= 100 and mb >= 1
+    got = mb * 256 * pct // 100
+    assert abs(got - limit) <= max(2, 0.02 * limit), (limit, got)
+
+
+@given(name=st.sampled_from(sorted(WORKLOADS)), n=st.integers(1, 80), seed=st.integers(0, 2**32),
+       load_batch=st.integers(1, 12), reclaim=st.integers(1, 40),
+       mix=st.sampled_from(["1", "16", "1:3,16:1", "2:1,4:1,64:1", "512"]))
+def test_structured_streams_are_replayable(name: str, n: int, seed: int, load_batch: int,
+                                           reclaim: int, mix: str) -> None:
+    wl = build_workload(name, np.zeros((n, 4096), np.uint8), seed=seed, load_batch=load_batch,
+                        reclaim_batch=reclaim, folio_mix=mix)  # build_workload validates
+    assert wl.nr_slots <= n
+    stored = [op for op in wl.ops if op.kind == STORE]
+    assert all(len(op.folios or op.offsets) <= reclaim for op in stored)
+    assert all(len(op.offsets) <= load_batch for op in wl.ops if op.kind == LOAD)
+
+
+def test_validate_checks_folios(pages: np.ndarray) -> None:
+    for bad, msg in (
+        (Op(STORE, 0, (1, 2, 3), (1, 2, 3), (2, 2)), "sum to its 3 pages"),
+        (Op(STORE, 0, (1, 3), (1, 3), (2,)), "not on consecutive slots"),
+        (Op(STORE, 0, (1,), (1,), (0, 1)), "must each be 1"),
+        (Op(LOAD, 0, (1,), (), (1,)), "takes no page and no folio"),
+    ):
+        with pytest.raises(WorkloadError, match=msg):
+            Workload("x", 0, pages, [Op(STORE, 0, (1,), (1,)), bad]).validate()
+    big = MAX_FOLIO_PAGES + 1
+    with pytest.raises(WorkloadError, match="must each be 1"):
+        Workload("x", 0, np.zeros((big, 4096), np.uint8),
+                 [Op(STORE, 0, tuple(range(big)), tuple(range(big)), (big,))]).validate()
 
 
 def test_validate_checks_load_batches(pages: np.ndarray) -> None:
@@ -322,22 +445,129 @@ def test_validate_checks_load_batches(pages: np.ndarray) -> None:
 
 
 def test_generator_parameters_are_checked(pages: np.ndarray) -> None:
-    for value in (0, -3, 2.0, "4", True):
-        with pytest.raises(WorkloadError, match="load_batch must be a whole number >= 1"):
-            build_workload("roundtrip", pages, load_batch=value)
-    with pytest.raises(WorkloadError, match="'pressure' has no parameter 'load_batch'; its "
-                                            "parameters: batch, pool_fraction"):
-        build_workload("pressure", pages, load_batch=4)
+    for what in ("load_batch", "reclaim_batch"):
+        for value in (0, -3, 2.0, "4", True):
+            with pytest.raises(WorkloadError, match=f"{what} must be a whole number >= 1"):
+                build_workload("roundtrip", pages, **{what: value})
+    with pytest.raises(WorkloadError, match="'pressure' has no parameter 'batch'; its "
+                                            "parameters: reclaim_batch, load_batch, folio_mix"):
+        build_workload("pressure", pages, batch=4)
+    with pytest.raises(WorkloadError, match="pool_fraction must be in"):
+        build_workload("pressure", pages, pool_fraction=0)
 
 
-def test_file_round_trip_of_batched_loads(pages: np.ndarray, tmp_path) -> None:
-    wl = build_workload("roundtrip", pages, seed=9, load_batch=16)
-    path = save_workload(wl, tmp_path / "rb.hwzwl")
+# -- the file: version 2 with folios, version 1 still read ----------------------------------
+
+
+def test_file_round_trip_of_the_structure(pages: np.ndarray, tmp_path) -> None:
+    wl = build_workload("pressure", pages, seed=9, load_batch=4, folio_mix="1:1,16:1")
+    path = save_workload(wl, tmp_path / "s.hwzwl")
     header, _ = read_header(path)
-    assert header["version"] == 1 and header["params"] == {"load_batch": 16}
-    n = pages.shape[0]
-    assert header["ops"]["loads"] == n and header["ops"]["load_ops"] == -(-n // 16)
+    assert header["version"] == 2
+    assert header["structure"] == {"reclaim_batch": 32, "load_batch": 4,
+                                   "folio_mix": [[1, 0.5], [16, 0.5]]}
+    assert header["pool_sizing"] == {"held_fraction": 0.25}
+    assert header["ops"]["large_folio_pages"] == wl.counts()["large_folio_pages"] > 0
     back = load_workload(path)
-    assert back.ops == wl.ops and back.params == wl.params
+    assert back.ops == wl.ops and any(op.folios for op in back.ops)
     assert back.describe() == wl.describe()
     assert save_workload(back, tmp_path / "again.hwzwl").read_bytes() == path.read_bytes()
+
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize(("name", "sha", "structure"), [
+    ("v1_pressure", "b485f659c924035295ac921353fee361fd0261601a2feaa8305120f3369cb3bc",
+     {"reclaim_batch": 8, "load_batch": 1, "folio_mix": [[1, 1.0]]}),
+    ("v1_roundtrip_lb5", "b06b230b6fe9dbac8dda0406d83d4568b0266bc276258fbe2b802178e99a5c15",
+     {"reclaim_batch": 32, "load_batch": 5, "folio_mix": [[1, 1.0]]}),
+])
+def test_version_1_files_still_load(name: str, sha: str, structure: dict, tmp_path) -> None:
+    """Files written by the hwzswap before folios (tests/bench/data, written then)."""
+    path = DATA / f"{name}.hwzwl"
+    assert read_header(path)[0]["version"] == 1
+    wl = load_workload(path)
+    assert hashlib.sha256(_encode_ops(wl.ops)).hexdigest() == sha
+    assert wl.structure == structure and wl.pool_sizing is None
+    assert all(not op.folios for op in wl.ops)
+    again = load_workload(save_workload(wl, tmp_path / "v2.hwzwl"))  # rewritten as version 2
+    assert again.ops == wl.ops and again.structure == structure
+
+
+def test_a_huge_header_number_is_a_clear_error(pages: np.ndarray, tmp_path) -> None:
+    """Issue 16 row 12: "length": 99999999999999999999 -> WorkloadError, no OverflowError."""
+    path = save_workload(build_workload("roundtrip", pages[:16], seed=1), tmp_path / "w.hwzwl")
+    header, start = read_header(path)
+    data = path.read_bytes()[start:]
+    for mutate in (
+        lambda h: h["sections"]["ops"].__setitem__("length", 99999999999999999999),
+        lambda h: h["sections"]["pages"].__setitem__("offset", 99999999999999999999),
+        lambda h: h.__setitem__("pages", 99999999999999999999),
+        lambda h: h["ops"].__setitem__("count", 99999999999999999999),
+        lambda h: h["ops"].__setitem__("entries", -1),
+        lambda h: h["sections"]["ops"].__setitem__("length", 1e308),
+        lambda h: h.__setitem__("seed", 2**70),
+    ):
+        h = json.loads(json.dumps(header))
+        mutate(h)
+        head = json.dumps(h).encode()
+        bad = tmp_path / "bad.hwzwl"
+        bad.write_bytes(FILE_MAGIC + struct.pack("<II", 2, len(head)) + head + data)
+        with pytest.raises(WorkloadError, match="expected a whole number|truncated"):
+            load_workload(bad)
+    bad.write_bytes(path.read_bytes()[:16] + b"{" * 10)  # header length beyond the file
+    with pytest.raises(WorkloadError, match="header is truncated"):
+        load_workload(bad)
+
+
+def test_mutated_workload_files_give_workload_error_or_load(pages: np.ndarray,
+                                                           tmp_path) -> None:
+    """A bounded fuzz (issue 16): byte flips, truncations, splices and header edits of real
+    workload files either load (and then validate) or raise WorkloadError, nothing else."""
+    import random
+
+    originals = [
+        save_workload(build_workload(name, pages[:24], seed=2), tmp_path / f"{name}.hwzwl")
+        .read_bytes() for name in sorted(WORKLOADS)
+    ] + [(DATA / "v1_pressure.hwzwl").read_bytes()]
+    rng = random.Random(1234)
+    bad = tmp_path / "m.hwzwl"
+    loaded = refused = 0
+    for _ in range(400):
+        raw = bytearray(rng.choice(originals))
+        head_len = struct.unpack("<I", raw[12:16])[0]
+        kind = rng.randrange(5)
+        if kind == 0:  # flip bytes anywhere
+            for _ in range(rng.randint(1, 4)):
+                raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+        elif kind == 1:  # flip a byte of the header JSON (a digit becomes another...)
+            raw[16 + rng.randrange(head_len)] = rng.choice(b'0123456789-.e"{}[],:x ')
+        elif kind == 2:  # truncate
+            del raw[rng.randrange(len(raw)):]
+        elif kind == 3:  # a number in the header replaced by an extreme one
+            text = raw[16:16 + head_len].decode()
+            digits = [i for i, c in enumerate(text) if c.isdigit()]
+            i = rng.choice(digits)
+            text = text[:i] + rng.choice(["99999999999999999999", "-1", "1e999", "0", "2.5",
+                                          "null", "[]"]) + text[i + 1:]
+            raw[16:16 + head_len] = text.encode()
+            raw[12:16] = struct.pack("<I", len(text.encode()))
+        else:  # the version or the header length
+            raw[8 + 4 * rng.randrange(2):12 + 4 * rng.randrange(1)] = struct.pack(
+                "<I", rng.choice([0, 1, 2, 3, 2**32 - 1, head_len - 1, head_len + 7]))
+        bad.write_bytes(bytes(raw))
+        try:
+            load_workload(bad)
+            loaded += 1
+        except WorkloadError:
+            refused += 1
+    assert refused > 300 and loaded + refused == 400
+
+
+def test_a_fifo_is_never_opened_as_a_workload(tmp_path) -> None:
+    fifo = tmp_path / "w.fifo"
+    os.mkfifo(fifo)
+    assert not is_workload_file(fifo)  # would block forever if it opened the FIFO
+    with pytest.raises(WorkloadError, match="not a regular file"):
+        load_workload(fifo)
