@@ -1,0 +1,317 @@
+"""zswap's engine modes (``page``, ``folio``, ``reclaim``, ``async``): the same guarantees in
+each, the batch structure each one hands the device, per-item batch results, and async mode's
+pages in flight (loads, invalidates, device errors, timeouts)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import hwzswap
+from hwzswap.backends.contract import Backend, Capabilities, CompressedBatch, Param
+from hwzswap.backends.lz4 import Lz4Backend
+from hwzswap.errors import DeviceError
+
+from fsutil import PAGE, compressible_pages, random_page, same_filled
+
+MODES = ("page", "folio", "reclaim", "async")
+
+
+def as_batch(pages: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(pages), dtype=np.uint8).reshape(-1, PAGE)
+
+
+class CountingLz4(Lz4Backend):
+    """lz4 that counts its calls and batch sizes, and can fail chosen pages or hold a batch."""
+
+    name = "test-counting-lz4"
+    PARAMS = {**Lz4Backend.PARAMS, "batch": Param(bool, True, doc="report a batch capability")}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.calls: list[int] = []
+        self.fail_pages: set[bytes] = set()
+        self.hold = threading.Event()
+        self.hold.set()
+        self.entered = threading.Event()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(batch=self.params["batch"], preferred_batch=32)
+
+    def compress(self, page: Any) -> bytes | None:
+        self.calls.append(1)
+        if bytes(page) in self.fail_pages:
+            raise DeviceError("injected: this page fails")
+        return super().compress(page)
+
+    def compress_batch(self, pages: np.ndarray) -> list[Any]:
+        self.calls.append(len(pages))
+        self.entered.set()
+        self.hold.wait()
+        out: list[Any] = []
+        for row in pages:
+            page = row.tobytes()
+            out.append(DeviceError("injected: this page fails") if page in self.fail_pages
+                       else Lz4Backend.compress(self, page))
+        return out
+
+
+class HangingLz4(CountingLz4):
+    """compress_batch never returns until released (a device that stopped answering)."""
+
+    name = "test-hanging-lz4"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.hold.clear()
+
+
+@pytest.fixture
+def lz4_sys(make_system):
+    def make(mode: str, backend: Backend | None = None, **zswap: Any):
+        return make_system(backend=backend or hwzswap.get_backend("lz4"),
+                           zswap={"batching": mode, **zswap}, swap={"nr_pages": 512})
+    return make
+
+
+# -- the same results in every mode ------------------------------------------------------------
+
+op_st = st.one_of(
+    st.tuples(st.just("out"), st.lists(st.integers(0, 47), min_size=1, max_size=20, unique=True),
+              st.integers(0, 3), st.integers(0, 10**6)),
+    st.tuples(st.just("in"), st.lists(st.integers(0, 47), min_size=1, max_size=8, unique=True)),
+    st.tuples(st.just("free"), st.integers(0, 47)),
+    st.tuples(st.just("writeback"), st.integers(1, 8)),
+    st.tuples(st.just("drain")),
+)
+
+
+def _page_for(kind: int, seed: int, off: int) -> bytes:
+    if kind == 0:
+        return compressible_pages(1, seed=seed % 97 + off)[0]
+    if kind == 1:
+        return random_page(seed + off)
+    if kind == 2:
+        return same_filled(bytes([seed % 256, off % 256] * 4))
+    return bytes(PAGE)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(op_st, max_size=25), folio16=st.booleans(), exclusive=st.booleans())
+def test_every_mode_returns_every_page_byte_exact(make_system, mode, ops, folio16, exclusive):
+    """Random reclaim passes (mixed folio sizes), readahead clusters, frees, writeback: every
+    loaded page is the last one stored for its slot, in every engine mode."""
+    s = make_system(zswap={"batching": mode, "exclusive_loads": exclusive,
+                           "max_pool_percent": 1},
+                    memory={"total_ram_mb": 8}, swap={"nr_pages": 64})
+    model: dict[int, bytes] = {}
+    for op in ops:
+        if op[0] == "out":
+            offs = sorted(op[1])
+            pages = [_page_for(op[2], op[3], o) for o in offs]
+            folios = None
+            if folio16 and len(offs) >= 4:
+                folios = [4] + [1] * (len(offs) - 4)
+            s.swap_out_batch(0, offs, as_batch(pages), folios)
+            model.update(zip(offs, pages))
+        elif op[0] == "in":
+            offs = [o for o in op[1] if o in model]
+            if not offs:
+                continue
+            got = s.swap_in_batch(0, offs) if len(offs) > 1 else [s.swap_in(0, offs[0])]
+            assert got == [model[o] for o in offs]
+            if exclusive:
+                for o in offs:
+                    del model[o]
+        elif op[0] == "free":
+            s.swap_free(0, op[1])
+            model.pop(op[1], None)
+        elif op[0] == "writeback":
+            s.zswap.writeback(op[1])
+        else:
+            s.drain()
+        s.zswap.check()
+    s.drain()
+    s.zswap.check()
+    for off, page in model.items():
+        assert s.swap_in(0, off) == page
+
+
+# -- what each mode hands the device --------------------------------------------------------------
+
+def test_each_mode_cuts_a_reclaim_pass_as_its_design_does(lz4_sys):
+    pages = compressible_pages(8)
+    folios = [4, 1, 1, 2]
+    expect = {"page": [1] * 8, "folio": [4, 1, 1, 2], "reclaim": [8], "async": [8]}
+    for mode, calls in expect.items():
+        backend = CountingLz4()
+        s = lz4_sys(mode, backend)
+        assert s.swap_out_batch(0, range(8), as_batch(pages), folios) == [True] * 8
+        s.drain()
+        assert backend.calls == calls, mode
+        assert [s.swap_in(0, o) for o in range(8)] == pages
+        assert s.stats()["zswpout"] == 8
+
+
+def test_folio_sizes_must_add_up(lz4_sys):
+    s = lz4_sys("folio")
+    with pytest.raises(hwzswap.HwzswapError, match="add up to the 3 pages"):
+        s.swap_out_batch(0, range(3), as_batch(compressible_pages(3)), [2, 2])
+    assert not any(s.slot_in_use(0, o) for o in range(3))
+
+
+def test_an_asynchronous_device_is_driven_through_submit_and_poll(lz4_sys):
+    nx = hwzswap.get_backend("842-nx")
+    submitted = []
+    real = nx.submit
+
+    def counting_submit(ops):
+        submitted.append(len(ops))
+        return real(ops)
+
+    nx.submit = counting_submit  # type: ignore[method-assign]
+    s = lz4_sys("reclaim", nx)
+    pages = compressible_pages(16)
+    assert s.swap_out_batch(0, range(16), as_batch(pages)) == [True] * 16
+    assert submitted and submitted[0] == 16
+    assert s.swap_in_batch(0, list(range(16))) == pages
+
+
+# -- per-item results -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_failed_page_of_a_batch_rejects_that_page_only(lz4_sys, mode):
+    backend = CountingLz4()
+    pages = compressible_pages(6)
+    backend.fail_pages = {pages[2]}
+    s = lz4_sys(mode, backend)
+    results = s.swap_out_batch(0, range(6), as_batch(pages))
+    s.drain()
+    st_ = s.stats()
+    assert st_["reject_compress_fail"] == 1 and st_["zswpout"] == 5
+    assert st_["pswpout"] == 1  # the failed page went to the swap device
+    if mode != "async":
+        assert results == [True, True, False, True, True, True]
+    assert [s.swap_in(0, o) for o in range(6)] == pages
+
+
+def test_a_compressed_batch_result_is_taken_as_it_comes(lz4_sys):
+    """A driver returning one CompressedBatch (flat buffer + sizes) is stored without a
+    Python object per page in between; an incompressible item is a poor reject."""
+
+    class FlatLz4(Lz4Backend):
+        name = "test-flat-lz4"
+
+        def compress_batch(self, pages: np.ndarray) -> CompressedBatch:
+            items = [Lz4Backend.compress(self, row.tobytes()) for row in pages]
+            return CompressedBatch.from_items(items)
+
+    s = lz4_sys("reclaim", FlatLz4())
+    pages = compressible_pages(5) + [random_page(9)]
+    assert s.swap_out_batch(0, range(6), as_batch(pages)) == [True] * 5 + [False]
+    assert s.stats()["reject_compress_poor"] == 1
+    assert [s.swap_in(0, o) for o in range(6)] == pages
+
+
+# -- async mode: pages in flight ----------------------------------------------------------------
+
+def test_async_pages_in_flight_are_loadable_and_invalidatable(lz4_sys):
+    backend = CountingLz4()
+    backend.hold.clear()
+    s = lz4_sys("async", backend, async_max_batches=2)
+    pages = compressible_pages(6)
+    assert s.swap_out_batch(0, range(6), as_batch(pages)) == [True] * 6
+    assert backend.entered.wait(5)
+    assert s.stats()["staged_pages"] == 6
+    assert s.swap_in(0, 1) == pages[1]
+    assert s.swap_in_batch(0, [2, 3]) == pages[2:4]
+    s.swap_free(0, 4)
+    newer = compressible_pages(1, seed=77)[0]
+    assert s.swap_out(0, 5, newer)  # a newer store of a slot in flight
+    backend.hold.set()
+    s.drain()
+    st_ = s.stats()
+    assert st_["staged_pages"] == 0 and st_["loads_staged"] == 3
+    assert [s.swap_in(0, o) for o in (0, 1, 2, 3, 5)] == pages[:4] + [newer]
+    assert not s.slot_in_use(0, 4)
+    s.zswap.check()
+
+
+def test_async_backpressure_keeps_at_most_the_configured_batches_in_flight(lz4_sys):
+    backend = CountingLz4()
+    backend.hold.clear()
+    s = lz4_sys("async", backend, async_max_batches=2)
+    pages = compressible_pages(12)
+    s.swap_out_batch(0, range(0, 4), as_batch(pages[0:4]))
+    s.swap_out_batch(0, range(4, 8), as_batch(pages[4:8]))
+    done = []
+    t = threading.Thread(target=lambda: done.append(
+        s.swap_out_batch(0, range(8, 12), as_batch(pages[8:12]))))
+    t.start()
+    time.sleep(0.2)
+    assert not done  # the third batch waits: BUSY is backpressure, not an error
+    backend.hold.set()
+    t.join(10)
+    assert done == [[True] * 4]
+    s.drain()
+    st_ = s.stats()
+    assert st_["async_peak_in_flight"] <= 2 and st_["zswpout"] == 12
+    # the second and third batches were queued together: one device call took both
+    assert st_["async_device_calls"] <= 3
+    assert [s.swap_in(0, o) for o in range(12)] == pages
+
+
+def test_async_device_timeout_loses_nothing_and_marks_the_device_failed(lz4_sys):
+    backend = HangingLz4()
+    s = lz4_sys("async", backend, device_timeout_ms=100, device_fail_after=2,
+                async_max_batches=1)
+    pages = compressible_pages(8)
+    t0 = time.monotonic()
+    s.swap_out_batch(0, range(0, 4), as_batch(pages[:4]))
+    s.swap_out_batch(0, range(4, 8), as_batch(pages[4:]))  # waits for the first: times out
+    s.drain()
+    assert time.monotonic() - t0 < 5
+    st_ = s.stats()
+    assert st_["async_timeouts"] >= 2 and st_["driver_timeouts"] >= 2
+    assert st_["driver_failed"] == 1
+    assert st_["reject_compress_fail"] == 8 and st_["pswpout"] == 8
+    assert [s.swap_in(0, o) for o in range(8)] == pages  # from the device
+    # a failed device: later stores are rejected at once and go to the device
+    more = compressible_pages(2, seed=5)
+    s.swap_out_batch(0, [20, 21], as_batch(more))
+    s.drain()
+    assert [s.swap_in(0, o) for o in (20, 21)] == more
+    backend.hold.set()  # the stuck call returns late: its result is discarded
+    time.sleep(0.1)
+    s.zswap.check()
+
+
+def test_async_device_errors_put_pages_on_the_device(lz4_sys, make_system):
+    nx = hwzswap.get_backend("842-nx", fault_rate=0.5, fault_ops="compress", fault_seed=3)
+    s = make_system(backend=nx, zswap={"batching": "async"}, swap={"nr_pages": 256})
+    pages = compressible_pages(64)
+    for at in range(0, 64, 16):
+        s.swap_out_batch(0, range(at, at + 16), as_batch(pages[at:at + 16]))
+    s.drain()
+    st_ = s.stats()
+    assert st_["reject_compress_fail"] > 0 and st_["zswpout"] > 0
+    assert st_["reject_compress_fail"] + st_["zswpout"] == 64
+    assert s.swap_in_batch(0, list(range(64))) == pages
+
+
+def test_async_needs_a_writeback_target():
+    from hwzswap.errors import ConfigError
+    from hwzswap.frontswap import ZswapCache, ZswapPolicy
+    from hwzswap.pool import PageAllocator, create_pool
+
+    with pytest.raises(ConfigError, match="async mode needs a writeback target"):
+        ZswapCache(hwzswap.get_backend("lz4"), create_pool("zsmalloc", PageAllocator()),
+                   ZswapPolicy(batching="async"))
