@@ -10,6 +10,9 @@ from hypothesis import HealthCheck, settings
 # Kernels compile once per checkout (the Makefile exports the same path).
 os.environ.setdefault("POCL_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".pocl-cache"))
 Path(os.environ["POCL_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
+# lz4-opencl's per-device tuned choice: measured once per checkout (seconds on PoCL), not per
+# test; the tuner's own tests use a temporary directory.
+os.environ.setdefault("HWZSWAP_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".hwzswap-cache"))
 
 settings.register_profile(
     "ci",

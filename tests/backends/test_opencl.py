@@ -12,7 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwzswap import get_backend
-from hwzswap.backends.contract import PAGE_SIZE, CompOp, OpKind, OpStatus, run_ops
+from hwzswap.backends.contract import (
+    PAGE_SIZE,
+    CompOp,
+    CompressedBatch,
+    DecompressedBatch,
+    ItemStatus,
+    OpKind,
+    OpStatus,
+    run_ops,
+)
 from hwzswap.backends.opencl import Lz4OpenCLBackend
 from hwzswap.backends.opencl.backend import MAX_ITEM_BYTES
 from hwzswap.bench.corpus import bundled_corpus_paths, load_bundled, source_name
@@ -35,9 +44,28 @@ def ref_decompress(data: bytes) -> bytes | None:
 
 @pytest.fixture(scope="module")
 def dev():
-    backend = get_backend("lz4-opencl")
+    # hash_log=12 pinned: the byte-identity checks need python-lz4's parse (the rest is tuned)
+    backend = get_backend("lz4-opencl", hash_log=12)
     yield backend
     backend.close()
+
+
+@pytest.fixture(scope="module")
+def coop():
+    """The cooperative decompressor (one item per work-group)."""
+    backend = get_backend("lz4-opencl", hash_log=12, decompress_layout="group",
+                          decompress_local_size=4)
+    yield backend
+    backend.close()
+
+
+def as_list(batch) -> list[bytes | None]:
+    """A CompressedBatch as the old list shape (bytes, or None where not OK)."""
+    return [batch.item_bytes(i) for i in range(len(batch))]
+
+
+def ref_list(pages) -> list[bytes | None]:
+    return [r if len(r) < PAGE_SIZE else None for r in (ref_compress(p.tobytes()) for p in pages)]
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +109,8 @@ def test_capabilities_name_the_device(dev):
     caps = dev.capabilities
     assert caps.device == f"opencl:{dev.device_name}"
     assert caps.batch and caps.asynchronous and caps.time_basis == "measured"
-    assert caps.preferred_batch == dev.params["batch_size"]
+    assert caps.preferred_batch == dev.device_info["batch_size"] == dev.config["batch_size"]
+    assert caps.max_batch is None and caps.min_batch == 1
     assert dev.device_name in dev.describe()
     info = dev.device_info
     assert info["name"] == dev.device_name and info["compute_units"] >= 1
@@ -96,7 +125,9 @@ def _where(i: int, corpus_len: int) -> str:
 
 
 def test_every_corpus_page_decodes_with_reference_lz4(dev, corpus):
-    items = dev.compress_batch(corpus)
+    batch = dev.compress_batch(corpus)
+    assert isinstance(batch, CompressedBatch)
+    items = as_list(batch)
     assert len(items) == len(corpus)
     for i, (item, page) in enumerate(zip(items, corpus, strict=True)):
         raw = page.tobytes()
@@ -111,13 +142,36 @@ def test_every_corpus_page_decodes_with_reference_lz4(dev, corpus):
         assert item == ref, f"{_where(i, len(corpus))}: differs from lz4.block.compress"
 
 
-def test_device_decodes_every_reference_block(dev, corpus):
+@pytest.mark.parametrize("which", ["item", "group"])
+def test_device_decodes_every_reference_block(dev, coop, corpus, which):
+    """Both decompressors decode every page of the corpus as lz4.block encodes it."""
+    b = dev if which == "item" else coop
     ref = [ref_compress(p.tobytes()) for p in corpus]  # incompressible pages included (> 4096)
     assert max(map(len, ref)) > PAGE_SIZE
-    out = dev.decompress_batch(ref)
+    out = b.decompress_batch(ref)
     assert out.dtype == np.uint8 and out.shape == corpus.shape
     bad = np.flatnonzero((out != corpus).any(axis=1))
     assert bad.size == 0, f"pages {bad[:10].tolist()} decoded wrongly"
+
+
+@pytest.mark.parametrize("which", ["item", "group"])
+def test_every_device_item_decodes_with_both_decoders(dev, coop, corpus, which):
+    """The device's own output (a CompressedBatch, fed back as is) decodes with lz4.block and
+    with the device, byte for byte; incompressible items come back FAILED, alone."""
+    b = dev if which == "item" else coop
+    batch = dev.compress_batch(corpus)
+    for i in range(len(batch)):
+        item = batch[i]
+        if item is not None:
+            assert lz4.block.decompress(item, uncompressed_size=PAGE_SIZE) == corpus[i].tobytes()
+    out = b.decompress_batch(batch)
+    incompressible = np.flatnonzero(batch.status == ItemStatus.INCOMPRESSIBLE)
+    assert incompressible.size > 0  # the synthetic random page
+    assert isinstance(out, DecompressedBatch)
+    assert out.failed() == incompressible.tolist()
+    assert all("no compressed bytes" in out.errors[i] for i in out.failed())
+    ok = batch.status == ItemStatus.OK
+    assert np.array_equal(out.pages[ok], corpus[ok])
 
 
 def test_group_layout_output_is_valid_lz4(corpus):
@@ -179,23 +233,25 @@ CRAFTED = {
 
 
 @pytest.mark.parametrize("name", list(CRAFTED))
-def test_crafted_corrupt_streams(dev, name):
+def test_crafted_corrupt_streams(dev, coop, name):
     stream, words = CRAFTED[name]
-    with pytest.raises(CorruptDataError, match=words):
-        dev.decompress(stream)
+    for b in (dev, coop):
+        with pytest.raises(CorruptDataError, match=words):
+            b.decompress(stream)
     if name != "offset zero":  # python-lz4 (LZ4 1.9.4) does not check for offset 0
         assert ref_decompress(stream) is None, "the reference accepts it: the test data is wrong"
 
 
-def test_crafted_streams_are_well_formed_apart_from_the_fault(dev):
+def test_crafted_streams_are_well_formed_apart_from_the_fault(dev, coop):
     """The builders above make valid blocks when the fault is left out."""
     good = _seq(b"A", 1, 4000) + _last(b"B" * 95)
     page = b"A" * 4001 + b"B" * 95
     assert ref_decompress(good) == page
     assert dev.decompress(good) == page
+    assert coop.decompress(good) == page
 
 
-def test_match_copies_for_every_short_offset_and_length(dev):
+def test_match_copies_for_every_short_offset_and_length(dev, coop):
     """Overlapping matches (offset < 16 takes the pattern-repeating paths) decode exactly."""
     rng = np.random.default_rng(3)
     blocks, pages = [], []
@@ -208,9 +264,10 @@ def test_match_copies_for_every_short_offset_and_length(dev):
             assert page is not None, (off, ml)
             blocks.append(block)
             pages.append(np.frombuffer(page, np.uint8))
-    out = dev.decompress_batch(blocks)
-    bad = np.flatnonzero((out != np.stack(pages)).any(axis=1))
-    assert bad.size == 0, f"{bad.size} blocks decoded wrongly, first {bad[:5].tolist()}"
+    for b in (dev, coop):
+        out = b.decompress_batch(blocks)
+        bad = np.flatnonzero((out != np.stack(pages)).any(axis=1))
+        assert bad.size == 0, f"{bad.size} blocks decoded wrongly, first {bad[:5].tolist()}"
 
 
 def test_item_too_long_is_rejected_before_the_device(dev):
@@ -218,7 +275,7 @@ def test_item_too_long_is_rejected_before_the_device(dev):
         dev.decompress(b"\x00" * (MAX_ITEM_BYTES + 1))
 
 
-def test_every_truncation_is_an_error(dev, corpus):
+def test_every_truncation_is_an_error(dev, coop, corpus):
     pages = [sample_pages()["heap_like"], sample_pages()["text"], corpus[3], corpus[2500]]
     items = [ref_compress(p.tobytes()) for p in pages]
     cut = [data[:k] for data in items for k in range(len(data))]
@@ -226,19 +283,27 @@ def test_every_truncation_is_an_error(dev, corpus):
     wrong = [(len(c), op.status) for c, op in zip(cut, ops) if op.status is not OpStatus.INVALID_INPUT]
     assert not wrong, f"truncated items not rejected: {wrong[:5]}"
     assert all(op.error and "corrupt" in op.error for op in ops)
+    out = coop.decompress_batch(cut)  # the cooperative decompressor, one batch call
+    assert out.failed() == list(range(len(cut)))
 
 
-def test_bad_item_is_named_by_index_across_chunks(corpus):
-    with get_backend("lz4-opencl", batch_size=5) as small:
+@pytest.mark.parametrize("layout", ["item", "group"])
+def test_a_bad_item_fails_alone_across_chunks(corpus, layout):
+    with get_backend("lz4-opencl", batch_size=5, decompress_layout=layout) as small:
         pages = corpus[:23]
         items = [ref_compress(p.tobytes()) for p in pages]
         items[17] = items[17][: len(items[17]) // 2]
-        with pytest.raises(CorruptDataError, match=r"^item 17: lz4-opencl: .*corrupt"):
-            small.decompress_batch(items)
+        items[3] = b"\x00" * (MAX_ITEM_BYTES + 1)
+        out = small.decompress_batch(items)
+        assert isinstance(out, DecompressedBatch) and out.failed() == [3, 17]
+        assert "corrupt" in out.errors[17] and "longer than any LZ4 block" in out.errors[3]
+        good = [i for i in range(23) if i not in (3, 17)]
+        assert np.array_equal(out.pages[good], pages[good])
+        assert small.counters()["corrupt_items"] == 2
         # the pipeline is left in a usable state
         items[17] = ref_compress(pages[17].tobytes())
+        items[3] = ref_compress(pages[3].tobytes())
         assert np.array_equal(small.decompress_batch(items), pages)
-        assert small.counters()["corrupt_items"] == 1
 
 
 def _has_zero_offset(data: bytes) -> bool:
@@ -282,7 +347,7 @@ MUTATION = st.tuples(
 
 @settings(max_examples=25)
 @given(st.lists(MUTATION, min_size=1, max_size=48))
-def test_mutated_blocks_agree_with_reference(dev, corpus, mutations):
+def test_mutated_blocks_agree_with_reference(dev, coop, corpus, mutations):
     """Whatever the damage: the device decodes exactly what python-lz4 decodes, or errors.
 
     The one deliberate difference: an offset of 0 is invalid LZ4 and the device rejects it;
@@ -313,16 +378,25 @@ def test_mutated_blocks_agree_with_reference(dev, corpus, mutations):
         else:
             assert op.status is OpStatus.INVALID_INPUT, op.error
             assert ref is None or _has_zero_offset(x), f"device rejected a valid block: {op.error}"
+    # the cooperative decompressor agrees item for item, in one batch call
+    out = coop.decompress_batch(items)
+    failed = set(out.failed()) if isinstance(out, DecompressedBatch) else set()
+    pages = out.pages if isinstance(out, DecompressedBatch) else out
+    for i, op in enumerate(ops):
+        assert (i in failed) == (op.status is not OpStatus.SUCCESS), i
+        if i not in failed:
+            assert pages[i].tobytes() == op.dst
 
 
 @settings(max_examples=40)
 @given(st.binary(min_size=0, max_size=300))
-def test_random_bytes_never_crash(dev, data):
-    try:
-        out = dev.decompress(data)
-    except CorruptDataError:
-        return
-    assert len(out) == PAGE_SIZE and out == ref_decompress(data)
+def test_random_bytes_never_crash(dev, coop, data):
+    for b in (dev, coop):
+        try:
+            out = b.decompress(data)
+        except CorruptDataError:
+            continue
+        assert len(out) == PAGE_SIZE and out == ref_decompress(data)
 
 
 # -- batch shapes and the pipeline -----------------------------------------------------------
@@ -331,8 +405,8 @@ def test_random_bytes_never_crash(dev, data):
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 257])
 def test_batch_sizes(dev, corpus, n):
     pages = corpus[1000 : 1000 + n]
-    items = dev.compress_batch(pages)
-    assert items == [r if len(r) < PAGE_SIZE else None for r in (ref_compress(p.tobytes()) for p in pages)]
+    items = as_list(dev.compress_batch(pages))
+    assert items == ref_list(pages)
     kept = [i for i, it in enumerate(items) if it is not None]
     assert np.array_equal(dev.decompress_batch([items[i] for i in kept]), pages[kept])
 
@@ -340,14 +414,12 @@ def test_batch_sizes(dev, corpus, n):
 @pytest.mark.parametrize("batch_size,n", [(5, 23), (64, 1000), (1, 3), (8, 8), (8, 9)])
 def test_larger_than_batch_size_uses_the_pipeline(corpus, batch_size, n):
     pages = corpus[500 : 500 + n]
-    with get_backend("lz4-opencl", batch_size=batch_size) as small:
-        items = small.compress_batch(pages)
+    with get_backend("lz4-opencl", batch_size=batch_size, hash_log=12) as small:
+        items = as_list(small.compress_batch(pages))
         c = small.counters()
         assert c["compress_launches"] == -(-n // batch_size)
         assert c["compress_pages"] == n
-        assert items == [
-            r if len(r) < PAGE_SIZE else None for r in (ref_compress(p.tobytes()) for p in pages)
-        ]
+        assert items == ref_list(pages)
         refs = [ref_compress(p.tobytes()) for p in pages]
         assert np.array_equal(small.decompress_batch(refs), pages)
         assert small.counters()["decompress_launches"] == -(-n // batch_size)
@@ -356,19 +428,19 @@ def test_larger_than_batch_size_uses_the_pipeline(corpus, batch_size, n):
 def test_zero_copy_and_upload_give_the_same_output(corpus):
     pages = corpus[::5]
     with get_backend("lz4-opencl", zero_copy="on", batch_size=300) as zc, get_backend(
-        "lz4-opencl", zero_copy="off", batch_size=300
+        "lz4-opencl", zero_copy="off", batch_size=300, hash_log=zc.config["hash_log"]
     ) as up:
         assert zc.device_info["zero_copy"] and not up.device_info["zero_copy"]
-        assert zc.compress_batch(pages) == up.compress_batch(pages)
+        assert as_list(zc.compress_batch(pages)) == as_list(up.compress_batch(pages))
         ro = np.frombuffer(pages[:9].tobytes(), np.uint8).reshape(9, PAGE_SIZE)  # read-only
-        assert zc.compress_batch(ro) == up.compress_batch(ro)
+        assert as_list(zc.compress_batch(ro)) == as_list(up.compress_batch(ro))
         refs = [ref_compress(p.tobytes()) for p in pages]
         assert np.array_equal(zc.decompress_batch(refs), pages)
         assert np.array_equal(up.decompress_batch(refs), pages)
         refs[400] = refs[400][:-3]
         for b in (zc, up):
-            with pytest.raises(CorruptDataError, match="^item 400: "):
-                b.decompress_batch(refs)
+            out = b.decompress_batch(refs)
+            assert out.failed() == [400] and "corrupt" in out.errors[400]
 
 
 def test_buffers_are_reused_and_grow(corpus):
@@ -383,10 +455,11 @@ def test_buffers_are_reused_and_grow(corpus):
 
 
 def test_empty_and_odd_inputs(dev, corpus):
-    assert dev.compress_batch(np.empty((0, PAGE_SIZE), np.uint8)) == []
+    assert len(dev.compress_batch(np.empty((0, PAGE_SIZE), np.uint8))) == 0
     assert dev.decompress_batch([]).shape == (0, PAGE_SIZE)
     strided = corpus[:40:3]  # not C-contiguous
-    assert dev.compress_batch(strided) == dev.compress_batch(np.ascontiguousarray(strided))
+    assert as_list(dev.compress_batch(strided)) == as_list(
+        dev.compress_batch(np.ascontiguousarray(strided)))
     ro = corpus[:4].copy()
     ro.flags.writeable = False
     assert len(dev.compress_batch(ro)) == 4
@@ -413,7 +486,7 @@ def test_item_types(dev, corpus):
 
 def test_async_mixed_ops_and_backpressure(corpus):
     pages = corpus[2000:2100]
-    with get_backend("lz4-opencl", batch_size=16, queue_depth=2) as b:
+    with get_backend("lz4-opencl", batch_size=16, queue_depth=2, hash_log=12) as b:
         ops = [CompOp.compress(p, user_data=i) for i, p in enumerate(pages)]
         accepted = b.submit(ops)
         assert accepted == 32  # two slots of 16
@@ -468,10 +541,11 @@ def test_close_completes_inflight_ops_and_then_refuses_work(corpus):
 def test_counters_report_kernel_and_end_to_end_time(corpus):
     with get_backend("lz4-opencl", batch_size=100) as b:
         pages = corpus[:250]
-        items = b.compress_batch(pages)
+        items = as_list(b.compress_batch(pages))
         b.decompress_batch([it for it in items if it is not None])
         c = b.counters()
     assert c["device"] == b.capabilities.device
+    assert c["config"]["batch_size"] == 100 and c["config_source"]
     assert c["compress_pages"] == 250 and c["compress_launches"] == 3
     assert c["compress_bytes_in"] == 250 * PAGE_SIZE
     assert c["compress_bytes_out"] == sum(len(it) for it in items if it is not None)
@@ -489,3 +563,91 @@ def test_class_is_the_registered_one():
     from hwzswap.backends.registry import get_backend_class
 
     assert get_backend_class("lz4-opencl") is Lz4OpenCLBackend
+
+
+# -- the lean host path ----------------------------------------------------------------------
+
+
+def test_compressed_batch_is_one_flat_buffer(dev, corpus):
+    pages = corpus[::9]
+    batch = dev.compress_batch(pages)
+    assert len(batch) == len(pages) and batch.sizes.dtype == np.int64
+    ok = batch.status == ItemStatus.OK
+    assert (batch.sizes[~ok] == 0).all() and (batch.sizes[ok] > 0).all()
+    assert (batch.sizes < PAGE_SIZE).all()
+    # every OK item's bytes lie inside the one buffer, and no two items overlap
+    flat = memoryview(batch.data).cast("B")
+    order = np.argsort(batch.offsets[ok])
+    starts, ends = batch.offsets[ok][order], (batch.offsets + batch.sizes)[ok][order]
+    assert starts[0] >= 0 and ends[-1] <= flat.nbytes and (starts[1:] >= ends[:-1]).all()
+    assert as_list(batch) == ref_list(pages)
+
+
+@pytest.mark.parametrize("params", [
+    {"zero_copy": "off", "pinned": "on", "batch_size": 37},
+    {"zero_copy": "off", "pinned": "off", "batch_size": 37},
+    {"zero_copy": "on", "queues": 3, "batch_size": 29},
+    {"zero_copy": "off", "pinned": "on", "queues": 1, "batch_size": 50,
+     "decompress_layout": "group", "decompress_local_size": 8},
+], ids=["pinned", "pageable", "zerocopy-3queues", "pinned-1queue-coop8"])
+def test_host_paths_agree(corpus, params):
+    """Pinned staging, pageable copies and zero-copy, over 1-3 queues: the same bytes."""
+    pages = corpus[::11]
+    with get_backend("lz4-opencl", hash_log=12, **params) as b:
+        assert b.device_info["pinned"] == (params.get("pinned") == "on")
+        batch = b.compress_batch(pages)
+        assert as_list(batch) == ref_list(pages)
+        ok = batch.status == ItemStatus.OK
+        out = b.decompress_batch(batch)
+        assert out.failed() == np.flatnonzero(~ok).tolist()
+        assert np.array_equal(out.pages[ok], pages[ok])
+        kept = [batch.item_bytes(i) for i in np.flatnonzero(ok)]
+        assert np.array_equal(b.decompress_batch(kept), pages[ok])
+        assert b.counters()["compress_launches"] == -(-len(pages) // params["batch_size"])
+
+
+def test_decompress_takes_a_compressed_batch_as_is(dev, corpus):
+    pages = corpus[100:160]
+    batch = dev.compress_batch(pages)
+    assert (batch.status == ItemStatus.OK).all()
+    assert np.array_equal(dev.decompress_batch(batch), pages)  # all OK: a plain array
+    # an item whose recorded place lies outside the buffer fails alone
+    bad = CompressedBatch(batch.data, batch.offsets.copy(), batch.sizes.copy(), batch.status)
+    bad.offsets[7] = len(memoryview(batch.data).cast("B")) + 5
+    bad.sizes[9] = 1  # a truncated item
+    out = dev.decompress_batch(bad)
+    assert out.failed() == [7, 9]
+    assert "outside the batch's buffer" in out.errors[7] and "corrupt" in out.errors[9]
+    good = [i for i in range(len(pages)) if i not in (7, 9)]
+    assert np.array_equal(out.pages[good], pages[good])
+    # a batch built by the contract's converter from a list works the same
+    listed = CompressedBatch.from_items(as_list(batch))
+    assert np.array_equal(dev.decompress_batch(listed), pages)
+
+
+def test_async_worker_coalesces_queued_ops(corpus):
+    pages = corpus[3000:3200]
+    with get_backend("lz4-opencl", batch_size=64, queue_depth=2, hash_log=12) as b:
+        caps = b.capabilities
+        assert caps.asynchronous and caps.preferred_batch == 64
+        ops = [CompOp.compress(p, user_data=i) for i, p in enumerate(pages)]
+        assert b.submit(ops) == 128  # queue_depth batches of batch_size ops
+        assert all(op.status is OpStatus.BUSY for op in ops[128:])
+        done = []
+        while b.pending():
+            done += b.poll()
+        assert sorted(op.user_data for op in done) == list(range(128))
+        run_ops(b, ops[128:])
+        assert all(op.done for op in ops)
+        for op, ref in zip(ops, ref_list(pages), strict=True):
+            if ref is None:
+                assert op.status is OpStatus.INCOMPRESSIBLE
+            else:
+                assert op.status is OpStatus.SUCCESS and op.dst == ref
+        c = b.counters()
+        # 200 ops in device calls of up to 64 ops: far fewer calls than ops
+        assert c["async_ops"] == 200 and c["async_calls"] <= 200 // 8
+        dec = [CompOp.decompress(op.dst, user_data=i) for i, op in enumerate(ops) if op.dst]
+        run_ops(b, dec)
+        assert all(d.status is OpStatus.SUCCESS and d.dst == pages[d.user_data].tobytes()
+                   for d in dec)

@@ -47,7 +47,7 @@ def test_select_by_name_substring_any_case(pairs):
     middle = name[len(name) // 4 : len(name) // 4 + 6].swapcase()
     got = select_device(DeviceQuery(device=middle), environ={})
     assert middle.lower() in got[1].name.lower()
-    b = get_backend("lz4-opencl", device=name)
+    b = get_backend("lz4-opencl", device=name, tune="off")  # selection only: nothing is built
     assert b.device_name == name and b.capabilities.device == f"opencl:{name}"
 
 
@@ -77,7 +77,13 @@ def test_bad_parameter_values():
     with pytest.raises(InvalidParameterError, match="device_type"):
         get_backend("lz4-opencl", device_type="fpga")
     with pytest.raises(InvalidParameterError, match="batch_size"):
-        get_backend("lz4-opencl", batch_size=0)
+        get_backend("lz4-opencl", batch_size=-1)
+    with pytest.raises(InvalidParameterError, match="hash_log"):
+        get_backend("lz4-opencl", hash_log=9)
+    with pytest.raises(InvalidParameterError, match="decompress_layout"):
+        get_backend("lz4-opencl", decompress_layout="warp")
+    with pytest.raises(InvalidParameterError, match="tune"):
+        get_backend("lz4-opencl", tune="sometimes")
     with pytest.raises(InvalidParameterError, match="layout"):
         get_backend("lz4-opencl", layout="warp")
     with pytest.raises(InvalidParameterError, match="group width"):

@@ -1,51 +1,60 @@
 """``lz4-opencl``: LZ4 block compression of whole batches of pages on an OpenCL device.
 
 Offloading a 4 KiB page only pays when many pages travel in one call, so this backend is built
-around :meth:`compress_batch` / :meth:`decompress_batch` (and async :meth:`submit` / :meth:`poll`,
-which enqueue the same device work and complete ops as OpenCL events finish). Single-page calls
-run as batches of one: correct, but they pay a full device round trip.
+around :meth:`compress_batch` / :meth:`decompress_batch` and an asynchronous queue
+(:meth:`submit` / :meth:`poll`) whose worker thread coalesces queued ops into one launch.
+Single-page calls run as batches of one: correct, but they pay a full device round trip.
 
 Format: the LZ4 *block* format, as the kernel's ``lz4`` and python-lz4's ``lz4.block`` use it.
-With the default ``hash_log=12`` the device runs LZ4's own greedy fast parse with the same hash
-(5 bytes, 4096 entries), so its output is byte-identical to ``lz4.block.compress(page,
+With ``hash_log=12`` the device runs LZ4's own greedy fast parse with the same hash (5 bytes,
+4096 entries), so its output is byte-identical to ``lz4.block.compress(page,
 store_size=False)`` (python-lz4 4.x, LZ4 1.9.4); either side decodes the other's output.
 
 Kernels (``kernels/*.cl``):
 
-* ``lz4_compress_item`` -- one page per work-item (the default ``layout="item"``);
+* ``lz4_compress_item`` -- one page per work-item (``layout="item"``);
 * ``lz4_compress_group`` -- one page per work-group: the page is staged in local memory, its
   work-items parse one segment each, then size, prefix-sum and encode their sequences in
   parallel (``layout="group"``);
-* ``lz4_decompress_item`` -- one item per work-item with every read and write bounds-checked;
-  a corrupt item gets an error status, never an out-of-bounds access.
+* ``lz4_decompress_item`` -- one item per work-item (``decompress_layout="item"``);
+* ``lz4_decompress_group`` -- one item per work-group, the group copying each literal run and
+  match together (``decompress_layout="group"``: the cooperative decompressor).
 
-Why one page per work-item: measured on PoCL 3.0 (pthread CPU device, 2 cores, the bundled
-corpus, 4096-page batches), the item layout costs ~7 CPU-µs per page and the group layout 14-19
-(PoCL runs a work-group's items as loops between barriers on one thread, so splitting a page
-only adds staging, barriers and the sequence hand-off), and the group layout also compresses
-2-10% worse (widths 2-16: matches cannot cross segment ends). The item layout's work-group size
-makes no measurable difference on PoCL; 1 is the default there. The group layout is kept for
-GPUs, where one page per work-item leaves its 8 KiB hash table in slow private memory; it has
-not been measured on one. Figures: benchmarks/results/opencl_*.md.
+Every decompressor read and write is bounds-checked: a corrupt item gets an error status (that
+item alone is FAILED), never an out-of-bounds access.
 
-Host side: every batch goes through two pipeline *slots*, each with its own in-order command
-queue and its own device buffers (allocated once, grown when a larger chunk arrives). A call
-larger than ``batch_size`` is cut into chunks that alternate between the slots: chunk N+1 is
-uploaded and queued while chunk N's kernel runs and while the host turns chunk N-1's results
-into Python objects (double buffering). On a device that shares host memory (PoCL's CPU
-device, integrated GPUs; ``zero_copy="auto"``) there is nothing to upload: the kernel reads the
-caller's pages in place through a ``CL_MEM_USE_HOST_PTR`` buffer, and the decompressor writes
-the result array in place, which saves a 4 KiB copy per page (~5% of the compressor's CPU time
-per page on PoCL, ~10% of the decompressor's). The compressor compacts its output on the device,
-so only compressed bytes are read back. Kernel time (OpenCL profiling events) and end-to-end time
-(wall clock around the whole call, transfers included) are both kept in :meth:`counters`.
+Configuration: the kernel parameters (``layout``, ``local_size``, ``hash_log``,
+``batch_size``, ``decompress_layout``, ``decompress_local_size``) default to ``auto``. With
+``tune="auto"`` they come from this device's tuned choice (:mod:`.tuning`: measured once on a
+sample of the bundled corpus, then cached per device, driver and kernel source); with
+``tune="off"`` from built-in defaults. An explicit value always wins.
+
+Host side (the lean path): one call makes no Python object per page.
+
+* ``compress_batch`` returns one :class:`CompressedBatch`: one flat byte buffer, the sizes and
+  offsets the device wrote, a status per item (INCOMPRESSIBLE where a page did not shrink).
+* ``decompress_batch`` takes a :class:`CompressedBatch` (its flat buffer goes to the device as
+  is) or a sequence of items (joined in one C call), and returns the ``(N, 4096)`` array, or a
+  :class:`DecompressedBatch` marking the failed items alone when some are corrupt.
+* A call larger than ``batch_size`` is cut into chunks spread over ``queues`` in-order command
+  queues (pipeline slots, each with its own buffers, allocated once and grown): chunk k+1 is
+  uploaded while chunk k runs and chunk k-1 is downloaded.
+* On a device that shares host memory (PoCL's CPU device, integrated GPUs; ``zero_copy=auto``)
+  nothing is copied: the kernels read the caller's pages and compressed bytes in place and write
+  the result buffers in place (``CL_MEM_USE_HOST_PTR``, then map/unmap, free there).
+* Elsewhere (a discrete GPU) host staging buffers are pinned (``CL_MEM_ALLOC_HOST_PTR``, mapped
+  once), so transfers run at the bus's DMA rate rather than the pageable rate (``pinned``).
+
+Kernel time (OpenCL profiling events) and end-to-end time (wall clock around the whole call,
+transfers included) are both kept in :meth:`counters`.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -57,6 +66,9 @@ from hwzswap.backends.contract import (
     Backend,
     Capabilities,
     CompOp,
+    CompressedBatch,
+    DecompressedBatch,
+    ItemStatus,
     OpKind,
     OpStatus,
     Param,
@@ -87,7 +99,7 @@ from hwzswap.errors import (
 # (<= 4096/255 + 2 in all): 4096 + 1025 + 18 < 8192. Longer input is corrupt without looking.
 MAX_ITEM_BYTES = 2 * PAGE_SIZE
 
-# lz4_decompress_item's status codes (kernels/lz4_decompress.cl).
+# The decompressors' status codes (kernels/lz4_decompress.cl).
 _STATUS_TEXT = {
     1: "the data ends inside a token, length or offset",
     2: "a literal run reaches past the end of the data",
@@ -99,17 +111,32 @@ _STATUS_TEXT = {
     8: "a match ends in the last 5 bytes of the page",
 }
 
-# Work-group size of the item layout when local_size=0: PoCL's CPU device runs a work-group's
-# items in a loop on one thread, so 1 spreads pages evenly over its threads; on a GPU 64 fills
-# a wavefront / two warps.
+#: The parameters the tuner chooses (per device) when they are left at auto.
+TUNED_KEYS = (
+    "layout", "local_size", "hash_log", "batch_size", "decompress_layout", "decompress_local_size",
+)
+#: What ``tune="off"`` (or a tuned choice lacking a key) uses.
+DEFAULTS: dict[str, Any] = {
+    "layout": "item",
+    "local_size": 0,  # per device kind, below
+    "hash_log": 12,
+    "batch_size": 4096,
+    "decompress_layout": "item",
+    "decompress_local_size": 0,
+}
+# Item layouts' work-group size when local_size=0: PoCL's CPU device runs a work-group's items
+# in a loop on one thread, so 1 spreads pages evenly over its threads; on a GPU 64 fills a
+# wavefront / two warps.
 _AUTO_LOCAL = {"cpu": 1, "other": 1}
 _AUTO_LOCAL_DEFAULT = 64
-_AUTO_GROUP_WIDTH = 4
+_AUTO_GROUP_WIDTH = 4  # compress group layout
+_AUTO_DGROUP = {"cpu": 4, "other": 4}  # cooperative decompressor's group width
+_AUTO_DGROUP_DEFAULT = 32
 _GROUP_WIDTHS = (1, 2, 4, 8, 16)
-_POLL_IDLE_S = 50e-6  # poll() naps this long when nothing finished: the device may be this CPU
+_POLL_WAIT_S = 0.001  # poll() waits at most this long for a completion when work is in flight
 
 _ZERO_U32 = np.zeros(1, np.uint32)
-_COPY_SLACK = 32  # COPY_SLACK in kernels/lz4_decompress.cl
+_DUMMY = np.zeros(16, np.uint8)  # a device argument for a chunk with no compressed bytes
 
 
 def _kernel_source(name: str) -> str:
@@ -120,36 +147,43 @@ def _kernel_source(name: str) -> str:
 # instance in the process (a clone from get_config() does not recompile).
 _CONTEXTS: dict[int, Any] = {}
 _PROGRAMS: dict[tuple[int, str, tuple[str, ...]], Any] = {}
+_BUILD_LOCK = threading.Lock()
 
 
 def _context(cl: Any, device: Any) -> Any:
     key = device.int_ptr
-    ctx = _CONTEXTS.get(key)
-    if ctx is None:
-        ctx = _CONTEXTS[key] = cl.Context([device])
+    with _BUILD_LOCK:
+        ctx = _CONTEXTS.get(key)
+        if ctx is None:
+            ctx = _CONTEXTS[key] = cl.Context([device])
     return ctx
 
 
 def _program(cl: Any, ctx: Any, device: Any, source: str, options: tuple[str, ...]) -> Any:
     key = (device.int_ptr, source, options)
-    prg = _PROGRAMS.get(key)
-    if prg is None:
-        try:
-            prg = cl.Program(ctx, _kernel_source(source)).build(options=list(options))
-        except cl.Error as exc:
-            raise DeviceError(
-                f"lz4-opencl: building kernels/{source} for {device.name.strip()!r} failed: {exc}"
-            ) from exc
-        _PROGRAMS[key] = prg
+    with _BUILD_LOCK:
+        prg = _PROGRAMS.get(key)
+        if prg is None:
+            try:
+                prg = cl.Program(ctx, _kernel_source(source)).build(options=list(options))
+            except cl.Error as exc:
+                raise DeviceError(
+                    f"lz4-opencl: building kernels/{source} for {device.name.strip()!r} "
+                    f"failed: {exc}"
+                ) from exc
+            _PROGRAMS[key] = prg
     return prg
 
 
 class _Slot:
-    """One pipeline slot: an in-order queue plus device buffers and host staging arrays.
+    """One pipeline slot: an in-order queue, its device buffers and host staging arrays.
 
     Buffers start empty and grow (never shrink) to the largest chunk seen, so steady-state
-    batches allocate nothing. ``d_pages`` holds input pages for compression and output pages for
-    decompression; ``d_bytes`` holds the compact compressed bytes either way.
+    batches allocate nothing. In zero-copy mode the slot holds only the small per-item arrays
+    (sizes, offsets, status): pages and bytes stay in the caller's buffers. Otherwise
+    ``d_pages`` holds input pages for compression and output pages for decompression and
+    ``d_bytes`` the compact compressed bytes either way; with ``pinned`` the host side of every
+    transfer is a mapped ``CL_MEM_ALLOC_HOST_PTR`` buffer (page-locked on a GPU driver).
     """
 
     def __init__(self, owner: Lz4OpenCLBackend, queue: Any) -> None:
@@ -160,69 +194,83 @@ class _Slot:
         self.d_pages = self.d_scratch = self.d_bytes = self.d_meta = None
         self.d_index = self.d_status = None
         self.h_meta = np.empty(1, np.uint32)
-        self.h_bytes = np.empty(0, np.uint8)
         self.h_index = np.empty(0, np.uint32)
         self.h_status = np.empty(0, np.int32)
+        self.h_pages = np.empty(0, np.uint8)
+        self.h_bytes = np.empty(0, np.uint8)
+        self._maps: dict[str, tuple[Any, Any]] = {}
         self.k_compress = owner._new_compress_kernel()
         self.k_decompress = owner._new_decompress_kernel()
 
+    def _host(self, name: str, count: int, dtype: Any) -> np.ndarray:
+        """A host array for transfers: pinned (mapped ALLOC_HOST_PTR) or plain numpy."""
+        self._unmap(name)
+        if not self.owner._pinned:
+            return np.empty(count, dtype)
+        cl = self.owner._cl
+        nbytes = max(1, count * np.dtype(dtype).itemsize)
+        buf = cl.Buffer(self.owner._ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR,
+                        nbytes)
+        arr, _ = cl.enqueue_map_buffer(self.queue, buf, cl.map_flags.READ | cl.map_flags.WRITE,
+                                       0, (count,), dtype, is_blocking=True)
+        self._maps[name] = (buf, arr)
+        return arr
+
+    def _unmap(self, name: str) -> None:
+        entry = self._maps.pop(name, None)
+        if entry is not None:
+            buf, arr = entry
+            arr.base.release(self.queue)
+            buf.release()
+
     def reserve(self, pages: int, nbytes: int = 0) -> None:
         """Make room for ``pages`` pages and ``nbytes`` compressed bytes."""
-        cl = self.owner._cl
-        ctx = self.owner._ctx
+        owner = self.owner
+        cl = owner._cl
+        ctx = owner._ctx
         mf = cl.mem_flags
-        grew = False
+        zc = owner._zero_copy
         try:
             if pages > self.cap_pages:
                 cap = max(pages, 2 * self.cap_pages) if self.cap_pages else pages
                 self.release(keep_bytes=True)
-                self.d_pages = cl.Buffer(ctx, mf.READ_WRITE, cap * PAGE_SIZE)
-                if self.owner._layout == "item":
-                    self.d_scratch = cl.Buffer(ctx, mf.READ_WRITE | mf.HOST_NO_ACCESS, cap * PAGE_SIZE)
+                if not zc:
+                    self.d_pages = cl.Buffer(ctx, mf.READ_WRITE, cap * PAGE_SIZE)
+                    if owner._pinned:
+                        self.h_pages = self._host("pages", cap * PAGE_SIZE, np.uint8)
+                if owner._layout == "item":
+                    self.d_scratch = cl.Buffer(ctx, mf.READ_WRITE | mf.HOST_NO_ACCESS,
+                                               cap * PAGE_SIZE)
                 self.d_meta = cl.Buffer(ctx, mf.READ_WRITE, (1 + 2 * cap) * 4)
                 self.d_index = cl.Buffer(ctx, mf.READ_ONLY, 2 * cap * 4)
                 self.d_status = cl.Buffer(ctx, mf.WRITE_ONLY, cap * 4)
-                self.h_meta = np.empty(1 + 2 * cap, np.uint32)
-                self.h_index = np.empty(2 * cap, np.uint32)
-                self.h_status = np.empty(cap, np.int32)
+                self.h_meta = self._host("meta", 1 + 2 * cap, np.uint32)
+                self.h_index = self._host("index", 2 * cap, np.uint32)
+                self.h_status = self._host("status", cap, np.int32)
                 self.cap_pages = cap
-                grew = True
-            need = max(nbytes, pages * (PAGE_SIZE - 1), 1)  # compressor output is < 4096/page
-            if need > self.cap_bytes:
-                cap = max(need, 2 * self.cap_bytes)
+            if not zc and nbytes > self.cap_bytes:
+                cap = max(nbytes, 2 * self.cap_bytes)
                 if self.d_bytes is not None:
                     self.d_bytes.release()
-                # + slack: the decompressor's chunked literal copy may read past the last item
-                self.d_bytes = cl.Buffer(ctx, mf.READ_WRITE, cap + _COPY_SLACK)
-                self.h_bytes = np.empty(cap, np.uint8)
+                self.d_bytes = cl.Buffer(ctx, mf.READ_WRITE, cap)
+                if owner._pinned:
+                    self.h_bytes = self._host("bytes", cap, np.uint8)
                 self.cap_bytes = cap
-                grew = True
         except cl.Error as exc:
             raise DeviceError(
-                f"lz4-opencl: cannot allocate device buffers for {pages} pages on "
-                f"{self.owner.device_name!r}: {exc}; lower batch_size"
+                f"lz4-opencl: cannot allocate buffers for {pages} pages on "
+                f"{owner.device_name!r}: {exc}; lower batch_size"
             ) from exc
-        if grew:
-            self._bind()
-
-    def _bind(self) -> None:
-        kc = self.k_compress
-        if self.owner._layout == "item":
-            kc.set_args(self.d_pages, self.d_scratch, self.d_bytes, self.d_meta, np.uint32(0))
-        else:
-            kc.set_args(self.d_pages, self.d_bytes, self.d_meta, np.uint32(0))
-        self.k_decompress.set_args(
-            self.d_bytes, self.d_index, self.d_pages, self.d_status, np.uint32(0)
-        )
 
     def release(self, keep_bytes: bool = False) -> None:
-        for name in ("d_pages", "d_scratch", "d_meta", "d_index", "d_status") + (
-            () if keep_bytes else ("d_bytes",)
-        ):
+        names = ("d_pages", "d_scratch", "d_meta", "d_index", "d_status")
+        for name in names + (() if keep_bytes else ("d_bytes",)):
             buf = getattr(self, name)
             if buf is not None:
                 buf.release()
                 setattr(self, name, None)
+        for name in ("pages", "meta", "index", "status") + (() if keep_bytes else ("bytes",)):
+            self._unmap(name)
         self.cap_pages = 0
         if not keep_bytes:
             self.cap_bytes = 0
@@ -235,17 +283,15 @@ class _Job:
     kind: OpKind
     slot: _Slot
     m: int
-    keep: Any  # host memory the queued transfers read from; must outlive them
-    kernel_ev: Any
-    h2d: list[Any]
-    d2h: list[Any]
-    t0: int
-    out: np.ndarray | None = None  # decompress: where the pages land
-    out_ev: Any = None  # compress: the compact-bytes read, once enqueued
-    host_buf: Any = None  # zero-copy: the buffer wrapping the caller's pages / result array
-    ops: list[CompOp] = field(default_factory=list)  # async jobs only
+    first: int  # index of the chunk's first item in the call
+    kernel_ev: Any = None
+    h2d: list[Any] = field(default_factory=list)
+    d2h: list[Any] = field(default_factory=list)
+    keep: Any = None  # host memory the queued transfers read from; must outlive them
+    wrappers: list[Any] = field(default_factory=list)  # USE_HOST_PTR buffers to release
+    mapped: list[Any] = field(default_factory=list)  # mapped arrays to unmap when done
+    base: int = 0  # compress, zero-copy: the chunk's region in the output buffer
     nbytes: int = 0
-    first: int = 0  # index of the chunk's first item in the caller's batch
 
 
 def _shares_host_memory(device: Any) -> bool:
@@ -256,18 +302,112 @@ def _shares_host_memory(device: Any) -> bool:
         return False
 
 
-def _event_done(ev: Any, complete: int) -> bool:
-    status = ev.command_execution_status
-    if status < 0:
-        raise DeviceError(f"lz4-opencl: an OpenCL command failed with status {status}")
-    return status == complete
-
-
 def _event_ns(ev: Any) -> int:
     try:
         return int(ev.profile.end - ev.profile.start)
     except Exception:  # profiling info missing for a command: count nothing, do not fail
         return 0
+
+
+def _flat_u8(data: Any) -> np.ndarray:
+    """A 1-D uint8 view of a buffer (a copy only when it is not contiguous)."""
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except (TypeError, ValueError, BufferError):
+        return np.frombuffer(memoryview(data).tobytes(), dtype=np.uint8)
+
+
+class _AsyncQueue:
+    """The asynchronous op queue: ``submit`` appends, a worker thread coalesces the queued ops
+    of one kind (up to ``batch_size``) into one device call, ``poll`` hands back finished ops.
+
+    At most ``depth`` ops are accepted and not yet completed; past that ``submit`` marks the
+    rest BUSY (backpressure, as a full hardware queue does).
+    """
+
+    def __init__(self, backend: Lz4OpenCLBackend, depth: int) -> None:
+        self.backend = backend
+        self.depth = depth
+        self.cond = threading.Condition()
+        self.queued: deque[CompOp] = deque()
+        self.running = 0
+        self.done: deque[CompOp] = deque()
+        self.thread: threading.Thread | None = None
+        self.stopping = False
+
+    def submit(self, ops: Sequence[CompOp]) -> int:
+        with self.cond:
+            if self.stopping:
+                raise DeviceError(f"{self.backend.name}: the backend is closed; create a new one")
+            room = self.depth - len(self.queued) - self.running
+            accepted = max(0, min(room, len(ops)))
+            for op in ops[:accepted]:
+                op.status = OpStatus.NOT_PROCESSED
+            self.queued.extend(ops[:accepted])
+            for op in ops[accepted:]:
+                op.status = OpStatus.BUSY
+            if accepted:
+                if self.thread is None:
+                    self.thread = threading.Thread(
+                        target=self._work, name="lz4-opencl-queue", daemon=True
+                    )
+                    self.thread.start()
+                self.cond.notify_all()
+        return accepted
+
+    def poll(self, max_ops: int | None) -> list[CompOp]:
+        with self.cond:
+            if not self.done and (self.queued or self.running):
+                self.cond.wait(_POLL_WAIT_S)
+            done = self.done
+            n = len(done) if max_ops is None else min(max_ops, len(done))
+            return [done.popleft() for _ in range(n)]
+
+    def pending(self) -> int:
+        with self.cond:
+            return len(self.queued) + self.running + len(self.done)
+
+    def _take(self) -> list[CompOp] | None:
+        """The next run of work: every queued op of the oldest op's kind, up to a batch."""
+        with self.cond:
+            while not self.queued and not self.stopping:
+                self.cond.wait()
+            if not self.queued:
+                return None
+            kind = self.queued[0].kind
+            limit = self.backend._batch
+            take, keep = [], deque()
+            for op in self.queued:
+                (take if op.kind is kind and len(take) < limit else keep).append(op)
+            self.queued = keep
+            self.running += len(take)
+            return take
+
+    def _work(self) -> None:
+        while True:
+            ops = self._take()
+            if ops is None:
+                return
+            try:
+                self.backend._run_ops(ops)
+            except BaseException as exc:  # noqa: BLE001 -- every op must complete, whatever
+                for op in ops:
+                    if not op.done:
+                        op.status, op.error, op.dst = OpStatus.DEVICE_ERROR, str(exc), None
+            with self.cond:
+                self.running -= len(ops)
+                self.done.extend(ops)
+                self.cond.notify_all()
+
+    def close(self) -> None:
+        """Finish every accepted op (they stay pollable), then stop the worker."""
+        with self.cond:
+            while self.queued or self.running:
+                self.cond.wait(0.05)
+            self.stopping = True
+            self.cond.notify_all()
+        if self.thread is not None:
+            self.thread.join()
 
 
 class Lz4OpenCLBackend(Backend):
@@ -279,23 +419,47 @@ class Lz4OpenCLBackend(Backend):
         "device_type": Param(str, "any", choices=DEVICE_TYPES, doc="restrict to a device type"),
         "platform": Param(str, "", doc="platform name substring ('' = any)"),
         "batch_size": Param(
-            int, 4096, min=1, max=65536, doc="pages per device launch; larger calls are pipelined"
+            int, 0, min=0, max=65536,
+            doc="pages per device launch (0 = tuned); larger calls are pipelined",
         ),
         "layout": Param(
-            str, "item", choices=("item", "group"), doc="one page per work-item or per work-group"
+            str, "auto", choices=("auto", "item", "group"),
+            doc="compressor: one page per work-item or per work-group (auto = tuned)",
         ),
         "local_size": Param(
             int, 0, min=0, max=1024,
-            doc="work-group size (item layout) or group width 1..16 (group layout); 0 = auto",
+            doc="compressor work-group size (item layout) or group width 1..16 (group layout); "
+            "0 = tuned",
         ),
         "hash_log": Param(
-            int, 12, min=10, max=13, doc="log2 of hash-table entries (12 = python-lz4's parse)"
+            int, 0, choices=(0, 10, 11, 12, 13),
+            doc="log2 of hash-table entries (12 = python-lz4's parse; 0 = tuned)",
         ),
-        "queue_depth": Param(int, 4, min=1, max=64, doc="async submissions in flight at once"),
+        "decompress_layout": Param(
+            str, "auto", choices=("auto", "item", "group"),
+            doc="decompressor: one item per work-item or per work-group (cooperative)",
+        ),
+        "decompress_local_size": Param(
+            int, 0, min=0, max=1024, doc="decompressor work-group size; 0 = tuned",
+        ),
+        "queues": Param(int, 2, min=1, max=8, doc="command queues a large call is spread over"),
+        "queue_depth": Param(
+            int, 4, min=1, max=64, doc="async: batches of ops accepted before BUSY",
+        ),
         "zero_copy": Param(
             str, "auto", choices=("auto", "on", "off"),
-            doc="kernel reads the caller's pages in place (CL_MEM_USE_HOST_PTR); auto = on "
+            doc="kernels use the caller's buffers in place (CL_MEM_USE_HOST_PTR); auto = on "
             "for devices that share host memory",
+        ),
+        "pinned": Param(
+            str, "auto", choices=("auto", "on", "off"),
+            doc="stage transfers through pinned host buffers (CL_MEM_ALLOC_HOST_PTR); auto = "
+            "on unless zero-copy",
+        ),
+        "tune": Param(
+            str, "auto", choices=("auto", "off"),
+            doc="auto: kernel params left at auto come from this device's tuned choice "
+            "(measured once, cached); off: built-in defaults",
         ),
     }
 
@@ -307,28 +471,23 @@ class Lz4OpenCLBackend(Backend):
         self._platform, self._device = select_device(self._query)
         self._label = device_label(self._device)
         self._kind = device_type_name(self._device)
-        self._layout: str = p["layout"]
-        self._batch: int = p["batch_size"]
-        local = p["local_size"]
-        if self._layout == "group":
-            local = local or _AUTO_GROUP_WIDTH
-            if local not in _GROUP_WIDTHS:
-                raise InvalidParameterError(
-                    f"lz4-opencl: layout 'group' needs local_size in {_GROUP_WIDTHS} "
-                    f"(the group width), got {local}"
-                )
-        else:
-            local = local or _AUTO_LOCAL.get(self._kind, _AUTO_LOCAL_DEFAULT)
-            local = min(local, int(self._device.max_work_group_size))
-        self._local: int = local
+        self.tuning: dict[str, Any] = self._resolve_config()
+        cfg = self.config
+        self._layout: str = cfg["layout"]
+        self._batch: int = cfg["batch_size"]
+        self._hash_log: int = cfg["hash_log"]
+        self._dlayout: str = cfg["decompress_layout"]
+        self._local: int = self._check_local(cfg)
+        self._dlocal: int = self._check_dlocal(cfg)
         zc = p["zero_copy"]
         self._zero_copy = zc == "on" or (zc == "auto" and _shares_host_memory(self._device))
-        self._complete = cl.command_execution_status.COMPLETE
+        pin = p["pinned"]
+        self._pinned = pin == "on" or (pin == "auto" and not self._zero_copy)
         self._ctx = None
+        self._queues: list[Any] = []
         self._slots: list[_Slot] = []
-        self._async_free: list[_Slot] = []
-        self._async_slots = 0
-        self._inflight: deque[_Job] = deque()
+        self._lock = threading.RLock()  # one device call at a time (sync calls and the worker)
+        self._async = _AsyncQueue(self, p["queue_depth"] * self._batch)
         self._closed = False
         self._c = dict.fromkeys(
             (
@@ -336,10 +495,52 @@ class Lz4OpenCLBackend(Backend):
                 "compress_bytes_in", "compress_bytes_out", "incompressible",
                 "decompress_pages", "decompress_launches", "decompress_kernel_ns",
                 "decompress_e2e_ns", "decompress_bytes_in", "decompress_bytes_out",
-                "corrupt_items", "h2d_ns", "d2h_ns",
+                "corrupt_items", "h2d_ns", "d2h_ns", "async_ops", "async_calls",
             ),
             0,
         )
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def _resolve_config(self) -> dict[str, Any]:
+        """Explicit params, else the tuned choice (tune="auto"), else the defaults."""
+        p = self.params
+        explicit = {k: p[k] for k in TUNED_KEYS if p[k] not in (0, "auto")}
+        tuned: dict[str, Any] = {}
+        source = "explicit" if len(explicit) == len(TUNED_KEYS) else "defaults (tune=off)"
+        if p["tune"] == "auto" and len(explicit) < len(TUNED_KEYS):
+            from hwzswap.backends.opencl import tuning
+
+            result = tuning.tuned_choice(self._platform, self._device, self._query)
+            tuned, source = dict(result.choice), result.source
+        config = {**DEFAULTS, **tuned, **explicit}
+        return {"config": config, "source": source, "explicit": sorted(explicit)}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The kernel configuration in use (explicit params over tuned choice over defaults)."""
+        return dict(self.tuning["config"])
+
+    def _check_local(self, cfg: dict[str, Any]) -> int:
+        local = cfg["local_size"]
+        if self._layout == "group":
+            local = local or _AUTO_GROUP_WIDTH
+            if local not in _GROUP_WIDTHS:
+                raise InvalidParameterError(
+                    f"lz4-opencl: layout 'group' needs local_size in {_GROUP_WIDTHS} "
+                    f"(the group width), got {local}"
+                )
+            return local
+        local = local or _AUTO_LOCAL.get(self._kind, _AUTO_LOCAL_DEFAULT)
+        return min(local, int(self._device.max_work_group_size))
+
+    def _check_dlocal(self, cfg: dict[str, Any]) -> int:
+        local = cfg["decompress_local_size"]
+        if self._dlayout == "group":
+            local = local or _AUTO_DGROUP.get(self._kind, _AUTO_DGROUP_DEFAULT)
+        else:
+            local = local or _AUTO_LOCAL.get(self._kind, _AUTO_LOCAL_DEFAULT)
+        return min(local, int(self._device.max_work_group_size))
 
     # -- availability and description ------------------------------------------------------
 
@@ -364,10 +565,15 @@ class Lz4OpenCLBackend(Backend):
             **device_info(self._platform, self._device),
             "layout": self._layout,
             "local_size": self._local,
-            "hash_log": self.params["hash_log"],
+            "hash_log": self._hash_log,
             "batch_size": self._batch,
+            "decompress_layout": self._dlayout,
+            "decompress_local_size": self._dlocal,
+            "queues": self.params["queues"],
             "zero_copy": self._zero_copy,
+            "pinned": self._pinned,
             "host_unified_memory": _shares_host_memory(self._device),
+            "config_source": self.tuning["source"],
         }
 
     @property
@@ -383,226 +589,384 @@ class Lz4OpenCLBackend(Backend):
         )
 
     def describe(self) -> str:
-        layout = (
-            f"one page per work-group of {self._local}"
+        comp = (
+            f"compress: one page per work-group of {self._local}"
             if self._layout == "group"
-            else f"one page per work-item, work-groups of {self._local}"
+            else f"compress: one page per work-item, work-groups of {self._local}"
         )
+        decomp = (
+            f"decompress: one item per work-group of {self._dlocal} (cooperative)"
+            if self._dlayout == "group"
+            else f"decompress: one item per work-item, work-groups of {self._dlocal}"
+        )
+        host = ("buffers used in place" if self._zero_copy
+                else "pinned staging" if self._pinned else "pageable copies")
         return (
             f"{self.name} on {self._label} ({self._kind}, platform "
-            f"{self._platform.name.strip()!r}; {layout}; batches of {self._batch}"
-            f"{'; pages read in place' if self._zero_copy else ''})"
+            f"{self._platform.name.strip()!r}; {comp}, hash_log {self._hash_log}; {decomp}; "
+            f"batches of {self._batch} over {self.params['queues']} queues; {host}; "
+            f"config: {self.tuning['source']})"
         )
 
     # -- device setup ------------------------------------------------------------------------
 
     def _setup(self) -> None:
-        """Create the context, build the kernels and the two sync slots (on first use)."""
+        """Create the context, build the kernels and the pipeline slots (on first use)."""
         if self._closed:
             raise DeviceError(f"{self.name}: the backend is closed; create a new one")
         cl = self._cl
         try:
             self._ctx = _context(cl, self._device)
-            opts = (f"-DHASH_LOG={self.params['hash_log']}",)
+            opts = (f"-DHASH_LOG={self._hash_log}",)
             if self._layout == "group":
                 opts += (f"-DGROUP_WIDTH={self._local}",)
             self._prg_c = _program(cl, self._ctx, self._device, "lz4_compress.cl", opts)
             self._prg_d = _program(cl, self._ctx, self._device, "lz4_decompress.cl", ())
             props = cl.command_queue_properties.PROFILING_ENABLE
-            self._queues = [cl.CommandQueue(self._ctx, self._device, properties=props) for _ in (0, 1)]
+            self._queues = [cl.CommandQueue(self._ctx, self._device, properties=props)
+                            for _ in range(self.params["queues"])]
             self._slots = [_Slot(self, q) for q in self._queues]
         except cl.Error as exc:
-            raise DeviceError(f"{self.name}: OpenCL setup on {self.device_name!r} failed: {exc}") from exc
+            raise DeviceError(
+                f"{self.name}: OpenCL setup on {self.device_name!r} failed: {exc}"
+            ) from exc
 
     def _new_compress_kernel(self) -> Any:
         name = "lz4_compress_group" if self._layout == "group" else "lz4_compress_item"
         return self._cl.Kernel(self._prg_c, name)
 
     def _new_decompress_kernel(self) -> Any:
-        return self._cl.Kernel(self._prg_d, "lz4_decompress_item")
+        name = "lz4_decompress_group" if self._dlayout == "group" else "lz4_decompress_item"
+        return self._cl.Kernel(self._prg_d, name)
 
     def _ready(self) -> None:
-        if self._ctx is None or self._closed:
+        if self._closed:
+            raise DeviceError(f"{self.name}: the backend is closed; create a new one")
+        if self._ctx is None:
             self._setup()
 
     def close(self) -> None:
-        """Finish in-flight async work (its ops stay pollable), then free the device buffers."""
+        """Finish accepted async ops (they stay pollable), then free the device buffers."""
         if self._closed:
             return
         try:
-            while self._inflight:
-                self._advance(block=True)
+            self._async.close()
         finally:
-            self._closed = True
-            for q in getattr(self, "_queues", ()):
-                q.finish()
-            for slot in self._slots + self._async_free:
-                slot.release()
-            self._slots, self._async_free = [], []
+            with self._lock:
+                self._closed = True
+                for q in self._queues:
+                    q.finish()
+                for slot in self._slots:
+                    slot.release()
+                self._slots = []
 
-    # -- enqueue / finish one chunk ----------------------------------------------------------
+    # -- the pipeline ----------------------------------------------------------------------
 
-    def _enqueue_compress(self, slot: _Slot, rows: np.ndarray) -> _Job:
+    def _pipeline(self, what: str, bounds: list[tuple[int, int]],
+                  enqueue: Callable[[_Slot, int, int], _Job],
+                  finish: Callable[[_Job], None]) -> None:
+        """Run chunks over the slots: chunk k goes to slot k mod S once chunk k-S is done."""
         cl = self._cl
-        m = len(rows)
-        slot.reserve(m)
-        q = slot.queue
-        k = slot.k_compress
-        host_buf = None
-        if self._zero_copy:
-            # The device reads the pages where they are: no upload (PoCL, integrated GPUs).
-            host_buf = cl.Buffer(self._ctx, cl.mem_flags.READ_ONLY | cl.mem_flags.USE_HOST_PTR,
-                                 hostbuf=rows)
-            k.set_arg(0, host_buf)
-            h2d = []
-        else:
-            k.set_arg(0, slot.d_pages)
-            h2d = [cl.enqueue_copy(q, slot.d_pages, rows, is_blocking=False)]
-        h2d.append(cl.enqueue_copy(q, slot.d_meta, _ZERO_U32, is_blocking=False))
-        if self._layout == "group":
-            k.set_arg(3, np.uint32(m))
-            gsize, lsize = m * self._local, self._local
-        else:
-            k.set_arg(4, np.uint32(m))
-            lsize = self._local
-            gsize = -(-m // lsize) * lsize
-        kev = cl.enqueue_nd_range_kernel(q, k, (gsize,), (lsize,))
-        meta = cl.enqueue_copy(q, slot.h_meta[: 1 + 2 * m], slot.d_meta, is_blocking=False)
-        job = _Job(OpKind.COMPRESS, slot, m, rows, kev, h2d, [meta], time.perf_counter_ns())
-        job.host_buf = host_buf
-        return job
-
-    def _compress_fetch(self, job: _Job, block: bool) -> bool:
-        """Enqueue the read of the compact output once its size is known; True when done."""
-        if job.out_ev is None:
-            meta = job.d2h[0]
-            if not block and not _event_done(meta, self._complete):
-                return False
-            meta.wait()
-            total = int(job.slot.h_meta[0])
-            job.nbytes = total
-            if total:
-                job.out_ev = self._cl.enqueue_copy(
-                    job.slot.queue, job.slot.h_bytes[:total], job.slot.d_bytes, is_blocking=False
-                )
-                job.d2h.append(job.out_ev)
-            else:
-                job.out_ev = meta
-        if not block and not _event_done(job.out_ev, self._complete):
-            return False
-        job.out_ev.wait()
-        return True
-
-    def _compress_items(self, job: _Job) -> list[bytes | None]:
-        slot, m = job.slot, job.m
-        meta = slot.h_meta
-        sizes = meta[1 : 1 + 2 * m : 2].tolist()
-        offs = meta[2 : 2 + 2 * m : 2].tolist()
-        raw = memoryview(slot.h_bytes)  # slicing a view copies each item once, the batch never
-        items = [raw[o : o + s].tobytes() if s else None for s, o in zip(sizes, offs)]
-        c = self._c
-        c["compress_pages"] += m
-        c["compress_launches"] += 1
-        c["compress_kernel_ns"] += _event_ns(job.kernel_ev)
-        c["compress_bytes_in"] += m * PAGE_SIZE
-        c["compress_bytes_out"] += job.nbytes
-        c["incompressible"] += sizes.count(0)
-        c["h2d_ns"] += sum(map(_event_ns, job.h2d))
-        c["d2h_ns"] += sum(map(_event_ns, job.d2h))
-        if job.host_buf is not None:  # the kernel is done with the caller's pages
-            job.slot.k_compress.set_arg(0, job.slot.d_pages)  # no dangling argument
-            job.host_buf.release()
-            job.host_buf = None
-        return items
-
-    def _pack(self, items: Sequence[Any], base: int) -> tuple[list[int], bytes]:
-        """Lengths and concatenation of compressed items; bad items raise naming their index."""
-        if set(map(type, items)) <= {bytes, bytearray}:
-            lens = list(map(len, items))
-        else:
-            lens = []
-            for j, item in enumerate(items):
-                try:
-                    view = memoryview(item)
-                except TypeError:
-                    raise InvalidInputError(
-                        f"item {base + j}: compressed data must be bytes-like, not "
-                        f"{type(item).__name__}"
-                    ) from None
-                lens.append(view.nbytes)
-        longest = max(lens, default=0)
-        if longest > MAX_ITEM_BYTES:
-            j = lens.index(longest)
-            raise CorruptDataError(
-                f"item {base + j}: {self.name}: compressed data is corrupt or truncated "
-                f"({longest} bytes is longer than any LZ4 block of one page, at most "
-                f"{MAX_ITEM_BYTES})"
-            )
+        slots = self._slots
+        inflight: deque[_Job] = deque()
         try:
-            blob = b"".join(items)
-        except (TypeError, BufferError):  # e.g. a non-contiguous view
-            blob = b"".join(memoryview(x).tobytes() for x in items)
-        return lens, blob
+            for k, (a, b) in enumerate(bounds):
+                if len(inflight) == len(slots):
+                    finish(inflight.popleft())
+                inflight.append(enqueue(slots[k % len(slots)], a, b))
+            while inflight:
+                finish(inflight.popleft())
+        except BaseException as exc:
+            for q in self._queues:
+                q.finish()
+            for job in inflight:
+                self._unwrap(job)
+            if isinstance(exc, cl.Error):
+                raise DeviceError(
+                    f"{self.name}: {what} on {self.device_name!r} failed: {exc}"
+                ) from exc
+            raise
 
-    def _enqueue_decompress(
-        self, slot: _Slot, lens: list[int], blob: bytes, out: np.ndarray
-    ) -> _Job:
+    def _unwrap(self, job: _Job) -> None:
+        """Unmap and release the buffers wrapping the caller's memory."""
+        for arr in job.mapped:
+            arr.base.release(job.slot.queue)
+        for buf in job.wrappers:
+            buf.release()
+        job.mapped, job.wrappers = [], []
+
+    def _wrap(self, flags: int, host: Any) -> Any:
+        """A USE_HOST_PTR buffer over ``host`` (the device uses that memory in place)."""
         cl = self._cl
-        m = len(lens)
-        slot.reserve(m, len(blob))
-        q = slot.queue
-        idx = slot.h_index[: 2 * m]
-        lengths = np.array(lens, dtype=np.uint32)
-        idx[1::2] = lengths
-        idx[0] = 0
-        if m > 1:
-            np.cumsum(lengths[:-1], out=idx[2::2])
-        h2d = [cl.enqueue_copy(q, slot.d_index, idx, is_blocking=False)]
-        if blob:
-            h2d.append(cl.enqueue_copy(q, slot.d_bytes, blob, is_blocking=False))
-        k = slot.k_decompress
-        k.set_arg(4, np.uint32(m))
-        host_buf = None
-        if self._zero_copy:
-            # The kernel writes the caller's result array in place; mapping it afterwards is
-            # what makes the writes visible to the host by the OpenCL rules (free on PoCL).
-            host_buf = cl.Buffer(self._ctx, cl.mem_flags.WRITE_ONLY | cl.mem_flags.USE_HOST_PTR,
-                                 hostbuf=out)
-            k.set_arg(2, host_buf)
-        kev = cl.enqueue_nd_range_kernel(q, k, (-(-m // self._local) * self._local,), (self._local,))
-        d2h = [cl.enqueue_copy(q, slot.h_status[:m], slot.d_status, is_blocking=False)]
-        if host_buf is None:
-            d2h.append(cl.enqueue_copy(q, out, slot.d_pages, is_blocking=False))
-        else:
-            mapped, map_ev = cl.enqueue_map_buffer(
-                q, host_buf, cl.map_flags.READ, 0, out.shape, out.dtype, is_blocking=False
-            )
-            d2h.append(map_ev)
-            host_buf = (host_buf, mapped)
-        job = _Job(OpKind.DECOMPRESS, slot, m, (blob, idx), kev, h2d, d2h, time.perf_counter_ns())
-        job.out, job.nbytes, job.host_buf = out, len(blob), host_buf
-        return job
+        return cl.Buffer(self._ctx, flags | cl.mem_flags.USE_HOST_PTR, hostbuf=host)
 
-    def _decompress_done(self, job: _Job, block: bool) -> bool:
-        if not block and not all(_event_done(ev, self._complete) for ev in job.d2h):
-            return False
-        for ev in job.d2h:
-            ev.wait()
+    def _chunks(self, n: int) -> list[tuple[int, int]]:
+        B = self._batch
+        return [(a, min(a + B, n)) for a in range(0, n, B)]
+
+    # -- compress ----------------------------------------------------------------------------
+
+    def compress_batch(self, pages: np.ndarray) -> CompressedBatch:
+        """Compress an ``(N, 4096)`` batch into one :class:`CompressedBatch` (INCOMPRESSIBLE
+        where a page would not shrink)."""
+        return self._compress_pages(check_pages(pages))
+
+    def _compress_pages(self, pages: np.ndarray) -> CompressedBatch:
+        n = len(pages)
+        if n == 0:
+            z = np.zeros(0, np.int64)
+            return CompressedBatch(b"", z, z, np.zeros(0, np.uint8))
+        with self._lock:
+            self._ready()
+            t0 = time.perf_counter_ns()
+            # Worst case every page's stream is 4095 bytes; only the bytes written are touched
+            # (fresh memory is mapped lazily), so the reservation costs address space only.
+            out = np.empty(n * (PAGE_SIZE - 1), np.uint8)
+            sizes = np.empty(n, np.int64)
+            offsets = np.empty(n, np.int64)
+            cursor = [0]  # copy path: where the next chunk's bytes go
+            zc = self._zero_copy
+            cl = self._cl
+            mf = cl.mem_flags
+
+            def enqueue(slot: _Slot, a: int, b: int) -> _Job:
+                m = b - a
+                rows = pages[a:b]
+                slot.reserve(m, 0 if zc else m * (PAGE_SIZE - 1))
+                q = slot.queue
+                job = _Job(OpKind.COMPRESS, slot, m, a)
+                if zc:
+                    job.base = a * (PAGE_SIZE - 1)
+                    region = out[job.base : job.base + m * (PAGE_SIZE - 1)]
+                    src = self._wrap(mf.READ_ONLY, rows)
+                    dst = self._wrap(mf.WRITE_ONLY, region)
+                    job.wrappers = [src, dst]
+                    job.keep = (rows, region)
+                else:
+                    src, dst = slot.d_pages, slot.d_bytes
+                    if self._pinned:
+                        staged = slot.h_pages[: m * PAGE_SIZE]
+                        np.copyto(staged.reshape(m, PAGE_SIZE), rows)
+                        job.h2d.append(cl.enqueue_copy(q, src, staged, is_blocking=False))
+                    else:
+                        job.h2d.append(cl.enqueue_copy(q, src, rows, is_blocking=False))
+                        job.keep = rows
+                job.h2d.append(cl.enqueue_copy(q, slot.d_meta, _ZERO_U32, is_blocking=False))
+                k = slot.k_compress
+                if self._layout == "group":
+                    k.set_args(src, dst, slot.d_meta, np.uint32(m))
+                    gsize, lsize = m * self._local, self._local
+                else:
+                    k.set_args(src, slot.d_scratch, dst, slot.d_meta, np.uint32(m))
+                    lsize = self._local
+                    gsize = -(-m // lsize) * lsize
+                job.kernel_ev = cl.enqueue_nd_range_kernel(q, k, (gsize,), (lsize,))
+                job.d2h.append(cl.enqueue_copy(q, slot.h_meta[: 1 + 2 * m], slot.d_meta,
+                                               is_blocking=False))
+                if zc:  # map the output: what makes the kernel's writes the host's by the rules
+                    mapped, ev = cl.enqueue_map_buffer(q, dst, cl.map_flags.READ, 0,
+                                                       (len(region),), np.uint8,
+                                                       is_blocking=False)
+                    job.mapped.append(mapped)
+                    job.d2h.append(ev)
+                return job
+
+            def finish(job: _Job) -> None:
+                slot, m, a = job.slot, job.m, job.first
+                job.d2h[0].wait()
+                meta = slot.h_meta
+                total = int(meta[0])
+                sizes[a : a + m] = meta[1 : 1 + 2 * m : 2]
+                if zc:
+                    for ev in job.d2h[1:]:
+                        ev.wait()
+                    offsets[a : a + m] = meta[2 : 2 + 2 * m : 2]
+                    offsets[a : a + m] += job.base
+                    self._unwrap(job)
+                    job.keep = None
+                    cursor[0] = job.base + total
+                else:
+                    at = cursor[0]
+                    if total:
+                        if self._pinned:
+                            ev = cl.enqueue_copy(slot.queue, slot.h_bytes[:total], slot.d_bytes,
+                                                 is_blocking=True)
+                            out[at : at + total] = slot.h_bytes[:total]
+                        else:
+                            ev = cl.enqueue_copy(slot.queue, out[at : at + total],
+                                                 slot.d_bytes, is_blocking=True)
+                        job.d2h.append(ev)
+                    offsets[a : a + m] = meta[2 : 2 + 2 * m : 2]
+                    offsets[a : a + m] += at
+                    cursor[0] = at + total
+                job.nbytes = total
+                self._count("compress", job, m * PAGE_SIZE, total)
+
+            self._pipeline("compressing", self._chunks(n), enqueue, finish)
+            status = np.where(sizes == 0, np.uint8(ItemStatus.INCOMPRESSIBLE),
+                              np.uint8(ItemStatus.OK))
+            incompressible = int(np.count_nonzero(status))
+            offsets[status != 0] = 0
+            self._c["incompressible"] += incompressible
+            self._c["compress_e2e_ns"] += time.perf_counter_ns() - t0
+            return CompressedBatch(out[: cursor[0]], offsets, sizes, status)
+
+    def _count(self, kind: str, job: _Job, nbytes_in: int, nbytes_out: int) -> None:
         c = self._c
-        c["decompress_pages"] += job.m
-        c["decompress_launches"] += 1
-        c["decompress_kernel_ns"] += _event_ns(job.kernel_ev)
-        c["decompress_bytes_in"] += job.nbytes
-        c["decompress_bytes_out"] += job.m * PAGE_SIZE
+        c[f"{kind}_pages"] += job.m
+        c[f"{kind}_launches"] += 1
+        c[f"{kind}_kernel_ns"] += _event_ns(job.kernel_ev)
+        c[f"{kind}_bytes_in"] += nbytes_in
+        c[f"{kind}_bytes_out"] += nbytes_out
         c["h2d_ns"] += sum(map(_event_ns, job.h2d))
         c["d2h_ns"] += sum(map(_event_ns, job.d2h))
-        if job.host_buf is not None:  # unmap and drop the wrapper of the result array
-            buf, mapped = job.host_buf
-            mapped.base.release(job.slot.queue)
-            job.slot.k_decompress.set_arg(2, job.slot.d_pages)
-            buf.release()
-            job.host_buf = None
-        return True
+
+    # -- decompress --------------------------------------------------------------------------
+
+    def _pack(self, items: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
+        """Items as one flat byte array, offsets and lengths, plus the items failed before the
+        device sees them (no bytes, too long). Bad item types raise naming their index."""
+        errors: dict[int, str] = {}
+        if isinstance(items, CompressedBatch):
+            data = _flat_u8(items.data)
+            offs = items.offsets.astype(np.int64, copy=True)
+            lens = items.sizes.astype(np.int64, copy=True)
+            for i in np.flatnonzero(items.status != ItemStatus.OK).tolist():
+                errors[i] = (f"{self.name}: item {i} has no compressed bytes (the batch marks it "
+                             f"{ItemStatus(int(items.status[i])).name})")
+            outside = (offs < 0) | (lens < 0) | (offs + lens > len(data))
+            for i in np.flatnonzero(outside).tolist():
+                errors.setdefault(i, f"{self.name}: item {i}'s bytes lie outside the batch's "
+                                     f"buffer ({len(data)} bytes)")
+            if errors:
+                bad = np.fromiter(errors, np.int64, len(errors))
+                offs[bad] = 0
+                lens[bad] = 0
+        else:
+            n = len(items)
+            if set(map(type, items)) <= {bytes, bytearray}:
+                lens = np.fromiter(map(len, items), np.int64, n)
+                blob = b"".join(items)
+            else:
+                views = []
+                for j, item in enumerate(items):
+                    try:
+                        view = memoryview(item)
+                    except TypeError:
+                        raise InvalidInputError(
+                            f"item {j}: compressed data must be bytes-like, not "
+                            f"{type(item).__name__}"
+                        ) from None
+                    views.append(view if view.c_contiguous else view.tobytes())
+                lens = np.fromiter((memoryview(v).nbytes for v in views), np.int64, n)
+                blob = b"".join(views)
+            data = np.frombuffer(blob, np.uint8)
+            offs = np.zeros(n, np.int64)
+            if n > 1:
+                np.cumsum(lens[:-1], out=offs[1:])
+        too_long = np.flatnonzero(lens > MAX_ITEM_BYTES)
+        for i in too_long.tolist():
+            errors[i] = (f"{self.name}: compressed data is corrupt or truncated ({int(lens[i])} "
+                         f"bytes is longer than any LZ4 block of one page, at most "
+                         f"{MAX_ITEM_BYTES})")
+        lens[too_long] = 0
+        return data, offs, lens, errors
+
+    def decompress_batch(self, items: Any) -> np.ndarray | DecompressedBatch:
+        """Decompress N items (a :class:`CompressedBatch` or a sequence of bytes-like items)
+        into an ``(N, 4096)`` array; when some items are corrupt, a :class:`DecompressedBatch`
+        marking those items alone as FAILED (the others decoded)."""
+        out, status, errors = self._decompress_items(items)
+        if not errors:
+            return out
+        return DecompressedBatch(out, status, errors)
+
+    def _decompress_items(self, items: Any) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+        data, offs, lens, errors = self._pack(items)
+        n = len(lens)
+        out = np.empty((n, PAGE_SIZE), dtype=np.uint8)
+        status = np.zeros(n, np.uint8)
+        if n == 0:
+            return out, status, errors
+        codes = np.zeros(n, np.int32)
+        ends = offs + lens
+        zc = self._zero_copy
+        cl = self._cl
+        mf = cl.mem_flags
+        with self._lock:
+            self._ready()
+            t0 = time.perf_counter_ns()
+
+            def enqueue(slot: _Slot, a: int, b: int) -> _Job:
+                m = b - a
+                lo = int(offs[a:b].min())
+                hi = max(lo, int(ends[a:b].max()))
+                region = data[lo:hi]
+                slot.reserve(m, hi - lo)
+                q = slot.queue
+                job = _Job(OpKind.DECOMPRESS, slot, m, a, nbytes=int(lens[a:b].sum()))
+                idx = slot.h_index[: 2 * m]
+                idx[0::2] = offs[a:b] - lo
+                idx[1::2] = lens[a:b]
+                job.h2d.append(cl.enqueue_copy(q, slot.d_index, idx, is_blocking=False))
+                rows = out[a:b]
+                if zc:
+                    src = self._wrap(mf.READ_ONLY, region if hi > lo else _DUMMY)
+                    dst = self._wrap(mf.WRITE_ONLY, rows)
+                    job.wrappers = [src, dst]
+                    job.keep = (region, rows)
+                else:
+                    src, dst = slot.d_bytes, slot.d_pages
+                    if hi > lo:
+                        if self._pinned:
+                            staged = slot.h_bytes[: hi - lo]
+                            np.copyto(staged, region)
+                            region = staged
+                        job.h2d.append(cl.enqueue_copy(q, src, region, is_blocking=False))
+                        job.keep = region
+                k = slot.k_decompress
+                k.set_args(src, slot.d_index, dst, slot.d_status, np.uint32(m))
+                if self._dlayout == "group":
+                    gsize, lsize = m * self._dlocal, self._dlocal
+                else:
+                    lsize = self._dlocal
+                    gsize = -(-m // lsize) * lsize
+                job.kernel_ev = cl.enqueue_nd_range_kernel(q, k, (gsize,), (lsize,))
+                job.d2h.append(cl.enqueue_copy(q, slot.h_status[:m], slot.d_status,
+                                               is_blocking=False))
+                if zc:
+                    mapped, ev = cl.enqueue_map_buffer(q, dst, cl.map_flags.READ, 0, rows.shape,
+                                                       rows.dtype, is_blocking=False)
+                    job.mapped.append(mapped)
+                    job.d2h.append(ev)
+                elif self._pinned:
+                    job.d2h.append(cl.enqueue_copy(q, slot.h_pages[: m * PAGE_SIZE],
+                                                   slot.d_pages, is_blocking=False))
+                else:
+                    job.d2h.append(cl.enqueue_copy(q, rows, slot.d_pages, is_blocking=False))
+                return job
+
+            def finish(job: _Job) -> None:
+                slot, m, a = job.slot, job.m, job.first
+                for ev in job.d2h:
+                    ev.wait()
+                codes[a : a + m] = slot.h_status[:m]
+                if zc:
+                    self._unwrap(job)
+                elif self._pinned:
+                    out[a : a + m] = slot.h_pages[: m * PAGE_SIZE].reshape(m, PAGE_SIZE)
+                job.keep = None
+                self._count("decompress", job, job.nbytes, m * PAGE_SIZE)
+
+            self._pipeline("decompressing", self._chunks(n), enqueue, finish)
+            self._c["decompress_e2e_ns"] += time.perf_counter_ns() - t0
+        bad = np.flatnonzero(codes)
+        if bad.size or errors:
+            for i in bad.tolist():
+                errors.setdefault(i, self._status_error(int(codes[i])))
+            status[np.fromiter(errors, np.int64, len(errors))] = ItemStatus.FAILED
+            self._c["corrupt_items"] += len(errors)
+        return out, status, errors
 
     def _status_error(self, code: int) -> str:
         return (
@@ -610,241 +974,88 @@ class Lz4OpenCLBackend(Backend):
             f"({_STATUS_TEXT.get(code, f'device status {code}')})"
         )
 
-    def _drain(self) -> None:
-        for q in self._queues:
-            q.finish()
-
-    # -- batch -------------------------------------------------------------------------------
-
-    def compress_batch(self, pages: np.ndarray) -> list[bytes | None]:
-        """Compress an ``(N, 4096)`` batch; ``None`` for pages that do not shrink."""
-        pages = check_pages(pages)
-        return self._compress_rows(pages)
-
-    def _compress_rows(self, pages: np.ndarray) -> list[bytes | None]:
-        n = len(pages)
-        if n == 0:
-            return []
-        self._ready()
-        t0 = time.perf_counter_ns()
-        B, slots = self._batch, self._slots
-        items: list[bytes | None] = []
-        prev = None
-        try:
-            for k, a in enumerate(range(0, n, B)):
-                job = self._enqueue_compress(slots[k & 1], pages[a : a + B])
-                if prev is not None:  # chunk k is queued: finish chunk k-1 meanwhile
-                    self._compress_fetch(prev, block=True)
-                    items += self._compress_items(prev)
-                prev = job
-            self._compress_fetch(prev, block=True)
-            items += self._compress_items(prev)
-        except self._cl.Error as exc:
-            self._drain()
-            raise DeviceError(f"{self.name}: compressing on {self.device_name!r} failed: {exc}") from exc
-        except BaseException:
-            self._drain()
-            raise
-        self._c["compress_e2e_ns"] += time.perf_counter_ns() - t0
-        return items
-
-    def decompress_batch(self, items: Sequence[Any]) -> np.ndarray:
-        """Decompress N items into an ``(N, 4096)`` array; a bad item raises naming its index."""
-        out, status = self._decompress_rows(items)
-        if status is not None:
-            i, code = status
-            self._c["corrupt_items"] += 1
-            raise CorruptDataError(f"item {i}: {self._status_error(code)}")
-        return out
-
-    def _decompress_rows(self, items: Sequence[Any]) -> tuple[np.ndarray, tuple[int, int] | None]:
-        """Decode ``items``; returns the pages and the first bad (index, status), if any."""
-        n = len(items)
-        out = np.empty((n, PAGE_SIZE), dtype=np.uint8)
-        if n == 0:
-            return out, None
-        self._ready()
-        t0 = time.perf_counter_ns()
-        B, slots = self._batch, self._slots
-        prev = None
-        bad = None
-        try:
-            for k, a in enumerate(range(0, n, B)):
-                chunk = items[a : a + B]
-                lens, blob = self._pack(chunk, a)
-                job = self._enqueue_decompress(slots[k & 1], lens, blob, out[a : a + B])
-                job.first = a
-                if prev is not None:
-                    bad = self._decompress_check(prev)
-                    if bad is not None:
-                        self._decompress_done(job, block=True)  # let the chunk in flight land
-                        break
-                prev = job
-            else:
-                bad = self._decompress_check(prev)
-        except self._cl.Error as exc:
-            self._drain()
-            raise DeviceError(f"{self.name}: decompressing on {self.device_name!r} failed: {exc}") from exc
-        except BaseException:
-            self._drain()
-            raise
-        self._c["decompress_e2e_ns"] += time.perf_counter_ns() - t0
-        return out, bad
-
-    def _decompress_check(self, job: _Job) -> tuple[int, int] | None:
-        self._decompress_done(job, block=True)
-        status = job.slot.h_status[: job.m]
-        if status.any():
-            j = int(np.flatnonzero(status)[0])
-            return job.first + j, int(status[j])
-        return None
-
     # -- single page -------------------------------------------------------------------------
 
     def compress(self, page: Any) -> bytes | None:
         """One page as a batch of one (a full device round trip)."""
         view = check_page(page)
-        return self._compress_rows(np.frombuffer(view, dtype=np.uint8).reshape(1, PAGE_SIZE))[0]
+        return self._compress_pages(
+            np.frombuffer(view, dtype=np.uint8).reshape(1, PAGE_SIZE)
+        ).item_bytes(0)
 
     def decompress(self, data: Any) -> bytes:
         """One item as a batch of one; corrupt data raises :class:`CorruptDataError`."""
         try:
-            out, status = self._decompress_rows([data])
-        except (InvalidInputError, CorruptDataError) as exc:  # strip the "item 0: " prefix
-            msg = str(exc)
-            raise type(exc)(msg[len("item 0: ") :] if msg.startswith("item 0: ") else msg) from None
-        if status is not None:
-            self._c["corrupt_items"] += 1
-            raise CorruptDataError(self._status_error(status[1]))
+            memoryview(data)
+        except TypeError:
+            raise InvalidInputError(
+                f"compressed data must be bytes-like, not {type(data).__name__}"
+            ) from None
+        out, _status, errors = self._decompress_items([data])
+        if errors:
+            raise CorruptDataError(errors[0])
         return out[0].tobytes()
 
     # -- asynchronous ops --------------------------------------------------------------------
 
-    def _take_async_slot(self) -> _Slot | None:
-        if self._async_free:
-            return self._async_free.pop()
-        if self._async_slots < self.params["queue_depth"]:
-            self._async_slots += 1
-            return _Slot(self, self._queues[self._async_slots & 1])
-        return None
-
     def submit(self, ops: Sequence[CompOp]) -> int:
-        """Enqueue runs of same-kind ops (up to ``batch_size`` each) as device jobs.
+        """Queue ops for the worker thread; return how many (a prefix) were accepted.
 
-        Returns how many ops (a prefix) were accepted; the rest are marked BUSY when all
-        ``queue_depth`` job slots are in flight. Ops with invalid input complete at once.
+        Past ``queue_depth`` batches of ``batch_size`` ops accepted and not yet completed, the
+        rest are marked BUSY and must be resubmitted.
         """
-        self._ready()
-        i, n = 0, len(ops)
-        while i < n:
-            slot = self._take_async_slot()
-            if slot is None:
-                break
-            kind = ops[i].kind
-            j = i + 1
-            while j < n and j - i < self._batch and ops[j].kind is kind:
-                j += 1
-            try:
-                self._start_async(slot, kind, list(ops[i:j]))
-            except (self._cl.Error, DeviceError) as exc:
-                self._async_free.append(slot)
-                for op in ops[i:j]:
-                    op.status, op.error, op.dst = OpStatus.DEVICE_ERROR, str(exc), None
-                    self._completed.append(op)
-            i = j
-        for op in ops[i:]:
-            op.status = OpStatus.BUSY
-        return i
+        if self._closed:
+            raise DeviceError(f"{self.name}: the backend is closed; create a new one")
+        return self._async.submit(ops)
 
-    def _start_async(self, slot: _Slot, kind: OpKind, ops: list[CompOp]) -> None:
+    def poll(self, max_ops: int | None = None) -> list[CompOp]:
+        """Ops completed since the last poll; waits up to 1 ms for one when work is in flight."""
+        return self._async.poll(max_ops)
+
+    def pending(self) -> int:
+        return self._async.pending()
+
+    def _run_ops(self, ops: list[CompOp]) -> None:
+        """The worker's job: one device call for a run of same-kind ops."""
         valid: list[CompOp] = []
         srcs: list[Any] = []
+        compress = ops[0].kind is OpKind.COMPRESS
         for op in ops:
             try:
-                if kind is OpKind.COMPRESS:
-                    src = check_page(op.src)
-                else:
-                    src = memoryview(op.src)
-                    if src.nbytes > MAX_ITEM_BYTES:
-                        raise CorruptDataError(
-                            f"{self.name}: compressed data is corrupt or truncated "
-                            f"({src.nbytes} bytes is longer than any LZ4 block of one page)"
-                        )
-            except (TypeError, InvalidInputError, CorruptDataError) as exc:
+                src = check_page(op.src) if compress else memoryview(op.src)
+            except (TypeError, InvalidInputError) as exc:
                 op.status, op.error, op.dst = OpStatus.INVALID_INPUT, str(exc), None
-                self._completed.append(op)
                 continue
             valid.append(op)
             srcs.append(src)
         if not valid:
-            self._async_free.append(slot)
             return
-        blob = b"".join(srcs)
-        if kind is OpKind.COMPRESS:
-            rows = np.frombuffer(blob, dtype=np.uint8).reshape(len(valid), PAGE_SIZE)
-            job = self._enqueue_compress(slot, rows)
-        else:
-            lens = [s.nbytes for s in srcs]
-            out = np.empty((len(valid), PAGE_SIZE), dtype=np.uint8)
-            job = self._enqueue_decompress(slot, lens, blob, out)
-        job.ops = valid
-        self._inflight.append(job)
-
-    def _advance(self, block: bool) -> bool:
-        """Complete the async jobs whose device work has finished; True if any did."""
-        progressed = False
-        for job in list(self._inflight):
-            try:
-                if job.kind is OpKind.COMPRESS:
-                    if not self._compress_fetch(job, block):
-                        continue
-                    self._finish_async_compress(job)
-                else:
-                    if not self._decompress_done(job, block):
-                        continue
-                    self._finish_async_decompress(job)
-            except (self._cl.Error, DeviceError) as exc:
-                for op in job.ops:
-                    op.status, op.error, op.dst = OpStatus.DEVICE_ERROR, str(exc), None
-                    self._completed.append(op)
-            self._inflight.remove(job)
-            self._async_free.append(job.slot)
-            progressed = True
-        return progressed
-
-    def _finish_async_compress(self, job: _Job) -> None:
-        elapsed = time.perf_counter_ns() - job.t0
-        for op, item in zip(job.ops, self._compress_items(job), strict=True):
-            op.consumed = PAGE_SIZE
-            if item is None:
-                op.status, op.dst, op.produced = OpStatus.INCOMPRESSIBLE, None, 0
+        try:
+            if compress:
+                rows = np.frombuffer(b"".join(srcs), np.uint8).reshape(len(valid), PAGE_SIZE)
+                batch = self._compress_pages(rows)
+                sizes = batch.sizes.tolist()
+                for i, op in enumerate(valid):
+                    op.consumed = PAGE_SIZE
+                    if sizes[i]:
+                        op.dst = batch.item_bytes(i)
+                        op.status, op.produced = OpStatus.SUCCESS, sizes[i]
+                    else:
+                        op.status, op.dst, op.produced = OpStatus.INCOMPRESSIBLE, None, 0
             else:
-                op.status, op.dst, op.produced = OpStatus.SUCCESS, item, len(item)
-            self._completed.append(op)
-        self._c["compress_e2e_ns"] += elapsed
-
-    def _finish_async_decompress(self, job: _Job) -> None:
-        elapsed = time.perf_counter_ns() - job.t0
-        status = job.slot.h_status[: job.m].tolist()
-        lens = job.keep[1][1::2].tolist()
-        for op, code, row, nbytes in zip(job.ops, status, job.out, lens, strict=True):
-            op.consumed = nbytes
-            if code:
-                self._c["corrupt_items"] += 1
-                op.status, op.error, op.dst = OpStatus.INVALID_INPUT, self._status_error(code), None
-            else:
-                op.status, op.dst, op.produced = OpStatus.SUCCESS, row.tobytes(), PAGE_SIZE
-            self._completed.append(op)
-        self._c["decompress_e2e_ns"] += elapsed
-
-    def poll(self, max_ops: int | None = None) -> list[CompOp]:
-        """Ops whose device work has finished; naps briefly when none has (see module doc)."""
-        if self._inflight and not self._advance(block=False) and not self._completed:
-            time.sleep(_POLL_IDLE_S)
-        return super().poll(max_ops)
-
-    def pending(self) -> int:
-        return len(self._completed) + sum(len(job.ops) for job in self._inflight)
+                out, _status, errors = self._decompress_items(srcs)
+                for i, op in enumerate(valid):
+                    op.consumed = srcs[i].nbytes
+                    if i in errors:
+                        op.status, op.error, op.dst = OpStatus.INVALID_INPUT, errors[i], None
+                    else:
+                        op.status, op.dst, op.produced = (OpStatus.SUCCESS, out[i].tobytes(),
+                                                          PAGE_SIZE)
+        except (DeviceError, self._cl.Error) as exc:
+            for op in valid:
+                op.status, op.error, op.dst = OpStatus.DEVICE_ERROR, str(exc), None
+        self._c["async_ops"] += len(ops)
+        self._c["async_calls"] += 1
 
     # -- accounting --------------------------------------------------------------------------
 
@@ -853,8 +1064,10 @@ class Lz4OpenCLBackend(Backend):
 
         Per direction (``compress_*``, ``decompress_*``) and summed over both (``pages``,
         ``kernel_ns``, ``e2e_ns``, ``bytes_in``, ``bytes_out``). ``e2e_ns`` is wall clock from
-        the call (or async submit) to its results, transfers included; ``kernel_ns`` is the sum
-        of the kernels' OpenCL profiling intervals; ``h2d_ns``/``d2h_ns`` the transfers'.
+        the call to its results, transfers included; ``kernel_ns`` is the sum of the kernels'
+        OpenCL profiling intervals; ``h2d_ns``/``d2h_ns`` the transfers'. ``async_calls`` is
+        the number of device calls the async worker made for ``async_ops`` ops. ``config`` is
+        the kernel configuration in use and ``config_source`` where it came from.
         """
         c = self._c
         return {
@@ -865,4 +1078,7 @@ class Lz4OpenCLBackend(Backend):
             "e2e_ns": c["compress_e2e_ns"] + c["decompress_e2e_ns"],
             "bytes_in": c["compress_bytes_in"] + c["decompress_bytes_in"],
             "bytes_out": c["compress_bytes_out"] + c["decompress_bytes_out"],
+            "config": {**self.config, "local_size": self._local,
+                       "decompress_local_size": self._dlocal},
+            "config_source": self.tuning["source"],
         }

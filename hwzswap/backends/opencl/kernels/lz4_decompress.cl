@@ -1,7 +1,7 @@
 /*
  * Batch LZ4 block decompression to 4096-byte pages (hwzswap, backend "lz4-opencl").
  *
- * One compressed item per work-item. Item i is index[2i + 1] bytes at in + index[2i]; it must
+ * Item i is index[2i + 1] bytes at in + index[2i]; it must
  * decode to exactly one page at pages + i * 4096. Every read is checked against the item's
  * length and every write against the page, so corrupt input can only produce an error status,
  * never a read outside the item or a write outside the page:
@@ -15,12 +15,25 @@
  * last MFLIMIT (12) bytes of the page and none ends in the last LASTLITERALS (5), so a stream
  * breaking them is reported as corrupt rather than decoded.
  *
- * Speed: the page is built in a private buffer with COPY_SLACK spare bytes, so literal runs and
- * matches are copied in whole 16- or 8-byte chunks that may run past their end (the overrun
- * lands on bytes a later sequence writes, or in the slack); it is written to the output only
- * when the item decoded. The host leaves COPY_SLACK readable bytes after the last item, so the
- * chunked literal copy may read past an item's end (those bytes are never kept). The
- * length checks above are made on exact lengths before any copy.
+ * Two kernels, chosen by the host (``decompress_layout``):
+ *
+ *   lz4_decompress_item  - one item per work-item. The page is built in a private buffer with
+ *                          COPY_SLACK spare bytes, so literal runs and matches are copied in whole
+ *                          16- or 8-byte chunks that may run past their end (the overrun lands on
+ *                          bytes a later sequence writes, or in the slack); it is written to the
+ *                          output only when the item decoded. A chunked literal copy is used only
+ *                          where 16 more bytes of the item follow the run, so no read ever leaves
+ *                          the item: the host may hand the caller's buffer to the device as is.
+ *   lz4_decompress_group - one item per work-group (cooperative): every work-item of the group
+ *                          parses the same sequence headers (uniform control flow, so the
+ *                          barriers are legal; on a GPU the reads are broadcasts), then the
+ *                          group copies the literal run and the match together, one byte per
+ *                          work-item, into the page staged in local memory. A match with offset
+ *                          off < length repeats the off bytes before it, so byte j of the match
+ *                          is page[op - off + j % off]: every work-item reads finished bytes
+ *                          only. Two barriers per sequence order the writes.
+ *
+ * The length checks above are made on exact lengths before any copy, in both kernels.
  */
 
 #define COPY_SLACK 32u
@@ -95,9 +108,17 @@ __kernel void lz4_decompress_item(__global const uchar *restrict in,
             err = LZ4D_LITERALS_PAST_PAGE;
             break;
         }
-        for (uint j = 0; j < lit; j += 16u) { /* may copy up to 15 bytes too many */
-            STORE64(page + op + j, GLOAD64(src + ip + j));
-            STORE64(page + op + j + 8u, GLOAD64(src + ip + j + 8u));
+        if (ilen - ip - lit >= 16u) { /* may copy up to 15 bytes too many, all in the item */
+            for (uint j = 0; j < lit; j += 16u) {
+                STORE64(page + op + j, GLOAD64(src + ip + j));
+                STORE64(page + op + j + 8u, GLOAD64(src + ip + j + 8u));
+            }
+        } else { /* near the item's end: never read past it */
+            uint j = 0;
+            for (; j + 8u <= lit; j += 8u)
+                STORE64(page + op + j, GLOAD64(src + ip + j));
+            for (; j < lit; j++)
+                page[op + j] = src[ip + j];
         }
         ip += lit;
         op += lit;
@@ -165,6 +186,121 @@ done:
     if (err == LZ4D_OK) {
         __global ulong *dst = (__global ulong *)(pages + (size_t)i * PAGE_SIZE);
         for (uint j = 0; j < PAGE_SIZE / 8u; j++)
+            dst[j] = page64[j];
+    }
+}
+
+
+/* Read a 255-terminated length extension at *ip, adding it to *acc; false when the input ends
+ * first. (The group kernel's version of READ_EXT: no goto out of a loop holding barriers.) */
+inline bool read_ext(const __global uchar *src, uint *ip, const uint ilen, uint *acc)
+{
+    uint p = *ip, a = *acc, b;
+    do {
+        if (p >= ilen)
+            return false;
+        b = src[p++];
+        a += b;
+    } while (b == 255u);
+    *ip = p;
+    *acc = a;
+    return true;
+}
+
+__kernel void lz4_decompress_group(__global const uchar *restrict in,
+                                   __global const uint *restrict index,
+                                   __global uchar *restrict pages,
+                                   __global int *restrict status,
+                                   const uint n)
+{
+    __local ulong page64[PAGE_SIZE / 8u];
+    __local uchar *page = (__local uchar *)page64;
+    const uint i = get_group_id(0);
+    const uint lid = get_local_id(0);
+    const uint width = get_local_size(0);
+    if (i >= n)
+        return; /* the whole group leaves together */
+    const __global uchar *src = in + index[2u * i];
+    const uint ilen = index[2u * i + 1u];
+    uint ip = 0, op = 0;
+    int err = LZ4D_OK;
+
+    /* Every value below is computed alike by every work-item of the group: the loop, its
+     * breaks and its barriers are uniform. */
+    for (;;) {
+        if (ip >= ilen) {
+            err = LZ4D_TRUNCATED;
+            break;
+        }
+        const uint token = src[ip++];
+        uint lit = token >> 4;
+        if (lit == 15u && !read_ext(src, &ip, ilen, &lit)) {
+            err = LZ4D_TRUNCATED;
+            break;
+        }
+        if (lit > ilen - ip) {
+            err = LZ4D_LITERALS_PAST_INPUT;
+            break;
+        }
+        if (lit > PAGE_SIZE - op) {
+            err = LZ4D_LITERALS_PAST_PAGE;
+            break;
+        }
+        for (uint j = lid; j < lit; j += width)
+            page[op + j] = src[ip + j];
+        ip += lit;
+        op += lit;
+        if (ip == ilen) {
+            if (op != PAGE_SIZE)
+                err = LZ4D_SHORT_OUTPUT;
+            break;
+        }
+        if (ilen - ip < 2u) {
+            err = LZ4D_TRUNCATED;
+            break;
+        }
+        const uint off = (uint)src[ip] | ((uint)src[ip + 1u] << 8);
+        ip += 2u;
+        if (off == 0u || off > op) {
+            err = LZ4D_BAD_OFFSET;
+            break;
+        }
+        if (op > PAGE_SIZE - MFLIMIT) {
+            err = LZ4D_MATCH_TOO_LATE;
+            break;
+        }
+        uint ml = token & 15u;
+        if (ml == 15u && !read_ext(src, &ip, ilen, &ml)) {
+            err = LZ4D_TRUNCATED;
+            break;
+        }
+        ml += MINMATCH;
+        if (ml > PAGE_SIZE - op) {
+            err = LZ4D_MATCH_PAST_PAGE;
+            break;
+        }
+        if (ml > PAGE_SIZE - LASTLITERALS - op) {
+            err = LZ4D_MATCH_INTO_TAIL;
+            break;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE); /* the literals just written may be the match's source */
+        const uint m = op - off;
+        if (off >= ml) {
+            for (uint j = lid; j < ml; j += width)
+                page[op + j] = page[m + j];
+        } else {
+            for (uint j = lid; j < ml; j += width)
+                page[op + j] = page[m + j % off];
+        }
+        op += ml;
+        barrier(CLK_LOCAL_MEM_FENCE); /* the next sequence's match may read this one */
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid == 0u)
+        status[i] = err;
+    if (err == LZ4D_OK) {
+        __global ulong *dst = (__global ulong *)(pages + (size_t)i * PAGE_SIZE);
+        for (uint j = lid; j < PAGE_SIZE / 8u; j += width)
             dst[j] = page64[j];
     }
 }
