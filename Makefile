@@ -27,7 +27,7 @@ system-packages:
 $(STAMP): pyproject.toml setup.py hwzswap/pool/_zscore.c hwzswap/frontswap/_hotpath.c | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[opencl,test]'
+	$(PY) -m pip install -q -e '.[opencl,test,ray]'
 	mkdir -p $(POCL_CACHE_DIR)
 	touch $(STAMP)
 
