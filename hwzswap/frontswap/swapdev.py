@@ -101,7 +101,7 @@ class DeviceModel:
             return cls("custom", float(latency_us or 0.0), float(read_mb_s), float(write_mb_s),
                        realtime)
         raise InvalidParameterError(
-            f"unknown swap device model {name!r}; use none, hdd, ssd or custom"
+            f"unknown swap device model {excerpt(name)}; use none, hdd, ssd or custom"
         )
 
 
@@ -278,7 +278,8 @@ class SwapDevice:
         self.path = Path(path)
         if "\0" in str(self.path):
             raise SwapDeviceError(
-                f"swap file path {excerpt(str(self.path))} contains a NUL byte; give a real path"
+                f"swap file path {excerpt(str(self.path))} contains a NUL byte; give a real "
+                f"path"
             )
         parent = self.path.parent
         dfd = _open_dir(parent)
@@ -542,11 +543,17 @@ class SwapDevice:
     def inject(self, op: str = "write", errno: int = _errno.EIO, count: int = 1) -> None:
         """Make the next ``count`` ``op`` (``"read"``/``"write"``) calls fail with ``errno``."""
         if op not in self._faults:
-            raise InvalidParameterError(f"inject: op must be 'read' or 'write', got {op!r}")
+            raise InvalidParameterError(
+                f"inject: op must be 'read' or 'write', got {excerpt(op)}"
+            )
         if type(count) is not int or count < 0:
-            raise InvalidParameterError(f"inject: count must be an int >= 0, got {count!r}")
+            raise InvalidParameterError(
+                f"inject: count must be an int >= 0, got {excerpt(count)}"
+            )
         if type(errno) is not int or errno <= 0:
-            raise InvalidParameterError(f"inject: errno must be a positive int, got {errno!r}")
+            raise InvalidParameterError(
+                f"inject: errno must be a positive int, got {excerpt(errno)}"
+            )
         with self._lock:
             self._faults[op].extend([errno] * count)
 

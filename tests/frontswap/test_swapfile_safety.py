@@ -127,6 +127,15 @@ def test_a_file_we_created_is_removed_when_sizing_it_fails(tmp_path):
     assert not path.exists()
 
 
+def test_a_fifo_or_a_device_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "swap.fifo"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(SwapDeviceError, match="not a regular file"):
+        SwapDevice(fifo, 4)
+    with pytest.raises(SwapDeviceError, match="not a regular file"):
+        SwapDevice("/dev/null", 4, reuse=True)
+
+
 def test_a_nul_byte_in_the_path_is_a_clear_error(tmp_path):
     with pytest.raises(SwapDeviceError, match="contains a NUL byte"):
         SwapDevice(str(tmp_path / "a\0b"), 4)
