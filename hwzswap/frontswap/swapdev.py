@@ -1,4 +1,4 @@
-"""The swap device: a real file, written and read a page at a time at ``offset * 4096``.
+"""The swap device: a real file, written and read a page at a time at ``(offset + 1) * 4096``.
 
 It stands in for the block device (or swap file) behind a swap type. It counts pages in and out
 as the kernel's ``pswpin``/``pswpout`` do, measures the time spent in ``pread``/``pwrite``
@@ -6,9 +6,14 @@ as the kernel's ``pswpin``/``pswpout`` do, measures the time spent in ``pread``/
 a laptop's page cache can still be read as "what would this have cost on the seed's 58 MB/s
 disk".
 
-Safety: the file is opened with ``O_NOFOLLOW`` (a symlink planted at the path is refused), must
-be a regular file, and a file this class creates gets mode 0600 (swap holds other processes'
-memory). The file is sized with ``ftruncate`` (sparse), ``nr_pages * 4096`` bytes.
+Safety (swap holds other processes' memory): the file is opened relative to its directory,
+which must pass :func:`check_swap_dir`, with ``O_NOFOLLOW`` (a symlink planted at the path is
+refused); it must be a regular file; a file this class creates is created ``O_EXCL`` with mode
+0600 and starts with a header page (:func:`swap_header`) that marks it as an hwzswap swap file.
+An existing file that is not ours is refused (see :class:`SwapDevice`), and one this class did
+not create is never shrunk. The file is sized with ``ftruncate`` (sparse): the header page plus
+``nr_pages * 4096`` bytes. :meth:`SwapDevice.temporary` makes a file that has no name at all, so
+nothing is left behind by any exit.
 
 Faults for tests: :meth:`SwapDevice.inject` makes the next ``count`` reads or writes fail with
 ``EIO`` or ``ENOSPC`` before touching the file, exactly as a failing disk would report them.
