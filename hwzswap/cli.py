@@ -19,6 +19,7 @@ _COMMAND_MODULES = [
     "hwzswap.frontswap.cli",  # stats
     "hwzswap.bench.cli",  # bench, record
     "hwzswap.bench.capture",  # capture
+    "hwzswap.backends.opencl.cli",  # tune
     "hwzswap.sweep.cli",  # sweep
     "hwzswap.serve.cli",  # swap, serve, run
 ]
@@ -48,6 +49,8 @@ def _cmd_backends(args: argparse.Namespace) -> int:
             if r.available
             else (r.reason or "")
         )
+        if r.in_use and r.in_use != f"{r.name} on {caps.get('device')}":
+            detail += f"\nin use: {r.in_use}"  # e.g. a device backend's tuned configuration
         table.add_row(
             r.name,
             "yes" if r.available else "[red]no[/red]",

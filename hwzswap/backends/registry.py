@@ -55,6 +55,7 @@ class BackendInfo:
     capabilities: dict[str, Any] | None
     params: dict[str, Any] | None  # parameter -> default
     parameters: list[dict[str, Any]] | None = None  # one param_spec() per declared parameter
+    in_use: str | None = None  # describe() of a default instance: what it would run here
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +67,7 @@ class BackendInfo:
             "time_basis": (self.capabilities or {}).get("time_basis"),
             "params": self.params,
             "parameters": self.parameters,
+            "in_use": self.in_use,
         }
 
 
@@ -218,13 +220,15 @@ def available_backends() -> list[BackendInfo]:
             ok, reason = cls.availability()
         except Exception as exc:  # availability() must not take the listing down
             ok, reason = False, f"availability check failed: {type(exc).__name__}: {exc}"
-        caps = None
+        caps = in_use = None
         if ok:
             try:
-                caps = cls().capabilities.to_dict()
+                inst = cls()
+                caps, in_use = inst.capabilities.to_dict(), inst.describe()
+                inst.close()
             except Exception as exc:
                 ok, reason = False, f"{type(exc).__name__}: {exc}"
         params = {k: p.default for k, p in cls.PARAMS.items()}
         specs = [param_spec(k, p) for k, p in cls.PARAMS.items()]
-        rows.append(BackendInfo(name, ok, reason, source, caps, params, specs))
+        rows.append(BackendInfo(name, ok, reason, source, caps, params, specs, in_use))
     return rows

@@ -1,0 +1,155 @@
+"""``lz4-opencl``'s per-device tuning (hwzswap.backends.opencl.tuning) on the real device (PoCL in
+CI): measured once, cached per device, driver and kernel source; explicit params win.
+
+Every test here uses its own cache directory and a small grid, so the measurements cost well
+under a second each.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hwzswap import get_backend
+from hwzswap.backends.contract import ItemStatus
+from hwzswap.backends.opencl import tuning
+from hwzswap.backends.opencl.backend import TUNED_KEYS
+from hwzswap.bench.corpus import load_bundled
+from hwzswap.cli import main
+
+TINY = tuning.Grid(
+    compress=(
+        {"layout": "item", "local_size": 1, "hash_log": 12},
+        {"layout": "item", "local_size": 1, "hash_log": 11},
+    ),
+    batch_sizes=(256, 128),
+    decompress=(
+        {"decompress_layout": "item", "decompress_local_size": 1},
+        {"decompress_layout": "group", "decompress_local_size": 4},
+    ),
+    sample_pages=384,
+    repeat=1,
+)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A fresh cache directory and the small grid for whatever device is measured."""
+    monkeypatch.setenv(tuning.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(tuning, "grid_for", lambda kind: TINY)
+    return tmp_path
+
+
+def test_first_use_measures_then_the_cached_choice_is_used(cache):
+    before = tuning.MEASUREMENTS
+    with get_backend("lz4-opencl") as first:
+        assert first.tuning["source"] == "measured"
+        chosen = first.config
+    assert tuning.MEASUREMENTS == before + 1
+    files = list(cache.glob("lz4-opencl-tune-*.json"))
+    assert len(files) == 1
+    doc = json.loads(files[0].read_text())
+    assert doc["choice"] == {k: chosen[k] for k in TUNED_KEYS}
+    assert doc["key"]["device"] == first.device_name and doc["key"]["kernel_sha256"]
+    for _ in range(3):  # later instances (and processes) read the cache: no measurement
+        with get_backend("lz4-opencl") as again:
+            assert again.tuning["source"] == "cache"
+            assert again.config == chosen
+            assert again.capabilities.preferred_batch == chosen["batch_size"]
+            assert "config: cache" in again.describe()
+    assert tuning.MEASUREMENTS == before + 1
+
+
+def test_the_choice_is_the_fastest_within_one_percent_of_lz4(cache):
+    with get_backend("lz4-opencl") as b:
+        key = tuning.cache_key(b._platform, b._device)
+    result = tuning.load_cached(key)
+    assert result is not None and result.source == "cache"
+    assert result.sample_pages == TINY.sample_pages and result.lz4_ratio > 1
+    comp = [r for r in result.table if r["step"] != "decompress"]
+    ok = [r for r in comp if r["ratio"] >= result.lz4_ratio * (1 - tuning.RATIO_TOLERANCE)]
+    assert all(r["ratio_ok"] == (r in ok) for r in comp)
+    chosen = [r for r in comp if r["chosen"]]
+    assert chosen and all(r["ratio_ok"] for r in chosen)
+    # the chosen configuration is the fastest acceptable one of step 1 ...
+    step1 = [r for r in ok if r["step"] == "compress"]
+    best1 = max(step1, key=lambda r: r["compress_pages_s"])
+    assert (result.choice["hash_log"], result.choice["layout"]) == (best1["hash_log"],
+                                                                     best1["layout"])
+    # ... at the fastest batch size measured for it
+    same = [r for r in ok if r["hash_log"] == best1["hash_log"]]
+    assert result.choice["batch_size"] == max(same, key=lambda r: r["compress_pages_s"])["batch_size"]
+    dec = [r for r in result.table if r["step"] == "decompress"]
+    assert len(dec) == 2 and all(r["exact"] for r in dec)
+    dbest = max(dec, key=lambda r: r["decompress_pages_s"])
+    assert result.choice["decompress_layout"] == dbest["decompress_layout"]
+
+
+def test_a_changed_kernel_source_invalidates_the_choice(cache, monkeypatch):
+    with get_backend("lz4-opencl") as b:
+        old_key = tuning.cache_key(b._platform, b._device)
+    assert tuning.load_cached(old_key) is not None
+    before = tuning.MEASUREMENTS
+    sources = tuning.kernel_sources()
+    changed = {**sources, "lz4_compress.cl": sources["lz4_compress.cl"] + "\n/* changed */\n"}
+    monkeypatch.setattr(tuning, "kernel_sources", lambda: changed)
+    with get_backend("lz4-opencl") as b:
+        new_key = tuning.cache_key(b._platform, b._device)
+        assert b.tuning["source"] == "measured"
+    assert new_key["kernel_sha256"] != old_key["kernel_sha256"]
+    assert tuning.MEASUREMENTS == before + 1
+    assert len(list(cache.glob("lz4-opencl-tune-*.json"))) == 2
+    # a new driver version is a new key too
+    assert tuning.cache_path({**old_key, "driver": "9.9"}) != tuning.cache_path(old_key)
+
+
+def test_explicit_params_win_and_a_full_set_measures_nothing(cache):
+    before = tuning.MEASUREMENTS
+    full = {"layout": "item", "local_size": 2, "hash_log": 13, "batch_size": 77,
+            "decompress_layout": "group", "decompress_local_size": 8}
+    with get_backend("lz4-opencl", **full) as b:
+        assert b.tuning["source"] == "explicit"
+        assert b.config == full
+        pages = load_bundled(max_pages=100)
+        batch = b.compress_batch(pages)
+        ok = batch.status == ItemStatus.OK
+        out = b.decompress_batch(batch)
+        assert np.array_equal(getattr(out, "pages", out)[ok], pages[ok])
+    assert tuning.MEASUREMENTS == before and not list(cache.iterdir())
+    with get_backend("lz4-opencl", tune="off") as b:  # built-in defaults, nothing measured
+        assert b.tuning["source"] == "defaults (tune=off)" and b.config["hash_log"] == 12
+    with get_backend("lz4-opencl", hash_log=13, batch_size=99) as b:  # the rest is tuned
+        assert b.tuning["source"] == "measured"
+        assert b.config["hash_log"] == 13 and b.config["batch_size"] == 99
+        assert b.tuning["explicit"] == ["batch_size", "hash_log"]
+
+
+def test_an_unreadable_cache_file_is_measured_again(cache):
+    with get_backend("lz4-opencl") as b:
+        key = tuning.cache_key(b._platform, b._device)
+    tuning.cache_path(key).write_text("{ not json")
+    assert tuning.load_cached(key) is None
+    before = tuning.MEASUREMENTS
+    with get_backend("lz4-opencl") as b:
+        assert b.tuning["source"] == "measured"
+    assert tuning.MEASUREMENTS == before + 1 and tuning.load_cached(key) is not None
+
+
+def test_cli_tune_shows_the_cache_and_refresh_measures(cache, capsys):
+    before = tuning.MEASUREMENTS
+    assert main(["tune", "lz4-opencl"]) == 0  # nothing cached yet: measures
+    out = capsys.readouterr().out
+    assert "choice: layout=" in out and "| decompress |" in out and "**yes**" in out
+    assert main(["tune", "lz4-opencl", "--json"]) == 0  # cached: shown as is
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["source"] == "cache" and set(doc["choice"]) == set(TUNED_KEYS)
+    assert tuning.MEASUREMENTS == before + 1
+    assert main(["tune", "lz4-opencl", "--refresh"]) == 0
+    assert tuning.MEASUREMENTS == before + 2
+    capsys.readouterr()
+    assert main(["backends", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert "config: cache" in rows["lz4-opencl"]["in_use"]
+    assert "hash_log" in rows["lz4-opencl"]["in_use"]
