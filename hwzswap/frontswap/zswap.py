@@ -105,6 +105,7 @@ _NO_LIMIT = 1 << 62
 _crc32 = zlib.crc32
 _OK = ItemStatus.OK
 _FAILED = ItemStatus.FAILED
+_STAGED = object()  # load_batch: a slot served from its staged copy
 
 #: An index entry: a pool handle, or the word of a same-filled page.
 Entry = int | bytes
@@ -179,14 +180,13 @@ def batch_offsets(op: str, type: int, offsets: Any, nr_pages: int, what: str) ->
     """A batch's offsets as distinct ints in ``0..nr_pages - 1`` (numpy integers are fine), or
     the slot error (:func:`slot_error`) naming the first bad one; a repeated offset raises
     :class:`InvalidInputError` (``what`` says what the batch is)."""
-    try:
-        offs = list(map(operator.index, offsets))
-        bad = next((o for o in offsets if o.__class__ is bool), None)
-    except TypeError:
-        bad = next(o for o in offsets if o.__class__ is bool or not hasattr(o, "__index__"))
-        offs = []
-    if bad is not None:
-        raise slot_error(op, type, bad, nr_pages, ())
+    offs = offsets if offsets.__class__ is list else list(offsets)
+    if set(map(_kind, offs)) != {int}:  # not all plain ints: numpy integers are converted
+        bad = next((o for o in offs if o.__class__ is bool or not hasattr(o, "__index__")),
+                   None)
+        if bad is not None:
+            raise slot_error(op, type, bad, nr_pages, ())
+        offs = list(map(operator.index, offs))
     if offs:
         lo, hi = min(offs), max(offs)
         if lo < 0 or hi >= nr_pages:
@@ -196,6 +196,9 @@ def batch_offsets(op: str, type: int, offsets: Any, nr_pages: int, what: str) ->
                 f"{op}: an offset appears twice in one batch ({what} holds distinct slots)"
             )
     return offs
+
+
+_kind = type
 
 
 def folio_groups(folios: Sequence[int] | None, n: int, op: str) -> list[int]:
@@ -275,6 +278,8 @@ class ZswapCache:
             self._compress = comp.compress
             self._compress_batch = comp.compress_batch
             self._decompress = comp.decompress
+        #: the driver's own decompress, for load_batch's checked fast path
+        self._decompress_raw = self._decompress if comp.asynchronous else backend.decompress
         self._pool_view = pool.view
         self._pool_free = pool.free
         # Indexes, lock, writeback and async state.
@@ -516,7 +521,8 @@ class ZswapCache:
         self._acquire()
         try:
             handle = self.pool.malloc_write(data)
-            self._insert_locked(tree, offset, handle, csum, pcsum)
+            self._insert_locked(tree, (offset,), (handle,), None if csum is None else (csum,),
+                                None if pcsum is None else (pcsum,))
             return True
         except PoolAllocError:
             pass
@@ -601,12 +607,11 @@ class ZswapCache:
             pcsums = (None if self._pcsums is None
                       else [_crc32(pages[k]) for k in put.tolist()])
             handles = self.pool.malloc_write_batch(batch.data, batch.offsets, sizes, put)
-            for j, handle in enumerate(handles):
-                k = int(put[j])
-                self._insert_locked(tree, offs[k], handle,
-                                    None if csums is None else csums[j],
-                                    None if pcsums is None else pcsums[j])
-                outcome.append((k, True))
+            done_k = put[:len(handles)].tolist()
+            self._insert_locked(tree, [offs[k] for k in done_k], handles,
+                                None if csums is None else csums[:len(handles)],
+                                None if pcsums is None else pcsums[:len(handles)])
+            outcome.extend((k, True) for k in done_k)
             for j in range(len(handles), len(put)):
                 k = int(put[j])
                 if staged is None:
@@ -771,21 +776,17 @@ class ZswapCache:
                         staged_at.append(i)
         self._acquire()
         try:
-            at: list[int] = []  # batch positions of compressed hits
-            handles: list[int] = []
-            misses = 0
-            get = tree.get
-            for i, off in enumerate(offs):
-                if out[i] is not None:
-                    continue
-                entry = get(off)
-                if entry.__class__ is int:
-                    at.append(i)
-                    handles.append(entry)
-                elif entry is None:
-                    misses += 1
-                else:
-                    out[i] = _ZERO_PAGE if entry == _ZERO_WORD else entry * _WORDS
+            entries = list(map(tree.get, offs))
+            if staged_at:
+                for i in staged_at:
+                    entries[i] = _STAGED
+            at = [i for i, e in enumerate(entries) if e.__class__ is int]  # compressed hits
+            handles = [entries[i] for i in at]
+            misses = entries.count(None)
+            if len(at) + misses + len(staged_at) != n:  # same-filled hits
+                for i, entry in enumerate(entries):
+                    if entry.__class__ is bytes:
+                        out[i] = _ZERO_PAGE if entry == _ZERO_WORD else entry * _WORDS
             if handles:
                 pages = self._decompress_many_locked(tree, [offs[i] for i in at], handles)
                 for k, i in enumerate(at):
@@ -807,27 +808,38 @@ class ZswapCache:
 
     def _decompress_many_locked(self, tree: ZswapTree, offs: list[int],
                                 handles: list[int]) -> list[bytes]:
-        """The pages of several pool objects (lock held): one ``decompress_batch`` for a batch
-        backend, else one :meth:`_page_locked` each; a failed item of a batch is retried on
-        its own, which raises the right error for a bad one."""
-        if len(handles) == 1 or not self.compressor.batch or self._csums is not None:
+        """The pages of several pool objects (lock held), the batch form of
+        :meth:`_page_locked`: one ``decompress_batch`` for a batch backend, one ``decompress``
+        each for the others. Every result is checked; when anything is off (an error, a result
+        of the wrong type or length, a failed item) the objects concerned go through
+        :meth:`_page_locked` one by one, which counts and raises the right error."""
+        view = self._pool_view
+        if self._csums is not None or len(handles) == 1:
             return [self._page_locked(tree, off, h) for off, h in zip(offs, handles)]
-        views = [self._pool_view(h) for h in handles]
-        try:
-            result = self.compressor.decompress_batch(views)
-        finally:
-            del views
-        failed = set(result.failed())
-        pages: list[bytes] = []
-        rows = result.pages
-        for k, (off, h) in enumerate(zip(offs, handles)):
-            if k in failed:
-                pages.append(self._page_locked(tree, off, h))
-                continue
-            page = rows[k].tobytes()
-            if self._pcsums is not None:
-                self._verify_page_locked(tree, off, h, page)
-            pages.append(page)
+        if self.compressor.batch:
+            views = [view(h) for h in handles]
+            try:
+                result = self.compressor.decompress_batch(views)
+            finally:
+                del views
+            redo = result.failed()
+            pages = [row.tobytes() for row in result.pages]
+        else:
+            try:
+                pages = list(map(self._decompress_raw, map(view, handles)))
+                good = set(map(type, pages)) == {bytes} and set(map(len, pages)) == {PAGE_SIZE}
+            except Exception:  # noqa: BLE001 - attributed to its object below
+                good = False
+            if not good:
+                pages = [b""] * len(handles)
+            redo = [] if good else list(range(len(handles)))
+        for k in redo:
+            pages[k] = self._page_locked(tree, offs[k], handles[k])  # checked, or raises
+        if self._pcsums is not None:
+            skip = set(redo)
+            for k, (off, h) in enumerate(zip(offs, handles)):
+                if k not in skip:
+                    self._verify_page_locked(tree, off, h, pages[k])
         return pages
 
     def _verify_object_locked(self, tree: ZswapTree, offset: int, handle: int,
@@ -1160,23 +1172,26 @@ class ZswapCache:
         else:
             self._limit_gate = 0 if self._reached_full else self._max_pages
 
-    def _insert_locked(self, tree: ZswapTree, offset: int, handle: int, csum: int | None,
-                       pcsum: int | None) -> None:
-        """Index a new pool object as the entry for ``offset`` (the store's insert step, the
-        only one). An older entry or staged page of the slot is dropped
+    def _insert_locked(self, tree: ZswapTree, offs: Sequence[int], handles: Sequence[int],
+                       csums: Sequence[int] | None, pcsums: Sequence[int] | None) -> None:
+        """Index new pool objects as the entries of ``offs`` (the store's insert step, the only
+        one: one page or a whole batch). An older entry or staged page of a slot is dropped
         (``duplicate_entry``). Lock held."""
-        old = tree.pop(offset, None)
-        if old is not None:
-            self.duplicate_entry += 1
-            self._free_locked(old)
-        if self._staged:
-            self._staged.pop((tree.type, offset), None)
-        tree[offset] = handle
-        if csum is not None:
-            self._csums[handle] = csum  # type: ignore[index]
-        if pcsum is not None:
-            self._pcsums[handle] = pcsum  # type: ignore[index]
-        self.zswpout += 1
+        pop = tree.pop
+        staged = self._staged
+        for off, handle in zip(offs, handles):
+            old = pop(off, None)
+            if old is not None:
+                self.duplicate_entry += 1
+                self._free_locked(old)
+            if staged:
+                staged.pop((tree.type, off), None)
+            tree[off] = handle
+        if csums is not None:
+            self._csums.update(zip(handles, csums))  # type: ignore[union-attr]
+        if pcsums is not None:
+            self._pcsums.update(zip(handles, pcsums))  # type: ignore[union-attr]
+        self.zswpout += len(handles)
 
     def _store_same_filled(self, tree: ZswapTree, offset: int, word: bytes) -> bool:
         with self._lock:
@@ -1250,7 +1265,8 @@ class ZswapCache:
                 why = "reject_reclaim_fail" if written == 0 else "reject_alloc_fail"
                 self._reject_locked(tree, offset, why)
                 return False
-            self._insert_locked(tree, offset, handle, csum, pcsum)
+            self._insert_locked(tree, (offset,), (handle,), None if csum is None else (csum,),
+                                None if pcsum is None else (pcsum,))
             return True
 
     def _reject(self, tree: ZswapTree, offset: int, why: str | None) -> bool:
