@@ -203,21 +203,18 @@ def _resolve(name: str, value: Any, base: Path) -> Any:
 
 
 def _load_base_config(path: str, key: str, p: _Problems) -> dict[str, Any] | None:
-    import yaml
+    """The base config file as written (the run's settings go on top), once the config
+    loader has accepted it."""
+    from hwzswap.config import load_config
+    from hwzswap.errors import HwzswapError
 
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        p.add(key, f"cannot read the config file {path}: {exc.strerror or exc}")
+        load_config(path)  # every problem of the file, named by the config loader
+        raw = read_yaml(path, "config file")
+    except HwzswapError as exc:
+        p.add(key, str(exc))
         return None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        p.add(key, f"{path} is not a YAML file: {str(exc).splitlines()[0]}")
-        return None
-    raw = {} if raw is None else raw
-    if not isinstance(raw, Mapping):
-        p.add(key, f"{path}: a config is a mapping of sections, got {type(raw).__name__}")
-        return None
-    return dict(raw)
+    return dict(raw or {})
 
 
 def _check_backends(names: list[tuple[str, str]], p: _Problems) -> None:
@@ -372,24 +369,89 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
     return spec
 
 
-def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep file; relative paths in it are relative to its directory."""
+#: A sweep file is a few dozen lines: larger files, deeper nesting or more values (YAML
+#: aliases counted as if written out) are refused before validation, as configs are.
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 16
+MAX_VALUES = 100_000
+
+
+def _bounded_loader() -> Any:
+    """A yaml.SafeLoader that refuses more than :data:`MAX_VALUES` aliases and nesting deeper
+    than :data:`MAX_DEPTH` while composing (so an alias bomb fails at once)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        _depth = 0
+        _aliases = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self._aliases += 1
+                if self._aliases > MAX_VALUES:
+                    raise yaml.YAMLError(f"more than {MAX_VALUES} aliases")
+            self._depth += 1
+            try:
+                if self._depth > MAX_DEPTH:
+                    raise yaml.YAMLError(f"values nested more than {MAX_DEPTH} levels deep")
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+    return Loader
+
+
+def _count_values(raw: Any, name: str) -> None:
+    seen: dict[int, int] = {}
+
+    def size(v: Any) -> int:
+        if not isinstance(v, (Mapping, list)):
+            return 1
+        if id(v) in seen:
+            return seen[id(v)]
+        seen[id(v)] = MAX_VALUES + 1  # a value that contains itself counts as too many
+        items = [x for kv in v.items() for x in kv] if isinstance(v, Mapping) else v
+        total = 1 + sum(size(x) for x in items)
+        seen[id(v)] = total
+        return total
+
+    if size(raw) > MAX_VALUES:
+        raise SweepSpecError(f"{name}: more than {MAX_VALUES} values once YAML aliases are "
+                             "expanded (or a value that contains itself); not a sweep file")
+
+
+def read_yaml(path: str | Path, what: str = "sweep file") -> Any:
+    """A small YAML file, read with the limits above; errors name the file."""
     import yaml
 
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise SweepSpecError(f"{name}: cannot read the sweep file: {exc.strerror or exc}") from None
+        raise SweepSpecError(f"{name}: cannot read the {what}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SweepSpecError(f"{name}: larger than {MAX_FILE_BYTES} bytes; not a {what}")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SweepSpecError(f"{name}: not a UTF-8 text file: {exc}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_bounded_loader())  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
-        detail = str(exc).replace("\n", " ")
+        detail = str(exc).replace("\n", " ")[:300]
         raise SweepSpecError(f"{name}: invalid YAML: {detail}") from None
-    return parse_sweep(raw, name, Path(path).resolve().parent)
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+        raise SweepSpecError(f"{name}: invalid YAML value: {detail}") from None
+    _count_values(raw, name)
+    return raw
 
 
-__all__ = ["CONFIG_SECTIONS", "RUN_SETTINGS", "SWEEP_KEYS", "SweepSpec", "SweepSpecError",
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep file; relative paths in it are relative to its directory."""
+    return parse_sweep(read_yaml(path), str(path), Path(path).resolve().parent)
+
+
+__all__ = ["CONFIG_SECTIONS", "MAX_FILE_BYTES", "MAX_VALUES", "read_yaml", "RUN_SETTINGS", "SWEEP_KEYS", "SweepSpec", "SweepSpecError",
            "load_sweep", "parse_sweep", "setting_problem"]

@@ -105,3 +105,39 @@ def test_config_values_are_left_to_the_run(tmp_path: Path) -> None:
     # 250 % is refused by the config loader, but per run (a FAILED record), not here.
     spec = load_sweep(write_sweep(tmp_path, SMALL_SWEEP))
     assert spec.axes["zswap.max_compression_ratio"] == [90, 250]
+
+
+def test_a_bad_base_config_is_named(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("zswap: {max_pool_percent: 300}\n", encoding="utf-8")
+    text = _problems(tmp_path, {"axes": {"backend": ["lz4"]}, "fixed": {"config": "base.yaml"}})
+    assert "bad.yaml: fixed.config: " in text
+    assert "base.yaml: zswap.max_pool_percent: must be an integer 1..100, got 300" in text
+
+
+def test_hostile_yaml_is_refused_at_once(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    bomb.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(SweepSpecError, match="bomb.yaml: (invalid YAML: more than|more than)"):
+        load_sweep(bomb)
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("axes: &a {backend: [lz4], self: *a}\n", encoding="utf-8")
+    with pytest.raises(SweepSpecError, match="loop.yaml"):
+        load_sweep(loop)
+    big = tmp_path / "big.yaml"
+    big.write_text("#" * (2 << 20), encoding="utf-8")
+    with pytest.raises(SweepSpecError, match="big.yaml: larger than"):
+        load_sweep(big)
+
+
+def test_shipped_sweeps_are_valid() -> None:
+    from hwzswap.sweep.plan import config_problem, expand
+
+    shipped = sorted((Path(__file__).resolve().parents[2] / "configs" / "sweeps").glob("*.yaml"))
+    assert shipped
+    for path in shipped:
+        plan = expand(load_sweep(path))
+        assert plan.runs and [config_problem(r) for r in plan.runs] == [None] * len(plan.runs)
+    example = expand(load_sweep(shipped[0]))
+    assert {r.coords["batching"] for r in example.runs} == {"page", "folio", "reclaim", "async"}
