@@ -175,12 +175,36 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                          f"{ov['busy_us_per_page']} µs/page busy, the host waited "
                          f"{ov['waited_us_per_page']} µs/page for it "
                          f"({ov['hidden_share']:.0%} hidden)")
+    notes += mode_summary(doc)
     for s in doc.get("skipped", []):
         notes.append(f"skipped {s['backend']}: {s['reason']}")
     for f in doc.get("failed", []):
         mode = f" ({f['batching']})" if f.get("batching") else ""
         notes.append(f"FAILED {f['backend']}{mode} [{f.get('phase', 'run')}]: {f['error']}")
     return notes
+
+
+def mode_summary(doc: Mapping[str, Any]) -> list[str]:
+    """With several engine modes: for each backend, its best mode by store throughput beside
+    v9's ``page`` mode (what the engine design is worth to that backend)."""
+    if len(doc.get("batching") or []) < 2:
+        return []
+    out = []
+    by: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for r in doc["results"]:
+        by.setdefault(r["backend"], {})[r.get("batching", "-")] = r
+    for backend, modes in by.items():
+        best_mode, best = max(modes.items(), key=lambda kv: kv[1]["store_pages_per_s"] or 0)
+        line = (f"{backend}: best store mode {best_mode} {_rate(best['store_pages_per_s'])} "
+                f"pages/s")
+        page = modes.get("page")
+        if page is not None and page["store_pages_per_s"]:
+            line += (f" = {best['store_pages_per_s'] / page['store_pages_per_s']:.2f}x page "
+                     f"mode ({_rate(page['store_pages_per_s'])})")
+        best_l = max(modes.items(), key=lambda kv: kv[1]["load_pages_per_s"] or 0)
+        line += f"; loads best in {best_l[0]} ({_rate(best_l[1]['load_pages_per_s'])})"
+        out.append(line)
+    return out
 
 
 def print_table(doc: Mapping[str, Any], console: Any = None) -> None:
@@ -202,7 +226,7 @@ def print_table(doc: Mapping[str, Any], console: Any = None) -> None:
         [[0, 1, 2, *range(5, 11)], [0, 1, *range(11, 15)], space],
     ]
     for groups in layouts:
-        if all(sum(widths[i] + 2 for i in g) <= console.width for g in groups):
+        if all(sum(widths[i] + 3 for i in g) <= console.width for g in groups):
             break
     for n, cols in enumerate(groups):
         table = Table(title=f"hwzswap bench: {_title(doc)}" if n == 0 else None,
@@ -340,4 +364,4 @@ def plot(doc: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
-__all__ = ["COLUMNS", "markdown", "plot", "print_table", "rows"]
+__all__ = ["COLUMNS", "markdown", "mode_summary", "plot", "print_table", "rows"]

@@ -522,11 +522,14 @@ def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWor
         elif batch:
             t0 = pc()
             try:
-                res = compress_batch(item)
-            except HwzswapError as exc:
-                res = [exc] * len(idxs)
+                res: Any = compress_batch(item)
+            except HwzswapError as exc:  # the whole call failed: redo it page by page
+                m.note_error("raw compress_batch", exc)
+                res = None
+                outs = _compress_each(compress, [page_bytes[i] for i in idxs], m)
             t1 = pc()
-            outs = _batch_items(res, len(idxs), m)
+            if res is not None:
+                outs = _batch_items(res, len(idxs), m)
         else:
             pages = [page_bytes[i] for i in idxs]
             t0 = pc()
@@ -582,12 +585,19 @@ def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWor
             t0 = pc()
             try:
                 arr = decompress_batch(items)
-            except HwzswapError as exc:
-                arr = None
+            except HwzswapError as exc:  # the whole call failed: redo it page by page
                 m.note_error("raw decompress_batch", exc)
+                arr = None
+                outs = []
+                for d in items:
+                    try:
+                        outs.append(decompress(d))
+                    except HwzswapError as exc1:
+                        outs.append(None)
+                        m.note_error("raw decompress", exc1)
             t1 = pc()
             if arr is None:
-                outs = [None] * len(todo)
+                pass
             elif isinstance(arr, DecompressedBatch):
                 bad = set(arr.failed())
                 outs = [None if j in bad else row.tobytes() for j, row in enumerate(arr.pages)]

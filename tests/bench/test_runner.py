@@ -3,6 +3,7 @@ unavailable/broken backends reported rather than crashing the bench."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import lz4.block
@@ -404,3 +405,57 @@ def test_a_workload_file_with_batched_loads_replays_identically(pages: np.ndarra
         assert a["mismatches"] == b["mismatches"] == 0
         assert a["verified_pages"] == len(pages)
     assert runs[0]["workload"]["params"] == {"load_batch": 32}
+
+
+# -- engine modes: the identical stream through each design ---------------------------------
+
+
+def test_every_engine_mode_verifies_every_page_on_the_identical_stream(pages: np.ndarray) -> None:
+    wl = build_workload("pressure", pages[:128], seed=3)
+    modes = ["page", "folio", "reclaim", "async"]
+    doc = _run(wl, ["lz4", "lz4-opencl", "842-nx"], batching=",".join(modes))
+    assert not doc["failed"] and not doc["skipped"], doc["failed"]
+    assert doc["batching"] == modes
+    got = [(r["backend"], r["batching"]) for r in doc["results"]]
+    assert got == [(b, m) for b in ("lz4", "lz4-opencl", "842-nx") for m in modes]
+    for backend in ("lz4", "lz4-opencl", "842-nx"):
+        rs = [r for r in doc["results"] if r["backend"] == backend]
+        for r in rs:
+            assert r["mismatches"] == r["load_failures"] == r["raw_mismatches"] == 0
+            assert r["verified_pages"] == r["pages"] == wl.counts()["loads"]
+            assert r["structure"] == wl.structure and r["config"]["zswap"]["batching"] == \
+                r["batching"]
+            assert r["saw_writeback"], (backend, r["batching"])
+        # the same pages in every mode: the raw pass, and what the pool held, agree
+        assert len({json.dumps(r["ratio_bytes"]) for r in rs}) == 1
+        assert len({r["pool_sizing"]["held_pages"] for r in rs}) == 1
+    nx = [r for r in doc["results"] if r["backend"] == "842-nx"]
+    assert all(r["device_overlap"]["busy_us_per_page"] > 0 for r in nx)
+
+
+def test_default_mode_is_the_configs(pages: np.ndarray, tmp_path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("zswap:\n  batching: folio\n")
+    doc = _run(build_workload("roundtrip", pages[:64], seed=0), ["lz4"], config=str(cfg))
+    assert doc["batching"] == ["folio"] and doc["results"][0]["batching"] == "folio"
+
+
+def test_a_faulty_device_is_measured_with_every_page_verified(pages: np.ndarray,
+                                                              tmp_path) -> None:
+    """Issue 13 item 4: faults counted by phase (the raw pass takes them too), error rates
+    reported, every page still verified."""
+    cfg = tmp_path / "faulty.yaml"
+    cfg.write_text("zswap:\n  compressor:\n    name: 842-nx\n"
+                   "    params: {fault_rate: 0.05, fault_seed: 7}\n")
+    wl = build_workload("pressure", pages[:160], seed=1)
+    doc = _run(wl, ["842-nx"], config=str(cfg), batching="reclaim,async")
+    assert not doc["failed"], doc["failed"]
+    for r in doc["results"]:
+        f = r["faults"]
+        assert f["any"]
+        assert f["raw"]["store_errors"] > 0 and 0 < f["raw"]["store_error_rate"] < 0.2
+        assert f["store"]["reject_compress_fail"] > 0 and 0 < f["store"]["error_rate"] < 0.2
+        assert f["backend"].get("faults_injected", 0) > 0
+        assert r["mismatches"] == r["load_failures"] == 0
+        assert r["verified_pages"] == r["pages"] == wl.counts()["loads"]
+    assert not bench_failed(doc)
