@@ -186,6 +186,11 @@ class CompressedBatch:
     def __len__(self) -> int:
         return len(self.sizes)
 
+    @property
+    def nbytes(self) -> int:
+        """Size of the flat buffer, in bytes (every OK item lies inside it)."""
+        return self._view.nbytes
+
     def __getitem__(self, i: int) -> memoryview | None:
         if self.status[i] != ItemStatus.OK:
             return None

@@ -232,7 +232,7 @@ class Compressor:
                     f"item {i} is {int(sizes[i])} bytes; a compressed page is "
                     f"1..{PAGE_SIZE - 1} bytes (incompressible pages are marked, not returned)")
             end = batch.offsets[ok] + s
-            if int(batch.offsets[ok].min()) < 0 or int(end.max()) > len(batch._view):
+            if int(batch.offsets[ok].min()) < 0 or int(end.max()) > batch.nbytes:
                 raise self._violation("result_length", call,
                                       "an item lies outside the batch's buffer")
         if int(batch.status.max(initial=0)) > _FAILED:
