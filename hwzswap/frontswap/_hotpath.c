@@ -1,25 +1,20 @@
 /*
- * _hotpath: zswap's per-page hot paths, compiled.
+ * _hotpath: zswap's self-contained structures and scans, compiled.
  *
- * hwzswap.frontswap.zswap.ZswapCache.store_batch and SwapSystem.swap_out_batch spend most of
- * their Python time in three loops that run once per page of a reclaim batch: finding the
- * same-filled pages, checking and claiming the batch's swap slots, and inserting the compressed
- * objects into the pool and the index under the tree lock. Each is written here as one C call.
- * A load that hits a compressed entry (ZswapCache.load, SwapSystem.swap_in) is LoadHit, one
- * call instead of two Python frames, and a one-page store's common path is StoreHit; every
- * other case goes to the Python method.
- * The algorithm stays in Python: everything below has a Python twin of the same name with a
- * "_py"/"Py" suffix in hwzswap/frontswap/_hotpath_py.py, which is the readable reference (and
- * the model the tests compare these against, case by case).
+ * Three pieces, each a data structure or a loop that knows nothing of zswap (no attribute of
+ * any other object is read, no Python code of the package is called):
  *
- * ZswapTree, the per-type index and LRU (an array slot per offset, as the kernel's xarray), is
- * here too: it replaces an OrderedDict, whose semantics it keeps (_hotpath_py.ZswapTreePy).
+ *  - ZswapTree: one swap type's index and LRU (an array slot per offset, as the kernel's
+ *    xarray, plus the LRU list), a mapping with the OrderedDict semantics the engine uses;
+ *  - same_filled_pages: the same-filled pages of a buffer of whole pages (a reclaim batch);
+ *  - claim_slots: a batch's swap slots checked and marked in use in the swap map.
  *
- * Nothing here touches another module's insides: the pool is reached through its malloc_write
- * and view methods, the codec through the backend's decompress, the index through the mapping
- * protocol (LoadHit reads a ZswapTree's slot directly, being in the same file), the counters
- * through attributes of the cache object. Everything runs under the GIL and releases it only
- * inside the Python calls it makes.
+ * Each has a Python twin of the same name with a "Py"/"_py" suffix in
+ * hwzswap/frontswap/_hotpath_py.py, the readable reference that behaves the same (the tests
+ * drive both on the same cases; HWZSWAP_IMPL=py runs the engine on the references, through
+ * hwzswap.frontswap.kernels). Everything runs under the GIL. Python code can run where an
+ * object is made or dropped (the GC's finalisers, __index__ of a key): no pointer into the
+ * structure and no count is trusted across such a point.
  *
  * Written for hwzswap.
  */
@@ -33,9 +28,6 @@
 
 #define PAGE_SIZE 4096
 #define WORDS (PAGE_SIZE / 8)
-
-static PyObject *PoolAllocError = NULL;  /* hwzswap.errors.PoolAllocError */
-static PyObject *str_malloc_write, *str_drop_old, *str_csums, *str_zswpout;
 
 /* -- same_filled_pages ---------------------------------------------------------------------- */
 
@@ -177,144 +169,6 @@ finish:
     PyMem_Free(sorted);
     Py_DECREF(seq);
     return out;
-}
-
-/* -- insert_objects ------------------------------------------------------------------------- */
-
-/* obj.name += delta, keeping any exception that is being raised (the first error wins). 0, or
- * -1 with an error set. */
-static int
-attr_add(PyObject *obj, PyObject *name, Py_ssize_t delta)
-{
-    PyObject *et, *ev, *tb;
-    PyErr_Fetch(&et, &ev, &tb);
-    int rc = -1;
-    PyObject *cur = PyObject_GetAttr(obj, name);
-    PyObject *d = cur != NULL ? PyLong_FromSsize_t(delta) : NULL;
-    PyObject *sum = d != NULL ? PyNumber_Add(cur, d) : NULL;
-    if (sum != NULL)
-        rc = PyObject_SetAttr(obj, name, sum);
-    Py_XDECREF(sum);
-    Py_XDECREF(d);
-    Py_XDECREF(cur);
-    if (et != NULL) {
-        if (rc < 0)
-            PyErr_Clear();
-        PyErr_Restore(et, ev, tb);
-        return -1;
-    }
-    return rc;
-}
-
-/* One object of the batch (position k): the loop body of insert_objects_py. 0 ok, -1 error. */
-static int
-insert_one(PyObject *cache, PyObject *tree, PyObject *malloc_write, PyObject *csums,
-           PyObject *offs, PyObject *i, PyObject *data, PyObject *sum, Py_ssize_t max_len,
-           PyObject *results, PyObject *poor, PyObject *retry, Py_ssize_t *stored)
-{
-    Py_ssize_t len = 0;
-    if (data != Py_None && (len = PyObject_Length(data)) < 0)
-        return -1;
-    if (data == Py_None || len > max_len)
-        return PyList_Append(poor, i);
-    PyObject *handle = PyObject_CallOneArg(malloc_write, data);
-    if (handle == NULL) {
-        if (!PyErr_ExceptionMatches(PoolAllocError))
-            return -1;
-        PyErr_Clear();
-        PyObject *pair = PyTuple_Pack(2, i, data);
-        int rc = pair == NULL ? -1 : PyList_Append(retry, pair);
-        Py_XDECREF(pair);
-        return rc;
-    }
-    int rc = -1;
-    PyObject *off = PyObject_GetItem(offs, i);
-    if (off == NULL)
-        goto out;
-    int has = PySequence_Contains(tree, off);
-    if (has < 0)
-        goto out;
-    if (has) {
-        PyObject *r = PyObject_CallMethodObjArgs(cache, str_drop_old, tree, off, NULL);
-        if (r == NULL)
-            goto out;
-        Py_DECREF(r);
-    }
-    if (PyObject_SetItem(tree, off, handle) < 0)
-        goto out;
-    if (csums != Py_None && PyObject_SetItem(csums, handle, sum) < 0)
-        goto out;
-    if (PyObject_SetItem(results, i, Py_True) < 0)
-        goto out;
-    (*stored)++;
-    rc = 0;
-out:
-    Py_XDECREF(off);
-    Py_DECREF(handle);
-    return rc;
-}
-
-/* insert_objects(cache, tree, offs, idx, outs, sums, max_len, results, poor, retry) -> None */
-static PyObject *
-insert_objects(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 10) {
-        PyErr_Format(PyExc_TypeError, "insert_objects takes 10 arguments, got %zd", nargs);
-        return NULL;
-    }
-    PyObject *cache = args[0], *tree = args[1], *offs = args[2], *idx = args[3];
-    PyObject *outs = args[4], *sums = args[5], *results = args[7], *poor = args[8];
-    PyObject *retry = args[9];
-    Py_ssize_t max_len = PyLong_AsSsize_t(args[6]);
-    if (max_len == -1 && PyErr_Occurred())
-        return NULL;
-    if (!PyList_Check(idx) || !PyList_Check(outs) || !PyList_Check(poor)
-        || !PyList_Check(retry) || (sums != Py_None && !PyList_Check(sums))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "insert_objects: idx, outs, poor, retry (and sums, unless None) must be "
-                        "lists");
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(idx);
-    if (PyList_GET_SIZE(outs) != n || (sums != Py_None && PyList_GET_SIZE(sums) != n)) {
-        PyErr_SetString(PyExc_ValueError, "insert_objects: idx, outs (and sums) differ in length");
-        return NULL;
-    }
-    PyObject *malloc_write = PyObject_GetAttr(cache, str_malloc_write);
-    if (malloc_write == NULL)
-        return NULL;
-    PyObject *csums = PyObject_GetAttr(cache, str_csums);
-    if (csums == NULL) {
-        Py_DECREF(malloc_write);
-        return NULL;
-    }
-    Py_ssize_t stored = 0;
-    int rc = 0;
-    for (Py_ssize_t k = 0; k < n && rc == 0; k++) {
-        if (k >= PyList_GET_SIZE(idx) || k >= PyList_GET_SIZE(outs)
-            || (sums != Py_None && k >= PyList_GET_SIZE(sums))) {
-            PyErr_SetString(PyExc_RuntimeError, "insert_objects: a list changed size");
-            rc = -1;
-            break;
-        }
-        /* hold the items: the calls made for them run Python code */
-        PyObject *i = PyList_GET_ITEM(idx, k), *data = PyList_GET_ITEM(outs, k);
-        PyObject *sum = sums == Py_None ? Py_None : PyList_GET_ITEM(sums, k);
-        Py_INCREF(i);
-        Py_INCREF(data);
-        Py_INCREF(sum);
-        rc = insert_one(cache, tree, malloc_write, csums, offs, i, data, sum, max_len, results,
-                        poor, retry, &stored);
-        Py_DECREF(i);
-        Py_DECREF(data);
-        Py_DECREF(sum);
-    }
-    Py_DECREF(malloc_write);
-    Py_DECREF(csums);
-    /* counted also when an error stopped the loop */
-    if ((stored > 0 && attr_add(cache, str_zswpout, stored) < 0) || rc < 0)
-        return NULL;
-    Py_RETURN_NONE;
 }
 
 /* -- ZswapTree ------------------------------------------------------------------------------- */
@@ -475,7 +329,7 @@ tree_clear_all(ZswapTree *t)
     }
     t->count = 0;
     t->head = t->tail = NONE;
-    t->mutations++;
+    /* no mutations++: as an OrderedDict's clear, iterators see the size change instead */
     for (Py_ssize_t k = 0; k < nchunks; k++) {
         Chunk *c = chunks[k];
         if (c == NULL)
@@ -773,11 +627,13 @@ ZswapTree_repr(ZswapTree *t)
 }
 
 /* Iteration over the keys, oldest first; changing the tree meanwhile (an insert, a removal, a
- * move_to_end that moves) ends it with an error, as an OrderedDict's iterator. */
+ * move_to_end that moves, a clear) ends it with an error, exactly as an OrderedDict's
+ * iterator. */
 typedef struct {
     PyObject_HEAD
     ZswapTree *tree;
-    Py_ssize_t next;
+    Py_ssize_t next;        /* the offset to return next, NONE when done */
+    Py_ssize_t size;        /* the tree's size when iteration began; -1 after a clear */
     size_t mutations;
 } TreeIter;
 
@@ -794,6 +650,7 @@ ZswapTree_iter(ZswapTree *t)
     Py_INCREF(t);
     it->tree = t;
     it->next = t->head;
+    it->size = t->count;
     it->mutations = t->mutations;
     PyObject_GC_Track(it);
     return (PyObject *)it;
@@ -805,8 +662,16 @@ TreeIter_next(TreeIter *it)
     ZswapTree *t = it->tree;
     if (t == NULL || it->next == NONE)
         return NULL;
-    if (t->mutations != it->mutations || t->chunks == NULL) {
+    /* as an OrderedDict's iterator: a change ends the iteration with an error; a clear makes
+     * every later call an error (the sizes differ for good) */
+    if (t->mutations != it->mutations) {
+        it->next = NONE;
         PyErr_SetString(PyExc_RuntimeError, "ZswapTree mutated during iteration");
+        return NULL;
+    }
+    if (t->count != it->size || t->chunks == NULL) {
+        it->size = -1;
+        PyErr_SetString(PyExc_RuntimeError, "ZswapTree changed size during iteration");
         return NULL;
     }
     Py_ssize_t off = it->next;
@@ -892,351 +757,6 @@ static PyTypeObject ZswapTreeType = {
     .tp_members = ZswapTree_members,
 };
 
-/* -- LoadHit and StoreHit ---------------------------------------------------------------------- */
-
-/* Both are callables over a few objects they hold, the last of which is the fallback (the
- * Python method every case they do not take goes to). One layout, so one set of GC, init and
- * getter functions serves both; each type names its objects with an enum. */
-#define HIT_MAX 8
-
-typedef struct {
-    PyObject_HEAD
-    vectorcallfunc vectorcall;
-    int n;                  /* objects held: o[0 .. n - 1], o[n - 1] the fallback */
-    PyObject *o[HIT_MAX];
-} HitPath;
-
-#define FALLBACK(self) ((self)->o[(self)->n - 1])
-
-static PyObject *str_loads_hit;
-
-/* Take the n objects (new references) and the call; 0, or -1 if not a dict where one is due. */
-static int
-hit_set(HitPath *self, PyObject **objs, int n, vectorcallfunc call)
-{
-    if (!PyDict_Check(objs[0])) {
-        PyErr_Format(PyExc_TypeError, "%s: trees must be a dict, not %.100s",
-                     Py_TYPE(self)->tp_name, Py_TYPE(objs[0])->tp_name);
-        return -1;
-    }
-    for (int k = 0; k < n; k++) {
-        Py_INCREF(objs[k]);
-        Py_XSETREF(self->o[k], objs[k]);
-    }
-    self->n = n;
-    self->vectorcall = call;
-    return 0;
-}
-
-static int
-hit_traverse(HitPath *self, visitproc visit, void *arg)
-{
-    for (int k = 0; k < self->n; k++)
-        Py_VISIT(self->o[k]);
-    return 0;
-}
-
-static int
-hit_clear(HitPath *self)
-{
-    for (int k = 0; k < self->n; k++)
-        Py_CLEAR(self->o[k]);
-    return 0;
-}
-
-static void
-hit_dealloc(HitPath *self)
-{
-    PyObject_GC_UnTrack(self);
-    hit_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *
-hit_fallback_get(HitPath *self, void *closure)
-{
-    PyObject *f = self->n > 0 && FALLBACK(self) != NULL ? FALLBACK(self) : Py_None;
-    Py_INCREF(f);
-    return f;
-}
-
-static PyGetSetDef hit_getset[] = {
-    {"fallback", (getter)hit_fallback_get, NULL,
-     "The Python method the cases this path does not take go to.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-/* Hand the call (nargs arguments) to the fallback, dropping the error (if any) that ended the
- * fast path; one that is not an Exception (KeyboardInterrupt, SystemExit) is raised instead. */
-static PyObject *
-hit_fallback(HitPath *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (PyErr_Occurred()) {
-        if (!PyErr_ExceptionMatches(PyExc_Exception))
-            return NULL;
-        PyErr_Clear();
-    }
-    return PyObject_Vectorcall(FALLBACK(self), args, nargs, NULL);
-}
-
-/* Call the tree lock's release, keeping an error that is being raised. 0, or -1 (its error). */
-static int
-release_keeping_error(PyObject *release)
-{
-    PyObject *et, *ev, *tb;
-    PyErr_Fetch(&et, &ev, &tb);
-    PyObject *r = PyObject_CallNoArgs(release);
-    if (r == NULL) {
-        Py_XDECREF(et);
-        Py_XDECREF(ev);
-        Py_XDECREF(tb);
-        return -1;
-    }
-    Py_DECREF(r);
-    PyErr_Restore(et, ev, tb);
-    return 0;
-}
-
-/* -- LoadHit: the hit path of a load -- */
-
-/* A callable (type, offset) -> page for the hit path of ZswapCache.load (and of
- * SwapSystem.swap_in, which is the same when loads are not exclusive): look the offset up in
- * the type's index under the tree lock, decompress the pool object straight from the pool's
- * memory, count loads_hit. Anything else -- no such type, a miss, a same-filled entry, a pool
- * or codec error -- calls the fallback (the Python method) with the same arguments, having
- * changed nothing; the Python method then does what it always does (and raises what it
- * raises). Only built for caches without exclusive loads or entry checksums. See
- * _hotpath_py.LoadHitPy for the same in Python. */
-enum { LH_TREES, LH_ACQUIRE, LH_RELEASE, LH_VIEW, LH_DECOMPRESS, LH_CACHE, LH_FALLBACK, LH_N };
-
-static PyObject *
-load_hit_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
-{
-    HitPath *self = (HitPath *)op;
-    PyObject **o = self->o;
-    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL)
-        return PyObject_Vectorcall(o[LH_FALLBACK], args, nargsf, kwnames);
-    PyObject *tree = PyDict_GetItemWithError(o[LH_TREES], args[0]);  /* borrowed */
-    if (tree == NULL)
-        return hit_fallback(self, args, 2);
-    Py_INCREF(tree);
-    PyObject *r = PyObject_CallNoArgs(o[LH_ACQUIRE]);
-    if (r == NULL) {
-        Py_DECREF(tree);
-        return NULL;
-    }
-    Py_DECREF(r);
-    PyObject *page = NULL, *entry = NULL;
-    Py_ssize_t off;
-    if (Py_IS_TYPE(tree, &ZswapTreeType) && ((ZswapTree *)tree)->chunks != NULL
-        && tree_key((ZswapTree *)tree, args[1], &off) > 0)
-        entry = tree_lookup((ZswapTree *)tree, off);  /* borrowed */
-    if (entry != NULL && PyLong_CheckExact(entry)) {
-        Py_INCREF(entry);
-        PyObject *data = PyObject_CallOneArg(o[LH_VIEW], entry);
-        if (data != NULL) {
-            page = PyObject_CallOneArg(o[LH_DECOMPRESS], data);
-            Py_DECREF(data);  /* the view must not outlive the lock */
-        }
-        Py_DECREF(entry);
-        if (page != NULL && attr_add(o[LH_CACHE], str_loads_hit, 1) < 0)
-            Py_CLEAR(page);
-    }
-    Py_DECREF(tree);
-    if (release_keeping_error(o[LH_RELEASE]) < 0) {
-        Py_XDECREF(page);
-        return NULL;
-    }
-    if (page != NULL)
-        return page;
-    return hit_fallback(self, args, 2);
-}
-
-static int
-load_hit_init(HitPath *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"trees", "acquire", "release", "view", "decompress", "cache",
-                             "fallback", NULL};
-    PyObject *o[LH_N];
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOO:LoadHit", kwlist, &o[0], &o[1],
-                                     &o[2], &o[3], &o[4], &o[5], &o[6]))
-        return -1;
-    return hit_set(self, o, LH_N, load_hit_call);
-}
-
-static PyTypeObject LoadHitType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "hwzswap.frontswap._hotpath.LoadHit",
-    .tp_basicsize = sizeof(HitPath),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "LoadHit(trees, acquire, release, view, decompress, cache, fallback): the hit "
-              "path of zswap's load as one call (see _hotpath_py.LoadHitPy).",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)load_hit_init,
-    .tp_dealloc = (destructor)hit_dealloc,
-    .tp_traverse = (traverseproc)hit_traverse,
-    .tp_clear = (inquiry)hit_clear,
-    .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(HitPath, vectorcall),
-    .tp_getset = hit_getset,
-};
-
-/* -- StoreHit: the common path of a one-page store -- */
-
-/* A callable (type, offset, page) -> bool for the common path of ZswapCache.store: a page (4096
- * bytes) that is not a same-filled candidate, with the pool under its limit gate. It does what
- * the method does from there on -- compress outside the lock; reject a failed or poor result
- * (cache._reject); under the tree lock, malloc_write, replace an older entry, index, count
- * zswpout; on a full pool, cache._store_after_reclaim -- calling the same Python helpers for
- * every outcome but the plain insert. Before the codec is called, any other case (an unknown
- * type, an offset out of range or not an int, a page that is not bytes, a possibly same-filled
- * page, the pool at its gate) goes to the fallback (the Python method) with nothing changed;
- * after it, nothing falls back (a modelled device must not be asked twice). Only built for
- * caches without entry checksums. See _hotpath_py.StoreHitPy for the same in Python. */
-enum { SH_TREES, SH_CACHE, SH_POOL, SH_COMPRESS, SH_MALLOC_WRITE, SH_ACQUIRE, SH_RELEASE,
-       SH_FALLBACK, SH_N };
-
-static PyObject *HwzswapError = NULL;  /* hwzswap.errors.HwzswapError */
-static PyObject *str_limit_gate, *str_max_len, *str_pages, *str_reject, *str_after_reclaim,
-    *str_compress_fail, *str_compress_poor;
-
-/* An int attribute of obj as a Py_ssize_t; -1 with an error set on failure (or a value of -1). */
-static Py_ssize_t
-int_attr(PyObject *obj, PyObject *name)
-{
-    PyObject *v = PyObject_GetAttr(obj, name);
-    if (v == NULL)
-        return -1;
-    Py_ssize_t n = PyLong_AsSsize_t(v);
-    Py_DECREF(v);
-    return n;
-}
-
-/* The locked part: malloc_write, replace, index, count. 1 stored, 0 the pool had no room (no
- * error set), -1 error. The lock is released on return. */
-static int
-store_hit_insert(HitPath *self, PyObject *tree, PyObject *offset, PyObject *data)
-{
-    PyObject **o = self->o;
-    PyObject *r = PyObject_CallNoArgs(o[SH_ACQUIRE]);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    int rc = -1;
-    PyObject *handle = PyObject_CallOneArg(o[SH_MALLOC_WRITE], data);
-    if (handle == NULL) {
-        if (PyErr_ExceptionMatches(PoolAllocError)) {
-            PyErr_Clear();
-            rc = 0;
-        }
-        goto out;
-    }
-    int has = PySequence_Contains(tree, offset);
-    if (has > 0) {
-        r = PyObject_CallMethodObjArgs(o[SH_CACHE], str_drop_old, tree, offset, NULL);
-        has = r == NULL ? -1 : 0;
-        Py_XDECREF(r);
-    }
-    if (has == 0 && PyObject_SetItem(tree, offset, handle) == 0
-        && attr_add(o[SH_CACHE], str_zswpout, 1) == 0)
-        rc = 1;
-    Py_DECREF(handle);
-out:
-    if (release_keeping_error(o[SH_RELEASE]) < 0)
-        return -1;
-    return rc;
-}
-
-static PyObject *
-store_hit_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
-{
-    HitPath *self = (HitPath *)op;
-    PyObject **o = self->o;
-    if (PyVectorcall_NARGS(nargsf) != 3 || kwnames != NULL)
-        return PyObject_Vectorcall(o[SH_FALLBACK], args, nargsf, kwnames);
-    PyObject *offset = args[1], *page = args[2];
-    if (!PyLong_CheckExact(offset) || !PyBytes_CheckExact(page)
-        || PyBytes_GET_SIZE(page) != PAGE_SIZE)
-        return hit_fallback(self, args, 3);
-    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(page);
-    if (p[PAGE_SIZE - 8] == p[0])  /* maybe same-filled: the method's test, then its path */
-        return hit_fallback(self, args, 3);
-    PyObject *tree = PyDict_GetItemWithError(o[SH_TREES], args[0]);  /* borrowed */
-    if (tree == NULL || !Py_IS_TYPE(tree, &ZswapTreeType))
-        return hit_fallback(self, args, 3);
-    Py_ssize_t off = PyLong_AsSsize_t(offset);
-    if (off < 0 || off >= ((ZswapTree *)tree)->nr_pages)
-        return hit_fallback(self, args, 3);
-    /* the gate: max_pool_pages, 0 while the hysteresis holds, -1 while zswap is disabled */
-    Py_ssize_t gate = int_attr(o[SH_CACHE], str_limit_gate);
-    Py_ssize_t pages = gate < 0 ? -1 : int_attr(o[SH_POOL], str_pages);
-    if (gate < 0 || pages < 0 || pages >= gate)
-        return hit_fallback(self, args, 3);  /* the method checks the limits */
-    Py_INCREF(tree);
-    PyObject *result = NULL;
-    PyObject *data = PyObject_CallOneArg(o[SH_COMPRESS], page);
-    if (data == NULL) {
-        if (PyErr_ExceptionMatches(HwzswapError)) {
-            PyErr_Clear();
-            result = PyObject_CallMethodObjArgs(o[SH_CACHE], str_reject, tree, offset,
-                                                str_compress_fail, NULL);
-        }
-        Py_DECREF(tree);
-        return result;
-    }
-    Py_ssize_t max_len = int_attr(o[SH_CACHE], str_max_len);
-    Py_ssize_t len = data == Py_None ? 0 : PyObject_Length(data);
-    if ((max_len == -1 && PyErr_Occurred()) || len < 0)
-        goto done;
-    if (data == Py_None || len > max_len) {
-        result = PyObject_CallMethodObjArgs(o[SH_CACHE], str_reject, tree, offset,
-                                            str_compress_poor, NULL);
-        goto done;
-    }
-    int rc = store_hit_insert(self, tree, offset, data);
-    if (rc == 1) {
-        result = Py_True;
-        Py_INCREF(result);
-    }
-    else if (rc == 0) {
-        result = PyObject_CallMethodObjArgs(o[SH_CACHE], str_after_reclaim, tree, offset, data,
-                                            NULL);
-    }
-done:
-    Py_DECREF(data);
-    Py_DECREF(tree);
-    return result;
-}
-
-static int
-store_hit_init(HitPath *self, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"trees", "cache", "pool", "compress", "malloc_write", "acquire",
-                             "release", "fallback", NULL};
-    PyObject *o[SH_N];
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO:StoreHit", kwlist, &o[0], &o[1],
-                                     &o[2], &o[3], &o[4], &o[5], &o[6], &o[7]))
-        return -1;
-    return hit_set(self, o, SH_N, store_hit_call);
-}
-
-static PyTypeObject StoreHitType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "hwzswap.frontswap._hotpath.StoreHit",
-    .tp_basicsize = sizeof(HitPath),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "StoreHit(trees, cache, pool, compress, malloc_write, acquire, release, fallback): "
-              "the common path of zswap's store as one call (see _hotpath_py.StoreHitPy).",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)store_hit_init,
-    .tp_dealloc = (destructor)hit_dealloc,
-    .tp_traverse = (traverseproc)hit_traverse,
-    .tp_clear = (inquiry)hit_clear,
-    .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(HitPath, vectorcall),
-    .tp_getset = hit_getset,
-};
-
 /* -- module --------------------------------------------------------------------------------- */
 
 static PyMethodDef hotpath_methods[] = {
@@ -1247,70 +767,27 @@ static PyMethodDef hotpath_methods[] = {
      "claim_slots(smap, offsets, n) -> list[int] | None: mark a batch's slots in use in the "
      "swap map when offsets is a list, tuple or range of n distinct ints in range; None "
      "(nothing marked) otherwise."},
-    {"insert_objects", (PyCFunction)(void (*)(void))insert_objects, METH_FASTCALL,
-     "insert_objects(cache, tree, offs, idx, outs, sums, max_len, results, poor, retry): the "
-     "store_batch critical section's loop (see _hotpath_py.insert_objects_py)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef hotpath_module = {
     PyModuleDef_HEAD_INIT, "hwzswap.frontswap._hotpath",
-    "The per-page loops of zswap's batch store, compiled (see _hotpath_py for the reference).",
+    "zswap's self-contained structures and scans, compiled: the index ZswapTree, "
+    "same_filled_pages and claim_slots (see _hotpath_py for the references).",
     -1, hotpath_methods,
 };
-
-#define INTERN(var, text)                                                                    \
-    do {                                                                                     \
-        if ((var) == NULL && ((var) = PyUnicode_InternFromString(text)) == NULL)             \
-            return NULL;                                                                     \
-    } while (0)
 
 PyMODINIT_FUNC
 PyInit__hotpath(void)
 {
-    INTERN(str_malloc_write, "_malloc_write");
-    INTERN(str_drop_old, "_drop_old_locked");
-    INTERN(str_csums, "_csums");
-    INTERN(str_zswpout, "zswpout");
-    INTERN(str_loads_hit, "loads_hit");
-    INTERN(str_limit_gate, "_limit_gate");
-    INTERN(str_max_len, "_max_len");
-    INTERN(str_pages, "pages");
-    INTERN(str_reject, "_reject");
-    INTERN(str_after_reclaim, "_store_after_reclaim");
-    INTERN(str_compress_fail, "reject_compress_fail");
-    INTERN(str_compress_poor, "reject_compress_poor");
-    if (PoolAllocError == NULL) {
-        PyObject *errors = PyImport_ImportModule("hwzswap.errors");
-        if (errors == NULL)
-            return NULL;
-        PoolAllocError = PyObject_GetAttrString(errors, "PoolAllocError");
-        HwzswapError = PyObject_GetAttrString(errors, "HwzswapError");
-        Py_DECREF(errors);
-        if (PoolAllocError == NULL || HwzswapError == NULL)
-            return NULL;
-    }
-    if (PyType_Ready(&LoadHitType) < 0 || PyType_Ready(&ZswapTreeType) < 0
-        || PyType_Ready(&TreeIterType) < 0 || PyType_Ready(&StoreHitType) < 0)
+    if (PyType_Ready(&ZswapTreeType) < 0 || PyType_Ready(&TreeIterType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&hotpath_module);
     if (m == NULL)
         return NULL;
-    Py_INCREF(&LoadHitType);
-    if (PyModule_AddObject(m, "LoadHit", (PyObject *)&LoadHitType) < 0) {
-        Py_DECREF(&LoadHitType);
-        Py_DECREF(m);
-        return NULL;
-    }
     Py_INCREF(&ZswapTreeType);
     if (PyModule_AddObject(m, "ZswapTree", (PyObject *)&ZswapTreeType) < 0) {
         Py_DECREF(&ZswapTreeType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    Py_INCREF(&StoreHitType);
-    if (PyModule_AddObject(m, "StoreHit", (PyObject *)&StoreHitType) < 0) {
-        Py_DECREF(&StoreHitType);
         Py_DECREF(m);
         return NULL;
     }
