@@ -105,15 +105,18 @@ def fine_switching():
 
 
 @pytest.mark.parametrize(
-    ("exclusive", "background", "faults"),
-    [(False, True, False), (True, True, False), (False, False, True), (False, True, True)],
-    ids=["v9-loads+bg", "exclusive+bg", "sync+faults", "bg+faults"],
+    ("exclusive", "background", "faults", "mode"),
+    [(False, True, False, "reclaim"), (True, True, False, "reclaim"),
+     (False, False, True, "reclaim"), (False, True, True, "reclaim"),
+     (False, True, False, "page"), (True, False, True, "async"), (False, True, True, "async")],
+    ids=["v9-loads+bg", "exclusive+bg", "sync+faults", "bg+faults", "page+bg",
+         "async+exclusive+faults", "async+bg+faults"],
 )
 def test_threads_against_writeback_under_a_small_pool(make_system, exclusive, background, faults,
-                                                      fine_switching):
+                                                      mode, fine_switching):
     system = make_system(
         memory={"total_ram_mb": 1},
-        zswap={"max_pool_percent": 12, "exclusive_loads": exclusive,
+        zswap={"batching": mode, "max_pool_percent": 12, "exclusive_loads": exclusive,
                "background_writeback": background, "writeback_batch": 8,
                "max_outstanding_writebacks": 16},
         swap={"nr_pages": THREADS * SLOTS_PER_THREAD},
@@ -136,6 +139,7 @@ def test_threads_against_writeback_under_a_small_pool(make_system, exclusive, ba
     hammer.join(30)
     assert not errors, errors[:5]
     assert sorted(done) == list(range(THREADS))
+    system.drain()
     system.zswap.check()  # consistent at any instant, background writeback or not
     system.zswap.stop_background()
     system.devices[0].clear_faults()
