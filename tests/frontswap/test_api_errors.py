@@ -1,0 +1,97 @@
+"""The swap layer's public API: bad slots get one message style, a partly failed batch says
+where every page went, and ``verify_pages`` catches a driver that returns wrong bytes."""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hwzswap.backends.lz4 import Lz4Backend
+from hwzswap.errors import CorruptDataError, SwapBatchError, SwapDeviceError
+
+from fsutil import PAGE, compressible_pages, random_page
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda s, p: s.swap_out(0, None, p), "swap_out: an offset must be an integer, got NoneType"),
+    (lambda s, p: s.swap_out(0, 3.0, p), "swap_out: an offset must be an integer, got float 3.0"),
+    (lambda s, p: s.swap_out(0, True, p), "swap_out: an offset must be an integer, got bool"),
+    (lambda s, p: s.swap_free(0, "3"), "swap_free: an offset must be an integer, got str '3'"),
+    (lambda s, p: s.swap_in(0, 99), r"swap_in: offset 99 is outside swap type 0 \(slots 0..15\)"),
+    (lambda s, p: s.swap_in(0, -1), r"swap_in: offset -1 is outside swap type 0"),
+    (lambda s, p: s.swap_out(7, 1, p), r"swap_out: swap type 7 is not on \(swapon it first"),
+    (lambda s, p: s.swap_out([0], 1, p), r"swap_out: swap type list \[0\] is not on"),
+    (lambda s, p: s.swap_in_batch(0, [1, 2.5]), "swap_in_batch: an offset must be an integer"),
+    (lambda s, p: s.zswap.store(0, 2.0, p), "zswap store: an offset must be an integer"),
+])
+def test_bad_slots_get_one_message_style(make_system, call, message):
+    s = make_system(swap={"nr_pages": 16})
+    page = compressible_pages(1)[0]
+    with pytest.raises(SwapDeviceError, match=message):
+        call(s, page)
+    assert s.stats()["stores"] == 0
+
+
+def test_numpy_integers_are_offsets(make_system):
+    s = make_system(swap={"nr_pages": 16})
+    page = compressible_pages(1)[0]
+    assert s.swap_out(0, np.int64(3), page)
+    assert s.swap_in(0, np.uint8(3)) == page
+    s.swap_free(0, np.int32(3))
+    assert not s.slot_in_use(0, 3)
+
+
+def test_a_partly_failed_batch_says_where_every_page_went(make_system):
+    """ENOSPC on device writes during a batch of compressible and random pages: the error
+    names the stored, written and failed offsets; failed slots are free, the rest readable."""
+    s = make_system(swap={"nr_pages": 32})
+    good = compressible_pages(3)
+    rows = [good[0], random_page(1), good[1], random_page(2), random_page(3), good[2]]
+    s.devices[0].inject("write", errno.ENOSPC, 2)
+    with pytest.raises(SwapBatchError, match="2 of 6 pages could not be written") as info:
+        s.swap_out_batch(0, range(10, 16), np.frombuffer(b"".join(rows), np.uint8)
+                         .reshape(-1, PAGE))
+    err = info.value
+    assert err.stored == [10, 12, 15]
+    assert err.failed == [11, 13] and err.written == [14]
+    for off in err.failed:
+        assert not s.slot_in_use(0, off)
+    assert [s.swap_in(0, o) for o in (10, 12, 14, 15)] == [rows[0], rows[2], rows[4], rows[5]]
+
+
+class FlippingLz4(Lz4Backend):
+    """A driver bug: decompress returns the right length with one byte wrong."""
+
+    name = "test-flipping-lz4"
+
+    def decompress(self, data: Any) -> bytes:
+        page = bytearray(super().decompress(data))
+        page[100] ^= 0x40
+        return bytes(page)
+
+
+def test_verify_pages_catches_a_driver_returning_wrong_bytes(make_system):
+    pages = compressible_pages(4)
+    s = make_system(backend=FlippingLz4(), zswap={"verify_pages": True})
+    for off, page in enumerate(pages):
+        assert s.swap_out(0, off, page)
+    with pytest.raises(CorruptDataError, match="differs from the one stored.*verify_pages"):
+        s.swap_in(0, 1)
+    with pytest.raises(CorruptDataError, match="verify_pages"):
+        s.swap_in_batch(0, [0, 1, 2])
+    st = s.stats()
+    assert st["verify_fail"] == 2 and st["loads_hit"] == 0
+    # writeback refuses to put the wrong page on the device: the entry is kept
+    assert s.zswap.writeback(4) == 0 and s.stats()["writeback_fail"] == 4
+    assert s.stats()["stored_pages"] == 4
+
+
+def test_without_verify_pages_the_wrong_bytes_pass(make_system):
+    """What verify_pages is for: without it the engine cannot know."""
+    s = make_system(backend=FlippingLz4())
+    page = compressible_pages(1)[0]
+    s.swap_out(0, 0, page)
+    assert s.swap_in(0, 0) != page
