@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from typing import Any
 
@@ -51,34 +52,76 @@ def _pages(n: int) -> tuple[np.ndarray, str]:
     return real_memory_mix(n, seed=1), "synthetic real-memory mix"
 
 
-def run_stats(config: Any, pages: int, seed: int = 0) -> dict[str, Any]:
-    """Run the short workload; return a JSON-ready report (``counters`` holds the stats)."""
+#: Pages per swap_out_batch call: one reclaim pass (the kernel's SWAP_CLUSTER_MAX).
+RECLAIM_BATCH = 32
+#: Extra seconds a stalled run gets on top of its device deadline before it is abandoned.
+STALL_SLACK_S = 5.0
+
+
+class _Progress:
+    """What the workload thread is doing, for the watchdog: the current step and when the last
+    one finished."""
+
+    def __init__(self) -> None:
+        self.step = "opening the swap system"
+        self.at = time.monotonic()
+
+    def __call__(self, step: str) -> None:
+        self.step, self.at = step, time.monotonic()
+
+
+def _stall_limit_s(config: Any) -> float:
+    """How long one step may take before the run is abandoned: a few device deadlines
+    (``zswap.device_timeout_ms``, else the engine's default) plus slack."""
+    from hwzswap.config import load_config
+    from hwzswap.frontswap.compressor import DEFAULT_TIMEOUT_MS
+
+    ms = load_config(config).zswap.device_timeout_ms
+    return 3 * (ms if ms is not None else DEFAULT_TIMEOUT_MS) / 1000.0 + STALL_SLACK_S
+
+
+def _workload(config: Any, rows: list[bytes], data: np.ndarray, source: str, seed: int,
+              progress: _Progress) -> dict[str, Any]:
     from hwzswap.frontswap.system import open_zswap
 
-    data, source = _pages(pages)
-    rows = [bytes(p) for p in data]
     with open_zswap(config) as system:
+        backend = system.backend
         nr = system.devices[0].nr_pages
-        if len(rows) > nr:
-            rows = rows[:nr]
-        n = len(rows)
+        n = min(len(rows), nr)
+        rows, data = rows[:n], data[:n]
         order = np.random.default_rng(seed).permutation(n).tolist()
         t0 = time.perf_counter()
-        for off, page in enumerate(rows):
-            system.swap_out(0, off, page)
+        for k in range(0, n, RECLAIM_BATCH):
+            progress(f"swap_out_batch of offsets {k}..{min(k + RECLAIM_BATCH, n) - 1}")
+            system.swap_out_batch(0, list(range(k, min(k + RECLAIM_BATCH, n))),
+                                  data[k:k + RECLAIM_BATCH])
+        progress("drain (compressions in flight)")
+        system.drain()
         t1 = time.perf_counter()
         mismatches = 0
         for off in order:
+            progress(f"swap_in of offset {off}")
             if system.swap_in(0, off) != rows[off]:
                 mismatches += 1
         t2 = time.perf_counter()
         for off in range(0, n, 2):
+            progress(f"swap_free of offset {off}")
             system.swap_free(0, off)
+        progress("collecting counters")
         counters = system.stats()
         cfg = system.config
+        caps = backend.capabilities
+        try:
+            own = dict(backend.counters())
+        except Exception as exc:  # noqa: BLE001 - the backend's counters are informative only
+            own = {"error": f"counters() raised {type(exc).__name__}: {exc}"}
+        modeled = backend.modeled_device_us() if caps.time_basis == "modeled" else None
         report = {
             "config": cfg.source,
-            "backend": system.backend.name,
+            "backend": backend.name,
+            "device": caps.device,
+            "time_basis": caps.time_basis,
+            "batching": cfg.zswap.batching,
             "pool": cfg.pool.type,
             "swap_model": system.model.name,
             "page_source": source,
@@ -88,8 +131,66 @@ def run_stats(config: Any, pages: int, seed: int = 0) -> dict[str, Any]:
             "swap_out_s": t1 - t0,
             "swap_in_s": t2 - t1,
             "counters": counters,
+            "backend_counters": _plain(own),
+            "modeled_device_us": modeled,
         }
+        progress("closing")
     return report
+
+
+def _plain(obj: Any) -> Any:
+    """A JSON-ready copy of a backend's counters (numpy scalars and arrays become numbers/lists)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
+
+
+def run_stats(config: Any, pages: int, seed: int = 0,
+              stall_s: float | None = None) -> dict[str, Any]:
+    """Run the short workload; return a JSON-ready report (``counters`` holds zswap's and the
+    swap devices' counters, ``backend_counters`` the backend's own, ``modeled_device_us`` a
+    modelled device's time).
+
+    The workload runs in a worker thread under a watchdog: a step that takes longer than
+    ``stall_s`` (default: three ``zswap.device_timeout_ms`` plus 5 s) -- a driver call that never
+    returns, which the engine cannot interrupt -- abandons the run with a
+    :class:`~hwzswap.errors.DeviceError` naming the step, instead of hanging.
+    """
+    from hwzswap.errors import DeviceError
+
+    limit = _stall_limit_s(config) if stall_s is None else stall_s
+    data, source = _pages(pages)
+    rows = [bytes(p) for p in data]
+    progress = _Progress()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["report"] = _workload(config, rows, data, source, seed, progress)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["exc"] = exc
+
+    worker = threading.Thread(target=run, name="hwzswap-stats", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+        if worker.is_alive() and time.monotonic() - progress.at > limit:
+            raise DeviceError(
+                f"hwzswap stats: {progress.step} did not return within {limit:g} s; the backend "
+                "is not answering (a driver call that never returns cannot be interrupted; set "
+                "zswap.device_timeout_ms for a driver's asynchronous ops). The run was abandoned."
+            )
+    if "exc" in box:
+        raise box["exc"]
+    return box["report"]
 
 
 def _print_table(report: dict[str, Any]) -> None:
@@ -123,11 +224,39 @@ def _print_table(report: dict[str, Any]) -> None:
     for i, key in enumerate(rest):
         table.add_row("other" if i == 0 else "", key, str(c[key]))
     console.print(table)
+    own = report.get("backend_counters") or {}
+    if own:
+        bt = Table(title=f"{report['backend']} ({report.get('device', '')}): its own counters",
+                   show_lines=False)
+        bt.add_column("counter")
+        bt.add_column("value", justify="right")
+        for key, v in own.items():
+            bt.add_row(key, _cell(v))
+        console.print(bt)
     n = max(report["pages"], 1)
     console.print(
         f"swap_out {report['swap_out_s'] * 1e6 / n:.1f} µs/page, "
-        f"swap_in {report['swap_in_s'] * 1e6 / n:.1f} µs/page (host time)"
+        f"swap_in {report['swap_in_s'] * 1e6 / n:.1f} µs/page (host time; engine mode "
+        f"{report.get('batching', '?')})"
     )
+    modeled = report.get("modeled_device_us")
+    if modeled is not None:
+        console.print(f"modelled device time {modeled:,.1f} µs in all, {modeled / n:.2f} µs/page "
+                      f"({report['backend']} is {report['time_basis']})")
+
+
+def _cell(v: Any) -> str:
+    """One backend counter as table text: numbers with separators, long lists summarised."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:,.1f}"
+    if isinstance(v, list) and len(v) > 8:
+        return f"[{len(v)} values, sum {sum(x for x in v if isinstance(x, (int, float))):,}]"
+    text = str(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
