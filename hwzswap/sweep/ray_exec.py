@@ -8,7 +8,9 @@ the files the sweep names (a corpus or workload file) at the same paths.
 
 Before submitting, the executor checks each run's resources against the cluster's live nodes:
 a run that no single node can hold is recorded as ``unschedulable`` at once (Ray would keep an
-infeasible task waiting forever). Tasks are never retried (``max_retries=0``): a node lost
+infeasible task waiting forever); and when no run ends within a run's time limit (plus a minute),
+the runs still waiting are checked again, so one whose node left is recorded the same way, not
+waited for. Tasks are never retried (``max_retries=0``): a node lost
 mid-run is a FAILED record, like a crash.
 
 Ray is the optional extra ``ray`` (``pip install 'hwzswap[ray]'``).
@@ -24,6 +26,9 @@ from hwzswap.sweep.resources import fits, ray_options
 from hwzswap.sweep.worker import execute_run, failed_record
 
 Record = dict[str, Any]
+#: Seconds beyond a run's time limit to wait for any run to end before looking again at the
+#: cluster: a run whose resources left with a node is then recorded as unschedulable.
+PLACEMENT_GRACE_S = 60.0
 
 
 class RayUnavailableError(HwzswapError):
@@ -83,6 +88,14 @@ def _describe(offers: list[dict[str, Any]]) -> str:
     return "; ".join(parts) or "no live node"
 
 
+def _unschedulable(rs: dict[str, Any], need: dict[str, float], offers: list[dict[str, Any]],
+                   when: str = "") -> Record:
+    want = ", ".join(f"{k}={v:g}" for k, v in sorted(need.items()))
+    return failed_record(rs, "unschedulable",
+                         f"no node of the cluster has {want}{' ' + when if when else ''} "
+                         f"(nodes: {_describe(offers)})", status="unschedulable")
+
+
 def run_ray(runspecs: list[dict[str, Any]], *, address: str, timeout: float,
             on_record: Callable[[Record], None]) -> dict[str, Any]:
     """Run every runspec on the Ray cluster; ``on_record`` gets each record as it arrives.
@@ -97,15 +110,21 @@ def run_ray(runspecs: list[dict[str, Any]], *, address: str, timeout: float,
         for rs in runspecs:
             need = rs.get("resources") or {"CPU": 1.0}
             if not any(fits(need, o["resources"]) for o in offers):
-                want = ", ".join(f"{k}={v:g}" for k, v in sorted(need.items()))
-                on_record(failed_record(
-                    rs, "unschedulable",
-                    f"no node of the cluster has {want} (nodes: {_describe(offers)})",
-                    status="unschedulable"))
+                on_record(_unschedulable(rs, need, offers))
                 continue
             pending[task.options(**ray_options(need)).remote(rs, timeout)] = rs
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=timeout + PLACEMENT_GRACE_S)
+            if not done:
+                # Nothing ended within a run's time limit: a run may wait for a node that left.
+                offers = node_offers(ray)
+                for ref, rs in list(pending.items()):
+                    need = rs.get("resources") or {"CPU": 1.0}
+                    if not any(fits(need, o["resources"]) for o in offers):
+                        ray.cancel(ref, force=True)
+                        del pending[ref]
+                        on_record(_unschedulable(rs, need, offers, "any more"))
+                continue
             for ref in done:
                 rs = pending.pop(ref)
                 try:
