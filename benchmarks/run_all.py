@@ -2,10 +2,14 @@
 """Re-run the benchmark suite and refresh ``benchmarks/results/`` and the README's tables.
 
 1. ``hwzswap bench`` on the bundled corpus with every available backend, once per workload
-   (roundtrip, pressure, mixed): ``results/bench_<workload>.json``, ``.png`` and ``.md``, and
-   roundtrip once more with its loads in readahead batches of 32
-   (``results/bench_roundtrip_readahead32.*``);
-   then ``stack_layers.py`` (lz4's store/load path, layer by layer);
+   (roundtrip, pressure, mixed) with the kernel's default structure (reclaim passes of 32
+   folios, readahead clusters of 8, the default folio mix), each backend in several engine
+   modes (``--modes``; roundtrip: page, folio, reclaim, async):
+   ``results/bench_<workload>.json``, ``.png`` and ``.md``; then roundtrip once more for
+   ``lz4`` alone (``--target-repeat`` passes, the engine's default mode) for issue 11's
+   framework-cost target (``results/bench_roundtrip_lz4.*``); the issue-11 target figures
+   from these runs (``results/issue11_targets.md``); then ``stack_layers.py`` (lz4's
+   store/load path, layer by layer);
 2. the focused benchmarks beside this script, when present: ``pool_bench.py`` (pool density
    and cost), ``bench_842.py`` (842 codec and NX-842 emulation), ``bench_opencl.py``
    (lz4-opencl against python-lz4), ``bench_store_path.py`` (zswap's store/load path step by
@@ -37,7 +41,9 @@ BENCH = ROOT / "benchmarks"
 RESULTS = BENCH / "results"
 EXTRA_SCRIPTS = ("pool_bench.py", "bench_842.py", "bench_opencl.py", "bench_store_path.py")
 WORKLOADS = ("roundtrip", "pressure", "mixed")
-READAHEAD = 32  # load batch of the extra roundtrip run (swap-in readahead)
+#: Engine modes per workload (zswap.batching): every design on roundtrip, the main ones beside.
+MODES = {"roundtrip": "page,folio,reclaim,async", "pressure": "page,reclaim,async",
+         "mixed": "reclaim,async"}
 
 
 def _run(label: str, argv: list[str]) -> tuple[str, int, float]:
@@ -66,6 +72,73 @@ def update_readme(readme: Path, blocks: dict[str, Path]) -> bool:
     return changed
 
 
+def _pick(doc: dict, backend: str, mode: str) -> dict | None:
+    for r in doc.get("results", []):
+        if r["backend"] == backend and r.get("batching") == mode:
+            return r
+    return None
+
+
+def write_targets(main_json: Path, lz4_json: Path, out: Path) -> bool:
+    """Issue 11's benchmark targets, each a ratio measured in one run, as a Markdown table."""
+    import json
+
+    if not main_json.exists():
+        return False
+    doc = json.loads(main_json.read_text(encoding="utf-8"))
+    lz4doc = json.loads(lz4_json.read_text(encoding="utf-8")) if lz4_json.exists() else None
+    st = doc["workload"].get("structure", {})
+    lines = [
+        "**Issue 11 targets** (workload roundtrip, "
+        f"{doc['workload']['pages']} pages, reclaim {st.get('reclaim_batch')} folios, "
+        f"readahead {st.get('load_batch')}, folio mix {st.get('folio_mix')}; "
+        f"measured {doc.get('created')}, commit {doc['machine']['hwzswap'].get('git_commit')}, "
+        f"on {doc['machine']['cpu']}, {doc['machine']['cores']} cores)",
+        "",
+        "| target | measured | met | from |",
+        "|---|---|---|---|",
+    ]
+
+    def row(target: str, measured: str, ok: bool | None, src: str) -> None:
+        lines.append(f"| {target} | {measured} | "
+                     f"{'yes' if ok else 'no' if ok is not None else 'see figures'} | {src} |")
+
+    if lz4doc is not None and lz4doc["results"]:
+        r = lz4doc["results"][0]
+        sp = r.get("spread", {})
+        row("lz4 stack store ≥ 0.90× raw codec (default structure, "
+            f"{r.get('batching')} mode)",
+            f"{r['store_vs_raw']:.3f}× (passes {sp.get('store_vs_raw')})",
+            r["store_vs_raw"] >= 0.90, lz4_json.name)
+        row("lz4 stack load ≥ 0.80× raw codec",
+            f"{r['load_vs_raw']:.3f}× (passes {sp.get('load_vs_raw')})",
+            (r["load_vs_raw"] or 0) >= 0.80, lz4_json.name)
+    ocl, lz4p = _pick(doc, "lz4-opencl", "async"), _pick(doc, "lz4", "page")
+    if ocl and lz4p:
+        x = ocl["store_pages_per_s"] / lz4p["store_pages_per_s"]
+        row("lz4-opencl async ≥ 1.0× lz4 page mode, store throughput",
+            f"{x:.2f}× ({ocl['store_pages_per_s']:.0f} vs {lz4p['store_pages_per_s']:.0f} "
+            "pages/s)", x >= 1.0, main_json.name)
+    nx, lz4a = _pick(doc, "842-nx", "async"), _pick(doc, "lz4", "async")
+    lz4r = lz4a or _pick(doc, "lz4", "reclaim")
+    if nx and lz4r:
+        row(f"842-nx async host CPU per page < lz4's ({lz4r['batching']} mode)",
+            f"{nx['host_cpu_us_per_page']:.2f} vs {lz4r['host_cpu_us_per_page']:.2f} µs "
+            f"(emulation excluded: {nx.get('emulation_us_per_page')} µs/page)",
+            nx["host_cpu_us_per_page"] < lz4r["host_cpu_us_per_page"], main_json.name)
+        ov = nx.get("device_overlap")
+        nxp = _pick(doc, "842-nx", "page")
+        if ov:
+            base = nxp.get("device_overlap") if nxp else None
+            row("842-nx async: modelled device time overlaps host work",
+                f"{ov['hidden_share']:.0%} of {ov['busy_us_per_page']} µs/page device time "
+                f"hidden (host waited {ov['waited_us_per_page']} µs/page)"
+                + (f"; page mode: {base['hidden_share']:.0%} hidden" if base else ""),
+                None, main_json.name)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", choices=("main", "extra", "all"), default="all",
@@ -75,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", default=None, help="passed to hwzswap bench (default: all)")
     ap.add_argument("--pages", type=int, default=None, help="passed to hwzswap bench")
     ap.add_argument("--repeat", type=int, default=3, help="passed to hwzswap bench")
+    ap.add_argument("--modes", default=None,
+                    help="engine modes for every workload (default: per workload, see MODES)")
+    ap.add_argument("--target-repeat", type=int, default=5,
+                    help="passes of the lz4-only roundtrip run for issue 11's target")
     ap.add_argument("--no-readme", action="store_true", help="leave benchmarks/README.md alone")
     args = ap.parse_args(argv)
 
@@ -86,25 +163,33 @@ def main(argv: list[str] | None = None) -> int:
     steps: list[tuple[str, int, float]] = []
 
     if args.only in ("main", "all"):
-        def bench(out: Path, *extra: str) -> list[str]:
-            cmd = [py, "-m", "hwzswap", "bench", *extra, "--repeat", str(args.repeat),
+        def bench(out: Path, *extra: str, repeat: int = args.repeat,
+                  backends: str | None = args.backends) -> list[str]:
+            cmd = [py, "-m", "hwzswap", "bench", *extra, "--repeat", str(repeat),
                    "--json", f"{out}.json", "--plot", f"{out}.png", "--markdown", f"{out}.md"]
-            if args.backends:
-                cmd += ["--backends", args.backends]
+            if backends:
+                cmd += ["--backends", backends]
             if args.pages:
                 cmd += ["--pages", str(args.pages)]
             return cmd
 
         for w in workloads:
-            steps.append(_run(f"bench {w}", bench(RESULTS / f"bench_{w}", "--workload", w)))
+            modes = args.modes or MODES.get(w, "reclaim")
+            steps.append(_run(f"bench {w}", bench(RESULTS / f"bench_{w}", "--workload", w,
+                                                  "--batching", modes)))
         if "roundtrip" in workloads:
-            # the same stream with swap-in readahead: loads 32 pages a call (swap_in_batch)
-            out = RESULTS / f"bench_roundtrip_readahead{READAHEAD}"
-            steps.append(_run(f"bench roundtrip, readahead {READAHEAD}",
-                              bench(out, "--workload", "roundtrip", "--load-batch", str(READAHEAD))))
+            # issue 11's framework-cost target: lz4 alone, more passes, the default mode
+            steps.append(_run("bench roundtrip lz4",
+                              bench(RESULTS / "bench_roundtrip_lz4", "--workload", "roundtrip",
+                                    repeat=args.target_repeat, backends="lz4")))
+            if write_targets(RESULTS / "bench_roundtrip.json",
+                             RESULTS / "bench_roundtrip_lz4.json",
+                             RESULTS / "issue11_targets.md"):
+                print("\nwrote results/issue11_targets.md")
         # where the lz4 store/load time goes, layer by layer
         steps.append(_run("stack_layers.py", [py, str(BENCH / "stack_layers.py")]))
         blocks = {w: RESULTS / f"bench_{w}.md" for w in workloads}
+        blocks["issue11_targets"] = RESULTS / "issue11_targets.md"
         blocks["stack_layers"] = RESULTS / "stack_layers_lz4.md"
         if not args.no_readme and update_readme(BENCH / "README.md", blocks):
             print("\nupdated benchmarks/README.md")
