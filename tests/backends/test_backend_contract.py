@@ -173,3 +173,76 @@ def test_page_views_are_read_only_flat_views_of_each_page(n):
             assert v.tobytes() == batch[i].tobytes()
     with pytest.raises(InvalidInputError):
         page_views(np.zeros((2, 100), np.uint8))
+
+
+# -- the kit's checks of per-item batch results ------------------------------------------------
+
+
+def _cb(data: bytes, sizes: list[int], status: list[int], errors=None, offsets=None):
+    from hwzswap.backends.contract import CompressedBatch
+
+    offs = offsets if offsets is not None else list(np.concatenate([[0], np.cumsum(sizes)[:-1]]))
+    return CompressedBatch(data, offs, sizes, status, errors)
+
+
+@pytest.mark.parametrize(
+    ("result", "n", "message"),
+    [
+        (lambda: _cb(b"abc", [3, 0], [0, 0]), 2, r"page 1: CompressedBatch item of 0 bytes"),
+        (lambda: _cb(b"x" * 4096, [4096], [0]), 1, r"page 0: CompressedBatch item of 4096 bytes"),
+        (lambda: _cb(b"abc", [3], [0], offsets=[2]), 1, r"offset 2\+3 lies outside its 3-byte buffer"),
+        (lambda: _cb(b"", [0], [2]), 1, r"page 0: CompressedBatch FAILED item has no reason"),
+        (lambda: _cb(b"abc", [3, 0], [0, 1], {0: "x"}), 2, r"errors name items that did not fail: \[0\]"),
+        (lambda: _cb(b"abc", [3], [1]), 1, r"page 0: CompressedBatch INCOMPRESSIBLE item has size 3"),
+        (lambda: _cb(b"", [0], [7]), 1, r"status 7 is not an ItemStatus"),
+        (lambda: _cb(b"abc", [3], [0]), 2, r"CompressedBatch of 1 items for 2 pages"),
+        (lambda: [b"abc", "def"], 2, r"page 1: compress_batch returned str"),
+        (lambda: (b"abc",), 2, r"compress_batch returned 1 items for 2 pages"),
+        (lambda: np.zeros((2, 10), np.uint8), 2, r"compress_batch returned ndarray"),
+    ],
+)
+def test_kit_rejects_malformed_compressed_batches(result, n, message) -> None:
+    from hwzswap.testing import ConformanceError, batch_items
+
+    with pytest.raises(ConformanceError, match=r"^\[lz4\] batch: .*" + message):
+        batch_items(get_backend("lz4"), "batch", result(), n)
+
+
+def test_kit_reads_well_formed_batches_of_both_shapes() -> None:
+    from hwzswap.backends.contract import DecompressedBatch, ItemStatus
+    from hwzswap.testing import batch_items, batch_pages
+
+    lz4 = get_backend("lz4")
+    items = batch_items(lz4, "batch", _cb(b"abcde", [2, 0, 3, 0], [0, 1, 0, 2], {3: "dev"}), 4)
+    assert items[0] == b"ab" and items[1] is None and items[2] == b"cde"
+    assert isinstance(items[3], DeviceError) and "dev" in str(items[3])
+    assert batch_items(lz4, "batch", [b"ab", None, ValueError("x")], 3)[:2] == [b"ab", None]
+    pages = np.zeros((2, PAGE_SIZE), np.uint8)
+    assert batch_pages(lz4, "batch", pages, 2)[1] == {}
+    status = np.array([ItemStatus.OK, ItemStatus.FAILED], np.uint8)
+    assert batch_pages(lz4, "batch", DecompressedBatch(pages, status, {1: "bad"}), 2)[1] == {1: "bad"}
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        (lambda: np.zeros((1, PAGE_SIZE), np.uint8), r"returned \(1, 4096\) uint8 for 2 items"),
+        (lambda: np.zeros((2, PAGE_SIZE), np.int16), r"returned \(2, 4096\) int16"),
+        (lambda: [b"x"], r"decompress_batch returned list"),
+        (lambda: _db(np.zeros((1, PAGE_SIZE), np.uint8)), r"DecompressedBatch of \(1, 4096\) pages"),
+        (lambda: _db(np.zeros((2, PAGE_SIZE), np.uint8), [0, 2]), r"page 1: DecompressedBatch FAILED item has no reason"),
+        (lambda: _db(np.zeros((2, PAGE_SIZE), np.uint8), [0, 1], {1: "x"}), r"status 1 is neither OK nor FAILED"),
+        (lambda: _db(np.zeros((2, PAGE_SIZE), np.uint8), [0, 0, 0]), r"status has shape \(3,\)"),
+    ],
+)
+def test_kit_rejects_malformed_decompressed_batches(result, message) -> None:
+    from hwzswap.testing import ConformanceError, batch_pages
+
+    with pytest.raises(ConformanceError, match=r"^\[lz4\] batch: .*" + message):
+        batch_pages(get_backend("lz4"), "batch", result(), 2)
+
+
+def _db(pages, status=None, errors=None):
+    from hwzswap.backends.contract import DecompressedBatch
+
+    return DecompressedBatch(pages, status, errors)
