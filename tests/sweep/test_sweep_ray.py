@@ -33,6 +33,7 @@ def cluster() -> Iterator[dict[str, Any]]:
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a local test cluster writes no token to ~/.ray
     try:
         ray.init(num_cpus=2, num_gpus=0, resources={"testdev": 1}, include_dashboard=False,
+                 object_store_memory=100 << 20,  # records are small; keep CI's /dev/shm free
                  log_to_driver=False, _temp_dir=temp)
         yield {"resources": ray.cluster_resources()}
     finally:
