@@ -162,3 +162,37 @@ def test_record_with_load_batches_and_replay(page_file: Path, tmp_path: Path,
         main(["bench", "--load-batch", "0"])
     assert exc.value.code == 2
     assert "--load-batch: must be at least 1" in capsys.readouterr().err
+
+
+def test_a_broken_backend_gets_a_failed_row_and_exit_1(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 13 item 4: a constructor raising anything -> FAILED row naming the exception, the
+    others still run, the JSON is still written, exit status 1."""
+    from hwzswap.backends import registry
+    from hwzswap.backends.lz4 import Lz4Backend
+
+    class Broken(Lz4Backend):
+        name = "test-broken"
+
+        def __init__(self, **params: object) -> None:
+            raise OSError("libvendor.so: cannot open shared object file")
+
+    monkeypatch.setitem(registry._registered, Broken.name, Broken)
+    out = tmp_path / "b.json"
+    rc = main(["bench", "--backends", "test-broken,lz4", "--pages", "48", "--repeat", "1",
+               "--batching", "page,async", "--reclaim-batch", "4", "--folio-pages", "1:1,4:1",
+               "--json", str(out)])
+    assert rc == 1
+    printed = capsys.readouterr().out
+    assert "FAILED (constructor)" in printed and "libvendor.so" in printed
+    doc = json.loads(out.read_text())
+    assert schema_problems(doc) == []
+    (f,) = doc["failed"]
+    assert f["backend"] == "test-broken" and f["phase"] == "constructor"
+    assert "OSError" in f["error"]
+    assert [(r["backend"], r["batching"]) for r in doc["results"]] == [("lz4", "page"),
+                                                                       ("lz4", "async")]
+    assert doc["workload"]["structure"] == {"reclaim_batch": 4, "load_batch": 8,
+                                            "folio_mix": [[1, 0.5], [4, 0.5]]}
+    assert all(r["verified_pages"] == r["pages"] == 48 for r in doc["results"])
