@@ -651,3 +651,19 @@ def test_async_worker_coalesces_queued_ops(corpus):
         run_ops(b, dec)
         assert all(d.status is OpStatus.SUCCESS and d.dst == pages[d.user_data].tobytes()
                    for d in dec)
+
+
+def test_parallel_staging_copies(corpus, monkeypatch):
+    """Large staging copies split over threads give the same bytes (threshold lowered)."""
+    from hwzswap.backends.opencl import backend as mod
+
+    monkeypatch.setattr(mod, "PARALLEL_COPY_MIN_BYTES", 1)
+    pages = corpus[:700]
+    with get_backend("lz4-opencl", hash_log=12, zero_copy="off", pinned="on", copy_threads=3,
+                     batch_size=300) as b:
+        assert b.device_info["copy_threads"] == 3
+        batch = b.compress_batch(pages)
+        assert as_list(batch) == ref_list(pages)
+        ok = batch.status == ItemStatus.OK
+        out = b.decompress_batch(batch)
+        assert np.array_equal(getattr(out, "pages", out)[ok], pages[ok])
