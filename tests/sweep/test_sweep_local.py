@@ -16,22 +16,12 @@ from hwzswap.sweep.execute import run_sweep
 from hwzswap.sweep.merge import document_problems
 from hwzswap.sweep.plan import expand
 from hwzswap.sweep.report import markdown, speedups, table_rows
-from hwzswap.sweep.spec import load_sweep, parse_sweep
+from hwzswap.sweep.spec import parse_sweep
 from hwzswap.sweep.worker import execute_run
 
-from sweep_helpers import SMALL_SWEEP, write_sweep
+from sweep_helpers import write_sweep
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The small sweep, run once for the module with two runs at a time."""
-    d = tmp_path_factory.mktemp("local")
-    spec = load_sweep(write_sweep(d, SMALL_SWEEP))
-    plan = expand(spec)
-    outcome = run_sweep(spec, plan, d / "out", jobs=2, timeout=300)
-    return {"spec": spec, "plan": plan, "outcome": outcome, "out": d / "out"}
 
 
 def _records(doc: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
