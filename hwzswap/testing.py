@@ -186,7 +186,7 @@ def _timeout() -> float:
 
 def _stuck_in(thread: threading.Thread) -> str:
     """The driver call a hung check thread is in: the first frame below this module's."""
-    frame = sys._current_frames().get(thread.ident or -1)
+    frame = sys._current_frames().get(thread.ident or -1)  # documented CPython API
     if frame is None:
         return "an unknown call"
     stack = traceback.extract_stack(frame)
@@ -283,7 +283,7 @@ def batch_items(backend: Backend, check: str, out: Any, n: int) -> list[Any]:
         if out.sizes.shape != (n,) or out.offsets.shape != (n,) or out.status.shape != (n,):
             raise _fail(backend, check, "compress_batch returned a CompressedBatch whose offsets, "
                         "sizes and status do not have one entry per page")
-        total = out._view.nbytes
+        total = memoryview(out.data).nbytes
         valid = {int(s) for s in ItemStatus}
         items: list[Any] = []
         for i in range(n):
