@@ -100,8 +100,12 @@ def config_for(label: str, base: dict[str, Any]) -> tuple[dict[str, Any], str | 
     return cfg, None
 
 
+_KERNEL_KEYS = ("enabled", "compressor", "max_pool_percent", "shrinker_enabled")
+
+
 class KernelZswap:
-    """The kernel's zswap switched on with ``compressor`` for one run; restored on exit."""
+    """The kernel's zswap switched on with ``compressor`` (and its shrinker) for one run; every
+    parameter is restored on exit."""
 
     def __init__(self, compressor: str) -> None:
         self.compressor = compressor
@@ -110,10 +114,15 @@ class KernelZswap:
     def __enter__(self) -> KernelZswap:
         if not (ZSWAP_SYS / "enabled").exists():
             raise RunError("kernel zswap is not built into this kernel (/sys/module/zswap)")
-        for key in ("enabled", "compressor", "max_pool_percent"):
-            self._saved[key] = (ZSWAP_SYS / key).read_text().strip()
+        for key in _KERNEL_KEYS:
+            with contextlib.suppress(OSError):
+                self._saved[key] = (ZSWAP_SYS / key).read_text().strip()
         try:
             (ZSWAP_SYS / "compressor").write_text(self.compressor)
+            # Memory-pressure writeback on: without it a memory cgroup whose zswap pool (charged
+            # to the cgroup) fills up has nowhere to go but the OOM killer.
+            if "shrinker_enabled" in self._saved:
+                (ZSWAP_SYS / "shrinker_enabled").write_text("Y")
             (ZSWAP_SYS / "enabled").write_text("Y")
         except OSError as exc:
             self.__exit__()
@@ -122,7 +131,7 @@ class KernelZswap:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for key in ("enabled", "compressor", "max_pool_percent"):
+        for key in _KERNEL_KEYS:
             if key in self._saved:
                 with contextlib.suppress(OSError):
                     (ZSWAP_SYS / key).write_text(self._saved[key])
