@@ -79,6 +79,7 @@ class _Chunk:
     raw_stores: list[tuple[int, Any, tuple[int, ...]]]  # (code, page bytes | batch array, idxs)
     raw_loads: list[tuple[int, ...]]  # page indices of each load op (one, or a readahead batch)
     page_ops: int
+    store_pages: int = 0  # pages stored by this chunk's ops
 
 
 @dataclass
@@ -133,6 +134,7 @@ def compile_workload(workload: Workload, chunk_page_ops: int = CHUNK_PAGE_OPS) -
                 content[(op.type, off)] = idx
             store_pages += k
             cur.page_ops += k
+            cur.store_pages += k
         elif op.kind == LOAD:
             k = len(op.offsets)
             if k == 1:
@@ -331,6 +333,8 @@ class _Meter:
         self.error_examples: list[str] = []
         self.counters_delta: dict[str, float] = {}  # the backend's counters over the pass
         self.wall_ns = 0  # wall time of the stack's chunks
+        self.store_cpu_us = 0.0  # host CPU (emulation excluded) of the chunks of stores only
+        self.store_cpu_pages = 0
         self.dev_waited_us = 0.0  # modelled clock advance over the stack's chunks (host waited)
         self.dev_busy_us = 0.0  # modelled engine-busy time over the stack's chunks
 
@@ -849,6 +853,12 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
                 emu = emu1 - emu0
                 m.emulation_us += emu
                 m.emulation_cpu_us += min(cpu / 1000.0, emu * cpu / wall) if wall > 0 else 0.0
+            if chunk.store_pages and not chunk.load_expect:  # a chunk of stores only
+                emu_cpu = (min(cpu / 1000.0, (emu1 - emu0) * cpu / wall)
+                           if emu0 is not None and emu1 is not None and emu1 > emu0 and wall > 0
+                           else 0.0)
+                m.store_cpu_us += cpu / 1000.0 - emu_cpu
+                m.store_cpu_pages += chunk.store_pages
             if not i % 2:
                 _run_raw_chunk(backend, batch, chunk, cw, comp, m)
             _check_suspects(chunk, suspect, cw, m)
@@ -935,7 +945,7 @@ def run_backend(
 TIMING_FIELDS = (
     "store_pages_per_s", "load_pages_per_s", "raw_store_pages_per_s", "raw_load_pages_per_s",
     "store_vs_raw", "load_vs_raw", "host_cpu_us_per_page", "emulation_us_per_page",
-    "wall_us_per_page", "drain_us_per_page",
+    "wall_us_per_page", "drain_us_per_page", "host_cpu_us_per_stored_page",
 )
 _PERCENTILE_FIELDS = ("store_us", "load_us", "invalidate_us", "raw_store_us", "raw_load_us")
 
@@ -1040,6 +1050,8 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "drain_us_per_page": (round(m.drain_ns / 1000.0 / cw.store_pages, 3)
                               if cw.store_pages else 0.0),
         "host_cpu_us_per_page": round(cpu_us / page_moves, 3) if page_moves else 0.0,
+        "host_cpu_us_per_stored_page": (round(m.store_cpu_us / m.store_cpu_pages, 3)
+                                        if m.store_cpu_pages else None),
         "wall_us_per_page": round(m.wall_ns / 1000.0 / page_moves, 3) if page_moves else 0.0,
         "host_cpu_excludes_emulation": m.emulation_us > 0,
         "emulation_us_per_page": (round(m.emulation_us / page_moves, 3)
