@@ -54,6 +54,9 @@ class Capabilities:
     max_batch: int | None = None
     preferred_batch: int = 1
     time_basis: TimeBasis = "measured"
+    #: The compressed format, when a software backend of that name decodes it (``"lz4"`` for
+    #: an LZ4 device): zswap then decodes an object the device failed on in software.
+    format: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +67,7 @@ class Capabilities:
             "max_batch": self.max_batch,
             "preferred_batch": self.preferred_batch,
             "time_basis": self.time_basis,
+            "format": self.format,
         }
 
 

@@ -14,6 +14,9 @@ cannot be trusted to do for itself:
   driver) becomes a DriverError too;
 * **normalises batch results** to the per-item form: whatever shape a driver returns, the engine
   sees one ``CompressedBatch`` / ``DecompressedBatch``, so one failed page fails that page only;
+* **falls back to software** for a decompression the device failed on (a device error or a
+  timeout, not corrupt data) when the driver names its format (``Capabilities.format``) and a
+  software backend of that name decodes it (``sw_fallbacks``);
 * **bounds device time**: asynchronous ops (``submit``/``poll``) get a deadline
   (``zswap.device_timeout_ms``; the driver's own when the config leaves it unset); an op still
   outstanding after it completes as DEVICE_ERROR ("timed out"), BUSY is backpressure (ops are
@@ -90,6 +93,9 @@ class Compressor:
         self._consecutive_timeouts = 0
         self._compress = backend.compress
         self._decompress = backend.decompress
+        self.format = getattr(caps, "format", None)
+        self._software: Backend | None = None  # built on first use
+        self.sw_fallbacks = 0
         self.timeouts = 0
         self.late_calls = 0
         self.device_errors = 0
@@ -168,6 +174,22 @@ class Compressor:
         if len(page) != PAGE_SIZE:
             raise self._violation("result_length", "decompress",
                                   f"returned {len(page)} bytes, not a {PAGE_SIZE}-byte page")
+        return page
+
+    def software_decompress(self, data: Any, cause: HwzswapError) -> bytes:
+        """Decode ``data`` with the software backend of the driver's format, after the device
+        failed with ``cause``; re-raise ``cause`` when there is none."""
+        if self.format is None or self.format == self.name:
+            raise cause
+        if self._software is None:
+            from hwzswap.backends.registry import get_backend
+
+            try:
+                self._software = get_backend(self.format)
+            except HwzswapError:
+                raise cause from None
+        page = self._software.decompress(data)
+        self.sw_fallbacks += 1
         return page
 
     def _as_bytes(self, out: Any, call: str) -> bytes:
@@ -428,7 +450,8 @@ class Compressor:
         out: dict[str, Any] = {f"bad_{k}": v for k, v in self.bad.items()}
         out.update(timeouts=self.timeouts, late_calls=self.late_calls,
                    device_errors=self.device_errors, item_failures=self.item_failures,
-                   busy_retries=self.busy_retries, failed=self.failed,
+                   busy_retries=self.busy_retries, sw_fallbacks=self.sw_fallbacks,
+                   failed=self.failed,
                    last_error=self.last_error)
         return out
 

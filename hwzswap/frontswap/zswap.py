@@ -582,14 +582,13 @@ class ZswapCache:
                 staged: _StagedBatch | None = None) -> None:
         """The store's second half, for a compressed batch: each item that compressed well goes
         into the pool (one batch write, under the lock) and the index; the others are rejected
-        by reason. ``offs``/``pages``: the items' slots and pages; ``done(k, stored)`` gets each
-        item's outcome.
+        by reason; one the pool has no room for is retried after a writeback. ``offs``/``pages``:
+        the items' slots and pages; ``done(k, stored)`` gets each item's outcome.
 
         ``staged`` (async mode): the items are that batch's staged pages. Only those still
         staged as such are committed (an invalidate, a newer store or an exclusive load may
-        have taken one meanwhile; it then gets no ``done``), a rejected one stays staged for
-        the caller to write to the device, and a pool that refuses one rejects it
-        (``reject_alloc_fail``) instead of reclaiming here."""
+        have taken one meanwhile; it then gets no ``done``), and a rejected one stays staged
+        for the caller to write to the device."""
         status, sizes = batch.status, batch.sizes
         good = (status == _OK) & (sizes <= self._max_len)
         outcome: list[tuple[int, bool]] = []
@@ -613,13 +612,8 @@ class ZswapCache:
                                 None if pcsums is None else pcsums[:len(handles)])
             outcome.extend((k, True) for k in done_k)
             for j in range(len(handles), len(put)):
-                k = int(put[j])
-                if staged is None:
-                    retry.append((k, None if csums is None else csums[j],
-                                  None if pcsums is None else pcsums[j]))
-                else:
-                    self._reject_locked(tree, offs[k], "reject_alloc_fail", keep_staged=True)
-                    outcome.append((k, False))
+                retry.append((int(put[j]), None if csums is None else csums[j],
+                              None if pcsums is None else pcsums[j]))
             for k in np.flatnonzero(~good & live).tolist():
                 why = "reject_compress_fail" if status[k] == _FAILED else "reject_compress_poor"
                 self._reject_locked(tree, offs[k], why, keep_staged=staged is not None)
@@ -631,7 +625,10 @@ class ZswapCache:
         for k, csum, pcsum in retry:
             data = batch.item_bytes(k)
             assert data is not None
-            done(k, self._store_after_reclaim(tree, offs[k], data, csum, pcsum))
+            ok = self._store_after_reclaim(tree, offs[k], data, csum, pcsum,
+                                           None if staged is None else (staged, k))
+            if ok is not None:
+                done(k, ok)
 
     # -- async mode ----------------------------------------------------------------------------
 
@@ -752,6 +749,18 @@ class ZswapCache:
             except DriverError:
                 self.decompress_fail += 1
                 raise
+            except DeviceError as exc:  # the device failed, not the data: software, if any
+                try:
+                    page = self.compressor.software_decompress(data, exc)
+                except DeviceError:
+                    self.decompress_fail += 1
+                    raise DeviceError(
+                        f"zswap: load of swap type {tree.type} offset {offset}: the device "
+                        f"failed ({exc}) and no software decoder of its format is known; the "
+                        f"entry is kept, no data was returned") from exc
+                except HwzswapError as exc2:
+                    self.decompress_fail += 1
+                    raise self._corrupt(tree, offset, data, exc2) from exc2
             except HwzswapError as exc:
                 self.decompress_fail += 1
                 raise self._corrupt(tree, offset, data, exc) from exc
@@ -1255,15 +1264,20 @@ class ZswapCache:
         self._set_gates()
 
     def _store_after_reclaim(self, tree: ZswapTree, offset: int, data: Any, csum: int | None,
-                             pcsum: int | None) -> bool:
-        """The pool refused the object: write back a batch (v9), retry once, else reject."""
+                             pcsum: int | None,
+                             staged: tuple[_StagedBatch, int] | None = None) -> bool | None:
+        """The pool refused the object: write back a batch (v9), retry once, else reject.
+        ``staged`` (async): the staged page it is; ``None`` is returned, and nothing changed,
+        when that page is no longer staged (invalidated or replaced meanwhile)."""
         written = self.writeback(self.policy.writeback_batch)
         with self._lock:
+            if staged is not None and not self._is_staged_locked(*staged):
+                return None
             try:
                 handle = self.pool.malloc_write(data)
             except PoolAllocError:
                 why = "reject_reclaim_fail" if written == 0 else "reject_alloc_fail"
-                self._reject_locked(tree, offset, why)
+                self._reject_locked(tree, offset, why, keep_staged=staged is not None)
                 return False
             self._insert_locked(tree, (offset,), (handle,), None if csum is None else (csum,),
                                 None if pcsum is None else (pcsum,))
