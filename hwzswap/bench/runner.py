@@ -54,6 +54,7 @@ from hwzswap.errors import (
     ConfigError,
     HwzswapError,
     InvalidParameterError,
+    SwapBatchError,
     UnknownBackendError,
 )
 
@@ -330,6 +331,10 @@ class _Meter:
         self.raw_load_errors = 0
         self.stack_store_failures = 0
         self.stack_load_failures = 0
+        # slots whose store failed and were left free (SwapBatchError.failed): the kernel keeps
+        # those pages in memory, so a later load of one that raises is not a lost page
+        self.resident: set[tuple[int, int]] = set()
+        self.resident_loads = 0
         self.error_examples: list[str] = []
         self.counters_delta: dict[str, float] = {}  # the backend's counters over the pass
         self.wall_ns = 0  # wall time of the stack's chunks
@@ -377,9 +382,7 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
             try:
                 data = swap_in(typ, arg)
             except HwzswapError as exc:
-                data = None
-                m.stack_load_failures += 1
-                m.note_error("stack load", exc)
+                data = _load_failed(m, typ, (arg,), exc)[0]
             t1 = pc()
             ld_ns.append(t1 - t0)
             if data.__class__ is not bytes or data != page:
@@ -397,9 +400,10 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
                 else:
                     swap_out_batch(typ, arg, page, folios=folios)
             except HwzswapError as exc:
-                m.stack_store_failures += len(arg)
-                m.note_error("stack store", exc)
+                _store_failed(m, typ, arg, exc)
             t1 = pc()
+            if m.resident:
+                m.resident.difference_update((typ, o) for o in arg)
             st_ns.append(t1 - t0)
             st_k.append(len(arg))
             if dev is not None:
@@ -411,9 +415,10 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
             try:
                 swap_out(typ, arg, page)
             except HwzswapError as exc:
-                m.stack_store_failures += 1
-                m.note_error("stack store", exc)
+                _store_failed(m, typ, [arg], exc)
             t1 = pc()
+            if m.resident:
+                m.resident.discard((typ, arg))
             st_ns.append(t1 - t0)
             st_k.append(1)
             if dev is not None:
@@ -430,9 +435,7 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
             try:
                 datas = swap_in_batch(typ, arg)
             except HwzswapError as exc:
-                datas = [None] * len(arg)
-                m.stack_load_failures += len(arg)
-                m.note_error("stack load", exc)
+                datas = _load_failed(m, typ, arg, exc)
             t1 = pc()
             m.ldn_ns.append(t1 - t0)
             m.ldn_k.append(len(arg))
@@ -451,6 +454,38 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
         m.drain_ns += pc() - t0
         if dev is not None:
             m.dev_store_us += device_us() - dev
+
+
+#: A load of a page the kernel kept in memory (its store failed): not verified, not lost.
+_RESIDENT = object()
+
+
+def _store_failed(m: _Meter, typ: int, offsets: Sequence[int], exc: HwzswapError) -> None:
+    """A store call raised: its failed pages (``SwapBatchError.failed``, else all) stay in
+    memory, as the kernel keeps a page it could not swap out."""
+    failed = exc.failed if isinstance(exc, SwapBatchError) else list(offsets)
+    m.stack_store_failures += len(failed)
+    m.resident.update((typ, o) for o in failed)
+    for o in offsets:  # the slots the call did store or write are no longer resident
+        if o not in failed:
+            m.resident.discard((typ, o))
+    m.note_error("stack store", exc)
+
+
+def _load_failed(m: _Meter, typ: int, offsets: Sequence[int], exc: HwzswapError) -> list[Any]:
+    """A load call raised: None (a lost page) for each offset, or :data:`_RESIDENT` for one
+    whose store had failed (the page never left memory)."""
+    out: list[Any] = []
+    for o in offsets:
+        if (typ, o) in m.resident:
+            m.resident_loads += 1
+            out.append(_RESIDENT)
+        else:
+            m.stack_load_failures += 1
+            out.append(None)
+    if any(x is None for x in out):
+        m.note_error("stack load", exc)
+    return out
 
 
 def _compress_each(compress: Callable[[Any], Any], pages: list[bytes], m: _Meter) -> list[Any]:
@@ -640,7 +675,7 @@ def _check_suspects(chunk: _Chunk, suspect: list[tuple[int, Any]], cw: CompiledW
     page_bytes = cw.page_bytes
     bad = failed = 0
     for nload, data in suspect:
-        if data is None:
+        if data is None or data is _RESIDENT:
             failed += 1
             continue
         idx = chunk.load_expect[nload]
@@ -977,6 +1012,7 @@ def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     out["mismatch_examples"] = [e for r in results for e in r["mismatch_examples"]][:10]
     out["raw_mismatches"] = sum(r["raw_mismatches"] for r in results)
     out["load_failures"] = sum(r["load_failures"] for r in results)
+    out["resident_loads"] = sum(r["resident_loads"] for r in results)
     out["saw_writeback"] = all(r["saw_writeback"] for r in results)
     out["elapsed_s"] = round(sum(r["elapsed_s"] for r in results), 3)
     return out
@@ -1032,6 +1068,7 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "mismatch_examples": m.mismatches,
         "raw_mismatches": m.raw_mismatches,
         "load_failures": m.stack_load_failures,
+        "resident_loads": m.resident_loads,
         "workload_pages": wl.nr_pages,
         "store_pages": cw.store_pages,
         "invalidates": cw.invalidates,
