@@ -95,3 +95,45 @@ def test_without_verify_pages_the_wrong_bytes_pass(make_system):
     page = compressible_pages(1)[0]
     s.swap_out(0, 0, page)
     assert s.swap_in(0, 0) != page
+
+
+class FailingDecodeLz4(Lz4Backend):
+    """An LZ4 device whose decompressor is down; it names its format, so zswap can decode."""
+
+    name = "test-failing-decode-lz4"
+
+    def __init__(self, fmt: str | None = "lz4", **params: Any) -> None:
+        super().__init__(**params)
+        self.fmt = fmt
+
+    @property
+    def capabilities(self):
+        from hwzswap.backends.contract import Capabilities
+
+        return Capabilities(device="test-device", format=self.fmt)
+
+    def decompress(self, data: Any) -> bytes:
+        from hwzswap.errors import DeviceError
+
+        raise DeviceError("injected: the decompression engine is down")
+
+
+def test_a_device_failing_to_decode_falls_back_to_software(make_system):
+    pages = compressible_pages(3)
+    s = make_system(backend=FailingDecodeLz4())
+    for off, page in enumerate(pages):
+        s.swap_out(0, off, page)
+    assert s.swap_in(0, 0) == pages[0]
+    assert s.swap_in_batch(0, [1, 2]) == pages[1:]
+    st = s.stats()
+    assert st["driver_sw_fallbacks"] == 3 and st["decompress_fail"] == 0
+
+
+def test_without_a_software_decoder_a_device_failure_is_a_device_error(make_system):
+    from hwzswap.errors import DeviceError
+
+    s = make_system(backend=FailingDecodeLz4(fmt=None))
+    s.swap_out(0, 0, compressible_pages(1)[0])
+    with pytest.raises(DeviceError, match="the device failed.*entry is kept"):
+        s.swap_in(0, 0)
+    assert s.stats()["decompress_fail"] == 1
