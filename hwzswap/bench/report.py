@@ -287,13 +287,18 @@ def plot(doc: Mapping[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     modes = {r.get("batching") for r in results}
-    names = [r["backend"] + (f"\n{r.get('batching')}" if len(modes) > 1 else "")
-             + ("\n(modelled)" if r["time_basis"] == "modeled" else "") for r in results]
+    sep = " " if len(results) > 10 else "\n"
+    names = [r["backend"] + (f"{sep}{r.get('batching')}" if len(modes) > 1 else "")
+             + (f"{sep}(modelled)" if r["time_basis"] == "modeled" else "") for r in results]
     x = np.arange(len(results))
     w = 0.38
     stack_c, raw_c, p99_c, dev_c = "#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c"
 
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9), constrained_layout=True)
+    # many rows (backends x engine modes): wider panels and upright labels
+    crowded = len(results) > 10
+    fig, axes = plt.subplots(2, 3, figsize=(max(16.0, 1.2 * len(results)), 10 if crowded else 9),
+                             constrained_layout=True)
+    tick_kw = {"fontsize": 7, "rotation": 90} if crowded else {"fontsize": 8}
     fig.suptitle(f"hwzswap bench — {_title(doc)}\n{_machine_line(doc)}", fontsize=11)
 
     def bars(ax: Any, a: list[float | None], b: list[float | None], la: str, lb: str,
@@ -310,7 +315,7 @@ def plot(doc: Mapping[str, Any], path: str | Path) -> Path:
                                 fontsize=8, xytext=(0, 2), textcoords="offset points")
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(ylabel)
-        ax.set_xticks(x, names, fontsize=8)
+        ax.set_xticks(x, names, **tick_kw)
         if log and any(v > 0 for v in va + vb):
             ax.set_yscale("log")
             ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -337,12 +342,13 @@ def plot(doc: Mapping[str, Any], path: str | Path) -> Path:
     dens = [r["pool_density"] for r in results]
     rb = ax.bar(x, ratios, 0.6, color="#9467bd")
     for rect, rt, d in zip(rb, ratios, dens):
-        ax.annotate(f"{rt:.2f}\npool {d:.0%}", (rect.get_x() + rect.get_width() / 2,
-                    rect.get_height()), ha="center", va="bottom", fontsize=8, xytext=(0, 2),
+        ax.annotate(f"{rt:.2f}\n{d:.0%}" if crowded else f"{rt:.2f}\npool {d:.0%}",
+                    (rect.get_x() + rect.get_width() / 2, rect.get_height()), ha="center",
+                    va="bottom", fontsize=6 if crowded else 8, xytext=(0, 2),
                     textcoords="offset points")
     ax.set_title("Compression ratio (Σ orig / Σ compressed, not same-filled)\n"
                  "label: pool density at peak", fontsize=10)
-    ax.set_xticks(x, names, fontsize=8)
+    ax.set_xticks(x, names, **tick_kw)
     ax.set_ylim(0, max(ratios + [1.0]) * 1.25)
     ax.grid(axis="y", alpha=0.3)
 
