@@ -1,7 +1,10 @@
-"""Build of the compiled parts: the zsmalloc core, hwzswap.pool._zscore, and the batch store's
-per-page loops, hwzswap.frontswap._hotpath (everything else is in pyproject.toml). ``pip install -e .`` builds it in place; after editing the C file, rebuild
+"""Build of the compiled parts: the zsmalloc core, hwzswap.pool._zscore, and zswap's
+self-contained index and batch scans, hwzswap.frontswap._hotpath (everything else is in
+pyproject.toml). Both have Python references that need no compiler (HWZSWAP_IMPL=py, see
+hwzswap/impl.py). ``pip install -e .`` builds them in place; after editing a C file, rebuild
 with ``make install`` (which reinstalls when the file changes) or
-``.venv/bin/python setup.py build_ext --inplace``."""
+``.venv/bin/python setup.py build_ext --inplace``; ``make asan`` builds sanitizer copies
+elsewhere (scripts/asan.sh)."""
 
 from setuptools import Extension, setup
 

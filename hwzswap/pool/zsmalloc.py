@@ -29,12 +29,14 @@ chains waste less at each zspage's tail and push the huge-class watermark up (32
 3632 with 8), which is where most of the density difference comes from.
 
 Two implementations of one algorithm: :class:`PyZsPool` in Python, the readable reference model
-that the rest of this docstring describes, and :class:`ZsPool`, the pool zswap uses, whose data
-structure lives in the C core :mod:`hwzswap.pool._zscore` (``_zscore.c``): the per-object calls
-cost a C call each instead of several Python-level steps (issue 3 wants pool work under a
-quarter of lz4's compression of the page; see ``benchmarks/results/pool_density.md``). Both
-make the same choices, so they place every object in the same slot and compact the same pages;
-``tests/pool/test_zsmalloc_differential.py`` checks that step by step.
+that the rest of this docstring describes (here, importable without a compiler), and
+:class:`~hwzswap.pool.zsmalloc_c.ZsPool`, the pool zswap uses by default, whose data structure
+lives in the C core :mod:`hwzswap.pool._zscore` (``_zscore.c``): the per-object calls cost a C
+call each instead of several Python-level steps (issue 3 wants pool work under a quarter of
+lz4's compression of the page; see ``benchmarks/results/pool_density.md``). Both make the same
+choices, so they place every object in the same slot and compact the same pages;
+``tests/pool/test_zsmalloc_differential.py`` checks that step by step. ``HWZSWAP_IMPL=py``
+makes ``create_pool("zsmalloc")`` build the Python one (:mod:`hwzswap.impl`).
 
 Fast path (the model): the class is a list lookup by size; each zspage keeps a stack of free
 payload offsets (its use count is ``objs - len(free)``); and each class fills one zspage at a
@@ -53,29 +55,10 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from hwzswap.errors import (
-    InvalidHandleError,
-    InvalidParameterError,
-    PoolAllocError,
-    PoolError,
-    not_built,
-)
-
-try:
-    from hwzswap.pool import _zscore  # type: ignore[attr-defined]
-except ImportError as exc:
-    raise not_built("hwzswap.pool._zscore", "the compiled zsmalloc core") from exc
-from hwzswap.pool._handles import (
-    HandlePool,
-    MapHelpers,
-    PoolMessages,
-    _next_tag,
-    pool_allocator,
-)
+from hwzswap.errors import InvalidParameterError, PoolAllocError, PoolError
+from hwzswap.pool._handles import HandlePool
 from hwzswap.pool.allocator import PageAllocator
-from hwzswap.pool.base import PAGE_SIZE, Pool
-
-_zscore._setup(PoolError, PoolAllocError, InvalidHandleError)
+from hwzswap.pool.base import PAGE_SIZE
 
 __all__ = [
     "ZS_HANDLE_SIZE",
@@ -86,7 +69,6 @@ __all__ = [
     "PyZsPool",
     "SizeClassSpec",
     "ZsLayout",
-    "ZsPool",
     "zs_layout",
 ]
 
@@ -198,7 +180,7 @@ def zs_layout(chain_size: int = ZSMALLOC_CHAIN_SIZE) -> ZsLayout:
     return ZsLayout(chain_size, specs, tuple(lookup), huge_class_size)
 
 
-def _stats(pool: PyZsPool | ZsPool, per_class: list[tuple[Any, int]], objects: int
+def _stats(pool: Any, per_class: list[tuple[Any, int]], objects: int
            ) -> dict[str, Any]:
     """``stats()`` of either implementation from its per-class (zspages per fullness group,
     free slots)."""
@@ -714,71 +696,11 @@ class PyZsPool(HandlePool):
         self._class_of = [None] * len(self._class_of)
 
 
-class ZsPool(_zscore.ZsCore, PoolMessages, MapHelpers, Pool):
-    """A zsmalloc pool, compiled: the algorithm of :class:`PyZsPool` (the readable model the
-    module docstring describes) run by the C core :mod:`hwzswap.pool._zscore`, which holds the
-    classes, zspages, fullness groups, handle table, peak and pins.
+def __getattr__(name: str) -> Any:
+    """``ZsPool`` (the compiled pool) lives in :mod:`hwzswap.pool.zsmalloc_c`, imported on
+    first use, so that this module (the layout and the Python model) needs no compiler."""
+    if name == "ZsPool":
+        from hwzswap.pool.zsmalloc_c import ZsPool
 
-    The per-object calls (``malloc``, ``malloc_write``, ``write``, ``read``, ``view``,
-    ``free``, ``read_free``, ``in``, ``obj_size``, ``map``/``unmap``, ``compact``) and the
-    attributes ``pages``, ``peak_pages``, ``stored_at_peak``, ``stored_bytes`` are the C
-    type's own, with no Python frame in between; the error messages, ``stats`` and ``check``
-    are here. Handles, errors and behaviour are those of :class:`PyZsPool`: both place every
-    object in the same slot and compact the same pages.
-
-    ``max_pages_per_zspage`` is ``CONFIG_ZSMALLOC_CHAIN_SIZE`` (default 8, as in the kernel).
-    """
-
-    def __init__(
-        self,
-        allocator: PageAllocator | None = None,
-        max_pages_per_zspage: int = ZSMALLOC_CHAIN_SIZE,
-        name: str = "zsmalloc",
-    ) -> None:
-        layout = zs_layout(max_pages_per_zspage)
-        super().__init__(
-            pool_allocator(allocator, name),
-            _next_tag(),
-            name,
-            [(c.size, c.pages_per_zspage, c.objs_per_zspage, c.header) for c in layout.classes],
-            layout.class_of_size,
-        )
-        self.layout = layout
-        self.max_pages_per_zspage = max_pages_per_zspage
-
-    @property
-    def huge_class_size(self) -> int:
-        """Payload sizes from this up go to the huge class (``zs_huge_class_size``)."""
-        return self.layout.huge_class_size
-
-    def total_pages(self) -> int:
-        return self.pages
-
-    def total_bytes(self) -> int:
-        return self.pages * PAGE_SIZE
-
-    def stats(self) -> dict[str, Any]:
-        """As :meth:`PyZsPool.stats` (the same keys and rows)."""
-        return _stats(self, self._class_stats(), len(self))
-
-    def check(self) -> None:
-        """Verify the pool's internal invariants (the C core walks its whole structure) and
-        that every zspage's memory is the allocator's; raise :class:`PoolError` naming the
-        first broken one. For tests and debugging."""
-        self._check()
-        owns = self.allocator.owns
-        for run in self._runs():
-            if not owns(run):
-                raise PoolError("a zspage's memory is not from the allocator")
-
-    def destroy(self) -> None:
-        """Free every zspage (swapoff). Later calls raise; ``destroy`` itself is idempotent.
-        Views handed out before stay valid memoryviews of memory the pool no longer uses;
-        mapped views are released."""
-        self._destroy()
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(name={self.name!r}, objects={len(self)}, "
-            f"pages={self.pages}, stored_bytes={self.stored_bytes})"
-        )
+        return ZsPool
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
