@@ -299,8 +299,15 @@ def machine_info() -> dict[str, Any]:
         "libraries": _versions(),
         "codec_libraries": _codec_libraries(),
         "opencl_devices": opencl_devices(),
-        "hwzswap": {"version": __version__, "git_commit": _git_commit()},
+        "hwzswap": {"version": __version__, "git_commit": _git_commit(), "impl": _impl()},
     }
+
+
+def _impl() -> str:
+    """Which implementation of the compiled parts ran (``HWZSWAP_IMPL``: c or py)."""
+    from hwzswap.impl import IMPL
+
+    return IMPL
 
 
 def new_document(workload: Mapping[str, Any], config: Mapping[str, Any],
