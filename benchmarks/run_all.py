@@ -7,8 +7,9 @@
    modes (``--modes``; roundtrip: page, folio, reclaim, async):
    ``results/bench_<workload>.json``, ``.png`` and ``.md``; then roundtrip once more for
    ``lz4`` alone (``--target-repeat`` passes, the engine's default mode) for issue 11's
-   framework-cost target (``results/bench_roundtrip_lz4.*``); the issue-11 target figures
-   from these runs (``results/issue11_targets.md``); then ``stack_layers.py`` (lz4's
+   framework-cost target (``results/bench_roundtrip_lz4.*``); the engine modes side by side
+   (``results/engine_modes.md``) and the issue-11 target figures from these runs
+   (``results/issue11_targets.md``); then ``stack_layers.py`` (lz4's
    store/load path, layer by layer);
 2. the focused benchmarks beside this script, when present: ``pool_bench.py`` (pool density
    and cost), ``bench_842.py`` (842 codec and NX-842 emulation), ``bench_opencl.py``
@@ -140,6 +141,56 @@ def write_targets(main_json: Path, lz4_json: Path, out: Path) -> bool:
     return True
 
 
+def write_modes_summary(main_json: Path, out: Path) -> bool:
+    """One row per backend: store throughput in each engine mode (and its share of the codec
+    alone), the best mode against v9's page mode, loads, host CPU per stored page."""
+    import json
+
+    if not main_json.exists():
+        return False
+    doc = json.loads(main_json.read_text(encoding="utf-8"))
+    modes = doc.get("batching") or []
+    if len(modes) < 2:
+        return False
+
+    def rate(v: float | None) -> str:
+        if not v:
+            return "-"
+        return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.1f}k" if v >= 1e3 else f"{v:.0f}"
+
+    by: dict[str, dict[str, dict]] = {}
+    for r in doc["results"]:
+        by.setdefault(r["backend"], {})[r["batching"]] = r
+    head = (["backend"] + [f"store pg/s, {m}" for m in modes]
+            + ["best ÷ page", "load pg/s (best mode)", "CPU µs / stored page, page → best"])
+    lines = [
+        f"Store throughput through the whole stack in each engine mode (in brackets: the share "
+        f"of the codec alone on the same pages, same run). Measured {doc.get('created')}, "
+        f"commit {doc['machine']['hwzswap'].get('git_commit')}, {doc['machine']['cpu']}, "
+        f"{doc['machine']['cores']} cores; from `{main_json.name}`.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * (len(head) - 1),
+    ]
+    for backend, rs in by.items():
+        cells = [backend]
+        for m in modes:
+            r = rs.get(m)
+            cells.append(f"{rate(r['store_pages_per_s'])} ({r['store_vs_raw']:.2f})" if r else "-")
+        best_m, best = max(rs.items(), key=lambda kv: kv[1]["store_pages_per_s"] or 0)
+        page = rs.get("page")
+        cells.append(f"{best['store_pages_per_s'] / page['store_pages_per_s']:.2f}× ({best_m})"
+                     if page and page["store_pages_per_s"] else "-")
+        lm, lr = max(rs.items(), key=lambda kv: kv[1]["load_pages_per_s"] or 0)
+        cells.append(f"{rate(lr['load_pages_per_s'])} ({lm})")
+        a = page.get("host_cpu_us_per_stored_page") if page else None
+        b = best.get("host_cpu_us_per_stored_page")
+        cells.append(f"{a:.1f} → {b:.1f}" if a is not None and b is not None else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", choices=("main", "extra", "all"), default="all",
@@ -183,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             steps.append(_run("bench roundtrip lz4",
                               bench(RESULTS / "bench_roundtrip_lz4", "--workload", "roundtrip",
                                     repeat=args.target_repeat, backends="lz4")))
+            if write_modes_summary(RESULTS / "bench_roundtrip.json",
+                                   RESULTS / "engine_modes.md"):
+                print("\nwrote results/engine_modes.md")
             if write_targets(RESULTS / "bench_roundtrip.json",
                              RESULTS / "bench_roundtrip_lz4.json",
                              RESULTS / "issue11_targets.md"):
@@ -191,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         steps.append(_run("stack_layers.py", [py, str(BENCH / "stack_layers.py")]))
         blocks = {w: RESULTS / f"bench_{w}.md" for w in workloads}
         blocks["issue11_targets"] = RESULTS / "issue11_targets.md"
+        blocks["engine_modes"] = RESULTS / "engine_modes.md"
         blocks["stack_layers"] = RESULTS / "stack_layers_lz4.md"
         if not args.no_readme and update_readme(BENCH / "README.md", blocks):
             print("\nupdated benchmarks/README.md")
