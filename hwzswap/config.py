@@ -708,7 +708,29 @@ def load_config(source: str | Path | Mapping[str, Any] | ZswapConfig) -> ZswapCo
     )
 
 
+def parameter_error(exc: BaseException, name: str, config: ZswapConfig) -> ConfigError:
+    """A driver's parameter error (raised by its constructor), located: the config file and the
+    dotted key (``zswap.compressor.params.<key>``) when the config names this backend."""
+    import re
+
+    comp = config.zswap.compressor
+    msg = str(exc)
+    if comp.name != name:
+        return ConfigError(f"backend {name!r} with its default parameters (the config names "
+                           f"{comp.name!r}, not this backend): {msg}")
+    params = dict(comp.params)
+    found = re.search(r"parameter '([^']+)'", msg)
+    if found and found.group(1) in params:
+        key: str | None = found.group(1)
+    else:
+        named = [k for k in params if re.search(rf"\b{re.escape(str(k))}\b", msg)]
+        key = named[0] if len(named) == 1 else None
+    where = "zswap.compressor.params" + (f".{key}" if key else "")
+    return ConfigError(f"{config.source}: {where}: {msg}")
+
+
 __all__ = [
+    "parameter_error",
     "BATCHING_MODES",
     "MAX_DEPTH",
     "MAX_FILE_BYTES",

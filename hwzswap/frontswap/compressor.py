@@ -24,14 +24,20 @@ cannot be trusted to do for itself:
   marked failed: every later call raises :class:`~hwzswap.errors.DeviceError` at once, so zswap
   rejects stores (the pages go to the swap device) instead of waiting on a dead device.
 
-A synchronous call cannot be interrupted from Python; one that returns after the deadline is
-counted in ``late_calls`` (its result is still checked and used).
+A driver from outside this package (an entry point, a test's class) may also block in a
+synchronous call. Its calls therefore run on a watchdog thread (:class:`Watchdog`) that the
+caller waits on for at most the deadline: a call still running then raises DeviceError
+("timed out") and is counted, a new worker takes the next call, and the stuck one's late result
+is dropped. That costs a thread hand-off per call (tens of µs, once per batch in the batch
+modes); the package's own drivers are trusted and called directly.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,6 +63,59 @@ VIOLATIONS = ("result_type", "result_length", "item_count", "array_shape", "exce
 _OK = ItemStatus.OK
 _INCOMPRESSIBLE = ItemStatus.INCOMPRESSIBLE
 _FAILED = ItemStatus.FAILED
+
+
+class _Timeout(Exception):
+    """A watched call did not return within the deadline."""
+
+
+class Watchdog:
+    """Runs calls on a worker thread and waits at most ``timeout_s`` for each; a call still
+    running then raises :class:`_Timeout` and the worker is abandoned (a new one takes the next
+    call). Calls are serialised, as a driver instance expects."""
+
+    def __init__(self, name: str, timeout_s: float) -> None:
+        self.name = name
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()  # one call at a time
+        self._jobs: queue.SimpleQueue[list[Any]] | None = None
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        job: list[Any] = [fn, args, threading.Event(), None, None]
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = queue.SimpleQueue()
+                threading.Thread(target=self._run, args=(self._jobs,), daemon=True,
+                                 name=f"hwzswap-watchdog-{self.name}").start()
+            self._jobs.put(job)
+            if not job[2].wait(self.timeout_s):
+                self._jobs.put(None)  # the worker ends if the stuck call ever returns
+                self._jobs = None
+                raise _Timeout()
+        if job[4] is not None:
+            raise job[4]
+        return job[3]
+
+    @staticmethod
+    def _run(jobs: queue.SimpleQueue[list[Any] | None]) -> None:
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            try:
+                job[3] = job[0](*job[1])
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                job[4] = exc
+            job[2].set()
+
+
+def _detached(arg: Any) -> Any:
+    """A call argument that shares no memory with the pool: views (and lists of them) copied."""
+    if isinstance(arg, memoryview):
+        return arg.tobytes()
+    if isinstance(arg, list) and arg and isinstance(arg[0], memoryview):
+        return [a.tobytes() if isinstance(a, memoryview) else a for a in arg]
+    return arg
 
 
 def _describe(value: Any) -> str:
@@ -91,8 +150,18 @@ class Compressor:
         self.fail_after = fail_after
         self.failed = False  # marked failed after fail_after consecutive timeouts
         self._consecutive_timeouts = 0
-        self._compress = backend.compress
-        self._decompress = backend.decompress
+        self.watchdog: Watchdog | None = None
+        if not type(backend).__module__.startswith("hwzswap."):
+            self.watchdog = Watchdog(self.name, self.timeout_s)
+        self._compress = self._watched(backend.compress, "compress")
+        self._decompress = self._watched(backend.decompress, "decompress")
+        self._compress_batch = self._watched(backend.compress_batch, "compress_batch")
+        self._decompress_batch = self._watched(backend.decompress_batch, "decompress_batch")
+        self._submit = self._watched(backend.submit, "submit")
+        self._poll = self._watched(backend.poll, "poll")
+        #: the driver's own decompress (watched when untrusted), for callers that check the
+        #: results themselves in bulk
+        self.decompress_unchecked = self._decompress
         self.format = getattr(caps, "format", None)
         self._software: Backend | None = None  # built on first use
         self.sw_fallbacks = 0
@@ -104,6 +173,27 @@ class Compressor:
         self.bad = dict.fromkeys(VIOLATIONS, 0)
         #: the last contract violation or device error (diagnostics, shown by stats)
         self.last_error: str | None = None
+
+    def _watched(self, fn: Callable[..., Any], call: str) -> Callable[..., Any]:
+        """``fn`` itself for a trusted driver; else ``fn`` run under the watchdog, a timeout
+        becoming a counted DeviceError."""
+        dog = self.watchdog
+        if dog is None:
+            return fn
+
+        def watched(*args: Any) -> Any:
+            # an abandoned call may outlive the pool's object: hand it copies, not views
+            args = tuple(_detached(a) for a in args)
+            try:
+                return dog.call(fn, *args)
+            except _Timeout:
+                self.note_timeouts(1)
+                raise DeviceError(
+                    f"driver {self.name!r}: {call} did not return within "
+                    f"{self.timeout_s * 1000.0:g} ms (zswap.device_timeout_ms); given up"
+                ) from None
+
+        return watched
 
     # -- violations ---------------------------------------------------------------------------
 
@@ -213,7 +303,7 @@ class Compressor:
         if self.failed:
             self._check_alive("compress_batch")
         try:
-            out = self.backend.compress_batch(pages)
+            out = self._compress_batch(pages)
         except HwzswapError as exc:
             self._count_device_error(exc)
             return _all_failed(n, f"{type(exc).__name__}: {exc}")
@@ -273,7 +363,7 @@ class Compressor:
         if self.failed:
             self._check_alive("decompress_batch")
         try:
-            out = self.backend.decompress_batch(items)
+            out = self._decompress_batch(items)
         except HwzswapError as exc:
             self._count_device_error(exc)
             return DecompressedBatch(np.zeros((n, PAGE_SIZE), dtype=np.uint8),
@@ -316,7 +406,6 @@ class Compressor:
             for op in ops:
                 op.status, op.error = OpStatus.DEVICE_ERROR, "the device was marked failed"
             return ops
-        backend = self.backend
         deadline = time.monotonic() + self.timeout_s
         waiting = list(ops)
         outstanding = {id(op): op for op in ops}
@@ -325,7 +414,7 @@ class Compressor:
                 for op in waiting:
                     op.status = OpStatus.NOT_PROCESSED
                 try:
-                    accepted = backend.submit(waiting)
+                    accepted = self._submit(waiting)
                 except HwzswapError as exc:
                     self._count_device_error(exc)
                     for op in waiting:
@@ -343,7 +432,12 @@ class Compressor:
                     self.busy_retries += 1
                 waiting = waiting[accepted:]
             try:
-                done = backend.poll()
+                done = self._poll()
+            except DeviceError:  # the watchdog gave up on poll (counted): the rest time out
+                self._timed_out(list(outstanding.values()), waiting, count=False)
+                break
+            except HwzswapError:
+                raise
             except Exception as exc:  # noqa: BLE001
                 raise self._foreign("poll", exc) from exc
             for op in done:
@@ -359,12 +453,14 @@ class Compressor:
             self._consecutive_timeouts = 0
         return ops
 
-    def _timed_out(self, late: list[CompOp], waiting: list[CompOp]) -> None:
+    def _timed_out(self, late: list[CompOp], waiting: list[CompOp], count: bool = True) -> None:
         ms = self.timeout_s * 1000.0
         for op in late:
             op.status = OpStatus.DEVICE_ERROR
             op.dst = None
             op.error = f"timed out after {ms:g} ms (zswap.device_timeout_ms)"
+        if not count:
+            return
         self.timeouts += len(late)
         self._consecutive_timeouts += 1
         self.last_error = (f"driver {self.name!r}: {len(late)} ops timed out after {ms:g} ms "

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from hwzswap.backends.contract import Backend, check_page, check_pages
-from hwzswap.config import ZswapConfig, load_config
+from hwzswap.config import ZswapConfig, load_config, parameter_error
 from hwzswap.errors import (
     ConfigError,
     InvalidInputError,
@@ -399,7 +399,10 @@ def open_zswap(
         from hwzswap.backends.registry import get_backend
 
         comp = cfg.zswap.compressor
-        backend = get_backend(comp.name, **comp.params)
+        try:
+            backend = get_backend(comp.name, **comp.params)
+        except InvalidParameterError as exc:
+            raise parameter_error(exc, comp.name, cfg) from exc
     system: SwapSystem | None = None
     try:
         pool = _build_pool(cfg)

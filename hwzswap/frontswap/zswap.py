@@ -279,7 +279,7 @@ class ZswapCache:
             self._compress_batch = comp.compress_batch
             self._decompress = comp.decompress
         #: the driver's own decompress, for load_batch's checked fast path
-        self._decompress_raw = self._decompress if comp.asynchronous else backend.decompress
+        self._decompress_raw = self._decompress if comp.asynchronous else comp.decompress_unchecked
         self._pool_view = pool.view
         self._pool_free = pool.free
         # Indexes, lock, writeback and async state.

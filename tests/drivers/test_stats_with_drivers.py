@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 import time
 from pathlib import Path
@@ -47,10 +49,14 @@ def test_a_hung_device_is_abandoned_not_waited_for(register, capsys, monkeypatch
     monkeypatch.setattr(stats_cli, "STALL_SLACK_S", 0.3)
     cfg = _config(tmp_path, bd.HungDevice.name, batching="page", device_timeout_ms=50)
     t0 = time.monotonic()
-    assert main(["stats", "--config", str(cfg), "--pages", "16"]) == 2
+    # The engine gives each call up at the deadline (its watchdog) and marks the device failed
+    # after device_fail_after timeouts, so the run completes: every page went to the swap file.
+    assert main(["stats", "--config", str(cfg), "--pages", "16"]) == 0
     assert time.monotonic() - t0 < 10
-    err = capsys.readouterr().err
-    assert "swap_out_batch of offsets 0..15 did not return within 0.45 s" in err
+    out = capsys.readouterr().out
+    assert re.search(r"driver_timeouts\s+│\s+[1-9]", out)
+    assert re.search(r"driver_failed\s+│\s+1", out)
+    assert re.search(r"reject_compress_fail\s+│\s+16", out)
 
 
 def test_stall_limit_follows_the_device_deadline(tmp_path: Path) -> None:

@@ -280,7 +280,9 @@ def test_async_device_timeout_loses_nothing_and_marks_the_device_failed(lz4_sys)
     s.drain()
     assert time.monotonic() - t0 < 5
     st_ = s.stats()
-    assert st_["async_timeouts"] >= 2 and st_["driver_timeouts"] >= 2
+    # given up at the deadline: by the pipeline, or first by the watchdog that runs an
+    # untrusted driver's calls (this test's driver is one)
+    assert st_["async_timeouts"] + st_["driver_timeouts"] >= 2
     assert st_["driver_failed"] == 1
     assert st_["reject_compress_fail"] == 8 and st_["pswpout"] == 8
     assert [s.swap_in(0, o) for o in range(8)] == pages  # from the device
