@@ -57,6 +57,9 @@ class Capabilities:
     #: The compressed format, when a software backend of that name decodes it (``"lz4"`` for
     #: an LZ4 device): zswap then decodes an object the device failed on in software.
     format: str | None = None
+    #: The deadline of one call or op on this device (ms), when the config leaves
+    #: ``zswap.device_timeout_ms`` unset; ``None``: the framework's 10 s.
+    timeout_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ class Capabilities:
             "preferred_batch": self.preferred_batch,
             "time_basis": self.time_basis,
             "format": self.format,
+            "timeout_ms": self.timeout_ms,
         }
 
 

@@ -145,7 +145,7 @@ class Compressor:
         self.preferred_batch = max(1, int(caps.preferred_batch or 1))
         self.max_batch = caps.max_batch
         if timeout_ms is None:
-            timeout_ms = getattr(caps, "timeout_ms", None) or DEFAULT_TIMEOUT_MS
+            timeout_ms = caps.timeout_ms or DEFAULT_TIMEOUT_MS
         self.timeout_s = float(timeout_ms) / 1000.0
         self.fail_after = fail_after
         self.failed = False  # marked failed after fail_after consecutive timeouts
@@ -162,7 +162,7 @@ class Compressor:
         #: the driver's own decompress (watched when untrusted), for callers that check the
         #: results themselves in bulk
         self.decompress_unchecked = self._decompress
-        self.format = getattr(caps, "format", None)
+        self.format = caps.format
         self._software: Backend | None = None  # built on first use
         self.sw_fallbacks = 0
         self.timeouts = 0
