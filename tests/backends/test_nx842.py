@@ -169,11 +169,14 @@ def test_compress_timeout_raises() -> None:
 
 
 def test_compress_batch_reports_failed_pages_after_finishing_the_rest() -> None:
+    """A page that fails on the engine is that item's DeviceError (the per-item rule); the
+    other pages complete."""
     b = nx(queue_depth=2)
     batch = np.stack([PAGES["text"]] * 6)
     b.inject(CC.ABORT, "compress")
-    with pytest.raises(DeviceError, match=r"1 of 6 pages failed.*page 0.*ABORT"):
-        b.compress_batch(batch)
+    out = b.compress_batch(batch)
+    assert isinstance(out[0], DeviceError) and "ABORT" in str(out[0])
+    assert all(isinstance(x, bytes) for x in out[1:])
     c = b.counters()
     assert c["comp_complete"] == 5 and c["comp_failed"] == 1
     assert len(b._free) == 2  # every slot is back  # noqa: SLF001
