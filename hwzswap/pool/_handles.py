@@ -37,7 +37,7 @@ from typing import Any
 
 from hwzswap.errors import InvalidHandleError, PoolAllocError, PoolError
 from hwzswap.pool.allocator import PageAllocator
-from hwzswap.pool.base import PAGE_SIZE, Pool
+from hwzswap.pool.base import PAGE_SIZE, Pool, batch_args
 
 HANDLE_TAG_SHIFT = 40
 HANDLE_TAG_BITS = 23
@@ -143,6 +143,15 @@ class PoolMessages:
             f"exported from its view (e.g. numpy.frombuffer); drop it first"
         )
 
+    def _batch_error(self, buf: Any, offsets: Any, sizes: Any, idx: Any) -> PoolError:
+        """The error for bad ``malloc_write_batch`` arguments, which the compiled core asks
+        for: what :func:`~hwzswap.pool.base.batch_args` says about them."""
+        try:
+            batch_args(self, buf, offsets, sizes, idx)
+        except PoolError as exc:
+            return exc
+        return PoolError(f"{self.name}: malloc_write_batch: bad arguments")
+
     def _bad_maps(self, handle: int) -> PoolError:
         return PoolError(
             f"{self.name}: the map table entry of handle {handle:#x} is not a list of mapped "
@@ -244,6 +253,31 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
             self._stored_at_peak = at_peak if self.peak_pages == peak else self._stored
             raise self._bad_data(0, data) from None
         return handle
+
+    def malloc_write_batch(self, buf: Any, offsets: Any, sizes: Any, idx: Any = None
+                           ) -> list[int]:
+        """:meth:`Pool.malloc_write_batch`: each item is a ``malloc`` and one slice copy into
+        its slot (the reference of the compiled pool's C loop, which makes the same calls in
+        the same order)."""
+        view, offs, lens, order = batch_args(self, buf, offsets, sizes, idx)
+        objs = self._objs
+        handles: list[int] = []
+        try:
+            for i in order:
+                size = lens[i]
+                try:
+                    handle = self.malloc(size)
+                except PoolAllocError:
+                    break
+                _, off, _, owner = objs[handle]
+                start = offs[i]
+                owner.mv[off : off + size] = view[start : start + size]
+                handles.append(handle)
+        except BaseException:
+            for handle in reversed(handles):
+                self.free(handle)
+            raise
+        return handles
 
     def view(self, handle: int) -> memoryview:
         """A read-only zero-copy view of the object, *not* pinned: valid only until the next

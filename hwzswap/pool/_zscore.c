@@ -48,7 +48,8 @@ static PyObject *InvalidHandleError = NULL;
 
 static PyObject *str_alloc_pages, *str_free_pages;
 static PyObject *str_release, *str_invalid, *str_bad_size, *str_bad_data, *str_pinned,
-    *str_too_long, *str_alloc_failed, *str_not_mapped, *str_unmap_busy, *str_bad_maps;
+    *str_too_long, *str_alloc_failed, *str_not_mapped, *str_unmap_busy, *str_bad_maps,
+    *str_batch_error;
 static PyObject *zero;  /* the handle given to _bad_data by malloc_write */
 static PyObject *op_free, *op_read, *op_view, *op_write, *op_read_free, *op_obj_size,
     *op_map, *op_unmap;
@@ -996,6 +997,270 @@ ZsCore_len(ZsCore *self)
     return self->nobjs;
 }
 
+/* -- malloc_write_batch ---------------------------------------------------------------------- */
+
+/* Integers from a buffer of a native integer format, as int64 (an unsigned value above
+ * INT64_MAX wraps negative: it is out of every range checked, as it is in Python). */
+static int
+buffer_ints(Py_buffer *b, int64_t *out)
+{
+    const char *f = b->format ? b->format : "B";
+    if (*f == '@' || *f == '=' || *f == '<')
+        f++;
+    if (f[0] == '\0' || f[1] != '\0')
+        return 0;
+    for (Py_ssize_t i = 0; i < b->shape[0]; i++) {
+        const char *p = (const char *)b->buf + i * b->strides[0];
+        int64_t v;
+#define GET(T) do { T x; memcpy(&x, p, sizeof x); v = (int64_t)x; } while (0)
+        switch (f[0]) {
+        case 'b': if (b->itemsize != 1) return 0; GET(int8_t); break;
+        case 'B': if (b->itemsize != 1) return 0; GET(uint8_t); break;
+        case 'h': if (b->itemsize != 2) return 0; GET(int16_t); break;
+        case 'H': if (b->itemsize != 2) return 0; GET(uint16_t); break;
+        case 'i': case 'l': case 'q': case 'n':
+            if (b->itemsize == 4) GET(int32_t);
+            else if (b->itemsize == 8) GET(int64_t);
+            else return 0;
+            break;
+        case 'I': case 'L': case 'Q': case 'N':
+            if (b->itemsize == 4) GET(uint32_t);
+            else if (b->itemsize == 8) GET(uint64_t);
+            else return 0;
+            break;
+        default:
+            return 0;
+        }
+#undef GET
+        out[i] = v;
+    }
+    return 1;
+}
+
+/* The integers of o (a 1-D integer array, or any iterable of integers), as a new int64 array
+ * (PyMem_Free it) of *n. 1 ok, 0 not integers (no error set: the caller asks Python for the
+ * message), -1 another error (set). An int too big for int64 becomes INT64_MIN: out of range
+ * for every use, as the big int is in Python. */
+static int
+read_ints(PyObject *o, int64_t **out, Py_ssize_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    Py_buffer b;
+    if (PyObject_CheckBuffer(o) && PyObject_GetBuffer(o, &b, PyBUF_RECORDS_RO) == 0) {
+        int ok = 0;
+        if (b.ndim == 1) {
+            *out = PyMem_Malloc(sizeof(int64_t) * (size_t)(b.shape[0] > 0 ? b.shape[0] : 1));
+            if (*out == NULL) {
+                PyBuffer_Release(&b);
+                PyErr_NoMemory();
+                return -1;
+            }
+            ok = buffer_ints(&b, *out);
+            *n = b.shape[0];
+        }
+        PyBuffer_Release(&b);
+        if (ok)
+            return 1;
+        PyMem_Free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    PyErr_Clear();
+    /* the generic way, as Python's [operator.index(v) for v in o]: a tuple holds the items
+     * while their __index__ runs */
+    PyObject *t = PySequence_Tuple(o);
+    if (t == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t len = PyTuple_GET_SIZE(t);
+    int64_t *vals = PyMem_Malloc(sizeof(int64_t) * (size_t)(len > 0 ? len : 1));
+    if (vals == NULL) {
+        Py_DECREF(t);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        PyObject *v = PyNumber_Index(PyTuple_GET_ITEM(t, i));
+        if (v == NULL) {
+            Py_DECREF(t);
+            PyMem_Free(vals);
+            if (!PyErr_ExceptionMatches(PyExc_TypeError))
+                return -1;
+            PyErr_Clear();
+            return 0;
+        }
+        int overflow;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        Py_DECREF(v);
+        if (x == -1 && PyErr_Occurred()) {
+            Py_DECREF(t);
+            PyMem_Free(vals);
+            return -1;
+        }
+        vals[i] = overflow ? INT64_MIN : (int64_t)x;
+    }
+    Py_DECREF(t);
+    *out = vals;
+    *n = len;
+    return 1;
+}
+
+/* Free the objects the batch wrote (newest first), keeping the error being raised. */
+static void
+batch_rollback(ZsCore *self, const uint64_t *hs, Py_ssize_t n)
+{
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    for (Py_ssize_t k = n - 1; k >= 0; k--) {
+        Entry *e = tab_lookup(self, hs[k]);
+        if (e != NULL && free_entry(self, e, hs[k]) < 0)
+            PyErr_Clear();
+    }
+    PyErr_Restore(et, ev, tb);
+}
+
+/* malloc_write_batch(buf, offsets, sizes, idx=None) -> list of handles: see
+ * hwzswap.pool.base.Pool.malloc_write_batch. Every argument is read into C memory and every
+ * item checked first (the messages come from the Python side, which makes the same checks);
+ * then one loop takes a slot per item and copies its bytes, as ZsCore_malloc then a write. */
+static PyObject *
+ZsCore_malloc_write_batch(ZsCore *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"buf", "offsets", "sizes", "idx", NULL};
+    PyObject *buf, *offsets, *sizes, *idx = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|O:malloc_write_batch", kwlist, &buf,
+                                     &offsets, &sizes, &idx))
+        return NULL;
+    if (check_ready(self) < 0)
+        return NULL;
+    Py_buffer b;
+    int64_t *offs = NULL, *lens = NULL, *order = NULL;
+    uint64_t *hs = NULL;
+    Py_ssize_t noffs = 0, n = 0, norder = 0, nh = 0;
+    PyObject *out = NULL;
+    if (PyObject_GetBuffer(buf, &b, PyBUF_SIMPLE) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_BufferError)
+            && !PyErr_ExceptionMatches(PyExc_ValueError))
+            return NULL;
+        PyErr_Clear();
+        goto bad_args_nobuf;
+    }
+    int rc = read_ints(offsets, &offs, &noffs);
+    if (rc == 1)
+        rc = read_ints(sizes, &lens, &n);
+    if (rc == 1 && noffs != n)
+        rc = 0;
+    if (rc == 1 && idx != Py_None)
+        rc = read_ints(idx, &order, &norder);
+    if (rc == 1 && idx == Py_None) {
+        norder = n;
+        order = PyMem_Malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
+        if (order == NULL) {
+            PyErr_NoMemory();
+            rc = -1;
+        }
+        for (Py_ssize_t i = 0; order != NULL && i < n; i++)
+            order[i] = i;
+    }
+    for (Py_ssize_t k = 0; rc == 1 && k < norder; k++) {
+        int64_t i = order[k];
+        if (i < 0 || i >= n || lens[i] < 1 || lens[i] > ZS_PAGE_SIZE || offs[i] < 0
+            || offs[i] > (int64_t)b.len - lens[i])
+            rc = 0;
+    }
+    if (rc < 0)
+        goto done;
+    if (rc == 0)
+        goto bad_args;
+    hs = PyMem_Malloc(sizeof(uint64_t) * (size_t)(norder > 0 ? norder : 1));
+    if (hs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const unsigned char *base = b.buf;
+    for (Py_ssize_t k = 0; k < norder; k++) {
+        int64_t i = order[k];
+        Py_ssize_t size = (Py_ssize_t)lens[i];
+        int ci = self->class_of[size] - 1;
+        if (ci < 0) {  /* a destroyed pool: malloc's error */
+            PyObject *s = PyLong_FromSsize_t(size);
+            if (s != NULL) {
+                bad_size(self, s);
+                Py_DECREF(s);
+            }
+            goto fail;
+        }
+        if (check_not_busy(self) < 0 || tab_reserve(self) < 0)
+            goto fail;
+        SizeClass *c = &self->classes[ci];
+        int32_t id = c->cur;
+        if (id == NIL) {
+            id = pick_zspage(self, ci, size);
+            if (id == NIL) {
+                if (PoolAllocError != NULL && PyErr_ExceptionMatches(PoolAllocError)) {
+                    PyErr_Clear();  /* no room: the batch stops here */
+                    break;
+                }
+                goto fail;
+            }
+            c = &self->classes[ci];
+        }
+        Zspage *z = &self->zs[id];
+        int slot = z->freestk[--z->nfree];
+        memmove(z->mem + (Py_ssize_t)slot * c->size + c->hdr, base + offs[i], (size_t)size);
+        after_take(self, c, id);
+        uint64_t h = ++self->serial;
+        z->owner[slot] = h;
+        tab_insert(self, h, id, slot, size);
+        self->nobjs++;
+        self->stored += size;
+        hs[nh++] = h;
+    }
+    out = PyList_New(nh);
+    for (Py_ssize_t k = 0; out != NULL && k < nh; k++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(hs[k]);
+        if (v == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, k, v);
+    }
+    if (out == NULL)
+        goto fail;
+    goto done;
+fail:
+    batch_rollback(self, hs, nh);
+    goto done;
+bad_args:
+    PyBuffer_Release(&b);
+    PyMem_Free(offs);
+    PyMem_Free(lens);
+    PyMem_Free(order);
+bad_args_nobuf:
+    {
+        PyObject *exc = PyObject_CallMethodObjArgs((PyObject *)self, str_batch_error, buf,
+                                                   offsets, sizes, idx, NULL);
+        if (exc != NULL) {
+            if (PyExceptionInstance_Check(exc))
+                PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            else
+                PyErr_SetString(PoolError, "zsmalloc: malloc_write_batch: bad arguments");
+            Py_DECREF(exc);
+        }
+    }
+    return NULL;
+done:
+    PyBuffer_Release(&b);
+    PyMem_Free(offs);
+    PyMem_Free(lens);
+    PyMem_Free(order);
+    PyMem_Free(hs);
+    return out;
+}
+
 /* -- map / unmap ----------------------------------------------------------------------------- */
 
 /* Remove the object v from the list by identity (the last occurrence), if it is there. */
@@ -1901,6 +2166,11 @@ static PyMethodDef ZsCore_methods[] = {
      "malloc(size) -> handle: reserve size (1..4096) bytes."},
     {"malloc_write", (PyCFunction)ZsCore_malloc_write, METH_O,
      "malloc_write(data) -> handle: store a bytes-like object."},
+    {"malloc_write_batch", (PyCFunction)(void (*)(void))ZsCore_malloc_write_batch,
+     METH_VARARGS | METH_KEYWORDS,
+     "malloc_write_batch(buf, offsets, sizes, idx=None) -> handles: store items "
+     "buf[offsets[i]:offsets[i] + sizes[i]] for i in idx, stopping where the pool has no room "
+     "(see Pool.malloc_write_batch)."},
     {"write", (PyCFunction)(void (*)(void))ZsCore_write, METH_FASTCALL,
      "write(handle, data): copy data into the object, from its start."},
     {"read", (PyCFunction)ZsCore_read, METH_O, "read(handle) -> bytes: a copy of the object."},
@@ -2008,6 +2278,7 @@ PyInit__zscore(void)
     INTERN(str_not_mapped, "_not_mapped");
     INTERN(str_unmap_busy, "_unmap_busy");
     INTERN(str_bad_maps, "_bad_maps");
+    INTERN(str_batch_error, "_batch_error");
     INTERN(op_free, "free");
     INTERN(op_read, "read");
     INTERN(op_view, "view");

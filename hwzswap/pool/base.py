@@ -8,12 +8,71 @@ valid until ``free``, including across ``compact``.
 
 from __future__ import annotations
 
+import operator
 from abc import ABC, abstractmethod
 from typing import Any
 
-from hwzswap.errors import PoolAllocError
+from hwzswap.errors import PoolAllocError, PoolError, excerpt
 
 PAGE_SIZE = 4096
+
+
+def _ints(pool: Any, what: str, values: Any) -> list[int]:
+    """``values`` (a sequence or 1-D array of integers) as a list of ints, or PoolError."""
+    try:
+        return [operator.index(v) for v in values]
+    except TypeError:
+        raise PoolError(
+            f"{getattr(pool, 'name', 'pool')}: malloc_write_batch: {what} must be a sequence "
+            f"or 1-D array of integers, got {excerpt(values)}"
+        ) from None
+
+
+def batch_args(pool: Any, buf: Any, offsets: Any, sizes: Any, idx: Any
+               ) -> tuple[memoryview, list[int], list[int], list[int]]:
+    """Check the arguments of :meth:`Pool.malloc_write_batch` (every item it will write, before
+    anything is written): ``(bytes of buf, offsets, sizes, item order)``, or
+    :class:`PoolError` saying what is wrong. The one definition of what a batch may be: the
+    compiled pool asks it for its messages."""
+    name = getattr(pool, "name", "pool")
+    try:
+        view = memoryview(buf)
+    except TypeError:
+        view = None
+    if view is None or not view.c_contiguous:
+        raise PoolError(
+            f"{name}: malloc_write_batch: buf must be a C-contiguous bytes-like object "
+            f"(bytes, bytearray, memoryview, numpy array), got {type(buf).__name__}"
+        )
+    if view.nbytes == 0:
+        view = memoryview(b"")  # (an empty N-d view cannot be cast)
+    elif view.ndim != 1 or view.format != "B":
+        view = view.cast("B")
+    offs = _ints(pool, "offsets", offsets)
+    lens = _ints(pool, "sizes", sizes)
+    n = len(lens)
+    if len(offs) != n:
+        raise PoolError(
+            f"{name}: malloc_write_batch: {len(offs)} offsets for {n} sizes (one each per item)"
+        )
+    order = list(range(n)) if idx is None else _ints(pool, "idx", idx)
+    for i in order:
+        if not 0 <= i < n:
+            raise PoolError(
+                f"{name}: malloc_write_batch: item index {i} is out of range for {n} items"
+            )
+        off, size = offs[i], lens[i]
+        if not 1 <= size <= PAGE_SIZE:
+            raise PoolError(
+                f"{name}: malloc_write_batch: item {i} has {size} bytes; objects are 1.."
+                f"{PAGE_SIZE} bytes"
+            )
+        if off < 0 or off + size > view.nbytes:
+            raise PoolError(
+                f"{name}: malloc_write_batch: item {i} ({size} bytes at offset {off}) lies "
+                f"outside buf ({view.nbytes} bytes)"
+            )
+    return view, offs, lens, order
 
 
 class Pool(ABC):
@@ -99,21 +158,35 @@ class Pool(ABC):
 
     def malloc_write_batch(self, buf: Any, offsets: Any, sizes: Any, idx: Any = None
                            ) -> list[int]:
-        """Write a batch of objects in one call: item ``i`` is ``buf[offsets[i]:offsets[i] +
-        sizes[i]]``; the items written are ``idx`` (indices, in order; ``None``: all). Stops at
-        the first item the pool has no room for and returns the handles written so far, so a
-        short result means item ``idx[len(result)]`` did not fit (nothing of it is
-        allocated). This default is a loop over :meth:`malloc_write`; zsmalloc's core writes
-        the batch in one C call."""
-        view = memoryview(buf).cast("B") if not isinstance(buf, bytes) else memoryview(buf)
-        order = range(len(sizes)) if idx is None else idx
+        """Store a batch of objects in one call; return their handles, in the order written.
+
+        Item ``i`` is ``buf[offsets[i] : offsets[i] + sizes[i]]``, ``buf`` being any
+        C-contiguous bytes-like object (bytes, bytearray, memoryview, a numpy array: its
+        bytes). The items written are ``idx[0], idx[1], ...`` (item indices, e.g. an int64
+        array; ``None``: every item, in order). Writing stops at the first item the pool has no
+        room for (where ``malloc_write`` would raise :class:`PoolAllocError`): the result is
+        then the handles of the items before it, so ``len(result) < len(idx)`` means item
+        ``idx[len(result)]`` did not fit (nothing of it is allocated) and nor were the rest
+        tried. Bad arguments (a ``buf`` that is not bytes-like, ``offsets`` and ``sizes`` not
+        one int per item, an index out of range, an item's size outside 1..4096 or its bytes
+        outside ``buf``) raise :class:`PoolError` before anything is written; any other error
+        frees what the call wrote and propagates. The compiled zsmalloc pool does it in one C
+        call, with no Python object per item; this default is a loop over
+        :meth:`malloc_write`.
+        """
+        view, offs, lens, order = batch_args(self, buf, offsets, sizes, idx)
         handles: list[int] = []
-        for i in order:
-            start = int(offsets[i])
-            try:
-                handles.append(self.malloc_write(view[start:start + int(sizes[i])]))
-            except PoolAllocError:
-                break
+        try:
+            for i in order:
+                start = offs[i]
+                try:
+                    handles.append(self.malloc_write(view[start : start + lens[i]]))
+                except PoolAllocError:
+                    break
+        except BaseException:
+            for handle in reversed(handles):
+                self.free(handle)
+            raise
         return handles
 
     def read_free(self, handle: int) -> bytes:

@@ -185,9 +185,48 @@ class PoolFuzz:
             self.ap.clear_faults()
         elif op < 91:
             self.both("handles")
+        elif op < 95:
+            self.batch()
         else:
             self.both("malloc_write", self.data(rng.randint(1, 200)))
         self.same()
+
+    def batch(self) -> None:
+        """malloc_write_batch of random items of a random buffer (sometimes a bad one)."""
+        rng = self.rng
+        length = rng.randint(0, 3 * PAGE_SIZE)
+        raw = rng.randbytes(length)
+        buf: Any = rng.choice([raw, bytearray(raw), np.frombuffer(raw, np.uint8), memoryview(raw)])
+        if self.live and rng.random() < 0.2:  # the pool's own memory
+            buf = self.c.view(self.live[0][0]), self.p.view(self.live[0][1])
+        n = rng.randint(0, 12)
+        sizes = [rng.randint(1, PAGE_SIZE) if rng.random() < 0.97 else rng.choice([0, 5000, -1])
+                 for _ in range(n)]
+        offsets = [rng.randint(0, max(length - s, 0)) if rng.random() < 0.97 else length
+                   for s in sizes]
+        idx: Any = None
+        if rng.random() < 0.5:
+            idx = [rng.randrange(n) if n and rng.random() < 0.97 else n for _ in range(n)]
+        if rng.random() < 0.5:
+            offsets, sizes = np.array(offsets, np.int64), np.array(sizes, np.int64)
+            idx = None if idx is None else np.array(idx, np.int64)
+        if rng.random() < 0.2:
+            k = rng.randint(1, 2)
+            self.ac.fail_next(k)
+            self.ap.fail_next(k)
+        bc, bp = buf if isinstance(buf, tuple) else (buf, buf)
+        rc = _outcome(self.c.malloc_write_batch, bc, offsets, sizes, idx)
+        rp = _outcome(self.p.malloc_write_batch, bp, offsets, sizes, idx)
+        self.ac.clear_faults()
+        self.ap.clear_faults()
+        assert rc[0] == rp[0], (rc, rp)
+        if rc[0] == "err":
+            assert rc == rp
+            return
+        assert [serial_of(h) for h in rc[1]] == [serial_of(h) for h in rp[1]]
+        for hc, hp in zip(rc[1], rp[1]):
+            assert self.c.read(hc) == self.p.read(hp)
+            self.live.append((hc, hp))
 
     def same(self) -> None:
         c, p = self.c, self.p
