@@ -213,8 +213,8 @@ step "OpenCL devices" "$PYBIN" -c "import pyopencl as cl
 for p in cl.get_platforms():
     for d in p.get_devices():
         print(repr(p.name.strip()), repr(d.name.strip()), cl.device_type.to_string(d.type), d.driver_version)"
-step "hwzswap backends" "${HW[@]}" backends
 step "tuner" "${HW[@]}" tune lz4-opencl --refresh --device-type "$DEVTYPE"
+step "hwzswap backends (the tuned configuration in use)" "${HW[@]}" backends
 if [ "$DRY" = 0 ]; then
   "${HW[@]}" tune lz4-opencl --device-type "$DEVTYPE" >"$OUT/tune.md" 2>>"$LOG" || true
   "${HW[@]}" tune lz4-opencl --device-type "$DEVTYPE" --json >"$OUT/tune.json" 2>>"$LOG" || true

@@ -937,7 +937,7 @@ class Lz4OpenCLBackend(Backend):
                 lo = int(offs[a:b].min())
                 hi = max(lo, int(ends[a:b].max()))
                 region = data[lo:hi]
-                slot.reserve(m, hi - lo)
+                slot.reserve(m, max(1, hi - lo))
                 q = slot.queue
                 job = _Job(OpKind.DECOMPRESS, slot, m, a, nbytes=int(lens[a:b].sum()))
                 idx = slot.h_index[: 2 * m]
@@ -1090,8 +1090,9 @@ class Lz4OpenCLBackend(Backend):
         except (DeviceError, self._cl.Error) as exc:
             for op in valid:
                 op.status, op.error, op.dst = OpStatus.DEVICE_ERROR, str(exc), None
-        self._c["async_ops"] += len(ops)
-        self._c["async_calls"] += 1
+        with self._lock:
+            self._c["async_ops"] += len(ops)
+            self._c["async_calls"] += 1
 
     # -- accounting --------------------------------------------------------------------------
 
