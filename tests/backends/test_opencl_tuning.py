@@ -73,9 +73,14 @@ def test_the_choice_is_the_fastest_within_one_percent_of_lz4(cache):
     assert all(r["ratio_ok"] == (r in ok) for r in comp)
     chosen = [r for r in comp if r["chosen"]]
     assert chosen and all(r["ratio_ok"] for r in chosen)
-    # the chosen configuration is the fastest acceptable one of step 1 ...
+    # the chosen configuration is the fastest acceptable one of step 1 (within the timing
+    # tie, the best ratio) ...
     step1 = [r for r in ok if r["step"] == "compress"]
-    best1 = max(step1, key=lambda r: r["compress_pages_s"])
+    fastest = max(r["compress_pages_s"] for r in step1)
+    best1 = tuning.pick(step1)
+    assert best1["compress_pages_s"] >= fastest * (1 - tuning.SPEED_TIE)
+    assert all(r["ratio"] <= best1["ratio"] for r in step1
+               if r["compress_pages_s"] >= fastest * (1 - tuning.SPEED_TIE))
     assert (result.choice["hash_log"], result.choice["layout"]) == (best1["hash_log"],
                                                                      best1["layout"])
     # ... at the fastest batch size measured for it
@@ -153,3 +158,10 @@ def test_cli_tune_shows_the_cache_and_refresh_measures(cache, capsys):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert "config: cache" in rows["lz4-opencl"]["in_use"]
     assert "hash_log" in rows["lz4-opencl"]["in_use"]
+
+
+def test_pick_prefers_the_ratio_within_the_timing_tie():
+    rows = [{"compress_pages_s": 100.0, "ratio": 2.50}, {"compress_pages_s": 98.0, "ratio": 2.58},
+            {"compress_pages_s": 90.0, "ratio": 2.60}]
+    assert tuning.pick(rows)["ratio"] == 2.58  # 2% slower: a tie; 10% slower: not
+    assert tuning.pick(rows[:1] + rows[2:])["ratio"] == 2.50
