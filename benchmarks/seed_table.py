@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import shutil
 import sys
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.serve import chain
-from hwzswap.serve.cgroup import parse_size
+from hwzswap.serve.cgroup import memory_hierarchy, parse_size
 from hwzswap.serve.run import (
     SEED_COLUMNS,
     ZSWAP_SYS,
@@ -54,6 +55,16 @@ MIB = 1 << 20
 SEED = {  # the v9 posting, make -j24 (base -> zswap), as issue 14 quotes it
     "io_sum_mb": -76.0, "runtime_s": -53.0, "cpu_pct": +113.0,
 }
+
+
+def _git_head() -> str | None:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse",
+                               "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def write_project(d: Path, files: int, funcs: int) -> None:
@@ -146,10 +157,12 @@ def raw_lz4_us() -> dict[str, float]:
 def markdown(res: dict[str, Any]) -> str:
     lines = ["# The seed's table, measured with hwzswap serving the kernel's swap", "",
              f"Command: `{res['command']}`  ", f"Machine: {res['machine']}  ",
+             f"Commit: {res.get('commit')}  ",
              f"Build: `make -jN` of N generated C files ({res['funcs']} functions each, "
              f"`gcc -O2 -c`), memory limit {res['memory_limit'] // MIB} MiB (cgroup "
-             f"{res.get('cgroup')}), swap file at 58 MB/s (waited out), "
-             f"pool limit 20% of the memory limit.", ""]
+             f"{res.get('cgroup')}, OOM killer off in it: tasks wait for memory), swap file "
+             f"at 58 MB/s (waited out, no seek time), pool limit 20% of the memory limit "
+             f"(`-kernelpool`: 20% of the machine's RAM, the kernel's own limit here).", ""]
     for level in res["levels"]:
         lines.append(f"## make -j{level['jobs']}")
         lines.append("")
@@ -210,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {"command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
                            "machine": machine(), "memory_limit": limit, "funcs": args.funcs,
                            "configs": configs, "levels": []}
+    res["commit"] = os.environ.get("HWZSWAP_COMMIT") or _git_head()
+    res["cgroup"] = memory_hierarchy()[0]
     try:
         from hwzswap.bench.results import machine_info
 
@@ -232,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                     cfg["memory"]["total_ram_mb"] = machine_ram_mb()
                 print(f"seed_table: -j{j} {label} ...", file=sys.stderr, flush=True)
                 row = run_once(cmd, limit, cfg, label=label, kernel_zswap=kernel,
-                               name="seedtable", quiet=True)
+                               name="seedtable", quiet=True, oom_kill=False,
+                               timeout_s=600)
                 d = objects_digest(work)
                 row["objects_sha256"] = d
                 if row["exit_code"] != 0:
@@ -259,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"make -s -j{j} -C {work} {targets}"]
             print(f"seed_table: -j{j} lz4-kernelpool (server CPU) ...", file=sys.stderr)
             cpu_run = run_once(cmd, limit, cfg, label="lz4-kernelpool", name="seedtable",
-                               quiet=True)
+                               quiet=True, oom_kill=False, timeout_s=600)
             raw = raw_lz4_us()
             cpu_rows = []
             for level in [*res["levels"], {"jobs": j, "runs": [cpu_run], "pool": "kernel"}]:

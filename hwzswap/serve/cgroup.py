@@ -123,7 +123,13 @@ class MemoryCgroup:
     limit: int
 
     @classmethod
-    def create(cls, name: str, limit: int) -> MemoryCgroup:
+    def create(cls, name: str, limit: int, *, oom_kill: bool = True) -> MemoryCgroup:
+        """A child of this process's memory cgroup, limited to ``limit`` bytes.
+
+        ``oom_kill=False`` (cgroup v1 only: ``memory.oom_control``) makes a task that finds no
+        reclaimable memory wait for some instead of being killed: with a slow swap device
+        the memcg's reclaim gives up while pages are still under writeback, where a whole
+        machine's reclaim (the seed's setting) would have waited."""
         kind, parent = cgroup_of("self")
         path = parent / name
         try:
@@ -137,6 +143,8 @@ class MemoryCgroup:
         try:
             if kind == "v1":
                 (path / "memory.limit_in_bytes").write_text(str(limit))
+                if not oom_kill:
+                    (path / "memory.oom_control").write_text("1")
                 sw = path / "memory.swappiness"
                 if sw.exists():
                     sw.write_text("60")

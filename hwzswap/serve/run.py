@@ -144,9 +144,14 @@ def _delta(after: dict[str, Any], before: dict[str, Any], key: str) -> float:
 def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
              label: str = "config", kernel_zswap: str | None = None,
              record: str | None = None, name: str | None = None, coexist: bool = False,
-             settle_s: float = 3.0, quiet: bool = False) -> dict[str, Any]:
+             settle_s: float = 3.0, quiet: bool = False, oom_kill: bool = True,
+             timeout_s: float | None = None) -> dict[str, Any]:
     """Set the chain up with ``config``, run ``cmd`` in a fresh cgroup limited to
-    ``memory_limit`` bytes, measure, tear everything down. Returns one result row."""
+    ``memory_limit`` bytes, measure, tear everything down. Returns one result row.
+
+    ``oom_kill=False``: the cgroup's tasks wait for memory instead of being OOM-killed (v1).
+    ``timeout_s``: after that long the command's cgroup is killed and :class:`RunError`
+    raised (after the teardown)."""
     name = name or f"run{os.getpid()}"
     cfg_file = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"hwzswap-{label}-",
                                            delete=False)
@@ -160,13 +165,14 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                       record_command=" ".join(cmd))
         kz = KernelZswap(kernel_zswap) if kernel_zswap else contextlib.nullcontext()
         with kz:
-            cg = MemoryCgroup.create(f"hwzswap-{name}-{label}", memory_limit)
+            cg = MemoryCgroup.create(f"hwzswap-{name}-{label}", memory_limit,
+                                     oom_kill=oom_kill)
             s0 = chain.query(name)
             v0 = _vmstat()
             t0 = time.monotonic()
             proc = subprocess.Popen(cmd, preexec_fn=lambda: cg.add(os.getpid()),
                                     stdout=subprocess.DEVNULL if quiet else None)
-            _, status, ru = os.wait4(proc.pid, 0)
+            status, ru = _wait(proc.pid, cg, timeout_s)
             wall = time.monotonic() - t0
             proc.returncode = os.waitstatus_to_exitcode(status)
             v1 = _vmstat()
@@ -246,6 +252,23 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                    "memsw_max_usage": memsw},
     })
     return row
+
+
+def _wait(pid: int, cg: MemoryCgroup, timeout_s: float | None) -> tuple[int, Any]:
+    """``wait4`` the command; past ``timeout_s`` kill everything in its cgroup first."""
+    if timeout_s is None:
+        _, status, ru = os.wait4(pid, 0)
+        return status, ru
+    deadline = time.monotonic() + timeout_s
+    while True:
+        wpid, status, ru = os.wait4(pid, os.WNOHANG)
+        if wpid == pid:
+            return status, ru
+        if time.monotonic() > deadline:
+            cg.remove()  # kills what is inside, then the directory goes
+            os.wait4(pid, 0)
+            raise RunError(f"the command ran past {timeout_s:.0f} s and was killed")
+        time.sleep(0.02)
 
 
 def pct(new: float, old: float) -> float | None:
@@ -329,7 +352,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"hwzswap run: {label}: {' '.join(cmd)} (memory limit {limit // MIB} MiB)",
               file=sys.stderr, flush=True)
         rows.append(run_once(cmd, limit, cfg, label=label, kernel_zswap=kernel,
-                             record=args.record, coexist=args.coexist))
+                             record=args.record, coexist=args.coexist,
+                             oom_kill=not args.no_oom_kill, timeout_s=args.timeout))
     title = f"{' '.join(cmd)} -- memory limit {limit // MIB} MiB"
     print(format_table(rows, title))
     out = {"machine": machine(), "command": cmd, "memory_limit": limit, "runs": rows,
@@ -352,6 +376,9 @@ def register(sub: Any) -> None:
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="with --compare: a PNG of the % changes")
     p.add_argument("--coexist", action="store_true", help="allow other active swap devices")
+    p.add_argument("--no-oom-kill", action="store_true",
+                   help="cgroup v1: tasks wait for memory instead of being OOM-killed")
+    p.add_argument("--timeout", type=float, help="kill the command after this many seconds")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     p.set_defaults(func=_cmd_run)
 

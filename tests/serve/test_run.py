@@ -10,6 +10,7 @@ from pathlib import Path
 from serveutil import PROG, hwzswap_cli, small_config
 
 from hwzswap.bench.workload import LOAD, STORE, load_workload
+from hwzswap.serve.cgroup import cgroup_of
 
 
 def test_program_swaps_through_hwzswap_with_correct_data(state_dir: Path,
@@ -55,3 +56,12 @@ def test_record_writes_a_replayable_stream(state_dir: Path, tmp_path: Path) -> N
     assert any(len(op.offsets) > 1 for op in wl.ops if op.kind == LOAD)  # readahead clusters
     assert any(len(op.offsets) > 1 for op in wl.ops if op.kind == STORE)  # reclaim batches
     assert all(0 not in op.offsets for op in wl.ops)  # the swap header is not recorded
+
+
+def test_timeout_kills_the_command_and_undoes_everything(state_dir: Path,
+                                                         tmp_path: Path) -> None:
+    p = hwzswap_cli("run", "--memory-limit", "32M", "--config", small_config(tmp_path),
+                    "--timeout", "1", "--no-oom-kill", "--", "sleep", "60", timeout=120)
+    assert p.returncode == 2 and "ran past 1 s and was killed" in p.stderr
+    # state_dir's check: no swap, loop device, mount or state left; and no cgroup:
+    assert not [d for d in Path(cgroup_of("self")[1]).iterdir() if "hwzswap-run" in d.name]

@@ -1,0 +1,39 @@
+"""Memory cgroups for the program under test: created under this process's own, limited,
+optionally without the OOM killer, removed with whatever is left inside."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from hwzswap.serve.cgroup import CgroupError, MemoryCgroup, cgroup_of, limited_ancestor, parse_size
+
+
+def test_parse_size() -> None:
+    assert parse_size("64M") == 64 << 20 and parse_size("1G") == 1 << 30
+    assert parse_size("512KiB") == 512 << 10 and parse_size("4096") == 4096
+    for bad in ("", "x", "-1M", "0"):
+        with pytest.raises(CgroupError):
+            parse_size(bad)
+
+
+def test_cgroup_limit_oom_control_and_removal() -> None:
+    cg = MemoryCgroup.create(f"hwzswap-test-cg-{os.getpid()}", 48 << 20, oom_kill=False)
+    try:
+        assert cg.path.parent == cgroup_of("self")[1]
+        if cg.kind == "v1":
+            assert cg.read("memory.limit_in_bytes") == 48 << 20
+            oom = (cg.path / "memory.oom_control").read_text()
+            assert "oom_kill_disable 1" in oom
+        else:
+            assert cg.read("memory.max") == 48 << 20
+        sleeper = subprocess.Popen(["sleep", "60"], preexec_fn=lambda: cg.add(os.getpid()))
+        assert cg.pids() == [sleeper.pid]
+        assert limited_ancestor(sleeper.pid) == (cg.path, 48 << 20)
+        with pytest.raises(CgroupError, match="exists already"):
+            MemoryCgroup.create(cg.path.name, 1 << 20)
+    finally:
+        cg.remove()
+    assert sleeper.wait(10) == -9 and not cg.path.exists()
