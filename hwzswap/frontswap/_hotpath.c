@@ -90,7 +90,26 @@ cmp_ssize(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* claim_slots(smap, offsets, n) -> list[int] | None */
+/* tuple(o), safe when o is a list that a finaliser run by the GC may change meanwhile: CPython
+ * copies an exact list into a new tuple from its item array as it was before allocating the
+ * tuple (which can run the GC), so a list is first copied with list(), which reads the items
+ * after its only object allocation, into a list no other code can reach. New reference. */
+static PyObject *
+owned_tuple(PyObject *o)
+{
+    if (!PyList_CheckExact(o))
+        return PySequence_Tuple(o);
+    PyObject *copy = PySequence_List(o);
+    if (copy == NULL)
+        return NULL;
+    PyObject *t = PyList_AsTuple(copy);
+    Py_DECREF(copy);
+    return t;
+}
+
+/* claim_slots(smap, offsets, n) -> list[int] | None. Python code can run inside (the GC's
+ * finalisers, when the result list is made): so the swap map is held exported (it cannot be
+ * resized meanwhile) and the offsets are read from a tuple copy. */
 static PyObject *
 claim_slots(PyObject *mod, PyObject *args)
 {
@@ -99,32 +118,35 @@ claim_slots(PyObject *mod, PyObject *args)
     if (!PyArg_ParseTuple(args, "YOn:claim_slots", &smap, &offsets, &want))
         return NULL;
     /* a list, tuple or range only: any other iterable could be consumed here */
-    if (!PyList_Check(offsets) && !PyTuple_Check(offsets) && !PyRange_Check(offsets))
+    if (!PyList_CheckExact(offsets) && !PyTuple_CheckExact(offsets) && !PyRange_Check(offsets))
         Py_RETURN_NONE;
-    Py_ssize_t len = PyObject_Length(offsets);  /* before a range is made into a list */
+    Py_ssize_t len = PyObject_Length(offsets);  /* before a range is made into a tuple */
     if (len != want) {
         PyErr_Clear();  /* a range too long for a Py_ssize_t */
         Py_RETURN_NONE;
     }
-    PyObject *seq = PySequence_Fast(offsets, "claim_slots: offsets must be a sequence");
-    if (seq == NULL)
+    Py_buffer mb;
+    if (PyObject_GetBuffer(smap, &mb, PyBUF_WRITABLE) < 0)
         return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (n != want) {
-        Py_DECREF(seq);
-        Py_RETURN_NONE;
+    PyObject *seq = owned_tuple(offsets);
+    if (seq == NULL) {
+        PyBuffer_Release(&mb);
+        return NULL;
     }
-    Py_ssize_t nr = PyByteArray_GET_SIZE(smap);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     PyObject *out = NULL;
-    Py_ssize_t *sorted = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n > 0 ? n : 1));
+    Py_ssize_t *sorted = NULL;
+    if (n != want)
+        goto decline;
+    Py_ssize_t nr = mb.len;
+    sorted = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n > 0 ? n : 1));
     if (sorted == NULL) {
-        Py_DECREF(seq);
-        return PyErr_NoMemory();
+        PyErr_NoMemory();
+        goto finish;
     }
     Py_ssize_t lo = nr, hi = -1;
     for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *o = items[k];
+        PyObject *o = PyTuple_GET_ITEM(seq, k);
         if (!PyLong_CheckExact(o))
             goto decline;  /* numpy integers and the like: the Python path converts them */
         int overflow;
@@ -136,7 +158,7 @@ claim_slots(PyObject *mod, PyObject *args)
         hi = v > hi ? v : hi;
     }
     /* distinct? a bitmap when the offsets span a few thousand slots (a reclaim batch), else
-     * sort them */
+     * sort a copy */
     if (n > 1 && hi - lo < 4096) {
         uint64_t bits[64] = {0};
         for (Py_ssize_t k = 0; k < n; k++) {
@@ -155,11 +177,12 @@ claim_slots(PyObject *mod, PyObject *args)
     out = PyList_New(n);
     if (out == NULL)
         goto finish;
-    char *map = PyByteArray_AS_STRING(smap);
+    char *map = mb.buf;
     for (Py_ssize_t k = 0; k < n; k++) {
-        Py_INCREF(items[k]);
-        PyList_SET_ITEM(out, k, items[k]);
-        map[PyLong_AsSsize_t(items[k])] = 1;
+        PyObject *o = PyTuple_GET_ITEM(seq, k);
+        Py_INCREF(o);
+        PyList_SET_ITEM(out, k, o);
+        map[PyLong_AsSsize_t(o)] = 1;  /* checked in range above; the map kept its size */
     }
     goto finish;
 decline:
@@ -168,6 +191,7 @@ decline:
 finish:
     PyMem_Free(sorted);
     Py_DECREF(seq);
+    PyBuffer_Release(&mb);
     return out;
 }
 

@@ -44,17 +44,19 @@ def claim_slots_py(smap: bytearray, offsets: Sequence[Any], n: int) -> list[int]
     ``offsets`` is a list, tuple or range of ``n`` ints in ``0..len(smap) - 1`` and none
     appears twice; else mark nothing and return ``None`` (the caller's slow path then converts
     other integer types, or names the problem). Other iterables are declined untouched, as the
-    slow path may need to read them."""
+    slow path may need to read them. The map is held exported meanwhile (a finaliser run by the
+    GC cannot resize it), and the offsets are read from a copy, as ``claim_slots`` does."""
     if offsets.__class__ not in (list, tuple, range) or len(offsets) != n:
         return None
-    offs = list(offsets)
-    nr = len(smap)
-    if any(o.__class__ is not int or not 0 <= o < nr for o in offs):
-        return None
-    if len(set(offs)) != len(offs):
-        return None
-    for off in offs:
-        smap[off] = 1
+    with memoryview(smap) as view:
+        offs = list(offsets)
+        nr = len(view)
+        if len(offs) != n or any(o.__class__ is not int or not 0 <= o < nr for o in offs):
+            return None
+        if len(set(offs)) != len(offs):
+            return None
+        for off in offs:
+            view[off] = 1
     return offs
 
 

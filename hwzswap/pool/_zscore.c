@@ -999,6 +999,23 @@ ZsCore_len(ZsCore *self)
 
 /* -- malloc_write_batch ---------------------------------------------------------------------- */
 
+/* tuple(o), safe when o is a list that a finaliser run by the GC may change meanwhile: CPython
+ * copies an exact list into a new tuple from its item array as it was before allocating the
+ * tuple (which can run the GC), so a list is first copied with list(), which reads the items
+ * after its only object allocation, into a list no other code can reach. New reference. */
+static PyObject *
+owned_tuple(PyObject *o)
+{
+    if (!PyList_CheckExact(o))
+        return PySequence_Tuple(o);
+    PyObject *copy = PySequence_List(o);
+    if (copy == NULL)
+        return NULL;
+    PyObject *t = PyList_AsTuple(copy);
+    Py_DECREF(copy);
+    return t;
+}
+
 /* Integers from a buffer of a native integer format, as int64 (an unsigned value above
  * INT64_MAX wraps negative: it is out of every range checked, as it is in Python). */
 static int
@@ -1069,7 +1086,7 @@ read_ints(PyObject *o, int64_t **out, Py_ssize_t *n)
     PyErr_Clear();
     /* the generic way, as Python's [operator.index(v) for v in o]: a tuple holds the items
      * while their __index__ runs */
-    PyObject *t = PySequence_Tuple(o);
+    PyObject *t = owned_tuple(o);
     if (t == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_TypeError))
             return -1;
@@ -1601,7 +1618,7 @@ release_maps(ZsCore *self)
             PyObject *views = PyList_GET_ITEM(all, i);
             if (!PyList_CheckExact(views))
                 continue;
-            PyObject *copy = PyList_GetSlice(views, 0, PyList_GET_SIZE(views));
+            PyObject *copy = PySequence_List(views);  /* (safe under the GC, see owned_tuple) */
             if (copy == NULL) {
                 PyErr_Clear();
                 continue;
@@ -1964,7 +1981,7 @@ ZsCore_init(ZsCore *self, PyObject *args, PyObject *kwds)
     PyObject *cs = NULL, *co = NULL, *alloc_fn = NULL, *free_fn = NULL, *maps = NULL;
     Py_ssize_t nc = 0;
     self->initing = 1;
-    cs = PySequence_Tuple(classes);
+    cs = owned_tuple(classes);
     if (cs == NULL)
         goto fail;
     nc = PyTuple_GET_SIZE(cs);
@@ -1973,7 +1990,7 @@ ZsCore_init(ZsCore *self, PyObject *args, PyObject *kwds)
         goto fail;
     }
     for (Py_ssize_t i = 0; i < nc; i++) {
-        PyObject *row = PySequence_Tuple(PyTuple_GET_ITEM(cs, i));
+        PyObject *row = owned_tuple(PyTuple_GET_ITEM(cs, i));
         if (row == NULL)
             goto fail;
         int *v = spec[i];
@@ -1991,7 +2008,7 @@ ZsCore_init(ZsCore *self, PyObject *args, PyObject *kwds)
             goto fail;
         }
     }
-    co = PySequence_Tuple(class_of);
+    co = owned_tuple(class_of);
     if (co == NULL)
         goto fail;
     if (PyTuple_GET_SIZE(co) != ZS_PAGE_SIZE + 1) {

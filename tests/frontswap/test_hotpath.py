@@ -270,6 +270,42 @@ def test_move_to_end_while_iterating_stops_the_iteration(cls):
     assert seen == [2, 3, 1]
 
 
+class _Meddler:
+    """Cyclic garbage whose finaliser empties claim_slots' offsets and tries to shrink its map."""
+
+    def __init__(self, offsets, smap):
+        self.offsets, self.smap, self.me = offsets, smap, self
+
+    def __del__(self):
+        self.offsets.clear()
+        try:
+            del self.smap[:]
+        except BufferError:  # refused: the map is exported while it is being claimed
+            pass
+
+
+@pytest.mark.parametrize("fn", [_hotpath.claim_slots, _hotpath_py.claim_slots_py])
+def test_claim_slots_survives_finalisers_that_change_its_arguments(fn):
+    threshold = gc.get_threshold()
+    gc.collect()
+    try:
+        for _ in range(30):
+            offsets = list(range(0, 200, 3))
+            want = list(offsets)
+            smap = bytearray(300)
+            _Meddler(offsets, smap)
+            gc.set_threshold(1)
+            got = fn(smap, offsets, len(want))
+            gc.set_threshold(*threshold)
+            gc.collect(0)
+            assert got is None or got == want
+            assert len(smap) == 300 or got is None
+            if got is not None:
+                assert all(smap[o] == 1 for o in want) and sum(smap) == len(want)
+    finally:
+        gc.set_threshold(*threshold)
+
+
 # -- a seeded random-operation fuzz of the index (short here; long under ``make asan``) ---------
 
 FUZZ_ROUNDS = int(os.environ.get("HWZSWAP_FUZZ_ROUNDS", "4"))

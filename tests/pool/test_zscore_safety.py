@@ -262,3 +262,50 @@ def test_writes_from_the_pools_own_memory_overlap_safely(make) -> None:
     h2 = pool.malloc_write(view)  # the freed slot is the one taken again
     assert pool.read(h2) == snapshot
     pool.check()
+
+
+class _Clearer:
+    """Cyclic garbage whose finaliser empties lists: run by the GC at whatever allocation is
+    due, such as one made while the core copies those very lists."""
+
+    def __init__(self, *lists: list) -> None:
+        self.lists, self.me = lists, self
+
+    def __del__(self) -> None:
+        for lst in self.lists:
+            lst.clear()
+
+
+def test_lists_emptied_by_finalisers_while_the_core_copies_them() -> None:
+    threshold = gc.get_threshold()
+    gc.collect()
+    outcomes = set()
+    try:
+        for _ in range(40):
+            rows, class_of = _layout_lists()
+            pool = ZsPool.__new__(ZsPool)
+            _Clearer(rows, class_of)
+            gc.set_threshold(1)
+            try:
+                ZsCore.__init__(pool, PageAllocator(), _next_tag(), "gc", rows, class_of)
+                outcomes.add("init")
+            except PoolError:
+                outcomes.add("init refused")
+            gc.set_threshold(*threshold)
+            for make in (ZsPool, PyZsPool):
+                pool = make()
+                offsets, sizes = [0, 10, 20, 30], [100, 200, 300, 400]
+                _Clearer(offsets, sizes)
+                gc.set_threshold(1)
+                try:
+                    handles = pool.malloc_write_batch(b"abcdefghij" * 50, offsets, sizes)
+                    outcomes.add("batch")
+                    got = [len(pool.read(h)) for h in handles]
+                    assert got in ([], [100, 200, 300, 400])  # both read before or after
+                except PoolError:
+                    outcomes.add("batch refused")
+                gc.set_threshold(*threshold)
+                pool.check()
+    finally:
+        gc.set_threshold(*threshold)
+    assert outcomes  # (which ones depends on where the GC ran; none may crash)
