@@ -23,7 +23,9 @@
 # Options:
 #   --out DIR        results folder (default benchmarks/results/gpu_check_<host>_<UTC time>)
 #   --python PY      interpreter to build the environment from (default: python3)
-#   --env DIR        where the environment and the installed copy go (default: OUT/env)
+#   --env DIR        where the environment and the installed copy go (default:
+#                    ~/.cache/hwzswap/gpu_check_env, reused by later runs; kept out of the
+#                    results folder, which holds only what a reader needs)
 #   --use-current    use PY as it is (no venv; still installs what is missing with its pip)
 #   --pocl           run on PoCL's CPU device instead of a GPU (tests this script anywhere)
 #   --quick          small sizes (about a minute on PoCL)
@@ -62,7 +64,7 @@ done
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 OUT="${OUT:-$ROOT/benchmarks/results/gpu_check_$(hostname -s 2>/dev/null || echo host)_$STAMP}"
 case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac
-ENVDIR="${ENVDIR:-$OUT/env}"
+ENVDIR="${ENVDIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hwzswap/gpu_check_env}"
 case "$ENVDIR" in /*) ;; *) ENVDIR="$PWD/$ENVDIR" ;; esac
 if [ "$MODE" = gpu ]; then DEVTYPE=gpu; else DEVTYPE=cpu; fi
 if [ -z "$PAGES" ]; then

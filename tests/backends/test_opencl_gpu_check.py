@@ -14,7 +14,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.sh"
 
 
 def _run(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SCRIPT), *args, "--out", str(tmp_path / "out")],
+    return subprocess.run(["bash", str(SCRIPT), *args, "--out", str(tmp_path / "out"),
+                           "--env", str(tmp_path / "env")],
                           capture_output=True, text=True, timeout=60)
 
 
@@ -22,7 +23,7 @@ def test_gpu_plan(tmp_path):
     r = _run("--dry-run", tmp_path=tmp_path)
     assert r.returncode == 0, r.stderr
     plan = r.stdout
-    env = tmp_path / "out" / "env"
+    env = tmp_path / "env"
     assert f"-m venv --system-site-packages {env}/venv" in plan
     assert "nvidia-nvcomp-cu" in plan and "nvidia-libnvcomp-cu" in plan and "cupy-cuda" in plan
     assert "pyopencl" in plan and "platformdirs" in plan and "pytools" in plan
