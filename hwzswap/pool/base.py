@@ -47,7 +47,10 @@ def batch_args(pool: Any, buf: Any, offsets: Any, sizes: Any, idx: Any
     if view.nbytes == 0:
         view = memoryview(b"")  # (an empty N-d view cannot be cast)
     elif view.ndim != 1 or view.format != "B":
-        view = view.cast("B")
+        try:
+            view = view.cast("B")
+        except (TypeError, ValueError):  # a format cast() does not take: its bytes, copied
+            view = memoryview(view.tobytes())
     offs = _ints(pool, "offsets", offsets)
     lens = _ints(pool, "sizes", sizes)
     n = len(lens)

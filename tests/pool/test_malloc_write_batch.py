@@ -220,3 +220,15 @@ def test_empty_batches_and_a_destroyed_pool() -> None:
         pool.destroy()
         with pytest.raises(PoolError, match="destroyed"):
             pool.malloc_write_batch(b"abc", [0], [3])
+
+
+def test_buffers_of_any_format_give_their_bytes() -> None:
+    data = np.arange(1000, dtype=np.int32)
+    for buf in (data, data.astype(">i4"), data.view(np.float32), data.reshape(10, 100),
+                memoryview(data.tobytes()).cast("c")):
+        flat = memoryview(buf).tobytes()
+        for cls in (ZsPool, PyZsPool, ZbudPool):
+            pool = cls()
+            handles = pool.malloc_write_batch(buf, [0, 13, 3000], [13, 2000, 1000])
+            assert [pool.read(h) for h in handles] == [flat[0:13], flat[13:2013],
+                                                        flat[3000:4000]]
