@@ -342,6 +342,7 @@ class _Meter:
         self.store_cpu_pages = 0
         self.dev_waited_us = 0.0  # modelled clock advance over the stack's chunks (host waited)
         self.dev_busy_us = 0.0  # modelled engine-busy time over the stack's chunks
+        self.dev_clock = ""  # the device clock's kind (virtual, realtime)
 
     def note_error(self, phase: str, exc: BaseException) -> None:
         if len(self.error_examples) < 5:
@@ -882,6 +883,7 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
                 if clk1 is not None:
                     m.dev_waited_us += clk1[0] - clk0[0]
                     m.dev_busy_us += clk1[1] - clk0[1]
+                    m.dev_clock = clk1[2]
             if emu0 is not None and emu1 is not None and emu1 > emu0:
                 # emulation_us is wall time; count it as CPU at the chunk's CPU/wall ratio, so
                 # preemption on a busy machine cannot push the host figure below zero
@@ -905,13 +907,15 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
     return stats, m, time.perf_counter() - started
 
 
-def _device_clock(backend: Backend) -> tuple[float, float] | None:
-    """(device clock, device busy time) in µs, from a modelled backend's counters when it
-    reports both (``device_clock_us``, ``device_us``: the 842-nx emulation does)."""
+def _device_clock(backend: Backend) -> tuple[float, float, str] | None:
+    """(device clock, device busy time) in µs and the clock's kind, from a modelled backend's
+    counters when it reports them (``device_clock_us``, ``device_us``, ``clock``: the 842-nx
+    emulation does; its ``virtual`` clock moves only while the host waits for the device, its
+    ``realtime`` clock is wall time)."""
     c = _safe_counters(backend)
     clock, busy = c.get("device_clock_us"), c.get("device_us")
     if isinstance(clock, (int, float)) and isinstance(busy, (int, float)):
-        return float(clock), float(busy)
+        return float(clock), float(busy), str(c.get("clock", "virtual"))
     return None
 
 
@@ -1048,10 +1052,18 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
     wl = cw.workload
     overlap = None
     if modeled and m.dev_busy_us > 0 and page_moves:
+        if m.dev_clock == "realtime":
+            # wall time: device work hidden = host CPU + device busy - wall (what ran at once)
+            waited = max(0.0, m.wall_ns / 1000.0 - cpu_us)
+            hidden = (cpu_us + m.dev_busy_us - m.wall_ns / 1000.0) / m.dev_busy_us
+        else:  # the virtual clock moves only while the host waits for the device
+            waited = m.dev_waited_us
+            hidden = 1.0 - m.dev_waited_us / m.dev_busy_us
         overlap = {
+            "clock": m.dev_clock or "virtual",
             "busy_us_per_page": round(m.dev_busy_us / page_moves, 3),
-            "waited_us_per_page": round(m.dev_waited_us / page_moves, 3),
-            "hidden_share": round(max(0.0, 1.0 - m.dev_waited_us / m.dev_busy_us), 4),
+            "waited_us_per_page": round(waited / page_moves, 3),
+            "hidden_share": round(min(1.0, max(0.0, hidden)), 4),
         }
     return {
         "backend": backend.name,
