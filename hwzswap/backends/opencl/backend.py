@@ -1015,9 +1015,9 @@ class Lz4OpenCLBackend(Backend):
     def compress(self, page: Any) -> bytes | None:
         """One page as a batch of one (a full device round trip)."""
         view = check_page(page)
-        return self._compress_pages(
-            np.frombuffer(view, dtype=np.uint8).reshape(1, PAGE_SIZE)
-        ).item_bytes(0)
+        batch = self._compress_pages(np.frombuffer(view, dtype=np.uint8).reshape(1, PAGE_SIZE))
+        size, off = int(batch.sizes[0]), int(batch.offsets[0])
+        return memoryview(batch.data)[off : off + size].tobytes() if size else None
 
     def decompress(self, data: Any) -> bytes:
         """One item as a batch of one; corrupt data raises :class:`CorruptDataError`."""
@@ -1070,14 +1070,15 @@ class Lz4OpenCLBackend(Backend):
             if compress:
                 rows = np.frombuffer(b"".join(srcs), np.uint8).reshape(len(valid), PAGE_SIZE)
                 batch = self._compress_pages(rows)
-                sizes = batch.sizes.tolist()
-                for i, op in enumerate(valid):
+                view = memoryview(batch.data)  # one flat uint8 buffer
+                success, incompressible = OpStatus.SUCCESS, OpStatus.INCOMPRESSIBLE
+                for op, size, off in zip(valid, batch.sizes.tolist(), batch.offsets.tolist()):
                     op.consumed = PAGE_SIZE
-                    if sizes[i]:
-                        op.dst = batch.item_bytes(i)
-                        op.status, op.produced = OpStatus.SUCCESS, sizes[i]
+                    if size:
+                        op.dst = view[off : off + size].tobytes()
+                        op.status, op.produced = success, size
                     else:
-                        op.status, op.dst, op.produced = OpStatus.INCOMPRESSIBLE, None, 0
+                        op.status, op.dst, op.produced = incompressible, None, 0
             else:
                 out, _status, errors = self._decompress_items(srcs)
                 for i, op in enumerate(valid):
