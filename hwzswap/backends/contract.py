@@ -133,6 +133,14 @@ class ItemStatus(enum.IntEnum):
     FAILED = 2  # this item alone failed (device error, corrupt input); ``errors[i]`` says why
 
 
+_PLAIN_ITEMS = frozenset((bytes, type(None)))
+
+
+def _is_none(item: Any) -> int:
+    """1 (INCOMPRESSIBLE) for ``None``, else 0 (OK)."""
+    return 1 if item is None else 0
+
+
 class CompressedBatch:
     """The result of compressing a batch of N pages: one flat buffer plus, per item, where its
     bytes start (``offsets``), how many there are (``sizes``) and its :class:`ItemStatus`
@@ -172,6 +180,18 @@ class CompressedBatch:
         """Pack a list of items (bytes-like; ``None`` for incompressible; an exception
         instance for a failed item) into one batch: the old contract's shape, converted."""
         n = len(items)
+        kinds = set(map(type, items))
+        if kinds <= _PLAIN_ITEMS:  # bytes and None only (a CPU codec's list): no loop here
+            if type(None) in kinds:
+                status = np.fromiter(map(_is_none, items), dtype=np.uint8, count=n)
+                parts_ = [b"" if x is None else x for x in items]
+            else:
+                status, parts_ = np.zeros(n, dtype=np.uint8), items
+            sizes = np.fromiter(map(len, parts_), dtype=np.int64, count=n)
+            offsets = np.zeros(n, dtype=np.int64)
+            if n:
+                np.cumsum(sizes[:-1], out=offsets[1:])
+            return cls(b"".join(parts_), offsets, sizes, status)
         sizes = np.zeros(n, dtype=np.int64)
         status = np.zeros(n, dtype=np.uint8)
         errors: dict[int, str] = {}

@@ -554,8 +554,9 @@ class ZswapCache:
             for i in idx:
                 self._reject(tree, offs[i], "reject_compress_fail")
             return results
-        self._commit(tree, [offs[i] for i in idx], todo, batch,
-                     lambda k, ok: results.__setitem__(idx[k], ok))
+        stored, _ = self._commit(tree, [offs[i] for i in idx], todo, batch)
+        for k in stored:
+            results[idx[k]] = True
         return results
 
     def _same_filled_split(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
@@ -578,57 +579,58 @@ class ZswapCache:
         return pages[keep], idx
 
     def _commit(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
-                batch: CompressedBatch, done: Callable[[int, bool], None],
-                staged: _StagedBatch | None = None) -> None:
+                batch: CompressedBatch, staged: _StagedBatch | None = None
+                ) -> tuple[list[int], list[int]]:
         """The store's second half, for a compressed batch: each item that compressed well goes
         into the pool (one batch write, under the lock) and the index; the others are rejected
         by reason; one the pool has no room for is retried after a writeback. ``offs``/``pages``:
-        the items' slots and pages; ``done(k, stored)`` gets each item's outcome.
+        the items' slots and pages. Returns the items stored and the items rejected (indices).
 
         ``staged`` (async mode): the items are that batch's staged pages. Only those still
         staged as such are committed (an invalidate, a newer store or an exclusive load may
-        have taken one meanwhile; it then gets no ``done``), and a rejected one stays staged
+        have taken one meanwhile; it is then in neither list), and a rejected one stays staged
         for the caller to write to the device."""
         status, sizes = batch.status, batch.sizes
         good = (status == _OK) & (sizes <= self._max_len)
-        outcome: list[tuple[int, bool]] = []
         retry: list[tuple[int, int | None, int | None]] = []
         self._acquire()
         try:
             if staged is None:
-                live = np.ones(len(offs), dtype=bool)
+                put = np.flatnonzero(good)
+                bad = [] if good.all() else np.flatnonzero(~good).tolist()
             else:
                 live = np.fromiter((self._is_staged_locked(staged, k) for k in range(len(offs))),
                                    dtype=bool, count=len(offs))
-            put = np.flatnonzero(good & live)
+                put = np.flatnonzero(good & live)
+                bad = np.flatnonzero(~good & live).tolist()
             csums = (None if self._csums is None
                      else [_crc32(batch[k]) for k in put.tolist()])  # type: ignore[arg-type]
             pcsums = (None if self._pcsums is None
                       else [_crc32(pages[k]) for k in put.tolist()])
             handles = self.pool.malloc_write_batch(batch.data, batch.offsets, sizes, put)
-            done_k = put[:len(handles)].tolist()
-            self._insert_locked(tree, [offs[k] for k in done_k], handles,
+            stored = put[:len(handles)].tolist()
+            self._insert_locked(tree, [offs[k] for k in stored], handles,
                                 None if csums is None else csums[:len(handles)],
                                 None if pcsums is None else pcsums[:len(handles)])
-            outcome.extend((k, True) for k in done_k)
             for j in range(len(handles), len(put)):
                 retry.append((int(put[j]), None if csums is None else csums[j],
                               None if pcsums is None else pcsums[j]))
-            for k in np.flatnonzero(~good & live).tolist():
+            for k in bad:
                 why = "reject_compress_fail" if status[k] == _FAILED else "reject_compress_poor"
                 self._reject_locked(tree, offs[k], why, keep_staged=staged is not None)
-                outcome.append((k, False))
         finally:
             self._release()
-        for k, ok in outcome:
-            done(k, ok)
+        rejected = bad
         for k, csum, pcsum in retry:
             data = batch.item_bytes(k)
             assert data is not None
             ok = self._store_after_reclaim(tree, offs[k], data, csum, pcsum,
                                            None if staged is None else (staged, k))
-            if ok is not None:
-                done(k, ok)
+            if ok:
+                stored.append(k)
+            elif ok is not None:
+                rejected.append(k)
+        return stored, rejected
 
     # -- async mode ----------------------------------------------------------------------------
 
@@ -671,9 +673,7 @@ class ZswapCache:
         tree = self._trees.get(staged.type)
         if tree is None:  # swapoff meanwhile: its staged pages are gone
             return
-        rejected: list[int] = []
-        self._commit(tree, staged.offs, staged.pages, batch,
-                     lambda k, ok: None if ok else rejected.append(k), staged)
+        _, rejected = self._commit(tree, staged.offs, staged.pages, batch, staged)
         if rejected:
             self._write_staged(staged, rejected)
 
