@@ -269,15 +269,17 @@ class ZswapCache:
         self._pcsums: dict[int, int] | None = {} if policy.verify_pages else None
         self._enabled = policy.enabled
         self._set_gates()
-        # The device calls, chosen once from the capabilities.
+        # The device calls, chosen once from the capabilities: an asynchronous device is
+        # driven through submit/poll, except that a batch goes to a real batch path when it has
+        # one (one call, one flat result; async mode overlaps it with the host instead).
         if comp.asynchronous:
             self._compress = self._compress_via_ops
-            self._compress_batch = comp.compress_ops
             self._decompress = self._decompress_via_ops
         else:
             self._compress = comp.compress
-            self._compress_batch = comp.compress_batch
             self._decompress = comp.decompress
+        self._compress_batch = (comp.compress_ops if comp.asynchronous and not comp.batch
+                                else comp.compress_batch)
         #: the driver's own decompress, for load_batch's checked fast path
         self._decompress_raw = self._decompress if comp.asynchronous else comp.decompress_unchecked
         self._pool_view = pool.view

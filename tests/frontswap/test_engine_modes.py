@@ -169,20 +169,31 @@ def test_folio_sizes_must_add_up(lz4_sys):
 
 
 def test_an_asynchronous_device_is_driven_through_submit_and_poll(lz4_sys):
+    """Single pages go to an asynchronous device as ops; a batch goes to its batch path."""
     nx = hwzswap.get_backend("842-nx")
-    submitted = []
-    real = nx.submit
+    submitted: list[int] = []
+    batches: list[int] = []
+    real_submit, real_batch = nx.submit, nx.compress_batch
 
     def counting_submit(ops):
         submitted.append(len(ops))
-        return real(ops)
+        return real_submit(ops)
+
+    def counting_batch(pages):
+        batches.append(len(pages))
+        return real_batch(pages)
 
     nx.submit = counting_submit  # type: ignore[method-assign]
-    s = lz4_sys("reclaim", nx)
+    nx.compress_batch = counting_batch  # type: ignore[method-assign]
     pages = compressible_pages(16)
+    s = lz4_sys("page", nx)
     assert s.swap_out_batch(0, range(16), as_batch(pages)) == [True] * 16
-    assert submitted and submitted[0] == 16
+    assert submitted == [1] * 16 and not batches
     assert s.swap_in_batch(0, list(range(16))) == pages
+    s2 = lz4_sys("reclaim", hwzswap.get_backend("842-nx"))
+    s2.zswap.backend.compress_batch = counting_batch  # type: ignore[method-assign]
+    assert s2.swap_out_batch(0, range(16), as_batch(pages)) == [True] * 16
+    assert s2.swap_in_batch(0, list(range(16))) == pages
 
 
 # -- per-item results -----------------------------------------------------------------------------
