@@ -205,7 +205,12 @@ def replay_cpu() -> dict[str, Any]:
             reqs.append((0, list(op.offsets),
                          np.ascontiguousarray(wl.pages[list(op.pages)]).tobytes()))
         elif op.kind == INVALIDATE:
-            reqs.append((2, list(op.offsets), None))
+            # one punch-hole freed a run of slots: consecutive invalidates are one request
+            last = reqs[-1] if reqs else None
+            if last and last[0] == 2 and last[1][-1] + 1 == op.offsets[0]:
+                last[1].append(op.offsets[0])
+            else:
+                reqs.append((2, list(op.offsets), None))
         else:
             reqs.append((1, list(op.offsets), None))
     cfg = {"zswap": {"compressor": "lz4", "max_pool_percent": 20},
@@ -237,7 +242,7 @@ def replay_cpu() -> dict[str, Any]:
                             start = prev = o
                     n += len(offs)
                 else:
-                    sf.punch_hole(offs[0] * 4096, 4096)
+                    sf.punch_hole(offs[0] * 4096, len(offs) * 4096)
             best = min(best, time.process_time() - t0)
     from hwzswap import get_backend
 

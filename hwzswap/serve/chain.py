@@ -576,6 +576,8 @@ def _cmd_swap(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    if args.config is None:
+        raise ChainError("hwzswap serve: --config F is required (e.g. configs/lz4.yaml)")
     args.record_command = None
     return serve_main(args)
 

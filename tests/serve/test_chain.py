@@ -162,3 +162,21 @@ def test_server_undoes_the_chain_on_signals(state_dir: Path, tmp_path: Path, sig
         assert time.monotonic() < deadline
         time.sleep(0.05)
     _gone(st)
+
+
+def test_serve_in_the_foreground_until_ctrl_c(state_dir: Path, tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "hwzswap", "serve", "--config",
+                             small_config(tmp_path), "--name", "t6"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "on (" in proc.stdout.readline()
+        st = chain.read_state("t6")
+        assert st and st["loop"] in chain.active_swaps()
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=60)[0]
+        assert proc.returncode == 0 and out.strip().endswith("off"), out
+        _gone(st)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
