@@ -144,7 +144,7 @@ def _delta(after: dict[str, Any], before: dict[str, Any], key: str) -> float:
 def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
              label: str = "config", kernel_zswap: str | None = None,
              record: str | None = None, name: str | None = None, coexist: bool = False,
-             settle_s: float = 3.0, quiet: bool = False, oom_kill: bool = True,
+             settle_s: float = 10.0, quiet: bool = False, oom_kill: bool = True,
              timeout_s: float | None = None) -> dict[str, Any]:
     """Set the chain up with ``config``, run ``cmd`` in a fresh cgroup limited to
     ``memory_limit`` bytes, measure, tear everything down. Returns one result row.

@@ -5,6 +5,7 @@ with correct data through hwzswap; the counts match the kernel's; discards free 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from serveutil import PROG, hwzswap_cli, small_config
@@ -19,7 +20,7 @@ def test_program_swaps_through_hwzswap_with_correct_data(state_dir: Path,
     png = tmp_path / "run.png"
     p = hwzswap_cli("run", "--memory-limit", "24M", "--config", small_config(tmp_path),
                     "--compare", "base,lz4", "--json", str(out), "--plot", str(png),
-                    "--", "python3", PROG, "40", timeout=240)
+                    "--", sys.executable, PROG, "40", timeout=240)
     assert p.returncode == 0, p.stderr + p.stdout
     assert p.stdout.count("verified 10240 pages") == 2  # the program checked every byte
     res = json.loads(out.read_text())
@@ -33,6 +34,8 @@ def test_program_swaps_through_hwzswap_with_correct_data(state_dir: Path,
         assert s["write_pages"] == r["pswpout"] and s["read_pages"] == r["pswpin"]
         assert s["read_unwritten_pages"] == 0
         assert r["majflt"] > 0 and r["cgroup"]["kind"] in ("v1", "v2")
+        # The cgroup's own count agrees with the command's rusage (only it ran in there).
+        assert abs(r["cgroup"]["pgmajfault"] - r["majflt"]) <= 50
         # After the exit the kernel discards the freed swap clusters: the slots are freed.
         assert s["discarded_pages"] > 0 and s["live_pages_after"] <= 1
     # base: every page to the backing file; lz4: zswap keeps them (freed by the discards).
@@ -48,7 +51,7 @@ def test_program_swaps_through_hwzswap_with_correct_data(state_dir: Path,
 def test_record_writes_a_replayable_stream(state_dir: Path, tmp_path: Path) -> None:
     rec = tmp_path / "kernel.hwzwl"
     p = hwzswap_cli("run", "--memory-limit", "20M", "--config", small_config(tmp_path),
-                    "--record", str(rec), "--", "python3", PROG, "24", timeout=240)
+                    "--record", str(rec), "--", sys.executable, PROG, "24", timeout=240)
     assert p.returncode == 0, p.stderr + p.stdout
     wl = load_workload(rec)  # validates: loads only of live slots, indices in range
     counts = wl.counts()
