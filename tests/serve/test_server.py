@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import hwzswap
 from hwzswap.bench.workload import INVALIDATE, LOAD, STORE, load_workload
@@ -173,3 +175,37 @@ def test_device_time_is_waited_out(tmp_path: Path) -> None:
         model_s = s["engine"]["swap_model_us"] / 1e6
         assert model_s == pytest.approx(2 * 64 * PAGE / 58e6, rel=0.01)
         assert s["device_wait_s"] == pytest.approx(model_s, rel=0.05)
+
+
+PAGES = 24
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["w", "r", "p"]),
+                          st.integers(0, PAGES * PAGE - 1), st.integers(1, 6 * PAGE),
+                          st.integers(0, 255)), min_size=1, max_size=40))
+def test_swap_file_behaves_like_a_file(ops) -> None:
+    """Any mix of writes (aligned or not), reads and punch-holes gives the bytes a plain file
+    would (a punch-hole frees the whole pages it covers; the pages at its edges keep theirs),
+    through a pool small enough to reject and write back."""
+    cfg = {"zswap": {"compressor": "lz4", "max_pool_percent": 1},
+           "memory": {"total_ram_mb": 1}, "swap": {"nr_pages": PAGES, "model": "none"}}
+    model = bytearray(PAGES * PAGE)
+    rng = np.random.default_rng(len(ops))
+    with hwzswap.open_zswap(cfg) as system:
+        sf = SwapFile(system, device_time="modelled")
+        for kind, off, n, fill in ops:
+            n = min(n, PAGES * PAGE - off)
+            if kind == "w":
+                data = bytes([fill]) * (n // 2) + rng.integers(0, 256, n - n // 2,
+                                                               dtype=np.uint8).tobytes()
+                sf.write(off, memoryview(data))
+                model[off:off + n] = data
+            elif kind == "r":
+                assert sf.read(off, n) == bytes(model[off:off + n])
+            else:
+                first, last = -(-off // PAGE), (off + n) // PAGE
+                sf.punch_hole(off, n)
+                if last > first:
+                    model[first * PAGE:last * PAGE] = bytes((last - first) * PAGE)
+        assert sf.read(0, PAGES * PAGE) == bytes(model)
