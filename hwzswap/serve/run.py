@@ -198,6 +198,9 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                 errors.append(str(exc))
         try:
             chain.swap_off(name)
+            # run's chains are its own: their server log goes with them unless teardown failed
+            with contextlib.suppress(OSError):
+                (chain.STATE_DIR / f"{name}.log").unlink()
         except HwzswapError as exc:
             errors.append(str(exc))
         os.unlink(cfg_file.name)
