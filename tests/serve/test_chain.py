@@ -180,3 +180,12 @@ def test_serve_in_the_foreground_until_ctrl_c(state_dir: Path, tmp_path: Path) -
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
+
+
+def test_a_server_that_cannot_start_says_why_and_leaves_nothing(state_dir: Path,
+                                                                tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("zswap:\n  bogus: 1\n")
+    with pytest.raises(chain.ChainError, match=r"did not come up: .*zswap\.bogus: unknown key"):
+        chain.swap_on(str(bad), name="t7")
+    assert chain.read_state("t7") is None
