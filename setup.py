@@ -4,7 +4,11 @@ pyproject.toml). Both have Python references that need no compiler (HWZSWAP_IMPL
 hwzswap/impl.py). ``pip install -e .`` builds them in place; after editing a C file, rebuild
 with ``make install`` (which reinstalls when the file changes) or
 ``.venv/bin/python setup.py build_ext --inplace``; ``make asan`` builds sanitizer copies
-elsewhere (scripts/asan.sh)."""
+elsewhere (scripts/asan.sh).
+
+Both are optional: without a compiler the package still installs, and runs on the Python
+references with HWZSWAP_IMPL=py (HWZSWAP_IMPL=c then names the missing module and how to build
+it)."""
 
 from setuptools import Extension, setup
 
@@ -15,8 +19,8 @@ FLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field
 setup(
     ext_modules=[
         Extension("hwzswap.pool._zscore", sources=["hwzswap/pool/_zscore.c"],
-                  extra_compile_args=FLAGS, optional=False),
+                  extra_compile_args=FLAGS, optional=True),
         Extension("hwzswap.frontswap._hotpath", sources=["hwzswap/frontswap/_hotpath.c"],
-                  extra_compile_args=FLAGS, optional=False),
+                  extra_compile_args=FLAGS, optional=True),
     ],
 )

@@ -219,6 +219,11 @@ class CompressedBatch:
         """Size of the flat buffer, in bytes (every OK item lies inside it)."""
         return self._view.nbytes
 
+    @property
+    def buffer(self) -> memoryview:
+        """The flat buffer as a read-only, contiguous byte view (whatever ``data`` is)."""
+        return self._view
+
     def __getitem__(self, i: int) -> memoryview | None:
         if self.status[i] != ItemStatus.OK:
             return None

@@ -609,7 +609,7 @@ class ZswapCache:
                      else [_crc32(batch[k]) for k in put.tolist()])  # type: ignore[arg-type]
             pcsums = (None if self._pcsums is None
                       else [_crc32(pages[k]) for k in put.tolist()])
-            handles = self.pool.malloc_write_batch(batch.data, batch.offsets, sizes, put)
+            handles = self.pool.malloc_write_batch(batch.buffer, batch.offsets, sizes, put)
             stored = put[:len(handles)].tolist()
             self._insert_locked(tree, [offs[k] for k in stored], handles,
                                 None if csums is None else csums[:len(handles)],
