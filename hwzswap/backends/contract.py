@@ -134,6 +134,7 @@ class ItemStatus(enum.IntEnum):
 
 
 _PLAIN_ITEMS = frozenset((bytes, type(None)))
+_FAILED_INT = int(ItemStatus.FAILED)
 
 
 def _is_none(item: Any) -> int:
@@ -225,7 +226,7 @@ class CompressedBatch:
         return self._view
 
     def __getitem__(self, i: int) -> memoryview | None:
-        if self.status[i] != ItemStatus.OK:
+        if self.status[i]:  # not OK (0): compared as a plain int, not through the enum
             return None
         start = int(self.offsets[i])
         return self._view[start:start + int(self.sizes[i])]
@@ -240,7 +241,7 @@ class CompressedBatch:
 
     def failed(self) -> list[int]:
         """Indices of the FAILED items."""
-        return np.flatnonzero(self.status == ItemStatus.FAILED).tolist()
+        return np.flatnonzero(self.status == _FAILED_INT).tolist()
 
     def __repr__(self) -> str:
         counts = np.bincount(self.status, minlength=3)
@@ -269,7 +270,7 @@ class DecompressedBatch:
 
     def failed(self) -> list[int]:
         """Indices of the FAILED items."""
-        return np.flatnonzero(self.status != ItemStatus.OK).tolist()
+        return np.flatnonzero(self.status).tolist()
 
     def __repr__(self) -> str:
         return f"<DecompressedBatch {len(self)} pages, {len(self.failed())} failed>"

@@ -60,9 +60,9 @@ DEFAULT_TIMEOUT_MS = 10_000.0
 #: Kinds of contract violation counted (``counters()["bad_<kind>"]``).
 VIOLATIONS = ("result_type", "result_length", "item_count", "array_shape", "exception")
 
-_OK = ItemStatus.OK
-_INCOMPRESSIBLE = ItemStatus.INCOMPRESSIBLE
-_FAILED = ItemStatus.FAILED
+_OK = int(ItemStatus.OK)  # plain ints: numpy compares them without the enum's lookups
+_INCOMPRESSIBLE = int(ItemStatus.INCOMPRESSIBLE)
+_FAILED = int(ItemStatus.FAILED)
 
 
 class _Timeout(Exception):

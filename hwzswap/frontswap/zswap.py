@@ -103,8 +103,8 @@ _ZERO_WORD = bytes(8)
 _ZERO_PAGE = bytes(PAGE_SIZE)
 _NO_LIMIT = 1 << 62
 _crc32 = zlib.crc32
-_OK = ItemStatus.OK
-_FAILED = ItemStatus.FAILED
+_OK = int(ItemStatus.OK)  # plain ints: numpy compares them without the enum's lookups
+_FAILED = int(ItemStatus.FAILED)
 _STAGED = object()  # load_batch: a slot served from its staged copy
 
 #: An index entry: a pool handle, or the word of a same-filled page.
