@@ -534,21 +534,10 @@ class ZswapCache:
 
     def _store_pages(self, tree: ZswapTree, offs: list[int], pages: np.ndarray) -> list[bool]:
         """Store a batch with one compress call (``pages`` checked, one offset each)."""
-        n = len(pages)
-        results = [False] * n
-        if not self._enabled:
-            for off in offs:
-                self._reject(tree, off, None)
-            return results
-        todo, idx = self._same_filled_split(tree, offs, pages, results)
+        results = [False] * len(pages)
+        todo, idx = self._admit(tree, offs, pages, results)
         if not idx:
             return results
-        if self.pool.pages >= self._limit_gate:
-            ok, why = self._check_limits()
-            if not ok:
-                for i in idx:
-                    self._reject(tree, offs[i], why)
-                return results
         try:
             batch = self._compress_batch(todo)
         except HwzswapError as exc:  # a DriverError: the whole result is unusable
@@ -560,6 +549,24 @@ class ZswapCache:
         for k in stored:
             results[idx[k]] = True
         return results
+
+    def _admit(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
+               results: list[bool]) -> tuple[np.ndarray, list[int]]:
+        """A batch store's first half: reject everything while disabled, keep same-filled pages
+        as their word, apply the pool limit (reclaiming as ``_check_limits`` does). Returns the
+        pages left to compress and their batch positions (none when nothing is left)."""
+        if not self._enabled:
+            for off in offs:
+                self._reject(tree, off, None)
+            return pages[:0], []
+        todo, idx = self._same_filled_split(tree, offs, pages, results)
+        if idx and self.pool.pages >= self._limit_gate:
+            ok, why = self._check_limits()
+            if not ok:
+                for i in idx:
+                    self._reject(tree, offs[i], why)
+                return pages[:0], []
+        return todo, idx
 
     def _same_filled_split(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
                            results: list[bool]) -> tuple[np.ndarray, list[int]]:
@@ -638,21 +645,10 @@ class ZswapCache:
 
     def _store_async(self, tree: ZswapTree, offs: list[int], pages: np.ndarray) -> list[bool]:
         """Stage a reclaim batch and hand it to the pipeline without waiting for it."""
-        n = len(pages)
-        results = [False] * n
-        if not self._enabled:
-            for off in offs:
-                self._reject(tree, off, None)
-            return results
-        todo, idx = self._same_filled_split(tree, offs, pages, results)
+        results = [False] * len(pages)
+        todo, idx = self._admit(tree, offs, pages, results)
         if not idx:
             return results
-        if self.pool.pages >= self._limit_gate:
-            ok, why = self._check_limits()
-            if not ok:
-                for i in idx:
-                    self._reject(tree, offs[i], why)
-                return results
         staged = _StagedBatch(tree.type, [offs[i] for i in idx], np.array(todo, copy=True))
         with self._lock:
             for k, off in enumerate(staged.offs):
