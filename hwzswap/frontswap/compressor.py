@@ -166,7 +166,6 @@ class Compressor:
         self._software: Backend | None = None  # built on first use
         self.sw_fallbacks = 0
         self.timeouts = 0
-        self.late_calls = 0
         self.device_errors = 0
         self.item_failures = 0
         self.busy_retries = 0
@@ -544,7 +543,7 @@ class Compressor:
     def counters(self) -> dict[str, Any]:
         """What the guard saw: violations by kind, device errors, timeouts, failed items."""
         out: dict[str, Any] = {f"bad_{k}": v for k, v in self.bad.items()}
-        out.update(timeouts=self.timeouts, late_calls=self.late_calls,
+        out.update(timeouts=self.timeouts,
                    device_errors=self.device_errors, item_failures=self.item_failures,
                    busy_retries=self.busy_retries, sw_fallbacks=self.sw_fallbacks,
                    failed=self.failed,
