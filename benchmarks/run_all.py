@@ -47,10 +47,21 @@ MODES = {"roundtrip": "page,folio,reclaim,async", "pressure": "page,reclaim,asyn
          "mixed": "reclaim,async"}
 
 
+#: Seconds one step may run before it is stopped (a hung engine must not stop the suite).
+STEP_TIMEOUT = 1800.0
+
+
 def _run(label: str, argv: list[str]) -> tuple[str, int, float]:
     print(f"\n=== {label}: {' '.join(argv)}", flush=True)
     t0 = time.perf_counter()
-    rc = subprocess.call(argv, cwd=ROOT)
+    proc = subprocess.Popen(argv, cwd=ROOT)
+    try:
+        rc = proc.wait(timeout=STEP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        print(f"=== {label}: stopped after {STEP_TIMEOUT:.0f} s", flush=True)
+        rc = 124
     return label, rc, time.perf_counter() - t0
 
 
@@ -205,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-repeat", type=int, default=5,
                     help="passes of the lz4-only roundtrip run for issue 11's target")
     ap.add_argument("--no-readme", action="store_true", help="leave benchmarks/README.md alone")
+    ap.add_argument("--step-timeout", type=float, default=STEP_TIMEOUT,
+                    help="seconds a step may run before it is stopped (default %(default)s)")
     args = ap.parse_args(argv)
+    global STEP_TIMEOUT
+    STEP_TIMEOUT = args.step_timeout
 
     os.environ.setdefault("POCL_CACHE_DIR", str(ROOT / ".pocl-cache"))
     Path(os.environ["POCL_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
