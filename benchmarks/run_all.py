@@ -51,6 +51,11 @@ MODES = {"roundtrip": "page,folio,reclaim,async", "pressure": "page,reclaim,asyn
 STEP_TIMEOUT = 1800.0
 
 
+def _set_step_timeout(seconds: float) -> None:
+    global STEP_TIMEOUT
+    STEP_TIMEOUT = seconds
+
+
 def _run(label: str, argv: list[str]) -> tuple[str, int, float]:
     print(f"\n=== {label}: {' '.join(argv)}", flush=True)
     t0 = time.perf_counter()
@@ -219,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step-timeout", type=float, default=STEP_TIMEOUT,
                     help="seconds a step may run before it is stopped (default %(default)s)")
     args = ap.parse_args(argv)
-    global STEP_TIMEOUT
-    STEP_TIMEOUT = args.step_timeout
+    _set_step_timeout(args.step_timeout)
 
     os.environ.setdefault("POCL_CACHE_DIR", str(ROOT / ".pocl-cache"))
     Path(os.environ["POCL_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
