@@ -234,6 +234,13 @@ class CompressedBatch:
     def __iter__(self) -> Any:
         return (self[i] for i in range(len(self)))
 
+    def take(self, indices: Any) -> CompressedBatch:
+        """The items at ``indices``, in that order, as a batch sharing this one's buffer."""
+        sel = np.asarray(indices, dtype=np.int64)
+        pos = {int(i): k for k, i in enumerate(sel)}
+        return CompressedBatch(self.data, self.offsets[sel], self.sizes[sel], self.status[sel],
+                               {pos[i]: why for i, why in self.errors.items() if i in pos})
+
     def item_bytes(self, i: int) -> bytes | None:
         """Item ``i`` as ``bytes`` (a copy), or ``None`` when it is not OK."""
         view = self[i]

@@ -60,6 +60,7 @@ DEFAULT_TIMEOUT_MS = 10_000.0
 #: Kinds of contract violation counted (``counters()["bad_<kind>"]``).
 VIOLATIONS = ("result_type", "result_length", "item_count", "array_shape", "exception")
 
+_PLAIN = frozenset((bytes, type(None)))
 _OK = int(ItemStatus.OK)  # plain ints: numpy compares them without the enum's lookups
 _INCOMPRESSIBLE = int(ItemStatus.INCOMPRESSIBLE)
 _FAILED = int(ItemStatus.FAILED)
@@ -318,6 +319,16 @@ class Compressor:
             if len(out) != n:
                 raise self._violation("item_count", call,
                                       f"returned {len(out)} items for {n} pages")
+            if set(map(type, out)) <= _PLAIN:  # a CPU codec's list: checked here, in Python
+                lens = [len(x) for x in out if x is not None]
+                if lens and (min(lens) <= 0 or max(lens) >= PAGE_SIZE):
+                    i, bad = next((i, len(x)) for i, x in enumerate(out)
+                                  if x is not None and not 0 < len(x) < PAGE_SIZE)
+                    raise self._violation(
+                        "result_length", call,
+                        f"item {i} is {bad} bytes; a compressed page is 1..{PAGE_SIZE - 1} "
+                        f"bytes (incompressible pages are None)")
+                return CompressedBatch.from_items(out)
             try:
                 batch = CompressedBatch.from_items(out)
             except (TypeError, ValueError):

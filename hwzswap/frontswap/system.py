@@ -237,12 +237,12 @@ class SwapSystem:
         """
         smap = self._map(type, "swap_in_batch")
         offs = batch_offsets("swap_in_batch", type, offsets, len(smap), "a readahead batch")
-        for off in offs:
-            if not smap[off]:
-                raise SwapDeviceError(
-                    f"swap_in_batch of swap type {type} offset {off}: the slot is not in use "
-                    f"(never swapped out, or freed); nothing in the batch was read"
-                )
+        if not all(map(smap.__getitem__, offs)):
+            off = next(o for o in offs if not smap[o])
+            raise SwapDeviceError(
+                f"swap_in_batch of swap type {type} offset {off}: the slot is not in use "
+                f"(never swapped out, or freed); nothing in the batch was read"
+            )
         if not self._exclusive:
             pages = self.zswap.load_batch(type, offs)
         else:

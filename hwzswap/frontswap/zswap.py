@@ -545,6 +545,9 @@ class ZswapCache:
             for i in idx:
                 self._reject(tree, offs[i], "reject_compress_fail")
             return results
+        if len(idx) < len(todo):  # the batch went whole: drop its same-filled pages' items
+            batch = batch.take(idx)
+            todo = todo[idx] if self._pcsums is not None else todo
         stored, _ = self._commit(tree, [offs[i] for i in idx], todo, batch)
         for k in stored:
             results[idx[k]] = True
@@ -570,10 +573,11 @@ class ZswapCache:
 
     def _same_filled_split(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
                            results: list[bool]) -> tuple[np.ndarray, list[int]]:
-        """Store a batch's same-filled pages as their word; return the rest (an array, and
-        their batch positions). When same-filled pages are under a quarter of the batch the
-        rest is the batch itself, unchanged (copying the other rows out costs more than
-        compressing a few same-filled pages), and their results are dropped by position."""
+        """Store a batch's same-filled pages as their word; return the pages to compress and
+        their batch positions. When same-filled pages are under a quarter of the batch, the
+        pages to compress are the batch itself, unchanged (copying the other rows out costs
+        more than compressing a few same-filled pages), and the caller drops their results by
+        position; so the array may be longer than the list of positions."""
         n = len(pages)
         same: list[int] = []
         if self._same_filled:
@@ -585,7 +589,7 @@ class ZswapCache:
         keep = np.ones(n, dtype=bool)
         keep[same] = False
         idx = keep.nonzero()[0].tolist()
-        return pages[keep], idx
+        return (pages if len(same) * 4 < n else pages[keep]), idx
 
     def _commit(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
                 batch: CompressedBatch, staged: _StagedBatch | None = None
@@ -649,7 +653,8 @@ class ZswapCache:
         todo, idx = self._admit(tree, offs, pages, results)
         if not idx:
             return results
-        staged = _StagedBatch(tree.type, [offs[i] for i in idx], np.array(todo, copy=True))
+        rows = todo[idx] if len(idx) < len(todo) else np.array(todo, copy=True)  # its own copy
+        staged = _StagedBatch(tree.type, [offs[i] for i in idx], rows)
         with self._lock:
             for k, off in enumerate(staged.offs):
                 old = tree.pop(off, None)
