@@ -12,6 +12,7 @@ a unified hierarchy with the memory controller enabled; the limit is ``memory.ma
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -183,16 +184,19 @@ class MemoryCgroup:
             return None
         return int(raw) if raw.lstrip("-").isdigit() else None
 
+    def kill(self) -> list[int]:
+        """SIGKILL every process inside (only those the caller put there); their pids."""
+        left = self.pids()
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return left
+
     def remove(self, timeout: float = 10.0) -> None:
         """Kill what is left inside (SIGKILL), then rmdir. Raises when it will not go."""
         deadline = time.monotonic() + timeout
         while True:
-            left = self.pids()
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            left = self.kill()
             try:
                 self.path.rmdir()
                 return

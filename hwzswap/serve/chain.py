@@ -257,8 +257,18 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     from hwzswap.serve.server import Recorder, SwapFile
 
     name = args.name
-    sigs = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)  # every thread inherits the mask
+    # A handler (run by the main thread) instead of a blocked mask and sigwait: threads that
+    # imports started before this point would not have the mask, and a signal they took
+    # would surface as KeyboardInterrupt in the middle of the setup or the teardown.
+    stop = threading.Event()
+    got: list[int] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        got.append(signum)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     state: dict[str, Any] = {"name": name, "pid": os.getpid(), "config": args.config,
                              "priority": args.priority, "started": time.time(), "steps": []}
     base = STATE_DIR / name
@@ -313,8 +323,10 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
             os.close(ready_fd)
             ready_fd = None
         while True:
-            sig = signal.sigwait(sigs)
-            say(f"hwzswap swap {name}: {signal.Signals(sig).name}, tearing down")
+            while not stop.wait(0.5):
+                pass
+            stop.clear()
+            say(f"hwzswap swap {name}: {signal.Signals(got[-1]).name}, tearing down")
             try:
                 _run(["swapoff", loop], timeout=600)
                 swapped_on = False
@@ -467,9 +479,29 @@ def _stop_server(pid: int, timeout: float) -> bool:
     return False
 
 
-def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0) -> list[str]:
+def kill_server(name: str) -> bool:
+    """SIGKILL the server of chain ``name`` (a hung one): its FUSE connection dies with it,
+    so every I/O waiting on it fails instead of waiting forever. True if one was killed."""
+    st = read_state(name)
+    pid = st.get("pid") if st else None
+    if not _pid_is_server(pid):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _pid_is_server(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.02)
+    return True
+
+
+def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = False
+             ) -> list[str]:
     """Tear the chain ``name`` down: through its server if alive, else from the state file.
-    Returns what was done; raises :class:`ChainError` when something is left."""
+    ``force``: a server that has not finished within ``timeout`` is killed, and the rest is
+    undone as after a crash (pages still on the device are lost to their owners). Returns
+    what was done; raises :class:`ChainError` when something is left."""
     st = read_state(name)
     if st is None:
         return []
@@ -481,9 +513,13 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0) -> list[str]:
                 return ["server stopped; chain torn down by the server"]
             st = read_state(name) or st
             done.append("server stopped")
+        elif force:
+            kill_server(name)
+            done.append(f"server (pid {pid}) killed after {timeout:.0f} s")
         else:
             raise ChainError(f"the server (pid {pid}) did not finish tearing down within "
-                             f"{timeout:.0f} s: {st.get('error') or 'swapoff still running'}")
+                             f"{timeout:.0f} s: {st.get('error') or 'swapoff still running'} "
+                             "(`hwzswap swap off --force` kills it)")
     loop = st.get("loop")
     mnt = st.get("mountpoint")
     fuse_file = st.get("file")
@@ -550,7 +586,7 @@ def _cmd_swap(args: argparse.Namespace) -> int:
               f"log {st.get('log')})")
         return 0
     if args.action == "off":
-        done = swap_off(args.name)
+        done = swap_off(args.name, timeout=args.timeout, force=args.force)
         print(f"hwzswap swap {args.name}: " + ("; ".join(done) if done else "was not on"))
         return 0
     out = status(args.name)
@@ -600,6 +636,10 @@ def register(sub: Any) -> None:
     p.add_argument("action", choices=("on", "off", "status"))
     _add_server_args(p)
     p.add_argument("--json", action="store_true", help="status as JSON")
+    p.add_argument("--force", action="store_true",
+                   help="off: kill a server that does not finish tearing down in time")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="off: seconds to wait for the server (default 300)")
     p.set_defaults(func=_cmd_swap)
     p = sub.add_parser("serve", help="serve the kernel's swap in the foreground until Ctrl-C")
     _add_server_args(p)

@@ -158,6 +158,7 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
     with cfg_file:
         json.dump(config, cfg_file)
     cg: MemoryCgroup | None = None
+    timed_out = False
     row: dict[str, Any] = {"label": label, "command": cmd, "memory_limit": memory_limit,
                            "config": config, "kernel_zswap": kernel_zswap}
     try:
@@ -172,7 +173,11 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             t0 = time.monotonic()
             proc = subprocess.Popen(cmd, preexec_fn=lambda: cg.add(os.getpid()),
                                     stdout=subprocess.DEVNULL if quiet else None)
-            status, ru = _wait(proc.pid, cg, timeout_s)
+            try:
+                status, ru = _wait(proc.pid, cg, timeout_s, name)
+            except RunError:
+                timed_out = True
+                raise
             wall = time.monotonic() - t0
             proc.returncode = os.waitstatus_to_exitcode(status)
             v1 = _vmstat()
@@ -197,7 +202,9 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             except HwzswapError as exc:
                 errors.append(str(exc))
         try:
-            chain.swap_off(name)
+            # the command is gone, so swapoff has little to read back: a server that takes
+            # minutes is hung, and is killed
+            chain.swap_off(name, timeout=5 if timed_out else 120, force=True)
             # run's chains are its own: their server log goes with them unless teardown failed
             with contextlib.suppress(OSError):
                 (chain.STATE_DIR / f"{name}.log").unlink()
@@ -257,8 +264,20 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
     return row
 
 
-def _wait(pid: int, cg: MemoryCgroup, timeout_s: float | None) -> tuple[int, Any]:
-    """``wait4`` the command; past ``timeout_s`` kill everything in its cgroup first."""
+def _wait_until(pid: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        wpid, _, _ = os.wait4(pid, os.WNOHANG)
+        if wpid == pid:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _wait(pid: int, cg: MemoryCgroup, timeout_s: float | None, name: str
+          ) -> tuple[int, Any]:
+    """``wait4`` the command. Past ``timeout_s`` everything in its cgroup is killed; tasks
+    that still cannot exit are waiting on the swap server, which is then hung: it is killed
+    too, so their I/O fails and they go (the chain is then undone as after a crash)."""
     if timeout_s is None:
         _, status, ru = os.wait4(pid, 0)
         return status, ru
@@ -268,9 +287,14 @@ def _wait(pid: int, cg: MemoryCgroup, timeout_s: float | None) -> tuple[int, Any
         if wpid == pid:
             return status, ru
         if time.monotonic() > deadline:
-            cg.remove()  # kills what is inside, then the directory goes
-            os.wait4(pid, 0)
-            raise RunError(f"the command ran past {timeout_s:.0f} s and was killed")
+            cg.kill()
+            why = f"the command ran past {timeout_s:.0f} s and was killed"
+            if not _wait_until(pid, time.monotonic() + 15):
+                if chain.kill_server(name):
+                    why += "; its tasks were stuck on the swap server, which was killed"
+                if not _wait_until(pid, time.monotonic() + 60):
+                    why += f"; pid {pid} still would not exit"
+            raise RunError(why)
         time.sleep(0.02)
 
 

@@ -24,7 +24,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         left = []
         for st in sorted(d.glob("*.json")) if d.exists() else []:
             try:
-                chain.swap_off(st.stem)
+                chain.swap_off(st.stem, timeout=30, force=True)
             except Exception as exc:  # noqa: BLE001 - report after trying them all
                 left.append(f"{st.stem}: {exc}")
         new_swaps = set(chain.active_swaps()) - swaps_before

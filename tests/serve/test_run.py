@@ -5,7 +5,9 @@ with correct data through hwzswap; the counts match the kernel's; discards free 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from serveutil import PROG, hwzswap_cli, small_config
@@ -68,3 +70,45 @@ def test_timeout_kills_the_command_and_undoes_everything(state_dir: Path,
     assert p.returncode == 2 and "ran past 1 s and was killed" in p.stderr
     # state_dir's check: no swap, loop device, mount or state left; and no cgroup:
     assert not [d for d in Path(cgroup_of("self")[1]).iterdir() if "hwzswap-run" in d.name]
+
+
+def test_a_hung_server_is_killed_and_everything_undone(state_dir: Path,
+                                                       tmp_path: Path) -> None:
+    """The server stops answering mid-run (SIGSTOP): past the timeout the command's tasks
+    are killed, and when they cannot exit (they wait on the server's I/O) the server is
+    killed too, so nothing hangs and nothing is left."""
+    import signal
+    import threading
+
+    import yaml
+
+    from hwzswap.serve import chain, run
+
+    cfg = yaml.safe_load(Path(small_config(tmp_path)).read_text())
+    box: dict = {}
+
+    def go() -> None:
+        try:
+            run.run_once([sys.executable, PROG, "48"], 24 << 20, cfg, name="hung",
+                         quiet=True, timeout_s=4)
+        except run.RunError as exc:
+            box["error"] = str(exc)
+
+    t = threading.Thread(target=go)
+    t.start()
+    deadline = time.monotonic() + 60
+    while True:
+        st = chain.read_state("hung")
+        if st and "swapon" in st.get("steps", []):
+            try:
+                if chain.query("hung")["write_pages"] > 2000:
+                    break
+            except chain.ChainError:
+                pass
+        assert time.monotonic() < deadline and t.is_alive()
+        time.sleep(0.05)
+    os.kill(st["pid"], signal.SIGSTOP)
+    t.join(120)
+    assert not t.is_alive()
+    assert "ran past 4 s and was killed" in box["error"]
+    assert chain.read_state("hung") is None
