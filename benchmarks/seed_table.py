@@ -78,7 +78,8 @@ NOTES = """
 * **The disk** is a bandwidth model (58 MB/s, no seek time). The seed's disk also paid a seek
   per random request, so its base runs were slower against zswap than here.
 * **Noise.** The machine is a shared 2-core VM: a CPU % well under 200 means the build waited
-  for a core, and single runtimes vary by ±20%. The I/O figures are steady.
+  for a core, and runtimes vary between runs (an earlier run of this table at a busier moment
+  measured lzo-kernelpool at -j8 at -53%, this one at -33%). The I/O figures are steady.
 * The cgroup's OOM killer is off (v1 `memory.oom_control`): memcg reclaim otherwise kills a
   cc1 while pages are still being written to the slow disk (a whole machine's reclaim, the
   seed's setting, waits instead). Every build's object files are checked identical.
