@@ -60,6 +60,10 @@ class Capabilities:
     #: The deadline of one call or op on this device (ms), when the config leaves
     #: ``zswap.device_timeout_ms`` unset; ``None``: the framework's 10 s.
     timeout_ms: float | None = None
+    #: True when the driver may be called from several threads at once (a stateless codec);
+    #: otherwise the engine calls it from one thread at a time, as the kernel serialises a
+    #: compression context.
+    concurrent: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +76,7 @@ class Capabilities:
             "time_basis": self.time_basis,
             "format": self.format,
             "timeout_ms": self.timeout_ms,
+            "concurrent": self.concurrent,
         }
 
 

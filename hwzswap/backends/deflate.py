@@ -11,6 +11,7 @@ import zlib
 from typing import Any
 
 from hwzswap.backends.contract import (
+    Capabilities,
     PAGE_SIZE,
     Backend,
     Param,
@@ -27,6 +28,11 @@ class DeflateBackend(Backend):
         "level": Param(int, 6, min=1, max=9, doc="deflate level (kernel default 6)"),
         "window_bits": Param(int, 11, min=9, max=15, doc="log2 of the history window"),
     }
+
+    @property
+    def capabilities(self) -> Capabilities:
+        # a stateless C codec: safe from several threads at once
+        return Capabilities(concurrent=True)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

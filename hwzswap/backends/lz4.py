@@ -11,6 +11,7 @@ import lz4.block as _block
 import numpy as np
 
 from hwzswap.backends.contract import (
+    Capabilities,
     PAGE_SIZE,
     Backend,
     Param,
@@ -45,6 +46,11 @@ class Lz4Backend(Backend):
     name = "lz4"
     PARAMS = {"acceleration": Param(int, 1, min=1, max=65537, doc="LZ4 acceleration factor")}
 
+    @property
+    def capabilities(self) -> Capabilities:
+        # a stateless C codec: safe from several threads at once
+        return Capabilities(concurrent=True)
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._accel = self.params["acceleration"]
@@ -70,6 +76,11 @@ class Lz4hcBackend(Backend):
 
     name = "lz4hc"
     PARAMS = {"level": Param(int, 9, min=1, max=12, doc="LZ4HC level (kernel default 9)")}
+
+    @property
+    def capabilities(self) -> Capabilities:
+        # a stateless C codec: safe from several threads at once
+        return Capabilities(concurrent=True)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from hwzswap.backends.contract import (
+    Capabilities,
     PAGE_SIZE,
     Backend,
     check_page,
@@ -30,6 +31,11 @@ except ImportError as _exc:  # pragma: no cover - exercised only without python-
 
 class LzoBackend(Backend):
     name = "lzo"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        # a stateless C codec: safe from several threads at once
+        return Capabilities(concurrent=True)
 
     @classmethod
     def availability(cls) -> tuple[bool, str | None]:

@@ -17,6 +17,9 @@ cannot be trusted to do for itself:
 * **falls back to software** for a decompression the device failed on (a device error or a
   timeout, not corrupt data) when the driver names its format (``Capabilities.format``) and a
   software backend of that name decodes it (``sw_fallbacks``);
+* **serialises** the calls into a driver that is not safe from several threads at once
+  (``Capabilities.concurrent``: the stateless CPU codecs say they are), as the kernel keeps one
+  compression context per CPU under a mutex;
 * **bounds device time**: asynchronous ops (``submit``/``poll``) get a deadline
   (``zswap.device_timeout_ms``; the driver's own when the config leaves it unset); an op still
   outstanding after it completes as DEVICE_ERROR ("timed out"), BUSY is backpressure (ops are
@@ -152,8 +155,11 @@ class Compressor:
         self.failed = False  # marked failed after fail_after consecutive timeouts
         self._consecutive_timeouts = 0
         self.watchdog: Watchdog | None = None
+        self._serial: threading.Lock | None = None
         if not type(backend).__module__.startswith("hwzswap."):
-            self.watchdog = Watchdog(self.name, self.timeout_s)
+            self.watchdog = Watchdog(self.name, self.timeout_s)  # serialises calls too
+        elif not caps.concurrent:
+            self._serial = threading.Lock()  # one thread at a time in the driver
         self._compress = self._watched(backend.compress, "compress")
         self._decompress = self._watched(backend.decompress, "decompress")
         self._compress_batch = self._watched(backend.compress_batch, "compress_batch")
@@ -175,11 +181,20 @@ class Compressor:
         self.last_error: str | None = None
 
     def _watched(self, fn: Callable[..., Any], call: str) -> Callable[..., Any]:
-        """``fn`` itself for a trusted driver; else ``fn`` run under the watchdog, a timeout
-        becoming a counted DeviceError."""
+        """``fn`` itself for a trusted driver that may be called concurrently; under a lock for
+        a trusted one that may not (``Capabilities.concurrent``); else ``fn`` run under the
+        watchdog (which serialises calls too), a timeout becoming a counted DeviceError."""
         dog = self.watchdog
         if dog is None:
-            return fn
+            lock = self._serial
+            if lock is None:
+                return fn
+
+            def serialised(*args: Any) -> Any:
+                with lock:
+                    return fn(*args)
+
+            return serialised
 
         def watched(*args: Any) -> Any:
             # an abandoned call may outlive the pool's object: hand it copies, not views

@@ -48,6 +48,7 @@ from hwzswap.backends.contract import (
     Param,
     check_page,
     check_pages,
+    compressed_input,
     corrupt,
 )
 from hwzswap.errors import DeviceError, InvalidInputError
@@ -199,11 +200,8 @@ class IaaBackend(Backend):
                           f"{desc.status:#04x} (analytics error); the page is not stored")
 
     def decompress(self, data: Any) -> bytes:
-        try:
-            src = memoryview(data).tobytes()
-        except TypeError:
-            raise InvalidInputError(f"{self.name}: compressed data must be bytes-like, not "
-                                    f"{type(data).__name__}") from None
+        # the contract's input check: bytes-like and contiguous, or InvalidInputError
+        src = bytes(compressed_input(self.name, data))
         (desc,) = self._run([Descriptor(False, src)])
         page = self._decomp_result(desc)
         if page is None:
