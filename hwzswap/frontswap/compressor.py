@@ -155,6 +155,7 @@ class Compressor:
         self.failed = False  # marked failed after fail_after consecutive timeouts
         self._consecutive_timeouts = 0
         self.watchdog: Watchdog | None = None
+        self._ops_lock = threading.Lock()  # run_ops: one submit/poll loop at a time
         self._serial: threading.Lock | None = None
         if not type(backend).__module__.startswith("hwzswap."):
             self.watchdog = Watchdog(self.name, self.timeout_s)  # serialises calls too
@@ -426,7 +427,14 @@ class Compressor:
     def run_ops(self, ops: list[CompOp]) -> list[CompOp]:
         """Submit ``ops`` and poll until every one has completed or its deadline has passed
         (then it completes as DEVICE_ERROR, "timed out"). BUSY ops are resubmitted. Returns
-        the ops in their original order, each with a final status."""
+        the ops in their original order, each with a final status.
+
+        One caller at a time: ``poll`` hands back whoever's ops completed, so two threads
+        polling one queue would take each other's completions."""
+        with self._ops_lock:
+            return self._run_ops(ops)
+
+    def _run_ops(self, ops: list[CompOp]) -> list[CompOp]:
         if self.failed:
             for op in ops:
                 op.status, op.error = OpStatus.DEVICE_ERROR, "the device was marked failed"

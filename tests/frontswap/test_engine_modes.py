@@ -328,3 +328,37 @@ def test_async_needs_a_writeback_target():
     with pytest.raises(ConfigError, match="async mode needs a writeback target"):
         ZswapCache(hwzswap.get_backend("lz4"), create_pool("zsmalloc", PageAllocator()),
                    ZswapPolicy(batching="async"))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_threads_share_a_device_that_is_not_thread_safe(make_system, mode):
+    """842-nx (a queue: poll hands back whoever's ops completed) from four threads at once:
+    each call and each submit/poll loop gets the device alone, nothing waits on a completion
+    another thread took, every page comes back."""
+    s = make_system(backend=hwzswap.get_backend("842-nx"), zswap={"batching": mode},
+                    swap={"nr_pages": 1024})
+    errors: list[Any] = []
+
+    def worker(k: int) -> None:
+        try:
+            pages = compressible_pages(64, seed=100 + k)
+            base = k * 128
+            for at in range(0, 64, 16):
+                s.swap_out_batch(0, range(base + at, base + at + 16), as_batch(pages[at:at + 16]))
+            s.drain()
+            for at in range(0, 64, 8):
+                got = s.swap_in_batch(0, list(range(base + at, base + at + 8)))
+                if got != pages[at:at + 8]:
+                    errors.append((k, at))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert time.monotonic() - t0 < 30  # no op waited out a deadline
+    assert s.stats()["driver_timeouts"] == 0
