@@ -79,7 +79,6 @@ from hwzswap.backends.contract import (
     ItemStatus,
     check_page,
     check_pages,
-    page_views,
 )
 from hwzswap.errors import (
     ConfigError,

@@ -497,7 +497,7 @@ class Lz4OpenCLBackend(Backend):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         p = self.params
-        self._cl = cl = import_pyopencl()
+        self._cl = import_pyopencl()
         self._query = DeviceQuery(p["device"], p["device_type"], p["platform"])
         self._platform, self._device = select_device(self._query)
         self._label = device_label(self._device)
