@@ -48,6 +48,7 @@ from hwzswap.backends.contract import (
 from hwzswap.bench.corpus import same_filled_mask as corpus_masks
 from hwzswap.bench.results import REJECT_REASONS, new_document
 from hwzswap.bench.workload import INVALIDATE, LOAD, STORE, Workload
+from hwzswap.config import parameter_error
 from hwzswap.errors import (
     BackendError,
     BackendUnavailableError,
@@ -1254,28 +1255,6 @@ def _make_backend(name: str, base: Any) -> Backend:
     return get_backend(name, **params)
 
 
-def parameter_error(exc: BaseException, name: str, base: Any) -> str:
-    """A driver's parameter error, located: the config file and the dotted key
-    (``zswap.compressor.params.<key>``) when the config names this backend."""
-    import re
-
-    comp = base.zswap.compressor
-    msg = str(exc)
-    if comp.name != name:
-        return (f"backend {name!r} with its default parameters (the config names "
-                f"{comp.name!r}, not this backend): {msg}")
-    params = dict(comp.params)
-    key = None
-    found = re.search(r"parameter '([^']+)'", msg)
-    if found and found.group(1) in params:
-        key = found.group(1)
-    else:
-        named = [k for k in params if re.search(rf"\b{re.escape(str(k))}\b", msg)]
-        key = named[0] if len(named) == 1 else None
-    where = "zswap.compressor.params" + (f".{key}" if key else "")
-    return f"{base.source}: {where}: {msg}"
-
-
 def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]:
     """Run ``workload`` through every requested backend in every requested engine mode; return
     the results document.
@@ -1354,7 +1333,6 @@ __all__ = [
     "bench_failed",
     "expects_writeback",
     "held_pool_pages",
-    "parameter_error",
     "resolve_batching",
     "CompiledWorkload",
     "backend_config",
