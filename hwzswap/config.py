@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import ConfigError, HwzswapError, excerpt
+from hwzswap.yamlfile import Problems, bounded_loader, size_problem
 
 PAGE_SIZE = 4096
 
@@ -225,29 +226,8 @@ class ZswapConfig:
 # -- validation ------------------------------------------------------------------------------
 
 
-class _Problems:
-    """Collects ``(dotted key, message)`` pairs so one error can report every problem."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.items: list[tuple[str, str]] = []
-
-    def add(self, key: str, message: str) -> None:
-        self.items.append((key, message))
-
-    def raise_if_any(self) -> None:
-        if not self.items:
-            return
-        lines = [f"{self.source}: {key}: {msg}" if key else f"{self.source}: {msg}"
-                 for key, msg in self.items]
-        if len(lines) == 1:
-            err = ConfigError(lines[0])
-        else:
-            err = ConfigError(f"{len(lines)} problems in {self.source}:\n  " + "\n  ".join(lines))
-        err.errors = list(self.items)  # type: ignore[attr-defined]
-        err.source = self.source  # type: ignore[attr-defined]
-        raise err
-
+def _Problems(source: str) -> Problems:  # noqa: N802 - the collector, raising ConfigError
+    return Problems(source, ConfigError)
 
 def _int_range(lo: int, hi: int) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
@@ -457,42 +437,12 @@ def _compressor(value: Any, p: _Problems) -> CompressorConfig | None:
 
 
 def _check_size(raw: Any, source: str) -> None:
-    """Refuse a config of more than :data:`MAX_VALUES` values or deeper than :data:`MAX_DEPTH`.
-
-    Values are counted as if written out, so shared references (YAML aliases) count each time
-    they are used; each object is measured once (memoised by identity), so a bomb of 8 levels
-    of 9 aliases costs a few dozen steps, not 9**8. A value that contains itself is refused.
-    """
-    sizes: dict[int, int] = {}
-    on_path: set[int] = set()
-
-    def fail(why: str) -> ConfigError:
-        return ConfigError(f"{source}: {why}; a config is a few dozen settings. Refusing it "
-                           f"before looking further (YAML aliases expanding to a huge value?)")
-
-    def size(v: Any, depth: int) -> int:
-        if not isinstance(v, (Mapping, list, tuple, set, frozenset)):
-            return 1
-        known = sizes.get(id(v))
-        if known is not None:
-            return known
-        if depth > MAX_DEPTH:
-            raise fail(f"values nested more than {MAX_DEPTH} levels deep")
-        if id(v) in on_path:
-            raise fail("a value contains itself (a recursive YAML alias)")
-        on_path.add(id(v))
-        total = 1
-        children = (x for kv in v.items() for x in kv) if isinstance(v, Mapping) else v
-        for child in children:
-            total += size(child, depth + 1)
-            if total > MAX_VALUES:
-                raise fail(f"more than {MAX_VALUES} values once aliases are expanded")
-        on_path.discard(id(v))
-        sizes[id(v)] = total
-        return total
-
-    size(raw, 0)
-
+    """Refuse a config of more than :data:`MAX_VALUES` values or deeper than :data:`MAX_DEPTH`
+    (values counted as if written out: :func:`hwzswap.yamlfile.size_problem`)."""
+    why = size_problem(raw, MAX_DEPTH, MAX_VALUES)
+    if why is not None:
+        raise ConfigError(f"{source}: {why}; a config is a few dozen settings. Refusing it "
+                          f"before looking further (YAML aliases expanding to a huge value?)")
 
 def _free_disk(directory: str) -> int | None:
     """Bytes an unprivileged user can still write under ``directory`` (None: unknown)."""
@@ -630,36 +580,10 @@ def _from_mapping(raw: Any, source: str) -> ZswapConfig:
     return ZswapConfig(zswap=zswap, memory=memory, pool=pool, swap=swap, source=source)
 
 
-_LOADER: Any = None
-
-
 def _loader() -> Any:
-    """yaml.SafeLoader, refusing nesting deeper than :data:`MAX_DEPTH` while composing (the
-    composer recurses per level, so a deeply nested document would otherwise hit Python's
-    recursion limit) and more than :data:`MAX_VALUES` aliases."""
-    global _LOADER
-    if _LOADER is None:
-        import yaml
-
-        class Loader(yaml.SafeLoader):
-            _depth = 0
-            _aliases = 0
-
-            def compose_node(self, parent: Any, index: Any) -> Any:
-                if self.check_event(yaml.AliasEvent):
-                    self._aliases += 1
-                    if self._aliases > MAX_VALUES:
-                        raise yaml.YAMLError(f"more than {MAX_VALUES} aliases")
-                self._depth += 1
-                try:
-                    if self._depth > MAX_DEPTH + 2:
-                        raise yaml.YAMLError(f"values nested more than {MAX_DEPTH} levels deep")
-                    return super().compose_node(parent, index)
-                finally:
-                    self._depth -= 1
-
-        _LOADER = Loader
-    return _LOADER
+    """The YAML loader: composing stops past :data:`MAX_DEPTH` levels (with room for the
+    sections) or :data:`MAX_VALUES` aliases (:func:`hwzswap.yamlfile.bounded_loader`)."""
+    return bounded_loader(MAX_DEPTH, MAX_VALUES, slack=2)
 
 
 def load_config(source: str | Path | Mapping[str, Any] | ZswapConfig) -> ZswapConfig:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import ConfigError
+from hwzswap.yamlfile import Problems, bounded_loader, size_problem
 
 #: Settings that are not config keys, with what each one is.
 RUN_SETTINGS: dict[str, str] = {
@@ -94,28 +95,8 @@ class SweepSpec:
         }
 
 
-class _Problems:
-    """Collects ``(key, message)`` pairs so one error reports every problem of the file."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.items: list[tuple[str, str]] = []
-
-    def add(self, key: str, message: str) -> None:
-        self.items.append((key, message))
-
-    def raise_if_any(self) -> None:
-        if not self.items:
-            return
-        lines = [f"{self.source}: {k}: {m}" if k else f"{self.source}: {m}"
-                 for k, m in self.items]
-        text = lines[0] if len(lines) == 1 else (
-            f"{len(lines)} problems in {self.source}:\n  " + "\n  ".join(lines))
-        err = SweepSpecError(text)
-        err.errors = list(self.items)  # type: ignore[attr-defined]
-        err.source = self.source  # type: ignore[attr-defined]
-        raise err
-
+def _Problems(source: str) -> Problems:  # noqa: N802 - the collector, raising SweepSpecError
+    return Problems(source, SweepSpecError)
 
 def _is_scalar(v: Any) -> bool:
     return v is None or type(v) in (str, int, float, bool)
@@ -376,48 +357,10 @@ MAX_DEPTH = 16
 MAX_VALUES = 100_000
 
 
-def _bounded_loader() -> Any:
-    """A yaml.SafeLoader that refuses more than :data:`MAX_VALUES` aliases and nesting deeper
-    than :data:`MAX_DEPTH` while composing (so an alias bomb fails at once)."""
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        _depth = 0
-        _aliases = 0
-
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                self._aliases += 1
-                if self._aliases > MAX_VALUES:
-                    raise yaml.YAMLError(f"more than {MAX_VALUES} aliases")
-            self._depth += 1
-            try:
-                if self._depth > MAX_DEPTH:
-                    raise yaml.YAMLError(f"values nested more than {MAX_DEPTH} levels deep")
-                return super().compose_node(parent, index)
-            finally:
-                self._depth -= 1
-
-    return Loader
-
-
 def _count_values(raw: Any, name: str) -> None:
-    seen: dict[int, int] = {}
-
-    def size(v: Any) -> int:
-        if not isinstance(v, (Mapping, list)):
-            return 1
-        if id(v) in seen:
-            return seen[id(v)]
-        seen[id(v)] = MAX_VALUES + 1  # a value that contains itself counts as too many
-        items = [x for kv in v.items() for x in kv] if isinstance(v, Mapping) else v
-        total = 1 + sum(size(x) for x in items)
-        seen[id(v)] = total
-        return total
-
-    if size(raw) > MAX_VALUES:
-        raise SweepSpecError(f"{name}: more than {MAX_VALUES} values once YAML aliases are "
-                             "expanded (or a value that contains itself); not a sweep file")
+    why = size_problem(raw, MAX_DEPTH, MAX_VALUES)
+    if why is not None:
+        raise SweepSpecError(f"{name}: {why}; not a sweep file")
 
 
 def read_yaml(path: str | Path, what: str = "sweep file") -> Any:
@@ -437,7 +380,7 @@ def read_yaml(path: str | Path, what: str = "sweep file") -> Any:
     except UnicodeDecodeError as exc:
         raise SweepSpecError(f"{name}: not a UTF-8 text file: {exc}") from None
     try:
-        raw = yaml.load(text, Loader=_bounded_loader())  # noqa: S506 (a SafeLoader)
+        raw = yaml.load(text, Loader=bounded_loader(MAX_DEPTH, MAX_VALUES))  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         detail = str(exc).replace("\n", " ")[:300]
         raise SweepSpecError(f"{name}: invalid YAML: {detail}") from None

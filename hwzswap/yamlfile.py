@@ -1,0 +1,114 @@
+"""Small YAML files read safely: what a config file and a sweep file share.
+
+A config or a sweep file is a few dozen settings, so anything much larger is refused before it
+is looked at: a SafeLoader that stops at too many aliases or too deep a nesting while composing
+(an alias bomb fails at once, and the composer's recursion never reaches Python's limit), a
+size check that counts values as if written out (each shared object measured once), and a
+collector that reports every problem of a file in one error naming the file and each key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hwzswap.errors import HwzswapError
+
+_LOADERS: dict[tuple[int, int, int], Any] = {}
+
+
+def bounded_loader(max_depth: int, max_aliases: int, slack: int = 0) -> Any:
+    """A ``yaml.SafeLoader`` class refusing more than ``max_aliases`` aliases and nesting
+    deeper than ``max_depth`` (plus ``slack`` levels of the file's own structure, such as its
+    sections) while composing (``yaml.YAMLError``)."""
+    key = (max_depth, max_aliases, slack)
+    if key not in _LOADERS:
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            _depth = 0
+            _aliases = 0
+
+            def compose_node(self, parent: Any, index: Any) -> Any:
+                if self.check_event(yaml.AliasEvent):
+                    self._aliases += 1
+                    if self._aliases > max_aliases:
+                        raise yaml.YAMLError(f"more than {max_aliases} aliases")
+                self._depth += 1
+                try:
+                    if self._depth > max_depth + slack:
+                        raise yaml.YAMLError(f"values nested more than {max_depth} levels deep")
+                    return super().compose_node(parent, index)
+                finally:
+                    self._depth -= 1
+
+        _LOADERS[key] = Loader
+    return _LOADERS[key]
+
+
+def size_problem(raw: Any, max_depth: int, max_values: int) -> str | None:
+    """Why ``raw`` is too big to be a small settings file, or ``None``: more than
+    ``max_values`` values counted as if written out (so YAML aliases count each time they are
+    used; each object is measured once, memoised by identity, so a bomb of 8 levels of 9
+    aliases costs a few dozen steps, not 9**8), deeper than ``max_depth``, or a value that
+    contains itself."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    class _TooBig(Exception):
+        pass
+
+    def size(v: Any, depth: int) -> int:
+        if not isinstance(v, (Mapping, list, tuple, set, frozenset)):
+            return 1
+        known = sizes.get(id(v))
+        if known is not None:
+            return known
+        if depth > max_depth:
+            raise _TooBig(f"values nested more than {max_depth} levels deep")
+        if id(v) in on_path:
+            raise _TooBig("a value contains itself (a recursive YAML alias)")
+        on_path.add(id(v))
+        total = 1
+        children = (x for kv in v.items() for x in kv) if isinstance(v, Mapping) else v
+        for child in children:
+            total += size(child, depth + 1)
+            if total > max_values:
+                raise _TooBig(f"more than {max_values} values once aliases are expanded")
+        on_path.discard(id(v))
+        sizes[id(v)] = total
+        return total
+
+    try:
+        size(raw, 0)
+    except _TooBig as exc:
+        return str(exc)
+    return None
+
+
+class Problems:
+    """Collects ``(dotted key, message)`` pairs so one error reports every problem of a file
+    (``error``: the HwzswapError subclass raised; it carries ``errors`` and ``source``)."""
+
+    def __init__(self, source: str, error: type[HwzswapError]) -> None:
+        self.source = source
+        self.error = error
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append((key, message))
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        lines = [f"{self.source}: {key}: {msg}" if key else f"{self.source}: {msg}"
+                 for key, msg in self.items]
+        text = lines[0] if len(lines) == 1 else (
+            f"{len(lines)} problems in {self.source}:\n  " + "\n  ".join(lines))
+        err = self.error(text)
+        err.errors = list(self.items)  # type: ignore[attr-defined]
+        err.source = self.source  # type: ignore[attr-defined]
+        raise err
+
+
+__all__ = ["Problems", "bounded_loader", "size_problem"]
