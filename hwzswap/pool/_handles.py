@@ -66,8 +66,9 @@ def pool_allocator(allocator: PageAllocator | None, name: str) -> PageAllocator:
 
 class PoolMessages:
     """The pools' error messages, in one place: the Python pools raise them and the compiled
-    zsmalloc core (:mod:`hwzswap.pool._zscore`) calls these methods on its error paths, so
-    both say the same. Needs ``name``, ``tag``, ``_serial`` and ``_destroyed``."""
+    zsmalloc core (:mod:`hwzswap.pool._zscore`) calls these public ``*_error`` builders on its
+    error paths, so both say the same. Needs ``name``, ``tag``, ``_serial`` and
+    ``_destroyed``."""
 
     name: str
     tag: int
@@ -78,7 +79,7 @@ class PoolMessages:
         if self._destroyed:
             raise PoolError(f"{self.name}: the pool was destroyed; create a new one")
 
-    def _bad_size(self, size: Any) -> PoolError:
+    def bad_size_error(self, size: Any) -> PoolError:
         self._check_not_destroyed()
         if type(size) is not int and not isinstance(size, int):
             return PoolError(f"{self.name}: malloc size must be an int, got {type(size).__name__}")
@@ -89,20 +90,20 @@ class PoolMessages:
             f"(one page); store larger data elsewhere"
         )
 
-    def _bad_data(self, handle: int, data: Any) -> PoolError:
+    def bad_data_error(self, handle: int, data: Any) -> PoolError:
         where = f" to handle {handle:#x}" if handle else ""
         return PoolError(
             f"{self.name}: write{where} needs a bytes-like object of single bytes (bytes, "
             f"bytearray, contiguous 'B' memoryview), got {type(data).__name__}"
         )
 
-    def _pinned(self, handle: int) -> PoolError:
+    def pinned_error(self, handle: int) -> PoolError:
         return PoolError(
             f"{self.name}: free of handle {handle:#x} while it is mapped; unmap it first "
             f"(the object is unchanged)"
         )
 
-    def _invalid(self, handle: Any, op: str) -> PoolError:
+    def invalid_handle_error(self, handle: Any, op: str) -> PoolError:
         """The error for a handle that is not live here, saying why."""
         if self._destroyed:
             return InvalidHandleError(
@@ -128,7 +129,7 @@ class PoolMessages:
             f"{self.name}: {op} of handle {handle:#x}, which this pool never handed out"
         )
 
-    def _too_long(self, handle: int, n: int, size: int) -> PoolError:
+    def too_long_error(self, handle: int, n: int, size: int) -> PoolError:
         return PoolError(
             f"{self.name}: write of {n} bytes into handle {handle:#x} exceeds its size of "
             f"{size} bytes (malloc a larger object)"
@@ -218,19 +219,19 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
                 owner.mv[off : off + n] = data
                 return
         except KeyError:
-            raise self._invalid(handle, "write") from None
+            raise self.invalid_handle_error(handle, "write") from None
         except (TypeError, ValueError):
             if handle not in self:
-                raise self._invalid(handle, "write") from None
-            raise self._bad_data(handle, data) from None
-        raise self._too_long(handle, n, size)
+                raise self.invalid_handle_error(handle, "write") from None
+            raise self.bad_data_error(handle, data) from None
+        raise self.too_long_error(handle, n, size)
 
     def read(self, handle: int) -> bytes:
         """A copy of the object: exactly the ``size`` given to ``malloc``."""
         try:
             ro, off, size, _ = self._objs[handle]
         except (KeyError, TypeError):
-            raise self._invalid(handle, "read") from None
+            raise self.invalid_handle_error(handle, "read") from None
         return ro[off : off + size].tobytes()
 
     def malloc_write(self, data: Any) -> int:
@@ -239,7 +240,7 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         try:
             size = len(data)
         except TypeError:
-            raise self._bad_data(0, data) from None
+            raise self.bad_data_error(0, data) from None
         peak, at_peak = self.peak_pages, self._stored_at_peak
         if self.pages == peak and self._stored > at_peak:
             at_peak = self._stored  # at the peak now: what it holds counts
@@ -251,7 +252,7 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
             self.free(handle)
             # the peak must not count the object that was never stored
             self._stored_at_peak = at_peak if self.peak_pages == peak else self._stored
-            raise self._bad_data(0, data) from None
+            raise self.bad_data_error(0, data) from None
         return handle
 
     def malloc_write_batch(self, buf: Any, offsets: Any, sizes: Any, idx: Any = None
@@ -288,14 +289,14 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         try:
             ro, off, size, _ = self._objs[handle]
         except (KeyError, TypeError):
-            raise self._invalid(handle, "view") from None
+            raise self.invalid_handle_error(handle, "view") from None
         return ro[off : off + size]
 
     def obj_size(self, handle: int) -> int:
         try:
             return self._objs[handle][2]
         except (KeyError, TypeError):
-            raise self._invalid(handle, "obj_size") from None
+            raise self.invalid_handle_error(handle, "obj_size") from None
 
     def __contains__(self, handle: object) -> bool:
         try:
@@ -324,7 +325,7 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         try:
             ro, off, size, owner = self._objs[handle]
         except (KeyError, TypeError):
-            raise self._invalid(handle, "map") from None
+            raise self.invalid_handle_error(handle, "map") from None
         views = self._maps.get(handle, _ABSENT)
         if views is _ABSENT:
             views = self._maps[handle] = []
@@ -340,7 +341,7 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         try:
             owner = self._objs[handle][3]
         except (KeyError, TypeError):
-            raise self._invalid(handle, "unmap") from None
+            raise self.invalid_handle_error(handle, "unmap") from None
         # _maps is reachable from outside: what it holds is checked, not trusted
         views = self._maps.get(handle, _ABSENT)
         if views is _ABSENT:
@@ -367,7 +368,7 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         try:
             _, off, size, owner = self._objs[handle]
         except (KeyError, TypeError):
-            raise self._invalid(handle, "read") from None
+            raise self.invalid_handle_error(handle, "read") from None
         return owner.mv, off, size, id(owner)
 
     # -- shared helpers ----------------------------------------------------------------------

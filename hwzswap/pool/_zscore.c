@@ -2286,11 +2286,11 @@ PyInit__zscore(void)
     INTERN(str_alloc_pages, "alloc_pages");
     INTERN(str_free_pages, "free_pages");
     INTERN(str_release, "release");
-    INTERN(str_invalid, "_invalid");
-    INTERN(str_bad_size, "_bad_size");
-    INTERN(str_bad_data, "_bad_data");
-    INTERN(str_pinned, "_pinned");
-    INTERN(str_too_long, "_too_long");
+    INTERN(str_invalid, "invalid_handle_error");
+    INTERN(str_bad_size, "bad_size_error");
+    INTERN(str_bad_data, "bad_data_error");
+    INTERN(str_pinned, "pinned_error");
+    INTERN(str_too_long, "too_long_error");
     INTERN(str_alloc_failed, "_alloc_failed");
     INTERN(str_not_mapped, "_not_mapped");
     INTERN(str_unmap_busy, "_unmap_busy");

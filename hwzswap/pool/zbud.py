@@ -70,7 +70,7 @@ class ZbudPool(HandlePool):
         """Reserve ``size`` (1..4096) bytes; return the handle. :class:`PoolAllocError` when a
         new page is needed and the allocator refuses (the pool is then unchanged)."""
         if type(size) is not int or not 0 < size <= PAGE_SIZE or self._destroyed:
-            raise self._bad_size(size)
+            raise self.bad_size_error(size)
         chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
         if chunks > _MAX_BUDDY_CHUNKS:
             page = self._new_page(size)
@@ -111,11 +111,11 @@ class ZbudPool(HandlePool):
         try:
             loc = self._objs.pop(handle)
         except (KeyError, TypeError):
-            raise self._invalid(handle, "free") from None
+            raise self.invalid_handle_error(handle, "free") from None
         page = loc[3]
         if page.mapped and handle in self._maps:
             self._objs[handle] = loc
-            raise self._pinned(handle)
+            raise self.pinned_error(handle)
         stored = self._stored
         if self.pages == self.peak_pages and stored > self._stored_at_peak:
             self._stored_at_peak = stored  # the most the pool held at its peak size

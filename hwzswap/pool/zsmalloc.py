@@ -346,7 +346,7 @@ class PyZsPool(HandlePool):
         except (IndexError, TypeError):
             cls = None
         if cls is None or size < 0:
-            raise self._bad_size(size)
+            raise self.bad_size_error(size)
         zs = cls.cur
         if zs is None:  # only when the current zspage filled up: off the common path
             zs = self._pick_zspage(cls, size)
@@ -372,8 +372,8 @@ class PyZsPool(HandlePool):
             cls = None
         if cls is None:
             if not hasattr(data, "__len__"):
-                raise self._bad_data(0, data)
-            raise self._bad_size(len(data))
+                raise self.bad_data_error(0, data)
+            raise self.bad_size_error(len(data))
         zs = cls.cur
         if zs is None:  # only when the current zspage filled up: off the common path
             zs = self._pick_zspage(cls, size)
@@ -383,7 +383,7 @@ class PyZsPool(HandlePool):
             zs.mv[off : off + size] = data
         except (TypeError, ValueError):
             self._unwind(zs, off, size)
-            raise self._bad_data(0, data) from None
+            raise self.bad_data_error(0, data) from None
         if not free:
             zs.fg = _FULL
             cls.full[zs] = None
@@ -411,9 +411,9 @@ class PyZsPool(HandlePool):
         try:
             _, off, size, zs = objs[handle]
         except (KeyError, TypeError):
-            raise self._invalid(handle, "free") from None
+            raise self.invalid_handle_error(handle, "free") from None
         if zs.mapped and handle in self._maps:
-            raise self._pinned(handle)
+            raise self.pinned_error(handle)
         del objs[handle]  # (the table stays in allocation order: compaction relies on it)
         stored = self._stored
         if self.pages == self.peak_pages and stored > self._stored_at_peak:
@@ -455,7 +455,7 @@ class PyZsPool(HandlePool):
         try:
             ro, off, size, _ = self._objs[handle]
         except (KeyError, TypeError):
-            raise self._invalid(handle, "read_free") from None
+            raise self.invalid_handle_error(handle, "read_free") from None
         data = ro[off : off + size].tobytes()
         self.free(handle)
         return data
