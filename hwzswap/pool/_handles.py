@@ -135,16 +135,16 @@ class PoolMessages:
             f"{size} bytes (malloc a larger object)"
         )
 
-    def _not_mapped(self, handle: int) -> PoolError:
+    def not_mapped_error(self, handle: int) -> PoolError:
         return PoolError(f"{self.name}: unmap of handle {handle:#x}, which is not mapped")
 
-    def _unmap_busy(self, handle: int) -> PoolError:
+    def unmap_busy_error(self, handle: int) -> PoolError:
         return PoolError(
             f"{self.name}: cannot unmap handle {handle:#x}: something still holds a buffer "
             f"exported from its view (e.g. numpy.frombuffer); drop it first"
         )
 
-    def _batch_error(self, buf: Any, offsets: Any, sizes: Any, idx: Any) -> PoolError:
+    def batch_error(self, buf: Any, offsets: Any, sizes: Any, idx: Any) -> PoolError:
         """The error for bad ``malloc_write_batch`` arguments, which the compiled core asks
         for: what :func:`~hwzswap.pool.base.batch_args` says about them."""
         try:
@@ -153,13 +153,13 @@ class PoolMessages:
             return exc
         return PoolError(f"{self.name}: malloc_write_batch: bad arguments")
 
-    def _bad_maps(self, handle: int) -> PoolError:
+    def bad_maps_error(self, handle: int) -> PoolError:
         return PoolError(
             f"{self.name}: the map table entry of handle {handle:#x} is not a list of mapped "
             f"views: pool._maps was changed from outside; map and unmap only through the pool"
         )
 
-    def _alloc_failed(self, pages: int, size: int, exc: BaseException) -> PoolAllocError:
+    def alloc_failed_error(self, pages: int, size: int, exc: BaseException) -> PoolAllocError:
         return PoolAllocError(
             f"{self.name}: no memory for a new {pages}-page zspage of class {size}: {exc}"
         )
@@ -330,7 +330,7 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         if views is _ABSENT:
             views = self._maps[handle] = []
         elif views.__class__ is not list:
-            raise self._bad_maps(handle)
+            raise self.bad_maps_error(handle)
         view = (owner.mv if writable else ro)[off : off + size]
         views.append(view)
         owner.mapped += 1
@@ -345,18 +345,18 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         # _maps is reachable from outside: what it holds is checked, not trusted
         views = self._maps.get(handle, _ABSENT)
         if views is _ABSENT:
-            raise self._not_mapped(handle)
+            raise self.not_mapped_error(handle)
         if views.__class__ is not list:
-            raise self._bad_maps(handle)
+            raise self.bad_maps_error(handle)
         if not views:
-            raise self._not_mapped(handle)
+            raise self.not_mapped_error(handle)
         view = views[-1]
         if view.__class__ is not memoryview:
-            raise self._bad_maps(handle)
+            raise self.bad_maps_error(handle)
         try:
             view.release()
         except BufferError:
-            raise self._unmap_busy(handle) from None
+            raise self.unmap_busy_error(handle) from None
         views.pop()
         if not views and self._maps.get(handle) is views:
             del self._maps[handle]

@@ -2291,11 +2291,11 @@ PyInit__zscore(void)
     INTERN(str_bad_data, "bad_data_error");
     INTERN(str_pinned, "pinned_error");
     INTERN(str_too_long, "too_long_error");
-    INTERN(str_alloc_failed, "_alloc_failed");
-    INTERN(str_not_mapped, "_not_mapped");
-    INTERN(str_unmap_busy, "_unmap_busy");
-    INTERN(str_bad_maps, "_bad_maps");
-    INTERN(str_batch_error, "_batch_error");
+    INTERN(str_alloc_failed, "alloc_failed_error");
+    INTERN(str_not_mapped, "not_mapped_error");
+    INTERN(str_unmap_busy, "unmap_busy_error");
+    INTERN(str_bad_maps, "bad_maps_error");
+    INTERN(str_batch_error, "batch_error");
     INTERN(op_free, "free");
     INTERN(op_read, "read");
     INTERN(op_view, "view");

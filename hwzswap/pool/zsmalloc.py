@@ -480,7 +480,7 @@ class PyZsPool(HandlePool):
             mv = self.allocator.alloc_pages(cls.pages)
         except PoolAllocError as exc:
             self._alloc_fail += 1
-            raise self._alloc_failed(cls.pages, cls.size, exc) from None
+            raise self.alloc_failed_error(cls.pages, cls.size, exc) from None
         shells = cls.shells
         if shells:  # reuse a released zspage's object (its memory went back to the allocator)
             zs = shells.pop()
