@@ -7,32 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hwzswap.cliargs import positive_int, seed
 from hwzswap.errors import WorkloadError
 
 #: Pages a built-in workload takes from the corpus unless ``--pages`` says otherwise.
 DEFAULT_PAGES = 4096
 #: Passes per backend: the median of three shrugs off one preempted pass on a busy machine.
 DEFAULT_REPEAT = 3
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"the seed must be >= 0, got {value}")
-    return value
 
 
 def load_corpus(corpus: str | None, pages: int | None) -> tuple[Any, dict[str, Any]]:
@@ -211,8 +192,8 @@ FOLIO_PAGES_HELP = (
 
 
 def _add_structure_options(p: Any) -> None:
-    p.add_argument("--reclaim-batch", type=_positive_int, metavar="N", help=RECLAIM_BATCH_HELP)
-    p.add_argument("--load-batch", type=_positive_int, metavar="N", help=LOAD_BATCH_HELP)
+    p.add_argument("--reclaim-batch", type=positive_int, metavar="N", help=RECLAIM_BATCH_HELP)
+    p.add_argument("--load-batch", type=positive_int, metavar="N", help=LOAD_BATCH_HELP)
     p.add_argument("--folio-pages", metavar="SPEC", help=FOLIO_PAGES_HELP)
 
 
@@ -242,15 +223,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--workload", default="roundtrip", metavar="NAME|FILE",
                    help="built-in workload (roundtrip, pressure, mixed) or a file from "
                         "`hwzswap record` (default: roundtrip)")
-    p.add_argument("--pages", type=_positive_int, metavar="N",
+    p.add_argument("--pages", type=positive_int, metavar="N",
                    help=f"pages taken from the corpus (default: {DEFAULT_PAGES} or the whole "
                         "corpus if smaller)")
-    p.add_argument("--seed", type=_seed, metavar="S", help="workload seed (default 0)")
+    p.add_argument("--seed", type=seed, metavar="S", help="workload seed (default 0)")
     _add_structure_options(p)
     p.add_argument("--batching", metavar="MODE,...",
                    help="engine modes (zswap.batching) to run each backend in, on the identical "
                         "stream: page (v9), folio, reclaim, async; default: the config's")
-    p.add_argument("--repeat", type=_positive_int, default=DEFAULT_REPEAT, metavar="N",
+    p.add_argument("--repeat", type=positive_int, default=DEFAULT_REPEAT, metavar="N",
                    help="passes per backend; timings are the median over them, every pass is "
                         f"verified (default {DEFAULT_REPEAT})")
     p.add_argument("--json", metavar="OUT", help="write the results JSON here")
@@ -270,9 +251,9 @@ def register(subparsers: Any) -> None:
     r.add_argument("--workload", default="roundtrip", metavar="NAME",
                    help="roundtrip, pressure or mixed (default: roundtrip)")
     r.add_argument("--corpus", metavar="FILE", help="page file; default: the bundled corpus")
-    r.add_argument("--pages", type=_positive_int, metavar="N",
+    r.add_argument("--pages", type=positive_int, metavar="N",
                    help=f"pages taken from the corpus (default: {DEFAULT_PAGES} or all)")
-    r.add_argument("--seed", type=_seed, metavar="S", help="workload seed (default 0)")
+    r.add_argument("--seed", type=seed, metavar="S", help="workload seed (default 0)")
     _add_structure_options(r)
     r.add_argument("-o", "--output", required=True, metavar="FILE", help="the workload file")
     r.set_defaults(func=_cmd_record)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from hwzswap.cliargs import positive_int
 from hwzswap.errors import HwzswapError
 
 # Counters in the order the table shows them, grouped as the kernel's debugfs/vmstat do.
@@ -272,16 +273,6 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
 def register(subparsers: Any) -> None:
     """Add ``hwzswap stats``."""
     p = subparsers.add_parser(
@@ -292,7 +283,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--config", default="configs/default.yaml",
                    help="YAML config (default: configs/default.yaml)")
-    p.add_argument("--pages", type=_positive, default=2048, help="pages to swap (default 2048)")
+    p.add_argument("--pages", type=positive_int, default=2048, help="pages to swap (default 2048)")
     p.add_argument("--seed", type=int, default=0, help="seed of the swap-in order")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_stats)

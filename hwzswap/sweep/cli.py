@@ -7,27 +7,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from hwzswap.cliargs import positive_int, seconds
 from hwzswap.errors import HwzswapError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
 
 
 def default_out_dir(sweep_file: str) -> Path:
@@ -139,10 +120,10 @@ def register(subparsers: Any) -> None:
                    help="list the runs (ids, coordinates, resources, config check) and stop")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="output directory (default: sweep-results/<sweep file name>)")
-    p.add_argument("--jobs", type=_positive_int, metavar="N",
+    p.add_argument("--jobs", type=positive_int, metavar="N",
                    help="local runs at once (default 1: runs in parallel share the cores and "
                         "disturb each other's timings)")
-    p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
+    p.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help=f"per-run time limit in seconds (default {DEFAULT_TIMEOUT_S:g}); a run "
                         "past it is killed and recorded as FAILED")
     p.add_argument("--ray", metavar="auto|ADDRESS",
