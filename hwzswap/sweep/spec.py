@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwzswap.errors import ConfigError
+from hwzswap.errors import ConfigError, excerpt
 from hwzswap.yamlfile import Problems, bounded_loader, size_problem
 
 #: Settings that are not config keys, with what each one is.
@@ -103,20 +103,20 @@ def _is_scalar(v: Any) -> bool:
 
 
 def _positive_int(v: Any) -> str | None:
-    return None if type(v) is int and v >= 1 else f"must be a whole number >= 1, got {v!r}"
+    return None if type(v) is int and v >= 1 else f"must be a whole number >= 1, got {excerpt(v)}"
 
 
 def _seed(v: Any) -> str | None:
-    return None if type(v) is int and v >= 0 else f"must be a whole number >= 0, got {v!r}"
+    return None if type(v) is int and v >= 0 else f"must be a whole number >= 0, got {excerpt(v)}"
 
 
 def _name(v: Any) -> str | None:
-    return None if type(v) is str and v.strip() else f"must be a non-empty string, got {v!r}"
+    return None if type(v) is str and v.strip() else f"must be a non-empty string, got {excerpt(v)}"
 
 
 def _corpus(v: Any) -> str | None:
     return None if v is None or (type(v) is str and v) else (
-        f"must be a page file path or 'bundled', got {v!r}")
+        f"must be a page file path or 'bundled', got {excerpt(v)}")
 
 
 def _batching(v: Any) -> str | None:
@@ -139,7 +139,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
 def setting_problem(name: str) -> str | None:
     """Why ``name`` is not a setting a sweep can vary or fix (``None`` when it is one)."""
     if type(name) is not str or not name:
-        return f"a setting name must be a non-empty string, got {name!r}"
+        return f"a setting name must be a non-empty string, got {excerpt(name)}"
     if name in RUN_SETTINGS:
         return None
     head, dot, rest = name.partition(".")
@@ -160,7 +160,7 @@ def setting_problem(name: str) -> str | None:
 
 def _check_value(name: str, value: Any) -> str | None:
     if not _is_scalar(value):
-        return f"must be a single value (string, number, true/false or null), got {value!r}"
+        return f"must be a single value (string, number, true/false or null), got {excerpt(value)}"
     check = _CHECKS.get(name)
     return check(value) if check else None
 
@@ -232,7 +232,7 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
 
     axes = raw.get("axes") or {}
     if not isinstance(axes, Mapping):
-        p.add("axes", f"must be a mapping of setting -> list of values, got {axes!r}")
+        p.add("axes", f"must be a mapping of setting -> list of values, got {excerpt(axes)}")
         axes = {}
     for name, values in axes.items():
         key = f"axes.{name}"
@@ -241,7 +241,7 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
             p.add(key, why)
             continue
         if not isinstance(values, list) or not values:
-            p.add(key, f"must be a non-empty list of values, got {values!r}")
+            p.add(key, f"must be a non-empty list of values, got {excerpt(values)}")
             continue
         bad = False
         for i, v in enumerate(values):
@@ -254,7 +254,7 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
         seen: list[Any] = []
         for v in values:
             if any(v == s and type(v) is type(s) for s in seen):
-                p.add(key, f"the value {v!r} is listed twice")
+                p.add(key, f"the value {excerpt(v)} is listed twice")
                 bad = True
             seen.append(v)
         if bad:
@@ -265,7 +265,7 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
 
     fixed = raw.get("fixed") or {}
     if not isinstance(fixed, Mapping):
-        p.add("fixed", f"must be a mapping of setting -> value, got {fixed!r}")
+        p.add("fixed", f"must be a mapping of setting -> value, got {excerpt(fixed)}")
         fixed = {}
     for name, value in fixed.items():
         key = f"fixed.{name}"
@@ -291,12 +291,12 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
 
     exclude = raw.get("exclude") or []
     if not isinstance(exclude, list):
-        p.add("exclude", f"must be a list of partial combinations, got {exclude!r}")
+        p.add("exclude", f"must be a list of partial combinations, got {excerpt(exclude)}")
         exclude = []
     for i, combo in enumerate(exclude):
         key = f"exclude[{i}]"
         if not isinstance(combo, Mapping) or not combo:
-            p.add(key, f"must be a mapping of axis -> value (or list of values), got {combo!r}")
+            p.add(key, f"must be a mapping of axis -> value (or list of values), got {excerpt(combo)}")
             continue
         entry: dict[str, list[Any]] = {}
         for name, value in combo.items():
@@ -311,7 +311,7 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
                         for v in wanted]
             for v, r in zip(wanted, resolved):
                 if r not in spec.axes[name]:
-                    p.add(f"{key}.{name}", f"{v!r} is not one of the axis's values, so this "
+                    p.add(f"{key}.{name}", f"{excerpt(v)} is not one of the axis's values, so this "
                                            "never matches")
             entry[str(name)] = resolved
         spec.exclude.append(entry)
@@ -319,19 +319,19 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
     resources = raw.get("resources") or {}
     if not isinstance(resources, Mapping):
         p.add("resources", f"must be a mapping of backend -> {{resource: amount}}, "
-                           f"got {resources!r}")
+                           f"got {excerpt(resources)}")
         resources = {}
     for name, amounts in resources.items():
         key = f"resources.{name}"
         if not isinstance(amounts, Mapping):
-            p.add(key, f"must be a mapping of resource -> amount, got {amounts!r}")
+            p.add(key, f"must be a mapping of resource -> amount, got {excerpt(amounts)}")
             continue
         good: dict[str, float] = {}
         for res, amount in amounts.items():
             if type(res) is not str or not res:
-                p.add(key, f"a resource name must be a non-empty string, got {res!r}")
+                p.add(key, f"a resource name must be a non-empty string, got {excerpt(res)}")
             elif type(amount) not in (int, float) or not amount >= 0:
-                p.add(f"{key}.{res}", f"must be a number >= 0, got {amount!r}")
+                p.add(f"{key}.{res}", f"must be a number >= 0, got {excerpt(amount)}")
             else:
                 good[res] = float(amount)
         spec.resources[str(name)] = good
