@@ -32,7 +32,8 @@ Built-in generators (:data:`WORKLOADS`) build one from pages and a seed:
   prefer recently loaded slots, and loaded slots are reclaimed again (as order-0 folios: zswap
   cannot swap in a large folio) in passes of ``reclaim_batch``, some with new content.
 * ``mixed`` -- interleaved stores (some onto live slots: re-stores), loads and invalidates,
-  with a pool of about half the working set.
+  with a pool limit of about half of what the live slots (about half of all) hold compressed,
+  sized per backend as in ``pressure``, so every backend writes back.
 
 The generators use their own fixed PRNG (SplitMix64), so a seed means the same stream on every
 machine and Python/numpy version. A workload is saved as a self-contained *workload file*
@@ -626,8 +627,18 @@ def gen_mixed(
     random pages, faults on random live slots (each loading the live slots of its readahead
     cluster) and invalidates of random live slots, until about ``page_ops`` (default ``3 n``)
     page operations, of which about ``store_share`` are stored pages, ``load_share`` loads and
-    the rest invalidates. Every live slot is invalidated at the end."""
+    the rest invalidates. Every live slot is invalidated at the end.
+
+    Stores are ``store_share`` of page ops and invalidates ``1 - store_share - load_share``, so
+    in the steady state about half the slots are live (0.4 (1 - live) = 0.2 by default). The
+    pool limit is ``pool_fraction`` of what those live slots hold: ``pool_fraction / 2`` of what
+    the pool holds with every page stored, measured for each backend by the runner
+    (``pool_sizing``); the overrides' limit of ``pool_fraction / 2`` of the working set is what a
+    runner without that measurement uses."""
     mix = _check_structure("mixed", reclaim_batch, load_batch, folio_mix)
+    if not (isinstance(pool_fraction, (int, float)) and 0 < pool_fraction <= 1):
+        raise WorkloadError(f"workload 'mixed': pool_fraction must be in (0, 1], got "
+                            f"{pool_fraction!r}")
     rng = _seed_rng(seed, "mixed")
     budget = 3 * n if page_ops is None else page_ops
     max_k = min(reclaim_batch, n)
@@ -701,8 +712,11 @@ def gen_mixed(
                 where[last] = i
             done += 1
     ops += [Op(INVALIDATE, 0, (o,)) for o in sorted(live)]
-    return ops, _pool_overrides(n, pool_fraction), {
-        "structure": _structure(reclaim_batch, load_batch, mix)}
+    held_fraction = pool_fraction / 2  # the live slots are about half of all
+    return ops, _pool_overrides(n, held_fraction), {
+        "structure": _structure(reclaim_batch, load_batch, mix),
+        "pool_sizing": {"held_fraction": float(held_fraction)},
+    }
 
 
 Generator = Callable[..., GenResult]

@@ -23,7 +23,12 @@ from hwzswap.bench.runner import (
     same_filled_mask,
 )
 from hwzswap.bench.workload import build_workload, load_workload, save_workload
-from hwzswap.errors import DeviceError, InvalidParameterError, UnknownBackendError
+from hwzswap.errors import (
+    DeviceError,
+    InvalidParameterError,
+    UnknownBackendError,
+    WorkloadError,
+)
 from hwzswap.testing import real_memory_mix
 
 SOFTWARE = ["lz4", "lzo", "zstd", "deflate"]
@@ -91,6 +96,25 @@ def test_pressure_puts_every_codec_under_pressure(pages: np.ndarray) -> None:
     for r in doc["results"]:
         assert r["written_back_pages"] > 0 and r["saw_writeback"], r["backend"]
         assert r["mismatches"] == 0 and r["verified_pages"] == r["pages"]
+
+
+def test_mixed_puts_every_codec_under_pressure(pages: np.ndarray) -> None:
+    """Sized from the working set (half of it), the mixed workload's pool never filled: its
+    live slots are about half of all and compress 2-4x. Sized from what the pool holds, every
+    backend writes back, and the limit is half of what the live half holds."""
+    doc = _run(build_workload("mixed", pages, seed=3), SOFTWARE)
+    for r in doc["results"]:
+        sizing = r["pool_sizing"]
+        assert sizing["held_fraction"] == 0.25 and sizing["held_pages"] > 0, r["backend"]
+        assert r["counters"]["pool_limit_pages"] == sizing["limit_pages"]
+        assert r["pool_limit_hit"] > 0, r["backend"]
+        assert r["written_back_pages"] > 0 and r["saw_writeback"], r["backend"]
+        assert r["mismatches"] == 0 and r["verified_pages"] == r["pages"]
+
+
+def test_mixed_pool_fraction_is_checked(pages: np.ndarray) -> None:
+    with pytest.raises(WorkloadError, match="'mixed': pool_fraction must be in"):
+        build_workload("mixed", pages, seed=0, pool_fraction=0)
 
 
 def test_mixed_restores_count_as_duplicates(pages: np.ndarray) -> None:
