@@ -1,9 +1,17 @@
 """Argument types the subcommands share: each turns a command-line word into a value or an
-``argparse`` error that says what was expected."""
+``argparse`` error that says what was expected; and the checks of an output file a command
+will write (made before a long run, so a typo in ``--json`` does not cost the run)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from hwzswap.errors import OutputError
 
 
 def positive_int(text: str) -> int:
@@ -39,4 +47,98 @@ def seconds(text: str) -> float:
     return value
 
 
-__all__ = ["positive_int", "seconds", "seed"]
+def output_file(path: str, option: str, *, suffixes: tuple[str, ...] = (),
+                inputs: Iterable[tuple[str, str | None]] = ()) -> Path:
+    """Check, before the work, that ``path`` (the value of ``option``) can be written.
+
+    Refused, with an :class:`~hwzswap.errors.OutputError` saying what to give instead: an empty
+    name or ``-`` (no standard output here), a suffix not in ``suffixes`` (when given), an
+    existing directory or non-regular file (a FIFO or a device would be replaced by the rename
+    of an atomic write), the same file as one of ``inputs`` (``(option, path)`` pairs: the run
+    would overwrite what it reads), and a parent directory that cannot be created or does not
+    accept a new file. The parent directory is created, as the write would. An existing
+    regular file is overwritten by the write (the option asks for it).
+    """
+    where = f"{option} {path}" if path else option
+    if path in ("", "-"):
+        raise OutputError(f"{where}: give a file name (standard output is not an output "
+                          "file here)")
+    out = Path(path)
+    if suffixes and out.suffix.lower() not in suffixes:
+        raise OutputError(f"{where}: the file name must end in {' or '.join(suffixes)} (the "
+                          "format is chosen by it)")
+    try:
+        st = os.stat(out)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        example = f" (e.g. {out / ('results' + suffixes[0])})" if suffixes else ""
+        raise OutputError(f"{where}: is a directory; give a file name in it{example}")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise OutputError(f"{where}: exists and is not a regular file (a device, FIFO or "
+                          "socket); give a file name")
+    for in_option, in_path in inputs:
+        if st is not None and in_path and _same_file(out, in_path):
+            raise OutputError(f"{where}: is the file given to {in_option}, which this run reads; "
+                              "writing it would destroy it: give another name")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{where}: cannot create its directory {parent}: "
+                          f"{exc.strerror or exc}") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"{where}: cannot write a file in {parent}: "
+                          f"{exc.strerror or exc}") from None
+    return out
+
+
+def _same_file(a: Path, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def distinct_outputs(outputs: Iterable[tuple[str, str | None]]) -> None:
+    """Two output options naming one file: the second write would replace the first."""
+    seen: dict[str, str] = {}
+    for option, path in outputs:
+        if not path:
+            continue
+        key = os.path.realpath(path)
+        if key in seen:
+            raise OutputError(f"{option} {path}: the same file as {seen[key]}; give each output "
+                              "its own name")
+        seen[key] = f"{option} {path}"
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Write ``path`` through ``write(temporary path)`` beside it, then rename it into place,
+    so an interrupted or failed write leaves the old file (or none), never half a file.
+    The temporary file keeps ``path``'s suffix (a plotter picks its format by it)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix,
+                               dir=path.parent)
+    os.close(fd)
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # as an ordinary open() would have made it
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+__all__ = ["distinct_outputs", "output_file", "positive_int", "seconds", "seed",
+           "write_atomic"]

@@ -98,6 +98,11 @@ class CorpusError(HwzswapError):
     """A page file (.pages / .pages.zst) is missing, truncated or not valid."""
 
 
+class OutputError(HwzswapError):
+    """An output file a command was asked to write cannot be written there (a directory, a
+    parent that cannot be created, an input of the same run, a format it cannot write)."""
+
+
 def not_built(module: str, what: str) -> ImportError:
     """The error for a compiled part (``module``, ``what`` it is) missing from this checkout: a
     source tree whose extensions were never built, or were built for another Python."""

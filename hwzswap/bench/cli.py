@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hwzswap.cliargs import positive_int, seed
-from hwzswap.errors import WorkloadError
+from hwzswap.cliargs import distinct_outputs, output_file, positive_int, seed, write_atomic
+from hwzswap.errors import OutputError, WorkloadError
 
 #: Pages a built-in workload takes from the corpus unless ``--pages`` says otherwise.
 DEFAULT_PAGES = 4096
@@ -30,7 +30,8 @@ def load_corpus(corpus: str | None, pages: int | None) -> tuple[Any, dict[str, A
         n = min(DEFAULT_PAGES, full.shape[0]) if pages is None else pages
         if n > full.shape[0]:
             raise WorkloadError(
-                f"the bundled corpus holds {full.shape[0]} pages, fewer than the {n} asked for"
+                f"the bundled corpus holds {full.shape[0]} pages, fewer than the {n} asked "
+                f"for; pass --pages {full.shape[0]} or less, or a larger page file with --corpus"
             )
         chosen = full if n == full.shape[0] else corpus_mod.load_bundled(max_pages=n)
         files = [p.name for p in corpus_mod.bundled_corpus_paths()]
@@ -116,6 +117,23 @@ def describe_structure(structure: dict[str, Any]) -> str:
             f"{structure.get('load_batch')} · folios {mix}")
 
 
+#: The formats ``--plot`` writes, chosen by the file name's suffix.
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before the run, an output option that could not be written at its end (or that
+    names one of the run's input files, or another output's file)."""
+    inputs = [("--config", args.config), ("--corpus", args.corpus),
+              ("--workload", args.workload)]
+    outputs = [("--json", args.json, ()), ("--markdown", args.markdown, ()),
+               ("--plot", args.plot, PLOT_SUFFIXES)]
+    for option, path, suffixes in outputs:
+        if path is not None:
+            output_file(path, option, suffixes=suffixes, inputs=inputs)
+    distinct_outputs((option, path) for option, path, _ in outputs)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -125,6 +143,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     console = Console(stderr=False)
     err = Console(stderr=True)
+    _check_outputs(args)
     wl, extra = make_workload(args.workload, args.corpus, args.pages, args.seed,
                               args.load_batch, args.reclaim_batch, args.folio_pages)
     show_progress = not args.quiet and err.is_terminal
@@ -145,8 +164,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         write_json(doc, args.json)
     if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(markdown(doc), encoding="utf-8")
+        text = markdown(doc)
+        write_atomic(args.markdown, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     if args.plot:
         plot(doc, args.plot)
     if not args.quiet:
@@ -166,9 +185,15 @@ def _cmd_record(args: argparse.Namespace) -> int:
             f"record takes a built-in workload name ({', '.join(WORKLOADS)}), got "
             f"{args.workload!r}"
         )
+    from hwzswap.bench.workload import is_workload_file
+
+    out = output_file(args.output, "-o", inputs=[("--corpus", args.corpus)])
+    if out.exists() and not is_workload_file(out):
+        raise OutputError(f"-o {args.output}: exists and is not a workload file; not "
+                          "overwriting it: give a new name (or delete the file first)")
     wl, _ = make_workload(args.workload, args.corpus, args.pages, args.seed, args.load_batch,
                           args.reclaim_batch, args.folio_pages)
-    path = save_workload(wl, args.output)
+    path = save_workload(wl, out)
     c = wl.counts()
     print(f"recorded workload {wl.name} (seed {wl.seed}): {wl.nr_pages} pages, {c['ops']} ops "
           f"-> {path} ({path.stat().st_size / 2**20:.2f} MiB)")
@@ -235,7 +260,8 @@ def register(subparsers: Any) -> None:
                    help="passes per backend; timings are the median over them, every pass is "
                         f"verified (default {DEFAULT_REPEAT})")
     p.add_argument("--json", metavar="OUT", help="write the results JSON here")
-    p.add_argument("--plot", metavar="OUT.png", help="write a comparison PNG here")
+    p.add_argument("--plot", metavar="OUT.png",
+                   help="write a comparison plot here (PNG; .svg or .pdf by the name)")
     p.add_argument("--markdown", metavar="OUT.md", help="write the table as Markdown here")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     p.set_defaults(func=_cmd_bench)
@@ -255,7 +281,9 @@ def register(subparsers: Any) -> None:
                    help=f"pages taken from the corpus (default: {DEFAULT_PAGES} or all)")
     r.add_argument("--seed", type=seed, metavar="S", help="workload seed (default 0)")
     _add_structure_options(r)
-    r.add_argument("-o", "--output", required=True, metavar="FILE", help="the workload file")
+    r.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="the workload file (an existing workload file is replaced; any other "
+                        "existing file is refused)")
     r.set_defaults(func=_cmd_record)
 
 

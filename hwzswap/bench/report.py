@@ -275,7 +275,12 @@ def _tick(v: float, _pos: Any = None) -> str:
 
 
 def plot(doc: Mapping[str, Any], path: str | Path) -> Path:
-    """One PNG comparing the backends: throughput, latency p50/p99, ratio, host CPU per page."""
+    """One PNG comparing the backends: throughput, latency p50/p99, ratio, host CPU per page.
+
+    The format follows ``path``'s suffix (a PNG without one), written under exactly ``path``,
+    atomically (a failed or interrupted write leaves no partial image).
+    """
+    from hwzswap.cliargs import write_atomic
     import matplotlib
 
     matplotlib.use("Agg")
@@ -365,8 +370,11 @@ def plot(doc: Mapping[str, Any], path: str | Path) -> Path:
         for a in axes.flat:
             a.text(0.5, 0.5, "no backend ran", ha="center", va="center",
                    transform=a.transAxes)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fmt = path.suffix[1:].lower() or "png"  # no suffix: a PNG under exactly that name
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format=fmt))
+    finally:
+        plt.close(fig)
     return path
 
 
