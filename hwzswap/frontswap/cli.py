@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from hwzswap.cliargs import positive_int
-from hwzswap.errors import HwzswapError
+from hwzswap.cliargs import positive_int, seed
+from hwzswap.errors import ConfigError, HwzswapError, WorkloadError
 
 # Counters in the order the table shows them, grouped as the kernel's debugfs/vmstat do.
 _GROUPS: list[tuple[str, tuple[str, ...]]] = [
@@ -88,8 +88,13 @@ def _workload(config: Any, rows: list[bytes], data: np.ndarray, source: str, see
     with open_zswap(config) as system:
         backend = system.backend
         nr = system.devices[0].nr_pages
-        n = min(len(rows), nr)
-        rows, data = rows[:n], data[:n]
+        n = len(rows)
+        if n > nr:
+            raise ConfigError(
+                f"{system.config.source}: swap.nr_pages: the swap device holds {nr} pages, "
+                f"fewer than the {n} --pages asks to swap; pass --pages {nr} or less, or raise "
+                "swap.nr_pages"
+            )
         order = np.random.default_rng(seed).permutation(n).tolist()
         t0 = time.perf_counter()
         for k in range(0, n, RECLAIM_BATCH):
@@ -169,6 +174,9 @@ def run_stats(config: Any, pages: int, seed: int = 0,
 
     limit = _stall_limit_s(config) if stall_s is None else stall_s
     data, source = _pages(pages)
+    if len(data) < pages:
+        raise WorkloadError(f"--pages {pages}: the {source} holds {len(data)} pages; pass "
+                            f"--pages {len(data)} or less")
     rows = [bytes(p) for p in data]
     progress = _Progress()
     box: dict[str, Any] = {}
@@ -260,8 +268,19 @@ def _cell(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def default_config() -> Any:
+    """The built-in defaults (``configs/default.yaml``'s), named so in the report; used when
+    ``--config`` is not given, wherever the command runs from."""
+    from hwzswap.config import load_config
+
+    cfg = load_config({})
+    cfg.source = "built-in defaults"
+    return cfg
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
-    report = run_stats(args.config, args.pages, seed=args.seed)
+    config = args.config if args.config is not None else default_config()
+    report = run_stats(config, args.pages, seed=args.seed)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -278,12 +297,20 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "stats",
         help="run a short swap workload through zswap from a config and show the counters",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Open a swap system from a config, swap out --pages pages (from the bundled corpus "
+            "of real memory when it is installed, else a synthetic real-memory-like mix), swap "
+            "every one back in and check it byte for byte, free every other slot, and print "
+            "zswap's and the swap device's counters. Exit status 1 if a page came back wrong, "
+            "2 on a bad option or config."
+        ),
     )
-    p.add_argument("--config", default="configs/default.yaml",
-                   help="YAML config (default: configs/default.yaml)")
-    p.add_argument("--pages", type=positive_int, default=2048, help="pages to swap (default 2048)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the swap-in order")
+    p.add_argument("--config", metavar="FILE",
+                   help="zswap config (YAML); default: the built-in defaults "
+                        "(configs/default.yaml)")
+    p.add_argument("--pages", type=positive_int, default=2048, metavar="N",
+                   help="pages to swap (default 2048)")
+    p.add_argument("--seed", type=seed, default=0, metavar="S",
+                   help="seed of the swap-in order (default 0)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_stats)
