@@ -401,7 +401,7 @@ def register(sub: Any) -> None:
     p.add_argument("--compare", help="comma-separated: base, compressor names, kernel-<comp>")
     p.add_argument("--record", metavar="FILE", help="write the request stream as a workload")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
-    p.add_argument("--plot", metavar="OUT.png", help="with --compare: a PNG of the % changes")
+    p.add_argument("--plot", metavar="OUT.png", help="with --compare: a PNG of the %% changes")
     p.add_argument("--coexist", action="store_true", help="allow other active swap devices")
     p.add_argument("--no-oom-kill", action="store_true",
                    help="cgroup v1: tasks wait for memory instead of being OOM-killed")

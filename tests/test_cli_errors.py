@@ -1,0 +1,99 @@
+"""The ``hwzswap`` command line as a whole: every subcommand's help renders, ``python -m
+hwzswap`` is the same program, and the output-file helpers every command shares."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hwzswap.cli import build_parser, main
+from hwzswap.cliargs import distinct_outputs, output_file, write_atomic
+from hwzswap.errors import HwzswapError, OutputError
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_every_subcommand_has_a_help_that_renders() -> None:
+    commands = _subcommands()
+    assert {"backends", "bench", "record", "stats", "sweep", "tune", "swap", "serve",
+            "run"} <= set(commands)
+    for name, parser in commands.items():
+        text = parser.format_help()  # a stray % in a help string raised TypeError here
+        assert text.startswith(f"usage: hwzswap {name}"), name
+
+
+def test_help_exits_0_for_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    for name in _subcommands():
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0, name
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_python_m_hwzswap_is_the_command() -> None:
+    env = {**os.environ, "COLUMNS": "100"}
+    ok = subprocess.run([sys.executable, "-m", "hwzswap", "bench", "--help"],
+                        capture_output=True, text=True, env=env, timeout=60)
+    assert ok.returncode == 0 and ok.stdout.startswith("usage: hwzswap bench")
+    bad = subprocess.run([sys.executable, "-m", "hwzswap", "bench", "--pages", "0"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2
+    assert "--pages: must be at least 1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_output_file_refusals_name_the_option(tmp_path: Path) -> None:
+    cases = {
+        "": "give a file name",
+        "-": "give a file name",
+        str(tmp_path): "is a directory",
+    }
+    for path, why in cases.items():
+        with pytest.raises(OutputError, match=why) as exc:
+            output_file(path, "--out")
+        assert str(exc.value).startswith("--out")
+    with pytest.raises(OutputError, match=r"must end in \.png or \.svg"):
+        output_file(str(tmp_path / "a.jpg"), "--plot", suffixes=(".png", ".svg"))
+    assert issubclass(OutputError, HwzswapError)
+
+
+def test_output_file_makes_the_parent_and_leaves_no_probe(tmp_path: Path) -> None:
+    out = output_file(str(tmp_path / "a" / "b" / "r.json"), "--json")
+    assert out.parent.is_dir() and list(out.parent.iterdir()) == []
+
+
+def test_an_input_and_an_output_on_one_file_are_refused_even_by_another_name(
+        tmp_path: Path) -> None:
+    real = tmp_path / "c.yaml"
+    real.write_text("zswap: {}\n")
+    link = tmp_path / "link.yaml"
+    link.symlink_to(real)
+    with pytest.raises(OutputError, match="--config"):
+        output_file(str(link), "--json", inputs=[("--config", str(real))])
+    with pytest.raises(OutputError, match="same file"):
+        distinct_outputs([("--json", str(real)), ("--markdown", str(link))])
+    distinct_outputs([("--json", str(real)), ("--markdown", None)])
+
+
+def test_write_atomic_leaves_the_old_file_when_the_writer_fails(tmp_path: Path) -> None:
+    out = tmp_path / "r.md"
+    out.write_text("old\n")
+
+    def half(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(out, half)
+    assert out.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.md"]
+    write_atomic(out, lambda tmp: tmp.write_text("new\n"))
+    assert out.read_text() == "new\n"
