@@ -95,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hwzswap {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # Ctrl-C: no traceback; what a command writes is written whole or not at all.
+        print(f"hwzswap {args.command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,25 @@ def test_write_atomic_leaves_the_old_file_when_the_writer_fails(tmp_path: Path) 
     assert [p.name for p in tmp_path.iterdir()] == ["r.md"]
     write_atomic(out, lambda tmp: tmp.write_text("new\n"))
     assert out.read_text() == "new\n"
+
+
+def test_ctrl_c_in_a_bench_says_so_and_leaves_no_output(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hwzswap", "bench", "--backends", "lz4,zstd,deflate", "--pages",
+         "10240", "--repeat", "5", "--json", str(out), "--markdown", str(tmp_path / "r.md")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # "workload ...": the run is about to start
+        assert first.startswith("workload roundtrip")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert "hwzswap bench: interrupted" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
