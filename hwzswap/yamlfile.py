@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hwzswap.errors import HwzswapError
+from hwzswap.errors import HwzswapError, excerpt
 
 _LOADERS: dict[tuple[int, int, int], Any] = {}
 
@@ -42,8 +42,37 @@ def bounded_loader(max_depth: int, max_aliases: int, slack: int = 0) -> Any:
                 finally:
                     self._depth -= 1
 
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+                if isinstance(node, yaml.MappingNode):
+                    _refuse_duplicate_keys(self, node)
+                return super().construct_mapping(node, deep=deep)
+
         _LOADERS[key] = Loader
     return _LOADERS[key]
+
+
+def _refuse_duplicate_keys(loader: Any, node: Any) -> None:
+    """A key written twice in one mapping (``yaml.YAMLError``): PyYAML keeps the last one and
+    drops the first without a word, so a second ``zswap:`` section would silently undo the
+    first one's settings. Merge keys (``<<``) may be overridden, as YAML intends."""
+    import yaml
+
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node)
+        try:
+            first = seen.setdefault(key, key_node)
+        except TypeError:  # unhashable: the constructor reports it
+            continue
+        if first is not key_node:
+            mark = key_node.start_mark
+            raise yaml.YAMLError(
+                f"line {mark.line + 1}, column {mark.column + 1}: the key {excerpt(key, 60)} is "
+                f"given twice in one mapping (first on line {first.start_mark.line + 1}); YAML "
+                "would keep only the last: keep one"
+            )
 
 
 def size_problem(raw: Any, max_depth: int, max_values: int) -> str | None:

@@ -1,0 +1,55 @@
+"""The YAML reading configs and sweep files share (hwzswap.yamlfile): a key written twice in
+one mapping is an error naming the file and both lines, not a silent override."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hwzswap.config import load_config
+from hwzswap.errors import ConfigError
+from hwzswap.sweep.spec import load_sweep
+from hwzswap.yamlfile import bounded_loader
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_section_given_twice_in_a_config_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("zswap:\n  compressor: lz4\nmemory:\n  total_ram_mb: 64\n"
+                    "zswap:\n  enabled: true\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)  # PyYAML kept only the second zswap: the lz4 silently became lzo
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}: ")
+    assert "'zswap' is given twice" in msg and "line 5" in msg and "first on line 1" in msg
+
+
+def test_a_key_given_twice_in_a_section_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("zswap:\n  compressor: lz4\n  max_pool_percent: 10\n  compressor: zstd\n")
+    with pytest.raises(ConfigError, match=r"line 4, column 3: the key 'compressor' is given "
+                                          r"twice .*first on line 2"):
+        load_config(path)
+
+
+def test_an_axis_given_twice_in_a_sweep_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("axes:\n  backend: [lz4]\n  backend: [zstd]\n")
+    with pytest.raises(ConfigError, match=r"s\.yaml: .*'backend' is given twice"):
+        load_sweep(path)
+
+
+def test_merge_keys_may_still_be_overridden() -> None:
+    text = "base: &b {enabled: true, x: 1}\nzswap:\n  <<: *b\n  enabled: false\n"
+    raw = yaml.load(text, Loader=bounded_loader(16, 100))  # noqa: S506 (a SafeLoader)
+    assert raw["zswap"] == {"enabled": False, "x": 1}
+
+
+def test_the_shipped_configs_and_sweeps_have_no_key_twice() -> None:
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        load_config(path)
+    for path in sorted((ROOT / "configs" / "sweeps").glob("*.yaml")):
+        load_sweep(path)
