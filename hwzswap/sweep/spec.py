@@ -212,6 +212,30 @@ def _check_backends(names: list[tuple[str, str]], p: _Problems) -> None:
             pass
 
 
+def _check_params(spec: SweepSpec, backends: list[str], p: _Problems) -> None:
+    """A ``params.<name>`` setting that no backend of the sweep takes is an error: the plan
+    drops it for a backend that does not declare it, so a misspelt name (``params.levle``)
+    would vary nothing without a word. Skipped when a backend's class cannot be loaded here."""
+    from hwzswap.backends.registry import get_backend_class
+
+    names = [(f"axes.{k}", k) for k in spec.axes] + [(f"fixed.{k}", k) for k in spec.fixed]
+    names = [(where, k) for where, k in names if k.startswith("params.")]
+    if not names or not backends:
+        return
+    declared: dict[str, set[str]] = {}
+    for b in backends:
+        try:
+            declared[b] = set(get_backend_class(b).PARAMS)
+        except Exception:  # noqa: BLE001 -- unknown (reported) or not importable here
+            return
+    for where, k in names:
+        param = k[len("params."):]
+        if not any(param in params for params in declared.values()):
+            takes = "; ".join(f"{b}: {', '.join(sorted(ps)) or 'none'}"
+                              for b, ps in declared.items())
+            p.add(where, f"no backend of this sweep takes a parameter {param!r} ({takes})")
+
+
 def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = None
                 ) -> SweepSpec:
     """Validate a sweep given as data (``source`` names it in messages)."""
@@ -321,6 +345,9 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
         p.add("resources", f"must be a mapping of backend -> {{resource: amount}}, "
                            f"got {excerpt(resources)}")
         resources = {}
+    from hwzswap.backends.registry import backend_names
+
+    registered = backend_names()
     for name, amounts in resources.items():
         key = f"resources.{name}"
         if not isinstance(amounts, Mapping):
@@ -335,6 +362,10 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
             else:
                 good[res] = float(amount)
         spec.resources[str(name)] = good
+        if name not in registered:
+            p.add(key, f"no backend named {excerpt(name)} (registered backends: "
+                       f"{', '.join(registered)}), so no run would ask for these resources")
+    _check_params(spec, [b for _, b in backends], p)
 
     for name, values in [*((k, v) for k, v in spec.axes.items()),
                          *((k, [v]) for k, v in spec.fixed.items())]:

@@ -1,0 +1,39 @@
+"""Sweep-file mistakes that used to vary or apply nothing without a word: a misspelt
+``params.<name>`` and resources for a backend name that does not exist."""
+
+from __future__ import annotations
+
+import pytest
+
+from hwzswap.sweep.plan import expand
+from hwzswap.sweep.spec import SweepSpecError, parse_sweep
+
+
+def test_a_params_axis_no_backend_takes_is_refused() -> None:
+    doc = {"axes": {"backend": ["zstd", "lz4"], "params.levle": [1, 3]}}
+    with pytest.raises(SweepSpecError) as exc:
+        parse_sweep(doc, "s.yaml")
+    msg = str(exc.value)
+    assert msg.startswith("s.yaml: axes.params.levle: no backend of this sweep takes a "
+                          "parameter 'levle'")
+    assert "zstd: level" in msg and "lz4: acceleration" in msg
+
+
+def test_a_fixed_param_no_backend_takes_is_refused() -> None:
+    with pytest.raises(SweepSpecError, match=r"fixed\.params\.lvl: no backend"):
+        parse_sweep({"axes": {"backend": ["zstd"]}, "fixed": {"params.lvl": 3}}, "s.yaml")
+
+
+def test_a_param_some_backends_take_still_collapses_for_the_others() -> None:
+    spec = parse_sweep({"axes": {"backend": ["zstd", "lz4"], "params.level": [1, 3]}}, "s.yaml")
+    plan = expand(spec)
+    assert len(plan.runs) == 3 and plan.collapsed == 1  # zstd x 2 levels, lz4 once
+
+
+def test_resources_for_an_unknown_backend_are_refused() -> None:
+    doc = {"axes": {"backend": ["lz4"]}, "resources": {"lz4opencl": {"GPU": 1}}}
+    with pytest.raises(SweepSpecError, match=r"resources\.lz4opencl: no backend named "
+                                             r"'lz4opencl' \(registered backends: .*lz4-opencl"):
+        parse_sweep(doc, "s.yaml")
+    # a registered backend that this sweep does not run may keep its line
+    parse_sweep({"axes": {"backend": ["lz4"]}, "resources": {"lz4-opencl": {"GPU": 1}}}, "s.yaml")
