@@ -31,6 +31,8 @@ import numpy as np
 from hwzswap.errors import CorpusError
 
 PAGE_SIZE = 4096
+#: The first bytes of a zstd frame (RFC 8878), to recognise a compressed file by its content.
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _WORDS = PAGE_SIZE // 8
 _SUFFIXES = (".pages.zst", ".pages")
 _CHUNK = 8192  # pages per vectorised step in describe() (bounds the temporary bool array)
@@ -98,10 +100,19 @@ def _file_kind(mode: int) -> str:
 
 def load_pages(path: Path | str) -> np.ndarray:
     """Read a ``.pages`` or ``.pages.zst`` file into a read-only ``(N, 4096)`` uint8 array."""
+    from hwzswap.bench.workload import FILE_MAGIC
+
     path = Path(path)
     raw = _read_regular(path)
+    if raw[:len(FILE_MAGIC)] == FILE_MAGIC:
+        raise CorpusError(f"{path}: a workload file (from `hwzswap record`), not a page file; "
+                          "give it with --workload")
     if path.name.endswith(".zst"):
         raw = _zstd_decompress(raw, path)
+    elif raw[:4] == ZSTD_MAGIC and len(raw) % PAGE_SIZE:
+        better = path.name + (".zst" if path.name.endswith(".pages") else ".pages.zst")
+        raise CorpusError(f"{path}: zstd-compressed data in a file not named .zst; rename it "
+                          f"to {better}")
     return _as_pages(raw, str(path))
 
 
