@@ -47,6 +47,14 @@ def seconds(text: str) -> float:
     return value
 
 
+def file_name(text: str) -> str:
+    """A file name on the command line: not empty (``Path("")`` is the current directory, so an
+    empty ``--config ""`` from a script's unset variable would be read as ``.``)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file name, got an empty string")
+    return text
+
+
 def output_file(path: str, option: str, *, suffixes: tuple[str, ...] = (),
                 inputs: Iterable[tuple[str, str | None]] = ()) -> Path:
     """Check, before the work, that ``path`` (the value of ``option``) can be written.
@@ -140,5 +148,5 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     return path
 
 
-__all__ = ["distinct_outputs", "output_file", "positive_int", "seconds", "seed",
+__all__ = ["distinct_outputs", "file_name", "output_file", "positive_int", "seconds", "seed",
            "write_atomic"]

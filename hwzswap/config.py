@@ -602,6 +602,8 @@ def load_config(source: str | Path | Mapping[str, Any] | ZswapConfig) -> ZswapCo
         import yaml
 
         name = str(source)
+        if not name.strip():
+            raise ConfigError("an empty config file name: give the path of a YAML config file")
         if "\0" in name:
             raise ConfigError(f"{excerpt(name)}: a config file path cannot contain a NUL byte")
         try:

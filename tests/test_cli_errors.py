@@ -120,3 +120,16 @@ def test_ctrl_c_in_a_bench_says_so_and_leaves_no_output(tmp_path: Path) -> None:
     assert proc.returncode == 130
     assert "hwzswap bench: interrupted" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "--config", ""], ["bench", "--corpus", ""], ["bench", "--workload", ""],
+    ["bench", "--json", " "], ["record", "-o", ""], ["stats", "--config", ""],
+    ["sweep", ""], ["sweep", "s.yaml", "-o", ""],
+])
+def test_an_empty_file_name_is_an_argument_error(argv: list[str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:  # Path("") is ".": the errors named "." or ""
+        main(argv)
+    assert exc.value.code == 2
+    assert "expected a file name, got an empty string" in capsys.readouterr().err

@@ -345,3 +345,8 @@ def test_reuse_and_allow_large_keys():
     for key in ("reuse", "allow_large"):
         with pytest.raises(ConfigError, match=rf"^<dict>: swap\.{key}: must be true or false"):
             load_config({"swap": {key: "yes"}})
+
+
+def test_an_empty_config_file_name_is_named_as_such() -> None:
+    with pytest.raises(ConfigError, match="an empty config file name"):
+        load_config("")

@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hwzswap.cliargs import distinct_outputs, output_file, positive_int, seed, write_atomic
+from hwzswap.cliargs import (
+    distinct_outputs,
+    file_name,
+    output_file,
+    positive_int,
+    seed,
+    write_atomic,
+)
 from hwzswap.errors import OutputError, WorkloadError
 
 #: Pages a built-in workload takes from the corpus unless ``--pages`` says otherwise.
@@ -236,16 +243,16 @@ def register(subparsers: Any) -> None:
             "(constructor, bad parameter, run)."
         ),
     )
-    p.add_argument("--config", metavar="FILE",
+    p.add_argument("--config", metavar="FILE", type=file_name,
                    help="zswap config (YAML); default: the built-in defaults "
                         "(configs/default.yaml). The compressor is replaced by each backend "
                         "under test and the workload's overrides apply on top")
     p.add_argument("--backends", metavar="A,B,...",
                    help="comma-separated backend names (default: every registered backend; "
                         "those that cannot run here are listed as skipped)")
-    p.add_argument("--corpus", metavar="FILE",
+    p.add_argument("--corpus", metavar="FILE", type=file_name,
                    help="page file (.pages or .pages.zst); default: the bundled corpus")
-    p.add_argument("--workload", default="roundtrip", metavar="NAME|FILE",
+    p.add_argument("--workload", default="roundtrip", metavar="NAME|FILE", type=file_name,
                    help="built-in workload (roundtrip, pressure, mixed) or a file from "
                         "`hwzswap record` (default: roundtrip)")
     p.add_argument("--pages", type=positive_int, metavar="N",
@@ -259,10 +266,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--repeat", type=positive_int, default=DEFAULT_REPEAT, metavar="N",
                    help="passes per backend; timings are the median over them, every pass is "
                         f"verified (default {DEFAULT_REPEAT})")
-    p.add_argument("--json", metavar="OUT", help="write the results JSON here")
-    p.add_argument("--plot", metavar="OUT.png",
+    p.add_argument("--json", metavar="OUT", type=file_name,
+                   help="write the results JSON here")
+    p.add_argument("--plot", metavar="OUT.png", type=file_name,
                    help="write a comparison plot here (PNG; .svg or .pdf by the name)")
-    p.add_argument("--markdown", metavar="OUT.md", help="write the table as Markdown here")
+    p.add_argument("--markdown", metavar="OUT.md", type=file_name,
+                   help="write the table as Markdown here")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     p.set_defaults(func=_cmd_bench)
 
@@ -274,14 +283,15 @@ def register(subparsers: Any) -> None:
             "(zstd), as a self-contained workload file for `hwzswap bench --workload FILE`."
         ),
     )
-    r.add_argument("--workload", default="roundtrip", metavar="NAME",
+    r.add_argument("--workload", default="roundtrip", metavar="NAME", type=file_name,
                    help="roundtrip, pressure or mixed (default: roundtrip)")
-    r.add_argument("--corpus", metavar="FILE", help="page file; default: the bundled corpus")
+    r.add_argument("--corpus", metavar="FILE", type=file_name,
+                   help="page file; default: the bundled corpus")
     r.add_argument("--pages", type=positive_int, metavar="N",
                    help=f"pages taken from the corpus (default: {DEFAULT_PAGES} or all)")
     r.add_argument("--seed", type=seed, metavar="S", help="workload seed (default 0)")
     _add_structure_options(r)
-    r.add_argument("-o", "--output", required=True, metavar="FILE",
+    r.add_argument("-o", "--output", required=True, metavar="FILE", type=file_name,
                    help="the workload file (an existing workload file is replaced; any other "
                         "existing file is refused)")
     r.set_defaults(func=_cmd_record)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hwzswap.cliargs import positive_int, seed
+from hwzswap.cliargs import file_name, positive_int, seed
 from hwzswap.errors import ConfigError, HwzswapError, WorkloadError
 
 # Counters in the order the table shows them, grouped as the kernel's debugfs/vmstat do.
@@ -305,7 +305,7 @@ def register(subparsers: Any) -> None:
             "2 on a bad option or config."
         ),
     )
-    p.add_argument("--config", metavar="FILE",
+    p.add_argument("--config", metavar="FILE", type=file_name,
                    help="zswap config (YAML); default: the built-in defaults "
                         "(configs/default.yaml)")
     p.add_argument("--pages", type=positive_int, default=2048, metavar="N",

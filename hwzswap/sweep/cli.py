@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from hwzswap.cliargs import positive_int, seconds
+from hwzswap.cliargs import file_name, positive_int, seconds
 from hwzswap.errors import HwzswapError
 
 
@@ -135,10 +135,11 @@ def register(subparsers: Any) -> None:
             "sweep-file error."
         ),
     )
-    p.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file (axes, fixed, exclude)")
+    p.add_argument("sweep", metavar="SWEEP.yaml", type=file_name,
+                   help="the sweep file (axes, fixed, exclude)")
     p.add_argument("--dry-run", action="store_true",
                    help="list the runs (ids, coordinates, resources, config check) and stop")
-    p.add_argument("-o", "--output", metavar="DIR",
+    p.add_argument("-o", "--output", metavar="DIR", type=file_name,
                    help="output directory (default: sweep-results/<sweep file name>)")
     p.add_argument("--jobs", type=positive_int, metavar="N",
                    help="local runs at once (default 1: runs in parallel share the cores and "
