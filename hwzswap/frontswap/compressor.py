@@ -24,8 +24,11 @@ cannot be trusted to do for itself:
   (``zswap.device_timeout_ms``; the driver's own when the config leaves it unset); an op still
   outstanding after it completes as DEVICE_ERROR ("timed out"), BUSY is backpressure (ops are
   resubmitted) and never an error, and after ``fail_after`` consecutive timeouts the device is
-  marked failed: every later call raises :class:`~hwzswap.errors.DeviceError` at once, so zswap
-  rejects stores (the pages go to the swap device) instead of waiting on a dead device.
+  marked failed: every later compress raises :class:`~hwzswap.errors.DeviceError` at once, so
+  zswap rejects stores (the pages go to the swap device) instead of waiting on a dead device.
+  Decompression is refused at once only when software decodes the device's format (zswap then
+  does); without a software decoder the device is still asked, under the deadline, since the
+  pages it compressed can come back no other way.
 
 A driver from outside this package (an entry point, a test's class) may also block in a
 synchronous call. Its calls therefore run on a watchdog thread (:class:`Watchdog`) that the
@@ -232,6 +235,12 @@ class Compressor:
                 f"rebuilt"
             )
 
+    def _refuse_decompress(self) -> bool:
+        """A device marked failed is not asked to decompress when software decodes its format
+        (the caller falls back to it); without a software decoder it is still asked, under the
+        deadline: refusing would make every page it holds unreadable."""
+        return self.failed and self.format is not None and self.format != self.name
+
     def _count_device_error(self, exc: HwzswapError) -> None:
         if isinstance(exc, DeviceError):
             self.device_errors += 1
@@ -252,6 +261,8 @@ class Compressor:
             raise
         except Exception as exc:  # noqa: BLE001 - a driver bug, reported as a DriverError
             raise self._foreign("compress", exc) from exc
+        if self._consecutive_timeouts:  # it answered: the timeouts are no longer consecutive
+            self._consecutive_timeouts = 0
         if out is None:
             return None
         if out.__class__ is not bytes:
@@ -266,7 +277,7 @@ class Compressor:
     def decompress(self, data: Any) -> bytes:
         """Exactly one 4096-byte page. CorruptDataError as the driver raises it; DriverError
         for a result of the wrong type or length."""
-        if self.failed:
+        if self.failed and self._refuse_decompress():
             self._check_alive("decompress")
         try:
             page = self._decompress(data)
@@ -275,6 +286,8 @@ class Compressor:
             raise
         except Exception as exc:  # noqa: BLE001
             raise self._foreign("decompress", exc) from exc
+        if self._consecutive_timeouts:
+            self._consecutive_timeouts = 0
         if page.__class__ is not bytes:
             page = self._as_bytes(page, "decompress")
         if len(page) != PAGE_SIZE:
@@ -386,7 +399,7 @@ class Compressor:
         or corrupt-data error of the whole call fails every item with its reason (the caller
         retries them one by one to name the bad one); a wrong shape raises DriverError."""
         n = len(items)
-        if self.failed:
+        if self.failed and self._refuse_decompress():
             self._check_alive("decompress_batch")
         try:
             out = self._decompress_batch(items)
@@ -424,18 +437,19 @@ class Compressor:
 
     # -- asynchronous ops --------------------------------------------------------------------
 
-    def run_ops(self, ops: list[CompOp]) -> list[CompOp]:
+    def run_ops(self, ops: list[CompOp], refuse_if_failed: bool = True) -> list[CompOp]:
         """Submit ``ops`` and poll until every one has completed or its deadline has passed
         (then it completes as DEVICE_ERROR, "timed out"). BUSY ops are resubmitted. Returns
-        the ops in their original order, each with a final status.
+        the ops in their original order, each with a final status. ``refuse_if_failed``:
+        complete them as DEVICE_ERROR at once when the device is marked failed.
 
         One caller at a time: ``poll`` hands back whoever's ops completed, so two threads
         polling one queue would take each other's completions."""
         with self._ops_lock:
-            return self._run_ops(ops)
+            return self._run_ops(ops, refuse_if_failed)
 
-    def _run_ops(self, ops: list[CompOp]) -> list[CompOp]:
-        if self.failed:
+    def _run_ops(self, ops: list[CompOp], refuse_if_failed: bool) -> list[CompOp]:
+        if self.failed and refuse_if_failed:
             for op in ops:
                 op.status, op.error = OpStatus.DEVICE_ERROR, "the device was marked failed"
             return ops
@@ -555,7 +569,7 @@ class Compressor:
         """Decompress one object through the asynchronous interface, under the deadline:
         the page, or CorruptDataError (INVALID_INPUT) / DeviceError (DEVICE_ERROR, timeout)."""
         op = CompOp.decompress(data)
-        self.run_ops([op])
+        self.run_ops([op], refuse_if_failed=self._refuse_decompress())
         if op.status is OpStatus.SUCCESS:
             return op.dst  # type: ignore[return-value]  # checked by _check_op
         if op.status is OpStatus.INVALID_INPUT:

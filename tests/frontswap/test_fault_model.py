@@ -1,0 +1,507 @@
+"""The core promise under combined faults, as a hypothesis state machine.
+
+"A page the framework accepted comes back byte-exact until it is invalidated": random sequences
+of the swap system's public operations (``swap_out``, ``swap_out_batch`` with folios,
+``swap_in``, ``swap_in_batch``, ``swap_free``, ``drain``, writeback and shrink) run in every
+engine mode, with exclusive loads, checksums, page verification and background writeback on or
+off, on a pool small enough that writeback never stops, while faults are injected at every
+layer: a compressor that fails single items, raises DeviceError, hangs past the deadline or
+answers BUSY (:class:`FaultLz4`, and the emulated NX-842 with its own fault injector), a swap
+file whose reads or writes fail or which is full (``SwapDevice.inject``, EIO / ENOSPC), and a
+page allocator that refuses pages. A plain dict (slot -> page) is the model.
+
+What the model expects of each operation, from the API's docstrings:
+
+* ``swap_out`` returns: the slot holds the page. It raises :class:`SwapDeviceError`: the slot is
+  free (the caller still has the page), and only when a device write really failed;
+* ``swap_out_batch`` returns: every slot holds its page. It raises :class:`SwapBatchError`:
+  ``stored`` and ``written`` hold their new pages, ``failed`` are free; the three lists split
+  the batch exactly;
+* ``swap_in`` / ``swap_in_batch`` of a slot in use returns the page byte-exact (and frees it with
+  exclusive loads); a :class:`HwzswapError` is allowed only when a fault was injected into that
+  very read (device read failure, or a device decompress failure with no software decoder)
+  and loses nothing: the slot still holds its page, which loads once the fault is gone. A slot
+  not in use raises :class:`SwapDeviceError`.
+
+After every step: ``zswap.check()`` passes, the swap map says exactly which slots the model
+holds, zswap holds no more pages than the model, no counter is negative and every store is
+counted once (stored or rejected for one reason). Freeing every slot returns the pool to zero
+pages. At the end every page the model holds is read back with all faults cleared.
+"""
+
+from __future__ import annotations
+
+import errno
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import lz4.block as lz4block
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from hwzswap.backends.contract import (
+    PAGE_SIZE,
+    Backend,
+    Capabilities,
+    CompOp,
+    OpStatus,
+    Param,
+    check_page,
+    corrupt,
+)
+from hwzswap.backends.nx842.crb import CC, HANG
+from hwzswap.backends.registry import get_backend
+from hwzswap.errors import DeviceError, HwzswapError, SwapBatchError, SwapDeviceError
+from hwzswap.frontswap import open_zswap
+
+from fsutil import compressible_pages, random_page, same_filled
+
+SLOTS = 12
+BANK = compressible_pages(10, seed=21) + [random_page(4), bytes(PAGE_SIZE), same_filled()]
+BANK_ARR = np.frombuffer(b"".join(BANK), dtype=np.uint8).reshape(len(BANK), PAGE_SIZE)
+#: the deadline of a device call (zswap.device_timeout_ms) and how long a hung call blocks
+TIMEOUT_MS = 25
+HANG_S = 0.08
+
+# Fault kinds FaultLz4 takes (each armed with a count, consumed one per call / page / submit).
+FAULTS = ("item", "raise", "hang", "busy", "dec_raise", "dec_hang")
+
+
+class FaultLz4(Backend):
+    """LZ4 blocks behind a device with armed faults, the test's fault-injecting driver.
+
+    ``arm(kind, count)``: ``item`` fails the next ``count`` pages of a compress call alone
+    (an exception item; a single-page compress raises DeviceError); ``raise`` fails whole
+    compress calls with DeviceError; ``hang`` blocks whole compress calls past the deadline
+    (the late result is dropped by the engine); ``busy`` answers the next submits with BUSY
+    (queue mode); ``dec_raise`` / ``dec_hang`` do the same to decompress calls. ``queue``: an
+    asynchronous device driven through submit/poll; ``batch``: a real batch path; ``fmt``:
+    declare the ``lz4`` format, so zswap decodes in software what the device fails on.
+    ``injected`` counts the faults that fired. Safe from several threads (the engine's watchdog
+    may abandon a hung call while the next one runs)."""
+
+    name = "test-fault-lz4"
+    PARAMS = {
+        "queue": Param(bool, False, doc="asynchronous device (submit/poll)"),
+        "batch": Param(bool, True, doc="a real batch path"),
+        "fmt": Param(bool, True, doc="declare the lz4 format (software decode fallback)"),
+    }
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._lock = threading.Lock()
+        self.armed = dict.fromkeys(FAULTS, 0)
+        self.injected = 0
+        self._queued: list[CompOp] = []
+        self._done: list[CompOp] = []
+
+    @property
+    def capabilities(self) -> Capabilities:
+        p = self.params
+        return Capabilities(device="test-faults", asynchronous=p["queue"], batch=p["batch"],
+                            preferred_batch=8, format="lz4" if p["fmt"] else None,
+                            concurrent=True)
+
+    def arm(self, kind: str, count: int) -> None:
+        with self._lock:
+            self.armed[kind] += count
+
+    def clear(self) -> None:
+        with self._lock:
+            self.armed = dict.fromkeys(FAULTS, 0)
+
+    def _take(self, kind: str) -> bool:
+        with self._lock:
+            if self.armed[kind] > 0:
+                self.armed[kind] -= 1
+                self.injected += 1
+                return True
+            return False
+
+    def _call_faults(self, compress: bool) -> None:
+        if self._take("hang" if compress else "dec_hang"):
+            time.sleep(HANG_S)  # past the deadline: the engine has given up on this call
+        if self._take("raise" if compress else "dec_raise"):
+            raise DeviceError(f"{self.name}: injected {'compress' if compress else 'decompress'}"
+                              f" fault")
+
+    @staticmethod
+    def _lz4(page: Any) -> bytes | None:
+        out = lz4block.compress(check_page(page), mode="fast", store_size=False)
+        return out if len(out) < PAGE_SIZE else None
+
+    def compress(self, page: Any) -> bytes | None:
+        self._call_faults(True)
+        if self._take("item"):
+            raise DeviceError(f"{self.name}: injected page fault")
+        return self._lz4(page)
+
+    def compress_batch(self, pages: np.ndarray) -> list[Any]:
+        self._call_faults(True)
+        return [DeviceError(f"{self.name}: injected item fault") if self._take("item")
+                else self._lz4(row) for row in pages]
+
+    def decompress(self, data: Any) -> bytes:
+        self._call_faults(False)
+        try:
+            out = lz4block.decompress(bytes(data), uncompressed_size=PAGE_SIZE)
+        except (lz4block.LZ4BlockError, ValueError) as exc:
+            raise corrupt(self.name, str(exc)) from None
+        return out
+
+    def decompress_batch(self, items: Any) -> np.ndarray:
+        self._call_faults(False)
+        return np.frombuffer(b"".join(map(self.decompress, items)),
+                             dtype=np.uint8).reshape(len(items), PAGE_SIZE)
+
+    def submit(self, ops: Any) -> int:
+        if not self.params["queue"]:
+            return super().submit(ops)
+        if self._take("busy"):
+            for op in ops:
+                op.status = OpStatus.BUSY
+            return 0
+        with self._lock:
+            room = max(0, 4 - len(self._queued) - len(self._done))
+            self._queued.extend(ops[:room])
+        for op in ops[room:]:
+            op.status = OpStatus.BUSY
+        return min(room, len(ops))
+
+    def poll(self, max_ops: int | None = None) -> list[CompOp]:
+        if not self.params["queue"]:
+            return super().poll(max_ops)
+        with self._lock:
+            run, self._queued = self._queued, []
+        for op in run:  # outside the lock: a hung op must not block the next caller
+            self._execute(op)
+        with self._lock:
+            self._done.extend(run)
+            k = len(self._done) if max_ops is None else min(max_ops, len(self._done))
+            out, self._done = self._done[:k], self._done[k:]
+        return out
+
+    def pending(self) -> int:
+        if not self.params["queue"]:
+            return super().pending()
+        with self._lock:
+            return len(self._queued) + len(self._done)
+
+
+def _fault_system(tmp_path: Path, backend: Backend, mode: str, fail_after: int) -> Any:
+    return open_zswap({
+        "zswap": {"compressor": "lz4", "batching": mode, "device_timeout_ms": TIMEOUT_MS,
+                  "device_fail_after": fail_after},
+        "swap": {"nr_pages": 16, "path": str(tmp_path / "swap.img")},
+    }, backend=backend)
+
+
+# -- reproducers of what the state machine found ------------------------------------------
+
+
+@pytest.mark.parametrize("queue", [False, True], ids=["sync", "queue"])
+@pytest.mark.parametrize("mode", ["page", "reclaim"])
+def test_a_device_marked_failed_still_gives_back_the_pages_it_holds(tmp_path, mode, queue):
+    """Two compress calls time out and the device is marked failed; it has no software decoder
+    (no ``format``), so the pages it compressed before must still be decompressed by it (under
+    the deadline), not refused: they come back no other way. Later stores are rejected."""
+    backend = FaultLz4(queue=queue, batch=not queue, fmt=False)
+    s = _fault_system(tmp_path, backend, mode, fail_after=2)
+    try:
+        assert s.swap_out(0, 0, BANK[0]) is True
+        for off in (1, 2):
+            backend.arm("hang", 1)
+            assert s.swap_out(0, off, BANK[off]) is False  # timed out: on the swap device
+        time.sleep(HANG_S)
+        assert s.stats()["driver_failed"] == 1
+        assert [s.swap_in(0, off) for off in range(3)] == BANK[:3]
+        assert s.swap_out(0, 3, BANK[3]) is False  # a failed device takes no stores
+        assert s.swap_in(0, 3) == BANK[3]
+        assert s.zswap.writeback(4) == 1 and s.swap_in(0, 0) == BANK[0]  # writeback works too
+    finally:
+        s.close()
+        backend.close()
+
+
+def test_timeouts_apart_do_not_mark_the_device_failed(tmp_path):
+    """``device_fail_after`` counts *consecutive* timeouts: a call the device answers in
+    between starts the count again (single-page calls reset it as batch calls do)."""
+    backend = FaultLz4(batch=False)
+    s = _fault_system(tmp_path, backend, "page", fail_after=2)
+    try:
+        for off in range(4):
+            backend.arm("hang", 1)
+            assert s.swap_out(0, 2 * off, BANK[0]) is False  # timed out
+            assert s.swap_out(0, 2 * off + 1, BANK[1]) is True  # answered
+        time.sleep(HANG_S)
+        st_ = s.stats()
+        assert st_["driver_timeouts"] == 4 and st_["driver_failed"] == 0, st_
+    finally:
+        s.close()
+        backend.close()
+
+
+def _counters(system: Any) -> tuple[int, ...]:
+    """What shows that a fault fired: device read/write failures, driver faults."""
+    s = system.stats()
+    b = system.backend
+    injected = b.injected if isinstance(b, FaultLz4) else b.faults.injected
+    return s["swap_failed_reads"], s["swap_failed_writes"], injected
+
+
+class FaultModel(RuleBasedStateMachine):
+    """Every page swapped out and not freed comes back exactly, whatever faults were injected."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = tempfile.TemporaryDirectory()
+        self.system: Any = None
+        self.backend: Any = None
+        self.expected: dict[int, int] = {}  # slot -> BANK index
+
+    @initialize(
+        mode=st.sampled_from(["page", "folio", "reclaim", "async"]),
+        driver=st.sampled_from(["lz4", "lz4-batch", "lz4-queue", "lz4-queue-batch", "842-nx"]),
+        fmt=st.booleans(),
+        exclusive=st.booleans(), checksum=st.booleans(), verify=st.booleans(),
+        background=st.booleans(), fail_after=st.sampled_from([2, 8]),
+        threshold=st.sampled_from([50, 90]))
+    def open(self, mode, driver, fmt, exclusive, checksum, verify, background, fail_after,
+             threshold):
+        if driver == "842-nx":
+            self.backend = get_backend("842-nx")
+        else:
+            self.backend = FaultLz4(queue="queue" in driver, batch=driver.endswith("batch"),
+                                    fmt=fmt)
+        self.exclusive = exclusive
+        self.system = open_zswap({
+            # 1 MiB of RAM, 3 %: a pool of 7 pages, so limits and writeback happen constantly
+            "zswap": {"compressor": "lz4", "batching": mode, "max_pool_percent": 3,
+                      "exclusive_loads": exclusive, "entry_checksum": checksum,
+                      "verify_pages": verify, "background_writeback": background,
+                      "accept_threshold_percent": threshold, "writeback_batch": 2,
+                      "device_timeout_ms": TIMEOUT_MS, "device_fail_after": fail_after,
+                      "async_max_batches": 2},
+            "memory": {"total_ram_mb": 1},
+            "swap": {"nr_pages": SLOTS, "path": str(Path(self.dir.name) / "swap.img")},
+        }, backend=self.backend)
+
+    # -- stores ----------------------------------------------------------------------------
+
+    @rule(off=st.integers(0, SLOTS - 1), j=st.integers(0, len(BANK) - 1))
+    def swap_out(self, off, j):
+        before = _counters(self.system)
+        try:
+            self.system.swap_out(0, off, BANK[j])
+        except SwapDeviceError as exc:
+            assert _counters(self.system)[1] > before[1], f"no device write failed: {exc}"
+            self.expected.pop(off, None)
+            return
+        self.expected[off] = j
+
+    @rule(data=st.data())
+    def swap_out_batch(self, data):
+        offs = data.draw(st.lists(st.integers(0, SLOTS - 1), min_size=1, max_size=8,
+                                  unique=True), label="offsets")
+        js = data.draw(st.lists(st.integers(0, len(BANK) - 1), min_size=len(offs),
+                                max_size=len(offs)), label="pages")
+        cuts = data.draw(st.lists(st.booleans(), min_size=len(offs) - 1,
+                                  max_size=len(offs) - 1), label="folio cuts")
+        folios, size = [], 1
+        for cut in cuts:
+            if cut:
+                folios.append(size)
+                size = 0
+            size += 1
+        folios.append(size)
+        before = _counters(self.system)
+        try:
+            results = self.system.swap_out_batch(0, offs, BANK_ARR[js], folios)
+        except SwapBatchError as exc:
+            assert _counters(self.system)[1] > before[1], f"no device write failed: {exc}"
+            assert str(exc)
+            parts = [set(exc.stored), set(exc.written), set(exc.failed)]
+            assert sum(map(len, parts)) == len(offs) and set().union(*parts) == set(offs), exc
+            assert exc.failed, exc
+            for off, j in zip(offs, js):
+                if off in exc.failed:
+                    self.expected.pop(off, None)
+                else:
+                    self.expected[off] = j
+            return
+        assert len(results) == len(offs) and all(type(r) is bool for r in results)
+        for off, j in zip(offs, js):
+            self.expected[off] = j
+
+    # -- loads -----------------------------------------------------------------------------
+
+    def _load_failed(self, exc: HwzswapError, before: tuple[int, ...]) -> None:
+        """A load error is allowed only when a fault fired in it; it must say what happened."""
+        assert isinstance(exc, HwzswapError) and len(str(exc)) > 20, repr(exc)
+        after = _counters(self.system)
+        assert after[0] > before[0] or after[2] > before[2], (
+            f"a load failed with no fault injected: {type(exc).__name__}: {exc}")
+
+    @rule(off=st.integers(0, SLOTS - 1))
+    def swap_in(self, off):
+        before = _counters(self.system)
+        if off not in self.expected:
+            try:
+                page = self.system.swap_in(0, off)
+            except SwapDeviceError as exc:
+                assert "not in use" in str(exc), exc
+                return
+            raise AssertionError(f"slot {off} is free but swap_in returned a page "
+                                 f"(BANK index {BANK.index(page) if page in BANK else None})")
+        try:
+            page = self.system.swap_in(0, off)
+        except HwzswapError as exc:
+            self._load_failed(exc, before)
+            return
+        assert page == BANK[self.expected[off]], f"slot {off}: wrong page"
+        if self.exclusive:
+            del self.expected[off]
+
+    @rule(offs=st.lists(st.integers(0, SLOTS - 1), min_size=1, max_size=8, unique=True))
+    def swap_in_batch(self, offs):
+        before = _counters(self.system)
+        if any(off not in self.expected for off in offs):
+            try:
+                self.system.swap_in_batch(0, offs)
+            except SwapDeviceError as exc:
+                assert "not in use" in str(exc), exc
+                return
+            raise AssertionError(f"swap_in_batch of {offs} read a free slot")
+        try:
+            pages = self.system.swap_in_batch(0, offs)
+        except HwzswapError as exc:
+            self._load_failed(exc, before)
+            return
+        for off, page in zip(offs, pages):
+            assert page == BANK[self.expected[off]], f"slot {off}: wrong page in a batch"
+        if self.exclusive:
+            for off in offs:
+                del self.expected[off]
+
+    @rule(off=st.integers(0, SLOTS - 1))
+    def swap_free(self, off):
+        self.system.swap_free(0, off)
+        self.expected.pop(off, None)
+
+    @rule()
+    def free_all(self):
+        """Freeing every slot returns the pool to empty."""
+        for off in range(SLOTS):
+            self.system.swap_free(0, off)
+        self.expected.clear()
+        self.system.drain()
+        s = self.system.stats()
+        assert s["stored_pages"] == 0 and s["staged_pages"] == 0, s
+        assert s["pool_pages"] == 0 and s["compressed_bytes"] == 0, s
+        assert s["same_filled_pages"] == 0, s
+
+    # -- engine ----------------------------------------------------------------------------
+
+    @rule()
+    def drain(self):
+        self.system.drain()
+        s = self.system.stats()
+        # after a drain a page is staged only when its device write failed (kept in RAM)
+        assert s["staged_pages"] == 0 or s["async_write_fail"] > 0, s
+
+    @rule(n=st.integers(1, 6))
+    def writeback(self, n):
+        self.system.zswap.writeback(n)
+
+    @rule(pages=st.integers(0, 8))
+    def shrink(self, pages):
+        self.system.zswap.shrink(pages)
+
+    # -- faults ----------------------------------------------------------------------------
+
+    @rule(op=st.sampled_from(["read", "write"]), code=st.sampled_from([errno.EIO, errno.ENOSPC]),
+          count=st.integers(1, 3))
+    def device_fault(self, op, code, count):
+        self.system.devices[0].inject(op, code, count)
+
+    @precondition(lambda self: isinstance(self.backend, FaultLz4))
+    @rule(kind=st.sampled_from(FAULTS), count=st.integers(1, 3))
+    def driver_fault(self, kind, count):
+        if kind.endswith("hang"):
+            count = 1  # each costs a deadline of wall time
+        self.backend.arm(kind, count)
+
+    @precondition(lambda self: not isinstance(self.backend, FaultLz4))
+    @rule(fault=st.sampled_from([int(CC.INTERNAL), int(CC.CRC_MISMATCH), HANG]),
+          op=st.sampled_from(["compress", "decompress"]), count=st.integers(1, 4))
+    def nx_fault(self, fault, op, count):
+        self.backend.inject(fault, op, count)
+
+    @rule(count=st.integers(1, 3))
+    def allocator_fault(self, count):
+        self.system.pool.allocator.fail_next(count)
+
+    @rule()
+    def clear_faults(self):
+        self._clear()
+
+    def _clear(self) -> None:
+        self.system.devices[0].clear_faults()
+        self.system.pool.allocator.clear_faults()
+        if isinstance(self.backend, FaultLz4):
+            self.backend.clear()
+        else:
+            self.backend.faults._armed[True].clear()
+            self.backend.faults._armed[False].clear()
+
+    # -- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def consistent(self):
+        if self.system is None:
+            return
+        self.system.zswap.check()
+        s = self.system.stats()
+        negative = {k: v for k, v in s.items() if isinstance(v, (int, float)) and v < 0}
+        assert not negative, negative
+        assert s["stores"] == s["zswpout"] + sum(
+            s[k] for k in ("reject_compress_poor", "reject_compress_fail", "reject_alloc_fail",
+                           "reject_reclaim_fail", "reject_pool_limit")), s
+        in_use = {off for off in range(SLOTS) if self.system.slot_in_use(0, off)}
+        assert in_use == set(self.expected), (sorted(in_use), sorted(self.expected))
+        assert s["stored_pages"] + s["staged_pages"] <= len(self.expected), s
+
+    def teardown(self):
+        try:
+            if self.system is not None:
+                self._clear()
+                time.sleep(HANG_S)  # hung calls the engine gave up on finish
+                self.system.drain()
+                for off, j in sorted(self.expected.items()):
+                    assert self.system.swap_in(0, off) == BANK[j], f"slot {off} lost its page"
+                self.free_all()
+                self.system.zswap.check()
+        finally:
+            if self.system is not None:
+                self.system.close()
+            if self.backend is not None:
+                self.backend.close()
+            self.dir.cleanup()
+
+
+TestFaultModel = FaultModel.TestCase
+TestFaultModel.settings = settings(max_examples=60, stateful_step_count=40, deadline=None,
+                                   derandomize=True,
+                                   suppress_health_check=[HealthCheck.too_slow])
