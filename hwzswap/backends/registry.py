@@ -100,6 +100,9 @@ def register_backend(cls: type[Backend], name: str | None = None) -> type[Backen
     key = name or cls.name
     if not key:
         raise ValueError(f"{cls.__name__} has no name; set the class attribute 'name'")
+    if cls.name != key:
+        raise ValueError(f"cannot register {cls.__name__} as {key!r}: its name is {cls.name!r} "
+                         f"(a backend is found by the name it reports, so the two must be equal)")
     _registered[key] = cls
     return cls
 
@@ -156,6 +159,12 @@ def _load(name: str, how: Any) -> type[Backend]:
         obj = getattr(importlib.import_module(module), attr)
     if not (isinstance(obj, type) and issubclass(obj, Backend)):
         raise TypeError(f"{obj!r} is not a subclass of hwzswap.backends.Backend")
+    if obj.name != name:
+        # a config, a stats record and the bench name a backend by what it reports: a class
+        # found under another name would work here and fail later, far from the cause
+        raise TypeError(f"{obj.__name__} is registered as {name!r} but its class attribute "
+                        f"'name' is {obj.name!r}; make the entry point's name and the class's "
+                        f"'name' the same")
     return obj
 
 

@@ -86,6 +86,47 @@ def test_register_backend_decorator(monkeypatch: pytest.MonkeyPatch) -> None:
     check_backend("test-lz4-alias")
 
 
+class _Renamed(Backend):
+    """A class that reports a name other than the one it is registered under."""
+
+    name = "test-reported-name"
+
+    def compress(self, page):  # pragma: no cover - never built
+        raise AssertionError
+
+    def decompress(self, data):  # pragma: no cover
+        raise AssertionError
+
+
+def test_a_class_found_under_another_name_is_refused_naming_both(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry point named 'deflate-tiny' loading a class named 'tiny-other' used to list and
+    pass the kit, then fail in the bench ("no backend named 'tiny-other'"). The registry now
+    refuses it where it is loaded, naming both names; ``backends`` shows why."""
+    import types
+
+    mod = types.ModuleType("hwzswap_test_renamed")
+    mod.Renamed = _Renamed  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "hwzswap_test_renamed", mod)
+    monkeypatch.setitem(registry._BUILTINS, "test-listed-name", "hwzswap_test_renamed:Renamed")
+    with pytest.raises(BackendUnavailableError,
+                       match="registered as 'test-listed-name' but its class attribute 'name' "
+                             "is 'test-reported-name'"):
+        hwzswap.get_backend("test-listed-name")
+    row = {r.name: r for r in available_backends()}["test-listed-name"]
+    assert row.available is False and "test-reported-name" in row.reason
+
+
+def test_register_backend_refuses_a_name_the_class_does_not_report(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_registered", {})
+    with pytest.raises(ValueError, match="its name is 'test-reported-name'"):
+        register_backend(_Renamed, "test-alias")
+    assert "test-alias" not in registry._registered
+    register_backend(_Renamed)  # under its own name: fine
+    assert registry._registered["test-reported-name"] is _Renamed
+
+
 def test_backends_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backends", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
