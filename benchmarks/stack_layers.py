@@ -10,7 +10,8 @@ what ``compress_batch`` hands it) → ``compress_batch`` on 32-page batches → 
 store_batch`` → ``SwapSystem.swap_out_batch`` (what the bench's store figure times);
 
 load: the C codec → the backend's ``decompress`` → ``pool.read`` alone → ``ZswapCache.load``
-→ ``SwapSystem.swap_in`` (what the bench's load figure times).
+→ ``SwapSystem.swap_in`` (one page a call; the bench's load figure times ``swap_in_batch`` on
+readahead clusters of 8 by default, so its per-page cost differs).
 
 Each layer's extra cost over the one below it is what that layer adds. Usage::
 
