@@ -25,14 +25,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+#: The largest seed: a workload file keeps its seed as a 64-bit unsigned number.
+MAX_SEED = (1 << 64) - 1
+
+
 def seed(text: str) -> int:
-    """A workload seed: an integer >= 0 (``0x`` hex accepted)."""
+    """A workload seed: an integer 0..:data:`MAX_SEED` (``0x`` hex accepted); a larger one
+    would be recorded in a workload file that replay then refuses as damaged."""
     try:
         value = int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"the seed must be >= 0, got {value}")
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"the seed must be at most {MAX_SEED} (64 bits), got "
+                                         f"{text[:40]}{'...' if len(text) > 40 else ''}")
     return value
 
 
@@ -148,5 +156,5 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     return path
 
 
-__all__ = ["distinct_outputs", "file_name", "output_file", "positive_int", "seconds", "seed",
+__all__ = ["MAX_SEED", "distinct_outputs", "file_name", "output_file", "positive_int", "seconds", "seed",
            "write_atomic"]

@@ -133,3 +133,16 @@ def test_an_empty_file_name_is_an_argument_error(argv: list[str],
         main(argv)
     assert exc.value.code == 2
     assert "expected a file name, got an empty string" in capsys.readouterr().err
+
+
+def test_a_seed_a_workload_file_cannot_keep_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "w.hwzw"
+    big = str(1 << 64)  # recorded, then refused on replay as a damaged file
+    with pytest.raises(SystemExit) as exc:
+        main(["record", "--pages", "8", "--seed", big, "-o", str(out)])
+    assert exc.value.code == 2 and "--seed: the seed must be at most" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["record", "--pages", "8", "--seed", str((1 << 64) - 1), "-o", str(out)]) == 0
+    assert main(["bench", "--workload", str(out), "--backends", "lz4", "--repeat", "1",
+                 "--quiet"]) == 0

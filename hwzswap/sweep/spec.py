@@ -107,7 +107,10 @@ def _positive_int(v: Any) -> str | None:
 
 
 def _seed(v: Any) -> str | None:
-    return None if type(v) is int and v >= 0 else f"must be a whole number >= 0, got {excerpt(v)}"
+    from hwzswap.cliargs import MAX_SEED
+
+    return None if type(v) is int and 0 <= v <= MAX_SEED else (
+        f"must be a whole number >= 0 and at most {MAX_SEED}, got {excerpt(v)}")
 
 
 def _name(v: Any) -> str | None:

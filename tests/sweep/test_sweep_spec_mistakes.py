@@ -37,3 +37,9 @@ def test_resources_for_an_unknown_backend_are_refused() -> None:
         parse_sweep(doc, "s.yaml")
     # a registered backend that this sweep does not run may keep its line
     parse_sweep({"axes": {"backend": ["lz4"]}, "resources": {"lz4-opencl": {"GPU": 1}}}, "s.yaml")
+
+
+def test_a_seed_beyond_64_bits_is_refused() -> None:
+    with pytest.raises(SweepSpecError,
+                       match=r"fixed\.seed: must be a whole number >= 0 and at most"):
+        parse_sweep({"axes": {"backend": ["lz4"]}, "fixed": {"seed": 1 << 64}}, "s.yaml")
