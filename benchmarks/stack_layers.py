@@ -10,8 +10,8 @@ what ``compress_batch`` hands it) → ``compress_batch`` on 32-page batches → 
 store_batch`` → ``SwapSystem.swap_out_batch`` (what the bench's store figure times);
 
 load: the C codec → the backend's ``decompress`` → ``pool.read`` alone → ``ZswapCache.load``
-→ ``SwapSystem.swap_in`` (one page a call; the bench's load figure times ``swap_in_batch`` on
-readahead clusters of 8 by default, so its per-page cost differs).
+→ ``SwapSystem.swap_in`` (one page a call) → ``ZswapCache.load_batch`` and
+``SwapSystem.swap_in_batch`` on readahead clusters of 8 (what the bench's load figure times).
 
 Each layer's extra cost over the one below it is what that layer adds. Usage::
 
@@ -36,7 +36,7 @@ import numpy as np
 from hwzswap.backends.registry import get_backend
 from hwzswap.bench.corpus import load_bundled
 from hwzswap.bench.runner import backend_config, base_config
-from hwzswap.bench.workload import SWAP_CLUSTER_MAX, build_workload
+from hwzswap.bench.workload import DEFAULT_LOAD_BATCH, SWAP_CLUSTER_MAX, build_workload
 from hwzswap.frontswap.system import open_zswap
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         system.swap_out_batch(0, o, b)
     order = list(range(n))
     random.Random(1).shuffle(order)
+    # readahead clusters (aligned windows of the default page-cluster), in a shuffled order
+    clusters = [list(range(lo, min(lo + DEFAULT_LOAD_BATCH, n)))
+                for lo in range(0, n, DEFAULT_LOAD_BATCH)]
+    random.Random(2).shuffle(clusters)
     handles = system.pool.handles()  # what is stored, to time pool.read alone
     load_layers: list[tuple[str, Callable[[], float]]] = []
     if args.backend in ("lz4", "lz4hc"):
@@ -141,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
                                            n)),
         ("SwapSystem.swap_in", lambda: one_us(lambda _: [system.swap_in(0, o) for o in order],
                                               n)),
+        (f"ZswapCache.load_batch({DEFAULT_LOAD_BATCH})",
+         lambda: one_us(lambda _: [system.zswap.load_batch(0, c) for c in clusters], n)),
+        (f"SwapSystem.swap_in_batch({DEFAULT_LOAD_BATCH})",
+         lambda: one_us(lambda _: [system.swap_in_batch(0, c) for c in clusters], n)),
     ]
     load = best_of_rounds(load_layers, r)
     system.close()
