@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import ConfigError, HwzswapError, excerpt
-from hwzswap.yamlfile import Problems, bounded_loader, size_problem
+from hwzswap.yamlfile import Problems, bounded_loader, did_you_mean, size_problem
 
 PAGE_SIZE = 4096
 
@@ -348,7 +348,8 @@ def _check_keys(
             continue
         check = spec.get(key) if type(key) is str else None
         if check is None:
-            p.add(f"{section}.{_key(key)}", f"unknown key (known keys: {', '.join(known)})")
+            p.add(f"{section}.{_key(key)}",
+                  f"unknown key{did_you_mean(key, known)} (known keys: {', '.join(known)})")
             continue
         msg = check(value)
         if msg is not None:
@@ -380,7 +381,8 @@ def _compressor(value: Any, p: _Problems) -> CompressorConfig | None:
     elif isinstance(value, Mapping):
         unknown = [k for k in value if not (type(k) is str and k in ("name", "params"))]
         for k in unknown:
-            p.add(f"{key}.{_key(k)}", "unknown key (known keys: name, params)")
+            p.add(f"{key}.{_key(k)}",
+                  f"unknown key{did_you_mean(k, ('name', 'params'))} (known keys: name, params)")
         name = value.get("name")
         params = value.get("params", {})
         if params is None:
@@ -528,7 +530,8 @@ def _from_mapping(raw: Any, source: str) -> ZswapConfig:
     _check_size(raw, source)
     for key in raw:
         if not (type(key) is str and key in _SECTIONS):
-            p.add(_key(key), f"unknown section (known sections: {', '.join(_SECTIONS)})")
+            p.add(_key(key), f"unknown section{did_you_mean(key, _SECTIONS)} (known sections: "
+                             f"{', '.join(_SECTIONS)})")
 
     zraw = _section(raw, "zswap", p)
     z = _check_keys("zswap", zraw, _ZSWAP_KEYS, p, extra=("compressor",))

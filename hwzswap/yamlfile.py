@@ -9,7 +9,7 @@ collector that reports every problem of a file in one error naming the file and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hwzswap.errors import HwzswapError, excerpt
@@ -73,6 +73,23 @@ def _refuse_duplicate_keys(loader: Any, node: Any) -> None:
                 f"given twice in one mapping (first on line {first.start_mark.line + 1}); YAML "
                 "would keep only the last: keep one"
             )
+
+
+def closest(key: Any, known: Iterable[str]) -> str | None:
+    """The one of ``known`` that ``key`` is most likely a typo of, or ``None``."""
+    import difflib
+
+    if type(key) is not str or not key or len(key) > 80:
+        return None
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def did_you_mean(key: Any, known: Iterable[str]) -> str:
+    """``"; did you mean 'compressor'?"`` for a key close to one of ``known`` (a typo), else
+    ``""``: the known names follow in the message, but a long list hides the one meant."""
+    meant = closest(key, known)
+    return f"; did you mean {meant!r}?" if meant else ""
 
 
 def size_problem(raw: Any, max_depth: int, max_values: int) -> str | None:
@@ -140,4 +157,4 @@ class Problems:
         raise err
 
 
-__all__ = ["Problems", "bounded_loader", "size_problem"]
+__all__ = ["Problems", "bounded_loader", "closest", "did_you_mean", "size_problem"]

@@ -1,5 +1,6 @@
 """The YAML reading configs and sweep files share (hwzswap.yamlfile): a key written twice in
-one mapping is an error naming the file and both lines, not a silent override."""
+one mapping is an error naming the file and both lines, not a silent override; a misspelt key
+is answered with the key it is close to."""
 
 from __future__ import annotations
 
@@ -52,4 +53,33 @@ def test_the_shipped_configs_and_sweeps_have_no_key_twice() -> None:
     for path in sorted((ROOT / "configs").glob("*.yaml")):
         load_config(path)
     for path in sorted((ROOT / "configs" / "sweeps").glob("*.yaml")):
+        load_sweep(path)
+
+
+def test_a_misspelt_config_key_gets_the_key_it_is_close_to(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("zwsap:\n  x: 1\nzswap:\n  compresor: lz4\n  compressor: {nmae: lz4}\n"
+                    "pool:\n  totally_unlike_anything: 1\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    msg = str(exc.value)
+    assert f"{path}: zwsap: unknown section; did you mean 'zswap'?" in msg
+    assert f"{path}: zswap.compresor: unknown key; did you mean 'compressor'? (known keys:" in msg
+    assert f"{path}: zswap.compressor.nmae: unknown key; did you mean 'name'?" in msg
+    assert f"{path}: pool.totally_unlike_anything: unknown key (known keys:" in msg
+
+
+def test_a_misspelt_sweep_setting_gets_the_setting_it_is_close_to(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("axes:\n  backend: [lz4]\n  zwsap.max_pool_percent: [10]\nfixd: {}\n"
+                    "exclude: []\n")
+    with pytest.raises(ConfigError) as exc:
+        load_sweep(path)
+    msg = str(exc.value)
+    assert "fixd: unknown key; did you mean 'fixed'?" in msg
+    assert "axes.zwsap.max_pool_percent: unknown setting" in msg
+    assert "did you mean 'zswap.max_pool_percent'?" in msg
+    path.write_text("axes:\n  backends: [lz4]\n")
+    with pytest.raises(ConfigError, match=r"axes\.backends: unknown setting; did you mean "
+                                          r"'backend'\?"):
         load_sweep(path)

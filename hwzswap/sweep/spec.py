@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import ConfigError, excerpt
-from hwzswap.yamlfile import Problems, bounded_loader, size_problem
+from hwzswap.yamlfile import Problems, bounded_loader, closest, did_you_mean, size_problem
 
 #: Settings that are not config keys, with what each one is.
 RUN_SETTINGS: dict[str, str] = {
@@ -147,13 +147,17 @@ def setting_problem(name: str) -> str | None:
         return None
     head, dot, rest = name.partition(".")
     if not dot or not rest:
-        return ("unknown setting (known: " + ", ".join(RUN_SETTINGS)
+        return (f"unknown setting{did_you_mean(name, RUN_SETTINGS)} (known: "
+                + ", ".join(RUN_SETTINGS)
                 + ", params.<name>, or a dotted config key such as zswap.max_pool_percent)")
     if head == "params":
         return None if "." not in rest else "a backend parameter is params.<name>, one level"
     if head not in CONFIG_SECTIONS:
+        meant = closest(head, (*CONFIG_SECTIONS, "params"))
+        hint = f"; did you mean {meant + '.' + rest!r}?" if meant else ""
         return (f"unknown setting: a dotted config key starts with one of "
-                f"{', '.join(CONFIG_SECTIONS)} (or params.<name> for a backend parameter)")
+                f"{', '.join(CONFIG_SECTIONS)} (or params.<name> for a backend parameter)"
+                f"{hint}")
     if name.startswith("zswap.compressor"):
         return "the compressor is the backend setting; its parameters are params.<name>"
     if name == "zswap.batching":
@@ -252,7 +256,8 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
         p.raise_if_any()
     for key in raw:
         if key not in SWEEP_KEYS:
-            p.add(str(key), f"unknown key (known keys: {', '.join(SWEEP_KEYS)})")
+            p.add(str(key), f"unknown key{did_you_mean(key, SWEEP_KEYS)} (known keys: "
+                            f"{', '.join(SWEEP_KEYS)})")
 
     spec = SweepSpec(source=source, base_dir=str(base.resolve()))
     backends: list[tuple[str, str]] = []
