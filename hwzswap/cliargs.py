@@ -55,6 +55,46 @@ def seconds(text: str) -> float:
     return value
 
 
+def non_negative_seconds(text: str) -> float:
+    """A wait: a finite number of seconds >= 0 (``nan`` would never compare as reached)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A finite number > 0 (a size in MB, a rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+#: The zstd levels the library takes: negative ones are its fast levels, 22 the strongest.
+ZSTD_LEVELS = (-(1 << 17), 22)
+
+
+def zstd_level(text: str) -> int:
+    """A zstd compression level (checked here: the library refuses others only when the file
+    is being written)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    lo, hi = ZSTD_LEVELS
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"a zstd level is at most {hi} (and at least {lo}), "
+                                         f"got {value}")
+    return value
+
+
 def file_name(text: str) -> str:
     """A file name on the command line: not empty (``Path("")`` is the current directory, so an
     empty ``--config ""`` from a script's unset variable would be read as ``.``)."""
@@ -156,5 +196,6 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     return path
 
 
-__all__ = ["MAX_SEED", "distinct_outputs", "file_name", "output_file", "positive_int", "seconds", "seed",
+__all__ = ["MAX_SEED", "ZSTD_LEVELS", "distinct_outputs", "file_name", "non_negative_seconds",
+           "output_file", "positive_number", "zstd_level", "positive_int", "seconds", "seed",
            "write_atomic"]

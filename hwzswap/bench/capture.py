@@ -632,6 +632,14 @@ def capture(
 
 def register(subparsers: Any) -> None:
     """Add ``hwzswap capture`` to the CLI."""
+    from hwzswap.cliargs import (
+        non_negative_seconds,
+        positive_int,
+        positive_number,
+        seconds,
+        zstd_level,
+    )
+
     p = subparsers.add_parser(
         "capture",
         help="run a command, pause it mid-work and save its anonymous memory as a page file",
@@ -640,19 +648,19 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE",
                    help="page file to write (FILE.pages or FILE.pages.zst)")
-    p.add_argument("--wait-seconds", type=float, metavar="S",
+    p.add_argument("--wait-seconds", type=non_negative_seconds, metavar="S",
                    help="pause the command after S seconds")
-    p.add_argument("--wait-rss-mb", type=float, metavar="M",
+    p.add_argument("--wait-rss-mb", type=positive_number, metavar="M",
                    help="pause once its resident set reaches M MB")
     p.add_argument("--wait-line", metavar="TEXT",
                    help="pause once it prints TEXT on stdout")
     p.add_argument("--children", action="store_true",
                    help="also capture the command's descendants (e.g. cc1 under gcc)")
-    p.add_argument("--max-pages", type=int, metavar="N",
+    p.add_argument("--max-pages", type=positive_int, metavar="N",
                    help="keep at most N pages, spread evenly over the address space")
-    p.add_argument("--timeout", type=float, default=120.0, metavar="S",
+    p.add_argument("--timeout", type=seconds, default=120.0, metavar="S",
                    help="give up waiting for --wait-rss-mb/--wait-line after S seconds (120)")
-    p.add_argument("--zstd-level", type=int, default=9, metavar="L",
+    p.add_argument("--zstd-level", type=zstd_level, default=9, metavar="L",
                    help="zstd level for .zst output (9; the bundled corpus uses 19)")
     p.add_argument("--report", type=Path, metavar="JSON",
                    help="also write the capture report as JSON")
@@ -661,6 +669,14 @@ def register(subparsers: Any) -> None:
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
+    from hwzswap.cliargs import distinct_outputs, output_file
+
+    # checked before the command runs: a bad -o used to fail only at the rename, after the capture
+    output_file(str(args.output), "-o", suffixes=(".pages", ".zst"))
+    if args.report is not None:
+        output_file(str(args.report), "--report")
+    distinct_outputs([("-o", str(args.output)),
+                      ("--report", None if args.report is None else str(args.report))])
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
