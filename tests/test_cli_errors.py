@@ -32,6 +32,14 @@ def test_every_subcommand_has_a_help_that_renders() -> None:
         assert text.startswith(f"usage: hwzswap {name}"), name
 
 
+def test_help_is_plain_text_and_every_option_is_explained() -> None:
+    for name, parser in _subcommands().items():
+        assert "``" not in parser.format_help(), name  # reST markup from a module docstring
+        for action in parser._actions:
+            if action.option_strings:
+                assert action.help, (name, action.option_strings)
+
+
 def test_help_exits_0_for_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     for name in _subcommands():
         with pytest.raises(SystemExit) as exc:

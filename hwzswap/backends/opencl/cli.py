@@ -20,13 +20,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "tune",
         help="measure (or show) a device backend's tuned kernel configuration",
-        description=__doc__.split("\n\n")[0],
+        description=(
+            "Measure a small grid of lz4-opencl kernel configurations on one OpenCL device and "
+            "cache the fastest (what every kernel parameter left at 'auto' then uses), or show "
+            "the cached choice. --refresh measures again and rewrites the cache."
+        ),
     )
     p.add_argument("backend", choices=TUNABLE, help="the backend to tune")
     p.add_argument("--refresh", action="store_true",
                    help="measure again even when a choice is cached")
     p.add_argument("--device", default="auto", help="device name substring (default: auto)")
-    p.add_argument("--device-type", default="any", choices=DEVICE_TYPES)
+    p.add_argument("--device-type", default="any", choices=DEVICE_TYPES,
+                   help="only devices of this type (default: any)")
     p.add_argument("--platform", default="", help="platform name substring")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(func=_cmd_tune)
