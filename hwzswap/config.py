@@ -58,7 +58,13 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import ConfigError, HwzswapError, excerpt
-from hwzswap.yamlfile import Problems, bounded_loader, did_you_mean, size_problem
+from hwzswap.yamlfile import (
+    Problems,
+    bounded_loader,
+    did_you_mean,
+    size_problem,
+    yaml_error_text,
+)
 
 PAGE_SIZE = 4096
 
@@ -624,8 +630,7 @@ def load_config(source: str | Path | Mapping[str, Any] | ZswapConfig) -> ZswapCo
         try:
             raw = yaml.load(text, Loader=_loader())  # noqa: S506 (a SafeLoader)
         except yaml.YAMLError as exc:
-            detail = _clip(str(exc).replace("\n", " "))
-            raise ConfigError(f"{name}: invalid YAML: {detail}") from None
+            raise ConfigError(f"{name}: invalid YAML: {yaml_error_text(exc, 400)}") from None
         except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             # A scalar the YAML library cannot build (a timestamp like 2020-13-45, an integer
             # of more digits than Python converts...).

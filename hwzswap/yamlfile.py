@@ -51,6 +51,26 @@ def bounded_loader(max_depth: int, max_aliases: int, slack: int = 0) -> Any:
     return _LOADERS[key]
 
 
+def yaml_error_text(exc: Exception, limit: int = 300) -> str:
+    """A YAML parse error as one line: ``line 3, column 11: mapping values are not allowed
+    here (while ...)``, without PyYAML's ``in "<unicode string>"`` and caret snippet; a tab
+    gets the hint that YAML indents with spaces."""
+    import yaml
+
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        text = f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+        if exc.context:
+            ctx = exc.context_mark
+            where = f" (line {ctx.line + 1})" if ctx is not None and ctx.line != mark.line else ""
+            text += f" ({exc.context}{where})"
+        if "'\\t'" in str(exc.problem):
+            text += "; YAML indents with spaces, not tabs"
+    else:
+        text = str(exc).replace("\n", " ")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _refuse_duplicate_keys(loader: Any, node: Any) -> None:
     """A key written twice in one mapping (``yaml.YAMLError``): PyYAML keeps the last one and
     drops the first without a word, so a second ``zswap:`` section would silently undo the
@@ -157,4 +177,5 @@ class Problems:
         raise err
 
 
-__all__ = ["Problems", "bounded_loader", "closest", "did_you_mean", "size_problem"]
+__all__ = ["Problems", "bounded_loader", "closest", "did_you_mean", "size_problem",
+           "yaml_error_text"]

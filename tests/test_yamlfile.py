@@ -83,3 +83,26 @@ def test_a_misspelt_sweep_setting_gets_the_setting_it_is_close_to(tmp_path: Path
     with pytest.raises(ConfigError, match=r"axes\.backends: unknown setting; did you mean "
                                           r"'backend'\?"):
         load_sweep(path)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("zswap:\n\tcompressor: lz4\n", "line 2, column 1: found character '\\t' that cannot start "
+                                    "any token (while scanning for the next token); YAML "
+                                    "indents with spaces, not tabs"),
+    ("zswap:\n  compressor: lz4\n   enabled: true\n",
+     "line 3, column 11: mapping values are not allowed here"),
+    ("zswap: [1, 2\n", "(while parsing a flow sequence (line 1))"),
+])
+def test_yaml_syntax_errors_are_one_line_with_the_place(text: str, words: str,
+                                                        tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}: invalid YAML: line ") and words in msg
+    assert "<unicode string>" not in msg and "^" not in msg and "\n" not in msg
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(text)
+    with pytest.raises(ConfigError, match=r"s\.yaml: invalid YAML: line \d+, column \d+: "):
+        load_sweep(sweep)

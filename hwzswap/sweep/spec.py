@@ -34,7 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import ConfigError, excerpt
-from hwzswap.yamlfile import Problems, bounded_loader, closest, did_you_mean, size_problem
+from hwzswap.yamlfile import (
+    Problems,
+    bounded_loader,
+    closest,
+    did_you_mean,
+    size_problem,
+    yaml_error_text,
+)
 
 #: Settings that are not config keys, with what each one is.
 RUN_SETTINGS: dict[str, str] = {
@@ -421,8 +428,7 @@ def read_yaml(path: str | Path, what: str = "sweep file") -> Any:
     try:
         raw = yaml.load(text, Loader=bounded_loader(MAX_DEPTH, MAX_VALUES))  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
-        detail = str(exc).replace("\n", " ")[:300]
-        raise SweepSpecError(f"{name}: invalid YAML: {detail}") from None
+        raise SweepSpecError(f"{name}: invalid YAML: {yaml_error_text(exc)}") from None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
         raise SweepSpecError(f"{name}: invalid YAML value: {detail}") from None
