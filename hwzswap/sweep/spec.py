@@ -197,6 +197,34 @@ def _resolve(name: str, value: Any, base: Path) -> Any:
     return value
 
 
+def _check_input_files(name: str, values: list[Any], where: str, p: _Problems) -> None:
+    """A page file or workload file the sweep names must be a file here (every run would fail
+    on it; on Ray every node needs it at the same path): checked with the sweep file, as base
+    configs are, not run by run. Built-in names (``bundled``, ``roundtrip``...) are not paths."""
+    import os
+    import stat
+
+    from hwzswap.bench.workload import WORKLOADS
+
+    for value in values:
+        if value is None or not isinstance(value, str) or (name == "workload"
+                                                           and value in WORKLOADS):
+            continue
+        try:
+            st = os.stat(value)
+        except OSError as exc:
+            if name == "corpus":
+                what = "a page file or 'bundled'"
+            else:
+                what = (f"a built-in workload ({', '.join(WORKLOADS)}) or a workload file"
+                        f"{did_you_mean(os.path.basename(value), WORKLOADS)}")
+            p.add(where, f"{value}: {exc.strerror or exc}; give {what} (relative paths are "
+                         "relative to the sweep file)")
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            p.add(where, f"{value}: not a regular file")
+
+
 def _load_base_config(path: str, key: str, p: _Problems) -> dict[str, Any] | None:
     """The base config file as written (the run's settings go on top), once the config
     loader has accepted it."""
@@ -384,9 +412,11 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
 
     for name, values in [*((k, v) for k, v in spec.axes.items()),
                          *((k, [v]) for k, v in spec.fixed.items())]:
+        where = f"axes.{name}" if name in spec.axes else f"fixed.{name}"
+        if name in ("corpus", "workload"):
+            _check_input_files(name, values, where, p)
         if name != "config":
             continue
-        where = f"axes.{name}" if name in spec.axes else f"fixed.{name}"
         for path in values:
             loaded = _load_base_config(path, where, p)
             if loaded is not None:

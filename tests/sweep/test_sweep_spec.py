@@ -89,6 +89,8 @@ def test_paths_are_relative_to_the_sweep_file(tmp_path: Path) -> None:
     sub = tmp_path / "sweeps"
     sub.mkdir()
     (sub / "base.yaml").write_text("zswap: {max_pool_percent: 30}\n", encoding="utf-8")
+    (sub / "c.pages").write_bytes(bytes(4096))  # the files a sweep names must exist
+    (sub / "w.hwzwl").write_bytes(b"")
     path = write_sweep(sub, {"axes": {"backend": ["lz4"], "corpus": ["bundled", "c.pages"]},
                              "fixed": {"config": "base.yaml", "workload": "w.hwzwl"}})
     spec = load_sweep(path)

@@ -43,3 +43,20 @@ def test_a_seed_beyond_64_bits_is_refused() -> None:
     with pytest.raises(SweepSpecError,
                        match=r"fixed\.seed: must be a whole number >= 0 and at most"):
         parse_sweep({"axes": {"backend": ["lz4"]}, "fixed": {"seed": 1 << 64}}, "s.yaml")
+
+
+def test_a_missing_corpus_or_workload_file_is_refused_with_the_sweep(tmp_path) -> None:
+    (tmp_path / "there.pages").write_bytes(bytes(4096))
+    doc = {"axes": {"backend": ["lz4"], "corpus": ["bundled", "there.pages", "gone.pages"]},
+           "fixed": {"workload": "roundtrp"}}
+    with pytest.raises(SweepSpecError) as exc:
+        parse_sweep(doc, "s.yaml", tmp_path)
+    msg = str(exc.value)
+    assert f"s.yaml: axes.corpus: {tmp_path / 'gone.pages'}: No such file" in msg
+    assert "there.pages" not in msg
+    assert f"s.yaml: fixed.workload: {tmp_path / 'roundtrp'}: No such file" in msg
+    assert "did you mean 'roundtrip'?" in msg
+    (tmp_path / "gone.pages").mkdir()
+    with pytest.raises(SweepSpecError, match="gone.pages: not a regular file"):
+        parse_sweep({"axes": {"backend": ["lz4"]}, "fixed": {"corpus": "gone.pages"}}, "s.yaml",
+                    tmp_path)
