@@ -109,9 +109,11 @@ def make_workload(workload: str, corpus: str | None, pages: int | None, seed: in
                 f"folios and readahead clusters are fixed; drop {', '.join(fixed)}"
             )
         return load_workload(path), {"file": str(path)}
+    from hwzswap.yamlfile import did_you_mean
+
     raise WorkloadError(
         f"--workload {workload!r} is neither a built-in workload ({', '.join(WORKLOADS)}) "
-        "nor an existing workload file"
+        f"nor an existing workload file{did_you_mean(workload, WORKLOADS)}"
     )
 
 

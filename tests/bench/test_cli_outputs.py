@@ -119,3 +119,9 @@ def test_too_many_pages_of_the_bundled_corpus_says_what_to_pass(
         capsys: pytest.CaptureFixture[str]) -> None:
     err = _error(capsys, [*QUICK[:1], "--pages", "100000000", "--backends", "lz4"])
     assert "--pages" in err and "--corpus" in err
+
+
+def test_a_misspelt_workload_name_gets_the_name_it_is_close_to(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    err = _error(capsys, [*QUICK, "--workload", "roundtrp"])
+    assert "neither a built-in workload" in err and "did you mean 'roundtrip'?" in err
