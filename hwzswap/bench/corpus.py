@@ -377,12 +377,18 @@ def readme_text() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m hwzswap.bench.corpus``: describe page files or regenerate the corpus README."""
-    ap = argparse.ArgumentParser(prog="python -m hwzswap.bench.corpus", description=main.__doc__)
+    ap = argparse.ArgumentParser(
+        prog="python -m hwzswap.bench.corpus",
+        description="Describe page files (figures as JSON) or regenerate the bundled corpus's "
+                    "README.")
     ap.add_argument("files", nargs="*", type=Path, help="page files (default: the bundled corpus)")
     ap.add_argument("--describe", action="store_true", help="print figures as JSON (default)")
     ap.add_argument("--readme", action="store_true",
                     help="rewrite hwzswap/data/corpus/README.md from the bundled files")
     args = ap.parse_args(argv)
+    if args.readme and (args.files or args.describe):
+        ap.error("--readme regenerates the README from the bundled files; give it alone "
+                 "(no files, no --describe)")
     try:
         if args.readme:
             path = corpus_dir() / "README.md"

@@ -41,3 +41,16 @@ def test_raw_pages_that_start_like_zstd_are_still_pages(tmp_path: Path) -> None:
     path = tmp_path / "y.pages"
     path.write_bytes(page.tobytes())
     assert np.array_equal(load_pages(path), page)
+
+
+def test_corpus_tool_refuses_files_with_readme(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from hwzswap.bench.corpus import corpus_dir, main as corpus_main
+
+    readme = corpus_dir() / "README.md"
+    before = readme.stat().st_mtime_ns
+    with pytest.raises(SystemExit) as exc:  # the files were ignored and the README rewritten
+        corpus_main(["--readme", str(tmp_path / "x.pages")])
+    assert exc.value.code == 2
+    assert "--readme regenerates" in capsys.readouterr().err
+    assert readme.stat().st_mtime_ns == before
