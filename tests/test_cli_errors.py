@@ -154,3 +154,13 @@ def test_a_seed_a_workload_file_cannot_keep_is_refused(
     assert main(["record", "--pages", "8", "--seed", str((1 << 64) - 1), "-o", str(out)]) == 0
     assert main(["bench", "--workload", str(out), "--backends", "lz4", "--repeat", "1",
                  "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-1", "0", "0.1"])
+def test_a_memory_limit_that_is_not_a_size_is_refused(text: str) -> None:
+    from hwzswap.serve.cgroup import parse_size
+
+    with pytest.raises(HwzswapError, match="a size must be a finite number of at least one "
+                                           "byte"):
+        parse_size(text)  # nan and inf were a ValueError / OverflowError traceback
+    assert parse_size("64M") == 64 << 20 and parse_size("1.5K") == 1536

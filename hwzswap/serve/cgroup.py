@@ -106,8 +106,8 @@ def parse_size(text: str) -> int:
         val = float(s)
     except ValueError:
         raise CgroupError(f"not a size: {text!r} (use e.g. 64M, 1G or a byte count)") from None
-    if val <= 0:
-        raise CgroupError(f"a size must be > 0, got {text!r}")
+    if not 0 < val < float("inf") or int(val * mult) < 1:  # nan, inf: int() raised
+        raise CgroupError(f"a size must be a finite number of at least one byte, got {text!r}")
     return int(val * mult)
 
 
