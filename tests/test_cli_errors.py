@@ -164,3 +164,18 @@ def test_a_memory_limit_that_is_not_a_size_is_refused(text: str) -> None:
                                            "byte"):
         parse_size(text)  # nan and inf were a ValueError / OverflowError traceback
     assert parse_size("64M") == 64 << 20 and parse_size("1.5K") == 1536
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["serve", "--threads", "0"], "--threads: must be at least 1"),
+    (["swap", "on", "--threads", "-1"], "--threads: must be at least 1"),
+    (["swap", "off", "--timeout", "nan"], "--timeout: must be a finite number > 0"),
+    (["run", "--memory-limit", "64M", "--timeout", "-1", "--", "true"],
+     "--timeout: must be a finite number > 0"),
+])
+def test_server_options_are_checked_by_the_parser(argv: list[str], words: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # parse only: a parser that let them through would start a server
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    assert exc.value.code == 2 and words in capsys.readouterr().err

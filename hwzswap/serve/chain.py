@@ -619,12 +619,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _add_server_args(p: argparse.ArgumentParser) -> None:
+    from hwzswap.cliargs import positive_int
+
     p.add_argument("--config", help="engine config (YAML), e.g. configs/lz4.yaml")
     p.add_argument("--name", default=DEFAULT_NAME, help="chain name (state file and mount)")
     p.add_argument("--priority", type=int, default=DEFAULT_PRIORITY, help="swapon priority")
     p.add_argument("--coexist", action="store_true",
                    help="allow other swap devices to stay active")
-    p.add_argument("--threads", type=int, default=4, help="threads reading /dev/fuse")
+    p.add_argument("--threads", type=positive_int, default=4, help="threads reading /dev/fuse")
     p.add_argument("--device-time", choices=("real", "modelled"), default="real",
                    help="wait out the swap file's device model (real) or only count it")
     p.add_argument("--record", metavar="FILE",
@@ -632,13 +634,15 @@ def _add_server_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
+    from hwzswap.cliargs import seconds
+
     p = sub.add_parser("swap", help="set up / tear down hwzswap as the kernel's swap device")
     p.add_argument("action", choices=("on", "off", "status"))
     _add_server_args(p)
     p.add_argument("--json", action="store_true", help="status as JSON")
     p.add_argument("--force", action="store_true",
                    help="off: kill a server that does not finish tearing down in time")
-    p.add_argument("--timeout", type=float, default=300.0,
+    p.add_argument("--timeout", type=seconds, default=300.0,
                    help="off: seconds to wait for the server (default 300)")
     p.set_defaults(func=_cmd_swap)
     p = sub.add_parser("serve", help="serve the kernel's swap in the foreground until Ctrl-C")

@@ -395,6 +395,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
+    from hwzswap.cliargs import seconds
+
     p = sub.add_parser("run", help="run a command in a memory cgroup with hwzswap as its swap")
     p.add_argument("--memory-limit", required=True, help="cgroup memory limit (e.g. 64M)")
     p.add_argument("--config", help="engine config (YAML); default: lzo, 58 MB/s swap file")
@@ -405,7 +407,7 @@ def register(sub: Any) -> None:
     p.add_argument("--coexist", action="store_true", help="allow other active swap devices")
     p.add_argument("--no-oom-kill", action="store_true",
                    help="cgroup v1: tasks wait for memory instead of being OOM-killed")
-    p.add_argument("--timeout", type=float, help="kill the command after this many seconds")
+    p.add_argument("--timeout", type=seconds, help="kill the command after this many seconds")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     p.set_defaults(func=_cmd_run)
 
