@@ -239,10 +239,12 @@ def register(subparsers: Any) -> None:
         description=(
             "Replay the identical frontswap op stream through the whole stack (backend, pool, "
             "writeback, swap file) for each backend, verify every loaded page, and time the "
-            "raw codec alone on the same pages in the same run. Prints a table; writes JSON "
-            "and a PNG on request. Exit status 1 if a page mismatched or did not come back "
-            "(through the stack or through the codec alone) or a requested backend failed "
-            "(constructor, bad parameter, run)."
+            "raw codec alone on the same pages in the same run. Prints a table; writes JSON, "
+            "Markdown and a plot on request (each output checked before the run). Exit status "
+            "1 if a page mismatched or did not come back (through the stack or through the "
+            "codec alone) or a requested backend failed (constructor, bad parameter, run); a "
+            "backend that cannot run here is skipped and does not change it. 2 on a usage or "
+            "input error."
         ),
     )
     p.add_argument("--config", metavar="FILE", type=file_name,
