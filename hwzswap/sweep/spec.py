@@ -130,7 +130,15 @@ def _corpus(v: Any) -> str | None:
 
 
 def _batching(v: Any) -> str | None:
-    return _name(v)  # the modes themselves are checked by the config loader, per run
+    """An engine mode: a fixed set, so a typo is caught here (it would fail every run it is
+    in, one by one), as an unknown backend name is."""
+    from hwzswap.config import BATCHING_MODES
+
+    why = _name(v)
+    if why is None and v not in BATCHING_MODES:
+        why = (f"no engine mode {excerpt(v)}{did_you_mean(v, BATCHING_MODES)} (modes: "
+               f"{', '.join(BATCHING_MODES)})")
+    return why
 
 
 _CHECKS: dict[str, Callable[[Any], str | None]] = {

@@ -60,3 +60,11 @@ def test_a_missing_corpus_or_workload_file_is_refused_with_the_sweep(tmp_path) -
     with pytest.raises(SweepSpecError, match="gone.pages: not a regular file"):
         parse_sweep({"axes": {"backend": ["lz4"]}, "fixed": {"corpus": "gone.pages"}}, "s.yaml",
                     tmp_path)
+
+
+def test_an_unknown_engine_mode_is_refused_with_the_sweep() -> None:
+    with pytest.raises(SweepSpecError, match=r"s\.yaml: axes\.batching\[1\]: no engine mode "
+                                             r"'pag'; did you mean 'page'\?"):
+        parse_sweep({"axes": {"backend": ["lz4"], "batching": ["reclaim", "pag"]}}, "s.yaml")
+    with pytest.raises(SweepSpecError, match=r"fixed\.batching: no engine mode 'sync'"):
+        parse_sweep({"axes": {"backend": ["lz4"]}, "fixed": {"batching": "sync"}}, "s.yaml")
