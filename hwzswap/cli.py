@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -98,6 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ctrl-C: no traceback; what a command writes is written whole or not at all.
         print(f"hwzswap {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`hwzswap backends --json | head -1`): stop quietly,
+        # as a Unix filter does, with the status of a process killed by SIGPIPE; stdout now
+        # goes nowhere, so the interpreter's final flush cannot fail a second time.
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+        return 128 + 13
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -59,6 +59,20 @@ def test_python_m_hwzswap_is_the_command() -> None:
     assert "--pages: must be at least 1" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.parametrize("argv", [["backends", "--json"], ["backends"]])
+def test_a_reader_that_goes_away_ends_the_command_quietly(argv: list[str]) -> None:
+    """`hwzswap backends --json | head -1` used to end in a BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "hwzswap", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first write
+    err = proc.stderr.read().decode()
+    # 141 (killed by SIGPIPE, as a shell reports it); rich's console ends its own write
+    # errors with status 1 the same quiet way
+    assert proc.wait(timeout=60) in (141, 1), err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
 def test_output_file_refusals_name_the_option(tmp_path: Path) -> None:
     cases = {
         "": "give a file name",
