@@ -29,6 +29,8 @@ BENCH_OPTIONS = {
     "seed": "--seed",
     "corpus": "--corpus",
     "load_batch": "--load-batch",
+    "reclaim_batch": "--reclaim-batch",
+    "folio_pages": "--folio-pages",
     "repeat": "--repeat",
 }
 #: Longest readable part of a run id (the hash keeps ids distinct beyond it).

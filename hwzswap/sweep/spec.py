@@ -52,6 +52,8 @@ RUN_SETTINGS: dict[str, str] = {
     "seed": "workload seed (--seed)",
     "corpus": "a page file, or 'bundled' (--corpus)",
     "load_batch": "pages per load op, readahead (--load-batch)",
+    "reclaim_batch": "folios per reclaim pass (--reclaim-batch)",
+    "folio_pages": "folio sizes in pages, optionally weighted: 1, 16 or '1:3,16:1' (--folio-pages)",
     "repeat": "passes per run; timings are their median (--repeat)",
     "config": "a base config file (YAML) the run's settings apply on top of (--config)",
 }
@@ -129,6 +131,21 @@ def _corpus(v: Any) -> str | None:
         f"must be a page file path or 'bundled', got {excerpt(v)}")
 
 
+def _folio_pages(v: Any) -> str | None:
+    """A folio mix as ``--folio-pages`` takes it (16, or "1:3,16:1"), read as the bench reads
+    it, so a bad mix is caught here rather than by every run it is in."""
+    from hwzswap.bench.workload import parse_folio_mix
+    from hwzswap.errors import WorkloadError
+
+    if type(v) is not int and not (type(v) is str and v.strip()):
+        return f"must be a folio size or a mix such as '1:3,16:1', got {excerpt(v)}"
+    try:
+        parse_folio_mix(str(v), "folio_pages")
+    except WorkloadError as exc:
+        return str(exc).removeprefix("folio_pages: ")
+    return None
+
+
 def _batching(v: Any) -> str | None:
     """An engine mode: a fixed set, so a typo is caught here (it would fail every run it is
     in, one by one), as an unknown backend name is."""
@@ -149,6 +166,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "seed": _seed,
     "corpus": _corpus,
     "load_batch": _positive_int,
+    "reclaim_batch": _positive_int,
+    "folio_pages": _folio_pages,
     "repeat": _positive_int,
     "config": _name,
 }

@@ -113,6 +113,25 @@ def test_a_run_past_its_timeout_is_killed_and_failed(tmp_path: Path) -> None:
     assert rec["exit_code"] == -9 and rec["wall_s"] < 30
 
 
+def test_the_kernel_structure_is_a_sweep_axis() -> None:
+    """reclaim_batch and folio_pages reach the bench (--reclaim-batch / --folio-pages), and
+    the record says which structure the stream was cut into."""
+    spec = parse_sweep({"axes": {"backend": ["lz4"], "reclaim_batch": [1, 8],
+                                 "folio_pages": ["1", "1:1,16:1"]},
+                        "fixed": {"pages": 64, "repeat": 1, "load_batch": 1}})
+    runs = expand(spec).runs
+    assert len(runs) == 4
+    args = runs[1].bench_args()
+    assert args[args.index("--reclaim-batch") + 1] == "1"
+    assert args[args.index("--folio-pages") + 1] == "1:1,16:1"
+    rec = execute_run(runs[3].runspec(), timeout=300)
+    assert rec["status"] == "ok", rec.get("reason")
+    structure = rec["workload"]["structure"]
+    assert structure["reclaim_batch"] == 8 and structure["load_batch"] == 1
+    assert structure["folio_mix"] == [[1, 0.5], [16, 0.5]]
+    assert rec["verified_pages"] == rec["pages"] and rec["mismatches"] == 0
+
+
 def test_unavailable_backend_is_a_failed_record(tmp_path: Path) -> None:
     spec = parse_sweep({"axes": {"backend": ["lz4-opencl"], "params.device_type": ["gpu"]},
                         "fixed": {"pages": 48, "repeat": 1}})

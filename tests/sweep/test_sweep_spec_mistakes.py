@@ -68,3 +68,13 @@ def test_an_unknown_engine_mode_is_refused_with_the_sweep() -> None:
         parse_sweep({"axes": {"backend": ["lz4"], "batching": ["reclaim", "pag"]}}, "s.yaml")
     with pytest.raises(SweepSpecError, match=r"fixed\.batching: no engine mode 'sync'"):
         parse_sweep({"axes": {"backend": ["lz4"]}, "fixed": {"batching": "sync"}}, "s.yaml")
+
+
+def test_the_kernel_structure_settings_are_checked_with_the_sweep() -> None:
+    with pytest.raises(SweepSpecError, match=r"s\.yaml: axes\.folio_pages\[1\]: .*16x"):
+        parse_sweep({"axes": {"backend": ["lz4"], "folio_pages": ["1:3,16:1", "16x"]}}, "s.yaml")
+    with pytest.raises(SweepSpecError, match=r"fixed\.folio_pages: .*power of two"):
+        parse_sweep({"axes": {"backend": ["lz4"]}, "fixed": {"folio_pages": 3}}, "s.yaml")
+    with pytest.raises(SweepSpecError, match=r"axes\.reclaim_batch\[0\]: must be a whole number "
+                                             r">= 1, got 0"):
+        parse_sweep({"axes": {"backend": ["lz4"], "reclaim_batch": [0, 32]}}, "s.yaml")
