@@ -32,6 +32,8 @@ import numpy as np
 from hwzswap.backends.contract import Backend, check_page, check_pages
 from hwzswap.config import ZswapConfig, load_config, parameter_error
 from hwzswap.errors import (
+    BackendError,
+    BackendUnavailableError,
     ConfigError,
     InvalidInputError,
     InvalidParameterError,
@@ -403,6 +405,8 @@ def open_zswap(
             backend = get_backend(comp.name, **comp.params)
         except InvalidParameterError as exc:
             raise parameter_error(exc, comp.name, cfg) from exc
+        except (BackendUnavailableError, BackendError) as exc:  # no such device here, ...
+            raise type(exc)(f"{cfg.source}: zswap.compressor: {exc}") from exc
     system: SwapSystem | None = None
     try:
         pool = _build_pool(cfg)

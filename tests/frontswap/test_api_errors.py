@@ -137,3 +137,18 @@ def test_without_a_software_decoder_a_device_failure_is_a_device_error(make_syst
     with pytest.raises(DeviceError, match="the device failed.*entry is kept"):
         s.swap_in(0, 0)
     assert s.stats()["decompress_fail"] == 1
+
+
+def test_a_backend_that_cannot_start_names_the_config_file_and_key(tmp_path):
+    """A device the config names that is not here (lz4-opencl device: nope) used to be
+    reported without the file or the key that chose it."""
+    from hwzswap.errors import BackendUnavailableError
+    from hwzswap.frontswap.system import open_zswap
+
+    cfg = tmp_path / "gpu.yaml"
+    cfg.write_text("zswap:\n  compressor:\n    name: lz4-opencl\n    params: {device: nope}\n")
+    with pytest.raises(BackendUnavailableError) as info:
+        open_zswap(cfg)
+    msg = str(info.value)
+    assert msg.startswith(f"{cfg}: zswap.compressor: no OpenCL device matches device='nope'")
+    assert "devices here:" in msg
