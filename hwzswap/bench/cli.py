@@ -183,6 +183,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                             ("plot", args.plot)):
             if where:
                 err.print(f"wrote {what} to {where}", highlight=False)
+    else:  # no table, but a backend that did not run is still said, on stderr
+        for s in doc.get("skipped", []):
+            print(f"hwzswap bench: skipped {s['backend']}: {s['reason']}", file=sys.stderr)
+        for f in doc.get("failed", []):
+            mode = f" ({f['batching']})" if f.get("batching") else ""
+            print(f"hwzswap bench: FAILED {f['backend']}{mode} [{f.get('phase', 'run')}]: "
+                  f"{f['error']}", file=sys.stderr)
     return 1 if bench_failed(doc) else 0
 
 
@@ -276,7 +283,9 @@ def register(subparsers: Any) -> None:
                    help="write a comparison plot here (PNG; .svg or .pdf by the name)")
     p.add_argument("--markdown", metavar="OUT.md", type=file_name,
                    help="write the table as Markdown here")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar and no table (skipped and failed backends are still "
+                   "named on stderr)")
     p.set_defaults(func=_cmd_bench)
 
     r = subparsers.add_parser(

@@ -196,3 +196,32 @@ def test_a_broken_backend_gets_a_failed_row_and_exit_1(tmp_path: Path,
     assert doc["workload"]["structure"] == {"reclaim_batch": 4, "load_batch": 8,
                                             "folio_mix": [[1, 0.5], [4, 0.5]]}
     assert all(r["verified_pages"] == r["pages"] == 48 for r in doc["results"])
+
+
+def test_quiet_still_names_a_backend_that_did_not_run(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--quiet drops the progress bar and the table, not the news that a requested backend
+    was skipped (it used to say nothing at all)."""
+    from hwzswap.backends import Backend
+    from hwzswap.backends.registry import registered
+
+    class NoCard(Backend):
+        name = "test-no-card"
+
+        @classmethod
+        def availability(cls):
+            return False, "no accelerator card found"
+
+        def compress(self, page):  # pragma: no cover - never built
+            raise AssertionError
+
+        def decompress(self, data):  # pragma: no cover
+            raise AssertionError
+
+    with registered(NoCard):
+        code = main(["bench", "--pages", "16", "--repeat", "1", "--quiet",
+                     "--backends", "lz4,test-no-card", "--batching", "page"])
+    out, err = capsys.readouterr()
+    assert code == 0 and out == ""
+    assert err.strip() == ("hwzswap bench: skipped test-no-card: backend 'test-no-card' cannot "
+                           "run here: no accelerator card found")
