@@ -399,12 +399,14 @@ class Compressor:
         or corrupt-data error of the whole call fails every item with its reason (the caller
         retries them one by one to name the bad one); a wrong shape raises DriverError."""
         n = len(items)
-        if self.failed and self._refuse_decompress():
-            self._check_alive("decompress_batch")
+        refused = self.failed and self._refuse_decompress()
         try:
+            if refused:  # every item failed, not a raise: the caller's retry decodes in software
+                self._check_alive("decompress_batch")
             out = self._decompress_batch(items)
         except HwzswapError as exc:
-            self._count_device_error(exc)
+            if not refused:
+                self._count_device_error(exc)
             return DecompressedBatch(np.zeros((n, PAGE_SIZE), dtype=np.uint8),
                                      np.full(n, _FAILED, dtype=np.uint8),
                                      dict.fromkeys(range(n), f"{type(exc).__name__}: {exc}"))

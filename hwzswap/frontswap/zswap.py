@@ -812,7 +812,10 @@ class ZswapCache:
                         continue
                     if staged and staged.pop((type_, off), None) is not None:
                         continue
-                    self._free_locked(tree.pop(off))
+                    # a page served from its staged copy may have gone to the device since
+                    entry = tree.pop(off, None)
+                    if entry is not None:
+                        self._free_locked(entry)
         finally:
             self._release()
         return out

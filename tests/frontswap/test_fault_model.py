@@ -41,13 +41,12 @@ from typing import Any
 import lz4.block as lz4block
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
-    precondition,
     rule,
 )
 
@@ -69,14 +68,16 @@ from hwzswap.frontswap import open_zswap
 from fsutil import compressible_pages, random_page, same_filled
 
 SLOTS = 12
-BANK = compressible_pages(10, seed=21) + [random_page(4), bytes(PAGE_SIZE), same_filled()]
+# mostly compressible pages, two that go to the swap file, a zero and a same-filled page
+BANK = (compressible_pages(10, seed=21) + [random_page(4), random_page(5), bytes(PAGE_SIZE),
+                                           same_filled()])
 BANK_ARR = np.frombuffer(b"".join(BANK), dtype=np.uint8).reshape(len(BANK), PAGE_SIZE)
 #: the deadline of a device call (zswap.device_timeout_ms) and how long a hung call blocks
 TIMEOUT_MS = 25
 HANG_S = 0.08
 
 # Fault kinds FaultLz4 takes (each armed with a count, consumed one per call / page / submit).
-FAULTS = ("item", "raise", "hang", "busy", "dec_raise", "dec_hang")
+FAULTS = ("item", "raise", "bug", "hang", "busy", "dec_raise", "dec_bug", "dec_hang")
 
 
 class FaultLz4(Backend):
@@ -89,7 +90,8 @@ class FaultLz4(Backend):
     (queue mode); ``dec_raise`` / ``dec_hang`` do the same to decompress calls. ``queue``: an
     asynchronous device driven through submit/poll; ``batch``: a real batch path; ``fmt``:
     declare the ``lz4`` format, so zswap decodes in software what the device fails on.
-    ``injected`` counts the faults that fired. Safe from several threads (the engine's watchdog
+    ``bug`` / ``dec_bug`` raise a plain RuntimeError (a driver bug, which the engine reports
+    as a DriverError). ``injected`` counts the faults that fired. Safe from several threads (the engine's watchdog
     may abandon a hung call while the next one runs)."""
 
     name = "test-fault-lz4"
@@ -104,6 +106,7 @@ class FaultLz4(Backend):
         self._lock = threading.Lock()
         self.armed = dict.fromkeys(FAULTS, 0)
         self.injected = 0
+        self.hangs = 0
         self._queued: list[CompOp] = []
         self._done: list[CompOp] = []
 
@@ -132,7 +135,10 @@ class FaultLz4(Backend):
 
     def _call_faults(self, compress: bool) -> None:
         if self._take("hang" if compress else "dec_hang"):
+            self.hangs += 1
             time.sleep(HANG_S)  # past the deadline: the engine has given up on this call
+        if self._take("bug" if compress else "dec_bug"):
+            raise RuntimeError("injected driver bug")
         if self._take("raise" if compress else "dec_raise"):
             raise DeviceError(f"{self.name}: injected {'compress' if compress else 'decompress'}"
                               f" fault")
@@ -253,6 +259,71 @@ def test_timeouts_apart_do_not_mark_the_device_failed(tmp_path):
         backend.close()
 
 
+@pytest.mark.parametrize("queue", [False, True], ids=["sync", "queue"])
+def test_a_readahead_after_the_device_is_marked_failed_decodes_in_software(tmp_path, queue):
+    """The device is marked failed (one timeout, ``device_fail_after: 1``) and software decodes
+    its format: a readahead of pages it compressed must decode them in software, as a single
+    swap_in does, not raise DeviceError for the whole batch (found by the state machine)."""
+    backend = FaultLz4(queue=queue, batch=True)
+    s = _fault_system(tmp_path, backend, "reclaim", fail_after=1)
+    try:
+        assert s.swap_out_batch(0, [0, 1, 2], BANK_ARR[[0, 1, 2]]) == [True] * 3
+        backend.arm("hang", 1)
+        assert s.swap_out_batch(0, [3], BANK_ARR[[3]]) == [False]  # timed out: on the device
+        time.sleep(HANG_S)
+        assert s.stats()["driver_failed"] == 1
+        assert s.swap_in_batch(0, [0, 1, 2, 3]) == BANK[:4]
+        assert s.stats()["driver_sw_fallbacks"] == 3
+    finally:
+        s.close()
+        backend.close()
+
+
+def test_exclusive_load_batch_of_a_staged_page_written_to_the_device_meanwhile(tmp_path):
+    """async mode, exclusive loads: ``load_batch`` serves a page from its staged copy, and before
+    it takes the lock again to free what it served, the page's failed compression has sent it
+    to the swap device (it is no longer staged, nor in the index). The load must still hand the
+    pages back, not raise (a KeyError) with the batch half freed. (``ZswapCache.load_batch``
+    with exclusive loads; the swap system frees in a second step, ``drop_loaded``.)"""
+    backend = FaultLz4()
+    s = open_zswap({
+        "zswap": {"compressor": "lz4", "batching": "async", "exclusive_loads": True},
+        "swap": {"nr_pages": 16, "path": str(tmp_path / "swap.img")},
+    }, backend=backend)
+    cache = s.zswap
+    entered, go = threading.Event(), threading.Event()
+
+    def hold_writes(op: str, offset: int) -> None:
+        if op == "write":
+            entered.set()
+            go.wait(5)
+
+    s.devices[0].io_hook = hold_writes
+    acquire = cache._acquire
+
+    def write_lands_first(*args: Any) -> bool:  # load_batch's second lock section
+        cache._acquire = acquire
+        go.set()
+        deadline = time.monotonic() + 5
+        while s.stats()["staged_pages"] and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return acquire(*args)
+
+    try:
+        backend.arm("item", 1)  # its compression fails: the staged page goes to the device
+        assert s.swap_out_batch(0, [3, 4], BANK_ARR[[0, 1]]) == [True, True]
+        assert entered.wait(5)
+        cache._acquire = write_lands_first
+        # slot 4 compressed fine (freed first), slot 3 went to the device: before the fix the
+        # KeyError on 3 came after 4's entry was freed, so page 4 was lost
+        assert cache.load_batch(0, [4, 3]) == [BANK[1], BANK[0]]
+        cache.check()
+    finally:
+        go.set()
+        s.close()
+        backend.close()
+
+
 def _counters(system: Any) -> tuple[int, ...]:
     """What shows that a fault fired: device read/write failures, driver faults."""
     s = system.stats()
@@ -270,16 +341,18 @@ class FaultModel(RuleBasedStateMachine):
         self.system: Any = None
         self.backend: Any = None
         self.expected: dict[int, int] = {}  # slot -> BANK index
+        self.enabled = True
+        self.offered_disabled = 0  # pages offered while zswap was off: rejected, no reason
 
     @initialize(
         mode=st.sampled_from(["page", "folio", "reclaim", "async"]),
         driver=st.sampled_from(["lz4", "lz4-batch", "lz4-queue", "lz4-queue-batch", "842-nx"]),
         fmt=st.booleans(),
         exclusive=st.booleans(), checksum=st.booleans(), verify=st.booleans(),
-        background=st.booleans(), fail_after=st.sampled_from([2, 8]),
-        threshold=st.sampled_from([50, 90]))
+        background=st.booleans(), fail_after=st.sampled_from([1, 2, 8]),
+        threshold=st.sampled_from([50, 90]), pool=st.sampled_from(["zsmalloc", "zbud"]))
     def open(self, mode, driver, fmt, exclusive, checksum, verify, background, fail_after,
-             threshold):
+             threshold, pool):
         if driver == "842-nx":
             self.backend = get_backend("842-nx")
         else:
@@ -295,6 +368,7 @@ class FaultModel(RuleBasedStateMachine):
                       "device_timeout_ms": TIMEOUT_MS, "device_fail_after": fail_after,
                       "async_max_batches": 2},
             "memory": {"total_ram_mb": 1},
+            "pool": {"type": pool},
             "swap": {"nr_pages": SLOTS, "path": str(Path(self.dir.name) / "swap.img")},
         }, backend=self.backend)
 
@@ -302,19 +376,19 @@ class FaultModel(RuleBasedStateMachine):
 
     @rule(off=st.integers(0, SLOTS - 1), j=st.integers(0, len(BANK) - 1))
     def swap_out(self, off, j):
+        self.offered_disabled += not self.enabled
         before = _counters(self.system)
         try:
             self.system.swap_out(0, off, BANK[j])
         except SwapDeviceError as exc:
             assert _counters(self.system)[1] > before[1], f"no device write failed: {exc}"
+            event("swap_out: device write failed")
             self.expected.pop(off, None)
             return
         self.expected[off] = j
 
-    @rule(data=st.data())
-    def swap_out_batch(self, data):
-        offs = data.draw(st.lists(st.integers(0, SLOTS - 1), min_size=1, max_size=8,
-                                  unique=True), label="offsets")
+    def _draw_pass(self, data: Any, offs: list[int]) -> tuple[list[int], list[int]]:
+        """Pages (BANK indices) and folio sizes for a reclaim pass over ``offs``."""
         js = data.draw(st.lists(st.integers(0, len(BANK) - 1), min_size=len(offs),
                                 max_size=len(offs)), label="pages")
         cuts = data.draw(st.lists(st.booleans(), min_size=len(offs) - 1,
@@ -326,30 +400,52 @@ class FaultModel(RuleBasedStateMachine):
                 size = 0
             size += 1
         folios.append(size)
-        before = _counters(self.system)
+        return js, folios
+
+    def _out_batch(self, offs: list[int], js: list[int], folios: list[int]) -> Any:
+        """swap_out_batch's result, or the exception it raised."""
         try:
-            results = self.system.swap_out_batch(0, offs, BANK_ARR[js], folios)
-        except SwapBatchError as exc:
-            assert _counters(self.system)[1] > before[1], f"no device write failed: {exc}"
-            assert str(exc)
-            parts = [set(exc.stored), set(exc.written), set(exc.failed)]
-            assert sum(map(len, parts)) == len(offs) and set().union(*parts) == set(offs), exc
-            assert exc.failed, exc
+            return self.system.swap_out_batch(0, offs, BANK_ARR[js], folios)
+        except Exception as exc:  # noqa: BLE001 - judged by _apply_out_batch
+            return exc
+
+    def _apply_out_batch(self, offs: list[int], js: list[int], out: Any,
+                         before: tuple[int, ...]) -> None:
+        """What the model expects of a reclaim pass that returned or raised ``out``."""
+        if isinstance(out, SwapBatchError):
+            assert _counters(self.system)[1] > before[1], f"no device write failed: {out}"
+            assert str(out)
+            parts = [set(out.stored), set(out.written), set(out.failed)]
+            assert sum(map(len, parts)) == len(offs) and set().union(*parts) == set(offs), out
+            assert out.failed, out
+            event("swap_out_batch: SwapBatchError")
             for off, j in zip(offs, js):
-                if off in exc.failed:
+                if off in out.failed:
                     self.expected.pop(off, None)
                 else:
                     self.expected[off] = j
             return
-        assert len(results) == len(offs) and all(type(r) is bool for r in results)
+        if isinstance(out, BaseException):
+            raise out
+        assert len(out) == len(offs) and all(type(r) is bool for r in out)
         for off, j in zip(offs, js):
             self.expected[off] = j
+
+    @rule(data=st.data())
+    def swap_out_batch(self, data):
+        offs = data.draw(st.lists(st.integers(0, SLOTS - 1), min_size=1, max_size=8,
+                                  unique=True), label="offsets")
+        js, folios = self._draw_pass(data, offs)
+        self.offered_disabled += 0 if self.enabled else len(offs)
+        before = _counters(self.system)
+        self._apply_out_batch(offs, js, self._out_batch(offs, js, folios), before)
 
     # -- loads -----------------------------------------------------------------------------
 
     def _load_failed(self, exc: HwzswapError, before: tuple[int, ...]) -> None:
         """A load error is allowed only when a fault fired in it; it must say what happened."""
         assert isinstance(exc, HwzswapError) and len(str(exc)) > 20, repr(exc)
+        event(f"load failed: {type(exc).__name__}")
         after = _counters(self.system)
         assert after[0] > before[0] or after[2] > before[2], (
             f"a load failed with no fault injected: {type(exc).__name__}: {exc}")
@@ -374,6 +470,25 @@ class FaultModel(RuleBasedStateMachine):
         if self.exclusive:
             del self.expected[off]
 
+    def _in_batch(self, offs: list[int]) -> Any:
+        try:
+            return self.system.swap_in_batch(0, offs)
+        except Exception as exc:  # noqa: BLE001 - judged by _apply_in_batch
+            return exc
+
+    def _apply_in_batch(self, offs: list[int], out: Any, before: tuple[int, ...]) -> None:
+        """What the model expects of a readahead of slots in use that returned or raised."""
+        if isinstance(out, HwzswapError):
+            self._load_failed(out, before)
+            return
+        if isinstance(out, BaseException):
+            raise out
+        for off, page in zip(offs, out):
+            assert page == BANK[self.expected[off]], f"slot {off}: wrong page in a batch"
+        if self.exclusive:
+            for off in offs:
+                del self.expected[off]
+
     @rule(offs=st.lists(st.integers(0, SLOTS - 1), min_size=1, max_size=8, unique=True))
     def swap_in_batch(self, offs):
         before = _counters(self.system)
@@ -384,16 +499,60 @@ class FaultModel(RuleBasedStateMachine):
                 assert "not in use" in str(exc), exc
                 return
             raise AssertionError(f"swap_in_batch of {offs} read a free slot")
-        try:
-            pages = self.system.swap_in_batch(0, offs)
-        except HwzswapError as exc:
-            self._load_failed(exc, before)
+        self._apply_in_batch(offs, self._in_batch(offs), before)
+
+    @rule(data=st.data())
+    def concurrent(self, data):
+        """Two reclaim passes, a readahead and a writeback at once, from four threads, on
+        disjoint slots (the kernel's folio lock serialises the ops of one slot only)."""
+        slots = data.draw(st.permutations(range(SLOTS)), label="slots")
+        a, b = data.draw(st.integers(1, 5), label="a"), data.draw(st.integers(1, 5), label="b")
+        out1, out2 = slots[:a], slots[a:a + b]
+        loads = [off for off in slots[a + b:] if off in self.expected][:6]
+        (js1, f1), (js2, f2) = self._draw_pass(data, out1), self._draw_pass(data, out2)
+        results: dict[str, Any] = {}
+
+        def run(name: str, fn: Any, *args: Any) -> threading.Thread:
+            t = threading.Thread(target=lambda: results.__setitem__(name, fn(*args)))
+            t.start()
+            return t
+
+        self.offered_disabled += 0 if self.enabled else len(out1) + len(out2)
+        before = _counters(self.system)
+        threads = [run("out1", self._out_batch, out1, js1, f1),
+                   run("out2", self._out_batch, out2, js2, f2),
+                   run("wb", self.system.zswap.writeback, 4)]
+        if loads:
+            threads.append(run("in", self._in_batch, loads))
+        for t in threads:
+            t.join(10)
+        assert not any(t.is_alive() for t in threads), "a concurrent swap op hung"
+        self._apply_out_batch(out1, js1, results["out1"], before)
+        self._apply_out_batch(out2, js2, results["out2"], before)
+        if loads:
+            self._apply_in_batch(loads, results["in"], before)
+
+    @rule(off=st.integers(0, SLOTS - 1), where=st.sampled_from(["device", "driver"]),
+          batch=st.booleans())
+    def faulty_load(self, off, where, batch):
+        """A load that meets a read fault (the swap file's, or the compressor's decompress):
+        it fails with a clear error, or succeeds when the fault was not in its way or software
+        took over; either way the page is still there, and loads once the fault is gone."""
+        if off not in self.expected:
             return
-        for off, page in zip(offs, pages):
-            assert page == BANK[self.expected[off]], f"slot {off}: wrong page in a batch"
-        if self.exclusive:
-            for off in offs:
-                del self.expected[off]
+        if where == "device":
+            self.system.devices[0].inject("read", errno.EIO, 1)
+        elif isinstance(self.backend, FaultLz4):
+            self.backend.arm("dec_raise", 1)
+        else:
+            self.backend.inject(int(CC.INTERNAL), "decompress", 1)
+        if batch:
+            self.swap_in_batch([off])
+        else:
+            self.swap_in(off)
+        self._clear()
+        if off in self.expected:
+            self.swap_in(off)
 
     @rule(off=st.integers(0, SLOTS - 1))
     def swap_free(self, off):
@@ -421,6 +580,12 @@ class FaultModel(RuleBasedStateMachine):
         # after a drain a page is staged only when its device write failed (kept in RAM)
         assert s["staged_pages"] == 0 or s["async_write_fail"] > 0, s
 
+    @rule(on=st.booleans())
+    def enable(self, on):
+        """zswap switched off and on at run time: what it holds stays loadable."""
+        self.system.zswap.enabled = on
+        self.enabled = on
+
     @rule(n=st.integers(1, 6))
     def writeback(self, n):
         self.system.zswap.writeback(n)
@@ -436,18 +601,18 @@ class FaultModel(RuleBasedStateMachine):
     def device_fault(self, op, code, count):
         self.system.devices[0].inject(op, code, count)
 
-    @precondition(lambda self: isinstance(self.backend, FaultLz4))
-    @rule(kind=st.sampled_from(FAULTS), count=st.integers(1, 3))
-    def driver_fault(self, kind, count):
-        if kind.endswith("hang"):
-            count = 1  # each costs a deadline of wall time
-        self.backend.arm(kind, count)
-
-    @precondition(lambda self: not isinstance(self.backend, FaultLz4))
-    @rule(fault=st.sampled_from([int(CC.INTERNAL), int(CC.CRC_MISMATCH), HANG]),
-          op=st.sampled_from(["compress", "decompress"]), count=st.integers(1, 4))
-    def nx_fault(self, fault, op, count):
-        self.backend.inject(fault, op, count)
+    @rule(data=st.data())
+    def driver_fault(self, data):
+        if isinstance(self.backend, FaultLz4):
+            kind = data.draw(st.sampled_from(FAULTS), label="fault")
+            # each hang costs a deadline of wall time; two in a row mark the device failed
+            count = data.draw(st.integers(1, 2 if kind.endswith("hang") else 3), label="count")
+            self.backend.arm(kind, count)
+        else:  # the emulated NX-842's own injector: a completion code, or no completion
+            fault = data.draw(st.sampled_from([int(CC.INTERNAL), int(CC.CRC_MISMATCH), HANG]),
+                              label="fault")
+            op = data.draw(st.sampled_from(["compress", "decompress"]), label="op")
+            self.backend.inject(fault, op, data.draw(st.integers(1, 4), label="count"))
 
     @rule(count=st.integers(1, 3))
     def allocator_fault(self, count):
@@ -478,7 +643,7 @@ class FaultModel(RuleBasedStateMachine):
         assert not negative, negative
         assert s["stores"] == s["zswpout"] + sum(
             s[k] for k in ("reject_compress_poor", "reject_compress_fail", "reject_alloc_fail",
-                           "reject_reclaim_fail", "reject_pool_limit")), s
+                           "reject_reclaim_fail", "reject_pool_limit")) + self.offered_disabled, s
         in_use = {off for off in range(SLOTS) if self.system.slot_in_use(0, off)}
         assert in_use == set(self.expected), (sorted(in_use), sorted(self.expected))
         assert s["stored_pages"] + s["staged_pages"] <= len(self.expected), s
@@ -486,8 +651,16 @@ class FaultModel(RuleBasedStateMachine):
     def teardown(self):
         try:
             if self.system is not None:
+                s = self.system.stats()
+                for key in ("driver_failed", "driver_timeouts", "driver_sw_fallbacks",
+                            "driver_busy_retries", "driver_item_failures", "writeback_fail",
+                            "written_back_pages", "async_write_fail", "reject_compress_fail",
+                            "reject_alloc_fail", "reject_pool_limit", "writeback_raced"):
+                    if s.get(key):
+                        event(f"reached {key}")
                 self._clear()
-                time.sleep(HANG_S)  # hung calls the engine gave up on finish
+                if getattr(self.backend, "hangs", 0):
+                    time.sleep(HANG_S)  # hung calls the engine gave up on finish
                 self.system.drain()
                 for off, j in sorted(self.expected.items()):
                     assert self.system.swap_in(0, off) == BANK[j], f"slot {off} lost its page"
@@ -502,6 +675,6 @@ class FaultModel(RuleBasedStateMachine):
 
 
 TestFaultModel = FaultModel.TestCase
-TestFaultModel.settings = settings(max_examples=60, stateful_step_count=40, deadline=None,
+TestFaultModel.settings = settings(max_examples=150, stateful_step_count=50, deadline=None,
                                    derandomize=True,
                                    suppress_health_check=[HealthCheck.too_slow])
