@@ -948,7 +948,10 @@ class ZswapCache:
                 f"its checksum (corrupt pool memory); not written, the entry is kept")
             return _WB_DECOMPRESS_FAIL
         try:
-            page = self._decompress(data)
+            try:
+                page = self._decompress(data)
+            except DeviceError as exc:  # the device failed, not the data: software, as a load
+                page = self.compressor.software_decompress(data, exc)
         except HwzswapError as exc:
             self.last_writeback_error = exc
             return _WB_DECOMPRESS_FAIL

@@ -279,6 +279,27 @@ def test_a_readahead_after_the_device_is_marked_failed_decodes_in_software(tmp_p
         backend.close()
 
 
+def test_writeback_after_the_device_is_marked_failed_decodes_in_software(tmp_path):
+    """Once the device is marked failed, writeback decodes the pool's objects in software (as a
+    load does) when software knows the format, so the pool can still be emptied onto the swap
+    device; before, every writeback failed and the pool stayed full for good."""
+    backend = FaultLz4(batch=True)
+    s = _fault_system(tmp_path, backend, "reclaim", fail_after=1)
+    try:
+        assert s.swap_out_batch(0, [0, 1, 2], BANK_ARR[[0, 1, 2]]) == [True] * 3
+        backend.arm("hang", 1)
+        assert s.swap_out_batch(0, [3], BANK_ARR[[3]]) == [False]  # timed out: on the device
+        time.sleep(HANG_S)
+        assert s.stats()["driver_failed"] == 1
+        assert s.zswap.writeback(8) == 3
+        st_ = s.stats()
+        assert st_["stored_pages"] == 0 and st_["writeback_fail"] == 0, st_
+        assert [s.swap_in(0, off) for off in range(4)] == BANK[:4]  # from the device
+    finally:
+        s.close()
+        backend.close()
+
+
 def test_exclusive_load_batch_of_a_staged_page_written_to_the_device_meanwhile(tmp_path):
     """async mode, exclusive loads: ``load_batch`` serves a page from its staged copy, and before
     it takes the lock again to free what it served, the page's failed compression has sent it
