@@ -77,7 +77,7 @@ TIMEOUT_MS = 25
 HANG_S = 0.08
 
 # Fault kinds FaultLz4 takes (each armed with a count, consumed one per call / page / submit).
-FAULTS = ("item", "raise", "bug", "hang", "busy", "dec_raise", "dec_bug", "dec_hang")
+FAULTS = ("item", "raise", "bug", "hang", "busy", "dec_raise", "dec_bug", "dec_hang", "dec_flip")
 
 
 class FaultLz4(Backend):
@@ -91,7 +91,8 @@ class FaultLz4(Backend):
     asynchronous device driven through submit/poll; ``batch``: a real batch path; ``fmt``:
     declare the ``lz4`` format, so zswap decodes in software what the device fails on.
     ``bug`` / ``dec_bug`` raise a plain RuntimeError (a driver bug, which the engine reports
-    as a DriverError). ``injected`` counts the faults that fired. Safe from several threads (the engine's watchdog
+    as a DriverError); ``dec_flip`` returns a page with one byte wrong (which only
+    ``verify_pages`` can catch). ``injected`` counts the faults that fired. Safe from several threads (the engine's watchdog
     may abandon a hung call while the next one runs)."""
 
     name = "test-fault-lz4"
@@ -165,6 +166,8 @@ class FaultLz4(Backend):
             out = lz4block.decompress(bytes(data), uncompressed_size=PAGE_SIZE)
         except (lz4block.LZ4BlockError, ValueError) as exc:
             raise corrupt(self.name, str(exc)) from None
+        if self._take("dec_flip"):
+            out = bytes([out[0] ^ 0x5A]) + out[1:]
         return out
 
     def decompress_batch(self, items: Any) -> np.ndarray:
@@ -380,6 +383,7 @@ class FaultModel(RuleBasedStateMachine):
             self.backend = FaultLz4(queue="queue" in driver, batch=driver.endswith("batch"),
                                     fmt=fmt)
         self.exclusive = exclusive
+        self.verify = verify
         self.system = open_zswap({
             # 1 MiB of RAM, 3 %: a pool of 7 pages, so limits and writeback happen constantly
             "zswap": {"compressor": "lz4", "batching": mode, "max_pool_percent": 3,
@@ -553,7 +557,8 @@ class FaultModel(RuleBasedStateMachine):
         if loads:
             self._apply_in_batch(loads, results["in"], before)
 
-    @rule(off=st.integers(0, SLOTS - 1), where=st.sampled_from(["device", "driver"]),
+    @rule(off=st.integers(0, SLOTS - 1),
+          where=st.sampled_from(["device", "dec_raise", "dec_bug", "dec_hang", "dec_flip"]),
           batch=st.booleans())
     def faulty_load(self, off, where, batch):
         """A load that meets a read fault (the swap file's, or the compressor's decompress):
@@ -564,7 +569,7 @@ class FaultModel(RuleBasedStateMachine):
         if where == "device":
             self.system.devices[0].inject("read", errno.EIO, 1)
         elif isinstance(self.backend, FaultLz4):
-            self.backend.arm("dec_raise", 1)
+            self.backend.arm(where if where != "dec_flip" or self.verify else "dec_raise", 1)
         else:
             self.backend.inject(int(CC.INTERNAL), "decompress", 1)
         if batch:
@@ -625,7 +630,9 @@ class FaultModel(RuleBasedStateMachine):
     @rule(data=st.data())
     def driver_fault(self, data):
         if isinstance(self.backend, FaultLz4):
-            kind = data.draw(st.sampled_from(FAULTS), label="fault")
+            # wrong bytes from the driver are caught only by verify_pages (as documented)
+            kinds = FAULTS if self.verify else FAULTS[:-1]
+            kind = data.draw(st.sampled_from(kinds), label="fault")
             # each hang costs a deadline of wall time; two in a row mark the device failed
             count = data.draw(st.integers(1, 2 if kind.endswith("hang") else 3), label="count")
             self.backend.arm(kind, count)
@@ -696,6 +703,6 @@ class FaultModel(RuleBasedStateMachine):
 
 
 TestFaultModel = FaultModel.TestCase
-TestFaultModel.settings = settings(max_examples=150, stateful_step_count=50, deadline=None,
+TestFaultModel.settings = settings(max_examples=250, stateful_step_count=50, deadline=None,
                                    derandomize=True,
                                    suppress_health_check=[HealthCheck.too_slow])
