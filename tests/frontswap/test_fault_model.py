@@ -2,13 +2,16 @@
 
 "A page the framework accepted comes back byte-exact until it is invalidated": random sequences
 of the swap system's public operations (``swap_out``, ``swap_out_batch`` with folios,
-``swap_in``, ``swap_in_batch``, ``swap_free``, ``drain``, writeback and shrink) run in every
-engine mode, with exclusive loads, checksums, page verification and background writeback on or
-off, on a pool small enough that writeback never stops, while faults are injected at every
-layer: a compressor that fails single items, raises DeviceError, hangs past the deadline or
-answers BUSY (:class:`FaultLz4`, and the emulated NX-842 with its own fault injector), a swap
-file whose reads or writes fail or which is full (``SwapDevice.inject``, EIO / ENOSPC), and a
-page allocator that refuses pages. A plain dict (slot -> page) is the model.
+``swap_in``, ``swap_in_batch``, ``swap_free``, ``drain``, writeback and shrink, zswap switched
+off and on, swapoff/swapon, and two reclaim passes, a readahead and a writeback at once from
+four threads) run in every engine mode, with exclusive loads, checksums, page verification and
+background writeback on or off, zsmalloc or zbud, on a pool small enough that writeback never
+stops, while faults are injected at every layer: a compressor that fails single items, raises
+DeviceError, has a bug (a plain exception), hangs past the deadline, answers BUSY or returns
+wrong bytes (:class:`FaultLz4`, synchronous or queued, with or without a real batch path and a
+software decoder of its format; and the emulated NX-842 with its own fault injector), a swap file
+whose reads or writes fail or which is full (``SwapDevice.inject``, EIO / ENOSPC), and a page
+allocator that refuses pages. A plain dict (slot -> page) is the model.
 
 What the model expects of each operation, from the API's docstrings:
 
@@ -18,10 +21,11 @@ What the model expects of each operation, from the API's docstrings:
   ``stored`` and ``written`` hold their new pages, ``failed`` are free; the three lists split
   the batch exactly;
 * ``swap_in`` / ``swap_in_batch`` of a slot in use returns the page byte-exact (and frees it with
-  exclusive loads); a :class:`HwzswapError` is allowed only when a fault was injected into that
-  very read (device read failure, or a device decompress failure with no software decoder)
-  and loses nothing: the slot still holds its page, which loads once the fault is gone. A slot
-  not in use raises :class:`SwapDeviceError`.
+  exclusive loads); a :class:`HwzswapError` is allowed only when a fault fired during that
+  very read (a device read failure; a decompress failure with no software decoder, a driver
+  bug, or wrong bytes caught by ``verify_pages``) and loses nothing: the slot still holds its
+  page, which loads once the fault is gone. A slot not in use raises :class:`SwapDeviceError`.
+  (In the concurrent step "that very read" is "that step".)
 
 After every step: ``zswap.check()`` passes, the swap map says exactly which slots the model
 holds, zswap holds no more pages than the model, no counter is negative and every store is
@@ -596,6 +600,17 @@ class FaultModel(RuleBasedStateMachine):
         assert s["stored_pages"] == 0 and s["staged_pages"] == 0, s
         assert s["pool_pages"] == 0 and s["compressed_bytes"] == 0, s
         assert s["same_filled_pages"] == 0, s
+
+    @rule()
+    def swapoff_swapon(self):
+        """swapoff drops every page of the area (waiting for its device writes in flight);
+        after a drain the pool is empty, and swapon starts a fresh, empty area."""
+        self.system.swapoff(0)
+        self.expected.clear()
+        self.system.drain()
+        s = self.system.stats()
+        assert s["stored_pages"] == 0 and s["staged_pages"] == 0 and s["pool_pages"] == 0, s
+        self.system.swapon(0, SLOTS)
 
     # -- engine ----------------------------------------------------------------------------
 
