@@ -23,7 +23,7 @@ from hwzswap.backends.contract import (
     run_ops,
 )
 from hwzswap.backends.opencl import Lz4OpenCLBackend
-from hwzswap.backends.opencl.backend import MAX_ITEM_BYTES
+from hwzswap.backends.opencl.backend import MAX_ITEM_BYTES, MIN_SPLIT_PAGES
 from hwzswap.bench.corpus import bundled_corpus_paths, load_bundled, source_name
 from hwzswap.errors import CorruptDataError, DeviceError, InvalidInputError
 from hwzswap.testing import check_backend, check_reference_interop, real_memory_mix, sample_pages
@@ -423,6 +423,20 @@ def test_larger_than_batch_size_uses_the_pipeline(corpus, batch_size, n):
         refs = [ref_compress(p.tobytes()) for p in pages]
         assert np.array_equal(small.decompress_batch(refs), pages)
         assert small.counters()["decompress_launches"] == -(-n // batch_size)
+
+
+@pytest.mark.parametrize("n,launches", [(MIN_SPLIT_PAGES * 2 - 1, 1), (MIN_SPLIT_PAGES * 2, 2),
+                                        (301, 2)])
+def test_a_call_under_the_batch_size_is_spread_over_the_queues(corpus, n, launches):
+    """A reclaim pass of a few hundred pages is far under a tuned batch (4096+); cut over the
+    two queues it keeps both busy (on PoCL, both cores), with the same output."""
+    pages = corpus[2000 : 2000 + n]
+    with get_backend("lz4-opencl", batch_size=4096, hash_log=12) as b:
+        items = as_list(b.compress_batch(pages))
+        assert b.counters()["compress_launches"] == launches
+        assert items == ref_list(pages)
+        kept = [i for i, it in enumerate(items) if it is not None]
+        assert np.array_equal(b.decompress_batch([items[i] for i in kept]), pages[kept])
 
 
 def test_zero_copy_and_upload_give_the_same_output(corpus):
