@@ -152,3 +152,27 @@ def test_a_backend_that_cannot_start_names_the_config_file_and_key(tmp_path):
     msg = str(info.value)
     assert msg.startswith(f"{cfg}: zswap.compressor: no OpenCL device matches device='nope'")
     assert "devices here:" in msg
+
+
+def test_an_nx842_marked_failed_is_decoded_by_the_842_software_backend(make_system):
+    """842-nx writes plain 842 streams and says so (``format="842"``): once the device is
+    marked failed (consecutive timeouts, told here as the async pipeline tells them), the
+    pages it holds are decoded by the software 842 backend, without asking it again."""
+    from hwzswap import get_backend
+
+    nx = get_backend("842-nx")
+    try:
+        assert nx.capabilities.format == "842"
+        pages = compressible_pages(3)
+        s = make_system(backend=nx, zswap={"device_fail_after": 1})
+        for off, page in enumerate(pages):
+            assert s.swap_out(0, off, page) is True
+        s.zswap.compressor.note_timeouts(1)
+        assert s.stats()["driver_failed"] == 1
+        asked = nx.counters()["requests"]
+        assert s.swap_in(0, 0) == pages[0]
+        assert s.swap_in_batch(0, [1, 2]) == pages[1:]
+        assert s.stats()["driver_sw_fallbacks"] == 3
+        assert nx.counters()["requests"] == asked  # the failed device was not asked
+    finally:
+        nx.close()

@@ -204,6 +204,7 @@ class Nx842Backend(Backend):
             batch=True,
             preferred_batch=self.params["queue_depth"],
             time_basis="modeled",
+            format="842",  # plain 842 streams: the software 842 backend decodes them
         )
 
     def describe(self) -> str:
