@@ -23,6 +23,8 @@ default shown (the 2013 v9 defaults where the kernel had a knob)::
       device_timeout_ms: null      # deadline of a device call/op (null: the backend's, else
                                    # 10000 ms); later = DEVICE_ERROR
       device_fail_after: 8         # consecutive timeouts before the backend is marked failed
+      driver_watchdog: auto        # auto | on | off: run driver calls on a watchdog thread
+                                   # (auto: drivers from outside the hwzswap package)
       verify_pages: false          # CRC-32 of each uncompressed page, checked after every
                                    # decompression (catches a driver returning wrong bytes)
     memory:
@@ -82,6 +84,8 @@ POOL_TYPES = ("zsmalloc", "zbud")
 SWAP_MODELS = ("none", "hdd", "ssd", "custom")
 #: ``zswap.batching``: how stores reach the compressor (see :class:`ZswapSettings`).
 BATCHING_MODES = ("page", "folio", "reclaim", "async")
+#: ``zswap.driver_watchdog``: which drivers run under the watchdog (see ZswapConfig).
+WATCHDOG_MODES = ("auto", "on", "off")
 
 
 @dataclass
@@ -121,6 +125,11 @@ class ZswapSettings:
     device_timeout_ms: float | None = None
     #: Consecutive timeouts after which the backend is marked failed (later stores rejected).
     device_fail_after: int = 8
+    #: Which drivers' calls run on a watchdog thread, given up at the deadline if they never
+    #: return: ``auto`` (drivers from outside the hwzswap package), ``on`` (every driver) or
+    #: ``off`` (none: a trusted driver is called directly, as the built-ins are, without the
+    #: per-call thread hand-off; a call that hangs then hangs the caller).
+    driver_watchdog: str = "auto"
     #: Not a kernel knob: a CRC-32 of each uncompressed page, checked after every decompression,
     #: so a driver returning wrong bytes is caught on load. Off by default.
     verify_pages: bool = False
@@ -221,6 +230,7 @@ class ZswapConfig:
                 "async_max_batches": z.async_max_batches,
                 "device_timeout_ms": z.device_timeout_ms,
                 "device_fail_after": z.device_fail_after,
+                "driver_watchdog": z.driver_watchdog,
                 "verify_pages": z.verify_pages,
             },
             "memory": {"total_ram_mb": self.memory.total_ram_mb},
@@ -312,6 +322,7 @@ _ZSWAP_KEYS: dict[str, Callable[[Any], str | None]] = {
     "async_max_batches": _int_min(1),
     "device_timeout_ms": _optional(_number(0, strict=True)),
     "device_fail_after": _int_min(1),
+    "driver_watchdog": _choice(WATCHDOG_MODES),
     "verify_pages": _bool,
 }
 _MEMORY_KEYS = {"total_ram_mb": _int_range(1, 1 << 24)}
@@ -666,6 +677,7 @@ def parameter_error(exc: BaseException, name: str, config: ZswapConfig) -> Confi
 __all__ = [
     "parameter_error",
     "BATCHING_MODES",
+    "WATCHDOG_MODES",
     "MAX_DEPTH",
     "MAX_FILE_BYTES",
     "MAX_VALUES",

@@ -139,11 +139,13 @@ class Compressor:
 
     ``timeout_ms``: the deadline of one device call or op (``None``: the driver's
     ``capabilities`` or :data:`DEFAULT_TIMEOUT_MS`); ``fail_after``: consecutive timeouts after
-    which the device is marked failed.
+    which the device is marked failed; ``watchdog``: which drivers' calls run on the
+    :class:`Watchdog` (``auto``: drivers from outside the hwzswap package, ``on``: every
+    driver, ``off``: none, each driver then called directly as a built-in is).
     """
 
     def __init__(self, backend: Backend, timeout_ms: float | None = None,
-                 fail_after: int = 8) -> None:
+                 fail_after: int = 8, watchdog: str = "auto") -> None:
         self.backend = backend
         self.name = backend.name
         caps = backend.capabilities
@@ -160,7 +162,10 @@ class Compressor:
         self.watchdog: Watchdog | None = None
         self._ops_lock = threading.Lock()  # run_ops: one submit/poll loop at a time
         self._serial: threading.Lock | None = None
-        if not type(backend).__module__.startswith("hwzswap."):
+        if watchdog not in ("auto", "on", "off"):
+            raise ValueError(f"watchdog must be auto, on or off, got {watchdog!r}")
+        outside = not type(backend).__module__.startswith("hwzswap.")
+        if watchdog == "on" or (watchdog == "auto" and outside):
             self.watchdog = Watchdog(self.name, self.timeout_s)  # serialises calls too
         elif not caps.concurrent:
             self._serial = threading.Lock()  # one thread at a time in the driver
@@ -596,7 +601,7 @@ class Compressor:
         out.update(timeouts=self.timeouts,
                    device_errors=self.device_errors, item_failures=self.item_failures,
                    busy_retries=self.busy_retries, sw_fallbacks=self.sw_fallbacks,
-                   failed=self.failed,
+                   failed=self.failed, watched=self.watchdog is not None,
                    last_error=self.last_error)
         return out
 

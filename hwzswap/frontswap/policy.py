@@ -5,15 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
+from hwzswap.config import BATCHING_MODES, WATCHDOG_MODES
 from hwzswap.errors import InvalidParameterError
 
 if TYPE_CHECKING:
     from hwzswap.config import ZswapConfig
 
 PAGE_SIZE = 4096
-
-#: The engine modes (``batching``), each named after the design it models.
-BATCHING_MODES = ("page", "folio", "reclaim", "async")
 
 
 @dataclass(frozen=True)
@@ -46,6 +44,8 @@ class ZswapPolicy:
     * ``device_timeout_ms`` / ``device_fail_after``: the deadline of a device call or op
       (``None``: the driver's own, else 10 s) and the consecutive timeouts after which the
       device is marked failed;
+    * ``driver_watchdog``: which drivers' calls run on a watchdog thread that gives a call up
+      at its deadline (``auto``: those from outside the hwzswap package; ``on``; ``off``);
     * ``verify_pages``: keep a CRC-32 of each uncompressed page and check it after every
       decompression, so a driver that returns wrong bytes is caught (``verify_fail``) instead
       of passed on. Off by default; it costs a CRC-32 of the page (~1 µs) on store and on load.
@@ -65,6 +65,7 @@ class ZswapPolicy:
     async_max_batches: int = 4
     device_timeout_ms: float | None = None
     device_fail_after: int = 8
+    driver_watchdog: str = "auto"
     verify_pages: bool = False
 
     def __post_init__(self) -> None:
@@ -80,6 +81,8 @@ class ZswapPolicy:
                 raise bad(name, f"must be an int {lo}..100")
         if self.batching not in BATCHING_MODES:
             raise bad("batching", f"must be one of {', '.join(BATCHING_MODES)}")
+        if self.driver_watchdog not in WATCHDOG_MODES:
+            raise bad("driver_watchdog", f"must be one of {', '.join(WATCHDOG_MODES)}")
         if self.device_timeout_ms is not None and (
             type(self.device_timeout_ms) not in (int, float) or not self.device_timeout_ms > 0
         ):
@@ -115,4 +118,4 @@ class ZswapPolicy:
         return cls(max_pool_pages=config.max_pool_pages, **knobs)
 
 
-__all__ = ["BATCHING_MODES", "ZswapPolicy"]
+__all__ = ["BATCHING_MODES", "WATCHDOG_MODES", "ZswapPolicy"]

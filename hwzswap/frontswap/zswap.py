@@ -256,7 +256,7 @@ class ZswapCache:
                 "pages whose compression fails after the store returned; use open_zswap"
             )
         self.compressor = comp = Compressor(backend, policy.device_timeout_ms,
-                                            policy.device_fail_after)
+                                            policy.device_fail_after, policy.driver_watchdog)
         # Policy, copied to plain attributes for the hot paths.
         self._exclusive = policy.exclusive_loads
         self._max_len = policy.max_compressed_len
@@ -1052,8 +1052,9 @@ class ZswapCache:
     def stats(self) -> dict[str, Any]:
         """Counters, with the kernel's debugfs names where they exist, plus the async
         pipeline's and the driver guard's (``driver_*``: contract violations by kind, device
-        errors, timeouts, failed items, ``driver_failed`` once the device is marked failed;
-        its last error is ``compressor.last_error``)."""
+        errors, timeouts, failed items, ``driver_failed`` once the device is marked failed,
+        ``driver_watched`` when its calls run on the watchdog thread; its last error is
+        ``compressor.last_error``)."""
         with self._lock:
             out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
             pool = self.pool
