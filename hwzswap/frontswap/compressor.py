@@ -103,6 +103,14 @@ class Watchdog:
             raise job[4]
         return job[3]
 
+    def close(self) -> None:
+        """End the worker thread once its current call (if any) returns. Idempotent; a later
+        call starts a new worker."""
+        with self._lock:
+            if self._jobs is not None:
+                self._jobs.put(None)
+                self._jobs = None
+
     @staticmethod
     def _run(jobs: queue.SimpleQueue[list[Any] | None]) -> None:
         while True:
@@ -162,8 +170,6 @@ class Compressor:
         self.watchdog: Watchdog | None = None
         self._ops_lock = threading.Lock()  # run_ops: one submit/poll loop at a time
         self._serial: threading.Lock | None = None
-        if watchdog not in ("auto", "on", "off"):
-            raise ValueError(f"watchdog must be auto, on or off, got {watchdog!r}")
         outside = not type(backend).__module__.startswith("hwzswap.")
         if watchdog == "on" or (watchdog == "auto" and outside):
             self.watchdog = Watchdog(self.name, self.timeout_s)  # serialises calls too
@@ -180,6 +186,7 @@ class Compressor:
         self.decompress_unchecked = self._decompress
         self.format = caps.format
         self._software: Backend | None = None  # built on first use
+        self._no_software = False  # the format has no software decoder here (found once)
         self.sw_fallbacks = 0
         self.timeouts = 0
         self.device_errors = 0
@@ -242,9 +249,26 @@ class Compressor:
 
     def _refuse_decompress(self) -> bool:
         """A device marked failed is not asked to decompress when software decodes its format
-        (the caller falls back to it); without a software decoder it is still asked, under the
-        deadline: refusing would make every page it holds unreadable."""
-        return self.failed and self.format is not None and self.format != self.name
+        (the caller falls back to it); without a software decoder it is still asked (watched
+        or asynchronous calls under the deadline): refusing would make every page it holds
+        unreadable."""
+        return self.failed and self._software_decoder() is not None
+
+    def _software_decoder(self) -> Backend | None:
+        """The software backend of the driver's ``format``, built once; ``None`` when there is
+        no format, or none of that name loads and runs here (a vendor format with no software
+        decoder counts as none, so its pages are still asked of the device)."""
+        if self._software is None and not self._no_software:
+            if self.format is None or self.format == self.name:
+                self._no_software = True
+            else:
+                from hwzswap.backends.registry import get_backend
+
+                try:
+                    self._software = get_backend(self.format)
+                except HwzswapError:
+                    self._no_software = True
+        return self._software
 
     def _count_device_error(self, exc: HwzswapError) -> None:
         if isinstance(exc, DeviceError):
@@ -303,16 +327,10 @@ class Compressor:
     def software_decompress(self, data: Any, cause: HwzswapError) -> bytes:
         """Decode ``data`` with the software backend of the driver's format, after the device
         failed with ``cause``; re-raise ``cause`` when there is none."""
-        if self.format is None or self.format == self.name:
+        software = self._software_decoder()
+        if software is None:
             raise cause
-        if self._software is None:
-            from hwzswap.backends.registry import get_backend
-
-            try:
-                self._software = get_backend(self.format)
-            except HwzswapError:
-                raise cause from None
-        page = self._software.decompress(data)
+        page = software.decompress(data)
         self.sw_fallbacks += 1
         return page
 
@@ -417,6 +435,7 @@ class Compressor:
                                      dict.fromkeys(range(n), f"{type(exc).__name__}: {exc}"))
         except Exception as exc:  # noqa: BLE001
             raise self._foreign("decompress_batch", exc) from exc
+        self._consecutive_timeouts = 0  # it answered
         if isinstance(out, DecompressedBatch):
             arr = out.pages
         elif isinstance(out, np.ndarray):
@@ -592,6 +611,11 @@ class Compressor:
                            f"{self.timeout_s * 1000.0:g} ms")
         if self._consecutive_timeouts >= self.fail_after:
             self.failed = True
+
+    def close(self) -> None:
+        """Stop the watchdog's worker thread (the driver itself is its owner's to close)."""
+        if self.watchdog is not None:
+            self.watchdog.close()
 
     # -- accounting --------------------------------------------------------------------------
 

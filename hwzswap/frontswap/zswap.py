@@ -1136,6 +1136,7 @@ class ZswapCache:
         self.stop_background()
         if self._closed:
             return
+        self.compressor.close()  # its watchdog thread; a later call would start a new one
         for t in list(self._trees):
             self.invalidate_area(t)
         with self._lock:

@@ -176,3 +176,65 @@ def test_an_nx842_marked_failed_is_decoded_by_the_842_software_backend(make_syst
         assert nx.counters()["requests"] == asked  # the failed device was not asked
     finally:
         nx.close()
+
+
+class VendorFormatLz4(Lz4Backend):
+    """A device that names a format no software backend here decodes."""
+
+    name = "test-vendor-format"
+
+    @property
+    def capabilities(self):
+        from hwzswap.backends.contract import Capabilities
+
+        return Capabilities(device="test-device", batch=True, format="vendor-fmt")
+
+
+def test_a_failed_device_whose_format_no_software_decodes_is_still_asked(make_system):
+    """Declaring a format with no software backend of that name used to make every page of
+    a device marked failed unreadable (refused, then 'no software decoder')."""
+    pages = compressible_pages(3)
+    s = make_system(backend=VendorFormatLz4(), zswap={"device_fail_after": 1})
+    for off, page in enumerate(pages):
+        assert s.swap_out(0, off, page) is True
+    s.zswap.compressor.note_timeouts(1)
+    assert s.stats()["driver_failed"] == 1
+    assert s.swap_in(0, 0) == pages[0]
+    assert s.swap_in_batch(0, [1, 2]) == pages[1:]
+    assert s.stats()["driver_sw_fallbacks"] == 0
+
+
+def test_a_readahead_the_device_answers_ends_a_run_of_timeouts(make_system):
+    """``device_fail_after`` counts consecutive timeouts: a decompress_batch the device
+    answers in between starts the count again, as every other call does."""
+    pages = compressible_pages(3)
+    s = make_system(backend=VendorFormatLz4(), zswap={"device_fail_after": 2})
+    for off, page in enumerate(pages):
+        assert s.swap_out(0, off, page) is True
+    s.zswap.compressor.note_timeouts(1)
+    assert s.swap_in_batch(0, [0, 1, 2]) == pages
+    s.zswap.compressor.note_timeouts(1)
+    assert s.stats()["driver_failed"] == 0
+
+
+def test_closing_stops_the_watchdog_thread(make_system):
+    """driver_watchdog: on runs even a built-in's calls on a watchdog thread; closing the
+    swap system ends that thread (five open/close cycles used to leave five)."""
+    import threading
+    import time
+
+    def watchdogs() -> int:
+        return sum(t.name.startswith("hwzswap-watchdog-") and t.is_alive()
+                   for t in threading.enumerate())
+
+    before = watchdogs()
+    page = compressible_pages(1)[0]
+    for _ in range(3):
+        s = make_system(backend=Lz4Backend(), zswap={"driver_watchdog": "on"})
+        assert s.swap_out(0, 0, page) is True and s.swap_in(0, 0) == page
+        assert watchdogs() == before + 1
+        s.close()
+        deadline = time.monotonic() + 5
+        while watchdogs() > before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watchdogs() == before
