@@ -330,15 +330,14 @@ def new_document(workload: Mapping[str, Any], config: Mapping[str, Any],
 
 
 def write_json(doc: Mapping[str, Any], path: str | Path) -> Path:
-    """Write the document (pretty, stable key order), atomically."""
+    """Write the document (pretty, stable key order), atomically: a failed or interrupted
+    write leaves the old file (or none) and no temporary file."""
+    from hwzswap.cliargs import write_atomic
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    tmp.replace(path)
-    return path
+    text = json.dumps(doc, indent=2) + "\n"
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def read_json(path: str | Path) -> dict[str, Any]:

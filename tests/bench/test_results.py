@@ -43,6 +43,17 @@ def test_document_conforms_to_the_schema(doc: dict, tmp_path) -> None:
     assert schema_problems(back) == []
 
 
+def test_a_json_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path) -> None:
+    """The results file used to go through a fixed NAME.tmp left behind on any error."""
+    import pytest
+
+    path = write_json({"a": 1}, tmp_path / "r.json")
+    with pytest.raises(TypeError):
+        write_json({"a": object()}, path)  # not JSON (the old code left r.json.tmp)
+    assert read_json(path) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
 def test_every_documented_result_key_present_with_its_type(doc: dict) -> None:
     names = [r["backend"] for r in doc["results"]]
     assert {"lz4", "zstd", "842-nx"} <= set(names)
