@@ -100,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hwzswap {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # some other pipe or socket: a real error, with its traceback
         # The reader of stdout went away (`hwzswap backends --json | head -1`): stop quietly,
         # as a Unix filter does, with the status of a process killed by SIGPIPE; stdout now
         # goes nowhere, so the interpreter's final flush cannot fail a second time.
@@ -107,6 +109,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(null, sys.stdout.fileno())
         os.close(null)
         return 128 + 13
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end is closed (poll reports an error on it)."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # replaced (a test's capture) or closed
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -193,3 +193,21 @@ def test_server_options_are_checked_by_the_parser(argv: list[str], words: str,
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(argv)
     assert exc.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_still_an_error(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """Only a closed stdout ends a command quietly; another pipe or socket breaking is a real
+    error and keeps its traceback."""
+    import hwzswap.cli as cli
+
+    def broken(args: argparse.Namespace) -> int:
+        raise BrokenPipeError(32, "Broken pipe (a socket)")
+
+    class Parser:
+        def parse_args(self, argv: list[str]) -> argparse.Namespace:
+            return argparse.Namespace(command="test", func=broken)
+
+    monkeypatch.setattr(cli, "build_parser", lambda: Parser())
+    with pytest.raises(BrokenPipeError, match="a socket"):
+        cli.main([])
