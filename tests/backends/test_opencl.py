@@ -428,7 +428,8 @@ def test_larger_than_batch_size_uses_the_pipeline(corpus, batch_size, n):
 @pytest.mark.parametrize("n,launches", [(MIN_SPLIT_PAGES * 2 - 1, 1), (MIN_SPLIT_PAGES * 2, 2),
                                         (301, 2)])
 def test_a_call_under_the_batch_size_is_spread_over_the_queues(corpus, n, launches):
-    """A reclaim pass of a few hundred pages is far under a tuned batch (4096+); cut over the
+    """On a CPU device (PoCL here), a reclaim pass of a few hundred pages is far under a tuned
+    batch (4096+); cut over the
     two queues it keeps both busy (on PoCL, both cores), with the same output."""
     pages = corpus[2000 : 2000 + n]
     with get_backend("lz4-opencl", batch_size=4096, hash_log=12) as b:
