@@ -429,8 +429,7 @@ def test_larger_than_batch_size_uses_the_pipeline(corpus, batch_size, n):
                                         (301, 2)])
 def test_a_call_under_the_batch_size_is_spread_over_the_queues(corpus, n, launches):
     """On a CPU device (PoCL here), a reclaim pass of a few hundred pages is far under a tuned
-    batch (4096+); cut over the
-    two queues it keeps both busy (on PoCL, both cores), with the same output."""
+    batch (4096+); cut over the two queues it keeps both cores busy, with the same output."""
     pages = corpus[2000 : 2000 + n]
     with get_backend("lz4-opencl", batch_size=4096, hash_log=12) as b:
         items = as_list(b.compress_batch(pages))
