@@ -14,9 +14,10 @@ cannot be trusted to do for itself:
   driver) becomes a DriverError too;
 * **normalises batch results** to the per-item form: whatever shape a driver returns, the engine
   sees one ``CompressedBatch`` / ``DecompressedBatch``, so one failed page fails that page only;
-* **falls back to software** for a decompression the device failed on (a device error or a
-  timeout, not corrupt data) when the driver names its format (``Capabilities.format``) and a
-  software backend of that name decodes it (``sw_fallbacks``);
+* **decodes in software** (``software_decompress``, which zswap's load and writeback call) a
+  page the device failed on (a device error or a timeout, not corrupt data) when the driver
+  names its format (``Capabilities.format``) and a software backend of that name loads here
+  (``sw_fallbacks``);
 * **serialises** the calls into a driver that is not safe from several threads at once
   (``Capabilities.concurrent``: the stateless CPU codecs say they are), as the kernel keeps one
   compression context per CPU under a mutex;
@@ -27,8 +28,9 @@ cannot be trusted to do for itself:
   marked failed: every later compress raises :class:`~hwzswap.errors.DeviceError` at once, so
   zswap rejects stores (the pages go to the swap device) instead of waiting on a dead device.
   Decompression is refused at once only when software decodes the device's format (zswap then
-  does); without a software decoder the device is still asked, under the deadline, since the
-  pages it compressed can come back no other way.
+  does); without a software decoder the device is still asked (under the deadline when its
+  calls are watched or asynchronous), since the pages it compressed can come back no other
+  way.
 
 A driver from outside this package (an entry point, a test's class) may also block in a
 synchronous call. Its calls therefore run on a watchdog thread (:class:`Watchdog`) that the
