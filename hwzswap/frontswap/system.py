@@ -33,7 +33,6 @@ from hwzswap.backends.contract import Backend, check_page, check_pages
 from hwzswap.config import ZswapConfig, load_config, parameter_error
 from hwzswap.errors import (
     BackendError,
-    BackendUnavailableError,
     ConfigError,
     InvalidInputError,
     InvalidParameterError,
@@ -405,7 +404,7 @@ def open_zswap(
             backend = get_backend(comp.name, **comp.params)
         except InvalidParameterError as exc:
             raise parameter_error(exc, comp.name, cfg) from exc
-        except (BackendUnavailableError, BackendError) as exc:  # no such device here, ...
+        except BackendError as exc:  # unavailable here (no such device), failed to start
             raise type(exc)(f"{cfg.source}: zswap.compressor: {exc}") from exc
     system: SwapSystem | None = None
     try:
