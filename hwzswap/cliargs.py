@@ -112,8 +112,10 @@ def output_file(path: str, option: str, *, suffixes: tuple[str, ...] = (),
     existing directory or non-regular file (a FIFO or a device would be replaced by the rename
     of an atomic write), the same file as one of ``inputs`` (``(option, path)`` pairs: the run
     would overwrite what it reads), and a parent directory that cannot be created or does not
-    accept a new file. The parent directory is created, as the write would. An existing
-    regular file is overwritten by the write (the option asks for it).
+    accept a new file. Nothing is created here (a run that fails later leaves no empty
+    directory behind): the nearest existing directory must take a new file, and the write
+    creates the rest. An existing regular file is overwritten by the write (the option asks
+    for it).
     """
     where = f"{option} {path}" if path else option
     if path in ("", "-"):
@@ -138,18 +140,20 @@ def output_file(path: str, option: str, *, suffixes: tuple[str, ...] = (),
             raise OutputError(f"{where}: is the file given to {in_option}, which this run reads; "
                               "writing it would destroy it: give another name")
     parent = out.parent
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the nearest existing ancestor; the write makes the rest
+    if not existing.is_dir():
+        raise OutputError(f"{where}: cannot create its directory {parent}: {existing} is not "
+                          "a directory")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{where}: cannot create its directory {parent}: "
-                          f"{exc.strerror or exc}") from None
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", dir=parent)
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise OutputError(f"{where}: cannot write a file in {parent}: "
-                          f"{exc.strerror or exc}") from None
+        what = (f"write a file in {parent}" if existing == parent
+                else f"create its directory {parent}")
+        raise OutputError(f"{where}: cannot {what}: {exc.strerror or exc}") from None
     return out
 
 
@@ -178,6 +182,7 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     so an interrupted or failed write leaves the old file (or none), never half a file.
     The temporary file keeps ``path``'s suffix (a plotter picks its format by it)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix,
                                dir=path.parent)
     os.close(fd)

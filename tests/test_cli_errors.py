@@ -88,9 +88,16 @@ def test_output_file_refusals_name_the_option(tmp_path: Path) -> None:
     assert issubclass(OutputError, HwzswapError)
 
 
-def test_output_file_makes_the_parent_and_leaves_no_probe(tmp_path: Path) -> None:
+def test_output_file_creates_nothing_and_the_write_makes_the_parent(tmp_path: Path) -> None:
+    """Checked before a run that may still fail: no empty directory is left behind, and no
+    probe file; the write creates the missing directories."""
     out = output_file(str(tmp_path / "a" / "b" / "r.json"), "--json")
-    assert out.parent.is_dir() and list(out.parent.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []
+    write_atomic(out, lambda tmp: tmp.write_text("{}"))
+    assert out.read_text() == "{}" and list(out.parent.iterdir()) == [out]
+    with pytest.raises(OutputError, match="r.json: cannot create its directory .*is not a "
+                                          "directory"):
+        output_file(str(out / "c" / "r.json"), "--json")
 
 
 def test_an_input_and_an_output_on_one_file_are_refused_even_by_another_name(

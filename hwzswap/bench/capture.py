@@ -669,7 +669,7 @@ def register(subparsers: Any) -> None:
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
-    from hwzswap.cliargs import distinct_outputs, output_file
+    from hwzswap.cliargs import distinct_outputs, output_file, write_atomic
 
     # checked before the command runs: a bad -o used to fail only at the rename, after the capture
     output_file(str(args.output), "-o", suffixes=(".pages", ".zst"))
@@ -692,7 +692,8 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         zstd_level=args.zstd_level,
     )
     if args.report is not None:
-        args.report.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        text = json.dumps(report.to_dict(), indent=2) + "\n"
+        write_atomic(args.report, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     size = os.path.getsize(report.output)
     print(
         f"captured {report.pages} pages ({report.pages * PAGE_SIZE / 2**20:.1f} MiB, "

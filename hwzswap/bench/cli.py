@@ -209,6 +209,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
                           "overwriting it: give a new name (or delete the file first)")
     wl, _ = make_workload(args.workload, args.corpus, args.pages, args.seed, args.load_batch,
                           args.reclaim_batch, args.folio_pages)
+    out.parent.mkdir(parents=True, exist_ok=True)  # checked above; made once the run is done
     path = save_workload(wl, out)
     c = wl.counts()
     print(f"recorded workload {wl.name} (seed {wl.seed}): {wl.nr_pages} pages, {c['ops']} ops "

@@ -125,3 +125,18 @@ def test_a_misspelt_workload_name_gets_the_name_it_is_close_to(
         capsys: pytest.CaptureFixture[str]) -> None:
     err = _error(capsys, [*QUICK, "--workload", "roundtrp"])
     assert "neither a built-in workload" in err and "did you mean 'roundtrip'?" in err
+
+
+def test_a_run_that_fails_after_the_check_leaves_no_directory(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The output check used to create the output's directories; a run that then failed (a
+    misspelt workload) left them behind, empty. A run that works creates them."""
+    out = tmp_path / "o" / "new" / "r.json"
+    err = _error(capsys, [*QUICK, "--workload", "roundtrp", "--json", str(out)])
+    assert "roundtrip" in err
+    assert list(tmp_path.iterdir()) == []
+    assert main([*QUICK, "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["results"]
+    out = tmp_path / "rec" / "w.hwzwl"
+    assert main(["record", "--workload", "roundtrip", "--pages", "16", "-o", str(out)]) == 0
+    assert out.is_file()
