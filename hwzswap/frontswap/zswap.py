@@ -778,15 +778,14 @@ class ZswapCache:
         out: list[bytes | None] = [None] * n
         type_ = tree.type
         staged_at: list[int] = []
-        if self._staged:
-            with self._lock:
+        self._acquire()
+        try:
+            if self._staged:  # async: pages in flight come from their staged copies
                 for i, off in enumerate(offs):
                     st = self._staged.get((type_, off))
                     if st is not None:
                         out[i] = st[0].pages[st[1]].tobytes()
                         staged_at.append(i)
-        self._acquire()
-        try:
             entries = list(map(tree.get, offs))
             if staged_at:
                 for i in staged_at:
@@ -812,10 +811,7 @@ class ZswapCache:
                         continue
                     if staged and staged.pop((type_, off), None) is not None:
                         continue
-                    # a page served from its staged copy may have gone to the device since
-                    entry = tree.pop(off, None)
-                    if entry is not None:
-                        self._free_locked(entry)
+                    self._free_locked(tree.pop(off))
         finally:
             self._release()
         return out

@@ -313,12 +313,13 @@ def test_writeback_after_the_device_is_marked_failed_decodes_in_software(tmp_pat
         backend.close()
 
 
-def test_exclusive_load_batch_of_a_staged_page_written_to_the_device_meanwhile(tmp_path):
-    """async mode, exclusive loads: ``load_batch`` serves a page from its staged copy, and before
-    it takes the lock again to free what it served, the page's failed compression has sent it
-    to the swap device (it is no longer staged, nor in the index). The load must still hand the
-    pages back, not raise (a KeyError) with the batch half freed. (``ZswapCache.load_batch``
-    with exclusive loads; the swap system frees in a second step, ``drop_loaded``.)"""
+def test_exclusive_load_batch_around_a_staged_page_going_to_the_device(tmp_path):
+    """async mode, exclusive loads: a page whose compression failed after the store returned
+    is written to the swap device from its staged copy. ``load_batch`` used to look the staged
+    copies up in one lock section and free what it served in another; a write landing between
+    them made it raise (KeyError) with the batch half freed, losing a page. It now does both
+    in one section: while the write is held the page comes from its staged copy; once the
+    write has landed it is a zswap miss, read from the device; no page is lost either way."""
     backend = FaultLz4()
     s = open_zswap({
         "zswap": {"compressor": "lz4", "batching": "async", "exclusive_loads": True},
@@ -333,25 +334,26 @@ def test_exclusive_load_batch_of_a_staged_page_written_to_the_device_meanwhile(t
             go.wait(5)
 
     s.devices[0].io_hook = hold_writes
-    acquire = cache._acquire
-
-    def write_lands_first(*args: Any) -> bool:  # load_batch's second lock section
-        cache._acquire = acquire
-        go.set()
-        deadline = time.monotonic() + 5
-        while s.stats()["staged_pages"] and time.monotonic() < deadline:
-            time.sleep(0.001)
-        return acquire(*args)
-
     try:
-        backend.arm("item", 1)  # its compression fails: the staged page goes to the device
-        assert s.swap_out_batch(0, [3, 4], BANK_ARR[[0, 1]]) == [True, True]
-        assert entered.wait(5)
-        cache._acquire = write_lands_first
-        # slot 4 compressed fine (freed first), slot 3 went to the device: before the fix the
-        # KeyError on 3 came after 4's entry was freed, so page 4 was lost
-        assert cache.load_batch(0, [4, 3]) == [BANK[1], BANK[0]]
-        cache.check()
+        for first in ([3, 4], [7, 8]):
+            entered.clear()
+            go.clear()
+            backend.arm("item", 1)  # the first page's compression fails: it goes to the device
+            assert s.swap_out_batch(0, first, BANK_ARR[[0, 1]]) == [True, True]
+            assert entered.wait(5)  # its device write is held
+            if first == [3, 4]:  # served from the staged copy while the write is in flight
+                assert cache.load_batch(0, [4, 3]) == [BANK[1], BANK[0]]
+                go.set()
+            else:  # the write lands first: a zswap miss, and the device has the page
+                go.set()
+                deadline = time.monotonic() + 5
+                while s.stats()["staged_pages"] and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                assert cache.load_batch(0, [8, 7]) == [BANK[1], None]
+                assert s.swap_in(0, 7) == BANK[0]
+            s.drain()
+            cache.check()
+        assert s.stats()["staged_pages"] == 0
     finally:
         go.set()
         s.close()
