@@ -681,8 +681,7 @@ class FaultModel(RuleBasedStateMachine):
         if isinstance(self.backend, FaultLz4):
             self.backend.clear()
         else:
-            self.backend.faults._armed[True].clear()
-            self.backend.faults._armed[False].clear()
+            self.backend.faults.disarm()
 
     # -- invariants ------------------------------------------------------------------------
 

@@ -151,6 +151,11 @@ class FaultInjector:
                 raise InvalidParameterError("842-nx: cannot inject CC 0 (success) as a fault")
         self._armed[op == "compress"].extend([fault] * count)
 
+    def disarm(self) -> None:
+        """Drop every fault armed with :meth:`arm` and not drawn yet (the seeded rates stay)."""
+        self._armed[True].clear()
+        self._armed[False].clear()
+
     def draw(self, is_compress: bool) -> int | None:
         """The fault for the next request of this kind, or ``None``."""
         armed = self._armed[is_compress]
