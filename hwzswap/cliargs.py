@@ -44,37 +44,31 @@ def seed(text: str) -> int:
     return value
 
 
-def seconds(text: str) -> float:
-    """A duration: a finite number of seconds > 0."""
+def _finite(text: str, what: str, zero_ok: bool) -> float:
+    """``text`` as a finite number > 0 (>= 0 with ``zero_ok``); ``nan`` and ``inf`` refused."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not (0 <= value if zero_ok else 0 < value) or not value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number {'>=' if zero_ok else '>'} 0, got {text}")
     return value
+
+
+def seconds(text: str) -> float:
+    """A duration: a finite number of seconds > 0."""
+    return _finite(text, "a number of seconds", zero_ok=False)
 
 
 def non_negative_seconds(text: str) -> float:
     """A wait: a finite number of seconds >= 0 (``nan`` would never compare as reached)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+    return _finite(text, "a number of seconds", zero_ok=True)
 
 
 def positive_number(text: str) -> float:
     """A finite number > 0 (a size in MB, a rate)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
+    return _finite(text, "a number", zero_ok=False)
 
 
 #: The zstd levels the library takes: negative ones are its fast levels, 22 the strongest.
