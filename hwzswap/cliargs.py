@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from hwzswap.bench.workload import MAX_SEED  # the limit a workload file keeps
 from hwzswap.errors import OutputError
 
 
@@ -23,10 +24,6 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
-
-
-#: The largest seed: a workload file keeps its seed as a 64-bit unsigned number.
-MAX_SEED = (1 << 64) - 1
 
 
 def seed(text: str) -> int:

@@ -316,6 +316,10 @@ class SplitMix64:
         return out
 
 
+#: The largest seed: a workload file keeps its seed as a 64-bit unsigned number.
+MAX_SEED = (1 << 64) - 1
+
+
 def _seed_rng(seed: int, salt: str) -> SplitMix64:
     """One independent stream per purpose (page selection, op stream) from the user's seed."""
     digest = hashlib.sha256(f"hwzswap:{salt}:{seed}".encode()).digest()
@@ -750,6 +754,10 @@ def build_workload(
     n = int(pages.shape[0])
     if n < 1:
         raise WorkloadError(f"workload {name!r} needs at least one page")
+    if type(seed) is not int or not 0 <= seed <= MAX_SEED:
+        # a larger seed would go into a workload file that loading it then refuses
+        raise WorkloadError(f"workload {name!r}: the seed must be a whole number 0..{MAX_SEED} "
+                            f"(64 bits), got {str(seed)[:40]}")
     known = [p for p in inspect.signature(gen).parameters if p not in ("n", "seed")]
     unknown = [p for p in params if p not in known]
     if unknown:
@@ -1046,7 +1054,7 @@ def load_workload(path: str | Path) -> Workload:
             sizing = {"held_fraction": float(frac)}
         wl = Workload(
             name=str(header["name"]),
-            seed=_whole_number(header["seed"], "seed", src, (1 << 64) - 1),
+            seed=_whole_number(header["seed"], "seed", src, MAX_SEED),
             pages=pages,
             ops=ops,
             config_overrides=dict(header.get("config_overrides") or {}),

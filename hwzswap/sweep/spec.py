@@ -116,7 +116,7 @@ def _positive_int(v: Any) -> str | None:
 
 
 def _seed(v: Any) -> str | None:
-    from hwzswap.cliargs import MAX_SEED
+    from hwzswap.bench.workload import MAX_SEED
 
     return None if type(v) is int and 0 <= v <= MAX_SEED else (
         f"must be a whole number >= 0 and at most {MAX_SEED}, got {excerpt(v)}")

@@ -571,3 +571,16 @@ def test_a_fifo_is_never_opened_as_a_workload(tmp_path) -> None:
     assert not is_workload_file(fifo)  # would block forever if it opened the FIFO
     with pytest.raises(WorkloadError, match="not a regular file"):
         load_workload(fifo)
+
+
+def test_a_seed_beyond_64_bits_is_refused_before_it_reaches_a_file(pages: np.ndarray,
+                                                                   tmp_path) -> None:
+    """build_workload took a seed of 2**64 and save_workload wrote it into a file that
+    load_workload then refused as damaged; the library refuses it first, as the CLI does."""
+    from hwzswap.bench.workload import MAX_SEED
+
+    wl = build_workload("roundtrip", pages[:8], seed=MAX_SEED)
+    assert load_workload(save_workload(wl, tmp_path / "w.hwzwl")).seed == MAX_SEED
+    for bad in (MAX_SEED + 1, -1, 1.5):
+        with pytest.raises(WorkloadError, match="the seed must be a whole number 0..18446744"):
+            build_workload("roundtrip", pages[:8], seed=bad)
