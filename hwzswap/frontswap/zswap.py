@@ -747,22 +747,16 @@ class ZswapCache:
             if self._csums is not None:
                 self._verify_object_locked(tree, offset, entry, data)
             try:
-                page = self._decompress(data)
+                page = self._decompress_or_software(data)
             except DriverError:
                 self.decompress_fail += 1
                 raise
-            except DeviceError as exc:  # the device failed, not the data: software, if any
-                try:
-                    page = self.compressor.software_decompress(data, exc)
-                except DeviceError:
-                    self.decompress_fail += 1
-                    raise DeviceError(
-                        f"zswap: load of swap type {tree.type} offset {offset}: the device "
-                        f"failed ({exc}) and no software decoder of its format is known; the "
-                        f"entry is kept, no data was returned") from exc
-                except HwzswapError as exc2:
-                    self.decompress_fail += 1
-                    raise self._corrupt(tree, offset, data, exc2) from exc2
+            except DeviceError as exc:  # the device failed, and software does not decode it
+                self.decompress_fail += 1
+                raise DeviceError(
+                    f"zswap: load of swap type {tree.type} offset {offset}: the device "
+                    f"failed ({exc}) and no software decoder of its format is known; the "
+                    f"entry is kept, no data was returned") from exc
             except HwzswapError as exc:
                 self.decompress_fail += 1
                 raise self._corrupt(tree, offset, data, exc) from exc
@@ -900,6 +894,15 @@ class ZswapCache:
     def _decompress_via_ops(self, data: Any) -> bytes:
         return self.compressor.decompress_op(data)
 
+    def _decompress_or_software(self, data: Any) -> bytes:
+        """The page of a pool object: the device's decompression or, when the device failed
+        (not the data), the software decoder of its format; the device's DeviceError when
+        there is none. (A load and a writeback both take this one path.)"""
+        try:
+            return self._decompress(data)
+        except DeviceError as exc:
+            return self.compressor.software_decompress(data, exc)
+
     def _note_compress_error(self, exc: HwzswapError) -> None:
         if isinstance(exc, DriverError):
             return  # counted by the compressor, by kind
@@ -944,10 +947,7 @@ class ZswapCache:
                 f"its checksum (corrupt pool memory); not written, the entry is kept")
             return _WB_DECOMPRESS_FAIL
         try:
-            try:
-                page = self._decompress(data)
-            except DeviceError as exc:  # the device failed, not the data: software, as a load
-                page = self.compressor.software_decompress(data, exc)
+            page = self._decompress_or_software(data)
         except HwzswapError as exc:
             self.last_writeback_error = exc
             return _WB_DECOMPRESS_FAIL
