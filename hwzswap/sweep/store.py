@@ -14,11 +14,10 @@ only runs whose record says ``ok`` are kept).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from hwzswap.cliargs import write_atomic
 from hwzswap.errors import HwzswapError
 
 RUNS_DIR = "runs"
@@ -45,19 +44,8 @@ def prepare(out_dir: str | Path) -> Path:
 
 def write_json_atomic(path: Path, doc: Any) -> None:
     """Write JSON so that a reader (or a resume after a kill) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    text = json.dumps(doc, indent=1, default=str) + "\n"
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_record(out_dir: str | Path, record: dict[str, Any]) -> Path:
