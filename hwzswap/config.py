@@ -19,7 +19,8 @@ default shown (the 2013 v9 defaults where the kernel had a knob)::
       batching: reclaim            # page | folio | reclaim | async: one compress call per page
                                    # (v9), per folio (today's kernel), per reclaim pass, or
                                    # reclaim passes submitted without waiting (async)
-      async_max_batches: 4         # async only: reclaim batches in flight at once
+      async_max_batches: auto      # async only: reclaim batches in flight at once; auto: 4, or
+                                   # more until they hold the device's preferred batch
       device_timeout_ms: null      # deadline of a device call/op (null: the backend's, else
                                    # 10000 ms); later = DEVICE_ERROR
       device_fail_after: 8         # consecutive timeouts before the backend is marked failed
@@ -86,6 +87,9 @@ SWAP_MODELS = ("none", "hdd", "ssd", "custom")
 BATCHING_MODES = ("page", "folio", "reclaim", "async")
 #: ``zswap.driver_watchdog``: which drivers run under the watchdog (see ZswapConfig).
 WATCHDOG_MODES = ("auto", "on", "off")
+#: ``zswap.async_max_batches: auto``: at least this many reclaim passes in flight, and more
+#: while they hold fewer pages than the device's preferred batch.
+AUTO_ASYNC_BATCHES = 4
 
 
 @dataclass
@@ -118,8 +122,11 @@ class ZswapSettings:
     #: (today's kernel: one batch per folio), ``reclaim`` (one batch per reclaim pass) or
     #: ``async`` (reclaim batches submitted without waiting, like swap writeback).
     batching: str = "reclaim"
-    #: ``async`` mode only: reclaim batches in flight at once before a store waits.
-    async_max_batches: int = 4
+    #: ``async`` mode only: reclaim batches in flight at once before a store waits. ``auto``:
+    #: :data:`AUTO_ASYNC_BATCHES`, or more while the batches in flight hold fewer pages than
+    #: the device's ``preferred_batch`` (so a GPU that wants thousands of pages a call gets
+    #: them merged); an integer: exactly that many.
+    async_max_batches: int | str = "auto"
     #: Deadline (ms) of one device call or op; later counts as a device error. ``None``: the
     #: backend's own deadline, else 10000 ms.
     device_timeout_ms: float | None = None
@@ -263,6 +270,12 @@ def _int_min(lo: int) -> Callable[[Any], str | None]:
     return check
 
 
+def _async_batches(v: Any) -> str | None:
+    if v == "auto" or (type(v) is int and v >= 1):
+        return None
+    return f"must be auto or an integer >= 1, got {excerpt(v)}"
+
+
 def _bool(v: Any) -> str | None:
     return None if type(v) is bool else f"must be true or false, got {excerpt(v)}"
 
@@ -319,7 +332,7 @@ _ZSWAP_KEYS: dict[str, Callable[[Any], str | None]] = {
     "background_writeback": _bool,
     "entry_checksum": _bool,
     "batching": _choice(BATCHING_MODES),
-    "async_max_batches": _int_min(1),
+    "async_max_batches": _async_batches,
     "device_timeout_ms": _optional(_number(0, strict=True)),
     "device_fail_after": _int_min(1),
     "driver_watchdog": _choice(WATCHDOG_MODES),
@@ -676,6 +689,7 @@ def parameter_error(exc: BaseException, name: str, config: ZswapConfig) -> Confi
 
 __all__ = [
     "parameter_error",
+    "AUTO_ASYNC_BATCHES",
     "BATCHING_MODES",
     "WATCHDOG_MODES",
     "MAX_DEPTH",

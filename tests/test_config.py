@@ -60,7 +60,7 @@ def test_entry_checksum_is_loaded_round_trips_and_reaches_the_policy():
 def test_engine_keys_default_load_and_round_trip():
     z = load_config({}).zswap
     assert (z.batching, z.async_max_batches, z.device_timeout_ms, z.device_fail_after,
-            z.verify_pages) == ("reclaim", 4, None, 8, False)
+            z.verify_pages) == ("reclaim", "auto", None, 8, False)
     raw = {"batching": "async", "async_max_batches": 16, "device_timeout_ms": 2.5,
            "device_fail_after": 1, "verify_pages": True}
     cfg = load_config({"zswap": raw})
@@ -71,6 +71,7 @@ def test_engine_keys_default_load_and_round_trip():
     assert load_config(yaml.safe_load(yaml.safe_dump(cfg.to_dict()))) == cfg
     for mode in ("page", "folio", "reclaim", "async"):
         assert load_config({"zswap": {"batching": mode}}).zswap.batching == mode
+    assert load_config({"zswap": {"async_max_batches": "auto"}}).zswap.async_max_batches == "auto"
     assert load_config({"zswap": {"device_timeout_ms": 100}}).zswap.device_timeout_ms == 100
     assert load_config({"zswap": {"device_timeout_ms": None}}).zswap.device_timeout_ms is None
 
@@ -107,8 +108,9 @@ def test_load_config_revalidates_an_edited_config():
         ({"zswap": {"writeback_batch": 0}}, "zswap.writeback_batch", "1..4096"),
         ({"zswap": {"batching": "batch"}}, "zswap.batching", "page, folio, reclaim, async"),
         ({"zswap": {"batching": None}}, "zswap.batching", "page, folio, reclaim, async"),
-        ({"zswap": {"async_max_batches": 0}}, "zswap.async_max_batches", "integer >= 1"),
+        ({"zswap": {"async_max_batches": 0}}, "zswap.async_max_batches", "auto or an integer"),
         ({"zswap": {"async_max_batches": 2.0}}, "zswap.async_max_batches", "integer >= 1"),
+        ({"zswap": {"async_max_batches": "many"}}, "zswap.async_max_batches", "got 'many'"),
         ({"zswap": {"device_timeout_ms": 0}}, "zswap.device_timeout_ms", "> 0 or null"),
         ({"zswap": {"device_timeout_ms": -5}}, "zswap.device_timeout_ms", "> 0 or null"),
         ({"zswap": {"device_timeout_ms": ".inf"}}, "zswap.device_timeout_ms", "finite number"),

@@ -4,7 +4,9 @@ The kernel does not wait for a page's swap writeback before reclaim moves on: th
 flight, the page stays in the swap cache, and completion is handled later. ``async`` mode gives a
 compression device the same freedom: ``store_batch`` stages a reclaim batch and hands it here;
 :class:`AsyncPipeline` compresses it on a worker thread while the caller goes on, with at most
-``max_batches`` batches in flight (a caller that finds the pipeline full waits: backpressure).
+``max_batches`` batches in flight (a caller that finds the pipeline full waits: backpressure),
+or more while the pages in flight are fewer than ``fill_pages`` (the device's preferred batch:
+a device that wants thousands of pages a call gets them, where four reclaim passes would not).
 
 The worker takes every batch queued when it wakes and compresses them in **one** device call
 (their pages concatenated), so a device that wants large batches gets them exactly when the
@@ -23,8 +25,10 @@ This module knows nothing of zswap's indexes: it moves opaque tokens and page ar
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -69,19 +73,41 @@ def split_batch(result: CompressedBatch, sizes: list[int]) -> list[CompressedBat
     return out
 
 
+#: Pipelines not yet closed, for :func:`_close_all_at_exit`.
+_OPEN: weakref.WeakSet[AsyncPipeline] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all_at_exit() -> None:
+    """At interpreter exit, finish the batches in flight and stop the workers of pipelines
+    nobody closed. A daemon worker left inside a device runtime while the interpreter tears
+    it down aborts the whole process (PoCL: "terminate called without an active exception",
+    exit status 134) instead of the program's own exit."""
+    for pipe in list(_OPEN):
+        try:
+            pipe.close()
+        except Exception:  # noqa: BLE001 - exiting anyway; one pipeline must not stop the rest
+            pass
+
+
 class AsyncPipeline:
     """Up to ``max_batches`` batches in flight to ``compress``, completed through ``complete``.
 
     ``max_coalesce``: the most pages one device call takes (a device's ``max_batch``; None: no
-    limit). Thread-safe: any number of threads may submit.
+    limit). ``fill_pages``: a submit waits only once ``max_batches`` are in flight *and* they
+    hold at least this many pages (0: the batch count alone decides). Thread-safe: any number
+    of threads may submit.
     """
 
     def __init__(self, compress: CompressFn, complete: CompleteFn, max_batches: int,
                  timeout_s: float, on_timeout: Callable[[int], None] | None = None,
-                 max_coalesce: int | None = None, name: str = "zswap-async") -> None:
+                 max_coalesce: int | None = None, name: str = "zswap-async",
+                 fill_pages: int = 0) -> None:
         self._compress = compress
         self._complete = complete
         self.max_batches = max_batches
+        self.fill_pages = fill_pages
+        self._pages = 0  # pages of the batches in flight
         self.timeout_s = timeout_s
         self._on_timeout = on_timeout
         self.max_coalesce = max_coalesce
@@ -98,6 +124,7 @@ class AsyncPipeline:
         self.device_calls = 0
         self.timed_out = 0
         self.peak_in_flight = 0
+        _OPEN.add(self)
 
     @property
     def in_flight(self) -> int:
@@ -105,14 +132,16 @@ class AsyncPipeline:
         return len(self._jobs)
 
     def submit(self, token: Any, pages: np.ndarray) -> None:
-        """Queue one batch; wait first while ``max_batches`` are in flight (backpressure)."""
+        """Queue one batch; wait first while the pipeline is full (backpressure): ``max_batches``
+        in flight holding at least ``fill_pages`` pages."""
         with self._cv:
             if self._closed:
                 raise RuntimeError("the async pipeline is closed")
-            while len(self._jobs) >= self.max_batches:
+            while len(self._jobs) >= self.max_batches and self._pages >= self.fill_pages:
                 self._wait_locked()
             job = _Job(token, pages)
             self._jobs.append(job)
+            self._pages += len(pages)
             self._queue.append(job)
             self.batches += 1
             self.peak_in_flight = max(self.peak_in_flight, len(self._jobs))
@@ -129,6 +158,7 @@ class AsyncPipeline:
     def close(self) -> None:
         """Drain, then stop the worker. Idempotent."""
         self.drain()
+        _OPEN.discard(self)
         with self._cv:
             self._closed = True
             self._generation += 1
@@ -159,6 +189,7 @@ class AsyncPipeline:
         for job in late:
             job.done = True
             self._jobs.remove(job)
+            self._pages -= len(job.pages)
         self.timed_out += len(late)
         self._generation += 1
         self._worker = None
@@ -228,6 +259,7 @@ class AsyncPipeline:
                 with cv:
                     for job, _ in mine:
                         self._jobs.remove(job)
+                        self._pages -= len(job.pages)
                     cv.notify_all()
 
 

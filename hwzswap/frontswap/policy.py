@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
-from hwzswap.config import BATCHING_MODES, WATCHDOG_MODES
+from hwzswap.config import AUTO_ASYNC_BATCHES, BATCHING_MODES, WATCHDOG_MODES
 from hwzswap.errors import InvalidParameterError
 
 if TYPE_CHECKING:
@@ -40,7 +40,8 @@ class ZswapPolicy:
     * ``batching``: how stores reach the compressor -- ``page`` (v9: one call per page),
       ``folio`` (today's kernel: one batch per folio), ``reclaim`` (one batch per reclaim pass),
       ``async`` (reclaim batches handed to the device without waiting, up to
-      ``async_max_batches`` in flight, as swap writeback keeps bios in flight);
+      ``async_max_batches`` in flight, as swap writeback keeps bios in flight; ``auto``: four,
+      or more while they hold fewer pages than the device's preferred batch);
     * ``device_timeout_ms`` / ``device_fail_after``: the deadline of a device call or op
       (``None``: the driver's own, else 10 s) and the consecutive timeouts after which the
       device is marked failed;
@@ -62,7 +63,7 @@ class ZswapPolicy:
     background_writeback: bool = False
     entry_checksum: bool = False
     batching: str = "reclaim"
-    async_max_batches: int = 4
+    async_max_batches: int | str = "auto"
     device_timeout_ms: float | None = None
     device_fail_after: int = 8
     driver_watchdog: str = "auto"
@@ -87,8 +88,10 @@ class ZswapPolicy:
             type(self.device_timeout_ms) not in (int, float) or not self.device_timeout_ms > 0
         ):
             raise bad("device_timeout_ms", "must be a number > 0 or None")
-        for name in ("max_outstanding_writebacks", "writeback_batch", "async_max_batches",
-                     "device_fail_after"):
+        if self.async_max_batches != "auto" and (
+                type(self.async_max_batches) is not int or self.async_max_batches < 1):
+            raise bad("async_max_batches", "must be 'auto' or an int >= 1")
+        for name in ("max_outstanding_writebacks", "writeback_batch", "device_fail_after"):
             v = getattr(self, name)
             if type(v) is not int or v < 1:
                 raise bad(name, "must be an int >= 1")
@@ -118,4 +121,4 @@ class ZswapPolicy:
         return cls(max_pool_pages=config.max_pool_pages, **knobs)
 
 
-__all__ = ["BATCHING_MODES", "WATCHDOG_MODES", "ZswapPolicy"]
+__all__ = ["AUTO_ASYNC_BATCHES", "BATCHING_MODES", "WATCHDOG_MODES", "ZswapPolicy"]

@@ -93,7 +93,7 @@ from hwzswap.errors import (
 from hwzswap.frontswap.compressor import Compressor
 from hwzswap.frontswap.kernels import ZswapTree, same_filled_pages
 from hwzswap.frontswap.pipeline import AsyncPipeline
-from hwzswap.frontswap.policy import ZswapPolicy
+from hwzswap.frontswap.policy import AUTO_ASYNC_BATCHES, ZswapPolicy
 from hwzswap.frontswap.writeback import BackgroundWriteback
 from hwzswap.pool.base import Pool
 
@@ -300,10 +300,16 @@ class ZswapCache:
         self.last_writeback_error: HwzswapError | None = None
         self._pipeline: AsyncPipeline | None = None
         if self.batching == "async":
+            depth = policy.async_max_batches
+            if depth == "auto":  # fill the device's preferred batch (at most its max_batch)
+                depth = AUTO_ASYNC_BATCHES
+                fill = min(comp.preferred_batch, comp.max_batch or comp.preferred_batch)
+            else:
+                fill = 0
             self._pipeline = AsyncPipeline(
-                self._compress_batch, self._complete_async, policy.async_max_batches,
+                self._compress_batch, self._complete_async, depth,
                 comp.timeout_s, comp.note_timeouts, comp.max_batch,
-                name=f"zswap-async-{backend.name}")
+                name=f"zswap-async-{backend.name}", fill_pages=fill)
         self._background: BackgroundWriteback | None = None
         if policy.background_writeback:
             self._background = BackgroundWriteback(self)
@@ -678,6 +684,14 @@ class ZswapCache:
         _, rejected = self._commit(tree, staged.offs, staged.pages, batch, staged)
         if rejected:
             self._write_staged(staged, rejected)
+        # The limit was checked when the batch was staged, but what was in flight then lands
+        # at once: a completion that takes the pool to its limit reclaims now, down to the
+        # accept threshold (as the kernel's store queues its shrink worker), not at a later
+        # store that may never come. Ends when writeback has nothing left to write.
+        while self.pool.pages >= self._limit_gate:
+            ok, why = self._check_limits()
+            if ok or why != "reject_pool_limit" or self._background is not None:
+                break
 
     def _is_staged_locked(self, staged: _StagedBatch, k: int) -> bool:
         """Whether page ``k`` of ``staged`` is still the slot's staged page. Lock held."""
@@ -1071,6 +1085,7 @@ class ZswapCache:
             out["async_device_calls"] = pipe.device_calls
             out["async_timeouts"] = pipe.timed_out
             out["async_peak_in_flight"] = pipe.peak_in_flight
+            out["async_fill_pages"] = pipe.fill_pages
         for key, value in self.compressor.counters().items():
             if key != "last_error":
                 out[f"driver_{key}"] = int(value)

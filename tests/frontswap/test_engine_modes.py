@@ -280,6 +280,62 @@ def test_async_backpressure_keeps_at_most_the_configured_batches_in_flight(lz4_s
     assert [s.swap_in(0, o) for o in range(12)] == pages
 
 
+@pytest.mark.parametrize("pages_per_batch, in_flight", [(4, 8), (16, 4)])
+def test_async_auto_depth_fills_the_devices_preferred_batch(lz4_sys, pages_per_batch,
+                                                            in_flight):
+    """``async_max_batches: auto``: four batches in flight, or more until they hold the
+    device's preferred batch (32 pages for this driver); the next store waits."""
+    backend = CountingLz4()
+    backend.hold.clear()
+    s = lz4_sys("async", backend)  # auto is the default
+    k = pages_per_batch
+    pages = compressible_pages(k * (in_flight + 1))
+    for b in range(in_flight):
+        assert s.swap_out_batch(0, range(b * k, b * k + k), as_batch(pages[b * k:b * k + k]))
+    done = []
+    last = range(in_flight * k, in_flight * k + k)
+    t = threading.Thread(target=lambda: done.append(
+        s.swap_out_batch(0, last, as_batch(pages[last.start:last.stop]))))
+    t.start()
+    time.sleep(0.2)
+    assert not done  # full: in_flight batches holding >= 32 pages
+    assert s.stats()["async_fill_pages"] == 32
+    backend.hold.set()
+    t.join(10)
+    assert done == [[True] * k]
+    s.drain()
+    st_ = s.stats()
+    assert st_["async_peak_in_flight"] == in_flight and st_["zswpout"] == len(pages)
+    assert [s.swap_in(0, o) for o in range(len(pages))] == pages
+
+
+def test_async_completion_keeps_the_pool_limit(make_system):
+    """Everything in flight lands at once; the completion that takes the pool over its limit
+    writes back down to the accept threshold instead of leaving the pool over it."""
+    backend = CountingLz4()
+    backend.hold.clear()
+    s = make_system(backend=backend, memory={"total_ram_mb": 1},
+                    zswap={"batching": "async", "async_max_batches": 64,
+                           "max_pool_percent": 10},
+                    swap={"nr_pages": 512})
+    pages = compressible_pages(192)
+    for lo in range(0, 192, 16):
+        assert s.swap_out_batch(0, range(lo, lo + 16), as_batch(pages[lo:lo + 16]))
+    assert s.stats()["staged_pages"] == 192 and s.stats()["pool_pages"] == 0
+    backend.hold.set()
+    s.drain()
+    st_ = s.stats()
+    assert st_["written_back_pages"] > 0
+    assert st_["pool_pages"] <= s.zswap.accept_pages
+    assert [s.swap_in(0, o) for o in range(192)] == pages
+    s.zswap.check()
+
+
+def test_async_fixed_depth_ignores_the_preferred_batch(lz4_sys):
+    s = lz4_sys("async", CountingLz4(), async_max_batches=3)
+    assert s.stats()["async_fill_pages"] == 0
+
+
 def test_async_device_timeout_loses_nothing_and_marks_the_device_failed(lz4_sys):
     backend = HangingLz4()
     s = lz4_sys("async", backend, device_timeout_ms=100, device_fail_after=2,
