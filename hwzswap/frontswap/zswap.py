@@ -301,9 +301,12 @@ class ZswapCache:
         self._pipeline: AsyncPipeline | None = None
         if self.batching == "async":
             depth = policy.async_max_batches
-            if depth == "auto":  # fill the device's preferred batch (at most its max_batch)
+            if depth == "auto":
+                # fill the device's preferred batch, but no more than one call takes (its
+                # max_batch) and no more than the pool limit: staged copies are RAM too
                 depth = AUTO_ASYNC_BATCHES
-                fill = min(comp.preferred_batch, comp.max_batch or comp.preferred_batch)
+                fill = min(x for x in (comp.preferred_batch, comp.max_batch,
+                                       policy.max_pool_pages) if x is not None)
             else:
                 fill = 0
             self._pipeline = AsyncPipeline(
@@ -685,13 +688,11 @@ class ZswapCache:
         if rejected:
             self._write_staged(staged, rejected)
         # The limit was checked when the batch was staged, but what was in flight then lands
-        # at once: a completion that takes the pool to its limit reclaims now, down to the
-        # accept threshold (as the kernel's store queues its shrink worker), not at a later
-        # store that may never come. Ends when writeback has nothing left to write.
-        while self.pool.pages >= self._limit_gate:
-            ok, why = self._check_limits()
-            if ok or why != "reject_pool_limit" or self._background is not None:
-                break
+        # at once: a completion that takes the pool to its limit reclaims as a store at the
+        # limit does (one writeback batch, or the background thread woken), not only at a
+        # later store that may never come.
+        if self.pool.pages >= self._limit_gate:
+            self._check_limits()
 
     def _is_staged_locked(self, staged: _StagedBatch, k: int) -> bool:
         """Whether page ``k`` of ``staged`` is still the slot's staged page. Lock held."""

@@ -310,8 +310,8 @@ def test_async_auto_depth_fills_the_devices_preferred_batch(lz4_sys, pages_per_b
 
 
 def test_async_completion_keeps_the_pool_limit(make_system):
-    """Everything in flight lands at once; the completion that takes the pool over its limit
-    writes back down to the accept threshold instead of leaving the pool over it."""
+    """Everything in flight lands at once, after the last store; the completion that takes
+    the pool over its limit reclaims as a store at the limit does (a writeback batch)."""
     backend = CountingLz4()
     backend.hold.clear()
     s = make_system(backend=backend, memory={"total_ram_mb": 1},
@@ -325,10 +325,17 @@ def test_async_completion_keeps_the_pool_limit(make_system):
     backend.hold.set()
     s.drain()
     st_ = s.stats()
-    assert st_["written_back_pages"] > 0
-    assert st_["pool_pages"] <= s.zswap.accept_pages
+    assert st_["written_back_pages"] > 0 and st_["pool_limit_hit"] > 0
     assert [s.swap_in(0, o) for o in range(192)] == pages
     s.zswap.check()
+
+
+def test_async_auto_depth_stays_under_the_pool_limit(make_system):
+    """Staged copies are memory too: ``auto`` never fills past the pool limit's pages."""
+    s = make_system(backend=CountingLz4(), memory={"total_ram_mb": 1},
+                    zswap={"batching": "async", "max_pool_percent": 10},
+                    swap={"nr_pages": 512})
+    assert s.stats()["async_fill_pages"] == s.stats()["pool_limit_pages"] == 25
 
 
 def test_async_fixed_depth_ignores_the_preferred_batch(lz4_sys):
