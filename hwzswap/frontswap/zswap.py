@@ -832,26 +832,13 @@ class ZswapCache:
         each for the others. Every result is checked; when anything is off (an error, a result
         of the wrong type or length, a failed item) the objects concerned go through
         :meth:`_page_locked` one by one, which counts and raises the right error."""
-        view = self._pool_view
         if self._csums is not None or len(handles) == 1:
             return [self._page_locked(tree, off, h) for off, h in zip(offs, handles)]
-        if self.compressor.batch:
-            views = [view(h) for h in handles]
-            try:
-                result = self.compressor.decompress_batch(views)
-            finally:
-                del views
-            redo = result.failed()
-            pages = [row.tobytes() for row in result.pages]
-        else:
-            try:
-                pages = list(map(self._decompress_raw, map(view, handles)))
-                good = set(map(type, pages)) == {bytes} and set(map(len, pages)) == {PAGE_SIZE}
-            except Exception:  # noqa: BLE001 - attributed to its object below
-                good = False
-            if not good:
-                pages = [b""] * len(handles)
-            redo = [] if good else list(range(len(handles)))
+        views = list(map(self._pool_view, handles))
+        try:
+            pages, redo = self._decompress_objects(views)
+        finally:
+            del views
         for k in redo:
             pages[k] = self._page_locked(tree, offs[k], handles[k])  # checked, or raises
         if self._pcsums is not None:
@@ -860,6 +847,23 @@ class ZswapCache:
                 if k not in skip:
                     self._verify_page_locked(tree, off, h, pages[k])
         return pages
+
+    def _decompress_objects(self, datas: list[Any]) -> tuple[list[Any], list[int]]:
+        """Several objects' pages at once: one ``decompress_batch`` for a batch device (its
+        round trip paid once), else ``decompress`` on each. Returns the pages and the positions
+        to redo one by one on the caller's own path, which counts and reports what went wrong:
+        the items the device failed, or every position when anything in a one-by-one result is
+        off. A batch call that breaks the contract raises DriverError."""
+        if self.compressor.batch:
+            result = self.compressor.decompress_batch(datas)
+            return [row.tobytes() for row in result.pages], list(result.failed())
+        try:
+            pages = list(map(self._decompress_raw, datas))
+            if set(map(type, pages)) == {bytes} and set(map(len, pages)) == {PAGE_SIZE}:
+                return pages, []
+        except Exception:  # noqa: BLE001 - attributed to its object by the caller's redo
+            pass
+        return [None] * len(datas), list(range(len(datas)))
 
     def _verify_object_locked(self, tree: ZswapTree, offset: int, handle: int,
                               data: Any) -> None:
@@ -943,8 +947,10 @@ class ZswapCache:
             return 0
         outcome: list[int] = []
         try:
-            for type_, offset, _entry, data, csum, pcsum in victims:
-                outcome.append(self._write_back_one(target, type_, offset, data, csum, pcsum))
+            pages = self._writeback_pages(victims)
+            for (type_, offset, _entry, data, csum, pcsum), page in zip(victims, pages):
+                outcome.append(self._write_back_one(target, type_, offset, data, csum, pcsum,
+                                                    page))
         finally:
             # Whatever happened, every victim leaves the in-flight set, or rejected stores and
             # swapoff would wait for it forever.
@@ -952,20 +958,39 @@ class ZswapCache:
             written = self._finish_writeback(victims, outcome)
         return written
 
+    def _writeback_pages(self, victims: list[tuple]) -> list[bytes | None]:
+        """Step 2's decompression, batched as a readahead's is: the victims' pages from one
+        device call for a batch device, so an offload device under pressure pays one round
+        trip per writeback batch, not one per page. ``None`` where a victim takes the
+        one-by-one path in :meth:`_write_back_one`: everything for a device that does not
+        batch (nothing to gain) or with ``entry_checksum`` (each object is checked before it is
+        decompressed); an item that failed; every item of a call that broke the contract."""
+        if not self.compressor.batch or self._csums is not None or len(victims) < 2:
+            return [None] * len(victims)
+        try:
+            pages, redo = self._decompress_objects([v[3] for v in victims])
+        except HwzswapError:  # a batch call that broke the contract: each on its own
+            return [None] * len(victims)
+        for k in redo:
+            pages[k] = None
+        return pages
+
     def _write_back_one(self, target: WritebackTarget, type_: int, offset: int, data: bytes,
-                        csum: int | None, pcsum: int | None) -> int:
-        """Step 2 for one victim. A corrupt object never reaches the device as a wrong page:
-        its checksums are checked around the decompression; a failure keeps the entry."""
+                        csum: int | None, pcsum: int | None, page: bytes | None = None) -> int:
+        """Step 2 for one victim (``page``: already decompressed by the batch). A corrupt
+        object never reaches the device as a wrong page: its checksums are checked around the
+        decompression; a failure keeps the entry."""
         if csum is not None and _crc32(data) != csum:
             self.last_writeback_error = CorruptDataError(
                 f"zswap writeback of swap type {type_} offset {offset}: the stored object fails "
                 f"its checksum (corrupt pool memory); not written, the entry is kept")
             return _WB_DECOMPRESS_FAIL
-        try:
-            page = self._decompress_or_software(data)
-        except HwzswapError as exc:
-            self.last_writeback_error = exc
-            return _WB_DECOMPRESS_FAIL
+        if page is None:
+            try:
+                page = self._decompress_or_software(data)
+            except HwzswapError as exc:
+                self.last_writeback_error = exc
+                return _WB_DECOMPRESS_FAIL
         if pcsum is not None and _crc32(page) != pcsum:
             self.last_writeback_error = CorruptDataError(
                 f"zswap writeback of swap type {type_} offset {offset}: the driver decompressed "

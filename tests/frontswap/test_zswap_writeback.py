@@ -6,8 +6,11 @@ import errno
 import random
 import time
 
+import numpy as np
 import pytest
 
+from hwzswap.backends.contract import Capabilities, DecompressedBatch, ItemStatus
+from hwzswap.backends.lz4 import Lz4Backend
 from hwzswap.errors import CorruptDataError, SwapDeviceError
 
 from fsutil import WriteBarrier, compressible_pages, random_page, run_thread
@@ -82,6 +85,83 @@ def test_a_corrupt_object_is_not_written_back(make_system):
     with pytest.raises(CorruptDataError):
         s.swap_in(0, 0)
     assert s.swap_in(0, 1) == pages[1]
+
+
+class BatchLz4(Lz4Backend):
+    """lz4 as a batch device: counts its calls; ``fail_items`` fails those objects in a
+    ``decompress_batch`` (the one-page ``decompress`` still works)."""
+
+    name = "test-batch-lz4"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.batch_calls: list[int] = []
+        self.single_calls = 0
+        self.fail_items: set[bytes] = set()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(batch=True, preferred_batch=16)
+
+    def decompress(self, data):
+        self.single_calls += 1
+        return super().decompress(data)
+
+    def decompress_batch(self, items):
+        self.batch_calls.append(len(items))
+        out = np.zeros((len(items), 4096), dtype=np.uint8)
+        status = np.zeros(len(items), dtype=np.uint8)
+        for i, data in enumerate(items):
+            if bytes(data) in self.fail_items:
+                status[i] = ItemStatus.FAILED
+            else:
+                out[i] = np.frombuffer(Lz4Backend.decompress(self, data), dtype=np.uint8)
+        return DecompressedBatch(out, status, {i: "injected" for i in np.flatnonzero(status)})
+
+
+def test_a_batch_device_decompresses_a_writeback_batch_in_one_call(make_system):
+    backend = BatchLz4()
+    s = make_system(backend=backend)
+    pages = compressible_pages(12)
+    for off, page in enumerate(pages):
+        s.swap_out(0, off, page)
+    assert s.zswap.writeback(8) == 8
+    assert backend.batch_calls == [8] and backend.single_calls == 0
+    assert s.stats()["written_back_pages"] == 8
+    for off, page in enumerate(pages):
+        assert s.swap_in(0, off) == page  # 0..7 from the swap file, byte for byte
+    assert s.stats()["pswpin"] == 8
+
+
+def test_a_failed_item_of_a_writeback_batch_is_redone_alone(make_system):
+    backend = BatchLz4()
+    s = make_system(backend=backend)
+    pages = compressible_pages(4)
+    for off, page in enumerate(pages):
+        s.swap_out(0, off, page)
+    backend.fail_items.add(bytes(s.pool.read(s.pool.handles()[1])))
+    assert s.zswap.writeback(4) == 4
+    assert backend.batch_calls == [4] and backend.single_calls == 1
+    st = s.stats()
+    assert st["written_back_pages"] == 4 and st["writeback_fail"] == 0
+    assert st["driver_item_failures"] == 1
+    assert [s.swap_in(0, off) for off in range(4)] == pages
+
+
+def test_a_corrupt_object_in_a_writeback_batch_fails_alone(make_system):
+    backend = BatchLz4()
+    s = make_system(backend=backend)
+    pages = compressible_pages(4)
+    for off, page in enumerate(pages):
+        s.swap_out(0, off, page)
+    handle = s.pool.handles()[2]
+    s.pool.write(handle, b"\xff" * s.pool.obj_size(handle))
+    assert s.zswap.writeback(4) == 3
+    st = s.stats()
+    assert st["writeback_fail"] == 1 and st["decompress_fail"] == 1 and st["pswpout"] == 3
+    with pytest.raises(CorruptDataError):
+        s.swap_in(0, 2)
+    assert [s.swap_in(0, off) for off in (0, 1, 3)] == [pages[0], pages[1], pages[3]]
 
 
 def test_a_full_pool_writes_back_from_the_store_path(make_system):
