@@ -46,7 +46,7 @@ _tags = itertools.count(1)
 _ABSENT: Any = object()  # no entry in a map table (where None is junk)
 
 
-def _next_tag() -> int:
+def next_tag() -> int:
     tag = next(_tags) % (1 << HANDLE_TAG_BITS)
     return tag or next(_tags) % (1 << HANDLE_TAG_BITS)
 
@@ -197,7 +197,7 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
     def __init__(self, allocator: PageAllocator | None, name: str) -> None:
         self.allocator: PageAllocator = pool_allocator(allocator, name)
         self.name = name
-        self.tag = _next_tag()
+        self.tag = next_tag()
         self._serial = self.tag << HANDLE_TAG_SHIFT  # the last handle handed out
         self._objs: dict[int, tuple[memoryview, int, int, Any]] = {}
         self._stored = 0

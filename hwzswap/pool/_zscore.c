@@ -41,7 +41,7 @@
 #define MAX_OBJS 2048   /* 16 pages / 32 bytes */
 #define MAX_PAGES 16
 
-/* Error classes from hwzswap.errors, handed over by _setup() (no import cycle). */
+/* Error classes from hwzswap.errors, handed over by set_error_classes() (no import cycle). */
 static PyObject *PoolError = NULL;
 static PyObject *PoolAllocError = NULL;
 static PyObject *InvalidHandleError = NULL;
@@ -1961,7 +1961,8 @@ ZsCore_init(ZsCore *self, PyObject *args, PyObject *kwds)
                                      &name, &classes, &class_of))
         return -1;
     if (PoolError == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "hwzswap.pool._zscore: _setup() was not called");
+        PyErr_SetString(PyExc_RuntimeError,
+                        "hwzswap.pool._zscore: set_error_classes() was not called");
         return -1;
     }
     if (self->ready || self->initing) {
@@ -2243,11 +2244,11 @@ static PyObject *
 zscore_setup(PyObject *module, PyObject *args)
 {
     PyObject *pe, *pae, *ihe;
-    if (!PyArg_ParseTuple(args, "OOO:_setup", &pe, &pae, &ihe))
+    if (!PyArg_ParseTuple(args, "OOO:set_error_classes", &pe, &pae, &ihe))
         return NULL;
     if (!PyExceptionClass_Check(pe) || !PyExceptionClass_Check(pae)
         || !PyExceptionClass_Check(ihe)) {
-        PyErr_SetString(PyExc_TypeError, "_setup(PoolError, PoolAllocError, "
+        PyErr_SetString(PyExc_TypeError, "set_error_classes(PoolError, PoolAllocError, "
                         "InvalidHandleError) takes exception classes");
         return NULL;
     }
@@ -2261,8 +2262,9 @@ zscore_setup(PyObject *module, PyObject *args)
 }
 
 static PyMethodDef module_methods[] = {
-    {"_setup", zscore_setup, METH_VARARGS,
-     "_setup(PoolError, PoolAllocError, InvalidHandleError): the error classes to raise."},
+    {"set_error_classes", zscore_setup, METH_VARARGS,
+     "set_error_classes(PoolError, PoolAllocError, InvalidHandleError): the error classes "
+     "to raise."},
     {NULL}
 };
 

@@ -180,10 +180,10 @@ def zs_layout(chain_size: int = ZSMALLOC_CHAIN_SIZE) -> ZsLayout:
     return ZsLayout(chain_size, specs, tuple(lookup), huge_class_size)
 
 
-def _stats(pool: Any, per_class: list[tuple[Any, int]], objects: int
-           ) -> dict[str, Any]:
+def zs_stats(pool: Any, per_class: list[tuple[Any, int]], objects: int, nzspages: int,
+             compacted: int, alloc_fail: int) -> dict[str, Any]:
     """``stats()`` of either implementation from its per-class (zspages per fullness group,
-    free slots)."""
+    free slots) and its counters (zspages, pages compacted, failed allocations)."""
     rows = []
     freeable_total = 0
     for spec, (counts, free_slots) in zip(pool.layout.classes, per_class):
@@ -211,13 +211,13 @@ def _stats(pool: Any, per_class: list[tuple[Any, int]], objects: int
         "kind": "zsmalloc",
         "pool_bytes": pool_bytes,
         "pages": pool.pages,
-        "zspages": pool._zspages,
+        "zspages": nzspages,
         "objects": objects,
         "stored_bytes": stored,
         "density": stored / pool_bytes if pool_bytes else 0.0,
-        "pages_compacted": pool._compacted,
+        "pages_compacted": compacted,
         "freeable": freeable_total,
-        "alloc_fail": pool._alloc_fail,
+        "alloc_fail": alloc_fail,
         "huge_class_size": pool.layout.huge_class_size,
         "max_pages_per_zspage": pool.max_pages_per_zspage,
         "classes": rows,
@@ -619,7 +619,8 @@ class PyZsPool(HandlePool):
                 counts[cls.fg_of_free[len(cls.cur.free)]] += 1
                 free_slots += len(cls.cur.free)
             per_class.append((counts, free_slots))
-        return _stats(self, per_class, len(self._objs))
+        return zs_stats(self, per_class, len(self._objs), self._zspages, self._compacted,
+                        self._alloc_fail)
 
     def check(self) -> None:
         """Verify the pool's internal invariants; raise :class:`PoolError` naming the first

@@ -17,12 +17,12 @@ try:
     from hwzswap.pool import _zscore  # type: ignore[attr-defined]
 except ImportError as exc:
     raise not_built("hwzswap.pool._zscore", "the compiled zsmalloc core") from exc
-from hwzswap.pool._handles import MapHelpers, PoolMessages, _next_tag, pool_allocator
+from hwzswap.pool._handles import MapHelpers, PoolMessages, next_tag, pool_allocator
 from hwzswap.pool.allocator import PageAllocator
 from hwzswap.pool.base import PAGE_SIZE, Pool
-from hwzswap.pool.zsmalloc import ZSMALLOC_CHAIN_SIZE, _stats, zs_layout
+from hwzswap.pool.zsmalloc import ZSMALLOC_CHAIN_SIZE, zs_layout, zs_stats
 
-_zscore._setup(PoolError, PoolAllocError, InvalidHandleError)
+_zscore.set_error_classes(PoolError, PoolAllocError, InvalidHandleError)
 
 __all__ = ["ZsPool"]
 
@@ -51,7 +51,7 @@ class ZsPool(_zscore.ZsCore, PoolMessages, MapHelpers, Pool):
         layout = zs_layout(max_pages_per_zspage)
         super().__init__(
             pool_allocator(allocator, name),
-            _next_tag(),
+            next_tag(),
             name,
             [(c.size, c.pages_per_zspage, c.objs_per_zspage, c.header) for c in layout.classes],
             layout.class_of_size,
@@ -72,7 +72,8 @@ class ZsPool(_zscore.ZsCore, PoolMessages, MapHelpers, Pool):
 
     def stats(self) -> dict[str, Any]:
         """As :meth:`PyZsPool.stats` (the same keys and rows)."""
-        return _stats(self, self._class_stats(), len(self))
+        return zs_stats(self, self._class_stats(), len(self), self._zspages, self._compacted,
+                        self._alloc_fail)
 
     def check(self) -> None:
         """Verify the pool's internal invariants (the C core walks its whole structure) and

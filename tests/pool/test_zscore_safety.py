@@ -12,7 +12,7 @@ import pytest
 
 from hwzswap.errors import InvalidHandleError, PoolAllocError, PoolError
 from hwzswap.pool import PageAllocator, ZsPool
-from hwzswap.pool._handles import _next_tag
+from hwzswap.pool._handles import next_tag
 from hwzswap.pool._zscore import ZsCore  # type: ignore[import-not-found]
 from hwzswap.pool.zsmalloc import PyZsPool, zs_layout
 
@@ -181,11 +181,11 @@ def test_core_init_survives_index_hooks_that_empty_its_lists() -> None:
     class_of[40] = _ClearsOnIndex(class_of[40], class_of)
     inner = [(_ClearsOnIndex(rows[0][0], rows), *rows[0][1:])] + [tuple(r) for r in rows[1:]]
     pool = ZsPool.__new__(ZsPool)
-    ZsCore.__init__(pool, PageAllocator(), _next_tag(), "hooked", classes, class_of)
+    ZsCore.__init__(pool, PageAllocator(), next_tag(), "hooked", classes, class_of)
     assert classes == [] and class_of == []  # the hooks ran; the core read its own copies
     pool.layout, pool.max_pages_per_zspage = zs_layout(8), 8
     with pytest.raises(PoolError, match="already initialised"):
-        ZsCore.__init__(pool, PageAllocator(), _next_tag(), "again", inner, _layout_lists()[1])
+        ZsCore.__init__(pool, PageAllocator(), next_tag(), "again", inner, _layout_lists()[1])
     ref = PyZsPool()
     for size in (1, 40, 100, 700, 3000, 4096, 40, 100):
         h, r = pool.malloc_write(b"q" * size), ref.malloc_write(b"q" * size)
@@ -203,7 +203,7 @@ class _Reinit:
     def __index__(self) -> int:
         rows, class_of = _layout_lists()
         try:
-            ZsCore.__init__(self.pool, PageAllocator(), _next_tag(), "inner", rows, class_of)
+            ZsCore.__init__(self.pool, PageAllocator(), next_tag(), "inner", rows, class_of)
         except PoolError as exc:
             self.seen.append(str(exc))
         return self.value
@@ -215,7 +215,7 @@ def test_core_init_refuses_to_be_nested() -> None:
     rows[0][0] = hook
     pool = ZsPool.__new__(ZsPool)
     hook.pool = pool
-    ZsCore.__init__(pool, PageAllocator(), _next_tag(), "outer", rows, class_of)
+    ZsCore.__init__(pool, PageAllocator(), next_tag(), "outer", rows, class_of)
     assert hook.seen and "already initialised" in hook.seen[0]
     assert pool.name == "outer" and pool.read(pool.malloc_write(b"ok")) == b"ok"
 
@@ -287,7 +287,7 @@ def test_lists_emptied_by_finalisers_while_the_core_copies_them() -> None:
             _Clearer(rows, class_of)
             gc.set_threshold(1)
             try:
-                ZsCore.__init__(pool, PageAllocator(), _next_tag(), "gc", rows, class_of)
+                ZsCore.__init__(pool, PageAllocator(), next_tag(), "gc", rows, class_of)
                 outcomes.add("init")
             except PoolError:
                 outcomes.add("init refused")
