@@ -8,7 +8,7 @@ import argparse
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from hwzswap.bench.workload import MAX_SEED  # the limit a workload file keeps
@@ -168,30 +168,5 @@ def distinct_outputs(outputs: Iterable[tuple[str, str | None]]) -> None:
         seen[key] = f"{option} {path}"
 
 
-def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Write ``path`` through ``write(temporary path)`` beside it, then rename it into place,
-    so an interrupted or failed write leaves the old file (or none), never half a file.
-    The temporary file keeps ``path``'s suffix (a plotter picks its format by it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix,
-                               dir=path.parent)
-    os.close(fd)
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # as an ordinary open() would have made it
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
 __all__ = ["MAX_SEED", "ZSTD_LEVELS", "distinct_outputs", "file_name", "non_negative_seconds",
-           "output_file", "positive_number", "zstd_level", "positive_int", "seconds", "seed",
-           "write_atomic"]
+           "output_file", "positive_number", "zstd_level", "positive_int", "seconds", "seed"]

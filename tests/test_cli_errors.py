@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from hwzswap.cli import build_parser, main
-from hwzswap.cliargs import distinct_outputs, output_file, write_atomic
+from hwzswap.cliargs import distinct_outputs, output_file
 from hwzswap.errors import HwzswapError, OutputError
+from hwzswap.fileio import write_atomic
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -111,22 +112,6 @@ def test_an_input_and_an_output_on_one_file_are_refused_even_by_another_name(
     with pytest.raises(OutputError, match="same file"):
         distinct_outputs([("--json", str(real)), ("--markdown", str(link))])
     distinct_outputs([("--json", str(real)), ("--markdown", None)])
-
-
-def test_write_atomic_leaves_the_old_file_when_the_writer_fails(tmp_path: Path) -> None:
-    out = tmp_path / "r.md"
-    out.write_text("old\n")
-
-    def half(tmp: Path) -> None:
-        tmp.write_text("half")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        write_atomic(out, half)
-    assert out.read_text() == "old\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["r.md"]
-    write_atomic(out, lambda tmp: tmp.write_text("new\n"))
-    assert out.read_text() == "new\n"
 
 
 def test_ctrl_c_in_a_bench_says_so_and_leaves_no_output(tmp_path: Path) -> None:

@@ -669,7 +669,8 @@ def register(subparsers: Any) -> None:
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
-    from hwzswap.cliargs import distinct_outputs, output_file, write_atomic
+    from hwzswap.cliargs import distinct_outputs, output_file
+    from hwzswap.fileio import write_atomic
 
     # checked before the command runs: a bad -o used to fail only at the rename, after the capture
     output_file(str(args.output), "-o", suffixes=(".pages", ".zst"))

@@ -13,9 +13,9 @@ from hwzswap.cliargs import (
     output_file,
     positive_int,
     seed,
-    write_atomic,
 )
 from hwzswap.errors import OutputError, WorkloadError
+from hwzswap.fileio import write_atomic
 
 #: Pages a built-in workload takes from the corpus unless ``--pages`` says otherwise.
 DEFAULT_PAGES = 4096

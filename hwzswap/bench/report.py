@@ -280,7 +280,7 @@ def plot(doc: Mapping[str, Any], path: str | Path) -> Path:
     The format follows ``path``'s suffix (a PNG without one), written under exactly ``path``,
     atomically (a failed or interrupted write leaves no partial image).
     """
-    from hwzswap.cliargs import write_atomic
+    from hwzswap.fileio import write_atomic
     import matplotlib
 
     matplotlib.use("Agg")

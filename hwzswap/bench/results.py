@@ -332,7 +332,7 @@ def new_document(workload: Mapping[str, Any], config: Mapping[str, Any],
 def write_json(doc: Mapping[str, Any], path: str | Path) -> Path:
     """Write the document (pretty, stable key order), atomically: a failed or interrupted
     write leaves the old file (or none) and no temporary file."""
-    from hwzswap.cliargs import write_atomic
+    from hwzswap.fileio import write_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

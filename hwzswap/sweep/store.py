@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hwzswap.cliargs import write_atomic
 from hwzswap.errors import HwzswapError
+from hwzswap.fileio import write_atomic
 
 RUNS_DIR = "runs"
 

@@ -1,0 +1,123 @@
+"""Files written whole or not at all (hwzswap.fileio): the old file or the new one, never half
+a file, and no temporary file left behind by a writer that failed or was interrupted."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hwzswap.fileio import PARTIAL, replacing, write_atomic
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """A known umask for the modes below (the test runner's own may be anything)."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_write_atomic_leaves_the_old_file_when_the_writer_fails(tmp_path: Path) -> None:
+    out = tmp_path / "r.md"
+    out.write_text("old\n")
+
+    def half(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(out, half)
+    assert out.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.md"]
+    assert write_atomic(out, lambda tmp: tmp.write_text("new\n")) == out
+    assert out.read_text() == "new\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.md"]
+
+
+def test_an_exception_leaves_no_file_where_there_was_none(tmp_path: Path) -> None:
+    out = tmp_path / "new.json"
+    with pytest.raises(ValueError, match="not JSON"):
+        with replacing(out) as tmp:
+            tmp.write_text("{")
+            raise ValueError("not JSON")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_temporary_file_is_beside_the_target_and_keeps_its_suffix(tmp_path: Path) -> None:
+    out = tmp_path / "plot.svg"
+    with replacing(out) as tmp:
+        assert tmp.parent == tmp_path and tmp.exists() and tmp.stat().st_size == 0
+        assert tmp.name.startswith(".plot.svg.") and tmp.name.endswith(PARTIAL + ".svg")
+        assert not out.exists()  # nothing at the target until the write is whole
+        tmp.write_bytes(b"<svg/>")
+    assert out.read_bytes() == b"<svg/>" and list(tmp_path.iterdir()) == [out]
+
+
+def test_two_writers_of_one_file_get_their_own_temporary_files(tmp_path: Path) -> None:
+    out = tmp_path / "state.json"
+    with replacing(out) as first, replacing(out) as second:
+        assert first != second
+        first.write_text("1")
+        second.write_text("2")
+    assert out.read_text() == "1"  # the outer write ends last
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_missing_directories_are_made_unless_parents_is_off(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b" / "r.txt"
+    with pytest.raises(FileNotFoundError):
+        write_atomic(out, lambda tmp: tmp.write_text("x"), parents=False)
+    assert list(tmp_path.iterdir()) == []
+    write_atomic(out, lambda tmp: tmp.write_text("x"))
+    assert out.read_text() == "x"
+
+
+def test_a_failed_rename_removes_the_temporary_file(tmp_path: Path) -> None:
+    """A directory in the way: the write succeeds, the rename cannot replace it."""
+    out = tmp_path / "taken"
+    (out / "inside").mkdir(parents=True)
+    with pytest.raises(OSError):
+        write_atomic(out, lambda tmp: tmp.write_text("x"))
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"] and out.is_dir()
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_modes_are_as_open_makes_them_or_as_asked(tmp_path: Path) -> None:
+    plain = write_atomic(tmp_path / "plain", lambda tmp: tmp.write_text("x"))
+    assert _mode(plain) == 0o644  # 0666 less the umask, as open(path, "w") makes it
+    private = write_atomic(tmp_path / "private", lambda tmp: tmp.write_text("x"), mode=0o600)
+    assert _mode(private) == 0o600
+    # replacing an existing file takes the new file's mode, not the old one's
+    plain.chmod(0o600)
+    write_atomic(plain, lambda tmp: tmp.write_text("y"))
+    assert _mode(plain) == 0o644
+
+
+def test_a_killed_writer_leaves_a_temporary_file_that_says_what_it_is(tmp_path: Path) -> None:
+    """SIGKILL runs no cleanup: what is left is hidden, names its target and says partial;
+    the target itself is untouched."""
+    out = tmp_path / "pages.zst"
+    out.write_bytes(b"old")
+    code = ("import os, signal, sys\n"
+            "from hwzswap.fileio import replacing\n"
+            "with replacing(sys.argv[1]) as tmp:\n"
+            "    tmp.write_bytes(b'half')\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(out)], timeout=60)
+    assert proc.returncode == -9
+    assert out.read_bytes() == b"old"
+    left = [p.name for p in tmp_path.iterdir() if p != out]
+    assert len(left) == 1 and left[0].startswith(".pages.zst.")
+    assert left[0].endswith(PARTIAL + ".zst")
