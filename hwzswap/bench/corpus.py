@@ -20,7 +20,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from hwzswap.errors import CorpusError
+from hwzswap.fileio import write_atomic
 
 PAGE_SIZE = 4096
 #: The first bytes of a zstd frame (RFC 8878), to recognise a compressed file by its content.
@@ -154,16 +154,8 @@ def save_pages(path: Path | str, pages: Any, *, level: int = 19) -> Path:
         import zstandard
 
         data = memoryview(zstandard.ZstdCompressor(level=level, threads=-1).compress(data))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    # 0600 as save_pages has always made them (the mode mkstemp gave its temporary file)
+    return write_atomic(path, lambda tmp: tmp.write_bytes(data), mode=0o600)
 
 
 def corpus_dir() -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +44,22 @@ def test_roundtrip(tmp_path: Path, name: str) -> None:
         assert zstandard.ZstdDecompressor().decompress(raw) == pages.tobytes()
     else:
         assert raw == pages.tobytes()  # the format is just the pages
-    assert not list(tmp_path.glob("*.partial"))
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left
+
+
+def test_save_makes_the_directory_keeps_mode_0600_and_leaves_nothing_on_failure(
+        tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = save_pages(tmp_path / "new" / "a.pages.zst", _pages(2))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and list(path.parent.iterdir()) == [path]
+    taken = tmp_path / "taken.pages"
+    (taken / "inside").mkdir(parents=True)  # the rename cannot replace a directory
+    with pytest.raises(OSError):
+        save_pages(taken, _pages(1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "taken.pages"]
 
 
 def test_save_accepts_flat_bytes_and_rejects_bad_shapes(tmp_path: Path) -> None:
