@@ -52,6 +52,7 @@ import numpy as np
 from hwzswap.bench.corpus import same_filled_mask
 from hwzswap.bench.results import cpu_model
 from hwzswap.errors import CaptureError
+from hwzswap.fileio import replacing
 
 PAGE_SIZE = 4096
 PAGE_SHIFT = 12
@@ -305,27 +306,28 @@ def _runs(addrs: np.ndarray) -> Iterator[tuple[int, int]]:
 
 
 class _PageWriter:
-    """Streams pages to a temporary file next to ``output``; ``commit`` renames it into place."""
+    """Streams pages into ``path`` (zstd-compressed when ``output`` ends in ``.zst``), counting
+    zero and same-filled ones; leaving the ``with`` closes the file (ending the zstd frame)."""
 
-    def __init__(self, output: Path, zstd_level: int) -> None:
-        self.output = output
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
-        self.tmp = Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would outlive the rename
-        self._raw = os.fdopen(fd, "wb")
+    def __init__(self, path: Path, output: Path, zstd_level: int) -> None:
+        self._raw = open(path, "wb")  # closed by __exit__
         self._out: IO[bytes] = self._raw
         self._zst = None
         if output.name.endswith(".zst"):
             import zstandard
 
-            self._zst = zstandard.ZstdCompressor(level=zstd_level, threads=-1).stream_writer(
-                self._raw, closefd=False
-            )
+            try:
+                self._zst = zstandard.ZstdCompressor(level=zstd_level, threads=-1).stream_writer(
+                    self._raw, closefd=False
+                )
+            except BaseException:
+                self._raw.close()
+                raise
             self._out = self._zst  # type: ignore[assignment]
         self.pages = self.zero = self.same = 0
+
+    def __enter__(self) -> _PageWriter:
+        return self
 
     def write(self, chunk: np.ndarray) -> None:
         same, zero = same_filled_mask(chunk)
@@ -335,20 +337,16 @@ class _PageWriter:
         self.pages += chunk.shape[0]
         self._out.write(chunk.tobytes())
 
-    def commit(self) -> None:
-        if self._zst is not None:
-            self._zst.close()
-        self._raw.close()
-        os.replace(self.tmp, self.output)
-
-    def discard(self) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         try:
             if self._zst is not None:
                 self._zst.close()
-        except Exception:  # noqa: BLE001 - already failing; only remove the temp file
-            pass
-        self._raw.close()
-        self.tmp.unlink(missing_ok=True)
+        except Exception:
+            if exc_type is None:
+                raise  # the file is not whole: the caller's write fails
+            # already failing: the temporary file goes anyway, keep the first error
+        finally:
+            self._raw.close()
 
 
 def _read_pages(pid: int, addrs: np.ndarray, sink: Callable[[np.ndarray], None]) -> int:
@@ -591,18 +589,13 @@ def capture(
                 for i, s in enumerate(selections):
                     local = keep[(keep >= bounds[i]) & (keep < bounds[i + 1])] - bounds[i]
                     s.addrs = s.addrs[local]
-            writer = _PageWriter(output, zstd_level)
-            try:
+            with replacing(output) as tmp, _PageWriter(tmp, output, zstd_level) as writer:
                 unreadable = sum(_read_pages(s.pid, s.addrs, writer.write) for s in selections)
                 if writer.pages == 0:
                     raise CaptureError(
                         f"no anonymous pages could be read from pids {pids}; the process may be "
                         "too young -- pause it later"
                     )
-                writer.commit()
-            except BaseException:
-                writer.discard()
-                raise
         finally:
             _end(proc)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import sys
 import textwrap
 import time
@@ -16,6 +17,7 @@ from hwzswap.bench import capture as cap
 from hwzswap.bench.corpus import describe, load_pages
 from hwzswap.cli import main
 from hwzswap.errors import CaptureError, HwzswapError
+from hwzswap.fileio import PARTIAL
 
 PAGE = 4096
 NPAT = 64
@@ -110,12 +112,30 @@ def test_capture_copies_present_private_anonymous_pages(tmp_path: Path) -> None:
 
 def test_zst_output_and_max_pages_spread(tmp_path: Path) -> None:
     prog, _ = _child_program(tmp_path)
-    out = tmp_path / "cap.pages.zst"
-    rep = cap.capture([sys.executable, "-c", prog], out, wait_line="ready", max_pages=40,
-                      timeout=30, zstd_level=1)
+    out = tmp_path / "new" / "cap.pages.zst"  # the missing directory is made
+    umask = os.umask(0o022)
+    try:
+        rep = cap.capture([sys.executable, "-c", prog], out, wait_line="ready", max_pages=40,
+                          timeout=30, zstd_level=1)
+    finally:
+        os.umask(umask)
     pages = load_pages(out)
     assert pages.shape == (40, PAGE) and rep.pages == 40 < rep.anon_pages
-    assert not list(tmp_path.glob("*.partial"))
+    assert list(out.parent.iterdir()) == [out]  # no temporary file left
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644  # as open() makes it, not mkstemp's 0600
+
+
+def test_a_writer_that_cannot_start_leaves_no_file(tmp_path: Path) -> None:
+    """A zstd level the library refuses fails as the page file is opened: the temporary file
+    goes with it, the previous output stays, and the paused program is ended."""
+    prog, pidfile = _child_program(tmp_path)
+    out = tmp_path / "cap.pages.zst"
+    out.write_bytes(b"previous")
+    with pytest.raises(ValueError, match="level"):
+        cap.capture([sys.executable, "-c", prog], out, wait_line="ready", timeout=30,
+                     zstd_level=99)
+    assert out.read_bytes() == b"previous" and not list(tmp_path.glob(f"*{PARTIAL}*"))
+    assert _gone(int(pidfile.read_text()))
 
 
 def test_children_are_captured_only_when_asked(tmp_path: Path) -> None:
@@ -245,7 +265,7 @@ def test_no_ptrace_permission_gives_an_actionable_error(tmp_path: Path) -> None:
     assert msg.startswith("CaptureError: cannot read /proc/"), msg
     assert "Permission denied" in msg or "not permitted" in msg
     assert "CAP_SYS_PTRACE" in msg and "ptrace_scope" in msg
-    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+    assert not out.exists() and not list(tmp_path.glob(f"*{PARTIAL}*"))
     assert _gone(int(pidfile.read_text()))
 
 
