@@ -8,6 +8,7 @@ under a second each.
 from __future__ import annotations
 
 import json
+import stat
 
 import numpy as np
 import pytest
@@ -49,7 +50,8 @@ def test_first_use_measures_then_the_cached_choice_is_used(cache):
         chosen = first.config
     assert tuning.MEASUREMENTS == before + 1
     files = list(cache.glob("lz4-opencl-tune-*.json"))
-    assert len(files) == 1
+    assert len(files) == 1 and list(cache.iterdir()) == files  # no temporary file left
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600  # the user's own cache
     doc = json.loads(files[0].read_text())
     assert doc["choice"] == {k: chosen[k] for k in TUNED_KEYS}
     assert doc["key"]["device"] == first.device_name and doc["key"]["kernel_sha256"]
@@ -129,6 +131,16 @@ def test_explicit_params_win_and_a_full_set_measures_nothing(cache):
         assert b.tuning["source"] == "measured"
         assert b.config["hash_log"] == 13 and b.config["batch_size"] == 99
         assert b.tuning["explicit"] == ["batch_size", "hash_log"]
+
+
+def test_a_missing_cache_directory_is_made(cache, monkeypatch):
+    where = cache / "not" / "yet"
+    monkeypatch.setenv(tuning.CACHE_ENV, str(where))
+    with get_backend("lz4-opencl") as b:
+        assert b.tuning["source"] == "measured"
+        key = tuning.cache_key(b._platform, b._device)
+    assert list(where.iterdir()) == [tuning.cache_path(key)]
+    assert tuning.load_cached(key) is not None
 
 
 def test_an_unreadable_cache_file_is_measured_again(cache):

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from hwzswap.backends.contract import PAGE_SIZE
+from hwzswap.fileio import write_atomic
 
 CACHE_ENV = "HWZSWAP_CACHE_DIR"
 RATIO_TOLERANCE = 0.01
@@ -185,19 +185,10 @@ def load_cached(key: dict[str, str]) -> TuneResult | None:
 
 
 def _save(result: TuneResult) -> None:
-    """Write atomically (a temp file renamed), so a concurrent reader never sees half a file."""
-    path = result.path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {**result.to_dict(), "source": "measured"}
-    fd, tmp = tempfile.mkstemp(prefix=".tune-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically (a temp file renamed), so a concurrent reader never sees half a file;
+    the cache directory is made, and the file is private to its user (0600)."""
+    text = json.dumps({**result.to_dict(), "source": "measured"}, indent=2) + "\n"
+    write_atomic(result.path, lambda tmp: tmp.write_text(text), mode=0o600)
 
 
 def tuned_choice(platform: Any, device: Any, query: Any, *, refresh: bool = False,
