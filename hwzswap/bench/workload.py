@@ -61,6 +61,7 @@ import zstandard
 
 from hwzswap.backends.contract import PAGE_SIZE
 from hwzswap.errors import WorkloadError
+from hwzswap.fileio import write_atomic
 
 STORE = "store"
 LOAD = "load"
@@ -859,8 +860,8 @@ def _decode_folios(raw: bytes, ops: list[Op], src: str) -> list[Op]:
 def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path:
     """Write ``workload`` as a self-contained workload file (version 2, see ``docs/bench.md``).
 
-    The file is written to a temporary name and renamed, so a failed write never leaves a
-    truncated workload behind.
+    The file is written to a temporary name and renamed, so a failed or interrupted write never
+    leaves a truncated workload (or a temporary file) behind. The directory must exist.
     """
     from hwzswap import __version__
 
@@ -905,17 +906,18 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
         "generator": f"hwzswap {__version__}",
     }
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             f.write(FILE_MAGIC + struct.pack("<II", FILE_VERSION, len(head)) + head)
             for blob in sections.values():
                 f.write(blob)
-        tmp.replace(path)
+
+    try:  # no directory is made: a missing one is the error below
+        return write_atomic(path, write, parents=False)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise WorkloadError(f"{path}: cannot write the workload file: {exc.strerror}") from exc
-    return path
+        raise WorkloadError(f"{path}: cannot write the workload file: "
+                            f"{exc.strerror or exc}") from exc
 
 
 def _open_regular(path: Path) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -265,9 +266,24 @@ def test_damaged_files_are_refused(pages: np.ndarray, tmp_path) -> None:
 def test_save_failure_leaves_no_partial_file(pages: np.ndarray, tmp_path) -> None:
     wl = build_workload("roundtrip", pages[:8], seed=1)
     target = tmp_path / "no-such-dir" / "w.hwzwl"
-    with pytest.raises(WorkloadError, match="cannot write"):
+    with pytest.raises(WorkloadError, match="cannot write the workload file: No such file"):
         save_workload(wl, target)
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert list(tmp_path.iterdir()) == []  # the directory is not made
+    taken = tmp_path / "taken.hwzwl"
+    (taken / "inside").mkdir(parents=True)  # written whole, but the rename cannot land
+    with pytest.raises(WorkloadError, match=f"{taken}: cannot write the workload file"):
+        save_workload(wl, taken)
+    assert [p.name for p in tmp_path.iterdir()] == ["taken.hwzwl"]  # no temporary file
+
+
+def test_a_saved_workload_has_the_mode_open_gives(pages: np.ndarray, tmp_path) -> None:
+    old = os.umask(0o027)
+    try:
+        path = save_workload(build_workload("roundtrip", pages[:8], seed=1), tmp_path / "w.hwzwl")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 and list(tmp_path.iterdir()) == [path]
+    assert load_workload(path).nr_pages == 8
 
 
 # -- the kernel's structure: reclaim passes of folios, readahead clusters -------------------
