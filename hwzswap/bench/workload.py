@@ -386,6 +386,13 @@ def _positive(name: str, what: str, value: Any) -> int:
     return value
 
 
+def _pool_fraction(name: str, value: Any) -> float:
+    """``pool_fraction`` of workload ``name``: the pool limit's share, a number in (0, 1]."""
+    if not (isinstance(value, (int, float)) and 0 < value <= 1):
+        raise WorkloadError(f"workload {name!r}: pool_fraction must be in (0, 1], got {value!r}")
+    return value
+
+
 def parse_folio_mix(spec: Any, name: str = "folio_mix") -> tuple[tuple[int, float], ...]:
     """A folio-size mix -> ``((pages, share), ...)`` sorted by size, shares summing to 1.
 
@@ -577,9 +584,7 @@ def gen_pressure(
     for each backend by the runner (``pool_sizing``); the overrides' limit of ``pool_fraction``
     of the working set is what a runner without that measurement uses."""
     mix = _check_structure("pressure", reclaim_batch, load_batch, folio_mix)
-    if not (isinstance(pool_fraction, (int, float)) and 0 < pool_fraction <= 1):
-        raise WorkloadError(f"workload 'pressure': pool_fraction must be in (0, 1], got "
-                            f"{pool_fraction!r}")
+    _pool_fraction("pressure", pool_fraction)
     rng = _seed_rng(seed, "pressure")
     ops = _initial_stores(n, seed, reclaim_batch, mix)
     content = list(range(n))  # page index each slot holds
@@ -641,9 +646,7 @@ def gen_mixed(
     (``pool_sizing``); the overrides' limit of ``pool_fraction / 2`` of the working set is what a
     runner without that measurement uses."""
     mix = _check_structure("mixed", reclaim_batch, load_batch, folio_mix)
-    if not (isinstance(pool_fraction, (int, float)) and 0 < pool_fraction <= 1):
-        raise WorkloadError(f"workload 'mixed': pool_fraction must be in (0, 1], got "
-                            f"{pool_fraction!r}")
+    _pool_fraction("mixed", pool_fraction)
     rng = _seed_rng(seed, "mixed")
     budget = 3 * n if page_ops is None else page_ops
     max_k = min(reclaim_batch, n)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import struct
 from pathlib import Path
@@ -470,6 +471,16 @@ def test_generator_parameters_are_checked(pages: np.ndarray) -> None:
         build_workload("pressure", pages, batch=4)
     with pytest.raises(WorkloadError, match="pool_fraction must be in"):
         build_workload("pressure", pages, pool_fraction=0)
+
+
+@pytest.mark.parametrize("name", ["pressure", "mixed"])
+def test_pool_fraction_is_checked_alike_by_both_generators(pages: np.ndarray, name: str) -> None:
+    for value in (0, -0.25, 1.5, float("nan"), float("inf"), "0.5", None):
+        with pytest.raises(WorkloadError, match=rf"^workload '{name}': pool_fraction must be "
+                                                rf"in \(0, 1\], got {re.escape(repr(value))}$"):
+            build_workload(name, pages[:16], pool_fraction=value)
+    for value in (1, 0.5, 1e-3):
+        build_workload(name, pages[:16], pool_fraction=value)
 
 
 # -- the file: version 2 with folios, version 1 still read ----------------------------------
