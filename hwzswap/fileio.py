@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-#: What a temporary file's name has after the random part (before the target's suffix), so a
-#: file left by a killed writer (``SIGKILL`` runs no cleanup) says what it is.
+#: How a temporary file's name ends: not in the target's suffix, so a ``*.json`` or
+#: ``*.pages.zst`` glob of the directory never takes one for a finished file, and a file left by
+#: a killed writer (``SIGKILL`` runs no cleanup) says what it is.
 PARTIAL = ".partial"
 
 _TRIES = 100  # names taken by someone else before giving up (tempfile's TMP_MAX is 10000)
@@ -26,7 +27,7 @@ _TRIES = 100  # names taken by someone else before giving up (tempfile's TMP_MAX
 def _create_beside(path: Path, mode: int) -> Path:
     """Create a new, empty file with an unused name in ``path``'s directory."""
     for _ in range(_TRIES):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{PARTIAL}{path.suffix}")
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{PARTIAL}")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         except FileExistsError:
@@ -45,8 +46,8 @@ def replacing(path: str | Path, *, mode: int = 0o666, parents: bool = True) -> I
     ``mode`` is the new file's mode less the umask, as :func:`os.open` takes it (the default
     makes it as a plain ``open(path, "w")`` would). ``parents`` creates ``path``'s missing
     directories first (as ``mkdir -p``); without it a missing directory is the
-    :class:`FileNotFoundError` of creating the temporary file. The temporary name ends in
-    ``path``'s suffix, so a writer that picks a format by the suffix picks the right one.
+    :class:`FileNotFoundError` of creating the temporary file. The temporary name is
+    ``.NAME.RANDOM.partial``: a writer that picks a format by the suffix must be told it.
     """
     path = Path(path)
     if parents:

@@ -55,14 +55,18 @@ def test_an_exception_leaves_no_file_where_there_was_none(tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_temporary_file_is_beside_the_target_and_keeps_its_suffix(tmp_path: Path) -> None:
-    out = tmp_path / "plot.svg"
+def test_the_temporary_file_is_beside_the_target_and_no_glob_takes_it_for_one(
+        tmp_path: Path) -> None:
+    (tmp_path / "old.json").write_text("{}")
+    out = tmp_path / "run.json"
     with replacing(out) as tmp:
         assert tmp.parent == tmp_path and tmp.exists() and tmp.stat().st_size == 0
-        assert tmp.name.startswith(".plot.svg.") and tmp.name.endswith(PARTIAL + ".svg")
+        assert tmp.name.startswith(".run.json.") and tmp.name.endswith(PARTIAL)
         assert not out.exists()  # nothing at the target until the write is whole
-        tmp.write_bytes(b"<svg/>")
-    assert out.read_bytes() == b"<svg/>" and list(tmp_path.iterdir()) == [out]
+        assert [p.name for p in tmp_path.glob("*.json")] == ["old.json"]  # pathlib sees dotfiles
+        tmp.write_text('{"a": 1}')
+    assert out.read_text() == '{"a": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.json", "run.json"]
 
 
 def test_two_writers_of_one_file_get_their_own_temporary_files(tmp_path: Path) -> None:
@@ -119,5 +123,4 @@ def test_a_killed_writer_leaves_a_temporary_file_that_says_what_it_is(tmp_path: 
     assert proc.returncode == -9
     assert out.read_bytes() == b"old"
     left = [p.name for p in tmp_path.iterdir() if p != out]
-    assert len(left) == 1 and left[0].startswith(".pages.zst.")
-    assert left[0].endswith(PARTIAL + ".zst")
+    assert len(left) == 1 and left[0].startswith(".pages.zst.") and left[0].endswith(PARTIAL)
