@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import HwzswapError
+from hwzswap.fileio import write_atomic
 
 STATE_DIR = Path(os.environ.get("HWZSWAP_STATE_DIR", "/run/hwzswap"))
 DEFAULT_NAME = "hwzswap"
@@ -116,10 +117,10 @@ def read_state(name: str) -> dict[str, Any] | None:
 
 
 def _write_state(name: str, state: dict[str, Any]) -> None:
+    """Replace the state file whole: ``swap off`` after a crash must find a complete one."""
     STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = state_path(name).with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(state_path(name))
+    text = json.dumps(state, indent=1)
+    write_atomic(state_path(name), lambda tmp: tmp.write_text(text))
 
 
 def _pid_is_server(pid: int | None) -> bool:

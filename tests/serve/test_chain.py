@@ -189,3 +189,28 @@ def test_a_server_that_cannot_start_says_why_and_leaves_nothing(state_dir: Path,
     with pytest.raises(chain.ChainError, match=r"did not come up: .*zswap\.bogus: unknown key"):
         chain.swap_on(str(bad), name="t7")
     assert chain.read_state("t7") is None
+
+
+def test_the_state_file_is_replaced_whole(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """No chain here (a private STATE_DIR, not the state_dir fixture, whose teardown would
+    take these states for chains): the directory is made 0700, the file replaced whole, and
+    a failed write leaves the previous state and no temporary file."""
+    d = tmp_path / "run" / "hwzswap"
+    monkeypatch.setattr(chain, "STATE_DIR", d)
+    old = os.umask(0o022)
+    try:
+        chain._write_state("s", {"pid": 1})
+        chain._write_state("s", {"pid": 2, "loop": "/dev/loop9"})
+    finally:
+        os.umask(old)
+    assert (d.stat().st_mode & 0o777) == 0o700
+    assert (chain.state_path("s").stat().st_mode & 0o777) == 0o644
+    assert chain.read_state("s") == {"pid": 2, "loop": "/dev/loop9"}
+    with pytest.raises(TypeError):
+        chain._write_state("s", {"pid": object()})  # not JSON: nothing is written
+    (chain.state_path("t") / "inside").mkdir(parents=True)  # the rename cannot land
+    with pytest.raises(OSError):
+        chain._write_state("t", {"pid": 3})
+    assert chain.read_state("s") == {"pid": 2, "loop": "/dev/loop9"}
+    assert sorted(p.name for p in d.iterdir()) == ["s.json", "t.json"]
