@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -54,24 +53,6 @@ def _dry_run(spec: Any, plan: Any, out_dir: Path, console: Any) -> int:
     return 0
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    """Refuse an existing directory that is not a sweep's output (no ``runs/``) but holds a file
-    the sweep would overwrite (``table.md``, ``sweep.json``, the plots): ``-o .`` or a typo must
-    not replace the user's own files. A sweep's output directory is resumed as before."""
-    from hwzswap.sweep import store
-    from hwzswap.sweep.execute import MERGED_JSON, PLOT_RATIO, PLOT_SPEEDUP, TABLE_MD
-
-    if not out_dir.is_dir() or (out_dir / store.RUNS_DIR).is_dir():
-        return
-    clash = [name for name in (MERGED_JSON, TABLE_MD, PLOT_RATIO, PLOT_SPEEDUP)
-             if os.path.lexists(out_dir / name)]
-    if clash:
-        raise store.SweepOutputError(
-            f"-o {out_dir}: not a sweep's output directory (no {store.RUNS_DIR}/), and it holds "
-            f"{', '.join(clash)}, which the sweep would overwrite; give a new or empty directory"
-        )
-
-
 def _command(args: argparse.Namespace) -> str:
     """The command line, rebuilt from the parsed options (for the merged result)."""
     words = ["hwzswap", "sweep", args.sweep]
@@ -105,7 +86,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.ray is not None and args.jobs is not None:
         raise HwzswapError("--jobs is for the local executor; on Ray the cluster's free CPUs "
                            "(one per run) decide how many runs go at once")
-    _check_out_dir(out_dir)
     command = _command(args)
     outcome = run_sweep(spec, plan, out_dir, jobs=args.jobs or 1, timeout=args.timeout,
                         ray=args.ray, retry_failed=args.retry_failed,

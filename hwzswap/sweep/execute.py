@@ -15,15 +15,12 @@ from typing import Any
 from hwzswap.sweep import merge, report, store
 from hwzswap.sweep.plan import Plan
 from hwzswap.sweep.spec import SweepSpec
+from hwzswap.sweep.store import MERGED_JSON, PLOT_RATIO, PLOT_SPEEDUP, TABLE_MD
 
 #: Per-run time limit unless ``--timeout`` says otherwise (a run of the shipped sweep takes
 #: seconds; a 4096-page run of every mode well under a minute).
 DEFAULT_TIMEOUT_S = 1800.0
 
-MERGED_JSON = "sweep.json"
-TABLE_MD = "table.md"
-PLOT_RATIO = "throughput_vs_ratio.png"
-PLOT_SPEEDUP = "speedup_vs_lz4.png"
 
 
 @dataclass

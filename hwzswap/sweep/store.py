@@ -14,6 +14,7 @@ only runs whose record says ``ok`` are kept).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,12 @@ from hwzswap.errors import HwzswapError
 from hwzswap.fileio import write_atomic
 
 RUNS_DIR = "runs"
+MERGED_JSON = "sweep.json"
+TABLE_MD = "table.md"
+PLOT_RATIO = "throughput_vs_ratio.png"
+PLOT_SPEEDUP = "speedup_vs_lz4.png"
+#: What a sweep writes at the top of ``DIR``, over whatever is there.
+OUTPUTS = (MERGED_JSON, TABLE_MD, PLOT_RATIO, PLOT_SPEEDUP)
 
 
 class SweepOutputError(HwzswapError):
@@ -32,14 +39,30 @@ def record_path(out_dir: str | Path, run_id: str) -> Path:
 
 
 def prepare(out_dir: str | Path) -> Path:
-    """Create ``DIR/runs`` (and ``DIR``); a clear error when that is not possible."""
+    """Create ``DIR/runs`` (and ``DIR``); a clear error when that is not possible, or when
+    ``DIR`` is not a sweep's output but holds a file the sweep would overwrite."""
     out = Path(out_dir)
+    _check_not_foreign(out)
     try:
         (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SweepOutputError(f"-o {out}: cannot create the output directory: "
                                f"{exc.strerror or exc}") from None
     return out
+
+
+def _check_not_foreign(out: Path) -> None:
+    """Refuse an existing directory that is not a sweep's output (no ``runs/``) but holds a file
+    the sweep would overwrite (``table.md``, ``sweep.json``, the plots): ``-o .`` or a typo must
+    not replace the user's own files. A sweep's output directory is resumed as before."""
+    if not out.is_dir() or (out / RUNS_DIR).is_dir():
+        return
+    clash = [name for name in OUTPUTS if os.path.lexists(out / name)]
+    if clash:
+        raise SweepOutputError(
+            f"-o {out}: not a sweep's output directory (no {RUNS_DIR}/), and it holds "
+            f"{', '.join(clash)}, which the sweep would overwrite; give a new or empty directory"
+        )
 
 
 def write_json_atomic(path: Path, doc: Any) -> None:
@@ -78,5 +101,6 @@ def existing_records(out_dir: str | Path, run_ids: list[str]) -> dict[str, dict[
     return out
 
 
-__all__ = ["RUNS_DIR", "SweepOutputError", "existing_records", "prepare", "read_record",
+__all__ = ["MERGED_JSON", "OUTPUTS", "PLOT_RATIO", "PLOT_SPEEDUP", "RUNS_DIR", "TABLE_MD",
+           "SweepOutputError", "existing_records", "prepare", "read_record",
            "record_path", "write_json_atomic", "write_record"]

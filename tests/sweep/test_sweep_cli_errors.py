@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from hwzswap.cli import main
-from hwzswap.sweep.cli import _check_out_dir
 from sweep_helpers import SMALL_SWEEP, write_sweep
 
 
@@ -22,19 +21,6 @@ def test_output_into_a_directory_with_the_users_table_is_refused(
     assert f"-o {mine}" in err and "table.md" in err and "Traceback" not in err
     assert (mine / "table.md").read_text() == "my notes\n"
     assert sorted(p.name for p in mine.iterdir()) == ["table.md"]  # no runs/ made either
-
-
-def test_a_sweep_output_directory_or_one_without_clashing_files_is_accepted(
-        tmp_path: Path) -> None:
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "notes.txt").write_text("x\n")
-    _check_out_dir(other)  # nothing the sweep writes is there
-    resumed = tmp_path / "resumed"
-    (resumed / "runs").mkdir(parents=True)
-    (resumed / "table.md").write_text("a previous sweep's table\n")
-    _check_out_dir(resumed)  # a sweep's own output: resumed, its table rewritten
-    _check_out_dir(tmp_path / "missing")
 
 
 def test_output_that_is_a_file_is_refused(tmp_path: Path,
