@@ -702,9 +702,9 @@ def _check_suspects(chunk: _Chunk, suspect: list[tuple[int, Any]], cw: CompiledW
 
 def _unlimited_pool(workload: Workload) -> dict[str, Any]:
     """Overrides whose pool holds every page of ``workload`` uncompressed, with slack."""
-    from hwzswap.bench.workload import _ZS_SLACK_PAGES
+    from hwzswap.bench.workload import ZS_SLACK_PAGES
 
-    pool_pages = max(workload.nr_pages, workload.nr_slots) + _ZS_SLACK_PAGES
+    pool_pages = max(workload.nr_pages, workload.nr_slots) + ZS_SLACK_PAGES
     return {"memory": {"total_ram_mb": max(1, -(-2 * pool_pages * PAGE_SIZE // (1 << 20)))},
             "zswap": {"max_pool_percent": 50}}
 

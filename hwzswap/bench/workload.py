@@ -92,8 +92,9 @@ FILE_VERSION = 2
 READ_VERSIONS = (1, 2)
 FILE_FORMAT = "hwzswap-workload"
 _MIB = 1 << 20
-# zsmalloc keeps a partly filled zspage per size class: ~255 classes x up to 8 pages of slack.
-_ZS_SLACK_PAGES = 255 * 8
+#: zsmalloc keeps a partly filled zspage per size class: ~255 classes x up to 8 pages of
+#: slack (a pool sized to hold every page uncompressed adds this).
+ZS_SLACK_PAGES = 255 * 8
 
 
 class Op(NamedTuple):
@@ -554,7 +555,7 @@ def gen_roundtrip(
     ops += [Op(INVALIDATE, 0, (o,)) for o in range(n)]
     # The limit must never be reached: room for every page uncompressed plus a partly used
     # zspage (up to 8 pages) in each of zsmalloc's ~255 size classes, at 50% of total RAM.
-    pool_pages = n + _ZS_SLACK_PAGES
+    pool_pages = n + ZS_SLACK_PAGES
     overrides = {
         "memory": {"total_ram_mb": max(1, math.ceil(2 * pool_pages * PAGE_SIZE / _MIB))},
         "zswap": {"max_pool_percent": 50},
