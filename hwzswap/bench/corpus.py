@@ -154,8 +154,8 @@ def save_pages(path: Path | str, pages: Any, *, level: int = 19) -> Path:
         import zstandard
 
         data = memoryview(zstandard.ZstdCompressor(level=level, threads=-1).compress(data))
-    # 0600 as save_pages has always made them (the mode mkstemp gave its temporary file)
-    return write_atomic(path, lambda tmp: tmp.write_bytes(data), mode=0o600)
+    # the usual mode of a new file (0666 less the umask), as capture's page files have
+    return write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 def corpus_dir() -> Path:
