@@ -3,7 +3,8 @@
 :func:`run_sweep` is the whole of ``hwzswap sweep`` without the command line: it skips the runs
 whose record is already in the output directory, hands the others to the local executor (or to
 Ray), writes each record the moment it arrives (so a sweep killed half-way resumes where it
-stopped), then writes the merged ``sweep.json``, ``table.md`` and the plots.
+stopped), then writes the merged ``sweep.json``, ``table.md`` and the plots, each whole or not
+at all (:mod:`hwzswap.fileio`: an interrupted sweep leaves the previous file, never half of one).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwzswap.fileio import write_atomic
 from hwzswap.sweep import merge, report, store
 from hwzswap.sweep.plan import Plan
 from hwzswap.sweep.spec import SweepSpec
@@ -113,7 +115,8 @@ def run_sweep(spec: SweepSpec, plan: Plan, out_dir: str | Path, *, jobs: int = 1
     outcome.doc = doc
     store.write_json_atomic(out / MERGED_JSON, doc)
     outcome.files["json"] = out / MERGED_JSON
-    (out / TABLE_MD).write_text(report.markdown(doc, group_by), encoding="utf-8")
+    table = report.markdown(doc, group_by)
+    write_atomic(out / TABLE_MD, lambda tmp: tmp.write_text(table, encoding="utf-8"))
     outcome.files["table"] = out / TABLE_MD
     if plots:
         for key, name, fn in (("plot_ratio", PLOT_RATIO, report.plot_throughput_vs_ratio),

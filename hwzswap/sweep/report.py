@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import HwzswapError
+from hwzswap.fileio import write_atomic
 
 #: The backend every other one is compared with in the speed-up plot.
 BASELINE = "lz4"
@@ -168,6 +169,21 @@ def markdown(doc: dict[str, Any], group_by: str | None) -> str:
     return "\n".join(lines)
 
 
+def _save(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` whole or not at all (an interrupted sweep leaves the previous
+    plot, never half a PNG), creating its directory; the figure is closed either way. The
+    format follows the suffix (PNG without one): the temporary file's name has none."""
+    import matplotlib.pyplot as plt
+
+    out = Path(path)
+    fmt = out.suffix[1:].lower() or "png"
+    try:
+        write_atomic(out, lambda tmp: fig.savefig(tmp, dpi=110, format=fmt))
+    finally:
+        plt.close(fig)
+    return out
+
+
 def _ok(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [rec for rec in doc.get("records") or [] if rec.get("status") == "ok"]
 
@@ -200,11 +216,7 @@ def plot_throughput_vs_ratio(doc: dict[str, Any], path: str | Path) -> Path | No
         ax.set_title(f"{what}: throughput against ratio")
     axs[1].legend(loc="best", fontsize=8)
     fig.suptitle(f"sweep {Path(doc['sweep']['source']).name}: {len(recs)} runs")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 def _pair_key(rec: dict[str, Any]) -> str:
@@ -275,11 +287,7 @@ def plot_speedup(doc: dict[str, Any], path: str | Path, baseline: str = BASELINE
         ax.grid(True, axis="y", which="both", alpha=0.3)
     axs[1].legend(loc="best", fontsize=8)
     fig.suptitle(f"speed-up over {baseline}, run for run (same engine mode and settings)")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 __all__ = ["BASELINE", "check_group_by", "engine_mode", "markdown", "override_notes", "plot_speedup",

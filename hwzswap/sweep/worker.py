@@ -30,6 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hwzswap.fileio import write_atomic
+
 #: Run statuses. ``failed`` covers crashes, exits, timeouts and unavailable backends
 #: (``failure`` says which); ``unschedulable``: no host of the cluster has what the run needs.
 STATUSES = ("ok", "failed", "unschedulable")
@@ -230,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     rec = execute_run(runspec, args.timeout)
     text = json.dumps(rec, indent=2, sort_keys=False) + "\n"
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        # whole or not at all: a reader (or a sweep resumed from runs/) never sees half a record
+        write_atomic(args.output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     else:
         sys.stdout.write(text)
     return 0 if rec["status"] == "ok" else 1

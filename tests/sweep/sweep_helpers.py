@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from hwzswap.fileio import PARTIAL
 
 #: Three runs of a few seconds: two that succeed, and lz4 with a compression-ratio limit the
 #: config loader refuses, which must fail in its own process and be recorded as FAILED.
@@ -30,3 +33,39 @@ def same_fields(rec: dict[str, Any]) -> tuple[Any, ...]:
     return (rec["run_id"], tuple(sorted(rec["coords"].items())), rec["status"], rec["failure"],
             rec["backend"], rec.get("pages"), rec.get("verified_pages"), rec.get("mismatches"),
             rec.get("ratio_bytes") and tuple(sorted(rec["ratio_bytes"].items())))
+
+
+def interrupt_writes_of(monkeypatch: Any, name: str, exc: BaseException) -> None:
+    """Make each write of the file ``name`` (or of a temporary file for it) stop half-way with
+    ``exc``, as an interrupted writer would: ``Path.write_text`` writes half the text, a
+    matplotlib ``savefig`` leaves half the image. Other files are written as usual."""
+    from matplotlib.figure import Figure
+
+    def hit(p: Any) -> bool:
+        n = Path(p).name
+        return n == name or (n.startswith(f".{name}.") and n.endswith(PARTIAL))
+
+    write_text = Path.write_text
+    savefig = Figure.savefig
+
+    def half_text(self: Path, data: str, *args: Any, **kwargs: Any) -> int:
+        if not hit(self):
+            return write_text(self, data, *args, **kwargs)
+        write_text(self, data[: len(data) // 2], *args, **kwargs)
+        raise exc
+
+    def half_figure(self: Figure, fname: Any, *args: Any, **kwargs: Any) -> None:
+        if not hit(fname):
+            return savefig(self, fname, *args, **kwargs)
+        savefig(self, fname, *args, **kwargs)
+        whole = Path(fname).read_bytes()
+        Path(fname).write_bytes(whole[: len(whole) // 2])
+        raise exc
+
+    monkeypatch.setattr(Path, "write_text", half_text)
+    monkeypatch.setattr(Figure, "savefig", half_figure)
+
+
+def partial_files(directory: Path) -> list[str]:
+    """Temporary files of :mod:`hwzswap.fileio` left in ``directory`` (hidden ones included)."""
+    return sorted(n for n in os.listdir(directory) if n.endswith(PARTIAL))
