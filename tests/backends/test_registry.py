@@ -16,6 +16,8 @@ from hwzswap.backends import registry
 from hwzswap.cli import main
 from hwzswap.errors import BackendUnavailableError, UnknownBackendError
 
+from helpers import unavailable_backend
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "hwzswap-xz-driver"
 SOFTWARE = {"lzo", "lz4", "lz4hc", "zstd", "deflate"}
@@ -42,20 +44,8 @@ def test_backend_from_config_roundtrip() -> None:
 
 
 def test_unavailable_backend_reports_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    class NoDevice(Backend):
-        name = "test-nodevice"
-
-        @classmethod
-        def availability(cls):
-            return False, "no accelerator card found"
-
-        def compress(self, page):  # pragma: no cover - never built
-            raise AssertionError
-
-        def decompress(self, data):  # pragma: no cover
-            raise AssertionError
-
-    monkeypatch.setitem(registry._registered, "test-nodevice", NoDevice)
+    no_device = unavailable_backend("test-nodevice", "no accelerator card found")
+    monkeypatch.setitem(registry._registered, "test-nodevice", no_device)
     monkeypatch.setitem(registry._BUILTINS, "test-broken", "hwzswap.no_such_module:Thing")
     rows = {r.name: r for r in available_backends()}
     assert rows["test-nodevice"].available is False

@@ -16,6 +16,8 @@ from hwzswap.bench.runner import comparable_counters, same_filled_mask
 from hwzswap.bench.workload import load_workload
 from hwzswap.cli import main
 
+from helpers import unavailable_backend
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -202,23 +204,9 @@ def test_quiet_still_names_a_backend_that_did_not_run(
         capsys: pytest.CaptureFixture[str]) -> None:
     """--quiet drops the progress bar and the table, not the news that a requested backend
     was skipped (it used to say nothing at all)."""
-    from hwzswap.backends import Backend
     from hwzswap.backends.registry import registered
 
-    class NoCard(Backend):
-        name = "test-no-card"
-
-        @classmethod
-        def availability(cls):
-            return False, "no accelerator card found"
-
-        def compress(self, page):  # pragma: no cover - never built
-            raise AssertionError
-
-        def decompress(self, data):  # pragma: no cover
-            raise AssertionError
-
-    with registered(NoCard):
+    with registered(unavailable_backend("test-no-card", "no accelerator card found")):
         code = main(["bench", "--pages", "16", "--repeat", "1", "--quiet",
                      "--backends", "lz4,test-no-card", "--batching", "page"])
     out, err = capsys.readouterr()
