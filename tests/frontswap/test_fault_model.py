@@ -39,6 +39,8 @@ import errno
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -217,14 +219,35 @@ class FaultLz4(Backend):
             return len(self._queued) + len(self._done)
 
 
-def _fault_system(tmp_path: Path, backend: Backend, mode: str, fail_after: int) -> Any:
-    """A swap system on ``backend`` with the reproducers' deadline (their hangs outlast it)."""
-    backend.hang_s = REPRO_HANG_S  # type: ignore[attr-defined]
-    return open_zswap({
-        "zswap": {"compressor": "lz4", "batching": mode, "device_timeout_ms": REPRO_TIMEOUT_MS,
-                  "device_fail_after": fail_after},
-        "swap": {"nr_pages": 16, "path": str(tmp_path / "swap.img")},
-    }, backend=backend)
+@contextmanager
+def _fault_system(tmp_path: Path, backend: FaultLz4, mode: str, fail_after: int
+                  ) -> Iterator[Any]:
+    """A swap system on ``backend`` with the reproducers' deadline (their hangs outlast it);
+    the system and the backend are closed when the ``with`` ends."""
+    backend.hang_s = REPRO_HANG_S
+    try:
+        s = open_zswap({
+            "zswap": {"compressor": "lz4", "batching": mode,
+                      "device_timeout_ms": REPRO_TIMEOUT_MS, "device_fail_after": fail_after},
+            "swap": {"nr_pages": 16, "path": str(tmp_path / "swap.img")},
+        }, backend=backend)
+        try:
+            yield s
+        finally:
+            s.close()
+    finally:
+        backend.close()
+
+
+def _fail_the_device_holding_three_pages(s: Any, backend: FaultLz4) -> None:
+    """With ``device_fail_after: 1``: pages 0-2 are stored by the device in one batch, then the
+    batch of page 3 times out (page 3 goes to the swap device) and the device is marked
+    failed, holding the three pages it compressed."""
+    assert s.swap_out_batch(0, [0, 1, 2], BANK_ARR[[0, 1, 2]]) == [True] * 3
+    backend.arm("hang", 1)
+    assert s.swap_out_batch(0, [3], BANK_ARR[[3]]) == [False]  # timed out: on the device
+    time.sleep(REPRO_HANG_S)
+    assert s.stats()["driver_failed"] == 1
 
 
 # -- reproducers of what the state machine found ------------------------------------------
@@ -237,8 +260,7 @@ def test_a_device_marked_failed_still_gives_back_the_pages_it_holds(tmp_path, mo
     (no ``format``), so the pages it compressed before must still be decompressed by it (under
     the deadline), not refused: they come back no other way. Later stores are rejected."""
     backend = FaultLz4(queue=queue, batch=not queue, fmt=False)
-    s = _fault_system(tmp_path, backend, mode, fail_after=2)
-    try:
+    with _fault_system(tmp_path, backend, mode, fail_after=2) as s:
         assert s.swap_out(0, 0, BANK[0]) is True
         for off in (1, 2):
             backend.arm("hang", 1)
@@ -249,17 +271,13 @@ def test_a_device_marked_failed_still_gives_back_the_pages_it_holds(tmp_path, mo
         assert s.swap_out(0, 3, BANK[3]) is False  # a failed device takes no stores
         assert s.swap_in(0, 3) == BANK[3]
         assert s.zswap.writeback(4) == 1 and s.swap_in(0, 0) == BANK[0]  # writeback works too
-    finally:
-        s.close()
-        backend.close()
 
 
 def test_timeouts_apart_do_not_mark_the_device_failed(tmp_path):
     """``device_fail_after`` counts *consecutive* timeouts: a call the device answers in
     between starts the count again (single-page calls reset it as batch calls do)."""
     backend = FaultLz4(batch=False)
-    s = _fault_system(tmp_path, backend, "page", fail_after=2)
-    try:
+    with _fault_system(tmp_path, backend, "page", fail_after=2) as s:
         for off in range(4):
             backend.arm("hang", 1)
             assert s.swap_out(0, 2 * off, BANK[0]) is False  # timed out
@@ -267,9 +285,6 @@ def test_timeouts_apart_do_not_mark_the_device_failed(tmp_path):
         time.sleep(REPRO_HANG_S)
         st_ = s.stats()
         assert st_["driver_timeouts"] == 4 and st_["driver_failed"] == 0, st_
-    finally:
-        s.close()
-        backend.close()
 
 
 @pytest.mark.parametrize("queue", [False, True], ids=["sync", "queue"])
@@ -278,18 +293,10 @@ def test_a_readahead_after_the_device_is_marked_failed_decodes_in_software(tmp_p
     its format: a readahead of pages it compressed must decode them in software, as a single
     swap_in does, not raise DeviceError for the whole batch (found by the state machine)."""
     backend = FaultLz4(queue=queue, batch=True)
-    s = _fault_system(tmp_path, backend, "reclaim", fail_after=1)
-    try:
-        assert s.swap_out_batch(0, [0, 1, 2], BANK_ARR[[0, 1, 2]]) == [True] * 3
-        backend.arm("hang", 1)
-        assert s.swap_out_batch(0, [3], BANK_ARR[[3]]) == [False]  # timed out: on the device
-        time.sleep(REPRO_HANG_S)
-        assert s.stats()["driver_failed"] == 1
+    with _fault_system(tmp_path, backend, "reclaim", fail_after=1) as s:
+        _fail_the_device_holding_three_pages(s, backend)
         assert s.swap_in_batch(0, [0, 1, 2, 3]) == BANK[:4]
         assert s.stats()["driver_sw_fallbacks"] == 3
-    finally:
-        s.close()
-        backend.close()
 
 
 def test_writeback_after_the_device_is_marked_failed_decodes_in_software(tmp_path):
@@ -297,20 +304,12 @@ def test_writeback_after_the_device_is_marked_failed_decodes_in_software(tmp_pat
     load does) when software knows the format, so the pool can still be emptied onto the swap
     device; before, every writeback failed and the pool stayed full for good."""
     backend = FaultLz4(batch=True)
-    s = _fault_system(tmp_path, backend, "reclaim", fail_after=1)
-    try:
-        assert s.swap_out_batch(0, [0, 1, 2], BANK_ARR[[0, 1, 2]]) == [True] * 3
-        backend.arm("hang", 1)
-        assert s.swap_out_batch(0, [3], BANK_ARR[[3]]) == [False]  # timed out: on the device
-        time.sleep(REPRO_HANG_S)
-        assert s.stats()["driver_failed"] == 1
+    with _fault_system(tmp_path, backend, "reclaim", fail_after=1) as s:
+        _fail_the_device_holding_three_pages(s, backend)
         assert s.zswap.writeback(8) == 3
         st_ = s.stats()
         assert st_["stored_pages"] == 0 and st_["writeback_fail"] == 0, st_
         assert [s.swap_in(0, off) for off in range(4)] == BANK[:4]  # from the device
-    finally:
-        s.close()
-        backend.close()
 
 
 def test_exclusive_load_batch_around_a_staged_page_going_to_the_device(tmp_path):
