@@ -4,6 +4,7 @@ is answered with the key it is close to."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,20 @@ from hwzswap.yamlfile import bounded_loader
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _refusal(load: Callable[[Path], object], path: Path, text: str) -> str:
+    """Write ``text`` to ``path`` and return the message of the :class:`ConfigError` that
+    ``load`` (``load_config`` or ``load_sweep``) answers it with; loading it fails the test."""
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load(path)
+    return str(exc.value)
+
+
 def test_a_section_given_twice_in_a_config_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "dup.yaml"
-    path.write_text("zswap:\n  compressor: lz4\nmemory:\n  total_ram_mb: 64\n"
-                    "zswap:\n  enabled: true\n")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)  # PyYAML kept only the second zswap: the lz4 silently became lzo
-    msg = str(exc.value)
+    # PyYAML kept only the second zswap: the lz4 silently became lzo
+    msg = _refusal(load_config, path, "zswap:\n  compressor: lz4\nmemory:\n  total_ram_mb: 64\n"
+                                      "zswap:\n  enabled: true\n")
     assert msg.startswith(f"{path}: ")
     assert "'zswap' is given twice" in msg and "line 5" in msg and "first on line 1" in msg
 
@@ -58,11 +66,9 @@ def test_the_shipped_configs_and_sweeps_have_no_key_twice() -> None:
 
 def test_a_misspelt_config_key_gets_the_key_it_is_close_to(tmp_path: Path) -> None:
     path = tmp_path / "typo.yaml"
-    path.write_text("zwsap:\n  x: 1\nzswap:\n  compresor: lz4\n  compressor: {nmae: lz4}\n"
-                    "pool:\n  totally_unlike_anything: 1\n")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    msg = str(exc.value)
+    msg = _refusal(load_config, path, "zwsap:\n  x: 1\nzswap:\n  compresor: lz4\n"
+                                      "  compressor: {nmae: lz4}\n"
+                                      "pool:\n  totally_unlike_anything: 1\n")
     assert f"{path}: zwsap: unknown section; did you mean 'zswap'?" in msg
     assert f"{path}: zswap.compresor: unknown key; did you mean 'compressor'? (known keys:" in msg
     assert f"{path}: zswap.compressor.nmae: unknown key; did you mean 'name'?" in msg
@@ -71,11 +77,8 @@ def test_a_misspelt_config_key_gets_the_key_it_is_close_to(tmp_path: Path) -> No
 
 def test_a_misspelt_sweep_setting_gets_the_setting_it_is_close_to(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text("axes:\n  backend: [lz4]\n  zwsap.max_pool_percent: [10]\nfixd: {}\n"
-                    "exclude: []\n")
-    with pytest.raises(ConfigError) as exc:
-        load_sweep(path)
-    msg = str(exc.value)
+    msg = _refusal(load_sweep, path, "axes:\n  backend: [lz4]\n  zwsap.max_pool_percent: [10]\n"
+                                     "fixd: {}\nexclude: []\n")
     assert "fixd: unknown key; did you mean 'fixed'?" in msg
     assert "axes.zwsap.max_pool_percent: unknown setting" in msg
     assert "did you mean 'zswap.max_pool_percent'?" in msg
@@ -96,10 +99,7 @@ def test_a_misspelt_sweep_setting_gets_the_setting_it_is_close_to(tmp_path: Path
 def test_yaml_syntax_errors_are_one_line_with_the_place(text: str, words: str,
                                                         tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    msg = str(exc.value)
+    msg = _refusal(load_config, path, text)
     assert msg.startswith(f"{path}: invalid YAML: line ") and words in msg
     assert "<unicode string>" not in msg and "^" not in msg and "\n" not in msg
     sweep = tmp_path / "s.yaml"
