@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 #: How a temporary file's name ends: not in the target's suffix, so a ``*.json`` or
 #: ``*.pages.zst`` glob of the directory never takes one for a finished file, and a file left by
@@ -71,4 +72,17 @@ def write_atomic(path: str | Path, write: Callable[[Path], object], *, mode: int
     return path
 
 
-__all__ = ["PARTIAL", "replacing", "write_atomic"]
+def write_figure(fig: Any, path: str | Path, **savefig: Any) -> Path:
+    """Save a matplotlib figure to ``path`` whole or not at all (``fig.savefig``; the figure is
+    closed either way, like the process's other figures once written). The format follows
+    ``path``'s suffix, PNG without one: the temporary file's name has none to go by."""
+    fmt = Path(path).suffix[1:].lower() or "png"
+    try:
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, **savefig))
+    finally:
+        import matplotlib.pyplot as plt  # only a caller that has a figure gets here
+
+        plt.close(fig)
+
+
+__all__ = ["PARTIAL", "replacing", "write_atomic", "write_figure"]

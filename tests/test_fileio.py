@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hwzswap.fileio import PARTIAL, replacing, write_atomic
+from hwzswap.fileio import PARTIAL, replacing, write_atomic, write_figure
 
 
 @pytest.fixture
@@ -124,3 +124,39 @@ def test_a_killed_writer_leaves_a_temporary_file_that_says_what_it_is(tmp_path: 
     assert out.read_bytes() == b"old"
     left = [p.name for p in tmp_path.iterdir() if p != out]
     assert len(left) == 1 and left[0].startswith(".pages.zst.") and left[0].endswith(PARTIAL)
+
+
+def test_write_figure_follows_the_suffix_and_closes_the_figure(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name, magic in (("plot", b"\x89PNG"), ("plot.png", b"\x89PNG"), ("plot.svg", b"<?xml")):
+        fig, ax = plt.subplots()
+        ax.plot([1, 2, 3])
+        out = write_figure(fig, tmp_path / name)
+        assert out.read_bytes().startswith(magic), name
+        assert not plt.fignum_exists(fig.number)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plot", "plot.png", "plot.svg"]
+
+
+def test_write_figure_that_fails_keeps_the_old_file(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    target = tmp_path / "plot.png"
+    target.write_bytes(b"old")
+    fig, ax = plt.subplots()
+
+    def half_then_full_disk(tmp, **kwargs):  # noqa: ANN001, ANN003
+        Path(tmp).write_bytes(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    fig.savefig = half_then_full_disk
+    with pytest.raises(OSError):
+        write_figure(fig, target, dpi=110)
+    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
+    assert not plt.fignum_exists(fig.number)

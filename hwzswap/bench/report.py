@@ -280,7 +280,7 @@ def plot(doc: Mapping[str, Any], path: str | Path) -> Path:
     The format follows ``path``'s suffix (a PNG without one), written under exactly ``path``,
     atomically (a failed or interrupted write leaves no partial image).
     """
-    from hwzswap.fileio import write_atomic
+    from hwzswap.fileio import write_figure
     import matplotlib
 
     matplotlib.use("Agg")
@@ -370,12 +370,7 @@ def plot(doc: Mapping[str, Any], path: str | Path) -> Path:
         for a in axes.flat:
             a.text(0.5, 0.5, "no backend ran", ha="center", va="center",
                    transform=a.transAxes)
-    fmt = path.suffix[1:].lower() or "png"  # no suffix: a PNG under exactly that name
-    try:
-        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format=fmt))
-    finally:
-        plt.close(fig)
-    return path
+    return write_figure(fig, path, dpi=110)
 
 
 __all__ = ["COLUMNS", "markdown", "mode_summary", "plot", "print_table", "rows"]

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import HwzswapError
+from hwzswap.fileio import write_atomic, write_figure
 from hwzswap.serve import chain
 from hwzswap.serve.cgroup import MemoryCgroup, parse_size
 
@@ -355,8 +356,7 @@ def plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    write_figure(fig, path)  # whole or not at all
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -386,7 +386,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = {"machine": machine(), "command": cmd, "memory_limit": limit, "runs": rows,
            "changes": compare_rows(rows)}
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+        write_atomic(args.json, lambda tmp: tmp.write_text(json.dumps(out, indent=1,
+                                                                     default=str)))
     if args.plot and len(rows) > 1:
         plot(rows, args.plot, title)
     if args.record:

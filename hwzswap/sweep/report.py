@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import HwzswapError
-from hwzswap.fileio import write_atomic
+from hwzswap.fileio import write_figure
 
 #: The backend every other one is compared with in the speed-up plot.
 BASELINE = "lz4"
@@ -173,15 +173,7 @@ def _save(fig: Any, path: str | Path) -> Path:
     """Write ``fig`` to ``path`` whole or not at all (an interrupted sweep leaves the previous
     plot, never half a PNG), creating its directory; the figure is closed either way. The
     format follows the suffix (PNG without one): the temporary file's name has none."""
-    import matplotlib.pyplot as plt
-
-    out = Path(path)
-    fmt = out.suffix[1:].lower() or "png"
-    try:
-        write_atomic(out, lambda tmp: fig.savefig(tmp, dpi=110, format=fmt))
-    finally:
-        plt.close(fig)
-    return out
+    return write_figure(fig, path, dpi=110)
 
 
 def _ok(doc: dict[str, Any]) -> list[dict[str, Any]]:
