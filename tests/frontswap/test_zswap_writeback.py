@@ -72,21 +72,6 @@ def test_a_failing_device_leaves_the_entries_in_the_pool(make_system, code):
         assert s.swap_in(0, off) == page
 
 
-def test_a_corrupt_object_is_not_written_back(make_system):
-    s = make_system()
-    pages = compressible_pages(2)
-    s.swap_out(0, 0, pages[0])
-    s.swap_out(0, 1, pages[1])
-    handle = s.pool.handles()[0]
-    s.pool.write(handle, b"\xff" * s.pool.obj_size(handle))
-    assert s.zswap.writeback(2) == 1
-    st = s.stats()
-    assert st["writeback_fail"] == 1 and st["decompress_fail"] == 1 and st["pswpout"] == 1
-    with pytest.raises(CorruptDataError):
-        s.swap_in(0, 0)
-    assert s.swap_in(0, 1) == pages[1]
-
-
 class BatchLz4(Lz4Backend):
     """lz4 as a batch device: counts its calls; ``fail_items`` fails those objects in a
     ``decompress_batch`` (the one-page ``decompress`` still works)."""
@@ -119,12 +104,18 @@ class BatchLz4(Lz4Backend):
         return DecompressedBatch(out, status, {i: "injected" for i in np.flatnonzero(status)})
 
 
-def test_a_batch_device_decompresses_a_writeback_batch_in_one_call(make_system):
-    backend = BatchLz4()
+def _stored_on(make_system, backend, n):
+    """A swap system on ``backend`` holding ``n`` compressible pages at offsets 0..n-1."""
     s = make_system(backend=backend)
-    pages = compressible_pages(12)
+    pages = compressible_pages(n)
     for off, page in enumerate(pages):
         s.swap_out(0, off, page)
+    return s, pages
+
+
+def test_a_batch_device_decompresses_a_writeback_batch_in_one_call(make_system):
+    backend = BatchLz4()
+    s, pages = _stored_on(make_system, backend, 12)
     assert s.zswap.writeback(8) == 8
     assert backend.batch_calls == [8] and backend.single_calls == 0
     assert s.stats()["written_back_pages"] == 8
@@ -135,10 +126,7 @@ def test_a_batch_device_decompresses_a_writeback_batch_in_one_call(make_system):
 
 def test_a_failed_item_of_a_writeback_batch_is_redone_alone(make_system):
     backend = BatchLz4()
-    s = make_system(backend=backend)
-    pages = compressible_pages(4)
-    for off, page in enumerate(pages):
-        s.swap_out(0, off, page)
+    s, pages = _stored_on(make_system, backend, 4)
     backend.fail_items.add(bytes(s.pool.read(s.pool.handles()[1])))
     assert s.zswap.writeback(4) == 4
     assert backend.batch_calls == [4] and backend.single_calls == 1
@@ -148,12 +136,11 @@ def test_a_failed_item_of_a_writeback_batch_is_redone_alone(make_system):
     assert [s.swap_in(0, off) for off in range(4)] == pages
 
 
-def test_a_corrupt_object_in_a_writeback_batch_fails_alone(make_system):
-    backend = BatchLz4()
-    s = make_system(backend=backend)
-    pages = compressible_pages(4)
-    for off, page in enumerate(pages):
-        s.swap_out(0, off, page)
+@pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batch-device"])
+def test_a_corrupt_object_is_not_written_back(make_system, batch):
+    """Written back one by one, or in one call of a batch device: the corrupt object fails
+    alone, its entry is kept, and the others go to the swap file."""
+    s, pages = _stored_on(make_system, BatchLz4() if batch else None, 4)
     handle = s.pool.handles()[2]
     s.pool.write(handle, b"\xff" * s.pool.obj_size(handle))
     assert s.zswap.writeback(4) == 3
