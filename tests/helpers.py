@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from hwzswap.backends import Backend
 
@@ -26,3 +29,15 @@ def unavailable_backend(backend_name: str, reason: str) -> type[Backend]:
             raise AssertionError(f"{backend_name} is unavailable: it must never be built")
 
     return Unavailable
+
+
+def engine_config(tmp_path: Path, compressor: object, **zswap: object) -> Path:
+    """A small engine config file in ``tmp_path`` (64 MiB of RAM, 512 swap slots in a swap file
+    there) for ``compressor`` (a name, or ``{name, params}``) and the given ``zswap`` keys."""
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({
+        "zswap": {"compressor": compressor, **zswap},
+        "memory": {"total_ram_mb": 64},
+        "swap": {"nr_pages": 512, "path": str(tmp_path / "swap.img")},
+    }))
+    return path

@@ -9,27 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from hwzswap.cli import main
 from hwzswap.frontswap import cli as stats_cli
 
 import broken_drivers as bd
-
-
-def _config(tmp_path: Path, name: str, **zswap: object) -> Path:
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({
-        "zswap": {"compressor": name, **zswap},
-        "memory": {"total_ram_mb": 64},
-        "swap": {"nr_pages": 256, "path": str(tmp_path / "swap.img")},
-    }))
-    return path
+from helpers import engine_config
 
 
 def test_constructor_exception_is_a_clean_error(register, capsys, tmp_path: Path) -> None:
     register(bd.InitRaises)
-    assert main(["stats", "--config", str(_config(tmp_path, bd.InitRaises.name))]) == 2
+    assert main(["stats", "--config", str(engine_config(tmp_path, bd.InitRaises.name))]) == 2
     err = capsys.readouterr().err
     assert "broken-init-raises" in err and "RuntimeError: firmware image not found" in err
     assert "Traceback" not in err
@@ -37,7 +27,7 @@ def test_constructor_exception_is_a_clean_error(register, capsys, tmp_path: Path
 
 def test_stuck_poll_finishes_with_timeouts_counted(register, capsys, tmp_path: Path) -> None:
     register(bd.StuckPoll)
-    cfg = _config(tmp_path, bd.StuckPoll.name, batching="async", device_timeout_ms=20)
+    cfg = engine_config(tmp_path, bd.StuckPoll.name, batching="async", device_timeout_ms=20)
     assert main(["stats", "--config", str(cfg), "--pages", "64", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["verified_pages"] == 64 and report["counters"]["driver_timeouts"] > 0
@@ -47,7 +37,7 @@ def test_a_hung_device_is_abandoned_not_waited_for(register, capsys, monkeypatch
                                                    tmp_path: Path) -> None:
     register(bd.HungDevice)
     monkeypatch.setattr(stats_cli, "STALL_SLACK_S", 0.3)
-    cfg = _config(tmp_path, bd.HungDevice.name, batching="page", device_timeout_ms=50)
+    cfg = engine_config(tmp_path, bd.HungDevice.name, batching="page", device_timeout_ms=50)
     t0 = time.monotonic()
     # The engine gives each call up at the deadline (its watchdog) and marks the device failed
     # after device_fail_after timeouts, so the run completes: every page went to the swap file.
@@ -60,5 +50,5 @@ def test_a_hung_device_is_abandoned_not_waited_for(register, capsys, monkeypatch
 
 
 def test_stall_limit_follows_the_device_deadline(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, "lz4", device_timeout_ms=200)
+    cfg = engine_config(tmp_path, "lz4", device_timeout_ms=200)
     assert stats_cli._stall_limit_s(str(cfg)) == pytest.approx(0.6 + stats_cli.STALL_SLACK_S)

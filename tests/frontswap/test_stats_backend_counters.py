@@ -5,23 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
 from hwzswap.cli import main
 
-
-def _config(tmp_path: Path, compressor: object, **zswap: object) -> Path:
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({
-        "zswap": {"compressor": compressor, **zswap},
-        "memory": {"total_ram_mb": 64},
-        "swap": {"nr_pages": 512, "path": str(tmp_path / "swap.img")},
-    }))
-    return path
+from helpers import engine_config
 
 
 def test_stats_json_has_backend_counters_and_modelled_time(capsys, tmp_path: Path) -> None:
-    cfg = _config(tmp_path, {"name": "842-nx", "params": {"queue_depth": 2}}, batching="async")
+    cfg = engine_config(tmp_path, {"name": "842-nx", "params": {"queue_depth": 2}}, batching="async")
     assert main(["stats", "--config", str(cfg), "--pages", "200", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["pages"] == 200 == report["verified_pages"]
@@ -34,11 +24,11 @@ def test_stats_json_has_backend_counters_and_modelled_time(capsys, tmp_path: Pat
 
 def test_stats_table_shows_them(capsys, monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("COLUMNS", "160")
-    cfg = _config(tmp_path, {"name": "842-nx", "params": {}})
+    cfg = engine_config(tmp_path, {"name": "842-nx", "params": {}})
     assert main(["stats", "--config", str(cfg), "--pages", "100"]) == 0
     out = capsys.readouterr().out
     assert "842-nx (nx842-emulated): its own counters" in out
     assert "host_driver_us" in out and "modelled device time" in out and "µs/page" in out
-    cfg = _config(tmp_path, "lz4")
+    cfg = engine_config(tmp_path, "lz4")
     assert main(["stats", "--config", str(cfg), "--pages", "100"]) == 0
     assert "modelled device time" not in capsys.readouterr().out  # measured: nothing modelled
