@@ -10,8 +10,10 @@ Only the standard library here: the CLI, the benchmark, the backends and ``serve
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,8 +51,23 @@ def replacing(path: str | Path, *, mode: int = 0o666, parents: bool = True) -> I
     directories first (as ``mkdir -p``); without it a missing directory is the
     :class:`FileNotFoundError` of creating the temporary file. The temporary name is
     ``.NAME.RANDOM.partial``: a writer that picks a format by the suffix must be told it.
+
+    A symbolic link is followed: the file it names is replaced and the link kept. A target that
+    exists and is not a regular file (a directory, a FIFO, a device such as ``/dev/stdout``)
+    is refused with an :class:`OSError`, since the rename would replace it, not write to it.
     """
     path = Path(path)
+    if path.is_symlink():  # replace the file the link names; the link stays a link
+        path = Path(os.path.realpath(path))
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EEXIST,
+                      f"{path} exists and is not a regular file (a directory, FIFO or device): "
+                      f"a file written whole is put in place by a rename, which would replace "
+                      f"it; give a file name")
     if parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create_beside(path, mode)

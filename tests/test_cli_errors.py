@@ -203,3 +203,27 @@ def test_a_broken_pipe_that_is_not_stdout_is_still_an_error(monkeypatch: pytest.
     monkeypatch.setattr(cli, "build_parser", lambda: Parser())
     with pytest.raises(BrokenPipeError, match="a socket"):
         cli.main([])
+
+
+@pytest.mark.parametrize("option, bad, words", [
+    ("--json", "fifo", "not a regular file"),
+    ("--json", "dir", "is a directory"),
+    ("--plot", "plot.gif", "must end in .png or .svg or .pdf"),
+    ("--record", "config", "is the file given to --config"),
+])
+def test_run_checks_its_outputs_before_anything_runs(tmp_path: Path, option: str, bad: str,
+                                                     words: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """``hwzswap run`` refuses an output it could not write at its end before it touches the
+    system (no swap, no cgroup, no program started): a long run's results are never lost to
+    a bad path, and a FIFO or /dev/stdout is never replaced by the atomic write's rename."""
+    config = tmp_path / "config"
+    config.write_text("zswap: {compressor: lz4}\n")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    marker = tmp_path / "ran"
+    code = main(["run", "--memory-limit", "64M", "--config", str(config), option,
+                 str(tmp_path / bad), "--", "touch", str(marker)])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and option in err, err
+    assert not marker.exists()

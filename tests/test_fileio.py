@@ -160,3 +160,24 @@ def test_write_figure_that_fails_keeps_the_old_file(tmp_path: Path) -> None:
         write_figure(fig, target, dpi=110)
     assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
     assert not plt.fignum_exists(fig.number)
+
+
+def test_a_symlink_is_followed_and_kept(tmp_path: Path) -> None:
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_atomic(link, lambda tmp: tmp.write_text("new"))
+    assert link.is_symlink() and real.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "real.json"]
+
+
+def test_a_fifo_or_directory_is_refused_and_left_alone(tmp_path: Path) -> None:
+    fifo = tmp_path / "out.json"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        write_atomic(fifo, lambda tmp: tmp.write_text("new"))
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    with pytest.raises(OSError, match="not a regular file"):
+        write_atomic(tmp_path, lambda tmp: tmp.write_text("new"))
+    assert list(tmp_path.iterdir()) == [fifo]

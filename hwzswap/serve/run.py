@@ -359,6 +359,22 @@ def plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
     write_figure(fig, path)  # whole or not at all
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before the programs run, an output that could not be written at the end (a
+    directory, a FIFO or device, an unwritable folder, the config file, two options naming one
+    file), so a long run's results are never lost to a bad path."""
+    from hwzswap.bench.cli import PLOT_SUFFIXES
+    from hwzswap.cliargs import distinct_outputs, output_file
+
+    inputs = [("--config", args.config)]
+    outputs = [("--json", args.json, ()), ("--plot", args.plot, PLOT_SUFFIXES),
+               ("--record", args.record, ())]
+    for option, path, suffixes in outputs:
+        if path is not None:
+            output_file(path, option, suffixes=suffixes, inputs=inputs)
+    distinct_outputs((option, path) for option, path, _ in outputs)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
@@ -367,6 +383,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise RunError("hwzswap run: give the command after --, e.g. "
                        "hwzswap run --memory-limit 64M -- python prog.py")
     limit = parse_size(args.memory_limit)
+    _check_outputs(args)
     chain.preflight(coexist=args.coexist)
     base = load_config_dict(args.config)
     labels = [s.strip() for s in args.compare.split(",") if s.strip()] if args.compare \
