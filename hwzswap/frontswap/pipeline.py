@@ -76,14 +76,16 @@ def split_batch(result: CompressedBatch, sizes: list[int]) -> list[CompressedBat
 
 #: Pipelines not yet closed, for :func:`_close_all_at_exit`.
 _OPEN: weakref.WeakSet[AsyncPipeline] = weakref.WeakSet()
+_exit_hook = False  # registered with the first pipeline
 
 
-@atexit.register
 def _close_all_at_exit() -> None:
     """At interpreter exit, finish the batches in flight and stop the workers of pipelines
     nobody closed. A daemon worker left inside a device runtime while the interpreter tears
     it down aborts the whole process (PoCL: "terminate called without an active exception",
-    exit status 134) instead of the program's own exit."""
+    exit status 134) instead of the program's own exit. Registered when the first pipeline is
+    made, so after the device runtimes' own exit hooks (the backend is made first), and exit
+    hooks run last-registered first: this one runs before them."""
     for pipe in list(_OPEN):
         try:
             pipe.close()
@@ -125,6 +127,13 @@ class AsyncPipeline:
         self.device_calls = 0
         self.timed_out = 0
         self.peak_in_flight = 0
+        #: completions that raised (the batch's pages stay staged), and the last such error
+        self.completion_errors = 0
+        self.last_error: str | None = None
+        global _exit_hook
+        if not _exit_hook:
+            atexit.register(_close_all_at_exit)
+            _exit_hook = True
         _OPEN.add(self)
 
     @property
@@ -171,7 +180,12 @@ class AsyncPipeline:
     # -- internals ------------------------------------------------------------------------
 
     def _wait_locked(self) -> None:
-        """Wait for progress; give up on a device call past its deadline."""
+        """Wait for progress; give up on a device call past its deadline; start a new worker
+        if the last one died (it cannot through a device error or a completion that raises,
+        but a queue left without a worker would never drain)."""
+        worker = self._worker
+        if worker is not None and not worker.is_alive() and self._queue:
+            self._start_worker_locked()
         started = self._running[0].started if self._running else None
         if started is None:
             self._cv.wait(self.timeout_s)
@@ -202,11 +216,22 @@ class AsyncPipeline:
             if self._on_timeout is not None:
                 self._on_timeout(len(late))
             for job in late:
-                self._complete(job.token, failed_batch(
+                self._complete_one(job, failed_batch(
                     len(job.pages), f"timed out after {ms:g} ms (zswap.device_timeout_ms)"))
         finally:
             self._cv.acquire()
         self._cv.notify_all()
+
+    def _complete_one(self, job: _Job, result: CompressedBatch) -> None:
+        """``complete`` for one batch. A completion that raises is a bug in the caller's step,
+        not the device's; it is counted and kept (``completion_errors``, ``last_error``), and
+        the worker goes on: a worker that died here left every later batch uncompleted and
+        ``drain`` (and the exit hook) waiting for ever."""
+        try:
+            self._complete(job.token, result)
+        except Exception as exc:  # noqa: BLE001 - see above
+            self.completion_errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
 
     def _start_worker_locked(self) -> None:
         gen = self._generation
@@ -255,7 +280,7 @@ class AsyncPipeline:
                     job.done = True
             try:
                 for job, res in mine:
-                    self._complete(job.token, res)
+                    self._complete_one(job, res)
             finally:
                 with cv:
                     for job, _ in mine:

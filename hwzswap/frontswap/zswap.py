@@ -1112,6 +1112,7 @@ class ZswapCache:
             out["async_timeouts"] = pipe.timed_out
             out["async_peak_in_flight"] = pipe.peak_in_flight
             out["async_fill_pages"] = pipe.fill_pages
+            out["async_completion_errors"] = pipe.completion_errors
         for key, value in self.compressor.counters().items():
             if key != "last_error":
                 out[f"driver_{key}"] = int(value)
