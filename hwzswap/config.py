@@ -124,8 +124,9 @@ class ZswapSettings:
     batching: str = "reclaim"
     #: ``async`` mode only: reclaim batches in flight at once before a store waits. ``auto``:
     #: :data:`AUTO_ASYNC_BATCHES`, or more while the batches in flight hold fewer pages than
-    #: the device's ``preferred_batch`` (so a GPU that wants thousands of pages a call gets
-    #: them merged), its ``max_batch`` and the pool limit; an integer: exactly that many.
+    #: the smallest of the device's ``preferred_batch`` (so a GPU that wants thousands of pages
+    #: a call gets them merged), its ``max_batch`` and the pool limit; an integer: exactly that
+    #: many.
     async_max_batches: int | str = "auto"
     #: Deadline (ms) of one device call or op; later counts as a device error. ``None``: the
     #: backend's own deadline, else 10000 ms.

@@ -6,8 +6,8 @@ compression device the same freedom: ``store_batch`` stages a reclaim batch and 
 :class:`AsyncPipeline` compresses it on a worker thread while the caller goes on, with at most
 ``max_batches`` batches in flight (a caller that finds the pipeline full waits: backpressure),
 or more while the pages in flight are fewer than ``fill_pages`` (zswap passes the device's
-preferred batch, bounded by the pool limit: a device that wants thousands of pages a call gets
-them, where four reclaim passes would not).
+preferred batch, capped at its ``max_batch`` and the pool limit: a device that wants thousands
+of pages a call gets them, where four reclaim passes would not).
 
 The worker takes every batch queued when it wakes and compresses them in **one** device call
 (their pages concatenated), so a device that wants large batches gets them exactly when the

@@ -41,7 +41,8 @@ class ZswapPolicy:
       ``folio`` (today's kernel: one batch per folio), ``reclaim`` (one batch per reclaim pass),
       ``async`` (reclaim batches handed to the device without waiting, up to
       ``async_max_batches`` in flight, as swap writeback keeps bios in flight; ``auto``: four,
-      or more while they hold fewer pages than the device's preferred batch);
+      or more while they hold fewer pages than the smallest of the device's preferred batch,
+      its ``max_batch`` and the pool limit);
     * ``device_timeout_ms`` / ``device_fail_after``: the deadline of a device call or op
       (``None``: the driver's own, else 10 s) and the consecutive timeouts after which the
       device is marked failed;

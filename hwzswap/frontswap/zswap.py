@@ -692,7 +692,7 @@ class ZswapCache:
         # limit does (one writeback batch, or the background thread woken), not only at a
         # later store that may never come.
         if self.pool.pages >= self._limit_gate:
-            self._check_limits()
+            self._check_limits(store=False)
 
     def _is_staged_locked(self, staged: _StagedBatch, k: int) -> bool:
         """Whether page ``k`` of ``staged`` is still the slot's staged page. Lock held."""
@@ -1274,19 +1274,22 @@ class ZswapCache:
         else:
             self.same_filled_pages -= 1
 
-    def _check_limits(self) -> tuple[bool, str | None]:
+    def _check_limits(self, store: bool = True) -> tuple[bool, str | None]:
         """The kernel's ``zswap_check_limits`` plus reclaim: may this store go ahead?
 
         Disabled: no (and no counter). At the limit: ``pool_limit_hit`` and the hysteresis
         starts. While it holds, reclaim (write back a batch here, or wake the background
         thread) and accept again only once the pool is at or under the accept threshold.
+        ``store=False``: an async completion reclaiming, not a store; it does not count in
+        ``pool_limit_hit`` (the stores that found the pool at its limit).
         """
         with self._lock:
-            if not self._enabled:
+            if not self._enabled and store:
                 return False, None
             cur = self.pool.total_pages()
             if cur >= self._max_pages:
-                self.pool_limit_hit += 1
+                if store:
+                    self.pool_limit_hit += 1
                 self._set_full(True)
             elif self._reached_full and cur <= self._accept_pages:
                 self._set_full(False)

@@ -325,13 +325,15 @@ def test_async_completion_keeps_the_pool_limit(make_system):
     backend.hold.set()
     s.drain()
     st_ = s.stats()
-    assert st_["written_back_pages"] > 0 and st_["pool_limit_hit"] > 0
+    assert st_["written_back_pages"] > 0
+    assert st_["pool_limit_hit"] == 0  # it counts stores that found the pool full: none did
     assert [s.swap_in(0, o) for o in range(192)] == pages
     s.zswap.check()
 
 
-def test_async_auto_depth_stays_under_the_pool_limit(make_system):
-    """Staged copies are memory too: ``auto`` never fills past the pool limit's pages."""
+def test_async_auto_depth_target_is_capped_at_the_pool_limit(make_system):
+    """Staged copies are memory too: ``auto`` lets passes beyond four into flight only while
+    they hold fewer pages than the pool limit (here under the driver's preferred 32)."""
     s = make_system(backend=CountingLz4(), memory={"total_ram_mb": 1},
                     zswap={"batching": "async", "max_pool_percent": 10},
                     swap={"nr_pages": 512})
