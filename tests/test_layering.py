@@ -4,12 +4,15 @@ Each module keeps its insides to itself: a name that starts with one underscore 
 the module that defines it. A package may import its own private *submodules* (a compiled part
 such as ``pool/_zscore`` or its Python reference ``frontswap/_hotpath_py``), but only their
 public names. (Issue 11: a renamed private method once sent every store to a fallback with the
-whole suite green, because C code called it from outside.)
+whole suite green, because C code called it from outside.) The check reads the source: imports
+(absolute and relative), attribute chains from an imported module, and ``getattr``-style calls
+with a constant name; and the method names the C sources call.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import hwzswap
@@ -24,14 +27,31 @@ def _module_name(path: Path) -> str:
 
 def _is_submodule(package: str, name: str) -> bool:
     """Whether ``package.name`` is a module or package of the source tree (a ``.py`` file, a
-    package directory or a compiled extension)."""
+    package directory, or a compiled extension, built or not: its ``.c`` source)."""
     base = PACKAGE.parent.joinpath(*package.split("."))
     return ((base / f"{name}.py").exists() or (base / name / "__init__.py").exists()
-            or any(base.glob(f"{name}.*.so")))
+            or (base / f"{name}.c").exists() or any(base.glob(f"{name}.*.so")))
 
 
 def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
+
+
+def _absolute(module: str | None, level: int, own_package: str) -> str | None:
+    """The absolute name of a ``from`` import's module (``level`` dots: relative to
+    ``own_package``)."""
+    if level == 0:
+        return module
+    base = own_package.split(".")
+    base = base[:len(base) - (level - 1)]
+    return ".".join(base + ([module] if module else []))
+
+
+def _root(node: ast.expr) -> str | None:
+    """The name at the start of an attribute chain (``a`` in ``a.b.c``)."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
 
 
 def private_uses(source: str, module: str, is_package: bool = False) -> list[str]:
@@ -44,27 +64,38 @@ def private_uses(source: str, module: str, is_package: bool = False) -> list[str
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.split(".")[0] == "hwzswap":
-                    modules.add(alias.asname or alias.name.split(".")[0])
-                    if any(_private(part) for part in alias.name.split(".")):
-                        found.append(f"line {node.lineno}: import {alias.name}")
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
-                and node.module.split(".")[0] == "hwzswap":
-            if any(_private(part) for part in node.module.split(".")) \
-                    and node.module.rpartition(".")[0] != own_package:
-                found.append(f"line {node.lineno}: from {node.module} import ...")
+                if alias.name.split(".")[0] != "hwzswap":
+                    continue
+                modules.add(alias.asname or "hwzswap")
+                parent, _, last = alias.name.rpartition(".")
+                private = [p for p in alias.name.split(".") if _private(p)]
+                if private and not (private == [last] and parent == own_package):
+                    found.append(f"line {node.lineno}: import {alias.name}")
+        elif isinstance(node, ast.ImportFrom):
+            src = _absolute(node.module, node.level, own_package)
+            if not src or src.split(".")[0] != "hwzswap":
+                continue
+            if any(_private(part) for part in src.split(".")) \
+                    and src.rpartition(".")[0] != own_package:
+                found.append(f"line {node.lineno}: from {src} import ...")
             for alias in node.names:
-                if _is_submodule(node.module, alias.name):
+                if _is_submodule(src, alias.name):
                     modules.add(alias.asname or alias.name)
-                    if _private(alias.name) and node.module != own_package:
-                        found.append(f"line {node.lineno}: imports {node.module}.{alias.name}, "
-                                     f"a private module of another package")
+                    if _private(alias.name) and src != own_package:
+                        found.append(f"line {node.lineno}: imports {src}.{alias.name}, a "
+                                     f"private module of another package")
                 elif _private(alias.name):
-                    found.append(f"line {node.lineno}: imports {node.module}.{alias.name}")
+                    found.append(f"line {node.lineno}: imports {src}.{alias.name}")
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and _private(node.attr) \
-                and isinstance(node.value, ast.Name) and node.value.id in modules:
-            found.append(f"line {node.lineno}: uses {node.value.id}.{node.attr}")
+                and _root(node.value) in modules:
+            found.append(f"line {node.lineno}: uses {ast.unparse(node)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in ("getattr", "setattr", "hasattr", "delattr") \
+                and len(node.args) >= 2 and _root(node.args[0]) in modules \
+                and isinstance(node.args[1], ast.Constant) \
+                and isinstance(node.args[1].value, str) and _private(node.args[1].value):
+            found.append(f"line {node.lineno}: uses {ast.unparse(node)}")
     return found
 
 
@@ -88,12 +119,34 @@ def test_the_check_finds_what_it_looks_for() -> None:
         "from hwzswap.frontswap import kernels\n"
         "kernels.ZswapTree\n"  # public: fine
         "from hwzswap.bench import _probe_helper\n"  # not a module, a private name
+        "from .runner import _STORE1\n"  # relative, private
+        "import hwzswap.frontswap.system\n"
+        "hwzswap.frontswap.system._as_page\n"  # through the dotted module path
+        "getattr(kernels, '_hidden')\n"  # by name
     )
     found = private_uses(probe, "hwzswap.bench.probe")
-    assert len(found) == 4, found
-    own = private_uses("from hwzswap.pool import _zscore\n_zscore.ZsCore\n",
-                       "hwzswap.pool.zsmalloc_c")
-    assert own == []  # a package's own private submodule, public names: fine
     text = "\n".join(found)
-    for what in ("workload._ZS_SLACK", "pool._zscore", "z._crc32", "bench._probe_helper"):
+    for what in ("workload._ZS_SLACK", "pool._zscore", "z._crc32", "bench._probe_helper",
+                 "runner._STORE1", "system._as_page", "'_hidden'"):
         assert what in text, found
+    assert len(found) == 7, found
+    own = private_uses("from hwzswap.pool import _zscore\n_zscore.ZsCore\n"
+                       "import hwzswap.pool._zscore as zs\nfrom . import _handles\n",
+                       "hwzswap.pool.zsmalloc_c")
+    assert own == [], own  # a package's own private submodules, public names: fine
+
+
+def test_compiled_code_calls_only_public_names_that_exist() -> None:
+    """The C core calls Python methods by name (the page allocator's, its pool class's error
+    helpers, ``memoryview.release``): each must be public and exist, so a rename fails this
+    test instead of an AttributeError (or a silent fallback) at run time."""
+    from hwzswap.pool.allocator import PageAllocator
+    from hwzswap.pool.zsmalloc_c import ZsPool
+
+    names: set[str] = set()
+    for source in PACKAGE.rglob("*.c"):
+        names |= set(re.findall(r'INTERN\(\w+,\s*"(\w+)"\)', source.read_text()))
+    assert names, "no method names found: the pattern no longer matches the C sources"
+    for name in sorted(names):
+        assert not _private(name), name
+        assert any(hasattr(owner, name) for owner in (ZsPool, PageAllocator, memoryview)), name
