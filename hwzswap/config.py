@@ -24,6 +24,8 @@ default shown (the 2013 v9 defaults where the kernel had a knob)::
       device_timeout_ms: null      # deadline of a device call/op (null: the backend's, else
                                    # 10000 ms); later = DEVICE_ERROR
       device_fail_after: 8         # consecutive timeouts before the backend is marked failed
+      device_retry_s: null         # seconds after which a failed backend is tried again
+                                   # (null: never, until the swap system is rebuilt)
       driver_watchdog: auto        # auto | on | off: run driver calls on a watchdog thread
                                    # (auto: drivers from outside the hwzswap package)
       verify_pages: false          # CRC-32 of each uncompressed page, checked after every
@@ -133,6 +135,9 @@ class ZswapSettings:
     device_timeout_ms: float | None = None
     #: Consecutive timeouts after which the backend is marked failed (later stores rejected).
     device_fail_after: int = 8
+    #: Seconds after which a backend marked failed is tried again (the next call goes to it:
+    #: back if it answers, failed again at its first timeout). ``None``: never.
+    device_retry_s: float | None = None
     #: Which drivers' calls run on a watchdog thread, given up at the deadline if they never
     #: return: ``auto`` (drivers from outside the hwzswap package), ``on`` (every driver) or
     #: ``off`` (none: a trusted driver is called directly, as the built-ins are, without the
@@ -238,6 +243,7 @@ class ZswapConfig:
                 "async_max_batches": z.async_max_batches,
                 "device_timeout_ms": z.device_timeout_ms,
                 "device_fail_after": z.device_fail_after,
+                "device_retry_s": z.device_retry_s,
                 "driver_watchdog": z.driver_watchdog,
                 "verify_pages": z.verify_pages,
             },
@@ -336,6 +342,7 @@ _ZSWAP_KEYS: dict[str, Callable[[Any], str | None]] = {
     "async_max_batches": _async_batches,
     "device_timeout_ms": _optional(_number(0, strict=True)),
     "device_fail_after": _int_min(1),
+    "device_retry_s": _optional(_number(0, strict=True)),
     "driver_watchdog": _choice(WATCHDOG_MODES),
     "verify_pages": _bool,
 }

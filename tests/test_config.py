@@ -72,6 +72,8 @@ def test_engine_keys_default_load_and_round_trip():
     for mode in ("page", "folio", "reclaim", "async"):
         assert load_config({"zswap": {"batching": mode}}).zswap.batching == mode
     assert load_config({"zswap": {"async_max_batches": "auto"}}).zswap.async_max_batches == "auto"
+    assert load_config({}).zswap.device_retry_s is None
+    assert load_config({"zswap": {"device_retry_s": 2.5}}).zswap.device_retry_s == 2.5
     assert load_config({"zswap": {"device_timeout_ms": 100}}).zswap.device_timeout_ms == 100
     assert load_config({"zswap": {"device_timeout_ms": None}}).zswap.device_timeout_ms is None
 
@@ -112,6 +114,8 @@ def test_load_config_revalidates_an_edited_config():
         ({"zswap": {"async_max_batches": 2.0}}, "zswap.async_max_batches", "integer >= 1"),
         ({"zswap": {"async_max_batches": "many"}}, "zswap.async_max_batches", "got 'many'"),
         ({"zswap": {"device_timeout_ms": 0}}, "zswap.device_timeout_ms", "> 0 or null"),
+        ({"zswap": {"device_retry_s": 0}}, "zswap.device_retry_s", "> 0 or null"),
+        ({"zswap": {"device_retry_s": "soon"}}, "zswap.device_retry_s", "> 0 or null"),
         ({"zswap": {"device_timeout_ms": -5}}, "zswap.device_timeout_ms", "> 0 or null"),
         ({"zswap": {"device_timeout_ms": ".inf"}}, "zswap.device_timeout_ms", "finite number"),
         ({"zswap": {"device_timeout_ms": float("nan")}}, "zswap.device_timeout_ms", "finite"),

@@ -27,6 +27,9 @@ cannot be trusted to do for itself:
   resubmitted) and never an error, and after ``fail_after`` consecutive timeouts the device is
   marked failed: every later compress raises :class:`~hwzswap.errors.DeviceError` at once, so
   zswap rejects stores (the pages go to the swap device) instead of waiting on a dead device.
+  With ``retry_s`` (``zswap.device_retry_s``) the device is tried again that long after it was
+  marked failed: the next call goes to it, and it is back if it answers, failed again (for
+  another ``retry_s``) at its first timeout.
   Decompression is refused at once only when software decodes the device's format (zswap then
   does); without a software decoder the device is still asked (under the deadline when its
   calls are watched or asynchronous), since the pages it compressed can come back no other
@@ -149,13 +152,16 @@ class Compressor:
 
     ``timeout_ms``: the deadline of one device call or op (``None``: the driver's
     ``capabilities`` or :data:`DEFAULT_TIMEOUT_MS`); ``fail_after``: consecutive timeouts after
-    which the device is marked failed; ``watchdog``: which drivers' calls run on the
+    which the device is marked failed; ``retry_s``: how long after that it is tried again
+    (``None``: never, until the swap system is rebuilt); ``watchdog``: which drivers' calls run
+    on the
     :class:`Watchdog` (``auto``: drivers from outside the hwzswap package, ``on``: every
     driver, ``off``: none, each driver then called directly as a built-in is).
     """
 
     def __init__(self, backend: Backend, timeout_ms: float | None = None,
-                 fail_after: int = 8, watchdog: str = "auto") -> None:
+                 fail_after: int = 8, watchdog: str = "auto",
+                 retry_s: float | None = None) -> None:
         self.backend = backend
         self.name = backend.name
         caps = backend.capabilities
@@ -167,7 +173,11 @@ class Compressor:
             timeout_ms = caps.timeout_ms or DEFAULT_TIMEOUT_MS
         self.timeout_s = float(timeout_ms) / 1000.0
         self.fail_after = fail_after
-        self.failed = False  # marked failed after fail_after consecutive timeouts
+        self._failed = False  # marked failed after fail_after consecutive timeouts
+        self._failed_at = 0.0  # when (monotonic), for retry_s
+        self.retry_s = retry_s
+        self._probation = False  # tried again after retry_s: one timeout fails it again
+        self.recoveries = 0  # tries after retry_s that the device answered
         self._consecutive_timeouts = 0
         self.watchdog: Watchdog | None = None
         self._ops_lock = threading.Lock()  # run_ops: one submit/poll loop at a time
@@ -241,12 +251,44 @@ class Compressor:
         return self._violation("exception", call,
                                f"raised {type(exc).__name__}: {str(exc)[:200]}")
 
+    @property
+    def failed(self) -> bool:
+        """Whether the device is marked failed now. Once ``retry_s`` has passed since it was
+        marked, it is not: the next call is a try (on probation until it answers)."""
+        if self._failed and self.retry_s is not None \
+                and time.monotonic() - self._failed_at >= self.retry_s:
+            self._failed = False
+            self._probation = True
+        return self._failed
+
+    def _mark_failed(self) -> None:
+        self._failed = True
+        self._failed_at = time.monotonic()
+        self._probation = False
+
+    def _timeout_counted(self) -> None:
+        """One more consecutive timeout: the device is marked failed after ``fail_after`` of
+        them, or at once while on probation."""
+        self._consecutive_timeouts += 1
+        if self._probation or self._consecutive_timeouts >= self.fail_after:
+            self._mark_failed()
+
+    def _answered(self) -> None:
+        """The device answered a call: its timeouts are no longer consecutive, and a device on
+        probation is back."""
+        self._consecutive_timeouts = 0
+        if self._probation:
+            self._probation = False
+            self.recoveries += 1
+
     def _check_alive(self, call: str) -> None:
         if self.failed:
+            then = (f"it is tried again {self.retry_s:g} s after that "
+                    f"(zswap.device_retry_s)" if self.retry_s is not None
+                    else "until the swap system is rebuilt (or set zswap.device_retry_s)")
             raise DeviceError(
                 f"driver {self.name!r}: {call}: the device was marked failed after "
-                f"{self.fail_after} consecutive timeouts; zswap rejects stores until it is "
-                f"rebuilt"
+                f"{self.fail_after} consecutive timeouts; zswap rejects stores {then}"
             )
 
     def _refuse_decompress(self) -> bool:
@@ -292,8 +334,8 @@ class Compressor:
             raise
         except Exception as exc:  # noqa: BLE001 - a driver bug, reported as a DriverError
             raise self._foreign("compress", exc) from exc
-        if self._consecutive_timeouts:  # it answered: the timeouts are no longer consecutive
-            self._consecutive_timeouts = 0
+        if self._consecutive_timeouts or self._probation:
+            self._answered()
         if out is None:
             return None
         if out.__class__ is not bytes:
@@ -317,8 +359,8 @@ class Compressor:
             raise
         except Exception as exc:  # noqa: BLE001
             raise self._foreign("decompress", exc) from exc
-        if self._consecutive_timeouts:
-            self._consecutive_timeouts = 0
+        if self._consecutive_timeouts or self._probation:
+            self._answered()
         if page.__class__ is not bytes:
             page = self._as_bytes(page, "decompress")
         if len(page) != PAGE_SIZE:
@@ -363,7 +405,7 @@ class Compressor:
             return _all_failed(n, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001
             raise self._foreign("compress_batch", exc) from exc
-        self._consecutive_timeouts = 0
+        self._answered()
         return self._checked_compressed(out, n, "compress_batch")
 
     def _checked_compressed(self, out: Any, n: int, call: str) -> CompressedBatch:
@@ -437,7 +479,7 @@ class Compressor:
                                      dict.fromkeys(range(n), f"{type(exc).__name__}: {exc}"))
         except Exception as exc:  # noqa: BLE001
             raise self._foreign("decompress_batch", exc) from exc
-        self._consecutive_timeouts = 0  # it answered
+        self._answered()
         if isinstance(out, DecompressedBatch):
             arr = out.pages
         elif isinstance(out, np.ndarray):
@@ -525,7 +567,7 @@ class Compressor:
             if outstanding and not done:
                 time.sleep(0)  # let a device thread run
         else:
-            self._consecutive_timeouts = 0
+            self._answered()
         return ops
 
     def _timed_out(self, late: list[CompOp], waiting: list[CompOp], count: bool = True) -> None:
@@ -537,11 +579,9 @@ class Compressor:
         if not count:
             return
         self.timeouts += len(late)
-        self._consecutive_timeouts += 1
         self.last_error = (f"driver {self.name!r}: {len(late)} ops timed out after {ms:g} ms "
                            f"({len(waiting)} never accepted)")
-        if self._consecutive_timeouts >= self.fail_after:
-            self.failed = True
+        self._timeout_counted()
 
     def _check_op(self, op: CompOp) -> None:
         """A completed op's result must fit the contract; a wrong one becomes DEVICE_ERROR with
@@ -608,11 +648,9 @@ class Compressor:
         """A caller gave up on a device call (``batches`` batches) at its deadline: count it,
         and mark the device failed after ``fail_after`` consecutive timeouts."""
         self.timeouts += batches
-        self._consecutive_timeouts += 1
         self.last_error = (f"driver {self.name!r}: a device call timed out after "
                            f"{self.timeout_s * 1000.0:g} ms")
-        if self._consecutive_timeouts >= self.fail_after:
-            self.failed = True
+        self._timeout_counted()
 
     def close(self) -> None:
         """Stop the watchdog's worker thread (the driver itself is its owner's to close)."""
@@ -627,7 +665,8 @@ class Compressor:
         out.update(timeouts=self.timeouts,
                    device_errors=self.device_errors, item_failures=self.item_failures,
                    busy_retries=self.busy_retries, sw_fallbacks=self.sw_fallbacks,
-                   failed=self.failed, watched=self.watchdog is not None,
+                   failed=self.failed, recoveries=self.recoveries,
+                   watched=self.watchdog is not None,
                    last_error=self.last_error)
         return out
 

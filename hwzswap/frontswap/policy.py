@@ -43,9 +43,10 @@ class ZswapPolicy:
       ``async_max_batches`` in flight, as swap writeback keeps bios in flight; ``auto``: four,
       or more while they hold fewer pages than the smallest of the device's preferred batch,
       its ``max_batch`` and the pool limit);
-    * ``device_timeout_ms`` / ``device_fail_after``: the deadline of a device call or op
-      (``None``: the driver's own, else 10 s) and the consecutive timeouts after which the
-      device is marked failed;
+    * ``device_timeout_ms`` / ``device_fail_after`` / ``device_retry_s``: the deadline of a
+      device call or op (``None``: the driver's own, else 10 s), the consecutive timeouts after
+      which the device is marked failed, and the seconds after which it is tried again
+      (``None``: never);
     * ``driver_watchdog``: which drivers' calls run on a watchdog thread that gives a call up
       at its deadline (``auto``: those from outside the hwzswap package; ``on``; ``off``);
     * ``verify_pages``: keep a CRC-32 of each uncompressed page and check it after every
@@ -67,6 +68,7 @@ class ZswapPolicy:
     async_max_batches: int | str = "auto"
     device_timeout_ms: float | None = None
     device_fail_after: int = 8
+    device_retry_s: float | None = None
     driver_watchdog: str = "auto"
     verify_pages: bool = False
 
@@ -96,6 +98,10 @@ class ZswapPolicy:
             v = getattr(self, name)
             if type(v) is not int or v < 1:
                 raise bad(name, "must be an int >= 1")
+        if self.device_retry_s is not None and (
+            type(self.device_retry_s) not in (int, float) or not self.device_retry_s > 0
+        ):
+            raise bad("device_retry_s", "must be a number > 0 or None")
         if self.max_pool_pages is not None and (
             type(self.max_pool_pages) is not int or self.max_pool_pages < 1
         ):

@@ -256,7 +256,8 @@ class ZswapCache:
                 "pages whose compression fails after the store returned; use open_zswap"
             )
         self.compressor = comp = Compressor(backend, policy.device_timeout_ms,
-                                            policy.device_fail_after, policy.driver_watchdog)
+                                            policy.device_fail_after, policy.driver_watchdog,
+                                            policy.device_retry_s)
         # Policy, copied to plain attributes for the hot paths.
         self._exclusive = policy.exclusive_loads
         self._max_len = policy.max_compressed_len

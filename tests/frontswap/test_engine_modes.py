@@ -345,6 +345,35 @@ def test_async_fixed_depth_ignores_the_preferred_batch(lz4_sys):
     assert s.stats()["async_fill_pages"] == 0
 
 
+def test_a_failed_device_is_tried_again_after_device_retry_s(lz4_sys):
+    """``device_retry_s``: a device marked failed is not asked until that long has passed;
+    then the next call goes to it: back if it answers, failed again at its first timeout."""
+    backend = HangingLz4()  # every compress_batch hangs until hold is set
+    s = lz4_sys("reclaim", backend, device_timeout_ms=100, device_fail_after=2,
+                device_retry_s=0.3)
+    pages = compressible_pages(16)
+
+    def store(lo: int, hi: int) -> list[bool]:
+        return s.swap_out_batch(0, range(lo, hi), as_batch(pages[lo:hi]))
+
+    assert store(0, 2) == store(2, 4) == [False, False]  # two timeouts: marked failed
+    assert s.stats()["driver_failed"] == 1
+    asked = len(backend.calls)
+    assert store(4, 6) == [False, False] and len(backend.calls) == asked  # not asked
+    time.sleep(0.4)
+    assert store(6, 8) == [False, False]  # tried again: one more timeout fails it again
+    st_ = s.stats()
+    assert len(backend.calls) == asked + 1 and st_["driver_failed"] == 1
+    assert st_["driver_timeouts"] == 3 and st_["driver_recoveries"] == 0
+    backend.hold.set()  # the device answers again
+    assert store(8, 10) == [False, False]  # within retry_s of the last failure: not asked
+    time.sleep(0.4)
+    assert store(10, 12) == [True, True] and store(12, 16) == [True] * 4
+    st_ = s.stats()
+    assert st_["driver_failed"] == 0 and st_["driver_recoveries"] == 1
+    assert [s.swap_in(0, o) for o in range(16)] == pages  # rejected ones from the swap file
+
+
 def test_async_device_timeout_loses_nothing_and_marks_the_device_failed(lz4_sys):
     backend = HangingLz4()
     s = lz4_sys("async", backend, device_timeout_ms=100, device_fail_after=2,
