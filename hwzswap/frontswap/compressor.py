@@ -91,6 +91,7 @@ class Watchdog:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()  # one call at a time
         self._jobs: queue.SimpleQueue[list[Any]] | None = None
+        self._abandoned: threading.Event | None = None  # set when the given-up call returns
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         job: list[Any] = [fn, args, threading.Event(), None, None]
@@ -103,10 +104,16 @@ class Watchdog:
             if not job[2].wait(self.timeout_s):
                 self._jobs.put(None)  # the worker ends if the stuck call ever returns
                 self._jobs = None
+                self._abandoned = job[2]
                 raise _Timeout()
         if job[4] is not None:
             raise job[4]
         return job[3]
+
+    def stuck(self) -> bool:
+        """Whether the last call given up at its deadline is still running in the driver."""
+        ev = self._abandoned
+        return ev is not None and not ev.is_set()
 
     def close(self) -> None:
         """End the worker thread once its current call (if any) returns. Idempotent; a later
@@ -178,6 +185,12 @@ class Compressor:
         self.retry_s = retry_s
         self._probation = False  # tried again after retry_s: one timeout fails it again
         self.recoveries = 0  # tries after retry_s that the device answered
+        self._failed_by_retry = False  # the last mark came from a try on probation
+        self._state = threading.Lock()  # the failed/probation transitions (several threads)
+        #: callables saying whether a call given up on is still stuck in the driver (the
+        #: watchdog's, the async pipeline's): no retry while one is, so a dead device does
+        #: not collect one stuck thread per retry
+        self.stuck_checks: list[Callable[[], bool]] = []
         self._consecutive_timeouts = 0
         self.watchdog: Watchdog | None = None
         self._ops_lock = threading.Lock()  # run_ops: one submit/poll loop at a time
@@ -185,6 +198,7 @@ class Compressor:
         outside = not type(backend).__module__.startswith("hwzswap.")
         if watchdog == "on" or (watchdog == "auto" and outside):
             self.watchdog = Watchdog(self.name, self.timeout_s)  # serialises calls too
+            self.stuck_checks.append(self.watchdog.stuck)
         elif not caps.concurrent:
             self._serial = threading.Lock()  # one thread at a time in the driver
         self._compress = self._watched(backend.compress, "compress")
@@ -254,41 +268,56 @@ class Compressor:
     @property
     def failed(self) -> bool:
         """Whether the device is marked failed now. Once ``retry_s`` has passed since it was
-        marked, it is not: the next call is a try (on probation until it answers)."""
-        if self._failed and self.retry_s is not None \
-                and time.monotonic() - self._failed_at >= self.retry_s:
-            self._failed = False
-            self._probation = True
-        return self._failed
-
-    def _mark_failed(self) -> None:
-        self._failed = True
-        self._failed_at = time.monotonic()
-        self._probation = False
+        marked, and no call given up on is still stuck in the driver (else the wait starts
+        again: it has not come back), it is not: the next call is a try, on probation until
+        it answers."""
+        if not self._failed or self.retry_s is None:
+            return self._failed
+        with self._state:
+            if self._failed and time.monotonic() - self._failed_at >= self.retry_s:
+                if any(check() for check in self.stuck_checks):
+                    self._failed_at = time.monotonic()
+                else:
+                    self._failed = False
+                    self._probation = True
+            return self._failed
 
     def _timeout_counted(self) -> None:
         """One more consecutive timeout: the device is marked failed after ``fail_after`` of
-        them, or at once while on probation."""
-        self._consecutive_timeouts += 1
-        if self._probation or self._consecutive_timeouts >= self.fail_after:
-            self._mark_failed()
+        them, or at once while on probation. A device already failed keeps the time it was
+        marked (a load that timed out then does not put its retry off)."""
+        with self._state:
+            self._consecutive_timeouts += 1
+            if self._failed:
+                return
+            if self._probation or self._consecutive_timeouts >= self.fail_after:
+                self._failed_by_retry = self._probation
+                self._failed_at = time.monotonic()
+                self._failed = True
+                self._probation = False
 
     def _answered(self) -> None:
         """The device answered a call: its timeouts are no longer consecutive, and a device on
         probation is back."""
         self._consecutive_timeouts = 0
         if self._probation:
-            self._probation = False
-            self.recoveries += 1
+            with self._state:
+                if self._probation:
+                    self._probation = False
+                    self.recoveries += 1
 
     def _check_alive(self, call: str) -> None:
         if self.failed:
-            then = (f"it is tried again {self.retry_s:g} s after that "
-                    f"(zswap.device_retry_s)" if self.retry_s is not None
-                    else "until the swap system is rebuilt (or set zswap.device_retry_s)")
+            why = ("its retry timed out" if self._failed_by_retry
+                   else f"{self.fail_after} consecutive timeouts")
+            if self.retry_s is None:
+                then = "until the swap system is rebuilt (or set zswap.device_retry_s)"
+            else:
+                left = max(0.0, self._failed_at + self.retry_s - time.monotonic())
+                then = f"until it is tried again in {left:.1f} s (zswap.device_retry_s)"
             raise DeviceError(
-                f"driver {self.name!r}: {call}: the device was marked failed after "
-                f"{self.fail_after} consecutive timeouts; zswap rejects stores {then}"
+                f"driver {self.name!r}: {call}: the device was marked failed after {why}; "
+                f"zswap rejects stores {then}"
             )
 
     def _refuse_decompress(self) -> bool:
@@ -325,7 +354,7 @@ class Compressor:
         """The compressed page (bytes shorter than a page), or ``None`` if it would not shrink.
         Raises DriverError for a result that breaks the contract, DeviceError as the driver
         does."""
-        if self.failed:
+        if self._failed and self.failed:
             self._check_alive("compress")
         try:
             out = self._compress(page)
@@ -350,7 +379,7 @@ class Compressor:
     def decompress(self, data: Any) -> bytes:
         """Exactly one 4096-byte page. CorruptDataError as the driver raises it; DriverError
         for a result of the wrong type or length."""
-        if self.failed and self._refuse_decompress():
+        if self._failed and self._refuse_decompress():
             self._check_alive("decompress")
         try:
             page = self._decompress(data)
@@ -526,6 +555,7 @@ class Compressor:
         deadline = time.monotonic() + self.timeout_s
         waiting = list(ops)
         outstanding = {id(op): op for op in ops}
+        answered = False
         while outstanding:
             if waiting:
                 for op in waiting:
@@ -560,6 +590,7 @@ class Compressor:
             for op in done:
                 if outstanding.pop(id(op), None) is None:
                     continue  # not ours (or already timed out)
+                answered = True
                 self._check_op(op)
             if outstanding and time.monotonic() > deadline:
                 self._timed_out(list(outstanding.values()), waiting)
@@ -567,7 +598,8 @@ class Compressor:
             if outstanding and not done:
                 time.sleep(0)  # let a device thread run
         else:
-            self._answered()
+            if answered:  # the device gave ops back (not: every submit refused, or no ops)
+                self._answered()
         return ops
 
     def _timed_out(self, late: list[CompOp], waiting: list[CompOp], count: bool = True) -> None:

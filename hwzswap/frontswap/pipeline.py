@@ -76,16 +76,15 @@ def split_batch(result: CompressedBatch, sizes: list[int]) -> list[CompressedBat
 
 #: Pipelines not yet closed, for :func:`_close_all_at_exit`.
 _OPEN: weakref.WeakSet[AsyncPipeline] = weakref.WeakSet()
-_exit_hook = False  # registered with the first pipeline
 
 
 def _close_all_at_exit() -> None:
     """At interpreter exit, finish the batches in flight and stop the workers of pipelines
     nobody closed. A daemon worker left inside a device runtime while the interpreter tears
     it down aborts the whole process (PoCL: "terminate called without an active exception",
-    exit status 134) instead of the program's own exit. Registered when the first pipeline is
-    made, so after the device runtimes' own exit hooks (the backend is made first), and exit
-    hooks run last-registered first: this one runs before them."""
+    exit status 134) instead of the program's own exit. (Re)registered by every new pipeline,
+    after its backend and so after the device runtime's own exit hooks; exit hooks run
+    last-registered first, so this one runs before them."""
     for pipe in list(_OPEN):
         try:
             pipe.close()
@@ -120,6 +119,7 @@ class AsyncPipeline:
         self._queue: deque[_Job] = deque()  # submitted, not yet taken by the worker
         self._running: list[_Job] = []  # the worker's current device call
         self._worker: threading.Thread | None = None
+        self._abandoned: list[threading.Thread] = []  # workers given up on in a device call
         self._generation = 0
         self._closed = False
         #: batches submitted / device calls made / batches that timed out (for stats)
@@ -130,11 +130,19 @@ class AsyncPipeline:
         #: completions that raised (the batch's pages stay staged), and the last such error
         self.completion_errors = 0
         self.last_error: str | None = None
-        global _exit_hook
-        if not _exit_hook:
-            atexit.register(_close_all_at_exit)
-            _exit_hook = True
+        # Registered again by each new pipeline, so it stays the last registered: exit hooks
+        # run last-registered first, and a device runtime imported since (its own hooks) must
+        # still be there while this drains.
+        atexit.unregister(_close_all_at_exit)
+        atexit.register(_close_all_at_exit)
         _OPEN.add(self)
+
+    def stuck(self) -> bool:
+        """Whether a device call given up at its deadline is still running (its worker has
+        not come back from the driver)."""
+        with self._cv:
+            self._abandoned = [t for t in self._abandoned if t.is_alive()]
+            return bool(self._abandoned)
 
     @property
     def in_flight(self) -> int:
@@ -180,12 +188,7 @@ class AsyncPipeline:
     # -- internals ------------------------------------------------------------------------
 
     def _wait_locked(self) -> None:
-        """Wait for progress; give up on a device call past its deadline; start a new worker
-        if the last one died (it cannot through a device error or a completion that raises,
-        but a queue left without a worker would never drain)."""
-        worker = self._worker
-        if worker is not None and not worker.is_alive() and self._queue:
-            self._start_worker_locked()
+        """Wait for progress; give up on a device call past its deadline."""
         started = self._running[0].started if self._running else None
         if started is None:
             self._cv.wait(self.timeout_s)
@@ -207,6 +210,8 @@ class AsyncPipeline:
             self._pages -= len(job.pages)
         self.timed_out += len(late)
         self._generation += 1
+        if self._worker is not None:
+            self._abandoned.append(self._worker)
         self._worker = None
         if self._queue:
             self._start_worker_locked()
@@ -251,6 +256,20 @@ class AsyncPipeline:
         return jobs
 
     def _run(self, gen: int) -> None:
+        """The worker thread. Should it end other than by being replaced or closed (something
+        no guard catches, e.g. SystemExit from a completion), a new worker takes the queue: a
+        queue left without one would never drain."""
+        try:
+            self._work(gen)
+        finally:
+            with self._cv:
+                if self._worker is threading.current_thread() and not self._closed:
+                    self._worker = None
+                    if self._queue:
+                        self._start_worker_locked()
+                self._cv.notify_all()
+
+    def _work(self, gen: int) -> None:
         cv = self._cv
         while True:
             with cv:

@@ -310,10 +310,15 @@ class ZswapCache:
                                        policy.max_pool_pages) if x is not None)
             else:
                 fill = 0
+            # A call with a deadline of its own (a watched driver; ops under run_ops) counts its
+            # own timeout: the pipeline's deadline is then a later backstop, not counted again.
+            own = comp.watchdog is not None or self._compress_batch == comp.compress_ops
             self._pipeline = AsyncPipeline(
                 self._compress_batch, self._complete_async, depth,
-                comp.timeout_s, comp.note_timeouts, comp.max_batch,
+                2.0 * comp.timeout_s + 1.0 if own else comp.timeout_s,
+                None if own else comp.note_timeouts, comp.max_batch,
                 name=f"zswap-async-{backend.name}", fill_pages=fill)
+            comp.stuck_checks.append(self._pipeline.stuck)
         self._background: BackgroundWriteback | None = None
         if policy.background_writeback:
             self._background = BackgroundWriteback(self)
@@ -1089,9 +1094,10 @@ class ZswapCache:
     def stats(self) -> dict[str, Any]:
         """Counters, with the kernel's debugfs names where they exist, plus the async
         pipeline's and the driver guard's (``driver_*``: contract violations by kind, device
-        errors, timeouts, failed items, ``driver_failed`` once the device is marked failed,
-        ``driver_watched`` when its calls run on the watchdog thread; its last error is
-        ``compressor.last_error``)."""
+        errors, timeouts, failed items, ``driver_failed`` while the device is marked failed,
+        ``driver_recoveries`` the tries after ``device_retry_s`` it answered, ``driver_watched``
+        when its calls run on the watchdog thread; its last error is
+        ``compressor.last_error``, the async pipeline's ``_pipeline.last_error``)."""
         with self._lock:
             out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
             pool = self.pool

@@ -345,12 +345,25 @@ def test_async_fixed_depth_ignores_the_preferred_batch(lz4_sys):
     assert s.stats()["async_fill_pages"] == 0
 
 
+class SlowLz4(CountingLz4):
+    """compress_batch takes ``delay_s`` (a device answering late, after the deadline)."""
+
+    name = "test-slow-lz4"
+    delay_s = 0.0
+
+    def compress_batch(self, pages: np.ndarray) -> list[Any]:
+        self.calls.append(len(pages))  # counted when asked, not when it answers
+        time.sleep(self.delay_s)
+        return [Lz4Backend.compress(self, row.tobytes()) for row in pages]
+
+
 def test_a_failed_device_is_tried_again_after_device_retry_s(lz4_sys):
     """``device_retry_s``: a device marked failed is not asked until that long has passed;
     then the next call goes to it: back if it answers, failed again at its first timeout."""
-    backend = HangingLz4()  # every compress_batch hangs until hold is set
+    backend = SlowLz4()
+    backend.delay_s = 0.25  # past the 100 ms deadline: every call times out
     s = lz4_sys("reclaim", backend, device_timeout_ms=100, device_fail_after=2,
-                device_retry_s=0.3)
+                device_retry_s=0.4)
     pages = compressible_pages(16)
 
     def store(lo: int, hi: int) -> list[bool]:
@@ -360,18 +373,55 @@ def test_a_failed_device_is_tried_again_after_device_retry_s(lz4_sys):
     assert s.stats()["driver_failed"] == 1
     asked = len(backend.calls)
     assert store(4, 6) == [False, False] and len(backend.calls) == asked  # not asked
-    time.sleep(0.4)
+    time.sleep(0.6)
     assert store(6, 8) == [False, False]  # tried again: one more timeout fails it again
     st_ = s.stats()
     assert len(backend.calls) == asked + 1 and st_["driver_failed"] == 1
     assert st_["driver_timeouts"] == 3 and st_["driver_recoveries"] == 0
-    backend.hold.set()  # the device answers again
+    with pytest.raises(DeviceError, match="its retry timed out; zswap rejects stores "
+                                                  "until it is tried again in"):
+        s.zswap.compressor.compress_batch(as_batch(pages[:1]))
+    backend.delay_s = 0.0  # the device answers in time again
     assert store(8, 10) == [False, False]  # within retry_s of the last failure: not asked
-    time.sleep(0.4)
+    time.sleep(0.6)
     assert store(10, 12) == [True, True] and store(12, 16) == [True] * 4
     st_ = s.stats()
     assert st_["driver_failed"] == 0 and st_["driver_recoveries"] == 1
     assert [s.swap_in(0, o) for o in range(16)] == pages  # rejected ones from the swap file
+
+
+def test_no_retry_while_a_given_up_call_is_still_stuck(lz4_sys):
+    """A device whose timed-out call has not come back is not asked again, however long ago
+    it was marked failed: each try would leave one more thread stuck in the driver."""
+    backend = HangingLz4()  # every call hangs until hold is set
+    s = lz4_sys("reclaim", backend, device_timeout_ms=100, device_fail_after=1,
+                device_retry_s=0.2)
+    pages = compressible_pages(4)
+    assert s.swap_out_batch(0, [0], as_batch(pages[:1])) == [False]
+    time.sleep(0.3)
+    assert s.swap_out_batch(0, [1], as_batch(pages[1:2])) == [False]
+    assert backend.calls == [1] and s.stats()["driver_failed"] == 1  # still stuck: not asked
+    backend.hold.set()  # the stuck call returns; the wait starts again from now
+    time.sleep(0.3)
+    assert s.swap_out_batch(0, [2, 3], as_batch(pages[2:])) == [True, True]
+    assert s.stats()["driver_recoveries"] == 1
+    assert [s.swap_in(0, o) for o in range(4)] == pages
+
+
+def test_async_counts_a_watched_call_that_times_out_once(lz4_sys):
+    """The watchdog gives an untrusted driver's call up at the deadline and counts it; the
+    pipeline's own deadline is a later backstop then, so one stuck call is one timeout (it
+    was counted twice, and ``device_fail_after`` halved)."""
+    backend = HangingLz4()
+    s = lz4_sys("async", backend, device_timeout_ms=100, device_fail_after=2)
+    pages = compressible_pages(4)
+    s.swap_out_batch(0, range(4), as_batch(pages))
+    s.drain()
+    st_ = s.stats()
+    assert st_["driver_timeouts"] == 1 and st_["async_timeouts"] == 0
+    assert st_["driver_failed"] == 0 and st_["reject_compress_fail"] == 4
+    backend.hold.set()
+    assert [s.swap_in(0, o) for o in range(4)] == pages
 
 
 def test_async_device_timeout_loses_nothing_and_marks_the_device_failed(lz4_sys):

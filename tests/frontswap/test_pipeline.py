@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 from hwzswap.backends.contract import CompressedBatch, ItemStatus
 from hwzswap.frontswap.pipeline import AsyncPipeline
@@ -71,3 +72,32 @@ def test_fill_pages_lets_more_batches_in_until_they_hold_that_many_pages() -> No
     finally:
         release.set()
         pipe.close()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_worker_that_died_is_replaced() -> None:
+    """A worker ended by something no completion guard catches (SystemExit) leaves a queue
+    that still needs one: the next wait starts a new worker instead of waiting for ever."""
+    done: list[int] = []
+
+    def complete(token: int, result: CompressedBatch) -> None:
+        if token == 0:
+            raise SystemExit  # ends the worker thread
+        done.append(token)
+
+    pipe = AsyncPipeline(_ok, complete, max_batches=1, timeout_s=60.0)
+    try:
+        finished = threading.Event()
+
+        def work() -> None:
+            for token in range(3):
+                pipe.submit(token, _pages(1))
+            pipe.drain()
+            finished.set()
+
+        threading.Thread(target=work, daemon=True).start()
+        assert finished.wait(10), "the queue was left without a worker"  # at once, not 60 s
+        assert done == [1, 2] and pipe.in_flight == 0
+    finally:
+        if finished.is_set():
+            pipe.close()
