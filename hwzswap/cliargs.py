@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hwzswap.bench.workload import MAX_SEED  # the limit a workload file keeps
 from hwzswap.errors import OutputError
+from hwzswap.fileio import replace_target
 
 
 def positive_int(text: str) -> int:
@@ -126,6 +127,10 @@ def output_file(path: str, option: str, *, suffixes: tuple[str, ...] = (),
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise OutputError(f"{where}: exists and is not a regular file (a device, FIFO or "
                           "socket); give a file name")
+    try:
+        replace_target(out)  # also: a path through /dev or /proc (/dev/stdout), whatever it is
+    except OSError as exc:
+        raise OutputError(f"{where}: {exc.strerror}") from None
     for in_option, in_path in inputs:
         if st is not None and in_path and _same_file(out, in_path):
             raise OutputError(f"{where}: is the file given to {in_option}, which this run reads; "

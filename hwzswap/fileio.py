@@ -41,6 +41,36 @@ def _create_beside(path: Path, mode: int) -> Path:
                           f"{_TRIES} tries")
 
 
+#: Where paths name streams and devices, not files (``/dev/stdout``, ``/proc/self/fd/1``):
+#: even when one leads to a regular file (standard output redirected to a log), replacing
+#: that file by a rename would throw away what else was written to it.
+_STREAM_DIRS = ("/dev/", "/proc/")
+
+
+def replace_target(path: str | Path) -> Path:
+    """The file a whole-file write of ``path`` replaces: ``path`` itself, or the file a
+    symbolic link names (the link is kept). Raises :class:`OSError` for a target that exists
+    and is not a regular file (a directory, FIFO or device) and for a path that goes through
+    ``/dev`` or ``/proc`` (standard output, a file descriptor): a rename would replace those,
+    not write to them."""
+    path = Path(path)
+    real = Path(os.path.realpath(path))
+    if str(path.absolute()).startswith(_STREAM_DIRS) or str(real).startswith(_STREAM_DIRS):
+        raise OSError(errno.EINVAL, f"{path} is a stream or device path, not a file: a file "
+                                    f"written whole is put in place by a rename, which would "
+                                    f"replace what it names; give a file name")
+    try:
+        st = os.stat(real)
+    except (FileNotFoundError, NotADirectoryError):  # a new file (its folder's problems are
+        return real  # the write's to report)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EEXIST,
+                      f"{path} exists and is not a regular file (a directory, FIFO or device): "
+                      f"a file written whole is put in place by a rename, which would replace "
+                      f"it; give a file name")
+    return real
+
+
 @contextmanager
 def replacing(path: str | Path, *, mode: int = 0o666, parents: bool = True) -> Iterator[Path]:
     """Yield the path of a new, empty temporary file beside ``path``; when the ``with`` body
@@ -52,22 +82,11 @@ def replacing(path: str | Path, *, mode: int = 0o666, parents: bool = True) -> I
     :class:`FileNotFoundError` of creating the temporary file. The temporary name is
     ``.NAME.RANDOM.partial``: a writer that picks a format by the suffix must be told it.
 
-    A symbolic link is followed: the file it names is replaced and the link kept. A target that
-    exists and is not a regular file (a directory, a FIFO, a device such as ``/dev/stdout``)
-    is refused with an :class:`OSError`, since the rename would replace it, not write to it.
+    The file replaced is :func:`replace_target`'s: a symbolic link is followed (the file it
+    names is replaced and the link kept); a directory, FIFO, device, or a path through ``/dev``
+    or ``/proc`` (``/dev/stdout``) is refused with an :class:`OSError`.
     """
-    path = Path(path)
-    if path.is_symlink():  # replace the file the link names; the link stays a link
-        path = Path(os.path.realpath(path))
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        st = None
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise OSError(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EEXIST,
-                      f"{path} exists and is not a regular file (a directory, FIFO or device): "
-                      f"a file written whole is put in place by a rename, which would replace "
-                      f"it; give a file name")
+    path = replace_target(path)
     if parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create_beside(path, mode)
@@ -102,4 +121,4 @@ def write_figure(fig: Any, path: str | Path, **savefig: Any) -> Path:
         plt.close(fig)
 
 
-__all__ = ["PARTIAL", "replacing", "write_atomic", "write_figure"]
+__all__ = ["PARTIAL", "replace_target", "replacing", "write_atomic", "write_figure"]

@@ -210,6 +210,7 @@ def test_a_broken_pipe_that_is_not_stdout_is_still_an_error(monkeypatch: pytest.
     ("--json", "dir", "is a directory"),
     ("--plot", "plot.gif", "must end in .png or .svg or .pdf"),
     ("--record", "config", "is the file given to --config"),
+    ("--json", "/dev/stdout", "stream or device path"),
 ])
 def test_run_checks_its_outputs_before_anything_runs(tmp_path: Path, option: str, bad: str,
                                                      words: str,
@@ -223,7 +224,7 @@ def test_run_checks_its_outputs_before_anything_runs(tmp_path: Path, option: str
     (tmp_path / "dir").mkdir()
     marker = tmp_path / "ran"
     code = main(["run", "--memory-limit", "64M", "--config", str(config), option,
-                 str(tmp_path / bad), "--", "touch", str(marker)])
+                 str(tmp_path / bad), "--", "touch", str(marker)])  # an absolute bad stays so
     err = capsys.readouterr().err
     assert code == 2 and words in err and option in err, err
     assert not marker.exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hwzswap.fileio import PARTIAL, replacing, write_atomic, write_figure
+from hwzswap.fileio import PARTIAL, replace_target, replacing, write_atomic, write_figure
 
 
 @pytest.fixture
@@ -181,3 +181,19 @@ def test_a_fifo_or_directory_is_refused_and_left_alone(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="not a regular file"):
         write_atomic(tmp_path, lambda tmp: tmp.write_text("new"))
     assert list(tmp_path.iterdir()) == [fifo]
+
+
+def test_a_stream_path_is_refused_even_when_it_leads_to_a_file(tmp_path: Path) -> None:
+    """``/dev/stdout`` redirected to a log is a regular file by stat; replacing it would throw
+    the log away, so a path through /dev or /proc is refused whatever it leads to."""
+    log = tmp_path / "log.txt"
+    log.write_text("earlier output\n")
+    with open(log, "a") as f:
+        fd_path = f"/proc/self/fd/{f.fileno()}"
+        with pytest.raises(OSError, match="stream or device path"):
+            write_atomic(fd_path, lambda tmp: tmp.write_text("{}"))
+    for path in ("/dev/stdout", "/dev/null"):
+        with pytest.raises(OSError, match="stream or device path"):
+            write_atomic(path, lambda tmp: tmp.write_text("{}"))
+    assert log.read_text() == "earlier output\n"
+    assert replace_target(tmp_path / "new.json") == (tmp_path / "new.json").resolve()

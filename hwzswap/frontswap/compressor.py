@@ -28,8 +28,8 @@ cannot be trusted to do for itself:
   marked failed: every later compress raises :class:`~hwzswap.errors.DeviceError` at once, so
   zswap rejects stores (the pages go to the swap device) instead of waiting on a dead device.
   With ``retry_s`` (``zswap.device_retry_s``) the device is tried again that long after it was
-  marked failed: the next call goes to it, and it is back if it answers, failed again (for
-  another ``retry_s``) at its first timeout.
+  marked failed, once no call given up on is still stuck in it: the next call goes to it, and
+  it is back if it answers, failed again (for another ``retry_s``) at its first timeout.
   Decompression is refused at once only when software decodes the device's format (zswap then
   does); without a software decoder the device is still asked (under the deadline when its
   calls are watched or asynchronous), since the pages it compressed can come back no other
