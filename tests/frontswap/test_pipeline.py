@@ -74,11 +74,17 @@ def test_fill_pages_lets_more_batches_in_until_they_hold_that_many_pages() -> No
         pipe.close()
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_a_worker_that_died_is_replaced() -> None:
+def test_a_worker_that_died_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker ended by something no completion guard catches (SystemExit) leaves a queue
     that still needs one: the next wait starts a new worker instead of waiting for ever."""
     done: list[int] = []
+    ended = threading.Event()  # the dead worker's exception reached the thread hook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            ended.set()
+
+    monkeypatch.setattr(threading, "excepthook", hook)
 
     def complete(token: int, result: CompressedBatch) -> None:
         if token == 0:
@@ -98,6 +104,7 @@ def test_a_worker_that_died_is_replaced() -> None:
         threading.Thread(target=work, daemon=True).start()
         assert finished.wait(10), "the queue was left without a worker"  # at once, not 60 s
         assert done == [1, 2] and pipe.in_flight == 0
+        assert ended.wait(10)  # (within this test, so no other test sees the thread's end)
     finally:
         if finished.is_set():
             pipe.close()
