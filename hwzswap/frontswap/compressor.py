@@ -161,8 +161,7 @@ class Compressor:
     ``capabilities`` or :data:`DEFAULT_TIMEOUT_MS`); ``fail_after``: consecutive timeouts after
     which the device is marked failed; ``retry_s``: how long after that it is tried again
     (``None``: never, until the swap system is rebuilt); ``watchdog``: which drivers' calls run
-    on the
-    :class:`Watchdog` (``auto``: drivers from outside the hwzswap package, ``on``: every
+    on the :class:`Watchdog` (``auto``: drivers from outside the hwzswap package, ``on``: every
     driver, ``off``: none, each driver then called directly as a built-in is).
     """
 

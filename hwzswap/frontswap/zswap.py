@@ -303,8 +303,9 @@ class ZswapCache:
         if self.batching == "async":
             depth = policy.async_max_batches
             if depth == "auto":
-                # fill the device's preferred batch, but no more than one call takes (its
-                # max_batch) and no more than the pool limit: staged copies are RAM too
+                # four passes, more while they hold fewer pages than the device's preferred
+                # batch, capped at what one call takes (max_batch) and at the pool limit
+                # (staged copies are RAM too)
                 depth = AUTO_ASYNC_BATCHES
                 fill = min(x for x in (comp.preferred_batch, comp.max_batch,
                                        policy.max_pool_pages) if x is not None)
