@@ -124,11 +124,8 @@ def output_file(path: str, option: str, *, suffixes: tuple[str, ...] = (),
     if st is not None and stat.S_ISDIR(st.st_mode):
         example = f" (e.g. {out / ('results' + suffixes[0])})" if suffixes else ""
         raise OutputError(f"{where}: is a directory; give a file name in it{example}")
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise OutputError(f"{where}: exists and is not a regular file (a device, FIFO or "
-                          "socket); give a file name")
-    try:
-        replace_target(out)  # also: a path through /dev or /proc (/dev/stdout), whatever it is
+    try:  # what the write will refuse: a FIFO, a device, a path through /dev or /proc
+        replace_target(out)
     except OSError as exc:
         raise OutputError(f"{where}: {exc.strerror}") from None
     for in_option, in_path in inputs:
@@ -160,6 +157,18 @@ def _same_file(a: Path, b: str) -> bool:
         return False
 
 
+def check_outputs(outputs: Iterable[tuple[str, str | None, tuple[str, ...]]],
+                  inputs: Iterable[tuple[str, str | None]] = ()) -> None:
+    """A command's outputs, ``(option, path or None, suffixes)``, each checked with
+    :func:`output_file` against the command's ``inputs`` and all distinct: refused before the
+    work, so a long run's results are never lost to a bad path."""
+    outputs, inputs = list(outputs), list(inputs)
+    for option, path, suffixes in outputs:
+        if path is not None:
+            output_file(path, option, suffixes=suffixes, inputs=inputs)
+    distinct_outputs((option, path) for option, path, _ in outputs)
+
+
 def distinct_outputs(outputs: Iterable[tuple[str, str | None]]) -> None:
     """Two output options naming one file: the second write would replace the first."""
     seen: dict[str, str] = {}
@@ -173,5 +182,5 @@ def distinct_outputs(outputs: Iterable[tuple[str, str | None]]) -> None:
         seen[key] = f"{option} {path}"
 
 
-__all__ = ["MAX_SEED", "ZSTD_LEVELS", "distinct_outputs", "file_name", "non_negative_seconds",
+__all__ = ["MAX_SEED", "ZSTD_LEVELS", "check_outputs", "distinct_outputs", "file_name", "non_negative_seconds",
            "output_file", "positive_number", "zstd_level", "positive_int", "seconds", "seed"]

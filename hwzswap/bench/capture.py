@@ -662,15 +662,12 @@ def register(subparsers: Any) -> None:
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
-    from hwzswap.cliargs import distinct_outputs, output_file
+    from hwzswap.cliargs import check_outputs
     from hwzswap.fileio import write_atomic
 
     # checked before the command runs: a bad -o used to fail only at the rename, after the capture
-    output_file(str(args.output), "-o", suffixes=(".pages", ".zst"))
-    if args.report is not None:
-        output_file(str(args.report), "--report")
-    distinct_outputs([("-o", str(args.output)),
-                      ("--report", None if args.report is None else str(args.report))])
+    check_outputs([("-o", str(args.output), (".pages", ".zst")),
+                   ("--report", None if args.report is None else str(args.report), ())])
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.cliargs import (
-    distinct_outputs,
+    check_outputs,
     file_name,
     output_file,
     positive_int,
@@ -133,14 +133,10 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before the run, an output option that could not be written at its end (or that
     names one of the run's input files, or another output's file)."""
-    inputs = [("--config", args.config), ("--corpus", args.corpus),
-              ("--workload", args.workload)]
-    outputs = [("--json", args.json, ()), ("--markdown", args.markdown, ()),
-               ("--plot", args.plot, PLOT_SUFFIXES)]
-    for option, path, suffixes in outputs:
-        if path is not None:
-            output_file(path, option, suffixes=suffixes, inputs=inputs)
-    distinct_outputs((option, path) for option, path, _ in outputs)
+    check_outputs([("--json", args.json, ()), ("--markdown", args.markdown, ()),
+                   ("--plot", args.plot, PLOT_SUFFIXES)],
+                  inputs=[("--config", args.config), ("--corpus", args.corpus),
+                          ("--workload", args.workload)])
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

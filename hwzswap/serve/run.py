@@ -364,15 +364,10 @@ def _check_outputs(args: argparse.Namespace) -> None:
     directory, a FIFO or device, an unwritable folder, the config file, two options naming one
     file), so a long run's results are never lost to a bad path."""
     from hwzswap.bench.cli import PLOT_SUFFIXES
-    from hwzswap.cliargs import distinct_outputs, output_file
+    from hwzswap.cliargs import check_outputs
 
-    inputs = [("--config", args.config)]
-    outputs = [("--json", args.json, ()), ("--plot", args.plot, PLOT_SUFFIXES),
-               ("--record", args.record, ())]
-    for option, path, suffixes in outputs:
-        if path is not None:
-            output_file(path, option, suffixes=suffixes, inputs=inputs)
-    distinct_outputs((option, path) for option, path, _ in outputs)
+    check_outputs([("--json", args.json, ()), ("--plot", args.plot, PLOT_SUFFIXES),
+                   ("--record", args.record, ())], inputs=[("--config", args.config)])
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
