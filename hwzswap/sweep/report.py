@@ -169,13 +169,6 @@ def markdown(doc: dict[str, Any], group_by: str | None) -> str:
     return "\n".join(lines)
 
 
-def _save(fig: Any, path: str | Path) -> Path:
-    """Write ``fig`` to ``path`` whole or not at all (an interrupted sweep leaves the previous
-    plot, never half a PNG), creating its directory; the figure is closed either way. The
-    format follows the suffix (PNG without one): the temporary file's name has none."""
-    return write_figure(fig, path, dpi=110)
-
-
 def _ok(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [rec for rec in doc.get("records") or [] if rec.get("status") == "ok"]
 
@@ -208,7 +201,7 @@ def plot_throughput_vs_ratio(doc: dict[str, Any], path: str | Path) -> Path | No
         ax.set_title(f"{what}: throughput against ratio")
     axs[1].legend(loc="best", fontsize=8)
     fig.suptitle(f"sweep {Path(doc['sweep']['source']).name}: {len(recs)} runs")
-    return _save(fig, path)
+    return write_figure(fig, path, dpi=110)  # whole or not at all, the figure closed
 
 
 def _pair_key(rec: dict[str, Any]) -> str:
@@ -279,7 +272,7 @@ def plot_speedup(doc: dict[str, Any], path: str | Path, baseline: str = BASELINE
         ax.grid(True, axis="y", which="both", alpha=0.3)
     axs[1].legend(loc="best", fontsize=8)
     fig.suptitle(f"speed-up over {baseline}, run for run (same engine mode and settings)")
-    return _save(fig, path)
+    return write_figure(fig, path, dpi=110)  # whole or not at all, the figure closed
 
 
 __all__ = ["BASELINE", "check_group_by", "engine_mode", "markdown", "override_notes", "plot_speedup",
