@@ -326,6 +326,12 @@ class ZswapCache:
             self._background.start()
 
     @property
+    def async_last_error(self) -> str | None:
+        """The last error an async completion raised (counted as ``async_completion_errors``;
+        its batch's pages stay staged), or ``None``."""
+        return self._pipeline.last_error if self._pipeline is not None else None
+
+    @property
     def enabled(self) -> bool:
         """Whether stores are accepted (the kernel's ``enabled`` parameter; may be changed at
         run time: entries already stored stay loadable)."""
@@ -1098,7 +1104,7 @@ class ZswapCache:
         errors, timeouts, failed items, ``driver_failed`` while the device is marked failed,
         ``driver_recoveries`` the tries after ``device_retry_s`` it answered, ``driver_watched``
         when its calls run on the watchdog thread; its last error is
-        ``compressor.last_error``, the async pipeline's ``_pipeline.last_error``)."""
+        ``compressor.last_error``, that of an async completion :attr:`async_last_error`)."""
         with self._lock:
             out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
             pool = self.pool

@@ -424,6 +424,25 @@ def test_async_counts_a_watched_call_that_times_out_once(lz4_sys):
     assert [s.swap_in(0, o) for o in range(4)] == pages
 
 
+def test_an_async_completion_that_raises_is_counted_and_loses_nothing(lz4_sys):
+    """A completion step that raises (here the swap device write of a rejected page fails with
+    something no one expects) is counted and shown; the page stays staged and loadable."""
+    s = lz4_sys("async", CountingLz4())
+
+    class Broken:
+        def write_page(self, type: int, offset: int, page: bytes) -> None:
+            raise RuntimeError("the writeback target broke")
+
+    s.zswap.writeback_target = Broken()
+    pages = [random_page(5)] + compressible_pages(3)  # the random page is rejected as poor
+    assert s.swap_out_batch(0, range(4), as_batch(pages)) == [True] * 4
+    s.drain()
+    st_ = s.stats()
+    assert st_["async_completion_errors"] == 1 and st_["staged_pages"] == 1
+    assert "the writeback target broke" in s.zswap.async_last_error
+    assert [s.swap_in(0, o) for o in range(4)] == pages
+
+
 def test_async_device_timeout_loses_nothing_and_marks_the_device_failed(lz4_sys):
     backend = HangingLz4()
     s = lz4_sys("async", backend, device_timeout_ms=100, device_fail_after=2,
