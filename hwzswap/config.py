@@ -58,11 +58,11 @@ import copy
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from hwzswap.errors import ConfigError, HwzswapError, excerpt
+from hwzswap.errors import ConfigError, HwzswapError, InvalidParameterError, excerpt
 from hwzswap.yamlfile import (
     Problems,
     bounded_loader,
@@ -85,13 +85,98 @@ SWAP_MAP_BYTES_PER_PAGE = 2
 
 POOL_TYPES = ("zsmalloc", "zbud")
 SWAP_MODELS = ("none", "hdd", "ssd", "custom")
-#: ``zswap.batching``: how stores reach the compressor (see :class:`ZswapSettings`).
+#: ``zswap.batching``: how stores reach the compressor (see :class:`ZswapKnobs`).
 BATCHING_MODES = ("page", "folio", "reclaim", "async")
-#: ``zswap.driver_watchdog``: which drivers run under the watchdog (see ZswapConfig).
+#: ``zswap.driver_watchdog``: which drivers run under the watchdog (see :class:`ZswapKnobs`).
 WATCHDOG_MODES = ("auto", "on", "off")
 #: ``zswap.async_max_batches: auto``: at least this many reclaim passes in flight, and more
 #: while they hold fewer pages than the device's preferred batch.
 AUTO_ASYNC_BATCHES = 4
+
+
+#: A value check: returns ``None``, or what is wrong ("must be ..., got ...").
+Check = Callable[[Any], str | None]
+
+
+def _int_range(lo: int, hi: int) -> Check:
+    def check(v: Any) -> str | None:
+        if type(v) is not int or not lo <= v <= hi:
+            return f"must be an integer {lo}..{hi}, got {excerpt(v)}"
+        return None
+
+    return check
+
+
+def _int_min(lo: int) -> Check:
+    def check(v: Any) -> str | None:
+        if type(v) is not int or v < lo:
+            return f"must be an integer >= {lo}, got {excerpt(v)}"
+        return None
+
+    return check
+
+
+def _async_batches(v: Any) -> str | None:
+    if v == "auto" or (type(v) is int and v >= 1):
+        return None
+    return f"must be auto or an integer >= 1, got {excerpt(v)}"
+
+
+def _bool(v: Any) -> str | None:
+    return None if type(v) is bool else f"must be true or false, got {excerpt(v)}"
+
+
+def _number(lo: float, *, strict: bool) -> Check:
+    def check(v: Any) -> str | None:
+        ok = type(v) in (int, float) and (v > lo if strict else v >= lo) and v == v
+        if ok and v != float("inf"):
+            return None
+        bound = f"> {lo}" if strict else f">= {lo}"
+        return f"must be a finite number {bound}, got {excerpt(v)}"
+
+    return check
+
+
+def _optional(check: Callable[[Any], str | None]) -> Check:
+    """``check``, but null (``None``) is accepted too."""
+
+    def opt(v: Any) -> str | None:
+        if v is None:
+            return None
+        msg = check(v)
+        return None if msg is None else msg.replace(", got", " or null, got", 1)
+
+    return opt
+
+
+def _choice(choices: tuple[str, ...]) -> Check:
+    def check(v: Any) -> str | None:
+        if type(v) is str and v in choices:
+            return None
+        return f"must be one of {', '.join(choices)}; got {excerpt(v)}"
+
+    return check
+
+
+#: The check of each :class:`ZswapKnobs` field: the config loader's and the constructors'.
+_KNOB_CHECKS: dict[str, Check] = {
+    "enabled": _bool,
+    "max_compression_ratio": _int_range(1, 100),
+    "accept_threshold_percent": _int_range(0, 100),
+    "same_filled_pages": _bool,
+    "exclusive_loads": _bool,
+    "max_outstanding_writebacks": _int_range(1, 4096),
+    "writeback_batch": _int_range(1, 4096),
+    "background_writeback": _bool,
+    "entry_checksum": _bool,
+    "batching": _choice(BATCHING_MODES),
+    "async_max_batches": _async_batches,
+    "device_timeout_ms": _optional(_number(0, strict=True)),
+    "device_fail_after": _int_min(1),
+    "device_retry_s": _optional(_number(0, strict=True)),
+    "driver_watchdog": _choice(WATCHDOG_MODES),
+    "verify_pages": _bool,
+}
 
 
 @dataclass
@@ -102,23 +187,38 @@ class CompressorConfig:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class ZswapSettings:
-    """The ``zswap:`` section: the kernel module parameters plus the v9 writeback knobs."""
+@dataclass(frozen=True)
+class ZswapKnobs:
+    """The zswap knobs, defined once: the kernel module parameters (under the kernel's names),
+    the v9 writeback knobs and the framework's own engine knobs. The config file's ``zswap:``
+    section (:class:`ZswapSettings`) and the engine's policy
+    (:class:`~hwzswap.frontswap.policy.ZswapPolicy`) are this plus what each adds. Every value
+    is checked when one is built (:class:`~hwzswap.errors.InvalidParameterError` naming the
+    knob); :func:`load_config` checks a file first, to name the file and the dotted key."""
 
+    #: Store at all (stored entries stay loadable when it is off).
     enabled: bool = True
-    compressor: CompressorConfig = field(default_factory=CompressorConfig)
-    max_pool_percent: int = 20
+    #: Percent of a page: a compressed page longer than that share of 4096 bytes is rejected
+    #: (``reject_compress_poor``), as in v9; 100 rejects only what does not shrink.
     max_compression_ratio: int = 80
+    #: After the pool limit is hit, stores are refused until the pool is at or under this share
+    #: of the limit (today's kernel; 100 disables the hysteresis).
     accept_threshold_percent: int = 90
+    #: A page whose 8-byte words are all equal is kept as that word: no compression, no pool.
     same_filled_pages: bool = True
+    #: A load frees the entry (today's kernel) instead of keeping it (v9).
     exclusive_loads: bool = False
+    #: Cap on entries under writeback at once (v9: ``ZSWAP_MAX_OUTSTANDING_FLUSHES``, 64).
     max_outstanding_writebacks: int = 64
+    #: Entries written back per reclaim attempt (v9: 16).
     writeback_batch: int = 16
+    #: A thread writes back whenever the pool is above the accept threshold, instead of the
+    #: storing thread doing it.
     background_writeback: bool = False
     #: Not a kernel knob: a CRC-32 of every compressed object, verified before each
     #: decompression (load and writeback), so that corrupt pool memory raises CorruptDataError
-    #: instead of coming back as a wrong page. Off (the kernel's behaviour and cost) by default.
+    #: instead of coming back as a wrong page. Off (the kernel's behaviour and cost) by default;
+    #: it costs a CRC-32 of the object (~0.5 µs for 1.6 KB) on store and on load.
     entry_checksum: bool = False
     #: How stores reach the compressor: ``page`` (v9: one page per compress call), ``folio``
     #: (today's kernel: one batch per folio), ``reclaim`` (one batch per reclaim pass) or
@@ -144,8 +244,31 @@ class ZswapSettings:
     #: per-call thread hand-off; a call that hangs then hangs the caller).
     driver_watchdog: str = "auto"
     #: Not a kernel knob: a CRC-32 of each uncompressed page, checked after every decompression,
-    #: so a driver returning wrong bytes is caught on load. Off by default.
+    #: so a driver returning wrong bytes is caught on load (``verify_fail``). Off by default;
+    #: it costs a CRC-32 of the page (~1 µs) on store and on load.
     verify_pages: bool = False
+
+    #: The check of each field (a subclass adds its own fields' checks).
+    CHECKS: ClassVar[Mapping[str, Check]] = _KNOB_CHECKS
+
+    def __post_init__(self) -> None:
+        for name, check in self.CHECKS.items():
+            msg = check(getattr(self, name))
+            if msg is not None:
+                raise InvalidParameterError(f"{type(self).__name__}: {name} {msg}")
+
+
+@dataclass(frozen=True)
+class ZswapSettings(ZswapKnobs):
+    """The ``zswap:`` section: the :class:`ZswapKnobs`, the compressor, and the pool limit as a
+    share of the configured RAM."""
+
+    compressor: CompressorConfig = field(default_factory=CompressorConfig)
+    #: The pool limit: this percent of ``memory.total_ram_mb``.
+    max_pool_percent: int = 20
+
+    CHECKS: ClassVar[Mapping[str, Check]] = {**_KNOB_CHECKS,
+                                             "max_pool_percent": _int_range(1, 100)}
 
 
 @dataclass
@@ -225,27 +348,12 @@ class ZswapConfig:
             pool["max_pages_per_zspage"] = self.pool.max_pages_per_zspage
         return {
             "zswap": {
-                "enabled": z.enabled,
                 "compressor": {
                     "name": z.compressor.name,
                     "params": copy.deepcopy(z.compressor.params),
                 },
                 "max_pool_percent": z.max_pool_percent,
-                "max_compression_ratio": z.max_compression_ratio,
-                "accept_threshold_percent": z.accept_threshold_percent,
-                "same_filled_pages": z.same_filled_pages,
-                "exclusive_loads": z.exclusive_loads,
-                "max_outstanding_writebacks": z.max_outstanding_writebacks,
-                "writeback_batch": z.writeback_batch,
-                "background_writeback": z.background_writeback,
-                "entry_checksum": z.entry_checksum,
-                "batching": z.batching,
-                "async_max_batches": z.async_max_batches,
-                "device_timeout_ms": z.device_timeout_ms,
-                "device_fail_after": z.device_fail_after,
-                "device_retry_s": z.device_retry_s,
-                "driver_watchdog": z.driver_watchdog,
-                "verify_pages": z.verify_pages,
+                **{f.name: getattr(z, f.name) for f in fields(ZswapKnobs)},
             },
             "memory": {"total_ram_mb": self.memory.total_ram_mb},
             "pool": pool,
@@ -259,66 +367,6 @@ class ZswapConfig:
 def _Problems(source: str) -> Problems:  # noqa: N802 - the collector, raising ConfigError
     return Problems(source, ConfigError)
 
-def _int_range(lo: int, hi: int) -> Callable[[Any], str | None]:
-    def check(v: Any) -> str | None:
-        if type(v) is not int or not lo <= v <= hi:
-            return f"must be an integer {lo}..{hi}, got {excerpt(v)}"
-        return None
-
-    return check
-
-
-def _int_min(lo: int) -> Callable[[Any], str | None]:
-    def check(v: Any) -> str | None:
-        if type(v) is not int or v < lo:
-            return f"must be an integer >= {lo}, got {excerpt(v)}"
-        return None
-
-    return check
-
-
-def _async_batches(v: Any) -> str | None:
-    if v == "auto" or (type(v) is int and v >= 1):
-        return None
-    return f"must be auto or an integer >= 1, got {excerpt(v)}"
-
-
-def _bool(v: Any) -> str | None:
-    return None if type(v) is bool else f"must be true or false, got {excerpt(v)}"
-
-
-def _number(lo: float, *, strict: bool) -> Callable[[Any], str | None]:
-    def check(v: Any) -> str | None:
-        ok = type(v) in (int, float) and (v > lo if strict else v >= lo) and v == v
-        if ok and v != float("inf"):
-            return None
-        bound = f"> {lo}" if strict else f">= {lo}"
-        return f"must be a finite number {bound}, got {excerpt(v)}"
-
-    return check
-
-
-def _optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
-    """``check``, but null (``None``) is accepted too."""
-
-    def opt(v: Any) -> str | None:
-        if v is None:
-            return None
-        msg = check(v)
-        return None if msg is None else msg.replace(", got", " or null, got", 1)
-
-    return opt
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
-    def check(v: Any) -> str | None:
-        if type(v) is str and v in choices:
-            return None
-        return f"must be one of {', '.join(choices)}; got {excerpt(v)}"
-
-    return check
-
-
 def _path(v: Any) -> str | None:
     if type(v) is str and "\0" in v:
         return f"must not contain a NUL byte (no file name can), got {excerpt(v)}"
@@ -327,25 +375,7 @@ def _path(v: Any) -> str | None:
     return f"must be a file path or null, got {excerpt(v)}"
 
 
-_ZSWAP_KEYS: dict[str, Callable[[Any], str | None]] = {
-    "enabled": _bool,
-    "max_pool_percent": _int_range(1, 100),
-    "max_compression_ratio": _int_range(1, 100),
-    "accept_threshold_percent": _int_range(0, 100),
-    "same_filled_pages": _bool,
-    "exclusive_loads": _bool,
-    "max_outstanding_writebacks": _int_range(1, 4096),
-    "writeback_batch": _int_range(1, 4096),
-    "background_writeback": _bool,
-    "entry_checksum": _bool,
-    "batching": _choice(BATCHING_MODES),
-    "async_max_batches": _async_batches,
-    "device_timeout_ms": _optional(_number(0, strict=True)),
-    "device_fail_after": _int_min(1),
-    "device_retry_s": _optional(_number(0, strict=True)),
-    "driver_watchdog": _choice(WATCHDOG_MODES),
-    "verify_pages": _bool,
-}
+_ZSWAP_KEYS = ZswapSettings.CHECKS
 _MEMORY_KEYS = {"total_ram_mb": _int_range(1, 1 << 24)}
 _POOL_KEYS = {"type": _choice(POOL_TYPES), "max_pages_per_zspage": _int_range(1, 16)}
 _SWAP_KEYS = {
@@ -710,6 +740,7 @@ __all__ = [
     "PoolConfig",
     "SwapConfig",
     "ZswapConfig",
+    "ZswapKnobs",
     "ZswapSettings",
     "load_config",
     "swap_size_problems",

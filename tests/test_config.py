@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from hwzswap.config import ZswapConfig, load_config
-from hwzswap.errors import ConfigError, HwzswapError
+import hwzswap.config as config_module
+from hwzswap.config import ZswapConfig, ZswapKnobs, ZswapSettings, load_config
+from hwzswap.errors import ConfigError, HwzswapError, InvalidParameterError
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted(glob.glob(str(ROOT / "configs" / "*.yaml")))
@@ -88,10 +91,51 @@ def test_compressor_forms_and_param_defaults():
 
 def test_load_config_revalidates_an_edited_config():
     cfg = load_config({})
-    cfg.zswap.max_pool_percent = 0
-    with pytest.raises(ConfigError, match=r"zswap\.max_pool_percent: must be an integer 1\.\.100"):
+    cfg.memory.total_ram_mb = 0
+    with pytest.raises(ConfigError, match=r"memory\.total_ram_mb: must be an integer 1\.\."):
         load_config(cfg)
     assert isinstance(load_config(ZswapConfig()), ZswapConfig)
+    with pytest.raises(dataclasses.FrozenInstanceError):  # the zswap knobs are checked when built
+        cfg.zswap.max_pool_percent = 0  # type: ignore[misc]
+
+
+def test_the_zswap_knobs_are_defined_once_for_the_file_and_the_engine():
+    """One list of knobs: the config section and the engine policy are ZswapKnobs plus their
+    own fields, every field has its check, and the module's YAML example shows every key."""
+    from hwzswap.frontswap.policy import ZswapPolicy
+
+    knobs = [f.name for f in dataclasses.fields(ZswapKnobs)]
+    assert set(ZswapKnobs.CHECKS) == set(knobs)
+    assert set(ZswapSettings.CHECKS) == {*knobs, "max_pool_percent"}
+    assert {f.name for f in dataclasses.fields(ZswapSettings)} == {
+        *knobs, "max_pool_percent", "compressor"}
+    assert set(ZswapPolicy.CHECKS) == {f.name for f in dataclasses.fields(ZswapPolicy)} == {
+        *knobs, "max_pool_pages"}
+    assert set(load_config({}).to_dict()["zswap"]) == {*knobs, "max_pool_percent", "compressor"}
+    policy = ZswapPolicy.from_config(load_config({"zswap": {"verify_pages": True}}))
+    assert policy.verify_pages is True and policy.max_pool_pages == load_config({}).max_pool_pages
+    for key in (*knobs, "max_pool_percent", "compressor"):
+        assert f"\n      {key}: " in config_module.__doc__, key
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "text"),
+    [
+        (ZswapKnobs, {"max_compression_ratio": 0}, "max_compression_ratio must be an integer 1..100"),
+        (ZswapSettings, {"max_pool_percent": 101}, "max_pool_percent must be an integer 1..100"),
+        (ZswapSettings, {"batching": "bulk"}, "batching must be one of page, folio, reclaim"),
+        ("policy", {"max_pool_pages": 0}, "max_pool_pages must be an integer >= 1 or None"),
+        ("policy", {"exclusive_loads": 1}, "exclusive_loads must be true or false, got 1"),
+        ("policy", {"writeback_batch": 5000}, "writeback_batch must be an integer 1..4096"),
+        ("policy", {"device_timeout_ms": float("nan")}, "device_timeout_ms must be a finite"),
+    ],
+)
+def test_a_bad_knob_built_in_code_names_the_class_and_the_knob(cls, kwargs, text):
+    from hwzswap.frontswap.policy import ZswapPolicy
+
+    cls = ZswapPolicy if cls == "policy" else cls
+    with pytest.raises(InvalidParameterError, match=re.escape(f"{cls.__name__}: {text}")):
+        cls(**kwargs)
 
 
 @pytest.mark.parametrize(
