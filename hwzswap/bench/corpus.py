@@ -383,8 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "(no files, no --describe)")
     try:
         if args.readme:
-            path = corpus_dir() / "README.md"
-            path.write_text(readme_text() + "\n", encoding="utf-8")
+            path, text = corpus_dir() / "README.md", readme_text() + "\n"
+            write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
             print(f"wrote {path}")
             return 0
         if args.files:

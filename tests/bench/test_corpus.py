@@ -243,6 +243,7 @@ def test_readme_table_matches_the_files() -> None:
     for name, pages in load_bundled_sources().items():
         assert f"| {name} | {pages.shape[0]} |" in readme
         assert f"`{corpus_hash(pages)[:12]}`" in readme
+    assert readme == corpus.readme_text() + "\n"  # what ``--readme`` would write: up to date
 
 
 def test_cli_describe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -231,10 +231,5 @@ class PoolMachine(RuleBasedStateMachine):
         self.pool.destroy()
 
 
-PoolMachine.TestCase.settings = settings(
-    max_examples=60,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+PoolMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30)  # the rest: conftest's profile
 TestPoolMachine = PoolMachine.TestCase

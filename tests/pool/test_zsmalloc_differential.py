@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -204,10 +204,5 @@ class Differential(RuleBasedStateMachine):
         self.both("malloc", 10)
 
 
-Differential.TestCase.settings = settings(
-    max_examples=80,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+Differential.TestCase.settings = settings(max_examples=80, stateful_step_count=40)  # the rest: conftest's profile
 TestDifferential = Differential.TestCase
