@@ -63,13 +63,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from hwzswap.errors import ConfigError, HwzswapError, InvalidParameterError, excerpt
-from hwzswap.yamlfile import (
-    Problems,
-    bounded_loader,
-    did_you_mean,
-    size_problem,
-    yaml_error_text,
-)
+from hwzswap.yamlfile import Problems, did_you_mean, read_yaml_file, size_problem
 
 PAGE_SIZE = 4096
 
@@ -651,10 +645,12 @@ def _from_mapping(raw: Any, source: str) -> ZswapConfig:
     return ZswapConfig(zswap=zswap, memory=memory, pool=pool, swap=swap, source=source)
 
 
-def _loader() -> Any:
-    """The YAML loader: composing stops past :data:`MAX_DEPTH` levels (with room for the
-    sections) or :data:`MAX_VALUES` aliases (:func:`hwzswap.yamlfile.bounded_loader`)."""
-    return bounded_loader(MAX_DEPTH, MAX_VALUES, slack=2)
+def read_config_file(path: str | Path) -> Any:
+    """The YAML document of a config file as written, not yet checked (``None`` for an empty
+    file): at most :data:`MAX_FILE_BYTES`, :data:`MAX_DEPTH` levels deep (with room for the
+    sections) and :data:`MAX_VALUES` aliases. Raises :class:`ConfigError` naming the file."""
+    return read_yaml_file(path, "config file", ConfigError, max_bytes=MAX_FILE_BYTES,
+                          max_depth=MAX_DEPTH, max_values=MAX_VALUES, slack=2)
 
 
 def load_config(source: str | Path | Mapping[str, Any] | ZswapConfig) -> ZswapConfig:
@@ -670,35 +666,7 @@ def load_config(source: str | Path | Mapping[str, Any] | ZswapConfig) -> ZswapCo
     if isinstance(source, Mapping):
         return _from_mapping(source, "<dict>")
     if isinstance(source, (str, Path)):
-        import yaml
-
-        name = str(source)
-        if not name.strip():
-            raise ConfigError("an empty config file name: give the path of a YAML config file")
-        if "\0" in name:
-            raise ConfigError(f"{excerpt(name)}: a config file path cannot contain a NUL byte")
-        try:
-            with open(source, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
-        except OSError as exc:
-            why = exc.strerror or exc
-            raise ConfigError(f"{name}: cannot read the config file: {why}") from None
-        if len(data) > MAX_FILE_BYTES:
-            raise ConfigError(f"{name}: larger than {MAX_FILE_BYTES} bytes; not a config file")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{name}: not a UTF-8 text file: {exc}") from None
-        try:
-            raw = yaml.load(text, Loader=_loader())  # noqa: S506 (a SafeLoader)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{name}: invalid YAML: {yaml_error_text(exc, 400)}") from None
-        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-            # A scalar the YAML library cannot build (a timestamp like 2020-13-45, an integer
-            # of more digits than Python converts...).
-            detail = _clip(f"{type(exc).__name__}: {exc}".replace("\n", " "), 300)
-            raise ConfigError(f"{name}: invalid YAML value: {detail}") from None
-        return _from_mapping(raw, name)
+        return _from_mapping(read_config_file(source), str(source))
     raise ConfigError(
         f"a config must be a YAML file path, a dict or a ZswapConfig, not {type(source).__name__}"
     )
@@ -743,5 +711,6 @@ __all__ = [
     "ZswapKnobs",
     "ZswapSettings",
     "load_config",
+    "read_config_file",
     "swap_size_problems",
 ]

@@ -10,6 +10,7 @@ collector that reports every problem of a file in one error naming the file and 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import HwzswapError, excerpt
@@ -69,6 +70,43 @@ def yaml_error_text(exc: Exception, limit: int = 300) -> str:
     else:
         text = str(exc).replace("\n", " ")
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def read_yaml_file(path: str | Path, what: str, error: type[HwzswapError], *, max_bytes: int,
+                   max_depth: int, max_values: int, slack: int = 0) -> Any:
+    """The document in a small YAML file (a config, a sweep), read safely: at most
+    ``max_bytes``, UTF-8, composed by :func:`bounded_loader` (``max_depth``, ``max_values``
+    aliases, ``slack``). Every failure is one ``error`` that names the file (``what`` says
+    what it should have been). The caller counts the values (:func:`size_problem`) and
+    checks the content."""
+    import yaml
+
+    name = str(path)
+    if not name.strip():
+        raise error(f"an empty {what} name: give the path of a YAML {what}")
+    if "\0" in name:
+        raise error(f"{excerpt(name)}: a {what} path cannot contain a NUL byte")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise error(f"{name}: cannot read the {what}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise error(f"{name}: larger than {max_bytes} bytes; not a {what}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{name}: not a UTF-8 text file: {exc}") from None
+    try:
+        return yaml.load(text, Loader=bounded_loader(max_depth, max_values, slack))  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as exc:
+        raise error(f"{name}: invalid YAML: {yaml_error_text(exc, 400)}") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # A scalar the YAML library cannot build (a timestamp like 2020-13-45, an integer of
+        # more digits than Python converts...).
+        detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        detail = detail if len(detail) <= 300 else detail[:300] + "..."
+        raise error(f"{name}: invalid YAML value: {detail}") from None
 
 
 def _refuse_duplicate_keys(loader: Any, node: Any) -> None:
@@ -177,5 +215,5 @@ class Problems:
         raise err
 
 
-__all__ = ["Problems", "bounded_loader", "closest", "did_you_mean", "size_problem",
+__all__ = ["Problems", "bounded_loader", "closest", "did_you_mean", "read_yaml_file", "size_problem",
            "yaml_error_text"]

@@ -106,3 +106,28 @@ def test_yaml_syntax_errors_are_one_line_with_the_place(text: str, words: str,
     sweep.write_text(text)
     with pytest.raises(ConfigError, match=r"s\.yaml: invalid YAML: line \d+, column \d+: "):
         load_sweep(sweep)
+
+
+@pytest.mark.parametrize(("content", "expect"), [
+    (b"zswap: {enabled: true}\n" + b"#" * (1 << 20), "larger than 1048576 bytes; not a {what}"),
+    (b"zswap:\n  enabled: \xff\n", "not a UTF-8 text file"),
+    (b"zswap: {max_pool_percent: 2020-13-45}\n", "invalid YAML value: ValueError: month"),
+])
+def test_configs_and_sweep_files_are_read_by_one_reader(content: bytes, expect: str,
+                                                        tmp_path: Path) -> None:
+    """The same broken file gets the same refusal from both loaders, naming the file and what
+    it should have been (one reader, hwzswap.yamlfile.read_yaml_file)."""
+    path = tmp_path / "f.yaml"
+    path.write_bytes(content)
+    for load, what in ((load_config, "config file"), (load_sweep, "sweep file")):
+        with pytest.raises(ConfigError) as exc:
+            load(path)
+        assert str(exc.value).startswith(f"{path}: ")
+        assert expect.format(what=what) in str(exc.value)
+    for load, what in ((load_config, "config file"), (load_sweep, "sweep file")):
+        with pytest.raises(ConfigError, match=f"an empty {what} name"):
+            load("  ")
+        with pytest.raises(ConfigError, match=f"a {what} path cannot contain a NUL byte"):
+            load("a\0b.yaml")
+        with pytest.raises(ConfigError, match=f"{tmp_path}/missing.yaml: cannot read the {what}"):
+            load(tmp_path / "missing.yaml")

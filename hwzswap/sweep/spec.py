@@ -34,14 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import ConfigError, excerpt
-from hwzswap.yamlfile import (
-    Problems,
-    bounded_loader,
-    closest,
-    did_you_mean,
-    size_problem,
-    yaml_error_text,
-)
+from hwzswap.yamlfile import Problems, closest, did_you_mean, read_yaml_file, size_problem
 
 #: Settings that are not config keys, with what each one is.
 RUN_SETTINGS: dict[str, str] = {
@@ -255,12 +248,12 @@ def _check_input_files(name: str, values: list[Any], where: str, p: _Problems) -
 def _load_base_config(path: str, key: str, p: _Problems) -> dict[str, Any] | None:
     """The base config file as written (the run's settings go on top), once the config
     loader has accepted it."""
-    from hwzswap.config import load_config
+    from hwzswap.config import load_config, read_config_file
     from hwzswap.errors import HwzswapError
 
     try:
         load_config(path)  # every problem of the file, named by the config loader
-        raw = read_yaml(path, "config file")
+        raw = read_config_file(path)
     except HwzswapError as exc:
         p.add(key, str(exc))
         return None
@@ -466,30 +459,11 @@ def _count_values(raw: Any, name: str) -> None:
         raise SweepSpecError(f"{name}: {why}; not a sweep file")
 
 
-def read_yaml(path: str | Path, what: str = "sweep file") -> Any:
-    """A small YAML file, read with the limits above; errors name the file."""
-    import yaml
-
-    name = str(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise SweepSpecError(f"{name}: cannot read the {what}: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise SweepSpecError(f"{name}: larger than {MAX_FILE_BYTES} bytes; not a {what}")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SweepSpecError(f"{name}: not a UTF-8 text file: {exc}") from None
-    try:
-        raw = yaml.load(text, Loader=bounded_loader(MAX_DEPTH, MAX_VALUES))  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as exc:
-        raise SweepSpecError(f"{name}: invalid YAML: {yaml_error_text(exc)}") from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-        detail = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
-        raise SweepSpecError(f"{name}: invalid YAML value: {detail}") from None
-    _count_values(raw, name)
+def read_yaml(path: str | Path) -> Any:
+    """A sweep file's YAML document, read with the limits above; errors name the file."""
+    raw = read_yaml_file(path, "sweep file", SweepSpecError, max_bytes=MAX_FILE_BYTES,
+                         max_depth=MAX_DEPTH, max_values=MAX_VALUES)
+    _count_values(raw, str(path))
     return raw
 
 
