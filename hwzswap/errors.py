@@ -46,6 +46,11 @@ class DeviceError(BackendError):
     """An offload device (OpenCL, emulated accelerator) reported an error."""
 
 
+class DeviceTimeoutError(DeviceError):
+    """A device call did not return within its deadline (``zswap.device_timeout_ms``) and was
+    given up (counted as a timeout, not as a device error)."""
+
+
 class DriverError(BackendError):
     """A driver returned a result that breaks the contract; the message names the driver, the
     call and what was wrong."""

@@ -217,6 +217,22 @@ class CompressedBatch:
             np.cumsum(sizes[:-1], out=offsets[1:])
         return cls(b"".join(parts), offsets, sizes, status, errors)
 
+    @classmethod
+    def concat(cls, parts: Sequence[CompressedBatch]) -> CompressedBatch:
+        """The batches one after another, as one (the results of one batch sent in several
+        calls): the buffers joined, offsets and error indices moved along."""
+        if len(parts) == 1:
+            return parts[0]
+        offsets, errors, base, at = [], {}, 0, 0
+        for part in parts:
+            offsets.append(part.offsets + base)
+            errors.update({i + at: why for i, why in part.errors.items()})
+            base += part.nbytes
+            at += len(part)
+        return cls(b"".join(part.buffer for part in parts), np.concatenate(offsets),
+                   np.concatenate([part.sizes for part in parts]),
+                   np.concatenate([part.status for part in parts]), errors)
+
     def __len__(self) -> int:
         return len(self.sizes)
 
@@ -276,6 +292,18 @@ class DecompressedBatch:
         self.status = (np.zeros(n, dtype=np.uint8) if status is None
                        else np.asarray(status, dtype=np.uint8))
         self.errors: dict[int, str] = dict(errors or {})
+
+    @classmethod
+    def concat(cls, parts: Sequence[DecompressedBatch]) -> DecompressedBatch:
+        """The batches one after another, as one (error indices moved along)."""
+        if len(parts) == 1:
+            return parts[0]
+        errors, at = {}, 0
+        for part in parts:
+            errors.update({i + at: why for i, why in part.errors.items()})
+            at += len(part)
+        return cls(np.concatenate([part.pages for part in parts]),
+                   np.concatenate([part.status for part in parts]), errors)
 
     def __len__(self) -> int:
         return len(self.pages)

@@ -63,7 +63,13 @@ from hwzswap.backends.contract import (
     OpKind,
     OpStatus,
 )
-from hwzswap.errors import CorruptDataError, DeviceError, DriverError, HwzswapError
+from hwzswap.errors import (
+    CorruptDataError,
+    DeviceError,
+    DeviceTimeoutError,
+    DriverError,
+    HwzswapError,
+)
 
 #: Deadline of a device call or op when neither the config nor the driver sets one.
 DEFAULT_TIMEOUT_MS = 10_000.0
@@ -91,7 +97,7 @@ class Watchdog:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()  # one call at a time
         self._jobs: queue.SimpleQueue[list[Any]] | None = None
-        self._abandoned: threading.Event | None = None  # set when the given-up call returns
+        self._abandoned: list[threading.Event] = []  # of calls given up: set once they return
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         job: list[Any] = [fn, args, threading.Event(), None, None]
@@ -104,16 +110,16 @@ class Watchdog:
             if not job[2].wait(self.timeout_s):
                 self._jobs.put(None)  # the worker ends if the stuck call ever returns
                 self._jobs = None
-                self._abandoned = job[2]
+                self._abandoned = [ev for ev in self._abandoned if not ev.is_set()]
+                self._abandoned.append(job[2])
                 raise _Timeout()
         if job[4] is not None:
             raise job[4]
         return job[3]
 
     def stuck(self) -> bool:
-        """Whether the last call given up at its deadline is still running in the driver."""
-        ev = self._abandoned
-        return ev is not None and not ev.is_set()
+        """Whether a call given up at its deadline is still running in the driver."""
+        return not all(ev.is_set() for ev in list(self._abandoned))
 
     def close(self) -> None:
         """End the worker thread once its current call (if any) returns. Idempotent; a later
@@ -175,6 +181,9 @@ class Compressor:
         self.asynchronous = bool(caps.asynchronous)
         self.preferred_batch = max(1, int(caps.preferred_batch or 1))
         self.max_batch = caps.max_batch
+        if self.max_batch is not None and (type(self.max_batch) is not int or self.max_batch < 1):
+            raise DriverError(f"driver {self.name!r}: capabilities.max_batch must be an int >= 1 "
+                              f"or None (no limit), got {self.max_batch!r}")
         if timeout_ms is None:
             timeout_ms = caps.timeout_ms or DEFAULT_TIMEOUT_MS
         self.timeout_s = float(timeout_ms) / 1000.0
@@ -191,6 +200,9 @@ class Compressor:
         #: not collect one stuck thread per retry
         self.stuck_checks: list[Callable[[], bool]] = []
         self._consecutive_timeouts = 0
+        #: timeouts counted so far, all calls: an answer to a call begun before the latest
+        #: timeout (a given-up call's late answer, or a slow one beside it) proves nothing
+        self._timeout_epoch = 0
         self.watchdog: Watchdog | None = None
         self._ops_lock = threading.Lock()  # run_ops: one submit/poll loop at a time
         self._serial: threading.Lock | None = None
@@ -244,7 +256,7 @@ class Compressor:
                 return dog.call(fn, *args)
             except _Timeout:
                 self.note_timeouts(1)
-                raise DeviceError(
+                raise DeviceTimeoutError(
                     f"driver {self.name!r}: {call} did not return within "
                     f"{self.timeout_s * 1000.0:g} ms (zswap.device_timeout_ms); given up"
                 ) from None
@@ -286,6 +298,7 @@ class Compressor:
         them, or at once while on probation. A device already failed keeps the time it was
         marked (a load that timed out then does not put its retry off)."""
         with self._state:
+            self._timeout_epoch += 1
             self._consecutive_timeouts += 1
             if self._failed:
                 return
@@ -295,15 +308,18 @@ class Compressor:
                 self._failed = True
                 self._probation = False
 
-    def _answered(self) -> None:
-        """The device answered a call: its timeouts are no longer consecutive, and a device on
-        probation is back."""
-        self._consecutive_timeouts = 0
-        if self._probation:
-            with self._state:
-                if self._probation:
-                    self._probation = False
-                    self.recoveries += 1
+    def _answered(self, epoch: int) -> None:
+        """The device answered a call begun at timeout ``epoch``: its timeouts are no longer
+        consecutive, and a device on probation is back. An answer to a call begun before a
+        timeout was counted (one given up that answers late) changes nothing: a device that
+        always answers just past the deadline must still be marked failed."""
+        with self._state:
+            if epoch != self._timeout_epoch:
+                return
+            self._consecutive_timeouts = 0
+            if self._probation:
+                self._probation = False
+                self.recoveries += 1
 
     def _check_alive(self, call: str) -> None:
         if self.failed:
@@ -343,7 +359,9 @@ class Compressor:
         return self._software
 
     def _count_device_error(self, exc: HwzswapError) -> None:
-        if isinstance(exc, DeviceError):
+        """A device error raised by a call; a timeout is counted as one (``timeouts``) where
+        the call was given up, not again here."""
+        if isinstance(exc, DeviceError) and not isinstance(exc, DeviceTimeoutError):
             self.device_errors += 1
             self.last_error = f"driver {self.name!r}: {exc}"
 
@@ -355,6 +373,7 @@ class Compressor:
         does."""
         if self._failed and self.failed:
             self._check_alive("compress")
+        epoch = self._timeout_epoch
         try:
             out = self._compress(page)
         except HwzswapError as exc:
@@ -363,7 +382,7 @@ class Compressor:
         except Exception as exc:  # noqa: BLE001 - a driver bug, reported as a DriverError
             raise self._foreign("compress", exc) from exc
         if self._consecutive_timeouts or self._probation:
-            self._answered()
+            self._answered(epoch)
         if out is None:
             return None
         if out.__class__ is not bytes:
@@ -380,6 +399,7 @@ class Compressor:
         for a result of the wrong type or length."""
         if self._failed and self._refuse_decompress():
             self._check_alive("decompress")
+        epoch = self._timeout_epoch
         try:
             page = self._decompress(data)
         except HwzswapError as exc:
@@ -388,7 +408,7 @@ class Compressor:
         except Exception as exc:  # noqa: BLE001
             raise self._foreign("decompress", exc) from exc
         if self._consecutive_timeouts or self._probation:
-            self._answered()
+            self._answered(epoch)
         if page.__class__ is not bytes:
             page = self._as_bytes(page, "decompress")
         if len(page) != PAGE_SIZE:
@@ -422,10 +442,16 @@ class Compressor:
     def compress_batch(self, pages: np.ndarray) -> CompressedBatch:
         """Compress an ``(N, 4096)`` batch into one per-item :class:`CompressedBatch`.
         A device error of the whole call fails every item (with the reason); a result of the
-        wrong shape raises DriverError."""
+        wrong shape raises DriverError. More pages than the device's ``max_batch`` go in calls
+        of at most that many (a reclaim pass of large folios can be thousands of pages)."""
         n = len(pages)
+        cap = self.max_batch
+        if cap is not None and n > cap:
+            return CompressedBatch.concat([self.compress_batch(pages[i:i + cap])
+                                           for i in range(0, n, cap)])
         if self.failed:
             self._check_alive("compress_batch")
+        epoch = self._timeout_epoch
         try:
             out = self._compress_batch(pages)
         except HwzswapError as exc:
@@ -433,7 +459,8 @@ class Compressor:
             return _all_failed(n, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001
             raise self._foreign("compress_batch", exc) from exc
-        self._answered()
+        if self._consecutive_timeouts or self._probation:
+            self._answered(epoch)
         return self._checked_compressed(out, n, "compress_batch")
 
     def _checked_compressed(self, out: Any, n: int, call: str) -> CompressedBatch:
@@ -492,9 +519,15 @@ class Compressor:
     def decompress_batch(self, items: Sequence[Any]) -> DecompressedBatch:
         """Decompress N items into one :class:`DecompressedBatch` (per-item status). A device
         or corrupt-data error of the whole call fails every item with its reason (the caller
-        retries them one by one to name the bad one); a wrong shape raises DriverError."""
+        retries them one by one to name the bad one); a wrong shape raises DriverError. More
+        items than the device's ``max_batch`` go in calls of at most that many."""
         n = len(items)
+        cap = self.max_batch
+        if cap is not None and n > cap:
+            return DecompressedBatch.concat([self.decompress_batch(items[i:i + cap])
+                                             for i in range(0, n, cap)])
         refused = self.failed and self._refuse_decompress()
+        epoch = self._timeout_epoch
         try:
             if refused:  # every item failed, not a raise: the caller's retry decodes in software
                 self._check_alive("decompress_batch")
@@ -507,7 +540,8 @@ class Compressor:
                                      dict.fromkeys(range(n), f"{type(exc).__name__}: {exc}"))
         except Exception as exc:  # noqa: BLE001
             raise self._foreign("decompress_batch", exc) from exc
-        self._answered()
+        if self._consecutive_timeouts or self._probation:
+            self._answered(epoch)
         if isinstance(out, DecompressedBatch):
             arr = out.pages
         elif isinstance(out, np.ndarray):
@@ -551,21 +585,25 @@ class Compressor:
             for op in ops:
                 op.status, op.error = OpStatus.DEVICE_ERROR, "the device was marked failed"
             return ops
+        epoch = self._timeout_epoch
         deadline = time.monotonic() + self.timeout_s
-        waiting = list(ops)
-        outstanding = {id(op): op for op in ops}
+        # The device gets ops of its own; a completed one is copied into the caller's. An op
+        # given up at the deadline may still be written by the device later: only its copy is.
+        mine = {id(op): CompOp(op.kind, op.src) for op in ops}
+        waiting = [mine[id(op)] for op in ops]
+        outstanding = {id(mine[id(op)]): op for op in ops}  # device op -> the caller's
         answered = False
         while outstanding:
             if waiting:
-                for op in waiting:
-                    op.status = OpStatus.NOT_PROCESSED
+                for dev in waiting:
+                    dev.status = OpStatus.NOT_PROCESSED
                 try:
                     accepted = self._submit(waiting)
                 except HwzswapError as exc:
                     self._count_device_error(exc)
-                    for op in waiting:
-                        op.status, op.error = OpStatus.DEVICE_ERROR, str(exc)
-                        outstanding.pop(id(op), None)
+                    for dev in waiting:
+                        op = outstanding.pop(id(dev))
+                        op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(exc)
                     waiting = []
                     continue
                 except Exception as exc:  # noqa: BLE001
@@ -579,17 +617,25 @@ class Compressor:
                 waiting = waiting[accepted:]
             try:
                 done = self._poll()
-            except DeviceError:  # the watchdog gave up on poll (counted): the rest time out
+            except DeviceTimeoutError:  # the watchdog gave up on poll (counted): the rest time out
                 self._timed_out(list(outstanding.values()), waiting, count=False)
+                break
+            except DeviceError as exc:  # poll itself failed: the ops still out fail with it
+                self._count_device_error(exc)
+                for op in outstanding.values():
+                    op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(exc)
                 break
             except HwzswapError:
                 raise
             except Exception as exc:  # noqa: BLE001
                 raise self._foreign("poll", exc) from exc
-            for op in done:
-                if outstanding.pop(id(op), None) is None:
+            for dev in done:
+                op = outstanding.pop(id(dev), None)
+                if op is None:
                     continue  # not ours (or already timed out)
                 answered = True
+                op.status, op.dst, op.error = dev.status, dev.dst, dev.error
+                op.produced, op.consumed, op.device_us = dev.produced, dev.consumed, dev.device_us
                 self._check_op(op)
             if outstanding and time.monotonic() > deadline:
                 self._timed_out(list(outstanding.values()), waiting)
@@ -598,7 +644,7 @@ class Compressor:
                 time.sleep(0)  # let a device thread run
         else:
             if answered:  # the device gave ops back (not: every submit refused, or no ops)
-                self._answered()
+                self._answered(epoch)
         return ops
 
     def _timed_out(self, late: list[CompOp], waiting: list[CompOp], count: bool = True) -> None:

@@ -151,21 +151,25 @@ class AsyncPipeline:
 
     def submit(self, token: Any, pages: np.ndarray) -> None:
         """Queue one batch; wait first while the pipeline is full (backpressure): ``max_batches``
-        in flight holding at least ``fill_pages`` pages."""
+        in flight holding at least ``fill_pages`` pages. Once the pipeline is closed (by its
+        owner, or by the exit hook under an owner still storing), the batch is compressed and
+        completed here, in the caller, as a synchronous engine would: never lost."""
         with self._cv:
-            if self._closed:
-                raise RuntimeError("the async pipeline is closed")
-            while len(self._jobs) >= self.max_batches and self._pages >= self.fill_pages:
+            while not self._closed and (len(self._jobs) >= self.max_batches
+                                        and self._pages >= self.fill_pages):
                 self._wait_locked()
-            job = _Job(token, pages)
-            self._jobs.append(job)
-            self._pages += len(pages)
-            self._queue.append(job)
-            self.batches += 1
-            self.peak_in_flight = max(self.peak_in_flight, len(self._jobs))
-            if self._worker is None:
-                self._start_worker_locked()
-            self._cv.notify_all()
+            if not self._closed:
+                job = _Job(token, pages)
+                self._jobs.append(job)
+                self._pages += len(pages)
+                self._queue.append(job)
+                self.batches += 1
+                self.peak_in_flight = max(self.peak_in_flight, len(self._jobs))
+                if self._worker is None:
+                    self._start_worker_locked()
+                self._cv.notify_all()
+                return
+        self._call_inline(token, pages)
 
     def drain(self) -> None:
         """Wait until every submitted batch has completed (or timed out)."""
@@ -174,14 +178,16 @@ class AsyncPipeline:
                 self._wait_locked()
 
     def close(self) -> None:
-        """Drain, then stop the worker. Idempotent."""
-        self.drain()
-        _OPEN.discard(self)
+        """Refuse new batches (a later submit runs in its caller), drain, then stop the worker.
+        Idempotent."""
         with self._cv:
-            self._closed = True
+            self._closed = True  # first: a batch submitted from now on is not queued
+            while self._jobs:
+                self._wait_locked()
             self._generation += 1
             self._cv.notify_all()
             worker, self._worker = self._worker, None
+        _OPEN.discard(self)
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout=self.timeout_s)
 
@@ -205,9 +211,7 @@ class AsyncPipeline:
         late = [j for j in self._running if not j.done]
         self._running = []
         for job in late:
-            job.done = True
-            self._jobs.remove(job)
-            self._pages -= len(job.pages)
+            job.done = True  # still in _jobs until completed: drain() waits for that
         self.timed_out += len(late)
         self._generation += 1
         if self._worker is not None:
@@ -225,7 +229,21 @@ class AsyncPipeline:
                     len(job.pages), f"timed out after {ms:g} ms (zswap.device_timeout_ms)"))
         finally:
             self._cv.acquire()
+            for job in late:
+                self._jobs.remove(job)
+                self._pages -= len(job.pages)
         self._cv.notify_all()
+
+    def _call_inline(self, token: Any, pages: np.ndarray) -> None:
+        """One batch compressed and completed in the calling thread (the pipeline is closed)."""
+        try:
+            result = self._compress(pages)
+        except Exception as exc:  # noqa: BLE001 - a failed call fails its batch
+            result = failed_batch(len(pages), f"{type(exc).__name__}: {exc}")
+        with self._cv:
+            self.batches += 1
+            self.device_calls += 1
+        self._complete_one(_Job(token, pages), result)
 
     def _complete_one(self, job: _Job, result: CompressedBatch) -> None:
         """``complete`` for one batch. A completion that raises is a bug in the caller's step,

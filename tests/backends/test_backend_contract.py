@@ -246,3 +246,23 @@ def _db(pages, status=None, errors=None):
     from hwzswap.backends.contract import DecompressedBatch
 
     return DecompressedBatch(pages, status, errors)
+
+
+def test_batches_concatenate_with_their_items_in_place() -> None:
+    """One batch sent in several calls comes back as one: every item where it was, errors
+    re-indexed, the flat buffer joined."""
+    from hwzswap.backends.contract import CompressedBatch, DecompressedBatch, ItemStatus
+
+    a = CompressedBatch.from_items([b"ab", None, DeviceError("x failed")])
+    b = CompressedBatch.from_items([b"cde", DeviceError("y failed"), b"f"])
+    both = CompressedBatch.concat([a, b])
+    assert [None if x is None else bytes(x) for x in both] == [
+        b"ab", None, None, b"cde", None, b"f"]
+    assert both.status.tolist() == [ItemStatus.OK, ItemStatus.INCOMPRESSIBLE, ItemStatus.FAILED,
+                                    ItemStatus.OK, ItemStatus.FAILED, ItemStatus.OK]
+    assert both.errors == {2: "DeviceError: x failed", 4: "DeviceError: y failed"}
+    assert CompressedBatch.concat([a]) is a
+    pages = np.arange(3 * 4096, dtype=np.uint32).astype(np.uint8).reshape(3, 4096)
+    d = DecompressedBatch.concat([DecompressedBatch(pages[:1]),
+                                  DecompressedBatch(pages[1:], [2, 0], {0: "bad"})])
+    assert np.array_equal(d.pages, pages) and d.failed() == [1] and d.errors == {1: "bad"}

@@ -205,6 +205,28 @@ class HungDevice(_AsyncBase):
         return []
 
 
+class LateWriter(_AsyncBase):
+    """A device that writes its results into the ops it was given long after their deadline,
+    and never hands them back through ``poll``."""
+
+    name = "broken-late-writer"
+
+    def submit(self, ops: Sequence[CompOp]) -> int:
+        n = super().submit(ops)
+        accepted = list(ops[:n])
+
+        def later() -> None:
+            RELEASE.wait(0.2)
+            for op in accepted:
+                op.status, op.dst, op.produced = OpStatus.SUCCESS, b"late garbage", 12
+
+        threading.Thread(target=later, daemon=True).start()
+        return n
+
+    def poll(self, max_ops: int | None = None) -> list[CompOp]:
+        return []
+
+
 class InitRaises(GoodDriver):
     """Row 8: ``__init__`` raises a plain exception."""
 

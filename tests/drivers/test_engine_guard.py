@@ -4,6 +4,7 @@ counter, no page lost, nothing hangs (issue 13's table, engine side)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hwzswap.backends.contract import CompOp, OpStatus
 from hwzswap.errors import BackendError, DriverError, HwzswapError
 from hwzswap.frontswap.system import SwapSystem, open_zswap
 from hwzswap.testing import real_memory_mix
@@ -195,6 +197,22 @@ def test_hung_device_async_mode_never_hangs(system) -> None:
     _bounded(s.drain, 10)
     _bounded(lambda: _held_or_written(s, pages, results), 10)
     assert _driver(s)["timeouts"] >= 1
+
+
+def test_a_device_writing_ops_after_their_deadline_cannot_change_the_results(system) -> None:
+    """Ops given up at the deadline are the engine's: the device writes only its own copies,
+    so its late "SUCCESS" never turns a timed-out op into a result."""
+    s = system(bd.LateWriter, batching="async", device_timeout_ms=50)
+    pages = _pages(4)
+    ops = [CompOp.compress(row) for row in pages]
+    _bounded(lambda: s.zswap.compressor.run_ops(ops), 10)
+    timed_out = [(op.status, op.dst, op.produced) for op in ops]
+    assert timed_out == [(OpStatus.DEVICE_ERROR, None, 0)] * 4
+    time.sleep(0.4)  # the device has written its late results by now
+    assert [(op.status, op.dst, op.produced) for op in ops] == timed_out
+    results = _bounded(lambda: s.swap_out_batch(0, list(range(4)), pages), 10)
+    _bounded(s.drain, 10)
+    _bounded(lambda: _held_or_written(s, pages, results), 10)
 
 
 # -- rows 8 and 9: constructors -----------------------------------------------------------------------

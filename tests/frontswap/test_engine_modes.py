@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import hwzswap
 from hwzswap.backends.contract import Backend, Capabilities, CompressedBatch, Param
 from hwzswap.backends.lz4 import Lz4Backend
-from hwzswap.errors import DeviceError
+from hwzswap.errors import DeviceError, DriverError
 
 from fsutil import PAGE, compressible_pages, random_page, same_filled
 
@@ -406,6 +406,139 @@ def test_no_retry_while_a_given_up_call_is_still_stuck(lz4_sys):
     assert s.swap_out_batch(0, [2, 3], as_batch(pages[2:])) == [True, True]
     assert s.stats()["driver_recoveries"] == 1
     assert [s.swap_in(0, o) for o in range(4)] == pages
+
+
+class CappedLz4(CountingLz4):
+    """A batch device that takes at most 4 pages (or objects) a call, and says so."""
+
+    name = "test-capped-lz4"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.decompress_calls: list[int] = []
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(batch=True, preferred_batch=4, max_batch=4)
+
+    def compress_batch(self, pages: np.ndarray) -> list[Any]:
+        assert len(pages) <= 4, f"{len(pages)} pages in one call; max_batch is 4"
+        return super().compress_batch(pages)
+
+    def decompress_batch(self, items: Any) -> np.ndarray:
+        assert len(items) <= 4, f"{len(items)} objects in one call; max_batch is 4"
+        self.decompress_calls.append(len(items))
+        return super().decompress_batch(items)
+
+
+@pytest.mark.parametrize("mode", ["folio", "reclaim", "async"])
+def test_no_call_exceeds_the_devices_max_batch(lz4_sys, mode):
+    """A reclaim pass (or a folio, or a readahead cluster) larger than the device's
+    ``max_batch`` reaches it in calls of at most that many, and each item's result still
+    lands on its own page: the failed one alone is rejected."""
+    backend = CappedLz4()
+    s = lz4_sys(mode, backend, async_max_batches=2)
+    pages = compressible_pages(10)
+    backend.fail_pages = {pages[6]}  # in the second call of 4
+    folios = [10] if mode == "folio" else None
+    stored = s.swap_out_batch(0, range(10), as_batch(pages), folios=folios)
+    assert stored == [True] * 6 + [mode == "async"] + [True] * 3  # async: staged, then rejected
+    s.drain()
+    st_ = s.stats()
+    assert st_["reject_compress_fail"] == 1 and st_["stored_pages"] == 9
+    assert max(backend.calls) <= 4 and sum(backend.calls) == 10
+    assert s.swap_in_batch(0, range(10)) == pages  # page 6 from the swap file
+    assert backend.decompress_calls and max(backend.decompress_calls) <= 4
+
+
+def test_a_bad_max_batch_capability_is_a_clear_driver_error(lz4_sys):
+    class ZeroCap(CappedLz4):
+        name = "test-zero-cap-lz4"
+
+        @property
+        def capabilities(self) -> Capabilities:
+            return Capabilities(batch=True, max_batch=0)
+
+    with pytest.raises(DriverError, match=r"'test-zero-cap-lz4': capabilities\.max_batch must "
+                                          r"be an int >= 1 or None \(no limit\), got 0"):
+        lz4_sys("reclaim", ZeroCap())
+
+
+def test_late_answers_of_given_up_calls_do_not_keep_the_device_alive(lz4_sys):
+    """A device that always answers just past the deadline is marked failed after
+    ``device_fail_after`` timeouts: the late answer of a call already given up (the async
+    pipeline's, whose result is discarded) is no proof the device answers."""
+    backend = SlowLz4()
+    backend.delay_s = 0.15  # past the 100 ms deadline, but it does come back
+    s = lz4_sys("async", backend, device_timeout_ms=100, device_fail_after=2,
+                driver_watchdog="off", async_max_batches=1)
+    pages = compressible_pages(8)
+    for k in range(2):
+        s.swap_out_batch(0, range(4 * k, 4 * k + 4), as_batch(pages[4 * k:4 * k + 4]))
+        s.drain()  # the pipeline gives the call up at the deadline
+        time.sleep(0.15)  # ... and the given-up call answers late
+    st_ = s.stats()
+    assert st_["async_timeouts"] == 2 and st_["driver_failed"] == 1
+    assert [s.swap_in(0, o) for o in range(8)] == pages  # from the swap file
+
+
+class TwoCallsStuck(CountingLz4):
+    """The first call hangs until released; the second answers late (past the deadline)."""
+
+    name = "test-two-stuck-lz4"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.release = threading.Event()
+
+    def compress_batch(self, pages: np.ndarray) -> list[Any]:
+        self.calls.append(len(pages))
+        if len(self.calls) == 1:
+            self.release.wait(30)
+        elif len(self.calls) == 2:
+            time.sleep(0.2)
+        return [Lz4Backend.compress(self, row.tobytes()) for row in pages]
+
+
+def test_no_retry_while_any_given_up_call_is_still_stuck(lz4_sys):
+    """The watchdog remembers every call it gave up, not only the last: a later one that came
+    back does not clear an earlier one still stuck in the driver."""
+    backend = TwoCallsStuck()
+    s = lz4_sys("reclaim", backend, device_timeout_ms=100, device_fail_after=2,
+                device_retry_s=0.3, driver_watchdog="on")
+    pages = compressible_pages(3)
+    try:
+        assert s.swap_out_batch(0, [0], as_batch(pages[:1])) == [False]
+        assert s.swap_out_batch(0, [1], as_batch(pages[1:2])) == [False]
+        assert s.stats()["driver_failed"] == 1
+        time.sleep(0.6)  # the second call has come back; the first is still stuck
+        assert s.swap_out_batch(0, [2], as_batch(pages[2:])) == [False]
+        assert backend.calls == [1, 1]  # not asked again
+    finally:
+        backend.release.set()
+    assert [s.swap_in(0, o) for o in range(3)] == pages
+
+
+def test_a_watched_timeout_is_a_timeout_not_also_a_device_error(lz4_sys):
+    """The watchdog's give-up is counted once, as a timeout (``driver_timeouts``), and raised
+    as a DeviceTimeoutError (a DeviceError), not counted again in ``driver_device_errors``."""
+    from hwzswap.errors import DeviceTimeoutError
+
+    backend = HangingLz4()
+    s = lz4_sys("reclaim", backend, device_timeout_ms=100, device_fail_after=8,
+                driver_watchdog="on")
+    pages = compressible_pages(2)
+    try:
+        assert s.swap_out_batch(0, [0], as_batch(pages[:1])) == [False]
+        result = s.zswap.compressor.compress_batch(as_batch(pages[1:]))
+        assert result.status.tolist() == [2]  # FAILED, with the reason
+        assert result.errors[0].startswith("DeviceTimeoutError: ")
+        assert "did not return within 100 ms" in result.errors[0]
+        st_ = s.stats()
+        assert st_["driver_timeouts"] == 2 and st_["driver_device_errors"] == 0
+    finally:
+        backend.hold.set()
+    assert issubclass(DeviceTimeoutError, DeviceError)
 
 
 def test_async_counts_a_watched_call_that_times_out_once(lz4_sys):

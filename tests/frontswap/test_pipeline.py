@@ -108,3 +108,88 @@ def test_a_worker_that_died_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None
     finally:
         if finished.is_set():
             pipe.close()
+
+
+def test_drain_waits_for_the_completion_of_a_batch_that_timed_out() -> None:
+    """A timed-out batch is failed and completed outside the lock; a second thread's drain
+    must not return before that completion has run (its pages may not be anywhere yet)."""
+    hang = threading.Event()
+    completing = threading.Event()
+    finish = threading.Event()
+    done: list[tuple[int, int]] = []
+
+    def stuck(pages: np.ndarray) -> CompressedBatch:
+        hang.wait(10)
+        return _ok(pages)
+
+    def complete(token: int, result: CompressedBatch) -> None:
+        completing.set()
+        finish.wait(10)  # the timed-out batch's completion takes a while
+        done.append((token, int(result.status[0])))
+
+    pipe = AsyncPipeline(stuck, complete, max_batches=2, timeout_s=0.1)
+    try:
+        pipe.submit(0, _pages(2))
+        expirer = threading.Thread(target=pipe.drain, daemon=True)  # expires the call
+        expirer.start()
+        assert completing.wait(10)
+        drained = threading.Event()
+        other = threading.Thread(target=lambda: (pipe.drain(), drained.set()), daemon=True)
+        other.start()
+        assert not drained.wait(0.5), "drain returned while a completion was still running"
+        finish.set()
+        assert drained.wait(10)
+        assert done == [(0, int(ItemStatus.FAILED))] and pipe.timed_out == 1
+        assert pipe.in_flight == 0
+    finally:
+        hang.set()
+        finish.set()
+        pipe.close()
+
+
+def test_a_submit_after_close_runs_in_the_caller_and_is_completed() -> None:
+    """Closed (by the owner, or by the exit hook under an owner still storing), a submit is
+    compressed and completed in the caller: not queued for a worker that is gone, not an
+    error, never lost; close returns with nothing in flight."""
+    done: list[tuple[int, str]] = []
+    pipe = AsyncPipeline(_ok, lambda token, result: done.append(
+        (token, threading.current_thread().name)), max_batches=2, timeout_s=5.0)
+    pipe.submit(0, _pages(2))
+    pipe.close()
+    pipe.submit(1, _pages(3))
+    assert [t for t, _ in done] == [0, 1]
+    assert done[1][1] == threading.current_thread().name  # completed in the caller
+    assert pipe.in_flight == 0 and pipe.batches == 2
+    pipe.drain()  # returns at once: nothing is left queued without a worker
+    pipe.close()  # idempotent
+
+
+def test_a_submit_that_races_close_is_completed_before_close_returns() -> None:
+    """Submits from other threads while close runs: each is either drained by close or run
+    in its caller; none is left in flight for ever."""
+    release = threading.Event()
+    done: list[int] = []
+    lock = threading.Lock()
+
+    def slow(pages: np.ndarray) -> CompressedBatch:
+        release.wait(10)
+        return _ok(pages)
+
+    def complete(token: int, result: CompressedBatch) -> None:
+        with lock:
+            done.append(token)
+
+    pipe = AsyncPipeline(slow, complete, max_batches=1, timeout_s=30.0)
+    pipe.submit(0, _pages(1))
+    submitters = [threading.Thread(target=pipe.submit, args=(k, _pages(1)), daemon=True)
+                  for k in range(1, 5)]
+    for t in submitters:
+        t.start()  # they wait: the pipeline is full
+    closer = threading.Thread(target=pipe.close, daemon=True)
+    closer.start()
+    release.set()
+    closer.join(10)
+    for t in submitters:
+        t.join(10)
+    assert not closer.is_alive() and not any(t.is_alive() for t in submitters)
+    assert sorted(done) == [0, 1, 2, 3, 4] and pipe.in_flight == 0
