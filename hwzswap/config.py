@@ -433,6 +433,14 @@ def _clip(message: str, limit: int = 400) -> str:
     return message if len(message) <= limit else message[:limit] + "..."
 
 
+def _quote_hint(value: Any) -> str:
+    """For a number where a backend name belongs (YAML reads an unquoted ``842`` as an int):
+    how to write it."""
+    if type(value) in (int, float):
+        return f' (YAML read it as a number: write it quoted, "{value}")'
+    return ""
+
+
 def _compressor(value: Any, p: _Problems) -> CompressorConfig | None:
     """Parse and check ``zswap.compressor`` against the backend registry."""
     from hwzswap.backends.registry import get_backend_class
@@ -450,7 +458,7 @@ def _compressor(value: Any, p: _Problems) -> CompressorConfig | None:
         if params is None:
             params = {}
         if not isinstance(name, str):
-            p.add(f"{key}.name", f"must be a backend name, got {excerpt(name)}")
+            p.add(f"{key}.name", f"must be a backend name, got {excerpt(name)}{_quote_hint(name)}")
             return None
         if not isinstance(params, Mapping):
             p.add(f"{key}.params", f"must be a mapping of parameters, got {excerpt(params)}")
@@ -459,7 +467,7 @@ def _compressor(value: Any, p: _Problems) -> CompressorConfig | None:
             return None
     else:
         p.add(key, f"must be a backend name or {{name: ..., params: {{...}}}}, "
-                   f"got {excerpt(value)}")
+                   f"got {excerpt(value)}{_quote_hint(value)}")
         return None
     where = f"{key}" if isinstance(value, str) else f"{key}.name"
     if len(name) > 100 or not name.isprintable():

@@ -142,6 +142,9 @@ def test_a_bad_knob_built_in_code_names_the_class_and_the_knob(cls, kwargs, text
     ("raw", "key", "text"),
     [
         ({"zwsap": {}}, "zwsap", "unknown section"),
+        ({"zswap": {"compressor": 842}}, "zswap.compressor",
+         'got 842 (YAML read it as a number: write it quoted, "842")'),
+        ({"zswap": {"compressor": {"name": 842}}}, "zswap.compressor.name", 'quoted, "842"'),
         ({"zswap": {"max_pool_precent": 5}}, "zswap.max_pool_precent", "unknown key"),
         ({"zswap": {"max_pool_percent": 250}}, "zswap.max_pool_percent",
          "must be an integer 1..100, got 250"),
