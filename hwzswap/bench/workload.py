@@ -924,6 +924,10 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
                             f"{exc.strerror or exc}") from exc
 
 
+#: What to do about a damaged or cut-short workload file (the end of such errors).
+_REDO = "; re-copy the file, or record it again with `hwzswap record`"
+
+
 def _open_regular(path: Path) -> Any:
     """Open ``path`` for reading if it is a regular file; a FIFO or device would block or
     never end, so it is refused without blocking (``O_NONBLOCK``, then ``fstat``)."""
@@ -955,6 +959,9 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], int]:
         with _open_regular(path) as f:
             size = os.fstat(f.fileno()).st_size
             fixed = f.read(16)
+            if 8 <= len(fixed) < 16 and fixed[:8] == FILE_MAGIC:
+                raise WorkloadError(f"{path}: {len(fixed)} bytes, shorter than a workload file's "
+                                    f"16-byte fixed header{_REDO}")
             if len(fixed) < 16 or fixed[:8] != FILE_MAGIC:
                 raise WorkloadError(
                     f"{path}: not a hwzswap workload file (no {FILE_MAGIC.decode()} magic); "
@@ -968,15 +975,15 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], int]:
                 )
             if head_len > size - 16:
                 raise WorkloadError(f"{path}: the header is truncated ({head_len} bytes "
-                                    f"announced, {size - 16} in the file)")
+                                    f"announced, {size - 16} in the file){_REDO}")
             head = f.read(head_len)
     except OSError as exc:
         raise WorkloadError(f"{path}: cannot read the workload file: {exc.strerror}") from exc
     try:
         header = json.loads(head)
     except (ValueError, RecursionError) as exc:
-        raise WorkloadError(f"{path}: the header is not valid JSON ({str(exc)[:80]}); file "
-                            "damaged?") from None
+        raise WorkloadError(f"{path}: the header is not valid JSON ({str(exc)[:80]}): the "
+                            f"file is damaged{_REDO}") from None
     if not isinstance(header, dict) or header.get("format") != FILE_FORMAT:
         raise WorkloadError(f"{path}: header does not describe a {FILE_FORMAT}")
     if header.get("version") != version:
@@ -992,10 +999,12 @@ def _inflate(blob: bytes, expect: int, key: str, src: Path) -> bytes:
         with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob)) as r:
             out = r.read(expect + 1)
     except zstandard.ZstdError as exc:
-        raise WorkloadError(f"{src}: the {key} section does not decompress ({exc})") from None
+        raise WorkloadError(f"{src}: the {key} section does not decompress ({exc}){_REDO}"
+                            ) from None
     if len(out) != expect:
         raise WorkloadError(f"{src}: the {key} section holds {len(out)}"
-                            f"{'+' if len(out) > expect else ''} bytes, the header says {expect}")
+                            f"{'+' if len(out) > expect else ''} bytes, the header says {expect}"
+                            f"{_REDO}")
     return out
 
 
@@ -1031,13 +1040,16 @@ def load_workload(path: str | Path) -> Workload:
                 off = _whole_number(sec["offset"], f"sections.{key}.offset", src, 1 << 62)
                 length = _whole_number(sec["length"], f"sections.{key}.length", src, 1 << 62)
                 if off + length > data_size:
-                    raise WorkloadError(f"{src}: the {key} section is truncated")
+                    raise WorkloadError(f"{src}: the {key} section is truncated ({length} bytes "
+                                        f"announced, {max(0, data_size - off)} in the file)"
+                                        f"{_REDO}")
                 f.seek(data_start + off)
                 blob = f.read(length)
                 if len(blob) != length:
-                    raise WorkloadError(f"{src}: the {key} section is truncated")
+                    raise WorkloadError(f"{src}: the {key} section is truncated{_REDO}")
                 if hashlib.sha256(blob).hexdigest() != sec["sha256"]:
-                    raise WorkloadError(f"{src}: the {key} section fails its sha256 check")
+                    raise WorkloadError(f"{src}: the {key} section fails its sha256 check: the "
+                                        f"file is damaged{_REDO}")
                 blobs[key] = _inflate(blob, want, key, src)
         ops = _decode_ops(blobs["ops"], count, entries, str(src))
         if "folios" in blobs:
@@ -1073,11 +1085,12 @@ def load_workload(path: str | Path) -> Workload:
         raise
     except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
         raise WorkloadError(f"{src}: malformed workload header or data "
-                            f"({type(exc).__name__}: {str(exc)[:120]})") from None
+                            f"({type(exc).__name__}: {str(exc)[:120]}){_REDO}") from None
     except OSError as exc:
         raise WorkloadError(f"{src}: cannot read the workload file: {exc.strerror}") from exc
     if wl.page_hash() != header.get("page_sha256"):
-        raise WorkloadError(f"{src}: pages do not match the header's sha256")
+        raise WorkloadError(f"{src}: pages do not match the header's sha256: the file is "
+                            f"damaged{_REDO}")
     wl.validate()
     return wl
 

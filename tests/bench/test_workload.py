@@ -548,6 +548,27 @@ def test_a_huge_header_number_is_a_clear_error(pages: np.ndarray, tmp_path) -> N
         load_workload(bad)
 
 
+def test_a_cut_short_workload_file_says_so_and_what_to_do(pages: np.ndarray, tmp_path) -> None:
+    """Every truncation is named as one (not "no magic" while the magic is there) and ends with
+    what to do: re-copy or re-record."""
+    raw = save_workload(build_workload("roundtrip", pages[:24], seed=1),
+                        tmp_path / "w.hwzwl").read_bytes()
+    cut = tmp_path / "cut.hwzwl"
+    for length, what in ((8, "shorter than a workload file's 16-byte fixed header"),
+                         (12, "12 bytes, shorter than a workload file's 16-byte fixed header"),
+                         (40, "the header is truncated"),
+                         (len(raw) - 10, "section is truncated")):
+        cut.write_bytes(raw[:length])
+        with pytest.raises(WorkloadError) as exc:
+            load_workload(cut)
+        assert what in str(exc.value), (length, str(exc.value))
+        assert str(exc.value).endswith("re-copy the file, or record it again with "
+                                       "`hwzswap record`")
+    cut.write_bytes(raw[:7])
+    with pytest.raises(WorkloadError, match="not a hwzswap workload file"):
+        load_workload(cut)
+
+
 def test_mutated_workload_files_give_workload_error_or_load(pages: np.ndarray,
                                                            tmp_path) -> None:
     """A bounded fuzz (issue 16): byte flips, truncations, splices and header edits of real
