@@ -139,6 +139,23 @@ def _check_outputs(args: argparse.Namespace) -> None:
                           ("--workload", args.workload)])
 
 
+def _check_arguments(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Everything checkable before the workload is built (which reads the corpus and prints its
+    summary): the outputs, the config, the backend names and the engine modes. Returns the
+    backends and modes to run; a bad one is a usage error (exit 2) before anything runs."""
+    from hwzswap.bench.runner import base_config, resolve_backend_names, resolve_batching
+
+    _check_outputs(args)
+    base = base_config(args.config)
+    names = resolve_backend_names(args.backends)
+    modes = resolve_batching(args.batching, base)
+    if args.folio_pages is not None:
+        from hwzswap.bench.workload import parse_folio_mix
+
+        parse_folio_mix(args.folio_pages, "--folio-pages")
+    return names, modes
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -148,7 +165,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     console = Console(stderr=False)
     err = Console(stderr=True)
-    _check_outputs(args)
+    names, modes = _check_arguments(args)
     wl, extra = make_workload(args.workload, args.corpus, args.pages, args.seed,
                               args.load_batch, args.reclaim_batch, args.folio_pages)
     show_progress = not args.quiet and err.is_terminal
@@ -163,9 +180,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             f"{describe_structure(wl.structure)}",
             highlight=False,
         )
-    doc = run_bench(wl, BenchRun(backends=args.backends, config=args.config,
+    doc = run_bench(wl, BenchRun(backends=names, config=args.config,
                                  progress=show_progress, console=err, repeat=args.repeat,
-                                 workload_extra=extra, batching=args.batching))
+                                 workload_extra=extra, batching=modes))
     if args.json:
         write_json(doc, args.json)
     if args.markdown:

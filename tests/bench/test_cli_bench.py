@@ -213,3 +213,34 @@ def test_quiet_still_names_a_backend_that_did_not_run(
     assert code == 0 and out == ""
     assert err.strip() == ("hwzswap bench: skipped test-no-card: backend 'test-no-card' cannot "
                            "run here: no accelerator card found")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--backends", "lz4,nosuch"], "no backend named 'nosuch'"),
+        (["--backends", " , "], "--backends names no backend"),
+        (["--batching", "reclaim,turbo"], "--batching: no engine mode 'turbo'"),
+        (["--folio-pages", "3"], "--folio-pages: folio size 3 is not a power of two"),
+    ],
+)
+def test_bad_arguments_are_refused_before_the_workload_is_built(
+        argv: list[str], message: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/bench.md: an unknown backend or mode "is an error before anything runs". They were
+    reported only after the workload had been built and its summary printed."""
+    from hwzswap.bench import cli as bench_cli
+
+    built: list[str] = []
+    real = bench_cli.make_workload
+
+    def watched(*a: object, **kw: object) -> object:
+        built.append("make_workload")
+        return real(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bench_cli, "make_workload", watched)
+    assert main(["bench", "--pages", "16", "--repeat", "1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "workload roundtrip" not in err  # the summary printed once the workload is built
+    assert built == []
