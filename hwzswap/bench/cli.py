@@ -263,7 +263,8 @@ def register(subparsers: Any) -> None:
             "raw codec alone on the same pages in the same run. Prints a table; writes JSON, "
             "Markdown and a plot on request (each output checked before the run). Exit status "
             "1 if a page mismatched or did not come back (through the stack or through the "
-            "codec alone) or a requested backend failed (constructor, bad parameter, run); a "
+            "codec alone) or a requested backend failed (a driver bug in its registration, "
+            "constructor, bad parameter, run); a "
             "backend that cannot run here is skipped and does not change it. 2 on a usage or "
             "input error."
         ),

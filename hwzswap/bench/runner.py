@@ -1255,13 +1255,31 @@ def _make_backend(name: str, base: Any) -> Backend:
     return get_backend(name, **params)
 
 
+def is_driver_bug(exc: BaseException) -> bool:
+    """Whether a :class:`BackendUnavailableError` from the registry is a driver's bug rather
+    than "cannot run here".
+
+    The registry reports every failure to load a backend's class as "unavailable": a missing
+    module or shared library (an environment without the driver's dependency: skipped) as
+    well as an entry point that loads something other than a backend class, or a class whose
+    ``name`` differs from the name it is registered under (a packaging bug that no machine
+    fixes: a failed backend). The bug is the load's cause that is neither an ``ImportError``
+    nor an ``OSError``; ``availability()`` saying no has no cause."""
+    if not isinstance(exc, BackendUnavailableError):
+        return False
+    cause = exc.__cause__
+    return cause is not None and not isinstance(cause, (ImportError, OSError))
+
+
 def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]:
     """Run ``workload`` through every requested backend in every requested engine mode; return
     the results document.
 
     One backend cannot end the bench: a constructor that raises anything is a ``failed`` entry
     (phase ``constructor``; a parameter error, phase ``parameters``, names the config file and
-    the dotted key), as is a run that raises (phase ``run``); the others still run."""
+    the dotted key), as is a run that raises (phase ``run``) and a class the registry could
+    not load for a driver bug (phase ``registration``, see :func:`is_driver_bug`); a backend
+    that cannot run here is ``skipped``. The others still run."""
     run = run or BenchRun()
     base = base_config(run.config)
     names = resolve_backend_names(run.backends)
@@ -1279,7 +1297,12 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
             try:
                 backend = _make_backend(name, base)
             except (BackendUnavailableError, UnknownBackendError) as exc:
-                doc["skipped"].append({"backend": name, "reason": str(exc)})
+                if is_driver_bug(exc):
+                    doc["failed"].append({"backend": name, "phase": "registration",
+                                          "error": f"{exc} (a bug in the driver's packaging, "
+                                                   "not a missing device)"})
+                else:
+                    doc["skipped"].append({"backend": name, "reason": str(exc)})
                 continue
             except InvalidParameterError as exc:
                 doc["failed"].append({"backend": name, "phase": "parameters",
@@ -1333,6 +1356,7 @@ __all__ = [
     "bench_failed",
     "expects_writeback",
     "held_pool_pages",
+    "is_driver_bug",
     "resolve_batching",
     "CompiledWorkload",
     "backend_config",
