@@ -5,8 +5,9 @@ docs/bench.md: ``ratio``, ``store_pages_per_s``, ``verified_pages``, ``counters`
 plus the sweep's own fields: ``run_id``, ``status`` (``ok``, ``failed``, ``unschedulable``),
 ``failure`` and ``reason`` when not ok, ``coords`` (the axes' values), ``settings`` (every
 setting of the run), ``host`` (where it ran), ``resources``, ``started``, ``wall_s``,
-``exit_code``, ``stderr_tail``, ``command``, and the bench document's ``machine`` and
-``workload``. A run that produced no result has the sweep's fields only.
+``exit_code``, ``stderr_tail``, ``command``, ``runspec`` (what the worker needs to run it
+again by hand), and the bench document's ``machine`` and ``workload``. A run that produced no
+result has the sweep's fields only.
 """
 
 from __future__ import annotations

@@ -6,16 +6,20 @@ for the one backend with a JSON output, waits at most ``timeout`` seconds (then 
 whole process group), and turns whatever happened into a record. A crash, a non-zero exit or a
 timeout is a FAILED record with the reason and the tail of the run's stderr; it never raises.
 
-Run by hand (to re-run one run of a sweep on a node)::
+Every record keeps the run's runspec (:meth:`hwzswap.sweep.plan.Run.runspec`: its settings,
+config and bench options), so one run of a sweep can be repeated by hand, on any node::
 
-    python -m hwzswap.sweep.worker RUNSPEC.json [-o RECORD.json] [--timeout S]
+    python -m hwzswap.sweep.worker DIR/runs/RUN_ID.json [-o RECORD.json] [--timeout S] [--keep D]
 
-where RUNSPEC.json is :meth:`hwzswap.sweep.plan.Run.runspec` as JSON.
+The file is a run's record (or a runspec as JSON). ``--keep D`` runs the bench in ``D`` and
+leaves the run's ``config.yaml`` and ``result.json`` there: the record's ``command`` names them
+relative to that directory, so it can then be run again there by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -30,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hwzswap.errors import HwzswapError
 from hwzswap.fileio import write_atomic
 
 #: Run statuses. ``failed`` covers crashes, exits, timeouts and unavailable backends
@@ -37,6 +42,19 @@ from hwzswap.fileio import write_atomic
 STATUSES = ("ok", "failed", "unschedulable")
 #: Characters of a run's stderr kept in a record that did not succeed.
 STDERR_TAIL = 4000
+#: The files of a run, in the directory its bench runs in (the record's ``command`` names them).
+CONFIG_FILE = "config.yaml"
+RESULT_FILE = "result.json"
+#: A runspec's keys and the JSON type of each (``resources`` may be absent).
+RUNSPEC_KEYS: dict[str, type] = {"run_id": str, "coords": dict, "settings": dict,
+                                 "backend": str, "config": dict, "bench_args": list,
+                                 "resources": dict}
+#: A record or runspec is a few kilobytes; a larger file given to the worker is not one.
+MAX_INPUT_BYTES = 16 << 20
+
+
+class WorkerInputError(HwzswapError):
+    """The file given to ``python -m hwzswap.sweep.worker`` is not a run's record or runspec."""
 
 
 def _now() -> str:
@@ -59,6 +77,8 @@ def base_record(runspec: dict[str, Any]) -> dict[str, Any]:
         "wall_s": None,
         "exit_code": None,
         "stderr_tail": None,
+        # what the worker needs to run it again (python -m hwzswap.sweep.worker RECORD.json)
+        "runspec": {k: copy.deepcopy(runspec[k]) for k in RUNSPEC_KEYS if k in runspec},
     }
 
 
@@ -145,33 +165,56 @@ def _from_document(rec: dict[str, Any], doc: dict[str, Any], exit_code: int,
     rec["stderr_tail"] = _tail(stderr)
 
 
-def bench_command(runspec: dict[str, Any], config_path: str, json_path: str) -> list[str]:
-    """The run's command line: this Python, ``-m hwzswap bench``, the run's options."""
+def bench_command(runspec: dict[str, Any], config_path: str = CONFIG_FILE,
+                  json_path: str = RESULT_FILE) -> list[str]:
+    """The run's command line: this Python, ``-m hwzswap bench``, the run's options (the
+    paths default to the run's files, relative to the directory it runs in)."""
     return [sys.executable, "-m", "hwzswap", "bench", "--config", config_path,
             *runspec["bench_args"], "--json", json_path, "--quiet"]
 
 
+def _workdir(keep: str | os.PathLike[str] | None) -> str:
+    """The directory the run's bench runs in: a new temporary one, or ``keep`` (created; when it
+    exists it must be an empty directory, so no file of the user's is overwritten)."""
+    if keep is None:
+        return tempfile.mkdtemp(prefix="hwzswap-sweep-")
+    path = Path(keep)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if any(path.iterdir()):
+            raise WorkerInputError(f"--keep {keep}: not empty; give a new or empty directory "
+                                   f"(the run writes {CONFIG_FILE} and {RESULT_FILE} there)")
+    except OSError as exc:
+        raise WorkerInputError(f"--keep {keep}: cannot use it as the run's directory: "
+                               f"{exc.strerror or exc}") from None
+    return str(path.resolve())
+
+
 def execute_run(runspec: dict[str, Any], timeout: float,
                 on_start: Callable[[subprocess.Popen[str]], None] | None = None,
-                on_end: Callable[[subprocess.Popen[str]], None] | None = None) -> dict[str, Any]:
+                on_end: Callable[[subprocess.Popen[str]], None] | None = None,
+                keep: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Run ``runspec`` in its own process and return its record (never raises for the run).
 
-    ``on_start``/``on_end`` see the run's process (the local executor keeps them so that an
-    interrupted sweep kills its runs, which sit in sessions of their own).
+    The bench runs in a temporary directory holding the run's ``config.yaml`` and
+    ``result.json`` (removed afterwards), or in ``keep``, where they stay (a
+    :class:`WorkerInputError` when ``keep`` cannot be used). ``on_start``/``on_end`` see the
+    run's process (the local executor keeps them so that an interrupted sweep kills its runs,
+    which sit in sessions of their own).
     """
     import yaml
 
     rec = base_record(runspec)
+    tmp = _workdir(keep)
     rec["host"] = socket.gethostname()
     rec["started"] = _now()
-    tmp = tempfile.mkdtemp(prefix="hwzswap-sweep-")
     t0 = time.perf_counter()
     try:
-        cfg_path = os.path.join(tmp, "config.yaml")
-        json_path = os.path.join(tmp, "result.json")
+        cfg_path = os.path.join(tmp, CONFIG_FILE)
+        json_path = os.path.join(tmp, RESULT_FILE)
         with open(cfg_path, "w", encoding="utf-8") as f:
             yaml.safe_dump(runspec["config"], f, sort_keys=False)
-        cmd = bench_command(runspec, cfg_path, json_path)
+        cmd = bench_command(runspec)  # relative paths: it runs in tmp
         rec["command"] = ["hwzswap", *cmd[3:]]
         proc = subprocess.Popen(cmd, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, errors="replace",
@@ -195,7 +238,7 @@ def execute_run(runspec: dict[str, Any], timeout: float,
             if on_end is not None:
                 on_end(proc)
         rec["exit_code"] = proc.returncode
-        err = (err or "").replace(cfg_path, f"(the config of run {runspec['run_id']})")
+        err = (err or "").replace(tmp + os.sep, "")  # a path the bench made absolute
         doc = None
         if proc.returncode in (0, 1) and os.path.exists(json_path):
             try:
@@ -217,20 +260,86 @@ def execute_run(runspec: dict[str, Any], timeout: float,
         rec.update(status="failed", failure="worker", reason=f"{type(exc).__name__}: {exc}")
         return rec
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _runspec_problem(spec: Any) -> str | None:
+    """Why ``spec`` is not a runspec (``None`` when it is one)."""
+    if not isinstance(spec, dict):
+        return f"a runspec is a JSON object, got {type(spec).__name__}"
+    for key, kind in RUNSPEC_KEYS.items():
+        if key not in spec:
+            if key != "resources":
+                return f"no {key!r}"
+        elif not isinstance(spec[key], kind):
+            return f"{key!r} must be a JSON {'string' if kind is str else kind.__name__}"
+    if not all(isinstance(a, str) for a in spec["bench_args"]):
+        return "'bench_args' must be a list of strings"
+    return None
+
+
+def read_runspec(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The runspec in ``path``: a run's record (``DIR/runs/RUN_ID.json``, which keeps it under
+    ``runspec``) or a runspec itself. Raises :class:`WorkerInputError` saying what the file is
+    instead (unreadable, not JSON, a sweep's merged ``sweep.json``, a record without one)."""
+    where = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise WorkerInputError(f"{where}: cannot read it: {exc.strerror or exc}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise WorkerInputError(f"{where}: larger than {MAX_INPUT_BYTES >> 20} MiB, so not a "
+                               "run's record; give DIR/runs/RUN_ID.json of a sweep")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise WorkerInputError(f"{where}: not JSON ({exc}); give a run's record, "
+                               "DIR/runs/RUN_ID.json of a sweep") from None
+    if isinstance(doc, dict) and doc.get("kind") == "hwzswap-sweep":
+        raise WorkerInputError(f"{where}: a sweep's merged document, not one run; give one "
+                               "run's record: DIR/runs/RUN_ID.json (a run id of its 'records')")
+    if isinstance(doc, dict) and "status" in doc and "runspec" not in doc:
+        raise WorkerInputError(
+            f"{where}: a run record without its runspec (written by an hwzswap before records "
+            "kept it): run it again with the sweep instead (hwzswap sweep S.yaml -o DIR "
+            "--retry-failed, or remove this record and run the sweep into DIR again)")
+    is_record = isinstance(doc, dict) and "runspec" in doc
+    spec = doc["runspec"] if is_record else doc
+    why = _runspec_problem(spec)
+    if why is not None:
+        what = "the record's runspec" if is_record else "not a run's record or runspec"
+        raise WorkerInputError(f"{where}: {what}: {why}; give a run's record, "
+                               "DIR/runs/RUN_ID.json of a sweep")
+    return spec
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hwzswap.sweep.worker RUNSPEC.json``: run one run, print or write its record."""
-    ap = argparse.ArgumentParser(prog="python -m hwzswap.sweep.worker",
-                                 description="Run one run of a sweep from its runspec JSON.")
-    ap.add_argument("runspec", help="the run's runspec (JSON)")
-    ap.add_argument("-o", "--output", help="write the record here (default: stdout)")
+    """``python -m hwzswap.sweep.worker RECORD.json``: run one run again, print or write its
+    record. Exit status 0 when the run is ok, 1 when not, 2 when the input cannot be used."""
+    prog = "python -m hwzswap.sweep.worker"
+    ap = argparse.ArgumentParser(
+        prog=prog,
+        description="Run one run of a sweep again, from its record (DIR/runs/RUN_ID.json) or "
+                    "its runspec, and print its new record. Exit status 0 when the run is ok, "
+                    "1 when it is not, 2 when the file is neither.")
+    ap.add_argument("record", metavar="RECORD.json",
+                    help="the run's record, DIR/runs/RUN_ID.json (or a runspec as JSON)")
+    ap.add_argument("-o", "--output", help="write the new record here (default: stdout)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds (default 3600)")
+    ap.add_argument("--keep", metavar="DIR",
+                    help=f"run in DIR (new or empty) and leave the run's {CONFIG_FILE} and "
+                         f"{RESULT_FILE} there: the record's 'command' can then be run again "
+                         "there by hand")
     args = ap.parse_args(argv)
-    runspec = json.loads(Path(args.runspec).read_text(encoding="utf-8"))
-    rec = execute_run(runspec, args.timeout)
-    text = json.dumps(rec, indent=2, sort_keys=False) + "\n"
+    try:
+        runspec = read_runspec(args.record)
+        rec = execute_run(runspec, args.timeout, keep=args.keep)
+    except WorkerInputError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(rec, indent=2, sort_keys=False, default=str) + "\n"
     if args.output:
         # whole or not at all: a reader (or a sweep resumed from runs/) never sees half a record
         write_atomic(args.output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -239,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if rec["status"] == "ok" else 1
 
 
-__all__ = ["STATUSES", "base_record", "bench_command", "execute_run", "failed_record"]
+__all__ = ["CONFIG_FILE", "RESULT_FILE", "RUNSPEC_KEYS", "STATUSES", "WorkerInputError",
+           "base_record", "bench_command", "execute_run", "failed_record", "read_runspec"]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,90 @@
+"""One run of a sweep repeated by hand, as docs/sweep.md says: ``python -m hwzswap.sweep.worker
+DIR/runs/RUN_ID.json``; a file that is no run's record is a clear error (exit status 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hwzswap.sweep import store
+from hwzswap.sweep.worker import main as worker_main
+
+from sweep_helpers import same_fields
+
+
+def _record_path(swept: dict[str, Any], backend: str, ratio: int) -> Path:
+    run = next(r for r in swept["plan"].runs
+               if r.backend == backend and r.coords["zswap.max_compression_ratio"] == ratio)
+    return store.record_path(swept["out"], run.run_id)
+
+
+def test_a_run_is_repeated_from_its_record(swept: dict[str, Any], tmp_path: Path) -> None:
+    path = _record_path(swept, "lz4", 90)
+    old = json.loads(path.read_text())
+    out, keep = tmp_path / "again.json", tmp_path / "keep"
+    assert worker_main([str(path), "-o", str(out), "--keep", str(keep), "--timeout", "300"]) == 0
+    new = json.loads(out.read_text())
+    assert same_fields(new) == same_fields(old) and new["status"] == "ok"
+    assert new["runspec"] == old["runspec"] and new["settings"] == old["settings"]
+    # the record's command names the run's files in the kept directory: it runs there by hand
+    cmd = new["command"]
+    assert cmd[:2] == ["hwzswap", "bench"]
+    assert cmd[cmd.index("--config") + 1] == "config.yaml"
+    assert yaml.safe_load((keep / "config.yaml").read_text()) == old["runspec"]["config"]
+    assert json.loads((keep / "result.json").read_text())["results"][0]["backend"] == "lz4"
+    (keep / "result.json").unlink()
+    done = subprocess.run([sys.executable, "-m", "hwzswap", *cmd[1:]], cwd=keep,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((keep / "result.json").read_text())["results"][0]["verified_pages"] == 48
+    # --keep never writes into a directory that holds something
+    assert worker_main([str(path), "--keep", str(keep)]) == 2
+
+
+def test_a_failed_run_fails_again_with_its_reason(swept: dict[str, Any],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = _record_path(swept, "lz4", 250)
+    assert worker_main([str(path), "--timeout", "300"]) == 1
+    rec = json.loads(capsys.readouterr().out)
+    assert (rec["status"], rec["failure"], rec["exit_code"]) == ("failed", "exit", 2)
+    assert "config.yaml: zswap.max_compression_ratio: must be an integer 1..100, got 250" \
+        in rec["reason"]
+    assert "hwzswap-sweep-" not in rec["reason"] + rec["stderr_tail"]
+
+
+def test_a_file_that_is_no_runs_record_is_refused(swept: dict[str, Any], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    record = json.loads(_record_path(swept, "zstd", 90).read_text())
+    older = {k: v for k, v in record.items() if k != "runspec"}  # before records kept it
+    broken = {**record, "runspec": {k: v for k, v in record["runspec"].items()
+                                    if k != "bench_args"}}
+    cases = {
+        "sweep.json": (swept["out"] / "sweep.json").read_text(),
+        "s.yaml": "axes: {backend: [lz4]}\n",
+        "older.json": json.dumps(older),
+        "broken.json": json.dumps(broken),
+        "list.json": "[1, 2]",
+    }
+    expected = {
+        "sweep.json": "a sweep's merged document, not one run; give one run's record: "
+                      "DIR/runs/RUN_ID.json",
+        "s.yaml": "s.yaml: not JSON",
+        "older.json": "a run record without its runspec",
+        "broken.json": "broken.json: the record's runspec: no 'bench_args'",
+        "list.json": "list.json: not a run's record or runspec: a runspec is a JSON object",
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        assert worker_main([str(tmp_path / name), "-o", str(tmp_path / "r.json")]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("python -m hwzswap.sweep.worker: error: ") and expected[name] in err
+        assert "\n" not in err.rstrip("\n") and "Traceback" not in err
+    assert worker_main([str(tmp_path / "gone.json")]) == 2
+    assert "gone.json: cannot read it: No such file" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()  # nothing ran, nothing was written
