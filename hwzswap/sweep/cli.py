@@ -21,6 +21,8 @@ def default_out_dir(sweep_file: str) -> Path:
 
 
 def _dry_run(spec: Any, plan: Any, out_dir: Path, console: Any) -> int:
+    """List the runs; exit status 1 when the config loader here refuses some run's config."""
+    from rich.console import Console
     from rich.table import Table
 
     from hwzswap.sweep import store
@@ -50,6 +52,11 @@ def _dry_run(spec: Any, plan: Any, out_dir: Path, console: Any) -> int:
         console.print(line, highlight=False, soft_wrap=True)
     console.print(f"fixed: {spec.fixed or '-'}; output: {out_dir}", highlight=False,
                   soft_wrap=True)
+    if refused:  # these runs would fail: say so in the exit status, as the sweep itself would
+        Console(stderr=True).print(
+            f"hwzswap sweep: {len(refused)} of {len(plan.runs)} runs would fail: the config "
+            "loader refuses their config (see above)", highlight=False, soft_wrap=True)
+        return 1
     return 0
 
 
@@ -118,7 +125,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("sweep", metavar="SWEEP.yaml", type=file_name,
                    help="the sweep file (axes, fixed, exclude)")
     p.add_argument("--dry-run", action="store_true",
-                   help="list the runs (ids, coordinates, resources, config check) and stop")
+                   help="list the runs (ids, coordinates, resources, config check) and stop; "
+                        "exit status 1 when some run's config is refused")
     p.add_argument("-o", "--output", metavar="DIR", type=file_name,
                    help="output directory (default: sweep-results/<sweep file name>)")
     p.add_argument("--jobs", type=positive_int, metavar="N",

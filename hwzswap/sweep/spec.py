@@ -20,7 +20,8 @@ plus ``batching`` = the config key ``zswap.batching`` and ``config`` = a base co
 ``params.<name>`` (a parameter of the backend under test: ``zswap.compressor.params.<name>``),
 or a dotted config key such as ``zswap.max_pool_percent`` (see :mod:`hwzswap.config`).
 
-:func:`load_sweep` checks the file's structure and the types of the run settings and raises one
+:func:`load_sweep` checks the file's structure, the types of the run settings and the dotted
+config keys against the config's own (:func:`config_keys`), and raises one
 :class:`SweepSpecError` naming the file and every bad key (``s.yaml: axes.pages: ...``). The
 values of config keys are checked per run, by the run itself, with the config loader's own
 messages: a run whose config is refused is a FAILED record, not the end of the sweep.
@@ -185,11 +186,49 @@ def setting_problem(name: str) -> str | None:
         return (f"unknown setting: a dotted config key starts with one of "
                 f"{', '.join(CONFIG_SECTIONS)} (or params.<name> for a backend parameter)"
                 f"{hint}")
-    if name.startswith("zswap.compressor"):
-        return "the compressor is the backend setting; its parameters are params.<name>"
+    if rest == "compressor" or rest.startswith("compressor."):
+        if rest.startswith("compressor.params.") and rest.count(".") == 2:
+            return (f"the compressor's parameters are the settings params.<name>: write "
+                    f"{'params.' + rest.rsplit('.', 1)[1]!r}")
+        return "the compressor is the setting 'backend'; its parameters are params.<name>"
     if name == "zswap.batching":
         return "use the setting 'batching' (the same config key, by its short name)"
-    return None
+    return _config_key_problem(head, rest)
+
+
+def config_keys() -> dict[str, tuple[str, ...]]:
+    """The keys of each config section a dotted setting may name (``zswap.compressor`` is
+    the settings ``backend`` and ``params.<name>``): the config's own definitions."""
+    from dataclasses import fields
+
+    from hwzswap.config import MemoryConfig, PoolConfig, SwapConfig, ZswapSettings
+
+    return {"zswap": tuple(ZswapSettings.CHECKS),
+            "memory": tuple(f.name for f in fields(MemoryConfig)),
+            "pool": tuple(f.name for f in fields(PoolConfig)),
+            "swap": tuple(f.name for f in fields(SwapConfig))}
+
+
+def _config_key_problem(section: str, key: str) -> str | None:
+    """Why ``section.key`` is not a config key (``None`` when it is one): checked with the
+    sweep file, since a misspelt key would make every run it is in fail, one by one."""
+    known = config_keys()
+    if key in known[section]:
+        return None
+    shown = sorted(k for k in known[section] if not (section == "zswap" and k == "batching"))
+    meant = closest(key, known[section])
+    guess = f"{section}.{meant}" if meant else None
+    if guess is None:
+        elsewhere = [f"{s}.{key}" for s, keys in known.items() if key in keys]
+        guess = elsewhere[0] if elsewhere else closest(
+            f"{section}.{key}", [f"{s}.{k}" for s, keys in known.items() for k in keys])
+    if guess == "zswap.batching":
+        guess = "batching"
+    hint = f"; did you mean {guess!r}?" if guess else ""
+    if "." in key:
+        return (f"not a config key: the {section} keys are {section}.<key>, one level{hint} "
+                f"({section} keys: {', '.join(shown)})")
+    return f"unknown config key{hint} ({section} keys: {', '.join(shown)})"
 
 
 def _check_value(name: str, value: Any) -> str | None:
@@ -274,28 +313,56 @@ def _check_backends(names: list[tuple[str, str]], p: _Problems) -> None:
             pass
 
 
+def _registered_params() -> set[str]:
+    """Every parameter some registered backend that loads here declares."""
+    from hwzswap.backends.registry import backend_names, get_backend_class
+
+    out: set[str] = set()
+    for name in backend_names():
+        try:
+            out |= set(get_backend_class(name).PARAMS)
+        except Exception:  # noqa: BLE001 -- not importable here
+            pass
+    return out
+
+
 def _check_params(spec: SweepSpec, backends: list[str], p: _Problems) -> None:
     """A ``params.<name>`` setting that no backend of the sweep takes is an error: the plan
     drops it for a backend that does not declare it, so a misspelt name (``params.levle``)
-    would vary nothing without a word. Skipped when a backend's class cannot be loaded here."""
+    would vary nothing without a word. Skipped when a backend's class cannot be loaded here.
+
+    An unknown backend name (reported by :func:`_check_backends`) does not hide a misspelt
+    parameter: a name that no registered backend takes is wrong whichever backend was meant,
+    so both are reported at once; one that some registered backend takes waits for the fix."""
     from hwzswap.backends.registry import get_backend_class
+    from hwzswap.errors import UnknownBackendError
 
     names = [(f"axes.{k}", k) for k in spec.axes] + [(f"fixed.{k}", k) for k in spec.fixed]
     names = [(where, k) for where, k in names if k.startswith("params.")]
     if not names or not backends:
         return
     declared: dict[str, set[str]] = {}
+    unknown = False
     for b in backends:
         try:
             declared[b] = set(get_backend_class(b).PARAMS)
-        except Exception:  # noqa: BLE001 -- unknown (reported) or not importable here
+        except UnknownBackendError:
+            unknown = True  # reported with the backends
+        except Exception:  # noqa: BLE001 -- not importable here: its parameters are unknown
             return
+    anywhere = _registered_params() if unknown else set()
+    ours = set().union(*declared.values())
     for where, k in names:
         param = k[len("params."):]
-        if not any(param in params for params in declared.values()):
+        if param in ours or param in anywhere:
+            continue
+        hint = did_you_mean(param, ours | anywhere)
+        if declared:
             takes = "; ".join(f"{b}: {', '.join(sorted(ps)) or 'none'}"
                               for b, ps in declared.items())
-            p.add(where, f"no backend of this sweep takes a parameter {param!r} ({takes})")
+            p.add(where, f"no backend of this sweep takes a parameter {param!r}{hint} ({takes})")
+        else:
+            p.add(where, f"no registered backend takes a parameter {param!r}{hint}")
 
 
 def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = None
@@ -472,5 +539,5 @@ def load_sweep(path: str | Path) -> SweepSpec:
     return parse_sweep(read_yaml(path), str(path), Path(path).resolve().parent)
 
 
-__all__ = ["CONFIG_SECTIONS", "MAX_FILE_BYTES", "MAX_VALUES", "read_yaml", "RUN_SETTINGS", "SWEEP_KEYS", "SweepSpec", "SweepSpecError",
+__all__ = ["CONFIG_SECTIONS", "config_keys", "MAX_FILE_BYTES", "MAX_VALUES", "read_yaml", "RUN_SETTINGS", "SWEEP_KEYS", "SweepSpec", "SweepSpecError",
            "load_sweep", "parse_sweep", "setting_problem"]

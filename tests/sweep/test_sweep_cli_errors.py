@@ -29,3 +29,18 @@ def test_output_that_is_a_file_is_refused(tmp_path: Path,
     assert main(["sweep", str(sweep), "-o", str(sweep), "--quiet"]) == 2
     assert "cannot create the output directory" in capsys.readouterr().err
     assert "axes" in sweep.read_text()
+
+
+def test_a_misspelt_config_key_stops_the_dry_run(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write_sweep(tmp_path, {"axes": {"backend": ["lz4"],
+                                          "zswap.max_pool_percnt": [10, 20]}})
+    out = tmp_path / "out"
+    assert main(["sweep", str(bad), "--dry-run", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "s.yaml: axes.zswap.max_pool_percnt: unknown config key; did you mean " \
+           "'zswap.max_pool_percent'?" in err
+    good = write_sweep(tmp_path, {"axes": {"backend": ["lz4"],
+                                           "zswap.max_pool_percent": [10, 20]}}, "g.yaml")
+    assert main(["sweep", str(good), "--dry-run", "-o", str(out)]) == 0
+    assert "2 runs" in capsys.readouterr().out and not out.exists()

@@ -155,9 +155,11 @@ def _has_opencl_gpu() -> bool:
 def test_command_line(small_sweep: Path, tmp_path: Path,
                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
-    assert main(["sweep", str(small_sweep), "--dry-run", "-o", str(out)]) == 0
-    text = capsys.readouterr().out
+    assert main(["sweep", str(small_sweep), "--dry-run", "-o", str(out)]) == 1  # one refused
+    captured = capsys.readouterr()
+    text = captured.out
     assert "3 runs (4 combinations, 1 excluded" in text and "must be an integer" in text
+    assert "1 of 3 runs would fail: the config loader refuses their config" in captured.err
     assert not out.exists()
     assert main(["sweep", str(small_sweep), "--group-by", "seed"]) == 2
     assert "--group-by seed: not an axis" in capsys.readouterr().err

@@ -78,3 +78,59 @@ def test_the_kernel_structure_settings_are_checked_with_the_sweep() -> None:
     with pytest.raises(SweepSpecError, match=r"axes\.reclaim_batch\[0\]: must be a whole number "
                                              r">= 1, got 0"):
         parse_sweep({"axes": {"backend": ["lz4"], "reclaim_batch": [0, 32]}}, "s.yaml")
+
+
+def test_a_misspelt_config_key_is_refused_with_the_sweep() -> None:
+    doc = {"axes": {"backend": ["lz4"], "zswap.max_pool_percnt": [10, 20]},
+           "fixed": {"zswap.total_ram_mb": 64, "swap.modle": "ssd", "pool.type": "zbud",
+                     "zswap.compressor.params.level": 3, "swap.model.x": 1}}
+    with pytest.raises(SweepSpecError) as exc:
+        parse_sweep(doc, "s.yaml")
+    msg = str(exc.value)
+    assert msg.startswith("5 problems in s.yaml:")
+    assert ("s.yaml: axes.zswap.max_pool_percnt: unknown config key; did you mean "
+            "'zswap.max_pool_percent'? (zswap keys: accept_threshold_percent,") in msg
+    assert "fixed.zswap.total_ram_mb: unknown config key; did you mean 'memory.total_ram_mb'?" in msg
+    assert "fixed.swap.modle: unknown config key; did you mean 'swap.model'?" in msg
+    assert "fixed.zswap.compressor.params.level: the compressor's parameters are the settings " \
+           "params.<name>: write 'params.level'" in msg
+    assert "fixed.swap.model.x: not a config key: the swap keys are swap.<key>, one level" in msg
+    assert "pool.type" not in msg  # a real key
+    with pytest.raises(SweepSpecError, match=r"axes\.zswap\.batchng: unknown config key; did "
+                                             r"you mean 'batching'\?"):
+        parse_sweep({"axes": {"backend": ["lz4"], "zswap.batchng": ["page"]}}, "s.yaml")
+
+
+def test_every_config_key_is_a_setting() -> None:
+    from dataclasses import fields
+
+    from hwzswap.config import SwapConfig, ZswapSettings
+    from hwzswap.sweep.spec import config_keys, setting_problem
+
+    keys = config_keys()
+    assert set(keys["zswap"]) == set(ZswapSettings.CHECKS)
+    assert set(keys["swap"]) == {f.name for f in fields(SwapConfig)}
+    for section, names in keys.items():
+        for key in names:
+            if f"{section}.{key}" != "zswap.batching":  # the setting 'batching'
+                assert setting_problem(f"{section}.{key}") is None, (section, key)
+
+
+def test_an_unknown_backend_does_not_hide_a_misspelt_param() -> None:
+    with pytest.raises(SweepSpecError) as exc:
+        parse_sweep({"axes": {"backend": ["lz4", "lz5"], "params.acceleraton": [1, 2]}},
+                    "s.yaml")
+    msg = str(exc.value)
+    assert msg.startswith("2 problems in s.yaml:")
+    assert "axes.backend[1]: no backend named 'lz5'" in msg
+    assert ("axes.params.acceleraton: no backend of this sweep takes a parameter 'acceleraton'; "
+            "did you mean 'acceleration'? (lz4: acceleration)") in msg
+    # a parameter some registered backend takes may be right once the name is fixed (lz5 may
+    # be lz4, which takes it): only the backend is reported
+    with pytest.raises(SweepSpecError) as exc:
+        parse_sweep({"axes": {"backend": ["zstd", "lz5"], "params.acceleration": [1, 2]}},
+                    "s.yaml")
+    assert "no backend named 'lz5'" in str(exc.value) and "params" not in str(exc.value)
+    with pytest.raises(SweepSpecError, match=r"axes\.params\.levle: no registered backend takes "
+                                             r"a parameter 'levle'; did you mean 'level'\?"):
+        parse_sweep({"axes": {"backend": ["lz5"], "params.levle": [1, 2]}}, "s.yaml")
