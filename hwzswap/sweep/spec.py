@@ -120,6 +120,21 @@ def _name(v: Any) -> str | None:
     return None if type(v) is str and v.strip() else f"must be a non-empty string, got {excerpt(v)}"
 
 
+def _quote_hint(v: Any) -> str:
+    """For a number that names a backend (YAML reads an unquoted ``842`` as an int): how to
+    write it; else ``""``."""
+    from hwzswap.backends.registry import backend_names
+
+    if type(v) in (int, float) and str(v) in backend_names():
+        return f'; YAML read it as a number: write it quoted: "{v}"'
+    return ""
+
+
+def _backend(v: Any) -> str | None:
+    why = _name(v)
+    return None if why is None else why + _quote_hint(v)
+
+
 def _corpus(v: Any) -> str | None:
     return None if v is None or (type(v) is str and v) else (
         f"must be a page file path or 'bundled', got {excerpt(v)}")
@@ -153,7 +168,7 @@ def _batching(v: Any) -> str | None:
 
 
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "backend": _name,
+    "backend": _backend,
     "batching": _batching,
     "workload": _name,
     "pages": _positive_int,
@@ -465,8 +480,9 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
                         for v in wanted]
             for v, r in zip(wanted, resolved):
                 if r not in spec.axes[name]:
+                    hint = _quote_hint(v) if name == "backend" else ""
                     p.add(f"{key}.{name}", f"{excerpt(v)} is not one of the axis's values, so this "
-                                           "never matches")
+                                           f"never matches{hint}")
             entry[str(name)] = resolved
         spec.exclude.append(entry)
 
@@ -494,7 +510,8 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
         spec.resources[str(name)] = good
         if name not in registered:
             p.add(key, f"no backend named {excerpt(name)} (registered backends: "
-                       f"{', '.join(registered)}), so no run would ask for these resources")
+                       f"{', '.join(registered)}), so no run would ask for these resources"
+                       f"{_quote_hint(name)}")
     _check_params(spec, [b for _, b in backends], p)
 
     for name, values in [*((k, v) for k, v in spec.axes.items()),

@@ -134,3 +134,29 @@ def test_an_unknown_backend_does_not_hide_a_misspelt_param() -> None:
     with pytest.raises(SweepSpecError, match=r"axes\.params\.levle: no registered backend takes "
                                              r"a parameter 'levle'; did you mean 'level'\?"):
         parse_sweep({"axes": {"backend": ["lz5"], "params.levle": [1, 2]}}, "s.yaml")
+
+
+def test_a_backend_name_yaml_read_as_a_number_gets_the_quoting_hint(tmp_path) -> None:
+    from hwzswap.sweep.spec import load_sweep
+
+    path = tmp_path / "s.yaml"
+    path.write_text("axes: {backend: [842, lz4]}\n")  # YAML: 842 is an int
+    with pytest.raises(SweepSpecError) as exc:
+        load_sweep(path)
+    assert str(exc.value).endswith('s.yaml: axes.backend[0]: must be a non-empty string, got '
+                                   '842; YAML read it as a number: write it quoted: "842"')
+    path.write_text('axes: {backend: ["842", lz4]}\nexclude: [{backend: 842}]\n'
+                    'resources: {842: {nx842: 1}}\n')
+    with pytest.raises(SweepSpecError) as exc:
+        load_sweep(path)
+    msg = str(exc.value)
+    assert msg.startswith("2 problems in")
+    assert 'exclude[0].backend: 842 is not one of the axis\'s values, so this never matches; ' \
+           'YAML read it as a number: write it quoted: "842"' in msg
+    assert 'resources.842: no backend named 842' in msg and 'quoted: "842"' in msg
+    # a number that names no backend gets no such hint
+    with pytest.raises(SweepSpecError) as exc:
+        parse_sweep({"axes": {"backend": [7]}}, "s.yaml")
+    assert str(exc.value) == "s.yaml: axes.backend[0]: must be a non-empty string, got 7"
+    path.write_text('axes: {backend: ["842", lz4]}\n')
+    assert load_sweep(path).axes["backend"] == ["842", "lz4"]
