@@ -109,6 +109,13 @@ RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "elapsed_s": _NUM,
 }
 
+#: Fields added within schema version 1: checked when present (older documents lack them).
+OPTIONAL_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
+    "loads_staged": (int,),
+    "load_staged_share": _OPT_NUM,
+    "load_figure_staged": (bool,),
+}
+
 REJECT_REASONS = ("compress_poor", "compress_fail", "alloc_fail", "reclaim_fail")
 PERCENTILES = ("p50", "p99")
 
@@ -143,6 +150,7 @@ def schema_problems(doc: Any) -> list[str]:
             out.append(f"{where}: not an object")
             continue
         _check(r, RESULT_FIELDS, where, out)
+        _check(r, {k: t for k, t in OPTIONAL_RESULT_FIELDS.items() if k in r}, where, out)
         for key in ("store_us", "load_us", "invalidate_us", "raw_store_us", "raw_load_us"):
             pct = r.get(key)
             if isinstance(pct, dict):
@@ -347,6 +355,7 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 
 __all__ = [
+    "OPTIONAL_RESULT_FIELDS",
     "RESULT_FIELDS",
     "SCHEMA_VERSION",
     "machine_info",
