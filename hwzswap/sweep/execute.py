@@ -79,13 +79,20 @@ def run_sweep(spec: SweepSpec, plan: Plan, out_dir: str | Path, *, jobs: int = 1
               retry_failed: bool = False, progress: bool = False, console: Any = None,
               command: str | None = None, group_by: str | None = None,
               plots: bool = True) -> SweepOutcome:
-    """Run the runs of ``plan`` that ``out_dir`` lacks; merge and report all of them."""
-    out = store.prepare(out_dir)
+    """Run the runs of ``plan`` that ``out_dir`` lacks; merge and report all of them.
+
+    With ``ray``, Ray and the cluster's address are checked before the output directory is
+    created (a cluster that cannot be reached leaves nothing behind)."""
     ids = [r.run_id for r in plan.runs]
-    records = store.existing_records(out, ids)
+    records = store.existing_records(out_dir, ids)
     if retry_failed:
         records = {k: v for k, v in records.items() if v.get("status") == "ok"}
     todo = [r for r in plan.runs if r.run_id not in records]
+    if todo and ray is not None:
+        from hwzswap.sweep.ray_exec import preflight
+
+        preflight(ray)
+    out = store.prepare(out_dir)
     outcome = SweepOutcome(doc={}, out_dir=out, ran=[r.run_id for r in todo],
                            resumed=[rid for rid in ids if rid in records])
     if console is not None and outcome.resumed:

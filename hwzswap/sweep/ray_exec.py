@@ -13,11 +13,18 @@ the runs still waiting are checked again, so one whose node left is recorded the
 waited for. Tasks are never retried (``max_retries=0``): a node lost
 mid-run is a FAILED record, like a crash.
 
+Before ``ray.init``, a cluster address (``HOST:PORT``, ``ray://HOST:PORT``, or ``RAY_ADDRESS``
+under ``auto``) must accept a TCP connection within :data:`CONNECT_TIMEOUT_S`: Ray itself
+retries an address where nothing listens for minutes, logging, and ignores SIGTERM meanwhile.
+:func:`preflight` does that check (and the import) before the sweep writes anything.
+
 Ray is the optional extra ``ray`` (``pip install 'hwzswap[ray]'``).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +58,54 @@ def _import_ray() -> Any:
     return ray
 
 
+#: Seconds a cluster's address has to accept a TCP connection before ``ray.init`` is tried.
+CONNECT_TIMEOUT_S = 5.0
+
+
+def host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a cluster address ``HOST:PORT`` or ``ray://HOST:PORT`` (``[v6]:PORT``
+    too); ``None`` for the forms Ray resolves itself (``auto``, ``local``, other schemes)."""
+    rest = address[len("ray://"):] if address.startswith("ray://") else address
+    if "://" in rest or "/" in rest:
+        return None
+    host, sep, port = rest.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise :class:`RayUnavailableError` unless the cluster address (``--ray ADDRESS``, or
+    ``RAY_ADDRESS`` under ``auto``) accepts a plain TCP connection within ``timeout``
+    seconds. Addresses Ray resolves itself (:func:`host_port` is ``None``) pass."""
+    target, via = address, ""
+    if address == "auto":
+        target, via = os.environ.get("RAY_ADDRESS", ""), " (RAY_ADDRESS)"
+    where = host_port(target)
+    if where is None:
+        return
+    try:
+        with socket.create_connection(where, timeout=timeout):
+            pass
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise RayUnavailableError(
+            f"--ray {address}: cannot join the Ray cluster: nothing answers at "
+            f"{target}{via} within {timeout:g} s ({why}); start the cluster "
+            "(ray start --head) or give its address (HOST:6379, ray://HOST:10001)"
+        ) from None
+
+
+def preflight(address: str) -> None:
+    """What a sweep on Ray needs, checked before it writes anything: Ray installed, and the
+    cluster's address answering (unless this process is already connected)."""
+    ray = _import_ray()
+    if not ray.is_initialized():
+        check_reachable(address)
+
+
 def connect(address: str) -> tuple[Any, bool]:
     """Ray, initialised: ``auto`` joins the cluster this machine belongs to (``RAY_ADDRESS``
     or one ``ray start`` began here) or else starts one on this machine; anything else is a
@@ -59,6 +114,7 @@ def connect(address: str) -> tuple[Any, bool]:
     ray = _import_ray()
     if ray.is_initialized():
         return ray, False
+    check_reachable(address)
     try:
         ray.init(address=None if address == "auto" else address, log_to_driver=False)
     except Exception as exc:  # noqa: BLE001 -- ConnectionError, RuntimeError, ValueError...
@@ -149,4 +205,5 @@ def run_ray(runspecs: list[dict[str, Any]], *, address: str, timeout: float,
             ray.shutdown()
 
 
-__all__ = ["RayUnavailableError", "connect", "node_offers", "run_ray"]
+__all__ = ["CONNECT_TIMEOUT_S", "RayUnavailableError", "check_reachable", "connect",
+           "host_port", "node_offers", "preflight", "run_ray"]

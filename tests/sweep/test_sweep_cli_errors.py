@@ -44,3 +44,51 @@ def test_a_misspelt_config_key_stops_the_dry_run(tmp_path: Path,
                                            "zswap.max_pool_percent": [10, 20]}}, "g.yaml")
     assert main(["sweep", str(good), "--dry-run", "-o", str(out)]) == 0
     assert "2 runs" in capsys.readouterr().out and not out.exists()
+
+
+def _closed_port() -> int:
+    """A local TCP port where nothing listens (bound once, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_ray_address_where_nothing_listens_is_refused_at_once(
+        small_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import ray
+
+    assert not ray.is_initialized()  # else the sweep would use that connection
+    port = _closed_port()
+    out = tmp_path / "out"
+    assert main(["sweep", str(small_sweep), "--ray", f"127.0.0.1:{port}", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hwzswap sweep: error: --ray 127.0.0.1:{port}: cannot join the Ray "
+                          f"cluster: nothing answers at 127.0.0.1:{port} within 5 s")
+    assert not out.exists()  # nothing created
+    monkeypatch.setenv("RAY_ADDRESS", f"ray://127.0.0.1:{port}")
+    assert main(["sweep", str(small_sweep), "--ray", "auto", "-o", str(out), "--quiet"]) == 2
+    assert f"nothing answers at ray://127.0.0.1:{port} (RAY_ADDRESS)" in capsys.readouterr().err
+    assert not out.exists() and not ray.is_initialized()
+
+
+def test_the_address_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from hwzswap.sweep.ray_exec import RayUnavailableError, check_reachable, host_port
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert host_port("10.0.0.1:6379") == ("10.0.0.1", 6379)
+    assert host_port("ray://head.example:10001") == ("head.example", 10001)
+    assert host_port("[::1]:6379") == ("::1", 6379)
+    for resolved_by_ray in ("auto", "local", "head", "head:port", "anyscale://x", "h:0"):
+        assert host_port(resolved_by_ray) is None
+        check_reachable(resolved_by_ray)  # left to Ray: no error here
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        check_reachable("127.0.0.1:%d" % server.getsockname()[1], timeout=2)
+    with pytest.raises(RayUnavailableError, match="Connection refused"):
+        check_reachable(f"127.0.0.1:{_closed_port()}", timeout=2)
