@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,23 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         report.print_table(outcome.doc, args.group_by, console)
         for what, where in outcome.files.items():
             err.print(f"wrote {what.replace('_', ' ')} to {where}", highlight=False)
+    else:  # no table, but each run that did not succeed is still named, on stderr
+        for line in failure_lines(outcome.doc):
+            print(f"hwzswap sweep: {line}", file=sys.stderr)
     return 0 if outcome.all_ok else 1
+
+
+def failure_lines(doc: dict[str, Any]) -> list[str]:
+    """One line per record of the merged document that is not ok: its status, run id,
+    failure kind and reason (``FAILED lz4-2a3eb216e3 [exit]: exit status 2: ...``)."""
+    lines = []
+    for rec in doc.get("records") or []:
+        if rec.get("status") == "ok":
+            continue
+        kind = f" [{rec['failure']}]" if rec.get("failure") else ""
+        reason = " ".join(str(rec.get("reason") or "no reason recorded").split())
+        lines.append(f"{str(rec.get('status')).upper()} {rec.get('run_id')}{kind}: {reason}")
+    return lines
 
 
 def register(subparsers: Any) -> None:
@@ -143,8 +160,10 @@ def register(subparsers: Any) -> None:
                    help="group the table by this axis (default: backend)")
     p.add_argument("--retry-failed", action="store_true",
                    help="on resume, run again the runs whose record is not ok")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar and no table (runs that did not succeed are still "
+                        "named on stderr, one line each)")
     p.set_defaults(func=_cmd_sweep)
 
 
-__all__ = ["default_out_dir", "register"]
+__all__ = ["default_out_dir", "failure_lines", "register"]

@@ -16,7 +16,7 @@ from hwzswap.sweep.execute import run_sweep
 from hwzswap.sweep.merge import document_problems
 from hwzswap.sweep.plan import expand
 from hwzswap.sweep.report import markdown, speedups, table_rows
-from hwzswap.sweep.spec import parse_sweep
+from hwzswap.sweep.spec import load_sweep, parse_sweep
 from hwzswap.sweep.worker import execute_run
 
 from sweep_helpers import write_sweep
@@ -185,4 +185,13 @@ def test_command_line(small_sweep: Path, tmp_path: Path,
     failing = write_sweep(tmp_path, {"axes": {"backend": ["lz4"]},
                                      "fixed": {"zswap.max_compression_ratio": 0}}, "f.yaml")
     assert main(["sweep", str(failing), "-o", str(tmp_path / "q"), "--quiet"]) == 1
-    assert capsys.readouterr().out == ""
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    run = expand(load_sweep(failing)).runs[0]
+    # --quiet still names the run that failed, and why, in one line on stderr
+    assert captured.err.startswith(f"hwzswap sweep: FAILED {run.run_id} [exit]: exit status 2: ")
+    assert "zswap.max_compression_ratio: must be an integer 1..100, got 0" in captured.err
+    assert len(captured.err.splitlines()) == 1
+    # resumed, the failed record is still named (it is why the exit status is 1)
+    assert main(["sweep", str(failing), "-o", str(tmp_path / "q"), "--quiet"]) == 1
+    assert capsys.readouterr().err == captured.err
