@@ -27,6 +27,12 @@ class BackendUnavailableError(BackendError):
     """The backend is registered but cannot run here (missing library, no device...)."""
 
 
+class BackendLoadError(BackendError):
+    """The backend's registration is broken (its entry point loads something that is not a
+    backend class, a class reporting another name, or a module that fails for a reason other
+    than a missing dependency): a bug in the driver's package, which no machine fixes."""
+
+
 class UnknownBackendError(BackendError, KeyError):
     """No backend is registered under that name."""
 

@@ -22,6 +22,7 @@ from typing import Any
 from hwzswap.backends.contract import Backend, Param
 from hwzswap.errors import (
     BackendError,
+    BackendLoadError,
     BackendUnavailableError,
     HwzswapError,
     UnknownBackendError,
@@ -169,7 +170,9 @@ def _load(name: str, how: Any) -> type[Backend]:
 
 
 def get_backend_class(name: str) -> type[Backend]:
-    """The class registered under ``name``; raises if unknown or if it cannot be imported."""
+    """The class registered under ``name``. Raises :class:`UnknownBackendError` for a name no
+    one registered, :class:`BackendUnavailableError` when its module or a library it needs is
+    missing here, :class:`BackendLoadError` when the registration itself is broken."""
     sources = _sources()
     if name not in sources:
         known = ", ".join(sorted(sources))
@@ -177,9 +180,14 @@ def get_backend_class(name: str) -> type[Backend]:
     source, how = sources[name]
     try:
         return _load(name, how)
-    except Exception as exc:  # an optional dependency missing, a broken plugin...
+    except (ImportError, OSError) as exc:  # an optional dependency or library missing here
         raise BackendUnavailableError(
             f"backend {name!r} ({source}) could not be loaded: {type(exc).__name__}: {exc}"
+        ) from exc
+    except Exception as exc:  # the package itself is broken: a bug, not this machine
+        raise BackendLoadError(
+            f"backend {name!r} ({source}) could not be loaded: {type(exc).__name__}: {exc} "
+            f"(a bug in the driver's package, not a missing dependency)"
         ) from exc
 
 

@@ -51,6 +51,7 @@ from hwzswap.bench.workload import INVALIDATE, LOAD, STORE, Workload
 from hwzswap.config import parameter_error
 from hwzswap.errors import (
     BackendError,
+    BackendLoadError,
     BackendUnavailableError,
     ConfigError,
     HwzswapError,
@@ -1284,22 +1285,6 @@ def _make_backend(name: str, base: Any) -> Backend:
     return get_backend(name, **params)
 
 
-def is_driver_bug(exc: BaseException) -> bool:
-    """Whether a :class:`BackendUnavailableError` from the registry is a driver's bug rather
-    than "cannot run here".
-
-    The registry reports every failure to load a backend's class as "unavailable": a missing
-    module or shared library (an environment without the driver's dependency: skipped) as
-    well as an entry point that loads something other than a backend class, or a class whose
-    ``name`` differs from the name it is registered under (a packaging bug that no machine
-    fixes: a failed backend). The bug is the load's cause that is neither an ``ImportError``
-    nor an ``OSError``; ``availability()`` saying no has no cause."""
-    if not isinstance(exc, BackendUnavailableError):
-        return False
-    cause = exc.__cause__
-    return cause is not None and not isinstance(cause, (ImportError, OSError))
-
-
 def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]:
     """Run ``workload`` through every requested backend in every requested engine mode; return
     the results document.
@@ -1307,7 +1292,7 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
     One backend cannot end the bench: a constructor that raises anything is a ``failed`` entry
     (phase ``constructor``; a parameter error, phase ``parameters``, names the config file and
     the dotted key), as is a run that raises (phase ``run``) and a class the registry could
-    not load for a driver bug (phase ``registration``, see :func:`is_driver_bug`); a backend
+    not load for a driver bug (phase ``registration``, :class:`BackendLoadError`); a backend
     that cannot run here is ``skipped``. The others still run."""
     run = run or BenchRun()
     base = base_config(run.config)
@@ -1325,13 +1310,12 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
         for name in names:
             try:
                 backend = _make_backend(name, base)
+            except BackendLoadError as exc:
+                doc["failed"].append({"backend": name, "phase": "registration",
+                                      "error": str(exc)})
+                continue
             except (BackendUnavailableError, UnknownBackendError) as exc:
-                if is_driver_bug(exc):
-                    doc["failed"].append({"backend": name, "phase": "registration",
-                                          "error": f"{exc} (a bug in the driver's packaging, "
-                                                   "not a missing device)"})
-                else:
-                    doc["skipped"].append({"backend": name, "reason": str(exc)})
+                doc["skipped"].append({"backend": name, "reason": str(exc)})
                 continue
             except InvalidParameterError as exc:
                 doc["failed"].append({"backend": name, "phase": "parameters",
@@ -1386,7 +1370,6 @@ __all__ = [
     "bench_failed",
     "expects_writeback",
     "held_pool_pages",
-    "is_driver_bug",
     "resolve_batching",
     "CompiledWorkload",
     "backend_config",

@@ -14,7 +14,7 @@ import hwzswap
 from hwzswap.backends import Backend, available_backends, backend_from_config, register_backend
 from hwzswap.backends import registry
 from hwzswap.cli import main
-from hwzswap.errors import BackendUnavailableError, UnknownBackendError
+from hwzswap.errors import BackendLoadError, BackendUnavailableError, UnknownBackendError
 
 from helpers import unavailable_backend
 
@@ -99,9 +99,9 @@ def test_a_class_found_under_another_name_is_refused_naming_both(
     mod.Renamed = _Renamed  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "hwzswap_test_renamed", mod)
     monkeypatch.setitem(registry._BUILTINS, "test-listed-name", "hwzswap_test_renamed:Renamed")
-    with pytest.raises(BackendUnavailableError,
+    with pytest.raises(BackendLoadError,
                        match="registered as 'test-listed-name' but its class attribute 'name' "
-                             "is 'test-reported-name'"):
+                             "is 'test-reported-name'.*a bug in the driver's package"):
         hwzswap.get_backend("test-listed-name")
     row = {r.name: r for r in available_backends()}["test-listed-name"]
     assert row.available is False and "test-reported-name" in row.reason
