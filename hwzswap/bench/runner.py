@@ -553,6 +553,35 @@ def _batch_items(outs: Any, n: int, m: _Meter) -> list[Any]:
     return outs
 
 
+def _at_most(call: Callable[[Any], Any], cap: int | None) -> Callable[[Any], Any]:
+    """A batch call that hands the device at most ``cap`` items at a time (its
+    ``max_batch``), as the engine's calls do, with the results put back together in order;
+    ``call`` itself when there is no cap."""
+    if cap is None:
+        return call
+
+    def capped(items: Any) -> Any:
+        if len(items) <= cap:
+            return call(items)
+        return _joined([call(items[i:i + cap]) for i in range(0, len(items), cap)])
+
+    return capped
+
+
+def _joined(parts: list[Any]) -> Any:
+    """The results of one batch's calls as one, in the contract's shapes: pages arrays or
+    DecompressedBatch (decompress_batch), item lists or CompressedBatch (compress_batch)."""
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts)
+    if any(isinstance(p, DecompressedBatch) for p in parts):
+        return DecompressedBatch.concat([p if isinstance(p, DecompressedBatch)
+                                         else DecompressedBatch(p) for p in parts])
+    if any(isinstance(p, CompressedBatch) for p in parts):
+        return CompressedBatch.concat([p if isinstance(p, CompressedBatch)
+                                       else CompressedBatch.from_items(list(p)) for p in parts])
+    return [item for part in parts for item in part]
+
+
 def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWorkload,
                    comp: dict[int, Any], m: _Meter) -> None:
     """The codec alone on the chunk's pages, timed per store op / per load op like the stack.
@@ -563,9 +592,10 @@ def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWor
     inside its timing."""
     pc = time.perf_counter_ns
     compress = backend.compress
-    compress_batch = backend.compress_batch
+    cap = backend.capabilities.max_batch
+    compress_batch = _at_most(backend.compress_batch, cap)
     decompress = backend.decompress
-    decompress_batch = backend.decompress_batch
+    decompress_batch = _at_most(backend.decompress_batch, cap)
     page_bytes = cw.page_bytes
     raw_st_ns, raw_st_k, raw_ld_ns = m.raw_st_ns, m.raw_st_k, m.raw_ld_ns
     outs_all: list[tuple[tuple[int, ...], Sequence[Any]]] = []
@@ -782,14 +812,17 @@ def _warm_up(backend: Backend, cw: CompiledWorkload, cfg: Any) -> None:
     kl = max(1, min(cw.max_load_batch, n))
     frozen = np.array(pages[:n])
     frozen.flags.writeable = False
+    cap = backend.capabilities.max_batch
+    compress_batch = _at_most(backend.compress_batch, cap)
+    decompress_batch = _at_most(backend.decompress_batch, cap)
     for warm in (frozen, np.array(pages[:n])):
         try:
             if k > 1 or kl > 1:
-                outs = backend.compress_batch(warm[: max(k, kl)])
+                outs = compress_batch(warm[: max(k, kl)])
                 items = [outs[i] for i in range(len(outs))]
                 items = [o for o in items if o is not None and not isinstance(o, BaseException)]
                 if items:
-                    backend.decompress_batch(items[:kl] if kl > 1 else items)
+                    decompress_batch(items[:kl] if kl > 1 else items)
             for i in range(min(4, n)):
                 out = backend.compress(cw.page_bytes[i])
                 if out is not None:
