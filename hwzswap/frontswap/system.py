@@ -42,7 +42,7 @@ from hwzswap.errors import (
 from hwzswap.frontswap.kernels import claim_slots
 from hwzswap.frontswap.policy import ZswapPolicy
 from hwzswap.frontswap.swapdev import DeviceModel, SwapDevice
-from hwzswap.frontswap.zswap import ZswapCache, batch_offsets, slot_error
+from hwzswap.frontswap.zswap import ZswapCache, batch_offsets, folio_groups, slot_error
 from hwzswap.pool.base import Pool
 
 PAGE_SIZE = 4096
@@ -163,6 +163,15 @@ class SwapSystem:
         which offsets went where (the caller still has the failed pages)."""
         smap = self._map(type, "swap_out_batch")
         pages = check_pages(pages)
+        folio_groups(folios, len(pages), "swap_out_batch")  # bad input changes nothing
+        # The slots' states before the claim: a store that raises puts them back (a slot that
+        # held a page still holds it; one that was free is free again).
+        before = None  # another iterable is read once, by the checked path below
+        if offsets.__class__ in (list, tuple, range):
+            try:
+                before = bytes(map(smap.__getitem__, offsets))
+            except (TypeError, IndexError, ValueError):
+                pass  # not plain in-range offsets: the checked path below names it
         # One C call checks the usual batch (ints in range, distinct) and claims its slots;
         # anything else takes the checked path, which names the problem.
         offs = claim_slots(smap, offsets, len(pages))
@@ -172,13 +181,14 @@ class SwapSystem:
                 raise InvalidInputError(
                     f"swap_out_batch: {len(offs)} offsets for {len(pages)} pages; one distinct "
                     f"offset per page")
+            before = bytes(smap[off] for off in offs)
             for off in offs:
                 smap[off] = 1
         try:
             results = self.zswap.store_batch(type, offs, pages, folios)
         except BaseException:
-            for off in offs:  # nothing was stored: the slots stay free
-                smap[off] = 0
+            for off, was in zip(offs, before):  # nothing was stored
+                smap[off] = was
             raise
         if all(results):
             return results

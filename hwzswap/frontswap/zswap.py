@@ -715,40 +715,37 @@ class ZswapCache:
     def _write_staged(self, staged: _StagedBatch, ks: list[int]) -> None:
         """Rejected after the store returned: write the staged pages to the swap device (in
         flight like a writeback, so a newer device write of the slot waits for it), then drop
-        them from the staged set; a failed write keeps the page staged (in RAM)."""
+        them from the staged set; a failed write keeps the page staged (in RAM).
+
+        One page at a time: a slot is marked in flight only while its own write runs, never
+        while waiting for another slot (two completions writing the same slots in opposite
+        order, each holding one and waiting for the other, hung for good)."""
         target = self.writeback_target
         assert target is not None
         type_ = staged.type
-        mine = []
-        with self._lock:
-            for k in ks:
-                key = (type_, staged.offs[k])
-                while key in self._inflight:
+        for k in ks:
+            key = (type_, staged.offs[k])
+            with self._lock:
+                while key in self._inflight and self._is_staged_locked(staged, k):
                     self._wb_done.wait()
                 if not self._is_staged_locked(staged, k):
-                    continue
+                    continue  # invalidated or stored again meanwhile
                 self._inflight[key] = staged
-                mine.append(k)
-        ok = {}
-        try:
-            for k in mine:
-                try:
-                    target.write_page(type_, staged.offs[k], staged.pages[k].tobytes())
-                    ok[k] = True
-                except HwzswapError as exc:
-                    self.last_writeback_error = exc
-                    ok[k] = False
-        finally:
-            with self._lock:
-                for k in mine:
-                    key = (type_, staged.offs[k])
+            ok = False
+            try:
+                target.write_page(type_, staged.offs[k], staged.pages[k].tobytes())
+                ok = True
+            except HwzswapError as exc:
+                self.last_writeback_error = exc
+            finally:
+                with self._lock:
                     del self._inflight[key]
                     if self._is_staged_locked(staged, k):
-                        if ok.get(k):
+                        if ok:
                             del self._staged[key]
                         else:
                             self.async_write_fail += 1
-                self._wb_done.notify_all()
+                    self._wb_done.notify_all()
 
     def _load_staged(self, type: int, offset: int) -> bytes | None:
         """A staged page (async mode): a hit from its copy, or ``None`` when not staged."""

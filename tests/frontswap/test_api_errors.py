@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hwzswap.backends.lz4 import Lz4Backend
-from hwzswap.errors import CorruptDataError, SwapBatchError, SwapDeviceError
+from hwzswap.errors import CorruptDataError, InvalidInputError, SwapBatchError, SwapDeviceError
 
 from fsutil import PAGE, compressible_pages, random_page
 
@@ -71,6 +71,26 @@ class FlippingLz4(Lz4Backend):
         page = bytearray(super().decompress(data))
         page[100] ^= 0x40
         return bytes(page)
+
+
+@pytest.mark.parametrize("offsets", [[5, 6], (5, 6), [np.int64(5), np.int64(6)],
+                                     np.array([5, 6]), "generator"])
+def test_a_refused_batch_leaves_its_slots_as_they_were(make_system, offsets):
+    """Bad input (folio sizes that do not add up) on slots that hold pages changes nothing:
+    both pages stay readable, through either call (the slots were marked free, losing the
+    page on the file and splitting swap_in from swap_in_batch on the other)."""
+    s = make_system()
+    in_zswap, on_file = compressible_pages(1)[0], random_page(7)
+    assert s.swap_out(0, 5, in_zswap) is True and s.swap_out(0, 6, on_file) is False
+    new = np.frombuffer(b"".join(compressible_pages(2, seed=9)), np.uint8).reshape(2, PAGE)
+    if isinstance(offsets, str):
+        offsets = (o for o in (5, 6))
+    with pytest.raises(InvalidInputError, match="folio sizes \\[3\\] must be >= 1 and add up"):
+        s.swap_out_batch(0, offsets, new, folios=[3])
+    assert s.slot_in_use(0, 5) and s.slot_in_use(0, 6) and not s.slot_in_use(0, 7)
+    assert s.swap_in_batch(0, [5, 6]) == [in_zswap, on_file]
+    assert s.swap_in(0, 5) == in_zswap and s.swap_in(0, 6) == on_file
+    s.zswap.check()
 
 
 def test_verify_pages_catches_a_driver_returning_wrong_bytes(make_system):

@@ -557,6 +557,36 @@ def test_async_counts_a_watched_call_that_times_out_once(lz4_sys):
     assert [s.swap_in(0, o) for o in range(4)] == pages
 
 
+def test_a_rejected_staged_page_is_written_without_waiting_for_another_slot(lz4_sys):
+    """A completion writes its rejected pages one at a time, each slot marked in flight only
+    while its own write runs: a page whose slot is free goes out at once even while another
+    slot of the batch waits for a writeback. (Holding one slot while waiting for the next let
+    two completions writing the same slots in opposite order deadlock.)"""
+    from fsutil import WriteBarrier, run_thread
+
+    s = lz4_sys("async", CountingLz4())
+    x, y = 1, 2
+    old_x = compressible_pages(1, seed=7)[0]
+    assert s.swap_out(0, x, old_x) is True
+    s.drain()
+    barrier = WriteBarrier(s.devices[0], x)
+    try:
+        t, _ = run_thread(s.zswap.writeback, 1)  # the pool's x on its way to the file
+        barrier.wait_started()
+        new_y, new_x = random_page(11), random_page(12)  # rejected as poor: to the file
+        assert s.swap_out_batch(0, [y, x], as_batch([new_y, new_x])) == [True, True]
+        deadline = time.monotonic() + 10
+        while s.stats()["staged_pages"] > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert s.stats()["staged_pages"] == 1  # y written; x waits for the writeback of x
+    finally:
+        barrier.release()
+    t.join(10)
+    s.drain()
+    assert s.stats()["staged_pages"] == 0
+    assert s.swap_in(0, y) == new_y and s.swap_in(0, x) == new_x  # the newest page of x
+
+
 def test_an_async_completion_that_raises_is_counted_and_loses_nothing(lz4_sys):
     """A completion step that raises (here the swap device write of a rejected page fails with
     something no one expects) is counted and shown; the page stays staged and loadable."""
