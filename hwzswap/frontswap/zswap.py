@@ -1179,20 +1179,21 @@ class ZswapCache:
 
     def close(self) -> None:
         """Finish async work, stop background writeback, drop every entry, destroy the pool.
-        Idempotent."""
-        if self._pipeline is not None:
-            self._pipeline.close()
-        self.stop_background()
-        if self._closed:
-            return
-        self.compressor.close()  # its watchdog thread; a later call would start a new one
-        for t in list(self._trees):
-            self.invalidate_area(t)
-        with self._lock:
-            while self._inflight:
-                self._wb_done.wait()
-            self._closed = True
-            self.pool.destroy()
+        Idempotent. An error of the background thread is raised after the rest is done."""
+        try:
+            if self._pipeline is not None:
+                self._pipeline.close()
+            self.stop_background()
+        finally:
+            if not self._closed:
+                self.compressor.close()  # its watchdog thread; a later call would start one
+                for t in list(self._trees):
+                    self.invalidate_area(t)
+                with self._lock:
+                    while self._inflight:
+                        self._wb_done.wait()
+                    self._closed = True
+                    self.pool.destroy()
 
     def __enter__(self) -> ZswapCache:
         return self
@@ -1314,7 +1315,8 @@ class ZswapCache:
             written = self.writeback(self.policy.writeback_batch)
         with self._lock:
             cur = self.pool.total_pages()
-            if self._reached_full and cur <= self._accept_pages:
+            # still at the limit: no store, whatever the threshold (at 100 % it equals the limit)
+            if self._reached_full and cur < self._max_pages and cur <= self._accept_pages:
                 self._set_full(False)
             if not self._reached_full:
                 return True, None

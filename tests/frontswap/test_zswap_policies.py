@@ -223,6 +223,41 @@ def test_pool_limit_hit_counts_stores_that_find_the_pool_full():
     assert c.store(0, 1000, pages[0]) is True
 
 
+@pytest.mark.parametrize("pool", ["zbud", "zsmalloc"])
+def test_at_the_limit_no_store_goes_in_even_with_a_100_percent_threshold(pool):
+    """As the kernel's zswap_check_limits: a store that finds the pool at its limit is refused
+    whatever the threshold. At 100 % the threshold equals the limit, and the re-check after a
+    reclaim that freed nothing let a store in with the pool exactly at the limit (zbud grows
+    a page at a time, so it gets there exactly)."""
+    c = cache(ZswapPolicy(max_pool_pages=10, accept_threshold_percent=100), pool=pool)
+    refused = 0
+    for off, page in enumerate(compressible_pages(300)):
+        at_limit = c.pool.total_pages() >= 10
+        stored = c.store(0, off, page)
+        assert not (at_limit and stored), f"store {off} went in with the pool at its limit"
+        refused += not stored
+    assert refused > 0 and c.pool.total_pages() <= 10 + 8  # at most one zspage past it
+
+
+def test_close_finishes_even_when_the_background_thread_died(make_system, monkeypatch):
+    """The background thread's error is raised by close, after the rest of close is done: the
+    compressor closed, every entry dropped, the pool destroyed (close used to stop there)."""
+    s = make_system(zswap={"background_writeback": True, "max_pool_percent": 1},
+                    memory={"total_ram_mb": 4})
+    z = s.zswap
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the shrinker broke")
+
+    monkeypatch.setattr(z, "shrink", broken)
+    for off, page in enumerate(compressible_pages(200)):
+        s.swap_out(0, off, page)  # over the accept threshold: the thread is woken
+    with pytest.raises(RuntimeError, match="the shrinker broke"):
+        z.close()
+    assert z.pool.allocator.pages_in_use == 0  # destroyed
+    z.close()  # idempotent, and quiet now
+
+
 def test_allocation_failure_is_reject_alloc_fail_or_saved_by_writeback(make_system):
     s = make_system(zswap={"writeback_batch": 4})
     z = s.zswap
