@@ -1308,10 +1308,10 @@ class ZswapCache:
             if not self._reached_full:
                 return True, None
         bg = self._background
-        if bg is not None:
+        if bg is not None and bg.alive:
             bg.wake()
             written = -1
-        else:
+        else:  # no thread, or it died (its error is raised by close): reclaim here
             written = self.writeback(self.policy.writeback_batch)
         with self._lock:
             cur = self.pool.total_pages()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -239,9 +241,10 @@ def test_at_the_limit_no_store_goes_in_even_with_a_100_percent_threshold(pool):
     assert refused > 0 and c.pool.total_pages() <= 10 + 8  # at most one zspage past it
 
 
-def test_close_finishes_even_when_the_background_thread_died(make_system, monkeypatch):
-    """The background thread's error is raised by close, after the rest of close is done: the
-    compressor closed, every entry dropped, the pool destroyed (close used to stop there)."""
+def test_a_dead_background_thread_neither_stops_stores_nor_close(make_system, monkeypatch):
+    """Stores that find the pool at its limit reclaim themselves once the background thread
+    is dead; its error is raised by close, after the rest of close is done (the compressor
+    closed, every entry dropped, the pool destroyed: close used to stop there)."""
     s = make_system(zswap={"background_writeback": True, "max_pool_percent": 1},
                     memory={"total_ram_mb": 4})
     z = s.zswap
@@ -250,8 +253,18 @@ def test_close_finishes_even_when_the_background_thread_died(make_system, monkey
         raise RuntimeError("the shrinker broke")
 
     monkeypatch.setattr(z, "shrink", broken)
-    for off, page in enumerate(compressible_pages(200)):
-        s.swap_out(0, off, page)  # over the accept threshold: the thread is woken
+    pages = compressible_pages(400)
+    for off, page in enumerate(pages):
+        s.swap_out(0, off, page)  # over the accept threshold: the thread is woken, and dies
+    thread, deadline = z._background, time.monotonic() + 10
+    while thread.alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not thread.alive
+    # With the thread dead, the stores that find the pool at its limit reclaim themselves
+    # (they were all refused, waking a dead thread).
+    written = s.stats()["written_back_pages"]
+    assert [s.swap_out(0, 400 + k, p) for k, p in enumerate(pages[:40])].count(True) > 0
+    assert s.stats()["written_back_pages"] > written
     with pytest.raises(RuntimeError, match="the shrinker broke"):
         z.close()
     assert z.pool.allocator.pages_in_use == 0  # destroyed
