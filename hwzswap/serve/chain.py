@@ -123,14 +123,28 @@ def _write_state(name: str, state: dict[str, Any]) -> None:
     write_atomic(state_path(name), lambda tmp: tmp.write_text(text))
 
 
-def _pid_is_server(pid: int | None) -> bool:
+def _proc_start(pid: int | str | None) -> str | None:
+    """The start time of process ``pid`` (field 22 of ``/proc/PID/stat``, clock ticks after
+    boot), or None when it is gone or a zombie. A pid and its start time name one process: a
+    later process that reuses the pid has another start time."""
     if not pid:
-        return False
+        return None
     try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = text[text.rfind(")") + 2:].split()  # the command name may hold spaces
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def _server_alive(st: dict[str, Any] | None) -> bool:
+    """Whether the server that wrote state ``st`` still runs: its pid with the start time it
+    recorded (however it was started: ``swap on``, ``hwzswap serve``, ``python -m``)."""
+    if not st or not st.get("pid") or not st.get("pid_start"):
         return False
-    return b"hwzswap.serve.chain" in cmd
+    return _proc_start(st["pid"]) == st["pid_start"]
 
 
 def _run(cmd: list[str], timeout: float = 120.0) -> str:
@@ -270,7 +284,8 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    state: dict[str, Any] = {"name": name, "pid": os.getpid(), "config": args.config,
+    state: dict[str, Any] = {"name": name, "pid": os.getpid(),
+                             "pid_start": _proc_start(os.getpid()), "config": args.config,
                              "priority": args.priority, "started": time.time(), "steps": []}
     base = STATE_DIR / name
     mnt = base / "mnt"
@@ -415,7 +430,7 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
     preflight(coexist=coexist)
     old = read_state(name)
     if old is not None:
-        if _pid_is_server(old.get("pid")):
+        if _server_alive(old):
             raise ChainError(f"hwzswap swap {name!r} is already on (server pid {old['pid']}, "
                              f"{old.get('loop')}): `hwzswap swap off` first")
         swap_off(name)  # a dead run's leftovers
@@ -460,8 +475,11 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
     return st
 
 
-def _stop_server(pid: int, timeout: float) -> bool:
-    """SIGTERM the server and wait for it to exit; True if it did."""
+def _stop_server(pid: int, timeout: float, start: str | None = None) -> bool:
+    """SIGTERM the server and wait for it to exit; True if it did. ``start``: its recorded
+    start time; a process with that pid and another start time is not it (never signalled)."""
+    if start is not None and _proc_start(pid) != start:
+        return True
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -474,7 +492,8 @@ def _stop_server(pid: int, timeout: float) -> bool:
                 return True
         except ChildProcessError:
             pass
-        if not _pid_is_server(pid):
+        now = _proc_start(pid)
+        if now is None or (start is not None and now != start):
             return True
         time.sleep(0.05)
     return False
@@ -484,13 +503,13 @@ def kill_server(name: str) -> bool:
     """SIGKILL the server of chain ``name`` (a hung one): its FUSE connection dies with it,
     so every I/O waiting on it fails instead of waiting forever. True if one was killed."""
     st = read_state(name)
-    pid = st.get("pid") if st else None
-    if not _pid_is_server(pid):
+    if not _server_alive(st):
         return False
+    pid = st["pid"]
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while _pid_is_server(pid) and time.monotonic() < deadline:
+    while _server_alive(st) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.02)
@@ -508,8 +527,8 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
         return []
     done: list[str] = []
     pid = st.get("pid")
-    if _pid_is_server(pid):
-        if _stop_server(pid, timeout):
+    if _server_alive(st):
+        if _stop_server(pid, timeout, st["pid_start"]):
             if read_state(name) is None:
                 return ["server stopped; chain torn down by the server"]
             st = read_state(name) or st
@@ -554,8 +573,9 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
             Path(mnt).rmdir()
         with contextlib.suppress(OSError):
             Path(mnt).parent.rmdir()
-    with contextlib.suppress(FileNotFoundError):
-        Path(st.get("socket", "")).unlink()
+    if st.get("socket"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(st["socket"]).unlink()
     with contextlib.suppress(FileNotFoundError):
         state_path(name).unlink()
     done.append("state removed")
@@ -566,7 +586,7 @@ def status(name: str = DEFAULT_NAME) -> dict[str, Any]:
     st = read_state(name)
     if st is None:
         return {"name": name, "on": False}
-    out = {"name": name, "on": True, "state": st, "server_alive": _pid_is_server(st.get("pid")),
+    out = {"name": name, "on": True, "state": st, "server_alive": _server_alive(st),
            "in_proc_swaps": st.get("loop") in active_swaps()}
     if out["server_alive"]:
         with contextlib.suppress(ChainError):

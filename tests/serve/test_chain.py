@@ -125,7 +125,7 @@ def test_killed_server_leaves_nothing_after_off(state_dir: Path, tmp_path: Path)
             time.sleep(0.05)
         os.kill(st["pid"], signal.SIGKILL)
         time.sleep(0.2)
-        assert not chain._pid_is_server(st["pid"])
+        assert not chain._server_alive(st)
         assert chain.status("t3")["on"] and not chain.status("t3")["server_alive"]
         done = chain.swap_off("t3")
         assert any(d.startswith("swapoff") for d in done), done
@@ -158,7 +158,7 @@ def test_server_undoes_the_chain_on_signals(state_dir: Path, tmp_path: Path, sig
     st = chain.swap_on(small_config(tmp_path), name="t5")
     os.kill(st["pid"], sig)
     deadline = time.monotonic() + 30
-    while chain._pid_is_server(st["pid"]):
+    while chain._server_alive(st):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     _gone(st)
@@ -172,6 +172,9 @@ def test_serve_in_the_foreground_until_ctrl_c(state_dir: Path, tmp_path: Path) -
         assert "on (" in proc.stdout.readline()
         st = chain.read_state("t6")
         assert st and st["loop"] in chain.active_swaps()
+        # `python -m hwzswap serve` is a live server (its command line names no module).
+        assert chain.status("t6")["server_alive"]
+        assert "(alive)" in hwzswap_cli("swap", "status", "--name", "t6").stdout
         proc.send_signal(signal.SIGINT)
         out = proc.communicate(timeout=60)[0]
         assert proc.returncode == 0 and out.strip().endswith("off"), out
@@ -214,3 +217,24 @@ def test_the_state_file_is_replaced_whole(tmp_path: Path,
         chain._write_state("t", {"pid": 3})
     assert chain.read_state("s") == {"pid": 2, "loop": "/dev/loop9"}
     assert sorted(p.name for p in d.iterdir()) == ["s.json", "t.json"]
+
+
+def test_a_reused_pid_is_not_the_server(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state whose server died and whose pid now names another process (another start
+    time): the chain is dead, and `swap off` never signals that process."""
+    monkeypatch.setattr(chain, "STATE_DIR", tmp_path / "st")
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        start = chain._proc_start(other.pid)
+        assert start is not None
+        chain._write_state("r1", {"name": "r1", "pid": other.pid, "pid_start": start})
+        assert chain._server_alive(chain.read_state("r1"))  # same pid and start: it
+        chain._write_state("r1", {"name": "r1", "pid": other.pid,
+                                  "pid_start": str(int(start) + 1)})
+        assert not chain.status("r1")["server_alive"]
+        assert chain.swap_off("r1", timeout=2) == ["state removed"]
+        assert other.poll() is None  # not signalled
+    finally:
+        other.kill()
+        other.wait(10)
