@@ -303,9 +303,20 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     def say(msg: str) -> None:
         print(msg, flush=True)
 
+    wrote_state = False  # the state file is this process's only once it has written it
     try:
+        old = read_state(name)
+        if old is not None:
+            if _server_alive(old):
+                raise ChainError(
+                    f"hwzswap swap {name!r} is already on (server pid {old['pid']}, "
+                    f"{old.get('loop')}): `hwzswap swap off --name {name}` first, or pick "
+                    "another --name")
+            say(f"hwzswap swap {name}: undoing what a dead server left: "
+                f"{'; '.join(swap_off(name)) or 'nothing'}")
         preflight(coexist=args.coexist)
         _write_state(name, state)
+        wrote_state = True
         state["mlockall"] = _mlockall() or "ok"
         state["io_flusher"] = _io_flusher() or "ok"
         system = open_zswap(args.config)
@@ -391,7 +402,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
             state["error"] = "; ".join(errors)
             _write_state(name, state)
             say(f"hwzswap swap {name}: teardown incomplete: {state['error']}")
-        else:
+        elif wrote_state:
             with contextlib.suppress(OSError):
                 mnt.rmdir()
             with contextlib.suppress(OSError):

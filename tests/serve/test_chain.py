@@ -238,3 +238,38 @@ def test_a_reused_pid_is_not_the_server(tmp_path: Path,
     finally:
         other.kill()
         other.wait(10)
+
+
+def test_serve_never_takes_another_chains_state(state_dir: Path, tmp_path: Path) -> None:
+    """`serve --name N` while chain N runs is refused and leaves N's state and server alone
+    (with --coexist too); over a dead server's leftovers it undoes them, then serves."""
+    cfg = small_config(tmp_path)
+    st = chain.swap_on(cfg, name="t8")
+    for extra in ((), ("--coexist",)):
+        p = hwzswap_cli("serve", "--config", cfg, "--name", "t8", *extra, timeout=60)
+        assert p.returncode != 0 and "'t8' is already on" in p.stdout, p.stdout + p.stderr
+        assert chain.read_state("t8") == {k: v for k, v in st.items() if k != "log"}
+        assert chain.status("t8")["server_alive"] and st["loop"] in chain.active_swaps()
+        assert chain._is_mounted(st["mountpoint"])
+    os.kill(st["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while chain._server_alive(st):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc = subprocess.Popen([sys.executable, "-m", "hwzswap", "serve", "--config", cfg,
+                             "--name", "t8"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert "undoing what a dead server left" in first and "swapoff" in first, first
+        assert "on (" in proc.stdout.readline()
+        new = chain.read_state("t8")
+        assert new["pid"] == proc.pid and chain.status("t8")["server_alive"]
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=60)[0]
+        assert proc.returncode == 0 and out.strip().endswith("off"), out
+        _gone(new)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
