@@ -165,6 +165,13 @@ def _loop_backing(loop: str) -> str | None:
         return None
 
 
+def _backs(loop: str | None, file: str | None) -> bool:
+    """Whether loop device ``loop`` is still attached to ``file`` (a chain's FUSE file): a
+    loop number a chain recorded may since have been detached and reused by someone else,
+    who must never be swapped off or detached."""
+    return bool(loop and file) and _loop_backing(loop) in (file, f"{file} (deleted)")
+
+
 def _fuse_conn_of(mnt: str) -> str | None:
     """The ``/sys/fs/fuse/connections`` id (the minor device number) of a mount point."""
     try:
@@ -354,6 +361,9 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                 pass
             stop.clear()
             say(f"hwzswap swap {name}: {signal.Signals(got[-1]).name}, tearing down")
+            if loop not in active_swaps() or not _backs(loop, fuse.path):
+                swapped_on = False  # already swapped off (by hand): nothing holds pages
+                break
             try:
                 _run(["swapoff", loop], timeout=600)
                 swapped_on = False
@@ -372,12 +382,13 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                 os.write(ready_fd, f"error: {msg}\n".encode())
     finally:
         errors = []
-        if swapped_on and loop:
+        ours = fuse is not None and _backs(loop, fuse.path)
+        if swapped_on and ours and loop in active_swaps():
             try:
                 _run(["swapoff", loop], timeout=600)
             except ChainError as exc:
                 errors.append(str(exc))
-        if loop and not errors:
+        if ours and not errors:
             try:
                 _run(["losetup", "-d", loop])
             except ChainError as exc:
@@ -555,14 +566,14 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
     mnt = st.get("mountpoint")
     fuse_file = st.get("file")
     left: list[str] = []
-    if loop and loop in active_swaps():
+    ours = _backs(loop, fuse_file)  # else the loop number is someone else's now
+    if ours and loop in active_swaps():
         try:
             _run(["swapoff", loop], timeout=timeout)
             done.append(f"swapoff {loop}")
         except ChainError as exc:
             left.append(str(exc))
-    if loop and not left and fuse_file and _loop_backing(loop) in (fuse_file,
-                                                                  fuse_file + " (deleted)"):
+    if ours and not left:
         try:
             _run(["losetup", "-d", loop])
             done.append(f"losetup -d {loop}")

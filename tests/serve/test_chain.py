@@ -273,3 +273,33 @@ def test_serve_never_takes_another_chains_state(state_dir: Path, tmp_path: Path)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
+
+
+def test_a_server_whose_swap_was_turned_off_by_hand_exits(state_dir: Path,
+                                                           tmp_path: Path) -> None:
+    """`swapoff` of the loop device by hand, then SIGTERM: the swap is already off, so the
+    server undoes the rest and exits (it retried swapoff, EINVAL taken for busy, forever)."""
+    st = chain.swap_on(small_config(tmp_path), name="t9")
+    subprocess.run(["swapoff", st["loop"]], check=True, timeout=60)
+    os.kill(st["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while chain._server_alive(st):
+        assert time.monotonic() < deadline, chain.read_state("t9")
+        time.sleep(0.05)
+    _gone(st)
+
+
+def test_swap_off_leaves_a_reused_loop_number_alone(state_dir: Path, tmp_path: Path) -> None:
+    """A dead chain's state names a loop device that now backs another chain: `swap off`
+    of the dead one neither swaps it off nor detaches it."""
+    cfg = small_config(tmp_path)
+    st = chain.swap_on(cfg, name="t10")
+    dead = dict(st, name="t11", pid_start="1", socket=str(state_dir / "t11.sock"),
+                mountpoint=str(state_dir / "t11" / "mnt"),
+                file=str(state_dir / "t11" / "mnt" / "swap"))
+    chain._write_state("t11", dead)
+    assert chain.status("t11")["on"] and not chain.status("t11")["server_alive"]
+    chain.swap_off("t11", timeout=10)
+    assert chain.read_state("t11") is None
+    assert st["loop"] in chain.active_swaps() and chain._backs(st["loop"], st["file"])
+    assert chain.status("t10")["server_alive"]
