@@ -99,6 +99,22 @@ def preflight(*, coexist: bool = False, check_cgroup: bool = True) -> None:
             )
 
 
+def check_servable(config: Any, source: str) -> None:
+    """Refuse a config the kernel's swap cannot be served with (``config`` a loaded
+    :class:`~hwzswap.config.ZswapConfig`, ``source`` the file it came from).
+
+    ``zswap.exclusive_loads: true`` frees a slot when it is loaded, but for a swap device the
+    kernel, not hwzswap, decides when a slot is free: it reads slots again when it likes (blkid
+    probing the device, a clean swap-cache page dropped and faulted back) and frees them only
+    with a discard. The second read of such a slot would fail with EIO."""
+    if getattr(config.zswap, "exclusive_loads", False):
+        raise ChainError(
+            f"{source}: zswap.exclusive_loads: true cannot serve the kernel's swap: a load "
+            "would free the slot, but the kernel reads slots again (blkid, dropped swap-cache "
+            "pages) and frees them itself with a discard, so the next read would fail with "
+            "EIO; set zswap.exclusive_loads: false (or leave it out) to serve this config")
+
+
 # -- state ------------------------------------------------------------------------------------
 
 
@@ -312,6 +328,9 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
 
     wrote_state = False  # the state file is this process's only once it has written it
     try:
+        from hwzswap.config import load_config
+
+        check_servable(load_config(args.config), args.config)  # before anything is set up
         old = read_state(name)
         if old is not None:
             if _server_alive(old):

@@ -75,7 +75,7 @@ def load_config_dict(path: str | None) -> dict[str, Any]:
 
     from hwzswap.config import load_config
 
-    load_config(path)  # validate first: errors name the file and key
+    chain.check_servable(load_config(path), path)  # validate first: errors name file and key
     with open(path) as f:
         return yaml.safe_load(f) or {}
 

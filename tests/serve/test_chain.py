@@ -303,3 +303,19 @@ def test_swap_off_leaves_a_reused_loop_number_alone(state_dir: Path, tmp_path: P
     assert chain.read_state("t11") is None
     assert st["loop"] in chain.active_swaps() and chain._backs(st["loop"], st["file"])
     assert chain.status("t10")["server_alive"]
+
+
+def test_exclusive_loads_is_refused_before_anything_is_set_up(state_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """The kernel re-reads swap slots (blkid, dropped swap-cache pages) and frees them by
+    discards: a config whose loads free the slot is refused by name, with nothing set up."""
+    cfg = small_config(tmp_path, exclusive_loads=True)
+    with pytest.raises(chain.ChainError,
+                       match=r"engine\.yaml: zswap\.exclusive_loads: true cannot serve"):
+        chain.swap_on(cfg, name="t12")
+    assert chain.read_state("t12") is None
+    p = hwzswap_cli("serve", "--config", cfg, "--name", "t12", timeout=60)
+    assert p.returncode != 0 and "zswap.exclusive_loads: true cannot serve" in p.stdout
+    assert chain.read_state("t12") is None and not (state_dir / "t12").exists()
+    p = hwzswap_cli("run", "--memory-limit", "24M", "--config", cfg, "--", "true", timeout=60)
+    assert p.returncode == 2 and f"{cfg}: zswap.exclusive_loads: true" in p.stderr
