@@ -214,17 +214,26 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         object, from its start. Raises :class:`PoolError` if it does not fit."""
         try:
             _, off, size, owner = self._objs[handle]
+        except (KeyError, TypeError):
+            raise self.invalid_handle_error(handle, "write") from None
+        try:
             n = len(data)
-            if n <= size:
+        except TypeError:  # (any other error of len() propagates, as in the compiled pool)
+            n = -1  # no length: not bytes-like
+        if n > size:
+            # len() may have run Python code that freed the handle: as the compiled pool
+            if handle not in self:
+                raise self.invalid_handle_error(handle, "write")
+            raise self.too_long_error(handle, n, size)
+        if n >= 0:
+            try:
                 owner.mv[off : off + n] = data
                 return
-        except KeyError:
-            raise self.invalid_handle_error(handle, "write") from None
-        except (TypeError, ValueError):
-            if handle not in self:
-                raise self.invalid_handle_error(handle, "write") from None
-            raise self.bad_data_error(handle, data) from None
-        raise self.too_long_error(handle, n, size)
+            except (TypeError, ValueError):
+                pass  # not a bytes-like object of single bytes
+        if handle not in self:
+            raise self.invalid_handle_error(handle, "write")
+        raise self.bad_data_error(handle, data) from None
 
     def read(self, handle: int) -> bytes:
         """A copy of the object: exactly the ``size`` given to ``malloc``."""

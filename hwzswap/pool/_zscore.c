@@ -623,12 +623,14 @@ data_bytes(PyObject *data, Py_buffer *b, int *held, const char **ptr, Py_ssize_t
     return 1;
 }
 
-/* len(data) for the error paths; -1 (no error set) if it has none. */
+/* len(data) for the error paths; -1 with no error set if it has none (a TypeError: the
+ * caller raises its "bytes-like" error), -1 with the error set if __len__ raised anything
+ * else (which propagates, as in PyZsPool: KeyboardInterrupt, MemoryError, OverflowError). */
 static Py_ssize_t
 data_len(PyObject *data)
 {
     Py_ssize_t n = PyObject_Length(data);
-    if (n < 0)
+    if (n < 0 && PyErr_ExceptionMatches(PyExc_TypeError))
         PyErr_Clear();
     return n;
 }
@@ -740,8 +742,11 @@ ZsCore_malloc_write(ZsCore *self, PyObject *data)
     int kind = data_bytes(data, &b, &held, &ptr, &size);
     if (kind == 0) {  /* not writable as bytes: the size decides which error (as PyZsPool) */
         size = data_len(data);
-        if (size < 0)
+        if (size < 0) {
+            if (PyErr_Occurred())
+                return NULL;
             return raise_helper(self, str_bad_data, zero, data, NULL);
+        }
     }
     int ci;
     if (size <= 0 || size > ZS_PAGE_SIZE || (ci = self->class_of[size] - 1) < 0) {
@@ -850,8 +855,11 @@ ZsCore_write(ZsCore *self, PyObject *const *args, Py_ssize_t nargs)
     const char *ptr = NULL;
     Py_ssize_t n;
     int kind = data_bytes(data, &b, &held, &ptr, &n);
-    if (kind == 0)
+    if (kind == 0) {
         n = data_len(data);
+        if (n < 0 && PyErr_Occurred())
+            return NULL;
+    }
     /* getting the data may have run Python code: look the handle up again */
     Entry *e = tab_lookup(self, h);
     if (e == NULL) {

@@ -367,13 +367,14 @@ class PyZsPool(HandlePool):
         Same errors as the two calls; on any error nothing is allocated."""
         try:
             size = len(data)
+        except TypeError:  # (any other error of len() propagates, as in the compiled pool)
+            raise self.bad_data_error(0, data) from None
+        try:
             cls = self._class_of[size]
-        except (IndexError, TypeError):
+        except IndexError:
             cls = None
         if cls is None:
-            if not hasattr(data, "__len__"):
-                raise self.bad_data_error(0, data)
-            raise self.bad_size_error(len(data))
+            raise self.bad_size_error(size)
         zs = cls.cur
         if zs is None:  # only when the current zspage filled up: off the common path
             zs = self._pick_zspage(cls, size)
