@@ -31,6 +31,7 @@ no bookkeeping, just the slice.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -44,6 +45,20 @@ HANDLE_TAG_BITS = 23
 _SERIAL_MASK = (1 << HANDLE_TAG_SHIFT) - 1
 _tags = itertools.count(1)
 _ABSENT: Any = object()  # no entry in a map table (where None is junk)
+
+
+def handle_key(handle: Any) -> int | None:
+    """The int a handle argument stands for, as the compiled pool reads it: an ``int`` as it
+    is, an integer type (a numpy integer) through ``__index__``, ``None`` (no handle: the
+    invalid-handle error) for anything else, such as a float equal to a handle. An error other
+    than ``TypeError`` from ``__index__`` propagates. The pools look handles up by this key, so
+    ``pool.read(float(h))`` is refused rather than found by ``float(h) == h``."""
+    if handle.__class__ is int:
+        return handle
+    try:
+        return operator.index(handle)
+    except TypeError:
+        return None
 
 
 def next_tag() -> int:
@@ -181,7 +196,7 @@ class MapHelpers:
             self.unmap(handle)
 
     def is_mapped(self, handle: int) -> bool:
-        return bool(self._maps.get(handle))
+        return bool(self._maps.get(handle if handle.__class__ is int else handle_key(handle)))
 
 
 class HandlePool(PoolMessages, MapHelpers, Pool):
@@ -212,10 +227,12 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
     def write(self, handle: int, data: Any) -> None:
         """Copy ``data`` (a bytes-like object of at most ``obj_size(handle)`` bytes) into the
         object, from its start. Raises :class:`PoolError` if it does not fit."""
+        key = handle if handle.__class__ is int else handle_key(handle)
         try:
-            _, off, size, owner = self._objs[handle]
-        except (KeyError, TypeError):
+            _, off, size, owner = self._objs[key]
+        except KeyError:
             raise self.invalid_handle_error(handle, "write") from None
+        handle = key
         try:
             n = len(data)
         except TypeError:  # (any other error of len() propagates, as in the compiled pool)
@@ -237,9 +254,10 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
 
     def read(self, handle: int) -> bytes:
         """A copy of the object: exactly the ``size`` given to ``malloc``."""
+        key = handle if handle.__class__ is int else handle_key(handle)
         try:
-            ro, off, size, _ = self._objs[handle]
-        except (KeyError, TypeError):
+            ro, off, size, _ = self._objs[key]
+        except KeyError:
             raise self.invalid_handle_error(handle, "read") from None
         return ro[off : off + size].tobytes()
 
@@ -295,23 +313,22 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         move the object or hand its memory to another. For a caller that holds the lock
         serialising all use of the pool across its use of the view (zswap decompresses from it
         under the tree lock); anyone else uses :meth:`read` or :meth:`map`."""
+        key = handle if handle.__class__ is int else handle_key(handle)
         try:
-            ro, off, size, _ = self._objs[handle]
-        except (KeyError, TypeError):
+            ro, off, size, _ = self._objs[key]
+        except KeyError:
             raise self.invalid_handle_error(handle, "view") from None
         return ro[off : off + size]
 
     def obj_size(self, handle: int) -> int:
+        key = handle if handle.__class__ is int else handle_key(handle)
         try:
-            return self._objs[handle][2]
-        except (KeyError, TypeError):
+            return self._objs[key][2]
+        except KeyError:
             raise self.invalid_handle_error(handle, "obj_size") from None
 
     def __contains__(self, handle: object) -> bool:
-        try:
-            return handle in self._objs
-        except TypeError:
-            return False
+        return (handle if handle.__class__ is int else handle_key(handle)) in self._objs
 
     def __len__(self) -> int:
         """Live objects."""
@@ -331,10 +348,12 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         ``free`` refuses it. Maps nest; each needs its own ``unmap``. After ``unmap`` the view is
         released and any further use of it raises ``ValueError``.
         """
+        key = handle if handle.__class__ is int else handle_key(handle)
         try:
-            ro, off, size, owner = self._objs[handle]
-        except (KeyError, TypeError):
+            ro, off, size, owner = self._objs[key]
+        except KeyError:
             raise self.invalid_handle_error(handle, "map") from None
+        handle = key
         views = self._maps.get(handle, _ABSENT)
         if views is _ABSENT:
             views = self._maps[handle] = []
@@ -347,10 +366,12 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
 
     def unmap(self, handle: int) -> None:
         """End the most recent :meth:`map` of ``handle``."""
+        key = handle if handle.__class__ is int else handle_key(handle)
         try:
-            owner = self._objs[handle][3]
-        except (KeyError, TypeError):
+            owner = self._objs[key][3]
+        except KeyError:
             raise self.invalid_handle_error(handle, "unmap") from None
+        handle = key
         # _maps is reachable from outside: what it holds is checked, not trusted
         views = self._maps.get(handle, _ABSENT)
         if views is _ABSENT:
@@ -374,9 +395,10 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
 
     def _where(self, handle: int) -> tuple[memoryview, int, int, int]:
         """``(page run, offset, size, owner id)`` of a live object: where it is (tests)."""
+        key = handle if handle.__class__ is int else handle_key(handle)
         try:
-            _, off, size, owner = self._objs[handle]
-        except (KeyError, TypeError):
+            _, off, size, owner = self._objs[key]
+        except KeyError:
             raise self.invalid_handle_error(handle, "read") from None
         return owner.mv, off, size, id(owner)
 

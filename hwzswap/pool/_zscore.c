@@ -145,9 +145,13 @@ raise_helper(ZsCore *self, PyObject *meth, PyObject *a, PyObject *b, PyObject *c
     return NULL;
 }
 
+/* The invalid-handle error; an error already set (handle_key met one other than a TypeError
+ * in the handle's __index__: KeyboardInterrupt, MemoryError, ...) stands instead. */
 static PyObject *
 raise_invalid(ZsCore *self, PyObject *handle, PyObject *op)
 {
+    if (PyErr_Occurred())
+        return NULL;
     return raise_helper(self, str_invalid, handle, op, NULL);
 }
 
@@ -267,7 +271,10 @@ tab_delete(ZsCore *self, Entry *e)
     self->tab_used--;
 }
 
-/* A handle argument as a key: 1 and *out set, or 0 if it cannot be a live handle (no error). */
+/* A handle argument as a key: 1 and *out set, or 0 if it cannot be a live handle: with no
+ * error set when it is not an int (a TypeError from its __index__ included), with the error
+ * set when its __index__ raised anything else (which propagates, as in PyZsPool; callers go
+ * through raise_invalid, which lets a set error stand). */
 static inline int
 handle_key(PyObject *o, uint64_t *out)
 {
@@ -279,7 +286,8 @@ handle_key(PyObject *o, uint64_t *out)
     else if (PyIndex_Check(o)) {
         PyObject *i = PyNumber_Index(o);
         if (i == NULL) {
-            PyErr_Clear();
+            if (PyErr_ExceptionMatches(PyExc_TypeError))
+                PyErr_Clear();
             return 0;
         }
         v = PyLong_AsLongLongAndOverflow(i, &overflow);
@@ -996,7 +1004,9 @@ static int
 ZsCore_contains(ZsCore *self, PyObject *handle)
 {
     uint64_t h;
-    return handle_key(handle, &h) && tab_lookup(self, h) != NULL;
+    if (!handle_key(handle, &h))
+        return PyErr_Occurred() ? -1 : 0;
+    return tab_lookup(self, h) != NULL;
 }
 
 static Py_ssize_t

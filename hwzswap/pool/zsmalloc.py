@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hwzswap.errors import InvalidParameterError, PoolAllocError, PoolError
-from hwzswap.pool._handles import HandlePool
+from hwzswap.pool._handles import HandlePool, handle_key
 from hwzswap.pool.allocator import PageAllocator
 from hwzswap.pool.base import PAGE_SIZE
 
@@ -409,10 +409,12 @@ class PyZsPool(HandlePool):
     def free(self, handle: int) -> None:
         """Release the object; an emptied zspage goes back to the allocator at once."""
         objs = self._objs
+        key = handle if handle.__class__ is int else handle_key(handle)
         try:
-            _, off, size, zs = objs[handle]
-        except (KeyError, TypeError):
+            _, off, size, zs = objs[key]
+        except KeyError:
             raise self.invalid_handle_error(handle, "free") from None
+        handle = key
         if zs.mapped and handle in self._maps:
             raise self.pinned_error(handle)
         del objs[handle]  # (the table stays in allocation order: compaction relies on it)
@@ -453,10 +455,12 @@ class PyZsPool(HandlePool):
 
     def read_free(self, handle: int) -> bytes:
         """``read`` + ``free`` (zswap's exclusive load): the object's bytes; the object is gone."""
+        key = handle if handle.__class__ is int else handle_key(handle)
         try:
-            ro, off, size, _ = self._objs[handle]
-        except (KeyError, TypeError):
+            ro, off, size, _ = self._objs[key]
+        except KeyError:
             raise self.invalid_handle_error(handle, "read_free") from None
+        handle = key
         data = ro[off : off + size].tobytes()
         self.free(handle)
         return data

@@ -54,14 +54,22 @@ def test_an_uninitialised_or_reinitialised_core_refuses_cleanly() -> None:
     assert pool.read(pool.malloc_write(b"still fine")) == b"still fine"
 
 
-def test_odd_handles_are_refused() -> None:
-    pool = ZsPool()
+@pytest.mark.parametrize("cls", [ZsPool, PyZsPool], ids=["c", "py"])
+def test_odd_handles_are_refused(cls: type) -> None:
+    pool = cls()
     h = pool.malloc_write(b"abc")
     for bad in (True, -1, 0, 2**64, 2**200, -(2**70), 1.0 * h, "h", None, object()):
-        with pytest.raises(InvalidHandleError):
-            pool.read(bad)  # type: ignore[arg-type]
-        assert bad not in pool
+        for op in (pool.read, pool.view, pool.obj_size, pool.map, pool.unmap, pool.free,
+                   pool.read_free, lambda x: pool.write(x, b"z")):
+            with pytest.raises(InvalidHandleError):
+                op(bad)  # type: ignore[arg-type]
+        assert bad not in pool and not pool.is_mapped(bad)
     assert pool.read(np.int64(h)) == b"abc"  # an integer type with __index__ is an int
+    assert np.int64(h) in pool and pool.obj_size(np.int64(h)) == 3
+    pool.map(np.int64(h))
+    assert pool.is_mapped(h) and pool.is_mapped(np.int64(h)) and not pool.is_mapped(float(h))
+    pool.unmap(np.int64(h))
+    assert pool.read_free(np.int64(h)) == b"abc" and len(pool) == 0
 
 
 def test_data_of_every_shape() -> None:
