@@ -51,8 +51,15 @@ static PyObject *
 same_filled_pages(PyObject *mod, PyObject *arg)
 {
     Py_buffer b;
-    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+    /* strides asked for, so that a non-contiguous buffer (a strided memoryview, a numpy
+     * slice) is the same ValueError as in same_filled_pages_py, not an exporter's BufferError */
+    if (PyObject_GetBuffer(arg, &b, PyBUF_FULL_RO) < 0)
         return NULL;
+    if (!PyBuffer_IsContiguous(&b, 'C')) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_ValueError, "same_filled_pages: the buffer is not C-contiguous");
+        return NULL;
+    }
     if (b.len % PAGE_SIZE != 0) {
         PyErr_Format(PyExc_ValueError,
                      "same_filled_pages: a buffer of whole pages is needed, got %zd bytes",
