@@ -28,10 +28,13 @@ import copy
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +141,58 @@ class KernelZswap:
                     (ZSWAP_SYS / key).write_text(self._saved[key])
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP take Ctrl-C's path (KeyboardInterrupt: the command is killed, the
+    chain undone); only the first of the three signals interrupts, later ones are reported and
+    wait for the teardown. Main thread only (elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        got.append(signum)
+        if len(got) == 1:
+            raise KeyboardInterrupt
+        print(f"hwzswap run: {signal.Signals(signum).name}: still undoing the chain",
+              file=sys.stderr, flush=True)
+
+    old = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _teardown_shield() -> Iterator[None]:
+    """While the chain is undone, SIGINT, SIGTERM and SIGHUP are only noted (a second Ctrl-C
+    must not skip the swapoff); one that came is raised as KeyboardInterrupt afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+
+    def note(signum: int, _frame: Any) -> None:
+        got.append(signum)
+        print(f"hwzswap run: {signal.Signals(signum).name}: still undoing the chain",
+              file=sys.stderr, flush=True)
+
+    old = {sig: signal.signal(sig, note) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if got:
+        raise KeyboardInterrupt
+
+
 def _delta(after: dict[str, Any], before: dict[str, Any], key: str) -> float:
     return float(after.get(key, 0) or 0) - float(before.get(key, 0) or 0)
 
@@ -196,24 +251,27 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                 break
             s2 = s3
     finally:
-        errors = []
-        if cg is not None:
+        with _teardown_shield():
+            errors = []
+            if cg is not None:
+                try:
+                    cg.remove()
+                except HwzswapError as exc:
+                    errors.append(str(exc))
             try:
-                cg.remove()
+                # the command is gone, so swapoff has little to read back: a server that
+                # takes minutes is hung, and is killed
+                chain.swap_off(name, timeout=5 if timed_out else 120, force=True)
+                # run's chains are its own: their server log goes with them unless teardown
+                # failed
+                with contextlib.suppress(OSError):
+                    (chain.STATE_DIR / f"{name}.log").unlink()
             except HwzswapError as exc:
                 errors.append(str(exc))
-        try:
-            # the command is gone, so swapoff has little to read back: a server that takes
-            # minutes is hung, and is killed
-            chain.swap_off(name, timeout=5 if timed_out else 120, force=True)
-            # run's chains are its own: their server log goes with them unless teardown failed
-            with contextlib.suppress(OSError):
-                (chain.STATE_DIR / f"{name}.log").unlink()
-        except HwzswapError as exc:
-            errors.append(str(exc))
-        os.unlink(cfg_file.name)
-        if errors:
-            raise RunError("; ".join(errors))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(cfg_file.name)
+            if errors:
+                raise RunError("; ".join(errors))
     e0, e1, e2 = s0["engine"], s1["engine"], s2["engine"]
     pswpin = int(_delta(v1, v0, "pswpin"))
     pswpout = int(_delta(v1, v0, "pswpout"))
@@ -371,6 +429,11 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    with stop_signals_interrupt():
+        return _run_cmd(args)
+
+
+def _run_cmd(args: argparse.Namespace) -> int:
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]

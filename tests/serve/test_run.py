@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import pytest
 
 from serveutil import PROG, hwzswap_cli, small_config
 
 from hwzswap.bench.workload import LOAD, STORE, load_workload
+from hwzswap.serve import chain
 from hwzswap.serve.cgroup import cgroup_of
 
 
@@ -112,3 +118,41 @@ def test_a_hung_server_is_killed_and_everything_undone(state_dir: Path,
     assert not t.is_alive()
     assert "ran past 4 s and was killed" in box["error"]
     assert chain.read_state("hung") is None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_undoes_everything(state_dir: Path, tmp_path: Path, sig) -> None:
+    """SIGTERM or SIGHUP to `hwzswap run` take Ctrl-C's path, and Ctrl-Cs that follow while
+    the chain is undone do not cut that short: no swap, loop device, mount, state, cgroup,
+    command or temporary config is left."""
+    tmpdir = Path(tempfile.gettempdir())
+    configs_before = set(tmpdir.glob("hwzswap-config-*.yaml"))
+    proc = subprocess.Popen([sys.executable, "-m", "hwzswap", "run", "--memory-limit", "24M",
+                             "--config", small_config(tmp_path), "--", "sleep", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cg_dir = Path(cgroup_of("self")[1]) / f"hwzswap-run{proc.pid}-config"
+    try:
+        deadline = time.monotonic() + 60
+        while not (cg_dir / "cgroup.procs").exists() or not (cg_dir / "cgroup.procs"
+                                                              ).read_text().split():
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        child = int((cg_dir / "cgroup.procs").read_text().split()[0])
+        proc.send_signal(sig)
+        while proc.poll() is None:  # Ctrl-C after Ctrl-C while it tears down
+            assert time.monotonic() < deadline
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.02)
+        err = proc.communicate(timeout=10)[1]
+        # "interrupted" is printed after the teardown; a SIGINT after that may end the
+        # interpreter itself (-2)
+        assert proc.returncode in (130, -signal.SIGINT) and "interrupted" in err, err
+        assert "still undoing the chain" in err
+        assert not cg_dir.exists()
+        assert not Path(f"/proc/{child}").exists() or chain._proc_start(child) is None
+        assert set(tmpdir.glob("hwzswap-config-*.yaml")) == configs_before
+        assert chain.read_state(f"run{proc.pid}") is None  # and state_dir's checks
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
