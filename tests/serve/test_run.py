@@ -4,6 +4,7 @@ with correct data through hwzswap; the counts match the kernel's; discards free 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -156,3 +157,14 @@ def test_a_stop_signal_undoes_everything(state_dir: Path, tmp_path: Path, sig) -
         if proc.poll() is None:
             proc.kill()
             proc.wait(30)
+        for _ in range(100):  # whatever a failed run left (state_dir undoes the chain)
+            if not cg_dir.exists():
+                break
+            for pid in (cg_dir / "cgroup.procs").read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                cg_dir.rmdir()
+            time.sleep(0.05)
+        for f in set(tmpdir.glob("hwzswap-config-*.yaml")) - configs_before:
+            f.unlink()
