@@ -114,24 +114,42 @@ owned_tuple(PyObject *o)
     return t;
 }
 
-/* claim_slots(smap, offsets, n) -> list[int] | None. Python code can run inside (the GC's
- * finalisers, when the result list is made): so the swap map is held exported (it cannot be
- * resized meanwhile) and the offsets are read from a tuple copy. */
+/* claim_slots(smap, offsets, n) -> list[int] | None. The arguments as claim_slots_py takes
+ * them: the map a bytearray and n an integer (else TypeError); any other batch is declined
+ * (None, the map untouched), n out of 0..len(smap) and a range longer than a Py_ssize_t
+ * included. Python code can run inside (the GC's finalisers, when the result list is made):
+ * so the swap map is held exported (it cannot be resized meanwhile) and the offsets are read
+ * from a tuple copy. */
 static PyObject *
 claim_slots(PyObject *mod, PyObject *args)
 {
-    PyObject *smap, *offsets;
-    Py_ssize_t want;
-    if (!PyArg_ParseTuple(args, "YOn:claim_slots", &smap, &offsets, &want))
+    PyObject *smap, *offsets, *nobj;
+    if (!PyArg_ParseTuple(args, "YOO:claim_slots", &smap, &offsets, &nobj))
+        return NULL;
+    PyObject *ni = PyNumber_Index(nobj);  /* a TypeError for a float n, as operator.index */
+    if (ni == NULL)
+        return NULL;
+    int n_overflow;
+    long long n_value = PyLong_AsLongLongAndOverflow(ni, &n_overflow);
+    Py_DECREF(ni);
+    if (n_value == -1 && PyErr_Occurred())
         return NULL;
     /* a list, tuple or range only: any other iterable could be consumed here */
     if (!PyList_CheckExact(offsets) && !PyTuple_CheckExact(offsets) && !PyRange_Check(offsets))
         Py_RETURN_NONE;
+    /* n distinct offsets in 0..len(smap) - 1 are at most len(smap): no copy of a huge range */
+    if (n_overflow || n_value < 0 || n_value > PyByteArray_GET_SIZE(smap))
+        Py_RETURN_NONE;
+    Py_ssize_t want = (Py_ssize_t)n_value;
     Py_ssize_t len = PyObject_Length(offsets);  /* before a range is made into a tuple */
-    if (len != want) {
+    if (len < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return NULL;
         PyErr_Clear();  /* a range too long for a Py_ssize_t */
         Py_RETURN_NONE;
     }
+    if (len != want)
+        Py_RETURN_NONE;
     Py_buffer mb;
     if (PyObject_GetBuffer(smap, &mb, PyBUF_WRITABLE) < 0)
         return NULL;

@@ -44,9 +44,21 @@ def claim_slots_py(smap: bytearray, offsets: Sequence[Any], n: int) -> list[int]
     ``offsets`` is a list, tuple or range of ``n`` ints in ``0..len(smap) - 1`` and none
     appears twice; else mark nothing and return ``None`` (the caller's slow path then converts
     other integer types, or names the problem). Other iterables are declined untouched, as the
-    slow path may need to read them. The map is held exported meanwhile (a finaliser run by the
-    GC cannot resize it), and the offsets are read from a copy, as ``claim_slots`` does."""
-    if offsets.__class__ not in (list, tuple, range) or len(offsets) != n:
+    slow path may need to read them; so is a range longer than ``sys.maxsize``, and any ``n``
+    outside ``0..len(smap)``. The map must be a ``bytearray`` and ``n`` an integer (a
+    ``TypeError`` otherwise). The map is held exported meanwhile (a finaliser run by the GC
+    cannot resize it), and the offsets are read from a copy, as ``claim_slots`` does."""
+    if not isinstance(smap, bytearray):
+        raise TypeError(
+            f"claim_slots() argument 1 must be bytearray, not {type(smap).__name__}"
+        )
+    n = operator.index(n)  # a TypeError for a float n
+    if offsets.__class__ not in (list, tuple, range) or not 0 <= n <= len(smap):
+        return None  # (n distinct offsets in 0..len(smap) - 1 are at most len(smap))
+    try:
+        if len(offsets) != n:
+            return None
+    except OverflowError:  # a range longer than sys.maxsize
         return None
     with memoryview(smap) as view:
         offs = list(offsets)

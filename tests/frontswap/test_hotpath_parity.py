@@ -37,3 +37,37 @@ def test_same_filled_pages_takes_any_contiguous_buffer(fn) -> None:
     assert fn(np.zeros((0, PAGE), np.uint8)) == [] and fn(b"") == []
     with pytest.raises(TypeError):
         fn("abc")
+
+
+CLAIM = [_hotpath.claim_slots, _hotpath_py.claim_slots_py]
+
+
+@pytest.mark.parametrize("fn", CLAIM, ids=["c", "py"])
+def test_claim_slots_declines_a_batch_it_cannot_claim_and_leaves_the_map(fn) -> None:
+    for offsets, n in ((range(2**64), 5),  # longer than a Py_ssize_t
+                       (range(2**64), -1),  # (the C went on with an error set)
+                       (range(2**62), 2**62),  # more offsets than slots: never copied
+                       ([1, 2], 2**70), ([1, 2], -2**70), ([1, 2], -1), ([1, 2], True),
+                       ([1, 1], 2), ([1, 10], 2), ([1, np.int64(2)], 2), (iter([1]), 1),
+                       ({1: 0}, 1)):
+        smap = bytearray(10)
+        assert fn(smap, offsets, n) is None
+        assert smap == bytearray(10)
+
+
+@pytest.mark.parametrize("fn", CLAIM, ids=["c", "py"])
+def test_claim_slots_takes_an_integer_n_and_a_bytearray_map_only(fn) -> None:
+    for smap in (memoryview(bytearray(10)), bytes(10), np.zeros(10, np.uint8), [0] * 10):
+        with pytest.raises(TypeError, match="bytearray"):
+            fn(smap, [1], 1)
+        if isinstance(smap, memoryview):
+            assert smap.tobytes() == bytes(10)
+    for n in (2.0, "2", None, 2 + 0j):
+        smap = bytearray(10)
+        with pytest.raises(TypeError, match="integer"):
+            fn(smap, [1, 2], n)
+        assert smap == bytearray(10)
+    smap = bytearray(10)
+    assert fn(smap, range(0, 4, 2), np.int64(2)) == [0, 2]  # an integer type is an integer
+    assert fn(smap, (9,), 1) == [9] and fn(smap, [], 0) == []
+    assert smap == b"\x01\x00\x01" + bytes(6) + b"\x01"
