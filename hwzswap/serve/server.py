@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from hwzswap.errors import HwzswapError, SwapDeviceError
+from hwzswap.errors import HwzswapError, SwapBatchError, SwapDeviceError
 
 PAGE = 4096
 ZERO_PAGE = bytes(PAGE)
@@ -176,6 +176,12 @@ class SwapFile:
             pages = pages.copy()  # async mode may stage the pages past this call
         try:
             self.system.swap_out_batch(0, offs, pages)
+        except SwapBatchError as exc:
+            # The pages that did land (in zswap, on the device) hold slots now: only the
+            # kernel's discard frees them, and a discard frees only live slots.
+            for o in (*exc.stored, *exc.written):
+                self._live[o] = 1
+            raise OSError(errno.EIO, str(exc)) from None
         except SwapDeviceError as exc:
             raise OSError(errno.EIO, str(exc)) from None
         live = self._live

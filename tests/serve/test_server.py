@@ -209,3 +209,28 @@ def test_swap_file_behaves_like_a_file(ops) -> None:
                 if last > first:
                     model[first * PAGE:last * PAGE] = bytes((last - first) * PAGE)
         assert sf.read(0, PAGES * PAGE) == bytes(model)
+
+
+def test_a_partly_failed_write_leaves_its_landed_slots_to_the_discard(tmp_path: Path) -> None:
+    """A WRITE whose device writes partly fail is EIO to the kernel, but its pages that did
+    land (in zswap, on the swap file) hold slots: the kernel's later discard frees them."""
+    import errno as _errno
+
+    system = hwzswap.open_zswap(_config(tmp_path))
+    try:
+        sf = SwapFile(system, device_time="modelled")
+        rng = np.random.default_rng(5)
+        rows = _pages(4, 1)
+        rows[1] = rng.integers(0, 256, PAGE, dtype=np.uint8)  # incompressible: to the device
+        rows[3] = rng.integers(0, 256, PAGE, dtype=np.uint8)
+        system.devices[0].inject("write", _errno.ENOSPC, 1)
+        with pytest.raises(OSError) as info:
+            sf.write(8 * PAGE, memoryview(rows.tobytes()))
+        assert info.value.errno == _errno.EIO
+        landed = [o for o in range(8, 12) if system.slot_in_use(0, o)]
+        assert len(landed) == 3 and sf.live_pages() == 3
+        sf.punch_hole(8 * PAGE, 4 * PAGE)
+        assert sf.live_pages() == 0
+        assert not any(system.slot_in_use(0, o) for o in range(8, 12))
+    finally:
+        system.close()
