@@ -400,7 +400,11 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
             with contextlib.suppress(OSError):
                 os.write(ready_fd, f"error: {msg}\n".encode())
     finally:
-        errors = []
+        # Each undo step runs even if one before it raised. ``errors``: what is still set up
+        # (the state file keeps it for `swap off`); ``problems``: failures once the chain
+        # itself is gone (reported, nothing left to undo).
+        errors: list[str] = []
+        problems: list[str] = []
         ours = fuse is not None and _backs(loop, fuse.path)
         if swapped_on and ours and loop in active_swaps():
             try:
@@ -415,22 +419,31 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         if control is not None:
             control.close()
         if fuse is not None and not errors:
-            fuse.stop()
-            if fuse.errors:
-                say(f"hwzswap swap {name}: FUSE errors: {fuse.errors[:5]}")
+            try:
+                fuse.stop()
+                if fuse.errors:
+                    say(f"hwzswap swap {name}: FUSE errors: {fuse.errors[:5]}")
+            except Exception as exc:  # noqa: BLE001 - the rest still runs
+                errors.append(f"unmount: {type(exc).__name__}: {exc}")
         if recorder is not None and args.record and not errors:
             try:
                 path = recorder.save(args.record, {"name": f"recorded-{name}",
                                                    "command": args.record_command})
                 say(f"hwzswap swap {name}: recorded stream -> {path}")
-            except HwzswapError as exc:
-                errors.append(f"recording: {exc}")
+            except Exception as exc:  # noqa: BLE001 - the rest still runs
+                problems.append(f"recording: {exc}")
         if system is not None and not errors:
-            system.close()
+            try:
+                system.close()
+            except Exception as exc:  # noqa: BLE001 - the rest still runs
+                problems.append(f"closing the engine: {type(exc).__name__}: {exc}")
         if errors:
             rc = 1
             state["error"] = "; ".join(errors)
-            _write_state(name, state)
+            try:
+                _write_state(name, state)
+            except OSError as exc:
+                say(f"hwzswap swap {name}: cannot update {state_path(name)}: {exc}")
             say(f"hwzswap swap {name}: teardown incomplete: {state['error']}")
         elif wrote_state:
             with contextlib.suppress(OSError):
@@ -439,6 +452,9 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                 base.rmdir()
             with contextlib.suppress(FileNotFoundError):
                 state_path(name).unlink()
+            if problems:
+                rc = 1
+                say(f"hwzswap swap {name}: error at teardown: {'; '.join(problems)}")
             say(f"hwzswap swap {name}: off")
         if ready_fd is not None:
             with contextlib.suppress(OSError):

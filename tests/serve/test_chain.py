@@ -319,3 +319,24 @@ def test_exclusive_loads_is_refused_before_anything_is_set_up(state_dir: Path,
     assert chain.read_state("t12") is None and not (state_dir / "t12").exists()
     p = hwzswap_cli("run", "--memory-limit", "24M", "--config", cfg, "--", "true", timeout=60)
     assert p.returncode == 2 and f"{cfg}: zswap.exclusive_loads: true" in p.stderr
+
+
+def test_a_failure_after_the_chain_is_undone_is_reported_not_left(state_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """The recording cannot be written at teardown (its folder is gone): the server still
+    finishes the teardown (engine closed, state removed) and reports the failure."""
+    rec_dir = tmp_path / "rec"
+    rec_dir.mkdir()
+    st = chain.swap_on(small_config(tmp_path), name="t13", record=str(rec_dir / "k.hwzwl"))
+    cg = MemoryCgroup.create(f"hwzswap-test-rec-{os.getpid()}", 24 << 20)
+    try:
+        p = subprocess.run([sys.executable, PROG, "32"], capture_output=True, timeout=120,
+                           preexec_fn=lambda: cg.add(os.getpid()))
+        assert p.returncode == 0 and chain.query("t13")["write_pages"] > 1000
+    finally:
+        cg.remove()
+    rec_dir.rmdir()
+    assert chain.swap_off("t13") == ["server stopped; chain torn down by the server"]
+    log = Path(st["log"]).read_text()
+    assert "error at teardown: recording:" in log and log.strip().endswith("off"), log
+    _gone(st)
