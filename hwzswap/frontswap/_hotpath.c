@@ -232,6 +232,9 @@ finish:
  * default), and storing at one raises. */
 
 #define CHUNK 64
+/* the largest nr_pages: hwzswap.config's limit on swap.nr_pages (2**30 pages, 4 TiB of swap),
+ * as _hotpath_py.MAX_NR_PAGES */
+#define MAX_NR_PAGES ((Py_ssize_t)1 << 30)
 #define NONE (-1)
 
 typedef struct {
@@ -395,19 +398,34 @@ static int
 ZswapTree_init(ZswapTree *t, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"swap_type", "nr_pages", NULL};
-    PyObject *type;
-    Py_ssize_t nr;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "On:ZswapTree", kwlist, &type, &nr))
+    PyObject *type, *nr_obj;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:ZswapTree", kwlist, &type, &nr_obj))
         return -1;
     if (t->chunks != NULL) {
         PyErr_SetString(PyExc_TypeError, "ZswapTree: already initialised");
         return -1;
     }
-    if (nr < 1) {
-        PyErr_Format(PyExc_ValueError, "ZswapTree: nr_pages must be >= 1, got %zd", nr);
+    /* an integer (TypeError otherwise) in 1..MAX_NR_PAGES: the array of chunk pointers is
+     * made up front (nr_pages / 8 bytes), so a huge nr_pages is refused before any allocation
+     * (and before nr + CHUNK - 1 could overflow) */
+    PyObject *nr_int = PyNumber_Index(nr_obj);
+    if (nr_int == NULL)
+        return -1;
+    int overflow;
+    long long nr = PyLong_AsLongLongAndOverflow(nr_int, &overflow);
+    if (nr == -1 && PyErr_Occurred()) {
+        Py_DECREF(nr_int);
         return -1;
     }
-    t->nchunks = (nr + CHUNK - 1) / CHUNK;
+    if (overflow || nr < 1 || nr > MAX_NR_PAGES) {
+        PyErr_Format(PyExc_ValueError,
+                     "ZswapTree: nr_pages must be in 1..%lld (the most swap.nr_pages allows), "
+                     "got %S", (long long)MAX_NR_PAGES, nr_int);
+        Py_DECREF(nr_int);
+        return -1;
+    }
+    Py_DECREF(nr_int);
+    t->nchunks = (Py_ssize_t)((nr + CHUNK - 1) / CHUNK);
     t->chunks = PyMem_Calloc((size_t)t->nchunks, sizeof(Chunk *));
     if (t->chunks == NULL) {
         PyErr_NoMemory();
@@ -415,7 +433,7 @@ ZswapTree_init(ZswapTree *t, PyObject *args, PyObject *kwds)
     }
     Py_INCREF(type);
     t->type = type;
-    t->nr_pages = nr;
+    t->nr_pages = (Py_ssize_t)nr;
     t->count = 0;
     t->head = t->tail = NONE;
     return 0;
@@ -834,6 +852,10 @@ PyInit__hotpath(void)
     PyObject *m = PyModule_Create(&hotpath_module);
     if (m == NULL)
         return NULL;
+    if (PyModule_AddIntConstant(m, "MAX_NR_PAGES", (long)MAX_NR_PAGES) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&ZswapTreeType);
     if (PyModule_AddObject(m, "ZswapTree", (PyObject *)&ZswapTreeType) < 0) {
         Py_DECREF(&ZswapTreeType);

@@ -17,6 +17,10 @@ from typing import Any
 
 PAGE_SIZE = 4096
 _WORDS = PAGE_SIZE // 8
+#: The largest ``nr_pages`` of a ZswapTree: the most ``swap.nr_pages`` allows (hwzswap.config;
+#: 2**30 pages, 4 TiB of swap), as ``_hotpath.MAX_NR_PAGES`` (the C tree makes its array of
+#: chunk pointers, ``nr_pages / 8`` bytes, up front).
+MAX_NR_PAGES = 1 << 30
 
 
 def same_filled_pages_py(buf: Any) -> list[tuple[int, bytes]]:
@@ -85,10 +89,14 @@ class ZswapTreePy(OrderedDict):  # type: ignore[type-arg]
 
     def __init__(self, swap_type: Any, nr_pages: int) -> None:
         super().__init__()
-        if nr_pages < 1:
-            raise ValueError(f"ZswapTree: nr_pages must be >= 1, got {nr_pages}")
+        nr = operator.index(nr_pages)  # a TypeError for a float, as ZswapTree
+        if not 1 <= nr <= MAX_NR_PAGES:
+            raise ValueError(
+                f"ZswapTree: nr_pages must be in 1..{MAX_NR_PAGES} (the most swap.nr_pages "
+                f"allows), got {nr}"
+            )
         self.type = swap_type
-        self.nr_pages = nr_pages
+        self.nr_pages = nr
 
     def _offset(self, key: Any) -> int | None:
         try:

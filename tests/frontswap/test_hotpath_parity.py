@@ -5,6 +5,7 @@ whatever ``HWZSWAP_IMPL`` says."""
 from __future__ import annotations
 
 import array
+import sys
 
 import numpy as np
 import pytest
@@ -71,3 +72,31 @@ def test_claim_slots_takes_an_integer_n_and_a_bytearray_map_only(fn) -> None:
     assert fn(smap, range(0, 4, 2), np.int64(2)) == [0, 2]  # an integer type is an integer
     assert fn(smap, (9,), 1) == [9] and fn(smap, [], 0) == []
     assert smap == b"\x01\x00\x01" + bytes(6) + b"\x01"
+
+
+TREES = [_hotpath.ZswapTree, _hotpath_py.ZswapTreePy]
+
+
+def test_the_tree_size_limit_is_the_swap_systems() -> None:
+    from hwzswap.config import _SWAP_KEYS
+
+    assert _hotpath.MAX_NR_PAGES == _hotpath_py.MAX_NR_PAGES == 1 << 30
+    assert _SWAP_KEYS["nr_pages"](_hotpath_py.MAX_NR_PAGES) is None  # the largest swap.nr_pages
+    assert _SWAP_KEYS["nr_pages"](_hotpath_py.MAX_NR_PAGES + 1) is not None
+
+
+@pytest.mark.parametrize("cls", TREES, ids=["c", "py"])
+def test_a_tree_is_at_most_max_nr_pages_long(cls) -> None:
+    top = _hotpath_py.MAX_NR_PAGES
+    for nr in (0, -1, top + 1, 2**62, sys.maxsize, sys.maxsize - 10, 2**70, -(2**70)):
+        with pytest.raises(ValueError, match=rf"nr_pages must be in 1\.\.{top} .* got {nr}$"):
+            cls(0, nr)
+    for nr in (2.0, "5", None):
+        with pytest.raises(TypeError):
+            cls(0, nr)
+    tree = cls(swap_type=3, nr_pages=np.int64(top))  # the largest: made and usable
+    tree[top - 1] = "x"
+    assert tree.nr_pages == top and tree.get(top - 1) == "x" and top not in tree
+    with pytest.raises(KeyError):
+        tree[top] = "y"
+    assert len(tree) == 1 and cls(0, 1).nr_pages == 1
