@@ -89,7 +89,7 @@ RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "raw_load_pages_per_s": _OPT_NUM,
     "raw_store_us": (dict,),
     "raw_load_us": (dict,),
-    "store_vs_raw": _NUM,
+    "store_vs_raw": _OPT_NUM,
     "load_vs_raw": _OPT_NUM,
     "rejects": (dict,),
     "pool_limit_hit": (int,),
@@ -114,6 +114,10 @@ OPTIONAL_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "loads_staged": (int,),
     "load_staged_share": _OPT_NUM,
     "load_figure_staged": (bool,),
+    "store_refused_share": _NUM,
+    "load_swap_share": _OPT_NUM,
+    "store_vs_raw_note": (str, type(None)),
+    "load_vs_raw_note": (str, type(None)),
 }
 
 REJECT_REASONS = ("compress_poor", "compress_fail", "alloc_fail", "reclaim_fail")

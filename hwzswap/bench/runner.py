@@ -68,6 +68,12 @@ WARMUP_PAGES = 64
 #: uncompressed) from which its load figures are flagged: they then measure mostly copies, not
 #: decompression, and the run is never named best for loads.
 STAGED_LOAD_FLAG = 0.25
+#: Share of a run's stores the stack never compressed (refused at the pool limit before
+#: compressing: ``reject_pool_limit``, ``reject_reclaim_fail``), or of its loads it never
+#: decompressed (read back from the swap file: ``pswpin``), above which ``store_vs_raw`` /
+#: ``load_vs_raw`` are null: the raw pass compresses every stored page and decompresses every
+#: loaded one, so the ratio would compare different work.
+UNLIKE_WORK_SHARE = 0.05
 
 # compiled op codes
 _STORE1, _STOREN, _LOAD, _INVAL, _LOADN = 0, 1, 2, 3, 4
@@ -1061,6 +1067,15 @@ def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = _median([r[key] for r in results])
     for key in _PERCENTILE_FIELDS:
         out[key] = {k: _median([r[key][k] for r in results]) for k in results[0][key]}
+    # a pass that compared different work makes the ratio null (the pass with the largest
+    # share of such work says why)
+    for key, share in (("store_vs_raw", "store_refused_share"),
+                       ("load_vs_raw", "load_swap_share")):
+        worst = max(results, key=lambda r: r[share] or 0.0)
+        out[share] = worst[share]
+        if worst[key + "_note"] is not None:
+            out[key] = None
+            out[key + "_note"] = worst[key + "_note"]
     out["spread"] = {key: [min(v), max(v)] for key in
                      ("store_pages_per_s", "load_pages_per_s", "store_vs_raw", "load_vs_raw")
                      if (v := [r[key] for r in results if r[key] is not None])}
@@ -1104,6 +1119,25 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return round(a / b, 4) if a and b else None
+
+    # work the stack did not do that the raw pass did: stores refused before compressing,
+    # loads read back from the swap file (no decompression)
+    refused = int(stats.get("reject_pool_limit", 0)) + int(stats.get("reject_reclaim_fail", 0))
+    refused_share = round(min(refused, cw.store_pages) / cw.store_pages, 4) if cw.store_pages \
+        else 0.0
+    swap_loads = min(int(stats.get("pswpin", 0)), cw.loads)
+    swap_share = round(swap_loads / cw.loads, 4) if cw.loads else None
+    store_vs_raw = ratio(store_pps, raw_store_pps) or 0.0
+    load_vs_raw = ratio(load_pps, raw_load_pps)
+    store_note = load_note = None
+    if refused_share > UNLIKE_WORK_SHARE:
+        store_vs_raw = None
+        store_note = (f"{refused_share:.0%} of the stores were refused at the pool limit "
+                      f"before compressing; the codec alone compressed them all")
+    if swap_share is not None and swap_share > UNLIKE_WORK_SHARE:
+        load_vs_raw = None
+        load_note = (f"{swap_share:.0%} of the loads were read from the swap file, not "
+                     f"decompressed; the codec alone decompressed them all")
 
     dev_total = m.dev_store_us + m.dev_load_us
     written_back = int(stats.get("written_back_pages", 0))
@@ -1173,8 +1207,12 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "raw_load_pages_per_s": round(raw_load_pps, 1) if raw_load_pps else None,
         "raw_store_us": _percentiles(_per_page_us(m.raw_st_ns, m.raw_st_k)),
         "raw_load_us": _percentiles(_load_us(m.raw_ld_ns, m.raw_ldn_ns, m.raw_ldn_k)),
-        "store_vs_raw": ratio(store_pps, raw_store_pps) or 0.0,
-        "load_vs_raw": ratio(load_pps, raw_load_pps),
+        "store_vs_raw": store_vs_raw,
+        "load_vs_raw": load_vs_raw,
+        "store_refused_share": refused_share,
+        "load_swap_share": swap_share,
+        "store_vs_raw_note": store_note,
+        "load_vs_raw_note": load_note,
         "rejects": _rejects(stats),
         "pool_limit_hit": int(stats.get("pool_limit_hit", 0)),
         "same_filled_pages": int(np.count_nonzero(cw.same_filled)),
@@ -1399,6 +1437,7 @@ def comparable_counters(result: Mapping[str, Any]) -> dict[str, Any]:
 __all__ = [
     "CHUNK_PAGE_OPS",
     "STAGED_LOAD_FLAG",
+    "UNLIKE_WORK_SHARE",
     "BenchRun",
     "bench_failed",
     "expects_writeback",

@@ -28,3 +28,43 @@ def test_vs_raw_with_repeats_is_the_median_of_the_per_pass_ratios(pages: np.ndar
     lo, hi = r["spread"]["load_vs_raw"]
     assert r["load_vs_raw"] == pytest.approx((lo + hi) / 2, abs=2e-4)
     assert schema_problems(doc) == []
+
+
+def test_vs_raw_is_null_when_the_stack_skipped_the_codec(pages: np.ndarray) -> None:
+    """Under pressure the stack compresses no page refused at the pool limit and decompresses
+    no page it reads back from the swap file, while the raw pass does both for every page: the
+    ratio would compare different work, so it is null, with the reason, and 'n/a' in the
+    table (reclaim mode at 128 pages refused ~24 % of its stores; every mode read a large share
+    of its loads from the swap file)."""
+    from hwzswap.bench.report import markdown, rows
+    from hwzswap.bench.runner import UNLIKE_WORK_SHARE
+
+    doc = run_bench(build_workload("pressure", pages, seed=0),
+                    BenchRun(backends=["lz4"], batching="page,reclaim", warm_up=False))
+    assert schema_problems(doc) == []
+    by = {r["batching"]: r for r in doc["results"]}
+    rec = by["reclaim"]
+    refused = rec["rejects"]["pool_limit"] + rec["rejects"]["reclaim_fail"]
+    assert rec["store_refused_share"] == round(refused / rec["store_pages"], 4)
+    assert rec["store_refused_share"] > UNLIKE_WORK_SHARE
+    assert rec["store_vs_raw"] is None and "refused at the pool limit" in rec["store_vs_raw_note"]
+    for r in doc["results"]:
+        assert r["load_swap_share"] == round(min(r["swap_reads"], r["pages"]) / r["pages"], 4)
+        assert r["load_swap_share"] > UNLIKE_WORK_SHARE
+        assert r["load_vs_raw"] is None and "swap file" in r["load_vs_raw_note"]
+        assert r["raw_load_pages_per_s"]  # the codec alone is still reported
+        if r["store_refused_share"] <= UNLIKE_WORK_SHARE:
+            assert r["store_vs_raw"] > 0 and r["store_vs_raw_note"] is None
+    table = {row[1]: row for row in rows(doc)}
+    assert table["reclaim"][7] == "n/a" and table["reclaim"][10] == "n/a"
+    md = markdown(doc)
+    assert "n/a vs raw" in md and "lz4 (reclaim)" in md
+
+
+def test_roundtrip_keeps_its_vs_raw_figures(pages: np.ndarray) -> None:
+    doc = run_bench(build_workload("roundtrip", pages[:64], seed=0),
+                    BenchRun(backends=["lz4"], batching="page,reclaim", warm_up=False))
+    for r in doc["results"]:
+        assert r["store_refused_share"] == 0.0 and r["load_swap_share"] == 0.0
+        assert r["store_vs_raw"] > 0 and r["load_vs_raw"] > 0
+        assert r["store_vs_raw_note"] is None and r["load_vs_raw_note"] is None
