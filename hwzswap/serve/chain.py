@@ -188,6 +188,15 @@ def _backs(loop: str | None, file: str | None) -> bool:
     return bool(loop and file) and _loop_backing(loop) in (file, f"{file} (deleted)")
 
 
+def _loops_of(file: str) -> list[str]:
+    """Every loop device attached to ``file``."""
+    out = []
+    for d in sorted(Path("/sys/block").glob("loop*")):
+        if _backs(f"/dev/{d.name}", file):
+            out.append(f"/dev/{d.name}")
+    return out
+
+
 def _fuse_conn_of(mnt: str) -> str | None:
     """The ``/sys/fs/fuse/connections`` id (the minor device number) of a mount point."""
     try:
@@ -405,6 +414,9 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         # itself is gone (reported, nothing left to undo).
         errors: list[str] = []
         problems: list[str] = []
+        if loop is None and fuse is not None:
+            # a `losetup --show -f` that failed or timed out may have attached one anyway
+            loop = next(iter(_loops_of(fuse.path)), None)
         ours = fuse is not None and _backs(loop, fuse.path)
         if swapped_on and ours and loop in active_swaps():
             try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -340,3 +341,30 @@ def test_a_failure_after_the_chain_is_undone_is_reported_not_left(state_dir: Pat
     log = Path(st["log"]).read_text()
     assert "error at teardown: recording:" in log and log.strip().endswith("off"), log
     _gone(st)
+
+
+def test_a_loop_device_attached_by_a_failed_losetup_is_detached(
+        state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`losetup --show -f` attaches the device but fails (or times out) before the server
+    learns its name: the teardown finds it by its backing file and detaches it."""
+    real = shutil.which("losetup")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "losetup").write_text(
+        f'#!/bin/sh\ncase "$*" in *--show*) {real} "$@" >/dev/null; echo injected >&2; '
+        f'exit 1;; esac\nexec {real} "$@"\n')
+    (bindir / "losetup").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    left: list[str] = []
+    try:
+        with pytest.raises(chain.ChainError, match="did not come up: .*losetup.*injected"):
+            chain.swap_on(small_config(tmp_path), name="t14")
+        assert chain.read_state("t14") is None
+    finally:
+        # ours: backed by the chain's FUSE file ("/swap" once that is unmounted)
+        ours = (str(state_dir / "t14" / "mnt" / "swap"), "/swap")
+        left = [f"/dev/{d.name}" for d in Path("/sys/block").glob("loop*")
+                if chain._loop_backing(d.name) in ours]
+        for loop in left:  # never leave one behind, even when this test fails
+            subprocess.run([real, "-d", loop], check=False)
+    assert not left
