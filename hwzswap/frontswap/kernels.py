@@ -9,7 +9,12 @@ ones (``_hotpath.c``) or their Python references (``_hotpath_py``), which behave
 from __future__ import annotations
 
 from hwzswap.errors import not_built
-from hwzswap.frontswap._hotpath_py import ZswapTreePy, claim_slots_py, same_filled_pages_py
+from hwzswap.frontswap._hotpath_py import (
+    MAX_NR_PAGES,
+    ZswapTreePy,
+    claim_slots_py,
+    same_filled_pages_py,
+)
 from hwzswap.impl import compiled
 
 if compiled():
@@ -26,4 +31,4 @@ else:
     claim_slots = claim_slots_py
     same_filled_pages = same_filled_pages_py
 
-__all__ = ["ZswapTree", "claim_slots", "same_filled_pages"]
+__all__ = ["MAX_NR_PAGES", "ZswapTree", "claim_slots", "same_filled_pages"]

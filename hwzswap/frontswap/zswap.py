@@ -91,7 +91,7 @@ from hwzswap.errors import (
     SwapDeviceError,
 )
 from hwzswap.frontswap.compressor import Compressor
-from hwzswap.frontswap.kernels import ZswapTree, same_filled_pages
+from hwzswap.frontswap.kernels import MAX_NR_PAGES, ZswapTree, same_filled_pages
 from hwzswap.frontswap.pipeline import AsyncPipeline
 from hwzswap.frontswap.policy import AUTO_ASYNC_BATCHES, ZswapPolicy
 from hwzswap.frontswap.writeback import BackgroundWriteback
@@ -366,8 +366,8 @@ class ZswapCache:
         if type.__class__ is not int or type < 0:
             raise SwapDeviceError(f"zswap init: swap type must be an int >= 0, got "
                                   f"{_type_name(type)}")
-        if nr_pages.__class__ is not int or nr_pages < 1:
-            raise SwapDeviceError(f"zswap init: nr_pages must be an int >= 1, got "
+        if nr_pages.__class__ is not int or not 1 <= nr_pages <= MAX_NR_PAGES:
+            raise SwapDeviceError(f"zswap init: nr_pages must be an int 1..{MAX_NR_PAGES}, got "
                                   f"{_type_name(nr_pages)}")
         with self._lock:
             self._check_open()

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from hwzswap.errors import PoolAllocError, PoolError
-from hwzswap.pool._handles import HandlePool
+from hwzswap.pool._handles import HandlePool, handle_key
 from hwzswap.pool.allocator import PageAllocator
 from hwzswap.pool.base import PAGE_SIZE
 
@@ -109,7 +109,7 @@ class ZbudPool(HandlePool):
     def free(self, handle: int) -> None:
         """Release the object; a page left with no buddy goes back to the allocator."""
         try:
-            loc = self._objs.pop(handle)
+            loc = self._objs.pop(handle_key(handle))
         except (KeyError, TypeError):
             raise self.invalid_handle_error(handle, "free") from None
         page = loc[3]

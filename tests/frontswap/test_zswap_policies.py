@@ -77,6 +77,9 @@ def test_any_buffer_is_a_page_and_wrong_sizes_are_refused():
         c.load(3, 0)
     with pytest.raises(SwapDeviceError, match="already initialised"):
         c.init(0, 10)
+    for bad in (0, 2**30 + 1, 2**64, 10.0):  # a type's size is bounded like swap.nr_pages
+        with pytest.raises(SwapDeviceError, match=r"nr_pages must be an int 1\.\.1073741824"):
+            c.init(1, bad)
     assert c.stats()["stores"] == 3
 
 

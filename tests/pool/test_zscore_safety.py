@@ -14,6 +14,7 @@ from hwzswap.errors import InvalidHandleError, PoolAllocError, PoolError
 from hwzswap.pool import PageAllocator, ZsPool
 from hwzswap.pool._handles import next_tag
 from hwzswap.pool._zscore import ZsCore  # type: ignore[import-not-found]
+from hwzswap.pool.zbud import ZbudPool
 from hwzswap.pool.zsmalloc import PyZsPool, zs_layout
 
 
@@ -54,7 +55,7 @@ def test_an_uninitialised_or_reinitialised_core_refuses_cleanly() -> None:
     assert pool.read(pool.malloc_write(b"still fine")) == b"still fine"
 
 
-@pytest.mark.parametrize("cls", [ZsPool, PyZsPool], ids=["c", "py"])
+@pytest.mark.parametrize("cls", [ZsPool, PyZsPool, ZbudPool], ids=["c", "py", "zbud"])
 def test_odd_handles_are_refused(cls: type) -> None:
     pool = cls()
     h = pool.malloc_write(b"abc")
