@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hwzswap.bench.results import UNLIKE_WORK_SHARE
+
 
 def _rate(v: float | None) -> str:
     if v is None:
@@ -178,6 +180,17 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                      "yet compressed), so those load figures measure copies, not "
                      "decompression, and are not compared; a longer stream (more --pages) "
                      "faults on fewer pages in flight")
+    over = [f"{r['backend']} ({r.get('batching', '-')}) {r['pool_peak_pages']} pages "
+            f"(+{r['pool_overshoot_pages'] / r['pool_limit_pages']:.0%})"
+            for r in doc["results"] if r.get("pool_overshoot")]
+    if over:
+        limits = sorted({r["pool_limit_pages"] for r in doc["results"] if r.get("pool_overshoot")})
+        notes.append("pool over its limit (" + "/".join(map(str, limits)) + " pages): "
+                     + ", ".join(over) + " at its peak; the limit is checked once a store "
+                     "call (a whole reclaim pass in reclaim and async modes; in async mode "
+                     "passes admitted while others are in flight add up), before "
+                     "compressing, as zswap_store checks it, so the modes overshoot by "
+                     "different amounts")
     unlike = [f"{r['backend']} ({r.get('batching', '-')}): "
               + "; ".join(r[k] for k in ("store_vs_raw_note", "load_vs_raw_note") if r.get(k))
               for r in doc["results"]
@@ -206,7 +219,9 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
 
 def mode_summary(doc: Mapping[str, Any]) -> list[str]:
     """With several engine modes: for each backend, its best mode by store throughput beside
-    v9's ``page`` mode (what the engine design is worth to that backend), and its best mode
+    v9's ``page`` mode (what the engine design is worth to that backend; none named when a
+    mode refused more than :data:`UNLIKE_WORK_SHARE` of its stores at the pool limit: the
+    modes then did different work), and its best mode
     for loads among those whose loads were not mostly served from staged copies
     (``load_figure_staged``: such a figure measures copies of pages in flight, not
     decompression)."""
@@ -217,17 +232,30 @@ def mode_summary(doc: Mapping[str, Any]) -> list[str]:
     for r in doc["results"]:
         by.setdefault(r["backend"], {})[r.get("batching", "-")] = r
     for backend, modes in by.items():
-        best_mode, best = max(modes.items(), key=lambda kv: kv[1]["store_pages_per_s"] or 0)
-        line = (f"{backend}: best store mode {best_mode} {_rate(best['store_pages_per_s'])} "
-                f"pages/s")
-        page = modes.get("page")
-        if page is not None and page["store_pages_per_s"]:
-            line += (f" = {best['store_pages_per_s'] / page['store_pages_per_s']:.2f}x page "
-                     f"mode ({_rate(page['store_pages_per_s'])})")
+        refused = {m: r.get("store_refused_share") or 0.0 for m, r in modes.items()}
+        if max(refused.values()) > UNLIKE_WORK_SHARE:
+            # a mode that refused many stores at the limit did less work: not comparable
+            line = (f"{backend}: no best store mode named: the modes met different loads at "
+                    "the pool limit (stores refused before compressing: "
+                    + ", ".join(f"{m} {v:.0%}" for m, v in refused.items()) + ")")
+        else:
+            best_mode, best = max(modes.items(),
+                                  key=lambda kv: kv[1]["store_pages_per_s"] or 0)
+            line = (f"{backend}: best store mode {best_mode} "
+                    f"{_rate(best['store_pages_per_s'])} pages/s")
+            page = modes.get("page")
+            if page is not None and page["store_pages_per_s"]:
+                line += (f" = {best['store_pages_per_s'] / page['store_pages_per_s']:.2f}x "
+                         f"page mode ({_rate(page['store_pages_per_s'])})")
         # a mode whose loads were mostly staged copies measured no decompression: not a rival
         fair = {m: r for m, r in modes.items()
                 if r["load_pages_per_s"] and not r.get("load_figure_staged")}
-        if fair:
+        swap = {m: r.get("load_swap_share") or 0.0 for m, r in modes.items()}
+        if fair and max(swap.values()) > UNLIKE_WORK_SHARE:
+            # loads read from the swap file decompress nothing, in different shares per mode
+            line += ("; no best load mode named: loads read from the swap file, not "
+                     "decompressed: " + ", ".join(f"{m} {v:.0%}" for m, v in swap.items()))
+        elif fair:
             best_m, best_r = max(fair.items(), key=lambda kv: kv[1]["load_pages_per_s"])
             line += f"; loads best in {best_m} ({_rate(best_r['load_pages_per_s'])}"
             if best_r.get("load_staged_share"):

@@ -118,7 +118,19 @@ OPTIONAL_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "load_swap_share": _OPT_NUM,
     "store_vs_raw_note": (str, type(None)),
     "load_vs_raw_note": (str, type(None)),
+    "pool_peak_pages": (int,),
+    "pool_limit_pages": (int, type(None)),
+    "pool_overshoot_pages": (int,),
+    "pool_overshoot": (bool,),
 }
+
+#: Share of a run's stores the stack never compressed (refused at the pool limit before
+#: compressing: ``reject_pool_limit``, ``reject_reclaim_fail``), or of its loads it never
+#: decompressed (read back from the swap file: ``pswpin``), above which ``store_vs_raw`` /
+#: ``load_vs_raw`` are null (the raw pass compresses every stored page and decompresses every
+#: loaded one, so the ratio would compare different work), and above which the engine modes
+#: of a backend met different loads at the limit, so none is named best for stores.
+UNLIKE_WORK_SHARE = 0.05
 
 REJECT_REASONS = ("compress_poor", "compress_fail", "alloc_fail", "reclaim_fail")
 PERCENTILES = ("p50", "p99")
@@ -362,6 +374,7 @@ __all__ = [
     "OPTIONAL_RESULT_FIELDS",
     "RESULT_FIELDS",
     "SCHEMA_VERSION",
+    "UNLIKE_WORK_SHARE",
     "machine_info",
     "new_document",
     "opencl_devices",

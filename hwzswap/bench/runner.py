@@ -46,7 +46,7 @@ from hwzswap.backends.contract import (
     ItemStatus,
 )
 from hwzswap.bench.corpus import same_filled_mask as corpus_masks
-from hwzswap.bench.results import REJECT_REASONS, new_document
+from hwzswap.bench.results import REJECT_REASONS, UNLIKE_WORK_SHARE, new_document
 from hwzswap.bench.workload import INVALIDATE, LOAD, STORE, Workload
 from hwzswap.config import parameter_error
 from hwzswap.errors import (
@@ -68,12 +68,6 @@ WARMUP_PAGES = 64
 #: uncompressed) from which its load figures are flagged: they then measure mostly copies, not
 #: decompression, and the run is never named best for loads.
 STAGED_LOAD_FLAG = 0.25
-#: Share of a run's stores the stack never compressed (refused at the pool limit before
-#: compressing: ``reject_pool_limit``, ``reject_reclaim_fail``), or of its loads it never
-#: decompressed (read back from the swap file: ``pswpin``), above which ``store_vs_raw`` /
-#: ``load_vs_raw`` are null: the raw pass compresses every stored page and decompresses every
-#: loaded one, so the ratio would compare different work.
-UNLIKE_WORK_SHARE = 0.05
 
 # compiled op codes
 _STORE1, _STOREN, _LOAD, _INVAL, _LOADN = 0, 1, 2, 3, 4
@@ -1087,6 +1081,10 @@ def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     out["load_failures"] = sum(r["load_failures"] for r in results)
     out["resident_loads"] = sum(r["resident_loads"] for r in results)
     out["saw_writeback"] = all(r["saw_writeback"] for r in results)
+    # the pool's peak: the highest pass's
+    top = max(results, key=lambda r: r["pool_peak_pages"])
+    for key in ("pool_peak_pages", "pool_overshoot_pages", "pool_overshoot"):
+        out[key] = top[key]
     # the load figure is a median over passes: flagged when any pass was mostly staged hits
     worst = max(results, key=lambda r: r["load_staged_share"] or 0.0)
     for key in ("loads_staged", "load_staged_share", "load_figure_staged"):
@@ -1114,6 +1112,7 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
     raw_load_pps = _rate(len(m.raw_ld_ns) + sum(m.raw_ldn_k), m.raw_ld_ns + m.raw_ldn_ns)
     cpu_us = m.cpu_ns / 1000.0 - m.emulation_cpu_us
     peak_pages = int(stats.get("pool_peak_pages", 0))
+    limit_pages = int(stats.get("pool_limit_pages", 0)) or None
     pool_bytes = peak_pages * PAGE_SIZE
     at_peak = int(stats.get("compressed_bytes_at_peak", 0))
 
@@ -1186,6 +1185,10 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "pool_bytes": pool_bytes,
         "compressed_bytes_at_peak": at_peak,
         "pool_sizing": dict(sizing) if sizing else None,
+        "pool_peak_pages": peak_pages,
+        "pool_limit_pages": limit_pages,
+        "pool_overshoot_pages": max(0, peak_pages - limit_pages) if limit_pages else 0,
+        "pool_overshoot": bool(limit_pages and peak_pages > limit_pages),
         "store_pages_per_s": round(store_pps or 0.0, 1),
         "load_pages_per_s": round(load_pps, 1) if load_pps else None,
         "store_us": _percentiles(_per_page_us(m.st_ns, m.st_k)),

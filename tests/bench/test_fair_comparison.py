@@ -68,3 +68,43 @@ def test_roundtrip_keeps_its_vs_raw_figures(pages: np.ndarray) -> None:
         assert r["store_refused_share"] == 0.0 and r["load_swap_share"] == 0.0
         assert r["store_vs_raw"] > 0 and r["load_vs_raw"] > 0
         assert r["store_vs_raw_note"] is None and r["load_vs_raw_note"] is None
+
+
+def test_the_pools_peak_is_reported_beside_its_limit_and_overshoot_flagged(
+        pages: np.ndarray) -> None:
+    """The limit is checked once a store call, so reclaim mode (a 32-folio pass a call)
+    overshoots it far more than page mode; the peak, the limit and the overshoot are in the
+    JSON and a note, and no mode is named best for stores when a mode refused a large share
+    at the limit (reclaim at 128 pages refused ~24 %)."""
+    from hwzswap.bench.report import markdown, mode_summary
+
+    doc = run_bench(build_workload("pressure", pages, seed=0),
+                    BenchRun(backends=["lz4"], batching="page,reclaim", warm_up=False))
+    assert schema_problems(doc) == []
+    for r in doc["results"]:
+        assert r["pool_peak_pages"] == r["counters"]["pool_peak_pages"]
+        assert r["pool_limit_pages"] == r["pool_sizing"]["limit_pages"]
+        assert r["pool_overshoot_pages"] == max(0, r["pool_peak_pages"] - r["pool_limit_pages"])
+        assert r["pool_overshoot"] is (r["pool_peak_pages"] > r["pool_limit_pages"])
+    rec = next(r for r in doc["results"] if r["batching"] == "reclaim")
+    assert rec["pool_overshoot"] is True
+    md = markdown(doc)
+    assert "pool over its limit" in md and f"lz4 (reclaim) {rec['pool_peak_pages']} pages" in md
+    (line,) = mode_summary(doc)
+    assert "best store mode reclaim" not in line and "best store mode page" not in line
+    assert "x page mode" not in line
+    assert "no best store mode named" in line and "reclaim 24%" in line
+    assert "no best load mode named" in line  # loads largely from the swap file too
+
+
+def test_a_roundtrip_without_limit_pressure_still_names_a_best_mode(pages: np.ndarray) -> None:
+    from hwzswap.bench.report import mode_summary
+
+    doc = run_bench(build_workload("roundtrip", pages[:64], seed=0),
+                    BenchRun(backends=["lz4"], batching="page,reclaim", warm_up=False))
+    for r in doc["results"]:
+        assert r["pool_overshoot"] is False and r["pool_overshoot_pages"] == 0
+        assert r["pool_limit_pages"] and r["pool_peak_pages"] <= r["pool_limit_pages"]
+    (line,) = mode_summary(doc)
+    assert "best store mode " in line and "x page mode" in line and "loads best in" in line
+    assert "no best" not in line
