@@ -158,8 +158,13 @@ def _proc_start(pid: int | str | None) -> str | None:
 def _server_alive(st: dict[str, Any] | None) -> bool:
     """Whether the server that wrote state ``st`` still runs: its pid with the start time it
     recorded (however it was started: ``swap on``, ``hwzswap serve``, ``python -m``)."""
-    if not st or not st.get("pid") or not st.get("pid_start"):
+    if not st or not st.get("pid"):
         return False
+    if not st.get("pid_start"):  # a state written before start times were recorded
+        try:
+            return b"hwzswap" in Path(f"/proc/{st['pid']}/cmdline").read_bytes()
+        except OSError:
+            return False
     return _proc_start(st["pid"]) == st["pid_start"]
 
 
@@ -597,7 +602,7 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
     done: list[str] = []
     pid = st.get("pid")
     if _server_alive(st):
-        if _stop_server(pid, timeout, st["pid_start"]):
+        if _stop_server(pid, timeout, st.get("pid_start")):
             if read_state(name) is None:
                 return ["server stopped; chain torn down by the server"]
             st = read_state(name) or st

@@ -234,6 +234,8 @@ def test_a_reused_pid_is_not_the_server(tmp_path: Path,
         chain._write_state("r1", {"name": "r1", "pid": other.pid,
                                   "pid_start": str(int(start) + 1)})
         assert not chain.status("r1")["server_alive"]
+        # a state from before start times were recorded: known by its command line
+        assert not chain._server_alive({"pid": other.pid})
         assert chain.swap_off("r1", timeout=2) == ["state removed"]
         assert other.poll() is None  # not signalled
     finally:
