@@ -81,8 +81,9 @@ def test_realtime_paces_wall_time_to_the_model() -> None:
         b.close()
 
 
-def test_realtime_conformance() -> None:
-    b = Nx842Backend(clock="realtime", queue_depth=3, **FAST)
+@pytest.mark.parametrize("clock", ["realtime", "host"])
+def test_realtime_and_host_clock_conformance(clock: str) -> None:
+    b = Nx842Backend(clock=clock, queue_depth=3, **FAST)
     try:
         check_backend(b)
     finally:
@@ -150,5 +151,44 @@ def test_realtime_engine_exception_is_reported_as_an_internal_error() -> None:
             b.compress(PAGES["text"])
         errors = b.counters()["engine_errors"]
         assert len(errors) == 1 and "RuntimeError: emulation bug" in errors[0]
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("clock", ["virtual", "host"])
+def test_the_host_clock_lets_the_engines_work_while_the_host_does(clock: str) -> None:
+    """Four requests of 2 ms each on two engines, then 20 ms of the host's own work before it
+    polls. The virtual clock stands still while the host works, so the host then waits for
+    the device's 4 ms; the host clock moved on with the host, so the requests are done and
+    nothing is waited. The device's busy time is the same either way."""
+    b = Nx842Backend(clock=clock, engines=2, queue_depth=8, comp_setup_us=2000.0)
+    try:
+        ops = [CompOp.compress(PAGES["text"]) for _ in range(4)]
+        assert b.submit(ops) == 4
+        time.sleep(0.02)  # the host's own work
+        done = b.poll()
+        while b.pending():
+            done += b.poll()
+        assert len(done) == 4 and all(op.status is OpStatus.SUCCESS for op in done)
+        c = b.counters()
+        assert c["device_us"] == pytest.approx(4 * (2000.0 + PAGE_SIZE / 16_000.0))
+        if clock == "virtual":  # every move of this clock is a wait
+            assert c["device_waited_us"] == pytest.approx(c["device_clock_us"])
+            assert c["device_waited_us"] == pytest.approx(2 * (2000.0 + PAGE_SIZE / 16_000.0))
+        else:
+            assert c["device_waited_us"] == 0.0
+            assert c["device_clock_us"] >= 20_000.0  # the host's 20 ms moved it
+    finally:
+        b.close()
+
+
+def test_the_host_clock_still_waits_for_what_is_not_done() -> None:
+    """A synchronous request with no host work in between is waited for in full."""
+    b = Nx842Backend(clock="host", comp_setup_us=50_000.0)
+    try:
+        assert b.compress(PAGES["text"]) is not None
+        c = b.counters()
+        assert c["device_waited_us"] == pytest.approx(50_000.0 + PAGE_SIZE / 16_000.0, rel=0.01)
+        assert c["clock"] == "host"
     finally:
         b.close()

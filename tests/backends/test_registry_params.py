@@ -84,6 +84,6 @@ def test_backends_json_lists_each_parameter(capsys: pytest.CaptureFixture[str]) 
                                "choices": None, "nullable": False, "doc": "queue depth"}
     assert rows["test-alias"]["params"] == {"mode": "a", "depth": 4, "limit": None}
     nx = {p["name"]: p for p in rows["842-nx"]["parameters"]}
-    assert nx["clock"]["choices"] == ["virtual", "realtime"] and nx["clock"]["doc"]
+    assert nx["clock"]["choices"] == ["virtual", "host", "realtime"] and nx["clock"]["doc"]
     assert nx["fault_rate"]["min"] == 0.0 and nx["fault_rate"]["max"] == 1.0
     assert rows["lz4"]["parameters"][0]["name"] == "acceleration"

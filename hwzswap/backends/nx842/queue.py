@@ -11,6 +11,15 @@ so charge the same modelled device time; they differ only in what "time" is:
     call, or :meth:`wait_any` when nothing has completed yet); host CPU time is not modelled, so
     runs are deterministic and fast enough for benchmarking.
 
+``host``
+    The ``virtual`` clock that also moves with the host's own time: at each call into the
+    queue it first advances by the host time spent since the last one, less the emulation's
+    (the software standing in for the engines is the device's time, not the host's). So the
+    engines work while the host does, as a real device beside a CPU does: a request submitted
+    before the host goes on with other work may be done when the host next looks, and only
+    what is still left counts as waited (``waited_us``). Not deterministic: how much is hidden
+    depends on how long the host's own work takes.
+
 ``realtime``
     One worker thread per engine takes requests from the FIFO and paces wall time to the model:
     it does the work, then sleeps/spins until ``start + service`` before setting the valid bit.
@@ -33,7 +42,7 @@ from hwzswap.backends.nx842.crb import CC_INTERNAL, CSB_V, Crb
 from hwzswap.backends.nx842.engine import Engine
 from hwzswap.errors import DeviceError
 
-ClockMode = Literal["virtual", "realtime"]
+ClockMode = Literal["virtual", "host", "realtime"]
 
 # How long a realtime wait may block with nothing completing before the driver declares the
 # emulated device dead (beyond the configured completion timeout). Generous: the codec's first
@@ -60,10 +69,19 @@ class VirtualQueue:
         self._seq = 0
         self.emulation_ns = 0
         self.excluded_ns = 0
+        #: µs the clock moved because the host waited for the device (the rest of its moves,
+        #: in the ``host`` clock, are the host's own time)
+        self.waited_us = 0.0
         self.closed = False
 
     def clock_us(self) -> float:
         return self.now
+
+    def _wait_to(self, t: float) -> None:
+        """The host waits for the device until model time ``t``."""
+        if t > self.now:
+            self.waited_us += t - self.now
+            self.now = t
 
     def inflight(self) -> int:
         return len(self._heap)
@@ -105,7 +123,7 @@ class VirtualQueue:
             return self.reap()
         t0 = perf_counter_ns()
         try:
-            self.now = self._start(crb)
+            self._wait_to(self._start(crb))
             if not crb.hung:
                 crb.csb.flags |= CSB_V
             crb.posted = True
@@ -143,12 +161,8 @@ class VirtualQueue:
         if not heap:
             return []
         t0 = perf_counter_ns()
-        now = heap[0][0]
-        if now < self.now:
-            now = self.now
-        else:
-            self.now = now
-        out = self._post(now)
+        self._wait_to(heap[0][0])
+        out = self._post(self.now)
         dt = perf_counter_ns() - t0
         self.emulation_ns += dt
         self.excluded_ns += dt
@@ -157,8 +171,8 @@ class VirtualQueue:
     def wait_any(self) -> None:
         """Advance the clock to the next completion (the host waits for the device)."""
         heap = self._heap
-        if heap and heap[0][0] > self.now:
-            self.now = heap[0][0]
+        if heap:
+            self._wait_to(heap[0][0])
 
     def wait_any_until(self, deadline_us: float) -> bool:
         """Like :meth:`wait_any`, but give up at ``deadline_us``; True if something completed."""
@@ -166,17 +180,67 @@ class VirtualQueue:
         if heap and heap[0][0] <= deadline_us:
             self.wait_any()
             return True
-        if deadline_us > self.now:
-            self.now = deadline_us
+        self._wait_to(deadline_us)
         return False
 
     def wait(self, crb: Crb) -> None:
         """Advance the clock until ``crb`` has completed."""
-        if crb.t_done > self.now:
-            self.now = crb.t_done
+        self._wait_to(crb.t_done)
 
     def close(self) -> None:
         self.closed = True
+
+
+class HostClockQueue(VirtualQueue):
+    """The virtual clock, moved on by the host's own time between calls (the ``host`` clock of
+    the module docstring): every call first catches the clock up with what the host did since
+    the last one, less the emulation's time."""
+
+    mode: ClockMode = "host"
+
+    def __init__(self, engines: list[Engine]) -> None:
+        super().__init__(engines)
+        self._mark_ns = perf_counter_ns()
+        self._mark_excluded = 0
+
+    def _follow_host(self) -> None:
+        t, excluded = perf_counter_ns(), self.excluded_ns
+        host_ns = (t - self._mark_ns) - (excluded - self._mark_excluded)
+        if host_ns > 0:
+            self.now += host_ns / 1000.0
+        self._mark_ns, self._mark_excluded = t, excluded
+
+    def clock_us(self) -> float:
+        self._follow_host()
+        return self.now
+
+    def submit(self, crb: Crb) -> None:
+        self._follow_host()
+        super().submit(crb)
+
+    def run_sync(self, crb: Crb) -> list[Crb]:
+        self._follow_host()
+        return super().run_sync(crb)
+
+    def reap(self) -> list[Crb]:
+        self._follow_host()
+        return super().reap()
+
+    def wait_reap(self) -> list[Crb]:
+        self._follow_host()
+        return super().wait_reap()
+
+    def wait_any(self) -> None:
+        self._follow_host()
+        super().wait_any()
+
+    def wait_any_until(self, deadline_us: float) -> bool:
+        self._follow_host()
+        return super().wait_any_until(deadline_us)
+
+    def wait(self, crb: Crb) -> None:
+        self._follow_host()
+        super().wait(crb)
 
 
 class RealtimeQueue:
