@@ -122,6 +122,8 @@ OPTIONAL_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "pool_limit_pages": (int, type(None)),
     "pool_overshoot_pages": (int,),
     "pool_overshoot": (bool,),
+    "host_cpu_us_per_stored_page": _OPT_NUM,
+    "host_cpu_us_per_stored_page_note": (str, type(None)),
 }
 
 #: Share of a run's stores the stack never compressed (refused at the pool limit before
