@@ -94,8 +94,8 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
             verified += f" ({r['mismatches']} BAD)"
         if r.get("load_failures"):
             verified += f" ({r['load_failures']} LOST)"
-        cpu = _us(r["host_cpu_us_per_page"])
-        if r.get("emulation_us_per_page"):
+        cpu = "n/a" if r.get("host_cpu_note") else _us(r["host_cpu_us_per_page"])
+        if r.get("emulation_us_per_page") and not r.get("host_cpu_note"):
             cpu += "*"
         written = str(r["written_back_pages"])
         if r.get("writeback_expected") and not r.get("saw_writeback", True):
@@ -203,11 +203,17 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                      "stack's stores and the stack's loads; every page is still verified")
     for r in doc["results"]:
         ov = r.get("device_overlap")
-        if ov:
+        if ov and ov.get("waited_us_per_page") is not None:
             notes.append(f"{r['backend']} ({r.get('batching', '-')}): modelled device "
                          f"{ov['busy_us_per_page']} µs/page busy, the host waited "
                          f"{ov['waited_us_per_page']} µs/page for it "
                          f"({ov['hidden_share']:.0%} hidden)")
+        elif ov:
+            notes.append(f"{r['backend']} ({r.get('batching', '-')}): modelled device "
+                         f"{ov['busy_us_per_page']} µs/page busy")
+        if r.get("host_cpu_note"):
+            notes.append(f"{r['backend']} ({r.get('batching', '-')}): CPU n/a: "
+                         f"{r['host_cpu_note']}")
     notes += mode_summary(doc)
     for s in doc.get("skipped", []):
         notes.append(f"skipped {s['backend']}: {s['reason']}")

@@ -84,7 +84,7 @@ RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "store_us": (dict,),
     "load_us": (dict,),
     "invalidate_us": (dict,),
-    "host_cpu_us_per_page": _NUM,
+    "host_cpu_us_per_page": _OPT_NUM,
     "raw_store_pages_per_s": _NUM,
     "raw_load_pages_per_s": _OPT_NUM,
     "raw_store_us": (dict,),
@@ -124,6 +124,7 @@ OPTIONAL_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "pool_overshoot": (bool,),
     "host_cpu_us_per_stored_page": _OPT_NUM,
     "host_cpu_us_per_stored_page_note": (str, type(None)),
+    "host_cpu_note": (str, type(None)),
 }
 
 #: Share of a run's stores the stack never compressed (refused at the pool limit before

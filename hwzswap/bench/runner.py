@@ -1153,22 +1153,32 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
     staged_share = round(staged / cw.loads, 4) if cw.loads else None
     wl = cw.workload
     overlap = None
+    # realtime clock: the emulated engines' threads pace wall time on the host, yield-spinning
+    # (sleep(0)) near each deadline; that CPU is not in emulation_us, so host CPU holds device
+    # pacing and wall - CPU is not the time the host waited: both are left null
+    cpu_note = None
+    if modeled and m.dev_clock == "realtime":
+        cpu_note = ("clock realtime: the emulated engines' threads spin on the host while "
+                    "pacing wall time (not counted as emulation), so host CPU would include "
+                    "the device's pacing and waited = wall - CPU would mean nothing")
     if modeled and m.dev_busy_us > 0 and page_moves:
-        if m.dev_clock == "realtime":
-            # wall time: device work hidden = host CPU + device busy - wall (what ran at once)
-            waited = max(0.0, m.wall_ns / 1000.0 - cpu_us)
-            hidden = (cpu_us + m.dev_busy_us - m.wall_ns / 1000.0) / m.dev_busy_us
+        waited: float | None
+        hidden: float | None
+        if cpu_note is not None:
+            waited = hidden = None
         else:  # the virtual clock moves only while the host waits for the device
             waited = m.dev_waited_us
             hidden = 1.0 - m.dev_waited_us / m.dev_busy_us
         overlap = {
             "clock": m.dev_clock or "virtual",
             "busy_us_per_page": round(m.dev_busy_us / page_moves, 3),
-            "waited_us_per_page": round(waited / page_moves, 3),
-            "hidden_share": round(min(1.0, max(0.0, hidden)), 4),
+            "waited_us_per_page": None if waited is None else round(waited / page_moves, 3),
+            "hidden_share": None if hidden is None else round(min(1.0, max(0.0, hidden)), 4),
         }
     store_cpu = store_cpu_note = None
-    if m.store_cpu_pages >= STORE_CPU_MIN_PAGES and \
+    if cpu_note is not None:
+        store_cpu_note = cpu_note
+    elif m.store_cpu_pages >= STORE_CPU_MIN_PAGES and \
             m.store_cpu_pages >= STORE_CPU_MIN_SHARE * cw.store_pages:
         store_cpu = round(m.store_cpu_us / m.store_cpu_pages, 3)
     else:
@@ -1215,7 +1225,9 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "invalidate_us": _percentiles(np.asarray(m.inv_ns, dtype=np.float64) / 1000.0),
         "drain_us_per_page": (round(m.drain_ns / 1000.0 / cw.store_pages, 3)
                               if cw.store_pages else 0.0),
-        "host_cpu_us_per_page": round(cpu_us / page_moves, 3) if page_moves else 0.0,
+        "host_cpu_us_per_page": (None if cpu_note is not None else
+                                 round(cpu_us / page_moves, 3) if page_moves else 0.0),
+        "host_cpu_note": cpu_note,
         "host_cpu_us_per_stored_page": store_cpu,
         "host_cpu_us_per_stored_page_note": store_cpu_note,
         "wall_us_per_page": round(m.wall_ns / 1000.0 / page_moves, 3) if page_moves else 0.0,

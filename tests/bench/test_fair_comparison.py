@@ -129,3 +129,35 @@ def test_cpu_per_stored_page_is_null_on_a_small_store_only_sample(pages: np.ndar
     (r,) = doc["results"]
     assert r["host_cpu_us_per_stored_page"] > 0
     assert r["host_cpu_us_per_stored_page_note"] is None
+
+
+def test_a_realtime_clock_leaves_host_cpu_and_waiting_null(pages: np.ndarray,
+                                                           tmp_path) -> None:
+    """842-nx with ``clock: realtime``: its engine threads yield-spin on the host while
+    pacing (not counted as emulation), so host CPU included device pacing and 'waited =
+    wall - CPU' was 13.9 µs/page for a device busy 1.98 µs/page; both are now null, with the
+    reason, and 'n/a' in the table."""
+    from hwzswap.bench.report import markdown, rows
+
+    cfg = tmp_path / "rt.yaml"
+    cfg.write_text("zswap:\n  compressor:\n    name: 842-nx\n    params: {clock: realtime}\n")
+    doc = run_bench(build_workload("roundtrip", pages[:32], seed=0),
+                    BenchRun(backends=["842-nx"], config=str(cfg), warm_up=False))
+    assert not doc["failed"], doc["failed"]
+    assert schema_problems(doc) == []
+    (r,) = doc["results"]
+    assert r["verified_pages"] == r["pages"] == 32
+    assert r["host_cpu_us_per_page"] is None and "realtime" in r["host_cpu_note"]
+    assert r["host_cpu_us_per_stored_page"] is None
+    assert "realtime" in r["host_cpu_us_per_stored_page_note"]
+    ov = r["device_overlap"]
+    assert ov["clock"] == "realtime" and ov["busy_us_per_page"] > 0
+    assert ov["waited_us_per_page"] is None and ov["hidden_share"] is None
+    assert rows(doc)[0][13] == "n/a"
+    assert "CPU n/a: clock realtime" in markdown(doc)
+    # the default virtual clock keeps both
+    doc = run_bench(build_workload("roundtrip", pages[:32], seed=0),
+                    BenchRun(backends=["842-nx"], warm_up=False))
+    (r,) = doc["results"]
+    assert r["host_cpu_us_per_page"] is not None and r["host_cpu_note"] is None
+    assert r["device_overlap"]["waited_us_per_page"] is not None
