@@ -100,16 +100,18 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
         written = str(r["written_back_pages"])
         if r.get("writeback_expected") and not r.get("saw_writeback", True):
             written += " !"
+        # a modelled device's throughput is host wall time, its software emulation included
+        dag = " †" if r["time_basis"] == "modeled" else ""
         out.append([
             r["backend"],
             r.get("batching", "-"),
             "modelled" if r["time_basis"] == "modeled" else r["time_basis"],
             f"{r['ratio']:.2f}",
             f"{r['pool_density']:.0%}",
-            _rate(r["store_pages_per_s"]),
+            _rate(r["store_pages_per_s"]) + dag,
             _rate(r["raw_store_pages_per_s"]),
             _vs_raw(r, "store_vs_raw"),
-            _rate(r["load_pages_per_s"]) + (" ~" if r.get("load_figure_staged") else ""),
+            _rate(r["load_pages_per_s"]) + dag + (" ~" if r.get("load_figure_staged") else ""),
             _rate(r["raw_load_pages_per_s"]),
             _vs_raw(r, "load_vs_raw"),
             f"{_us(r['store_us']['p50'])}/{_us(r['store_us']['p99'])}",
@@ -167,6 +169,21 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
     if any(r.get("emulation_us_per_page") for r in doc["results"]):
         notes.append("* host CPU excludes the emulated device's own work (emulation_us), "
                      "which runs on the host")
+    emulated = [r for r in doc["results"] if r["time_basis"] == "modeled"]
+    if emulated:
+        parts = []
+        for r in emulated:
+            part = f"{r['backend']} ({r.get('batching', '-')})"
+            if r.get("emulation_us_per_page"):
+                part += (f": {r['wall_us_per_page']} µs/page wall, "
+                         f"{r['emulation_us_per_page']} of it emulation")
+            if r.get("modeled_wall_us_per_page"):
+                part += f", {r['modeled_wall_us_per_page']} µs/page with the modelled device"
+            parts.append(part)
+        notes.append("† modelled device: throughput and latency are host wall time, the "
+                     "software emulation of the device included (not the modelled device's "
+                     "speed); modeled_wall_us_per_page replaces the emulation by the time the "
+                     "host waited for the modelled device: " + "; ".join(parts))
     quiet = [f"{r['backend']} ({r.get('batching', '-')})" for r in doc["results"]
              if r.get("writeback_expected") and not r.get("saw_writeback", True)]
     if quiet:

@@ -125,6 +125,7 @@ OPTIONAL_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "host_cpu_us_per_stored_page": _OPT_NUM,
     "host_cpu_us_per_stored_page_note": (str, type(None)),
     "host_cpu_note": (str, type(None)),
+    "modeled_wall_us_per_page": _OPT_NUM,
 }
 
 #: Share of a run's stores the stack never compressed (refused at the pool limit before
