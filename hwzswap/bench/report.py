@@ -209,12 +209,12 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                      "compressing, as zswap_store checks it, so the modes overshoot by "
                      "different amounts")
     unlike = [f"{r['backend']} ({r.get('batching', '-')}): "
-              + "; ".join(r[k] for k in ("store_vs_raw_note", "load_vs_raw_note") if r.get(k))
+              + ", ".join(r[k] for k in ("store_vs_raw_note", "load_vs_raw_note") if r.get(k))
               for r in doc["results"]
               if r.get("store_vs_raw_note") or r.get("load_vs_raw_note")]
     if unlike:
-        notes.append("n/a vs raw: the stack did not do the work the codec alone was timed on, "
-                     "so the ratio is not given: " + " | ".join(unlike))
+        notes.append("n/a vs raw: the stack skipped work the codec alone was timed on, so "
+                     "the ratio would compare different work: " + "; ".join(unlike))
     if any((r.get("faults") or {}).get("any") for r in doc["results"]):
         notes.append("errors: device-error rates of the raw pass (compress + decompress), the "
                      "stack's stores and the stack's loads; every page is still verified")

@@ -1140,12 +1140,12 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
     store_note = load_note = None
     if refused_share > UNLIKE_WORK_SHARE:
         store_vs_raw = None
-        store_note = (f"{refused_share:.0%} of the stores were refused at the pool limit "
-                      f"before compressing; the codec alone compressed them all")
+        store_note = (f"{refused_share:.0%} of the stores were refused at the pool limit, "
+                      f"never compressed by the stack (the raw pass compressed them)")
     if swap_share is not None and swap_share > UNLIKE_WORK_SHARE:
         load_vs_raw = None
-        load_note = (f"{swap_share:.0%} of the loads were read from the swap file, not "
-                     f"decompressed; the codec alone decompressed them all")
+        load_note = (f"{swap_share:.0%} of the loads were read from the swap file, never "
+                     f"decompressed by the stack (the raw pass decompressed them)")
 
     dev_total = m.dev_store_us + m.dev_load_us
     written_back = int(stats.get("written_back_pages", 0))
