@@ -697,13 +697,26 @@ class ZswapCache:
         tree = self._trees.get(staged.type)
         if tree is None:  # swapoff meanwhile: its staged pages are gone
             return
+        # The limit was checked when the batch was staged, but batches in flight then were not
+        # in the pool yet: each landing at once would take it far past its limit (lz4 pressure:
+        # 202 pages against 74). A batch that lands on a full pool is refused as a store at
+        # the limit is, after the same reclaim, and its pages go to the device.
+        if self.pool.pages >= self._limit_gate:
+            ok, why = self._check_limits(store=False)
+            if not ok:
+                with self._lock:
+                    mine = [k for k in range(len(staged.offs)) if self._is_staged_locked(staged, k)]
+                    for k in mine:
+                        self._reject_locked(tree, staged.offs[k], why or "reject_pool_limit",
+                                            keep_staged=True)
+                self._write_staged(staged, mine)
+                return
         _, rejected = self._commit(tree, staged.offs, staged.pages, batch, staged)
         if rejected:
             self._write_staged(staged, rejected)
-        # The limit was checked when the batch was staged, but what was in flight then lands
-        # at once: a completion that takes the pool to its limit reclaims as a store at the
-        # limit does (one writeback batch, or the background thread woken), not only at a
-        # later store that may never come.
+        # A completion that took the pool to its limit reclaims as a store at the limit does
+        # (one writeback batch, or the background thread woken), not only at a later store
+        # that may never come.
         if self.pool.pages >= self._limit_gate:
             self._check_limits(store=False)
 
