@@ -367,7 +367,7 @@ class _Meter:
         self.wall_ns = 0  # wall time of the stack's chunks
         self.store_cpu_us = 0.0  # host CPU (emulation excluded) of the chunks of stores only
         self.store_cpu_pages = 0
-        self.dev_waited_us = 0.0  # modelled clock advance over the stack's chunks (host waited)
+        self.dev_waited_us = 0.0  # modelled time the host waited over the stack's chunks
         self.dev_busy_us = 0.0  # modelled engine-busy time over the stack's chunks
         self.dev_clock = ""  # the device clock's kind (virtual, realtime)
 
@@ -968,14 +968,16 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
 
 
 def _device_clock(backend: Backend) -> tuple[float, float, str] | None:
-    """(device clock, device busy time) in µs and the clock's kind, from a modelled backend's
-    counters when it reports them (``device_clock_us``, ``device_us``, ``clock``: the 842-nx
-    emulation does; its ``virtual`` clock moves only while the host waits for the device, its
-    ``realtime`` clock is wall time)."""
+    """(time the host waited for the device, device busy time) in µs so far and the clock's
+    kind, from a modelled backend's counters when it reports them (the 842-nx emulation
+    does): ``device_waited_us`` (its ``virtual`` and ``host`` clocks count the moves that were
+    waits; without it, ``device_clock_us``, which a ``virtual`` clock moves only by waits),
+    ``device_us`` and ``clock`` (``realtime``: wall time, waits not counted)."""
     c = _safe_counters(backend)
-    clock, busy = c.get("device_clock_us"), c.get("device_us")
-    if isinstance(clock, (int, float)) and isinstance(busy, (int, float)):
-        return float(clock), float(busy), str(c.get("clock", "virtual"))
+    waited = c.get("device_waited_us", c.get("device_clock_us"))
+    busy = c.get("device_us")
+    if isinstance(waited, (int, float)) and isinstance(busy, (int, float)):
+        return float(waited), float(busy), str(c.get("clock", "virtual"))
     return None
 
 
@@ -1167,7 +1169,7 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         hidden: float | None
         if cpu_note is not None:
             waited = hidden = None
-        else:  # the virtual clock moves only while the host waits for the device
+        else:  # what the host waited for the device (virtual clock: all of its moves)
             waited = m.dev_waited_us
             hidden = 1.0 - m.dev_waited_us / m.dev_busy_us
         overlap = {
@@ -1180,7 +1182,7 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
     # virtual clock in a synchronous mode the emulation runs inline, so the stack's wall time
     # with the emulation replaced by the modelled time the host waited is well defined
     modeled_wall = None
-    if (modeled and m.dev_clock == "virtual" and m.emulation_us > 0 and page_moves
+    if (modeled and m.dev_clock in ("virtual", "host") and m.emulation_us > 0 and page_moves
             and cfg.zswap.batching != "async"):
         modeled_wall = round((m.wall_ns / 1000.0 - m.emulation_us + m.dev_waited_us)
                              / page_moves, 3)
