@@ -218,14 +218,17 @@ def folio_groups(folios: Sequence[int] | None, n: int, op: str) -> list[int]:
 
 
 class _StagedBatch:
-    """async mode: one reclaim batch in flight -- its type, offsets and its own page copies."""
+    """async mode: one reclaim batch in flight -- its type, offsets, its own page copies and
+    their folio sizes (consecutive pages)."""
 
-    __slots__ = ("type", "offs", "pages")
+    __slots__ = ("type", "offs", "pages", "groups")
 
-    def __init__(self, type: int, offs: list[int], pages: np.ndarray) -> None:
+    def __init__(self, type: int, offs: list[int], pages: np.ndarray,
+                 groups: list[int]) -> None:
         self.type = type
         self.offs = offs
         self.pages = pages
+        self.groups = groups
 
 
 class ZswapCache:
@@ -404,9 +407,9 @@ class ZswapCache:
             return []
         mode = self.batching
         if mode == "async":
-            return self._store_async(tree, offs, pages)
+            return self._store_async(tree, offs, pages, groups)
         if mode == "reclaim":
-            return self._store_pages(tree, offs, pages)
+            return self._store_pages(tree, offs, pages, groups)
         results: list[bool] = []
         at = 0
         for size in groups if mode == "folio" else [1] * n:
@@ -553,10 +556,12 @@ class ZswapCache:
             self._release()
         return self._store_after_reclaim(tree, offset, data, csum, pcsum)
 
-    def _store_pages(self, tree: ZswapTree, offs: list[int], pages: np.ndarray) -> list[bool]:
-        """Store a batch with one compress call (``pages`` checked, one offset each)."""
+    def _store_pages(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
+                     groups: list[int] | None = None) -> list[bool]:
+        """Store a batch with one compress call (``pages`` checked, one offset each;
+        ``groups``: its folio sizes, ``None``: one folio)."""
         results = [False] * len(pages)
-        todo, idx = self._admit(tree, offs, pages, results)
+        todo, idx = self._admit(tree, offs, pages, results, groups)
         if not idx:
             return results
         try:
@@ -575,21 +580,39 @@ class ZswapCache:
         return results
 
     def _admit(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
-               results: list[bool]) -> tuple[np.ndarray, list[int]]:
+               results: list[bool], groups: list[int] | None = None
+               ) -> tuple[np.ndarray, list[int]]:
         """A batch store's first half: reject everything while disabled, keep same-filled pages
         as their word, apply the pool limit (reclaiming as ``_check_limits`` does). Returns the
-        pages left to compress and their batch positions (none when nothing is left)."""
+        pages left to compress and their batch positions (none when nothing is left).
+
+        The limit is checked folio by folio (``groups``: the folio sizes; ``None``: the batch
+        is one folio), as the kernel's zswap_store checks each folio of a reclaim pass: each
+        refused folio has reclaimed (one writeback batch) before the next is checked, and
+        from the first folio the pool has room for, the rest of the pass goes on. (One check
+        for the whole pass refused it all on one writeback: under pressure the batched modes
+        refused about half of all stores, page mode 4 %.)"""
         if not self._enabled:
             for off in offs:
                 self._reject(tree, off, None)
             return pages[:0], []
         todo, idx = self._same_filled_split(tree, offs, pages, results)
         if idx and self.pool.pages >= self._limit_gate:
-            ok, why = self._check_limits()
+            start = 0  # batch position of the first folio admitted
+            ok, why = False, None
+            for size in groups or [len(pages)]:
+                ok, why = self._check_limits()
+                if ok:
+                    break
+                start += size
+            refused = [i for i in idx if i < start] if ok else idx
+            for i in refused:
+                self._reject(tree, offs[i], why)
             if not ok:
-                for i in idx:
-                    self._reject(tree, offs[i], why)
                 return pages[:0], []
+            if refused:
+                idx = idx[len(refused):]
+                todo = pages[idx]  # the admitted rows, one per position left
         return todo, idx
 
     def _same_filled_split(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
@@ -613,7 +636,7 @@ class ZswapCache:
         return (pages if len(same) * 4 < n else pages[keep]), idx
 
     def _commit(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
-                batch: CompressedBatch, staged: _StagedBatch | None = None
+                batch: CompressedBatch, staged: _StagedBatch | None = None, skip: int = 0
                 ) -> tuple[list[int], list[int]]:
         """The store's second half, for a compressed batch: each item that compressed well goes
         into the pool (one batch write, under the lock) and the index; the others are rejected
@@ -623,7 +646,8 @@ class ZswapCache:
         ``staged`` (async mode): the items are that batch's staged pages. Only those still
         staged as such are committed (an invalidate, a newer store or an exclusive load may
         have taken one meanwhile; it is then in neither list), and a rejected one stays staged
-        for the caller to write to the device."""
+        for the caller to write to the device; the first ``skip`` items are the caller's (in
+        neither list)."""
         status, sizes = batch.status, batch.sizes
         good = (status == _OK) & (sizes <= self._max_len)
         retry: list[tuple[int, int | None, int | None]] = []
@@ -635,6 +659,7 @@ class ZswapCache:
             else:
                 live = np.fromiter((self._is_staged_locked(staged, k) for k in range(len(offs))),
                                    dtype=bool, count=len(offs))
+                live[:skip] = False
                 put = np.flatnonzero(good & live)
                 bad = np.flatnonzero(~good & live).tolist()
             csums = (None if self._csums is None
@@ -668,14 +693,17 @@ class ZswapCache:
 
     # -- async mode ----------------------------------------------------------------------------
 
-    def _store_async(self, tree: ZswapTree, offs: list[int], pages: np.ndarray) -> list[bool]:
+    def _store_async(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
+                     groups: list[int] | None = None) -> list[bool]:
         """Stage a reclaim batch and hand it to the pipeline without waiting for it."""
         results = [False] * len(pages)
-        todo, idx = self._admit(tree, offs, pages, results)
+        todo, idx = self._admit(tree, offs, pages, results, groups)
         if not idx:
             return results
         rows = todo[idx] if len(idx) < len(todo) else np.array(todo, copy=True)  # its own copy
-        staged = _StagedBatch(tree.type, [offs[i] for i in idx], rows)
+        folio_of = np.repeat(np.arange(len(groups or [1])), groups or [len(pages)])[idx]
+        staged = _StagedBatch(tree.type, [offs[i] for i in idx], rows,
+                              np.unique(folio_of, return_counts=True)[1].tolist())
         with self._lock:
             for k, off in enumerate(staged.offs):
                 old = tree.pop(off, None)
@@ -699,19 +727,24 @@ class ZswapCache:
             return
         # The limit was checked when the batch was staged, but batches in flight then were not
         # in the pool yet: each landing at once would take it far past its limit (lz4 pressure:
-        # 202 pages against 74). A batch that lands on a full pool is refused as a store at
-        # the limit is, after the same reclaim, and its pages go to the device.
+        # 202 pages against 74). So it is checked again as the batch lands, folio by folio as
+        # a store is (_admit): the folios the pool has no room for, after the same reclaim,
+        # are refused and go to the device.
+        start, why = 0, None
         if self.pool.pages >= self._limit_gate:
-            ok, why = self._check_limits(store=False)
-            if not ok:
-                with self._lock:
-                    mine = [k for k in range(len(staged.offs)) if self._is_staged_locked(staged, k)]
-                    for k in mine:
-                        self._reject_locked(tree, staged.offs[k], why or "reject_pool_limit",
-                                            keep_staged=True)
-                self._write_staged(staged, mine)
-                return
-        _, rejected = self._commit(tree, staged.offs, staged.pages, batch, staged)
+            for size in staged.groups:
+                ok, why = self._check_limits(store=False)
+                if ok:
+                    break
+                start += size
+        _, rejected = self._commit(tree, staged.offs, staged.pages, batch, staged, skip=start)
+        if start:
+            with self._lock:
+                refused = [k for k in range(start) if self._is_staged_locked(staged, k)]
+                for k in refused:
+                    self._reject_locked(tree, staged.offs[k], why or "reject_pool_limit",
+                                        keep_staged=True)
+            rejected = refused + rejected
         if rejected:
             self._write_staged(staged, rejected)
         # A completion that took the pool to its limit reclaims as a store at the limit does

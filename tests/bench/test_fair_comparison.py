@@ -30,20 +30,23 @@ def test_vs_raw_with_repeats_is_the_median_of_the_per_pass_ratios(pages: np.ndar
     assert schema_problems(doc) == []
 
 
-def test_vs_raw_is_null_when_the_stack_skipped_the_codec(pages: np.ndarray) -> None:
+def test_vs_raw_is_null_when_the_stack_skipped_the_codec(pages: np.ndarray, tmp_path) -> None:
     """Under pressure the stack compresses no page refused at the pool limit and decompresses
     no page it reads back from the swap file, while the raw pass does both for every page: the
     ratio would compare different work, so it is null, with the reason, and 'n/a' in the
-    table (reclaim mode at 128 pages refused ~24 % of its stores; every mode read a large share
-    of its loads from the swap file)."""
+    table. (With one entry written back per reclaim attempt, page mode at 128 pages refuses
+    about a third of its stores; every mode reads a large share of its loads from the file.)"""
     from hwzswap.bench.report import markdown, rows
     from hwzswap.bench.runner import UNLIKE_WORK_SHARE
 
+    cfg = tmp_path / "wb1.yaml"
+    cfg.write_text("zswap:\n  writeback_batch: 1\n")
     doc = run_bench(build_workload("pressure", pages, seed=0),
-                    BenchRun(backends=["lz4"], batching="page,reclaim", warm_up=False))
+                    BenchRun(backends=["lz4"], batching="page,reclaim", warm_up=False,
+                             config=str(cfg)))
     assert schema_problems(doc) == []
     by = {r["batching"]: r for r in doc["results"]}
-    rec = by["reclaim"]
+    rec = by["page"]
     refused = rec["rejects"]["pool_limit"] + rec["rejects"]["reclaim_fail"]
     assert rec["store_refused_share"] == round(refused / rec["store_pages"], 4)
     assert rec["store_refused_share"] > UNLIKE_WORK_SHARE
@@ -56,9 +59,9 @@ def test_vs_raw_is_null_when_the_stack_skipped_the_codec(pages: np.ndarray) -> N
         if r["store_refused_share"] <= UNLIKE_WORK_SHARE:
             assert r["store_vs_raw"] > 0 and r["store_vs_raw_note"] is None
     table = {row[1]: row for row in rows(doc)}
-    assert table["reclaim"][7] == "n/a" and table["reclaim"][10] == "n/a"
+    assert table["page"][7] == "n/a" and table["page"][10] == "n/a"
     md = markdown(doc)
-    assert "n/a vs raw" in md and "lz4 (reclaim)" in md
+    assert "n/a vs raw" in md and "lz4 (page)" in md
 
 
 def test_roundtrip_keeps_its_vs_raw_figures(pages: np.ndarray) -> None:
@@ -71,15 +74,19 @@ def test_roundtrip_keeps_its_vs_raw_figures(pages: np.ndarray) -> None:
 
 
 def test_the_pools_peak_is_reported_beside_its_limit_and_overshoot_flagged(
-        pages: np.ndarray) -> None:
-    """The limit is checked once a store call, so reclaim mode (a 32-folio pass a call)
-    overshoots it far more than page mode; the peak, the limit and the overshoot are in the
+        pages: np.ndarray, tmp_path) -> None:
+    """The limit is checked before a pass is compressed, so reclaim mode (a 32-folio pass a
+    call) overshoots it more than page mode; the peak, the limit and the overshoot are in the
     JSON and a note, and no mode is named best for stores when a mode refused a large share
-    at the limit (reclaim at 128 pages refused ~24 %)."""
+    at the limit (one entry written back per reclaim attempt: page mode at 128 pages refuses
+    about a third)."""
     from hwzswap.bench.report import markdown, mode_summary
 
+    cfg = tmp_path / "wb1.yaml"
+    cfg.write_text("zswap:\n  writeback_batch: 1\n")
     doc = run_bench(build_workload("pressure", pages, seed=0),
-                    BenchRun(backends=["lz4"], batching="page,reclaim", warm_up=False))
+                    BenchRun(backends=["lz4"], batching="page,reclaim", warm_up=False,
+                             config=str(cfg)))
     assert schema_problems(doc) == []
     for r in doc["results"]:
         assert r["pool_peak_pages"] == r["counters"]["pool_peak_pages"]
@@ -93,7 +100,9 @@ def test_the_pools_peak_is_reported_beside_its_limit_and_overshoot_flagged(
     (line,) = mode_summary(doc)
     assert "best store mode reclaim" not in line and "best store mode page" not in line
     assert "x page mode" not in line
-    assert "no best store mode named" in line and "reclaim 24%" in line
+    page = next(r for r in doc["results"] if r["batching"] == "page")
+    assert "no best store mode named" in line
+    assert f"page {page['store_refused_share']:.0%}" in line
     assert "no best load mode named" in line  # loads largely from the swap file too
 
 

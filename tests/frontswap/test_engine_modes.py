@@ -608,6 +608,31 @@ def test_async_batches_landing_on_a_full_pool_are_refused_as_stores_at_the_limit
     assert [s.swap_in(0, o) for o in range(1024)] == pages  # the refused ones from the file
 
 
+def test_under_pressure_a_batch_is_refused_folio_by_folio_as_pages_are(make_system):
+    """The pool limit is checked per folio of a pass, each refused folio reclaiming before the
+    next is checked, as the kernel checks each zswap_store; one check per pass refused whole
+    passes on one writeback (here reclaim mode refused 1792 of 2048 pages and async 1408,
+    page mode 9), so the modes met different loads and 'faster' batched modes had simply
+    done less. A 16-page folio is still refused whole on one writeback of 16, where page mode
+    refuses a page: some more refusals in the batched modes are the folio's, as in the
+    kernel."""
+    refused = {}
+    pages = compressible_pages(2048)
+    for mode in ("page", "reclaim", "async"):
+        s = make_system(backend=hwzswap.get_backend("lz4"),
+                        zswap={"batching": mode, "max_pool_percent": 1},
+                        memory={"total_ram_mb": 16}, swap={"nr_pages": 2048})
+        for i in range(0, 2048, 128):
+            s.swap_out_batch(0, range(i, i + 128), as_batch(pages[i:i + 128]),
+                             folios=[16] * 8)
+        s.drain()
+        st_ = s.stats()
+        refused[mode] = st_["reject_pool_limit"] + st_["reject_reclaim_fail"]
+        assert st_["written_back_pages"] > 0
+        assert [s.swap_in(0, o) for o in range(0, 2048, 7)] == pages[::7]
+    assert refused["reclaim"] <= 2048 // 4 and refused["async"] <= 2048 * 2 // 5, refused
+
+
 def test_an_async_completion_that_raises_is_counted_and_loses_nothing(lz4_sys):
     """A completion step that raises (here the swap device write of a rejected page fails with
     something no one expects) is counted and shown; the page stays staged and loadable."""
