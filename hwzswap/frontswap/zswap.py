@@ -217,6 +217,23 @@ def folio_groups(folios: Sequence[int] | None, n: int, op: str) -> list[int]:
     return sizes
 
 
+def _staged_groups(groups: list[int], idx: list[int]) -> list[int]:
+    """The folio sizes of a batch's pages at positions ``idx`` (ascending): what is left of
+    each folio once its same-filled or refused pages are out."""
+    if len(idx) == sum(groups):
+        return groups
+    out: list[int] = []
+    end = j = 0
+    for size in groups:
+        end += size
+        k = j
+        while j < len(idx) and idx[j] < end:
+            j += 1
+        if j > k:
+            out.append(j - k)
+    return out
+
+
 class _StagedBatch:
     """async mode: one reclaim batch in flight -- its type, offsets, its own page copies and
     their folio sizes (consecutive pages)."""
@@ -701,9 +718,8 @@ class ZswapCache:
         if not idx:
             return results
         rows = todo[idx] if len(idx) < len(todo) else np.array(todo, copy=True)  # its own copy
-        folio_of = np.repeat(np.arange(len(groups or [1])), groups or [len(pages)])[idx]
         staged = _StagedBatch(tree.type, [offs[i] for i in idx], rows,
-                              np.unique(folio_of, return_counts=True)[1].tolist())
+                              _staged_groups(groups or [len(pages)], idx))
         with self._lock:
             for k, off in enumerate(staged.offs):
                 old = tree.pop(off, None)
