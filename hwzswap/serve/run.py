@@ -145,10 +145,11 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextlib.contextmanager
-def stop_signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP take Ctrl-C's path (KeyboardInterrupt: the command is killed, the
-    chain undone); only the first of the three signals interrupts, later ones are reported and
-    wait for the teardown. Main thread only (elsewhere nothing changes)."""
+def _stop_signals(interrupt: bool) -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP while the block runs. ``interrupt``: the first one raises
+    KeyboardInterrupt at once (Ctrl-C's path), later ones are only reported; else every one is
+    reported, and KeyboardInterrupt is raised once the block is done if any came. Main thread
+    only (elsewhere nothing changes)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -156,7 +157,7 @@ def stop_signals_interrupt() -> Iterator[None]:
 
     def on_signal(signum: int, _frame: Any) -> None:
         got.append(signum)
-        if len(got) == 1:
+        if interrupt and len(got) == 1:
             raise KeyboardInterrupt
         print(f"hwzswap run: {signal.Signals(signum).name}: still undoing the chain",
               file=sys.stderr, flush=True)
@@ -167,30 +168,21 @@ def stop_signals_interrupt() -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+    if got and not interrupt:
+        raise KeyboardInterrupt
 
 
-@contextlib.contextmanager
-def _teardown_shield() -> Iterator[None]:
+def stop_signals_interrupt() -> contextlib.AbstractContextManager[None]:
+    """SIGTERM and SIGHUP take Ctrl-C's path (KeyboardInterrupt: the command is killed, the
+    chain undone); only the first of the three signals interrupts, later ones are reported and
+    wait for the teardown."""
+    return _stop_signals(interrupt=True)
+
+
+def _teardown_shield() -> contextlib.AbstractContextManager[None]:
     """While the chain is undone, SIGINT, SIGTERM and SIGHUP are only noted (a second Ctrl-C
     must not skip the swapoff); one that came is raised as KeyboardInterrupt afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    got: list[int] = []
-
-    def note(signum: int, _frame: Any) -> None:
-        got.append(signum)
-        print(f"hwzswap run: {signal.Signals(signum).name}: still undoing the chain",
-              file=sys.stderr, flush=True)
-
-    old = {sig: signal.signal(sig, note) for sig in _STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-    if got:
-        raise KeyboardInterrupt
+    return _stop_signals(interrupt=False)
 
 
 def _delta(after: dict[str, Any], before: dict[str, Any], key: str) -> float:

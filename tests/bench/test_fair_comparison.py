@@ -17,6 +17,17 @@ def pages() -> np.ndarray:
     return load_bundled(max_pages=128)
 
 
+@pytest.fixture(scope="module")
+def pressure_with_one_entry_writeback(pages: np.ndarray, tmp_path_factory) -> dict:
+    """lz4 under pressure in page and reclaim mode, writing back one entry per reclaim
+    attempt: page mode then refuses about a third of its stores at the limit (128 pages)."""
+    cfg = tmp_path_factory.mktemp("wb1") / "wb1.yaml"
+    cfg.write_text("zswap:\n  writeback_batch: 1\n")
+    return run_bench(build_workload("pressure", pages, seed=0),
+                     BenchRun(backends=["lz4"], batching="page,reclaim", warm_up=False,
+                              config=str(cfg)))
+
+
 def test_vs_raw_with_repeats_is_the_median_of_the_per_pass_ratios(pages: np.ndarray) -> None:
     """Two passes: the median of the two per-pass ratios is their mean, read from ``spread``
     (not store_pages_per_s / raw_store_pages_per_s of the medians, as the docs once said)."""
@@ -30,7 +41,8 @@ def test_vs_raw_with_repeats_is_the_median_of_the_per_pass_ratios(pages: np.ndar
     assert schema_problems(doc) == []
 
 
-def test_vs_raw_is_null_when_the_stack_skipped_the_codec(pages: np.ndarray, tmp_path) -> None:
+def test_vs_raw_is_null_when_the_stack_skipped_the_codec(
+        pressure_with_one_entry_writeback: dict) -> None:
     """Under pressure the stack compresses no page refused at the pool limit and decompresses
     no page it reads back from the swap file, while the raw pass does both for every page: the
     ratio would compare different work, so it is null, with the reason, and 'n/a' in the
@@ -39,11 +51,7 @@ def test_vs_raw_is_null_when_the_stack_skipped_the_codec(pages: np.ndarray, tmp_
     from hwzswap.bench.report import markdown, rows
     from hwzswap.bench.runner import UNLIKE_WORK_SHARE
 
-    cfg = tmp_path / "wb1.yaml"
-    cfg.write_text("zswap:\n  writeback_batch: 1\n")
-    doc = run_bench(build_workload("pressure", pages, seed=0),
-                    BenchRun(backends=["lz4"], batching="page,reclaim", warm_up=False,
-                             config=str(cfg)))
+    doc = pressure_with_one_entry_writeback
     assert schema_problems(doc) == []
     by = {r["batching"]: r for r in doc["results"]}
     rec = by["page"]
@@ -74,7 +82,7 @@ def test_roundtrip_keeps_its_vs_raw_figures(pages: np.ndarray) -> None:
 
 
 def test_the_pools_peak_is_reported_beside_its_limit_and_overshoot_flagged(
-        pages: np.ndarray, tmp_path) -> None:
+        pressure_with_one_entry_writeback: dict) -> None:
     """The limit is checked before a pass is compressed, so reclaim mode (a 32-folio pass a
     call) overshoots it more than page mode; the peak, the limit and the overshoot are in the
     JSON and a note, and no mode is named best for stores when a mode refused a large share
@@ -82,11 +90,7 @@ def test_the_pools_peak_is_reported_beside_its_limit_and_overshoot_flagged(
     about a third)."""
     from hwzswap.bench.report import markdown, mode_summary
 
-    cfg = tmp_path / "wb1.yaml"
-    cfg.write_text("zswap:\n  writeback_batch: 1\n")
-    doc = run_bench(build_workload("pressure", pages, seed=0),
-                    BenchRun(backends=["lz4"], batching="page,reclaim", warm_up=False,
-                             config=str(cfg)))
+    doc = pressure_with_one_entry_writeback
     assert schema_problems(doc) == []
     for r in doc["results"]:
         assert r["pool_peak_pages"] == r["counters"]["pool_peak_pages"]
