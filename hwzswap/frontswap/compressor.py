@@ -444,13 +444,22 @@ class Compressor:
         A device error of the whole call fails every item (with the reason); a result of the
         wrong shape raises DriverError. More pages than the device's ``max_batch`` go in calls
         of at most that many (a reclaim pass of large folios can be thousands of pages)."""
-        n = len(pages)
-        cap = self.max_batch
-        if cap is not None and n > cap:
-            return CompressedBatch.concat([self.compress_batch(pages[i:i + cap])
-                                           for i in range(0, n, cap)])
         if self.failed:
             self._check_alive("compress_batch")
+        cap = self.max_batch
+        if cap is not None and len(pages) > cap:
+            return CompressedBatch.concat([self._compress_call(pages[i:i + cap])
+                                           for i in range(0, len(pages), cap)])
+        return self._compress_call(pages)
+
+    def _compress_call(self, pages: np.ndarray) -> CompressedBatch:
+        """One ``compress_batch`` call of the driver, as one per-item result. Once a call of
+        the same batch has had the device marked failed, the rest of it fails item by item
+        (not a raise: the calls already answered keep their results)."""
+        n = len(pages)
+        if self._failed:
+            return _all_failed(n, f"DeviceError: driver {self.name!r}: the device was marked "
+                                  f"failed during this batch")
         epoch = self._timeout_epoch
         try:
             out = self._compress_batch(pages)

@@ -42,7 +42,7 @@ from hwzswap.errors import (
 from hwzswap.frontswap.kernels import claim_slots
 from hwzswap.frontswap.policy import ZswapPolicy
 from hwzswap.frontswap.swapdev import DeviceModel, SwapDevice
-from hwzswap.frontswap.zswap import ZswapCache, batch_offsets, folio_groups, slot_error
+from hwzswap.frontswap.zswap import ZswapCache, batch_offsets, slot_error
 from hwzswap.pool.base import Pool
 
 PAGE_SIZE = 4096
@@ -163,7 +163,6 @@ class SwapSystem:
         which offsets went where (the caller still has the failed pages)."""
         smap = self._map(type, "swap_out_batch")
         pages = check_pages(pages)
-        folio_groups(folios, len(pages), "swap_out_batch")  # bad input changes nothing
         # The slots' states before the claim: a store that raises puts them back (a slot that
         # held a page still holds it; one that was free is free again).
         before = None  # another iterable is read once, by the checked path below

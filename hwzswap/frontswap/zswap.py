@@ -615,22 +615,29 @@ class ZswapCache:
             return pages[:0], []
         todo, idx = self._same_filled_split(tree, offs, pages, results)
         if idx and self.pool.pages >= self._limit_gate:
-            start = 0  # batch position of the first folio admitted
-            ok, why = False, None
-            for size in groups or [len(pages)]:
-                ok, why = self._check_limits()
-                if ok:
-                    break
-                start += size
-            refused = [i for i in idx if i < start] if ok else idx
+            start, why = self._first_admitted(groups or [len(pages)])
+            refused = [i for i in idx if i < start]
             for i in refused:
                 self._reject(tree, offs[i], why)
-            if not ok:
+            if len(refused) == len(idx):
                 return pages[:0], []
             if refused:
                 idx = idx[len(refused):]
                 todo = pages[idx]  # the admitted rows, one per position left
         return todo, idx
+
+    def _first_admitted(self, groups: list[int], store: bool = True) -> tuple[int, str | None]:
+        """The pool is at its limit: check it folio by folio (``groups``: the folio sizes), as
+        the kernel's zswap_store checks each folio, each refused folio reclaiming before the
+        next is checked. Returns the position of the first folio the pool has room for (the
+        batch's length: none) and why the ones before it were refused."""
+        start, why = 0, None
+        for size in groups:
+            ok, why = self._check_limits(store)
+            if ok:
+                break
+            start += size
+        return start, why
 
     def _same_filled_split(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
                            results: list[bool]) -> tuple[np.ndarray, list[int]]:
@@ -671,6 +678,7 @@ class ZswapCache:
         self._acquire()
         try:
             if staged is None:
+                assert not skip, "skip applies to a staged batch"
                 put = np.flatnonzero(good)
                 bad = [] if good.all() else np.flatnonzero(~good).tolist()
             else:
@@ -748,18 +756,13 @@ class ZswapCache:
         # are refused and go to the device.
         start, why = 0, None
         if self.pool.pages >= self._limit_gate:
-            for size in staged.groups:
-                ok, why = self._check_limits(store=False)
-                if ok:
-                    break
-                start += size
+            start, why = self._first_admitted(staged.groups, store=False)
         _, rejected = self._commit(tree, staged.offs, staged.pages, batch, staged, skip=start)
         if start:
             with self._lock:
                 refused = [k for k in range(start) if self._is_staged_locked(staged, k)]
                 for k in refused:
-                    self._reject_locked(tree, staged.offs[k], why or "reject_pool_limit",
-                                        keep_staged=True)
+                    self._reject_locked(tree, staged.offs[k], why, keep_staged=True)
             rejected = refused + rejected
         if rejected:
             self._write_staged(staged, rejected)

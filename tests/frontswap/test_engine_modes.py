@@ -451,6 +451,42 @@ def test_no_call_exceeds_the_devices_max_batch(lz4_sys, mode):
     assert backend.decompress_calls and max(backend.decompress_calls) <= 4
 
 
+class CappedSecondCallHangs(CappedLz4):
+    """Takes 4 pages a call; its second call of all hangs until released."""
+
+    name = "test-capped-hang-lz4"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.release = threading.Event()
+
+    def compress_batch(self, pages: np.ndarray) -> list[Any]:
+        if len(self.calls) == 1:
+            self.calls.append(len(pages))
+            self.release.wait(30)
+            return [None] * len(pages)
+        return super().compress_batch(pages)
+
+
+def test_a_device_failing_in_the_middle_of_a_split_batch_keeps_the_calls_that_answered(
+        lz4_sys):
+    """A pass split by max_batch whose second call times out and gets the device marked
+    failed: the first call's pages are stored, the rest fail item by item (the split batch
+    raised on its third call and the whole pass was rejected, answered pages included)."""
+    backend = CappedSecondCallHangs()
+    s = lz4_sys("reclaim", backend, device_timeout_ms=100, device_fail_after=1,
+                driver_watchdog="on")
+    pages = compressible_pages(10)
+    try:
+        stored = s.swap_out_batch(0, range(10), as_batch(pages))
+        assert stored == [True] * 4 + [False] * 6
+        st_ = s.stats()
+        assert st_["driver_failed"] == 1 and st_["reject_compress_fail"] == 6
+    finally:
+        backend.release.set()
+    assert [s.swap_in(0, o) for o in range(10)] == pages
+
+
 def test_a_bad_max_batch_capability_is_a_clear_driver_error(lz4_sys):
     class ZeroCap(CappedLz4):
         name = "test-zero-cap-lz4"
