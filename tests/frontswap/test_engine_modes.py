@@ -628,8 +628,9 @@ def test_async_batches_landing_on_a_full_pool_are_refused_as_stores_at_the_limit
     """The limit is checked when a batch is staged, but the batches in flight then are not in
     the pool yet: landing at once they took it far past its limit (2048 pages in passes of
     128: a peak of 186 pool pages against a limit of 40, where reclaim mode peaks at 76). A
-    batch that lands on a full pool is now refused after the same reclaim, its pages written
-    to the device: the pool goes at most about one pass past its limit, as in reclaim mode."""
+    batch that lands on a full pool is now refused folio by folio after the same reclaim,
+    its pages written to the device: the pool goes at most about one pass past its limit, as
+    in reclaim mode (~90 here)."""
     s = make_system(backend=hwzswap.get_backend("lz4"),
                     zswap={"batching": "async", "max_pool_percent": 1},
                     memory={"total_ram_mb": 16}, swap={"nr_pages": 2048})
@@ -639,8 +640,9 @@ def test_async_batches_landing_on_a_full_pool_are_refused_as_stores_at_the_limit
         s.swap_out_batch(0, range(i, i + 128), as_batch(pages[i:i + 128]), folios=[16] * 8)
     s.drain()
     st_ = s.stats()
-    assert st_["pool_peak_pages"] <= limit + 64, (st_["pool_peak_pages"], limit)
-    assert st_["reject_pool_limit"] + st_["reject_reclaim_fail"] > 0
+    # one pass of 128 pages lands past the limit at most (~50 pool pages and zspage slack)
+    assert st_["pool_peak_pages"] <= limit + 96, (st_["pool_peak_pages"], limit)
+    assert st_["written_back_pages"] > 0
     assert [s.swap_in(0, o) for o in range(1024)] == pages  # the refused ones from the file
 
 
