@@ -426,8 +426,35 @@ def _stop_tree(root: int, include_children: bool, deadline: float) -> list[int]:
         time.sleep(_POLL_S)
 
 
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` is still running (not yet a zombie)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(b")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
+
+
 def _end(proc: subprocess.Popen[bytes], grace_s: float = 2.0) -> None:
-    """Resume and end the whole process group we started: SIGTERM, then SIGKILL."""
+    """Resume and end the whole process group we started: SIGTERM, then SIGKILL; return once
+    none of it runs any more (SIGKILL takes effect asynchronously: a descendant could still be
+    running, its memory mapped, for a moment after the call)."""
+    try:
+        _signal_group(proc, grace_s)
+    finally:
+        deadline = time.monotonic() + grace_s
+        while _group_running(proc.pid) and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
     if proc.poll() is not None:
         try:  # descendants may outlive the leader
             os.killpg(proc.pid, signal.SIGKILL)
