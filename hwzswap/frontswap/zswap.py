@@ -633,10 +633,10 @@ class ZswapCache:
         batch's length: none) and why the ones before it were refused."""
         start, why = 0, None
         for size in groups:
-            ok, why = self._check_limits(store)
+            ok, reason = self._check_limits(store)
             if ok:
                 break
-            start += size
+            start, why = start + size, reason  # the refusals' reason, not the pass's None
         return start, why
 
     def _same_filled_split(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
