@@ -383,6 +383,11 @@ _SWAP_KEYS = {
     "write_mb_s": _number(0, strict=True),
 }
 _SECTIONS = ("zswap", "memory", "pool", "swap")
+#: The keys of each section the loader checks (``zswap.compressor`` aside: a name or a
+#: ``{name, params}`` mapping), for tools that name config keys (a sweep's dotted settings).
+CONFIG_KEYS: dict[str, tuple[str, ...]] = {
+    "zswap": tuple(_ZSWAP_KEYS), "memory": tuple(_MEMORY_KEYS), "pool": tuple(_POOL_KEYS),
+    "swap": tuple(_SWAP_KEYS)}
 
 
 def _section(raw: Mapping[str, Any], name: str, p: _Problems) -> dict[str, Any]:
@@ -704,6 +709,7 @@ def parameter_error(exc: BaseException, name: str, config: ZswapConfig) -> Confi
 __all__ = [
     "parameter_error",
     "AUTO_ASYNC_BATCHES",
+    "CONFIG_KEYS",
     "BATCHING_MODES",
     "WATCHDOG_MODES",
     "MAX_DEPTH",

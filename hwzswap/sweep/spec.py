@@ -213,15 +213,10 @@ def setting_problem(name: str) -> str | None:
 
 def config_keys() -> dict[str, tuple[str, ...]]:
     """The keys of each config section a dotted setting may name (``zswap.compressor`` is
-    the settings ``backend`` and ``params.<name>``): the config's own definitions."""
-    from dataclasses import fields
+    the settings ``backend`` and ``params.<name>``): the config loader's own key tables."""
+    from hwzswap.config import CONFIG_KEYS
 
-    from hwzswap.config import MemoryConfig, PoolConfig, SwapConfig, ZswapSettings
-
-    return {"zswap": tuple(ZswapSettings.CHECKS),
-            "memory": tuple(f.name for f in fields(MemoryConfig)),
-            "pool": tuple(f.name for f in fields(PoolConfig)),
-            "swap": tuple(f.name for f in fields(SwapConfig))}
+    return CONFIG_KEYS
 
 
 def _config_key_problem(section: str, key: str) -> str | None:
