@@ -561,17 +561,14 @@ def _batch_items(outs: Any, n: int, m: _Meter) -> list[Any]:
 
 def _at_most(call: Callable[[Any], Any], cap: int | None) -> Callable[[Any], Any]:
     """A batch call that hands the device at most ``cap`` items at a time (its
-    ``max_batch``), as the engine's calls do, with the results put back together in order;
-    ``call`` itself when there is no cap."""
+    ``max_batch``), split as the engine splits its calls (:func:`in_calls_of`), with the
+    driver's own result shapes put back together in order (:func:`_joined`); ``call`` itself
+    when there is no cap."""
+    from hwzswap.frontswap.compressor import in_calls_of
+
     if cap is None:
         return call
-
-    def capped(items: Any) -> Any:
-        if len(items) <= cap:
-            return call(items)
-        return _joined([call(items[i:i + cap]) for i in range(0, len(items), cap)])
-
-    return capped
+    return lambda items: in_calls_of(call, items, cap, _joined)
 
 
 def _joined(parts: list[Any]) -> Any:

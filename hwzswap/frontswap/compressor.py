@@ -49,7 +49,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -81,6 +81,8 @@ _PLAIN = frozenset((bytes, type(None)))
 _OK = int(ItemStatus.OK)  # plain ints: numpy compares them without the enum's lookups
 _INCOMPRESSIBLE = int(ItemStatus.INCOMPRESSIBLE)
 _FAILED = int(ItemStatus.FAILED)
+
+_R = TypeVar("_R")
 
 
 class _Timeout(Exception):
@@ -446,11 +448,7 @@ class Compressor:
         of at most that many (a reclaim pass of large folios can be thousands of pages)."""
         if self.failed:
             self._check_alive("compress_batch")
-        cap = self.max_batch
-        if cap is not None and len(pages) > cap:
-            return CompressedBatch.concat([self._compress_call(pages[i:i + cap])
-                                           for i in range(0, len(pages), cap)])
-        return self._compress_call(pages)
+        return in_calls_of(self._compress_call, pages, self.max_batch, CompressedBatch.concat)
 
     def _compress_call(self, pages: np.ndarray) -> CompressedBatch:
         """One ``compress_batch`` call of the driver, as one per-item result. Once a call of
@@ -530,11 +528,12 @@ class Compressor:
         or corrupt-data error of the whole call fails every item with its reason (the caller
         retries them one by one to name the bad one); a wrong shape raises DriverError. More
         items than the device's ``max_batch`` go in calls of at most that many."""
+        return in_calls_of(self._decompress_call, items, self.max_batch,
+                           DecompressedBatch.concat)
+
+    def _decompress_call(self, items: Sequence[Any]) -> DecompressedBatch:
+        """One ``decompress_batch`` call of the driver, as one per-item result."""
         n = len(items)
-        cap = self.max_batch
-        if cap is not None and n > cap:
-            return DecompressedBatch.concat([self.decompress_batch(items[i:i + cap])
-                                             for i in range(0, n, cap)])
         refused = self.failed and self._refuse_decompress()
         epoch = self._timeout_epoch
         try:
@@ -755,6 +754,17 @@ class Compressor:
                    watched=self.watchdog is not None,
                    last_error=self.last_error)
         return out
+
+
+def in_calls_of(call: Callable[[Any], _R], items: Any, max_batch: int | None,
+                join: Callable[[list[_R]], _R]) -> _R:
+    """``call`` on ``items`` in calls of at most ``max_batch`` items each (a device's
+    ``Capabilities.max_batch``; None: no limit), the results put together in order by ``join``.
+    One call, and ``join`` not called, when they fit: the engine's batches and the bench's
+    codec-alone batches are split the same way."""
+    if max_batch is None or len(items) <= max_batch:
+        return call(items)
+    return join([call(items[i:i + max_batch]) for i in range(0, len(items), max_batch)])
 
 
 def _item_ok(x: Any) -> bool:
