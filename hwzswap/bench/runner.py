@@ -800,8 +800,16 @@ def held_pool_pages(backend: Backend, cw: CompiledWorkload, base: Any, batching:
 SIZING_BATCH = 256
 
 
-def _warm_up(backend: Backend, cw: CompiledWorkload, cfg: Any) -> None:
+def _warm_up_measured(backend: Backend, cw: CompiledWorkload, cfg: Any) -> None:
     """JIT compiles, kernel builds and first-call costs happen here, not in the figures.
+
+    It warms the very instance the run measures, on both paths the run times: the codec alone
+    (its batch calls split by ``max_batch``, and single pages) and a throwaway swap system, in
+    the workload's batch and readahead sizes and swap types. Not ``hwzswap stats``' warm-up
+    (``hwzswap.frontswap.cli._warm_up_twin``, which warms a second instance so that the
+    measured one's counters stay the run's alone), on purpose: the raw path calls this instance
+    directly, so a twin would leave its own first calls in the raw figures, and each pass reads
+    the counters as differences from its start.
 
     Both read-only arrays (what the runner hands the stack) and writable ones (what the stack
     makes when it filters out same-filled pages) go through, since a JIT may specialise on
@@ -1026,7 +1034,7 @@ def run_backend(
     if sizing is not None:
         sizing["limit_pages"] = cfg.max_pool_pages
     if warm_up:
-        _warm_up(backend, cw, cfg)
+        _warm_up_measured(backend, cw, cfg)
     results = []
     gc.collect()
     gc.freeze()

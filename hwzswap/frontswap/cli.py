@@ -86,11 +86,17 @@ def _stall_limit_s(config: Any) -> float:
 WARMUP_PAGES = 32
 
 
-def _warm_up(config: Any, data: np.ndarray, progress: _Progress) -> dict[str, Any]:
-    """Run the configured backend once, through a throwaway swap system, before anything is
-    timed, so one-time setup (the 842 codec's numba functions loaded on first call: ~0.1 s,
-    seconds when they are compiled; an OpenCL program build) is not charged to the per-page
-    figures.
+def _warm_up_twin(config: Any, data: np.ndarray, progress: _Progress) -> dict[str, Any]:
+    """Run a twin of the configured backend (a second instance, same name and parameters) once,
+    through a throwaway swap system, before anything is timed, so one-time setup (the 842
+    codec's numba functions loaded on first call: ~0.1 s, seconds when they are compiled; an
+    OpenCL program build) is not charged to the per-page figures.
+
+    Not the bench's warm-up (``hwzswap.bench.runner._warm_up_measured``), on purpose: this
+    report shows the measured instance's own counters and modelled device time as they stand,
+    so the warm-up must not touch that instance, and there is no codec-alone path to warm; the
+    bench warms the very instance it measures (its raw path calls it directly) and reads its
+    counters as differences.
 
     The throwaway system has its own backend instance (same name and parameters) and a
     temporary swap file, and is closed before the measured system opens, so the measured
@@ -145,7 +151,7 @@ def _workload(config: Any, rows: list[bytes], data: np.ndarray, source: str, see
               progress: _Progress, warm_up: bool = True) -> dict[str, Any]:
     from hwzswap.frontswap.system import open_zswap
 
-    warm = _warm_up(config, data, progress) if warm_up else None
+    warm = _warm_up_twin(config, data, progress) if warm_up else None
     progress("opening the swap system")
     with open_zswap(config) as system:
         backend = system.backend
@@ -229,7 +235,7 @@ def run_stats(config: Any, pages: int, seed: int = 0,
     modelled device's time).
 
     ``warm_up`` (default): the backend runs once on a throwaway swap system before the
-    measured one opens (:func:`_warm_up`), so ``swap_out_s`` / ``swap_in_s`` do not include
+    measured one opens (:func:`_warm_up_twin`), so ``swap_out_s`` / ``swap_in_s`` do not include
     one-time setup such as a JIT's first call; ``warm_up`` in the report says what it took
     (None: not done).
 
