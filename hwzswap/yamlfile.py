@@ -5,10 +5,12 @@ is looked at: a SafeLoader that stops at too many aliases or too deep a nesting 
 (an alias bomb fails at once, and the composer's recursion never reaches Python's limit), a
 size check that counts values as if written out (each shared object measured once), and a
 collector that reports every problem of a file in one error naming the file and each key.
+The bounded read itself (:func:`read_bounded`) also serves the sweep worker's run records.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,22 @@ def yaml_error_text(exc: Exception, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def read_bounded(path: str | os.PathLike[str], max_bytes: int, error: type[HwzswapError], *,
+                 unreadable: str, too_large: str) -> bytes:
+    """The bytes of a small input file (a config, a sweep, a run's record), read no further
+    than one byte past ``max_bytes``, so a huge file (or an endless one, ``/dev/zero``) costs
+    nothing. Raises ``error`` naming the file: ``"{path}: {unreadable}: {why}"`` when it cannot
+    be read, ``"{path}: {too_large}"`` when it holds more than ``max_bytes``."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise error(f"{path}: {unreadable}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise error(f"{path}: {too_large}")
+    return data
+
+
 def read_yaml_file(path: str | Path, what: str, error: type[HwzswapError], *, max_bytes: int,
                    max_depth: int, max_values: int, slack: int = 0) -> Any:
     """The document in a small YAML file (a config, a sweep), read safely: at most
@@ -86,13 +104,8 @@ def read_yaml_file(path: str | Path, what: str, error: type[HwzswapError], *, ma
         raise error(f"an empty {what} name: give the path of a YAML {what}")
     if "\0" in name:
         raise error(f"{excerpt(name)}: a {what} path cannot contain a NUL byte")
-    try:
-        with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
-    except OSError as exc:
-        raise error(f"{name}: cannot read the {what}: {exc.strerror or exc}") from None
-    if len(data) > max_bytes:
-        raise error(f"{name}: larger than {max_bytes} bytes; not a {what}")
+    data = read_bounded(path, max_bytes, error, unreadable=f"cannot read the {what}",
+                        too_large=f"larger than {max_bytes} bytes; not a {what}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -215,5 +228,5 @@ class Problems:
         raise err
 
 
-__all__ = ["Problems", "bounded_loader", "closest", "did_you_mean", "read_yaml_file", "size_problem",
-           "yaml_error_text"]
+__all__ = ["Problems", "bounded_loader", "closest", "did_you_mean", "read_bounded", "read_yaml_file",
+           "size_problem", "yaml_error_text"]

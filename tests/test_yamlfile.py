@@ -13,7 +13,7 @@ import yaml
 from hwzswap.config import load_config
 from hwzswap.errors import ConfigError
 from hwzswap.sweep.spec import load_sweep
-from hwzswap.yamlfile import bounded_loader
+from hwzswap.yamlfile import bounded_loader, read_bounded
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,3 +131,20 @@ def test_configs_and_sweep_files_are_read_by_one_reader(content: bytes, expect: 
             load("a\0b.yaml")
         with pytest.raises(ConfigError, match=f"{tmp_path}/missing.yaml: cannot read the {what}"):
             load(tmp_path / "missing.yaml")
+
+
+def test_a_bounded_read_stops_one_byte_past_the_limit(tmp_path: Path) -> None:
+    """A file of exactly the limit is read whole; one byte more, or an endless one, is refused
+    without reading it all; one that cannot be read is named with the reason."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 100)
+    kw = {"unreadable": "cannot read the thing", "too_large": "too big for a thing"}
+    assert read_bounded(path, 100, ConfigError, **kw) == b"x" * 100
+    with pytest.raises(ConfigError, match=rf"^{path}: too big for a thing$"):
+        read_bounded(path, 99, ConfigError, **kw)
+    with pytest.raises(ConfigError, match=r"^/dev/zero: too big for a thing$"):
+        read_bounded("/dev/zero", 1 << 20, ConfigError, **kw)
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}/gone: cannot read the thing: No such"):
+        read_bounded(tmp_path / "gone", 100, ConfigError, **kw)
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}: cannot read the thing: Is a directory"):
+        read_bounded(tmp_path, 100, ConfigError, **kw)

@@ -36,6 +36,7 @@ from typing import Any
 
 from hwzswap.errors import HwzswapError
 from hwzswap.fileio import write_atomic
+from hwzswap.yamlfile import read_bounded
 
 #: Run statuses. ``failed`` covers crashes, exits, timeouts and unavailable backends
 #: (``failure`` says which); ``unschedulable``: no host of the cluster has what the run needs.
@@ -284,14 +285,9 @@ def read_runspec(path: str | os.PathLike[str]) -> dict[str, Any]:
     ``runspec``) or a runspec itself. Raises :class:`WorkerInputError` saying what the file is
     instead (unreadable, not JSON, a sweep's merged ``sweep.json``, a record without one)."""
     where = str(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_INPUT_BYTES + 1)
-    except OSError as exc:
-        raise WorkerInputError(f"{where}: cannot read it: {exc.strerror or exc}") from None
-    if len(data) > MAX_INPUT_BYTES:
-        raise WorkerInputError(f"{where}: larger than {MAX_INPUT_BYTES >> 20} MiB, so not a "
-                               "run's record; give DIR/runs/RUN_ID.json of a sweep")
+    data = read_bounded(path, MAX_INPUT_BYTES, WorkerInputError, unreadable="cannot read it",
+                        too_large=f"larger than {MAX_INPUT_BYTES >> 20} MiB, so not a run's "
+                                  "record; give DIR/runs/RUN_ID.json of a sweep")
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
+from hwzswap.errors import HwzswapError
 from hwzswap.sweep import store
 from hwzswap.sweep.worker import main as worker_main
+from hwzswap.sweep.worker import read_runspec
 
 from sweep_helpers import same_fields
 
@@ -88,3 +90,10 @@ def test_a_file_that_is_no_runs_record_is_refused(swept: dict[str, Any], tmp_pat
     assert worker_main([str(tmp_path / "gone.json")]) == 2
     assert "gone.json: cannot read it: No such file" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()  # nothing ran, nothing was written
+
+
+def test_a_file_larger_than_any_record_is_refused_unread() -> None:
+    """/dev/zero never ends: the worker reads one byte past its limit and says what to give."""
+    with pytest.raises(HwzswapError, match=r"^/dev/zero: larger than 16 MiB, so not a run's "
+                                           r"record; give DIR/runs/RUN_ID\.json of a sweep$"):
+        read_runspec("/dev/zero")
