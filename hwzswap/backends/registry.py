@@ -13,6 +13,7 @@ and then ``hwzswap.get_backend("mycodec-myaccel")`` and config files can select 
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,14 +98,26 @@ def param_spec(name: str, param: Param) -> dict[str, Any]:
 
 
 def register_backend(cls: type[Backend], name: str | None = None) -> type[Backend]:
-    """Register a backend class at run time (tests, notebooks). Usable as a decorator."""
-    key = name or cls.name
-    if not key:
+    """Register a backend class at run time (tests, notebooks) under the name it reports, its
+    class attribute ``name``. Usable as a decorator: ``@register_backend``.
+
+    ``name`` is deprecated and registers nothing: a backend is found by the name it reports (a
+    config, a stats record and the bench all name it so; entry points are held to the same
+    rule), so there is no other name to give. It is only checked, for drivers written when it
+    was the key: the class's own name is accepted with a :class:`DeprecationWarning`, any other
+    is refused (``ValueError``, naming both)."""
+    if not cls.name:
         raise ValueError(f"{cls.__name__} has no name; set the class attribute 'name'")
-    if cls.name != key:
-        raise ValueError(f"cannot register {cls.__name__} as {key!r}: its name is {cls.name!r} "
-                         f"(a backend is found by the name it reports, so the two must be equal)")
-    _registered[key] = cls
+    if name is not None:
+        if name != cls.name:
+            raise ValueError(f"cannot register {cls.__name__} as {name!r}: its name is "
+                             f"{cls.name!r} (a backend is found by the name it reports, so the "
+                             f"two must be equal); call register_backend({cls.__name__}) alone")
+        warnings.warn(f"register_backend({cls.__name__}, {name!r}): the name argument is "
+                      f"deprecated (a backend is registered under its class attribute 'name'); "
+                      f"call register_backend({cls.__name__}) alone", DeprecationWarning,
+                      stacklevel=2)
+    _registered[cls.name] = cls
     return cls
 
 

@@ -110,11 +110,34 @@ def test_a_class_found_under_another_name_is_refused_naming_both(
 def test_register_backend_refuses_a_name_the_class_does_not_report(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "_registered", {})
-    with pytest.raises(ValueError, match="its name is 'test-reported-name'"):
+    with pytest.raises(ValueError, match=r"cannot register _Renamed as 'test-alias': its name is "
+                                         r"'test-reported-name'.*register_backend\(_Renamed\) alone"):
         register_backend(_Renamed, "test-alias")
-    assert "test-alias" not in registry._registered
+    assert not registry._registered
     register_backend(_Renamed)  # under its own name: fine
-    assert registry._registered["test-reported-name"] is _Renamed
+    assert registry._registered == {"test-reported-name": _Renamed}
+
+
+def test_the_deprecated_name_argument_still_registers_a_driver_that_passes_its_own_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A driver written when ``name`` was the key keeps working (its own name), and is told
+    to drop the argument."""
+    monkeypatch.setattr(registry, "_registered", {})
+    with pytest.warns(DeprecationWarning, match=r"call register_backend\(_Renamed\) alone"):
+        assert register_backend(_Renamed, "test-reported-name") is _Renamed
+    assert registry._registered == {"test-reported-name": _Renamed}
+
+
+def test_a_class_without_a_name_cannot_be_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_registered", {})
+
+    class Nameless(_Renamed):
+        name = ""
+
+    for args in ((Nameless,), (Nameless, "test-given")):
+        with pytest.raises(ValueError, match="Nameless has no name; set the class attribute 'name'"):
+            register_backend(*args)
+    assert not registry._registered
 
 
 def test_backends_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
