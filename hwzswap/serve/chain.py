@@ -47,6 +47,10 @@ STATE_DIR = Path(os.environ.get("HWZSWAP_STATE_DIR", "/run/hwzswap"))
 DEFAULT_NAME = "hwzswap"
 DEFAULT_PRIORITY = 100
 
+#: Exit statuses of ``hwzswap serve`` (and the server of ``swap on``), as the rest of the CLI
+#: uses them: refused or bad input 2 (nothing left set up), a failure of the work itself 1.
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
+
 
 class ChainError(HwzswapError):
     """The swap chain could not be set up, used or torn down; the message says why."""
@@ -340,7 +344,11 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     def say(msg: str) -> None:
         print(msg, flush=True)
 
+    def warn(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
     wrote_state = False  # the state file is this process's only once it has written it
+    up = False  # the chain is set up and served (a failure from here on is not a refusal)
     try:
         from hwzswap.config import load_config
 
@@ -385,6 +393,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         say(f"hwzswap swap {name}: on ({loop} <- {fuse.path}, engine "
             f"{system.backend.name}, zswap {'on' if system.config.zswap.enabled else 'off'}, "
             f"priority {args.priority}; mlockall {state['mlockall']})")
+        up = True
         if ready_fd is not None:
             os.write(ready_fd, b"ready\n")
             os.close(ready_fd)
@@ -405,11 +414,13 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                 # The device still holds pages: never pull it away under them.
                 state["error"] = str(exc)
                 _write_state(name, state)
-                say(f"hwzswap swap {name}: {exc}; still serving (retry `hwzswap swap off`)")
+                warn(f"hwzswap swap {name}: {exc}; still serving (retry `hwzswap swap off`)")
     except BaseException as exc:  # noqa: BLE001 - report, then undo
-        rc = 1
+        # Refused or could not be set up (the CLI's exit status for refused input): 2, as
+        # long as the teardown below leaves nothing; a failure once it served: 1.
+        rc = EXIT_REFUSED if isinstance(exc, HwzswapError) and not up else EXIT_FAILED
         msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, HwzswapError) else str(exc)
-        say(f"hwzswap swap {name}: error: {msg}")
+        warn(f"hwzswap swap {name}: error: {msg}")
         if ready_fd is not None:
             with contextlib.suppress(OSError):
                 os.write(ready_fd, f"error: {msg}\n".encode())
@@ -439,7 +450,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
             try:
                 fuse.stop()
                 if fuse.errors:
-                    say(f"hwzswap swap {name}: FUSE errors: {fuse.errors[:5]}")
+                    warn(f"hwzswap swap {name}: FUSE errors: {fuse.errors[:5]}")
             except Exception as exc:  # noqa: BLE001 - the rest still runs
                 errors.append(f"unmount: {type(exc).__name__}: {exc}")
         if recorder is not None and args.record and not errors:
@@ -455,13 +466,14 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - the rest still runs
                 problems.append(f"closing the engine: {type(exc).__name__}: {exc}")
         if errors:
-            rc = 1
+            rc = EXIT_FAILED
             state["error"] = "; ".join(errors)
             try:
                 _write_state(name, state)
             except OSError as exc:
-                say(f"hwzswap swap {name}: cannot update {state_path(name)}: {exc}")
-            say(f"hwzswap swap {name}: teardown incomplete: {state['error']}")
+                warn(f"hwzswap swap {name}: cannot update {state_path(name)}: {exc}")
+            warn(f"hwzswap swap {name}: teardown incomplete: {state['error']} (what is left "
+                 f"is in {state_path(name)}: `hwzswap swap off --name {name}` undoes it)")
         elif wrote_state:
             with contextlib.suppress(OSError):
                 mnt.rmdir()
@@ -470,8 +482,8 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
             with contextlib.suppress(FileNotFoundError):
                 state_path(name).unlink()
             if problems:
-                rc = 1
-                say(f"hwzswap swap {name}: error at teardown: {'; '.join(problems)}")
+                rc = EXIT_FAILED
+                warn(f"hwzswap swap {name}: error at teardown: {'; '.join(problems)}")
             say(f"hwzswap swap {name}: off")
         if ready_fd is not None:
             with contextlib.suppress(OSError):
@@ -681,7 +693,11 @@ def _cmd_swap(args: argparse.Namespace) -> int:
               f"log {st.get('log')})")
         return 0
     if args.action == "off":
-        done = swap_off(args.name, timeout=args.timeout, force=args.force)
+        try:
+            done = swap_off(args.name, timeout=args.timeout, force=args.force)
+        except ChainError as exc:  # something is still set up: the work failed, not refused
+            print(f"hwzswap swap: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         print(f"hwzswap swap {args.name}: " + ("; ".join(done) if done else "was not on"))
         return 0
     out = status(args.name)
@@ -731,7 +747,18 @@ def _add_server_args(p: argparse.ArgumentParser) -> None:
 def register(sub: Any) -> None:
     from hwzswap.cliargs import seconds
 
-    p = sub.add_parser("swap", help="set up / tear down hwzswap as the kernel's swap device")
+    p = sub.add_parser(
+        "swap", help="set up / tear down hwzswap as the kernel's swap device",
+        description=(
+            "on: start a server that serves the kernel's swap (FUSE file, loop device with "
+            "direct I/O, mkswap, swapon) and return once swap is on; off: undo it (through the "
+            "server, or from the state file after a crashed or killed one); status: say what "
+            "is set up. Exit status 0 when done; 2 when refused (bad arguments or config, "
+            "not root, no /dev/fuse or loop devices, inside a memory-limited cgroup, another "
+            "swap device active without --coexist, a chain of that --name already on) or when "
+            "the server could not set the chain up (undone); 1 when off leaves something set "
+            "up (it says what; run it again, or with --force)."),
+    )
     p.add_argument("action", choices=("on", "off", "status"))
     _add_server_args(p)
     p.add_argument("--json", action="store_true", help="status as JSON")
@@ -740,7 +767,20 @@ def register(sub: Any) -> None:
     p.add_argument("--timeout", type=seconds, default=300.0,
                    help="off: seconds to wait for the server (default 300)")
     p.set_defaults(func=_cmd_swap)
-    p = sub.add_parser("serve", help="serve the kernel's swap in the foreground until Ctrl-C")
+    p = sub.add_parser(
+        "serve", help="serve the kernel's swap in the foreground until Ctrl-C",
+        description=(
+            "Set the chain up as `hwzswap swap on` does, serve in the foreground, and undo it "
+            "all on Ctrl-C, SIGTERM or SIGHUP. Exit status 0 after a complete teardown; 2 "
+            "when refused or the chain could not be set up, with nothing left set up (bad "
+            "arguments or config, zswap.exclusive_loads: true, not root, no /dev/fuse or "
+            "loop devices, inside a memory-limited cgroup, another swap device active "
+            "without --coexist, a chain of that --name already on, a dead chain's leftovers "
+            "that cannot be undone); 1 when the teardown is incomplete (the state file keeps "
+            "what is left: `hwzswap swap off --name N` undoes it), or something failed "
+            "while serving or after the chain was undone (a recording that cannot be "
+            "written)."),
+    )
     _add_server_args(p)
     p.set_defaults(func=_cmd_serve)
 

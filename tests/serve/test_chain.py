@@ -3,6 +3,7 @@ and undone, refusals say why, and a killed server leaves nothing after ``swap of
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -250,7 +251,7 @@ def test_serve_never_takes_another_chains_state(state_dir: Path, tmp_path: Path)
     st = chain.swap_on(cfg, name="t8")
     for extra in ((), ("--coexist",)):
         p = hwzswap_cli("serve", "--config", cfg, "--name", "t8", *extra, timeout=60)
-        assert p.returncode != 0 and "'t8' is already on" in p.stdout, p.stdout + p.stderr
+        assert p.returncode == 2 and "'t8' is already on" in p.stderr, p.stdout + p.stderr
         assert chain.read_state("t8") == {k: v for k, v in st.items() if k != "log"}
         assert chain.status("t8")["server_alive"] and st["loop"] in chain.active_swaps()
         assert chain._is_mounted(st["mountpoint"])
@@ -318,7 +319,7 @@ def test_exclusive_loads_is_refused_before_anything_is_set_up(state_dir: Path,
         chain.swap_on(cfg, name="t12")
     assert chain.read_state("t12") is None
     p = hwzswap_cli("serve", "--config", cfg, "--name", "t12", timeout=60)
-    assert p.returncode != 0 and "zswap.exclusive_loads: true cannot serve" in p.stdout
+    assert p.returncode == 2 and "zswap.exclusive_loads: true cannot serve" in p.stderr
     assert chain.read_state("t12") is None and not (state_dir / "t12").exists()
     p = hwzswap_cli("run", "--memory-limit", "24M", "--config", cfg, "--", "true", timeout=60)
     assert p.returncode == 2 and f"{cfg}: zswap.exclusive_loads: true" in p.stderr
@@ -327,22 +328,32 @@ def test_exclusive_loads_is_refused_before_anything_is_set_up(state_dir: Path,
 def test_a_failure_after_the_chain_is_undone_is_reported_not_left(state_dir: Path,
                                                                    tmp_path: Path) -> None:
     """The recording cannot be written at teardown (its folder is gone): the server still
-    finishes the teardown (engine closed, state removed) and reports the failure."""
+    finishes the teardown (engine closed, state removed), reports the failure on stderr and
+    exits 1 (a failure, not a refusal)."""
     rec_dir = tmp_path / "rec"
     rec_dir.mkdir()
-    st = chain.swap_on(small_config(tmp_path), name="t13", record=str(rec_dir / "k.hwzwl"))
+    proc = subprocess.Popen([sys.executable, "-m", "hwzswap", "serve", "--config",
+                             small_config(tmp_path), "--name", "t13", "--record",
+                             str(rec_dir / "k.hwzwl")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     cg = MemoryCgroup.create(f"hwzswap-test-rec-{os.getpid()}", 24 << 20)
     try:
+        assert "on (" in proc.stdout.readline()
+        st = chain.read_state("t13")
         p = subprocess.run([sys.executable, PROG, "32"], capture_output=True, timeout=120,
                            preexec_fn=lambda: cg.add(os.getpid()))
         assert p.returncode == 0 and chain.query("t13")["write_pages"] > 1000
+        rec_dir.rmdir()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, (out, err)
+        assert "error at teardown: recording:" in err and out.strip().endswith("off"), out
+        _gone(st)
     finally:
         cg.remove()
-    rec_dir.rmdir()
-    assert chain.swap_off("t13") == ["server stopped; chain torn down by the server"]
-    log = Path(st["log"]).read_text()
-    assert "error at teardown: recording:" in log and log.strip().endswith("off"), log
-    _gone(st)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
 
 
 def test_a_loop_device_attached_by_a_failed_losetup_is_detached(
@@ -370,3 +381,47 @@ def test_a_loop_device_attached_by_a_failed_losetup_is_detached(
         for loop in left:  # never leave one behind, even when this test fails
             subprocess.run([real, "-d", loop], check=False)
     assert not left
+
+
+def test_serve_refusals_exit_2_as_the_rest_of_the_cli(state_dir: Path, tmp_path: Path) -> None:
+    """Refused input exits 2 (as bench, sweep and stats do), saying why on stderr, with
+    nothing set up; the help says what each exit status means."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("zswap:\n  bogus: 1\n")
+    cases = [
+        (("--config", str(bad)), "zswap.bogus: unknown key"),
+        (("--config", str(tmp_path / "missing.yaml")), "missing.yaml"),
+        ((), "--config F is required"),
+        (("--config", small_config(tmp_path), "--threads", "0"), "must be at least 1"),
+    ]
+    for args, why in cases:
+        p = hwzswap_cli("serve", "--name", "t15", *args, timeout=60)
+        assert p.returncode == 2 and why in p.stderr, (args, p.returncode, p.stderr, p.stdout)
+        assert chain.read_state("t15") is None and not (state_dir / "t15").exists()
+    # the server's own entry (`swap on` starts it so) answers the same
+    p = subprocess.run([sys.executable, "-m", "hwzswap.serve.chain", "--config", str(bad),
+                        "--name", "t15"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "zswap.bogus: unknown key" in p.stderr, p.stderr
+    helptext = " ".join(hwzswap_cli("serve", "--help").stdout.split())
+    assert "Exit status 0 after a complete teardown; 2 when refused" in helptext
+    assert "1 when the teardown is incomplete" in helptext
+    helptext = " ".join(hwzswap_cli("swap", "--help").stdout.split())
+    assert "2 when refused" in helptext and "1 when off leaves something" in helptext
+
+
+def test_swap_off_that_leaves_the_chain_exits_1(state_dir: Path, tmp_path: Path) -> None:
+    """A server that does not tear down in time (stopped here) is a failure, not a refusal:
+    `swap off` exits 1 and says how to end it; `--force` then undoes everything."""
+    st = chain.swap_on(small_config(tmp_path), name="t16")
+    os.kill(st["pid"], signal.SIGSTOP)
+    try:
+        p = hwzswap_cli("swap", "off", "--name", "t16", "--timeout", "0.5", timeout=60)
+        assert p.returncode == 1 and "--force" in p.stderr, p.stderr
+        assert chain.status("t16")["server_alive"] and st["loop"] in chain.active_swaps()
+        p = hwzswap_cli("swap", "off", "--name", "t16", "--timeout", "0.5", "--force",
+                        timeout=60)
+        assert p.returncode == 0 and "killed" in p.stdout, p.stdout + p.stderr
+        _gone(st)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(st["pid"], signal.SIGCONT)
