@@ -21,11 +21,4 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile("dev", max_examples=30, deadline=None)
-# A long search for rare interleavings and inputs (HYPOTHESIS_PROFILE=soak; minutes per file).
-settings.register_profile(
-    "soak",
-    max_examples=1500,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
