@@ -16,7 +16,9 @@ server undoes the chain in reverse order on SIGTERM, SIGINT or SIGHUP, and on an
 setting it up. ``off`` asks the server to do that; if the server is gone (crashed, killed) it
 undoes whatever the state file says is left itself: ``swapoff`` (reads of a dead server fail,
 so the kernel gives up those pages instead of hanging), ``losetup -d``, a lazy unmount plus an
-abort of the FUSE connection, and the state file.
+abort of the FUSE connection, and the state file. The loop device is known as the chain's by
+its backing file, and, once the mount was lazily unmounted (``umount -l``) under the live swap
+and that path is gone, by the file's device and inode, recorded before ``losetup``.
 
 ``on`` refuses, with the reason, when not root, without ``/dev/fuse``, without loop devices,
 from inside a memory-limited cgroup, or while another swap device is active (``--coexist``
@@ -28,11 +30,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -95,12 +100,18 @@ def preflight(*, coexist: bool = False, check_cgroup: bool = True) -> None:
                 "on the server itself; start it from an unlimited cgroup"
             )
     if not coexist:
-        others = active_swaps()
-        if others:
-            raise ChainError(
-                f"another swap device is active ({', '.join(others)}): the figures would mix "
-                "both; swapoff it, or pass --coexist"
-            )
+        check_no_other_swap()
+
+
+def check_no_other_swap() -> None:
+    """Refuse while another swap device is active (``--coexist`` skips this). Checked after a
+    dead chain of the same name was undone: its own device must not count."""
+    others = active_swaps()
+    if others:
+        raise ChainError(
+            f"another swap device is active ({', '.join(others)}): the figures would mix "
+            "both; swapoff it, or pass --coexist"
+        )
 
 
 def check_servable(config: Any, source: str) -> None:
@@ -190,18 +201,66 @@ def _loop_backing(loop: str) -> str | None:
         return None
 
 
-def _backs(loop: str | None, file: str | None) -> bool:
+LOOP_GET_STATUS64 = 0x4C05
+#: struct loop_info64 (include/uapi/linux/loop.h): lo_device lo_inode lo_rdevice lo_offset
+#: lo_sizelimit lo_number lo_encrypt_type lo_encrypt_key_size lo_flags lo_file_name[64]
+#: lo_crypt_name[64] lo_encrypt_key[32] lo_init[2]
+_LOOP_INFO64 = struct.Struct("<QQQQQIIII64s64s32s2Q")
+
+
+def _loop_identity(loop: str) -> tuple[str, int] | None:
+    """The device (``"major:minor"``) and inode of the file loop device ``loop`` is attached
+    to, as the kernel holds it (``LOOP_GET_STATUS64``); None when it is attached to nothing or
+    cannot be asked. The kernel stats the file for it: the server gives its attributes a
+    validity of years, so a dead or hung server is never asked."""
+    try:
+        fd = os.open(loop, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        raw = fcntl.ioctl(fd, LOOP_GET_STATUS64, bytes(_LOOP_INFO64.size))
+    except OSError:  # ENXIO: attached to nothing
+        return None
+    finally:
+        os.close(fd)
+    f = _LOOP_INFO64.unpack(raw)
+    return f"{os.major(f[0])}:{os.minor(f[0])}", f[1]
+
+
+def _file_identity(path: str) -> dict[str, Any]:
+    """What :func:`_backs` recognises a chain's FUSE file by once its path is gone: its
+    device and inode."""
+    st = os.stat(path)
+    return {"dev": f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}", "ino": st.st_ino}
+
+
+def _backs(loop: str | None, file: str | None, identity: dict[str, Any] | None = None
+           ) -> bool:
     """Whether loop device ``loop`` is still attached to ``file`` (a chain's FUSE file): a
     loop number a chain recorded may since have been detached and reused by someone else,
-    who must never be swapped off or detached."""
-    return bool(loop and file) and _loop_backing(loop) in (file, f"{file} (deleted)")
+    who must never be swapped off or detached.
+
+    With ``identity`` (:func:`_file_identity`, recorded in the state before ``losetup``) the
+    file is also recognised after its mount was lazily unmounted (``umount -l``) under the
+    live swap: its path then reads ``/<file name>`` (the name holds a random token, one per
+    chain), and the device and inode the loop device holds must be the recorded ones (a
+    FUSE mount that took over a freed device number is another file system)."""
+    if not (loop and file):
+        return False
+    path = _loop_backing(loop)
+    if path in (file, f"{file} (deleted)"):
+        return True
+    detached = "/" + os.path.basename(file)
+    if not identity or path not in (detached, f"{detached} (deleted)"):
+        return False
+    return _loop_identity(loop) == (identity.get("dev"), identity.get("ino"))
 
 
-def _loops_of(file: str) -> list[str]:
-    """Every loop device attached to ``file``."""
+def _loops_of(file: str, identity: dict[str, Any] | None = None) -> list[str]:
+    """Every loop device attached to ``file`` (see :func:`_backs`)."""
     out = []
     for d in sorted(Path("/sys/block").glob("loop*")):
-        if _backs(f"/dev/{d.name}", file):
+        if _backs(f"/dev/{d.name}", file, identity):
             out.append(f"/dev/{d.name}")
     return out
 
@@ -333,6 +392,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     state.update(mountpoint=str(mnt), socket=str(STATE_DIR / f"{name}.sock"))
     system = fuse = control = recorder = None
     loop: str | None = None
+    identity: dict[str, Any] | None = None
     swapped_on = False
     rc = 0
 
@@ -353,6 +413,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         from hwzswap.config import load_config
 
         check_servable(load_config(args.config), args.config)  # before anything is set up
+        preflight(coexist=True)
         old = read_state(name)
         if old is not None:
             if _server_alive(old):
@@ -362,7 +423,8 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                     "another --name")
             say(f"hwzswap swap {name}: undoing what a dead server left: "
                 f"{'; '.join(swap_off(name)) or 'nothing'}")
-        preflight(coexist=args.coexist)
+        if not args.coexist:
+            check_no_other_swap()
         _write_state(name, state)
         wrote_state = True
         state["mlockall"] = _mlockall() or "ok"
@@ -372,10 +434,16 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         swapfile = SwapFile(system, device_time=args.device_time, recorder=recorder)
         base.mkdir(parents=True, exist_ok=True)
         mnt.mkdir(exist_ok=True)
-        fuse = FuseServer(swapfile, str(mnt), threads=args.threads)
+        # a name of its own: a lazily unmounted chain's loop device shows "/<name>"
+        fuse = FuseServer(swapfile, str(mnt), name=f"swap-{secrets.token_hex(8)}",
+                          threads=args.threads)
         fuse.open()
         step("mount", file=fuse.path)
         fuse.start()
+        # before losetup: a lazy unmount under the live swap hides the file's path, and a
+        # killed server may leave a loop device attached that it had not named yet
+        identity = _file_identity(fuse.path)
+        step("serve", identity=identity)
         loop = _run(["losetup", "--direct-io=on", "--show", "-f", fuse.path])
         step("loop", loop=loop)
         dio = Path(f"/sys/block/{Path(loop).name}/loop/dio").read_text().strip()
@@ -403,7 +471,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                 pass
             stop.clear()
             say(f"hwzswap swap {name}: {signal.Signals(got[-1]).name}, tearing down")
-            if loop not in active_swaps() or not _backs(loop, fuse.path):
+            if loop not in active_swaps() or not _backs(loop, fuse.path, identity):
                 swapped_on = False  # already swapped off (by hand): nothing holds pages
                 break
             try:
@@ -432,8 +500,8 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         problems: list[str] = []
         if loop is None and fuse is not None:
             # a `losetup --show -f` that failed or timed out may have attached one anyway
-            loop = next(iter(_loops_of(fuse.path)), None)
-        ours = fuse is not None and _backs(loop, fuse.path)
+            loop = next(iter(_loops_of(fuse.path, identity)), None)
+        ours = fuse is not None and _backs(loop, fuse.path, identity)
         if swapped_on and ours and loop in active_swaps():
             try:
                 _run(["swapoff", loop], timeout=600)
@@ -513,13 +581,16 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
             record: str | None = None, record_command: str | None = None,
             timeout: float = 120.0) -> dict[str, Any]:
     """Start a server process for ``config`` and wait until swap is on. Returns the state."""
-    preflight(coexist=coexist)
+    preflight(coexist=True)
     old = read_state(name)
     if old is not None:
         if _server_alive(old):
             raise ChainError(f"hwzswap swap {name!r} is already on (server pid {old['pid']}, "
-                             f"{old.get('loop')}): `hwzswap swap off` first")
+                             f"{old.get('loop')}): `hwzswap swap off --name {name}` first, or "
+                             "pick another --name")
         swap_off(name)  # a dead run's leftovers
+    if not coexist:
+        check_no_other_swap()
     STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = STATE_DIR / f"{name}.log"
     rfd, wfd = os.pipe()
@@ -629,8 +700,12 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
     loop = st.get("loop")
     mnt = st.get("mountpoint")
     fuse_file = st.get("file")
+    identity = st.get("identity") if isinstance(st.get("identity"), dict) else None
+    if loop is None and fuse_file:
+        # the server died between attaching a loop device and recording its name
+        loop = next(iter(_loops_of(fuse_file, identity)), None)
     left: list[str] = []
-    ours = _backs(loop, fuse_file)  # else the loop number is someone else's now
+    ours = _backs(loop, fuse_file, identity)  # else the loop number is someone else's now
     if ours and loop in active_swaps():
         try:
             _run(["swapoff", loop], timeout=timeout)

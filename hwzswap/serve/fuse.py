@@ -92,7 +92,10 @@ FILE_ID = 2
 MAX_PAGES = 256  # one request carries up to 1 MiB
 MAX_WRITE = MAX_PAGES * 4096
 _READ_BUF = MAX_WRITE + 64 * 1024  # header + write_in + data, with room to spare
-_VALID_S = 3600  # attributes never change behind the kernel's back
+# Attributes never change behind the kernel's back, so they stay valid for years: the kernel
+# then never asks for them again, not even for a loop device's LOOP_GET_STATUS64 after the
+# server died or hung (how `swap off` recognises a lazily unmounted chain's loop device).
+_VALID_S = 10 * 365 * 86400
 
 
 class FuseError(HwzswapError):

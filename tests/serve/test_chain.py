@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -298,9 +299,10 @@ def test_swap_off_leaves_a_reused_loop_number_alone(state_dir: Path, tmp_path: P
     of the dead one neither swaps it off nor detaches it."""
     cfg = small_config(tmp_path)
     st = chain.swap_on(cfg, name="t10")
+    # its FUSE file had the device number t10's has now (freed, then taken) and inode 2
     dead = dict(st, name="t11", pid_start="1", socket=str(state_dir / "t11.sock"),
                 mountpoint=str(state_dir / "t11" / "mnt"),
-                file=str(state_dir / "t11" / "mnt" / "swap"))
+                file=str(state_dir / "t11" / "mnt" / "swap-0123456789abcdef"))
     chain._write_state("t11", dead)
     assert chain.status("t11")["on"] and not chain.status("t11")["server_alive"]
     chain.swap_off("t11", timeout=10)
@@ -374,10 +376,10 @@ def test_a_loop_device_attached_by_a_failed_losetup_is_detached(
             chain.swap_on(small_config(tmp_path), name="t14")
         assert chain.read_state("t14") is None
     finally:
-        # ours: backed by the chain's FUSE file ("/swap" once that is unmounted)
-        ours = (str(state_dir / "t14" / "mnt" / "swap"), "/swap")
+        # ours: backed by the chain's FUSE file ("/swap-<token>" once that is unmounted)
         left = [f"/dev/{d.name}" for d in Path("/sys/block").glob("loop*")
-                if chain._loop_backing(d.name) in ours]
+                if re.fullmatch(rf"({re.escape(str(state_dir))}/t14/mnt)?/swap-[0-9a-f]{{16}}",
+                                chain._loop_backing(d.name) or "")]
         for loop in left:  # never leave one behind, even when this test fails
             subprocess.run([real, "-d", loop], check=False)
     assert not left
@@ -425,3 +427,83 @@ def test_swap_off_that_leaves_the_chain_exits_1(state_dir: Path, tmp_path: Path)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(st["pid"], signal.SIGCONT)
+
+
+def _undo_loops_of(st: dict) -> None:
+    """Swap off and detach every loop device still holding chain ``st``'s FUSE file, found
+    by its device and inode as losetup lists them (not by the code under test): a test that
+    fails must not leave them behind."""
+    out = subprocess.run(["losetup", "--list", "--json", "-O", "NAME,BACK-INO,BACK-MAJ:MIN"],
+                         capture_output=True, text=True, timeout=60).stdout
+    ident = st.get("identity") or {}
+    for dev in json.loads(out or '{"loopdevices": []}')["loopdevices"]:
+        if (str(dev["back-ino"]), dev["back-maj:min"].strip()) != (str(ident.get("ino")),
+                                                             ident.get("dev")):
+            continue
+        loop = dev["name"]
+        if loop in chain.active_swaps():
+            subprocess.run(["swapoff", loop], check=False, timeout=120)
+        subprocess.run(["losetup", "-d", loop], check=False, timeout=60)
+
+
+def _lazy_unmount(st: dict) -> None:
+    subprocess.run(["umount", "-l", st["mountpoint"]], check=True, timeout=30)
+    assert not chain._is_mounted(st["mountpoint"])
+    # the path the state names is gone
+    assert chain._loop_backing(st["loop"]) == "/" + os.path.basename(st["file"])
+    assert st["loop"] in chain.active_swaps()
+
+
+def test_a_lazily_unmounted_chain_is_still_served_and_undone(state_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """`umount -l` of the FUSE mount under the live swap: the chain keeps serving (a program
+    swaps through it and gets every page back), and `swap off` recognises the loop device by
+    the file's device and inode, swaps it off, detaches it and removes the state (it took the
+    loop for someone else's and left a live swap on a dead server)."""
+    st = chain.swap_on(small_config(tmp_path), name="t17")
+    cg = MemoryCgroup.create(f"hwzswap-test-lazy-{os.getpid()}", 24 << 20)
+    try:
+        assert st["identity"]["dev"].startswith("0:") and st["identity"]["ino"] == 2
+        _lazy_unmount(st)
+        p = subprocess.run([sys.executable, PROG, "32"], capture_output=True, text=True,
+                           timeout=120, preexec_fn=lambda: cg.add(os.getpid()))
+        assert p.returncode == 0 and "verified" in p.stdout, p.stdout + p.stderr
+        assert chain.query("t17")["write_pages"] > 1000
+        t0 = time.monotonic()
+        off = hwzswap_cli("swap", "off", "--name", "t17", timeout=60)
+        assert off.returncode == 0 and "torn down by the server" in off.stdout, off.stderr
+        assert time.monotonic() - t0 < 20  # the server's FUSE threads end with the detach
+        assert not chain._server_alive(st)
+        assert chain._loops_of(st["file"], st["identity"]) == []
+        _gone(st)
+        assert "error" not in Path(st["log"]).read_text()
+    finally:
+        cg.remove()
+        _undo_loops_of(st)
+
+
+def test_a_dead_lazily_unmounted_chain_is_undone_by_the_leftover_check(
+        state_dir: Path, tmp_path: Path) -> None:
+    """`umount -l`, then the server is killed: the next `swap on` of that name takes the
+    state for a dead run's leftovers and undoes them (swapoff, losetup -d) before it sets up
+    its own chain, so exactly one swap device is left, the new one."""
+    cfg = small_config(tmp_path)
+    swaps_before = set(chain.active_swaps())
+    st = chain.swap_on(cfg, name="t18")
+    new = None
+    try:
+        _lazy_unmount(st)
+        os.kill(st["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while chain._server_alive(st):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert chain._backs(st["loop"], st["file"], st["identity"])  # after its death too
+        assert chain._loops_of(st["file"], st["identity"]) == [st["loop"]]
+        new = chain.swap_on(cfg, name="t18")
+        assert set(chain.active_swaps()) - swaps_before == {new["loop"]}
+        assert chain._loops_of(st["file"], st["identity"]) == []
+        assert chain.swap_off("t18") == ["server stopped; chain torn down by the server"]
+        _gone(new)
+    finally:
+        _undo_loops_of(st)
