@@ -32,9 +32,12 @@ from __future__ import annotations
 
 import itertools
 import operator
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import numpy as np
 
 from hwzswap.errors import InvalidHandleError, PoolAllocError, PoolError
 from hwzswap.pool.allocator import PageAllocator
@@ -77,6 +80,57 @@ def pool_allocator(allocator: PageAllocator | None, name: str) -> PageAllocator:
             f"{type(allocator).__name__}"
         )
     return allocator
+
+
+class _MapMemory(np.ndarray):  # type: ignore[type-arg]
+    """The object's bytes under a :class:`MapExport` (a class of its own: numpy collapses a
+    view's base chain only through arrays of the view's own class, so every numpy array made
+    from a map's exporter keeps the exporter itself as its base)."""
+
+
+class MapExport(np.ndarray):  # type: ignore[type-arg]
+    """The exporter of one :meth:`HandlePool.map`: a 1-D ``uint8`` array over the object's
+    bytes, of which ``map`` returns ``memoryview(exporter)``. Every view derived from that
+    view (a slice, ``memoryview(view)``, a cast) shares the view's buffer, which holds the
+    exporter, and every array made from ``view.obj`` holds it as its base; so the exporter
+    outlives the mapped view exactly while such a view is alive: what ``unmap`` checks before
+    it lets the object be freed or moved. The compiled pool's exporter is
+    ``_zscore.MapExport``, checked the same way. (Python code that digs into private
+    attributes, such as ``view.obj.base``, can get around it; the C exporter exposes nothing.)
+    """
+
+    @staticmethod
+    def over(mem: memoryview, off: int, size: int) -> MapExport:
+        """An exporter of ``mem[off : off + size]`` (read-only if ``mem`` is, for good)."""
+        return np.frombuffer(mem, np.uint8, size, off).view(_MapMemory).view(MapExport)
+
+    def derived(self, held: int = 0) -> bool:
+        """Whether anything holds this exporter besides the caller's one local reference
+        (and ``held`` more of the caller's): a view derived from the map, or ``view.obj``."""
+        return sys.getrefcount(self) > _IDLE_REFS + held
+
+    def _refs(self) -> int:
+        return sys.getrefcount(self)  # (as derived() counts: same call depth)
+
+
+def _idle_refs() -> int:
+    exporter = MapExport.over(memoryview(bytearray(1)), 0, 1)
+    return exporter._refs()  # what derived() sees when only its caller holds the exporter
+
+
+_IDLE_REFS = _idle_refs()
+
+
+def map_exporter(view: Any) -> MapExport | None:
+    """The exporter of ``view`` if it is a live map view (else ``None``: ``_maps`` is
+    writable from outside)."""
+    if view.__class__ is not memoryview:
+        return None
+    try:
+        exporter = view.obj
+    except ValueError:  # released
+        return None
+    return exporter if exporter.__class__ is MapExport else None
 
 
 class PoolMessages:
@@ -157,6 +211,24 @@ class PoolMessages:
         return PoolError(
             f"{self.name}: cannot unmap handle {handle:#x}: something still holds a buffer "
             f"exported from its view (e.g. numpy.frombuffer); drop it first"
+        )
+
+    def unmap_derived_error(self, handle: int) -> PoolError:
+        return PoolError(
+            f"{self.name}: cannot unmap handle {handle:#x}: a view derived from its mapped "
+            f"view (a slice, memoryview(view), view.obj) is still alive and could write into "
+            f"another object once the memory is reused; release it (view.release(), a with "
+            f"block, or del) and call unmap again. The object stays mapped and pinned until "
+            f"then; the view map() returned is released"
+        )
+
+    def destroy_busy_error(self, busy: int, handle: int) -> PoolError:
+        return PoolError(
+            f"{self.name}: cannot destroy the pool: {busy} mapped object(s) (first: handle "
+            f"{handle:#x}) still have buffers or views derived from their maps alive, which "
+            f"could write into other objects once the memory is reused; release them and call "
+            f"destroy again. Nothing was freed; the objects stay mapped (the views map() "
+            f"returned are released)"
         )
 
     def batch_error(self, buf: Any, offsets: Any, sizes: Any, idx: Any) -> PoolError:
@@ -346,7 +418,10 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
 
         The object is pinned until the matching :meth:`unmap`: compaction does not move it and
         ``free`` refuses it. Maps nest; each needs its own ``unmap``. After ``unmap`` the view is
-        released and any further use of it raises ``ValueError``.
+        released and any further use of it raises ``ValueError``. Each map has its own
+        exporter (:class:`MapExport`), so ``unmap`` knows whether views derived from the view
+        (slices, ``memoryview(view)``, ``view.obj``) are still alive: it refuses then, as
+        ``zs_unmap_object`` ends every access to the object.
         """
         key = handle if handle.__class__ is int else handle_key(handle)
         try:
@@ -359,13 +434,16 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
             views = self._maps[handle] = []
         elif views.__class__ is not list:
             raise self.bad_maps_error(handle)
-        view = (owner.mv if writable else ro)[off : off + size]
+        view = memoryview(MapExport.over(owner.mv if writable else ro, off, size))
         views.append(view)
         owner.mapped += 1
         return view
 
     def unmap(self, handle: int) -> None:
-        """End the most recent :meth:`map` of ``handle``."""
+        """End the most recent :meth:`map` of ``handle``: release its view. While something
+        holds a buffer exported from the view, or a view derived from it, raise
+        :class:`PoolError` and keep the object mapped and pinned (derived views: the view
+        itself is released; call ``unmap`` again once they are gone)."""
         key = handle if handle.__class__ is int else handle_key(handle)
         try:
             owner = self._objs[key][3]
@@ -381,12 +459,17 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         if not views:
             raise self.not_mapped_error(handle)
         view = views[-1]
-        if view.__class__ is not memoryview:
+        exporter = map_exporter(view)
+        if exporter is None:
             raise self.bad_maps_error(handle)
         try:
             view.release()
         except BufferError:
             raise self.unmap_busy_error(handle) from None
+        if exporter.derived():
+            views[-1] = memoryview(exporter)  # still mapped: the table keeps a live view
+            del exporter  # (the traceback keeps this frame: it must not hold the exporter)
+            raise self.unmap_derived_error(handle)
         views.pop()
         if not views and self._maps.get(handle) is views:
             del self._maps[handle]
@@ -442,16 +525,39 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         return self._stored
 
     def _release_maps(self) -> None:
-        for views in list(self._maps.values()):
+        """Before ``destroy`` frees the memory: release every map's view, or raise
+        :class:`PoolError` (nothing freed, every map kept) if a buffer or view derived from one
+        is still alive. Anything in the table that is not a map's view is dropped."""
+        released: list[tuple[list[Any], memoryview, MapExport]] = []
+        busy: list[int] = []
+        for handle, views in list(self._maps.items()):
             if views.__class__ is not list:
                 continue
             for view in list(views):
-                if view.__class__ is not memoryview:
+                exporter = map_exporter(view)
+                if exporter is None:
+                    if view.__class__ is memoryview:
+                        try:
+                            view.release()
+                        except BufferError:
+                            pass
                     continue
                 try:
                     view.release()
                 except BufferError:
-                    pass
+                    busy.append(handle)
+                    continue
+                released.append((views, view, exporter))
+                if exporter.derived(held=1):  # (held by `released` too)
+                    busy.append(handle)
+        if busy:
+            for views, view, exporter in released:  # still mapped: each keeps a live view
+                for i, v in enumerate(views):
+                    if v is view:
+                        views[i] = memoryview(exporter)
+            # (the traceback keeps this frame: it must not hold an exporter)
+            del released, exporter
+            raise self.destroy_busy_error(len(busy), busy[0])
         self._maps.clear()
 
     def __repr__(self) -> str:

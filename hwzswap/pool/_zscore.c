@@ -11,9 +11,11 @@
  * Memory: every zspage is one page run from the Python PageAllocator (a writable memoryview
  * over a bytearray). The core holds a writable buffer export of the run while the zspage lives
  * (so the run cannot be released or resized under it) and gives the run back with
- * allocator.free_pages() when the zspage empties. Views handed out (view(), map()) are new
+ * allocator.free_pages() when the zspage empties. Views handed out by view() are new
  * memoryviews on the run's managed buffer: they keep that memory alive whatever the pool does
- * afterwards, so they never point at freed memory.
+ * afterwards, so they never point at freed memory. A map() view has its own exporter
+ * (MapExport), so unmap() and destroy() can tell whether a view derived from it is alive and
+ * refuse until it is gone: no derived view can write into memory the pool has reused.
  *
  * Calls out to Python (the allocator, error-message helpers, len() of odd data, buffer
  * exports) happen only where the core's state is consistent, and no pointer into the core's
@@ -49,7 +51,7 @@ static PyObject *InvalidHandleError = NULL;
 static PyObject *str_alloc_pages, *str_free_pages;
 static PyObject *str_release, *str_invalid, *str_bad_size, *str_bad_data, *str_pinned,
     *str_too_long, *str_alloc_failed, *str_not_mapped, *str_unmap_busy, *str_bad_maps,
-    *str_batch_error;
+    *str_batch_error, *str_unmap_derived, *str_destroy_busy;
 static PyObject *zero;  /* the handle given to _bad_data by malloc_write */
 static PyObject *op_free, *op_read, *op_view, *op_write, *op_read_free, *op_obj_size,
     *op_map, *op_unmap;
@@ -668,6 +670,103 @@ copy_in(unsigned char *dst, int kind, const char *ptr, Py_buffer *b, Py_ssize_t 
 /* A memoryview of len bytes at off in a run, sharing the run's managed buffer (so it keeps the
  * memory alive). The same as run[off:off + len] (or its toreadonly()) without the slice
  * object: a new view of the run's buffer narrowed in place, as memoryview slicing does. */
+/* -- MapExport: the exporter of one map() ------------------------------------------------ */
+
+/* map() returns memoryview(MapExport): each map has its own exporter, held by the view's managed
+ * buffer, which every view derived from the mapped view (a slice, memoryview(view)) shares. So
+ * once the mapped view is released, the exporter is still referenced exactly while a derived
+ * view (or view.obj) is alive: unmap refuses then, before the object can be freed or moved and
+ * its memory reused (the Python pools' MapExport, a numpy array, is checked the same way). */
+typedef struct {
+    PyObject_HEAD
+    Py_buffer run;      /* an export of the zspage's run: its memory stays valid */
+    char *buf;
+    Py_ssize_t len;
+    int readonly;
+} MapExport;
+
+static int
+MapExport_getbuffer(MapExport *self, Py_buffer *view, int flags)
+{
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->buf, self->len, self->readonly,
+                             flags);
+}
+
+static void
+MapExport_dealloc(MapExport *self)
+{
+    PyBuffer_Release(&self->run);
+    PyObject_Free(self);
+}
+
+static PyBufferProcs MapExport_as_buffer = {
+    .bf_getbuffer = (getbufferproc)MapExport_getbuffer,
+};
+
+static PyTypeObject MapExportType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hwzswap.pool._zscore.MapExport",
+    .tp_doc = PyDoc_STR("The exporter of one ZsPool.map(): the object's bytes, for the view "
+                        "map() returns (made by the pool only)."),
+    .tp_basicsize = sizeof(MapExport),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .tp_dealloc = (destructor)MapExport_dealloc,
+    .tp_as_buffer = &MapExport_as_buffer,
+};
+
+/* A map's view of run[off : off + len]: memoryview(a new MapExport). */
+static PyObject *
+map_view(PyObject *run, Py_ssize_t off, Py_ssize_t len, int readonly)
+{
+    MapExport *x = PyObject_New(MapExport, &MapExportType);
+    if (x == NULL)
+        return NULL;
+    x->run.obj = NULL;
+    if (PyObject_GetBuffer(run, &x->run, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    if (off < 0 || off + len > x->run.len) {
+        Py_DECREF(x);
+        PyErr_SetString(PoolError, "zsmalloc: a zspage's run changed shape");
+        return NULL;
+    }
+    x->buf = (char *)x->run.buf + off;
+    x->len = len;
+    x->readonly = readonly;
+    PyObject *v = PyMemoryView_FromObject((PyObject *)x);
+    Py_DECREF(x);
+    return v;
+}
+
+/* The MapExport of a live map view in the (writable) map table, or NULL (borrowed). */
+static PyObject *
+map_exporter(PyObject *view)
+{
+    if (!PyMemoryView_Check(view))
+        return NULL;
+    PyMemoryViewObject *mv = (PyMemoryViewObject *)view;
+    if (mv->flags & _Py_MEMORYVIEW_RELEASED || mv->view.obj == NULL
+        || Py_TYPE(mv->view.obj) != &MapExportType)
+        return NULL;
+    return mv->view.obj;
+}
+
+/* Replace view (by identity) in list with a new view of exporter x: the map stays. */
+static int
+rearm_map(PyObject *list, PyObject *view, PyObject *x)
+{
+    for (Py_ssize_t i = PyList_GET_SIZE(list) - 1; i >= 0; i--) {
+        if (PyList_GET_ITEM(list, i) == view) {
+            PyObject *fresh = PyMemoryView_FromObject(x);
+            if (fresh == NULL)
+                return -1;
+            return PyList_SetItem(list, i, fresh);
+        }
+    }
+    return 0;
+}
+
 static PyObject *
 run_view(PyObject *run, Py_ssize_t off, Py_ssize_t len, int readonly)
 {
@@ -1363,7 +1462,7 @@ ZsCore_map(ZsCore *self, PyObject *args, PyObject *kwds)
         SizeClass *c = &self->classes[z->cls];
         PyObject *run = z->run;
         Py_INCREF(run);  /* held: its identity tells whether the zspage is still the same */
-        PyObject *view = run_view(run, (Py_ssize_t)slot * c->size + c->hdr, e->size,
+        PyObject *view = map_view(run, (Py_ssize_t)slot * c->size + c->hdr, e->size,
                                   !writable);
         PyObject *views = view == NULL ? NULL : maps_views(self, maps, key, 1);
         if (views == NULL || PyList_Append(views, view) < 0) {
@@ -1418,7 +1517,7 @@ ZsCore_unmap(ZsCore *self, PyObject *handle)
     if (key == NULL)
         return NULL;
     Py_INCREF(maps);
-    PyObject *result = NULL, *view = NULL;
+    PyObject *result = NULL, *view = NULL, *x = NULL;
     PyObject *views = maps_views(self, maps, key, 0);
     if (views == NULL || PyList_GET_SIZE(views) == 0) {
         if (!PyErr_Occurred())
@@ -1427,10 +1526,12 @@ ZsCore_unmap(ZsCore *self, PyObject *handle)
     }
     view = PyList_GET_ITEM(views, PyList_GET_SIZE(views) - 1);
     Py_INCREF(view);
-    if (!PyMemoryView_Check(view)) {
+    x = map_exporter(view);
+    if (x == NULL) {
         raise_helper(self, str_bad_maps, key, NULL, NULL);
         goto out;
     }
+    Py_INCREF(x);
     PyObject *r = PyObject_CallMethodNoArgs(view, str_release);
     if (r == NULL) {
         if (PyErr_ExceptionMatches(PyExc_BufferError)) {
@@ -1440,6 +1541,11 @@ ZsCore_unmap(ZsCore *self, PyObject *handle)
         goto out;
     }
     Py_DECREF(r);
+    if (Py_REFCNT(x) > 1) {  /* a derived view (or view.obj) still holds the exporter */
+        if (rearm_map(views, view, x) == 0)
+            raise_helper(self, str_unmap_derived, handle, NULL, NULL);
+        goto out;
+    }
     if (list_remove_obj(views, view) < 0)
         goto out;
     if (PyList_GET_SIZE(views) == 0) {
@@ -1453,6 +1559,7 @@ ZsCore_unmap(ZsCore *self, PyObject *handle)
     result = Py_None;
     Py_INCREF(result);
 out:
+    Py_XDECREF(x);
     Py_XDECREF(view);
     Py_XDECREF(views);
     Py_DECREF(key);
@@ -1616,46 +1723,86 @@ ZsCore_compact(ZsCore *self, PyObject *Py_UNUSED(ignored))
 
 /* -- destroy -------------------------------------------------------------------------------- */
 
-/* Release the map views (a view something still exports from stays valid: it keeps the run's
- * memory alive, which the pool no longer uses). */
-static void
+/* Before destroy frees the memory: release every map's view, or raise a PoolError (nothing
+ * freed, every map kept, with a live view) when a buffer or view derived from one is still
+ * alive (the Python pools' _release_maps). Anything else in the table is dropped. */
+static int
 release_maps(ZsCore *self)
 {
     if (self->maps == NULL)
-        return;
-    /* a snapshot of the table (it is writable from Python, and releasing runs no code of the
-     * pool's): every list's memoryviews are released, anything else is dropped */
+        return 0;
     PyObject *maps = self->maps;
     Py_INCREF(maps);
-    PyObject *all = PyDict_Values(maps);
-    if (all == NULL) {
-        PyErr_Clear();
-    }
-    else {
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(all); i++) {
-            PyObject *views = PyList_GET_ITEM(all, i);
-            if (!PyList_CheckExact(views))
+    int rc = -1;
+    Py_ssize_t busy = 0;
+    PyObject *first_busy = NULL;
+    PyObject *released = PyList_New(0);  /* (views, view, exporter) of every released map */
+    PyObject *all = PyDict_Items(maps);  /* a snapshot: the table is writable from Python */
+    if (released == NULL || all == NULL)
+        goto out;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(all); i++) {
+        PyObject *key = PyTuple_GET_ITEM(PyList_GET_ITEM(all, i), 0);
+        PyObject *views = PyTuple_GET_ITEM(PyList_GET_ITEM(all, i), 1);
+        if (!PyList_CheckExact(views))
+            continue;
+        PyObject *copy = PySequence_List(views);  /* (safe under the GC, see owned_tuple) */
+        if (copy == NULL)
+            goto out;
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(copy); j++) {
+            PyObject *v = PyList_GET_ITEM(copy, j);
+            if (!PyMemoryView_Check(v))
                 continue;
-            PyObject *copy = PySequence_List(views);  /* (safe under the GC, see owned_tuple) */
-            if (copy == NULL) {
+            PyObject *x = map_exporter(v);
+            Py_XINCREF(x);
+            PyObject *r = PyObject_CallMethodNoArgs(v, str_release);
+            if (r == NULL) {
+                Py_XDECREF(x);
+                if (!PyErr_ExceptionMatches(PyExc_BufferError)) {
+                    Py_DECREF(copy);
+                    goto out;
+                }
                 PyErr_Clear();
+                if (x != NULL && busy++ == 0)
+                    first_busy = key;
                 continue;
             }
-            for (Py_ssize_t j = 0; j < PyList_GET_SIZE(copy); j++) {
-                PyObject *v = PyList_GET_ITEM(copy, j);
-                if (!PyMemoryView_Check(v))
-                    continue;
-                PyObject *r = PyObject_CallMethodNoArgs(v, str_release);
-                if (r == NULL)
-                    PyErr_Clear();
-                Py_XDECREF(r);
+            Py_DECREF(r);
+            if (x == NULL)
+                continue;  /* not a map's view: dropped */
+            PyObject *t = PyTuple_Pack(3, views, v, x);
+            Py_DECREF(x);  /* now held by t only (and by derived views) */
+            if (t == NULL || PyList_Append(released, t) < 0) {
+                Py_XDECREF(t);
+                Py_DECREF(copy);
+                goto out;
             }
-            Py_DECREF(copy);
+            Py_DECREF(t);
+            if (Py_REFCNT(x) > 1 && busy++ == 0)
+                first_busy = key;
         }
-        Py_DECREF(all);
+        Py_DECREF(copy);
+    }
+    if (busy) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(released); i++) {
+            PyObject *t = PyList_GET_ITEM(released, i);
+            if (rearm_map(PyTuple_GET_ITEM(t, 0), PyTuple_GET_ITEM(t, 1),
+                          PyTuple_GET_ITEM(t, 2)) < 0)
+                goto out;
+        }
+        PyObject *n = PyLong_FromSsize_t(busy);
+        if (n != NULL) {
+            raise_helper(self, str_destroy_busy, n, first_busy, NULL);
+            Py_DECREF(n);
+        }
+        goto out;
     }
     PyDict_Clear(maps);
+    rc = 0;
+out:
+    Py_XDECREF(all);
+    Py_XDECREF(released);
     Py_DECREF(maps);
+    return rc;
 }
 
 static PyObject *
@@ -1665,8 +1812,9 @@ ZsCore_destroy(ZsCore *self, PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     if (check_not_busy(self) < 0)
         return NULL;
+    if (release_maps(self) < 0)
+        return NULL;
     note_peak(self);
-    release_maps(self);
     PyObject **deferred = PyMem_Malloc(sizeof(PyObject *) * (size_t)(self->nzspages + 1));
     if (deferred == NULL)
         return PyErr_NoMemory();
@@ -2315,6 +2463,8 @@ PyInit__zscore(void)
     INTERN(str_not_mapped, "not_mapped_error");
     INTERN(str_unmap_busy, "unmap_busy_error");
     INTERN(str_bad_maps, "bad_maps_error");
+    INTERN(str_unmap_derived, "unmap_derived_error");
+    INTERN(str_destroy_busy, "destroy_busy_error");
     INTERN(str_batch_error, "batch_error");
     INTERN(op_free, "free");
     INTERN(op_read, "read");
@@ -2326,7 +2476,7 @@ PyInit__zscore(void)
     INTERN(op_unmap, "unmap");
     if (zero == NULL && (zero = PyLong_FromLong(0)) == NULL)
         return NULL;
-    if (PyType_Ready(&ZsCoreType) < 0)
+    if (PyType_Ready(&ZsCoreType) < 0 || PyType_Ready(&MapExportType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&zscore_module);
     if (m == NULL)

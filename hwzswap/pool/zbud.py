@@ -231,11 +231,13 @@ class ZbudPool(HandlePool):
             raise PoolError("stored_bytes counter disagrees with the live objects")
 
     def destroy(self) -> None:
-        """Free every page (swapoff). Later calls raise; ``destroy`` itself is idempotent."""
+        """Free every page (swapoff). Later calls raise; ``destroy`` itself is idempotent.
+        Mapped views are released; while a buffer or view derived from one is alive it raises
+        :class:`PoolError` and frees nothing (as ``unmap`` refuses)."""
         if self._destroyed:
             return
-        self._note_peak()
         self._release_maps()
+        self._note_peak()
         pages = list(self._buddied) + list(self._huge)
         for group in self._unbuddied:
             pages.extend(group)

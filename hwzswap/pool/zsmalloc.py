@@ -683,11 +683,13 @@ class PyZsPool(HandlePool):
             raise PoolError("stored_bytes counter disagrees with the live objects")
 
     def destroy(self) -> None:
-        """Free every zspage (swapoff). Later calls raise; ``destroy`` itself is idempotent."""
+        """Free every zspage (swapoff). Later calls raise; ``destroy`` itself is idempotent.
+        Mapped views are released; while a buffer or view derived from one is alive it raises
+        :class:`PoolError` and frees nothing (as ``unmap`` refuses)."""
         if self._destroyed:
             return
-        self._note_peak()
         self._release_maps()
+        self._note_peak()
         for cls in self._classes:
             for zs in cls.zspage_list():
                 zs.mapped = 0

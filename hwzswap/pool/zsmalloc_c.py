@@ -87,8 +87,9 @@ class ZsPool(_zscore.ZsCore, PoolMessages, MapHelpers, Pool):
 
     def destroy(self) -> None:
         """Free every zspage (swapoff). Later calls raise; ``destroy`` itself is idempotent.
-        Views handed out before stay valid memoryviews of memory the pool no longer uses;
-        mapped views are released."""
+        Views from :meth:`view` stay valid memoryviews of memory the pool no longer uses;
+        mapped views are released, and while a buffer or view derived from one is alive
+        ``destroy`` raises :class:`PoolError` and frees nothing (as ``unmap`` refuses)."""
         self._destroy()
 
     def __repr__(self) -> str:
