@@ -114,12 +114,13 @@ owned_tuple(PyObject *o)
     return t;
 }
 
-/* claim_slots(smap, offsets, n) -> list[int] | None. The arguments as claim_slots_py takes
- * them: the map a bytearray and n an integer (else TypeError); any other batch is declined
- * (None, the map untouched), n out of 0..len(smap) and a range longer than a Py_ssize_t
- * included. Python code can run inside (the GC's finalisers, when the result list is made):
- * so the swap map is held exported (it cannot be resized meanwhile) and the offsets are read
- * from a tuple copy. */
+/* claim_slots(smap, offsets, n) -> (list[int], bytes) | None: the offsets and the slots'
+ * states before the claim (one byte each, for the caller's rollback). The arguments as
+ * claim_slots_py takes them: the map a bytearray and n an integer (else TypeError); any other
+ * batch is declined (None, the map untouched), n out of 0..len(smap) and a range longer than
+ * a Py_ssize_t included. Python code can run inside (the GC's finalisers, when the results are
+ * made): so the swap map is held exported (it cannot be resized meanwhile), the offsets are
+ * read from a tuple copy, and every result object exists before the map is read and marked. */
 static PyObject *
 claim_slots(PyObject *mod, PyObject *args)
 {
@@ -199,16 +200,24 @@ claim_slots(PyObject *mod, PyObject *args)
             if (sorted[k] == sorted[k - 1])
                 goto decline;
     }
-    out = PyList_New(n);
-    if (out == NULL)
+    PyObject *offs = PyList_New(n), *before = PyBytes_FromStringAndSize(NULL, n);
+    out = offs == NULL || before == NULL ? NULL : PyTuple_New(2);
+    if (out == NULL) {
+        Py_XDECREF(offs);
+        Py_XDECREF(before);
         goto finish;
-    char *map = mb.buf;
-    for (Py_ssize_t k = 0; k < n; k++) {
+    }
+    char *map = mb.buf, *was = PyBytes_AS_STRING(before);
+    for (Py_ssize_t k = 0; k < n; k++) {  /* no Python code runs from here on */
         PyObject *o = PyTuple_GET_ITEM(seq, k);
         Py_INCREF(o);
-        PyList_SET_ITEM(out, k, o);
-        map[PyLong_AsSsize_t(o)] = 1;  /* checked in range above; the map kept its size */
+        PyList_SET_ITEM(offs, k, o);
+        Py_ssize_t off = PyLong_AsSsize_t(o);  /* checked in range above; the map kept its size */
+        was[k] = map[off];
+        map[off] = 1;
     }
+    PyTuple_SET_ITEM(out, 0, offs);
+    PyTuple_SET_ITEM(out, 1, before);
     goto finish;
 decline:
     out = Py_None;
@@ -831,9 +840,10 @@ static PyMethodDef hotpath_methods[] = {
      "same_filled_pages(buf) -> list[(index, word)]: the same-filled pages of a buffer of "
      "whole pages, each with its repeated 8-byte word."},
     {"claim_slots", claim_slots, METH_VARARGS,
-     "claim_slots(smap, offsets, n) -> list[int] | None: mark a batch's slots in use in the "
-     "swap map when offsets is a list, tuple or range of n distinct ints in range; None "
-     "(nothing marked) otherwise."},
+     "claim_slots(smap, offsets, n) -> (list[int], bytes) | None: mark a batch's slots in use "
+     "in the swap map when offsets is a list, tuple or range of n distinct ints in range, and "
+     "return them with the slots' states before (one byte each); None (nothing marked) "
+     "otherwise."},
     {NULL, NULL, 0, NULL},
 };
 

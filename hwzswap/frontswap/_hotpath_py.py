@@ -43,8 +43,10 @@ def same_filled_pages_py(buf: Any) -> list[tuple[int, bytes]]:
     return out
 
 
-def claim_slots_py(smap: bytearray, offsets: Sequence[Any], n: int) -> list[int] | None:
-    """Mark a batch's swap slots in use in ``smap`` and return the offsets as a list, when
+def claim_slots_py(smap: bytearray, offsets: Sequence[Any], n: int
+                   ) -> tuple[list[int], bytes] | None:
+    """Mark a batch's swap slots in use in ``smap`` and return ``(offsets as a list, the
+    slots' states before)``, one byte each, so the caller can roll the claim back exactly, when
     ``offsets`` is a list, tuple or range of ``n`` ints in ``0..len(smap) - 1`` and none
     appears twice; else mark nothing and return ``None`` (the caller's slow path then converts
     other integer types, or names the problem). Other iterables are declined untouched, as the
@@ -71,9 +73,10 @@ def claim_slots_py(smap: bytearray, offsets: Sequence[Any], n: int) -> list[int]
             return None
         if len(set(offs)) != len(offs):
             return None
+        before = bytes([view[off] for off in offs])
         for off in offs:
             view[off] = 1
-    return offs
+    return offs, before
 
 
 class ZswapTreePy(OrderedDict):  # type: ignore[type-arg]

@@ -163,18 +163,12 @@ class SwapSystem:
         which offsets went where (the caller still has the failed pages)."""
         smap = self._map(type, "swap_out_batch")
         pages = check_pages(pages)
-        # The slots' states before the claim: a store that raises puts them back (a slot that
-        # held a page still holds it; one that was free is free again).
-        before = None  # another iterable is read once, by the checked path below
-        if offsets.__class__ in (list, tuple, range):
-            try:
-                before = bytes(map(smap.__getitem__, offsets))
-            except (TypeError, IndexError, ValueError):
-                pass  # not plain in-range offsets: the checked path below names it
-        # One C call checks the usual batch (ints in range, distinct) and claims its slots;
-        # anything else takes the checked path, which names the problem.
-        offs = claim_slots(smap, offsets, len(pages))
-        if offs is None:
+        # One C call checks the usual batch (ints in range, distinct), claims its slots and
+        # returns their states before the claim; anything else takes the checked path, which
+        # names the problem. A store that raises puts the states back (a slot that held a page
+        # still holds it; one that was free is free again).
+        claimed = claim_slots(smap, offsets, len(pages))
+        if claimed is None:
             offs = batch_offsets("swap_out_batch", type, offsets, len(smap), "a reclaim batch")
             if len(offs) != len(pages):
                 raise InvalidInputError(
@@ -183,6 +177,8 @@ class SwapSystem:
             before = bytes(smap[off] for off in offs)
             for off in offs:
                 smap[off] = 1
+        else:
+            offs, before = claimed
         try:
             results = self.zswap.store_batch(type, offs, pages, folios)
         except BaseException:

@@ -69,9 +69,11 @@ def test_claim_slots_takes_an_integer_n_and_a_bytearray_map_only(fn) -> None:
             fn(smap, [1, 2], n)
         assert smap == bytearray(10)
     smap = bytearray(10)
-    assert fn(smap, range(0, 4, 2), np.int64(2)) == [0, 2]  # an integer type is an integer
-    assert fn(smap, (9,), 1) == [9] and fn(smap, [], 0) == []
+    # an integer type is an integer
+    assert fn(smap, range(0, 4, 2), np.int64(2)) == ([0, 2], b"\x00\x00")
+    assert fn(smap, (9,), 1) == ([9], b"\x00") and fn(smap, [], 0) == ([], b"")
     assert smap == b"\x01\x00\x01" + bytes(6) + b"\x01"
+    assert fn(smap, [9, 1, 2], 3) == ([9, 1, 2], b"\x01\x00\x01")  # the states before
 
 
 TREES = [_hotpath.ZswapTree, _hotpath_py.ZswapTreePy]

@@ -77,7 +77,7 @@ def test_the_index_references_need_no_compiled_module() -> None:
         "      same_filled_pages_py(bytes(8192)))\n"
         "assert 'hwzswap.frontswap._hotpath' not in sys.modules\n"
     ))
-    assert out.strip() == ("[(1, 'b'), (3, 'a')] [2, 5] "
+    assert out.strip() == ("[(1, 'b'), (3, 'a')] ([2, 5], b'\\x00\\x00') "
                            "b'\\x00\\x00\\x01\\x00\\x00\\x01\\x00\\x00' "
                            "[(0, b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00'), "
                            "(1, b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00')]")
