@@ -33,6 +33,7 @@ import ctypes
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -133,8 +134,41 @@ def check_servable(config: Any, source: str) -> None:
 # -- state ------------------------------------------------------------------------------------
 
 
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: sun_path of a unix socket holds 108 bytes, the terminating NUL included
+_SOCKET_PATH_MAX = 107
+
+
+def check_name(name: str) -> str:
+    """``name`` if it can name a chain: it becomes a file and folder name under the state
+    directory (so no ``/``, no leading ``.``: ``--name ../x`` wrote state elsewhere as root)."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ChainError(f"chain name {str(name)[:80]!r}: use 1-64 letters, digits, '_', '.' "
+                         "or '-', starting with a letter or digit (e.g. hwzswap, lz4-test)")
+    return name
+
+
+def chain_name(text: str) -> str:
+    """``--name``: a chain name (:func:`check_name`) or an argparse usage error."""
+    try:
+        return check_name(text)
+    except ChainError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def state_path(name: str) -> Path:
-    return STATE_DIR / f"{name}.json"
+    return STATE_DIR / f"{check_name(name)}.json"
+
+
+def socket_path(name: str) -> Path:
+    """The server's control socket; refused (before anything is set up) when longer than a
+    unix socket's path may be."""
+    path = STATE_DIR / f"{check_name(name)}.sock"
+    if len(os.fsencode(path)) > _SOCKET_PATH_MAX:
+        raise ChainError(f"the control socket {path} would be {len(os.fsencode(path))} bytes, "
+                         f"longer than the {_SOCKET_PATH_MAX} a unix socket's path takes: give a "
+                         "shorter --name or HWZSWAP_STATE_DIR")
+    return path
 
 
 def read_state(name: str) -> dict[str, Any] | None:
@@ -412,7 +446,13 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     try:
         from hwzswap.config import load_config
 
-        check_servable(load_config(args.config), args.config)  # before anything is set up
+        # refusals, before anything is set up
+        socket_path(name)
+        if getattr(args, "record", None):
+            from hwzswap.cliargs import check_outputs
+
+            check_outputs([("--record", args.record, ())], inputs=[("--config", args.config)])
+        check_servable(load_config(args.config), args.config)
         preflight(coexist=True)
         old = read_state(name)
         if old is not None:
@@ -808,7 +848,8 @@ def _add_server_args(p: argparse.ArgumentParser) -> None:
     from hwzswap.cliargs import positive_int
 
     p.add_argument("--config", help="engine config (YAML), e.g. configs/lz4.yaml")
-    p.add_argument("--name", default=DEFAULT_NAME, help="chain name (state file and mount)")
+    p.add_argument("--name", type=chain_name, default=DEFAULT_NAME,
+                   help="chain name (state file and mount; letters, digits, '_', '.', '-')")
     p.add_argument("--priority", type=int, default=DEFAULT_PRIORITY, help="swapon priority")
     p.add_argument("--coexist", action="store_true",
                    help="allow other swap devices to stay active")

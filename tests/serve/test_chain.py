@@ -396,10 +396,35 @@ def test_serve_refusals_exit_2_as_the_rest_of_the_cli(state_dir: Path, tmp_path:
         ((), "--config F is required"),
         (("--config", small_config(tmp_path), "--threads", "0"), "must be at least 1"),
     ]
+    (tmp_path / "rec").mkdir()
+    cases += [  # refused before anything is set up, not found out at teardown
+        (("--config", small_config(tmp_path), "--record", str(tmp_path / "rec")),
+         "is a directory"),
+    ]
     for args, why in cases:
         p = hwzswap_cli("serve", "--name", "t15", *args, timeout=60)
         assert p.returncode == 2 and why in p.stderr, (args, p.returncode, p.stderr, p.stdout)
         assert chain.read_state("t15") is None and not (state_dir / "t15").exists()
+    # a name is a file name under the state directory: never a path out of it
+    for bad_name, cmd in (("../t15", ("serve", "--config", small_config(tmp_path))),
+                          ("a/b", ("swap", "on", "--config", small_config(tmp_path))),
+                          (".hidden", ("swap", "off"))):
+        p = hwzswap_cli(*cmd, "--name", bad_name, timeout=60)
+        assert p.returncode == 2 and "chain name" in p.stderr, (cmd, bad_name, p.stderr)
+    for bad_name in ("", "x" * 65, "a b", "-x"):
+        with pytest.raises(chain.ChainError, match="chain name"):
+            chain.check_name(bad_name)
+    assert chain.check_name("lz4-test_1.a") == "lz4-test_1.a"
+    assert not (state_dir.parent / "t15.json").exists() and not (state_dir / "a").exists()
+    with pytest.raises(chain.ChainError, match="chain name"):
+        chain.swap_on(small_config(tmp_path), name="../t15")
+    # a state directory so deep that the control socket's path cannot be bound
+    deep = tmp_path / ("d" * 100)
+    p = subprocess.run([sys.executable, "-m", "hwzswap", "serve", "--config",
+                        small_config(tmp_path), "--name", "t15"], capture_output=True,
+                       text=True, timeout=60, env={**os.environ, "HWZSWAP_STATE_DIR": str(deep)})
+    assert p.returncode == 2 and "longer than the 107 a unix socket" in p.stderr, p.stderr
+    assert not deep.exists()
     # the server's own entry (`swap on` starts it so) answers the same
     p = subprocess.run([sys.executable, "-m", "hwzswap.serve.chain", "--config", str(bad),
                         "--name", "t15"], capture_output=True, text=True, timeout=60)
