@@ -427,7 +427,6 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     system = fuse = control = recorder = None
     loop: str | None = None
     identity: dict[str, Any] | None = None
-    swapped_on = False
     rc = 0
 
     def step(what: str, **kv: Any) -> None:
@@ -492,7 +491,6 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                              "page cache hides swap-ins from the server")
         _run(["mkswap", loop])
         _run(["swapon", "--discard=pages", "-p", str(args.priority), loop])
-        swapped_on = True
         step("swapon")
         control = Control(Path(state["socket"]), swapfile,
                           {"name": name, "loop": loop, "pid": os.getpid(),
@@ -512,11 +510,10 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
             stop.clear()
             say(f"hwzswap swap {name}: {signal.Signals(got[-1]).name}, tearing down")
             if loop not in active_swaps() or not _backs(loop, fuse.path, identity):
-                swapped_on = False  # already swapped off (by hand): nothing holds pages
+                # already swapped off (by hand): nothing holds pages
                 break
             try:
                 _run(["swapoff", loop], timeout=600)
-                swapped_on = False
                 break
             except ChainError as exc:
                 # The device still holds pages: never pull it away under them.
@@ -542,7 +539,9 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
             # a `losetup --show -f` that failed or timed out may have attached one anyway
             loop = next(iter(_loops_of(fuse.path, identity)), None)
         ours = fuse is not None and _backs(loop, fuse.path, identity)
-        if swapped_on and ours and loop in active_swaps():
+        # Whether swapon returned or not: one that failed or timed out may have activated
+        # the device, and `losetup -d` of an active swap device only marks it to go later.
+        if ours and loop in active_swaps():
             try:
                 _run(["swapoff", loop], timeout=600)
             except ChainError as exc:

@@ -532,3 +532,32 @@ def test_a_dead_lazily_unmounted_chain_is_undone_by_the_leftover_check(
         _gone(new)
     finally:
         _undo_loops_of(st)
+
+
+def test_a_swapon_that_fails_after_activating_is_undone(state_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """`swapon` activates the device but then fails (or times out): the teardown swaps it
+    off before detaching (it skipped the swapoff, and `losetup -d` of an active swap device
+    only marks it to go later, so a swap on a dead server was left, its state removed)."""
+    real = shutil.which("swapon")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "swapon").write_text(f'#!/bin/sh\n{real} "$@" || exit $?\necho injected >&2\n'
+                                   'exit 1\n')
+    (bindir / "swapon").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    swaps_before = set(chain.active_swaps())
+    left: set[str] = set()
+    try:
+        with pytest.raises(chain.ChainError, match="did not come up: .*swapon.*injected"):
+            chain.swap_on(small_config(tmp_path), name="t19")
+        left = set(chain.active_swaps()) - swaps_before
+        assert chain.read_state("t19") is None
+    finally:
+        for loop in set(chain.active_swaps()) - swaps_before:  # never leave one behind
+            if re.fullmatch(rf"({re.escape(str(state_dir))}/t19/mnt)?/swap-[0-9a-f]{{16}}",
+                            chain._loop_backing(loop) or ""):
+                subprocess.run(["swapoff", loop], check=False, timeout=120)
+                subprocess.run(["losetup", "-d", loop], check=False, timeout=60)
+    assert not left
