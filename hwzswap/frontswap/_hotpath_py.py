@@ -79,79 +79,116 @@ def claim_slots_py(smap: bytearray, offsets: Sequence[Any], n: int
     return offs, before
 
 
-class ZswapTreePy(OrderedDict):  # type: ignore[type-arg]
+class ZswapTreePy:
     """One swap type's index and LRU: offset -> entry, oldest stored first (``ZswapTree``).
 
-    An ``OrderedDict`` whose keys are the type's offsets, ``0..nr_pages - 1``: any other key
-    (out of range, not an integer) is simply absent, and storing at one raises ``KeyError``.
-    An integer of another type (a numpy integer) names the same offset as the ``int``. A new
-    entry goes to the end (newest); replacing an entry keeps its place; ``move_to_end`` that
-    moves an entry is a change for iterators (they raise ``RuntimeError``, as any change).
-    ``keys``, ``values`` and ``items`` are lists, oldest first, never partly filled.
+    An ``OrderedDict`` inside, behind exactly the API of the compiled ``ZswapTree`` (what the
+    engine uses, no more): ``t[k]``, ``t[k] = v``, ``del t[k]``, ``k in t``, ``len``,
+    iteration, ``get(k[, default])``, ``pop(k[, default])``, ``move_to_end(k)``, ``keys``,
+    ``values``, ``items``, ``clear`` and the read-only ``type`` and ``nr_pages``; arguments
+    are positional (the constructor's may be named), trees compare by identity.
+
+    The keys are the type's offsets, ``0..nr_pages - 1``: any other key (out of range, not an
+    integer) is simply absent, and storing at one raises ``KeyError``. An integer of another
+    type (a numpy integer) names the same offset as the ``int``. A new entry goes to the end
+    (newest); replacing an entry keeps its place; ``move_to_end`` that moves an entry is a
+    change for iterators (they raise ``RuntimeError``, as any change). ``keys``, ``values`` and
+    ``items`` are lists, oldest first, never partly filled.
     """
 
+    __slots__ = ("_od", "_type", "_nr_pages")
+    __reversed__ = None  # a mapping, not a sequence: reversed() refuses it, as ZswapTree
+    _MISSING: Any = object()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        raise TypeError("type 'ZswapTreePy' is not an acceptable base type (as ZswapTree)")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object (as ZswapTree)")
+
     def __init__(self, swap_type: Any, nr_pages: int) -> None:
-        super().__init__()
         nr = operator.index(nr_pages)  # a TypeError for a float, as ZswapTree
         if not 1 <= nr <= MAX_NR_PAGES:
             raise ValueError(
                 f"ZswapTree: nr_pages must be in 1..{MAX_NR_PAGES} (the most swap.nr_pages "
                 f"allows), got {nr}"
             )
-        self.type = swap_type
-        self.nr_pages = nr
+        self._od: OrderedDict[int, Any] = OrderedDict()
+        self._type = swap_type
+        self._nr_pages = nr
+
+    @property
+    def type(self) -> Any:
+        """The swap type."""
+        return self._type
+
+    @property
+    def nr_pages(self) -> int:
+        """The offsets are 0..nr_pages - 1."""
+        return self._nr_pages
 
     def _offset(self, key: Any) -> int | None:
         try:
             off = operator.index(key)
         except TypeError:
             return None
-        return off if 0 <= off < self.nr_pages else None
+        return off if 0 <= off < self._nr_pages else None
+
+    def __len__(self) -> int:
+        return len(self._od)
 
     def __contains__(self, key: object) -> bool:
         off = self._offset(key)
-        return off is not None and super().__contains__(off)
+        return off is not None and off in self._od
 
     def __getitem__(self, key: Any) -> Any:
         off = self._offset(key)
         if off is None:
             raise KeyError(key)
-        return super().__getitem__(off)
+        try:
+            return self._od[off]
+        except KeyError:
+            raise KeyError(key) from None
 
     def __setitem__(self, key: Any, value: Any) -> None:
         off = self._offset(key)
         if off is None:
             raise KeyError(
-                f"ZswapTree of swap type {self.type!r}: {key!r} is not an offset in "
-                f"0..{self.nr_pages - 1}"
+                f"ZswapTree of swap type {self._type!r}: {key!r} is not an offset in "
+                f"0..{self._nr_pages - 1}"
             )
-        super().__setitem__(off, value)
+        self._od[off] = value
 
     def __delitem__(self, key: Any) -> None:
         off = self._offset(key)
-        if off is None:
+        if off is None or off not in self._od:
             raise KeyError(key)
-        super().__delitem__(off)
+        del self._od[off]
 
-    def get(self, key: Any, default: Any = None) -> Any:
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._od)
+
+    def get(self, key: Any, default: Any = None, /) -> Any:
         off = self._offset(key)
-        return default if off is None else super().get(off, default)
+        return default if off is None else self._od.get(off, default)
 
-    _MISSING = object()
-
-    def pop(self, key: Any, default: Any = _MISSING) -> Any:
+    def pop(self, key: Any, default: Any = _MISSING, /) -> Any:
         off = self._offset(key)
-        if off is None or not super().__contains__(off):
+        if off is None or off not in self._od:
             if default is ZswapTreePy._MISSING:
                 raise KeyError(key)
             return default
-        return super().pop(off)
+        return self._od.pop(off)
 
-    def move_to_end(self, key: Any, last: bool = True) -> None:
+    def move_to_end(self, key: Any, /) -> None:
+        """Make the entry the newest (zswap's LRU on a load hit); ``KeyError`` if absent."""
         off = self._offset(key)
-        if off is None or not last:
+        if off is None or off not in self._od:
             raise KeyError(key)
-        super().move_to_end(off)
+        self._od.move_to_end(off)
+
+    def clear(self) -> None:
+        self._od.clear()
 
     def _snapshot(self, view: Callable[[], Any]) -> list[Any]:
         """``list(view())``, taken again if the tree changed while it was read: making the
@@ -163,14 +200,18 @@ class ZswapTreePy(OrderedDict):  # type: ignore[type-arg]
             except RuntimeError:
                 continue
 
-    def keys(self) -> list[int]:  # type: ignore[override]
-        return self._snapshot(super().keys)
+    def keys(self) -> list[int]:
+        """The offsets, oldest first (a list)."""
+        return self._snapshot(self._od.keys)
 
-    def values(self) -> list[Any]:  # type: ignore[override]
-        return self._snapshot(super().values)
+    def values(self) -> list[Any]:
+        """The entries, oldest first (a list)."""
+        return self._snapshot(self._od.values)
 
-    def items(self) -> list[tuple[int, Any]]:  # type: ignore[override]
-        return self._snapshot(super().items)
+    def items(self) -> list[tuple[int, Any]]:
+        """``(offset, entry)`` pairs, oldest first (a list)."""
+        return self._snapshot(self._od.items)
 
-    def __iter__(self) -> Iterator[int]:
-        return super().__iter__()
+    def __repr__(self) -> str:
+        return (f"<ZswapTree of swap type {self._type!r}: {len(self._od)} of "
+                f"{self._nr_pages} offsets>")

@@ -5,8 +5,10 @@ finalisers that change the index mid-call, mutation while iterating, a seeded fu
 
 from __future__ import annotations
 
+import copy
 import gc
 import os
+import pickle
 import random
 import subprocess
 import sys
@@ -106,7 +108,8 @@ def _outcome(fn, *args):
 
 
 class TreeMachine(RuleBasedStateMachine):
-    """ZswapTree (C) and ZswapTreePy (OrderedDict) under the same random operations."""
+    """ZswapTree (C) and ZswapTreePy (its Python reference) under the same random operations,
+    API surface included: every call gives the same result or the same exception type."""
 
     def __init__(self):
         super().__init__()
@@ -168,6 +171,47 @@ class TreeMachine(RuleBasedStateMachine):
                     t.move_to_end(key)  # a move is a change (none when key is the newest)
             return seen
         self.both(op)
+
+    @rule(key=_KEYS, call=st.sampled_from([
+        lambda t, k: t.get(k, default="d"),  # arguments are positional
+        lambda t, k: t.pop(k, default="d"),
+        lambda t, k: t.move_to_end(k, False),
+        lambda t, k: t.move_to_end(k, last=True),
+        lambda t, k: t.get(k, "d", "e"),
+        lambda t, k: t.popitem(),  # no OrderedDict extras
+        lambda t, k: t.setdefault(k, 1),
+        lambda t, k: t.update({k: 1}),
+        lambda t, k: t.copy(),
+        lambda t, k: list(reversed(t)),
+        lambda t, k: t == t,  # identity
+        lambda t, k: t == {k: 1},
+        lambda t, k: t != t,
+        lambda t, k: type(hash(t)),
+        lambda t, k: t < t,
+        lambda t, k: setattr(t, "type", k),  # read-only
+        lambda t, k: setattr(t, "nr_pages", k),
+        lambda t, k: setattr(t, "other", k),
+        lambda t, k: (t.type, t.nr_pages, repr(t)),
+        lambda t, k: type(t)(k, 8).items(),
+        lambda t, k: type(t)(swap_type=k, nr_pages=4).nr_pages,
+        lambda t, k: repr(type(t)(k, nr_pages=k)),
+        lambda t, k: type("Sub", (type(t),), {}),  # not a base type
+        lambda t, k: pickle.dumps(t),
+        lambda t, k: copy.copy(t),
+        lambda t, k: vars(t),
+    ]))
+    def same_api(self, key, call):
+        """The same surface: what one tree accepts the other does, what it refuses (with the
+        same exception type) so does the other."""
+        self.both(lambda t: call(t, key))
+
+    @rule()
+    def equal_contents_are_not_equal_trees(self):
+        other_c, other_py = _hotpath.ZswapTree(3, 8), _hotpath_py.ZswapTreePy(3, 8)
+        for k, v in self.c.items():
+            other_c[k] = other_py[k] = v
+        assert (self.c == other_c) is (self.py == other_py) is False
+        assert other_c.items() == other_py.items() == self.c.items()
 
     @invariant()
     def same_contents(self):
