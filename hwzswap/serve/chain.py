@@ -399,6 +399,14 @@ def query(name: str, timeout: float = 10.0) -> dict[str, Any]:
     return out
 
 
+class _StopBeforeUp(Exception):
+    """A stop signal came while the chain was being set up."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     """The server process: set the chain up, serve until a signal, undo everything."""
     from hwzswap import open_zswap
@@ -429,10 +437,17 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     identity: dict[str, Any] | None = None
     rc = 0
 
+    def check_stop() -> None:
+        """A stop signal during the setup ends it at the next step (it ran to the end,
+        swapon included, before the teardown began)."""
+        if stop.is_set():
+            raise _StopBeforeUp(got[0])
+
     def step(what: str, **kv: Any) -> None:
         state["steps"].append(what)
         state.update(kv)
         _write_state(name, state)
+        check_stop()
 
     def say(msg: str) -> None:
         print(msg, flush=True)
@@ -464,10 +479,12 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                 f"{'; '.join(swap_off(name)) or 'nothing'}")
         if not args.coexist:
             check_no_other_swap()
+        check_stop()
         _write_state(name, state)
         wrote_state = True
         state["mlockall"] = _mlockall() or "ok"
         state["io_flusher"] = _io_flusher() or "ok"
+        check_stop()
         system = open_zswap(args.config)
         recorder = Recorder() if args.record else None
         swapfile = SwapFile(system, device_time=args.device_time, recorder=recorder)
@@ -490,6 +507,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
             raise ChainError(f"{loop}: direct I/O did not take (dio={dio}); without it the "
                              "page cache hides swap-ins from the server")
         _run(["mkswap", loop])
+        check_stop()
         _run(["swapon", "--discard=pages", "-p", str(args.priority), loop])
         step("swapon")
         control = Control(Path(state["socket"]), swapfile,
@@ -501,7 +519,11 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
             f"priority {args.priority}; mlockall {state['mlockall']})")
         up = True
         if ready_fd is not None:
-            os.write(ready_fd, b"ready\n")
+            try:
+                os.write(ready_fd, b"ready\n")
+            except OSError as exc:  # the caller of `swap on` is gone (killed, hung up)
+                warn(f"hwzswap swap {name}: cannot tell `swap on` that swap is on "
+                     f"({exc.strerror}): serving on; `hwzswap swap off --name {name}` ends it")
             os.close(ready_fd)
             ready_fd = None
         while True:
@@ -520,6 +542,13 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                 state["error"] = str(exc)
                 _write_state(name, state)
                 warn(f"hwzswap swap {name}: {exc}; still serving (retry `hwzswap swap off`)")
+    except _StopBeforeUp as exc:
+        rc = 128 + exc.signum  # as a process ended by that signal (130 for Ctrl-C)
+        msg = f"stopped by {signal.Signals(exc.signum).name} before the chain was up"
+        say(f"hwzswap swap {name}: {msg}; undoing what was set up")
+        if ready_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(ready_fd, f"error: {msg}\n".encode())
     except BaseException as exc:  # noqa: BLE001 - report, then undo
         # Refused or could not be set up (the CLI's exit status for refused input): 2, as
         # long as the teardown below leaves nothing; a failure once it served: 1.
@@ -894,7 +923,8 @@ def register(sub: Any) -> None:
             "that cannot be undone); 1 when the teardown is incomplete (the state file keeps "
             "what is left: `hwzswap swap off --name N` undoes it), or something failed "
             "while serving or after the chain was undone (a recording that cannot be "
-            "written)."),
+            "written); 128+N when signal N came before the chain was up (130 for Ctrl-C): "
+            "it stops at the next step and undoes what was set up."),
     )
     _add_server_args(p)
     p.set_defaults(func=_cmd_serve)

@@ -561,3 +561,61 @@ def test_a_swapon_that_fails_after_activating_is_undone(state_dir: Path, tmp_pat
                 subprocess.run(["swapoff", loop], check=False, timeout=120)
                 subprocess.run(["losetup", "-d", loop], check=False, timeout=60)
     assert not left
+
+
+def test_a_stop_signal_during_the_setup_ends_it_at_the_next_step(
+        state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM while the chain is being set up (losetup slowed down here): the server stops
+    at the next step, never turns swap on, undoes what it set up and exits 128+15 (it ran the
+    setup to the end, swapon included, then tore it down and exited 0)."""
+    real = shutil.which("losetup")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "losetup").write_text(f'#!/bin/sh\nsleep 1\nexec {real} "$@"\n')
+    (bindir / "losetup").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    proc = subprocess.Popen([sys.executable, "-m", "hwzswap", "serve", "--config",
+                             small_config(tmp_path), "--name", "t20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "serve" not in ((chain.read_state("t20") or {}).get("steps") or []):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)  # losetup is running (sleeping) now
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signal.SIGTERM, (out, err)
+        assert "stopped by SIGTERM before the chain was up" in out and "on (" not in out
+        assert "error" not in err, err
+        assert chain.read_state("t20") is None and not (state_dir / "t20").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(60)
+
+
+def test_a_server_whose_swap_on_caller_is_gone_keeps_serving(state_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """The `swap on` that started the server is gone before it hears "ready" (killed, its
+    terminal hung up): the chain stays on, as `swap on` would have left it, and says how to
+    end it (the failed write of "ready" tore the whole chain down)."""
+    r, w = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "hwzswap.serve.chain", "--config",
+                             small_config(tmp_path), "--name", "t21", "--ready-fd", str(w)],
+                            pass_fds=(w,), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    os.close(w)
+    os.close(r)
+    try:
+        line = proc.stderr.readline()
+        assert "cannot tell `swap on` that swap is on" in line, line
+        st = chain.read_state("t21")
+        assert st and chain.status("t21")["server_alive"] and st["loop"] in chain.active_swaps()
+        assert chain.query("t21")["write_pages"] >= 1
+        assert chain.swap_off("t21") == ["server stopped; chain torn down by the server"]
+        assert proc.wait(30) == 0
+        _gone(st)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
