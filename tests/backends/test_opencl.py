@@ -495,6 +495,34 @@ def test_item_types(dev, corpus):
         dev.decompress(12345)
 
 
+def test_strided_compressed_data_is_invalid_input_as_for_every_backend(dev, corpus):
+    """The contract's rule (``compressed_input``, as lz4 applies it): one contiguous buffer,
+    or InvalidInputError naming the backend. lz4-opencl used to copy a strided buffer and
+    decode the copy."""
+    page = corpus[42]
+    data = ref_compress(page.tobytes())
+    spread = bytearray(2 * len(data))
+    spread[::2] = data
+    strided = memoryview(spread)[::2]
+    assert strided.tobytes() == data and not strided.c_contiguous
+    with pytest.raises(InvalidInputError, match="lz4-opencl: .*one contiguous buffer"):
+        dev.decompress(strided)
+    with pytest.raises(InvalidInputError, match="lz4-opencl: .*one contiguous buffer"):
+        dev.decompress(np.frombuffer(spread, np.uint8)[::2])
+    with pytest.raises(InvalidInputError, match="item 1: lz4-opencl: .*one contiguous buffer"):
+        dev.decompress_batch([data, strided, data])
+    # the same bytes, contiguous, decode (and a 2-D uint8 buffer is read flat, as lz4 does)
+    assert dev.decompress(strided.tobytes()) == page.tobytes()
+    assert dev.decompress(np.frombuffer(data, np.uint8).reshape(1, -1)) == page.tobytes()
+    # an async op with strided input fails alone, as INVALID_INPUT; its neighbours decode
+    ops = [CompOp.decompress(data), CompOp.decompress(strided), CompOp.decompress(data)]
+    run_ops(dev, ops)
+    assert [op.status for op in ops] == [OpStatus.SUCCESS, OpStatus.INVALID_INPUT,
+                                         OpStatus.SUCCESS]
+    assert "one contiguous buffer" in ops[1].error
+    assert ops[0].dst == ops[2].dst == page.tobytes() and ops[0].consumed == len(data)
+
+
 # -- async submit / poll ---------------------------------------------------------------------
 
 

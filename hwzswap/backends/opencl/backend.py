@@ -55,8 +55,9 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -76,6 +77,7 @@ from hwzswap.backends.contract import (
     Param,
     check_page,
     check_pages,
+    compressed_input,
 )
 from hwzswap.backends.opencl.device import (
     DEVICE_TYPES,
@@ -91,6 +93,7 @@ from hwzswap.errors import (
     BackendUnavailableError,
     CorruptDataError,
     DeviceError,
+    DeviceTimeoutError,
     InvalidInputError,
     InvalidParameterError,
 )
@@ -136,6 +139,9 @@ _AUTO_DGROUP = {"cpu": 4, "other": 4}  # cooperative decompressor's group width
 _AUTO_DGROUP_DEFAULT = 32
 _GROUP_WIDTHS = (1, 2, 4, 8, 16)
 _POLL_WAIT_S = 0.001  # poll() waits at most this long for a completion when work is in flight
+#: How long :meth:`Lz4OpenCLBackend.close` waits for a device call still running (the
+#: framework's default device deadline, ``zswap.device_timeout_ms``).
+CLOSE_TIMEOUT_S = 10.0
 
 _ZERO_U32 = np.zeros(1, np.uint32)
 _DUMMY = np.zeros(16, np.uint8)  # a device argument for a chunk with no compressed bytes
@@ -429,15 +435,31 @@ class _AsyncQueue:
                 self.done.extend(ops)
                 self.cond.notify_all()
 
-    def close(self) -> None:
-        """Finish every accepted op (they stay pollable), then stop the worker."""
+    def close(self, deadline: float) -> int:
+        """Finish every accepted op (they stay pollable), then stop the worker; wait until
+        ``deadline`` (``time.monotonic()``) at most. Past it, the ops still queued behind a
+        device call that has not returned complete as DEVICE_ERROR (never run); the ops in that
+        call complete when it returns (the worker then ends). Returns how many ops were in the
+        call still running at the deadline (0: everything finished)."""
         with self.cond:
             while self.queued or self.running:
-                self.cond.wait(0.05)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(min(left, 0.05))
             self.stopping = True
+            stuck = self.running
+            if self.queued:
+                why = (f"{self.backend.name}: the backend was closed while a device call of "
+                       f"{stuck} ops had not returned; this op never ran")
+                for op in self.queued:
+                    op.status, op.error, op.dst = OpStatus.DEVICE_ERROR, why, None
+                self.done.extend(self.queued)
+                self.queued = deque()
             self.cond.notify_all()
         if self.thread is not None:
-            self.thread.join()
+            self.thread.join(max(0.0, deadline - time.monotonic()))
+        return stuck
 
 
 class Lz4OpenCLBackend(Backend):
@@ -526,6 +548,7 @@ class Lz4OpenCLBackend(Backend):
         self._queues: list[Any] = []
         self._slots: list[_Slot] = []
         self._lock = threading.RLock()  # one device call at a time (sync calls and the worker)
+        self._stranded: list[Any] = []  # host memory a failed queue may still use (_abandon)
         self._async = _AsyncQueue(self, p["queue_depth"] * self._batch)
         self._closed = False
         self._c = dict.fromkeys(
@@ -685,20 +708,63 @@ class Lz4OpenCLBackend(Backend):
         if self._ctx is None:
             self._setup()
 
-    def close(self) -> None:
-        """Finish accepted async ops (they stay pollable), then free the device buffers."""
+    def close(self, timeout_s: float | None = None) -> None:
+        """Finish accepted async ops (they stay pollable), then free the device buffers.
+
+        Waits ``timeout_s`` at most (default :data:`CLOSE_TIMEOUT_S`): a device call that has
+        not returned by then is not waited for. The backend is closed at once all the same
+        (later calls raise DeviceError); async ops queued behind that call complete as
+        DEVICE_ERROR without running; the call's own ops complete if and when it returns, and
+        the device buffers are freed then, by the thread that made the call (nothing can free
+        memory a running kernel may still write). That case raises
+        :class:`~hwzswap.errors.DeviceTimeoutError` saying so. Safe to call twice."""
         if self._closed:
             return
+        wait = CLOSE_TIMEOUT_S if timeout_s is None else max(0.0, float(timeout_s))
+        deadline = time.monotonic() + wait
+        stuck = 0
         try:
-            self._async.close()
+            stuck = self._async.close(deadline)
         finally:
-            with self._lock:
-                self._closed = True
-                for q in self._queues:
-                    q.finish()
-                for slot in self._slots:
-                    slot.release()
-                self._slots = []
+            self._closed = True  # a call waiting for the lock now refuses (_ready)
+            freed = self._lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+            if freed:
+                try:
+                    self._release_device()
+                finally:
+                    self._lock.release()
+        if stuck or not freed:
+            what = f"an async device call of {stuck} ops" if stuck else "a device call"
+            raise DeviceTimeoutError(
+                f"{self.name}: close gave up after {wait:g} s waiting for {what} on "
+                f"{self.device_name!r} that has not returned (a hung device or driver); the "
+                f"backend is closed, and its device buffers are freed when that call returns"
+            )
+
+    def _release_device(self) -> None:
+        """Free the queues' work and the slots' buffers (lock held, backend closed)."""
+        slots, self._slots = self._slots, []
+        try:
+            for q in self._queues:
+                q.finish()
+        finally:
+            for slot in slots:
+                slot.release()
+
+    @contextmanager
+    def _device_call(self) -> Iterator[None]:
+        """One device call: the lock held, the device set up; on the way out, the buffers
+        freed when :meth:`close` gave up waiting for this call. A closed backend refuses at
+        once (not after waiting for a stuck call to let go of the device)."""
+        if self._closed:
+            raise DeviceError(f"{self.name}: the backend is closed; create a new one")
+        with self._lock:
+            try:
+                self._ready()
+                yield
+            finally:
+                if self._closed and self._slots:
+                    self._release_device()
 
     # -- the pipeline ----------------------------------------------------------------------
 
@@ -712,28 +778,59 @@ class Lz4OpenCLBackend(Backend):
         try:
             for k, (a, b) in enumerate(bounds):
                 if len(inflight) == len(slots):
-                    finish(inflight.popleft())
+                    finish(inflight[0])  # stays in flight until finished: released on error
+                    inflight.popleft()
                 inflight.append(enqueue(slots[k % len(slots)], a, b))
             while inflight:
-                finish(inflight.popleft())
+                finish(inflight[0])
+                inflight.popleft()
         except BaseException as exc:
-            for q in self._queues:
-                q.finish()
-            for job in inflight:
-                self._unwrap(job)
+            self._abandon(inflight)
             if isinstance(exc, cl.Error):
                 raise DeviceError(
                     f"{self.name}: {what} on {self.device_name!r} failed: {exc}"
                 ) from exc
             raise
 
+    def _abandon(self, jobs: deque[_Job]) -> None:
+        """A call failed with ``jobs`` still in flight: wait for the queues, then unmap and
+        release every job's wrappers of host memory (the failed job's too). Errors here are
+        dropped (the call's own error is raised): a queue that cannot finish may still run
+        work on the jobs' host memory, which then is kept alive (``_stranded``) rather than
+        handed back to the allocator."""
+        drained = True
+        for q in self._queues:
+            try:
+                q.finish()
+            except Exception:  # noqa: BLE001 -- a broken queue: still release what we can
+                drained = False
+        for job in jobs:
+            if not drained and job.keep is not None:
+                self._stranded.append(job.keep)
+            try:
+                self._unwrap(job)
+            except Exception:  # noqa: BLE001
+                pass
+            job.keep = None
+
     def _unwrap(self, job: _Job) -> None:
-        """Unmap and release the buffers wrapping the caller's memory."""
-        for arr in job.mapped:
-            arr.base.release(job.slot.queue)
-        for buf in job.wrappers:
-            buf.release()
+        """Unmap and release the buffers wrapping the caller's memory (each once, even when
+        one of them fails: the first error is raised after the rest are released)."""
+        mapped, wrappers = job.mapped, job.wrappers
         job.mapped, job.wrappers = [], []
+        first: BaseException | None = None
+        for arr in mapped:
+            try:
+                arr.base.release(job.slot.queue)
+            except Exception as exc:  # noqa: BLE001
+                first = first or exc
+        for buf in wrappers:
+            try:
+                buf.release()
+            except Exception as exc:  # noqa: BLE001
+                first = first or exc
+        if first is not None:
+            raise first
 
     def _wrap(self, flags: int, host: Any) -> Any:
         """A USE_HOST_PTR buffer over ``host`` (the device uses that memory in place)."""
@@ -765,8 +862,7 @@ class Lz4OpenCLBackend(Backend):
         if n == 0:
             z = np.zeros(0, np.int64)
             return CompressedBatch(b"", z, z, np.zeros(0, np.uint8))
-        with self._lock:
-            self._ready()
+        with self._device_call():
             t0 = time.perf_counter_ns()
             # Worst case every page's stream is 4095 bytes; only the bytes written are touched
             # (fresh memory is mapped lazily), so the reservation costs address space only.
@@ -899,16 +995,13 @@ class Lz4OpenCLBackend(Backend):
                 blob = b"".join(items)
             else:
                 views = []
+                name = self.name
                 for j, item in enumerate(items):
                     try:
-                        view = memoryview(item)
-                    except TypeError:
-                        raise InvalidInputError(
-                            f"item {j}: compressed data must be bytes-like, not "
-                            f"{type(item).__name__}"
-                        ) from None
-                    views.append(view if view.c_contiguous else view.tobytes())
-                lens = np.fromiter((memoryview(v).nbytes for v in views), np.int64, n)
+                        views.append(compressed_input(name, item))
+                    except InvalidInputError as exc:  # as every backend: strided is refused
+                        raise InvalidInputError(f"item {j}: {exc}") from None
+                lens = np.fromiter((len(v) for v in views), np.int64, n)
                 blob = b"".join(views)
             data = np.frombuffer(blob, np.uint8)
             offs = np.zeros(n, np.int64)
@@ -943,8 +1036,7 @@ class Lz4OpenCLBackend(Backend):
         zc = self._zero_copy
         cl = self._cl
         mf = cl.mem_flags
-        with self._lock:
-            self._ready()
+        with self._device_call():
             t0 = time.perf_counter_ns()
 
             def enqueue(slot: _Slot, a: int, b: int) -> _Job:
@@ -1035,14 +1127,10 @@ class Lz4OpenCLBackend(Backend):
         return memoryview(batch.data)[off : off + size].tobytes() if size else None
 
     def decompress(self, data: Any) -> bytes:
-        """One item as a batch of one; corrupt data raises :class:`CorruptDataError`."""
-        try:
-            memoryview(data)
-        except TypeError:
-            raise InvalidInputError(
-                f"compressed data must be bytes-like, not {type(data).__name__}"
-            ) from None
-        out, _status, errors = self._decompress_items([data])
+        """One item as a batch of one; corrupt data raises :class:`CorruptDataError`, input
+        that is not one contiguous bytes-like buffer :class:`InvalidInputError` (the contract's
+        :func:`compressed_input`, as every backend)."""
+        out, _status, errors = self._decompress_items([compressed_input(self.name, data)])
         if errors:
             raise CorruptDataError(errors[0])
         return out[0].tobytes()
@@ -1073,7 +1161,7 @@ class Lz4OpenCLBackend(Backend):
         compress = ops[0].kind is OpKind.COMPRESS
         for op in ops:
             try:
-                src = check_page(op.src) if compress else memoryview(op.src)
+                src = check_page(op.src) if compress else compressed_input(self.name, op.src)
             except (TypeError, InvalidInputError) as exc:
                 op.status, op.error, op.dst = OpStatus.INVALID_INPUT, str(exc), None
                 continue
@@ -1097,7 +1185,7 @@ class Lz4OpenCLBackend(Backend):
             else:
                 out, _status, errors = self._decompress_items(srcs)
                 for i, op in enumerate(valid):
-                    op.consumed = srcs[i].nbytes
+                    op.consumed = len(srcs[i])
                     if i in errors:
                         op.status, op.error, op.dst = OpStatus.INVALID_INPUT, errors[i], None
                     else:
