@@ -59,6 +59,7 @@ COLUMNS = (
     ("load µs\np50/p99", "right"),
     ("CPU\nµs/pg", "right"),
     ("device\nµs/pg", "right"),
+    ("wall\nµs/pg", "right"),
     ("written\nback", "right"),
     ("swap\nin/out", "right"),
     ("rejects", "left"),
@@ -75,13 +76,16 @@ def _pct(v: float) -> str:
 
 def _errors(r: Mapping[str, Any]) -> str:
     """Device-error rates by phase: raw pass (compress and decompress together), stack stores,
-    stack loads; "-" when none was seen."""
+    stack loads; "-" when no fault was seen (a driver fault counts); "DEV FAILED" after it when
+    the device was marked failed during the run."""
     f = r.get("faults") or {}
+    failed = " DEV FAILED" if r.get("device_failed") else ""
     if not f.get("any"):
-        return "-"
+        return "-" + failed
     raw = f["raw"]
     raw_rate = raw["store_error_rate"] + raw["load_error_rate"]
-    return f"{_pct(raw_rate)}/{_pct(f['store']['error_rate'])}/{_pct(f['load']['error_rate'])}"
+    return (f"{_pct(raw_rate)}/{_pct(f['store']['error_rate'])}/{_pct(f['load']['error_rate'])}"
+            + failed)
 
 
 def rows(doc: Mapping[str, Any]) -> list[list[str]]:
@@ -118,6 +122,7 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
             f"{_us(r['load_us']['p50'])}/{_us(r['load_us']['p99'])}",
             cpu,
             _us(r.get("device_us_per_page")),
+            _us(r.get("wall_us_per_page")),
             written,
             f"{r['swap_reads']}/{r['swap_writes']}",
             _rejects(r["rejects"]),
@@ -125,7 +130,7 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
             verified,
         ])
     for f in doc.get("failed", []):
-        if f.get("phase") == "close":
+        if f.get("phase") in ("close", "device"):  # a device failure has its result row
             continue
         row = ["-"] * len(COLUMNS)
         row[0] = f["backend"]
@@ -203,11 +208,13 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
     if over:
         limits = sorted({r["pool_limit_pages"] for r in doc["results"] if r.get("pool_overshoot")})
         notes.append("pool over its limit (" + "/".join(map(str, limits)) + " pages): "
-                     + ", ".join(over) + " at its peak; the limit is checked once a store "
-                     "call (a whole reclaim pass in reclaim and async modes; in async mode "
-                     "passes admitted while others are in flight add up), before "
-                     "compressing, as zswap_store checks it, so the modes overshoot by "
-                     "different amounts")
+                     + ", ".join(over) + " at its peak; at the limit zswap checks a pass "
+                     "folio by folio before compressing (each refused folio reclaiming before "
+                     "the next is checked) and stores the rest of the pass from the first "
+                     "folio it has room for, so a pass can go past the limit by the folios "
+                     "after that one; in async mode passes in flight add up until they land, "
+                     "where the check is made again; so the modes overshoot by different "
+                     "amounts")
     unlike = [f"{r['backend']} ({r.get('batching', '-')}): "
               + ", ".join(r[k] for k in ("store_vs_raw_note", "load_vs_raw_note") if r.get(k))
               for r in doc["results"]
@@ -217,7 +224,15 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                      "the ratio would compare different work: " + "; ".join(unlike))
     if any((r.get("faults") or {}).get("any") for r in doc["results"]):
         notes.append("errors: device-error rates of the raw pass (compress + decompress), the "
-                     "stack's stores and the stack's loads; every page is still verified")
+                     "stack's stores and the stack's loads (driver faults, timeouts and "
+                     "contract violations in faults.driver); every page is still verified")
+    if any(r.get("store_overlaps_loads") for r in doc["results"]):
+        notes.append("async: store pg/s times the submissions and the drain that ends each "
+                     "chunk; compression the worker does while a load call is timed is billed "
+                     "to the load figure (and while the harness checks pages, to neither), so "
+                     "async store and load figures share the overlapped compression and "
+                     "neither compares alone with another mode's; wall µs/pg (all of a "
+                     "chunk's time per page stored or loaded) does")
     for r in doc["results"]:
         ov = r.get("device_overlap")
         if ov and ov.get("waited_us_per_page") is not None:
@@ -241,13 +256,16 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
 
 
 def mode_summary(doc: Mapping[str, Any]) -> list[str]:
-    """With several engine modes: for each backend, its best mode by store throughput beside
-    v9's ``page`` mode (what the engine design is worth to that backend; none named when a
-    mode refused more than :data:`UNLIKE_WORK_SHARE` of its stores at the pool limit: the
-    modes then did different work), and its best mode
-    for loads among those whose loads were not mostly served from staged copies
-    (``load_figure_staged``: such a figure measures copies of pages in flight, not
-    decompression)."""
+    """With several engine modes, one line per backend: its best mode by store throughput
+    beside v9's ``page`` mode (what the engine design is worth to that backend; none named when
+    a mode's stack never compressed more than :data:`UNLIKE_WORK_SHARE` of its stores, refused
+    at the pool limit or failed beyond the codec alone's failures, when more than that share of
+    a mode's stores failed on the device, or when a mode's device was marked failed: the modes
+    then did different work); its best mode for loads among those whose loads were not mostly
+    served from staged copies (``load_figure_staged``: such a figure measures copies of pages
+    in flight, not decompression); and, when the modes did alike work, the mode with the least
+    wall time per page moved (every mode's work however it overlaps: ``async`` bills
+    compression that overlaps timed loads to the loads)."""
     if len(doc.get("batching") or []) < 2:
         return []
     out = []
@@ -256,16 +274,33 @@ def mode_summary(doc: Mapping[str, Any]) -> list[str]:
         by.setdefault(r["backend"], {})[r.get("batching", "-")] = r
     for backend, modes in by.items():
         refused = {m: r.get("store_refused_share") or 0.0 for m, r in modes.items()}
-        if max(refused.values()) > UNLIKE_WORK_SHARE:
-            # a mode that refused many stores at the limit did less work: not comparable
-            line = (f"{backend}: no best store mode named: the modes met different loads at "
-                    "the pool limit (stores refused before compressing: "
+        errors = {m: ((r.get("faults") or {}).get("store") or {}).get("error_rate") or 0.0
+                  for m, r in modes.items()}
+        dead = sorted(m for m, r in modes.items() if r.get("device_failed"))
+        alike = False  # the modes did the same work: their whole-stream figures compare too
+        if dead:
+            # its stores were refused without compressing: the figure is not the device's
+            line = (f"{backend}: no best store mode named: the device was marked failed in "
+                    f"{', '.join(dead)} (store errors: "
+                    + ", ".join(f"{m} {v:.0%}" for m, v in errors.items()) + ")")
+        elif max(refused.values()) > UNLIKE_WORK_SHARE:
+            # a mode that refused or failed many stores did less work: not comparable
+            line = (f"{backend}: no best store mode named: the modes met different loads "
+                    "(stores never compressed by the stack: "
                     + ", ".join(f"{m} {v:.0%}" for m, v in refused.items()) + ")")
+        elif max(errors.values()) > UNLIKE_WORK_SHARE:
+            line = (f"{backend}: no best store mode named: stores failed on the device "
+                    "(store errors: " + ", ".join(f"{m} {v:.0%}" for m, v in errors.items())
+                    + ")")
         else:
+            alike = True
             best_mode, best = max(modes.items(),
                                   key=lambda kv: kv[1]["store_pages_per_s"] or 0)
             line = (f"{backend}: best store mode {best_mode} "
                     f"{_rate(best['store_pages_per_s'])} pages/s")
+            if best.get("store_overlaps_loads"):
+                # its store figure left out the compression that ran while loads were timed
+                line += " (submissions and drains only: loads in its chunks bore some of it)"
             page = modes.get("page")
             if page is not None and page["store_pages_per_s"]:
                 line += (f" = {best['store_pages_per_s'] / page['store_pages_per_s']:.2f}x "
@@ -289,6 +324,12 @@ def mode_summary(doc: Mapping[str, Any]) -> list[str]:
                 line += f" ({', '.join(left)} not compared: loads from staged copies)"
         elif any(r.get("load_figure_staged") for r in modes.values()):
             line += "; no mode's load figure measured decompression (loads from staged copies)"
+        # the whole stream's wall time per page moved: every mode's work, however it overlaps
+        walls = {m: r["wall_us_per_page"] for m, r in modes.items() if r.get("wall_us_per_page")}
+        if walls and alike:
+            best_w = min(walls, key=walls.__getitem__)
+            line += (f"; least wall time per page stored or loaded: {best_w} "
+                     f"({_us(walls[best_w])} µs)")
         out.append(line)
     return out
 
@@ -305,11 +346,11 @@ def print_table(doc: Mapping[str, Any], console: Any = None) -> None:
     widths = [max([len(line) for line in name.split("\n")] + [len(r[i]) for r in all_rows])
               for i, (name, _) in enumerate(COLUMNS)]
     # one table when it fits, else two (speed; space and counters), else three
-    space = [0, 1, 3, 4, *range(15, len(COLUMNS))]
+    space = [0, 1, 3, 4, *range(16, len(COLUMNS))]
     layouts = [
         [list(range(len(COLUMNS)))],
-        [[0, 1, 2, *range(5, 15)], space],
-        [[0, 1, 2, *range(5, 11)], [0, 1, *range(11, 15)], space],
+        [[0, 1, 2, *range(5, 16)], space],
+        [[0, 1, 2, *range(5, 11)], [0, 1, *range(11, 16)], space],
     ]
     for groups in layouts:
         if all(sum(widths[i] + 3 for i in g) <= console.width for g in groups):
@@ -323,7 +364,8 @@ def print_table(doc: Mapping[str, Any], console: Any = None) -> None:
             table.add_column(name, justify=justify, no_wrap=True)
         for j, row in enumerate(all_rows):
             r = doc["results"][j] if j < len(doc["results"]) else None
-            bad = r is None or r["mismatches"] or r.get("load_failures")
+            bad = (r is None or r["mismatches"] or r.get("load_failures")
+                   or r.get("device_failed"))
             table.add_row(*(row[i] for i in cols), style="red" if bad else None)
         console.print(table)
     for note in _notes(doc):

@@ -126,10 +126,16 @@ OPTIONAL_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "host_cpu_us_per_stored_page_note": (str, type(None)),
     "host_cpu_note": (str, type(None)),
     "modeled_wall_us_per_page": _OPT_NUM,
+    "device_failed": (bool,),
+    "store_overlaps_loads": (bool,),
+    "device_split_note": (str, type(None)),
+    "wall_us_per_page": _NUM,
 }
 
 #: Share of a run's stores the stack never compressed (refused at the pool limit before
-#: compressing: ``reject_pool_limit``, ``reject_reclaim_fail``), or of its loads it never
+#: compressing: ``reject_pool_limit``, ``reject_reclaim_fail``; or failed in the stack beyond
+#: the codec alone's failures on the same pages, as when the device is marked failed and
+#: every store is refused as ``reject_compress_fail``), or of its loads it never
 #: decompressed (read back from the swap file: ``pswpin``), above which ``store_vs_raw`` /
 #: ``load_vs_raw`` are null (the raw pass compresses every stored page and decompresses every
 #: loaded one, so the ratio would compare different work), and above which the engine modes

@@ -25,7 +25,11 @@ Measurement rules (see ``docs/bench.md``):
 * the harness's own objects are frozen out of Python's cyclic GC while measuring
   (``gc.freeze``), so a collection costs what the stack's own objects cost;
 * with ``repeat`` > 1 the whole stream runs that many times on fresh swap systems; timings are
-  the median over the passes (their min/max in ``spread``) and every pass is verified.
+  the median over the passes (their min/max in ``spread``), every pass is verified, and what
+  must be zero in a clean run (mismatches, lost pages, faults) is summed over the passes;
+* a run whose device was marked failed (``device_fail_after`` timeouts in a row) is reported,
+  not hidden: its stores refused without compressing count as work the stack did not do, and
+  it makes the exit status 1 (a ``failed`` entry, phase ``device``).
 """
 
 from __future__ import annotations
@@ -388,8 +392,9 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
     Each loaded page is compared with the expected one right after its timed call and then
     dropped, as a kernel reuses the page frame; holding every page of the chunk would make
     each load fault in fresh memory and charge that to the stack. Loads that are not ``bytes``
-    equal to the expected page go to ``suspect`` (load ordinal in the chunk, data; data None:
-    the call raised) for :func:`_check_suspects`. A call that raises a :class:`HwzswapError` (a
+    equal to the expected page go to ``suspect`` (load ordinal in the chunk, data; data
+    :data:`_LOST`: the call raised, or a readahead call returned too few pages) for
+    :func:`_check_suspects`. A call that raises a :class:`HwzswapError` (a
     device that failed for good) is counted as a failed store or load, not fatal.
 
     ``drain``: async mode; the chunk ends with ``system.drain()``, timed as store time, so
@@ -467,6 +472,8 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
             t1 = pc()
             m.ldn_ns.append(t1 - t0)
             m.ldn_k.append(len(arg))
+            if len(datas) != len(arg):
+                datas = _wrong_count(m, typ, arg, datas)
             for j, data in enumerate(datas):
                 if data.__class__ is not bytes or data != page[j]:
                     suspect.append((nload + j, data))
@@ -486,6 +493,9 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
 
 #: A load of a page the kernel kept in memory (its store failed): not verified, not lost.
 _RESIDENT = object()
+#: A page a load call did not bring back (it raised, or a readahead call returned too few
+#: pages): counted in ``load_failures``, neither verified nor a mismatch.
+_LOST = object()
 
 
 def _store_failed(m: _Meter, typ: int, offsets: Sequence[int], exc: HwzswapError) -> None:
@@ -501,8 +511,8 @@ def _store_failed(m: _Meter, typ: int, offsets: Sequence[int], exc: HwzswapError
 
 
 def _load_failed(m: _Meter, typ: int, offsets: Sequence[int], exc: HwzswapError) -> list[Any]:
-    """A load call raised: None (a lost page) for each offset, or :data:`_RESIDENT` for one
-    whose store had failed (the page never left memory)."""
+    """A load call raised: :data:`_LOST` for each offset, or :data:`_RESIDENT` for one whose
+    store had failed (the page never left memory)."""
     out: list[Any] = []
     for o in offsets:
         if (typ, o) in m.resident:
@@ -510,10 +520,27 @@ def _load_failed(m: _Meter, typ: int, offsets: Sequence[int], exc: HwzswapError)
             out.append(_RESIDENT)
         else:
             m.stack_load_failures += 1
-            out.append(None)
-    if any(x is None for x in out):
+            out.append(_LOST)
+    if any(x is _LOST for x in out):
         m.note_error("stack load", exc)
     return out
+
+
+def _wrong_count(m: _Meter, typ: int, offsets: Sequence[int], datas: Sequence[Any]
+                 ) -> list[Any]:
+    """A readahead call returned a number of pages other than the slots it was asked for.
+
+    Too few: the pages it did return are checked in order and each missing one is lost (a
+    page that did not come back, never counted verified). Too many: no page can be matched to
+    its slot, so every page of the cluster is lost. Either way the exit status is 1."""
+    n = len(offsets)
+    m.note_error("stack load", BackendError(
+        f"swap_in_batch returned {len(datas)} pages for {n} slots "
+        f"(swap type {typ}, offsets {list(offsets)[:4]}{' ...' if n > 4 else ''})"))
+    keep = list(datas) if len(datas) < n else []
+    lost = n - len(keep)
+    m.stack_load_failures += lost
+    return keep + [_LOST] * lost
 
 
 def _compress_each(compress: Callable[[Any], Any], pages: list[bytes], m: _Meter) -> list[Any]:
@@ -725,28 +752,36 @@ def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWor
 
 def _check_suspects(chunk: _Chunk, suspect: list[tuple[int, Any]], cw: CompiledWorkload,
                     m: _Meter) -> None:
-    """Count the chunk's verified loads; look closely at the ones the loop flagged (a load that
-    raised, data None, is already counted as a failed load: neither verified nor a mismatch)."""
+    """Count the chunk's verified loads; look closely at the ones the loop flagged. A page that
+    did not come back (:data:`_LOST`) is already counted as a failed load, one the kernel kept
+    in memory (:data:`_RESIDENT`) as a resident load: neither is verified nor a mismatch.
+    Anything else that is not the expected page's bytes (``None`` returned, a short buffer) is
+    a mismatch."""
     page_bytes = cw.page_bytes
     bad = failed = 0
     for nload, data in suspect:
-        if data is None or data is _RESIDENT:
+        if data is _LOST or data is _RESIDENT:
             failed += 1
             continue
         idx = chunk.load_expect[nload]
         expect = page_bytes[idx]
         if type(data) is not bytes:  # another buffer type holding the right bytes is fine
-            data = np.asarray(data).tobytes() if isinstance(data, np.ndarray) else bytes(data)
+            try:
+                data = (np.asarray(data).tobytes() if isinstance(data, np.ndarray)
+                        else bytes(data))
+            except TypeError:  # None or another non-buffer: a page that came back wrong
+                data = None
         if data == expect:
             continue
         bad += 1
         if len(m.mismatches) < 10:
-            got = np.frombuffer(data, dtype=np.uint8) if len(data) == PAGE_SIZE else None
+            got = (np.frombuffer(data, dtype=np.uint8)
+                   if data is not None and len(data) == PAGE_SIZE else None)
             first = (int(np.flatnonzero(got != np.frombuffer(expect, dtype=np.uint8))[0])
                      if got is not None else None)
             m.mismatches.append({
                 "expected_page": int(idx),
-                "length": len(data),
+                "length": None if data is None else len(data),
                 "first_differing_byte": first,
             })
     m.n_mismatch += bad
@@ -1094,6 +1129,9 @@ def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     out["raw_mismatches"] = sum(r["raw_mismatches"] for r in results)
     out["load_failures"] = sum(r["load_failures"] for r in results)
     out["resident_loads"] = sum(r["resident_loads"] for r in results)
+    # faults: summed over the passes (a fault in any pass shows), rates over all of them
+    out["faults"] = _combine_faults([r["faults"] for r in results])
+    out["device_failed"] = any(r["device_failed"] for r in results)
     out["saw_writeback"] = all(r["saw_writeback"] for r in results)
     if out["host_cpu_us_per_stored_page"] is None:  # same sample every pass: same note
         out["host_cpu_us_per_stored_page_note"] = results[-1]["host_cpu_us_per_stored_page_note"]
@@ -1106,6 +1144,35 @@ def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("loads_staged", "load_staged_share", "load_figure_staged"):
         out[key] = worst[key]
     out["elapsed_s"] = round(sum(r["elapsed_s"] for r in results), 3)
+    return out
+
+
+def _combine_faults(passes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several passes' ``faults`` -> one: every count summed (``driver.failed``: the passes
+    that ended with the device marked failed; ``driver.watched``: whether it was), every rate
+    the mean of the passes' (each pass moves the same pages, so that is the summed errors over
+    the summed pages), ``any`` when any pass had a fault, ``passes_with_faults`` how many."""
+    def summed(part: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in passes:
+            for k, v in (f.get(part) or {}).items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    continue
+                out[k] = max(out.get(k, 0), v) if k == "watched" else out.get(k, 0) + v
+        return out
+
+    out: dict[str, Any] = {}
+    for part in ("raw", "store", "load"):
+        merged = summed(part)
+        for k in merged:
+            if k.endswith("error_rate"):
+                merged[k] = round(sum(f[part][k] for f in passes) / len(passes), 6)
+        out[part] = merged
+    out["driver"] = summed("driver")
+    out["backend"] = summed("backend")
+    out["examples"] = [e for f in passes for e in f["examples"]][:5]
+    out["any"] = any(f["any"] for f in passes)
+    out["passes_with_faults"] = sum(1 for f in passes if f["any"])
     return out
 
 
@@ -1135,11 +1202,18 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
     def ratio(a: float | None, b: float | None) -> float | None:
         return round(a / b, 4) if a and b else None
 
-    # work the stack did not do that the raw pass did: stores refused before compressing,
-    # loads read back from the swap file (no decompression)
-    refused = int(stats.get("reject_pool_limit", 0)) + int(stats.get("reject_reclaim_fail", 0))
-    refused_share = round(min(refused, cw.store_pages) / cw.store_pages, 4) if cw.store_pages \
-        else 0.0
+    # work the stack did not do that the raw pass did: stores refused before compressing (at
+    # the pool limit; or failed in the stack beyond the codec alone's failures on the same
+    # pages: a device marked failed refuses every store without compressing it, as
+    # reject_compress_fail), loads read back from the swap file (no decompression)
+    at_limit = int(stats.get("reject_pool_limit", 0)) + int(stats.get("reject_reclaim_fail", 0))
+    stack_failed = min(cw.store_pages,
+                       int(stats.get("reject_compress_fail", 0)) + m.stack_store_failures)
+    failed_beyond = max(0, stack_failed - m.raw_store_errors)
+    refused = min(at_limit + failed_beyond, cw.store_pages)
+    refused_share = round(refused / cw.store_pages, 4) if cw.store_pages else 0.0
+    driver = driver_counters(stats)
+    dev_failed = device_marked_failed(driver)
     swap_loads = min(int(stats.get("pswpin", 0)), cw.loads)
     swap_share = round(swap_loads / cw.loads, 4) if cw.loads else None
     store_vs_raw = ratio(store_pps, raw_store_pps) or 0.0
@@ -1147,14 +1221,32 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
     store_note = load_note = None
     if refused_share > UNLIKE_WORK_SHARE:
         store_vs_raw = None
-        store_note = (f"{refused_share:.0%} of the stores were refused at the pool limit, "
-                      f"never compressed by the stack (the raw pass compressed them)")
+        why = []
+        if at_limit:
+            why.append(f"{at_limit / cw.store_pages:.0%} refused at the pool limit")
+        if failed_beyond:
+            why.append(f"{failed_beyond / cw.store_pages:.0%} failed in the stack beyond the "
+                       f"codec alone's failures on the same pages"
+                       + (", refused without compressing once the device was marked failed"
+                          if dev_failed else ""))
+        store_note = (f"{refused_share:.0%} of the stores were never compressed by the stack "
+                      f"({'; '.join(why)}); the raw pass compressed them")
     if swap_share is not None and swap_share > UNLIKE_WORK_SHARE:
         load_vs_raw = None
         load_note = (f"{swap_share:.0%} of the loads were read from the swap file, never "
                      f"decompressed by the stack (the raw pass decompressed them)")
 
     dev_total = m.dev_store_us + m.dev_load_us
+    # the split by direction reads the device's time around each store call and each load
+    # call; in async mode the worker's compression runs while later calls are timed, so where
+    # a chunk holds loads after stores its device time lands on the loads: no split is given
+    overlapped = cfg.zswap.batching == "async" and any(
+        c.store_pages and c.load_expect for c in cw.chunks)
+    split_note = None
+    if modeled and overlapped:
+        split_note = ("async: the worker's compressions run while later calls, loads "
+                      "included, are timed, so device time read around each call cannot be "
+                      "told apart by direction; device_us_per_page is the whole")
     written_back = int(stats.get("written_back_pages", 0))
     # async: loads served from staged copies (pages in flight) decompress nothing
     staged = int(stats.get("loads_staged", 0))
@@ -1239,6 +1331,7 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "load_staged_share": staged_share,
         "load_figure_staged": staged_share is not None and staged_share >= STAGED_LOAD_FLAG,
         "invalidate_us": _percentiles(np.asarray(m.inv_ns, dtype=np.float64) / 1000.0),
+        "store_overlaps_loads": overlapped,
         "drain_us_per_page": (round(m.drain_ns / 1000.0 / cw.store_pages, 3)
                               if cw.store_pages else 0.0),
         "host_cpu_us_per_page": (None if cpu_note is not None else
@@ -1271,11 +1364,13 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "swap_writes": int(stats.get("pswpout", 0)),
         "device_us_per_page": round(dev_total / page_moves, 3) if modeled and page_moves else None,
         "device_store_us_per_page": (round(m.dev_store_us / cw.store_pages, 3)
-                                     if modeled and cw.store_pages else None),
+                                     if modeled and cw.store_pages and not split_note else None),
         "device_load_us_per_page": (round(m.dev_load_us / cw.loads, 3)
-                                    if modeled and cw.loads else None),
+                                    if modeled and cw.loads and not split_note else None),
+        "device_split_note": split_note,
         "device_overlap": overlap,
         "faults": _faults(cw, stats, m),
+        "device_failed": dev_failed,
         "counters": _jsonable(stats),
         "backend_counters": _jsonable(_safe_counters(backend)),
         "config": _jsonable(cfg.to_dict()),
@@ -1294,6 +1389,33 @@ def expects_writeback(workload: Workload) -> bool:
 
 #: Backend counters reported under ``faults.backend``: names that speak of failures.
 _FAULT_WORDS = ("fail", "fault", "error", "timeout", "retr", "swdecomp", "late")
+#: The engine's driver counters (``stats()``'s ``driver_*``, the guard's ``counters()``) that
+#: are faults: a timeout, a device error, a failed item of a batch, a contract violation
+#: (``bad_*``), the device marked failed (``failed``: marked at the end of the pass;
+#: ``recoveries``: it was marked and answered again after ``device_retry_s``), a software
+#: decode in its place. ``busy_retries`` (backpressure) and ``watched`` are not.
+_DRIVER_FAULTS = ("timeouts", "device_errors", "item_failures", "failed", "recoveries",
+                  "sw_fallbacks")
+
+
+def driver_counters(stats: Mapping[str, Any]) -> dict[str, int]:
+    """The engine's driver counters from a swap system's ``stats()`` (flattened there as
+    ``driver_*``), without the prefix: ``timeouts``, ``device_errors``, ``bad_<kind>`` ..."""
+    return {k[len("driver_"):]: int(v) for k, v in stats.items()
+            if k.startswith("driver_") and isinstance(v, (int, float))}
+
+
+def driver_faulted(driver: Mapping[str, Any]) -> bool:
+    """Whether the driver counters show a fault (see :data:`_DRIVER_FAULTS`, and any contract
+    violation)."""
+    return any(driver.get(k) for k in _DRIVER_FAULTS) or any(
+        v for k, v in driver.items() if k.startswith("bad_"))
+
+
+def device_marked_failed(driver: Mapping[str, Any]) -> bool:
+    """Whether the device was marked failed during the pass (``device_fail_after`` timeouts in
+    a row): still marked at its end, or marked and back after ``device_retry_s``."""
+    return bool(driver.get("failed") or driver.get("recoveries"))
 
 
 def _faults(cw: CompiledWorkload, stats: Mapping[str, Any], m: _Meter) -> dict[str, Any]:
@@ -1303,8 +1425,10 @@ def _faults(cw: CompiledWorkload, stats: Mapping[str, Any], m: _Meter) -> dict[s
     (``reject_compress_fail``) or a store call that raised; a stack load error is a failed
     decompression zswap counted (``decompress_fail``) or a load call that raised (a page that
     did not come back: ``load_failures``). Errors the engine recovered from inside one call
-    (a retried item, a software fallback) show in ``driver`` and ``backend`` (the driver's
-    counters over the pass), not as lost pages."""
+    (a retried item, a software fallback) show in ``driver`` (the engine's guard counters,
+    ``stats()``'s ``driver_*``: timeouts, contract violations, the device marked failed) and
+    ``backend`` (the driver's own counters over the pass), not as lost pages; a driver fault
+    makes ``any`` true too."""
     def rate(n: int, d: int) -> float:
         return round(n / d, 6) if d else 0.0
 
@@ -1314,7 +1438,9 @@ def _faults(cw: CompiledWorkload, stats: Mapping[str, Any], m: _Meter) -> dict[s
     store_err = min(cw.store_pages, st_rej + m.stack_store_failures)
     # a decompression that failed for good is in both counts: take the larger
     load_err = min(cw.loads, max(ld_fail, m.stack_load_failures))
-    driver = stats.get("driver")
+    driver = driver_counters(stats)
+    any_fault = bool(m.raw_store_errors or m.raw_load_errors or store_err or load_err
+                     or driver_faulted(driver))
     return {
         "raw": {"store_errors": m.raw_store_errors, "load_errors": m.raw_load_errors,
                 "store_error_rate": rate(m.raw_store_errors, cw.store_pages),
@@ -1325,11 +1451,12 @@ def _faults(cw: CompiledWorkload, stats: Mapping[str, Any], m: _Meter) -> dict[s
         "load": {"errors": load_err, "decompress_fail": ld_fail,
                  "failed_pages": m.stack_load_failures,
                  "error_rate": rate(load_err, cw.loads)},
-        "driver": _jsonable(driver) if isinstance(driver, Mapping) else None,
+        "driver": driver,
         "backend": {k: v for k, v in m.counters_delta.items()
                     if any(w in k for w in _FAULT_WORDS)},
         "examples": list(m.error_examples),
-        "any": bool(m.raw_store_errors or m.raw_load_errors or store_err or load_err),
+        "any": any_fault,
+        "passes_with_faults": int(any_fault),
     }
 
 
@@ -1411,8 +1538,9 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
     One backend cannot end the bench: a constructor that raises anything is a ``failed`` entry
     (phase ``constructor``; a parameter error, phase ``parameters``, names the config file and
     the dotted key), as is a run that raises (phase ``run``) and a class the registry could
-    not load for a driver bug (phase ``registration``, :class:`BackendLoadError`); a backend
-    that cannot run here is ``skipped``. The others still run."""
+    not load for a driver bug (phase ``registration``, :class:`BackendLoadError`); a run whose
+    device was marked failed keeps its result and adds a ``failed`` entry (phase ``device``);
+    a backend that cannot run here is ``skipped``. The others still run."""
     run = run or BenchRun()
     base = base_config(run.config)
     names = resolve_backend_names(run.backends)
@@ -1458,6 +1586,10 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
                                               "error": f"{type(exc).__name__}: {exc}"})
                         continue
                     doc["results"].append(res)
+                    if res["device_failed"]:
+                        doc["failed"].append({"backend": name, "batching": mode,
+                                              "phase": "device",
+                                              "error": device_failed_message(res)})
                     if run.on_result is not None:
                         run.on_result(res)
             finally:
@@ -1469,12 +1601,26 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
     return doc
 
 
+def device_failed_message(result: Mapping[str, Any]) -> str:
+    """What a result whose device was marked failed during the run means, for its ``failed``
+    entry (phase ``device``)."""
+    drv = (result.get("faults") or {}).get("driver") or {}
+    store = (result.get("faults") or {}).get("store") or {}
+    return (f"the device was marked failed during the run ({drv.get('timeouts', 0)} timeouts; "
+            f"zswap.device_timeout_ms, device_fail_after): the stack then refused its stores "
+            f"without compressing them (store errors {store.get('error_rate', 0.0):.1%}, "
+            f"stores never compressed by the stack {result.get('store_refused_share', 0.0):.1%})"
+            f", so this row's figures do not measure the device; every page that came back "
+            f"was still verified")
+
+
 def bench_failed(doc: Mapping[str, Any]) -> bool:
     """Whether the bench should exit non-zero: a requested backend failed (constructor,
-    parameters, run) or lost or corrupted a page, or the codec alone did not round-trip."""
+    parameters, run), its device was marked failed during a run (its figures then do not
+    measure it), it lost or corrupted a page, or the codec alone did not round-trip."""
     return bool(doc["failed"]) or any(
         r["mismatches"] or r.get("raw_mismatches") or r.get("load_failures")
-        for r in doc["results"])
+        or r.get("device_failed") for r in doc["results"])
 
 
 def comparable_counters(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -1490,6 +1636,9 @@ __all__ = [
     "UNLIKE_WORK_SHARE",
     "BenchRun",
     "bench_failed",
+    "device_failed_message",
+    "device_marked_failed",
+    "driver_counters",
     "expects_writeback",
     "held_pool_pages",
     "resolve_batching",

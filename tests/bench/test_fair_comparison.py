@@ -83,9 +83,10 @@ def test_roundtrip_keeps_its_vs_raw_figures(pages: np.ndarray) -> None:
 
 def test_the_pools_peak_is_reported_beside_its_limit_and_overshoot_flagged(
         pressure_with_one_entry_writeback: dict) -> None:
-    """The limit is checked before a pass is compressed, so reclaim mode (a 32-folio pass a
-    call) overshoots it more than page mode; the peak, the limit and the overshoot are in the
-    JSON and a note, and no mode is named best for stores when a mode refused a large share
+    """At the limit zswap checks a pass folio by folio before compressing and stores the rest
+    of the pass from the first folio it has room for, so reclaim mode (a 32-folio pass a call)
+    can overshoot more than page mode; the peak, the limit and the overshoot are in the JSON
+    and a note that says so, and no mode is named best for stores when a mode refused a large share
     at the limit (one entry written back per reclaim attempt: page mode at 128 pages refuses
     about a third)."""
     from hwzswap.bench.report import markdown, mode_summary
@@ -101,6 +102,7 @@ def test_the_pools_peak_is_reported_beside_its_limit_and_overshoot_flagged(
     assert rec["pool_overshoot"] is True
     md = markdown(doc)
     assert "pool over its limit" in md and f"lz4 (reclaim) {rec['pool_peak_pages']} pages" in md
+    assert "folio by folio" in md and "once a store call" not in md  # not since 6496854
     (line,) = mode_summary(doc)
     assert "best store mode reclaim" not in line and "best store mode page" not in line
     assert "x page mode" not in line

@@ -488,7 +488,7 @@ def test_a_faulty_device_is_measured_with_every_page_verified(pages: np.ndarray,
 def test_pages_whose_store_failed_stay_resident_not_lost() -> None:
     """A SwapBatchError's failed slots were left free, the pages kept in memory: a later load
     of one that raises is not a lost page; one of a stored slot is."""
-    from hwzswap.bench.runner import _RESIDENT, _Meter, _load_failed, _store_failed
+    from hwzswap.bench.runner import _LOST, _RESIDENT, _Meter, _load_failed, _store_failed
     from hwzswap.errors import SwapBatchError, SwapDeviceError
 
     m = _Meter()
@@ -496,7 +496,7 @@ def test_pages_whose_store_failed_stay_resident_not_lost() -> None:
                                                      failed=[3, 4]))
     assert m.stack_store_failures == 2 and m.resident == {(0, 3), (0, 4)}
     out = _load_failed(m, 0, [2, 3, 4], SwapDeviceError("no such slot"))
-    assert out == [None, _RESIDENT, _RESIDENT]
+    assert out == [_LOST, _RESIDENT, _RESIDENT]
     assert m.stack_load_failures == 1 and m.resident_loads == 2
     _store_failed(m, 0, [3, 5], SwapDeviceError("device gone"))  # no detail: all failed
     assert m.resident == {(0, 3), (0, 4), (0, 5)} and m.stack_store_failures == 4
