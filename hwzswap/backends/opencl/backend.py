@@ -649,6 +649,10 @@ class Lz4OpenCLBackend(Backend):
             max_batch=None,
             preferred_batch=self._batch,
             time_basis="measured",
+            # Every configuration writes plain LZ4 blocks (tests/backends/test_opencl_format.py
+            # decodes each layout, group width and hash_log with python-lz4), so the software
+            # lz4 backend decodes the pool's objects when the device fails.
+            format="lz4",
         )
 
     def describe(self) -> str:
