@@ -173,7 +173,10 @@ def socket_path(name: str) -> Path:
 
 def read_state(name: str) -> dict[str, Any] | None:
     try:
-        return json.loads(state_path(name).read_text())
+        st = json.loads(state_path(name).read_text())
+        if not isinstance(st, dict):
+            raise ValueError(f"a JSON {type(st).__name__}, not an object")
+        return st
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
@@ -221,7 +224,7 @@ def _run(cmd: list[str], timeout: float = 120.0) -> str:
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise ChainError(f"{' '.join(cmd)} did not finish within {timeout:.0f} s") from None
+        raise ChainError(f"{' '.join(cmd)} did not finish within {timeout:g} s") from None
     if p.returncode != 0:
         raise ChainError(f"{' '.join(cmd)} failed ({p.returncode}): "
                          f"{(p.stderr or p.stdout).strip()}")
@@ -361,6 +364,7 @@ class Control(threading.Thread):
                 return
             with conn:
                 try:
+                    conn.settimeout(2.0)  # a client that sends nothing holds no one up
                     cmd = conn.makefile().readline().strip()
                     if cmd == "stats":
                         out = {**self.swapfile.stats(), **self.extra}
@@ -393,7 +397,13 @@ def query(name: str, timeout: float = 10.0) -> dict[str, Any]:
         raise ChainError(f"cannot reach the server of {name!r} ({st['socket']}): {exc}") from None
     finally:
         s.close()
-    out = json.loads(data)
+    try:
+        out = json.loads(data)
+    except ValueError:
+        out = None
+    if not isinstance(out, dict):  # closed without an answer: tearing down, or gone
+        raise ChainError(f"the server of {name!r} gave no answer on {st['socket']} "
+                         f"({data[:80]!r}): it may be tearing down")
     if "error" in out:
         raise ChainError(f"server of {name!r}: {out['error']}")
     return out
@@ -760,10 +770,10 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
             done.append("server stopped")
         elif force:
             kill_server(name)
-            done.append(f"server (pid {pid}) killed after {timeout:.0f} s")
+            done.append(f"server (pid {pid}) killed after {timeout:g} s")
         else:
             raise ChainError(f"the server (pid {pid}) did not finish tearing down within "
-                             f"{timeout:.0f} s: {st.get('error') or 'swapoff still running'} "
+                             f"{timeout:g} s: {st.get('error') or 'swapoff still running'} "
                              "(`hwzswap swap off --force` kills it)")
     loop = st.get("loop")
     mnt = st.get("mountpoint")
@@ -811,15 +821,19 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
     return done
 
 
-def status(name: str = DEFAULT_NAME) -> dict[str, Any]:
+def status(name: str = DEFAULT_NAME, timeout: float = 2.0) -> dict[str, Any]:
+    """What chain ``name`` has set up; a live server's stats, or ``stats_error`` when its
+    control socket does not answer within ``timeout`` seconds (still setting up, or hung)."""
     st = read_state(name)
     if st is None:
         return {"name": name, "on": False}
     out = {"name": name, "on": True, "state": st, "server_alive": _server_alive(st),
            "in_proc_swaps": st.get("loop") in active_swaps()}
     if out["server_alive"]:
-        with contextlib.suppress(ChainError):
-            out["stats"] = query(name)
+        try:
+            out["stats"] = query(name, timeout=timeout)
+        except ChainError as exc:
+            out["stats_error"] = str(exc)
     return out
 
 
@@ -851,9 +865,13 @@ def _cmd_swap(args: argparse.Namespace) -> int:
     else:
         st = out["state"]
         print(f"hwzswap swap {args.name}: on, server pid {st.get('pid')} "
-              f"({'alive' if out['server_alive'] else 'DEAD: run `hwzswap swap off`'}), "
+              f"({'alive' if out['server_alive'] else 'DEAD: run `hwzswap swap off'}"
+              f"{'' if out['server_alive'] else f' --name {args.name}`'}), "
               f"{st.get('loop')} {'in' if out['in_proc_swaps'] else 'not in'} /proc/swaps, "
               f"config {st.get('config')}")
+        if out.get("stats_error"):
+            print(f"  the server does not answer: {out['stats_error']} (still setting up, or "
+                  f"hung: `hwzswap swap off --force --name {args.name}` ends it)")
         s = out.get("stats")
         if s:
             e = s["engine"]

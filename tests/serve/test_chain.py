@@ -66,6 +66,14 @@ def test_on_status_off(state_dir: Path, tmp_path: Path) -> None:
     info = json.loads(status.stdout)
     assert info["server_alive"] and info["in_proc_swaps"]
     assert info["stats"]["write_pages"] >= 1  # mkswap's header
+    # a client that connects and says nothing holds the control socket up for 2 s at most
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+        silent.connect(st["socket"])
+        t0 = time.monotonic()
+        assert chain.query("t1", timeout=8)["write_pages"] >= 1
+        assert time.monotonic() - t0 < 6
     # A second chain while this one is active is refused without --coexist.
     p2 = hwzswap_cli("swap", "on", "--config", cfg, "--name", "t2")
     assert p2.returncode == 2 and "another swap device is active" in p2.stderr
@@ -220,6 +228,9 @@ def test_the_state_file_is_replaced_whole(tmp_path: Path,
         chain._write_state("t", {"pid": 3})
     assert chain.read_state("s") == {"pid": 2, "loop": "/dev/loop9"}
     assert sorted(p.name for p in d.iterdir()) == ["s.json", "t.json"]
+    chain.state_path("u").write_text("[1, 2]")  # JSON, but not a state
+    with pytest.raises(chain.ChainError, match=r"u\.json: unreadable state file \(a JSON list"):
+        chain.swap_off("u")
 
 
 def test_a_reused_pid_is_not_the_server(tmp_path: Path,
@@ -443,8 +454,14 @@ def test_swap_off_that_leaves_the_chain_exits_1(state_dir: Path, tmp_path: Path)
     os.kill(st["pid"], signal.SIGSTOP)
     try:
         p = hwzswap_cli("swap", "off", "--name", "t16", "--timeout", "0.5", timeout=60)
-        assert p.returncode == 1 and "--force" in p.stderr, p.stderr
-        assert chain.status("t16")["server_alive"] and st["loop"] in chain.active_swaps()
+        assert p.returncode == 1 and "within 0.5 s" in p.stderr and "--force" in p.stderr
+        assert chain._server_alive(st) and st["loop"] in chain.active_swaps()
+        # status says so within its short wait (it waited 10 s, then showed no sign of it)
+        t0 = time.monotonic()
+        p = hwzswap_cli("swap", "status", "--name", "t16", timeout=60)
+        assert time.monotonic() - t0 < 8 and p.returncode == 0
+        assert "(alive)" in p.stdout and "does not answer" in p.stdout, p.stdout
+        assert "swap off --force --name t16" in p.stdout
         p = hwzswap_cli("swap", "off", "--name", "t16", "--timeout", "0.5", "--force",
                         timeout=60)
         assert p.returncode == 0 and "killed" in p.stdout, p.stdout + p.stderr
