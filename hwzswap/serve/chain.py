@@ -302,12 +302,18 @@ def _loops_of(file: str, identity: dict[str, Any] | None = None) -> list[str]:
     return out
 
 
+def _mountinfo_path(field: str) -> str:
+    """A path as ``/proc/self/mountinfo`` writes it: space, tab, newline and backslash are
+    octal escapes (``\\040``)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def _fuse_conn_of(mnt: str) -> str | None:
     """The ``/sys/fs/fuse/connections`` id (the minor device number) of a mount point."""
     try:
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             parts = line.split()
-            if parts[4] == mnt:
+            if _mountinfo_path(parts[4]) == mnt:
                 return parts[2].split(":")[1]
     except (OSError, IndexError):
         pass

@@ -636,3 +636,37 @@ def test_a_server_whose_swap_on_caller_is_gone_keeps_serving(state_dir: Path,
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
+
+
+def test_a_state_directory_with_a_space_is_undone_whole(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """HWZSWAP_STATE_DIR with a space in it: after a killed server `swap off` finds the mount
+    (mountinfo writes the space as \\040, so it was taken for unmounted and left mounted,
+    its state removed)."""
+    d = tmp_path / "state dir"
+    monkeypatch.setenv("HWZSWAP_STATE_DIR", str(d))
+    monkeypatch.setattr(chain, "STATE_DIR", d)
+    swaps_before = set(chain.active_swaps())
+    st = chain.swap_on(small_config(tmp_path), name="t22")
+    try:
+        assert chain._is_mounted(st["mountpoint"])
+        os.kill(st["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while chain._server_alive(st):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        done = chain.swap_off("t22")
+        assert f"umount {st['mountpoint']}" in done, done
+        _gone(st)
+        assert "state\\040dir" not in Path("/proc/self/mountinfo").read_text()
+    finally:
+        with contextlib.suppress(Exception):
+            chain.swap_off("t22", timeout=30, force=True)
+        for loop in set(chain.active_swaps()) - swaps_before:
+            if (chain._loop_backing(loop) or "").startswith(str(d)):
+                subprocess.run(["swapoff", loop], check=False, timeout=120)
+                subprocess.run(["losetup", "-d", loop], check=False, timeout=60)
+        from hwzswap.serve.fuse import umount
+
+        with contextlib.suppress(Exception):
+            umount(st["mountpoint"])
