@@ -41,7 +41,7 @@ import numpy as np
 
 from hwzswap.errors import InvalidHandleError, PoolAllocError, PoolError
 from hwzswap.pool.allocator import PageAllocator
-from hwzswap.pool.base import PAGE_SIZE, Pool, batch_args
+from hwzswap.pool.base import PAGE_SIZE, Pool, batch_args, batch_error
 
 HANDLE_TAG_SHIFT = 40
 HANDLE_TAG_BITS = 23
@@ -231,14 +231,11 @@ class PoolMessages:
             f"returned are released)"
         )
 
-    def batch_error(self, buf: Any, offsets: Any, sizes: Any, idx: Any) -> PoolError:
+    def batch_error(self, buf: Any, offsets: Any, sizes: Any, idx: Any,
+                    unread: str | None = None) -> PoolError:
         """The error for bad ``malloc_write_batch`` arguments, which the compiled core asks
-        for: what :func:`~hwzswap.pool.base.batch_args` says about them."""
-        try:
-            batch_args(self, buf, offsets, sizes, idx)
-        except PoolError as exc:
-            return exc
-        return PoolError(f"{self.name}: malloc_write_batch: bad arguments")
+        for with the arguments as it read them (:func:`~hwzswap.pool.base.batch_error`)."""
+        return batch_error(self, buf, offsets, sizes, idx, unread)
 
     def bad_maps_error(self, handle: int) -> PoolError:
         return PoolError(

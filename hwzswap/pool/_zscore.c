@@ -52,6 +52,7 @@ static PyObject *str_alloc_pages, *str_free_pages;
 static PyObject *str_release, *str_invalid, *str_bad_size, *str_bad_data, *str_pinned,
     *str_too_long, *str_alloc_failed, *str_not_mapped, *str_unmap_busy, *str_bad_maps,
     *str_batch_error, *str_unmap_derived, *str_destroy_busy;
+static PyObject *str_arg_buf, *str_arg_offsets, *str_arg_sizes, *str_arg_idx;
 static PyObject *zero;  /* the handle given to _bad_data by malloc_write */
 static PyObject *op_free, *op_read, *op_view, *op_write, *op_read_free, *op_obj_size,
     *op_map, *op_unmap;
@@ -143,6 +144,21 @@ raise_helper(ZsCore *self, PyObject *meth, PyObject *a, PyObject *b, PyObject *c
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
     else
         PyErr_Format(PyExc_TypeError, "%R did not return an exception", meth);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+/* Raise exc (an exception returned by a message helper) and return NULL; NULL in: an error is
+ * set already. */
+static PyObject *
+raise_returned(PyObject *exc)
+{
+    if (exc == NULL)
+        return NULL;
+    if (PyExceptionInstance_Check(exc))
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    else
+        PyErr_SetString(PoolError, "zsmalloc: malloc_write_batch: bad arguments");
     Py_DECREF(exc);
     return NULL;
 }
@@ -1171,19 +1187,27 @@ buffer_ints(Py_buffer *b, int64_t *out)
     return 1;
 }
 
-/* The integers of o (a 1-D integer array, or any iterable of integers), as a new int64 array
- * (PyMem_Free it) of *n. 1 ok, 0 not integers (no error set: the caller asks Python for the
- * message), -1 another error (set). An int too big for int64 becomes INT64_MIN: out of range
- * for every use, as the big int is in Python. */
+/* The integers of o (a 1-D integer array, or any iterable of integers), read once, as a new
+ * int64 array (PyMem_Free it) of *n. 1 ok, 0 not integers (no error set: the caller asks
+ * Python for the message), -1 another error (set). An int too big for int64 becomes INT64_MIN:
+ * out of range for every use, as the big int is in Python. For the error message, which must
+ * not read o again: *exact is the tuple of the ints as Python has them (the generic way; NULL
+ * for a buffer, whose values *out holds exactly), *u64 whether they came from an unsigned
+ * 64-bit buffer (a value above INT64_MAX wrapped negative). */
 static int
-read_ints(PyObject *o, int64_t **out, Py_ssize_t *n)
+read_ints(PyObject *o, int64_t **out, Py_ssize_t *n, PyObject **exact, int *u64)
 {
     *out = NULL;
     *n = 0;
+    *exact = NULL;
+    *u64 = 0;
     Py_buffer b;
     if (PyObject_CheckBuffer(o) && PyObject_GetBuffer(o, &b, PyBUF_RECORDS_RO) == 0) {
         int ok = 0;
         if (b.ndim == 1) {
+            const char *f = b.format ? b.format : "B";
+            f += (*f == '@' || *f == '=' || *f == '<');
+            *u64 = b.itemsize == 8 && strchr("ILQN", *f) != NULL && *f != '\0';
             *out = PyMem_Malloc(sizeof(int64_t) * (size_t)(b.shape[0] > 0 ? b.shape[0] : 1));
             if (*out == NULL) {
                 PyBuffer_Release(&b);
@@ -1212,15 +1236,20 @@ read_ints(PyObject *o, int64_t **out, Py_ssize_t *n)
     }
     Py_ssize_t len = PyTuple_GET_SIZE(t);
     int64_t *vals = PyMem_Malloc(sizeof(int64_t) * (size_t)(len > 0 ? len : 1));
-    if (vals == NULL) {
+    PyObject *ints = PyTuple_New(len);
+    if (vals == NULL || ints == NULL) {
         Py_DECREF(t);
-        PyErr_NoMemory();
+        Py_XDECREF(ints);
+        PyMem_Free(vals);
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
         return -1;
     }
     for (Py_ssize_t i = 0; i < len; i++) {
         PyObject *v = PyNumber_Index(PyTuple_GET_ITEM(t, i));
         if (v == NULL) {
             Py_DECREF(t);
+            Py_DECREF(ints);
             PyMem_Free(vals);
             if (!PyErr_ExceptionMatches(PyExc_TypeError))
                 return -1;
@@ -1229,9 +1258,10 @@ read_ints(PyObject *o, int64_t **out, Py_ssize_t *n)
         }
         int overflow;
         long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-        Py_DECREF(v);
+        PyTuple_SET_ITEM(ints, i, v);  /* (the int itself: exact for the message) */
         if (x == -1 && PyErr_Occurred()) {
             Py_DECREF(t);
+            Py_DECREF(ints);
             PyMem_Free(vals);
             return -1;
         }
@@ -1240,7 +1270,28 @@ read_ints(PyObject *o, int64_t **out, Py_ssize_t *n)
     Py_DECREF(t);
     *out = vals;
     *n = len;
+    *exact = ints;
     return 1;
+}
+
+/* The ints read_ints read, as a tuple for the error message: exact (a new reference). */
+static PyObject *
+ints_as_read(const int64_t *vals, Py_ssize_t n, PyObject *exact, int u64)
+{
+    if (exact != NULL) {
+        Py_INCREF(exact);
+        return exact;
+    }
+    PyObject *t = PyTuple_New(n);
+    for (Py_ssize_t i = 0; t != NULL && i < n; i++) {
+        PyObject *v = u64 ? PyLong_FromUnsignedLongLong((unsigned long long)vals[i])
+                          : PyLong_FromLongLong(vals[i]);
+        if (v == NULL)
+            Py_CLEAR(t);
+        else
+            PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
 }
 
 /* Free the objects the batch wrote (newest first), keeping the error being raised. */
@@ -1276,20 +1327,30 @@ ZsCore_malloc_write_batch(ZsCore *self, PyObject *args, PyObject *kwds)
     uint64_t *hs = NULL;
     Py_ssize_t noffs = 0, n = 0, norder = 0, nh = 0;
     PyObject *out = NULL;
+    /* each argument is read once; the error message is built from what was read */
+    PyObject *exact[3] = {NULL, NULL, NULL};
+    int u64[3] = {0, 0, 0};
+    PyObject *unread = NULL;  /* the name of the argument that could not be read */
     if (PyObject_GetBuffer(buf, &b, PyBUF_SIMPLE) < 0) {
         if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_BufferError)
             && !PyErr_ExceptionMatches(PyExc_ValueError))
             return NULL;
         PyErr_Clear();
-        goto bad_args_nobuf;
+        PyObject *exc = PyObject_CallMethodObjArgs((PyObject *)self, str_batch_error, buf,
+                                                   Py_None, Py_None, Py_None, str_arg_buf,
+                                                   NULL);
+        return raise_returned(exc);
     }
-    int rc = read_ints(offsets, &offs, &noffs);
-    if (rc == 1)
-        rc = read_ints(sizes, &lens, &n);
+    int rc = read_ints(offsets, &offs, &noffs, &exact[0], &u64[0]);
+    if (rc == 0)
+        unread = str_arg_offsets;
+    if (rc == 1 && (rc = read_ints(sizes, &lens, &n, &exact[1], &u64[1])) == 0)
+        unread = str_arg_sizes;
     if (rc == 1 && noffs != n)
         rc = 0;
-    if (rc == 1 && idx != Py_None)
-        rc = read_ints(idx, &order, &norder);
+    if (rc == 1 && idx != Py_None && (rc = read_ints(idx, &order, &norder, &exact[2],
+                                                     &u64[2])) == 0)
+        unread = str_arg_idx;
     if (rc == 1 && idx == Py_None) {
         norder = n;
         order = PyMem_Malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
@@ -1369,29 +1430,41 @@ fail:
     batch_rollback(self, hs, nh);
     goto done;
 bad_args:
-    PyBuffer_Release(&b);
-    PyMem_Free(offs);
-    PyMem_Free(lens);
-    PyMem_Free(order);
-bad_args_nobuf:
     {
-        PyObject *exc = PyObject_CallMethodObjArgs((PyObject *)self, str_batch_error, buf,
-                                                   offsets, sizes, idx, NULL);
-        if (exc != NULL) {
-            if (PyExceptionInstance_Check(exc))
-                PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-            else
-                PyErr_SetString(PoolError, "zsmalloc: malloc_write_batch: bad arguments");
-            Py_DECREF(exc);
+        /* the arguments as read: buf's size, the ints read (exact), up to the one that could
+         * not be read, passed as it came (Python names it without reading it) */
+        PyObject *a[4] = {PyLong_FromSsize_t(b.len), NULL, NULL, NULL};
+        PyObject *raw[3] = {offsets, sizes, idx};
+        const int64_t *vals[3] = {offs, lens, order};
+        Py_ssize_t lens3[3] = {noffs, n, norder};
+        PyObject *names[3] = {str_arg_offsets, str_arg_sizes, str_arg_idx};
+        int ok = a[0] != NULL;
+        for (int k = 0; k < 3; k++) {
+            if (!ok || (k == 2 && idx == Py_None) || unread == names[k] || vals[k] == NULL) {
+                a[k + 1] = (k == 2 && idx == Py_None) || unread == names[k] ? raw[k] : Py_None;
+                Py_INCREF(a[k + 1]);
+            }
+            else {
+                a[k + 1] = ints_as_read(vals[k], lens3[k], exact[k], u64[k]);
+                ok = a[k + 1] != NULL;
+            }
         }
+        PyObject *exc = NULL;
+        if (ok && a[3] != NULL)
+            exc = PyObject_CallMethodObjArgs((PyObject *)self, str_batch_error, a[0], a[1], a[2],
+                                             a[3], unread ? unread : Py_None, NULL);
+        for (int k = 0; k < 4; k++)
+            Py_XDECREF(a[k]);
+        raise_returned(exc);
     }
-    return NULL;
 done:
     PyBuffer_Release(&b);
     PyMem_Free(offs);
     PyMem_Free(lens);
     PyMem_Free(order);
     PyMem_Free(hs);
+    for (int k = 0; k < 3; k++)
+        Py_XDECREF(exact[k]);
     return out;
 }
 
@@ -2466,6 +2539,10 @@ PyInit__zscore(void)
     INTERN(str_unmap_derived, "unmap_derived_error");
     INTERN(str_destroy_busy, "destroy_busy_error");
     INTERN(str_batch_error, "batch_error");
+    INTERN(str_arg_buf, "buf");
+    INTERN(str_arg_offsets, "offsets");
+    INTERN(str_arg_sizes, "sizes");
+    INTERN(str_arg_idx, "idx");
     INTERN(op_free, "free");
     INTERN(op_read, "read");
     INTERN(op_view, "view");

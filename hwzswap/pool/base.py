@@ -17,48 +17,58 @@ from hwzswap.errors import PoolAllocError, PoolError, excerpt
 PAGE_SIZE = 4096
 
 
+def _ints_error(pool: Any, what: str, values: Any) -> PoolError:
+    return PoolError(
+        f"{getattr(pool, 'name', 'pool')}: malloc_write_batch: {what} must be a sequence "
+        f"or 1-D array of integers, got {excerpt(values)}"
+    )
+
+
 def _ints(pool: Any, what: str, values: Any) -> list[int]:
     """``values`` (a sequence or 1-D array of integers) as a list of ints, or PoolError."""
     try:
         return [operator.index(v) for v in values]
     except TypeError:
-        raise PoolError(
-            f"{getattr(pool, 'name', 'pool')}: malloc_write_batch: {what} must be a sequence "
-            f"or 1-D array of integers, got {excerpt(values)}"
-        ) from None
+        raise _ints_error(pool, what, values) from None
 
 
-def batch_args(pool: Any, buf: Any, offsets: Any, sizes: Any, idx: Any
-               ) -> tuple[memoryview, list[int], list[int], list[int]]:
-    """Check the arguments of :meth:`Pool.malloc_write_batch` (every item it will write, before
-    anything is written): ``(bytes of buf, offsets, sizes, item order)``, or
-    :class:`PoolError` saying what is wrong. The one definition of what a batch may be: the
-    compiled pool asks it for its messages."""
-    name = getattr(pool, "name", "pool")
+def _buf_error(pool: Any, buf: Any) -> PoolError:
+    return PoolError(
+        f"{getattr(pool, 'name', 'pool')}: malloc_write_batch: buf must be a C-contiguous "
+        f"bytes-like object (bytes, bytearray, memoryview, numpy array), got "
+        f"{type(buf).__name__}"
+    )
+
+
+def _bytes_of(pool: Any, buf: Any) -> memoryview:
+    """The bytes of ``buf`` as a flat ``'B'`` view, or PoolError."""
     try:
         view = memoryview(buf)
     except TypeError:
         view = None
     if view is None or not view.c_contiguous:
-        raise PoolError(
-            f"{name}: malloc_write_batch: buf must be a C-contiguous bytes-like object "
-            f"(bytes, bytearray, memoryview, numpy array), got {type(buf).__name__}"
-        )
+        raise _buf_error(pool, buf)
     if view.nbytes == 0:
-        view = memoryview(b"")  # (an empty N-d view cannot be cast)
-    elif view.ndim != 1 or view.format != "B":
+        return memoryview(b"")  # (an empty N-d view cannot be cast)
+    if view.ndim != 1 or view.format != "B":
         try:
-            view = view.cast("B")
+            return view.cast("B")
         except (TypeError, ValueError):  # a format cast() does not take: its bytes, copied
-            view = memoryview(view.tobytes())
-    offs = _ints(pool, "offsets", offsets)
-    lens = _ints(pool, "sizes", sizes)
+            return memoryview(view.tobytes())
+    return view
+
+
+def _check_items(pool: Any, nbytes: int, offs: list[int], lens: list[int], idx: Any
+                 ) -> list[int]:
+    """The item order of a batch whose arguments were read (``idx``: its ints, or ``None``),
+    every item checked against ``nbytes`` of ``buf``; or PoolError."""
+    name = getattr(pool, "name", "pool")
     n = len(lens)
     if len(offs) != n:
         raise PoolError(
             f"{name}: malloc_write_batch: {len(offs)} offsets for {n} sizes (one each per item)"
         )
-    order = list(range(n)) if idx is None else _ints(pool, "idx", idx)
+    order = list(range(n)) if idx is None else idx
     for i in order:
         if not 0 <= i < n:
             raise PoolError(
@@ -70,12 +80,51 @@ def batch_args(pool: Any, buf: Any, offsets: Any, sizes: Any, idx: Any
                 f"{name}: malloc_write_batch: item {i} has {size} bytes; objects are 1.."
                 f"{PAGE_SIZE} bytes"
             )
-        if off < 0 or off + size > view.nbytes:
+        if off < 0 or off + size > nbytes:
             raise PoolError(
                 f"{name}: malloc_write_batch: item {i} ({size} bytes at offset {off}) lies "
-                f"outside buf ({view.nbytes} bytes)"
+                f"outside buf ({nbytes} bytes)"
             )
-    return view, offs, lens, order
+    return order
+
+
+def batch_args(pool: Any, buf: Any, offsets: Any, sizes: Any, idx: Any
+               ) -> tuple[memoryview, list[int], list[int], list[int]]:
+    """Check the arguments of :meth:`Pool.malloc_write_batch` (every item it will write, before
+    anything is written): ``(bytes of buf, offsets, sizes, item order)``, or
+    :class:`PoolError` saying what is wrong. Each argument is read once, in this order: buf,
+    offsets, sizes, idx. The one definition of what a batch may be: the compiled pool asks
+    :func:`batch_error` for its messages."""
+    view = _bytes_of(pool, buf)
+    offs = _ints(pool, "offsets", offsets)
+    lens = _ints(pool, "sizes", sizes)
+    if len(offs) != len(lens):
+        _check_items(pool, view.nbytes, offs, lens, None)  # (raises)
+    order = None if idx is None else _ints(pool, "idx", idx)
+    return view, offs, lens, _check_items(pool, view.nbytes, offs, lens, order)
+
+
+def batch_error(pool: Any, buf: Any, offsets: Any, sizes: Any, idx: Any,
+                unread: str | None) -> PoolError:
+    """The error :func:`batch_args` raises for a batch, from the arguments as the compiled pool
+    read them, so that none is read twice: ``unread`` names the one it could not read
+    (``"buf"``, ``"offsets"``, ``"sizes"``, ``"idx"``), given as it came and only named here;
+    those before it come as read (``buf``: its size in bytes; the others: tuples of ints), and
+    those after it are not used."""
+    if unread == "buf":
+        return _buf_error(pool, buf)
+    if unread in ("offsets", "sizes"):
+        return _ints_error(pool, unread, offsets if unread == "offsets" else sizes)
+    offs, lens = list(offsets), list(sizes)
+    if len(offs) != len(lens):
+        idx = None
+    elif unread == "idx":
+        return _ints_error(pool, "idx", idx)
+    try:
+        _check_items(pool, buf, offs, lens, None if idx is None else list(idx))
+    except PoolError as exc:
+        return exc
+    return PoolError(f"{getattr(pool, 'name', 'pool')}: malloc_write_batch: bad arguments")
 
 
 class Pool(ABC):

@@ -9,6 +9,8 @@ arguments raise ``PoolError`` with nothing written.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -232,3 +234,65 @@ def test_buffers_of_any_format_give_their_bytes() -> None:
             handles = pool.malloc_write_batch(buf, [0, 13, 3000], [13, 2000, 1000])
             assert [pool.read(h) for h in handles] == [flat[0:13], flat[13:2013],
                                                         flat[3000:4000]]
+
+
+class _Once:
+    """An iterable of integers that counts how often it is iterated and its items read."""
+
+    def __init__(self, values):
+        self.values, self.iterations, self.reads = list(values), 0, 0
+
+    def __iter__(self):
+        self.iterations += 1
+        for v in self.values:
+            yield _Counted(self, v) if type(v) is int else v
+
+
+class _Counted:
+    def __init__(self, owner, value):
+        self.owner, self.value = owner, value
+
+    def __index__(self):
+        self.owner.reads += 1
+        return self.value
+
+
+@pytest.mark.parametrize("case", [
+    ("a bad item", [0, "x", 2], [1, 1, 1], None, "offsets must be a sequence"),
+    ("sizes, not ints", [0, 1], [1, 2.5], None, "sizes must be a sequence"),
+    ("a size of 0", [0, 1, 2], [1, 0, 1], None, "item 1 has 0 bytes"),
+    ("outside buf", [0, 4998], [1, 5], None, "item 1 (5 bytes at offset 4998) lies outside"),
+    ("a bad index", [0, 1], [1, 1], [1, 2], "item index 2 is out of range for 2 items"),
+    ("an index not an int", [0, 1], [1, 1], [0, None], "idx must be a sequence"),
+    ("lengths", [0, 1, 2], [1, 1], [0], "3 offsets for 2 sizes"),
+    ("a huge offset", [2**70], [1], None, f"at offset {2**70}) lies outside"),
+], ids=lambda c: c[0])
+def test_bad_arguments_are_read_once_and_named_alike(case) -> None:
+    """The compiled pool builds its message from what it read: no argument is iterated, and
+    no item's ``__index__`` called, twice (a generator's second pass would be empty)."""
+    _, offsets, sizes, idx, want = case
+    flat = b"x" * 5000
+    msgs = []
+    for cls in (ZsPool, PyZsPool):
+        args = [_Once(offsets), _Once(sizes), None if idx is None else _Once(idx)]
+        with pytest.raises(PoolError, match=re.escape(want)) as err:
+            cls().malloc_write_batch(flat, *args)
+        msgs.append(re.sub(r" at 0x[0-9a-f]+", "", str(err.value)))
+        for arg in args:
+            if arg is not None:
+                assert arg.iterations <= 1 and arg.reads <= len(arg.values), (cls, arg.values)
+    assert msgs[0] == msgs[1]
+
+
+def test_a_generator_and_an_unsigned_array_are_named_as_they_were_read() -> None:
+    flat = b"x" * 5000
+    big = np.array([2**63 + 5], np.uint64)
+    for cls in (ZsPool, PyZsPool):
+        with pytest.raises(PoolError, match=f"offset {2**63 + 5}\\) lies outside buf"):
+            cls().malloc_write_batch(flat, big, [4])
+        with pytest.raises(PoolError, match="item 0 has 5000 bytes"):
+            cls().malloc_write_batch(flat, (o for o in [0]), (s for s in [5000]))
+        with pytest.raises(PoolError, match="offsets must be a sequence.*generator"):
+            cls().malloc_write_batch(flat, (o for o in [0, 1.5]), [1, 1])
+        with pytest.raises(PoolError, match="buf must be a C-contiguous.*got str"):
+            cls().malloc_write_batch("text", (o for o in [0]), [1])
