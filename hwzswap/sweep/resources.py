@@ -14,7 +14,8 @@ A run takes one CPU, plus what its backend needs:
   backend declares, for drivers that declare nothing or for a site's own resource names.
 
 The local executor runs everything on this machine and ignores resources; there a run whose
-device is missing fails in its own process (the backend reports itself unavailable).
+device is missing fails in its own process (lz4-opencl: a parameter error naming the device
+parameter that matches no device here).
 """
 
 from __future__ import annotations

@@ -63,14 +63,69 @@ def test_select_by_type_and_platform(pairs):
 
 
 def test_nonexistent_device_is_a_clear_error(pairs):
-    with pytest.raises(BackendUnavailableError) as info:
+    """A device named explicitly that is not here is an error of that parameter (not an
+    unavailable backend, which a bench over every backend would skip): the message names the
+    parameter and lists what is here, so the user can pick."""
+    with pytest.raises(InvalidParameterError) as info:
         get_backend("lz4-opencl", device="no-such-device-xyz")
     msg = str(info.value)
+    assert msg.startswith("lz4-opencl: parameter 'device' ('no-such-device-xyz') names a "
+                          "device that is not here")
     assert "no OpenCL device matches device='no-such-device-xyz'" in msg
-    for _, device in pairs:  # the message lists what is there, so the user can pick
+    for _, device in pairs:
         assert device.name.strip() in msg
-    with pytest.raises(BackendUnavailableError, match="platform='nowhere'"):
+    with pytest.raises(InvalidParameterError, match="parameter 'platform' .*platform='nowhere'"):
         get_backend("lz4-opencl", platform="nowhere")
+    kinds = {device_type_name(d) for _, d in pairs}
+    missing = next(t for t in ("gpu", "accelerator", "cpu") if t not in kinds)
+    present = device_type_name(pairs[0][1])
+    with pytest.raises(InvalidParameterError,
+                       match=f"^lz4-opencl: parameter 'device_type' \\('{missing}'\\) names"):
+        get_backend("lz4-opencl", device_type=missing)
+    # two parameters that each match something but not together: the one that fails alone
+    # is named; when each alone matches, both are
+    name = pairs[0][1].name.strip()
+    with pytest.raises(InvalidParameterError) as info:
+        get_backend("lz4-opencl", device=name, device_type=missing)
+    assert "parameter 'device_type'" in str(info.value) and "parameter 'device'" not in str(
+        info.value)
+    other = next((t for t in kinds if t != present), None)
+    if other is not None:  # a machine with two kinds of device
+        with pytest.raises(InvalidParameterError, match="parameter 'device' .* and parameter "
+                                                        "'device_type'"):
+            get_backend("lz4-opencl", device=name, device_type=other)
+
+
+def test_explicit_device_fails_the_bench_and_default_unavailable_is_skipped(tmp_path):
+    """``hwzswap bench``: a config naming a device that is not here is a FAILED row naming the
+    file and the key, exit 1 (a GPU check cannot pass without its GPU row); the backend with
+    its default parameters on a machine where it cannot run (here: PYOPENCL_CTX names no
+    device) is skipped, exit 0, as every unavailable backend."""
+    kinds = {device_type_name(d) for _, d in list_devices()}
+    missing = next(t for t in ("gpu", "accelerator", "cpu") if t not in kinds)
+    cfg = tmp_path / "want.yaml"
+    cfg.write_text("zswap:\n  compressor:\n    name: lz4-opencl\n"
+                   f"    params: {{device_type: {missing}, tune: 'off'}}\n")
+    base = [sys.executable, "-m", "hwzswap", "bench", "--backends", "lz4-opencl", "--pages",
+            "32", "--batching", "reclaim", "--quiet", "--json"]
+    env = dict(os.environ)
+    env.pop("PYOPENCL_CTX", None)
+    r = subprocess.run([*base, str(tmp_path / "a.json"), "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 1, r.stderr
+    doc = json.loads((tmp_path / "a.json").read_text())
+    (failed,) = doc["failed"]
+    assert failed["phase"] == "parameters" and not doc["skipped"] and not doc["results"]
+    assert f"{cfg}: zswap.compressor.params.device_type: lz4-opencl: parameter 'device_type'" \
+        in failed["error"]
+    assert "FAILED lz4-opencl" in r.stderr
+    env["PYOPENCL_CTX"] = "0:no-such-device"
+    r = subprocess.run([*base, str(tmp_path / "b.json")], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "b.json").read_text())
+    assert not doc["failed"] and [s["backend"] for s in doc["skipped"]] == ["lz4-opencl"]
+    assert "PYOPENCL_CTX" in doc["skipped"][0]["reason"]
 
 
 def test_bad_parameter_values():

@@ -162,16 +162,17 @@ def test_without_a_software_decoder_a_device_failure_is_a_device_error(make_syst
 def test_a_backend_that_cannot_start_names_the_config_file_and_key(tmp_path):
     """A device the config names that is not here (lz4-opencl device: nope) used to be
     reported without the file or the key that chose it."""
-    from hwzswap.errors import BackendUnavailableError
+    from hwzswap.errors import ConfigError
     from hwzswap.frontswap.system import open_zswap
 
     cfg = tmp_path / "gpu.yaml"
     cfg.write_text("zswap:\n  compressor:\n    name: lz4-opencl\n    params: {device: nope}\n")
-    with pytest.raises(BackendUnavailableError) as info:
+    with pytest.raises(ConfigError) as info:  # a device named explicitly: not "unavailable"
         open_zswap(cfg)
     msg = str(info.value)
-    assert msg.startswith(f"{cfg}: zswap.compressor: no OpenCL device matches device='nope'")
-    assert "devices here:" in msg
+    assert msg.startswith(f"{cfg}: zswap.compressor.params.device: lz4-opencl: parameter "
+                          f"'device' ('nope') names a device that is not here")
+    assert "no OpenCL device matches device='nope'" in msg and "devices here:" in msg
 
 
 def test_an_nx842_marked_failed_is_decoded_by_the_842_software_backend(make_system):

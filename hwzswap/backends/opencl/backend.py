@@ -5,7 +5,9 @@ around :meth:`compress_batch` / :meth:`decompress_batch` and an asynchronous que
 (:meth:`submit` / :meth:`poll`) whose worker thread coalesces queued ops into one launch.
 Single-page calls run as batches of one: correct, but they pay a full device round trip.
 
-Format: the LZ4 *block* format, as the kernel's ``lz4`` and python-lz4's ``lz4.block`` use it.
+Format: the LZ4 *block* format, as the kernel's ``lz4`` and python-lz4's ``lz4.block`` use it,
+in every configuration (``Capabilities.format == "lz4"``: zswap decodes the pool's objects with
+the software ``lz4`` backend when the device fails).
 With ``hash_log=12`` the device runs LZ4's own greedy fast parse with the same hash (5 bytes,
 4096 entries), so its output is byte-identical to ``lz4.block.compress(page,
 store_size=False)`` (python-lz4 4.x, LZ4 1.9.4); either side decodes the other's output.
@@ -27,7 +29,10 @@ Configuration: the kernel parameters (``layout``, ``local_size``, ``hash_log``,
 ``batch_size``, ``decompress_layout``, ``decompress_local_size``) default to ``auto``. With
 ``tune="auto"`` they come from this device's tuned choice (:mod:`.tuning`: measured once on a
 sample of the bundled corpus, then cached per device, driver and kernel source); with
-``tune="off"`` from built-in defaults. An explicit value always wins.
+``tune="off"`` from built-in defaults. An explicit value always wins. A ``device``,
+``device_type`` or ``platform`` given explicitly must name a device that is here
+(:class:`InvalidParameterError` otherwise; with the defaults, no device means the backend is
+unavailable here: see :mod:`.device`).
 
 Host side (the lean path): one call makes no Python object per page.
 
@@ -462,14 +467,29 @@ class _AsyncQueue:
         return stuck
 
 
+_DEVICE_KEYS = ("device", "device_type", "platform")
+
+
+def _matches(query: DeviceQuery) -> bool:
+    """Whether some device here answers ``query`` (the environment's PYOPENCL_CTX aside)."""
+    try:
+        select_device(query, environ={})
+    except BackendUnavailableError:
+        return False
+    return True
+
+
 class Lz4OpenCLBackend(Backend):
     """LZ4 block compression of page batches on an OpenCL device (GPU, or PoCL's CPU device)."""
 
     name = "lz4-opencl"
     PARAMS = {
-        "device": Param(str, "auto", doc="device name substring, or 'auto' (GPU first)"),
-        "device_type": Param(str, "any", choices=DEVICE_TYPES, doc="restrict to a device type"),
-        "platform": Param(str, "", doc="platform name substring ('' = any)"),
+        "device": Param(str, "auto", doc="device name substring, or 'auto' (GPU first); a "
+                        "name given must match a device here (else a parameter error)"),
+        "device_type": Param(str, "any", choices=DEVICE_TYPES,
+                             doc="restrict to a device type (one not here: a parameter error)"),
+        "platform": Param(str, "", doc="platform name substring ('' = any; one not here: a "
+                          "parameter error)"),
         "batch_size": Param(
             int, 0, min=0, max=65536,
             doc="pages per device launch (0 = tuned); larger calls are pipelined",
@@ -527,7 +547,7 @@ class Lz4OpenCLBackend(Backend):
         p = self.params
         self._cl = import_pyopencl()
         self._query = DeviceQuery(p["device"], p["device_type"], p["platform"])
-        self._platform, self._device = select_device(self._query)
+        self._platform, self._device = self._select()
         self._label = device_label(self._device)
         self._kind = device_type_name(self._device)
         self.tuning: dict[str, Any] = self._resolve_config()
@@ -563,6 +583,31 @@ class Lz4OpenCLBackend(Backend):
         )
 
     # -- configuration -----------------------------------------------------------------------
+
+    def _select(self) -> tuple[Any, Any]:
+        """The device the parameters choose. With ``device``, ``device_type`` and ``platform``
+        at their defaults, no device here means the backend cannot run here
+        (:class:`BackendUnavailableError`: a bench over every backend skips it). A device named
+        explicitly that is not here is an error of that parameter
+        (:class:`InvalidParameterError`, naming it; a bench fails that row and exits 1, a
+        config error names the file and the key): whoever wrote ``device_type: gpu`` asked for
+        a GPU, and a run without one must not pass for one."""
+        try:
+            return select_device(self._query)
+        except BackendUnavailableError as exc:
+            p = self.params
+            explicit = [k for k in _DEVICE_KEYS if p[k] != self.PARAMS[k].default]
+            if not explicit:
+                raise
+            culprits = [k for k in explicit if not _matches(DeviceQuery(**{k: p[k]}))]
+            named = culprits or explicit
+            which = " and ".join(f"parameter {k!r} ({p[k]!r})" for k in named)
+            raise InvalidParameterError(
+                f"{self.name}: {which} names a device that is not here: {exc}. A device named "
+                f"explicitly must exist (an error, not an unavailable backend a bench would "
+                f"skip): fix the value, or leave device, device_type and platform at their "
+                f"defaults to run on whatever OpenCL device is here"
+            ) from None
 
     def _resolve_config(self) -> dict[str, Any]:
         """Explicit params, else the tuned choice (tune="auto"), else the defaults."""

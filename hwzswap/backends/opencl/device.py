@@ -11,6 +11,16 @@ parameter is at its default and the ``PYOPENCL_CTX`` environment variable is set
 device as pyopencl's ``create_some_context`` does: ``"<platform>:<device>"``, each part an index
 or a name substring (``PYOPENCL_CTX=0:1``, ``PYOPENCL_CTX=pocl``). Explicit parameters win.
 
+When nothing matches, :func:`select_device` raises :class:`BackendUnavailableError`. The backend
+keeps that for the default query (the backend cannot run here: ``hwzswap bench`` over every
+backend lists it as skipped, exit 0; so does a ``PYOPENCL_CTX`` that names no device, and a
+machine with no OpenCL platform at all, which the registry checks before any parameter is
+seen). A query with ``device``, ``device_type`` or ``platform`` set explicitly is a request
+for that device: the backend raises :class:`~hwzswap.errors.InvalidParameterError` naming the
+parameter, so ``hwzswap bench`` fails that row (exit 1) and a config error names the file and
+the key (``zswap.compressor.params.device_type``). A GPU check that asks for ``device_type:
+gpu`` cannot pass on a machine without one.
+
 Nothing here imports pyopencl at module import time, so a machine without it still lists the
 backend (as unavailable, with the reason).
 """
