@@ -2,10 +2,11 @@
 
 Each round drives a ``ZsPool`` and a ``PyZsPool`` (each over its own allocator, configured
 alike) with the same random calls -- valid ones and misuse: bad sizes and data, stale, foreign
-and odd handles, writes from the pool's own memory, maps left open, junk in the writable map
-table, injected allocation failures, compaction, destroy -- and checks that every call gives
-the same result or the same error class, that the pools hold the same bytes and the same
-``stats()``, and that both stay internally consistent.
+and odd handles, writes from the pool's own memory, maps left open, views derived from maps
+kept (and written through) across unmap, junk in the writable map table, injected allocation
+failures, compaction, destroy -- and checks that every call gives the same result or the same
+error class, that the pools hold the same bytes and the same ``stats()``, and that both stay
+internally consistent.
 
 Short by default (a few rounds: CI). ``HWZSWAP_FUZZ_ROUNDS=N`` runs N rounds; ``make asan``
 runs many under AddressSanitizer and UndefinedBehaviorSanitizer, where any memory error in the
@@ -54,6 +55,7 @@ class PoolFuzz:
         self.live: list[tuple[int, int]] = []
         self.dead: list[tuple[int, int]] = []
         self.mapped: list[tuple[int, int]] = []
+        self.kept: list[tuple[memoryview, memoryview]] = []  # views derived from maps
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -162,7 +164,19 @@ class PoolFuzz:
                     with_p = self.p._maps[pair[1]][-1]
                     n = min(3, len(with_c))
                     with_c[:n], with_p[:n] = patch[:n], patch[:n]
+                if rng.random() < 0.3:  # a view derived from the map, kept: unmap refuses
+                    cut = rng.randint(0, 4)
+                    self.kept.append((self.c._maps[pair[0]][-1][cut:],
+                                      self.p._maps[pair[1]][-1][cut:]))
         elif op < 80:
+            if self.kept and rng.random() < 0.3:
+                kc, kp = self.kept.pop(rng.randrange(len(self.kept)))
+                if not kc.readonly and len(kc):  # still the object's own memory
+                    kc[0] = kp[0] = rng.randrange(256)
+                if rng.random() < 0.5:
+                    kc.release()
+                    kp.release()
+                del kc, kp
             pair = rng.choice(self.mapped) if self.mapped and rng.random() < 0.8 else \
                 self.handles()
             if self.both("unmap", pair=pair)[0] == "ok":
@@ -242,6 +256,11 @@ class PoolFuzz:
         self.c.check()
         self.p.check()
         if self.rng.random() < 0.5:
+            if self.kept and self.rng.random() < 0.5:  # refused: nothing is freed
+                pages = self.ac.pages_in_use
+                assert self.both("destroy")[0] == "err"
+                assert self.ac.pages_in_use == self.ap.pages_in_use == pages
+            self.kept.clear()
             self.both("destroy")
             assert self.ac.pages_in_use == self.ap.pages_in_use == 0
             self.both("malloc", 10)  # refused after destroy
