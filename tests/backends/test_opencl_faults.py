@@ -26,39 +26,42 @@ def pages() -> np.ndarray:
     return load_bundled(max_pages=512)
 
 
-def _spy_pipeline(b, fail_at: int):
-    """Make the ``fail_at``-th chunk completion of the next call raise before it finishes (as
-    a failed wait or copy would); return the list the call's jobs are recorded in."""
+def _spy_pipeline(b, fail_at: int, step: str):
+    """Make the next call's chunk ``fail_at`` raise at ``step``: right after its enqueue (its
+    host memory wrapped, its kernel and map enqueued), or at its completion before it ran (as
+    a failed wait or copy would). Return the list the call's jobs are recorded in."""
     real = b._pipeline
     jobs = []
 
-    def pipeline(what, bounds, enqueue, finish):
-        def enq(slot, a, z):
-            job = enqueue(slot, a, z)
+    def pipeline(what, kind, bounds, enqueue, finish):
+        def enq(job):
             jobs.append(job)
-            return job
+            enqueue(job)
+            if step == "enqueue" and len(jobs) == fail_at + 1:
+                raise DeviceError(f"lz4-opencl: injected: enqueueing chunk {fail_at} failed")
 
         def fin(job):
-            if len(jobs) > fail_at and job is jobs[fail_at]:
+            if step == "finish" and len(jobs) > fail_at and job is jobs[fail_at]:
                 raise DeviceError(f"lz4-opencl: injected: finishing chunk {fail_at} failed")
             finish(job)
 
-        return real(what, bounds, enq, fin)
+        return real(what, kind, bounds, enq, fin)
 
     b._pipeline = pipeline
     return jobs
 
 
 @pytest.mark.parametrize("kind", ["compress", "decompress"])
-@pytest.mark.parametrize("fail_at", [0, 2])
-def test_a_chunk_whose_completion_fails_leaves_nothing_mapped(pages, kind, fail_at):
+@pytest.mark.parametrize(("step", "fail_at"), [("finish", 0), ("finish", 2), ("enqueue", 0),
+                                               ("enqueue", 3)])
+def test_a_chunk_that_fails_leaves_nothing_mapped(pages, kind, step, fail_at):
     """Zero-copy wraps the caller's memory in USE_HOST_PTR buffers and maps the outputs; a
     completion that raised used to leave its own job's buffers mapped (it had been taken off
-    the in-flight list before it ran). Every job of the failed call is released, and the
-    backend works afterwards."""
+    the in-flight list before it ran), and so did an enqueue that failed after wrapping.
+    Every job of the failed call is released, and the backend works afterwards."""
     with get_backend("lz4-opencl", tune="off", zero_copy="on", batch_size=64, queues=2) as b:
         batch = b.compress_batch(pages[:256])
-        jobs = _spy_pipeline(b, fail_at)
+        jobs = _spy_pipeline(b, fail_at, step)
         with pytest.raises(DeviceError, match="injected"):
             if kind == "compress":
                 b.compress_batch(pages[:256])

@@ -817,19 +817,23 @@ class Lz4OpenCLBackend(Backend):
 
     # -- the pipeline ----------------------------------------------------------------------
 
-    def _pipeline(self, what: str, bounds: list[tuple[int, int]],
-                  enqueue: Callable[[_Slot, int, int], _Job],
+    def _pipeline(self, what: str, kind: OpKind, bounds: list[tuple[int, int]],
+                  enqueue: Callable[[_Job], None],
                   finish: Callable[[_Job], None]) -> None:
-        """Run chunks over the slots: chunk k goes to slot k mod S once chunk k-S is done."""
+        """Run chunks over the slots: chunk k goes to slot k mod S once chunk k-S is done.
+        A job counts as in flight from before ``enqueue`` fills it until ``finish`` has
+        returned, so a failure at any step releases what it wrapped (:meth:`_abandon`)."""
         cl = self._cl
         slots = self._slots
         inflight: deque[_Job] = deque()
         try:
             for k, (a, b) in enumerate(bounds):
                 if len(inflight) == len(slots):
-                    finish(inflight[0])  # stays in flight until finished: released on error
+                    finish(inflight[0])
                     inflight.popleft()
-                inflight.append(enqueue(slots[k % len(slots)], a, b))
+                job = _Job(kind, slots[k % len(slots)], b - a, a)
+                inflight.append(job)
+                enqueue(job)
             while inflight:
                 finish(inflight[0])
                 inflight.popleft()
@@ -923,12 +927,11 @@ class Lz4OpenCLBackend(Backend):
             cl = self._cl
             mf = cl.mem_flags
 
-            def enqueue(slot: _Slot, a: int, b: int) -> _Job:
-                m = b - a
-                rows = pages[a:b]
+            def enqueue(job: _Job) -> None:
+                slot, m, a = job.slot, job.m, job.first
+                rows = pages[a : a + m]
                 slot.reserve(m, 0 if zc else m * (PAGE_SIZE - 1))
                 q = slot.queue
-                job = _Job(OpKind.COMPRESS, slot, m, a)
                 if zc:
                     job.base = a * (PAGE_SIZE - 1)
                     region = out[job.base : job.base + m * (PAGE_SIZE - 1)]
@@ -963,7 +966,6 @@ class Lz4OpenCLBackend(Backend):
                                                        is_blocking=False)
                     job.mapped.append(mapped)
                     job.d2h.append(ev)
-                return job
 
             def finish(job: _Job) -> None:
                 slot, m, a = job.slot, job.m, job.first
@@ -997,7 +999,7 @@ class Lz4OpenCLBackend(Backend):
                 job.nbytes = total
                 self._count("compress", job, m * PAGE_SIZE, total)
 
-            self._pipeline("compressing", self._chunks(n), enqueue, finish)
+            self._pipeline("compressing", OpKind.COMPRESS, self._chunks(n), enqueue, finish)
             status = np.where(sizes == 0, np.uint8(ItemStatus.INCOMPRESSIBLE),
                               np.uint8(ItemStatus.OK))
             incompressible = int(np.count_nonzero(status))
@@ -1088,14 +1090,15 @@ class Lz4OpenCLBackend(Backend):
         with self._device_call():
             t0 = time.perf_counter_ns()
 
-            def enqueue(slot: _Slot, a: int, b: int) -> _Job:
-                m = b - a
+            def enqueue(job: _Job) -> None:
+                slot, m, a = job.slot, job.m, job.first
+                b = a + m
                 lo = int(offs[a:b].min())
                 hi = max(lo, int(ends[a:b].max()))
                 region = data[lo:hi]
                 slot.reserve(m, max(1, hi - lo))
                 q = slot.queue
-                job = _Job(OpKind.DECOMPRESS, slot, m, a, nbytes=int(lens[a:b].sum()))
+                job.nbytes = int(lens[a:b].sum())
                 idx = slot.h_index[: 2 * m]
                 idx[0::2] = offs[a:b] - lo
                 idx[1::2] = lens[a:b]
@@ -1135,7 +1138,6 @@ class Lz4OpenCLBackend(Backend):
                                                    slot.d_pages, is_blocking=False))
                 else:
                     job.d2h.append(cl.enqueue_copy(q, rows, slot.d_pages, is_blocking=False))
-                return job
 
             def finish(job: _Job) -> None:
                 slot, m, a = job.slot, job.m, job.first
@@ -1150,7 +1152,8 @@ class Lz4OpenCLBackend(Backend):
                 job.keep = None
                 self._count("decompress", job, job.nbytes, m * PAGE_SIZE)
 
-            self._pipeline("decompressing", self._chunks(n), enqueue, finish)
+            self._pipeline("decompressing", OpKind.DECOMPRESS, self._chunks(n), enqueue,
+                           finish)
             self._c["decompress_e2e_ns"] += time.perf_counter_ns() - t0
         bad = np.flatnonzero(codes)
         if bad.size or errors:
