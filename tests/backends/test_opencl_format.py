@@ -170,3 +170,50 @@ def test_pages_of_a_failed_device_come_back_through_software_lz4(tmp_path, batch
         assert [s.swap_in(0, n + k) for k in range(4)] == [p.tobytes() for p in extra]
     finally:
         s.close()
+
+
+def test_a_device_marked_failed_is_not_asked_its_pages_decode_in_software(tmp_path):
+    """A device call that hangs (held inside the backend, the device busy) times out in
+    ``async`` mode; with ``device_fail_after: 1`` the device is marked failed. The pages it
+    stored before come back through software lz4 without the device being asked again (its
+    decompress counters do not move); the pages in flight when it hung went to the swap
+    device from their staged copies and come back from there."""
+    import threading
+
+    pages = np.concatenate([load_bundled(max_pages=96), real_memory_mix(32)])
+    n = len(pages)
+    cfg = {
+        "zswap": {"compressor": {"name": "lz4-opencl", "params": {"tune": "off"}},
+                  "batching": "async", "device_timeout_ms": 300, "device_fail_after": 1},
+        "swap": {"nr_pages": 2 * n, "path": str(tmp_path / "swap.img")},
+    }
+    s = open_zswap(cfg)
+    release = threading.Event()
+    try:
+        half = n // 2
+        for lo in range(0, half, 32):
+            s.swap_out_batch(0, list(range(lo, min(half, lo + 32))), pages[lo:min(half, lo + 32)])
+        s.drain()
+        in_pool = s.stats()["stored_pages"]
+        assert in_pool > half // 2
+        b = s.backend
+        real = b._pipeline
+
+        def hung(*args):
+            release.wait(60)
+            return real(*args)
+
+        b._pipeline = hung
+        s.swap_out_batch(0, list(range(half, n)), pages[half:])
+        s.drain()
+        st_ = s.stats()
+        assert st_["driver_failed"] == 1 and st_["driver_timeouts"] >= 1
+        asked = b.counters()["decompress_pages"]
+        for off in range(n):
+            assert s.swap_in(0, off) == pages[off].tobytes(), off
+        assert s.swap_in_batch(0, list(range(0, 8))) == [p.tobytes() for p in pages[:8]]
+        assert b.counters()["decompress_pages"] == asked  # the failed device was not asked
+        assert s.stats()["driver_sw_fallbacks"] >= in_pool
+    finally:
+        release.set()
+        s.close()
