@@ -375,6 +375,7 @@ class _AsyncQueue:
         self.done: deque[CompOp] = deque()
         self.thread: threading.Thread | None = None
         self.stopping = False
+        self.calls = 0  # device calls the worker has finished (close's sign of life)
 
     def submit(self, ops: Sequence[CompOp]) -> int:
         with self.cond:
@@ -437,17 +438,23 @@ class _AsyncQueue:
                         op.status, op.error, op.dst = OpStatus.DEVICE_ERROR, str(exc), None
             with self.cond:
                 self.running -= len(ops)
+                self.calls += 1
                 self.done.extend(ops)
                 self.cond.notify_all()
 
-    def close(self, deadline: float) -> int:
-        """Finish every accepted op (they stay pollable), then stop the worker; wait until
-        ``deadline`` (``time.monotonic()``) at most. Past it, the ops still queued behind a
-        device call that has not returned complete as DEVICE_ERROR (never run); the ops in that
-        call complete when it returns (the worker then ends). Returns how many ops were in the
-        call still running at the deadline (0: everything finished)."""
+    def close(self, patience_s: float) -> int:
+        """Finish every accepted op (they stay pollable), then stop the worker. A long queue
+        is waited for as long as device calls keep returning; once none has returned for
+        ``patience_s``, the ops still queued behind the call that has not complete as
+        DEVICE_ERROR (never run), and the ops in that call complete when it returns (the
+        worker then ends). Returns how many ops were in that call (0: everything finished)."""
         with self.cond:
+            seen = self.calls
+            deadline = time.monotonic() + patience_s
             while self.queued or self.running:
+                if self.calls != seen:  # a call returned: the device is alive
+                    seen = self.calls
+                    deadline = time.monotonic() + patience_s
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -760,8 +767,9 @@ class Lz4OpenCLBackend(Backend):
     def close(self, timeout_s: float | None = None) -> None:
         """Finish accepted async ops (they stay pollable), then free the device buffers.
 
-        Waits ``timeout_s`` at most (default :data:`CLOSE_TIMEOUT_S`): a device call that has
-        not returned by then is not waited for. The backend is closed at once all the same
+        Waits as long as the device makes progress, and ``timeout_s`` (default
+        :data:`CLOSE_TIMEOUT_S`) at most for any one call: a device call that has not returned
+        by then is not waited for. The backend is closed at once all the same
         (later calls raise DeviceError); async ops queued behind that call complete as
         DEVICE_ERROR without running; the call's own ops complete if and when it returns, and
         the device buffers are freed then, by the thread that made the call (nothing can free
@@ -770,13 +778,13 @@ class Lz4OpenCLBackend(Backend):
         if self._closed:
             return
         wait = CLOSE_TIMEOUT_S if timeout_s is None else max(0.0, float(timeout_s))
-        deadline = time.monotonic() + wait
         stuck = 0
         try:
-            stuck = self._async.close(deadline)
+            stuck = self._async.close(wait)
         finally:
-            self._closed = True  # a call waiting for the lock now refuses (_ready)
-            freed = self._lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+            self._closed = True  # a call waiting for the lock now refuses (_device_call)
+            # the stuck async call holds the lock: no second wait for it
+            freed = self._lock.acquire(timeout=0.0 if stuck else wait)
             if freed:
                 try:
                     self._release_device()
@@ -785,8 +793,8 @@ class Lz4OpenCLBackend(Backend):
         if stuck or not freed:
             what = f"an async device call of {stuck} ops" if stuck else "a device call"
             raise DeviceTimeoutError(
-                f"{self.name}: close gave up after {wait:g} s waiting for {what} on "
-                f"{self.device_name!r} that has not returned (a hung device or driver); the "
+                f"{self.name}: close gave up after {wait:g} s without an answer from {what} "
+                f"on {self.device_name!r} (a hung device or driver); the "
                 f"backend is closed, and its device buffers are freed when that call returns"
             )
 
