@@ -23,7 +23,9 @@ also tell allocation order (zswap uses that as its store order).
 Reading and writing are slices of the owner's memoryviews. Because each zspage is one contiguous
 buffer, an object straddling a page boundary needs no bounce buffer, and :meth:`map` can return a
 zero-copy view for every object. While a handle is mapped its object is pinned: compaction skips
-its zspage and ``free`` refuses it (the kernel forbids both as well). :meth:`view` is the
+its zspage and ``free`` refuses it (the kernel forbids both as well). Each map has its own
+exporter (:class:`MapExport`), so ``unmap`` also refuses while a view derived from the mapped
+view (a slice) lives: none can write into the memory after the pool reuses it. :meth:`view` is the
 unpinned variant for a caller that already excludes every other pool call (zswap's tree lock):
 no bookkeeping, just the slice.
 """
