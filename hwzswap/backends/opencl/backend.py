@@ -445,8 +445,8 @@ class _AsyncQueue:
     def close(self, patience_s: float) -> int:
         """Finish every accepted op (they stay pollable), then stop the worker. A long queue
         is waited for as long as device calls keep returning; once none has returned for
-        ``patience_s``, the ops still queued behind the call that has not complete as
-        DEVICE_ERROR (never run), and the ops in that call complete when it returns (the
+        ``patience_s``, the ops still queued behind the call that has not returned complete
+        as DEVICE_ERROR (never run), and the ops in that call complete when it returns (the
         worker then ends). Returns how many ops were in that call (0: everything finished)."""
         with self.cond:
             seen = self.calls
