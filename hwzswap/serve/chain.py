@@ -231,6 +231,20 @@ def _run(cmd: list[str], timeout: float = 120.0) -> str:
     return p.stdout.strip()
 
 
+def _swapoff(loop: str, timeout: float) -> None:
+    """``swapoff loop``; a failure says what to do about it where swapoff's own word does not
+    (ENOMEM: the pages cannot be brought back in)."""
+    try:
+        _run(["swapoff", loop], timeout=timeout)
+    except ChainError as exc:
+        if "Cannot allocate memory" not in str(exc):
+            raise
+        raise ChainError(
+            f"{exc}: the pages still on it cannot be brought back into memory, most likely "
+            "because the processes they belong to are in a memory cgroup at its limit: end "
+            "them or raise that limit, then run `hwzswap swap off` again") from None
+
+
 def _loop_backing(loop: str) -> str | None:
     try:
         return Path(f"/sys/block/{Path(loop).name}/loop/backing_file").read_text().strip()
@@ -551,7 +565,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                 # already swapped off (by hand): nothing holds pages
                 break
             try:
-                _run(["swapoff", loop], timeout=600)
+                _swapoff(loop, 600)
                 break
             except ChainError as exc:
                 # The device still holds pages: never pull it away under them.
@@ -588,7 +602,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         # the device, and `losetup -d` of an active swap device only marks it to go later.
         if ours and loop in active_swaps():
             try:
-                _run(["swapoff", loop], timeout=600)
+                _swapoff(loop, 600)
             except ChainError as exc:
                 errors.append(str(exc))
         if ours and not errors:
@@ -792,7 +806,7 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
     ours = _backs(loop, fuse_file, identity)  # else the loop number is someone else's now
     if ours and loop in active_swaps():
         try:
-            _run(["swapoff", loop], timeout=timeout)
+            _swapoff(loop, timeout)
             done.append(f"swapoff {loop}")
         except ChainError as exc:
             left.append(str(exc))
