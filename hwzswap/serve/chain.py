@@ -710,7 +710,11 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
                     chunk = None
                 if chunk:
                     msg += chunk
-                if b"\n" in msg or proc.poll() is not None:
+                if b"\n" in msg:
+                    break
+                if proc.poll() is not None:  # what it wrote before it exited
+                    with contextlib.suppress(BlockingIOError):
+                        msg += r.read() or b""
                     break
                 time.sleep(0.02)
     except BaseException:
@@ -718,13 +722,20 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
         swap_off(name)
         raise
     if not msg.startswith(b"ready"):
-        if proc.poll() is None:
+        late = proc.poll() is None
+        if late:
             _stop_server(proc.pid, 60)
-        with contextlib.suppress(HwzswapError):
+        left = ""
+        try:
             swap_off(name)
+        except HwzswapError as exc:
+            left = f"; and not all of it was undone: {exc} (`hwzswap swap off --name {name}`)"
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
         why = msg.decode(errors="replace").strip() or "\n".join(tail) or "no output"
-        raise ChainError(f"hwzswap swap {name}: the server did not come up: {why} (log: {log})")
+        if late and not msg:
+            why = f"not up within {timeout:g} s, stopped ({why})"
+        raise ChainError(f"hwzswap swap {name}: the server did not come up: {why}{left} "
+                         f"(log: {log})")
     st = read_state(name) or {}
     st["log"] = str(log)
     return st

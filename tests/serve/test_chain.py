@@ -592,7 +592,8 @@ def test_a_stop_signal_during_the_setup_ends_it_at_the_next_step(
     real = shutil.which("losetup")
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    (bindir / "losetup").write_text(f'#!/bin/sh\nsleep 1\nexec {real} "$@"\n')
+    (bindir / "losetup").write_text(f'#!/bin/sh\ncase "$*" in *--show*) sleep 1;; esac\n'
+                                    f'exec {real} "$@"\n')
     (bindir / "losetup").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
     proc = subprocess.Popen([sys.executable, "-m", "hwzswap", "serve", "--config",
@@ -674,3 +675,22 @@ def test_a_state_directory_with_a_space_is_undone_whole(tmp_path: Path,
 
         with contextlib.suppress(Exception):
             umount(st["mountpoint"])
+
+
+def test_a_server_not_up_in_time_is_stopped_and_says_so(state_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """`swap on` gives the server `timeout` seconds (losetup slowed down here): past it the
+    server is stopped, nothing is left, and the error says it was the time (it showed only
+    the log's last lines)."""
+    real = shutil.which("losetup")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "losetup").write_text(f'#!/bin/sh\ncase "$*" in *--show*) sleep 2;; esac\n'
+                                    f'exec {real} "$@"\n')
+    (bindir / "losetup").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    with pytest.raises(chain.ChainError, match=r"did not come up: not up within 1\.5 s, "
+                                               r"stopped \("):
+        chain.swap_on(small_config(tmp_path), name="t23", timeout=1.5)
+    assert chain.read_state("t23") is None and not (state_dir / "t23").exists()
