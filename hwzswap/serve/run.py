@@ -62,6 +62,11 @@ class RunError(HwzswapError):
     """``hwzswap run`` could not run or measure the command."""
 
 
+class RunFailedError(RunError):
+    """The run itself failed once it had started: the command ran past ``--timeout``, or the
+    teardown left something set up. Exit status 1 (a refusal before the run is 2)."""
+
+
 def _vmstat() -> dict[str, int]:
     out = {}
     for line in Path("/proc/vmstat").read_text().splitlines():
@@ -198,7 +203,7 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
     ``memory_limit`` bytes, measure, tear everything down. Returns one result row.
 
     ``oom_kill=False``: the cgroup's tasks wait for memory instead of being OOM-killed (v1).
-    ``timeout_s``: after that long the command's cgroup is killed and :class:`RunError`
+    ``timeout_s``: after that long the command's cgroup is killed and :class:`RunFailedError`
     raised (after the teardown)."""
     name = name or f"run{os.getpid()}"
     cfg_file = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"hwzswap-{label}-",
@@ -223,7 +228,7 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                                     stdout=subprocess.DEVNULL if quiet else None)
             try:
                 status, ru = _wait(proc.pid, cg, timeout_s, name)
-            except RunError:
+            except RunFailedError:
                 timed_out = True
                 raise
             wall = time.monotonic() - t0
@@ -263,7 +268,7 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(cfg_file.name)
             if errors:
-                raise RunError("; ".join(errors))
+                raise RunFailedError("; ".join(errors))
     e0, e1, e2 = s0["engine"], s1["engine"], s2["engine"]
     pswpin = int(_delta(v1, v0, "pswpin"))
     pswpout = int(_delta(v1, v0, "pswpout"))
@@ -345,7 +350,7 @@ def _wait(pid: int, cg: MemoryCgroup, timeout_s: float | None, name: str
                     why += "; its tasks were stuck on the swap server, which was killed"
                 if not _wait_until(pid, time.monotonic() + 60):
                     why += f"; pid {pid} still would not exit"
-            raise RunError(why)
+            raise RunFailedError(why)
         time.sleep(0.02)
 
 
@@ -422,7 +427,11 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     with stop_signals_interrupt():
-        return _run_cmd(args)
+        try:
+            return _run_cmd(args)
+        except RunFailedError as exc:  # the run failed, it was not refused
+            print(f"hwzswap run: error: {exc}", file=sys.stderr)
+            return 1
 
 
 def _run_cmd(args: argparse.Namespace) -> int:
@@ -465,7 +474,18 @@ def _run_cmd(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     from hwzswap.cliargs import seconds
 
-    p = sub.add_parser("run", help="run a command in a memory cgroup with hwzswap as its swap")
+    p = sub.add_parser(
+        "run", help="run a command in a memory cgroup with hwzswap as its swap",
+        description=(
+            "Set the chain up (as `hwzswap swap on`), run the command in a fresh memory cgroup "
+            "limited to --memory-limit, print the seed's columns and zswap's counters, and "
+            "undo everything; with --compare once per configuration. Exit status 0 when "
+            "every run's command exited 0; 1 when a command failed or ran past --timeout, "
+            "or the teardown left something set up; 2 when refused before running (bad "
+            "arguments, config or output file, not root, no /dev/fuse, loop devices or "
+            "memory cgroup, another swap device active without --coexist) or when the chain "
+            "could not be set up; 130 on Ctrl-C, SIGTERM or SIGHUP (all undone)."),
+    )
     p.add_argument("--memory-limit", required=True, help="cgroup memory limit (e.g. 64M)")
     p.add_argument("--config", help="engine config (YAML); default: lzo, 58 MB/s swap file")
     p.add_argument("--compare", help="comma-separated: base, compressor names, kernel-<comp>")
@@ -480,4 +500,5 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_cmd_run)
 
 
-__all__ = ["DEFAULT_CONFIG", "RunError", "config_for", "format_table", "run_once"]
+__all__ = ["DEFAULT_CONFIG", "RunError", "RunFailedError", "config_for", "format_table",
+           "run_once"]
