@@ -145,7 +145,8 @@ def test_compiled_code_calls_only_public_names_that_exist() -> None:
 
     names: set[str] = set()
     for source in PACKAGE.rglob("*.c"):
-        names |= set(re.findall(r'INTERN\(\w+,\s*"(\w+)"\)', source.read_text()))
+        # (str_arg_*: argument names for error messages, never called)
+        names |= set(re.findall(r'INTERN\((?!str_arg_)\w+,\s*"(\w+)"\)', source.read_text()))
     assert names, "no method names found: the pattern no longer matches the C sources"
     for name in sorted(names):
         assert not _private(name), name

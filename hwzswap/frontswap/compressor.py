@@ -220,9 +220,6 @@ class Compressor:
         self._decompress_batch = self._watched(backend.decompress_batch, "decompress_batch")
         self._submit = self._watched(backend.submit, "submit")
         self._poll = self._watched(backend.poll, "poll")
-        #: the driver's own decompress (watched when untrusted), for callers that check the
-        #: results themselves in bulk
-        self.decompress_unchecked = self._decompress
         self.format = caps.format
         self._software: Backend | None = None  # built on first use
         self._no_software = False  # the format has no software decoder here (found once)
@@ -417,6 +414,28 @@ class Compressor:
             raise self._violation("result_length", "decompress",
                                   f"returned {len(page)} bytes, not a {PAGE_SIZE}-byte page")
         return page
+
+    def decompress_each(self, items: Sequence[Any]) -> list[bytes] | None:
+        """The driver's ``decompress`` on each item, the results checked in bulk (the load
+        path of a device without a batch call): the pages, or ``None`` when a call raised,
+        a result is not a page, or the device is marked failed. A raised error is counted
+        here as :meth:`decompress` counts it; the caller then redoes the items one by one
+        through :meth:`decompress`, which names the bad one (a call that fails again counts
+        again: each failed call counts once; a transient fault seen only here used to be
+        counted nowhere)."""
+        if self._failed:
+            return None
+        try:
+            pages = list(map(self._decompress, items))
+        except HwzswapError as exc:
+            self._count_device_error(exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - a driver bug: counted; the redo reports it
+            self._foreign("decompress", exc)
+            return None
+        if set(map(type, pages)) == {bytes} and set(map(len, pages)) == {PAGE_SIZE}:
+            return pages
+        return None
 
     def software_decompress(self, data: Any, cause: HwzswapError) -> bytes:
         """Decode ``data`` with the software backend of the driver's format, after the device

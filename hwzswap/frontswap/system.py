@@ -112,14 +112,16 @@ class SwapSystem:
                 f"swapon: swap type {type} is already on ({self.devices[type].path})"
             )
         model = model if model is not None else self.model
-        if path is None:
-            dev = SwapDevice.temporary(nr_pages, model)
-        else:
-            dev = SwapDevice(path, nr_pages, model, reuse=self.config.swap.reuse)
+        # zswap's index first: it checks nr_pages, and a refusal then leaves no file behind
+        # (building the device first created a sparse file of the refused size and kept it).
+        self.zswap.init(type, nr_pages)
         try:
-            self.zswap.init(type, nr_pages)
+            if path is None:
+                dev = SwapDevice.temporary(nr_pages, model)
+            else:
+                dev = SwapDevice(path, nr_pages, model, reuse=self.config.swap.reuse)
         except BaseException:
-            dev.close()
+            self.zswap.invalidate_area(type)
             raise
         self.devices[type] = dev
         self._swap_maps[type] = bytearray(nr_pages)

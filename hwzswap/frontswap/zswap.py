@@ -143,6 +143,7 @@ _COUNTERS = (
     "loads_staged",
     "invalidates",
     "async_write_fail",
+    "staged_dropped",
 )
 
 
@@ -300,8 +301,10 @@ class ZswapCache:
             self._decompress = comp.decompress
         self._compress_batch = (comp.compress_ops if comp.asynchronous and not comp.batch
                                 else comp.compress_batch)
-        #: the driver's own decompress, for load_batch's checked fast path
-        self._decompress_raw = self._decompress if comp.asynchronous else comp.decompress_unchecked
+        #: load_batch's fast path for a device without a batch call: every object decompressed,
+        #: the results checked in bulk (None: redo one by one)
+        self._decompress_each = (self._decompress_ops_each if comp.asynchronous
+                                 else comp.decompress_each)
         self._pool_view = pool.view
         self._pool_free = pool.free
         # Indexes, lock, writeback and async state.
@@ -705,11 +708,12 @@ class ZswapCache:
         finally:
             self._release()
         rejected = bad
-        for k, csum, pcsum in retry:
+        for j, (k, csum, pcsum) in enumerate(retry):
             data = batch.item_bytes(k)
             assert data is not None
             ok = self._store_after_reclaim(tree, offs[k], data, csum, pcsum,
-                                           None if staged is None else (staged, k))
+                                           None if staged is None else (staged, k),
+                                           after_reclaim=j > 0)
             if ok:
                 stored.append(k)
             elif ok is not None:
@@ -748,6 +752,8 @@ class ZswapCache:
         half for the pages still staged; the rejected ones go to the device from their copies."""
         tree = self._trees.get(staged.type)
         if tree is None:  # swapoff meanwhile: its staged pages are gone
+            with self._lock:
+                self.staged_dropped += len(staged.offs)
             return
         # The limit was checked when the batch was staged, but batches in flight then were not
         # in the pool yet: each landing at once would take it far past its limit (lz4 pressure:
@@ -757,13 +763,16 @@ class ZswapCache:
         start, why = 0, None
         if self.pool.pages >= self._limit_gate:
             start, why = self._first_admitted(staged.groups, store=False)
-        _, rejected = self._commit(tree, staged.offs, staged.pages, batch, staged, skip=start)
-        if start:
-            with self._lock:
-                refused = [k for k in range(start) if self._is_staged_locked(staged, k)]
-                for k in refused:
-                    self._reject_locked(tree, staged.offs[k], why, keep_staged=True)
-            rejected = refused + rejected
+        stored, rejected = self._commit(tree, staged.offs, staged.pages, batch, staged,
+                                        skip=start)
+        with self._lock:
+            refused = [k for k in range(start) if self._is_staged_locked(staged, k)]
+            for k in refused:
+                self._reject_locked(tree, staged.offs[k], why, keep_staged=True)
+            # the rest were freed, replaced or loaded (exclusively) while in flight: each
+            # page staged ends in exactly one of zswpout, a reject_* or here
+            self.staged_dropped += len(staged.offs) - len(stored) - len(rejected) - len(refused)
+        rejected = refused + rejected
         if rejected:
             self._write_staged(staged, rejected)
         # A completion that took the pool to its limit reclaims as a store at the limit does
@@ -932,12 +941,9 @@ class ZswapCache:
         if self.compressor.batch:
             result = self.compressor.decompress_batch(datas)
             return [row.tobytes() for row in result.pages], list(result.failed())
-        try:
-            pages = list(map(self._decompress_raw, datas))
-            if set(map(type, pages)) == {bytes} and set(map(len, pages)) == {PAGE_SIZE}:
-                return pages, []
-        except Exception:  # noqa: BLE001 - attributed to its object by the caller's redo
-            pass
+        pages = self._decompress_each(datas)
+        if pages is not None:
+            return pages, []
         return [None] * len(datas), list(range(len(datas)))
 
     def _verify_object_locked(self, tree: ZswapTree, offset: int, handle: int,
@@ -987,6 +993,14 @@ class ZswapCache:
 
     def _decompress_via_ops(self, data: Any) -> bytes:
         return self.compressor.decompress_op(data)
+
+    def _decompress_ops_each(self, datas: list[Any]) -> list[bytes] | None:
+        """``decompress_each`` for an asynchronous device: one checked (and counted) op each;
+        ``None`` when one failed."""
+        try:
+            return list(map(self._decompress_via_ops, datas))
+        except HwzswapError:
+            return None
 
     def _decompress_or_software(self, data: Any) -> bytes:
         """The page of a pool object: the device's decompression or, when the device failed
@@ -1166,11 +1180,15 @@ class ZswapCache:
         errors, timeouts, failed items, ``driver_failed`` while the device is marked failed,
         ``driver_recoveries`` the tries after ``device_retry_s`` it answered, ``driver_watched``
         when its calls run on the watchdog thread; its last error is
-        ``compressor.last_error``, that of an async completion :attr:`async_last_error`)."""
+        ``compressor.last_error``, that of an async completion :attr:`async_last_error`).
+
+        ``stores`` (pages offered) = ``zswpout`` + the rejections + ``staged_dropped`` (async:
+        pages freed, replaced or loaded while their batch was in flight, counted when it
+        completes); pages still in flight are in none of them until then."""
         with self._lock:
             out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
             pool = self.pool
-            out["stores"] = self.zswpout + self._rejected
+            out["stores"] = self.zswpout + self._rejected + self.staged_dropped
             out["stored_pages"] = sum(len(t) for t in self._trees.values())
             out["staged_pages"] = len(self._staged)
             pages = pool.pages if not self._closed else 0
@@ -1394,23 +1412,33 @@ class ZswapCache:
 
     def _store_after_reclaim(self, tree: ZswapTree, offset: int, data: Any, csum: int | None,
                              pcsum: int | None,
-                             staged: tuple[_StagedBatch, int] | None = None) -> bool | None:
+                             staged: tuple[_StagedBatch, int] | None = None,
+                             after_reclaim: bool = False) -> bool | None:
         """The pool refused the object: write back a batch (v9), retry once, else reject.
+        ``after_reclaim``: a later item of a batch write that stopped; an earlier item's
+        reclaim may have made room, so the pool is tried first and reclaim comes only if it
+        refuses (reclaiming before every such retry wrote back a batch per item left: one
+        pass at the allocator's limit wrote back 352 entries to store 26 pages).
         ``staged`` (async): the staged page it is; ``None`` is returned, and nothing changed,
         when that page is no longer staged (invalidated or replaced meanwhile)."""
-        written = self.writeback(self.policy.writeback_batch)
-        with self._lock:
-            if staged is not None and not self._is_staged_locked(*staged):
-                return None
-            try:
-                handle = self.pool.malloc_write(data)
-            except PoolAllocError:
-                why = "reject_reclaim_fail" if written == 0 else "reject_alloc_fail"
-                self._reject_locked(tree, offset, why, keep_staged=staged is not None)
-                return False
-            self._insert_locked(tree, (offset,), (handle,), None if csum is None else (csum,),
-                                None if pcsum is None else (pcsum,))
-            return True
+        written = None if after_reclaim else self.writeback(self.policy.writeback_batch)
+        while True:
+            with self._lock:
+                if staged is not None and not self._is_staged_locked(*staged):
+                    return None
+                try:
+                    handle = self.pool.malloc_write(data)
+                except PoolAllocError:
+                    if written is not None:
+                        why = "reject_reclaim_fail" if written == 0 else "reject_alloc_fail"
+                        self._reject_locked(tree, offset, why, keep_staged=staged is not None)
+                        return False
+                else:
+                    self._insert_locked(tree, (offset,), (handle,),
+                                        None if csum is None else (csum,),
+                                        None if pcsum is None else (pcsum,))
+                    return True
+            written = self.writeback(self.policy.writeback_batch)
 
     def _reject(self, tree: ZswapTree, offset: int, why: str | None) -> bool:
         with self._lock:

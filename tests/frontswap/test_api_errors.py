@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from hwzswap.backends.lz4 import Lz4Backend
-from hwzswap.errors import CorruptDataError, InvalidInputError, SwapBatchError, SwapDeviceError
+from hwzswap.errors import (
+    CorruptDataError,
+    DeviceError,
+    InvalidInputError,
+    SwapBatchError,
+    SwapDeviceError,
+)
 
 from fsutil import PAGE, compressible_pages, random_page
 
@@ -259,3 +265,46 @@ def test_closing_stops_the_watchdog_thread(make_system):
         while watchdogs() > before and time.monotonic() < deadline:
             time.sleep(0.01)
         assert watchdogs() == before
+
+
+class FlakyDecodeLz4(Lz4Backend):
+    """An LZ4 device whose decompressor fails its next ``n`` calls, then works again."""
+
+    name = "test-flaky-decode-lz4"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.fail = 0
+
+    @property
+    def capabilities(self):
+        from hwzswap.backends.contract import Capabilities
+
+        return Capabilities(device="test-device", concurrent=True)
+
+    def decompress(self, data: Any) -> bytes:
+        from hwzswap.errors import DeviceError
+
+        if self.fail:
+            self.fail -= 1
+            raise DeviceError("injected: one decompression failed")
+        return super().decompress(data)
+
+
+def test_a_transient_decompress_error_in_a_readahead_is_counted(make_system):
+    """A readahead's objects are decompressed in one sweep and, when one call fails, again
+    one by one (which names a bad one). A fault that the retry no longer meets was counted
+    nowhere: three injected, one counted."""
+    b = FlakyDecodeLz4()
+    s = make_system(backend=b, zswap={"exclusive_loads": False})
+    pages = compressible_pages(8)
+    for off, page in enumerate(pages):
+        assert s.swap_out(0, off, page) is True
+    b.fail = 1
+    assert s.swap_in_batch(0, list(range(8))) == pages  # the retry meets no fault
+    assert s.stats()["driver_device_errors"] == 1
+    b.fail = 2  # the sweep fails, then the first retry: that page's load raises
+    with pytest.raises(DeviceError):
+        s.swap_in_batch(0, list(range(8)))
+    assert s.stats()["driver_device_errors"] == 3
+    assert s.swap_in_batch(0, list(range(8))) == pages  # nothing was lost

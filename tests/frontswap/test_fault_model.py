@@ -380,6 +380,7 @@ class FaultModel(RuleBasedStateMachine):
         self.expected: dict[int, int] = {}  # slot -> BANK index
         self.enabled = True
         self.offered_disabled = 0  # pages offered while zswap was off: rejected, no reason
+        self.offered = 0  # pages offered to zswap (stores)
 
     @initialize(
         mode=st.sampled_from(["page", "folio", "reclaim", "async"]),
@@ -415,6 +416,7 @@ class FaultModel(RuleBasedStateMachine):
     @rule(off=st.integers(0, SLOTS - 1), j=st.integers(0, len(BANK) - 1))
     def swap_out(self, off, j):
         self.offered_disabled += not self.enabled
+        self.offered += 1
         before = _counters(self.system)
         try:
             self.system.swap_out(0, off, BANK[j])
@@ -475,6 +477,7 @@ class FaultModel(RuleBasedStateMachine):
                                   unique=True), label="offsets")
         js, folios = self._draw_pass(data, offs)
         self.offered_disabled += 0 if self.enabled else len(offs)
+        self.offered += len(offs)
         before = _counters(self.system)
         self._apply_out_batch(offs, js, self._out_batch(offs, js, folios), before)
 
@@ -556,6 +559,7 @@ class FaultModel(RuleBasedStateMachine):
             return t
 
         self.offered_disabled += 0 if self.enabled else len(out1) + len(out2)
+        self.offered += len(out1) + len(out2)
         before = _counters(self.system)
         threads = [run("out1", self._out_batch, out1, js1, f1),
                    run("out2", self._out_batch, out2, js2, f2),
@@ -627,6 +631,7 @@ class FaultModel(RuleBasedStateMachine):
     def drain(self):
         self.system.drain()
         s = self.system.stats()
+        assert s["stores"] == self.offered, (s["stores"], self.offered)
         # after a drain a page is staged only when its device write failed (kept in RAM)
         assert s["staged_pages"] == 0 or s["async_write_fail"] > 0, s
 
@@ -694,7 +699,10 @@ class FaultModel(RuleBasedStateMachine):
         assert not negative, negative
         assert s["stores"] == s["zswpout"] + sum(
             s[k] for k in ("reject_compress_poor", "reject_compress_fail", "reject_alloc_fail",
-                           "reject_reclaim_fail", "reject_pool_limit")) + self.offered_disabled, s
+                           "reject_reclaim_fail", "reject_pool_limit")) + self.offered_disabled \
+            + s["staged_dropped"], s
+        # every page offered is counted once its batch has completed (async: in flight, none)
+        assert s["stores"] <= self.offered, (s["stores"], self.offered)
         in_use = {off for off in range(SLOTS) if self.system.slot_in_use(0, off)}
         assert in_use == set(self.expected), (sorted(in_use), sorted(self.expected))
         assert s["stored_pages"] + s["staged_pages"] <= len(self.expected), s

@@ -190,6 +190,27 @@ def test_several_swap_types_and_swapoff(make_system, tmp_path):
         s.swapoff(2)
 
 
+def test_a_refused_swapon_leaves_no_file_and_the_type_free(make_system, tmp_path):
+    """zswap's index is set up first: a size it refuses creates no file (a sparse file of the
+    refused size was left behind), and a device that cannot be made undoes the index, so
+    the same type can be switched on after."""
+    from hwzswap.frontswap.kernels import MAX_NR_PAGES
+
+    s = make_system(swap={"nr_pages": 32})
+    path = tmp_path / "second.img"
+    with pytest.raises(SwapDeviceError, match="nr_pages"):
+        s.swapon(1, MAX_NR_PAGES + 1, path=path)
+    assert not path.exists()
+    with pytest.raises(SwapDeviceError):
+        s.swapon(1, 8, path=tmp_path / "no-such-dir" / "x.img")
+    assert set(s.devices) == {0}
+    dev = s.swapon(1, 8, path=path)
+    page = compressible_pages(1)[0]
+    assert s.swap_out(1, 3, page) is True and s.swap_in(1, 3) == page
+    s.swapoff(1)
+    assert dev.closed
+
+
 def test_swap_out_batch(make_system):
     s = make_system(zswap={"max_compression_ratio": 70})
     good = compressible_pages(3)

@@ -274,6 +274,24 @@ def test_a_dead_background_thread_neither_stops_stores_nor_close(make_system, mo
     z.close()  # idempotent, and quiet now
 
 
+def test_a_batch_write_that_stops_reclaims_once_for_the_items_after_it(make_system):
+    """A reclaim pass whose batch write the allocator stops: the first item left reclaims
+    (one writeback batch) and retries; the later ones try the pool first, since that reclaim
+    may have made room (each used to write back a batch of its own: 352 entries written
+    back to store 26 pages)."""
+    s = make_system(zswap={"writeback_batch": 4, "batching": "reclaim"})
+    pages = compressible_pages(8)
+    assert s.swap_out_batch(0, range(8), np.frombuffer(b"".join(pages), np.uint8)
+                            .reshape(8, -1)) == [True] * 8
+    fresh = [sized_page(k, seed=80 + k) for k in (3100, 2500, 2000, 1500)]
+    s.pool.allocator.fail_next(1)  # the batch write stops at its first new zspage
+    batch = np.frombuffer(b"".join(fresh), np.uint8).reshape(4, -1)
+    assert s.swap_out_batch(0, range(8, 12), batch) == [True] * 4
+    st_ = s.stats()
+    assert st_["written_back_pages"] == 4 and st_["reject_alloc_fail"] == 0, st_
+    assert [s.swap_in(0, o) for o in range(12)] == pages + fresh
+
+
 def test_allocation_failure_is_reject_alloc_fail_or_saved_by_writeback(make_system):
     s = make_system(zswap={"writeback_batch": 4})
     z = s.zswap
