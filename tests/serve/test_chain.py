@@ -694,3 +694,45 @@ def test_a_server_not_up_in_time_is_stopped_and_says_so(state_dir: Path, tmp_pat
                                                r"stopped \("):
         chain.swap_on(small_config(tmp_path), name="t23", timeout=1.5)
     assert chain.read_state("t23") is None and not (state_dir / "t23").exists()
+
+
+def test_a_loop_device_a_killed_server_had_not_named_is_detached_by_off(
+        state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server is killed after `losetup` attached the device but before it learnt its
+    name (its state has no loop yet): `swap off` finds the device by the chain's file and
+    detaches it (it looked only at the state's loop, so the device was left attached)."""
+    real = shutil.which("losetup")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "losetup").write_text(
+        f'#!/bin/sh\ncase "$*" in *--show*) {real} "$@" || exit $?; touch {tmp_path}/attached; '
+        f'sleep 2; exit 0;; esac\nexec {real} "$@"\n')
+    (bindir / "losetup").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    proc = subprocess.Popen([sys.executable, "-m", "hwzswap", "serve", "--config",
+                             small_config(tmp_path), "--name", "t24"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    st: dict = {}
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "attached").exists():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait(30)
+        st = chain.read_state("t24")
+        assert st.get("loop") is None and st["file"]
+        attached = chain._loops_of(st["file"], st["identity"])
+        assert len(attached) == 1
+        done = chain.swap_off("t24")
+        assert f"losetup -d {attached[0]}" in done, done
+        assert chain._loops_of(st["file"], st["identity"]) == []
+        assert chain.read_state("t24") is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        if st.get("file"):
+            for d in Path("/sys/block").glob("loop*"):
+                if (chain._loop_backing(d.name) or "").endswith(os.path.basename(st["file"])):
+                    subprocess.run([real, "-d", f"/dev/{d.name}"], check=False, timeout=60)
