@@ -191,6 +191,27 @@ def _write_state(name: str, state: dict[str, Any]) -> None:
     write_atomic(state_path(name), lambda tmp: tmp.write_text(text))
 
 
+def _claim_state(name: str, state: dict[str, Any]) -> None:
+    """Write the first state of chain ``name``, only if there is none: two servers started
+    with one name at once both found no state, both set up a chain, and the second's state
+    replaced the first's, whose chain then nothing undid. Raises :class:`ChainError` when
+    another server holds the name."""
+    STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = STATE_DIR / f".{name}.{os.getpid()}.claim"
+    try:
+        tmp.write_text(json.dumps(state, indent=1))
+        os.link(tmp, state_path(name))  # whole, and only where no state file is
+    except FileExistsError:
+        other = read_state(name) or {}
+        raise ChainError(
+            f"hwzswap swap {name!r} was just taken by another server (pid {other.get('pid')}) "
+            f"starting at the same time: see `hwzswap swap status --name {name}`, or pick "
+            "another --name") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
 def _proc_start(pid: int | str | None) -> str | None:
     """The start time of process ``pid`` (field 22 of ``/proc/PID/stat``, clock ticks after
     boot), or None when it is gone or a zombie. A pid and its start time name one process: a
@@ -510,7 +531,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         if not args.coexist:
             check_no_other_swap()
         check_stop()
-        _write_state(name, state)
+        _claim_state(name, state)
         wrote_state = True
         state["mlockall"] = _mlockall() or "ok"
         state["io_flusher"] = _io_flusher() or "ok"

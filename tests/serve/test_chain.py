@@ -232,6 +232,13 @@ def test_the_state_file_is_replaced_whole(tmp_path: Path,
         chain._write_state("t", {"pid": 3})
     assert chain.read_state("s") == {"pid": 2, "loop": "/dev/loop9"}
     assert sorted(p.name for p in d.iterdir()) == ["s.json", "t.json"]
+    # the first state of a chain is written only where there is none (two servers started
+    # with one name at once: the second is refused, the first's state stays)
+    chain._claim_state("v", {"pid": 4})
+    with pytest.raises(chain.ChainError, match=r"'v' was just taken by another server \(pid 4"):
+        chain._claim_state("v", {"pid": 5})
+    assert chain.read_state("v") == {"pid": 4}
+    assert sorted(p.name for p in d.iterdir()) == ["s.json", "t.json", "v.json"]
     chain.state_path("u").write_text("[1, 2]")  # JSON, but not a state
     with pytest.raises(chain.ChainError, match=r"u\.json: unreadable state file \(a JSON list"):
         chain.swap_off("u")
