@@ -18,6 +18,7 @@ compressed data raises :class:`~hwzswap.errors.CorruptDataError`, never returns 
 from __future__ import annotations
 
 import enum
+import math
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ from hwzswap.errors import (
     DeviceError,
     InvalidInputError,
     InvalidParameterError,
+    excerpt,
 )
 
 PAGE_SIZE = 4096
@@ -332,17 +334,38 @@ class Param:
     nullable: bool = False
 
     def check(self, backend: str, key: str, value: Any) -> Any:
+        """``value`` as this parameter holds it, or :class:`InvalidParameterError` naming
+        ``backend`` and ``key``. A float must be finite (NaN passes every range comparison and
+        an infinity every one-sided bound, and the models' arithmetic then yields nonsense).
+        A YAML boolean given to a string parameter whose choices hold ``on``/``off`` is read
+        as that word: YAML 1.1 reads an unquoted ``on``/``off`` (and ``yes``/``no``) as
+        true/false."""
         where = f"backend {backend!r}: parameter {key!r}"
         if value is None and self.nullable:
             return None
+        if isinstance(value, bool) and self.type is str and self.choices is not None:
+            word = "on" if value else "off"
+            if word in self.choices:
+                value = word
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise InvalidParameterError(
+                    f"{where} must be a finite number; got an integer of {value.bit_length()} "
+                    f"bits, too large for a float") from None
         if isinstance(value, bool) and self.type is not bool:
-            raise InvalidParameterError(f"{where} must be {self.type.__name__}, got a bool")
+            hint = (" (YAML reads an unquoted on/off/yes/no as true/false: quote the value)"
+                    if self.type is str else "")
+            raise InvalidParameterError(
+                f"{where} must be {self.type.__name__}, got a bool {value!r}{hint}")
         if not isinstance(value, self.type):
             raise InvalidParameterError(
-                f"{where} must be {self.type.__name__}, got {type(value).__name__} {value!r}"
+                f"{where} must be {self.type.__name__}, got {type(value).__name__} "
+                f"{excerpt(value)}"
             )
+        if self.type is float and not math.isfinite(value):
+            raise InvalidParameterError(f"{where} must be a finite number; got {value!r}")
         if self.choices is not None and value not in self.choices:
             raise InvalidParameterError(
                 f"{where} must be one of {', '.join(map(repr, self.choices))}; got {value!r}"
