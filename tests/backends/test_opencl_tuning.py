@@ -177,3 +177,72 @@ def test_pick_prefers_the_ratio_within_the_timing_tie():
             {"compress_pages_s": 90.0, "ratio": 2.60}]
     assert tuning.pick(rows)["ratio"] == 2.58  # 2% slower: a tie; 10% slower: not
     assert tuning.pick(rows[:1] + rows[2:])["ratio"] == 2.50
+
+
+def _cached_file(cache):
+    """Measure once (the small grid) and return the cache file and its key."""
+    with get_backend("lz4-opencl") as b:
+        key = tuning.cache_key(b._platform, b._device)
+    return tuning.cache_path(key), key
+
+
+@pytest.mark.parametrize("bad, says", [
+    ({"layout": "[/b]"}, "choice.layout"),  # crashed the OpenCL runtime (SIGSEGV) when trusted
+    ({"hash_log": 40}, "choice.hash_log"),  # likewise
+    ({"local_size": -5}, "choice.local_size"),  # std::bad_cast in the runtime
+    ({"batch_size": 0}, "choice.batch_size: a tuned choice must be concrete"),
+    ({"batch_size": True}, "choice.batch_size"),
+    ({"layout": "group", "local_size": 64}, "layout 'group' needs one of"),
+    ({"queues": 2}, "unknown 'queues'"),
+])
+def test_an_invalid_cached_choice_is_ignored_with_a_warning_and_measured_again(cache, bad, says):
+    path, key = _cached_file(cache)
+    doc = json.loads(path.read_text())
+    doc["choice"].update(bad)
+    path.write_text(json.dumps(doc))
+    with pytest.warns(tuning.TuningCacheWarning, match=r"ignoring the cached tuned choice") as rec:
+        assert tuning.load_cached(key) is None
+    assert str(path) in str(rec[0].message) and says in str(rec[0].message)
+    before = tuning.MEASUREMENTS
+    with pytest.warns(tuning.TuningCacheWarning), get_backend("lz4-opencl") as b:
+        assert b.tuning["source"] == "measured"  # never the bad values
+        pages = load_bundled(max_pages=64)
+        _roundtrip(b, pages)
+    assert tuning.MEASUREMENTS == before + 1
+    fixed = tuning.load_cached(key)  # the file was replaced by a valid one
+    assert fixed is not None and tuning.check_choice(fixed.choice) is None
+
+
+@pytest.mark.parametrize("field, value", [
+    ("choice", [1, 2]), ("table", "x"), ("table", [1]), ("lz4_ratio", "fast"),
+    ("sample_pages", -1), ("measured_at", 5),
+])
+def test_a_damaged_cache_record_is_ignored(cache, field, value):
+    path, key = _cached_file(cache)
+    doc = json.loads(path.read_text())
+    doc[field] = value
+    path.write_text(json.dumps(doc))
+    with pytest.warns(tuning.TuningCacheWarning, match=field):
+        assert tuning.load_cached(key) is None
+
+
+def test_an_explicit_layout_does_not_take_another_layouts_tuned_size(cache):
+    path, key = _cached_file(cache)
+    doc = json.loads(path.read_text())
+    doc["choice"].update(layout="item", local_size=64, decompress_layout="item",
+                         decompress_local_size=64)
+    path.write_text(json.dumps(doc))
+    with get_backend("lz4-opencl", layout="group", decompress_layout="group") as b:
+        assert b.tuning["source"] == "cache"
+        assert b.device_info["local_size"] in (1, 2, 4, 8, 16)  # the group layout's own default
+        pages = load_bundled(max_pages=32)
+        _roundtrip(b, pages)
+
+
+def _roundtrip(b, pages):
+    """Every page the device compressed comes back byte-exact (the kernels ran the config)."""
+    batch = b.compress_batch(pages)
+    ok = batch.status == ItemStatus.OK
+    assert ok.any()
+    out = b.decompress_batch(batch)
+    assert np.array_equal(getattr(out, "pages", out)[ok], pages[ok])

@@ -627,6 +627,13 @@ class Lz4OpenCLBackend(Backend):
 
             result = tuning.tuned_choice(self._platform, self._device, self._query)
             tuned, source = dict(result.choice), result.source
+            # A work-group size is tuned for its layout: with the layout given explicitly and
+            # another one tuned, the tuned size does not apply (a GPU's item size of 64 is no
+            # group width), so the layout's own default is used instead.
+            for layout_key, local_key in (("layout", "local_size"),
+                                          ("decompress_layout", "decompress_local_size")):
+                if layout_key in explicit and tuned.get(layout_key) != explicit[layout_key]:
+                    tuned.pop(local_key, None)
         config = {**DEFAULTS, **tuned, **explicit}
         return {"config": config, "source": source, "explicit": sorted(explicit)}
 

@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -171,16 +172,86 @@ class TuneResult:
         }
 
 
+class TuningCacheWarning(UserWarning):
+    """A cached tuned choice was ignored because it is not a valid configuration."""
+
+
+def check_choice(choice: Any) -> str | None:
+    """What is wrong with a tuned ``choice`` (a cache file's ``choice``), or None when valid.
+
+    A cached choice goes through the same parameter checks as explicit backend parameters
+    (:class:`~hwzswap.backends.contract.Param`), and must be concrete: every tuned key, none at
+    its "tuned" value (0 or "auto"), and a group layout's ``local_size`` one of the group
+    widths. The kernels trust these values (a ``hash_log`` of 40 or a negative work-group size
+    crashes the OpenCL runtime), so a cache file edited or damaged by hand must never reach them.
+    """
+    from hwzswap.backends.opencl.backend import _GROUP_WIDTHS, TUNED_KEYS, Lz4OpenCLBackend
+    from hwzswap.errors import InvalidParameterError
+
+    if not isinstance(choice, dict):
+        return f"choice must be a mapping, got {type(choice).__name__}"
+    keys = set(choice)
+    if keys != set(TUNED_KEYS):
+        missing = sorted(set(TUNED_KEYS) - keys)
+        extra = sorted(str(k) for k in keys - set(TUNED_KEYS))
+        what = "; ".join(
+            part for part in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"unknown {', '.join(map(repr, extra))}" if extra else "",
+            ) if part
+        )
+        return f"choice must have exactly the keys {', '.join(TUNED_KEYS)} ({what})"
+    for k in TUNED_KEYS:
+        value = choice[k]
+        try:
+            Lz4OpenCLBackend.PARAMS[k].check(Lz4OpenCLBackend.name, k, value)
+        except InvalidParameterError as exc:
+            return f"choice.{k}: {exc}"
+        if value in (0, "auto") and not isinstance(value, bool):
+            return f"choice.{k}: a tuned choice must be concrete, got {value!r}"
+    if choice["layout"] == "group" and choice["local_size"] not in _GROUP_WIDTHS:
+        return (f"choice.local_size: layout 'group' needs one of {_GROUP_WIDTHS}, "
+                f"got {choice['local_size']!r}")
+    return None
+
+
+def _check_record(doc: dict[str, Any]) -> str | None:
+    """What is wrong with a cache file's other fields (shown by ``hwzswap tune``), or None."""
+    table = doc.get("table", [])
+    if not isinstance(table, list) or not all(isinstance(r, dict) for r in table):
+        return "table must be a list of mappings"
+    ratio = doc.get("lz4_ratio")
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float))):
+        return f"lz4_ratio must be a number, got {ratio!r}"
+    pages = doc.get("sample_pages", 0)
+    if isinstance(pages, bool) or not isinstance(pages, int) or pages < 0:
+        return f"sample_pages must be a whole number >= 0, got {pages!r}"
+    if not isinstance(doc.get("measured_at", ""), str):
+        return "measured_at must be a string"
+    return None
+
+
 def load_cached(key: dict[str, str]) -> TuneResult | None:
-    """The cached choice for ``key``, or None (missing, unreadable or for another key)."""
+    """The cached choice for ``key``, or None (missing, unreadable, for another key, or not a
+    valid choice: that one is ignored with a :class:`TuningCacheWarning`, and measured again
+    by :func:`tuned_choice`, which replaces the file)."""
     path = cache_path(key)
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(doc, dict) or doc.get("key") != key or not isinstance(doc.get("choice"), dict):
+    if not isinstance(doc, dict) or doc.get("key") != key:
         return None
-    return TuneResult(doc["choice"], "cache", key, path, doc.get("table", []),
+    problem = check_choice(doc.get("choice")) or _check_record(doc)
+    if problem is not None:
+        warnings.warn(
+            f"lz4-opencl: ignoring the cached tuned choice in {path}: {problem}. The file is "
+            f"not a valid tuning record (edited or damaged); the device is measured again and "
+            f"the file replaced (`hwzswap tune lz4-opencl --refresh` does the same)",
+            TuningCacheWarning, stacklevel=2,
+        )
+        return None
+    return TuneResult(dict(doc["choice"]), "cache", key, path, doc.get("table", []),
                       doc.get("lz4_ratio"), doc.get("sample_pages", 0), doc.get("measured_at", ""))
 
 
