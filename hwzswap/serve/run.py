@@ -28,6 +28,7 @@ import copy
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -107,6 +108,35 @@ def config_for(label: str, base: dict[str, Any]) -> tuple[dict[str, Any], str | 
     else:
         z["compressor"] = label
     return cfg, None
+
+
+def check_labels(labels: list[str], base: dict[str, Any]
+                 ) -> list[tuple[dict[str, Any], str | None]]:
+    """Each ``--compare`` label's config (:func:`config_for`), every one checked before the
+    first run: a typo in the last label was found only when its server failed to start,
+    after the runs before it (minutes each) were done."""
+    if not labels:
+        raise RunError("--compare names no configuration: give e.g. base,lzo,lz4")
+    from hwzswap.config import load_config
+
+    out = []
+    for label in labels:
+        cfg, kernel = config_for(label, base)
+        if kernel is not None:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", kernel):
+                raise RunError(f"--compare {label}: {kernel!r} is not a kernel compressor "
+                               "name (e.g. kernel-lzo, kernel-lz4)")
+            if not (ZSWAP_SYS / "enabled").exists():
+                raise RunError(f"--compare {label}: kernel zswap is not built into this "
+                               f"kernel ({ZSWAP_SYS})")
+        else:
+            try:
+                load_config(cfg)
+            except HwzswapError as exc:
+                raise RunError(f"--compare {label}: {str(exc).removeprefix('<dict>: ')}"
+                               ) from None
+        out.append((cfg, kernel))
+    return out
 
 
 _KERNEL_KEYS = ("enabled", "compressor", "max_pool_percent", "shrinker_enabled")
@@ -449,9 +479,9 @@ def _run_cmd(args: argparse.Namespace) -> int:
         else ["config"]
     if args.record and len(labels) > 1:
         raise RunError("--record takes one configuration (leave out --compare)")
+    configs = check_labels(labels, base)
     rows = []
-    for label in labels:
-        cfg, kernel = config_for(label, base)
+    for label, (cfg, kernel) in zip(labels, configs):
         print(f"hwzswap run: {label}: {' '.join(cmd)} (memory limit {limit // MIB} MiB)",
               file=sys.stderr, flush=True)
         rows.append(run_once(cmd, limit, cfg, label=label, kernel_zswap=kernel,

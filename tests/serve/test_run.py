@@ -171,3 +171,18 @@ def test_a_stop_signal_undoes_everything(state_dir: Path, tmp_path: Path, sig) -
             time.sleep(0.05)
         for f in set(tmpdir.glob("hwzswap-config-*.yaml")) - configs_before:
             f.unlink()
+
+
+def test_every_compare_label_is_checked_before_the_first_run(state_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """A bad --compare label is refused (2) before anything runs, wherever it is in the list
+    (the last one was found when its server failed, after the runs before it)."""
+    cfg = small_config(tmp_path)
+    for compare, why in (("base,lz4,nope", "--compare nope: zswap.compressor: unknown "
+                                           "compressor"),
+                         ("base,kernel-a/b", "'a/b' is not a kernel compressor name"),
+                         (",", "--compare names no configuration")):
+        p = hwzswap_cli("run", "--memory-limit", "24M", "--config", cfg, "--compare", compare,
+                        "--", "true", timeout=60)
+        assert p.returncode == 2 and why in p.stderr, (compare, p.stderr)
+        assert "hwzswap run: base:" not in p.stderr  # nothing ran
