@@ -1,8 +1,10 @@
 """Small YAML files read safely: what a config file and a sweep file share.
 
 A config or a sweep file is a few dozen settings, so anything much larger is refused before it
-is looked at: a SafeLoader that stops at too many aliases or too deep a nesting while composing
-(an alias bomb fails at once, and the composer's recursion never reaches Python's limit), a
+is looked at: only a regular file is opened (a FIFO would block the reader forever), a
+SafeLoader that stops at too many values, too many aliases or too deep a nesting while
+composing (an alias bomb or a long flat list fails at once, and the composer's recursion never
+reaches Python's limit), a
 size check that counts values as if written out (each shared object measured once), and a
 collector that reports every problem of a file in one error naming the file and each key.
 The bounded read itself (:func:`read_bounded`) also serves the sweep worker's run records.
@@ -11,32 +13,42 @@ The bounded read itself (:func:`read_bounded`) also serves the sweep worker's ru
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import HwzswapError, excerpt
 
-_LOADERS: dict[tuple[int, int, int], Any] = {}
+_LOADERS: dict[tuple[int, int, int, int | None], Any] = {}
 
 
-def bounded_loader(max_depth: int, max_aliases: int, slack: int = 0) -> Any:
-    """A ``yaml.SafeLoader`` class refusing more than ``max_aliases`` aliases and nesting
-    deeper than ``max_depth`` (plus ``slack`` levels of the file's own structure, such as its
-    sections) while composing (``yaml.YAMLError``)."""
-    key = (max_depth, max_aliases, slack)
+def bounded_loader(max_depth: int, max_aliases: int, slack: int = 0,
+                   max_nodes: int | None = None) -> Any:
+    """A ``yaml.SafeLoader`` class refusing more than ``max_aliases`` aliases, more than
+    ``max_nodes`` values as written (keys, scalars, lists and mappings; no limit when
+    ``None``) and nesting deeper than ``max_depth`` (plus ``slack`` levels of the file's own
+    structure, such as its sections) while composing (``yaml.YAMLError``): a file of a million
+    values stops at the limit, before it is built in memory."""
+    key = (max_depth, max_aliases, slack, max_nodes)
     if key not in _LOADERS:
         import yaml
 
         class Loader(yaml.SafeLoader):
             _depth = 0
             _aliases = 0
+            _nodes = 0
 
             def compose_node(self, parent: Any, index: Any) -> Any:
                 if self.check_event(yaml.AliasEvent):
                     self._aliases += 1
                     if self._aliases > max_aliases:
                         raise yaml.YAMLError(f"more than {max_aliases} aliases")
+                self._nodes += 1
+                if max_nodes is not None and self._nodes > max_nodes:
+                    too_many = yaml.YAMLError(f"more than {max_nodes} values")
+                    too_many.too_large = True  # type: ignore[attr-defined]
+                    raise too_many
                 self._depth += 1
                 try:
                     if self._depth > max_depth + slack:
@@ -77,24 +89,50 @@ def yaml_error_text(exc: Exception, limit: int = 300) -> str:
 def read_bounded(path: str | os.PathLike[str], max_bytes: int, error: type[HwzswapError], *,
                  unreadable: str, too_large: str) -> bytes:
     """The bytes of a small input file (a config, a sweep, a run's record), read no further
-    than one byte past ``max_bytes``, so a huge file (or an endless one, ``/dev/zero``) costs
-    nothing. Raises ``error`` naming the file: ``"{path}: {unreadable}: {why}"`` when it cannot
-    be read, ``"{path}: {too_large}"`` when it holds more than ``max_bytes``."""
+    than one byte past ``max_bytes``, so a huge file costs nothing. Only a regular file (or a
+    link to one) is read: a FIFO would block the reader until some writer came (forever, for a
+    typo), a device such as ``/dev/zero`` never ends; the file is opened with ``O_NONBLOCK``
+    and checked before a byte is read. Raises ``error`` naming the file: ``"{path}:
+    {unreadable}: {why}"`` when it cannot be read or is not a regular file, ``"{path}:
+    {too_large}"`` when it holds more than ``max_bytes``."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise error(f"{path}: {unreadable}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise error(f"{path}: {unreadable}: {file_kind(mode)}, not a regular file (give "
+                    "the path of a file; standard input and pipes are not read here)")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as exc:
+            raise error(f"{path}: {unreadable}: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
         raise error(f"{path}: {too_large}")
     return data
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is (``a FIFO``, ``a directory``...), by its mode."""
+    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return "not a plain file"
 
 
 def read_yaml_file(path: str | Path, what: str, error: type[HwzswapError], *, max_bytes: int,
                    max_depth: int, max_values: int, slack: int = 0) -> Any:
     """The document in a small YAML file (a config, a sweep), read safely: at most
     ``max_bytes``, UTF-8, composed by :func:`bounded_loader` (``max_depth``, ``max_values``
-    aliases, ``slack``). Every failure is one ``error`` that names the file (``what`` says
+    aliases and values as written, ``slack``). Every failure is one ``error`` that names the file (``what`` says
     what it should have been). The caller counts the values (:func:`size_problem`) and
     checks the content."""
     import yaml
@@ -111,8 +149,10 @@ def read_yaml_file(path: str | Path, what: str, error: type[HwzswapError], *, ma
     except UnicodeDecodeError as exc:
         raise error(f"{name}: not a UTF-8 text file: {exc}") from None
     try:
-        return yaml.load(text, Loader=bounded_loader(max_depth, max_values, slack))  # noqa: S506 (a SafeLoader)
+        return yaml.load(text, Loader=bounded_loader(max_depth, max_values, slack, max_values))  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
+        if getattr(exc, "too_large", False):
+            raise error(f"{name}: {exc}; not a {what}") from None
         raise error(f"{name}: invalid YAML: {yaml_error_text(exc, 400)}") from None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         # A scalar the YAML library cannot build (a timestamp like 2020-13-45, an integer of
@@ -228,5 +268,5 @@ class Problems:
         raise err
 
 
-__all__ = ["Problems", "bounded_loader", "closest", "did_you_mean", "read_bounded", "read_yaml_file",
+__all__ = ["Problems", "bounded_loader", "closest", "did_you_mean", "file_kind", "read_bounded", "read_yaml_file",
            "size_problem", "yaml_error_text"]

@@ -4,6 +4,7 @@ is answered with the key it is close to."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -134,17 +135,57 @@ def test_configs_and_sweep_files_are_read_by_one_reader(content: bytes, expect: 
 
 
 def test_a_bounded_read_stops_one_byte_past_the_limit(tmp_path: Path) -> None:
-    """A file of exactly the limit is read whole; one byte more, or an endless one, is refused
-    without reading it all; one that cannot be read is named with the reason."""
+    """A file of exactly the limit is read whole; one byte more is refused without reading it
+    all; one that cannot be read, or that is no regular file (an endless device, a FIFO that
+    would block the reader forever), is named with the reason."""
     path = tmp_path / "f.bin"
     path.write_bytes(b"x" * 100)
     kw = {"unreadable": "cannot read the thing", "too_large": "too big for a thing"}
     assert read_bounded(path, 100, ConfigError, **kw) == b"x" * 100
     with pytest.raises(ConfigError, match=rf"^{path}: too big for a thing$"):
         read_bounded(path, 99, ConfigError, **kw)
-    with pytest.raises(ConfigError, match=r"^/dev/zero: too big for a thing$"):
+    with pytest.raises(ConfigError, match=r"^/dev/zero: cannot read the thing: a character "
+                                          r"device, not a regular file \(give the path of a "
+                                          r"file; standard input and pipes are not read here\)$"):
         read_bounded("/dev/zero", 1 << 20, ConfigError, **kw)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # no writer: a blocking open would wait forever
+    with pytest.raises(ConfigError, match=rf"^{fifo}: cannot read the thing: a FIFO, not a "):
+        read_bounded(fifo, 100, ConfigError, **kw)
     with pytest.raises(ConfigError, match=rf"^{tmp_path}/gone: cannot read the thing: No such"):
         read_bounded(tmp_path / "gone", 100, ConfigError, **kw)
-    with pytest.raises(ConfigError, match=rf"^{tmp_path}: cannot read the thing: Is a directory"):
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}: cannot read the thing: a directory"):
         read_bounded(tmp_path, 100, ConfigError, **kw)
+
+
+def test_a_fifo_given_as_a_config_or_sweep_file_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "s.yaml"
+    os.mkfifo(fifo)
+    for load, what in ((load_config, "config file"), (load_sweep, "sweep file")):
+        with pytest.raises(ConfigError, match=rf"^{fifo}: cannot read the {what}: a FIFO, not a "
+                                              "regular file"):
+            load(fifo)
+
+
+@pytest.mark.parametrize("text", [
+    "seed: [" + "1," * 400_000 + "1]\n",          # one flow list of 400001 values
+    "seed:\n" + "  - x\n" * 200_000,              # a block list
+    "m: {" + ", ".join(f"k{i}: 1" for i in range(60_000)) + "}\n",  # a wide mapping
+])
+def test_a_file_of_very_many_values_is_refused_while_composing(text: str, tmp_path: Path) -> None:
+    """Refused once the limit of values is passed, before the rest is built: a 1 MiB file of
+    small values took seconds and hundreds of MB to be refused after it was composed whole."""
+    path = tmp_path / "f.yaml"
+    path.write_text(text[: 1 << 20])
+    for load, what in ((load_config, "config file"), (load_sweep, "sweep file")):
+        with pytest.raises(ConfigError, match=rf"^{path}: more than 10000 values; not a {what}$"):
+            load(path)
+    # the composer stopped at the value past the limit, early in the file
+    loader = bounded_loader(16, 100, max_nodes=10_000)(path.read_text())
+    try:
+        with pytest.raises(yaml.YAMLError, match="^more than 10000 values$"):
+            loader.get_single_node()
+        assert loader._nodes == 10_001
+        assert loader.get_mark().index < len(path.read_text()) // 2
+    finally:
+        loader.dispose()

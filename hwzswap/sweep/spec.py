@@ -529,7 +529,7 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
 #: aliases counted as if written out) are refused before validation, as configs are.
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 16
-MAX_VALUES = 100_000
+MAX_VALUES = 10_000
 
 
 def _count_values(raw: Any, name: str) -> None:

@@ -92,8 +92,21 @@ def test_a_file_that_is_no_runs_record_is_refused(swept: dict[str, Any], tmp_pat
     assert not (tmp_path / "r.json").exists()  # nothing ran, nothing was written
 
 
-def test_a_file_larger_than_any_record_is_refused_unread() -> None:
-    """/dev/zero never ends: the worker reads one byte past its limit and says what to give."""
-    with pytest.raises(HwzswapError, match=r"^/dev/zero: larger than 16 MiB, so not a run's "
+def test_a_file_larger_than_any_record_is_refused_unread(tmp_path: Path) -> None:
+    """A file past the limit is refused after reading one byte more; a device that never ends
+    (/dev/zero) or a FIFO (which would block the worker forever) is refused unread."""
+    import os
+
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate((16 << 20) + 1)
+    with pytest.raises(HwzswapError, match=rf"^{big}: larger than 16 MiB, so not a run's "
                                            r"record; give DIR/runs/RUN_ID\.json of a sweep$"):
+        read_runspec(big)
+    with pytest.raises(HwzswapError, match=r"^/dev/zero: cannot read it: a character device, "
+                                           r"not a regular file"):
         read_runspec("/dev/zero")
+    fifo = tmp_path / "rec.json"
+    os.mkfifo(fifo)
+    with pytest.raises(HwzswapError, match=rf"^{fifo}: cannot read it: a FIFO, not a regular"):
+        read_runspec(fifo)
