@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -254,8 +255,11 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             s0 = chain.query(name)
             v0 = _vmstat()
             t0 = time.monotonic()
-            proc = subprocess.Popen(cmd, preexec_fn=lambda: cg.add(os.getpid()),
-                                    stdout=subprocess.DEVNULL if quiet else None)
+            try:
+                proc = subprocess.Popen(cmd, preexec_fn=lambda: cg.add(os.getpid()),
+                                        stdout=subprocess.DEVNULL if quiet else None)
+            except OSError as exc:  # not found, not executable (the chain is undone below)
+                raise RunError(f"cannot run {cmd[0]}: {exc.strerror}") from None
             try:
                 status, ru = _wait(proc.pid, cg, timeout_s, name)
             except RunFailedError:
@@ -472,6 +476,9 @@ def _run_cmd(args: argparse.Namespace) -> int:
         raise RunError("hwzswap run: give the command after --, e.g. "
                        "hwzswap run --memory-limit 64M -- python prog.py")
     limit = parse_size(args.memory_limit)
+    if shutil.which(cmd[0]) is None:  # before the chain is set up for it
+        raise RunError(f"cannot run {cmd[0]}: no such executable"
+                       + ("" if os.sep in cmd[0] else " on PATH"))
     _check_outputs(args)
     chain.preflight(coexist=args.coexist)
     base = load_config_dict(args.config)

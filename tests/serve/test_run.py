@@ -173,10 +173,10 @@ def test_a_stop_signal_undoes_everything(state_dir: Path, tmp_path: Path, sig) -
             f.unlink()
 
 
-def test_every_compare_label_is_checked_before_the_first_run(state_dir: Path,
-                                                             tmp_path: Path) -> None:
+def test_bad_input_is_refused_before_anything_runs(state_dir: Path, tmp_path: Path) -> None:
     """A bad --compare label is refused (2) before anything runs, wherever it is in the list
-    (the last one was found when its server failed, after the runs before it)."""
+    (the last one was found when its server failed, after the runs before it); so is a
+    command that cannot be run."""
     cfg = small_config(tmp_path)
     for compare, why in (("base,lz4,nope", "--compare nope: zswap.compressor: unknown "
                                            "compressor"),
@@ -186,3 +186,16 @@ def test_every_compare_label_is_checked_before_the_first_run(state_dir: Path,
                         "--", "true", timeout=60)
         assert p.returncode == 2 and why in p.stderr, (compare, p.stderr)
         assert "hwzswap run: base:" not in p.stderr  # nothing ran
+    # a command that cannot be run: refused before the chain is set up (it was a traceback)
+    p = hwzswap_cli("run", "--memory-limit", "24M", "--config", cfg, "--",
+                    str(tmp_path / "no-such-program"), timeout=60)
+    assert p.returncode == 2 and "no-such-program: no such executable" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+    # found, but the kernel will not run it: the chain set up for it is undone, no traceback
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x00\x01\x02")
+    junk.chmod(0o755)
+    p = hwzswap_cli("run", "--memory-limit", "24M", "--config", cfg, "--", str(junk),
+                    timeout=60)
+    assert p.returncode == 2 and "junk: Exec format error" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr  # and state_dir checks that nothing is left
