@@ -179,6 +179,9 @@ def read_state(name: str) -> dict[str, Any] | None:
         return st
     except FileNotFoundError:
         return None
+    except PermissionError:  # not a damaged file: never tell anyone to remove it
+        raise ChainError(f"{state_path(name)}: permission denied: hwzswap swap needs root "
+                         "(run it as root)") from None
     except (OSError, ValueError) as exc:
         raise ChainError(f"{state_path(name)}: unreadable state file ({exc}); remove it after "
                          "checking /proc/swaps, losetup -l and mount") from None

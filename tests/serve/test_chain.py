@@ -91,6 +91,20 @@ def test_refusals_say_why(state_dir: Path, tmp_path: Path) -> None:
 
     assert "needs root" in _in_child(as_nobody)
 
+    def status_as_nobody() -> str:
+        os.setgid(65534)
+        os.setuid(65534)
+        chain.status("t0")
+        return "read"
+
+    chain._write_state("t0", {"name": "t0", "pid": 1})  # as root: its folder is 0700
+
+    try:  # not "unreadable state file ... remove it": the file is fine
+        out = _in_child(status_as_nobody)
+        assert "t0.json: permission denied: hwzswap swap needs root" in out, out
+    finally:
+        chain.state_path("t0").unlink()
+
     def without_devices() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         assert libc.unshare(0x00020000) == 0  # CLONE_NEWNS: only this child sees the mounts
