@@ -19,13 +19,14 @@ default shown (the 2013 v9 defaults where the kernel had a knob)::
       batching: reclaim            # page | folio | reclaim | async: one compress call per page
                                    # (v9), per folio (today's kernel), per reclaim pass, or
                                    # reclaim passes submitted without waiting (async)
-      async_max_batches: auto      # async only: reclaim batches in flight at once; auto: 4, or
-                                   # more until they hold the device's preferred batch
-      device_timeout_ms: null      # deadline of a device call/op (null: the backend's, else
-                                   # 10000 ms); later = DEVICE_ERROR
+      async_max_batches: auto      # async only (other modes ignore it): reclaim batches in
+                                   # flight at once, 1..4096; auto: 4, or more until they hold
+                                   # the device's preferred batch
+      device_timeout_ms: null      # deadline of a device call/op, at most a day (null: the
+                                   # backend's, else 10000 ms); later = DEVICE_ERROR
       device_fail_after: 8         # consecutive timeouts before the backend is marked failed
-      device_retry_s: null         # seconds after which a failed backend is tried again
-                                   # (null: never, until the swap system is rebuilt)
+      device_retry_s: null         # seconds (at most a day) after which a failed backend is
+                                   # tried again (null: never, until the system is rebuilt)
       driver_watchdog: auto        # auto | on | off: run driver calls on a watchdog thread
                                    # (auto: drivers from outside the hwzswap package)
       verify_pages: false          # CRC-32 of each uncompressed page, checked after every
@@ -43,7 +44,7 @@ default shown (the 2013 v9 defaults where the kernel had a knob)::
                                    # swap file (never one owned by another user)
       allow_large: false           # true: skip the free-disk and memory limits on nr_pages
       model: none                  # none | hdd | ssd | custom
-      # custom only: latency_us, read_mb_s, write_mb_s
+      # custom only: latency_us (0..10 s in µs), read_mb_s, write_mb_s (0.001..1e9)
 
 :func:`load_config` checks everything at once and raises one :class:`~hwzswap.errors.ConfigError`
 listing every problem, each line naming the file (``<dict>`` for a dict) and the dotted key, e.g.
@@ -88,6 +89,24 @@ WATCHDOG_MODES = ("auto", "on", "off")
 AUTO_ASYNC_BATCHES = 4
 
 
+#: Upper bounds of the numeric knobs that had none: a value past them means nothing a swap
+#: system could use, and an unbounded one reached the clock and float arithmetic as an
+#: OverflowError (``timestamp out of range``) instead of a config error.
+#: ``zswap.device_timeout_ms``: a day; a later deadline is no deadline.
+MAX_DEVICE_TIMEOUT_MS = 86_400_000
+#: ``zswap.device_retry_s``: a day.
+MAX_DEVICE_RETRY_S = 86_400
+#: ``zswap.device_fail_after``: a million consecutive timeouts.
+MAX_DEVICE_FAIL_AFTER = 1_000_000
+#: ``zswap.async_max_batches``: reclaim passes in flight (each holds a staged copy of its pages).
+MAX_ASYNC_BATCHES = 4096
+#: ``swap.latency_us`` of the custom model: 10 s a request.
+MAX_LATENCY_US = 10_000_000
+#: ``swap.read_mb_s`` and ``write_mb_s`` of the custom model: 1 KB/s to 1 PB/s, past any device
+#: either way (a rate near zero made every modelled transfer take ~1e297 µs).
+MIN_MB_S = 0.001
+MAX_MB_S = 1e9
+
 #: A value check: returns ``None``, or what is wrong ("must be ..., got ...").
 Check = Callable[[Any], str | None]
 
@@ -101,32 +120,40 @@ def _int_range(lo: int, hi: int) -> Check:
     return check
 
 
-def _int_min(lo: int) -> Check:
-    def check(v: Any) -> str | None:
-        if type(v) is not int or v < lo:
-            return f"must be an integer >= {lo}, got {excerpt(v)}"
-        return None
-
-    return check
-
-
 def _async_batches(v: Any) -> str | None:
-    if v == "auto" or (type(v) is int and v >= 1):
+    if v == "auto" or (type(v) is int and 1 <= v <= MAX_ASYNC_BATCHES):
         return None
-    return f"must be auto or an integer >= 1, got {excerpt(v)}"
+    return f"must be auto or an integer 1..{MAX_ASYNC_BATCHES}, got {excerpt(v)}"
 
 
 def _bool(v: Any) -> str | None:
     return None if type(v) is bool else f"must be true or false, got {excerpt(v)}"
 
 
-def _number(lo: float, *, strict: bool) -> Check:
+def _text_number_hint(v: Any) -> str:
+    """For a string that reads as a number (YAML 1.1 reads ``1e3`` as text: its floats need a
+    dot and a signed exponent): how to write it."""
+    if type(v) is str and len(v) <= 40:
+        try:
+            float(v)
+        except ValueError:
+            return ""
+        return " (YAML read it as text: write a number with a dot, e.g. 1.0e+3 for 1e3)"
+    return ""
+
+
+def _number(lo: float, hi: float, *, strict: bool, why: str) -> Check:
+    """A finite number above ``lo`` (``strict``) or at least ``lo``, and at most ``hi``; ``why``
+    says what the upper bound is (an int too large for a float, 10**400, fails here, not as an
+    OverflowError later)."""
+
     def check(v: Any) -> str | None:
-        ok = type(v) in (int, float) and (v > lo if strict else v >= lo) and v == v
-        if ok and v != float("inf"):
-            return None
-        bound = f"> {lo}" if strict else f">= {lo}"
-        return f"must be a finite number {bound}, got {excerpt(v)}"
+        if type(v) in (int, float) and (v > lo if strict else v >= lo) and v <= hi:
+            return None  # NaN fails both comparisons, an infinity the upper bound
+        bound = f"> {lo:g}" if strict else f">= {lo:g}"
+        top = hi if type(hi) is int else f"{hi:g}"
+        return (f"must be a finite number {bound} and <= {top} ({why}), got {excerpt(v)}"
+                f"{_text_number_hint(v)}")
 
     return check
 
@@ -143,11 +170,16 @@ def _optional(check: Callable[[Any], str | None]) -> Check:
     return opt
 
 
+#: YAML 1.1 reads an unquoted on/off/yes/no/true/false as a boolean.
+_YAML_BOOL_HINT = " (YAML read an unquoted on/off/yes/no as a boolean: write the word quoted)"
+
+
 def _choice(choices: tuple[str, ...]) -> Check:
     def check(v: Any) -> str | None:
         if type(v) is str and v in choices:
             return None
-        return f"must be one of {', '.join(choices)}; got {excerpt(v)}"
+        hint = _YAML_BOOL_HINT if type(v) is bool else ""
+        return f"must be one of {', '.join(choices)}; got {excerpt(v)}{hint}"
 
     return check
 
@@ -165,9 +197,10 @@ _KNOB_CHECKS: dict[str, Check] = {
     "entry_checksum": _bool,
     "batching": _choice(BATCHING_MODES),
     "async_max_batches": _async_batches,
-    "device_timeout_ms": _optional(_number(0, strict=True)),
-    "device_fail_after": _int_min(1),
-    "device_retry_s": _optional(_number(0, strict=True)),
+    "device_timeout_ms": _optional(_number(0, MAX_DEVICE_TIMEOUT_MS, strict=True,
+                                           why="a day")),
+    "device_fail_after": _int_range(1, MAX_DEVICE_FAIL_AFTER),
+    "device_retry_s": _optional(_number(0, MAX_DEVICE_RETRY_S, strict=True, why="a day")),
     "driver_watchdog": _choice(WATCHDOG_MODES),
     "verify_pages": _bool,
 }
@@ -218,24 +251,30 @@ class ZswapKnobs:
     #: (today's kernel: one batch per folio), ``reclaim`` (one batch per reclaim pass) or
     #: ``async`` (reclaim batches submitted without waiting, like swap writeback).
     batching: str = "reclaim"
-    #: ``async`` mode only: reclaim batches in flight at once before a store waits. ``auto``:
+    #: ``async`` mode only (the other modes ignore it, so one config or sweep can set it and
+    #: vary ``batching``): reclaim batches in flight at once before a store waits. ``auto``:
     #: :data:`AUTO_ASYNC_BATCHES`, or more while the batches in flight hold fewer pages than
     #: the smallest of the device's ``preferred_batch`` (so a GPU that wants thousands of pages
     #: a call gets them merged), its ``max_batch`` and the pool limit; an integer: exactly that
-    #: many.
+    #: many, at most :data:`MAX_ASYNC_BATCHES` (each pass in flight holds a staged copy of its
+    #: pages).
     async_max_batches: int | str = "auto"
     #: Deadline (ms) of one device call or op; later counts as a device error. ``None``: the
-    #: backend's own deadline, else 10000 ms.
+    #: backend's own deadline, else 10000 ms. At most a day (:data:`MAX_DEVICE_TIMEOUT_MS`): a
+    #: later deadline is none, and it overflowed the clock arithmetic.
     device_timeout_ms: float | None = None
-    #: Consecutive timeouts after which the backend is marked failed (later stores rejected).
+    #: Consecutive timeouts after which the backend is marked failed (later stores rejected);
+    #: at most :data:`MAX_DEVICE_FAIL_AFTER`.
     device_fail_after: int = 8
     #: Seconds after which a backend marked failed is tried again (the next call goes to it:
-    #: back if it answers, failed again at its first timeout). ``None``: never.
+    #: back if it answers, failed again at its first timeout). ``None``: never. At most a day
+    #: (:data:`MAX_DEVICE_RETRY_S`).
     device_retry_s: float | None = None
     #: Which drivers' calls run on a watchdog thread, given up at the deadline if they never
     #: return: ``auto`` (drivers from outside the hwzswap package), ``on`` (every driver) or
     #: ``off`` (none: a trusted driver is called directly, as the built-ins are, without the
-    #: per-call thread hand-off; a call that hangs then hangs the caller).
+    #: per-call thread hand-off; a call that hangs then hangs the caller). In a config file an
+    #: unquoted ``on``/``off``, which YAML reads as true/false, is taken as the word.
     driver_watchdog: str = "auto"
     #: Not a kernel knob: a CRC-32 of each uncompressed page, checked after every decompression,
     #: so a driver returning wrong bytes is caught on load (``verify_fail``). Off by default;
@@ -293,7 +332,9 @@ class SwapConfig:
     #: Accept an ``nr_pages`` larger than the free disk under ``path`` or than the memory its
     #: slot maps need (see :func:`load_config`).
     allow_large: bool = False
+    #: Custom model only: per-request latency, 0..:data:`MAX_LATENCY_US` (10 s).
     latency_us: float | None = None
+    #: Custom model only: transfer rates, :data:`MIN_MB_S`..:data:`MAX_MB_S` (1 KB/s to 1 PB/s).
     read_mb_s: float | None = None
     write_mb_s: float | None = None
 
@@ -378,9 +419,9 @@ _SWAP_KEYS = {
     "model": _choice(SWAP_MODELS),
     "reuse": _bool,
     "allow_large": _bool,
-    "latency_us": _number(0, strict=False),
-    "read_mb_s": _number(0, strict=True),
-    "write_mb_s": _number(0, strict=True),
+    "latency_us": _number(0, MAX_LATENCY_US, strict=False, why="10 s a request"),
+    "read_mb_s": _number(MIN_MB_S, MAX_MB_S, strict=False, why="1 KB/s to 1 PB/s"),
+    "write_mb_s": _number(MIN_MB_S, MAX_MB_S, strict=False, why="1 KB/s to 1 PB/s"),
 }
 _SECTIONS = ("zswap", "memory", "pool", "swap")
 #: The keys of each section the loader checks (``zswap.compressor`` aside: a name or a
@@ -398,6 +439,11 @@ def _section(raw: Mapping[str, Any], name: str, p: _Problems) -> dict[str, Any]:
         p.add(name, f"must be a mapping of settings, got {type(value).__name__} {excerpt(value)}")
         return {}
     return dict(value)
+
+
+#: Keys whose words include on and off: a YAML boolean there is that word (YAML 1.1 reads an
+#: unquoted ``driver_watchdog: off`` as false, as docs/writing-a-driver.md writes it).
+_ON_OFF_KEYS = frozenset({"driver_watchdog"})
 
 
 def _check_keys(
@@ -418,6 +464,8 @@ def _check_keys(
             p.add(f"{section}.{_key(key)}",
                   f"unknown key{did_you_mean(key, known)} (known keys: {', '.join(known)})")
             continue
+        if type(value) is bool and key in _ON_OFF_KEYS:
+            value = "on" if value else "off"
         msg = check(value)
         if msg is not None:
             p.add(f"{section}.{key}", msg)
@@ -709,6 +757,13 @@ def parameter_error(exc: BaseException, name: str, config: ZswapConfig) -> Confi
 __all__ = [
     "parameter_error",
     "AUTO_ASYNC_BATCHES",
+    "MAX_ASYNC_BATCHES",
+    "MAX_DEVICE_FAIL_AFTER",
+    "MAX_DEVICE_RETRY_S",
+    "MAX_DEVICE_TIMEOUT_MS",
+    "MAX_LATENCY_US",
+    "MAX_MB_S",
+    "MIN_MB_S",
     "CONFIG_KEYS",
     "BATCHING_MODES",
     "WATCHDOG_MODES",
