@@ -315,6 +315,9 @@ class ZswapCache:
         self._wb_done = threading.Condition(self._lock)
         self._inflight: dict[tuple[int, int], Any] = {}  # slots being written to the device
         self._staged: dict[tuple[int, int], tuple[_StagedBatch, int]] = {}
+        #: async: staged pages whose device write failed (kept in RAM), tried again at the
+        #: next completion and at drain
+        self._unwritten: dict[tuple[int, int], tuple[_StagedBatch, int]] = {}
         self._closed = False
         for name in _COUNTERS:
             setattr(self, name, 0)
@@ -536,9 +539,23 @@ class ZswapCache:
 
     def drain(self) -> None:
         """Wait until no compression is in flight (``async`` mode; a no-op in the others):
-        every page stored so far is then in the pool or on the swap device."""
+        every page stored so far is then in the pool or on the swap device, except one whose
+        device write failed (``async_write_fail``): it stays staged, in RAM and loadable, and
+        its write is tried again here and at every later completion, as the kernel redirties
+        a page whose swap write failed."""
         if self._pipeline is not None:
             self._pipeline.drain()
+            self._retry_unwritten()
+
+    def _retry_unwritten(self) -> None:
+        """Try again the device writes of staged pages that failed (async)."""
+        with self._lock:
+            if not self._unwritten:
+                return
+            todo = [st for st in self._unwritten.values() if self._is_staged_locked(*st)]
+            self._unwritten.clear()
+        for staged, k in todo:
+            self._write_staged(staged, [k])
 
     # -- the store step ------------------------------------------------------------------------
 
@@ -749,7 +766,10 @@ class ZswapCache:
 
     def _complete_async(self, staged: _StagedBatch, batch: CompressedBatch) -> None:
         """A staged batch's compression completed (or failed, or timed out): the store's second
-        half for the pages still staged; the rejected ones go to the device from their copies."""
+        half for the pages still staged; the rejected ones go to the device from their copies.
+        Staged pages whose device write failed before are tried again first."""
+        if self._unwritten:
+            self._retry_unwritten()
         tree = self._trees.get(staged.type)
         if tree is None:  # swapoff meanwhile: its staged pages are gone
             with self._lock:
@@ -805,13 +825,14 @@ class ZswapCache:
                 if not self._is_staged_locked(staged, k):
                     continue  # invalidated or stored again meanwhile
                 self._inflight[key] = staged
-            ok = False
+            ok = retry = False
             try:
                 target.write_page(type_, staged.offs[k], staged.pages[k].tobytes())
                 ok = True
-            except HwzswapError as exc:
+            except HwzswapError as exc:  # the device failed: tried again later
                 self.last_writeback_error = exc
-            finally:
+                retry = True
+            finally:  # (anything else is a bug: raised, counted by the pipeline, not retried)
                 with self._lock:
                     del self._inflight[key]
                     if self._is_staged_locked(staged, k):
@@ -819,6 +840,8 @@ class ZswapCache:
                             del self._staged[key]
                         else:
                             self.async_write_fail += 1
+                            if retry:
+                                self._unwritten[key] = (staged, k)
                     self._wb_done.notify_all()
 
     def _load_staged(self, type: int, offset: int) -> bytes | None:

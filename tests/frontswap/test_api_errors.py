@@ -250,21 +250,23 @@ def test_closing_stops_the_watchdog_thread(make_system):
     import threading
     import time
 
-    def watchdogs() -> int:
-        return sum(t.name.startswith("hwzswap-watchdog-") and t.is_alive()
-                   for t in threading.enumerate())
+    def watchdogs() -> set[threading.Thread]:
+        # by identity: an earlier test's watchdog may still be ending while this one runs
+        return {t for t in threading.enumerate()
+                if t.name.startswith("hwzswap-watchdog-") and t.is_alive()}
 
-    before = watchdogs()
     page = compressible_pages(1)[0]
     for _ in range(3):
+        before = watchdogs()
         s = make_system(backend=Lz4Backend(), zswap={"driver_watchdog": "on"})
         assert s.swap_out(0, 0, page) is True and s.swap_in(0, 0) == page
-        assert watchdogs() == before + 1
+        mine = watchdogs() - before
+        assert len(mine) == 1, mine
         s.close()
         deadline = time.monotonic() + 5
-        while watchdogs() > before and time.monotonic() < deadline:
+        while mine & watchdogs() and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert watchdogs() == before
+        assert not mine & watchdogs()
 
 
 class FlakyDecodeLz4(Lz4Backend):

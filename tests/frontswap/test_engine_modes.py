@@ -781,3 +781,45 @@ def test_threads_share_a_device_that_is_not_thread_safe(make_system, mode):
     assert not errors
     assert time.monotonic() - t0 < 30  # no op waited out a deadline
     assert s.stats()["driver_timeouts"] == 0
+
+
+def test_async_a_staged_page_whose_device_write_failed_is_written_once_the_device_works(
+        make_system):
+    """A batch the device failed goes to the swap device from its staged copies; when that
+    write fails too (ENOSPC) the pages stay staged (in RAM, loadable) and their writes are
+    tried again at the next drain and completion, as the kernel redirties a page whose swap
+    write failed (they stayed staged for good, outside the pool, its limit and writeback)."""
+    import errno
+
+    b = CountingLz4()
+    s = make_system(backend=b, zswap={"batching": "async"})
+    pages = compressible_pages(8)
+    b.fail_pages = set(pages)  # every page of the batch fails on the device
+    s.devices[0].inject("write", errno.ENOSPC, 8)  # and so do their device writes
+    assert s.swap_out_batch(0, range(8), as_batch(pages)) == [True] * 8
+    s.drain()  # the 8 writes failed; drain tries them again, and they land
+    st_ = s.stats()
+    assert st_["async_write_fail"] == 8 and st_["pswpout"] == 8, st_
+    assert st_["staged_pages"] == 0
+    assert [s.swap_in(0, o) for o in range(8)] == pages
+
+
+def test_async_failed_staged_writes_wait_in_ram_until_a_later_try_lands(make_system):
+    import errno
+
+    b = CountingLz4()
+    s = make_system(backend=b, zswap={"batching": "async"})
+    pages = compressible_pages(12)
+    b.fail_pages = set(pages[:8])
+    s.devices[0].inject("write", errno.ENOSPC, 16)  # the first write and the drain's retry
+    assert s.swap_out_batch(0, range(8), as_batch(pages[:8])) == [True] * 8
+    s.drain()
+    st_ = s.stats()
+    assert st_["staged_pages"] == 8 and st_["async_write_fail"] == 16, st_
+    # the next batch's completion, or the drain after it, tries them again: the device works
+    assert s.swap_out_batch(0, range(8, 12), as_batch(pages[8:])) == [True] * 4
+    s.drain()
+    st_ = s.stats()
+    assert st_["staged_pages"] == 0 and st_["pswpout"] == 8, st_
+    assert st_["async_write_fail"] == 16 and st_["zswpout"] == 4, st_
+    assert [s.swap_in(0, o) for o in range(12)] == pages
