@@ -155,6 +155,9 @@ class MemoryCgroup:
         except OSError as exc:
             cg.remove()
             raise CgroupError(f"cannot set the memory limit of {path}: {exc.strerror}") from None
+        except BaseException:  # Ctrl-C (`hwzswap run`'s stop signals): the caller has no cg
+            cg.remove()
+            raise
         return cg
 
     def add(self, pid: int) -> None:

@@ -37,3 +37,21 @@ def test_cgroup_limit_oom_control_and_removal() -> None:
     finally:
         cg.remove()
     assert sleeper.wait(10) == -9 and not cg.path.exists()
+
+
+def test_an_interrupted_create_leaves_no_cgroup() -> None:
+    """Ctrl-C (or `hwzswap run`'s SIGTERM, raised as KeyboardInterrupt) while the new cgroup's
+    limit is being set: the caller never gets the cgroup to remove, so create removes it."""
+
+    class InterruptedLimit(int):
+        def __str__(self) -> str:  # the limit is written as str(limit)
+            raise KeyboardInterrupt
+
+    path = cgroup_of("self")[1] / f"hwzswap-test-interrupted-{os.getpid()}"
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            MemoryCgroup.create(path.name, InterruptedLimit(64 << 20))
+        assert not path.exists()
+    finally:
+        if path.exists():  # this test failed: leave nothing
+            path.rmdir()
