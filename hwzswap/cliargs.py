@@ -42,26 +42,39 @@ def seed(text: str) -> int:
     return value
 
 
-def _finite(text: str, what: str, zero_ok: bool) -> float:
-    """``text`` as a finite number > 0 (>= 0 with ``zero_ok``); ``nan`` and ``inf`` refused."""
+#: The longest duration a command takes (a week): a larger one is a typo, and would overflow
+#: the waits it reaches (``1e308`` s is past every clock's range).
+MAX_SECONDS = 7 * 24 * 3600.0
+
+
+def _finite(text: str, what: str, zero_ok: bool, limit: float | None = None,
+            limit_text: str = "") -> float:
+    """``text`` as a finite number > 0 (>= 0 with ``zero_ok``), at most ``limit`` when given;
+    ``nan`` and ``inf`` refused."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    shown = text if len(text) <= 40 else text[:40] + "..."
     if not (0 <= value if zero_ok else 0 < value) or not value < float("inf"):
         raise argparse.ArgumentTypeError(
-            f"must be a finite number {'>=' if zero_ok else '>'} 0, got {text}")
+            f"must be a finite number {'>=' if zero_ok else '>'} 0, got {shown}")
+    if limit is not None and value > limit:
+        raise argparse.ArgumentTypeError(f"must be at most {limit:g}{limit_text}, got {shown}")
     return value
 
 
 def seconds(text: str) -> float:
-    """A duration: a finite number of seconds > 0."""
-    return _finite(text, "a number of seconds", zero_ok=False)
+    """A duration: a finite number of seconds > 0, at most :data:`MAX_SECONDS` (a week)."""
+    return _finite(text, "a number of seconds", zero_ok=False, limit=MAX_SECONDS,
+                   limit_text=" (a week)")
 
 
 def non_negative_seconds(text: str) -> float:
-    """A wait: a finite number of seconds >= 0 (``nan`` would never compare as reached)."""
-    return _finite(text, "a number of seconds", zero_ok=True)
+    """A wait: a finite number of seconds >= 0 (``nan`` would never compare as reached), at
+    most :data:`MAX_SECONDS` (a week)."""
+    return _finite(text, "a number of seconds", zero_ok=True, limit=MAX_SECONDS,
+                   limit_text=" (a week)")
 
 
 def positive_number(text: str) -> float:
@@ -182,5 +195,5 @@ def distinct_outputs(outputs: Iterable[tuple[str, str | None]]) -> None:
         seen[key] = f"{option} {path}"
 
 
-__all__ = ["MAX_SEED", "ZSTD_LEVELS", "check_outputs", "distinct_outputs", "file_name", "non_negative_seconds",
+__all__ = ["MAX_SECONDS", "MAX_SEED", "ZSTD_LEVELS", "check_outputs", "distinct_outputs", "file_name", "non_negative_seconds",
            "output_file", "positive_number", "zstd_level", "positive_int", "seconds", "seed"]

@@ -62,17 +62,25 @@ def _import_ray() -> Any:
 CONNECT_TIMEOUT_S = 5.0
 
 
-def host_port(address: str) -> tuple[str, int] | None:
+def host_port(address: str, option: str | None = None) -> tuple[str, int] | None:
     """``(host, port)`` of a cluster address ``HOST:PORT`` or ``ray://HOST:PORT`` (``[v6]:PORT``
-    too); ``None`` for the forms Ray resolves itself (``auto``, ``local``, other schemes)."""
+    too); ``None`` for the forms Ray resolves itself (``auto``, ``local``, a bare host, other
+    schemes). Raises :class:`RayUnavailableError` for a ``HOST:PORT`` whose port is not a
+    number 1..65535: Ray would try such an address for minutes (``option`` names where the
+    address came from in that message; default ``--ray ADDRESS``)."""
     rest = address[len("ray://"):] if address.startswith("ray://") else address
     if "://" in rest or "/" in rest:
         return None
     host, sep, port = rest.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host:
         return None
+    if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        shown = port if len(port) <= 20 else port[:20] + "..."
+        raise RayUnavailableError(
+            f"{option or '--ray ' + address}: the port {shown!r} is not a number 1..65535; give the cluster's "
+            "address as HOST:6379 or ray://HOST:10001 (or auto)")
     return host, int(port)
 
 
@@ -83,7 +91,7 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     target, via = address, ""
     if address == "auto":
         target, via = os.environ.get("RAY_ADDRESS", ""), " (RAY_ADDRESS)"
-    where = host_port(target)
+    where = host_port(target, f"--ray auto: RAY_ADDRESS={target}" if via else None)
     if where is None:
         return
     try:

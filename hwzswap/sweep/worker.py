@@ -34,7 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hwzswap.errors import HwzswapError
+from hwzswap.cliargs import file_name, output_file, seconds
+from hwzswap.errors import HwzswapError, OutputError
 from hwzswap.fileio import write_atomic
 from hwzswap.yamlfile import read_bounded
 
@@ -148,9 +149,7 @@ def _from_document(rec: dict[str, Any], doc: dict[str, Any], exit_code: int,
             rec["status"] = "ok"
             return
         rec["status"] = "failed"
-        rec["failure"] = "mismatch"
-        rec["reason"] = (f"{result.get('mismatches', 0)} pages mismatched through the stack, "
-                         f"{result.get('raw_mismatches', 0)} through the codec alone")
+        rec["failure"], rec["reason"] = _why_failed(doc, result, stderr)
     elif doc.get("skipped"):
         rec["status"] = "failed"
         rec["failure"] = "unavailable"
@@ -164,6 +163,33 @@ def _from_document(rec: dict[str, Any], doc: dict[str, Any], exit_code: int,
         rec["failure"] = "error"
         rec["reason"] = "the bench wrote a results document without this backend"
     rec["stderr_tail"] = _tail(stderr)
+
+
+def _count(result: dict[str, Any], key: str) -> int:
+    v = result.get(key)
+    return v if type(v) is int else 0
+
+
+def _why_failed(doc: dict[str, Any], result: dict[str, Any], stderr: str) -> tuple[str, str]:
+    """``(failure, reason)`` of a bench that wrote a result for the run's backend and exited 1:
+    pages that came back wrong or not at all (``mismatch``, with the counts that are not 0),
+    or the bench's ``failed`` entries (``error``: a device marked failed during the run, a
+    backend that failed to close...), or, when the document says neither, the bench's last
+    line of stderr (``exit``)."""
+    pages = [f"{n} {what}" for n, what in (
+        (_count(result, "mismatches"), "pages mismatched through the stack"),
+        (_count(result, "raw_mismatches"), "pages mismatched through the codec alone"),
+        (_count(result, "load_failures"), "pages did not come back (load failures)")) if n]
+    entries = [f for f in doc.get("failed") or [] if isinstance(f, dict)]
+    errors = [f"{f.get('phase') or 'run'}: {f.get('error') or 'no message'}" for f in entries]
+    if result.get("device_failed") is True and not any(f.get("phase") == "device"
+                                                       for f in entries):
+        errors.append("device: the device was marked failed during the run")
+    if pages:
+        return "mismatch", "; ".join(pages + errors)
+    if errors:
+        return "error", "; ".join(errors)
+    return "exit", f"exit status 1: {_last_line(stderr) or 'no failure in the results document'}"
 
 
 def bench_command(runspec: dict[str, Any], config_path: str = CONFIG_FILE,
@@ -322,8 +348,10 @@ def main(argv: list[str] | None = None) -> int:
                     "1 when it is not, 2 when the file is neither.")
     ap.add_argument("record", metavar="RECORD.json",
                     help="the run's record, DIR/runs/RUN_ID.json (or a runspec as JSON)")
-    ap.add_argument("-o", "--output", help="write the new record here (default: stdout)")
-    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds (default 3600)")
+    ap.add_argument("-o", "--output", type=file_name,
+                    help="write the new record here (default: stdout); checked before the run")
+    ap.add_argument("--timeout", type=seconds, default=3600.0,
+                    help="seconds (default 3600, at most a week)")
     ap.add_argument("--keep", metavar="DIR",
                     help=f"run in DIR (new or empty) and leave the run's {CONFIG_FILE} and "
                          f"{RESULT_FILE} there: the record's 'command' can then be run again "
@@ -331,14 +359,22 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         runspec = read_runspec(args.record)
+        if args.output:  # before the run, so a run of an hour is not lost to a bad -o
+            output_file(args.output, "-o")
         rec = execute_run(runspec, args.timeout, keep=args.keep)
-    except WorkerInputError as exc:
+    except (WorkerInputError, OutputError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     text = json.dumps(rec, indent=2, sort_keys=False, default=str) + "\n"
     if args.output:
         # whole or not at all: a reader (or a sweep resumed from runs/) never sees half a record
-        write_atomic(args.output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        try:
+            write_atomic(args.output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        except OSError as exc:  # changed under the run: the record goes to stdout instead
+            sys.stdout.write(text)
+            print(f"{prog}: error: -o {args.output}: cannot write the record: "
+                  f"{exc.strerror or exc}; it is on standard output instead", file=sys.stderr)
+            return 2
     else:
         sys.stdout.write(text)
     return 0 if rec["status"] == "ok" else 1

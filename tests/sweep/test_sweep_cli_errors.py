@@ -74,6 +74,21 @@ def test_a_ray_address_where_nothing_listens_is_refused_at_once(
     assert not out.exists() and not ray.is_initialized()
 
 
+def test_a_ray_address_with_a_bad_port_is_refused_before_anything(
+        small_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``localhost:99999`` passed unchecked to ray.init, which hung past 30 s and left the
+    output directory behind."""
+    out = tmp_path / "out"
+    assert main(["sweep", str(small_sweep), "--ray", "localhost:99999", "-o", str(out)]) == 2
+    assert ("hwzswap sweep: error: --ray localhost:99999: the port '99999' is not a number "
+            "1..65535" in capsys.readouterr().err)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:0")
+    assert main(["sweep", str(small_sweep), "--ray", "auto", "-o", str(out), "--quiet"]) == 2
+    assert "--ray auto: RAY_ADDRESS=127.0.0.1:0: the port '0'" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_the_address_check(monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
@@ -83,9 +98,13 @@ def test_the_address_check(monkeypatch: pytest.MonkeyPatch) -> None:
     assert host_port("10.0.0.1:6379") == ("10.0.0.1", 6379)
     assert host_port("ray://head.example:10001") == ("head.example", 10001)
     assert host_port("[::1]:6379") == ("::1", 6379)
-    for resolved_by_ray in ("auto", "local", "head", "head:port", "anyscale://x", "h:0"):
+    for resolved_by_ray in ("auto", "local", "head", "anyscale://x"):
         assert host_port(resolved_by_ray) is None
         check_reachable(resolved_by_ray)  # left to Ray: no error here
+    for bad_port in ("head:port", "h:0", "localhost:99999", "ray://h:65536", "h:", "h:٣"):
+        with pytest.raises(RayUnavailableError, match=r"^--ray .*: the port .* is not a number "
+                                                      r"1\.\.65535; give the cluster's address"):
+            check_reachable(bad_port)  # Ray would try it for minutes
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()

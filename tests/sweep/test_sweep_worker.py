@@ -110,3 +110,106 @@ def test_a_file_larger_than_any_record_is_refused_unread(tmp_path: Path) -> None
     os.mkfifo(fifo)
     with pytest.raises(HwzswapError, match=rf"^{fifo}: cannot read it: a FIFO, not a regular"):
         read_runspec(fifo)
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "1e308", "0", "604801"])
+def test_a_timeout_that_is_no_duration_is_refused(timeout: str, swept: dict[str, Any],
+                                                  tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``--timeout 1e308`` was taken, and every run then FAILED with ``[worker]
+    OverflowError``; ``nan`` and ``inf`` went to the worker as they were."""
+    from hwzswap.cli import main
+
+    path = _record_path(swept, "lz4", 90)
+    with pytest.raises(SystemExit) as exc:
+        worker_main([str(path), "--timeout", timeout, "--keep", str(tmp_path / "k")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --timeout: must be" in err and "Traceback" not in err
+    assert not (tmp_path / "k").exists()  # nothing ran
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(tmp_path / "s.yaml"), "--timeout", timeout])
+    assert exc.value.code == 2 and "argument --timeout: must be" in capsys.readouterr().err
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_run(
+        swept: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``-o /tmp`` (a directory) was found out after the run: a traceback, the record lost."""
+    path = _record_path(swept, "lz4", 90)
+    keep = tmp_path / "k"
+    (tmp_path / "file").write_text("x")
+    for out, why in ((tmp_path, "is a directory"),
+                     (tmp_path / "file" / "r.json", "is not a directory")):
+        assert worker_main([str(path), "-o", str(out), "--keep", str(keep)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"python -m hwzswap.sweep.worker: error: -o {out}: ")
+        assert why in err and "Traceback" not in err
+        assert not keep.exists()  # refused before the run
+
+
+def _bench_document(backend: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A real results document of the bench for one backend (48 pages, reclaim mode)."""
+    from hwzswap.bench.corpus import load_bundled
+    from hwzswap.bench.runner import BenchRun, run_bench
+    from hwzswap.bench.workload import build_workload
+
+    return run_bench(build_workload("roundtrip", load_bundled(max_pages=48), seed=0),
+                     BenchRun(backends=[backend], config=config, warm_up=False,
+                              batching="reclaim"))
+
+
+def test_a_run_whose_device_was_marked_failed_says_so(tmp_path: Path) -> None:
+    """The bench exits 1 when its device was marked failed during the run; the record said
+    "mismatch: 0 pages mismatched ..." for it. It now gives the bench's own reason, and keeps
+    "mismatch" for pages that came back wrong or not at all."""
+    import threading
+    import time
+    from typing import ClassVar
+
+    from hwzswap.backends.contract import Capabilities
+    from hwzswap.backends.lz4 import Lz4Backend
+    from hwzswap.backends.registry import registered
+    from hwzswap.bench.runner import bench_failed
+    from hwzswap.sweep.worker import _from_document, base_record
+
+    class Stalls(Lz4Backend):
+        """Its first two batch calls from the engine's thread hang past the deadline."""
+
+        name = "test-sweep-stalls"
+        stalls: ClassVar[int] = 2
+
+        @property
+        def capabilities(self) -> Capabilities:
+            return Capabilities(batch=True, preferred_batch=32)
+
+        def compress_batch(self, pages: Any) -> Any:
+            if threading.current_thread() is not threading.main_thread() and Stalls.stalls:
+                Stalls.stalls -= 1
+                time.sleep(0.2)
+            return super().compress_batch(pages)
+
+    with registered(Stalls):
+        doc = _bench_document(Stalls.name, {"zswap": {"device_timeout_ms": 50,
+                                                      "device_fail_after": 2}})
+    assert bench_failed(doc) and doc["results"][0]["device_failed"] is True
+    spec = {"run_id": "r", "coords": {}, "settings": {}, "backend": Stalls.name, "config": {},
+            "bench_args": []}
+    rec = base_record(spec)
+    _from_document(rec, doc, 1, "stderr text\n")
+    assert (rec["status"], rec["failure"]) == ("failed", "error")
+    assert rec["reason"].startswith("device: the device was marked failed during the run (")
+    assert "mismatched" not in rec["reason"]
+    # pages that came back wrong or were lost are named with their counts, the device too
+    doc["results"][0].update(mismatches=0, raw_mismatches=0, load_failures=3)
+    rec = base_record(spec)
+    _from_document(rec, doc, 1, "")
+    assert rec["failure"] == "mismatch"
+    assert rec["reason"].startswith("3 pages did not come back (load failures); device: the "
+                                    "device was marked failed")
+    # an exit 1 the document does not explain: the bench's last line
+    ok = _bench_document("lz4", {})
+    assert not bench_failed(ok)
+    rec = base_record({**spec, "backend": "lz4"})
+    _from_document(rec, ok, 1, "hwzswap bench: error: something else\n")
+    assert (rec["failure"], rec["reason"]) == ("exit", "exit status 1: hwzswap bench: error: "
+                                                       "something else")
