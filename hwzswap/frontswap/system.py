@@ -418,7 +418,16 @@ def open_zswap(
         pool = _build_pool(cfg)
         system = SwapSystem(cfg, backend, pool, owns_backend=owns)
         path = swap_path if swap_path is not None else cfg.swap.path
-        system.swapon(0, cfg.swap.nr_pages, path=path)
+        try:
+            system.swapon(0, cfg.swap.nr_pages, path=path)
+        except SwapDeviceError as exc:  # the file named by the config (or the override)
+            if swap_path is not None:
+                where = f"swap_path={os.fspath(swap_path)!r} (in place of {cfg.source}'s swap.path)"
+            elif path is None:
+                where = f"{cfg.source}: swap.path (null: a temporary swap file)"
+            else:
+                where = f"{cfg.source}: swap.path"
+            raise SwapDeviceError(f"{where}: {exc}") from exc
     except BaseException:
         if system is not None:
             system.close()

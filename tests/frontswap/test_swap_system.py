@@ -258,3 +258,62 @@ def test_operations_after_close_raise(make_system):
         s.swap_out(0, 0, bytes(4096))
     with pytest.raises(SwapDeviceError, match="closed"):
         s.swapon(3, 4)
+
+
+def _yaml_config(tmp_path: Path, swap_path: str | None, name: str = "c.yaml") -> Path:
+    path = tmp_path / name
+    swap = {"nr_pages": 16, "path": swap_path}
+    path.write_text(yaml.safe_dump({"zswap": {"compressor": "lz4"}, "swap": swap}))
+    return path
+
+
+def test_a_swap_file_the_config_names_that_cannot_be_used_names_the_file_and_key(tmp_path):
+    """The device's refusals said only the path ('/tmp: cannot open swap file: Is a
+    directory'); a user with several configs could not tell which one, nor which key."""
+    private = tmp_path / "private.dat"
+    private.write_text("someone's data\n")
+    private.chmod(0o644)
+    (tmp_path / "a-dir").mkdir()
+    cases = [  # (swap.path, what the device's message names, why)
+        (tmp_path / "a-dir", tmp_path / "a-dir", "cannot open swap file: Is a directory"),
+        (private, private, "mode 0644 lets other users open it"),
+        (tmp_path / "no-such-dir" / "x.img", tmp_path / "no-such-dir",
+         "cannot open the swap file's directory"),
+    ]
+    for swap_path, shown, why in cases:
+        cfg = _yaml_config(tmp_path, str(swap_path))
+        with pytest.raises(SwapDeviceError) as info:
+            open_zswap(cfg)
+        msg = str(info.value)
+        assert msg.startswith(f"{cfg}: swap.path: {shown}: "), msg
+        assert why in msg
+        assert isinstance(info.value.__cause__, SwapDeviceError)
+    # lost nothing: the refused file is as it was, no file appeared where none was
+    assert private.read_text() == "someone's data\n" and not (tmp_path / "no-such-dir").exists()
+    assert stat.S_IMODE(private.stat().st_mode) == 0o644
+
+
+def test_a_refused_swap_path_override_names_the_argument_not_the_config_key(tmp_path):
+    cfg = _yaml_config(tmp_path, str(tmp_path / "fine.img"))
+    (tmp_path / "a-dir").mkdir()
+    with pytest.raises(SwapDeviceError) as info:
+        open_zswap(cfg, swap_path=tmp_path / "a-dir")
+    msg = str(info.value)
+    assert msg.startswith(f"swap_path={str(tmp_path / 'a-dir')!r} (in place of {cfg}'s "
+                          f"swap.path): "), msg
+    assert not (tmp_path / "fine.img").exists()
+
+
+def test_a_temporary_swap_file_that_cannot_be_made_names_the_null_swap_path(
+        tmp_path, monkeypatch):
+    import tempfile
+
+    not_a_dir = tmp_path / "plain-file"
+    not_a_dir.write_text("x")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_dir))  # where the temporary file goes
+    cfg = _yaml_config(tmp_path, None)
+    with pytest.raises(SwapDeviceError) as info:
+        open_zswap(cfg)
+    assert str(info.value).startswith(f"{cfg}: swap.path (null: a temporary swap file): "
+                                      f"{not_a_dir}"), str(info.value)
+    assert not_a_dir.read_text() == "x"
