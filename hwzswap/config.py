@@ -543,7 +543,9 @@ def _compressor(value: Any, p: _Problems) -> CompressorConfig | None:
         except HwzswapError as exc:
             p.add(f"{key}.params.{_key(pk)}", _clip(str(exc)))
             bad = True
-        except Exception as exc:  # a backend's check that breaks on an odd value type
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a backend's check that breaks on an odd value type
             p.add(f"{key}.params.{_key(pk)}", f"backend {name!r} could not check "
                                               f"{excerpt(pv)}: {type(exc).__name__}")
             bad = True
@@ -554,7 +556,9 @@ def _compressor(value: Any, p: _Problems) -> CompressorConfig | None:
     except HwzswapError as exc:  # a cross-parameter rule of the backend
         p.add(f"{key}.params", _clip(str(exc)))
         return None
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         p.add(f"{key}.params", f"backend {name!r} could not check its parameters: "
                                f"{type(exc).__name__}: {_clip(str(exc), 200)}")
         return None

@@ -13,8 +13,9 @@ and then ``hwzswap.get_backend("mycodec-myaccel")`` and config files can select 
 from __future__ import annotations
 
 import importlib
+import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -27,6 +28,7 @@ from hwzswap.errors import (
     BackendUnavailableError,
     HwzswapError,
     UnknownBackendError,
+    excerpt,
 )
 
 ENTRY_POINT_GROUP = "hwzswap.backends"
@@ -44,6 +46,11 @@ _BUILTINS: dict[str, str] = {
 
 _registered: dict[str, type[Backend]] = {}
 _load_errors: dict[str, str] = {}
+#: Entry points already warned about (shadowed by a built-in, or a name declared twice).
+_warned: set[tuple[str, ...]] = set()
+
+#: What a backend name may be: it is written in configs, file names, tables and JSON keys.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -147,16 +154,52 @@ def registered(*classes: type[Backend]) -> Iterator[None]:
                 _registered[name] = old
 
 
-def _entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+@dataclass(frozen=True)
+class _Conflict:
+    """A name declared by more than one entry point: loading it is refused (which one a config
+    meant cannot be known)."""
+
+    values: tuple[str, ...]
+
+
+def _warn_once(key: tuple[str, ...], message: str) -> None:
+    """A :class:`RuntimeWarning` once a process, attributed to no source line (the cause is an
+    installed package, not the code that happened to list the backends)."""
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn_explicit(message, RuntimeWarning, filename="hwzswap", lineno=0,
+                               module=__name__)
+
+
+def _entry_points() -> dict[str, EntryPoint | _Conflict]:
+    out: dict[str, EntryPoint | _Conflict] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        old = out.get(ep.name)
+        if old is None or (isinstance(old, EntryPoint) and old.value == ep.value):
+            out[ep.name] = ep  # the same declaration seen twice (a path listed twice) is one
+        else:
+            values = old.values if isinstance(old, _Conflict) else (old.value,)
+            out[ep.name] = _Conflict((*values, ep.value))
+    return out
 
 
 def _sources() -> dict[str, tuple[str, Any]]:
-    """Every known name with where it comes from. Built-ins win over entry points."""
+    """Every known name with where it comes from. Built-ins win over entry points: an entry
+    point named like a built-in is ignored, with a :class:`RuntimeWarning` saying so (a config
+    naming ``lz4`` always means the built-in lz4)."""
     out: dict[str, tuple[str, Any]] = {}
     for name, ep in _entry_points().items():
-        out[name] = (f"entry-point {ep.value}", ep)
+        if isinstance(ep, _Conflict):
+            out[name] = (f"entry-points {', '.join(ep.values)}", ep)
+        else:
+            out[name] = (f"entry-point {ep.value}", ep)
     for name, path in _BUILTINS.items():
+        if name in out:
+            shadowed = out[name][0]
+            _warn_once(("shadowed", name, shadowed),
+                       f"hwzswap: {shadowed} is ignored: {name!r} is a built-in backend's name, "
+                       f"and that name always means the built-in; rename the entry point (and "
+                       f"its class's 'name') to select that driver")
         out[name] = ("builtin", path)
     for name, cls in _registered.items():
         out[name] = ("registered", cls)
@@ -164,8 +207,14 @@ def _sources() -> dict[str, tuple[str, Any]]:
 
 
 def _load(name: str, how: Any) -> type[Backend]:
+    if isinstance(how, _Conflict):
+        raise TypeError(f"{len(how.values)} installed packages declare a backend named "
+                        f"{name!r} ({', '.join(how.values)}); uninstall or rename all but one")
     if isinstance(how, type):
         return how
+    if not (type(name) is str and _NAME_RE.fullmatch(name)):
+        raise TypeError(f"{name!r} is not a backend name (1..64 letters, digits and ._+-, "
+                        f"starting with a letter or digit); rename the entry point")
     if isinstance(how, EntryPoint):
         obj = how.load()
     else:
@@ -179,7 +228,41 @@ def _load(name: str, how: Any) -> type[Backend]:
         raise TypeError(f"{obj.__name__} is registered as {name!r} but its class attribute "
                         f"'name' is {obj.name!r}; make the entry point's name and the class's "
                         f"'name' the same")
+    _check_params(obj)
     return obj
+
+
+def _check_params(cls: type[Backend]) -> None:
+    """``cls.PARAMS`` is a mapping of parameter names to :class:`Param` (``None`` or a list
+    broke ``hwzswap backends`` for every backend, far from the driver at fault)."""
+    params = cls.PARAMS
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{cls.__name__}.PARAMS must be a mapping of parameter names to "
+                        f"hwzswap.backends.Param, got {type(params).__name__}")
+    for key, spec in params.items():
+        if type(key) is not str or not isinstance(spec, Param):
+            raise TypeError(f"{cls.__name__}.PARAMS[{key!r}] must be a hwzswap.backends.Param "
+                            f"under a string name, got {type(spec).__name__}")
+
+
+def _availability(name: str, cls: type[Backend]) -> tuple[bool, str | None]:
+    """``cls.availability()``, checked: a driver whose check raises or answers something other
+    than ``(bool, reason)`` is a :class:`BackendLoadError` naming it, not a traceback."""
+    try:
+        answer = cls.availability()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit included: a driver must not end the process
+        raise BackendLoadError(f"backend {name!r}: availability() raised {type(exc).__name__}: "
+                               f"{exc} (a bug in the driver)") from exc
+    if not (isinstance(answer, tuple) and len(answer) == 2 and type(answer[0]) is bool
+            and (answer[1] is None or type(answer[1]) is str)):
+        raise BackendLoadError(f"backend {name!r}: availability() must return (bool, reason "
+                               f"or None), got {excerpt(answer)} (a bug in the driver)")
+    ok, reason = answer
+    if not ok and not reason:
+        reason = "its availability() says it cannot run here and gives no reason"
+    return ok, reason
 
 
 def get_backend_class(name: str) -> type[Backend]:
@@ -197,7 +280,9 @@ def get_backend_class(name: str) -> type[Backend]:
         raise BackendUnavailableError(
             f"backend {name!r} ({source}) could not be loaded: {type(exc).__name__}: {exc}"
         ) from exc
-    except Exception as exc:  # the package itself is broken: a bug, not this machine
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the package is broken (sys.exit at import too): a bug
         raise BackendLoadError(
             f"backend {name!r} ({source}) could not be loaded: {type(exc).__name__}: {exc} "
             f"(a bug in the driver's package, not a missing dependency)"
@@ -207,14 +292,14 @@ def get_backend_class(name: str) -> type[Backend]:
 def get_backend(name: str, **params: Any) -> Backend:
     """Build the backend ``name`` with ``params`` (a plain dict, e.g. from YAML)."""
     cls = get_backend_class(name)
-    ok, reason = cls.availability()
+    ok, reason = _availability(name, cls)
     if not ok:
         raise BackendUnavailableError(f"backend {name!r} cannot run here: {reason}")
     try:
         return cls(**params)
-    except HwzswapError:
+    except (HwzswapError, KeyboardInterrupt):
         raise
-    except Exception as exc:  # a driver's own bug or a device that would not open
+    except BaseException as exc:  # a driver's own bug (even sys.exit) or a device that failed
         raise BackendError(
             f"backend {name!r} failed to start: {cls.__name__}"
             f"() raised {type(exc).__name__}: {exc}"
@@ -241,22 +326,26 @@ def available_backends() -> list[BackendInfo]:
     for name, (source, how) in sorted(_sources().items()):
         try:
             cls = _load(name, how)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # one broken driver (sys.exit at import too) is one row
             rows.append(
                 BackendInfo(name, False, f"{type(exc).__name__}: {exc}", source, None, None)
             )
             continue
         try:
-            ok, reason = cls.availability()
-        except Exception as exc:  # availability() must not take the listing down
-            ok, reason = False, f"availability check failed: {type(exc).__name__}: {exc}"
+            ok, reason = _availability(name, cls)
+        except BackendLoadError as exc:  # availability() must not take the listing down
+            ok, reason = False, f"availability check failed: {exc}"
         caps = in_use = None
         if ok:
             try:
                 inst = cls()
                 caps, in_use = inst.capabilities.to_dict(), inst.describe()
                 inst.close()
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 ok, reason = False, f"{type(exc).__name__}: {exc}"
         params = {k: p.default for k, p in cls.PARAMS.items()}
         specs = [param_spec(k, p) for k, p in cls.PARAMS.items()]
