@@ -121,7 +121,11 @@ def describe_structure(structure: dict[str, Any]) -> str:
     """``reclaim 32 · readahead 8 · folios 1:75% 16:25%`` (what a stream was cut into)."""
     if not structure:
         return ""
-    mix = " ".join(f"{size}:{share:.0%}" for size, share in structure.get("folio_mix", []))
+    try:
+        mix = " ".join(f"{size}:{float(share):.0%}"
+                       for size, share in structure.get("folio_mix", []))
+    except (TypeError, ValueError):  # not pairs of numbers: shown as given, never a traceback
+        mix = str(structure.get("folio_mix"))[:60]
     return (f"reclaim {structure.get('reclaim_batch')} · readahead "
             f"{structure.get('load_batch')} · folios {mix}")
 
@@ -173,12 +177,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         c = wl.counts()
         loads = (f"{c['loads']} loads in {c['load_ops']} clusters" if "load_ops" in c
                  else f"{c['loads']} loads")
-        err.print(
+        err.print(  # the name is the file's: plain text, never rich markup
             f"workload {wl.name}: {wl.nr_pages} pages, {c['ops']} ops "
             f"({c['store_pages']} stores in {c['store_ops']} reclaim passes, {loads}, "
             f"{c['invalidates']} invalidates), seed {wl.seed}; "
             f"{describe_structure(wl.structure)}",
-            highlight=False,
+            highlight=False, markup=False,
         )
     doc = run_bench(wl, BenchRun(backends=names, config=args.config,
                                  progress=show_progress, console=err, repeat=args.repeat,
@@ -195,7 +199,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         for what, where in (("results", args.json), ("table", args.markdown),
                             ("plot", args.plot)):
             if where:
-                err.print(f"wrote {what} to {where}", highlight=False)
+                err.print(f"wrote {what} to {where}", highlight=False, markup=False)
     else:  # no table, but a backend that did not run is still said, on stderr
         for s in doc.get("skipped", []):
             print(f"hwzswap bench: skipped {s['backend']}: {s['reason']}", file=sys.stderr)

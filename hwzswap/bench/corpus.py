@@ -116,24 +116,84 @@ def load_pages(path: Path | str) -> np.ndarray:
     return _as_pages(raw, str(path))
 
 
-def _zstd_decompress(raw: bytes, path: Path) -> bytes:
+#: Environment variable: the most memory (MiB) a decompressed page file or workload section
+#: may take (default :data:`DEFAULT_MAX_INFLATED_MB`, and never more than half the memory
+#: available), so a small crafted file cannot make hwzswap allocate without bound.
+MAX_INFLATED_ENV = "HWZSWAP_MAX_INFLATED_MB"
+DEFAULT_MAX_INFLATED_MB = 4096  # 1 Mi pages
+_INFLATE_STEP = 2048  # compressed bytes per step: at most ~64 MiB of output past the limit
+
+
+def _available_bytes() -> int | None:
+    """``MemAvailable`` from /proc/meminfo, or None where there is none."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def max_inflated_bytes() -> int:
+    """How many bytes a decompressed page file or workload section may take (see
+    :data:`MAX_INFLATED_ENV`); an unusable value of the variable is a :class:`CorpusError`."""
+    env = os.environ.get(MAX_INFLATED_ENV, "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise CorpusError(f"{MAX_INFLATED_ENV}={env[:40]!r}: expected a whole number of "
+                              f"MiB >= 1")
+        limit = int(env) << 20
+    else:
+        limit = DEFAULT_MAX_INFLATED_MB << 20
+    avail = _available_bytes()
+    if avail is not None:
+        limit = min(limit, max(avail // 2, 64 << 20))
+    return limit
+
+
+def inflate_limit_hint(limit: int) -> str:
+    """What to say about the limit in an error (its size and how to raise it)."""
+    return (f"the limit is {limit >> 20} MiB ({MAX_INFLATED_ENV}, default "
+            f"{DEFAULT_MAX_INFLATED_MB}, at most half the memory available)")
+
+
+def _zstd_decompress(raw: bytes, path: Path, limit: int | None = None) -> bytes:
     """Decompress every frame; a truncated last frame is an error, never a shorter corpus.
 
     (A streamed frame -- what capture writes -- has no content size in its header, and zstd's
     stream reader returns a truncated frame's bytes without complaint, so check each frame ends.)
+    The input goes in small steps, so the output stops soon after ``limit`` bytes
+    (:func:`max_inflated_bytes`): a few KiB of crafted zstd can expand to gigabytes.
     """
     import zstandard
 
+    limit = max_inflated_bytes() if limit is None else limit
     parts = []
+    total = 0
+    pos = 0
+    view = memoryview(raw)
     try:
-        while raw:
+        while pos < len(raw):
             d = zstandard.ZstdDecompressor().decompressobj()
-            parts.append(d.decompress(raw))
+            while not d.eof and pos < len(raw):
+                step = bytes(view[pos:pos + _INFLATE_STEP])
+                pos += len(step)
+                out = d.decompress(step)
+                total += len(out)
+                if total > limit:
+                    raise CorpusError(
+                        f"{path}: the pages decompress to more than {limit >> 20} MiB "
+                        f"({len(raw)} bytes compressed); {inflate_limit_hint(limit)}. Use a "
+                        f"smaller page file, or raise {MAX_INFLATED_ENV} if it is genuine"
+                    )
+                parts.append(out)
             if not d.eof:
                 raise CorpusError(
                     f"{path}: the zstd data is truncated; re-create or re-copy the file"
                 )
-            raw = d.unused_data
+            pos -= len(d.unused_data)
     except zstandard.ZstdError as exc:
         raise CorpusError(f"{path}: not valid zstd data ({exc}); re-create the file") from None
     return b"".join(parts)

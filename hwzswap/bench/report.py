@@ -338,6 +338,7 @@ def print_table(doc: Mapping[str, Any], console: Any = None) -> None:
     """The results as a rich table, with skipped/failed backends listed under it."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from rich import box
 
@@ -356,8 +357,9 @@ def print_table(doc: Mapping[str, Any], console: Any = None) -> None:
         if all(sum(widths[i] + 3 for i in g) <= console.width for g in groups):
             break
     for n, cols in enumerate(groups):
-        table = Table(title=f"hwzswap bench: {_title(doc)}" if n == 0 else None,
-                      caption=_machine_line(doc) if n == len(groups) - 1 else None,
+        # every string is plain Text: names come from files and drivers, never rich markup
+        table = Table(title=Text(f"hwzswap bench: {_title(doc)}") if n == 0 else None,
+                      caption=Text(_machine_line(doc)) if n == len(groups) - 1 else None,
                       header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
         for i in cols:
             name, justify = COLUMNS[i]
@@ -366,7 +368,7 @@ def print_table(doc: Mapping[str, Any], console: Any = None) -> None:
             r = doc["results"][j] if j < len(doc["results"]) else None
             bad = (r is None or r["mismatches"] or r.get("load_failures")
                    or r.get("device_failed"))
-            table.add_row(*(row[i] for i in cols), style="red" if bad else None)
+            table.add_row(*(Text(row[i]) for i in cols), style="red" if bad else None)
         console.print(table)
     for note in _notes(doc):
         console.print(note, style="red" if note.startswith("FAILED") else "dim", markup=False,

@@ -212,9 +212,13 @@ def compile_workload(workload: Workload, chunk_page_ops: int = CHUNK_PAGE_OPS) -
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged into ``base`` in place (nested mappings key by key), on copies of its
+    mappings, so ``base`` never shares (and a later merge never edits) the caller's dicts."""
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(base.get(key), dict):
             _merge(base[key], value)
+        elif isinstance(value, Mapping):
+            base[key] = _merge({}, value)
         else:
             base[key] = value
     return base
@@ -239,9 +243,14 @@ def backend_config(base: Any, backend: Backend, workload: Workload, batching: st
     """
     from hwzswap.config import load_config
 
+    from hwzswap.bench.workload import check_config_overrides
+
     d = base.to_dict()
     d["zswap"]["compressor"] = {"name": backend.name, "params": dict(backend.params)}
-    _merge(d, workload.config_overrides)
+    # Checked here too, for a Workload built in code: only the keys a workload may set (never
+    # the compressor the row names), each value valid, the swap no larger than the stream.
+    _merge(d, check_config_overrides(workload.config_overrides, f"workload {workload.name!r}",
+                                     slots=max(workload.nr_slots, workload.nr_pages)))
     if overrides:
         _merge(d, overrides)
     if batching is not None:

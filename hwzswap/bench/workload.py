@@ -380,6 +380,62 @@ def pool_limit_overrides(limit_pages: int) -> dict[str, Any]:
     return {"memory": {"total_ram_mb": best[1]}, "zswap": {"max_pool_percent": best[2]}}
 
 
+#: The config keys a workload may override: the ones the generators write (the pool limit and
+#: the swap size the stream needs). Anything else (the compressor, the engine, the swap file's
+#: limits) belongs to the bench's own config and options, never to a workload file.
+OVERRIDE_KEYS: dict[str, tuple[str, ...]] = {
+    "memory": ("total_ram_mb",),
+    "zswap": ("max_pool_percent",),
+    "swap": ("nr_pages",),
+}
+
+
+def check_config_overrides(over: Any, where: str, slots: int | None = None) -> dict[str, Any]:
+    """``config_overrides`` of a workload, checked: only :data:`OVERRIDE_KEYS`, each value as
+    the config loader checks it, and ``swap.nr_pages`` no more than the ``slots`` the stream
+    needs (when given). Returns a plain copy; raises :class:`WorkloadError` starting with
+    ``where`` (the file) and naming ``config_overrides.<key>``."""
+    from hwzswap.config import load_config
+    from hwzswap.errors import ConfigError
+
+    if not isinstance(over, Mapping):
+        raise WorkloadError(f"{where}: config_overrides must be a mapping, got "
+                            f"{type(over).__name__}{_REDO}")
+    out: dict[str, Any] = {}
+    for section, body in over.items():
+        allowed = OVERRIDE_KEYS.get(section) if isinstance(section, str) else None
+        if allowed is None:
+            raise WorkloadError(
+                f"{where}: config_overrides.{str(section)[:40]}: not a key a workload may "
+                f"override (it may set only {_override_names()}){_REDO}")
+        if not isinstance(body, Mapping):
+            raise WorkloadError(f"{where}: config_overrides.{section} must be a mapping, got "
+                                f"{type(body).__name__}{_REDO}")
+        for key in body:
+            if key not in allowed:
+                raise WorkloadError(
+                    f"{where}: config_overrides.{section}.{str(key)[:40]}: not a key a workload "
+                    f"may override (it may set only {_override_names()}); the compressor and "
+                    f"the engine come from the bench's --config and options{_REDO}")
+        out[section] = dict(body)
+    nr = out.get("swap", {}).get("nr_pages")
+    if slots is not None and nr.__class__ is int and nr > max(slots, 1):
+        raise WorkloadError(
+            f"{where}: config_overrides.swap.nr_pages is {nr}, more than the {max(slots, 1)} "
+            f"slots and pages the stream uses (a workload sizes the swap for its own stream)"
+            f"{_REDO}")
+    try:
+        load_config(out)
+    except ConfigError as exc:
+        msg = str(exc).replace("<dict>: ", "config_overrides.")
+        raise WorkloadError(f"{where}: {msg}{_REDO}") from None
+    return out
+
+
+def _override_names() -> str:
+    return ", ".join(f"{s}.{k}" for s, keys in OVERRIDE_KEYS.items() for k in keys)
+
+
 def _positive(name: str, what: str, value: Any) -> int:
     if value.__class__ is not int or value < 1:
         raise WorkloadError(f"workload {name!r}: {what} must be a whole number >= 1, got "
@@ -986,26 +1042,51 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], int]:
                             f"file is damaged{_REDO}") from None
     if not isinstance(header, dict) or header.get("format") != FILE_FORMAT:
         raise WorkloadError(f"{path}: header does not describe a {FILE_FORMAT}")
-    if header.get("version") != version:
-        raise WorkloadError(f"{path}: header version {str(header.get('version'))[:20]} does "
-                            f"not match the file's version {version}")
+    hv = header.get("version")
+    if hv.__class__ is not int or hv != version:
+        raise WorkloadError(f"{path}: header version {str(json.dumps(hv))[:20]} does not match "
+                            f"the file's version {version} (a whole number){_REDO}")
     return header, 16 + head_len
 
 
 def _inflate(blob: bytes, expect: int, key: str, src: Path) -> bytes:
-    """Decompress one section, reading at most ``expect`` + 1 bytes (a damaged frame cannot
-    make it allocate more than the header announced)."""
+    """Decompress one section into at most ``expect`` + 1 bytes, read in steps (a damaged
+    frame cannot make it allocate more than it really holds), refusing up front a section
+    whose announced size is beyond the memory limit
+    (:func:`~hwzswap.bench.corpus.max_inflated_bytes`)."""
+    from hwzswap.bench.corpus import inflate_limit_hint, max_inflated_bytes
+    from hwzswap.errors import CorpusError
+
+    try:
+        limit = max_inflated_bytes()
+    except CorpusError as exc:
+        raise WorkloadError(str(exc)) from None
+    if expect > limit:
+        raise WorkloadError(
+            f"{src}: the header announces a {key} section of {expect >> 20} MiB, more than "
+            f"this machine may take; {inflate_limit_hint(limit)}. A damaged header, or a "
+            f"workload too large for this machine{_REDO}")
+    parts: list[bytes] = []
+    got = 0
     try:
         with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob)) as r:
-            out = r.read(expect + 1)
+            while got <= expect:
+                chunk = r.read(min(_READ_STEP, expect + 1 - got))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                got += len(chunk)
     except zstandard.ZstdError as exc:
         raise WorkloadError(f"{src}: the {key} section does not decompress ({exc}){_REDO}"
                             ) from None
-    if len(out) != expect:
-        raise WorkloadError(f"{src}: the {key} section holds {len(out)}"
-                            f"{'+' if len(out) > expect else ''} bytes, the header says {expect}"
+    if got != expect:
+        raise WorkloadError(f"{src}: the {key} section holds {got}"
+                            f"{'+' if got > expect else ''} bytes, the header says {expect}"
                             f"{_REDO}")
-    return out
+    return b"".join(parts)
+
+
+_READ_STEP = 16 << 20  # bytes per read of a section (no allocation the data does not fill)
 
 
 def load_workload(path: str | Path) -> Workload:
@@ -1054,14 +1135,20 @@ def load_workload(path: str | Path) -> Workload:
         ops = _decode_ops(blobs["ops"], count, entries, str(src))
         if "folios" in blobs:
             ops = _decode_folios(blobs["folios"], ops, str(src))
-        if int(header.get("page_size", 0)) != PAGE_SIZE:
-            raise WorkloadError(f"{src}: page size {str(header.get('page_size'))[:20]}; this "
-                                f"hwzswap works in {PAGE_SIZE}-byte pages")
+        page_size = header.get("page_size")
+        if page_size.__class__ is not int or page_size != PAGE_SIZE:
+            raise WorkloadError(f"{src}: header field page_size is "
+                                f"{str(json.dumps(page_size))[:20]}; this hwzswap works in "
+                                f"{PAGE_SIZE}-byte pages (the whole number {PAGE_SIZE})")
         pages = np.frombuffer(blobs["pages"], dtype=np.uint8).reshape(n, PAGE_SIZE).copy()
+        for field_name in ("name", "params", "corpus"):
+            _check_header_type(header, field_name, src)
         params = dict(header.get("params") or {})
         structure = header.get("structure")
-        if version < 2 or not isinstance(structure, dict):
+        if version < 2 or structure is None:
             structure = _v1_structure(ops, params)
+        else:
+            structure = _check_structure_field(structure, src)
         sizing = header.get("pool_sizing")
         if sizing is not None:
             frac = sizing.get("held_fraction") if isinstance(sizing, dict) else None
@@ -1075,7 +1162,9 @@ def load_workload(path: str | Path) -> Workload:
             seed=_whole_number(header["seed"], "seed", src, MAX_SEED),
             pages=pages,
             ops=ops,
-            config_overrides=dict(header.get("config_overrides") or {}),
+            config_overrides=check_config_overrides(
+                header.get("config_overrides", {}), str(src),
+                slots=max(n, max((max(op.offsets) for op in ops), default=-1) + 1)),
             params=params,
             corpus=dict(header.get("corpus") or {}),
             structure=dict(structure),
@@ -1092,7 +1181,69 @@ def load_workload(path: str | Path) -> Workload:
         raise WorkloadError(f"{src}: pages do not match the header's sha256: the file is "
                             f"damaged{_REDO}")
     wl.validate()
+    _check_consistency(header, wl, src)
     return wl
+
+
+_HEADER_TYPES: dict[str, tuple[type, str]] = {
+    "name": (str, "a string"), "params": (dict, "a mapping"), "corpus": (dict, "a mapping"),
+}
+
+
+def _check_header_type(header: Mapping[str, Any], key: str, src: Path) -> None:
+    """Header field ``key`` has its type (a name is a short string; params and corpus are
+    mappings, or absent for the optional ones)."""
+    want, what = _HEADER_TYPES[key]
+    value = header[key] if key == "name" else header.get(key)
+    if value is None and key != "name":
+        return
+    if not isinstance(value, want) or (key == "name" and not 0 < len(value) <= 200):
+        raise WorkloadError(f"{src}: header field {key} must be {what}"
+                            f"{' of 1 to 200 characters' if key == 'name' else ''}, got "
+                            f"{str(json.dumps(value))[:40]}{_REDO}")
+
+
+def _check_structure_field(structure: Any, src: Path) -> dict[str, Any]:
+    """A version-2 header's ``structure``: ``reclaim_batch`` and ``load_batch`` whole numbers
+    >= 1 and a valid ``folio_mix``, returned canonical."""
+    if not isinstance(structure, dict):
+        raise WorkloadError(f"{src}: header field structure must be a mapping, got "
+                            f"{type(structure).__name__}{_REDO}")
+    out = dict(structure)
+    for key in ("reclaim_batch", "load_batch"):
+        value = structure.get(key)
+        if value.__class__ is not int or not 1 <= value <= MAX_STRUCTURE:
+            raise WorkloadError(f"{src}: header field structure.{key} is "
+                                f"{str(json.dumps(value))[:40]}; expected a whole number 1.."
+                                f"{MAX_STRUCTURE}{_REDO}")
+    try:
+        out["folio_mix"] = _mix_json(parse_folio_mix(structure.get("folio_mix"),
+                                                     "structure.folio_mix"))
+    except WorkloadError as exc:
+        raise WorkloadError(f"{src}: header field {exc}{_REDO}") from None
+    return out
+
+
+MAX_STRUCTURE = 1 << 20  # a reclaim pass or readahead window larger than this is no kernel's
+
+
+def _check_consistency(header: Mapping[str, Any], wl: Workload, src: Path) -> None:
+    """The header's summary of the stream (``nr_slots``, ``types``, the ``ops`` counts) must
+    be the stream's: the header has no checksum of its own, so an edit to it, or damage the
+    section checksums cannot see, shows here."""
+    counts = wl.counts()
+    counts["count"] = counts.pop("ops")
+    said = header.get("ops", {})
+    for key, value in counts.items():
+        if key in said and said[key] != value:
+            raise WorkloadError(f"{src}: header field ops.{key} is "
+                                f"{str(json.dumps(said[key]))[:40]}, the stream has {value}: "
+                                f"the header was edited or damaged{_REDO}")
+    for key, value in (("nr_slots", wl.nr_slots), ("types", wl.types)):
+        if key in header and header[key] != value:
+            raise WorkloadError(f"{src}: header field {key} is "
+                                f"{str(json.dumps(header[key]))[:40]}, the stream's is {value}: "
+                                f"the header was edited or damaged{_REDO}")
 
 
 def _v1_structure(ops: list[Op], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -1131,6 +1282,7 @@ __all__ = [
     "SplitMix64",
     "Workload",
     "build_workload",
+    "check_config_overrides",
     "folio_layout",
     "is_workload_file",
     "load_workload",
