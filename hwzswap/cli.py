@@ -36,6 +36,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="hwzswap backends")
     for col in ("name", "available", "device", "time basis", "async", "batch", "params / reason"):
@@ -52,14 +53,16 @@ def _cmd_backends(args: argparse.Namespace) -> int:
         )
         if r.in_use and r.in_use != f"{r.name} on {caps.get('device')}":
             detail += f"\nin use: {r.in_use}"  # e.g. a device backend's tuned configuration
+        # names, devices, parameters and reasons come from drivers (third-party ones too):
+        # plain Text, never parsed as rich markup
         table.add_row(
-            r.name,
-            "yes" if r.available else "[red]no[/red]",
-            caps.get("device", ""),
-            caps.get("time_basis", ""),
+            Text(str(r.name)),
+            Text("yes") if r.available else Text("no", style="red"),
+            Text(str(caps.get("device", ""))),
+            Text(str(caps.get("time_basis", ""))),
             "yes" if caps.get("asynchronous") else ("no" if caps else ""),
-            batch,
-            detail,
+            Text(batch),
+            Text(detail),
         )
     Console(width=max(100, Console().width)).print(table)
     return 0

@@ -279,7 +279,10 @@ def run_stats(config: Any, pages: int, seed: int = 0,
 def _print_table(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    # Paths, backend names and a driver's counter names are the user's or the driver's
+    # strings: shown as plain text (Text, markup=False), never parsed as rich markup.
     console = Console()
     c = report["counters"]
     title = (
@@ -289,7 +292,7 @@ def _print_table(report: dict[str, Any]) -> None:
     )
     # The header goes on its own line, unwrapped: a table title wraps at the
     # table's width, which splits a long config path across lines.
-    console.print(title, soft_wrap=True, highlight=False)
+    console.print(title, soft_wrap=True, highlight=False, markup=False)
     table = Table(show_lines=False)
     table.add_column("group")
     table.add_column("counter")
@@ -302,31 +305,32 @@ def _print_table(report: dict[str, Any]) -> None:
             shown.add(key)
             v = c[key]
             text = f"{v:,.0f}" if isinstance(v, float) else f"{v:,}"
-            table.add_row(group if i == 0 else "", key, text)
+            table.add_row(group if i == 0 else "", Text(key), text)
     rest = [k for k in c if k not in shown]
     for i, key in enumerate(rest):
-        table.add_row("other" if i == 0 else "", key, str(c[key]))
+        table.add_row("other" if i == 0 else "", Text(str(key)), Text(str(c[key])))
     console.print(table)
     own = report.get("backend_counters") or {}
     if own:
-        bt = Table(title=f"{report['backend']} ({report.get('device', '')}): its own counters",
+        bt = Table(title=Text(f"{report['backend']} ({report.get('device', '')}): its own "
+                              f"counters"),
                    show_lines=False)
         bt.add_column("counter")
         bt.add_column("value", justify="right")
         for key, v in own.items():
-            bt.add_row(key, _cell(v))
+            bt.add_row(Text(str(key)), Text(_cell(v)))
         console.print(bt)
     n = max(report["pages"], 1)
     console.print(
         f"swap_out {report['swap_out_s'] * 1e6 / n:.1f} µs/page, "
         f"swap_in {report['swap_in_s'] * 1e6 / n:.1f} µs/page (host time; engine mode "
         f"{report.get('batching', '?')}; {_warm_up_words(report.get('warm_up'))})",
-        highlight=False, soft_wrap=True,
+        highlight=False, soft_wrap=True, markup=False,
     )
     modeled = report.get("modeled_device_us")
     if modeled is not None:
         console.print(f"modelled device time {modeled:,.1f} µs in all, {modeled / n:.2f} µs/page "
-                      f"({report['backend']} is {report['time_basis']})")
+                      f"({report['backend']} is {report['time_basis']})", markup=False)
 
 
 def _warm_up_words(warm: dict[str, Any] | None) -> str:
