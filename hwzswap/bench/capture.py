@@ -491,7 +491,9 @@ def _wait_mid_work(
     """Block until a trigger fires; returns (trigger, seconds waited)."""
     t0 = time.monotonic()
     rss_target = None if wait_rss_mb is None else int(wait_rss_mb * 1024)
-    needle = None if wait_line is None else wait_line.encode()
+    # the bytes the user typed: a non-UTF-8 argument (surrogate-escaped by Python) is matched
+    # as those bytes, as the program would print them
+    needle = None if wait_line is None else os.fsencode(wait_line)
     peak = 0
     seen = 0
     while True:
@@ -570,6 +572,9 @@ def capture(
     for name, v in (("wait_seconds", wait_seconds), ("wait_rss_mb", wait_rss_mb)):
         if v is not None and v < 0:
             raise CaptureError(f"{name} must not be negative, got {v}")
+    if wait_line is not None and not wait_line:
+        raise CaptureError("--wait-line is empty: it would match at once; give the text the "
+                           "command prints when it is mid-work")
     if wait_seconds is None and wait_rss_mb is None and wait_line is None:
         wait_seconds = 1.0
     output = Path(output)

@@ -50,3 +50,26 @@ def test_report_and_output_on_one_file_are_refused(tmp_path: Path,
                  "--", "sleep", "5"]) == 2
     assert "same file" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_wait_line_that_is_not_utf8_is_matched_as_its_bytes(tmp_path: Path) -> None:
+    """``--wait-line $'\\xff'`` (Python surrogate-escapes it) raised UnicodeEncodeError; it is
+    now matched as the byte the user typed."""
+    import os
+    import sys
+
+    out = tmp_path / "c.pages"
+    prog = ("import sys, time; x = bytearray(1 << 20); sys.stdout.buffer.write(b'mid \\xff\\n');"
+            " sys.stdout.flush(); time.sleep(30)")
+    line = os.fsdecode(b"\xff")
+    assert main(["capture", "-o", str(out), "--wait-line", line, "--timeout", "20", "--",
+                 sys.executable, "-c", prog]) == 0
+    assert out.stat().st_size > 0
+
+
+def test_an_empty_wait_line_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                       ) -> None:
+    out = tmp_path / "c.pages"
+    assert main(["capture", "-o", str(out), "--wait-line", "", "--", "sleep", "5"]) == 2
+    assert "--wait-line is empty" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
