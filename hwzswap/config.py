@@ -133,13 +133,13 @@ def _bool(v: Any) -> str | None:
 def _text_number_hint(v: Any) -> str:
     """For a string that reads as a number (YAML 1.1 reads ``1e3`` as text: its floats need a
     dot and a signed exponent): how to write it."""
-    if type(v) is str and len(v) <= 40:
+    if type(v) is str and len(v) <= 40 and any(c.isdigit() for c in v):
         try:
             float(v)
         except ValueError:
             return ""
         return " (YAML read it as text: write a number with a dot, e.g. 1.0e+3 for 1e3)"
-    return ""
+    return ""  # 'nan' and 'inf' too: no number is meant
 
 
 def _number(lo: float, hi: float, *, strict: bool, why: str) -> Check:

@@ -5,10 +5,13 @@ an unquoted on/off is taken as the word where the knob's words are on/off, and
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwzswap.cli import main
 from hwzswap.config import (
@@ -132,5 +135,27 @@ def test_a_number_yaml_read_as_text_says_how_to_write_it(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match=r"zswap\.device_timeout_ms: .*got '1e3' \(YAML read "
                                           r"it as text: write a number with a dot"):
         load_config(path)
+    for text in ("nan", "inf", "soon"):  # no number meant: no hint
+        with pytest.raises(ConfigError) as info:
+            load_config(_write(tmp_path, f"zswap: {{device_timeout_ms: {text}}}\n"))
+        assert "YAML read it as text" not in str(info.value)
     assert load_config(_write(tmp_path, "zswap: {device_timeout_ms: 1.0e+3}\n")
                        ).zswap.device_timeout_ms == 1000.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.floats(), st.integers(min_value=-(10**400), max_value=10**400)))
+def test_any_number_for_a_bounded_knob_is_accepted_in_range_or_named_never_raised(
+        value: float) -> None:
+    for key, lo, hi, section, extra in (
+            ("device_timeout_ms", 0, MAX_DEVICE_TIMEOUT_MS, "zswap", {}),
+            ("read_mb_s", MIN_MB_S, MAX_MB_S, "swap", {"model": "custom", "write_mb_s": 1})):
+        raw = {section: {**extra, key: value}}
+        inside = (lo < value if key == "device_timeout_ms" else lo <= value) and value <= hi
+        if inside:
+            got = getattr(getattr(load_config(raw), section), key)
+            assert got == value and math.isfinite(got)
+        else:
+            with pytest.raises(ConfigError, match=rf"^<dict>: {section}\.{key}: must be a "
+                                                  rf"finite number"):
+                load_config(raw)
