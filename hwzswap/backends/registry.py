@@ -210,7 +210,8 @@ def _load(name: str, how: Any) -> type[Backend]:
     if isinstance(how, _Conflict):
         raise TypeError(f"{len(how.values)} installed packages declare a backend named "
                         f"{name!r} ({', '.join(how.values)}); uninstall or rename all but one")
-    if isinstance(how, type):
+    if isinstance(how, type):  # registered at run time
+        _check_params(how)
         return how
     if not (type(name) is str and _NAME_RE.fullmatch(name)):
         raise TypeError(f"{name!r} is not a backend name (1..64 letters, digits and ._+-, "

@@ -160,3 +160,22 @@ def test_a_config_selecting_a_broken_driver_fails_cleanly_in_stats(
         res = _run(site, ["-m", "hwzswap", "stats", "--config", str(cfg), "--pages", "4"])
         assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
         assert f"{cfg}: zswap.compressor" in res.stderr and why in res.stderr, res.stderr
+
+
+def test_a_class_registered_at_run_time_with_bad_params_is_one_broken_row() -> None:
+    import hwzswap
+    from hwzswap.backends.lz4 import Lz4Backend
+    from hwzswap.backends.registry import available_backends, registered
+    from hwzswap.errors import BackendLoadError
+
+    class ListParams(Lz4Backend):
+        name = "test-list-params"
+        PARAMS = ["acceleration"]  # type: ignore[assignment]
+
+    with registered(ListParams):
+        rows = {r.name: r for r in available_backends()}
+        assert rows["test-list-params"].available is False
+        assert "ListParams.PARAMS must be a mapping" in rows["test-list-params"].reason
+        assert rows["lz4"].available is True
+        with pytest.raises(BackendLoadError, match="got list"):
+            hwzswap.get_backend("test-list-params")
