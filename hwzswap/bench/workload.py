@@ -965,6 +965,7 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
         "sections": layout,
         "generator": f"hwzswap {__version__}",
     }
+    header[HEADER_SHA_KEY] = _header_sha256(header)
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
 
     def write(tmp: Path) -> None:
@@ -978,6 +979,18 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
     except OSError as exc:
         raise WorkloadError(f"{path}: cannot write the workload file: "
                             f"{exc.strerror or exc}") from exc
+
+
+#: The header's own checksum: sha256 of the header without this key, as canonical JSON (keys
+#: sorted, no spaces). Files written before it have none and are read as they were; with it,
+#: an edited field the stream cannot prove (name, seed, params, the pool size) is caught.
+HEADER_SHA_KEY = "header_sha256"
+
+
+def _header_sha256(header: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in header.items() if k != HEADER_SHA_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
 
 
 #: What to do about a damaged or cut-short workload file (the end of such errors).
@@ -1046,6 +1059,10 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], int]:
     if hv.__class__ is not int or hv != version:
         raise WorkloadError(f"{path}: header version {str(json.dumps(hv))[:20]} does not match "
                             f"the file's version {version} (a whole number){_REDO}")
+    if HEADER_SHA_KEY in header and header[HEADER_SHA_KEY] != _header_sha256(header):
+        raise WorkloadError(f"{path}: the header fails its {HEADER_SHA_KEY} check: it was "
+                            f"edited or damaged (a workload's name, seed, parameters and pool "
+                            f"size are part of what it is){_REDO}")
     return header, 16 + head_len
 
 

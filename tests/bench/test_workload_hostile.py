@@ -21,6 +21,7 @@ from hwzswap.bench.corpus import MAX_INFLATED_ENV, load_pages, save_pages
 from hwzswap.bench.runner import backend_config, base_config
 from hwzswap.bench.workload import (
     FILE_MAGIC,
+    _header_sha256,
     build_workload,
     load_workload,
     read_header,
@@ -41,13 +42,21 @@ def saved(pages: np.ndarray, tmp_path: Path) -> Path:
     return save_workload(build_workload("roundtrip", pages, seed=2), tmp_path / "w.hwzwl")
 
 
-def _edit(path: Path, mutate: Callable[[dict[str, Any]], None], *, version: int = 2) -> Path:
+def _reseal(header: dict[str, Any]) -> None:
+    """Recompute the header's checksum, as a deliberate editor would: the checks behind it
+    must catch the edit on their own."""
+    header["header_sha256"] = _header_sha256(header)
+
+
+def _edit(path: Path, mutate: Callable[[dict[str, Any]], None], *, reseal: bool = True) -> Path:
     """A copy of ``path`` with its header changed by ``mutate`` (the data area kept)."""
     header, start = read_header(path)
     mutate(header)
+    if reseal:
+        _reseal(header)
     head = json.dumps(header).encode()
     out = path.with_name("edited.hwzwl")
-    out.write_bytes(FILE_MAGIC + struct.pack("<II", version, len(head)) + head
+    out.write_bytes(FILE_MAGIC + struct.pack("<II", 2, len(head)) + head
                     + path.read_bytes()[start:])
     return out
 
@@ -76,6 +85,22 @@ def test_config_overrides_are_checked_when_the_file_is_loaded(saved, mutate, say
     assert main(["bench", "--workload", str(bad), "--backends", "lz4", "--json", str(out),
                  "--quiet"]) == 2
     assert not out.exists()
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda h: h.__setitem__("seed", 3),
+    lambda h: h.__setitem__("name", "pressure"),
+    lambda h: h["config_overrides"]["zswap"].__setitem__("max_pool_percent", 12),
+    lambda h: h.__setitem__("params", {"load_batch": 4}),
+    lambda h: h.__setitem__("header_sha256", "0" * 64),
+])
+def test_an_edited_header_fails_its_checksum(saved, mutate):
+    """Fields the stream cannot prove (seed, name, the pool size) loaded silently when
+    edited; the header's own sha256 catches that."""
+    with pytest.raises(WorkloadError, match="fails its header_sha256 check"):
+        load_workload(_edit(saved, mutate, reseal=False))
+    old = _edit(saved, lambda h: h.pop("header_sha256"), reseal=False)
+    assert load_workload(old).seed == 2  # a file from before the checksum still loads
 
 
 def test_a_workload_built_in_code_cannot_override_the_compressor(pages):
@@ -140,6 +165,7 @@ def _pages_bomb(path: Path, n_bytes: int, pages_claimed: int) -> Path:
         pos += len(blob)
         area += blob
     header["pages"] = pages_claimed
+    _reseal(header)
     head = json.dumps(header).encode()
     out = path.with_name("bomb.hwzwl")
     out.write_bytes(FILE_MAGIC + struct.pack("<II", 2, len(head)) + head + area
