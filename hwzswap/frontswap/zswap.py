@@ -122,6 +122,12 @@ class WritebackTarget(Protocol):
         """Write one page; raise :class:`SwapDeviceError` on failure."""
 
 
+#: The most pool pages one new object can take: a fresh zspage, up to 16 pages (zsmalloc's
+#: largest ZSMALLOC_CHAIN_SIZE). A batch further than this per item below the limit cannot
+#: reach it, so it goes into the pool in one write; bytes are no guide (after writeback had
+#: emptied zspages, 31 objects of a pass took 81 pool pages).
+_OBJECT_PAGES = 16
+
 # Counters reported by stats(), all plain int attributes of the cache.
 _COUNTERS = (
     "zswpout",
@@ -611,7 +617,8 @@ class ZswapCache:
         if len(idx) < len(todo):  # the batch went whole: drop its same-filled pages' items
             batch = batch.take(idx)
             todo = todo[idx] if self._pcsums is not None else todo
-        stored, _ = self._commit(tree, [offs[i] for i in idx], todo, batch)
+        stored, _ = self._commit(tree, [offs[i] for i in idx], todo, batch, None,
+                                 _staged_groups(groups or [len(pages)], idx))
         for k in stored:
             results[idx[k]] = True
         return results
@@ -626,7 +633,8 @@ class ZswapCache:
         The limit is checked folio by folio (``groups``: the folio sizes; ``None``: the batch
         is one folio), as the kernel's zswap_store checks each folio of a reclaim pass: each
         refused folio has reclaimed (one writeback batch) before the next is checked, and
-        from the first folio the pool has room for, the rest of the pass goes on. (One check
+        from the first folio the pool has room for, the rest of the pass is compressed (and
+        checked again, folio by folio, as it goes into the pool: :meth:`_commit`). (One check
         for the whole pass refused it all on one writeback: under pressure the batched modes
         refused about half of all stores, page mode 4 %.)"""
         if not self._enabled:
@@ -646,14 +654,14 @@ class ZswapCache:
                 todo = pages[idx]  # the admitted rows, one per position left
         return todo, idx
 
-    def _first_admitted(self, groups: list[int], store: bool = True) -> tuple[int, str | None]:
+    def _first_admitted(self, groups: list[int]) -> tuple[int, str | None]:
         """The pool is at its limit: check it folio by folio (``groups``: the folio sizes), as
         the kernel's zswap_store checks each folio, each refused folio reclaiming before the
         next is checked. Returns the position of the first folio the pool has room for (the
         batch's length: none) and why the ones before it were refused."""
         start, why = 0, None
         for size in groups:
-            ok, reason = self._check_limits(store)
+            ok, reason = self._check_limits()
             if ok:
                 break
             start, why = start + size, reason  # the refusals' reason, not the pass's None
@@ -680,42 +688,81 @@ class ZswapCache:
         return (pages if len(same) * 4 < n else pages[keep]), idx
 
     def _commit(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
-                batch: CompressedBatch, staged: _StagedBatch | None = None, skip: int = 0
+                batch: CompressedBatch, staged: _StagedBatch | None = None,
+                groups: list[int] | None = None, store: bool = True
                 ) -> tuple[list[int], list[int]]:
         """The store's second half, for a compressed batch: each item that compressed well goes
-        into the pool (one batch write, under the lock) and the index; the others are rejected
-        by reason; one the pool has no room for is retried after a writeback. ``offs``/``pages``:
-        the items' slots and pages. Returns the items stored and the items rejected (indices).
+        into the pool and the index; the others are rejected by reason; one the pool has no
+        room for is retried after a writeback. ``offs``/``pages``: the items' slots and pages.
+        Returns the items stored and the items rejected (indices).
+
+        The pool limit is checked before each folio goes in (``groups``: the items' folio
+        sizes; ``None``: one folio), as the kernel's zswap_store checks each folio: a folio
+        that finds the pool at its limit reclaims, and is refused if that did not make room.
+        A batch whose objects fit well under the limit goes in with one batch write. (Checked
+        only before compression, a reclaim pass went in whole: 61 pages past a 176-page limit
+        where page mode went 7.) ``store``: a store's check (``pool_limit_hit``), not an async
+        completion's.
 
         ``staged`` (async mode): the items are that batch's staged pages. Only those still
         staged as such are committed (an invalidate, a newer store or an exclusive load may
         have taken one meanwhile; it is then in neither list), and a rejected one stays staged
-        for the caller to write to the device; the first ``skip`` items are the caller's (in
-        neither list)."""
+        for the caller to write to the device."""
         status, sizes = batch.status, batch.sizes
         good = (status == _OK) & (sizes <= self._max_len)
+        n = len(offs)
+        groups = groups or [n]
+        stored: list[int] = []
+        rejected: list[int] = []
+        if len(groups) > 1 and self.pool.pages + _OBJECT_PAGES * n < self._limit_gate:
+            groups = [n]  # so far under the limit that no folio can reach it: one batch write
+        lo = 0
+        for size in groups:
+            hi = lo + size
+            if self.pool.pages >= self._limit_gate:
+                ok, why = self._check_limits(store)
+                if not ok:
+                    with self._lock:
+                        for k in range(lo, hi):
+                            if staged is None or self._is_staged_locked(staged, k):
+                                self._reject_locked(tree, offs[k], why,
+                                                    keep_staged=staged is not None)
+                                rejected.append(k)
+                    lo = hi
+                    continue
+            self._commit_items(tree, offs, pages, batch, good, lo, hi, staged, stored, rejected)
+            lo = hi
+        return stored, rejected
+
+    def _commit_items(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
+                      batch: CompressedBatch, good: np.ndarray, lo: int, hi: int,
+                      staged: _StagedBatch | None, stored: list[int], rejected: list[int]
+                      ) -> None:
+        """Items ``lo..hi`` of a batch into the pool (one batch write, under the lock) and the
+        index, or rejected; appends to ``stored``/``rejected``."""
+        status, sizes = batch.status, batch.sizes
         retry: list[tuple[int, int | None, int | None]] = []
         self._acquire()
         try:
+            ok = good[lo:hi]
             if staged is None:
-                assert not skip, "skip applies to a staged batch"
-                put = np.flatnonzero(good)
-                bad = [] if good.all() else np.flatnonzero(~good).tolist()
+                put = np.flatnonzero(ok) + lo
+                bad = [] if ok.all() else (np.flatnonzero(~ok) + lo).tolist()
             else:
-                live = np.fromiter((self._is_staged_locked(staged, k) for k in range(len(offs))),
-                                   dtype=bool, count=len(offs))
-                live[:skip] = False
-                put = np.flatnonzero(good & live)
-                bad = np.flatnonzero(~good & live).tolist()
+                live = np.fromiter((self._is_staged_locked(staged, k) for k in range(lo, hi)),
+                                   dtype=bool, count=hi - lo)
+                put = np.flatnonzero(ok & live) + lo
+                bad = (np.flatnonzero(~ok & live) + lo).tolist()
             csums = (None if self._csums is None
                      else [_crc32(batch[k]) for k in put.tolist()])  # type: ignore[arg-type]
             pcsums = (None if self._pcsums is None
                       else [_crc32(pages[k]) for k in put.tolist()])
             handles = self.pool.malloc_write_batch(batch.buffer, batch.offsets, sizes, put)
-            stored = put[:len(handles)].tolist()
-            self._insert_locked(tree, [offs[k] for k in stored], handles,
+            done = put[:len(handles)].tolist()
+            self._insert_locked(tree, [offs[k] for k in done], handles,
                                 None if csums is None else csums[:len(handles)],
                                 None if pcsums is None else pcsums[:len(handles)])
+            stored.extend(done)
             for j in range(len(handles), len(put)):
                 retry.append((int(put[j]), None if csums is None else csums[j],
                               None if pcsums is None else pcsums[j]))
@@ -724,18 +771,17 @@ class ZswapCache:
                 self._reject_locked(tree, offs[k], why, keep_staged=staged is not None)
         finally:
             self._release()
-        rejected = bad
+        rejected.extend(bad)
         for j, (k, csum, pcsum) in enumerate(retry):
             data = batch.item_bytes(k)
             assert data is not None
-            ok = self._store_after_reclaim(tree, offs[k], data, csum, pcsum,
-                                           None if staged is None else (staged, k),
-                                           after_reclaim=j > 0)
-            if ok:
+            res = self._store_after_reclaim(tree, offs[k], data, csum, pcsum,
+                                            None if staged is None else (staged, k),
+                                            after_reclaim=j > 0)
+            if res:
                 stored.append(k)
-            elif ok is not None:
+            elif res is not None:
                 rejected.append(k)
-        return stored, rejected
 
     # -- async mode ----------------------------------------------------------------------------
 
@@ -780,19 +826,12 @@ class ZswapCache:
         # 202 pages against 74). So it is checked again as the batch lands, folio by folio as
         # a store is (_admit): the folios the pool has no room for, after the same reclaim,
         # are refused and go to the device.
-        start, why = 0, None
-        if self.pool.pages >= self._limit_gate:
-            start, why = self._first_admitted(staged.groups, store=False)
         stored, rejected = self._commit(tree, staged.offs, staged.pages, batch, staged,
-                                        skip=start)
+                                        staged.groups, store=False)
         with self._lock:
-            refused = [k for k in range(start) if self._is_staged_locked(staged, k)]
-            for k in refused:
-                self._reject_locked(tree, staged.offs[k], why, keep_staged=True)
             # the rest were freed, replaced or loaded (exclusively) while in flight: each
             # page staged ends in exactly one of zswpout, a reject_* or here
-            self.staged_dropped += len(staged.offs) - len(stored) - len(rejected) - len(refused)
-        rejected = refused + rejected
+            self.staged_dropped += len(staged.offs) - len(stored) - len(rejected)
         if rejected:
             self._write_staged(staged, rejected)
         # A completion that took the pool to its limit reclaims as a store at the limit does

@@ -124,7 +124,9 @@ def test_driver_faults_are_reported_and_count(pages: np.ndarray) -> None:
     (r,) = doc["results"]
     f = r["faults"]
     assert f["driver"]["device_errors"] > 0
-    assert f["driver"]["sw_fallbacks"] == f["driver"]["device_errors"]
+    # every failed call counts: a readahead's sweep fails, then its retries one by one, and
+    # each retry that fails too falls back to software
+    assert 0 < f["driver"]["sw_fallbacks"] <= f["driver"]["device_errors"]
     assert f["driver"]["timeouts"] == 0 and f["driver"]["failed"] == 0
     assert f["raw"]["load_errors"] == f["load"]["errors"] == f["store"]["errors"] == 0
     assert f["any"] is True and f["passes_with_faults"] == 1
@@ -142,10 +144,10 @@ def test_faults_of_any_pass_are_summed(pages: np.ndarray) -> None:
     assert _FlakyOnTheEngine.budget == 0
     (r,) = doc["results"]
     f = r["faults"]
-    # not all 3: a fault in load_batch's unchecked fast path is redone on the checked path
-    # and counted nowhere (an engine accounting gap, reported to the engine's owner)
-    assert 1 <= f["driver"]["device_errors"] <= 3
-    assert f["driver"]["sw_fallbacks"] == f["driver"]["device_errors"]
+    assert f["driver"]["device_errors"] == 3  # each failed call, the readahead sweep's too
+    # every failed call counts: a readahead's sweep fails, then its retries one by one, and
+    # each retry that fails too falls back to software
+    assert 0 < f["driver"]["sw_fallbacks"] <= f["driver"]["device_errors"]
     assert f["any"] is True and f["passes_with_faults"] == 1
     assert rows(doc)[0][-2] != "-"
     assert schema_problems(doc) == []
