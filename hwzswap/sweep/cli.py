@@ -25,38 +25,51 @@ def _dry_run(spec: Any, plan: Any, out_dir: Path, console: Any) -> int:
     """List the runs; exit status 1 when the config loader here refuses some run's config."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from hwzswap.sweep import store
-    from hwzswap.sweep.plan import config_problem
+    from hwzswap.sweep.plan import config_problem, settings_problem
 
+    # every string from the user (values, paths, messages quoting them) is plain text, never
+    # markup: rich would read '[/b]' as markup and fail, or '[red]' and drop it
     done = store.existing_records(out_dir, [r.run_id for r in plan.runs])
     console.print(f"{spec.source}: {len(plan.runs)} runs ({plan.combinations} combinations, "
                   f"{plan.excluded} excluded, {plan.collapsed} merged: a params axis the "
-                  "backend does not take)", highlight=False, soft_wrap=True)
+                  "backend does not take)", highlight=False, soft_wrap=True, markup=False)
     table = Table()
     for col in ("#", "run id", *spec.axes, "resources", "in output", "config here"):
-        table.add_column(col, overflow="fold")
-    refused = []
+        table.add_column(Text(col), overflow="fold")
+    refused: list[str] = []
+    by_bench: list[int] = []
     for i, run in enumerate(plan.runs, 1):
         res = ", ".join(f"{k}={v:g}" for k, v in run.resources.items()
                         if not (k == "CPU" and v == 1.0))
         prior = done.get(run.run_id)
-        why = config_problem(run)
+        why = settings_problem(run)
         if why is not None:
-            refused.append(f"run {i} ({run.run_id}): the config loader here refuses it: {why}")
-        table.add_row(str(i), run.run_id,
-                      *(str(run.coords.get(a, "n/a")) for a in spec.axes),
-                      res or "-", prior["status"] if prior else "-",
+            refused.append(f"run {i} ({run.run_id}): the bench would refuse it: {why}")
+            by_bench.append(i)
+        else:
+            why = config_problem(run)
+            if why is not None:
+                refused.append(f"run {i} ({run.run_id}): the config loader here refuses it: "
+                               f"{why}")
+        table.add_row(str(i), Text(run.run_id),
+                      *(Text(str(run.coords.get(a, "n/a"))) for a in spec.axes),
+                      Text(res or "-"), Text(str(prior["status"]) if prior else "-"),
                       "ok" if why is None else "[red]refused[/red]")
     console.print(table)
     for line in refused:
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
     console.print(f"fixed: {spec.fixed or '-'}; output: {out_dir}", highlight=False,
-                  soft_wrap=True)
+                  soft_wrap=True, markup=False)
     if refused:  # these runs would fail: say so in the exit status, as the sweep itself would
+        by = ("the config loader refuses their config" if not by_bench else
+              "the bench would refuse their settings" if len(by_bench) == len(refused) else
+              "the bench would refuse their settings, or the config loader their config")
         Console(stderr=True).print(
-            f"hwzswap sweep: {len(refused)} of {len(plan.runs)} runs would fail: the config "
-            "loader refuses their config (see above)", highlight=False, soft_wrap=True)
+            f"hwzswap sweep: {len(refused)} of {len(plan.runs)} runs would fail: {by} (see "
+            "above)", highlight=False, soft_wrap=True)
         return 1
     return 0
 
@@ -103,7 +116,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not args.quiet:
         report.print_table(outcome.doc, args.group_by, console)
         for what, where in outcome.files.items():
-            err.print(f"wrote {what.replace('_', ' ')} to {where}", highlight=False)
+            err.print(f"wrote {what.replace('_', ' ')} to {where}", highlight=False, markup=False)
     else:  # no table, but each run that did not succeed is still named, on stderr
         for line in failure_lines(outcome.doc):
             print(f"hwzswap sweep: {line}", file=sys.stderr)

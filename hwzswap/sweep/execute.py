@@ -63,11 +63,15 @@ class _Progress:
         return self
 
     def done(self, rec: dict[str, Any]) -> None:
+        from rich.markup import escape
+        from rich.text import Text
+
         if self.console is not None and rec.get("status") != "ok":
-            self.console.print(f"[red]{rec['status'].upper()}[/red] {rec['run_id']}: "
-                               f"{rec.get('reason')}", highlight=False)
+            self.console.print(Text.assemble((str(rec.get("status")).upper(), "red"),
+                                             f" {rec.get('run_id')}: {rec.get('reason')}"),
+                               highlight=False)
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, description=rec["run_id"])
+            self._bar.update(self._task, advance=1, description=escape(str(rec.get("run_id"))))
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
@@ -92,12 +96,13 @@ def run_sweep(spec: SweepSpec, plan: Plan, out_dir: str | Path, *, jobs: int = 1
         from hwzswap.sweep.ray_exec import preflight
 
         preflight(ray)
+    store.check_writable(out_dir, [r.run_id for r in todo])
     out = store.prepare(out_dir)
     outcome = SweepOutcome(doc={}, out_dir=out, ran=[r.run_id for r in todo],
                            resumed=[rid for rid in ids if rid in records])
     if console is not None and outcome.resumed:
         console.print(f"resume: {len(outcome.resumed)} of {len(ids)} runs already in {out}",
-                      highlight=False)
+                      highlight=False, markup=False)
 
     def on_record(rec: dict[str, Any]) -> None:
         store.write_record(out, rec)

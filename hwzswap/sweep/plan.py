@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hwzswap.sweep.resources import run_resources
-from hwzswap.sweep.spec import SweepSpec
+from hwzswap.sweep.spec import SweepSpec, SweepSpecError, combinations_problem, same_value
 
 #: Bench options set by a run setting (the value is passed as the option's argument).
 BENCH_OPTIONS = {
@@ -159,9 +159,11 @@ def _declared_params(backend: str) -> set[str] | None:
 
 
 def _excluded(spec: SweepSpec, coords: dict[str, Any]) -> bool:
+    """Whether a partial combination of ``exclude`` matches ``coords``: values compared as
+    the sweep file's check compares them (:func:`~hwzswap.sweep.spec.same_value`), so an
+    exclude the check accepts does match."""
     for combo in spec.exclude:
-        if combo and all(name in coords and any(coords[name] == v and
-                                                type(coords[name]) is type(v) for v in values)
+        if combo and all(name in coords and any(same_value(coords[name], v) for v in values)
                          for name, values in combo.items()):
             return True
     return False
@@ -179,6 +181,9 @@ class Plan:
 
 def expand(spec: SweepSpec) -> Plan:
     """Every run of ``spec``: the product of the axes in the file's order, less ``exclude``."""
+    why = combinations_problem(spec.axes)
+    if why is not None:  # counted first: expanding them would take hours
+        raise SweepSpecError(f"{spec.source}: axes: {why}")
     names = list(spec.axes)
     declared: dict[str, set[str] | None] = {}
     runs: list[Run] = []
@@ -213,6 +218,28 @@ def expand(spec: SweepSpec) -> Plan:
     return Plan(runs=runs, combinations=combos, excluded=excluded, collapsed=collapsed)
 
 
+#: The settings a recorded workload file fixes itself: ``hwzswap bench`` refuses each of
+#: them together with one.
+WORKLOAD_FILE_FIXES = ("corpus", "pages", "seed", "load_batch", "reclaim_batch", "folio_pages")
+
+
+def settings_problem(run: Run) -> str | None:
+    """Why the bench would refuse the run's settings (``None``: it would not), found without
+    running it: a recorded workload file with a setting it fixes itself (its pages, seed...)."""
+    from hwzswap.bench.workload import WORKLOADS
+
+    workload = run.settings.get("workload")
+    if not isinstance(workload, str) or workload in WORKLOADS:
+        return None
+    given = [n for n in WORKLOAD_FILE_FIXES if run.settings.get(n) is not None]
+    if not given:
+        return None
+    return (f"the workload {os.path.basename(workload)} is a recorded workload file: its "
+            "pages, page count, seed, reclaim passes, folios and readahead clusters are its "
+            f"own, and the bench refuses {', '.join(given)} with it; drop them, or exclude "
+            "these runs")
+
+
 def config_problem(run: Run) -> str | None:
     """What the config loader says about the run's config here (``None``: it is valid).
 
@@ -228,4 +255,5 @@ def config_problem(run: Run) -> str | None:
     return None
 
 
-__all__ = ["BENCH_OPTIONS", "Plan", "Run", "config_problem", "expand", "run_config", "run_id"]
+__all__ = ["BENCH_OPTIONS", "WORKLOAD_FILE_FIXES", "Plan", "Run", "config_problem", "expand",
+           "run_config", "run_id", "settings_problem"]

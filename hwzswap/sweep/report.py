@@ -102,30 +102,34 @@ def table_rows(doc: dict[str, Any], group_by: str | None
 def print_table(doc: dict[str, Any], group_by: str | None, console: Any) -> None:
     """The grouped table on a rich console, and the reasons of the runs that did not succeed."""
     from rich.table import Table
+    from rich.text import Text
 
+    # every string here comes from the sweep file or the records: plain text, never markup, as
+    # rich would read '[/b]' as markup and fail, or '[red]' and drop it
     gb = check_group_by(doc, group_by)
     cols, sections = table_rows(doc, gb)
     r = doc["runs"]
     title = (f"sweep {doc['sweep']['source']}: {r['planned']} runs, {r['ok']} ok, "
              f"{r['failed']} failed, {r['unschedulable']} unschedulable"
              + (f", {r['missing']} missing" if r["missing"] else ""))
-    table = Table(title=title)
-    table.add_column(gb or "", overflow="fold")
+    table = Table(title=Text(title))
+    table.add_column(Text(gb or ""), overflow="fold")
     for c in cols:
-        table.add_column(c, overflow="fold",
+        table.add_column(Text(c), overflow="fold",
                          justify="left" if c in ("status", "host") else "right")
     for i, (group, rows) in enumerate(sections):
         if i:
             table.add_section()
         for j, row in enumerate(rows):
-            table.add_row(group if j == 0 else "", *row)
+            table.add_row(Text(group) if j == 0 else "", *map(Text, row))
     console.print(table)
     for rec in doc.get("records") or []:
         if rec.get("status") != "ok":
-            console.print(f"[red]{rec['run_id']}[/red]: {rec.get('status')} "
-                          f"({rec.get('failure')}): {rec.get('reason')}", highlight=False)
+            console.print(Text.assemble((str(rec.get("run_id")), "red"),
+                                        f": {rec.get('status')} ({rec.get('failure')}): "
+                                        f"{rec.get('reason')}"), highlight=False)
     for line in override_notes(doc):
-        console.print(f"[yellow]note[/yellow]: {line}", highlight=False)
+        console.print(Text.assemble(("note", "yellow"), f": {line}"), highlight=False)
 
 
 def override_notes(doc: dict[str, Any]) -> list[str]:

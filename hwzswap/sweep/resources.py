@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hwzswap.errors import ConfigError
+from hwzswap.errors import ConfigError, excerpt
 
 
 def _builtin(backend: str, params: Mapping[str, Any]) -> dict[str, float]:
@@ -33,15 +33,30 @@ def _builtin(backend: str, params: Mapping[str, Any]) -> dict[str, float]:
     return {}
 
 
+#: The largest amount of one resource a run may ask for (Ray's ``memory`` counts bytes, so a
+#: petabyte); a larger one is a typo, and an integer of hundreds of digits is no float.
+MAX_AMOUNT = 1e15
+
+
+def amount_problem(amount: Any) -> str | None:
+    """Why ``amount`` is not an amount of a resource (``None`` when it is one): a finite number
+    from 0 to :data:`MAX_AMOUNT` (``true`` is not a number here, ``.inf`` and ``.nan`` are
+    refused, as is an integer too large to be a float)."""
+    if type(amount) not in (int, float) or not 0 <= amount <= MAX_AMOUNT:
+        return f"must be a number from 0 to {MAX_AMOUNT:g}, got {excerpt(amount)}"
+    return None
+
+
 def _checked(backend: str, declared: Any) -> dict[str, float]:
     if not isinstance(declared, Mapping):
         raise ConfigError(f"backend {backend!r}: its resources must be a mapping "
-                          f"{{resource: amount}}, got {declared!r}")
+                          f"{{resource: amount}}, got {excerpt(declared)}")
     out: dict[str, float] = {}
     for name, amount in declared.items():
-        if type(name) is not str or not name or type(amount) not in (int, float) or amount < 0:
-            raise ConfigError(f"backend {backend!r}: resource {name!r}: the amount must be a "
-                              f"number >= 0, got {amount!r}")
+        why = amount_problem(amount)
+        if type(name) is not str or not name or why:
+            raise ConfigError(f"backend {backend!r}: resource {excerpt(name)}: the amount "
+                              f"{why or 'must be a number'}")
         out[name] = float(amount)
     return out
 
@@ -87,4 +102,4 @@ def fits(resources: Mapping[str, float], node: Mapping[str, float]) -> bool:
     return all(node.get(name, 0.0) >= amount for name, amount in resources.items() if amount > 0)
 
 
-__all__ = ["declared_resources", "fits", "ray_options", "run_resources"]
+__all__ = ["MAX_AMOUNT", "amount_problem", "declared_resources", "fits", "ray_options", "run_resources"]

@@ -101,6 +101,11 @@ class SweepSpec:
 def _Problems(source: str) -> Problems:  # noqa: N802 - the collector, raising SweepSpecError
     return Problems(source, SweepSpecError)
 
+def _kind(v: Any) -> str:
+    return {bool: "true/false", int: "a whole number", float: "a decimal number",
+            str: "a string"}.get(type(v), type(v).__name__)
+
+
 def _is_scalar(v: Any) -> bool:
     return v is None or type(v) in (str, int, float, bool)
 
@@ -149,9 +154,13 @@ def _folio_pages(v: Any) -> str | None:
     if type(v) is not int and not (type(v) is str and v.strip()):
         return f"must be a folio size or a mix such as '1:3,16:1', got {excerpt(v)}"
     try:
-        parse_folio_mix(str(v), "folio_pages")
+        mix = parse_folio_mix(str(v), "folio_pages")
     except WorkloadError as exc:
         return str(exc).removeprefix("folio_pages: ")
+    if not mix or abs(sum(share for _, share in mix) - 1.0) > 1e-3:
+        # weights whose sum overflows (1:1e308,16:1e308) share out to nothing
+        return (f"the weights of {excerpt(v)} are too large to share out (their sum is not a "
+                "finite number); give weights such as 1:3,16:1")
     return None
 
 
@@ -241,9 +250,19 @@ def _config_key_problem(section: str, key: str) -> str | None:
     return f"unknown config key{hint} ({section} keys: {', '.join(shown)})"
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two setting values are the same value: equal and of one type (``1``, ``1.0``
+    and ``true`` are three values, as each run's config and id take them). The one test of
+    duplicates, ``exclude`` and the plan's matching."""
+    return type(a) is type(b) and a == b
+
+
 def _check_value(name: str, value: Any) -> str | None:
     if not _is_scalar(value):
         return f"must be a single value (string, number, true/false or null), got {excerpt(value)}"
+    if type(value) is float and value != value:
+        return ("NaN (.nan) is no setting's value: it equals nothing, not even itself, so "
+                "it can neither be told from another NaN nor excluded; give a number")
     check = _CHECKS.get(name)
     return check(value) if check else None
 
@@ -273,7 +292,7 @@ def _check_input_files(name: str, values: list[Any], where: str, p: _Problems) -
     import os
     import stat
 
-    from hwzswap.bench.workload import WORKLOADS
+    from hwzswap.bench.workload import WORKLOADS, is_workload_file
 
     for value in values:
         if value is None or not isinstance(value, str) or (name == "workload"
@@ -292,6 +311,13 @@ def _check_input_files(name: str, values: list[Any], where: str, p: _Problems) -
             continue
         if not stat.S_ISREG(st.st_mode):
             p.add(where, f"{value}: not a regular file")
+        elif name == "corpus" and is_workload_file(value):
+            p.add(where, f"{value}: a recorded workload file, not a page file: give it as the "
+                         "setting workload (it holds its own pages)")
+        elif name == "workload" and not is_workload_file(value):
+            p.add(where, f"{value}: not a workload file (one written by `hwzswap record`); "
+                         f"built-in workloads are {', '.join(WORKLOADS)}, and a page file is "
+                         "the setting corpus")
 
 
 def _load_base_config(path: str, key: str, p: _Problems) -> dict[str, Any] | None:
@@ -375,6 +401,26 @@ def _check_params(spec: SweepSpec, backends: list[str], p: _Problems) -> None:
             p.add(where, f"no registered backend takes a parameter {param!r}{hint}")
 
 
+#: The most combinations of axis values a sweep may have. Each is a bench process of seconds
+#: to minutes, so a sweep of more runs for days; a long one is usually an axis too many.
+MAX_COMBINATIONS = 10_000
+
+
+def combinations_problem(axes: Mapping[str, list[Any]]) -> str | None:
+    """Why the axes give too many combinations to run (``None`` when they do not): counted as
+    the product of the axes' lengths, before anything is expanded (5 axes of 40 values are
+    102 million combinations, which the plan would expand for hours without a word)."""
+    import math
+
+    count = math.prod(len(v) for v in axes.values())
+    if count <= MAX_COMBINATIONS:
+        return None
+    sizes = " x ".join(f"{len(v)} {name}" for name, v in axes.items())
+    return (f"{count} combinations ({sizes}), more than the {MAX_COMBINATIONS} a sweep runs: "
+            "narrow the axes (fewer values, or a setting fixed instead of varied), or split "
+            "the sweep into several files")
+
+
 def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = None
                 ) -> SweepSpec:
     """Validate a sweep given as data (``source`` names it in messages)."""
@@ -417,7 +463,7 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
             continue
         seen: list[Any] = []
         for v in values:
-            if any(v == s and type(v) is type(s) for s in seen):
+            if any(same_value(v, s) for s in seen):
                 p.add(key, f"the value {excerpt(v)} is listed twice")
                 bad = True
             seen.append(v)
@@ -426,6 +472,10 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
         if name == "backend":
             backends += [(f"{key}[{i}]", v) for i, v in enumerate(values)]
         spec.axes[str(name)] = [_resolve(name, v, base) for v in values]
+
+    why = combinations_problem(spec.axes)
+    if why is not None:
+        p.add("axes", why)
 
     fixed = raw.get("fixed") or {}
     if not isinstance(fixed, Mapping):
@@ -474,8 +524,12 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
             resolved = [_resolve(name, v, base) if _is_scalar(v) and v is not None else v
                         for v in wanted]
             for v, r in zip(wanted, resolved):
-                if r not in spec.axes[name]:
+                if not any(same_value(r, a) for a in spec.axes[name]):
                     hint = _quote_hint(v) if name == "backend" else ""
+                    alike = [a for a in spec.axes[name] if _is_scalar(r) and a == r]
+                    if alike and not hint:
+                        hint = (f" (the axis has {excerpt(alike[0])}, {_kind(alike[0])}, and "
+                                f"this is {_kind(r)}: write it as the axis does)")
                     p.add(f"{key}.{name}", f"{excerpt(v)} is not one of the axis's values, so this "
                                            f"never matches{hint}")
             entry[str(name)] = resolved
@@ -487,6 +541,7 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
                            f"got {excerpt(resources)}")
         resources = {}
     from hwzswap.backends.registry import backend_names
+    from hwzswap.sweep.resources import amount_problem
 
     registered = backend_names()
     for name, amounts in resources.items():
@@ -498,8 +553,8 @@ def parse_sweep(raw: Any, source: str = "<dict>", base_dir: str | Path | None = 
         for res, amount in amounts.items():
             if type(res) is not str or not res:
                 p.add(key, f"a resource name must be a non-empty string, got {excerpt(res)}")
-            elif type(amount) not in (int, float) or not amount >= 0:
-                p.add(f"{key}.{res}", f"must be a number >= 0, got {excerpt(amount)}")
+            elif amount_problem(amount):
+                p.add(f"{key}.{res}", amount_problem(amount))
             else:
                 good[res] = float(amount)
         spec.resources[str(name)] = good
@@ -551,5 +606,5 @@ def load_sweep(path: str | Path) -> SweepSpec:
     return parse_sweep(read_yaml(path), str(path), Path(path).resolve().parent)
 
 
-__all__ = ["CONFIG_SECTIONS", "config_keys", "MAX_FILE_BYTES", "MAX_VALUES", "read_yaml", "RUN_SETTINGS", "SWEEP_KEYS", "SweepSpec", "SweepSpecError",
+__all__ = ["MAX_COMBINATIONS", "combinations_problem", "same_value", "CONFIG_SECTIONS", "config_keys", "MAX_FILE_BYTES", "MAX_VALUES", "read_yaml", "RUN_SETTINGS", "SWEEP_KEYS", "SweepSpec", "SweepSpecError",
            "load_sweep", "parse_sweep", "setting_problem"]

@@ -72,8 +72,14 @@ def write_json_atomic(path: Path, doc: Any) -> None:
 
 
 def write_record(out_dir: str | Path, record: dict[str, Any]) -> Path:
+    """Write a run's record (whole or not at all); a :class:`SweepOutputError` naming the
+    file when it cannot be written."""
     path = record_path(out_dir, record["run_id"])
-    write_json_atomic(path, record)
+    try:
+        write_json_atomic(path, record)
+    except OSError as exc:
+        raise SweepOutputError(f"{path}: cannot write the run's record: "
+                               f"{exc.strerror or exc}") from None
     return path
 
 
@@ -86,9 +92,64 @@ def read_record(out_dir: str | Path, run_id: str) -> dict[str, Any] | None:
         return None
     except (OSError, ValueError):
         return None  # a torn or foreign file: the run is done again and the file replaced
-    if not isinstance(rec, dict) or rec.get("run_id") != run_id or "status" not in rec:
+    if not isinstance(rec, dict) or rec.get("run_id") != run_id or record_problem(rec):
         return None
     return rec
+
+
+#: The fields a record must hold for the merge, the table and the plots to read it, with the
+#: types each may have (``None`` is JSON null).
+RECORD_FIELDS: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "status": (str,), "backend": (str,), "coords": (dict,),
+    "settings": (dict,), "failure": (str, type(None)), "reason": (str, type(None)),
+    "host": (str, type(None)),
+}
+
+
+def record_problem(rec: dict[str, Any]) -> str | None:
+    """Why ``rec`` is not a record this sweep can merge and report (``None`` when it is one):
+    a field the report reads missing or of the wrong type, an unknown status, an ``ok`` record
+    without its figures, or ``overridden`` not as the sweep writes it. Such a file (written by
+    hand, or by a foreign tool) is treated as no record: the run is done again."""
+    from hwzswap.sweep.worker import STATUSES
+
+    for key, kinds in RECORD_FIELDS.items():
+        if key not in rec:
+            return f"no {key!r}"
+        if not isinstance(rec[key], kinds) or isinstance(rec[key], bool):
+            return f"{key!r} is {type(rec[key]).__name__}"
+    if rec["status"] not in STATUSES:
+        return f"unknown status {rec['status'][:40]!r}"
+    if rec["status"] == "ok":
+        for key in ("ratio", "store_pages_per_s", "pages", "verified_pages"):
+            if type(rec.get(key)) not in (int, float):
+                return f"an ok record without a number {key!r}"
+        if type(rec.get("load_pages_per_s")) not in (int, float, type(None)):
+            return "'load_pages_per_s' is not a number"
+    over = rec.get("overridden")
+    if over is not None and not (isinstance(over, dict) and all(
+            isinstance(v, dict) and "asked" in v and "used" in v for v in over.values())):
+        return "'overridden' is not {setting: {asked, used}}"
+    return None
+
+
+def check_writable(out_dir: str | Path, run_ids: list[str]) -> None:
+    """Refuse, before any run, a record path that exists but is not a file the record can
+    replace (``runs/<id>.json`` a directory, a FIFO...): the run's record would be lost after
+    the run."""
+    import stat
+
+    for rid in run_ids:
+        path = record_path(out_dir, rid)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            from hwzswap.yamlfile import file_kind
+
+            raise SweepOutputError(f"-o {out_dir}: {path} is {file_kind(st.st_mode)}, where the "
+                                   "run's record goes; remove it, or give another directory")
 
 
 def existing_records(out_dir: str | Path, run_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -102,5 +163,6 @@ def existing_records(out_dir: str | Path, run_ids: list[str]) -> dict[str, dict[
 
 
 __all__ = ["MERGED_JSON", "OUTPUTS", "PLOT_RATIO", "PLOT_SPEEDUP", "RUNS_DIR", "TABLE_MD",
-           "SweepOutputError", "existing_records", "prepare", "read_record",
+           "RECORD_FIELDS", "SweepOutputError", "check_writable", "existing_records", "prepare",
+           "read_record", "record_problem",
            "record_path", "write_json_atomic", "write_record"]

@@ -57,7 +57,15 @@ def test_small_sweep_loads(small_sweep: Path) -> None:
      "never matches"),
     ({"axes": {"backend": ["lz4"]}, "exclude": {"backend": "lz4"}}, "exclude", "list"),
     ({"axes": {"backend": ["lz4"]}, "resources": {"lz4": {"GPU": -1}}}, "resources.lz4.GPU",
-     ">= 0"),
+     "must be a number from 0 to 1e+15, got -1"),
+    ({"axes": {"backend": ["lz4"]}, "resources": {"lz4": {"GPU": 10 ** 400}}},
+     "resources.lz4.GPU", "must be a number from 0 to 1e+15, got "),  # was OverflowError
+    ({"axes": {"backend": ["lz4"]}, "resources": {"lz4": {"GPU": float("inf")}}},
+     "resources.lz4.GPU", "got inf"),
+    ({"axes": {"backend": ["lz4"]}, "resources": {"lz4": {"GPU": float("nan")}}},
+     "resources.lz4.GPU", "got nan"),
+    ({"axes": {"backend": ["lz4"]}, "resources": {"lz4": {"GPU": True}}},
+     "resources.lz4.GPU", "got True"),
     ({"axes": {"backend": ["lz4"]}, "fixed": {"config": "missing.yaml"}}, "fixed.config",
      "cannot read"),
 ])
@@ -86,11 +94,14 @@ def test_not_a_mapping_and_bad_yaml(tmp_path: Path) -> None:
 
 
 def test_paths_are_relative_to_the_sweep_file(tmp_path: Path) -> None:
+    from hwzswap.bench.corpus import load_bundled
+    from hwzswap.bench.workload import build_workload, save_workload
+
     sub = tmp_path / "sweeps"
     sub.mkdir()
     (sub / "base.yaml").write_text("zswap: {max_pool_percent: 30}\n", encoding="utf-8")
     (sub / "c.pages").write_bytes(bytes(4096))  # the files a sweep names must exist
-    (sub / "w.hwzwl").write_bytes(b"")
+    save_workload(build_workload("roundtrip", load_bundled(max_pages=8), seed=1), sub / "w.hwzwl")
     path = write_sweep(sub, {"axes": {"backend": ["lz4"], "corpus": ["bundled", "c.pages"]},
                              "fixed": {"config": "base.yaml", "workload": "w.hwzwl"}})
     spec = load_sweep(path)
