@@ -214,7 +214,8 @@ def test_an_invalid_cached_choice_is_ignored_with_a_warning_and_measured_again(c
 
 
 @pytest.mark.parametrize("field, value", [
-    ("choice", [1, 2]), ("table", "x"), ("table", [1]), ("lz4_ratio", "fast"),
+    ("choice", [1, 2]), ("table", "x"), ("table", [1]), ("table", [{}]),
+    ("table", [{"step": "decompress", "decompress_pages_s": "fast"}]), ("lz4_ratio", "fast"),
     ("sample_pages", -1), ("measured_at", 5),
 ])
 def test_a_damaged_cache_record_is_ignored(cache, field, value):
@@ -224,6 +225,8 @@ def test_a_damaged_cache_record_is_ignored(cache, field, value):
     path.write_text(json.dumps(doc))
     with pytest.warns(tuning.TuningCacheWarning, match=field):
         assert tuning.load_cached(key) is None
+        assert main(["tune", "lz4-opencl"]) == 0  # measured again, and the table prints
+    assert tuning.load_cached(key) is not None
 
 
 def test_an_explicit_layout_does_not_take_another_layouts_tuned_size(cache):

@@ -215,11 +215,28 @@ def check_choice(choice: Any) -> str | None:
     return None
 
 
+#: What each kind of table row must hold for :func:`format_table`: (numbers, other keys).
+_DECOMPRESS_ROW = (("decompress_local_size", "batch_size", "decompress_pages_s"),
+                   ("decompress_layout", "exact"))
+_COMPRESS_ROW = (("local_size", "hash_log", "batch_size", "compress_pages_s", "ratio"),
+                 ("step", "layout", "ratio_ok"))
+
+
 def _check_record(doc: dict[str, Any]) -> str | None:
     """What is wrong with a cache file's other fields (shown by ``hwzswap tune``), or None."""
     table = doc.get("table", [])
     if not isinstance(table, list) or not all(isinstance(r, dict) for r in table):
         return "table must be a list of mappings"
+    for i, row in enumerate(table):
+        numbers, others = (_DECOMPRESS_ROW if row.get("step") == "decompress"
+                           else _COMPRESS_ROW)
+        for k in numbers:
+            v = row.get(k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                return f"table[{i}].{k} must be a number, got {str(v)[:40]!r}"
+        for k in others:
+            if k not in row:
+                return f"table[{i}] lacks {k}"
     ratio = doc.get("lz4_ratio")
     if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float))):
         return f"lz4_ratio must be a number, got {ratio!r}"
