@@ -28,10 +28,21 @@ the engines run on their own threads and time spent blocked waiting for them is 
 ``host_driver_us`` too.
 
 One thread at a time may call a backend instance (the kernel serialises a tfm with a lock).
+The driver enforces it: its entry points share one lock, so a call given up by a caller (the
+engine's watchdog) that is still running inside the driver makes the next call wait for it --
+a synchronous call at most ``timeout_ms``, then DeviceError; ``submit`` and ``poll`` at most
+about a millisecond, then BUSY / nothing -- instead of two threads sharing the queue.
+
+Async ``poll`` waits a bounded time (about 1 ms) for a completion and may return nothing, as
+the contract allows, so a caller's deadline (``zswap.device_timeout_ms``) is checked while a
+request is slow or hung. A request that never completes (``HANG``) comes back after the
+driver's own ``timeout_ms`` as :class:`~hwzswap.errors.DeviceTimeoutError` (compress; an async
+op: DEVICE_ERROR saying it timed out); decompression then falls back to software.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Sequence
 from time import perf_counter_ns
@@ -78,13 +89,30 @@ from hwzswap.backends.nx842.engine import (
 )
 from hwzswap.backends.nx842.queue import HostClockQueue, RealtimeQueue, VirtualQueue
 from hwzswap.backends.nx842.stats import HIST_BUCKETS
-from hwzswap.errors import CorruptDataError, DeviceError, InvalidInputError, InvalidParameterError
+from hwzswap.errors import (
+    CorruptDataError,
+    DeviceError,
+    DeviceTimeoutError,
+    InvalidInputError,
+    InvalidParameterError,
+)
 
 # The crypto layer's -EBUSY retry windows (842.md §4.1), in µs of device time.
 _BUSY_RETRY_COMP_US = 250_000.0
 _BUSY_RETRY_DECOMP_US = 50_000.0
 _FAULT_CCS = tuple(int(c) for c in CC if c not in (CC.SUCCESS, CC.TPBC_GT_SPBC))
-_BATCH = object()  # Crb.op marker for requests issued by the batch calls
+# How long an async poll() waits for a completion before returning what it has (maybe
+# nothing), and how long submit()/poll() wait for an earlier call still inside the driver.
+_POLL_WAIT_S = 0.001
+
+
+class _BatchCall:
+    """``Crb.op`` of the requests one batch call issued: a token of that call alone, so a call
+    takes back only its own completions. A request whose call has ended (it raised part-way,
+    or was interrupted) is dropped when it completes; anything that is not a :class:`CompOp`
+    is never handed to :meth:`Nx842Backend.poll`."""
+
+    __slots__ = ()
 
 
 class Nx842Backend(Backend):
@@ -170,6 +198,8 @@ class Nx842Backend(Backend):
         queues = {"virtual": VirtualQueue, "host": HostClockQueue, "realtime": RealtimeQueue}
         self._queue = queues[p["clock"]](self.engines)
         self._finalizer = weakref.finalize(self, self._queue.close)
+        #: one call at a time inside the driver (see the module docstring)
+        self._entry = threading.Lock()
         self._inflight_async = 0
         # counters (pSeries names where they exist)
         self._comp_complete = 0
@@ -206,6 +236,7 @@ class Nx842Backend(Backend):
             preferred_batch=self.params["queue_depth"],
             time_basis="modeled",
             format="842",  # plain 842 streams: the software 842 backend decodes them
+            timeout_ms=self.params["timeout_ms"],  # the engine's default deadline: CSB_WAIT_MAX
         )
 
     def describe(self) -> str:
@@ -225,6 +256,19 @@ class Nx842Backend(Backend):
         a completion code (e.g. ``CC.CRC_MISMATCH``) or ``HANG`` (no completion: timeout)."""
         self.faults.arm(fault, op, count)  # type: ignore[arg-type]
         self._draw = self.faults.draw
+
+    # -- one call at a time ----------------------------------------------------------------
+
+    def _enter(self, call: str) -> None:
+        """Take the driver's lock for a synchronous call, waiting at most ``timeout_ms`` for an
+        earlier call still inside (one its caller gave up on); DeviceError if it stays."""
+        lock = self._entry
+        if lock.acquire(False) or lock.acquire(timeout=self._timeout_us / 1e6):
+            return
+        raise DeviceError(
+            f"842-nx: {call}: an earlier call is still inside the driver after "
+            f"{self.params['timeout_ms']:g} ms (its caller gave up on it); the device is busy"
+        )
 
     # -- slots -----------------------------------------------------------------------------
 
@@ -298,7 +342,7 @@ class Nx842Backend(Backend):
         self._comp_failed += 1
         self._timeouts += 1
         self._release(crb)
-        raise DeviceError(
+        raise DeviceTimeoutError(
             f"842-nx: a compress request did not complete within {self.params['timeout_ms']:g} ms "
             "(-ETIMEDOUT); the store is rejected"
         )
@@ -339,7 +383,9 @@ class Nx842Backend(Backend):
     def _finish(self, crb: Crb) -> None:
         """Complete the async op that ``crb`` carried and queue it for :meth:`poll`."""
         op = crb.op
-        if op is _BATCH:  # left behind by a batch call that was interrupted: drop it
+        if not isinstance(op, CompOp):
+            # left behind by a call that ended before it completed (raised, interrupted): its
+            # caller is gone, so the result is dropped and the slot comes back
             self._release(crb)
             return
         op.device_us = crb.service_us
@@ -355,16 +401,28 @@ class Nx842Backend(Backend):
                 else:
                     op.status, op.dst, op.produced = OpStatus.SUCCESS, out, len(out)
         else:
-            src = op.src
+            src = crb.source.mem  # the checked view of op.src
             op.consumed = len(src) if type(src) is bytes else memoryview(src).nbytes
             try:
                 out = self._decomp_result(crb, src)
-            except CorruptDataError as exc:
+            except (CorruptDataError, InvalidInputError) as exc:
                 op.status, op.error, op.dst, op.produced = OpStatus.INVALID_INPUT, str(exc), None, 0
             else:
                 op.status, op.dst, op.produced = OpStatus.SUCCESS, out, PAGE_SIZE
         self._inflight_async -= 1
         self._completed.append(op)
+
+    def _abandon(self, token: _BatchCall) -> None:
+        """A batch call with ``token`` ended early (it raised, or was interrupted): its requests
+        still queued are dropped as they complete (:meth:`_finish`). On the model clocks their
+        work is already done, so the host waits for them now (no wall time) and nothing is left
+        queued; in realtime the engine threads finish them and whoever reaps next drops them."""
+        q = self._queue
+        if isinstance(q, VirtualQueue):
+            mine = [c for c in q.queued() if c.op is token]
+            if mine:
+                q.wait_all(mine)
+                self._reap_async()
 
     def _reap_async(self) -> None:
         for crb in self._queue.reap():
@@ -373,6 +431,13 @@ class Nx842Backend(Backend):
     # -- single page -----------------------------------------------------------------------
 
     def compress(self, page: Any) -> bytes | None:
+        self._enter("compress")
+        try:
+            return self._compress_locked(page)
+        finally:
+            self._entry.release()
+
+    def _compress_locked(self, page: Any) -> bytes | None:
         t0 = perf_counter_ns()
         q = self._queue
         ex0 = q.excluded_ns
@@ -411,6 +476,13 @@ class Nx842Backend(Backend):
         whole 842 stream, which producers pad to 8 bytes, so an odd length means the data was
         cut or damaged and the software decoder (which checks that) gives the verdict.
         """
+        self._enter("decompress")
+        try:
+            return self._decompress_locked(data)
+        finally:
+            self._entry.release()
+
+    def _decompress_locked(self, data: Any) -> bytes:
         if type(data) is not bytes:
             data = compressed_input(self.name, data)
         t0 = perf_counter_ns()
@@ -449,9 +521,17 @@ class Nx842Backend(Backend):
         compressed bytes, ``None`` for a page that does not shrink, or the
         :class:`DeviceError` of a page that failed on the engine (the others still complete).
         """
+        self._enter("compress_batch")
+        try:
+            return self._compress_batch_locked(pages)
+        finally:
+            self._entry.release()
+
+    def _compress_batch_locked(self, pages: np.ndarray) -> list[Any]:
         t0 = perf_counter_ns()
         q = self._queue
         ex0 = q.excluded_ns
+        token = _BatchCall()
         try:
             pages = check_pages(pages)
             n = len(pages)
@@ -475,15 +555,19 @@ class Nx842Backend(Backend):
                     src.length = PAGE_SIZE
                     crb.target.length = cap
                     crb.fault = draw(True) if draw is not None else None
-                    crb.op = _BATCH
+                    crb.op = token
                     crb.index = i
-                    submit(crb)
+                    try:
+                        submit(crb)
+                    except BaseException:
+                        self._release(crb)
+                        raise
                     i += 1
                     outstanding += 1
                 if i < n:
                     busy += 1  # the next page met a full queue (-EBUSY)
                 for c in wait_reap():
-                    if c.op is _BATCH:
+                    if c.op is token:
                         outstanding -= 1
                         try:
                             out[c.index] = result(c)
@@ -493,14 +577,25 @@ class Nx842Backend(Backend):
                         self._finish(c)
             self._busy_retries += busy
             return out
+        except BaseException:
+            self._abandon(token)
+            raise
         finally:
             self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
 
     def decompress_batch(self, items: Sequence[Any]) -> np.ndarray:
         """Decompress N items through the queue (software fallback per item as needed)."""
+        self._enter("decompress_batch")
+        try:
+            return self._decompress_batch_locked(items)
+        finally:
+            self._entry.release()
+
+    def _decompress_batch_locked(self, items: Sequence[Any]) -> np.ndarray:
         t0 = perf_counter_ns()
         q = self._queue
         ex0 = q.excluded_ns
+        token = _BatchCall()
         try:
             n = len(items)
             result = np.empty((n, PAGE_SIZE), dtype=np.uint8)
@@ -519,16 +614,20 @@ class Nx842Backend(Backend):
             while i < n or outstanding:
                 while i < n and free:
                     data = items[i]
-                    try:
-                        size = len(data) if type(data) is bytes else _nbytes(data)
-                    except InvalidInputError as exc:
-                        bad.append((i, str(exc)))
-                        i += 1
-                        continue
+                    if type(data) is bytes:
+                        size = len(data)
+                    else:
+                        try:
+                            data = compressed_input(self.name, data)
+                        except InvalidInputError as exc:
+                            bad.append((i, str(exc)))
+                            i += 1
+                            continue
+                        size = data.nbytes
                     if size > max_sync or size & 7 or not size:
                         try:
                             flat[i * PAGE_SIZE : (i + 1) * PAGE_SIZE] = self._software_decompress(data)
-                        except CorruptDataError as exc:
+                        except (CorruptDataError, InvalidInputError) as exc:
                             bad.append((i, str(exc)))
                         i += 1
                         continue
@@ -539,9 +638,13 @@ class Nx842Backend(Backend):
                     src.length = size
                     crb.target.length = PAGE_SIZE
                     crb.fault = draw(False) if draw is not None else None
-                    crb.op = _BATCH
+                    crb.op = token
                     crb.index = i
-                    submit(crb)
+                    try:
+                        submit(crb)
+                    except BaseException:
+                        self._release(crb)
+                        raise
                     i += 1
                     outstanding += 1
                 if i < n:
@@ -549,7 +652,7 @@ class Nx842Backend(Backend):
                 elif not outstanding:
                     break
                 for c in wait_reap():
-                    if c.op is not _BATCH:
+                    if c.op is not token:
                         self._finish(c)
                         continue
                     outstanding -= 1
@@ -567,8 +670,9 @@ class Nx842Backend(Backend):
                         free.append(c)
                         continue
                     try:
-                        flat[k * PAGE_SIZE : (k + 1) * PAGE_SIZE] = self._decomp_result(c, items[k])
-                    except CorruptDataError as exc:
+                        flat[k * PAGE_SIZE : (k + 1) * PAGE_SIZE] = self._decomp_result(
+                            c, c.source.mem)
+                    except (CorruptDataError, InvalidInputError) as exc:
                         bad.append((k, str(exc)))
             self._busy_retries += busy
             self._decomp_complete += done_ok
@@ -577,6 +681,9 @@ class Nx842Backend(Backend):
                 k, msg = min(bad)
                 raise CorruptDataError(f"item {k}: {msg}")
             return result
+        except BaseException:
+            self._abandon(token)
+            raise
         finally:
             self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
 
@@ -589,6 +696,18 @@ class Nx842Backend(Backend):
         completes at once with INVALID_INPUT; a decompress input the engine cannot take (see
         :meth:`decompress`) is accepted and decoded in software at once.
         """
+        if not (self._entry.acquire(False) or self._entry.acquire(timeout=_POLL_WAIT_S)):
+            # an earlier call is still inside the driver (its caller gave up on it): BUSY
+            for op in ops:
+                op.status = OpStatus.BUSY
+            self._busy_retries += len(ops)
+            return 0
+        try:
+            return self._submit_locked(ops)
+        finally:
+            self._entry.release()
+
+    def _submit_locked(self, ops: Sequence[CompOp]) -> int:
         t0 = perf_counter_ns()
         q = self._queue
         ex0 = q.excluded_ns
@@ -616,20 +735,24 @@ class Nx842Backend(Backend):
                     self._fill_comp(crb, page)
                 else:
                     data = op.src
-                    try:
-                        size = len(data) if type(data) is bytes else _nbytes(data)
-                    except InvalidInputError as exc:
-                        op.status, op.error, op.dst, op.produced = (
-                            OpStatus.INVALID_INPUT, f"842-nx: {exc}", None, 0
-                        )
-                        completed.append(op)
-                        accepted += 1
-                        continue
+                    if type(data) is bytes:
+                        size = len(data)
+                    else:
+                        try:
+                            data = compressed_input(self.name, data)
+                        except InvalidInputError as exc:
+                            op.status, op.error, op.dst, op.produced = (
+                                OpStatus.INVALID_INPUT, str(exc), None, 0
+                            )
+                            completed.append(op)
+                            accepted += 1
+                            continue
+                        size = data.nbytes
                     if size > self._max_sync or size & 7 or not size:
                         op.consumed = size
                         try:
                             out = self._software_decompress(data)
-                        except CorruptDataError as exc:
+                        except (CorruptDataError, InvalidInputError) as exc:
                             op.status, op.error, op.dst, op.produced = (
                                 OpStatus.INVALID_INPUT, str(exc), None, 0
                             )
@@ -643,7 +766,11 @@ class Nx842Backend(Backend):
                     crb = free.pop()
                     self._fill_decomp(crb, data, size)
                 crb.op = op
-                q.submit(crb)
+                try:
+                    q.submit(crb)
+                except BaseException:
+                    self._release(crb)  # (a closed device): the slot is not lost
+                    raise
                 self._inflight_async += 1
                 accepted += 1
             refused = len(ops) - accepted
@@ -656,8 +783,17 @@ class Nx842Backend(Backend):
             self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
 
     def poll(self, max_ops: int | None = None) -> list[CompOp]:
-        """Completed ops; if none is ready but some are in flight, wait for the next completion
-        (virtual: the clock advances to it; realtime: block until an engine posts one)."""
+        """Completed ops, at most ``max_ops``. If none is ready but some are in flight, wait a
+        bounded time (about 1 ms; a hung request on the virtual clock: that much wall time) for
+        one and return what completed, possibly nothing, so the caller checks its deadline."""
+        if not (self._entry.acquire(False) or self._entry.acquire(timeout=_POLL_WAIT_S)):
+            return []  # an earlier call is still inside the driver: nothing to hand out yet
+        try:
+            return self._poll_locked(max_ops)
+        finally:
+            self._entry.release()
+
+    def _poll_locked(self, max_ops: int | None) -> list[CompOp]:
         t0 = perf_counter_ns()
         q = self._queue
         ex0 = q.excluded_ns
@@ -665,7 +801,7 @@ class Nx842Backend(Backend):
             self._reap_async()
             done = self._completed
             if not done and self._inflight_async:
-                q.wait_any()
+                q.wait_any_for(_POLL_WAIT_S)
                 self._reap_async()
             k = len(done) if max_ops is None else min(max_ops, len(done))
             return [done.popleft() for _ in range(k)]
@@ -710,15 +846,6 @@ class Nx842Backend(Backend):
             out["late_us"] = sum(q.late_ns) / 1000.0
             out["engine_errors"] = list(q.engine_errors)
         return out
-
-
-def _nbytes(data: Any) -> int:
-    try:
-        return memoryview(data).nbytes
-    except TypeError:
-        raise InvalidInputError(
-            f"compressed data must be a bytes-like object, not {type(data).__name__}"
-        ) from None
 
 
 __all__ = ["HANG", "Nx842Backend"]

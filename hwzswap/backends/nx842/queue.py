@@ -9,7 +9,9 @@ so charge the same modelled device time; they differ only in what "time" is:
     ``done = start + service``. Its completion (CSB valid bit) becomes visible once the clock
     reaches ``done``. The clock moves only when the host waits for the device (a synchronous
     call, or :meth:`wait_any` when nothing has completed yet); host CPU time is not modelled, so
-    runs are deterministic and fast enough for benchmarking.
+    runs are deterministic and fast enough for benchmarking. The one exception is a hung
+    request (no completion until the driver's timeout): an async ``poll`` waiting on one waits
+    in wall time, a bounded slice per call (:meth:`wait_any_for`), so a caller's deadline works.
 
 ``host``
     The ``virtual`` clock that also moves with the host's own time: at each call into the
@@ -187,6 +189,37 @@ class VirtualQueue:
         """Advance the clock until ``crb`` has completed."""
         self._wait_to(crb.t_done)
 
+    def wait_any_for(self, max_s: float) -> None:
+        """Wait a bounded time for the next completion (an async ``poll``'s wait).
+
+        A request that completes is waited for on the model clock, which costs no wall time.
+        A hung request is no completion the model can jump to: when the next request to post
+        is a hung one, the host really waits, up to ``max_s`` of wall time, and the clock moves
+        by what it waited. So a caller's own deadline (``zswap.device_timeout_ms``, wall
+        time) passes before the driver's completion timeout does."""
+        heap = self._heap
+        if not heap:
+            return
+        t, _, crb = heap[0]
+        if not crb.hung:
+            self._wait_to(t)
+            return
+        t0 = perf_counter_ns()
+        time.sleep(min(max_s, max(0.0, (t - self.now) / 1e6)))
+        dt = perf_counter_ns() - t0
+        self.excluded_ns += dt
+        self._wait_to(min(t, self.now + dt / 1000.0))
+
+    def wait_all(self, crbs: list[Crb]) -> None:
+        """Advance the clock until every request in ``crbs`` has completed (their work was
+        done at submission; the host waits for them to retire)."""
+        if crbs:
+            self._wait_to(max(c.t_done for c in crbs))
+
+    def queued(self) -> list[Crb]:
+        """The requests not yet posted (completed or not), in no particular order."""
+        return [c for _, _, c in self._heap]
+
     def close(self) -> None:
         self.closed = True
 
@@ -241,6 +274,14 @@ class HostClockQueue(VirtualQueue):
     def wait(self, crb: Crb) -> None:
         self._follow_host()
         super().wait(crb)
+
+    def wait_any_for(self, max_s: float) -> None:
+        self._follow_host()
+        super().wait_any_for(max_s)
+
+    def wait_all(self, crbs: list[Crb]) -> None:
+        self._follow_host()
+        super().wait_all(crbs)
 
 
 class RealtimeQueue:
@@ -357,6 +398,13 @@ class RealtimeQueue:
 
     def wait(self, crb: Crb) -> None:
         self._block(lambda: crb.posted)
+
+    def wait_any_for(self, max_s: float) -> None:
+        """Block at most ``max_s`` for a completion (an async ``poll``'s bounded wait)."""
+        t0 = perf_counter_ns()
+        with self._cv:
+            self._cv.wait_for(lambda: self._posted or not self._inflight, timeout=max_s)
+        self.excluded_ns += perf_counter_ns() - t0
 
     def wait_any_until(self, deadline_us: float) -> bool:
         """Block until a completion is posted or the clock reaches ``deadline_us``."""
