@@ -368,12 +368,12 @@ class Param:
             raise InvalidParameterError(f"{where} must be a finite number; got {value!r}")
         if self.choices is not None and value not in self.choices:
             raise InvalidParameterError(
-                f"{where} must be one of {', '.join(map(repr, self.choices))}; got {value!r}"
+                f"{where} must be one of {', '.join(map(repr, self.choices))}; got {excerpt(value)}"
             )
         if self.min is not None and value < self.min:
-            raise InvalidParameterError(f"{where} must be >= {self.min}; got {value!r}")
+            raise InvalidParameterError(f"{where} must be >= {self.min}; got {excerpt(value)}")
         if self.max is not None and value > self.max:
-            raise InvalidParameterError(f"{where} must be <= {self.max}; got {value!r}")
+            raise InvalidParameterError(f"{where} must be <= {self.max}; got {excerpt(value)}")
         return value
 
 

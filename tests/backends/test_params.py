@@ -77,6 +77,12 @@ def test_a_long_wrong_value_is_shown_as_a_bounded_excerpt() -> None:
     with pytest.raises(InvalidParameterError) as info:
         Param(int, 1).check("x", "k", "9" * 100_000)
     assert len(str(info.value)) < 300 and "100000 characters" in str(info.value)
+    with pytest.raises(InvalidParameterError,
+                       match=r"parameter 'k' must be <= 9; got <an integer of 1329 bits>$"):
+        Param(int, 1, max=9).check("x", "k", 10**400)
+    with pytest.raises(InvalidParameterError, match=r"must be one of 'a', 'b'; got 'cc.*"
+                                                    r"\(5000 characters\)$"):
+        Param(str, "a", choices=("a", "b")).check("x", "k", "c" * 5000)
 
 
 def _builtin_float_params() -> list[tuple[str, str]]:
