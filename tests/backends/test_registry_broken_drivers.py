@@ -120,11 +120,11 @@ def test_backends_lists_every_driver_with_what_is_wrong(site: Path, odd_name_sit
     assert res.stderr.count("brokendrv:Shadow is ignored") == 1
 
 
-def test_the_backends_table_shows_them_too(site: Path) -> None:
-    res = _run(site, ["-m", "hwzswap", "backends"])
+def test_the_backends_table_shows_them_too(site: Path, odd_name_site: Path) -> None:
+    res = _run([site, odd_name_site], ["-m", "hwzswap", "backends"])
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
-    for name in ("availraise", "badparams", "exits", "fine-drv", "zstd"):
+    for name in ("availraise", "badparams", "exits", "[/b]", "fine-drv", "zstd"):
         assert name in res.stdout
 
 
