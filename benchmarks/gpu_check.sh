@@ -230,6 +230,17 @@ else
 fi
 step "stack benchmark" "${HW[@]}" bench --backends lz4,lz4-opencl "${BATCHING[@]}" --pages "$PAGES" \
   --json "$OUT/stack.json"
+# The bench builds lz4-opencl with its default device choice ("auto"): a GPU whose driver did
+# not load would leave PoCL's CPU device in its place, and the rows would still be there.
+# So the rows must name a device of the type this check is for.
+step "stack rows ran on the $DEVTYPE" "$PY" -c '
+import json, sys
+doc = json.load(open(sys.argv[1]))
+rows = [r for r in doc["results"] if r["backend"] == "lz4-opencl"]
+bad = [r["description"] for r in rows if "(" + sys.argv[2] + "," not in r["description"]]
+print("\n".join(r["description"] for r in rows))
+sys.exit(1 if not rows or bad else 0)
+' "$OUT/stack.json" "$DEVTYPE"
 
 # -- 6. the summary ---------------------------------------------------------------------------
 if [ "$DRY" = 0 ]; then

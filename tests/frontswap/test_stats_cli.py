@@ -36,7 +36,9 @@ def test_stats_json_under_pressure(capsys, tmp_path):
     assert report["pages"] == 600 == report["verified_pages"] and report["mismatches"] == 0
     c = report["counters"]
     assert c["written_back_pages"] > 0 and c["pool_limit_hit"] > 0
-    assert c["pswpin"] > 0 and c["swap_model_us"] > c["swap_io_us"]  # the seed's disk is slow
+    # both clocks ran (comparing them was a timing assertion: a loaded machine's real I/O
+    # once took longer than the modelled disk)
+    assert c["pswpin"] > 0 and c["swap_model_us"] > 0 and c["swap_io_us"] > 0
     assert c["stores"] == 600 and c["invalidates"] > 0
     assert (tmp_path / "swap.img").exists()
 
