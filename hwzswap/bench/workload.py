@@ -987,6 +987,14 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
 HEADER_SHA_KEY = "header_sha256"
 
 
+#: Every key a workload header may hold (versions 1 and 2).
+HEADER_KEYS = frozenset({
+    "format", "version", "name", "seed", "page_size", "pages", "page_sha256", "corpus", "params",
+    "structure", "pool_sizing", "config_overrides", "nr_slots", "types", "ops", "sections",
+    "generator", HEADER_SHA_KEY,
+})
+
+
 def _header_sha256(header: Mapping[str, Any]) -> str:
     body = {k: v for k, v in header.items() if k != HEADER_SHA_KEY}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
@@ -1059,6 +1067,10 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], int]:
     if hv.__class__ is not int or hv != version:
         raise WorkloadError(f"{path}: header version {str(json.dumps(hv))[:20]} does not match "
                             f"the file's version {version} (a whole number){_REDO}")
+    unknown = sorted(set(header) - HEADER_KEYS)
+    if unknown:  # a damaged key name (one of header_sha256's included) must not pass unseen
+        raise WorkloadError(f"{path}: unknown header field {unknown[0][:40]!r}: the file is "
+                            f"damaged, or from a newer hwzswap{_REDO}")
     if HEADER_SHA_KEY in header and header[HEADER_SHA_KEY] != _header_sha256(header):
         raise WorkloadError(f"{path}: the header fails its {HEADER_SHA_KEY} check: it was "
                             f"edited or damaged (a workload's name, seed, parameters and pool "

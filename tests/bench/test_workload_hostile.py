@@ -99,6 +99,10 @@ def test_an_edited_header_fails_its_checksum(saved, mutate):
     edited; the header's own sha256 catches that."""
     with pytest.raises(WorkloadError, match="fails its header_sha256 check"):
         load_workload(_edit(saved, mutate, reseal=False))
+    renamed = _edit(saved, lambda h: h.__setitem__("header_sha257", h.pop("header_sha256")),
+                    reseal=False)  # a damaged key name must not turn the check off
+    with pytest.raises(WorkloadError, match="unknown header field 'header_sha257'"):
+        load_workload(renamed)
     old = _edit(saved, lambda h: h.pop("header_sha256"), reseal=False)
     assert load_workload(old).seed == 2  # a file from before the checksum still loads
 
