@@ -256,11 +256,11 @@ def _availability(name: str, cls: type[Backend]) -> tuple[bool, str | None]:
     except BaseException as exc:  # SystemExit included: a driver must not end the process
         raise BackendLoadError(f"backend {name!r}: availability() raised {type(exc).__name__}: "
                                f"{exc} (a bug in the driver)") from exc
-    if not (isinstance(answer, tuple) and len(answer) == 2 and type(answer[0]) is bool
+    if not (isinstance(answer, (tuple, list)) and len(answer) == 2 and type(answer[0]) is bool
             and (answer[1] is None or type(answer[1]) is str)):
         raise BackendLoadError(f"backend {name!r}: availability() must return (bool, reason "
                                f"or None), got {excerpt(answer)} (a bug in the driver)")
-    ok, reason = answer
+    ok, reason = answer[0], answer[1]
     if not ok and not reason:
         reason = "its availability() says it cannot run here and gives no reason"
     return ok, reason

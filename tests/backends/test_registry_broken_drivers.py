@@ -6,6 +6,7 @@ ignored with a warning; a name two packages declare is refused."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -131,6 +132,7 @@ def test_the_backends_table_shows_them_too(site: Path, odd_name_site: Path) -> N
 def test_selecting_a_broken_driver_is_a_backend_load_error_naming_it(site: Path) -> None:
     code = '''
 import json
+import re
 import hwzswap
 from hwzswap.errors import BackendLoadError
 out = {}
@@ -179,3 +181,42 @@ def test_a_class_registered_at_run_time_with_bad_params_is_one_broken_row() -> N
         assert rows["lz4"].available is True
         with pytest.raises(BackendLoadError, match="got list"):
             hwzswap.get_backend("test-list-params")
+
+
+@pytest.mark.parametrize(("answer", "available", "reason"), [
+    ((True, None), True, None),
+    ([True, None], True, None),
+    ((False, "no card"), False, "no card"),
+    ((False, None), False, "its availability() says it cannot run here and gives no reason"),
+    ((1, None), None, "must return (bool, reason or None), got (1, None)"),
+    ((False, 42), None, "must return (bool, reason or None), got (False, 42)"),
+    ((True, None, "extra"), None, "must return (bool, reason or None)"),
+    (None, None, "must return (bool, reason or None), got None"),
+])
+def test_what_availability_may_answer(answer: object, available: bool | None,
+                                      reason: str) -> None:
+    import hwzswap
+    from hwzswap.backends.lz4 import Lz4Backend
+    from hwzswap.backends.registry import available_backends, registered
+    from hwzswap.errors import BackendLoadError, BackendUnavailableError
+
+    class Answering(Lz4Backend):
+        name = "test-answering"
+
+        @classmethod
+        def availability(cls):  # type: ignore[override]
+            return answer
+
+    with registered(Answering):
+        row = {r.name: r for r in available_backends()}["test-answering"]
+        if available is True:
+            assert row.available is True and row.reason is None
+            assert hwzswap.get_backend("test-answering").name == "test-answering"
+        elif available is False:
+            assert row.available is False and row.reason == reason
+            with pytest.raises(BackendUnavailableError, match=re.escape(reason)):
+                hwzswap.get_backend("test-answering")
+        else:
+            assert row.available is False and reason in row.reason
+            with pytest.raises(BackendLoadError, match=re.escape(reason)):
+                hwzswap.get_backend("test-answering")
