@@ -187,6 +187,16 @@ class MemoryCgroup:
             return None
         return int(raw) if raw.lstrip("-").isdigit() else None
 
+    def reclaim_all(self) -> None:
+        """Reclaim every page still charged here, once its tasks have exited (v1
+        ``memory.force_empty``, v2 ``memory.reclaim``; best effort). Swap-cache folios they
+        left (a whole THP being read back as the task exited, say) hold their swap slots
+        until reclaim takes them, so the slots are freed and discarded only then."""
+        name, value = (("memory.force_empty", "0") if self.kind == "v1"
+                       else ("memory.reclaim", str(1 << 40)))
+        with contextlib.suppress(OSError):  # EAGAIN (v2): not all of it; EBUSY: tasks left
+            (self.path / name).write_text(value)
+
     def kill(self) -> list[int]:
         """SIGKILL every process inside (only those the caller put there); their pids."""
         left = self.pids()

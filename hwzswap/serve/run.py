@@ -271,6 +271,9 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             s1 = chain.query(name)
             cstat = cg.stat()
             memsw = cg.read("memory.memsw.max_usage_in_bytes")
+            # what the command left in the swap cache holds its slots until reclaimed (a
+            # whole THP's 512 stayed live now and then): reclaim it, so they are freed too
+            cg.reclaim_all()
         # After the exit the kernel frees the command's swap slots; discards follow.
         s2 = s1
         deadline = time.monotonic() + settle_s

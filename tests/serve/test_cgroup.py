@@ -55,3 +55,18 @@ def test_an_interrupted_create_leaves_no_cgroup() -> None:
     finally:
         if path.exists():  # this test failed: leave nothing
             path.rmdir()
+
+
+def test_reclaim_all_empties_a_cgroup_whose_tasks_exited(tmp_path) -> None:
+    """What exited tasks left charged (here: page cache of a file they wrote) is reclaimed."""
+    cg = MemoryCgroup.create(f"hwzswap-test-reclaim-{os.getpid()}", 256 << 20)
+    usage = "memory.usage_in_bytes" if cg.kind == "v1" else "memory.current"
+    try:
+        subprocess.run(["dd", "if=/dev/zero", f"of={tmp_path / 'f'}", "bs=1M", "count=16"],
+                       check=True, capture_output=True, timeout=60,
+                       preexec_fn=lambda: cg.add(os.getpid()))
+        assert cg.read(usage) > 8 << 20  # its page cache is charged here
+        cg.reclaim_all()
+        assert cg.read(usage) < 2 << 20
+    finally:
+        cg.remove()
