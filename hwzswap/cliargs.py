@@ -56,11 +56,13 @@ def _finite(text: str, what: str, zero_ok: bool, limit: float | None = None,
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
     shown = text if len(text) <= 40 else text[:40] + "..."
-    if not (0 <= value if zero_ok else 0 < value) or not value < float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"must be a finite number {'>=' if zero_ok else '>'} 0, got {shown}")
-    if limit is not None and value > limit:
+    finite = f"must be a finite number {'>=' if zero_ok else '>'} 0, got {shown}"
+    if not (0 <= value if zero_ok else 0 < value):  # nan too
+        raise argparse.ArgumentTypeError(finite)
+    if limit is not None and value > limit:  # inf too, and 400 digits (read as inf)
         raise argparse.ArgumentTypeError(f"must be at most {limit:g}{limit_text}, got {shown}")
+    if not value < float("inf"):
+        raise argparse.ArgumentTypeError(finite)
     return value
 
 

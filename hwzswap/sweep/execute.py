@@ -87,6 +87,12 @@ def run_sweep(spec: SweepSpec, plan: Plan, out_dir: str | Path, *, jobs: int = 1
 
     With ``ray``, Ray and the cluster's address are checked before the output directory is
     created (a cluster that cannot be reached leaves nothing behind)."""
+    from hwzswap.cliargs import MAX_SECONDS
+    from hwzswap.errors import HwzswapError
+
+    if type(timeout) not in (int, float) or not 0 < timeout <= MAX_SECONDS:
+        raise HwzswapError(f"timeout: must be a number of seconds > 0 and at most "
+                           f"{MAX_SECONDS:g} (a week), got {timeout!r:.40}")
     ids = [r.run_id for r in plan.runs]
     records = store.existing_records(out_dir, ids)
     if retry_failed:

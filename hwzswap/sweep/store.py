@@ -20,12 +20,16 @@ from typing import Any
 
 from hwzswap.errors import HwzswapError
 from hwzswap.fileio import write_atomic
+from hwzswap.yamlfile import read_bounded
 
 RUNS_DIR = "runs"
 MERGED_JSON = "sweep.json"
 TABLE_MD = "table.md"
 PLOT_RATIO = "throughput_vs_ratio.png"
 PLOT_SPEEDUP = "speedup_vs_lz4.png"
+#: A record is a few kilobytes (its bench result's counters included); a larger file in
+#: ``runs/`` is not one.
+MAX_RECORD_BYTES = 16 << 20
 #: What a sweep writes at the top of ``DIR``, over whatever is there.
 OUTPUTS = (MERGED_JSON, TABLE_MD, PLOT_RATIO, PLOT_SPEEDUP)
 
@@ -84,13 +88,14 @@ def write_record(out_dir: str | Path, record: dict[str, Any]) -> Path:
 
 
 def read_record(out_dir: str | Path, run_id: str) -> dict[str, Any] | None:
-    """The stored record of ``run_id``, or ``None``. An unreadable one counts as absent."""
+    """The stored record of ``run_id``, or ``None``. An unreadable one counts as absent (a
+    FIFO or device in its place is not opened for reading: it would block or never end)."""
     path = record_path(out_dir, run_id)
     try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
+        data = read_bounded(path, MAX_RECORD_BYTES, SweepOutputError, unreadable="unreadable",
+                            too_large="too large")
+        rec = json.loads(data.decode("utf-8"))
+    except (SweepOutputError, ValueError):
         return None  # a torn or foreign file: the run is done again and the file replaced
     if not isinstance(rec, dict) or rec.get("run_id") != run_id or record_problem(rec):
         return None

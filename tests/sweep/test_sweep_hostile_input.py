@@ -225,3 +225,29 @@ def test_the_shipped_sweeps_stay_valid() -> None:
     for path in sorted(root.glob("*.yaml")):
         raw = yaml.safe_load(path.read_text())
         assert expand(load_sweep(path)).combinations <= MAX_COMBINATIONS, raw
+
+
+def test_a_fifo_in_place_of_a_record_is_not_read(tmp_path: Path) -> None:
+    """A FIFO at ``runs/<id>.json`` blocked the resume's read forever; it is refused unread
+    (and, as any non-file there, before the run)."""
+    import os
+
+    spec, plan, out = _records_dir(tmp_path)
+    (run,) = plan.runs
+    path = store.record_path(out, run.run_id)
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    assert store.read_record(out, run.run_id) is None
+    with pytest.raises(store.SweepOutputError, match=rf"{path} is a FIFO, where the run's "):
+        run_sweep(spec, plan, out, timeout=300, plots=False)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), 1e308, "60"])
+def test_run_sweep_refuses_a_timeout_that_is_no_duration(tmp_path: Path, timeout: Any) -> None:
+    from hwzswap.errors import HwzswapError
+
+    spec, plan, out = _records_dir(tmp_path)
+    with pytest.raises(HwzswapError, match=r"^timeout: must be a number of seconds > 0 and at "
+                                           r"most 604800 \(a week\)"):
+        run_sweep(spec, plan, out, timeout=timeout, plots=False)
+    assert not out.exists()
