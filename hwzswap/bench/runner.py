@@ -258,8 +258,12 @@ def backend_config(base: Any, backend: Backend, workload: Workload, batching: st
     d["swap"]["path"] = None
     d["swap"]["nr_pages"] = max(int(d["swap"]["nr_pages"]), workload.nr_slots,
                                 workload.nr_pages, 1)
-    cfg = load_config(d)
-    cfg.source = f"{base.source} + workload {workload.name!r} overrides"
+    source = f"{base.source} + workload {workload.name!r} overrides"
+    try:
+        cfg = load_config(d)
+    except ConfigError as exc:  # say which config this is, not "<dict>"
+        raise ConfigError(str(exc).replace("<dict>: ", f"{source}: ")) from None
+    cfg.source = source
     return cfg
 
 

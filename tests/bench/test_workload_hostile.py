@@ -222,3 +222,15 @@ def test_a_streamed_multi_frame_page_file_still_loads_whole(tmp_path):
     with pytest.raises(CorpusError, match="truncated"):
         load_pages(two)
     assert corpus.max_inflated_bytes() >= 64 << 20
+
+
+def test_a_merged_config_error_names_the_config_and_workload(pages):
+    """A workload whose slots no swap file may hold: the error says which config it is (it
+    said ``<dict>``)."""
+    from hwzswap.bench.workload import STORE, Op, Workload
+    from hwzswap.errors import ConfigError
+
+    wl = Workload(name="far", seed=0, pages=pages[:1], ops=[Op(STORE, 0, (2**31,), (0,))])
+    with get_backend("lz4") as b, pytest.raises(ConfigError) as err:
+        backend_config(base_config(), b, wl)
+    assert str(err.value).startswith("<dict> + workload 'far' overrides: swap.nr_pages")
