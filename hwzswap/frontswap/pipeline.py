@@ -152,24 +152,35 @@ class AsyncPipeline:
     def submit(self, token: Any, pages: np.ndarray) -> None:
         """Queue one batch; wait first while the pipeline is full (backpressure): ``max_batches``
         in flight holding at least ``fill_pages`` pages. Once the pipeline is closed (by its
-        owner, or by the exit hook under an owner still storing), the batch is compressed and
-        completed here, in the caller, as a synchronous engine would: never lost."""
+        owner, or by the exit hook under an owner still storing), or when no worker thread can
+        be started, the batch is compressed and completed here, in the caller, as a synchronous
+        engine would: never lost."""
         with self._cv:
             while not self._closed and (len(self._jobs) >= self.max_batches
                                         and self._pages >= self.fill_pages):
                 self._wait_locked()
-            if not self._closed:
+            if not self._closed and self._has_worker_locked():
                 job = _Job(token, pages)
                 self._jobs.append(job)
                 self._pages += len(pages)
                 self._queue.append(job)
                 self.batches += 1
                 self.peak_in_flight = max(self.peak_in_flight, len(self._jobs))
-                if self._worker is None:
-                    self._start_worker_locked()
                 self._cv.notify_all()
                 return
         self._call_inline(token, pages)
+
+    def _has_worker_locked(self) -> bool:
+        """A worker is there to take a batch, started now if need be. No thread to be had
+        (a process at its thread limit): False, and the caller compresses the batch itself
+        (queued with no worker, it would never complete and drain would wait for ever)."""
+        if self._worker is None:
+            try:
+                self._start_worker_locked()
+            except RuntimeError:  # "can't start new thread"
+                self._worker = None
+                return False
+        return True
 
     def drain(self) -> None:
         """Wait until every submitted batch has completed (or timed out)."""

@@ -193,3 +193,30 @@ def test_a_submit_that_races_close_is_completed_before_close_returns() -> None:
         t.join(10)
     assert not closer.is_alive() and not any(t.is_alive() for t in submitters)
     assert sorted(done) == [0, 1, 2, 3, 4] and pipe.in_flight == 0
+
+
+def test_a_batch_is_compressed_in_the_caller_when_no_worker_thread_can_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process at its thread limit ("can't start new thread", injected here: root is not
+    bound by RLIMIT_NPROC): the batch was queued with no worker and the caller got the error,
+    so it never completed and drain waited for ever. Now the caller compresses it itself."""
+    done: list[tuple[int, str]] = []
+    pipe = AsyncPipeline(_ok, lambda token, result: done.append(
+        (token, threading.current_thread().name)), max_batches=2, timeout_s=5.0)
+    real_start = threading.Thread.start
+
+    def refuse(self: threading.Thread) -> None:
+        if self.name == "zswap-async":
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    try:
+        monkeypatch.setattr(threading.Thread, "start", refuse)
+        pipe.submit(0, _pages(2))
+        assert done == [(0, threading.current_thread().name)] and pipe.in_flight == 0
+        monkeypatch.setattr(threading.Thread, "start", real_start)
+        pipe.submit(1, _pages(2))  # a worker can start again
+        pipe.drain()
+        assert [t for t, _ in done] == [0, 1] and done[1][1] == "zswap-async"
+    finally:
+        pipe.close()
