@@ -91,6 +91,18 @@ class Recorder:
                     self._live.discard(o)
                     self.ops.append(Op(INVALIDATE, 0, (o,)))
 
+    def structure(self) -> dict[str, Any]:
+        """The kernel structure the recorded stream has, as a workload file states it: its
+        largest WRITE (pages of one reclaim pass, after the block layer merged them) and
+        largest READ of live slots (a readahead cluster); every page its own folio (a request
+        does not say which folio a page came from). The loader refuses a file without it."""
+        from hwzswap.bench.workload import LOAD, STORE
+
+        stores = [len(op.offsets) for op in self.ops if op.kind == STORE]
+        loads = [len(op.offsets) for op in self.ops if op.kind == LOAD]
+        return {"reclaim_batch": max(stores, default=1), "load_batch": max(loads, default=1),
+                "folio_mix": [[1, 1.0]]}
+
     def save(self, path: str | os.PathLike[str], meta: dict[str, Any]) -> Path | None:
         """Write the workload file; None when nothing was recorded."""
         from hwzswap.bench.workload import Workload, save_workload
@@ -100,6 +112,7 @@ class Recorder:
                 return None
             pages = np.frombuffer(b"".join(self.pages), dtype=np.uint8).reshape(-1, PAGE)
             wl = Workload(
+                structure=self.structure(),
                 name=str(meta.get("name", "recorded")), seed=0, pages=pages.copy(),
                 ops=list(self.ops),
                 params={"source": "kernel swap requests via hwzswap serve",

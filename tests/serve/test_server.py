@@ -145,6 +145,8 @@ def test_recorded_stream_replays_to_the_same_pages(loopdev, tmp_path: Path) -> N
     kinds = [op.kind for op in wl.ops]
     assert kinds == [STORE, STORE, LOAD, LOAD] + [INVALIDATE] * 32
     assert wl.ops[0].offsets == tuple(range(16, 48)) and wl.ops[3].offsets == tuple(range(64, 80))
+    # the header states the structure the loader requires: the largest request of each kind
+    assert wl.structure == {"reclaim_batch": 32, "load_batch": 16, "folio_mix": [[1, 1.0]]}
     # Replay through a fresh engine: every load returns what its slot's last store held.
     with hwzswap.open_zswap(_config(tmp_path)) as system:
         held: dict[int, bytes] = {}
