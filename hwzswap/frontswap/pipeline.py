@@ -96,7 +96,7 @@ class AsyncPipeline:
     """Up to ``max_batches`` batches in flight to ``compress``, completed through ``complete``.
 
     ``max_coalesce``: the most pages one device call takes (a device's ``max_batch``; None: no
-    limit). ``fill_pages``: a submit waits only once ``max_batches`` are in flight *and* they
+    limit). ``deadline``: what ``timeout_s`` comes from, named in a timed-out batch's reason. ``fill_pages``: a submit waits only once ``max_batches`` are in flight *and* they
     hold at least this many pages (0: the batch count alone decides). Thread-safe: any number
     of threads may submit.
     """
@@ -104,7 +104,7 @@ class AsyncPipeline:
     def __init__(self, compress: CompressFn, complete: CompleteFn, max_batches: int,
                  timeout_s: float, on_timeout: Callable[[int], None] | None = None,
                  max_coalesce: int | None = None, name: str = "zswap-async",
-                 fill_pages: int = 0) -> None:
+                 fill_pages: int = 0, deadline: str = "zswap.device_timeout_ms") -> None:
         self._compress = compress
         self._complete = complete
         self.max_batches = max_batches
@@ -114,6 +114,7 @@ class AsyncPipeline:
         self._on_timeout = on_timeout
         self.max_coalesce = max_coalesce
         self._name = name
+        self._deadline = deadline  # what sets timeout_s, for the timed-out batches' reason
         self._cv = threading.Condition()
         self._jobs: deque[_Job] = deque()  # submitted, not completed (oldest first)
         self._queue: deque[_Job] = deque()  # submitted, not yet taken by the worker
@@ -237,7 +238,7 @@ class AsyncPipeline:
                 self._on_timeout(len(late))
             for job in late:
                 self._complete_one(job, failed_batch(
-                    len(job.pages), f"timed out after {ms:g} ms (zswap.device_timeout_ms)"))
+                    len(job.pages), f"timed out after {ms:g} ms ({self._deadline})"))
         finally:
             self._cv.acquire()
             for job in late:
