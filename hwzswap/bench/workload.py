@@ -926,6 +926,12 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
     from hwzswap import __version__
 
     workload.validate()
+    # never write a file that loading refuses
+    if not isinstance(workload.name, str) or not 0 < len(workload.name) <= 200:
+        raise WorkloadError(f"a workload's name must be a string of 1 to 200 characters, got "
+                            f"{str(workload.name)[:40]!r}")
+    check_config_overrides(workload.config_overrides, f"workload {workload.name!r}",
+                           slots=max(workload.nr_slots, workload.nr_pages))
     path = Path(path)
     cctx = zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=True)
     sections = {

@@ -234,3 +234,13 @@ def test_a_merged_config_error_names_the_config_and_workload(pages):
     with get_backend("lz4") as b, pytest.raises(ConfigError) as err:
         backend_config(base_config(), b, wl)
     assert str(err.value).startswith("<dict> + workload 'far' overrides: swap.nr_pages")
+
+
+def test_a_workload_loading_would_refuse_is_never_written(pages, tmp_path):
+    wl = build_workload("roundtrip", pages[:8], seed=1)
+    for bad, says in ((replace(wl, name="x" * 201), "name must be a string"),
+                      (replace(wl, config_overrides={"zswap": {"compressor": "lzo"}}),
+                       "config_overrides.zswap.compressor")):
+        with pytest.raises(WorkloadError, match=says):
+            save_workload(bad, tmp_path / "w.hwzwl")
+    assert list(tmp_path.iterdir()) == []
