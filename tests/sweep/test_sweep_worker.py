@@ -213,3 +213,58 @@ def test_a_run_whose_device_was_marked_failed_says_so(tmp_path: Path) -> None:
     _from_document(rec, ok, 1, "hwzswap bench: error: something else\n")
     assert (rec["failure"], rec["reason"]) == ("exit", "exit status 1: hwzswap bench: error: "
                                                        "something else")
+
+
+STALLING_DRIVER = '''
+import threading, time
+from hwzswap.backends.contract import Capabilities
+from hwzswap.backends.lz4 import Lz4Backend
+
+
+class Stalls(Lz4Backend):
+    """Its batch calls from the engine's thread hang past zswap's deadline."""
+
+    name = "stallsdrv"
+    stalls = 10 ** 6
+
+    @property
+    def capabilities(self):
+        return Capabilities(batch=True, preferred_batch=32)
+
+    def compress_batch(self, pages):
+        if threading.current_thread() is not threading.main_thread() and Stalls.stalls:
+            Stalls.stalls -= 1
+            time.sleep(0.2)
+        return super().compress_batch(pages)
+'''
+
+
+def test_a_run_whose_device_fails_is_recorded_with_the_benchs_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end: a third-party driver installed as an entry point, whose device the engine
+    marks failed during the run; the bench process exits 1 and the worker's record gives the
+    bench's reason (it said "0 pages mismatched through the stack")."""
+    import os
+
+    from hwzswap.sweep.worker import execute_run
+
+    site = tmp_path / "site"
+    info = site / "stallsdrv-0.1.dist-info"
+    info.mkdir(parents=True)
+    (site / "stallsdrv.py").write_text(STALLING_DRIVER)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: stallsdrv\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[hwzswap.backends]\nstallsdrv = stallsdrv:Stalls\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    runspec = {"run_id": "stallsdrv-1", "coords": {"backend": "stallsdrv"},
+               "settings": {"backend": "stallsdrv"}, "backend": "stallsdrv",
+               "config": {"zswap": {"compressor": {"name": "stallsdrv", "params": {}},
+                                    "batching": "reclaim", "device_timeout_ms": 50,
+                                    "device_fail_after": 2}},
+               "bench_args": ["--backends", "stallsdrv", "--workload", "roundtrip",
+                              "--pages", "48", "--repeat", "1"]}
+    rec = execute_run(runspec, 300)
+    assert rec["exit_code"] == 1, rec["stderr_tail"]
+    assert (rec["status"], rec["failure"]) == ("failed", "error"), rec["reason"]
+    assert rec["reason"].startswith("device: the device was marked failed during the run")
+    assert rec["device_failed"] is True and rec["verified_pages"] == 48
