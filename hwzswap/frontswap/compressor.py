@@ -63,6 +63,7 @@ from hwzswap.backends.contract import (
     OpKind,
     OpStatus,
 )
+from hwzswap.config import MAX_DEVICE_TIMEOUT_MS as MAX_TIMEOUT_MS
 from hwzswap.errors import (
     CorruptDataError,
     DeviceError,
@@ -188,6 +189,11 @@ class Compressor:
                               f"or None (no limit), got {self.max_batch!r}")
         if timeout_ms is None:
             timeout_ms = caps.timeout_ms or DEFAULT_TIMEOUT_MS
+            if (type(timeout_ms) not in (int, float) or not 0 < timeout_ms <= MAX_TIMEOUT_MS):
+                raise DriverError(
+                    f"driver {self.name!r}: capabilities.timeout_ms must be a number of "
+                    f"milliseconds in (0, {MAX_TIMEOUT_MS}] (a day), got {timeout_ms!r}; "
+                    f"set zswap.device_timeout_ms to override it")
         self.timeout_s = float(timeout_ms) / 1000.0
         self.fail_after = fail_after
         self._failed = False  # marked failed after fail_after consecutive timeouts
