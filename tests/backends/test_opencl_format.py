@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hwzswap import get_backend
 from hwzswap.backends.contract import PAGE_SIZE, ItemStatus
 from hwzswap.backends.opencl import Lz4OpenCLBackend
-from hwzswap.backends.opencl.backend import _GROUP_WIDTHS
+from hwzswap.backends.opencl.backend import GROUP_WIDTHS
 from hwzswap.bench.corpus import load_bundled
 from hwzswap.frontswap.system import open_zswap
 from hwzswap.testing import real_memory_mix
@@ -30,7 +30,7 @@ def _configs() -> list[dict]:
     out = []
     for h in HASH_LOGS:
         out += [{"layout": "item", "local_size": ls, "hash_log": h} for ls in (1, 64)]
-        out += [{"layout": "group", "local_size": w, "hash_log": h} for w in _GROUP_WIDTHS]
+        out += [{"layout": "group", "local_size": w, "hash_log": h} for w in GROUP_WIDTHS]
     return out
 
 
@@ -39,7 +39,7 @@ CONFIGS = _configs()
 
 def test_the_configurations_are_every_one_the_backend_accepts():
     assert set(LAYOUTS) == {"item", "group"} and HASH_LOGS == [10, 11, 12, 13]
-    assert len(CONFIGS) == len(HASH_LOGS) * (2 + len(_GROUP_WIDTHS))
+    assert len(CONFIGS) == len(HASH_LOGS) * (2 + len(GROUP_WIDTHS))
 
 
 @pytest.fixture(scope="module")

@@ -142,7 +142,8 @@ _AUTO_LOCAL_DEFAULT = 64
 _AUTO_GROUP_WIDTH = 4  # compress group layout
 _AUTO_DGROUP = {"cpu": 4, "other": 4}  # cooperative decompressor's group width
 _AUTO_DGROUP_DEFAULT = 32
-_GROUP_WIDTHS = (1, 2, 4, 8, 16)
+#: The compress group layout's widths (work-items per page).
+GROUP_WIDTHS = (1, 2, 4, 8, 16)
 _POLL_WAIT_S = 0.001  # poll() waits at most this long for a completion when work is in flight
 #: How long :meth:`Lz4OpenCLBackend.close` waits for a device call still running (the
 #: framework's default device deadline, ``zswap.device_timeout_ms``).
@@ -646,9 +647,9 @@ class Lz4OpenCLBackend(Backend):
         local = cfg["local_size"]
         if self._layout == "group":
             local = local or _AUTO_GROUP_WIDTH
-            if local not in _GROUP_WIDTHS:
+            if local not in GROUP_WIDTHS:
                 raise InvalidParameterError(
-                    f"lz4-opencl: layout 'group' needs local_size in {_GROUP_WIDTHS} "
+                    f"lz4-opencl: layout 'group' needs local_size in {GROUP_WIDTHS} "
                     f"(the group width), got {local}"
                 )
             return local

@@ -185,7 +185,7 @@ def check_choice(choice: Any) -> str | None:
     widths. The kernels trust these values (a ``hash_log`` of 40 or a negative work-group size
     crashes the OpenCL runtime), so a cache file edited or damaged by hand must never reach them.
     """
-    from hwzswap.backends.opencl.backend import _GROUP_WIDTHS, TUNED_KEYS, Lz4OpenCLBackend
+    from hwzswap.backends.opencl.backend import GROUP_WIDTHS, TUNED_KEYS, Lz4OpenCLBackend
     from hwzswap.errors import InvalidParameterError
 
     if not isinstance(choice, dict):
@@ -209,8 +209,8 @@ def check_choice(choice: Any) -> str | None:
             return f"choice.{k}: {exc}"
         if value in (0, "auto") and not isinstance(value, bool):
             return f"choice.{k}: a tuned choice must be concrete, got {value!r}"
-    if choice["layout"] == "group" and choice["local_size"] not in _GROUP_WIDTHS:
-        return (f"choice.local_size: layout 'group' needs one of {_GROUP_WIDTHS}, "
+    if choice["layout"] == "group" and choice["local_size"] not in GROUP_WIDTHS:
+        return (f"choice.local_size: layout 'group' needs one of {GROUP_WIDTHS}, "
                 f"got {choice['local_size']!r}")
     return None
 
