@@ -1180,7 +1180,9 @@ def load_workload(path: str | Path) -> Workload:
             _check_header_type(header, field_name, src)
         params = dict(header.get("params") or {})
         structure = header.get("structure")
-        if version < 2 or structure is None:
+        if version < 2 or structure is None or structure == {}:
+            # absent or empty (recordings by `hwzswap serve` before 502502b wrote {}): what
+            # the ops show, as for a version-1 file
             structure = _v1_structure(ops, params)
         else:
             structure = _check_structure_field(structure, src)

@@ -244,3 +244,10 @@ def test_a_workload_loading_would_refuse_is_never_written(pages, tmp_path):
         with pytest.raises(WorkloadError, match=says):
             save_workload(bad, tmp_path / "w.hwzwl")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_structure_is_read_from_the_ops(saved):
+    """Recordings by ``hwzswap serve`` before 502502b wrote ``structure: {}``: they still load
+    (the structure is informative; the ops carry it)."""
+    wl = load_workload(_edit(saved, lambda h: h.__setitem__("structure", {})))
+    assert set(wl.structure) == {"reclaim_batch", "load_batch", "folio_mix"}
