@@ -595,7 +595,8 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                 # The device still holds pages: never pull it away under them.
                 state["error"] = str(exc)
                 _write_state(name, state)
-                warn(f"hwzswap swap {name}: {exc}; still serving (retry `hwzswap swap off`)")
+                warn(f"hwzswap swap {name}: {exc}; still serving (retry `hwzswap swap off "
+                     f"--name {name}`)")
     except _StopBeforeUp as exc:
         rc = 128 + exc.signum  # as a process ended by that signal (130 for Ctrl-C)
         msg = f"stopped by {signal.Signals(exc.signum).name} before the chain was up"
