@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -41,6 +42,7 @@ def _dry_run(spec: Any, plan: Any, out_dir: Path, console: Any) -> int:
         table.add_column(Text(col), overflow="fold")
     refused: list[str] = []
     by_bench: list[int] = []
+    checked: dict[str, str | None] = {}
     for i, run in enumerate(plan.runs, 1):
         res = ", ".join(f"{k}={v:g}" for k, v in run.resources.items()
                         if not (k == "CPU" and v == 1.0))
@@ -50,7 +52,10 @@ def _dry_run(spec: Any, plan: Any, out_dir: Path, console: Any) -> int:
             refused.append(f"run {i} ({run.run_id}): the bench would refuse it: {why}")
             by_bench.append(i)
         else:
-            why = config_problem(run)
+            key = json.dumps(run.config, sort_keys=True, default=repr)
+            if key not in checked:  # runs that differ in bench options share their config
+                checked[key] = config_problem(run)
+            why = checked[key]
             if why is not None:
                 refused.append(f"run {i} ({run.run_id}): the config loader here refuses it: "
                                f"{why}")

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwzswap.sweep.resources import run_resources
+from hwzswap.sweep.resources import backend_class, run_resources
 from hwzswap.sweep.spec import SweepSpec, SweepSpecError, combinations_problem, same_value
 
 #: Bench options set by a run setting (the value is passed as the option's argument).
@@ -148,13 +148,12 @@ def run_config(spec: SweepSpec, settings: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def _declared_params(backend: str) -> set[str] | None:
-    """The parameters ``backend`` declares, or ``None`` when its class cannot be loaded here."""
-    from hwzswap.backends.registry import get_backend_class
-
+def _declared_params(cls: type | None) -> set[str] | None:
+    """The parameters a backend's class declares, or ``None`` when it cannot be loaded here
+    (every param is then kept)."""
     try:
-        return set(get_backend_class(backend).PARAMS)
-    except Exception:  # noqa: BLE001 -- not importable on this machine: keep every param
+        return None if cls is None else set(cls.PARAMS)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 -- a broken declaration: keep every param
         return None
 
 
@@ -186,6 +185,7 @@ def expand(spec: SweepSpec) -> Plan:
         raise SweepSpecError(f"{spec.source}: axes: {why}")
     names = list(spec.axes)
     declared: dict[str, set[str] | None] = {}
+    classes: dict[str, type | None] = {}
     runs: list[Run] = []
     seen: set[str] = set()
     combos = excluded = collapsed = 0
@@ -197,8 +197,9 @@ def expand(spec: SweepSpec) -> Plan:
             continue
         settings = {**spec.fixed, **coords}
         backend = str(settings["backend"])
-        if backend not in declared:
-            declared[backend] = _declared_params(backend)
+        if backend not in declared:  # once a backend: a lookup reads the entry points
+            classes[backend] = backend_class(backend)
+            declared[backend] = _declared_params(classes[backend])
         known = declared[backend]
         if known is not None:
             for name in [n for n in settings if n.startswith("params.")]:
@@ -214,7 +215,7 @@ def expand(spec: SweepSpec) -> Plan:
         config = run_config(spec, settings)
         runs.append(Run(run_id=rid, coords=coords, settings=settings, config=config,
                         resources=run_resources(backend, config["zswap"]["compressor"]["params"],
-                                                spec.resources)))
+                                                spec.resources, classes[backend])))
     return Plan(runs=runs, combinations=combos, excluded=excluded, collapsed=collapsed)
 
 

@@ -61,13 +61,29 @@ def _checked(backend: str, declared: Any) -> dict[str, float]:
     return out
 
 
-def declared_resources(backend: str, params: Mapping[str, Any]) -> dict[str, float]:
-    """What the backend's class declares for these params (empty when it cannot load here)."""
+#: ``cls`` when the caller has not looked the backend's class up (it is looked up here).
+_LOOK_UP: Any = object()
+
+
+def backend_class(backend: str) -> type | None:
+    """The backend's class, or ``None`` when it cannot load here (the run then says why)."""
     from hwzswap.backends.registry import get_backend_class
 
     try:
-        cls = get_backend_class(backend)
+        return get_backend_class(backend)
     except Exception:  # noqa: BLE001 -- unknown here: the run reports it where it runs
+        return None
+
+
+def declared_resources(backend: str, params: Mapping[str, Any],
+                       cls: type | None = _LOOK_UP) -> dict[str, float]:
+    """What the backend's class declares for these params (empty when it cannot load here).
+    ``cls`` is the class when the caller has it (:func:`backend_class`): a plan of thousands
+    of runs looks each backend up once, not once a run (a lookup reads every installed
+    package's entry points)."""
+    if cls is _LOOK_UP:
+        cls = backend_class(backend)
+    if cls is None:
         return {}
     declared = getattr(cls, "resources", None)
     if declared is None:
@@ -78,12 +94,14 @@ def declared_resources(backend: str, params: Mapping[str, Any]) -> dict[str, flo
 
 
 def run_resources(backend: str, params: Mapping[str, Any],
-                  overrides: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, float]:
-    """Everything a run asks for: ``CPU`` (1 unless said otherwise) plus its device's needs."""
+                  overrides: Mapping[str, Mapping[str, float]] | None = None,
+                  cls: type | None = _LOOK_UP) -> dict[str, float]:
+    """Everything a run asks for: ``CPU`` (1 unless said otherwise) plus its device's needs
+    (``cls``: the backend's class, when the caller has looked it up)."""
     if overrides and backend in overrides:
         need = dict(overrides[backend])
     else:
-        need = declared_resources(backend, params)
+        need = declared_resources(backend, params, cls)
     return {"CPU": 1.0, **need}
 
 
@@ -102,4 +120,4 @@ def fits(resources: Mapping[str, float], node: Mapping[str, float]) -> bool:
     return all(node.get(name, 0.0) >= amount for name, amount in resources.items() if amount > 0)
 
 
-__all__ = ["MAX_AMOUNT", "amount_problem", "declared_resources", "fits", "ray_options", "run_resources"]
+__all__ = ["MAX_AMOUNT", "amount_problem", "backend_class", "declared_resources", "fits", "ray_options", "run_resources"]
