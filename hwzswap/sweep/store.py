@@ -20,7 +20,7 @@ from typing import Any
 
 from hwzswap.errors import HwzswapError
 from hwzswap.fileio import write_atomic
-from hwzswap.yamlfile import read_bounded
+from hwzswap.yamlfile import read_bounded, size_problem
 
 RUNS_DIR = "runs"
 MERGED_JSON = "sweep.json"
@@ -95,7 +95,7 @@ def read_record(out_dir: str | Path, run_id: str) -> dict[str, Any] | None:
         data = read_bounded(path, MAX_RECORD_BYTES, SweepOutputError, unreadable="unreadable",
                             too_large="too large")
         rec = json.loads(data.decode("utf-8"))
-    except (SweepOutputError, ValueError):
+    except (SweepOutputError, ValueError, RecursionError):
         return None  # a torn or foreign file: the run is done again and the file replaced
     if not isinstance(rec, dict) or rec.get("run_id") != run_id or record_problem(rec):
         return None
@@ -131,6 +131,9 @@ def record_problem(rec: dict[str, Any]) -> str | None:
                 return f"an ok record without a number {key!r}"
         if type(rec.get("load_pages_per_s")) not in (int, float, type(None)):
             return "'load_pages_per_s' is not a number"
+    too_big = size_problem(rec, 40, 200_000)  # merged, dumped and copied: must be bounded
+    if too_big is not None:
+        return too_big
     over = rec.get("overridden")
     if over is not None and not (isinstance(over, dict) and all(
             isinstance(v, dict) and "asked" in v and "used" in v for v in over.values())):

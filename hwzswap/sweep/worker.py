@@ -37,7 +37,7 @@ from typing import Any
 from hwzswap.cliargs import file_name, output_file, seconds
 from hwzswap.errors import HwzswapError, OutputError
 from hwzswap.fileio import write_atomic
-from hwzswap.yamlfile import read_bounded
+from hwzswap.yamlfile import read_bounded, size_problem
 
 #: Run statuses. ``failed`` covers crashes, exits, timeouts and unavailable backends
 #: (``failure`` says which); ``unschedulable``: no host of the cluster has what the run needs.
@@ -53,6 +53,11 @@ RUNSPEC_KEYS: dict[str, type] = {"run_id": str, "coords": dict, "settings": dict
                                  "resources": dict}
 #: A record or runspec is a few kilobytes; a larger file given to the worker is not one.
 MAX_INPUT_BYTES = 16 << 20
+#: A runspec's nesting and values at most (its config is at most 32 levels and 10000 values,
+#: as the config loader takes): a deeper one is no runspec, and copying it would recurse
+#: past Python's limit.
+MAX_RUNSPEC_DEPTH = 40
+MAX_RUNSPEC_VALUES = 100_000
 
 
 class WorkerInputError(HwzswapError):
@@ -319,6 +324,9 @@ def read_runspec(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise WorkerInputError(f"{where}: not JSON ({exc}); give a run's record, "
                                "DIR/runs/RUN_ID.json of a sweep") from None
+    except RecursionError:
+        raise WorkerInputError(f"{where}: JSON nested too deeply to be a run's record; give "
+                               "DIR/runs/RUN_ID.json of a sweep") from None
     if isinstance(doc, dict) and doc.get("kind") == "hwzswap-sweep":
         raise WorkerInputError(f"{where}: a sweep's merged document, not one run; give one "
                                "run's record: DIR/runs/RUN_ID.json (a run id of its 'records')")
@@ -330,6 +338,8 @@ def read_runspec(path: str | os.PathLike[str]) -> dict[str, Any]:
     is_record = isinstance(doc, dict) and "runspec" in doc
     spec = doc["runspec"] if is_record else doc
     why = _runspec_problem(spec)
+    if why is None:  # a config is at most 32 levels and 10000 values: a runspec not much more
+        why = size_problem(spec, MAX_RUNSPEC_DEPTH, MAX_RUNSPEC_VALUES)
     if why is not None:
         what = "the record's runspec" if is_record else "not a run's record or runspec"
         raise WorkerInputError(f"{where}: {what}: {why}; give a run's record, "

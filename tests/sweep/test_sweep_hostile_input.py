@@ -186,8 +186,11 @@ def _records_dir(tmp_path: Path) -> tuple[SweepSpec, Any, Path]:
      "reason": "x", "host": None},
     {"status": "failed", "backend": "lz4", "coords": {}, "settings": {}, "failure": "exit",
      "reason": "x", "host": None, "overridden": {"k": 1}},
+    {"status": "failed", "backend": "lz4", "coords": {}, "settings": {}, "failure": "exit",
+     "reason": "x", "host": None, "deep": json.loads("[" * 900 + "]" * 900)},
+    "[" * 5000 + "]" * 5000,                                 # past json's recursion limit
 ])
-def test_a_record_the_report_cannot_read_is_no_record(tmp_path: Path, bad: dict[str, Any]) -> None:
+def test_a_record_the_report_cannot_read_is_no_record(tmp_path: Path, bad: Any) -> None:
     """``{"run_id": ..., "status": "ok"}`` in runs/ was resumed, then the report failed with
     KeyError 'backend'. Such a file is no record: the run is done again and the file
     replaced."""
@@ -195,7 +198,7 @@ def test_a_record_the_report_cannot_read_is_no_record(tmp_path: Path, bad: dict[
     (run,) = plan.runs
     path = store.record_path(out, run.run_id)
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"run_id": run.run_id, **bad}))
+    path.write_text(bad if isinstance(bad, str) else json.dumps({"run_id": run.run_id, **bad}))
     assert store.read_record(out, run.run_id) is None
     outcome = run_sweep(spec, plan, out, timeout=300, plots=False)
     assert outcome.ran == [run.run_id] and outcome.all_ok

@@ -72,6 +72,9 @@ def test_a_file_that_is_no_runs_record_is_refused(swept: dict[str, Any], tmp_pat
         "older.json": json.dumps(older),
         "broken.json": json.dumps(broken),
         "list.json": "[1, 2]",
+        "deep.json": "[" * 100_000 + "]" * 100_000,
+        "deepspec.json": json.dumps({**record["runspec"], "config": {
+            "a": json.loads("[" * 900 + "]" * 900)}}),
     }
     expected = {
         "sweep.json": "a sweep's merged document, not one run; give one run's record: "
@@ -80,6 +83,9 @@ def test_a_file_that_is_no_runs_record_is_refused(swept: dict[str, Any], tmp_pat
         "older.json": "a run record without its runspec",
         "broken.json": "broken.json: the record's runspec: no 'bench_args'",
         "list.json": "list.json: not a run's record or runspec: a runspec is a JSON object",
+        "deep.json": "deep.json: JSON nested too deeply to be a run's record",
+        "deepspec.json": "deepspec.json: not a run's record or runspec: values nested more "
+                         "than 40 levels deep",
     }
     for name, text in cases.items():
         (tmp_path / name).write_text(text)
