@@ -208,12 +208,14 @@ def test_async_figures_that_overlap_loads_are_not_split_or_compared_alone(
         assert row[15] != "-"  # wall µs/pg
     md = markdown(doc)
     assert "async: store pg/s times the submissions" in md
-    (line,) = mode_summary(doc)
-    assert "least wall time per page stored or loaded" in line
 
+    # (the mode line is checked on roundtrip: on mixed, whether an async page is invalidated
+    # while in flight, so never compressed, depends on timing, and then no mode is named)
     doc = run_bench(build_workload("roundtrip", pages[:64], seed=0),
-                    BenchRun(backends=["842-nx"], warm_up=False, batching="async"))
-    (r,) = doc["results"]
+                    BenchRun(backends=["842-nx"], warm_up=False, batching="reclaim,async"))
+    r = {x["batching"]: x for x in doc["results"]}["async"]
     assert r["store_overlaps_loads"] is False and r["device_split_note"] is None
     assert r["device_store_us_per_page"] > 0 and r["device_load_us_per_page"] > 0
     assert "async: store pg/s" not in markdown(doc)
+    (line,) = mode_summary(doc)
+    assert "least wall time per page stored or loaded" in line
