@@ -106,9 +106,15 @@ def parse_size(text: str) -> int:
         val = float(s)
     except ValueError:
         raise CgroupError(f"not a size: {text!r} (use e.g. 64M, 1G or a byte count)") from None
-    if not 0 < val < float("inf") or int(val * mult) < 1:  # nan, inf: int() raised
-        raise CgroupError(f"a size must be a finite number of at least one byte, got {text!r}")
-    return int(val * mult)
+    size = val * mult  # 1e308T overflows to inf here
+    if not 0 < size <= MAX_SIZE or int(size) < 1:  # nan, inf: int() raised
+        raise CgroupError(f"a size must be a number from one byte to 1024T, got "
+                          f"{text!r}")
+    return int(size)
+
+
+#: The largest size parse_size takes: far above any machine's memory, well inside an int64.
+MAX_SIZE = float(1 << 50)
 
 
 @dataclass

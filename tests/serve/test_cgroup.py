@@ -14,7 +14,8 @@ from hwzswap.serve.cgroup import CgroupError, MemoryCgroup, cgroup_of, limited_a
 def test_parse_size() -> None:
     assert parse_size("64M") == 64 << 20 and parse_size("1G") == 1 << 30
     assert parse_size("512KiB") == 512 << 10 and parse_size("4096") == 4096
-    for bad in ("", "x", "-1M", "0"):
+    assert parse_size("1024T") == 1 << 50
+    for bad in ("", "x", "-1M", "0", "nan", "inf", "1e308T", "1025T", "0.5"):
         with pytest.raises(CgroupError):
             parse_size(bad)
 
