@@ -247,3 +247,29 @@ def test_a_call_waits_for_an_earlier_one_at_most_the_driver_timeout() -> None:
         first.join(10)
         b.close()
     assert not first.is_alive() and b.counters()["comp_complete"] == 1
+
+
+def test_a_load_is_not_held_up_by_a_batch_call_given_up_inside_the_driver(tmp_path: Path) -> None:
+    """async mode on the realtime clock: the pipeline gives a compress_batch with a hung request
+    up at zswap.device_timeout_ms while it is still inside the driver. A load meanwhile gets
+    its page (the device's submit answers BUSY until its deadline, then software 842 decodes
+    it) while the hung request is still in flight: the driver serialises itself with bounded
+    waits (``concurrent``), so the engine holds no lock of its own across the stuck call."""
+    b = Nx842Backend(clock="realtime", timeout_ms=1000.0)
+    assert b.capabilities.concurrent
+    s = open_zswap({"zswap": {"compressor": "842-nx", "batching": "async",
+                              "device_timeout_ms": 30, "device_fail_after": 8},
+                    "swap": {"nr_pages": 16, "path": str(tmp_path / "swap.img")}}, backend=b)
+    try:
+        s.swap_out_batch(0, [0, 1], PAGES[:2])
+        s.drain()
+        b.inject(HANG, "compress")
+        s.swap_out_batch(0, [2, 3], PAGES[2:4])
+        while not b._queue.inflight():  # noqa: SLF001 - the hung request has been submitted
+            time.sleep(0.001)
+        assert s.swap_in(0, 0) == PAGES[0].tobytes()
+        assert b._queue.inflight() == 1  # noqa: SLF001 - still hung: the load did not wait
+    finally:
+        s.close()
+        b.close()
+    # (closing stops the engines' pacing, so the hung request ends at once)

@@ -237,6 +237,10 @@ class Nx842Backend(Backend):
             time_basis="modeled",
             format="842",  # plain 842 streams: the software 842 backend decodes them
             timeout_ms=self.params["timeout_ms"],  # the engine's default deadline: CSB_WAIT_MAX
+            # safe from several threads: the driver serialises its own entry points, with
+            # bounded waits, so the engine adds no lock of its own that a call it gave up on
+            # (still inside the driver) would hold with no deadline
+            concurrent=True,
         )
 
     def describe(self) -> str:

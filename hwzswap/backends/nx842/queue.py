@@ -50,6 +50,8 @@ ClockMode = Literal["virtual", "host", "realtime"]
 # emulated device dead (beyond the configured completion timeout). Generous: the codec's first
 # call compiles it, which can take a while on a loaded machine.
 _REALTIME_GUARD_S = 300.0
+# The longest single sleep of an engine thread pacing a request (ns): how soon it sees close().
+_PACE_SLICE_NS = 10_000_000
 
 
 class VirtualQueue:
@@ -373,8 +375,9 @@ class RealtimeQueue:
             remaining = target_ns - perf_counter_ns()
             if remaining <= 0:
                 return
-            # Sleep while far away; close in with sleep(0), which still yields the GIL.
-            time.sleep((remaining - 200_000) / 1e9 if remaining > 400_000 else 0)
+            # Sleep while far away (in slices, so close() is not kept waiting by a long
+            # request); close in with sleep(0), which still yields the GIL.
+            time.sleep(min(remaining - 200_000, _PACE_SLICE_NS) / 1e9 if remaining > 400_000 else 0)
 
     def reap(self) -> list[Crb]:
         with self._cv:
