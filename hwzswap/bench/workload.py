@@ -498,6 +498,8 @@ def parse_folio_mix(spec: Any, name: str = "folio_mix") -> tuple[tuple[int, floa
             raise bad(f"weight {weight!r:.40} of size {size_i} is not a finite number >= 0")
         mix[size_i] = mix.get(size_i, 0.0) + float(weight)
     total = sum(mix.values())
+    if not math.isfinite(total):  # finite weights whose sum overflows
+        raise bad("the weights add up past the largest float; use smaller weights")
     if total <= 0:
         raise bad("every weight is 0")
     return tuple((size, round(w / total, 6)) for size, w in sorted(mix.items()) if w > 0)

@@ -402,6 +402,7 @@ def test_parse_folio_mix(spec, mix) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("spec", ["", "3", "0", "1024", "x", "1:-1", "1:0", "16:nan", 2.0,
+                                  "1:1e308,16:1e308",
                                   [[1]], True, "1:1,true:1", None])
 def test_bad_folio_mix_is_a_clear_error(spec) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(WorkloadError, match="folio"):
