@@ -887,15 +887,10 @@ def load_param_sets(path: str | os.PathLike[str]) -> tuple[list[ParamSet], dict[
     instead of ``fault_rate: 0.25``); or a hwzswap config (its ``zswap.compressor.params``).
     Raises :class:`ConfigError` naming the file and the key.
     """
-    import yaml
+    from hwzswap.config import read_config_file
 
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the conformance parameter file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    doc = read_config_file(p)  # bounded, a regular file; errors name it
     fault = None
     if isinstance(doc, Mapping) and isinstance(doc.get("zswap"), Mapping):
         comp = doc["zswap"].get("compressor") or {}

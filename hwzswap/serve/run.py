@@ -81,13 +81,10 @@ def load_config_dict(path: str | None) -> dict[str, Any]:
     """The config as a plain dict (``path`` YAML, or :data:`DEFAULT_CONFIG`)."""
     if path is None:
         return copy.deepcopy(DEFAULT_CONFIG)
-    import yaml
-
-    from hwzswap.config import load_config
+    from hwzswap.config import load_config, read_config_file
 
     chain.check_servable(load_config(path), path)  # validate first: errors name file and key
-    with open(path) as f:
-        return yaml.safe_load(f) or {}
+    return read_config_file(path) or {}  # read again as loading did (bounded, regular file)
 
 
 def config_for(label: str, base: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
