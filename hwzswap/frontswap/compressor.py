@@ -261,10 +261,11 @@ class Compressor:
                 return dog.call(fn, *args)
             except _Timeout:
                 self.note_timeouts(1)
-                raise DeviceTimeoutError(
+                err = DeviceTimeoutError(
                     f"driver {self.name!r}: {call} did not return within "
-                    f"{self.timeout_s * 1000.0:g} ms (zswap.device_timeout_ms); given up"
-                ) from None
+                    f"{self.timeout_s * 1000.0:g} ms (zswap.device_timeout_ms); given up")
+                err.given_up = True  # type: ignore[attr-defined]  # counted here, not again
+                raise err from None
 
         return watched
 
@@ -364,9 +365,14 @@ class Compressor:
         return self._software
 
     def _count_device_error(self, exc: HwzswapError) -> None:
-        """A device error raised by a call; a timeout is counted as one (``timeouts``) where
-        the call was given up, not again here."""
-        if isinstance(exc, DeviceError) and not isinstance(exc, DeviceTimeoutError):
+        """A device error raised by a call. A timeout counts in ``timeouts`` (toward
+        ``device_fail_after``): here when the driver's own deadline passed, where the call
+        was given up when the watchdog gave up on it (``given_up``)."""
+        if isinstance(exc, DeviceTimeoutError):
+            if not getattr(exc, "given_up", False):
+                self.note_timeouts(1)
+            return
+        if isinstance(exc, DeviceError):
             self.device_errors += 1
             self.last_error = f"driver {self.name!r}: {exc}"
 
@@ -491,9 +497,13 @@ class Compressor:
             return _all_failed(n, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001
             raise self._foreign("compress_batch", exc) from exc
-        if self._consecutive_timeouts or self._probation:
+        batch = self._checked_compressed(out, n, "compress_batch")
+        if batch.errors and isinstance(out, (list, tuple)) and any(
+                isinstance(x, DeviceTimeoutError) for x in out):
+            self.note_timeouts(1)  # the driver's own deadline passed for items of this call
+        elif self._consecutive_timeouts or self._probation:
             self._answered(epoch)
-        return self._checked_compressed(out, n, "compress_batch")
+        return batch
 
     def _checked_compressed(self, out: Any, n: int, call: str) -> CompressedBatch:
         if isinstance(out, CompressedBatch):
@@ -650,8 +660,9 @@ class Compressor:
                 waiting = waiting[accepted:]
             try:
                 done = self._poll()
-            except DeviceTimeoutError:  # the watchdog gave up on poll (counted): the rest time out
-                self._timed_out(list(outstanding.values()), waiting, count=False)
+            except DeviceTimeoutError as exc:  # poll given up (by the watchdog: counted there)
+                self._timed_out(list(outstanding.values()), waiting,  # or timed out: the rest
+                                count=not getattr(exc, "given_up", False))  # time out
                 break
             except DeviceError as exc:  # poll itself failed: the ops still out fail with it
                 self._count_device_error(exc)
