@@ -582,7 +582,7 @@ def _free_disk(directory: str) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
-def _available_memory() -> int | None:
+def memory_available() -> int | None:
     """The kernel's MemAvailable estimate in bytes (None: unknown)."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
@@ -635,7 +635,7 @@ def swap_size_problems(
             f"accept a swap file that may fill the disk"
         )
     if available_memory is None:
-        available_memory = _available_memory()
+        available_memory = memory_available()
     maps = nr_pages * SWAP_MAP_BYTES_PER_PAGE
     if available_memory is not None and maps > available_memory // 2:
         out.append(
@@ -784,6 +784,7 @@ __all__ = [
     "ZswapKnobs",
     "ZswapSettings",
     "load_config",
+    "memory_available",
     "read_config_file",
     "swap_size_problems",
 ]

@@ -27,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from hwzswap.config import memory_available
 from hwzswap.errors import CorpusError
 from hwzswap.fileio import write_atomic
+from hwzswap.yamlfile import file_kind
 
 PAGE_SIZE = 4096
 #: The first bytes of a zstd frame (RFC 8878), to recognise a compressed file by its content.
@@ -72,7 +74,7 @@ def _read_regular(path: Path) -> bytes:
         raise CorpusError(f"{path}: cannot read: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise CorpusError(
-            f"{path}: not a regular file ({_file_kind(st.st_mode)}); a corpus is a .pages or "
+            f"{path}: not a regular file ({file_kind(st.st_mode)}); a corpus is a .pages or "
             ".pages.zst file written by `hwzswap capture` or save_pages"
         )
     try:
@@ -87,15 +89,6 @@ def _read_regular(path: Path) -> bytes:
             return f.read()
         except OSError as exc:
             raise CorpusError(f"{path}: cannot read: {exc.strerror}") from None
-
-
-def _file_kind(mode: int) -> str:
-    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return what
-    return "not a plain file"
 
 
 def load_pages(path: Path | str) -> np.ndarray:
@@ -124,18 +117,6 @@ DEFAULT_MAX_INFLATED_MB = 4096  # 1 Mi pages
 _INFLATE_STEP = 2048  # compressed bytes per step: at most ~64 MiB of output past the limit
 
 
-def _available_bytes() -> int | None:
-    """``MemAvailable`` from /proc/meminfo, or None where there is none."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def max_inflated_bytes() -> int:
     """How many bytes a decompressed page file or workload section may take (see
     :data:`MAX_INFLATED_ENV`); an unusable value of the variable is a :class:`CorpusError`."""
@@ -147,7 +128,7 @@ def max_inflated_bytes() -> int:
         limit = int(env) << 20
     else:
         limit = DEFAULT_MAX_INFLATED_MB << 20
-    avail = _available_bytes()
+    avail = memory_available()
     if avail is not None:
         limit = min(limit, max(avail // 2, 64 << 20))
     return limit
