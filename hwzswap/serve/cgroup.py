@@ -108,7 +108,7 @@ def parse_size(text: str) -> int:
         raise CgroupError(f"not a size: {text!r} (use e.g. 64M, 1G or a byte count)") from None
     size = val * mult  # 1e308T overflows to inf here
     if not 0 < size <= MAX_SIZE or int(size) < 1:  # nan, inf: int() raised
-        raise CgroupError(f"a size must be a number from one byte to 1024T, got "
+        raise CgroupError(f"a size must be a finite number of at least one byte and at most 1024T, got "
                           f"{text!r}")
     return int(size)
 
