@@ -108,8 +108,8 @@ def parse_size(text: str) -> int:
         raise CgroupError(f"not a size: {text!r} (use e.g. 64M, 1G or a byte count)") from None
     size = val * mult  # 1e308T overflows to inf here
     if not 0 < size <= MAX_SIZE or int(size) < 1:  # nan, inf: int() raised
-        raise CgroupError(f"a size must be a finite number of at least one byte and at most 1024T, got "
-                          f"{text!r}")
+        raise CgroupError(f"a size must be a finite number of at least one byte and at most "
+                          f"1024T, got {text!r}")
     return int(size)
 
 
