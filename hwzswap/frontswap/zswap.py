@@ -548,22 +548,28 @@ class ZswapCache:
     def drain(self) -> None:
         """Wait until no compression is in flight (``async`` mode; a no-op in the others):
         every page stored so far is then in the pool or on the swap device, except one whose
-        device write failed (``async_write_fail``): it stays staged, in RAM and loadable, and
-        its write is tried again here and at every later completion, as the kernel redirties
-        a page whose swap write failed."""
+        device write failed (``async_write_fail`` counts such pages): it stays staged, in RAM
+        and loadable, and its write is tried again here and at each later completion, as the
+        kernel redirties a page whose swap write failed."""
         if self._pipeline is not None:
             self._pipeline.drain()
             self._retry_unwritten()
 
     def _retry_unwritten(self) -> None:
-        """Try again the device writes of staged pages that failed (async)."""
+        """Try again the device writes of staged pages that failed (async): one first, the
+        rest only if it went through. (Retrying every such page at every completion and
+        drain, while the swap file stayed full, cost writes growing with the square of the
+        batches.)"""
         with self._lock:
-            if not self._unwritten:
-                return
             todo = [st for st in self._unwritten.values() if self._is_staged_locked(*st)]
             self._unwritten.clear()
-        for staged, k in todo:
-            self._write_staged(staged, [k])
+        if todo and self._write_staged(todo[0][0], [todo[0][1]], again=True):
+            with self._lock:  # the device still fails: the rest wait for the next try
+                for st in todo[1:]:
+                    self._unwritten[(st[0].type, st[0].offs[st[1]])] = st
+            return
+        for staged, k in todo[1:]:
+            self._write_staged(staged, [k], again=True)
 
     # -- the store step ------------------------------------------------------------------------
 
@@ -847,10 +853,12 @@ class ZswapCache:
         st = self._staged.get((staged.type, staged.offs[k]))
         return st is not None and st[0] is staged and st[1] == k
 
-    def _write_staged(self, staged: _StagedBatch, ks: list[int]) -> None:
+    def _write_staged(self, staged: _StagedBatch, ks: list[int], again: bool = False) -> int:
         """Rejected after the store returned: write the staged pages to the swap device (in
         flight like a writeback, so a newer device write of the slot waits for it), then drop
-        them from the staged set; a failed write keeps the page staged (in RAM).
+        them from the staged set; a failed write keeps the page staged (in RAM), to be tried
+        again (``again``: this is such a try; the page was counted in ``async_write_fail``
+        already). Returns how many writes the device failed.
 
         One page at a time: a slot is marked in flight only while its own write runs, never
         while waiting for another slot (two completions writing the same slots in opposite
@@ -858,6 +866,7 @@ class ZswapCache:
         target = self.writeback_target
         assert target is not None
         type_ = staged.type
+        failed = 0
         for k in ks:
             key = (type_, staged.offs[k])
             with self._lock:
@@ -873,6 +882,7 @@ class ZswapCache:
             except HwzswapError as exc:  # the device failed: tried again later
                 self.last_writeback_error = exc
                 retry = True
+                failed += 1
             finally:  # (anything else is a bug: raised, counted by the pipeline, not retried)
                 with self._lock:
                     del self._inflight[key]
@@ -880,10 +890,11 @@ class ZswapCache:
                         if ok:
                             del self._staged[key]
                         else:
-                            self.async_write_fail += 1
+                            self.async_write_fail += not again
                             if retry:
                                 self._unwritten[key] = (staged, k)
                     self._wb_done.notify_all()
+        return failed
 
     def _load_staged(self, type: int, offset: int) -> bytes | None:
         """A staged page (async mode): a hit from its copy, or ``None`` when not staged."""

@@ -811,15 +811,41 @@ def test_async_failed_staged_writes_wait_in_ram_until_a_later_try_lands(make_sys
     s = make_system(backend=b, zswap={"batching": "async"})
     pages = compressible_pages(12)
     b.fail_pages = set(pages[:8])
-    s.devices[0].inject("write", errno.ENOSPC, 16)  # the first write and the drain's retry
+    s.devices[0].inject("write", errno.ENOSPC, 9)  # the 8 writes and the drain's one try
     assert s.swap_out_batch(0, range(8), as_batch(pages[:8])) == [True] * 8
     s.drain()
     st_ = s.stats()
-    assert st_["staged_pages"] == 8 and st_["async_write_fail"] == 16, st_
+    assert st_["staged_pages"] == 8 and st_["async_write_fail"] == 8, st_  # pages, not tries
     # the next batch's completion, or the drain after it, tries them again: the device works
     assert s.swap_out_batch(0, range(8, 12), as_batch(pages[8:])) == [True] * 4
     s.drain()
     st_ = s.stats()
     assert st_["staged_pages"] == 0 and st_["pswpout"] == 8, st_
-    assert st_["async_write_fail"] == 16 and st_["zswpout"] == 4, st_
+    assert st_["async_write_fail"] == 8 and st_["zswpout"] == 4, st_
     assert [s.swap_in(0, o) for o in range(12)] == pages
+
+
+def test_async_while_the_device_still_fails_each_try_writes_one_failed_page(make_system):
+    """Each completion and drain tries one earlier failed write, and the rest only once it
+    goes through: retrying every such page each time made the writes (and async_write_fail,
+    then counting tries) grow with the square of the batches while the swap file stayed full."""
+    import errno
+
+    b = CountingLz4()
+    s = make_system(backend=b, zswap={"batching": "async", "async_max_batches": 1})
+    pages = compressible_pages(40)
+    b.fail_pages = set(pages)  # every page goes to the swap device
+    # batch 1: 4 writes fail, its drain's try 1; each later batch: the completion's try,
+    # its 4 writes and the drain's try: 4 + 1 + 9 * 6 = 59 failures, then the file has room
+    s.devices[0].inject("write", errno.ENOSPC, 59)
+    for i in range(0, 40, 4):
+        s.swap_out_batch(0, range(i, i + 4), as_batch(pages[i:i + 4]))
+        s.drain()
+    st_ = s.stats()
+    # had more writes been tried, the faults would have run out and pages been written
+    assert st_["staged_pages"] == 40 and st_["async_write_fail"] == 40, st_
+    assert st_["pswpout"] == 0, st_
+    s.drain()  # the try goes through: the rest follow
+    st_ = s.stats()
+    assert st_["staged_pages"] == 0 and st_["pswpout"] == 40, st_
+    assert [s.swap_in(0, o) for o in range(40)] == pages
