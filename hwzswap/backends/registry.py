@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+import numpy as np
+
 from hwzswap.backends.contract import Backend, Param
 from hwzswap.errors import (
     BackendError,
@@ -256,11 +258,14 @@ def _availability(name: str, cls: type[Backend]) -> tuple[bool, str | None]:
     except BaseException as exc:  # SystemExit included: a driver must not end the process
         raise BackendLoadError(f"backend {name!r}: availability() raised {type(exc).__name__}: "
                                f"{exc} (a bug in the driver)") from exc
-    if not (isinstance(answer, (tuple, list)) and len(answer) == 2 and type(answer[0]) is bool
-            and (answer[1] is None or type(answer[1]) is str)):
+    # Read as loosely as it always was: a truth value (numpy's bool too) and a reason of any
+    # kind (an exception, say), shown as text; only an answer that is not a pair is refused.
+    if not (isinstance(answer, (tuple, list)) and len(answer) == 2
+            and isinstance(answer[0], (bool, np.bool_))):
         raise BackendLoadError(f"backend {name!r}: availability() must return (bool, reason "
                                f"or None), got {excerpt(answer)} (a bug in the driver)")
-    ok, reason = answer[0], answer[1]
+    ok = bool(answer[0])
+    reason = None if answer[1] is None else str(answer[1])
     if not ok and not reason:
         reason = "its availability() says it cannot run here and gives no reason"
     return ok, reason
