@@ -45,6 +45,7 @@ modes); the package's own drivers are trusted and called directly.
 
 from __future__ import annotations
 
+import numbers
 import queue
 import threading
 import time
@@ -187,9 +188,15 @@ class Compressor:
         if self.max_batch is not None and (type(self.max_batch) is not int or self.max_batch < 1):
             raise DriverError(f"driver {self.name!r}: capabilities.max_batch must be an int >= 1 "
                               f"or None (no limit), got {self.max_batch!r}")
+        #: where the deadline comes from, for the messages that name it
+        self.deadline_source = "zswap.device_timeout_ms"
         if timeout_ms is None:
             timeout_ms = caps.timeout_ms or DEFAULT_TIMEOUT_MS
-            if (type(timeout_ms) not in (int, float) or not 0 < timeout_ms <= MAX_TIMEOUT_MS):
+            self.deadline_source = ("the driver's own timeout; zswap.device_timeout_ms unset"
+                                    if caps.timeout_ms else
+                                    "the default; zswap.device_timeout_ms unset")
+            if (isinstance(timeout_ms, bool) or not isinstance(timeout_ms, numbers.Real)
+                    or not 0 < timeout_ms <= MAX_TIMEOUT_MS):
                 raise DriverError(
                     f"driver {self.name!r}: capabilities.timeout_ms must be a number of "
                     f"milliseconds in (0, {MAX_TIMEOUT_MS}] (a day), got {timeout_ms!r}; "
@@ -263,7 +270,7 @@ class Compressor:
                 self.note_timeouts(1)
                 err = DeviceTimeoutError(
                     f"driver {self.name!r}: {call} did not return within "
-                    f"{self.timeout_s * 1000.0:g} ms (zswap.device_timeout_ms); given up")
+                    f"{self.timeout_s * 1000.0:g} ms ({self.deadline_source}); given up")
                 err.given_up = True  # type: ignore[attr-defined]  # counted here, not again
                 raise err from None
 
@@ -696,7 +703,7 @@ class Compressor:
         for op in late:
             op.status = OpStatus.DEVICE_ERROR
             op.dst = None
-            op.error = f"timed out after {ms:g} ms (zswap.device_timeout_ms)"
+            op.error = f"timed out after {ms:g} ms ({self.deadline_source})"
         if not count:
             return
         self.timeouts += len(late)

@@ -351,8 +351,8 @@ class ZswapCache:
                 2.0 * comp.timeout_s + 1.0 if own else comp.timeout_s,
                 None if own else comp.note_timeouts, comp.max_batch,
                 name=f"zswap-async-{backend.name}", fill_pages=fill,
-                deadline=("a backstop: 2 x zswap.device_timeout_ms + 1 s; the call's own "
-                          "deadline did not end it" if own else "zswap.device_timeout_ms"))
+                deadline=(f"a backstop: 2 x the call's own deadline ({comp.deadline_source}) "
+                          f"+ 1 s, which did not end it" if own else comp.deadline_source))
             comp.stuck_checks.append(self._pipeline.stuck)
         self._background: BackgroundWriteback | None = None
         if policy.background_writeback:

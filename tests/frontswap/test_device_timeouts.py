@@ -46,3 +46,35 @@ def test_hung_requests_count_as_timeouts_and_mark_the_device_failed(
     finally:
         s.close()
         b.close()
+
+
+def test_a_drivers_own_deadline_is_checked_and_named() -> None:
+    """The deadline a driver declares (used when zswap.device_timeout_ms is unset) is any real
+    number of ms up to a day (numpy's too); past that it is a DriverError saying how to
+    override it; timeout messages name where the deadline came from."""
+    from hwzswap.backends.contract import Capabilities
+    from hwzswap.backends.lz4 import Lz4Backend
+    from hwzswap.errors import DriverError, InvalidParameterError
+    from hwzswap.frontswap.compressor import Compressor
+
+    class Declares(Lz4Backend):
+        name = "test-declares-timeout"
+        value: object = 250.0
+
+        @property
+        def capabilities(self) -> Capabilities:
+            return Capabilities(timeout_ms=self.value)  # type: ignore[arg-type]
+
+    b = Declares()
+    for value, seconds in ((250.0, 0.25), (np.float64(250.0), 0.25), (7, 0.007)):
+        b.value = value
+        c = Compressor(b)
+        assert c.timeout_s == pytest.approx(seconds)
+        assert c.deadline_source.startswith("the driver's own timeout")
+    assert Compressor(b, timeout_ms=40).deadline_source == "zswap.device_timeout_ms"
+    for value in (1e300, float("nan"), float("inf"), -1.0, True, "250"):
+        b.value = value
+        with pytest.raises(DriverError, match="capabilities.timeout_ms must be a number"):
+            Compressor(b)
+    with pytest.raises(InvalidParameterError, match="timeout_ms"):
+        Nx842Backend(timeout_ms=1e8)  # the driver's own parameter is bounded the same way

@@ -89,6 +89,7 @@ from hwzswap.backends.nx842.engine import (
 )
 from hwzswap.backends.nx842.queue import HostClockQueue, RealtimeQueue, VirtualQueue
 from hwzswap.backends.nx842.stats import HIST_BUCKETS
+from hwzswap.config import MAX_DEVICE_TIMEOUT_MS  # the engine takes no longer deadline
 from hwzswap.errors import (
     CorruptDataError,
     DeviceError,
@@ -141,7 +142,7 @@ class Nx842Backend(Backend):
         "max_sync_size": Param(int, 4096, min=4096, max=65536,
                                doc="largest request in bytes (pSeries ibm,max-sync-cop; the "
                                    "documented example is 4096), a multiple of 8"),
-        "timeout_ms": Param(float, 5000.0, min=0.001,
+        "timeout_ms": Param(float, 5000.0, min=0.001, max=MAX_DEVICE_TIMEOUT_MS,
                             doc="completion timeout (PowerNV CSB_WAIT_MAX = 5000 ms)"),
         "fault_rate": Param(float, 0.0, min=0.0, max=1.0,
                             doc="probability that a request completes with fault_cc"),
