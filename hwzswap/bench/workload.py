@@ -419,11 +419,14 @@ def check_config_overrides(over: Any, where: str, slots: int | None = None) -> d
                     f"the engine come from the bench's --config and options{_REDO}")
         out[section] = dict(body)
     nr = out.get("swap", {}).get("nr_pages")
-    if slots is not None and nr.__class__ is int and nr > max(slots, 1):
+    most = None if slots is None else max(4 * slots, MAX_SPARE_SWAP_PAGES)
+    if most is not None and nr.__class__ is int and nr > most:
         raise WorkloadError(
-            f"{where}: config_overrides.swap.nr_pages is {nr}, more than the {max(slots, 1)} "
-            f"slots and pages the stream uses (a workload sizes the swap for its own stream)"
-            f"{_REDO}")
+            f"{where}: config_overrides.swap.nr_pages is {nr}; a workload's swap may hold at "
+            f"most {most} pages (four times the {slots} slots its stream uses, or "
+            f"{MAX_SPARE_SWAP_PAGES}): a larger swap file measures nothing more and costs its "
+            f"swap map in RAM; lower it in the file, or drop the key to size the swap from "
+            f"the stream")
     try:
         load_config(out)
     except ConfigError as exc:
@@ -1011,6 +1014,9 @@ def _header_sha256(header: Mapping[str, Any]) -> str:
 
 #: What to do about a damaged or cut-short workload file (the end of such errors).
 _REDO = "; re-copy the file, or record it again with `hwzswap record`"
+#: The swap a workload's config_overrides may ask beyond its stream's needs (pages; 256 MiB):
+#: room that older files and hand-edited ones use, far from a 2**30-page swap map.
+MAX_SPARE_SWAP_PAGES = 1 << 16
 
 
 def _open_regular(path: Path) -> Any:

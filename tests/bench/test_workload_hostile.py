@@ -72,7 +72,8 @@ def _over(section: str, key: str, value: Any) -> Callable[[dict[str, Any]], None
     (_over("bogus", "x", 1), "config_overrides.bogus: not a key"),
     (_over("zswap", "max_pool_percent", 500), "config_overrides.zswap.max_pool_percent: must"),
     (_over("memory", "total_ram_mb", "16"), "config_overrides.memory.total_ram_mb: must"),
-    (_over("swap", "nr_pages", 2**30), "config_overrides.swap.nr_pages is 1073741824, more "),
+    (_over("swap", "nr_pages", 2**30), "config_overrides.swap.nr_pages is 1073741824; a "
+                                       "workload's swap may hold at most 65536 pages"),
     (lambda h: h.__setitem__("config_overrides", [1, 2]), "config_overrides must be a mapping"),
     (lambda h: h["config_overrides"].__setitem__("swap", 5), "config_overrides.swap must be"),
 ])
@@ -251,3 +252,10 @@ def test_an_empty_structure_is_read_from_the_ops(saved):
     (the structure is informative; the ops carry it)."""
     wl = load_workload(_edit(saved, lambda h: h.__setitem__("structure", {})))
     assert set(wl.structure) == {"reclaim_batch", "load_batch", "folio_mix"}
+
+
+def test_a_swap_larger_than_the_stream_needs_within_bounds_still_loads(saved, tmp_path):
+    """Older and hand-edited files give their swap some room (1024 pages for a stream of a
+    few hundred slots): within four times the slots, or 65536 pages, that still loads."""
+    ok = _edit(saved, _over("swap", "nr_pages", 1024))
+    assert load_workload(ok).config_overrides["swap"]["nr_pages"] == 1024
