@@ -87,13 +87,15 @@ def yaml_error_text(exc: Exception, limit: int = 300) -> str:
 
 
 def read_bounded(path: str | os.PathLike[str], max_bytes: int, error: type[HwzswapError], *,
-                 unreadable: str, too_large: str) -> bytes:
+                 unreadable: str, too_large: str, pipes: bool = False) -> bytes:
     """The bytes of a small input file (a config, a sweep, a run's record), read no further
-    than one byte past ``max_bytes``, so a huge file costs nothing. Only a regular file (or a
-    link to one) is read: a FIFO would block the reader until some writer came (forever, for a
-    typo), a device such as ``/dev/zero`` never ends; the file is opened with ``O_NONBLOCK``
-    and checked before a byte is read. Raises ``error`` naming the file: ``"{path}:
-    {unreadable}: {why}"`` when it cannot be read or is not a regular file, ``"{path}:
+    than one byte past ``max_bytes``, so a huge file costs nothing. A regular file (or a link
+    to one) is read; with ``pipes`` (a file a user names: ``--config <(...)``, ``/dev/stdin``
+    from a pipe) a pipe or FIFO too, to its end, waiting at most :data:`PIPE_WAIT_S` for each
+    piece (a FIFO no one writes to would otherwise block for ever). Anything else (a device
+    such as ``/dev/zero`` never ends) is refused. The file is opened with ``O_NONBLOCK`` and
+    checked before a byte is read. Raises ``error`` naming the file: ``"{path}:
+    {unreadable}: {why}"`` when it cannot be read or is not a file it reads, ``"{path}:
     {too_large}"`` when it holds more than ``max_bytes``."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -104,10 +106,24 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int, error: type[Hwzsw
     except OSError:
         os.close(fd)
         raise
+    if stat.S_ISFIFO(mode) and pipes:
+        try:
+            data = _read_pipe(fd, max_bytes + 1)
+        except TimeoutError:
+            raise error(f"{path}: {unreadable}: the pipe sent nothing for {PIPE_WAIT_S:g} s "
+                        f"(is its writer stuck?)") from None
+        except OSError as exc:
+            raise error(f"{path}: {unreadable}: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+        if len(data) > max_bytes:
+            raise error(f"{path}: {too_large}")
+        return data
     if not stat.S_ISREG(mode):
         os.close(fd)
         raise error(f"{path}: {unreadable}: {file_kind(mode)}, not a regular file (give "
-                    "the path of a file; standard input and pipes are not read here)")
+                    "the path of a file" + ("; or a pipe)" if pipes else
+                                            "; standard input and pipes are not read here)"))
     with os.fdopen(fd, "rb") as f:
         try:
             data = f.read(max_bytes + 1)
@@ -116,6 +132,30 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int, error: type[Hwzsw
     if len(data) > max_bytes:
         raise error(f"{path}: {too_large}")
     return data
+
+
+#: How long a pipe may send nothing before its read gives up (seconds).
+PIPE_WAIT_S = 30.0
+
+
+def _read_pipe(fd: int, limit: int) -> bytes:
+    """At most ``limit`` bytes of a non-blocking pipe, to its end (no writer at all: at once,
+    empty). TimeoutError when nothing comes for :data:`PIPE_WAIT_S`."""
+    import select
+
+    data = bytearray()
+    while len(data) < limit:
+        ready, _, _ = select.select([fd], [], [], PIPE_WAIT_S)
+        if not ready:
+            raise TimeoutError
+        try:
+            piece = os.read(fd, min(65536, limit - len(data)))
+        except BlockingIOError:
+            continue
+        if not piece:
+            break
+        data += piece
+    return bytes(data)
 
 
 def file_kind(mode: int) -> str:
@@ -143,7 +183,7 @@ def read_yaml_file(path: str | Path, what: str, error: type[HwzswapError], *, ma
     if "\0" in name:
         raise error(f"{excerpt(name)}: a {what} path cannot contain a NUL byte")
     data = read_bounded(path, max_bytes, error, unreadable=f"cannot read the {what}",
-                        too_large=f"larger than {max_bytes} bytes; not a {what}")
+                        too_large=f"larger than {max_bytes} bytes; not a {what}", pipes=True)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

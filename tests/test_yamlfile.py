@@ -158,13 +158,44 @@ def test_a_bounded_read_stops_one_byte_past_the_limit(tmp_path: Path) -> None:
         read_bounded(tmp_path, 100, ConfigError, **kw)
 
 
-def test_a_fifo_given_as_a_config_or_sweep_file_is_refused_at_once(tmp_path: Path) -> None:
+def test_a_config_or_sweep_file_may_come_through_a_pipe(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--config <(...)`` worked before FIFOs were refused: a pipe is read to its end; a FIFO
+    no one writes to ends with a clear error after the wait (it blocked for ever once), and
+    one that sends too much is refused at the limit."""
+    import threading
+
+    import hwzswap.yamlfile as yf
+
     fifo = tmp_path / "s.yaml"
     os.mkfifo(fifo)
+
+    def write(text: bytes) -> threading.Thread:
+        def run() -> None:
+            try:
+                with open(fifo, "wb") as f:  # blocks until the reader has opened it
+                    f.write(text)
+            except BrokenPipeError:  # the reader stopped at its limit
+                pass
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
+
+    t = write(b"zswap:\n  compressor: lz4\n")
+    assert load_config(fifo).zswap.compressor.name == "lz4"
+    t.join(5)
+    t = write(b"axes:\n  backend: [lz4, zstd]\n")
+    assert load_sweep(fifo).axes == {"backend": ["lz4", "zstd"]}
+    t.join(5)
+    monkeypatch.setattr(yf, "PIPE_WAIT_S", 0.2)
     for load, what in ((load_config, "config file"), (load_sweep, "sweep file")):
-        with pytest.raises(ConfigError, match=rf"^{fifo}: cannot read the {what}: a FIFO, not a "
-                                              "regular file"):
+        with pytest.raises(ConfigError, match=rf"^{fifo}: cannot read the {what}: the pipe sent "
+                                              r"nothing for 0\.2 s"):
             load(fifo)
+    t = write(b"#" * (2 << 20))
+    with pytest.raises(ConfigError, match=rf"^{fifo}: larger than"):
+        load_config(fifo)
+    t.join(5)
 
 
 @pytest.mark.parametrize("text", [
