@@ -81,10 +81,11 @@ def load_config_dict(path: str | None) -> dict[str, Any]:
     """The config as a plain dict (``path`` YAML, or :data:`DEFAULT_CONFIG`)."""
     if path is None:
         return copy.deepcopy(DEFAULT_CONFIG)
-    from hwzswap.config import load_config, read_config_file
+    from hwzswap.config import load_config
 
-    chain.check_servable(load_config(path), path)  # validate first: errors name file and key
-    return read_config_file(path) or {}  # read again as loading did (bounded, regular file)
+    cfg = load_config(path)  # read once (it may be a pipe): errors name the file and key
+    chain.check_servable(cfg, path)
+    return cfg.to_dict()
 
 
 def config_for(label: str, base: dict[str, Any]) -> tuple[dict[str, Any], str | None]:

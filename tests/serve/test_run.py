@@ -178,7 +178,7 @@ def test_bad_input_is_refused_before_anything_runs(state_dir: Path, tmp_path: Pa
     (the last one was found when its server failed, after the runs before it); so is a
     command that cannot be run."""
     cfg = small_config(tmp_path)
-    for compare, why in (("base,lz4,nope", "--compare nope: zswap.compressor: unknown "
+    for compare, why in (("base,lz4,nope", "--compare nope: zswap.compressor.name: unknown "
                                            "compressor"),
                          ("base,kernel-a/b", "'a/b' is not a kernel compressor name"),
                          (",", "--compare names no configuration")):
