@@ -191,10 +191,10 @@ class Compressor:
         #: where the deadline comes from, for the messages that name it
         self.deadline_source = "zswap.device_timeout_ms"
         if timeout_ms is None:
-            timeout_ms = caps.timeout_ms or DEFAULT_TIMEOUT_MS
+            own = caps.timeout_ms is not None
+            timeout_ms = caps.timeout_ms if own else DEFAULT_TIMEOUT_MS
             self.deadline_source = ("the driver's own timeout; zswap.device_timeout_ms unset"
-                                    if caps.timeout_ms else
-                                    "the default; zswap.device_timeout_ms unset")
+                                    if own else "the default; zswap.device_timeout_ms unset")
             if (isinstance(timeout_ms, bool) or not isinstance(timeout_ms, numbers.Real)
                     or not 0 < timeout_ms <= MAX_TIMEOUT_MS):
                 raise DriverError(

@@ -122,11 +122,11 @@ class WritebackTarget(Protocol):
         """Write one page; raise :class:`SwapDeviceError` on failure."""
 
 
-#: The most pool pages one new object can take: a fresh zspage, up to 16 pages (zsmalloc's
-#: largest ZSMALLOC_CHAIN_SIZE). A batch further than this per item below the limit cannot
-#: reach it, so it goes into the pool in one write; bytes are no guide (after writeback had
-#: emptied zspages, 31 objects of a pass took 81 pool pages).
-_OBJECT_PAGES = 16
+#: Pool pages a new object may take, for the folio-by-folio limit check: folios whose
+#: objects stay this far under the limit go into the pool in one write. Bytes are no guide:
+#: an object in an empty size class opens a zspage of up to ZSMALLOC_CHAIN_SIZE pages (after
+#: writeback had emptied zspages, 31 objects of a pass took 81 pool pages).
+_OBJECT_PAGES = 4
 
 # Counters reported by stats(), all plain int attributes of the cache.
 _COUNTERS = (
@@ -722,22 +722,27 @@ class ZswapCache:
         groups = groups or [n]
         stored: list[int] = []
         rejected: list[int] = []
-        if len(groups) > 1 and self.pool.pages + _OBJECT_PAGES * n < self._limit_gate:
-            groups = [n]  # so far under the limit that no folio can reach it: one batch write
-        lo = 0
-        for size in groups:
-            hi = lo + size
-            if self.pool.pages >= self._limit_gate:
+        lo = g = 0
+        while g < len(groups):
+            room = self._limit_gate - self.pool.pages
+            if room <= 0:  # at the limit: this folio reclaims, and goes in only if that helped
                 ok, why = self._check_limits(store)
                 if not ok:
+                    hi = lo + groups[g]
                     with self._lock:
                         for k in range(lo, hi):
                             if staged is None or self._is_staged_locked(staged, k):
                                 self._reject_locked(tree, offs[k], why,
                                                     keep_staged=staged is not None)
                                 rejected.append(k)
-                    lo = hi
+                    lo, g = hi, g + 1
                     continue
+                room = self._limit_gate - self.pool.pages
+            # Under the limit, the next folio goes in (its check passes), and with it the
+            # folios after it that cannot take the pool to the limit: one batch write.
+            hi, g = lo + groups[g], g + 1
+            while g < len(groups) and (hi - lo + groups[g]) * _OBJECT_PAGES < room:
+                hi, g = hi + groups[g], g + 1
             self._commit_items(tree, offs, pages, batch, good, lo, hi, staged, stored, rejected)
             lo = hi
         return stored, rejected

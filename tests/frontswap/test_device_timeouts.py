@@ -72,7 +72,7 @@ def test_a_drivers_own_deadline_is_checked_and_named() -> None:
         assert c.timeout_s == pytest.approx(seconds)
         assert c.deadline_source.startswith("the driver's own timeout")
     assert Compressor(b, timeout_ms=40).deadline_source == "zswap.device_timeout_ms"
-    for value in (1e300, float("nan"), float("inf"), -1.0, True, "250"):
+    for value in (1e300, float("nan"), float("inf"), -1.0, 0, True, False, "250", ""):
         b.value = value
         with pytest.raises(DriverError, match="capabilities.timeout_ms must be a number"):
             Compressor(b)
