@@ -722,6 +722,9 @@ class ZswapCache:
         groups = groups or [n]
         stored: list[int] = []
         rejected: list[int] = []
+        if self.pool.pages + n * _OBJECT_PAGES < self._limit_gate:  # far under it: at once
+            self._commit_items(tree, offs, pages, batch, good, 0, n, staged, stored, rejected)
+            return stored, rejected
         lo = g = 0
         while g < len(groups):
             room = self._limit_gate - self.pool.pages
