@@ -116,6 +116,12 @@ class _BatchCall:
     __slots__ = ()
 
 
+def _refuse_op(op: CompOp, exc: InvalidInputError, completed: Any) -> None:
+    """An op whose input is not what the contract takes completes at once as INVALID_INPUT."""
+    op.status, op.error, op.dst, op.produced = (OpStatus.INVALID_INPUT, str(exc), None, 0)
+    completed.append(op)
+
+
 class Nx842Backend(Backend):
     """The ``842-nx`` driver over an emulated Power7+-style NX-842 unit (see the module docstring)."""
 
@@ -728,10 +734,7 @@ class Nx842Backend(Backend):
                         try:
                             page = check_page(page)
                         except InvalidInputError as exc:
-                            op.status, op.error, op.dst, op.produced = (
-                                OpStatus.INVALID_INPUT, str(exc), None, 0
-                            )
-                            completed.append(op)
+                            _refuse_op(op, exc, completed)
                             accepted += 1
                             continue
                     if not free:
@@ -746,10 +749,7 @@ class Nx842Backend(Backend):
                         try:
                             data = compressed_input(self.name, data)
                         except InvalidInputError as exc:
-                            op.status, op.error, op.dst, op.produced = (
-                                OpStatus.INVALID_INPUT, str(exc), None, 0
-                            )
-                            completed.append(op)
+                            _refuse_op(op, exc, completed)
                             accepted += 1
                             continue
                         size = data.nbytes
