@@ -602,6 +602,14 @@ class Nx842Backend(Backend):
         finally:
             self._entry.release()
 
+    def _object(self, data: Any) -> tuple[Any, int]:
+        """A compressed object as the engines take it, and its size: bytes as they are, any
+        other buffer checked (contiguous) by the contract; InvalidInputError otherwise."""
+        if type(data) is bytes:
+            return data, len(data)
+        data = compressed_input(self.name, data)
+        return data, data.nbytes
+
     def _decompress_batch_locked(self, items: Sequence[Any]) -> np.ndarray:
         t0 = perf_counter_ns()
         q = self._queue
@@ -624,17 +632,12 @@ class Nx842Backend(Backend):
             done_ok = 0
             while i < n or outstanding:
                 while i < n and free:
-                    data = items[i]
-                    if type(data) is bytes:
-                        size = len(data)
-                    else:
-                        try:
-                            data = compressed_input(self.name, data)
-                        except InvalidInputError as exc:
-                            bad.append((i, str(exc)))
-                            i += 1
-                            continue
-                        size = data.nbytes
+                    try:
+                        data, size = self._object(items[i])
+                    except InvalidInputError as exc:
+                        bad.append((i, str(exc)))
+                        i += 1
+                        continue
                     if size > max_sync or size & 7 or not size:
                         try:
                             flat[i * PAGE_SIZE : (i + 1) * PAGE_SIZE] = self._software_decompress(data)
@@ -742,17 +745,12 @@ class Nx842Backend(Backend):
                     crb = free.pop()
                     self._fill_comp(crb, page)
                 else:
-                    data = op.src
-                    if type(data) is bytes:
-                        size = len(data)
-                    else:
-                        try:
-                            data = compressed_input(self.name, data)
-                        except InvalidInputError as exc:
-                            _refuse_op(op, exc, completed)
-                            accepted += 1
-                            continue
-                        size = data.nbytes
+                    try:
+                        data, size = self._object(op.src)
+                    except InvalidInputError as exc:
+                        _refuse_op(op, exc, completed)
+                        accepted += 1
+                        continue
                     if size > self._max_sync or size & 7 or not size:
                         op.consumed = size
                         try:
