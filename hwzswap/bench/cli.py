@@ -74,6 +74,7 @@ def make_workload(workload: str, corpus: str | None, pages: int | None, seed: in
     extra fields for the results' ``workload`` object.
     """
     from hwzswap.bench.workload import (
+        WORKLOAD_FILE_FIXES,
         WORKLOADS,
         build_workload,
         is_workload_file,
@@ -99,10 +100,10 @@ def make_workload(workload: str, corpus: str | None, pages: int | None, seed: in
                 f"{path}: not a workload file; built-in workloads are {', '.join(WORKLOADS)} "
                 "(a page file goes with --corpus)"
             )
-        fixed = [opt for opt, v in (("--corpus", corpus), ("--pages", pages), ("--seed", seed),
-                                    ("--load-batch", load_batch),
-                                    ("--reclaim-batch", reclaim_batch),
-                                    ("--folio-pages", folio_pages)) if v is not None]
+        given = {"corpus": corpus, "pages": pages, "seed": seed, "load_batch": load_batch,
+                 "reclaim_batch": reclaim_batch, "folio_pages": folio_pages}
+        fixed = ["--" + name.replace("_", "-") for name in WORKLOAD_FILE_FIXES
+                 if given[name] is not None]
         if fixed:
             raise WorkloadError(
                 f"{path} is a recorded workload: its pages, page count, seed, reclaim passes, "

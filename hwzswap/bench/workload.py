@@ -1014,6 +1014,8 @@ def _header_sha256(header: Mapping[str, Any]) -> str:
 
 #: What to do about a damaged or cut-short workload file (the end of such errors).
 _REDO = "; re-copy the file, or record it again with `hwzswap record`"
+#: The settings a recorded workload file fixes itself (the bench refuses them with one).
+WORKLOAD_FILE_FIXES = ("corpus", "pages", "seed", "load_batch", "reclaim_batch", "folio_pages")
 #: The swap a workload's config_overrides may ask beyond its stream's needs (pages; 256 MiB):
 #: room that older files and hand-edited ones use, far from a 2**30-page swap map.
 MAX_SPARE_SWAP_PAGES = 1 << 16
@@ -1315,6 +1317,7 @@ def is_workload_file(path: str | Path) -> bool:
 
 
 __all__ = [
+    "WORKLOAD_FILE_FIXES",
     "DEFAULT_FOLIO_MIX",
     "DEFAULT_LOAD_BATCH",
     "INVALIDATE",

@@ -221,13 +221,12 @@ def expand(spec: SweepSpec) -> Plan:
 
 #: The settings a recorded workload file fixes itself: ``hwzswap bench`` refuses each of
 #: them together with one.
-WORKLOAD_FILE_FIXES = ("corpus", "pages", "seed", "load_batch", "reclaim_batch", "folio_pages")
 
 
 def settings_problem(run: Run) -> str | None:
     """Why the bench would refuse the run's settings (``None``: it would not), found without
     running it: a recorded workload file with a setting it fixes itself (its pages, seed...)."""
-    from hwzswap.bench.workload import WORKLOADS
+    from hwzswap.bench.workload import WORKLOAD_FILE_FIXES, WORKLOADS
 
     workload = run.settings.get("workload")
     if not isinstance(workload, str) or workload in WORKLOADS:
@@ -256,5 +255,5 @@ def config_problem(run: Run) -> str | None:
     return None
 
 
-__all__ = ["BENCH_OPTIONS", "WORKLOAD_FILE_FIXES", "Plan", "Run", "config_problem", "expand",
+__all__ = ["BENCH_OPTIONS", "Plan", "Run", "config_problem", "expand",
            "run_config", "run_id", "settings_problem"]
