@@ -67,6 +67,8 @@ class _Progress:
     def __init__(self) -> None:
         self.step = "opening the swap system"
         self.at = time.monotonic()
+        #: the engine's device deadline once a swap system is open (a driver may set its own)
+        self.deadline_s: float | None = None
 
     def __call__(self, step: str) -> None:
         self.step, self.at = step, time.monotonic()
@@ -120,6 +122,7 @@ def _warm_up_twin(config: Any, data: np.ndarray, progress: _Progress) -> dict[st
     t0 = time.perf_counter()
     try:
         system = open_zswap(load_config(d))
+        progress.deadline_s = system.zswap.compressor.timeout_s
     except Exception:  # noqa: BLE001 - the measured open reports it, naming the config
         return out
     try:
@@ -154,6 +157,7 @@ def _workload(config: Any, rows: list[bytes], data: np.ndarray, source: str, see
     warm = _warm_up_twin(config, data, progress) if warm_up else None
     progress("opening the swap system")
     with open_zswap(config) as system:
+        progress.deadline_s = system.zswap.compressor.timeout_s
         backend = system.backend
         nr = system.devices[0].nr_pages
         n = len(rows)
@@ -240,7 +244,8 @@ def run_stats(config: Any, pages: int, seed: int = 0,
     (None: not done).
 
     The workload runs in a worker thread under a watchdog: a step that takes longer than
-    ``stall_s`` (default: three ``zswap.device_timeout_ms`` plus 5 s) -- a driver call that never
+    ``stall_s`` (default: three device deadlines plus 5 s: ``zswap.device_timeout_ms``, or the
+    driver's own when it sets one and the config does not) -- a driver call that never
     returns, which the engine cannot interrupt -- abandons the run with a
     :class:`~hwzswap.errors.DeviceError` naming the step, instead of hanging.
     """
@@ -265,6 +270,8 @@ def run_stats(config: Any, pages: int, seed: int = 0,
     worker.start()
     while worker.is_alive():
         worker.join(0.05)
+        if stall_s is None and progress.deadline_s is not None:  # a driver's own deadline
+            limit = max(limit, 3 * progress.deadline_s + STALL_SLACK_S)
         if worker.is_alive() and time.monotonic() - progress.at > limit:
             raise DeviceError(
                 f"hwzswap stats: {progress.step} did not return within {limit:g} s; the backend "
