@@ -114,8 +114,12 @@ def test_every_configuration_writes_lz4_blocks_the_software_backend_decodes(
             raw = page.tobytes()
             ref = lz4.block.compress(raw, store_size=False)
             if batch.status[i] == ItemStatus.INCOMPRESSIBLE:
-                # no LZ4 parse shrinks a page python-lz4's greedy parse cannot shrink by 1%
-                assert len(ref) >= PAGE_SIZE - PAGE_SIZE // 100, (cfg, i, len(ref))
+                # only a page python-lz4 (hash_log 12) barely shrinks: a smaller hash table
+                # or a group's split of the page finds fewer matches (hash_log 10, groups of 2
+                # gave up on a page python-lz4 took to 3892 bytes, 5 % off), never many fewer
+                same = cfg["layout"] == "item" and cfg["hash_log"] == 12  # python-lz4's parse
+                slack = PAGE_SIZE // 100 if same else PAGE_SIZE // 10
+                assert len(ref) >= PAGE_SIZE - slack, (cfg, i, len(ref))
                 continue
             assert batch.status[i] == ItemStatus.OK, (cfg, i)
             item = batch.item_bytes(i)
