@@ -39,12 +39,27 @@ class BackgroundWriteback:
         #: An unexpected exception that ended the thread (re-raised by :meth:`stop`).
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="zswap-writeback", daemon=True)
+        #: wake-ups the thread has seen, and whether it is in a round (see wake)
+        self._turn = threading.Condition()
+        self._woken = 0
+        self._in_round = False
 
     def start(self) -> None:
         self._thread.start()
 
-    def wake(self) -> None:
-        self._event.set()
+    def wake(self, wait_s: float = 0.0) -> None:
+        """Wake the thread. ``wait_s`` > 0 (a store the full pool refused): unless a round
+        is running, wait up to that long for the thread to wake. The kernel's worker runs on
+        another CPU at once; a Python thread woken by an event first waits for the GIL and a
+        core, and a storer that goes on meanwhile can fill a short run without it ever running
+        (measured on a loaded 2-core machine: 600 stores in 9 ms, 590 refused, 0 written back)."""
+        with self._turn:
+            seen = self._woken
+            self._event.set()
+            if wait_s > 0 and not self._in_round:
+                self._turn.wait_for(
+                    lambda: self._woken != seen or self._stopping or not self._thread.is_alive(),
+                    wait_s)
 
     @property
     def alive(self) -> bool:
@@ -71,11 +86,21 @@ class BackgroundWriteback:
                 self._event.clear()
                 if self._stopping:
                     return
-                if cache.pool_pages > cache.accept_pages:
+                with self._turn:
+                    self._woken += 1
+                    self._in_round = cache.pool_pages > cache.accept_pages
+                    self._turn.notify_all()
+                if self._in_round:
                     self.rounds += 1
-                    cache.shrink(cache.accept_pages, self._should_stop)
+                    try:
+                        cache.shrink(cache.accept_pages, self._should_stop)
+                    finally:
+                        self._in_round = False
         except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
             self.error = exc
+        finally:
+            with self._turn:  # nobody waits for a thread that has ended
+                self._turn.notify_all()
 
 
 __all__ = ["BackgroundWriteback", "Shrinkable"]

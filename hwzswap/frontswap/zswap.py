@@ -40,7 +40,12 @@ Data structures (after the kernel, see ``shared/reference/kernel.md``):
   decompression); with ``verify_pages``, handle -> CRC-32 of the page (checked after);
 * one lock (the tree lock) guards the indexes, the staged pages, the pool (not thread-safe) and
   the counters. Compression runs outside it; a load decompresses straight from the pool's memory
-  while holding it (no copy, and nothing can free or move the object meanwhile).
+  while holding it (no copy, and nothing can free or move the object meanwhile). Python's locks
+  are not fair (the kernel's spinlocks queue their waiters): a storer that releases the lock and
+  takes it again at once can keep writeback out for a whole run (measured on a loaded 2-core
+  machine: the writeback thread woken 590 times, 0 pages written back, the pool full
+  throughout). So writeback says when it waits for the lock, and a store refused for a full
+  pool lets it in first (:meth:`ZswapCache._yield_to_reclaim`).
 
 Races (today's kernel's scheme, adapted; no refcounts). Writeback marks the slot *in flight* and
 copies the object under the lock, writes the page without it, and re-checks under the lock that
@@ -66,6 +71,7 @@ from __future__ import annotations
 
 import operator
 import threading
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -127,6 +133,12 @@ class WritebackTarget(Protocol):
 #: an object in an empty size class opens a zspage of up to ZSMALLOC_CHAIN_SIZE pages (after
 #: writeback had emptied zspages, 31 objects of a pass took 81 pool pages).
 _OBJECT_PAGES = 4
+
+#: How long a store the full pool refused waits for a writeback that is waiting for the lock
+#: to take it (it goes on as soon as writeback has it; the bound covers a writeback thread that
+#: is not scheduled, or a lock some other thread holds)
+RECLAIM_TURN_S = 0.05
+_RECLAIM_TURN_POLL_S = 0.0001
 
 # Counters reported by stats(), all plain int attributes of the cache.
 _COUNTERS = (
@@ -319,6 +331,9 @@ class ZswapCache:
         self._acquire = self._lock.acquire
         self._release = self._lock.release
         self._wb_done = threading.Condition(self._lock)
+        #: writebacks waiting for the lock (see _lock_for_reclaim); its own lock keeps the count
+        self._reclaim_waiting = 0
+        self._reclaim_count = threading.Lock()
         self._inflight: dict[tuple[int, int], Any] = {}  # slots being written to the device
         self._staged: dict[tuple[int, int], tuple[_StagedBatch, int]] = {}
         #: async: staged pages whose device write failed (kept in RAM), tried again at the
@@ -1111,10 +1126,13 @@ class ZswapCache:
         target = self.writeback_target
         if target is None or n <= 0:
             return 0
-        with self._lock:
+        self._lock_for_reclaim()
+        try:
             room = self.policy.max_outstanding_writebacks - self.outstanding_writebacks
             victims = self._pick_victims_locked(min(n, room)) if room > 0 else []
             self.outstanding_writebacks += len(victims)
+        finally:
+            self._release()
         if not victims:
             return 0
         outcome: list[int] = []
@@ -1178,7 +1196,8 @@ class ZswapCache:
     def _finish_writeback(self, victims: list[tuple], outcome: list[int]) -> int:
         """Step 3: revalidate and free, or count the failure; wake waiters."""
         written = 0
-        with self._lock:
+        self._lock_for_reclaim()
+        try:
             for (type_, offset, entry, *_), result in zip(victims, outcome):
                 del self._inflight[(type_, offset)]
                 if result == _WB_OK:
@@ -1197,7 +1216,30 @@ class ZswapCache:
                         self.decompress_fail += 1
             self.outstanding_writebacks -= len(victims)
             self._wb_done.notify_all()
+        finally:
+            self._release()
         return written
+
+    def _lock_for_reclaim(self) -> None:
+        """Take the lock for writeback, counted in ``_reclaim_waiting`` while it waits: a
+        store the full pool refuses lets it in first (:meth:`_yield_to_reclaim`)."""
+        with self._reclaim_count:
+            self._reclaim_waiting += 1
+        try:
+            self._acquire()
+        finally:
+            with self._reclaim_count:
+                self._reclaim_waiting -= 1
+
+    def _yield_to_reclaim(self) -> None:
+        """A store the full pool refused: while a writeback waits for the lock, give it the
+        lock (sleeping releases the GIL and leaves the lock free), up to RECLAIM_TURN_S. Lock
+        not held."""
+        if not self._reclaim_waiting:
+            return
+        deadline = time.monotonic() + RECLAIM_TURN_S
+        while self._reclaim_waiting and time.monotonic() < deadline:
+            time.sleep(_RECLAIM_TURN_POLL_S)
 
     def _pick_victims_locked(self, take: int) -> list[tuple]:
         """Choose up to ``take`` victims, oldest first across swap types (each type's front
@@ -1247,10 +1289,13 @@ class ZswapCache:
                 written += n
             if total_pages() <= target or attempt:
                 break
-            with self._lock:
+            self._lock_for_reclaim()
+            try:
                 if self._closed:
                     break
                 freed = self.pool.compact()
+            finally:
+                self._release()
             if freed == 0:
                 break
         return written
@@ -1475,7 +1520,8 @@ class ZswapCache:
                 return True, None
         bg = self._background
         if bg is not None and bg.alive:
-            bg.wake()
+            bg.wake(RECLAIM_TURN_S)  # let it start (see BackgroundWriteback.wake)
+            self._yield_to_reclaim()
             written = -1
         else:  # no thread, or it died (its error is raised by close): reclaim here
             written = self.writeback(self.policy.writeback_batch)

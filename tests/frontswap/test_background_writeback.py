@@ -1,0 +1,86 @@
+"""The background writeback thread (the kernel's ``shrink_worker``) and its turn: a store the
+full pool refuses lets it wake, and lets a writeback waiting for the lock take it first."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from hwzswap.frontswap.writeback import BackgroundWriteback
+
+from fsutil import compressible_pages, run_thread
+
+
+class _Cache:
+    """A Shrinkable whose ``shrink`` blocks until released; counts how often the thread looked."""
+
+    def __init__(self) -> None:
+        self.looked = 0
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    @property
+    def pool_pages(self) -> int:
+        self.looked += 1
+        return 10
+
+    @property
+    def accept_pages(self) -> int:
+        return 0
+
+    def shrink(self, target_pages=None, stop=None) -> int:
+        self.entered.set()
+        self.release.wait(30)
+        return 0
+
+
+def test_wake_with_a_wait_returns_once_the_thread_has_woken():
+    cache = _Cache()
+    bg = BackgroundWriteback(cache, interval=3600)  # it wakes only when woken
+    bg.start()
+    try:
+        bg.wake(wait_s=30)
+        assert cache.looked == 1  # it woke (and looked at the pool) before wake returned
+        assert cache.entered.wait(30)
+        t0 = time.monotonic()
+        bg.wake(wait_s=30)  # a round is running: nothing to wait for
+        assert time.monotonic() - t0 < 15
+        assert cache.looked == 1
+    finally:
+        cache.release.set()
+        bg.stop()
+    assert bg.rounds >= 1
+
+
+def test_wake_does_not_wait_for_a_thread_that_has_ended():
+    cache = _Cache()
+    bg = BackgroundWriteback(cache, interval=3600)
+    bg.start()
+    bg.stop()
+    t0 = time.monotonic()
+    bg.wake(wait_s=30)
+    assert time.monotonic() - t0 < 15 and cache.looked == 0
+
+
+def test_a_refused_store_lets_a_waiting_writeback_take_the_lock_first(make_system):
+    # Python's locks are not fair: a storer that releases the lock and takes it again at once
+    # can keep a waiting writeback out indefinitely. A refused store yields to it.
+    s = make_system()
+    for off, page in enumerate(compressible_pages(20)):
+        assert s.swap_out(0, off, page)
+    zswap = s.zswap
+    zswap._lock.acquire()
+    try:
+        t, out = run_thread(zswap.writeback, 4)
+        deadline = time.monotonic() + 30
+        while zswap._reclaim_waiting == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert zswap._reclaim_waiting == 1
+    finally:
+        zswap._lock.release()
+    zswap._yield_to_reclaim()  # returns once the writeback holds the lock
+    assert zswap._reclaim_waiting == 0
+    with zswap._lock:  # so it has picked its victims by now
+        assert zswap.outstanding_writebacks + zswap.written_back_pages == 4
+    t.join(30)
+    assert out == [4] and s.stats()["written_back_pages"] == 4
