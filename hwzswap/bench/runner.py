@@ -480,8 +480,8 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
             t0 = pc()
             try:
                 datas = swap_in_batch(typ, arg)
-            except HwzswapError as exc:
-                datas = _load_failed(m, typ, arg, exc)
+            except HwzswapError:
+                datas = _load_each(m, swap_in, typ, arg)
             t1 = pc()
             m.ldn_ns.append(t1 - t0)
             m.ldn_k.append(len(arg))
@@ -536,6 +536,20 @@ def _load_failed(m: _Meter, typ: int, offsets: Sequence[int], exc: HwzswapError)
             out.append(_LOST)
     if any(x is _LOST for x in out):
         m.note_error("stack load", exc)
+    return out
+
+
+def _load_each(m: _Meter, swap_in: Callable[[int, int], bytes], typ: int,
+               offsets: Sequence[int]) -> list[Any]:
+    """A readahead call raised (it is all or nothing: it freed nothing): each page is read
+    alone, as the kernel reads the faulting page when its readahead fails, so only the pages
+    that cannot be read are counted lost."""
+    out: list[Any] = []
+    for o in offsets:
+        try:
+            out.append(swap_in(typ, o))
+        except HwzswapError as exc:
+            out.append(_load_failed(m, typ, (o,), exc)[0])
     return out
 
 
