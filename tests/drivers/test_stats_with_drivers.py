@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hwzswap.backends.contract import Capabilities
 from hwzswap.cli import main
 from hwzswap.frontswap import cli as stats_cli
 
@@ -52,3 +53,39 @@ def test_a_hung_device_is_abandoned_not_waited_for(register, capsys, monkeypatch
 def test_stall_limit_follows_the_device_deadline(tmp_path: Path) -> None:
     cfg = engine_config(tmp_path, "lz4", device_timeout_ms=200)
     assert stats_cli._stall_limit_s(str(cfg)) == pytest.approx(0.6 + stats_cli.STALL_SLACK_S)
+
+
+class _SlowWithOwnDeadline(bd.GoodDriver):
+    """A correct driver with a deadline of its own (3 s) whose first compress takes 1.5 s:
+    within its deadline, past the stall limit the config alone would give (patched small)."""
+
+    name = "test-slow-own-deadline"
+    slow_calls = 1
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(timeout_ms=3000.0)
+
+    def compress(self, page):
+        if type(self).slow_calls:
+            type(self).slow_calls -= 1
+            time.sleep(1.5)
+        return super().compress(page)
+
+
+def test_the_stall_limit_follows_a_drivers_own_deadline(register, monkeypatch,
+                                                        tmp_path: Path) -> None:
+    # The config sets no device_timeout_ms, so the engine's deadline is the driver's own 3 s;
+    # the stall limit must follow it once the swap system is open (it stayed at the config's:
+    # a 40 s driver deadline was abandoned at 35 s as "not answering"). Patched down here so
+    # the config's limit is 0.5 s and the driver's 9.2 s.
+    from hwzswap.frontswap import compressor
+
+    register(_SlowWithOwnDeadline)
+    monkeypatch.setattr(stats_cli, "STALL_SLACK_S", 0.2)
+    monkeypatch.setattr(compressor, "DEFAULT_TIMEOUT_MS", 100.0)
+    cfg = engine_config(tmp_path, _SlowWithOwnDeadline.name, batching="page")
+    assert stats_cli._stall_limit_s(str(cfg)) == pytest.approx(0.5)
+    report = stats_cli.run_stats(str(cfg), 32, warm_up=False)
+    assert _SlowWithOwnDeadline.slow_calls == 0  # the slow call was made, and waited for
+    assert report["verified_pages"] == 32 and report["counters"]["driver_timeouts"] == 0
