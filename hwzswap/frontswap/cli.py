@@ -13,12 +13,15 @@ import json
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hwzswap.cliargs import file_name, positive_int, seed
 from hwzswap.errors import ConfigError, HwzswapError, WorkloadError
+
+if TYPE_CHECKING:
+    from hwzswap.frontswap.compressor import Compressor
 
 # Counters in the order the table shows them, grouped as the kernel's debugfs/vmstat do.
 _GROUPS: list[tuple[str, tuple[str, ...]]] = [
@@ -69,9 +72,28 @@ class _Progress:
         self.at = time.monotonic()
         #: the engine's device deadline once a swap system is open (a driver may set its own)
         self.deadline_s: float | None = None
+        self._compressor: Compressor | None = None
+        self._timeouts = 0
 
     def __call__(self, step: str) -> None:
         self.step, self.at = step, time.monotonic()
+
+    def watch(self, compressor: Compressor) -> None:
+        """A swap system is open: its deadline, and its given-up calls (:meth:`gave_up`)."""
+        self.deadline_s = compressor.timeout_s
+        self._compressor = compressor
+        self._timeouts = compressor.timeouts
+
+    def gave_up(self) -> bool:
+        """Whether the engine gave up on a device call at its deadline since the last look.
+        That is the engine at work, not a stall: a step of N pages on a hung device takes up
+        to ``device_fail_after`` deadlines before the device is marked failed (N, for loads a
+        device with no software decoder must still answer)."""
+        comp = self._compressor
+        if comp is None or comp.timeouts == self._timeouts:
+            return False
+        self._timeouts = comp.timeouts
+        return True
 
 
 def _stall_limit_s(config: Any) -> float:
@@ -122,7 +144,7 @@ def _warm_up_twin(config: Any, data: np.ndarray, progress: _Progress) -> dict[st
     t0 = time.perf_counter()
     try:
         system = open_zswap(load_config(d))
-        progress.deadline_s = system.zswap.compressor.timeout_s
+        progress.watch(system.zswap.compressor)
     except Exception:  # noqa: BLE001 - the measured open reports it, naming the config
         return out
     try:
@@ -157,7 +179,7 @@ def _workload(config: Any, rows: list[bytes], data: np.ndarray, source: str, see
     warm = _warm_up_twin(config, data, progress) if warm_up else None
     progress("opening the swap system")
     with open_zswap(config) as system:
-        progress.deadline_s = system.zswap.compressor.timeout_s
+        progress.watch(system.zswap.compressor)
         backend = system.backend
         nr = system.devices[0].nr_pages
         n = len(rows)
@@ -243,11 +265,12 @@ def run_stats(config: Any, pages: int, seed: int = 0,
     one-time setup such as a JIT's first call; ``warm_up`` in the report says what it took
     (None: not done).
 
-    The workload runs in a worker thread under a watchdog: a step that takes longer than
+    The workload runs in a worker thread under a watchdog: a step that goes longer than
     ``stall_s`` (default: three device deadlines plus 5 s: ``zswap.device_timeout_ms``, or the
-    driver's own when it sets one and the config does not) -- a driver call that never
-    returns, which the engine cannot interrupt -- abandons the run with a
-    :class:`~hwzswap.errors.DeviceError` naming the step, instead of hanging.
+    driver's own when it sets one and the config does not) with neither an end nor a device
+    call given up at its deadline -- a driver call that never returns, which the engine cannot
+    interrupt -- abandons the run with a :class:`~hwzswap.errors.DeviceError` naming the step,
+    instead of hanging.
     """
     from hwzswap.errors import DeviceError
 
@@ -272,6 +295,8 @@ def run_stats(config: Any, pages: int, seed: int = 0,
         worker.join(0.05)
         if stall_s is None and progress.deadline_s is not None:  # a driver's own deadline
             limit = max(limit, 3 * progress.deadline_s + STALL_SLACK_S)
+        if progress.gave_up():  # a call given up at its deadline: the engine is not stuck
+            progress.at = time.monotonic()
         if worker.is_alive() and time.monotonic() - progress.at > limit:
             raise DeviceError(
                 f"hwzswap stats: {progress.step} did not return within {limit:g} s; the backend "

@@ -89,3 +89,18 @@ def test_the_stall_limit_follows_a_drivers_own_deadline(register, monkeypatch,
     report = stats_cli.run_stats(str(cfg), 32, warm_up=False)
     assert _SlowWithOwnDeadline.slow_calls == 0  # the slow call was made, and waited for
     assert report["verified_pages"] == 32 and report["counters"]["driver_timeouts"] == 0
+
+
+def test_a_step_that_gives_up_on_many_calls_is_not_a_stall(register, capsys, monkeypatch,
+                                                            tmp_path: Path) -> None:
+    # 16 pages one call each on a hung device: 16 deadlines of 50 ms before device_fail_after
+    # (20) is reached, 0.8 s in one step against a stall limit of 0.45 s. Each call given up
+    # is the engine at work, so the run completes (it was abandoned as "not answering").
+    register(bd.HungDevice)
+    monkeypatch.setattr(stats_cli, "STALL_SLACK_S", 0.3)
+    cfg = engine_config(tmp_path, bd.HungDevice.name, batching="page", device_timeout_ms=50,
+                        device_fail_after=20)
+    assert main(["stats", "--config", str(cfg), "--pages", "16", "--json"]) == 0
+    c = json.loads(capsys.readouterr().out)["counters"]
+    assert c["driver_timeouts"] == 16 and c["reject_compress_fail"] == 16
+    assert c["driver_failed"] == 0  # 16 of 20: not marked failed, every call waited for
