@@ -76,7 +76,13 @@ def test_realtime_paces_wall_time_to_the_model() -> None:
         assert t2 - t1 >= 2000e-6
         c = b.counters()
         assert c["clock"] == "realtime" and "late" in c and "late_us" in c
-        assert c["comp_times"][11] + c["comp_times"][12] == 1  # ~3000 µs: bucket 2048-4095
+        # one request, in the bucket of its latency: 3000 µs at least (bucket 11 is
+        # 2048-4095 µs), and no later than the caller saw (the histogram holds real latency,
+        # lateness included: a bound of 8191 µs failed on a loaded host)
+        hist = c["comp_times"]
+        (k,) = [i for i, n in enumerate(hist) if n]
+        assert hist[k] == 1
+        assert 11 <= k <= min(len(hist) - 1, max(11, int((t1 - t0) * 1e6).bit_length() - 1))
     finally:
         b.close()
 
