@@ -94,6 +94,15 @@ AUTO_ASYNC_BATCHES = 4
 #: OverflowError (``timestamp out of range``) instead of a config error.
 #: ``zswap.device_timeout_ms``: a day; a later deadline is no deadline.
 MAX_DEVICE_TIMEOUT_MS = 86_400_000
+
+
+def accept_pages(max_pages: int, accept_threshold_percent: int) -> int:
+    """Pool pages at or under which stores resume after the limit was hit: the threshold's
+    share of the limit (the kernel's ``zswap_accept_thr_pages``), and always under the limit
+    itself. At 100 % the two are equal, and a pool sitting exactly at its limit took no store
+    and needed no writeback, for good; the kernel's ``shrink_worker`` still writes back a
+    pass there (its loop is a do-while)."""
+    return max(0, min(max_pages * accept_threshold_percent // 100, max_pages - 1))
 #: ``zswap.device_retry_s``: a day.
 MAX_DEVICE_RETRY_S = 86_400
 #: ``zswap.device_fail_after``: a million consecutive timeouts.
@@ -361,8 +370,9 @@ class ZswapConfig:
 
     @property
     def accept_pool_pages(self) -> int:
-        """After ``pool_limit_hit``, stores resume once the pool is at or under this."""
-        return self.max_pool_pages * self.zswap.accept_threshold_percent // 100
+        """After ``pool_limit_hit``, stores resume once the pool is at or under this
+        (:func:`accept_pages`)."""
+        return accept_pages(self.max_pool_pages, self.zswap.accept_threshold_percent)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (YAML-ready) that :func:`load_config` turns back into an equal config."""

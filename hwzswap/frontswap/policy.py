@@ -6,7 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hwzswap.config import AUTO_ASYNC_BATCHES, BATCHING_MODES, WATCHDOG_MODES, Check, ZswapKnobs
+from hwzswap.config import (
+    AUTO_ASYNC_BATCHES,
+    BATCHING_MODES,
+    WATCHDOG_MODES,
+    Check,
+    ZswapKnobs,
+    accept_pages,
+)
 from hwzswap.errors import excerpt
 
 if TYPE_CHECKING:
@@ -42,10 +49,11 @@ class ZswapPolicy(ZswapKnobs):
 
     @property
     def accept_pages(self) -> int | None:
-        """Pool size (pages) at or under which stores resume after the limit was hit."""
+        """Pool size (pages) at or under which stores resume after the limit was hit
+        (:func:`hwzswap.config.accept_pages`)."""
         if self.max_pool_pages is None:
             return None
-        return self.max_pool_pages * self.accept_threshold_percent // 100
+        return accept_pages(self.max_pool_pages, self.accept_threshold_percent)
 
     @classmethod
     def from_config(cls, config: ZswapConfig) -> ZswapPolicy:

@@ -1527,8 +1527,8 @@ class ZswapCache:
             written = self.writeback(self.policy.writeback_batch)
         with self._lock:
             cur = self.pool.total_pages()
-            # still at the limit: no store, whatever the threshold (at 100 % it equals the limit)
-            if self._reached_full and cur < self._max_pages and cur <= self._accept_pages:
+            # the accept threshold is always under the limit (config.accept_pages)
+            if self._reached_full and cur <= self._accept_pages:
                 self._set_full(False)
             if not self._reached_full:
                 return True, None

@@ -244,6 +244,28 @@ def test_at_the_limit_no_store_goes_in_even_with_a_100_percent_threshold(pool):
     assert refused > 0 and c.pool.total_pages() <= 10 + 8  # at most one zspage past it
 
 
+def test_background_writeback_with_a_100_percent_threshold_lets_stores_resume(make_system):
+    """At 100 % the threshold equalled the limit: a pool sitting exactly at its limit refused
+    every store, and the background thread (which shrinks only a pool over the threshold)
+    never wrote back: 1,423 of 1,500 stores refused, the last 200 all. The threshold is now
+    always under the limit, so the thread writes back a pass there, as the kernel's
+    shrink_worker (a do-while) does."""
+    s = make_system(zswap={"background_writeback": True, "max_pool_percent": 1,
+                           "accept_threshold_percent": 100},
+                    memory={"total_ram_mb": 16}, swap={"nr_pages": 2048})
+    assert s.config.accept_pool_pages == s.config.max_pool_pages - 1
+    pages = compressible_pages(1500)
+    stored = []
+    for off, page in enumerate(pages):
+        stored.append(s.swap_out(0, off, page))
+        if off % 50 == 49:
+            time.sleep(0.01)  # the thread's turn, whatever the scheduler
+    assert any(stored[-200:]), "stores never resumed after the pool reached its limit"
+    assert s.stats()["written_back_pages"] > 0
+    for off, page in enumerate(pages):
+        assert s.swap_in(0, off) == page
+
+
 def test_a_dead_background_thread_neither_stops_stores_nor_close(make_system, monkeypatch):
     """Stores that find the pool at its limit reclaim themselves once the background thread
     is dead; its error is raised by close, after the rest of close is done (the compressor
