@@ -379,6 +379,7 @@ class _Meter:
         # those pages in memory, so a later load of one that raises is not a lost page
         self.resident: set[tuple[int, int]] = set()
         self.resident_loads = 0
+        self.readahead_fallbacks = 0  # readahead calls that raised, then read page by page
         self.error_examples: list[str] = []
         self.counters_delta: dict[str, float] = {}  # the backend's counters over the pass
         self.wall_ns = 0  # wall time of the stack's chunks
@@ -400,7 +401,7 @@ _FAILED = object()
 def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tuple[int, Any]],
                      device_us: Callable[[], float | None] | None, drain: bool) -> None:
     """The measured loop: one perf_counter_ns pair around each frontswap call, nothing else
-    inside it.
+    inside it (but the page-by-page reads that follow a readahead call that raised).
 
     Each loaded page is compared with the expected one right after its timed call and then
     dropped, as a kernel reuses the page frame; holding every page of the chunk would make
@@ -480,8 +481,8 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
             t0 = pc()
             try:
                 datas = swap_in_batch(typ, arg)
-            except HwzswapError:
-                datas = _load_each(m, swap_in, typ, arg)
+            except HwzswapError as exc:
+                datas = _load_each(m, swap_in, typ, arg, exc)
             t1 = pc()
             m.ldn_ns.append(t1 - t0)
             m.ldn_k.append(len(arg))
@@ -540,10 +541,14 @@ def _load_failed(m: _Meter, typ: int, offsets: Sequence[int], exc: HwzswapError)
 
 
 def _load_each(m: _Meter, swap_in: Callable[[int, int], bytes], typ: int,
-               offsets: Sequence[int]) -> list[Any]:
-    """A readahead call raised (it is all or nothing: it freed nothing): each page is read
-    alone, as the kernel reads the faulting page when its readahead fails, so only the pages
-    that cannot be read are counted lost."""
+               offsets: Sequence[int], exc: HwzswapError) -> list[Any]:
+    """A readahead call raised ``exc`` (it is all or nothing: it freed nothing): each page is
+    read alone, as the kernel reads the faulting page when its readahead fails, so only the
+    pages that cannot be read are counted lost. The call's error is kept (``faults.load.
+    readahead_fallbacks``, an example), so a readahead path that always raises is not
+    silently measured page by page."""
+    m.readahead_fallbacks += 1
+    m.note_error("stack readahead (read again page by page)", exc)
     out: list[Any] = []
     for o in offsets:
         try:
@@ -1455,7 +1460,9 @@ def _faults(cw: CompiledWorkload, stats: Mapping[str, Any], m: _Meter) -> dict[s
     (a retried item, a software fallback) show in ``driver`` (the engine's guard counters,
     ``stats()``'s ``driver_*``: timeouts, contract violations, the device marked failed) and
     ``backend`` (the driver's own counters over the pass), not as lost pages; a driver fault
-    makes ``any`` true too."""
+    makes ``any`` true too. A readahead call that raised (``readahead_fallbacks``) is read
+    again page by page, so a corrupt object in it counts twice in ``decompress_fail`` (the
+    call, then its own load): ``errors`` may then exceed the pages lost (``failed_pages``)."""
     def rate(n: int, d: int) -> float:
         return round(n / d, 6) if d else 0.0
 
@@ -1467,7 +1474,7 @@ def _faults(cw: CompiledWorkload, stats: Mapping[str, Any], m: _Meter) -> dict[s
     load_err = min(cw.loads, max(ld_fail, m.stack_load_failures))
     driver = driver_counters(stats)
     any_fault = bool(m.raw_store_errors or m.raw_load_errors or store_err or load_err
-                     or driver_faulted(driver))
+                     or m.readahead_fallbacks or driver_faulted(driver))
     return {
         "raw": {"store_errors": m.raw_store_errors, "load_errors": m.raw_load_errors,
                 "store_error_rate": rate(m.raw_store_errors, cw.store_pages),
@@ -1477,6 +1484,7 @@ def _faults(cw: CompiledWorkload, stats: Mapping[str, Any], m: _Meter) -> dict[s
                   "error_rate": rate(store_err, cw.store_pages)},
         "load": {"errors": load_err, "decompress_fail": ld_fail,
                  "failed_pages": m.stack_load_failures,
+                 "readahead_fallbacks": m.readahead_fallbacks,
                  "error_rate": rate(load_err, cw.loads)},
         "driver": driver,
         "backend": {k: v for k, v in m.counters_delta.items()

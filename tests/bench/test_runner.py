@@ -441,6 +441,12 @@ def test_a_readahead_cluster_that_raises_loses_only_the_pages_that_cannot_be_rea
     (r,) = _run(wl, ["test-corrupt-some"], warm_up=False)["results"]
     assert r["load_failures"] == bad and r["mismatches"] == 0
     assert r["verified_pages"] == r["pages"] - bad
+    # the raising calls are on record, not silently measured page by page
+    f = r["faults"]
+    assert 0 < f["load"]["readahead_fallbacks"] <= bad and f["any"]
+    assert f["load"]["failed_pages"] == bad
+    assert any(e.startswith("stack readahead") and "CorruptDataError" in e
+               for e in f["examples"])
 
 
 def test_a_workload_file_with_batched_loads_replays_identically(pages: np.ndarray,
