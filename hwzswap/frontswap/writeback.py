@@ -43,6 +43,7 @@ class BackgroundWriteback:
         self._turn = threading.Condition()
         self._woken = 0
         self._in_round = False
+        self._ended = False
 
     def start(self) -> None:
         self._thread.start()
@@ -58,7 +59,7 @@ class BackgroundWriteback:
             self._event.set()
             if wait_s > 0 and not self._in_round:
                 self._turn.wait_for(
-                    lambda: self._woken != seen or self._stopping or not self._thread.is_alive(),
+                    lambda: self._woken != seen or self._ended or not self._thread.is_alive(),
                     wait_s)
 
     @property
@@ -99,7 +100,8 @@ class BackgroundWriteback:
         except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
             self.error = exc
         finally:
-            with self._turn:  # nobody waits for a thread that has ended
+            with self._turn:  # nobody waits for a thread that has ended (stopped or died)
+                self._ended = True
                 self._turn.notify_all()
 
 

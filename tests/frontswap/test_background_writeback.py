@@ -84,3 +84,22 @@ def test_a_refused_store_lets_a_waiting_writeback_take_the_lock_first(make_syste
         assert zswap.outstanding_writebacks + zswap.written_back_pages == 4
     t.join(30)
     assert out == [4] and s.stats()["written_back_pages"] == 4
+
+
+def test_wake_does_not_wait_for_a_thread_that_died():
+    class Broken(_Cache):
+        @property
+        def pool_pages(self) -> int:
+            raise RuntimeError("the pool broke")
+
+    bg = BackgroundWriteback(Broken(), interval=3600)
+    bg.start()
+    t0 = time.monotonic()
+    bg.wake(wait_s=30)  # it wakes, dies of the error: the wait ends with it
+    assert time.monotonic() - t0 < 15
+    try:
+        bg.stop()
+    except RuntimeError as exc:
+        assert "the pool broke" in str(exc)
+    else:
+        raise AssertionError("stop() did not raise the thread's error")
