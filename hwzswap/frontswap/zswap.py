@@ -332,6 +332,7 @@ class ZswapCache:
         self._release = self._lock.release
         self._wb_done = threading.Condition(self._lock)
         #: writebacks waiting for the lock (see _lock_for_reclaim); its own lock keeps the count
+        #: (a leaf: nothing is taken while it is held)
         self._reclaim_waiting = 0
         self._reclaim_count = threading.Lock()
         self._inflight: dict[tuple[int, int], Any] = {}  # slots being written to the device
