@@ -42,6 +42,18 @@ def _in_child(fn) -> str:
     return out
 
 
+@contextlib.contextmanager
+def _ended(proc: subprocess.Popen, sig: int = signal.SIGTERM):
+    """``proc`` for the with-block; if it still runs when the block ends (an assertion failed),
+    it is sent ``sig`` and waited for, so no server outlives its test."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            proc.wait(60)
+
+
 def _gone(st: dict) -> None:
     assert st["loop"] not in chain.active_swaps()
     assert not Path(st["mountpoint"]).exists() or not chain._is_mounted(st["mountpoint"])
@@ -197,7 +209,7 @@ def test_serve_in_the_foreground_until_ctrl_c(state_dir: Path, tmp_path: Path) -
     proc = subprocess.Popen([sys.executable, "-m", "hwzswap", "serve", "--config",
                              small_config(tmp_path), "--name", "t6"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with _ended(proc):
         assert "on (" in proc.stdout.readline()
         st = chain.read_state("t6")
         assert st and st["loop"] in chain.active_swaps()
@@ -208,10 +220,6 @@ def test_serve_in_the_foreground_until_ctrl_c(state_dir: Path, tmp_path: Path) -
         out = proc.communicate(timeout=60)[0]
         assert proc.returncode == 0 and out.strip().endswith("off"), out
         _gone(st)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
 
 
 def test_a_server_that_cannot_start_says_why_and_leaves_nothing(state_dir: Path,
@@ -300,7 +308,7 @@ def test_serve_never_takes_another_chains_state(state_dir: Path, tmp_path: Path)
     proc = subprocess.Popen([sys.executable, "-m", "hwzswap", "serve", "--config", cfg,
                              "--name", "t8"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    try:
+    with _ended(proc):
         first = proc.stdout.readline()
         assert "undoing what a dead server left" in first and "swapoff" in first, first
         assert "on (" in proc.stdout.readline()
@@ -310,10 +318,6 @@ def test_serve_never_takes_another_chains_state(state_dir: Path, tmp_path: Path)
         out = proc.communicate(timeout=60)[0]
         assert proc.returncode == 0 and out.strip().endswith("off"), out
         _gone(new)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
 
 
 def test_a_server_whose_swap_was_turned_off_by_hand_exits(state_dir: Path,
@@ -376,22 +380,20 @@ def test_a_failure_after_the_chain_is_undone_is_reported_not_left(state_dir: Pat
                             stderr=subprocess.PIPE, text=True)
     cg = MemoryCgroup.create(f"hwzswap-test-rec-{os.getpid()}", 24 << 20)
     try:
-        assert "on (" in proc.stdout.readline()
-        st = chain.read_state("t13")
-        p = subprocess.run([sys.executable, PROG, "32"], capture_output=True, timeout=120,
-                           preexec_fn=lambda: cg.add(os.getpid()))
-        assert p.returncode == 0 and chain.query("t13")["write_pages"] > 1000
-        rec_dir.rmdir()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 1, (out, err)
-        assert "error at teardown: recording:" in err and out.strip().endswith("off"), out
-        _gone(st)
+        with _ended(proc):
+            assert "on (" in proc.stdout.readline()
+            st = chain.read_state("t13")
+            p = subprocess.run([sys.executable, PROG, "32"], capture_output=True, timeout=120,
+                               preexec_fn=lambda: cg.add(os.getpid()))
+            assert p.returncode == 0 and chain.query("t13")["write_pages"] > 1000
+            rec_dir.rmdir()
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 1, (out, err)
+            assert "error at teardown: recording:" in err and out.strip().endswith("off"), out
+            _gone(st)
     finally:
         cg.remove()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
 
 
 def test_a_loop_device_attached_by_a_failed_losetup_is_detached(
@@ -620,7 +622,7 @@ def test_a_stop_signal_during_the_setup_ends_it_at_the_next_step(
     proc = subprocess.Popen([sys.executable, "-m", "hwzswap", "serve", "--config",
                              small_config(tmp_path), "--name", "t20"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with _ended(proc, signal.SIGKILL):
         deadline = time.monotonic() + 60
         while "serve" not in ((chain.read_state("t20") or {}).get("steps") or []):
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
@@ -631,10 +633,6 @@ def test_a_stop_signal_during_the_setup_ends_it_at_the_next_step(
         assert "stopped by SIGTERM before the chain was up" in out and "on (" not in out
         assert "error" not in err, err
         assert chain.read_state("t20") is None and not (state_dir / "t20").exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(60)
 
 
 def test_a_server_whose_swap_on_caller_is_gone_keeps_serving(state_dir: Path,
@@ -649,7 +647,7 @@ def test_a_server_whose_swap_on_caller_is_gone_keeps_serving(state_dir: Path,
                             text=True)
     os.close(w)
     os.close(r)
-    try:
+    with _ended(proc):
         seen = []
         while not seen or "cannot tell `swap on` that swap is on" not in seen[-1]:
             seen.append(proc.stderr.readline())
@@ -660,10 +658,6 @@ def test_a_server_whose_swap_on_caller_is_gone_keeps_serving(state_dir: Path,
         assert chain.swap_off("t21") == ["server stopped; chain torn down by the server"]
         assert proc.wait(30) == 0
         _gone(st)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
 
 
 def test_a_state_directory_with_a_space_is_undone_whole(tmp_path: Path,
