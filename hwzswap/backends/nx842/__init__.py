@@ -8,6 +8,8 @@ Layers, bottom up (each its own module):
   model and fault injection;
 * :mod:`.queue` -- the submission queue in front of N engines, with a ``virtual`` or a
   ``realtime`` clock;
+* :mod:`.fifo` -- the driver's entry lock, which serves waiting calls in arrival order as the
+  hardware's request FIFO does;
 * :mod:`.driver` -- :class:`Nx842Backend`, the compressor-contract adapter with the kernel's
   failure policy and the pSeries-style counters (:mod:`.stats`).
 

@@ -28,7 +28,8 @@ the engines run on their own threads and time spent blocked waiting for them is 
 ``host_driver_us`` too.
 
 One thread at a time may call a backend instance (the kernel serialises a tfm with a lock).
-The driver enforces it: its entry points share one lock, so a call given up by a caller (the
+The driver enforces it: its entry points share one lock, which serves waiting calls in arrival
+order as the hardware's request FIFO does (:mod:`.fifo`), so a call given up by a caller (the
 engine's watchdog) that is still running inside the driver makes the next call wait for it --
 a synchronous call at most ``timeout_ms``, then DeviceError; ``submit`` and ``poll`` at most
 about a millisecond, then BUSY / nothing -- instead of two threads sharing the queue.
@@ -42,7 +43,6 @@ op: DEVICE_ERROR saying it timed out); decompression then falls back to software
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections.abc import Sequence
 from time import perf_counter_ns
@@ -87,6 +87,7 @@ from hwzswap.backends.nx842.engine import (
     FaultInjector,
     TimingModel,
 )
+from hwzswap.backends.nx842.fifo import FifoLock
 from hwzswap.backends.nx842.queue import HostClockQueue, RealtimeQueue, VirtualQueue
 from hwzswap.backends.nx842.stats import HIST_BUCKETS
 from hwzswap.config import MAX_DEVICE_TIMEOUT_MS  # the engine takes no longer deadline
@@ -205,8 +206,10 @@ class Nx842Backend(Backend):
         queues = {"virtual": VirtualQueue, "host": HostClockQueue, "realtime": RealtimeQueue}
         self._queue = queues[p["clock"]](self.engines)
         self._finalizer = weakref.finalize(self, self._queue.close)
-        #: one call at a time inside the driver (see the module docstring)
-        self._entry = threading.Lock()
+        #: one call at a time inside the driver (see the module docstring), served in arrival
+        #: order like the hardware's request FIFO: Python's Lock is not FIFO, so a thread calling
+        #: back to back could starve another past its timeout_ms (see :mod:`.fifo`)
+        self._entry = FifoLock()
         self._inflight_async = 0
         # counters (pSeries names where they exist)
         self._comp_complete = 0
