@@ -33,8 +33,8 @@ class ZswapPolicy(ZswapKnobs):
     """What zswap accepts and when it writes back: the :class:`~hwzswap.config.ZswapKnobs`
     (each documented there) and the pool limit in pages.
 
-    ``max_pool_pages``: the pool limit (``None``: none); ``pool_limit_hit`` counts stores that
-    found the pool at it. A bad value raises :class:`~hwzswap.errors.InvalidParameterError`
+    ``max_pool_pages``: the pool limit (``None``: none); ``pool_limit_hit`` counts stores (in
+    ``async`` mode also folios landing) that found the pool at it. A bad value raises :class:`~hwzswap.errors.InvalidParameterError`
     naming the knob.
     """
 

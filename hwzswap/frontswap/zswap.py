@@ -725,8 +725,8 @@ class ZswapCache:
         that finds the pool at its limit reclaims, and is refused if that did not make room.
         A batch whose objects fit well under the limit goes in with one batch write. (Checked
         only before compression, a reclaim pass went in whole: 61 pages past a 176-page limit
-        where page mode went 7.) ``store``: a store's check (``pool_limit_hit``), not an async
-        completion's.
+        where page mode went 7.) ``store=False``: an async pass landing (see
+        :meth:`_check_limits`).
 
         ``staged`` (async mode): the items are that batch's staged pages. Only those still
         staged as such are committed (an invalidate, a newer store or an exclusive load may
@@ -870,7 +870,7 @@ class ZswapCache:
         # (one writeback batch, or the background thread woken), not only at a later store
         # that may never come.
         if self.pool.pages >= self._limit_gate:
-            self._check_limits(store=False)
+            self._check_limits(store=False, count=False)
 
     def _is_staged_locked(self, staged: _StagedBatch, k: int) -> bool:
         """Whether page ``k`` of ``staged`` is still the slot's staged page. Lock held."""
@@ -1498,21 +1498,25 @@ class ZswapCache:
         else:
             self.same_filled_pages -= 1
 
-    def _check_limits(self, store: bool = True) -> tuple[bool, str | None]:
+    def _check_limits(self, store: bool = True, count: bool = True
+                      ) -> tuple[bool, str | None]:
         """The kernel's ``zswap_check_limits`` plus reclaim: may this store go ahead?
 
         Disabled: no (and no counter). At the limit: ``pool_limit_hit`` and the hysteresis
         starts. While it holds, reclaim (write back a batch here, or wake the background
         thread) and accept again only once the pool is at or under the accept threshold.
-        ``store=False``: an async completion reclaiming, not a store; it does not count in
-        ``pool_limit_hit`` (the stores that found the pool at its limit).
+        ``store=False``: an async pass landing (the second half of stores admitted while
+        zswap was enabled, so not refused for being disabled now). ``count=False``: not a
+        store's check at all (a completion reclaiming after it landed), so not counted in
+        ``pool_limit_hit``, which counts the checks of stores, or of folios landing, that
+        found the pool at its limit.
         """
         with self._lock:
             if not self._enabled and store:
                 return False, None
             cur = self.pool.total_pages()
             if cur >= self._max_pages:
-                if store:
+                if count:
                     self.pool_limit_hit += 1
                 self._set_full(True)
             elif self._reached_full and cur <= self._accept_pages:

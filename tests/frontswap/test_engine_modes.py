@@ -326,7 +326,9 @@ def test_async_completion_keeps_the_pool_limit(make_system):
     s.drain()
     st_ = s.stats()
     assert st_["written_back_pages"] > 0
-    assert st_["pool_limit_hit"] == 0  # it counts stores that found the pool full: none did
+    # no store found the pool full (it was empty); the folios landing at its limit did, and
+    # count as a store's check does (a completion's own reclaim afterwards does not)
+    assert st_["pool_limit_hit"] > 0
     assert [s.swap_in(0, o) for o in range(192)] == pages
     s.zswap.check()
 
