@@ -1,7 +1,8 @@
 """``hwzswap stats``: open a swap system from a config, run a short swap workload, show counters.
 
 The run swaps out ``--pages`` pages (from the bundled corpus of real memory when it is installed,
-else a synthetic real-memory-like mix), swaps every one back in and checks it byte for byte,
+else a synthetic real-memory-like mix) in reclaim passes of 32 pages, a quarter of them in
+16-page folios (:data:`LARGE_FOLIO`), swaps every one back in and checks it byte for byte,
 frees every other slot, and prints zswap's and the swap device's counters. The backend is
 warmed up first on a throwaway swap system, so the per-page times hold no one-time setup.
 """
@@ -59,6 +60,19 @@ def _pages(n: int) -> tuple[np.ndarray, str]:
 
 #: Pages per swap_out_batch call: one reclaim pass (the kernel's SWAP_CLUSTER_MAX).
 RECLAIM_BATCH = 32
+#: Pages of the large folios in the run: every second full reclaim pass holds one folio of
+#: this many pages (a 64 KiB mTHP folio) and order-0 pages for the rest, so a quarter of the
+#: pages sit in large folios, the share the bench's default folio mix assumes (see
+#: ``hwzswap.bench.workload.DEFAULT_FOLIO_MIX`` for why). In ``folio`` mode each folio is one
+#: batch; with order-0 pages alone that mode would run exactly as ``page`` does.
+LARGE_FOLIO = 16
+
+
+def pass_folios(index: int, n: int) -> list[int]:
+    """The folio sizes of reclaim pass ``index`` of ``n`` pages (see :data:`LARGE_FOLIO`)."""
+    if index % 2 and n == RECLAIM_BATCH:
+        return [LARGE_FOLIO] + [1] * (n - LARGE_FOLIO)
+    return [1] * n
 #: Extra seconds a stalled run gets on top of its device deadline before it is abandoned.
 STALL_SLACK_S = 5.0
 
@@ -190,11 +204,14 @@ def _workload(config: Any, rows: list[bytes], data: np.ndarray, source: str, see
                 "swap.nr_pages"
             )
         order = np.random.default_rng(seed).permutation(n).tolist()
+        large = 0
         t0 = time.perf_counter()
         for k in range(0, n, RECLAIM_BATCH):
-            progress(f"swap_out_batch of offsets {k}..{min(k + RECLAIM_BATCH, n) - 1}")
-            system.swap_out_batch(0, list(range(k, min(k + RECLAIM_BATCH, n))),
-                                  data[k:k + RECLAIM_BATCH])
+            end = min(k + RECLAIM_BATCH, n)
+            folios = pass_folios(k // RECLAIM_BATCH, end - k)
+            large += end - k - folios.count(1)
+            progress(f"swap_out_batch of offsets {k}..{end - 1}")
+            system.swap_out_batch(0, list(range(k, end)), data[k:end], folios)
         progress("drain (compressions in flight)")
         system.drain()
         t1 = time.perf_counter()
@@ -226,6 +243,8 @@ def _workload(config: Any, rows: list[bytes], data: np.ndarray, source: str, see
             "swap_model": system.model.name,
             "page_source": source,
             "pages": n,
+            "large_folio_pages": large,  # in folios of LARGE_FOLIO pages; the rest order-0
+            "large_folio_size": LARGE_FOLIO,
             "verified_pages": n - mismatches,
             "mismatches": mismatches,
             "swap_out_s": t1 - t0,
@@ -321,6 +340,8 @@ def _print_table(report: dict[str, Any]) -> None:
         f"{report['config']}: {report['backend']} / {report['pool']} / swap model "
         f"{report['swap_model']} — {report['pages']} pages ({report['page_source']}), "
         f"{report['verified_pages']} verified"
+        + (f"; {report['large_folio_pages']} of them in {report['large_folio_size']}-page "
+           f"folios, the rest order-0" if report.get("large_folio_pages") else "")
     )
     # The header goes on its own line, unwrapped: a table title wraps at the
     # table's width, which splits a long config path across lines.
