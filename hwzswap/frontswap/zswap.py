@@ -22,7 +22,8 @@ async     reclaim batches handed to the device         swap writeback: bios in f
 Every call into the driver goes through :class:`~hwzswap.frontswap.compressor.Compressor`, which
 checks each result, enforces the device deadline and gives batch results per item: one failed
 page of a batch rejects that page only. Asynchronous devices (capability ``asynchronous``) are
-driven through ``submit``/``poll``.
+driven through ``submit``/``poll``, but a device with a batch call gets each batch in one
+``compress_batch`` (``async`` mode runs it on the pipeline's worker, not the storing thread).
 
 Data structures (after the kernel, see ``shared/reference/kernel.md``):
 
