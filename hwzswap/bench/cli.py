@@ -238,12 +238,13 @@ def _cmd_record(args: argparse.Namespace) -> int:
 LOAD_BATCH_HELP = (
     "pages a swap-in reads at once: a fault loads the live slots of its aligned window of N "
     "slots (readahead; one swap_in_batch, one decompress_batch for a batch backend). Default 8, "
-    "the kernel's vm.page-cluster 3; 1 loads page by page"
+    "the kernel's vm.page-cluster 3; 1 loads page by page; at most 1048576"
 )
 RECLAIM_BATCH_HELP = (
     "folios per reclaim pass (one swap_out_batch call). Default 32, the kernel's "
     "SWAP_CLUSTER_MAX; with --load-batch 1 --folio-pages 1 the stream is the one the "
-    "generators made before folios existed with that batch size"
+    "generators made before folios existed with that batch size. At most 1048576 (what a "
+    "workload file may record)"
 )
 FOLIO_PAGES_HELP = (
     "folio sizes in pages, optionally weighted by share of pages: 1 (order-0 only), 16, or "
@@ -251,9 +252,25 @@ FOLIO_PAGES_HELP = (
 )
 
 
+def structure_int(text: str) -> int:
+    """``--reclaim-batch`` / ``--load-batch``: a whole number 1..``MAX_STRUCTURE``, the rule a
+    workload file's reader applies (:func:`~hwzswap.bench.workload.structure_problem`), so
+    ``record`` never writes a file ``bench`` refuses to replay."""
+    from hwzswap.bench.workload import structure_problem
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+    why = structure_problem(value)
+    if why is not None:
+        raise argparse.ArgumentTypeError(why)
+    return value
+
+
 def _add_structure_options(p: Any) -> None:
-    p.add_argument("--reclaim-batch", type=positive_int, metavar="N", help=RECLAIM_BATCH_HELP)
-    p.add_argument("--load-batch", type=positive_int, metavar="N", help=LOAD_BATCH_HELP)
+    p.add_argument("--reclaim-batch", type=structure_int, metavar="N", help=RECLAIM_BATCH_HELP)
+    p.add_argument("--load-batch", type=structure_int, metavar="N", help=LOAD_BATCH_HELP)
     p.add_argument("--folio-pages", metavar="SPEC", help=FOLIO_PAGES_HELP)
 
 

@@ -439,13 +439,6 @@ def _override_names() -> str:
     return ", ".join(f"{s}.{k}" for s, keys in OVERRIDE_KEYS.items() for k in keys)
 
 
-def _positive(name: str, what: str, value: Any) -> int:
-    if value.__class__ is not int or value < 1:
-        raise WorkloadError(f"workload {name!r}: {what} must be a whole number >= 1, got "
-                            f"{value!r}")
-    return value
-
-
 def _pool_fraction(name: str, value: Any) -> float:
     """``pool_fraction`` of workload ``name``: the pool limit's share, a number in (0, 1]."""
     if not (isinstance(value, (int, float)) and 0 < value <= 1):
@@ -567,10 +560,31 @@ def _structure(reclaim_batch: int, load_batch: int,
             "folio_mix": _mix_json(mix)}
 
 
+#: The largest reclaim pass (folios) or readahead window (slots) a stream may be cut into: a
+#: larger one is no kernel's (SWAP_CLUSTER_MAX is 32; vm.page-cluster's largest window is
+#: 2^10), and a workload file that records one is refused on replay.
+MAX_STRUCTURE = 1 << 20
+
+
+def structure_problem(value: Any) -> str | None:
+    """Why ``value`` is no ``reclaim_batch`` or ``load_batch`` (``None``: it is one): a whole
+    number 1..:data:`MAX_STRUCTURE`. The one rule for both, applied where a stream is built
+    (:func:`build_workload`), where a file is read back, by ``--reclaim-batch`` and
+    ``--load-batch`` of ``bench`` and ``record`` and by a sweep file, so what ``record``
+    writes ``bench`` replays."""
+    if value.__class__ is not int or not 1 <= value <= MAX_STRUCTURE:
+        shown = str(json.dumps(value, default=repr))
+        shown = shown if len(shown) <= 40 else shown[:40] + "..."
+        return f"must be a whole number 1..{MAX_STRUCTURE}, got {shown}"
+    return None
+
+
 def _check_structure(name: str, reclaim_batch: int, load_batch: int,
                      folio_mix: Any) -> tuple[tuple[int, float], ...]:
-    _positive(name, "reclaim_batch", reclaim_batch)
-    _positive(name, "load_batch", load_batch)
+    for what, value in (("reclaim_batch", reclaim_batch), ("load_batch", load_batch)):
+        why = structure_problem(value)
+        if why is not None:
+            raise WorkloadError(f"workload {name!r}: {what} {why}")
     return parse_folio_mix(folio_mix, f"workload {name!r}: folio_mix")
 
 
@@ -937,6 +951,11 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
                             f"{str(workload.name)[:40]!r}")
     check_config_overrides(workload.config_overrides, f"workload {workload.name!r}",
                            slots=max(workload.nr_slots, workload.nr_pages))
+    if workload.structure:  # the reader's rule (_check_structure_field): refused here first
+        for key in ("reclaim_batch", "load_batch"):
+            why = structure_problem(workload.structure.get(key))
+            if why is not None:
+                raise WorkloadError(f"workload {workload.name!r}: structure.{key} {why}")
     path = Path(path)
     cctx = zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=True)
     sections = {
@@ -1259,7 +1278,7 @@ def _check_structure_field(structure: Any, src: Path) -> dict[str, Any]:
     out = dict(structure)
     for key in ("reclaim_batch", "load_batch"):
         value = structure.get(key)
-        if value.__class__ is not int or not 1 <= value <= MAX_STRUCTURE:
+        if structure_problem(value) is not None:
             raise WorkloadError(f"{src}: header field structure.{key} is "
                                 f"{str(json.dumps(value))[:40]}; expected a whole number 1.."
                                 f"{MAX_STRUCTURE}{_REDO}")
@@ -1270,8 +1289,6 @@ def _check_structure_field(structure: Any, src: Path) -> dict[str, Any]:
         raise WorkloadError(f"{src}: header field {exc}{_REDO}") from None
     return out
 
-
-MAX_STRUCTURE = 1 << 20  # a reclaim pass or readahead window larger than this is no kernel's
 
 
 def _check_consistency(header: Mapping[str, Any], wl: Workload, src: Path) -> None:
@@ -1323,6 +1340,7 @@ __all__ = [
     "INVALIDATE",
     "LOAD",
     "MAX_FOLIO_PAGES",
+    "MAX_STRUCTURE",
     "STORE",
     "SWAP_CLUSTER_MAX",
     "WORKLOADS",
@@ -1339,4 +1357,5 @@ __all__ = [
     "read_header",
     "save_workload",
     "select_pages",
+    "structure_problem",
 ]

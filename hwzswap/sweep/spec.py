@@ -114,6 +114,14 @@ def _positive_int(v: Any) -> str | None:
     return None if type(v) is int and v >= 1 else f"must be a whole number >= 1, got {excerpt(v)}"
 
 
+def _structure(v: Any) -> str | None:
+    """``reclaim_batch`` / ``load_batch``: the bench's own rule (a whole number
+    1..MAX_STRUCTURE), so a run is not started only for its bench to refuse the value."""
+    from hwzswap.bench.workload import structure_problem
+
+    return structure_problem(v)
+
+
 def _seed(v: Any) -> str | None:
     from hwzswap.bench.workload import MAX_SEED
 
@@ -179,8 +187,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "pages": _positive_int,
     "seed": _seed,
     "corpus": _corpus,
-    "load_batch": _positive_int,
-    "reclaim_batch": _positive_int,
+    "load_batch": _structure,
+    "reclaim_batch": _structure,
     "folio_pages": _folio_pages,
     "repeat": _positive_int,
     "config": _name,

@@ -76,7 +76,7 @@ def test_the_kernel_structure_settings_are_checked_with_the_sweep() -> None:
     with pytest.raises(SweepSpecError, match=r"fixed\.folio_pages: .*power of two"):
         parse_sweep({"axes": {"backend": ["lz4"]}, "fixed": {"folio_pages": 3}}, "s.yaml")
     with pytest.raises(SweepSpecError, match=r"axes\.reclaim_batch\[0\]: must be a whole number "
-                                             r">= 1, got 0"):
+                                             r"1\.\.1048576, got 0"):
         parse_sweep({"axes": {"backend": ["lz4"], "reclaim_batch": [0, 32]}}, "s.yaml")
 
 
