@@ -2,7 +2,8 @@
 
 A config or a sweep file is a few dozen settings, so anything much larger is refused before it
 is looked at: only a regular file is opened (a FIFO would block the reader forever), a
-SafeLoader that stops at too many values, too many aliases or too deep a nesting while
+SafeLoader (:func:`settings_loader`: ``1:4`` is a string, as in YAML 1.2, not a YAML 1.1
+base-60 number) that stops at too many values, too many aliases or too deep a nesting while
 composing (an alias bomb or a long flat list fails at once, and the composer's recursion never
 reaches Python's limit), a
 size check that counts values as if written out (each shared object measured once), and a
@@ -21,11 +22,36 @@ from typing import Any
 from hwzswap.errors import HwzswapError, excerpt
 
 _LOADERS: dict[tuple[int, int, int, int | None], Any] = {}
+_SETTINGS_LOADER: list[Any] = []
+#: The tags PyYAML (YAML 1.1) gives a plain scalar such as ``1:4`` or ``1:30.5``: base-60
+#: ("sexagesimal") numbers, gone from YAML 1.2.
+_SEXAGESIMAL_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def settings_loader() -> Any:
+    """The ``yaml.SafeLoader`` class every YAML file of the project is read with (a config, a
+    sweep, the bundled corpus's index): a SafeLoader that reads a plain scalar with a colon,
+    such as ``1:4``, as the string it is written as (YAML 1.2), not as a YAML 1.1 base-60
+    number: ``folio_pages: [1:4]`` is the mix ``"1:4"``, never the integer 64. Everything
+    else reads as with ``yaml.safe_load`` (an unquoted ``842`` is still the integer 842)."""
+    if not _SETTINGS_LOADER:
+        import yaml
+
+        class SettingsLoader(yaml.SafeLoader):
+            def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+                tag = super().resolve(kind, value, implicit)
+                if (tag in _SEXAGESIMAL_TAGS and kind is yaml.ScalarNode and implicit[0]
+                        and ":" in value):
+                    return "tag:yaml.org,2002:str"
+                return tag
+
+        _SETTINGS_LOADER.append(SettingsLoader)
+    return _SETTINGS_LOADER[0]
 
 
 def bounded_loader(max_depth: int, max_aliases: int, slack: int = 0,
                    max_nodes: int | None = None) -> Any:
-    """A ``yaml.SafeLoader`` class refusing more than ``max_aliases`` aliases, more than
+    """A :func:`settings_loader` class refusing more than ``max_aliases`` aliases, more than
     ``max_nodes`` values as written (keys, scalars, lists and mappings; no limit when
     ``None``) and nesting deeper than ``max_depth`` (plus ``slack`` levels of the file's own
     structure, such as its sections) while composing (``yaml.YAMLError``): a file of a million
@@ -34,7 +60,7 @@ def bounded_loader(max_depth: int, max_aliases: int, slack: int = 0,
     if key not in _LOADERS:
         import yaml
 
-        class Loader(yaml.SafeLoader):
+        class Loader(settings_loader()):  # type: ignore[misc]
             _depth = 0
             _aliases = 0
             _nodes = 0
@@ -309,4 +335,4 @@ class Problems:
 
 
 __all__ = ["Problems", "bounded_loader", "closest", "did_you_mean", "file_kind", "read_bounded", "read_yaml_file",
-           "size_problem", "yaml_error_text"]
+           "settings_loader", "size_problem", "yaml_error_text"]

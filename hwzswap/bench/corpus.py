@@ -337,11 +337,13 @@ def lz4_ratio(pages: np.ndarray) -> float:
 def _load_index() -> dict[str, Any]:
     import yaml
 
+    from hwzswap.yamlfile import settings_loader
+
     path = corpus_dir() / "sources.yaml"
     if not path.exists():
         return {}
     with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f) or {}
+        return yaml.load(f, Loader=settings_loader()) or {}  # noqa: S506 (a SafeLoader)
 
 
 def readme_text() -> str:
