@@ -130,6 +130,8 @@ OPTIONAL_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "store_overlaps_loads": (bool,),
     "device_split_note": (str, type(None)),
     "wall_us_per_page": _NUM,
+    "backend_counters_end_values": (list,),
+    "backend_counters_raw": (dict,),
 }
 
 #: Share of a run's stores the stack never compressed (refused at the pool limit before

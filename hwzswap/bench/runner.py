@@ -319,12 +319,11 @@ def _load_us(single_ns: list[int], batch_ns: list[int], batch_k: list[int]) -> n
     return np.concatenate([single, _per_page_us(batch_ns, batch_k)])
 
 
-def _emulation_us(backend: Backend) -> float | None:
-    try:
-        value = backend.counters().get("emulation_us")
-    except Exception:  # noqa: BLE001 -- counters are informative only
-        return None
-    return float(value) if isinstance(value, (int, float)) else None
+def _emulation_us(counters: Mapping[str, Any]) -> float | None:
+    """``emulation_us`` from a backend's ``counters()`` (read once per chunk edge)."""
+    value = counters.get("emulation_us")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
 
 
 def _jsonable(obj: Any) -> Any:
@@ -382,6 +381,8 @@ class _Meter:
         self.readahead_fallbacks = 0  # readahead calls that raised, then read page by page
         self.error_examples: list[str] = []
         self.counters_delta: dict[str, float] = {}  # the backend's counters over the pass
+        self.stack_counters = CounterSpan()  # the backend's counters over the stack's chunks
+        self.raw_counters = CounterSpan()  # ... and over the raw pass's
         self.wall_ns = 0  # wall time of the stack's chunks
         self.store_cpu_us = 0.0  # host CPU (emulation excluded) of the chunks of stores only
         self.store_cpu_pages = 0
@@ -998,10 +999,11 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
         wtime = time.perf_counter_ns
         for i, chunk in enumerate(cw.chunks):
             if i % 2:
-                _run_raw_chunk(backend, batch, chunk, cw, comp, m)
+                _raw_chunk_counted(backend, batch, chunk, cw, comp, m)
             suspect: list[tuple[int, Any]] = []
-            clk0 = _device_clock(backend) if device_us is not None else None
-            emu0 = _emulation_us(backend)
+            cnt0 = _safe_counters(backend)
+            clk0 = _device_clock(cnt0) if device_us is not None else None
+            emu0 = _emulation_us(cnt0)
             w0 = wtime()
             c0 = ptime()
             _run_stack_chunk(system, chunk.ops, m, suspect, device_us, drain)
@@ -1009,9 +1011,11 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
             wall = wtime() - w0
             m.cpu_ns += cpu
             m.wall_ns += wall
-            emu1 = _emulation_us(backend)
+            cnt1 = _safe_counters(backend)
+            m.stack_counters.add(cnt0, cnt1)
+            emu1 = _emulation_us(cnt1)
             if clk0 is not None:
-                clk1 = _device_clock(backend)
+                clk1 = _device_clock(cnt1)
                 if clk1 is not None:
                     m.dev_waited_us += clk1[0] - clk0[0]
                     m.dev_busy_us += clk1[1] - clk0[1]
@@ -1029,7 +1033,7 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
                 m.store_cpu_us += cpu / 1000.0 - emu_cpu
                 m.store_cpu_pages += chunk.store_pages
             if not i % 2:
-                _run_raw_chunk(backend, batch, chunk, cw, comp, m)
+                _raw_chunk_counted(backend, batch, chunk, cw, comp, m)
             _check_suspects(chunk, suspect, cw, m)
             advance(chunk.page_ops)
         stats = dict(system.stats())
@@ -1039,13 +1043,21 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
     return stats, m, time.perf_counter() - started
 
 
-def _device_clock(backend: Backend) -> tuple[float, float, str] | None:
+def _raw_chunk_counted(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWorkload,
+                       comp: dict[int, Any], m: _Meter) -> None:
+    """:func:`_run_raw_chunk`, with the backend's counters read around it (outside its
+    timings) into ``m.raw_counters``."""
+    before = _safe_counters(backend)
+    _run_raw_chunk(backend, batch, chunk, cw, comp, m)
+    m.raw_counters.add(before, _safe_counters(backend))
+
+
+def _device_clock(c: Mapping[str, Any]) -> tuple[float, float, str] | None:
     """(time the host waited for the device, device busy time) in µs so far and the clock's
-    kind, from a modelled backend's counters when it reports them (the 842-nx emulation
+    kind, from a modelled backend's counters ``c`` when it reports them (the 842-nx emulation
     does): ``device_waited_us`` (its ``virtual`` and ``host`` clocks count the moves that were
     waits; without it, ``device_clock_us``, which a ``virtual`` clock moves only by waits),
     ``device_us`` and ``clock`` (``realtime``: wall time, waits not counted)."""
-    c = _safe_counters(backend)
     waited = c.get("device_waited_us", c.get("device_clock_us"))
     busy = c.get("device_us")
     if isinstance(waited, (int, float)) and isinstance(busy, (int, float)):
@@ -1063,6 +1075,119 @@ def _counter_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[
         if isinstance(old, (int, float)) and not isinstance(old, bool) and value != old:
             out[key] = value - old
     return out
+
+
+#: Name tokens (``_``-separated) of a backend counter that holds a level or a setting, not a
+#: count of events: its value at the end is reported, not its change (``queue_depth``,
+#: ``inflight``, ``peak_pages``, ``config``).
+GAUGE_TOKENS = frozenset({
+    "inflight", "depth", "outstanding", "peak", "max", "min", "current", "level",
+    "occupancy", "capacity", "size", "config", "params", "settings", "state",
+})
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_gauge_name(key: str) -> bool:
+    low = key.lower()
+    return bool(set(low.replace("-", "_").split("_")) & GAUGE_TOKENS) or "in_flight" in low
+
+
+def _countlike(v: Any) -> bool:
+    """A number, a list of numbers (a histogram, one per engine) or a mapping of such."""
+    if _num(v):
+        return True
+    if isinstance(v, (list, tuple)):
+        return all(_num(x) for x in v)
+    if isinstance(v, Mapping):
+        return all(_countlike(x) for x in v.values())
+    return False
+
+
+class CounterSpan:
+    """A backend's ``counters()`` over some stretches of a pass (the stack's chunks, or the raw
+    pass's), each read just before and just after the stretch, outside its timings.
+
+    A backend object lives through every engine mode, warm-up and pool sizing of a bench, and
+    its ``counters()`` are totals since it was built, so a row reports what changed over its
+    own stretches: a number (or each number of a list, each value of a mapping of numbers) is
+    a count of events and reported as the sum of its changes; a list of other things that only
+    grows (an error log) as the entries added. Kept at its **end value** instead, and listed by
+    :meth:`end_value_keys`: anything else (a string, a bool, a mapping holding strings such as
+    lz4-opencl's ``config``), a counter whose name says it is a level or a setting
+    (:data:`GAUGE_TOKENS`), and a number that went down during a stretch (not a count)."""
+
+    def __init__(self) -> None:
+        self._sum: dict[str, Any] = {}
+        self._end: dict[str, Any] = {}
+        self._kept: set[str] = set()
+
+    def add(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
+        """One stretch: the counters read before it and after it."""
+        self._end = dict(after)
+        self._step(before, after, self._sum, "")
+
+    def _step(self, before: Mapping[str, Any], after: Mapping[str, Any],
+              acc: dict[str, Any], prefix: str) -> None:
+        for key, a in after.items():
+            key = str(key)
+            path = prefix + key
+            if path in self._kept:
+                continue
+            b = before.get(key) if isinstance(before, Mapping) else None
+            if _is_gauge_name(key):
+                self._kept.add(path)
+            elif _num(a):
+                b = b if _num(b) else 0
+                if a < b:
+                    self._kept.add(path)
+                else:
+                    acc[key] = acc.get(key, 0) + (a - b)
+            elif isinstance(a, (list, tuple)) and all(_num(x) for x in a) and (
+                    not isinstance(b, (list, tuple)) or len(b) == len(a)):
+                b = list(b) if isinstance(b, (list, tuple)) else [0] * len(a)
+                old = acc.get(key, [0] * len(a))
+                if not all(_num(y) for y in b) or any(x < y for x, y in zip(a, b)) \
+                        or len(old) != len(a):
+                    self._kept.add(path)
+                else:
+                    acc[key] = [o + x - y for o, x, y in zip(old, a, b)]
+            elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) \
+                    and list(a[: len(b)]) == list(b):
+                acc[key] = list(acc.get(key, [])) + list(a[len(b):])  # a log: the new entries
+            elif isinstance(a, Mapping) and _countlike(a):
+                sub = acc.setdefault(key, {})
+                self._step(b if isinstance(b, Mapping) else {}, a, sub, path + ".")
+            else:
+                self._kept.add(path)
+
+    def _value(self, end: Mapping[str, Any], acc: Mapping[str, Any], prefix: str
+               ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, e in end.items():
+            key = str(key)
+            path = prefix + key
+            if path in self._kept or key not in acc:
+                out[key] = e if path in self._kept or not _num(e) else 0
+            elif isinstance(e, Mapping) and isinstance(acc[key], Mapping):
+                out[key] = self._value(e, acc[key], path + ".")
+            elif isinstance(acc[key], float):  # sums of float totals: no 259.0239999999
+                out[key] = round(acc[key], 6)
+            elif isinstance(acc[key], list):
+                out[key] = [round(x, 6) if isinstance(x, float) else x for x in acc[key]]
+            else:
+                out[key] = acc[key]
+        return out
+
+    def value(self) -> dict[str, Any]:
+        """The counters over the stretches: changes, and end values where listed."""
+        return self._value(self._end, self._sum, "")
+
+    def end_value_keys(self) -> list[str]:
+        """Dotted names of the counters reported at their end value, not as a change."""
+        return sorted(self._kept)
 
 
 def run_backend(
@@ -1404,7 +1529,9 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "faults": _faults(cw, stats, m),
         "device_failed": dev_failed,
         "counters": _jsonable(stats),
-        "backend_counters": _jsonable(_safe_counters(backend)),
+        "backend_counters": _jsonable(m.stack_counters.value()),
+        "backend_counters_end_values": m.stack_counters.end_value_keys(),
+        "backend_counters_raw": _jsonable(m.raw_counters.value()),
         "config": _jsonable(cfg.to_dict()),
         "elapsed_s": round(elapsed, 3),
     }

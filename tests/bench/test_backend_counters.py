@@ -1,0 +1,81 @@
+"""``backend_counters``: each result row reports the backend's own work in that row (the stack's
+chunks of its last pass), not the backend object's totals since it was built, which a bench
+reuses across its engine modes, warm-ups and pool sizings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hwzswap.bench.corpus import load_bundled
+from hwzswap.bench.results import schema_problems
+from hwzswap.bench.runner import BenchRun, CounterSpan, run_bench
+from hwzswap.bench.workload import build_workload
+
+
+@pytest.fixture(scope="module")
+def pages() -> np.ndarray:
+    return load_bundled(max_pages=128)
+
+
+def _rows(pages: np.ndarray, backend: str, modes: str) -> dict[str, dict[str, Any]]:
+    doc = run_bench(build_workload("roundtrip", pages, seed=0),
+                    BenchRun(backends=[backend], batching=modes))
+    assert not doc["failed"] and not schema_problems(doc)
+    return {r["batching"]: r for r in doc["results"]}
+
+
+def test_opencl_rows_count_their_own_launches_whatever_the_mode_order(pages: np.ndarray
+                                                                      ) -> None:
+    first = _rows(pages, "lz4-opencl", "page,reclaim")
+    second = _rows(pages, "lz4-opencl", "reclaim,page")
+    keys = ("compress_pages", "compress_launches", "decompress_pages", "decompress_launches")
+    for mode in ("page", "reclaim"):
+        a, b = first[mode]["backend_counters"], second[mode]["backend_counters"]
+        assert {k: a[k] for k in keys} == {k: b[k] for k in keys}, mode
+    page, reclaim = first["page"]["backend_counters"], first["reclaim"]["backend_counters"]
+    stored = first["page"]["store_pages"]
+    # the stack's stores alone: page mode makes one launch a page, reclaim one a pass
+    assert page["compress_launches"] == page["compress_pages"] <= stored
+    assert reclaim["compress_pages"] == page["compress_pages"]
+    assert reclaim["compress_launches"] == first["reclaim"]["workload_pages"] // 32
+    # the raw pass's work is apart, and static settings keep their value
+    assert first["reclaim"]["backend_counters_raw"]["compress_pages"] == stored
+    assert "config" in first["reclaim"]["backend_counters_end_values"]
+    assert reclaim["config"]["batch_size"] > 0
+
+
+def test_842_requests_per_row_do_not_grow_with_earlier_modes(pages: np.ndarray) -> None:
+    rows = _rows(pages, "842-nx", "page,reclaim,async")
+    reqs = [r["backend_counters"]["requests"] for r in rows.values()]
+    assert len(set(reqs)) == 1, reqs  # the same pages compressed and decompressed in each
+    for r in rows.values():
+        c = r["backend_counters"]
+        assert c["requests"] == c["comp_complete"] + c["decomp_complete"]
+        assert sum(c["comp_times"]) == c["comp_complete"]  # a histogram: per-bucket changes
+        assert c["clock"] == "virtual" and r["backend_counters_end_values"] == ["clock"]
+
+
+def test_counter_span_sums_changes_and_keeps_levels_at_their_end() -> None:
+    span = CounterSpan()
+    span.add({"ops": 10, "queue_depth": 4, "hist": [1, 2], "codes": {"ok": 3},
+              "log": ["a"], "mode": "x", "level_now": 9.0, "cfg": {"k": 1, "s": "y"}},
+             {"ops": 15, "queue_depth": 2, "hist": [2, 2], "codes": {"ok": 4, "bad": 1},
+              "log": ["a", "b"], "mode": "x", "level_now": 7.0, "cfg": {"k": 1, "s": "y"}})
+    # the harness's own reads between stretches (raw pass, another mode) do not count
+    span.add({"ops": 100, "queue_depth": 8, "hist": [5, 5], "codes": {"ok": 9, "bad": 1},
+              "log": ["a", "b", "c"], "mode": "z", "level_now": 1.0,
+              "cfg": {"k": 1, "s": "y"}},
+             {"ops": 101, "queue_depth": 6, "hist": [5, 7], "codes": {"ok": 10, "bad": 1},
+              "log": ["a", "b", "c", "d"], "mode": "z", "level_now": 3.0,
+              "cfg": {"k": 1, "s": "y"}})
+    assert span.value() == {
+        "ops": 6, "queue_depth": 6, "hist": [1, 2], "codes": {"ok": 2, "bad": 1},
+        "log": ["b", "d"], "mode": "z",
+        "level_now": 3.0,  # went down in a stretch: not a count, its end value
+        "cfg": {"k": 1, "s": "y"},
+    }
+    assert span.end_value_keys() == ["cfg", "level_now", "mode", "queue_depth"]
+    assert CounterSpan().value() == {}
