@@ -163,7 +163,7 @@ def test_record_with_load_batches_and_replay(page_file: Path, tmp_path: Path,
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--load-batch", "0"])
     assert exc.value.code == 2
-    assert "--load-batch: must be at least 1" in capsys.readouterr().err
+    assert "--load-batch: must be a whole number 1..1048576, got 0" in capsys.readouterr().err
 
 
 def test_a_broken_backend_gets_a_failed_row_and_exit_1(tmp_path: Path,
