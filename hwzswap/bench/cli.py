@@ -14,7 +14,7 @@ from hwzswap.cliargs import (
     positive_int,
     seed,
 )
-from hwzswap.errors import OutputError, WorkloadError
+from hwzswap.errors import ConfigError, OutputError, WorkloadError
 from hwzswap.fileio import write_atomic
 
 #: Pages a built-in workload takes from the corpus unless ``--pages`` says otherwise.
@@ -144,10 +144,11 @@ def _check_outputs(args: argparse.Namespace) -> None:
                           ("--workload", args.workload)])
 
 
-def _check_arguments(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+def _check_arguments(args: argparse.Namespace) -> tuple[list[str], list[str], Any]:
     """Everything checkable before the workload is built (which reads the corpus and prints its
     summary): the outputs, the config, the backend names and the engine modes. Returns the
-    backends and modes to run; a bad one is a usage error (exit 2) before anything runs."""
+    backends and modes to run and the base config; a bad one is a usage error (exit 2) before
+    anything runs."""
     from hwzswap.bench.runner import base_config, resolve_backend_names, resolve_batching
 
     _check_outputs(args)
@@ -158,7 +159,33 @@ def _check_arguments(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         from hwzswap.bench.workload import parse_folio_mix
 
         parse_folio_mix(args.folio_pages, "--folio-pages")
-    return names, modes
+    return names, modes, base
+
+
+def check_exclusive_loads(base: Any, workload: Any, config_name: str | None) -> None:
+    """Refuse (:class:`ConfigError`, exit 2) a stream that loads a slot again after a load,
+    under a config with ``zswap.exclusive_loads: true``: such a load frees the slot, so the
+    second load of it reads a free slot, and every such page would be counted lost although
+    nothing was lost. ``swap on`` and ``run`` refuse that setting outright
+    (:func:`hwzswap.serve.chain.check_servable`); the bench runs it on the streams that load
+    each page at most once (``roundtrip``, a recorded stream of that kind)."""
+    from hwzswap.bench.workload import EXCLUSIVE_LOAD_WORKLOADS, LOAD
+
+    if not getattr(base.zswap, "exclusive_loads", False):
+        return
+    i = workload.reload_op()
+    if i is None:
+        return
+    op = workload.ops[i]
+    assert op.kind == LOAD
+    raise ConfigError(
+        f"{config_name or 'the config'}: zswap.exclusive_loads: true frees a slot when it is "
+        f"loaded, but workload {workload.name} loads slots again after loading them (op {i} "
+        f"reads slot {op.type}:{op.offsets[0]} a second time), so those loads would find a free "
+        f"slot and its pages would read as lost. Use a workload that loads each page once "
+        f"({', '.join(EXCLUSIVE_LOAD_WORKLOADS)}), or set zswap.exclusive_loads: false (the "
+        f"default) for this workload"
+    )
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -170,9 +197,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     console = Console(stderr=False)
     err = Console(stderr=True)
-    names, modes = _check_arguments(args)
+    names, modes, base = _check_arguments(args)
     wl, extra = make_workload(args.workload, args.corpus, args.pages, args.seed,
                               args.load_batch, args.reclaim_batch, args.folio_pages)
+    check_exclusive_loads(base, wl, args.config)
     show_progress = not args.quiet and err.is_terminal
     if not args.quiet:
         c = wl.counts()
@@ -347,7 +375,8 @@ def register(subparsers: Any) -> None:
     r.set_defaults(func=_cmd_record)
 
 
-__all__ = ["DEFAULT_PAGES", "describe_structure", "load_corpus", "make_workload", "register"]
+__all__ = ["DEFAULT_PAGES", "check_exclusive_loads", "describe_structure", "load_corpus",
+           "make_workload", "register", "structure_int"]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -191,6 +191,26 @@ class Workload:
             "counts": self.counts(),
         }
 
+    def reload_op(self) -> int | None:
+        """The index of the first load op that reads a slot an earlier load already read, with
+        no store to it in between (``None``: every stored page is loaded at most once).
+
+        Such a stream needs loads that keep the entry (``zswap.exclusive_loads: false``, v9):
+        with exclusive loads (today's kernel: a load frees the slot, the page lives on in the
+        swap cache) the second load would read a free slot. The kernel never does that; a
+        stream that swaps a page in twice without swapping it out in between models a kernel
+        that kept the slot (:data:`EXCLUSIVE_LOAD_WORKLOADS` lists the built-ins that do not)."""
+        read: set[tuple[int, int]] = set()
+        for i, op in enumerate(self.ops):
+            slots = [(op.type, o) for o in op.offsets]
+            if op.kind == LOAD:
+                if not read.isdisjoint(slots):
+                    return i
+                read.update(slots)
+            else:  # a store gives the slot new content; an invalidate frees it
+                read.difference_update(slots)
+        return None
+
     def validate(self) -> None:
         """Check the stream is replayable: indices in range, loads only of live slots.
 
@@ -805,6 +825,11 @@ def gen_mixed(
 
 Generator = Callable[..., GenResult]
 
+#: The built-in workloads whose streams load each stored page at most once
+#: (:meth:`Workload.reload_op` is None), so they run with ``zswap.exclusive_loads: true``;
+#: ``pressure`` and ``mixed`` load recently loaded slots again (v9's non-exclusive loads).
+EXCLUSIVE_LOAD_WORKLOADS = ("roundtrip",)
+
 WORKLOADS: dict[str, Generator] = {
     "roundtrip": gen_roundtrip,
     "pressure": gen_pressure,
@@ -1337,6 +1362,7 @@ __all__ = [
     "WORKLOAD_FILE_FIXES",
     "DEFAULT_FOLIO_MIX",
     "DEFAULT_LOAD_BATCH",
+    "EXCLUSIVE_LOAD_WORKLOADS",
     "INVALIDATE",
     "LOAD",
     "MAX_FOLIO_PAGES",
