@@ -141,6 +141,11 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
     return out
 
 
+def _mix(mix: Any) -> str:
+    """A folio mix ``[[pages, share], ...]`` as ``1:75% 16:25%``."""
+    return " ".join(f"{size}:{share:.0%}" for size, share in mix) or "-"
+
+
 def _title(doc: Mapping[str, Any]) -> str:
     w = doc["workload"]
     corpus = w.get("corpus", {})
@@ -153,7 +158,11 @@ def _title(doc: Mapping[str, Any]) -> str:
         src = f"{Path(w['file']).name}: {src}"
     st = w.get("structure") or {}
     if st:
-        mix = " ".join(f"{size}:{share:.0%}" for size, share in st.get("folio_mix", []))
+        mix = _mix(st.get("folio_mix", []))
+        got = w.get("folio_mix_stored")
+        if got is not None and _mix(got) != mix:  # what the stream's stores actually got
+            mix = f"{mix} requested, {_mix(got)} stored" + (
+                " (see note)" if w.get("folio_mix_note") else "")
         shape = (f" · reclaim {st.get('reclaim_batch')} folios · readahead "
                  f"{st.get('load_batch')} · folio pages {mix}")
     else:
@@ -171,6 +180,8 @@ def _machine_line(doc: Mapping[str, Any]) -> str:
 
 def _notes(doc: Mapping[str, Any]) -> list[str]:
     notes = []
+    if doc["workload"].get("folio_mix_note"):
+        notes.append("folio mix: " + doc["workload"]["folio_mix_note"])
     if any(r.get("emulation_us_per_page") for r in doc["results"]):
         notes.append("* host CPU excludes the emulated device's own work (emulation_us), "
                      "which runs on the host")

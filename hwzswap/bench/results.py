@@ -62,6 +62,12 @@ WORKLOAD_FIELDS: dict[str, tuple[type, ...]] = {
     "counts": (dict,),
 }
 
+#: Workload keys added within schema version 1: checked when present.
+OPTIONAL_WORKLOAD_FIELDS: dict[str, tuple[type, ...]] = {
+    "folio_mix_stored": (list,),
+    "folio_mix_note": (str, type(None)),
+}
+
 #: One entry of ``results``: key -> accepted JSON types.
 RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "backend": (str,),
@@ -172,6 +178,8 @@ def schema_problems(doc: Any) -> list[str]:
         out.append(f"schema_version: {doc['schema_version']} (expected {SCHEMA_VERSION})")
     _check(doc["machine"], MACHINE_FIELDS, "machine", out)
     _check(doc["workload"], WORKLOAD_FIELDS, "workload", out)
+    _check(doc["workload"], {k: t for k, t in OPTIONAL_WORKLOAD_FIELDS.items()
+                             if k in doc["workload"]}, "workload", out)
     for i, r in enumerate(doc["results"]):
         where = f"results[{i}]"
         if not isinstance(r, dict):
@@ -384,6 +392,7 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 __all__ = [
     "OPTIONAL_RESULT_FIELDS",
+    "OPTIONAL_WORKLOAD_FIELDS",
     "RESULT_FIELDS",
     "SCHEMA_VERSION",
     "UNLIKE_WORK_SHARE",

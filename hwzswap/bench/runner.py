@@ -208,6 +208,91 @@ def compile_workload(workload: Workload, chunk_page_ops: int = CHUNK_PAGE_OPS) -
     )
 
 
+# -- the folio mix the stream got ------------------------------------------------------------
+
+#: How far the folio mix a stream's stores got may stray from the requested one (total
+#: variation: half the summed differences of the page shares, 0..1) before the results say so.
+FOLIO_MIX_TOLERANCE = 0.1
+
+
+def _pages_by_folio(ops: Iterable[Any]) -> dict[int, int]:
+    """Pages stored in folios of each size by the store ops among ``ops``."""
+    out: dict[int, int] = {}
+    for op in ops:
+        if op.kind != STORE:
+            continue
+        for size in (op.folios or (1,) * len(op.offsets)):
+            out[size] = out.get(size, 0) + size
+    return out
+
+
+def _shares(pages: Mapping[int, int]) -> list[list[Any]]:
+    total = sum(pages.values())
+    return [[size, round(n / total, 6)] for size, n in sorted(pages.items())] if total else []
+
+
+def _mix_text(mix: Iterable[Sequence[Any]]) -> str:
+    return " ".join(f"{size}:{share:.0%}" for size, share in mix)
+
+
+def _mix_distance(a: Iterable[Sequence[Any]], b: Iterable[Sequence[Any]]) -> float:
+    da = {int(s): float(v) for s, v in a}
+    db = {int(s): float(v) for s, v in b}
+    return 0.5 * sum(abs(da.get(k, 0.0) - db.get(k, 0.0)) for k in set(da) | set(db))
+
+
+def stream_folio_mix(workload: Workload) -> dict[str, Any]:
+    """The folio-size mix the stream's stores actually have, beside the requested one.
+
+    ``folio_mix_stored``: ``[[pages, share], ...]``, the share of the stored pages in folios
+    of each size, over every store of the stream (what the engine and the device are handed).
+    ``folio_mix_note``: null, or why it strays more than :data:`FOLIO_MIX_TOLERANCE` from the
+    requested ``structure.folio_mix``: facts about the stream (a requested folio larger than
+    the stream; too few aligned blocks of the largest size for the shares to come out; stores
+    after the fill cut into other folios). Only reports what was generated."""
+    stored = _pages_by_folio(workload.ops)
+    got = _shares(stored)
+    asked = (workload.structure or {}).get("folio_mix") or []
+    out: dict[str, Any] = {"folio_mix_stored": got, "folio_mix_note": None}
+    if not asked or not got:
+        return out
+    off = _mix_distance(asked, got)
+    if off <= FOLIO_MIX_TOLERANCE:
+        return out
+    n = workload.nr_pages
+    total = sum(stored.values())
+    why: list[str] = []
+    too_big = [int(size) for size, share in asked if int(size) > n and share > 0]
+    if too_big:
+        why.append(f"a {too_big[0]}-page folio cannot fit a {n}-page stream, so "
+                   f"{'its' if len(too_big) == 1 else 'their'} pages were stored in smaller "
+                   "folios")
+    big = max(int(size) for size, _ in asked)
+    if big > 1 and not too_big and n // big < 8:
+        blocks = n // big
+        why.append(f"the stream holds only {blocks} aligned {big}-page "
+                   f"block{'s' if blocks != 1 else ''} (a large folio sits on one), so a few "
+                   "draws decide its share and one seed gets what another does not (more "
+                   "--pages evens it out)")
+    fill: list[Any] = []
+    for op in workload.ops:
+        if op.kind != STORE:
+            break
+        fill.append(op)
+    later = _pages_by_folio(workload.ops[len(fill):])
+    if fill and later and not too_big:
+        fill_mix = _shares(_pages_by_folio(fill))
+        later_n = sum(later.values())
+        if _mix_distance(asked, fill_mix) <= FOLIO_MIX_TOLERANCE:
+            why.append(f"the fill (the stores before the first load) got {_mix_text(fill_mix)}"
+                       f", near the request; the {later_n} pages stored after it "
+                       f"({later_n / total:.0%} of the stores) got {_mix_text(_shares(later))}")
+    out["folio_mix_note"] = (
+        f"the stream's stores got folio pages {_mix_text(got)}, requested {_mix_text(asked)} "
+        f"({off:.0%} of the pages in other sizes)" + (": " + "; ".join(why) if why else ""))
+    return out
+
+
 # -- configuration ---------------------------------------------------------------------------
 
 
@@ -1709,6 +1794,7 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
     modes = resolve_batching(run.batching, base)
     cw = compile_workload(workload)
     desc = workload.describe()
+    desc.update(stream_folio_mix(workload))
     desc.update(run.workload_extra)
     cfg_doc = base.to_dict()
     cfg_doc["zswap"]["compressor"] = "(each backend under test)"
@@ -1813,4 +1899,5 @@ __all__ = [
     "run_backend",
     "run_bench",
     "same_filled_mask",
+    "stream_folio_mix",
 ]
