@@ -47,6 +47,10 @@ class Run:
     config: dict[str, Any]
     #: What the run asks a Ray cluster for (see :mod:`hwzswap.sweep.resources`).
     resources: dict[str, float] = field(default_factory=dict)
+    #: Where each config key of :attr:`config` was set (:func:`config_origins`): a config
+    #: error names the sweep file's axis or fixed setting, or the base config file's key,
+    #: never the ``config.yaml`` the run's bench is given.
+    origins: dict[str, str] = field(default_factory=dict)
 
     @property
     def backend(self) -> str:
@@ -71,6 +75,7 @@ class Run:
             "config": copy.deepcopy(self.config),
             "bench_args": self.bench_args(),
             "resources": dict(self.resources),
+            "origins": dict(self.origins),
         }
 
 
@@ -148,6 +153,89 @@ def run_config(spec: SweepSpec, settings: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def _config_key(name: str) -> str | None:
+    """The config key a run setting sets (``None``: a bench option, not a config key)."""
+    if name == "batching":
+        return "zswap.batching"
+    if name == "backend":
+        return "zswap.compressor.name"
+    if name.startswith("params."):
+        return "zswap.compressor.params." + name.split(".", 1)[1]
+    if name.split(".", 1)[0] in ("zswap", "memory", "pool", "swap"):
+        return name
+    return None
+
+
+def _leaf_keys(d: Any, prefix: str = "") -> list[str]:
+    if not isinstance(d, dict):
+        return [prefix] if prefix else []
+    out: list[str] = []
+    for k, v in d.items():
+        out += _leaf_keys(v, f"{prefix}.{k}" if prefix else str(k))
+    return out
+
+
+def config_origins(spec: SweepSpec, coords: dict[str, Any],
+                   settings: dict[str, Any]) -> dict[str, str]:
+    """Where each config key of a run comes from: ``{"zswap.async_max_batches":
+    "s.yaml: axes.zswap.async_max_batches[0]"}`` for an axis value (its index in the axis),
+    ``"s.yaml: fixed.<name>"`` for a fixed setting, ``"<base config>: <key>"`` for a key the
+    base config file (the ``config`` setting) sets and the sweep does not."""
+    out: dict[str, str] = {}
+    base = settings.get("config")
+    if base:
+        for key in _leaf_keys(spec.base_configs.get(base, {})):
+            out[key] = f"{base}: {key}"
+    for name, value in settings.items():
+        key = _config_key(name)
+        if key is None:
+            continue
+        if name in coords and name in spec.axes:
+            index = next((i for i, v in enumerate(spec.axes[name]) if same_value(v, value)), None)
+            where = f"axes.{name}" + ("" if index is None else f"[{index}]")
+        else:
+            where = f"fixed.{name}"
+        out[key] = f"{spec.source}: {where}"
+    return out
+
+
+def origin_of(key: str, origins: dict[str, str]) -> str | None:
+    """Where config key ``key`` (as a config error names it) was set: its own origin, else
+    the one of the setting it is part of (``zswap.compressor`` for ``...compressor.name``),
+    else those of the settings under it (``zswap.compressor.params`` for a cross-parameter
+    rule); ``None`` when the run's sweep did not set it."""
+    if key in origins:
+        return origins[key]
+    parents = [k for k in origins if key.startswith(k + ".")]
+    if parents:
+        return origins[max(parents, key=len)]
+    children = sorted({origins[k] for k in origins if k.startswith(key + ".")})
+    if children:
+        return f"{key} (set by {'; '.join(children)})"
+    return None
+
+
+def config_refusal(config: dict[str, Any], origins: dict[str, str]) -> str | None:
+    """What the config loader says about a run's ``config`` (``None``: it is valid), each
+    problem named by where the sweep set it (:func:`origin_of`): ``s.yaml:
+    axes.zswap.async_max_batches[0]: must be auto or an integer 1..4096, got 0``."""
+    from hwzswap.config import load_config
+    from hwzswap.errors import HwzswapError
+
+    try:
+        load_config(config)
+    except HwzswapError as exc:
+        items = getattr(exc, "errors", None)
+        if not items:
+            return str(exc).replace("<dict>: ", "")
+        lines = []
+        for key, msg in items:
+            where = origin_of(key, origins) if key else None
+            lines.append(f"{where or key}: {msg}" if (where or key) else str(msg))
+        return "; ".join(lines)
+    return None
+
+
 def _declared_params(cls: type | None) -> set[str] | None:
     """The parameters a backend's class declares, or ``None`` when it cannot be loaded here
     (every param is then kept)."""
@@ -215,7 +303,8 @@ def expand(spec: SweepSpec) -> Plan:
         config = run_config(spec, settings)
         runs.append(Run(run_id=rid, coords=coords, settings=settings, config=config,
                         resources=run_resources(backend, config["zswap"]["compressor"]["params"],
-                                                spec.resources, classes[backend])))
+                                                spec.resources, classes[backend]),
+                        origins=config_origins(spec, coords, settings)))
     return Plan(runs=runs, combinations=combos, excluded=excluded, collapsed=collapsed)
 
 
@@ -241,19 +330,14 @@ def settings_problem(run: Run) -> str | None:
 
 
 def config_problem(run: Run) -> str | None:
-    """What the config loader says about the run's config here (``None``: it is valid).
+    """What the config loader says about the run's config here (``None``: it is valid), each
+    problem naming the sweep file's axis or fixed setting (or the base config's key) that set
+    the value (:func:`config_refusal`).
 
     For ``--dry-run``: the run itself validates its config again where it runs.
     """
-    from hwzswap.config import load_config
-    from hwzswap.errors import HwzswapError
-
-    try:
-        load_config(run.config)
-    except HwzswapError as exc:
-        return str(exc).replace("<dict>: ", "")
-    return None
+    return config_refusal(run.config, run.origins)
 
 
-__all__ = ["BENCH_OPTIONS", "Plan", "Run", "config_problem", "expand",
-           "run_config", "run_id", "settings_problem"]
+__all__ = ["BENCH_OPTIONS", "Plan", "Run", "config_origins", "config_problem", "config_refusal",
+           "expand", "origin_of", "run_config", "run_id", "settings_problem"]

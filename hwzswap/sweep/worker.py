@@ -47,10 +47,11 @@ STDERR_TAIL = 4000
 #: The files of a run, in the directory its bench runs in (the record's ``command`` names them).
 CONFIG_FILE = "config.yaml"
 RESULT_FILE = "result.json"
-#: A runspec's keys and the JSON type of each (``resources`` may be absent).
+#: A runspec's keys and the JSON type of each (``resources`` and ``origins`` may be absent).
 RUNSPEC_KEYS: dict[str, type] = {"run_id": str, "coords": dict, "settings": dict,
                                  "backend": str, "config": dict, "bench_args": list,
-                                 "resources": dict}
+                                 "resources": dict, "origins": dict}
+_OPTIONAL_KEYS = ("resources", "origins")
 #: A record or runspec is a few kilobytes; a larger file given to the worker is not one.
 MAX_INPUT_BYTES = 16 << 20
 #: A runspec's nesting and values at most (its config is at most 32 levels and 10000 values,
@@ -285,6 +286,8 @@ def execute_run(runspec: dict[str, Any], timeout: float,
                        stderr_tail=_tail(err))
         else:
             why = _last_line(err) or rec["reason"] or "no results document and no message"
+            if proc.returncode == 2:  # a refusal: say where the sweep set what was refused
+                why = _refusal_named_by_origin(runspec, why)
             rec.update(status="failed", failure="exit",
                        reason=f"exit status {proc.returncode}: {why}", stderr_tail=_tail(err))
         return rec
@@ -296,13 +299,41 @@ def execute_run(runspec: dict[str, Any], timeout: float,
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _refusal_named_by_origin(runspec: dict[str, Any], why: str) -> str:
+    """The bench's refusal of a run (``why``: its last line, which names the run's generated
+    ``config.yaml``) named by where the sweep set the value instead: the sweep file's axis or
+    fixed setting, or the base config file's key (the runspec's ``origins``). Every problem
+    the config loader finds is listed; a refusal of another kind (e.g. ``exclusive_loads``
+    with a workload that loads slots again) has its ``config.yaml: KEY`` replaced. A runspec
+    without origins (an older record) keeps the bench's words."""
+    import re
+
+    from hwzswap.sweep.plan import config_refusal, origin_of
+
+    origins = runspec.get("origins") or {}
+    if not origins:
+        return why
+    try:
+        refused = config_refusal(runspec["config"], origins)
+    except Exception:  # noqa: BLE001 -- the bench's own words are still there
+        refused = None
+    if refused is not None:
+        return f"the run's config is refused: {refused}"
+
+    def named(m: re.Match[str]) -> str:
+        return origin_of(m.group(1), origins) or m.group(0)
+
+    return re.sub(r"(?<![\w/.-])" + re.escape(CONFIG_FILE) + r": ((?:zswap|memory|pool|swap)"
+                  r"(?:\.[A-Za-z0-9_]+)+)", named, why)
+
+
 def _runspec_problem(spec: Any) -> str | None:
     """Why ``spec`` is not a runspec (``None`` when it is one)."""
     if not isinstance(spec, dict):
         return f"a runspec is a JSON object, got {type(spec).__name__}"
     for key, kind in RUNSPEC_KEYS.items():
         if key not in spec:
-            if key != "resources":
+            if key not in _OPTIONAL_KEYS:
                 return f"no {key!r}"
         elif not isinstance(spec[key], kind):
             return f"{key!r} must be a JSON {'string' if kind is str else kind.__name__}"

@@ -144,8 +144,9 @@ def test_markup_in_user_strings_is_shown_as_written(tmp_path: Path,
     assert main(["sweep", str(sweep), "--dry-run", "-o", str(tmp_path / "o[b]")]) == 1
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err and "MarkupError" not in out + err
-    for value in MARKUP:  # the config loader's message quotes each, as written
-        assert f"zswap.max_pool_percent: must be an integer 1..100, got {value!r}" in out
+    for i, value in enumerate(MARKUP):  # the config loader's message quotes each, as written
+        assert (f"s.yaml: axes.zswap.max_pool_percent[{i}]: must be an integer 1..100, got "
+                f"{value!r}") in out
     cells = [line.split("│")[5].strip() for line in out.splitlines() if "│ lz4 " in line]
     assert cells[:3] == ["[/b]", "[red]x", "a\\"]  # shown, not read as markup
     assert "[red]s.yaml: 4 runs" in out and "output: " + str(tmp_path / "o[b]") in out

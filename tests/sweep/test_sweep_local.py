@@ -50,7 +50,11 @@ def test_records_of_a_local_sweep(swept: dict[str, Any]) -> None:
     # the run whose config is refused failed in its own process, and the others completed
     bad = recs[("lz4", 250)]
     assert bad["status"] == "failed" and bad["failure"] == "exit" and bad["exit_code"] == 2
-    assert "zswap.max_compression_ratio: must be an integer 1..100, got 250" in bad["reason"]
+    # named by the sweep file's axis that set it, not by the run's generated config.yaml
+    assert (f"the run's config is refused: {swept['spec'].source}: "
+            "axes.zswap.max_compression_ratio[1]: must be an integer 1..100, got 250"
+            in bad["reason"])
+    assert "config.yaml" not in bad["reason"]
     assert "hwzswap-sweep-" not in bad["reason"]  # the temporary config's path is not shown
     assert "max_compression_ratio" in bad["stderr_tail"]
     assert [r["run_id"] for r in doc["records"]] == [r.run_id for r in swept["plan"].runs]
@@ -190,7 +194,8 @@ def test_command_line(small_sweep: Path, tmp_path: Path,
     run = expand(load_sweep(failing)).runs[0]
     # --quiet still names the run that failed, and why, in one line on stderr
     assert captured.err.startswith(f"hwzswap sweep: FAILED {run.run_id} [exit]: exit status 2: ")
-    assert "zswap.max_compression_ratio: must be an integer 1..100, got 0" in captured.err
+    assert (f"{failing}: fixed.zswap.max_compression_ratio: must be an integer 1..100, got 0"
+            in captured.err)
     assert len(captured.err.splitlines()) == 1
     # resumed, the failed record is still named (it is why the exit status is 1)
     assert main(["sweep", str(failing), "-o", str(tmp_path / "q"), "--quiet"]) == 1

@@ -55,8 +55,8 @@ def test_a_failed_run_fails_again_with_its_reason(swept: dict[str, Any],
     assert worker_main([str(path), "--timeout", "300"]) == 1
     rec = json.loads(capsys.readouterr().out)
     assert (rec["status"], rec["failure"], rec["exit_code"]) == ("failed", "exit", 2)
-    assert "config.yaml: zswap.max_compression_ratio: must be an integer 1..100, got 250" \
-        in rec["reason"]
+    assert (f"{swept['spec'].source}: axes.zswap.max_compression_ratio[1]: must be an "
+            "integer 1..100, got 250") in rec["reason"]
     assert "hwzswap-sweep-" not in rec["reason"] + rec["stderr_tail"]
 
 

@@ -1,0 +1,90 @@
+"""A run whose config is refused is named by where the sweep set the value (the sweep file's
+axis or fixed setting, or the base config file's key), not by the ``config.yaml`` the sweep
+generated for the run's bench."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hwzswap.cli import main
+from hwzswap.sweep.plan import config_origins, expand, origin_of
+from hwzswap.sweep.spec import load_sweep
+from hwzswap.sweep.worker import execute_run, read_runspec
+
+from sweep_helpers import write_sweep
+
+
+def test_every_config_key_of_a_run_knows_its_origin(tmp_path: Path) -> None:
+    base = tmp_path / "base.yaml"
+    base.write_text("zswap:\n  max_pool_percent: 30\n  async_max_batches: 8\n"
+                    "memory:\n  total_ram_mb: 64\n")
+    path = write_sweep(tmp_path, {
+        "axes": {"backend": ["lz4"], "zswap.async_max_batches": [2, 4],
+                 "params.acceleration": [1]},
+        "fixed": {"config": "base.yaml", "batching": "async", "pages": 16}})
+    spec = load_sweep(path)
+    run = expand(spec).runs[1]
+    assert run.origins == config_origins(spec, run.coords, run.settings)
+    assert run.runspec()["origins"] == run.origins
+    src = str(path)
+    assert run.origins["zswap.async_max_batches"] == f"{src}: axes.zswap.async_max_batches[1]"
+    assert run.origins["zswap.compressor.params.acceleration"] == (
+        f"{src}: axes.params.acceleration[0]")
+    assert run.origins["zswap.compressor.name"] == f"{src}: axes.backend[0]"
+    assert run.origins["zswap.batching"] == f"{src}: fixed.batching"
+    assert run.origins["zswap.max_pool_percent"] == f"{base}: zswap.max_pool_percent"
+    assert run.origins["memory.total_ram_mb"] == f"{base}: memory.total_ram_mb"
+    assert "pages" not in run.origins  # a bench option, not a config key
+    # a problem of a whole setting or of what lies under one
+    assert origin_of("zswap.compressor.name", {"zswap.compressor": "b.yaml: zswap.compressor"}
+                     ) == "b.yaml: zswap.compressor"
+    assert origin_of("zswap.compressor.params", {"zswap.compressor.params.a": "s: axes.params.a"}
+                     ) == "zswap.compressor.params (set by s: axes.params.a)"
+    assert origin_of("swap.nr_pages", {}) is None
+
+
+@pytest.fixture()
+def refused(tmp_path: Path) -> Path:
+    return write_sweep(tmp_path, {"axes": {"backend": ["lz4"],
+                                           "zswap.async_max_batches": [0, 4]},
+                                  "fixed": {"workload": "roundtrip", "pages": 16,
+                                            "repeat": 1}})
+
+
+def test_dry_run_names_the_axis_that_set_the_refused_value(
+        refused: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep", str(refused), "--dry-run", "-o", str(tmp_path / "o")]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"the config loader here refuses it: {refused}: axes.zswap.async_max_batches[0]: "
+            "must be auto or an integer 1..4096, got 0") in out
+
+
+def test_a_run_refused_by_its_bench_is_named_by_the_axis(refused: Path, tmp_path: Path) -> None:
+    run = expand(load_sweep(refused)).runs[0]
+    rec = execute_run(run.runspec(), timeout=120)
+    assert (rec["status"], rec["failure"], rec["exit_code"]) == ("failed", "exit", 2)
+    assert rec["reason"] == (f"exit status 2: the run's config is refused: {refused}: "
+                             "axes.zswap.async_max_batches[0]: must be auto or an integer "
+                             "1..4096, got 0")
+    assert "config.yaml: zswap.async_max_batches" in rec["stderr_tail"]  # the bench's words
+    # a record written before runspecs kept origins is still read and run: the bench's words
+    spec = run.runspec()
+    del spec["origins"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"status": "failed", "runspec": spec}))
+    rec = execute_run(read_runspec(old), timeout=120)
+    assert "config.yaml: zswap.async_max_batches: must be auto" in rec["reason"]
+
+
+def test_an_exclusive_loads_refusal_is_named_by_the_fixed_setting(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, {"axes": {"backend": ["lz4"]},
+                                  "fixed": {"zswap.exclusive_loads": True, "workload": "mixed",
+                                            "pages": 64, "repeat": 1}})
+    rec = execute_run(expand(load_sweep(path)).runs[0].runspec(), timeout=120)
+    assert rec["exit_code"] == 2, rec
+    assert (f"{path}: fixed.zswap.exclusive_loads: true frees a slot when it is loaded"
+            in rec["reason"])
+    assert "config.yaml" not in rec["reason"]
