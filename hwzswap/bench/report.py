@@ -121,7 +121,7 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
             f"{_us(r['store_us']['p50'])}/{_us(r['store_us']['p99'])}",
             f"{_us(r['load_us']['p50'])}/{_us(r['load_us']['p99'])}",
             cpu,
-            _us(r.get("device_us_per_page")),
+            "n/a" if r.get("device_figures_note") else _us(r.get("device_us_per_page")),
             _us(r.get("wall_us_per_page")),
             written,
             f"{r['swap_reads']}/{r['swap_writes']}",
@@ -246,7 +246,10 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                      "chunk's time per page stored or loaded) does")
     for r in doc["results"]:
         ov = r.get("device_overlap")
-        if ov and ov.get("waited_us_per_page") is not None:
+        if r.get("device_figures_note"):
+            notes.append(f"{r['backend']} ({r.get('batching', '-')}): device µs/pg n/a, no "
+                         f"overlap or modelled wall time: {r['device_figures_note']}")
+        elif ov and ov.get("waited_us_per_page") is not None:
             notes.append(f"{r['backend']} ({r.get('batching', '-')}): modelled device "
                          f"{ov['busy_us_per_page']} µs/page busy, the host waited "
                          f"{ov['waited_us_per_page']} µs/page for it "

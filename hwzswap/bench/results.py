@@ -137,6 +137,8 @@ OPTIONAL_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "device_split_note": (str, type(None)),
     "wall_us_per_page": _NUM,
     "backend_counters_end_values": (list,),
+    "device_timeouts": (int,),
+    "device_figures_note": (str, type(None)),
     "backend_counters_raw": (dict,),
 }
 

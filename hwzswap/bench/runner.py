@@ -1321,7 +1321,7 @@ def run_backend(
             results.append(_result(backend, cw, cfg, stats, m, elapsed, sizing))
     finally:
         gc.unfreeze()
-    return _combine(results)
+    return mark_device_figures(_combine(results))
 
 
 #: Result fields that are timings: with several passes, the median is reported.
@@ -1374,6 +1374,7 @@ def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     # faults: summed over the passes (a fault in any pass shows), rates over all of them
     out["faults"] = _combine_faults([r["faults"] for r in results])
     out["device_failed"] = any(r["device_failed"] for r in results)
+    out["device_timeouts"] = sum(r["device_timeouts"] for r in results)
     out["saw_writeback"] = all(r["saw_writeback"] for r in results)
     if out["host_cpu_us_per_stored_page"] is None:  # same sample every pass: same note
         out["host_cpu_us_per_stored_page_note"] = results[-1]["host_cpu_us_per_stored_page_note"]
@@ -1611,6 +1612,8 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
                                     if modeled and cw.loads and not split_note else None),
         "device_split_note": split_note,
         "device_overlap": overlap,
+        "device_timeouts": _stack_timeouts(stats, m) if modeled else 0,
+        "device_figures_note": None,
         "faults": _faults(cw, stats, m),
         "device_failed": dev_failed,
         "counters": _jsonable(stats),
@@ -1620,6 +1623,57 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "config": _jsonable(cfg.to_dict()),
         "elapsed_s": round(elapsed, 3),
     }
+
+
+def _stack_timeouts(stats: Mapping[str, Any], m: _Meter) -> int:
+    """Device requests of the stack's chunks that timed out in one pass: the engine's
+    (``driver_timeouts``: ops past ``zswap.device_timeout_ms``, calls the watchdog gave up on)
+    or the backend's own timeout counters over those chunks (842-nx's ``timeouts``: hung
+    requests its driver gave up on after its ``timeout_ms``), whichever is larger (one hang
+    may be counted by both)."""
+    own = sum(int(v) for k, v in m.stack_counters.value().items()
+              if "timeout" in k and _num(v) and not k.endswith(("_us", "_ms", "_ns", "_s")))
+    return max(int(stats.get("driver_timeouts", 0)), own)
+
+
+def mark_device_figures(result: dict[str, Any]) -> dict[str, Any]:
+    """A modelled row whose device timed out or was marked failed (in any pass) keeps no
+    overlap or modelled-wall figure that would read as the device's: a request that timed
+    out counts, in the model, the time until it was given up (842-nx holds a hung request
+    until its driver's ``timeout_ms``, 5 s by default) as device time, and once the device is
+    marked failed the stack refuses stores without asking it, so device time per page, the
+    host's wait for it, the share hidden and the modelled wall time measure deadlines and
+    refusals, not the device's work (a run showed 58594 µs/page waited against 19 µs/page
+    wall, and "98 % hidden" on a row whose device was marked failed).
+
+    ``device_figures_note`` says why; ``device_overlap.waited_us_per_page``, its
+    ``hidden_share``, ``modeled_wall_us_per_page`` and the store/load split become null
+    (``device_overlap.note`` repeats the reason); ``device_us_per_page`` and
+    ``device_overlap.busy_us_per_page`` stay (the model's time, those deadlines included)
+    and the table shows ``n/a`` for them."""
+    if result.get("time_basis") != "modeled":
+        return result
+    timeouts = int(result.get("device_timeouts") or 0)
+    failed = bool(result.get("device_failed"))
+    if not timeouts and not failed:
+        return result
+    what = []
+    if timeouts:
+        what.append(f"{timeouts} of the stack's device requests timed out")
+    if failed:
+        what.append("the device was marked failed (stores then refused without asking it)")
+    note = (" and ".join(what) + "; a timed-out request counts, in the model, the time until "
+            "it was given up (842-nx: its driver's timeout_ms) as device time, so the device "
+            "time, the host's wait for it, the share hidden and the modelled wall time measure "
+            "deadlines and refusals, not the device's work")
+    result["device_figures_note"] = note
+    result["modeled_wall_us_per_page"] = None
+    result["device_store_us_per_page"] = result["device_load_us_per_page"] = None
+    ov = result.get("device_overlap")
+    if ov:
+        result["device_overlap"] = {**ov, "waited_us_per_page": None, "hidden_share": None,
+                                    "note": note}
+    return result
 
 
 def expects_writeback(workload: Workload) -> bool:
@@ -1889,6 +1943,7 @@ __all__ = [
     "driver_counters",
     "expects_writeback",
     "held_pool_pages",
+    "mark_device_figures",
     "resolve_batching",
     "CompiledWorkload",
     "backend_config",
