@@ -703,7 +703,13 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
             coexist: bool = False, threads: int = 4, device_time: str = "real",
             record: str | None = None, record_command: str | None = None,
             timeout: float = 120.0) -> dict[str, Any]:
-    """Start a server process for ``config`` and wait until swap is on. Returns the state."""
+    """Start a server process for ``config`` and wait until swap is on. Returns the state.
+
+    The config is loaded and checked first (:class:`~hwzswap.errors.ConfigError` naming the
+    file and the key, or :func:`check_servable`'s refusal), before anything is started."""
+    from hwzswap.config import load_config
+
+    check_servable(load_config(config), str(config))
     preflight(coexist=True)
     old = read_state(name)
     if old is not None:
@@ -757,9 +763,10 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
             left = f"; and not all of it was undone: {exc} (`hwzswap swap off --name {name}`)"
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
         why = msg.decode(errors="replace").strip() or "\n".join(tail) or "no output"
+        why = why.removeprefix("error: ")  # the server's ready line; the CLI says "error:"
         if late and not msg:
             why = f"not up within {timeout:g} s, stopped ({why})"
-        raise ChainError(f"hwzswap swap {name}: the server did not come up: {why}{left} "
+        raise ChainError(f"the server of chain {name!r} did not come up: {why}{left} "
                          f"(log: {log})")
     st = read_state(name) or {}
     st["log"] = str(log)

@@ -222,13 +222,16 @@ def test_serve_in_the_foreground_until_ctrl_c(state_dir: Path, tmp_path: Path) -
         _gone(st)
 
 
-def test_a_server_that_cannot_start_says_why_and_leaves_nothing(state_dir: Path,
-                                                                tmp_path: Path) -> None:
+def test_a_bad_config_is_refused_before_a_server_starts(state_dir: Path,
+                                                        tmp_path: Path) -> None:
+    from hwzswap.errors import ConfigError
+
     bad = tmp_path / "bad.yaml"
     bad.write_text("zswap:\n  bogus: 1\n")
-    with pytest.raises(chain.ChainError, match=r"did not come up: .*zswap\.bogus: unknown key"):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(bad))}: zswap\.bogus: unknown key"):
         chain.swap_on(str(bad), name="t7")
     assert chain.read_state("t7") is None
+    assert not (state_dir / "t7.log").exists()  # no server was started
 
 
 def test_the_state_file_is_replaced_whole(tmp_path: Path,
