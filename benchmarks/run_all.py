@@ -149,12 +149,20 @@ def write_targets(main_json: Path, lz4_json: Path, out: Path) -> bool:
         if ov:
             base = nxp.get("device_overlap") if nxp else None
             row("842-nx async: modelled device time overlaps host work",
-                f"{ov['hidden_share']:.0%} of {ov['busy_us_per_page']} µs/page device time "
-                f"hidden (host waited {ov['waited_us_per_page']} µs/page)"
-                + (f"; page mode: {base['hidden_share']:.0%} hidden" if base else ""),
+                _hidden_words(ov)
+                + (f"; page mode: {_hidden_words(base)}" if base else ""),
                 None, main_json.name)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return True
+
+
+def _hidden_words(ov: dict) -> str:
+    """A row's ``device_overlap`` in words; its note when the share is not valid (a device
+    that timed out, or a realtime clock: ``hidden_share`` is null then)."""
+    if ov.get("hidden_share") is None:
+        return f"no hidden share ({ov.get('note') or 'not measured'})"
+    return (f"{ov['hidden_share']:.0%} of {ov['busy_us_per_page']} µs/page device time hidden "
+            f"(host waited {ov['waited_us_per_page']} µs/page)")
 
 
 def write_modes_summary(main_json: Path, out: Path) -> bool:
