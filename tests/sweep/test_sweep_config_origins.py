@@ -88,3 +88,16 @@ def test_an_exclusive_loads_refusal_is_named_by_the_fixed_setting(tmp_path: Path
     assert (f"{path}: fixed.zswap.exclusive_loads: true frees a slot when it is loaded"
             in rec["reason"])
     assert "config.yaml" not in rec["reason"]
+
+
+def test_dry_run_refuses_exclusive_loads_with_a_workload_that_loads_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_sweep(tmp_path, {"axes": {"backend": ["lz4"],
+                                           "workload": ["roundtrip", "pressure"]},
+                                  "fixed": {"zswap.exclusive_loads": True, "pages": 16}})
+    assert main(["sweep", str(path), "--dry-run", "-o", str(tmp_path / "o")]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"): the bench would refuse it: {path}: fixed.zswap.exclusive_loads: true frees a "
+            "slot when it is loaded, and the workload pressure loads slots again; use roundtrip "
+            "with it") in out
+    assert "run 1 (" not in out  # roundtrip loads each page once
