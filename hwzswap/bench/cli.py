@@ -162,38 +162,12 @@ def _check_arguments(args: argparse.Namespace) -> tuple[list[str], list[str], An
     return names, modes, base
 
 
-def check_exclusive_loads(base: Any, workload: Any, config_name: str | None) -> None:
-    """Refuse (:class:`ConfigError`, exit 2) a stream that loads a slot again after a load,
-    under a config with ``zswap.exclusive_loads: true``: such a load frees the slot, so the
-    second load of it reads a free slot, and every such page would be counted lost although
-    nothing was lost. ``swap on`` and ``run`` refuse that setting outright
-    (:func:`hwzswap.serve.chain.check_servable`); the bench runs it on the streams that load
-    each page at most once (``roundtrip``, a recorded stream of that kind)."""
-    from hwzswap.bench.workload import EXCLUSIVE_LOAD_WORKLOADS, LOAD
-
-    if not getattr(base.zswap, "exclusive_loads", False):
-        return
-    i = workload.reload_op()
-    if i is None:
-        return
-    op = workload.ops[i]
-    assert op.kind == LOAD
-    raise ConfigError(
-        f"{config_name or 'the config'}: zswap.exclusive_loads: true frees a slot when it is "
-        f"loaded, but workload {workload.name} loads slots again after loading them (op {i} "
-        f"reads slot {op.type}:{op.offsets[0]} a second time), so those loads would find a free "
-        f"slot and its pages would read as lost. Use a workload that loads each page once "
-        f"({', '.join(EXCLUSIVE_LOAD_WORKLOADS)}), or set zswap.exclusive_loads: false (the "
-        f"default) for this workload"
-    )
-
-
 def _cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from hwzswap.bench.report import markdown, plot, print_table
     from hwzswap.bench.results import write_json
-    from hwzswap.bench.runner import BenchRun, bench_failed, run_bench
+    from hwzswap.bench.runner import BenchRun, bench_failed, check_exclusive_loads, run_bench
 
     console = Console(stderr=False)
     err = Console(stderr=True)
@@ -375,7 +349,7 @@ def register(subparsers: Any) -> None:
     r.set_defaults(func=_cmd_record)
 
 
-__all__ = ["DEFAULT_PAGES", "check_exclusive_loads", "describe_structure", "load_corpus",
+__all__ = ["DEFAULT_PAGES", "describe_structure", "load_corpus",
            "make_workload", "register", "structure_int"]
 
 

@@ -1832,6 +1832,32 @@ def _make_backend(name: str, base: Any) -> Backend:
     return get_backend(name, **params)
 
 
+def check_exclusive_loads(base: Any, workload: Workload, config_name: str | None) -> None:
+    """Refuse (:class:`ConfigError`, exit 2) a stream that loads a slot again after a load,
+    under a config with ``zswap.exclusive_loads: true``: such a load frees the slot, so the
+    second load of it reads a free slot, and every such page would be counted lost although
+    nothing was lost. ``swap on`` and ``run`` refuse that setting outright
+    (:func:`hwzswap.serve.chain.check_servable`); the bench runs it on the streams that load
+    each page at most once (``roundtrip``, a recorded stream of that kind)."""
+    from hwzswap.bench.workload import EXCLUSIVE_LOAD_WORKLOADS
+
+    if not getattr(base.zswap, "exclusive_loads", False):
+        return
+    i = workload.reload_op()
+    if i is None:
+        return
+    op = workload.ops[i]
+    assert op.kind == LOAD
+    raise ConfigError(
+        f"{config_name or 'the config'}: zswap.exclusive_loads: true frees a slot when it is "
+        f"loaded, but workload {workload.name} loads slots again after loading them (op {i} "
+        f"reads slot {op.type}:{op.offsets[0]} a second time), so those loads would find a free "
+        f"slot and its pages would read as lost. Use a workload that loads each page once "
+        f"({', '.join(EXCLUSIVE_LOAD_WORKLOADS)}), or set zswap.exclusive_loads: false (the "
+        f"default) for this workload"
+    )
+
+
 def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]:
     """Run ``workload`` through every requested backend in every requested engine mode; return
     the results document.
@@ -1844,6 +1870,7 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
     a backend that cannot run here is ``skipped``. The others still run."""
     run = run or BenchRun()
     base = base_config(run.config)
+    check_exclusive_loads(base, workload, base.source)
     names = resolve_backend_names(run.backends)
     modes = resolve_batching(run.batching, base)
     cw = compile_workload(workload)
@@ -1932,6 +1959,7 @@ def comparable_counters(result: Mapping[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "CHUNK_PAGE_OPS",
+    "check_exclusive_loads",
     "STAGED_LOAD_FLAG",
     "STORE_CPU_MIN_PAGES",
     "STORE_CPU_MIN_SHARE",

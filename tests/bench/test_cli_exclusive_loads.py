@@ -94,3 +94,14 @@ def test_reload_op_finds_the_first_second_load_of_a_slot() -> None:
     assert Workload("x", 0, pages, restored).reload_op() is None  # new content between
     again = [store, Op(LOAD, 0, (0, 1)), Op(LOAD, 0, (2,)), Op(LOAD, 0, (2, 1))]
     assert Workload("x", 0, pages, again).reload_op() == 3
+
+
+def test_run_bench_from_python_refuses_it_too(exclusive: Path) -> None:
+    """The rule lives in the runner, so a caller of ``run_bench`` (not the CLI) gets the same
+    refusal before anything runs, naming the config file."""
+    from hwzswap.errors import ConfigError
+
+    wl = build_workload("mixed", load_bundled(max_pages=128))
+    with pytest.raises(ConfigError, match=r"zswap\.exclusive_loads: true frees a slot"):
+        runner.run_bench(wl, runner.BenchRun(backends=["lz4"], config=str(exclusive),
+                                             batching="page"))
