@@ -167,7 +167,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from hwzswap.bench.report import markdown, plot, print_table
     from hwzswap.bench.results import write_json
-    from hwzswap.bench.runner import BenchRun, bench_failed, check_exclusive_loads, run_bench
+    from hwzswap.bench.runner import (
+        BenchRun,
+        bench_failed,
+        check_exclusive_loads,
+        run_bench,
+        stream_folio_mix,
+    )
 
     console = Console(stderr=False)
     err = Console(stderr=True)
@@ -187,6 +193,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             f"{describe_structure(wl.structure)}",
             highlight=False, markup=False,
         )
+        mix = stream_folio_mix(wl)
+        if mix["folio_mix_note"]:  # the request is not what the stream got: say so first
+            err.print(mix["folio_mix_note"], highlight=False, markup=False)
     doc = run_bench(wl, BenchRun(backends=names, config=args.config,
                                  progress=show_progress, console=err, repeat=args.repeat,
                                  workload_extra=extra, batching=modes))

@@ -71,3 +71,16 @@ def test_order0_restores_after_the_fill_are_named(pages: np.ndarray) -> None:
     note = mix["folio_mix_note"]
     assert "the fill (the stores before the first load) got 1:75% 16:25%" in note
     assert "got 1:100%" in note
+
+
+def test_the_cli_says_before_the_run_when_the_stream_misses_the_request(capsys) -> None:
+    """The line printed before the run shows the requested mix; the note follows it at once,
+    so nobody waits for a run that does not have the folios they asked for without knowing."""
+    from hwzswap.cli import main
+
+    assert main(["bench", "--backends", "lz4", "--pages", "64", "--folio-pages", "512",
+                 "--repeat", "1", "--batching", "page"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "folios 512:100%" in err
+    assert "a 512-page folio cannot fit a 64-page stream" in err
+    assert err.index("folios 512:100%") < err.index("cannot fit")
