@@ -581,7 +581,10 @@ def test_close_completes_inflight_ops_and_then_refuses_work(corpus):
 
 
 def test_counters_report_kernel_and_end_to_end_time(corpus):
-    with get_backend("lz4-opencl", batch_size=100) as b:
+    # one queue: the three launches run one after another, so their kernel time is inside the
+    # call's wall time (on two queues they overlap, and the sum of kernel times can exceed it:
+    # seen on a loaded machine)
+    with get_backend("lz4-opencl", batch_size=100, queues=1) as b:
         pages = corpus[:250]
         items = as_list(b.compress_batch(pages))
         b.decompress_batch([it for it in items if it is not None])
