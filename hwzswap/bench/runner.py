@@ -35,6 +35,7 @@ Measurement rules (see ``docs/bench.md``):
 from __future__ import annotations
 
 import gc
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -412,15 +413,18 @@ def _emulation_us(counters: Mapping[str, Any]) -> float | None:
 
 
 def _jsonable(obj: Any) -> Any:
+    """A JSON-ready copy of what a backend or the engine reports: text keys, plain numbers,
+    and a number JSON has no word for (NaN, an infinity) as its text, so the document stays
+    valid JSON that any reader parses."""
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, (np.integer,)):
         return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if obj is None or isinstance(obj, (bool, int, float, str)):
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else str(float(obj))
+    if obj is None or isinstance(obj, (bool, int, str)):
         return obj
     return str(obj)
 
@@ -1210,40 +1214,50 @@ class CounterSpan:
         self._kept: set[str] = set()
 
     def add(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
-        """One stretch: the counters read before it and after it."""
+        """One stretch: the counters read before it and after it. A read that failed
+        (:func:`_safe_counters` gave ``{"error": ...}``) leaves the stretch out: with one
+        side missing, its change cannot be told from the totals since startup."""
+        if _read_failed(after):
+            if not self._end:  # no read has worked yet: the row shows why it has no counters
+                self._end = dict(after)
+            return
         self._end = dict(after)
-        self._step(before, after, self._sum, "")
+        if not _read_failed(before):
+            self._step(before, after, self._sum, "")
 
     def _step(self, before: Mapping[str, Any], after: Mapping[str, Any],
               acc: dict[str, Any], prefix: str) -> None:
+        # ``before`` is looked up by the backend's own keys (an int key stays an int); the
+        # results are keyed by their text, as JSON keys are
         for key, a in after.items():
-            key = str(key)
-            path = prefix + key
+            name = str(key)
+            path = prefix + name
             if path in self._kept:
                 continue
             b = before.get(key) if isinstance(before, Mapping) else None
-            if _is_gauge_name(key):
+            if _is_gauge_name(name):
                 self._kept.add(path)
             elif _num(a):
                 b = b if _num(b) else 0
                 if a < b:
                     self._kept.add(path)
                 else:
-                    acc[key] = acc.get(key, 0) + (a - b)
+                    acc[name] = acc.get(name, 0) + (a - b)
             elif isinstance(a, (list, tuple)) and all(_num(x) for x in a) and (
                     not isinstance(b, (list, tuple)) or len(b) == len(a)):
                 b = list(b) if isinstance(b, (list, tuple)) else [0] * len(a)
-                old = acc.get(key, [0] * len(a))
+                old = acc.get(name, [0] * len(a))
                 if not all(_num(y) for y in b) or any(x < y for x, y in zip(a, b)) \
                         or len(old) != len(a):
                     self._kept.add(path)
                 else:
-                    acc[key] = [o + x - y for o, x, y in zip(old, a, b)]
-            elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) \
-                    and list(a[: len(b)]) == list(b):
-                acc[key] = list(acc.get(key, [])) + list(a[len(b):])  # a log: the new entries
+                    acc[name] = [o + x - y for o, x, y in zip(old, a, b)]
+            elif isinstance(a, (list, tuple)) and (b is None or isinstance(b, (list, tuple))) \
+                    and list(a[: len(b or ())]) == list(b or ()):
+                # a log (one that first appears now started empty): the new entries
+                acc[name] = list(acc.get(name, [])) + list(a[len(b or ()):])
             elif isinstance(a, Mapping) and _countlike(a):
-                sub = acc.setdefault(key, {})
+                sub = acc.setdefault(name, {})
                 self._step(b if isinstance(b, Mapping) else {}, a, sub, path + ".")
             else:
                 self._kept.add(path)
@@ -1252,18 +1266,18 @@ class CounterSpan:
                ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, e in end.items():
-            key = str(key)
-            path = prefix + key
-            if path in self._kept or key not in acc:
-                out[key] = e if path in self._kept or not _num(e) else 0
-            elif isinstance(e, Mapping) and isinstance(acc[key], Mapping):
-                out[key] = self._value(e, acc[key], path + ".")
-            elif isinstance(acc[key], float):  # sums of float totals: no 259.0239999999
-                out[key] = round(acc[key], 6)
-            elif isinstance(acc[key], list):
-                out[key] = [round(x, 6) if isinstance(x, float) else x for x in acc[key]]
+            name = str(key)
+            path = prefix + name
+            if path in self._kept or name not in acc:
+                out[name] = e if path in self._kept or not _num(e) else 0
+            elif isinstance(e, Mapping) and isinstance(acc[name], Mapping):
+                out[name] = self._value(e, acc[name], path + ".")
+            elif isinstance(acc[name], float):  # sums of float totals: no 259.0239999999
+                out[name] = round(acc[name], 6)
+            elif isinstance(acc[name], list):
+                out[name] = [round(x, 6) if isinstance(x, float) else x for x in acc[name]]
             else:
-                out[key] = acc[key]
+                out[name] = acc[name]
         return out
 
     def value(self) -> dict[str, Any]:
@@ -1631,8 +1645,10 @@ def _stack_timeouts(stats: Mapping[str, Any], m: _Meter) -> int:
     or the backend's own timeout counters over those chunks (842-nx's ``timeouts``: hung
     requests its driver gave up on after its ``timeout_ms``), whichever is larger (one hang
     may be counted by both)."""
+    levels = set(m.stack_counters.end_value_keys())  # settings and levels: not timeouts seen
     own = sum(int(v) for k, v in m.stack_counters.value().items()
-              if "timeout" in k and _num(v) and not k.endswith(("_us", "_ms", "_ns", "_s")))
+              if "timeout" in k and k not in levels and _num(v)
+              and not k.endswith(("_us", "_ms", "_ns", "_s")))
     return max(int(stats.get("driver_timeouts", 0)), own)
 
 
@@ -1753,8 +1769,8 @@ def _faults(cw: CompiledWorkload, stats: Mapping[str, Any], m: _Meter) -> dict[s
                  "readahead_fallbacks": m.readahead_fallbacks,
                  "error_rate": rate(load_err, cw.loads)},
         "driver": driver,
-        "backend": {k: v for k, v in m.counters_delta.items()
-                    if any(w in k for w in _FAULT_WORDS)},
+        "backend": {str(k): v for k, v in m.counters_delta.items()
+                    if any(w in str(k) for w in _FAULT_WORDS)},
         "examples": list(m.error_examples),
         "any": any_fault,
         "passes_with_faults": int(any_fault),
@@ -1771,10 +1787,20 @@ def _rejects(stats: Mapping[str, Any]) -> dict[str, int]:
 
 
 def _safe_counters(backend: Backend) -> dict[str, Any]:
+    """``backend.counters()``, or ``{"error": ...}`` (:data:`_READ_FAILED`) when it raised."""
     try:
         return dict(backend.counters())
     except Exception as exc:  # noqa: BLE001
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        return {_READ_FAILED: f"{type(exc).__name__}: {exc}"}
+
+
+#: The key of :func:`_safe_counters`'s answer when ``counters()`` raised.
+_READ_FAILED = "error"
+
+
+def _read_failed(counters: Mapping[str, Any]) -> bool:
+    """Whether ``counters`` is :func:`_safe_counters`'s answer for a call that raised."""
+    return len(counters) == 1 and isinstance(counters.get(_READ_FAILED), str)
 
 
 # -- all backends ----------------------------------------------------------------------------

@@ -79,3 +79,62 @@ def test_counter_span_sums_changes_and_keeps_levels_at_their_end() -> None:
     }
     assert span.end_value_keys() == ["cfg", "level_now", "mode", "queue_depth"]
     assert CounterSpan().value() == {}
+
+
+def test_counter_span_finds_int_keys_and_logs_that_appear_late() -> None:
+    """A backend's own keys are used to look up the earlier read (an int key, a histogram by
+    size, used to find nothing and add the total since startup each time); a log that first
+    appears during a stretch started empty (its earlier entries are not the row's)."""
+    span = CounterSpan()
+    span.add({"by": {4096: 100}, 7: 50}, {"by": {4096: 103}, 7: 51, "errors": ["s1"]})
+    span.add({"by": {4096: 300}, 7: 60, "errors": ["s1", "r1"]},
+             {"by": {4096: 302}, 7: 60, "errors": ["s1", "r1", "s2"]})
+    assert span.value() == {"by": {"4096": 5}, "7": 1, "errors": ["s1", "s2"]}
+
+
+def test_counter_span_leaves_out_a_stretch_whose_read_failed() -> None:
+    """``counters()`` raised on one side: that stretch is not counted (its change cannot be
+    told from the totals); a backend whose every read fails shows the error."""
+    span = CounterSpan()
+    span.add({"error": "RuntimeError: boom"}, {"ops": 1000})
+    span.add({"ops": 1000}, {"ops": 1003})
+    span.add({"ops": 1003}, {"error": "RuntimeError: boom"})
+    assert span.value() == {"ops": 3}
+    broken = CounterSpan()
+    broken.add({"error": "RuntimeError: boom"}, {"error": "RuntimeError: boom"})
+    assert broken.value() == {"error": "RuntimeError: boom"}
+
+
+def test_a_setting_named_timeout_is_not_a_timeout_seen(pages: np.ndarray) -> None:
+    """A level or setting with "timeout" in its name (reported at its end value) does not
+    count as timeouts: the row's device figures stay."""
+    from hwzswap.backends.nx842.driver import Nx842Backend
+    from hwzswap.bench.runner import base_config, compile_workload, run_backend
+
+    class WithSetting(Nx842Backend):
+        def counters(self) -> dict[str, Any]:
+            return {**super().counters(), "max_timeouts_in_a_row": 3}
+
+    cw = compile_workload(build_workload("roundtrip", pages[:64], seed=0))
+    r = run_backend(WithSetting(), cw, base_config(None), repeat=1)
+    assert r["device_timeouts"] == 0 and r["device_figures_note"] is None
+    assert "max_timeouts_in_a_row" in r["backend_counters_end_values"]
+    assert r["device_overlap"]["hidden_share"] is not None
+
+
+def test_counters_that_json_cannot_say_still_make_a_valid_document(pages: np.ndarray) -> None:
+    """NaN or an infinity in a backend's counters is written as its text: the results file
+    stays JSON any reader parses (json.dumps wrote a bare NaN)."""
+    import json
+
+    from hwzswap.backends.lz4 import Lz4Backend
+    from hwzswap.bench.runner import base_config, compile_workload, run_backend
+
+    class Odd(Lz4Backend):
+        def counters(self) -> dict[str, Any]:
+            return {"x": float("nan"), "y": float("inf"), 7: 1}
+
+    cw = compile_workload(build_workload("roundtrip", pages[:64], seed=0))
+    r = run_backend(Odd(), cw, base_config(None), repeat=1)
+    text = json.dumps(r, allow_nan=False)  # raises on a bare NaN
+    assert json.loads(text)["backend_counters"]["x"] == "nan"
