@@ -75,3 +75,25 @@ def test_async_store_latency_is_labelled_submission_time(doc: dict[str, Any],
     finally:
         plt.close(fig)
     assert plot(doc, tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_row_whose_device_figures_are_void_plots_no_device_bar(doc: dict[str, Any]) -> None:
+    """A row with a ``device_figures_note`` (its device timed out or was marked failed) shows
+    n/a in the table; the plot draws no modelled-device bar for it and labels its group."""
+    import copy
+
+    import matplotlib.pyplot as plt
+
+    hung = copy.deepcopy(doc)
+    k = next(i for i, r in enumerate(hung["results"]) if r["device_us_per_page"])
+    hung["results"][k]["device_us_per_page"] = 107_424.0  # the deadlines, not the device
+    hung["results"][k]["device_figures_note"] = "3 of the stack's device requests timed out"
+    fig = figure(hung)
+    try:
+        ax = _panel(fig, "Time per page stored or loaded")
+        n = len(hung["results"])
+        bars = _series(ax, "modelled device", n)
+        assert bars[k] == 0.0 and max(bars) < 1000
+        assert [round(t.xy[0]) for t in ax.texts if t.get_text() == "device n/a"] == [k]
+    finally:
+        plt.close(fig)
