@@ -174,13 +174,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         run_bench,
         stream_folio_mix,
     )
+    from hwzswap.bench.workload import WORKLOADS
 
     console = Console(stderr=False)
     err = Console(stderr=True)
     names, modes, base = _check_arguments(args)
     wl, extra = make_workload(args.workload, args.corpus, args.pages, args.seed,
                               args.load_batch, args.reclaim_batch, args.folio_pages)
-    check_exclusive_loads(base, wl, args.config)
+    check_exclusive_loads(base, wl, args.config, built_in=args.workload in WORKLOADS)
     show_progress = not args.quiet and err.is_terminal
     if not args.quiet:
         c = wl.counts()

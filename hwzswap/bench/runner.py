@@ -1858,29 +1858,34 @@ def _make_backend(name: str, base: Any) -> Backend:
     return get_backend(name, **params)
 
 
-def check_exclusive_loads(base: Any, workload: Workload, config_name: str | None) -> None:
+def check_exclusive_loads(base: Any, workload: Workload, config_name: str | None,
+                          built_in: bool = False) -> None:
     """Refuse (:class:`ConfigError`, exit 2) a stream that loads a slot again after a load,
     under a config with ``zswap.exclusive_loads: true``: such a load frees the slot, so the
     second load of it reads a free slot, and every such page would be counted lost although
-    nothing was lost. ``swap on`` and ``run`` refuse that setting outright
-    (:func:`hwzswap.serve.chain.check_servable`); the bench runs it on the streams that load
-    each page at most once (``roundtrip``, a recorded stream of that kind)."""
-    from hwzswap.bench.workload import EXCLUSIVE_LOAD_WORKLOADS
+    nothing was lost. ``built_in``: the stream is a built-in workload's, refused by its kind
+    (:func:`~hwzswap.bench.workload.loads_slots_again`, the rule a sweep's plan applies) even
+    when it is too short to load a slot twice. ``swap on`` and ``run`` refuse that setting
+    outright (:func:`hwzswap.serve.chain.check_servable`); the bench runs it on the streams
+    that load each page at most once (``roundtrip``, a recorded stream of that kind)."""
+    from hwzswap.bench.workload import EXCLUSIVE_LOAD_WORKLOADS, loads_slots_again
 
     if not getattr(base.zswap, "exclusive_loads", False):
         return
-    i = workload.reload_op()
-    if i is None:
+    found = workload.reload_op()
+    if found is not None:
+        i, (type_, offset) = found
+        what = f"op {i} reads slot {type_}:{offset} a second time"
+    elif built_in and loads_slots_again(workload.name):
+        what = "it is made to; this one is too short to, but is refused all the same"
+    else:
         return
-    op = workload.ops[i]
-    assert op.kind == LOAD
     raise ConfigError(
         f"{config_name or 'the config'}: zswap.exclusive_loads: true frees a slot when it is "
-        f"loaded, but workload {workload.name} loads slots again after loading them (op {i} "
-        f"reads slot {op.type}:{op.offsets[0]} a second time), so those loads would find a free "
-        f"slot and its pages would read as lost. Use a workload that loads each page once "
-        f"({', '.join(EXCLUSIVE_LOAD_WORKLOADS)}), or set zswap.exclusive_loads: false (the "
-        f"default) for this workload"
+        f"loaded, but workload {workload.name} loads slots again after loading them ({what}), "
+        f"so those loads would find a free slot and its pages would read as lost. Use a "
+        f"workload that loads each page once ({', '.join(EXCLUSIVE_LOAD_WORKLOADS)}), or set "
+        f"zswap.exclusive_loads: false (the default) for this workload"
     )
 
 

@@ -191,9 +191,10 @@ class Workload:
             "counts": self.counts(),
         }
 
-    def reload_op(self) -> int | None:
-        """The index of the first load op that reads a slot an earlier load already read, with
-        no store to it in between (``None``: every stored page is loaded at most once).
+    def reload_op(self) -> tuple[int, tuple[int, int]] | None:
+        """The first load op that reads a slot an earlier load already read, with no store to
+        it in between: its index and that slot ``(type, offset)`` (``None``: every stored
+        page is loaded at most once).
 
         Such a stream needs loads that keep the entry (``zswap.exclusive_loads: false``, v9):
         with exclusive loads (today's kernel: a load frees the slot, the page lives on in the
@@ -204,8 +205,9 @@ class Workload:
         for i, op in enumerate(self.ops):
             slots = [(op.type, o) for o in op.offsets]
             if op.kind == LOAD:
-                if not read.isdisjoint(slots):
-                    return i
+                again = next((slot for slot in slots if slot in read), None)
+                if again is not None:
+                    return i, again
                 read.update(slots)
             else:  # a store gives the slot new content; an invalidate frees it
                 read.difference_update(slots)
@@ -835,6 +837,13 @@ WORKLOADS: dict[str, Generator] = {
     "pressure": gen_pressure,
     "mixed": gen_mixed,
 }
+
+
+def loads_slots_again(name: Any) -> bool:
+    """Whether ``name`` is a built-in workload made to load slots again (``pressure``,
+    ``mixed``): under ``zswap.exclusive_loads: true`` it is refused whatever its size (a
+    stream of a few pages may happen not to), so a sweep's plan and the bench agree."""
+    return isinstance(name, str) and name in WORKLOADS and name not in EXCLUSIVE_LOAD_WORKLOADS
 
 
 def build_workload(

@@ -316,12 +316,17 @@ def settings_problem(run: Run) -> str | None:
     """Why the bench would refuse the run's settings (``None``: it would not), found without
     running it: a recorded workload file with a setting it fixes itself (its pages, seed...),
     or ``zswap.exclusive_loads: true`` with a built-in workload that loads slots again."""
-    from hwzswap.bench.workload import EXCLUSIVE_LOAD_WORKLOADS, WORKLOAD_FILE_FIXES, WORKLOADS
+    from hwzswap.bench.workload import (
+        EXCLUSIVE_LOAD_WORKLOADS,
+        WORKLOAD_FILE_FIXES,
+        WORKLOADS,
+        loads_slots_again,
+    )
 
     workload = run.settings.get("workload", "roundtrip")
     zswap = run.config.get("zswap")
     if (isinstance(zswap, dict) and zswap.get("exclusive_loads") is True
-            and workload in WORKLOADS and workload not in EXCLUSIVE_LOAD_WORKLOADS):
+            and loads_slots_again(workload)):
         where = origin_of("zswap.exclusive_loads", run.origins) or "zswap.exclusive_loads"
         return (f"{where}: true frees a slot when it is loaded, and the workload {workload} "
                 f"loads slots again; use {', '.join(EXCLUSIVE_LOAD_WORKLOADS)} with it, or "

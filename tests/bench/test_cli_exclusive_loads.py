@@ -92,8 +92,9 @@ def test_reload_op_finds_the_first_second_load_of_a_slot() -> None:
     assert Workload("x", 0, pages, once).reload_op() is None
     restored = [store, Op(LOAD, 0, (1,)), Op(STORE, 0, (1,), (3,)), Op(LOAD, 0, (1,))]
     assert Workload("x", 0, pages, restored).reload_op() is None  # new content between
-    again = [store, Op(LOAD, 0, (0, 1)), Op(LOAD, 0, (2,)), Op(LOAD, 0, (2, 1))]
-    assert Workload("x", 0, pages, again).reload_op() == 3
+    again = [store, Op(LOAD, 0, (0, 1)), Op(INVALIDATE, 0, (2,)), Op(STORE, 0, (2,), (3,)),
+             Op(LOAD, 0, (2, 1))]
+    assert Workload("x", 0, pages, again).reload_op() == (4, (0, 1))  # slot 1, not the first
 
 
 def test_run_bench_from_python_refuses_it_too(exclusive: Path) -> None:
@@ -105,3 +106,18 @@ def test_run_bench_from_python_refuses_it_too(exclusive: Path) -> None:
     with pytest.raises(ConfigError, match=r"zswap\.exclusive_loads: true frees a slot"):
         runner.run_bench(wl, runner.BenchRun(backends=["lz4"], config=str(exclusive),
                                              batching="page"))
+
+
+def test_a_built_in_kind_that_loads_again_is_refused_even_when_too_short_to(
+        exclusive: Path, runs: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """``pressure`` at 8 pages happens not to load a slot twice; it is refused by its kind all
+    the same, as a sweep's plan refuses it, so the two never disagree."""
+    from hwzswap.bench.workload import loads_slots_again
+
+    wl = build_workload("pressure", load_bundled(max_pages=8))
+    assert wl.reload_op() is None and loads_slots_again("pressure")
+    assert not loads_slots_again("roundtrip") and not loads_slots_again("some/file.hwzwl")
+    rc = main(["bench", "--config", str(exclusive), "--backends", "lz4", "--workload",
+               "pressure", "--pages", "8", "--batching", "page", "--repeat", "1", "--quiet"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 2 and "too short to" in err and runs == []
