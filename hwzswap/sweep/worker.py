@@ -339,6 +339,10 @@ def _runspec_problem(spec: Any) -> str | None:
             return f"{key!r} must be a JSON {'string' if kind is str else kind.__name__}"
     if not all(isinstance(a, str) for a in spec["bench_args"]):
         return "'bench_args' must be a list of strings"
+    origins = spec.get("origins")
+    if origins is not None and not all(isinstance(k, str) and isinstance(v, str)
+                                       for k, v in origins.items()):
+        return "'origins' must map setting names to strings (where the sweep set each)"
     return None
 
 

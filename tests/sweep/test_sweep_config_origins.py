@@ -101,3 +101,19 @@ def test_dry_run_refuses_exclusive_loads_with_a_workload_that_loads_again(
             "slot when it is loaded, and the workload pressure loads slots again; use roundtrip "
             "with it") in out
     assert "run 1 (" not in out  # roundtrip loads each page once
+
+
+def test_a_runspec_whose_origins_are_not_text_is_refused_as_input(tmp_path: Path) -> None:
+    """``origins`` must map setting names to text: a hand-edited record with a number there
+    is refused when read (it crashed the worker's refusal naming with a TypeError)."""
+    from hwzswap.errors import HwzswapError
+
+    path = write_sweep(tmp_path, {"axes": {"backend": ["lz4"]},
+                                  "fixed": {"zswap.exclusive_loads": True, "workload": "mixed",
+                                            "pages": 64, "repeat": 1}})
+    spec = expand(load_sweep(path)).runs[0].runspec()
+    spec["origins"] = {"zswap.exclusive_loads": 5}
+    rec = tmp_path / "rec.json"
+    rec.write_text(json.dumps({"status": "failed", "runspec": spec}))
+    with pytest.raises(HwzswapError, match="'origins' must map setting names to strings"):
+        read_runspec(rec)
