@@ -595,7 +595,10 @@ def structure_problem(value: Any) -> str | None:
     ``--load-batch`` of ``bench`` and ``record`` and by a sweep file, so what ``record``
     writes ``bench`` replays."""
     if value.__class__ is not int or not 1 <= value <= MAX_STRUCTURE:
-        shown = str(json.dumps(value, default=repr))
+        try:
+            shown = str(json.dumps(value, default=repr))
+        except (ValueError, RecursionError):  # an int past Python's digit limit, say
+            shown = f"a {type(value).__name__} too large to show"
         shown = shown if len(shown) <= 40 else shown[:40] + "..."
         return f"must be a whole number 1..{MAX_STRUCTURE}, got {shown}"
     return None

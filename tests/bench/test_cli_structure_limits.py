@@ -34,6 +34,8 @@ def test_the_limit_is_the_one_the_reader_applies() -> None:
     assert structure_problem(MAX_STRUCTURE) is None and structure_problem(1) is None
     for bad in (0, MAX_STRUCTURE + 1, 10**20, 2.0, "8", True, None):
         assert structure_problem(bad) is not None, bad
+    # past Python's int-to-text digit limit: still a message, not a ValueError
+    assert "too large to show" in structure_problem(10**5000)  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("command", ["bench", "record"])
