@@ -409,7 +409,17 @@ def test_two_threads_calling_back_to_back_take_turns_in_the_driver() -> None:
 def test_a_call_that_found_the_other_thread_queued_is_followed_by_that_thread() -> None:
     """The same hammer with no help: whenever a thread enters the driver while the other is
     already queued at its entry, the next call to enter is the other thread's. Every page comes
-    back byte-exact and no call times out."""
+    back byte-exact and no call times out. The two threads must meet at the entry for the rule
+    to be put to work: a round where the scheduler kept them apart (a loaded machine) is run
+    again, up to five rounds."""
+    for _ in range(5):
+        if _hammer_round():
+            return
+    raise AssertionError("in five rounds the two threads never met at the driver's entry")
+
+
+def _hammer_round() -> bool:
+    """One round of the hammer, checked; whether the threads met at the entry."""
 
     class Watched(Nx842Backend):
         def _compress_batch_locked(self, pages: np.ndarray) -> list[Any]:
@@ -450,6 +460,6 @@ def test_a_call_that_found_the_other_thread_queued_is_followed_by_that_thread() 
     c = b.counters()
     assert c["comp_complete"] + c["comp_failed"] == 2 * calls * len(PAGES)
     assert c["timeouts"] == 0
-    # the two threads did meet at the entry (each call is most of a thread's loop, and the GIL
-    # switches every few ms), so the rule above was put to work
-    assert any(queued for _, queued in log)
+    # did the two threads meet at the entry? (each call is most of a thread's loop, and the
+    # GIL switches every few ms, so they nearly always do)
+    return any(queued for _, queued in log)
