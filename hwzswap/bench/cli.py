@@ -122,9 +122,10 @@ def describe_structure(structure: dict[str, Any]) -> str:
     """``reclaim 32 · readahead 8 · folios 1:75% 16:25%`` (what a stream was cut into)."""
     if not structure:
         return ""
+    from hwzswap.bench.workload import mix_text
+
     try:
-        mix = " ".join(f"{size}:{float(share):.0%}"
-                       for size, share in structure.get("folio_mix", []))
+        mix = mix_text(structure.get("folio_mix", []))
     except (TypeError, ValueError):  # not pairs of numbers: shown as given, never a traceback
         mix = str(structure.get("folio_mix"))[:60]
     return (f"reclaim {structure.get('reclaim_batch')} · readahead "

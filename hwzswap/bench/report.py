@@ -142,8 +142,10 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
 
 
 def _mix(mix: Any) -> str:
-    """A folio mix ``[[pages, share], ...]`` as ``1:75% 16:25%``."""
-    return " ".join(f"{size}:{share:.0%}" for size, share in mix) or "-"
+    """A folio mix as ``1:75% 16:25%`` (``-`` when empty)."""
+    from hwzswap.bench.workload import mix_text
+
+    return mix_text(mix) or "-"
 
 
 def _title(doc: Mapping[str, Any]) -> str:

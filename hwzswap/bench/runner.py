@@ -52,7 +52,7 @@ from hwzswap.backends.contract import (
 )
 from hwzswap.bench.corpus import same_filled_mask as corpus_masks
 from hwzswap.bench.results import REJECT_REASONS, UNLIKE_WORK_SHARE, new_document
-from hwzswap.bench.workload import INVALIDATE, LOAD, STORE, Workload
+from hwzswap.bench.workload import INVALIDATE, LOAD, STORE, Workload, mix_text
 from hwzswap.config import parameter_error
 from hwzswap.errors import (
     BackendError,
@@ -232,10 +232,6 @@ def _shares(pages: Mapping[int, int]) -> list[list[Any]]:
     return [[size, round(n / total, 6)] for size, n in sorted(pages.items())] if total else []
 
 
-def _mix_text(mix: Iterable[Sequence[Any]]) -> str:
-    return " ".join(f"{size}:{share:.0%}" for size, share in mix)
-
-
 def _mix_distance(a: Iterable[Sequence[Any]], b: Iterable[Sequence[Any]]) -> float:
     da = {int(s): float(v) for s, v in a}
     db = {int(s): float(v) for s, v in b}
@@ -285,11 +281,11 @@ def stream_folio_mix(workload: Workload) -> dict[str, Any]:
         fill_mix = _shares(_pages_by_folio(fill))
         later_n = sum(later.values())
         if _mix_distance(asked, fill_mix) <= FOLIO_MIX_TOLERANCE:
-            why.append(f"the fill (the stores before the first load) got {_mix_text(fill_mix)}"
+            why.append(f"the fill (the stores before the first load) got {mix_text(fill_mix)}"
                        f", near the request; the {later_n} pages stored after it "
-                       f"({later_n / total:.0%} of the stores) got {_mix_text(_shares(later))}")
+                       f"({later_n / total:.0%} of the stores) got {mix_text(_shares(later))}")
     out["folio_mix_note"] = (
-        f"the stream's stores got folio pages {_mix_text(got)}, requested {_mix_text(asked)} "
+        f"the stream's stores got folio pages {mix_text(got)}, requested {mix_text(asked)} "
         f"({off:.0%} of the pages in other sizes)" + (": " + "; ".join(why) if why else ""))
     return out
 

@@ -51,7 +51,7 @@ import math
 import os
 import stat
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -466,6 +466,12 @@ def _pool_fraction(name: str, value: Any) -> float:
     if not (isinstance(value, (int, float)) and 0 < value <= 1):
         raise WorkloadError(f"workload {name!r}: pool_fraction must be in (0, 1], got {value!r}")
     return value
+
+
+def mix_text(mix: Iterable[Sequence[Any]]) -> str:
+    """A folio mix ``[[pages, share], ...]`` as ``1:75% 16:25%``: how tables, titles and notes
+    print one."""
+    return " ".join(f"{size}:{float(share):.0%}" for size, share in mix)
 
 
 def parse_folio_mix(spec: Any, name: str = "folio_mix") -> tuple[tuple[int, float], ...]:
