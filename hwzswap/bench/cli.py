@@ -14,7 +14,7 @@ from hwzswap.cliargs import (
     positive_int,
     seed,
 )
-from hwzswap.errors import ConfigError, OutputError, WorkloadError
+from hwzswap.errors import OutputError, WorkloadError
 from hwzswap.fileio import write_atomic
 
 #: Pages a built-in workload takes from the corpus unless ``--pages`` says otherwise.
