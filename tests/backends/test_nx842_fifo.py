@@ -357,6 +357,17 @@ def check_batch(pages: np.ndarray, out: list[Any]) -> None:
             assert SW.decompress(item) == page.tobytes()
 
 
+def _in_two_threads(b: Nx842Backend, hammer: Callable[[str], None]) -> None:
+    """``hammer("A")`` and ``hammer("B")`` on two threads of those names; ``b`` closed after."""
+    threads = [threading.Thread(target=hammer, args=(n,), name=n, daemon=True) for n in "AB"]
+    try:
+        for t in threads:
+            t.start()
+        joined(*threads)
+    finally:
+        b.close()
+
+
 def test_two_threads_calling_back_to_back_take_turns_in_the_driver() -> None:
     """Each thread, once inside compress_batch, waits until the other has queued at the driver's
     entry before doing its batch. With the request FIFO the entries then alternate exactly; a
@@ -389,13 +400,7 @@ def test_two_threads_calling_back_to_back_take_turns_in_the_driver() -> None:
         finally:
             finished[name].set()
 
-    threads = [threading.Thread(target=hammer, args=(n,), name=n, daemon=True) for n in "AB"]
-    try:
-        for t in threads:
-            t.start()
-        joined(*threads)
-    finally:
-        b.close()
+    _in_two_threads(b, hammer)
     assert errors == []
     for got in outs.values():
         for k, out in enumerate(got):
@@ -434,7 +439,7 @@ def _hammer_round() -> bool:
 
     outs: list[list[Any]] = []
 
-    def hammer() -> None:
+    def hammer(_name: str) -> None:
         try:
             go.wait(_HANG_GUARD_S)
             for _ in range(calls):  # back to back: results are checked afterwards
@@ -442,13 +447,7 @@ def _hammer_round() -> bool:
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=hammer, name=n, daemon=True) for n in "AB"]
-    try:
-        for t in threads:
-            t.start()
-        joined(*threads)
-    finally:
-        b.close()
+    _in_two_threads(b, hammer)
     assert errors == []
     assert len(outs) == 2 * calls
     for out in outs:
