@@ -906,7 +906,8 @@ def status(name: str = DEFAULT_NAME, timeout: float = 2.0) -> dict[str, Any]:
 def _cmd_swap(args: argparse.Namespace) -> int:
     if args.action == "on":
         if args.config is None:
-            raise ChainError("hwzswap swap on: --config F is required (e.g. configs/lz4.yaml)")
+            raise ChainError(
+                "hwzswap swap on: --config F is required (e.g. configs/serve-lz4.yaml)")
         st = swap_on(args.config, name=args.name, priority=args.priority, coexist=args.coexist,
                      threads=args.threads, device_time=args.device_time, record=args.record)
         print(f"hwzswap swap {args.name}: on: {st.get('loop')} (server pid {st.get('pid')}, "
@@ -948,7 +949,7 @@ def _cmd_swap(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     if args.config is None:
-        raise ChainError("hwzswap serve: --config F is required (e.g. configs/lz4.yaml)")
+        raise ChainError("hwzswap serve: --config F is required (e.g. configs/serve-lz4.yaml)")
     args.record_command = None
     return serve_main(args)
 
@@ -956,7 +957,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _add_server_args(p: argparse.ArgumentParser) -> None:
     from hwzswap.cliargs import positive_int
 
-    p.add_argument("--config", help="engine config (YAML), e.g. configs/lz4.yaml")
+    p.add_argument("--config", help="engine config (YAML), e.g. configs/serve-lz4.yaml")
     p.add_argument("--name", type=chain_name, default=DEFAULT_NAME,
                    help="chain name (state file and mount; letters, digits, '_', '.', '-')")
     p.add_argument("--priority", type=int, default=DEFAULT_PRIORITY, help="swapon priority")

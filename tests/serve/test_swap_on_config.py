@@ -27,3 +27,19 @@ def test_swap_on_refuses_a_bad_config_in_one_line_before_starting(
     assert len(lines) == 1 and lines[0].startswith(f"hwzswap swap: error: {bad}: {says}"), lines
     assert "did not come up" not in r.stderr and r.stdout == ""
     assert not state_dir.exists() or list(state_dir.iterdir()) == []  # no state, no log
+
+
+def test_the_config_the_docs_name_for_swap_on_can_be_served() -> None:
+    """README, ``--config``'s help and the "--config F is required" error name
+    ``configs/serve-lz4.yaml``: it must pass the serve path's check (``configs/lz4.yaml``, the
+    one they named before, sets exclusive_loads and is refused)."""
+    from hwzswap.config import load_config
+    from hwzswap.serve.chain import ChainError, check_servable
+
+    root = Path(__file__).resolve().parents[2]
+    path = root / "configs" / "serve-lz4.yaml"
+    check_servable(load_config(path), str(path))
+    assert load_config(path).zswap.compressor.name == "lz4"
+    assert "configs/serve-lz4.yaml" in (root / "README.md").read_text()
+    with pytest.raises(ChainError, match="exclusive_loads"):
+        check_servable(load_config(root / "configs" / "lz4.yaml"), "lz4.yaml")
