@@ -193,6 +193,20 @@ class MemoryCgroup:
             return None
         return int(raw) if raw.lstrip("-").isdigit() else None
 
+    def oom_kills(self) -> int | None:
+        """Tasks the OOM killer killed in this cgroup: the ``oom_kill`` line of v1's
+        ``memory.oom_control`` or v2's ``memory.events``; None where the kernel has none."""
+        name = "memory.oom_control" if self.kind == "v1" else "memory.events"
+        try:
+            lines = (self.path / name).read_text().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value)
+        return None
+
     def reclaim_all(self) -> None:
         """Reclaim every page still charged here, once its tasks have exited (v1
         ``memory.force_empty``, v2 ``memory.reclaim``; best effort). Swap-cache folios they

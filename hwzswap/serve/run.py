@@ -265,6 +265,7 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                 raise
             wall = time.monotonic() - t0
             proc.returncode = os.waitstatus_to_exitcode(status)
+            oom_kills = cg.oom_kills()
             v1 = _vmstat()
             s1 = chain.query(name)
             cstat = cg.stat()
@@ -312,6 +313,8 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
     served = _delta(s1, s0, "write_pages") + _delta(s1, s0, "read_pages")
     row.update({
         "exit_code": proc.returncode,
+        "oom_kills": oom_kills,
+        "failure": describe_exit(proc.returncode, oom_kills),
         "pswpin": pswpin,
         "pswpout": pswpout,
         "majflt": ru.ru_majflt,
@@ -389,36 +392,88 @@ def _wait(pid: int, cg: MemoryCgroup, timeout_s: float | None, name: str
         time.sleep(0.02)
 
 
+def describe_exit(code: int, oom_kills: int | None = None) -> str | None:
+    """How the command ended, when it failed (None for exit status 0): its exit status, or
+    the signal that killed it, naming the OOM killer when the cgroup's ``oom_kill`` count
+    says it struck."""
+    oom = bool(oom_kills)
+    if code == 0:
+        return None
+    if code > 0:
+        return f"exited with status {code}" + (
+            f" (the OOM killer killed {oom_kills} task(s) in its cgroup)" if oom else "")
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = "unknown signal"
+    if oom:
+        return (f"was killed by the OOM killer (signal {-code}, {name}): the memory limit "
+                "does not hold what it could not swap out; give a larger --memory-limit")
+    return f"was killed by signal {-code} ({name})"
+
+
+def _short_exit(r: dict[str, Any]) -> str:
+    code = r.get("exit_code", 0)
+    if code == 0:
+        return "0"
+    if code > 0:
+        return str(code)
+    return "OOM-killed" if r.get("oom_kills") else f"signal {-code}"
+
+
 def pct(new: float, old: float) -> float | None:
     return None if not old else 100.0 * (new - old) / old
 
 
 def compare_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each row's % change against the first, for the seed's columns."""
+    """Each row's % change against the first, for the seed's columns. A change for or against
+    a run whose command failed compares nothing valid: its values are None and ``invalid``
+    says why."""
     base = rows[0]
-    return [{"label": r["label"], **{c: pct(r[c], base[c]) for c in SEED_COLUMNS}}
-            for r in rows]
+    out = []
+    for r in rows:
+        failed = [x for x in ((base, r) if r is not base else (r,)) if x.get("failure")]
+        if failed:
+            why = "; ".join(f"{x['label']}: the command {x['failure']}" for x in failed)
+            out.append({"label": r["label"], **{c: None for c in SEED_COLUMNS},
+                        "invalid": why})
+        else:
+            out.append({"label": r["label"],
+                        **{c: pct(r[c], base[c]) for c in SEED_COLUMNS}})
+    return out
 
 
 def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
+    """The seed-style table: one line per run, a ``vs <first>`` line of % changes under each
+    later one, an ``exit`` column, and a note under the table for each run whose command
+    failed (its figures, and the % changes for or against it, are no valid measurement)."""
     head = ["config", "pswpin", "pswpout", "majflt", "I/O sum MiB", "runtime s", "CPU %",
-            "zswap stored", "written back", "server µs/page"]
+            "zswap stored", "written back", "server µs/page", "exit"]
     lines = [title] if title else []
     lines.append(" | ".join(f"{h:>13}" for h in head))
     changes = compare_rows(rows) if len(rows) > 1 else None
     for i, r in enumerate(rows):
         z = r["zswap"]
-        cells = [r["label"], r["pswpin"], r["pswpout"], r["majflt"], f"{r['io_sum_mb']:.1f}",
+        label = r["label"] + (" (FAILED)" if r.get("failure") else "")
+        cells = [label, r["pswpin"], r["pswpout"], r["majflt"], f"{r['io_sum_mb']:.1f}",
                  f"{r['runtime_s']:.2f}", f"{r['cpu_pct']:.0f}",
                  z.get("stored_pages_at_exit", ""), z.get("written_back_pages", ""),
                  f"{r['server']['cpu_us_per_page']:.1f}"
-                 if r["server"]["cpu_us_per_page"] else "-"]
+                 if r["server"]["cpu_us_per_page"] else "-", _short_exit(r)]
         lines.append(" | ".join(f"{c!s:>13}" for c in cells))
         if changes and i:
             ch = changes[i]
-            cells = [f"  vs {rows[0]['label']}"] + [
-                "-" if ch[c] is None else f"{ch[c]:+.0f}%" for c in SEED_COLUMNS]
+            if ch.get("invalid"):
+                cells = [f"  vs {rows[0]['label']}"] + ["invalid"] * len(SEED_COLUMNS)
+            else:
+                cells = [f"  vs {rows[0]['label']}"] + [
+                    "-" if ch[c] is None else f"{ch[c]:+.0f}%" for c in SEED_COLUMNS]
             lines.append(" | ".join(f"{c!s:>13}" for c in cells))
+    for r in rows:
+        if r.get("failure"):
+            lines.append(f"FAILED: {r['label']}: the command {r['failure']}; its figures are "
+                         "no valid measurement" + (" and its % changes are marked invalid"
+                                                   if len(rows) > 1 else ""))
     return "\n".join(lines)
 
 
@@ -438,7 +493,11 @@ def plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
     width = 0.8 / max(1, len(changes))
     for i, ch in enumerate(changes):
         xs = [j + i * width for j in range(len(SEED_COLUMNS))]
-        ax.bar(xs, [ch[c] or 0 for c in SEED_COLUMNS], width, label=ch["label"])
+        if ch.get("invalid"):  # no bars: a failed run's changes are no measurement
+            ax.bar(xs, [0] * len(SEED_COLUMNS), width, hatch="//", edgecolor="red",
+                   label=f"{ch['label']} (invalid: a command failed)")
+        else:
+            ax.bar(xs, [ch[c] or 0 for c in SEED_COLUMNS], width, label=ch["label"])
     ax.set_xticks([j + width * (len(changes) - 1) / 2 for j in range(len(SEED_COLUMNS))])
     ax.set_xticklabels(SEED_COLUMNS)
     ax.axhline(0, color="black", linewidth=0.8)
@@ -492,9 +551,13 @@ def _run_cmd(args: argparse.Namespace) -> int:
     for label, (cfg, kernel) in zip(labels, configs):
         print(f"hwzswap run: {label}: {' '.join(cmd)} (memory limit {limit // MIB} MiB)",
               file=sys.stderr, flush=True)
-        rows.append(run_once(cmd, limit, cfg, label=label, kernel_zswap=kernel,
-                             record=args.record, coexist=args.coexist,
-                             oom_kill=not args.no_oom_kill, timeout_s=args.timeout))
+        row = run_once(cmd, limit, cfg, label=label, kernel_zswap=kernel,
+                       record=args.record, coexist=args.coexist,
+                       oom_kill=not args.no_oom_kill, timeout_s=args.timeout)
+        rows.append(row)
+        if row["failure"]:
+            print(f"hwzswap run: {label}: the command {row['failure']}", file=sys.stderr,
+                  flush=True)
     title = f"{' '.join(cmd)} -- memory limit {limit // MIB} MiB"
     print(format_table(rows, title))
     out = {"machine": machine(), "command": cmd, "memory_limit": limit, "runs": rows,
@@ -506,7 +569,13 @@ def _run_cmd(args: argparse.Namespace) -> int:
         plot(rows, args.plot, title)
     if args.record:
         print(f"recorded request stream: {args.record}")
-    return max((abs(r["exit_code"]) for r in rows), default=0) and 1
+    failed = [r for r in rows if r["failure"]]
+    if failed:
+        print(f"hwzswap run: error: the command failed in {len(failed)} of {len(rows)} "
+              f"run(s): " + "; ".join(f"{r['label']}: {r['failure']}" for r in failed),
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def register(sub: Any) -> None:
