@@ -296,9 +296,16 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                 # takes minutes is hung, and is killed
                 chain.swap_off(name, timeout=5 if timed_out else 120, force=True)
                 # run's chains are its own: their server log goes with them unless teardown
-                # failed
+                # failed; what it said about the recording is kept in the row
+                log = chain.STATE_DIR / f"{name}.log"
+                if record:
+                    with contextlib.suppress(OSError):
+                        row["record_error"] = next(
+                            (ln.split("recording: ", 1)[1] for ln in
+                             log.read_text(errors="replace").splitlines()
+                             if "recording: " in ln), None)
                 with contextlib.suppress(OSError):
-                    (chain.STATE_DIR / f"{name}.log").unlink()
+                    log.unlink()
             except HwzswapError as exc:
                 errors.append(str(exc))
             with contextlib.suppress(FileNotFoundError):
@@ -519,13 +526,52 @@ def _check_outputs(args: argparse.Namespace) -> None:
                    ("--record", args.record, ())], inputs=[("--config", args.config)])
 
 
+def _file_id(path: str) -> tuple[int, int, int] | None:
+    """What tells a file written now from the one there before (or None: no file)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """``mkdir -p folder`` (as ``--json``'s write does); the folders it created, deepest
+    first, so a run that writes nothing there can remove them again."""
+    made: list[Path] = []
+    d = folder
+    while not d.exists():
+        made.append(d)
+        d = d.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def _record_outcome(path: str, before: tuple[int, int, int] | None,
+                    rows: list[dict[str, Any]]) -> str | None:
+    """None when the server wrote the recording at ``path`` during the run; else why not."""
+    if rows and _file_id(path) not in (None, before):
+        return None
+    if not rows:
+        return "the run did not finish"
+    r = rows[-1]
+    if r.get("record_error"):
+        return f"the server could not write it: {r['record_error']}"
+    if not r["server"]["write_pages"]:
+        return ("the command swapped nothing out, so there was nothing to record (a smaller "
+                "--memory-limit makes it swap)")
+    return "the server wrote no file (its log said nothing about it)"
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    args.record_failed = False
     with stop_signals_interrupt():
         try:
-            return _run_cmd(args)
+            rc = _run_cmd(args)
         except RunFailedError as exc:  # the run failed, it was not refused
             print(f"hwzswap run: error: {exc}", file=sys.stderr)
             return 1
+        return 1 if args.record_failed and rc == 0 else rc
 
 
 def _run_cmd(args: argparse.Namespace) -> int:
@@ -547,12 +593,40 @@ def _run_cmd(args: argparse.Namespace) -> int:
     if args.record and len(labels) > 1:
         raise RunError("--record takes one configuration (leave out --compare)")
     configs = check_labels(labels, base)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    record = made = before = None
+    if args.record:
+        # the server writes it at teardown (it may run elsewhere than this process's cwd);
+        # its folders are made now, as --json's write makes them
+        record = os.path.abspath(args.record)
+        before = _file_id(record)
+        made = _make_parents(Path(record).parent)
+    try:
+        return _run_all(args, cmd, limit, labels, configs, rows, record)
+    finally:
+        if record is not None:
+            why = _record_outcome(record, before, rows)
+            if why is None:
+                print(f"recorded request stream: {args.record}")
+            else:
+                for d in made or ():
+                    with contextlib.suppress(OSError):
+                        d.rmdir()
+                print(f"hwzswap run: error: --record {args.record}: not written: {why}",
+                      file=sys.stderr)
+                args.record_failed = True
+
+
+def _run_all(args: argparse.Namespace, cmd: list[str], limit: int, labels: list[str],
+             configs: list[tuple[dict[str, Any], str | None]], rows: list[dict[str, Any]],
+             record: str | None) -> int:
+    """Run each configuration in turn (``rows`` collects the results), print the table and
+    write the outputs; the exit status."""
     for label, (cfg, kernel) in zip(labels, configs):
         print(f"hwzswap run: {label}: {' '.join(cmd)} (memory limit {limit // MIB} MiB)",
               file=sys.stderr, flush=True)
         row = run_once(cmd, limit, cfg, label=label, kernel_zswap=kernel,
-                       record=args.record, coexist=args.coexist,
+                       record=record, coexist=args.coexist,
                        oom_kill=not args.no_oom_kill, timeout_s=args.timeout)
         rows.append(row)
         if row["failure"]:
@@ -567,8 +641,6 @@ def _run_cmd(args: argparse.Namespace) -> int:
                                                                      default=str)))
     if args.plot and len(rows) > 1:
         plot(rows, args.plot, title)
-    if args.record:
-        print(f"recorded request stream: {args.record}")
     failed = [r for r in rows if r["failure"]]
     if failed:
         print(f"hwzswap run: error: the command failed in {len(failed)} of {len(rows)} "
@@ -596,7 +668,9 @@ def register(sub: Any) -> None:
     p.add_argument("--memory-limit", required=True, help="cgroup memory limit (e.g. 64M)")
     p.add_argument("--config", help="engine config (YAML); default: lzo, 58 MB/s swap file")
     p.add_argument("--compare", help="comma-separated: base, compressor names, kernel-<comp>")
-    p.add_argument("--record", metavar="FILE", help="write the request stream as a workload")
+    p.add_argument("--record", metavar="FILE",
+                   help="write the request stream as a workload (missing folders are made); "
+                        "exit 1 when it could not be written or the command swapped nothing")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="with --compare: a PNG of the %% changes")
     p.add_argument("--coexist", action="store_true", help="allow other active swap devices")
