@@ -57,6 +57,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "swap": {"nr_pages": 65536, "model": "custom", "read_mb_s": 58.0, "write_mb_s": 58.0,
              "latency_us": 0.0},
 }
+#: The smallest --memory-limit taken. The cgroup is charged all the command has resident, and
+#: not all of that can be swapped out: page tables, kernel stacks, the pages of a fault being
+#: served, and the file-backed pages it executes from (a shell needs 1 to 2 MiB of those, Python
+#: 6 to 10 MiB). Under a few MiB even ``true`` is OOM-killed before it does anything (1K was);
+#: 8 MiB leaves a small program room and is well below what the swap tests use (16 to 32 MiB).
+MIN_MEMORY_LIMIT = 8 * MIB
 SEED_COLUMNS = ("pswpin", "pswpout", "majflt", "io_sum_mb", "runtime_s", "cpu_pct")
 
 
@@ -75,6 +81,24 @@ def _vmstat() -> dict[str, int]:
         k, _, v = line.partition(" ")
         out[k] = int(v)
     return out
+
+
+def format_size(n: int) -> str:
+    """``n`` bytes in MiB, exactly: ``32 MiB``, ``1.5 MiB``, else with the byte count too."""
+    text = f"{n / MIB:.6g}"
+    exact = float(text) * MIB == n
+    return f"{text} MiB" + ("" if exact else f" ({n} bytes)")
+
+
+def check_memory_limit(text: str) -> int:
+    """``--memory-limit`` in bytes (:func:`parse_size`), at least :data:`MIN_MEMORY_LIMIT`."""
+    limit = parse_size(text)
+    if limit < MIN_MEMORY_LIMIT:
+        raise RunError(f"--memory-limit {text}: {format_size(limit)} is below the minimum of "
+                       f"{format_size(MIN_MEMORY_LIMIT)}: the cgroup must also hold what the "
+                       "command cannot swap out (page tables, kernel stacks, the code it runs), "
+                       "so under that even `true` is OOM-killed; give e.g. 32M")
+    return limit
 
 
 def load_config_dict(path: str | None) -> dict[str, Any]:
@@ -581,7 +605,7 @@ def _run_cmd(args: argparse.Namespace) -> int:
     if not cmd:
         raise RunError("hwzswap run: give the command after --, e.g. "
                        "hwzswap run --memory-limit 64M -- python prog.py")
-    limit = parse_size(args.memory_limit)
+    limit = check_memory_limit(args.memory_limit)
     if shutil.which(cmd[0]) is None:  # before the chain is set up for it
         raise RunError(f"cannot run {cmd[0]}: no such executable"
                        + ("" if os.sep in cmd[0] else " on PATH"))
@@ -623,7 +647,7 @@ def _run_all(args: argparse.Namespace, cmd: list[str], limit: int, labels: list[
     """Run each configuration in turn (``rows`` collects the results), print the table and
     write the outputs; the exit status."""
     for label, (cfg, kernel) in zip(labels, configs):
-        print(f"hwzswap run: {label}: {' '.join(cmd)} (memory limit {limit // MIB} MiB)",
+        print(f"hwzswap run: {label}: {' '.join(cmd)} (memory limit {format_size(limit)})",
               file=sys.stderr, flush=True)
         row = run_once(cmd, limit, cfg, label=label, kernel_zswap=kernel,
                        record=record, coexist=args.coexist,
@@ -632,7 +656,7 @@ def _run_all(args: argparse.Namespace, cmd: list[str], limit: int, labels: list[
         if row["failure"]:
             print(f"hwzswap run: {label}: the command {row['failure']}", file=sys.stderr,
                   flush=True)
-    title = f"{' '.join(cmd)} -- memory limit {limit // MIB} MiB"
+    title = f"{' '.join(cmd)} -- memory limit {format_size(limit)}"
     print(format_table(rows, title))
     out = {"machine": machine(), "command": cmd, "memory_limit": limit, "runs": rows,
            "changes": compare_rows(rows)}
@@ -665,7 +689,9 @@ def register(sub: Any) -> None:
             "memory cgroup, another swap device active without --coexist) or when the chain "
             "could not be set up; 130 on Ctrl-C, SIGTERM or SIGHUP (all undone)."),
     )
-    p.add_argument("--memory-limit", required=True, help="cgroup memory limit (e.g. 64M)")
+    p.add_argument("--memory-limit", required=True,
+                   help="cgroup memory limit (e.g. 64M; at least 8M: the cgroup also holds "
+                        "what the command cannot swap out)")
     p.add_argument("--config", help="engine config (YAML); default: lzo, 58 MB/s swap file")
     p.add_argument("--compare", help="comma-separated: base, compressor names, kernel-<comp>")
     p.add_argument("--record", metavar="FILE",

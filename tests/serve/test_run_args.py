@@ -1,0 +1,37 @@
+"""``hwzswap run``'s argument checks, refused (exit 2) before any chain is set up: memory
+limits too small to run anything, shown exactly otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from serveutil import hwzswap_cli, small_config
+
+from hwzswap.errors import HwzswapError
+from hwzswap.serve import run
+
+
+def test_sizes_are_shown_exactly() -> None:
+    assert run.format_size(32 << 20) == "32 MiB"
+    assert run.format_size(3 << 19) == "1.5 MiB"
+    assert run.format_size(10_000_000) == "9.53674 MiB (10000000 bytes)"
+    assert run.check_memory_limit("8M") == 8 << 20
+    assert run.check_memory_limit("12.5M") == 12.5 * (1 << 20)
+
+
+@pytest.mark.parametrize("limit, shown", [("1K", "0.000976562 MiB (1024 bytes)"),
+                                          ("1.5M", "1.5 MiB"), ("8388607", "8 MiB (8388607 bytes)")])
+def test_a_limit_below_the_floor_is_refused(limit: str, shown: str) -> None:
+    with pytest.raises(HwzswapError, match="below the minimum of 8 MiB") as err:
+        run.check_memory_limit(limit)
+    assert f"--memory-limit {limit}: {shown} is below" in str(err.value)
+
+
+def test_the_cli_refuses_a_tiny_limit_before_anything_runs(tmp_path: Path) -> None:
+    p = hwzswap_cli("run", "--memory-limit", "1.5M", "--config", small_config(tmp_path), "--",
+                    "true", timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert "--memory-limit 1.5M: 1.5 MiB is below the minimum of 8 MiB" in p.stderr
+    assert "cannot swap out" in p.stderr and "hwzswap run: config:" not in p.stderr
