@@ -12,7 +12,10 @@ refused); it must be a regular file; a file this class creates is created ``O_EX
 0600 and starts with a header page (:func:`swap_header`) that marks it as an hwzswap swap file.
 An existing file that is not ours is refused (see :class:`SwapDevice`), and one this class did
 not create is never shrunk. The file is sized with ``ftruncate`` (sparse): the header page plus
-``nr_pages * 4096`` bytes. :meth:`SwapDevice.temporary` makes a file that has no name at all, so
+``nr_pages * 4096`` bytes. A named file is locked (``flock(LOCK_EX)``) for as long as it is open,
+so a second swap system on the same file is refused, as the kernel's ``swapon`` refuses a file
+already in use (``EBUSY``); the lock goes away with the descriptor, so a crashed holder leaves
+none. :meth:`SwapDevice.temporary` makes a file that has no name at all, so
 nothing is left behind by any exit.
 
 Faults for tests: :meth:`SwapDevice.inject` makes the next ``count`` reads or writes fail with
@@ -25,6 +28,7 @@ moment, which makes race windows exact instead of timing-dependent.
 from __future__ import annotations
 
 import errno as _errno
+import fcntl
 import operator
 import os
 import pwd
@@ -174,6 +178,38 @@ def _user(uid: int) -> str:
         return f"uid {uid}"
 
 
+def _lock_holder(fd: int) -> str:
+    """Who holds the ``flock`` on the file ``fd`` is open on, from ``/proc/locks`` (which
+    names the locking pid and the file's device and inode): "swap chain NAME (server pid P)"
+    for an hwzswap server, else "pid P (COMMAND)", "another swap system of this process", or
+    "another process" when it cannot be told."""
+    try:
+        st = os.fstat(fd)
+        want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        pid = None
+        with open("/proc/locks") as f:
+            for line in f:
+                parts = line.split()
+                if "FLOCK" in parts and want in parts:
+                    pid = int(parts[parts.index(want) - 1])
+                    break
+    except (OSError, ValueError, IndexError):
+        return "another process"
+    if pid is None:
+        return "another process"
+    if pid == os.getpid():
+        return "another swap system of this process"
+    try:
+        argv = [a.decode(errors="replace") for a in
+                Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        return f"pid {pid}"
+    if "hwzswap.serve.chain" in argv or ("serve" in argv and "hwzswap" in " ".join(argv)):
+        name = argv[argv.index("--name") + 1] if "--name" in argv[:-1] else "hwzswap"
+        return f"swap chain {name!r} (server pid {pid})"
+    return f"pid {pid} ({excerpt(' '.join(argv))})"
+
+
 def _check_nr_pages(nr_pages: Any) -> None:
     if type(nr_pages) is not int or nr_pages < 1:
         raise InvalidParameterError(
@@ -292,6 +328,7 @@ class SwapDevice:
             check_swap_dir(dfd, parent)
             fd, created = self._open_named(dfd, create)
             try:
+                self._lock_file(fd)
                 if not created:
                     self._check_existing(fd, reuse)
                 self._prepare(fd, nr_pages, created=created, must_exist=not create)
@@ -375,6 +412,24 @@ class SwapDevice:
             except OSError as exc:
                 self._open_failed(exc)
         raise SwapDeviceError(f"{self.path}: appears and disappears while being opened; retry")
+
+    def _lock_file(self, fd: int) -> None:
+        """Take the file for this device alone (the kernel's swapon answers ``EBUSY`` for a
+        file in use): two swap systems on one file overwrite each other's slots, and the
+        memory swapped through them comes back wrong. ``flock`` is tied to this open file, so
+        it goes with the descriptor, whatever ends the process."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SwapDeviceError(
+                f"{self.path}: this swap file is in use by {_lock_holder(fd)}; two swap systems "
+                f"on one file would overwrite each other's pages. Give this one another "
+                f"swap.path (or swap.path: null for a temporary file), or end the other"
+            ) from None
+        except OSError as exc:
+            raise SwapDeviceError(
+                f"{self.path}: cannot lock the swap file: {exc.strerror or exc}"
+            ) from None
 
     def _open_failed(self, exc: OSError) -> NoReturn:
         if exc.errno == _errno.ELOOP:
