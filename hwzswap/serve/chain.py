@@ -592,8 +592,10 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                 _swapoff(loop, 600)
                 break
             except ChainError as exc:
-                # The device still holds pages: never pull it away under them.
+                # The device still holds pages: never pull it away under them. The time
+                # tells a waiting `swap off` that this attempt, its own, failed.
                 state["error"] = str(exc)
+                state["swapoff_failed_at"] = time.time()
                 _write_state(name, state)
                 warn(f"hwzswap swap {name}: {exc}; still serving (retry `hwzswap swap off "
                      f"--name {name}`)")
@@ -773,9 +775,11 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
     return st
 
 
-def _stop_server(pid: int, timeout: float, start: str | None = None) -> bool:
+def _stop_server(pid: int, timeout: float, start: str | None = None,
+                 until: Any = None) -> bool:
     """SIGTERM the server and wait for it to exit; True if it did. ``start``: its recorded
-    start time; a process with that pid and another start time is not it (never signalled)."""
+    start time; a process with that pid and another start time is not it (never signalled).
+    ``until``: a callable polled while waiting; once it returns true, stop waiting (False)."""
     if start is not None and _proc_start(pid) != start:
         return True
     try:
@@ -793,8 +797,22 @@ def _stop_server(pid: int, timeout: float, start: str | None = None) -> bool:
         now = _proc_start(pid)
         if now is None or (start is not None and now != start):
             return True
+        if until is not None and until():
+            return False
         time.sleep(0.05)
     return False
+
+
+def _failed_since(name: str, before: Any) -> str | None:
+    """The server's own word that a swapoff failed after the one recorded as ``before`` (its
+    state file's ``error`` and ``swapoff_failed_at``; it keeps serving then), or None."""
+    try:
+        st = read_state(name)
+    except ChainError:
+        return None
+    if st and st.get("swapoff_failed_at") not in (None, before):
+        return str(st.get("error") or "swapoff failed")
+    return None
 
 
 def kill_server(name: str) -> bool:
@@ -826,14 +844,23 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
     done: list[str] = []
     pid = st.get("pid")
     if _server_alive(st):
-        if _stop_server(pid, timeout, st.get("pid_start")):
+        asked = st.get("swapoff_failed_at")  # an earlier attempt's failure is not news
+        if _stop_server(pid, timeout, st.get("pid_start"),
+                        until=lambda: _failed_since(name, asked)):
             if read_state(name) is None:
                 return ["server stopped; chain torn down by the server"]
             st = read_state(name) or st
             done.append("server stopped")
+        elif (why := _failed_since(name, asked)) is not None and not force:
+            raise ChainError(
+                f"the server (pid {pid}) could not swap off: {why}. It is still serving the "
+                "chain, so nothing was lost; once that is dealt with, run `hwzswap swap off "
+                f"--name {name}` again (`--force` kills the server instead: the pages still on "
+                "the device are then lost to their owners)")
         elif force:
             kill_server(name)
-            done.append(f"server (pid {pid}) killed after {timeout:g} s")
+            done.append(f"server (pid {pid}) killed after {timeout:g} s" if why is None else
+                        f"server (pid {pid}) killed after its swapoff failed ({why})")
         else:
             raise ChainError(f"the server (pid {pid}) did not finish tearing down within "
                              f"{timeout:g} s: {st.get('error') or 'swapoff still running'} "
