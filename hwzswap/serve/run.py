@@ -251,25 +251,35 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
              label: str = "config", kernel_zswap: str | None = None,
              record: str | None = None, name: str | None = None, coexist: bool = False,
              settle_s: float = 10.0, quiet: bool = False, oom_kill: bool = True,
-             timeout_s: float | None = None) -> dict[str, Any]:
+             timeout_s: float | None = None, source: str | None = None) -> dict[str, Any]:
     """Set the chain up with ``config``, run ``cmd`` in a fresh cgroup limited to
     ``memory_limit`` bytes, measure, tear everything down. Returns one result row.
 
     ``oom_kill=False``: the cgroup's tasks wait for memory instead of being OOM-killed (v1).
     ``timeout_s``: after that long the command's cgroup is killed and :class:`RunFailedError`
-    raised (after the teardown)."""
+    raised (after the teardown). ``source``: the user's config file ``config`` came from,
+    named in errors in place of the temporary file the server reads."""
     name = name or f"run{os.getpid()}"
     cfg_file = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"hwzswap-{label}-",
                                            delete=False)
     with cfg_file:
         json.dump(config, cfg_file)
     cg: MemoryCgroup | None = None
-    timed_out = False
+    timed_out = keep_log = False
     row: dict[str, Any] = {"label": label, "command": cmd, "memory_limit": memory_limit,
                            "config": config, "kernel_zswap": kernel_zswap}
     try:
-        chain.swap_on(cfg_file.name, name=name, coexist=coexist, record=record,
-                      record_command=" ".join(cmd))
+        try:
+            chain.swap_on(cfg_file.name, name=name, coexist=coexist, record=record,
+                          record_command=" ".join(cmd))
+        except HwzswapError as exc:
+            # the server read a temporary copy, deleted below: name the user's file instead,
+            # and keep the server log the message cites
+            keep_log = True
+            mine = (f"{source}" if source else "the built-in default config (no --config)")
+            if label != "config":
+                mine += f" as run for --compare {label}"
+            raise RunError(str(exc).replace(cfg_file.name, mine)) from None
         kz = KernelZswap(kernel_zswap) if kernel_zswap else contextlib.nullcontext()
         with kz:
             cg = MemoryCgroup.create(f"hwzswap-{name}-{label}", memory_limit,
@@ -328,8 +338,9 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                             (ln.split("recording: ", 1)[1] for ln in
                              log.read_text(errors="replace").splitlines()
                              if "recording: " in ln), None)
-                with contextlib.suppress(OSError):
-                    log.unlink()
+                if not keep_log:
+                    with contextlib.suppress(OSError):
+                        log.unlink()
             except HwzswapError as exc:
                 errors.append(str(exc))
             with contextlib.suppress(FileNotFoundError):
@@ -651,7 +662,8 @@ def _run_all(args: argparse.Namespace, cmd: list[str], limit: int, labels: list[
               file=sys.stderr, flush=True)
         row = run_once(cmd, limit, cfg, label=label, kernel_zswap=kernel,
                        record=record, coexist=args.coexist,
-                       oom_kill=not args.no_oom_kill, timeout_s=args.timeout)
+                       oom_kill=not args.no_oom_kill, timeout_s=args.timeout,
+                       source=args.config)
         rows.append(row)
         if row["failure"]:
             print(f"hwzswap run: {label}: the command {row['failure']}", file=sys.stderr,

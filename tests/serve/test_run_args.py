@@ -35,3 +35,26 @@ def test_the_cli_refuses_a_tiny_limit_before_anything_runs(tmp_path: Path) -> No
     assert p.returncode == 2, p.stderr
     assert "--memory-limit 1.5M: 1.5 MiB is below the minimum of 8 MiB" in p.stderr
     assert "cannot swap out" in p.stderr and "hwzswap run: config:" not in p.stderr
+
+
+def test_a_config_the_server_refuses_is_named_with_its_key(state_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """The server reads a temporary copy of the config; its refusal names the user's file
+    (and the key), and the server log it cites is kept."""
+    import re
+
+    import yaml
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # writable by others, not sticky: the swap-file check refuses it
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(yaml.safe_dump({"swap": {"nr_pages": 4096,
+                                            "path": str(shared / "swapfile")}}))
+    p = hwzswap_cli("run", "--memory-limit", "32M", "--config", str(cfg), "--", "true",
+                    timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert f"{cfg}: swap.path: {shared}: the swap file's directory" in p.stderr, p.stderr
+    assert "hwzswap-config-" not in p.stderr
+    log = re.search(r"\(log: (\S+)\)", p.stderr)
+    assert log and Path(log.group(1)).is_file(), p.stderr
