@@ -152,6 +152,9 @@ def check_labels(labels: list[str], base: dict[str, Any]
             if not (ZSWAP_SYS / "enabled").exists():
                 raise RunError(f"--compare {label}: kernel zswap is not built into this "
                                f"kernel ({ZSWAP_SYS})")
+            why = kernel_compressor_problem(kernel)
+            if why is not None:
+                raise RunError(f"--compare {label}: {why}")
         else:
             try:
                 load_config(cfg)
@@ -160,6 +163,43 @@ def check_labels(labels: list[str], base: dict[str, Any]
                                ) from None
         out.append((cfg, kernel))
     return out
+
+
+def _crypto_compressors() -> list[str]:
+    """The compression algorithms the kernel's crypto API has now (``/proc/crypto``)."""
+    names, name = set(), None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/crypto").read_text().splitlines():
+            key, _, value = (x.strip() for x in line.partition(":"))
+            if key == "name":
+                name = value
+            elif key == "type" and value in ("compression", "scomp", "acomp") and name:
+                names.add(name)
+    return sorted(names)
+
+
+def kernel_compressor_problem(comp: str) -> str | None:
+    """Why the kernel's zswap cannot take ``comp`` (None when it can), found as ``KernelZswap``
+    would: by writing it to zswap's ``compressor`` parameter (which loads its module where
+    there is one), and the old value straight back. Before any run, so that a comparison that
+    would fail is found before those ahead of it ran."""
+    param = ZSWAP_SYS / "compressor"
+    try:
+        current = param.read_text().strip()
+    except OSError as exc:
+        return f"cannot read {param}: {exc.strerror}"
+    if comp == current:
+        return None
+    try:
+        param.write_text(comp)
+    except OSError as exc:
+        have = ", ".join(_crypto_compressors()) or "none"
+        return (f"the kernel's zswap cannot use {comp}: {exc.strerror} (the kernel has no "
+                f"such compressor and no module for it; /proc/crypto lists: {have})")
+    finally:
+        with contextlib.suppress(OSError):
+            param.write_text(current)
+    return None
 
 
 _KERNEL_KEYS = ("enabled", "compressor", "max_pool_percent", "shrinker_enabled")
@@ -657,21 +697,36 @@ def _run_all(args: argparse.Namespace, cmd: list[str], limit: int, labels: list[
              record: str | None) -> int:
     """Run each configuration in turn (``rows`` collects the results), print the table and
     write the outputs; the exit status."""
+    aborted: dict[str, str] | None = None
     for label, (cfg, kernel) in zip(labels, configs):
         print(f"hwzswap run: {label}: {' '.join(cmd)} (memory limit {format_size(limit)})",
               file=sys.stderr, flush=True)
-        row = run_once(cmd, limit, cfg, label=label, kernel_zswap=kernel,
-                       record=record, coexist=args.coexist,
-                       oom_kill=not args.no_oom_kill, timeout_s=args.timeout,
-                       source=args.config)
+        try:
+            row = run_once(cmd, limit, cfg, label=label, kernel_zswap=kernel,
+                           record=record, coexist=args.coexist,
+                           oom_kill=not args.no_oom_kill, timeout_s=args.timeout,
+                           source=args.config)
+        except HwzswapError as exc:
+            if not rows:
+                raise  # nothing measured: as before (2 when refused, 1 when it failed)
+            # what was measured is still reported and written
+            aborted = {"label": label, "error": str(exc)}
+            print(f"hwzswap run: error: {label}: {exc}; reporting the {len(rows)} run(s) "
+                  "done before it", file=sys.stderr, flush=True)
+            break
         rows.append(row)
         if row["failure"]:
             print(f"hwzswap run: {label}: the command {row['failure']}", file=sys.stderr,
                   flush=True)
     title = f"{' '.join(cmd)} -- memory limit {format_size(limit)}"
-    print(format_table(rows, title))
+    table = format_table(rows, title)
+    if aborted:
+        table += (f"\nNOT MEASURED: {', '.join(labels[len(rows):])} ({aborted['label']} "
+                  f"failed: {aborted['error']})")
+    print(table)
     out = {"machine": machine(), "command": cmd, "memory_limit": limit, "runs": rows,
-           "changes": compare_rows(rows)}
+           "changes": compare_rows(rows), "aborted": aborted,
+           "not_run": labels[len(rows) + 1:] if aborted else []}
     if args.json:
         write_atomic(args.json, lambda tmp: tmp.write_text(json.dumps(out, indent=1,
                                                                      default=str)))
@@ -682,8 +737,7 @@ def _run_all(args: argparse.Namespace, cmd: list[str], limit: int, labels: list[
         print(f"hwzswap run: error: the command failed in {len(failed)} of {len(rows)} "
               f"run(s): " + "; ".join(f"{r['label']}: {r['failure']}" for r in failed),
               file=sys.stderr)
-        return 1
-    return 0
+    return 1 if failed or aborted else 0
 
 
 def register(sub: Any) -> None:

@@ -58,3 +58,19 @@ def test_a_config_the_server_refuses_is_named_with_its_key(state_dir: Path,
     assert "hwzswap-config-" not in p.stderr
     log = re.search(r"\(log: (\S+)\)", p.stderr)
     assert log and Path(log.group(1)).is_file(), p.stderr
+
+
+def test_a_kernel_compressor_the_kernel_lacks_is_refused_first(tmp_path: Path) -> None:
+    """kernel-<comp> is checked before the first run (it failed after base had run): exit 2,
+    nothing run, and the kernel's zswap compressor is left as it was."""
+    param = Path("/sys/module/zswap/parameters/compressor")
+    before = param.read_text() if param.exists() else None
+    p = hwzswap_cli("run", "--memory-limit", "32M", "--config", small_config(tmp_path),
+                    "--compare", "base,kernel-nosuchcomp", "--json", str(tmp_path / "r.json"),
+                    "--", "true", timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert "--compare kernel-nosuchcomp:" in p.stderr
+    assert ("cannot use nosuchcomp" in p.stderr
+            or "kernel zswap is not built into this kernel" in p.stderr), p.stderr
+    assert "hwzswap run: base:" not in p.stderr
+    assert (param.read_text() if param.exists() else None) == before

@@ -29,3 +29,23 @@ def test_nothing_recorded_is_no_recording(state_dir: Path, tmp_path: Path) -> No
     assert "recorded request stream" not in p.stdout
     assert f"--record {rec}: not written: the command swapped nothing out" in p.stderr
     assert not rec.exists() and not rec.parent.exists()  # the folder it made is gone again
+
+
+def test_a_later_comparison_that_fails_keeps_what_was_measured(state_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """base runs; lz4's run then fails (its command hangs past --timeout): base's results are
+    still printed and written, lz4 is named as not measured, exit 1."""
+    import json
+
+    flag = tmp_path / "second"
+    out = tmp_path / "r.json"
+    script = f"if [ -e {flag} ]; then sleep 30; fi; touch {flag}"
+    p = hwzswap_cli("run", "--memory-limit", "32M", "--config", small_config(tmp_path),
+                    "--compare", "base,lz4", "--timeout", "2", "--json", str(out), "--",
+                    "sh", "-c", script, timeout=120)
+    assert p.returncode == 1, p.stderr + p.stdout
+    assert "lz4: the command ran past 2 s and was killed" in p.stderr
+    assert "NOT MEASURED: lz4" in p.stdout
+    res = json.loads(out.read_text())
+    assert [r["label"] for r in res["runs"]] == ["base"] and res["runs"][0]["exit_code"] == 0
+    assert res["aborted"]["label"] == "lz4" and "ran past 2 s" in res["aborted"]["error"]
