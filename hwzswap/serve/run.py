@@ -657,14 +657,18 @@ def _run_cmd(args: argparse.Namespace) -> int:
         raise RunError("hwzswap run: give the command after --, e.g. "
                        "hwzswap run --memory-limit 64M -- python prog.py")
     limit = check_memory_limit(args.memory_limit)
+    labels = [s.strip() for s in args.compare.split(",") if s.strip()] if args.compare \
+        else ["config"]
+    if args.plot and len(labels) < 2:
+        raise RunError(f"--plot {args.plot}: the plot is of the % changes against the first "
+                       "configuration, so it needs --compare with two or more (e.g. "
+                       "--compare base,lzo)")
     if shutil.which(cmd[0]) is None:  # before the chain is set up for it
         raise RunError(f"cannot run {cmd[0]}: no such executable"
                        + ("" if os.sep in cmd[0] else " on PATH"))
     _check_outputs(args)
     chain.preflight(coexist=args.coexist)
     base = load_config_dict(args.config)
-    labels = [s.strip() for s in args.compare.split(",") if s.strip()] if args.compare \
-        else ["config"]
     if args.record and len(labels) > 1:
         raise RunError("--record takes one configuration (leave out --compare)")
     configs = check_labels(labels, base)
@@ -730,8 +734,11 @@ def _run_all(args: argparse.Namespace, cmd: list[str], limit: int, labels: list[
     if args.json:
         write_atomic(args.json, lambda tmp: tmp.write_text(json.dumps(out, indent=1,
                                                                      default=str)))
-    if args.plot and len(rows) > 1:
+    if args.plot and len(rows) > 1:  # fewer: refused up front, or a later run failed
         plot(rows, args.plot, title)
+    elif args.plot:
+        print(f"hwzswap run: --plot {args.plot}: not written: only {len(rows)} run was "
+              "measured, nothing to compare", file=sys.stderr)
     failed = [r for r in rows if r["failure"]]
     if failed:
         print(f"hwzswap run: error: the command failed in {len(failed)} of {len(rows)} "
@@ -764,7 +771,9 @@ def register(sub: Any) -> None:
                    help="write the request stream as a workload (missing folders are made); "
                         "exit 1 when it could not be written or the command swapped nothing")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
-    p.add_argument("--plot", metavar="OUT.png", help="with --compare: a PNG of the %% changes")
+    p.add_argument("--plot", metavar="OUT.png",
+                   help="a PNG of the %% changes against the first configuration: needs "
+                        "--compare with two or more (refused, exit 2, without)")
     p.add_argument("--coexist", action="store_true", help="allow other active swap devices")
     p.add_argument("--no-oom-kill", action="store_true",
                    help="cgroup v1: tasks wait for memory instead of being OOM-killed")

@@ -22,7 +22,8 @@ def test_sizes_are_shown_exactly() -> None:
 
 
 @pytest.mark.parametrize("limit, shown", [("1K", "0.000976562 MiB (1024 bytes)"),
-                                          ("1.5M", "1.5 MiB"), ("8388607", "8 MiB (8388607 bytes)")])
+                                          ("1.5M", "1.5 MiB"),
+                                          ("8388607", "8 MiB (8388607 bytes)")])
 def test_a_limit_below_the_floor_is_refused(limit: str, shown: str) -> None:
     with pytest.raises(HwzswapError, match="below the minimum of 8 MiB") as err:
         run.check_memory_limit(limit)
@@ -74,3 +75,14 @@ def test_a_kernel_compressor_the_kernel_lacks_is_refused_first(tmp_path: Path) -
             or "kernel zswap is not built into this kernel" in p.stderr), p.stderr
     assert "hwzswap run: base:" not in p.stderr
     assert (param.read_text() if param.exists() else None) == before
+
+
+def test_plot_without_a_comparison_is_refused(tmp_path: Path) -> None:
+    png = tmp_path / "p.png"
+    for extra in ((), ("--compare", "lz4")):
+        p = hwzswap_cli("run", "--memory-limit", "32M", "--config", small_config(tmp_path),
+                        "--plot", str(png), *extra, "--", "true", timeout=60)
+        assert p.returncode == 2, p.stderr
+        assert "needs --compare with two or more" in p.stderr and not png.exists()
+    helptext = " ".join(hwzswap_cli("run", "--help").stdout.split())
+    assert "needs --compare with two or more (refused, exit 2, without)" in helptext
