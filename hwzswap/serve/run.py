@@ -489,8 +489,9 @@ def describe_exit(code: int, oom_kills: int | None = None) -> str | None:
     except ValueError:
         name = "unknown signal"
     if oom:
-        return (f"was killed by the OOM killer (signal {-code}, {name}): the memory limit "
-                "does not hold what it could not swap out; give a larger --memory-limit")
+        return (f"was killed by the OOM killer (signal {-code}, {name}): its memory limit "
+                "could not hold what was not swapped out (the swap file full, or memory "
+                "that cannot be swapped); give a larger --memory-limit or swap.nr_pages")
     return f"was killed by signal {-code} ({name})"
 
 
@@ -530,19 +531,23 @@ def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
     later one, an ``exit`` column, and a note under the table for each run whose command
     failed (its figures, and the % changes for or against it, are no valid measurement)."""
     head = ["config", "pswpin", "pswpout", "majflt", "I/O sum MiB", "runtime s", "CPU %",
-            "zswap stored", "written back", "server µs/page", "exit"]
-    lines = [title] if title else []
-    lines.append(" | ".join(f"{h:>13}" for h in head))
+            "zswpout", "zswap stored", "written back", "server µs/page", "exit"]
+    grid: list[list[str]] = [head]
     changes = compare_rows(rows) if len(rows) > 1 else None
     for i, r in enumerate(rows):
         z = r["zswap"]
         label = r["label"] + (" (FAILED)" if r.get("failure") else "")
+        if r.get("kernel_zswap"):  # the kernel's own zswap did the work: its counters
+            k = r.get("kernel", {})
+            zcells = [k.get("zswpout", "n/a"), "n/a", k.get("zswpwb", "n/a")]
+        else:
+            zcells = [z.get("zswpout", ""), z.get("stored_pages_at_exit", ""),
+                      z.get("written_back_pages", "")]
         cells = [label, r["pswpin"], r["pswpout"], r["majflt"], f"{r['io_sum_mb']:.1f}",
-                 f"{r['runtime_s']:.2f}", f"{r['cpu_pct']:.0f}",
-                 z.get("stored_pages_at_exit", ""), z.get("written_back_pages", ""),
+                 f"{r['runtime_s']:.2f}", f"{r['cpu_pct']:.0f}", *zcells,
                  f"{r['server']['cpu_us_per_page']:.1f}"
                  if r["server"]["cpu_us_per_page"] else "-", _short_exit(r)]
-        lines.append(" | ".join(f"{c!s:>13}" for c in cells))
+        grid.append([str(c) for c in cells])
         if changes and i:
             ch = changes[i]
             if ch.get("invalid"):
@@ -550,7 +555,17 @@ def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
             else:
                 cells = [f"  vs {rows[0]['label']}"] + [
                     "-" if ch[c] is None else f"{ch[c]:+.0f}%" for c in SEED_COLUMNS]
-            lines.append(" | ".join(f"{c!s:>13}" for c in cells))
+            grid.append([str(c) for c in cells])
+    widths = [max(13, *(len(g[j]) for g in grid if j < len(g))) for j in range(len(head))]
+    lines = [title] if title else []
+    lines += [" | ".join(f"{c:>{w}}" for c, w in zip(g, widths)) for g in grid]
+    for r in rows:
+        if r.get("kernel_zswap"):
+            lines.append(f"{r['label']}: zswpout and written back are the kernel's own zswap "
+                         "(/proc/vmstat zswpout, zswpwb); zswap stored is n/a (the kernel "
+                         "frees its entries as the command exits and counts them only in "
+                         "debugfs); pswpin/pswpout are the pages it passed on to the swap "
+                         "device (the hwzswap chain, zswap off there)")
     for r in rows:
         if r.get("failure"):
             lines.append(f"FAILED: {r['label']}: the command {r['failure']}; its figures are "

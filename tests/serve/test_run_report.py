@@ -81,3 +81,22 @@ def test_an_oom_killed_command_is_reported(state_dir: Path, tmp_path: Path) -> N
     assert p.returncode == 1, p.stderr + p.stdout
     assert "was killed by the OOM killer (signal 9" in p.stderr, p.stderr
     assert "OOM-killed" in p.stdout
+
+
+def test_a_kernel_zswap_row_shows_the_kernels_counters() -> None:
+    """kernel-lzo's zswap work is the kernel's: its zswpout and zswpwb are in the row's zswap
+    columns (it showed the chain's 'stored 0'), its stored pages marked n/a with why."""
+    base = _row("base")
+    base["zswap"]["zswpout"] = 0
+    k = _row("kernel-lzo", pswpin=0, pswpout=0)
+    k["kernel_zswap"] = "lzo"
+    k["kernel"] = {"zswpout": 27472, "zswpwb": 12}
+    k["zswap"] = {"zswpout": 0, "stored_pages_at_exit": 0, "written_back_pages": 0}
+    table = run.format_table([base, k])
+    row = next(ln for ln in table.splitlines() if ln.strip().startswith("kernel-lzo |"))
+    cells = [c.strip() for c in row.split("|")]
+    head = [c.strip() for c in table.splitlines()[0].split("|")]
+    assert cells[head.index("zswpout")] == "27472"
+    assert cells[head.index("zswap stored")] == "n/a"
+    assert cells[head.index("written back")] == "12"
+    assert "kernel-lzo: zswpout and written back are the kernel's own zswap" in table
