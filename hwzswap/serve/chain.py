@@ -62,6 +62,11 @@ class ChainError(HwzswapError):
     """The swap chain could not be set up, used or torn down; the message says why."""
 
 
+class ChainTeardownError(ChainError):
+    """The chain is torn down (nothing is left set up), but something of the teardown failed
+    (a recording that could not be written): :func:`swap_off` with ``strict=True``."""
+
+
 # -- preflight -----------------------------------------------------------------------------------
 
 
@@ -169,6 +174,18 @@ def socket_path(name: str) -> Path:
                          f"longer than the {_SOCKET_PATH_MAX} a unix socket's path takes: give a "
                          "shorter --name or HWZSWAP_STATE_DIR")
     return path
+
+
+def exit_path(name: str) -> Path:
+    """What the server of ``swap on`` left when it exited (its exit status and what failed in
+    its teardown), for the ``swap off`` that stopped it: that is not its parent, so it cannot
+    wait for it."""
+    return STATE_DIR / f"{check_name(name)}.exit"
+
+
+def log_path(name: str) -> Path:
+    """The server log of ``swap on`` (the server's output)."""
+    return STATE_DIR / f"{check_name(name)}.log"
 
 
 def read_state(name: str) -> dict[str, Any] | None:
@@ -509,6 +526,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     def warn(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    leave_exit = ready_fd is not None  # started by `swap on`: tell `swap off` how it ended
     wrote_state = False  # the state file is this process's only once it has written it
     up = False  # the chain is set up and served (a failure from here on is not a refusal)
     try:
@@ -648,6 +666,8 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                 errors.append(f"unmount: {type(exc).__name__}: {exc}")
         if recorder is not None and args.record and not errors:
             try:
+                # missing folders are made, as every output option does (checked at start)
+                Path(args.record).parent.mkdir(parents=True, exist_ok=True)
                 path = recorder.save(args.record, {"name": f"recorded-{name}",
                                                    "command": args.record_command})
                 say(f"hwzswap swap {name}: recorded stream -> {path}")
@@ -681,6 +701,13 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         if ready_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(ready_fd)
+        if leave_exit and wrote_state:
+            try:
+                write_atomic(exit_path(name), lambda tmp: tmp.write_text(json.dumps(
+                    {"pid": state["pid"], "pid_start": state["pid_start"], "rc": rc,
+                     "problems": problems, "errors": errors})))
+            except OSError as exc:
+                warn(f"hwzswap swap {name}: cannot write {exit_path(name)}: {exc}")
     return rc
 
 
@@ -832,12 +859,31 @@ def kill_server(name: str) -> bool:
     return True
 
 
-def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = False
-             ) -> list[str]:
+def _server_exit(name: str, st: dict[str, Any]) -> dict[str, Any] | None:
+    """The exit record (:func:`exit_path`) the server of state ``st`` left, taken (removed);
+    None when there is none of that server."""
+    try:
+        out = json.loads(exit_path(name).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(out, dict) or (out.get("pid"), out.get("pid_start")) != (
+            st.get("pid"), st.get("pid_start")):
+        return None
+    with contextlib.suppress(FileNotFoundError):
+        exit_path(name).unlink()
+    return out
+
+
+def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = False,
+             strict: bool = False) -> list[str]:
     """Tear the chain ``name`` down: through its server if alive, else from the state file.
     ``force``: a server that has not finished within ``timeout`` is killed, and the rest is
     undone as after a crash (pages still on the device are lost to their owners). Returns
-    what was done; raises :class:`ChainError` when something is left."""
+    what was done; raises :class:`ChainError` when something is left. ``strict``: also raise
+    :class:`ChainTeardownError` when the chain is gone but the server's teardown reported a
+    failure (a recording it could not write; its log is kept and named); without it, that
+    failure is in the log only. The server log of ``swap on`` is removed after a clean
+    teardown by the server."""
     st = read_state(name)
     if st is None:
         return []
@@ -848,6 +894,17 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
         if _stop_server(pid, timeout, st.get("pid_start"),
                         until=lambda: _failed_since(name, asked)):
             if read_state(name) is None:
+                ended = _server_exit(name, st)
+                problems = (ended or {}).get("problems") or []
+                if problems:
+                    if strict:
+                        raise ChainTeardownError(
+                            f"hwzswap swap off {name}: the chain is torn down, but the "
+                            f"server's teardown failed: {'; '.join(map(str, problems))} "
+                            f"(server log kept: {log_path(name)})")
+                elif ended is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        log_path(name).unlink()
                 return ["server stopped; chain torn down by the server"]
             st = read_state(name) or st
             done.append("server stopped")
@@ -942,7 +999,7 @@ def _cmd_swap(args: argparse.Namespace) -> int:
         return 0
     if args.action == "off":
         try:
-            done = swap_off(args.name, timeout=args.timeout, force=args.force)
+            done = swap_off(args.name, timeout=args.timeout, force=args.force, strict=True)
         except ChainError as exc:  # something is still set up: the work failed, not refused
             print(f"hwzswap swap: error: {exc}", file=sys.stderr)
             return EXIT_FAILED

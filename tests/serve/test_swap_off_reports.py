@@ -55,3 +55,48 @@ def test_a_swapoff_the_kernel_refuses_is_reported_at_once(state_dir: Path,
             prog.wait(30)
             prog.stdout.close()
         cg.remove()
+
+
+def _swap_some(tag: str) -> None:
+    """Make the kernel swap out through the chain: a program fills 32 MiB in a 16 MiB
+    cgroup, then exits."""
+    cg = MemoryCgroup.create(f"hwzswap-test-{tag}-{os.getpid()}", 16 << 20)
+    try:
+        code = HOLD.replace("time.sleep(600)", "pass")
+        p = subprocess.run([sys.executable, "-c", code, "32"], capture_output=True, text=True,
+                           timeout=120, preexec_fn=lambda: cg.add(os.getpid()))
+        assert p.stdout.strip() == "filled", p.stderr
+    finally:
+        cg.remove()
+
+
+def test_a_recording_is_written_into_new_folders_and_a_failed_one_fails_off(
+        state_dir: Path, tmp_path: Path) -> None:
+    """`--record` into folders that do not exist yet: made at the write, as every output
+    option's are. A recording that still cannot be written (a file where its folder should
+    be) makes `swap off` exit 1 saying so, with the server log kept; it said "chain torn
+    down", exit 0, and the error was only in the log."""
+    from hwzswap.bench.workload import load_workload
+
+    cfg = small_config(tmp_path)
+    out = tmp_path / "new" / "deeper" / "r.json"
+    on = hwzswap_cli("swap", "on", "--config", cfg, "--name", "rc1", "--record", str(out))
+    assert on.returncode == 0, on.stderr
+    _swap_some("rc1")
+    off = hwzswap_cli("swap", "off", "--name", "rc1")
+    assert off.returncode == 0, off.stdout + off.stderr
+    assert load_workload(out).ops
+    assert not chain.log_path("rc1").exists() and not chain.exit_path("rc1").exists()
+
+    blocked = tmp_path / "blocked"
+    on = hwzswap_cli("swap", "on", "--config", cfg, "--name", "rc2", "--record",
+                     str(blocked / "r.json"))
+    assert on.returncode == 0, on.stderr
+    blocked.write_text("a file where the folder should be\n")
+    _swap_some("rc2")
+    off = hwzswap_cli("swap", "off", "--name", "rc2")
+    assert off.returncode == 1, off.stdout + off.stderr
+    assert "the chain is torn down, but" in off.stderr and "recording: " in off.stderr
+    assert f"server log kept: {chain.log_path('rc2')}" in off.stderr
+    assert "recording: " in chain.log_path("rc2").read_text()
+    assert chain.read_state("rc2") is None and not chain.exit_path("rc2").exists()
