@@ -772,7 +772,7 @@ def register(sub: Any) -> None:
             "limited to --memory-limit, print the seed's columns and zswap's counters, and "
             "undo everything; with --compare once per configuration. Exit status 0 when "
             "every run's command exited 0; 1 when a command failed or ran past --timeout, "
-            "or the teardown left something set up; 2 when refused before running (bad "
+            "a --record file was not written, or the teardown left something set up; 2 when refused before running (bad "
             "arguments, config or output file, not root, no /dev/fuse, loop devices or "
             "memory cgroup, another swap device active without --coexist) or when the chain "
             "could not be set up; 130 on Ctrl-C, SIGTERM or SIGHUP (all undone)."),
