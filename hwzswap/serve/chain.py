@@ -738,6 +738,12 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
     file and the key, or :func:`check_servable`'s refusal), before anything is started."""
     from hwzswap.config import load_config
 
+    for what, value, check in (("priority", priority, swap_priority),
+                               ("threads", threads, fuse_threads)):
+        try:
+            check(str(value))
+        except argparse.ArgumentTypeError as exc:
+            raise ChainError(f"{what}: {exc}") from None
     check_servable(load_config(config), str(config))
     preflight(coexist=True)
     old = read_state(name)
@@ -988,6 +994,7 @@ def status(name: str = DEFAULT_NAME, timeout: float = 2.0) -> dict[str, Any]:
 
 
 def _cmd_swap(args: argparse.Namespace) -> int:
+    _check_swap_options(args)
     if args.action == "on":
         if args.config is None:
             raise ChainError(
@@ -1038,20 +1045,89 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve_main(args)
 
 
-def _add_server_args(p: argparse.ArgumentParser) -> None:
+#: swapon's explicit priorities (``swapon -p``: the kernel takes 0..SWAP_FLAG_PRIO_MASK; a
+#: negative one is only ever the kernel's own automatic priority, -2, -3, ...)
+MAX_PRIORITY = 32767
+#: ``--threads``: each FUSE thread holds a request buffer of a little over 1 MiB, locked in
+#: memory with the rest of the server (mlockall), and the kernel keeps only about a dozen
+#: requests in flight (FUSE's max_background, 12 by default): more threads only cost memory
+#: (2000 held 2.2 GB; 100000 hung `swap on`)
+MAX_THREADS = 64
+#: the options of ``swap on`` only (those of ``off`` and ``status`` are in ``register``)
+_ON_OPTIONS = {"config": "--config", "priority": "--priority", "coexist": "--coexist",
+               "threads": "--threads", "device_time": "--device-time", "record": "--record"}
+_ACTION_OPTIONS = {"on": set(_ON_OPTIONS), "off": {"force", "timeout"}, "status": {"json"}}
+_SWAP_OPTIONS = {**_ON_OPTIONS, "force": "--force", "timeout": "--timeout", "json": "--json"}
+_ON_DEFAULTS = {"priority": DEFAULT_PRIORITY, "coexist": False, "threads": 4,
+                "device_time": "real"}
+
+
+def swap_priority(text: str) -> int:
+    """``--priority``: an explicit swapon priority, 0..:data:`MAX_PRIORITY`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= MAX_PRIORITY:
+        raise argparse.ArgumentTypeError(
+            f"a swap priority is 0 to {MAX_PRIORITY} (higher is used first), got {value}: "
+            "swapon takes no other explicit priority (a negative one is the kernel's own "
+            "automatic priority, which it gives no device asked for one)")
+    return value
+
+
+def fuse_threads(text: str) -> int:
+    """``--threads``: 1..:data:`MAX_THREADS` (see there why)."""
     from hwzswap.cliargs import positive_int
 
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_THREADS}, got {value}: each thread holds a locked request buffer of "
+            "over 1 MiB, and the kernel keeps only about a dozen FUSE requests in flight")
+    return value
+
+
+def _add_server_args(p: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """The server's options. ``defaults=False`` (``swap``): every default is None, so that
+    ``_cmd_swap`` can tell an option given to an action it does not apply to."""
+    d = _ON_DEFAULTS if defaults else dict.fromkeys(_ON_DEFAULTS)
     p.add_argument("--config", help="engine config (YAML), e.g. configs/serve-lz4.yaml")
     p.add_argument("--name", type=chain_name, default=DEFAULT_NAME,
                    help="chain name (state file and mount; letters, digits, '_', '.', '-')")
-    p.add_argument("--priority", type=int, default=DEFAULT_PRIORITY, help="swapon priority")
-    p.add_argument("--coexist", action="store_true",
+    p.add_argument("--priority", type=swap_priority, default=d["priority"],
+                   help=f"swapon priority, 0 to {MAX_PRIORITY}, higher used first (default "
+                        f"{DEFAULT_PRIORITY})")
+    p.add_argument("--coexist", action="store_true", default=d["coexist"],
                    help="allow other swap devices to stay active")
-    p.add_argument("--threads", type=positive_int, default=4, help="threads reading /dev/fuse")
-    p.add_argument("--device-time", choices=("real", "modelled"), default="real",
+    p.add_argument("--threads", type=fuse_threads, default=d["threads"],
+                   help=f"threads reading /dev/fuse, 1 to {MAX_THREADS} (default 4): each "
+                        "holds a locked buffer of over 1 MiB, and the kernel keeps only about "
+                        "a dozen FUSE requests in flight, so more only cost memory")
+    p.add_argument("--device-time", choices=("real", "modelled"), default=d["device_time"],
                    help="wait out the swap file's device model (real) or only count it")
     p.add_argument("--record", metavar="FILE",
                    help="write the kernel's request stream as a workload file at teardown")
+
+
+def _check_swap_options(args: argparse.Namespace) -> None:
+    """Refuse an option given to a ``swap`` action it does not apply to (it did nothing);
+    then fill in the defaults of ``on``'s options."""
+    given = [opt for dest, opt in _SWAP_OPTIONS.items()
+             if getattr(args, dest, None) is not None and getattr(args, dest) is not False
+             and dest not in _ACTION_OPTIONS[args.action]]
+    if given:
+        which = {a: ", ".join(_SWAP_OPTIONS[d] for d in sorted(ds))
+                 for a, ds in _ACTION_OPTIONS.items()}
+        raise ChainError(
+            f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} nothing for `swap "
+            f"{args.action}`; leave {'it' if len(given) == 1 else 'them'} out (on takes {which['on']}; off takes {which['off']}; "
+            f"status takes {which['status']}; all take --name)")
+    for dest, value in _ON_DEFAULTS.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, value)
+    if args.timeout is None:
+        args.timeout = 300.0
 
 
 def register(sub: Any) -> None:
@@ -1070,11 +1146,11 @@ def register(sub: Any) -> None:
             "up (it says what; run it again, or with --force)."),
     )
     p.add_argument("action", choices=("on", "off", "status"))
-    _add_server_args(p)
-    p.add_argument("--json", action="store_true", help="status as JSON")
+    _add_server_args(p, defaults=False)
+    p.add_argument("--json", action="store_true", help="status: as JSON")
     p.add_argument("--force", action="store_true",
                    help="off: kill a server that does not finish tearing down in time")
-    p.add_argument("--timeout", type=seconds, default=300.0,
+    p.add_argument("--timeout", type=seconds, default=None,
                    help="off: seconds to wait for the server (default 300)")
     p.set_defaults(func=_cmd_swap)
     p = sub.add_parser(
