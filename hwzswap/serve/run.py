@@ -133,6 +133,25 @@ def config_for(label: str, base: dict[str, Any]) -> tuple[dict[str, Any], str | 
     return cfg, None
 
 
+def _backend_problem(cfg: dict[str, Any]) -> str | None:
+    """Why the engine's compressor of a loaded config cannot run here (its backend's
+    ``availability()``: a device or library missing), None when it can or zswap is off."""
+    from hwzswap.backends.registry import get_backend_class
+
+    z = cfg.get("zswap", {})
+    comp = z.get("compressor")
+    name = comp.get("name") if isinstance(comp, dict) else comp
+    if not z.get("enabled") or not isinstance(name, str):
+        return None
+    try:
+        ok, reason = get_backend_class(name).availability()
+    except HwzswapError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a driver's bug: said, not a traceback
+        return f"backend {name!r}: availability() raised {type(exc).__name__}: {exc}"
+    return None if ok else f"backend {name!r} cannot run here: {reason or 'no reason given'}"
+
+
 def check_labels(labels: list[str], base: dict[str, Any]
                  ) -> list[tuple[dict[str, Any], str | None]]:
     """Each ``--compare`` label's config (:func:`config_for`), every one checked before the
@@ -157,10 +176,13 @@ def check_labels(labels: list[str], base: dict[str, Any]
                 raise RunError(f"--compare {label}: {why}")
         else:
             try:
-                load_config(cfg)
+                loaded = load_config(cfg).to_dict()
             except HwzswapError as exc:
                 raise RunError(f"--compare {label}: {str(exc).removeprefix('<dict>: ')}"
                                ) from None
+            why = _backend_problem(loaded)
+            if why is not None:
+                raise RunError(f"--compare {label}: {why}")
         out.append((cfg, kernel))
     return out
 
@@ -772,9 +794,11 @@ def register(sub: Any) -> None:
             "limited to --memory-limit, print the seed's columns and zswap's counters, and "
             "undo everything; with --compare once per configuration. Exit status 0 when "
             "every run's command exited 0; 1 when a command failed or ran past --timeout, "
-            "a --record file was not written, or the teardown left something set up; 2 when refused before running (bad "
-            "arguments, config or output file, not root, no /dev/fuse, loop devices or "
-            "memory cgroup, another swap device active without --coexist) or when the chain "
+            "a --record file was not written, a later --compare entry could not run (what "
+            "was measured is still reported), or the teardown left something set up; 2 "
+            "when refused before running (bad arguments, config or output file, not root, "
+            "no /dev/fuse, loop devices or memory cgroup, another swap device active without "
+            "--coexist, a --compare entry that cannot run here) or when the first chain "
             "could not be set up; 130 on Ctrl-C, SIGTERM or SIGHUP (all undone)."),
     )
     p.add_argument("--memory-limit", required=True,

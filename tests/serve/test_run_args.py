@@ -86,3 +86,34 @@ def test_plot_without_a_comparison_is_refused(tmp_path: Path) -> None:
         assert "needs --compare with two or more" in p.stderr and not png.exists()
     helptext = " ".join(hwzswap_cli("run", "--help").stdout.split())
     assert "needs --compare with two or more (refused, exit 2, without)" in helptext
+
+
+def test_an_engine_compressor_that_cannot_run_here_is_refused_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every --compare entry's backend is asked whether it can run here before the first run
+    (a device backend without its device failed only when its server started)."""
+    from typing import Any
+
+    from hwzswap.backends import Backend, register_backend, registry
+
+    monkeypatch.setattr(registry, "_registered", {})
+
+    @register_backend
+    class Absent(Backend):
+        name = "test-absent-card"
+
+        @classmethod
+        def availability(cls) -> tuple[bool, str | None]:
+            return False, "no test card in this machine"
+
+        def compress(self, page: Any) -> bytes | None:  # pragma: no cover - never run
+            return None
+
+        def decompress(self, data: Any) -> bytes:  # pragma: no cover
+            raise NotImplementedError
+
+    base = run.load_config_dict(None)
+    assert len(run.check_labels(["base", "lz4"], base)) == 2
+    with pytest.raises(HwzswapError, match="--compare test-absent-card: backend "
+                                           "'test-absent-card' cannot run here: no test card"):
+        run.check_labels(["base", "lz4", "test-absent-card"], base)
