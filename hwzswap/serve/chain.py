@@ -728,11 +728,46 @@ def _server_argv(config: str, name: str, priority: int, coexist: bool, threads: 
     return argv
 
 
+class Interrupted(BaseException):
+    """``swap on`` was stopped by signal ``signum`` before swap was on (nothing is left)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class OnSignals:
+    """The stop signals of ``swap on`` (``handler`` is installed for SIGINT, SIGTERM and
+    SIGHUP by the caller): the first one before swap is on raises :class:`Interrupted` (the
+    setup is undone), unless it comes while the server is being started (``hold``: it is
+    raised once the server can be stopped); once swap is on (``up``), or while the setup is
+    being undone, a signal is only noted (``got``): the chain is then on, and `swap on` says
+    so and exits 0, so what it prints and its exit status match what is left."""
+
+    def __init__(self) -> None:
+        self.got: list[int] = []
+        self.hold = False
+        self.up = False
+
+    def handler(self, signum: int, _frame: Any) -> None:
+        self.got.append(signum)
+        if len(self.got) == 1 and not (self.hold or self.up):
+            raise Interrupted(signum)
+
+    def check(self) -> None:
+        """Raise for a signal held back while the server was being started."""
+        self.hold = False
+        if self.got and not self.up:
+            raise Interrupted(self.got[0])
+
+
 def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PRIORITY,
             coexist: bool = False, threads: int = 4, device_time: str = "real",
             record: str | None = None, record_command: str | None = None,
-            timeout: float = 120.0) -> dict[str, Any]:
+            timeout: float = 120.0, signals: OnSignals | None = None) -> dict[str, Any]:
     """Start a server process for ``config`` and wait until swap is on. Returns the state.
+    ``signals``: the caller's :class:`OnSignals`, told when the server is being started and
+    when swap is on.
 
     The config is loaded and checked first (:class:`~hwzswap.errors.ConfigError` naming the
     file and the key, or :func:`check_servable`'s refusal), before anything is started."""
@@ -760,6 +795,8 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
     rfd, wfd = os.pipe()
     argv = _server_argv(str(config), name, priority, coexist, threads, device_time,
                         record, record_command) + ["--ready-fd", str(wfd)]
+    if signals is not None:
+        signals.hold = True  # a signal now would leave a started server nobody stops
     with open(log, "wb") as logf:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                 pass_fds=(wfd,), start_new_session=True)
@@ -767,6 +804,8 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
     msg = b""
     deadline = time.monotonic() + timeout
     try:
+        if signals is not None:
+            signals.check()
         with os.fdopen(rfd, "rb") as r:
             os.set_blocking(r.fileno(), False)
             while time.monotonic() < deadline:
@@ -777,13 +816,23 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
                 if chunk:
                     msg += chunk
                 if b"\n" in msg:
+                    if signals is not None:
+                        signals.up = msg.startswith(b"ready")
+                        signals.hold = not signals.up  # a failed start is undone below
                     break
                 if proc.poll() is not None:  # what it wrote before it exited
+                    if signals is not None:
+                        signals.hold = True
                     with contextlib.suppress(BlockingIOError):
                         msg += r.read() or b""
                     break
                 time.sleep(0.02)
+            else:
+                if signals is not None:
+                    signals.hold = True
     except BaseException:
+        if signals is not None:
+            signals.hold = True  # a second signal must not cut the undoing short
         _stop_server(proc.pid, 30)
         swap_off(name)
         raise
@@ -999,10 +1048,27 @@ def _cmd_swap(args: argparse.Namespace) -> int:
         if args.config is None:
             raise ChainError(
                 "hwzswap swap on: --config F is required (e.g. configs/serve-lz4.yaml)")
-        st = swap_on(args.config, name=args.name, priority=args.priority, coexist=args.coexist,
-                     threads=args.threads, device_time=args.device_time, record=args.record)
+        sigs = OnSignals()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, sigs.handler)
+        try:
+            st = swap_on(args.config, name=args.name, priority=args.priority,
+                         coexist=args.coexist, threads=args.threads,
+                         device_time=args.device_time, record=args.record, signals=sigs)
+        except Interrupted as exc:
+            print(f"hwzswap swap {args.name}: stopped by {signal.Signals(exc.signum).name} "
+                  "before swap was on; nothing is left set up", file=sys.stderr)
+            return 128 + exc.signum
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            # the chain is on: no signal may end this process now, not even while Python
+            # finalises (it puts back the default action of handlers it installed)
+            signal.signal(sig, signal.SIG_IGN)
         print(f"hwzswap swap {args.name}: on: {st.get('loop')} (server pid {st.get('pid')}, "
               f"log {st.get('log')})")
+        if sigs.got:
+            print(f"hwzswap swap {args.name}: {signal.Signals(sigs.got[0]).name} came once "
+                  f"swap was on: it stays on (`hwzswap swap off --name {args.name}` ends it)",
+                  file=sys.stderr)
         return 0
     if args.action == "off":
         try:
