@@ -764,10 +764,13 @@ class OnSignals:
 def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PRIORITY,
             coexist: bool = False, threads: int = 4, device_time: str = "real",
             record: str | None = None, record_command: str | None = None,
-            timeout: float = 120.0, signals: OnSignals | None = None) -> dict[str, Any]:
+            timeout: float = 120.0, signals: OnSignals | None = None,
+            keep_refused_log: bool = True) -> dict[str, Any]:
     """Start a server process for ``config`` and wait until swap is on. Returns the state.
     ``signals``: the caller's :class:`OnSignals`, told when the server is being started and
-    when swap is on.
+    when swap is on. ``keep_refused_log=False``: when the server refuses, saying why, and
+    nothing is left, its log is removed and not cited (``swap on``: the message is all it
+    says); otherwise it is kept and cited (``run`` cites it).
 
     The config is loaded and checked first (:class:`~hwzswap.errors.ConfigError` naming the
     file and the key, or :func:`check_servable`'s refusal), before anything is started."""
@@ -791,7 +794,9 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
     if not coexist:
         check_no_other_swap()
     STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    log = STATE_DIR / f"{name}.log"
+    log = log_path(name)
+    with contextlib.suppress(FileNotFoundError):  # a server's that ended on its own
+        exit_path(name).unlink()
     rfd, wfd = os.pipe()
     argv = _server_argv(str(config), name, priority, coexist, threads, device_time,
                         record, record_command) + ["--ready-fd", str(wfd)]
@@ -835,6 +840,9 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
             signals.hold = True  # a second signal must not cut the undoing short
         _stop_server(proc.pid, 30)
         swap_off(name)
+        for path in (log, exit_path(name)):  # nothing is left, nothing failed
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         raise
     if not msg.startswith(b"ready"):
         late = proc.poll() is None
@@ -850,8 +858,15 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
         why = why.removeprefix("error: ")  # the server's ready line; the CLI says "error:"
         if late and not msg:
             why = f"not up within {timeout:g} s, stopped ({why})"
-        raise ChainError(f"the server of chain {name!r} did not come up: {why}{left} "
-                         f"(log: {log})")
+        with contextlib.suppress(FileNotFoundError):
+            exit_path(name).unlink()
+        where = f" (log: {log})"
+        if msg.startswith(b"error: ") and not left and not keep_refused_log:
+            # a refusal the server stated whole, with nothing left: the log has nothing more
+            with contextlib.suppress(FileNotFoundError):
+                log.unlink()
+            where = ""
+        raise ChainError(f"the server of chain {name!r} did not come up: {why}{left}{where}")
     st = read_state(name) or {}
     st["log"] = str(log)
     return st
@@ -1007,8 +1022,9 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
 
         umount(mnt)
         done.append(f"umount {mnt}")
+    kept = f" (server log: {log_path(name)})" if log_path(name).exists() else ""
     if left:
-        raise ChainError(f"hwzswap swap off {name}: {'; '.join(left)}")
+        raise ChainError(f"hwzswap swap off {name}: {'; '.join(left)}{kept}")
     if mnt:
         with contextlib.suppress(OSError):
             Path(mnt).rmdir()
@@ -1020,6 +1036,8 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
     with contextlib.suppress(FileNotFoundError):
         state_path(name).unlink()
     done.append("state removed")
+    if kept:  # the server did not tear the chain down itself: its log may say why
+        done.append(f"server log kept: {log_path(name)}")
     return done
 
 
@@ -1054,7 +1072,8 @@ def _cmd_swap(args: argparse.Namespace) -> int:
         try:
             st = swap_on(args.config, name=args.name, priority=args.priority,
                          coexist=args.coexist, threads=args.threads,
-                         device_time=args.device_time, record=args.record, signals=sigs)
+                         device_time=args.device_time, record=args.record, signals=sigs,
+                         keep_refused_log=False)
         except Interrupted as exc:
             print(f"hwzswap swap {args.name}: stopped by {signal.Signals(exc.signum).name} "
                   "before swap was on; nothing is left set up", file=sys.stderr)

@@ -100,3 +100,44 @@ def test_a_recording_is_written_into_new_folders_and_a_failed_one_fails_off(
     assert f"server log kept: {chain.log_path('rc2')}" in off.stderr
     assert "recording: " in chain.log_path("rc2").read_text()
     assert chain.read_state("rc2") is None and not chain.exit_path("rc2").exists()
+
+
+def test_the_server_log_goes_with_a_clean_off_and_stays_when_something_failed(
+        state_dir: Path, tmp_path: Path) -> None:
+    """`/run/hwzswap/<name>.log` was left after every on/off pair and every refused `swap
+    on`: now a clean teardown and a refusal stated whole remove it; a crashed server's is
+    kept, and `swap off` says where."""
+    import signal
+
+    import yaml
+
+    cfg = small_config(tmp_path)
+    assert hwzswap_cli("swap", "on", "--config", cfg, "--name", "lg1").returncode == 0
+    assert chain.log_path("lg1").exists()
+    off = hwzswap_cli("swap", "off", "--name", "lg1")
+    assert off.returncode == 0 and "log" not in off.stdout, off.stdout + off.stderr
+    assert sorted(p.name for p in state_dir.iterdir()) == []
+
+    # refused by the server (its swap-file check), after the client's checks passed
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # writable by others and not sticky
+    bad = tmp_path / "bad.yaml"
+    data = yaml.safe_load(Path(cfg).read_text())
+    data["swap"]["path"] = str(shared / "swapfile")
+    bad.write_text(yaml.safe_dump(data))
+    on = hwzswap_cli("swap", "on", "--config", str(bad), "--name", "lg2")
+    assert on.returncode == 2 and "the swap file's directory" in on.stderr, on.stderr
+    assert "(log:" not in on.stderr and sorted(p.name for p in state_dir.iterdir()) == []
+
+    # a killed server: its log may say why; kept, and named
+    st = chain.swap_on(cfg, name="lg3")
+    os.kill(st["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while chain._server_alive(st):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    off = hwzswap_cli("swap", "off", "--name", "lg3")
+    assert off.returncode == 0, off.stderr
+    assert f"server log kept: {chain.log_path('lg3')}" in off.stdout, off.stdout
+    assert chain.log_path("lg3").exists()
