@@ -23,6 +23,13 @@ and that path is gone, by the file's device and inode, recorded before ``losetup
 ``on`` refuses, with the reason, when not root, without ``/dev/fuse``, without loop devices,
 from inside a memory-limited cgroup, or while another swap device is active (``--coexist``
 allows that).
+
+The server of ``on`` writes its output to ``/run/hwzswap/<name>.log`` and, as it exits, its
+exit status and what failed in its teardown to ``/run/hwzswap/<name>.exit`` (``off`` is not
+its parent, so it cannot wait for it). ``off`` reads that: a teardown that failed (a
+recording not written) fails ``off`` too, with the log kept; a clean one removes both. A
+swapoff the server could not do (ENOMEM) is in the state file (``error``,
+``swapoff_failed_at``), where ``off`` sees it at once.
 """
 
 from __future__ import annotations
@@ -1228,7 +1235,10 @@ def register(sub: Any) -> None:
             "not root, no /dev/fuse or loop devices, inside a memory-limited cgroup, another "
             "swap device active without --coexist, a chain of that --name already on) or when "
             "the server could not set the chain up (undone); 1 when off leaves something set "
-            "up (it says what; run it again, or with --force)."),
+            "up (it says what, at once when the server's swapoff failed: run it again once "
+            "that is dealt with, or with --force) or the server's teardown failed (a --record "
+            "file not written; its log is kept); 128+N when signal N (130: Ctrl-C) stopped "
+            "on before swap was on (undone: once swap is on, on finishes and exits 0)."),
     )
     p.add_argument("action", choices=("on", "off", "status"))
     _add_server_args(p, defaults=False)
