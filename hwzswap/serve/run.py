@@ -696,6 +696,7 @@ def _run_cmd(args: argparse.Namespace) -> int:
     limit = check_memory_limit(args.memory_limit)
     labels = [s.strip() for s in args.compare.split(",") if s.strip()] if args.compare \
         else ["config"]
+    _check_outputs(args)  # a path that cannot be written is named first, whatever else
     if args.plot and len(labels) < 2:
         raise RunError(f"--plot {args.plot}: the plot is of the % changes against the first "
                        "configuration, so it needs --compare with two or more (e.g. "
@@ -703,7 +704,6 @@ def _run_cmd(args: argparse.Namespace) -> int:
     if shutil.which(cmd[0]) is None:  # before the chain is set up for it
         raise RunError(f"cannot run {cmd[0]}: no such executable"
                        + ("" if os.sep in cmd[0] else " on PATH"))
-    _check_outputs(args)
     chain.preflight(coexist=args.coexist)
     base = load_config_dict(args.config)
     if args.record and len(labels) > 1:
