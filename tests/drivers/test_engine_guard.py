@@ -54,7 +54,11 @@ def system(tmp_path: Path, register) -> Callable[..., SwapSystem]:
 
     def make(cls: type, params: dict[str, Any] | None = None, **zswap: Any) -> SwapSystem:
         register(cls)
-        s = open_zswap(_config(tmp_path, cls.name, params, **zswap))
+        cfg = _config(tmp_path, cls.name, params, **zswap)
+        # a swap file of its own: systems made here stay open together until the end, and a
+        # named swap file takes one system at a time (swapdev's lock, as the kernel's EBUSY)
+        cfg["swap"]["path"] = str(tmp_path / f"{cls.name}-{len(made)}.img")
+        s = open_zswap(cfg)
         made.append(s)
         return s
 
