@@ -187,41 +187,45 @@ def check_labels(labels: list[str], base: dict[str, Any]
     return out
 
 
-def _crypto_compressors() -> list[str]:
-    """The compression algorithms the kernel's crypto API has now (``/proc/crypto``)."""
-    names, name = set(), None
+def _crypto_compressors() -> list[tuple[str, str]]:
+    """The compression algorithms the kernel's crypto API has now (``/proc/crypto``): each
+    entry's ``(name, driver)``, of type ``compression``, ``scomp`` or ``acomp`` and not
+    ``internal`` (the kernel hands internal ones only to those who ask for them)."""
+    found: set[tuple[str, str]] = set()
+    entry: dict[str, str] = {}
     with contextlib.suppress(OSError):
-        for line in Path("/proc/crypto").read_text().splitlines():
+        for line in [*Path("/proc/crypto").read_text().splitlines(), ""]:
             key, _, value = (x.strip() for x in line.partition(":"))
-            if key == "name":
-                name = value
-            elif key == "type" and value in ("compression", "scomp", "acomp") and name:
-                names.add(name)
-    return sorted(names)
+            if key:
+                entry[key] = value
+                continue
+            if (entry.get("type") in ("compression", "scomp", "acomp")
+                    and entry.get("internal") != "yes" and entry.get("name")):
+                found.add((entry["name"], entry.get("driver", entry["name"])))
+            entry = {}
+    return sorted(found)
 
 
 def kernel_compressor_problem(comp: str) -> str | None:
-    """Why the kernel's zswap cannot take ``comp`` (None when it can), found as ``KernelZswap``
-    would: by writing it to zswap's ``compressor`` parameter (which loads its module where
-    there is one), and the old value straight back. Before any run, so that a comparison that
-    would fail is found before those ahead of it ran."""
-    param = ZSWAP_SYS / "compressor"
-    try:
-        current = param.read_text().strip()
-    except OSError as exc:
-        return f"cannot read {param}: {exc.strerror}"
-    if comp == current:
+    """Why the kernel's zswap cannot take ``comp`` (None when it can): the kernel's crypto API
+    must have it, by name or driver name, as zswap asks for it (``crypto_has_acomp``); its
+    module, where there is one, is loaded first (``modprobe crypto-<comp>``, as the kernel's
+    own request would). Read only, before any run, so that a comparison that would fail is
+    found before those ahead of it ran. Writing zswap's ``compressor`` parameter instead is
+    no test: until zswap is first enabled after boot the kernel stores any name unchecked
+    (and falls back to its default compressor when enabled); :class:`KernelZswap` reads the
+    parameter back for that reason."""
+    if (modprobe := shutil.which("modprobe")) is not None:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run([modprobe, "-q", f"crypto-{comp}"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
+                           check=False)
+    have = _crypto_compressors()
+    if any(comp in pair for pair in have):
         return None
-    try:
-        param.write_text(comp)
-    except OSError as exc:
-        have = ", ".join(_crypto_compressors()) or "none"
-        return (f"the kernel's zswap cannot use {comp}: {exc.strerror} (the kernel has no "
-                f"such compressor and no module for it; /proc/crypto lists: {have})")
-    finally:
-        with contextlib.suppress(OSError):
-            param.write_text(current)
-    return None
+    names = ", ".join(sorted({name for name, _ in have})) or "none"
+    return (f"the kernel's zswap cannot use {comp}: the kernel's crypto API has no such "
+            f"compressor and no module for it (/proc/crypto lists: {names})")
 
 
 _KERNEL_KEYS = ("enabled", "compressor", "max_pool_percent", "shrinker_enabled")
@@ -252,6 +256,17 @@ class KernelZswap:
             self.__exit__()
             raise RunError(f"cannot enable kernel zswap with {self.compressor}: "
                            f"{exc.strerror}") from None
+        # zswap set up for the first time since boot took any name and, lacking it, fell
+        # back to its default: that run would measure another compressor than the one asked
+        try:
+            got = (ZSWAP_SYS / "compressor").read_text().strip()
+        except OSError as exc:
+            got = f"unreadable ({exc.strerror})"
+        if got != self.compressor:
+            self.__exit__()
+            raise RunError(f"cannot enable kernel zswap with {self.compressor}: the kernel "
+                           f"uses {got or 'no compressor'} instead (it has no "
+                           f"{self.compressor})")
         return self
 
     def __exit__(self, *exc: object) -> None:

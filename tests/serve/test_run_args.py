@@ -77,6 +77,53 @@ def test_a_kernel_compressor_the_kernel_lacks_is_refused_first(tmp_path: Path) -
     assert (param.read_text() if param.exists() else None) == before
 
 
+def _proc_crypto_compressor() -> str:
+    """A compressor /proc/crypto lists (read here as a person would: name and type)."""
+    name = None
+    for line in Path("/proc/crypto").read_text().splitlines():
+        key, _, value = (x.strip() for x in line.partition(":"))
+        if key == "name":
+            name = value
+        elif key == "type" and value in ("scomp", "acomp", "compression") and name:
+            return name
+    raise AssertionError("the kernel's crypto API lists no compressor")
+
+
+def test_the_kernel_compressor_check_reads_proc_crypto_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until zswap is first enabled after boot, the kernel's ``compressor`` parameter stores
+    any name unchecked, so writing it proves nothing: the check asks /proc/crypto instead and
+    never writes the parameter. A plain file stands in for that parameter (it takes any name,
+    as the uninitialised kernel's does): a missing compressor is still refused, one the
+    kernel has is taken, and the file is never written."""
+    fake = tmp_path / "parameters"
+    fake.mkdir()
+    (fake / "compressor").write_text("lzo\n")
+    (fake / "enabled").write_text("N\n")
+    before = (fake / "compressor").stat().st_mtime_ns
+    monkeypatch.setattr(run, "ZSWAP_SYS", fake)
+    why = run.kernel_compressor_problem("nosuchcomp")
+    assert why is not None and "cannot use nosuchcomp" in why and "/proc/crypto" in why
+    assert run.kernel_compressor_problem(_proc_crypto_compressor()) is None
+    with pytest.raises(HwzswapError, match="--compare kernel-nosuchcomp: the kernel's zswap "
+                                           "cannot use nosuchcomp"):
+        run.check_labels(["base", "kernel-nosuchcomp"], run.load_config_dict(None))
+    assert (fake / "compressor").read_text() == "lzo\n"
+    assert (fake / "compressor").stat().st_mtime_ns == before
+
+
+def test_kernel_zswap_refuses_a_compressor_it_does_not_get() -> None:
+    """Enabling the kernel's zswap with a compressor it lacks is refused whether zswap was set
+    up since boot (the write fails) or not (the kernel stores the name, falls back to its
+    default when enabled, and the read-back finds that): every parameter is as before."""
+    params = Path("/sys/module/zswap/parameters")
+    before = {p.name: p.read_text() for p in params.iterdir()}
+    with pytest.raises(run.RunError, match="cannot enable kernel zswap with nosuchcomp"):
+        with run.KernelZswap("nosuchcomp"):
+            raise AssertionError("not reached: the kernel has no nosuchcomp")
+    assert {p.name: p.read_text() for p in params.iterdir()} == before
+
+
 def test_plot_without_a_comparison_is_refused(tmp_path: Path) -> None:
     png = tmp_path / "p.png"
     for extra in ((), ("--compare", "lz4")):
