@@ -60,6 +60,12 @@ STATE_DIR = Path(os.environ.get("HWZSWAP_STATE_DIR", "/run/hwzswap"))
 DEFAULT_NAME = "hwzswap"
 DEFAULT_PRIORITY = 100
 
+#: Tests only: the server waits (up to 60 s) for a stop signal right after it recorded the
+#: setup step this names ("mount", "serve", "loop", "swapon"), so that a test can stop
+#: ``swap on`` at a known step whatever the machine's load (polling the state file for the
+#: step could be late by more than the step takes).
+PAUSE_AFTER_STEP_ENV = "HWZSWAP_TEST_PAUSE_AFTER_STEP"
+
 #: Exit statuses of ``hwzswap serve`` (and the server of ``swap on``), as the rest of the CLI
 #: uses them: refused or bad input 2 (nothing left set up), a failure of the work itself 1.
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
@@ -525,6 +531,8 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         state["steps"].append(what)
         state.update(kv)
         _write_state(name, state)
+        if os.environ.get(PAUSE_AFTER_STEP_ENV) == what:  # tests only: see there
+            stop.wait(60)
         check_stop()
 
     def say(msg: str) -> None:
