@@ -43,10 +43,13 @@ def test_off_and_status_refuse_options_of_other_actions(state_dir: Path, action,
     assert p.returncode == 2 and says in p.stderr, p.stderr
 
 
-def test_the_edges_are_taken_and_the_library_checks_too(tmp_path: Path) -> None:
+def test_the_edges_are_taken_and_the_library_checks_too(state_dir: Path,
+                                                        tmp_path: Path) -> None:
+    # state_dir: were the checks gone, the chain would start under it and be torn down
     assert chain.swap_priority("0") == 0 and chain.swap_priority("32767") == 32767
     assert chain.fuse_threads("64") == 64
     with pytest.raises(chain.ChainError, match="priority: a swap priority is 0 to 32767"):
         chain.swap_on(small_config(tmp_path), name="op3", priority=-1)
     with pytest.raises(chain.ChainError, match="threads: at most 64"):
         chain.swap_on(small_config(tmp_path), name="op3", threads=2000)
+    assert not state_dir.exists() or not any(state_dir.iterdir())
