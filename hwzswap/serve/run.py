@@ -231,13 +231,26 @@ def kernel_compressor_problem(comp: str) -> str | None:
 _KERNEL_KEYS = ("enabled", "compressor", "max_pool_percent", "shrinker_enabled")
 
 
+def _write_param(key: str, value: str) -> None:
+    """One ``write(2)`` of ``value`` to zswap's parameter ``key``. Sysfs takes a value whole or
+    refuses it; a buffered text file would write a refused one again as it is closed."""
+    fd = os.open(ZSWAP_SYS / key, os.O_WRONLY | os.O_TRUNC)  # as `echo v > param`
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
 class KernelZswap:
-    """The kernel's zswap switched on with ``compressor`` (and its shrinker) for one run; every
-    parameter is restored on exit."""
+    """The kernel's zswap switched on with ``compressor`` (and its shrinker) for one run. These
+    parameters are machine-wide: every one written is restored on exit, whatever the path, with
+    stop signals held off meanwhile (a second Ctrl-C must not leave zswap on); one that cannot
+    be restored fails the run (:class:`RunFailedError`) naming it and its old value."""
 
     def __init__(self, compressor: str) -> None:
         self.compressor = compressor
         self._saved: dict[str, str] = {}
+        self._written: set[str] = set()
 
     def __enter__(self) -> KernelZswap:
         if not (ZSWAP_SYS / "enabled").exists():
@@ -246,16 +259,32 @@ class KernelZswap:
             with contextlib.suppress(OSError):
                 self._saved[key] = (ZSWAP_SYS / key).read_text().strip()
         try:
-            (ZSWAP_SYS / "compressor").write_text(self.compressor)
+            with _teardown_shield():  # a stop signal is raised once all is set (undone below)
+                why = self._enable()
+        except BaseException:
+            self.__exit__()
+            raise
+        if why is not None:
+            self.__exit__()
+            raise RunError(f"cannot enable kernel zswap with {self.compressor}: {why}")
+        return self
+
+    def _set(self, key: str, value: str) -> None:
+        self._written.add(key)  # before the write: one that failed may still have done some
+        _write_param(key, value)
+
+    def _enable(self) -> str | None:
+        """Set the parameters; why the kernel's zswap does not now use the compressor asked
+        for (None when it does)."""
+        try:
+            self._set("compressor", self.compressor)
             # Memory-pressure writeback on: without it a memory cgroup whose zswap pool (charged
             # to the cgroup) fills up has nowhere to go but the OOM killer.
             if "shrinker_enabled" in self._saved:
-                (ZSWAP_SYS / "shrinker_enabled").write_text("Y")
-            (ZSWAP_SYS / "enabled").write_text("Y")
+                self._set("shrinker_enabled", "Y")
+            self._set("enabled", "Y")
         except OSError as exc:
-            self.__exit__()
-            raise RunError(f"cannot enable kernel zswap with {self.compressor}: "
-                           f"{exc.strerror}") from None
+            return exc.strerror or str(exc)
         # zswap set up for the first time since boot took any name and, lacking it, fell
         # back to its default: that run would measure another compressor than the one asked
         try:
@@ -263,17 +292,32 @@ class KernelZswap:
         except OSError as exc:
             got = f"unreadable ({exc.strerror})"
         if got != self.compressor:
-            self.__exit__()
-            raise RunError(f"cannot enable kernel zswap with {self.compressor}: the kernel "
-                           f"uses {got or 'no compressor'} instead (it has no "
-                           f"{self.compressor})")
-        return self
+            return (f"the kernel uses {got or 'no compressor'} instead (it has no "
+                    f"{self.compressor})")
+        return None
+
+    def restore(self) -> list[str]:
+        """Put back every parameter written (``enabled`` first); what could not be."""
+        failed = []
+        for key in _KERNEL_KEYS:
+            if key not in self._written or key not in self._saved:
+                continue
+            old = self._saved[key]
+            try:
+                if (ZSWAP_SYS / key).read_text().strip() != old:
+                    _write_param(key, old)
+                self._written.discard(key)
+            except OSError as exc:
+                failed.append(f"{ZSWAP_SYS / key} is not back to {old!r} "
+                              f"({exc.strerror or exc}): `echo {old} > {ZSWAP_SYS / key}`")
+        return failed
 
     def __exit__(self, *exc: object) -> None:
-        for key in _KERNEL_KEYS:
-            if key in self._saved:
-                with contextlib.suppress(OSError):
-                    (ZSWAP_SYS / key).write_text(self._saved[key])
+        with _teardown_shield():
+            failed = self.restore()
+        if failed:
+            raise RunFailedError("the kernel's zswap parameters could not be restored: "
+                                 + "; ".join(failed))
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -423,6 +467,9 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(cfg_file.name)
             if errors:
+                pending = sys.exc_info()[1]  # e.g. kernel zswap not restored: said too
+                if isinstance(pending, RunFailedError):
+                    errors.insert(0, str(pending))
                 raise RunFailedError("; ".join(errors))
     e0, e1, e2 = s0["engine"], s1["engine"], s2["engine"]
     pswpin = int(_delta(v1, v0, "pswpin"))

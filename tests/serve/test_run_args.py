@@ -164,3 +164,69 @@ def test_an_engine_compressor_that_cannot_run_here_is_refused_first(
     with pytest.raises(HwzswapError, match="--compare test-absent-card: backend "
                                            "'test-absent-card' cannot run here: no test card"):
         run.check_labels(["base", "lz4", "test-absent-card"], base)
+
+
+def _fake_zswap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Plain files in place of zswap's parameters (machine-wide ones must not be played
+    with): what they hold."""
+    fake = tmp_path / "zswap"
+    fake.mkdir()
+    before = {"enabled": "N\n", "compressor": "lzo\n", "max_pool_percent": "20\n",
+              "shrinker_enabled": "N\n"}
+    for key, value in before.items():
+        (fake / key).write_text(value)
+    monkeypatch.setattr(run, "ZSWAP_SYS", fake)
+    return before
+
+
+def _params() -> dict[str, str]:
+    return {p.name: p.read_text() if p.is_file() else "<dir>" for p in run.ZSWAP_SYS.iterdir()}
+
+
+def test_kernel_zswap_is_restored_on_every_path(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine-wide parameters KernelZswap sets are back as they were after a run, after
+    Ctrl-C in the run, and after a Ctrl-C that comes while they are being restored (held off
+    until they are)."""
+    import os
+    import signal
+
+    before = _fake_zswap(tmp_path, monkeypatch)
+    with run.KernelZswap("zstd"):
+        assert {k: v.strip() for k, v in _params().items()} == {
+            "enabled": "Y", "compressor": "zstd", "max_pool_percent": "20",
+            "shrinker_enabled": "Y"}
+    assert {k: v.strip() for k, v in _params().items()} == {
+        k: v.strip() for k, v in before.items()}
+    with pytest.raises(KeyboardInterrupt):
+        with run.KernelZswap("zstd"):
+            raise KeyboardInterrupt
+    assert _params()["enabled"].strip() == "N" and _params()["compressor"].strip() == "lzo"
+    write = run._write_param
+    calls = []
+
+    def ctrl_c_midway(key: str, value: str) -> None:
+        calls.append(key)
+        if len(calls) == 4:  # the first write of the restore
+            os.kill(os.getpid(), signal.SIGINT)
+        write(key, value)
+
+    monkeypatch.setattr(run, "_write_param", ctrl_c_midway)
+    with pytest.raises(KeyboardInterrupt):
+        with run.KernelZswap("zstd"):
+            pass
+    assert len(calls) == 6  # every write of the restore was made
+    assert _params()["enabled"].strip() == "N" and _params()["compressor"].strip() == "lzo"
+    assert _params()["shrinker_enabled"].strip() == "N"
+
+
+def test_a_kernel_zswap_parameter_not_restored_fails_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parameter that cannot be put back is said (which one, its old value), not ignored;
+    the others are still restored."""
+    _fake_zswap(tmp_path, monkeypatch)
+    with pytest.raises(run.RunFailedError, match=r"shrinker_enabled is not back to 'N'"):
+        with run.KernelZswap("zstd"):
+            (run.ZSWAP_SYS / "shrinker_enabled").unlink()
+            (run.ZSWAP_SYS / "shrinker_enabled").mkdir()  # cannot be written now
+    assert _params()["enabled"].strip() == "N" and _params()["compressor"].strip() == "lzo"
