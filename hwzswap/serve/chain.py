@@ -996,7 +996,9 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
         elif (why := _failed_since(name, asked)) is not None and not force:
             raise ChainError(
                 f"the server (pid {pid}) could not swap off: {why}. It is still serving the "
-                "chain, so nothing was lost; once that is dealt with, run `hwzswap swap off "
+                "chain, so the pages still on the device are kept (the kernel may have "
+                "OOM-killed processes of that cgroup while swapoff tried to bring them in: "
+                "see dmesg); once that is dealt with, run `hwzswap swap off "
                 f"--name {name}` again (`--force` kills the server instead: the pages still on "
                 "the device are then lost to their owners)")
         elif force:
