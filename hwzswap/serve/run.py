@@ -446,29 +446,42 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                     cg.remove()
                 except HwzswapError as exc:
                     errors.append(str(exc))
+            teardown: dict[str, str] = {}
             try:
                 # the command is gone, so swapoff has little to read back: a server that
-                # takes minutes is hung, and is killed
-                chain.swap_off(name, timeout=5 if timed_out else 120, force=True)
+                # takes minutes is hung, and is killed. strict: a failure of the server's
+                # teardown once the chain is gone (the recording, closing the engine) raises
+                try:
+                    chain.swap_off(name, timeout=5 if timed_out else 120, force=True,
+                                   strict=True)
+                except chain.ChainTeardownError as exc:
+                    teardown = teardown_problems(str(exc))
+                # what it said about the recording is kept in the row (--record reports it)
+                if record and "recording" in teardown:
+                    row["record_error"] = teardown.pop("recording")
                 # run's chains are its own: their server log goes with them unless teardown
-                # failed; what it said about the recording is kept in the row
-                log = chain.STATE_DIR / f"{name}.log"
-                if record:
-                    with contextlib.suppress(OSError):
-                        row["record_error"] = next(
-                            (ln.split("recording: ", 1)[1] for ln in
-                             log.read_text(errors="replace").splitlines()
-                             if "recording: " in ln), None)
-                if not keep_log:
+                # failed, when it is kept and named
+                log = chain.log_path(name)
+                if teardown:
+                    why = "; ".join(f"{k}: {v}" if k else v for k, v in teardown.items())
+                    row["teardown_error"] = (f"the server's teardown failed: {why} (the chain "
+                                             f"is undone; server log kept: {log})")
+                elif not keep_log:
                     with contextlib.suppress(OSError):
                         log.unlink()
             except HwzswapError as exc:
                 errors.append(str(exc))
+            pending = sys.exc_info()[1]  # what ended the run early, if anything did
+            if pending is not None and row.get("teardown_error"):
+                if isinstance(pending, HwzswapError):
+                    errors.append(row["teardown_error"])
+                else:  # Ctrl-C's path: said, and it goes on
+                    print(f"hwzswap run: error: {label}: {row['teardown_error']}",
+                          file=sys.stderr, flush=True)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(cfg_file.name)
             if errors:
-                pending = sys.exc_info()[1]  # e.g. kernel zswap not restored: said too
-                if isinstance(pending, RunFailedError):
+                if isinstance(pending, HwzswapError):  # e.g. --timeout: said first
                     errors.insert(0, str(pending))
                 raise RunFailedError("; ".join(errors))
     e0, e1, e2 = s0["engine"], s1["engine"], s2["engine"]
@@ -522,6 +535,23 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                    "memsw_max_usage": memsw},
     })
     return row
+
+
+#: The kinds of failure the server reports once the chain is gone (``chain.run_server``).
+_PROBLEM_KINDS = ("recording", "closing the engine")
+
+
+def teardown_problems(message: str) -> dict[str, str]:
+    """The failures of the server's teardown that a :class:`chain.ChainTeardownError` message
+    lists ("...teardown failed: recording: X; closing the engine: Y (server log kept: L)"),
+    by kind (``""``: one of no kind known here); each only its own part."""
+    text = message.split("teardown failed: ", 1)[-1]
+    text = re.sub(r" \(server log kept: [^()]*\)$", "", text)
+    kinds = "|".join(map(re.escape, _PROBLEM_KINDS))
+    parts = re.split(rf"(?:^|; )({kinds}): ", text)
+    out = {"": parts[0]} if parts[0] else {}
+    out.update(zip(parts[1::2], parts[2::2]))
+    return out
 
 
 def _wait_until(pid: int, deadline: float) -> bool:
@@ -650,6 +680,9 @@ def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
                          "frees its entries as the command exits and counts them only in "
                          "debugfs); pswpin/pswpout are the pages it passed on to the swap "
                          "device (the hwzswap chain, zswap off there)")
+    for r in rows:
+        if r.get("teardown_error"):
+            lines.append(f"TEARDOWN FAILED: {r['label']}: {r['teardown_error']}")
     for r in rows:
         if r.get("failure"):
             lines.append(f"FAILED: {r['label']}: the command {r['failure']}; its figures are "
@@ -821,6 +854,9 @@ def _run_all(args: argparse.Namespace, cmd: list[str], limit: int, labels: list[
         if row["failure"]:
             print(f"hwzswap run: {label}: the command {row['failure']}", file=sys.stderr,
                   flush=True)
+        if row.get("teardown_error"):
+            print(f"hwzswap run: error: {label}: {row['teardown_error']}", file=sys.stderr,
+                  flush=True)
     title = f"{' '.join(cmd)} -- memory limit {format_size(limit)}"
     table = format_table(rows, title)
     if aborted:
@@ -843,7 +879,12 @@ def _run_all(args: argparse.Namespace, cmd: list[str], limit: int, labels: list[
         print(f"hwzswap run: error: the command failed in {len(failed)} of {len(rows)} "
               f"run(s): " + "; ".join(f"{r['label']}: {r['failure']}" for r in failed),
               file=sys.stderr)
-    return 1 if failed or aborted else 0
+    broken = [r for r in rows if r.get("teardown_error")]
+    if broken:  # measured, but something of the teardown failed: a failed run all the same
+        print(f"hwzswap run: error: the teardown failed in {len(broken)} of {len(rows)} "
+              f"run(s): " + "; ".join(f"{r['label']}: {r['teardown_error']}" for r in broken),
+              file=sys.stderr)
+    return 1 if failed or aborted or broken else 0
 
 
 def register(sub: Any) -> None:
@@ -857,7 +898,8 @@ def register(sub: Any) -> None:
             "undo everything; with --compare once per configuration. Exit status 0 when "
             "every run's command exited 0; 1 when a command failed or ran past --timeout, "
             "a --record file was not written, a later --compare entry could not run (what "
-            "was measured is still reported), or the teardown left something set up; 2 "
+            "was measured is still reported), or the teardown left something set up or "
+            "failed (the server's log is then kept and named); 2 "
             "when refused before running (bad arguments, config or output file, not root, "
             "no /dev/fuse, loop devices or memory cgroup, another swap device active without "
             "--coexist, a --compare entry that cannot run here) or when the first chain "
