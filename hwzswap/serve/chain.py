@@ -805,7 +805,13 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
             raise ChainError(f"hwzswap swap {name!r} is already on (server pid {old['pid']}, "
                              f"{old.get('loop')}): `hwzswap swap off --name {name}` first, or "
                              "pick another --name")
-        swap_off(name)  # a dead run's leftovers
+        # a dead run's leftovers, undone whole: a stop signal now is held until they are
+        # gone (or known not to be), so that what `swap on` then says matches what is left
+        if signals is not None:
+            signals.hold = True
+        swap_off(name)
+        if signals is not None:
+            signals.check()
     if not coexist:
         check_no_other_swap()
     STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
