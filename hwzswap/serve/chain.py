@@ -816,6 +816,10 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
         check_no_other_swap()
     STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = log_path(name)
+    moved = _move_old_log(name)
+    if moved is not None:
+        print(f"hwzswap swap {name}: the log of an earlier server ({log}, kept because "
+              f"something failed) is now {moved}", file=sys.stderr)
     with contextlib.suppress(FileNotFoundError):  # a server's that ended on its own
         exit_path(name).unlink()
     rfd, wfd = os.pipe()
@@ -891,6 +895,27 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
     st = read_state(name) or {}
     st["log"] = str(log)
     return st
+
+
+def _move_old_log(name: str) -> Path | None:
+    """Move the log an earlier server of chain ``name`` left (kept and named because
+    something failed: a killed server, a failed teardown) to ``<name>.<its time>.log``, so
+    that the next server's log does not empty it; the new path, or None when there was none."""
+    log = log_path(name)
+    try:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(log.stat().st_mtime))
+    except FileNotFoundError:
+        return None
+    for n in range(1000):
+        dest = STATE_DIR / f"{name}.{stamp}{f'-{n}' if n else ''}.log"
+        try:
+            os.link(log, dest)  # never over another kept log
+        except FileExistsError:
+            continue
+        log.unlink()
+        return dest
+    raise ChainError(f"{log}: cannot keep it: {STATE_DIR} holds 1000 logs of that second "
+                     "already; remove some")
 
 
 def _stop_server(pid: int, timeout: float, start: str | None = None,
