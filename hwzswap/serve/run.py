@@ -152,11 +152,12 @@ def _backend_problem(cfg: dict[str, Any]) -> str | None:
     return None if ok else f"backend {name!r} cannot run here: {reason or 'no reason given'}"
 
 
-def check_labels(labels: list[str], base: dict[str, Any]
+def check_labels(labels: list[str], base: dict[str, Any], source: str | None = None
                  ) -> list[tuple[dict[str, Any], str | None]]:
     """Each ``--compare`` label's config (:func:`config_for`), every one checked before the
     first run: a typo in the last label was found only when its server failed to start,
-    after the runs before it (minutes each) were done."""
+    after the runs before it (minutes each) were done. ``source``: the config file ``base``
+    came from, named (with the key) where the ``config`` entry (no ``--compare``) fails."""
     if not labels:
         raise RunError("--compare names no configuration: give e.g. base,lzo,lz4")
     from hwzswap.config import load_config
@@ -175,14 +176,19 @@ def check_labels(labels: list[str], base: dict[str, Any]
             if why is not None:
                 raise RunError(f"--compare {label}: {why}")
         else:
+            # the config as given (no --compare): its file and key, as config errors say
+            mine = (source or "the built-in default config (no --config)") \
+                if label == "config" else None
             try:
                 loaded = load_config(cfg).to_dict()
             except HwzswapError as exc:
-                raise RunError(f"--compare {label}: {str(exc).removeprefix('<dict>: ')}"
+                text = str(exc).removeprefix("<dict>: ")
+                raise RunError(f"{mine}: {text}" if mine else f"--compare {label}: {text}"
                                ) from None
             why = _backend_problem(loaded)
             if why is not None:
-                raise RunError(f"--compare {label}: {why}")
+                raise RunError(f"{mine}: zswap.compressor: {why}" if mine
+                               else f"--compare {label}: {why}")
         out.append((cfg, kernel))
     return out
 
@@ -803,7 +809,7 @@ def _run_cmd(args: argparse.Namespace) -> int:
     base = load_config_dict(args.config)
     if args.record and len(labels) > 1:
         raise RunError("--record takes one configuration (leave out --compare)")
-    configs = check_labels(labels, base)
+    configs = check_labels(labels, base, source=args.config)
     rows: list[dict[str, Any]] = []
     record = made = before = None
     if args.record:

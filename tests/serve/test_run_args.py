@@ -136,7 +136,7 @@ def test_plot_without_a_comparison_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_engine_compressor_that_cannot_run_here_is_refused_first(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Every --compare entry's backend is asked whether it can run here before the first run
     (a device backend without its device failed only when its server started)."""
     from typing import Any
@@ -164,6 +164,13 @@ def test_an_engine_compressor_that_cannot_run_here_is_refused_first(
     with pytest.raises(HwzswapError, match="--compare test-absent-card: backend "
                                            "'test-absent-card' cannot run here: no test card"):
         run.check_labels(["base", "lz4", "test-absent-card"], base)
+    # no --compare: the config file's own compressor, named by file and key
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("zswap:\n  enabled: true\n  compressor: test-absent-card\n")
+    with pytest.raises(HwzswapError) as err:
+        run.check_labels(["config"], run.load_config_dict(str(mine)), source=str(mine))
+    assert str(err.value) == (f"{mine}: zswap.compressor: backend 'test-absent-card' cannot "
+                              "run here: no test card in this machine")
 
 
 def _fake_zswap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
