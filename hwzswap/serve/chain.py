@@ -75,6 +75,11 @@ class ChainError(HwzswapError):
     """The swap chain could not be set up, used or torn down; the message says why."""
 
 
+class ChainLeftError(ChainError):
+    """Something of the chain is still set up (the message names it and says how to undo
+    it): the work failed, it was not refused, so ``swap on`` exits 1, not 2."""
+
+
 class ChainTeardownError(ChainError):
     """The chain is torn down (nothing is left set up), but something of the teardown failed
     (a recording that could not be written): :func:`swap_off` with ``strict=True``."""
@@ -860,11 +865,18 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
             else:
                 if signals is not None:
                     signals.hold = True
-    except BaseException:
+    except BaseException as exc:
         if signals is not None:
             signals.hold = True  # a second signal must not cut the undoing short
         _stop_server(proc.pid, 30)
-        swap_off(name)
+        try:
+            swap_off(name)
+        except ChainError as err:
+            why = (f"stopped by {signal.Signals(exc.signum).name} before swap was on"
+                   if isinstance(exc, Interrupted) else f"{type(exc).__name__}: {exc}")
+            raise ChainLeftError(
+                f"hwzswap swap on {name}: {why}, but not all of it was undone: {err} "
+                f"(`hwzswap swap off --name {name}` undoes the rest)") from None
         for path in (log, exit_path(name)):  # nothing is left, nothing failed
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -878,6 +890,7 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
             swap_off(name)
         except HwzswapError as exc:
             left = f"; and not all of it was undone: {exc} (`hwzswap swap off --name {name}`)"
+        error = ChainLeftError if left else ChainError  # exit 1: something is left set up
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
         why = msg.decode(errors="replace").strip() or "\n".join(tail) or "no output"
         why = why.removeprefix("error: ")  # the server's ready line; the CLI says "error:"
@@ -891,7 +904,7 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
             with contextlib.suppress(FileNotFoundError):
                 log.unlink()
             where = ""
-        raise ChainError(f"the server of chain {name!r} did not come up: {why}{left}{where}")
+        raise error(f"the server of chain {name!r} did not come up: {why}{left}{where}")
     st = read_state(name) or {}
     st["log"] = str(log)
     return st
@@ -1115,28 +1128,44 @@ def _cmd_swap(args: argparse.Namespace) -> int:
             raise ChainError(
                 "hwzswap swap on: --config F is required (e.g. configs/serve-lz4.yaml)")
         sigs = OnSignals()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        before = {sig: signal.getsignal(sig) for sig in stops}
+        keep_ignored = False
+        for sig in stops:
             signal.signal(sig, sigs.handler)
         try:
-            st = swap_on(args.config, name=args.name, priority=args.priority,
-                         coexist=args.coexist, threads=args.threads,
-                         device_time=args.device_time, record=args.record, signals=sigs,
-                         keep_refused_log=False)
-        except Interrupted as exc:
-            print(f"hwzswap swap {args.name}: stopped by {signal.Signals(exc.signum).name} "
-                  "before swap was on; nothing is left set up", file=sys.stderr)
-            return 128 + exc.signum
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            # the chain is on: no signal may end this process now, not even while Python
-            # finalises (it puts back the default action of handlers it installed)
-            signal.signal(sig, signal.SIG_IGN)
-        print(f"hwzswap swap {args.name}: on: {st.get('loop')} (server pid {st.get('pid')}, "
-              f"log {st.get('log')})")
-        if sigs.got:
-            print(f"hwzswap swap {args.name}: {signal.Signals(sigs.got[0]).name} came once "
-                  f"swap was on: it stays on (`hwzswap swap off --name {args.name}` ends it)",
-                  file=sys.stderr)
-        return 0
+            try:
+                st = swap_on(args.config, name=args.name, priority=args.priority,
+                             coexist=args.coexist, threads=args.threads,
+                             device_time=args.device_time, record=args.record, signals=sigs,
+                             keep_refused_log=False)
+            except Interrupted as exc:
+                print(f"hwzswap swap {args.name}: stopped by "
+                      f"{signal.Signals(exc.signum).name} before swap was on; nothing is "
+                      "left set up", file=sys.stderr)
+                return 128 + exc.signum
+            except ChainLeftError as exc:  # not refused: the work failed, and left this
+                print(f"hwzswap swap: error: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            for sig in stops:
+                # the chain is on: no signal may end this process now, not even while
+                # Python finalises (it puts back the default action of handlers it
+                # installed); so in a process that ends with this command they stay ignored
+                signal.signal(sig, signal.SIG_IGN)
+            keep_ignored = _is_cli_process()
+            print(f"hwzswap swap {args.name}: on: {st.get('loop')} (server pid "
+                  f"{st.get('pid')}, log {st.get('log')})")
+            if sigs.got:
+                print(f"hwzswap swap {args.name}: {signal.Signals(sigs.got[0]).name} came "
+                      f"once swap was on: it stays on (`hwzswap swap off --name {args.name}` "
+                      "ends it)", file=sys.stderr)
+            return 0
+        finally:
+            sigs.hold = True  # from here a signal is only noted, never raised
+            if not keep_ignored:  # an in-process caller of the CLI gets its own back
+                for sig, handler in before.items():
+                    if handler is not None:  # None: set outside Python, cannot be put back
+                        signal.signal(sig, handler)
     if args.action == "off":
         try:
             done = swap_off(args.name, timeout=args.timeout, force=args.force, strict=True)
@@ -1169,6 +1198,17 @@ def _cmd_swap(args: argparse.Namespace) -> int:
                   f"backing device in/out {e.get('pswpin')}/{e.get('pswpout')}, "
                   f"server CPU {s['cpu_s']:.2f} s")
     return 0
+
+
+def _is_cli_process() -> bool:
+    """Whether this process is the ``hwzswap`` command (``python -m hwzswap``, the
+    ``hwzswap`` script), which ends when the command returns; not a program that called
+    :func:`hwzswap.cli.main` and goes on (a test)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None:
+        return spec.name in ("hwzswap.__main__", "hwzswap.cli")
+    return os.path.basename(getattr(main, "__file__", None) or "") == "hwzswap"
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -1275,8 +1315,8 @@ def register(sub: Any) -> None:
             "is set up. Exit status 0 when done; 2 when refused (bad arguments or config, "
             "not root, no /dev/fuse or loop devices, inside a memory-limited cgroup, another "
             "swap device active without --coexist, a chain of that --name already on) or when "
-            "the server could not set the chain up (undone); 1 when off leaves something set "
-            "up (it says what, at once when the server's swapoff failed: run it again once "
+            "the server could not set the chain up (undone); 1 when on or off leaves something "
+            "set up (it says what, at once when the server's swapoff failed: run it again once "
             "that is dealt with, or with --force) or the server's teardown failed (a --record "
             "file not written; its log is kept); 128+N when signal N (130: Ctrl-C) stopped "
             "on before swap was on (undone: once swap is on, on finishes and exits 0)."),

@@ -476,7 +476,7 @@ def test_serve_refusals_exit_2_as_the_rest_of_the_cli(state_dir: Path, tmp_path:
     assert "Exit status 0 after a complete teardown; 2 when refused" in helptext
     assert "1 when the teardown is incomplete" in helptext
     helptext = " ".join(hwzswap_cli("swap", "--help").stdout.split())
-    assert "2 when refused" in helptext and "1 when off leaves something" in helptext
+    assert "2 when refused" in helptext and "1 when on or off leaves something" in helptext
 
 
 def test_swap_off_that_leaves_the_chain_exits_1(state_dir: Path, tmp_path: Path) -> None:
