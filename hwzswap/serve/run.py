@@ -84,10 +84,13 @@ def _vmstat() -> dict[str, int]:
 
 
 def format_size(n: int) -> str:
-    """``n`` bytes in MiB, exactly: ``32 MiB``, ``1.5 MiB``, else with the byte count too."""
-    text = f"{n / MIB:.6g}"
-    exact = float(text) * MIB == n
-    return f"{text} MiB" + ("" if exact else f" ({n} bytes)")
+    """``n`` bytes in MiB (GiB, TiB from 1 GiB, 1 TiB on), exactly: ``32 MiB``, ``1.5 MiB``,
+    ``1000 GiB``, else with the byte count too."""
+    unit, size = next((u, s) for u, s in (("TiB", MIB << 20), ("GiB", MIB << 10),
+                                          ("MiB", MIB)) if n >= s or u == "MiB")
+    text = f"{n / size:.6g}"
+    exact = float(text) * size == n
+    return f"{text} {unit}" + ("" if exact else f" ({n} bytes)")
 
 
 def check_memory_limit(text: str) -> int:

@@ -17,6 +17,10 @@ def test_sizes_are_shown_exactly() -> None:
     assert run.format_size(32 << 20) == "32 MiB"
     assert run.format_size(3 << 19) == "1.5 MiB"
     assert run.format_size(10_000_000) == "9.53674 MiB (10000000 bytes)"
+    assert run.format_size(1023 << 20) == "1023 MiB"
+    assert run.format_size(1000 << 30) == "1000 GiB"  # --memory-limit 1000G
+    assert run.format_size(3 << 29) == "1.5 GiB"
+    assert run.format_size(2 << 40) == "2 TiB"
     assert run.check_memory_limit("8M") == 8 << 20
     assert run.check_memory_limit("12.5M") == 12.5 * (1 << 20)
 
