@@ -603,7 +603,10 @@ def describe_exit(code: int, oom_kills: int | None = None) -> str | None:
     says it struck."""
     oom = bool(oom_kills)
     if code == 0:
-        return None
+        # a task of it died (a child the command went on without): not the run measured
+        return None if not oom else (
+            f"exited 0, but the OOM killer killed {oom_kills} task(s) in its cgroup, so its "
+            "work was not all done; give a larger --memory-limit or swap.nr_pages")
     if code > 0:
         return f"exited with status {code}" + (
             f" (the OOM killer killed {oom_kills} task(s) in its cgroup)" if oom else "")
@@ -621,7 +624,7 @@ def describe_exit(code: int, oom_kills: int | None = None) -> str | None:
 def _short_exit(r: dict[str, Any]) -> str:
     code = r.get("exit_code", 0)
     if code == 0:
-        return "0"
+        return "0, OOM-kill" if r.get("oom_kills") else "0"
     if code > 0:
         return str(code)
     return "OOM-killed" if r.get("oom_kills") else f"signal {-code}"
@@ -905,7 +908,8 @@ def register(sub: Any) -> None:
             "Set the chain up (as `hwzswap swap on`), run the command in a fresh memory cgroup "
             "limited to --memory-limit, print the seed's columns and zswap's counters, and "
             "undo everything; with --compare once per configuration. Exit status 0 when "
-            "every run's command exited 0; 1 when a command failed or ran past --timeout, "
+            "every run's command exited 0; 1 when a command failed (the OOM killer killing "
+            "a task in its cgroup counts, even when it exited 0) or ran past --timeout, "
             "a --record file was not written, a later --compare entry could not run (what "
             "was measured is still reported), or the teardown left something set up or "
             "failed (the server's log is then kept and named); 2 "

@@ -83,6 +83,34 @@ def test_an_oom_killed_command_is_reported(state_dir: Path, tmp_path: Path) -> N
     assert "OOM-killed" in p.stdout
 
 
+def test_an_oom_kill_in_a_command_that_exits_0_is_a_failure(state_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """A shell whose child the OOM killer killed goes on and exits 0: its work was not all
+    done, so the run is reported failed (exit 1, FAILED, its % changes invalid)."""
+    assert run.describe_exit(0, 0) is None
+    assert "exited 0, but the OOM killer killed 2 task(s)" in run.describe_exit(0, 2)
+    rows = [_row("base"), _row("lzo", exit_code=0, oom_kills=1)]
+    assert "lzo: the command exited 0, but the OOM killer" in run.compare_rows(rows)[1][
+        "invalid"]
+    assert "0, OOM-kill" in run.format_table(rows)
+    prog = tmp_path / "lock.py"
+    prog.write_text("import mmap, ctypes\n"
+                    "m = mmap.mmap(-1, 64 << 20)\n"
+                    "libc = ctypes.CDLL(None, use_errno=True)\n"
+                    "buf = (ctypes.c_char * len(m)).from_buffer(m)\n"
+                    "libc.mlock(buf, len(m))\n"
+                    "for i in range(0, len(m), 4096):\n    m[i] = 1\n")
+    out = tmp_path / "r.json"
+    p = hwzswap_cli("run", "--memory-limit", "16M", "--config", small_config(tmp_path),
+                    "--json", str(out), "--", "sh", "-c", f"{sys.executable} {prog}; exit 0",
+                    timeout=120)
+    assert p.returncode == 1, p.stderr + p.stdout
+    assert "config: the command exited 0, but the OOM killer killed" in p.stderr, p.stderr
+    assert "FAILED: config" in p.stdout and "0, OOM-kill" in p.stdout
+    r = json.loads(out.read_text())["runs"][0]
+    assert r["exit_code"] == 0 and r["oom_kills"] >= 1 and r["failure"]
+
+
 def test_a_kernel_zswap_row_shows_the_kernels_counters() -> None:
     """kernel-lzo's zswap work is the kernel's: its zswpout and zswpwb are in the row's zswap
     columns (it showed the chain's 'stored 0'), its stored pages marked n/a with why."""
