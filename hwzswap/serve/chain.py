@@ -50,6 +50,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,13 @@ class ChainLeftError(ChainError):
 
 class ChainTeardownError(ChainError):
     """The chain is torn down (nothing is left set up), but something of the teardown failed
-    (a recording that could not be written): :func:`swap_off` with ``strict=True``."""
+    (a recording that could not be written): :func:`swap_off` with ``strict=True``.
+    ``problems``: what failed, one ``"KIND: what"`` each (``recording``, ``closing the
+    engine``), as the server recorded them."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = [str(p) for p in problems]
 
 
 # -- preflight -----------------------------------------------------------------------------------
@@ -1030,7 +1037,7 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
                         raise ChainTeardownError(
                             f"hwzswap swap off {name}: the chain is torn down, but the "
                             f"server's teardown failed: {'; '.join(map(str, problems))} "
-                            f"(server log kept: {log_path(name)})")
+                            f"(server log kept: {log_path(name)})", problems)
                 elif ended is not None:
                     with contextlib.suppress(FileNotFoundError):
                         log_path(name).unlink()

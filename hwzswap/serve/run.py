@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -464,7 +464,7 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                     chain.swap_off(name, timeout=5 if timed_out else 120, force=True,
                                    strict=True)
                 except chain.ChainTeardownError as exc:
-                    teardown = teardown_problems(str(exc))
+                    teardown = teardown_problems(exc.problems)
                 # what it said about the recording is kept in the row (--record reports it)
                 if record and "recording" in teardown:
                     row["record_error"] = teardown.pop("recording")
@@ -550,16 +550,15 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
 _PROBLEM_KINDS = ("recording", "closing the engine")
 
 
-def teardown_problems(message: str) -> dict[str, str]:
-    """The failures of the server's teardown that a :class:`chain.ChainTeardownError` message
-    lists ("...teardown failed: recording: X; closing the engine: Y (server log kept: L)"),
-    by kind (``""``: one of no kind known here); each only its own part."""
-    text = message.split("teardown failed: ", 1)[-1]
-    text = re.sub(r" \(server log kept: [^()]*\)$", "", text)
-    kinds = "|".join(map(re.escape, _PROBLEM_KINDS))
-    parts = re.split(rf"(?:^|; )({kinds}): ", text)
-    out = {"": parts[0]} if parts[0] else {}
-    out.update(zip(parts[1::2], parts[2::2]))
+def teardown_problems(problems: Sequence[str]) -> dict[str, str]:
+    """The failures of the server's teardown (:attr:`chain.ChainTeardownError.problems`, one
+    ``"KIND: what"`` each) by kind (``""``: one of no kind known here)."""
+    out: dict[str, str] = {}
+    for problem in problems:
+        kind, sep, what = problem.partition(": ")
+        if not (sep and kind in _PROBLEM_KINDS):
+            kind, what = "", problem
+        out[kind] = f"{out[kind]}; {what}" if kind in out else what
     return out
 
 

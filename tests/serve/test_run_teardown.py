@@ -35,13 +35,13 @@ def test_a_recording_the_server_cannot_write_is_reported_alone(state_dir: Path,
 
 
 def test_teardown_problems_are_split_by_kind() -> None:
-    msg = ("hwzswap swap off r1: the chain is torn down, but the server's teardown failed: "
-           "recording: [Errno 28] No space left on device; closing the engine: OSError: "
-           "boom (server log kept: /run/hwzswap/r1.log)")
-    assert run.teardown_problems(msg) == {"recording": "[Errno 28] No space left on device",
-                                          "closing the engine": "OSError: boom"}
-    assert run.teardown_problems("...teardown failed: something new") == {
-        "": "something new"}
+    problems = ["recording: [Errno 28] No space left on device; really",
+                "closing the engine: OSError: boom"]
+    assert run.teardown_problems(problems) == {
+        "recording": "[Errno 28] No space left on device; really",
+        "closing the engine": "OSError: boom"}
+    assert run.teardown_problems(["something new", "and more"]) == {
+        "": "something new; and more"}
 
 
 def test_a_failed_engine_close_fails_the_run_and_keeps_the_row(
@@ -59,7 +59,7 @@ def test_a_failed_engine_close_fails_the_run_and_keeps_the_row(
         raise chain.ChainTeardownError(
             f"hwzswap swap off {name}: the chain is torn down, but the server's teardown "
             f"failed: closing the engine: OSError: boom (server log kept: "
-            f"{chain.log_path(name)})")
+            f"{chain.log_path(name)})", ["closing the engine: OSError: boom"])
 
     monkeypatch.setattr(chain, "swap_off", swap_off)
     out = tmp_path / "r.json"
