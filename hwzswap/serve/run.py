@@ -409,7 +409,10 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             mine = (f"{source}" if source else "the built-in default config (no --config)")
             if label != "config":
                 mine += f" as run for --compare {label}"
-            raise RunError(str(exc).replace(cfg_file.name, mine)) from None
+            # something left set up (its undoing failed) is a failed run (exit 1), not a
+            # refusal with nothing set up (exit 2)
+            kind = RunFailedError if isinstance(exc, chain.ChainLeftError) else RunError
+            raise kind(str(exc).replace(cfg_file.name, mine)) from None
         kz = KernelZswap(kernel_zswap) if kernel_zswap else contextlib.nullcontext()
         with kz:
             cg = MemoryCgroup.create(f"hwzswap-{name}-{label}", memory_limit,
