@@ -503,6 +503,10 @@ class _StopBeforeUp(Exception):
         self.signum = signum
 
 
+#: How often the server's main thread looks for a stop signal its handler noted.
+STOP_POLL_S = 0.1
+
+
 def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     """The server process: set the chain up, serve until a signal, undo everything."""
     from hwzswap import open_zswap
@@ -512,13 +516,24 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     name = args.name
     # A handler (run by the main thread) instead of a blocked mask and sigwait: threads that
     # imports started before this point would not have the mask, and a signal they took
-    # would surface as KeyboardInterrupt in the middle of the setup or the teardown.
-    stop = threading.Event()
+    # would surface as KeyboardInterrupt in the middle of the setup or the teardown. The
+    # handler only appends (no lock): it runs in the main thread wherever that thread is,
+    # and a threading.Event's set() there deadlocked the server when the signal came while
+    # the main thread was inside the same Event's wait(), holding its lock (a stop signal was
+    # then never acted on: `swap off` waited out its timeout). The main thread polls ``got``.
     got: list[int] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
         got.append(signum)
-        stop.set()
+
+    def signalled_after(seen: int, timeout_s: float) -> bool:
+        """Whether a stop signal beyond the first ``seen`` comes within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while len(got) <= seen:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(STOP_POLL_S)
+        return True
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
@@ -536,7 +551,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     def check_stop() -> None:
         """A stop signal during the setup ends it at the next step (it ran to the end,
         swapon included, before the teardown began)."""
-        if stop.is_set():
+        if got:
             raise _StopBeforeUp(got[0])
 
     def step(what: str, **kv: Any) -> None:
@@ -544,7 +559,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         state.update(kv)
         _write_state(name, state)
         if os.environ.get(PAUSE_AFTER_STEP_ENV) == what:  # tests only: see there
-            stop.wait(60)
+            signalled_after(0, 60)
         check_stop()
 
     def say(msg: str) -> None:
@@ -625,10 +640,11 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                      f"({exc.strerror}): serving on; `hwzswap swap off --name {name}` ends it")
             os.close(ready_fd)
             ready_fd = None
+        seen = 0  # none yet: the setup's last check found none
         while True:
-            while not stop.wait(0.5):
+            while not signalled_after(seen, 3600.0):
                 pass
-            stop.clear()
+            seen = len(got)  # a later one is a retry (after a swapoff that failed)
             say(f"hwzswap swap {name}: {signal.Signals(got[-1]).name}, tearing down")
             if loop not in active_swaps() or not _backs(loop, fuse.path, identity):
                 # already swapped off (by hand): nothing holds pages
