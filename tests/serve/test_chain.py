@@ -647,12 +647,13 @@ def test_a_server_whose_swap_on_caller_is_gone_keeps_serving(state_dir: Path,
     terminal hung up): the chain stays on, as `swap on` would have left it, and says how to
     end it (the failed write of "ready" tore the whole chain down)."""
     r, w = os.pipe()
+    os.close(r)  # gone before the server starts: closed after it, a loaded machine could let
+    # the server write "ready" into the pipe first, and it then (rightly) said nothing
     proc = subprocess.Popen([sys.executable, "-m", "hwzswap.serve.chain", "--config",
                              small_config(tmp_path), "--name", "t21", "--ready-fd", str(w)],
                             pass_fds=(w,), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     os.close(w)
-    os.close(r)
     with _ended(proc):
         seen = []
         while not seen or "cannot tell `swap on` that swap is on" not in seen[-1]:
