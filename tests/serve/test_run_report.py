@@ -66,9 +66,9 @@ def test_a_failing_command_is_reported_as_failed(state_dir: Path, tmp_path: Path
     assert r["exit_code"] == 7 and r["failure"] == "exited with status 7"
 
 
-def test_an_oom_killed_command_is_reported(state_dir: Path, tmp_path: Path) -> None:
-    """Swap cannot help a program whose memory cannot be swapped out: mlock'd pages past the
-    limit. The OOM killer kills it, and the report says so."""
+def _mlocking_program(tmp_path: Path) -> Path:
+    """A program that mlocks 64 MiB: memory swap cannot take, so past a smaller limit the
+    OOM killer kills it."""
     prog = tmp_path / "lock.py"
     prog.write_text("import mmap, ctypes\n"
                     "m = mmap.mmap(-1, 64 << 20)\n"
@@ -76,6 +76,13 @@ def test_an_oom_killed_command_is_reported(state_dir: Path, tmp_path: Path) -> N
                     "buf = (ctypes.c_char * len(m)).from_buffer(m)\n"
                     "libc.mlock(buf, len(m))\n"
                     "for i in range(0, len(m), 4096):\n    m[i] = 1\n")
+    return prog
+
+
+def test_an_oom_killed_command_is_reported(state_dir: Path, tmp_path: Path) -> None:
+    """Swap cannot help a program whose memory cannot be swapped out: mlock'd pages past the
+    limit. The OOM killer kills it, and the report says so."""
+    prog = _mlocking_program(tmp_path)
     p = hwzswap_cli("run", "--memory-limit", "16M", "--config", small_config(tmp_path),
                     "--", sys.executable, str(prog), timeout=120)
     assert p.returncode == 1, p.stderr + p.stdout
@@ -93,13 +100,7 @@ def test_an_oom_kill_in_a_command_that_exits_0_is_a_failure(state_dir: Path,
     assert "lzo: the command exited 0, but the OOM killer" in run.compare_rows(rows)[1][
         "invalid"]
     assert "0, OOM-kill" in run.format_table(rows)
-    prog = tmp_path / "lock.py"
-    prog.write_text("import mmap, ctypes\n"
-                    "m = mmap.mmap(-1, 64 << 20)\n"
-                    "libc = ctypes.CDLL(None, use_errno=True)\n"
-                    "buf = (ctypes.c_char * len(m)).from_buffer(m)\n"
-                    "libc.mlock(buf, len(m))\n"
-                    "for i in range(0, len(m), 4096):\n    m[i] = 1\n")
+    prog = _mlocking_program(tmp_path)
     out = tmp_path / "r.json"
     p = hwzswap_cli("run", "--memory-limit", "16M", "--config", small_config(tmp_path),
                     "--json", str(out), "--", "sh", "-c", f"{sys.executable} {prog}; exit 0",
