@@ -387,6 +387,10 @@ class Backend(ABC):
 
     name: ClassVar[str] = ""
     PARAMS: ClassVar[Mapping[str, Param]] = {}
+    #: Keys of :meth:`counters` that hold a level or a setting (a queue depth, bytes in
+    #: flight, a peak, a config mapping), not a cumulative count: the bench reports them at
+    #: their value at the end, not as a change (a dotted name picks a key inside a mapping).
+    gauges: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = self.validate_params(params)
@@ -523,7 +527,8 @@ class Backend(ABC):
         return None
 
     def counters(self) -> dict[str, Any]:
-        """Backend-specific counters (hardware ops, fallbacks, busy retries...)."""
+        """Backend-specific counters (hardware ops, fallbacks, busy retries...): cumulative
+        counts, except the keys named in :attr:`gauges`."""
         return {}
 
 

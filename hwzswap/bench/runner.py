@@ -63,6 +63,7 @@ from hwzswap.errors import (
     InvalidParameterError,
     SwapBatchError,
     UnknownBackendError,
+    excerpt,
 )
 
 #: Page operations per chunk: the unit of raw/stack interleaving and of progress updates.
@@ -428,7 +429,7 @@ def _jsonable(obj: Any) -> Any:
 class _Meter:
     """Everything one backend's run accumulates."""
 
-    def __init__(self) -> None:
+    def __init__(self, gauges: frozenset[str] = frozenset()) -> None:
         self.st_ns: list[int] = []
         self.st_k: list[int] = []
         self.ld_ns: list[int] = []  # single-page loads
@@ -465,9 +466,11 @@ class _Meter:
         self.resident_loads = 0
         self.readahead_fallbacks = 0  # readahead calls that raised, then read page by page
         self.error_examples: list[str] = []
-        self.counters_delta: dict[str, float] = {}  # the backend's counters over the pass
-        self.stack_counters = CounterSpan()  # the backend's counters over the stack's chunks
-        self.raw_counters = CounterSpan()  # ... and over the raw pass's
+        # the backend's counters over the stack's chunks, over the raw pass's, and over the
+        # whole pass (opening and closing the system included: faults.backend)
+        self.stack_counters = CounterSpan(gauges)
+        self.raw_counters = CounterSpan(gauges)
+        self.pass_counters = CounterSpan(gauges)
         self.wall_ns = 0  # wall time of the stack's chunks
         self.store_cpu_us = 0.0  # host CPU (emulation excluded) of the chunks of stores only
         self.store_cpu_pages = 0
@@ -1072,7 +1075,7 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
             f"backend {backend.name!r} declares time_basis 'modeled' but modeled_device_us() "
             f"returned {device_us()!r}; a modelled backend must report its device time"
         )
-    m = _Meter()
+    m = _Meter(declared_gauges(backend))
     comp: dict[int, Any] = {}
     counters0 = _safe_counters(backend)
     system = open_zswap(cfg, backend=backend)
@@ -1124,7 +1127,7 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
         stats = dict(system.stats())
     finally:
         system.close()
-    m.counters_delta = _counter_delta(counters0, _safe_counters(backend))
+    m.pass_counters.add(counters0, _safe_counters(backend))
     return stats, m, time.perf_counter() - started
 
 
@@ -1150,34 +1153,22 @@ def _device_clock(c: Mapping[str, Any]) -> tuple[float, float, str] | None:
     return None
 
 
-def _counter_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, float]:
-    """The numeric counters of a backend that moved during a pass (after - before)."""
-    out: dict[str, float] = {}
-    for key, value in after.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        old = before.get(key, 0)
-        if isinstance(old, (int, float)) and not isinstance(old, bool) and value != old:
-            out[key] = value - old
-    return out
-
-
-#: Name tokens (``_``-separated) of a backend counter that holds a level or a setting, not a
-#: count of events: its value at the end is reported, not its change (``queue_depth``,
-#: ``inflight``, ``peak_pages``, ``config``).
-GAUGE_TOKENS = frozenset({
-    "inflight", "depth", "outstanding", "peak", "max", "min", "current", "level",
-    "occupancy", "capacity", "size", "config", "params", "settings", "state",
-})
+def declared_gauges(backend: Backend) -> frozenset[str]:
+    """The backend's :attr:`~hwzswap.backends.contract.Backend.gauges`: the ``counters()``
+    keys it declares levels or settings (none by default). Anything but a collection of
+    strings is the driver's mistake, named (a bare string would be read letter by letter)."""
+    declared = getattr(backend, "gauges", frozenset())
+    names = (() if isinstance(declared, (str, bytes)) or not isinstance(declared, Iterable)
+             else tuple(declared))
+    if not names and declared or not all(isinstance(g, str) for g in names):
+        raise BackendError(
+            f"backend {backend.name!r}: 'gauges' must be a set of counters() key names "
+            f"(str), e.g. frozenset({{'queue_depth'}}); got {excerpt(declared)}")
+    return frozenset(names)
 
 
 def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _is_gauge_name(key: str) -> bool:
-    low = key.lower()
-    return bool(set(low.replace("-", "_").split("_")) & GAUGE_TOKENS) or "in_flight" in low
 
 
 def _countlike(v: Any) -> bool:
@@ -1192,19 +1183,22 @@ def _countlike(v: Any) -> bool:
 
 
 class CounterSpan:
-    """A backend's ``counters()`` over some stretches of a pass (the stack's chunks, or the raw
-    pass's), each read just before and just after the stretch, outside its timings.
+    """A backend's ``counters()`` over some stretches of a pass (the stack's chunks, the raw
+    pass's, or the whole pass), each read just before and just after the stretch, outside its
+    timings. The one place the bench differences backend counters.
 
     A backend object lives through every engine mode, warm-up and pool sizing of a bench, and
     its ``counters()`` are totals since it was built, so a row reports what changed over its
     own stretches: a number (or each number of a list, each value of a mapping of numbers) is
     a count of events and reported as the sum of its changes; a list of other things that only
     grows (an error log) as the entries added. Kept at its **end value** instead, and listed by
-    :meth:`end_value_keys`: anything else (a string, a bool, a mapping holding strings such as
-    lz4-opencl's ``config``), a counter whose name says it is a level or a setting
-    (:data:`GAUGE_TOKENS`), and a number that went down during a stretch (not a count)."""
+    :meth:`end_value_keys`: a key the backend declares a gauge (``gauges``, see
+    :func:`declared_gauges`: a level or a setting, such as lz4-opencl's ``config``), anything
+    else that is not a count (a string, a bool, a mapping holding strings), and a number that
+    went down during a stretch (a level the backend did not declare)."""
 
-    def __init__(self) -> None:
+    def __init__(self, gauges: Iterable[str] = ()) -> None:
+        self._gauges = frozenset(gauges)
         self._sum: dict[str, Any] = {}
         self._end: dict[str, Any] = {}
         self._kept: set[str] = set()
@@ -1231,7 +1225,7 @@ class CounterSpan:
             if path in self._kept:
                 continue
             b = before.get(key) if isinstance(before, Mapping) else None
-            if _is_gauge_name(name):
+            if path in self._gauges:
                 self._kept.add(path)
             elif _num(a):
                 b = b if _num(b) else 0
@@ -1283,6 +1277,11 @@ class CounterSpan:
     def end_value_keys(self) -> list[str]:
         """Dotted names of the counters reported at their end value, not as a change."""
         return sorted(self._kept)
+
+    def counts(self) -> dict[str, int | float]:
+        """The top-level counts that moved over the stretches: name -> change (no end values,
+        no zeros; what ``faults.backend`` and the backend's own timeout count read)."""
+        return {k: v for k, v in self.value().items() if k not in self._kept and _num(v) and v}
 
 
 def run_backend(
@@ -1641,10 +1640,8 @@ def _stack_timeouts(stats: Mapping[str, Any], m: _Meter) -> int:
     or the backend's own timeout counters over those chunks (842-nx's ``timeouts``: hung
     requests its driver gave up on after its ``timeout_ms``), whichever is larger (one hang
     may be counted by both)."""
-    levels = set(m.stack_counters.end_value_keys())  # settings and levels: not timeouts seen
-    own = sum(int(v) for k, v in m.stack_counters.value().items()
-              if "timeout" in k and k not in levels and _num(v)
-              and not k.endswith(("_us", "_ms", "_ns", "_s")))
+    own = sum(int(v) for k, v in m.stack_counters.counts().items()  # levels: not timeouts
+              if "timeout" in k and not k.endswith(("_us", "_ms", "_ns", "_s")))
     return max(int(stats.get("driver_timeouts", 0)), own)
 
 
@@ -1765,8 +1762,8 @@ def _faults(cw: CompiledWorkload, stats: Mapping[str, Any], m: _Meter) -> dict[s
                  "readahead_fallbacks": m.readahead_fallbacks,
                  "error_rate": rate(load_err, cw.loads)},
         "driver": driver,
-        "backend": {str(k): v for k, v in m.counters_delta.items()
-                    if any(w in str(k) for w in _FAULT_WORDS)},
+        "backend": {k: v for k, v in m.pass_counters.counts().items()
+                    if any(w in k for w in _FAULT_WORDS)},
         "examples": list(m.error_examples),
         "any": any_fault,
         "passes_with_faults": int(any_fault),

@@ -59,7 +59,7 @@ def test_842_requests_per_row_do_not_grow_with_earlier_modes(pages: np.ndarray) 
 
 
 def test_counter_span_sums_changes_and_keeps_levels_at_their_end() -> None:
-    span = CounterSpan()
+    span = CounterSpan(gauges={"queue_depth"})
     span.add({"ops": 10, "queue_depth": 4, "hist": [1, 2], "codes": {"ok": 3},
               "log": ["a"], "mode": "x", "level_now": 9.0, "cfg": {"k": 1, "s": "y"}},
              {"ops": 15, "queue_depth": 2, "hist": [2, 2], "codes": {"ok": 4, "bad": 1},
@@ -78,7 +78,53 @@ def test_counter_span_sums_changes_and_keeps_levels_at_their_end() -> None:
         "cfg": {"k": 1, "s": "y"},
     }
     assert span.end_value_keys() == ["cfg", "level_now", "mode", "queue_depth"]
-    assert CounterSpan().value() == {}
+    # the counts alone, top level, that moved: what faults.backend and timeouts read
+    assert span.counts() == {"ops": 6}
+    assert CounterSpan().value() == {} and CounterSpan().counts() == {}
+
+
+def test_declared_gauges_are_end_values_whatever_their_name_and_motion() -> None:
+    """Only the backend's ``gauges`` declaration makes a rising number a level: a declared
+    one (a dotted name reaches into a mapping) keeps its end value though it only rose; an
+    undeclared one that only rose shows its rise, whatever its name says (no name rule)."""
+    span = CounterSpan(gauges={"bytes_in_flight", "cfg.batch"})
+    for before, after in (({"bytes_in_flight": 0, "peak_pages": 1, "cfg": {"batch": 8, "n": 1}},
+                           {"bytes_in_flight": 4096, "peak_pages": 3,
+                            "cfg": {"batch": 8, "n": 2}}),
+                          ({"bytes_in_flight": 4096, "peak_pages": 3,
+                            "cfg": {"batch": 16, "n": 2}},
+                           {"bytes_in_flight": 8192, "peak_pages": 4,
+                            "cfg": {"batch": 16, "n": 5}})):
+        span.add(before, after)
+    assert span.value() == {"bytes_in_flight": 8192, "peak_pages": 3,
+                            "cfg": {"batch": 16, "n": 4}}
+    assert span.end_value_keys() == ["bytes_in_flight", "cfg.batch"]
+    assert span.counts() == {"peak_pages": 3}
+
+
+def test_the_built_in_backends_declare_their_settings() -> None:
+    from hwzswap.backends.nx842.driver import Nx842Backend
+    from hwzswap.backends.opencl.backend import Lz4OpenCLBackend
+    from hwzswap.backends.lz4 import Lz4Backend
+
+    assert Lz4Backend.gauges == frozenset()  # the contract's default: every number a count
+    assert Nx842Backend.gauges == {"clock"}
+    assert Lz4OpenCLBackend.gauges == {"device", "config", "config_source"}
+
+
+@pytest.mark.parametrize("bad", ["queue_depth", 7, ["queue_depth", 3]])
+def test_a_gauges_declaration_that_is_not_names_fails_the_row_naming_it(
+        pages: np.ndarray, bad: Any) -> None:
+    from hwzswap.backends.lz4 import Lz4Backend
+    from hwzswap.bench.runner import base_config, compile_workload, run_backend
+    from hwzswap.errors import BackendError
+
+    class Misdeclared(Lz4Backend):
+        gauges = bad  # type: ignore[assignment]
+
+    cw = compile_workload(build_workload("roundtrip", pages[:16], seed=0))
+    with pytest.raises(BackendError, match="'gauges' must be a set of counters\\(\\) key names"):
+        run_backend(Misdeclared(), cw, base_config(None), repeat=1, warm_up=False)
 
 
 def test_counter_span_finds_int_keys_and_logs_that_appear_late() -> None:
@@ -106,19 +152,24 @@ def test_counter_span_leaves_out_a_stretch_whose_read_failed() -> None:
 
 
 def test_a_setting_named_timeout_is_not_a_timeout_seen(pages: np.ndarray) -> None:
-    """A level or setting with "timeout" in its name (reported at its end value) does not
-    count as timeouts: the row's device figures stay."""
+    """A level or setting with "timeout" in its name (declared a gauge: reported at its end
+    value) does not count as timeouts, though it rose: the row's device figures stay."""
     from hwzswap.backends.nx842.driver import Nx842Backend
     from hwzswap.bench.runner import base_config, compile_workload, run_backend
 
     class WithSetting(Nx842Backend):
+        gauges = Nx842Backend.gauges | {"timeout_streak"}
+        _reads = 0
+
         def counters(self) -> dict[str, Any]:
-            return {**super().counters(), "max_timeouts_in_a_row": 3}
+            self._reads += 1  # a level that only rises: only the declaration tells
+            return {**super().counters(), "timeout_streak": self._reads}
 
     cw = compile_workload(build_workload("roundtrip", pages[:64], seed=0))
     r = run_backend(WithSetting(), cw, base_config(None), repeat=1)
     assert r["device_timeouts"] == 0 and r["device_figures_note"] is None
-    assert "max_timeouts_in_a_row" in r["backend_counters_end_values"]
+    assert r["backend_counters_end_values"] == ["clock", "timeout_streak"]
+    assert "timeout_streak" not in r["faults"]["backend"]
     assert r["device_overlap"]["hidden_share"] is not None
 
 
@@ -138,3 +189,27 @@ def test_counters_that_json_cannot_say_still_make_a_valid_document(pages: np.nda
     r = run_backend(Odd(), cw, base_config(None), repeat=1)
     text = json.dumps(r, allow_nan=False)  # raises on a bare NaN
     assert json.loads(text)["backend_counters"]["x"] == "nan"
+
+
+def test_faults_backend_is_the_passes_failure_counts(pages: np.ndarray) -> None:
+    """``faults.backend``: the backend's counts with a failure word in their name over the
+    whole pass (the raw pass's work and the stack's), from the same differencing as
+    ``backend_counters``: changes only, no zeros, no levels."""
+    from hwzswap.backends.nx842.driver import Nx842Backend
+    from hwzswap.bench.runner import base_config, compile_workload, run_backend
+
+    class WithLevel(Nx842Backend):
+        gauges = Nx842Backend.gauges | {"error_budget"}
+
+        def counters(self) -> dict[str, Any]:
+            return {**super().counters(), "error_budget": 1000 + self._comp_complete}
+
+    cw = compile_workload(build_workload("roundtrip", pages[:64], seed=0))
+    r = run_backend(WithLevel(fault_rate=0.05, fault_seed=3), cw, base_config(None), repeat=1,
+                    warm_up=False)
+    fb = r["faults"]["backend"]
+    stack, raw = r["backend_counters"], r["backend_counters_raw"]
+    assert fb["faults_injected"] > 0 and r["faults"]["any"]
+    assert fb["faults_injected"] == stack["faults_injected"] + raw["faults_injected"]
+    assert "error_budget" not in fb and all(v for v in fb.values())
+    assert "timeouts" not in fb  # a failure count that did not move is left out

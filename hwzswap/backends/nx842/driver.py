@@ -127,6 +127,7 @@ class Nx842Backend(Backend):
     """The ``842-nx`` driver over an emulated Power7+-style NX-842 unit (see the module docstring)."""
 
     name = "842-nx"
+    gauges = frozenset({"clock"})  # the clock's kind (a setting); the rest are counts
     PARAMS = {
         "engines": Param(int, ENGINES_PER_CHIP, min=1, max=64,
                          doc="842 engines (Power7+: two per chip, Hot Chips 2012)"),

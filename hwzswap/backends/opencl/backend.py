@@ -491,6 +491,7 @@ class Lz4OpenCLBackend(Backend):
     """LZ4 block compression of page batches on an OpenCL device (GPU, or PoCL's CPU device)."""
 
     name = "lz4-opencl"
+    gauges = frozenset({"device", "config", "config_source"})  # settings; the rest: counts
     PARAMS = {
         "device": Param(str, "auto", doc="device name substring, or 'auto' (GPU first); a "
                         "name given must match a device here (else a parameter error)"),
