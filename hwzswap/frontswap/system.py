@@ -34,6 +34,7 @@ from hwzswap.config import ZswapConfig, load_config, parameter_error
 from hwzswap.errors import (
     BackendError,
     ConfigError,
+    HwzswapError,
     InvalidInputError,
     InvalidParameterError,
     SwapBatchError,
@@ -232,16 +233,22 @@ class SwapSystem:
             self.devices[type].discard(offset)
         return page
 
-    def swap_in_batch(self, type: int, offsets: Sequence[int]) -> list[bytes]:
+    def swap_in_batch(self, type: int, offsets: Sequence[int], *, partial: bool = False
+                      ) -> list[Any]:
         """The pages of a readahead cluster (the kernel's ``vm.page-cluster``): zswap first,
         in one :meth:`ZswapCache.load_batch` (one ``decompress_batch`` for a batch backend),
         then the misses from the swap device.
 
         Returns what :meth:`swap_in` on each offset in order returns, with the same counters
         and, with ``exclusive_loads``, every slot freed. The offsets must be distinct and in
-        range. All or nothing: a slot not in use (checked before anything is read), a corrupt
-        zswap object or a device read failure raises and frees nothing, so every page of the
-        batch can still be swapped in.
+        range, and every slot in use (checked before anything is read; else nothing is read).
+
+        A page that cannot be read (a corrupt zswap object, a device failure) keeps its slot
+        and its data. By default the call is all or nothing: it raises that page's error and
+        frees nothing, so every page of the batch can still be swapped in. With ``partial``
+        the result is per page instead, as each folio of a kernel readahead completes alone:
+        a failed page's place holds its :class:`~hwzswap.errors.HwzswapError`, and every
+        other page is returned (and, with exclusive loads, its slot freed) as usual.
         """
         smap = self._map(type, "swap_in_batch")
         offs = batch_offsets("swap_in_batch", type, offsets, len(smap), "a readahead batch")
@@ -251,22 +258,25 @@ class SwapSystem:
                 f"swap_in_batch of swap type {type} offset {off}: the slot is not in use "
                 f"(never swapped out, or freed); nothing in the batch was read"
             )
-        if not self._exclusive:
-            pages = self.zswap.load_batch(type, offs)
-        else:
-            # Exclusive loads free the zswap entries only once the device reads succeeded
-            # too, so a failing read loses none of the pages zswap held.
-            pages = self.zswap.load_batch(type, offs, keep=True)
+        # Exclusive loads free the zswap entries only once the device reads succeeded too,
+        # so a failing read loses none of the pages zswap held.
+        pages = self.zswap.load_batch(type, offs, keep=self._exclusive, partial=partial)
         dev = self.devices[type]
         for i, page in enumerate(pages):
             if page is None:
-                pages[i] = dev.read_page(offs[i])
+                try:
+                    pages[i] = dev.read_page(offs[i])
+                except HwzswapError as exc:
+                    if not partial:
+                        raise
+                    pages[i] = exc
         if self._exclusive:
-            self.zswap.drop_loaded(type, offs)
-            for off in offs:
+            done = [off for off, page in zip(offs, pages) if not isinstance(page, HwzswapError)]
+            self.zswap.drop_loaded(type, done)
+            for off in done:
                 smap[off] = 0
                 dev.discard(off)
-        return pages  # type: ignore[return-value]  # every None was replaced
+        return pages
 
     def swap_free(self, type: int, offset: int) -> None:
         """Free slot ``(type, offset)``: its zswap entry is invalidated and the device slot

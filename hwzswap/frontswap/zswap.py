@@ -495,26 +495,32 @@ class ZswapCache:
         finally:
             self._release()
 
-    def load_batch(self, type: int, offsets: Sequence[int], *, keep: bool = False
-                   ) -> list[bytes | None]:
+    def load_batch(self, type: int, offsets: Sequence[int], *, keep: bool = False,
+                   partial: bool = False) -> list[Any]:
         """The pages of a readahead cluster: one entry per offset, ``None`` where zswap does not
         hold the slot. The same as :meth:`load` on each offset in order (counters, and with
         ``exclusive_loads`` the hits freed), except that the compressed hits are decompressed
         together: one ``decompress_batch`` for a backend whose capabilities say ``batch`` (an
-        offload device pays its round trip once per cluster). A failed item alone is retried
-        on its own.
+        offload device pays its round trip once per cluster). An item the device failed is
+        retried on its own.
 
-        All or nothing: a corrupt object raises (naming the first bad offset in batch order)
-        after counting ``decompress_fail``; nothing else changes, so every page is still
-        loadable. The offsets must be distinct and in range.
+        An item that cannot be loaded (an object that does not decompress to its page, a
+        device failure with no software decoder, a driver breaking the contract) is counted
+        once, as :meth:`load` counts it, and keeps its entry. Then, by default, the call is
+        all or nothing: it raises that item's error (the first in batch order) and nothing
+        else changes, so every page is still loadable. With ``partial`` the result is per
+        item instead, as each folio of a kernel readahead completes alone: the failed item's
+        place holds its :class:`~hwzswap.errors.HwzswapError`, and every other item is
+        loaded (counted, and freed with exclusive loads) as usual. (A batch call that breaks
+        the contract as a whole raises :class:`~hwzswap.errors.DriverError` either way.)
 
         ``keep``: never free the hits, even with exclusive loads (the swap layer's first half
         of an exclusive readahead; it frees them with :meth:`drop_loaded` once its own device
-        reads have succeeded too).
+        reads have succeeded too). The offsets must be distinct and in range.
         """
         tree = self._tree(type, "zswap load_batch")
         offs = batch_offsets("zswap load_batch", type, offsets, tree.nr_pages, "a readahead batch")
-        return self._load_pages(tree, offs, self._exclusive and not keep)
+        return self._load_pages(tree, offs, self._exclusive and not keep, partial)
 
     def invalidate_page(self, type: int, offset: int) -> None:
         """Drop the entry for ``(type, offset)`` (its swap slot was freed). No entry: no-op."""
@@ -965,12 +971,14 @@ class ZswapCache:
         finally:
             del data  # the view must not outlive the lock
 
-    def _load_pages(self, tree: ZswapTree, offs: list[int], free: bool) -> list[bytes | None]:
+    def _load_pages(self, tree: ZswapTree, offs: list[int], free: bool, partial: bool
+                    ) -> list[Any]:
         """load_batch's body: ``offs`` checked; ``free`` drops the hits (exclusive loads)."""
         n = len(offs)
-        out: list[bytes | None] = [None] * n
+        out: list[Any] = [None] * n
         type_ = tree.type
         staged_at: list[int] = []
+        failed: list[int] = []
         self._acquire()
         try:
             if self._staged:  # async: pages in flight come from their staged copies
@@ -991,16 +999,21 @@ class ZswapCache:
                     if entry.__class__ is bytes:
                         out[i] = _ZERO_PAGE if entry == _ZERO_WORD else entry * _WORDS
             if handles:
-                pages = self._decompress_many_locked(tree, [offs[i] for i in at], handles)
+                pages, bad = self._decompress_many_locked(tree, [offs[i] for i in at], handles)
                 for k, i in enumerate(at):
                     out[i] = pages[k]
-            self.loads_hit += n - misses
+                if bad:
+                    failed = [at[k] for k in bad]
+                    if not partial:
+                        raise out[failed[0]]
+            self.loads_hit += n - misses - len(failed)
             self.loads_miss += misses
             self.loads_staged += len(staged_at)
-            if free and misses < n:
+            if free and misses + len(failed) < n:
                 staged = self._staged
+                skip = set(failed)
                 for i, off in enumerate(offs):
-                    if out[i] is None:
+                    if out[i] is None or i in skip:
                         continue
                     if staged and staged.pop((type_, off), None) is not None:
                         continue
@@ -1009,28 +1022,42 @@ class ZswapCache:
             self._release()
         return out
 
-    def _decompress_many_locked(self, tree: ZswapTree, offs: list[int],
-                                handles: list[int]) -> list[bytes]:
+    def _decompress_many_locked(self, tree: ZswapTree, offs: list[int], handles: list[int]
+                                ) -> tuple[list[Any], list[int]]:
         """The pages of several pool objects (lock held), the batch form of
         :meth:`_page_locked`: one ``decompress_batch`` for a batch backend, one ``decompress``
         each for the others. Every result is checked; when anything is off (an error, a result
         of the wrong type or length, a failed item) the objects concerned go through
-        :meth:`_page_locked` one by one, which counts and raises the right error."""
+        :meth:`_page_locked` one by one, which counts the failure. Returns the pages and the
+        positions that failed, whose place holds the error :meth:`_page_locked` raised."""
         if self._csums is not None or len(handles) == 1:
-            return [self._page_locked(tree, off, h) for off, h in zip(offs, handles)]
-        views = list(map(self._pool_view, handles))
-        try:
-            pages, redo = self._decompress_objects(views)
-        finally:
-            del views
+            redo = range(len(handles))
+            pages: list[Any] = [None] * len(handles)
+        else:
+            views = list(map(self._pool_view, handles))
+            try:
+                pages, redo = self._decompress_objects(views)
+            finally:
+                del views
+        bad: list[int] = []
         for k in redo:
-            pages[k] = self._page_locked(tree, offs[k], handles[k])  # checked, or raises
-        if self._pcsums is not None:
+            try:
+                pages[k] = self._page_locked(tree, offs[k], handles[k])  # checked and counted
+            except HwzswapError as exc:
+                pages[k] = exc
+                bad.append(k)
+        if self._pcsums is not None and len(redo) < len(handles):
             skip = set(redo)
             for k, (off, h) in enumerate(zip(offs, handles)):
-                if k not in skip:
+                if k in skip:
+                    continue
+                try:
                     self._verify_page_locked(tree, off, h, pages[k])
-        return pages
+                except CorruptDataError as exc:
+                    pages[k] = exc
+                    bad.append(k)
+            bad.sort()
+        return pages, bad
 
     def _decompress_objects(self, datas: list[Any]) -> tuple[list[Any], list[int]]:
         """Several objects' pages at once: one ``decompress_batch`` for a batch device (its
