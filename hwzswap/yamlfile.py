@@ -13,6 +13,7 @@ The bounded read itself (:func:`read_bounded`) also serves the sweep worker's ru
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from collections.abc import Iterable, Mapping
@@ -21,75 +22,70 @@ from typing import Any
 
 from hwzswap.errors import HwzswapError, excerpt
 
-_LOADERS: dict[tuple[int, int, int, int | None], Any] = {}
-_SETTINGS_LOADER: list[Any] = []
 #: The tags PyYAML (YAML 1.1) gives a plain scalar such as ``1:4`` or ``1:30.5``: base-60
 #: ("sexagesimal") numbers, gone from YAML 1.2.
 _SEXAGESIMAL_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 
+@functools.cache
 def settings_loader() -> Any:
     """The ``yaml.SafeLoader`` class every YAML file of the project is read with (a config, a
     sweep, the bundled corpus's index): a SafeLoader that reads a plain scalar with a colon,
     such as ``1:4``, as the string it is written as (YAML 1.2), not as a YAML 1.1 base-60
     number: ``folio_pages: [1:4]`` is the mix ``"1:4"``, never the integer 64. Everything
     else reads as with ``yaml.safe_load`` (an unquoted ``842`` is still the integer 842)."""
-    if not _SETTINGS_LOADER:
-        import yaml
+    import yaml
 
-        class SettingsLoader(yaml.SafeLoader):
-            def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-                tag = super().resolve(kind, value, implicit)
-                if (tag in _SEXAGESIMAL_TAGS and kind is yaml.ScalarNode and implicit[0]
-                        and ":" in value):
-                    return "tag:yaml.org,2002:str"
-                return tag
+    class SettingsLoader(yaml.SafeLoader):
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            tag = super().resolve(kind, value, implicit)
+            if (tag in _SEXAGESIMAL_TAGS and kind is yaml.ScalarNode and implicit[0]
+                    and ":" in value):
+                return "tag:yaml.org,2002:str"
+            return tag
 
-        _SETTINGS_LOADER.append(SettingsLoader)
-    return _SETTINGS_LOADER[0]
+    return SettingsLoader
 
 
+@functools.cache
 def bounded_loader(max_depth: int, max_aliases: int, slack: int = 0,
                    max_nodes: int | None = None) -> Any:
     """A :func:`settings_loader` class refusing more than ``max_aliases`` aliases, more than
     ``max_nodes`` values as written (keys, scalars, lists and mappings; no limit when
     ``None``) and nesting deeper than ``max_depth`` (plus ``slack`` levels of the file's own
     structure, such as its sections) while composing (``yaml.YAMLError``): a file of a million
-    values stops at the limit, before it is built in memory."""
-    key = (max_depth, max_aliases, slack, max_nodes)
-    if key not in _LOADERS:
-        import yaml
+    values stops at the limit, before it is built in memory. One class per set of limits."""
+    import yaml
 
-        class Loader(settings_loader()):  # type: ignore[misc]
-            _depth = 0
-            _aliases = 0
-            _nodes = 0
+    class Loader(settings_loader()):  # type: ignore[misc]
+        _depth = 0
+        _aliases = 0
+        _nodes = 0
 
-            def compose_node(self, parent: Any, index: Any) -> Any:
-                if self.check_event(yaml.AliasEvent):
-                    self._aliases += 1
-                    if self._aliases > max_aliases:
-                        raise yaml.YAMLError(f"more than {max_aliases} aliases")
-                self._nodes += 1
-                if max_nodes is not None and self._nodes > max_nodes:
-                    too_many = yaml.YAMLError(f"more than {max_nodes} values")
-                    too_many.too_large = True  # type: ignore[attr-defined]
-                    raise too_many
-                self._depth += 1
-                try:
-                    if self._depth > max_depth + slack:
-                        raise yaml.YAMLError(f"values nested more than {max_depth} levels deep")
-                    return super().compose_node(parent, index)
-                finally:
-                    self._depth -= 1
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self._aliases += 1
+                if self._aliases > max_aliases:
+                    raise yaml.YAMLError(f"more than {max_aliases} aliases")
+            self._nodes += 1
+            if max_nodes is not None and self._nodes > max_nodes:
+                too_many = yaml.YAMLError(f"more than {max_nodes} values")
+                too_many.too_large = True  # type: ignore[attr-defined]
+                raise too_many
+            self._depth += 1
+            try:
+                if self._depth > max_depth + slack:
+                    raise yaml.YAMLError(f"values nested more than {max_depth} levels deep")
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
 
-            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-                if isinstance(node, yaml.MappingNode):
-                    _refuse_duplicate_keys(self, node)
-                return super().construct_mapping(node, deep=deep)
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                _refuse_duplicate_keys(self, node)
+            return super().construct_mapping(node, deep=deep)
 
-        _LOADERS[key] = Loader
-    return _LOADERS[key]
+    return Loader
 
 
 def yaml_error_text(exc: Exception, limit: int = 300) -> str:
