@@ -465,6 +465,7 @@ class _Meter:
         self.resident: set[tuple[int, int]] = set()
         self.resident_loads = 0
         self.readahead_fallbacks = 0  # readahead calls that raised, then read page by page
+        self.readahead_failed_items = 0  # pages a readahead returned as errors (partial)
         self.error_examples: list[str] = []
         # the backend's counters over the stack's chunks, over the raw pass's, and over the
         # whole pass (opening and closing the system included: faults.backend)
@@ -490,15 +491,17 @@ _FAILED = object()
 def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tuple[int, Any]],
                      device_us: Callable[[], float | None] | None, drain: bool) -> None:
     """The measured loop: one perf_counter_ns pair around each frontswap call, nothing else
-    inside it (but the page-by-page reads that follow a readahead call that raised).
+    inside it (but the page-by-page reads that follow a readahead call that raised as a whole).
 
     Each loaded page is compared with the expected one right after its timed call and then
     dropped, as a kernel reuses the page frame; holding every page of the chunk would make
     each load fault in fresh memory and charge that to the stack. Loads that are not ``bytes``
     equal to the expected page go to ``suspect`` (load ordinal in the chunk, data; data
-    :data:`_LOST`: the call raised, or a readahead call returned too few pages) for
-    :func:`_check_suspects`. A call that raises a :class:`HwzswapError` (a
-    device that failed for good) is counted as a failed store or load, not fatal.
+    :data:`_LOST`: the call raised, a readahead item failed, or a readahead call returned too
+    few pages) for :func:`_check_suspects`. A call that raises a :class:`HwzswapError` (a
+    device that failed for good) is counted as a failed store or load, not fatal. Readahead
+    calls are ``partial``: an item that cannot be read comes back as its error, the rest of
+    the cluster loaded (see :func:`_readahead_item_failed`).
 
     ``drain``: async mode; the chunk ends with ``system.drain()``, timed as store time, so
     compression still in flight is counted before the clock stops.
@@ -569,8 +572,8 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
         else:  # _LOADN: a readahead cluster, one call; each page checked as a single load is
             t0 = pc()
             try:
-                datas = swap_in_batch(typ, arg)
-            except HwzswapError as exc:
+                datas = swap_in_batch(typ, arg, partial=True)
+            except HwzswapError as exc:  # the call as a whole (nothing read)
                 datas = _load_each(m, swap_in, typ, arg, exc)
             t1 = pc()
             m.ldn_ns.append(t1 - t0)
@@ -579,6 +582,8 @@ def _run_stack_chunk(system: Any, ops: list[tuple], m: _Meter, suspect: list[tup
                 datas = _wrong_count(m, typ, arg, datas)
             for j, data in enumerate(datas):
                 if data.__class__ is not bytes or data != page[j]:
+                    if isinstance(data, HwzswapError):
+                        data = _readahead_item_failed(m, typ, arg[j], data)
                     suspect.append((nload + j, data))
             nload += len(arg)
             del datas
@@ -613,9 +618,10 @@ def _store_failed(m: _Meter, typ: int, offsets: Sequence[int], exc: HwzswapError
     m.note_error("stack store", exc)
 
 
-def _load_failed(m: _Meter, typ: int, offsets: Sequence[int], exc: HwzswapError) -> list[Any]:
-    """A load call raised: :data:`_LOST` for each offset, or :data:`_RESIDENT` for one whose
-    store had failed (the page never left memory)."""
+def _load_failed(m: _Meter, typ: int, offsets: Sequence[int], exc: HwzswapError,
+                 phase: str = "stack load") -> list[Any]:
+    """A load call (or a readahead item) failed: :data:`_LOST` for each offset, or
+    :data:`_RESIDENT` for one whose store had failed (the page never left memory)."""
     out: list[Any] = []
     for o in offsets:
         if (typ, o) in m.resident:
@@ -625,17 +631,28 @@ def _load_failed(m: _Meter, typ: int, offsets: Sequence[int], exc: HwzswapError)
             m.stack_load_failures += 1
             out.append(_LOST)
     if any(x is _LOST for x in out):
-        m.note_error("stack load", exc)
+        m.note_error(phase, exc)
     return out
+
+
+def _readahead_item_failed(m: _Meter, typ: int, offset: int, exc: HwzswapError) -> Any:
+    """One item of a ``partial`` readahead call came back as its error (a corrupt object, a
+    device failure): the call loaded (and, with exclusive loads, freed) the rest of the
+    cluster and kept this slot. Counted once (``faults.load.readahead_failed_items``, and
+    lost or resident as a single load is), with an example naming the item."""
+    m.readahead_failed_items += 1
+    return _load_failed(m, typ, (offset,), exc,
+                        f"stack readahead item (type {typ} offset {offset})")[0]
 
 
 def _load_each(m: _Meter, swap_in: Callable[[int, int], bytes], typ: int,
                offsets: Sequence[int], exc: HwzswapError) -> list[Any]:
-    """A readahead call raised ``exc`` (it is all or nothing: it freed nothing): each page is
-    read alone, as the kernel reads the faulting page when its readahead fails, so only the
-    pages that cannot be read are counted lost. The call's error is kept (``faults.load.
-    readahead_fallbacks``, an example), so a readahead path that always raises is not
-    silently measured page by page."""
+    """A readahead call raised ``exc`` as a whole (a slot of the cluster not in use, such as
+    a page whose store failed and stayed in memory; a batch call that broke the contract as a
+    whole): it read and freed nothing, so each page is read alone, as the kernel reads the
+    faulting page when its readahead fails, and only the pages that cannot be read are
+    counted lost. The call's error is kept (``faults.load.readahead_fallbacks``, an example),
+    so a readahead path that always raises is not silently measured page by page."""
     m.readahead_fallbacks += 1
     m.note_error("stack readahead (read again page by page)", exc)
     out: list[Any] = []
@@ -1735,9 +1752,10 @@ def _faults(cw: CompiledWorkload, stats: Mapping[str, Any], m: _Meter) -> dict[s
     (a retried item, a software fallback) show in ``driver`` (the engine's guard counters,
     ``stats()``'s ``driver_*``: timeouts, contract violations, the device marked failed) and
     ``backend`` (the driver's own counters over the pass), not as lost pages; a driver fault
-    makes ``any`` true too. A readahead call that raised (``readahead_fallbacks``) is read
-    again page by page, so a corrupt object in it counts twice in ``decompress_fail`` (the
-    call, then its own load): ``errors`` may then exceed the pages lost (``failed_pages``)."""
+    makes ``any`` true too. Readahead calls are ``partial``: an item that cannot be read comes
+    back as its error and is counted once (``readahead_failed_items``; lost or resident as a
+    single load); a call that raised as a whole (``readahead_fallbacks``) is read again page by
+    page."""
     def rate(n: int, d: int) -> float:
         return round(n / d, 6) if d else 0.0
 
@@ -1749,7 +1767,8 @@ def _faults(cw: CompiledWorkload, stats: Mapping[str, Any], m: _Meter) -> dict[s
     load_err = min(cw.loads, max(ld_fail, m.stack_load_failures))
     driver = driver_counters(stats)
     any_fault = bool(m.raw_store_errors or m.raw_load_errors or store_err or load_err
-                     or m.readahead_fallbacks or driver_faulted(driver))
+                     or m.readahead_fallbacks or m.readahead_failed_items
+                     or driver_faulted(driver))
     return {
         "raw": {"store_errors": m.raw_store_errors, "load_errors": m.raw_load_errors,
                 "store_error_rate": rate(m.raw_store_errors, cw.store_pages),
@@ -1760,6 +1779,7 @@ def _faults(cw: CompiledWorkload, stats: Mapping[str, Any], m: _Meter) -> dict[s
         "load": {"errors": load_err, "decompress_fail": ld_fail,
                  "failed_pages": m.stack_load_failures,
                  "readahead_fallbacks": m.readahead_fallbacks,
+                 "readahead_failed_items": m.readahead_failed_items,
                  "error_rate": rate(load_err, cw.loads)},
         "driver": driver,
         "backend": {k: v for k, v in m.pass_counters.counts().items()

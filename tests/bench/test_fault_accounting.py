@@ -167,8 +167,8 @@ def test_a_readahead_call_with_the_wrong_page_count_is_not_verified(
         system = real_open(*args, **kw)
         batch = system.swap_in_batch
 
-        def wrong_count(typ: int, offsets: Any) -> list[bytes]:
-            got = batch(typ, offsets)
+        def wrong_count(typ: int, offsets: Any, **kw: Any) -> list[bytes]:
+            got = batch(typ, offsets, **kw)
             return got[:-1] if wrong == "short" else got + got[:1]
 
         system.swap_in_batch = wrong_count

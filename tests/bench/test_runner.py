@@ -431,22 +431,56 @@ def test_corrupted_pages_in_batched_loads_are_caught(pages: np.ndarray,
     assert ex["first_differing_byte"] == 0 and ex["length"] == PAGE_SIZE
 
 
-def test_a_readahead_cluster_that_raises_loses_only_the_pages_that_cannot_be_read(
-        pages: np.ndarray, test_backends: None) -> None:
-    # swap_in_batch is all or nothing; its pages are then read one by one, as the kernel reads
-    # the faulting page alone: a corrupt object loses its own page, not its cluster's 16
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_a_readahead_cluster_loses_only_its_items_that_cannot_be_read_each_counted_once(
+        pages: np.ndarray, test_backends: None, tmp_path, exclusive: bool) -> None:
+    # the bench's readahead calls are partial: a corrupt object comes back as its error and
+    # loses its own page, not its cluster's 16, and is counted once (an all-or-nothing call
+    # read again page by page counted it twice in decompress_fail)
     wl = build_workload("roundtrip", pages, seed=0, load_batch=16)
     bad = sum(1 for p in pages if len(set(p.tobytes())) > 1 and zlib.crc32(p.tobytes()) % 61 == 0)
     assert 0 < bad < len(pages) // 16
-    (r,) = _run(wl, ["test-corrupt-some"], warm_up=False)["results"]
+    cfg = tmp_path / "x.yaml"
+    cfg.write_text(f"zswap:\n  exclusive_loads: {str(exclusive).lower()}\n")
+    (r,) = _run(wl, ["test-corrupt-some"], warm_up=False, config=str(cfg))["results"]
+    assert r["config"]["zswap"]["exclusive_loads"] is exclusive
     assert r["load_failures"] == bad and r["mismatches"] == 0
     assert r["verified_pages"] == r["pages"] - bad
-    # the raising calls are on record, not silently measured page by page
     f = r["faults"]
-    assert 0 < f["load"]["readahead_fallbacks"] <= bad and f["any"]
-    assert f["load"]["failed_pages"] == bad
-    assert any(e.startswith("stack readahead") and "CorruptDataError" in e
+    assert f["load"]["readahead_failed_items"] == bad and f["any"]
+    assert f["load"]["failed_pages"] == f["load"]["decompress_fail"] == bad
+    assert f["load"]["errors"] == bad and f["load"]["readahead_fallbacks"] == 0
+    # each item's error is on record, naming its slot
+    assert any(e.startswith("stack readahead item (type 0 offset ") and "CorruptDataError" in e
                for e in f["examples"])
+
+
+def test_a_readahead_call_that_raises_as_a_whole_is_read_page_by_page() -> None:
+    """A cluster holding a slot whose store failed (left free, the page kept in memory) makes
+    the call raise before reading anything: each page is then read alone, the kept page a
+    resident load, the others loaded; the call is on record (``readahead_fallbacks``)."""
+    from hwzswap.bench.runner import _LOST, _RESIDENT, _load_each, _Meter, _store_failed
+    from hwzswap.errors import HwzswapError, SwapBatchError
+    from hwzswap.frontswap.system import open_zswap
+
+    system = open_zswap({}, backend=Lz4Backend())
+    try:
+        m = _Meter()
+        page = bytes(range(256)) * 16
+        system.swap_out(0, 1, page)
+        _store_failed(m, 0, [2], SwapBatchError("ENOSPC", stored=[], written=[], failed=[2]))
+        try:
+            system.swap_in_batch(0, [1, 2], partial=True)
+        except HwzswapError as exc:
+            out = _load_each(m, system.swap_in, 0, [1, 2], exc)
+        else:
+            raise AssertionError("a slot not in use must make the whole call raise")
+        assert out == [page, _RESIDENT] and _LOST not in out
+        assert m.readahead_fallbacks == 1 and m.resident_loads == 1
+        assert m.stack_load_failures == 0 and m.readahead_failed_items == 0
+        assert m.error_examples[-1].startswith("stack readahead (read again page by page)")
+    finally:
+        system.close()
 
 
 def test_a_workload_file_with_batched_loads_replays_identically(pages: np.ndarray,
