@@ -50,9 +50,11 @@ from hwzswap.backends.contract import (
     DecompressedBatch,
     ItemStatus,
     OpStatus,
+    declared_gauges,
 )
 from hwzswap.backends.registry import get_backend, get_backend_class
 from hwzswap.errors import (
+    BackendError,
     ConfigError,
     CorruptDataError,
     DeviceError,
@@ -426,7 +428,8 @@ def _drive(backend: Backend, ops: Sequence[CompOp], check: str,
 
 
 def check_capabilities(backend: Backend) -> None:
-    """A valid time basis, sane batch limits; a modelled backend reports its device time."""
+    """A valid time basis, sane batch limits, ``counters()`` a mapping and ``gauges`` a set of
+    its key names; a modelled backend reports its device time."""
     caps = backend.capabilities
     if caps.time_basis not in ("measured", "modeled"):
         raise _fail(backend, "capabilities", f"time_basis {caps.time_basis!r}")
@@ -441,6 +444,10 @@ def check_capabilities(backend: Backend) -> None:
     if not isinstance(counters, Mapping):
         raise _fail(backend, "capabilities", f"counters() returned {type(counters).__name__}, "
                     "expected a dict")
+    try:
+        declared_gauges(backend)
+    except BackendError as exc:
+        raise _fail(backend, "capabilities", str(exc)) from None
 
 
 def check_roundtrip(backend: Backend, pages: dict[str, np.ndarray] | None = None) -> None:

@@ -21,13 +21,14 @@ import enum
 import math
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from hwzswap.errors import (
+    BackendError,
     CorruptDataError,
     DeviceError,
     InvalidInputError,
@@ -530,6 +531,20 @@ class Backend(ABC):
         """Backend-specific counters (hardware ops, fallbacks, busy retries...): cumulative
         counts, except the keys named in :attr:`gauges`."""
         return {}
+
+
+def declared_gauges(backend: Backend) -> frozenset[str]:
+    """The backend's :attr:`~hwzswap.backends.contract.Backend.gauges`: the ``counters()``
+    keys it declares levels or settings (none by default). Anything but a collection of
+    strings is the driver's mistake, named (a bare string would be read letter by letter)."""
+    declared = getattr(backend, "gauges", frozenset())
+    names = (() if isinstance(declared, (str, bytes)) or not isinstance(declared, Iterable)
+             else tuple(declared))
+    if not names and declared or not all(isinstance(g, str) for g in names):
+        raise BackendError(
+            f"backend {backend.name!r}: 'gauges' must be a set of counters() key names "
+            f"(str), e.g. frozenset({{'queue_depth'}}); got {excerpt(declared)}")
+    return frozenset(names)
 
 
 def run_ops(backend: Backend, ops: Sequence[CompOp], max_rounds: int = 1_000_000) -> list[CompOp]:

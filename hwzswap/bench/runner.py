@@ -49,6 +49,7 @@ from hwzswap.backends.contract import (
     CompressedBatch,
     DecompressedBatch,
     ItemStatus,
+    declared_gauges,
 )
 from hwzswap.bench.corpus import same_filled_mask as corpus_masks
 from hwzswap.bench.results import REJECT_REASONS, UNLIKE_WORK_SHARE, new_document
@@ -63,7 +64,6 @@ from hwzswap.errors import (
     InvalidParameterError,
     SwapBatchError,
     UnknownBackendError,
-    excerpt,
 )
 
 #: Page operations per chunk: the unit of raw/stack interleaving and of progress updates.
@@ -1168,20 +1168,6 @@ def _device_clock(c: Mapping[str, Any]) -> tuple[float, float, str] | None:
     if isinstance(waited, (int, float)) and isinstance(busy, (int, float)):
         return float(waited), float(busy), str(c.get("clock", "virtual"))
     return None
-
-
-def declared_gauges(backend: Backend) -> frozenset[str]:
-    """The backend's :attr:`~hwzswap.backends.contract.Backend.gauges`: the ``counters()``
-    keys it declares levels or settings (none by default). Anything but a collection of
-    strings is the driver's mistake, named (a bare string would be read letter by letter)."""
-    declared = getattr(backend, "gauges", frozenset())
-    names = (() if isinstance(declared, (str, bytes)) or not isinstance(declared, Iterable)
-             else tuple(declared))
-    if not names and declared or not all(isinstance(g, str) for g in names):
-        raise BackendError(
-            f"backend {backend.name!r}: 'gauges' must be a set of counters() key names "
-            f"(str), e.g. frozenset({{'queue_depth'}}); got {excerpt(declared)}")
-    return frozenset(names)
 
 
 def _num(v: Any) -> bool:

@@ -348,6 +348,13 @@ class ModeledTimeStuck(GoodDriver):
         return 0.0
 
 
+class GaugesAsString(GoodDriver):
+    """``gauges`` written as one string, which would be read letter by letter."""
+
+    name = "broken-gauges"
+    gauges = "queue_depth"  # type: ignore[assignment]
+
+
 class SyncAsyncDisagree(_AsyncBase):
     """The async path compresses with other settings (LZ4HC) than the sync path (LZ4 fast)."""
 

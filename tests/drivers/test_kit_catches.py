@@ -33,6 +33,8 @@ CAUGHT = {
     bd.PendingZero: ("busy", r"pending\(\) is 0 with 4 ops accepted and 0 polled"),
     bd.PollIgnoresMax: ("poll", r"poll\(max_ops=1\) returned 4 ops"),
     bd.ModeledTimeStuck: ("modeled_time", r"modeled_device_us\(\) did not advance after compress\(\) \(stays at 0 µs\)"),
+    bd.GaugesAsString: ("capabilities", r"'gauges' must be a set of counters\(\) key names "
+                                        r"\(str\), .*got 'queue_depth'"),
     bd.SyncAsyncDisagree: ("sync_async", r"page \d+: the async path gave \d+ bytes, sync gave \d+ bytes"),
 }
 
