@@ -119,7 +119,8 @@ Entry = int | bytes
 # writeback outcomes
 _WB_OK = 0
 _WB_IO_FAIL = 1
-_WB_DECOMPRESS_FAIL = 2
+_WB_DECOMPRESS_FAIL = 2  # the object does not decompress, or fails entry_checksum
+_WB_VERIFY_FAIL = 3  # the page decompressed differs from the one stored (verify_pages)
 
 
 class WritebackTarget(Protocol):
@@ -1077,29 +1078,20 @@ class ZswapCache:
                               data: Any) -> None:
         """``entry_checksum``: the object must still have the CRC it was stored with."""
         want = self._csums[handle]  # type: ignore[index]
-        got = _crc32(data)
-        if got != want:
+        err = _object_crc_error("load", tree.type, offset, data, want, "no data was returned")
+        if err is not None:
             self.decompress_fail += 1
-            raise CorruptDataError(
-                f"zswap: load of swap type {tree.type} offset {offset}: the stored object "
-                f"({len(data)} bytes) fails its checksum (CRC-32 {got:#010x}, stored with "
-                f"{want:#010x}): the pool memory holding it was corrupted; the entry is kept, "
-                f"no data was returned"
-            )
+            raise err
 
     def _verify_page_locked(self, tree: ZswapTree, offset: int, handle: int,
                             page: bytes) -> None:
         """``verify_pages``: the decompressed page must have the CRC the stored page had."""
         want = self._pcsums[handle]  # type: ignore[index]
-        got = _crc32(page)
-        if got != want:
+        err = _page_crc_error("load", tree.type, offset, page, want, self.backend.name,
+                              "no data was returned")
+        if err is not None:
             self.verify_fail += 1
-            raise CorruptDataError(
-                f"zswap: load of swap type {tree.type} offset {offset}: driver "
-                f"{self.backend.name!r} decompressed the object to a page that differs from "
-                f"the one stored (CRC-32 {got:#010x}, stored {want:#010x}; verify_pages); the "
-                f"entry is kept, no data was returned"
-            )
+            raise err
 
     def _corrupt(self, tree: ZswapTree, offset: int, data: Any, exc: Exception
                  ) -> CorruptDataError:
@@ -1199,22 +1191,24 @@ class ZswapCache:
         """Step 2 for one victim (``page``: already decompressed by the batch). A corrupt
         object never reaches the device as a wrong page: its checksums are checked around the
         decompression; a failure keeps the entry."""
-        if csum is not None and _crc32(data) != csum:
-            self.last_writeback_error = CorruptDataError(
-                f"zswap writeback of swap type {type_} offset {offset}: the stored object fails "
-                f"its checksum (corrupt pool memory); not written, the entry is kept")
-            return _WB_DECOMPRESS_FAIL
+        if csum is not None:
+            err = _object_crc_error("writeback", type_, offset, data, csum,
+                                    "it was not written")
+            if err is not None:
+                self.last_writeback_error = err
+                return _WB_DECOMPRESS_FAIL
         if page is None:
             try:
                 page = self._decompress_or_software(data)
             except HwzswapError as exc:
                 self.last_writeback_error = exc
                 return _WB_DECOMPRESS_FAIL
-        if pcsum is not None and _crc32(page) != pcsum:
-            self.last_writeback_error = CorruptDataError(
-                f"zswap writeback of swap type {type_} offset {offset}: the driver decompressed "
-                f"a page that differs from the one stored (verify_pages); not written")
-            return _WB_DECOMPRESS_FAIL
+        if pcsum is not None:
+            err = _page_crc_error("writeback", type_, offset, page, pcsum, self.backend.name,
+                                  "it was not written")
+            if err is not None:
+                self.last_writeback_error = err
+                return _WB_VERIFY_FAIL
         try:
             target.write_page(type_, offset, page)
         except HwzswapError as exc:  # SwapDeviceError: EIO, ENOSPC, device gone
@@ -1243,6 +1237,8 @@ class ZswapCache:
                     self.writeback_fail += 1
                     if result == _WB_DECOMPRESS_FAIL:
                         self.decompress_fail += 1
+                    elif result == _WB_VERIFY_FAIL:
+                        self.verify_fail += 1
             self.outstanding_writebacks -= len(victims)
             self._wb_done.notify_all()
         finally:
@@ -1638,6 +1634,32 @@ class ZswapCache:
             f"<ZswapCache {self.backend.name} {self.batching} pool={self.pool.name} "
             f"stored={sum(len(t) for t in self._trees.values())}>"
         )
+
+
+def _object_crc_error(op: str, type_: int, offset: int, data: Any, want: int, outcome: str
+                      ) -> CorruptDataError | None:
+    """``entry_checksum`` for a load or a writeback: the error when the object no longer has
+    the CRC-32 it was stored with (the pool memory holding it was corrupted), else None."""
+    got = _crc32(data)
+    if got == want:
+        return None
+    return CorruptDataError(
+        f"zswap: {op} of swap type {type_} offset {offset}: the stored object ({len(data)} "
+        f"bytes) fails its checksum (CRC-32 {got:#010x}, stored with {want:#010x}): the pool "
+        f"memory holding it was corrupted; the entry is kept, {outcome}")
+
+
+def _page_crc_error(op: str, type_: int, offset: int, page: bytes, want: int, backend: str,
+                    outcome: str) -> CorruptDataError | None:
+    """``verify_pages`` for a load or a writeback: the error when the decompressed page does
+    not have the CRC-32 the stored page had (the driver returned wrong bytes), else None."""
+    got = _crc32(page)
+    if got == want:
+        return None
+    return CorruptDataError(
+        f"zswap: {op} of swap type {type_} offset {offset}: driver {backend!r} decompressed "
+        f"the object to a page that differs from the one stored (CRC-32 {got:#010x}, stored "
+        f"{want:#010x}; verify_pages); the entry is kept, {outcome}")
 
 
 def _front_seq(cand: list[Any]) -> int:

@@ -110,8 +110,12 @@ def test_verify_pages_catches_a_driver_returning_wrong_bytes(make_system):
         s.swap_in_batch(0, [0, 1, 2])
     st = s.stats()
     assert st["verify_fail"] == 1 + 3 and st["loads_hit"] == 0  # every wrong page once
-    # writeback refuses to put the wrong page on the device: the entry is kept
+    # writeback refuses to put the wrong page on the device: the entry is kept, and each
+    # refusal is a verify_fail (the object decompressed fine), not a decompress_fail
     assert s.zswap.writeback(4) == 0 and s.stats()["writeback_fail"] == 4
+    assert s.stats()["verify_fail"] == 4 + 4 and s.stats()["decompress_fail"] == 0
+    assert "differs from the one stored" in str(s.zswap.last_writeback_error)
+    assert "it was not written" in str(s.zswap.last_writeback_error)
     assert s.stats()["stored_pages"] == 4
 
 
