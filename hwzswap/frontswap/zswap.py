@@ -801,7 +801,8 @@ class ZswapCache:
             done = put[:len(handles)].tolist()
             self._insert_locked(tree, [offs[k] for k in done], handles,
                                 None if csums is None else csums[:len(handles)],
-                                None if pcsums is None else pcsums[:len(handles)])
+                                None if pcsums is None else pcsums[:len(handles)],
+                                landing=staged is not None)
             stored.extend(done)
             for j in range(len(handles), len(put)):
                 retry.append((int(put[j]), None if csums is None else csums[j],
@@ -837,12 +838,7 @@ class ZswapCache:
                               _staged_groups(groups or [len(pages)], idx))
         with self._lock:
             for k, off in enumerate(staged.offs):
-                old = tree.pop(off, None)
-                if old is not None:
-                    self.duplicate_entry += 1
-                    self._free_locked(old)
-                if self._staged.get((tree.type, off)) is not None:
-                    self.duplicate_entry += 1
+                self._drop_older_locked(tree, off)
                 self._staged[(tree.type, off)] = (staged, k)
         for i in idx:
             results[i] = True
@@ -1335,9 +1331,11 @@ class ZswapCache:
         when its calls run on the watchdog thread; its last error is
         ``compressor.last_error``, that of an async completion :attr:`async_last_error`).
 
-        ``stores`` (pages offered) = ``zswpout`` + the rejections + ``staged_dropped`` (async:
-        pages freed, replaced or loaded while their batch was in flight, counted when it
-        completes); pages still in flight are in none of them until then."""
+        ``stores`` (pages offered) = ``zswpout`` + the ``reject_*`` counters +
+        ``staged_dropped`` (async: pages freed, replaced or loaded while their batch was in
+        flight, counted when it completes) + the stores offered while disabled (refused and
+        counted nowhere else, as the kernel's zswap_store returns at once); pages still in
+        flight are in none of them until then."""
         with self._lock:
             out: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
             pool = self.pool
@@ -1417,9 +1415,11 @@ class ZswapCache:
         """Finish async work, stop background writeback, drop every entry, destroy the pool.
         Idempotent. An error of the background thread is raised after the rest is done."""
         try:
-            if self._pipeline is not None:
-                self._pipeline.close()
-            self.stop_background()
+            try:
+                if self._pipeline is not None:
+                    self._pipeline.close()
+            finally:  # the writeback thread must stop before the pool goes, whatever happened
+                self.stop_background()
         finally:
             if not self._closed:
                 self.compressor.close()  # its watchdog thread; a later call would start one
@@ -1478,19 +1478,14 @@ class ZswapCache:
             self._limit_gate = 0 if self._reached_full else self._max_pages
 
     def _insert_locked(self, tree: ZswapTree, offs: Sequence[int], handles: Sequence[int],
-                       csums: Sequence[int] | None, pcsums: Sequence[int] | None) -> None:
+                       csums: Sequence[int] | None, pcsums: Sequence[int] | None,
+                       landing: bool = False) -> None:
         """Index new pool objects as the entries of ``offs`` (the store's insert step, the only
-        one: one page or a whole batch). An older entry or staged page of a slot is dropped
-        (``duplicate_entry``). Lock held."""
-        pop = tree.pop
-        staged = self._staged
+        one: one page or a whole batch), replacing what each slot held
+        (:meth:`_drop_older_locked`). ``landing``: these are the slots' staged pages
+        completing (async), not newer pages. Lock held."""
         for off, handle in zip(offs, handles):
-            old = pop(off, None)
-            if old is not None:
-                self.duplicate_entry += 1
-                self._free_locked(old)
-            if staged:
-                staged.pop((tree.type, off), None)
+            self._drop_older_locked(tree, off, landing)
             tree[off] = handle
         if csums is not None:
             self._csums.update(zip(handles, csums))  # type: ignore[union-attr]
@@ -1498,14 +1493,21 @@ class ZswapCache:
             self._pcsums.update(zip(handles, pcsums))  # type: ignore[union-attr]
         self.zswpout += len(handles)
 
+    def _drop_older_locked(self, tree: ZswapTree, offset: int, landing: bool = False) -> None:
+        """A newer page for a slot: its entry and its staged page in flight (async) are
+        dropped, each counted in ``duplicate_entry`` as the kernel counts the old entry its
+        store replaces; ``landing``: the staged page is the one being stored, no duplicate.
+        Lock held."""
+        old = tree.pop(offset, None)
+        if old is not None:
+            self.duplicate_entry += 1
+            self._free_locked(old)
+        if self._staged and self._staged.pop((tree.type, offset), None) is not None:
+            self.duplicate_entry += not landing
+
     def _store_same_filled(self, tree: ZswapTree, offset: int, word: bytes) -> bool:
         with self._lock:
-            old = tree.pop(offset, None)
-            if old is not None:
-                self.duplicate_entry += 1
-                self._free_locked(old)
-            if self._staged:
-                self._staged.pop((tree.type, offset), None)
+            self._drop_older_locked(tree, offset)
             tree[offset] = word
             self.zswpout += 1
             self.same_filled_pages += 1
@@ -1594,7 +1596,8 @@ class ZswapCache:
                 else:
                     self._insert_locked(tree, (offset,), (handle,),
                                         None if csum is None else (csum,),
-                                        None if pcsum is None else (pcsum,))
+                                        None if pcsum is None else (pcsum,),
+                                        landing=staged is not None)
                     return True
             written = self.writeback(self.policy.writeback_batch)
 

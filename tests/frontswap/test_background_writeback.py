@@ -103,3 +103,25 @@ def test_wake_does_not_wait_for_a_thread_that_died():
         assert "the pool broke" in str(exc)
     else:
         raise AssertionError("stop() did not raise the thread's error")
+
+
+def test_close_stops_the_writeback_thread_even_when_the_async_pipeline_fails_to_close(
+        make_system):
+    # The pool is destroyed at the end of close: the writeback thread must be gone by then,
+    # whatever the pipeline's close raised (an interrupt, a completion's error).
+    s = make_system(zswap={"background_writeback": True, "batching": "async"})
+    assert s.swap_out(0, 0, compressible_pages(1)[0])
+    bg = s.zswap._background
+    assert bg is not None and bg.alive
+
+    def broken_close() -> None:
+        raise RuntimeError("interrupted while draining")
+
+    s.zswap._pipeline.close = broken_close
+    try:
+        s.close()
+    except RuntimeError as exc:
+        assert "interrupted while draining" in str(exc)
+    else:
+        raise AssertionError("close() hid the pipeline's error")
+    assert not bg.alive and s.zswap._background is None

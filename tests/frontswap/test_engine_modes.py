@@ -256,6 +256,32 @@ def test_async_pages_in_flight_are_loadable_and_invalidatable(lz4_sys):
     s.zswap.check()
 
 
+@pytest.mark.parametrize("mode", ["reclaim", "async"])
+def test_a_newer_page_replacing_a_slot_counts_one_duplicate_entry_whatever_it_is(lz4_sys, mode):
+    # In async mode the replaced pages are still in flight (staged); a zero page, a page and a
+    # batch replacing them each count one duplicate_entry, as replacing a stored entry does.
+    backend = CountingLz4()
+    backend.hold.clear()
+    s = lz4_sys(mode, backend, async_max_batches=2)
+    pages = compressible_pages(3)
+    if mode == "async":
+        assert s.swap_out_batch(0, range(3), as_batch(pages)) == [True] * 3
+        assert backend.entered.wait(5) and s.stats()["staged_pages"] == 3
+    else:
+        backend.hold.set()
+        assert s.swap_out_batch(0, range(3), as_batch(pages)) == [True] * 3
+    newer = compressible_pages(2, seed=78)
+    assert s.swap_out(0, 0, bytes(PAGE))  # same-filled
+    assert s.swap_out(0, 1, newer[0])
+    backend.hold.set()
+    assert s.swap_out_batch(0, [2], as_batch([newer[1]])) == [True]
+    s.drain()
+    st_ = s.stats()
+    assert st_["duplicate_entry"] == 3
+    assert [s.swap_in(0, o) for o in range(3)] == [bytes(PAGE)] + newer
+    s.zswap.check()
+
+
 def test_async_backpressure_keeps_at_most_the_configured_batches_in_flight(lz4_sys):
     backend = CountingLz4()
     backend.hold.clear()
