@@ -579,21 +579,28 @@ class ZswapCache:
             self._pipeline.drain()
             self._retry_unwritten()
 
-    def _retry_unwritten(self) -> None:
-        """Try again the device writes of staged pages that failed (async): one first, the
-        rest only if it went through. (Retrying every such page at every completion and
-        drain, while the swap file stayed full, cost writes growing with the square of the
-        batches.)"""
-        with self._lock:
-            todo = [st for st in self._unwritten.values() if self._is_staged_locked(*st)]
-            self._unwritten.clear()
-        if todo and self._write_staged(todo[0][0], [todo[0][1]], again=True):
-            with self._lock:  # the device still fails: the rest wait for the next try
-                for st in todo[1:]:
-                    self._unwritten[(st[0].type, st[0].offs[st[1]])] = st
+    # -- the tree lock -------------------------------------------------------------------------
+
+    def _lock_for_reclaim(self) -> None:
+        """Take the lock for writeback, counted in ``_reclaim_waiting`` while it waits: a
+        store the full pool refuses lets it in first (:meth:`_yield_to_reclaim`)."""
+        with self._reclaim_count:
+            self._reclaim_waiting += 1
+        try:
+            self._acquire()
+        finally:
+            with self._reclaim_count:
+                self._reclaim_waiting -= 1
+
+    def _yield_to_reclaim(self) -> None:
+        """A store the full pool refused: while a writeback waits for the lock, give it the
+        lock (sleeping releases the GIL and leaves the lock free), up to RECLAIM_TURN_S. Lock
+        not held."""
+        if not self._reclaim_waiting:
             return
-        for staged, k in todo[1:]:
-            self._write_staged(staged, [k], again=True)
+        deadline = time.monotonic() + RECLAIM_TURN_S
+        while self._reclaim_waiting and time.monotonic() < deadline:
+            time.sleep(_RECLAIM_TURN_POLL_S)
 
     # -- the store step ------------------------------------------------------------------------
 
@@ -824,6 +831,165 @@ class ZswapCache:
             elif res is not None:
                 rejected.append(k)
 
+    def _set_gates(self) -> None:
+        """Recompute the hot path's flags from ``_enabled`` and ``_reached_full``."""
+        self._same_filled = self._enabled and self.policy.same_filled_pages
+        if not self._enabled:
+            self._limit_gate = -1
+        else:
+            self._limit_gate = 0 if self._reached_full else self._max_pages
+
+    def _check_limits(self, store: bool = True, count: bool = True
+                      ) -> tuple[bool, str | None]:
+        """The kernel's ``zswap_check_limits`` plus reclaim: may this store go ahead?
+
+        Disabled: no (and no counter). At the limit: ``pool_limit_hit`` and the hysteresis
+        starts. While it holds, reclaim (write back a batch here, or wake the background
+        thread) and accept again only once the pool is at or under the accept threshold.
+        ``store=False``: an async pass landing (the second half of stores admitted while
+        zswap was enabled, so not refused for being disabled now). ``count=False``: not a
+        store's check at all (a completion reclaiming after it landed), so not counted in
+        ``pool_limit_hit``, which counts the checks of stores, or of folios landing, that
+        found the pool at its limit.
+        """
+        with self._lock:
+            if not self._enabled and store:
+                return False, None
+            cur = self.pool.total_pages()
+            if cur >= self._max_pages:
+                if count:
+                    self.pool_limit_hit += 1
+                self._set_full(True)
+            elif self._reached_full and cur <= self._accept_pages:
+                self._set_full(False)
+            if not self._reached_full:
+                return True, None
+        bg = self._background
+        if bg is not None and bg.alive:
+            bg.wake(RECLAIM_TURN_S)  # let it start (see BackgroundWriteback.wake)
+            self._yield_to_reclaim()
+            written = -1
+        else:  # no thread, or it died (its error is raised by close): reclaim here
+            written = self.writeback(self.policy.writeback_batch)
+        with self._lock:
+            cur = self.pool.total_pages()
+            # the accept threshold is always under the limit (config.accept_pages)
+            if self._reached_full and cur <= self._accept_pages:
+                self._set_full(False)
+            if not self._reached_full:
+                return True, None
+        return False, ("reject_reclaim_fail" if written == 0 else "reject_pool_limit")
+
+    def _set_full(self, full: bool) -> None:
+        """Enter or leave the hysteresis (the kernel's ``zswap_pool_reached_full``)."""
+        self._reached_full = full
+        self._set_gates()
+
+    def _store_same_filled(self, tree: ZswapTree, offset: int, word: bytes) -> bool:
+        with self._lock:
+            self._drop_older_locked(tree, offset)
+            tree[offset] = word
+            self.zswpout += 1
+            self.same_filled_pages += 1
+        return True
+
+    def _insert_locked(self, tree: ZswapTree, offs: Sequence[int], handles: Sequence[int],
+                       csums: Sequence[int] | None, pcsums: Sequence[int] | None,
+                       landing: bool = False) -> None:
+        """Index new pool objects as the entries of ``offs`` (the store's insert step, the only
+        one: one page or a whole batch), replacing what each slot held
+        (:meth:`_drop_older_locked`). ``landing``: these are the slots' staged pages
+        completing (async), not newer pages. Lock held."""
+        for off, handle in zip(offs, handles):
+            self._drop_older_locked(tree, off, landing)
+            tree[off] = handle
+        if csums is not None:
+            self._csums.update(zip(handles, csums))  # type: ignore[union-attr]
+        if pcsums is not None:
+            self._pcsums.update(zip(handles, pcsums))  # type: ignore[union-attr]
+        self.zswpout += len(handles)
+
+    def _drop_older_locked(self, tree: ZswapTree, offset: int, landing: bool = False) -> None:
+        """A newer page for a slot: its entry and its staged page in flight (async) are
+        dropped, each counted in ``duplicate_entry`` as the kernel counts the old entry its
+        store replaces; ``landing``: the staged page is the one being stored, no duplicate.
+        Lock held."""
+        old = tree.pop(offset, None)
+        if old is not None:
+            self.duplicate_entry += 1
+            self._free_locked(old)
+        if self._staged and self._staged.pop((tree.type, offset), None) is not None:
+            self.duplicate_entry += not landing
+
+    def _free_locked(self, entry: Entry) -> None:
+        """Release an entry's pool object (or same-filled count). Lock held."""
+        if entry.__class__ is int:
+            self._pool_free(entry)
+            if self._csums is not None:
+                del self._csums[entry]  # type: ignore[arg-type]
+            if self._pcsums is not None:
+                del self._pcsums[entry]  # type: ignore[arg-type]
+        else:
+            self.same_filled_pages -= 1
+
+    def _store_after_reclaim(self, tree: ZswapTree, offset: int, data: Any, csum: int | None,
+                             pcsum: int | None,
+                             staged: tuple[_StagedBatch, int] | None = None,
+                             after_reclaim: bool = False) -> bool | None:
+        """The pool refused the object: write back a batch (v9), retry once, else reject.
+        ``after_reclaim``: a later item of a batch write that stopped; an earlier item's
+        reclaim may have made room, so the pool is tried first and reclaim comes only if it
+        refuses (reclaiming before every such retry wrote back a batch per item left: one
+        pass at the allocator's limit wrote back 352 entries to store 26 pages).
+        ``staged`` (async): the staged page it is; ``None`` is returned, and nothing changed,
+        when that page is no longer staged (invalidated or replaced meanwhile)."""
+        written = None if after_reclaim else self.writeback(self.policy.writeback_batch)
+        while True:
+            with self._lock:
+                if staged is not None and not self._is_staged_locked(*staged):
+                    return None
+                try:
+                    handle = self.pool.malloc_write(data)
+                except PoolAllocError:
+                    if written is not None:
+                        why = "reject_reclaim_fail" if written == 0 else "reject_alloc_fail"
+                        self._reject_locked(tree, offset, why, keep_staged=staged is not None)
+                        return False
+                else:
+                    self._insert_locked(tree, (offset,), (handle,),
+                                        None if csum is None else (csum,),
+                                        None if pcsum is None else (pcsum,),
+                                        landing=staged is not None)
+                    return True
+            written = self.writeback(self.policy.writeback_batch)
+
+    def _reject(self, tree: ZswapTree, offset: int, why: str | None) -> bool:
+        with self._lock:
+            self._reject_locked(tree, offset, why)
+        return False
+
+    def _reject_locked(self, tree: ZswapTree, offset: int, why: str | None,
+                       keep_staged: bool = False) -> None:
+        """Count the rejection, drop any older entry for the offset (the kernel's check_old:
+        the caller is writing a newer page to the device, the old one must not come back),
+        and wait until no device write of this slot is in flight, so the caller's write lands
+        after it. ``keep_staged``: an async completion rejecting its own staged page, which
+        stays loadable until its device write (``_write_staged``) is done."""
+        self._rejected += 1
+        if why is not None:
+            setattr(self, why, getattr(self, why) + 1)
+        old = tree.pop(offset, None)
+        if old is not None:
+            self._free_locked(old)
+        if keep_staged:
+            return
+        key = (tree.type, offset)
+        if self._staged:
+            self._staged.pop(key, None)
+        if self._inflight:
+            while key in self._inflight:
+                self._wb_done.wait()
+
     # -- async mode ----------------------------------------------------------------------------
 
     def _store_async(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
@@ -924,6 +1090,24 @@ class ZswapCache:
                     self._wb_done.notify_all()
         return failed
 
+    def _retry_unwritten(self) -> None:
+        """Try again the device writes of staged pages that failed (async): one first, the
+        rest only if it went through. (Retrying every such page at every completion and
+        drain, while the swap file stayed full, cost writes growing with the square of the
+        batches.)"""
+        with self._lock:
+            todo = [st for st in self._unwritten.values() if self._is_staged_locked(*st)]
+            self._unwritten.clear()
+        if todo and self._write_staged(todo[0][0], [todo[0][1]], again=True):
+            with self._lock:  # the device still fails: the rest wait for the next try
+                for st in todo[1:]:
+                    self._unwritten[(st[0].type, st[0].offs[st[1]])] = st
+            return
+        for staged, k in todo[1:]:
+            self._write_staged(staged, [k], again=True)
+
+    # -- the load step -------------------------------------------------------------------------
+
     def _load_staged(self, type: int, offset: int) -> bytes | None:
         """A staged page (async mode): a hit from its copy, or ``None`` when not staged."""
         with self._lock:
@@ -936,8 +1120,6 @@ class ZswapCache:
             if self._exclusive:
                 del self._staged[(type, offset)]
             return page
-
-    # -- the load step -------------------------------------------------------------------------
 
     def _page_locked(self, tree: ZswapTree, offset: int, entry: Entry) -> bytes:
         """The page of an entry (lock held): the same-filled word repeated, or the object
@@ -1241,27 +1423,6 @@ class ZswapCache:
             self._release()
         return written
 
-    def _lock_for_reclaim(self) -> None:
-        """Take the lock for writeback, counted in ``_reclaim_waiting`` while it waits: a
-        store the full pool refuses lets it in first (:meth:`_yield_to_reclaim`)."""
-        with self._reclaim_count:
-            self._reclaim_waiting += 1
-        try:
-            self._acquire()
-        finally:
-            with self._reclaim_count:
-                self._reclaim_waiting -= 1
-
-    def _yield_to_reclaim(self) -> None:
-        """A store the full pool refused: while a writeback waits for the lock, give it the
-        lock (sleeping releases the GIL and leaves the lock free), up to RECLAIM_TURN_S. Lock
-        not held."""
-        if not self._reclaim_waiting:
-            return
-        deadline = time.monotonic() + RECLAIM_TURN_S
-        while self._reclaim_waiting and time.monotonic() < deadline:
-            time.sleep(_RECLAIM_TURN_POLL_S)
-
     def _pick_victims_locked(self, take: int) -> list[tuple]:
         """Choose up to ``take`` victims, oldest first across swap types (each type's front
         compared by store sequence: its handle). Lock held."""
@@ -1468,165 +1629,6 @@ class ZswapCache:
             tree = None
         return slot_error(op, type, offset, None if tree is None else tree.nr_pages,
                           list(self._trees))
-
-    def _set_gates(self) -> None:
-        """Recompute the hot path's flags from ``_enabled`` and ``_reached_full``."""
-        self._same_filled = self._enabled and self.policy.same_filled_pages
-        if not self._enabled:
-            self._limit_gate = -1
-        else:
-            self._limit_gate = 0 if self._reached_full else self._max_pages
-
-    def _insert_locked(self, tree: ZswapTree, offs: Sequence[int], handles: Sequence[int],
-                       csums: Sequence[int] | None, pcsums: Sequence[int] | None,
-                       landing: bool = False) -> None:
-        """Index new pool objects as the entries of ``offs`` (the store's insert step, the only
-        one: one page or a whole batch), replacing what each slot held
-        (:meth:`_drop_older_locked`). ``landing``: these are the slots' staged pages
-        completing (async), not newer pages. Lock held."""
-        for off, handle in zip(offs, handles):
-            self._drop_older_locked(tree, off, landing)
-            tree[off] = handle
-        if csums is not None:
-            self._csums.update(zip(handles, csums))  # type: ignore[union-attr]
-        if pcsums is not None:
-            self._pcsums.update(zip(handles, pcsums))  # type: ignore[union-attr]
-        self.zswpout += len(handles)
-
-    def _drop_older_locked(self, tree: ZswapTree, offset: int, landing: bool = False) -> None:
-        """A newer page for a slot: its entry and its staged page in flight (async) are
-        dropped, each counted in ``duplicate_entry`` as the kernel counts the old entry its
-        store replaces; ``landing``: the staged page is the one being stored, no duplicate.
-        Lock held."""
-        old = tree.pop(offset, None)
-        if old is not None:
-            self.duplicate_entry += 1
-            self._free_locked(old)
-        if self._staged and self._staged.pop((tree.type, offset), None) is not None:
-            self.duplicate_entry += not landing
-
-    def _store_same_filled(self, tree: ZswapTree, offset: int, word: bytes) -> bool:
-        with self._lock:
-            self._drop_older_locked(tree, offset)
-            tree[offset] = word
-            self.zswpout += 1
-            self.same_filled_pages += 1
-        return True
-
-    def _free_locked(self, entry: Entry) -> None:
-        """Release an entry's pool object (or same-filled count). Lock held."""
-        if entry.__class__ is int:
-            self._pool_free(entry)
-            if self._csums is not None:
-                del self._csums[entry]  # type: ignore[arg-type]
-            if self._pcsums is not None:
-                del self._pcsums[entry]  # type: ignore[arg-type]
-        else:
-            self.same_filled_pages -= 1
-
-    def _check_limits(self, store: bool = True, count: bool = True
-                      ) -> tuple[bool, str | None]:
-        """The kernel's ``zswap_check_limits`` plus reclaim: may this store go ahead?
-
-        Disabled: no (and no counter). At the limit: ``pool_limit_hit`` and the hysteresis
-        starts. While it holds, reclaim (write back a batch here, or wake the background
-        thread) and accept again only once the pool is at or under the accept threshold.
-        ``store=False``: an async pass landing (the second half of stores admitted while
-        zswap was enabled, so not refused for being disabled now). ``count=False``: not a
-        store's check at all (a completion reclaiming after it landed), so not counted in
-        ``pool_limit_hit``, which counts the checks of stores, or of folios landing, that
-        found the pool at its limit.
-        """
-        with self._lock:
-            if not self._enabled and store:
-                return False, None
-            cur = self.pool.total_pages()
-            if cur >= self._max_pages:
-                if count:
-                    self.pool_limit_hit += 1
-                self._set_full(True)
-            elif self._reached_full and cur <= self._accept_pages:
-                self._set_full(False)
-            if not self._reached_full:
-                return True, None
-        bg = self._background
-        if bg is not None and bg.alive:
-            bg.wake(RECLAIM_TURN_S)  # let it start (see BackgroundWriteback.wake)
-            self._yield_to_reclaim()
-            written = -1
-        else:  # no thread, or it died (its error is raised by close): reclaim here
-            written = self.writeback(self.policy.writeback_batch)
-        with self._lock:
-            cur = self.pool.total_pages()
-            # the accept threshold is always under the limit (config.accept_pages)
-            if self._reached_full and cur <= self._accept_pages:
-                self._set_full(False)
-            if not self._reached_full:
-                return True, None
-        return False, ("reject_reclaim_fail" if written == 0 else "reject_pool_limit")
-
-    def _set_full(self, full: bool) -> None:
-        """Enter or leave the hysteresis (the kernel's ``zswap_pool_reached_full``)."""
-        self._reached_full = full
-        self._set_gates()
-
-    def _store_after_reclaim(self, tree: ZswapTree, offset: int, data: Any, csum: int | None,
-                             pcsum: int | None,
-                             staged: tuple[_StagedBatch, int] | None = None,
-                             after_reclaim: bool = False) -> bool | None:
-        """The pool refused the object: write back a batch (v9), retry once, else reject.
-        ``after_reclaim``: a later item of a batch write that stopped; an earlier item's
-        reclaim may have made room, so the pool is tried first and reclaim comes only if it
-        refuses (reclaiming before every such retry wrote back a batch per item left: one
-        pass at the allocator's limit wrote back 352 entries to store 26 pages).
-        ``staged`` (async): the staged page it is; ``None`` is returned, and nothing changed,
-        when that page is no longer staged (invalidated or replaced meanwhile)."""
-        written = None if after_reclaim else self.writeback(self.policy.writeback_batch)
-        while True:
-            with self._lock:
-                if staged is not None and not self._is_staged_locked(*staged):
-                    return None
-                try:
-                    handle = self.pool.malloc_write(data)
-                except PoolAllocError:
-                    if written is not None:
-                        why = "reject_reclaim_fail" if written == 0 else "reject_alloc_fail"
-                        self._reject_locked(tree, offset, why, keep_staged=staged is not None)
-                        return False
-                else:
-                    self._insert_locked(tree, (offset,), (handle,),
-                                        None if csum is None else (csum,),
-                                        None if pcsum is None else (pcsum,),
-                                        landing=staged is not None)
-                    return True
-            written = self.writeback(self.policy.writeback_batch)
-
-    def _reject(self, tree: ZswapTree, offset: int, why: str | None) -> bool:
-        with self._lock:
-            self._reject_locked(tree, offset, why)
-        return False
-
-    def _reject_locked(self, tree: ZswapTree, offset: int, why: str | None,
-                       keep_staged: bool = False) -> None:
-        """Count the rejection, drop any older entry for the offset (the kernel's check_old:
-        the caller is writing a newer page to the device, the old one must not come back),
-        and wait until no device write of this slot is in flight, so the caller's write lands
-        after it. ``keep_staged``: an async completion rejecting its own staged page, which
-        stays loadable until its device write (``_write_staged``) is done."""
-        self._rejected += 1
-        if why is not None:
-            setattr(self, why, getattr(self, why) + 1)
-        old = tree.pop(offset, None)
-        if old is not None:
-            self._free_locked(old)
-        if keep_staged:
-            return
-        key = (tree.type, offset)
-        if self._staged:
-            self._staged.pop(key, None)
-        if self._inflight:
-            while key in self._inflight:
-                self._wb_done.wait()
 
     def _check_open(self) -> None:
         if self._closed:
