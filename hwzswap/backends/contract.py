@@ -221,9 +221,17 @@ class CompressedBatch:
         return cls(b"".join(parts), offsets, sizes, status, errors)
 
     @classmethod
+    def all_failed(cls, n: int, reason: str) -> CompressedBatch:
+        """A result of ``n`` items that all FAILED for ``reason`` (a device call that raised,
+        timed out or was refused as a whole): no bytes, every item's ``errors`` entry set."""
+        return cls(b"", np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
+                   np.full(n, _FAILED_INT, dtype=np.uint8), dict.fromkeys(range(n), reason))
+
+    @classmethod
     def concat(cls, parts: Sequence[CompressedBatch]) -> CompressedBatch:
         """The batches one after another, as one (the results of one batch sent in several
-        calls): the buffers joined, offsets and error indices moved along."""
+        calls): the buffers joined, offsets and error indices moved along. The inverse of
+        :meth:`split`."""
         if len(parts) == 1:
             return parts[0]
         offsets, errors, base, at = [], {}, 0, 0
@@ -235,6 +243,27 @@ class CompressedBatch:
         return cls(b"".join(part.buffer for part in parts), np.concatenate(offsets),
                    np.concatenate([part.sizes for part in parts]),
                    np.concatenate([part.status for part in parts]), errors)
+
+    def split(self, sizes: Sequence[int]) -> list[CompressedBatch]:
+        """This result cut back into one result per batch, ``sizes`` being the batches' item
+        counts in order (the results of several batches compressed in one call): each part's
+        error indices moved back to start at 0, the flat buffer shared, not copied. The
+        inverse of :meth:`concat`, item for item (every part keeps the whole buffer, so
+        concatenating the parts again gives the same items in a larger buffer); one size is
+        this batch itself, as ``concat`` of one part is that part."""
+        if sum(sizes) != len(self) or any(n < 0 for n in sizes):
+            raise InvalidInputError(
+                f"cannot split a CompressedBatch of {len(self)} items into parts of "
+                f"{list(sizes)} items: the sizes must be >= 0 and add up to {len(self)}")
+        if len(sizes) == 1:
+            return [self]
+        out, at = [], 0
+        for n in sizes:
+            errors = {i - at: why for i, why in self.errors.items() if at <= i < at + n}
+            out.append(CompressedBatch(self.data, self.offsets[at:at + n],
+                                       self.sizes[at:at + n], self.status[at:at + n], errors))
+            at += n
+        return out
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -295,6 +324,13 @@ class DecompressedBatch:
         self.status = (np.zeros(n, dtype=np.uint8) if status is None
                        else np.asarray(status, dtype=np.uint8))
         self.errors: dict[int, str] = dict(errors or {})
+
+    @classmethod
+    def all_failed(cls, n: int, reason: str) -> DecompressedBatch:
+        """A result of ``n`` items that all FAILED for ``reason`` (a device call that raised
+        or was refused as a whole): zeroed rows, every item's ``errors`` entry set."""
+        return cls(np.zeros((n, PAGE_SIZE), dtype=np.uint8),
+                   np.full(n, _FAILED_INT, dtype=np.uint8), dict.fromkeys(range(n), reason))
 
     @classmethod
     def concat(cls, parts: Sequence[DecompressedBatch]) -> DecompressedBatch:

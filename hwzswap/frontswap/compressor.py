@@ -494,14 +494,14 @@ class Compressor:
         (not a raise: the calls already answered keep their results)."""
         n = len(pages)
         if self._failed:
-            return _all_failed(n, f"DeviceError: driver {self.name!r}: the device was marked "
-                                  f"failed during this batch")
+            return CompressedBatch.all_failed(n, f"DeviceError: driver {self.name!r}: the "
+                                                 f"device was marked failed during this batch")
         epoch = self._timeout_epoch
         try:
             out = self._compress_batch(pages)
         except HwzswapError as exc:
             self._count_device_error(exc)
-            return _all_failed(n, f"{type(exc).__name__}: {exc}")
+            return CompressedBatch.all_failed(n, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001
             raise self._foreign("compress_batch", exc) from exc
         batch = self._checked_compressed(out, n, "compress_batch")
@@ -585,9 +585,7 @@ class Compressor:
         except HwzswapError as exc:
             if not refused:
                 self._count_device_error(exc)
-            return DecompressedBatch(np.zeros((n, PAGE_SIZE), dtype=np.uint8),
-                                     np.full(n, _FAILED, dtype=np.uint8),
-                                     dict.fromkeys(range(n), f"{type(exc).__name__}: {exc}"))
+            return DecompressedBatch.all_failed(n, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001
             raise self._foreign("decompress_batch", exc) from exc
         if self._consecutive_timeouts or self._probation:
@@ -818,11 +816,6 @@ def _item_ok(x: Any) -> bool:
     except TypeError:
         return False
     return not isinstance(x, str)
-
-
-def _all_failed(n: int, why: str) -> CompressedBatch:
-    return CompressedBatch(b"", np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
-                           np.full(n, _FAILED, dtype=np.uint8), dict.fromkeys(range(n), why))
 
 
 __all__ = ["DEFAULT_TIMEOUT_MS", "Compressor", "VIOLATIONS"]

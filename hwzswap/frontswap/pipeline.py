@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from hwzswap.backends.contract import CompressedBatch, ItemStatus
+from hwzswap.backends.contract import CompressedBatch
 
 #: compress(pages) -> one per-item CompressedBatch (must not raise for device errors)
 CompressFn = Callable[[np.ndarray], CompressedBatch]
@@ -52,26 +52,6 @@ class _Job:
         self.pages = pages
         self.done = False
         self.started: float | None = None  # monotonic time the device call began
-
-
-def failed_batch(n: int, why: str) -> CompressedBatch:
-    """A result in which every one of ``n`` items failed for ``why``."""
-    return CompressedBatch(b"", np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
-                           np.full(n, ItemStatus.FAILED, dtype=np.uint8),
-                           dict.fromkeys(range(n), why))
-
-
-def split_batch(result: CompressedBatch, sizes: list[int]) -> list[CompressedBatch]:
-    """Cut one result over concatenated batches back into one result per batch (``sizes``:
-    the batches' page counts, in order). The flat buffer is shared, not copied."""
-    out = []
-    at = 0
-    for n in sizes:
-        errors = {i - at: why for i, why in result.errors.items() if at <= i < at + n}
-        out.append(CompressedBatch(result.data, result.offsets[at:at + n],
-                                   result.sizes[at:at + n], result.status[at:at + n], errors))
-        at += n
-    return out
 
 
 #: Pipelines not yet closed, for :func:`_close_all_at_exit`.
@@ -96,8 +76,9 @@ class AsyncPipeline:
     """Up to ``max_batches`` batches in flight to ``compress``, completed through ``complete``.
 
     ``max_coalesce``: the most pages one device call takes (a device's ``max_batch``; None: no
-    limit). ``deadline``: what ``timeout_s`` comes from, named in a timed-out batch's reason. ``fill_pages``: a submit waits only once ``max_batches`` are in flight *and* they
-    hold at least this many pages (0: the batch count alone decides). Thread-safe: any number
+    limit). ``deadline``: what ``timeout_s`` comes from, named in a timed-out batch's reason.
+    ``fill_pages``: a submit waits only once ``max_batches`` are in flight *and* they hold at
+    least this many pages (0: the batch count alone decides). Thread-safe: any number
     of threads may submit.
     """
 
@@ -237,7 +218,7 @@ class AsyncPipeline:
             if self._on_timeout is not None:
                 self._on_timeout(len(late))
             for job in late:
-                self._complete_one(job, failed_batch(
+                self._complete_one(job, CompressedBatch.all_failed(
                     len(job.pages), f"timed out after {ms:g} ms ({self._deadline})"))
         finally:
             self._cv.acquire()
@@ -251,7 +232,7 @@ class AsyncPipeline:
         try:
             result = self._compress(pages)
         except Exception as exc:  # noqa: BLE001 - a failed call fails its batch
-            result = failed_batch(len(pages), f"{type(exc).__name__}: {exc}")
+            result = CompressedBatch.all_failed(len(pages), f"{type(exc).__name__}: {exc}")
         with self._cv:
             self.batches += 1
             self.device_calls += 1
@@ -314,11 +295,11 @@ class AsyncPipeline:
                 self._running = jobs
             sizes = [len(j.pages) for j in jobs]
             pages = jobs[0].pages if len(jobs) == 1 else np.concatenate([j.pages for j in jobs])
-            try:
-                result = self._compress(pages)
+            try:  # a result that does not split (a wrong item count) fails the call too
+                parts = self._compress(pages).split(sizes)
             except BaseException as exc:  # noqa: BLE001 - a failed call fails its batches
-                result = failed_batch(len(pages), f"{type(exc).__name__}: {exc}")
-            parts = [result] if len(jobs) == 1 else split_batch(result, sizes)
+                why = f"{type(exc).__name__}: {exc}"
+                parts = CompressedBatch.all_failed(len(pages), why).split(sizes)
             with cv:
                 if gen != self._generation:
                     return  # this call was given up on; its batches completed as failed
@@ -338,4 +319,4 @@ class AsyncPipeline:
                     cv.notify_all()
 
 
-__all__ = ["AsyncPipeline", "failed_batch", "split_batch"]
+__all__ = ["AsyncPipeline"]

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwzswap.backends import Backend, CompOp, OpStatus, Param, get_backend, run_ops
 from hwzswap.backends.contract import PAGE_SIZE, check_page, check_pages
@@ -266,3 +268,62 @@ def test_batches_concatenate_with_their_items_in_place() -> None:
     d = DecompressedBatch.concat([DecompressedBatch(pages[:1]),
                                   DecompressedBatch(pages[1:], [2, 0], {0: "bad"})])
     assert np.array_equal(d.pages, pages) and d.failed() == [1] and d.errors == {1: "bad"}
+
+
+def test_an_all_failed_batch_fails_every_item_with_the_reason() -> None:
+    """A device call that fails as a whole: every item FAILED with the same reason, no bytes
+    (compress) or zeroed rows (decompress); zero items is an empty batch, not an error."""
+    from hwzswap.backends.contract import CompressedBatch, DecompressedBatch, ItemStatus
+
+    c = CompressedBatch.all_failed(3, "DeviceError: gone")
+    assert len(c) == 3 and c.nbytes == 0 and list(c) == [None, None, None]
+    assert c.status.tolist() == [ItemStatus.FAILED] * 3 and c.status.dtype == np.uint8
+    assert c.failed() == [0, 1, 2] and c.errors == dict.fromkeys(range(3), "DeviceError: gone")
+    assert c.sizes.tolist() == [0, 0, 0] and c.offsets.tolist() == [0, 0, 0]
+    d = DecompressedBatch.all_failed(2, "CorruptDataError: bad")
+    assert d.pages.shape == (2, PAGE_SIZE) and d.pages.dtype == np.uint8 and not d.pages.any()
+    assert d.failed() == [0, 1] and d.errors == dict.fromkeys((0, 1), "CorruptDataError: bad")
+    none = CompressedBatch.all_failed(0, "x")
+    assert len(none) == 0 and not none.errors
+    assert len(DecompressedBatch.all_failed(0, "x")) == 0
+
+
+def test_split_cuts_a_batch_back_into_its_parts_sharing_the_buffer() -> None:
+    from hwzswap.backends.contract import CompressedBatch
+
+    both = CompressedBatch.from_items([b"ab", None, DeviceError("x"), b"cde", DeviceError("y")])
+    a, empty, b = both.split([3, 0, 2])
+    assert [None if x is None else bytes(x) for x in a] == [b"ab", None, None]
+    assert a.errors == {2: "DeviceError: x"} and len(empty) == 0 and not empty.errors
+    assert [None if x is None else bytes(x) for x in b] == [b"cde", None]
+    assert b.errors == {1: "DeviceError: y"}
+    assert a.data is both.data and b.data is both.data  # not copied
+    assert both.split([5]) == [both]  # one part is the batch itself, as concat of one is
+    for bad in ([2, 2], [6], [3, -1, 3]):
+        with pytest.raises(InvalidInputError, match=r"cannot split a CompressedBatch of 5 items"):
+            both.split(bad)
+
+
+_ITEM = st.one_of(st.binary(min_size=1, max_size=40), st.none(),
+                  st.text(min_size=1, max_size=8).map(DeviceError))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_ITEM, max_size=6), min_size=1, max_size=5))
+def test_split_is_the_inverse_of_concat(parts_items: list[list[Any]]) -> None:
+    """For any batches, ``concat(parts).split(sizes)`` gives back each part item for item
+    (bytes, status, reason), and concatenating the split parts gives back the whole's items
+    (not its buffer: each part shares the whole one)."""
+    from hwzswap.backends.contract import CompressedBatch
+
+    def items(batch: CompressedBatch) -> list[Any]:
+        return [(int(batch.status[i]), batch.item_bytes(i), batch.errors.get(i))
+                for i in range(len(batch))]
+
+    parts = [CompressedBatch.from_items(p) for p in parts_items]
+    whole = CompressedBatch.concat(parts)
+    sizes = [len(p) for p in parts]
+    back = whole.split(sizes)
+    assert [len(b) for b in back] == sizes
+    assert [items(b) for b in back] == [items(p) for p in parts]
+    assert items(CompressedBatch.concat(back)) == items(whole)

@@ -220,3 +220,73 @@ def test_a_batch_is_compressed_in_the_caller_when_no_worker_thread_can_start(
         assert [t for t, _ in done] == [0, 1] and done[1][1] == "zswap-async"
     finally:
         pipe.close()
+
+
+def test_batches_merged_into_one_call_each_get_their_own_results() -> None:
+    """Batches queued while the device is busy go in one call; its result is cut back per
+    batch: each completion sees its own pages' items, its failed item at its own index."""
+    release = threading.Event()
+    calls: list[int] = []
+    done: dict[int, list[object]] = {}
+
+    def compress(pages: np.ndarray) -> CompressedBatch:
+        calls.append(len(pages))
+        release.wait(10)
+        items: list[object] = [bytes(p[:2]) for p in pages]
+        for i, p in enumerate(pages):
+            if p[1] == 0xEE:
+                items[i] = RuntimeError(f"page {p[0]} failed")
+        return CompressedBatch.from_items(items)
+
+    def complete(token: int, result: CompressedBatch) -> None:
+        done[token] = [result.errors[i] if result.status[i] else result.item_bytes(i)
+                       for i in range(len(result))]
+
+    def batch(token: int, n: int, bad: int = -1) -> np.ndarray:
+        pages = _pages(n)
+        pages[:, 0] = token
+        if bad >= 0:
+            pages[bad, 1] = 0xEE
+        return pages
+
+    pipe = AsyncPipeline(compress, complete, max_batches=4, timeout_s=30.0)
+    try:
+        pipe.submit(0, batch(0, 1))
+        while not calls:  # the worker is in its first call: the next two queue behind it
+            threading.Event().wait(0.01)
+        pipe.submit(1, batch(1, 2, bad=1))
+        pipe.submit(2, batch(2, 3))
+        release.set()
+        pipe.drain()
+        assert calls == [1, 5] and pipe.device_calls == 2
+        assert done == {0: [b"\x00\x00"],
+                        1: [b"\x01\x00", "RuntimeError: page 1 failed"],
+                        2: [b"\x02\x00"] * 3}
+    finally:
+        release.set()
+        pipe.close()
+
+
+def test_a_result_with_the_wrong_item_count_fails_its_batches() -> None:
+    """A compress step that returns fewer items than its call's pages cannot be cut back per
+    batch: every batch of that call completes with all its pages failed, saying why (none
+    is lost, and drain does not wait for the deadline)."""
+    done: dict[int, list[str]] = {}
+
+    def short(pages: np.ndarray) -> CompressedBatch:
+        return _ok(pages[:-1])
+
+    def complete(token: int, result: CompressedBatch) -> None:
+        done[token] = [result.errors[i] for i in result.failed()]
+
+    pipe = AsyncPipeline(short, complete, max_batches=4, timeout_s=30.0)
+    try:
+        for token, n in enumerate((1, 2, 3)):
+            pipe.submit(token, _pages(n))
+        pipe.drain()
+        assert pipe.timed_out == 0 and sorted(done) == [0, 1, 2]
+        assert [len(done[t]) for t in range(3)] == [1, 2, 3]
+        assert all(why.startswith("InvalidInputError: cannot split a CompressedBatch")
+                   for t in range(3) for why in done[t]), done
+    finally:
+        pipe.close()
