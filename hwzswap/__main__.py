@@ -1,5 +1,5 @@
 import sys
 
-from hwzswap.cli import main
+from hwzswap.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -90,9 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, ends_process: bool = False) -> int:
+    """Run one command; its exit status. ``ends_process``: this process ends when the command
+    returns (only :func:`entry` says so); a program that calls this and goes on (a test)
+    leaves it False, and gets its process as it was (signal handlers included)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.ends_process = ends_process
     try:
         return int(args.func(args) or 0)
     except HwzswapError as exc:
@@ -114,6 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + 13
 
 
+def entry(argv: Sequence[str] | None = None) -> int:
+    """The ``hwzswap`` program (the console script, ``python -m hwzswap``): :func:`main` in a
+    process that ends when the command returns, so a command may leave the process set for
+    its end (``swap on`` keeps stop signals ignored once swap is on)."""
+    return main(argv, ends_process=True)
+
+
 def _stdout_reader_gone() -> bool:
     """Whether stdout is a pipe whose reading end is closed (poll reports an error on it)."""
     import select
@@ -128,4 +139,4 @@ def _stdout_reader_gone() -> bool:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(entry())

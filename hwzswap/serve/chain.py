@@ -50,7 +50,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -1027,7 +1027,7 @@ def _server_exit(name: str, st: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = False,
-             strict: bool = False) -> list[str]:
+             strict: bool = False, tick: Callable[[], None] | None = None) -> list[str]:
     """Tear the chain ``name`` down: through its server if alive, else from the state file.
     ``force``: a server that has not finished within ``timeout`` is killed, and the rest is
     undone as after a crash (pages still on the device are lost to their owners). Returns
@@ -1035,7 +1035,8 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
     :class:`ChainTeardownError` when the chain is gone but the server's teardown reported a
     failure (a recording it could not write; its log is kept and named); without it, that
     failure is in the log only. The server log of ``swap on`` is removed after a clean
-    teardown by the server."""
+    teardown by the server. ``tick``: called in this thread each time it looks whether the
+    server is done (every 50 ms; ``run`` says there what signals came meanwhile)."""
     st = read_state(name)
     if st is None:
         return []
@@ -1043,8 +1044,13 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
     pid = st.get("pid")
     if _server_alive(st):
         asked = st.get("swapoff_failed_at")  # an earlier attempt's failure is not news
-        if _stop_server(pid, timeout, st.get("pid_start"),
-                        until=lambda: _failed_since(name, asked)):
+
+        def failed() -> str | None:
+            if tick is not None:
+                tick()
+            return _failed_since(name, asked)
+
+        if _stop_server(pid, timeout, st.get("pid_start"), until=failed):
             if read_state(name) is None:
                 ended = _server_exit(name, st)
                 problems = (ended or {}).get("problems") or []
@@ -1173,9 +1179,10 @@ def _cmd_swap(args: argparse.Namespace) -> int:
             for sig in stops:
                 # the chain is on: no signal may end this process now, not even while
                 # Python finalises (it puts back the default action of handlers it
-                # installed); so in a process that ends with this command they stay ignored
+                # installed); so in a process that ends with this command (its entry point
+                # says so: `cli.entry`) they stay ignored
                 signal.signal(sig, signal.SIG_IGN)
-            keep_ignored = _is_cli_process()
+            keep_ignored = bool(getattr(args, "ends_process", False))
             print(f"hwzswap swap {args.name}: on: {st.get('loop')} (server pid "
                   f"{st.get('pid')}, log {st.get('log')})")
             if sigs.got:
@@ -1221,17 +1228,6 @@ def _cmd_swap(args: argparse.Namespace) -> int:
                   f"backing device in/out {e.get('pswpin')}/{e.get('pswpout')}, "
                   f"server CPU {s['cpu_s']:.2f} s")
     return 0
-
-
-def _is_cli_process() -> bool:
-    """Whether this process is the ``hwzswap`` command (``python -m hwzswap``, the
-    ``hwzswap`` script), which ends when the command returns; not a program that called
-    :func:`hwzswap.cli.main` and goes on (a test)."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None:
-        return spec.name in ("hwzswap.__main__", "hwzswap.cli")
-    return os.path.basename(getattr(main, "__file__", None) or "") == "hwzswap"
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

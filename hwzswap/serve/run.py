@@ -332,44 +332,68 @@ class KernelZswap:
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-@contextlib.contextmanager
-def _stop_signals(interrupt: bool) -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP while the block runs. ``interrupt``: the first one raises
-    KeyboardInterrupt at once (Ctrl-C's path), later ones are only reported; else every one is
-    reported, and KeyboardInterrupt is raised once the block is done if any came. Main thread
-    only (elsewhere nothing changes)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    got: list[int] = []
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP noted while a block of :func:`_stop_signals` runs.
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        got.append(signum)
-        if interrupt and len(got) == 1:
+    The handler only notes a signal (and, ``interrupt``, raises KeyboardInterrupt for the
+    first): it runs in the main thread wherever that thread is, also inside a write to
+    stderr, and a handler that printed there then wrote into the stream it had interrupted
+    (the main flow's text was lost, or "RuntimeError: reentrant call" came instead of the
+    message). The main flow says what came, with :meth:`say`: while it waits (the teardown's
+    polls) and once the block is done."""
+
+    def __init__(self, interrupt: bool) -> None:
+        self.interrupt = interrupt
+        self.got: list[int] = []
+        self._said = 1 if interrupt else 0  # the interrupting one is Ctrl-C's path, not said
+
+    def handler(self, signum: int, _frame: Any) -> None:
+        self.got.append(signum)  # no I/O here: see the class
+        if self.interrupt and len(self.got) == 1:
             raise KeyboardInterrupt
-        print(f"hwzswap run: {signal.Signals(signum).name}: still undoing the chain",
-              file=sys.stderr, flush=True)
 
-    old = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
+    def say(self) -> None:
+        """Print, from the main flow, one line for each signal noted and not yet said."""
+        while self._said < len(self.got):
+            signum = self.got[self._said]
+            self._said += 1
+            with contextlib.suppress(OSError, ValueError):  # stderr gone: it only informs
+                print(f"hwzswap run: {signal.Signals(signum).name}: still undoing the chain",
+                      file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _stop_signals(interrupt: bool) -> Iterator[StopSignals]:
+    """SIGINT, SIGTERM and SIGHUP while the block runs (:class:`StopSignals`, yielded).
+    ``interrupt``: the first one raises KeyboardInterrupt at once (Ctrl-C's path), later ones
+    are only reported; else every one is reported, and KeyboardInterrupt is raised once the
+    block is done if any came. Main thread only (elsewhere nothing changes)."""
+    noted = StopSignals(interrupt)
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    old = {sig: signal.signal(sig, noted.handler) for sig in _STOP_SIGNALS}
     try:
-        yield
+        yield noted
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-    if got and not interrupt:
+        noted.say()
+    if noted.got and not interrupt:
         raise KeyboardInterrupt
 
 
-def stop_signals_interrupt() -> contextlib.AbstractContextManager[None]:
+def stop_signals_interrupt() -> contextlib.AbstractContextManager[StopSignals]:
     """SIGTERM and SIGHUP take Ctrl-C's path (KeyboardInterrupt: the command is killed, the
     chain undone); only the first of the three signals interrupts, later ones are reported and
     wait for the teardown."""
     return _stop_signals(interrupt=True)
 
 
-def _teardown_shield() -> contextlib.AbstractContextManager[None]:
+def _teardown_shield() -> contextlib.AbstractContextManager[StopSignals]:
     """While the chain is undone, SIGINT, SIGTERM and SIGHUP are only noted (a second Ctrl-C
-    must not skip the swapoff); one that came is raised as KeyboardInterrupt afterwards."""
+    must not skip the swapoff) and said by the main flow (:meth:`StopSignals.say`); one that
+    came is raised as KeyboardInterrupt afterwards."""
     return _stop_signals(interrupt=False)
 
 
@@ -451,7 +475,7 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                 break
             s2 = s3
     finally:
-        with _teardown_shield():
+        with _teardown_shield() as noted:
             errors = []
             if cg is not None:
                 try:
@@ -465,7 +489,7 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                 # teardown once the chain is gone (the recording, closing the engine) raises
                 try:
                     chain.swap_off(name, timeout=5 if timed_out else 120, force=True,
-                                   strict=True)
+                                   strict=True, tick=noted.say)
                 except chain.ChainTeardownError as exc:
                     teardown = teardown_problems(exc.problems)
                 # what it said about the recording is kept in the row (--record reports it)
