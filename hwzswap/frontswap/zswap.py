@@ -328,6 +328,19 @@ class ZswapCache:
         self._pool_view = pool.view
         self._pool_free = pool.free
         # Indexes, lock, writeback and async state.
+        #
+        # Locking. ``_lock`` is the tree lock (the kernel's tree->lock): it guards the
+        # indexes, ``_staged``, ``_inflight``, ``_unwritten``, the pool and the counters.
+        # ``_acquire``/``_release`` are its bound methods (the hot paths' spelling of ``with
+        # self._lock``) and ``_wb_done`` is a condition on it: a writer waits there for a
+        # slot's device write in flight, which *releases the tree lock while waiting*
+        # (``_reject_locked``, ``invalidate_area``, ``_write_staged``), so a caller must not
+        # keep state it read under the lock across such a call. Writeback takes the lock
+        # through ``_lock_for_reclaim`` only (``_reclaim_count``, a leaf lock, counts it as
+        # waiting). Order: the tree lock first, then the compressor's own locks (the
+        # submit/poll loop's, the watchdog's, its failed-device state): a load decompresses
+        # under the tree lock, so it waits out a device call's deadline holding it. The
+        # async pipeline never holds its own lock while it calls back into the cache.
         self._trees: dict[int, ZswapTree] = {}
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
@@ -337,7 +350,9 @@ class ZswapCache:
         #: (a leaf: nothing is taken while it is held)
         self._reclaim_waiting = 0
         self._reclaim_count = threading.Lock()
-        self._inflight: dict[tuple[int, int], Any] = {}  # slots being written to the device
+        #: slots being written to the device: -> the entry's handle (writeback), or the
+        #: ``_StagedBatch`` whose page it is (an async page rejected after its store returned)
+        self._inflight: dict[tuple[int, int], int | _StagedBatch] = {}
         self._staged: dict[tuple[int, int], tuple[_StagedBatch, int]] = {}
         #: async: staged pages whose device write failed (kept in RAM), tried again at the
         #: next completion and at drain
@@ -349,33 +364,39 @@ class ZswapCache:
         self.outstanding_writebacks = 0
         #: the last device or decompression error writeback met (diagnostics)
         self.last_writeback_error: HwzswapError | None = None
-        self._pipeline: AsyncPipeline | None = None
-        if self.batching == "async":
-            depth = policy.async_max_batches
-            if depth == "auto":
-                # four passes, more while they hold fewer pages than the device's preferred
-                # batch, capped at what one call takes (max_batch) and at the pool limit
-                # (staged copies are RAM too)
-                depth = AUTO_ASYNC_BATCHES
-                fill = min(x for x in (comp.preferred_batch, comp.max_batch,
-                                       policy.max_pool_pages) if x is not None)
-            else:
-                fill = 0
-            # A call with a deadline of its own (a watched driver; ops under run_ops) counts its
-            # own timeout: the pipeline's deadline is then a later backstop, not counted again.
-            own = comp.watchdog is not None or self._compress_batch == comp.compress_ops
-            self._pipeline = AsyncPipeline(
-                self._compress_batch, self._complete_async, depth,
-                2.0 * comp.timeout_s + 1.0 if own else comp.timeout_s,
-                None if own else comp.note_timeouts, comp.max_batch,
-                name=f"zswap-async-{backend.name}", fill_pages=fill,
-                deadline=(f"a backstop: 2 x the call's own deadline ({comp.deadline_source}) "
-                          f"+ 1 s, which did not end it" if own else comp.deadline_source))
-            comp.stuck_checks.append(self._pipeline.stuck)
+        self._pipeline: AsyncPipeline | None = (
+            self._start_pipeline() if self.batching == "async" else None)
         self._background: BackgroundWriteback | None = None
         if policy.background_writeback:
             self._background = BackgroundWriteback(self)
             self._background.start()
+
+    def _start_pipeline(self) -> AsyncPipeline:
+        """``async`` mode's pipeline: reclaim batches go to the device on its worker thread,
+        up to ``async_max_batches`` in flight, each completing in :meth:`_complete_async`."""
+        policy, comp = self.policy, self.compressor
+        depth = policy.async_max_batches
+        if depth == "auto":
+            # four passes, more while they hold fewer pages than the device's preferred
+            # batch, capped at what one call takes (max_batch) and at the pool limit
+            # (staged copies are RAM too)
+            depth = AUTO_ASYNC_BATCHES
+            fill = min(x for x in (comp.preferred_batch, comp.max_batch,
+                                   policy.max_pool_pages) if x is not None)
+        else:
+            fill = 0
+        # A call with a deadline of its own (a watched driver; ops under run_ops) counts its
+        # own timeout: the pipeline's deadline is then a later backstop, not counted again.
+        own = comp.watchdog is not None or self._compress_batch == comp.compress_ops
+        pipeline = AsyncPipeline(
+            self._compress_batch, self._complete_async, depth,
+            2.0 * comp.timeout_s + 1.0 if own else comp.timeout_s,
+            None if own else comp.note_timeouts, comp.max_batch,
+            name=f"zswap-async-{self.backend.name}", fill_pages=fill,
+            deadline=(f"a backstop: 2 x the call's own deadline ({comp.deadline_source}) "
+                      f"+ 1 s, which did not end it" if own else comp.deadline_source))
+        comp.stuck_checks.append(pipeline.stuck)
+        return pipeline
 
     @property
     def async_last_error(self) -> str | None:
@@ -554,7 +575,8 @@ class ZswapCache:
 
     def invalidate_area(self, type: int) -> None:
         """Drop every entry of swap ``type`` and its index (swapoff). Waits for device writes of
-        that type still in flight, so the caller may then close the device."""
+        that type still in flight (releasing the lock while it waits), so the caller may then
+        close the device."""
         with self._lock:
             tree = self._trees.pop(type, None)
             if tree is None:
@@ -973,7 +995,7 @@ class ZswapCache:
         """Count the rejection, drop any older entry for the offset (the kernel's check_old:
         the caller is writing a newer page to the device, the old one must not come back),
         and wait until no device write of this slot is in flight, so the caller's write lands
-        after it. ``keep_staged``: an async completion rejecting its own staged page, which
+        after it (the wait releases the lock: what the caller read under it may have changed). ``keep_staged``: an async completion rejecting its own staged page, which
         stays loadable until its device write (``_write_staged``) is done."""
         self._rejected += 1
         if why is not None:
