@@ -152,8 +152,13 @@ class PoolMessages:
 
     def bad_size_error(self, size: Any) -> PoolError:
         self._check_not_destroyed()
-        if type(size) is not int and not isinstance(size, int):
-            return PoolError(f"{self.name}: malloc size must be an int, got {type(size).__name__}")
+        if not isinstance(size, int):
+            try:
+                size = operator.index(size)  # a numpy integer is an int size, out of range
+            except TypeError:
+                return PoolError(
+                    f"{self.name}: malloc size must be an int, got {type(size).__name__}"
+                )
         if size <= 0:
             return PoolError(f"{self.name}: malloc of {size} bytes: the size must be >= 1")
         return PoolError(
@@ -181,10 +186,13 @@ class PoolMessages:
                 f"{self.name}: {op} of handle {handle!r} after the pool was destroyed"
             )
         if type(handle) is not int:
-            return InvalidHandleError(
-                f"{self.name}: {op}: a handle is an int from malloc(), got "
-                f"{type(handle).__name__} {handle!r}"
-            )
+            key = None if isinstance(handle, bool) else handle_key(handle)
+            if key is None:
+                return InvalidHandleError(
+                    f"{self.name}: {op}: a handle is an int from malloc(), got "
+                    f"{type(handle).__name__} {handle!r}"
+                )
+            handle = key  # a numpy integer names the handle it equals: say what is wrong with it
         tag = handle >> HANDLE_TAG_SHIFT
         if handle <= 0 or tag != self.tag:
             return InvalidHandleError(
@@ -273,11 +281,11 @@ class MapHelpers:
 class HandlePool(PoolMessages, MapHelpers, Pool):
     """Common part of the pools: handle table, ``read``/``write``/``map``, error reporting.
 
-    Subclasses implement ``malloc``/``free``/``compact``/``stats``/``destroy`` and keep
-    ``self._objs`` (handle -> ``(read-only view, offset, size, owner)``), ``self._stored`` and
-    ``self.pages`` current, and call :meth:`_grown` when the pool gains pages. Owners have
-    ``mv`` (the writable view of their memory), ``ro`` (a read-only view of the same memory) and
-    an int ``mapped`` (count of mapped objects in them).
+    Subclasses implement ``malloc``/``malloc_write``/``free``/``compact``/``stats``/
+    ``destroy`` and keep ``self._objs`` (handle -> ``(read-only view, offset, size, owner)``),
+    ``self._stored`` and ``self.pages`` current, and call :meth:`_grown` when the pool gains
+    pages. Owners have ``mv`` (the writable view of their memory), ``ro`` (a read-only view of
+    the same memory) and an int ``mapped`` (count of mapped objects in them).
     """
 
     def __init__(self, allocator: PageAllocator | None, name: str) -> None:
@@ -331,27 +339,6 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         except KeyError:
             raise self.invalid_handle_error(handle, "read") from None
         return ro[off : off + size].tobytes()
-
-    def malloc_write(self, data: Any) -> int:
-        """``malloc(len(data))`` then the write, in one call; nothing stays allocated, and no
-        byte of the failed object stays counted at the peak, if either step fails."""
-        try:
-            size = len(data)
-        except TypeError:
-            raise self.bad_data_error(0, data) from None
-        peak, at_peak = self.peak_pages, self._stored_at_peak
-        if self.pages == peak and self._stored > at_peak:
-            at_peak = self._stored  # at the peak now: what it holds counts
-        handle = self.malloc(size)
-        _, off, _, owner = self._objs[handle]
-        try:
-            owner.mv[off : off + size] = data
-        except (TypeError, ValueError):
-            self.free(handle)
-            # the peak must not count the object that was never stored
-            self._stored_at_peak = at_peak if self.peak_pages == peak else self._stored
-            raise self.bad_data_error(0, data) from None
-        return handle
 
     def malloc_write_batch(self, buf: Any, offsets: Any, sizes: Any, idx: Any = None
                            ) -> list[int]:

@@ -95,7 +95,9 @@ typedef struct {
     Py_ssize_t nobjs, nzspages, compacted, alloc_fail;
     unsigned long long tag;
     uint64_t serial;                    /* the last handle handed out */
-    int peak_is_new, destroyed, busy, ready, initing;
+    Py_ssize_t peak_before, at_peak_before; /* peak_pages, stored_at_peak before the last
+                                             * new zspage (unwind puts them back) */
+    int destroyed, busy, ready, initing;
     int nclasses;
     SizeClass *classes;
     int16_t class_of[ZS_PAGE_SIZE + 1]; /* payload size -> class + 1; 0: none */
@@ -565,13 +567,11 @@ new_zspage(ZsCore *self, int ci, Py_ssize_t size)
     self->pages += pages;
     self->nzspages++;
     c->cur = id;
+    self->peak_before = self->peak_pages;
+    self->at_peak_before = self->stored_at_peak;
     if (self->pages > self->peak_pages) {
         self->peak_pages = self->pages;
         self->stored_at_peak = self->stored + size;
-        self->peak_is_new = 1;
-    }
-    else {
-        self->peak_is_new = 0;
     }
     return id;
 }
@@ -591,19 +591,23 @@ pick_zspage(ZsCore *self, int ci, Py_ssize_t size)
     return id;
 }
 
-/* Undo a slot taken for a malloc_write whose data could not be written (slot pushed back). */
+/* Undo a malloc_write whose data could not be written (its slot was not taken), so that the
+ * pool is as it was: a zspage made for the object goes back, and the peak with it; a zspage
+ * picked from its fullness group goes back to its place there (the tail it was taken from). */
 static int
-unwind(ZsCore *self, int ci, int32_t id)
+unwind(ZsCore *self, int ci, int32_t id, int picked)
 {
     SizeClass *c = &self->classes[ci];
-    if (self->zs[id].nfree == c->objs) {  /* a zspage made for this object: give it back */
-        if (self->pages == self->peak_pages) {  /* the peak must not count this object */
-            Py_ssize_t s = self->stored;
-            if (self->peak_is_new || s > self->stored_at_peak)
-                self->stored_at_peak = s;
-        }
+    Zspage *z = &self->zs[id];
+    if (z->nfree == c->objs) {
         c->cur = NIL;
+        self->peak_pages = self->peak_before;
+        self->stored_at_peak = self->at_peak_before;
         return release_zspage(self, id, NULL, NULL);
+    }
+    if (picked) {
+        c->cur = NIL;
+        list_append(self, c, id, z->fg);
     }
     return 0;
 }
@@ -886,7 +890,8 @@ ZsCore_malloc_write(ZsCore *self, PyObject *data)
         goto fail;
     SizeClass *c = &self->classes[ci];
     int32_t id = c->cur;
-    if (id == NIL) {
+    int picked = id == NIL;
+    if (picked) {
         id = pick_zspage(self, ci, size);
         if (id == NIL)
             goto fail;
@@ -902,7 +907,7 @@ ZsCore_malloc_write(ZsCore *self, PyObject *data)
             PyBuffer_Release(&b);
             held = 0;
         }
-        if (unwind(self, ci, id) < 0)
+        if (unwind(self, ci, id, picked) < 0)
             return NULL;
         return raise_helper(self, str_bad_data, zero, data, NULL);
     }

@@ -22,6 +22,7 @@ of its own without a header, as zsmalloc's huge class does.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from hwzswap.errors import PoolAllocError, PoolError
@@ -69,37 +70,91 @@ class ZbudPool(HandlePool):
     def malloc(self, size: int) -> int:
         """Reserve ``size`` (1..4096) bytes; return the handle. :class:`PoolAllocError` when a
         new page is needed and the allocator refuses (the pool is then unchanged)."""
-        if type(size) is not int or not 0 < size <= PAGE_SIZE or self._destroyed:
+        if size.__class__ is not int:
+            size = self._size_arg(size)
+        if not 0 < size <= PAGE_SIZE or self._destroyed:
             raise self.bad_size_error(size)
+        page, off, chunks = self._slot(size)
+        if page is None:
+            page = self._new_page(size)
+            self._file_new(page, chunks)
+        else:
+            self._fill(page, off, chunks)
+        return self._add(page, off, size)
+
+    def malloc_write(self, data: Any) -> int:
+        """``malloc(len(data))`` + ``write``: store a bytes-like object of single bytes, return
+        its handle. Same errors as the two calls; on any error the pool is as it was (the slot
+        is written before it is taken; a page got for it goes back, and the peak with it)."""
+        try:
+            size = len(data)
+        except TypeError:  # (any other error of len() propagates, as in the compiled pool)
+            raise self.bad_data_error(0, data) from None
+        if not 0 < size <= PAGE_SIZE or self._destroyed:
+            raise self.bad_size_error(size)
+        page, off, chunks = self._slot(size)
+        if page is not None:  # free room in a page: write it, then take it
+            try:
+                page.mv[off : off + size] = data
+            except (TypeError, ValueError):
+                raise self.bad_data_error(0, data) from None
+            self._fill(page, off, chunks)
+            return self._add(page, off, size)
+        peak, at_peak = self.peak_pages, self._stored_at_peak
+        page = self._new_page(size)
+        try:
+            page.mv[off : off + size] = data
+        except (TypeError, ValueError):
+            self._release_page(page)
+            self.peak_pages, self._stored_at_peak = peak, at_peak
+            raise self.bad_data_error(0, data) from None
+        self._file_new(page, chunks)
+        return self._add(page, off, size)
+
+    def _size_arg(self, size: Any) -> int:
+        """A ``malloc`` size that is not an ``int`` (a numpy integer) as one, or PoolError."""
+        try:
+            return operator.index(size)
+        except TypeError:
+            raise self.bad_size_error(size) from None
+
+    def _slot(self, size: int) -> tuple[_ZbudPage | None, int, int]:
+        """Where an object of ``size`` bytes goes, changing nothing: ``(page, offset, chunks)``,
+        ``page`` ``None`` for a new page (best fit: the unbuddied page with the least free room
+        that fits, the oldest of its list)."""
         chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
         if chunks > _MAX_BUDDY_CHUNKS:
-            page = self._new_page(size)
+            return None, 0, chunks
+        mask = self._unbuddied_mask >> chunks
+        if not mask:
+            return None, ZHDR_SIZE_ALIGNED, chunks
+        page = next(iter(self._unbuddied[chunks + (mask & -mask).bit_length() - 1]))
+        if page.first == 0:
+            return page, ZHDR_SIZE_ALIGNED, chunks
+        return page, PAGE_SIZE - (chunks << CHUNK_SHIFT), chunks
+
+    def _fill(self, page: _ZbudPage, off: int, chunks: int) -> None:
+        """Take the free buddy of an unbuddied page (at ``off``, as :meth:`_slot` chose)."""
+        self._take_unbuddied(page, page.lst)
+        if off == ZHDR_SIZE_ALIGNED:
+            page.first = chunks
+        else:
+            page.last = chunks
+        page.lst = _BUDDIED
+        self._buddied[page] = None
+
+    def _file_new(self, page: _ZbudPage, chunks: int) -> None:
+        """File a new page whose first object takes ``chunks`` (more than a buddy: huge)."""
+        if chunks > _MAX_BUDDY_CHUNKS:
             page.first = NCHUNKS + 1
             page.lst = _HUGE
             self._huge[page] = None
-            off = 0
         else:
-            mask = self._unbuddied_mask >> chunks
-            if mask:
-                i = chunks + (mask & -mask).bit_length() - 1
-                group = self._unbuddied[i]
-                page = next(iter(group))
-                del group[page]
-                if not group:
-                    self._unbuddied_mask &= ~(1 << i)
-                if page.first == 0:
-                    page.first = chunks
-                    off = ZHDR_SIZE_ALIGNED
-                else:
-                    page.last = chunks
-                    off = PAGE_SIZE - (chunks << CHUNK_SHIFT)
-                page.lst = _BUDDIED
-                self._buddied[page] = None
-            else:
-                page = self._new_page(size)
-                page.first = chunks
-                off = ZHDR_SIZE_ALIGNED
-                self._put_unbuddied(page, NCHUNKS - chunks)
+            page.first = chunks
+            self._put_unbuddied(page, NCHUNKS - chunks)
+
+    def _add(self, page: _ZbudPage, off: int, size: int) -> int:
+        """Enter the object in the handle table under the next handle; return it."""
         handle = self._serial + 1
         self._serial = handle
         self._objs[handle] = (page.ro, off, size, page)
@@ -107,15 +162,17 @@ class ZbudPool(HandlePool):
         return handle
 
     def free(self, handle: int) -> None:
-        """Release the object; a page left with no buddy goes back to the allocator."""
+        """Release the object; a page left with no buddy goes back to the allocator. A mapped
+        object is refused (:class:`PoolError`) and the pool left as it was."""
+        key = handle if handle.__class__ is int else handle_key(handle)
         try:
-            loc = self._objs.pop(handle_key(handle))
-        except (KeyError, TypeError):
+            loc = self._objs[key]
+        except KeyError:
             raise self.invalid_handle_error(handle, "free") from None
         page = loc[3]
-        if page.mapped and handle in self._maps:
-            self._objs[handle] = loc
-            raise self.pinned_error(handle)
+        if page.mapped and key in self._maps:
+            raise self.pinned_error(key)
+        del self._objs[key]
         stored = self._stored
         if self.pages == self.peak_pages and stored > self._stored_at_peak:
             self._stored_at_peak = stored  # the most the pool held at its peak size

@@ -52,6 +52,7 @@ the cost from ``free`` to ``malloc`` and saves nothing.)
 from __future__ import annotations
 
 import functools
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -324,7 +325,7 @@ class PyZsPool(HandlePool):
         self._class_of: list[_SizeClass | None] = [None]
         self._class_of.extend(self._classes[pos] for pos in layout.class_of_size[1:])
         self._zspages = 0
-        self._peak_is_new = False  # whether the last new zspage made a new peak (_unwind)
+        self._peak_before = (0, 0)  # peak_pages, _stored_at_peak before the last new zspage
         self._compacted = 0
         self._alloc_fail = 0
 
@@ -347,6 +348,8 @@ class PyZsPool(HandlePool):
             cls = None
         if cls is None or size < 0:
             raise self.bad_size_error(size)
+        if size.__class__ is not int:
+            size = operator.index(size)  # (a numpy integer: its int, as the compiled pool)
         zs = cls.cur
         if zs is None:  # only when the current zspage filled up: off the common path
             zs = self._pick_zspage(cls, size)
@@ -376,14 +379,15 @@ class PyZsPool(HandlePool):
         if cls is None:
             raise self.bad_size_error(size)
         zs = cls.cur
-        if zs is None:  # only when the current zspage filled up: off the common path
+        picked = zs is None
+        if picked:  # only when the current zspage filled up: off the common path
             zs = self._pick_zspage(cls, size)
         free = zs.free
         off = free.pop()
         try:
             zs.mv[off : off + size] = data
         except (TypeError, ValueError):
-            self._unwind(zs, off, size)
+            self._unwind(zs, off, picked)
             raise self.bad_data_error(0, data) from None
         if not free:
             zs.fg = _FULL
@@ -395,16 +399,19 @@ class PyZsPool(HandlePool):
         self._stored += size
         return handle
 
-    def _unwind(self, zs: _Zspage, off: int, size: int) -> None:
-        """Undo a slot taken by a ``malloc_write`` whose write failed."""
+    def _unwind(self, zs: _Zspage, off: int, picked: bool) -> None:
+        """Undo a ``malloc_write`` whose write failed, so that the pool is as it was: the slot
+        goes back; a zspage made for the object goes back, and the peak with it; a zspage
+        picked from its fullness group (``picked``) goes back to where it was in it."""
         zs.free.append(off)
         cls = zs.cls
-        if len(zs.free) == cls.objs:  # a zspage made for this object: give it back
-            if self.pages == self.peak_pages:  # the peak must not count this object
-                s = self._stored
-                self._stored_at_peak = s if self._peak_is_new else max(self._stored_at_peak, s)
+        if len(zs.free) == cls.objs:  # a zspage made for this object
             cls.cur = None
             self._release_zspage(zs)
+            self.peak_pages, self._stored_at_peak = self._peak_before
+        elif picked:  # (it was popped off its group's end: appending puts it back)
+            cls.cur = None
+            cls.add(zs, zs.fg)
 
     def free(self, handle: int) -> None:
         """Release the object; an emptied zspage goes back to the allocator at once."""
@@ -498,12 +505,10 @@ class PyZsPool(HandlePool):
         self.pages = pages
         self._zspages += 1
         cls.cur = zs
+        self._peak_before = (self.peak_pages, self._stored_at_peak)
         if pages > self.peak_pages:
             self.peak_pages = pages
             self._stored_at_peak = self._stored + size
-            self._peak_is_new = True
-        else:
-            self._peak_is_new = False
         return zs
 
     def _release_zspage(self, zs: _Zspage) -> None:

@@ -4,12 +4,15 @@ errors, failure, lifecycle."""
 from __future__ import annotations
 
 import os
+import random
 
+import numpy as np
 import pytest
 
 from hwzswap.errors import InvalidHandleError, InvalidParameterError, PoolAllocError, PoolError
 from hwzswap.impl import compiled
 from hwzswap.pool import PAGE_SIZE, PageAllocator, Pool, ZbudPool, ZsPool, create_pool, pool_class
+from hwzswap.pool._handles import serial_of
 from hwzswap.pool.zsmalloc import PyZsPool
 
 #: "zsmalloc" is the compiled pool, "zsmalloc-py" its pure-Python reference model.
@@ -388,3 +391,227 @@ def test_a_failed_malloc_write_at_an_old_peak_keeps_the_old_record(kind: str) ->
         pool.malloc_write(memoryview(bytes(3900 * 4)).cast("I"))  # reaches the old peak, fails
     assert pool.stored_at_peak == top
     check(pool)
+
+
+# -- what zswap relies on: refused calls change nothing; handles increase, never reused -------
+
+
+def _state(pool: Pool) -> tuple[object, ...]:
+    """What a caller can see of a pool: its live handles (types and order included), length,
+    totals, per-class rows and page counters."""
+    hs = pool.handles()  # type: ignore[attr-defined]
+    return ([(type(h), h) for h in hs], len(pool), pool.stats(), pool.pages, pool.peak_pages,
+            pool.stored_at_peak, pool.stored_bytes)
+
+
+@pytest.mark.parametrize("as_handle", [int, np.int64, np.uint64], ids=["int", "int64", "uint64"])
+def test_a_refused_free_of_a_mapped_object_changes_nothing(kind: str, as_handle: type) -> None:
+    pool = make(kind)
+    handles = [pool.malloc_write(bytes([n % 256]) * n) for n in (100, 700, 1500, 3000, 40, 2000)]
+    h = handles[2]
+    view = pool.map(as_handle(h))
+    before = _state(pool)
+    for refused in (pool.free, pool.read_free):
+        with pytest.raises(PoolError, match="while it is mapped"):
+            refused(as_handle(h))
+        assert _state(pool) == before
+    hs = pool.handles()  # type: ignore[attr-defined]
+    assert hs == sorted(hs) == handles and all(type(x) is int for x in hs)
+    assert view.tobytes() == pool.read(h) == bytes([1500 % 256]) * 1500
+    check(pool)
+    pool.unmap(as_handle(h))
+    pool.free(as_handle(h))  # and once unmapped it goes, by the same handle
+    assert pool.handles() == handles[:2] + handles[3:]  # type: ignore[attr-defined]
+    check(pool)
+
+
+@pytest.mark.parametrize("as_handle", [np.int64, np.uint64], ids=["int64", "uint64"])
+def test_numpy_integer_handles_are_handles(kind: str, as_handle: type) -> None:
+    pool = make(kind)
+    h = pool.malloc_write(b"abcdef")
+    nh = as_handle(h)
+    assert nh in pool and pool.obj_size(nh) == 6 and pool.read(nh) == b"abcdef"
+    pool.write(nh, b"XY")
+    assert bytes(pool.view(nh)) == b"XYcdef"
+    with pool.mapped(nh) as view:
+        assert view.tobytes() == b"XYcdef" and pool.is_mapped(nh) and pool.is_mapped(h)
+    assert pool.read_free(nh) == b"XYcdef" and h not in pool and nh not in pool
+    # a stale numpy handle is named as stale, as the int is
+    for op in (pool.free, pool.read, pool.read_free):
+        with pytest.raises(InvalidHandleError, match="already freed"):
+            op(nh)
+    assert pool.handles() == [] and len(pool) == 0  # type: ignore[attr-defined]
+    check(pool)
+
+
+def test_malloc_takes_numpy_integer_sizes(kind: str) -> None:
+    pool = make(kind)
+    sizes = [np.int64(100), np.uint16(3000), np.int32(4096)]
+    handles = [pool.malloc(n) for n in sizes]
+    assert [pool.obj_size(h) for h in handles] == [100, 3000, 4096]
+    assert all(type(h) is int and type(pool.obj_size(h)) is int for h in handles)
+    assert type(pool.stored_bytes) is int and type(pool.stats()["stored_bytes"]) is int
+    for bad in (np.int64(0), np.int64(4097), np.float64(8.0)):
+        with pytest.raises(PoolError, match="malloc"):
+            pool.malloc(bad)
+    assert pool.handles() == handles  # type: ignore[attr-defined]
+    check(pool)
+
+
+def test_handles_increase_with_every_malloc_and_are_never_reused(kind: str) -> None:
+    """zswap uses a handle as the entry's store-sequence number (its LRU order) and as its
+    identity in writeback's re-check: each handle a pool hands out, by any call, is greater
+    than every handle it handed out before, whatever was freed or moved meanwhile."""
+    rng = random.Random(7)
+    alloc = PageAllocator(limit_pages=24)
+    pool = make(kind, alloc)
+    last = 0
+    seen: set[int] = set()
+    live: list[int] = []
+
+    def took(new: list[int]) -> None:
+        nonlocal last
+        for h in new:
+            assert type(h) is int and h > last and h not in seen
+            last = h
+            seen.add(h)
+            live.append(h)
+
+    for step in range(600):
+        op = rng.random()
+        try:
+            if op < 0.3:
+                took([pool.malloc(rng.randint(1, PAGE_SIZE))])
+            elif op < 0.55:
+                took([pool.malloc_write(os.urandom(rng.choice([64, 500, 1000, 2000, 4000])))])
+            elif op < 0.65:
+                buf = os.urandom(8192)
+                n = rng.randint(1, 6)
+                took(pool.malloc_write_batch(buf, [rng.randint(0, 4000) for _ in range(n)],
+                                             [rng.randint(1, 4096) for _ in range(n)]))
+            elif op < 0.95 and live:
+                h = live.pop(rng.randrange(len(live)))
+                pool.free(np.int64(h) if step % 2 else h)
+            else:
+                pool.compact()
+        except PoolAllocError:  # (the limit): no handle taken
+            pass
+        if step % 50 == 0:
+            check(pool)
+        assert pool.handles() == live == sorted(live)  # type: ignore[attr-defined]
+    assert len(seen) > 150
+
+
+def _layout(pool: Pool) -> list[tuple[int, int, int, int]]:
+    """Where every live object is: (serial, offset, size, owner), the owners numbered by first
+    appearance, so two pools that made the same choices have the same layout."""
+    owners: dict[int, int] = {}
+    out = []
+    for h in pool.handles():  # type: ignore[attr-defined]
+        _, off, size, owner = pool._where(h)  # type: ignore[attr-defined]
+        out.append((serial_of(h), off, size, owners.setdefault(owner, len(owners))))
+    return out
+
+
+def _seen(pool: Pool) -> tuple[object, ...]:
+    st = dict(pool.stats())
+    del st["name"], st["alloc_fail"]  # (a refused malloc counts in alloc_fail: the twin's not)
+    return (_layout(pool), len(pool), st, pool.pages, pool.peak_pages, pool.stored_at_peak,
+            pool.stored_bytes)
+
+
+def _refuse(pool: Pool, alloc: PageAllocator, live: list[int], freed: list[int],
+            rng: random.Random, sizes: list[int]) -> None:
+    """One call that the pool must refuse, and leave as it was."""
+    what = rng.randrange(9)
+    if what == 0 and live:  # free of a mapped object
+        h = rng.choice(live)
+        with pool.mapped(np.int64(h)):
+            with pytest.raises(PoolError, match="while it is mapped"):
+                pool.free(np.int64(h) if rng.random() < 0.5 else h)
+            with pytest.raises(PoolError, match="while it is mapped"):
+                pool.read_free(h)
+    elif what == 1:  # malloc_write of data that is not single bytes: a slot is tried
+        n = rng.choice(sizes) + rng.randint(0, 8)  # (a class the pool has zspages of)
+        with pytest.raises(PoolError, match="bytes-like"):
+            pool.malloc_write(memoryview(bytes(4 * n)).cast("I"))
+    elif what == 2 and live:  # write too long, or not bytes
+        h = rng.choice(live)
+        with pytest.raises(PoolError, match="exceeds its size"):
+            pool.write(np.int64(h), b"z" * (pool.obj_size(h) + 1))
+        with pytest.raises(PoolError, match="bytes-like"):
+            pool.write(h, "text")
+    elif what == 3:
+        with pytest.raises(PoolError, match="malloc"):
+            pool.malloc(rng.choice([0, -3, PAGE_SIZE + 1, np.int64(0)]))
+    elif what == 4 and freed:  # a double free, as int or numpy
+        with pytest.raises(InvalidHandleError, match="already freed"):
+            pool.free(np.int64(rng.choice(freed)) if rng.random() < 0.5 else rng.choice(freed))
+    elif what == 5:  # no page to be had
+        alloc.fail_next(1)
+        with pytest.raises(PoolAllocError):
+            pool.malloc(PAGE_SIZE)  # always a page of its own
+    elif what == 6:
+        alloc.fail_next(1)
+        assert pool.malloc_write_batch(bytes(PAGE_SIZE), [0], [PAGE_SIZE]) == []
+    elif what == 7:  # a batch with a bad item: refused before anything is written
+        with pytest.raises(PoolError, match="out of range"):
+            pool.malloc_write_batch(bytes(100), [0, 10], [10, 10], [0, 1, 2])
+    elif what == 8:
+        with pytest.raises(PoolError, match="bytes-like"):
+            pool.malloc_write("not bytes")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_refused_calls_are_invisible(kind: str, seed: int) -> None:
+    """A pool that was refused calls along the way and one that never was, given the same
+    successful calls, are the same pool: same objects in the same slots of the same pages,
+    same handles (serials), totals and peak. (The refused calls include a slot taken and given
+    back, a page got and given back, and a zspage picked for an object that never came.)"""
+    rng = random.Random(seed)
+    allocs = (PageAllocator(), PageAllocator())
+    pools = (make(kind, allocs[0]), make(kind, allocs[1]))
+    lives: tuple[list[int], list[int]] = ([], [])
+    freed: list[int] = []
+    sizes = [40, 100, 500, 1000, 1010, 1560, 2040, 3000, 4000]
+    for step in range(300):
+        if rng.random() < 0.3:
+            _refuse(pools[0], allocs[0], lives[0], freed, rng, sizes)
+        else:
+            op = rng.random()
+            if op < 0.55 or not lives[0]:
+                data = os.urandom(rng.choice(sizes) + rng.randint(0, 8))
+                for pool, live in zip(pools, lives):
+                    live.append(pool.malloc_write(data))
+            elif op < 0.95:
+                i = rng.randrange(len(lives[0]))
+                freed.append(lives[0][i])  # (a handle of pools[0], which the refusals use)
+                for pool, live in zip(pools, lives):
+                    pool.free(live.pop(i))
+            else:
+                assert pools[0].compact() == pools[1].compact()
+        assert _seen(pools[0]) == _seen(pools[1]), f"step {step}"
+    for pool in pools:
+        check(pool)
+    assert [pools[0].read(h) for h in lives[0]] == [pools[1].read(h) for h in lives[1]]
+
+
+def test_a_refused_malloc_write_leaves_the_next_choice_of_slot_alone(kind: str) -> None:
+    """The refused ``malloc_write`` of an object whose zspage (zbud: page) has to be picked
+    from the partly used ones puts it back where it was in its list: the next object goes
+    where it would have gone without the refusal. (Twelve ~1000-byte objects fill three
+    4-object zspages (six buddied zbud pages); freeing one object each of three of them leaves
+    them in one fullness group (unbuddied list) in the order freed.)"""
+    pools = (make(kind), make(kind))
+    lives = [[p.malloc_write(bytes([i]) * 1000) for i in range(12)] for p in pools]
+    for pool, live in zip(pools, lives):
+        pool.free(live[0])
+        pool.free(live[4])
+    with pytest.raises(PoolError, match="bytes-like"):
+        pools[0].malloc_write(memoryview(bytes(4000)).cast("I"))  # 1000 items, not bytes
+    for pool, live in zip(pools, lives):
+        pool.free(live[8])
+        pool.malloc_write(b"n" * 1000)
+    assert _layout(pools[0]) == _layout(pools[1])
+    for pool in pools:
+        check(pool)
