@@ -995,7 +995,8 @@ class ZswapCache:
         """Count the rejection, drop any older entry for the offset (the kernel's check_old:
         the caller is writing a newer page to the device, the old one must not come back),
         and wait until no device write of this slot is in flight, so the caller's write lands
-        after it (the wait releases the lock: what the caller read under it may have changed). ``keep_staged``: an async completion rejecting its own staged page, which
+        after it (the wait releases the lock: what the caller read under it may have
+        changed). ``keep_staged``: an async completion rejecting its own staged page, which
         stays loadable until its device write (``_write_staged``) is done."""
         self._rejected += 1
         if why is not None:
