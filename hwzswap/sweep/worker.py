@@ -143,7 +143,18 @@ def overridden(settings: dict[str, Any], config: dict[str, Any]) -> dict[str, An
 
 def _from_document(rec: dict[str, Any], doc: dict[str, Any], exit_code: int,
                    stderr: str) -> None:
-    """Fill ``rec`` from the bench's results document for this run's one backend."""
+    """Fill ``rec`` from the bench's results document for this run's one backend. A reason
+    taken from the document (a driver's parameter error names the run's generated
+    ``config.yaml`` and the dotted key) is named by where the sweep set that key instead
+    (:func:`named_by_origin`): the generated file is gone once the run ends."""
+    origins = (rec.get("runspec") or {}).get("origins") or {}
+    _fill_from_document(rec, doc, exit_code, stderr)
+    if isinstance(rec.get("reason"), str):
+        rec["reason"] = named_by_origin(origins, rec["reason"])
+
+
+def _fill_from_document(rec: dict[str, Any], doc: dict[str, Any], exit_code: int,
+                        stderr: str) -> None:
     rec["machine"] = doc.get("machine")
     rec["workload"] = {k: v for k, v in (doc.get("workload") or {}).items()}
     rec["bench_command"] = doc.get("command")
@@ -306,9 +317,7 @@ def _refusal_named_by_origin(runspec: dict[str, Any], why: str) -> str:
     the config loader finds is listed; a refusal of another kind (e.g. ``exclusive_loads``
     with a workload that loads slots again) has its ``config.yaml: KEY`` replaced. A runspec
     without origins (an older record) keeps the bench's words."""
-    import re
-
-    from hwzswap.sweep.plan import config_refusal, origin_of
+    from hwzswap.sweep.plan import config_refusal
 
     origins = runspec.get("origins") or {}
     if not origins:
@@ -319,12 +328,26 @@ def _refusal_named_by_origin(runspec: dict[str, Any], why: str) -> str:
         refused = None
     if refused is not None:
         return f"the run's config is refused: {refused}"
+    return named_by_origin(origins, why)
+
+
+def named_by_origin(origins: dict[str, str], text: str) -> str:
+    """``text`` with each ``config.yaml: KEY`` (the run's generated config, removed when the
+    run ends) replaced by where the sweep set ``KEY`` (:func:`~hwzswap.sweep.plan.origin_of`:
+    ``s.yaml: axes.params.device_type[0]``); a key the sweep did not set, and any text when
+    ``origins`` is empty (an older record), is left as it is."""
+    import re
+
+    from hwzswap.sweep.plan import origin_of
+
+    if not origins:
+        return text
 
     def named(m: re.Match[str]) -> str:
         return origin_of(m.group(1), origins) or m.group(0)
 
     return re.sub(r"(?<![\w/.-])" + re.escape(CONFIG_FILE) + r": ((?:zswap|memory|pool|swap)"
-                  r"(?:\.[A-Za-z0-9_]+)+)", named, why)
+                  r"(?:\.[A-Za-z0-9_]+)+)", named, text)
 
 
 def _runspec_problem(spec: Any) -> str | None:
@@ -426,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["CONFIG_FILE", "RESULT_FILE", "RUNSPEC_KEYS", "STATUSES", "WorkerInputError",
-           "base_record", "bench_command", "execute_run", "failed_record", "read_runspec"]
+           "base_record", "bench_command", "execute_run", "failed_record", "named_by_origin",
+           "read_runspec"]
 
 
 if __name__ == "__main__":  # pragma: no cover

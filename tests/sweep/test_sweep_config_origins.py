@@ -117,3 +117,20 @@ def test_a_runspec_whose_origins_are_not_text_is_refused_as_input(tmp_path: Path
     rec.write_text(json.dumps({"status": "failed", "runspec": spec}))
     with pytest.raises(HwzswapError, match="'origins' must map setting names to strings"):
         read_runspec(rec)
+
+
+def test_a_drivers_parameter_error_is_named_by_the_axis(tmp_path: Path) -> None:
+    """A parameter the config loader accepts but the driver refuses when built (an OpenCL
+    device that is not here) fails the run with the bench's ``failed`` entry; its message
+    named the run's generated ``config.yaml``, removed when the run ends: it is named by the
+    sweep file's axis instead, as for the loader's refusals."""
+    path = write_sweep(tmp_path, {"axes": {"backend": ["lz4", "lz4-opencl"],
+                                           "params.device": ["no-such-opencl-device-zz"]},
+                                  "fixed": {"pages": 16, "repeat": 1}})
+    runs = expand(load_sweep(path)).runs
+    (run,) = [r for r in runs if r.backend == "lz4-opencl"]
+    rec = execute_run(run.runspec(), timeout=120)
+    assert (rec["status"], rec["failure"], rec["exit_code"]) == ("failed", "error", 1), rec
+    assert "config.yaml" not in rec["reason"]
+    assert (f"{path}: axes.params.device[0]: lz4-opencl: parameter 'device'"
+            in rec["reason"]), rec["reason"]
