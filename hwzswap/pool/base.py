@@ -4,6 +4,19 @@ A pool stores variable-size objects (compressed pages, 1..4096 bytes) in physica
 from a :class:`~hwzswap.pool.allocator.PageAllocator`. ``malloc`` returns an opaque integer
 handle; data goes in and out through ``write``/``read`` (or ``map``/``unmap``). Handles stay
 valid until ``free``, including across ``compact``.
+
+What zswap relies on (every pool keeps it; ``tests/pool/test_pool_contract.py`` checks it):
+
+* **Handles increase and are never reused.** Each handle a pool hands out, by any call, is
+  greater than every handle it handed out before, freed or not. zswap uses an entry's handle
+  as its store-sequence number (the LRU order) and as its identity when writeback re-checks
+  an entry after dropping the lock: a freed handle can never come back naming another object.
+* **A refused call changes nothing.** A call that raises (a bad size or handle, a free of a
+  mapped object, data that is not bytes, no page to be had) leaves the pool as it was: the
+  same objects in the same places, the same handles, totals and peak, and the same choice of
+  slot for the next object. (``alloc_fail`` counts the refused allocations.)
+* **Not thread-safe.** A pool has no lock of its own: the caller serialises every call (zswap
+  holds its tree lock), and holds it across the use of a :meth:`Pool.view`.
 """
 
 from __future__ import annotations
@@ -128,9 +141,12 @@ def batch_error(pool: Any, buf: Any, offsets: Any, sizes: Any, idx: Any,
 
 
 class Pool(ABC):
-    """Abstract pool. Errors: :class:`~hwzswap.errors.PoolError` for misuse (size 0 or > 4096,
+    """Abstract pool: see the module docstring for what every pool guarantees (increasing,
+    never reused handles; refused calls change nothing; no thread safety: the caller
+    serialises). Errors: :class:`~hwzswap.errors.PoolError` for misuse (size 0 or > 4096,
     stale/foreign handle, double free); :class:`~hwzswap.errors.PoolAllocError` when no memory
-    can be had (the caller counts it as ``reject_alloc_fail``)."""
+    can be had (the caller counts it as ``reject_alloc_fail``). Handles may be given as any
+    integer type (a numpy integer: the handle it equals); the pool hands out plain ``int``."""
 
     name: str = ""
     #: Physical pages held now (``zs_get_total_pages``), kept current by the pool: a plain
@@ -145,7 +161,8 @@ class Pool(ABC):
 
     @abstractmethod
     def malloc(self, size: int) -> int:
-        """Reserve an object of ``size`` bytes; return its handle."""
+        """Reserve an object of ``size`` bytes; return its handle, greater than every handle
+        this pool handed out before."""
 
     @abstractmethod
     def free(self, handle: int) -> None:
@@ -162,6 +179,16 @@ class Pool(ABC):
     @abstractmethod
     def obj_size(self, handle: int) -> int:
         """The size given to ``malloc`` for this handle."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Live objects (malloc'ed and not yet freed)."""
+
+    def check(self) -> None:
+        """Verify the pool's internal consistency; raise :class:`PoolError` naming the first
+        broken invariant. For tests and debugging (zswap's own check calls it); it costs a
+        pass over the pool. This default checks nothing: a pool that can check itself
+        overrides it (zsmalloc and zbud do), so a caller just calls ``pool.check()``."""
 
     def total_pages(self) -> int:
         """Physical pages the pool holds now (``zs_get_total_pages``): :attr:`pages`."""

@@ -105,7 +105,7 @@ def test_a_batch_stops_at_the_first_item_without_room(make) -> None:
     assert len(handles) == 3 and [pool.read(h) for h in handles] == [
         flat[o : o + 3900] for o in (0, 5, 10)]
     assert alloc.pages_in_use == 3
-    pool.check()  # type: ignore[attr-defined]
+    pool.check()
 
 
 class _Plain(Pool):
@@ -128,6 +128,9 @@ class _Plain(Pool):
 
     def obj_size(self, handle):
         return self.inner.obj_size(handle)
+
+    def __len__(self):
+        return len(self.inner)
 
     @property
     def stored_bytes(self):

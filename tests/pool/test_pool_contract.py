@@ -32,7 +32,7 @@ def make(kind: str, allocator: PageAllocator | None = None) -> Pool:
 
 
 def check(pool: Pool) -> None:
-    pool.check()  # type: ignore[attr-defined]
+    pool.check()
 
 
 SIZES = [1, 2, 24, 25, 31, 32, 33, 100, 1000, 2047, 2048, 2049, 3000, 3257, 3625, 3968, 3969,
@@ -615,3 +615,63 @@ def test_a_refused_malloc_write_leaves_the_next_choice_of_slot_alone(kind: str) 
     assert _layout(pools[0]) == _layout(pools[1])
     for pool in pools:
         check(pool)
+
+
+def test_the_interface_declares_len_and_check(kind: str) -> None:
+    """``len(pool)`` and ``pool.check()`` are part of :class:`Pool`, so a caller (zswap's
+    check) uses them on any pool: ``__len__`` every pool must define, ``check`` has a default
+    that checks nothing, and each pool here has its own."""
+    assert "__len__" in Pool.__abstractmethods__ and "check" not in Pool.__abstractmethods__
+    pool = make(kind)
+    assert type(pool).check is not Pool.check  # (its own)
+    handles = [pool.malloc_write(b"x" * n) for n in (10, 2000, 4096)]
+    assert len(pool) == 3
+    pool.free(handles[1])
+    assert len(pool) == 2
+    check(pool)
+
+    class Bare(Pool):  # only what it must define
+        def __init__(self) -> None:
+            self.objs: dict[int, bytes] = {}
+
+        def malloc(self, size: int) -> int:
+            self.objs[len(self.objs) + 1] = bytes(size)
+            return len(self.objs)
+
+        def free(self, handle: int) -> None:
+            del self.objs[handle]
+
+        def write(self, handle: int, data: object) -> None:
+            raise NotImplementedError
+
+        def read(self, handle: int) -> bytes:
+            return self.objs[handle]
+
+        def obj_size(self, handle: int) -> int:
+            return len(self.objs[handle])
+
+        def __len__(self) -> int:
+            return len(self.objs)
+
+        @property
+        def stored_bytes(self) -> int:
+            return sum(map(len, self.objs.values()))
+
+        def stats(self) -> dict[str, object]:
+            return {}
+
+    bare = Bare()
+    bare.malloc(5)
+    assert len(bare) == 1 and bare.check() is None
+
+    class NoLen(Pool):  # an interface without __len__ is not a pool
+        malloc = Bare.malloc
+        free = Bare.free
+        write = Bare.write
+        read = Bare.read
+        obj_size = Bare.obj_size
+        stored_bytes = Bare.stored_bytes
+        stats = Bare.stats
+
+    with pytest.raises(TypeError, match="__len__"):
+        NoLen()  # type: ignore[abstract]
