@@ -180,6 +180,17 @@ def _machine_line(doc: Mapping[str, Any]) -> str:
             f"OpenCL: {ocl}")
 
 
+def commit_text(doc: Mapping[str, Any]) -> str:
+    """The commit the figures were measured at, ``(modified)`` after it when tracked files
+    differed from it (``git_dirty``: the code measured is not that commit's); ``None`` when
+    not run from a git checkout."""
+    info = (doc.get("machine") or {}).get("hwzswap") or {}
+    text = str(info.get("git_commit"))
+    if info.get("git_dirty"):
+        text += " (modified)"
+    return text
+
+
 def _notes(doc: Mapping[str, Any]) -> list[str]:
     notes = []
     if doc["workload"].get("folio_mix_note"):
@@ -399,7 +410,7 @@ def markdown(doc: Mapping[str, Any]) -> str:
         f"**{_title(doc)}**",
         "",
         f"Machine: {_machine_line(doc)}. Measured {doc.get('created', '?')} "
-        f"({doc.get('generator', '')}, commit {doc['machine']['hwzswap'].get('git_commit')}).",
+        f"({doc.get('generator', '')}, commit {commit_text(doc)}).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join(align) + "|",

@@ -312,18 +312,30 @@ def opencl_devices() -> list[dict[str, Any]]:
         return []
 
 
-def _git_commit() -> str | None:
-    root = Path(__file__).resolve().parents[2]
+def git_state(root: str | Path | None = None) -> tuple[str | None, bool | None]:
+    """``(commit, dirty)`` of the git checkout at ``root`` (default: the one this package is
+    in): the short ``HEAD`` commit, and whether a tracked file differs from it (staged or not;
+    ``git status --porcelain --untracked-files=no``). Untracked files are left out: results,
+    caches and notes lying in a checkout would mark every run modified, while the figures
+    depend on the tracked code. ``(None, None)`` when ``root`` is not a git checkout or git
+    cannot answer (an installed copy, no git)."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
-        return None
-    try:
-        res = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return res.stdout.strip() or None
+        return None, None
+
+    def git(*args: str) -> str | None:
+        try:
+            res = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
+                                 text=True, timeout=10, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return res.stdout if res.returncode == 0 else None
+
+    commit = (git("rev-parse", "--short=12", "HEAD") or "").strip() or None
+    if commit is None:
+        return None, None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return commit, None if status is None else bool(status.strip())
 
 
 def machine_info() -> dict[str, Any]:
@@ -334,6 +346,7 @@ def machine_info() -> dict[str, Any]:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = os.cpu_count() or 1
+    commit, dirty = git_state()
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count() or 1,
@@ -345,7 +358,8 @@ def machine_info() -> dict[str, Any]:
         "libraries": _versions(),
         "codec_libraries": _codec_libraries(),
         "opencl_devices": opencl_devices(),
-        "hwzswap": {"version": __version__, "git_commit": _git_commit(), "impl": _impl()},
+        "hwzswap": {"version": __version__, "git_commit": commit, "git_dirty": dirty,
+                    "impl": _impl()},
     }
 
 
@@ -398,6 +412,7 @@ __all__ = [
     "RESULT_FIELDS",
     "SCHEMA_VERSION",
     "UNLIKE_WORK_SHARE",
+    "git_state",
     "machine_info",
     "new_document",
     "opencl_devices",

@@ -158,3 +158,44 @@ def test_failed_backends_get_a_row_and_no_writeback_a_note(doc: dict) -> None:
     assert "FAILED broken [constructor]: RuntimeError: no device" in md
     assert f"no writeback: {d['results'][0]['backend']} (reclaim) never wrote a page back" in md
     assert "!" in table[0][COLUMNS.index(("written\nback", "right"))]
+
+
+def test_git_state_says_whether_tracked_files_differ_from_the_commit(tmp_path) -> None:
+    """A result measured on a modified checkout said only ``git rev-parse HEAD``: it claimed
+    a clean commit. ``git_dirty`` is true when a tracked file differs (untracked files do not
+    count), None outside a git checkout, and the Markdown heading says ``(modified)``."""
+    import subprocess
+
+    from hwzswap.bench.results import git_state
+
+    assert git_state(tmp_path) == (None, None)  # not a checkout
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, env=env,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("commit", "-q", "-m", "one")
+    commit, dirty = git_state(tmp_path)
+    assert commit and len(commit) == 12 and dirty is False
+    (tmp_path / "notes.txt").write_text("untracked\n")
+    assert git_state(tmp_path) == (commit, False)
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert git_state(tmp_path) == (commit, True)
+    git("add", "a.py")  # staged, not committed: still not the commit's code
+    assert git_state(tmp_path) == (commit, True)
+
+
+def test_markdown_heading_marks_a_modified_checkout(doc: dict) -> None:
+    info = machine_info()["hwzswap"]
+    assert info["git_dirty"] in (True, False, None) and "git_dirty" in info
+    d = copy.deepcopy(doc)
+    d["machine"]["hwzswap"].update(git_commit="0123456789ab", git_dirty=True)
+    assert "commit 0123456789ab (modified))." in markdown(d)
+    d["machine"]["hwzswap"]["git_dirty"] = False
+    assert "commit 0123456789ab)." in markdown(d)
+    assert "(modified)" not in markdown(d)
