@@ -268,11 +268,10 @@ class Compressor:
                 return dog.call(fn, *args)
             except _Timeout:
                 self.note_timeouts(1)
-                err = DeviceTimeoutError(
+                raise DeviceTimeoutError(
                     f"driver {self.name!r}: {call} did not return within "
-                    f"{self.timeout_s * 1000.0:g} ms ({self.deadline_source}); given up")
-                err.given_up = True  # type: ignore[attr-defined]  # counted here, not again
-                raise err from None
+                    f"{self.timeout_s * 1000.0:g} ms ({self.deadline_source}); given up",
+                    given_up=True) from None  # counted here, not again
 
         return watched
 
@@ -376,7 +375,7 @@ class Compressor:
         ``device_fail_after``): here when the driver's own deadline passed, where the call
         was given up when the watchdog gave up on it (``given_up``)."""
         if isinstance(exc, DeviceTimeoutError):
-            if not getattr(exc, "given_up", False):
+            if not exc.given_up:
                 self.note_timeouts(1)
             return
         if isinstance(exc, DeviceError):
@@ -667,7 +666,7 @@ class Compressor:
                 done = self._poll()
             except DeviceTimeoutError as exc:  # poll given up (by the watchdog: counted there)
                 self._timed_out(list(outstanding.values()), waiting,  # or timed out: the rest
-                                count=not getattr(exc, "given_up", False))  # time out
+                                count=not exc.given_up)  # time out
                 break
             except DeviceError as exc:  # poll itself failed: the ops still out fail with it
                 self._count_device_error(exc)

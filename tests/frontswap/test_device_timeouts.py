@@ -82,3 +82,40 @@ def test_a_drivers_own_deadline_is_checked_and_named() -> None:
             Compressor(b)
     with pytest.raises(InvalidParameterError, match="timeout_ms"):
         Nx842Backend(timeout_ms=1e8)  # the driver's own parameter is bounded the same way
+
+
+def test_a_timeout_is_counted_once_whoever_gave_up_the_call() -> None:
+    """The watchdog's DeviceTimeoutError says it was given up (``given_up=True``: counted
+    where it gave up, not again); a driver's own has ``given_up`` False and is counted when
+    the engine sees it. Either way one timeout each."""
+    import threading
+
+    from hwzswap.backends.lz4 import Lz4Backend
+    from hwzswap.errors import DeviceTimeoutError
+    from hwzswap.frontswap.compressor import Compressor
+
+    assert DeviceTimeoutError("x").given_up is False
+    assert DeviceTimeoutError("x", given_up=True).given_up is True
+    release = threading.Event()
+
+    class Hangs(Lz4Backend):  # from outside the package: watched by default
+        name = "test-hangs"
+
+        def compress(self, page):  # type: ignore[no-untyped-def]
+            release.wait(10)
+            return super().compress(page)
+
+        def decompress(self, data):  # type: ignore[no-untyped-def]
+            raise DeviceTimeoutError("test-hangs: its own deadline passed")
+
+    c = Compressor(Hangs(), timeout_ms=50, fail_after=100)
+    try:
+        with pytest.raises(DeviceTimeoutError, match="given up") as info:
+            c.compress(PAGES[0].tobytes())
+        assert info.value.given_up is True and c.timeouts == 1
+        with pytest.raises(DeviceTimeoutError, match="its own deadline") as info:
+            c.decompress(b"x")
+        assert info.value.given_up is False and c.timeouts == 2
+    finally:
+        release.set()
+        c.close()
