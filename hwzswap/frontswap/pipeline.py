@@ -12,7 +12,26 @@ of pages a call gets them, where four reclaim passes would not).
 The worker takes every batch queued when it wakes and compresses them in **one** device call
 (their pages concatenated), so a device that wants large batches gets them exactly when the
 host produces work faster than one batch at a time. Each batch's result then goes to
-``complete(token, result)`` (the zswap cache's completion step), in submission order.
+``complete(token, result)`` (the zswap cache's completion step).
+
+Order of completions: each batch is completed once (with its result, as failed, or as timed
+out; a given-up call's late result is dropped), and ``drain`` returns only once the
+completions of the batches submitted before it have returned. The workers complete the
+batches they compressed on their own thread, one at a time, in submission order (a worker
+replaced at a deadline completes nothing more). Nothing else is promised:
+
+* a device call given up at its deadline has its batches completed as failed by whichever
+  thread noticed the deadline (a ``submit`` waiting for room, ``drain`` or ``close``), while
+  the new worker goes on with the queue: a later batch may complete before, or at the same
+  time as, an earlier batch that timed out (and two calls timed out in a row may have their
+  batches completed by two threads at once);
+* a batch submitted once the pipeline is closed, or when no worker thread can be started, is
+  compressed and completed in its caller, whatever is still in flight;
+* a completion that raises is counted and the others go on, but one that ends its thread
+  (``SystemExit``) leaves the later batches of the same device call uncompleted.
+
+So ``complete`` must be safe to call from several threads at once and must not assume an
+earlier batch has completed (zswap's step is: see ``_complete_async``).
 
 Deadlines: a device call still running ``timeout_s`` after it started is given up: its batches
 complete as failed ("timed out"), ``on_timeout()`` is told (so the compressor can count it and
@@ -40,7 +59,8 @@ from hwzswap.backends.contract import CompressedBatch
 
 #: compress(pages) -> one per-item CompressedBatch (must not raise for device errors)
 CompressFn = Callable[[np.ndarray], CompressedBatch]
-#: complete(token, result): the cache's completion step
+#: complete(token, result): the cache's completion step; called from several threads, not
+#: always in submission order (see the module's "Order of completions")
 CompleteFn = Callable[[Any, CompressedBatch], None]
 
 

@@ -290,3 +290,38 @@ def test_a_result_with_the_wrong_item_count_fails_its_batches() -> None:
                    for t in range(3) for why in done[t]), done
     finally:
         pipe.close()
+
+
+def test_a_later_batch_may_complete_while_an_earlier_timed_out_one_is_completing() -> None:
+    """Completions are not all in submission order: a timed-out batch is completed by the
+    thread that noticed the deadline (here drain) while the new worker compresses and
+    completes the next batch; neither waits for the other."""
+    hang = threading.Event()
+    later_done = threading.Event()
+    calls: list[int] = []
+    order: list[tuple[int, int, bool]] = []
+
+    def compress(pages: np.ndarray) -> CompressedBatch:
+        calls.append(len(pages))
+        if len(calls) == 1:
+            hang.wait(10)  # the first call is stuck past the deadline
+        return _ok(pages)
+
+    def complete(token: int, result: CompressedBatch) -> None:
+        saw_later = later_done.wait(10) if token == 0 else False
+        order.append((token, int(result.status[0]), saw_later))
+        if token == 1:
+            later_done.set()
+
+    pipe = AsyncPipeline(compress, complete, max_batches=4, timeout_s=0.1)
+    try:
+        pipe.submit(0, _pages(1))
+        while not calls:
+            threading.Event().wait(0.01)
+        pipe.submit(1, _pages(1))  # queued behind the stuck call
+        pipe.drain()
+        assert order == [(1, int(ItemStatus.OK), False), (0, int(ItemStatus.FAILED), True)]
+        assert pipe.timed_out == 1 and pipe.in_flight == 0
+    finally:
+        hang.set()
+        pipe.close()
