@@ -75,7 +75,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -115,6 +115,8 @@ _STAGED = object()  # load_batch: a slot served from its staged copy
 
 #: An index entry: a pool handle, or the word of a same-filled page.
 Entry = int | bytes
+#: Whose pool-limit check it is (:meth:`ZswapCache._check_limits`).
+_LimitCheck = Literal["store", "landing", "reclaim"]
 
 # writeback outcomes
 _WB_OK = 0
@@ -750,7 +752,7 @@ class ZswapCache:
 
     def _commit(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
                 batch: CompressedBatch, staged: _StagedBatch | None = None,
-                groups: list[int] | None = None, store: bool = True
+                groups: list[int] | None = None
                 ) -> tuple[list[int], list[int]]:
         """The store's second half, for a compressed batch: each item that compressed well goes
         into the pool and the index; the others are rejected by reason; one the pool has no
@@ -762,8 +764,7 @@ class ZswapCache:
         that finds the pool at its limit reclaims, and is refused if that did not make room.
         A batch whose objects fit well under the limit goes in with one batch write. (Checked
         only before compression, a reclaim pass went in whole: 61 pages past a 176-page limit
-        where page mode went 7.) ``store=False``: an async pass landing (see
-        :meth:`_check_limits`).
+        where page mode went 7.)
 
         ``staged`` (async mode): the items are that batch's staged pages. Only those still
         staged as such are committed (an invalidate, a newer store or an exclusive load may
@@ -782,7 +783,7 @@ class ZswapCache:
         while g < len(groups):
             room = self._limit_gate - self.pool.pages
             if room <= 0:  # at the limit: this folio reclaims, and goes in only if that helped
-                ok, why = self._check_limits(store)
+                ok, why = self._check_limits("store" if staged is None else "landing")
                 if not ok:
                     hi = lo + groups[g]
                     with self._lock:
@@ -861,25 +862,25 @@ class ZswapCache:
         else:
             self._limit_gate = 0 if self._reached_full else self._max_pages
 
-    def _check_limits(self, store: bool = True, count: bool = True
-                      ) -> tuple[bool, str | None]:
+    def _check_limits(self, check: _LimitCheck = "store") -> tuple[bool, str | None]:
         """The kernel's ``zswap_check_limits`` plus reclaim: may this store go ahead?
 
         Disabled: no (and no counter). At the limit: ``pool_limit_hit`` and the hysteresis
         starts. While it holds, reclaim (write back a batch here, or wake the background
         thread) and accept again only once the pool is at or under the accept threshold.
-        ``store=False``: an async pass landing (the second half of stores admitted while
-        zswap was enabled, so not refused for being disabled now). ``count=False``: not a
-        store's check at all (a completion reclaiming after it landed), so not counted in
-        ``pool_limit_hit``, which counts the checks of stores, or of folios landing, that
-        found the pool at its limit.
+        ``check`` says whose check it is: a ``"store"``'s; a folio of an async pass
+        ``"landing"`` (the second half of stores admitted while zswap was enabled, so not
+        refused for being disabled now); or ``"reclaim"``, no store's at all (a completion
+        that took the pool to its limit reclaiming), which is not counted in
+        ``pool_limit_hit``: that counts the checks of stores and of folios landing that found
+        the pool at its limit.
         """
         with self._lock:
-            if not self._enabled and store:
+            if not self._enabled and check == "store":
                 return False, None
             cur = self.pool.total_pages()
             if cur >= self._max_pages:
-                if count:
+                if check != "reclaim":
                     self.pool_limit_hit += 1
                 self._set_full(True)
             elif self._reached_full and cur <= self._accept_pages:
@@ -1052,7 +1053,7 @@ class ZswapCache:
         # a store is (_admit): the folios the pool has no room for, after the same reclaim,
         # are refused and go to the device.
         stored, rejected = self._commit(tree, staged.offs, staged.pages, batch, staged,
-                                        staged.groups, store=False)
+                                        staged.groups)
         with self._lock:
             # the rest were freed, replaced or loaded (exclusively) while in flight: each
             # page staged ends in exactly one of zswpout, a reject_* or here
@@ -1063,7 +1064,7 @@ class ZswapCache:
         # (one writeback batch, or the background thread woken), not only at a later store
         # that may never come.
         if self.pool.pages >= self._limit_gate:
-            self._check_limits(store=False, count=False)
+            self._check_limits("reclaim")
 
     def _is_staged_locked(self, staged: _StagedBatch, k: int) -> bool:
         """Whether page ``k`` of ``staged`` is still the slot's staged page. Lock held."""
