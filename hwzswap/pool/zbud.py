@@ -74,13 +74,31 @@ class ZbudPool(HandlePool):
             size = self._size_arg(size)
         if not 0 < size <= PAGE_SIZE or self._destroyed:
             raise self.bad_size_error(size)
-        page, off, chunks = self._slot(size)
-        if page is None:
-            page = self._new_page(size)
-            self._file_new(page, chunks)
+        chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
+        mask = self._unbuddied_mask >> chunks if chunks <= _MAX_BUDDY_CHUNKS else 0
+        if mask:  # the unbuddied page with the least room that fits (the oldest of its list)
+            i = chunks + (mask & -mask).bit_length() - 1
+            group = self._unbuddied[i]
+            page = next(iter(group))
+            del group[page]
+            if not group:
+                self._unbuddied_mask &= ~(1 << i)
+            if page.first == 0:
+                page.first = chunks
+                off = ZHDR_SIZE_ALIGNED
+            else:
+                page.last = chunks
+                off = PAGE_SIZE - (chunks << CHUNK_SHIFT)
+            page.lst = _BUDDIED
+            self._buddied[page] = None
         else:
-            self._fill(page, off, chunks)
-        return self._add(page, off, size)
+            page = self._new_page(size)
+            off = self._file_new(page, chunks)
+        handle = self._serial + 1
+        self._serial = handle
+        self._objs[handle] = (page.ro, off, size, page)
+        self._stored += size
+        return handle
 
     def malloc_write(self, data: Any) -> int:
         """``malloc(len(data))`` + ``write``: store a bytes-like object of single bytes, return
@@ -92,24 +110,43 @@ class ZbudPool(HandlePool):
             raise self.bad_data_error(0, data) from None
         if not 0 < size <= PAGE_SIZE or self._destroyed:
             raise self.bad_size_error(size)
-        page, off, chunks = self._slot(size)
-        if page is not None:  # free room in a page: write it, then take it
+        chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
+        mask = self._unbuddied_mask >> chunks if chunks <= _MAX_BUDDY_CHUNKS else 0
+        if mask:  # as malloc, but the free buddy is written before it is taken
+            i = chunks + (mask & -mask).bit_length() - 1
+            group = self._unbuddied[i]
+            page = next(iter(group))
+            first = page.first == 0
+            off = ZHDR_SIZE_ALIGNED if first else PAGE_SIZE - (chunks << CHUNK_SHIFT)
             try:
                 page.mv[off : off + size] = data
             except (TypeError, ValueError):
                 raise self.bad_data_error(0, data) from None
-            self._fill(page, off, chunks)
-            return self._add(page, off, size)
-        peak, at_peak = self.peak_pages, self._stored_at_peak
-        page = self._new_page(size)
-        try:
-            page.mv[off : off + size] = data
-        except (TypeError, ValueError):
-            self._release_page(page)
-            self.peak_pages, self._stored_at_peak = peak, at_peak
-            raise self.bad_data_error(0, data) from None
-        self._file_new(page, chunks)
-        return self._add(page, off, size)
+            del group[page]
+            if not group:
+                self._unbuddied_mask &= ~(1 << i)
+            if first:
+                page.first = chunks
+            else:
+                page.last = chunks
+            page.lst = _BUDDIED
+            self._buddied[page] = None
+        else:
+            peak, at_peak = self.peak_pages, self._stored_at_peak
+            page = self._new_page(size)
+            off = 0 if chunks > _MAX_BUDDY_CHUNKS else ZHDR_SIZE_ALIGNED
+            try:
+                page.mv[off : off + size] = data
+            except (TypeError, ValueError):
+                self._release_page(page)
+                self.peak_pages, self._stored_at_peak = peak, at_peak
+                raise self.bad_data_error(0, data) from None
+            self._file_new(page, chunks)
+        handle = self._serial + 1
+        self._serial = handle
+        self._objs[handle] = (page.ro, off, size, page)
+        self._stored += size
+        return handle
 
     def _size_arg(self, size: Any) -> int:
         """A ``malloc`` size that is not an ``int`` (a numpy integer) as one, or PoolError."""
@@ -118,48 +155,17 @@ class ZbudPool(HandlePool):
         except TypeError:
             raise self.bad_size_error(size) from None
 
-    def _slot(self, size: int) -> tuple[_ZbudPage | None, int, int]:
-        """Where an object of ``size`` bytes goes, changing nothing: ``(page, offset, chunks)``,
-        ``page`` ``None`` for a new page (best fit: the unbuddied page with the least free room
-        that fits, the oldest of its list)."""
-        chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
-        if chunks > _MAX_BUDDY_CHUNKS:
-            return None, 0, chunks
-        mask = self._unbuddied_mask >> chunks
-        if not mask:
-            return None, ZHDR_SIZE_ALIGNED, chunks
-        page = next(iter(self._unbuddied[chunks + (mask & -mask).bit_length() - 1]))
-        if page.first == 0:
-            return page, ZHDR_SIZE_ALIGNED, chunks
-        return page, PAGE_SIZE - (chunks << CHUNK_SHIFT), chunks
-
-    def _fill(self, page: _ZbudPage, off: int, chunks: int) -> None:
-        """Take the free buddy of an unbuddied page (at ``off``, as :meth:`_slot` chose)."""
-        self._take_unbuddied(page, page.lst)
-        if off == ZHDR_SIZE_ALIGNED:
-            page.first = chunks
-        else:
-            page.last = chunks
-        page.lst = _BUDDIED
-        self._buddied[page] = None
-
-    def _file_new(self, page: _ZbudPage, chunks: int) -> None:
-        """File a new page whose first object takes ``chunks`` (more than a buddy: huge)."""
+    def _file_new(self, page: _ZbudPage, chunks: int) -> int:
+        """File a new page whose first object takes ``chunks`` (more than a buddy takes: a
+        huge page); return the object's offset."""
         if chunks > _MAX_BUDDY_CHUNKS:
             page.first = NCHUNKS + 1
             page.lst = _HUGE
             self._huge[page] = None
-        else:
-            page.first = chunks
-            self._put_unbuddied(page, NCHUNKS - chunks)
-
-    def _add(self, page: _ZbudPage, off: int, size: int) -> int:
-        """Enter the object in the handle table under the next handle; return it."""
-        handle = self._serial + 1
-        self._serial = handle
-        self._objs[handle] = (page.ro, off, size, page)
-        self._stored += size
-        return handle
+            return 0
+        page.first = chunks
+        self._put_unbuddied(page, NCHUNKS - chunks)
+        return ZHDR_SIZE_ALIGNED
 
     def free(self, handle: int) -> None:
         """Release the object; a page left with no buddy goes back to the allocator. A mapped
