@@ -166,8 +166,7 @@ def _check_arguments(args: argparse.Namespace) -> tuple[list[str], list[str], An
 def _cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from hwzswap.bench.report import markdown, plot, print_table
-    from hwzswap.bench.results import write_json
+    from hwzswap.bench.report import print_table
     from hwzswap.bench.runner import (
         BenchRun,
         bench_failed,
@@ -198,16 +197,32 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         mix = stream_folio_mix(wl)
         if mix["folio_mix_note"]:  # the request is not what the stream got: say so first
             err.print(mix["folio_mix_note"], highlight=False, markup=False)
-    doc = run_bench(wl, BenchRun(backends=names, config=args.config,
-                                 progress=show_progress, console=err, repeat=args.repeat,
-                                 workload_extra=extra, batching=modes))
-    if args.json:
-        write_json(doc, args.json)
-    if args.markdown:
-        text = markdown(doc)
-        write_atomic(args.markdown, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    if args.plot:
-        plot(doc, args.plot)
+    planned = len(names) * len(modes)
+
+    def finished(res: dict[str, Any]) -> None:
+        # without a progress bar (stderr not a terminal: a log, a script), each row is said
+        # as it finishes, so a long run shows how far it got
+        if not args.quiet and not show_progress:
+            print(f"hwzswap bench: done {res['backend']} ({res.get('batching', '-')}): "
+                  f"verified {res['verified_pages']}/{res['pages']}", file=sys.stderr,
+                  flush=True)
+
+    interrupted = False
+    try:
+        doc = run_bench(wl, BenchRun(backends=names, config=args.config,
+                                     progress=show_progress, console=err, repeat=args.repeat,
+                                     workload_extra=extra, batching=modes,
+                                     on_result=finished))
+    except KeyboardInterrupt as exc:
+        partial = _document_in_flight(exc)
+        if partial is None or not (partial["results"] or partial["failed"]):
+            print("hwzswap bench: interrupted before any backend finished; nothing written",
+                  file=sys.stderr)
+            return 130
+        doc = mark_interrupted(partial, planned)
+        interrupted = True
+    with _signals_held(interrupted):  # a second Ctrl-C must not cut the partial outputs short
+        _write_outputs(args, doc)
     if not args.quiet:
         print_table(doc, console if console.is_terminal else Console(width=200))
         for what, where in (("results", args.json), ("table", args.markdown),
@@ -221,7 +236,87 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             mode = f" ({f['batching']})" if f.get("batching") else ""
             print(f"hwzswap bench: FAILED {f['backend']}{mode} [{f.get('phase', 'run')}]: "
                   f"{f['error']}", file=sys.stderr)
+    if interrupted:
+        print(f"hwzswap bench: interrupted, partial results: {doc['interrupted_note']}",
+              file=sys.stderr)
+        return 130
+    if not doc["results"]:
+        # a script must be able to tell that nothing was measured
+        why = ("every requested backend was skipped (it cannot run here)"
+               if doc["skipped"] and not doc["failed"] else
+               "no requested backend produced a result")
+        print(f"hwzswap bench: error: nothing was measured: {why}", file=sys.stderr)
+        return 1
     return 1 if bench_failed(doc) else 0
+
+
+def _write_outputs(args: argparse.Namespace, doc: dict[str, Any]) -> None:
+    """The outputs asked for (``--json``, ``--markdown``, ``--plot``), each written whole."""
+    from hwzswap.bench.report import markdown, plot
+    from hwzswap.bench.results import write_json
+
+    if args.json:
+        write_json(doc, args.json)
+    if args.markdown:
+        text = markdown(doc)
+        write_atomic(args.markdown, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    if args.plot:
+        plot(doc, args.plot)
+
+
+def _document_in_flight(exc: BaseException) -> dict[str, Any] | None:
+    """The results document :func:`~hwzswap.bench.runner.run_bench` was filling when ``exc``
+    (Ctrl-C) went through it: its rows so far, skipped and failed entries included. It is
+    the ``doc`` of ``run_bench``'s frame on the exception's traceback (the frame ends with the
+    exception, so nothing else holds the document); None when the interrupt came before
+    ``run_bench`` made it."""
+    from hwzswap.bench.runner import run_bench
+
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code is run_bench.__code__:
+            doc = frame.f_locals.get("doc")
+            if isinstance(doc, dict) and "results" in doc:
+                return doc
+        tb = tb.tb_next
+    return None
+
+
+def mark_interrupted(doc: dict[str, Any], planned: int) -> dict[str, Any]:
+    """``doc`` marked as a partial run cut short by Ctrl-C: ``interrupted`` true and
+    ``interrupted_note`` saying how many of the ``planned`` runs (backend × engine mode)
+    finished; the tables' and the plot's headings say so."""
+    done = len(doc["results"]) + sum(1 for f in doc["failed"]
+                                     if f.get("phase") not in ("close", "device"))
+    doc["interrupted"] = True
+    doc["interrupted_note"] = (
+        f"Ctrl-C after {done} of {planned} runs (backend x engine mode) had finished: only "
+        f"those are here; the run in progress was dropped and the rest were not measured")
+    return doc
+
+
+class _signals_held:
+    """Ignore SIGINT while the partial outputs are written (``active``), then restore the
+    handler; only in the main thread, where Python handles signals."""
+
+    def __init__(self, active: bool) -> None:
+        import threading
+
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.old: Any = None
+
+    def __enter__(self) -> None:
+        if self.active:
+            import signal
+
+            self.old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            import signal
+
+            signal.signal(signal.SIGINT, self.old)
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -300,8 +395,10 @@ def register(subparsers: Any) -> None:
             "1 if a page mismatched or did not come back (through the stack or through the "
             "codec alone) or a requested backend failed (a driver bug in its registration, "
             "constructor, bad parameter, run); a "
-            "backend that cannot run here is skipped and does not change it. 2 on a usage or "
-            "input error."
+            "backend that cannot run here is skipped and does not change it, unless nothing "
+            "was measured (every requested backend skipped): then 1. 2 on a usage or input "
+            "error. 130 on Ctrl-C: the runs finished by then are written to the outputs, "
+            "marked as an interrupted, partial run."
         ),
     )
     p.add_argument("--config", metavar="FILE", type=file_name,

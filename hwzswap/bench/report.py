@@ -170,7 +170,8 @@ def _title(doc: Mapping[str, Any]) -> str:
     else:
         batch = (w.get("params") or {}).get("load_batch", 1)
         shape = f" · loads in readahead batches of {batch}" if batch and batch > 1 else ""
-    return f"workload {w['name']} · {w['pages']} pages · seed {w['seed']}{shape} · {src}"
+    head = "INTERRUPTED, partial run · " if doc.get("interrupted") else ""
+    return f"{head}workload {w['name']} · {w['pages']} pages · seed {w['seed']}{shape} · {src}"
 
 
 def _machine_line(doc: Mapping[str, Any]) -> str:
@@ -193,6 +194,8 @@ def commit_text(doc: Mapping[str, Any]) -> str:
 
 def _notes(doc: Mapping[str, Any]) -> list[str]:
     notes = []
+    if doc.get("interrupted"):
+        notes.append("INTERRUPTED: " + str(doc.get("interrupted_note") or "partial run"))
     if doc["workload"].get("folio_mix_note"):
         notes.append("folio mix: " + doc["workload"]["folio_mix_note"])
     if any(r.get("emulation_us_per_page") for r in doc["results"]):
@@ -398,8 +401,8 @@ def print_table(doc: Mapping[str, Any], console: Any = None) -> None:
             table.add_row(*(Text(row[i]) for i in cols), style="red" if bad else None)
         console.print(table)
     for note in _notes(doc):
-        console.print(note, style="red" if note.startswith("FAILED") else "dim", markup=False,
-                      highlight=False)
+        loud = note.startswith(("FAILED", "INTERRUPTED"))
+        console.print(note, style="red" if loud else "dim", markup=False, highlight=False)
 
 
 def markdown(doc: Mapping[str, Any]) -> str:

@@ -62,6 +62,14 @@ WORKLOAD_FIELDS: dict[str, tuple[type, ...]] = {
     "counts": (dict,),
 }
 
+#: Top-level keys added within schema version 1: checked when present. ``interrupted``: the
+#: run was cut short by Ctrl-C and holds the rows finished by then (``interrupted_note``).
+OPTIONAL_TOP_FIELDS: dict[str, tuple[type, ...]] = {
+    "batching": (list,),
+    "interrupted": (bool,),
+    "interrupted_note": (str,),
+}
+
 #: Workload keys added within schema version 1: checked when present.
 OPTIONAL_WORKLOAD_FIELDS: dict[str, tuple[type, ...]] = {
     "folio_mix_stored": (list,),
@@ -176,6 +184,7 @@ def schema_problems(doc: Any) -> list[str]:
     _check(doc, TOP_FIELDS, "document", out)
     if out:
         return out
+    _check(doc, {k: t for k, t in OPTIONAL_TOP_FIELDS.items() if k in doc}, "document", out)
     if doc["schema_version"] != SCHEMA_VERSION:
         out.append(f"schema_version: {doc['schema_version']} (expected {SCHEMA_VERSION})")
     _check(doc["machine"], MACHINE_FIELDS, "machine", out)
@@ -408,6 +417,7 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 __all__ = [
     "OPTIONAL_RESULT_FIELDS",
+    "OPTIONAL_TOP_FIELDS",
     "OPTIONAL_WORKLOAD_FIELDS",
     "RESULT_FIELDS",
     "SCHEMA_VERSION",

@@ -83,3 +83,16 @@ def test_a_missing_driver_module_alone_is_skipped_and_exit_0(site: Path,
     assert res.returncode == 0, res.stderr
     assert doc["failed"] == [] and [s["backend"] for s in doc["skipped"]] == ["absent-driver"]
     assert "hwzswap bench: skipped absent-driver:" in res.stderr
+
+
+def test_every_backend_skipped_measures_nothing_and_exits_1(site: Path, tmp_path: Path) -> None:
+    """A bench whose every requested backend was skipped exited 0 with an empty table: a
+    script could not tell that it measured nothing. It exits 1 saying so; the document is
+    still written, with the skipped backend and its reason."""
+    res, doc = _bench(site, tmp_path, "--backends", "absent-driver", "--quiet")
+    assert res.returncode == 1, res.stderr
+    assert ("hwzswap bench: error: nothing was measured: every requested backend was skipped"
+            in res.stderr)
+    assert doc["results"] == [] and doc["failed"] == []
+    assert [s["backend"] for s in doc["skipped"]] == ["absent-driver"]
+    assert schema_problems(doc) == []
