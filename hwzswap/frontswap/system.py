@@ -43,7 +43,8 @@ from hwzswap.errors import (
 from hwzswap.frontswap.kernels import claim_slots
 from hwzswap.frontswap.policy import ZswapPolicy
 from hwzswap.frontswap.swapdev import DeviceModel, SwapDevice
-from hwzswap.frontswap.zswap import ZswapCache, batch_offsets, slot_error
+from hwzswap.frontswap.slots import batch_offsets, slot_error
+from hwzswap.frontswap.zswap import ZswapCache
 from hwzswap.pool.base import Pool
 
 PAGE_SIZE = 4096

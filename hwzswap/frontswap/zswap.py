@@ -100,6 +100,7 @@ from hwzswap.errors import (
 from hwzswap.frontswap.compressor import Compressor
 from hwzswap.frontswap.kernels import MAX_NR_PAGES, ZswapTree, same_filled_pages
 from hwzswap.frontswap.pipeline import AsyncPipeline
+from hwzswap.frontswap.slots import batch_offsets, folio_groups, slot_error, value_text
 from hwzswap.frontswap.policy import AUTO_ASYNC_BATCHES, ZswapPolicy
 from hwzswap.frontswap.writeback import BackgroundWriteback
 from hwzswap.pool.base import Pool
@@ -172,72 +173,6 @@ _COUNTERS = (
 def _as_page(page: Any) -> bytes:
     """A 4096-byte ``bytes`` copy of any buffer, or :class:`InvalidInputError`."""
     return check_page(page).tobytes()
-
-
-def _type_name(value: Any) -> str:
-    """A bad value for a message: an int as itself, anything else with its type, bounded."""
-    text = repr(value)
-    text = f"{text[:40]}..." if len(text) > 40 else text
-    return text if value.__class__ is int else f"{type(value).__name__} {text}"
-
-
-def slot_error(op: str, type: Any, offset: Any, nr_pages: int | None,
-               active: Sequence[int]) -> SwapDeviceError:
-    """The one error for a bad ``(type, offset)`` at a public op, in one style for zswap and the
-    swap layer: a type that is not on, an offset that is not an integer, or out of range."""
-    if nr_pages is None:
-        return SwapDeviceError(
-            f"{op}: swap type {_type_name(type)} is not on (swapon it first; active types: "
-            f"{sorted(active) or 'none'})"
-        )
-    if offset.__class__ is bool or not hasattr(offset, "__index__"):
-        return SwapDeviceError(f"{op}: an offset must be an integer, got {_type_name(offset)}")
-    return SwapDeviceError(
-        f"{op}: offset {operator.index(offset)} is outside swap type {type} "
-        f"(slots 0..{nr_pages - 1})"
-    )
-
-
-def batch_offsets(op: str, type: int, offsets: Any, nr_pages: int, what: str) -> list[int]:
-    """A batch's offsets as distinct ints in ``0..nr_pages - 1`` (numpy integers are fine), or
-    the slot error (:func:`slot_error`) naming the first bad one; a repeated offset raises
-    :class:`InvalidInputError` (``what`` says what the batch is)."""
-    offs = offsets if offsets.__class__ is list else list(offsets)
-    if set(map(_kind, offs)) != {int}:  # not all plain ints: numpy integers are converted
-        bad = next((o for o in offs if o.__class__ is bool or not hasattr(o, "__index__")),
-                   None)
-        if bad is not None:
-            raise slot_error(op, type, bad, nr_pages, ())
-        offs = list(map(operator.index, offs))
-    if offs:
-        lo, hi = min(offs), max(offs)
-        if lo < 0 or hi >= nr_pages:
-            raise slot_error(op, type, lo if lo < 0 else hi, nr_pages, ())
-        if len(set(offs)) != len(offs):
-            raise InvalidInputError(
-                f"{op}: an offset appears twice in one batch ({what} holds distinct slots)"
-            )
-    return offs
-
-
-_kind = type
-
-
-def folio_groups(folios: Sequence[int] | None, n: int, op: str) -> list[int]:
-    """Folio sizes of a batch of ``n`` pages, checked (positive ints summing to ``n``);
-    ``None``: every page its own folio."""
-    if folios is None:
-        return [1] * n
-    try:
-        sizes = [operator.index(f) for f in folios]
-    except TypeError:
-        raise InvalidInputError(f"{op}: folio sizes must be integers") from None
-    if any(s < 1 for s in sizes) or sum(sizes) != n:
-        raise InvalidInputError(
-            f"{op}: folio sizes {sizes[:8]}{'...' if len(sizes) > 8 else ''} must be >= 1 and "
-            f"add up to the {n} pages of the batch"
-        )
-    return sizes
 
 
 def _staged_groups(groups: list[int], idx: list[int]) -> list[int]:
@@ -440,10 +375,10 @@ class ZswapCache:
         """Set up the index of swap ``type`` (swapon)."""
         if type.__class__ is not int or type < 0:
             raise SwapDeviceError(f"zswap init: swap type must be an int >= 0, got "
-                                  f"{_type_name(type)}")
+                                  f"{value_text(type)}")
         if nr_pages.__class__ is not int or not 1 <= nr_pages <= MAX_NR_PAGES:
             raise SwapDeviceError(f"zswap init: nr_pages must be an int 1..{MAX_NR_PAGES}, got "
-                                  f"{_type_name(nr_pages)}")
+                                  f"{value_text(nr_pages)}")
         with self._lock:
             self._check_open()
             if type in self._trees:
@@ -1582,9 +1517,8 @@ class ZswapCache:
             if self.outstanding_writebacks != wb:
                 problems.append(f"outstanding_writebacks is {self.outstanding_writebacks}, "
                                 f"{wb} entries are in flight")
-            pool_check = getattr(self.pool, "check", None)
-            if pool_check is not None and not self._closed:
-                pool_check()
+            if not self._closed:
+                self.pool.check()
         if problems:
             raise HwzswapError("zswap: inconsistent state: " + "; ".join(problems))
 
