@@ -276,7 +276,10 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
         if r.get("host_cpu_note"):
             notes.append(f"{r['backend']} ({r.get('batching', '-')}): CPU n/a: "
                          f"{r['host_cpu_note']}")
-    notes += mode_summary(doc)
+    summary = mode_summary(doc)
+    if summary:
+        notes.append(MODES_COMPARED_NOTE)
+    notes += summary
     for s in doc.get("skipped", []):
         notes.append(f"skipped {s['backend']}: {s['reason']}")
     for f in doc.get("failed", []):
@@ -286,12 +289,15 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
 
 
 def mode_summary(doc: Mapping[str, Any]) -> list[str]:
-    """With several engine modes, one line per backend: its best mode by store throughput
-    beside v9's ``page`` mode (what the engine design is worth to that backend; none named when
+    """With several engine modes, one line per backend: its best mode for stores by the
+    same-run share of the codec alone (``store_vs_raw``, not pages/s, which drift between
+    modes run one after another; :func:`_best_store_line`) beside v9's ``page`` mode (what the
+    engine design is worth to that backend; none named when
     a mode's stack never compressed more than :data:`UNLIKE_WORK_SHARE` of its stores, refused
     at the pool limit or failed beyond the codec alone's failures, when more than that share of
     a mode's stores failed on the device, or when a mode's device was marked failed: the modes
-    then did different work); its best mode for loads among those whose loads were not mostly
+    then did different work); its best mode for loads (by ``load_vs_raw`` where every
+    candidate has one) among those whose loads were not mostly
     served from staged copies (``load_figure_staged``: such a figure measures copies of pages
     in flight, not decompression); and, when the modes did alike work, the mode with the least
     wall time per page moved (every mode's work however it overlaps: ``async`` bills
@@ -324,17 +330,7 @@ def mode_summary(doc: Mapping[str, Any]) -> list[str]:
                     + ")")
         else:
             alike = True
-            best_mode, best = max(modes.items(),
-                                  key=lambda kv: kv[1]["store_pages_per_s"] or 0)
-            line = (f"{backend}: best store mode {best_mode} "
-                    f"{_rate(best['store_pages_per_s'])} pages/s")
-            if best.get("store_overlaps_loads"):
-                # its store figure left out the compression that ran while loads were timed
-                line += " (submissions and drains only: loads in its chunks bore some of it)"
-            page = modes.get("page")
-            if page is not None and page["store_pages_per_s"]:
-                line += (f" = {best['store_pages_per_s'] / page['store_pages_per_s']:.2f}x "
-                         f"page mode ({_rate(page['store_pages_per_s'])})")
+            line = _best_store_line(backend, modes)
         # a mode whose loads were mostly staged copies measured no decompression: not a rival
         fair = {m: r for m, r in modes.items()
                 if r["load_pages_per_s"] and not r.get("load_figure_staged")}
@@ -343,6 +339,17 @@ def mode_summary(doc: Mapping[str, Any]) -> list[str]:
             # loads read from the swap file decompress nothing, in different shares per mode
             line += ("; no best load mode named: loads read from the swap file, not "
                      "decompressed: " + ", ".join(f"{m} {v:.0%}" for m, v in swap.items()))
+        elif fair and all(isinstance(r.get("load_vs_raw"), (int, float)) for r in fair.values()):
+            # by the same-run share of the codec alone, as for stores (pages/s drift)
+            best_m, best_r = max(fair.items(), key=lambda kv: kv[1]["load_vs_raw"])
+            line += (f"; loads best in {best_m} ({_x(best_r['load_vs_raw'])} raw, "
+                     f"{_rate(best_r['load_pages_per_s'])} pages/s")
+            if best_r.get("load_staged_share"):
+                line += f", {best_r['load_staged_share']:.0%} of them from staged copies"
+            line += ")"
+            left = sorted(m for m, r in modes.items() if r.get("load_figure_staged"))
+            if left:
+                line += f" ({', '.join(left)} not compared: loads from staged copies)"
         elif fair:
             best_m, best_r = max(fair.items(), key=lambda kv: kv[1]["load_pages_per_s"])
             line += f"; loads best in {best_m} ({_rate(best_r['load_pages_per_s'])}"
@@ -362,6 +369,50 @@ def mode_summary(doc: Mapping[str, Any]) -> list[str]:
                      f"({_us(walls[best_w])} µs)")
         out.append(line)
     return out
+
+
+#: What the engine-mode lines compare, said once under the table.
+MODES_COMPARED_NOTE = (
+    "engine modes are compared by vs raw (the stack's throughput over the codec alone's, "
+    "timed side by side in the same run), not by pages/s: the modes run one after another "
+    "and the machine's speed drifts between them (the codec alone's own figure moves too); "
+    "'N x page mode' is the best mode's vs raw over page mode's")
+
+
+def _best_store_line(backend: str, modes: Mapping[str, Mapping[str, Any]]) -> str:
+    """The best store mode of ``backend`` by its same-run share of the codec alone
+    (``store_vs_raw``), with page mode's share beside it. A mode whose store figure the report
+    says does not compare is not a candidate: ``n/a`` vs raw (different work), a device marked
+    failed, an ``async`` figure that shares its compression with timed loads
+    (``store_overlaps_loads``)."""
+    left: dict[str, str] = {}
+    cand: dict[str, Mapping[str, Any]] = {}
+    for m, r in modes.items():
+        vs = r.get("store_vs_raw")
+        if r.get("device_failed"):
+            left[m] = "device marked failed"
+        elif r.get("store_vs_raw_note") or not isinstance(vs, (int, float)) or vs <= 0:
+            left[m] = "n/a vs raw"
+        elif r.get("store_overlaps_loads"):
+            left[m] = "its figure shares compression with timed loads"
+        else:
+            cand[m] = r
+    if not cand:
+        return (f"{backend}: no best store mode named: no mode's store figure compares ("
+                + "; ".join(f"{m}: {why}" for m, why in left.items()) + ")")
+    best_mode, best = max(cand.items(), key=lambda kv: kv[1]["store_vs_raw"])
+    line = (f"{backend}: best store mode {best_mode} by vs raw, {_x(best['store_vs_raw'])} "
+            f"({_rate(best['store_pages_per_s'])} pages/s)")
+    page = cand.get("page")
+    if page is not None:
+        line += (f" = {best['store_vs_raw'] / page['store_vs_raw']:.2f}x page mode "
+                 f"({_x(page['store_vs_raw'])})")
+    late = [m for m in cand if m != best_mode and m == "async"]
+    if late:  # each chunk ends in a drain: the pipeline's fill and empty are in its figure
+        line += f" (async {_x(cand[late[0]]['store_vs_raw'])}: a lower bound for long runs)"
+    if left:
+        line += " (not compared: " + "; ".join(f"{m}: {why}" for m, why in left.items()) + ")"
+    return line
 
 
 def print_table(doc: Mapping[str, Any], console: Any = None) -> None:
