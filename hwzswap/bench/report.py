@@ -55,8 +55,8 @@ COLUMNS = (
     ("load\npg/s", "right"),
     ("raw\npg/s", "right"),
     ("vs\nraw", "right"),
-    ("store µs\np50/p99", "right"),
-    ("load µs\np50/p99", "right"),
+    ("store µs/pg\np50/p99", "right"),
+    ("load µs/pg\np50/p99", "right"),
     ("CPU\nµs/pg", "right"),
     ("device\nµs/pg", "right"),
     ("wall\nµs/pg", "right"),
@@ -181,6 +181,27 @@ def _machine_line(doc: Mapping[str, Any]) -> str:
             f"OpenCL: {ocl}")
 
 
+#: What the µs/pg percentiles are, said under every table that has a row.
+PER_PAGE_TIMES_NOTE = (
+    "store/load µs/pg p50/p99: each call's time divided by the pages it moved, one value per "
+    "page (a reclaim pass of 44 pages gives each of its pages the pass's time / 44), not the "
+    "latency of a page; in async mode the store figures are submission times")
+
+
+def _per_call(r: Mapping[str, Any]) -> str:
+    """``store p50/p99 µs`` a call from a row's per-call percentiles (``store_call_us``,
+    ``load_call_us``: the whole call's time, when the row has them; a store call of ``page``
+    mode is one page, so only its loads, readahead clusters, are given); empty otherwise."""
+    parts = []
+    for what in ("store", "load"):
+        if what == "store" and r.get("batching") == "page":
+            continue
+        pct = r.get(f"{what}_call_us")
+        if isinstance(pct, Mapping) and pct.get("p50") is not None:
+            parts.append(f"{what} {_us(pct['p50'])}/{_us(pct.get('p99'))} µs p50/p99")
+    return ", ".join(parts)
+
+
 def commit_text(doc: Mapping[str, Any]) -> str:
     """The commit the figures were measured at, ``(modified)`` after it when tracked files
     differed from it (``git_dirty``: the code measured is not that commit's); ``None`` when
@@ -198,7 +219,15 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
         notes.append("INTERRUPTED: " + str(doc.get("interrupted_note") or "partial run"))
     if doc["workload"].get("folio_mix_note"):
         notes.append("folio mix: " + doc["workload"]["folio_mix_note"])
-    if any(r.get("emulation_us_per_page") for r in doc["results"]):
+    if doc["results"]:
+        notes.append(PER_PAGE_TIMES_NOTE)
+    calls = [_per_call(r) for r in doc["results"]]
+    if any(calls):
+        notes.append("per call (the whole store or load call, batched modes): " + "; ".join(
+            f"{r['backend']} ({r.get('batching', '-')}): {c}"
+            for r, c in zip(doc["results"], calls) if c))
+    if any(r.get("emulation_us_per_page") and not r.get("host_cpu_note")
+           for r in doc["results"]):
         notes.append("* host CPU excludes the emulated device's own work (emulation_us), "
                      "which runs on the host")
     emulated = [r for r in doc["results"] if r["time_basis"] == "modeled"]
@@ -571,12 +600,12 @@ def figure(doc: Mapping[str, Any]) -> Any:
     submitted = ["submit" if r.get("batching") == "async" else "" for r in results]
     group(axes[1, 0], [("p50", [r["store_us"]["p50"] for r in results], stack_c),
                        ("p99", [r["store_us"]["p99"] for r in results], p99_c)],
-          "Store latency per page (lower is better)"
+          "Store time per page (call ÷ pages; lower is better)"
           + ("\nasync (label submit): submission time, not latency" if any(submitted)
              else ""), "µs", True, submitted if any(submitted) else None)
     group(axes[1, 1], [("p50", [r["load_us"]["p50"] for r in results], stack_c),
                        ("p99", [r["load_us"]["p99"] for r in results], p99_c)],
-          "Load latency (lower is better)", "µs", True)
+          "Load time per page (call ÷ pages; lower is better)", "µs", True)
     time_series = [
         ("wall (all of the stack's time)", [r.get("wall_us_per_page") for r in results], wall_c),
         ("host CPU", [r.get("host_cpu_us_per_page") for r in results], cpu_c),

@@ -60,7 +60,7 @@ def test_async_store_latency_is_labelled_submission_time(doc: dict[str, Any],
 
     fig = figure(doc)
     try:
-        ax = _panel(fig, "Store latency per page")
+        ax = _panel(fig, "Store time per page (call ÷ pages")
         assert "async (label submit): submission time, not latency" in ax.get_title()
         marks = [t for t in ax.texts if t.get_text() == "submit"]
         async_at = [i for i, r in enumerate(doc["results"]) if r["batching"] == "async"]
@@ -70,7 +70,7 @@ def test_async_store_latency_is_labelled_submission_time(doc: dict[str, Any],
     sync = dict(doc, results=[r for r in doc["results"] if r["batching"] == "page"])
     fig = figure(sync)
     try:
-        ax = _panel(fig, "Store latency per page")
+        ax = _panel(fig, "Store time per page (call ÷ pages")
         assert "submission" not in ax.get_title() and not ax.texts
     finally:
         plt.close(fig)
