@@ -31,7 +31,8 @@ replaced at a deadline completes nothing more). Nothing else is promised:
   (``SystemExit``) leaves the later batches of the same device call uncompleted.
 
 So ``complete`` must be safe to call from several threads at once and must not assume an
-earlier batch has completed (zswap's step is: see ``_complete_async``).
+earlier batch has completed (zswap's ``_complete_async`` is: it lands a page under the
+cache's lock, and only while that page is still its slot's staged page).
 
 Deadlines: a device call still running ``timeout_s`` after it started is given up: its batches
 complete as failed ("timed out"), ``on_timeout()`` is told (so the compressor can count it and
