@@ -974,7 +974,12 @@ class ZswapCache:
     def _complete_async(self, staged: _StagedBatch, batch: CompressedBatch) -> None:
         """A staged batch's compression completed (or failed, or timed out): the store's second
         half for the pages still staged; the rejected ones go to the device from their copies.
-        Staged pages whose device write failed before are tried again first."""
+        Staged pages whose device write failed before are tried again first.
+
+        Completions may run at once on two threads, in any order (after a timeout the late
+        batch completes on whichever thread noticed it, beside the new worker): each page
+        lands under the lock, and only while it is still its slot's staged page, so a newer
+        page of the slot always wins."""
         if self._unwritten:
             self._retry_unwritten()
         tree = self._trees.get(staged.type)
