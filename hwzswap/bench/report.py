@@ -110,8 +110,8 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
             r["backend"],
             r.get("batching", "-"),
             "modelled" if r["time_basis"] == "modeled" else r["time_basis"],
-            f"{r['ratio']:.2f}",
-            f"{r['pool_density']:.0%}",
+            "n/a" if r.get("ratio") is None else f"{r['ratio']:.2f}",
+            "-" if r.get("pool_density") is None else f"{r['pool_density']:.0%}",
             _rate(r["store_pages_per_s"]) + dag,
             _rate(r["raw_store_pages_per_s"]),
             _vs_raw(r, "store_vs_raw"),
@@ -514,18 +514,48 @@ def _tick(v: float, _pos: Any = None) -> str:
     return f"{v:g}"
 
 
+def _store_mark(r: Mapping[str, Any]) -> str:
+    """Why a row's store figures are not a valid comparison, as the table marks it (empty:
+    they are): ``DEV FAILED`` (the device was marked failed), ``n/a vs raw`` (the stack did
+    different work from the codec alone)."""
+    if r.get("device_failed"):
+        return "DEV FAILED"
+    return "n/a vs raw" if r.get("store_vs_raw_note") else ""
+
+
+def _load_mark(r: Mapping[str, Any]) -> str:
+    """As :func:`_store_mark` for the loads, plus ``~ staged`` (a quarter or more of the
+    loads were staged copies, not decompression: ``load_figure_staged``)."""
+    if r.get("device_failed"):
+        return "DEV FAILED"
+    if r.get("load_figure_staged"):
+        return "~ staged"
+    return "n/a vs raw" if r.get("load_vs_raw_note") else ""
+
+
+#: How a bar the report does not count as a valid figure is drawn: grey, hatched, labelled.
+VOID_BAR = {"facecolor": "#d9d9d9", "hatch": "//", "edgecolor": "#7f7f7f"}
+
+
 def figure(doc: Mapping[str, Any]) -> Any:
     """The comparison figure (a matplotlib ``Figure``, for :func:`plot` to write): throughput
-    through the stack and of the codec alone, the ratio, store and load latency p50/p99 (an
-    ``async`` row's store figures are submission times, marked so), and the time per page
-    stored or loaded: wall time (``wall_us_per_page``, the figure that compares engine modes),
-    host CPU and, for a modelled device, its modelled time."""
+    through the stack and of the codec alone, the ratio, store and load time per page p50/p99
+    (call time ÷ pages; an ``async`` row's store figures are submission times, marked so),
+    and the time per page stored or loaded: wall time (``wall_us_per_page``, the figure that
+    compares engine modes), host CPU and, for a modelled device, its modelled time.
+
+    Bars are linear, so their heights compare. A figure the table marks as not valid is drawn
+    grey and hatched (:data:`VOID_BAR`) with the table's mark over its group: ``DEV FAILED``,
+    ``~ staged`` loads, ``n/a vs raw``; a null compression ratio has no bar, only ``n/a``."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
 
     results = list(doc["results"])
     modes = {r.get("batching") for r in results}
@@ -538,62 +568,76 @@ def figure(doc: Mapping[str, Any]) -> Any:
 
     # many rows (backends x engine modes): wider panels and upright labels
     crowded = len(results) > 10
-    fig, axes = plt.subplots(2, 3, figsize=(max(16.0, 1.2 * len(results)), 10 if crowded else 9),
+    width_in = max(16.0, 1.2 * len(results))
+    fig, axes = plt.subplots(2, 3, figsize=(width_in, 10 if crowded else 9),
                              constrained_layout=True)
     tick_kw = {"fontsize": 7, "rotation": 90} if crowded else {"fontsize": 8}
-    fig.suptitle(f"hwzswap bench — {_title(doc)}\n{_machine_line(doc)}", fontsize=11)
+    # a long title (a folio-mix note, a long corpus name) is wrapped, never cut at the edges
+    chars = int(width_in * 72 / (11 * 0.62))
+    head = textwrap.wrap(f"hwzswap bench — {_title(doc)}", chars) or [""]
+    fig.suptitle("\n".join(head + textwrap.wrap(_machine_line(doc), chars)), fontsize=11)
+    void_legend = Patch(label="not comparable (see its label)", **VOID_BAR)
 
     def group(ax: Any, series: list[tuple[str, list[float | None], str]], title: str,
-              ylabel: str, log: bool, note: list[str] | None = None) -> None:
-        """Bars side by side per row, one per series (label, values, colour); ``note`` over
-        each group, at its tallest bar."""
+              ylabel: str, note: list[str] | None = None,
+              void: list[str] | None = None) -> None:
+        """Bars side by side per row, one per series (label, values, colour), on a linear
+        axis; ``note`` over each group, at its tallest bar. ``void``: per row, the mark of a
+        figure that is not valid (its bars drawn :data:`VOID_BAR`, the mark as its note)."""
         w = 0.76 / len(series)
         vals = [[v or 0.0 for v in vs] for _, vs, _ in series]
+        void = void or [""] * len(results)
         for k, ((label, _, colour), vs) in enumerate(zip(series, vals)):
-            ax.bar(x + (k - (len(series) - 1) / 2) * w, vs, w, label=label, color=colour)
-        if note:  # centred over the group, at the tallest bar
-            for j, text in enumerate(note):
-                if text:
-                    ax.annotate(text, (x[j], max(vs[j] for vs in vals)), ha="center",
-                                va="bottom", fontsize=8, xytext=(0, 2),
-                                textcoords="offset points")
+            bars = ax.bar(x + (k - (len(series) - 1) / 2) * w, vs, w, label=label, color=colour)
+            for bar, mark in zip(bars, void):
+                if mark:
+                    bar.set(**VOID_BAR)
+        labels = [m or (note[j] if note else "") for j, m in enumerate(void)]
+        for j, text in enumerate(labels):  # centred over the group, at the tallest bar
+            if text:
+                ax.annotate(text, (x[j], max(vs[j] for vs in vals)), ha="center",
+                            va="bottom", fontsize=7 if crowded else 8, xytext=(0, 2),
+                            textcoords="offset points",
+                            color="#b22222" if void[j] else "black")
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(ylabel)
         ax.set_xticks(x, names, **tick_kw)
-        if log and any(v > 0 for vs in vals for v in vs):
-            ax.set_yscale("log")
-            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.yaxis.set_major_formatter(FuncFormatter(_tick))
-            ax.margins(y=0.12)
-            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-        ax.legend(fontsize=8)
+        ax.yaxis.set_major_formatter(FuncFormatter(_tick))
+        ax.margins(y=0.12)
+        handles, _ = ax.get_legend_handles_labels()
+        ax.legend(handles=handles + ([void_legend] if any(void) else []), fontsize=8)
         ax.grid(axis="y", alpha=0.3)
 
     def xnote(key: str) -> list[str]:
         return [f"{r[key]:.2f}×" if r.get(key) else "" for r in results]
 
+    store_void = [_store_mark(r) for r in results]
+    load_void = [_load_mark(r) for r in results]
+    failed_void = ["DEV FAILED" if r.get("device_failed") else "" for r in results]
     group(axes[0, 0], [("through the stack", [r["store_pages_per_s"] for r in results], stack_c),
                        ("codec alone", [r["raw_store_pages_per_s"] for r in results], raw_c)],
-          "Store throughput (higher is better)\nlabel: stack ÷ codec alone", "pages/s", True,
-          xnote("store_vs_raw"))
+          "Store throughput (higher is better)\nlabel: stack ÷ codec alone", "pages/s",
+          xnote("store_vs_raw"), store_void)
     group(axes[0, 1], [("through the stack", [r["load_pages_per_s"] for r in results], stack_c),
                        ("codec alone", [r["raw_load_pages_per_s"] for r in results], raw_c)],
-          "Load throughput (higher is better)\nlabel: stack ÷ codec alone", "pages/s", True,
-          xnote("load_vs_raw"))
+          "Load throughput (higher is better)\nlabel: stack ÷ codec alone", "pages/s",
+          xnote("load_vs_raw"), load_void)
 
     ax = axes[0, 2]
-    ratios = [r["ratio"] for r in results]
-    dens = [r["pool_density"] for r in results]
-    rb = ax.bar(x, ratios, 0.6, color="#9467bd")
+    ratios = [r.get("ratio") for r in results]
+    dens = [r.get("pool_density") for r in results]
+    rb = ax.bar(x, [v or 0.0 for v in ratios], 0.6, color="#9467bd")
     for rect, rt, d in zip(rb, ratios, dens):
-        ax.annotate(f"{rt:.2f}\n{d:.0%}" if crowded else f"{rt:.2f}\npool {d:.0%}",
-                    (rect.get_x() + rect.get_width() / 2, rect.get_height()), ha="center",
+        pool = "-" if d is None else f"{d:.0%}"
+        text = ("n/a" if rt is None else
+                f"{rt:.2f}\n{pool}" if crowded else f"{rt:.2f}\npool {pool}")
+        ax.annotate(text, (rect.get_x() + rect.get_width() / 2, rect.get_height()), ha="center",
                     va="bottom", fontsize=6 if crowded else 8, xytext=(0, 2),
-                    textcoords="offset points")
+                    textcoords="offset points", color="#b22222" if rt is None else "black")
     ax.set_title("Compression ratio (Σ orig / Σ compressed, not same-filled)\n"
-                 "label: pool density at peak", fontsize=10)
+                 "label: pool density at peak; n/a: no page compressed", fontsize=10)
     ax.set_xticks(x, names, **tick_kw)
-    ax.set_ylim(0, max(ratios + [1.0]) * 1.25)
+    ax.set_ylim(0, max([v for v in ratios if v is not None] + [1.0]) * 1.25)
     ax.grid(axis="y", alpha=0.3)
 
     # async: a store call returns once its pass is submitted, so its figure is no latency
@@ -602,24 +646,26 @@ def figure(doc: Mapping[str, Any]) -> Any:
                        ("p99", [r["store_us"]["p99"] for r in results], p99_c)],
           "Store time per page (call ÷ pages; lower is better)"
           + ("\nasync (label submit): submission time, not latency" if any(submitted)
-             else ""), "µs", True, submitted if any(submitted) else None)
+             else ""), "µs", submitted if any(submitted) else None, failed_void)
     group(axes[1, 1], [("p50", [r["load_us"]["p50"] for r in results], stack_c),
                        ("p99", [r["load_us"]["p99"] for r in results], p99_c)],
-          "Load time per page (call ÷ pages; lower is better)", "µs", True)
+          "Load time per page (call ÷ pages; lower is better)", "µs", None,
+          [m if m != "n/a vs raw" else "" for m in load_void])
     time_series = [
         ("wall (all of the stack's time)", [r.get("wall_us_per_page") for r in results], wall_c),
         ("host CPU", [r.get("host_cpu_us_per_page") for r in results], cpu_c),
     ]
     # a row whose device timed out or was marked failed: the model's time counts deadlines,
     # not the device's work (the table says n/a): no bar, labelled so
-    void = ["device n/a" if r.get("device_figures_note") else "" for r in results]
+    no_dev = ["device n/a" if r.get("device_figures_note") else "" for r in results]
     if any(r.get("device_us_per_page") is not None for r in results):
         time_series.append(("modelled device",
                             [None if v else r.get("device_us_per_page")
-                             for r, v in zip(results, void)], dev_c))
+                             for r, v in zip(results, no_dev)], dev_c))
     group(axes[1, 2], time_series,
           "Time per page stored or loaded (lower is better)\n"
-          "wall time compares engine modes", "µs", True, void if any(void) else None)
+          "wall time compares engine modes", "µs", no_dev if any(no_dev) else None,
+          failed_void)
     if not results:
         for a in axes.flat:
             a.text(0.5, 0.5, "no backend ran", ha="center", va="center",
