@@ -202,6 +202,18 @@ def _per_call(r: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _unlike_parts(r: Mapping[str, Any]) -> list[str]:
+    """Why a row's ``vs raw`` cells are n/a: its store and load notes, once each (the same
+    words for both are said once). When the codec alone has no load figure either (``-``: it
+    decompressed nothing, every page incompressible), the load side says so rather than
+    what the raw pass would have decompressed."""
+    store, load = r.get("store_vs_raw_note"), r.get("load_vs_raw_note")
+    if load and r.get("raw_load_pages_per_s") is None:
+        load = ("loads: the codec alone decompressed nothing either (no page it compressed "
+                "to decompress: raw load -), so neither side has a load figure to compare")
+    return [n for n in (store, load if load != store else None) if n]
+
+
 def commit_text(doc: Mapping[str, Any]) -> str:
     """The commit the figures were measured at, ``(modified)`` after it when tracked files
     differed from it (``git_dirty``: the code measured is not that commit's); ``None`` when
@@ -271,8 +283,7 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                      "after that one; in async mode passes in flight add up until they land, "
                      "where the check is made again; so the modes overshoot by different "
                      "amounts")
-    unlike = [f"{r['backend']} ({r.get('batching', '-')}): "
-              + ", ".join(r[k] for k in ("store_vs_raw_note", "load_vs_raw_note") if r.get(k))
+    unlike = [f"{r['backend']} ({r.get('batching', '-')}): " + "; ".join(_unlike_parts(r))
               for r in doc["results"]
               if r.get("store_vs_raw_note") or r.get("load_vs_raw_note")]
     if unlike:

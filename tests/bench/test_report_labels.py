@@ -74,3 +74,25 @@ def test_realtime_clock_prints_no_emulation_excluded_note(wl: Any) -> None:
     v = run_bench(wl, BenchRun(backends=["842-nx"], warm_up=False))
     assert rows(v)[0][13].endswith("*")
     assert "excludes the emulated device's own work" in markdown(v)
+
+
+def test_an_incompressible_corpus_says_the_codec_alone_decompressed_nothing(
+        tmp_path: Any) -> None:
+    """Random pages: every store is rejected as poor and read back from the swap file, and the
+    codec alone has nothing to decompress (raw load ``-``); the n/a note said "the raw pass
+    decompressed them"."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    pages = rng.integers(0, 256, size=(64, 4096), dtype=np.uint8)
+    d = run_bench(build_workload("roundtrip", pages, seed=0),
+                  BenchRun(backends=["lz4"], warm_up=False))
+    (r,) = d["results"]
+    assert r["raw_load_pages_per_s"] is None and r["load_vs_raw_note"]
+    assert rows(d)[0][9] == "-" and rows(d)[0][10] == "n/a"
+    md = markdown(d)
+    assert "the codec alone decompressed nothing either" in md
+    assert "the raw pass decompressed them" not in md
+    (line,) = [ln for ln in md.splitlines() if ln.startswith("- n/a vs raw")]
+    parts = line.split(": ", 2)[2].split("; ")
+    assert len(parts) == len(set(parts))  # no note said twice
