@@ -382,6 +382,12 @@ class Compressor:
             self.device_errors += 1
             self.last_error = f"driver {self.name!r}: {exc}"
 
+    def note_error(self, exc: HwzswapError) -> None:
+        """The engine gave up on a call with ``exc`` (a store rejected for it): keep it as
+        :attr:`last_error`. A DriverError is kept already, where it was raised."""
+        if not isinstance(exc, DriverError):
+            self.last_error = f"{type(exc).__name__}: {exc}"
+
     # -- single page -------------------------------------------------------------------------
 
     def compress(self, page: bytes) -> bytes | None:

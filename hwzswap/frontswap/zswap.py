@@ -579,7 +579,7 @@ class ZswapCache:
         try:
             data = self._compress(page)
         except HwzswapError as exc:
-            self._note_compress_error(exc)
+            self.compressor.note_error(exc)
             return self._reject(tree, offset, "reject_compress_fail")
         if data is None or len(data) > self._max_len:
             return self._reject(tree, offset, "reject_compress_poor")
@@ -608,7 +608,7 @@ class ZswapCache:
         try:
             batch = self._compress_batch(todo)
         except HwzswapError as exc:  # a DriverError: the whole result is unusable
-            self._note_compress_error(exc)
+            self.compressor.note_error(exc)
             for i in idx:
                 self._reject(tree, offs[i], "reject_compress_fail")
             return results
@@ -1271,11 +1271,6 @@ class ZswapCache:
             return self._decompress(data)
         except DeviceError as exc:
             return self.compressor.software_decompress(data, exc)
-
-    def _note_compress_error(self, exc: HwzswapError) -> None:
-        if isinstance(exc, DriverError):
-            return  # counted by the compressor, by kind
-        self.compressor.last_error = f"{type(exc).__name__}: {exc}"
 
     # -- writeback -----------------------------------------------------------------------------
 
