@@ -315,14 +315,75 @@ def base_config(source: Any = None) -> Any:
     return load_config({} if source is None else source)
 
 
+#: The config keys that set the pool limit (``total_ram_pages * max_pool_percent // 100``):
+#: the ones a workload's overrides and the runner's pool sizing set, and that a user's own
+#: config wins over (see :func:`pool_limit_plan`).
+POOL_LIMIT_KEYS = ("memory.total_ram_mb", "zswap.max_pool_percent")
+#: Where a row's pool limit came from (``pool_limit_source``).
+POOL_LIMIT_SOURCES = ("workload sizing", "workload", "your config", "defaults")
+
+
+def _dotted_keys(raw: Any) -> set[str]:
+    """The dotted keys (``section.key``) written in a config mapping."""
+    out: set[str] = set()
+    if isinstance(raw, Mapping):
+        for section, body in raw.items():
+            if isinstance(body, Mapping):
+                out |= {f"{section}.{key}" for key in body}
+    return out
+
+
+def config_keys_given(source: Any) -> frozenset[str]:
+    """The dotted keys a user's config sets itself (``zswap.max_pool_percent``, ...): those
+    written in its file or mapping; for a :class:`~hwzswap.config.ZswapConfig` (no text to
+    read), those whose value differs from the built-in defaults; none for ``None``. The bench
+    lets these keys win over a workload's overrides (:func:`backend_config`)."""
+    from hwzswap.config import ZswapConfig, load_config, read_config_file
+
+    if source is None:
+        return frozenset()
+    if isinstance(source, ZswapConfig):
+        return frozenset(_changed_keys(source.to_dict(), load_config({}).to_dict()))
+    if isinstance(source, Mapping):
+        return frozenset(_dotted_keys(source))
+    return frozenset(_dotted_keys(read_config_file(source)))
+
+
+def _changed_keys(got: Mapping[str, Any], default: Mapping[str, Any]) -> set[str]:
+    out: set[str] = set()
+    for section, body in got.items():
+        if not isinstance(body, Mapping):
+            continue
+        for key, value in body.items():
+            if default.get(section, {}).get(key) != value:
+                out.add(f"{section}.{key}")
+    return out
+
+
+def _without_keys(over: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """``over`` (a two-level override mapping) less the dotted ``keys``."""
+    drop = set(keys)
+    out: dict[str, Any] = {}
+    for section, body in over.items():
+        if isinstance(body, Mapping):
+            kept = {k: v for k, v in body.items() if f"{section}.{k}" not in drop}
+            if kept:
+                out[section] = kept
+        elif section not in drop:
+            out[section] = body
+    return out
+
+
 def backend_config(base: Any, backend: Backend, workload: Workload, batching: str | None = None,
-                   overrides: Mapping[str, Any] | None = None) -> Any:
+                   overrides: Mapping[str, Any] | None = None,
+                   keep: Iterable[str] = ()) -> Any:
     """``base`` with the compressor replaced by ``backend`` and the workload's overrides applied.
 
-    The workload's overrides win (a pressure workload's pool size is part of the workload), then
-    ``overrides`` (the runner's: a pool limit sized for this backend); ``batching`` sets
-    ``zswap.batching`` (None: the base config's). The swap file is always a fresh temporary
-    one, sized for the stream's slots and pages.
+    The workload's overrides win over ``base`` except for the dotted keys in ``keep`` (the keys
+    the user's own config sets: :func:`config_keys_given`), then ``overrides`` (the runner's:
+    a pool limit sized for this backend); ``batching`` sets ``zswap.batching`` (None: the base
+    config's). The swap file is always a fresh temporary one (``swap.path`` is not used; the
+    row says so: ``swap_path_note``), sized for the stream's slots and pages.
     """
     from hwzswap.config import load_config
 
@@ -332,8 +393,9 @@ def backend_config(base: Any, backend: Backend, workload: Workload, batching: st
     d["zswap"]["compressor"] = {"name": backend.name, "params": dict(backend.params)}
     # Checked here too, for a Workload built in code: only the keys a workload may set (never
     # the compressor the row names), each value valid, the swap no larger than the stream.
-    _merge(d, check_config_overrides(workload.config_overrides, f"workload {workload.name!r}",
-                                     slots=max(workload.nr_slots, workload.nr_pages)))
+    wl_over = check_config_overrides(workload.config_overrides, f"workload {workload.name!r}",
+                                     slots=max(workload.nr_slots, workload.nr_pages))
+    _merge(d, _without_keys(wl_over, keep))
     if overrides:
         _merge(d, overrides)
     if batching is not None:
@@ -348,6 +410,55 @@ def backend_config(base: Any, backend: Backend, workload: Workload, batching: st
         raise ConfigError(str(exc).replace("<dict>: ", f"{source}: ")) from None
     cfg.source = source
     return cfg
+
+
+def pool_limit_plan(workload: Workload, given: Iterable[str]
+                    ) -> tuple[str, frozenset[str]]:
+    """Where a row's pool limit comes from, and the config keys the user's config keeps.
+
+    ``given``: the keys the user's config sets itself (:func:`config_keys_given`). When it sets
+    either pool key (:data:`POOL_LIMIT_KEYS`), the limit is the user's config's, both keys as
+    that config has them (one it does not set at its default), as every other command reads
+    it: ``"your config"``; the workload's overrides of those keys and the runner's per-backend
+    sizing (``pool_sizing``) are then off (a limit of the user's percent of a RAM sized per
+    backend, or the reverse, would be a limit nobody chose). Else ``"workload sizing"`` for a
+    workload that sizes its pool per backend (``pressure``, ``mixed``), ``"workload"`` for one
+    whose overrides set the pool (``roundtrip``: room for every page), and ``"defaults"``
+    (the built-in defaults) when neither sets it. A ``swap.nr_pages`` the user's config sets
+    is kept too (raised to the stream's slots when smaller)."""
+    given = frozenset(given)
+    keep = given & {*POOL_LIMIT_KEYS, "swap.nr_pages"}
+    if given & set(POOL_LIMIT_KEYS):
+        return "your config", keep | set(POOL_LIMIT_KEYS)
+    if workload.pool_sizing:
+        return "workload sizing", keep
+    over = workload.config_overrides or {}
+    if any(k.split(".")[1] in (over.get(k.split(".")[0]) or {}) for k in POOL_LIMIT_KEYS):
+        return "workload", keep
+    return "defaults", keep
+
+
+def pool_limit_note(source: str, cfg: Any, base: Any, workload: Workload,
+                    sizing: Mapping[str, Any] | None, given: Iterable[str] = ()) -> str:
+    """What the row's ``pool_limit_source`` means for its limit, in words."""
+    limit = (f"{cfg.max_pool_pages} pages ({cfg.zswap.max_pool_percent} % of "
+             f"memory.total_ram_mb {cfg.memory.total_ram_mb})")
+    if source == "your config":
+        off = (f"; workload {workload.name}'s own pool sizing (per backend, from what its pool "
+               f"holds) is off" if workload.pool_sizing else
+               f"; workload {workload.name}'s pool overrides are not applied"
+               if workload.config_overrides else "")
+        return (f"pool limit {limit} from {base.source}, which sets "
+                f"{' and '.join(k for k in POOL_LIMIT_KEYS if k in set(given))}"
+                f"{off}")
+    if source == "workload sizing" and sizing:
+        return (f"pool limit {limit}: workload {workload.name} sized it for this backend to "
+                f"{sizing['held_fraction']:g} of the {sizing['held_pages']} pages its pool "
+                f"holds with every page stored; set zswap.max_pool_percent or "
+                f"memory.total_ram_mb in --config to run every backend at one limit")
+    if source == "workload":
+        return f"pool limit {limit}: set by workload {workload.name}"
+    return f"pool limit {limit}: the built-in defaults"
 
 
 def resolve_batching(spec: str | Sequence[str] | None, base: Any) -> list[str]:
@@ -751,8 +862,12 @@ def _joined(parts: list[Any]) -> Any:
 
 
 def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWorkload,
-                   comp: dict[int, Any], m: _Meter) -> None:
+                   comp: dict[int, Any], m: _Meter, skip_same: bool = True) -> None:
     """The codec alone on the chunk's pages, timed per store op / per load op like the stack.
+
+    ``skip_same``: zswap keeps same-filled pages as their word, uncompressed
+    (``zswap.same_filled_pages``, the default), so they are left out of the ratio; with that
+    policy off zswap compresses them like any page, and they count.
 
     A device error (any :class:`HwzswapError`) is counted for its page, not fatal: a failed
     compression leaves the page out of the ratio and of the raw loads, a failed decompression
@@ -804,7 +919,7 @@ def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWor
     for idxs, outs in outs_all:
         for idx, out in zip(idxs, outs):
             comp[idx] = out
-            if same[idx] or out is _FAILED:
+            if (skip_same and same[idx]) or out is _FAILED:
                 continue
             m.orig_bytes += PAGE_SIZE
             if out is None:
@@ -1086,6 +1201,7 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
     caps = backend.capabilities
     batch = bool(caps.batch)
     drain = cfg.zswap.batching == "async"
+    skip_same = bool(cfg.zswap.same_filled_pages)
     device_us = backend.modeled_device_us if caps.time_basis == "modeled" else None
     if device_us is not None and not isinstance(device_us(), (int, float)):
         raise BackendError(
@@ -1104,7 +1220,7 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
         wtime = time.perf_counter_ns
         for i, chunk in enumerate(cw.chunks):
             if i % 2:
-                _raw_chunk_counted(backend, batch, chunk, cw, comp, m)
+                _raw_chunk_counted(backend, batch, chunk, cw, comp, m, skip_same)
             suspect: list[tuple[int, Any]] = []
             cnt0 = _safe_counters(backend)
             clk0 = _device_clock(cnt0) if device_us is not None else None
@@ -1138,22 +1254,34 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
                 m.store_cpu_us += cpu / 1000.0 - emu_cpu
                 m.store_cpu_pages += chunk.store_pages
             if not i % 2:
-                _raw_chunk_counted(backend, batch, chunk, cw, comp, m)
+                _raw_chunk_counted(backend, batch, chunk, cw, comp, m, skip_same)
             _check_suspects(chunk, suspect, cw, m)
             advance(chunk.page_ops)
-        stats = dict(system.stats())
+        stats = final_stats(system)
     finally:
         system.close()
     m.pass_counters.add(counters0, _safe_counters(backend))
     return stats, m, time.perf_counter() - started
 
 
+def final_stats(system: Any) -> dict[str, Any]:
+    """The swap system's ``stats()`` once nothing more moves: async work drained
+    (``SwapSystem.drain``) and the background writeback thread stopped
+    (``zswap.stop_background``; it raises what killed the thread, if anything did). Read while
+    the thread was still writing back, the counters did not add up (``pswpout`` 5-11 pages
+    above ``written_back_pages`` + the rejects + ``writeback_raced``, with
+    ``outstanding_writebacks`` 16: a batch in flight), so every pass ends with this."""
+    system.drain()
+    system.zswap.stop_background()
+    return dict(system.stats())
+
+
 def _raw_chunk_counted(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWorkload,
-                       comp: dict[int, Any], m: _Meter) -> None:
+                       comp: dict[int, Any], m: _Meter, skip_same: bool = True) -> None:
     """:func:`_run_raw_chunk`, with the backend's counters read around it (outside its
     timings) into ``m.raw_counters``."""
     before = _safe_counters(backend)
-    _run_raw_chunk(backend, batch, chunk, cw, comp, m)
+    _run_raw_chunk(backend, batch, chunk, cw, comp, m, skip_same)
     m.raw_counters.add(before, _safe_counters(backend))
 
 
@@ -1295,13 +1423,17 @@ def run_backend(
     warm_up: bool = True,
     repeat: int = 1,
     batching: str | None = None,
+    config_keys: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Replay the compiled stream ``repeat`` times through a fresh swap system on ``backend``
     in engine mode ``batching`` (None: the base config's); one result object (timings: the
     median over the passes).
 
-    A workload with ``pool_sizing`` first has every page stored once with an unlimited pool, and
-    its pool limit set to the given share of the pool pages that took (for this backend).
+    ``config_keys``: the dotted keys the user's config sets itself (:func:`config_keys_given`;
+    None: those of ``base`` that differ from the built-in defaults). A pool key among them
+    makes the pool limit the user's (:func:`pool_limit_plan`); otherwise a workload with
+    ``pool_sizing`` first has every page stored once with an unlimited pool, and its pool
+    limit set to the given share of the pool pages that took (for this backend).
     The harness's own objects (the compiled stream) are frozen out of the cyclic GC while
     measuring, so a collection's cost is that of the objects the stack creates, not ours.
     Raises whatever the stack raises (the caller records it as a failed backend).
@@ -1312,16 +1444,23 @@ def run_backend(
         raise ValueError(f"repeat must be >= 1, got {repeat}")
     mode = batching or base.zswap.batching
     wl = cw.workload
+    given = config_keys_given(base) if config_keys is None else frozenset(config_keys)
+    source, keep = pool_limit_plan(wl, given)
     sizing: dict[str, Any] | None = None
     extra: dict[str, Any] | None = None
-    if wl.pool_sizing:
+    if source == "workload sizing":
         held = held_pool_pages(backend, cw, base, mode)
         frac = float(wl.pool_sizing["held_fraction"])
         extra = pool_limit_overrides(max(1, round(held * frac)))
         sizing = {"held_fraction": frac, "held_pages": held}
-    cfg = backend_config(base, backend, wl, mode, extra)
+    cfg = backend_config(base, backend, wl, mode, extra, keep)
     if sizing is not None:
         sizing["limit_pages"] = cfg.max_pool_pages
+    row_notes = {
+        "pool_limit_source": source,
+        "pool_limit_note": pool_limit_note(source, cfg, base, wl, sizing, given),
+        "swap_path_note": swap_path_note(base),
+    }
     if warm_up:
         _warm_up_measured(backend, cw, cfg)
     results = []
@@ -1330,10 +1469,26 @@ def run_backend(
     try:
         for _ in range(repeat):
             stats, m, elapsed = _one_pass(backend, cw, cfg, advance)
-            results.append(_result(backend, cw, cfg, stats, m, elapsed, sizing))
+            res = _result(backend, cw, cfg, stats, m, elapsed, sizing)
+            res.update(row_notes)
+            results.append(res)
     finally:
         gc.unfreeze()
     return mark_device_figures(_combine(results))
+
+
+def swap_path_note(base: Any) -> str | None:
+    """Why a config's ``swap.path`` is not in the row's run (None when it names none): the
+    bench runs many swap systems, one after another, each on a fresh temporary swap file
+    (unlinked from the start), so no run meets another's pages, a file in use elsewhere or a
+    file left behind; what the device costs is ``swap.model``'s, not that file's."""
+    path = base.swap.path
+    if not path:
+        return None
+    return (f"{base.source}: swap.path {str(path)!r} is not used by hwzswap bench: every run "
+            f"gets a fresh temporary swap file (unlinked from the start), so runs never share "
+            f"or leave a file; the swap device's cost in the figures is swap.model's "
+            f"({base.swap.model})")
 
 
 #: Result fields that are timings: with several passes, the median is reported.
@@ -1341,7 +1496,8 @@ TIMING_FIELDS = (
     "store_pages_per_s", "load_pages_per_s", "raw_store_pages_per_s", "raw_load_pages_per_s",
     "store_vs_raw", "load_vs_raw", "host_cpu_us_per_page", "emulation_us_per_page",
     "wall_us_per_page", "drain_us_per_page", "host_cpu_us_per_stored_page",
-    "modeled_wall_us_per_page",
+    "modeled_wall_us_per_page", "store_pages_per_s_with_swap_model",
+    "load_pages_per_s_with_swap_model",
 )
 _PERCENTILE_FIELDS = ("store_us", "load_us", "invalidate_us", "raw_store_us", "raw_load_us")
 
@@ -1465,7 +1621,8 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
     stack_failed = min(cw.store_pages,
                        int(stats.get("reject_compress_fail", 0)) + m.stack_store_failures)
     failed_beyond = max(0, stack_failed - m.raw_store_errors)
-    refused = min(at_limit + failed_beyond, cw.store_pages)
+    disabled = stores_while_disabled(stats)
+    refused = min(at_limit + failed_beyond + disabled, cw.store_pages)
     refused_share = round(refused / cw.store_pages, 4) if cw.store_pages else 0.0
     driver = driver_counters(stats)
     dev_failed = device_marked_failed(driver)
@@ -1474,9 +1631,22 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
     store_vs_raw = ratio(store_pps, raw_store_pps) or 0.0
     load_vs_raw = ratio(load_pps, raw_load_pps)
     store_note = load_note = None
-    if refused_share > UNLIKE_WORK_SHARE:
+    zswpout = int(stats.get("zswpout", 0))
+    if cw.store_pages and zswpout == 0:
+        # nothing reached the pool (zswap disabled, every store refused or failed): the stack
+        # compressed and decompressed nothing, the codec alone did all of it
+        why_none = (f"zswap is disabled (zswap.enabled: false): {disabled} of "
+                    f"{cw.store_pages} stores went straight to the swap file"
+                    if disabled else "no store was taken by zswap (zswpout 0)")
+        store_vs_raw = load_vs_raw = None
+        store_note = load_note = (f"the stack compressed nothing ({why_none}); the raw pass "
+                                  f"compressed and decompressed every page")
+    elif refused_share > UNLIKE_WORK_SHARE:
         store_vs_raw = None
         why = []
+        if disabled:
+            why.append(f"{disabled / cw.store_pages:.0%} offered while zswap was disabled "
+                       f"(zswap.enabled: false)")
         if at_limit:
             why.append(f"{at_limit / cw.store_pages:.0%} refused at the pool limit")
         if failed_beyond:
@@ -1486,7 +1656,7 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
                           if dev_failed else ""))
         store_note = (f"{refused_share:.0%} of the stores were never compressed by the stack "
                       f"({'; '.join(why)}); the raw pass compressed them")
-    if swap_share is not None and swap_share > UNLIKE_WORK_SHARE:
+    if swap_share is not None and swap_share > UNLIKE_WORK_SHARE and load_note is None:
         load_vs_raw = None
         load_note = (f"{swap_share:.0%} of the loads were read from the swap file, never "
                      f"decompressed by the stack (the raw pass decompressed them)")
@@ -1567,9 +1737,11 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "workload_pages": wl.nr_pages,
         "store_pages": cw.store_pages,
         "invalidates": cw.invalidates,
-        "ratio": round(m.orig_bytes / m.comp_bytes, 4) if m.comp_bytes else 1.0,
+        "ratio": round(m.orig_bytes / m.comp_bytes, 4) if m.comp_bytes else RATIO_NONE,
+        "ratio_note": _ratio_note(cw, cfg, m),
         "ratio_bytes": {"original": m.orig_bytes, "compressed": m.comp_bytes,
                         "incompressible_pages": m.incompressible},
+        "ratio_counts_same_filled": not cfg.zswap.same_filled_pages,
         "pool_density": round(at_peak / pool_bytes, 4) if pool_bytes else 0.0,
         "pool_bytes": pool_bytes,
         "compressed_bytes_at_peak": at_peak,
@@ -1617,6 +1789,7 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "writeback_expected": expects_writeback(wl),
         "swap_reads": int(stats.get("pswpin", 0)),
         "swap_writes": int(stats.get("pswpout", 0)),
+        **_swap_model_figures(cw, cfg, stats, m),
         "device_us_per_page": round(dev_total / page_moves, 3) if modeled and page_moves else None,
         "device_store_us_per_page": (round(m.dev_store_us / cw.store_pages, 3)
                                      if modeled and cw.store_pages and not split_note else None),
@@ -1635,6 +1808,97 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "config": _jsonable(cfg.to_dict()),
         "elapsed_s": round(elapsed, 3),
     }
+
+
+def stores_while_disabled(stats: Mapping[str, Any]) -> int:
+    """Stores zswap refused because it was disabled (``zswap.enabled: false``): offered
+    (``stores``) but in none of ``zswpout``, the ``reject_*`` counters or ``staged_dropped``,
+    as the kernel's ``zswap_store`` returns at once without counting them."""
+    rejects = sum(int(v) for k, v in stats.items() if k.startswith("reject_"))
+    return max(0, int(stats.get("stores", 0)) - int(stats.get("zswpout", 0)) - rejects
+               - int(stats.get("staged_dropped", 0)))
+
+
+#: ``ratio`` when no page it counts was compressed (0 / 0; ``ratio_note`` says why).
+RATIO_NONE: float | None = 1.0
+
+
+def _ratio_note(cw: CompiledWorkload, cfg: Any, m: _Meter) -> str | None:
+    """Why ``ratio`` is null: no page the ratio counts was compressed (0 / 0)."""
+    if m.comp_bytes:
+        return None
+    same = int(np.count_nonzero(cw.same_filled))
+    if cfg.zswap.same_filled_pages and same:
+        return (f"no page to count: the stored pages are same-filled (zswap keeps such a page "
+                f"as its word, uncompressed: zswap.same_filled_pages) or failed to compress "
+                f"({m.raw_store_errors} failed); 0 / 0 has no ratio")
+    return (f"no page was compressed by the codec alone ({m.raw_store_errors} failed to "
+            f"compress); 0 / 0 has no ratio")
+
+
+#: A row's note when the modelled swap device's time is this share or more of the host's own
+#: time on the stores or on the loads: the figures with the model are then the device's.
+SWAP_MODEL_DOMINATES = 1.0
+
+
+def _swap_model_figures(cw: CompiledWorkload, cfg: Any, stats: Mapping[str, Any], m: _Meter
+                        ) -> dict[str, Any]:
+    """The modelled swap device (``swap.model``: ``hdd``, ``ssd``, ``custom``) in the row.
+
+    The swap file's time is modelled, not slept (``counters.swap_model_us``), so the host's
+    store and load figures leave it out. Each page written to the swap file (``pswpout``: a
+    store zswap refused, a page written back, an async page rejected when its pass landed)
+    costs the model's ``write_us``, a store-side cost (reclaim writes it); each page read
+    (``pswpin``: a load from the swap file) its ``read_us``, a load-side cost. Only the stack
+    touches the swap file, and each pass runs on a fresh one, read once nothing more moves
+    (:func:`final_stats`), so the pass's totals are the stack's. The throughputs *with* the
+    model add that time to the host's, serially (the host's work and the device's I/O not
+    overlapped): ``store_pages_per_s_with_swap_model``, ``load_pages_per_s_with_swap_model``;
+    null, as the per-page times, with ``swap.model: none``."""
+    from hwzswap.frontswap.system import device_model_from_config
+
+    model = device_model_from_config(cfg)
+    name = cfg.swap.model
+    out: dict[str, Any] = {
+        "swap_model": name,
+        "swap_model_us": round(float(stats.get("swap_model_us", 0.0)), 3),
+        "swap_model_store_us_per_page": None,
+        "swap_model_load_us_per_page": None,
+        "store_pages_per_s_with_swap_model": None,
+        "load_pages_per_s_with_swap_model": None,
+        "swap_model_note": None,
+    }
+    if name == "none":
+        return out
+    writes = int(stats.get("pswpout", 0))
+    reads = int(stats.get("pswpin", 0))
+    store_model = writes * model.write_us()
+    load_model = reads * model.read_us()
+    store_host = (sum(m.st_ns) + m.drain_ns) / 1000.0
+    load_host = (sum(m.ld_ns) + sum(m.ldn_ns)) / 1000.0
+    if cw.store_pages:
+        out["swap_model_store_us_per_page"] = round(store_model / cw.store_pages, 3)
+        if store_host + store_model > 0:
+            out["store_pages_per_s_with_swap_model"] = round(
+                cw.store_pages / ((store_host + store_model) / 1e6), 1)
+    if cw.loads:
+        out["swap_model_load_us_per_page"] = round(load_model / cw.loads, 3)
+        if load_host + load_model > 0:
+            out["load_pages_per_s_with_swap_model"] = round(
+                cw.loads / ((load_host + load_model) / 1e6), 1)
+    big = []
+    for what, dev, host, n in (("stores", store_model, store_host, writes),
+                               ("loads", load_model, load_host, reads)):
+        if dev > 0 and dev >= SWAP_MODEL_DOMINATES * host:
+            big.append(f"the {what}' {n} swap-file pages take {dev / 1e6:.3g} s on it "
+                       f"against the host's {host / 1e6:.3g} s")
+    if big:
+        out["swap_model_note"] = (
+            f"the modelled swap device ({name}: {model.latency_us:g} µs a request, "
+            f"{model.read_mb_s:g} MB/s read, {model.write_mb_s:g} MB/s write) dominates: "
+            f"{'; '.join(big)}. store_pages_per_s and load_pages_per_s are the host's alone; "
+            f"the *_with_swap_model figures add the device's time")
+    return out
 
 
 def _stack_timeouts(stats: Mapping[str, Any], m: _Meter) -> int:
@@ -1900,6 +2164,7 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
     a backend that cannot run here is ``skipped``. The others still run."""
     run = run or BenchRun()
     base = base_config(run.config)
+    given = config_keys_given(run.config)
     check_exclusive_loads(base, workload, base.source)
     names = resolve_backend_names(run.backends)
     modes = resolve_batching(run.batching, base)
@@ -1909,8 +2174,14 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
     desc.update(run.workload_extra)
     cfg_doc = base.to_dict()
     cfg_doc["zswap"]["compressor"] = "(each backend under test)"
+    source, keep = pool_limit_plan(workload, given)
     doc = new_document(desc, {"source": base.source, "base": cfg_doc,
-                              "overrides": workload.config_overrides})
+                              "overrides": workload.config_overrides,
+                              "keys_given": sorted(given),
+                              "overrides_not_applied": sorted(
+                                  k for k in keep if _has_key(workload.config_overrides, k)),
+                              "pool_limit_source": source,
+                              "swap_path_note": swap_path_note(base)})
     doc["batching"] = list(modes)
     with _Progress(run.progress, run.console) as progress:
         for name in names:
@@ -1939,7 +2210,7 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
                         res = run_backend(backend, cw, base,
                                           progress.task(label, cw.page_ops * run.repeat),
                                           warm_up=run.warm_up, repeat=run.repeat,
-                                          batching=mode)
+                                          batching=mode, config_keys=given)
                     except Exception as exc:  # noqa: BLE001 -- one broken run must not end it
                         doc["failed"].append({"backend": name, "batching": mode, "phase": "run",
                                               "error": f"{type(exc).__name__}: {exc}"})
@@ -1957,7 +2228,14 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
                 except Exception as exc:  # noqa: BLE001
                     doc["failed"].append({"backend": name, "phase": "close",
                                           "error": f"{type(exc).__name__}: {exc}"})
+    doc["measured_rows"] = len(doc["results"])
     return doc
+
+
+def _has_key(over: Mapping[str, Any] | None, dotted: str) -> bool:
+    section, _, key = dotted.partition(".")
+    body = (over or {}).get(section)
+    return isinstance(body, Mapping) and key in body
 
 
 def device_failed_message(result: Mapping[str, Any]) -> str:
@@ -1976,8 +2254,10 @@ def device_failed_message(result: Mapping[str, Any]) -> str:
 def bench_failed(doc: Mapping[str, Any]) -> bool:
     """Whether the bench should exit non-zero: a requested backend failed (constructor,
     parameters, run), its device was marked failed during a run (its figures then do not
-    measure it), it lost or corrupted a page, or the codec alone did not round-trip."""
-    return bool(doc["failed"]) or any(
+    measure it), it lost or corrupted a page, the codec alone did not round-trip, or nothing
+    was measured at all (no result row: every requested backend was skipped, as cannot run
+    here, or failed)."""
+    return bool(doc["failed"]) or not doc["results"] or any(
         r["mismatches"] or r.get("raw_mismatches") or r.get("load_failures")
         or r.get("device_failed") for r in doc["results"])
 

@@ -1,0 +1,92 @@
+"""A row's counters are read once nothing moves: the background writeback thread stopped and
+async work drained, so they add up exactly (``pswpout`` = pages written back + the stores
+zswap refused + writebacks that raced, nothing outstanding)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hwzswap.bench import runner
+from hwzswap.bench.corpus import load_bundled
+from hwzswap.bench.runner import BenchRun, run_bench
+from hwzswap.bench.workload import build_workload
+from hwzswap.frontswap.system import open_zswap
+
+
+def _adds_up(c: dict[str, Any], exact_writes: bool = True) -> None:
+    """The counters' equations. ``exact_writes`` false (``async``): a page refused when its
+    pass lands is counted in ``reject_*`` but not written if it was freed or stored again
+    before its write (the engine keeps no count of those), so ``pswpout`` may be lower."""
+    rejects = sum(v for k, v in c.items() if k.startswith("reject_"))
+    assert c["outstanding_writebacks"] == 0 and c["staged_pages"] == 0, c
+    written = c["written_back_pages"] + rejects + c["writeback_raced"]
+    assert c["pswpout"] == written if exact_writes else c["pswpout"] <= written, c
+    assert c["stores"] == c["zswpout"] + rejects + c["staged_dropped"], c
+
+
+def test_final_stats_waits_for_a_writeback_in_flight() -> None:
+    """The background thread is held inside its device write (the swap file's ``io_hook``),
+    so a writeback batch is in flight when the pass ends: ``stats()`` then shows it
+    outstanding and ``pswpout`` behind, :func:`runner.final_stats` stops the thread first."""
+    pages = load_bundled(max_pages=96)
+    system = open_zswap({"zswap": {"compressor": "lz4", "max_pool_percent": 1,
+                                   "background_writeback": True, "writeback_batch": 4},
+                         "memory": {"total_ram_mb": 1}, "swap": {"nr_pages": 256}})
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(op: str, offset: int) -> None:
+        if op == "write" and threading.current_thread().name == "zswap-writeback":
+            entered.set()
+            release.wait(30)
+
+    system.devices[0].io_hook = hold
+    timer = threading.Timer(0.3, release.set)
+    try:
+        for i in range(pages.shape[0]):
+            system.swap_out(0, i, pages[i].tobytes())
+            if entered.wait(0.001):
+                break
+        assert entered.wait(10), "the background thread never wrote back"
+        early = system.stats()
+        assert early["outstanding_writebacks"] > 0  # the window the bench used to read in
+        timer.start()
+        st = runner.final_stats(system)
+        assert release.is_set()  # it waited for the write to finish
+        assert st["written_back_pages"] > 0
+        _adds_up(st)
+    finally:
+        release.set()
+        timer.cancel()
+        system.close()
+
+
+@pytest.mark.parametrize("mode", ["reclaim", "async"])
+def test_bench_counters_add_up_with_background_writeback(
+        mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """configs/pressure.yaml's setting (a small pool, background writeback on): every pass's
+    counters are read by :func:`runner.final_stats`, with the thread stopped, and add up
+    exactly."""
+    seen: list[dict[str, Any]] = []
+    real = runner.final_stats
+
+    def spy(system: Any) -> dict[str, Any]:
+        st = real(system)
+        assert system.zswap._background is None  # stopped before the counters were read
+        seen.append(st)
+        return st
+
+    monkeypatch.setattr(runner, "final_stats", spy)
+    wl = build_workload("pressure", load_bundled(max_pages=384), seed=0)
+    doc = run_bench(wl, BenchRun(backends=["lz4"], batching=mode, repeat=2, config={
+        "zswap": {"max_pool_percent": 2, "background_writeback": True},
+        "memory": {"total_ram_mb": 4}}))
+    (r,) = doc["results"]
+    assert r["written_back_pages"] > 0 and r["mismatches"] == 0
+    assert len(seen) == 2 and seen[-1] == r["counters"]
+    for st in seen:
+        _adds_up(st, exact_writes=mode != "async")
+    assert np.isfinite(r["store_pages_per_s"])
