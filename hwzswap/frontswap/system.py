@@ -186,7 +186,12 @@ class SwapSystem:
         try:
             results = self.zswap.store_batch(type, offs, pages, folios)
         except BaseException:
-            for off, was in zip(offs, before):  # nothing was stored
+            # An error raises before anything is stored, but an interrupt can come after a
+            # part of the batch went in (its same-filled pages first): a slot that was free
+            # is made free in zswap too, or it would hold a page its swap map says is gone.
+            for off, was in zip(offs, before):
+                if not was:
+                    self.zswap.invalidate_page(type, off)
                 smap[off] = was
             raise
         if all(results):

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hwzswap.backends.contract import Capabilities
 from hwzswap.backends.lz4 import Lz4Backend
 from hwzswap.errors import (
     CorruptDataError,
@@ -314,3 +315,31 @@ def test_a_transient_decompress_error_in_a_readahead_is_counted(make_system):
         s.swap_in_batch(0, list(range(8)))
     assert s.stats()["driver_device_errors"] == 3
     assert s.swap_in_batch(0, list(range(8))) == pages  # nothing was lost
+
+
+class _InterruptedBatch(Lz4Backend):
+    """A batch device whose compress_batch is interrupted (Ctrl-C while the device works)."""
+
+    name = "test-interrupted-batch"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(batch=True)
+
+    def compress_batch(self, pages: Any) -> Any:
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_swap_out_batch_leaves_its_free_slots_free_in_zswap_too(make_system):
+    # The batch's same-filled page is stored before the device is called: the interrupt must
+    # not leave it in zswap behind a slot the swap map says is free.
+    s = make_system(backend=_InterruptedBatch(), zswap={"batching": "reclaim"})
+    pages = np.zeros((2, PAGE), np.uint8)
+    pages[1] = np.frombuffer(compressible_pages(1)[0], np.uint8)
+    with pytest.raises(KeyboardInterrupt):
+        s.swap_out_batch(0, [0, 1], pages)
+    assert not s.slot_in_use(0, 0) and not s.slot_in_use(0, 1)
+    assert s.stats()["stored_pages"] == 0
+    with pytest.raises(SwapDeviceError, match="offset 0: the slot is not in use"):
+        s.swap_in(0, 0)
+    s.zswap.check()
