@@ -4,10 +4,12 @@
   ``backend``), with the other axes as columns, then ratio, throughputs, the share of the raw
   codec's speed the stack keeps, verified pages and the host;
 * ``throughput_vs_ratio.png``: every successful run as a point of compression ratio against
-  store and load throughput, one colour per backend;
+  store and load throughput, one colour per backend, one marker per engine mode, each point
+  labelled with its mode and settings;
 * ``speedup_vs_lz4.png``: each backend's store and load throughput over lz4's in the run that
   differs from it only in the backend (same engine mode, workload, seed, pool settings …),
-  grouped by engine mode (``batching``); the geometric mean when several runs match.
+  grouped by engine mode (``batching``); the geometric mean when several runs match; linear
+  bars labelled with their value.
 """
 
 from __future__ import annotations
@@ -177,8 +179,28 @@ def _ok(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [rec for rec in doc.get("records") or [] if rec.get("status") == "ok"]
 
 
-def plot_throughput_vs_ratio(doc: dict[str, Any], path: str | Path) -> Path | None:
-    """Compression ratio against store and load throughput, one colour per backend."""
+def point_label(rec: dict[str, Any]) -> str:
+    """What tells a run apart from the other runs of its backend in a plot: its axis values
+    other than the backend (``reclaim, acceleration=8``; the engine mode bare, other axes as
+    ``name=value``), or the engine mode when the sweep varies nothing else."""
+    coords = {k: v for k, v in (rec.get("coords") or {}).items() if k != "backend"}
+    parts = []
+    for name, value in coords.items():
+        if name == "batching":
+            parts.insert(0, _value(value))
+        else:
+            parts.append(f"{name.removeprefix('params.')}={_value(value)}")
+    return ", ".join(parts) or engine_mode(rec)
+
+
+#: Marker of each engine mode in ``throughput_vs_ratio.png``.
+MODE_MARKERS = {"page": "o", "folio": "s", "reclaim": "^", "async": "D"}
+
+
+def throughput_vs_ratio_figure(doc: dict[str, Any]) -> Any:
+    """Compression ratio against store and load throughput: one colour per backend, one
+    marker per engine mode, each point labelled with what sets it apart from its backend's
+    other runs (:func:`point_label`). None when no run succeeded."""
     recs = _ok(doc)
     if not recs:
         return None
@@ -186,25 +208,45 @@ def plot_throughput_vs_ratio(doc: dict[str, Any], path: str | Path) -> Path | No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     backends = list(dict.fromkeys(rec["backend"] for rec in recs))
     cmap = plt.get_cmap("tab10")
-    fig, axs = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
+    fig, axs = plt.subplots(1, 2, figsize=(13, 5.5), constrained_layout=True)
+    modes_seen: list[str] = []
     for ax, key, what in ((axs[0], "store_pages_per_s", "store"),
                           (axs[1], "load_pages_per_s", "load")):
         for i, b in enumerate(backends):
-            pts = [(rec["ratio"], rec[key]) for rec in recs
-                   if rec["backend"] == b and isinstance(rec.get(key), (int, float))
-                   and isinstance(rec.get("ratio"), (int, float))]
-            if pts:
-                ax.scatter(*zip(*pts), label=b, color=cmap(i % 10), s=36, alpha=0.8)
+            for rec in recs:
+                if rec["backend"] != b or not isinstance(rec.get(key), (int, float)) \
+                        or not isinstance(rec.get("ratio"), (int, float)):
+                    continue
+                mode = engine_mode(rec)
+                if mode not in modes_seen:
+                    modes_seen.append(mode)
+                ax.scatter(rec["ratio"], rec[key], color=cmap(i % 10), s=36, alpha=0.8,
+                           marker=MODE_MARKERS.get(mode, "o"))
+                ax.annotate(point_label(rec), (rec["ratio"], rec[key]), fontsize=6,
+                            xytext=(4, 3), textcoords="offset points", color=cmap(i % 10))
         ax.set_xlabel("compression ratio")
         ax.set_ylabel(f"{what} throughput (pages/s)")
         ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
-        ax.set_title(f"{what}: throughput against ratio")
-    axs[1].legend(loc="best", fontsize=8)
+        ax.set_title(f"{what}: throughput against ratio (label: engine mode, settings)")
+    handles = [Line2D([], [], ls="", marker="o", color=cmap(i % 10), label=b)
+               for i, b in enumerate(backends)]
+    handles += [Line2D([], [], ls="", marker=MODE_MARKERS.get(m, "o"), color="grey", label=m)
+                for m in modes_seen]
+    axs[1].legend(handles=handles, loc="best", fontsize=8)
     fig.suptitle(f"sweep {Path(doc['sweep']['source']).name}: {len(recs)} runs")
+    return fig
+
+
+def plot_throughput_vs_ratio(doc: dict[str, Any], path: str | Path) -> Path | None:
+    """Write :func:`throughput_vs_ratio_figure` to ``path`` (None: no run succeeded)."""
+    fig = throughput_vs_ratio_figure(doc)
+    if fig is None:
+        return None
     return write_figure(fig, path, dpi=110)  # whole or not at all, the figure closed
 
 
@@ -244,9 +286,10 @@ def speedups(doc: dict[str, Any], baseline: str = BASELINE
     return dict(out)
 
 
-def plot_speedup(doc: dict[str, Any], path: str | Path, baseline: str = BASELINE) -> Path | None:
-    """Bars of each backend's speed-up over ``baseline``, grouped by engine mode (None when the
-    sweep has no pair of runs to compare)."""
+def speedup_figure(doc: dict[str, Any], baseline: str = BASELINE) -> Any:
+    """Bars of each backend's speed-up over ``baseline``, grouped by engine mode, on a linear
+    axis (a 0.85x bar is 0.85 of the line at 1) and each labelled with its value; None when
+    the sweep has no pair of runs to compare."""
     sp = speedups(doc, baseline)
     if not sp:
         return None
@@ -266,18 +309,31 @@ def plot_speedup(doc: dict[str, Any], path: str | Path, baseline: str = BASELINE
         for i, b in enumerate(backends):
             xs = [j + (i - (len(backends) - 1) / 2) * width for j in range(len(modes))]
             ys = [sp[m].get(b, {}).get(what, float("nan")) for m in modes]
-            ax.bar(xs, ys, width=width, label=b, color=cmap(i % 10))
+            bars = ax.bar(xs, ys, width=width, label=b, color=cmap(i % 10))
+            ax.bar_label(bars, labels=["" if math.isnan(y) else f"{y:.2f}×" for y in ys],
+                         fontsize=7, padding=2)
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.set_xticks(range(len(modes)), modes)
         ax.set_xlabel("engine mode (zswap.batching)")
-        ax.set_ylabel(f"{what} throughput / {baseline}'s (log)")
-        ax.set_yscale("log")
+        ax.set_ylabel(f"{what} throughput / {baseline}'s")
+        ax.set_ylim(bottom=0)
+        ax.margins(y=0.12)
         ax.set_title(what)
-        ax.grid(True, axis="y", which="both", alpha=0.3)
+        ax.grid(True, axis="y", alpha=0.3)
     axs[1].legend(loc="best", fontsize=8)
     fig.suptitle(f"speed-up over {baseline}, run for run (same engine mode and settings)")
+    return fig
+
+
+def plot_speedup(doc: dict[str, Any], path: str | Path, baseline: str = BASELINE) -> Path | None:
+    """Write :func:`speedup_figure` to ``path`` (None: no pair of runs to compare)."""
+    fig = speedup_figure(doc, baseline)
+    if fig is None:
+        return None
     return write_figure(fig, path, dpi=110)  # whole or not at all, the figure closed
 
 
-__all__ = ["BASELINE", "check_group_by", "engine_mode", "markdown", "override_notes", "plot_speedup",
-           "plot_throughput_vs_ratio", "print_table", "speedups", "table_rows"]
+__all__ = ["BASELINE", "MODE_MARKERS", "check_group_by", "engine_mode", "markdown",
+           "override_notes", "plot_speedup", "plot_throughput_vs_ratio", "point_label",
+           "print_table", "speedup_figure", "speedups", "table_rows",
+           "throughput_vs_ratio_figure"]
