@@ -1737,7 +1737,7 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "workload_pages": wl.nr_pages,
         "store_pages": cw.store_pages,
         "invalidates": cw.invalidates,
-        "ratio": round(m.orig_bytes / m.comp_bytes, 4) if m.comp_bytes else RATIO_NONE,
+        "ratio": round(m.orig_bytes / m.comp_bytes, 4) if m.comp_bytes else None,
         "ratio_note": _ratio_note(cw, cfg, m),
         "ratio_bytes": {"original": m.orig_bytes, "compressed": m.comp_bytes,
                         "incompressible_pages": m.incompressible},
@@ -1817,10 +1817,6 @@ def stores_while_disabled(stats: Mapping[str, Any]) -> int:
     rejects = sum(int(v) for k, v in stats.items() if k.startswith("reject_"))
     return max(0, int(stats.get("stores", 0)) - int(stats.get("zswpout", 0)) - rejects
                - int(stats.get("staged_dropped", 0)))
-
-
-#: ``ratio`` when no page it counts was compressed (0 / 0; ``ratio_note`` says why).
-RATIO_NONE: float | None = 1.0
 
 
 def _ratio_note(cw: CompiledWorkload, cfg: Any, m: _Meter) -> str | None:

@@ -35,6 +35,10 @@ Built-in generators (:data:`WORKLOADS`) build one from pages and a seed:
   with a pool limit of about half of what the live slots (about half of all) hold compressed,
   sized per backend as in ``pressure``, so every backend writes back.
 
+A pool key the bench's own ``--config`` sets (``zswap.max_pool_percent``,
+``memory.total_ram_mb``) wins over a workload's overrides and its per-backend sizing: the
+runner then runs every backend at that config's limit (``hwzswap.bench.runner.pool_limit_plan``).
+
 The generators use their own fixed PRNG (SplitMix64), so a seed means the same stream on every
 machine and Python/numpy version. A workload is saved as a self-contained *workload file*
 (:func:`save_workload` / :func:`load_workload`, format in ``docs/bench.md``) so the identical
@@ -131,7 +135,8 @@ class Workload:
     #: ``folio_mix`` (``[[pages, share], ...]``). Informative: the ops themselves carry it.
     structure: dict[str, Any] = field(default_factory=dict)
     #: ``{"held_fraction": f}``: the runner sets the pool limit to ``f`` times what the pool
-    #: holds with every page stored, measured for each backend; None: the overrides' limit.
+    #: holds with every page stored, measured for each backend (unless the bench's config sets
+    #: a pool key itself); None: the overrides' limit.
     pool_sizing: dict[str, Any] | None = None
 
     @property
