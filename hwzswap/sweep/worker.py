@@ -127,9 +127,10 @@ def _lookup(config: dict[str, Any], dotted: str) -> Any:
 
 
 def overridden(settings: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """Config settings of the run that its effective config does not hold: a workload's own
-    overrides win (e.g. the built-in workloads size the pool themselves), and the record says
-    so rather than letting a sweep axis silently change nothing."""
+    """Config settings of the run that its effective config does not hold (the bench runs on
+    a fresh temporary swap file at least as large as the stream: ``swap.path`` unused, a
+    smaller ``swap.nr_pages`` raised), so the record says so rather than letting a sweep axis
+    silently change nothing."""
     out: dict[str, Any] = {}
     for name, asked in settings.items():
         key = "zswap.batching" if name == "batching" else name
