@@ -214,6 +214,49 @@ def _unlike_parts(r: Mapping[str, Any]) -> list[str]:
     return [n for n in (store, load if load != store else None) if n]
 
 
+def _label(r: Mapping[str, Any]) -> str:
+    return f"{r['backend']} ({r.get('batching', '-')})"
+
+
+def _config_notes(doc: Mapping[str, Any]) -> list[str]:
+    """Notes on what the rows ran under: a null ratio (``ratio_note``), the pool limit and
+    where it came from (``pool_limit_note``: each distinct one, or what sets it when the rows
+    have many), a ``swap.path`` not used (``swap_path_note``), and the modelled swap device's
+    time (``*_with_swap_model``, ``swap_model_note``)."""
+    res = list(doc["results"])
+    notes = [f"ratio n/a: {_label(r)}: {r['ratio_note']}" for r in res
+             if r.get("ratio") is None and r.get("ratio_note")]
+    limits: dict[str, list[str]] = {}
+    for r in res:
+        if r.get("pool_limit_note"):
+            limits.setdefault(r["pool_limit_note"], []).append(_label(r))
+    if 0 < len(limits) <= 3:
+        for text, who in limits.items():
+            rows_ = "every row" if len(who) == len(res) else ", ".join(who)
+            notes.append(f"{text} ({rows_})")
+    elif limits:
+        sources = sorted({str(r.get("pool_limit_source")) for r in res
+                          if r.get("pool_limit_note")})
+        notes.append(f"pool limit: {len(limits)} different limits ({', '.join(sources)}), "
+                     "one per row: pool_limit_note in the JSON")
+    path = (doc.get("config") or {}).get("swap_path_note") or next(
+        (r["swap_path_note"] for r in res if r.get("swap_path_note")), None)
+    if path:
+        notes.append(f"swap.path: {path}")
+    modelled = [r for r in res if r.get("swap_model") not in (None, "none")]
+    if modelled:
+        names = sorted({str(r["swap_model"]) for r in modelled})
+        notes.append(
+            f"with the modelled swap device ({', '.join(names)}; its time added to the "
+            "host's, serially), store/load pages/s: " + "; ".join(
+                f"{_label(r)} {_rate(r.get('store_pages_per_s_with_swap_model'))}/"
+                f"{_rate(r.get('load_pages_per_s_with_swap_model'))}" for r in modelled)
+            + "; the table's pg/s are the host's alone")
+        notes += [f"{_label(r)}: {r['swap_model_note']}" for r in modelled
+                  if r.get("swap_model_note")]
+    return notes
+
+
 def commit_text(doc: Mapping[str, Any]) -> str:
     """The commit the figures were measured at, ``(modified)`` after it when tracked files
     differed from it (``git_dirty``: the code measured is not that commit's); ``None`` when
@@ -316,6 +359,7 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
         if r.get("host_cpu_note"):
             notes.append(f"{r['backend']} ({r.get('batching', '-')}): CPU n/a: "
                          f"{r['host_cpu_note']}")
+    notes += _config_notes(doc)
     summary = mode_summary(doc)
     if summary:
         notes.append(MODES_COMPARED_NOTE)

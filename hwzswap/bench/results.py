@@ -68,6 +68,7 @@ OPTIONAL_TOP_FIELDS: dict[str, tuple[type, ...]] = {
     "batching": (list,),
     "interrupted": (bool,),
     "interrupted_note": (str,),
+    "measured_rows": (int,),
 }
 
 #: Workload keys added within schema version 1: checked when present.
@@ -90,7 +91,7 @@ RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "mismatches": (int,),
     "load_failures": (int,),
     "store_pages": (int,),
-    "ratio": _NUM,
+    "ratio": _OPT_NUM,  # null when no page it counts was compressed (0 / 0: ratio_note)
     "pool_density": _NUM,
     "pool_bytes": (int,),
     "store_pages_per_s": _NUM,
@@ -148,6 +149,20 @@ OPTIONAL_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "device_timeouts": (int,),
     "device_figures_note": (str, type(None)),
     "backend_counters_raw": (dict,),
+    "ratio_note": (str, type(None)),
+    "ratio_counts_same_filled": (bool,),
+    "pool_limit_source": (str,),
+    "pool_limit_note": (str, type(None)),
+    "swap_path_note": (str, type(None)),
+    "swap_model": (str,),
+    "swap_model_us": _NUM,
+    "swap_model_store_us_per_page": _OPT_NUM,
+    "swap_model_load_us_per_page": _OPT_NUM,
+    "store_pages_per_s_with_swap_model": _OPT_NUM,
+    "load_pages_per_s_with_swap_model": _OPT_NUM,
+    "swap_model_note": (str, type(None)),
+    "store_call_us": (dict,),
+    "load_call_us": (dict,),
 }
 
 #: Share of a run's stores the stack never compressed (refused at the pool limit before
