@@ -1632,12 +1632,18 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
     load_vs_raw = ratio(load_pps, raw_load_pps)
     store_note = load_note = None
     zswpout = int(stats.get("zswpout", 0))
-    if cw.store_pages and zswpout == 0:
-        # nothing reached the pool (zswap disabled, every store refused or failed): the stack
-        # compressed and decompressed nothing, the codec alone did all of it
+    # nothing was compressed by the stack: zswap took no store (disabled, every store refused
+    # or failed), or only same-filled pages, kept as their word (the pool never held an object
+    # and no store was compressed and then refused): the codec alone did all the work
+    only_same = (zswpout > 0 and peak_pages == 0 and not int(stats.get("reject_compress_poor", 0))
+                 and not int(stats.get("reject_compress_fail", 0)))
+    if cw.store_pages and (zswpout == 0 or only_same):
         why_none = (f"zswap is disabled (zswap.enabled: false): {disabled} of "
                     f"{cw.store_pages} stores went straight to the swap file"
-                    if disabled else "no store was taken by zswap (zswpout 0)")
+                    if disabled else
+                    f"every page zswap took was same-filled, kept as its word "
+                    f"(zswap.same_filled_pages), never compressed" if only_same else
+                    "no store was taken by zswap (zswpout 0)")
         store_vs_raw = load_vs_raw = None
         store_note = load_note = (f"the stack compressed nothing ({why_none}); the raw pass "
                                   f"compressed and decompressed every page")

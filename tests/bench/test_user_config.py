@@ -190,6 +190,10 @@ def test_same_filled_pages_count_in_the_ratio_when_zswap_compresses_them() -> No
     (on,) = _rows(wl, batching="page")["results"]
     assert on["ratio_bytes"] == {"original": 0, "compressed": 0, "incompressible_pages": 0}
     assert on["ratio"] is None and "0 / 0" in on["ratio_note"]  # n/a, not 1.00
+    # and the stack compressed none of them (kept as their word): nothing to compare with
+    assert on["store_vs_raw"] is None and on["load_vs_raw"] is None
+    assert "same-filled" in on["store_vs_raw_note"]
+    assert off["store_vs_raw"] is not None and off["load_vs_raw"] is not None
 
 
 # -- 13: nothing measured --------------------------------------------------------------------
