@@ -42,20 +42,22 @@ def test_a_pool_limit_in_the_users_config_wins_over_pressure_sizing(pages: np.nd
     from, so 'which compressor writes back less in the same RAM?' has an answer."""
     wl = build_workload("pressure", pages, seed=0)
     path = tmp_path / "small.yaml"
-    path.write_text("zswap:\n  max_pool_percent: 2\nmemory:\n  total_ram_mb: 4\n")
+    path.write_text("zswap:\n  max_pool_percent: 2\nmemory:\n  total_ram_mb: 4\n"
+                    "swap:\n  nr_pages: 4096\n")
     doc = _rows(wl, str(path), ("lz4", "zstd"))
     limit = 4 * 256 * 2 // 100  # total_ram_pages * percent // 100, as the kernel
     for r in doc["results"]:
         assert r["pool_limit_pages"] == r["counters"]["pool_limit_pages"] == limit
         assert r["config"]["zswap"]["max_pool_percent"] == 2
         assert r["config"]["memory"]["total_ram_mb"] == 4
+        assert r["config"]["swap"]["nr_pages"] == 4096  # the file's, not the stream's 256
         assert r["pool_limit_source"] == "your config"
         assert r["pool_sizing"] is None  # no per-backend sizing ran
         assert f"pool limit {limit} pages" in r["pool_limit_note"]
         assert str(path) in r["pool_limit_note"] and "sizing" in r["pool_limit_note"]
         assert r["written_back_pages"] > 0
     assert doc["config"]["pool_limit_source"] == "your config"
-    assert doc["config"]["overrides_not_applied"] == ["memory.total_ram_mb",
+    assert doc["config"]["overrides_not_applied"] == ["memory.total_ram_mb", "swap.nr_pages",
                                                       "zswap.max_pool_percent"]
     assert {"zswap.max_pool_percent", "memory.total_ram_mb"} <= set(doc["config"]["keys_given"])
 
