@@ -642,11 +642,13 @@ def figure(doc: Mapping[str, Any]) -> Any:
         w = 0.76 / len(series)
         vals = [[v or 0.0 for v in vs] for _, vs, _ in series]
         void = void or [""] * len(results)
+        handles = []
         for k, ((label, _, colour), vs) in enumerate(zip(series, vals)):
-            bars = ax.bar(x + (k - (len(series) - 1) / 2) * w, vs, w, label=label, color=colour)
+            bars = ax.bar(x + (k - (len(series) - 1) / 2) * w, vs, w, color=colour)
+            handles.append(Patch(facecolor=colour, label=label))  # not a void bar's look
             for bar, mark in zip(bars, void):
-                if mark:
-                    bar.set(**VOID_BAR)
+                if mark:  # grey and hatched, its outline in the series' colour
+                    bar.set(**{**VOID_BAR, "edgecolor": colour})
         labels = [m or (note[j] if note else "") for j, m in enumerate(void)]
         for j, text in enumerate(labels):  # centred over the group, at the tallest bar
             if text:
@@ -659,7 +661,6 @@ def figure(doc: Mapping[str, Any]) -> Any:
         ax.set_xticks(x, names, **tick_kw)
         ax.yaxis.set_major_formatter(FuncFormatter(_tick))
         ax.margins(y=0.12)
-        handles, _ = ax.get_legend_handles_labels()
         ax.legend(handles=handles + ([void_legend] if any(void) else []), fontsize=8)
         ax.grid(axis="y", alpha=0.3)
 

@@ -66,6 +66,14 @@ def test_invalid_rows_are_marked_in_the_plot_as_in_the_table(marked: dict[str, A
         labels = _labels(ax)
         assert labels[0] == "DEV FAILED" and labels[1] == "n/a vs raw"
         assert labels[2].endswith("×")  # a valid row keeps its stack ÷ codec label
+        # the legend shows each series in its own colour though its first bar is void
+        from matplotlib.colors import to_hex
+
+        legend = {t.get_text(): h for t, h in zip(ax.get_legend().get_texts(),
+                                                  ax.get_legend().legend_handles)}
+        assert to_hex(legend["through the stack"].get_facecolor()) == "#1f77b4"
+        assert to_hex(legend["codec alone"].get_facecolor()) == "#aec7e8"
+        assert legend["not comparable (see its label)"].get_hatch() == VOID_BAR["hatch"]
         ax = _panel(fig, "Load throughput")
         assert _hatched(ax, 3, 2) == [[True, True, False]] * 2
         assert _labels(ax)[1] == "~ staged"
