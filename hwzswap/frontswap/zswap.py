@@ -166,6 +166,7 @@ _COUNTERS = (
     "loads_staged",
     "invalidates",
     "async_write_fail",
+    "async_write_skipped",
     "staged_dropped",
 )
 
@@ -1031,7 +1032,9 @@ class ZswapCache:
                 while key in self._inflight and self._is_staged_locked(staged, k):
                     self._wb_done.wait()
                 if not self._is_staged_locked(staged, k):
-                    continue  # invalidated or stored again meanwhile
+                    # freed, stored again or loaded (exclusive) meanwhile: never written
+                    self.async_write_skipped += 1
+                    continue
                 self._inflight[key] = staged
             ok = retry = False
             try:

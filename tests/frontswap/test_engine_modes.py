@@ -18,7 +18,7 @@ from hwzswap.backends.contract import Backend, Capabilities, CompressedBatch, Pa
 from hwzswap.backends.lz4 import Lz4Backend
 from hwzswap.errors import DeviceError, DriverError
 
-from fsutil import PAGE, compressible_pages, random_page, same_filled
+from fsutil import PAGE, WriteBarrier, compressible_pages, random_page, same_filled
 
 MODES = ("page", "folio", "reclaim", "async")
 
@@ -279,6 +279,27 @@ def test_a_newer_page_replacing_a_slot_counts_one_duplicate_entry_whatever_it_is
     st_ = s.stats()
     assert st_["duplicate_entry"] == 3
     assert [s.swap_in(0, o) for o in range(3)] == [bytes(PAGE)] + newer
+    s.zswap.check()
+
+
+def test_a_page_refused_as_its_pass_lands_and_freed_before_its_write_is_never_written(lz4_sys):
+    # Both pages of the pass fail to compress: the completion writes them to the device from
+    # their copies, slot 0 first (held at the device); slot 1 is freed meanwhile and is never
+    # written, which async_write_skipped counts, so pswpout adds up.
+    backend = CountingLz4()
+    pages = compressible_pages(2)
+    backend.fail_pages.update(pages)
+    s = lz4_sys("async", backend)
+    barrier = WriteBarrier(s.devices[0], 0)
+    assert s.swap_out_batch(0, [0, 1], as_batch(pages)) == [True, True]
+    barrier.wait_started()
+    s.swap_free(0, 1)
+    barrier.remove()
+    s.drain()
+    st_ = s.stats()
+    assert st_["reject_compress_fail"] == 2 and st_["async_write_skipped"] == 1
+    assert st_["pswpout"] == st_["reject_compress_fail"] - st_["async_write_skipped"] == 1
+    assert s.swap_in(0, 0) == pages[0] and not s.slot_in_use(0, 1)
     s.zswap.check()
 
 
