@@ -5,7 +5,6 @@ bar looked a third of the baseline)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
