@@ -168,6 +168,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from hwzswap.bench.report import print_table
     from hwzswap.bench.runner import (
+        BenchInterrupted,
         BenchRun,
         bench_failed,
         check_exclusive_loads,
@@ -214,7 +215,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                                      workload_extra=extra, batching=modes,
                                      on_result=finished))
     except KeyboardInterrupt as exc:
-        partial = _document_in_flight(exc)
+        partial = exc.document if isinstance(exc, BenchInterrupted) else None
         if partial is None or not (partial["results"] or partial["failed"]):
             print("hwzswap bench: interrupted before any backend finished; nothing written",
                   file=sys.stderr)
@@ -262,25 +263,6 @@ def _write_outputs(args: argparse.Namespace, doc: dict[str, Any]) -> None:
         write_atomic(args.markdown, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     if args.plot:
         plot(doc, args.plot)
-
-
-def _document_in_flight(exc: BaseException) -> dict[str, Any] | None:
-    """The results document :func:`~hwzswap.bench.runner.run_bench` was filling when ``exc``
-    (Ctrl-C) went through it: its rows so far, skipped and failed entries included. It is
-    the ``doc`` of ``run_bench``'s frame on the exception's traceback (the frame ends with the
-    exception, so nothing else holds the document); None when the interrupt came before
-    ``run_bench`` made it."""
-    from hwzswap.bench.runner import run_bench
-
-    tb = exc.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        if frame.f_code is run_bench.__code__:
-            doc = frame.f_locals.get("doc")
-            if isinstance(doc, dict) and "results" in doc:
-                return doc
-        tb = tb.tb_next
-    return None
 
 
 def mark_interrupted(doc: dict[str, Any], planned: int) -> dict[str, Any]:

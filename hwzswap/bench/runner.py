@@ -1641,8 +1641,8 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         why_none = (f"zswap is disabled (zswap.enabled: false): {disabled} of "
                     f"{cw.store_pages} stores went straight to the swap file"
                     if disabled else
-                    f"every page zswap took was same-filled, kept as its word "
-                    f"(zswap.same_filled_pages), never compressed" if only_same else
+                    "every page zswap took was same-filled, kept as its word "
+                    "(zswap.same_filled_pages), never compressed" if only_same else
                     "no store was taken by zswap (zswpout 0)")
         store_vs_raw = load_vs_raw = None
         store_note = load_note = (f"the stack compressed nothing ({why_none}); the raw pass "
@@ -2185,6 +2185,26 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
                               "pool_limit_source": source,
                               "swap_path_note": swap_path_note(base)})
     doc["batching"] = list(modes)
+    try:
+        _run_all(names, modes, base, cw, run, given, doc)
+    except KeyboardInterrupt as exc:  # Ctrl-C: the rows finished so far go with it
+        raise BenchInterrupted(doc) from exc
+    doc["measured_rows"] = len(doc["results"])
+    return doc
+
+
+class BenchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_bench`: ``document`` holds what it had finished (its results,
+    skipped and failed entries), so a caller can still write the partial run."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        super().__init__("interrupted")
+        self.document = document
+
+
+def _run_all(names: Sequence[str], modes: Sequence[str], base: Any, cw: CompiledWorkload,
+             run: BenchRun, given: Any, doc: dict[str, Any]) -> None:
+    """run_bench's loop: each backend in each engine mode, its row or failure into ``doc``."""
     with _Progress(run.progress, run.console) as progress:
         for name in names:
             try:
@@ -2230,8 +2250,6 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
                 except Exception as exc:  # noqa: BLE001
                     doc["failed"].append({"backend": name, "phase": "close",
                                           "error": f"{type(exc).__name__}: {exc}"})
-    doc["measured_rows"] = len(doc["results"])
-    return doc
 
 
 def _has_key(over: Mapping[str, Any] | None, dotted: str) -> bool:
