@@ -190,12 +190,11 @@ PER_PAGE_TIMES_NOTE = (
 
 def _per_call(r: Mapping[str, Any]) -> str:
     """``store p50/p99 µs`` a call from a row's per-call percentiles (``store_call_us``,
-    ``load_call_us``: the whole call's time, when the row has them; a store call of ``page``
-    mode is one page, so only its loads, readahead clusters, are given); empty otherwise."""
+    ``load_call_us``: the whole call's time, a reclaim pass or a readahead cluster, when the
+    row has them; the bench stores a pass in one call in every mode, ``page`` mode cutting it
+    inside the engine); empty otherwise."""
     parts = []
     for what in ("store", "load"):
-        if what == "store" and r.get("batching") == "page":
-            continue
         pct = r.get(f"{what}_call_us")
         if isinstance(pct, Mapping) and pct.get("p50") is not None:
             parts.append(f"{what} {_us(pct['p50'])}/{_us(pct.get('p99'))} µs p50/p99")

@@ -603,3 +603,21 @@ def test_the_raw_codec_and_the_stack_both_respect_max_batch(pages: np.ndarray, b
     (r,) = doc["results"]
     assert r["mismatches"] == r["raw_mismatches"] == 0 and r["verified_pages"] == r["pages"]
     assert _Capped.sizes and max(_Capped.sizes) <= 5
+
+
+def test_rows_give_per_call_percentiles_beside_the_per_page_ones():
+    # The runner stores a reclaim pass in one swap_out_batch in every mode (page mode cuts it
+    # inside the engine), so a call's time is several pages' time; loads are clusters of 8.
+    from hwzswap.bench.corpus import load_bundled
+    from hwzswap.bench.runner import BenchRun, run_bench
+    from hwzswap.bench.workload import build_workload
+
+    wl = build_workload("roundtrip", load_bundled(max_pages=256), seed=0)
+    doc = run_bench(wl, BenchRun(backends=["lz4"], batching="page,reclaim", repeat=1))
+    rows = {r["batching"]: r for r in doc["results"]}
+    for r in rows.values():
+        for key in ("store_call_us", "load_call_us"):
+            assert set(r[key]) == {"p50", "p99", "mean", "max"} and r[key]["p50"] > 0
+    for r in rows.values():
+        assert r["store_call_us"]["p50"] > 4 * r["store_us"]["p50"]
+        assert r["load_call_us"]["p50"] > 4 * r["load_us"]["p50"]
