@@ -99,3 +99,16 @@ def test_an_incompressible_corpus_says_the_codec_alone_decompressed_nothing(
     (line,) = [ln for ln in md.splitlines() if ln.startswith("- n/a vs raw")]
     parts = line.split(": ", 2)[2].split("; ")
     assert len(parts) == len(set(parts))  # no note said twice
+
+
+def test_emulation_time_past_the_wall_time_is_not_called_a_part_of_it(doc: dict[str, Any]) -> None:
+    """842-nx on the realtime clock emulates on several engine threads at once: their time
+    summed (3434 µs/page) passed the wall time (1804), and the note said "of it emulation"."""
+    d = copy.deepcopy(doc)
+    r = d["results"][0]
+    r.update(time_basis="modeled", wall_us_per_page=1804.0, emulation_us_per_page=3434.0)
+    md = markdown(d)
+    assert "3434.0 of it emulation" not in md
+    assert "1804.0 µs/page wall; the emulation's threads ran 3434.0 µs/page in all" in md
+    r.update(emulation_us_per_page=900.0)
+    assert "1804.0 µs/page wall, 900.0 of it emulation" in markdown(d)
