@@ -1646,8 +1646,11 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
                     "(zswap.same_filled_pages), never compressed" if only_same else
                     "no store was taken by zswap (zswpout 0)")
         store_vs_raw = load_vs_raw = None
-        store_note = load_note = (f"the stack compressed nothing ({why_none}); the raw pass "
-                                  f"compressed and decompressed every page")
+        raw_decompressed = bool(m.raw_ld_ns or m.raw_ldn_k)
+        store_note = load_note = (
+            f"the stack compressed nothing ({why_none}); the raw pass compressed every page"
+            + (" and decompressed those that shrank" if raw_decompressed else
+               " (none shrank: it decompressed nothing either)"))
     elif refused_share > UNLIKE_WORK_SHARE:
         store_vs_raw = None
         why = []

@@ -621,3 +621,16 @@ def test_rows_give_per_call_percentiles_beside_the_per_page_ones():
     for r in rows.values():
         assert r["store_call_us"]["p50"] > 4 * r["store_us"]["p50"]
         assert r["load_call_us"]["p50"] > 4 * r["load_us"]["p50"]
+
+
+def test_an_incompressible_corpus_says_the_codec_alone_decompressed_nothing_either():
+    from hwzswap.bench.runner import BenchRun, run_bench
+    from hwzswap.bench.workload import build_workload
+
+    pages = np.random.default_rng(5).integers(0, 256, (64, 4096), dtype=np.uint8)
+    doc = run_bench(build_workload("roundtrip", pages, seed=0),
+                    BenchRun(backends=["lz4"], repeat=1, warm_up=False))
+    (r,) = doc["results"]
+    assert r["store_vs_raw"] is None and r["counters"]["zswpout"] == 0
+    assert "the raw pass compressed every page (none shrank" in r["store_vs_raw_note"]
+    assert "decompressed every page" not in r["store_vs_raw_note"]
