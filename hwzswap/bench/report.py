@@ -694,7 +694,9 @@ def figure(doc: Mapping[str, Any]) -> Any:
         ax.annotate(text, (rect.get_x() + rect.get_width() / 2, rect.get_height()), ha="center",
                     va="bottom", fontsize=6 if crowded else 8, xytext=(0, 2),
                     textcoords="offset points", color="#b22222" if rt is None else "black")
-    ax.set_title("Compression ratio (Σ orig / Σ compressed, not same-filled)\n"
+    counted = ("same-filled pages counted"
+               if any(r.get("ratio_counts_same_filled") for r in results) else "not same-filled")
+    ax.set_title(f"Compression ratio (Σ orig / Σ compressed, {counted})\n"
                  "label: pool density at peak; n/a: no page compressed", fontsize=10)
     ax.set_xticks(x, names, **tick_kw)
     ax.set_ylim(0, max([v for v in ratios if v is not None] + [1.0]) * 1.25)
