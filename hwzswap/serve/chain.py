@@ -29,7 +29,10 @@ exit status and what failed in its teardown to ``/run/hwzswap/<name>.exit`` (``o
 its parent, so it cannot wait for it). ``off`` reads that: a teardown that failed (a
 recording not written) fails ``off`` too, with the log kept; a clean one removes both. A
 swapoff the server could not do (ENOMEM) is in the state file (``error``,
-``swapoff_failed_at``), where ``off`` sees it at once.
+``swapoff_failed_at``), where ``off`` sees it at once. ``status`` shows both: a failed swapoff
+(the chain is stuck on until that is dealt with), and the exit record of a server that ended
+on its own (a signal ``off`` did not send, a failure while serving: the chain is off), which
+``off`` then clears, with the log unless that server's end failed.
 """
 
 from __future__ import annotations
@@ -844,12 +847,13 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
         check_no_other_swap()
     STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = log_path(name)
+    # the record of a server that ended on its own goes, and its log with it unless that
+    # server's end failed: that one is kept, as every log that says what failed
+    _clear_ended(name)
     moved = _move_old_log(name)
     if moved is not None:
         print(f"hwzswap swap {name}: the log of an earlier server ({log}, kept because "
               f"something failed) is now {moved}", file=sys.stderr)
-    with contextlib.suppress(FileNotFoundError):  # a server's that ended on its own
-        exit_path(name).unlink()
     rfd, wfd = os.pipe()
     argv = _server_argv(str(config), name, priority, coexist, threads, device_time,
                         record, record_command) + ["--ready-fd", str(wfd)]
@@ -1039,7 +1043,7 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
     server is done (every 50 ms; ``run`` says there what signals came meanwhile)."""
     st = read_state(name)
     if st is None:
-        return []
+        return _clear_ended(name)
     done: list[str] = []
     pid = st.get("pid")
     if _server_alive(st):
@@ -1131,20 +1135,139 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
     return done
 
 
+def _ended_record(name: str) -> dict[str, Any] | None:
+    """The exit record (:func:`exit_path`) a server of chain ``name`` left, read and left in
+    place, with ``at`` (when it was written); None when there is none."""
+    path = exit_path(name)
+    try:
+        out = json.loads(path.read_text())
+        at = path.stat().st_mtime
+    except (OSError, ValueError):
+        return None
+    return {**out, "at": at} if isinstance(out, dict) else None
+
+
+def _ended_cleanly(ended: dict[str, Any]) -> bool:
+    """Whether the server of exit record ``ended`` ended with nothing failed (its log then
+    says nothing that needs keeping)."""
+    return ended.get("rc") == 0 and not ended.get("problems") and not ended.get("errors")
+
+
+def _clear_ended(name: str) -> list[str]:
+    """``swap off`` of a chain that is not on, whose server ended on its own (it was stopped
+    by a signal ``swap off`` did not send, or failed while serving) and left its exit record
+    and log: the record goes, and the log too when that server ended cleanly (else it is kept
+    and named: it says what failed). What was done."""
+    ended = _ended_record(name)
+    if ended is None:
+        return []
+    with contextlib.suppress(FileNotFoundError):
+        exit_path(name).unlink()
+    done = [f"was not on; the record of its last server (pid {ended.get('pid')}, which ended "
+            f"on its own with exit status {ended.get('rc')}) removed"]
+    if _ended_cleanly(ended):
+        with contextlib.suppress(FileNotFoundError):
+            log_path(name).unlink()
+            done.append(f"its log removed ({log_path(name)})")
+    elif log_path(name).exists():
+        done.append(f"server log kept: {log_path(name)}")
+    return done
+
+
+def _when(t: Any) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(t)))
+    except (TypeError, ValueError, OverflowError):
+        return str(t)
+
+
 def status(name: str = DEFAULT_NAME, timeout: float = 2.0) -> dict[str, Any]:
     """What chain ``name`` has set up; a live server's stats, or ``stats_error`` when its
-    control socket does not answer within ``timeout`` seconds (still setting up, or hung)."""
+    control socket does not answer within ``timeout`` seconds (still setting up, or hung).
+
+    Besides: ``swapoff_failed`` (``at``, ``error``, ``advice``) when the server's last
+    swapoff failed (the chain is stuck on until that is dealt with), ``error`` when the
+    state records one (a teardown that could not undo everything), ``ended`` (the exit
+    record: ``pid``, ``rc``, ``problems``, ``errors``, ``at``) when the server has exited,
+    on its own included (the chain is then off, but its record and log stay until ``swap
+    off`` or the next ``swap on``), and ``log`` (the server log's path) when there is one."""
     st = read_state(name)
-    if st is None:
-        return {"name": name, "on": False}
-    out = {"name": name, "on": True, "state": st, "server_alive": _server_alive(st),
-           "in_proc_swaps": st.get("loop") in active_swaps()}
-    if out["server_alive"]:
-        try:
-            out["stats"] = query(name, timeout=timeout)
-        except ChainError as exc:
-            out["stats_error"] = str(exc)
+    out: dict[str, Any] = {"name": name, "on": st is not None}
+    if st is not None:
+        out.update(state=st, server_alive=_server_alive(st),
+                   in_proc_swaps=st.get("loop") in active_swaps())
+        if out["server_alive"]:
+            try:
+                out["stats"] = query(name, timeout=timeout)
+            except ChainError as exc:
+                out["stats_error"] = str(exc)
+        if st.get("swapoff_failed_at") is not None:
+            out["swapoff_failed"] = {
+                "at": st["swapoff_failed_at"], "error": str(st.get("error") or "swapoff failed"),
+                "advice": (
+                    "the chain stays on and the pages on it are kept until that is dealt with "
+                    "(pages that cannot come back in: end their processes or raise their "
+                    f"cgroup's memory limit); then `hwzswap swap off --name {name}` tries "
+                    "again (`--force` kills the server instead: the pages still on the device "
+                    "are then lost to their owners)")}
+        elif st.get("error"):
+            out["error"] = str(st["error"])
+    ended = _ended_record(name)
+    if ended is not None and (st is None or (ended.get("pid"), ended.get("pid_start")) == (
+            st.get("pid"), st.get("pid_start"))):
+        out["ended"] = ended
+    if log_path(name).exists():
+        out["log"] = str(log_path(name))
     return out
+
+
+def _print_status(name: str, out: dict[str, Any]) -> None:
+    """``swap status``'s text: what is set up, and what went wrong and what to do."""
+    ended, log = out.get("ended"), out.get("log")
+    if not out["on"]:
+        print(f"hwzswap swap {name}: off")
+        if ended is not None:
+            what = [f"exit status {ended.get('rc')}"]
+            what += [str(p) for p in ended.get("problems") or []]
+            print(f"  its last server (pid {ended.get('pid')}) ended on its own at "
+                  f"{_when(ended.get('at'))} (not by `swap off`; nothing of the chain is "
+                  f"left): {'; '.join(what)}")
+            print(f"  server log: {log or 'none'}; `hwzswap swap off --name {name}` clears "
+                  "this record" + ("" if log is None else " (and the log)"
+                                   if _ended_cleanly(ended) else
+                                   " (the log is kept: it says what failed)"))
+        elif log is not None:
+            print(f"  the log of an earlier server is kept: {log} (remove it when done with "
+                  "it; the next `swap on` of this name moves it aside)")
+        return
+    st = out["state"]
+    alive = out["server_alive"]
+    print(f"hwzswap swap {name}: on, server pid {st.get('pid')} "
+          f"({'alive' if alive else f'DEAD: run `hwzswap swap off --name {name}`'}), "
+          f"{st.get('loop')} {'in' if out['in_proc_swaps'] else 'not in'} /proc/swaps, "
+          f"config {st.get('config')}")
+    failed = out.get("swapoff_failed")
+    if failed is not None:
+        print(f"  STUCK: the server's swapoff FAILED at {_when(failed['at'])}: "
+              f"{failed['error']}")
+        print(f"  {failed['advice']}")
+    elif out.get("error"):
+        print(f"  FAILED: the server could not undo all of the chain: {out['error']}")
+    if ended is not None:
+        print(f"  the server exited at {_when(ended.get('at'))} with status {ended.get('rc')}")
+    if out.get("stats_error"):
+        print(f"  the server does not answer: {out['stats_error']} (still setting up, or "
+              f"hung: `hwzswap swap off --force --name {name}` ends it)")
+    s = out.get("stats")
+    if s:
+        e = s["engine"]
+        print(f"  writes {s['write_pages']} pages in {s['write_requests']} requests, reads "
+              f"{s['read_pages']} in {s['read_requests']}, discarded "
+              f"{s['discarded_pages']}; zswap stored {e.get('stored_pages')}, "
+              f"backing device in/out {e.get('pswpin')}/{e.get('pswpout')}, "
+              f"server CPU {s['cpu_s']:.2f} s")
+    if not alive and log is not None:
+        print(f"  server log: {log} (kept by `swap off`: it may say what happened)")
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -1207,26 +1330,8 @@ def _cmd_swap(args: argparse.Namespace) -> int:
     out = status(args.name)
     if args.json:
         print(json.dumps(out, indent=2, default=str))
-    elif not out["on"]:
-        print(f"hwzswap swap {args.name}: off")
     else:
-        st = out["state"]
-        print(f"hwzswap swap {args.name}: on, server pid {st.get('pid')} "
-              f"({'alive' if out['server_alive'] else 'DEAD: run `hwzswap swap off'}"
-              f"{'' if out['server_alive'] else f' --name {args.name}`'}), "
-              f"{st.get('loop')} {'in' if out['in_proc_swaps'] else 'not in'} /proc/swaps, "
-              f"config {st.get('config')}")
-        if out.get("stats_error"):
-            print(f"  the server does not answer: {out['stats_error']} (still setting up, or "
-                  f"hung: `hwzswap swap off --force --name {args.name}` ends it)")
-        s = out.get("stats")
-        if s:
-            e = s["engine"]
-            print(f"  writes {s['write_pages']} pages in {s['write_requests']} requests, reads "
-                  f"{s['read_pages']} in {s['read_requests']}, discarded "
-                  f"{s['discarded_pages']}; zswap stored {e.get('stored_pages')}, "
-                  f"backing device in/out {e.get('pswpin')}/{e.get('pswpout')}, "
-                  f"server CPU {s['cpu_s']:.2f} s")
+        _print_status(args.name, out)
     return 0
 
 
@@ -1331,7 +1436,9 @@ def register(sub: Any) -> None:
             "on: start a server that serves the kernel's swap (FUSE file, loop device with "
             "direct I/O, mkswap, swapon) and return once swap is on; off: undo it (through the "
             "server, or from the state file after a crashed or killed one); status: say what "
-            "is set up. Exit status 0 when done; 2 when refused (bad arguments or config, "
+            "is set up, and what went wrong with what to do (a failed swapoff, a dead "
+            "server, one that ended on its own: `off` clears its record). Exit status 0 "
+            "when done; 2 when refused (bad arguments or config, "
             "not root, no /dev/fuse or loop devices, inside a memory-limited cgroup, another "
             "swap device active without --coexist, a chain of that --name already on) or when "
             "the server could not set the chain up (undone); 1 when on or off leaves something "

@@ -6,12 +6,10 @@ the handler blocked, and with it the whole run, teardown included."""
 
 from __future__ import annotations
 
-import os
 import select
 import signal
 import subprocess
 import sys
-import time
 
 #: ``run``'s two ways of taking stop signals, around reads of stdin (where the test sends the
 #: signals), with stderr a pipe filled up first: any write to it blocks until the test reads.

@@ -4,6 +4,7 @@ a swapoff the kernel refused (the server keeps serving) and a recording that fai
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def test_a_swapoff_the_kernel_refuses_is_reported_at_once(state_dir: Path,
         unkillable = cg.kind == "v1" or Path(
             f"/proc/{prog.pid}/oom_score_adj").read_text().strip() == "-1000"
         assert chain.query("of1")["write_pages"] > 2000
-        t0 = time.monotonic()
+        t0, started = time.monotonic(), time.time()
         p = hwzswap_cli("swap", "off", "--name", "of1", "--timeout", "100", timeout=150)
         took = time.monotonic() - t0
         assert p.returncode == 1, p.stdout + p.stderr
@@ -59,6 +60,15 @@ def test_a_swapoff_the_kernel_refuses_is_reported_at_once(state_dir: Path,
         assert "still running" not in p.stderr
         assert took < 60, took  # not the 100 s it was given
         assert chain._server_alive(st) and st["loop"] in chain.active_swaps()
+        # status says the chain is stuck, why and what to do (it said "alive", nothing more)
+        text = hwzswap_cli("swap", "status", "--name", "of1").stdout
+        assert "(alive)" in text and "STUCK: the server's swapoff FAILED at " in text, text
+        assert "Cannot allocate memory" in text and "raise their cgroup's memory limit" in text
+        assert "then `hwzswap swap off --name of1` tries again (`--force` kills" in text, text
+        js = json.loads(hwzswap_cli("swap", "status", "--name", "of1", "--json").stdout)
+        failed = js["swapoff_failed"]
+        assert "Cannot allocate memory" in failed["error"], failed
+        assert started <= failed["at"] <= time.time() and "--force" in failed["advice"]
         # dealt with: room for the pages, and the same command now undoes it all
         limit_file = "memory.limit_in_bytes" if cg.kind == "v1" else "memory.max"
         (cg.path / limit_file).write_text(str(512 << 20))
