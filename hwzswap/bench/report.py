@@ -427,20 +427,15 @@ def mode_summary(doc: Mapping[str, Any]) -> list[str]:
             # loads read from the swap file decompress nothing, in different shares per mode
             line += ("; no best load mode named: loads read from the swap file, not "
                      "decompressed: " + ", ".join(f"{m} {v:.0%}" for m, v in swap.items()))
-        elif fair and all(isinstance(r.get("load_vs_raw"), (int, float)) for r in fair.values()):
-            # by the same-run share of the codec alone, as for stores (pages/s drift)
-            best_m, best_r = max(fair.items(), key=lambda kv: kv[1]["load_vs_raw"])
-            line += (f"; loads best in {best_m} ({_x(best_r['load_vs_raw'])} raw, "
-                     f"{_rate(best_r['load_pages_per_s'])} pages/s")
-            if best_r.get("load_staged_share"):
-                line += f", {best_r['load_staged_share']:.0%} of them from staged copies"
-            line += ")"
-            left = sorted(m for m, r in modes.items() if r.get("load_figure_staged"))
-            if left:
-                line += f" ({', '.join(left)} not compared: loads from staged copies)"
         elif fair:
-            best_m, best_r = max(fair.items(), key=lambda kv: kv[1]["load_pages_per_s"])
-            line += f"; loads best in {best_m} ({_rate(best_r['load_pages_per_s'])}"
+            # by the same-run share of the codec alone, as for stores (pages/s drift); by
+            # pages/s only when a mode has no such share
+            by_ratio = all(isinstance(r.get("load_vs_raw"), (int, float)) for r in fair.values())
+            key = "load_vs_raw" if by_ratio else "load_pages_per_s"
+            best_m, best_r = max(fair.items(), key=lambda kv: kv[1][key])
+            rate = _rate(best_r["load_pages_per_s"])
+            line += (f"; loads best in {best_m} ({_x(best_r['load_vs_raw'])} raw, {rate} pages/s"
+                     if by_ratio else f"; loads best in {best_m} ({rate}")
             if best_r.get("load_staged_share"):
                 line += f", {best_r['load_staged_share']:.0%} of them from staged copies"
             line += ")"

@@ -10,22 +10,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import pytest
 
-from hwzswap.bench.corpus import load_bundled
 from hwzswap.bench.report import MODES_COMPARED_NOTE, markdown, mode_summary
 from hwzswap.bench.results import schema_problems
-from hwzswap.bench.runner import BenchRun, run_bench
-from hwzswap.bench.workload import build_workload
-
-
-@pytest.fixture(scope="module")
-def real() -> dict[str, Any]:
-    wl = build_workload("roundtrip", load_bundled(max_pages=64), seed=0)
-    doc = run_bench(wl, BenchRun(backends=["lz4"], batching="page,reclaim,async",
-                                 warm_up=False))
-    assert not doc["failed"] and len(doc["results"]) == 3
-    return doc
 
 
 def _drifted(real: dict[str, Any]) -> dict[str, Any]:
