@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-
 from hwzswap.bench.report import MODES_COMPARED_NOTE, markdown, mode_summary
 from hwzswap.bench.results import schema_problems
 
