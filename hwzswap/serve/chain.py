@@ -107,8 +107,36 @@ def active_swaps() -> list[str]:
     return [line.split()[0] for line in lines if line.strip()]
 
 
-def preflight(*, coexist: bool = False, check_cgroup: bool = True) -> None:
-    """Raise :class:`ChainError` naming the first reason the chain cannot work here."""
+#: zswap's switch: while it is Y, the kernel compresses pages in front of every swap device
+ZSWAP_ENABLED = Path("/sys/module/zswap/parameters/enabled")
+
+
+def kernel_zswap_on() -> bool:
+    """Whether the kernel's own zswap is enabled (False where it is not built in)."""
+    try:
+        return ZSWAP_ENABLED.read_text().strip() in ("Y", "1")
+    except OSError:
+        return False
+
+
+def check_kernel_zswap() -> None:
+    """Refuse while the kernel's zswap is on: it would take the pages in front of hwzswap,
+    which would then see almost none (pswpin/pswpout 0) and every figure would measure the
+    kernel's zswap instead."""
+    if kernel_zswap_on():
+        raise ChainError(
+            f"the kernel's own zswap is on ({ZSWAP_ENABLED} is Y): it would compress the pages "
+            "in front of hwzswap, which would then see almost none, so every figure would "
+            f"measure the kernel's zswap; turn it off with `echo N > {ZSWAP_ENABLED}` (and "
+            "back on afterwards if you want it), or measure the kernel's own zswap with "
+            "`hwzswap run --compare kernel-<comp>`")
+
+
+def preflight(*, coexist: bool = False, check_cgroup: bool = True,
+              allow_kernel_zswap: bool = False) -> None:
+    """Raise :class:`ChainError` naming the first reason the chain cannot work here.
+    ``allow_kernel_zswap``: the kernel's zswap may be on (a ``run --compare kernel-<comp>``
+    run, which sets it itself); otherwise it is refused (:func:`check_kernel_zswap`)."""
     if os.geteuid() != 0:
         raise ChainError("hwzswap swap needs root (mount, losetup, swapon): run it as root")
     if not os.path.exists("/dev/fuse"):
@@ -133,19 +161,54 @@ def preflight(*, coexist: bool = False, check_cgroup: bool = True) -> None:
                 "bytes): the swap server must never be, or reclaim in that cgroup would wait "
                 "on the server itself; start it from an unlimited cgroup"
             )
+    if not allow_kernel_zswap:
+        check_kernel_zswap()
     if not coexist:
         check_no_other_swap()
 
 
+def _chains_by_device() -> dict[str, dict[str, Any]]:
+    """The loop device of every chain with a state file, and that state (its ``name``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in chain_names():
+        try:
+            st = read_state(name)
+        except ChainError:
+            continue
+        if st and st.get("loop"):
+            out[str(st["loop"])] = {**st, "name": name}
+    return out
+
+
 def check_no_other_swap() -> None:
     """Refuse while another swap device is active (``--coexist`` skips this). Checked after a
-    dead chain of the same name was undone: its own device must not count."""
+    dead chain of the same name was undone: its own device must not count. A device that is
+    an hwzswap chain's is named as that chain, with how to remove it."""
     others = active_swaps()
     if others:
+        chains = _chains_by_device()
+        what, hints = [], []
+        for dev in others:
+            st = chains.get(dev)
+            if st is None:
+                what.append(dev)
+                continue
+            alive = "alive" if _server_alive(st) else "dead"
+            what.append(f"{dev}: hwzswap chain {st['name']!r}, server pid {st.get('pid')} "
+                        f"{alive}")
+            hints.append(f"`hwzswap swap off --name {st['name']}`")
+        how = (f"{' and '.join(hints)} remove{'s' if len(hints) == 1 else ''} "
+               f"{'it' if len(hints) == 1 else 'them'}" if hints else "swapoff it")
+        if len(hints) < len(others) and hints:
+            how += "; swapoff the others"
         raise ChainError(
-            f"another swap device is active ({', '.join(others)}): the figures would mix "
-            "both; swapoff it, or pass --coexist"
+            f"another swap device is active ({', '.join(what)}): the figures would mix "
+            f"both; {how}, or pass --coexist"
         )
+
+
+#: The smallest swap area ``mkswap`` makes: 40 KiB ("swap area needs to be at least 40 KiB").
+MIN_SWAP_PAGES = 10
 
 
 def check_servable(config: Any, source: str) -> None:
@@ -155,7 +218,20 @@ def check_servable(config: Any, source: str) -> None:
     ``zswap.exclusive_loads: true`` frees a slot when it is loaded, but for a swap device the
     kernel, not hwzswap, decides when a slot is free: it reads slots again when it likes (blkid
     probing the device, a clean swap-cache page dropped and faulted back) and frees them only
-    with a discard. The second read of such a slot would fail with EIO."""
+    with a discard. The second read of such a slot would fail with EIO.
+
+    ``swap.nr_pages`` below :data:`MIN_SWAP_PAGES` is refused here, before anything is set
+    up, rather than by ``mkswap`` after the mount and the loop device (the bench, which sets
+    up no swap area, takes smaller ones)."""
+    from hwzswap.errors import ConfigError
+
+    nr_pages = getattr(getattr(config, "swap", None), "nr_pages", None)
+    if isinstance(nr_pages, int) and nr_pages < MIN_SWAP_PAGES:
+        raise ConfigError(
+            f"{source}: swap.nr_pages: {nr_pages} pages is too small for a swap area: mkswap "
+            f"and the kernel need at least {MIN_SWAP_PAGES} pages "
+            f"({MIN_SWAP_PAGES * 4} KiB, the header page included); give "
+            f"swap.nr_pages: {MIN_SWAP_PAGES} or more")
     if getattr(config.zswap, "exclusive_loads", False):
         raise ChainError(
             f"{source}: zswap.exclusive_loads: true cannot serve the kernel's swap: a load "
@@ -214,6 +290,154 @@ def exit_path(name: str) -> Path:
 def log_path(name: str) -> Path:
     """The server log of ``swap on`` (the server's output)."""
     return STATE_DIR / f"{check_name(name)}.log"
+
+
+#: a log an earlier server left, moved aside by the next ``swap on`` (:func:`_move_old_log`)
+_MOVED_LOG_RE = re.compile(r".*\.\d{8}-\d{6}(-\d+)?")
+
+
+def chain_names() -> list[str]:
+    """The name of every chain the state directory knows: one with a state file (on, or left
+    by a dead server), an exit record or a log of its own (not one moved aside)."""
+    names: set[str] = set()
+    try:
+        entries = list(STATE_DIR.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        stem, dot, ext = entry.name.rpartition(".")
+        if not dot or ext not in ("json", "exit", "log") or not _NAME_RE.fullmatch(stem):
+            continue
+        if ext == "log" and _MOVED_LOG_RE.fullmatch(stem):
+            continue
+        names.add(stem)
+    return sorted(names)
+
+
+# -- locks --------------------------------------------------------------------------------------
+#
+# Two flock(2) locks keep setups that run at once apart:
+#
+# * ``<name>.lock``: held for the whole life of chain ``name``'s setup, serving and teardown
+#   (by ``swap on`` while it starts the server, then by the server, which inherits it), and by
+#   whoever undoes a dead server's leftovers. A second ``swap on`` of that name is refused
+#   while it is held, instead of tearing down (or moving the log of) the chain that holds it.
+# * ``.setup.lock``: held from the "no other swap device" check until ``swapon`` returned, so
+#   two setups without ``--coexist`` cannot both pass the check and both come up.
+#
+# A lock file is removed by its last holder, while holding it; a taker that finds its file
+# gone after flock() tries again on a fresh one.
+
+SETUP_LOCK = ".setup.lock"
+
+
+def name_lock_path(name: str) -> Path:
+    return STATE_DIR / f"{check_name(name)}.lock"
+
+
+def _setup_lock_path() -> Path:
+    return STATE_DIR / SETUP_LOCK
+
+
+def _lock(path: Path, what: dict[str, Any], wait_s: float = 0.0) -> int | None:
+    """flock ``path`` exclusively, waiting up to ``wait_s`` seconds: the open descriptor
+    (close-on-exec) holding it, its holder (``what``, with this pid) written in it; None
+    when another holds it."""
+    STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+            continue
+        if _same_file(fd, path):
+            _note_holder(fd, what)
+            return fd
+        os.close(fd)  # its last holder removed it meanwhile: take a fresh one
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _note_holder(fd: int, what: dict[str, Any]) -> None:
+    """Write who holds a lock into its file (for the refusals of those who find it held)."""
+    data = json.dumps({**what, "pid": os.getpid()}).encode()
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+
+
+def _holder(path: Path) -> str:
+    """Who holds the lock at ``path``, as its holder wrote it: "pid P (what it does)"."""
+    try:
+        h = json.loads(path.read_text())
+        pid, doing = h.get("pid"), h.get("doing")
+    except (OSError, ValueError, AttributeError):
+        return "another process"
+    what = [str(doing)] if doing else []
+    if _proc_start(pid) is None:
+        what.append("exiting")
+    return f"pid {pid}" + (f" ({', '.join(what)})" if what else "")
+
+
+def _unlock(fd: int | None, path: Path, remove: bool = True) -> None:
+    """Release a lock from :func:`_lock` (``remove``: delete its file first, while still
+    holding it, unless it is already another one)."""
+    if fd is None:
+        return
+    if remove and _same_file(fd, path):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    os.close(fd)
+
+
+def _name_in_use(name: str) -> ChainError:
+    """The refusal of a second setup (or undo) of ``name`` while another holds its lock."""
+    st = None
+    with contextlib.suppress(ChainError):
+        st = read_state(name)
+    if st is not None and _server_alive(st):
+        return ChainError(f"hwzswap swap {name!r} is already on (server pid {st['pid']}, "
+                          f"{st.get('loop') or 'still setting up'}): `hwzswap swap off --name "
+                          f"{name}` first, or pick another --name")
+    return ChainError(f"hwzswap swap {name!r} is in use by {_holder(name_lock_path(name))}, "
+                      "which is setting it up or undoing it right now (see `hwzswap swap "
+                      f"status --name {name}`): try again once it is done, or pick another "
+                      "--name")
+
+
+def lock_name(name: str, doing: str) -> int:
+    """Take chain ``name``'s lock (:func:`_lock`) or raise :func:`_name_in_use`'s refusal."""
+    fd = _lock(name_lock_path(name), {"name": name, "doing": doing})
+    if fd is None:
+        raise _name_in_use(name)
+    return fd
+
+
+def lock_setup(name: str, coexist: bool, wait_s: float = 120.0) -> int:
+    """Take the setup lock for chain ``name``: without ``coexist`` another setup going on
+    is refused at once (its swap device is about to be active); with it, waited for."""
+    fd = _lock(_setup_lock_path(), {"name": name, "doing": f"setting up chain {name!r}"},
+               wait_s if coexist else 0.0)
+    if fd is None:
+        holder = _holder(_setup_lock_path())
+        if coexist:
+            raise ChainError(f"hwzswap swap {name}: another chain's setup ({holder}) did not "
+                             f"finish within {wait_s:g} s; try again")
+        raise ChainError(f"another swap device is being set up right now ({holder}): the "
+                         "figures would mix both; wait for it and swapoff it, or pass "
+                         "--coexist")
+    return fd
 
 
 def read_state(name: str) -> dict[str, Any] | None:
@@ -540,8 +764,14 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
+    # `swap on` hands over the locks it took (see "locks") and a private copy of the config
+    # it read (removed once read here; messages name the user's file, ``source``)
+    name_fd: int | None = getattr(args, "name_lock_fd", None)
+    setup_fd: int | None = getattr(args, "setup_lock_fd", None)
+    own_name_lock = name_fd is None  # else `swap on` holds it too until swap is on
+    source = getattr(args, "config_source", None) or args.config
     state: dict[str, Any] = {"name": name, "pid": os.getpid(),
-                             "pid_start": _proc_start(os.getpid()), "config": args.config,
+                             "pid_start": _proc_start(os.getpid()), "config": source,
                              "priority": args.priority, "started": time.time(), "steps": []}
     base = STATE_DIR / name
     mnt = base / "mnt"
@@ -575,16 +805,21 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     wrote_state = False  # the state file is this process's only once it has written it
     up = False  # the chain is set up and served (a failure from here on is not a refusal)
     try:
-        from hwzswap.config import load_config
-
         # refusals, before anything is set up
         socket_path(name)
+        # read once: it may be a pipe (`--config /dev/stdin`), which a second read finds empty
+        cfg = _load_config_once(args.config, source,
+                                private=getattr(args, "config_source", None) is not None)
         if getattr(args, "record", None):
             from hwzswap.cliargs import check_outputs
 
-            check_outputs([("--record", args.record, ())], inputs=[("--config", args.config)])
-        check_servable(load_config(args.config), args.config)
-        preflight(coexist=True)
+            check_outputs([("--record", args.record, ())], inputs=[("--config", source)])
+        check_servable(cfg, source)
+        preflight(coexist=True, allow_kernel_zswap=getattr(args, "allow_kernel_zswap", False))
+        if name_fd is None:
+            name_fd = lock_name(name, f"serving chain {name!r}")
+        else:
+            _note_holder(name_fd, {"name": name, "doing": f"serving chain {name!r}"})
         old = read_state(name)
         if old is not None:
             if _server_alive(old):
@@ -593,7 +828,11 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                     f"{old.get('loop')}): `hwzswap swap off --name {name}` first, or pick "
                     "another --name")
             say(f"hwzswap swap {name}: undoing what a dead server left: "
-                f"{'; '.join(swap_off(name)) or 'nothing'}")
+                f"{'; '.join(swap_off(name, name_locked=True)) or 'nothing'}")
+        if setup_fd is None:
+            setup_fd = lock_setup(name, args.coexist)
+        else:
+            _note_holder(setup_fd, {"name": name, "doing": f"setting up chain {name!r}"})
         if not args.coexist:
             check_no_other_swap()
         check_stop()
@@ -602,7 +841,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         state["mlockall"] = _mlockall() or "ok"
         state["io_flusher"] = _io_flusher() or "ok"
         check_stop()
-        system = open_zswap(args.config)
+        system = open_zswap(cfg)
         recorder = Recorder() if args.record else None
         swapfile = SwapFile(system, device_time=args.device_time, recorder=recorder)
         base.mkdir(parents=True, exist_ok=True)
@@ -626,10 +865,13 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         _run(["mkswap", loop])
         check_stop()
         _run(["swapon", "--discard=pages", "-p", str(args.priority), loop])
+        # active now: the next setup's "no other swap device" check sees it
+        _unlock(setup_fd, _setup_lock_path())
+        setup_fd = None
         step("swapon")
         control = Control(Path(state["socket"]), swapfile,
                           {"name": name, "loop": loop, "pid": os.getpid(),
-                           "config": args.config})
+                           "config": source})
         control.start()
         say(f"hwzswap swap {name}: on ({loop} <- {fuse.path}, engine "
             f"{system.backend.name}, zswap {'on' if system.config.zswap.enabled else 'off'}, "
@@ -716,7 +958,15 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                 Path(args.record).parent.mkdir(parents=True, exist_ok=True)
                 path = recorder.save(args.record, {"name": f"recorded-{name}",
                                                    "command": args.record_command})
-                say(f"hwzswap swap {name}: recorded stream -> {path}")
+                if path is not None:
+                    say(f"hwzswap swap {name}: recorded stream -> {path}")
+                elif args.record_command is None:
+                    # (`run`, which passes the command, says itself why nothing was recorded)
+                    problems.append(
+                        f"recording: --record {args.record}: not written: nothing was swapped "
+                        "out to this chain while it was on, so there was nothing to record "
+                        "(put the program under memory pressure, e.g. `hwzswap run "
+                        "--memory-limit M --record F -- CMD`)")
             except Exception as exc:  # noqa: BLE001 - the rest still runs
                 problems.append(f"recording: {exc}")
         if system is not None and not errors:
@@ -754,19 +1004,47 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                      "problems": problems, "errors": errors})))
             except OSError as exc:
                 warn(f"hwzswap swap {name}: cannot write {exit_path(name)}: {exc}")
+        _unlock(setup_fd, _setup_lock_path())
+        # the name's lock goes last; one `swap on` handed over stays its own until swap was
+        # on (it undoes a server that did not come up, under that lock)
+        _unlock(name_fd, name_lock_path(name), remove=own_name_lock or up)
     return rc
+
+
+def _load_config_once(path: str, source: str, private: bool = False) -> Any:
+    """Load and check the config at ``path`` (read once); ``source``: the user's file, named
+    in errors in place of ``path``. ``private``: ``path`` is a copy made for this process,
+    removed once read."""
+    from hwzswap.config import load_config
+    from hwzswap.errors import ConfigError
+
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        if path == source:
+            raise
+        raise ConfigError(str(exc).replace(path, source)) from None
+    finally:
+        if private:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    cfg.source = source
+    return cfg
 
 
 # -- on / off / status ------------------------------------------------------------------------
 
 
 def _server_argv(config: str, name: str, priority: int, coexist: bool, threads: int,
-                 device_time: str, record: str | None, record_command: str | None) -> list[str]:
+                 device_time: str, record: str | None, record_command: str | None,
+                 allow_kernel_zswap: bool = False) -> list[str]:
     argv = [sys.executable, "-m", "hwzswap.serve.chain", "--config", config, "--name", name,
             "--priority", str(priority), "--threads", str(threads),
             "--device-time", device_time]
     if coexist:
         argv.append("--coexist")
+    if allow_kernel_zswap:
+        argv.append("--allow-kernel-zswap")
     if record:
         argv += ["--record", record]
     if record_command:
@@ -811,15 +1089,24 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
             coexist: bool = False, threads: int = 4, device_time: str = "real",
             record: str | None = None, record_command: str | None = None,
             timeout: float = 120.0, signals: OnSignals | None = None,
-            keep_refused_log: bool = True) -> dict[str, Any]:
+            keep_refused_log: bool = True, allow_kernel_zswap: bool = False
+            ) -> dict[str, Any]:
     """Start a server process for ``config`` and wait until swap is on. Returns the state.
     ``signals``: the caller's :class:`OnSignals`, told when the server is being started and
     when swap is on. ``keep_refused_log=False``: when the server refuses, saying why, and
     nothing is left, its log is removed and not cited (``swap on``: the message is all it
     says); otherwise it is kept and cited (``run`` cites it).
 
-    The config is loaded and checked first (:class:`~hwzswap.errors.ConfigError` naming the
-    file and the key, or :func:`check_servable`'s refusal), before anything is started."""
+    The config is read once (it may be a pipe: ``--config /dev/stdin``, ``<(...)``), loaded
+    and checked first (:class:`~hwzswap.errors.ConfigError` naming the file and the key, or
+    :func:`check_servable`'s refusal), before anything is started; the server reads a
+    private copy of it (removed once read), and messages name ``config``.
+    ``allow_kernel_zswap``: the kernel's own zswap may be on (``run``'s ``kernel-<comp>``
+    runs); otherwise ``swap on`` is refused while it is (:func:`check_kernel_zswap`).
+
+    Chain ``name``'s lock (:func:`lock_name`) is held from the first look at its state until
+    swap is on (the server then holds it) or what was set up is undone: a second ``swap on``
+    of the name meanwhile is refused, and never touches this one's chain or log."""
     from hwzswap.config import load_config
 
     for what, value, check in (("priority", priority, swap_priority),
@@ -828,8 +1115,36 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
             check(str(value))
         except argparse.ArgumentTypeError as exc:
             raise ChainError(f"{what}: {exc}") from None
-    check_servable(load_config(config), str(config))
-    preflight(coexist=True)
+    cfg = load_config(config)
+    check_servable(cfg, str(config))
+    preflight(coexist=True, allow_kernel_zswap=allow_kernel_zswap)
+    check_name(name)
+    name_fd = lock_name(name, f"swap on: starting chain {name!r}")
+    handed = False  # to the server, once swap is on: it then holds the name's lock
+    try:
+        return _swap_on_locked(
+            cfg, str(config), name, priority, coexist, threads, device_time, record,
+            record_command, timeout, signals, keep_refused_log, allow_kernel_zswap, name_fd)
+    except _Handed as done:
+        handed = True
+        return done.state
+    finally:
+        _unlock(name_fd, name_lock_path(name), remove=not handed)
+
+
+class _Handed(Exception):  # noqa: N818 - not an error: swap is on, the server has the lock
+    def __init__(self, state: dict[str, Any]) -> None:
+        super().__init__()
+        self.state = state
+
+
+def _swap_on_locked(cfg: Any, config: str, name: str, priority: int, coexist: bool,
+                    threads: int, device_time: str, record: str | None,
+                    record_command: str | None, timeout: float, signals: OnSignals | None,
+                    keep_refused_log: bool, allow_kernel_zswap: bool, name_fd: int
+                    ) -> dict[str, Any]:
+    """:func:`swap_on` once it holds chain ``name``'s lock (``name_fd``); raises
+    :class:`_Handed` with the state once swap is on."""
     old = read_state(name)
     if old is not None:
         if _server_alive(old):
@@ -840,11 +1155,37 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
         # gone (or known not to be), so that what `swap on` then says matches what is left
         if signals is not None:
             signals.hold = True
-        swap_off(name)
+        swap_off(name, name_locked=True)
         if signals is not None:
             signals.check()
-    if not coexist:
-        check_no_other_swap()
+    setup_fd: int | None = lock_setup(name, coexist)
+    try:
+        if not coexist:
+            check_no_other_swap()
+        proc, rfd, log, private = _start_server(
+            cfg, config, name, priority, coexist, threads, device_time, record,
+            record_command, signals, allow_kernel_zswap, name_fd, setup_fd)
+        setup_fd = None  # the server's now: it lets go of it once swapon returned
+    finally:
+        _unlock(setup_fd, _setup_lock_path())
+    try:
+        st = _wait_server(proc, rfd, log, config, private, name, timeout, signals,
+                          keep_refused_log)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(private)  # the server removes it once read; this one may not have
+    raise _Handed(st)
+
+
+def _start_server(cfg: Any, config: str, name: str, priority: int, coexist: bool,
+                  threads: int, device_time: str, record: str | None,
+                  record_command: str | None, signals: OnSignals | None,
+                  allow_kernel_zswap: bool, name_fd: int, setup_fd: int
+                  ) -> tuple[subprocess.Popen[bytes], int, Path, str]:
+    """Start the server of chain ``name`` on a private copy of ``cfg``, handing it both
+    locks: the process, the read end of its ready pipe, its log and the copy's path."""
+    import tempfile
+
     STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = log_path(name)
     # the record of a server that ended on its own goes, and its log with it unless that
@@ -854,15 +1195,36 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
     if moved is not None:
         print(f"hwzswap swap {name}: the log of an earlier server ({log}, kept because "
               f"something failed) is now {moved}", file=sys.stderr)
+    # the server reads a private copy of what was read here (a pipe cannot be read twice)
+    fd, private = tempfile.mkstemp(prefix=f"hwzswap-{name}-", suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        json.dump(cfg.to_dict(), f)
     rfd, wfd = os.pipe()
-    argv = _server_argv(str(config), name, priority, coexist, threads, device_time,
-                        record, record_command) + ["--ready-fd", str(wfd)]
+    argv = _server_argv(private, name, priority, coexist, threads, device_time,
+                        record, record_command, allow_kernel_zswap) + [
+        "--ready-fd", str(wfd), "--config-source", config,
+        "--name-lock-fd", str(name_fd), "--setup-lock-fd", str(setup_fd)]
     if signals is not None:
         signals.hold = True  # a signal now would leave a started server nobody stops
-    with open(log, "wb") as logf:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                pass_fds=(wfd,), start_new_session=True)
-    os.close(wfd)
+    try:
+        with open(log, "wb") as logf:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                    pass_fds=(wfd, name_fd, setup_fd), start_new_session=True)
+    except BaseException:
+        os.close(rfd)
+        with contextlib.suppress(OSError):
+            os.unlink(private)
+        raise
+    finally:
+        os.close(wfd)
+    return proc, rfd, log, private
+
+
+def _wait_server(proc: subprocess.Popen[bytes], rfd: int, log: Path, config: str,
+                 private: str, name: str, timeout: float, signals: OnSignals | None,
+                 keep_refused_log: bool) -> dict[str, Any]:
+    """Wait until the server says swap is on (the state), or undo what it set up and raise
+    why not (messages name ``config``, not the server's ``private`` copy)."""
     msg = b""
     deadline = time.monotonic() + timeout
     try:
@@ -897,7 +1259,7 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
             signals.hold = True  # a second signal must not cut the undoing short
         _stop_server(proc.pid, 30)
         try:
-            swap_off(name)
+            swap_off(name, name_locked=True)
         except ChainError as err:
             why = (f"stopped by {signal.Signals(exc.signum).name} before swap was on"
                    if isinstance(exc, Interrupted) else f"{type(exc).__name__}: {exc}")
@@ -914,12 +1276,16 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
             _stop_server(proc.pid, 60)
         left = ""
         try:
-            swap_off(name)
+            swap_off(name, name_locked=True)
         except HwzswapError as exc:
             left = f"; and not all of it was undone: {exc} (`hwzswap swap off --name {name}`)"
         error = ChainLeftError if left else ChainError  # exit 1: something is left set up
-        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        try:
+            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        except OSError:
+            tail = []
         why = msg.decode(errors="replace").strip() or "\n".join(tail) or "no output"
+        why = why.replace(private, config)
         why = why.removeprefix("error: ")  # the server's ready line; the CLI says "error:"
         if late and not msg:
             why = f"not up within {timeout:g} s, stopped ({why})"
@@ -1031,7 +1397,8 @@ def _server_exit(name: str, st: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = False,
-             strict: bool = False, tick: Callable[[], None] | None = None) -> list[str]:
+             strict: bool = False, tick: Callable[[], None] | None = None, *,
+             name_locked: bool = False) -> list[str]:
     """Tear the chain ``name`` down: through its server if alive, else from the state file.
     ``force``: a server that has not finished within ``timeout`` is killed, and the rest is
     undone as after a crash (pages still on the device are lost to their owners). Returns
@@ -1040,7 +1407,33 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
     failure (a recording it could not write; its log is kept and named); without it, that
     failure is in the log only. The server log of ``swap on`` is removed after a clean
     teardown by the server. ``tick``: called in this thread each time it looks whether the
-    server is done (every 50 ms; ``run`` says there what signals came meanwhile)."""
+    server is done (every 50 ms; ``run`` says there what signals came meanwhile).
+
+    A live server is asked to tear down (it holds the name's lock); anything else (a dead
+    server's leftovers, an exit record) is undone under chain ``name``'s lock, so never
+    while a ``swap on`` of that name sets it up: that is refused, saying who holds it.
+    ``name_locked``: the caller holds that lock (``swap on``, the server)."""
+    if not name_locked:
+        st = read_state(name)
+        if st is None or not _server_alive(st):
+            fd = _lock(name_lock_path(name), {"name": name, "doing": "undoing what is left"})
+            if fd is not None:
+                try:
+                    return _swap_off(name, timeout, force, strict, tick)
+                finally:
+                    _unlock(fd, name_lock_path(name))
+            st = read_state(name)
+            if st is None or not _server_alive(st):
+                raise ChainError(
+                    f"hwzswap swap off {name}: chain {name!r} is in use by "
+                    f"{_holder(name_lock_path(name))}, which is setting it up or undoing it "
+                    f"right now; run `hwzswap swap off --name {name}` again once it is done")
+    return _swap_off(name, timeout, force, strict, tick)
+
+
+def _swap_off(name: str, timeout: float, force: bool, strict: bool,
+              tick: Callable[[], None] | None) -> list[str]:
+    """:func:`swap_off`'s work."""
     st = read_state(name)
     if st is None:
         return _clear_ended(name)
@@ -1327,6 +1720,16 @@ def _cmd_swap(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         print(f"hwzswap swap {args.name}: " + ("; ".join(done) if done else "was not on"))
         return 0
+    if args.name is None:
+        outs = [status(n) for n in chain_names()]
+        if args.json:
+            print(json.dumps({"state_dir": str(STATE_DIR), "chains": outs}, indent=2,
+                             default=str))
+        elif not outs:
+            print(f"hwzswap swap: no chains ({STATE_DIR} holds none)")
+        for out in outs if not args.json else ():
+            _print_status(out["name"], out)
+        return 0
     out = status(args.name)
     if args.json:
         print(json.dumps(out, indent=2, default=str))
@@ -1390,8 +1793,9 @@ def _add_server_args(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     ``_cmd_swap`` can tell an option given to an action it does not apply to."""
     d = _ON_DEFAULTS if defaults else dict.fromkeys(_ON_DEFAULTS)
     p.add_argument("--config", help="engine config (YAML), e.g. configs/serve-lz4.yaml")
-    p.add_argument("--name", type=chain_name, default=DEFAULT_NAME,
-                   help="chain name (state file and mount; letters, digits, '_', '.', '-')")
+    p.add_argument("--name", type=chain_name, default=DEFAULT_NAME if defaults else None,
+                   help="chain name (state file and mount; letters, digits, '_', '.', '-'; "
+                        f"default {DEFAULT_NAME}; `swap status` without it lists every chain)")
     p.add_argument("--priority", type=swap_priority, default=d["priority"],
                    help=f"swapon priority, 0 to {MAX_PRIORITY}, higher used first (default "
                         f"{DEFAULT_PRIORITY})")
@@ -1423,6 +1827,8 @@ def _check_swap_options(args: argparse.Namespace) -> None:
     for dest, value in _ON_DEFAULTS.items():
         if getattr(args, dest) is None:
             setattr(args, dest, value)
+    if args.name is None and args.action != "status":  # status without it lists them all
+        args.name = DEFAULT_NAME
     if args.timeout is None:
         args.timeout = 300.0
 
@@ -1480,6 +1886,12 @@ def main(argv: list[str] | None = None) -> int:
     _add_server_args(p)
     p.add_argument("--ready-fd", type=int)
     p.add_argument("--record-command")
+    # from `swap on`: the user's config file (--config is a private copy, removed once
+    # read), the locks it hands over, and a run that measures the kernel's zswap
+    p.add_argument("--config-source")
+    p.add_argument("--name-lock-fd", type=int)
+    p.add_argument("--setup-lock-fd", type=int)
+    p.add_argument("--allow-kernel-zswap", action="store_true")
     args = p.parse_args(argv)
     if args.config is None:
         p.error("--config is required")
