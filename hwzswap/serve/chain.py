@@ -1158,8 +1158,9 @@ def _swap_on_locked(cfg: Any, config: str, name: str, priority: int, coexist: bo
         swap_off(name, name_locked=True)
         if signals is not None:
             signals.check()
-    setup_fd: int | None = lock_setup(name, coexist)
+    setup_fd: int | None = None
     try:
+        setup_fd = lock_setup(name, coexist)
         if not coexist:
             check_no_other_swap()
         proc, rfd, log, private = _start_server(
@@ -1845,8 +1846,9 @@ def register(sub: Any) -> None:
             "is set up, and what went wrong with what to do (a failed swapoff, a dead "
             "server, one that ended on its own: `off` clears its record). Exit status 0 "
             "when done; 2 when refused (bad arguments or config, "
-            "not root, no /dev/fuse or loop devices, inside a memory-limited cgroup, another "
-            "swap device active without --coexist, a chain of that --name already on) or when "
+            "not root, no /dev/fuse or loop devices, inside a memory-limited cgroup, the "
+            "kernel's own zswap on, another swap device active or being set up without "
+            "--coexist, a chain of that --name already on or being set up) or when "
             "the server could not set the chain up (undone); 1 when on or off leaves something "
             "set up (it says what, at once when the server's swapoff failed: run it again once "
             "that is dealt with, or with --force) or the server's teardown failed (a --record "
