@@ -52,6 +52,7 @@ from hwzswap.backends.contract import (
     declared_gauges,
 )
 from hwzswap.bench.corpus import same_filled_mask as corpus_masks
+from hwzswap.bench.raw_guard import RawGuard
 from hwzswap.bench.results import REJECT_REASONS, UNLIKE_WORK_SHARE, new_document
 from hwzswap.bench.workload import INVALIDATE, LOAD, STORE, Workload, mix_text
 from hwzswap.config import parameter_error
@@ -60,6 +61,8 @@ from hwzswap.errors import (
     BackendLoadError,
     BackendUnavailableError,
     ConfigError,
+    DeviceTimeoutError,
+    DriverError,
     HwzswapError,
     InvalidParameterError,
     SwapBatchError,
@@ -881,8 +884,9 @@ def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWor
     decompress_batch = _at_most(backend.decompress_batch, cap)
     page_bytes = cw.page_bytes
     raw_st_ns, raw_st_k, raw_ld_ns = m.raw_st_ns, m.raw_st_k, m.raw_ld_ns
-    outs_all: list[tuple[tuple[int, ...], Sequence[Any]]] = []
+    outs_all: list[tuple[tuple[int, ...], Sequence[Any], str]] = []
     for code, item, idxs in chunk.raw_stores:
+        call = "compress"
         if code == _STORE1:
             t0 = pc()
             try:
@@ -894,6 +898,7 @@ def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWor
             t1 = pc()
             outs: Sequence[Any] = (out,)
         elif batch:
+            call = "compress_batch"
             t0 = pc()
             try:
                 res: Any = compress_batch(item)
@@ -914,12 +919,21 @@ def _run_raw_chunk(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWor
             t1 = pc()
         raw_st_ns.append(t1 - t0)
         raw_st_k.append(len(idxs))
-        outs_all.append((idxs, outs))
+        outs_all.append((idxs, outs, call))
     same = cw.same_filled
-    for idxs, outs in outs_all:
+    for idxs, outs, call in outs_all:
         for idx, out in zip(idxs, outs):
             comp[idx] = out
-            if (skip_same and same[idx]) or out is _FAILED:
+            if out is _FAILED:
+                continue
+            if out is not None and not isinstance(out, (bytes, bytearray, memoryview)):
+                try:
+                    memoryview(out)
+                except TypeError:  # the engine refuses it too (a DriverError, result_type)
+                    raise DriverError(
+                        f"driver {backend.name!r}: {call} returned a {type(out).__name__} for a "
+                        f"page; a compressed page is bytes-like (None: incompressible)") from None
+            if skip_same and same[idx]:
                 continue
             m.orig_bytes += PAGE_SIZE
             if out is None:
@@ -1088,7 +1102,8 @@ def held_pool_pages(backend: Backend, cw: CompiledWorkload, base: Any, batching:
 SIZING_BATCH = 256
 
 
-def _warm_up_measured(backend: Backend, cw: CompiledWorkload, cfg: Any) -> None:
+def _warm_up_measured(backend: Backend, cw: CompiledWorkload, cfg: Any,
+                      guard: RawGuard | None = None) -> None:
     """JIT compiles, kernel builds and first-call costs happen here, not in the figures.
 
     It warms the very instance the run measures, on both paths the run times: the codec alone
@@ -1101,7 +1116,9 @@ def _warm_up_measured(backend: Backend, cw: CompiledWorkload, cfg: Any) -> None:
 
     Both read-only arrays (what the runner hands the stack) and writable ones (what the stack
     makes when it filters out same-filled pages) go through, since a JIT may specialise on
-    that; single pages go through as ``bytes``. Device errors are ignored here.
+    that; single pages go through as ``bytes``. Device errors are ignored here; the codec
+    calls run on ``guard``'s worker, as the raw pass's do (a hang or a driver's bug fails the
+    run here, naming the call).
     """
     from hwzswap.frontswap.system import open_zswap
 
@@ -1114,7 +1131,8 @@ def _warm_up_measured(backend: Backend, cw: CompiledWorkload, cfg: Any) -> None:
     cap = backend.capabilities.max_batch
     compress_batch = _at_most(backend.compress_batch, cap)
     decompress_batch = _at_most(backend.decompress_batch, cap)
-    for warm in (frozen, np.array(pages[:n])):
+
+    def codec_alone(warm: np.ndarray) -> None:
         try:
             if k > 1 or kl > 1:
                 outs = compress_batch(warm[: max(k, kl)])
@@ -1128,6 +1146,12 @@ def _warm_up_measured(backend: Backend, cw: CompiledWorkload, cfg: Any) -> None:
                     backend.decompress(out)
         except HwzswapError:
             pass
+
+    for warm in (frozen, np.array(pages[:n])):
+        if guard is None:
+            codec_alone(warm)
+        else:
+            guard.run(codec_alone, warm)
         system = open_zswap(cfg, backend=backend)
         try:
             for t in [0, *cw.types]:
@@ -1193,8 +1217,10 @@ class _Progress:
 
 
 def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
-              advance: Callable[[int], None]) -> tuple[dict[str, Any], _Meter, float]:
-    """One replay of the whole stream on a fresh swap system: (final stats, meter, seconds)."""
+              advance: Callable[[int], None], guard: RawGuard | None = None
+              ) -> tuple[dict[str, Any], _Meter, float]:
+    """One replay of the whole stream on a fresh swap system: (final stats, meter, seconds).
+    ``guard``: runs the raw pass's chunks (None: on this thread, unguarded)."""
     from hwzswap.frontswap.system import open_zswap
 
     started = time.perf_counter()
@@ -1220,7 +1246,7 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
         wtime = time.perf_counter_ns
         for i, chunk in enumerate(cw.chunks):
             if i % 2:
-                _raw_chunk_counted(backend, batch, chunk, cw, comp, m, skip_same)
+                _raw_chunk_counted(backend, batch, chunk, cw, comp, m, skip_same, guard)
             suspect: list[tuple[int, Any]] = []
             cnt0 = _safe_counters(backend)
             clk0 = _device_clock(cnt0) if device_us is not None else None
@@ -1254,7 +1280,7 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
                 m.store_cpu_us += cpu / 1000.0 - emu_cpu
                 m.store_cpu_pages += chunk.store_pages
             if not i % 2:
-                _raw_chunk_counted(backend, batch, chunk, cw, comp, m, skip_same)
+                _raw_chunk_counted(backend, batch, chunk, cw, comp, m, skip_same, guard)
             _check_suspects(chunk, suspect, cw, m)
             advance(chunk.page_ops)
         stats = final_stats(system)
@@ -1277,12 +1303,39 @@ def final_stats(system: Any) -> dict[str, Any]:
 
 
 def _raw_chunk_counted(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWorkload,
-                       comp: dict[int, Any], m: _Meter, skip_same: bool = True) -> None:
-    """:func:`_run_raw_chunk`, with the backend's counters read around it (outside its
-    timings) into ``m.raw_counters``."""
+                       comp: dict[int, Any], m: _Meter, skip_same: bool = True,
+                       guard: RawGuard | None = None) -> None:
+    """:func:`_run_raw_chunk` on ``guard``'s worker (under the device deadline, a driver's
+    bug a DriverError naming the call), with the backend's counters read around it (outside
+    its timings) into ``m.raw_counters``."""
     before = _safe_counters(backend)
-    _run_raw_chunk(backend, batch, chunk, cw, comp, m, skip_same)
+    if guard is None:
+        _run_raw_chunk(backend, batch, chunk, cw, comp, m, skip_same)
+    else:
+        guard.run(_run_raw_chunk, backend, batch, chunk, cw, comp, m, skip_same,
+                  progress=lambda: len(m.raw_st_ns) + len(m.raw_ld_ns) + len(m.raw_ldn_ns))
     m.raw_counters.add(before, _safe_counters(backend))
+
+
+def raw_guard(backend: Backend) -> RawGuard:
+    """The guard of the bench's direct calls into ``backend`` (see :mod:`hwzswap.bench.raw_guard`):
+    the calls made from this module, past the ``max_batch`` splitter."""
+    from hwzswap.frontswap.compressor import in_calls_of
+
+    return RawGuard(backend.name, [__file__], [in_calls_of.__code__])
+
+
+def _configure_guard(guard: RawGuard, backend: Backend, cfg: Any, cw: CompiledWorkload) -> None:
+    """The raw pass's deadline per driver call: the engine's (``zswap.device_timeout_ms``,
+    else the driver's ``Capabilities.timeout_ms``, else 10 s), read from the engine's own rule
+    (a :class:`~hwzswap.frontswap.compressor.Compressor`, which also refuses capabilities the
+    engine would refuse). ``slack``: the most driver calls one timed op makes (a batch that
+    failed as a whole, redone page by page)."""
+    from hwzswap.frontswap.compressor import Compressor
+
+    comp = Compressor(backend, cfg.zswap.device_timeout_ms)
+    guard.configure(comp.timeout_s, comp.deadline_source,
+                    2 * max(cw.max_batch, cw.max_load_batch, WARMUP_PAGES) + 2)
 
 
 def _device_clock(c: Mapping[str, Any]) -> tuple[float, float, str] | None:
@@ -1424,6 +1477,7 @@ def run_backend(
     repeat: int = 1,
     batching: str | None = None,
     config_keys: Iterable[str] | None = None,
+    guard: RawGuard | None = None,
 ) -> dict[str, Any]:
     """Replay the compiled stream ``repeat`` times through a fresh swap system on ``backend``
     in engine mode ``batching`` (None: the base config's); one result object (timings: the
@@ -1436,12 +1490,26 @@ def run_backend(
     limit set to the given share of the pool pages that took (for this backend).
     The harness's own objects (the compiled stream) are frozen out of the cyclic GC while
     measuring, so a collection's cost is that of the objects the stack creates, not ours.
+    The codec-alone calls (raw pass, warm-up) run on ``guard``'s worker (one of this run's
+    own when None; :mod:`hwzswap.bench.raw_guard`) under the device deadline: a driver call
+    that overruns it raises DeviceTimeoutError, a driver's bug a DriverError, naming the call.
     Raises whatever the stack raises (the caller records it as a failed backend).
     """
     from hwzswap.bench.workload import pool_limit_overrides
 
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
+    if guard is None:
+        guard = raw_guard(backend)
+        try:
+            return run_backend(backend, cw, base, advance, warm_up, repeat, batching,
+                               config_keys, guard)
+        finally:
+            guard.close()
+    held = guard.stuck()
+    if held is not None:  # an earlier run gave up a call that is still inside the driver
+        raise DeviceTimeoutError(f"{held}; not run while that call is still in the driver",
+                                 given_up=True)
     mode = batching or base.zswap.batching
     wl = cw.workload
     given = config_keys_given(base) if config_keys is None else frozenset(config_keys)
@@ -1461,14 +1529,15 @@ def run_backend(
         "pool_limit_note": pool_limit_note(source, cfg, base, wl, sizing, given),
         "swap_path_note": swap_path_note(base),
     }
+    _configure_guard(guard, backend, cfg, cw)
     if warm_up:
-        _warm_up_measured(backend, cw, cfg)
+        _warm_up_measured(backend, cw, cfg, guard)
     results = []
     gc.collect()
     gc.freeze()
     try:
         for _ in range(repeat):
-            stats, m, elapsed = _one_pass(backend, cw, cfg, advance)
+            stats, m, elapsed = _one_pass(backend, cw, cfg, advance, guard)
             res = _result(backend, cw, cfg, stats, m, elapsed, sizing)
             res.update(row_notes)
             results.append(res)
@@ -2232,6 +2301,7 @@ def _run_all(names: Sequence[str], modes: Sequence[str], base: Any, cw: Compiled
                 doc["failed"].append({"backend": name, "phase": "constructor",
                                       "error": f"{type(exc).__name__}: {exc}"})
                 continue
+            guard = raw_guard(backend)
             try:
                 for mode in modes:
                     label = name if len(modes) == 1 else f"{name} ({mode})"
@@ -2239,7 +2309,7 @@ def _run_all(names: Sequence[str], modes: Sequence[str], base: Any, cw: Compiled
                         res = run_backend(backend, cw, base,
                                           progress.task(label, cw.page_ops * run.repeat),
                                           warm_up=run.warm_up, repeat=run.repeat,
-                                          batching=mode, config_keys=given)
+                                          batching=mode, config_keys=given, guard=guard)
                     except Exception as exc:  # noqa: BLE001 -- one broken run must not end it
                         doc["failed"].append({"backend": name, "batching": mode, "phase": "run",
                                               "error": f"{type(exc).__name__}: {exc}"})
@@ -2252,6 +2322,7 @@ def _run_all(names: Sequence[str], modes: Sequence[str], base: Any, cw: Compiled
                     if run.on_result is not None:
                         run.on_result(res)
             finally:
+                guard.close()
                 try:
                     backend.close()
                 except Exception as exc:  # noqa: BLE001
