@@ -23,10 +23,17 @@ new loop device, say) returns zeros, as a fresh sparse file would.
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import resource
+import shutil
+import struct
+import sys
+import tempfile
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,53 +42,143 @@ from typing import Any
 import numpy as np
 
 from hwzswap.errors import HwzswapError, SwapBatchError, SwapDeviceError
+from hwzswap.fileio import write_atomic
 
 PAGE = 4096
 ZERO_PAGE = bytes(PAGE)
 
 
+#: The most pages a recording keeps (1 GiB of pages: a replay holds them all in memory);
+#: :data:`RECORD_MAX_PAGES_ENV` sets another cap for the server it is set for.
+RECORD_MAX_PAGES = 1 << 18
+#: The most compressed page bytes a recording holds in the server's (locked) memory.
+RECORD_MAX_BYTES = 256 << 20
+RECORD_MAX_PAGES_ENV = "HWZSWAP_RECORD_MAX_PAGES"
+#: zstd level of the pages held while recording (the server's hot path: the fastest level)
+#: and of the saved file's pages section (one frame, written streaming at the teardown).
+_HOLD_LEVEL = 1
+_SAVE_LEVEL = 3
+_COPY_STEP = 1 << 20
+
+
+def record_max_pages() -> int:
+    """The recording's page cap: :data:`RECORD_MAX_PAGES_ENV` when set, else
+    :data:`RECORD_MAX_PAGES`."""
+    text = os.environ.get(RECORD_MAX_PAGES_ENV)
+    if text is None:
+        return RECORD_MAX_PAGES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise HwzswapError(f"{RECORD_MAX_PAGES_ENV}={text!r}: the most pages a recording "
+                           "keeps must be a whole number of at least 1 (e.g. 262144)")
+    return value
+
+
 class Recorder:
     """The kernel's request stream as a workload (``hwzswap.bench.workload``): a store op per
     WRITE (its pages), a load op per READ (the readahead cluster), an invalidate per freed slot
-    of a punch-hole. Requests are recorded in the order they completed."""
+    of a punch-hole. Requests are recorded in the order they completed.
 
-    def __init__(self, max_pages: int = 1 << 18) -> None:
+    Memory stays bounded: each WRITE's pages are held zstd-compressed, the ops as packed
+    arrays (the file's own encoding), and :meth:`save` streams the pages section to a
+    temporary file beside the output (never the whole stream in memory at once). Past
+    ``max_pages`` pages (:func:`record_max_pages`) or ``max_bytes`` compressed bytes the
+    recording stops (:attr:`truncated`, :attr:`truncated_why`, :attr:`dropped_pages`): what
+    was kept is a valid prefix of the stream, and the file's ``params`` say it is one
+    (``truncated``, ``truncated_why``, ``recorded_pages``, ``dropped_pages``)."""
+
+    def __init__(self, max_pages: int | None = None,
+                 max_bytes: int = RECORD_MAX_BYTES) -> None:
+        import zstandard
+
         self._lock = threading.Lock()
-        self.ops: list[Any] = []
-        self.pages: list[bytes] = []
-        self.max_pages = max_pages
+        self.max_pages = record_max_pages() if max_pages is None else max_pages
+        self.max_bytes = max_bytes
         self.truncated = False
+        self.truncated_why: str | None = None
+        self.dropped_pages = 0  # pages written after the recording stopped
+        self.nr_pages = 0  # pages kept
+        self.held_bytes = 0  # their compressed size
+        self._chunks: list[bytes] = []  # one zstd frame per recorded WRITE
+        self._zc = zstandard.ZstdCompressor(level=_HOLD_LEVEL)
+        # the ops section's three arrays (_encode_ops): (kind, type, n) per op, offsets, and
+        # page indices (-1 for a load or invalidate)
+        self._table = array("i")
+        self._offsets = array("I")
+        self._page_idx = array("i")
         self._live: set[int] = set()
+        self._n = Counter()  # store_ops, store_pages, load_ops, loads, invalidates
+        self._max = {"store": 0, "load": 0, "slot": -1}
+
+    def _op(self, kind: str, offsets: Sequence[int], pages: Sequence[int] | None) -> None:
+        from hwzswap.bench.workload import OP_KINDS
+
+        self._table.extend((OP_KINDS.index(kind), 0, len(offsets)))
+        self._offsets.extend(offsets)
+        self._page_idx.extend(pages if pages is not None else (-1,) * len(offsets))
+        self._max["slot"] = max(self._max["slot"], max(offsets))
+
+    def _stop(self, why: str, dropped: int) -> None:
+        """Stop recording (under the lock): the stream so far is what is saved."""
+        self.truncated = True
+        self.truncated_why = why
+        self.dropped_pages += dropped
+        print(f"hwzswap serve: --record: the recording stops at {self.nr_pages} pages: {why}; "
+              "the file will hold that prefix of the stream, marked truncated",
+              file=sys.stderr, flush=True)
 
     def store(self, offsets: Sequence[int], data: memoryview | bytes) -> None:
-        from hwzswap.bench.workload import STORE, Op
+        from hwzswap.bench.workload import STORE
 
         keep = [(i, o) for i, o in enumerate(offsets) if o != 0]
         if not keep:
             return
+        n = len(keep)
         with self._lock:
-            if self.truncated or len(self.pages) + len(keep) > self.max_pages:
-                self.truncated = True
+            if self.truncated:
+                self.dropped_pages += n
                 return
-            base = len(self.pages)
-            for i, _ in keep:
-                self.pages.append(bytes(data[i * PAGE:(i + 1) * PAGE]))
-            self.ops.append(Op(STORE, 0, tuple(o for _, o in keep),
-                               tuple(range(base, base + len(keep)))))
-            self._live.update(o for _, o in keep)
+            if self.nr_pages + n > self.max_pages:
+                self._stop(f"{self.max_pages} pages recorded, the cap ({RECORD_MAX_PAGES_ENV} "
+                           "sets another)", n)
+                return
+            raw = bytes(data) if n == len(offsets) else b"".join(
+                bytes(data[i * PAGE:(i + 1) * PAGE]) for i, _ in keep)
+            # an exact-size copy: zstandard's result keeps the frame's worst-case allocation
+            blob = memoryview(self._zc.compress(raw)).tobytes()
+            if self.held_bytes + len(blob) > self.max_bytes:
+                self._stop(f"its pages reached {self.max_bytes >> 20} MiB compressed, the "
+                           "most the server holds in memory", n)
+                return
+            self._chunks.append(blob)
+            self.held_bytes += len(blob)
+            base = self.nr_pages
+            self.nr_pages += n
+            offs = [o for _, o in keep]
+            self._op(STORE, offs, range(base, base + n))
+            self._live.update(offs)
+            self._n["store_ops"] += 1
+            self._n["store_pages"] += n
+            self._max["store"] = max(self._max["store"], n)
 
     def load(self, offsets: Sequence[int]) -> None:
-        from hwzswap.bench.workload import LOAD, Op
+        from hwzswap.bench.workload import LOAD
 
         with self._lock:
             if self.truncated:
                 return
-            offs = tuple(o for o in offsets if o in self._live)
+            offs = [o for o in offsets if o in self._live]
             if offs:
-                self.ops.append(Op(LOAD, 0, offs))
+                self._op(LOAD, offs, None)
+                self._n["load_ops"] += 1
+                self._n["loads"] += len(offs)
+                self._max["load"] = max(self._max["load"], len(offs))
 
     def invalidate(self, offsets: Sequence[int]) -> None:
-        from hwzswap.bench.workload import INVALIDATE, Op
+        from hwzswap.bench.workload import INVALIDATE
 
         with self._lock:
             if self.truncated:
@@ -89,38 +186,148 @@ class Recorder:
             for o in offsets:
                 if o in self._live:
                     self._live.discard(o)
-                    self.ops.append(Op(INVALIDATE, 0, (o,)))
+                    self._op(INVALIDATE, (o,), None)
+                    self._n["invalidates"] += 1
+
+    @property
+    def nr_ops(self) -> int:
+        return len(self._table) // 3
 
     def structure(self) -> dict[str, Any]:
         """The kernel structure the recorded stream has, as a workload file states it: its
         largest WRITE (pages of one reclaim pass, after the block layer merged them) and
         largest READ of live slots (a readahead cluster); every page its own folio (a request
         does not say which folio a page came from). The loader refuses a file without it."""
-        from hwzswap.bench.workload import LOAD, STORE
-
-        stores = [len(op.offsets) for op in self.ops if op.kind == STORE]
-        loads = [len(op.offsets) for op in self.ops if op.kind == LOAD]
-        return {"reclaim_batch": max(stores, default=1), "load_batch": max(loads, default=1),
+        return {"reclaim_batch": self._max["store"] or 1, "load_batch": self._max["load"] or 1,
                 "folio_mix": [[1, 1.0]]}
 
     def save(self, path: str | os.PathLike[str], meta: dict[str, Any]) -> Path | None:
-        """Write the workload file; None when nothing was recorded."""
-        from hwzswap.bench.workload import Workload, save_workload
+        """Write the workload file (the format of ``save_workload``, version 2); None when
+        nothing was recorded. The pages section is written streaming: one recorded WRITE
+        decompressed at a time into one zstd frame (content size and checksum included) in
+        an unnamed temporary file beside ``path``, then copied in after the header."""
+        from hwzswap import __version__
+        from hwzswap.bench import workload as wlf
+        from hwzswap.errors import WorkloadError
 
+        path = Path(path)
         with self._lock:
-            if not self.ops:
+            if not self.nr_ops:
                 return None
-            pages = np.frombuffer(b"".join(self.pages), dtype=np.uint8).reshape(-1, PAGE)
-            wl = Workload(
-                structure=self.structure(),
-                name=str(meta.get("name", "recorded")), seed=0, pages=pages.copy(),
-                ops=list(self.ops),
-                params={"source": "kernel swap requests via hwzswap serve",
-                        "truncated": self.truncated, **{k: v for k, v in meta.items()
-                                                        if k != "name"}},
-                corpus={"source": "recorded", "command": meta.get("command")},
-            )
-        return save_workload(wl, path)
+            name = str(meta.get("name", "recorded"))
+            structure = self.structure()
+            for key in ("reclaim_batch", "load_batch"):
+                why = wlf.structure_problem(structure[key])
+                if why is not None:
+                    raise WorkloadError(f"workload {name!r}: structure.{key} {why}")
+            cctx = _zstd(_SAVE_LEVEL)
+            ops_raw = b"".join(np.frombuffer(a, dtype=dt).astype(dt.replace("=", "<"))
+                               .tobytes() for a, dt in ((self._table, "=i4"),
+                                                        (self._offsets, "=u4"),
+                                                        (self._page_idx, "=i4")))
+            small = {"ops": _zstd(10).compress(ops_raw),
+                     # no op names its folios: a zero count each (every page order-0)
+                     "folios": _zstd(10).compress(bytes(4 * self.nr_ops))}
+            try:
+                spill = tempfile.TemporaryFile(dir=path.parent, prefix=".hwzswap-record-")
+            except OSError as exc:
+                raise WorkloadError(f"{path}: cannot write the workload file: "
+                                    f"{exc.strerror or exc}") from exc
+            with spill:
+                page_sha, pages_sha, pages_len = self._write_pages(spill, cctx)
+                layout: dict[str, Any] = {}
+                pos = 0
+                for key, length, sha in (
+                        ("ops", len(small["ops"]), hashlib.sha256(small["ops"]).hexdigest()),
+                        ("pages", pages_len, pages_sha),
+                        ("folios", len(small["folios"]),
+                         hashlib.sha256(small["folios"]).hexdigest())):
+                    layout[key] = {"offset": pos, "length": length, "encoding": "zstd",
+                                   "sha256": sha}
+                    pos += length
+                n = self._n
+                counts: dict[str, int] = {
+                    "count": self.nr_ops, "store_pages": n["store_pages"], "loads": n["loads"],
+                    "invalidates": n["invalidates"], "folios": n["store_pages"],
+                    "large_folio_pages": 0, "store_ops": n["store_ops"]}
+                if n["load_ops"] != n["loads"]:
+                    counts["load_ops"] = n["load_ops"]
+                params: dict[str, Any] = {
+                    "source": "kernel swap requests via hwzswap serve",
+                    "truncated": self.truncated, "recorded_pages": self.nr_pages}
+                if self.truncated:
+                    params.update(truncated_why=self.truncated_why,
+                                  dropped_pages=self.dropped_pages)
+                params.update({k: v for k, v in meta.items() if k != "name"})
+                header: dict[str, Any] = {
+                    "format": wlf.FILE_FORMAT, "version": wlf.FILE_VERSION, "name": name,
+                    "seed": 0, "page_size": PAGE, "pages": self.nr_pages,
+                    "page_sha256": page_sha,
+                    "corpus": {"source": "recorded", "command": meta.get("command")},
+                    "params": params, "structure": structure, "pool_sizing": None,
+                    "config_overrides": {}, "nr_slots": self._max["slot"] + 1, "types": [0],
+                    "ops": {"entries": len(self._offsets), "folio_sizes": 0, **counts},
+                    "sections": layout, "generator": f"hwzswap {__version__}"}
+                header[wlf.HEADER_SHA_KEY] = wlf._header_sha256(header)
+                head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+
+                def write(tmp: Path) -> None:
+                    with open(tmp, "wb") as f:
+                        f.write(wlf.FILE_MAGIC + struct.pack("<II", wlf.FILE_VERSION,
+                                                             len(head)) + head)
+                        f.write(small["ops"])
+                        spill.seek(0)
+                        shutil.copyfileobj(spill, f, _COPY_STEP)
+                        f.write(small["folios"])
+
+                try:
+                    return write_atomic(path, write, parents=False)
+                except OSError as exc:
+                    raise WorkloadError(f"{path}: cannot write the workload file: "
+                                        f"{exc.strerror or exc}") from exc
+
+    def _write_pages(self, out: Any, cctx: Any) -> tuple[str, str, int]:
+        """The pages section into ``out``: (sha256 of the pages, sha256 and length of the
+        section)."""
+        import zstandard
+
+        pages_hash = hashlib.sha256()
+        section = _HashingSink(out)
+        dctx = zstandard.ZstdDecompressor()
+        try:
+            with cctx.stream_writer(section, size=self.nr_pages * PAGE, closefd=False) as w:
+                for blob in self._chunks:
+                    raw = dctx.decompress(blob)
+                    pages_hash.update(raw)
+                    w.write(raw)
+        except OSError as exc:
+            from hwzswap.errors import WorkloadError
+
+            raise WorkloadError(f"cannot write the recording's pages beside the workload "
+                                f"file: {exc.strerror or exc}") from exc
+        return pages_hash.hexdigest(), section.hash.hexdigest(), section.length
+
+
+class _HashingSink:
+    """A file-like sink that hashes and counts what passes into ``out``."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.hash = hashlib.sha256()
+        self.length = 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.length += len(data)
+        self.out.write(data)
+        return len(data)
+
+
+def _zstd(level: int) -> Any:
+    """A zstd compressor as the workload file's sections use: content size and checksum."""
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=True)
 
 
 class DiskClock:
@@ -291,4 +498,5 @@ class SwapFile:
         return out
 
 
-__all__ = ["DiskClock", "Recorder", "SwapFile"]
+__all__ = ["RECORD_MAX_BYTES", "RECORD_MAX_PAGES", "RECORD_MAX_PAGES_ENV", "DiskClock", "Recorder",
+           "SwapFile", "record_max_pages"]
