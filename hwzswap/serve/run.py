@@ -5,14 +5,18 @@ Runs a real command in a fresh memory cgroup (v1 or v2) with hwzswap as the kern
 the seed's columns for it:
 
 * ``pswpin`` / ``pswpout``: pages the kernel swapped in / out (``/proc/vmstat`` deltas; the
-  chain is the only swap device, so they are this run's; the server's own counts are checked
-  against them);
+  chain is the only swap device, so they are this run's). The pages the server got are checked
+  against them (:func:`count_warning`): a run warns when they differ by more than
+  :data:`COUNT_TOLERANCE` (another swap device, allowed by ``--coexist``, took pages, or
+  something else swapped meanwhile), since the columns are then not the command's alone;
 * ``majflt``: the command's major faults (``wait4`` rusage, children included);
 * ``I/O sum``: MiB read from and written to the *backing* swap file (the engine's ``pswpin`` +
   ``pswpout``): what reached the disk after zswap;
 * runtime (wall clock) and CPU utilisation ((user + sys) / wall, as ``time`` prints it);
 
-plus zswap's counters and the server's CPU time per swapped page. ``--compare`` runs the command
+plus zswap's counters (its pool's peak size during the run: the engine's high-water mark,
+which does not race with the discards that follow the command's exit as a count taken after
+it did) and the server's CPU time per swapped page. ``--compare`` runs the command
 once per configuration: ``base`` is every page to the backing device without compression (zswap
 disabled), a compressor name (``lzo``, ``lz4``, ``zstd`` ...) is zswap with that compressor, and
 ``kernel-<comp>`` is the *kernel's own* zswap in front of the base chain (enabled for that run
@@ -441,7 +445,15 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
         with kz:
             cg = MemoryCgroup.create(f"hwzswap-{name}-{label}", memory_limit,
                                      oom_kill=oom_kill)
-            s0 = chain.query(name)
+            try:
+                s0 = chain.query(name)
+            except HwzswapError:
+                died = server_death(name)
+                if died is None:
+                    raise
+                keep_log = True
+                raise RunFailedError(f"the swap server died before the command started: "
+                                     f"{died['text']}") from None
             v0 = _vmstat()
             t0 = time.monotonic()
             try:
@@ -458,7 +470,18 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             proc.returncode = os.waitstatus_to_exitcode(status)
             oom_kills = cg.oom_kills()
             v1 = _vmstat()
-            s1 = chain.query(name)
+            try:
+                s1 = chain.query(name)
+            except HwzswapError:
+                # a dead server (killed, crashed): its pages were lost to the command, whose
+                # run is reported failed with what is known; the chain is undone as after a
+                # crash and the server's log kept
+                died = server_death(name)
+                if died is None:
+                    raise
+                keep_log = True
+                row["server_died"] = died
+                s1 = None
             cstat = cg.stat()
             memsw = cg.read("memory.memsw.max_usage_in_bytes")
             # what the command left in the swap cache holds its slots until reclaimed (a
@@ -467,9 +490,18 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
         # After the exit the kernel frees the command's swap slots; discards follow.
         s2 = s1
         deadline = time.monotonic() + settle_s
-        while time.monotonic() < deadline:
+        while s1 is not None and time.monotonic() < deadline:
             time.sleep(0.25)
-            s3 = chain.query(name)
+            try:
+                s3 = chain.query(name)
+            except HwzswapError:
+                died = server_death(name)
+                if died is None:
+                    raise
+                keep_log = True
+                row["teardown_error"] = (f"the swap server died after the command ended: "
+                                         f"{died['text']}")
+                break
             if s3["live_pages"] == s2["live_pages"] and s3["live_pages"] <= 1:
                 s2 = s3
                 break
@@ -502,7 +534,7 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                     why = "; ".join(f"{k}: {v}" if k else v for k, v in teardown.items())
                     row["teardown_error"] = (f"the server's teardown failed: {why} (the chain "
                                              f"is undone; server log kept: {log})")
-                elif not keep_log:
+                elif not keep_log and not row.get("teardown_error"):
                     with contextlib.suppress(OSError):
                         log.unlink()
             except HwzswapError as exc:
@@ -520,6 +552,8 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                 if isinstance(pending, HwzswapError):  # e.g. --timeout: said first
                     errors.insert(0, str(pending))
                 raise RunFailedError("; ".join(errors))
+    if s1 is None:
+        return _dead_server_row(row, proc.returncode, oom_kills, ru, wall, v0, v1, cg)
     e0, e1, e2 = s0["engine"], s1["engine"], s2["engine"]
     pswpin = int(_delta(v1, v0, "pswpin"))
     pswpout = int(_delta(v1, v0, "pswpout"))
@@ -556,6 +590,13 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             "read_sizes": s1.get("read_sizes"),
         },
         "zswap": {
+            # the pool's high-water mark over the run (the server is the run's own): well
+            # defined, unlike the stored count after the exit, which races with the discards
+            "pool_peak_pages": e1.get("pool_peak_pages"),
+            "pool_peak_mb": (e1["pool_peak_pages"] * 4096 / MIB
+                             if e1.get("pool_peak_pages") is not None else None),
+            # kept for readers of older results: sampled after the exit, while the kernel is
+            # still freeing the command's slots (noise; not in the table)
             "stored_pages_at_exit": e1.get("stored_pages"),
             "stored_pages_after": e2.get("stored_pages"),
             "pool_pages_at_exit": e1.get("pool_pages", e1.get("pool_total_size")),
@@ -569,6 +610,99 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                                                        "swpin_zero") if k in v1},
         "cgroup": {"kind": cg.kind if cg else None, "pgmajfault": cstat.get("pgmajfault"),
                    "memsw_max_usage": memsw},
+    })
+    warning = count_warning(row)
+    if warning is not None:
+        row["count_warning"] = warning
+    return row
+
+
+#: How far the pages the server got may be from the kernel's ``pswpout`` / ``pswpin`` deltas
+#: (a share of the larger, and at least :data:`COUNT_SLACK` pages) before a run warns.
+COUNT_TOLERANCE = 0.05
+COUNT_SLACK = 64
+
+
+def count_warning(row: dict[str, Any]) -> str | None:
+    """Why a row's kernel counts are not (all) the server's, or None when they agree within
+    :data:`COUNT_TOLERANCE`: the chain should be the only swap device, so every page the kernel
+    swapped out (``pswpout``) reached the server as a WRITE and every page it swapped in from
+    a device (``pswpin``) as a READ of a written slot."""
+    s = row["server"]
+    off = []
+    for what, server, kernel, key in (
+            ("swapped out", s["write_pages"], row["pswpout"], "pswpout"),
+            ("swapped in", s["read_pages"] - s["read_unwritten_pages"], row["pswpin"],
+             "pswpin")):
+        if abs(server - kernel) > max(COUNT_SLACK, COUNT_TOLERANCE * max(server, kernel)):
+            why = ("another swap device (--coexist) or another process swapping meanwhile "
+                   "took the rest, so the kernel's figures are not the command's alone"
+                   if kernel > server else "the server saw I/O the kernel did not count as "
+                   "swap (something else read or wrote the chain's loop device)")
+            off.append(f"the kernel {what} {kernel} pages (/proc/vmstat {key}), the server "
+                       f"got {server}: {why}")
+    return "; ".join(off) or None
+
+
+def server_death(name: str) -> dict[str, Any] | None:
+    """How the server of chain ``name`` ended, when it is no longer running (None while it
+    is): its ``pid``, ``status`` (its exit status or signal, when known), ``log`` (kept) and a
+    one-line ``text``. The server is this process's child (``swap_on`` started it), so a
+    dead one is reaped here for its status; one that exited on its own left an exit record."""
+    try:
+        st = chain.status(name, timeout=1.0)
+    except HwzswapError as exc:
+        st = {"on": False, "state_error": str(exc)}
+    if st.get("server_alive"):
+        return None
+    pid = (st.get("state") or {}).get("pid")
+    how = None
+    if pid:
+        try:
+            wpid, wstatus = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped already, or not ours
+            wpid = 0
+        if wpid == pid:
+            code = os.waitstatus_to_exitcode(wstatus)
+            how = (f"exited with status {code}" if code >= 0 else
+                   f"killed by signal {-code} ({_signal_name(-code)})")
+    if how is None and st.get("ended"):
+        how = f"exited with status {st['ended'].get('rc')}"
+    log = chain.log_path(name)
+    text = (f"the swap server (pid {pid or 'unknown'}) "
+            f"{how or 'is gone (its exit status is unknown)'}; its log is kept: {log}")
+    return {"pid": pid, "status": how, "log": str(log), "text": text}
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return "unknown signal"
+
+
+def _dead_server_row(row: dict[str, Any], code: int, oom_kills: int | None, ru: Any,
+                     wall: float, v0: dict[str, int], v1: dict[str, int],
+                     cg: MemoryCgroup | None) -> dict[str, Any]:
+    """The row of a run whose swap server died while the command ran: what the kernel and
+    the command's rusage say; the server's and the engine's figures are unknown (None). The
+    run failed, whatever the command's exit status: its swapped pages were lost."""
+    died = row["server_died"]
+    cmd_end = describe_exit(code, oom_kills) or "exited 0"
+    cpu = ru.ru_utime + ru.ru_stime
+    row.update({
+        "exit_code": code, "oom_kills": oom_kills,
+        "failure": f"{cmd_end}, and its swap server died while it ran: {died['text']}",
+        "pswpin": int(_delta(v1, v0, "pswpin")), "pswpout": int(_delta(v1, v0, "pswpout")),
+        "majflt": ru.ru_majflt, "io_sum_pages": None, "io_sum_mb": None,
+        "runtime_s": wall, "cpu_pct": 100.0 * cpu / wall if wall > 0 else 0.0,
+        "user_s": ru.ru_utime, "sys_s": ru.ru_stime,
+        "server": {"cpu_us_per_page": None, "died": died["status"]},
+        "zswap": {},
+        "kernel": {k: int(_delta(v1, v0, k)) for k in ("zswpout", "zswpin", "zswpwb",
+                                                       "pgmajfault", "swpout_zero",
+                                                       "swpin_zero") if k in v1},
+        "cgroup": {"kind": cg.kind if cg else None},
     })
     return row
 
@@ -683,7 +817,7 @@ def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
     later one, an ``exit`` column, and a note under the table for each run whose command
     failed (its figures, and the % changes for or against it, are no valid measurement)."""
     head = ["config", "pswpin", "pswpout", "majflt", "I/O sum MiB", "runtime s", "CPU %",
-            "zswpout", "zswap stored", "written back", "server µs/page", "exit"]
+            "zswpout", "pool peak MiB", "written back", "server µs/page", "exit"]
     grid: list[list[str]] = [head]
     changes = compare_rows(rows) if len(rows) > 1 else None
     for i, r in enumerate(rows):
@@ -692,10 +826,14 @@ def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
         if r.get("kernel_zswap"):  # the kernel's own zswap did the work: its counters
             k = r.get("kernel", {})
             zcells = [k.get("zswpout", "n/a"), "n/a", k.get("zswpwb", "n/a")]
+        elif r.get("server_died"):  # the engine's counters died with the server
+            zcells = ["?", "?", "?"]
         else:
-            zcells = [z.get("zswpout", ""), z.get("stored_pages_at_exit", ""),
+            peak = z.get("pool_peak_mb")
+            zcells = [z.get("zswpout", ""), "" if peak is None else f"{peak:.1f}",
                       z.get("written_back_pages", "")]
-        cells = [label, r["pswpin"], r["pswpout"], r["majflt"], f"{r['io_sum_mb']:.1f}",
+        io = "?" if r["io_sum_mb"] is None else f"{r['io_sum_mb']:.1f}"
+        cells = [label, r["pswpin"], r["pswpout"], r["majflt"], io,
                  f"{r['runtime_s']:.2f}", f"{r['cpu_pct']:.0f}", *zcells,
                  f"{r['server']['cpu_us_per_page']:.1f}"
                  if r["server"]["cpu_us_per_page"] else "-", _short_exit(r)]
@@ -714,10 +852,17 @@ def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
     for r in rows:
         if r.get("kernel_zswap"):
             lines.append(f"{r['label']}: zswpout and written back are the kernel's own zswap "
-                         "(/proc/vmstat zswpout, zswpwb); zswap stored is n/a (the kernel "
-                         "frees its entries as the command exits and counts them only in "
+                         "(/proc/vmstat zswpout, zswpwb); pool peak is n/a (the kernel keeps "
+                         "no high-water mark of its pool, and its current size only in "
                          "debugfs); pswpin/pswpout are the pages it passed on to the swap "
                          "device (the hwzswap chain, zswap off there)")
+    for r in rows:
+        if r.get("server_died"):
+            lines.append(f"SERVER DIED: {r['label']}: {r['server_died']['text']}; the "
+                         "engine's figures (?) died with it")
+    for r in rows:
+        if r.get("count_warning"):
+            lines.append(f"WARNING: {r['label']}: {r['count_warning']}")
     for r in rows:
         if r.get("teardown_error"):
             lines.append(f"TEARDOWN FAILED: {r['label']}: {r['teardown_error']}")
@@ -808,9 +953,30 @@ def _record_outcome(path: str, before: tuple[int, int, int] | None,
     return "the server wrote no file (its log said nothing about it)"
 
 
+def _record_truncation(path: str) -> str | None:
+    """What a recording the server wrote at ``path`` left out (its header's ``params``:
+    the recorder stops at its cap, :data:`hwzswap.serve.server.RECORD_MAX_PAGES`), or None
+    when it holds the whole stream."""
+    from hwzswap.bench.workload import read_header
+    from hwzswap.serve.server import RECORD_MAX_PAGES_ENV
+
+    try:
+        params = read_header(path)[0].get("params") or {}
+    except HwzswapError as exc:
+        return f"its header cannot be read back ({exc})"
+    if not isinstance(params, dict) or not params.get("truncated"):
+        return None
+    return (f"the recording stopped after {params.get('recorded_pages')} pages "
+            f"({params.get('truncated_why')}); {params.get('dropped_pages')} page(s) swapped "
+            "out after that, and every request from then on, are not in it. The file is a "
+            "valid prefix of the stream (it replays), not the whole run: record a shorter run, "
+            f"or raise the cap with {RECORD_MAX_PAGES_ENV}")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     args.record_failed = False
-    with stop_signals_interrupt():
+    with stop_signals_interrupt() as noted:
+        args.stop_signals = noted
         try:
             rc = _run_cmd(args)
         except RunFailedError as exc:  # the run failed, it was not refused
@@ -827,8 +993,8 @@ def _run_cmd(args: argparse.Namespace) -> int:
         raise RunError("hwzswap run: give the command after --, e.g. "
                        "hwzswap run --memory-limit 64M -- python prog.py")
     limit = check_memory_limit(args.memory_limit)
-    labels = [s.strip() for s in args.compare.split(",") if s.strip()] if args.compare \
-        else ["config"]
+    labels = ([s.strip() for s in args.compare.split(",") if s.strip()]
+              if args.compare is not None else ["config"])
     _check_outputs(args)  # a path that cannot be written is named first, whatever else
     if args.plot and len(labels) < 2:
         raise RunError(f"--plot {args.plot}: the plot is of the % changes against the first "
@@ -855,7 +1021,13 @@ def _run_cmd(args: argparse.Namespace) -> int:
     finally:
         if record is not None:
             why = _record_outcome(record, before, rows)
-            if why is None:
+            cut = _record_truncation(record) if why is None else None
+            if cut is not None:
+                print(f"recorded request stream: {args.record} (TRUNCATED)")
+                print(f"hwzswap run: error: --record {args.record}: TRUNCATED: {cut}",
+                      file=sys.stderr)
+                args.record_failed = True
+            elif why is None:
                 print(f"recorded request stream: {args.record}")
             else:
                 for d in made or ():
@@ -872,38 +1044,57 @@ def _run_all(args: argparse.Namespace, cmd: list[str], limit: int, labels: list[
     """Run each configuration in turn (``rows`` collects the results), print the table and
     write the outputs; the exit status."""
     aborted: dict[str, str] | None = None
+    interrupted: dict[str, str] | None = None
+    noted: StopSignals | None = getattr(args, "stop_signals", None)
     for label, (cfg, kernel) in zip(labels, configs):
-        print(f"hwzswap run: {label}: {' '.join(cmd)} (memory limit {format_size(limit)})",
-              file=sys.stderr, flush=True)
+        cut: str | None = label  # the run a stop signal would cut short
         try:
-            row = run_once(cmd, limit, cfg, label=label, kernel_zswap=kernel,
-                           record=record, coexist=args.coexist,
-                           oom_kill=not args.no_oom_kill, timeout_s=args.timeout,
-                           source=args.config)
-        except HwzswapError as exc:
+            print(f"hwzswap run: {label}: {' '.join(cmd)} (memory limit "
+                  f"{format_size(limit)})", file=sys.stderr, flush=True)
+            try:
+                row = run_once(cmd, limit, cfg, label=label, kernel_zswap=kernel,
+                               record=record, coexist=args.coexist,
+                               oom_kill=not args.no_oom_kill, timeout_s=args.timeout,
+                               source=args.config)
+            except HwzswapError as exc:
+                if not rows:
+                    raise  # nothing measured: as before (2 when refused, 1 when it failed)
+                # what was measured is still reported and written
+                aborted = {"label": label, "error": str(exc)}
+                print(f"hwzswap run: error: {label}: {exc}; reporting the {len(rows)} run(s) "
+                      "done before it", file=sys.stderr, flush=True)
+                break
+            rows.append(row)
+            cut = None
+            _say_row(row)
+        except KeyboardInterrupt:
+            # Ctrl-C, SIGTERM or SIGHUP (the chain of the run it cut short is undone): the
+            # runs finished before it are still reported and written, marked partial
             if not rows:
-                raise  # nothing measured: as before (2 when refused, 1 when it failed)
-            # what was measured is still reported and written
-            aborted = {"label": label, "error": str(exc)}
-            print(f"hwzswap run: error: {label}: {exc}; reporting the {len(rows)} run(s) "
-                  "done before it", file=sys.stderr, flush=True)
+                raise
+            sig = _signal_name(noted.got[0]) if noted is not None and noted.got else "SIGINT"
+            interrupted = {"signal": sig, "label": cut}
+            print(f"hwzswap run: {sig}: "
+                  + ("" if cut is None else f"{cut} was cut short; ")
+                  + f"reporting the {len(rows)} run(s) finished before it (a partial "
+                  "comparison)", file=sys.stderr, flush=True)
             break
-        rows.append(row)
-        if row["failure"]:
-            print(f"hwzswap run: {label}: the command {row['failure']}", file=sys.stderr,
-                  flush=True)
-        if row.get("teardown_error"):
-            print(f"hwzswap run: error: {label}: {row['teardown_error']}", file=sys.stderr,
-                  flush=True)
     title = f"{' '.join(cmd)} -- memory limit {format_size(limit)}"
     table = format_table(rows, title)
     if aborted:
         table += (f"\nNOT MEASURED: {', '.join(labels[len(rows):])} ({aborted['label']} "
                   f"failed: {aborted['error']})")
-    print(table)
+    if interrupted:
+        table += (f"\nINTERRUPTED ({interrupted['signal']}): a partial comparison, "
+                  f"{len(rows)} of {len(labels)} run(s); not measured: "
+                  f"{', '.join(labels[len(rows):]) or 'none'}")
+    print(table, flush=True)
+    stopped = aborted or interrupted
     out = {"machine": machine(), "command": cmd, "memory_limit": limit, "runs": rows,
            "changes": compare_rows(rows), "aborted": aborted,
-           "not_run": labels[len(rows) + 1:] if aborted else []}
+           "interrupted": interrupted, "partial": bool(interrupted),
+           "not_run": labels[len(rows) + (1 if aborted or (interrupted and interrupted[
+               "label"]) else 0):] if stopped else []}
     if args.json:
         write_atomic(args.json, lambda tmp: tmp.write_text(json.dumps(out, indent=1,
                                                                      default=str)))
@@ -922,7 +1113,23 @@ def _run_all(args: argparse.Namespace, cmd: list[str], limit: int, labels: list[
         print(f"hwzswap run: error: the teardown failed in {len(broken)} of {len(rows)} "
               f"run(s): " + "; ".join(f"{r['label']}: {r['teardown_error']}" for r in broken),
               file=sys.stderr)
+    if interrupted is not None:
+        raise KeyboardInterrupt  # after what was measured is out: exit 130, as for Ctrl-C
     return 1 if failed or aborted or broken else 0
+
+
+def _say_row(row: dict[str, Any]) -> None:
+    """What went wrong in one finished run, on stderr as it finishes."""
+    label = row["label"]
+    if row["failure"]:
+        print(f"hwzswap run: {label}: the command {row['failure']}", file=sys.stderr,
+              flush=True)
+    if row.get("teardown_error"):
+        print(f"hwzswap run: error: {label}: {row['teardown_error']}", file=sys.stderr,
+              flush=True)
+    if row.get("count_warning"):
+        print(f"hwzswap run: warning: {label}: {row['count_warning']}", file=sys.stderr,
+              flush=True)
 
 
 def register(sub: Any) -> None:
@@ -935,14 +1142,17 @@ def register(sub: Any) -> None:
             "limited to --memory-limit, print the seed's columns and zswap's counters, and "
             "undo everything; with --compare once per configuration. Exit status 0 when "
             "every run's command exited 0; 1 when a command failed or ran past --timeout "
-            "(an OOM kill in its cgroup is a failure, even when it exited 0), "
-            "a --record file was not written, a later --compare entry could not run (what "
-            "was measured is still reported), or the teardown left something set up or "
-            "failed (the server's log is then kept and named); 2 "
+            "(an OOM kill in its cgroup is a failure, even when it exited 0), the swap "
+            "server died while it ran (its log is kept and named, the run marked failed), "
+            "a --record file was not written or was truncated at its cap, a later --compare "
+            "entry could not run (what was measured is still reported), or the teardown "
+            "left something set up or failed (the server's log is then kept and named); 2 "
             "when refused before running (bad arguments, config or output file, not root, "
             "no /dev/fuse, loop devices or memory cgroup, another swap device active without "
             "--coexist, a --compare entry that cannot run here) or when the first chain "
-            "could not be set up; 130 on Ctrl-C, SIGTERM or SIGHUP (all undone)."),
+            "could not be set up; 130 on Ctrl-C, SIGTERM or SIGHUP (all undone; the runs "
+            "of --compare finished before it are still printed and written, marked "
+            "partial)."),
     )
     p.add_argument("--memory-limit", required=True,
                    help="cgroup memory limit (e.g. 64M; at least 8M: the cgroup also holds "
@@ -951,7 +1161,9 @@ def register(sub: Any) -> None:
     p.add_argument("--compare", help="comma-separated: base, compressor names, kernel-<comp>")
     p.add_argument("--record", metavar="FILE",
                    help="write the request stream as a workload (missing folders are made); "
-                        "exit 1 when it could not be written or the command swapped nothing")
+                        "exit 1 when it could not be written, the command swapped nothing, "
+                        "or it was truncated at its cap (262144 pages; "
+                        "HWZSWAP_RECORD_MAX_PAGES sets another)")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     p.add_argument("--plot", metavar="OUT.png",
                    help="a PNG of the %% changes against the first configuration: needs "

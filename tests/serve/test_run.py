@@ -53,6 +53,9 @@ def test_program_swaps_through_hwzswap_with_correct_data(state_dir: Path,
     assert base["io_sum_pages"] == base["pswpin"] + base["pswpout"]
     assert base["zswap"]["stored_pages_at_exit"] <= 1
     assert lz4["zswap"]["zswpout"] > 1000
+    # zswap's column is its pool's high-water mark over the run (base: zswap off, empty)
+    assert base["zswap"]["pool_peak_pages"] == 0 and lz4["zswap"]["pool_peak_pages"] > 0
+    assert "count_warning" not in base and "count_warning" not in lz4  # the kernel's agree
     assert lz4["zswap"]["stored_pages_after"] <= 1  # the discards emptied the pool
     assert lz4["io_sum_pages"] < base["io_sum_pages"] / 10
     assert res["changes"][1]["io_sum_mb"] < -90

@@ -114,7 +114,7 @@ def test_an_oom_kill_in_a_command_that_exits_0_is_a_failure(state_dir: Path,
 
 def test_a_kernel_zswap_row_shows_the_kernels_counters() -> None:
     """kernel-lzo's zswap work is the kernel's: its zswpout and zswpwb are in the row's zswap
-    columns (it showed the chain's 'stored 0'), its stored pages marked n/a with why."""
+    columns (it showed the chain's 'stored 0'), its pool peak marked n/a with why."""
     base = _row("base")
     base["zswap"]["zswpout"] = 0
     k = _row("kernel-lzo", pswpin=0, pswpout=0)
@@ -126,6 +126,6 @@ def test_a_kernel_zswap_row_shows_the_kernels_counters() -> None:
     cells = [c.strip() for c in row.split("|")]
     head = [c.strip() for c in table.splitlines()[0].split("|")]
     assert cells[head.index("zswpout")] == "27472"
-    assert cells[head.index("zswap stored")] == "n/a"
+    assert cells[head.index("pool peak MiB")] == "n/a"
     assert cells[head.index("written back")] == "12"
     assert "kernel-lzo: zswpout and written back are the kernel's own zswap" in table
