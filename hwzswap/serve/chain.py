@@ -416,9 +416,34 @@ def _name_in_use(name: str) -> ChainError:
                       "--name")
 
 
+#: How long a lock whose holder has exited is waited for: a killed server's other threads
+#: still hold its files for a moment after its main thread is a zombie (~50 ms measured).
+EXITING_HOLDER_WAIT_S = 10.0
+
+
+def _holder_gone(path: Path) -> bool:
+    """Whether the process that wrote itself into lock ``path`` has exited (its last threads
+    may still be letting go of the lock)."""
+    try:
+        pid = json.loads(path.read_text()).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return _proc_start(pid) is None
+
+
+def _lock_or_wait_exiting(path: Path, what: dict[str, Any], wait_s: float = 0.0
+                          ) -> int | None:
+    """:func:`_lock`, waiting up to :data:`EXITING_HOLDER_WAIT_S` more when its holder has
+    exited (a killed server) and is only still letting go of it."""
+    fd = _lock(path, what, wait_s)
+    if fd is None and _holder_gone(path):
+        fd = _lock(path, what, EXITING_HOLDER_WAIT_S)
+    return fd
+
+
 def lock_name(name: str, doing: str) -> int:
     """Take chain ``name``'s lock (:func:`_lock`) or raise :func:`_name_in_use`'s refusal."""
-    fd = _lock(name_lock_path(name), {"name": name, "doing": doing})
+    fd = _lock_or_wait_exiting(name_lock_path(name), {"name": name, "doing": doing})
     if fd is None:
         raise _name_in_use(name)
     return fd
@@ -427,8 +452,9 @@ def lock_name(name: str, doing: str) -> int:
 def lock_setup(name: str, coexist: bool, wait_s: float = 120.0) -> int:
     """Take the setup lock for chain ``name``: without ``coexist`` another setup going on
     is refused at once (its swap device is about to be active); with it, waited for."""
-    fd = _lock(_setup_lock_path(), {"name": name, "doing": f"setting up chain {name!r}"},
-               wait_s if coexist else 0.0)
+    fd = _lock_or_wait_exiting(_setup_lock_path(),
+                               {"name": name, "doing": f"setting up chain {name!r}"},
+                               wait_s if coexist else 0.0)
     if fd is None:
         holder = _holder(_setup_lock_path())
         if coexist:
@@ -1122,20 +1148,13 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
     name_fd = lock_name(name, f"swap on: starting chain {name!r}")
     handed = False  # to the server, once swap is on: it then holds the name's lock
     try:
-        return _swap_on_locked(
+        st = _swap_on_locked(
             cfg, str(config), name, priority, coexist, threads, device_time, record,
             record_command, timeout, signals, keep_refused_log, allow_kernel_zswap, name_fd)
-    except _Handed as done:
         handed = True
-        return done.state
+        return st
     finally:
         _unlock(name_fd, name_lock_path(name), remove=not handed)
-
-
-class _Handed(Exception):  # noqa: N818 - not an error: swap is on, the server has the lock
-    def __init__(self, state: dict[str, Any]) -> None:
-        super().__init__()
-        self.state = state
 
 
 def _swap_on_locked(cfg: Any, config: str, name: str, priority: int, coexist: bool,
@@ -1143,8 +1162,8 @@ def _swap_on_locked(cfg: Any, config: str, name: str, priority: int, coexist: bo
                     record_command: str | None, timeout: float, signals: OnSignals | None,
                     keep_refused_log: bool, allow_kernel_zswap: bool, name_fd: int
                     ) -> dict[str, Any]:
-    """:func:`swap_on` once it holds chain ``name``'s lock (``name_fd``); raises
-    :class:`_Handed` with the state once swap is on."""
+    """:func:`swap_on` once it holds chain ``name``'s lock (``name_fd``): the state once
+    swap is on (the server then holds that lock); raises otherwise."""
     old = read_state(name)
     if old is not None:
         if _server_alive(old):
@@ -1170,12 +1189,11 @@ def _swap_on_locked(cfg: Any, config: str, name: str, priority: int, coexist: bo
     finally:
         _unlock(setup_fd, _setup_lock_path())
     try:
-        st = _wait_server(proc, rfd, log, config, private, name, timeout, signals,
-                          keep_refused_log)
+        return _wait_server(proc, rfd, log, config, private, name, timeout, signals,
+                            keep_refused_log)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(private)  # the server removes it once read; this one may not have
-    raise _Handed(st)
 
 
 def _start_server(cfg: Any, config: str, name: str, priority: int, coexist: bool,
@@ -1414,21 +1432,31 @@ def swap_off(name: str = DEFAULT_NAME, timeout: float = 300.0, force: bool = Fal
     server's leftovers, an exit record) is undone under chain ``name``'s lock, so never
     while a ``swap on`` of that name sets it up: that is refused, saying who holds it.
     ``name_locked``: the caller holds that lock (``swap on``, the server)."""
-    if not name_locked:
+    path = name_lock_path(name)
+    # a setup of the name going on (or a killed server's last threads letting go of the
+    # lock) is waited for a while: once its server is up, it is stopped as usual
+    deadline = time.monotonic() + min(timeout, EXITING_HOLDER_WAIT_S)
+    while not name_locked:
         st = read_state(name)
-        if st is None or not _server_alive(st):
-            fd = _lock(name_lock_path(name), {"name": name, "doing": "undoing what is left"})
-            if fd is not None:
-                try:
-                    return _swap_off(name, timeout, force, strict, tick)
-                finally:
-                    _unlock(fd, name_lock_path(name))
+        if st is not None and _server_alive(st):
+            break
+        fd = _lock(path, {"name": name, "doing": "undoing what is left"})
+        if fd is not None:
+            try:
+                return _swap_off(name, timeout, force, strict, tick)
+            finally:
+                _unlock(fd, path)
+        if time.monotonic() >= deadline:
             st = read_state(name)
             if st is None or not _server_alive(st):
                 raise ChainError(
                     f"hwzswap swap off {name}: chain {name!r} is in use by "
                     f"{_holder(name_lock_path(name))}, which is setting it up or undoing it "
                     f"right now; run `hwzswap swap off --name {name}` again once it is done")
+            break
+        if tick is not None:
+            tick()
+        time.sleep(0.05)
     return _swap_off(name, timeout, force, strict, tick)
 
 

@@ -57,7 +57,7 @@ def test_a_held_name_is_refused_and_left_alone(state_dir: Path, tmp_path: Path) 
         assert p.returncode == 2, p.stderr
         assert ("hwzswap swap 'lk2' is in use by pid " in p.stderr
                 and "(a test holding it)" in p.stderr), p.stderr
-        off = hwzswap_cli("swap", "off", "--name", "lk2")
+        off = hwzswap_cli("swap", "off", "--name", "lk2", "--timeout", "1")  # waits that long
         assert off.returncode == 1 and "is in use by pid" in off.stderr, off.stderr
         assert state_dir.joinpath("lk2.log").read_text() == "the holder's log\n"
         assert list(state_dir.glob("lk2.*.log")) == []
