@@ -10,7 +10,13 @@ or, in its own pytest suite, with one line (one test per parameter set of the YA
     from hwzswap.testing import conformance_tests
     test_conformance = conformance_tests("mycodec-myaccel", params_yaml="tests/params.yaml")
 
-What the checks cover (:data:`CHECKS`, in the order they run): the capabilities; single-page
+The kit hands a driver what the engine hands it: **read-only** input (pages, arrays, compressed
+objects; a driver that writes into its input, or pins it writable with ``ctypes.from_buffer``,
+fails naming that rule) and batches of at most the driver's ``max_batch`` pages, split as the
+engine splits them.
+
+What the checks cover (:data:`CHECKS`, in the order they run): the capabilities (each field of
+the type and range the engine takes: :func:`_capability_problem`); single-page
 round trips; BUSY semantics and ``pending()``; ``poll(max_ops)``; incompressible pages; the batch
 calls and their per-item results (:class:`~hwzswap.backends.contract.CompressedBatch`,
 :class:`~hwzswap.backends.contract.DecompressedBatch` or the old list/array shapes); async ops
@@ -23,19 +29,23 @@ may be lost, and the errors are counted in the report.
 Every check runs in a worker thread under a deadline (``timeout_s``, default
 :data:`DEFAULT_TIMEOUT_S`, or the environment's ``HWZSWAP_CHECK_TIMEOUT_S``): a driver whose
 ``poll`` never completes an op, or whose call never returns, fails that check with a timeout that
-names the call it is stuck in; the kit never hangs. A failure is a :class:`ConformanceError` (an
-``AssertionError``) whose message starts ``[backend] check: page i: ...``.
+names the call it is stuck in (the driver's own frame, not the contract's default loop); the kit
+never hangs. A failure is a :class:`ConformanceError` (an ``AssertionError``) whose message starts
+``[backend] check: page i: ...``; an exception outside the ``HwzswapError`` family names the call
+and the driver's line, and a ``close()`` that raises fails the ``close`` check.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
+import sysconfig
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +55,7 @@ import numpy as np
 from hwzswap.backends.contract import (
     PAGE_SIZE,
     Backend,
+    Capabilities,
     CompOp,
     CompressedBatch,
     DecompressedBatch,
@@ -58,6 +69,7 @@ from hwzswap.errors import (
     ConfigError,
     CorruptDataError,
     DeviceError,
+    HwzswapError,
     InvalidInputError,
     InvalidParameterError,
     UnknownBackendError,
@@ -186,17 +198,47 @@ def _timeout() -> float:
     return getattr(_local, "timeout", 3600.0)
 
 
+_CONTRACT = os.path.abspath(os.path.join(os.path.dirname(__file__), "backends", "contract.py"))
+_STDLIB = tuple(os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib"))
+
+
+def _driver_call(stack: Sequence[traceback.FrameSummary]) -> str | None:
+    """The name of the driver call the kit made (the first frame below this module's)."""
+    here = os.path.abspath(__file__)
+    last = max((i for i, f in enumerate(stack) if os.path.abspath(f.filename) == here), default=-1)
+    return stack[last + 1].name if last + 1 < len(stack) else None
+
+
+def _driver_site(stack: Sequence[traceback.FrameSummary]) -> str | None:
+    """Where in a driver a call is (or raised): the call the kit made (the first frame below
+    this module's) and the deepest frame of the driver's own code below it (not the contract's
+    default loops in ``hwzswap/backends/contract.py``, not the standard library), as
+    ``decompress() at driver.py:88`` or ``decompress() at driver.py:88, in decompress_batch()``;
+    None when no frame lies below this module's."""
+    here = os.path.abspath(__file__)
+    last = max((i for i, f in enumerate(stack) if os.path.abspath(f.filename) == here), default=-1)
+    below = list(stack[last + 1:])
+    if not below:
+        return None
+    own = [f for f in below if os.path.abspath(f.filename) != _CONTRACT
+           and not os.path.abspath(f.filename).startswith(_STDLIB)]
+    f = (own or below)[-1]
+    text = f"{f.name}() at {Path(f.filename).name}:{f.lineno}"
+    if f is not below[0]:
+        text += f", in {below[0].name}()"
+    return text
+
+
 def _stuck_in(thread: threading.Thread) -> str:
-    """The driver call a hung check thread is in: the first frame below this module's."""
+    """The driver call a hung check thread is in: its own frame (not the contract's default
+    loop that called it), and the call the kit made when that differs."""
     frame = sys._current_frames().get(thread.ident or -1)  # documented CPython API
     if frame is None:
         return "an unknown call"
     stack = traceback.extract_stack(frame)
-    here = os.path.abspath(__file__)
-    last = max((i for i, f in enumerate(stack) if os.path.abspath(f.filename) == here), default=-1)
-    if last + 1 < len(stack):
-        f = stack[last + 1]
-        return f"{f.name}() at {Path(f.filename).name}:{f.lineno}"
+    site = _driver_site(stack)
+    if site is not None:
+        return site
     f = stack[-1]
     return f"{f.name}() at {Path(f.filename).name}:{f.lineno}"
 
@@ -231,12 +273,113 @@ def run_with_deadline(name: str, check: str, fn: Callable[[], Any], timeout_s: f
         return result.get("value")
     if isinstance(exc, ConformanceError):
         raise exc
-    raise _fail(name, check, f"raised {type(exc).__name__}: {exc}") from exc
+    raise _fail(name, check, _raised(exc)) from exc
+
+
+def _raised(exc: BaseException, call: str | None = None) -> str:
+    """``compress raised ValueError: boom (in compress() at driver.py:12)``: what a driver call
+    raised, naming the call (from the traceback when ``call`` is None) and the driver's line;
+    an error that says the input is read-only gets the rule (the kit's input is, as the
+    engine's is)."""
+    stack = traceback.extract_tb(exc.__traceback__)
+    site = _driver_site(stack)
+    call = call or _driver_call(stack)
+    text = f"{call + ' ' if call else ''}raised {type(exc).__name__}: {exc}"
+    if site is not None:
+        text += f" (in {site})"
+    if _read_only_error(exc):
+        text = (f"{call or 'a call'} wrote into its input (or asked for a writable buffer), "
+                f"which is read-only: {text}. A driver's input pages and objects are read-only "
+                "(the engine and the bench pass them so); a driver that needs a writable buffer "
+                "copies first (bytearray(page), np.array(page), ctypes' from_buffer_copy)")
+    return text
+
+
+def _read_only_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is what writing into read-only memory raises (numpy, memoryview,
+    ctypes' ``from_buffer``)."""
+    text = str(exc).lower()
+    return isinstance(exc, (TypeError, ValueError, BufferError)) and (
+        "read-only" in text or "readonly" in text or "not writable" in text)
 
 
 # -- result shapes --------------------------------------------------------------------------
 
 _BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+def _frozen(pages: np.ndarray) -> np.ndarray:
+    """A read-only copy of ``pages`` over immutable memory (a ``bytes`` object), as a driver
+    gets its input from the engine: writing into it raises, and it cannot be made writable."""
+    return np.frombuffer(np.ascontiguousarray(pages).tobytes(), np.uint8).reshape(pages.shape)
+
+
+def _call(backend: Backend, check: str, page: Any, call: str, *args: Any) -> Any:
+    """``backend.<call>(*args)``: its result, a HwzswapError as it is (the checks judge those),
+    anything else a failure naming the call, the page and the driver's line (and, for a write
+    into the read-only input, the rule)."""
+    try:
+        return getattr(backend, call)(*args)
+    except (HwzswapError, ConformanceError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a driver bug, reported with where it happened
+        raise _fail(backend, check, _raised(exc, call), page) from exc
+
+
+def _batch_parts(backend: Backend, n: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` ranges of at most the driver's ``max_batch`` items, as the engine splits a
+    batch (:func:`hwzswap.frontswap.compressor.in_calls_of`): a driver is never handed more."""
+    cap = backend.capabilities.max_batch
+    if cap is None or n <= cap:
+        return [(0, n)]
+    return [(lo, min(n, lo + cap)) for lo in range(0, n, cap)]
+
+
+def _moved(exc: ConformanceError, by: int) -> ConformanceError:
+    """``exc`` with its page index counted from the whole batch, not from one call's part."""
+    if not by or not isinstance(exc.page, int):
+        return exc
+    return ConformanceError(exc.backend, exc.check, exc.detail, exc.page + by)
+
+
+def compress_batch_items(backend: Backend, check: str, pages: np.ndarray,
+                         raws: list[tuple[int, Any]] | None = None) -> list[Any]:
+    """``compress_batch`` on ``pages`` in calls of at most ``max_batch`` pages (as the engine
+    makes them), each result validated (:func:`batch_items`); one item per page. ``raws``
+    collects each call's result with its first page's index."""
+    items: list[Any] = []
+    for lo, hi in _batch_parts(backend, len(pages)):
+        out = _call(backend, check, None, "compress_batch", pages[lo:hi])
+        if raws is not None:
+            raws.append((lo, out))
+        try:
+            items += batch_items(backend, check, out, hi - lo)
+        except ConformanceError as exc:
+            raise _moved(exc, lo) from None
+    return items
+
+
+def decompress_batch_pages(backend: Backend, check: str, items: Any
+                           ) -> tuple[np.ndarray, dict[int, str]]:
+    """``decompress_batch`` on ``items`` (a list or a CompressedBatch) in calls of at most
+    ``max_batch`` items, each result validated (:func:`batch_pages`): the pages and the failed
+    items with their reasons, numbered over all of ``items``."""
+    n = len(items)
+    parts = _batch_parts(backend, n)
+    if len(parts) == 1:
+        return batch_pages(backend, check, _call(backend, check, None, "decompress_batch", items), n)
+    pages, errors = [], {}
+    for lo, hi in parts:
+        chunk = (items.take(range(lo, hi)) if isinstance(items, CompressedBatch)
+                 else items[lo:hi])
+        try:
+            got, errs = batch_pages(backend, check,
+                                    _call(backend, check, None, "decompress_batch", chunk), hi - lo)
+        except ConformanceError as exc:
+            raise _moved(exc, lo) from None
+        pages.append(got)  # joined once every call returned, as the engine joins them
+        errors.update({lo + i: why for i, why in errs.items()})
+    return np.concatenate(pages), errors
 
 
 def _compressed(backend: Backend, check: str, out: Any, page: Any, call: str = "compress") -> bytes | None:
@@ -427,19 +570,66 @@ def _drive(backend: Backend, ops: Sequence[CompOp], check: str,
 # -- the checks -----------------------------------------------------------------------------
 
 
-def check_capabilities(backend: Backend) -> None:
-    """A valid time basis, sane batch limits, ``counters()`` a mapping and ``gauges`` a set of
-    its key names; a modelled backend reports its device time."""
-    caps = backend.capabilities
+def _capability_problem(caps: Any) -> str | None:
+    """What is wrong with a ``Capabilities`` record, or None. The engine's rule
+    (``hwzswap.frontswap.compressor``: ``open_zswap`` refuses such a driver with a DriverError),
+    written out here as well: ``batch``, ``asynchronous``, ``concurrent`` bools;
+    ``preferred_batch`` an int >= 1; ``max_batch`` an int >= 1 or None; ``min_batch`` an int
+    from 1 to ``max_batch``; ``timeout_ms`` None or a number of ms in (0, a day]; ``format``
+    None or a backend's name; ``time_basis`` ``measured`` or ``modeled``; ``device`` a string."""
+    from hwzswap.config import MAX_DEVICE_TIMEOUT_MS
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+    for name in ("batch", "asynchronous", "concurrent"):
+        v = getattr(caps, name)
+        if not isinstance(v, (bool, np.bool_)):
+            return f"capabilities.{name} must be True or False, got {v!r}"
+    if not is_int(caps.preferred_batch) or caps.preferred_batch < 1:
+        return f"capabilities.preferred_batch must be an int >= 1, got {caps.preferred_batch!r}"
+    most = caps.max_batch
+    if most is not None and (type(most) is not int or most < 1):
+        return (f"capabilities.max_batch must be an int >= 1 or None (no limit), got {most!r} "
+                f"({type(most).__name__})")
+    if not is_int(caps.min_batch) or caps.min_batch < 1 or (most is not None
+                                                              and caps.min_batch > most):
+        return f"capabilities.min_batch must be an int from 1 to max_batch, got {caps.min_batch!r}"
+    t = caps.timeout_ms
+    if t is not None and (isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.number))
+                          or not 0 < t <= MAX_DEVICE_TIMEOUT_MS):
+        return (f"capabilities.timeout_ms must be None or a number of milliseconds in "
+                f"(0, {MAX_DEVICE_TIMEOUT_MS:.0f}] (a day), got {t!r} ({type(t).__name__}); "
+                "open_zswap refuses it (unless the config sets zswap.device_timeout_ms)")
+    if caps.format is not None and (not isinstance(caps.format, str) or not caps.format):
+        return (f"capabilities.format must be None or the name of a software backend that "
+                f"decodes the output, got {caps.format!r}")
     if caps.time_basis not in ("measured", "modeled"):
-        raise _fail(backend, "capabilities", f"time_basis {caps.time_basis!r}")
+        return f"capabilities.time_basis must be 'measured' or 'modeled', got {caps.time_basis!r}"
+    if not isinstance(caps.device, str):
+        return f"capabilities.device must be a string, got {caps.device!r}"
+    return None
+
+
+def check_capabilities(backend: Backend) -> None:
+    """Every capability of a type and in a range the engine takes (the engine's rule,
+    :func:`_capability_problem`), ``counters()`` a mapping and ``gauges`` a set of its key
+    names; a modelled backend reports its device time."""
+    try:
+        caps = backend.capabilities
+    except Exception as exc:  # noqa: BLE001 - a driver bug, reported with its line
+        raise _fail(backend, "capabilities", _raised(exc, "reading capabilities")) from exc
+    if not isinstance(caps, Capabilities):
+        raise _fail(backend, "capabilities", f"capabilities is a {type(caps).__name__}, not a "
+                    "hwzswap.backends.contract.Capabilities")
+    problem = _capability_problem(caps)
+    if problem is not None:
+        raise _fail(backend, "capabilities", problem)
     if caps.time_basis == "modeled":
         t = backend.modeled_device_us()
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
             raise _fail(backend, "capabilities", f"a modeled backend reports modeled_device_us() "
                         f"= {t!r}, expected a finite number of µs >= 0")
-    if caps.min_batch < 1 or (caps.max_batch is not None and caps.max_batch < caps.min_batch):
-        raise _fail(backend, "capabilities", f"batch limits {caps.min_batch}..{caps.max_batch}")
     counters = backend.counters()
     if not isinstance(counters, Mapping):
         raise _fail(backend, "capabilities", f"counters() returned {type(counters).__name__}, "
@@ -452,15 +642,24 @@ def check_capabilities(backend: Backend) -> None:
 
 def check_roundtrip(backend: Backend, pages: dict[str, np.ndarray] | None = None) -> None:
     """Every sample page compresses to something smaller (or None) and decodes byte-exact, from
-    every buffer form."""
+    every buffer form; every form is read-only, as the engine's input is (a driver that writes
+    into its input, or pins it writable, fails naming the rule)."""
     for label, page in (pages or sample_pages()).items():
         raw = page.tobytes()
-        for form in (page, raw, bytearray(raw), memoryview(page)):
-            out = _compressed(backend, "roundtrip", backend.compress(form), label)
+        frozen = _frozen(page)
+        forms = (frozen, raw, memoryview(frozen), memoryview(bytearray(raw)).toreadonly())
+        for form in forms:
+            out = _compressed(backend, "roundtrip", _call(backend, "roundtrip", label, "compress",
+                                                          form), label)
+            if bytes(form) != raw:  # not through the read-only view: another way in
+                raise _fail(backend, "roundtrip", "compress wrote into its input page; a "
+                            "driver's input is read-only", label)
             if out is None:
                 continue
-            _page_back(backend, "roundtrip", backend.decompress(out), raw, label)
-    if backend.compress(np.zeros(PAGE_SIZE, np.uint8)) is None:
+            _page_back(backend, "roundtrip", _call(backend, "roundtrip", label, "decompress", out),
+                       raw, label)
+    zero = _frozen(np.zeros(PAGE_SIZE, np.uint8))
+    if _call(backend, "roundtrip", "zero", "compress", zero) is None:
         raise _fail(backend, "roundtrip", "a zero page did not compress", "zero")
 
 
@@ -468,7 +667,7 @@ def check_busy(backend: Backend, pages: np.ndarray | None = None) -> None:
     """BUSY semantics and ``pending()``: a burst of ops larger than any sane queue; ``submit``
     accepts a prefix and marks every refused op BUSY (never NOT_PROCESSED), and ``pending()``
     equals accepted minus polled after every call; every accepted op comes back exactly once."""
-    batch = real_memory_mix(64, seed=21) if pages is None else pages
+    batch = _frozen(real_memory_mix(64, seed=21) if pages is None else pages)
     if backend.pending() != 0:
         raise _fail(backend, "busy", f"pending() is {backend.pending()} before any op was submitted")
 
@@ -488,7 +687,7 @@ def check_busy(backend: Backend, pages: np.ndarray | None = None) -> None:
 def check_poll(backend: Backend) -> None:
     """``poll(max_ops)`` returns at most ``max_ops`` ops; repeated polls return every accepted op
     once; ``pending()`` is 0 at the end."""
-    batch = real_memory_mix(8, seed=23)
+    batch = _frozen(real_memory_mix(8, seed=23))
     ops = [CompOp.compress(p, user_data=i) for i, p in enumerate(batch)]
     accepted = int(backend.submit(ops))
     if accepted < 1:
@@ -518,8 +717,9 @@ def check_poll(backend: Backend) -> None:
 
 def check_incompressible(backend: Backend, seed: int = 7) -> None:
     """Random pages come back as None / INCOMPRESSIBLE, never as output >= the page."""
-    page = np.random.default_rng(seed).integers(0, 256, PAGE_SIZE, dtype=np.uint8)
-    out = _compressed(backend, "incompressible", backend.compress(page), "random")
+    page = _frozen(np.random.default_rng(seed).integers(0, 256, PAGE_SIZE, dtype=np.uint8))
+    out = _compressed(backend, "incompressible",
+                      _call(backend, "incompressible", "random", "compress", page), "random")
     if out is not None:
         raise _fail(backend, "incompressible", f"random page gave {len(out)} bytes, not None",
                     "random")
@@ -529,46 +729,111 @@ def check_incompressible(backend: Backend, seed: int = 7) -> None:
                     f"async op status {op.status.name}, dst {op.dst!r:.20}", "random")
 
 
+def _overlap_note(raws: list[tuple[int, Any]], i: int) -> str:
+    """For item ``i`` of a batch compressed in calls whose results are ``raws``: which other
+    OK items of its CompressedBatch share its bytes (offsets pointing at the same place), or
+    an empty string."""
+    for lo, out in raws:
+        if not isinstance(out, CompressedBatch) or not lo <= i < lo + len(out):
+            continue
+        k = i - lo
+        a, b = int(out.offsets[k]), int(out.offsets[k]) + int(out.sizes[k])
+        ok = np.flatnonzero(out.status == int(ItemStatus.OK))
+        other = [int(j) + lo for j in ok if j != k and int(out.offsets[j]) < b
+                 and a < int(out.offsets[j]) + int(out.sizes[j])]
+        if other:
+            return (f"; its bytes {a}..{b} of the CompressedBatch overlap item(s) {other[:4]}'s: "
+                    "are the offsets right?")
+    return ""
+
+
+def _snapshot(result: Any) -> list[bytes | None]:
+    """A batch call's result as copied bytes per item (or the pages' bytes), to tell later
+    whether the driver changed what it had returned."""
+    if isinstance(result, CompressedBatch):
+        return [result.item_bytes(i) for i in range(len(result))]
+    if isinstance(result, DecompressedBatch):
+        return [result.pages.tobytes()]
+    if isinstance(result, np.ndarray):
+        return [result.tobytes()]
+    return [bytes(x) if isinstance(x, _BYTES_LIKE) else None for x in result]
+
+
 def check_batch(backend: Backend, pages: np.ndarray | None = None) -> None:
-    """Batch results are well formed per item and decode to the same pages as single-page
-    results (None where None); ``decompress_batch`` takes a list or a CompressedBatch."""
-    batch = real_memory_mix() if pages is None else pages
-    n = len(batch)
+    """Batch results are well formed per item, each decodes to its page, and None where the
+    single-page result is None; a strided batch gives the same; ``decompress_batch`` takes a
+    list or a CompressedBatch; the input (read-only) is untouched; a result stays as it was
+    after the next call (the caller owns it: the engine may hold it until after its next call,
+    e.g. a batch split by ``max_batch``). Batches go in calls of at most ``max_batch``."""
+    batch = _frozen(real_memory_mix() if pages is None else pages)
     before = batch.copy()
-    raw = backend.compress_batch(batch)
-    items = batch_items(backend, "batch", raw, n)
+    raws: list[tuple[int, Any]] = []
+    items = compress_batch_items(backend, "batch", batch, raws)
     if not np.array_equal(batch, before):
         raise _fail(backend, "batch", "compress_batch wrote to its input pages")
     for i, item in enumerate(items):
         if isinstance(item, BaseException):
             raise _fail(backend, "batch", f"compress_batch failed this item: {item}", i)
+        if item is not None:
+            try:
+                got = bytes(_call(backend, "batch", i, "decompress", item))
+            except HwzswapError as exc:
+                raise _fail(backend, "batch", "compress_batch's item does not decode to its page "
+                            f"(decompress raised {type(exc).__name__}: {exc})"
+                            f"{_overlap_note(raws, i)}", i) from exc
+            if got != batch[i].tobytes():
+                raise _fail(backend, "batch", "compress_batch's item does not decode to its page "
+                            f"(decompress gave {len(got)} other bytes){_overlap_note(raws, i)}", i)
+    kept_raws = [(lo, out, _snapshot(out)) for lo, out in raws]
     # a strided (non-contiguous) view of the batch compresses to the same pages
-    strided = np.repeat(batch, 2, axis=0)[::2]
-    for i, item in enumerate(batch_items(backend, "batch", backend.compress_batch(strided), n)):
+    big = np.repeat(np.asarray(batch), 2, axis=0)
+    big.flags.writeable = False
+    strided = big[::2]
+    for i, item in enumerate(compress_batch_items(backend, "batch", strided)):
         if isinstance(item, BaseException) or (item is None) != (items[i] is None) or (
                 item is not None and bytes(backend.decompress(item)) != batch[i].tobytes()):
-            raise _fail(backend, "batch", "wrong result from a non-contiguous batch", i)
-    for i, (item, page) in enumerate(zip(items, batch, strict=True)):
-        single = _compressed(backend, "batch", backend.compress(page), i)
-        if (item is None) != (single is None):
-            raise _fail(backend, "batch", f"batch None={item is None}, single None={single is None}", i)
+            raise _fail(backend, "batch", "wrong result from a non-contiguous (strided) batch, "
+                        "where the contiguous batch was right", i)
+    # another batch (the pages in reverse order): a driver that reuses its output buffer
+    # overwrites what it returned for the first one
+    compress_batch_items(backend, "batch", _frozen(np.asarray(batch)[::-1]))
+    for lo, out, snap in kept_raws:
+        if _snapshot(out) != snap:
+            raise _fail(backend, "batch", "the result of an earlier compress_batch call changed "
+                        "when it was called again: the driver reuses the buffer it returned "
+                        "(CompressedBatch.data or an item); once returned it is the caller's "
+                        "(return a new buffer each call)")
+    for i, page in enumerate(batch):
+        single = _compressed(backend, "batch", _call(backend, "batch", i, "compress", page), i)
+        if (items[i] is None) != (single is None):
+            raise _fail(backend, "batch", f"batch None={items[i] is None}, single "
+                        f"None={single is None}", i)
     kept = [i for i, it in enumerate(items) if it is not None]
     if kept:
-        out, errors = batch_pages(backend, "batch", backend.decompress_batch([items[i] for i in kept]),
-                                  len(kept))
+        first = [items[i] for i in kept]
+        out, errors = decompress_batch_pages(backend, "batch", first)
         if errors:
             j, why = next(iter(errors.items()))
             raise _fail(backend, "batch", f"decompress_batch failed a valid item: {why}", kept[j])
+        held = out.tobytes()
         for j, i in enumerate(kept):
             if not np.array_equal(out[j], batch[i]):
                 raise _fail(backend, "batch", "decompress_batch returned wrong bytes", i)
-            if bytes(backend.decompress(items[i])) != batch[i].tobytes():
+            if bytes(_call(backend, "batch", i, "decompress", items[i])) != batch[i].tobytes():
                 raise _fail(backend, "batch", "single decompress of the batch output differs", i)
-        packed = CompressedBatch.from_items([items[i] for i in kept])
-        out2, errors2 = batch_pages(backend, "batch", backend.decompress_batch(packed), len(kept))
+        back, _ = decompress_batch_pages(backend, "batch", first[::-1])
+        if not np.array_equal(back, batch[kept[::-1]]):
+            raise _fail(backend, "batch", "decompress_batch of the items in reverse order "
+                        "returned wrong bytes")
+        packed = CompressedBatch.from_items(first)
+        out2, errors2 = decompress_batch_pages(backend, "batch", packed)
         if errors2 or not np.array_equal(out2, batch[kept]):
             raise _fail(backend, "batch", "decompress_batch of a CompressedBatch differs from the "
                         "input pages")
+        if out.tobytes() != held:
+            raise _fail(backend, "batch", "the pages an earlier decompress_batch call returned "
+                        "changed when it was called again: the driver reuses the array it "
+                        "returned; once returned it is the caller's (return a new array each call)")
     empty = backend.compress_batch(np.empty((0, PAGE_SIZE), np.uint8))
     if len(empty) != 0:
         raise _fail(backend, "batch", "an empty batch did not give an empty result")
@@ -576,7 +841,7 @@ def check_batch(backend: Backend, pages: np.ndarray | None = None) -> None:
 
 def check_async(backend: Backend, pages: np.ndarray | None = None) -> None:
     """Async submit/poll results are correct, ``user_data`` untouched, bad input INVALID_INPUT."""
-    batch = real_memory_mix(24, seed=3) if pages is None else pages
+    batch = _frozen(real_memory_mix(24, seed=3) if pages is None else pages)
     ops = _drive(backend, [CompOp.compress(p, user_data=i) for i, p in enumerate(batch)], "async")
     for i, op in enumerate(ops):
         if op.user_data != i:
@@ -590,7 +855,8 @@ def check_async(backend: Backend, pages: np.ndarray | None = None) -> None:
         dst = _compressed(backend, "async", op.dst, i, "a compress op")
         if op.produced != len(dst):
             raise _fail(backend, "async", f"produced {op.produced} != len(dst) {len(dst)}", i)
-        _page_back(backend, "async", backend.decompress(dst), batch[i].tobytes(), i)
+        _page_back(backend, "async", _call(backend, "async", i, "decompress", dst),
+                   batch[i].tobytes(), i)
     comp = [op for op in ops if op.status is OpStatus.SUCCESS]
     dops = _drive(backend, [CompOp.decompress(op.dst, user_data=op.user_data) for op in comp], "async")
     for dop in dops:
@@ -606,10 +872,11 @@ def check_async(backend: Backend, pages: np.ndarray | None = None) -> None:
 
 def check_sync_async(backend: Backend, pages: np.ndarray | None = None) -> None:
     """The sync, async and batch paths give byte-identical output (one set of settings)."""
-    batch = real_memory_mix(16, seed=5) if pages is None else pages
-    sync = [_compressed(backend, "sync_async", backend.compress(p), i) for i, p in enumerate(batch)]
+    batch = _frozen(real_memory_mix(16, seed=5) if pages is None else pages)
+    sync = [_compressed(backend, "sync_async", _call(backend, "sync_async", i, "compress", p), i)
+            for i, p in enumerate(batch)]
     ops = _drive(backend, [CompOp.compress(p) for p in batch], "sync_async")
-    items = batch_items(backend, "sync_async", backend.compress_batch(batch), len(batch))
+    items = compress_batch_items(backend, "sync_async", batch)
     for i, (s, op, b) in enumerate(zip(sync, ops, items, strict=True)):
         a = None if op.status is OpStatus.INCOMPRESSIBLE else (
             bytes(op.dst) if op.status is OpStatus.SUCCESS and op.dst is not None else op.status)
@@ -636,7 +903,7 @@ def check_modeled_time(backend: Backend) -> None:
     with every kind of work (sync, async, batch; compress and decompress) and never falls."""
     if backend.capabilities.time_basis != "modeled":
         return
-    page = sample_pages()["heap_like"]
+    page = _frozen(sample_pages()["heap_like"])
     last = [float(backend.modeled_device_us())]
 
     def advanced(what: str) -> None:
@@ -658,7 +925,7 @@ def check_modeled_time(backend: Backend) -> None:
     advanced("an async compress op")
     if op.device_us is not None and (not math.isfinite(op.device_us) or op.device_us < 0):
         raise _fail(backend, "modeled_time", f"op.device_us = {op.device_us!r}")
-    backend.compress_batch(np.stack([page, page]))
+    compress_batch_items(backend, "modeled_time", _frozen(np.stack([page, page])))
     advanced("compress_batch()")
 
 
@@ -681,7 +948,7 @@ def check_corrupt(backend: Backend, seed: int = 11) -> None:
     It must never return something that is not exactly one page, and never crash.
     """
     rng = np.random.default_rng(seed)
-    page = sample_pages()["heap_like"]
+    page = _frozen(sample_pages()["heap_like"])
     data = _compressed(backend, "corrupt", backend.compress(page), "heap_like")
     if data is None:
         raise _fail(backend, "corrupt", "the heap-like sample page did not compress", "heap_like")
@@ -726,13 +993,17 @@ def check_config(backend: Backend) -> None:
     try:
         if clone.get_config() != cfg:
             raise _fail(backend, "config", f"{clone.get_config()!r} != {cfg!r}")
-        page = sample_pages()["heap_like"]
+        page = _frozen(sample_pages()["heap_like"])
         a, b = backend.compress(page), clone.compress(page)
         if (a is None) != (b is None) or (a is not None and bytes(clone.decompress(a)) != page.tobytes()):
             raise _fail(backend, "config", "the clone does not interoperate with the original")
-    finally:
+    except BaseException:
         if clone is not backend:
-            clone.close()
+            with contextlib.suppress(Exception):
+                clone.close()
+        raise
+    if clone is not backend:
+        _call(clone, "close", None, "close")
     try:
         build(**params, no_such_parameter_xyz=1)
     except ValueError:
@@ -746,7 +1017,7 @@ def check_faults(backend: Backend, reference: Backend, pages: np.ndarray | None 
     every sync call returns a correct result or raises DeviceError, every op completes as SUCCESS,
     INCOMPRESSIBLE or DEVICE_ERROR (none lost, none left pending), every batch item is correct or
     FAILED, and at least one fault shows. Returns the counts: ops and errors per path."""
-    batch = real_memory_mix(48, seed=9) if pages is None else pages
+    batch = _frozen(real_memory_mix(48, seed=9) if pages is None else pages)
     n = len(batch)
     raws = [p.tobytes() for p in batch]
     ref = [_compressed(reference, "faults", reference.compress(p), i) for i, p in enumerate(batch)]
@@ -776,8 +1047,8 @@ def check_faults(backend: Backend, reference: Backend, pages: np.ndarray | None 
             e += 1
             continue
         except Exception as exc:  # noqa: BLE001
-            raise _fail(backend, "faults", f"compress raised {type(exc).__name__}: {exc}; a device "
-                        "fault must raise DeviceError", i) from exc
+            raise _fail(backend, "faults", f"{_raised(exc, 'compress')}; a device fault must "
+                        "raise DeviceError", i) from exc
         none_ok(i, "compress") if out is None else good_compressed(out, i, "compress")
     count("compress", n, e)
     # async compress
@@ -798,7 +1069,7 @@ def check_faults(backend: Backend, reference: Backend, pages: np.ndarray | None 
     count("async_compress", n, e)
     # batch compress
     try:
-        items = batch_items(backend, "faults", backend.compress_batch(batch), n)
+        items = compress_batch_items(backend, "faults", batch)
     except DeviceError:
         count("compress_batch", n, n)
     else:
@@ -839,8 +1110,7 @@ def check_faults(backend: Backend, reference: Backend, pages: np.ndarray | None 
     count("async_decompress", len(kept), e)
     if kept:
         try:
-            out, failed = batch_pages(backend, "faults", backend.decompress_batch([ref[i] for i in kept]),
-                                      len(kept))
+            out, failed = decompress_batch_pages(backend, "faults", [ref[i] for i in kept])
         except DeviceError:
             count("decompress_batch", len(kept), len(kept))
         else:
@@ -1001,11 +1271,28 @@ def run_conformance(
     reports = []
     for ps in sets:
         instance = _construct(backend, ps, timeout)
-        try:
+        with _closing(instance, timeout):
             reports.append(_run_one(instance, ps, names, fault_params, timeout))
-        finally:
-            instance.close()
     return reports
+
+
+def _close(backend: Backend, timeout_s: float) -> None:
+    """``backend.close()`` under the deadline: one that raises (or hangs) is a
+    :class:`ConformanceError` naming the driver (check ``close``), not a bare error."""
+    run_with_deadline(backend.name, "close", backend.close, timeout_s)
+
+
+@contextlib.contextmanager
+def _closing(backend: Backend, timeout_s: float) -> Iterator[Backend]:
+    """Close ``backend`` (:func:`_close`) when the block ends; when the block failed, its
+    failure is the one raised (a close that fails too does not hide it)."""
+    try:
+        yield backend
+    except BaseException:
+        with contextlib.suppress(ConformanceError):
+            _close(backend, timeout_s)
+        raise
+    _close(backend, timeout_s)
 
 
 def _run_one(backend: Backend, ps: ParamSet, names: Sequence[str],
@@ -1050,9 +1337,13 @@ def _run_checks(backend: Backend, ps: ParamSet, names: Sequence[str],
                 report.checks["faults"] = time.perf_counter() - t0
                 report.faults = {**counts, "fault_params": {
                     k: v for k, v in faulty.params.items() if k.startswith("fault")}}
-    finally:
+    except BaseException:
         for b in own:
-            b.close()
+            with contextlib.suppress(ConformanceError):
+                _close(b, timeout)
+        raise
+    for b in own:
+        _close(b, timeout)
     return report
 
 
@@ -1096,12 +1387,10 @@ def conformance_tests(
         faults = fault_params
         if faults is None and params_yaml is not None:
             faults = load_param_sets(params_yaml)[1]
-        instance = _construct(backend, param_set, _default_timeout() if timeout_s is None else timeout_s)
-        try:
-            _run_one(instance, param_set, [*CHECKS, "faults"], faults,
-                     _default_timeout() if timeout_s is None else float(timeout_s))
-        finally:
-            instance.close()
+        limit = _default_timeout() if timeout_s is None else float(timeout_s)
+        instance = _construct(backend, param_set, limit)
+        with _closing(instance, limit):
+            _run_one(instance, param_set, [*CHECKS, "faults"], faults, limit)
 
     return test_hwzswap_conformance
 
@@ -1135,7 +1424,9 @@ __all__ = [
     "check_backend",
     "check_faults",
     "check_reference_interop",
+    "compress_batch_items",
     "conformance_tests",
+    "decompress_batch_pages",
     "load_param_sets",
     "real_memory_mix",
     "run_conformance",

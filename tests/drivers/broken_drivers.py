@@ -8,6 +8,7 @@ threading.Event the tests set when they finish, so no thread outlives its test f
 
 from __future__ import annotations
 
+import sys
 import threading
 import zlib
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from hwzswap.backends.contract import (
     Backend,
     Capabilities,
     CompOp,
+    CompressedBatch,
     OpKind,
     OpStatus,
     Param,
@@ -29,7 +31,7 @@ from hwzswap.backends.contract import (
     page_views,
     wrong_length,
 )
-from hwzswap.errors import DeviceError, InvalidParameterError
+from hwzswap.errors import DeviceError, InvalidInputError, InvalidParameterError
 
 #: Set by the tests' teardown: every blocked driver call returns (or raises) once it is set.
 RELEASE = threading.Event()
@@ -410,3 +412,130 @@ KIT_ONLY: list[type[Backend]] = [
     RefusedNotProcessed, PendingZero, PollIgnoresMax, ModeledTimeStuck, SyncAsyncDisagree,
     FailsNonDefault,
 ]
+
+
+# -- bugs the kit let through, or named wrongly (review of the driver kit) --------------------
+
+
+class WritesInput(GoodDriver):
+    """compress scribbles over its input page after compressing it (the engine hands it a
+    read-only page: numpy refuses the write)."""
+
+    name = "broken-writes-input"
+
+    def compress(self, page: Any) -> bytes | None:
+        out = _lz4(page)
+        np.asarray(memoryview(page)).reshape(-1)[:8] = 0xEE
+        return out
+
+
+class PinsWritable(GoodDriver):
+    """A DMA-style driver: pins its batch with ``ctypes.from_buffer``, which wants a writable
+    buffer (it never writes; ``from_buffer_copy`` would do)."""
+
+    name = "broken-pins-writable"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(batch=True)
+
+    def compress_batch(self, pages: Any) -> list[Any]:
+        import ctypes
+
+        arr = np.ascontiguousarray(pages)
+        pinned = (ctypes.c_ubyte * arr.nbytes).from_buffer(arr)
+        flat = bytes(pinned)
+        return [_lz4(flat[i:i + PAGE_SIZE]) for i in range(0, len(flat), PAGE_SIZE)]
+
+
+def _with_caps(name: str, **caps: Any) -> type[Backend]:
+    """A correct driver declaring ``caps`` (a capability the engine refuses)."""
+    return type(f"Caps_{name}", (GoodDriver,), {
+        "name": f"broken-caps-{name}", "capabilities": property(lambda self: Capabilities(**caps))})
+
+
+TimeoutAsText = _with_caps("timeout-text", timeout_ms="5000")
+TimeoutNegative = _with_caps("timeout-negative", timeout_ms=-1)
+MaxBatchBool = _with_caps("max-batch-bool", batch=True, max_batch=True)
+MaxBatchFloat = _with_caps("max-batch-float", batch=True, max_batch=2.5)
+
+
+class MaxBatch8(GoodDriver):
+    """Correct: a batch device that takes at most 8 pages a call (its ``max_batch``) and
+    refuses more, as a device with an 8-entry descriptor ring would."""
+
+    name = "test-max-batch-8"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(batch=True, max_batch=8, preferred_batch=8)
+
+    def compress_batch(self, pages: Any) -> list[Any]:
+        if len(pages) > 8:
+            raise InvalidInputError(f"{self.name}: a batch of {len(pages)} > max_batch 8")
+        return [_lz4(v) for v in page_views(pages)]
+
+    def decompress_batch(self, items: Any) -> Any:
+        if len(items) > 8:
+            raise InvalidInputError(f"{self.name}: a batch of {len(items)} > max_batch 8")
+        return super().decompress_batch(items)
+
+
+class OverlappingBatch(GoodDriver):
+    """compress_batch returns a CompressedBatch whose items all start at offset 0."""
+
+    name = "broken-overlapping-batch"
+
+    def compress_batch(self, pages: Any) -> CompressedBatch:
+        out = CompressedBatch.from_items([_lz4(v) for v in page_views(pages)])
+        out.offsets[:] = 0
+        return out
+
+
+class ReusesBuffer(GoodDriver):
+    """compress_batch returns a CompressedBatch over one output buffer of its own that its
+    next call overwrites (a DMA ring reused too early)."""
+
+    name = "broken-reuses-buffer"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._ring = bytearray(256 * PAGE_SIZE)
+
+    def compress_batch(self, pages: Any) -> CompressedBatch:
+        outs = [_lz4(v) for v in page_views(pages)]
+        sizes = np.array([0 if o is None else len(o) for o in outs], np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        for o, at in zip(outs, offsets, strict=True):
+            if o is not None:
+                self._ring[at:at + len(o)] = o
+        status = np.array([1 if o is None else 0 for o in outs], np.uint8)
+        return CompressedBatch(memoryview(self._ring)[: int(sizes.sum())], offsets, sizes, status)
+
+
+class HangsInDefaultLoop(GoodDriver):
+    """decompress never returns when the contract's default ``decompress_batch`` loop calls it
+    (until the test releases it): the kit must name this frame, not the loop's."""
+
+    name = "broken-hangs-in-loop"
+
+    def decompress(self, data: Any) -> bytes:
+        if sys._getframe(1).f_code.co_name == "decompress_batch":
+            RELEASE.wait()
+        return super().decompress(data)
+
+
+class RaisesForeign(GoodDriver):
+    """decompress raises a ValueError (a bug, not a HwzswapError)."""
+
+    name = "broken-raises-foreign"
+
+    def decompress(self, data: Any) -> bytes:
+        raise ValueError("boom")
+
+
+class CloseRaises(GoodDriver):
+    name = "broken-close-raises"
+
+    def close(self) -> None:
+        raise RuntimeError("close failed: device busy")

@@ -28,7 +28,8 @@ CAUGHT = {
     bd.ShortCompressBatch: ("batch", r"compress_batch returned 63 items for 64 pages"),
     bd.ShortDecompressBatch: ("batch", r"decompress_batch returned \(\d+, 4096\) uint8 for \d+ items"),
     bd.StuckPoll: ("busy", r"timed out: 4 accepted ops never completed within 1 s"),
-    bd.HungDevice: ("roundtrip", r"timed out: did not finish within 1 s, stuck in compress\(\) at broken_drivers.py"),
+    bd.HungDevice: ("roundtrip", r"timed out: did not finish within 1 s, stuck in _hang\(\) at "
+                                 r"broken_drivers.py:\d+, in compress\(\)"),
     bd.RefusedNotProcessed: ("busy", r"op 4 was refused \(submit accepted 4 of 64\) but its status is NOT_PROCESSED"),
     bd.PendingZero: ("busy", r"pending\(\) is 0 with 4 ops accepted and 0 polled"),
     bd.PollIgnoresMax: ("poll", r"poll\(max_ops=1\) returned 4 ops"),
@@ -36,6 +37,34 @@ CAUGHT = {
     bd.GaugesAsString: ("capabilities", r"'gauges' must be a set of counters\(\) key names "
                                         r"\(str\), .*got 'queue_depth'"),
     bd.SyncAsyncDisagree: ("sync_async", r"page \d+: the async path gave \d+ bytes, sync gave \d+ bytes"),
+    # input is read-only, as the engine's is: a write (or a writable pin) names the rule
+    bd.WritesInput: ("roundtrip", r"page zero: compress wrote into its input \(or asked for a "
+                                  r"writable buffer\), which is read-only: compress raised "
+                                  r"ValueError: .*read-only.* \(in compress\(\) at "
+                                  r"broken_drivers.py:\d+\)\. .*copies first"),
+    bd.PinsWritable: ("batch", r"compress_batch wrote into its input .*read-only: compress_batch "
+                               r"raised TypeError: underlying buffer is not writable .*"
+                               r"from_buffer_copy"),
+    # capabilities open_zswap refuses
+    bd.TimeoutAsText: ("capabilities", r"capabilities.timeout_ms must be None or a number of "
+                                       r"milliseconds in \(0, 86400000\] \(a day\), got '5000' "
+                                       r"\(str\)"),
+    bd.TimeoutNegative: ("capabilities", r"capabilities.timeout_ms must be .*got -1 \(int\)"),
+    bd.MaxBatchBool: ("capabilities", r"capabilities.max_batch must be an int >= 1 or None "
+                                      r"\(no limit\), got True \(bool\)"),
+    bd.MaxBatchFloat: ("capabilities", r"capabilities.max_batch must be .*got 2.5 \(float\)"),
+    # messages that named the wrong thing
+    bd.OverlappingBatch: ("batch", r"page 1: compress_batch's item does not decode to its page "
+                                   r".*overlap item\(s\) \[0, 2, 3, 4\]'s: are the offsets right"),
+    bd.ReusesBuffer: ("batch", r"the result of an earlier compress_batch call changed when it "
+                               r"was called again: the driver reuses the buffer it returned"),
+    bd.HangsInDefaultLoop: ("batch", r"timed out: did not finish within 1 s, stuck in "
+                                     r"decompress\(\) at broken_drivers.py:\d+, in "
+                                     r"decompress_batch\(\)"),
+    bd.RaisesForeign: ("roundtrip", r"page zero: decompress raised ValueError: boom \(in "
+                                    r"decompress\(\) at broken_drivers.py:\d+\)"),
+    bd.CloseRaises: ("close", r"close raised RuntimeError: close failed: device busy \(in "
+                              r"close\(\) at broken_drivers.py:\d+\)"),
 }
 
 
@@ -49,6 +78,29 @@ def test_kit_catches_broken_driver(cls, register) -> None:
     assert err.backend == cls.name and err.check == check, str(err)
     assert str(err).startswith(f"[{cls.name}] {check}: "), str(err)
     assert re.search(fragment, str(err)), str(err)
+
+
+def test_a_driver_that_honours_its_max_batch_passes(register) -> None:
+    """A correct device that refuses more than its ``max_batch`` (8) pages a call passes: the
+    kit splits its batches as the engine does ("batch of 64 > max_batch" failed it)."""
+    register(bd.MaxBatch8)
+    report = check_backend(bd.MaxBatch8.name)
+    assert "batch" in report.checks and "sync_async" in report.checks
+
+
+def test_a_close_that_raises_after_a_failure_keeps_the_first_failure(register) -> None:
+    """A driver whose checks fail and whose close() raises too: the failure is reported, not
+    the close (nor a bare RuntimeError)."""
+
+    class FailsAndCloseRaises(bd.CloseRaises):
+        name = "broken-fails-and-close-raises"
+
+        def decompress(self, data):
+            return b"\0" * 4095
+
+    register(FailsAndCloseRaises)
+    with pytest.raises(ConformanceError, match=r"roundtrip: page zero: decompress returned 4095"):
+        check_backend(FailsAndCloseRaises.name)
 
 
 def test_good_drivers_pass_and_report(register) -> None:
@@ -146,6 +198,6 @@ def test_timeout_names_the_call_and_never_hangs(register) -> None:
 
     register(bd.HungDevice)
     t0 = time.monotonic()
-    with pytest.raises(ConformanceError, match=r"stuck in compress\(\)"):
+    with pytest.raises(ConformanceError, match=r"stuck in _hang\(\) at broken_drivers.py:\d+, in compress\(\)"):
         run_conformance("broken-hung-device", timeout_s=0.5)
     assert time.monotonic() - t0 < 10
