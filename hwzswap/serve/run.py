@@ -429,7 +429,8 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
     try:
         try:
             chain.swap_on(cfg_file.name, name=name, coexist=coexist, record=record,
-                          record_command=" ".join(cmd))
+                          record_command=" ".join(cmd),
+                          allow_kernel_zswap=kernel_zswap is not None)
         except HwzswapError as exc:
             # the server read a temporary copy, deleted below: name the user's file instead,
             # and keep the server log the message cites
@@ -1003,7 +1004,10 @@ def _run_cmd(args: argparse.Namespace) -> int:
     if shutil.which(cmd[0]) is None:  # before the chain is set up for it
         raise RunError(f"cannot run {cmd[0]}: no such executable"
                        + ("" if os.sep in cmd[0] else " on PATH"))
-    chain.preflight(coexist=args.coexist)
+    # the kernel's own zswap may be on only where every run sets it itself (kernel-<comp>):
+    # in front of any other run it would take the pages hwzswap is there to measure
+    chain.preflight(coexist=args.coexist, allow_kernel_zswap=bool(labels) and all(
+        label.startswith("kernel-") for label in labels))
     base = load_config_dict(args.config)
     if args.record and len(labels) > 1:
         raise RunError("--record takes one configuration (leave out --compare)")

@@ -74,3 +74,23 @@ def test_another_swap_device_taking_the_pages_is_warned_about(state_dir: Path,
     assert "another swap device (--coexist)" in row["count_warning"]
     assert f"hwzswap run: warning: config: the kernel swapped out {row['pswpout']}" in p.stderr
     assert "WARNING: config: the kernel swapped out" in p.stdout
+
+
+def test_kernel_zswap_on_is_refused_except_for_kernel_runs(state_dir: Path,
+                                                           tmp_path: Path) -> None:
+    """While the kernel's own zswap is on, a run it would stand in front of is refused (the
+    chain's preflight), but ``kernel-<comp>`` runs, which set it themselves, still run."""
+    enabled = Path("/sys/module/zswap/parameters/enabled")
+    old = enabled.read_text().strip()
+    cfg = small_config(tmp_path)
+    try:
+        run._write_param("enabled", "Y")
+        p = hwzswap_cli("run", "--memory-limit", "24M", "--config", cfg, "--compare",
+                        "kernel-lzo", "--", "true", timeout=120)
+        assert p.returncode == 0, p.stderr + p.stdout
+        assert enabled.read_text().strip() == "Y"  # put back as it was
+        p = hwzswap_cli("run", "--memory-limit", "24M", "--config", cfg, "--compare",
+                        "base,kernel-lzo", "--", "true", timeout=120)
+        assert p.returncode == 2 and "the kernel's own zswap is on" in p.stderr, p.stderr
+    finally:
+        run._write_param("enabled", old)
