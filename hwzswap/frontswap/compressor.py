@@ -1,8 +1,16 @@
 """The engine's side of the compressor contract: every call zswap makes into a driver.
 
 zswap never calls a backend directly. :class:`Compressor` stands between them, as the kernel's
-crypto layer stands between zswap and a compression driver, and does five things a driver
+crypto layer stands between zswap and a compression driver, and does six things a driver
 cannot be trusted to do for itself:
+
+* **hands it read-only input**: the pages of a batch (``compress_batch``, and each op's
+  ``src`` in ``compress_ops``) are a read-only view, a single page is ``bytes``, a stored
+  object a read-only view of the pool (or a copy). A driver that writes to its input gets
+  numpy's ValueError, a DriverError naming it, where it used to change the caller's pages (or
+  zswap's staged copies) under the page CRCs (``verify_pages``, taken before the call);
+  ``capabilities`` is read once, and every field the engine uses checked (a DriverError
+  naming the driver and the field);
 
 * **checks every result** against the contract: ``compress`` gives bytes shorter than a page or
   ``None``; ``decompress`` gives exactly one 4096-byte page; a batch call gives one item per
@@ -11,7 +19,7 @@ cannot be trusted to do for itself:
   :class:`~hwzswap.errors.DriverError` naming the driver, the call and what was wrong, and is
   counted by kind (``counters()``); it is never handed on, so zswap neither stores it nor
   returns it. An exception that is not a :class:`~hwzswap.errors.HwzswapError` (a bug in the
-  driver) becomes a DriverError too;
+  driver; ``SystemExit`` too, not ``KeyboardInterrupt``) becomes a DriverError too;
 * **normalises batch results** to the per-item form: whatever shape a driver returns, the engine
   sees one ``CompressedBatch`` / ``DecompressedBatch``, so one failed page fails that page only;
 * **decodes in software** (``software_decompress``, which zswap's load and writeback call) a
@@ -30,17 +38,24 @@ cannot be trusted to do for itself:
   With ``retry_s`` (``zswap.device_retry_s``) the device is tried again that long after it was
   marked failed, once no call given up on is still stuck in it: the next call goes to it, and
   it is back if it answers, failed again (for another ``retry_s``) at its first timeout.
-  Decompression is refused at once only when software decodes the device's format (zswap then
-  does); without a software decoder the device is still asked (under the deadline when its
-  calls are watched or asynchronous), since the pages it compressed can come back no other
-  way.
+  Decompression of a device marked failed is refused at once when software decodes the
+  device's format (zswap then does); without a software decoder the device is still asked
+  (under the deadline when its calls are watched or asynchronous), since the pages it
+  compressed can come back no other way, but never while a call given up on is stuck in it
+  (below): a load then fails at once.
 
 A driver from outside this package (an entry point, a test's class) may also block in a
 synchronous call. Its calls therefore run on a watchdog thread (:class:`Watchdog`) that the
-caller waits on for at most the deadline: a call still running then raises DeviceError
-("timed out") and is counted, a new worker takes the next call, and the stuck one's late result
-is dropped. That costs a thread hand-off per call (tens of µs, once per batch in the batch
-modes); the package's own drivers are trusted and called directly.
+caller waits on for at most the deadline: a call still running then raises DeviceTimeoutError
+and is counted, and its late result, if it comes, is dropped. Until it has returned no other
+call is made to the driver (whatever ``Capabilities.concurrent`` says, the watchdog serialises
+the calls): each is refused at once with a DeviceTimeoutError ("not made: an earlier call ...
+is still running") and counted as a timeout, since it would have waited behind the stuck one.
+A store is then rejected and a load decodes in software or fails, at once; so at most one
+thread is ever stuck in a driver, a readahead pays one deadline and not one a page, and a
+driver that serves one call at a time never gets two. That costs a thread hand-off per call
+(tens of µs, once per batch in the batch modes); the package's own drivers are trusted and
+called directly.
 """
 
 from __future__ import annotations
@@ -57,6 +72,7 @@ import numpy as np
 from hwzswap.backends.contract import (
     PAGE_SIZE,
     Backend,
+    Capabilities,
     CompOp,
     CompressedBatch,
     DecompressedBatch,
@@ -91,10 +107,18 @@ class _Timeout(Exception):
     """A watched call did not return within the deadline."""
 
 
+class _Stuck(Exception):
+    """A watched call was not made: a call given up at its deadline is still in the driver."""
+
+
 class Watchdog:
     """Runs calls on a worker thread and waits at most ``timeout_s`` for each; a call still
-    running then raises :class:`_Timeout` and the worker is abandoned (a new one takes the next
-    call). Calls are serialised, as a driver instance expects."""
+    running then raises :class:`_Timeout` and the worker is abandoned. Calls are serialised,
+    as a driver instance expects: while a call given up on is still running in the driver, a
+    later call is not made at all (it raises :class:`_Stuck` at once). A new worker would
+    enter the driver beside the stuck call (two threads in a driver that serves one), and each
+    such call that hangs too would leave one more thread behind; so at most one thread is ever
+    stuck in a driver, and no caller waits on it."""
 
     def __init__(self, name: str, timeout_s: float) -> None:
         self.name = name
@@ -106,6 +130,10 @@ class Watchdog:
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         job: list[Any] = [fn, args, threading.Event(), None, None]
         with self._lock:
+            if self._abandoned:
+                self._abandoned = [ev for ev in self._abandoned if not ev.is_set()]
+                if self._abandoned:
+                    raise _Stuck()
             if self._jobs is None:
                 self._jobs = queue.SimpleQueue()
                 threading.Thread(target=self._run, args=(self._jobs,), daemon=True,
@@ -114,7 +142,6 @@ class Watchdog:
             if not job[2].wait(self.timeout_s):
                 self._jobs.put(None)  # the worker ends if the stuck call ever returns
                 self._jobs = None
-                self._abandoned = [ev for ev in self._abandoned if not ev.is_set()]
                 self._abandoned.append(job[2])
                 raise _Timeout()
         if job[4] is not None:
@@ -146,13 +173,67 @@ class Watchdog:
             job[2].set()
 
 
+def _readonly(pages: np.ndarray) -> np.ndarray:
+    """A read-only view of a batch, for the driver: it must not write to its input, and one
+    that tries gets numpy's ValueError (made a DriverError) instead of changing the caller's
+    pages, or the engine's staged copies, under the page CRCs taken before the call."""
+    if not pages.flags.writeable:
+        return pages
+    view = pages.view()
+    view.flags.writeable = False
+    return view
+
+
 def _detached(arg: Any) -> Any:
-    """A call argument that shares no memory with the pool: views (and lists of them) copied."""
+    """A call argument that shares no memory with the pool: views (and lists of them) copied;
+    an array made read-only (a view: no copy)."""
     if isinstance(arg, memoryview):
         return arg.tobytes()
+    if isinstance(arg, np.ndarray):
+        return _readonly(arg)
     if isinstance(arg, list) and arg and isinstance(arg[0], memoryview):
         return [a.tobytes() if isinstance(a, memoryview) else a for a in arg]
     return arg
+
+
+def _capabilities(backend: Backend) -> Capabilities:
+    """The driver's ``capabilities``, read once, with every field the engine uses checked
+    (``batch``, ``asynchronous``, ``concurrent``: bools; ``preferred_batch``: an int >= 1;
+    ``max_batch``: an int >= 1 or None; ``format``: a name or None; ``timeout_ms`` is checked
+    where it is used). Anything else is a DriverError naming the driver and the capability: a
+    broken driver must not crash the swap system's construction with a bare Python error."""
+    name = backend.name
+    try:
+        caps = backend.capabilities
+    except HwzswapError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a driver bug (SystemExit too), reported
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise DriverError(f"driver {name!r}: reading its capabilities raised "
+                          f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+    if not isinstance(caps, Capabilities):
+        raise DriverError(f"driver {name!r}: capabilities is a {type(caps).__name__}, not a "
+                          f"hwzswap.backends.contract.Capabilities")
+
+    def bad(field: str, want: str) -> DriverError:
+        got = getattr(caps, field)
+        return DriverError(f"driver {name!r}: capabilities.{field} must be {want}, got "
+                           f"{got!r} ({type(got).__name__})")
+
+    for field in ("batch", "asynchronous", "concurrent"):
+        if not isinstance(getattr(caps, field), (bool, np.bool_)):
+            raise bad(field, "True or False")
+    pref = caps.preferred_batch
+    if (isinstance(pref, (bool, np.bool_)) or not isinstance(pref, numbers.Integral)
+            or pref < 1):
+        raise bad("preferred_batch", "an int >= 1")
+    most = caps.max_batch
+    if most is not None and (type(most) is not int or most < 1):
+        raise bad("max_batch", "an int >= 1 or None (no limit)")
+    if caps.format is not None and (not isinstance(caps.format, str) or not caps.format):
+        raise bad("format", "the name of a software backend that decodes its output, or None")
+    return caps
 
 
 def _describe(value: Any) -> str:
@@ -180,14 +261,11 @@ class Compressor:
                  retry_s: float | None = None) -> None:
         self.backend = backend
         self.name = backend.name
-        caps = backend.capabilities
+        caps = _capabilities(backend)  # read once, every field the engine uses checked
         self.batch = bool(caps.batch)
         self.asynchronous = bool(caps.asynchronous)
-        self.preferred_batch = max(1, int(caps.preferred_batch or 1))
+        self.preferred_batch = int(caps.preferred_batch)
         self.max_batch = caps.max_batch
-        if self.max_batch is not None and (type(self.max_batch) is not int or self.max_batch < 1):
-            raise DriverError(f"driver {self.name!r}: capabilities.max_batch must be an int >= 1 "
-                              f"or None (no limit), got {self.max_batch!r}")
         #: where the deadline comes from, for the messages that name it
         self.deadline_source = "zswap.device_timeout_ms"
         if timeout_ms is None:
@@ -220,12 +298,13 @@ class Compressor:
         self._timeout_epoch = 0
         self.watchdog: Watchdog | None = None
         self._ops_lock = threading.Lock()  # run_ops: one submit/poll loop at a time
+        self._op_broken: str | None = None  # an op of this loop broke the contract (why)
         self._serial: threading.Lock | None = None
         outside = not type(backend).__module__.startswith("hwzswap.")
         if watchdog == "on" or (watchdog == "auto" and outside):
             self.watchdog = Watchdog(self.name, self.timeout_s)  # serialises calls too
             self.stuck_checks.append(self.watchdog.stuck)
-        elif not caps.concurrent:
+        elif not bool(caps.concurrent):
             self._serial = threading.Lock()  # one thread at a time in the driver
         self._compress = self._watched(backend.compress, "compress")
         self._decompress = self._watched(backend.decompress, "decompress")
@@ -272,6 +351,16 @@ class Compressor:
                     f"driver {self.name!r}: {call} did not return within "
                     f"{self.timeout_s * 1000.0:g} ms ({self.deadline_source}); given up",
                     given_up=True) from None  # counted here, not again
+            except _Stuck:
+                # A call given up before is still in the driver: this one would wait behind
+                # it (or enter beside it), and the device has not answered within its
+                # deadline. Not made, and counted as a timeout, as it would have ended.
+                self.note_timeouts(1)
+                raise DeviceTimeoutError(
+                    f"driver {self.name!r}: {call} not made: an earlier call that did not "
+                    f"return within {self.timeout_s * 1000.0:g} ms ({self.deadline_source}) "
+                    f"is still running in the driver, which gets one call at a time",
+                    given_up=True) from None
 
         return watched
 
@@ -284,9 +373,16 @@ class Compressor:
         return DriverError(msg)
 
     def _foreign(self, call: str, exc: BaseException) -> DriverError:
-        """A driver raised something outside the HwzswapError family: a bug, reported as one."""
-        return self._violation("exception", call,
-                               f"raised {type(exc).__name__}: {str(exc)[:200]}")
+        """A driver raised something outside the HwzswapError family: a bug, reported as one
+        (``SystemExit`` from a sloppy library too: a driver does not end the process). A
+        ``KeyboardInterrupt`` is the user's, not the driver's: it is raised on, here."""
+        if isinstance(exc, KeyboardInterrupt):
+            raise exc
+        what = f"raised {type(exc).__name__}: {str(exc)[:200]}"
+        if isinstance(exc, ValueError) and "read-only" in str(exc):
+            what += ("; the pages a driver is given are read-only: it must not write to its "
+                     "input (copy a page first if it needs a writable buffer)")
+        return self._violation("exception", call, what)
 
     @property
     def failed(self) -> bool:
@@ -404,7 +500,7 @@ class Compressor:
         except HwzswapError as exc:
             self._count_device_error(exc)
             raise
-        except Exception as exc:  # noqa: BLE001 - a driver bug, reported as a DriverError
+        except BaseException as exc:  # noqa: BLE001 - a driver bug, reported as a DriverError
             raise self._foreign("compress", exc) from exc
         if self._consecutive_timeouts or self._probation:
             self._answered(epoch)
@@ -430,7 +526,7 @@ class Compressor:
         except HwzswapError as exc:
             self._count_device_error(exc)
             raise
-        except Exception as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001
             raise self._foreign("decompress", exc) from exc
         if self._consecutive_timeouts or self._probation:
             self._answered(epoch)
@@ -456,7 +552,7 @@ class Compressor:
         except HwzswapError as exc:
             self._count_device_error(exc)
             return None
-        except Exception as exc:  # noqa: BLE001 - a driver bug: counted; the redo reports it
+        except BaseException as exc:  # noqa: BLE001 - a driver bug: counted; the redo reports it
             self._foreign("decompress", exc)
             return None
         if set(map(type, pages)) == {bytes} and set(map(len, pages)) == {PAGE_SIZE}:
@@ -490,10 +586,12 @@ class Compressor:
         """Compress an ``(N, 4096)`` batch into one per-item :class:`CompressedBatch`.
         A device error of the whole call fails every item (with the reason); a result of the
         wrong shape raises DriverError. More pages than the device's ``max_batch`` go in calls
-        of at most that many (a reclaim pass of large folios can be thousands of pages)."""
+        of at most that many (a reclaim pass of large folios can be thousands of pages).
+        The driver gets the pages read-only."""
         if self.failed:
             self._check_alive("compress_batch")
-        return in_calls_of(self._compress_call, pages, self.max_batch, CompressedBatch.concat)
+        return in_calls_of(self._compress_call, _readonly(pages), self.max_batch,
+                           CompressedBatch.concat)
 
     def _compress_call(self, pages: np.ndarray) -> CompressedBatch:
         """One ``compress_batch`` call of the driver, as one per-item result. Once a call of
@@ -509,7 +607,7 @@ class Compressor:
         except HwzswapError as exc:
             self._count_device_error(exc)
             return CompressedBatch.all_failed(n, f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001
             raise self._foreign("compress_batch", exc) from exc
         batch = self._checked_compressed(out, n, "compress_batch")
         if batch.errors and isinstance(out, (list, tuple)) and any(
@@ -593,7 +691,7 @@ class Compressor:
             if not refused:
                 self._count_device_error(exc)
             return DecompressedBatch.all_failed(n, f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001
             raise self._foreign("decompress_batch", exc) from exc
         if self._consecutive_timeouts or self._probation:
             self._answered(epoch)
@@ -661,7 +759,7 @@ class Compressor:
                         op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(exc)
                     waiting = []
                     continue
-                except Exception as exc:  # noqa: BLE001
+                except BaseException as exc:  # noqa: BLE001
                     raise self._foreign("submit", exc) from exc
                 if accepted.__class__ is not int or not 0 <= accepted <= len(waiting):
                     raise self._violation("result_type", "submit",
@@ -683,8 +781,12 @@ class Compressor:
                 break
             except HwzswapError:
                 raise
-            except Exception as exc:  # noqa: BLE001
+            except BaseException as exc:  # noqa: BLE001
                 raise self._foreign("poll", exc) from exc
+            if done.__class__ is not list and not isinstance(done, (list, tuple)):
+                raise self._violation("result_type", "poll",
+                                      f"returned {_describe(done)}; expected a list of the "
+                                      f"completed ops (an empty list when none completed)")
             for dev in done:
                 op = outstanding.pop(id(dev), None)
                 if op is None:
@@ -728,15 +830,24 @@ class Compressor:
                     op.dst = self._checked_op_bytes(op.dst, "decompress op", PAGE_SIZE, PAGE_SIZE)
             except DriverError as exc:
                 op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(exc)
+                self._op_broken = str(exc)
         elif st is OpStatus.DEVICE_ERROR:
             self.device_errors += 1
             self.last_error = f"driver {self.name!r}: op failed: {op.error}"
+        elif st is OpStatus.INCOMPRESSIBLE and op.kind is not OpKind.COMPRESS:
+            err = self._violation("result_type", "poll",
+                                  "returned a decompress op completed INCOMPRESSIBLE; a "
+                                  "decompress op completes SUCCESS (with the page), "
+                                  "INVALID_INPUT (corrupt data) or DEVICE_ERROR")
+            op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(err)
+            self._op_broken = str(err)
         elif st not in (OpStatus.INCOMPRESSIBLE, OpStatus.INVALID_INPUT):
             err = self._violation("result_type", "poll",
                                   f"returned an op with status {st.name}; a polled op is "
                                   f"completed (SUCCESS, INCOMPRESSIBLE, INVALID_INPUT or "
                                   f"DEVICE_ERROR)")
             op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(err)
+            self._op_broken = str(err)
 
     def _checked_op_bytes(self, dst: Any, call: str, lo: int, hi: int) -> bytes:
         if dst is None:
@@ -749,8 +860,10 @@ class Compressor:
 
     def compress_ops(self, pages: np.ndarray) -> CompressedBatch:
         """Compress a batch through the asynchronous interface (one op per page, under the
-        deadline), as one per-item :class:`CompressedBatch`."""
-        ops = [CompOp.compress(row) for row in pages]
+        deadline), as one per-item :class:`CompressedBatch`. Each op's ``src`` is a read-only
+        row: a device that writes to it after completing the op gets an error, not the
+        caller's page."""
+        ops = [CompOp.compress(row) for row in _readonly(pages)]
         self.run_ops(ops)
         items: list[Any] = []
         for op in ops:
@@ -768,13 +881,20 @@ class Compressor:
 
     def decompress_op(self, data: Any) -> bytes:
         """Decompress one object through the asynchronous interface, under the deadline:
-        the page, or CorruptDataError (INVALID_INPUT) / DeviceError (DEVICE_ERROR, timeout)."""
+        the page, or CorruptDataError (INVALID_INPUT) / DeviceError (DEVICE_ERROR, timeout) /
+        DriverError (an op completed against the contract: not a page, INCOMPRESSIBLE)."""
         op = CompOp.decompress(data)
-        self.run_ops([op], refuse_if_failed=self._refuse_decompress())
+        refuse = self._refuse_decompress()
+        with self._ops_lock:
+            self._op_broken = None
+            self._run_ops([op], refuse)
+            broken, self._op_broken = self._op_broken, None
         if op.status is OpStatus.SUCCESS:
             return op.dst  # type: ignore[return-value]  # checked by _check_op
         if op.status is OpStatus.INVALID_INPUT:
             raise CorruptDataError(f"{self.name}: {op.error or 'corrupt data'}")
+        if broken is not None:
+            raise DriverError(broken)
         raise DeviceError(f"driver {self.name!r}: decompress op failed: {op.error}")
 
     def note_timeouts(self, batches: int) -> None:

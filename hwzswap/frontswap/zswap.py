@@ -38,7 +38,8 @@ Data structures (after the kernel, see ``shared/reference/kernel.md``):
   being compressed. A staged page is loadable (from its copy) and can be invalidated or replaced;
   it joins the index, and so the LRU, only when its compression completes;
 * with ``entry_checksum``, handle -> CRC-32 of the compressed object (checked before every
-  decompression); with ``verify_pages``, handle -> CRC-32 of the page (checked after);
+  decompression); with ``verify_pages``, handle -> CRC-32 of the page (taken before the driver
+  gets the page, read-only, and checked after every decompression);
 * one lock (the tree lock) guards the indexes, the staged pages, the pool (not thread-safe) and
   the counters. Compression runs outside it; a load decompresses straight from the pool's memory
   while holding it (no copy, and nothing can free or move the object meanwhile). Python's locks
@@ -194,17 +195,20 @@ def _staged_groups(groups: list[int], idx: list[int]) -> list[int]:
 
 
 class _StagedBatch:
-    """async mode: one reclaim batch in flight -- its type, offsets, its own page copies and
-    their folio sizes (consecutive pages)."""
+    """async mode: one reclaim batch in flight -- its type, offsets, its own page copies
+    (read-only: the driver gets them, and must not change them), their folio sizes
+    (consecutive pages) and, with ``verify_pages``, their CRCs (taken before the driver saw
+    them)."""
 
-    __slots__ = ("type", "offs", "pages", "groups")
+    __slots__ = ("type", "offs", "pages", "groups", "pcsums")
 
     def __init__(self, type: int, offs: list[int], pages: np.ndarray,
-                 groups: list[int]) -> None:
+                 groups: list[int], pcsums: list[int] | None = None) -> None:
         self.type = type
         self.offs = offs
         self.pages = pages
         self.groups = groups
+        self.pcsums = pcsums
 
 
 class ZswapCache:
@@ -606,6 +610,9 @@ class ZswapCache:
         todo, idx = self._admit(tree, offs, pages, results, groups)
         if not idx:
             return results
+        # verify_pages: the CRCs of the pages as given, before the driver sees them (it gets
+        # them read-only; a CRC taken after the call would bless what a driver wrote there)
+        pcsums = None if self._pcsums is None else _page_crcs(todo, idx)
         try:
             batch = self._compress_batch(todo)
         except HwzswapError as exc:  # a DriverError: the whole result is unusable
@@ -615,8 +622,7 @@ class ZswapCache:
             return results
         if len(idx) < len(todo):  # the batch went whole: drop its same-filled pages' items
             batch = batch.take(idx)
-            todo = todo[idx] if self._pcsums is not None else todo
-        stored, _ = self._commit(tree, [offs[i] for i in idx], todo, batch, None,
+        stored, _ = self._commit(tree, [offs[i] for i in idx], pcsums, batch, None,
                                  _staged_groups(groups or [len(pages)], idx))
         for k in stored:
             results[idx[k]] = True
@@ -686,13 +692,14 @@ class ZswapCache:
         idx = keep.nonzero()[0].tolist()
         return (pages if len(same) * 4 < n else pages[keep]), idx
 
-    def _commit(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
+    def _commit(self, tree: ZswapTree, offs: list[int], pcsums: list[int] | None,
                 batch: CompressedBatch, staged: _StagedBatch | None = None,
                 groups: list[int] | None = None
                 ) -> tuple[list[int], list[int]]:
         """The store's second half, for a compressed batch: each item that compressed well goes
         into the pool and the index; the others are rejected by reason; one the pool has no
-        room for is retried after a writeback. ``offs``/``pages``: the items' slots and pages.
+        room for is retried after a writeback. ``offs``/``pcsums``: the items' slots and
+        (``verify_pages``) their pages' CRCs.
         Returns the items stored and the items rejected (indices).
 
         The pool limit is checked before each folio goes in (``groups``: the items' folio
@@ -713,7 +720,7 @@ class ZswapCache:
         stored: list[int] = []
         rejected: list[int] = []
         if self.pool.pages + n * _OBJECT_PAGES < self._limit_gate:  # far under it: at once
-            self._commit_items(tree, offs, pages, batch, good, 0, n, staged, stored, rejected)
+            self._commit_items(tree, offs, pcsums, batch, good, 0, n, staged, stored, rejected)
             return stored, rejected
         lo = g = 0
         while g < len(groups):
@@ -736,11 +743,11 @@ class ZswapCache:
             hi, g = lo + groups[g], g + 1
             while g < len(groups) and (hi - lo + groups[g]) * _OBJECT_PAGES < room:
                 hi, g = hi + groups[g], g + 1
-            self._commit_items(tree, offs, pages, batch, good, lo, hi, staged, stored, rejected)
+            self._commit_items(tree, offs, pcsums, batch, good, lo, hi, staged, stored, rejected)
             lo = hi
         return stored, rejected
 
-    def _commit_items(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
+    def _commit_items(self, tree: ZswapTree, offs: list[int], pcsums: list[int] | None,
                       batch: CompressedBatch, good: np.ndarray, lo: int, hi: int,
                       staged: _StagedBatch | None, stored: list[int], rejected: list[int]
                       ) -> None:
@@ -761,18 +768,17 @@ class ZswapCache:
                 bad = (np.flatnonzero(~ok & live) + lo).tolist()
             csums = (None if self._csums is None
                      else [_crc32(batch[k]) for k in put.tolist()])  # type: ignore[arg-type]
-            pcsums = (None if self._pcsums is None
-                      else [_crc32(pages[k]) for k in put.tolist()])
+            pcs = None if pcsums is None else [pcsums[k] for k in put.tolist()]
             handles = self.pool.malloc_write_batch(batch.buffer, batch.offsets, sizes, put)
             done = put[:len(handles)].tolist()
             self._insert_locked(tree, [offs[k] for k in done], handles,
                                 None if csums is None else csums[:len(handles)],
-                                None if pcsums is None else pcsums[:len(handles)],
+                                None if pcs is None else pcs[:len(handles)],
                                 landing=staged is not None)
             stored.extend(done)
             for j in range(len(handles), len(put)):
                 retry.append((int(put[j]), None if csums is None else csums[j],
-                              None if pcsums is None else pcsums[j]))
+                              None if pcs is None else pcs[j]))
             for k in bad:
                 why = "reject_compress_fail" if status[k] == _FAILED else "reject_compress_poor"
                 self._reject_locked(tree, offs[k], why, keep_staged=staged is not None)
@@ -960,8 +966,10 @@ class ZswapCache:
         if not idx:
             return results
         rows = todo[idx] if len(idx) < len(todo) else np.array(todo, copy=True)  # its own copy
+        rows.flags.writeable = False  # the driver's input (and what loads read meanwhile)
         staged = _StagedBatch(tree.type, [offs[i] for i in idx], rows,
-                              _staged_groups(groups or [len(pages)], idx))
+                              _staged_groups(groups or [len(pages)], idx),
+                              None if self._pcsums is None else list(map(_crc32, rows)))
         with self._lock:
             for k, off in enumerate(staged.offs):
                 self._drop_older_locked(tree, off)
@@ -993,7 +1001,7 @@ class ZswapCache:
         # 202 pages against 74). So it is checked again as the batch lands, folio by folio as
         # a store is (_admit): the folios the pool has no room for, after the same reclaim,
         # are refused and go to the device.
-        stored, rejected = self._commit(tree, staged.offs, staged.pages, batch, staged,
+        stored, rejected = self._commit(tree, staged.offs, staged.pcsums, batch, staged,
                                         staged.groups)
         with self._lock:
             # the rest were freed, replaced or loaded (exclusively) while in flight: each
@@ -1600,6 +1608,14 @@ class ZswapCache:
             f"<ZswapCache {self.backend.name} {self.batching} pool={self.pool.name} "
             f"stored={sum(len(t) for t in self._trees.values())}>"
         )
+
+
+def _page_crcs(todo: np.ndarray, idx: list[int]) -> list[int]:
+    """``verify_pages``: the CRC-32 of each page to compress, in ``idx`` order (``todo`` holds
+    one row per position of ``idx``, or is the whole batch and ``idx`` its positions)."""
+    if len(idx) == len(todo):
+        return list(map(_crc32, todo))
+    return [_crc32(todo[i]) for i in idx]
 
 
 def _object_crc_error(op: str, type_: int, offset: int, data: Any, want: int, outcome: str

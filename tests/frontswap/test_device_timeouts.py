@@ -113,6 +113,12 @@ def test_a_timeout_is_counted_once_whoever_gave_up_the_call() -> None:
         with pytest.raises(DeviceTimeoutError, match="given up") as info:
             c.compress(PAGES[0].tobytes())
         assert info.value.given_up is True and c.timeouts == 1
+        release.set()  # the given-up call returns: the driver is asked again
+        assert c.watchdog is not None
+        for _ in range(1000):
+            if not c.watchdog.stuck():
+                break
+            threading.Event().wait(0.01)
         with pytest.raises(DeviceTimeoutError, match="its own deadline") as info:
             c.decompress(b"x")
         assert info.value.given_up is False and c.timeouts == 2

@@ -533,7 +533,17 @@ def test_a_device_failing_in_the_middle_of_a_split_batch_keeps_the_calls_that_an
         assert st_["driver_failed"] == 1 and st_["reject_compress_fail"] == 6
     finally:
         backend.release.set()
+    _wait_unstuck(s)  # no call is made while the given-up one is still in the driver
     assert [s.swap_in(0, o) for o in range(10)] == pages
+
+
+def _wait_unstuck(s: Any) -> None:
+    """Wait (at most 10 s) until no call given up at its deadline is still in the driver."""
+    dog = s.zswap.compressor.watchdog
+    deadline = time.monotonic() + 10
+    while dog.stuck() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not dog.stuck()
 
 
 def test_a_bad_max_batch_capability_is_a_clear_driver_error(lz4_sys):
@@ -567,10 +577,10 @@ def test_late_answers_of_given_up_calls_do_not_keep_the_device_alive(lz4_sys):
     assert [s.swap_in(0, o) for o in range(8)] == pages  # from the swap file
 
 
-class TwoCallsStuck(CountingLz4):
-    """The first call hangs until released; the second answers late (past the deadline)."""
+class FirstCallStuck(CountingLz4):
+    """The first call hangs until released; the others answer at once."""
 
-    name = "test-two-stuck-lz4"
+    name = "test-first-stuck-lz4"
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -580,28 +590,40 @@ class TwoCallsStuck(CountingLz4):
         self.calls.append(len(pages))
         if len(self.calls) == 1:
             self.release.wait(30)
-        elif len(self.calls) == 2:
-            time.sleep(0.2)
         return [Lz4Backend.compress(self, row.tobytes()) for row in pages]
 
 
-def test_no_retry_while_any_given_up_call_is_still_stuck(lz4_sys):
-    """The watchdog remembers every call it gave up, not only the last: a later one that came
-    back does not clear an earlier one still stuck in the driver."""
-    backend = TwoCallsStuck()
-    s = lz4_sys("reclaim", backend, device_timeout_ms=100, device_fail_after=2,
+def test_no_call_and_no_retry_while_a_given_up_call_is_still_stuck(lz4_sys):
+    """While a call given up at its deadline is still in the driver, no other call is made:
+    it would enter beside the stuck one (a driver gets one call at a time), and each that hung
+    too would leave one more thread behind. A later call is refused at once, counted as a
+    timeout (it would have waited behind the stuck one), and no retry comes, however long
+    ago the device was marked failed. (A second call used to enter, on a new worker.)"""
+    backend = FirstCallStuck()
+    s = lz4_sys("reclaim", backend, device_timeout_ms=100, device_fail_after=3,
                 device_retry_s=0.3, driver_watchdog="on")
-    pages = compressible_pages(3)
+    pages = compressible_pages(4)
     try:
         assert s.swap_out_batch(0, [0], as_batch(pages[:1])) == [False]
+        why = s.zswap.compressor.compress_batch(as_batch(pages[1:2])).errors[0]
+        assert why.startswith("DeviceTimeoutError: driver 'test-first-stuck-lz4': "
+                              "compress_batch not made: an earlier call that did not return "
+                              "within 100 ms")
+        assert "is still running in the driver, which gets one call at a time" in why
         assert s.swap_out_batch(0, [1], as_batch(pages[1:2])) == [False]
-        assert s.stats()["driver_failed"] == 1
-        time.sleep(0.6)  # the second call has come back; the first is still stuck
-        assert s.swap_out_batch(0, [2], as_batch(pages[2:])) == [False]
-        assert backend.calls == [1, 1]  # not asked again
+        assert backend.calls == [1]  # not made
+        st_ = s.stats()
+        assert st_["driver_failed"] == 1 and st_["driver_timeouts"] == 3
+        time.sleep(0.5)  # past retry_s, the first call still stuck: not tried again
+        assert s.swap_out_batch(0, [2], as_batch(pages[2:3])) == [False]
+        assert backend.calls == [1]
     finally:
         backend.release.set()
-    assert [s.swap_in(0, o) for o in range(3)] == pages
+    _wait_unstuck(s)
+    time.sleep(0.35)  # retry_s from the last look, now that nothing is stuck
+    assert s.swap_out_batch(0, [3], as_batch(pages[3:])) == [True]
+    assert backend.calls == [1, 1] and s.stats()["driver_recoveries"] == 1
+    assert [s.swap_in(0, o) for o in range(4)] == pages
 
 
 def test_a_watched_timeout_is_a_timeout_not_also_a_device_error(lz4_sys):
