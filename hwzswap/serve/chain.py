@@ -21,8 +21,10 @@ its backing file, and, once the mount was lazily unmounted (``umount -l``) under
 and that path is gone, by the file's device and inode, recorded before ``losetup``.
 
 ``on`` refuses, with the reason, when not root, without ``/dev/fuse``, without loop devices,
-from inside a memory-limited cgroup, or while another swap device is active (``--coexist``
-allows that).
+from inside a memory-limited cgroup, while the kernel's own zswap is on (it would take the
+pages first), while another swap device is active or being set up (``--coexist`` allows
+that), or while another process sets up, serves or undoes a chain of that name (the locks:
+see "locks" below).
 
 The server of ``on`` writes its output to ``/run/hwzswap/<name>.log`` and, as it exits, its
 exit status and what failed in its teardown to ``/run/hwzswap/<name>.exit`` (``off`` is not
