@@ -63,6 +63,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
+from hwzswap.backends.contract import MAX_TIMEOUT_MS
 from hwzswap.errors import ConfigError, HwzswapError, InvalidParameterError, excerpt
 from hwzswap.yamlfile import Problems, did_you_mean, read_yaml_file, size_problem
 
@@ -92,8 +93,8 @@ AUTO_ASYNC_BATCHES = 4
 #: Upper bounds of the numeric knobs that had none: a value past them means nothing a swap
 #: system could use, and an unbounded one reached the clock and float arithmetic as an
 #: OverflowError (``timestamp out of range``) instead of a config error.
-#: ``zswap.device_timeout_ms``: a day; a later deadline is no deadline.
-MAX_DEVICE_TIMEOUT_MS = 86_400_000
+#: ``zswap.device_timeout_ms``: a day; a later deadline is no deadline (the drivers' own bound).
+MAX_DEVICE_TIMEOUT_MS = MAX_TIMEOUT_MS
 
 
 def accept_pages(max_pages: int, accept_threshold_percent: int) -> int:

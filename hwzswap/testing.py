@@ -16,7 +16,7 @@ fails naming that rule) and batches of at most the driver's ``max_batch`` pages,
 engine splits them.
 
 What the checks cover (:data:`CHECKS`, in the order they run): the capabilities (each field of
-the type and range the engine takes: :func:`_capability_problem`); single-page
+the type and range the engine takes: :func:`~hwzswap.backends.contract.capabilities_problem`); single-page
 round trips; BUSY semantics and ``pending()``; ``poll(max_ops)``; incompressible pages; the batch
 calls and their per-item results (:class:`~hwzswap.backends.contract.CompressedBatch`,
 :class:`~hwzswap.backends.contract.DecompressedBatch` or the old list/array shapes); async ops
@@ -61,6 +61,7 @@ from hwzswap.backends.contract import (
     DecompressedBatch,
     ItemStatus,
     OpStatus,
+    capabilities_problem,
     declared_gauges,
 )
 from hwzswap.backends.registry import get_backend, get_backend_class
@@ -570,50 +571,9 @@ def _drive(backend: Backend, ops: Sequence[CompOp], check: str,
 # -- the checks -----------------------------------------------------------------------------
 
 
-def _capability_problem(caps: Any) -> str | None:
-    """What is wrong with a ``Capabilities`` record, or None. The engine's rule
-    (``hwzswap.frontswap.compressor``: ``open_zswap`` refuses such a driver with a DriverError),
-    written out here as well: ``batch``, ``asynchronous``, ``concurrent`` bools;
-    ``preferred_batch`` an int >= 1; ``max_batch`` an int >= 1 or None; ``min_batch`` an int
-    from 1 to ``max_batch``; ``timeout_ms`` None or a number of ms in (0, a day]; ``format``
-    None or a backend's name; ``time_basis`` ``measured`` or ``modeled``; ``device`` a string."""
-    from hwzswap.config import MAX_DEVICE_TIMEOUT_MS
-
-    def is_int(v: Any) -> bool:
-        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-    for name in ("batch", "asynchronous", "concurrent"):
-        v = getattr(caps, name)
-        if not isinstance(v, (bool, np.bool_)):
-            return f"capabilities.{name} must be True or False, got {v!r}"
-    if not is_int(caps.preferred_batch) or caps.preferred_batch < 1:
-        return f"capabilities.preferred_batch must be an int >= 1, got {caps.preferred_batch!r}"
-    most = caps.max_batch
-    if most is not None and (type(most) is not int or most < 1):
-        return (f"capabilities.max_batch must be an int >= 1 or None (no limit), got {most!r} "
-                f"({type(most).__name__})")
-    if not is_int(caps.min_batch) or caps.min_batch < 1 or (most is not None
-                                                              and caps.min_batch > most):
-        return f"capabilities.min_batch must be an int from 1 to max_batch, got {caps.min_batch!r}"
-    t = caps.timeout_ms
-    if t is not None and (isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.number))
-                          or not 0 < t <= MAX_DEVICE_TIMEOUT_MS):
-        return (f"capabilities.timeout_ms must be None or a number of milliseconds in "
-                f"(0, {MAX_DEVICE_TIMEOUT_MS:.0f}] (a day), got {t!r} ({type(t).__name__}); "
-                "open_zswap refuses it (unless the config sets zswap.device_timeout_ms)")
-    if caps.format is not None and (not isinstance(caps.format, str) or not caps.format):
-        return (f"capabilities.format must be None or the name of a software backend that "
-                f"decodes the output, got {caps.format!r}")
-    if caps.time_basis not in ("measured", "modeled"):
-        return f"capabilities.time_basis must be 'measured' or 'modeled', got {caps.time_basis!r}"
-    if not isinstance(caps.device, str):
-        return f"capabilities.device must be a string, got {caps.device!r}"
-    return None
-
-
 def check_capabilities(backend: Backend) -> None:
     """Every capability of a type and in a range the engine takes (the engine's rule,
-    :func:`_capability_problem`), ``counters()`` a mapping and ``gauges`` a set of its key
+    :func:`~hwzswap.backends.contract.capabilities_problem`), ``counters()`` a mapping and ``gauges`` a set of its key
     names; a modelled backend reports its device time."""
     try:
         caps = backend.capabilities
@@ -622,7 +582,7 @@ def check_capabilities(backend: Backend) -> None:
     if not isinstance(caps, Capabilities):
         raise _fail(backend, "capabilities", f"capabilities is a {type(caps).__name__}, not a "
                     "hwzswap.backends.contract.Capabilities")
-    problem = _capability_problem(caps)
+    problem = capabilities_problem(caps)
     if problem is not None:
         raise _fail(backend, "capabilities", problem)
     if caps.time_basis == "modeled":

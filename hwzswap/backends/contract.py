@@ -83,6 +83,57 @@ class Capabilities:
         }
 
 
+#: The longest deadline a driver may declare (``Capabilities.timeout_ms``), and the longest
+#: ``zswap.device_timeout_ms``: a day; a later deadline is no deadline.
+MAX_TIMEOUT_MS = 86_400_000
+
+
+def capabilities_problem(caps: Capabilities, timeout: bool = True) -> str | None:
+    """What is wrong with a driver's :class:`Capabilities`, or None: the one rule the engine
+    (``open_zswap`` refuses such a driver with a DriverError) and the conformance kit apply.
+    ``batch``, ``asynchronous``, ``concurrent``: bools; ``preferred_batch``: an int >= 1;
+    ``max_batch``: an int >= 1 or None (no limit); ``min_batch``: an int from 1 to
+    ``max_batch`` (informational: the engine does not honour it); ``format``: None or a
+    backend's name; ``time_basis``: ``measured`` or ``modeled``; ``device``: a string; and,
+    with ``timeout``, ``timeout_ms`` None or a number of ms in (0, :data:`MAX_TIMEOUT_MS`]
+    (the engine checks it only where it uses it: a config's ``zswap.device_timeout_ms``
+    overrides it)."""
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+    def got(v: Any) -> str:
+        return f"got {v!r} ({type(v).__name__})"
+
+    for name in ("batch", "asynchronous", "concurrent"):
+        v = getattr(caps, name)
+        if not isinstance(v, (bool, np.bool_)):
+            return f"capabilities.{name} must be True or False, {got(v)}"
+    if not is_int(caps.preferred_batch) or caps.preferred_batch < 1:
+        return f"capabilities.preferred_batch must be an int >= 1, {got(caps.preferred_batch)}"
+    most = caps.max_batch
+    if most is not None and (type(most) is not int or most < 1):
+        return f"capabilities.max_batch must be an int >= 1 or None (no limit), {got(most)}"
+    if not is_int(caps.min_batch) or caps.min_batch < 1 or (most is not None
+                                                              and caps.min_batch > most):
+        return f"capabilities.min_batch must be an int from 1 to max_batch, {got(caps.min_batch)}"
+    if caps.format is not None and (not isinstance(caps.format, str) or not caps.format):
+        return ("capabilities.format must be None or the name of a software backend that "
+                f"decodes the output, {got(caps.format)}")
+    if caps.time_basis not in ("measured", "modeled"):
+        return f"capabilities.time_basis must be 'measured' or 'modeled', {got(caps.time_basis)}"
+    if not isinstance(caps.device, str):
+        return f"capabilities.device must be a string, {got(caps.device)}"
+    t = caps.timeout_ms
+    if timeout and t is not None and (isinstance(t, (bool, np.bool_))
+                                      or not isinstance(t, (int, float, np.number))
+                                      or not 0 < t <= MAX_TIMEOUT_MS):
+        return (f"capabilities.timeout_ms must be None or a number of milliseconds in "
+                f"(0, {MAX_TIMEOUT_MS}] (a day), {got(t)}; open_zswap refuses it unless the "
+                f"config sets zswap.device_timeout_ms")
+    return None
+
+
 class OpStatus(enum.Enum):
     """Outcome of an asynchronous op (cf. ``rte_comp_op_status``)."""
 

@@ -70,6 +70,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from hwzswap.backends.contract import (
+    MAX_TIMEOUT_MS,
     PAGE_SIZE,
     Backend,
     Capabilities,
@@ -79,8 +80,8 @@ from hwzswap.backends.contract import (
     ItemStatus,
     OpKind,
     OpStatus,
+    capabilities_problem,
 )
-from hwzswap.config import MAX_DEVICE_TIMEOUT_MS as MAX_TIMEOUT_MS
 from hwzswap.errors import (
     CorruptDataError,
     DeviceError,
@@ -215,24 +216,9 @@ def _capabilities(backend: Backend) -> Capabilities:
     if not isinstance(caps, Capabilities):
         raise DriverError(f"driver {name!r}: capabilities is a {type(caps).__name__}, not a "
                           f"hwzswap.backends.contract.Capabilities")
-
-    def bad(field: str, want: str) -> DriverError:
-        got = getattr(caps, field)
-        return DriverError(f"driver {name!r}: capabilities.{field} must be {want}, got "
-                           f"{got!r} ({type(got).__name__})")
-
-    for field in ("batch", "asynchronous", "concurrent"):
-        if not isinstance(getattr(caps, field), (bool, np.bool_)):
-            raise bad(field, "True or False")
-    pref = caps.preferred_batch
-    if (isinstance(pref, (bool, np.bool_)) or not isinstance(pref, numbers.Integral)
-            or pref < 1):
-        raise bad("preferred_batch", "an int >= 1")
-    most = caps.max_batch
-    if most is not None and (type(most) is not int or most < 1):
-        raise bad("max_batch", "an int >= 1 or None (no limit)")
-    if caps.format is not None and (not isinstance(caps.format, str) or not caps.format):
-        raise bad("format", "the name of a software backend that decodes its output, or None")
+    problem = capabilities_problem(caps, timeout=False)  # timeout_ms: checked where used
+    if problem is not None:
+        raise DriverError(f"driver {name!r}: {problem}")
     return caps
 
 

@@ -277,7 +277,7 @@ class BadCaps(Lz4Backend):
     (Capabilities(asynchronous=1),  # type: ignore[arg-type]
      r"capabilities\.asynchronous must be True or False, got 1"),
     (Capabilities(format=7),  # type: ignore[arg-type]
-     r"capabilities\.format must be the name of a software backend"),
+     r"capabilities\.format must be None or the name of a software backend"),
     (Capabilities(max_batch=2.5),  # type: ignore[arg-type]
      r"capabilities\.max_batch must be an int >= 1 or None"),
     ({"batch": True}, r"capabilities is a dict, not a hwzswap\.backends\.contract\.Capabilities"),
