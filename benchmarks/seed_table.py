@@ -276,14 +276,18 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"## make -j{level['jobs']}")
         lines.append("")
         lines.append("| config | pswpin | pswpout | majflt | I/O sum MiB | runtime s | CPU % | "
-                     "device wait s (Σ requests) | zswap stored at exit | written back | "
+                     "device wait s (Σ requests) | zswap pool peak MiB | written back | "
                      "server CPU µs/page |")
         lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in level["runs"]:
             z = r["zswap"]
             k = r.get("kernel", {})
-            stored = z.get("stored_pages_at_exit") if not r["kernel_zswap"] else \
-                f"kernel zswpout {k.get('zswpout')}"
+            # the pool's peak during the run; results from before it was recorded give the
+            # pages stored at the exit, which raced with the kernel's discards (marked)
+            peak = z.get("pool_peak_mb")
+            stored = (f"kernel zswpout {k.get('zswpout')}" if r["kernel_zswap"] else
+                      f"{peak:.1f}" if peak is not None else
+                      f"({z.get('stored_pages_at_exit')} pages at exit)")
             cpu = r["server"]["cpu_us_per_page"]
             lines.append(
                 f"| {r['label']}{' (' + r['failed'] + ')' if r.get('failed') else ''} | {r['pswpin']} | {r['pswpout']} | {r['majflt']} | "
