@@ -45,7 +45,9 @@ def _cmd_backends(args: argparse.Namespace) -> int:
         caps = r.capabilities or {}
         batch = ""
         if caps:
-            batch = f"{caps['min_batch']}..{caps['max_batch'] or '∞'}" if caps["batch"] else "loop"
+            # what the engine honours: the most pages a call takes and the size it fills to
+            batch = (f"≤{caps['max_batch'] or '∞'}, prefers {caps['preferred_batch']}"
+                     if caps["batch"] else "loop")
         detail = (
             ", ".join(f"{k}={v}" for k, v in (r.params or {}).items())
             if r.available
