@@ -1114,9 +1114,9 @@ def _warm_up_measured(backend: Backend, cw: CompiledWorkload, cfg: Any,
     directly, so a twin would leave its own first calls in the raw figures, and each pass reads
     the counters as differences from its start.
 
-    Both read-only arrays (what the runner hands the stack) and writable ones (what the stack
-    makes when it filters out same-filled pages) go through, since a JIT may specialise on
-    that; single pages go through as ``bytes``. Device errors are ignored here; the codec
+    Batches go through as read-only arrays, as the runner, the engine and the conformance kit
+    all hand them to a driver (a JIT may specialise on that); single pages as ``bytes``.
+    Device errors are ignored here; the codec
     calls run on ``guard``'s worker, as the raw pass's do (a hang or a driver's bug fails the
     run here, naming the call).
     """
@@ -1147,32 +1147,31 @@ def _warm_up_measured(backend: Backend, cw: CompiledWorkload, cfg: Any,
         except HwzswapError:
             pass
 
-    for warm in (frozen, np.array(pages[:n])):
-        if guard is None:
-            codec_alone(warm)
-        else:
-            guard.run(codec_alone, warm)
-        system = open_zswap(cfg, backend=backend)
+    if guard is None:
+        codec_alone(frozen)
+    else:
+        guard.run(codec_alone, frozen)
+    system = open_zswap(cfg, backend=backend)
+    try:
+        for t in [0, *cw.types]:
+            if t not in system.devices:
+                system.swapon(t, max(cw.nr_slots, n))
+        _store_all(system, frozen, k)
+        if cfg.zswap.batching == "async":
+            system.drain()
         try:
-            for t in [0, *cw.types]:
-                if t not in system.devices:
-                    system.swapon(t, max(cw.nr_slots, n))
-            _store_all(system, warm, k)
-            if cfg.zswap.batching == "async":
-                system.drain()
-            try:
-                if kl > 1:
-                    for lo in range(0, n, kl):
-                        system.swap_in_batch(0, list(range(lo, min(n, lo + kl))))
-                else:
-                    for o in range(n):
-                        system.swap_in(0, o)
-            except HwzswapError:
-                pass
-            for o in range(n):
-                system.swap_free(0, o)
-        finally:
-            system.close()
+            if kl > 1:
+                for lo in range(0, n, kl):
+                    system.swap_in_batch(0, list(range(lo, min(n, lo + kl))))
+            else:
+                for o in range(n):
+                    system.swap_in(0, o)
+        except HwzswapError:
+            pass
+        for o in range(n):
+            system.swap_free(0, o)
+    finally:
+        system.close()
 
 
 class _Progress:
