@@ -18,6 +18,7 @@ from hwzswap.frontswap.system import SwapSystem, open_zswap
 from hwzswap.testing import real_memory_mix
 
 import broken_drivers as bd
+from helpers import engine_config
 
 PAGE = 4096
 
@@ -35,36 +36,6 @@ def _pages(n: int, seed: int = 1) -> np.ndarray:
         if len(out) == n:
             return np.stack(out)
     raise AssertionError("not enough distinct compressible pages")
-
-
-def _config(tmp_path: Path, name: str, params: dict[str, Any] | None = None,
-            **zswap: Any) -> dict[str, Any]:
-    return {
-        "zswap": {"compressor": {"name": name, "params": params or {}}, **zswap},
-        "memory": {"total_ram_mb": 256},
-        "pool": {"type": "zsmalloc"},
-        "swap": {"nr_pages": 1024, "path": str(tmp_path / f"{name}.img")},
-    }
-
-
-@pytest.fixture
-def system(tmp_path: Path, register) -> Callable[..., SwapSystem]:
-    """``system(cls, params=None, **zswap)``: a swap system on the registered broken driver."""
-    made: list[SwapSystem] = []
-
-    def make(cls: type, params: dict[str, Any] | None = None, **zswap: Any) -> SwapSystem:
-        register(cls)
-        cfg = _config(tmp_path, cls.name, params, **zswap)
-        # a swap file of its own: systems made here stay open together until the end, and a
-        # named swap file takes one system at a time (swapdev's lock, as the kernel's EBUSY)
-        cfg["swap"]["path"] = str(tmp_path / f"{cls.name}-{len(made)}.img")
-        s = open_zswap(cfg)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.close()
 
 
 def _bounded(fn: Callable[[], Any], seconds: float = 30.0) -> Any:
@@ -225,7 +196,7 @@ def test_a_device_writing_ops_after_their_deadline_cannot_change_the_results(sys
 def test_constructor_exception_is_a_backend_error(tmp_path: Path, register) -> None:
     register(bd.InitRaises)
     with pytest.raises(BackendError, match=r"broken-init-raises.*RuntimeError: firmware image not found"):
-        open_zswap(_config(tmp_path, "broken-init-raises"))
+        open_zswap(engine_config(tmp_path, "broken-init-raises"))
 
 
 # -- row 10: device errors at a rate ----------------------------------------------------------------

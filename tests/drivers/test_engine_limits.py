@@ -12,7 +12,7 @@ from hwzswap.errors import ConfigError, InvalidParameterError
 from hwzswap.frontswap.system import open_zswap
 
 import broken_drivers as bd
-from test_engine_guard import _bounded, _driver, _pages, system  # noqa: F401 - fixture
+from test_engine_guard import _bounded, _driver, _pages
 
 
 @pytest.mark.parametrize("batching", ["page"])
