@@ -58,7 +58,7 @@ import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 import zstandard
@@ -924,11 +924,16 @@ def _encode_ops(ops: list[Op]) -> bytes:
         table[i] = (_KIND_CODE[op.kind], op.type, len(op.offsets))
         offsets.extend(op.offsets)
         page_idx.extend(op.pages if op.kind == STORE else (-1,) * len(op.offsets))
-    return (
-        table.tobytes()
-        + np.asarray(offsets, dtype="<u4").tobytes()
-        + np.asarray(page_idx, dtype="<i4").tobytes()
-    )
+    return encode_ops_section(table, offsets, page_idx)
+
+
+def encode_ops_section(table: Any, offsets: Any, page_idx: Any) -> bytes:
+    """The ops section's bytes from its three arrays (anything numpy takes): per op its kind
+    (the index in :data:`OP_KINDS`), swap type and number of offsets; every offset; every
+    page index (-1 for a load's or an invalidate's)."""
+    return (np.asarray(table, dtype="<i4").tobytes()
+            + np.asarray(offsets, dtype="<u4").tobytes()
+            + np.asarray(page_idx, dtype="<i4").tobytes())
 
 
 def _encode_folios(ops: list[Op]) -> bytes:
@@ -990,8 +995,6 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
     The file is written to a temporary name and renamed, so a failed or interrupted write never
     leaves a truncated workload (or a temporary file) behind. The directory must exist.
     """
-    from hwzswap import __version__
-
     workload.validate()
     # never write a file that loading refuses
     if not isinstance(workload.name, str) or not 0 < len(workload.name) <= 200:
@@ -1004,31 +1007,17 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
             why = structure_problem(workload.structure.get(key))
             if why is not None:
                 raise WorkloadError(f"workload {workload.name!r}: structure.{key} {why}")
-    path = Path(path)
     cctx = zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=True)
     sections = {
-        "ops": cctx.compress(_encode_ops(workload.ops)),
-        "pages": cctx.compress(np.ascontiguousarray(workload.pages).tobytes()),
-        "folios": cctx.compress(_encode_folios(workload.ops)),
+        "ops": FileSection.of(cctx.compress(_encode_ops(workload.ops))),
+        "pages": FileSection.of(cctx.compress(np.ascontiguousarray(workload.pages).tobytes())),
+        "folios": FileSection.of(cctx.compress(_encode_folios(workload.ops))),
     }
-    layout = {}
-    pos = 0
-    for key, blob in sections.items():
-        layout[key] = {
-            "offset": pos,
-            "length": len(blob),
-            "encoding": "zstd",
-            "sha256": hashlib.sha256(blob).hexdigest(),
-        }
-        pos += len(blob)
     counts = workload.counts()
     counts["count"] = counts.pop("ops")
-    header = {
-        "format": FILE_FORMAT,
-        "version": FILE_VERSION,
+    fields = {
         "name": workload.name,
         "seed": workload.seed,
-        "page_size": PAGE_SIZE,
         "pages": workload.nr_pages,
         "page_sha256": workload.page_hash(),
         "corpus": workload.corpus,
@@ -1040,17 +1029,53 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
         "types": workload.types,
         "ops": {"entries": sum(len(op.offsets) for op in workload.ops),
                 "folio_sizes": sum(len(op.folios) for op in workload.ops), **counts},
-        "sections": layout,
-        "generator": f"hwzswap {__version__}",
     }
+    return write_workload_file(path, fields, sections)
+
+
+@dataclass(frozen=True)
+class FileSection:
+    """One section of a workload file as it is written (zstd frames): its length, its sha256
+    and how to copy it into the file (from memory, or from a file it was streamed into)."""
+
+    length: int
+    sha256: str
+    write_to: Callable[[BinaryIO], None]
+
+    @staticmethod
+    def of(blob: bytes) -> FileSection:
+        """A section held in memory."""
+        return FileSection(len(blob), hashlib.sha256(blob).hexdigest(), lambda f: f.write(blob))
+
+
+def write_workload_file(path: str | Path, fields: Mapping[str, Any],
+                        sections: Mapping[str, FileSection]) -> Path:
+    """The one writer of the file's layout (version 2, ``docs/bench.md``): the magic, the
+    version, the header (``fields`` plus the format, version, page size, the sections' layout,
+    the generator and the header's checksum), then ``sections`` (ops, pages, folios) in order.
+
+    Written to a temporary name and renamed, so a failed or interrupted write never leaves a
+    truncated workload (or a temporary file) behind. The directory must exist."""
+    from hwzswap import __version__
+
+    path = Path(path)
+    layout = {}
+    pos = 0
+    for key in ("ops", "pages", "folios"):
+        sec = sections[key]
+        layout[key] = {"offset": pos, "length": sec.length, "encoding": "zstd",
+                       "sha256": sec.sha256}
+        pos += sec.length
+    header = {"format": FILE_FORMAT, "version": FILE_VERSION, "page_size": PAGE_SIZE,
+              **fields, "sections": layout, "generator": f"hwzswap {__version__}"}
     header[HEADER_SHA_KEY] = _header_sha256(header)
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             f.write(FILE_MAGIC + struct.pack("<II", FILE_VERSION, len(head)) + head)
-            for blob in sections.values():
-                f.write(blob)
+            for key in ("ops", "pages", "folios"):
+                sections[key].write_to(f)
 
     try:  # no directory is made: a missing one is the error below
         return write_atomic(path, write, parents=False)

@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import resource
 import shutil
-import struct
 import sys
 import tempfile
 import threading
@@ -42,7 +40,6 @@ from typing import Any
 import numpy as np
 
 from hwzswap.errors import HwzswapError, SwapBatchError, SwapDeviceError
-from hwzswap.fileio import write_atomic
 
 PAGE = 4096
 ZERO_PAGE = bytes(PAGE)
@@ -206,7 +203,6 @@ class Recorder:
         nothing was recorded. The pages section is written streaming: one recorded WRITE
         decompressed at a time into one zstd frame (content size and checksum included) in
         an unnamed temporary file beside ``path``, then copied in after the header."""
-        from hwzswap import __version__
         from hwzswap.bench import workload as wlf
         from hwzswap.errors import WorkloadError
 
@@ -220,31 +216,24 @@ class Recorder:
                 why = wlf.structure_problem(structure[key])
                 if why is not None:
                     raise WorkloadError(f"workload {name!r}: structure.{key} {why}")
-            cctx = _zstd(_SAVE_LEVEL)
-            ops_raw = b"".join(np.frombuffer(a, dtype=dt).astype(dt.replace("=", "<"))
-                               .tobytes() for a, dt in ((self._table, "=i4"),
-                                                        (self._offsets, "=u4"),
-                                                        (self._page_idx, "=i4")))
-            small = {"ops": _zstd(10).compress(ops_raw),
-                     # no op names its folios: a zero count each (every page order-0)
-                     "folios": _zstd(10).compress(bytes(4 * self.nr_ops))}
+            ops = _zstd(10).compress(wlf.encode_ops_section(
+                np.frombuffer(self._table, dtype="=i4"),
+                np.frombuffer(self._offsets, dtype="=u4"),
+                np.frombuffer(self._page_idx, dtype="=i4")))
+            # no op names its folios: a zero count each (every page order-0)
+            folios = _zstd(10).compress(bytes(4 * self.nr_ops))
             try:
                 spill = tempfile.TemporaryFile(dir=path.parent, prefix=".hwzswap-record-")
             except OSError as exc:
                 raise WorkloadError(f"{path}: cannot write the workload file: "
                                     f"{exc.strerror or exc}") from exc
             with spill:
-                page_sha, pages_sha, pages_len = self._write_pages(spill, cctx)
-                layout: dict[str, Any] = {}
-                pos = 0
-                for key, length, sha in (
-                        ("ops", len(small["ops"]), hashlib.sha256(small["ops"]).hexdigest()),
-                        ("pages", pages_len, pages_sha),
-                        ("folios", len(small["folios"]),
-                         hashlib.sha256(small["folios"]).hexdigest())):
-                    layout[key] = {"offset": pos, "length": length, "encoding": "zstd",
-                                   "sha256": sha}
-                    pos += length
+                page_sha, pages_sha, pages_len = self._write_pages(spill, _zstd(_SAVE_LEVEL))
+
+                def copy_pages(f: Any) -> None:
+                    spill.seek(0)
+                    shutil.copyfileobj(spill, f, _COPY_STEP)
+
                 n = self._n
                 counts: dict[str, int] = {
                     "count": self.nr_ops, "store_pages": n["store_pages"], "loads": n["loads"],
@@ -259,32 +248,16 @@ class Recorder:
                     params.update(truncated_why=self.truncated_why,
                                   dropped_pages=self.dropped_pages)
                 params.update({k: v for k, v in meta.items() if k != "name"})
-                header: dict[str, Any] = {
-                    "format": wlf.FILE_FORMAT, "version": wlf.FILE_VERSION, "name": name,
-                    "seed": 0, "page_size": PAGE, "pages": self.nr_pages,
-                    "page_sha256": page_sha,
+                fields: dict[str, Any] = {
+                    "name": name, "seed": 0, "pages": self.nr_pages, "page_sha256": page_sha,
                     "corpus": {"source": "recorded", "command": meta.get("command")},
                     "params": params, "structure": structure, "pool_sizing": None,
                     "config_overrides": {}, "nr_slots": self._max["slot"] + 1, "types": [0],
-                    "ops": {"entries": len(self._offsets), "folio_sizes": 0, **counts},
-                    "sections": layout, "generator": f"hwzswap {__version__}"}
-                header[wlf.HEADER_SHA_KEY] = wlf._header_sha256(header)
-                head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-
-                def write(tmp: Path) -> None:
-                    with open(tmp, "wb") as f:
-                        f.write(wlf.FILE_MAGIC + struct.pack("<II", wlf.FILE_VERSION,
-                                                             len(head)) + head)
-                        f.write(small["ops"])
-                        spill.seek(0)
-                        shutil.copyfileobj(spill, f, _COPY_STEP)
-                        f.write(small["folios"])
-
-                try:
-                    return write_atomic(path, write, parents=False)
-                except OSError as exc:
-                    raise WorkloadError(f"{path}: cannot write the workload file: "
-                                        f"{exc.strerror or exc}") from exc
+                    "ops": {"entries": len(self._offsets), "folio_sizes": 0, **counts}}
+                return wlf.write_workload_file(path, fields, {
+                    "ops": wlf.FileSection.of(ops),
+                    "pages": wlf.FileSection(pages_len, pages_sha, copy_pages),
+                    "folios": wlf.FileSection.of(folios)})
 
     def _write_pages(self, out: Any, cctx: Any) -> tuple[str, str, int]:
         """The pages section into ``out``: (sha256 of the pages, sha256 and length of the
