@@ -338,11 +338,13 @@ def opencl_devices() -> list[dict[str, Any]]:
 
 def git_state(root: str | Path | None = None) -> tuple[str | None, bool | None]:
     """``(commit, dirty)`` of the git checkout at ``root`` (default: the one this package is
-    in): the short ``HEAD`` commit, and whether a tracked file differs from it (staged or not;
-    ``git status --porcelain --untracked-files=no``). Untracked files are left out: results,
-    caches and notes lying in a checkout would mark every run modified, while the figures
-    depend on the tracked code. ``(None, None)`` when ``root`` is not a git checkout or git
-    cannot answer (an installed copy, no git)."""
+    in): the short ``HEAD`` commit, and whether a tracked file the figures depend on differs
+    from it (staged or not; ``git status --porcelain --untracked-files=no``). Untracked files,
+    the results under ``benchmarks/results/`` and Markdown are left out: results, caches and
+    notes lying in a checkout would mark every run modified (a ``run_all.py`` series wrote
+    its own earlier results and called the later ones modified), while the figures depend on
+    the code. ``(None, None)`` when ``root`` is not a git checkout or git cannot answer (an
+    installed copy, no git)."""
     root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None, None
@@ -358,7 +360,8 @@ def git_state(root: str | Path | None = None) -> tuple[str | None, bool | None]:
     commit = (git("rev-parse", "--short=12", "HEAD") or "").strip() or None
     if commit is None:
         return None, None
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                 ":(exclude)benchmarks/results", ":(exclude,glob)**/*.md")
     return commit, None if status is None else bool(status.strip())
 
 

@@ -178,11 +178,19 @@ def test_git_state_says_whether_tracked_files_differ_from_the_commit(tmp_path) -
 
     git("init", "-q")
     (tmp_path / "a.py").write_text("x = 1\n")
-    git("add", "a.py")
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "r.json").write_text("{}\n")
+    (tmp_path / "README.md").write_text("figures\n")
+    git("add", "a.py", "benchmarks", "README.md")
     git("commit", "-q", "-m", "one")
     commit, dirty = git_state(tmp_path)
     assert commit and len(commit) == 12 and dirty is False
     (tmp_path / "notes.txt").write_text("untracked\n")
+    assert git_state(tmp_path) == (commit, False)
+    # results a series of runs writes (run_all.py), and the docs holding its figures, are
+    # not the code the figures depend on
+    (tmp_path / "benchmarks" / "results" / "r.json").write_text('{"new": 1}\n')
+    (tmp_path / "README.md").write_text("new figures\n")
     assert git_state(tmp_path) == (commit, False)
     (tmp_path / "a.py").write_text("x = 2\n")
     assert git_state(tmp_path) == (commit, True)
