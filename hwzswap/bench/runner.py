@@ -1325,16 +1325,35 @@ def raw_guard(backend: Backend) -> RawGuard:
 
 
 def _configure_guard(guard: RawGuard, backend: Backend, cfg: Any, cw: CompiledWorkload) -> None:
-    """The raw pass's deadline per driver call: the engine's (``zswap.device_timeout_ms``,
-    else the driver's ``Capabilities.timeout_ms``, else 10 s), read from the engine's own rule
-    (a :class:`~hwzswap.frontswap.compressor.Compressor`, which also refuses capabilities the
-    engine would refuse). ``slack``: the most driver calls one timed op makes (a batch that
-    failed as a whole, redone page by page)."""
+    """The raw pass's deadline per driver call, as the engine bounds that driver's calls (read
+    from the engine's own rule, a :class:`~hwzswap.frontswap.compressor.Compressor`, which
+    also refuses capabilities the engine would refuse). A driver the engine watches
+    (``zswap.driver_watchdog``: by default, one from outside the package) gets the engine's
+    deadline per call (``zswap.device_timeout_ms``, else its ``Capabilities.timeout_ms``,
+    else 10 s). One the engine calls directly, unbounded (a built-in, which keeps its own
+    per-op deadlines, as 842-nx does), is not held to that per-call deadline either (20 ms
+    failed a whole batch call of the emulated NX-842, its first one loading modules): it
+    gets a safety net against a hang, the deadline times the most calls one op makes, and at
+    least 60 s. ``slack``: that most (a batch that failed as a whole, redone page by page)."""
     from hwzswap.frontswap.compressor import Compressor
 
-    comp = Compressor(backend, cfg.zswap.device_timeout_ms)
-    guard.configure(comp.timeout_s, comp.deadline_source,
-                    2 * max(cw.max_batch, cw.max_load_batch, WARMUP_PAGES) + 2)
+    comp = Compressor(backend, cfg.zswap.device_timeout_ms, watchdog=cfg.zswap.driver_watchdog)
+    slack = 2 * max(cw.max_batch, cw.max_load_batch, WARMUP_PAGES) + 2
+    watched = comp.watchdog is not None
+    comp.close()
+    if watched:
+        guard.configure(comp.timeout_s, comp.deadline_source, slack)
+    else:
+        net = max(comp.timeout_s * slack, RAW_SAFETY_NET_S)
+        guard.configure(net, f"a safety net: the engine does not bound this driver's calls "
+                             f"(zswap.driver_watchdog), so neither does the bench; "
+                             f"{comp.timeout_s * 1000.0:g} ms ({comp.deadline_source}) x "
+                             f"{slack} calls, at least {RAW_SAFETY_NET_S:g} s", slack)
+
+
+#: The least time the raw pass gives one call of a driver the engine does not watch before it
+#: takes the call for hung (seconds).
+RAW_SAFETY_NET_S = 60.0
 
 
 def _device_clock(c: Mapping[str, Any]) -> tuple[float, float, str] | None:

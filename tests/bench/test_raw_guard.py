@@ -219,3 +219,28 @@ def test_the_raw_pass_runs_on_the_guards_worker_and_is_timed_there() -> None:
     assert not doc["failed"]
     assert "hwzswap-bench-raw-test-raw-where" in seen
     assert np.isfinite(doc["results"][0]["raw_store_pages_per_s"])
+
+
+def test_the_raw_pass_bounds_a_drivers_calls_as_the_engine_does() -> None:
+    """A driver the engine watches gets the engine's deadline per call; one the engine calls
+    directly (a built-in) is not held to it (20 ms failed a whole batch call of the emulated
+    NX-842, its first one loading modules): it gets a safety net of at least a minute."""
+    from hwzswap.backends.registry import get_backend
+    from hwzswap.bench.runner import RAW_SAFETY_NET_S, _configure_guard, compile_workload, raw_guard
+    from hwzswap.config import load_config
+
+    cw = compile_workload(build_workload("roundtrip", real_memory_mix(64, 3), seed=0))
+    cfg = load_config({"zswap": {"device_timeout_ms": 20}})
+    builtin = get_backend("lz4")
+    guard = raw_guard(builtin)
+    _configure_guard(guard, builtin, cfg, cw)
+    assert guard.timeout_s >= RAW_SAFETY_NET_S and "safety net" in guard.source
+
+    class Outside(Lz4Backend):
+        name = "test-raw-outside"
+
+    with registered(Outside):
+        outside = Outside()
+        guard = raw_guard(outside)
+        _configure_guard(guard, outside, cfg, cw)
+        assert guard.timeout_s == pytest.approx(0.02) and guard.source == "zswap.device_timeout_ms"
