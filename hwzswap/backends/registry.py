@@ -108,7 +108,9 @@ def param_spec(name: str, param: Param) -> dict[str, Any]:
 
 def register_backend(cls: type[Backend], name: str | None = None) -> type[Backend]:
     """Register a backend class at run time (tests, notebooks) under the name it reports, its
-    class attribute ``name``. Usable as a decorator: ``@register_backend``.
+    class attribute ``name``. Usable as a decorator: ``@register_backend``. A built-in's name
+    is refused (``ValueError``), as an entry point named like a built-in is ignored: the name
+    always means the built-in.
 
     ``name`` is deprecated and registers nothing: a backend is found by the name it reports (a
     config, a stats record and the bench all name it so; entry points are held to the same
@@ -117,6 +119,13 @@ def register_backend(cls: type[Backend], name: str | None = None) -> type[Backen
     is refused (``ValueError``, naming both)."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name; set the class attribute 'name'")
+    if not (type(cls.name) is str and _NAME_RE.fullmatch(cls.name)):
+        raise ValueError(f"cannot register {cls.__name__}: {cls.name!r} is not a backend name "
+                         f"(1..64 letters, digits and ._+-, starting with a letter or digit)")
+    if cls.name in _BUILTINS and _BUILTINS[cls.name] != f"{cls.__module__}:{cls.__qualname__}":
+        raise ValueError(f"cannot register {cls.__name__} as {cls.name!r}: that is a built-in "
+                         f"backend's name, and a config naming it always means the built-in; "
+                         f"give the class another 'name'")
     if name is not None:
         if name != cls.name:
             raise ValueError(f"cannot register {cls.__name__} as {name!r}: its name is "

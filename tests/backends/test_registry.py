@@ -211,3 +211,22 @@ def test_third_party_plugin_selectable_in_config(installed_plugin: Path, tmp_pat
         "sys_.close()\n",
     )
     assert "'name': 'xz'" in out and "'preset': 3" in out
+
+
+def test_register_backend_refuses_a_builtin_name_and_a_bad_name():
+    """A config naming ``lz4`` always means the built-in: registering a class under that name
+    at run time silently replaced it (an entry point so named is ignored, with a warning)."""
+    from hwzswap.backends.lz4 import Lz4Backend
+    from hwzswap.backends.registry import get_backend, register_backend
+
+    class Shadow(Lz4Backend):
+        name = "lz4"
+
+    class Spaced(Lz4Backend):
+        name = "my codec"
+
+    with pytest.raises(ValueError, match="'lz4'.* built-in backend's name"):
+        register_backend(Shadow)
+    assert type(get_backend("lz4")) is Lz4Backend
+    with pytest.raises(ValueError, match="'my codec' is not a backend name"):
+        register_backend(Spaced)
