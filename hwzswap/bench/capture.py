@@ -23,6 +23,12 @@ Output
     ``.zst`` -- the format :mod:`hwzswap.bench.corpus` loads. The file is written to a temporary
     name and renamed when complete, so a failed capture never leaves a partial file behind.
 
+Interruption
+    Ctrl-C, ``SIGTERM`` and ``SIGHUP`` (a closed terminal: the command runs in its own session
+    and never sees the hangup itself) all end the capture the same way: the command is resumed
+    and ended, the partial page file and the temporary directory are removed. The CLI exits 130
+    after Ctrl-C and ``128 + signum`` after the others (143, 129). ``SIGKILL`` runs no cleanup.
+
 Permissions
     Reading ``/proc/PID/mem`` needs ptrace access to the target. Root can read any process; a
     normal user can read its own child unless ``kernel.yama.ptrace_scope`` is 2 or 3, or the
@@ -41,6 +47,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -477,6 +484,79 @@ def _signal_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
     proc.wait()
 
 
+class CaptureSignalled(KeyboardInterrupt):
+    """The capture was told to stop by ``SIGTERM`` or ``SIGHUP`` (``kill``, a closed terminal,
+    a service manager): it ends as on Ctrl-C -- the command resumed and ended, no partial file or
+    temporary directory left -- and the CLI exits ``128 + signum``. A ``KeyboardInterrupt``, so a
+    caller that handles Ctrl-C handles this as well."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+
+
+#: The signals that end a capture as Ctrl-C does. Without a handler they would kill the Python
+#: process outright, leaving the command stopped (SIGSTOP) or running in its own session, which
+#: never sees the terminal's hangup, plus the partial page file and the temporary directory.
+_END_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class _EndSignals:
+    """While the capture owns a command: ``SIGTERM``/``SIGHUP`` raise :class:`CaptureSignalled`
+    in the main thread, as Ctrl-C raises ``KeyboardInterrupt``, so the ``finally`` that ends the
+    command and the temporary files' cleanup run.
+
+    The handler does no I/O: it records the signal and raises only while *armed* (between the
+    command's start and the start of its cleanup); a signal outside that window (during
+    ``Popen``, during the cleanup) is kept and raised by :meth:`raise_pending` once the cleanup
+    is done, and any later one is only recorded, so cleanup is never cut short. Handlers are
+    installed only in the main thread (Python runs signal handlers nowhere else) and only over
+    the default action: a signal the caller ignores (``nohup`` sets ``SIGHUP`` to ignored) or
+    handles itself is left alone. The old handlers come back on exit."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._armed = False
+        self._raised = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _EndSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in _END_SIGNALS:
+                if signal.getsignal(sig) is signal.SIG_DFL:
+                    self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handler(self, signum: int, _frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if self._armed:
+            self._raise()
+
+    def _raise(self) -> None:
+        if self.signum is not None and not self._raised:
+            self._raised = True
+            self._armed = False
+            raise CaptureSignalled(self.signum)
+
+    def arm(self) -> None:
+        """From now on a signal raises (at once if one came already)."""
+        self._armed = True
+        self._raise()
+
+    def disarm(self) -> None:
+        """From now on a signal is only recorded (the cleanup must run whole)."""
+        self._armed = False
+
+    def raise_pending(self) -> None:
+        """Raise for a signal that came while disarmed and was not raised yet."""
+        self._raise()
+
+
 def _wait_mid_work(
     proc: subprocess.Popen[bytes],
     stdout_path: Path,
@@ -562,7 +642,10 @@ def capture(
 
     The command's stdout and stderr go to temporary files (the stderr tail is shown if it fails).
     It is always ended -- resumed, SIGTERM, then SIGKILL to its whole process group -- even when
-    the capture fails.
+    the capture fails or is interrupted: Ctrl-C (``KeyboardInterrupt``) and, when called in the
+    main thread with their default action in place, ``SIGTERM`` and ``SIGHUP``
+    (:class:`CaptureSignalled`) end it, remove the partial output and the temporary directory,
+    and propagate.
     """
     require_linux()
     if not command:
@@ -580,6 +663,33 @@ def capture(
     output = Path(output)
     started_at = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
+    with _EndSignals() as end_signals:
+        report = _capture_owned(command, output, end_signals, wait_seconds=wait_seconds,
+                                wait_rss_mb=wait_rss_mb, wait_line=wait_line,
+                                include_children=include_children, max_pages=max_pages,
+                                timeout=timeout, zstd_level=zstd_level, cwd=cwd, env=env,
+                                started_at=started_at)
+        end_signals.raise_pending()  # one that came during the cleanup, now done
+    return report
+
+
+def _capture_owned(
+    command: list[str],
+    output: Path,
+    end_signals: _EndSignals,
+    *,
+    wait_seconds: float | None,
+    wait_rss_mb: float | None,
+    wait_line: str | None,
+    include_children: bool,
+    max_pages: int | None,
+    timeout: float,
+    zstd_level: int,
+    cwd: Path | str | None,
+    env: dict[str, str] | None,
+    started_at: str,
+) -> CaptureReport:
+    """:func:`capture` once the arguments are checked, with ``end_signals`` installed."""
     with tempfile.TemporaryDirectory(prefix="hwzswap-capture-") as tmpdir:
         stdout_path = Path(tmpdir, "stdout")
         stderr_path = Path(tmpdir, "stderr")
@@ -601,6 +711,7 @@ def capture(
             except OSError as exc:
                 raise CaptureError(f"cannot start {command[0]!r}: {exc}") from None
         try:
+            end_signals.arm()  # a SIGTERM/SIGHUP from here on ends the command (finally)
             trigger, waited = _wait_mid_work(
                 proc,
                 stdout_path,
@@ -629,6 +740,7 @@ def capture(
                         "too young -- pause it later"
                     )
         finally:
+            end_signals.disarm()  # a signal now must not cut the cleanup short
             _end(proc)
 
     return CaptureReport(
@@ -703,17 +815,27 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
-    report = capture(
-        cmd,
-        args.output,
-        wait_seconds=args.wait_seconds,
-        wait_rss_mb=args.wait_rss_mb,
-        wait_line=args.wait_line,
-        include_children=args.children,
-        max_pages=args.max_pages,
-        timeout=args.timeout,
-        zstd_level=args.zstd_level,
-    )
+    try:
+        report = capture(
+            cmd,
+            args.output,
+            wait_seconds=args.wait_seconds,
+            wait_rss_mb=args.wait_rss_mb,
+            wait_line=args.wait_line,
+            include_children=args.children,
+            max_pages=args.max_pages,
+            timeout=args.timeout,
+            zstd_level=args.zstd_level,
+        )
+    except CaptureSignalled as exc:
+        # the command is ended and nothing partial is left; the status says which signal, as a
+        # shell reports a process a signal killed (143 for SIGTERM, 129 for SIGHUP)
+        try:
+            print(f"hwzswap capture: {exc}; the command was ended and no file written",
+                  file=sys.stderr)
+        except OSError:
+            pass  # a hung-up terminal (SIGHUP) may refuse the message; the status still says it
+        return 128 + exc.signum
     if args.report is not None:
         text = json.dumps(report.to_dict(), indent=2) + "\n"
         write_atomic(args.report, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -1,0 +1,107 @@
+"""``hwzswap capture`` told to stop by SIGTERM or SIGHUP ends as on Ctrl-C: a real capture
+process, a real program under capture and real signals; afterwards the program is gone and no
+partial page file or temporary directory is left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from hwzswap.fileio import PARTIAL
+
+# A program with a few MB of compressible, not trivial data (zstd at a high level takes a few
+# seconds over it: the window in which a capture is writing its page file). Writes its pid,
+# prints READY, sleeps.
+HOG = textwrap.dedent(
+    """
+    import os, random, sys, time
+    n = int(sys.argv[2]) << 20
+    rng = random.Random(1)
+    words = [bytes(rng.getrandbits(8) for _ in range(rng.randint(3, 12))) for _ in range(4096)]
+    buf = bytearray()
+    while len(buf) < n:
+        buf += b" ".join(rng.choices(words, k=4096))
+    with open(sys.argv[1] + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    print("READY", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def _alive(pid: int, marker: str) -> bool:
+    """Whether ``pid`` is still the program under capture (not gone, not a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return marker.encode() in cmdline and state[state.rindex(b")") + 2:][:1] != b"Z"
+
+
+def _wait_for(what, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.002)
+
+
+def _run_and_signal(tmp_path: Path, sig: int, args: list[str], out_name: str,
+                    when_partial: bool) -> None:
+    hog = tmp_path / "hog_under_capture.py"
+    hog.write_text(HOG)
+    pidfile = tmp_path / "pid"
+    work = tmp_path / "out"
+    work.mkdir()
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    out = work / out_name
+    cap = subprocess.Popen(
+        [sys.executable, "-m", "hwzswap", "capture", "-o", str(out), *args, "--",
+         sys.executable, str(hog), str(pidfile), "4"],
+        env=dict(os.environ, TMPDIR=str(tmpdir)), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = None
+    try:
+        _wait_for(pidfile.exists)
+        child = int(pidfile.read_text())
+        assert _alive(child, hog.name)
+        assert [p.name for p in tmpdir.iterdir() if p.name.startswith("hwzswap-capture-")]
+        if when_partial:
+            _wait_for(lambda: any(p.name.endswith(PARTIAL) for p in work.iterdir()))
+        cap.send_signal(sig)
+        _, err = cap.communicate(timeout=30)
+        assert cap.returncode == 128 + sig, err
+        assert signal.Signals(sig).name.encode() in err
+        _wait_for(lambda: not _alive(child, hog.name), timeout=10)
+        assert list(work.iterdir()) == []  # neither the page file nor a partial one
+        assert list(tmpdir.iterdir()) == []  # the capture's temporary directory is gone
+    finally:
+        if cap.poll() is None:
+            cap.kill()
+            cap.wait()
+        if child is not None and _alive(child, hog.name):
+            os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_while_waiting_ends_the_running_command(tmp_path: Path, sig: int) -> None:
+    # the command runs (not stopped yet): before the fix SIGHUP left it running as an orphan
+    _run_and_signal(tmp_path, sig, ["--wait-line", "NEVER PRINTED", "--timeout", "60"],
+                    "e.pages", when_partial=False)
+
+
+def test_sigterm_while_writing_ends_the_stopped_command_and_removes_the_partial_file(
+        tmp_path: Path) -> None:
+    # the command is stopped (SIGSTOP) and the page file half written: before the fix the
+    # command stayed stopped for ever and the .partial file and temporary directory stayed
+    _run_and_signal(tmp_path, signal.SIGTERM, ["--wait-line", "READY", "--zstd-level", "19"],
+                    "e.pages.zst", when_partial=True)
