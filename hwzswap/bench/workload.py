@@ -1121,10 +1121,13 @@ def _open_regular(path: Path) -> Any:
     except OSError as exc:
         raise WorkloadError(f"{path}: cannot read the workload file: {exc.strerror}") from exc
     f = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        from hwzswap.yamlfile import file_kind
+
         f.close()
-        raise WorkloadError(f"{path}: not a regular file; a workload file is written by "
-                            "`hwzswap record`")
+        raise WorkloadError(f"{path}: not a regular file ({file_kind(mode)}); a workload file "
+                            "is written by `hwzswap record`")
     return f
 
 
@@ -1154,9 +1157,14 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], int]:
                 )
             version, head_len = struct.unpack("<II", fixed[8:])
             if version not in READ_VERSIONS:
+                newer = version > max(READ_VERSIONS)
                 raise WorkloadError(
                     f"{path}: workload file version {version}; this hwzswap reads versions "
-                    f"{', '.join(map(str, READ_VERSIONS))}"
+                    f"{', '.join(map(str, READ_VERSIONS))}: "
+                    + ("upgrade hwzswap to read it, or record the workload again with this "
+                       "one (`hwzswap record`)" if newer else
+                       "the file is damaged, or not from a released hwzswap; re-copy it, or "
+                       "record the workload again (`hwzswap record`)")
                 )
             if head_len > size - 16:
                 raise WorkloadError(f"{path}: the header is truncated ({head_len} bytes "
@@ -1251,6 +1259,7 @@ def load_workload(path: str | Path) -> Workload:
                 nfol = _whole_number(ops_hdr["folio_sizes"], "ops.folio_sizes", src, bound)
                 expect["folios"] = (count + nfol) * 4
             blobs = {}
+            end = 0  # where the last section read ends, in the data area
             for key, want in expect.items():
                 sec = sections[key]
                 if not isinstance(sec, dict):
@@ -1269,6 +1278,12 @@ def load_workload(path: str | Path) -> Workload:
                     raise WorkloadError(f"{src}: the {key} section fails its sha256 check: the "
                                         f"file is damaged{_REDO}")
                 blobs[key] = _inflate(blob, want, key, src)
+                end = max(end, off + length)
+            if data_size > end:  # a writer puts nothing after its sections: appended bytes
+                raise WorkloadError(  # are damage (a botched copy, two files concatenated)
+                    f"{src}: {data_size - end} extra bytes after the last section (the file "
+                    f"should end at byte {data_start + end}, it has {data_start + data_size}): "
+                    f"the file is damaged{_REDO}")
         ops = _decode_ops(blobs["ops"], count, entries, str(src))
         if "folios" in blobs:
             ops = _decode_folios(blobs["folios"], ops, str(src))
