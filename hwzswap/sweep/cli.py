@@ -33,7 +33,10 @@ def _dry_run(spec: Any, plan: Any, out_dir: Path, console: Any) -> int:
 
     # every string from the user (values, paths, messages quoting them) is plain text, never
     # markup: rich would read '[/b]' as markup and fail, or '[red]' and drop it
-    done = store.existing_records(out_dir, [r.run_id for r in plan.runs])
+    from hwzswap.sweep.execute import resumable
+
+    done, changed = resumable(plan, store.existing_records(out_dir,
+                                                           [r.run_id for r in plan.runs]))
     console.print(f"{spec.source}: {len(plan.runs)} runs ({plan.combinations} combinations, "
                   f"{plan.excluded} excluded, {plan.collapsed} merged: a params axis the "
                   "backend does not take)", highlight=False, soft_wrap=True, markup=False)
@@ -61,7 +64,8 @@ def _dry_run(spec: Any, plan: Any, out_dir: Path, console: Any) -> int:
                                f"{why}")
         table.add_row(str(i), Text(run.run_id),
                       *(Text(str(run.coords.get(a, "n/a"))) for a in spec.axes),
-                      Text(res or "-"), Text(str(prior["status"]) if prior else "-"),
+                      Text(res or "-"), Text(str(prior["status"]) if prior else
+                           "input changed" if run.run_id in changed else "-"),
                       "ok" if why is None else "[red]refused[/red]")
     console.print(table)
     for line in refused:
@@ -95,7 +99,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from hwzswap.sweep import report
-    from hwzswap.sweep.execute import run_sweep
+    from hwzswap.sweep.execute import SweepSignalled, run_sweep
     from hwzswap.sweep.plan import expand
     from hwzswap.sweep.spec import load_sweep
 
@@ -113,11 +117,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise HwzswapError("--jobs is for the local executor; on Ray the cluster's free CPUs "
                            "(one per run) decide how many runs go at once")
     command = _command(args)
-    outcome = run_sweep(spec, plan, out_dir, jobs=args.jobs or 1, timeout=args.timeout,
-                        ray=args.ray, retry_failed=args.retry_failed,
-                        progress=not args.quiet and err.is_terminal,
-                        console=None if args.quiet else err, command=command,
-                        group_by=args.group_by)
+    try:
+        outcome = run_sweep(spec, plan, out_dir, jobs=args.jobs or 1, timeout=args.timeout,
+                            ray=args.ray, retry_failed=args.retry_failed,
+                            progress=not args.quiet and err.is_terminal,
+                            console=None if args.quiet else err, command=command,
+                            group_by=args.group_by)
+    except SweepSignalled as stop:  # SIGTERM/SIGHUP: runs killed, finished records kept
+        print(f"hwzswap sweep: {stop}: the runs in flight were killed; the finished records "
+              f"stay in {out_dir}/runs (run the sweep again to resume)", file=sys.stderr)
+        return 128 + stop.signum
     if not args.quiet:
         report.print_table(outcome.doc, args.group_by, console)
         for what, where in outcome.files.items():
@@ -153,8 +162,9 @@ def register(subparsers: Any) -> None:
             "batching, workload, pages, seed, corpus, dotted config keys) as an isolated "
             "`hwzswap bench` process, locally or on a Ray cluster; write one record per run "
             "under DIR/runs, then DIR/sweep.json, DIR/table.md and plots. Runs already in DIR "
-            "are skipped (resume). Exit status 1 when a run did not succeed, 2 on a usage or "
-            "sweep-file error."
+            "are skipped (resume) unless an input file they read changed. Exit status 1 when a run "
+            "did not succeed, 2 on a usage or sweep-file error or when another sweep is writing "
+            "DIR, 128+N when stopped by signal N (SIGTERM 143, SIGHUP 129; Ctrl-C 130)."
         ),
     )
     p.add_argument("sweep", metavar="SWEEP.yaml", type=file_name,

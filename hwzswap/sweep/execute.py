@@ -9,6 +9,10 @@ at all (:mod:`hwzswap.fileio`: an interrupted sweep leaves the previous file, ne
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,8 @@ class SweepOutcome:
     out_dir: Path
     ran: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
+    #: Runs whose stored record was measured with other input files: run again.
+    changed: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -78,25 +84,93 @@ class _Progress:
             self._bar.__exit__(*exc)
 
 
+class SweepSignalled(BaseException):
+    """SIGTERM or SIGHUP reached the sweep: its runs in flight were killed (their process
+    groups, their temporary directories removed) and the finished records kept. ``hwzswap
+    sweep`` then exits with status 128 + the signal's number (143, 129); Ctrl-C (SIGINT) stays
+    a :class:`KeyboardInterrupt` (status 130). A ``BaseException``, so that no ``except
+    Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+#: The signals that stop a sweep cleanly besides SIGINT (Ctrl-C).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`SweepSignalled` while the sweep runs (their default
+    action would end this process at once, leaving its runs, which sit in sessions of their
+    own, running as orphans and their temporary directories behind). Only the main thread can
+    set handlers: elsewhere (a sweep started from a thread) the process's handlers stay."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise SweepSignalled(signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, prev in old.items():
+            signal.signal(sig, prev)
+
+
+def _recorded_inputs(rec: dict[str, Any]) -> dict[str, Any]:
+    spec = rec.get("runspec")
+    inputs = spec.get("inputs") if isinstance(spec, dict) else None
+    return inputs if isinstance(inputs, dict) else {}
+
+
+def resumable(plan: Plan, records: dict[str, dict[str, Any]], retry_failed: bool = False
+              ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The stored records a sweep keeps (resume), and the ids of those it runs again because
+    an input file (the base ``config``, the ``corpus``, a ``workload`` file) changed since the
+    record was measured: a record is kept only when its runspec's ``inputs`` (content hashes)
+    are the run's. A record without them (an older hwzswap's) is kept only by a run that reads
+    no input file. With ``retry_failed``, only ``ok`` records are kept."""
+    kept: dict[str, dict[str, Any]] = {}
+    changed: list[str] = []
+    for run in plan.runs:
+        rec = records.get(run.run_id)
+        if rec is None:
+            continue
+        if _recorded_inputs(rec) != run.inputs:
+            changed.append(run.run_id)
+        elif not retry_failed or rec.get("status") == "ok":
+            kept[run.run_id] = rec
+    return kept, changed
+
+
 def run_sweep(spec: SweepSpec, plan: Plan, out_dir: str | Path, *, jobs: int = 1,
               timeout: float = DEFAULT_TIMEOUT_S, ray: str | None = None,
               retry_failed: bool = False, progress: bool = False, console: Any = None,
               command: str | None = None, group_by: str | None = None,
               plots: bool = True) -> SweepOutcome:
-    """Run the runs of ``plan`` that ``out_dir`` lacks; merge and report all of them.
+    """Run the runs of ``plan`` that ``out_dir`` lacks (or holds measured with other input
+    files); merge and report all of them.
 
-    With ``ray``, Ray and the cluster's address are checked before the output directory is
-    created (a cluster that cannot be reached leaves nothing behind)."""
+    With ``ray``, the address's form, Ray and the cluster's address are checked before the
+    output directory is created (a cluster that cannot be reached leaves nothing behind).
+    The output directory is locked for the whole sweep (:func:`hwzswap.sweep.store.locked`).
+    SIGTERM and SIGHUP stop it as Ctrl-C does (:class:`SweepSignalled`)."""
     from hwzswap.cliargs import MAX_SECONDS
     from hwzswap.errors import HwzswapError
 
     if type(timeout) not in (int, float) or not 0 < timeout <= MAX_SECONDS:
         raise HwzswapError(f"timeout: must be a number of seconds > 0 and at most "
                            f"{MAX_SECONDS:g} (a week), got {timeout!r:.40}")
+    if ray is not None:
+        from hwzswap.sweep.ray_exec import check_address
+
+        check_address(ray)  # its form, without Ray: before anything is imported or created
     ids = [r.run_id for r in plan.runs]
-    records = store.existing_records(out_dir, ids)
-    if retry_failed:
-        records = {k: v for k, v in records.items() if v.get("status") == "ok"}
+    records, _changed = resumable(plan, store.existing_records(out_dir, ids), retry_failed)
     todo = [r for r in plan.runs if r.run_id not in records]
     if todo and ray is not None:
         from hwzswap.sweep.ray_exec import preflight
@@ -104,10 +178,26 @@ def run_sweep(spec: SweepSpec, plan: Plan, out_dir: str | Path, *, jobs: int = 1
         preflight(ray)
     store.check_writable(out_dir, [r.run_id for r in todo])
     out = store.prepare(out_dir)
+    with store.locked(out), _stop_on_signals():
+        # read again under the lock: a sweep that held it until now may have added records
+        records, changed = resumable(plan, store.existing_records(out, ids), retry_failed)
+        todo = [r for r in plan.runs if r.run_id not in records]
+        return _run_locked(spec, plan, out, records, todo, changed, jobs=jobs, timeout=timeout,
+                           ray=ray, progress=progress, console=console, command=command,
+                           group_by=group_by, plots=plots)
+
+
+def _run_locked(spec: SweepSpec, plan: Plan, out: Path, records: dict[str, dict[str, Any]],
+                todo: list[Any], changed: list[str], *, jobs: int, timeout: float,
+                ray: str | None, progress: bool, console: Any, command: str | None,
+                group_by: str | None, plots: bool) -> SweepOutcome:
+    ids = [r.run_id for r in plan.runs]
     outcome = SweepOutcome(doc={}, out_dir=out, ran=[r.run_id for r in todo],
-                           resumed=[rid for rid in ids if rid in records])
-    if console is not None and outcome.resumed:
-        console.print(f"resume: {len(outcome.resumed)} of {len(ids)} runs already in {out}",
+                           resumed=[rid for rid in ids if rid in records], changed=changed)
+    if console is not None and (outcome.resumed or changed):
+        console.print(f"resume: {len(outcome.resumed)} of {len(ids)} runs already in {out}"
+                      + (f"; {len(changed)} run again because an input file (config, corpus, "
+                         "workload) changed since they ran" if changed else ""),
                       highlight=False, markup=False)
 
     def on_record(rec: dict[str, Any]) -> None:
@@ -129,7 +219,8 @@ def run_sweep(spec: SweepSpec, plan: Plan, out_dir: str | Path, *, jobs: int = 1
     executor["timeout_s"] = timeout
 
     doc = merge.merged_document(spec, plan, records, executor=executor, command=command,
-                                ran=len(todo), resumed=len(outcome.resumed))
+                                ran=len(todo), resumed=len(outcome.resumed),
+                                changed=len(changed))
     outcome.doc = doc
     store.write_json_atomic(out / MERGED_JSON, doc)
     outcome.files["json"] = out / MERGED_JSON
@@ -148,4 +239,4 @@ def run_sweep(spec: SweepSpec, plan: Plan, out_dir: str | Path, *, jobs: int = 1
 
 
 __all__ = ["DEFAULT_TIMEOUT_S", "MERGED_JSON", "PLOT_RATIO", "PLOT_SPEEDUP", "TABLE_MD",
-           "SweepOutcome", "run_sweep"]
+           "STOP_SIGNALS", "SweepOutcome", "SweepSignalled", "resumable", "run_sweep"]

@@ -35,7 +35,7 @@ def _version() -> str:
 
 def merged_document(spec: SweepSpec, plan: Plan, records: dict[str, dict[str, Any]], *,
                     executor: dict[str, Any] | None = None, command: str | None = None,
-                    ran: int = 0, resumed: int = 0) -> dict[str, Any]:
+                    ran: int = 0, resumed: int = 0, changed: int = 0) -> dict[str, Any]:
     """The sweep's merged document: records in the plan's order, counts and provenance.
 
     Records in the output directory that belong to no run of this plan (an earlier version of
@@ -64,6 +64,7 @@ def merged_document(spec: SweepSpec, plan: Plan, records: dict[str, dict[str, An
             "missing": len(plan.runs) - len(ordered),
             "ran": ran,
             "resumed": resumed,
+            "input_changed": changed,
         },
         "hosts": sorted({str(rec["host"]) for rec in ordered if rec.get("host")}),
         "records": ordered,

@@ -51,6 +51,11 @@ class Run:
     #: error names the sweep file's axis or fixed setting, or the base config file's key,
     #: never the ``config.yaml`` the run's bench is given.
     origins: dict[str, str] = field(default_factory=dict)
+    #: The content of each input file the run reads (``config``, ``corpus``, a ``workload``
+    #: file): setting name -> ``sha256:<hex>`` of the file's bytes (:func:`input_fingerprints`).
+    #: A stored record is resumed only when its runspec holds the same: an edited base config
+    #: or a re-recorded workload file makes the run run again.
+    inputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def backend(self) -> str:
@@ -76,6 +81,7 @@ class Run:
             "bench_args": self.bench_args(),
             "resources": dict(self.resources),
             "origins": dict(self.origins),
+            "inputs": dict(self.inputs),
         }
 
 
@@ -111,6 +117,46 @@ def run_id(coords: dict[str, Any], settings: dict[str, Any], base_dir: str | Non
     slug = "_".join(_slug_part(v) for v in coords.values())[:_SLUG_MAX] or "run"
     digest = hashlib.sha256(_canonical(settings).encode()).hexdigest()[:10]
     return f"{slug}-{digest}"
+
+
+#: The run settings that name an input file (when not a built-in name).
+INPUT_SETTINGS = ("config", "corpus", "workload")
+
+
+def file_sha256(path: str) -> str:
+    """``sha256:<hex>`` of the bytes of ``path`` (read in 1 MiB steps: a corpus may be large;
+    hashing runs at disk speed, and each file is hashed once a sweep)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def input_fingerprints(settings: dict[str, Any],
+                       cache: dict[str, str] | None = None) -> dict[str, str]:
+    """The content hash of each input file a run's ``settings`` name (``config``, ``corpus``,
+    a ``workload`` file; built-in names such as ``roundtrip`` are not files). ``cache`` keeps
+    each path's hash across the runs of one sweep. A file that cannot be read here hashes as
+    ``unreadable`` (the sweep file's check has refused it already, or it went since)."""
+    from hwzswap.bench.workload import WORKLOADS
+
+    out: dict[str, str] = {}
+    for name in INPUT_SETTINGS:
+        value = settings.get(name)
+        if not isinstance(value, str) or (name == "workload" and value in WORKLOADS):
+            continue
+        if cache is not None and value in cache:
+            out[name] = cache[value]
+            continue
+        try:
+            digest = file_sha256(value)
+        except OSError as exc:
+            digest = f"unreadable: {exc.strerror or exc}"
+        if cache is not None:
+            cache[value] = digest
+        out[name] = digest
+    return out
 
 
 def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
@@ -276,6 +322,7 @@ def expand(spec: SweepSpec) -> Plan:
     classes: dict[str, type | None] = {}
     runs: list[Run] = []
     seen: set[str] = set()
+    hashed: dict[str, str] = {}
     combos = excluded = collapsed = 0
     for values in itertools.product(*(spec.axes[n] for n in names)):
         combos += 1
@@ -304,7 +351,8 @@ def expand(spec: SweepSpec) -> Plan:
         runs.append(Run(run_id=rid, coords=coords, settings=settings, config=config,
                         resources=run_resources(backend, config["zswap"]["compressor"]["params"],
                                                 spec.resources, classes[backend]),
-                        origins=config_origins(spec, coords, settings)))
+                        origins=config_origins(spec, coords, settings),
+                        inputs=input_fingerprints(settings, hashed)))
     return Plan(runs=runs, combinations=combos, excluded=excluded, collapsed=collapsed)
 
 
@@ -352,5 +400,6 @@ def config_problem(run: Run) -> str | None:
     return config_refusal(run.config, run.origins)
 
 
-__all__ = ["BENCH_OPTIONS", "Plan", "Run", "config_origins", "config_problem", "config_refusal",
+__all__ = ["BENCH_OPTIONS", "INPUT_SETTINGS", "Plan", "Run", "file_sha256",
+           "input_fingerprints", "config_origins", "config_problem", "config_refusal",
            "expand", "origin_of", "run_config", "run_id", "settings_problem"]

@@ -62,36 +62,63 @@ def _import_ray() -> Any:
 CONNECT_TIMEOUT_S = 5.0
 
 
+#: The addresses ``--ray`` takes besides ``HOST:PORT`` and ``ray://HOST:PORT``.
+NAMED_ADDRESSES = ("auto", "local")
+_FORMS = "give the cluster's address as HOST:6379 or ray://HOST:10001 (or auto)"
+
+
 def host_port(address: str, option: str | None = None) -> tuple[str, int] | None:
     """``(host, port)`` of a cluster address ``HOST:PORT`` or ``ray://HOST:PORT`` (``[v6]:PORT``
-    too); ``None`` for the forms Ray resolves itself (``auto``, ``local``, a bare host, other
-    schemes). Raises :class:`RayUnavailableError` for a ``HOST:PORT`` whose port is not a
-    number 1..65535: Ray would try such an address for minutes (``option`` names where the
-    address came from in that message; default ``--ray ADDRESS``)."""
+    too); ``None`` for ``auto`` and ``local``, which Ray resolves itself. Raises
+    :class:`RayUnavailableError` for anything else: a bare host, an empty host (``:``), another
+    scheme or a path, or a port that is not a number 1..65535 (Ray would fail with its own
+    traceback, or try such an address for minutes). ``option`` names where the address came
+    from in that message (default ``--ray ADDRESS``). Needs no Ray."""
+    where = option or "--ray " + (address if len(address) <= 80 else address[:80] + "...")
+    if address in NAMED_ADDRESSES:
+        return None
     rest = address[len("ray://"):] if address.startswith("ray://") else address
     if "://" in rest or "/" in rest:
-        return None
+        raise RayUnavailableError(f"{where}: not a Ray cluster address (only the scheme ray:// "
+                                  f"and no path); {_FORMS}")
     host, sep, port = rest.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not sep or not host:
-        return None
+    if not sep:
+        raise RayUnavailableError(f"{where}: no port; {_FORMS}")
+    if not host or any(c.isspace() for c in host):
+        raise RayUnavailableError(f"{where}: no host before the port; {_FORMS}")
     if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         shown = port if len(port) <= 20 else port[:20] + "..."
         raise RayUnavailableError(
-            f"{option or '--ray ' + address}: the port {shown!r} is not a number 1..65535; give the cluster's "
-            "address as HOST:6379 or ray://HOST:10001 (or auto)")
+            f"{where}: the port {shown!r} is not a number 1..65535; {_FORMS}")
     return host, int(port)
+
+
+def _target(address: str) -> tuple[str, str, str | None]:
+    """The address to check, how to name it, and the option it came from: ``RAY_ADDRESS``
+    under ``auto`` when that is set."""
+    if address == "auto":
+        env = os.environ.get("RAY_ADDRESS", "")
+        if env and env not in NAMED_ADDRESSES:
+            return env, " (RAY_ADDRESS)", f"--ray auto: RAY_ADDRESS={env[:80]}"
+    return address, "", None
+
+
+def check_address(address: str) -> None:
+    """Refuse a ``--ray`` address (or ``RAY_ADDRESS`` under ``auto``) that is not of a form
+    the docs list (:func:`host_port`), before anything is imported or created; needs no Ray."""
+    target, _via, option = _target(address)
+    host_port(target, option)
 
 
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """Raise :class:`RayUnavailableError` unless the cluster address (``--ray ADDRESS``, or
     ``RAY_ADDRESS`` under ``auto``) accepts a plain TCP connection within ``timeout``
-    seconds. Addresses Ray resolves itself (:func:`host_port` is ``None``) pass."""
-    target, via = address, ""
-    if address == "auto":
-        target, via = os.environ.get("RAY_ADDRESS", ""), " (RAY_ADDRESS)"
-    where = host_port(target, f"--ray auto: RAY_ADDRESS={target}" if via else None)
+    seconds. ``auto`` and ``local`` (:func:`host_port` is ``None``) pass; an address of
+    another form is refused (:func:`host_port`)."""
+    target, via, option = _target(address)
+    where = host_port(target, option)
     if where is None:
         return
     try:
@@ -213,5 +240,6 @@ def run_ray(runspecs: list[dict[str, Any]], *, address: str, timeout: float,
             ray.shutdown()
 
 
-__all__ = ["CONNECT_TIMEOUT_S", "RayUnavailableError", "check_reachable", "connect",
+__all__ = ["CONNECT_TIMEOUT_S", "NAMED_ADDRESSES", "RayUnavailableError", "check_address",
+           "check_reachable", "connect",
            "host_port", "node_offers", "preflight", "run_ray"]

@@ -322,6 +322,27 @@ def _check_input_files(name: str, values: list[Any], where: str, p: _Problems) -
             p.add(where, f"{value}: not a workload file (one written by `hwzswap record`); "
                          f"built-in workloads are {', '.join(WORKLOADS)}, and a page file is "
                          "the setting corpus")
+        elif name == "workload":
+            why = _workload_file_problem(value)
+            if why is not None:
+                p.add(where, why)
+
+
+def _workload_file_problem(path: str) -> str | None:
+    """What the bench's own reader (:func:`hwzswap.bench.workload.load_workload`: header,
+    version, sections, checksums, replayability) says about a workload file (``None``: it
+    reads): a truncated file or one of a newer version would fail every run, so the sweep
+    refuses it up front. The whole file is read and verified once per sweep file check."""
+    from hwzswap.bench.workload import load_workload
+    from hwzswap.errors import HwzswapError
+
+    try:
+        load_workload(path)
+    except HwzswapError as exc:
+        return f"{exc}"
+    except (OSError, ValueError, MemoryError) as exc:
+        return f"{path}: cannot read the workload file: {exc}"
+    return None
 
 
 def _load_base_config(path: str, key: str, p: _Problems) -> dict[str, Any] | None:

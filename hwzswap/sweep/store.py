@@ -6,6 +6,7 @@ Layout of ``DIR``::
     sweep.json             the merged result (hwzswap.sweep.merge)
     table.md               the table, grouped by an axis
     throughput_vs_ratio.png, speedup_vs_lz4.png
+    .sweep.lock            flock'ed by the sweep writing DIR (its pid inside), for its whole run
 
 Resume reads ``runs/``: a run whose record is there is not run again (with ``retry_failed``,
 only runs whose record says ``ok`` are kept).
@@ -13,8 +14,11 @@ only runs whose record says ``ok`` are kept).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,8 @@ MERGED_JSON = "sweep.json"
 TABLE_MD = "table.md"
 PLOT_RATIO = "throughput_vs_ratio.png"
 PLOT_SPEEDUP = "speedup_vs_lz4.png"
+#: The lock file of a sweep's output directory (:func:`locked`).
+LOCK_FILE = ".sweep.lock"
 #: A record is a few kilobytes (its bench result's counters included); a larger file in
 #: ``runs/`` is not one.
 MAX_RECORD_BYTES = 16 << 20
@@ -67,6 +73,37 @@ def _check_not_foreign(out: Path) -> None:
             f"-o {out}: not a sweep's output directory (no {RUNS_DIR}/), and it holds "
             f"{', '.join(clash)}, which the sweep would overwrite; give a new or empty directory"
         )
+
+
+@contextlib.contextmanager
+def locked(out_dir: str | Path) -> Iterator[Path]:
+    """Hold ``DIR/.sweep.lock`` (``flock``, exclusive) for the ``with`` block: two sweeps
+    writing one directory would both run every run, disturb each other's timings and leave a
+    ``sweep.json`` that disagrees with ``runs/``. A second sweep is refused at once with a
+    :class:`SweepOutputError` naming the holder's pid (which the holder writes into the file).
+    The lock goes with the process: a sweep killed by SIGKILL leaves no stale lock."""
+    path = Path(out_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise SweepOutputError(f"-o {out_dir}: cannot open the lock file {path}: "
+                               f"{exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise SweepOutputError(
+                f"-o {out_dir}: another sweep (pid {holder}) is writing to this directory; "
+                "wait for it to end, or give another directory (-o)") from None
+        except OSError as exc:
+            raise SweepOutputError(f"-o {out_dir}: cannot lock {path}: "
+                                   f"{exc.strerror or exc}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def write_json_atomic(path: Path, doc: Any) -> None:
@@ -170,7 +207,7 @@ def existing_records(out_dir: str | Path, run_ids: list[str]) -> dict[str, dict[
     return out
 
 
-__all__ = ["MERGED_JSON", "OUTPUTS", "PLOT_RATIO", "PLOT_SPEEDUP", "RUNS_DIR", "TABLE_MD",
-           "RECORD_FIELDS", "SweepOutputError", "check_writable", "existing_records", "prepare",
+__all__ = ["LOCK_FILE", "MERGED_JSON", "OUTPUTS", "PLOT_RATIO", "PLOT_SPEEDUP", "RUNS_DIR", "TABLE_MD",
+           "RECORD_FIELDS", "SweepOutputError", "check_writable", "existing_records", "locked", "prepare",
            "read_record", "record_problem",
            "record_path", "write_json_atomic", "write_record"]

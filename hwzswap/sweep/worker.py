@@ -47,11 +47,12 @@ STDERR_TAIL = 4000
 #: The files of a run, in the directory its bench runs in (the record's ``command`` names them).
 CONFIG_FILE = "config.yaml"
 RESULT_FILE = "result.json"
-#: A runspec's keys and the JSON type of each (``resources`` and ``origins`` may be absent).
+#: A runspec's keys and the JSON type of each (``resources``, ``origins`` and ``inputs``, the
+#: content hashes of the run's input files, may be absent).
 RUNSPEC_KEYS: dict[str, type] = {"run_id": str, "coords": dict, "settings": dict,
                                  "backend": str, "config": dict, "bench_args": list,
-                                 "resources": dict, "origins": dict}
-_OPTIONAL_KEYS = ("resources", "origins")
+                                 "resources": dict, "origins": dict, "inputs": dict}
+_OPTIONAL_KEYS = ("resources", "origins", "inputs")
 #: A record or runspec is a few kilobytes; a larger file given to the worker is not one.
 MAX_INPUT_BYTES = 16 << 20
 #: A runspec's nesting and values at most (its config is at most 32 levels and 10000 values,

@@ -98,9 +98,16 @@ def test_the_address_check(monkeypatch: pytest.MonkeyPatch) -> None:
     assert host_port("10.0.0.1:6379") == ("10.0.0.1", 6379)
     assert host_port("ray://head.example:10001") == ("head.example", 10001)
     assert host_port("[::1]:6379") == ("::1", 6379)
-    for resolved_by_ray in ("auto", "local", "head", "anyscale://x"):
+    for resolved_by_ray in ("auto", "local"):
         assert host_port(resolved_by_ray) is None
         check_reachable(resolved_by_ray)  # left to Ray: no error here
+    for odd, why in ((":", "no host before the port"), ("nohost.invalid", "no port"),
+                     ("head", "no port"), ("ray://head", "no port"), (" :6379", "no host"),
+                     ("anyscale://x", "not a Ray cluster address"),
+                     ("ray://h:1/path", "not a Ray cluster address")):
+        with pytest.raises(RayUnavailableError, match=rf"^--ray .*: {why}.*; give the "
+                                                      r"cluster's address as HOST:6379"):
+            check_reachable(odd)  # Ray would fail with its own traceback, or a ValueError
     for bad_port in ("head:port", "h:0", "localhost:99999", "ray://h:65536", "h:", "h:٣"):
         with pytest.raises(RayUnavailableError, match=r"^--ray .*: the port .* is not a number "
                                                       r"1\.\.65535; give the cluster's address"):
@@ -111,3 +118,28 @@ def test_the_address_check(monkeypatch: pytest.MonkeyPatch) -> None:
         check_reachable("127.0.0.1:%d" % server.getsockname()[1], timeout=2)
     with pytest.raises(RayUnavailableError, match="Connection refused"):
         check_reachable(f"127.0.0.1:{_closed_port()}", timeout=2)
+
+
+@pytest.mark.parametrize("address", [":", "nohost.invalid", "ray://", "auto-typo"])
+def test_an_odd_ray_address_is_refused_before_anything(
+        address: str, small_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--ray ":"`` printed Ray's traceback and ``--ray nohost.invalid`` Ray's ValueError,
+    each after creating the output directory: the form is checked first, without Ray."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    out = tmp_path / "out"
+    assert main(["sweep", str(small_sweep), "-o", str(out), "--ray", address, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hwzswap sweep: error: --ray {address}: ")
+    assert "HOST:6379 or ray://HOST:10001" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_an_odd_ray_address_in_ray_address_is_refused(
+        small_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "headnode")
+    out = tmp_path / "out"
+    assert main(["sweep", str(small_sweep), "-o", str(out), "--ray", "auto", "--quiet"]) == 2
+    assert "--ray auto: RAY_ADDRESS=headnode: no port" in capsys.readouterr().err
+    assert not out.exists()
