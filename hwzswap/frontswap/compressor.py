@@ -250,6 +250,9 @@ class Compressor:
         caps = _capabilities(backend)  # read once, every field the engine uses checked
         self.batch = bool(caps.batch)
         self.asynchronous = bool(caps.asynchronous)
+        #: the codec runs on the host's own CPU (device "cpu", measured time): what it is
+        #: handed costs only host time, not a device's requests or modelled time
+        self.on_host = caps.device == "cpu" and caps.time_basis == "measured"
         self.preferred_batch = int(caps.preferred_batch)
         self.max_batch = caps.max_batch
         #: where the deadline comes from, for the messages that name it

@@ -675,10 +675,13 @@ class ZswapCache:
     def _same_filled_split(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
                            results: list[bool]) -> tuple[np.ndarray, list[int]]:
         """Store a batch's same-filled pages as their word; return the pages to compress and
-        their batch positions. When same-filled pages are under a quarter of the batch, the
-        pages to compress are the batch itself, unchanged (copying the other rows out costs
-        more than compressing a few same-filled pages), and the caller drops their results by
-        position; so the array may be longer than the list of positions."""
+        their batch positions. For a codec on the host's CPU, when same-filled pages are under
+        a quarter of the batch, the pages to compress are the batch itself, unchanged (copying
+        the other rows out costs more than compressing a few same-filled pages), and the
+        caller drops their results by position; so the array may be longer than the list of
+        positions. A device never gets them: each would be a request of its own and modelled
+        time the kernel's zswap never sends it (842-nx served 20 requests for a pass of 18
+        pages to compress in folio and reclaim mode, 18 in page mode)."""
         n = len(pages)
         same: list[int] = []
         if self._same_filled:
@@ -690,7 +693,7 @@ class ZswapCache:
         keep = np.ones(n, dtype=bool)
         keep[same] = False
         idx = keep.nonzero()[0].tolist()
-        return (pages if len(same) * 4 < n else pages[keep]), idx
+        return (pages if len(same) * 4 < n and self.compressor.on_host else pages[keep]), idx
 
     def _commit(self, tree: ZswapTree, offs: list[int], pcsums: list[int] | None,
                 batch: CompressedBatch, staged: _StagedBatch | None = None,

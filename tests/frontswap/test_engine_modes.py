@@ -920,3 +920,27 @@ def test_async_while_the_device_still_fails_each_try_writes_one_failed_page(make
     st_ = s.stats()
     assert st_["staged_pages"] == 0 and st_["pswpout"] == 40, st_
     assert [s.swap_in(0, o) for o in range(40)] == pages
+
+
+class _AccelLz4(CountingLz4):
+    """lz4 presented as an offload device (a device other than the host's CPU)."""
+
+    name = "test-accel-lz4"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(device="test-accel", batch=True, preferred_batch=32)
+
+
+@pytest.mark.parametrize("mode", ["page", "folio", "reclaim", "async"])
+def test_a_device_is_never_handed_a_same_filled_page(lz4_sys, mode):
+    # Two same-filled pages in a pass of 20 (under a quarter): a codec on the host may get the
+    # whole pass (cheaper than copying the rest out); a device must not, since each page is a
+    # request and modelled device time the kernel's zswap never sends it.
+    backend = _AccelLz4()
+    s = lz4_sys(mode, backend)
+    pages = compressible_pages(18) + [bytes(PAGE), same_filled()]
+    assert s.swap_out_batch(0, range(20), as_batch(pages), folios=[16, 4]) == [True] * 20
+    s.drain()
+    assert sum(backend.calls) == 18, backend.calls
+    assert [s.swap_in(0, o) for o in range(20)] == pages
