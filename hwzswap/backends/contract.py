@@ -661,7 +661,10 @@ def run_ops(backend: Backend, ops: Sequence[CompOp], max_rounds: int = 1_000_000
 
 
 def check_page(page: Any) -> memoryview:
-    """Return a flat byte view of ``page`` or raise :class:`InvalidInputError`."""
+    """Return a flat, C-contiguous byte view of ``page`` or raise :class:`InvalidInputError`.
+
+    A non-contiguous page (a strided or Fortran-ordered array) is valid input: it is copied,
+    in C order, as :func:`check_pages` does for a batch, since the C codecs need one buffer."""
     try:
         view = memoryview(page)
     except TypeError:
@@ -670,8 +673,10 @@ def check_page(page: Any) -> memoryview:
         ) from None
     if view.nbytes != PAGE_SIZE:
         raise InvalidInputError(f"a page must be {PAGE_SIZE} bytes, got {view.nbytes}")
+    if not view.c_contiguous:
+        return memoryview(view.tobytes())
     if view.ndim != 1 or view.format not in ("B", "b", "c"):
-        view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
+        view = view.cast("B")
     return view
 
 

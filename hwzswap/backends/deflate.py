@@ -55,6 +55,8 @@ class DeflateBackend(Backend):
             out = d.decompress(data, PAGE_SIZE)
             if not d.eof:
                 raise zlib.error("stream is truncated or longer than one page")
+            if d.unused_data:  # one page is one whole stream, with nothing after its end
+                raise zlib.error(f"{len(d.unused_data)} bytes follow the end of the stream")
         except (zlib.error, TypeError, ValueError) as exc:
             raise corrupt(self.name, str(exc)) from None
         if len(out) != PAGE_SIZE:

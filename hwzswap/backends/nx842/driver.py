@@ -95,6 +95,7 @@ from hwzswap.errors import (
     CorruptDataError,
     DeviceError,
     DeviceTimeoutError,
+    HwzswapError,
     InvalidInputError,
     InvalidParameterError,
 )
@@ -629,7 +630,7 @@ class Nx842Backend(Backend):
             draw = self._draw
             max_sync = self._max_sync
             hist = self._decomp_times
-            bad: list[tuple[int, str]] = []
+            bad: list[tuple[int, str, type[HwzswapError]]] = []
             i = 0
             outstanding = 0
             busy = 0
@@ -639,14 +640,14 @@ class Nx842Backend(Backend):
                     try:
                         data, size = self._object(items[i])
                     except InvalidInputError as exc:
-                        bad.append((i, str(exc)))
+                        bad.append((i, str(exc), InvalidInputError))
                         i += 1
                         continue
                     if size > max_sync or size & 7 or not size:
                         try:
                             flat[i * PAGE_SIZE : (i + 1) * PAGE_SIZE] = self._software_decompress(data)
                         except (CorruptDataError, InvalidInputError) as exc:
-                            bad.append((i, str(exc)))
+                            bad.append((i, str(exc), type(exc)))
                         i += 1
                         continue
                     crb = free.pop()
@@ -691,12 +692,16 @@ class Nx842Backend(Backend):
                         flat[k * PAGE_SIZE : (k + 1) * PAGE_SIZE] = self._decomp_result(
                             c, c.source.mem)
                     except (CorruptDataError, InvalidInputError) as exc:
-                        bad.append((k, str(exc)))
+                        bad.append((k, str(exc), type(exc)))
             self._busy_retries += busy
             self._decomp_complete += done_ok
             self._cc[CC_SUCCESS] += done_ok
             if bad:
-                k, msg = min(bad)
+                # the first bad item, as the contract's loop would meet it: an item that is not
+                # bytes-like is an InvalidInputError (as on every backend), a bad stream corrupt
+                k, msg, cls = min(bad, key=lambda b: b[0])
+                if issubclass(cls, InvalidInputError):
+                    raise InvalidInputError(f"item {k}: {msg}")
                 raise CorruptDataError(f"item {k}: {msg}")
             return result
         except BaseException:
