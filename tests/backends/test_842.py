@@ -182,6 +182,27 @@ def test_valid_hand_made_streams_decode() -> None:
     assert codec.decompress(_bits(*D8, (0x18, 5), (1, 9), (0, 9), *_crc_fields(G + G[4:] + G[:4])), 16) == G + G[4:] + G[:4]
 
 
+# G, SHORT_DATA of 3 bytes (11 bytes out), then template 0x01 (D4 D2 I2): its I2 runs at 17 bytes.
+_SD = H("aabbcc")
+_MID_SHORT = ((0x1D, 5), (3, 3), *((b, 8) for b in _SD), (0x01, 5), (0x11223344, 32), (0x5566, 16))
+
+
+@pytest.mark.parametrize("impl", [codec, reference], ids=["compiled", "reference"])
+def test_index_after_a_mid_stream_short_data_uses_the_current_length(impl) -> None:
+    """The kernel's __do_index rounds the output length at each index action down to 8 (842.md
+    §1.4): after a mid-stream SHORT_DATA that is 16 here, not the op's start rounded (8)."""
+    head = G + _SD + H("112233445566")  # 17 bytes
+    for k in (4, 7):  # out[8:10], out[14:16]: inside the first 16 bytes, past the op's start
+        data = head + head[2 * k : 2 * k + 2]
+        assert impl.decompress(_bits(*D8, *_MID_SHORT, (k, 8), *_crc_fields(data)), 64) == data
+    with pytest.raises(Sw842DecodeError) as info:  # out[16:18]: past the 16 bytes
+        impl.decompress(_bits(*D8, *_MID_SHORT, (8, 8), *_crc_fields(head)), 64)
+    assert info.value.failure is DecodeFailure.INDEX_PAST_END
+    if impl is codec:
+        assert "I2 index 8 points past the output produced so far (16 bytes: the 17" in str(
+            info.value)
+
+
 def test_bounds_check_regression() -> None:
     """lib842's test_decompress_boundscheck: 256 bytes of i % 16 into 64 bytes must fail."""
     data = bytes(i % 16 for i in range(256))

@@ -482,7 +482,8 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
         code = np.int64(bb >> np.uint64(59))
         bb <<= np.uint64(5)
         bc -= 5
-        t = op & ~7
+        t = op & ~7  # the fast paths below run only on an aligned op (op == t): every action
+        # then sees T = t, since the op's earlier actions add fewer than 8 bytes
         if code == 0x19 and bc >= 8 and op + 8 <= max_out and op == t:
             # I8, the most common template: one aligned word copy.
             k = np.int64(bb >> _U56)
@@ -588,11 +589,14 @@ def decompress_into(src, n_in, out, max_out, check_crc, allow_short):
                 if op + sz > max_out:
                     return E_NOSPC, op, op + sz - max_out, 0, opbit
                 if _ISIDX[code, a]:
-                    # The newest position below t that is congruent to index * size modulo
-                    # the ring size (842.md §1.4).
+                    # The newest position below T that is congruent to index * size modulo
+                    # the ring size (842.md §1.4), T being the output length now rounded
+                    # down to 8, as the kernel's __do_index takes it at each index action:
+                    # after a mid-stream SHORT_DATA that is not the op's start rounded down.
                     fifo = 512 if sz == 2 else 2048
-                    pos = (t & ~(fifo - 1)) + np.int64(v) * sz
-                    if pos >= t:
+                    ta = op & ~7
+                    pos = (ta & ~(fifo - 1)) + np.int64(v) * sz
+                    if pos >= ta:
                         pos -= fifo
                     if pos < 0:
                         return E_INDEX, op, np.int64(v), sz, opbit

@@ -137,7 +137,8 @@ def _decode_error(
     elif failure is DecodeFailure.INDEX_PAST_END:
         what = (
             f"I{d2} index {d1} points past the output produced so far "
-            f"({produced // 8 * 8} bytes before this op)"
+            f"({produced // 8 * 8} bytes: the {produced} bytes before this action, rounded "
+            f"down to 8)"
         )
     elif failure is DecodeFailure.OUTPUT_OVERFLOW:
         what = f"output overflow: the stream decodes to more than max_out={max_out} bytes"

@@ -179,7 +179,6 @@ def decompress(
         r.op_start = r.pos
         code = r.get(5)
         if code < len(TEMPLATES):
-            t = len(out) // 8 * 8
             for kind, size in TEMPLATES[code]:
                 if kind == "D":
                     value = r.get(8 * size)
@@ -189,6 +188,9 @@ def decompress(
                 k = r.get(index_bits(size))
                 need(size)
                 fifo = {2: I2_FIFO, 4: I4_FIFO, 8: I8_FIFO}[size]
+                # t: the output length at this action rounded down to 8 (the kernel's
+                # __do_index); it differs from the op's start only after a mid-stream SHORT_DATA.
+                t = len(out) // 8 * 8
                 # The most recent position p < t with p == k*size (mod fifo).
                 p = k * size
                 if t > fifo:
