@@ -748,6 +748,58 @@ def load_config(source: str | Path | Mapping[str, Any] | ZswapConfig) -> ZswapCo
     )
 
 
+def config_keys(raw: Any) -> frozenset[str]:
+    """The dotted keys (``section.key``) a config mapping writes itself, as read from its file
+    (``zswap.max_pool_percent``, ...): a key written with its default value counts, a key left
+    out does not. Not checked: pass the mapping :func:`load_config` accepted."""
+    out: set[str] = set()
+    if isinstance(raw, Mapping):
+        for section, body in raw.items():
+            if isinstance(body, Mapping):
+                out |= {f"{section}.{key}" for key in body}
+    return frozenset(out)
+
+
+def changed_keys(config: ZswapConfig) -> frozenset[str]:
+    """The dotted keys whose value in ``config`` differs from the built-in defaults: what a
+    :class:`ZswapConfig` built in code (no text to read) can say about the keys it sets."""
+    got, default = config.to_dict(), _from_mapping({}, "<defaults>").to_dict()
+    out: set[str] = set()
+    for section, body in got.items():
+        for key, value in body.items():
+            if default.get(section, {}).get(key) != value:
+                out.add(f"{section}.{key}")
+    return frozenset(out)
+
+
+def load_config_and_keys(
+    source: str | Path | Mapping[str, Any] | ZswapConfig,
+) -> tuple[ZswapConfig, frozenset[str]]:
+    """:func:`load_config`, plus the dotted keys the config sets itself (:func:`config_keys`;
+    for a :class:`ZswapConfig`, :func:`changed_keys`), from ONE read of a file.
+
+    A path is opened and read once: it may be a pipe (``--config <(...)``, ``/dev/stdin``),
+    which a second read finds empty, so a command that needs both the config and its keys
+    must take them from here, and pass the loaded config on (it keeps ``source``, the path,
+    for messages) instead of the path."""
+    if isinstance(source, ZswapConfig):
+        return load_config(source), changed_keys(source)
+    if isinstance(source, Mapping):
+        return load_config(source), config_keys(source)
+    if isinstance(source, (str, Path)):
+        cfg, raw = load_config_and_raw(source)
+        return cfg, config_keys(raw)
+    return load_config(source), frozenset()  # raises: not a config
+
+
+def load_config_and_raw(path: str | Path) -> tuple[ZswapConfig, Any]:
+    """:func:`load_config` of the file at ``path`` and its YAML document as written
+    (:func:`read_config_file`: ``None`` for an empty file), from ONE read: ``path`` may be a
+    pipe, empty when read again. The loaded config names ``path`` as its ``source``."""
+    raw = read_config_file(path)
+    return _from_mapping(raw, str(path)), raw
+
+
 def parameter_error(exc: BaseException, name: str, config: ZswapConfig) -> ConfigError:
     """A driver's parameter error (raised by its constructor), located: the config file and the
     dotted key (``zswap.compressor.params.<key>``) when the config names this backend."""
@@ -794,7 +846,11 @@ __all__ = [
     "ZswapConfig",
     "ZswapKnobs",
     "ZswapSettings",
+    "changed_keys",
+    "config_keys",
     "load_config",
+    "load_config_and_keys",
+    "load_config_and_raw",
     "memory_available",
     "read_config_file",
     "swap_size_problems",

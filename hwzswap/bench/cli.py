@@ -145,22 +145,24 @@ def _check_outputs(args: argparse.Namespace) -> None:
                           ("--workload", args.workload)])
 
 
-def _check_arguments(args: argparse.Namespace) -> tuple[list[str], list[str], Any]:
+def _check_arguments(
+        args: argparse.Namespace) -> tuple[list[str], list[str], Any, frozenset[str]]:
     """Everything checkable before the workload is built (which reads the corpus and prints its
     summary): the outputs, the config, the backend names and the engine modes. Returns the
-    backends and modes to run and the base config; a bad one is a usage error (exit 2) before
-    anything runs."""
-    from hwzswap.bench.runner import base_config, resolve_backend_names, resolve_batching
+    backends and modes to run, the base config and the keys it sets itself; a bad one is a
+    usage error (exit 2) before anything runs. The config file is read here, once (it may be a
+    pipe: ``<(...)``, ``/dev/stdin``, empty when read again): the run gets what was read."""
+    from hwzswap.bench.runner import base_config_and_keys, resolve_backend_names, resolve_batching
 
     _check_outputs(args)
-    base = base_config(args.config)
+    base, given = base_config_and_keys(args.config)
     names = resolve_backend_names(args.backends)
     modes = resolve_batching(args.batching, base)
     if args.folio_pages is not None:
         from hwzswap.bench.workload import parse_folio_mix
 
         parse_folio_mix(args.folio_pages, "--folio-pages")
-    return names, modes, base
+    return names, modes, base, given
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -179,7 +181,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     console = Console(stderr=False)
     err = Console(stderr=True)
-    names, modes, base = _check_arguments(args)
+    names, modes, base, given = _check_arguments(args)
     wl, extra = make_workload(args.workload, args.corpus, args.pages, args.seed,
                               args.load_batch, args.reclaim_batch, args.folio_pages)
     check_exclusive_loads(base, wl, args.config, built_in=args.workload in WORKLOADS)
@@ -210,7 +212,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     interrupted = False
     try:
-        doc = run_bench(wl, BenchRun(backends=names, config=args.config,
+        doc = run_bench(wl, BenchRun(backends=names, config=base, config_keys=given,
                                      progress=show_progress, console=err, repeat=args.repeat,
                                      workload_extra=extra, batching=modes,
                                      on_result=finished))

@@ -312,10 +312,19 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 def base_config(source: Any = None) -> Any:
     """The validated config the bench starts from (``None``: the built-in defaults, which are
-    ``configs/default.yaml``'s)."""
-    from hwzswap.config import load_config
+    ``configs/default.yaml``'s). A path is read here; a caller that also needs the keys the
+    config sets uses :func:`base_config_and_keys` (one read: a pipe is empty the second time)."""
+    return base_config_and_keys(source)[0]
 
-    return load_config({} if source is None else source)
+
+def base_config_and_keys(source: Any = None) -> tuple[Any, frozenset[str]]:
+    """:func:`base_config` and :func:`config_keys_given` of ``source``, from one read of a file
+    (``--config`` may be a pipe, which a second read finds empty)."""
+    from hwzswap.config import load_config, load_config_and_keys
+
+    if source is None:
+        return load_config({}), frozenset()
+    return load_config_and_keys(source)
 
 
 #: The config keys that set the pool limit (``total_ram_pages * max_pool_percent // 100``):
@@ -326,41 +335,13 @@ POOL_LIMIT_KEYS = ("memory.total_ram_mb", "zswap.max_pool_percent")
 POOL_LIMIT_SOURCES = ("workload sizing", "workload", "your config", "defaults")
 
 
-def _dotted_keys(raw: Any) -> set[str]:
-    """The dotted keys (``section.key``) written in a config mapping."""
-    out: set[str] = set()
-    if isinstance(raw, Mapping):
-        for section, body in raw.items():
-            if isinstance(body, Mapping):
-                out |= {f"{section}.{key}" for key in body}
-    return out
-
-
 def config_keys_given(source: Any) -> frozenset[str]:
     """The dotted keys a user's config sets itself (``zswap.max_pool_percent``, ...): those
     written in its file or mapping; for a :class:`~hwzswap.config.ZswapConfig` (no text to
     read), those whose value differs from the built-in defaults; none for ``None``. The bench
-    lets these keys win over a workload's overrides (:func:`backend_config`)."""
-    from hwzswap.config import ZswapConfig, load_config, read_config_file
-
-    if source is None:
-        return frozenset()
-    if isinstance(source, ZswapConfig):
-        return frozenset(_changed_keys(source.to_dict(), load_config({}).to_dict()))
-    if isinstance(source, Mapping):
-        return frozenset(_dotted_keys(source))
-    return frozenset(_dotted_keys(read_config_file(source)))
-
-
-def _changed_keys(got: Mapping[str, Any], default: Mapping[str, Any]) -> set[str]:
-    out: set[str] = set()
-    for section, body in got.items():
-        if not isinstance(body, Mapping):
-            continue
-        for key, value in body.items():
-            if default.get(section, {}).get(key) != value:
-                out.add(f"{section}.{key}")
-    return out
+    lets these keys win over a workload's overrides (:func:`backend_config`). A path is read
+    (and checked) here: for the config too, use :func:`base_config_and_keys`."""
+    return base_config_and_keys(source)[1]
 
 
 def _without_keys(over: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
@@ -2196,7 +2177,13 @@ class BenchRun:
     """What :func:`run_bench` needs besides the workload."""
 
     backends: list[str] | None = None
+    #: A path, a mapping or a loaded :class:`~hwzswap.config.ZswapConfig` (None: defaults).
+    #: A path is read once; a caller that read it already passes the loaded config and
+    #: ``config_keys`` (a pipe is empty the second time).
     config: Any = None
+    #: The dotted keys the user's config sets itself (:func:`config_keys_given` of what was
+    #: read); None: found from ``config``.
+    config_keys: Iterable[str] | None = None
     progress: bool = False
     console: Any = None
     warm_up: bool = True
@@ -2259,8 +2246,10 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
     device was marked failed keeps its result and adds a ``failed`` entry (phase ``device``);
     a backend that cannot run here is ``skipped``. The others still run."""
     run = run or BenchRun()
-    base = base_config(run.config)
-    given = config_keys_given(run.config)
+    if run.config_keys is None:
+        base, given = base_config_and_keys(run.config)  # one read: it may be a pipe
+    else:
+        base, given = base_config(run.config), frozenset(run.config_keys)
     check_exclusive_loads(base, workload, base.source)
     names = resolve_backend_names(run.backends)
     modes = resolve_batching(run.batching, base)
@@ -2402,6 +2391,7 @@ __all__ = [
     "CompiledWorkload",
     "backend_config",
     "base_config",
+    "base_config_and_keys",
     "comparable_counters",
     "compile_workload",
     "resolve_backend_names",

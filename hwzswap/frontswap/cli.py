@@ -279,6 +279,8 @@ def run_stats(config: Any, pages: int, seed: int = 0,
     swap devices' counters, ``backend_counters`` the backend's own, ``modeled_device_us`` a
     modelled device's time).
 
+    ``config``: a path (read once: it may be a pipe), a mapping or a loaded config.
+
     ``warm_up`` (default): the backend runs once on a throwaway swap system before the
     measured one opens (:func:`_warm_up_twin`), so ``swap_out_s`` / ``swap_in_s`` do not include
     one-time setup such as a JIT's first call; ``warm_up`` in the report says what it took
@@ -291,8 +293,12 @@ def run_stats(config: Any, pages: int, seed: int = 0,
     interrupt -- abandons the run with a :class:`~hwzswap.errors.DeviceError` naming the step,
     instead of hanging.
     """
+    from hwzswap.config import load_config
     from hwzswap.errors import DeviceError
 
+    # Read once: a path may be a pipe (``--config <(...)``, ``/dev/stdin``), empty when read
+    # again; every step below gets the loaded config, which keeps the path for messages.
+    config = load_config(config)
     limit = _stall_limit_s(config) if stall_s is None else stall_s
     data, source = _pages(pages)
     if len(data) < pages:
