@@ -44,8 +44,9 @@ def ref_decompress(data: bytes) -> bytes | None:
 
 @pytest.fixture(scope="module")
 def dev():
-    # hash_log=12 pinned: the byte-identity checks need python-lz4's parse (the rest is tuned)
-    backend = get_backend("lz4-opencl", hash_log=12)
+    # layout="item", hash_log=12 pinned: the byte-identity checks need python-lz4's parse over
+    # the whole page (a tuned group layout parses segments); the rest is tuned
+    backend = get_backend("lz4-opencl", hash_log=12, layout="item")
     yield backend
     backend.close()
 

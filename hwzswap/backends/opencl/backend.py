@@ -8,9 +8,15 @@ Single-page calls run as batches of one: correct, but they pay a full device rou
 Format: the LZ4 *block* format, as the kernel's ``lz4`` and python-lz4's ``lz4.block`` use it,
 in every configuration (``Capabilities.format == "lz4"``: zswap decodes the pool's objects with
 the software ``lz4`` backend when the device fails).
-With ``hash_log=12`` the device runs LZ4's own greedy fast parse with the same hash (5 bytes,
-4096 entries), so its output is byte-identical to ``lz4.block.compress(page,
-store_size=False)`` (python-lz4 4.x, LZ4 1.9.4); either side decodes the other's output.
+Either side decodes the other's output in every configuration. Byte-identical output is a
+property of one configuration only: with ``layout="item"`` and ``hash_log=12`` (the
+``tune="off"`` defaults) each work-item runs LZ4's own greedy fast parse over the whole page with
+the same hash (5 bytes, 4096 entries), so a page compresses to exactly ``lz4.block.compress(page,
+store_size=False)`` (python-lz4 4.x, LZ4 1.9.4). The group layout parses each page as segments,
+one per work-item (matches start and end inside a segment), and another ``hash_log`` changes
+which matches are found: valid LZ4 blocks, but in general other bytes (and sizes). With
+``tune="auto"`` the tuned choice may be either, so pass ``layout="item", hash_log=12`` where
+byte-identity matters.
 
 Kernels (``kernels/*.cl``):
 
