@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from hwzswap.errors import HwzswapError
 
@@ -95,18 +96,30 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, ends_process: bool = False) -> int:
     """Run one command; its exit status. ``ends_process``: this process ends when the command
     returns (only :func:`entry` says so); a program that calls this and goes on (a test)
-    leaves it False, and gets its process as it was (signal handlers included)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.ends_process = ends_process
+    leaves it False, and gets its process as it was (signal handlers included).
+
+    Ctrl-C anywhere (while the commands' modules are imported and the parser is built, while
+    the arguments are parsed, or in the command) exits 130 with one line, no traceback. A
+    failed write of the output to stdout (a full disk, ``> /dev/full``, an I/O error) exits 1
+    with one line saying why; a reader of stdout that went away exits 141 quietly."""
     try:
-        return int(args.func(args) or 0)
+        parser = build_parser()  # imports every command's module: seconds on a cold cache
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        _say("hwzswap: interrupted")
+        return 130
+    args.ends_process = ends_process
+    out = sys.stdout = _Stdout(sys.stdout)
+    try:
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # written now: a failure is reported here, not at the exit
+        return rc
     except HwzswapError as exc:
         print(f"hwzswap {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         # Ctrl-C: no traceback; what a command writes is written whole or not at all.
-        print(f"hwzswap {args.command}: interrupted", file=sys.stderr)
+        _say(f"hwzswap {args.command}: interrupted")
         return 130
     except BrokenPipeError:
         if not _stdout_reader_gone():
@@ -114,10 +127,72 @@ def main(argv: Sequence[str] | None = None, *, ends_process: bool = False) -> in
         # The reader of stdout went away (`hwzswap backends --json | head -1`): stop quietly,
         # as a Unix filter does, with the status of a process killed by SIGPIPE; stdout now
         # goes nowhere, so the interpreter's final flush cannot fail a second time.
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())
-        os.close(null)
+        _stdout_to_devnull()
         return 128 + 13
+    except OSError as exc:
+        if not getattr(exc, _STDOUT_MARK, False):
+            raise  # not stdout (a command's own file errors are HwzswapErrors): a bug
+        _stdout_to_devnull()  # what is left in its buffer must not fail the exit's flush
+        _say(f"hwzswap: cannot write the output: {exc.strerror or exc}")
+        return 1
+    finally:
+        if sys.stdout is out:
+            sys.stdout = out.real
+
+
+#: Set (True) on an OSError raised by a write to stdout, by :class:`_Stdout`.
+_STDOUT_MARK = "hwzswap_stdout"
+
+
+class _Stdout:
+    """``sys.stdout`` while a command runs: the real one, whose write errors are marked
+    (:data:`_STDOUT_MARK`) as they pass, so :func:`main` tells a failed write of the output
+    (a full disk: one line, exit 1) from an error elsewhere (a bug: its traceback).
+    Everything else is the real stream's (``fileno``, ``isatty``, ``buffer``, ...)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self.real.write(text))
+        except OSError as exc:
+            setattr(exc, _STDOUT_MARK, True)
+            raise
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self.real.flush()
+        except OSError as exc:
+            setattr(exc, _STDOUT_MARK, True)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def _say(line: str) -> None:
+    """One line on stderr, if stderr can take it (it may be full or closed too)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout's file descriptor at /dev/null: the interpreter's final flush then has
+    somewhere to go (it would print a traceback-like message and exit 120 otherwise)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # replaced (a test's capture) or closed
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
 
 
 def entry(argv: Sequence[str] | None = None) -> int:
