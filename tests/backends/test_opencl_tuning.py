@@ -147,9 +147,10 @@ def test_an_unreadable_cache_file_is_measured_again(cache):
     with get_backend("lz4-opencl") as b:
         key = tuning.cache_key(b._platform, b._device)
     tuning.cache_path(key).write_text("{ not json")
-    assert tuning.load_cached(key) is None
+    with pytest.warns(tuning.TuningCacheWarning, match="not valid JSON"):
+        assert tuning.load_cached(key) is None
     before = tuning.MEASUREMENTS
-    with get_backend("lz4-opencl") as b:
+    with pytest.warns(tuning.TuningCacheWarning), get_backend("lz4-opencl") as b:
         assert b.tuning["source"] == "measured"
     assert tuning.MEASUREMENTS == before + 1 and tuning.load_cached(key) is not None
 
@@ -249,3 +250,73 @@ def _roundtrip(b, pages):
     assert ok.any()
     out = b.decompress_batch(batch)
     assert np.array_equal(getattr(out, "pages", out)[ok], pages[ok])
+
+
+def _unwritable(cache, how):
+    """A cache directory that cannot be written, as a user may name one."""
+    if how == "proc":
+        return "/proc/hwzswap-no-such-dir"
+    afile = cache / "a-file"
+    afile.write_text("not a directory\n")
+    return str(afile) if how == "file" else str(afile / "sub")
+
+
+@pytest.mark.parametrize("how", ["proc", "file", "under-a-file"])
+def test_cli_tune_refuses_an_unwritable_cache_before_measuring(cache, monkeypatch, capsys, how):
+    where = _unwritable(cache, how)
+    monkeypatch.setenv(tuning.CACHE_ENV, where)
+    before = tuning.MEASUREMENTS
+    for refresh in ([], ["--refresh"]):
+        assert main(["tune", "lz4-opencl", *refresh]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot cache a choice in {where}" in err and "nothing was measured" in err
+        assert f"set {tuning.CACHE_ENV} to a writable directory" in err
+    assert tuning.MEASUREMENTS == before  # refused before the grid, not after it
+
+
+def test_a_backend_measures_without_a_writable_cache_and_says_it_is_not_cached(cache,
+                                                                               monkeypatch):
+    where = _unwritable(cache, "file")
+    monkeypatch.setenv(tuning.CACHE_ENV, where)
+    before = tuning.MEASUREMENTS
+    with pytest.warns(tuning.TuningCacheWarning, match="NOT cached") as rec, \
+            get_backend("lz4-opencl") as b:
+        assert b.tuning["source"] == "measured"
+        _roundtrip(b, load_bundled(max_pages=32))
+        result = tuning.tuned_choice(b._platform, b._device, b._query)
+    assert "a-file is not a directory" in str(rec[0].message)
+    assert tuning.MEASUREMENTS == before + 2  # nothing cached: every use measures
+    assert result.not_cached and result.to_dict()["path"] is None  # no path as if written
+    assert "NOT cached" in tuning.format_table(result)
+    assert str(result.path) not in tuning.format_table(result)
+    assert sorted(p.name for p in cache.iterdir()) == ["a-file"]
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"{ not json", "not valid JSON"),
+    (b"", "not valid JSON"),
+    (b"\xff\xfe garbage", "not valid JSON"),
+    (b"[1, 2]", "a JSON list, not an object"),
+    (b"null", "a JSON NoneType, not an object"),
+])
+def test_a_garbage_cache_file_warns_and_is_measured_again(cache, capsys, content, says):
+    path, key = _cached_file(cache)
+    path.write_bytes(content)
+    with pytest.warns(tuning.TuningCacheWarning, match="ignoring the cached tuned choice") as rec:
+        assert tuning.load_cached(key) is None
+    assert str(path) in str(rec[0].message) and says in str(rec[0].message)
+    before = tuning.MEASUREMENTS
+    with pytest.warns(tuning.TuningCacheWarning):
+        assert main(["tune", "lz4-opencl"]) == 0
+    assert tuning.MEASUREMENTS == before + 1
+    assert str(path) in capsys.readouterr().out  # cached again, and said so
+    assert tuning.load_cached(key) is not None
+
+
+def test_a_cache_file_for_another_key_warns(cache):
+    path, key = _cached_file(cache)
+    doc = json.loads(path.read_text())
+    doc["key"] = {**doc["key"], "driver": "edited"}
+    path.write_text(json.dumps(doc))
+    with pytest.warns(tuning.TuningCacheWarning, match="its key is not this device"):
+        assert tuning.load_cached(key) is None

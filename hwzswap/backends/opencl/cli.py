@@ -47,7 +47,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         print(f"tuning cache: {tuning.cache_dir()}", file=sys.stderr)
     result = tuning.tuned_choice(
         platform, device, query, refresh=args.refresh,
-        progress=lambda line: print(f"  {line}", file=sys.stderr),
+        progress=lambda line: print(f"  {line}", file=sys.stderr), require_cache=True,
     )
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2)

@@ -20,6 +20,13 @@ variable ``HWZSWAP_CACHE_DIR`` overrides it, which tests use), keyed by the devi
 platform, the driver version and a hash of the kernel sources: a new driver or a kernel change
 measures again. ``hwzswap tune lz4-opencl [--refresh]`` runs or refreshes it and prints the
 table. Explicit backend parameters always win over the tuned choice.
+
+A cache directory that cannot be written is found before anything is measured (a file is
+created in it and removed). ``hwzswap tune``, whose point is the cache, then refuses (exit 2)
+and measures nothing; a backend tuning itself on first use measures anyway, with a
+:class:`TuningCacheWarning` that the choice is not cached (every new backend measures again).
+A cache file that is not valid JSON, or not a tuning record for its key, is ignored with the
+same warning as one with bad values, and measured again.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -38,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from hwzswap.backends.contract import PAGE_SIZE
+from hwzswap.errors import OutputError
 from hwzswap.fileio import write_atomic
 
 CACHE_ENV = "HWZSWAP_CACHE_DIR"
@@ -153,18 +162,21 @@ class TuneResult:
     choice: dict[str, Any]
     source: str  # "cache" or "measured"
     key: dict[str, str]
-    path: Path
+    path: Path  # where the choice is (or would be) cached
     table: list[dict[str, Any]] = field(default_factory=list)
     lz4_ratio: float | None = None
     sample_pages: int = 0
     measured_at: str = ""
+    #: Why a measured choice is not in the cache (the directory cannot be written), or None.
+    not_cached: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "choice": self.choice,
             "source": self.source,
             "key": self.key,
-            "path": str(self.path),
+            "path": None if self.not_cached else str(self.path),  # never a file not written
+            "not_cached": self.not_cached,
             "lz4_ratio": self.lz4_ratio,
             "sample_pages": self.sample_pages,
             "measured_at": self.measured_at,
@@ -173,7 +185,43 @@ class TuneResult:
 
 
 class TuningCacheWarning(UserWarning):
-    """A cached tuned choice was ignored because it is not a valid configuration."""
+    """A cached tuned choice was ignored (not valid JSON, not a tuning record, not a valid
+    configuration), or a measured one could not be cached."""
+
+
+def cache_problem(directory: Path | None = None) -> str | None:
+    """Why a tuned choice cannot be cached in ``directory`` (default :func:`cache_dir`), or
+    None when it can: the directory is made if missing and a file is created in it and removed
+    -- the real test (permission bits say nothing about ``/proc``, a read-only mount or root)."""
+    d = cache_dir() if directory is None else directory
+    if d.exists() and not d.is_dir():
+        return f"{d} is not a directory"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=d)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        if exc.filename in (None, str(d)):
+            return str(exc.strerror or exc)
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return None
+
+
+def _cache_hint() -> str:
+    """What to do about a cache directory that cannot be written."""
+    if os.environ.get(CACHE_ENV, "").strip():
+        return f"set {CACHE_ENV} to a writable directory (or unset it for the user cache)"
+    return f"make the user cache directory writable, or set {CACHE_ENV} to a writable one"
+
+
+def _ignored(path: Path, problem: str) -> None:
+    warnings.warn(
+        f"lz4-opencl: ignoring the cached tuned choice in {path}: {problem}. The file is "
+        f"not a valid tuning record (edited or damaged); the device is measured again and "
+        f"the file replaced (`hwzswap tune lz4-opencl --refresh` does the same)",
+        TuningCacheWarning, stacklevel=3,
+    )
 
 
 def check_choice(choice: Any) -> str | None:
@@ -249,24 +297,31 @@ def _check_record(doc: dict[str, Any]) -> str | None:
 
 
 def load_cached(key: dict[str, str]) -> TuneResult | None:
-    """The cached choice for ``key``, or None (missing, unreadable, for another key, or not a
-    valid choice: that one is ignored with a :class:`TuningCacheWarning`, and measured again
-    by :func:`tuned_choice`, which replaces the file)."""
+    """The cached choice for ``key``, or None: missing, or ignored with a
+    :class:`TuningCacheWarning` -- unreadable, not valid JSON, not a tuning record for ``key``
+    (the file's name is a hash of the key: another key inside is damage), or not a valid
+    choice -- and then measured again by :func:`tuned_choice`, which replaces the file."""
     path = cache_path(key)
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # nothing cached yet (a cache directory that is no directory: see
+        # cache_problem)
+    except OSError as exc:
+        _ignored(path, f"cannot read it ({exc.strerror or exc})")
         return None
-    if not isinstance(doc, dict) or doc.get("key") != key:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        _ignored(path, f"not valid JSON ({str(exc)[:80]})")
+        return None
+    if not isinstance(doc, dict):
+        _ignored(path, f"a JSON {type(doc).__name__}, not an object")
+        return None
+    if doc.get("key") != key:
+        _ignored(path, "its key is not this device's, driver's and kernel sources'")
         return None
     problem = check_choice(doc.get("choice")) or _check_record(doc)
     if problem is not None:
-        warnings.warn(
-            f"lz4-opencl: ignoring the cached tuned choice in {path}: {problem}. The file is "
-            f"not a valid tuning record (edited or damaged); the device is measured again and "
-            f"the file replaced (`hwzswap tune lz4-opencl --refresh` does the same)",
-            TuningCacheWarning, stacklevel=2,
-        )
+        _ignored(path, problem)
         return None
     return TuneResult(dict(doc["choice"]), "cache", key, path, doc.get("table", []),
                       doc.get("lz4_ratio"), doc.get("sample_pages", 0), doc.get("measured_at", ""))
@@ -281,12 +336,17 @@ def _save(result: TuneResult) -> None:
 
 def tuned_choice(platform: Any, device: Any, query: Any, *, refresh: bool = False,
                  grid: Grid | None = None,
-                 progress: Callable[[str], None] | None = None) -> TuneResult:
+                 progress: Callable[[str], None] | None = None,
+                 require_cache: bool = False) -> TuneResult:
     """This device's tuned choice: from the cache, else measured now (and cached).
 
     ``query`` is the backend's :class:`~hwzswap.backends.opencl.device.DeviceQuery` (the
     measurements run on the same device). ``refresh`` measures even when a choice is cached.
-    A cache directory that cannot be written only costs the caching.
+    The cache directory is checked before measuring (:func:`cache_problem`): one that cannot
+    be written raises :class:`~hwzswap.errors.OutputError` with ``require_cache`` (``hwzswap
+    tune``: measuring what cannot be kept is wasted), else the grid is measured anyway with a
+    :class:`TuningCacheWarning`, and the result says ``not_cached`` (so does one whose write
+    failed after all).
     """
     key = cache_key(platform, device)
     if not refresh:
@@ -295,12 +355,22 @@ def tuned_choice(platform: Any, device: Any, query: Any, *, refresh: bool = Fals
             return cached
     from hwzswap.backends.opencl.device import device_type_name
 
+    problem = cache_problem()
+    if problem is not None and require_cache:
+        raise OutputError(
+            f"lz4-opencl tuning: cannot cache a choice in {cache_dir()} ({problem}); nothing "
+            f"was measured: {_cache_hint()}")
     result = measure(key, query, grid or grid_for(device_type_name(device)), progress)
-    try:
-        _save(result)
-    except OSError as exc:
-        if progress:
-            progress(f"could not cache the choice in {result.path.parent}: {exc}")
+    if problem is None:
+        try:
+            _save(result)
+        except OSError as exc:
+            problem = f"{exc.filename or result.path}: {exc.strerror or exc}"
+    if problem is not None:
+        result.not_cached = problem
+        msg = (f"lz4-opencl: the tuned choice is NOT cached ({problem}): every new backend "
+               f"measures again; {_cache_hint()}")
+        warnings.warn(msg, TuningCacheWarning, stacklevel=2)
     return result
 
 
@@ -433,9 +503,10 @@ def _line(row: dict[str, Any]) -> str:
 
 def format_table(result: TuneResult) -> str:
     """The measured table as Markdown (``hwzswap tune`` and the results files)."""
+    where = (f"NOT cached: {result.not_cached}" if result.not_cached else str(result.path))
     lines = [
         f"tuned choice for {result.key['device']!r} (driver {result.key['driver']}, platform "
-        f"{result.key['platform']!r}; {result.source}; {result.path})",
+        f"{result.key['platform']!r}; {result.source}; {where})",
         "",
         f"choice: {', '.join(f'{k}={v}' for k, v in result.choice.items())}",
         f"sample: {result.sample_pages} pages of the bundled corpus; lz4.block ratio "
@@ -466,7 +537,9 @@ __all__ = [
     "GPU_GRID",
     "Grid",
     "TuneResult",
+    "TuningCacheWarning",
     "cache_dir",
+    "cache_problem",
     "cache_key",
     "format_table",
     "grid_for",
