@@ -105,3 +105,47 @@ def test_sigterm_while_writing_ends_the_stopped_command_and_removes_the_partial_
     # command stayed stopped for ever and the .partial file and temporary directory stayed
     _run_and_signal(tmp_path, signal.SIGTERM, ["--wait-line", "READY", "--zstd-level", "19"],
                     "e.pages.zst", when_partial=True)
+
+
+def test_an_ignored_sighup_stays_ignored(tmp_path: Path) -> None:
+    # `nohup hwzswap capture ...`: the hangup is ignored, so the capture goes on and writes
+    hog = tmp_path / "hog_under_capture.py"
+    hog.write_text(HOG)
+    pidfile = tmp_path / "pid"
+    out = tmp_path / "e.pages"
+    cap = subprocess.Popen(
+        [sys.executable, "-m", "hwzswap", "capture", "-o", str(out), "--wait-line", "NEVER",
+         "--wait-seconds", "3", "--", sys.executable, str(hog), str(pidfile), "1"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        _wait_for(pidfile.exists)
+        assert cap.poll() is None  # still waiting (3 s): the hangup comes mid-capture
+        cap.send_signal(signal.SIGHUP)
+        _, err = cap.communicate(timeout=30)
+        assert cap.returncode == 0, err
+        assert out.stat().st_size > 0
+    finally:
+        if cap.poll() is None:
+            cap.kill()
+            cap.wait()
+
+
+def test_the_callers_signal_handlers_come_back(tmp_path: Path) -> None:
+    from hwzswap.bench.capture import capture
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    def mine(signum, frame):  # a caller's own handler: not replaced, and there afterwards
+        pass
+
+    signal.signal(signal.SIGHUP, mine)
+    try:
+        report = capture([sys.executable, "-c", "import time; x = bytearray(1 << 20); "
+                          "print('go', flush=True); time.sleep(30)"],
+                         tmp_path / "c.pages", wait_line="go")
+        assert report.pages > 0
+        assert signal.getsignal(signal.SIGHUP) is mine
+        assert signal.getsignal(signal.SIGTERM) is before[signal.SIGTERM]
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
