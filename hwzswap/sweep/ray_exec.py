@@ -24,7 +24,9 @@ Ray is the optional extra ``ray`` (``pip install 'hwzswap[ray]'``).
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -150,12 +152,19 @@ def connect(address: str) -> tuple[Any, bool]:
     if ray.is_initialized():
         return ray, False
     check_reachable(address)
+    # ray.init sets its own SIGTERM handler (sys.exit(15)) in the main thread: the sweep's
+    # (hwzswap.sweep.execute: kill the runs, exit 143) is put back once it has joined
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
     try:
         ray.init(address=None if address == "auto" else address, log_to_driver=False)
     except Exception as exc:  # noqa: BLE001 -- ConnectionError, RuntimeError, ValueError...
         raise RayUnavailableError(
             f"--ray {address}: cannot join the Ray cluster: {type(exc).__name__}: {exc}"
         ) from None
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
     return ray, True
 
 
