@@ -207,7 +207,7 @@ def existing_records(out_dir: str | Path, run_ids: list[str]) -> dict[str, dict[
     return out
 
 
-__all__ = ["LOCK_FILE", "MERGED_JSON", "OUTPUTS", "PLOT_RATIO", "PLOT_SPEEDUP", "RUNS_DIR", "TABLE_MD",
-           "RECORD_FIELDS", "SweepOutputError", "check_writable", "existing_records", "locked", "prepare",
-           "read_record", "record_problem",
+__all__ = ["LOCK_FILE", "MERGED_JSON", "OUTPUTS", "PLOT_RATIO", "PLOT_SPEEDUP", "RUNS_DIR",
+           "TABLE_MD", "RECORD_FIELDS", "SweepOutputError", "check_writable",
+           "existing_records", "locked", "prepare", "read_record", "record_problem",
            "record_path", "write_json_atomic", "write_record"]

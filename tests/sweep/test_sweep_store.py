@@ -56,3 +56,20 @@ def test_run_sweep_without_the_command_line_is_refused_before_any_run(
     with pytest.raises(store.SweepOutputError, match="holds sweep.json"):
         run_sweep(spec, expand(spec), mine, timeout=300, plots=False)
     assert [p.name for p in mine.iterdir()] == ["sweep.json"]
+
+
+def test_the_output_lock_is_exclusive_and_names_its_holder(tmp_path: Path) -> None:
+    import os
+
+    from hwzswap.sweep.store import LOCK_FILE, SweepOutputError, locked
+
+    with locked(tmp_path) as path:
+        assert path == tmp_path / LOCK_FILE
+        assert path.read_text() == f"{os.getpid()}\n"
+        with pytest.raises(SweepOutputError, match=rf"^-o {tmp_path}: another sweep \(pid "
+                                                    rf"{os.getpid()}\) is writing to this "
+                                                    "directory; wait for it to end"):
+            with locked(tmp_path):
+                pass
+    with locked(tmp_path):  # released
+        pass
