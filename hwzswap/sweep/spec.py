@@ -348,12 +348,11 @@ def _workload_file_problem(path: str) -> str | None:
 def _load_base_config(path: str, key: str, p: _Problems) -> dict[str, Any] | None:
     """The base config file as written (the run's settings go on top), once the config
     loader has accepted it."""
-    from hwzswap.config import load_config, read_config_file
+    from hwzswap.config import load_config_and_raw
     from hwzswap.errors import HwzswapError
 
-    try:
-        load_config(path)  # every problem of the file, named by the config loader
-        raw = read_config_file(path)
+    try:  # one read: every problem of the file, named by the config loader, and its text
+        _, raw = load_config_and_raw(path)
     except HwzswapError as exc:
         p.add(key, str(exc))
         return None
