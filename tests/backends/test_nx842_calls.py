@@ -234,9 +234,11 @@ def test_a_call_given_up_by_the_watchdog_keeps_the_driver_to_itself() -> None:
 
 def test_a_call_waits_for_an_earlier_one_at_most_the_driver_timeout() -> None:
     """A synchronous call that meets an earlier call still inside the driver waits at most
-    ``timeout_ms`` for it, then raises DeviceError saying so."""
-    b = Nx842Backend(clock="realtime", comp_setup_us=500_000.0, timeout_ms=30.0)
-    first = threading.Thread(target=b.compress, args=(PAGES[0],))
+    ``timeout_ms`` for it, then raises DeviceError saying so. (The earlier call is a batch of
+    16 requests of 20 ms, one at a time: each within the 30 ms, the call about 320 ms.)"""
+    b = Nx842Backend(clock="realtime", comp_setup_us=20_000.0, timeout_ms=30.0, engines=1,
+                     queue_depth=1)
+    first = threading.Thread(target=b.compress_batch, args=(PAGES[:16],))
     try:
         first.start()
         while not b.pending() and b._queue.inflight() == 0:  # noqa: SLF001
@@ -246,7 +248,8 @@ def test_a_call_waits_for_an_earlier_one_at_most_the_driver_timeout() -> None:
     finally:
         first.join(10)
         b.close()
-    assert not first.is_alive() and b.counters()["comp_complete"] == 1
+    assert not first.is_alive() and b.counters()["comp_complete"] == 16
+    assert b.counters()["timeouts"] == 0
 
 
 def test_a_load_is_not_held_up_by_a_batch_call_given_up_inside_the_driver(tmp_path: Path) -> None:

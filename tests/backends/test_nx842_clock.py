@@ -11,7 +11,7 @@ import pytest
 from hwzswap.backends.contract import PAGE_SIZE, CompOp, OpStatus, run_ops
 from hwzswap.backends.nx842 import CC, HANG
 from hwzswap.backends.nx842.driver import Nx842Backend
-from hwzswap.errors import DeviceError
+from hwzswap.errors import DeviceError, DeviceTimeoutError
 from hwzswap.testing import check_backend, real_memory_mix, sample_pages
 
 PAGES = sample_pages()
@@ -198,3 +198,59 @@ def test_the_host_clock_still_waits_for_what_is_not_done() -> None:
         assert c["clock"] == "host"
     finally:
         b.close()
+
+
+# -- timeout_ms bounds queueing plus service, not only injected hangs -------------------------
+
+
+@pytest.mark.parametrize("clock", ["virtual", "host", "realtime"])
+def test_a_request_slower_than_timeout_ms_times_out_on_every_clock(clock: str) -> None:
+    """A modelled 20 ms request with timeout_ms=1: the driver stops waiting after 1 ms (compress:
+    DeviceTimeoutError; decompress: software 842), the engine is busy the whole 20 ms."""
+    b = Nx842Backend(clock=clock, timeout_ms=1.0, comp_setup_us=20_000.0,
+                     decomp_setup_us=20_000.0, engines=1)
+    try:
+        page = PAGES["text"]
+        with pytest.raises(DeviceTimeoutError, match="did not complete within 1 ms"):
+            b.compress(page)
+        data = Nx842Backend(clock=clock).compress(page)
+        assert b.decompress(data) == page.tobytes()
+        c = b.counters()
+        assert c["timeouts"] == 2 and c["swdecomp"] == 1 and c["comp_complete"] == 0
+        assert b.modeled_device_us() >= 40_000.0  # both ran to the end on the engine
+    finally:
+        b.close()
+
+
+def test_virtual_clock_times_out_at_the_deadline_not_at_the_modelled_end() -> None:
+    b = Nx842Backend(timeout_ms=1.0, comp_setup_us=20_000.0, engines=1)
+    with pytest.raises(DeviceTimeoutError):
+        b.compress(PAGES["text"])
+    assert b._queue.now == pytest.approx(1_000.0)  # noqa: SLF001 - waited 1 ms, not 20
+
+
+def test_queueing_delay_past_timeout_ms_is_a_timeout() -> None:
+    """One engine, 20 ms a request, timeout_ms=30 (virtual clock, deterministic): the first
+    request ends at 20 ms, the second at 40 ms (20 of them queued) and the third at 60 ms are
+    past their deadlines; two engines finish every request in time."""
+    pages = np.stack([PAGES[k] for k in ("text", "ramp", "heap_like")])
+    one = Nx842Backend(timeout_ms=30.0, comp_setup_us=20_000.0, engines=1)
+    items = one.compress_batch(pages)
+    assert isinstance(items[0], bytes)
+    assert all(isinstance(x, DeviceTimeoutError) for x in items[1:])
+    assert one.counters()["timeouts"] == 2
+    # the engine is still busy with them (to 60 ms; the clock is at 30): a new request waits
+    # for it and times out too
+    with pytest.raises(DeviceTimeoutError):
+        one.compress(pages[0])
+    one = Nx842Backend(timeout_ms=30.0, comp_setup_us=20_000.0, engines=1)
+    ops = [CompOp.compress(p) for p in pages]
+    assert one.submit(ops) == 3
+    done = []
+    while one.pending():
+        done += one.poll()
+    assert [op.status for op in ops] == [OpStatus.SUCCESS] + [OpStatus.DEVICE_ERROR] * 2
+    assert all("did not complete within 30 ms" in op.error for op in ops[1:])
+    two = Nx842Backend(timeout_ms=30.0, comp_setup_us=20_000.0, engines=2)
+    assert all(isinstance(x, bytes) for x in two.compress_batch(pages[:2]))
+    assert two.counters()["timeouts"] == 0

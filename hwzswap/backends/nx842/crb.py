@@ -223,9 +223,10 @@ class Crb:
 
     Besides the hardware fields it carries the emulation's bookkeeping: the modelled times
     (``t_submit``/``t_start``/``t_done`` on the device clock, µs), the modelled service time,
-    an injected ``fault`` (``None``, a completion code, or :data:`HANG`), ``hung`` (the engine
-    took the HANG fault: the CSB never becomes valid), ``posted`` (the engine is finished with
-    it) and the driver's cookie ``op``.
+    an injected ``fault`` (``None``, a completion code, or :data:`HANG`), ``hung`` (no valid CSB
+    by the driver's deadline, ``timeout_ms`` after submission: the engine took the HANG fault, or
+    queueing plus service took longer; the driver stops polling then, so the CSB it reads is
+    never valid), ``posted`` (the driver may read it now) and the driver's cookie ``op``.
     """
 
     __slots__ = (

@@ -36,9 +36,11 @@ about a millisecond, then BUSY / nothing -- instead of two threads sharing the q
 
 Async ``poll`` waits a bounded time (about 1 ms) for a completion and may return nothing, as
 the contract allows, so a caller's deadline (``zswap.device_timeout_ms``) is checked while a
-request is slow or hung. A request that never completes (``HANG``) comes back after the
-driver's own ``timeout_ms`` as :class:`~hwzswap.errors.DeviceTimeoutError` (compress; an async
-op: DEVICE_ERROR saying it timed out); decompression then falls back to software.
+request is slow or hung. A request not complete ``timeout_ms`` after its submission -- one that
+never completes (``HANG``), or whose modelled queueing plus service takes longer -- comes back
+then, on every clock, as :class:`~hwzswap.errors.DeviceTimeoutError` (compress; an async op:
+DEVICE_ERROR saying it timed out); decompression then falls back to software (see
+:mod:`.queue`: the engine still finishes the request, busy as modelled).
 """
 
 from __future__ import annotations
@@ -152,7 +154,9 @@ class Nx842Backend(Backend):
                                doc="largest request in bytes (pSeries ibm,max-sync-cop; the "
                                    "documented example is 4096), a multiple of 8"),
         "timeout_ms": Param(float, 5000.0, min=0.001, max=MAX_DEVICE_TIMEOUT_MS,
-                            doc="completion timeout (PowerNV CSB_WAIT_MAX = 5000 ms)"),
+                            doc="completion timeout (PowerNV CSB_WAIT_MAX = 5000 ms): a "
+                                "request with no completion this long after its submission "
+                                "(queueing + service, or a hang) times out, on every clock"),
         "fault_rate": Param(float, 0.0, min=0.0, max=1.0,
                             doc="probability that a request completes with fault_cc"),
         "fault_cc": Param(int, int(CC.INTERNAL), choices=_FAULT_CCS,

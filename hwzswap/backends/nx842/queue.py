@@ -28,6 +28,15 @@ so charge the same modelled device time; they differ only in what "time" is:
     The emulation cannot finish sooner than the host can run the codec; completions that land
     later than the model are counted (``late``/``late_us``).
 
+Deadline, on every clock: the driver polls a request's CSB for at most ``timeout_ms`` after
+submitting it (the kernel's CSB_WAIT_MAX, 842.md §4.1), so a request whose modelled completion
+(queueing plus service) lands later is posted at that deadline with no valid CSB (``hung``):
+the driver sees it time out. Its engine still works on it to the end (busy as modelled): only
+the driver stopped waiting. A ``HANG`` fault is the same with no end. ``realtime`` decides it on
+the model too (the request's modelled start: its submission, or when its engine's previous
+request ends by the model), so a host too slow to keep up with the model makes a request late
+(``late``), never a timeout; it then sees the timeout late too.
+
 The driver owns the request blocks (one per queue slot); a queue only sees blocks it was given.
 """
 
@@ -67,6 +76,8 @@ class VirtualQueue:
 
     def __init__(self, engines: list[Engine]) -> None:
         self.engines = engines
+        #: µs after submission at which the driver stops waiting for a request
+        self.timeout_us = engines[0].timeout_us if engines else float("inf")
         self.now = 0.0  # the device clock, µs
         self._free_at = [0.0] * len(engines)
         self._heap: list[tuple[float, int, Crb]] = []
@@ -100,7 +111,11 @@ class VirtualQueue:
         e = fa.index(best)
         start = best if best > now else now
         done = start + self.engines[e].run(crb)
-        fa[e] = done
+        fa[e] = done  # the engine works to the end even when the driver stops waiting
+        limit = now + self.timeout_us
+        if done > limit:  # no valid CSB by the driver's deadline: it times out then
+            crb.hung = True
+            done = limit
         crb.t_submit = now
         crb.t_start = start
         crb.t_done = done
@@ -300,6 +315,8 @@ class RealtimeQueue:
         self._stop = False
         self.closed = False
         self._t0 = perf_counter_ns()
+        #: ns after submission at which the driver stops waiting for a request
+        self._timeout_ns = int(engines[0].timeout_us * 1000.0) if engines else 1 << 62
         self.excluded_ns = 0  # host ns the driver spent blocked waiting for completions
         self.late = [0] * len(engines)  # completions posted later than the model allows
         self.late_ns = [0] * len(engines)
@@ -338,6 +355,8 @@ class RealtimeQueue:
         pending = self._pending
         t0 = self._t0
         k = engine.index
+        timeout_ns = self._timeout_ns
+        model_free_ns = 0  # when this engine's last request ends by the model
         while True:
             with cv:
                 while not pending and not self._stop:
@@ -354,20 +373,33 @@ class RealtimeQueue:
                 self.engine_errors.append(f"engine {k}: {type(exc).__name__}: {exc}")
                 crb.csb.cc = CC_INTERNAL
                 us = crb.service_us = 0.0
-            target_ns = start_ns + int(us * 1000.0)
-            self._pace(target_ns)
+            service_ns = int(us * 1000.0)
+            target_ns = start_ns + service_ns
+            # The deadline is decided on the model (module docstring): modelled start (its
+            # submission, or this engine's previous request's modelled end) plus service.
+            submit_ns = t0 + int(crb.t_submit * 1000.0)
+            model_end_ns = max(submit_ns, model_free_ns) + service_ns
+            model_free_ns = model_end_ns
+            limit_ns = submit_ns + timeout_ns
+            timed_out = model_end_ns > limit_ns
+            post_ns = limit_ns if timed_out else target_ns
+            self._pace(post_ns)
             end_ns = perf_counter_ns()
-            if end_ns > target_ns + 1000:  # more than 1 µs behind the model
+            if end_ns > post_ns + 1000:  # more than 1 µs behind the model
                 self.late[k] += 1
-                self.late_ns[k] += end_ns - target_ns
+                self.late_ns[k] += end_ns - post_ns
             crb.t_done = (end_ns - t0) / 1000.0
             with cv:
+                if timed_out:
+                    crb.hung = True
                 if not crb.hung:
                     crb.csb.flags |= CSB_V
                 crb.posted = True
                 self._posted.append(crb)
                 self._inflight -= 1
                 cv.notify_all()
+            if timed_out:  # the engine still works on it to the end (crb is the driver's now)
+                self._pace(target_ns)
 
     def _pace(self, target_ns: int) -> None:
         """Sleep, then yield-spin, until ``target_ns`` (or until the queue is closed)."""
