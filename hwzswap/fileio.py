@@ -27,13 +27,17 @@ PARTIAL = ".partial"
 _TRIES = 100  # names taken by someone else before giving up (tempfile's TMP_MAX is 10000)
 
 
-def _create_beside(path: Path, mode: int) -> Path:
-    """Create a new, empty file with an unused name in ``path``'s directory."""
+def _create_beside(path: Path, mode: int, made: list[Path]) -> Path:
+    """Create a new, empty file with an unused name in ``path``'s directory; its name is put
+    in ``made`` *before* it is created, so a caller's cleanup finds it even when an exception
+    (a signal's, raised between two bytecodes) comes between the creation and the return."""
     for _ in range(_TRIES):
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{PARTIAL}")
+        made.append(tmp)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         except FileExistsError:
+            made.remove(tmp)  # someone else's file: never ours to remove
             continue
         os.close(fd)
         return tmp
@@ -89,12 +93,14 @@ def replacing(path: str | Path, *, mode: int = 0o666, parents: bool = True) -> I
     path = replace_target(path)
     if parents:
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_beside(path, mode)
-    try:
+    made: list[Path] = []
+    try:  # from the temporary file's creation on: an interruption anywhere removes it
+        tmp = _create_beside(path, mode, made)
         yield tmp
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        for name in made:
+            name.unlink(missing_ok=True)
         raise
 
 

@@ -197,3 +197,30 @@ def test_a_stream_path_is_refused_even_when_it_leads_to_a_file(tmp_path: Path) -
             write_atomic(path, lambda tmp: tmp.write_text("{}"))
     assert log.read_text() == "earlier output\n"
     assert replace_target(tmp_path / "new.json") == (tmp_path / "new.json").resolve()
+
+
+@pytest.mark.parametrize("after", ["open", "close"])
+def test_an_interruption_just_after_the_temporary_file_is_made_removes_it(tmp_path: Path,
+                                                                          after: str) -> None:
+    """A signal's exception (Ctrl-C, a capture's SIGTERM) lands between two bytecodes: right
+    after the temporary file was created, before its name reached the cleanup, it used to
+    leave the .partial file behind. The profiler raises it at exactly that point."""
+    target = tmp_path / "out.json"
+    seen: list[list[str]] = []
+    fn = os.open if after == "open" else os.close
+
+    def interrupt(frame, event, arg):  # type: ignore[no-untyped-def]
+        if event == "c_return" and arg is fn and frame.f_code.co_name == "_create_beside":
+            sys.setprofile(None)
+            seen.append(sorted(p.name for p in tmp_path.iterdir()))
+            raise KeyboardInterrupt
+
+    sys.setprofile(interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with replacing(target):
+                pass
+    finally:
+        sys.setprofile(None)
+    assert len(seen) == 1 and len(seen[0]) == 1 and seen[0][0].endswith(PARTIAL)  # it existed
+    assert list(tmp_path.iterdir()) == []
