@@ -488,10 +488,12 @@ class CaptureSignalled(KeyboardInterrupt):
     """The capture was told to stop by ``SIGTERM`` or ``SIGHUP`` (``kill``, a closed terminal,
     a service manager): it ends as on Ctrl-C -- the command resumed and ended, no partial file or
     temporary directory left -- and the CLI exits ``128 + signum``. A ``KeyboardInterrupt``, so a
-    caller that handles Ctrl-C handles this as well."""
+    caller that handles Ctrl-C handles this as well. ``written`` is the page file when the
+    signal came only after it was complete (during the command's cleanup), else None."""
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int, written: Path | None = None) -> None:
         self.signum = signum
+        self.written = written
         super().__init__(f"terminated by {signal.Signals(signum).name}")
 
 
@@ -537,11 +539,11 @@ class _EndSignals:
         if self._armed:
             self._raise()
 
-    def _raise(self) -> None:
+    def _raise(self, written: Path | None = None) -> None:
         if self.signum is not None and not self._raised:
             self._raised = True
             self._armed = False
-            raise CaptureSignalled(self.signum)
+            raise CaptureSignalled(self.signum, written)
 
     def arm(self) -> None:
         """From now on a signal raises (at once if one came already)."""
@@ -552,9 +554,10 @@ class _EndSignals:
         """From now on a signal is only recorded (the cleanup must run whole)."""
         self._armed = False
 
-    def raise_pending(self) -> None:
-        """Raise for a signal that came while disarmed and was not raised yet."""
-        self._raise()
+    def raise_pending(self, written: Path) -> None:
+        """Raise for a signal that came while disarmed and was not raised yet (``written``:
+        the complete page file)."""
+        self._raise(written)
 
 
 def _wait_mid_work(
@@ -669,7 +672,7 @@ def capture(
                                 include_children=include_children, max_pages=max_pages,
                                 timeout=timeout, zstd_level=zstd_level, cwd=cwd, env=env,
                                 started_at=started_at)
-        end_signals.raise_pending()  # one that came during the cleanup, now done
+        end_signals.raise_pending(output)  # one that came during the cleanup, now done
     return report
 
 
@@ -831,8 +834,9 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         # the command is ended and nothing partial is left; the status says which signal, as a
         # shell reports a process a signal killed (143 for SIGTERM, 129 for SIGHUP)
         try:
-            print(f"hwzswap capture: {exc}; the command was ended and no file written",
-                  file=sys.stderr)
+            done = (f"the page file {exc.written} was complete and is kept" if exc.written
+                    else "no page file was written")
+            print(f"hwzswap capture: {exc}; the command was ended and {done}", file=sys.stderr)
         except OSError:
             pass  # a hung-up terminal (SIGHUP) may refuse the message; the status still says it
         return 128 + exc.signum

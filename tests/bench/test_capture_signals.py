@@ -149,3 +149,26 @@ def test_the_callers_signal_handlers_come_back(tmp_path: Path) -> None:
     finally:
         for s, h in before.items():
             signal.signal(s, h)
+
+
+def test_a_signal_during_the_cleanup_waits_for_its_end(tmp_path: Path) -> None:
+    # the handler of a real SIGTERM, in this process: disarmed (the command's cleanup), it
+    # only records; once the cleanup is done the capture ends with it, saying the file is whole
+    from hwzswap.bench.capture import CaptureSignalled, _EndSignals
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert before is signal.SIG_DFL  # pytest leaves SIGTERM at its default action
+    with _EndSignals() as ends:
+        ends.arm()
+        ends.disarm()
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # bytecodes run: the Python-level handler has its chance
+            time.sleep(0)
+        assert ends.signum == signal.SIGTERM  # recorded, nothing raised
+        with pytest.raises(CaptureSignalled) as exc:
+            ends.raise_pending(tmp_path / "done.pages")
+        assert exc.value.signum == signal.SIGTERM and exc.value.written == tmp_path / "done.pages"
+        os.kill(os.getpid(), signal.SIGTERM)  # a second one is only recorded
+        time.sleep(0.01)
+        ends.raise_pending(tmp_path / "done.pages")  # already raised once: nothing
+    assert signal.getsignal(signal.SIGTERM) is before
