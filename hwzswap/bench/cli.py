@@ -78,6 +78,7 @@ def make_workload(workload: str, corpus: str | None, pages: int | None, seed: in
         WORKLOADS,
         build_workload,
         is_workload_file,
+        read_header,
         load_workload,
         parse_folio_mix,
     )
@@ -95,6 +96,8 @@ def make_workload(workload: str, corpus: str | None, pages: int | None, seed: in
                               corpus=info, **params), {}
     path = Path(workload)
     if path.exists():
+        if not path.is_file():  # a FIFO or a device: refused by what it is, without blocking
+            read_header(path)
         if not is_workload_file(path):
             raise WorkloadError(
                 f"{path}: not a workload file; built-in workloads are {', '.join(WORKLOADS)} "

@@ -16,7 +16,7 @@ from hwzswap import open_zswap
 from hwzswap.backends.contract import CompOp, OpStatus
 from hwzswap.backends.nx842 import HANG
 from hwzswap.backends.nx842.driver import Nx842Backend
-from hwzswap.errors import CorruptDataError, DeviceError, DeviceTimeoutError, InvalidInputError
+from hwzswap.errors import DeviceError, DeviceTimeoutError, InvalidInputError
 from hwzswap.frontswap.compressor import Compressor
 from hwzswap.backends.sw842.backend import Sw842Backend
 from hwzswap.testing import real_memory_mix

@@ -244,3 +244,16 @@ def test_bad_arguments_are_refused_before_the_workload_is_built(
     assert message in err
     assert "workload roundtrip" not in err  # the summary printed once the workload is built
     assert built == []
+
+
+def test_a_fifo_as_workload_is_named_as_a_fifo(tmp_path, capsys):
+    """Given to --corpus a FIFO was "not a regular file (a FIFO)", to --workload "not a
+    workload file"; both now say what it is (and neither blocks on it)."""
+    import os
+
+    from hwzswap.cli import main as cli_main
+
+    fifo = tmp_path / "w.fifo"
+    os.mkfifo(fifo)
+    assert cli_main(["bench", "--workload", str(fifo), "--backends", "lz4"]) == 2
+    assert "not a regular file (a FIFO)" in capsys.readouterr().err
