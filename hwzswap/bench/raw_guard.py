@@ -38,6 +38,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from hwzswap.errors import DeviceTimeoutError, DriverError, HwzswapError
+from hwzswap.frontswap.compressor import serve_jobs
 
 _STDLIB = tuple(os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib"))
 _CONTRACT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "backends",
@@ -104,7 +105,7 @@ class RawGuard:
                                      f"driver", given_up=True)
         if self._jobs is None:
             self._jobs = queue.SimpleQueue()
-            self._thread = threading.Thread(target=self._serve, args=(self._jobs,), daemon=True,
+            self._thread = threading.Thread(target=serve_jobs, args=(self._jobs,), daemon=True,
                                             name=f"hwzswap-bench-raw-{self.name}")
             self._thread.start()
         job: list[Any] = [fn, args, threading.Event(), None, None]
@@ -136,18 +137,6 @@ class RawGuard:
             self._jobs = None
 
     # -- inside -------------------------------------------------------------------------------
-
-    @staticmethod
-    def _serve(jobs: queue.SimpleQueue[list[Any] | None]) -> None:
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            try:
-                job[3] = job[0](*job[1])
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-                job[4] = exc
-            job[2].set()
 
     def _chain(self) -> list[FrameType]:
         """The worker's frames, innermost first (empty when it is not running)."""

@@ -112,6 +112,22 @@ class _Stuck(Exception):
     """A watched call was not made: a call given up at its deadline is still in the driver."""
 
 
+def serve_jobs(jobs: queue.SimpleQueue[list[Any] | None]) -> None:
+    """A worker thread's loop: each job ``[fn, args, done, result, error]`` is run and its
+    result or exception (any BaseException: handed to the waiting caller) stored before
+    ``done`` is set; ``None`` ends the loop. The watchdog's calls and the bench's raw pass
+    run on it."""
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        try:
+            job[3] = job[0](*job[1])
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            job[4] = exc
+        job[2].set()
+
+
 class Watchdog:
     """Runs calls on a worker thread and waits at most ``timeout_s`` for each; a call still
     running then raises :class:`_Timeout` and the worker is abandoned. Calls are serialised,
@@ -137,7 +153,7 @@ class Watchdog:
                     raise _Stuck()
             if self._jobs is None:
                 self._jobs = queue.SimpleQueue()
-                threading.Thread(target=self._run, args=(self._jobs,), daemon=True,
+                threading.Thread(target=serve_jobs, args=(self._jobs,), daemon=True,
                                  name=f"hwzswap-watchdog-{self.name}").start()
             self._jobs.put(job)
             if not job[2].wait(self.timeout_s):
@@ -161,17 +177,6 @@ class Watchdog:
                 self._jobs.put(None)
                 self._jobs = None
 
-    @staticmethod
-    def _run(jobs: queue.SimpleQueue[list[Any] | None]) -> None:
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            try:
-                job[3] = job[0](*job[1])
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                job[4] = exc
-            job[2].set()
 
 
 def _readonly(pages: np.ndarray) -> np.ndarray:
