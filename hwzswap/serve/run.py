@@ -446,15 +446,11 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
         with kz:
             cg = MemoryCgroup.create(f"hwzswap-{name}-{label}", memory_limit,
                                      oom_kill=oom_kill)
-            try:
-                s0 = chain.query(name)
-            except HwzswapError:
-                died = server_death(name)
-                if died is None:
-                    raise
+            s0, died = query_or_death(name)
+            if died is not None:
                 keep_log = True
                 raise RunFailedError(f"the swap server died before the command started: "
-                                     f"{died['text']}") from None
+                                     f"{died['text']}")
             v0 = _vmstat()
             t0 = time.monotonic()
             try:
@@ -471,18 +467,13 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             proc.returncode = os.waitstatus_to_exitcode(status)
             oom_kills = cg.oom_kills()
             v1 = _vmstat()
-            try:
-                s1 = chain.query(name)
-            except HwzswapError:
+            s1, died = query_or_death(name)
+            if died is not None:
                 # a dead server (killed, crashed): its pages were lost to the command, whose
                 # run is reported failed with what is known; the chain is undone as after a
                 # crash and the server's log kept
-                died = server_death(name)
-                if died is None:
-                    raise
                 keep_log = True
                 row["server_died"] = died
-                s1 = None
             cstat = cg.stat()
             memsw = cg.read("memory.memsw.max_usage_in_bytes")
             # what the command left in the swap cache holds its slots until reclaimed (a
@@ -493,12 +484,8 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
         deadline = time.monotonic() + settle_s
         while s1 is not None and time.monotonic() < deadline:
             time.sleep(0.25)
-            try:
-                s3 = chain.query(name)
-            except HwzswapError:
-                died = server_death(name)
-                if died is None:
-                    raise
+            s3, died = query_or_death(name)
+            if died is not None:
                 keep_log = True
                 row["teardown_error"] = (f"the swap server died after the command ended: "
                                          f"{died['text']}")
@@ -643,6 +630,19 @@ def count_warning(row: dict[str, Any]) -> str | None:
             off.append(f"the kernel {what} {kernel} pages (/proc/vmstat {key}), the server "
                        f"got {server}: {why}")
     return "; ".join(off) or None
+
+
+def query_or_death(name: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The counters of chain ``name``'s server (``chain.query``) and None; or None and how the
+    server ended (:func:`server_death`) when it is no longer running. A query that fails while
+    the server lives raises its error."""
+    try:
+        return chain.query(name), None
+    except HwzswapError:
+        died = server_death(name)
+        if died is None:
+            raise
+        return None, died
 
 
 def server_death(name: str) -> dict[str, Any] | None:
