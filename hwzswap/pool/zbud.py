@@ -75,30 +75,15 @@ class ZbudPool(HandlePool):
         if not 0 < size <= PAGE_SIZE or self._destroyed:
             raise self.bad_size_error(size)
         chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
-        mask = self._unbuddied_mask >> chunks if chunks <= _MAX_BUDDY_CHUNKS else 0
-        if mask:  # the unbuddied page with the least room that fits (the oldest of its list)
-            i = chunks + (mask & -mask).bit_length() - 1
-            group = self._unbuddied[i]
-            page = next(iter(group))
-            del group[page]
-            if not group:
-                self._unbuddied_mask &= ~(1 << i)
-            if page.first == 0:
-                page.first = chunks
-                off = ZHDR_SIZE_ALIGNED
-            else:
-                page.last = chunks
-                off = PAGE_SIZE - (chunks << CHUNK_SHIFT)
-            page.lst = _BUDDIED
-            self._buddied[page] = None
+        found = self._fitting(chunks)
+        if found is not None:
+            page, i = found
+            off = self._buddy_offset(page, chunks)
+            self._take_buddy(page, i, chunks)
         else:
             page = self._new_page(size)
             off = self._file_new(page, chunks)
-        handle = self._serial + 1
-        self._serial = handle
-        self._objs[handle] = (page.ro, off, size, page)
-        self._stored += size
-        return handle
+        return self._new_handle(page, off, size)
 
     def malloc_write(self, data: Any) -> int:
         """``malloc(len(data))`` + ``write``: store a bytes-like object of single bytes, return
@@ -111,26 +96,15 @@ class ZbudPool(HandlePool):
         if not 0 < size <= PAGE_SIZE or self._destroyed:
             raise self.bad_size_error(size)
         chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
-        mask = self._unbuddied_mask >> chunks if chunks <= _MAX_BUDDY_CHUNKS else 0
-        if mask:  # as malloc, but the free buddy is written before it is taken
-            i = chunks + (mask & -mask).bit_length() - 1
-            group = self._unbuddied[i]
-            page = next(iter(group))
-            first = page.first == 0
-            off = ZHDR_SIZE_ALIGNED if first else PAGE_SIZE - (chunks << CHUNK_SHIFT)
+        found = self._fitting(chunks)
+        if found is not None:  # as malloc, but the free buddy is written before it is taken
+            page, i = found
+            off = self._buddy_offset(page, chunks)
             try:
                 page.mv[off : off + size] = data
             except (TypeError, ValueError):
                 raise self.bad_data_error(0, data) from None
-            del group[page]
-            if not group:
-                self._unbuddied_mask &= ~(1 << i)
-            if first:
-                page.first = chunks
-            else:
-                page.last = chunks
-            page.lst = _BUDDIED
-            self._buddied[page] = None
+            self._take_buddy(page, i, chunks)
         else:
             peak, at_peak = self.peak_pages, self._stored_at_peak
             page = self._new_page(size)
@@ -142,6 +116,40 @@ class ZbudPool(HandlePool):
                 self.peak_pages, self._stored_at_peak = peak, at_peak
                 raise self.bad_data_error(0, data) from None
             self._file_new(page, chunks)
+        return self._new_handle(page, off, size)
+
+    # -- the steps malloc and malloc_write share ----------------------------------------------
+
+    def _fitting(self, chunks: int) -> tuple[_ZbudPage, int] | None:
+        """The unbuddied page with the least free room that takes ``chunks`` (the oldest of its
+        list) and its list's index, or None (a new page is needed)."""
+        mask = self._unbuddied_mask >> chunks if chunks <= _MAX_BUDDY_CHUNKS else 0
+        if not mask:
+            return None
+        i = chunks + (mask & -mask).bit_length() - 1
+        return next(iter(self._unbuddied[i])), i
+
+    @staticmethod
+    def _buddy_offset(page: _ZbudPage, chunks: int) -> int:
+        """Where an object of ``chunks`` goes in ``page``'s free buddy: the first buddy after
+        the header, or the last one at the page's end."""
+        return ZHDR_SIZE_ALIGNED if page.first == 0 else PAGE_SIZE - (chunks << CHUNK_SHIFT)
+
+    def _take_buddy(self, page: _ZbudPage, i: int, chunks: int) -> None:
+        """Fill ``page``'s free buddy with ``chunks``: off unbuddied list ``i``, into buddied."""
+        group = self._unbuddied[i]
+        del group[page]
+        if not group:
+            self._unbuddied_mask &= ~(1 << i)
+        if page.first == 0:
+            page.first = chunks
+        else:
+            page.last = chunks
+        page.lst = _BUDDIED
+        self._buddied[page] = None
+
+    def _new_handle(self, page: _ZbudPage, off: int, size: int) -> int:
+        """The next handle (increasing, never reused), now naming ``size`` bytes at ``off``."""
         handle = self._serial + 1
         self._serial = handle
         self._objs[handle] = (page.ro, off, size, page)
