@@ -83,6 +83,9 @@ class SwapSystem:
         self.pool = pool
         self.model = model if model is not None else device_model_from_config(config)
         self.devices: dict[int, SwapDevice] = {}
+        # the counters of devices swapped off or closed: stats() stay cumulative, as the
+        # kernel's vm events do across swapoff
+        self._retired: dict[str, Any] = dict.fromkeys(_DEVICE_KEYS, 0)
         self._swap_maps: dict[int, bytearray] = {}
         self._owns_backend = owns_backend
         self._closed = False
@@ -138,7 +141,7 @@ class SwapSystem:
         self.zswap.invalidate_area(type)
         del self.devices[type]
         del self._swap_maps[type]
-        dev.close()
+        self._retire(dev)
 
     # -- the swap layer ------------------------------------------------------------------------
 
@@ -322,8 +325,7 @@ class SwapSystem:
     def stats(self) -> dict[str, Any]:
         """zswap's counters plus the swap devices' (summed over types): one flat dict."""
         out = self.zswap.stats()
-        for key in _DEVICE_KEYS:
-            out[key] = 0
+        out.update(self._retired)
         for dev in list(self.devices.values()):
             for key, value in dev.stats().items():
                 out[key] += value
@@ -339,10 +341,18 @@ class SwapSystem:
             self.zswap.close()
         finally:
             for t in list(self.devices):
-                self.devices.pop(t).close()
                 self._swap_maps.pop(t, None)
+                self._retire(self.devices.pop(t))
             if self._owns_backend:
                 self.backend.close()
+
+    def _retire(self, dev: SwapDevice) -> None:
+        """Close a device taken off, keeping its counters in :meth:`stats`."""
+        try:
+            for key, value in dev.stats().items():
+                self._retired[key] += value
+        finally:
+            dev.close()
 
     def __enter__(self) -> SwapSystem:
         return self
