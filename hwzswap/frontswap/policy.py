@@ -44,8 +44,14 @@ class ZswapPolicy(ZswapKnobs):
 
     @property
     def max_compressed_len(self) -> int:
-        """Longest compressed page accepted: ``dlen * 100 / PAGE_SIZE <= ratio``."""
-        return PAGE_SIZE * self.max_compression_ratio // 100
+        """Longest compressed page accepted under ``max_compression_ratio``.
+
+        zswap v9 (``zswap_frontswap_store``) rejects a page when the C integer expression
+        ``dlen * 100 / PAGE_SIZE > zswap_max_compression_ratio`` holds; the division
+        truncates, so it accepts every ``dlen`` with ``dlen * 100 < (ratio + 1) * PAGE_SIZE``:
+        at the default 80 up to 3317 bytes (3318 is the first rejected), not
+        ``4096 * 80 // 100`` = 3276."""
+        return ((self.max_compression_ratio + 1) * PAGE_SIZE - 1) // 100
 
     @property
     def accept_pages(self) -> int | None:
