@@ -1295,8 +1295,10 @@ class ZswapCache:
         LRU tail, mark their slots in flight and copy their objects out; (2) without it,
         decompress and write each page at its own slot; (3) under the lock, free each entry
         the index still maps to (``written_back_pages``), or count the race or failure."""
+        if n.__class__ is not int or n < 0:
+            n = _count_arg("writeback", "n", n, "the number of entries to write back")
         target = self.writeback_target
-        if target is None or n <= 0:
+        if target is None or n == 0:
             return 0
         self._lock_for_reclaim()
         try:
@@ -1429,8 +1431,12 @@ class ZswapCache:
                stop: Callable[[], bool] | None = None) -> int:
         """Write back until the pool holds at most ``target_pages`` pages (default: the accept
         threshold), or nothing more can be, or ``stop()`` says so; compact the pool if that was
-        not enough. Returns the entries written back."""
-        target = self._accept_pages if target_pages is None else target_pages
+        not enough. Returns the entries written back. ``target_pages`` must be an int >= 0
+        or ``None`` (:class:`~hwzswap.errors.InvalidInputError` otherwise)."""
+        target = (self._accept_pages if target_pages is None
+                  else _count_arg("shrink", "target_pages", target_pages,
+                                  "the pool size in pages to shrink to, or None for the "
+                                  "accept threshold"))
         total_pages = self.pool.total_pages
         batch = self.policy.writeback_batch
         written = 0
@@ -1611,6 +1617,22 @@ class ZswapCache:
             f"<ZswapCache {self.backend.name} {self.batching} pool={self.pool.name} "
             f"stored={sum(len(t) for t in self._trees.values())}>"
         )
+
+
+def _count_arg(op: str, name: str, value: Any, meaning: str) -> int:
+    """A count argument of a public call (``writeback``'s ``n``, ``shrink``'s target) as an
+    int >= 0: an int, or an integer type such as numpy's (never a bool, which is no count);
+    anything else raises :class:`InvalidInputError` saying what to pass."""
+    if value.__class__ is not int:
+        if isinstance(value, (bool, np.bool_)) or not hasattr(value, "__index__"):
+            raise InvalidInputError(
+                f"zswap {op}: {name} must be an int >= 0 ({meaning}), got {value_text(value)}; "
+                f"pass a whole number such as {op}(16)")
+        value = operator.index(value)
+    if value < 0:
+        raise InvalidInputError(
+            f"zswap {op}: {name} must be an int >= 0 ({meaning}), got {value}; pass 0 or more")
+    return value
 
 
 def _page_crcs(todo: np.ndarray, idx: list[int]) -> list[int]:
