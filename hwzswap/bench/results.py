@@ -163,6 +163,7 @@ OPTIONAL_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "swap_model_note": (str, type(None)),
     "store_call_us": (dict,),
     "load_call_us": (dict,),
+    "reported_pass": (int,),
 }
 
 #: Share of a run's stores the stack never compressed (refused at the pool limit before
