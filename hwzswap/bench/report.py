@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from hwzswap.bench.marks import cell_suffix, figure_marks, no_writeback, vs_raw_na
 from hwzswap.bench.results import UNLIKE_WORK_SHARE
 
 
@@ -29,9 +30,9 @@ def _x(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}x"
 
 
-def _vs_raw(r: Mapping[str, Any], key: str) -> str:
+def _vs_raw(r: Mapping[str, Any], what: Literal["store", "load"]) -> str:
     """A "vs raw" cell: ``n/a`` when the stack and the codec alone did different work."""
-    return "n/a" if r.get(key + "_note") else _x(r[key])
+    return "n/a" if vs_raw_na(r, what) else _x(r[f"{what}_vs_raw"])
 
 
 _REJECT_ABBREV = {"compress_poor": "poor", "compress_fail": "fail", "alloc_fail": "alloc",
@@ -102,22 +103,21 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
         if r.get("emulation_us_per_page") and not r.get("host_cpu_note"):
             cpu += "*"
         written = str(r["written_back_pages"])
-        if r.get("writeback_expected") and not r.get("saw_writeback", True):
+        if no_writeback(r):
             written += " !"
-        # a modelled device's throughput is host wall time, its software emulation included
-        dag = " †" if r["time_basis"] == "modeled" else ""
         out.append([
             r["backend"],
             r.get("batching", "-"),
             "modelled" if r["time_basis"] == "modeled" else r["time_basis"],
             "n/a" if r.get("ratio") is None else f"{r['ratio']:.2f}",
             "-" if r.get("pool_density") is None else f"{r['pool_density']:.0%}",
-            _rate(r["store_pages_per_s"]) + dag,
+            # † a modelled device (host wall time, its emulation included), ‡ async overlap
+            _rate(r["store_pages_per_s"]) + cell_suffix(figure_marks(r, "store")),
             _rate(r["raw_store_pages_per_s"]),
-            _vs_raw(r, "store_vs_raw"),
-            _rate(r["load_pages_per_s"]) + dag + (" ~" if r.get("load_figure_staged") else ""),
+            _vs_raw(r, "store"),
+            _rate(r["load_pages_per_s"]) + cell_suffix(figure_marks(r, "load")),
             _rate(r["raw_load_pages_per_s"]),
-            _vs_raw(r, "load_vs_raw"),
+            _vs_raw(r, "load"),
             f"{_us(r['store_us']['p50'])}/{_us(r['store_us']['p99'])}",
             f"{_us(r['load_us']['p50'])}/{_us(r['load_us']['p99'])}",
             cpu,
@@ -305,7 +305,7 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                      "speed); modeled_wall_us_per_page replaces the emulation by the time the "
                      "host waited for the modelled device: " + "; ".join(parts))
     quiet = [f"{r['backend']} ({r.get('batching', '-')})" for r in doc["results"]
-             if r.get("writeback_expected") and not r.get("saw_writeback", True)]
+             if no_writeback(r)]
     if quiet:
         notes.append("! no writeback: " + ", ".join(quiet) + " never wrote a page back; these "
                      "figures measure no pressure")
@@ -341,7 +341,7 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                      "stack's stores and the stack's loads (driver faults, timeouts and "
                      "contract violations in faults.driver); every page is still verified")
     if any(r.get("store_overlaps_loads") for r in doc["results"]):
-        notes.append("async: store pg/s times the submissions and the drain that ends each "
+        notes.append("‡ async: store pg/s times the submissions and the drain that ends each "
                      "chunk; compression the worker does while a load call is timed is billed "
                      "to the load figure (and while the harness checks pages, to neither), so "
                      "async store and load figures share the overlapped compression and "
@@ -572,19 +572,15 @@ def _store_mark(r: Mapping[str, Any]) -> str:
     """Why a row's store figures are not a valid comparison, as the table marks it (empty:
     they are): ``DEV FAILED`` (the device was marked failed), ``n/a vs raw`` (the stack did
     different work from the codec alone)."""
-    if r.get("device_failed"):
-        return "DEV FAILED"
-    return "n/a vs raw" if r.get("store_vs_raw_note") else ""
+    keys = {m.key: m for m in figure_marks(r, "store")}
+    return next((keys[k].label for k in ("device_failed", "unlike") if k in keys), "")
 
 
 def _load_mark(r: Mapping[str, Any]) -> str:
     """As :func:`_store_mark` for the loads, plus ``~ staged`` (a quarter or more of the
     loads were staged copies, not decompression: ``load_figure_staged``)."""
-    if r.get("device_failed"):
-        return "DEV FAILED"
-    if r.get("load_figure_staged"):
-        return "~ staged"
-    return "n/a vs raw" if r.get("load_vs_raw_note") else ""
+    keys = {m.key: m for m in figure_marks(r, "load")}
+    return next((keys[k].label for k in ("device_failed", "staged", "unlike") if k in keys), "")
 
 
 #: How a bar the report does not count as a valid figure is drawn: grey, hatched, labelled.

@@ -16,11 +16,22 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hwzswap.bench.marks import (
+    ALL_MARKS,
+    UNLIKE,
+    Mark,
+    cell_suffix,
+    figure_marks,
+    no_writeback,
+    vs_raw_na,
+)
 from hwzswap.errors import HwzswapError
 from hwzswap.fileio import write_figure
+from hwzswap.sweep.store import PLOT_SPEEDUP
 
 #: The backend every other one is compared with in the speed-up plot.
 BASELINE = "lz4"
@@ -68,13 +79,51 @@ def _value(v: Any) -> str:
     return "null" if v is None else str(v)
 
 
+def _vs_raw_cell(rec: dict[str, Any], what: str) -> str:
+    """A ``vs raw`` cell as the bench prints it: ``n/a`` when the stack and the codec alone
+    did different work (the record's ``<what>_vs_raw_note``)."""
+    if vs_raw_na(rec, what):  # type: ignore[arg-type]
+        return "n/a"
+    return _fmt(rec.get(f"{what}_vs_raw"), ".2f")
+
+
+def _run_name(rec: dict[str, Any]) -> str:
+    return str(rec.get("run_id") or rec.get("backend") or "?")
+
+
+def mark_notes(doc: dict[str, Any]) -> list[str]:
+    """What the marks in the table mean, one line per mark some run shows, naming its runs
+    (the bench's notes, :mod:`hwzswap.bench.marks`); a run whose ``vs raw`` is ``n/a`` with
+    its reasons, as the bench says them."""
+    lines = []
+    for mark in ALL_MARKS:
+        who = [rec for rec in _ok(doc)
+               if mark in figure_marks(rec, "store") or mark in figure_marks(rec, "load")]
+        if not who:
+            continue
+        if mark is UNLIKE:
+            reasons = []
+            for rec in who:
+                parts = [rec.get("store_vs_raw_note"), rec.get("load_vs_raw_note")]
+                text = "; ".join(dict.fromkeys(str(p) for p in parts if p))
+                reasons.append(f"{_run_name(rec)}: {text}")
+            lines.append(f"{mark.meaning}: " + "; ".join(reasons))
+        else:
+            lines.append(f"{mark.meaning}: " + ", ".join(_run_name(rec) for rec in who))
+    if lines:
+        lines.append("a marked figure does not compare with another run's: "
+                     f"{PLOT_SPEEDUP} leaves it out (or, when no run of that "
+                     "backend and mode compares, draws it hatched with its marks)")
+    return lines
+
+
 def table_rows(doc: dict[str, Any], group_by: str | None
                ) -> tuple[list[str], list[tuple[str, list[list[str]]]]]:
     """Column names and ``(group value, rows)`` sections, groups in the axis's order."""
     group_by = check_group_by(doc, group_by)
     axes = [a for a in doc.get("axes") or [] if a != group_by]
     cols = [*axes, "status", "ratio", "store pg/s", "load pg/s", "store vs raw",
-            "load vs raw", "verified", "host"]
+            "load vs raw", "written back", "verified", "host"]
     groups: dict[str, list[list[str]]] = defaultdict(list)
     order: list[str] = []
     if group_by is not None:
@@ -91,10 +140,15 @@ def table_rows(doc: dict[str, Any], group_by: str | None
             *(_value(coords[a]) if a in coords else "n/a" for a in axes),
             _status(rec),
             _fmt(rec.get("ratio"), ".2f") if ok else "-",
-            _fmt_rate(rec.get("store_pages_per_s")) if ok else "-",
-            _fmt_rate(rec.get("load_pages_per_s")) if ok else "-",
-            _fmt(rec.get("store_vs_raw"), ".2f") if ok else "-",
-            _fmt(rec.get("load_vs_raw"), ".2f") if ok else "-",
+            # the bench's own marks (hwzswap.bench.marks): † modelled, ~ staged, ‡ overlap
+            _fmt_rate(rec.get("store_pages_per_s"))
+            + cell_suffix(figure_marks(rec, "store")) if ok else "-",
+            _fmt_rate(rec.get("load_pages_per_s"))
+            + cell_suffix(figure_marks(rec, "load")) if ok else "-",
+            _vs_raw_cell(rec, "store") if ok else "-",
+            _vs_raw_cell(rec, "load") if ok else "-",
+            (_fmt(rec.get("written_back_pages"), "d") + (" !" if no_writeback(rec) else ""))
+            if ok else "-",
             verified,
             str(rec.get("host") or "-"),
         ])
@@ -130,6 +184,8 @@ def print_table(doc: dict[str, Any], group_by: str | None, console: Any) -> None
             console.print(Text.assemble((str(rec.get("run_id")), "red"),
                                         f": {rec.get('status')} ({rec.get('failure')}): "
                                         f"{rec.get('reason')}"), highlight=False)
+    for line in mark_notes(doc):
+        console.print(Text(line, style="dim"), highlight=False)
     for line in override_notes(doc):
         console.print(Text.assemble(("note", "yellow"), f": {line}"), highlight=False)
 
@@ -170,6 +226,9 @@ def markdown(doc: dict[str, Any], group_by: str | None) -> str:
         lines += [f"- `{rec['run_id']}`: {rec.get('status')} ({rec.get('failure')}): "
                   f"{rec.get('reason')}" for rec in bad]
         lines.append("")
+    marks = mark_notes(doc)
+    if marks:
+        lines += ["## Marks", ""] + [f"- {n}" for n in marks] + [""]
     notes = override_notes(doc)
     if notes:
         lines += ["## Settings not in effect", ""] + [f"- {n}" for n in notes] + [""]
@@ -215,6 +274,7 @@ def throughput_vs_ratio_figure(doc: dict[str, Any]) -> Any:
     cmap = plt.get_cmap("tab10")
     fig, axs = plt.subplots(1, 2, figsize=(13, 5.5), constrained_layout=True)
     modes_seen: list[str] = []
+    shown: set[Mark] = set()
     for ax, key, what in ((axs[0], "store_pages_per_s", "store"),
                           (axs[1], "load_pages_per_s", "load")):
         for i, b in enumerate(backends):
@@ -225,9 +285,16 @@ def throughput_vs_ratio_figure(doc: dict[str, Any]) -> Any:
                 mode = engine_mode(rec)
                 if mode not in modes_seen:
                     modes_seen.append(mode)
-                ax.scatter(rec["ratio"], rec[key], color=cmap(i % 10), s=36, alpha=0.8,
-                           marker=MODE_MARKERS.get(mode, "o"))
-                ax.annotate(point_label(rec), (rec["ratio"], rec[key]), fontsize=6,
+                marks = figure_marks(rec, what)  # type: ignore[arg-type]
+                if marks:  # not a valid comparison: hollow, its marks in its label
+                    shown.update(marks)
+                    ax.scatter(rec["ratio"], rec[key], s=36, alpha=0.8, facecolors="none",
+                               edgecolors=cmap(i % 10), marker=MODE_MARKERS.get(mode, "o"))
+                else:
+                    ax.scatter(rec["ratio"], rec[key], color=cmap(i % 10), s=36, alpha=0.8,
+                               marker=MODE_MARKERS.get(mode, "o"))
+                label = point_label(rec) + "".join(f" {m.label}" for m in marks)
+                ax.annotate(label, (rec["ratio"], rec[key]), fontsize=6,
                             xytext=(4, 3), textcoords="offset points", color=cmap(i % 10))
         ax.set_xlabel("compression ratio")
         ax.set_ylabel(f"{what} throughput (pages/s)")
@@ -238,9 +305,25 @@ def throughput_vs_ratio_figure(doc: dict[str, Any]) -> Any:
                for i, b in enumerate(backends)]
     handles += [Line2D([], [], ls="", marker=MODE_MARKERS.get(m, "o"), color="grey", label=m)
                 for m in modes_seen]
+    if shown:
+        handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="none",
+                              color="grey", label="hollow: not comparable (marks)"))
     axs[1].legend(handles=handles, loc="best", fontsize=8)
     fig.suptitle(f"sweep {Path(doc['sweep']['source']).name}: {len(recs)} runs")
+    _mark_footnote(fig, [m for m in ALL_MARKS if m in shown])
     return fig
+
+
+def _mark_footnote(fig: Any, marks: list[Mark]) -> None:
+    """What each mark drawn in the figure means, in small print under it."""
+    if not marks:
+        return
+    import textwrap
+
+    text = "\n".join(textwrap.fill(f"{m.label}: {m.meaning.split(': ', 1)[-1]}", 140)
+                     for m in marks)
+    fig.get_layout_engine().set(h_pad=0.1)
+    fig.supxlabel(text, fontsize=7, ha="left", x=0.01, color="#b22222")
 
 
 def plot_throughput_vs_ratio(doc: dict[str, Any], path: str | Path) -> Path | None:
@@ -259,17 +342,40 @@ def _pair_key(rec: dict[str, Any]) -> str:
     return json.dumps(s, sort_keys=True, default=str)
 
 
-def speedups(doc: dict[str, Any], baseline: str = BASELINE
-             ) -> dict[str, dict[str, dict[str, float]]]:
-    """``{mode: {backend: {"store": x, "load": y}}}``: geometric means of throughput over the
-    baseline's in the run with the same settings but the backend (and its params)."""
+@dataclass(frozen=True)
+class Speedup:
+    """One bar of the speed-up plot: the geometric mean ``value`` of a backend's throughput
+    over the baseline's, run for run; ``marks`` (empty when it compares): the marks of the
+    figures it was made of, when no pair of runs had two comparable figures (its bar is then
+    drawn hatched); ``runs`` the pairs in ``value``, ``left_out`` the pairs left out because a
+    figure of theirs is marked (:func:`hwzswap.bench.marks.figure_marks`)."""
+
+    value: float
+    marks: tuple[str, ...] = ()
+    runs: int = 1
+    left_out: int = 0
+
+
+def _geomean(vals: list[float]) -> float:
+    return math.exp(sum(map(math.log, vals)) / len(vals))
+
+
+def speedup_table(doc: dict[str, Any], baseline: str = BASELINE
+                  ) -> dict[str, dict[str, dict[str, Speedup]]]:
+    """``{mode: {backend: {"store"|"load": Speedup}}}``: each backend's throughput over the
+    baseline's in the run with the same settings but the backend (and its params). A pair
+    either of whose figures the bench marks (``†`` modelled, ``n/a`` vs raw, ``~`` staged,
+    ``‡`` overlap, ``DEV FAILED``, ``!`` no writeback) is left out of the mean; when every pair
+    is, the mean of those is kept, with their marks (``(both)`` when the baseline's figure has
+    it too, ``lz4: …`` when only the baseline's has it)."""
     recs = _ok(doc)
     base: dict[str, dict[str, Any]] = {}
     for r in recs:
         if r["backend"] == baseline:
             base.setdefault(_pair_key(r), r)  # with a params axis: lz4's first value
-    acc: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(
-        lambda: {"store": [], "load": []})
+    good: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    void: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    why: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for rec in recs:
         if rec["backend"] == baseline:
             continue
@@ -278,51 +384,103 @@ def speedups(doc: dict[str, Any], baseline: str = BASELINE
             continue
         for what, key in (("store", "store_pages_per_s"), ("load", "load_pages_per_s")):
             a, b = rec.get(key), ref.get(key)
-            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 and b > 0:
-                acc[(engine_mode(rec), rec["backend"])][what].append(a / b)
-    out: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
-    for (mode, backend), vals in acc.items():
-        out[mode][backend] = {w: math.exp(sum(map(math.log, v)) / len(v))
-                              for w, v in vals.items() if v}
-    return dict(out)
+            if not (isinstance(a, (int, float)) and isinstance(b, (int, float))
+                    and a > 0 and b > 0):
+                continue
+            k = (engine_mode(rec), rec["backend"], what)
+            mine = [m.label for m in figure_marks(rec, what)]  # type: ignore[arg-type]
+            theirs = [m.label for m in figure_marks(ref, what)]  # type: ignore[arg-type]
+            marks = [f"{m} (both)" if m in theirs else m for m in mine]
+            marks += [f"{baseline}: {m}" for m in theirs if m not in mine]
+            if marks:
+                void[k].append(a / b)
+                why[k] += [m for m in marks if m not in why[k]]
+            else:
+                good[k].append(a / b)
+    out: dict[str, dict[str, dict[str, Speedup]]] = defaultdict(lambda: defaultdict(dict))
+    for k in list(dict.fromkeys([*good, *void])):
+        mode, backend, what = k
+        if good.get(k):
+            sp = Speedup(_geomean(good[k]), (), len(good[k]), len(void.get(k, [])))
+        else:
+            sp = Speedup(_geomean(void[k]), tuple(why[k]), len(void[k]), 0)
+        out[mode][backend][what] = sp
+    return {m: dict(b) for m, b in out.items()}
+
+
+def speedups(doc: dict[str, Any], baseline: str = BASELINE
+             ) -> dict[str, dict[str, dict[str, float]]]:
+    """``{mode: {backend: {"store": x, "load": y}}}``: the speed-ups that compare (geometric
+    means over the pairs of runs whose figures the bench marks as valid,
+    :func:`speedup_table`); a figure no valid pair gives is absent."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for mode, by in speedup_table(doc, baseline).items():
+        for backend, whats in by.items():
+            vals = {w: sp.value for w, sp in whats.items() if not sp.marks}
+            if vals:
+                out.setdefault(mode, {})[backend] = vals
+    return out
 
 
 def speedup_figure(doc: dict[str, Any], baseline: str = BASELINE) -> Any:
     """Bars of each backend's speed-up over ``baseline``, grouped by engine mode, on a linear
     axis (a 0.85x bar is 0.85 of the line at 1) and each labelled with its value; None when
-    the sweep has no pair of runs to compare."""
-    sp = speedups(doc, baseline)
-    if not sp:
+    the sweep has no pair of runs to compare. A speed-up made of figures the bench marks as
+    not comparable (:func:`speedup_table`) is drawn grey and hatched, labelled with its marks
+    (``0.25× † modelled``), and the marks are explained under the plot."""
+    table = speedup_table(doc, baseline)
+    if not table:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    from hwzswap.bench.report import VOID_BAR
 
     axis_modes = [str(m) for m in (doc.get("sweep", {}).get("axes", {}).get("batching") or [])]
-    modes = [m for m in axis_modes if m in sp] + [m for m in sp if m not in axis_modes]
-    backends = list(dict.fromkeys(b for m in modes for b in sp[m]))
+    modes = [m for m in axis_modes if m in table] + [m for m in table if m not in axis_modes]
+    backends = list(dict.fromkeys(b for m in modes for b in table[m]))
     cmap = plt.get_cmap("tab10")
     width = 0.8 / max(1, len(backends))
-    fig, axs = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(modes) + 4), 5),
+    fig, axs = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(modes) + 4), 5.5),
                             constrained_layout=True)
+    labels_seen: list[str] = []
     for ax, what in ((axs[0], "store"), (axs[1], "load")):
         for i, b in enumerate(backends):
             xs = [j + (i - (len(backends) - 1) / 2) * width for j in range(len(modes))]
-            ys = [sp[m].get(b, {}).get(what, float("nan")) for m in modes]
+            cells = [table[m].get(b, {}).get(what) for m in modes]
+            ys = [c.value if c else float("nan") for c in cells]
             bars = ax.bar(xs, ys, width=width, label=b, color=cmap(i % 10))
-            ax.bar_label(bars, labels=["" if math.isnan(y) else f"{y:.2f}×" for y in ys],
-                         fontsize=7, padding=2)
+            texts = []
+            for bar, c in zip(bars, cells):
+                if c is None:
+                    texts.append("")
+                elif c.marks:  # no valid pair: hatched, its marks said
+                    bar.set(**{**VOID_BAR, "edgecolor": cmap(i % 10)})
+                    texts.append(f"{c.value:.2f}×\n" + "\n".join(c.marks))
+                    labels_seen += [m for m in c.marks if m not in labels_seen]
+                else:
+                    texts.append(f"{c.value:.2f}×" + (
+                        f"\n({c.left_out} marked run{'s' * (c.left_out > 1)} left out)"
+                        if c.left_out else ""))
+            ax.bar_label(bars, labels=texts, fontsize=7, padding=2)
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.set_xticks(range(len(modes)), modes)
         ax.set_xlabel("engine mode (zswap.batching)")
         ax.set_ylabel(f"{what} throughput / {baseline}'s")
         ax.set_ylim(bottom=0)
-        ax.margins(y=0.12)
+        ax.margins(y=0.2)
         ax.set_title(what)
         ax.grid(True, axis="y", alpha=0.3)
-    axs[1].legend(loc="best", fontsize=8)
+    handles = [Patch(facecolor=cmap(i % 10), label=b) for i, b in enumerate(backends)]
+    if labels_seen:
+        handles.append(Patch(label="not comparable (its marks)", **VOID_BAR))
+    axs[1].legend(handles=handles, loc="best", fontsize=8)
     fig.suptitle(f"speed-up over {baseline}, run for run (same engine mode and settings)")
+    used = [m for m in ALL_MARKS if any(m.label in lab for lab in labels_seen)]
+    _mark_footnote(fig, used)
     return fig
 
 
@@ -334,7 +492,7 @@ def plot_speedup(doc: dict[str, Any], path: str | Path, baseline: str = BASELINE
     return write_figure(fig, path, dpi=110)  # whole or not at all, the figure closed
 
 
-__all__ = ["BASELINE", "MODE_MARKERS", "check_group_by", "engine_mode", "markdown",
-           "override_notes", "plot_speedup", "plot_throughput_vs_ratio", "point_label",
-           "print_table", "speedup_figure", "speedups", "table_rows",
+__all__ = ["BASELINE", "MODE_MARKERS", "Speedup", "check_group_by", "engine_mode",
+           "mark_notes", "markdown", "override_notes", "plot_speedup",
+           "plot_throughput_vs_ratio", "point_label", "print_table", "speedup_figure", "speedup_table", "speedups", "table_rows",
            "throughput_vs_ratio_figure"]
