@@ -273,10 +273,12 @@ def _write_outputs(args: argparse.Namespace, doc: dict[str, Any]) -> None:
 def mark_interrupted(doc: dict[str, Any], planned: int) -> dict[str, Any]:
     """``doc`` marked as a partial run cut short by Ctrl-C: ``interrupted`` true and
     ``interrupted_note`` saying how many of the ``planned`` runs (backend × engine mode)
-    finished; the tables' and the plot's headings say so."""
+    finished; the tables' and the plot's headings say so. ``measured_rows`` is set as on a
+    whole run (the rows that are here), so a script reads the same key either way."""
     done = len(doc["results"]) + sum(1 for f in doc["failed"]
                                      if f.get("phase") not in ("close", "device"))
     doc["interrupted"] = True
+    doc["measured_rows"] = len(doc["results"])
     doc["interrupted_note"] = (
         f"Ctrl-C after {done} of {planned} runs (backend x engine mode) had finished: only "
         f"those are here; the run in progress was dropped and the rest were not measured")

@@ -2323,6 +2323,7 @@ def run_bench(workload: Workload, run: BenchRun | None = None) -> dict[str, Any]
     try:
         _run_all(names, modes, base, cw, run, given, doc)
     except KeyboardInterrupt as exc:  # Ctrl-C: the rows finished so far go with it
+        doc["measured_rows"] = len(doc["results"])
         raise BenchInterrupted(doc) from exc
     doc["measured_rows"] = len(doc["results"])
     return doc

@@ -46,6 +46,7 @@ def test_sigint_writes_the_finished_rows_as_a_partial_run(tmp_path: Path) -> Non
     doc = json.loads(out["json"].read_text())
     assert schema_problems(doc) == []
     assert doc["interrupted"] is True and "1 of 2 runs" in doc["interrupted_note"]
+    assert doc["measured_rows"] == 1
     assert [(r["backend"], r["batching"]) for r in doc["results"]] == [("lz4", "reclaim")]
     assert doc["results"][0]["verified_pages"] == 256
     md = out["md"].read_text()
