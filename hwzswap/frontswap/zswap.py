@@ -570,17 +570,19 @@ class ZswapCache:
 
     def _store_page(self, tree: ZswapTree, offset: int, page: bytes) -> bool:
         """Store one page with one compress call (``page`` 4096 ``bytes``)."""
-        # Same-filled: one byte compare rules out nearly every other page; the zero page
-        # compares without building a pattern. (_same_filled is off while zswap is disabled.)
-        if page[4088] == page[0] and self._same_filled:
-            word = page[:8]
-            if page == _ZERO_PAGE if word == _ZERO_WORD else page == word * _WORDS:
-                return self._store_same_filled(tree, offset, word)
         # The gate: max_pool_pages normally, 0 while the hysteresis holds, -1 while disabled.
+        # It comes before the same-filled test, as zswap_check_limits() did in the kernels
+        # that had same_filled_pages (4.16-6.10): at the limit a same-filled page is refused.
         if self.pool.pages >= self._limit_gate:
             ok, why = self._check_limits()
             if not ok:
                 return self._reject(tree, offset, why)
+        # Same-filled: one byte compare rules out nearly every other page; the zero page
+        # compares without building a pattern.
+        if page[4088] == page[0] and self._same_filled:
+            word = page[:8]
+            if page == _ZERO_PAGE if word == _ZERO_WORD else page == word * _WORDS:
+                return self._store_same_filled(tree, offset, word)
         try:
             data = self._compress(page)
         except HwzswapError as exc:
@@ -631,9 +633,11 @@ class ZswapCache:
     def _admit(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
                results: list[bool], groups: list[int] | None = None
                ) -> tuple[np.ndarray, list[int]]:
-        """A batch store's first half: reject everything while disabled, keep same-filled pages
-        as their word, apply the pool limit (reclaiming as ``_check_limits`` does). Returns the
-        pages left to compress and their batch positions (none when nothing is left).
+        """A batch store's first half: reject everything while disabled, apply the pool limit
+        (reclaiming as ``_check_limits`` does), then keep same-filled pages as their word (the
+        limit first, as zswap_check_limits() came before the same-filled test in the kernels
+        that had it, 4.16-6.10: a refused folio's same-filled pages are refused too). Returns
+        the pages left to compress and their batch positions (none when nothing is left).
 
         The limit is checked folio by folio (``groups``: the folio sizes; ``None``: the batch
         is one folio), as the kernel's zswap_store checks each folio of a reclaim pass: each
@@ -646,18 +650,14 @@ class ZswapCache:
             for off in offs:
                 self._reject(tree, off, None)
             return pages[:0], []
-        todo, idx = self._same_filled_split(tree, offs, pages, results)
-        if idx and self.pool.pages >= self._limit_gate:
+        start = 0
+        if self.pool.pages >= self._limit_gate:
             start, why = self._first_admitted(groups or [len(pages)])
-            refused = [i for i in idx if i < start]
-            for i in refused:
+            for i in range(start):
                 self._reject(tree, offs[i], why)
-            if len(refused) == len(idx):
+            if start == len(pages):
                 return pages[:0], []
-            if refused:
-                idx = idx[len(refused):]
-                todo = pages[idx]  # the admitted rows, one per position left
-        return todo, idx
+        return self._same_filled_split(tree, offs, pages, results, start)
 
     def _first_admitted(self, groups: list[int]) -> tuple[int, str | None]:
         """The pool is at its limit: check it folio by folio (``groups``: the folio sizes), as
@@ -673,9 +673,10 @@ class ZswapCache:
         return start, why
 
     def _same_filled_split(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
-                           results: list[bool]) -> tuple[np.ndarray, list[int]]:
-        """Store a batch's same-filled pages as their word; return the pages to compress and
-        their batch positions. For a codec on the host's CPU, when same-filled pages are under
+                           results: list[bool], start: int = 0) -> tuple[np.ndarray, list[int]]:
+        """Store the same-filled pages of a batch from position ``start`` on (the pool limit
+        admitted those) as their word; return the pages to compress and their batch positions.
+        For a codec on the host's CPU, when same-filled pages are under
         a quarter of the batch, the pages to compress are the batch itself, unchanged (copying
         the other rows out costs more than compressing a few same-filled pages), and the
         caller drops their results by position; so the array may be longer than the list of
@@ -683,17 +684,20 @@ class ZswapCache:
         time the kernel's zswap never sends it (842-nx served 20 requests for a pass of 18
         pages to compress in folio and reclaim mode, 18 in page mode)."""
         n = len(pages)
+        rest = pages[start:] if start else pages
         same: list[int] = []
         if self._same_filled:
-            for i, word in same_filled_pages(pages):
-                same.append(i)
-                results[i] = self._store_same_filled(tree, offs[i], word)
+            for i, word in same_filled_pages(rest):
+                same.append(i + start)
+                results[i + start] = self._store_same_filled(tree, offs[i + start], word)
         if not same:
-            return pages, list(range(n))
-        keep = np.ones(n, dtype=bool)
+            return rest, list(range(start, n))
+        keep = np.zeros(n, dtype=bool)
+        keep[start:] = True
         keep[same] = False
         idx = keep.nonzero()[0].tolist()
-        return (pages if len(same) * 4 < n and self.compressor.on_host else pages[keep]), idx
+        whole = not start and len(same) * 4 < n and self.compressor.on_host
+        return (pages if whole else pages[keep]), idx
 
     def _commit(self, tree: ZswapTree, offs: list[int], pcsums: list[int] | None,
                 batch: CompressedBatch, staged: _StagedBatch | None = None,
