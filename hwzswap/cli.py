@@ -110,8 +110,10 @@ def main(argv: Sequence[str] | None = None, *, ends_process: bool = False) -> in
         return 130
     args.ends_process = ends_process
     out = sys.stdout = _Stdout(sys.stdout)
+    pipe_rule = _RichBrokenPipe()
     try:
-        rc = int(args.func(args) or 0)
+        with pipe_rule:
+            rc = int(args.func(args) or 0)
         sys.stdout.flush()  # written now: a failure is reported here, not at the exit
         return rc
     except HwzswapError as exc:
@@ -138,6 +140,42 @@ def main(argv: Sequence[str] | None = None, *, ends_process: bool = False) -> in
     finally:
         if sys.stdout is out:
             sys.stdout = out.real
+
+
+class _RichBrokenPipe:
+    """While a command runs, a closed pipe under a rich ``Console`` reaches :func:`main` as
+    the ``BrokenPipeError`` it is, so every command ends by the one rule (141 quietly when
+    stdout's reader went away). rich's own ``Console.on_broken_pipe`` points stdout at
+    /dev/null and raises ``SystemExit(1)``: ``hwzswap bench ... | head -1`` exited 1, a
+    failure, with no word, while ``backends --json | head`` exited 141. The commands build
+    plain ``Console`` objects in their own modules, so the hook is replaced on the class for
+    the command's run and put back after."""
+
+    def __enter__(self) -> None:
+        try:
+            from rich.console import Console
+        except ModuleNotFoundError:  # pragma: no cover - rich is a dependency
+            self._cls = None
+            return
+        self._cls = Console
+        self._old = Console.__dict__.get("on_broken_pipe")
+        Console.on_broken_pipe = _reraise_broken_pipe  # type: ignore[method-assign]
+
+    def __exit__(self, *exc: object) -> None:
+        if self._cls is not None:
+            if self._old is None:
+                del self._cls.on_broken_pipe
+            else:
+                self._cls.on_broken_pipe = self._old  # type: ignore[method-assign]
+
+
+def _reraise_broken_pipe(self: Any) -> None:
+    """``Console.on_broken_pipe`` while a command runs: rich calls it while it handles the
+    ``BrokenPipeError`` of its write, which this raises again, unchanged, for :func:`main`."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, BrokenPipeError):
+        raise exc
+    raise BrokenPipeError(32, "Broken pipe")
 
 
 #: Set (True) on an OSError raised by a write to stdout, by :class:`_Stdout`.
