@@ -12,9 +12,10 @@ import datetime as _dt
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -398,6 +399,18 @@ def _impl() -> str:
     return IMPL
 
 
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that ran (``argv``, default ``sys.argv``) as one shell line that runs it
+    again: each word quoted as the shell needs (``shlex.join``, as the sweep's), so a path
+    with a space stays one word (earlier builds joined with spaces). ``python -m hwzswap``
+    has the package's ``__main__.py`` as ``argv[0]``, which is no program: it is written as
+    the interpreter and ``-m hwzswap``."""
+    words = list(sys.argv if argv is None else argv)
+    if words and Path(words[0]).name == "__main__.py" and Path(words[0]).parent.name == "hwzswap":
+        words[:1] = [sys.executable, "-m", "hwzswap"]
+    return shlex.join(words)
+
+
 def new_document(workload: Mapping[str, Any], config: Mapping[str, Any],
                  machine: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """An empty results document for ``workload`` (its ``describe()``) and base ``config``."""
@@ -407,7 +420,7 @@ def new_document(workload: Mapping[str, Any], config: Mapping[str, Any],
         "schema_version": SCHEMA_VERSION,
         "generator": f"hwzswap {__version__}",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
+        "command": command_line(),
         "machine": dict(machine) if machine is not None else machine_info(),
         "workload": dict(workload),
         "config": dict(config),
