@@ -38,6 +38,7 @@ import numpy as np
 from hwzswap import get_backend
 from hwzswap.backends.contract import PAGE_SIZE
 from hwzswap.bench.corpus import corpus_hash, load_bundled_sources
+from hwzswap.bench.provenance import commit_words, script_command
 from hwzswap.bench.results import machine_info
 from hwzswap.errors import CorpusError
 
@@ -178,6 +179,7 @@ def _markdown(doc: dict[str, Any]) -> str:
         "",
         f"- command: `{doc['command']}`",
         f"- machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), {m['os']}",
+        f"- commit: {commit_words(m.get('hwzswap'))}, measured {doc['created']}",
         f"- corpus: {doc['corpus']['pages']} pages from {', '.join(doc['corpus']['sources'])} "
         f"(sha256 {doc['corpus']['sha256'][:16]}...)",
         f"- {doc['repeats']} interleaved repetitions, median; times are thread CPU time; "
@@ -237,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     import numba
 
     doc = {
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "command": script_command(__file__, argv),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_info(),
         "corpus": {

@@ -48,6 +48,7 @@ from pool_bench import (  # noqa: E402  (the same objects as the density benchma
     zswap_object,
 )
 
+from hwzswap.bench.provenance import commit_words, provenance, script_command  # noqa: E402
 from hwzswap.pool.base import PAGE_SIZE  # noqa: E402
 
 HEADER = 8  # ZS_HANDLE_SIZE
@@ -125,17 +126,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(codec, "merged" if merge else "apart", mp, figs, flush=True)
 
     machine = f"{platform.machine()}, Python {platform.python_version()}"
-    cmd = "benchmarks/density_bound.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    prov = provenance(script_command(__file__, argv))  # command, commit, time
+    cmd = prov["command"]
     if args.json:
         args.json.write_text(json.dumps({"command": cmd, "machine": machine,
+                                         "created": prov["created"],
+                                         "git_commit": prov["git_commit"],
+                                         "git_dirty": prov["git_dirty"],
                                          "kernel_density": KERNEL_DENSITY, "rows": rows},
                                         indent=1) + "\n")
     if args.md:
         out = [
             "# Upper bound on the density of a size-class pool (zsmalloc kind)",
             "",
-            f"Command: `.venv/bin/python {cmd.strip()}`  ",
+            f"Command: `{cmd}`  ",
             f"Machine: {machine} (the figures are arithmetic: any machine gives the same)  ",
+            f"Commit: {commit_words(prov)} · computed {prov['created']}  ",
             f"Corpus: {', '.join(str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths)}: "
             f"{len(pages)} pages that are not same-filled, stored as zswap stores them.",
             "",

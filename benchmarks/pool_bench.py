@@ -62,6 +62,7 @@ import zstandard
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hwzswap.bench.provenance import commit_words, provenance, script_command  # noqa: E402
 from hwzswap.pool import PageAllocator, ZbudPool, ZsPool  # noqa: E402
 from hwzswap.pool.base import PAGE_SIZE  # noqa: E402
 from hwzswap.pool.zsmalloc import PyZsPool, zs_layout  # noqa: E402
@@ -351,6 +352,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"Command: `{doc['command']}`  ",
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['os']}  ",
+        f"Commit: {commit_words(doc)} · measured {doc['created']}  ",
         f"Corpus: {', '.join(w['files'])}: {w['pages']} pages, {w['same_filled']} same-filled "
         f"(not stored: zswap/zram keep no pool object for them), {w['stored_pages']} stored. "
         f"Random free of {doc['config']['free_fraction']:.0%} before compaction, "
@@ -425,11 +427,13 @@ def main(argv: list[str] | None = None) -> int:
     chains = [int(c) for c in args.chains.split(",")]
     scales = [int(s) for s in args.scales.split(",")]
     codecs = compressors()
+    prov = provenance(script_command(__file__, argv))  # command, commit, time
     doc: dict[str, Any] = {
         "generator": "benchmarks/pool_bench.py",
-        "command": " ".join([".venv/bin/python", "benchmarks/pool_bench.py", *sys.argv[1:]])
-        if argv is None else "pool_bench.main(" + repr(argv) + ")",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": prov["command"],
+        "created": prov["created"],
+        "git_commit": prov["git_commit"],
+        "git_dirty": prov["git_dirty"],
         "machine": machine(),
         "workload": {"files": [os.path.relpath(p, ROOT) for p in paths],
                      "pages": int(all_pages.shape[0]),

@@ -35,6 +35,7 @@ import numpy as np
 
 from hwzswap.backends.registry import get_backend
 from hwzswap.bench.corpus import load_bundled
+from hwzswap.bench.provenance import header_lines, provenance, script_command
 from hwzswap.bench.runner import backend_config, base_config
 from hwzswap.bench.workload import DEFAULT_LOAD_BATCH, SWAP_CLUSTER_MAX, build_workload
 from hwzswap.frontswap.system import open_zswap
@@ -155,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [
         f"**Store/load path layers: {args.backend}, {n} bundled-corpus pages**",
+        "",
+        # the command, machine, commit and time, as every result file names them
+        *header_lines(provenance(script_command(__file__, argv))),
         "",
         f"Thread CPU µs per page, best of {r} interleaved rounds (`benchmarks/stack_layers.py`). "
         "Same-filled pages are in the mix (the stack stores them without the codec).",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hwzswap.bench.marks import cell_suffix, figure_marks, no_writeback, vs_raw_na
+from hwzswap.bench.provenance import commit_words, figure_metadata, stamp_figure
 from hwzswap.bench.results import UNLIKE_WORK_SHARE
 
 
@@ -258,13 +259,18 @@ def _config_notes(doc: Mapping[str, Any]) -> list[str]:
 
 def commit_text(doc: Mapping[str, Any]) -> str:
     """The commit the figures were measured at, ``(modified)`` after it when tracked files
-    differed from it (``git_dirty``: the code measured is not that commit's); ``None`` when
-    not run from a git checkout."""
+    differed from it (``git_dirty``: the code measured is not that commit's); ``unknown (not a
+    git checkout)`` when not run from one."""
+    return commit_words((doc.get("machine") or {}).get("hwzswap"))
+
+
+def _provenance(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The document's command, time and commit, as :mod:`hwzswap.bench.provenance` words
+    them (for the Markdown's head and the figure's foot and metadata)."""
     info = (doc.get("machine") or {}).get("hwzswap") or {}
-    text = str(info.get("git_commit"))
-    if info.get("git_dirty"):
-        text += " (modified)"
-    return text
+    return {"command": doc.get("command"), "created": doc.get("created"),
+            "git_commit": info.get("git_commit"), "git_dirty": info.get("git_dirty"),
+            "machine": doc.get("machine") or {}}
 
 
 def _notes(doc: Mapping[str, Any]) -> list[str]:
@@ -546,6 +552,8 @@ def markdown(doc: Mapping[str, Any]) -> str:
     lines = [
         f"**{_title(doc)}**",
         "",
+        f"Command: `{doc.get('command') or '?'}`",
+        "",
         f"Machine: {_machine_line(doc)}. Measured {doc.get('created', '?')} "
         f"({doc.get('generator', '')}, commit {commit_text(doc)}).",
         "",
@@ -626,6 +634,7 @@ def figure(doc: Mapping[str, Any]) -> Any:
     chars = int(width_in * 72 / (11 * 0.62))
     head = textwrap.wrap(f"hwzswap bench — {_title(doc)}", chars) or [""]
     fig.suptitle("\n".join(head + textwrap.wrap(_machine_line(doc), chars)), fontsize=11)
+    stamp_figure(fig, _provenance(doc))  # the commit and command, in small print
     void_legend = Patch(label="not comparable (see its label)", **VOID_BAR)
 
     def group(ax: Any, series: list[tuple[str, list[float | None], str]], title: str,
@@ -736,7 +745,8 @@ def plot(doc: Mapping[str, Any], path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_figure(figure(doc), path, dpi=110)
+    return write_figure(figure(doc), path, dpi=110,
+                        metadata=figure_metadata(path, _provenance(doc)))
 
 
 __all__ = ["COLUMNS", "figure", "markdown", "mode_summary", "plot", "print_table", "rows"]

@@ -147,6 +147,30 @@ def resumable(plan: Plan, records: dict[str, dict[str, Any]], retry_failed: bool
     return kept, changed
 
 
+def other_code_warning(kept: list[dict[str, Any]], checkout: tuple[Any, Any] | None = None
+                       ) -> str | None:
+    """What a resume says when records it keeps were measured with other code than this
+    checkout's (``checkout``: ``(git_commit, git_dirty)``, default :func:`git_state`'s) or
+    with a modified tree: which commits, which runs. The sweep still merges them (the table
+    says so too, :func:`hwzswap.sweep.report.mixed_code_warning`); None when every kept record
+    was measured at this checkout's clean commit."""
+    from hwzswap.bench.provenance import commit_words
+    from hwzswap.bench.results import git_state
+
+    here = checkout if checkout is not None else git_state()
+    groups = [g for g in merge.code_groups(kept)
+              if (g["git_commit"], g["git_dirty"]) != tuple(here) or g["git_dirty"]]
+    if not groups:
+        return None
+    here_words = commit_words({"git_commit": here[0], "git_dirty": here[1]})
+    parts = [f"{commit_words(g)}: {len(g['runs'])} run{'s' * (len(g['runs']) != 1)} "
+             f"({', '.join(g['runs'])})" for g in groups]
+    return ("resume: WARNING: records kept from an earlier sweep were measured with other code "
+            f"than this checkout ({here_words}) or with modified tracked files: "
+            + "; ".join(parts) + ". They are merged as they are, and table.md says so; to "
+            "measure them again, remove their records from runs/ and resume")
+
+
 def run_sweep(spec: SweepSpec, plan: Plan, out_dir: str | Path, *, jobs: int = 1,
               timeout: float = DEFAULT_TIMEOUT_S, ray: str | None = None,
               retry_failed: bool = False, progress: bool = False, console: Any = None,
@@ -199,6 +223,10 @@ def _run_locked(spec: SweepSpec, plan: Plan, out: Path, records: dict[str, dict[
                       + (f"; {len(changed)} run again because an input file (config, corpus, "
                          "workload) changed since they ran" if changed else ""),
                       highlight=False, markup=False)
+    if console is not None and outcome.resumed:
+        warning = other_code_warning([records[rid] for rid in outcome.resumed])
+        if warning:
+            console.print(warning, style="bold red", highlight=False, markup=False)
 
     def on_record(rec: dict[str, Any]) -> None:
         store.write_record(out, rec)
@@ -239,4 +267,5 @@ def _run_locked(spec: SweepSpec, plan: Plan, out: Path, records: dict[str, dict[
 
 
 __all__ = ["DEFAULT_TIMEOUT_S", "MERGED_JSON", "PLOT_RATIO", "PLOT_SPEEDUP", "TABLE_MD",
-           "STOP_SIGNALS", "SweepOutcome", "SweepSignalled", "resumable", "run_sweep"]
+           "STOP_SIGNALS", "SweepOutcome", "SweepSignalled", "other_code_warning", "resumable",
+           "run_sweep"]

@@ -16,6 +16,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
+from hwzswap.bench.results import git_state
 from hwzswap.sweep.plan import Plan
 from hwzswap.sweep.spec import SweepSpec
 
@@ -31,6 +32,48 @@ def _version() -> str:
         return f"hwzswap {version('hwzswap')}"
     except Exception:  # noqa: BLE001 -- running from a tree that is not installed
         return "hwzswap"
+
+
+def record_code(rec: dict[str, Any]) -> tuple[str | None, bool | None] | None:
+    """``(git_commit, git_dirty)`` of the code a record was measured with (its bench
+    document's ``machine.hwzswap``); None for a record with no results document (a run that
+    never ran, or failed before writing one)."""
+    info = (rec.get("machine") or {}).get("hwzswap") if isinstance(rec.get("machine"), dict) \
+        else None
+    if not isinstance(info, dict):
+        return None
+    return info.get("git_commit"), info.get("git_dirty")
+
+
+def code_groups(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The code the records were measured with: one entry per distinct ``(git_commit,
+    git_dirty)``, ``{"git_commit", "git_dirty", "runs": [run ids]}``, largest group first.
+    More than one entry means the sweep's figures come from different code (a sweep resumed
+    after a commit or an edit)."""
+    groups: dict[tuple[Any, Any], list[str]] = {}
+    for rec in records:
+        code = record_code(rec)
+        if code is not None:
+            groups.setdefault(code, []).append(str(rec.get("run_id")))
+    return [{"git_commit": c, "git_dirty": d, "runs": runs}
+            for (c, d), runs in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
+
+
+def cpu_groups(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The machines the records ran on: ``{"cpu", "cores", "hosts", "runs"}`` per distinct
+    CPU model and core count (from each bench document's ``machine``)."""
+    groups: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for rec in records:
+        m = rec.get("machine")
+        if not isinstance(m, dict):
+            continue
+        g = groups.setdefault((m.get("cpu"), m.get("cores")),
+                              {"cpu": m.get("cpu"), "cores": m.get("cores"), "hosts": [],
+                               "runs": []})
+        if rec.get("host") and rec["host"] not in g["hosts"]:
+            g["hosts"].append(rec["host"])
+        g["runs"].append(str(rec.get("run_id")))
+    return sorted(groups.values(), key=lambda g: -len(g["runs"]))
 
 
 def merged_document(spec: SweepSpec, plan: Plan, records: dict[str, dict[str, Any]], *,
@@ -67,6 +110,10 @@ def merged_document(spec: SweepSpec, plan: Plan, records: dict[str, dict[str, An
             "input_changed": changed,
         },
         "hosts": sorted({str(rec["host"]) for rec in ordered if rec.get("host")}),
+        # the code and machines the records were measured with (several: see the table)
+        "checkout": dict(zip(("git_commit", "git_dirty"), git_state())),
+        "code": code_groups(ordered),
+        "cpus": cpu_groups(ordered),
         "records": ordered,
     }
 
@@ -94,4 +141,5 @@ def document_problems(doc: Any) -> list[str]:
     return problems
 
 
-__all__ = ["KIND", "SCHEMA_VERSION", "document_problems", "merged_document"]
+__all__ = ["KIND", "SCHEMA_VERSION", "code_groups", "cpu_groups", "document_problems",
+           "merged_document", "record_code"]

@@ -29,6 +29,7 @@ from hwzswap.bench.marks import (
     no_writeback,
     vs_raw_na,
 )
+from hwzswap.bench.provenance import commit_words, figure_metadata, stamp_figure
 from hwzswap.errors import HwzswapError
 from hwzswap.fileio import write_figure
 from hwzswap.sweep.store import PLOT_SPEEDUP
@@ -155,6 +156,73 @@ def table_rows(doc: dict[str, Any], group_by: str | None
     return cols, [(k, groups[k]) for k in order if groups.get(k)]
 
 
+def _runs_text(runs: list[str], limit: int | None = None) -> str:
+    n = len(runs)
+    if limit is not None and n > limit:
+        return f"{n} runs"
+    return f"{n} run{'s' * (n != 1)}: {', '.join(runs)}"
+
+
+def code_text(doc: dict[str, Any]) -> str:
+    """The commit the runs were measured at (``abc123``, ``abc123 (modified)``), or each
+    commit with its runs when they differ; ``unknown`` when no record names one."""
+    code = doc.get("code") or []
+    if not code:
+        return "unknown (no run wrote results)"
+    if len(code) == 1:
+        return commit_words(code[0])
+    return "several, see MIXED CODE below: " + "; ".join(
+        f"{commit_words(g)} ({len(g['runs'])} run{'s' * (len(g['runs']) != 1)})" for g in code)
+
+
+def mixed_code_warning(doc: dict[str, Any]) -> str | None:
+    """A warning when the records were measured with different code (a sweep resumed after a
+    commit or an edit of tracked files merges runs of each): which commits, which runs, and
+    how to measure them again with one; None when every record names the same code."""
+    code = doc.get("code") or []
+    if len(code) < 2:
+        return None
+    return ("MIXED CODE: these runs were measured with different code (a commit or an edit "
+            "of tracked files between them, as when a sweep is resumed after one), so their "
+            "figures do not compare with each other: "
+            + "; ".join(f"{commit_words(g)}: {_runs_text(g['runs'], 12 if i == 0 else None)}"
+                        for i, g in enumerate(code))
+            + ". Remove the records of the runs to measure again from the output directory's "
+            "runs/ (or use a new output directory) and run the sweep again")
+
+
+def provenance_lines(doc: dict[str, Any]) -> list[str]:
+    """The head of ``table.md``: the command, the machine (each CPU with its hosts and runs
+    when they differ) and the commit the runs were measured at."""
+    cpus = doc.get("cpus") or []
+    if not cpus:
+        machine = "unknown (no run wrote results)"
+    else:
+        machine = "; ".join(
+            f"{g.get('cpu') or '?'} · {g.get('cores') or '?'} cores"
+            + (f" (hosts {', '.join(map(str, g['hosts']))}" if g.get("hosts") else " (")
+            + (f"; {_runs_text(g['runs'], 12 if i == 0 else None)})" if len(cpus) > 1 else ")")
+            for i, g in enumerate(cpus))
+    lines = [f"Command: `{doc.get('command') or '?'}`  ", f"Machine: {machine}  ",
+             f"Commit: {code_text(doc)}  "]
+    checkout = doc.get("checkout") or {}
+    code = doc.get("code") or []
+    if checkout.get("git_commit") and code and any(
+            (g.get("git_commit"), g.get("git_dirty"))
+            != (checkout.get("git_commit"), checkout.get("git_dirty")) for g in code):
+        lines.append(f"Merged by a checkout at {commit_words(checkout)}  ")
+    return lines
+
+
+def figure_provenance(doc: dict[str, Any]) -> dict[str, Any]:
+    """The sweep's command, time and code for a figure's foot and metadata."""
+    code = doc.get("code") or []
+    text = (None if not code else commit_words(code[0]) if len(code) == 1 else
+            "MIXED CODE: " + ", ".join(commit_words(g) for g in code))
+    return {"command": doc.get("command"), "created": doc.get("created"),
+            "git_commit": text, "git_dirty": False}
+
+
 def print_table(doc: dict[str, Any], group_by: str | None, console: Any) -> None:
     """The grouped table on a rich console, and the reasons of the runs that did not succeed."""
     from rich.table import Table
@@ -179,6 +247,9 @@ def print_table(doc: dict[str, Any], group_by: str | None, console: Any) -> None
         for j, row in enumerate(rows):
             table.add_row(Text(group) if j == 0 else "", *map(Text, row))
     console.print(table)
+    warning = mixed_code_warning(doc)
+    if warning:
+        console.print(Text(warning, style="bold red"), highlight=False)
     for rec in doc.get("records") or []:
         if rec.get("status") != "ok":
             console.print(Text.assemble((str(rec.get("run_id")), "red"),
@@ -209,8 +280,11 @@ def markdown(doc: dict[str, Any], group_by: str | None) -> str:
     gb = check_group_by(doc, group_by)
     cols, sections = table_rows(doc, gb)
     r = doc["runs"]
-    lines = [f"# Sweep {doc['sweep']['source']}", "",
-             f"{r['planned']} runs: {r['ok']} ok, {r['failed']} failed, "
+    lines = [f"# Sweep {doc['sweep']['source']}", "", *provenance_lines(doc), ""]
+    warning = mixed_code_warning(doc)
+    if warning:
+        lines += [f"**{warning}**", ""]
+    lines += [f"{r['planned']} runs: {r['ok']} ok, {r['failed']} failed, "
              f"{r['unschedulable']} unschedulable, {r['missing']} missing. "
              f"Hosts: {', '.join(doc.get('hosts') or []) or '-'}. Created {doc['created']} "
              f"({doc['generator']}).", ""]
@@ -310,6 +384,7 @@ def throughput_vs_ratio_figure(doc: dict[str, Any]) -> Any:
                               color="grey", label="hollow: not comparable (marks)"))
     axs[1].legend(handles=handles, loc="best", fontsize=8)
     fig.suptitle(f"sweep {Path(doc['sweep']['source']).name}: {len(recs)} runs")
+    stamp_figure(fig, figure_provenance(doc))
     _mark_footnote(fig, [m for m in ALL_MARKS if m in shown])
     return fig
 
@@ -331,7 +406,9 @@ def plot_throughput_vs_ratio(doc: dict[str, Any], path: str | Path) -> Path | No
     fig = throughput_vs_ratio_figure(doc)
     if fig is None:
         return None
-    return write_figure(fig, path, dpi=110)  # whole or not at all, the figure closed
+    # whole or not at all, the figure closed; the commit and command in its metadata too
+    return write_figure(fig, path, dpi=110,
+                        metadata=figure_metadata(path, figure_provenance(doc)))
 
 
 def _pair_key(rec: dict[str, Any]) -> str:
@@ -479,6 +556,7 @@ def speedup_figure(doc: dict[str, Any], baseline: str = BASELINE) -> Any:
         handles.append(Patch(label="not comparable (its marks)", **VOID_BAR))
     axs[1].legend(handles=handles, loc="best", fontsize=8)
     fig.suptitle(f"speed-up over {baseline}, run for run (same engine mode and settings)")
+    stamp_figure(fig, figure_provenance(doc))
     used = [m for m in ALL_MARKS if any(m.label in lab for lab in labels_seen)]
     _mark_footnote(fig, used)
     return fig
@@ -489,10 +567,13 @@ def plot_speedup(doc: dict[str, Any], path: str | Path, baseline: str = BASELINE
     fig = speedup_figure(doc, baseline)
     if fig is None:
         return None
-    return write_figure(fig, path, dpi=110)  # whole or not at all, the figure closed
+    # whole or not at all, the figure closed; the commit and command in its metadata too
+    return write_figure(fig, path, dpi=110,
+                        metadata=figure_metadata(path, figure_provenance(doc)))
 
 
 __all__ = ["BASELINE", "MODE_MARKERS", "Speedup", "check_group_by", "engine_mode",
-           "mark_notes", "markdown", "override_notes", "plot_speedup",
+           "code_text", "figure_provenance", "mark_notes", "markdown", "mixed_code_warning",
+           "override_notes", "plot_speedup", "provenance_lines",
            "plot_throughput_vs_ratio", "point_label", "print_table", "speedup_figure", "speedup_table", "speedups", "table_rows",
            "throughput_vs_ratio_figure"]
