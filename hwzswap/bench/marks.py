@@ -112,6 +112,27 @@ def comparable(r: Mapping[str, Any], what: Direction) -> bool:
     return not figure_marks(r, what)
 
 
+def emulation_unseparated(r: Mapping[str, Any]) -> bool:
+    """A modelled row whose emulation time is unknown (``emulation_us_per_page`` null: the
+    backend's counters gave no ``emulation_us`` rise over the row's chunks, e.g. once its
+    device was marked failed): its host CPU and wall time hold the emulation, not taken out."""
+    return (r.get("time_basis") == "modeled" and not r.get("emulation_us_per_page")
+            and not r.get("host_cpu_note"))
+
+
+def cpu_mark(r: Mapping[str, Any]) -> str:
+    """The mark of the row's host CPU cell: ``n/a`` (a ``realtime`` device clock,
+    ``host_cpu_note``), ``*`` (the emulated device's own work excluded), ``†`` (a modelled
+    device whose emulation could not be separated: it is included), or empty."""
+    if r.get("host_cpu_note"):
+        return "n/a"
+    if r.get("emulation_us_per_page"):
+        return "*"
+    if emulation_unseparated(r):
+        return "†"
+    return ""
+
+
 __all__ = ["ALL_MARKS", "DEVICE_FAILED", "MODELLED", "Mark", "NO_WRITEBACK", "OVERLAP",
-           "STAGED", "UNLIKE", "cell_suffix", "comparable", "figure_marks", "no_writeback",
-           "vs_raw_na"]
+           "STAGED", "UNLIKE", "cell_suffix", "comparable", "cpu_mark", "emulation_unseparated",
+           "figure_marks", "no_writeback", "vs_raw_na"]

@@ -6,7 +6,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from hwzswap.bench.marks import cell_suffix, figure_marks, no_writeback, vs_raw_na
+from hwzswap.bench.marks import (
+    cell_suffix,
+    cpu_mark,
+    emulation_unseparated,
+    figure_marks,
+    no_writeback,
+    vs_raw_na,
+)
 from hwzswap.bench.provenance import commit_words, figure_metadata, stamp_figure
 from hwzswap.bench.results import UNLIKE_WORK_SHARE
 
@@ -100,9 +107,11 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
             verified += f" ({r['mismatches']} BAD)"
         if r.get("load_failures"):
             verified += f" ({r['load_failures']} LOST)"
-        cpu = "n/a" if r.get("host_cpu_note") else _us(r["host_cpu_us_per_page"])
-        if r.get("emulation_us_per_page") and not r.get("host_cpu_note"):
-            cpu += "*"
+        # n/a: a realtime clock; *: emulation excluded; †: a modelled device's emulation that
+        # could not be separated, so it is in the figure (hwzswap.bench.marks.cpu_mark)
+        mark = cpu_mark(r)
+        cpu = "n/a" if mark == "n/a" else _us(r["host_cpu_us_per_page"]) + (
+            " †" if mark == "†" else mark)
         written = str(r["written_back_pages"])
         if no_writeback(r):
             written += " !"
@@ -290,6 +299,11 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
            for r in doc["results"]):
         notes.append("* host CPU excludes the emulated device's own work (emulation_us), "
                      "which runs on the host")
+    unseparated = [_label(r) for r in doc["results"] if emulation_unseparated(r)]
+    if unseparated:
+        notes.append("CPU †: host CPU includes the emulated device's own work for "
+                     + ", ".join(unseparated) + ": the emulation's time could not be separated "
+                     "(the backend's counters gave no emulation_us over the row's work)")
     emulated = [r for r in doc["results"] if r["time_basis"] == "modeled"]
     if emulated:
         parts = []
@@ -303,6 +317,12 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                          f"{emu} µs/page in all, beside the host")
             elif emu:
                 part += f": {wall} µs/page wall, {emu} of it emulation"
+            else:  # no emulation figure (e.g. its device marked failed): say so, with the wall
+                part += (f": {wall} µs/page wall, the "
+                         "emulation included: its time could not be separated (no "
+                         "emulation_us from the backend over this row's work"
+                         + ("; the device was marked failed" if r.get("device_failed") else "")
+                         + ")")
             if r.get("modeled_wall_us_per_page"):
                 part += f", {r['modeled_wall_us_per_page']} µs/page with the modelled device"
             parts.append(part)
