@@ -357,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                            "machine": machine(), "memory_limit": limit, "funcs": args.funcs,
                            "configs": configs, "levels": []}
     res["commit"] = os.environ.get("HWZSWAP_COMMIT") or _git_head()
+    res["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     res["cgroup"] = memory_hierarchy()[0]
     try:
         from hwzswap.bench.results import machine_info
@@ -461,8 +462,14 @@ def plot_levels(res: dict[str, Any], path: str) -> None:
         ax.set_xticklabels([f"-j{lv['jobs']}" for lv in res["levels"]])
         ax.set_title(f"{col}: % vs base")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
+    # the commit and command in the image's text and metadata, as every result file names them
+    from hwzswap.bench.provenance import figure_metadata, stamp_figure
+
+    prov = {"command": res.get("command"), "created": res.get("created"),
+            "git_commit": res.get("commit")}
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    stamp_figure(fig, prov)
+    fig.savefig(path, metadata=figure_metadata(path, prov))
     plt.close(fig)
 
 
