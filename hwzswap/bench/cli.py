@@ -46,7 +46,7 @@ def load_corpus(corpus: str | None, pages: int | None) -> tuple[Any, dict[str, A
     else:
         full = corpus_mod.load_pages(corpus)
         n = min(DEFAULT_PAGES, full.shape[0]) if pages is None else pages
-        chosen = select_pages(full, n)
+        chosen = select_pages(full, n, source=str(corpus))
         files = [Path(corpus).name]
         source = "file"
     if full.shape[0] == 0:

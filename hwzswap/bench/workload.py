@@ -355,18 +355,25 @@ def _seed_rng(seed: int, salt: str) -> SplitMix64:
     return SplitMix64(int.from_bytes(digest[:8], "little"))
 
 
-def select_pages(pages: np.ndarray, n: int | None) -> np.ndarray:
+def select_pages(pages: np.ndarray, n: int | None, source: str | None = None) -> np.ndarray:
     """The workload's pages: all of ``pages``, or ``n`` of them spread evenly and kept in corpus
-    order (so a sample still covers every region and neighbouring pages stay neighbours)."""
+    order (so a sample still covers every region and neighbouring pages stay neighbours).
+    ``source``: the page file they came from, named in the errors (None: "the corpus")."""
     total = int(pages.shape[0])
+    where = f"the page file {source}" if source else "the corpus"
+    if total == 0:  # no --pages can help: --pages is at least 1
+        raise WorkloadError(
+            f"{where} holds no pages; pass a page file that holds pages "
+            "(`hwzswap capture -o F.pages.zst -- CMD` makes one), or leave out --corpus for "
+            "the bundled corpus")
     if n is None or n == total:
         return np.ascontiguousarray(pages)
     if n < 1:
         raise WorkloadError(f"--pages must be at least 1, got {n}")
     if n > total:
         raise WorkloadError(
-            f"the corpus holds {total} pages, fewer than the {n} asked for; pass --pages {total} "
-            "or a larger --corpus"
+            f"{where} holds {total} pages, fewer than the {n} asked for; pass --pages {total} "
+            "or less, or a larger --corpus"
         )
     idx = np.linspace(0, total - 1, n).round().astype(np.int64)
     return np.ascontiguousarray(pages[idx])
