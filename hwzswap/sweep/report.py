@@ -92,6 +92,21 @@ def _run_name(rec: dict[str, Any]) -> str:
     return str(rec.get("run_id") or rec.get("backend") or "?")
 
 
+def _unlike_shares(rec: dict[str, Any]) -> str:
+    """Why a run's ``vs raw`` is ``n/a``, short: the share of its stores the stack never
+    compressed and of its loads read from the swap file (the bench's note when a share is
+    missing)."""
+    parts = []
+    for what, share, words in (("store", "store_refused_share", "stores never compressed"),
+                               ("load", "load_swap_share", "loads from the swap file")):
+        if not vs_raw_na(rec, what):  # type: ignore[arg-type]
+            continue
+        v = rec.get(share)
+        parts.append(f"{words} {v:.0%}" if isinstance(v, (int, float))
+                     else str(rec.get(f"{what}_vs_raw_note")))
+    return "; ".join(parts)
+
+
 def mark_notes(doc: dict[str, Any]) -> list[str]:
     """What the marks in the table mean, one line per mark some run shows, naming its runs
     (the bench's notes, :mod:`hwzswap.bench.marks`); a run whose ``vs raw`` is ``n/a`` with
@@ -103,12 +118,9 @@ def mark_notes(doc: dict[str, Any]) -> list[str]:
         if not who:
             continue
         if mark is UNLIKE:
-            reasons = []
-            for rec in who:
-                parts = [rec.get("store_vs_raw_note"), rec.get("load_vs_raw_note")]
-                text = "; ".join(dict.fromkeys(str(p) for p in parts if p))
-                reasons.append(f"{_run_name(rec)}: {text}")
-            lines.append(f"{mark.meaning}: " + "; ".join(reasons))
+            lines.append(f"{mark.meaning} (the records' store_vs_raw_note and "
+                         "load_vs_raw_note say it in full): "
+                         + "; ".join(f"{_run_name(rec)} ({_unlike_shares(rec)})" for rec in who))
         else:
             lines.append(f"{mark.meaning}: " + ", ".join(_run_name(rec) for rec in who))
     if lines:
