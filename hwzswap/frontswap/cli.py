@@ -88,6 +88,9 @@ class _Progress:
         self.deadline_s: float | None = None
         self._compressor: Compressor | None = None
         self._timeouts = 0
+        #: the measured system is open and checked: a failure from here on is the run's
+        #: (exit status 1), not input refused before anything ran (2)
+        self.running = False
 
     def __call__(self, step: str) -> None:
         self.step, self.at = step, time.monotonic()
@@ -108,6 +111,11 @@ class _Progress:
             return False
         self._timeouts = comp.timeouts
         return True
+
+
+#: The mark :func:`run_stats` sets on an error raised once the measured run had started (a
+#: device or driver failing, a hung step, a failing close), as against input refused first.
+DURING_RUN = "hwzswap_stats_during_run"
 
 
 def _stall_limit_s(config: Any) -> float:
@@ -181,7 +189,10 @@ def _warm_up_twin(config: Any, data: np.ndarray, progress: _Progress) -> dict[st
                 system.swap_free(0, o)
     finally:
         progress("warm-up: closing")
-        system.close()
+        try:
+            system.close()
+        except HwzswapError as exc:  # a driver whose close fails: the measured run shows it
+            out["error"] = out["error"] or f"{type(exc).__name__}: {exc}"
     out["seconds"] = time.perf_counter() - t0
     return out
 
@@ -203,6 +214,7 @@ def _workload(config: Any, rows: list[bytes], data: np.ndarray, source: str, see
                 f"fewer than the {n} --pages asks to swap; pass --pages {nr} or less, or raise "
                 "swap.nr_pages"
             )
+        progress.running = True
         order = np.random.default_rng(seed).permutation(n).tolist()
         large = 0
         t0 = time.perf_counter()
@@ -312,6 +324,8 @@ def run_stats(config: Any, pages: int, seed: int = 0,
         try:
             box["report"] = _workload(config, rows, data, source, seed, progress, warm_up)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            if progress.running:
+                setattr(exc, DURING_RUN, True)
             box["exc"] = exc
 
     worker = threading.Thread(target=run, name="hwzswap-stats", daemon=True)
@@ -323,11 +337,14 @@ def run_stats(config: Any, pages: int, seed: int = 0,
         if progress.gave_up():  # a call given up at its deadline: the engine is not stuck
             progress.at = time.monotonic()
         if worker.is_alive() and time.monotonic() - progress.at > limit:
-            raise DeviceError(
+            stalled = DeviceError(
                 f"hwzswap stats: {progress.step} did not return within {limit:g} s; the backend "
                 "is not answering (a driver call that never returns cannot be interrupted; set "
                 "zswap.device_timeout_ms for a driver's asynchronous ops). The run was abandoned."
             )
+            if progress.running:
+                setattr(stalled, DURING_RUN, True)
+            raise stalled
     if "exc" in box:
         raise box["exc"]
     return box["report"]
@@ -429,7 +446,13 @@ def default_config() -> Any:
 
 def _cmd_stats(args: argparse.Namespace) -> int:
     config = args.config if args.config is not None else default_config()
-    report = run_stats(config, args.pages, seed=args.seed)
+    try:
+        report = run_stats(config, args.pages, seed=args.seed)
+    except HwzswapError as exc:
+        if not getattr(exc, DURING_RUN, False):
+            raise  # refused before anything ran (a bad config, an unusable swap file): 2
+        print(f"hwzswap stats: error: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -452,8 +475,8 @@ def register(subparsers: Any) -> None:
             "every one back in and check it byte for byte, free every other slot, and print "
             "zswap's and the swap device's counters. The backend is first warmed up on a "
             "throwaway swap system, so the per-page times hold no one-time setup (a JIT's "
-            "first call, a kernel build). Exit status 1 if a page came back wrong, "
-            "2 on a bad option or config."
+            "first call, a kernel build). Exit status 1 if a page came back wrong or the "
+            "run failed (a device or driver error), 2 on a bad option or config."
         ),
     )
     p.add_argument("--config", metavar="FILE", type=file_name,

@@ -34,6 +34,7 @@ from hwzswap.config import ZswapConfig, load_config, parameter_error
 from hwzswap.errors import (
     BackendError,
     ConfigError,
+    DriverError,
     HwzswapError,
     InvalidInputError,
     InvalidParameterError,
@@ -344,7 +345,7 @@ class SwapSystem:
                 self._swap_maps.pop(t, None)
                 self._retire(self.devices.pop(t))
             if self._owns_backend:
-                self.backend.close()
+                _close_backend(self.backend)
 
     def _retire(self, dev: SwapDevice) -> None:
         """Close a device taken off, keeping its counters in :meth:`stats`."""
@@ -454,13 +455,31 @@ def open_zswap(
             else:
                 where = f"{cfg.source}: swap.path"
             raise SwapDeviceError(f"{where}: {exc}") from exc
-    except BaseException:
-        if system is not None:
-            system.close()
-        elif owns:
-            backend.close()
+    except BaseException as exc:
+        try:
+            if system is not None:
+                system.close()
+            elif owns:
+                _close_backend(backend)
+        except HwzswapError as cleanup:  # the error that stopped the open is the one to see
+            exc.add_note(f"and closing what was opened failed too: {cleanup}")
         raise
     return system
+
+
+def _close_backend(backend: Backend) -> None:
+    """Close a backend this system built. A driver whose ``close`` raises something other than
+    a :class:`HwzswapError` (an ``OSError`` from a device node gone, say) gets a
+    :class:`DriverError` naming it, raised once everything else is closed."""
+    try:
+        backend.close()
+    except HwzswapError:
+        raise
+    except Exception as exc:
+        raise DriverError(
+            f"driver {getattr(backend, 'name', type(backend).__name__)!r}: close() raised "
+            f"{type(exc).__name__}: {exc}; the swap system is closed, but the driver may not "
+            "have released its device or memory") from exc
 
 
 __all__ = ["SwapSystem", "device_model_from_config", "open_zswap"]
