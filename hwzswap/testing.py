@@ -63,6 +63,7 @@ from hwzswap.backends.contract import (
     OpStatus,
     capabilities_problem,
     declared_gauges,
+    read_only_view,
 )
 from hwzswap.backends.registry import get_backend, get_backend_class
 from hwzswap.errors import (
@@ -301,7 +302,8 @@ def _read_only_error(exc: BaseException) -> bool:
     ctypes' ``from_buffer``)."""
     text = str(exc).lower()
     return isinstance(exc, (TypeError, ValueError, BufferError)) and (
-        "read-only" in text or "readonly" in text or "not writable" in text)
+        "read-only" in text or "readonly" in text or "not writable" in text
+        or "writeable flag" in text)
 
 
 # -- result shapes --------------------------------------------------------------------------
@@ -731,6 +733,14 @@ def check_batch(backend: Backend, pages: np.ndarray | None = None) -> None:
     items = compress_batch_items(backend, "batch", batch, raws)
     if not np.array_equal(batch, before):
         raise _fail(backend, "batch", "compress_batch wrote to its input pages")
+    # the engine's form: a read-only view of a writable array (the caller's pages, a staged
+    # copy): a driver that sets its write flag back, or writes through it another way, fails
+    writable = np.array(batch)
+    compress_batch_items(backend, "batch", read_only_view(writable))
+    if not np.array_equal(writable, before):
+        raise _fail(backend, "batch", "compress_batch changed its input pages (handed as a "
+                    "read-only view of a writable array, as the engine hands them): a driver's "
+                    "input is read-only, its write flag too; copy first (np.array(pages))")
     for i, item in enumerate(items):
         if isinstance(item, BaseException):
             raise _fail(backend, "batch", f"compress_batch failed this item: {item}", i)

@@ -81,6 +81,7 @@ from hwzswap.backends.contract import (
     OpKind,
     OpStatus,
     capabilities_problem,
+    read_only_view,
 )
 from hwzswap.errors import (
     CorruptDataError,
@@ -182,12 +183,10 @@ class Watchdog:
 def _readonly(pages: np.ndarray) -> np.ndarray:
     """A read-only view of a batch, for the driver: it must not write to its input, and one
     that tries gets numpy's ValueError (made a DriverError) instead of changing the caller's
-    pages, or the engine's staged copies, under the page CRCs taken before the call."""
-    if not pages.flags.writeable:
-        return pages
-    view = pages.view()
-    view.flags.writeable = False
-    return view
+    pages, or the engine's staged copies, under the page CRCs taken before the call. Built on a
+    read-only buffer (:func:`read_only_view`), so the driver cannot set the flag back either,
+    whether the array it came from was writable or not."""
+    return read_only_view(pages)
 
 
 def _detached(arg: Any) -> Any:
@@ -373,7 +372,8 @@ class Compressor:
         if isinstance(exc, KeyboardInterrupt):
             raise exc
         what = f"raised {type(exc).__name__}: {str(exc)[:200]}"
-        if isinstance(exc, ValueError) and "read-only" in str(exc):
+        if isinstance(exc, ValueError) and ("read-only" in str(exc)
+                                            or "WRITEABLE flag" in str(exc)):
             what += ("; the pages a driver is given are read-only: it must not write to its "
                      "input (copy a page first if it needs a writable buffer)")
         return self._violation("exception", call, what)

@@ -539,3 +539,20 @@ class CloseRaises(GoodDriver):
 
     def close(self) -> None:
         raise RuntimeError("close failed: device busy")
+
+
+class FlipsWritable(GoodDriver):
+    """A DMA-style driver that sets its read-only batch's write flag back ("the device needs a
+    writable buffer") and scribbles on it: numpy allowed that on a read-only *view* of a
+    writable array, so the caller's pages changed under their CRCs."""
+
+    name = "broken-flips-writable"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(batch=True)
+
+    def compress_batch(self, pages: Any) -> list[Any]:
+        pages.flags.writeable = True
+        pages[:, 0] ^= 0xFF
+        return [_lz4(v) for v in page_views(pages)]

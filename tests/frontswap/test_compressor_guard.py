@@ -52,14 +52,28 @@ class ScribbleFirst(Lz4Backend):
 
 
 class ForceWritable(ScribbleFirst):
-    """Makes its read-only view writable again (numpy lets a view of a writable array), then
-    writes: only ``verify_pages``, with the CRCs taken before the call, can catch it."""
+    """Sets its read-only view's write flag back, then writes (numpy allowed that on a view of
+    a writable array; the engine's view is over a read-only buffer now, so it cannot)."""
 
     name = "test-force-writable"
 
     def compress_batch(self, pages: np.ndarray) -> list[Any]:
         pages.flags.writeable = True
         return super().compress_batch(pages)
+
+
+class WritesThroughPointer(ScribbleFirst):
+    """Writes through the batch's raw address, as a C driver (or a device's DMA) can whatever
+    the flags say: only ``verify_pages``, with the CRCs taken before the call, can catch it."""
+
+    name = "test-writes-through-pointer"
+
+    def compress_batch(self, pages: np.ndarray) -> list[Any]:
+        import ctypes
+
+        raw = (ctypes.c_ubyte * pages.nbytes).from_address(pages.ctypes.data)
+        np.frombuffer(raw, np.uint8).reshape(pages.shape)[:, :16] = 0xEE
+        return [self.compress(p) for p in pages]
 
 
 @pytest.mark.parametrize("watchdog", ["auto", "off"])
@@ -87,15 +101,30 @@ def test_a_driver_that_writes_its_input_gets_an_error_and_corrupts_nothing(
 
 
 def test_page_crcs_are_taken_before_the_driver_sees_the_pages(make_system):
-    """A driver that forces its view writable and changes a page before compressing it: the
-    object decodes to the changed page, and verify_pages (CRCs of the pages as given) catches
-    it at load, where a CRC taken after the call blessed the wrong page."""
-    s = system(make_system, ForceWritable(), batching="reclaim", verify_pages=True)
+    """A driver that writes through its batch's address (no flag stops that) and changes a
+    page before compressing it: the object decodes to the changed page, and verify_pages (CRCs
+    of the pages as given) catches it at load, where a CRC taken after the call blessed the
+    wrong page."""
+    s = system(make_system, WritesThroughPointer(), batching="reclaim", verify_pages=True)
     pages = compressible_pages(4)
     assert s.swap_out_batch(0, range(4), as_batch(pages)) == [True] * 4
     with pytest.raises(HwzswapError, match="verify_pages"):
         s.swap_in(0, 0)
     assert s.stats()["verify_fail"] == 1
+
+
+def test_a_driver_cannot_set_its_input_writable_again(make_system):
+    """The flag of the driver's read-only view cannot be set back (the view is over a read-only
+    buffer): the driver's ValueError is a DriverError, the store is rejected, the caller's
+    pages are untouched and each comes back exact from the swap file."""
+    s = system(make_system, ForceWritable(), batching="reclaim", verify_pages=True)
+    pages = compressible_pages(4)
+    arr = as_batch(pages)
+    assert s.swap_out_batch(0, range(4), arr) == [False] * 4
+    assert arr.tobytes() == b"".join(pages)
+    assert [s.swap_in(0, o) for o in range(4)] == pages
+    assert s.stats()["driver_bad_exception"] == 1 and s.stats()["verify_fail"] == 0
+    assert "WRITEABLE flag" in s.zswap.compressor.last_error
 
 
 class AsyncScribbleSrc(Lz4Backend):
