@@ -90,6 +90,7 @@ from hwzswap.errors import (
     DriverError,
     HwzswapError,
 )
+from hwzswap.frontswap.pipeline import merged_batches
 
 #: Deadline of a device call or op when neither the config nor the driver sets one.
 DEFAULT_TIMEOUT_MS = 10_000.0
@@ -145,7 +146,10 @@ class Watchdog:
         self._jobs: queue.SimpleQueue[list[Any]] | None = None
         self._abandoned: list[threading.Event] = []  # of calls given up: set once they return
 
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def call(self, fn: Callable[..., Any], *args: Any, timeout_s: float | None = None) -> Any:
+        """``fn(*args)`` on the worker, waiting at most ``timeout_s`` (``None``: the
+        watchdog's own)."""
+        wait = self.timeout_s if timeout_s is None else timeout_s
         job: list[Any] = [fn, args, threading.Event(), None, None]
         with self._lock:
             if self._abandoned:
@@ -157,7 +161,7 @@ class Watchdog:
                 threading.Thread(target=serve_jobs, args=(self._jobs,), daemon=True,
                                  name=f"hwzswap-watchdog-{self.name}").start()
             self._jobs.put(job)
-            if not job[2].wait(self.timeout_s):
+            if not job[2].wait(wait):
                 self._jobs.put(None)  # the worker ends if the stuck call ever returns
                 self._jobs = None
                 self._abandoned.append(job[2])
@@ -336,13 +340,14 @@ class Compressor:
         def watched(*args: Any) -> Any:
             # an abandoned call may outlive the pool's object: hand it copies, not views
             args = tuple(_detached(a) for a in args)
+            merged = merged_batches()  # an async call merging k batches: k deadlines
             try:
-                return dog.call(fn, *args)
+                return dog.call(fn, *args, timeout_s=self.timeout_s * merged)
             except _Timeout:
                 self.note_timeouts(1)
                 raise DeviceTimeoutError(
                     f"driver {self.name!r}: {call} did not return within "
-                    f"{self.timeout_s * 1000.0:g} ms ({self.deadline_source}); given up",
+                    f"{self._deadline_text(merged)}; given up",
                     given_up=True) from None  # counted here, not again
             except _Stuck:
                 # A call given up before is still in the driver: this one would wait behind
@@ -356,6 +361,13 @@ class Compressor:
                     given_up=True) from None
 
         return watched
+
+    def _deadline_text(self, merged: int) -> str:
+        """``300 ms (zswap.device_timeout_ms)``, or for a call merging ``merged`` batches
+        ``4 x 300 ms (...)``: the deadline a call had, for its messages."""
+        ms = f"{self.timeout_s * 1000.0:g} ms ({self.deadline_source})"
+        return ms if merged == 1 else (f"{merged} x {ms}: a call of {merged} merged batches "
+                                       f"gets one deadline each")
 
     # -- violations ---------------------------------------------------------------------------
 
@@ -733,7 +745,8 @@ class Compressor:
                 op.status, op.error = OpStatus.DEVICE_ERROR, "the device was marked failed"
             return ops
         epoch = self._timeout_epoch
-        deadline = time.monotonic() + self.timeout_s
+        merged = merged_batches()  # an async call merging k batches: k deadlines
+        deadline = time.monotonic() + self.timeout_s * merged
         # The device gets ops of its own; a completed one is copied into the caller's. An op
         # given up at the deadline may still be written by the device later: only its copy is.
         mine = {id(op): CompOp(op.kind, op.src) for op in ops}
@@ -790,7 +803,7 @@ class Compressor:
                 op.produced, op.consumed, op.device_us = dev.produced, dev.consumed, dev.device_us
                 self._check_op(op)
             if outstanding and time.monotonic() > deadline:
-                self._timed_out(list(outstanding.values()), waiting)
+                self._timed_out(list(outstanding.values()), waiting, merged=merged)
                 break
             if outstanding and not done:
                 time.sleep(0)  # let a device thread run
@@ -799,16 +812,17 @@ class Compressor:
                 self._answered(epoch)
         return ops
 
-    def _timed_out(self, late: list[CompOp], waiting: list[CompOp], count: bool = True) -> None:
-        ms = self.timeout_s * 1000.0
+    def _timed_out(self, late: list[CompOp], waiting: list[CompOp], count: bool = True,
+                   merged: int = 1) -> None:
+        within = self._deadline_text(merged)
         for op in late:
             op.status = OpStatus.DEVICE_ERROR
             op.dst = None
-            op.error = f"timed out after {ms:g} ms ({self.deadline_source})"
+            op.error = f"timed out after {within}"
         if not count:
             return
         self.timeouts += len(late)
-        self.last_error = (f"driver {self.name!r}: {len(late)} ops timed out after {ms:g} ms "
+        self.last_error = (f"driver {self.name!r}: {len(late)} ops timed out after {within} "
                            f"({len(waiting)} never accepted)")
         self._timeout_counted()
 
@@ -895,8 +909,11 @@ class Compressor:
         """A caller gave up on a device call (``batches`` batches) at its deadline: count it,
         and mark the device failed after ``fail_after`` consecutive timeouts."""
         self.timeouts += batches
+        # a call merging k batches had k deadlines (the pipeline gives up on all k at once;
+        # the watchdog's call runs on the pipeline's thread, which says k)
+        merged = max(merged_batches(), batches)
         self.last_error = (f"driver {self.name!r}: a device call timed out after "
-                           f"{self.timeout_s * 1000.0:g} ms")
+                           f"{self._deadline_text(merged)}")
         self._timeout_counted()
 
     def close(self) -> None:

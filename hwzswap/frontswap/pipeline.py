@@ -34,7 +34,15 @@ So ``complete`` must be safe to call from several threads at once and must not a
 earlier batch has completed (zswap's ``_complete_async`` is: it lands a page under the
 cache's lock, and only while that page is still its slot's staged page).
 
-Deadlines: a device call still running ``timeout_s`` after it started is given up: its batches
+Merged calls: merging is the engine's choice, not the device's, so it must not cost the device
+its deadline. A device call that merges ``k`` queued batches gets ``k`` deadlines: ``k x
+timeout_s`` (each batch its own deadline, as it would have had alone). The compressor's own
+deadline for the call (a watched driver's, a submit/poll loop's) is scaled the same way: it
+reads :func:`merged_batches` on the worker thread. So a device that meets its deadline for
+each batch the caller made is never timed out (nor marked failed) because the engine put
+several of them in one call.
+
+Deadlines: a device call still running its deadline after it started is given up: its batches
 complete as failed ("timed out"), ``on_timeout()`` is told (so the compressor can count it and
 mark the device failed after repeated timeouts), and a new worker takes over the queue. The
 stuck call's late result, if it ever comes, is discarded. So ``submit`` and ``drain`` never
@@ -73,6 +81,16 @@ class _Job:
         self.pages = pages
         self.done = False
         self.started: float | None = None  # monotonic time the device call began
+
+
+_MERGE = threading.local()  # .k: batches in the device call this thread is making
+
+
+def merged_batches() -> int:
+    """How many of the caller's batches the device call this thread is making merges (1
+    outside a pipeline's merged call): the call's deadline is that many times the per-call
+    deadline (see "Merged calls" above)."""
+    return getattr(_MERGE, "k", 1)
 
 
 #: Pipelines not yet closed, for :func:`_close_all_at_exit`.
@@ -213,7 +231,7 @@ class AsyncPipeline:
         if started is None:
             self._cv.wait(self.timeout_s)
             return
-        left = started + self.timeout_s - time.monotonic()
+        left = started + self.timeout_s * len(self._running) - time.monotonic()
         if left > 0:
             self._cv.wait(left)
             return
@@ -223,6 +241,7 @@ class AsyncPipeline:
         """The worker's device call is overdue: fail its batches, hand the queue to a new
         worker, and complete the failed batches (outside the lock)."""
         late = [j for j in self._running if not j.done]
+        merged = len(self._running)
         self._running = []
         for job in late:
             job.done = True  # still in _jobs until completed: drain() waits for that
@@ -234,13 +253,15 @@ class AsyncPipeline:
         if self._queue:
             self._start_worker_locked()
         ms = self.timeout_s * 1000.0
+        why = (f"timed out after {ms:g} ms ({self._deadline})" if merged == 1 else
+               f"timed out after {merged} x {ms:g} ms (a call of {merged} merged batches, "
+               f"one deadline each: {self._deadline})")
         self._cv.release()
         try:
             if self._on_timeout is not None:
                 self._on_timeout(len(late))
             for job in late:
-                self._complete_one(job, CompressedBatch.all_failed(
-                    len(job.pages), f"timed out after {ms:g} ms ({self._deadline})"))
+                self._complete_one(job, CompressedBatch.all_failed(len(job.pages), why))
         finally:
             self._cv.acquire()
             for job in late:
@@ -316,11 +337,14 @@ class AsyncPipeline:
                 self._running = jobs
             sizes = [len(j.pages) for j in jobs]
             pages = jobs[0].pages if len(jobs) == 1 else np.concatenate([j.pages for j in jobs])
+            _MERGE.k = len(jobs)  # the call's deadline: one per merged batch
             try:  # a result that does not split (a wrong item count) fails the call too
                 parts = self._compress(pages).split(sizes)
             except BaseException as exc:  # noqa: BLE001 - a failed call fails its batches
                 why = f"{type(exc).__name__}: {exc}"
                 parts = CompressedBatch.all_failed(len(pages), why).split(sizes)
+            finally:
+                _MERGE.k = 1
             with cv:
                 if gen != self._generation:
                     return  # this call was given up on; its batches completed as failed
@@ -340,4 +364,4 @@ class AsyncPipeline:
                     cv.notify_all()
 
 
-__all__ = ["AsyncPipeline"]
+__all__ = ["AsyncPipeline", "merged_batches"]

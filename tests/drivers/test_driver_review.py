@@ -5,11 +5,13 @@ byte-exact, and the kit and the engine apply one rule."""
 from __future__ import annotations
 
 import re
+import time
+from typing import Any
 
 import numpy as np
 import pytest
 
-from hwzswap.backends.contract import read_only_view
+from hwzswap.backends.contract import Capabilities, page_views, read_only_view
 from hwzswap.testing import ConformanceError, run_conformance
 
 import broken_drivers as bd
@@ -51,3 +53,79 @@ def test_the_kit_fails_a_driver_that_flips_its_input_writable(register) -> None:
     assert info.value.check == "batch"
     assert re.search(r"compress_batch wrote into its input .*read-only: compress_batch raised "
                      r"ValueError: cannot set WRITEABLE flag", str(info.value)), str(info.value)
+
+
+# -- 2: async mode's merged calls get one deadline per merged batch ------------------------------
+
+
+class _PerPageDevice(bd.GoodDriver):
+    """A device that takes ``ms`` a page; its first call takes ``first_ms`` (so the next
+    batches queue up and the engine merges them into one call)."""
+
+    name = "review-per-page"
+    ms = 1.5
+    first_ms = 90.0
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.sizes: list[int] = []
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(device="review-dev", batch=True, preferred_batch=256)
+
+    def compress_batch(self, pages: Any) -> list[Any]:
+        self.sizes.append(len(pages))
+        time.sleep((self.first_ms if len(self.sizes) == 1 else self.ms * len(pages)) / 1000.0)
+        return [bd._lz4(v) for v in page_views(pages)]
+
+
+def _store_behind_a_first_call(s: Any, pages: np.ndarray) -> None:
+    """Store ``pages`` in 32-page passes: the first alone in the device's first call, the rest
+    queued while it runs (so the engine merges them into the next call)."""
+    s.swap_out_batch(0, list(range(32)), pages[:32])
+    end = time.monotonic() + 10.0
+    while not s.zswap.backend.sizes and time.monotonic() < end:
+        time.sleep(0.001)
+    for lo in range(32, len(pages), 32):
+        s.swap_out_batch(0, list(range(lo, lo + 32)), pages[lo:lo + 32])
+    s.drain()
+
+
+@pytest.mark.parametrize("watchdog", ["auto", "off"])
+def test_merged_async_calls_get_one_deadline_per_batch(system, watchdog) -> None:
+    """32-page batches take 48 ms each, well within the 100 ms deadline; the engine merges the
+    ones queued behind a slow first call into one call of 96+ pages (150+ ms). That call had
+    one batch's deadline, timed out and, repeated, marked the device failed; a call merging
+    k batches now gets k deadlines, so every page is stored."""
+    s = system(_PerPageDevice, batching="async", device_timeout_ms=100,
+               driver_watchdog=watchdog, device_fail_after=1)
+    pages = _pages(128)
+    _store_behind_a_first_call(s, pages)
+    dev = s.zswap.backend
+    assert max(dev.sizes) >= 64, f"no merged call: {dev.sizes}"
+    st = s.stats()
+    assert st["driver_timeouts"] == 0 and st["async_timeouts"] == 0, dev.sizes
+    assert st["driver_failed"] == 0 and st["zswpout"] == 128
+    assert [s.swap_in(0, o) for o in range(128)] == [p.tobytes() for p in pages]
+
+
+def test_a_merged_call_past_its_deadlines_names_them(system) -> None:
+    """A merged call that overruns even k deadlines is given up, its message saying so."""
+
+    class Slow(_PerPageDevice):
+        name = "review-slow-merged"
+        ms = 6.0  # 192 ms a batch: over the 100 ms deadline alone, merged or not
+
+    s = system(Slow, batching="async", device_timeout_ms=100, device_fail_after=100)
+    pages = _pages(96)
+    _store_behind_a_first_call(s, pages)
+    assert s.zswap.backend.sizes == [32, 64]
+    assert s.stats()["driver_timeouts"] == 1
+    assert re.search(r"timed out after 2 x 100 ms \(zswap.device_timeout_ms\): a call "
+                     r"of 2 merged batches gets one deadline each",
+                     s.zswap.compressor.last_error), s.zswap.compressor.last_error
+    end = time.monotonic() + 10.0  # the given-up call returns (its loads are refused till then)
+    while any(check() for check in s.zswap.compressor.stuck_checks) and time.monotonic() < end:
+        time.sleep(0.005)
+    assert [s.swap_in(0, o) for o in range(96)] == [p.tobytes() for p in pages]
