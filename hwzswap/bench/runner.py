@@ -436,9 +436,13 @@ def pool_limit_note(source: str, cfg: Any, base: Any, workload: Workload,
                 f"{' and '.join(k for k in POOL_LIMIT_KEYS if k in set(given))}"
                 f"{off}")
     if source == "workload sizing" and sizing:
+        target = sizing.get("target_pages")
+        off = ("" if target is None or target == cfg.max_pool_pages else
+               f" ({target} pages, rounded: the config's whole MB and whole percent give "
+               f"{cfg.max_pool_pages}, the nearest they can)")
         return (f"pool limit {limit}: workload {workload.name} sized it for this backend to "
                 f"{sizing['held_fraction']:g} of the {sizing['held_pages']} pages its pool "
-                f"holds with every page stored; set zswap.max_pool_percent or "
+                f"holds with every page stored{off}; set zswap.max_pool_percent or "
                 f"memory.total_ram_mb in --config to run every backend at one limit")
     if source == "workload":
         return f"pool limit {limit}: set by workload {workload.name}"
@@ -1554,8 +1558,9 @@ def run_backend(
     if source == "workload sizing":
         held = held_pool_pages(backend, cw, base, mode)
         frac = float(wl.pool_sizing["held_fraction"])
-        extra = pool_limit_overrides(max(1, round(held * frac)))
-        sizing = {"held_fraction": frac, "held_pages": held}
+        target = max(1, round(held * frac))
+        extra = pool_limit_overrides(target)
+        sizing = {"held_fraction": frac, "held_pages": held, "target_pages": target}
     cfg = backend_config(base, backend, wl, mode, extra, keep)
     if sizing is not None:
         sizing["limit_pages"] = cfg.max_pool_pages

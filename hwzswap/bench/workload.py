@@ -400,18 +400,29 @@ def _pool_overrides(n: int, pool_fraction: float) -> dict[str, Any]:
 
 def pool_limit_overrides(limit_pages: int) -> dict[str, Any]:
     """``memory.total_ram_mb`` and ``zswap.max_pool_percent`` whose limit
-    (``total_ram_pages * percent // 100``, as the kernel) comes closest to ``limit_pages``."""
+    (``total_ram_pages * percent // 100``, as the kernel) is ``limit_pages`` exactly when the
+    two whole numbers can express it, else the nearest they can: one page off at most (a
+    limit is ⌊2.56 × MB × percent⌋ pages, so 103 pages, say, cannot be written), the lower on
+    a tie, then the smallest RAM. Earlier builds searched only up to four times the smallest
+    RAM that holds the limit and rounded the percent, up to 12 pages off (102 for 103)."""
     per_mb = _MIB // PAGE_SIZE
     target = max(1, int(limit_pages))
-    low = max(1, math.ceil(target / per_mb))  # the smallest RAM whose 100 % holds the target
-    best: tuple[int, int, int] | None = None
-    for mb in range(low, 4 * low + 4):
-        pct = min(100, max(1, round(100 * target / (mb * per_mb))))
-        err = abs(mb * per_mb * pct // 100 - target)
-        if best is None or err < best[0]:
-            best = (err, mb, pct)
+    best: tuple[tuple[int, bool, int], int, int] | None = None
+    for pct in range(1, 101):
+        exact = 100 * target / (per_mb * pct)  # the RAM in MB that would give it
+        for mb in {math.floor(exact), math.ceil(exact)}:
+            if not 1 <= mb <= MAX_TOTAL_RAM_MB:
+                continue
+            got = mb * per_mb * pct // 100
+            key = (abs(got - target), got > target, mb)
+            if best is None or key < best[0]:
+                best = (key, mb, pct)
     assert best is not None
     return {"memory": {"total_ram_mb": best[1]}, "zswap": {"max_pool_percent": best[2]}}
+
+
+#: The largest ``memory.total_ram_mb`` the config takes.
+MAX_TOTAL_RAM_MB = 1 << 24
 
 
 #: The config keys a workload may override: the ones the generators write (the pool limit and
