@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ def cluster() -> Iterator[dict[str, Any]]:
     (short: Ray's socket paths must fit in 107 bytes) that is removed with it."""
     temp = tempfile.mkdtemp(prefix="hwzray", dir="/tmp")
     old_auth = os.environ.get("RAY_AUTH_MODE")
+    old_term = signal.getsignal(signal.SIGTERM)  # ray.init installs its own: put back after
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a local test cluster writes no token to ~/.ray
     try:
         ray.init(num_cpus=2, num_gpus=0, resources={"testdev": 1}, include_dashboard=False,
@@ -38,6 +40,7 @@ def cluster() -> Iterator[dict[str, Any]]:
         yield {"resources": ray.cluster_resources()}
     finally:
         ray.shutdown()
+        signal.signal(signal.SIGTERM, old_term)
         if old_auth is None:
             os.environ.pop("RAY_AUTH_MODE", None)
         else:
