@@ -317,6 +317,9 @@ class Compressor:
         self.device_errors = 0
         self.item_failures = 0
         self.busy_retries = 0
+        #: calls not made because one given up at its deadline was still in the driver
+        #: (not timeouts: they do not count toward ``fail_after``)
+        self.refused_stuck = 0
         self.bad = dict.fromkeys(VIOLATIONS, 0)
         #: the last contract violation or device error (diagnostics, shown by stats)
         self.last_error: str | None = None
@@ -351,9 +354,16 @@ class Compressor:
                     given_up=True) from None  # counted here, not again
             except _Stuck:
                 # A call given up before is still in the driver: this one would wait behind
-                # it (or enter beside it), and the device has not answered within its
-                # deadline. Not made, and counted as a timeout, as it would have ended.
-                self.note_timeouts(1)
+                # it (or enter beside it). Not made: counted as refused (refused_stuck), not
+                # as a timeout -- it never ran, and "device_fail_after consecutive timeouts"
+                # means calls that ran past their deadline (one stall used to fail the device
+                # within microseconds, as the next calls were refused). Raised as a given-up
+                # timeout (counted here, not again): the store goes to the swap device, a
+                # load to the software decoder where there is one.
+                with self._state:
+                    self.refused_stuck += 1
+                self.last_error = (f"driver {self.name!r}: {call} not made: an earlier call "
+                                   f"is still stuck in the driver")
                 raise DeviceTimeoutError(
                     f"driver {self.name!r}: {call} not made: an earlier call that did not "
                     f"return within {self.timeout_s * 1000.0:g} ms ({self.deadline_source}) "
@@ -929,6 +939,7 @@ class Compressor:
         out.update(timeouts=self.timeouts,
                    device_errors=self.device_errors, item_failures=self.item_failures,
                    busy_retries=self.busy_retries, sw_fallbacks=self.sw_fallbacks,
+                   refused_stuck=self.refused_stuck,
                    failed=self.failed, recoveries=self.recoveries,
                    watched=self.watchdog is not None,
                    last_error=self.last_error)

@@ -202,7 +202,8 @@ def test_the_engine_times_out_a_hung_device_and_marks_it_failed(tmp_path: Path,
 
 def test_a_call_given_up_by_the_watchdog_keeps_the_driver_to_itself() -> None:
     """zswap.driver_watchdog: on gives a call up at its deadline while it still runs inside the
-    driver. The next calls are not made (the watchdog refuses them at once: counted timeouts),
+    driver. The next calls are not made (the watchdog refuses them at once: counted as refused,
+    not as timeouts),
     submit answers BUSY and poll nothing meanwhile; once it returns, the driver works."""
     b = Nx842Backend(clock="realtime", comp_setup_us=300_000.0)
     c = Compressor(b, timeout_ms=20, fail_after=8, watchdog="on")
@@ -215,7 +216,7 @@ def test_a_call_given_up_by_the_watchdog_keeps_the_driver_to_itself() -> None:
         assert b.poll() == []
         with pytest.raises(DeviceTimeoutError):
             c.compress(PAGES[2].tobytes())  # not made while the first is stuck
-        assert c.timeouts == 2 and c.device_errors == 0
+        assert c.timeouts == 1 and c.refused_stuck == 1 and c.device_errors == 0
         deadline = time.monotonic() + 10
         while c.watchdog.stuck() and time.monotonic() < deadline:
             time.sleep(0.01)

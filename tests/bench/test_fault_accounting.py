@@ -57,8 +57,10 @@ def test_a_device_marked_failed_is_not_a_clean_comparison(pages: np.ndarray) -> 
     (``reject_compress_fail``): the stack then looked faster than the codec alone and was
     named best store mode. Now those refusals count as work the stack did not do, the row
     says the device failed, no best store mode is named and the exit status is 1."""
-    _StallsTwice.stalls = 2
-    cfg = {"zswap": {"device_timeout_ms": 50, "device_fail_after": 2}}
+    # one stall, fail_after 1: the calls made while it is stuck are refused (refused_stuck),
+    # not timeouts, so a second stall right behind it would not count
+    _StallsTwice.stalls = 1
+    cfg = {"zswap": {"device_timeout_ms": 50, "device_fail_after": 1}}
     with registered(_StallsTwice):
         doc = run_bench(build_workload("roundtrip", pages, seed=0),
                         BenchRun(backends=[_StallsTwice.name], config=cfg, warm_up=False,
@@ -68,7 +70,7 @@ def test_a_device_marked_failed_is_not_a_clean_comparison(pages: np.ndarray) -> 
     rec, page = by["reclaim"], by["page"]
     assert rec["device_failed"] is True and page["device_failed"] is False
     drv = rec["faults"]["driver"]
-    assert drv["timeouts"] >= 2 and drv["failed"] == 1 and rec["faults"]["any"]
+    assert drv["timeouts"] >= 1 and drv["failed"] == 1 and rec["faults"]["any"]
     assert rec["rejects"]["compress_fail"] > UNLIKE_WORK_SHARE * rec["store_pages"]
     assert rec["store_refused_share"] > UNLIKE_WORK_SHARE
     assert rec["store_vs_raw"] is None and "marked failed" in rec["store_vs_raw_note"]

@@ -5,6 +5,7 @@ byte-exact, and the kit and the engine apply one rule."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from typing import Any
 
@@ -129,3 +130,86 @@ def test_a_merged_call_past_its_deadlines_names_them(system) -> None:
     while any(check() for check in s.zswap.compressor.stuck_checks) and time.monotonic() < end:
         time.sleep(0.005)
     assert [s.swap_in(0, o) for o in range(96)] == [p.tobytes() for p in pages]
+
+
+# -- 3: a call refused behind a stuck one is not a timeout -----------------------------------------
+
+
+class _StallsOnce(bd.GoodDriver):
+    """LZ4 blocks (``format='lz4'``: software decodes them); its second ``compress_batch``
+    stalls until released (a device that hiccups once), every other call answers at once."""
+
+    name = "review-stalls-once"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.calls = 0
+        self.release = threading.Event()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(device="review-dev", batch=True, format="lz4")
+
+    def compress_batch(self, pages: Any) -> list[Any]:
+        self.calls += 1
+        if self.calls == 2:
+            self.release.wait(30)
+        return [bd._lz4(v) for v in page_views(pages)]
+
+
+def _wait_unstuck(s: Any) -> None:
+    end = time.monotonic() + 10.0
+    while any(check() for check in s.zswap.compressor.stuck_checks) and time.monotonic() < end:
+        time.sleep(0.005)
+    assert not any(check() for check in s.zswap.compressor.stuck_checks)
+
+
+def test_one_stall_does_not_fail_the_device(system) -> None:
+    """One stuck call (given up at 100 ms) and 12 stores while it is still stuck: those calls
+    are refused (driver_refused_stuck; the pages go to the swap device, a load to the software
+    decoder), not counted as timeouts; once it returns the device stores again. (The refused
+    calls counted as timeouts: the device was failed within microseconds, and with
+    device_retry_s null never came back.)"""
+    s = system(_StallsOnce, batching="reclaim", device_timeout_ms=100, device_fail_after=8,
+               device_retry_s=None)
+    dev = s.zswap.backend
+    pages = _pages(16)
+    try:
+        assert s.swap_out_batch(0, [0], pages[:1]) == [True]
+        assert s.swap_out_batch(0, [1], pages[1:2]) == [False]  # stalls: given up
+        for off in range(2, 14):
+            assert s.swap_out_batch(0, [off], pages[off:off + 1]) == [False]
+        assert s.swap_in(0, 0) == pages[0].tobytes()  # decoded in software meanwhile
+        st = s.stats()
+        assert dev.calls == 2
+        assert st["driver_timeouts"] == 1 and st["driver_refused_stuck"] == 13
+        assert st["driver_failed"] == 0 and st["driver_sw_fallbacks"] == 1
+    finally:
+        dev.release.set()
+    _wait_unstuck(s)
+    assert s.swap_out_batch(0, [14, 15], pages[14:]) == [True, True]
+    assert s.stats()["driver_failed"] == 0 and dev.calls == 3
+    assert [s.swap_in(0, o) for o in range(16)] == [p.tobytes() for p in pages]
+
+
+def test_no_retry_while_a_given_up_call_is_still_stuck(system) -> None:
+    """A device marked failed (device_fail_after 1) is not tried again after device_retry_s
+    while the call given up on is still in the driver; once it has returned, it is."""
+    s = system(_StallsOnce, batching="reclaim", device_timeout_ms=100, device_fail_after=1,
+               device_retry_s=0.2)
+    dev = s.zswap.backend
+    pages = _pages(4)
+    try:
+        assert s.swap_out_batch(0, [0], pages[:1]) == [True]
+        assert s.swap_out_batch(0, [1], pages[1:2]) == [False]  # stalls: failed
+        assert s.stats()["driver_failed"] == 1
+        time.sleep(0.3)  # past retry_s, the call still stuck: not tried again
+        assert s.swap_out_batch(0, [2], pages[2:3]) == [False]
+        assert dev.calls == 2 and s.stats()["driver_failed"] == 1
+    finally:
+        dev.release.set()
+    _wait_unstuck(s)
+    time.sleep(0.25)  # retry_s from the last look, now that nothing is stuck
+    assert s.swap_out_batch(0, [3], pages[3:]) == [True]
+    assert dev.calls == 3 and s.stats()["driver_recoveries"] == 1
+    assert [s.swap_in(0, o) for o in range(4)] == [p.tobytes() for p in pages]

@@ -40,13 +40,15 @@ def test_a_hung_device_is_abandoned_not_waited_for(register, capsys, monkeypatch
     monkeypatch.setattr(stats_cli, "STALL_SLACK_S", 0.3)
     cfg = engine_config(tmp_path, bd.HungDevice.name, batching="page", device_timeout_ms=50)
     t0 = time.monotonic()
-    # The engine gives each call up at the deadline (its watchdog) and marks the device failed
-    # after device_fail_after timeouts, so the run completes: every page went to the swap file.
+    # The engine gives the first call up at the deadline (its watchdog); the later ones are
+    # refused at once while it is stuck (driver_refused_stuck: not timeouts, so the device is
+    # not marked failed by them), so the run completes: every page went to the swap file.
     assert main(["stats", "--config", str(cfg), "--pages", "16"]) == 0
     assert time.monotonic() - t0 < 10
     out = capsys.readouterr().out
-    assert re.search(r"driver_timeouts\s+│\s+[1-9]", out)
-    assert re.search(r"driver_failed\s+│\s+1", out)
+    assert re.search(r"driver_timeouts\s+│\s+1\b", out)
+    assert re.search(r"driver_refused_stuck\s+│\s+[1-9]", out)
+    assert re.search(r"driver_failed\s+│\s+0", out)
     assert re.search(r"reject_compress_fail\s+│\s+16", out)
 
 
@@ -93,14 +95,17 @@ def test_the_stall_limit_follows_a_drivers_own_deadline(register, monkeypatch,
 
 def test_a_step_that_gives_up_on_many_calls_is_not_a_stall(register, capsys, monkeypatch,
                                                             tmp_path: Path) -> None:
-    # 16 pages one call each on a hung device: 16 deadlines of 50 ms before device_fail_after
-    # (20) is reached, 0.8 s in one step against a stall limit of 0.45 s. Each call given up
-    # is the engine at work, so the run completes (it was abandoned as "not answering").
+    # 16 pages one call each on a hung device: the first given up at its deadline, the others
+    # refused while it is stuck (counted as refused_stuck, not as timeouts toward
+    # device_fail_after), in one step against a stall limit of 0.45 s. Each call given up or
+    # refused is the engine at work, so the run completes (it was abandoned as "not
+    # answering").
     register(bd.HungDevice)
     monkeypatch.setattr(stats_cli, "STALL_SLACK_S", 0.3)
     cfg = engine_config(tmp_path, bd.HungDevice.name, batching="page", device_timeout_ms=50,
                         device_fail_after=20)
     assert main(["stats", "--config", str(cfg), "--pages", "16", "--json"]) == 0
     c = json.loads(capsys.readouterr().out)["counters"]
-    assert c["driver_timeouts"] == 16 and c["reject_compress_fail"] == 16
-    assert c["driver_failed"] == 0  # 16 of 20: not marked failed, every call waited for
+    assert c["driver_timeouts"] == 1 and c["reject_compress_fail"] == 16
+    assert c["driver_refused_stuck"] >= 1
+    assert c["driver_failed"] == 0

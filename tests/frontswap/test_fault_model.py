@@ -265,7 +265,7 @@ def test_a_device_marked_failed_still_gives_back_the_pages_it_holds(tmp_path, mo
         for off in (1, 2):
             backend.arm("hang", 1)
             assert s.swap_out(0, off, BANK[off]) is False  # timed out: on the swap device
-        time.sleep(REPRO_HANG_S)
+            time.sleep(REPRO_HANG_S)  # returned: the next call is made (not refused as stuck)
         assert s.stats()["driver_failed"] == 1
         assert [s.swap_in(0, off) for off in range(3)] == BANK[:3]
         assert s.swap_out(0, 3, BANK[3]) is False  # a failed device takes no stores

@@ -195,8 +195,9 @@ def test_a_run_whose_device_was_marked_failed_says_so(tmp_path: Path) -> None:
             return super().compress_batch(pages)
 
     with registered(Stalls):
+        # fail_after 1: calls refused while the stalled one is stuck are not timeouts
         doc = _bench_document(Stalls.name, {"zswap": {"device_timeout_ms": 50,
-                                                      "device_fail_after": 2}})
+                                                      "device_fail_after": 1}})
     assert bench_failed(doc) and doc["results"][0]["device_failed"] is True
     spec = {"run_id": "r", "coords": {}, "settings": {}, "backend": Stalls.name, "config": {},
             "bench_args": []}
@@ -266,7 +267,7 @@ def test_a_run_whose_device_fails_is_recorded_with_the_benchs_reason(
                "settings": {"backend": "stallsdrv"}, "backend": "stallsdrv",
                "config": {"zswap": {"compressor": {"name": "stallsdrv", "params": {}},
                                     "batching": "reclaim", "device_timeout_ms": 50,
-                                    "device_fail_after": 2}},
+                                    "device_fail_after": 1}},
                "bench_args": ["--backends", "stallsdrv", "--workload", "roundtrip",
                               "--pages", "48", "--repeat", "1"]}
     rec = execute_run(runspec, 300)
