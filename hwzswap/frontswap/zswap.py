@@ -21,7 +21,12 @@ async     reclaim batches handed to the device         swap writeback: bios in f
 
 Every call into the driver goes through :class:`~hwzswap.frontswap.compressor.Compressor`, which
 checks each result, enforces the device deadline and gives batch results per item: one failed
-page of a batch rejects that page only. Asynchronous devices (capability ``asynchronous``) are
+page of a batch rejects that page only, or, in the batched modes, the large folio it belongs to.
+A large folio (an mTHP) is stored all or nothing in ``folio``, ``reclaim`` and ``async`` mode,
+as today's ``zswap_store(folio)`` stores one (6.13+): when any of its pages is rejected, none
+stays in zswap and the whole folio goes to the swap device (the page that failed counted under
+its reason, the others as ``reject_folio``). ``page`` mode models v9, which had no large folios,
+and stores each page on its own. Asynchronous devices (capability ``asynchronous``) are
 driven through ``submit``/``poll``, but a device with a batch call gets each batch in one
 ``compress_batch`` (``async`` mode runs it on the pipeline's worker, not the storing thread).
 
@@ -75,8 +80,10 @@ import operator
 import threading
 import time
 import zlib
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol
+from itertools import accumulate
+from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 
@@ -117,6 +124,8 @@ _STAGED = object()  # load_batch: a slot served from its staged copy
 
 #: An index entry: a pool handle, or the word of a same-filled page.
 Entry = int | bytes
+#: A pass's same-filled pages held back with their large folio: folio -> [(item, word)].
+_FolioWords = dict[int, list[tuple[int, bytes]]]
 #: Whose pool-limit check it is (:meth:`ZswapCache._check_limits`).
 _LimitCheck = Literal["store", "landing", "reclaim"]
 
@@ -155,6 +164,7 @@ _COUNTERS = (
     "reject_compress_fail",
     "reject_alloc_fail",
     "reject_reclaim_fail",
+    "reject_folio",
     "written_back_pages",
     "writeback_fail",
     "writeback_raced",
@@ -196,19 +206,65 @@ def _staged_groups(groups: list[int], idx: list[int]) -> list[int]:
 
 class _StagedBatch:
     """async mode: one reclaim batch in flight -- its type, offsets, its own page copies
-    (read-only: the driver gets them, and must not change them), their folio sizes
-    (consecutive pages) and, with ``verify_pages``, their CRCs (taken before the driver saw
-    them)."""
+    (read-only: the driver gets them, and must not change them), the folio sizes of the pages
+    it compresses (consecutive, the first ones), with ``verify_pages`` their CRCs (taken
+    before the driver saw them), and ``words``: the same-filled pages of those folios (folio
+    index -> ``(page index, word)``; staged after the pages to compress, never sent to the
+    device, and stored or refused with their folio; ``None``: none)."""
 
-    __slots__ = ("type", "offs", "pages", "groups", "pcsums")
+    __slots__ = ("type", "offs", "pages", "groups", "pcsums", "words")
 
     def __init__(self, type: int, offs: list[int], pages: np.ndarray,
-                 groups: list[int], pcsums: list[int] | None = None) -> None:
+                 groups: list[int], pcsums: list[int] | None = None,
+                 words: _FolioWords | None = None) -> None:
         self.type = type
         self.offs = offs
         self.pages = pages
         self.groups = groups
         self.pcsums = pcsums
+        self.words = words
+
+
+class _Admitted(NamedTuple):
+    """What a batch store's first half (:meth:`ZswapCache._admit`) leaves for its second: the
+    positions of the pages to compress (``idx``), those pages (``todo``: one row per position
+    of ``idx``, or the whole batch when ``idx`` indexes it) and ``words``: the same-filled
+    pages whose folio also has pages to compress, ``(position, word)``, stored or refused
+    with their folio once it is compressed (a large folio is stored all or nothing): by
+    folio in ``folio_words``, each folio counted among the folios of the pages to compress
+    (as :func:`_staged_groups` counts them) and each page numbered after those pages."""
+
+    todo: np.ndarray
+    idx: list[int]
+    words: list[tuple[int, bytes]]
+    #: ``words`` by folio, as :meth:`ZswapCache._commit` takes them (``None``: no words)
+    folio_words: _FolioWords | None = None
+
+
+class _Landing:
+    """One compressed pass going into the pool (:meth:`ZswapCache._commit`): its slots (the
+    batch's items first, then the same-filled pages held back with their folios), the
+    batch's CRCs (``verify_pages``), the compressed batch, the staged batch (async mode), the
+    ``(start, end)`` of each folio's items and the folios' same-filled pages."""
+
+    __slots__ = ("tree", "offs", "pcsums", "batch", "staged", "spans", "words")
+
+    def __init__(self, tree: ZswapTree, offs: list[int], pcsums: list[int] | None,
+                 batch: CompressedBatch, staged: _StagedBatch | None,
+                 spans: list[tuple[int, int]], words: _FolioWords | None) -> None:
+        self.tree = tree
+        self.offs = offs
+        self.pcsums = pcsums
+        self.batch = batch
+        self.staged = staged
+        self.spans = spans
+        self.words = words
+
+
+def _spans(groups: list[int]) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of each folio of consecutive sizes ``groups``."""
+    ends = list(accumulate(groups))
+    return list(zip([0, *ends[:-1]], ends))
 
 
 class ZswapCache:
@@ -590,26 +646,30 @@ class ZswapCache:
             return self._reject(tree, offset, "reject_compress_fail")
         if data is None or len(data) > self._max_len:
             return self._reject(tree, offset, "reject_compress_poor")
-        csum = _crc32(data) if self._csums is not None else None
-        pcsum = _crc32(page) if self._pcsums is not None else None
+        csum = None if self._csums is None else (_crc32(data),)
+        pcsum = None if self._pcsums is None else (_crc32(page),)
         self._acquire()
         try:
             handle = self.pool.malloc_write(data)
-            self._insert_locked(tree, (offset,), (handle,), None if csum is None else (csum,),
-                                None if pcsum is None else (pcsum,))
+            self._insert_locked(tree, (offset,), (handle,), csum, pcsum)
             return True
         except PoolAllocError:
             pass
         finally:
             self._release()
-        return self._store_after_reclaim(tree, offset, data, csum, pcsum)
+        got = self._alloc_after_reclaim(data)
+        if got.__class__ is str:
+            return self._reject(tree, offset, got)  # type: ignore[arg-type]
+        with self._lock:
+            self._insert_locked(tree, (offset,), (got,), csum, pcsum)  # type: ignore[arg-type]
+        return True
 
     def _store_pages(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
                      groups: list[int] | None = None) -> list[bool]:
         """Store a batch with one compress call (``pages`` checked, one offset each;
         ``groups``: its folio sizes, ``None``: one folio)."""
         results = [False] * len(pages)
-        todo, idx = self._admit(tree, offs, pages, results, groups)
+        todo, idx, words, fwords = self._admit(tree, offs, pages, results, groups)
         if not idx:
             return results
         # verify_pages: the CRCs of the pages as given, before the driver sees them (it gets
@@ -621,23 +681,26 @@ class ZswapCache:
             self.compressor.note_error(exc)
             for i in idx:
                 self._reject(tree, offs[i], "reject_compress_fail")
+            for i, _ in words:  # their folios had pages that failed
+                self._reject(tree, offs[i], "reject_folio")
             return results
         if len(idx) < len(todo):  # the batch went whole: drop its same-filled pages' items
             batch = batch.take(idx)
-        stored, _ = self._commit(tree, [offs[i] for i in idx], pcsums, batch, None,
-                                 _staged_groups(groups or [len(pages)], idx))
+        at = idx + [i for i, _ in words] if words else idx  # each item's batch position
+        stored, _ = self._commit(tree, [offs[i] for i in at], pcsums, batch, None,
+                                 _staged_groups(groups or [len(pages)], idx), fwords)
         for k in stored:
-            results[idx[k]] = True
+            results[at[k]] = True
         return results
 
     def _admit(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
-               results: list[bool], groups: list[int] | None = None
-               ) -> tuple[np.ndarray, list[int]]:
+               results: list[bool], groups: list[int] | None = None) -> _Admitted:
         """A batch store's first half: reject everything while disabled, apply the pool limit
         (reclaiming as ``_check_limits`` does), then keep same-filled pages as their word (the
         limit first, as zswap_check_limits() came before the same-filled test in the kernels
         that had it, 4.16-6.10: a refused folio's same-filled pages are refused too). Returns
-        the pages left to compress and their batch positions (none when nothing is left).
+        what is left for the store's second half (:class:`_Admitted`; nothing when ``idx`` is
+        empty).
 
         The limit is checked folio by folio (``groups``: the folio sizes; ``None``: the batch
         is one folio), as the kernel's zswap_store checks each folio of a reclaim pass: each
@@ -649,15 +712,15 @@ class ZswapCache:
         if not self._enabled:
             for off in offs:
                 self._reject(tree, off, None)
-            return pages[:0], []
+            return _Admitted(pages[:0], [], [])
         start = 0
         if self.pool.pages >= self._limit_gate:
             start, why = self._first_admitted(groups or [len(pages)])
             for i in range(start):
                 self._reject(tree, offs[i], why)
             if start == len(pages):
-                return pages[:0], []
-        return self._same_filled_split(tree, offs, pages, results, start)
+                return _Admitted(pages[:0], [], [])
+        return self._same_filled_split(tree, offs, pages, results, groups, start)
 
     def _first_admitted(self, groups: list[int]) -> tuple[int, str | None]:
         """The pool is at its limit: check it folio by folio (``groups``: the folio sizes), as
@@ -673,48 +736,86 @@ class ZswapCache:
         return start, why
 
     def _same_filled_split(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
-                           results: list[bool], start: int = 0) -> tuple[np.ndarray, list[int]]:
-        """Store the same-filled pages of a batch from position ``start`` on (the pool limit
-        admitted those) as their word; return the pages to compress and their batch positions.
-        For a codec on the host's CPU, when same-filled pages are under
-        a quarter of the batch, the pages to compress are the batch itself, unchanged (copying
-        the other rows out costs more than compressing a few same-filled pages), and the
-        caller drops their results by position; so the array may be longer than the list of
-        positions. A device never gets them: each would be a request of its own and modelled
-        time the kernel's zswap never sends it (842-nx served 20 requests for a pass of 18
-        pages to compress in folio and reclaim mode, 18 in page mode)."""
+                           results: list[bool], groups: list[int] | None, start: int = 0
+                           ) -> _Admitted:
+        """Sort a batch's same-filled pages from position ``start`` on (the pool limit
+        admitted those; ``groups``: the batch's folio sizes, ``None``: one folio). A folio
+        whose pages are all same-filled (an order-0 one included) is stored now, as words:
+        nothing can refuse it any more. The same-filled pages of a folio that also has pages
+        to compress wait for its verdict (a large folio is stored all or nothing:
+        :meth:`_commit`). Returns the pages to compress, their positions and the pages that
+        wait.
+
+        For a codec on the host's CPU, when same-filled pages are under a quarter of the batch,
+        the pages to compress are the batch itself, unchanged (copying the other rows out costs
+        more than compressing a few same-filled pages), and the caller drops their results by
+        position; so the array may be longer than the list of positions. A device never gets
+        them: each would be a request of its own and modelled time the kernel's zswap never
+        sends it (842-nx served 20 requests for a pass of 18 pages to compress in folio and
+        reclaim mode, 18 in page mode)."""
         n = len(pages)
         rest = pages[start:] if start else pages
-        same: list[int] = []
-        if self._same_filled:
-            for i, word in same_filled_pages(rest):
-                same.append(i + start)
-                results[i + start] = self._store_same_filled(tree, offs[i + start], word)
+        same = same_filled_pages(rest) if self._same_filled else None
         if not same:
-            return rest, list(range(start, n))
+            return _Admitted(rest, list(range(start, n)), [])
+        now: list[tuple[int, bytes]] = []
+        later: list[tuple[int, bytes]] = []
+        fwords: _FolioWords = {}
+        if groups is not None and len(groups) == n:  # all order-0: each is a whole folio
+            now = [(i + start, word) for i, word in same]
+        else:
+            groups = groups or [n]
+            ends = list(accumulate(groups))
+            folio = [bisect_right(ends, i + start) for i, _ in same]
+            count: dict[int, int] = {}
+            for f in folio:
+                count[f] = count.get(f, 0) + 1
+            wholly = sorted(f for f, c in count.items() if c == groups[f])
+            # a held-back page's folio among those with pages to compress: the folios refused
+            # before start and the wholly same-filled ones have none
+            refused = bisect_right(ends, start)
+            for (i, word), f in zip(same, folio):
+                if count[f] == groups[f]:
+                    now.append((i + start, word))
+                else:
+                    later.append((i + start, word))
+                    fwords.setdefault(f - refused - bisect_left(wholly, f), []).append(
+                        (n - start - len(same) + len(later) - 1, word))
+        for i, word in now:
+            results[i] = self._store_same_filled(tree, offs[i], word)
         keep = np.zeros(n, dtype=bool)
         keep[start:] = True
-        keep[same] = False
+        keep[[i + start for i, _ in same]] = False
         idx = keep.nonzero()[0].tolist()
         whole = not start and len(same) * 4 < n and self.compressor.on_host
-        return (pages if whole else pages[keep]), idx
+        return _Admitted(pages if whole else pages[keep], idx, later, fwords or None)
 
     def _commit(self, tree: ZswapTree, offs: list[int], pcsums: list[int] | None,
                 batch: CompressedBatch, staged: _StagedBatch | None = None,
-                groups: list[int] | None = None
+                groups: list[int] | None = None, words: _FolioWords | None = None
                 ) -> tuple[list[int], list[int]]:
-        """The store's second half, for a compressed batch: each item that compressed well goes
-        into the pool and the index; the others are rejected by reason; one the pool has no
-        room for is retried after a writeback. ``offs``/``pcsums``: the items' slots and
-        (``verify_pages``) their pages' CRCs.
-        Returns the items stored and the items rejected (indices).
+        """The store's second half, for a compressed batch: each folio whose pages all
+        compressed well goes into the pool and the index; the others are rejected; one the
+        pool has no room for is retried after a writeback. ``offs``: the items' slots, the
+        batch's items first; ``pcsums`` (``verify_pages``): their pages' CRCs; ``words``: the
+        same-filled pages of the folios (folio index -> ``(item, word)``, items numbered after
+        the batch's), stored or refused with their folio. Returns the items stored and the
+        items rejected (indices).
 
-        The pool limit is checked before each folio goes in (``groups``: the items' folio
-        sizes; ``None``: one folio), as the kernel's zswap_store checks each folio: a folio
-        that finds the pool at its limit reclaims, and is refused if that did not make room.
-        A batch whose objects fit well under the limit goes in with one batch write. (Checked
-        only before compression, a reclaim pass went in whole: 61 pages past a 176-page limit
-        where page mode went 7.)
+        A folio of several pages (``groups``: the folio sizes of the batch's items; ``None``:
+        one folio) is stored all or nothing, as today's zswap_store() stores a large folio
+        (6.13+): when one of its pages is rejected (compression failed or too poor, no pool
+        room, the limit), none of them stays in zswap and every page of it goes to the swap
+        device. The page that failed is counted under its reason, the others as
+        ``reject_folio``, except at the limit check, which refuses the folio before any of it
+        is stored: each page then counts under that reason, as every page of an order-0 folio
+        does.
+
+        The pool limit is checked before each folio goes in, as the kernel's zswap_store
+        checks each folio: a folio that finds the pool at its limit reclaims, and is refused
+        if that did not make room. A batch whose objects fit well under the limit goes in
+        with one batch write. (Checked only before compression, a reclaim pass went in whole:
+        61 pages past a 176-page limit where page mode went 7.)
 
         ``staged`` (async mode): the items are that batch's staged pages. Only those still
         staged as such are committed (an invalidate, a newer store or an exclusive load may
@@ -722,86 +823,176 @@ class ZswapCache:
         for the caller to write to the device."""
         status, sizes = batch.status, batch.sizes
         good = (status == _OK) & (sizes <= self._max_len)
-        n = len(offs)
-        groups = groups or [n]
+        n = len(good)
+        p = _Landing(tree, offs, pcsums, batch, staged, _spans(groups or [n]), words)
         stored: list[int] = []
         rejected: list[int] = []
+        folios = list(range(len(p.spans)))
+        if not good.all():  # a folio with a page that did not compress (well) is refused whole
+
+            def why_of(k: int) -> str:
+                if k >= n or good[k]:
+                    return "reject_folio"
+                return "reject_compress_fail" if status[k] == _FAILED else "reject_compress_poor"
+
+            whole = []
+            for f, (lo, hi) in enumerate(p.spans):
+                if good[lo:hi].all():
+                    whole.append(f)
+                else:
+                    self._refuse(p, f, rejected, why_of)
+            folios = whole
+            if not folios:
+                return stored, rejected
         if self.pool.pages + n * _OBJECT_PAGES < self._limit_gate:  # far under it: at once
-            self._commit_items(tree, offs, pcsums, batch, good, 0, n, staged, stored, rejected)
+            self._commit_folios(p, folios, stored, rejected)
             return stored, rejected
-        lo = g = 0
-        while g < len(groups):
+        spans = p.spans
+        at = 0
+        while at < len(folios):
             room = self._limit_gate - self.pool.pages
             if room <= 0:  # at the limit: this folio reclaims, and goes in only if that helped
                 ok, why = self._check_limits("store" if staged is None else "landing")
                 if not ok:
-                    hi = lo + groups[g]
-                    with self._lock:
-                        for k in range(lo, hi):
-                            if staged is None or self._is_staged_locked(staged, k):
-                                self._reject_locked(tree, offs[k], why,
-                                                    keep_staged=staged is not None)
-                                rejected.append(k)
-                    lo, g = hi, g + 1
+                    self._refuse(p, folios[at], rejected, lambda k: why)
+                    at += 1
                     continue
                 room = self._limit_gate - self.pool.pages
             # Under the limit, the next folio goes in (its check passes), and with it the
             # folios after it that cannot take the pool to the limit: one batch write.
-            hi, g = lo + groups[g], g + 1
-            while g < len(groups) and (hi - lo + groups[g]) * _OBJECT_PAGES < room:
-                hi, g = hi + groups[g], g + 1
-            self._commit_items(tree, offs, pcsums, batch, good, lo, hi, staged, stored, rejected)
-            lo = hi
+            lo, hi = spans[folios[at]]
+            count, end = hi - lo, at + 1
+            while end < len(folios):
+                lo, hi = spans[folios[end]]
+                if (count + hi - lo) * _OBJECT_PAGES >= room:
+                    break
+                count, end = count + hi - lo, end + 1
+            self._commit_folios(p, folios[at:end], stored, rejected)
+            at = end
         return stored, rejected
 
-    def _commit_items(self, tree: ZswapTree, offs: list[int], pcsums: list[int] | None,
-                      batch: CompressedBatch, good: np.ndarray, lo: int, hi: int,
-                      staged: _StagedBatch | None, stored: list[int], rejected: list[int]
-                      ) -> None:
-        """Items ``lo..hi`` of a batch into the pool (one batch write, under the lock) and the
-        index, or rejected; appends to ``stored``/``rejected``."""
-        status, sizes = batch.status, batch.sizes
-        retry: list[tuple[int, int | None, int | None]] = []
+    def _folios_words_locked(self, p: _Landing, folios: list[int]) -> list[tuple[int, bytes]]:
+        """The same-filled pages of ``folios`` (those still staged, in async mode). Lock
+        held."""
+        if not p.words:
+            return []
+        if len(folios) == len(p.spans):  # all of them
+            words = [kw for ws in p.words.values() for kw in ws]
+        else:
+            words = [kw for f in folios for kw in p.words.get(f, ())]
+        if words and p.staged is not None:
+            words = [kw for kw in words if self._is_staged_locked(p.staged, kw[0])]
+        return words
+
+    def _refuse(self, p: _Landing, f: int, rejected: list[int],
+                why_of: Callable[[int], str | None]) -> None:
+        """Refuse folio ``f`` of a pass whole: each of its pages (those still staged, in async
+        mode) counted under ``why_of(item)`` and appended to ``rejected``. None of it is in
+        the index (:meth:`_commit_folios` indexes whole folios only), and the slots' older
+        entries are dropped (the kernel's check_old)."""
+        staged = p.staged
+        lo, hi = p.spans[f]
+        with self._lock:
+            ks = list(range(lo, hi))
+            ks.extend(k for k, _ in self._folios_words_locked(p, [f]))
+            for k in ks:
+                if staged is None or self._is_staged_locked(staged, k):
+                    self._reject_locked(p.tree, p.offs[k], why_of(k),
+                                        keep_staged=staged is not None)
+                    rejected.append(k)
+
+    def _commit_folios(self, p: _Landing, folios: list[int], stored: list[int],
+                       rejected: list[int]) -> None:
+        """Whole folios of a pass (every page compressed well) into the pool and the index:
+        one batch write under the lock, and the folios it held indexed at once. When the pool
+        stops the write, the folio it stopped in and those after it have their remaining
+        objects retried one by one after a writeback (:meth:`_alloc_after_reclaim`); each
+        folio is indexed only once all its objects are in the pool, and one that does not fit
+        is refused whole, its objects freed (today's zswap_store drops the stored pages of a
+        large folio it could not store whole). Appends to ``stored``/``rejected``."""
+        staged, spans, batch = p.staged, p.spans, p.batch
+        first, last = spans[folios[0]][0], spans[folios[-1]][1]
+        if folios[-1] - folios[0] + 1 == len(folios):  # consecutive folios
+            items = np.arange(first, last)
+        else:
+            items = np.concatenate([np.arange(*spans[f]) for f in folios])
         self._acquire()
         try:
-            ok = good[lo:hi]
-            if staged is None:
-                put = np.flatnonzero(ok) + lo
-                bad = [] if ok.all() else (np.flatnonzero(~ok) + lo).tolist()
-            else:
-                live = np.fromiter((self._is_staged_locked(staged, k) for k in range(lo, hi)),
-                                   dtype=bool, count=hi - lo)
-                put = np.flatnonzero(ok & live) + lo
-                bad = (np.flatnonzero(~ok & live) + lo).tolist()
-            csums = (None if self._csums is None
-                     else [_crc32(batch[k]) for k in put.tolist()])  # type: ignore[arg-type]
-            pcs = None if pcsums is None else [pcsums[k] for k in put.tolist()]
-            handles = self.pool.malloc_write_batch(batch.buffer, batch.offsets, sizes, put)
-            done = put[:len(handles)].tolist()
-            self._insert_locked(tree, [offs[k] for k in done], handles,
-                                None if csums is None else csums[:len(handles)],
-                                None if pcs is None else pcs[:len(handles)],
-                                landing=staged is not None)
-            stored.extend(done)
-            for j in range(len(handles), len(put)):
-                retry.append((int(put[j]), None if csums is None else csums[j],
-                              None if pcs is None else pcs[j]))
-            for k in bad:
-                why = "reject_compress_fail" if status[k] == _FAILED else "reject_compress_poor"
-                self._reject_locked(tree, offs[k], why, keep_staged=staged is not None)
+            if staged is not None:
+                items = items[np.fromiter((self._is_staged_locked(staged, k)
+                                           for k in items.tolist()), dtype=bool,
+                                          count=len(items))]
+            handles = self.pool.malloc_write_batch(batch.buffer, batch.offsets, batch.sizes,
+                                                   items)
+            ks = items.tolist()
+            if len(handles) == len(ks):  # all of it: every folio goes in
+                cut, done = len(folios), len(ks)
+            else:  # the folio the write stopped in, and those after it, wait
+                stop = ks[len(handles)]
+                cut = next(c for c, f in enumerate(folios) if stop < spans[f][1])
+                done = int(np.searchsorted(items, spans[folios[cut]][0]))
+            words = self._folios_words_locked(p, folios[:cut]) if p.words else []
+            self._index_locked(p, ks[:done], handles[:done], words)
+            stored.extend(ks[:done])
+            stored.extend(k for k, _ in words)
         finally:
             self._release()
-        rejected.extend(bad)
-        for j, (k, csum, pcsum) in enumerate(retry):
-            data = batch.item_bytes(k)
-            assert data is not None
-            res = self._store_after_reclaim(tree, offs[k], data, csum, pcsum,
-                                            None if staged is None else (staged, k),
-                                            after_reclaim=j > 0)
-            if res:
-                stored.append(k)
-            elif res is not None:
-                rejected.append(k)
+        if cut == len(folios):
+            return
+        pending = dict(zip(ks[done:], handles[done:]))
+        rest, r, retried = ks[done:], 0, False
+        for f in folios[cut:]:
+            hi = spans[f][1]
+            got: dict[int, int] = {}
+            refused: tuple[int, str] | None = None
+            while r < len(rest) and rest[r] < hi:  # this folio's objects
+                k = rest[r]
+                r += 1
+                if refused is not None:
+                    continue
+                h = pending.get(k)
+                if h is None:
+                    h = self._alloc_after_reclaim(batch.item_bytes(k),
+                                                  None if staged is None else (staged, k),
+                                                  after_reclaim=retried)
+                    retried = True
+                    if h is None:  # no longer staged: nothing to store
+                        continue
+                    if h.__class__ is str:
+                        refused = (k, h)  # type: ignore[assignment]
+                        continue
+                got[k] = h  # type: ignore[assignment]
+            if refused is not None:
+                with self._lock:
+                    for h in got.values():
+                        self._pool_free(h)
+                bad, why = refused
+                self._refuse(p, f, rejected, lambda k: why if k == bad else "reject_folio")
+                continue
+            with self._lock:  # the folio is whole in the pool: index what is still staged
+                objs = [k for k in got if staged is None or self._is_staged_locked(staged, k)]
+                if len(objs) < len(got):
+                    for k in got.keys() - set(objs):
+                        self._pool_free(got[k])
+                words = self._folios_words_locked(p, [f])
+                self._index_locked(p, objs, [got[k] for k in objs], words)
+                stored.extend(objs)
+                stored.extend(k for k, _ in words)
+
+    def _index_locked(self, p: _Landing, objs: list[int], handles: Sequence[int],
+                      words: list[tuple[int, bytes]]) -> None:
+        """Index whole folios of a pass: items ``objs`` as the pool objects ``handles`` (with
+        their checksums), and their same-filled pages as their words. Lock held."""
+        landing = p.staged is not None
+        if objs:
+            csums = (None if self._csums is None
+                     else [_crc32(p.batch[k]) for k in objs])  # type: ignore[arg-type]
+            pcs = None if p.pcsums is None else [p.pcsums[k] for k in objs]
+            self._insert_locked(p.tree, [p.offs[k] for k in objs], handles, csums, pcs,
+                                landing)
+        if words:
+            self._insert_locked(p.tree, [p.offs[k] for k, _ in words],
+                                [word for _, word in words], None, None, landing)
 
     def _set_gates(self) -> None:
         """Recompute the hot path's flags from ``_enabled`` and ``_reached_full``."""
@@ -859,27 +1050,27 @@ class ZswapCache:
 
     def _store_same_filled(self, tree: ZswapTree, offset: int, word: bytes) -> bool:
         with self._lock:
-            self._drop_older_locked(tree, offset)
-            tree[offset] = word
-            self.zswpout += 1
-            self.same_filled_pages += 1
+            self._insert_locked(tree, (offset,), (word,), None, None)
         return True
 
-    def _insert_locked(self, tree: ZswapTree, offs: Sequence[int], handles: Sequence[int],
+    def _insert_locked(self, tree: ZswapTree, offs: Sequence[int], entries: Sequence[Entry],
                        csums: Sequence[int] | None, pcsums: Sequence[int] | None,
                        landing: bool = False) -> None:
-        """Index new pool objects as the entries of ``offs`` (the store's insert step, the only
-        one: one page or a whole batch), replacing what each slot held
+        """Index new entries for ``offs`` (the store's insert step, the only one: one page or
+        whole folios): all pool objects (``entries`` their handles, with their checksums) or
+        all same-filled words (no checksums). Each replaces what its slot held
         (:meth:`_drop_older_locked`). ``landing``: these are the slots' staged pages
         completing (async), not newer pages. Lock held."""
-        for off, handle in zip(offs, handles):
+        for off, entry in zip(offs, entries):
             self._drop_older_locked(tree, off, landing)
-            tree[off] = handle
+            tree[off] = entry
+        if entries and entries[0].__class__ is bytes:
+            self.same_filled_pages += len(entries)
         if csums is not None:
-            self._csums.update(zip(handles, csums))  # type: ignore[union-attr]
+            self._csums.update(zip(entries, csums))  # type: ignore[union-attr,arg-type]
         if pcsums is not None:
-            self._pcsums.update(zip(handles, pcsums))  # type: ignore[union-attr]
-        self.zswpout += len(handles)
+            self._pcsums.update(zip(entries, pcsums))  # type: ignore[union-attr,arg-type]
+        self.zswpout += len(entries)
 
     def _drop_older_locked(self, tree: ZswapTree, offset: int, landing: bool = False) -> None:
         """A newer page for a slot: its entry and its staged page in flight (async) are
@@ -904,35 +1095,27 @@ class ZswapCache:
         else:
             self.same_filled_pages -= 1
 
-    def _store_after_reclaim(self, tree: ZswapTree, offset: int, data: Any, csum: int | None,
-                             pcsum: int | None,
-                             staged: tuple[_StagedBatch, int] | None = None,
-                             after_reclaim: bool = False) -> bool | None:
-        """The pool refused the object: write back a batch (v9), retry once, else reject.
-        ``after_reclaim``: a later item of a batch write that stopped; an earlier item's
-        reclaim may have made room, so the pool is tried first and reclaim comes only if it
-        refuses (reclaiming before every such retry wrote back a batch per item left: one
-        pass at the allocator's limit wrote back 352 entries to store 26 pages).
-        ``staged`` (async): the staged page it is; ``None`` is returned, and nothing changed,
-        when that page is no longer staged (invalidated or replaced meanwhile)."""
+    def _alloc_after_reclaim(self, data: Any, staged: tuple[_StagedBatch, int] | None = None,
+                             after_reclaim: bool = False) -> int | str | None:
+        """The pool refused an object: write back a batch (v9), retry once. Returns the new
+        object's handle (not indexed yet: the caller indexes it, or frees it when its folio is
+        refused), or why it was refused (``reject_reclaim_fail``: nothing could be written
+        back; ``reject_alloc_fail``). ``after_reclaim``: a later item of a batch write that
+        stopped; an earlier item's reclaim may have made room, so the pool is tried first and
+        reclaim comes only if it refuses (reclaiming before every such retry wrote back a
+        batch per item left: one pass at the allocator's limit wrote back 352 entries to
+        store 26 pages). ``staged`` (async): the staged page it is; ``None`` is returned, and
+        nothing allocated, when that page is no longer staged (invalidated or replaced)."""
         written = None if after_reclaim else self.writeback(self.policy.writeback_batch)
         while True:
             with self._lock:
                 if staged is not None and not self._is_staged_locked(*staged):
                     return None
                 try:
-                    handle = self.pool.malloc_write(data)
+                    return self.pool.malloc_write(data)
                 except PoolAllocError:
                     if written is not None:
-                        why = "reject_reclaim_fail" if written == 0 else "reject_alloc_fail"
-                        self._reject_locked(tree, offset, why, keep_staged=staged is not None)
-                        return False
-                else:
-                    self._insert_locked(tree, (offset,), (handle,),
-                                        None if csum is None else (csum,),
-                                        None if pcsum is None else (pcsum,),
-                                        landing=staged is not None)
-                    return True
+                        return "reject_reclaim_fail" if written == 0 else "reject_alloc_fail"
             written = self.writeback(self.policy.writeback_batch)
 
     def _reject(self, tree: ZswapTree, offset: int, why: str | None) -> bool:
@@ -969,22 +1152,28 @@ class ZswapCache:
                      groups: list[int] | None = None) -> list[bool]:
         """Stage a reclaim batch and hand it to the pipeline without waiting for it."""
         results = [False] * len(pages)
-        todo, idx = self._admit(tree, offs, pages, results, groups)
+        _, idx, words, fwords = self._admit(tree, offs, pages, results, groups)
         if not idx:
             return results
-        rows = todo[idx] if len(idx) < len(todo) else np.array(todo, copy=True)  # its own copy
-        rows.flags.writeable = False  # the driver's input (and what loads read meanwhile)
-        staged = _StagedBatch(tree.type, [offs[i] for i in idx], rows,
+        at = idx + [i for i, _ in words] if words else idx
+        # its own copy of every page staged (the driver's input, what loads read meanwhile,
+        # and what goes to the device if it is refused when the pass lands): the pages to
+        # compress, then the same-filled pages held back with their folios (never compressed)
+        rows = pages[at] if len(at) < len(pages) or words else np.array(pages, copy=True)
+        rows.flags.writeable = False
+        device = rows[:len(idx)] if words else rows
+        staged = _StagedBatch(tree.type, [offs[i] for i in at], rows,
                               _staged_groups(groups or [len(pages)], idx),
-                              None if self._pcsums is None else list(map(_crc32, rows)))
+                              None if self._pcsums is None else list(map(_crc32, device)),
+                              fwords)
         with self._lock:
             for k, off in enumerate(staged.offs):
                 self._drop_older_locked(tree, off)
                 self._staged[(tree.type, off)] = (staged, k)
-        for i in idx:
+        for i in at:
             results[i] = True
         assert self._pipeline is not None
-        self._pipeline.submit(staged, staged.pages)
+        self._pipeline.submit(staged, device)
         return results
 
     def _complete_async(self, staged: _StagedBatch, batch: CompressedBatch) -> None:
@@ -1009,7 +1198,7 @@ class ZswapCache:
         # a store is (_admit): the folios the pool has no room for, after the same reclaim,
         # are refused and go to the device.
         stored, rejected = self._commit(tree, staged.offs, staged.pcsums, batch, staged,
-                                        staged.groups)
+                                        staged.groups, staged.words)
         with self._lock:
             # the rest were freed, replaced or loaded (exclusively) while in flight: each
             # page staged ends in exactly one of zswpout, a reject_* or here
@@ -1474,6 +1663,9 @@ class ZswapCache:
         ``driver_recoveries`` the tries after ``device_retry_s`` it answered, ``driver_watched``
         when its calls run on the watchdog thread; its last error is
         ``compressor.last_error``, that of an async completion :attr:`async_last_error`).
+
+        ``reject_folio``: pages refused with their large folio because another page of it was
+        rejected (that page counted under its own reason; batched modes only).
 
         ``stores`` (pages offered) = ``zswpout`` + the ``reject_*`` counters +
         ``staged_dropped`` (async: pages freed, replaced or loaded while their batch was in

@@ -486,17 +486,23 @@ class CappedLz4(CountingLz4):
 def test_no_call_exceeds_the_devices_max_batch(lz4_sys, mode):
     """A reclaim pass (or a folio, or a readahead cluster) larger than the device's
     ``max_batch`` reaches it in calls of at most that many, and each item's result still
-    lands on its own page: the failed one alone is rejected."""
+    lands on its own page: the failed one alone is rejected (in folio mode, with its large
+    folio: stored all or nothing)."""
     backend = CappedLz4()
     s = lz4_sys(mode, backend, async_max_batches=2)
     pages = compressible_pages(10)
     backend.fail_pages = {pages[6]}  # in the second call of 4
-    folios = [10] if mode == "folio" else None
+    folios = [3, 7] if mode == "folio" else None  # folio mode: a call of 3, then 4 + 3
     stored = s.swap_out_batch(0, range(10), as_batch(pages), folios=folios)
-    assert stored == [True] * 6 + [mode == "async"] + [True] * 3  # async: staged, then rejected
+    if mode == "folio":  # page 6's large folio is refused whole
+        assert stored == [True] * 3 + [False] * 7
+    else:
+        assert stored == [True] * 6 + [mode == "async"] + [True] * 3  # async: staged, rejected
     s.drain()
     st_ = s.stats()
-    assert st_["reject_compress_fail"] == 1 and st_["stored_pages"] == 9
+    assert st_["reject_compress_fail"] == 1
+    assert st_["stored_pages"] == (3 if mode == "folio" else 9)
+    assert st_["reject_folio"] == (6 if mode == "folio" else 0)
     assert max(backend.calls) <= 4 and sum(backend.calls) == 10
     assert s.swap_in_batch(0, range(10)) == pages  # page 6 from the swap file
     assert backend.decompress_calls and max(backend.decompress_calls) <= 4
@@ -755,7 +761,7 @@ def test_under_pressure_a_batch_is_refused_folio_by_folio_as_pages_are(make_syst
     for mode, st_ in stats.items():
         reasons = sum(st_[k] for k in ("reject_compress_poor", "reject_compress_fail",
                                        "reject_alloc_fail", "reject_reclaim_fail",
-                                       "reject_pool_limit"))
+                                       "reject_pool_limit", "reject_folio"))
         assert st_["stores"] == st_["zswpout"] + reasons, (mode, st_)
 
 

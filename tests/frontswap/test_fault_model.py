@@ -709,7 +709,8 @@ class FaultModel(RuleBasedStateMachine):
         assert not negative, negative
         assert s["stores"] == s["zswpout"] + sum(
             s[k] for k in ("reject_compress_poor", "reject_compress_fail", "reject_alloc_fail",
-                           "reject_reclaim_fail", "reject_pool_limit")) + self.offered_disabled \
+                           "reject_reclaim_fail", "reject_pool_limit", "reject_folio")) \
+            + self.offered_disabled \
             + s["staged_dropped"], s
         # every page offered is counted once its batch has completed (async: in flight, none)
         assert s["stores"] <= self.offered, (s["stores"], self.offered)
@@ -724,7 +725,8 @@ class FaultModel(RuleBasedStateMachine):
                 for key in ("driver_failed", "driver_timeouts", "driver_sw_fallbacks",
                             "driver_busy_retries", "driver_item_failures", "writeback_fail",
                             "written_back_pages", "async_write_fail", "reject_compress_fail",
-                            "reject_alloc_fail", "reject_pool_limit", "writeback_raced"):
+                            "reject_alloc_fail", "reject_pool_limit", "reject_folio",
+                            "writeback_raced"):
                     if s.get(key):
                         event(f"reached {key}")
                 self._clear()

@@ -19,8 +19,9 @@ def _rejects(st: dict) -> int:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_same_filled_pages_are_refused_while_the_pool_is_at_its_limit(tmp_path, mode):
-    # a 40-page pool of ~1 KiB objects (4 a page); once full, stores are refused until it is empty (threshold 0), and each
-    # refused store writes back one entry only: the hysteresis holds for the rest of the test
+    # a 40-page pool of ~1 KiB objects (4 a page); once full, stores are refused until it is
+    # empty (threshold 0), and each refused store writes back one entry only: the hysteresis
+    # holds for the rest of the test
     s = hwzswap.open_zswap({
         "zswap": {"compressor": "lz4", "batching": mode, "max_pool_percent": 1,
                   "accept_threshold_percent": 0, "writeback_batch": 1},

@@ -116,7 +116,7 @@ class SwapModel(RuleBasedStateMachine):
             assert st_["stores"] == st_["zswpout"] + sum(
                 st_[k] for k in ("reject_compress_poor", "reject_compress_fail",
                                  "reject_alloc_fail", "reject_reclaim_fail",
-                                 "reject_pool_limit"))
+                                 "reject_pool_limit", "reject_folio"))
 
     def teardown(self):
         if self.system is not None:
