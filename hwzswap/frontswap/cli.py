@@ -31,7 +31,7 @@ _GROUPS: list[tuple[str, tuple[str, ...]]] = [
               "compressed_bytes_at_peak")),
     ("stores", ("stores", "zswpout", "duplicate_entry", "pool_limit_hit", "reject_pool_limit",
                 "reject_compress_poor", "reject_compress_fail", "reject_alloc_fail",
-                "reject_reclaim_fail")),
+                "reject_reclaim_fail", "reject_folio")),
     ("loads", ("loads_hit", "loads_miss", "decompress_fail", "invalidates")),
     ("writeback", ("written_back_pages", "writeback_fail", "writeback_raced",
                    "outstanding_writebacks")),

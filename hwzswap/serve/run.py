@@ -591,7 +591,7 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             **{k: int(_delta(e1, e0, k)) for k in (
                 "zswpout", "zswpin", "written_back_pages", "pool_limit_hit",
                 "reject_compress_poor", "reject_pool_limit", "reject_alloc_fail",
-                "reject_reclaim_fail", "same_filled_pages") if k in e1},
+                "reject_reclaim_fail", "reject_folio", "same_filled_pages") if k in e1},
         },
         "kernel": {k: int(_delta(v1, v0, k)) for k in ("zswpout", "zswpin", "zswpwb",
                                                        "pgmajfault", "swpout_zero",
