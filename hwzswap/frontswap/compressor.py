@@ -543,15 +543,30 @@ class Compressor:
             self._count_device_error(exc)
             raise
         except BaseException as exc:  # noqa: BLE001
-            raise self._foreign("decompress", exc) from exc
+            err = self._foreign("decompress", exc)
+            err.__cause__ = exc
+            return self._software_instead(err, data)
         if self._consecutive_timeouts or self._probation:
             self._answered(epoch)
         if page.__class__ is not bytes:
-            page = self._as_bytes(page, "decompress")
+            try:
+                page = self._as_bytes(page, "decompress")
+            except DriverError as err:
+                return self._software_instead(err, data)
         if len(page) != PAGE_SIZE:
-            raise self._violation("result_length", "decompress",
-                                  f"returned {len(page)} bytes, not a {PAGE_SIZE}-byte page")
+            return self._software_instead(self._violation(
+                "result_length", "decompress",
+                f"returned {len(page)} bytes, not a {PAGE_SIZE}-byte page"), data)
         return page
+
+    def _software_instead(self, err: DriverError, data: Any) -> bytes:
+        """A decompression that broke the contract (``err``, counted already): the page from
+        the software decoder of the driver's ``format`` instead (``sw_fallbacks``), as after a
+        DeviceError; ``err`` raised when there is none (the data is then readable no other
+        way, and the driver's bug is the error to see)."""
+        if self._software_decoder() is None:
+            raise err
+        return self.software_decompress(data, err)
 
     def decompress_each(self, items: Sequence[Any]) -> list[bytes] | None:
         """The driver's ``decompress`` on each item, the results checked in bulk (the load
@@ -708,7 +723,9 @@ class Compressor:
                 self._count_device_error(exc)
             return DecompressedBatch.all_failed(n, f"{type(exc).__name__}: {exc}")
         except BaseException as exc:  # noqa: BLE001
-            raise self._foreign("decompress_batch", exc) from exc
+            err = self._foreign("decompress_batch", exc)
+            err.__cause__ = exc
+            return self._items_failed(err, n)
         if self._consecutive_timeouts or self._probation:
             self._answered(epoch)
         if isinstance(out, DecompressedBatch):
@@ -716,25 +733,37 @@ class Compressor:
         elif isinstance(out, np.ndarray):
             arr, out = out, None
         else:
-            raise self._violation("result_type", "decompress_batch",
-                                  f"returned {_describe(out)}; expected an (N, {PAGE_SIZE}) "
-                                  f"uint8 array or a DecompressedBatch")
+            return self._items_failed(self._violation(
+                "result_type", "decompress_batch",
+                f"returned {_describe(out)}; expected an (N, {PAGE_SIZE}) uint8 array or a "
+                f"DecompressedBatch"), n)
         if not (isinstance(arr, np.ndarray) and arr.dtype == np.uint8
                 and arr.shape == (n, PAGE_SIZE)):
             shape = getattr(arr, "shape", None)
             dtype = getattr(arr, "dtype", None)
-            raise self._violation("array_shape", "decompress_batch",
-                                  f"returned shape {shape} dtype {dtype} for {n} items; "
-                                  f"expected ({n}, {PAGE_SIZE}) uint8")
+            return self._items_failed(self._violation(
+                "array_shape", "decompress_batch",
+                f"returned shape {shape} dtype {dtype} for {n} items; expected ({n}, "
+                f"{PAGE_SIZE}) uint8"), n)
         if out is None:
             return DecompressedBatch(arr)
         if out.status.shape != (n,):
-            raise self._violation("item_count", "decompress_batch",
-                                  f"status has shape {out.status.shape} for {n} items")
+            return self._items_failed(self._violation(
+                "item_count", "decompress_batch",
+                f"status has shape {out.status.shape} for {n} items"), n)
         failed = len(out.failed())
         if failed:
             self.item_failures += failed
         return out
+
+    def _items_failed(self, err: DriverError, n: int) -> DecompressedBatch:
+        """A ``decompress_batch`` call that broke the contract as a whole (``err``, counted
+        already): every item failed with the reason when software decodes the driver's
+        format, so the caller's per-item retry (the device, then software) still gives the
+        pages back; ``err`` raised when nothing else decodes them."""
+        if self._software_decoder() is None:
+            raise err
+        return DecompressedBatch.all_failed(n, f"{type(err).__name__}: {err}")
 
     # -- asynchronous ops --------------------------------------------------------------------
 
@@ -911,8 +940,8 @@ class Compressor:
             return op.dst  # type: ignore[return-value]  # checked by _check_op
         if op.status is OpStatus.INVALID_INPUT:
             raise CorruptDataError(f"{self.name}: {op.error or 'corrupt data'}")
-        if broken is not None:
-            raise DriverError(broken)
+        if broken is not None:  # counted in _check_op
+            return self._software_instead(DriverError(broken), data)
         raise DeviceError(f"driver {self.name!r}: decompress op failed: {op.error}")
 
     def note_timeouts(self, batches: int) -> None:

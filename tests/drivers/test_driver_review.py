@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from hwzswap.backends.contract import Capabilities, page_views, read_only_view
+from hwzswap.errors import DriverError
 from hwzswap.testing import ConformanceError, run_conformance
 
 import broken_drivers as bd
@@ -213,3 +214,84 @@ def test_no_retry_while_a_given_up_call_is_still_stuck(system) -> None:
     assert s.swap_out_batch(0, [3], pages[3:]) == [True]
     assert dev.calls == 3 and s.stats()["driver_recoveries"] == 1
     assert [s.swap_in(0, o) for o in range(4)] == [p.tobytes() for p in pages]
+
+
+# -- 4: a decompression that breaks the contract falls back to software where there is one ---------
+
+
+class _BadDecoder(bd.GoodDriver):
+    """LZ4 blocks (``format='lz4'``) whose decompress calls break the contract: ``how`` is
+    ``short`` (4095 bytes), ``foreign`` (a KeyError) or ``rows`` (a batch one row short)."""
+
+    name = "review-bad-decoder"
+    how = "short"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(device="review-dev", batch=True, format="lz4")
+
+    def decompress(self, data: Any) -> bytes:
+        page = super().decompress(data)
+        if self.how == "foreign":
+            raise KeyError("dma ring index")
+        return page[:-1]
+
+    def decompress_batch(self, items: Any) -> Any:
+        if self.how == "foreign":
+            raise KeyError("dma ring index")
+        if self.how == "rows":
+            return np.zeros((len(items) - 1, 4096), np.uint8)
+        return [self.decompress(i) for i in items]  # a list: not an array
+
+
+@pytest.mark.parametrize("how", ["short", "foreign", "rows"])
+def test_a_decompression_that_breaks_the_contract_falls_back_to_software(system, how) -> None:
+    cls = type(f"Bad_{how}", (_BadDecoder,), {"name": f"review-bad-decoder-{how}", "how": how})
+    s = system(cls, batching="reclaim")
+    pages = _pages(8)
+    assert all(s.swap_out_batch(0, list(range(8)), pages))
+    want = [p.tobytes() for p in pages]
+    assert s.swap_in_batch(0, list(range(8))) == want
+    assert s.swap_in(0, 0) == want[0]
+    drv = _driver(s)
+    assert drv["sw_fallbacks"] == 9 and drv["failed"] == 0
+    bad = {"short": "result_length", "foreign": "exception", "rows": "array_shape"}[how]
+    assert drv[f"bad_{bad}"] >= 1
+    assert s.stats()["decompress_fail"] == 0
+
+
+def test_without_a_software_decoder_a_broken_decompression_stays_a_driver_error(system) -> None:
+    cls = type("BadNoFormat", (_BadDecoder,), {
+        "name": "review-bad-decoder-no-format", "how": "rows",
+        "capabilities": property(lambda self: Capabilities(batch=True))})
+    s = system(cls, batching="reclaim")
+    pages = _pages(4)
+    assert all(s.swap_out_batch(0, list(range(4)), pages))
+    with pytest.raises(DriverError, match=r"review-bad-decoder-no-format.*decompress_batch: "
+                                          r"returned shape \(3, 4096\)"):
+        s.swap_in_batch(0, list(range(4)))
+    assert _driver(s)["sw_fallbacks"] == 0
+
+
+class _AsyncShortDecoder(bd._AsyncBase):
+    """An asynchronous device (``format='lz4'``) whose decompress ops complete SUCCESS with
+    4095 bytes."""
+
+    name = "review-async-short-decoder"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(device="review-queue", asynchronous=True, format="lz4")
+
+    def decompress(self, data: Any) -> bytes:
+        return super().decompress(data)[:-1]
+
+
+def test_an_async_decompress_op_that_breaks_the_contract_falls_back_to_software(system) -> None:
+    s = system(_AsyncShortDecoder, batching="page")
+    pages = _pages(3)
+    assert all(s.swap_out(0, off, p.tobytes()) for off, p in enumerate(pages))
+    assert [s.swap_in(0, off) for off in range(3)] == [p.tobytes() for p in pages]
+    assert s.swap_in_batch(0, [0, 1, 2]) == [p.tobytes() for p in pages]
+    drv = _driver(s)
+    assert drv["sw_fallbacks"] >= 3 and drv["bad_result_length"] >= 3
