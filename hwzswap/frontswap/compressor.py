@@ -871,10 +871,16 @@ class Compressor:
         st = op.status
         if st is OpStatus.SUCCESS:
             try:
+                call = "compress op" if op.kind is OpKind.COMPRESS else "decompress op"
                 if op.kind is OpKind.COMPRESS:
-                    op.dst = self._checked_op_bytes(op.dst, "compress op", 1, PAGE_SIZE - 1)
+                    op.dst = self._checked_op_bytes(op.dst, call, 1, PAGE_SIZE - 1)
                 else:
-                    op.dst = self._checked_op_bytes(op.dst, "decompress op", PAGE_SIZE, PAGE_SIZE)
+                    op.dst = self._checked_op_bytes(op.dst, call, PAGE_SIZE, PAGE_SIZE)
+                if op.produced != len(op.dst):  # a short read-back: the rest is missing
+                    raise self._violation(
+                        "result_length", call,
+                        f"completed SUCCESS with produced={op.produced!r} but dst holds "
+                        f"{len(op.dst)} bytes; produced is len(dst)")
             except DriverError as exc:
                 op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(exc)
                 self._op_broken = str(exc)

@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hwzswap.backends.contract import Capabilities, page_views, read_only_view
+from hwzswap.backends.contract import (
+    Capabilities,
+    OpKind,
+    OpStatus,
+    page_views,
+    read_only_view,
+)
 from hwzswap.errors import DriverError
 from hwzswap.testing import ConformanceError, run_conformance
 
@@ -295,3 +301,34 @@ def test_an_async_decompress_op_that_breaks_the_contract_falls_back_to_software(
     assert s.swap_in_batch(0, [0, 1, 2]) == [p.tobytes() for p in pages]
     drv = _driver(s)
     assert drv["sw_fallbacks"] >= 3 and drv["bad_result_length"] >= 3
+
+
+# -- 5: an op's produced must be len(dst) ------------------------------------------------------------
+
+
+class _ShortReadBack(bd._AsyncBase):
+    """An asynchronous device whose compress ops complete SUCCESS with ``produced`` the full
+    length but ``dst`` only its first 10 bytes (a short DMA read-back)."""
+
+    name = "review-short-read-back"
+
+    def poll(self, max_ops: int | None = None) -> list[Any]:
+        done = super().poll(max_ops)
+        for op in done:
+            if op.status is OpStatus.SUCCESS and op.kind is OpKind.COMPRESS:
+                op.produced = len(op.dst)
+                op.dst = op.dst[:10]
+        return done
+
+
+@pytest.mark.parametrize("batching", ["page", "reclaim", "async"])
+def test_an_op_whose_produced_is_not_its_dst_length_is_a_device_error(system, batching) -> None:
+    s = system(_ShortReadBack, batching=batching)
+    pages = _pages(8)
+    s.swap_out_batch(0, list(range(8)), pages)
+    s.drain()
+    st = s.stats()
+    assert st["zswpout"] == 0 and st["reject_compress_fail"] == 8
+    assert _driver(s)["bad_result_length"] >= 1
+    assert "produced=" in s.zswap.compressor.last_error
+    assert [s.swap_in(0, o) for o in range(8)] == [p.tobytes() for p in pages]
