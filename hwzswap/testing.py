@@ -61,6 +61,7 @@ from hwzswap.backends.contract import (
     DecompressedBatch,
     ItemStatus,
     OpStatus,
+    as_count,
     capabilities_problem,
     declared_gauges,
     read_only_view,
@@ -524,11 +525,11 @@ def _drive(backend: Backend, ops: Sequence[CompOp], check: str,
         if waiting:
             for op in waiting:
                 op.status = OpStatus.NOT_PROCESSED
-            k = backend.submit(waiting)
-            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= len(waiting):
-                raise _fail(backend, check, f"submit() of {len(waiting)} ops returned {k!r}, expected "
-                            f"the number accepted (0..{len(waiting)})")
-            k = int(k)
+            got = backend.submit(waiting)
+            k = as_count(got)  # the engine's rule: an int or numpy integer, not a bool
+            if k is None or not 0 <= k <= len(waiting):
+                raise _fail(backend, check, f"submit() of {len(waiting)} ops returned {got!r}, "
+                            f"expected the number accepted (an int, 0..{len(waiting)})")
             for op in waiting[:k]:
                 if op.status is OpStatus.BUSY:
                     raise _fail(backend, check, f"op {index[id(op)]} was accepted (submit returned "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import math
+import operator
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -88,6 +89,18 @@ class Capabilities:
 MAX_TIMEOUT_MS = 86_400_000
 
 
+def as_count(value: Any) -> int | None:
+    """``value`` as a plain int when it is an integer (a Python ``int`` or a numpy integer such
+    as ``np.int64``; never a bool, a float or a string), else ``None``: the one rule for the
+    counts a driver gives (``submit``'s return, ``preferred_batch``, ``max_batch``,
+    ``min_batch``), applied alike by the engine and the conformance kit."""
+    if value.__class__ is int:
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        return None
+    return operator.index(value)
+
+
 def capabilities_problem(caps: Capabilities, timeout: bool = True) -> str | None:
     """What is wrong with a driver's :class:`Capabilities`, or None: the one rule the engine
     (``open_zswap`` refuses such a driver with a DriverError) and the conformance kit apply.
@@ -100,7 +113,7 @@ def capabilities_problem(caps: Capabilities, timeout: bool = True) -> str | None
     overrides it)."""
 
     def is_int(v: Any) -> bool:
-        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+        return as_count(v) is not None
 
     def got(v: Any) -> str:
         return f"got {v!r} ({type(v).__name__})"
@@ -112,7 +125,7 @@ def capabilities_problem(caps: Capabilities, timeout: bool = True) -> str | None
     if not is_int(caps.preferred_batch) or caps.preferred_batch < 1:
         return f"capabilities.preferred_batch must be an int >= 1, {got(caps.preferred_batch)}"
     most = caps.max_batch
-    if most is not None and (type(most) is not int or most < 1):
+    if most is not None and (not is_int(most) or most < 1):
         return f"capabilities.max_batch must be an int >= 1 or None (no limit), {got(most)}"
     if not is_int(caps.min_batch) or caps.min_batch < 1 or (most is not None
                                                               and caps.min_batch > most):
@@ -759,6 +772,7 @@ __all__ = [
     "OpKind",
     "OpStatus",
     "Param",
+    "as_count",
     "check_page",
     "check_pages",
     "page_views",

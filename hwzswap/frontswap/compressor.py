@@ -80,6 +80,7 @@ from hwzswap.backends.contract import (
     ItemStatus,
     OpKind,
     OpStatus,
+    as_count,
     capabilities_problem,
     read_only_view,
 )
@@ -262,7 +263,7 @@ class Compressor:
         #: handed costs only host time, not a device's requests or modelled time
         self.on_host = caps.device == "cpu" and caps.time_basis == "measured"
         self.preferred_batch = int(caps.preferred_batch)
-        self.max_batch = caps.max_batch
+        self.max_batch = None if caps.max_batch is None else as_count(caps.max_batch)
         #: where the deadline comes from, for the messages that name it
         self.deadline_source = "zswap.device_timeout_ms"
         if timeout_ms is None:
@@ -807,10 +808,13 @@ class Compressor:
                     continue
                 except BaseException as exc:  # noqa: BLE001
                     raise self._foreign("submit", exc) from exc
-                if accepted.__class__ is not int or not 0 <= accepted <= len(waiting):
+                count = accepted if accepted.__class__ is int else as_count(accepted)
+                if count is None or not 0 <= count <= len(waiting):
                     raise self._violation("result_type", "submit",
                                           f"returned {accepted!r} for {len(waiting)} ops; "
-                                          f"expected the count accepted")
+                                          f"expected the count accepted (an int, "
+                                          f"0..{len(waiting)})")
+                accepted = count
                 if accepted < len(waiting):
                     self.busy_retries += 1
                 waiting = waiting[accepted:]

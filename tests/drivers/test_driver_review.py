@@ -332,3 +332,61 @@ def test_an_op_whose_produced_is_not_its_dst_length_is_a_device_error(system, ba
     assert _driver(s)["bad_result_length"] >= 1
     assert "produced=" in s.zswap.compressor.last_error
     assert [s.swap_in(0, o) for o in range(8)] == [p.tobytes() for p in pages]
+
+
+# -- 6: one rule for the counts a driver gives (submit's return, batch sizes) ------------------------
+
+
+class _NumpySubmit(bd._AsyncBase):
+    """A queue whose ``submit`` returns ``np.int64`` (a count computed with numpy) and whose
+    batch sizes are numpy integers."""
+
+    name = "review-numpy-submit"
+    kind: Any = np.int64
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(device="review-queue", asynchronous=True,
+                            preferred_batch=np.int64(4), max_batch=np.int64(64))
+
+    def submit(self, ops: Any) -> Any:
+        return self.kind(super().submit(ops))
+
+
+@pytest.mark.parametrize("batching", ["page", "reclaim", "async"])
+def test_submit_returning_a_numpy_integer_works_in_the_kit_and_the_engine(
+        system, register, batching) -> None:
+    s = system(_NumpySubmit, batching=batching)  # registers it
+    if batching == "page":
+        run_conformance(_NumpySubmit.name, timeout_s=5.0)  # passes, as the engine takes it
+    pages = _pages(8)
+    assert all(s.swap_out_batch(0, list(range(8)), pages))
+    s.drain()
+    assert s.stats()["zswpout"] == 8 and _driver(s)["bad_result_type"] == 0
+    assert s.zswap.compressor.max_batch.__class__ is int
+    assert [s.swap_in(0, o) for o in range(8)] == [p.tobytes() for p in pages]
+
+
+def test_submit_returning_a_bool_is_refused_by_the_kit_and_the_engine(system, register) -> None:
+    cls = type("BoolSubmit", (_NumpySubmit,), {"name": "review-bool-submit",
+                                               "kind": staticmethod(bool)})
+    register(cls)
+    with pytest.raises(ConformanceError, match=r"submit\(\) of \d+ ops returned True, expected "
+                                               r"the number accepted"):
+        run_conformance(cls.name, timeout_s=5.0)
+    s = system(cls, batching="reclaim")
+    assert s.swap_out_batch(0, [0, 1], _pages(2)) == [False, False]
+    assert _driver(s)["bad_result_type"] >= 1
+    assert "submit: returned True for 2 ops" in s.zswap.compressor.last_error
+
+
+def test_max_batch_and_preferred_batch_follow_one_integer_rule() -> None:
+    from hwzswap.backends.contract import capabilities_problem
+
+    for value in (np.int64(8), np.int32(8), 8):
+        assert capabilities_problem(Capabilities(batch=True, max_batch=value,
+                                                 preferred_batch=value)) is None
+    for value in (True, np.bool_(True), 8.0, "8"):
+        assert "max_batch must be" in capabilities_problem(Capabilities(max_batch=value))
+        assert "preferred_batch must be" in capabilities_problem(
+            Capabilities(preferred_batch=value))
