@@ -589,7 +589,21 @@ class Compressor:
             return None
         if set(map(type, pages)) == {bytes} and set(map(len, pages)) == {PAGE_SIZE}:
             return pages
-        return None
+        # Another bytes-like result (a bytearray, a memoryview: what decompress takes too) is
+        # copied into bytes here, not asked of the driver again; anything else is redone.
+        out: list[bytes] = []
+        for page in pages:
+            if page.__class__ is not bytes:
+                if isinstance(page, (str, int, float)) or page is None:
+                    return None
+                try:
+                    page = memoryview(page).tobytes()
+                except TypeError:
+                    return None
+            if len(page) != PAGE_SIZE:
+                return None
+            out.append(page)
+        return out
 
     def software_decompress(self, data: Any, cause: HwzswapError) -> bytes:
         """Decode ``data`` with the software backend of the driver's format, after the device

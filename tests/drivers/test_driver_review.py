@@ -390,3 +390,31 @@ def test_max_batch_and_preferred_batch_follow_one_integer_rule() -> None:
         assert "max_batch must be" in capabilities_problem(Capabilities(max_batch=value))
         assert "preferred_batch must be" in capabilities_problem(
             Capabilities(preferred_batch=value))
+
+
+# -- 7: a bytes-like page from decompress is taken without a second call -----------------------------
+
+
+class _BytearrayDecoder(bd.GoodDriver):
+    """A driver without batch calls whose decompress returns a bytearray (allowed: a
+    bytes-like object), counting its calls."""
+
+    name = "review-bytearray-decoder"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.decompress_calls = 0
+
+    def decompress(self, data: Any) -> Any:
+        self.decompress_calls += 1
+        return bytearray(super().decompress(data))
+
+
+@pytest.mark.parametrize("watchdog", ["auto", "off"])
+def test_a_bytearray_page_is_decompressed_once(system, watchdog) -> None:
+    s = system(_BytearrayDecoder, batching="reclaim", driver_watchdog=watchdog)
+    pages = _pages(8)
+    assert all(s.swap_out_batch(0, list(range(8)), pages))
+    assert s.swap_in_batch(0, list(range(8))) == [p.tobytes() for p in pages]
+    assert s.zswap.backend.decompress_calls == 8  # was 16: each page asked again
+    assert all(v == 0 for k, v in _driver(s).items() if k.startswith("bad_"))
