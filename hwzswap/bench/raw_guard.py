@@ -68,11 +68,15 @@ class RawGuard:
     ``max_batch`` splitter). ``configure`` sets the deadline for the next runs; ``run`` runs
     one piece of work; ``close`` ends the worker. After a timeout the guard refuses every
     later ``run`` while the call given up on is still inside the driver (no second thread
-    enters a driver that serves one), with the same message.
+    enters a driver that serves one), with the same message. ``task``: what the guarded
+    calls are, for the messages (the codec-alone pass by default; the runner's other guard
+    holds its reads of the driver, :class:`hwzswap.bench.runner.DriverCalls`).
     """
 
-    def __init__(self, backend_name: str, home: Iterable[str], skip: Iterable[Any] = ()) -> None:
+    def __init__(self, backend_name: str, home: Iterable[str], skip: Iterable[Any] = (),
+                 task: str = "the bench's codec-alone pass") -> None:
         self.name = backend_name
+        self.task = task
         self._home = {os.path.abspath(h) for h in home}
         self._skip = set(skip)
         self.timeout_s = 10.0
@@ -184,8 +188,8 @@ class RawGuard:
             where = _where(list(reversed(chain))) if chain else "an unknown place"
             what = (f"a call made no progress for {self.timeout_s * self.slack * 1000.0:g} ms "
                     f"({self.slack} calls' deadlines)")
-        msg = (f"driver {self.name!r}: {what} ({self.source}) in the bench's codec-alone "
-               f"pass, stuck in {where}; given up (the thread is abandoned)")
+        msg = (f"driver {self.name!r}: {what} ({self.source}) in {self.task}, stuck in "
+               f"{where}; given up (the thread is abandoned)")
         self._stuck = (done, msg)
         if self._jobs is not None:
             self._jobs.put(None)  # the worker ends if the stuck call ever returns
@@ -209,8 +213,8 @@ class RawGuard:
             msg = f"driver {self.name!r}: {call} raised {text} (in {where})"
         else:
             where = _where(_tb_frames(exc.__traceback__)) if frames else "an unknown place"
-            msg = (f"driver {self.name!r}: the bench's codec-alone pass failed on what a driver "
-                   f"call gave it: {text} (at {where})")
+            msg = (f"driver {self.name!r}: {self.task} failed on what a driver call gave it: "
+                   f"{text} (at {where})")
         err = DriverError(msg)
         err.__cause__ = exc
         return err

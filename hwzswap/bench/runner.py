@@ -572,6 +572,10 @@ class _Meter:
         self.raw_counters = CounterSpan(gauges)
         self.pass_counters = CounterSpan(gauges)
         self.wall_ns = 0  # wall time of the stack's chunks
+        #: wall and CPU time of the bench's own guarded reads of a watched driver's modelled
+        #: time between the stack's ops (:meth:`DriverCalls.modeled_reader`): not the stack's
+        self.side_wall_ns = 0
+        self.side_cpu_ns = 0
         self.store_cpu_us = 0.0  # host CPU (emulation excluded) of the chunks of stores only
         self.store_cpu_pages = 0
         self.dev_waited_us = 0.0  # modelled time the host waited over the stack's chunks
@@ -1201,27 +1205,32 @@ class _Progress:
 
 
 def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
-              advance: Callable[[int], None], guard: RawGuard | None = None
-              ) -> tuple[dict[str, Any], _Meter, float]:
+              advance: Callable[[int], None], guard: RawGuard | None = None,
+              calls: DriverCalls | None = None) -> tuple[dict[str, Any], _Meter, float]:
     """One replay of the whole stream on a fresh swap system: (final stats, meter, seconds).
-    ``guard``: runs the raw pass's chunks (None: on this thread, unguarded)."""
+    ``guard``: runs the raw pass's chunks (None: on this thread, unguarded); ``calls``: the
+    reads of the driver's counters and modelled time (None: direct, unguarded)."""
     from hwzswap.frontswap.system import open_zswap
 
     started = time.perf_counter()
+    if calls is None:
+        calls = DriverCalls(backend)
     caps = backend.capabilities
     batch = bool(caps.batch)
     drain = cfg.zswap.batching == "async"
     skip_same = bool(cfg.zswap.same_filled_pages)
     background = bool(cfg.zswap.background_writeback)
-    device_us = backend.modeled_device_us if caps.time_basis == "modeled" else None
-    if device_us is not None and not isinstance(device_us(), (int, float)):
-        raise BackendError(
-            f"backend {backend.name!r} declares time_basis 'modeled' but modeled_device_us() "
-            f"returned {device_us()!r}; a modelled backend must report its device time"
-        )
     m = _Meter(declared_gauges(backend))
+    device_us = calls.modeled_reader(m) if caps.time_basis == "modeled" else None
+    if device_us is not None:
+        first = device_us()
+        if not isinstance(first, (int, float)):
+            raise BackendError(
+                f"backend {backend.name!r} declares time_basis 'modeled' but "
+                f"modeled_device_us() returned {first!r}; a modelled backend must report its "
+                f"device time")
     comp: dict[int, Any] = {}
-    counters0 = _safe_counters(backend)
+    counters0 = calls.counters()
     system = open_zswap(cfg, backend=backend)
     try:
         for t in cw.types:
@@ -1231,21 +1240,23 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
         wtime = time.perf_counter_ns
         for i, chunk in enumerate(cw.chunks):
             if i % 2:
-                _raw_chunk_counted(backend, batch, chunk, cw, comp, m, skip_same, guard)
+                _raw_chunk_counted(backend, batch, chunk, cw, comp, m, skip_same, guard, calls)
             suspect: list[tuple[int, Any]] = []
-            cnt0 = _safe_counters(backend)
+            cnt0 = calls.counters()
             clk0 = _device_clock(cnt0) if device_us is not None else None
             emu0 = _emulation_us(cnt0)
+            side_w, side_c = m.side_wall_ns, m.side_cpu_ns
             w0 = wtime()
             c0 = ptime()
             _run_stack_chunk(system, chunk.ops, m, suspect, device_us, drain)
             if background:  # the worker's work is the stack's: done before the raw chunk
                 quiesce_writeback(system.zswap)
-            cpu = ptime() - c0
-            wall = wtime() - w0
+            # less the bench's own guarded reads of the modelled time (0 unless watched)
+            cpu = max(0, ptime() - c0 - (m.side_cpu_ns - side_c))
+            wall = max(0, wtime() - w0 - (m.side_wall_ns - side_w))
             m.cpu_ns += cpu
             m.wall_ns += wall
-            cnt1 = _safe_counters(backend)
+            cnt1 = calls.counters()
             m.stack_counters.add(cnt0, cnt1)
             emu1 = _emulation_us(cnt1)
             if clk0 is not None:
@@ -1267,13 +1278,13 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
                 m.store_cpu_us += cpu / 1000.0 - emu_cpu
                 m.store_cpu_pages += chunk.store_pages
             if not i % 2:
-                _raw_chunk_counted(backend, batch, chunk, cw, comp, m, skip_same, guard)
+                _raw_chunk_counted(backend, batch, chunk, cw, comp, m, skip_same, guard, calls)
             _check_suspects(chunk, suspect, cw, m)
             advance(chunk.page_ops)
         stats = final_stats(system)
     finally:
         system.close()
-    m.pass_counters.add(counters0, _safe_counters(backend))
+    m.pass_counters.add(counters0, calls.counters())
     return stats, m, time.perf_counter() - started
 
 
@@ -1324,17 +1335,19 @@ def final_stats(system: Any) -> dict[str, Any]:
 
 def _raw_chunk_counted(backend: Backend, batch: bool, chunk: _Chunk, cw: CompiledWorkload,
                        comp: dict[int, Any], m: _Meter, skip_same: bool = True,
-                       guard: RawGuard | None = None) -> None:
+                       guard: RawGuard | None = None, calls: DriverCalls | None = None
+                       ) -> None:
     """:func:`_run_raw_chunk` on ``guard``'s worker (under the device deadline, a driver's
     bug a DriverError naming the call), with the backend's counters read around it (outside
-    its timings) into ``m.raw_counters``."""
-    before = _safe_counters(backend)
+    its timings, through ``calls``: None, directly) into ``m.raw_counters``."""
+    read = calls.counters if calls is not None else lambda: _safe_counters(backend)
+    before = read()
     if guard is None:
         _run_raw_chunk(backend, batch, chunk, cw, comp, m, skip_same)
     else:
         guard.run(_run_raw_chunk, backend, batch, chunk, cw, comp, m, skip_same,
                   progress=lambda: len(m.raw_st_ns) + len(m.raw_ld_ns) + len(m.raw_ldn_ns))
-    m.raw_counters.add(before, _safe_counters(backend))
+    m.raw_counters.add(before, read())
 
 
 def raw_guard(backend: Backend) -> RawGuard:
@@ -1345,7 +1358,8 @@ def raw_guard(backend: Backend) -> RawGuard:
     return RawGuard(backend.name, [__file__], [in_calls_of.__code__])
 
 
-def _configure_guard(guard: RawGuard, backend: Backend, cfg: Any, cw: CompiledWorkload) -> None:
+def _configure_guard(guard: RawGuard, backend: Backend, cfg: Any, cw: CompiledWorkload,
+                     calls: DriverCalls | None = None) -> None:
     """The raw pass's deadline per driver call, as the engine bounds that driver's calls (read
     from the engine's own rule, a :class:`~hwzswap.frontswap.compressor.Compressor`, which
     also refuses capabilities the engine would refuse). A driver the engine watches
@@ -1355,26 +1369,149 @@ def _configure_guard(guard: RawGuard, backend: Backend, cfg: Any, cw: CompiledWo
     per-op deadlines, as 842-nx does), is not held to that per-call deadline either (20 ms
     failed a whole batch call of the emulated NX-842, its first one loading modules): it
     gets a safety net against a hang, the deadline times the most calls one op makes, and at
-    least 60 s. ``slack``: that most (a batch that failed as a whole, redone page by page)."""
-    from hwzswap.frontswap.compressor import Compressor
-
-    comp = Compressor(backend, cfg.zswap.device_timeout_ms, watchdog=cfg.zswap.driver_watchdog)
+    least 60 s. ``slack``: that most (a batch that failed as a whole, redone page by page).
+    ``calls`` (the bench's other calls into the driver, :class:`DriverCalls`) is configured
+    by the same rule."""
+    watched, timeout_s, source = (_engine_deadline(backend, cfg) if calls is None
+                                  else calls.configure(cfg))
     slack = 2 * max(cw.max_batch, cw.max_load_batch, WARMUP_PAGES) + 2
-    watched = comp.watchdog is not None
-    comp.close()
     if watched:
-        guard.configure(comp.timeout_s, comp.deadline_source, slack)
+        guard.configure(timeout_s, source, slack)
     else:
-        net = max(comp.timeout_s * slack, RAW_SAFETY_NET_S)
+        net = max(timeout_s * slack, RAW_SAFETY_NET_S)
         guard.configure(net, f"a safety net: the engine does not bound this driver's calls "
                              f"(zswap.driver_watchdog), so neither does the bench; "
-                             f"{comp.timeout_s * 1000.0:g} ms ({comp.deadline_source}) x "
+                             f"{timeout_s * 1000.0:g} ms ({source}) x "
                              f"{slack} calls, at least {RAW_SAFETY_NET_S:g} s", slack)
 
 
 #: The least time the raw pass gives one call of a driver the engine does not watch before it
 #: takes the call for hung (seconds).
 RAW_SAFETY_NET_S = 60.0
+
+
+def _engine_deadline(backend: Backend, cfg: Any) -> tuple[bool, float, str]:
+    """Whether the engine watches ``backend``'s calls under ``cfg`` (``zswap.driver_watchdog``:
+    by default a driver from outside the package), its deadline per call (seconds) and where
+    that comes from: the engine's own rule, read from a
+    :class:`~hwzswap.frontswap.compressor.Compressor` built and closed at once (it also
+    refuses capabilities the engine would refuse)."""
+    from hwzswap.frontswap.compressor import Compressor
+
+    comp = Compressor(backend, cfg.zswap.device_timeout_ms, watchdog=cfg.zswap.driver_watchdog)
+    watched = comp.watchdog is not None
+    comp.close()
+    return watched, comp.timeout_s, comp.deadline_source
+
+
+def _driver_call(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``: the frame of this module right above a guarded driver call, so that
+    :class:`RawGuard` can tell the driver's call (the frame below it) and name it."""
+    return fn(*args)
+
+
+class DriverCalls:
+    """The bench's calls into a driver outside the measured engine path: ``counters()`` (read
+    around each chunk and pass), ``modeled_device_us()`` (its check, and the reads between the
+    stack's ops), ``describe()`` and ``close()``.
+
+    A driver the engine watches (``zswap.driver_watchdog``: by default one from outside the
+    package) gets each of them on the worker of a :class:`RawGuard` of their own, under the
+    engine's device deadline (``zswap.device_timeout_ms``, else the driver's
+    ``Capabilities.timeout_ms``, else 10 s): a wedged device's ``counters()`` or ``close()``
+    hung ``hwzswap bench`` for ever, every row measured and the JSON never written. A call
+    given up has its thread abandoned; while it is still in the driver, the later calls of
+    this guard are not made (no second thread waits in a driver beside it) but fail at once.
+    So a ``counters()`` that hangs gives the row ``{"error": ...}`` for the reads it spoils
+    (:meth:`counters`; the row's counters show why) and the run goes on; a ``close()`` that
+    hangs is a ``failed`` entry (phase ``close``, exit status 1) and the results are still
+    written. The guard is not the raw pass's: a ``counters()`` stuck in the driver must not
+    fail the row's measurements (the engine's watchdog calls the driver beside it too). A
+    driver the engine calls directly (a built-in, which bounds its own waits) is called
+    directly here as well: no thread hand-off.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._guard = RawGuard(backend.name, [__file__],
+                               task="the bench's calls outside the measured path (counters, "
+                                    "modelled time, describe, close)")
+        self.guard: RawGuard | None = None  # None: calls made directly
+
+    def configure(self, cfg: Any) -> tuple[bool, float, str]:
+        """Watch the calls or not, and their deadline, as the engine would under ``cfg``;
+        returns :func:`_engine_deadline`'s answer."""
+        watched, timeout_s, source = got = _engine_deadline(self.backend, cfg)
+        if watched:
+            self._guard.configure(timeout_s, source)
+        self.guard = self._guard if watched else None
+        return got
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, under the deadline when the driver is watched: its result, or
+        :class:`~hwzswap.errors.DeviceTimeoutError` (given up, or not made while an earlier
+        call is stuck), a driver's bug as a :class:`~hwzswap.errors.DriverError` naming it."""
+        if self.guard is None:
+            return fn(*args)
+        held = self.guard.stuck()
+        if held is not None:
+            raise DeviceTimeoutError(
+                f"{getattr(fn, '__name__', 'the call')}() not called: an earlier call given up "
+                f"on is still in the driver ({held})", given_up=True)
+        return self.guard.run(_driver_call, fn, *args)
+
+    def counters(self) -> dict[str, Any]:
+        """``backend.counters()``, or ``{"error": ...}`` (:data:`_READ_FAILED`) when it raised,
+        overran the deadline or was not made (an earlier call still stuck)."""
+        if self.guard is None:
+            return _safe_counters(self.backend)
+        try:
+            return dict(self.call(self.backend.counters))
+        except Exception as exc:  # noqa: BLE001 - a backend's counters are informative only
+            return {_READ_FAILED: f"{type(exc).__name__}: {exc}"}
+
+    def modeled_reader(self, m: _Meter) -> Callable[[], Any]:
+        """``backend.modeled_device_us`` as the stack's chunks read it between ops; watched,
+        each read's own wall and CPU time (the hand-off) go to ``m.side_wall_ns`` /
+        ``m.side_cpu_ns``, which the chunk takes out of its figures."""
+        read = self.backend.modeled_device_us
+        if self.guard is None:
+            return read
+        pc, pt, call = time.perf_counter_ns, time.process_time_ns, self.call
+
+        def watched() -> Any:
+            w0, c0 = pc(), pt()
+            try:
+                return call(read)
+            finally:
+                m.side_cpu_ns += pt() - c0
+                m.side_wall_ns += pc() - w0
+
+        return watched
+
+    def describe(self) -> str:
+        """``backend.describe()``; what went wrong instead when it failed or hung."""
+        try:
+            return str(self.call(self.backend.describe))
+        except HwzswapError as exc:
+            return f"({self.backend.name}: describe() failed: {exc})"
+
+    def close(self) -> str | None:
+        """``backend.close()``; None when it returned, else what went wrong (it raised,
+        overran the deadline, or was not made while an earlier call is stuck in the driver).
+        The guard's worker is ended either way."""
+        try:
+            self.call(self.backend.close)
+        except Exception as exc:  # noqa: BLE001 - reported as the backend's close failure
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            self.end()
+        return None
+
+    def end(self) -> None:
+        """End the guard's worker once it is idle (a stuck one ends if its call returns);
+        a later call starts a new one."""
+        self._guard.close()
 
 
 def _device_clock(c: Mapping[str, Any]) -> tuple[float, float, str] | None:
@@ -1425,11 +1562,22 @@ class CounterSpan:
         self._sum: dict[str, Any] = {}
         self._end: dict[str, Any] = {}
         self._kept: set[str] = set()
+        self._stretches = 0
+        self._spoiled = 0  # stretches left out: a read on one side failed
+        self._why: str | None = None  # the first failed read's message
 
     def add(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
         """One stretch: the counters read before it and after it. A read that failed
-        (:func:`_safe_counters` gave ``{"error": ...}``) leaves the stretch out: with one
-        side missing, its change cannot be told from the totals since startup."""
+        (:func:`_safe_counters` gave ``{"error": ...}``: it raised, or overran the device
+        deadline, :class:`DriverCalls`) leaves the stretch out: with one side missing, its
+        change cannot be told from the totals since startup. The value then says so
+        (:meth:`value`)."""
+        self._stretches += 1
+        for side in (before, after):
+            if _read_failed(side):
+                self._spoiled += 1
+                self._why = self._why or str(side[_READ_FAILED])
+                break
         if _read_failed(after):
             if not self._end:  # no read has worked yet: the row shows why it has no counters
                 self._end = dict(after)
@@ -1494,8 +1642,17 @@ class CounterSpan:
         return out
 
     def value(self) -> dict[str, Any]:
-        """The counters over the stretches: changes, and end values where listed."""
-        return self._value(self._end, self._sum, "")
+        """The counters over the stretches: changes, and end values where listed. When a read
+        failed (and another worked), the counts cover only the stretches read on both sides,
+        and ``error`` (``counters_read_error`` if the backend counts an ``error`` of its own)
+        says how many were left out and why: a ``counters()`` that hung mid-row gave counts
+        of part of the row with nothing to tell."""
+        out = self._value(self._end, self._sum, "")
+        if self._spoiled and not _read_failed(self._end):
+            key = _READ_FAILED if _READ_FAILED not in out else "counters_read_error"
+            out[key] = (f"{self._spoiled} of {self._stretches} stretches left out, a "
+                        f"counters() read failed: {self._why}")
+        return out
 
     def end_value_keys(self) -> list[str]:
         """Dotted names of the counters reported at their end value, not as a change."""
@@ -1517,6 +1674,7 @@ def run_backend(
     batching: str | None = None,
     config_keys: Iterable[str] | None = None,
     guard: RawGuard | None = None,
+    calls: DriverCalls | None = None,
 ) -> dict[str, Any]:
     """Replay the compiled stream ``repeat`` times through a fresh swap system on ``backend``
     in engine mode ``batching`` (None: the base config's); one result object (timings: the
@@ -1532,6 +1690,10 @@ def run_backend(
     The codec-alone calls (raw pass, warm-up) run on ``guard``'s worker (one of this run's
     own when None; :mod:`hwzswap.bench.raw_guard`) under the device deadline: a driver call
     that overruns it raises DeviceTimeoutError, a driver's bug a DriverError, naming the call.
+    The bench's other calls into the driver (``counters()``, ``modeled_device_us()``,
+    ``describe()``) go through ``calls`` (:class:`DriverCalls`; one of this run's own when
+    None), under the same deadline for a driver the engine watches: a ``counters()`` that hangs
+    leaves ``{"error": ...}`` in the row's counters, not a bench that never ends.
     Raises whatever the stack raises (the caller records it as a failed backend).
     """
     from hwzswap.bench.workload import pool_limit_overrides
@@ -1542,9 +1704,16 @@ def run_backend(
         guard = raw_guard(backend)
         try:
             return run_backend(backend, cw, base, advance, warm_up, repeat, batching,
-                               config_keys, guard)
+                               config_keys, guard, calls)
         finally:
             guard.close()
+    if calls is None:
+        calls = DriverCalls(backend)
+        try:
+            return run_backend(backend, cw, base, advance, warm_up, repeat, batching,
+                               config_keys, guard, calls)
+        finally:
+            calls.end()
     held = guard.stuck()
     if held is not None:  # an earlier run gave up a call that is still inside the driver
         raise DeviceTimeoutError(f"{held}; not run while that call is still in the driver",
@@ -1569,7 +1738,7 @@ def run_backend(
         "pool_limit_note": pool_limit_note(source, cfg, base, wl, sizing, given),
         "swap_path_note": swap_path_note(base),
     }
-    _configure_guard(guard, backend, cfg, cw)
+    _configure_guard(guard, backend, cfg, cw, calls)
     if warm_up:
         _warm_up_measured(backend, cw, cfg, guard)
     results = []
@@ -1577,8 +1746,8 @@ def run_backend(
     gc.freeze()
     try:
         for _ in range(repeat):
-            stats, m, elapsed = _one_pass(backend, cw, cfg, advance, guard)
-            res = _result(backend, cw, cfg, stats, m, elapsed, sizing)
+            stats, m, elapsed = _one_pass(backend, cw, cfg, advance, guard, calls)
+            res = _result(backend, cw, cfg, stats, m, elapsed, sizing, calls)
             res.update(row_notes)
             results.append(res)
     finally:
@@ -1721,8 +1890,8 @@ def _rate(pages: int, ns: Iterable[int]) -> float | None:
 
 
 def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str, Any],
-            m: _Meter, elapsed: float, sizing: Mapping[str, Any] | None = None
-            ) -> dict[str, Any]:
+            m: _Meter, elapsed: float, sizing: Mapping[str, Any] | None = None,
+            calls: DriverCalls | None = None) -> dict[str, Any]:
     caps = backend.capabilities
     modeled = caps.time_basis == "modeled"
     page_moves = cw.store_pages + cw.loads
@@ -1858,7 +2027,7 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "batching": cfg.zswap.batching,
         "async_max_batches": cfg.zswap.async_max_batches,
         "structure": _jsonable(wl.structure),
-        "description": backend.describe(),
+        "description": (calls or DriverCalls(backend)).describe(),
         "params": _jsonable(backend.params),
         "time_basis": caps.time_basis,
         "capabilities": caps.to_dict(),
@@ -2367,6 +2536,7 @@ def _run_all(names: Sequence[str], modes: Sequence[str], base: Any, cw: Compiled
                                       "error": f"{type(exc).__name__}: {exc}"})
                 continue
             guard = raw_guard(backend)
+            calls = DriverCalls(backend)
             try:
                 for mode in modes:
                     label = name if len(modes) == 1 else f"{name} ({mode})"
@@ -2374,7 +2544,8 @@ def _run_all(names: Sequence[str], modes: Sequence[str], base: Any, cw: Compiled
                         res = run_backend(backend, cw, base,
                                           progress.task(label, cw.page_ops * run.repeat),
                                           warm_up=run.warm_up, repeat=run.repeat,
-                                          batching=mode, config_keys=given, guard=guard)
+                                          batching=mode, config_keys=given, guard=guard,
+                                          calls=calls)
                     except Exception as exc:  # noqa: BLE001 -- one broken run must not end it
                         doc["failed"].append({"backend": name, "batching": mode, "phase": "run",
                                               "error": f"{type(exc).__name__}: {exc}"})
@@ -2388,11 +2559,22 @@ def _run_all(names: Sequence[str], modes: Sequence[str], base: Any, cw: Compiled
                         run.on_result(res)
             finally:
                 guard.close()
-                try:
-                    backend.close()
-                except Exception as exc:  # noqa: BLE001
-                    doc["failed"].append({"backend": name, "phase": "close",
-                                          "error": f"{type(exc).__name__}: {exc}"})
+                closed = _close_backend(calls, base)
+                if closed is not None:
+                    doc["failed"].append({"backend": name, "phase": "close", "error": closed})
+
+
+def _close_backend(calls: DriverCalls, base: Any) -> str | None:
+    """Close the backend through ``calls`` (None: it closed; else what went wrong). A
+    backend none of whose rows got as far as configuring the calls (a run that failed first)
+    is closed under the base config's deadline rule; one whose capabilities the engine refuses
+    is closed directly, as before."""
+    if calls.guard is None:
+        try:
+            calls.configure(base)
+        except Exception:  # noqa: BLE001 - the row's failure already names the capabilities
+            pass
+    return calls.close()
 
 
 def _has_key(over: Mapping[str, Any] | None, dotted: str) -> bool:

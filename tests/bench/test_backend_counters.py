@@ -140,12 +140,14 @@ def test_counter_span_finds_int_keys_and_logs_that_appear_late() -> None:
 
 def test_counter_span_leaves_out_a_stretch_whose_read_failed() -> None:
     """``counters()`` raised on one side: that stretch is not counted (its change cannot be
-    told from the totals); a backend whose every read fails shows the error."""
+    told from the totals), and ``error`` says so; a backend whose every read fails shows the
+    error."""
     span = CounterSpan()
     span.add({"error": "RuntimeError: boom"}, {"ops": 1000})
     span.add({"ops": 1000}, {"ops": 1003})
     span.add({"ops": 1003}, {"error": "RuntimeError: boom"})
-    assert span.value() == {"ops": 3}
+    assert span.value() == {"ops": 3, "error": "2 of 3 stretches left out, a counters() read "
+                                               "failed: RuntimeError: boom"}
     broken = CounterSpan()
     broken.add({"error": "RuntimeError: boom"}, {"error": "RuntimeError: boom"})
     assert broken.value() == {"error": "RuntimeError: boom"}
