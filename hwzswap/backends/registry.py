@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -257,11 +258,56 @@ def _check_params(cls: type[Backend]) -> None:
                             f"under a string name, got {type(spec).__name__}")
 
 
+#: Seconds a driver from outside the package gets for ``availability()`` (and, in
+#: :func:`available_backends`, for building an instance to describe): a probe of a device node
+#: that never answers must not hang ``hwzswap backends`` or ``hwzswap bench``.
+AVAILABILITY_TIMEOUT_S = 10.0
+
+
+def _foreign(cls: type[Backend]) -> bool:
+    """A driver from outside the hwzswap package (the watchdog's rule: built-ins are trusted
+    not to hang, and are called directly)."""
+    return not cls.__module__.startswith("hwzswap.")
+
+
+def _bounded(name: str, cls: type[Backend], what: str, fn: Any) -> Any:
+    """``fn()``; for a driver from outside the package, on a daemon thread waited for at most
+    :data:`AVAILABILITY_TIMEOUT_S` (a call still running then is left behind, and
+    :class:`BackendUnavailableError` names the driver and the call). Its exception is raised
+    here as it is."""
+    if not _foreign(cls):
+        return fn()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["exc"] = exc
+
+    worker = threading.Thread(target=run, daemon=True, name=f"hwzswap-probe-{name}")
+    worker.start()
+    worker.join(AVAILABILITY_TIMEOUT_S)
+    if worker.is_alive():
+        raise BackendUnavailableError(
+            f"backend {name!r}: {what} did not return within {AVAILABILITY_TIMEOUT_S:g} s "
+            f"(a device probe that never answers?); given up, the backend is taken as "
+            f"unavailable here (a bug or a hung device in the driver "
+            f"{cls.__module__}.{cls.__qualname__})")
+    if "exc" in box:
+        raise box["exc"]
+    return box.get("value")
+
+
 def _availability(name: str, cls: type[Backend]) -> tuple[bool, str | None]:
     """``cls.availability()``, checked: a driver whose check raises or answers something other
-    than ``(bool, reason)`` is a :class:`BackendLoadError` naming it, not a traceback."""
+    than ``(bool, reason)`` is a :class:`BackendLoadError` naming it, not a traceback; one
+    from outside the package that does not answer within :data:`AVAILABILITY_TIMEOUT_S` is a
+    :class:`BackendUnavailableError` naming it, not a hang."""
     try:
-        answer = cls.availability()
+        answer = _bounded(name, cls, "availability()", cls.availability)
+    except BackendUnavailableError:
+        raise
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # SystemExit included: a driver must not end the process
@@ -335,6 +381,15 @@ def backend_names() -> list[str]:
     return sorted(_sources())
 
 
+def _describe(cls: type[Backend]) -> tuple[dict[str, Any], Any]:
+    """A default instance's capabilities and description (the instance closed)."""
+    inst = cls()
+    try:
+        return inst.capabilities.to_dict(), inst.describe()
+    finally:
+        inst.close()
+
+
 def available_backends() -> list[BackendInfo]:
     """Every registered backend with whether it can run here and, if not, why."""
     rows = []
@@ -350,14 +405,13 @@ def available_backends() -> list[BackendInfo]:
             continue
         try:
             ok, reason = _availability(name, cls)
-        except BackendLoadError as exc:  # availability() must not take the listing down
+        except (BackendLoadError, BackendUnavailableError) as exc:  # not the whole listing
             ok, reason = False, f"availability check failed: {exc}"
         caps = in_use = None
         if ok:
             try:
-                inst = cls()
-                caps, in_use = inst.capabilities.to_dict(), inst.describe()
-                inst.close()
+                caps, in_use = _bounded(name, cls, "building it to describe it",
+                                        lambda cls=cls: _describe(cls))
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:
