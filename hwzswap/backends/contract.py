@@ -422,6 +422,50 @@ class DecompressedBatch:
 _MISSING = object()
 
 
+def text_number_hint(value: Any, want: type = float) -> str:
+    """For a string that reads as a number where a number was wanted: how to write it (YAML
+    1.1 reads ``1e3`` as text, its floats need a dot and a signed exponent: the hint the core
+    config keys give). ``""`` for anything else ('nan' and 'inf' too: no number is meant)."""
+    if type(value) is not str or len(value) > 40 or not any(c.isdigit() for c in value):
+        return ""
+    if want is int:
+        try:
+            int(value)
+        except ValueError:
+            return ""
+        return " (YAML read it as text: write the integer without quotes)"
+    if want is not float:
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return " (YAML read it as text: write a number with a dot, e.g. 1.0e+3 for 1e3)"
+
+
+#: Characters of a parameter's choices written in its error; the rest are counted, so the
+#: whole message stays short enough for a config error (which clips a backend's message).
+CHOICES_BUDGET = 200
+
+
+def choices_text(choices: Sequence[Any]) -> str:
+    """A parameter's choices for its error: every one that fits :data:`CHOICES_BUDGET`
+    characters (each bounded), then how many more there are and where to see them all."""
+    parts: list[str] = []
+    used = 0
+    for c in choices:
+        text = excerpt(c, 40)
+        if parts and used + len(text) + 2 > CHOICES_BUDGET:
+            break
+        parts.append(text)
+        used += len(text) + 2
+    shown = ", ".join(parts)
+    more = len(choices) - len(parts)
+    if more > 0:
+        shown += f" and {more} more (`hwzswap backends --json` lists them all)"
+    return shown
+
+
 @dataclass(frozen=True)
 class Param:
     """Declaration of one constructor parameter: its type, default and allowed range."""
@@ -463,13 +507,13 @@ class Param:
         if not isinstance(value, self.type):
             raise InvalidParameterError(
                 f"{where} must be {self.type.__name__}, got {type(value).__name__} "
-                f"{excerpt(value)}"
+                f"{excerpt(value)}{text_number_hint(value, self.type)}"
             )
         if self.type is float and not math.isfinite(value):
             raise InvalidParameterError(f"{where} must be a finite number; got {value!r}")
         if self.choices is not None and value not in self.choices:
             raise InvalidParameterError(
-                f"{where} must be one of {', '.join(map(repr, self.choices))}; got {excerpt(value)}"
+                f"{where} must be one of {choices_text(self.choices)}; got {excerpt(value, 40)}"
             )
         if self.min is not None and value < self.min:
             raise InvalidParameterError(f"{where} must be >= {self.min}; got {excerpt(value)}")
