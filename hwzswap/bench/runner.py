@@ -546,6 +546,8 @@ class _Meter:
         self.dev_load_us = 0.0
         self.emulation_us = 0.0  # wall time the host spent emulating a device
         self.emulation_cpu_us = 0.0  # the same, as CPU time (see run_backend)
+        #: a stack chunk had ``emulation_us`` read on both sides (its rise, 0 or more, known)
+        self.emulation_seen = False
         self.verified = 0
         self.mismatches: list[dict[str, Any]] = []
         self.n_mismatch = 0
@@ -1259,6 +1261,8 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
             cnt1 = calls.counters()
             m.stack_counters.add(cnt0, cnt1)
             emu1 = _emulation_us(cnt1)
+            if emu0 is not None and emu1 is not None:
+                m.emulation_seen = True
             if clk0 is not None:
                 clk1 = _device_clock(cnt1)
                 if clk1 is not None:
@@ -1882,6 +1886,20 @@ def _combine_faults(passes: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _emulation_per_page(m: _Meter, page_moves: int) -> float | None:
+    """``emulation_us_per_page``: the rise of the backend's ``emulation_us`` over the stack's
+    chunks, per page moved. Known, and reported, whenever some chunk had it read on both
+    sides, 0.0 included: a hung 842-nx row with the warm-up on did no emulation at all in its
+    chunks (the warm-up's hung requests still hold the device's queue, so each of the stack's
+    requests was refused busy until its deadline, then the device was marked failed), and its
+    host CPU holds no emulation; it was null, read as "could not be separated". Null only when
+    it cannot be known: the backend reports no ``emulation_us`` (a measured backend), or no
+    chunk's ``counters()`` could be read on both sides (they raised or hung)."""
+    if not m.emulation_seen or not page_moves:
+        return None
+    return round(m.emulation_us / page_moves, 3)
+
+
 def _rate(pages: int, ns: Iterable[int]) -> float | None:
     total = sum(ns)
     if pages == 0 or total <= 0:
@@ -2075,9 +2093,8 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "host_cpu_us_per_stored_page_note": store_cpu_note,
         "wall_us_per_page": round(m.wall_ns / 1000.0 / page_moves, 3) if page_moves else 0.0,
         "modeled_wall_us_per_page": modeled_wall,
-        "host_cpu_excludes_emulation": m.emulation_us > 0,
-        "emulation_us_per_page": (round(m.emulation_us / page_moves, 3)
-                                  if m.emulation_us > 0 and page_moves else None),
+        "host_cpu_excludes_emulation": m.emulation_seen,
+        "emulation_us_per_page": _emulation_per_page(m, page_moves),
         "raw_store_pages_per_s": round(raw_store_pps or 0.0, 1),
         "raw_load_pages_per_s": round(raw_load_pps, 1) if raw_load_pps else None,
         "raw_store_us": _percentiles(_per_page_us(m.raw_st_ns, m.raw_st_k)),
