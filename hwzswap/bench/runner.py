@@ -1429,8 +1429,10 @@ class DriverCalls:
     So a ``counters()`` that hangs gives the row ``{"error": ...}`` for the reads it spoils
     (:meth:`counters`; the row's counters show why) and the run goes on; a ``close()`` that
     hangs is a ``failed`` entry (phase ``close``, exit status 1) and the results are still
-    written. The guard is not the raw pass's: a ``counters()`` stuck in the driver must not
-    fail the row's measurements (the engine's watchdog calls the driver beside it too). A
+    written. A read of the modelled time that fails fails the row (phase ``run``): its device
+    figures would be wrong. The guard is not the raw pass's: a ``counters()`` stuck in the
+    driver must not fail the row's measurements (the engine's watchdog calls the driver beside
+    it too). A
     driver the engine calls directly (a built-in, which bounds its own waits) is called
     directly here as well: no thread hand-off.
     """
