@@ -546,7 +546,8 @@ def _drive(backend: Backend, ops: Sequence[CompOp], check: str,
                 on_step(accepted_total, polled_total)
         got = backend.poll()
         if not isinstance(got, (list, tuple)):
-            raise _fail(backend, check, f"poll() returned {type(got).__name__}, expected a list")
+            raise _fail(backend, check, f"poll() returned {type(got).__name__}, expected a list "
+                        f"(or a tuple) of the completed ops, as the engine does")
         for op in got:
             key = id(op)
             if key not in index:

@@ -849,8 +849,9 @@ class Compressor:
                 raise self._foreign("poll", exc) from exc
             if done.__class__ is not list and not isinstance(done, (list, tuple)):
                 raise self._violation("result_type", "poll",
-                                      f"returned {_describe(done)}; expected a list of the "
-                                      f"completed ops (an empty list when none completed)")
+                                      f"returned {_describe(done)}; expected a list (or a "
+                                      f"tuple) of the completed ops (empty when none "
+                                      f"completed)")
             for dev in done:
                 op = outstanding.pop(id(dev), None)
                 if op is None:

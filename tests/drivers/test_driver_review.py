@@ -418,3 +418,41 @@ def test_a_bytearray_page_is_decompressed_once(system, watchdog) -> None:
     assert s.swap_in_batch(0, list(range(8))) == [p.tobytes() for p in pages]
     assert s.zswap.backend.decompress_calls == 8  # was 16: each page asked again
     assert all(v == 0 for k, v in _driver(s).items() if k.startswith("bad_"))
+
+
+# -- 10: poll returns a list or a tuple, in the engine and the kit alike ----------------------------
+
+
+class _PollsTuple(bd._AsyncBase):
+    name = "review-polls-tuple"
+
+    def poll(self, max_ops: int | None = None) -> Any:
+        return tuple(super().poll(max_ops))
+
+
+class _PollsGenerator(bd._AsyncBase):
+    name = "review-polls-generator"
+
+    def poll(self, max_ops: int | None = None) -> Any:
+        return (op for op in super().poll(max_ops))
+
+
+def test_poll_returning_a_tuple_passes_the_kit_and_the_engine(system) -> None:
+    s = system(_PollsTuple, batching="reclaim")
+    run_conformance(_PollsTuple.name, timeout_s=5.0)
+    pages = _pages(4)
+    assert all(s.swap_out_batch(0, list(range(4)), pages))
+    assert [s.swap_in(0, o) for o in range(4)] == [p.tobytes() for p in pages]
+
+
+def test_poll_returning_a_generator_fails_the_kit_and_the_engine(system) -> None:
+    s = system(_PollsGenerator, batching="reclaim")
+    with pytest.raises(ConformanceError, match=r"poll\(\) returned generator, expected a list "
+                                               r"\(or a tuple\)"):
+        run_conformance(_PollsGenerator.name, timeout_s=5.0)
+    pages = _pages(2)
+    assert s.swap_out_batch(0, [0, 1], pages) == [False, False]  # to the swap device
+    assert _driver(s)["bad_result_type"] >= 1
+    assert re.search(r"poll: returned generator; expected a list \(or a tuple\) of the "
+                     r"completed ops", s.zswap.compressor.last_error)
+    assert [s.swap_in(0, o) for o in range(2)] == [p.tobytes() for p in pages]
