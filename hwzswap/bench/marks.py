@@ -114,9 +114,10 @@ def comparable(r: Mapping[str, Any], what: Direction) -> bool:
 
 def emulation_unseparated(r: Mapping[str, Any]) -> bool:
     """A modelled row whose emulation time is unknown (``emulation_us_per_page`` null: the
-    backend's counters gave no ``emulation_us`` rise over the row's chunks, e.g. once its
-    device was marked failed): its host CPU and wall time hold the emulation, not taken out."""
-    return (r.get("time_basis") == "modeled" and not r.get("emulation_us_per_page")
+    backend reports no ``emulation_us``, or its counters could not be read around the row's
+    chunks): its host CPU and wall time hold the emulation, not taken out. A figure of 0.0 is
+    known (the device did no emulated work, e.g. every request refused as busy)."""
+    return (r.get("time_basis") == "modeled" and r.get("emulation_us_per_page") is None
             and not r.get("host_cpu_note"))
 
 
@@ -126,7 +127,7 @@ def cpu_mark(r: Mapping[str, Any]) -> str:
     device whose emulation could not be separated: it is included), or empty."""
     if r.get("host_cpu_note"):
         return "n/a"
-    if r.get("emulation_us_per_page"):
+    if r.get("emulation_us_per_page") is not None:
         return "*"
     if emulation_unseparated(r):
         return "†"

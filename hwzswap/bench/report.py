@@ -295,7 +295,7 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
         notes.append("per call (the whole store or load call, batched modes): " + "; ".join(
             f"{r['backend']} ({r.get('batching', '-')}): {c}"
             for r, c in zip(doc["results"], calls) if c))
-    if any(r.get("emulation_us_per_page") and not r.get("host_cpu_note")
+    if any(r.get("emulation_us_per_page") is not None and not r.get("host_cpu_note")
            for r in doc["results"]):
         notes.append("* host CPU excludes the emulated device's own work (emulation_us), "
                      "which runs on the host")
@@ -303,7 +303,7 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
     if unseparated:
         notes.append("CPU †: host CPU includes the emulated device's own work for "
                      + ", ".join(unseparated) + ": the emulation's time could not be separated "
-                     "(the backend's counters gave no emulation_us over the row's work)")
+                     "(no emulation_us could be read from the backend around the row's work)")
     emulated = [r for r in doc["results"] if r["time_basis"] == "modeled"]
     if emulated:
         parts = []
@@ -315,12 +315,12 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                 # time adds up past the wall time, so it is not a part of it
                 part += (f": {wall} µs/page wall; the emulation's threads ran "
                          f"{emu} µs/page in all, beside the host")
-            elif emu:
+            elif emu is not None:
                 part += f": {wall} µs/page wall, {emu} of it emulation"
             else:  # no emulation figure (e.g. its device marked failed): say so, with the wall
                 part += (f": {wall} µs/page wall, the "
                          "emulation included: its time could not be separated (no "
-                         "emulation_us from the backend over this row's work"
+                         "emulation_us read from the backend around this row's work"
                          + ("; the device was marked failed" if r.get("device_failed") else "")
                          + ")")
             if r.get("modeled_wall_us_per_page"):
