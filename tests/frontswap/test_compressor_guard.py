@@ -277,7 +277,7 @@ def test_poll_returning_none_is_a_driver_error_not_a_type_error(make_system, mod
     assert [s.swap_in(0, o) for o in range(4)] == pages
     assert s.stats()["driver_bad_result_type"] >= 1
     with pytest.raises(DriverError, match=r"driver 'test-poll-none': poll: returned NoneType; "
-                                          r"expected a list of the completed ops"):
+                                          r"expected a list \(or a tuple\) of the completed ops"):
         s.zswap.compressor.run_ops([CompOp.compress(pages[0])])
 
 
