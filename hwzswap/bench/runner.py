@@ -2291,7 +2291,7 @@ _FAULT_WORDS = ("fail", "fault", "error", "timeout", "retr", "swdecomp", "late")
 #: ``recoveries``: it was marked and answered again after ``device_retry_s``), a software
 #: decode in its place. ``busy_retries`` (backpressure) and ``watched`` are not.
 _DRIVER_FAULTS = ("timeouts", "device_errors", "item_failures", "failed", "recoveries",
-                  "sw_fallbacks")
+                  "sw_fallbacks", "refused_stuck")
 
 
 def driver_counters(stats: Mapping[str, Any]) -> dict[str, int]:
