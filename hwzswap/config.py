@@ -63,7 +63,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hwzswap.backends.contract import MAX_TIMEOUT_MS
+from hwzswap.backends.contract import MAX_TIMEOUT_MS, text_number_hint
 from hwzswap.errors import ConfigError, HwzswapError, InvalidParameterError, excerpt
 from hwzswap.yamlfile import Problems, did_you_mean, read_yaml_file, size_problem
 
@@ -140,18 +140,6 @@ def _bool(v: Any) -> str | None:
     return None if type(v) is bool else f"must be true or false, got {excerpt(v)}"
 
 
-def _text_number_hint(v: Any) -> str:
-    """For a string that reads as a number (YAML 1.1 reads ``1e3`` as text: its floats need a
-    dot and a signed exponent): how to write it."""
-    if type(v) is str and len(v) <= 40 and any(c.isdigit() for c in v):
-        try:
-            float(v)
-        except ValueError:
-            return ""
-        return " (YAML read it as text: write a number with a dot, e.g. 1.0e+3 for 1e3)"
-    return ""  # 'nan' and 'inf' too: no number is meant
-
-
 def _number(lo: float, hi: float, *, strict: bool, why: str) -> Check:
     """A finite number above ``lo`` (``strict``) or at least ``lo``, and at most ``hi``; ``why``
     says what the upper bound is (an int too large for a float, 10**400, fails here, not as an
@@ -163,7 +151,7 @@ def _number(lo: float, hi: float, *, strict: bool, why: str) -> Check:
         bound = f"> {lo:g}" if strict else f">= {lo:g}"
         top = hi if type(hi) is int else f"{hi:g}"
         return (f"must be a finite number {bound} and <= {top} ({why}), got {excerpt(v)}"
-                f"{_text_number_hint(v)}")
+                f"{text_number_hint(v)}")
 
     return check
 
