@@ -108,6 +108,9 @@ def main(argv: Sequence[str] | None = None, *, ends_process: bool = False) -> in
     except KeyboardInterrupt:
         _say("hwzswap: interrupted")
         return 130
+    except HwzswapError as exc:  # refused while the modules load (HWZSWAP_IMPL=foo)
+        _say(f"hwzswap: error: {exc}")
+        return 2
     args.ends_process = ends_process
     out = sys.stdout = _Stdout(sys.stdout)
     pipe_rule = _RichBrokenPipe()
