@@ -111,11 +111,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     out_dir = Path(args.output) if args.output else default_out_dir(args.sweep)
     console = Console(width=max(120, Console().width))
     err = Console(stderr=True)
-    if args.dry_run:
-        return _dry_run(spec, plan, out_dir, console)
     if args.ray is not None and args.jobs is not None:
         raise HwzswapError("--jobs is for the local executor; on Ray the cluster's free CPUs "
                            "(one per run) decide how many runs go at once")
+    if args.ray is not None:  # its form, without Ray; a dry run checks it too
+        from hwzswap.sweep.ray_exec import check_address
+
+        check_address(args.ray)
+    if args.dry_run:
+        return _dry_run(spec, plan, out_dir, console)
     command = _command(args)
     try:
         outcome = run_sweep(spec, plan, out_dir, jobs=args.jobs or 1, timeout=args.timeout,

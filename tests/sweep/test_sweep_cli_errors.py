@@ -143,3 +143,14 @@ def test_an_odd_ray_address_in_ray_address_is_refused(
     assert main(["sweep", str(small_sweep), "-o", str(out), "--ray", "auto", "--quiet"]) == 2
     assert "--ray auto: RAY_ADDRESS=headnode: no port" in capsys.readouterr().err
     assert not out.exists()
+
+def test_a_dry_run_checks_the_ray_address_too(
+        small_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--dry-run --ray nohost.invalid`` exited 0: the dry run never looked at ``--ray``."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    out = tmp_path / "out"
+    assert main(["sweep", str(small_sweep), "-o", str(out), "--ray", "nohost.invalid",
+                 "--dry-run"]) == 2
+    assert "--ray nohost.invalid: no port" in capsys.readouterr().err
+    assert not out.exists()
