@@ -221,7 +221,8 @@ def write_modes_summary(main_json: Path, out: Path) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", choices=("main", "extra", "all"), default="all",
-                    help="main: the cross-backend bench only; extra: the focused scripts only")
+                    help="main: the cross-backend bench (every workload), issue 11's lz4 run and "
+                         "stack_layers.py; extra: the focused scripts only")
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
                     help="workloads for the main bench (default: all three)")
     ap.add_argument("--backends", default=None, help="passed to hwzswap bench (default: all)")

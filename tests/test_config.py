@@ -409,3 +409,24 @@ def test_reuse_and_allow_large_keys():
 def test_an_empty_config_file_name_is_named_as_such() -> None:
     with pytest.raises(ConfigError, match="an empty config file name"):
         load_config("")
+
+
+def test_default_yaml_spells_every_key_out_with_the_built_in_values():
+    """docs/bench.md relies on it (a key written in a file counts, even at its default):
+    every key the loader knows is in configs/default.yaml, with the built-in value."""
+    import yaml
+
+    written = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    built_in = load_config({}).to_dict()
+
+    def keys(d: dict, prefix: str = "") -> set[str]:
+        out: set[str] = set()
+        for k, v in d.items():
+            if isinstance(v, dict) and k != "compressor":
+                out |= keys(v, f"{prefix}{k}.")
+            else:
+                out.add(f"{prefix}{k}")
+        return out
+
+    assert keys(built_in) <= keys(written), keys(built_in) - keys(written)
+    assert load_config(ROOT / "configs" / "default.yaml").to_dict() == built_in
