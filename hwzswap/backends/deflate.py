@@ -1,8 +1,10 @@
 """``deflate``: raw deflate (no zlib/gzip wrapper) through zlib, as the kernel's ``deflate``.
 
-The kernel's crypto deflate uses raw deflate with a 4 KiB-friendly window
-(``DEFLATE_DEF_WINBITS`` = 11) and ``MAX_MEM_LEVEL`` (9), per crypto/deflate.c;
-the window is a parameter here.
+The kernel's crypto deflate (crypto/deflate.c) uses raw deflate at ``Z_DEFAULT_COMPRESSION``
+(6) with a 4 KiB-friendly window (``DEFLATE_DEF_WINBITS`` = 11) and ``DEFLATE_DEF_MEMLEVEL`` =
+``MAX_MEM_LEVEL``, which the kernel's include/linux/zconf.h sets to 8 (zlib's own is 9): the
+same settings here (the window is a parameter). The kernel's zlib is an older fork, so the bytes
+can still differ from the kernel's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from hwzswap.backends.contract import (
     corrupt,
     wrong_length,
 )
+
+
+#: The kernel's deflate memLevel (``MAX_MEM_LEVEL`` in include/linux/zconf.h).
+MEM_LEVEL = 8
 
 
 class DeflateBackend(Backend):
@@ -42,7 +48,7 @@ class DeflateBackend(Backend):
     def compress(self, page: Any) -> bytes | None:
         if type(page) is not bytes or len(page) != PAGE_SIZE:
             page = check_page(page)
-        c = zlib.compressobj(self._level, zlib.DEFLATED, -self._wbits, 9)
+        c = zlib.compressobj(self._level, zlib.DEFLATED, -self._wbits, MEM_LEVEL)
         out = c.compress(page) + c.flush()
         return out if len(out) < PAGE_SIZE else None
 

@@ -1,7 +1,9 @@
 """``lzo``: LZO1X-1 through python-lzo (liblzo2), the seed's default compressor.
 
-``lzo.compress(data, 1, False)`` is liblzo2's ``lzo1x_1_compress`` with no header, which is the
-byte stream the kernel's ``lzo`` crypto algorithm produces for the same page.
+``lzo.compress(data, 1, False)`` is liblzo2's ``lzo1x_1_compress`` with no header: the LZO1X
+format the kernel's ``lzo`` decodes, but not always its bytes. liblzo2's LZO1X-1 hashes into a
+2^14-entry dictionary (``D_BITS`` 14), the kernel's lib/lzo into 2^13 (lzodefs.h), so about half
+of the pages compress to different bytes, and the ratio differs by about 0.1 %.
 """
 
 from __future__ import annotations

@@ -314,10 +314,10 @@ def describe(pages: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, Any]:
     return _figures(pages)
 
 
-def lz4_ratio(pages: np.ndarray) -> float:
+def lz4_ratio(pages: np.ndarray) -> float | None:
     """Σ original / Σ compressed over pages that are not same-filled, with LZ4 block (fast,
     acceleration 1); a page that does not shrink counts 4096 bytes. Same definition as the
-    bench's ``ratio``."""
+    bench's ``ratio``: ``None`` when no page counts (all same-filled, or none)."""
     import lz4.block
 
     compress = lz4.block.compress
@@ -327,7 +327,7 @@ def lz4_ratio(pages: np.ndarray) -> float:
         b = page.tobytes()
         total += PAGE_SIZE
         comp += min(len(compress(b, store_size=False)), PAGE_SIZE)
-    return total / comp if comp else 1.0
+    return total / comp if comp else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -370,9 +370,10 @@ def readme_text() -> str:
     for name, pages in by_source.items():
         f = d["sources"][name]
         stored = (corpus_dir() / f"{name}.pages.zst").stat().st_size
+        ratio = lz4_ratio(pages)
         lines.append(
             f"| {name} | {f['pages']} | {stored / 2**20:.2f} MiB | {f['zero_share']:.1%} "
-            f"| {f['same_filled_share']:.1%} | {lz4_ratio(pages):.2f} | "
+            f"| {f['same_filled_share']:.1%} | {'-' if ratio is None else f'{ratio:.2f}'} | "
             f"`{corpus_hash(pages)[:12]}` |"
         )
     allp = np.concatenate(list(by_source.values()))
@@ -436,7 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             by_source = load_bundled_sources()
         d = describe(by_source)
         for name, pages in by_source.items():
-            d["sources"][name]["lz4_ratio"] = round(lz4_ratio(pages), 4)
+            ratio = lz4_ratio(pages)
+            d["sources"][name]["lz4_ratio"] = None if ratio is None else round(ratio, 4)
             d["sources"][name]["sha256"] = corpus_hash(pages)
         json.dump(d, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -124,3 +124,19 @@ def test_property_roundtrip_structured_pages(name: str, runs: list) -> None:
     batch = np.frombuffer(page * 3, np.uint8).reshape(3, 4096)
     items = backend.compress_batch(batch)
     assert [bytes(i) if i is not None else None for i in items] == [out] * 3
+
+
+def test_deflate_uses_the_kernels_settings() -> None:
+    """crypto/deflate.c: raw deflate, level Z_DEFAULT_COMPRESSION (6), window 11 and memLevel
+    MAX_MEM_LEVEL, which the kernel's include/linux/zconf.h sets to 8 (zlib's own is 9)."""
+    backend = get_backend("deflate")
+    differs = 0
+    for page in sample_pages().values():
+        raw = page.tobytes()
+        c = zlib.compressobj(6, zlib.DEFLATED, -11, 8)
+        expected = c.compress(raw) + c.flush()
+        c9 = zlib.compressobj(6, zlib.DEFLATED, -11, 9)
+        differs += (c9.compress(raw) + c9.flush()) != expected
+        got = backend.compress(page)
+        assert got == (expected if len(expected) < 4096 else None)
+    assert differs  # the sample tells the two memLevels apart

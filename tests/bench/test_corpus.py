@@ -254,6 +254,8 @@ def test_cli_describe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     d = json.loads(capsys.readouterr().out)
     assert d["pages"] == 3 and d["zero_share"] == 1.0
     assert d["sources"][str(p)]["sha256"] == corpus_hash(np.zeros((3, PAGE), dtype=np.uint8))
+    # only same-filled pages: no ratio to give (the bench's null), not a made-up 1.0
+    assert d["sources"][str(p)]["lz4_ratio"] is None
     (tmp_path / "bad.pages").write_bytes(b"12")
     assert corpus.main([str(tmp_path / "bad.pages")]) == 2
     assert "not a whole number" in capsys.readouterr().err
