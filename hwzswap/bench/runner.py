@@ -1241,8 +1241,10 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
         ptime = time.process_time_ns
         wtime = time.perf_counter_ns
         for i, chunk in enumerate(cw.chunks):
-            if i % 2:
-                _raw_chunk_counted(backend, batch, chunk, cw, comp, m, skip_same, guard, calls)
+            if i % 2:  # the codec alone, with no writeback round of the stack's beside it
+                with system.zswap.background_paused():
+                    _raw_chunk_counted(backend, batch, chunk, cw, comp, m, skip_same, guard,
+                                       calls)
             suspect: list[tuple[int, Any]] = []
             cnt0 = calls.counters()
             clk0 = _device_clock(cnt0) if device_us is not None else None
@@ -1293,36 +1295,18 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
 
 
 def quiesce_writeback(cache: Any) -> int:
-    """Bring the background writeback worker (``zswap.background_writeback``) to rest: run
-    on this thread the shrink round it would run next (down to the accept threshold), then
-    wait until no writeback batch is in flight (the worker's included). Returns the pages
-    written back here.
+    """Bring the background writeback worker (``zswap.background_writeback``) to rest: wait
+    for a round of its own to end (``ZswapCache.background_paused``), then run on this thread
+    the round it would run next (down to the accept threshold). Returns the pages written back
+    here.
 
     The bench calls it at the end of each of the stack's chunks, inside the chunk's timings,
-    so the worker's writeback is in the stack's wall and CPU time and never runs beside the
-    raw codec's chunk that follows (it did: on ``configs/pressure.yaml``, 176 of 1280 pages
-    written back by the worker overlapped raw chunks). Once it returns, the worker's next
-    wake-up finds the pool at or under the accept threshold and does nothing until the stack
-    stores again. ZswapCache has no pause of its worker, so this uses its public surface
-    (``shrink``, ``pool_pages``, ``accept_pages``, ``outstanding_writebacks``); a pool that
-    nothing more can be written back from stays above the threshold, and the worker's rounds
-    then find nothing to write either."""
-    written = 0
-    calm = 0
-    while calm < 2:
-        n = cache.shrink(cache.accept_pages)
-        written += n
-        if cache.outstanding_writebacks:  # a batch of the worker's is still being written
-            calm = 0
-            time.sleep(0.0001)
-        elif n == 0 or cache.pool_pages <= cache.accept_pages:
-            # twice in a row, the GIL given up in between, so a worker that had just found
-            # the pool over the threshold has taken (and counted) its batch
-            calm += 1
-            time.sleep(0)
-        else:
-            calm = 0
-    return written
+    so the worker's writeback is in the stack's wall and CPU time, and runs the raw codec's
+    chunk that follows with the worker paused, so no round runs beside it (one did: on
+    ``configs/pressure.yaml``, 176 of 1280 pages written back by the worker overlapped raw
+    chunks)."""
+    with cache.background_paused():
+        return cache.shrink(cache.accept_pages)
 
 
 def final_stats(system: Any) -> dict[str, Any]:

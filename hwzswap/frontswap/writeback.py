@@ -44,6 +44,7 @@ class BackgroundWriteback:
         self._woken = 0
         self._in_round = False
         self._ended = False
+        self._paused = 0  # pause() calls not yet resumed: no round starts while > 0
 
     def start(self) -> None:
         self._thread.start()
@@ -62,13 +63,27 @@ class BackgroundWriteback:
                     lambda: self._woken != seen or self._ended or not self._thread.is_alive(),
                     wait_s)
 
+    def pause(self) -> None:
+        """Until :meth:`resume`, start no round; wait for one that is running to end."""
+        with self._turn:
+            self._paused += 1
+            self._turn.wait_for(lambda: not self._in_round or self._ended)
+
+    def resume(self) -> None:
+        """Undo one :meth:`pause`; rounds start again once none is in force."""
+        with self._turn:
+            self._paused -= 1
+            self._turn.notify_all()
+
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 
     def stop(self) -> None:
         """Stop and join the thread; re-raise what killed it, if anything did."""
-        self._stopping = True
+        with self._turn:
+            self._stopping = True
+            self._turn.notify_all()  # a paused thread ends too
         self._event.set()
         if self._thread.is_alive():
             self._thread.join()
@@ -89,14 +104,19 @@ class BackgroundWriteback:
                     return
                 with self._turn:
                     self._woken += 1
-                    self._in_round = cache.pool_pages > cache.accept_pages
+                    self._turn.notify_all()  # a waking storer sees the thread awake
+                    self._turn.wait_for(lambda: not self._paused or self._stopping)
+                    self._in_round = (not self._stopping
+                                      and cache.pool_pages > cache.accept_pages)
                     self._turn.notify_all()
                 if self._in_round:
                     self.rounds += 1
                     try:
                         cache.shrink(cache.accept_pages, self._should_stop)
                     finally:
-                        self._in_round = False
+                        with self._turn:
+                            self._in_round = False
+                            self._turn.notify_all()
         except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
             self.error = exc
         finally:

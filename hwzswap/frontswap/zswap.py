@@ -81,7 +81,8 @@ import threading
 import time
 import zlib
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import accumulate
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -1739,6 +1740,22 @@ class ZswapCache:
             raise HwzswapError("zswap: inconsistent state: " + "; ".join(problems))
 
     # -- lifetime ------------------------------------------------------------------------------
+
+    @contextmanager
+    def background_paused(self) -> Iterator[None]:
+        """Inside, no background writeback round runs (one already running is waited for);
+        stores and reclaim on the caller's thread are not affected. For a caller that times
+        other work beside the cache (the bench's codec-alone pass) and must not have the
+        shrink worker running beside it. Without ``background_writeback``, nothing to do."""
+        bg = self._background
+        if bg is None:
+            yield
+            return
+        bg.pause()
+        try:
+            yield
+        finally:
+            bg.resume()
 
     def stop_background(self) -> None:
         """Stop the background writeback thread, if any (``close`` does it too)."""

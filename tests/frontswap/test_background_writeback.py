@@ -125,3 +125,54 @@ def test_close_stops_the_writeback_thread_even_when_the_async_pipeline_fails_to_
     else:
         raise AssertionError("close() hid the pipeline's error")
     assert not bg.alive and s.zswap._background is None
+
+
+def test_pause_waits_for_a_running_round_and_starts_none_until_resumed():
+    """``pause`` (behind ``ZswapCache.background_paused``, the bench's codec-alone pass): it
+    returns only once a running round has ended, no round starts while paused, and rounds go
+    on after ``resume``; ``stop`` ends a paused thread."""
+    cache = _Cache()
+    bg = BackgroundWriteback(cache, interval=3600)
+    bg.start()
+    try:
+        bg.wake(wait_s=30)
+        assert cache.entered.wait(30)  # a round is running (blocked in shrink)
+        paused = threading.Event()
+        t = threading.Thread(target=lambda: (bg.pause(), paused.set()))
+        t.start()
+        assert not paused.wait(0.2)  # pause waits for the round
+        cache.release.set()
+        assert paused.wait(30)
+        t.join(30)
+        rounds = bg.rounds
+        cache.entered.clear()
+        bg.wake()
+        assert not cache.entered.wait(0.3) and bg.rounds == rounds  # none while paused
+        bg.resume()
+        assert cache.entered.wait(30)  # the wake-up kept while paused runs its round now
+        bg.pause()  # and a paused thread still stops
+    finally:
+        cache.release.set()
+        bg.stop()
+    assert not bg.alive
+
+
+def test_background_paused_on_a_real_cache(make_system):
+    """``ZswapCache.background_paused``: inside, the pool is filled past its accept threshold
+    and left so (the thread wakes every 20 ms, and stores refused at the limit wake it too);
+    once it ends, the thread writes back."""
+    s = make_system(zswap={"background_writeback": True, "compressor": "lz4",
+                           "max_pool_percent": 1, "accept_threshold_percent": 50},
+                    memory={"total_ram_mb": 2})
+    pages = compressible_pages(40)
+    with s.zswap.background_paused():
+        for off, page in enumerate(pages):
+            s.swap_out(0, off, page)
+        assert s.zswap.pool_pages > s.zswap.accept_pages
+        time.sleep(0.2)
+        assert s.stats()["written_back_pages"] == 0
+    deadline = time.monotonic() + 10
+    while s.zswap.pool_pages > s.zswap.accept_pages and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert s.stats()["written_back_pages"] > 0
+    assert [s.swap_in(0, off) for off in range(40)] == pages
