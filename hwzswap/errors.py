@@ -55,8 +55,9 @@ class DeviceError(BackendError):
 class DeviceTimeoutError(DeviceError):
     """A device call did not return within its deadline (``zswap.device_timeout_ms``) and was
     given up (counted as a timeout, not as a device error). ``given_up``: the engine's
-    watchdog gave up on the call and has counted the timeout already (a driver's own
-    deadline leaves it False: the engine counts it when it sees the error)."""
+    watchdog gave up on the call and has counted it already: as a timeout, or, for a call not
+    made because an earlier one was still stuck in the driver, as ``refused_stuck`` (a
+    driver's own deadline leaves it False: the engine counts it when it sees the error)."""
 
     given_up: bool = False  # also for a driver's subclass whose __init__ does not set it
 

@@ -471,6 +471,12 @@ def _cmd_stats(args: argparse.Namespace) -> int:
               f"stores it refused went to the swap device, and the figures do not measure it",
               file=sys.stderr)
         rc = 1
+    elif c.get("driver_refused_stuck"):
+        print(f"hwzswap stats: {c['driver_refused_stuck']} driver calls were not made: an "
+              f"earlier call given up at its deadline was still stuck in the driver; those "
+              f"pages went to the swap device (or the software decoder), and the figures do not "
+              f"measure the device", file=sys.stderr)
+        rc = 1
     return rc
 
 
@@ -486,8 +492,8 @@ def register(subparsers: Any) -> None:
             "zswap's and the swap device's counters. The backend is first warmed up on a "
             "throwaway swap system, so the per-page times hold no one-time setup (a JIT's "
             "first call, a kernel build). Exit status 1 if a page came back wrong, the "
-            "device was marked failed or the run failed (a device or driver error), 2 on a "
-            "bad option or config."
+            "device was marked failed or calls were refused behind a stuck one, or the run "
+            "failed (a device or driver error), 2 on a bad option or config."
         ),
     )
     p.add_argument("--config", metavar="FILE", type=file_name,

@@ -146,6 +146,7 @@ class Watchdog:
         self._lock = threading.Lock()  # one call at a time
         self._jobs: queue.SimpleQueue[list[Any]] | None = None
         self._abandoned: list[threading.Event] = []  # of calls given up: set once they return
+        self._stuck_since = 0.0  # when the oldest call still stuck was made (monotonic)
 
     def call(self, fn: Callable[..., Any], *args: Any, timeout_s: float | None = None) -> Any:
         """``fn(*args)`` on the worker, waiting at most ``timeout_s`` (``None``: the
@@ -162,9 +163,12 @@ class Watchdog:
                 threading.Thread(target=serve_jobs, args=(self._jobs,), daemon=True,
                                  name=f"hwzswap-watchdog-{self.name}").start()
             self._jobs.put(job)
+            started = time.monotonic()
             if not job[2].wait(wait):
                 self._jobs.put(None)  # the worker ends if the stuck call ever returns
                 self._jobs = None
+                if not self._abandoned:
+                    self._stuck_since = started
                 self._abandoned.append(job[2])
                 raise _Timeout()
         if job[4] is not None:
@@ -174,6 +178,10 @@ class Watchdog:
     def stuck(self) -> bool:
         """Whether a call given up at its deadline is still running in the driver."""
         return not all(ev.is_set() for ev in list(self._abandoned))
+
+    def stuck_for(self) -> float:
+        """Seconds since the call still stuck in the driver was made (0.0: none is)."""
+        return time.monotonic() - self._stuck_since if self.stuck() else 0.0
 
     def close(self) -> None:
         """End the worker thread once its current call (if any) returns. Idempotent; a later
@@ -361,8 +369,13 @@ class Compressor:
                 # within microseconds, as the next calls were refused). Raised as a given-up
                 # timeout (counted here, not again): the store goes to the swap device, a
                 # load to the software decoder where there is one.
+                # A call stuck for fail_after deadlines is the evidence of as many timeouts
+                # in a row: the device is marked failed (a driver stuck for good must not
+                # stay "working" with every call refused).
                 with self._state:
                     self.refused_stuck += 1
+                if dog.stuck_for() >= self.fail_after * self.timeout_s:
+                    self._stuck_too_long()
                 self.last_error = (f"driver {self.name!r}: {call} not made: an earlier call "
                                    f"is still stuck in the driver")
                 raise DeviceTimeoutError(
@@ -428,6 +441,16 @@ class Compressor:
             if self._failed:
                 return
             if self._probation or self._consecutive_timeouts >= self.fail_after:
+                self._failed_by_retry = self._probation
+                self._failed_at = time.monotonic()
+                self._failed = True
+                self._probation = False
+
+    def _stuck_too_long(self) -> None:
+        """A call given up on has stayed in the driver for ``fail_after`` deadlines: mark the
+        device failed (once; a device already failed keeps the time it was marked)."""
+        with self._state:
+            if not self._failed:
                 self._failed_by_retry = self._probation
                 self._failed_at = time.monotonic()
                 self._failed = True
@@ -836,7 +859,8 @@ class Compressor:
                 done = self._poll()
             except DeviceTimeoutError as exc:  # poll given up (by the watchdog: counted there)
                 self._timed_out(list(outstanding.values()), waiting,  # or timed out: the rest
-                                count=not exc.given_up)  # time out
+                                count=not exc.given_up,  # time out (or were refused behind
+                                why=str(exc) if exc.given_up else None)  # a stuck call)
                 break
             except DeviceError as exc:  # poll itself failed: the ops still out fail with it
                 self._count_device_error(exc)
@@ -871,12 +895,14 @@ class Compressor:
         return ops
 
     def _timed_out(self, late: list[CompOp], waiting: list[CompOp], count: bool = True,
-                   merged: int = 1) -> None:
+                   merged: int = 1, why: str | None = None) -> None:
+        """The ops still out failed: timed out, or (``why``) their poll was given up or not
+        made; ``count``: counted here as timeouts (not when the watchdog counted already)."""
         within = self._deadline_text(merged)
         for op in late:
             op.status = OpStatus.DEVICE_ERROR
             op.dst = None
-            op.error = f"timed out after {within}"
+            op.error = why or f"timed out after {within}"
         if not count:
             return
         self.timeouts += len(late)
