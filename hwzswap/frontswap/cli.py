@@ -338,13 +338,12 @@ def run_stats(config: Any, pages: int, seed: int = 0,
             progress.at = time.monotonic()
         if worker.is_alive() and time.monotonic() - progress.at > limit:
             stalled = DeviceError(
-                f"hwzswap stats: {progress.step} did not return within {limit:g} s; the backend "
+                f"{progress.step} did not return within {limit:g} s; the backend "
                 "is not answering (a driver call that never returns cannot be interrupted; set "
                 "zswap.device_timeout_ms for a driver's asynchronous ops). The run was abandoned."
             )
-            if progress.running:
-                setattr(stalled, DURING_RUN, True)
-            raise stalled
+            setattr(stalled, DURING_RUN, True)  # a hung device, never input refused (the
+            raise stalled  # warm-up's or the open's included): exit status 1
     if "exc" in box:
         raise box["exc"]
     return box["report"]

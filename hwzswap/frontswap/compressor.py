@@ -193,6 +193,19 @@ class Watchdog:
 
 
 
+def _bytes_like(out: Any) -> bytes | None:
+    """A driver's result as bytes when it is a bytes-like object (bytes, bytearray, a
+    memoryview, a uint8 array: what the engine takes), else ``None``."""
+    if out.__class__ is bytes:
+        return out
+    if isinstance(out, (str, int, float)) or out is None:
+        return None
+    try:
+        return memoryview(out).tobytes()
+    except TypeError:
+        return None
+
+
 def _readonly(pages: np.ndarray) -> np.ndarray:
     """A read-only view of a batch, for the driver: it must not write to its input, and one
     that tries gets numpy's ValueError (made a DriverError) instead of changing the caller's
@@ -616,14 +629,8 @@ class Compressor:
         # copied into bytes here, not asked of the driver again; anything else is redone.
         out: list[bytes] = []
         for page in pages:
-            if page.__class__ is not bytes:
-                if isinstance(page, (str, int, float)) or page is None:
-                    return None
-                try:
-                    page = memoryview(page).tobytes()
-                except TypeError:
-                    return None
-            if len(page) != PAGE_SIZE:
+            page = _bytes_like(page)
+            if page is None or len(page) != PAGE_SIZE:
                 return None
             out.append(page)
         return out
@@ -639,15 +646,11 @@ class Compressor:
         return page
 
     def _as_bytes(self, out: Any, call: str) -> bytes:
-        if isinstance(out, (str, int, float)) or out is None:
+        data = _bytes_like(out)
+        if data is None:
             raise self._violation("result_type", call,
                                   f"returned a {type(out).__name__}, not a bytes-like object")
-        try:
-            return memoryview(out).tobytes()
-        except TypeError:
-            raise self._violation("result_type", call,
-                                  f"returned a {type(out).__name__}, not a bytes-like object"
-                                  ) from None
+        return data
 
     # -- batches -----------------------------------------------------------------------------
 

@@ -93,6 +93,7 @@ from hwzswap.backends.contract import (
     Backend,
     CompressedBatch,
     ItemStatus,
+    as_count,
     check_page,
     check_pages,
 )
@@ -1834,14 +1835,14 @@ class ZswapCache:
 
 def _count_arg(op: str, name: str, value: Any, meaning: str) -> int:
     """A count argument of a public call (``writeback``'s ``n``, ``shrink``'s target) as an
-    int >= 0: an int, or an integer type such as numpy's (never a bool, which is no count);
-    anything else raises :class:`InvalidInputError` saying what to pass."""
-    if value.__class__ is not int:
-        if isinstance(value, (bool, np.bool_)) or not hasattr(value, "__index__"):
-            raise InvalidInputError(
-                f"zswap {op}: {name} must be an int >= 0 ({meaning}), got {value_text(value)}; "
-                f"pass a whole number such as {op}(16)")
-        value = operator.index(value)
+    int >= 0: an int or a numpy integer (the contract's one rule, ``as_count``: never a bool,
+    which is no count); anything else raises :class:`InvalidInputError` saying what to pass."""
+    count = as_count(value)
+    if count is None:
+        raise InvalidInputError(
+            f"zswap {op}: {name} must be an int >= 0 ({meaning}), got {value_text(value)}; "
+            f"pass a whole number such as {op}(16)")
+    value = count
     if value < 0:
         raise InvalidInputError(
             f"zswap {op}: {name} must be an int >= 0 ({meaning}), got {value}; pass 0 or more")

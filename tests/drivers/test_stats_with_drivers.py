@@ -113,3 +113,33 @@ def test_a_step_that_gives_up_on_many_calls_is_not_a_stall(register, capsys, mon
     assert c["driver_timeouts"] == 1 and c["reject_compress_fail"] == 16
     assert c["driver_refused_stuck"] >= 1
     assert c["driver_failed"] == 0
+
+
+class _HangsInTheWarmUp(bd.GoodDriver):
+    """A driver whose first compress (the warm-up's) never returns until released."""
+
+    name = "test-hangs-in-the-warm-up"
+    release = None
+
+    def compress(self, page):
+        type(self).release.wait(30)
+        return super().compress(page)
+
+
+def test_a_stall_in_the_warm_up_is_a_run_failure_not_bad_input(register, capsys, monkeypatch,
+                                                               tmp_path: Path) -> None:
+    """A trusted driver (driver_watchdog off: no deadline of the engine's) that hangs in the
+    warm-up is abandoned as not answering, with exit status 1 (it was 2, "bad input")."""
+    import threading
+
+    _HangsInTheWarmUp.release = threading.Event()
+    register(_HangsInTheWarmUp)
+    monkeypatch.setattr(stats_cli, "STALL_SLACK_S", 0.3)
+    cfg = engine_config(tmp_path, _HangsInTheWarmUp.name, batching="page",
+                        device_timeout_ms=50, driver_watchdog="off")
+    try:
+        assert main(["stats", "--config", str(cfg), "--pages", "16"]) == 1
+    finally:
+        _HangsInTheWarmUp.release.set()
+    err = capsys.readouterr().err
+    assert "hwzswap stats: error: warm-up: swap_out_batch of 16 pages did not return within" in err
