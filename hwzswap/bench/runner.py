@@ -1788,6 +1788,12 @@ def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     with the highest pool peak (the last of them on a tie, so identical passes give the last),
     named 1-based in ``reported_pass``. (Earlier builds took the peak from the highest pass and
     the rest from the last: a row with a peak of 560 pages showed ``pool_bytes`` of 546.)
+    Not one pass's, on purpose: the shares that decide whether a vs-raw ratio is given
+    (``store_refused_share``, ``load_swap_share``) and the staged-load figures
+    (``loads_staged``, ``load_staged_share``, ``load_figure_staged``) are the **worst** pass's,
+    so a ratio or a figure is marked when any pass was over the line (they can therefore differ
+    from the reported pass's ``counters``); ``device_timeouts`` and the faults are **summed**
+    over the passes.
 
     ``modeled_wall_us_per_page`` is **derived from the reported figures**, not the median of
     the passes' own: ``wall_us_per_page`` (median) − ``emulation_us_per_page`` (median) +
