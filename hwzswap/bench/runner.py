@@ -38,6 +38,7 @@ import gc
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1690,20 +1691,16 @@ def run_backend(
 
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
-    if guard is None:
-        guard = raw_guard(backend)
-        try:
+    if guard is None or calls is None:  # made here: ended here, the calls' guard first
+        with ExitStack() as own:
+            if guard is None:
+                guard = raw_guard(backend)
+                own.callback(guard.close)
+            if calls is None:
+                calls = DriverCalls(backend)
+                own.callback(calls.end)
             return run_backend(backend, cw, base, advance, warm_up, repeat, batching,
                                config_keys, guard, calls)
-        finally:
-            guard.close()
-    if calls is None:
-        calls = DriverCalls(backend)
-        try:
-            return run_backend(backend, cw, base, advance, warm_up, repeat, batching,
-                               config_keys, guard, calls)
-        finally:
-            calls.end()
     held = guard.stuck()
     if held is not None:  # an earlier run gave up a call that is still inside the driver
         raise DeviceTimeoutError(f"{held}; not run while that call is still in the driver",
