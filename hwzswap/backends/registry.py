@@ -262,6 +262,10 @@ def _check_params(cls: type[Backend]) -> None:
 #: :func:`available_backends`, for building an instance to describe): a probe of a device node
 #: that never answers must not hang ``hwzswap backends`` or ``hwzswap bench``.
 AVAILABILITY_TIMEOUT_S = 10.0
+#: Seconds a driver from outside the package gets to build an instance in :func:`get_backend`
+#: (longer: opening a device, loading firmware or compiling kernels may take a while), so a
+#: constructor that never returns cannot hang ``open_zswap``, ``hwzswap bench`` or ``stats``.
+CONSTRUCT_TIMEOUT_S = 60.0
 
 
 def _foreign(cls: type[Backend]) -> bool:
@@ -270,11 +274,12 @@ def _foreign(cls: type[Backend]) -> bool:
     return not cls.__module__.startswith("hwzswap.")
 
 
-def _bounded(name: str, cls: type[Backend], what: str, fn: Any) -> Any:
+def _bounded(name: str, cls: type[Backend], what: str, fn: Any,
+             timeout_s: float | None = None) -> Any:
     """``fn()``; for a driver from outside the package, on a daemon thread waited for at most
-    :data:`AVAILABILITY_TIMEOUT_S` (a call still running then is left behind, and
-    :class:`BackendUnavailableError` names the driver and the call). Its exception is raised
-    here as it is."""
+    ``timeout_s`` (default :data:`AVAILABILITY_TIMEOUT_S`; a call still running then is left
+    behind, and :class:`BackendUnavailableError` names the driver and the call). Its exception
+    is raised here as it is."""
     if not _foreign(cls):
         return fn()
     box: dict[str, Any] = {}
@@ -287,10 +292,11 @@ def _bounded(name: str, cls: type[Backend], what: str, fn: Any) -> Any:
 
     worker = threading.Thread(target=run, daemon=True, name=f"hwzswap-probe-{name}")
     worker.start()
-    worker.join(AVAILABILITY_TIMEOUT_S)
+    wait = AVAILABILITY_TIMEOUT_S if timeout_s is None else timeout_s
+    worker.join(wait)
     if worker.is_alive():
         raise BackendUnavailableError(
-            f"backend {name!r}: {what} did not return within {AVAILABILITY_TIMEOUT_S:g} s "
+            f"backend {name!r}: {what} did not return within {wait:g} s "
             f"(a device probe that never answers?); given up, the backend is taken as "
             f"unavailable here (a bug or a hung device in the driver "
             f"{cls.__module__}.{cls.__qualname__})")
@@ -357,7 +363,8 @@ def get_backend(name: str, **params: Any) -> Backend:
     if not ok:
         raise BackendUnavailableError(f"backend {name!r} cannot run here: {reason}")
     try:
-        return cls(**params)
+        return _bounded(name, cls, f"{cls.__name__}() (building the backend)",
+                        lambda: cls(**params), CONSTRUCT_TIMEOUT_S)
     except (HwzswapError, KeyboardInterrupt):
         raise
     except BaseException as exc:  # a driver's own bug (even sys.exit) or a device that failed

@@ -78,3 +78,18 @@ def test_hwzswap_backends_finishes(short_deadline: None, capsys: pytest.CaptureF
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["test-hung-probe"]["available"] is False
     assert "did not return within 0.3 s" in rows["test-hung-probe"]["reason"]
+
+
+def test_building_a_driver_whose_constructor_hangs_is_a_clear_error(
+        short_deadline: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``get_backend`` (what ``open_zswap`` and the bench call) gives a foreign driver's
+    constructor a deadline too (``CONSTRUCT_TIMEOUT_S``: longer than the probe's, since opening
+    a device may take a while); it hung ``hwzswap bench`` for ever."""
+    monkeypatch.setattr(registry, "CONSTRUCT_TIMEOUT_S", 0.3)
+    t0 = time.monotonic()
+    with pytest.raises(BackendUnavailableError,
+                       match=r"backend 'test-hung-init': HungInit\(\) \(building the backend\) "
+                             r"did not return within 0.3 s"):
+        get_backend("test-hung-init")
+    assert time.monotonic() - t0 < 5
+    assert type(get_backend("lz4")).__name__ == "Lz4Backend"  # built-ins: built directly
