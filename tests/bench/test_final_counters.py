@@ -4,7 +4,6 @@ zswap refused + writebacks that raced, nothing outstanding)."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,6 @@ from hwzswap.bench import runner
 from hwzswap.bench.corpus import load_bundled
 from hwzswap.bench.runner import BenchRun, run_bench
 from hwzswap.bench.workload import build_workload
-from hwzswap.frontswap.system import open_zswap
 
 
 def _adds_up(c: dict[str, Any]) -> None:
@@ -29,40 +27,18 @@ def _adds_up(c: dict[str, Any]) -> None:
     assert c["stores"] == c["zswpout"] + rejects + c["staged_dropped"], c
 
 
-def test_final_stats_waits_for_a_writeback_in_flight() -> None:
+def test_final_stats_waits_for_a_writeback_in_flight(writeback_in_flight: Any) -> None:
     """The background thread is held inside its device write (the swap file's ``io_hook``),
     so a writeback batch is in flight when the pass ends: ``stats()`` then shows it
     outstanding and ``pswpout`` behind, :func:`runner.final_stats` stops the thread first."""
-    pages = load_bundled(max_pages=96)
-    system = open_zswap({"zswap": {"compressor": "lz4", "max_pool_percent": 1,
-                                   "background_writeback": True, "writeback_batch": 4},
-                         "memory": {"total_ram_mb": 1}, "swap": {"nr_pages": 256}})
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(op: str, offset: int) -> None:
-        if op == "write" and threading.current_thread().name == "zswap-writeback":
-            entered.set()
-            release.wait(30)
-
-    system.devices[0].io_hook = hold
-    timer = threading.Timer(0.3, release.set)
-    try:
-        for i in range(pages.shape[0]):
-            system.swap_out(0, i, pages[i].tobytes())
-            if entered.wait(0.001):
-                break
-        assert entered.wait(10), "the background thread never wrote back"
-        early = system.stats()
-        assert early["outstanding_writebacks"] > 0  # the window the bench used to read in
-        timer.start()
-        st = runner.final_stats(system)
-        assert release.is_set()  # it waited for the write to finish
-        assert st["written_back_pages"] > 0
-        _adds_up(st)
-    finally:
-        release.set()
-        timer.cancel()
-        system.close()
+    system, release, timer = writeback_in_flight
+    early = system.stats()
+    assert early["outstanding_writebacks"] > 0  # the window the bench used to read in
+    timer.start()
+    st = runner.final_stats(system)
+    assert release.is_set()  # it waited for the write to finish
+    assert st["written_back_pages"] > 0
+    _adds_up(st)
 
 
 @pytest.mark.parametrize("mode", ["reclaim", "async"])

@@ -13,7 +13,6 @@ from hwzswap.bench import runner
 from hwzswap.bench.corpus import load_bundled
 from hwzswap.bench.runner import BenchRun, run_bench
 from hwzswap.bench.workload import build_workload
-from hwzswap.frontswap.system import open_zswap
 from hwzswap.frontswap.zswap import ZswapCache
 
 
@@ -50,36 +49,14 @@ def test_no_background_writeback_during_raw_chunks(monkeypatch: pytest.MonkeyPat
     assert beside == [], f"{sum(n for *_, n in beside)} pages written back beside raw chunks"
 
 
-def test_quiesce_waits_for_the_workers_batch_in_flight() -> None:
+def test_quiesce_waits_for_the_workers_batch_in_flight(writeback_in_flight: Any) -> None:
     """The worker is held inside its swap write, a batch in flight: quiesce_writeback returns
     only once that batch is done and the pool is at or under the accept threshold."""
-    pages = load_bundled(max_pages=96)
-    system = open_zswap({"zswap": {"compressor": "lz4", "max_pool_percent": 1,
-                                   "background_writeback": True, "writeback_batch": 4},
-                         "memory": {"total_ram_mb": 1}, "swap": {"nr_pages": 256}})
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(op: str, offset: int) -> None:
-        if op == "write" and threading.current_thread().name == "zswap-writeback":
-            entered.set()
-            release.wait(30)
-
-    system.devices[0].io_hook = hold
-    timer = threading.Timer(0.3, release.set)
-    try:
-        for i in range(pages.shape[0]):
-            system.swap_out(0, i, pages[i].tobytes())
-            if entered.wait(0.001):
-                break
-        assert entered.wait(10), "the background thread never wrote back"
-        cache = system.zswap
-        assert cache.outstanding_writebacks > 0
-        timer.start()
-        runner.quiesce_writeback(cache)
-        assert release.is_set()  # it waited for the worker's write
-        assert cache.outstanding_writebacks == 0
-        assert cache.pool_pages <= cache.accept_pages
-    finally:
-        release.set()
-        timer.cancel()
-        system.close()
+    system, release, timer = writeback_in_flight
+    cache = system.zswap
+    assert cache.outstanding_writebacks > 0
+    timer.start()
+    runner.quiesce_writeback(cache)
+    assert release.is_set()  # it waited for the worker's write
+    assert cache.outstanding_writebacks == 0
+    assert cache.pool_pages <= cache.accept_pages
