@@ -258,6 +258,22 @@ class PoolMessages:
             f"{self.name}: no memory for a new {pages}-page zspage of class {size}: {exc}"
         )
 
+    def bad_run_error(self, run: Any, pages: int) -> PoolError:
+        """The page allocator returned something other than a writable, contiguous memoryview
+        of ``pages`` pages (both pools check it). Names its type and size, never its contents
+        (the repr of a 28 KiB buffer made a 115,000-character message)."""
+        try:
+            size = f"{memoryview(run).nbytes} bytes"
+        except TypeError:
+            size = "not a buffer"
+        else:
+            if isinstance(run, memoryview) and run.readonly:
+                size += ", read-only"
+        return PoolError(
+            f"{self.name}: the page allocator returned a {type(run).__name__} ({size}), not a "
+            f"writable memoryview of {pages * PAGE_SIZE} bytes"
+        )
+
 
 class MapHelpers:
     """``mapped`` and ``is_mapped`` over a pool's ``map``/``unmap`` and its ``_maps`` table

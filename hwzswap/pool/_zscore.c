@@ -50,7 +50,7 @@ static PyObject *InvalidHandleError = NULL;
 
 static PyObject *str_alloc_pages, *str_free_pages;
 static PyObject *str_release, *str_invalid, *str_bad_size, *str_bad_data, *str_pinned,
-    *str_too_long, *str_alloc_failed, *str_not_mapped, *str_unmap_busy, *str_bad_maps,
+    *str_too_long, *str_alloc_failed, *str_bad_run, *str_not_mapped, *str_unmap_busy, *str_bad_maps,
     *str_batch_error, *str_unmap_derived, *str_destroy_busy;
 static PyObject *str_arg_buf, *str_arg_offsets, *str_arg_sizes, *str_arg_idx;
 static PyObject *zero;  /* the handle given to _bad_data by malloc_write */
@@ -542,8 +542,11 @@ new_zspage(ZsCore *self, int ci, Py_ssize_t size)
         PyObject *r = PyObject_CallOneArg(self->free_fn, run);
         Py_XDECREF(r);
         PyErr_Clear();
-        PyErr_Format(PoolError, "zsmalloc: the page allocator returned %R, not a writable "
-                     "memoryview of %d bytes", run, pages * ZS_PAGE_SIZE);
+        PyObject *n = PyLong_FromLong(pages);
+        if (n != NULL) {
+            raise_helper(self, str_bad_run, run, n, NULL);  /* the message lives in Python */
+            Py_DECREF(n);
+        }
         Py_DECREF(run);
         PyMem_Free(owner);
         return NIL;
@@ -2538,6 +2541,7 @@ PyInit__zscore(void)
     INTERN(str_pinned, "pinned_error");
     INTERN(str_too_long, "too_long_error");
     INTERN(str_alloc_failed, "alloc_failed_error");
+    INTERN(str_bad_run, "bad_run_error");
     INTERN(str_not_mapped, "not_mapped_error");
     INTERN(str_unmap_busy, "unmap_busy_error");
     INTERN(str_bad_maps, "bad_maps_error");

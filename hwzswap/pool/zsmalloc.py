@@ -284,6 +284,13 @@ class _SizeClass:
             self.partial_mask |= 1 << fg
 
 
+def _is_run(mv: Any, pages: int) -> bool:
+    """What a page allocator must return: a writable, contiguous memoryview of single bytes,
+    ``pages * PAGE_SIZE`` long."""
+    return (isinstance(mv, memoryview) and not mv.readonly and mv.contiguous and mv.ndim == 1
+            and mv.itemsize == 1 and mv.format == "B" and mv.nbytes == pages * PAGE_SIZE)
+
+
 class _Zspage:
     """One zspage: ``pages`` contiguous pages and a stack of free payload offsets."""
 
@@ -493,6 +500,12 @@ class PyZsPool(HandlePool):
         except PoolAllocError as exc:
             self._alloc_fail += 1
             raise self.alloc_failed_error(cls.pages, cls.size, exc) from None
+        if not _is_run(mv, cls.pages):  # the C core's check, with the same message
+            try:
+                self.allocator.free_pages(mv)
+            except Exception:  # noqa: BLE001 - it is not a run: its own error is the one to see
+                pass
+            raise self.bad_run_error(mv, cls.pages)
         shells = cls.shells
         if shells:  # reuse a released zspage's object (its memory went back to the allocator)
             zs = shells.pop()
