@@ -414,8 +414,9 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
     ``memory_limit`` bytes, measure, tear everything down. Returns one result row.
 
     ``oom_kill=False``: the cgroup's tasks wait for memory instead of being OOM-killed (v1).
-    ``timeout_s``: after that long the command's cgroup is killed and :class:`RunFailedError`
-    raised (after the teardown). ``source``: the user's config file ``config`` came from,
+    ``timeout_s``: after that long the command's cgroup is killed and the row is a failed
+    run (``failure`` and ``timed_out`` say so); :class:`RunFailedError` (after the teardown)
+    only when the command still would not exit. ``source``: the user's config file ``config`` came from,
     named in errors in place of the temporary file the server reads."""
     name = name or f"run{os.getpid()}"
     cfg_file = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"hwzswap-{label}-",
@@ -459,15 +460,29 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             except OSError as exc:  # not found, not executable (the chain is undone below)
                 raise RunError(f"cannot run {cmd[0]}: {exc.strerror}") from None
             try:
-                status, ru = _wait(proc.pid, cg, timeout_s, name)
+                status, ru, timeout_why = _wait(proc.pid, cg, timeout_s, name)
             except RunFailedError:
                 timed_out = True
                 raise
+            if timeout_why is not None:  # a failed run, reported as one (not an abort)
+                timed_out = True
+                row["timed_out"] = timeout_why
             wall = time.monotonic() - t0
             proc.returncode = os.waitstatus_to_exitcode(status)
             oom_kills = cg.oom_kills()
             v1 = _vmstat()
-            s1, died = query_or_death(name)
+            try:
+                s1, died = query_or_death(name)
+            except HwzswapError:
+                if not timed_out:
+                    raise
+                # the command was killed, yet its server does not answer: it is hung (and
+                # perhaps why the command ran past --timeout); killed, the run is reported
+                # as one whose server died
+                if chain.kill_server(name):
+                    row["timed_out"] += ("; its swap server then did not answer and was "
+                                         "killed")
+                s1, died = query_or_death(name)
             if died is not None:
                 # a dead server (killed, crashed): its pages were lost to the command, whose
                 # run is reported failed with what is known; the chain is undone as after a
@@ -551,7 +566,7 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
     row.update({
         "exit_code": proc.returncode,
         "oom_kills": oom_kills,
-        "failure": describe_exit(proc.returncode, oom_kills),
+        "failure": row.get("timed_out") or describe_exit(proc.returncode, oom_kills),
         "pswpin": pswpin,
         "pswpout": pswpout,
         "majflt": ru.ru_majflt,
@@ -689,7 +704,7 @@ def _dead_server_row(row: dict[str, Any], code: int, oom_kills: int | None, ru: 
     the command's rusage say; the server's and the engine's figures are unknown (None). The
     run failed, whatever the command's exit status: its swapped pages were lost."""
     died = row["server_died"]
-    cmd_end = describe_exit(code, oom_kills) or "exited 0"
+    cmd_end = row.get("timed_out") or describe_exit(code, oom_kills) or "exited 0"
     cpu = ru.ru_utime + ru.ru_stime
     row.update({
         "exit_code": code, "oom_kills": oom_kills,
@@ -724,38 +739,43 @@ def teardown_problems(problems: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _wait_until(pid: int, deadline: float) -> bool:
-    while time.monotonic() < deadline:
-        wpid, _, _ = os.wait4(pid, os.WNOHANG)
-        if wpid == pid:
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def _wait(pid: int, cg: MemoryCgroup, timeout_s: float | None, name: str
-          ) -> tuple[int, Any]:
-    """``wait4`` the command. Past ``timeout_s`` everything in its cgroup is killed; tasks
-    that still cannot exit are waiting on the swap server, which is then hung: it is killed
-    too, so their I/O fails and they go (the chain is then undone as after a crash)."""
+          ) -> tuple[int, Any, str | None]:
+    """``wait4`` the command: its wait status, rusage and, when it ran past ``timeout_s``,
+    why it ended (None otherwise). Past ``timeout_s`` everything in its cgroup is killed;
+    tasks that still cannot exit are waiting on the swap server, which is then hung: it is
+    killed too, so their I/O fails and they go (the chain is then undone as after a crash).
+    A command that still will not exit raises :class:`RunFailedError` (nothing to report)."""
     if timeout_s is None:
         _, status, ru = os.wait4(pid, 0)
-        return status, ru
+        return status, ru, None
     deadline = time.monotonic() + timeout_s
     while True:
         wpid, status, ru = os.wait4(pid, os.WNOHANG)
         if wpid == pid:
-            return status, ru
+            return status, ru, None
         if time.monotonic() > deadline:
             cg.kill()
-            why = f"the command ran past {timeout_s:.0f} s and was killed"
-            if not _wait_until(pid, time.monotonic() + 15):
+            why = f"ran past --timeout {timeout_s:g} s and was killed"
+            ended = _wait_until(pid, time.monotonic() + 15)
+            if ended is None:
                 if chain.kill_server(name):
                     why += "; its tasks were stuck on the swap server, which was killed"
-                if not _wait_until(pid, time.monotonic() + 60):
-                    why += f"; pid {pid} still would not exit"
-            raise RunFailedError(why)
+                ended = _wait_until(pid, time.monotonic() + 60)
+            if ended is not None:
+                return ended[0], ended[1], why
+            raise RunFailedError(f"the command {why}; pid {pid} still would not exit")
         time.sleep(0.02)
+
+
+def _wait_until(pid: int, deadline: float) -> tuple[int, Any] | None:
+    """The wait status and rusage of child ``pid`` once it exits, or None at ``deadline``."""
+    while time.monotonic() < deadline:
+        wpid, status, ru = os.wait4(pid, os.WNOHANG)
+        if wpid == pid:
+            return status, ru
+        time.sleep(0.02)
+    return None
 
 
 def describe_exit(code: int, oom_kills: int | None = None) -> str | None:
@@ -784,6 +804,8 @@ def describe_exit(code: int, oom_kills: int | None = None) -> str | None:
 
 def _short_exit(r: dict[str, Any]) -> str:
     code = r.get("exit_code", 0)
+    if r.get("timed_out"):
+        return "timeout"
     if code == 0:
         return "0, OOM-kill" if r.get("oom_kills") else "0"
     if code > 0:

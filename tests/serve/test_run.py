@@ -80,7 +80,8 @@ def test_timeout_kills_the_command_and_undoes_everything(state_dir: Path,
     p = hwzswap_cli("run", "--memory-limit", "32M", "--config", small_config(tmp_path),
                     "--timeout", "1", "--no-oom-kill", "--", "sleep", "60", timeout=120)
     # a run that failed, not a refusal (2 is for those): 1, as bench and sweep use it
-    assert p.returncode == 1 and "ran past 1 s and was killed" in p.stderr
+    assert p.returncode == 1 and "ran past --timeout 1 s and was killed" in p.stderr
+    assert "FAILED: config: the command ran past --timeout 1 s" in p.stdout
     helptext = " ".join(hwzswap_cli("run", "--help").stdout.split())
     assert "1 when a command failed or ran past --timeout" in helptext
     # state_dir's check: no swap, loop device, mount or state left; and no cgroup:
@@ -104,8 +105,8 @@ def test_a_hung_server_is_killed_and_everything_undone(state_dir: Path,
 
     def go() -> None:
         try:
-            run.run_once([sys.executable, PROG, "48"], 24 << 20, cfg, name="hung",
-                         quiet=True, timeout_s=4)
+            box["row"] = run.run_once([sys.executable, PROG, "48"], 24 << 20, cfg,
+                                      name="hung", quiet=True, timeout_s=4)
         except run.RunError as exc:
             box["error"] = str(exc)
 
@@ -125,7 +126,12 @@ def test_a_hung_server_is_killed_and_everything_undone(state_dir: Path,
     os.kill(st["pid"], signal.SIGSTOP)
     t.join(120)
     assert not t.is_alive()
-    assert "ran past 4 s and was killed" in box["error"]
+    assert "error" not in box, box["error"]  # a failed run, reported as one
+    # its tasks were killed; stuck on the server, or not, the hung server was killed too
+    assert box["row"]["failure"].startswith("ran past --timeout 4 s and was killed; its ")
+    assert "which was killed" in box["row"]["failure"] or (
+        "its swap server then did not answer and was killed" in box["row"]["failure"])
+    assert box["row"]["server_died"]
     assert chain.read_state("hung") is None
 
 

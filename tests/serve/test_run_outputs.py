@@ -34,7 +34,7 @@ def test_nothing_recorded_is_no_recording(state_dir: Path, tmp_path: Path) -> No
 def test_a_later_comparison_that_fails_keeps_what_was_measured(state_dir: Path,
                                                                tmp_path: Path) -> None:
     """base runs; lz4's run then fails (its command hangs past --timeout): base's results are
-    still printed and written, lz4 is named as not measured, exit 1."""
+    still printed and written, lz4 is a FAILED run (not an abort), exit 1."""
     import json
 
     flag = tmp_path / "second"
@@ -44,8 +44,10 @@ def test_a_later_comparison_that_fails_keeps_what_was_measured(state_dir: Path,
                     "--compare", "base,lz4", "--timeout", "2", "--json", str(out), "--",
                     "sh", "-c", script, timeout=120)
     assert p.returncode == 1, p.stderr + p.stdout
-    assert "lz4: the command ran past 2 s and was killed" in p.stderr
-    assert "NOT MEASURED: lz4" in p.stdout
+    assert "lz4: the command ran past --timeout 2 s and was killed" in p.stderr
+    assert "FAILED: lz4: the command ran past --timeout 2 s" in p.stdout
     res = json.loads(out.read_text())
-    assert [r["label"] for r in res["runs"]] == ["base"] and res["runs"][0]["exit_code"] == 0
-    assert res["aborted"]["label"] == "lz4" and "ran past 2 s" in res["aborted"]["error"]
+    assert [r["label"] for r in res["runs"]] == ["base", "lz4"]
+    assert res["runs"][0]["exit_code"] == 0 and not res["runs"][0]["failure"]
+    assert "ran past --timeout 2 s" in res["runs"][1]["failure"]
+    assert res["aborted"] is None and res["changes"][1]["invalid"]
