@@ -75,8 +75,8 @@ class RunError(HwzswapError):
 
 
 class RunFailedError(RunError):
-    """The run itself failed once it had started: the command ran past ``--timeout``, or the
-    teardown left something set up. Exit status 1 (a refusal before the run is 2)."""
+    """The run itself failed once it had started: the command would not exit even when killed
+    (past ``--timeout``), or the teardown left something set up. Exit status 1 (a refusal before the run is 2)."""
 
 
 def _vmstat() -> dict[str, int]:
@@ -88,10 +88,12 @@ def _vmstat() -> dict[str, int]:
 
 
 def format_size(n: int) -> str:
-    """``n`` bytes in MiB (GiB, TiB from 1 GiB, 1 TiB on), exactly: ``32 MiB``, ``1.5 MiB``,
-    ``1000 GiB``, else with the byte count too."""
+    """``n`` bytes in the largest unit it reaches (bytes, KiB, MiB, GiB, TiB), exactly:
+    ``32 MiB``, ``1.5 MiB``, ``4 KiB``, ``1000 GiB``, else with the byte count too."""
+    if n < 1024:
+        return f"{n} bytes"
     unit, size = next((u, s) for u, s in (("TiB", MIB << 20), ("GiB", MIB << 10),
-                                          ("MiB", MIB)) if n >= s or u == "MiB")
+                                          ("MiB", MIB), ("KiB", 1024)) if n >= s)
     text = f"{n / size:.6g}"
     exact = float(text) * size == n
     return f"{text} {unit}" + ("" if exact else f" ({n} bytes)")
@@ -99,7 +101,10 @@ def format_size(n: int) -> str:
 
 def check_memory_limit(text: str) -> int:
     """``--memory-limit`` in bytes (:func:`parse_size`), at least :data:`MIN_MEMORY_LIMIT`."""
-    limit = parse_size(text)
+    try:
+        limit = parse_size(text)
+    except HwzswapError as exc:  # the option is named: run takes more than one value
+        raise RunError(f"--memory-limit {text}: {exc}") from None
     if limit < MIN_MEMORY_LIMIT:
         raise RunError(f"--memory-limit {text}: {format_size(limit)} is below the minimum of "
                        f"{format_size(MIN_MEMORY_LIMIT)}: the cgroup must also hold what the "
@@ -157,6 +162,23 @@ def _backend_problem(cfg: dict[str, Any]) -> str | None:
     except Exception as exc:  # noqa: BLE001 - a driver's bug: said, not a traceback
         return f"backend {name!r}: availability() raised {type(exc).__name__}: {exc}"
     return None if ok else f"backend {name!r} cannot run here: {reason or 'no reason given'}"
+
+
+def check_compare(text: str | None) -> list[str]:
+    """The labels of ``--compare`` (``["config"]`` without it): an empty entry (``,lz4``,
+    ``lz4,,lzo``) is refused, not dropped, since it is a typo of a name that was meant."""
+    if text is None:
+        return ["config"]
+    labels = [s.strip() for s in text.split(",")]
+    if labels == [""]:
+        return []  # check_labels refuses it: names no configuration
+    empty = [str(i + 1) for i, label in enumerate(labels) if not label]
+    if empty:
+        which = (f"entry {empty[0]} of {len(labels)} is" if len(empty) == 1 else
+                 f"entries {', '.join(empty)} of {len(labels)} are")
+        raise RunError(f"--compare {text}: {which} empty; give comma-separated names with "
+                       "none left out, e.g. base,lzo,lz4")
+    return labels
 
 
 def check_labels(labels: list[str], base: dict[str, Any], source: str | None = None
@@ -1016,8 +1038,7 @@ def _run_cmd(args: argparse.Namespace) -> int:
         raise RunError("hwzswap run: give the command after --, e.g. "
                        "hwzswap run --memory-limit 64M -- python prog.py")
     limit = check_memory_limit(args.memory_limit)
-    labels = ([s.strip() for s in args.compare.split(",") if s.strip()]
-              if args.compare is not None else ["config"])
+    labels = check_compare(args.compare)
     _check_outputs(args)  # a path that cannot be written is named first, whatever else
     if args.plot and len(labels) < 2:
         raise RunError(f"--plot {args.plot}: the plot is of the % changes against the first "
