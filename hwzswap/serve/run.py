@@ -181,6 +181,49 @@ def check_compare(text: str | None) -> list[str]:
     return labels
 
 
+def command_problem(prog: str, errno_: int | None = None) -> str | None:
+    """Why ``prog`` (a path, or a name looked up on PATH) cannot be started, said as what is
+    wrong with the file (execve's ENOENT is also what a missing ``#!`` interpreter gives, and
+    EACCES what a directory gives); None when nothing is seen. ``errno_``: the error a start
+    failed with, for what can only be known then (ENOEXEC)."""
+    import errno
+
+    if os.sep not in prog:
+        found = shutil.which(prog)
+        if found is None:
+            return "no such executable on PATH"
+        prog = found
+    if not os.path.lexists(prog):
+        return "no such file"
+    if not os.path.exists(prog):
+        return f"it is a dangling symbolic link (to {os.readlink(prog)})"
+    if os.path.isdir(prog):
+        return "it is a directory, not a program"
+    if not os.access(prog, os.X_OK):
+        return ("it is not executable (no execute permission): chmod +x it, or give its "
+                "interpreter first, e.g. -- sh FILE")
+    try:
+        with open(prog, "rb") as f:
+            head = f.read(256)  # the kernel's BINPRM_BUF_SIZE: all of #! it reads
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    if head.startswith(b"#!"):
+        line = head[2:].split(b"\n", 1)[0].strip(b" \t")
+        interp = line.split(None, 1)[0].decode(errors="replace") if line.split() else ""
+        if not interp:
+            return "its interpreter line (#!) names no program"
+        if not os.path.exists(interp):
+            return (f"its interpreter line (#!{line.decode(errors='replace')}) names "
+                    f"{interp}, which does not exist")
+        if os.path.isdir(interp) or not os.access(interp, os.X_OK):
+            return (f"its interpreter line (#!{line.decode(errors='replace')}) names "
+                    f"{interp}, which is not an executable program")
+    if errno_ == errno.ENOEXEC:
+        return ("the kernel cannot start it (not a binary it knows, and no #! interpreter "
+                "line): add one, or give its interpreter first, e.g. -- sh FILE")
+    return None
+
+
 def check_labels(labels: list[str], base: dict[str, Any], source: str | None = None
                  ) -> list[tuple[dict[str, Any], str | None]]:
     """Each ``--compare`` label's config (:func:`config_for`), every one checked before the
@@ -480,7 +523,8 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                 proc = subprocess.Popen(cmd, preexec_fn=lambda: cg.add(os.getpid()),
                                         stdout=subprocess.DEVNULL if quiet else None)
             except OSError as exc:  # not found, not executable (the chain is undone below)
-                raise RunError(f"cannot run {cmd[0]}: {exc.strerror}") from None
+                why = command_problem(cmd[0], exc.errno) or exc.strerror
+                raise RunError(f"cannot run {cmd[0]}: {why}") from None
             try:
                 status, ru, timeout_why = _wait(proc.pid, cg, timeout_s, name)
             except RunFailedError:
@@ -1044,9 +1088,9 @@ def _run_cmd(args: argparse.Namespace) -> int:
         raise RunError(f"--plot {args.plot}: the plot is of the % changes against the first "
                        "configuration, so it needs --compare with two or more (e.g. "
                        "--compare base,lzo)")
-    if shutil.which(cmd[0]) is None:  # before the chain is set up for it
-        raise RunError(f"cannot run {cmd[0]}: no such executable"
-                       + ("" if os.sep in cmd[0] else " on PATH"))
+    why = command_problem(cmd[0])  # before the chain is set up for it
+    if why is not None:
+        raise RunError(f"cannot run {cmd[0]}: {why}")
     # the kernel's own zswap may be on only where every run sets it itself (kernel-<comp>):
     # in front of any other run it would take the pages hwzswap is there to measure
     chain.preflight(coexist=args.coexist, allow_kernel_zswap=bool(labels) and all(
