@@ -76,7 +76,8 @@ class RunError(HwzswapError):
 
 class RunFailedError(RunError):
     """The run itself failed once it had started: the command would not exit even when killed
-    (past ``--timeout``), or the teardown left something set up. Exit status 1 (a refusal before the run is 2)."""
+    (past ``--timeout``), or the teardown left something set up. Exit status 1 (a refusal
+    before the run is 2)."""
 
 
 def _vmstat() -> dict[str, int]:
@@ -481,8 +482,8 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
     ``oom_kill=False``: the cgroup's tasks wait for memory instead of being OOM-killed (v1).
     ``timeout_s``: after that long the command's cgroup is killed and the row is a failed
     run (``failure`` and ``timed_out`` say so); :class:`RunFailedError` (after the teardown)
-    only when the command still would not exit. ``source``: the user's config file ``config`` came from,
-    named in errors in place of the temporary file the server reads."""
+    only when the command still would not exit. ``source``: the user's config file
+    ``config`` came from, named in errors in place of the temporary file the server reads."""
     name = name or f"run{os.getpid()}"
     cfg_file = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"hwzswap-{label}-",
                                            delete=False)
