@@ -294,6 +294,63 @@ def log_path(name: str) -> Path:
     return STATE_DIR / f"{check_name(name)}.log"
 
 
+def off_path(name: str) -> Path:
+    """The note of a ``swap off`` that sent the server its SIGTERM (its ``pid``,
+    ``pid_start``, ``at``; ``abandoned`` once that ``swap off`` stopped waiting for the end,
+    interrupted or past its ``--timeout``): the server's end is then ``swap off``'s, not its
+    own, and one whose ``swap off`` is gone clears its own exit record and log."""
+    return STATE_DIR / f"{check_name(name)}.off"
+
+
+def _write_off_note(name: str, st: dict[str, Any], abandoned: bool = False) -> None:
+    """Note that ``swap off`` stops the server of state ``st`` (:func:`off_path`)."""
+    note = {"pid": st.get("pid"), "pid_start": st.get("pid_start"), "at": time.time(),
+            "abandoned": abandoned}
+    with contextlib.suppress(OSError):  # without it, only the wording of `status` suffers
+        write_atomic(off_path(name), lambda tmp: tmp.write_text(json.dumps(note)))
+
+
+def _off_note(name: str, st: dict[str, Any]) -> dict[str, Any] | None:
+    """The :func:`off_path` note about the server of state (or exit record) ``st``, or None
+    when there is none about that server."""
+    try:
+        note = json.loads(off_path(name).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(note, dict) or (note.get("pid"), note.get("pid_start")) != (
+            st.get("pid"), st.get("pid_start")):
+        return None
+    return note
+
+
+def _drop_off_note(name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        off_path(name).unlink()
+
+
+def _clear_abandoned(name: str, st: dict[str, Any]) -> bool:
+    """Once the server of state ``st`` has exited: when a ``swap off`` that stopped it no
+    longer waits (its note says ``abandoned``), do what it would have done: take its exit
+    record, and its log when it ended cleanly. True when done. Both that server (at its
+    exit) and that ``swap off`` (when it stopped waiting) call it: whichever comes last
+    finds the other's part done, so the cleanup happens whatever the order."""
+    note = _off_note(name, st)
+    if note is None or not note.get("abandoned"):
+        return False
+    ended = _ended_record(name)
+    if ended is None or (ended.get("pid"), ended.get("pid_start")) != (
+            st.get("pid"), st.get("pid_start")):
+        return False
+    if _ended_cleanly(ended):
+        for path in (exit_path(name), log_path(name)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        _drop_off_note(name)
+    # else the record and the log stay (they say what failed); the note too, so that
+    # `swap status` says it was `swap off` that stopped it
+    return True
+
+
 #: a log an earlier server left, moved aside by the next ``swap on`` (:func:`_move_old_log`)
 _MOVED_LOG_RE = re.compile(r".*\.\d{8}-\d{6}(-\d+)?")
 
@@ -1032,6 +1089,8 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
                      "problems": problems, "errors": errors})))
             except OSError as exc:
                 warn(f"hwzswap swap {name}: cannot write {exit_path(name)}: {exc}")
+            else:  # the `swap off` that stopped it may have stopped waiting: its cleanup
+                _clear_abandoned(name, state)
         _unlock(setup_fd, _setup_lock_path())
         # the name's lock goes last; one `swap on` handed over stays its own until swap was
         # on (it undoes a server that did not come up, under that lock)
@@ -1478,9 +1537,18 @@ def _swap_off(name: str, timeout: float, force: bool, strict: bool,
                 tick()
             return _failed_since(name, asked)
 
-        if _stop_server(pid, timeout, st.get("pid_start"), until=failed):
+        # noted first: a `swap off` cut short (Ctrl-C) or giving up after its --timeout
+        # leaves the server tearing down on its own, and its end is still this one's
+        _write_off_note(name, st)
+        try:
+            stopped = _stop_server(pid, timeout, st.get("pid_start"), until=failed)
+        except BaseException:  # Ctrl-C: the server goes on with the SIGTERM it was sent
+            _abandon(name, st)
+            raise
+        if stopped:
             if read_state(name) is None:
                 ended = _server_exit(name, st)
+                _drop_off_note(name)
                 problems = (ended or {}).get("problems") or []
                 if problems:
                     if strict:
@@ -1495,6 +1563,7 @@ def _swap_off(name: str, timeout: float, force: bool, strict: bool,
             st = read_state(name) or st
             done.append("server stopped")
         elif (why := _failed_since(name, asked)) is not None and not force:
+            _drop_off_note(name)  # it goes on serving: a later end is its own
             raise ChainError(
                 f"the server (pid {pid}) could not swap off: {why}. It is still serving the "
                 "chain, so the pages still on the device are kept (the kernel may have "
@@ -1504,9 +1573,11 @@ def _swap_off(name: str, timeout: float, force: bool, strict: bool,
                 "the device are then lost to their owners)")
         elif force:
             kill_server(name)
+            _drop_off_note(name)  # killed: it leaves no exit record
             done.append(f"server (pid {pid}) killed after {timeout:g} s" if why is None else
                         f"server (pid {pid}) killed after its swapoff failed ({why})")
         else:
+            _abandon(name, st)
             raise ChainError(f"the server (pid {pid}) did not finish tearing down within "
                              f"{timeout:g} s: {st.get('error') or 'swapoff still running'} "
                              "(`hwzswap swap off --force` kills it)")
@@ -1553,22 +1624,36 @@ def _swap_off(name: str, timeout: float, force: bool, strict: bool,
             Path(st["socket"]).unlink()
     with contextlib.suppress(FileNotFoundError):
         state_path(name).unlink()
+    _drop_off_note(name)
     done.append("state removed")
     if kept:  # the server did not tear the chain down itself: its log may say why
         done.append(f"server log kept: {log_path(name)}")
     return done
 
 
+def _abandon(name: str, st: dict[str, Any]) -> None:
+    """``swap off`` stops waiting for the server of state ``st`` it sent SIGTERM (Ctrl-C, or
+    its --timeout): noted, so that the server clears its exit record and log at its end as
+    that ``swap off`` would have (:func:`_clear_abandoned`); done here if it ended already."""
+    _write_off_note(name, st, abandoned=True)
+    if not _server_alive(st):
+        _clear_abandoned(name, st)
+
+
 def _ended_record(name: str) -> dict[str, Any] | None:
     """The exit record (:func:`exit_path`) a server of chain ``name`` left, read and left in
-    place, with ``at`` (when it was written); None when there is none."""
+    place, with ``at`` (when it was written) and, when a ``swap off`` sent it its SIGTERM
+    (:func:`off_path`), ``stopped_by_off`` (when); None when there is none."""
     path = exit_path(name)
     try:
         out = json.loads(path.read_text())
         at = path.stat().st_mtime
     except (OSError, ValueError):
         return None
-    return {**out, "at": at} if isinstance(out, dict) else None
+    if not isinstance(out, dict):
+        return None
+    note = _off_note(name, out)
+    return {**out, "at": at, **({"stopped_by_off": note.get("at")} if note else {})}
 
 
 def _ended_cleanly(ended: dict[str, Any]) -> bool:
@@ -1579,16 +1664,20 @@ def _ended_cleanly(ended: dict[str, Any]) -> bool:
 
 def _clear_ended(name: str) -> list[str]:
     """``swap off`` of a chain that is not on, whose server ended on its own (it was stopped
-    by a signal ``swap off`` did not send, or failed while serving) and left its exit record
-    and log: the record goes, and the log too when that server ended cleanly (else it is kept
-    and named: it says what failed). What was done."""
+    by a signal ``swap off`` did not send, or failed while serving), or by a ``swap off`` that
+    did not wait for its end, and left its exit record and log: the record goes, and the log
+    too when that server ended cleanly (else it is kept and named: it says what failed).
+    What was done."""
     ended = _ended_record(name)
     if ended is None:
         return []
     with contextlib.suppress(FileNotFoundError):
         exit_path(name).unlink()
-    done = [f"was not on; the record of its last server (pid {ended.get('pid')}, which ended "
-            f"on its own with exit status {ended.get('rc')}) removed"]
+    _drop_off_note(name)
+    how = ("stopped by an earlier `swap off` that did not wait for its end"
+           if ended.get("stopped_by_off") is not None else "which ended on its own")
+    done = [f"was not on; the record of its last server (pid {ended.get('pid')}, {how}, "
+            f"with exit status {ended.get('rc')}) removed"]
     if _ended_cleanly(ended):
         with contextlib.suppress(FileNotFoundError):
             log_path(name).unlink()
@@ -1653,9 +1742,16 @@ def _print_status(name: str, out: dict[str, Any]) -> None:
         if ended is not None:
             what = [f"exit status {ended.get('rc')}"]
             what += [str(p) for p in ended.get("problems") or []]
-            print(f"  its last server (pid {ended.get('pid')}) ended on its own at "
-                  f"{_when(ended.get('at'))} (not by `swap off`; nothing of the chain is "
-                  f"left): {'; '.join(what)}")
+            if ended.get("stopped_by_off") is not None:
+                print(f"  its last server (pid {ended.get('pid')}) ended at "
+                      f"{_when(ended.get('at'))}, stopped by a `swap off` of "
+                      f"{_when(ended['stopped_by_off'])} that did not wait for its end "
+                      f"(interrupted, or past its --timeout; nothing of the chain is left): "
+                      f"{'; '.join(what)}")
+            else:
+                print(f"  its last server (pid {ended.get('pid')}) ended on its own at "
+                      f"{_when(ended.get('at'))} (not by `swap off`; nothing of the chain "
+                      f"is left): {'; '.join(what)}")
             print(f"  server log: {log or 'none'}; `hwzswap swap off --name {name}` clears "
                   "this record" + ("" if log is None else " (and the log)"
                                    if _ended_cleanly(ended) else

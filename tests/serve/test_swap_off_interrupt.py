@@ -1,0 +1,74 @@
+"""A ``swap off`` that stops waiting once it sent the server its SIGTERM (Ctrl-C, exit 130;
+or past its --timeout, exit 1) leaves the server tearing the chain down on its own: that end
+is still ``swap off``'s, so the server clears its exit record and log itself, and ``swap
+status`` never says it "ended on its own". It left both, and status said just that."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from serveutil import hwzswap_cli, small_config
+
+from hwzswap.serve import chain
+
+
+def _wait(what: str, cond, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"not within {timeout:g} s: {what}"
+        time.sleep(0.02)
+
+
+def _off_cut_short(name: str, state_dir: Path, args: tuple[str, ...], interrupt: bool
+                   ) -> tuple[subprocess.CompletedProcess, dict]:
+    """`swap off ARGS` of chain ``name`` while its server is stopped (SIGSTOP), so that it
+    cannot end before `swap off` stops waiting; the server goes on (SIGCONT) after that."""
+    st = chain.read_state(name)
+    os.kill(st["pid"], signal.SIGSTOP)
+    try:
+        off = subprocess.Popen([sys.executable, "-m", "hwzswap", "swap", "off", "--name", name,
+                                *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+        try:
+            _wait("swap off sends the SIGTERM", chain.off_path(name).exists)
+            time.sleep(0.2)  # it is waiting for the end now
+            if interrupt:
+                off.send_signal(signal.SIGINT)
+            out, err = off.communicate(timeout=60)
+        finally:
+            if off.poll() is None:
+                off.kill()
+                off.wait()
+        assert chain._server_alive(st)  # still stopped, the SIGTERM pending
+    finally:
+        os.kill(st["pid"], signal.SIGCONT)
+    return subprocess.CompletedProcess(off.args, off.returncode, out, err), st
+
+
+def _all_cleared(name: str, st: dict, state_dir: Path) -> None:
+    _wait("the server ends", lambda: not chain._server_alive(st))
+    left = sorted(p.name for p in state_dir.iterdir() if p.name.startswith(f"{name}."))
+    assert left == [], left  # no .exit, .log, .off (nor state, socket, lock)
+    text = hwzswap_cli("swap", "status", "--name", name)
+    assert text.stdout == f"hwzswap swap {name}: off\n", text.stdout + text.stderr
+
+
+def test_an_interrupted_swap_off_still_clears_up(state_dir: Path, tmp_path: Path) -> None:
+    assert hwzswap_cli("swap", "on", "--config", small_config(tmp_path), "--name",
+                       "oi1").returncode == 0
+    off, st = _off_cut_short("oi1", state_dir, (), interrupt=True)
+    assert off.returncode == 130, off.stderr
+    _all_cleared("oi1", st, state_dir)
+
+
+def test_a_swap_off_past_its_timeout_still_clears_up(state_dir: Path, tmp_path: Path) -> None:
+    assert hwzswap_cli("swap", "on", "--config", small_config(tmp_path), "--name",
+                       "oi2").returncode == 0
+    off, st = _off_cut_short("oi2", state_dir, ("--timeout", "0.5"), interrupt=False)
+    assert off.returncode == 1 and "did not finish tearing down within 0.5 s" in off.stderr
+    _all_cleared("oi2", st, state_dir)
