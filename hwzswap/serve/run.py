@@ -171,8 +171,8 @@ def check_compare(text: str | None) -> list[str]:
     if text is None:
         return ["config"]
     labels = [s.strip() for s in text.split(",")]
-    if labels == [""]:
-        return []  # check_labels refuses it: names no configuration
+    if not any(labels):
+        return []  # "", ",": check_labels refuses it: names no configuration
     empty = [str(i + 1) for i, label in enumerate(labels) if not label]
     if empty:
         which = (f"entry {empty[0]} of {len(labels)} is" if len(empty) == 1 else

@@ -38,6 +38,7 @@ def test_an_empty_compare_entry_is_refused(text: str, words: str) -> None:
     assert str(err.value).startswith(words)
     assert run.check_compare(" lz4 , lzo") == ["lz4", "lzo"]
     assert run.check_compare(None) == ["config"]
+    assert run.check_compare(",") == run.check_compare(" ") == []  # names none: refused
 
 
 def test_the_cli_refuses_them_with_exit_2() -> None:
