@@ -72,3 +72,27 @@ def test_a_swap_off_past_its_timeout_still_clears_up(state_dir: Path, tmp_path: 
     off, st = _off_cut_short("oi2", state_dir, ("--timeout", "0.5"), interrupt=False)
     assert off.returncode == 1 and "did not finish tearing down within 0.5 s" in off.stderr
     _all_cleared("oi2", st, state_dir)
+
+
+def test_a_failed_end_after_an_interrupted_swap_off_is_kept_and_said(
+        state_dir: Path, tmp_path: Path) -> None:
+    """Its teardown failed (the recording could not be written): the record and the log stay
+    (they say what failed), and status says a `swap off` stopped it, not that it ended on
+    its own; `swap off` then clears the record, keeping the log."""
+    on = hwzswap_cli("swap", "on", "--config", small_config(tmp_path), "--name", "oi3",
+                     "--record", str(tmp_path / "new" / "r.hwzwl"))
+    assert on.returncode == 0, on.stderr
+    (tmp_path / "new").write_text("a file where the folder should be\n")
+    off, st = _off_cut_short("oi3", state_dir, (), interrupt=True)
+    assert off.returncode == 130, off.stderr
+    _wait("the server ends", lambda: not chain._server_alive(st))
+    _wait("its exit record", chain.exit_path("oi3").exists)
+    text = hwzswap_cli("swap", "status", "--name", "oi3").stdout
+    assert "stopped by a `swap off` of " in text and "that did not wait for its end" in text
+    assert "ended on its own" not in text and "exit status 1; recording: " in text, text
+    again = hwzswap_cli("swap", "off", "--name", "oi3")
+    assert again.returncode == 0, again.stderr
+    assert "stopped by an earlier `swap off` that did not wait for its end" in again.stdout
+    assert f"server log kept: {chain.log_path('oi3')}" in again.stdout, again.stdout
+    assert not chain.exit_path("oi3").exists() and not chain.off_path("oi3").exists()
+    chain.log_path("oi3").unlink()
