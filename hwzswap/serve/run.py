@@ -220,8 +220,9 @@ def command_problem(prog: str, errno_: int | None = None) -> str | None:
             return (f"its interpreter line (#!{line.decode(errors='replace')}) names "
                     f"{interp}, which is not an executable program")
     if errno_ == errno.ENOEXEC:
-        return ("the kernel cannot start it (not a binary it knows, and no #! interpreter "
-                "line): add one, or give its interpreter first, e.g. -- sh FILE")
+        return ("Exec format error: the kernel cannot start it (not a binary it knows, and "
+                "no #! interpreter line): add one, or give its interpreter first, e.g. -- sh "
+                "FILE")
     return None
 
 

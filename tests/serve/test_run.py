@@ -200,7 +200,7 @@ def test_bad_input_is_refused_before_anything_runs(state_dir: Path, tmp_path: Pa
     # a command that cannot be run: refused before the chain is set up (it was a traceback)
     p = hwzswap_cli("run", "--memory-limit", "24M", "--config", cfg, "--",
                     str(tmp_path / "no-such-program"), timeout=60)
-    assert p.returncode == 2 and "no-such-program: no such executable" in p.stderr, p.stderr
+    assert p.returncode == 2 and "no-such-program: no such file" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr
     # found, but the kernel will not run it: the chain set up for it is undone, no traceback
     junk = tmp_path / "junk"
