@@ -776,13 +776,16 @@ class ZswapCache:
             # a held-back page's folio among those with pages to compress: the folios refused
             # before start and the wholly same-filled ones have none
             refused = bisect_right(ends, start)
+            to_compress = n - start - len(same)  # the held-back pages are numbered after these
             for (i, word), f in zip(same, folio):
                 if count[f] == groups[f]:
                     now.append((i + start, word))
                 else:
                     later.append((i + start, word))
-                    fwords.setdefault(f - refused - bisect_left(wholly, f), []).append(
-                        (n - start - len(same) + len(later) - 1, word))
+                    # f among the folios with pages to compress: less the folios refused
+                    # before start and the wholly same-filled ones before it
+                    among = f - refused - bisect_left(wholly, f)
+                    fwords.setdefault(among, []).append((to_compress + len(later) - 1, word))
         for i, word in now:
             results[i] = self._store_same_filled(tree, offs[i], word)
         keep = np.zeros(n, dtype=bool)
