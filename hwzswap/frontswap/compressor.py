@@ -206,22 +206,13 @@ def _bytes_like(out: Any) -> bytes | None:
         return None
 
 
-def _readonly(pages: np.ndarray) -> np.ndarray:
-    """A read-only view of a batch, for the driver: it must not write to its input, and one
-    that tries gets numpy's ValueError (made a DriverError) instead of changing the caller's
-    pages, or the engine's staged copies, under the page CRCs taken before the call. Built on a
-    read-only buffer (:func:`read_only_view`), so the driver cannot set the flag back either,
-    whether the array it came from was writable or not."""
-    return read_only_view(pages)
-
-
 def _detached(arg: Any) -> Any:
     """A call argument that shares no memory with the pool: views (and lists of them) copied;
     an array made read-only (a view: no copy)."""
     if isinstance(arg, memoryview):
         return arg.tobytes()
     if isinstance(arg, np.ndarray):
-        return _readonly(arg)
+        return read_only_view(arg)
     if isinstance(arg, list) and arg and isinstance(arg[0], memoryview):
         return [a.tobytes() if isinstance(a, memoryview) else a for a in arg]
     return arg
@@ -659,10 +650,12 @@ class Compressor:
         A device error of the whole call fails every item (with the reason); a result of the
         wrong shape raises DriverError. More pages than the device's ``max_batch`` go in calls
         of at most that many (a reclaim pass of large folios can be thousands of pages).
-        The driver gets the pages read-only."""
+        The driver gets the pages read-only, over a read-only buffer (it cannot set the flag
+        back): it cannot change the caller's pages, or the staged copies, under the page CRCs
+        taken before the call."""
         if self.failed:
             self._check_alive("compress_batch")
-        return in_calls_of(self._compress_call, _readonly(pages), self.max_batch,
+        return in_calls_of(self._compress_call, read_only_view(pages), self.max_batch,
                            CompressedBatch.concat)
 
     def _compress_call(self, pages: np.ndarray) -> CompressedBatch:
@@ -964,7 +957,7 @@ class Compressor:
         deadline), as one per-item :class:`CompressedBatch`. Each op's ``src`` is a read-only
         row: a device that writes to it after completing the op gets an error, not the
         caller's page."""
-        ops = [CompOp.compress(row) for row in _readonly(pages)]
+        ops = [CompOp.compress(row) for row in read_only_view(pages)]
         self.run_ops(ops)
         items: list[Any] = []
         for op in ops:
