@@ -26,7 +26,10 @@ MAX_NR_PAGES = 1 << 30
 def same_filled_pages_py(buf: Any) -> list[tuple[int, bytes]]:
     """The same-filled pages of a contiguous buffer of whole pages: (page index, the 8-byte
     word the page repeats), in page order."""
-    view = memoryview(buf)
+    try:
+        view = memoryview(buf)
+    except TypeError:  # worded as the compiled kernel's buffer-protocol error
+        raise TypeError(f"a bytes-like object is required, not {type(buf).__name__!r}") from None
     if not view.c_contiguous:
         raise ValueError("same_filled_pages: the buffer is not C-contiguous")
     flat = view.cast("B") if view.nbytes else memoryview(b"")

@@ -294,6 +294,23 @@ class MapHelpers:
         return bool(self._maps.get(handle if handle.__class__ is int else handle_key(handle)))
 
 
+def data_length(data: Any) -> int:
+    """The byte count of ``data`` as the pools take it, or -1 when it is not bytes-like: its
+    ``len()``, else, for a buffer exporter without one (``pickle.PickleBuffer``), its size
+    when its items are single bytes, as the compiled pool reads it through the buffer
+    protocol. (Any other error of ``len()`` propagates, as in the compiled pool.)"""
+    try:
+        return len(data)
+    except TypeError:
+        pass
+    try:
+        view = memoryview(data)
+    except TypeError:
+        return -1
+    with view:
+        return view.nbytes if view.itemsize == 1 else -1
+
+
 class HandlePool(PoolMessages, MapHelpers, Pool):
     """Common part of the pools: handle table, ``read``/``write``/``map``, error reporting.
 
@@ -328,10 +345,7 @@ class HandlePool(PoolMessages, MapHelpers, Pool):
         except KeyError:
             raise self.invalid_handle_error(handle, "write") from None
         handle = key
-        try:
-            n = len(data)
-        except TypeError:  # (any other error of len() propagates, as in the compiled pool)
-            n = -1  # no length: not bytes-like
+        n = data_length(data)
         if n > size:
             # len() may have run Python code that freed the handle: as the compiled pool
             if handle not in self:

@@ -26,7 +26,7 @@ import operator
 from typing import Any
 
 from hwzswap.errors import PoolAllocError, PoolError
-from hwzswap.pool._handles import HandlePool, handle_key
+from hwzswap.pool._handles import HandlePool, data_length, handle_key
 from hwzswap.pool.allocator import PageAllocator
 from hwzswap.pool.base import PAGE_SIZE
 
@@ -89,10 +89,9 @@ class ZbudPool(HandlePool):
         """``malloc(len(data))`` + ``write``: store a bytes-like object of single bytes, return
         its handle. Same errors as the two calls; on any error the pool is as it was (the slot
         is written before it is taken; a page got for it goes back, and the peak with it)."""
-        try:
-            size = len(data)
-        except TypeError:  # (any other error of len() propagates, as in the compiled pool)
-            raise self.bad_data_error(0, data) from None
+        size = data_length(data)
+        if size < 0:
+            raise self.bad_data_error(0, data)
         if not 0 < size <= PAGE_SIZE or self._destroyed:
             raise self.bad_size_error(size)
         chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hwzswap.errors import InvalidParameterError, PoolAllocError, PoolError
-from hwzswap.pool._handles import HandlePool, handle_key
+from hwzswap.pool._handles import HandlePool, data_length, handle_key
 from hwzswap.pool.allocator import PageAllocator
 from hwzswap.pool.base import PAGE_SIZE
 
@@ -375,10 +375,9 @@ class PyZsPool(HandlePool):
     def malloc_write(self, data: Any) -> int:
         """``malloc(len(data))`` + ``write``: store a bytes-like object, return its handle.
         Same errors as the two calls; on any error nothing is allocated."""
-        try:
-            size = len(data)
-        except TypeError:  # (any other error of len() propagates, as in the compiled pool)
-            raise self.bad_data_error(0, data) from None
+        size = data_length(data)
+        if size < 0:
+            raise self.bad_data_error(0, data)
         try:
             cls = self._class_of[size]
         except IndexError:

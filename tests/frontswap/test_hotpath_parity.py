@@ -36,8 +36,9 @@ def test_same_filled_pages_takes_any_contiguous_buffer(fn) -> None:
     assert fn(memoryview(bytes(PAGE)).cast("B", (1, PAGE))) == zero
     assert fn(memoryview(b"x" * PAGE).toreadonly()) == [(0, b"x" * 8)]
     assert fn(np.zeros((0, PAGE), np.uint8)) == [] and fn(b"") == []
-    with pytest.raises(TypeError):
-        fn("abc")
+    for bad, name in (("abc", "str"), (12, "int"), (None, "NoneType")):
+        with pytest.raises(TypeError, match=f"^a bytes-like object is required, not '{name}'$"):
+            fn(bad)
 
 
 CLAIM = [_hotpath.claim_slots, _hotpath_py.claim_slots_py]

@@ -235,6 +235,26 @@ def test_malloc_write_and_read_free(kind: str) -> None:
     check(pool)
 
 
+def test_buffer_without_len_is_bytes_like(kind: str) -> None:
+    """A buffer exporter with no ``len()`` (``pickle.PickleBuffer``) is taken by its byte
+    count, by every pool alike (the compiled pool reads it through the buffer protocol)."""
+    import pickle
+
+    pool = make(kind)
+    data = os.urandom(300)
+    h = pool.malloc_write(pickle.PickleBuffer(data))
+    assert pool.obj_size(h) == 300 and pool.read(h) == data
+    new = os.urandom(200)
+    pool.write(h, pickle.PickleBuffer(new))
+    assert pool.read(h)[:200] == new
+    with pytest.raises(PoolError, match="bytes-like"):
+        pool.malloc_write(pickle.PickleBuffer(np.zeros(8, np.uint32)))
+    with pytest.raises(PoolError, match="too long|does not fit|bytes"):
+        pool.write(h, pickle.PickleBuffer(os.urandom(301)))
+    pool.free(h)
+    check(pool)
+
+
 def test_map_is_zero_copy_and_pins(kind: str) -> None:
     pool = make(kind)
     h = pool.malloc_write(b"0123456789")
