@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from hwzswap.backends.contract import Backend, Param
+from hwzswap.backends.contract import Backend, Capabilities, Param, capabilities_problem
 from hwzswap.errors import (
     BackendError,
     BackendLoadError,
     BackendUnavailableError,
+    DriverError,
     HwzswapError,
     UnknownBackendError,
     excerpt,
@@ -274,14 +275,11 @@ def _foreign(cls: type[Backend]) -> bool:
     return not cls.__module__.startswith("hwzswap.")
 
 
-def _bounded(name: str, cls: type[Backend], what: str, fn: Any,
-             timeout_s: float | None = None) -> Any:
-    """``fn()``; for a driver from outside the package, on a daemon thread waited for at most
-    ``timeout_s`` (default :data:`AVAILABILITY_TIMEOUT_S`; a call still running then is left
-    behind, and :class:`BackendUnavailableError` names the driver and the call). Its exception
-    is raised here as it is."""
-    if not _foreign(cls):
-        return fn()
+def _on_thread(name: str, fn: Any, wait: float) -> tuple[threading.Thread | None, Any]:
+    """``fn()`` on a daemon thread, waited for at most ``wait`` seconds: ``(None, its
+    value)`` when it returned (its exception is raised here as it is), else ``(the thread,
+    None)``: the call given up, its thread still running and left behind. The one deadline
+    mechanism of the calls the registry makes into a driver from outside the package."""
     box: dict[str, Any] = {}
 
     def run() -> None:
@@ -292,17 +290,127 @@ def _bounded(name: str, cls: type[Backend], what: str, fn: Any,
 
     worker = threading.Thread(target=run, daemon=True, name=f"hwzswap-probe-{name}")
     worker.start()
-    wait = AVAILABILITY_TIMEOUT_S if timeout_s is None else timeout_s
     worker.join(wait)
     if worker.is_alive():
+        return worker, None
+    if "exc" in box:
+        raise box["exc"]
+    return None, box.get("value")
+
+
+def _bounded(name: str, cls: type[Backend], what: str, fn: Any,
+             timeout_s: float | None = None) -> Any:
+    """``fn()``; for a driver from outside the package, on a daemon thread waited for at most
+    ``timeout_s`` (default :data:`AVAILABILITY_TIMEOUT_S`; a call still running then is left
+    behind, and :class:`BackendUnavailableError` names the driver and the call). Its exception
+    is raised here as it is."""
+    if not _foreign(cls):
+        return fn()
+    wait = AVAILABILITY_TIMEOUT_S if timeout_s is None else timeout_s
+    late, value = _on_thread(name, fn, wait)
+    if late is not None:
         raise BackendUnavailableError(
             f"backend {name!r}: {what} did not return within {wait:g} s "
             f"(a device probe that never answers?); given up, the backend is taken as "
             f"unavailable here (a bug or a hung device in the driver "
             f"{cls.__module__}.{cls.__qualname__})")
-    if "exc" in box:
-        raise box["exc"]
-    return box.get("value")
+    return value
+
+
+#: Seconds a driver from outside the package gets, outside the engine's device calls, to
+#: answer a read of its ``capabilities`` (when no device deadline is given) and a ``close()``:
+#: a getter or a close that never returns must not hang ``open_zswap``, the engine or
+#: ``hwzswap bench``.
+DRIVER_CALL_TIMEOUT_S = 10.0
+
+#: Driver instances (by id) with a call given up at its deadline and still running: what it
+#: was and its thread. While one is, no other such call is made to that instance (a driver
+#: that serves one call at a time would keep a second thread waiting behind the first).
+_late: dict[int, tuple[str, threading.Thread]] = {}
+_late_lock = threading.Lock()
+
+
+def _driver_call(backend: Backend, what: str, fn: Any, timeout_s: float | None,
+                 advice: str) -> Any:
+    """``fn()``, a call into the driver instance ``backend`` outside the engine's device calls
+    (reading its ``capabilities``, ``close()``): directly for a built-in, else on a thread
+    waited for at most ``timeout_s`` (default :data:`DRIVER_CALL_TIMEOUT_S`). A call still
+    running then (``advice``: what to do), or not made because an earlier one given up is
+    still running, is a :class:`DriverError` naming the driver, the call and what to do;
+    ``fn``'s own exception is raised as it is."""
+    cls = type(backend)
+    if not _foreign(cls):
+        return fn()
+    name = getattr(cls, "name", "") or cls.__name__
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    key = id(backend)  # held while its call runs: the late thread references the instance
+    with _late_lock:
+        held = _late.get(key)
+        if held is not None and not held[1].is_alive():
+            del _late[key]
+            held = None
+    if held is not None:
+        raise DriverError(
+            f"driver {name!r}: {what} not made: {held[0]}, given up at its deadline, is still "
+            f"running in the driver ({where}), which gets no second call beside it; the "
+            f"driver is hung: restart the process to release what it holds, and report it to "
+            f"the driver's authors")
+    wait = DRIVER_CALL_TIMEOUT_S if timeout_s is None else timeout_s
+    late, value = _on_thread(name, fn, wait)
+    if late is not None:
+        with _late_lock:
+            for k in [k for k, (_, t) in _late.items() if not t.is_alive()]:
+                del _late[k]  # calls that have returned since: their instances may be gone
+            _late[key] = (what, late)
+        raise DriverError(
+            f"driver {name!r}: {what} did not return within {wait:g} s; given up, its "
+            f"thread left behind (a bug or a hung device in the driver {where}); {advice}")
+    return value
+
+
+def read_capabilities(backend: Backend, timeout_s: float | None = None) -> Capabilities:
+    """The driver's ``capabilities``, checked: a :class:`Capabilities` whose every field the
+    engine uses is valid (``batch``, ``asynchronous``, ``concurrent``: bools;
+    ``preferred_batch``: an int >= 1; ``max_batch``: an int >= 1 or None; ``format``: a name or
+    None; ``timeout_ms`` is checked where it is used). A getter from outside the package is
+    read under a deadline (``timeout_s``, default :data:`DRIVER_CALL_TIMEOUT_S`): one that
+    never returns is a :class:`DriverError` at the deadline, not a hang. One that raises (not a
+    :class:`HwzswapError` nor ``KeyboardInterrupt``), or answers anything else, is a
+    DriverError naming the driver and the field: a broken driver must not crash the swap
+    system's construction, or the bench, with a bare Python error.
+
+    Not cached here: the engine reads it once per :class:`~hwzswap.frontswap.compressor.
+    Compressor` and keeps it (``Compressor.capabilities``), so its hot path never reads it."""
+    name = getattr(type(backend), "name", "") or type(backend).__name__
+    try:
+        caps = _driver_call(backend, "reading its capabilities",
+                            lambda: backend.capabilities, timeout_s,
+                            "a driver that does not say what it can do cannot be used: fix or "
+                            "update it, or choose another compressor")
+    except (HwzswapError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a driver bug (SystemExit too), reported
+        raise DriverError(f"driver {name!r}: reading its capabilities raised "
+                          f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+    if not isinstance(caps, Capabilities):
+        raise DriverError(f"driver {name!r}: capabilities is a {type(caps).__name__}, not a "
+                          f"hwzswap.backends.contract.Capabilities")
+    problem = capabilities_problem(caps, timeout=False)  # timeout_ms: checked where used
+    if problem is not None:
+        raise DriverError(f"driver {name!r}: {problem}")
+    return caps
+
+
+def close_backend(backend: Backend, timeout_s: float | None = None) -> None:
+    """``backend.close()``; for a driver from outside the package under a deadline
+    (``timeout_s``, default :data:`DRIVER_CALL_TIMEOUT_S`): a close that never returns (or is
+    not made, an earlier call given up being still in the driver) is a :class:`DriverError`
+    naming the driver and saying what to do, not a hang of whoever closes it -- a swap
+    system, ``open_zswap`` undoing an open that refused the driver, the bench. What ``close``
+    raises is raised as it is (the caller names it)."""
+    _driver_call(backend, "close()", backend.close, timeout_s,
+                 "it may still hold its device or memory: restart the process to release "
+                 "them, and report the hang to the driver's authors")
 
 
 def _availability(name: str, cls: type[Backend]) -> tuple[bool, str | None]:

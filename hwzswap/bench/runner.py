@@ -52,6 +52,7 @@ from hwzswap.backends.contract import (
     ItemStatus,
     declared_gauges,
 )
+from hwzswap.backends.registry import close_backend, read_capabilities
 from hwzswap.bench.corpus import same_filled_mask as corpus_masks
 from hwzswap.bench.raw_guard import RawGuard
 from hwzswap.bench.results import REJECT_REASONS, UNLIKE_WORK_SHARE, new_document
@@ -1120,7 +1121,7 @@ def _warm_up_measured(backend: Backend, cw: CompiledWorkload, cfg: Any,
     kl = max(1, min(cw.max_load_batch, n))
     frozen = np.array(pages[:n])
     frozen.flags.writeable = False
-    cap = backend.capabilities.max_batch
+    cap = read_capabilities(backend).max_batch  # a getter that hangs: DriverError, no hang
     compress_batch = _at_most(backend.compress_batch, cap)
     decompress_batch = _at_most(backend.decompress_batch, cap)
 
@@ -1218,7 +1219,7 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
     started = time.perf_counter()
     if calls is None:
         calls = DriverCalls(backend)
-    caps = backend.capabilities
+    caps = read_capabilities(backend)
     batch = bool(caps.batch)
     drain = cfg.zswap.batching == "async"
     skip_same = bool(cfg.zswap.same_filled_pages)
@@ -1899,7 +1900,7 @@ def _rate(pages: int, ns: Iterable[int]) -> float | None:
 def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str, Any],
             m: _Meter, elapsed: float, sizing: Mapping[str, Any] | None = None,
             calls: DriverCalls | None = None) -> dict[str, Any]:
-    caps = backend.capabilities
+    caps = read_capabilities(backend)
     modeled = caps.time_basis == "modeled"
     page_moves = cw.store_pages + cw.loads
     store_pps = _rate(cw.store_pages, m.st_ns + [m.drain_ns])
@@ -2574,12 +2575,18 @@ def _close_backend(calls: DriverCalls, base: Any) -> str | None:
     """Close the backend through ``calls`` (None: it closed; else what went wrong). A
     backend none of whose rows got as far as configuring the calls (a run that failed first)
     is closed under the base config's deadline rule; one whose capabilities the engine refuses
-    is closed directly, as before."""
+    under the registry's (``close_backend``: a close that hangs must not hang the bench)."""
     if calls.guard is None:
         try:
             calls.configure(base)
         except Exception:  # noqa: BLE001 - the row's failure already names the capabilities
-            pass
+            try:
+                close_backend(calls.backend)
+            except Exception as exc:  # noqa: BLE001 - reported as the backend's close failure
+                return f"{type(exc).__name__}: {exc}"
+            finally:
+                calls.end()
+            return None
     return calls.close()
 
 

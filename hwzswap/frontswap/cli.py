@@ -239,7 +239,7 @@ def _workload(config: Any, rows: list[bytes], data: np.ndarray, source: str, see
         progress("collecting counters")
         counters = system.stats()
         cfg = system.config
-        caps = backend.capabilities
+        caps = system.zswap.compressor.capabilities  # as the engine read them: no 2nd read
         try:
             own = dict(backend.counters())
         except Exception as exc:  # noqa: BLE001 - the backend's counters are informative only

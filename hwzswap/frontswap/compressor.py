@@ -9,8 +9,10 @@ cannot be trusted to do for itself:
   object a read-only view of the pool (or a copy). A driver that writes to its input gets
   numpy's ValueError, a DriverError naming it, where it used to change the caller's pages (or
   zswap's staged copies) under the page CRCs (``verify_pages``, taken before the call);
-  ``capabilities`` is read once, and every field the engine uses checked (a DriverError
-  naming the driver and the field);
+  ``capabilities`` is read once (kept as :attr:`Compressor.capabilities`), and every field
+  the engine uses checked (a DriverError naming the driver and the field); a getter from
+  outside the package that never returns is a DriverError at the registry's deadline
+  (:func:`~hwzswap.backends.registry.read_capabilities`), not a hang;
 
 * **checks every result** against the contract: ``compress`` gives bytes shorter than a page or
   ``None``; ``decompress`` gives exactly one 4096-byte page; a batch call gives one item per
@@ -81,9 +83,9 @@ from hwzswap.backends.contract import (
     OpKind,
     OpStatus,
     as_count,
-    capabilities_problem,
     read_only_view,
 )
+from hwzswap.backends.registry import read_capabilities
 from hwzswap.errors import (
     CorruptDataError,
     DeviceError,
@@ -218,31 +220,6 @@ def _detached(arg: Any) -> Any:
     return arg
 
 
-def _capabilities(backend: Backend) -> Capabilities:
-    """The driver's ``capabilities``, read once, with every field the engine uses checked
-    (``batch``, ``asynchronous``, ``concurrent``: bools; ``preferred_batch``: an int >= 1;
-    ``max_batch``: an int >= 1 or None; ``format``: a name or None; ``timeout_ms`` is checked
-    where it is used). Anything else is a DriverError naming the driver and the capability: a
-    broken driver must not crash the swap system's construction with a bare Python error."""
-    name = backend.name
-    try:
-        caps = backend.capabilities
-    except HwzswapError:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - a driver bug (SystemExit too), reported
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise DriverError(f"driver {name!r}: reading its capabilities raised "
-                          f"{type(exc).__name__}: {str(exc)[:200]}") from exc
-    if not isinstance(caps, Capabilities):
-        raise DriverError(f"driver {name!r}: capabilities is a {type(caps).__name__}, not a "
-                          f"hwzswap.backends.contract.Capabilities")
-    problem = capabilities_problem(caps, timeout=False)  # timeout_ms: checked where used
-    if problem is not None:
-        raise DriverError(f"driver {name!r}: {problem}")
-    return caps
-
-
 def _describe(value: Any) -> str:
     """A short description of a bad result (its type and size, never its whole repr)."""
     kind = type(value).__name__
@@ -268,7 +245,13 @@ class Compressor:
                  retry_s: float | None = None) -> None:
         self.backend = backend
         self.name = backend.name
-        caps = _capabilities(backend)  # read once, every field the engine uses checked
+        # read once, every field the engine uses checked; a driver from outside the package
+        # under the registry's deadline (DRIVER_CALL_TIMEOUT_S), not the device's: this is
+        # no device call, and a device deadline of a millisecond is no time to start a thread
+        caps = read_capabilities(backend)
+        #: the driver's checked capabilities, as read here: what the engine runs on (a
+        #: caller reads them here, not from the driver again)
+        self.capabilities: Capabilities = caps
         self.batch = bool(caps.batch)
         self.asynchronous = bool(caps.asynchronous)
         #: the codec runs on the host's own CPU (device "cpu", measured time): what it is

@@ -470,9 +470,12 @@ def open_zswap(
 def _close_backend(backend: Backend) -> None:
     """Close a backend this system built. A driver whose ``close`` raises something other than
     a :class:`HwzswapError` (an ``OSError`` from a device node gone, say) gets a
-    :class:`DriverError` naming it, raised once everything else is closed."""
+    :class:`DriverError` naming it, raised once everything else is closed; one from outside
+    the package whose ``close`` hangs, one at the registry's deadline (``close_backend``)."""
+    from hwzswap.backends.registry import close_backend
+
     try:
-        backend.close()
+        close_backend(backend)
     except HwzswapError:
         raise
     except Exception as exc:
