@@ -35,6 +35,11 @@ swapoff the server could not do (ENOMEM) is in the state file (``error``,
 (the chain is stuck on until that is dealt with), and the exit record of a server that ended
 on its own (a signal ``off`` did not send, a failure while serving: the chain is off), which
 ``off`` then clears, with the log unless that server's end failed.
+
+A chain that ``hwzswap run`` set up has an owner (see "owners" below): its server is tied to
+that process and, when it dies without its teardown (SIGKILL, the OOM killer), kills what is
+left in its cgroup and undoes the chain by the usual path; what it cannot undo, the next
+``run`` or ``swap off --name`` of the chain does.
 """
 
 from __future__ import annotations
@@ -598,6 +603,162 @@ def _server_alive(st: dict[str, Any] | None) -> bool:
     return _proc_start(st["pid"]) == st["pid_start"]
 
 
+# -- owners -------------------------------------------------------------------------------------
+#
+# A chain set up by a process for its own use (``hwzswap run``) has an owner record,
+# ``<name>.owner``: the owner's pid and that pid's start time, and the memory cgroups it runs
+# its command in, listed *before* it creates them (so none can exist unrecorded). The owner
+# removes the record once all of it is gone. Its server is tied to it (:func:`on_parent_death`):
+# when the owner dies without undoing anything (SIGKILL, the OOM killer), the server kills what
+# is left in those cgroups, tears the chain down by its usual path, removes the cgroups and the
+# record (``serve_main``). What it cannot undo is undone by the next ``hwzswap run``
+# (:func:`clean_dead_owners`) or by ``swap off --name`` of the chain (:func:`clean_dead_owner`).
+# An owner is dead when no process has its pid *and* start time: a reused pid is not it.
+
+#: prctl(2) option: the signal the calling process gets when its parent dies
+PR_SET_PDEATHSIG = 1
+
+
+def on_parent_death(sig: int, block: bool = False) -> Callable[[], None]:
+    """A ``preexec_fn`` (run in the child between fork and exec) after which the child gets
+    ``sig`` when the process that starts it dies, however it dies: the kernel's
+    ``PR_SET_PDEATHSIG``, which also fires on a SIGKILL that no handler of the parent sees,
+    and survives the exec (not that of a set-user-ID or file-capability program: what such a
+    command leaves in its cgroup is killed by the server, see "owners"). A pipe whose EOF the
+    child watches would work too, but every process that inherits the write end (the command,
+    anything it starts) would then hold the parent's death back. The signal is sent when the
+    *thread* that forked ends: ``run`` starts the server and the command from its main thread,
+    whose end is the process's. A parent that died before the prctl took effect sends nothing:
+    the child then sends the signal to itself. ``block``: the signal is blocked across the exec,
+    so that it waits (pending) until the program installed its handler and unblocks it (the
+    server: :func:`serve_main`) instead of killing it half-started."""
+    parent = os.getpid()
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork, not in it
+
+    def tie() -> None:
+        if block:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {sig})
+        prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), sig)
+
+    return tie
+
+
+def owner_path(name: str) -> Path:
+    """The owner record of chain ``name`` (see "owners")."""
+    return STATE_DIR / f"{check_name(name)}.owner"
+
+
+def claim_owner(name: str, cgroups: Sequence[str | os.PathLike[str]] = ()) -> None:
+    """Record this process as the owner of chain ``name``, with the memory cgroups it will
+    create (before it creates them)."""
+    rec = {"pid": os.getpid(), "pid_start": _proc_start(os.getpid()),
+           "cgroups": [str(c) for c in cgroups]}
+    STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_atomic(owner_path(name), lambda tmp: tmp.write_text(json.dumps(rec)))
+
+
+def drop_owner(name: str) -> None:
+    """Remove chain ``name``'s owner record (its owner's cgroups are gone)."""
+    with contextlib.suppress(FileNotFoundError):
+        owner_path(name).unlink()
+
+
+def read_owner(name: str) -> dict[str, Any] | None:
+    """Chain ``name``'s owner record, or None (none, or unreadable: then nothing is done)."""
+    try:
+        rec = json.loads(owner_path(name).read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def owner_alive(rec: dict[str, Any]) -> bool:
+    """Whether the owner of record ``rec`` still runs (its pid with its start time)."""
+    start = rec.get("pid_start")
+    return start is not None and _proc_start(rec.get("pid")) == start
+
+
+def remove_owner_cgroups(rec: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Kill every task left in the owner's memory cgroups (record ``rec``) and remove them:
+    (what was done, what could not be). Only directories named ``hwzswap-*`` are touched."""
+    from hwzswap.serve.cgroup import CgroupError, MemoryCgroup
+
+    done: list[str] = []
+    left: list[str] = []
+    for entry in rec.get("cgroups") or ():
+        path = Path(str(entry))
+        if not path.name.startswith("hwzswap-") or not path.is_dir():
+            continue
+        cg = MemoryCgroup("", path, 0)
+        tasks = cg.pids()
+        try:
+            cg.remove(timeout=10.0)
+        except CgroupError as exc:
+            left.append(str(exc))
+            continue
+        done.append(f"cgroup {path} removed" + (
+            f" (its tasks {', '.join(map(str, tasks))} killed)" if tasks else ""))
+    return done, left
+
+
+def clean_dead_owner(name: str, timeout: float = 300.0, force: bool = False
+                     ) -> tuple[dict[str, Any], list[str], list[str]] | None:
+    """Undo what the dead owner of chain ``name`` left: kill what is left in its cgroups
+    (first: the swapoff would otherwise read their pages back into a limited cgroup), undo
+    the chain (:func:`swap_off`, with ``timeout`` and ``force``), remove the cgroups and the
+    record. Returns the record, what
+    :func:`swap_off` did and what else was removed; None when there is no record or its owner
+    still runs (nothing done). Raises :class:`ChainError` naming what is left (the record
+    stays, so a later run or ``swap off`` tries again)."""
+    rec = read_owner(name)
+    if rec is None or owner_alive(rec):
+        return None
+    removed, left = remove_owner_cgroups(rec)
+    done: list[str] = []
+    try:
+        done = swap_off(name, timeout=timeout, force=force)
+    except ChainError as exc:
+        left.append(str(exc))
+    if left:
+        raise ChainError(f"chain {name!r}: its run (pid {rec.get('pid')}) is no longer "
+                         f"running, but not all it left could be removed: {'; '.join(left)}")
+    drop_owner(name)
+    removed.append(f"owner record {owner_path(name)} removed")
+    if log_path(name).exists() and not any("log" in d for d in done):
+        removed.append(f"server log kept: {log_path(name)}")
+    return rec, done, removed
+
+
+def clean_dead_owners(timeout: float = 300.0) -> list[tuple[str, str]]:
+    """:func:`clean_dead_owner` for every owner record in the state directory: for each one
+    whose owner was dead, its name and one line saying what was removed (or what is left)."""
+    try:
+        names = sorted(p.name[:-len(".owner")] for p in STATE_DIR.glob("*.owner"))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        if not _NAME_RE.fullmatch(name):
+            continue
+        try:
+            cleaned = clean_dead_owner(name, timeout)
+        except ChainError as exc:
+            out.append((name, f"error: {exc}"))
+            continue
+        if cleaned is not None:
+            out.append((name, dead_owner_note(name, *cleaned)))
+    return out
+
+
+def dead_owner_note(name: str, rec: dict[str, Any], done: Sequence[str],
+                    removed: Sequence[str]) -> str:
+    """One line: what :func:`clean_dead_owner` removed of chain ``name``."""
+    return (f"chain {name!r}: its run (pid {rec.get('pid')}) is no longer running; removed "
+            f"what it left: {'; '.join([*done, *removed])}")
+
+
 def _run(cmd: list[str], timeout: float = 120.0) -> str:
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -849,6 +1010,32 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
+    # the server of a run came up with its parent's death signal blocked (on_parent_death):
+    # one that came meanwhile is taken now, by the handler
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    # `run`'s server is tied to it (see "owners"): its death sends SIGTERM (the usual
+    # teardown), and is told from a `swap off` by this process's parent no longer being it
+    owner_pid: int | None = getattr(args, "owner_pid", None)
+    reaped: list[str] = []  # what the owner left in its cgroups, killed: said once
+
+    def orphaned() -> bool:
+        return owner_pid is not None and os.getppid() != owner_pid
+
+    def reap_owner() -> list[str]:
+        """Once the owner is dead: kill what it left in its cgroups and remove them, before
+        the swapoff (which would read their pages back into a limited cgroup); what is
+        left."""
+        if not orphaned():
+            return []
+        rec = read_owner(name) or {}
+        done, left = remove_owner_cgroups(rec)
+        if not reaped:
+            reaped.append("said")
+            say(f"hwzswap swap {name}: its run (pid {owner_pid}) is gone; tearing down"
+                + (f" ({'; '.join(done)})" if done else ""))
+        for what in left:
+            warn(f"hwzswap swap {name}: {what}")
+        return left
     # `swap on` hands over the locks it took (see "locks") and a private copy of the config
     # it read (removed once read here; messages name the user's file, ``source``)
     name_fd: int | None = getattr(args, "name_lock_fd", None)
@@ -979,6 +1166,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
             if loop not in active_swaps() or not _backs(loop, fuse.path, identity):
                 # already swapped off (by hand): nothing holds pages
                 break
+            reap_owner()
             try:
                 _swapoff(loop, 600)
                 break
@@ -1012,6 +1200,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         # itself is gone (reported, nothing left to undo).
         errors: list[str] = []
         problems: list[str] = []
+        owner_left = reap_owner()  # its run died before the chain was up: also first
         if loop is None and fuse is not None:
             # a `losetup --show -f` that failed or timed out may have attached one anyway
             loop = next(iter(_loops_of(fuse.path, identity)), None)
@@ -1082,7 +1271,16 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         if ready_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(ready_fd)
-        if leave_exit and wrote_state:
+        # a dead run's server that undid everything leaves nothing: no one reads an exit
+        # record or a log that says nothing failed. Else they stay, with the owner record,
+        # for the next `run` or `swap off` (clean_dead_owner)
+        orphan_clean = orphaned() and not owner_left and (rc == 0 or rc > 128)  # or
+        # stopped before it was up; a refusal's log (2) and a failure's (1) are kept
+        if orphan_clean:
+            drop_owner(name)
+            with contextlib.suppress(FileNotFoundError):
+                log_path(name).unlink()
+        if leave_exit and wrote_state and not orphan_clean:
             try:
                 write_atomic(exit_path(name), lambda tmp: tmp.write_text(json.dumps(
                     {"pid": state["pid"], "pid_start": state["pid_start"], "rc": rc,
@@ -1172,12 +1370,13 @@ class OnSignals:
             raise Interrupted(self.got[0])
 
 
-def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PRIORITY,
-            coexist: bool = False, threads: int = 4, device_time: str = "real",
-            record: str | None = None, record_command: str | None = None,
-            timeout: float = 120.0, signals: OnSignals | None = None,
-            keep_refused_log: bool = True, allow_kernel_zswap: bool = False
-            ) -> dict[str, Any]:
+def swap_on(config: str | dict[str, Any], *, name: str = DEFAULT_NAME,
+            priority: int = DEFAULT_PRIORITY, coexist: bool = False, threads: int = 4,
+            device_time: str = "real", record: str | None = None,
+            record_command: str | None = None, timeout: float = 120.0,
+            signals: OnSignals | None = None, keep_refused_log: bool = True,
+            allow_kernel_zswap: bool = False, source: str | None = None,
+            owner: bool = False) -> dict[str, Any]:
     """Start a server process for ``config`` and wait until swap is on. Returns the state.
     ``signals``: the caller's :class:`OnSignals`, told when the server is being started and
     when swap is on. ``keep_refused_log=False``: when the server refuses, saying why, and
@@ -1190,6 +1389,11 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
     private copy of it (removed once read), and messages name ``config``.
     ``allow_kernel_zswap``: the kernel's own zswap may be on (``run``'s ``kernel-<comp>``
     runs); otherwise ``swap on`` is refused while it is (:func:`check_kernel_zswap`).
+    ``config`` may also be the config as a dict (``run``: no file of its own to leave
+    behind), with ``source`` what messages call it (default: ``config`` itself).
+    ``owner``: the server is tied to this process (``run``, which records itself with
+    :func:`claim_owner` first): it tears the chain down when this process dies, SIGKILL
+    included (see "owners").
 
     Chain ``name``'s lock (:func:`lock_name`) is held from the first look at its state until
     swap is on (the server then holds it) or what was set up is undone: a second ``swap on``
@@ -1203,15 +1407,17 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
         except argparse.ArgumentTypeError as exc:
             raise ChainError(f"{what}: {exc}") from None
     cfg = load_config(config)
-    check_servable(cfg, str(config))
+    source = source or str(config)
+    check_servable(cfg, source)
     preflight(coexist=True, allow_kernel_zswap=allow_kernel_zswap)
     check_name(name)
     name_fd = lock_name(name, f"swap on: starting chain {name!r}")
     handed = False  # to the server, once swap is on: it then holds the name's lock
     try:
         st = _swap_on_locked(
-            cfg, str(config), name, priority, coexist, threads, device_time, record,
-            record_command, timeout, signals, keep_refused_log, allow_kernel_zswap, name_fd)
+            cfg, source, name, priority, coexist, threads, device_time, record,
+            record_command, timeout, signals, keep_refused_log, allow_kernel_zswap, name_fd,
+            owner=owner)
         handed = True
         return st
     finally:
@@ -1221,8 +1427,8 @@ def swap_on(config: str, *, name: str = DEFAULT_NAME, priority: int = DEFAULT_PR
 def _swap_on_locked(cfg: Any, config: str, name: str, priority: int, coexist: bool,
                     threads: int, device_time: str, record: str | None,
                     record_command: str | None, timeout: float, signals: OnSignals | None,
-                    keep_refused_log: bool, allow_kernel_zswap: bool, name_fd: int
-                    ) -> dict[str, Any]:
+                    keep_refused_log: bool, allow_kernel_zswap: bool, name_fd: int, *,
+                    owner: bool = False) -> dict[str, Any]:
     """:func:`swap_on` once it holds chain ``name``'s lock (``name_fd``): the state once
     swap is on (the server then holds that lock); raises otherwise."""
     old = read_state(name)
@@ -1245,7 +1451,7 @@ def _swap_on_locked(cfg: Any, config: str, name: str, priority: int, coexist: bo
             check_no_other_swap()
         proc, rfd, log, private = _start_server(
             cfg, config, name, priority, coexist, threads, device_time, record,
-            record_command, signals, allow_kernel_zswap, name_fd, setup_fd)
+            record_command, signals, allow_kernel_zswap, name_fd, setup_fd, owner=owner)
         setup_fd = None  # the server's now: it lets go of it once swapon returned
     finally:
         _unlock(setup_fd, _setup_lock_path())
@@ -1260,10 +1466,11 @@ def _swap_on_locked(cfg: Any, config: str, name: str, priority: int, coexist: bo
 def _start_server(cfg: Any, config: str, name: str, priority: int, coexist: bool,
                   threads: int, device_time: str, record: str | None,
                   record_command: str | None, signals: OnSignals | None,
-                  allow_kernel_zswap: bool, name_fd: int, setup_fd: int
-                  ) -> tuple[subprocess.Popen[bytes], int, Path, str]:
+                  allow_kernel_zswap: bool, name_fd: int, setup_fd: int, *,
+                  owner: bool = False) -> tuple[subprocess.Popen[bytes], int, Path, str]:
     """Start the server of chain ``name`` on a private copy of ``cfg``, handing it both
-    locks: the process, the read end of its ready pipe, its log and the copy's path."""
+    locks: the process, the read end of its ready pipe, its log and the copy's path.
+    ``owner``: tied to this process (its death is the server's SIGTERM)."""
     import tempfile
 
     STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -1284,12 +1491,16 @@ def _start_server(cfg: Any, config: str, name: str, priority: int, coexist: bool
                         record, record_command, allow_kernel_zswap) + [
         "--ready-fd", str(wfd), "--config-source", config,
         "--name-lock-fd", str(name_fd), "--setup-lock-fd", str(setup_fd)]
+    if owner:
+        argv += ["--owner-pid", str(os.getpid())]
     if signals is not None:
         signals.hold = True  # a signal now would leave a started server nobody stops
     try:
         with open(log, "wb") as logf:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                    pass_fds=(wfd, name_fd, setup_fd), start_new_session=True)
+                                    pass_fds=(wfd, name_fd, setup_fd), start_new_session=True,
+                                    preexec_fn=on_parent_death(signal.SIGTERM, block=True)
+                                    if owner else None)
     except BaseException:
         os.close(rfd)
         with contextlib.suppress(OSError):
@@ -1841,7 +2052,15 @@ def _cmd_swap(args: argparse.Namespace) -> int:
                         signal.signal(sig, handler)
     if args.action == "off":
         try:
-            done = swap_off(args.name, timeout=args.timeout, force=args.force, strict=True)
+            # a chain whose run was killed (SIGKILL, the OOM killer): its cgroups too
+            cleaned = clean_dead_owner(args.name, timeout=args.timeout, force=args.force)
+            if cleaned is not None:
+                print(f"hwzswap swap: {dead_owner_note(args.name, *cleaned)}",
+                      file=sys.stderr)
+                done = cleaned[1]
+            else:
+                done = swap_off(args.name, timeout=args.timeout, force=args.force,
+                                strict=True)
         except ChainError as exc:  # something is still set up: the work failed, not refused
             print(f"hwzswap swap: error: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -2020,6 +2239,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name-lock-fd", type=int)
     p.add_argument("--setup-lock-fd", type=int)
     p.add_argument("--allow-kernel-zswap", action="store_true")
+    # from `run`: the process the server is tied to (see "owners")
+    p.add_argument("--owner-pid", type=int)
     args = p.parse_args(argv)
     if args.config is None:
         p.error("--config is required")

@@ -37,7 +37,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -47,7 +46,7 @@ from typing import Any
 from hwzswap.errors import HwzswapError
 from hwzswap.fileio import write_atomic, write_figure
 from hwzswap.serve import chain
-from hwzswap.serve.cgroup import MemoryCgroup, parse_size
+from hwzswap.serve.cgroup import MemoryCgroup, cgroup_of, parse_size
 
 MIB = 1 << 20
 ZSWAP_SYS = Path("/sys/module/zswap/parameters")
@@ -468,6 +467,24 @@ def _teardown_shield() -> contextlib.AbstractContextManager[StopSignals]:
     return _stop_signals(interrupt=False)
 
 
+def swap_priority(coexist: bool) -> int:
+    """The swapon priority of a run's chain: :data:`chain.DEFAULT_PRIORITY`, and with
+    ``coexist`` above every swap device active now (at most :data:`chain.MAX_PRIORITY`). The
+    kernel takes swap slots from the highest-priority device that has room, and spreads them
+    round-robin over devices of equal priority: at an equal one the command's pages were
+    shared with the other device (by pages, not by process), at a lower one the chain got
+    none of them until the other was full; above them all, it gets every page it has room
+    for, and only what it cannot hold goes elsewhere (:func:`count_warning` says so)."""
+    prios = [chain.DEFAULT_PRIORITY - 1]
+    if coexist:
+        with contextlib.suppress(OSError):
+            for line in Path("/proc/swaps").read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) >= 5 and fields[4].lstrip("-").isdigit():
+                    prios.append(int(fields[4]))
+    return min(chain.MAX_PRIORITY, max(prios) + 1)
+
+
 def _delta(after: dict[str, Any], before: dict[str, Any], key: str) -> float:
     return float(after.get(key, 0) or 0) - float(before.get(key, 0) or 0)
 
@@ -484,36 +501,40 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
     ``timeout_s``: after that long the command's cgroup is killed and the row is a failed
     run (``failure`` and ``timed_out`` say so); :class:`RunFailedError` (after the teardown)
     only when the command still would not exit. ``source``: the user's config file
-    ``config`` came from, named in errors in place of the temporary file the server reads."""
+    ``config`` came from, named in errors (the server is handed the config itself).
+
+    This process is recorded as the owner of the chain and the cgroup
+    (:func:`chain.claim_owner`) and its server and command are tied to it: killed outright (SIGKILL, the OOM killer), it
+    takes them with it, and the next run or ``swap off`` undoes what they could not."""
     name = name or f"run{os.getpid()}"
-    cfg_file = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"hwzswap-{label}-",
-                                           delete=False)
-    with cfg_file:
-        json.dump(config, cfg_file)
+    # what the server's messages call the config (it gets the dict: no file of run's own
+    # that a killed run would leave behind)
+    mine = (f"{source}" if source else "the built-in default config (no --config)")
+    if label != "config":
+        mine += f" as run for --compare {label}"
+    cg_name = f"hwzswap-{name}-{label}"
+    # This process owns the chain and the cgroup (recorded before either exists): killed
+    # without its teardown, its server and command go with it, and what they cannot undo
+    # the next run or `swap off --name` does (chain.clean_dead_owner)
+    chain.claim_owner(name, [cgroup_of("self")[1] / cg_name])
     cg: MemoryCgroup | None = None
     timed_out = keep_log = False
     row: dict[str, Any] = {"label": label, "command": cmd, "memory_limit": memory_limit,
                            "config": config, "kernel_zswap": kernel_zswap}
     try:
         try:
-            chain.swap_on(cfg_file.name, name=name, coexist=coexist, record=record,
-                          record_command=" ".join(cmd),
-                          allow_kernel_zswap=kernel_zswap is not None)
+            chain.swap_on(config, source=mine, name=name, coexist=coexist, record=record,
+                          record_command=" ".join(cmd), priority=swap_priority(coexist),
+                          allow_kernel_zswap=kernel_zswap is not None, owner=True)
         except HwzswapError as exc:
-            # the server read a temporary copy, deleted below: name the user's file instead,
-            # and keep the server log the message cites
-            keep_log = True
-            mine = (f"{source}" if source else "the built-in default config (no --config)")
-            if label != "config":
-                mine += f" as run for --compare {label}"
+            keep_log = True  # the server log the message cites
             # something left set up (its undoing failed) is a failed run (exit 1), not a
             # refusal with nothing set up (exit 2)
             kind = RunFailedError if isinstance(exc, chain.ChainLeftError) else RunError
-            raise kind(str(exc).replace(cfg_file.name, mine)) from None
+            raise kind(str(exc)) from None
         kz = KernelZswap(kernel_zswap) if kernel_zswap else contextlib.nullcontext()
         with kz:
-            cg = MemoryCgroup.create(f"hwzswap-{name}-{label}", memory_limit,
-                                     oom_kill=oom_kill)
+            cg = MemoryCgroup.create(cg_name, memory_limit, oom_kill=oom_kill)
             s0, died = query_or_death(name)
             if died is not None:
                 keep_log = True
@@ -521,8 +542,16 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                                      f"{died['text']}")
             v0 = _vmstat()
             t0 = time.monotonic()
+            # killed with this process (SIGKILL: chain.on_parent_death); what it started in
+            # its cgroup then goes with its server's teardown
+            tie = chain.on_parent_death(signal.SIGKILL)
+
+            def start_in_cgroup() -> None:
+                tie()
+                cg.add(os.getpid())
+
             try:
-                proc = subprocess.Popen(cmd, preexec_fn=lambda: cg.add(os.getpid()),
+                proc = subprocess.Popen(cmd, preexec_fn=start_in_cgroup,
                                         stdout=subprocess.DEVNULL if quiet else None)
             except OSError as exc:  # not found, not executable (the chain is undone below)
                 why = command_problem(cmd[0], exc.errno) or exc.strerror
@@ -617,8 +646,8 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                 else:  # Ctrl-C's path: said, and it goes on
                     print(f"hwzswap run: error: {label}: {row['teardown_error']}",
                           file=sys.stderr, flush=True)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(cfg_file.name)
+            if not errors:  # else the record stays: what is left is undone once this is gone
+                chain.drop_owner(name)
             if errors:
                 if isinstance(pending, HwzswapError):  # e.g. --timeout: said first
                     errors.insert(0, str(pending))
@@ -1093,6 +1122,10 @@ def _run_cmd(args: argparse.Namespace) -> int:
     why = command_problem(cmd[0])  # before the chain is set up for it
     if why is not None:
         raise RunError(f"cannot run {cmd[0]}: {why}")
+    # what an earlier run killed without its teardown (SIGKILL, the OOM killer) left and its
+    # server could not undo: gone first, or its swap device would be "another" one below
+    for _name, note in chain.clean_dead_owners(timeout=120):
+        print(f"hwzswap run: {note}", file=sys.stderr, flush=True)
     # the kernel's own zswap may be on only where every run sets it itself (kernel-<comp>):
     # in front of any other run it would take the pages hwzswap is there to measure
     chain.preflight(coexist=args.coexist, allow_kernel_zswap=bool(labels) and all(
