@@ -7,11 +7,26 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hwzswap.bench.marks import (
+    ABOVE_RAW,
+    HOST_DEVICE,
+    MODELLED,
+    POOL_SLACK,
+    POOL_SLACK_SHARE,
+    SWAP_FILE_LOADS,
+    above_raw,
     cell_suffix,
-    cpu_mark,
+    cpu_marks,
+    density_marks,
+    device_on_host,
     emulation_unseparated,
     figure_marks,
     no_writeback,
+    pool_slack_dominates,
+    pool_slack_pages,
+    raw_marks,
+    suffix,
+    swap_file_loads,
+    vs_raw_marks,
     vs_raw_na,
 )
 from hwzswap.bench.provenance import commit_words, figure_metadata, stamp_figure
@@ -39,8 +54,12 @@ def _x(v: float | None) -> str:
 
 
 def _vs_raw(r: Mapping[str, Any], what: Literal["store", "load"]) -> str:
-    """A "vs raw" cell: ``n/a`` when the stack and the codec alone did different work."""
-    return "n/a" if vs_raw_na(r, what) else _x(r[f"{what}_vs_raw"])
+    """A "vs raw" cell: ``n/a`` when the stack and the codec alone did different work; else
+    the ratio with its marks (``†`` a modelled device: emulation speed over emulation speed;
+    ``?`` above 1: :func:`hwzswap.bench.marks.vs_raw_marks`)."""
+    if vs_raw_na(r, what):
+        return "n/a"
+    return _x(r[f"{what}_vs_raw"]) + suffix(vs_raw_marks(r, what))
 
 
 _REJECT_ABBREV = {"compress_poor": "poor", "compress_fail": "fail", "alloc_fail": "alloc",
@@ -101,6 +120,7 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
     """One row of strings per result, in :data:`COLUMNS` order, then one FAILED row per
     backend (and mode) that failed."""
     out = []
+    machine = doc.get("machine") if isinstance(doc.get("machine"), Mapping) else None
     for r in doc["results"]:
         verified = f"{r['verified_pages']}/{r['pages']}"
         if r["mismatches"]:
@@ -108,10 +128,10 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
         if r.get("load_failures"):
             verified += f" ({r['load_failures']} LOST)"
         # n/a: a realtime clock; *: emulation excluded; †: a modelled device's emulation that
-        # could not be separated, so it is in the figure (hwzswap.bench.marks.cpu_mark)
-        mark = cpu_mark(r)
-        cpu = "n/a" if mark == "n/a" else _us(r["host_cpu_us_per_page"]) + (
-            " †" if mark == "†" else mark)
+        # could not be separated, so it is in the figure; +: an OpenCL device on the host's
+        # cores, its threads in the figure (hwzswap.bench.marks.cpu_marks)
+        mark = cpu_marks(r, machine)
+        cpu = "n/a" if mark == "n/a" else _us(r["host_cpu_us_per_page"]) + mark
         written = str(r["written_back_pages"])
         if no_writeback(r):
             written += " !"
@@ -120,13 +140,16 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
             r.get("batching", "-"),
             "modelled" if r["time_basis"] == "modeled" else r["time_basis"],
             "n/a" if r.get("ratio") is None else f"{r['ratio']:.2f}",
-            "-" if r.get("pool_density") is None else f"{r['pool_density']:.0%}",
-            # † a modelled device (host wall time, its emulation included), ‡ async overlap
+            "-" if r.get("pool_density") is None
+            else f"{r['pool_density']:.0%}" + suffix(density_marks(r)),
+            # † a modelled device (host wall time, its emulation included; the codec alone's
+            # figure too), ‡ async overlap, § loads from a page-cached swap file
             _rate(r["store_pages_per_s"]) + cell_suffix(figure_marks(r, "store")),
-            _rate(r["raw_store_pages_per_s"]),
+            _rate(r["raw_store_pages_per_s"]) + suffix(raw_marks(r)),
             _vs_raw(r, "store"),
             _rate(r["load_pages_per_s"]) + cell_suffix(figure_marks(r, "load")),
-            _rate(r["raw_load_pages_per_s"]),
+            _rate(r["raw_load_pages_per_s"])
+            + (suffix(raw_marks(r)) if r["raw_load_pages_per_s"] is not None else ""),
             _vs_raw(r, "load"),
             f"{_us(r['store_us']['p50'])}/{_us(r['store_us']['p99'])}",
             f"{_us(r['load_us']['p50'])}/{_us(r['load_us']['p99'])}",
@@ -282,8 +305,114 @@ def _provenance(doc: Mapping[str, Any]) -> dict[str, Any]:
             "machine": doc.get("machine") or {}}
 
 
+#: What a modelled row's codec-alone figures are, said under the † note.
+MODELLED_RAW_NOTE = (
+    f"{MODELLED.symbol} on raw pg/s and vs raw: the codec-alone pass calls the same emulated device (its "
+    "compress and decompress run the emulation on the host too), so raw pg/s is emulation "
+    "speed and vs raw compares emulation speed with emulation speed, not the stack's cost "
+    "around the modelled device. The modelled device's own figures are in the JSON: for the "
+    "stack device_us_per_page, device_overlap (busy_us_per_page, waited_us_per_page) and "
+    "modeled_wall_us_per_page; for the codec alone backend_counters_raw (842-nx: device_us, "
+    "device_waited_us, emulation_us over the raw pass)")
+
+
+def _above_raw_notes(doc: Mapping[str, Any]) -> list[str]:
+    """The ``?`` note: each ``vs raw`` above 1, with what else than noise can explain it in
+    that row (an ``async`` store figure that leaves out compression done during timed loads,
+    ``‡``; a batch backend whose ``async`` engine merged passes into larger device calls than
+    the codec alone's one per pass; loads from staged copies, ``~``)."""
+    parts = []
+    for r in doc["results"]:
+        for what in ("store", "load"):
+            if not above_raw(r, what):
+                continue
+            part = f"{_label(r)} {what} {_x(r[f'{what}_vs_raw'])}"
+            if what == "store" and r.get("store_overlaps_loads"):
+                part += (" (‡: or its store figure left out the compression done while loads "
+                         "were timed)")
+            elif what == "store" and r.get("batching") == "async" and _batch(r):
+                part += (" (or the engine merged passes into larger device calls than the "
+                         "codec alone's one per pass)")
+            elif what == "load" and r.get("load_figure_staged"):
+                part += " (~: or its loads were staged copies, no decompression)"
+            parts.append(part)
+    if not parts:
+        return []
+    return [f"{ABOVE_RAW.symbol} vs raw above 1: " + ", ".join(parts) + ". The stack did the "
+            "codec alone's work on the same pages and its own besides, so it cannot be faster "
+            "for the same work: noise or cache effects in this run (the two are timed side by "
+            "side, chunk by chunk, but a pass can still favour one); rerun with more --repeat "
+            "on a quiet machine before reading it as a gain"]
+
+
+def _batch(r: Mapping[str, Any]) -> bool:
+    """Whether the row's backend takes batches (``capabilities.batch``): the codec-alone pass
+    then makes one ``compress_batch`` per reclaim pass."""
+    return bool((r.get("capabilities") or {}).get("batch"))
+
+
+def _density_notes(doc: Mapping[str, Any]) -> list[str]:
+    """What pool density depends on, under any table with a pool, and the rows whose pool is
+    small enough that zsmalloc's fixed slack is :data:`POOL_SLACK_SHARE` of it or more (``°``)."""
+    res = [r for r in doc["results"] if r.get("pool_peak_pages")]
+    if not res:
+        return []
+    slack = {pool_slack_pages(r) for r in res} - {None}
+    slack_words = ("/".join(f"{v:.0f}" for v in sorted(slack)) + " pages" if slack
+                   else "no figure for this pool")
+    note = ("pool density: compressed bytes over the pool's pages at its peak; it depends on "
+            "the codec's ratio and on how many objects the pool holds: zsmalloc keeps a "
+            "part-filled zspage in each size class in use, a fixed slack of about "
+            f"{slack_words} once the objects spread over the classes (the layout's zspages, "
+            "half their slots empty on average), so a small pool reads low (one run, zstd "
+            "roundtrip: 0.22, 0.47, 0.77 at 256, 1024, 4096 pages); compare densities only "
+            "between rows of like pool size")
+    small = [r for r in res if pool_slack_dominates(r)]
+    if small:
+        peaks = sorted(int(r["pool_peak_pages"]) for r in small)
+        span = f"{peaks[0]}" if peaks[0] == peaks[-1] else f"{peaks[0]}-{peaks[-1]}"
+        who = (f"every row (pool peaks {span} pages)" if len(small) == len(res) else
+               ", ".join(f"{_label(r)} {r['pool_peak_pages']} pages" for r in small))
+        note += (f"; {POOL_SLACK.symbol}: that slack is a quarter or more of the pool's peak "
+                 f"(a peak of at most {1 / POOL_SLACK_SHARE:.0f}x the slack): " + who
+                 + ", whose density says more about the pool's size than the codec's (more "
+                 "--pages, or under pressure a larger pool, shows the codec)")
+    return [note]
+
+
+def _batch_calls_notes(doc: Mapping[str, Any]) -> list[str]:
+    """For batch backends, what their ``vs raw`` compares per engine mode: the codec alone
+    makes one ``compress_batch`` per reclaim pass; ``page`` and ``folio`` mode call the device
+    per page or per folio (their vs raw is the mode's cost), ``async`` may merge passes into
+    larger device calls (``counters.async_device_calls``; its vs raw includes the merging)."""
+    res = [r for r in doc["results"] if _batch(r)
+           and r.get("batching") in ("page", "folio", "async")]
+    if not res:
+        return []
+    passes = ((doc.get("workload") or {}).get("counts") or {}).get("store_ops")
+    parts = []
+    for r in res:
+        mode = r.get("batching")
+        if mode == "page":
+            parts.append(f"{_label(r)} calls the device per page")
+        elif mode == "folio":
+            parts.append(f"{_label(r)} per folio")
+        else:
+            calls = (r.get("counters") or {}).get("async_device_calls")
+            part = f"{_label(r)} merges queued passes"
+            if isinstance(calls, int) and not isinstance(calls, bool):
+                part += f" (into {calls} device calls)"
+            parts.append(part)
+    return ["vs raw of a batch backend: the codec alone makes one compress_batch per reclaim "
+            "pass" + (f" ({passes} for this stream)" if isinstance(passes, int) else "")
+            + "; in the stack " + "; ".join(parts) + ". So page and folio mode's vs raw is "
+            "what calling the device per page or folio costs, and async's includes the "
+            "engine's merging of passes into larger device calls (counters.async_device_calls)"]
+
+
 def _notes(doc: Mapping[str, Any]) -> list[str]:
     notes = []
+    machine = doc.get("machine") if isinstance(doc.get("machine"), Mapping) else None
     if doc.get("interrupted"):
         notes.append("INTERRUPTED: " + str(doc.get("interrupted_note") or "partial run"))
     if doc["workload"].get("folio_mix_note"):
@@ -330,6 +459,7 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                      "software emulation of the device included (not the modelled device's "
                      "speed); modeled_wall_us_per_page replaces the emulation by the time the "
                      "host waited for the modelled device: " + "; ".join(parts))
+        notes.append(MODELLED_RAW_NOTE)
     quiet = [f"{r['backend']} ({r.get('batching', '-')})" for r in doc["results"]
              if no_writeback(r)]
     if quiet:
@@ -343,6 +473,30 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                      "yet compressed), so those load figures measure copies, not "
                      "decompression, and are not compared; a longer stream (more --pages) "
                      "faults on fewer pages in flight")
+    cached = [f"{_label(r)} {r['load_swap_share']:.0%}" for r in doc["results"]
+              if swap_file_loads(r)]
+    if cached:
+        notes.append(f"{SWAP_FILE_LOADS.symbol} loads read from the swap file: "
+                     + ", ".join(cached) + " of the loads; with swap.model: none the swap "
+                     "file is an ordinary file in the page cache, so such a load is a RAM copy, "
+                     "cheaper than decompressing, and the load pg/s rewards writing back (the "
+                     "more a row wrote back, the faster its loads look); its vs raw is n/a. "
+                     "Set swap.model (hdd, ssd or custom) for figures with a device's read "
+                     "time: load_pages_per_s_with_swap_model, in a note and the JSON")
+    notes += _above_raw_notes(doc)
+    hosted = [r for r in doc["results"] if cpu_marks(r, machine).endswith(HOST_DEVICE.symbol)]
+    if hosted:
+        devices = sorted({str(device_on_host(r, machine)) for r in hosted})
+        notes.append(f"{HOST_DEVICE.symbol} host CPU includes the OpenCL device's own "
+                     f"threads: {', '.join(_label(r) for r in hosted)} ran on "
+                     + ", ".join(f"opencl:{d}" for d in devices) + ", a CPU device (its type "
+                     "in machine.opencl_devices; PoCL's pthread device), whose kernels run on "
+                     "the host's cores as threads of this process: real host CPU on this "
+                     "machine, but not what a discrete device (a GPU, an accelerator) would "
+                     "cost the host, and not comparable with a CPU codec's CPU per page as the "
+                     "cost of offloading")
+    notes += _density_notes(doc)
+    notes += _batch_calls_notes(doc)
     over = [f"{r['backend']} ({r.get('batching', '-')}) {r['pool_peak_pages']} pages "
             f"(+{r['pool_overshoot_pages'] / r['pool_limit_pages']:.0%})"
             for r in doc["results"] if r.get("pool_overshoot")]
@@ -460,8 +614,10 @@ def mode_summary(doc: Mapping[str, Any]) -> list[str]:
             key = "load_vs_raw" if by_ratio else "load_pages_per_s"
             best_m, best_r = max(fair.items(), key=lambda kv: kv[1][key])
             rate = _rate(best_r["load_pages_per_s"])
-            line += (f"; loads best in {best_m} ({_x(best_r['load_vs_raw'])} raw, {rate} pages/s"
+            line += (f"; loads best in {best_m} ({_vs_raw(best_r, 'load')} raw, {rate} pages/s"
                      if by_ratio else f"; loads best in {best_m} ({rate}")
+            if by_ratio and above_raw(best_r, "load"):
+                line += f", {ABOVE_RAW.symbol} above 1: see its note"
             if best_r.get("load_staged_share"):
                 line += f", {best_r['load_staged_share']:.0%} of them from staged copies"
             line += ")"
@@ -510,15 +666,20 @@ def _best_store_line(backend: str, modes: Mapping[str, Mapping[str, Any]]) -> st
         return (f"{backend}: no best store mode named: no mode's store figure compares ("
                 + "; ".join(f"{m}: {why}" for m, why in left.items()) + ")")
     best_mode, best = max(cand.items(), key=lambda kv: kv[1]["store_vs_raw"])
-    line = (f"{backend}: best store mode {best_mode} by vs raw, {_x(best['store_vs_raw'])} "
+    line = (f"{backend}: best store mode {best_mode} by vs raw, {_vs_raw(best, 'store')} "
             f"({_rate(best['store_pages_per_s'])} pages/s)")
     page = cand.get("page")
     if page is not None:
         line += (f" = {best['store_vs_raw'] / page['store_vs_raw']:.2f}x page mode "
-                 f"({_x(page['store_vs_raw'])})")
+                 f"({_vs_raw(page, 'store')})")
     late = [m for m in cand if m != best_mode and m == "async"]
     if late:  # each chunk ends in a drain: the pipeline's fill and empty are in its figure
-        line += f" (async {_x(cand[late[0]]['store_vs_raw'])}: a lower bound for long runs)"
+        line += f" (async {_vs_raw(cand[late[0]], 'store')}: a lower bound for long runs)"
+    shown = [best] + [r for r in (page, cand[late[0]] if late else None) if r is not None]
+    if any(above_raw(r, "store") for r in shown):
+        line += (f" ({ABOVE_RAW.symbol} vs raw above 1: noise or cache effects unless the "
+                 f"{ABOVE_RAW.symbol} note names a cause; rerun with more --repeat on a quiet "
+                 "machine before reading it as a gain)")
     if left:
         line += " (not compared: " + "; ".join(f"{m}: {why}" for m, why in left.items()) + ")"
     return line
@@ -688,8 +849,11 @@ def figure(doc: Mapping[str, Any]) -> Any:
         ax.legend(handles=handles + ([void_legend] if any(void) else []), fontsize=8)
         ax.grid(axis="y", alpha=0.3)
 
-    def xnote(key: str) -> list[str]:
-        return [f"{r[key]:.2f}×" if r.get(key) else "" for r in results]
+    def xnote(what: Literal["store", "load"]) -> list[str]:
+        """Each row's vs raw as a label, with the table's marks on it (``†``, ``?``)."""
+        key = f"{what}_vs_raw"
+        return [f"{r[key]:.2f}×" + suffix(vs_raw_marks(r, what)) if r.get(key) else ""
+                for r in results]
 
     store_void = [_store_mark(r) for r in results]
     load_void = [_load_mark(r) for r in results]
@@ -697,11 +861,11 @@ def figure(doc: Mapping[str, Any]) -> Any:
     group(axes[0, 0], [("through the stack", [r["store_pages_per_s"] for r in results], stack_c),
                        ("codec alone", [r["raw_store_pages_per_s"] for r in results], raw_c)],
           "Store throughput (higher is better)\nlabel: stack ÷ codec alone", "pages/s",
-          xnote("store_vs_raw"), store_void)
+          xnote("store"), store_void)
     group(axes[0, 1], [("through the stack", [r["load_pages_per_s"] for r in results], stack_c),
                        ("codec alone", [r["raw_load_pages_per_s"] for r in results], raw_c)],
           "Load throughput (higher is better)\nlabel: stack ÷ codec alone", "pages/s",
-          xnote("load_vs_raw"), load_void)
+          xnote("load"), load_void)
 
     ax = axes[0, 2]
     ratios = [r.get("ratio") for r in results]

@@ -59,7 +59,7 @@ def test_table_cells_carry_the_bench_marks(swept: dict[str, Any]) -> None:
         assert (row["load vs raw"] == "n/a") is bool(rec.get("load_vs_raw_note"))
         assert bench[name][10] == row["load vs raw"] or row["load vs raw"] != "n/a"
     assert rows["842-nx"]["store pg/s"].endswith(" †")
-    assert rows["842-nx"]["load pg/s"].endswith(" †")
+    assert "†" in rows["842-nx"]["load pg/s"].split()[1:]  # with § (swap-file loads) after it
     assert not rows["lz4"]["store pg/s"].endswith("†")
     # pressure at 128 pages reads most loads back from the swap file: the bench's n/a
     assert any(rec.get("load_vs_raw_note") for rec in recs.values())
