@@ -538,6 +538,10 @@ class _Meter:
         self.ldn_k: list[int] = []
         self.inv_ns: list[int] = []
         self.drain_ns = 0  # async mode: waiting for in-flight compression (counted as stores)
+        #: background writeback run by :func:`quiesce_writeback` at the end of the stack's
+        #: chunks (counted as stores, like drain_ns), and the pages it wrote back
+        self.quiesce_ns = 0
+        self.quiesce_pages = 0
         self.raw_st_ns: list[int] = []
         self.raw_st_k: list[int] = []
         self.raw_ld_ns: list[int] = []
@@ -1100,7 +1104,8 @@ def _warm_up_measured(backend: Backend, cw: CompiledWorkload, cfg: Any,
     """JIT compiles, kernel builds and first-call costs happen here, not in the figures.
 
     It warms the very instance the run measures, on both paths the run times: the codec alone
-    (its batch calls split by ``max_batch``, and single pages) and a throwaway swap system, in
+    (its batch calls split by ``max_batch``, and single pages; then the whole raw pass once,
+    :func:`_warm_up_raw_pass`) and a throwaway swap system, in
     the workload's batch and readahead sizes and swap types. Not ``hwzswap stats``' warm-up
     (``hwzswap.frontswap.cli._warm_up_twin``, which warms a second instance so that the
     measured one's counters stay the run's alone), on purpose: the raw path calls this instance
@@ -1144,6 +1149,7 @@ def _warm_up_measured(backend: Backend, cw: CompiledWorkload, cfg: Any,
         codec_alone(frozen)
     else:
         guard.run(codec_alone, frozen)
+    _warm_up_raw_pass(backend, cw, cfg, guard)
     system = open_zswap(cfg, backend=backend)
     try:
         for t in [0, *cw.types]:
@@ -1165,6 +1171,35 @@ def _warm_up_measured(backend: Backend, cw: CompiledWorkload, cfg: Any,
             system.swap_free(0, o)
     finally:
         system.close()
+
+
+def _warm_up_raw_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
+                      guard: RawGuard | None = None) -> None:
+    """One untimed run of the whole codec-alone pass, on the thread that runs the timed ones
+    (``guard``'s worker), before the first timed pass.
+
+    Why: glibc gives each thread its own malloc arena, and the raw pass keeps every
+    compressed page of the stream (its loads need them), so the first pass on a fresh worker
+    grows that arena page fault by page fault: measured 10-15 µs/page for lz4 in the first
+    round against 4.5 later (422 minor faults, then none), which made pass 1's raw figure
+    slow and its ``store_vs_raw`` flattering (``--repeat 1``: the first mode run got 0.84
+    where later passes got 0.64). A warm-up of a few pages does not grow the arena to what a
+    whole pass holds, so this runs the pass itself and drops what it made: the timed passes
+    then reuse memory the arena already has, as the stack's thread (warm from the warm-up's
+    swap system and the earlier chunks) does. Its figures are thrown away; a device that
+    fails here is not warmed further (its errors are the timed passes' to count)."""
+    batch = bool(read_capabilities(backend).batch)
+    skip_same = bool(cfg.zswap.same_filled_pages)
+    m = _Meter(declared_gauges(backend))
+    comp: dict[int, Any] = {}
+    for chunk in cw.chunks:
+        if guard is None:
+            _run_raw_chunk(backend, batch, chunk, cw, comp, m, skip_same)
+        else:
+            guard.run(_run_raw_chunk, backend, batch, chunk, cw, comp, m, skip_same,
+                      progress=lambda: len(m.raw_st_ns) + len(m.raw_ld_ns) + len(m.raw_ldn_ns))
+        if m.raw_store_errors or m.raw_load_errors:
+            break
 
 
 class _Progress:
@@ -1256,7 +1291,11 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
             c0 = ptime()
             _run_stack_chunk(system, chunk.ops, m, suspect, device_us, drain)
             if background:  # the worker's work is the stack's: done before the raw chunk
-                quiesce_writeback(system.zswap)
+                # store-side work (writeback to make room for stores), timed into the store
+                # figure as async mode's drain is (store_pages_per_s), and reported apart
+                q0 = wtime()
+                m.quiesce_pages += quiesce_writeback(system.zswap)
+                m.quiesce_ns += wtime() - q0
             # less the bench's own guarded reads of the modelled time (0 unless watched)
             cpu = max(0, ptime() - c0 - (m.side_cpu_ns - side_c))
             wall = max(0, wtime() - w0 - (m.side_wall_ns - side_w))
@@ -1303,7 +1342,10 @@ def quiesce_writeback(cache: Any) -> int:
     here.
 
     The bench calls it at the end of each of the stack's chunks, inside the chunk's timings,
-    so the worker's writeback is in the stack's wall and CPU time, and runs the raw codec's
+    so the worker's writeback is in the stack's wall and CPU time and in its store figure
+    (``store_pages_per_s``: its wall time is added to the store calls' as async mode's drain
+    is; ``quiesce_writeback_us_per_page`` and ``quiesce_written_back_pages`` show it apart),
+    and runs the raw codec's
     chunk that follows with the worker paused, so no round runs beside it (one did: on
     ``configs/pressure.yaml``, 176 of 1280 pages written back by the worker overlapped raw
     chunks)."""
@@ -1761,7 +1803,8 @@ def swap_path_note(base: Any) -> str | None:
 TIMING_FIELDS = (
     "store_pages_per_s", "load_pages_per_s", "raw_store_pages_per_s", "raw_load_pages_per_s",
     "store_vs_raw", "load_vs_raw", "host_cpu_us_per_page", "emulation_us_per_page",
-    "wall_us_per_page", "drain_us_per_page", "host_cpu_us_per_stored_page",
+    "wall_us_per_page", "drain_us_per_page", "quiesce_writeback_us_per_page",
+    "host_cpu_us_per_stored_page",
     "modeled_wall_us_per_page", "store_pages_per_s_with_swap_model",
     "load_pages_per_s_with_swap_model",
 )
@@ -1903,7 +1946,7 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
     caps = read_capabilities(backend)
     modeled = caps.time_basis == "modeled"
     page_moves = cw.store_pages + cw.loads
-    store_pps = _rate(cw.store_pages, m.st_ns + [m.drain_ns])
+    store_pps = _rate(cw.store_pages, m.st_ns + [m.drain_ns, m.quiesce_ns])
     load_pps = _rate(cw.loads, m.ld_ns + m.ldn_ns)
     raw_store_pps = _rate(cw.store_pages, m.raw_st_ns)
     raw_load_pps = _rate(len(m.raw_ld_ns) + sum(m.raw_ldn_k), m.raw_ld_ns + m.raw_ldn_ns)
@@ -2076,6 +2119,11 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "store_overlaps_loads": overlapped,
         "drain_us_per_page": (round(m.drain_ns / 1000.0 / cw.store_pages, 3)
                               if cw.store_pages else 0.0),
+        # zswap.background_writeback: the worker's writeback finished by the bench at the end
+        # of each stack chunk (quiesce_writeback), inside store_pages_per_s
+        "quiesce_writeback_us_per_page": (round(m.quiesce_ns / 1000.0 / cw.store_pages, 3)
+                                          if cw.store_pages else 0.0),
+        "quiesce_written_back_pages": m.quiesce_pages,
         "host_cpu_us_per_page": (None if cpu_note is not None else
                                  round(cpu_us / page_moves, 3) if page_moves else 0.0),
         "host_cpu_note": cpu_note,
@@ -2184,7 +2232,7 @@ def _swap_model_figures(cw: CompiledWorkload, cfg: Any, stats: Mapping[str, Any]
     reads = int(stats.get("pswpin", 0))
     store_model = writes * model.write_us()
     load_model = reads * model.read_us()
-    store_host = (sum(m.st_ns) + m.drain_ns) / 1000.0
+    store_host = (sum(m.st_ns) + m.drain_ns + m.quiesce_ns) / 1000.0
     load_host = (sum(m.ld_ns) + sum(m.ldn_ns)) / 1000.0
     if cw.store_pages:
         out["swap_model_store_us_per_page"] = round(store_model / cw.store_pages, 3)
