@@ -745,7 +745,9 @@ def markdown(doc: Mapping[str, Any]) -> str:
     notes = _notes(doc)
     if notes:
         lines.append("")
-        lines += [f"- {n.lstrip('*! ')}" if n[:1] in "*!" else f"- {n}" for n in notes]
+        # a note that starts with a list marker would nest a list: "+" is escaped, kept
+        lines += [f"- {n.lstrip('*! ')}" if n[:1] in "*!" else
+                  f"- \\{n}" if n[:1] in "+-" else f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
 

@@ -59,8 +59,10 @@ def _table(doc: dict[str, Any]) -> dict[tuple[str, str], list[str]]:
 
 
 def _note(doc: dict[str, Any], start: str) -> str:
-    """The one note under the Markdown table that starts with ``start``."""
-    found = [ln[2:] for ln in markdown(doc).splitlines() if ln.startswith(f"- {start}")]
+    """The one note under the Markdown table that starts with ``start`` (a leading ``+`` is
+    escaped there, so that Markdown does not read it as a nested list)."""
+    found = [ln[2:].removeprefix("\\") for ln in markdown(doc).splitlines()
+             if ln.startswith(("- " + start, "- \\" + start))]
     assert len(found) == 1, (start, found)
     return found[0]
 
@@ -123,6 +125,7 @@ def test_an_opencl_cpu_devices_host_cpu_is_marked(devices: dict[str, Any]) -> No
     (listed,) = [d for d in machine["opencl_devices"] if d["name"] == name]
     assert "CPU" in listed["type"]  # PoCL's pthread device, as this machine lists it
     note = _note(devices, f"{HOST_DEVICE.symbol} host CPU includes the OpenCL device's own")
+    assert f"- \\{HOST_DEVICE.symbol} host CPU" in markdown(devices)  # not a nested list
     assert f"opencl:{name}" in note and "lz4-opencl (page)" in note and "lz4 (" not in note
     assert "not what a discrete device" in note
 
