@@ -371,12 +371,13 @@ def _wait_unstuck(system: Any) -> None:
 
 def _counters(system: Any) -> tuple[int, ...]:
     """What shows that a fault fired: device read/write failures, driver faults (injected,
-    or a call past its deadline)."""
+    a call past its deadline, or a call refused while an earlier one is still stuck in the
+    driver after its deadline)."""
     s = system.stats()
     b = system.backend
     injected = b.injected if isinstance(b, FaultLz4) else b.faults.injected
     return (s["swap_failed_reads"], s["swap_failed_writes"],
-            injected + s["driver_timeouts"])
+            injected + s["driver_timeouts"] + s["driver_refused_stuck"])
 
 
 class FaultModel(RuleBasedStateMachine):
