@@ -122,7 +122,6 @@ _NO_LIMIT = 1 << 62
 _crc32 = zlib.crc32
 _OK = int(ItemStatus.OK)  # plain ints: numpy compares them without the enum's lookups
 _FAILED = int(ItemStatus.FAILED)
-_STAGED = object()  # load_batch: a slot served from its staged copy
 
 #: An index entry: a pool handle, or the word of a same-filled page.
 Entry = int | bytes
@@ -498,22 +497,9 @@ class ZswapCache:
         driver breaks the contract; the entry is kept and no data is returned.
         """
         tree, offset = self._slot(type, offset, "zswap load")
-        if self._staged:
-            page = self._load_staged(tree.type, offset)
-            if page is not None:
-                return page
         self._acquire()
         try:
-            entry = tree.get(offset)
-            if entry is None:
-                self.loads_miss += 1
-                return None
-            page = self._page_locked(tree, offset, entry)
-            self.loads_hit += 1
-            if self._exclusive:
-                del tree[offset]
-                self._free_locked(entry)
-            return page
+            return self._load_slot_locked(tree, offset, self._exclusive)
         finally:
             self._release()
 
@@ -1284,18 +1270,40 @@ class ZswapCache:
 
     # -- the load step -------------------------------------------------------------------------
 
-    def _load_staged(self, type: int, offset: int) -> bytes | None:
-        """A staged page (async mode): a hit from its copy, or ``None`` when not staged."""
-        with self._lock:
-            st = self._staged.get((type, offset))
-            if st is None:
-                return None
-            page = st[0].pages[st[1]].tobytes()
-            self.loads_hit += 1
-            self.loads_staged += 1
-            if self._exclusive:
-                del self._staged[(type, offset)]
-            return page
+    def _load_slot_locked(self, tree: ZswapTree, offset: int, free: bool, page: Any = None
+                          ) -> bytes | None:
+        """The load step, the only one: one slot, lock held throughout (nothing can free or
+        move its object meanwhile). :meth:`load` is this step for one page; a readahead
+        cluster (:meth:`_load_pages`) is this step for each of its pages in order.
+
+        1. A page in flight (async) comes from its staged copy (``loads_staged``).
+        2. Else the slot's entry: none is a miss (``loads_miss``); a same-filled word is
+           repeated, a pool object decompressed and checked by :meth:`_page_locked`, which
+           counts a failure and raises it (nothing else counted, the entry kept). ``page``:
+           the object's page, decompressed already with the rest of its cluster.
+        3. A hit is counted (``loads_hit``) and, with ``free`` (exclusive loads), what it
+           was loaded from is dropped: the staged page, or the entry and its object.
+        """
+        if self._staged:
+            key = (tree.type, offset)
+            st = self._staged.get(key)
+            if st is not None:
+                self.loads_hit += 1
+                self.loads_staged += 1
+                if free:
+                    del self._staged[key]
+                return st[0].pages[st[1]].tobytes()
+        entry = tree.get(offset)
+        if entry is None:
+            self.loads_miss += 1
+            return None
+        if page is None:
+            page = self._page_locked(tree, offset, entry)
+        self.loads_hit += 1
+        if free:
+            del tree[offset]
+            self._free_locked(entry)
+        return page
 
     def _page_locked(self, tree: ZswapTree, offset: int, entry: Entry) -> bytes:
         """The page of an entry (lock held): the same-filled word repeated, or the object
@@ -1328,51 +1336,36 @@ class ZswapCache:
 
     def _load_pages(self, tree: ZswapTree, offs: list[int], free: bool, partial: bool
                     ) -> list[Any]:
-        """load_batch's body: ``offs`` checked; ``free`` drops the hits (exclusive loads)."""
+        """load_batch's body (``offs`` checked; ``free``: exclusive loads): the load step
+        (:meth:`_load_slot_locked`) for each slot in order, under one hold of the lock. The
+        one difference from looped loads: the cluster's pool objects are decompressed first,
+        together (:meth:`_decompress_many_locked`), so a failed one is known before any slot
+        is counted or freed: all or nothing, that item's error raised; with ``partial`` its
+        place holds the error and the other slots go through the step."""
         n = len(offs)
         out: list[Any] = [None] * n
-        type_ = tree.type
-        staged_at: list[int] = []
-        failed: list[int] = []
+        failed: Sequence[int] = ()
+        step = self._load_slot_locked
         self._acquire()
         try:
-            if self._staged:  # async: pages in flight come from their staged copies
-                for i, off in enumerate(offs):
-                    st = self._staged.get((type_, off))
-                    if st is not None:
-                        out[i] = st[0].pages[st[1]].tobytes()
-                        staged_at.append(i)
+            # the pool objects, but not the slots whose staged copies step 1 will serve
             entries = list(map(tree.get, offs))
-            if staged_at:
-                for i in staged_at:
-                    entries[i] = _STAGED
-            at = [i for i, e in enumerate(entries) if e.__class__ is int]  # compressed hits
-            handles = [entries[i] for i in at]
-            misses = entries.count(None)
-            if len(at) + misses + len(staged_at) != n:  # same-filled hits
-                for i, entry in enumerate(entries):
-                    if entry.__class__ is bytes:
-                        out[i] = _ZERO_PAGE if entry == _ZERO_WORD else entry * _WORDS
-            if handles:
-                pages, bad = self._decompress_many_locked(tree, [offs[i] for i in at], handles)
+            at = [i for i, e in enumerate(entries) if e.__class__ is int]
+            if at and self._staged:
+                type_, staged = tree.type, self._staged
+                at = [i for i in at if (type_, offs[i]) not in staged]
+            if at:
+                pages, bad = self._decompress_many_locked(tree, [offs[i] for i in at],
+                                                          [entries[i] for i in at])
                 for k, i in enumerate(at):
-                    out[i] = pages[k]
+                    out[i] = pages[k]  # a page for the step, or the error it raised
                 if bad:
-                    failed = [at[k] for k in bad]
                     if not partial:
-                        raise out[failed[0]]
-            self.loads_hit += n - misses - len(failed)
-            self.loads_miss += misses
-            self.loads_staged += len(staged_at)
-            if free and misses + len(failed) < n:
-                staged = self._staged
-                skip = set(failed)
-                for i, off in enumerate(offs):
-                    if out[i] is None or i in skip:
-                        continue
-                    if staged and staged.pop((type_, off), None) is not None:
-                        continue
-                    self._free_locked(tree.pop(off))
+                        raise pages[bad[0]]
+                    failed = {at[k] for k in bad}
+            for i, off in enumerate(offs):
+                if i not in failed:
+                    out[i] = step(tree, off, free, out[i])
         finally:
             self._release()
         return out
