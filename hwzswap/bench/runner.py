@@ -588,6 +588,11 @@ class _Meter:
         self.store_cpu_pages = 0
         self.dev_waited_us = 0.0  # modelled time the host waited over the stack's chunks
         self.dev_busy_us = 0.0  # modelled engine-busy time over the stack's chunks
+        #: the device's own overlap accounting over the stack's chunks: time at least one
+        #: engine was busy, and the part of it the host was blocked on the device
+        self.dev_union_us = 0.0
+        self.dev_exposed_us = 0.0
+        self.dev_union_known = True  # every chunk's counters reported both
         self.dev_clock = ""  # the device clock's kind (virtual, realtime)
 
     def note_error(self, phase: str, exc: BaseException) -> None:
@@ -1312,6 +1317,11 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
                     m.dev_waited_us += clk1[0] - clk0[0]
                     m.dev_busy_us += clk1[1] - clk0[1]
                     m.dev_clock = clk1[2]
+                    if clk0[3] is not None and clk1[3] is not None:
+                        m.dev_union_us += clk1[3] - clk0[3]
+                        m.dev_exposed_us += clk1[4] - clk0[4]
+                    else:
+                        m.dev_union_known = False
             if emu0 is not None and emu1 is not None and emu1 > emu0:
                 # emulation_us is wall time; count it as CPU at the chunk's CPU/wall ratio, so
                 # preemption on a busy machine cannot push the host figure below zero
@@ -1548,16 +1558,23 @@ class DriverCalls:
         self._guard.close()
 
 
-def _device_clock(c: Mapping[str, Any]) -> tuple[float, float, str] | None:
-    """(time the host waited for the device, device busy time) in µs so far and the clock's
-    kind, from a modelled backend's counters ``c`` when it reports them (the 842-nx emulation
-    does): ``device_waited_us`` (its ``virtual`` and ``host`` clocks count the moves that were
-    waits; without it, ``device_clock_us``, which a ``virtual`` clock moves only by waits),
-    ``device_us`` and ``clock`` (``realtime``: wall time, waits not counted)."""
+def _device_clock(c: Mapping[str, Any]
+                  ) -> tuple[float, float, str, float | None, float | None] | None:
+    """(time the host waited for the device, device busy time summed over its engines, the
+    clock's kind, busy time as a union over the engines, the part of that the host was
+    blocked on the device) in µs so far, from a modelled backend's counters ``c`` when it
+    reports them (the 842-nx emulation does): ``device_waited_us`` (its ``virtual`` and
+    ``host`` clocks count the moves that were waits; without it, ``device_clock_us``, which a
+    ``virtual`` clock moves only by waits), ``device_us``, ``clock`` (``realtime``: wall time,
+    waits not counted), and ``device_busy_union_us`` / ``device_exposed_us`` (None when not
+    reported: the driver's own overlap accounting, see ``hwzswap.backends.nx842.queue``)."""
     waited = c.get("device_waited_us", c.get("device_clock_us"))
     busy = c.get("device_us")
     if isinstance(waited, (int, float)) and isinstance(busy, (int, float)):
-        return float(waited), float(busy), str(c.get("clock", "virtual"))
+        union, exposed = c.get("device_busy_union_us"), c.get("device_exposed_us")
+        known = isinstance(union, (int, float)) and isinstance(exposed, (int, float))
+        return (float(waited), float(busy), str(c.get("clock", "virtual")),
+                float(union) if known else None, float(exposed) if known else None)
     return None
 
 
@@ -2042,18 +2059,45 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
                     "pacing wall time (not counted as emulation), so host CPU would include "
                     "the device's pacing and waited = wall - CPU would mean nothing")
     if modeled and m.dev_busy_us > 0 and page_moves:
+        # The device's own overlap accounting (hwzswap.backends.nx842.queue): time at least
+        # one engine was busy (a union: engine parallelism is no overlap) and the part of it
+        # the host was blocked on the device (its waits, and its own time inside a blocking
+        # driver call); hidden = the rest, the device's time that overlapped the host's own
+        # work. (It was 1 - waited / busy summed over the engines: 1 - 1/engines whenever
+        # batches filled the engines, whatever the host did.) The runner only divides.
         waited: float | None
         hidden: float | None
+        clock = m.dev_clock or "virtual"
+        union = m.dev_union_us if m.dev_union_known and m.dev_union_us > 0 else None
+        hidden_note = None
         if cpu_note is not None:
             waited = hidden = None
+            hidden_note = cpu_note
         else:  # what the host waited for the device (virtual clock: all of its moves)
             waited = m.dev_waited_us
-            hidden = 1.0 - m.dev_waited_us / m.dev_busy_us
+            if union is None:
+                hidden = None
+                hidden_note = ("the device reports no overlap accounting "
+                               "(device_busy_union_us, device_exposed_us)")
+            elif clock == "virtual":
+                hidden = 0.0
+                hidden_note = ("clock virtual: host work takes no model time, so no device "
+                               "time can overlap it (0 by construction); the 842-nx clock "
+                               "'host' measures it")
+            else:
+                hidden = 1.0 - m.dev_exposed_us / union
         overlap = {
-            "clock": m.dev_clock or "virtual",
+            "clock": clock,
             "busy_us_per_page": round(m.dev_busy_us / page_moves, 3),
             "waited_us_per_page": None if waited is None else round(waited / page_moves, 3),
+            "busy_union_us_per_page": (None if union is None
+                                       else round(union / page_moves, 3)),
+            "exposed_us_per_page": (None if union is None or hidden is None
+                                    else round(m.dev_exposed_us / page_moves, 3)),
+            # engines busy at once, on average: busy summed over engines / their union
+            "engine_parallelism": None if union is None else round(m.dev_busy_us / union, 3),
             "hidden_share": None if hidden is None else round(min(1.0, max(0.0, hidden)), 4),
+            "hidden_note": hidden_note,
         }
     # a modelled device's wall figures include its software emulation on the host; with the
     # virtual clock in a synchronous mode the emulation runs inline, so the stack's wall time
@@ -2306,7 +2350,7 @@ def mark_device_figures(result: dict[str, Any]) -> dict[str, Any]:
     ov = result.get("device_overlap")
     if ov:
         result["device_overlap"] = {**ov, "waited_us_per_page": None, "hidden_share": None,
-                                    "note": note}
+                                    "exposed_us_per_page": None, "note": note}
     return result
 
 

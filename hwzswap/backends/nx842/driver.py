@@ -27,6 +27,16 @@ hardware, and ``modeled_device_us()`` the hardware's time per the model. In ``re
 the engines run on their own threads and time spent blocked waiting for them is excluded from
 ``host_driver_us`` too.
 
+Overlap accounting (``virtual`` and ``host`` clocks; :mod:`.queue` has the rules):
+``device_us`` is the engines' busy time summed over the engines, ``device_busy_union_us`` the
+time at least one of them was busy, and ``device_exposed_us`` the part of that during which the
+host (the main thread) was blocked on the device: inside a blocking call of this driver
+(``compress``, ``decompress``, the batch calls, ``submit`` and ``poll``), with ops it submitted
+not yet handed back by a poll, or parked waiting for another thread that is. ``1 -
+device_exposed_us / device_busy_union_us`` is the share of the device's time that overlapped
+the host's own work (always 0 on the ``virtual`` clock, where host work takes no model time).
+``device_waited_us`` stays what the clock moved by waits.
+
 One thread at a time may call a backend instance (the kernel serialises a tfm with a lock).
 The driver enforces it: its entry points share one lock, which serves waiting calls in arrival
 order as the hardware's request FIFO does (:mod:`.fifo`), so a call given up by a caller (the
@@ -47,6 +57,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from threading import get_ident
 from time import perf_counter_ns
 from typing import Any
 
@@ -217,6 +228,9 @@ class Nx842Backend(Backend):
         #: back to back could starve another past its timeout_ms (see :mod:`.fifo`)
         self._entry = FifoLock()
         self._inflight_async = 0
+        #: id(op) -> (op, the thread that submitted it), until a poll hands it back: the
+        #: overlap accounting counts that thread as waiting for it (queue docstring)
+        self._submitter: dict[int, tuple[CompOp, int]] = {}
         # counters (pSeries names where they exist)
         self._comp_complete = 0
         self._comp_failed = 0
@@ -452,9 +466,12 @@ class Nx842Backend(Backend):
 
     def compress(self, page: Any) -> bytes | None:
         self._enter("compress")
+        q = self._queue
+        q.enter_blocking()  # the caller waits for the result: no overlap (queue docstring)
         try:
             return self._compress_locked(page)
         finally:
+            q.leave_blocking()
             self._entry.release()
 
     def _compress_locked(self, page: Any) -> bytes | None:
@@ -497,9 +514,12 @@ class Nx842Backend(Backend):
         cut or damaged and the software decoder (which checks that) gives the verdict.
         """
         self._enter("decompress")
+        q = self._queue
+        q.enter_blocking()  # the caller waits for the result: no overlap (queue docstring)
         try:
             return self._decompress_locked(data)
         finally:
+            q.leave_blocking()
             self._entry.release()
 
     def _decompress_locked(self, data: Any) -> bytes:
@@ -542,9 +562,12 @@ class Nx842Backend(Backend):
         :class:`DeviceError` of a page that failed on the engine (the others still complete).
         """
         self._enter("compress_batch")
+        q = self._queue
+        q.enter_blocking()  # the caller waits for the result: no overlap (queue docstring)
         try:
             return self._compress_batch_locked(pages)
         finally:
+            q.leave_blocking()
             self._entry.release()
 
     def _compress_batch_locked(self, pages: np.ndarray) -> list[Any]:
@@ -606,9 +629,12 @@ class Nx842Backend(Backend):
     def decompress_batch(self, items: Sequence[Any]) -> np.ndarray:
         """Decompress N items through the queue (software fallback per item as needed)."""
         self._enter("decompress_batch")
+        q = self._queue
+        q.enter_blocking()  # the caller waits for the result: no overlap (queue docstring)
         try:
             return self._decompress_batch_locked(items)
         finally:
+            q.leave_blocking()
             self._entry.release()
 
     def _object(self, data: Any) -> tuple[Any, int]:
@@ -729,15 +755,20 @@ class Nx842Backend(Backend):
                 op.status = OpStatus.BUSY
             self._busy_retries += len(ops)
             return 0
+        q = self._queue
+        q.enter_blocking()  # from a submission until its completion is seen (queue docstring)
         try:
             return self._submit_locked(ops)
         finally:
+            q.leave_blocking()
             self._entry.release()
 
     def _submit_locked(self, ops: Sequence[CompOp]) -> int:
         t0 = perf_counter_ns()
         q = self._queue
         ex0 = q.excluded_ns
+        queued = 0
+        me = get_ident()
         try:
             self._reap_async()
             free = self._free
@@ -788,6 +819,8 @@ class Nx842Backend(Backend):
                     self._release(crb)  # (a closed device): the slot is not lost
                     raise
                 self._inflight_async += 1
+                self._submitter[id(op)] = (op, me)
+                queued += 1
                 accepted += 1
             refused = len(ops) - accepted
             if refused:
@@ -796,6 +829,8 @@ class Nx842Backend(Backend):
                     ops[k].status = OpStatus.BUSY
             return accepted
         finally:
+            # the submitter waits for them until a poll hands them back (queue docstring)
+            q.await_requests(queued)
             self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
 
     def poll(self, max_ops: int | None = None) -> list[CompOp]:
@@ -804,9 +839,12 @@ class Nx842Backend(Backend):
         one and return what completed, possibly nothing, so the caller checks its deadline."""
         if not (self._entry.acquire(False) or self._entry.acquire(timeout=_POLL_WAIT_S)):
             return []  # an earlier call is still inside the driver: nothing to hand out yet
+        q = self._queue
+        q.enter_blocking()  # polling is waiting, not the host's own work (queue docstring)
         try:
             return self._poll_locked(max_ops)
         finally:
+            q.leave_blocking()
             self._entry.release()
 
     def _poll_locked(self, max_ops: int | None) -> list[CompOp]:
@@ -820,7 +858,13 @@ class Nx842Backend(Backend):
                 q.wait_any_for(_POLL_WAIT_S)
                 self._reap_async()
             k = len(done) if max_ops is None else min(max_ops, len(done))
-            return [done.popleft() for _ in range(k)]
+            out = [done.popleft() for _ in range(k)]
+            submitter = self._submitter
+            for op in out:
+                who = submitter.pop(id(op), None)
+                if who is not None and who[0] is op:
+                    q.requests_seen(who[1])
+            return out
         finally:
             self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
 
@@ -853,10 +897,16 @@ class Nx842Backend(Backend):
             "host_driver_us": self._host_ns / 1000.0,
             "emulation_us": q.emulation_ns / 1000.0,
             "clock": q.mode,
-            "device_clock_us": q.clock_us(),
+            # read, not moved: a counters() call beside a call inside the driver must not
+            # move the model clock (the driver's calls move it)
+            "device_clock_us": q.now if isinstance(q, VirtualQueue) else q.clock_us(),
         }
         if isinstance(q, VirtualQueue):  # virtual and host clocks: the host's waits alone
             out["device_waited_us"] = q.waited_us
+            # the overlap accounting (queue docstring): time at least one engine was busy,
+            # and the part of it the host spent blocked on the device
+            out["device_busy_union_us"] = q.busy_union_us
+            out["device_exposed_us"] = q.exposed_us
         if isinstance(q, RealtimeQueue):
             out["late"] = sum(q.late)
             out["late_us"] = sum(q.late_ns) / 1000.0

@@ -37,11 +37,37 @@ the model too (the request's modelled start: its submission, or when its engine'
 request ends by the model), so a host too slow to keep up with the model makes a request late
 (``late``), never a timeout; it then sees the timeout late too.
 
+Overlap accounting (``virtual`` and ``host`` clocks): how much of the device's work the host
+did not wait for. ``busy_union_us`` is the model time during which at least one engine works
+(a union over the engines, not their sum: two engines busy at once count once, so engine
+parallelism is not mistaken for overlap). ``exposed_us`` is the part of it during which the
+host was blocked on the device; the rest overlapped the host's own work. Both are accrued as
+the clock passes the time (a request's future busy time counts once the clock reaches it).
+
+*The host* is the program's main thread (the bench's stack runs on it). It is blocked on the
+device while it is inside a blocking driver call (a synchronous call, a ``poll``: the driver
+brackets them with :meth:`VirtualQueue.enter_blocking`), while requests it submitted are not
+yet handed back by a ``poll`` (from a submission until its completion is seen: the engine's
+submit/poll callers are synchronous wrappers), and while it is parked in a wait for another
+thread (its innermost frame in :mod:`threading` or the driver's FIFO lock: an async engine's
+drain or backpressure, a watchdog's hand-off, the driver's lock held by another thread's
+call), read from :func:`sys._current_frames` at most every :data:`PARK_CHECK_NS`. Another
+thread's wait (an async engine's worker feeding the device) blocks the host only while the
+host is parked so: otherwise the host goes on with its own work meanwhile, as it would on
+another CPU. So a clock move is exposed when it is a wait (the host, or a thread it waits
+for, waiting for a completion), or, on the ``host`` clock, host time while the host is
+blocked as above (its own time inside a blocking call is polling, not work).
+
+``1 - exposed_us / busy_union_us`` is then the share of the device's time that overlapped the
+host's own work. On the ``virtual`` clock host work takes no model time, so nothing can
+overlap it there (the bench reports 0 with a note; use ``clock: host`` to measure it).
+
 The driver owns the request blocks (one per queue slot); a queue only sees blocks it was given.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -49,6 +75,7 @@ from heapq import heappop, heappush
 from time import perf_counter_ns
 from typing import Literal
 
+from hwzswap.backends.nx842 import fifo as _fifo
 from hwzswap.backends.nx842.crb import CC_INTERNAL, CSB_V, Crb
 from hwzswap.backends.nx842.engine import Engine
 from hwzswap.errors import DeviceError
@@ -61,6 +88,12 @@ ClockMode = Literal["virtual", "host", "realtime"]
 _REALTIME_GUARD_S = 300.0
 # The longest single sleep of an engine thread pacing a request (ns): how soon it sees close().
 _PACE_SLICE_NS = 10_000_000
+#: How long (wall ns) an answer to "is the host parked in a wait?" is reused before the main
+#: thread's frame is looked at again (a look costs ~3 µs; a drain lasts milliseconds).
+PARK_CHECK_NS = 50_000
+#: The source files a parked main thread's innermost frame is in: a wait on a Condition,
+#: Event, Semaphore or join (threading), or on the driver's FIFO lock.
+_WAIT_FILES = frozenset({threading.__file__, _fifo.__file__})
 
 
 class VirtualQueue:
@@ -87,16 +120,115 @@ class VirtualQueue:
         #: µs the clock moved because the host waited for the device (the rest of its moves,
         #: in the ``host`` clock, are the host's own time)
         self.waited_us = 0.0
+        #: model time with at least one engine busy, passed by the clock (µs; the module
+        #: docstring's overlap accounting), and the part of it the host was blocked on
+        self.busy_union_us = 0.0
+        self.exposed_us = 0.0
+        #: merged engine-busy intervals [start, end] the clock has not passed yet, in order
+        self._busy: deque[list[float]] = deque()
+        #: per thread: blocking driver calls in progress plus requests submitted and not yet
+        #: handed back (:meth:`enter_blocking`, :meth:`await_requests`)
+        self._holds: dict[int, int] = {}
+        self._main = threading.main_thread().ident
+        self._parked = False  # the last look at the main thread, and when (perf_counter_ns)
+        self._parked_at = 0
+        self.look_ns = 0  # wall ns spent looking at the main thread
         self.closed = False
 
     def clock_us(self) -> float:
         return self.now
 
     def _wait_to(self, t: float) -> None:
-        """The host waits for the device until model time ``t``."""
+        """The calling thread waits for the device until model time ``t``: exposed if that
+        thread is the host or the host waits for it (module docstring)."""
         if t > self.now:
             self.waited_us += t - self.now
-            self.now = t
+            self._advance(t, threading.get_ident() == self._main or self._main in self._holds
+                          or self._main_parked())
+
+    def _host_blocked(self) -> bool:
+        """Whether the host has been blocked on the device since the last call into the
+        queue (the state changes only at such calls)."""
+        holds = self._holds
+        if not holds:
+            return False
+        return self._main in holds or self._main_parked()
+
+    def _main_parked(self) -> bool:
+        """The main thread is parked in a wait (module docstring); looked at no more than
+        every :data:`PARK_CHECK_NS`, the look's time excluded from the host's."""
+        t0 = perf_counter_ns()
+        if t0 - self._parked_at < PARK_CHECK_NS:
+            return self._parked
+        f = sys._current_frames().get(self._main)  # a documented CPython API
+        self._parked = f is None or f.f_code.co_filename in _WAIT_FILES
+        self._parked_at = t1 = perf_counter_ns()
+        self.look_ns += t1 - t0  # the accounting's own time: not the host's (host clock)
+        return self._parked
+
+    def _advance(self, t: float, blocked: bool) -> None:
+        """Move the clock to ``t`` (> now), accruing the engine-busy time it passes into
+        ``busy_union_us`` and, when the host was ``blocked`` on the device meanwhile, into
+        ``exposed_us``."""
+        a = self.now
+        busy = self._busy
+        passed = 0.0
+        while busy:
+            iv = busy[0]
+            s, e = iv
+            if s >= t:
+                break
+            lo = s if s > a else a
+            hi = e if e < t else t
+            if hi > lo:
+                passed += hi - lo
+            if e > t:
+                break
+            busy.popleft()
+        if passed:
+            self.busy_union_us += passed
+            if blocked:
+                self.exposed_us += passed
+        self.now = t
+
+    def _note_busy(self, start: float, end: float) -> None:
+        """An engine works from ``start`` to ``end``: merged into the busy intervals (starts
+        never decrease: each request starts on the engine that frees up first, at or after
+        the clock)."""
+        if end <= start:
+            return
+        busy = self._busy
+        if busy and start <= busy[-1][1]:
+            if end > busy[-1][1]:
+                busy[-1][1] = end
+        else:
+            busy.append([start, end])
+
+    def enter_blocking(self) -> None:
+        """The calling thread enters a blocking driver call (a synchronous call, a poll): it
+        is blocked on the device until :meth:`leave_blocking` (module docstring). The driver
+        calls the pair around each such call, in a ``try``/``finally``."""
+        self._hold(threading.get_ident(), 1)
+
+    def leave_blocking(self) -> None:
+        self._hold(threading.get_ident(), -1)
+
+    def await_requests(self, n: int) -> None:
+        """The calling thread submitted ``n`` requests: blocked on them until they are handed
+        back (:meth:`requests_seen`)."""
+        if n:
+            self._hold(threading.get_ident(), n)
+
+    def requests_seen(self, ident: int, n: int = 1) -> None:
+        """``n`` requests thread ``ident`` submitted were handed back by a poll."""
+        self._hold(ident, -n)
+
+    def _hold(self, ident: int, d: int) -> None:
+        n = self._holds.get(ident, 0) + d
+        if n > 0:
+            self._holds[ident] = n
+        else:
+            self._holds.pop(ident, None)
 
     def inflight(self) -> int:
         return len(self._heap)
@@ -112,6 +244,7 @@ class VirtualQueue:
         start = best if best > now else now
         done = start + self.engines[e].run(crb)
         fa[e] = done  # the engine works to the end even when the driver stops waiting
+        self._note_busy(start, done)
         limit = now + self.timeout_us
         if done > limit:  # no valid CSB by the driver's deadline: it times out then
             crb.hung = True
@@ -254,11 +387,19 @@ class HostClockQueue(VirtualQueue):
         self._mark_excluded = 0
 
     def _follow_host(self) -> None:
-        t, excluded = perf_counter_ns(), self.excluded_ns
+        """Move the clock by the host's time since the last call into the queue: exposed if
+        the host was blocked on the device meanwhile (the state changes only at calls into
+        the queue, :meth:`enter_blocking` and the others that change it included)."""
+        t, excluded = perf_counter_ns(), self.excluded_ns + self.look_ns
         host_ns = (t - self._mark_ns) - (excluded - self._mark_excluded)
         if host_ns > 0:
-            self.now += host_ns / 1000.0
+            self._advance(self.now + host_ns / 1000.0, self._host_blocked())
+        # (a look at the main thread made above, after t, is left out of the next segment)
         self._mark_ns, self._mark_excluded = t, excluded
+
+    def _hold(self, ident: int, d: int) -> None:
+        self._follow_host()  # the time before the change, in the state before it
+        super()._hold(ident, d)
 
     def clock_us(self) -> float:
         self._follow_host()
@@ -332,6 +473,19 @@ class RealtimeQueue:
 
     def clock_us(self) -> float:
         return (perf_counter_ns() - self._t0) / 1000.0
+
+    def enter_blocking(self) -> None:
+        """No overlap accounting on the realtime clock (its engine threads' pacing spins on
+        the host, so host time there is not the host's own work)."""
+
+    def leave_blocking(self) -> None:
+        """See :meth:`enter_blocking`."""
+
+    def await_requests(self, n: int) -> None:
+        """See :meth:`enter_blocking`."""
+
+    def requests_seen(self, ident: int, n: int = 1) -> None:
+        """See :meth:`enter_blocking`."""
 
     @property
     def emulation_ns(self) -> int:
