@@ -48,6 +48,17 @@ def _run(wl: Any, backends: list[str], **kw: Any) -> dict[str, Any]:
     return run_bench(wl, BenchRun(backends=backends, **kw))
 
 
+def _all_rows(doc: dict[str, Any], backends: list[str],
+              modes: tuple[str, ...] = ("reclaim",)) -> dict[tuple[str, str], dict[str, Any]]:
+    """The rows by (backend, mode), after asserting nothing failed and every backend in every
+    mode gave its row (a loop over ``doc["results"]`` alone passes when every row failed)."""
+    assert doc["failed"] == [] and doc["skipped"] == []
+    rows = {(r["backend"], r["batching"]): r for r in doc["results"]}
+    assert len(rows) == len(doc["results"])
+    assert set(rows) == {(b, m) for b in backends for m in modes}
+    return rows
+
+
 @pytest.mark.parametrize("name", ["roundtrip", "pressure", "mixed"])
 def test_every_load_verified_for_software_codecs(name: str, pages: np.ndarray) -> None:
     wl = build_workload(name, pages, seed=2)
@@ -107,7 +118,7 @@ def test_mixed_puts_every_codec_under_pressure(pages: np.ndarray) -> None:
     live slots are about half of all and compress 2-4x. Sized from what the pool holds, every
     backend writes back, and the limit is half of what the live half holds."""
     doc = _run(build_workload("mixed", pages, seed=3), SOFTWARE)
-    for r in doc["results"]:
+    for r in _all_rows(doc, SOFTWARE).values():
         sizing = r["pool_sizing"]
         assert sizing["held_fraction"] == 0.25 and sizing["held_pages"] > 0, r["backend"]
         assert r["counters"]["pool_limit_pages"] == sizing["limit_pages"]
@@ -151,7 +162,9 @@ def test_pool_density_is_compressed_over_pool_bytes_at_peak(pages: np.ndarray) -
 def test_replaying_a_workload_file_gives_identical_counters(pages: np.ndarray, tmp_path) -> None:
     path = save_workload(build_workload("pressure", pages, seed=6), tmp_path / "p.hwzwl")
     runs = [_run(load_workload(path), ["lz4", "zstd"]) for _ in range(2)]
-    for a, b in zip(runs[0]["results"], runs[1]["results"]):
+    for doc in runs:
+        _all_rows(doc, ["lz4", "zstd"])
+    for a, b in zip(runs[0]["results"], runs[1]["results"], strict=True):
         assert a["backend"] == b["backend"]
         assert a["ratio_bytes"] == b["ratio_bytes"]
         assert a["compressed_bytes_at_peak"] == b["compressed_bytes_at_peak"]
@@ -617,7 +630,7 @@ def test_rows_give_per_call_percentiles_beside_the_per_page_ones():
 
     wl = build_workload("roundtrip", load_bundled(max_pages=256), seed=0)
     doc = run_bench(wl, BenchRun(backends=["lz4"], batching="page,reclaim", repeat=1))
-    rows = {r["batching"]: r for r in doc["results"]}
+    rows = {m: r for (_, m), r in _all_rows(doc, ["lz4"], ("page", "reclaim")).items()}
     for r in rows.values():
         for key in ("store_call_us", "load_call_us"):
             assert set(r[key]) == {"p50", "p99", "mean", "max"} and r[key]["p50"] > 0

@@ -45,6 +45,9 @@ def test_a_pool_limit_in_the_users_config_wins_over_pressure_sizing(pages: np.nd
     path.write_text("zswap:\n  max_pool_percent: 2\nmemory:\n  total_ram_mb: 4\n"
                     "swap:\n  nr_pages: 4096\n")
     doc = _rows(wl, str(path), ("lz4", "zstd"))
+    assert doc["failed"] == []  # looping over no rows proves nothing
+    assert sorted((r["backend"], r["batching"]) for r in doc["results"]) == [
+        ("lz4", "reclaim"), ("zstd", "reclaim")]
     limit = 4 * 256 * 2 // 100  # total_ram_pages * percent // 100, as the kernel
     for r in doc["results"]:
         assert r["pool_limit_pages"] == r["counters"]["pool_limit_pages"] == limit
