@@ -1292,7 +1292,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         _unlock(setup_fd, _setup_lock_path())
         # the name's lock goes last; one `swap on` handed over stays its own until swap was
         # on (it undoes a server that did not come up, under that lock)
-        _unlock(name_fd, name_lock_path(name), remove=own_name_lock or up)
+        _unlock(name_fd, name_lock_path(name), remove=own_name_lock or up or orphaned())
     return rc
 
 

@@ -211,3 +211,85 @@ def test_coexist_puts_the_runs_chain_above_the_other_devices(state_dir: Path,
     prios = {f[0]: int(f[4]) for f in (ln.split() for ln in p.stdout.splitlines())
              if len(f) >= 5 and f[0].startswith("/dev/")}
     assert prios.pop(other["loop"]) == 200 and list(prios.values()) == [201], p.stdout
+
+
+@pytest.mark.parametrize("step", ["serve", "swapon"])
+def test_a_run_killed_while_its_chain_is_set_up_leaves_nothing(state_dir: Path,
+                                                               tmp_path: Path,
+                                                               step: str) -> None:
+    """Killed while its server sets the chain up (the server waits after ``step`` for a
+    stop signal: chain.PAUSE_AFTER_STEP_ENV): the server stops there and undoes what it set
+    up, as for Ctrl-C; no cgroup was made yet, and no record, log or lock is left."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hwzswap", "run", "--memory-limit", "16M", "--config",
+         small_config(tmp_path), "--", "true"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env={**os.environ, chain.PAUSE_AFTER_STEP_ENV: step})
+    name = f"run{proc.pid}"
+    st: dict = {}
+    try:
+        _wait_until(f"{name} at step {step}", lambda: step in (
+            (chain.read_state(name) or {}).get("steps") or ()), 90)
+        st = chain.read_state(name) or {}
+        proc.kill()
+        proc.wait(30)
+        _wait_until("the server gone", lambda: not _alive(st["pid"]))
+        _wait_until(f"{state_dir} empty (holds {list(state_dir.iterdir())})",
+                    lambda: not list(state_dir.iterdir()), 10)
+        assert not chain._loops_of(st["file"], st.get("identity"))
+        assert not chain._is_mounted(st["mountpoint"])
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(30)
+        if st.get("pid") and _alive(st["pid"]):
+            os.kill(st["pid"], signal.SIGKILL)
+        with contextlib.suppress(chain.ChainError):
+            chain.clean_dead_owner(name, timeout=30, force=True)
+
+
+#: A parent that starts CHILD tied to it (chain.on_parent_death, the signal blocked) and
+#: sleeps until it is killed.
+PARENT = """
+import os, signal, subprocess, sys, time
+from hwzswap.serve import chain
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2], str(os.getpid())],
+                         preexec_fn=chain.on_parent_death(signal.SIGTERM, block=True))
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+#: A child that installs its SIGTERM handler only once its parent is dead (the server's
+#: Python may take longer to start than the run that started it lives): the signal must wait
+#: for it, neither killing the child half-started nor getting lost.
+CHILD = """
+import os, signal, sys, time
+while os.getppid() == int(sys.argv[2]):
+    time.sleep(0.01)
+got = []
+signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+deadline = time.monotonic() + 2
+while not got and time.monotonic() < deadline:
+    time.sleep(0.01)
+with open(sys.argv[1], "w") as f:
+    f.write(str(got))
+"""
+
+
+def test_the_parents_death_signal_waits_for_the_childs_handler(tmp_path: Path) -> None:
+    out = tmp_path / "got"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, CHILD, str(out)],
+                              stdout=subprocess.PIPE, text=True)
+    child = 0
+    try:
+        child = int(parent.stdout.readline())
+    finally:
+        parent.kill()
+        parent.wait(30)
+        parent.stdout.close()
+    try:
+        _wait_until("the child wrote what it got", lambda: out.exists() and out.read_text(),
+                    20)
+    finally:
+        if child and _alive(child):
+            os.kill(child, signal.SIGKILL)
+    assert out.read_text() == f"[{int(signal.SIGTERM)}]"
