@@ -592,6 +592,7 @@ class _Meter:
         #: engine was busy, and the part of it the host was blocked on the device
         self.dev_union_us = 0.0
         self.dev_exposed_us = 0.0
+        self.dev_parked_us = 0.0  # of which the host was parked waiting for another thread
         self.dev_union_known = True  # every chunk's counters reported both
         self.dev_clock = ""  # the device clock's kind (virtual, realtime)
 
@@ -1320,6 +1321,7 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
                     if clk0[3] is not None and clk1[3] is not None:
                         m.dev_union_us += clk1[3] - clk0[3]
                         m.dev_exposed_us += clk1[4] - clk0[4]
+                        m.dev_parked_us += clk1[5] - clk0[5]
                     else:
                         m.dev_union_known = False
             if emu0 is not None and emu1 is not None and emu1 > emu0:
@@ -1558,23 +1560,26 @@ class DriverCalls:
         self._guard.close()
 
 
-def _device_clock(c: Mapping[str, Any]
-                  ) -> tuple[float, float, str, float | None, float | None] | None:
+def _device_clock(c: Mapping[str, Any]) -> tuple[
+        float, float, str, float | None, float | None, float | None] | None:
     """(time the host waited for the device, device busy time summed over its engines, the
     clock's kind, busy time as a union over the engines, the part of that the host was
     blocked on the device) in µs so far, from a modelled backend's counters ``c`` when it
     reports them (the 842-nx emulation does): ``device_waited_us`` (its ``virtual`` and
     ``host`` clocks count the moves that were waits; without it, ``device_clock_us``, which a
     ``virtual`` clock moves only by waits), ``device_us``, ``clock`` (``realtime``: wall time,
-    waits not counted), and ``device_busy_union_us`` / ``device_exposed_us`` (None when not
-    reported: the driver's own overlap accounting, see ``hwzswap.backends.nx842.queue``)."""
+    waits not counted), and ``device_busy_union_us`` / ``device_exposed_us`` /
+    ``device_exposed_parked_us`` (None when not reported: the driver's own overlap
+    accounting, see ``hwzswap.backends.nx842.queue``)."""
     waited = c.get("device_waited_us", c.get("device_clock_us"))
     busy = c.get("device_us")
     if isinstance(waited, (int, float)) and isinstance(busy, (int, float)):
         union, exposed = c.get("device_busy_union_us"), c.get("device_exposed_us")
-        known = isinstance(union, (int, float)) and isinstance(exposed, (int, float))
+        parked = c.get("device_exposed_parked_us", 0.0)
+        known = all(isinstance(v, (int, float)) for v in (union, exposed, parked))
         return (float(waited), float(busy), str(c.get("clock", "virtual")),
-                float(union) if known else None, float(exposed) if known else None)
+                float(union) if known else None, float(exposed) if known else None,
+                float(parked) if known else None)
     return None
 
 
@@ -2094,6 +2099,10 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
                                        else round(union / page_moves, 3)),
             "exposed_us_per_page": (None if union is None or hidden is None
                                     else round(m.dev_exposed_us / page_moves, 3)),
+            # of the exposed time, the host parked waiting for another thread that fed the
+            # device (async: the pipeline's drain or backpressure), not in the driver itself
+            "exposed_parked_us_per_page": (None if union is None or hidden is None
+                                           else round(m.dev_parked_us / page_moves, 3)),
             # engines busy at once, on average: busy summed over engines / their union
             "engine_parallelism": None if union is None else round(m.dev_busy_us / union, 3),
             "hidden_share": None if hidden is None else round(min(1.0, max(0.0, hidden)), 4),
@@ -2350,7 +2359,8 @@ def mark_device_figures(result: dict[str, Any]) -> dict[str, Any]:
     ov = result.get("device_overlap")
     if ov:
         result["device_overlap"] = {**ov, "waited_us_per_page": None, "hidden_share": None,
-                                    "exposed_us_per_page": None, "note": note}
+                                    "exposed_us_per_page": None,
+                                    "exposed_parked_us_per_page": None, "note": note}
     return result
 
 

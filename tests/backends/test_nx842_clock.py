@@ -355,6 +355,7 @@ def test_the_driver_counts_a_submitter_as_waiting_until_its_poll(script: HostScr
     assert b.poll() == ops and ops[0].status is OpStatus.SUCCESS
     busy, union, exposed = _overlap(b)
     assert union == pytest.approx(SERVICE_US) and exposed == pytest.approx(union)
+    assert b.counters()["device_exposed_parked_us"] == 0.0  # its own wait, not parked
 
 
 @pytest.mark.parametrize("host", ["works", "parked"])
@@ -386,6 +387,8 @@ def test_a_workers_calls_overlap_the_host_unless_the_host_waits_for_it(
     busy, union, exposed = _overlap(b)
     assert busy == pytest.approx(6 * SERVICE_US) and union == pytest.approx(3 * SERVICE_US)
     assert exposed == (0.0 if host == "works" else pytest.approx(union))
+    # the host was never in the driver itself: what is exposed, it spent parked
+    assert b.counters()["device_exposed_parked_us"] == pytest.approx(exposed)
 
 
 @settings(max_examples=40, deadline=None)

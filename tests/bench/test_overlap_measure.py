@@ -37,6 +37,10 @@ def _check_division(r: dict[str, Any]) -> None:
     assert ov["busy_union_us_per_page"] == pytest.approx(
         bc["device_busy_union_us"] / moves, abs=1e-3)
     assert ov["exposed_us_per_page"] == pytest.approx(bc["device_exposed_us"] / moves, abs=1e-3)
+    assert ov["exposed_parked_us_per_page"] == pytest.approx(
+        bc["device_exposed_parked_us"] / moves, abs=1e-3)
+    if r["batching"] != "async":  # no other thread feeds the device: never parked for it
+        assert ov["exposed_parked_us_per_page"] == 0.0
     assert ov["engine_parallelism"] == pytest.approx(
         bc["device_us"] / bc["device_busy_union_us"], abs=1e-3)
     assert ov["exposed_us_per_page"] <= ov["busy_union_us_per_page"] <= ov["busy_us_per_page"]

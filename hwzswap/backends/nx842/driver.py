@@ -35,6 +35,8 @@ host (the main thread) was blocked on the device: inside a blocking call of this
 not yet handed back by a poll, or parked waiting for another thread that is. ``1 -
 device_exposed_us / device_busy_union_us`` is the share of the device's time that overlapped
 the host's own work (always 0 on the ``virtual`` clock, where host work takes no model time).
+``device_exposed_parked_us`` is the part of the exposed time the host spent parked waiting for
+another thread (an async engine's drain or backpressure) rather than in this driver itself.
 ``device_waited_us`` stays what the clock moved by waits.
 
 One thread at a time may call a backend instance (the kernel serialises a tfm with a lock).
@@ -907,6 +909,7 @@ class Nx842Backend(Backend):
             # and the part of it the host spent blocked on the device
             out["device_busy_union_us"] = q.busy_union_us
             out["device_exposed_us"] = q.exposed_us
+            out["device_exposed_parked_us"] = q.exposed_parked_us
         if isinstance(q, RealtimeQueue):
             out["late"] = sum(q.late)
             out["late_us"] = sum(q.late_ns) / 1000.0

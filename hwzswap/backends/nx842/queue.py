@@ -124,6 +124,9 @@ class VirtualQueue:
         #: docstring's overlap accounting), and the part of it the host was blocked on
         self.busy_union_us = 0.0
         self.exposed_us = 0.0
+        #: the part of ``exposed_us`` during which the host was not in the driver itself but
+        #: parked waiting for another thread that was (an async engine's drain, backpressure)
+        self.exposed_parked_us = 0.0
         #: merged engine-busy intervals [start, end] the clock has not passed yet, in order
         self._busy: deque[list[float]] = deque()
         #: per thread: blocking driver calls in progress plus requests submitted and not yet
@@ -143,16 +146,23 @@ class VirtualQueue:
         thread is the host or the host waits for it (module docstring)."""
         if t > self.now:
             self.waited_us += t - self.now
-            self._advance(t, threading.get_ident() == self._main or self._main in self._holds
-                          or self._main_parked())
+            if threading.get_ident() == self._main or self._main in self._holds:
+                self._advance(t, True)
+            else:
+                parked = self._main_parked()
+                self._advance(t, parked, parked)
 
-    def _host_blocked(self) -> bool:
+    def _host_blocked(self) -> tuple[bool, bool]:
         """Whether the host has been blocked on the device since the last call into the
-        queue (the state changes only at such calls)."""
+        queue (the state changes only at such calls), and whether only by being parked
+        waiting for another thread that is."""
         holds = self._holds
         if not holds:
-            return False
-        return self._main in holds or self._main_parked()
+            return False, False
+        if self._main in holds:
+            return True, False
+        parked = self._main_parked()
+        return parked, parked
 
     def _main_parked(self) -> bool:
         """The main thread is parked in a wait (module docstring); looked at no more than
@@ -166,10 +176,11 @@ class VirtualQueue:
         self.look_ns += t1 - t0  # the accounting's own time: not the host's (host clock)
         return self._parked
 
-    def _advance(self, t: float, blocked: bool) -> None:
+    def _advance(self, t: float, blocked: bool, parked: bool = False) -> None:
         """Move the clock to ``t`` (> now), accruing the engine-busy time it passes into
         ``busy_union_us`` and, when the host was ``blocked`` on the device meanwhile, into
-        ``exposed_us``."""
+        ``exposed_us`` (and ``exposed_parked_us`` when it was only ``parked`` waiting for
+        another thread that was)."""
         a = self.now
         busy = self._busy
         passed = 0.0
@@ -189,6 +200,8 @@ class VirtualQueue:
             self.busy_union_us += passed
             if blocked:
                 self.exposed_us += passed
+                if parked:
+                    self.exposed_parked_us += passed
         self.now = t
 
     def _note_busy(self, start: float, end: float) -> None:
@@ -393,7 +406,7 @@ class HostClockQueue(VirtualQueue):
         t, excluded = perf_counter_ns(), self.excluded_ns + self.look_ns
         host_ns = (t - self._mark_ns) - (excluded - self._mark_excluded)
         if host_ns > 0:
-            self._advance(self.now + host_ns / 1000.0, self._host_blocked())
+            self._advance(self.now + host_ns / 1000.0, *self._host_blocked())
         # (a look at the main thread made above, after t, is left out of the next segment)
         self._mark_ns, self._mark_excluded = t, excluded
 
