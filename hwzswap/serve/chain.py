@@ -362,7 +362,8 @@ _MOVED_LOG_RE = re.compile(r".*\.\d{8}-\d{6}(-\d+)?")
 
 def chain_names() -> list[str]:
     """The name of every chain the state directory knows: one with a state file (on, or left
-    by a dead server), an exit record or a log of its own (not one moved aside)."""
+    by a dead server), an exit record, an owner record or a log of its own (not one moved
+    aside)."""
     names: set[str] = set()
     try:
         entries = list(STATE_DIR.iterdir())
@@ -370,7 +371,8 @@ def chain_names() -> list[str]:
         return []
     for entry in entries:
         stem, dot, ext = entry.name.rpartition(".")
-        if not dot or ext not in ("json", "exit", "log") or not _NAME_RE.fullmatch(stem):
+        if not dot or ext not in ("json", "exit", "log", "owner") or not _NAME_RE.fullmatch(
+                stem):
             continue
         if ext == "log" and _MOVED_LOG_RE.fullmatch(stem):
             continue
@@ -1914,7 +1916,9 @@ def status(name: str = DEFAULT_NAME, timeout: float = 2.0) -> dict[str, Any]:
     state records one (a teardown that could not undo everything), ``ended`` (the exit
     record: ``pid``, ``rc``, ``problems``, ``errors``, ``at``) when the server has exited,
     on its own included (the chain is then off, but its record and log stay until ``swap
-    off`` or the next ``swap on``), and ``log`` (the server log's path) when there is one."""
+    off`` or the next ``swap on``), ``log`` (the server log's path) when there is one, and
+    ``owner`` (the owner record, with ``alive``) when ``run`` set the chain up (see
+    "owners"): one whose run is gone says what ``swap off`` will remove."""
     st = read_state(name)
     out: dict[str, Any] = {"name": name, "on": st is not None}
     if st is not None:
@@ -1942,7 +1946,22 @@ def status(name: str = DEFAULT_NAME, timeout: float = 2.0) -> dict[str, Any]:
         out["ended"] = ended
     if log_path(name).exists():
         out["log"] = str(log_path(name))
+    rec = read_owner(name)
+    if rec is not None:
+        out["owner"] = {**rec, "alive": owner_alive(rec)}
     return out
+
+
+def _print_owner(name: str, out: dict[str, Any]) -> None:
+    """The line of ``swap status`` about a chain whose ``run`` is no longer running."""
+    owner = out.get("owner")
+    if owner is None or owner["alive"]:
+        return
+    cgroups = [c for c in owner.get("cgroups") or () if Path(str(c)).is_dir()]
+    print(f"  its run (pid {owner.get('pid')}) is no longer running: `hwzswap swap off "
+          f"--name {name}` removes what it left (" + (
+              f"cgroup {', '.join(map(str, cgroups))}, " if cgroups else "") +
+          f"{owner_path(name)})")
 
 
 def _print_status(name: str, out: dict[str, Any]) -> None:
@@ -1950,6 +1969,7 @@ def _print_status(name: str, out: dict[str, Any]) -> None:
     ended, log = out.get("ended"), out.get("log")
     if not out["on"]:
         print(f"hwzswap swap {name}: off")
+        _print_owner(name, out)
         if ended is not None:
             what = [f"exit status {ended.get('rc')}"]
             what += [str(p) for p in ended.get("problems") or []]
@@ -1977,6 +1997,7 @@ def _print_status(name: str, out: dict[str, Any]) -> None:
           f"({'alive' if alive else f'DEAD: run `hwzswap swap off --name {name}`'}), "
           f"{st.get('loop')} {'in' if out['in_proc_swaps'] else 'not in'} /proc/swaps, "
           f"config {st.get('config')}")
+    _print_owner(name, out)
     failed = out.get("swapoff_failed")
     if failed is not None:
         print(f"  STUCK: the server's swapoff FAILED at {_when(failed['at'])}: "

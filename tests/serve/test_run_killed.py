@@ -146,6 +146,10 @@ def test_swap_off_undoes_what_a_killed_runs_killed_server_left(killed_run: Kille
     _wait_until("the command gone", lambda: not _alive(killed_run.pids[0]), 10)
     assert _alive(killed_run.pids[1]) and killed_run.cgroup.is_dir()
     assert killed_run.state["loop"] in chain.active_swaps()
+    p = hwzswap_cli("swap", "status", "--name", killed_run.name, timeout=60)
+    assert (f"  its run (pid {killed_run.proc.pid}) is no longer running: `hwzswap swap off "
+            f"--name {killed_run.name}` removes what it left (cgroup {killed_run.cgroup}, "
+            in p.stdout), p.stdout + p.stderr
     p = hwzswap_cli("swap", "off", "--name", killed_run.name, timeout=120)
     assert p.returncode == 0, p.stderr + p.stdout
     note = [ln for ln in p.stderr.splitlines() if ln.strip()]
