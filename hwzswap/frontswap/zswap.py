@@ -621,12 +621,12 @@ class ZswapCache:
             ok, why = self._check_limits()
             if not ok:
                 return self._reject(tree, offset, why)
-        # Same-filled: one byte compare rules out nearly every other page; the zero page
-        # compares without building a pattern.
+        # Same-filled: the batch's scan on a one-page buffer (one byte compare first rules
+        # out most other pages: a same-filled page repeats its first byte at 4088).
         if page[4088] == page[0] and self._same_filled:
-            word = page[:8]
-            if page == _ZERO_PAGE if word == _ZERO_WORD else page == word * _WORDS:
-                return self._store_same_filled(tree, offset, word)
+            same = same_filled_pages(page)
+            if same:
+                return self._store_same_filled(tree, offset, same[0][1])
         try:
             data = self._compress(page)
         except HwzswapError as exc:
@@ -683,12 +683,12 @@ class ZswapCache:
 
     def _admit(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
                results: list[bool], groups: list[int] | None = None) -> _Admitted:
-        """A batch store's first half: reject everything while disabled, apply the pool limit
-        (reclaiming as ``_check_limits`` does), then keep same-filled pages as their word (the
-        limit first, as zswap_check_limits() came before the same-filled test in the kernels
-        that had it, 4.16-6.10: a refused folio's same-filled pages are refused too). Returns
-        what is left for the store's second half (:class:`_Admitted`; nothing when ``idx`` is
-        empty).
+        """A batch store's first half, through :meth:`_store_page`'s gate: the pool limit
+        (reclaiming as ``_check_limits`` does; while disabled it refuses every folio,
+        uncounted), then keep same-filled pages as their word (the limit first, as
+        zswap_check_limits() came before the same-filled test in the kernels that had it,
+        4.16-6.10: a refused folio's same-filled pages are refused too). Returns what is left
+        for the store's second half (:class:`_Admitted`; nothing when ``idx`` is empty).
 
         The limit is checked folio by folio (``groups``: the folio sizes; ``None``: the batch
         is one folio), as the kernel's zswap_store checks each folio of a reclaim pass: each
@@ -697,12 +697,8 @@ class ZswapCache:
         checked again, folio by folio, as it goes into the pool: :meth:`_commit`). (One check
         for the whole pass refused it all on one writeback: under pressure the batched modes
         refused about half of all stores, page mode 4 %.)"""
-        if not self._enabled:
-            for off in offs:
-                self._reject(tree, off, None)
-            return _Admitted(pages[:0], [], [])
         start = 0
-        if self.pool.pages >= self._limit_gate:
+        if self.pool.pages >= self._limit_gate:  # always while disabled: each folio refused
             start, why = self._first_admitted(groups or [len(pages)])
             for i in range(start):
                 self._reject(tree, offs[i], why)
