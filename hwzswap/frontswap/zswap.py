@@ -1340,7 +1340,7 @@ class ZswapCache:
         place holds the error and the other slots go through the step."""
         n = len(offs)
         out: list[Any] = [None] * n
-        failed: Sequence[int] = ()
+        failed: set[int] = set()
         step = self._load_slot_locked
         self._acquire()
         try:
