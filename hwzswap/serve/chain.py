@@ -1273,11 +1273,11 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         if ready_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(ready_fd)
-        # a dead run's server that undid everything leaves nothing: no one reads an exit
-        # record or a log that says nothing failed. Else they stay, with the owner record,
-        # for the next `run` or `swap off` (clean_dead_owner)
-        orphan_clean = orphaned() and not owner_left and (rc == 0 or rc > 128)  # or
-        # stopped before it was up; a refusal's log (2) and a failure's (1) are kept
+        # a dead run's server that undid everything (or was stopped before the chain was up)
+        # leaves nothing: no one would read an exit record or a log that says nothing failed.
+        # A refusal's (2) or a failure's (1) stay, with the owner record, for the next `run`
+        # or `swap off` (clean_dead_owner)
+        orphan_clean = orphaned() and not owner_left and (rc == 0 or rc > 128)
         if orphan_clean:
             drop_owner(name)
             with contextlib.suppress(FileNotFoundError):
