@@ -21,7 +21,11 @@ Measurement rules (see ``docs/bench.md``):
   time (wall clock, converted to CPU at the chunk's CPU/wall ratio) is subtracted and reported
   apart as ``emulation_us_per_page``;
 * before timing, each backend is warmed up (JIT compiles, OpenCL kernel builds, first-call
-  imports) on a throwaway swap system and a few pages;
+  imports) on a throwaway swap system and a few pages, and the whole codec-alone pass runs
+  once, untimed, on the thread the timed raw chunks run on (so its malloc arena has grown
+  before pass 1: :func:`_warm_up_raw_pass`);
+* with ``zswap.background_writeback`` the writeback the bench finishes at the end of each
+  stack chunk (:func:`quiesce_writeback`) is timed into the store figure;
 * the harness's own objects are frozen out of Python's cyclic GC while measuring
   (``gc.freeze``), so a collection costs what the stack's own objects cost;
 * with ``repeat`` > 1 the whole stream runs that many times on fresh swap systems; timings are
