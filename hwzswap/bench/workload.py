@@ -134,9 +134,9 @@ class Workload:
     #: The kernel structure the stream was cut into: ``reclaim_batch``, ``load_batch`` and
     #: ``folio_mix`` (``[[pages, share], ...]``). Informative: the ops themselves carry it.
     structure: dict[str, Any] = field(default_factory=dict)
-    #: ``{"held_fraction": f}``: the runner sets the pool limit to ``f`` times what the pool
-    #: holds with every page stored, measured for each backend (unless the bench's config sets
-    #: a pool key itself); None: the overrides' limit.
+    #: ``{"held_fraction": f}``: the runner sets the pool limit to the pool pages it takes to
+    #: hold ``f`` of the workload's pages, measured for each backend (unless the bench's config
+    #: sets a pool key itself); None: the overrides' limit.
     pool_sizing: dict[str, Any] | None = None
 
     @property
