@@ -25,12 +25,24 @@ cannot be trusted to do for itself:
 * **normalises batch results** to the per-item form: whatever shape a driver returns, the engine
   sees one ``CompressedBatch`` / ``DecompressedBatch``, so one failed page fails that page only;
 * **decodes in software** (``software_decompress``, which zswap's load and writeback call) a
-  page the device failed on (a device error or a timeout, not corrupt data) when the driver
-  names its format (``Capabilities.format``) and a software backend of that name loads here
-  (``sw_fallbacks``);
+  page the device failed on (a device error, a timeout or a call refused behind a stuck one,
+  not corrupt data) when the driver names its format (``Capabilities.format``) and a software
+  backend of that name loads here (``sw_fallbacks``). That decoder is one instance, built on
+  first use, and called from several threads at once (loads and reclaim under zswap's tree
+  lock, the background writeback thread and async completions outside it): calls into it are
+  serialised by a lock of its own unless its capabilities say ``concurrent`` (the built-in
+  codecs do, and are: zstd keeps one context per thread), so a software format that keeps
+  state in its instance cannot hand back another thread's page;
 * **serialises** the calls into a driver that is not safe from several threads at once
   (``Capabilities.concurrent``: the stateless CPU codecs say they are), as the kernel keeps one
-  compression context per CPU under a mutex;
+  compression context per CPU under a mutex. A call waits for that lock (``_serial``) no
+  longer than its own deadline (``zswap.device_timeout_ms``; k of them for a pipeline call
+  merging k batches), and not at all behind a call already past its deadline: it is then
+  refused as a call behind a stuck one is (``refused_stuck``, a given-up DeviceTimeoutError:
+  the store is rejected, a load decodes in software or fails). The call holding the lock
+  itself runs with no deadline when the driver is trusted (called directly), in the modes
+  that do not give it one (async mode's pipeline does); so one hung call never holds up a
+  load, which waits for the device under zswap's tree lock;
 * **bounds device time**: asynchronous ops (``submit``/``poll``) get a deadline
   (``zswap.device_timeout_ms``; the driver's own when the config leaves it unset); an op still
   outstanding after it completes as DEVICE_ERROR ("timed out"), BUSY is backpressure (ops are
@@ -293,12 +305,19 @@ class Compressor:
         self._ops_lock = threading.Lock()  # run_ops: one submit/poll loop at a time
         self._op_broken: str | None = None  # an op of this loop broke the contract (why)
         self._serial: threading.Lock | None = None
+        # The call holding _serial (see _wait_serial): when it took the device (monotonic; 0.0
+        # while none holds it), when its deadline passes (inf while none holds it), and the
+        # ``_serial_since`` of a holder some call has already waited a whole deadline behind.
+        self._serial_since = 0.0
+        self._serial_until = float("inf")
+        self._serial_blocked = -1.0
         outside = not type(backend).__module__.startswith("hwzswap.")
         if watchdog == "on" or (watchdog == "auto" and outside):
             self.watchdog = Watchdog(self.name, self.timeout_s)  # serialises calls too
             self.stuck_checks.append(self.watchdog.stuck)
         elif not bool(caps.concurrent):
             self._serial = threading.Lock()  # one thread at a time in the driver
+            self.stuck_checks.append(self._serial_overdue)
         self._compress = self._watched(backend.compress, "compress")
         self._decompress = self._watched(backend.decompress, "decompress")
         self._compress_batch = self._watched(backend.compress_batch, "compress_batch")
@@ -308,6 +327,11 @@ class Compressor:
         self.format = caps.format
         self._software: Backend | None = None  # built on first use
         self._no_software = False  # the format has no software decoder here (found once)
+        self._software_build = threading.Lock()  # the decoder is built once, by one thread
+        #: serialises the calls into a software decoder whose capabilities do not say
+        #: ``concurrent`` (None: it is, or there is none); loads, the writeback thread, reclaim
+        #: and async completions all decode through the one instance
+        self._software_lock: threading.Lock | None = None
         self.sw_fallbacks = 0
         self.timeouts = 0
         self.device_errors = 0
@@ -329,10 +353,23 @@ class Compressor:
             lock = self._serial
             if lock is None:
                 return fn
+            inf = float("inf")
 
             def serialised(*args: Any) -> Any:
-                with lock:
+                # Waiting for the device is bounded by this call's own deadline (a hung call
+                # holding it must not hang a load, which waits under zswap's tree lock, nor
+                # the completions and stats behind that lock); the call itself then runs
+                # directly, as a trusted driver's does.
+                if not lock.acquire(False):
+                    self._wait_serial(lock, call)
+                now = time.monotonic()
+                self._serial_since = now
+                self._serial_until = now + self.timeout_s * merged_batches()
+                try:
                     return fn(*args)
+                finally:
+                    self._serial_since, self._serial_until = 0.0, inf
+                    lock.release()
 
             return serialised
 
@@ -350,28 +387,63 @@ class Compressor:
                     given_up=True) from None  # counted here, not again
             except _Stuck:
                 # A call given up before is still in the driver: this one would wait behind
-                # it (or enter beside it). Not made: counted as refused (refused_stuck), not
-                # as a timeout -- it never ran, and "device_fail_after consecutive timeouts"
-                # means calls that ran past their deadline (one stall used to fail the device
-                # within microseconds, as the next calls were refused). Raised as a given-up
-                # timeout (counted here, not again): the store goes to the swap device, a
-                # load to the software decoder where there is one.
-                # A call stuck for fail_after deadlines is the evidence of as many timeouts
-                # in a row: the device is marked failed (a driver stuck for good must not
-                # stay "working" with every call refused).
-                with self._state:
-                    self.refused_stuck += 1
-                if dog.stuck_for() >= self.fail_after * self.timeout_s:
-                    self._stuck_too_long()
-                self.last_error = (f"driver {self.name!r}: {call} not made: an earlier call "
-                                   f"is still stuck in the driver")
-                raise DeviceTimeoutError(
-                    f"driver {self.name!r}: {call} not made: an earlier call that did not "
-                    f"return within {self.timeout_s * 1000.0:g} ms ({self.deadline_source}) "
-                    f"is still running in the driver, which gets one call at a time",
-                    given_up=True) from None
+                # it (or enter beside it). Not made (see _refuse_stuck).
+                raise self._refuse_stuck(
+                    call, dog.stuck_for(), "an earlier call is still stuck in the driver",
+                    f"an earlier call that did not return within "
+                    f"{self.timeout_s * 1000.0:g} ms ({self.deadline_source}) is still "
+                    f"running in the driver, which gets one call at a time") from None
 
         return watched
+
+    def _wait_serial(self, lock: threading.Lock, call: str) -> None:
+        """Take ``_serial`` (a driver that is not ``concurrent``, called directly) for one
+        ``call``, waiting no longer than the call's own deadline (``timeout_s``, times the
+        batches a pipeline call merges), and not at all once the call holding the device is
+        past its own deadline or some call has already waited a whole deadline behind it: a
+        call behind a stuck one is refused (:meth:`_refuse_stuck`), as the watchdog refuses
+        one, so a readahead cluster or a writeback batch pays one deadline, not one a page."""
+        own = time.monotonic() + self.timeout_s * merged_batches()
+        while True:
+            since, until = self._serial_since, self._serial_until
+            now = time.monotonic()
+            end = min(own, until)
+            if end <= now or (since > 0.0 and since == self._serial_blocked):
+                break
+            if lock.acquire(True, end - now):
+                return
+        if since > 0.0:
+            self._serial_blocked = since
+        held = now - since if since > 0.0 else 0.0
+        raise self._refuse_stuck(
+            call, held, "the device was held by another call past this call's deadline",
+            f"another call has held the device, which gets one call at a time, for "
+            f"{held * 1000.0:.0f} ms, past this call's deadline of "
+            f"{self._deadline_text(merged_batches())}") from None
+
+    def _serial_overdue(self) -> bool:
+        """A directly called driver that is not ``concurrent``: whether the call holding the
+        device is past its deadline (a stuck call: no retry after ``retry_s`` while it is)."""
+        return time.monotonic() > self._serial_until
+
+    def _refuse_stuck(self, call: str, stuck_for: float, short: str,
+                      why: str) -> DeviceTimeoutError:
+        """A call not made because the device is held by one past its deadline (``stuck_for``
+        seconds in it so far): counted as refused (``refused_stuck``), not as a timeout -- it
+        never ran, and "device_fail_after consecutive timeouts" means calls that ran past
+        their deadline (one stall used to fail the device within microseconds, as the next
+        calls were refused). Returned as a given-up timeout to raise (counted here, not
+        again): the store goes to the swap device, a load to the software decoder where there
+        is one. A call stuck for ``fail_after`` deadlines is the evidence of as many timeouts
+        in a row: the device is marked failed (a driver stuck for good must not stay
+        "working" with every call refused)."""
+        with self._state:
+            self.refused_stuck += 1
+        if stuck_for >= self.fail_after * self.timeout_s:
+            self._stuck_too_long()
+        self.last_error = f"driver {self.name!r}: {call} not made: {short}"
+        return DeviceTimeoutError(f"driver {self.name!r}: {call} not made: {why}",
+                                  given_up=True)
 
     def _deadline_text(self, merged: int) -> str:
         """``300 ms (zswap.device_timeout_ms)``, or for a call merging ``merged`` batches
@@ -409,6 +481,10 @@ class Compressor:
         it answers."""
         if not self._failed or self.retry_s is None:
             return self._failed
+        # Lock nesting: _state, then AsyncPipeline._cv (its stuck(), one of stuck_checks; the
+        # watchdog's and _serial's checks take no lock). Safe only because nothing takes
+        # _state while holding the pipeline's _cv: AsyncPipeline._expire_locked releases _cv
+        # before it calls note_timeouts (which takes _state); keep it so.
         with self._state:
             if self._failed and time.monotonic() - self._failed_at >= self.retry_s:
                 if any(check() for check in self.stuck_checks):
@@ -482,16 +558,26 @@ class Compressor:
         no format, or none of that name loads and runs here (a vendor format with no software
         decoder counts as none, so its pages are still asked of the device)."""
         if self._software is None and not self._no_software:
-            if self.format is None or self.format == self.name:
-                self._no_software = True
-            else:
-                from hwzswap.backends.registry import get_backend
-
-                try:
-                    self._software = get_backend(self.format)
-                except HwzswapError:
-                    self._no_software = True
+            with self._software_build:  # two threads' first fallbacks build one decoder
+                if self._software is None and not self._no_software:
+                    self._build_software_decoder()
         return self._software
+
+    def _build_software_decoder(self) -> None:
+        if self.format is None or self.format == self.name:
+            self._no_software = True
+            return
+        from hwzswap.backends.registry import get_backend
+
+        try:
+            software = get_backend(self.format)
+            concurrent = bool(read_capabilities(software).concurrent)
+        except HwzswapError:
+            self._no_software = True
+            return
+        # the lock first: a thread that sees the decoder must see its lock too
+        self._software_lock = None if concurrent else threading.Lock()
+        self._software = software
 
     def _count_device_error(self, exc: HwzswapError) -> None:
         """A device error raised by a call. A timeout counts in ``timeouts`` (toward
@@ -615,8 +701,14 @@ class Compressor:
         software = self._software_decoder()
         if software is None:
             raise cause
-        page = software.decompress(data)
-        self.sw_fallbacks += 1
+        lock = self._software_lock
+        if lock is None:
+            page = software.decompress(data)
+        else:  # one instance, several threads (see _software_lock); our own code: no deadline
+            with lock:
+                page = software.decompress(data)
+        with self._state:
+            self.sw_fallbacks += 1
         return page
 
     def _as_bytes(self, out: Any, call: str) -> bytes:
