@@ -35,19 +35,29 @@ earlier batch has completed (zswap's ``_complete_async`` is: it lands a page und
 cache's lock, and only while that page is still its slot's staged page).
 
 Merged calls: merging is the engine's choice, not the device's, so it must not cost the device
-its deadline. A device call that merges ``k`` queued batches gets ``k`` deadlines: ``k x
-timeout_s`` (each batch its own deadline, as it would have had alone). The compressor's own
-deadline for the call (a watched driver's, a submit/poll loop's) is scaled the same way: it
-reads :func:`merged_batches` on the worker thread. So a device that meets its deadline for
-each batch the caller made is never timed out (nor marked failed) because the engine put
-several of them in one call.
+its deadline. ``timeout_s`` is the deadline of one device call, as in the synchronous modes. A
+call that merges ``k`` queued batches gets ``k`` deadlines: ``k x timeout_s`` (each batch its
+own deadline, as it would have had alone); a batch larger than ``max_coalesce`` (the device's
+``max_batch``), which the compressor splits into ``c`` device calls, gets ``c`` (one per
+device call, as in ``reclaim`` mode): the worker's whole pass has ``max(k, c)`` deadlines. The
+compressor's own deadline for each device call (a watched driver's, a submit/poll loop's, the
+wait for a driver that takes one call at a time) is scaled by ``k``: it reads
+:func:`merged_batches` on the worker thread. So a device that meets its deadline for each of
+its calls is never timed out (nor marked failed) because the engine merged batches.
 
-Deadlines: a device call still running its deadline after it started is given up: its batches
-complete as failed ("timed out"), ``on_timeout()`` is told (so the compressor can count it and
-mark the device failed after repeated timeouts), and a new worker takes over the queue. The
-stuck call's late result, if it ever comes, is discarded. So ``submit`` and ``drain`` never
-hang on a device, and nothing is lost: the caller's completion step puts failed pages on the
-swap device.
+Deadlines: a device call still running its deadlines after it started is given up: its
+batches complete as failed ("timed out"), ``on_timeout()`` is told (so the compressor can count
+it and mark the device failed after repeated timeouts), and a new worker takes over the queue.
+The stuck call's late result, if it ever comes, is discarded, and nothing is lost: the caller's
+completion step puts failed pages on the swap device. So ``submit`` and ``drain`` wait for a
+hung device call no longer than its deadlines, but they also wait for the completions, which
+run the caller's step: zswap's takes the cache's tree lock, so they wait as long as whatever
+holds that lock (a load waits for the device under it, for at most its own deadline: the
+compressor bounds that wait, see its ``_wait_serial``). The worker given up on stays in the
+driver until the call returns; at most one per call given up, and the compressor marks the
+device failed after ``device_fail_after`` timeouts in a row, after which no call is made (and,
+with a retry, none while one given up on is still stuck: :meth:`AsyncPipeline.stuck`): so a
+device that hangs for good holds at most ``device_fail_after`` threads.
 
 This module knows nothing of zswap's indexes: it moves opaque tokens and page arrays.
 """
@@ -139,6 +149,7 @@ class AsyncPipeline:
         self._jobs: deque[_Job] = deque()  # submitted, not completed (oldest first)
         self._queue: deque[_Job] = deque()  # submitted, not yet taken by the worker
         self._running: list[_Job] = []  # the worker's current device call
+        self._deadlines = 1  # deadlines the current call has (see "Merged calls")
         self._worker: threading.Thread | None = None
         self._abandoned: list[threading.Thread] = []  # workers given up on in a device call
         self._generation = 0
@@ -231,7 +242,7 @@ class AsyncPipeline:
         if started is None:
             self._cv.wait(self.timeout_s)
             return
-        left = started + self.timeout_s * len(self._running) - time.monotonic()
+        left = started + self.timeout_s * self._deadlines - time.monotonic()
         if left > 0:
             self._cv.wait(left)
             return
@@ -241,7 +252,8 @@ class AsyncPipeline:
         """The worker's device call is overdue: fail its batches, hand the queue to a new
         worker, and complete the failed batches (outside the lock)."""
         late = [j for j in self._running if not j.done]
-        merged = len(self._running)
+        merged, deadlines = len(self._running), self._deadlines
+        pages = sum(len(j.pages) for j in self._running)
         self._running = []
         for job in late:
             job.done = True  # still in _jobs until completed: drain() waits for that
@@ -253,9 +265,18 @@ class AsyncPipeline:
         if self._queue:
             self._start_worker_locked()
         ms = self.timeout_s * 1000.0
-        why = (f"timed out after {ms:g} ms ({self._deadline})" if merged == 1 else
-               f"timed out after {merged} x {ms:g} ms (a call of {merged} merged batches, "
-               f"one deadline each: {self._deadline})")
+        if deadlines == 1:
+            why = f"timed out after {ms:g} ms ({self._deadline})"
+        elif deadlines == merged:
+            why = (f"timed out after {merged} x {ms:g} ms (a call of {merged} merged batches, "
+                   f"one deadline each: {self._deadline})")
+        else:
+            why = (f"timed out after {deadlines} x {ms:g} ms ({pages} pages in {deadlines} "
+                   f"device calls of at most {self.max_coalesce}, one deadline each: "
+                   f"{self._deadline})")
+        # _cv is released before on_timeout: the compressor's failed-device state (its
+        # _state lock) is taken there, and Compressor.failed takes _state then this _cv
+        # (through stuck()); holding _cv here would take them the other way round.
         self._cv.release()
         try:
             if self._on_timeout is not None:
@@ -308,6 +329,17 @@ class AsyncPipeline:
             pages += len(job.pages)
         return jobs
 
+    def _deadlines_of(self, jobs: list[_Job]) -> int:
+        """The deadlines a device call of ``jobs`` gets: one per merged batch, and at least
+        one per device call the compressor makes of it (a batch larger than ``max_coalesce``,
+        the device's ``max_batch``, is split into calls of at most that many pages, as it is
+        in the synchronous modes, where each call has its own deadline)."""
+        cap = self.max_coalesce
+        if cap is None or cap <= 0:
+            return len(jobs)
+        pages = sum(len(j.pages) for j in jobs)
+        return max(len(jobs), -(-pages // cap))
+
     def _run(self, gen: int) -> None:
         """The worker thread. Should it end other than by being replaced or closed (something
         no guard catches, e.g. SystemExit from a completion), a new worker takes the queue: a
@@ -335,6 +367,7 @@ class AsyncPipeline:
                 for job in jobs:
                     job.started = now
                 self._running = jobs
+                self._deadlines = self._deadlines_of(jobs)
             sizes = [len(j.pages) for j in jobs]
             pages = jobs[0].pages if len(jobs) == 1 else np.concatenate([j.pages for j in jobs])
             _MERGE.k = len(jobs)  # the call's deadline: one per merged batch
