@@ -21,12 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from hwzswap.bench.marks import (
+    ABOVE_RAW,
     ALL_MARKS,
+    MODELLED,
     UNLIKE,
     Mark,
     cell_suffix,
     figure_marks,
     no_writeback,
+    suffix,
+    vs_raw_marks,
     vs_raw_na,
 )
 from hwzswap.bench.provenance import commit_words, figure_metadata, stamp_figure
@@ -82,10 +86,12 @@ def _value(v: Any) -> str:
 
 def _vs_raw_cell(rec: dict[str, Any], what: str) -> str:
     """A ``vs raw`` cell as the bench prints it: ``n/a`` when the stack and the codec alone
-    did different work (the record's ``<what>_vs_raw_note``)."""
+    did different work (the record's ``<what>_vs_raw_note``), else the figure and its marks
+    (``†`` emulation against emulation, ``?`` above 1: :func:`vs_raw_marks`)."""
     if vs_raw_na(rec, what):  # type: ignore[arg-type]
         return "n/a"
-    return _fmt(rec.get(f"{what}_vs_raw"), ".2f")
+    marks = vs_raw_marks(rec, what)  # type: ignore[arg-type]
+    return _fmt(rec.get(f"{what}_vs_raw"), ".2f") + suffix(marks)
 
 
 def _run_name(rec: dict[str, Any]) -> str:
@@ -123,6 +129,11 @@ def mark_notes(doc: dict[str, Any]) -> list[str]:
                          + "; ".join(f"{_run_name(rec)} ({_unlike_shares(rec)})" for rec in who))
         else:
             lines.append(f"{mark.meaning}: " + ", ".join(_run_name(rec) for rec in who))
+    for mark in (MODELLED, ABOVE_RAW):  # the vs raw cells' own marks
+        who = [rec for rec in _ok(doc) if any(
+            mark in vs_raw_marks(rec, what) for what in ("store", "load"))]
+        if who and not (mark is MODELLED and any(line.startswith(mark.meaning) for line in lines)):
+            lines.append(f"{mark.meaning} (vs raw): " + ", ".join(_run_name(rec) for rec in who))
     if lines:
         lines.append("a marked figure does not compare with another run's: "
                      f"{PLOT_SPEEDUP} leaves it out (or, when no run of that "

@@ -58,6 +58,9 @@ def test_table_cells_carry_the_bench_marks(swept: dict[str, Any]) -> None:
         assert row["load pg/s"].split(" ", 1)[1:] == bench[name][8].split(" ", 1)[1:]
         assert (row["load vs raw"] == "n/a") is bool(rec.get("load_vs_raw_note"))
         assert bench[name][10] == row["load vs raw"] or row["load vs raw"] != "n/a"
+        assert row["store vs raw"] == bench[name][7].replace("x", "")  # figure, marks (†, ?)
+    assert rows["842-nx"]["store vs raw"].endswith(" †")  # emulation against emulation
+    assert not rows["lz4"]["store vs raw"].endswith("†")
     assert rows["842-nx"]["store pg/s"].endswith(" †")
     assert "†" in rows["842-nx"]["load pg/s"].split()[1:]  # with § (swap-file loads) after it
     assert not rows["lz4"]["store pg/s"].endswith("†")
@@ -119,3 +122,19 @@ def test_plots_draw_marked_figures_as_such(swept: dict[str, Any]) -> None:
 def test_the_written_table_has_the_marks(swept: dict[str, Any]) -> None:
     table = (Path(swept["out"]) / "table.md").read_text()
     assert " †" in table and "## Marks" in table
+
+
+def test_a_vs_raw_above_one_is_flagged_in_the_sweep_too(swept: dict[str, Any]) -> None:
+    """The bench flags a vs raw above 1 (``?``, impossible for the same work); the sweep's
+    cell and its notes say it as well."""
+    import copy
+
+    doc = copy.deepcopy(swept["doc"])
+    lz4 = _by(doc)["lz4"]
+    lz4["store_vs_raw"] = 1.7
+    cols, sections = table_rows(doc, "backend")
+    rows = {group: dict(zip(cols, rows[0])) for group, rows in sections}
+    assert rows["lz4"]["store vs raw"] == "1.70 ?"
+    assert not rows["zstd"]["store vs raw"].endswith("?")
+    md = markdown(doc, None)
+    assert "? vs raw above 1" in md and lz4["run_id"] in md.split("? vs raw above 1", 1)[1]
