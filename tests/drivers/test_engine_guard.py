@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -174,16 +174,35 @@ def test_hung_device_async_mode_never_hangs(system) -> None:
     assert _driver(s)["timeouts"] >= 1
 
 
+class _LateWriterSeen(bd.LateWriter):
+    """LateWriter that keeps the ops it was given, so a test can see its late writes land."""
+
+    name = "test-late-writer-seen"
+    given: ClassVar[list[CompOp]] = []
+
+    def submit(self, ops: Any) -> int:
+        n = super().submit(ops)
+        _LateWriterSeen.given.extend(ops[:n])
+        return n
+
+
 def test_a_device_writing_ops_after_their_deadline_cannot_change_the_results(system) -> None:
     """Ops given up at the deadline are the engine's: the device writes only its own copies,
     so its late "SUCCESS" never turns a timed-out op into a result."""
-    s = system(bd.LateWriter, batching="async", device_timeout_ms=50)
+    _LateWriterSeen.given.clear()
+    s = system(_LateWriterSeen, batching="async", device_timeout_ms=50)
     pages = _pages(4)
     ops = [CompOp.compress(row) for row in pages]
     _bounded(lambda: s.zswap.compressor.run_ops(ops), 10)
     timed_out = [(op.status, op.dst, op.produced) for op in ops]
     assert timed_out == [(OpStatus.DEVICE_ERROR, None, 0)] * 4
-    time.sleep(0.4)  # the device has written its late results by now
+    given = list(_LateWriterSeen.given)
+    assert len(given) >= 4  # every page went to the device
+    late = (OpStatus.SUCCESS, b"late garbage", 12)
+    deadline = time.monotonic() + 30  # it writes 0.2 s after submit: wait for it, not a guess
+    while any((op.status, op.dst, op.produced) != late for op in given):
+        assert time.monotonic() < deadline, "the device never wrote its late results"
+        time.sleep(0.01)
     assert [(op.status, op.dst, op.produced) for op in ops] == timed_out
     results = _bounded(lambda: s.swap_out_batch(0, list(range(4)), pages), 10)
     _bounded(s.drain, 10)
