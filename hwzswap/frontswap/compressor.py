@@ -46,9 +46,12 @@ cannot be trusted to do for itself:
 * **bounds device time**: asynchronous ops (``submit``/``poll``) get a deadline
   (``zswap.device_timeout_ms``; the driver's own when the config leaves it unset); an op still
   outstanding after it completes as DEVICE_ERROR ("timed out"), BUSY is backpressure (ops are
-  resubmitted) and never an error, and after ``fail_after`` consecutive timeouts the device is
-  marked failed: every later compress raises :class:`~hwzswap.errors.DeviceError` at once, so
-  zswap rejects stores (the pages go to the swap device) instead of waiting on a dead device.
+  resubmitted) and never an error; one submit/poll loop runs at a time, and a caller waits
+  for the one ahead of it no longer than its own deadline (a ``poll`` that never returns must
+  not hold up the loads behind it), then is refused as behind a stuck call; and after
+  ``fail_after`` consecutive timeouts the device is marked failed: every later compress
+  raises :class:`~hwzswap.errors.DeviceError` at once, so zswap rejects stores (the pages go
+  to the swap device) instead of waiting on a dead device.
   With ``retry_s`` (``zswap.device_retry_s``) the device is tried again that long after it was
   marked failed, once no call given up on is still stuck in it: the next call goes to it, and
   it is back if it answers, failed again (for another ``retry_s``) at its first timeout.
@@ -64,12 +67,13 @@ caller waits on for at most the deadline: a call still running then raises Devic
 and is counted, and its late result, if it comes, is dropped. Until it has returned no other
 call is made to the driver (whatever ``Capabilities.concurrent`` says, the watchdog serialises
 the calls): each is refused at once with a DeviceTimeoutError ("not made: an earlier call ...
-is still running") and counted as a timeout, since it would have waited behind the stuck one.
-A store is then rejected and a load decodes in software or fails, at once; so at most one
-thread is ever stuck in a driver, a readahead pays one deadline and not one a page, and a
-driver that serves one call at a time never gets two. That costs a thread hand-off per call
-(tens of µs, once per batch in the batch modes); the package's own drivers are trusted and
-called directly.
+is still running"), since it would have waited behind the stuck one, and counted as refused
+(``refused_stuck``), not as a timeout (the stuck call marks the device failed once it has been
+in the driver for ``fail_after`` deadlines). A store is then rejected and a load decodes in
+software or fails, at once; so at most one thread is ever stuck in a driver, a readahead pays
+one deadline and not one a page, and a driver that serves one call at a time never gets two.
+That costs a thread hand-off per call (tens of µs, once per batch in the batch modes); the
+package's own drivers are trusted and called directly.
 """
 
 from __future__ import annotations
@@ -303,6 +307,10 @@ class Compressor:
         self._timeout_epoch = 0
         self.watchdog: Watchdog | None = None
         self._ops_lock = threading.Lock()  # run_ops: one submit/poll loop at a time
+        # when the loop holding _ops_lock took it (0.0: none does), and the one a caller has
+        # already waited a whole deadline behind (see _enter_ops)
+        self._ops_since = 0.0
+        self._ops_blocked = -1.0
         self._op_broken: str | None = None  # an op of this loop broke the contract (why)
         self._serial: threading.Lock | None = None
         # The call holding _serial (see _wait_serial): when it took the device (monotonic; 0.0
@@ -883,9 +891,46 @@ class Compressor:
         complete them as DEVICE_ERROR at once when the device is marked failed.
 
         One caller at a time: ``poll`` hands back whoever's ops completed, so two threads
-        polling one queue would take each other's completions."""
-        with self._ops_lock:
+        polling one queue would take each other's completions. A caller waits for the loop
+        ahead of it no longer than its own deadline (see :meth:`_enter_ops`): after that its
+        ops complete as DEVICE_ERROR, not made."""
+        refused = self._enter_ops("submit")
+        if refused is not None:
+            for op in ops:
+                op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(refused)
+            return ops
+        try:
             return self._run_ops(ops, refuse_if_failed)
+        finally:
+            self._leave_ops()
+
+    def _enter_ops(self, call: str) -> DeviceTimeoutError | None:
+        """Take ``_ops_lock``, waiting no longer than this call's deadline (``timeout_s``,
+        times the batches a pipeline call merges), and not at all behind a loop some caller
+        has already waited a whole deadline for: a loop whose ``poll`` never returns (a
+        trusted driver, called directly) must not hold up a load under zswap's tree lock, nor
+        leave one pipeline worker behind per pass. ``None`` once taken; else the refusal
+        (counted as :meth:`_refuse_stuck` counts it), not raised."""
+        lock = self._ops_lock
+        if not lock.acquire(False):
+            since = self._ops_since
+            if (since > 0.0 and since == self._ops_blocked) or not lock.acquire(
+                    True, self.timeout_s * merged_batches()):
+                since = self._ops_since
+                if since > 0.0:
+                    self._ops_blocked = since
+                held = time.monotonic() - since if since > 0.0 else 0.0
+                return self._refuse_stuck(
+                    call, held, "another submit/poll loop held the device past this call's "
+                    "deadline", f"another caller's submit/poll loop has held the device for "
+                    f"{held * 1000.0:.0f} ms, past this call's deadline of "
+                    f"{self._deadline_text(merged_batches())}")
+        self._ops_since = time.monotonic()
+        return None
+
+    def _leave_ops(self) -> None:
+        self._ops_since = 0.0
+        self._ops_lock.release()
 
     def _run_ops(self, ops: list[CompOp], refuse_if_failed: bool) -> list[CompOp]:
         if self.failed and refuse_if_failed:
@@ -1054,10 +1099,15 @@ class Compressor:
         DriverError (an op completed against the contract: not a page, INCOMPRESSIBLE)."""
         op = CompOp.decompress(data)
         refuse = self._refuse_decompress()
-        with self._ops_lock:
+        refused = self._enter_ops("decompress op")
+        if refused is not None:
+            raise refused  # a DeviceError: zswap decodes in software where it can
+        try:
             self._op_broken = None
             self._run_ops([op], refuse)
             broken, self._op_broken = self._op_broken, None
+        finally:
+            self._leave_ops()
         if op.status is OpStatus.SUCCESS:
             return op.dst  # type: ignore[return-value]  # checked by _check_op
         if op.status is OpStatus.INVALID_INPUT:

@@ -282,3 +282,64 @@ def test_pipeline_threads_stay_bounded_after_a_hung_call(make_system: Any,
         assert [s.swap_in(0, off) for off in range(0, 80, 8)] == [pages[0]] * 10
     finally:
         dev.release.set()
+
+
+class PollHangsOnce(Lz4Backend):
+    """An asynchronous lz4 device (``concurrent``: no ``_serial``) whose next ``poll`` after
+    ``arm()`` blocks until released: the submit/poll loop holding the compressor's ops lock
+    is stuck in it."""
+
+    name = "test-serial-poll-hangs-once"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.armed = False
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(device="test-serial-poll", asynchronous=True, format="lz4",
+                            concurrent=True)
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def poll(self, max_ops: int | None = None) -> list[Any]:
+        if self.armed:
+            self.armed = False
+            self.entered.set()
+            self.release.wait(60)
+        return super().poll(max_ops)
+
+
+def test_a_hung_poll_does_not_hold_up_loads_or_later_passes(make_system: Any,
+                                                            pages: list[bytes]) -> None:
+    """The same for the submit/poll loop (one at a time: ``_ops_lock``): a poll that never
+    returns used to keep later loads (under the tree lock) and every later pass's worker
+    waiting on that lock for good."""
+    dev = PollHangsOnce()
+    s = system(make_system, dev, device_timeout_ms=60)
+    try:
+        s.swap_out_batch(0, list(range(8)), as_batch(pages[:8]))
+        s.drain()
+        dev.arm()
+        s.swap_out_batch(0, list(range(8, 16)), as_batch(pages[8:16]))
+        assert dev.entered.wait(BOUND_S)
+        t, box = in_thread(lambda: [s.swap_in(0, off) for off in range(8)])
+        t.join(BOUND_S)
+        assert not t.is_alive(), "a load waited for the hung poll"
+        assert box.get("value") == pages[:8], box.get("error")
+        for k in range(2, 8):
+            s.swap_out_batch(0, list(range(8 * k, 8 * k + 8)), as_batch(pages[:8]))
+        td, drained = in_thread(s.drain)
+        td.join(BOUND_S)
+        assert not td.is_alive() and "error" not in drained, drained
+        workers = [t for t in threading.enumerate() if t.name.startswith("zswap-async")]
+        assert len(workers) <= 3, [t.name for t in workers]
+        st = s.stats()
+        assert st["driver_refused_stuck"] >= 1 and st["driver_sw_fallbacks"] >= 1, st
+        assert [s.swap_in(0, off) for off in range(8, 16)] == pages[8:16]
+        assert [s.swap_in(0, off) for off in range(16, 64, 8)] == [pages[0]] * 6
+    finally:
+        dev.release.set()
