@@ -49,19 +49,33 @@ class BackgroundWriteback:
     def start(self) -> None:
         self._thread.start()
 
-    def wake(self, wait_s: float = 0.0) -> None:
-        """Wake the thread. ``wait_s`` > 0 (a store the full pool refused): unless a round
-        is running, wait up to that long for the thread to wake. The kernel's worker runs on
-        another CPU at once; a Python thread woken by an event first waits for the GIL and a
-        core, and a storer that goes on meanwhile can fill a short run without it ever running
-        (measured on a loaded 2-core machine: 600 stores in 9 ms, 590 refused, 0 written back)."""
+    def wake(self, wait_s: float = 0.0) -> bool:
+        """Wake the thread; return whether it will run a round for this wake-up. ``wait_s``
+        > 0 (a store the full pool refused): unless a round is running, wait up to that long
+        for the thread to wake. The kernel's worker runs on another CPU at once; a Python
+        thread woken by an event first waits for the GIL and a core, and a storer that goes
+        on meanwhile can fill a short run without it ever running (measured on a loaded 2-core
+        machine: 600 stores in 9 ms, 590 refused, 0 written back).
+
+        A paused thread (:meth:`pause` in force) never counts as woken: the wake-up is kept
+        for :meth:`resume`, but nothing is waited for and ``False`` comes back at once, as it
+        does for a thread that is stopping or has ended (and when a pause comes during the
+        wait), so the caller reclaims on its own thread, as it would with no thread at all."""
         with self._turn:
+            self._event.set()  # while paused: kept, its round runs once resumed
+            if not self._will_run():
+                return False
             seen = self._woken
-            self._event.set()
             if wait_s > 0 and not self._in_round:
                 self._turn.wait_for(
-                    lambda: self._woken != seen or self._ended or not self._thread.is_alive(),
-                    wait_s)
+                    lambda: self._woken != seen or not self._will_run(), wait_s)
+            return self._will_run()
+
+    def _will_run(self) -> bool:
+        """Whether the thread may run a round now: alive, not stopping, not paused. Lock
+        ``_turn`` held."""
+        return (not self._paused and not self._stopping and not self._ended
+                and self._thread.is_alive())
 
     def pause(self) -> None:
         """Until :meth:`resume`, start no round; wait for one that is running to end."""

@@ -994,7 +994,7 @@ class ZswapCache:
 
         Disabled: no (and no counter). At the limit: ``pool_limit_hit`` and the hysteresis
         starts. While it holds, reclaim (write back a batch here, or wake the background
-        thread) and accept again only once the pool is at or under the accept threshold.
+        thread unless it is paused) and accept again only once the pool is at or under the accept threshold.
         ``check`` says whose check it is: a ``"store"``'s; a folio of an async pass
         ``"landing"`` (the second half of stores admitted while zswap was enabled, so not
         refused for being disabled now); or ``"reclaim"``, no store's at all (a completion
@@ -1015,11 +1015,11 @@ class ZswapCache:
             if not self._reached_full:
                 return True, None
         bg = self._background
-        if bg is not None and bg.alive:
-            bg.wake(RECLAIM_TURN_S)  # let it start (see BackgroundWriteback.wake)
+        if bg is not None and bg.wake(RECLAIM_TURN_S):  # let it start (BackgroundWriteback.wake)
             self._yield_to_reclaim()
             written = -1
-        else:  # no thread, or it died (its error is raised by close): reclaim here
+        else:  # no thread, it is paused (background_paused), or it died (close raises its
+            # error): reclaim here, as with no thread
             written = self.writeback(self.policy.writeback_batch)
         with self._lock:
             cur = self.pool.total_pages()
@@ -1244,7 +1244,7 @@ class ZswapCache:
                         else:
                             self.async_write_fail += not again
                             if retry:
-                                self._unwritten[key] = (staged, k)
+                                self._keep_unwritten_locked(staged, k)
                     self._wb_done.notify_all()
         return failed
 
@@ -1252,17 +1252,37 @@ class ZswapCache:
         """Try again the device writes of staged pages that failed (async): one first, the
         rest only if it went through. (Retrying every such page at every completion and
         drain, while the swap file stayed full, cost writes growing with the square of the
-        batches.)"""
+        batches.) Such a page freed, stored again or loaded (exclusive) since is never written:
+        counted in ``async_write_skipped`` (its store counted under a ``reject_*`` and in
+        ``async_write_fail``, never in ``pswpout``)."""
         with self._lock:
-            todo = [st for st in self._unwritten.values() if self._is_staged_locked(*st)]
+            todo = []
+            for st in self._unwritten.values():
+                if self._is_staged_locked(*st):
+                    todo.append(st)
+                else:
+                    self.async_write_skipped += 1
             self._unwritten.clear()
         if todo and self._write_staged(todo[0][0], [todo[0][1]], again=True):
             with self._lock:  # the device still fails: the rest wait for the next try
                 for st in todo[1:]:
-                    self._unwritten[(st[0].type, st[0].offs[st[1]])] = st
+                    self._keep_unwritten_locked(*st)
             return
         for staged, k in todo[1:]:
             self._write_staged(staged, [k], again=True)
+
+    def _keep_unwritten_locked(self, staged: _StagedBatch, k: int) -> None:
+        """Keep page ``k`` of ``staged``, whose device write failed, for the next try. A slot
+        holds one such page: of two (an older one replaced meanwhile, then the newer one's
+        write failed too), one is no longer staged, never written: counted in
+        ``async_write_skipped`` now, and the other kept. Lock held."""
+        key = (staged.type, staged.offs[k])
+        old = self._unwritten.get(key)
+        if old is not None and (old[0] is not staged or old[1] != k):
+            self.async_write_skipped += 1  # at most one of the two is the slot's staged page
+            if self._is_staged_locked(*old):
+                return  # the one kept is that one
+        self._unwritten[key] = (staged, k)
 
     # -- the load step -------------------------------------------------------------------------
 
@@ -1737,9 +1757,11 @@ class ZswapCache:
     @contextmanager
     def background_paused(self) -> Iterator[None]:
         """Inside, no background writeback round runs (one already running is waited for);
-        stores and reclaim on the caller's thread are not affected. For a caller that times
-        other work beside the cache (the bench's codec-alone pass) and must not have the
-        shrink worker running beside it. Without ``background_writeback``, nothing to do."""
+        stores go on as with no background thread: one at the pool limit writes back a batch
+        on its own thread (it does not wait for the paused thread; the wake-up is kept, and
+        the thread's round runs once the pause ends). For a caller that times other work
+        beside the cache (the bench's codec-alone pass) and must not have the shrink worker
+        running beside it. Without ``background_writeback``, nothing to do."""
         bg = self._background
         if bg is None:
             yield

@@ -159,16 +159,18 @@ def test_pause_waits_for_a_running_round_and_starts_none_until_resumed():
 
 def test_background_paused_on_a_real_cache(make_system):
     """``ZswapCache.background_paused``: inside, the pool is filled past its accept threshold
-    and left so (the thread wakes every 20 ms, and stores refused at the limit wake it too);
-    once it ends, the thread writes back."""
+    and left so (the thread wakes every 20 ms); once it ends, the thread writes back. The pool
+    stays under its limit (57 pages of 102), since a store at the limit reclaims on its own
+    thread while the thread is paused (test_paused_writeback)."""
     s = make_system(zswap={"background_writeback": True, "compressor": "lz4",
-                           "max_pool_percent": 1, "accept_threshold_percent": 50},
-                    memory={"total_ram_mb": 2})
+                           "max_pool_percent": 10, "accept_threshold_percent": 25},
+                    memory={"total_ram_mb": 4})
     pages = compressible_pages(40)
     with s.zswap.background_paused():
         for off, page in enumerate(pages):
             s.swap_out(0, off, page)
         assert s.zswap.pool_pages > s.zswap.accept_pages
+        assert s.stats()["pool_limit_hit"] == 0
         time.sleep(0.2)
         assert s.stats()["written_back_pages"] == 0
     deadline = time.monotonic() + 10
