@@ -84,8 +84,10 @@ def test_on_status_off(state_dir: Path, tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
         silent.connect(st["socket"])
         t0 = time.monotonic()
-        assert chain.query("t1", timeout=8)["write_pages"] >= 1
-        assert time.monotonic() - t0 < 6
+        assert chain.query("t1", timeout=30)["write_pages"] >= 1
+        # let go after its 2 s, not held until the client goes (the query would time out at
+        # 30 s): the bound is loose for a loaded CI box
+        assert time.monotonic() - t0 < 15
     # A second chain while this one is active is refused without --coexist.
     p2 = hwzswap_cli("swap", "on", "--config", cfg, "--name", "t2")
     assert p2.returncode == 2 and "another swap device is active" in p2.stderr
@@ -161,8 +163,10 @@ def test_killed_server_leaves_nothing_after_off(state_dir: Path, tmp_path: Path)
             assert time.monotonic() < deadline and prog.poll() is None
             time.sleep(0.05)
         os.kill(st["pid"], signal.SIGKILL)
-        time.sleep(0.2)
-        assert not chain._server_alive(st)
+        deadline = time.monotonic() + 30  # dead once the kernel has torn it down and reaped
+        while chain._server_alive(st):
+            assert time.monotonic() < deadline, "the SIGKILLed server is still alive after 30 s"
+            time.sleep(0.05)
         assert chain.status("t3")["on"] and not chain.status("t3")["server_alive"]
         # swapoff must bring the program's pages in (or poison them), charged to its cgroup:
         # at the limit that failed with ENOMEM now and then, so there is room here
@@ -488,10 +492,13 @@ def test_swap_off_that_leaves_the_chain_exits_1(state_dir: Path, tmp_path: Path)
         p = hwzswap_cli("swap", "off", "--name", "t16", "--timeout", "0.5", timeout=60)
         assert p.returncode == 1 and "within 0.5 s" in p.stderr and "--force" in p.stderr
         assert chain._server_alive(st) and st["loop"] in chain.active_swaps()
-        # status says so within its short wait (it waited 10 s, then showed no sign of it)
+        # status says so within its short wait (2 s; it waited 10 s, then showed no sign of
+        # it): timed in-process, so a loaded box's interpreter start-up is not in the bound
         t0 = time.monotonic()
+        out = chain.status("t16")
+        assert time.monotonic() - t0 < 8 and out["server_alive"] and "stats_error" in out, out
         p = hwzswap_cli("swap", "status", "--name", "t16", timeout=60)
-        assert time.monotonic() - t0 < 8 and p.returncode == 0
+        assert p.returncode == 0
         assert "(alive)" in p.stdout and "does not answer" in p.stdout, p.stdout
         assert "swap off --force --name t16" in p.stdout
         p = hwzswap_cli("swap", "off", "--name", "t16", "--timeout", "0.5", "--force",

@@ -24,6 +24,17 @@ def _wait(what: str, cond, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+def _sigterm_pending(pid: int) -> bool:
+    """Whether a SIGTERM waits in process ``pid``'s pending set (/proc/PID/status ShdPnd for
+    the process, SigPnd for its main thread): sent, not yet taken (the process is stopped)."""
+    bit = 1 << (signal.SIGTERM - 1)
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("ShdPnd", "SigPnd") and int(value.strip(), 16) & bit:
+            return True
+    return False
+
+
 def _off_cut_short(name: str, state_dir: Path, args: tuple[str, ...], interrupt: bool
                    ) -> tuple[subprocess.CompletedProcess, dict]:
     """`swap off ARGS` of chain ``name`` while its server is stopped (SIGSTOP), so that it
@@ -35,8 +46,10 @@ def _off_cut_short(name: str, state_dir: Path, args: tuple[str, ...], interrupt:
                                 *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
         try:
-            _wait("swap off sends the SIGTERM", chain.off_path(name).exists)
-            time.sleep(0.2)  # it is waiting for the end now
+            _wait("swap off notes its end", chain.off_path(name).exists)
+            # the SIGTERM is sent (pending in the stopped server): `swap off` is waiting for
+            # the end now (a fixed sleep did not say it had got that far)
+            _wait("swap off sends the SIGTERM", lambda: _sigterm_pending(st["pid"]))
             if interrupt:
                 off.send_signal(signal.SIGINT)
             out, err = off.communicate(timeout=60)
