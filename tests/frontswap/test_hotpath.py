@@ -317,12 +317,14 @@ def test_move_to_end_while_iterating_stops_the_iteration(cls):
 
 
 class _Meddler:
-    """Cyclic garbage whose finaliser empties claim_slots' offsets and tries to shrink its map."""
+    """Cyclic garbage whose finaliser empties claim_slots' offsets and tries to shrink its map,
+    noting in ``log`` whether it ran inside the call (``_CALLING``)."""
 
-    def __init__(self, offsets, smap):
-        self.offsets, self.smap, self.me = offsets, smap, self
+    def __init__(self, offsets, smap, log):
+        self.offsets, self.smap, self.me, self.log = offsets, smap, self, log
 
     def __del__(self):
+        self.log.append(_CALLING[0])
         self.offsets.clear()
         try:
             del self.smap[:]
@@ -330,26 +332,45 @@ class _Meddler:
             pass
 
 
+_CALLING = [False]
+
+
 @pytest.mark.parametrize("fn", [_hotpath.claim_slots, _hotpath_py.claim_slots_py])
 def test_claim_slots_survives_finalisers_that_change_its_arguments(fn):
+    """The GC's first young collection lands at a different allocation inside the call for
+    each threshold (from the collection that starts each round), so the finaliser runs before
+    the offsets are copied (the call declines: None), after (the claim goes through on the
+    copy, the map unshrunk), or after the call. With threshold 1 alone, the Python version ran
+    it before the copy every time, and its claim path was never reached."""
     threshold = gc.get_threshold()
-    gc.collect()
+    inside: set[bool] = set()  # the results (None or not) of calls the finaliser ran inside
     try:
-        for _ in range(30):
+        for t in range(1, 41):
+            gc.collect()
             offsets = list(range(0, 200, 3))
             want = list(offsets)
             smap = bytearray(300)
-            _Meddler(offsets, smap)
-            gc.set_threshold(1)
-            got = fn(smap, offsets, len(want))
-            gc.set_threshold(*threshold)
-            gc.collect(0)
-            assert got is None or got == (want, bytes(len(want)))
-            assert len(smap) == 300 or got is None
-            if got is not None:
-                assert all(smap[o] == 1 for o in want) and sum(smap) == len(want)
+            log: list[bool] = []
+            _Meddler(offsets, smap, log)
+            gc.set_threshold(t)
+            _CALLING[0] = True
+            try:
+                got = fn(smap, offsets, len(want))
+                after = bytes(smap)  # (a bytes object is not tracked: no collection here)
+            finally:
+                _CALLING[0] = False
+                gc.set_threshold(*threshold)
+            gc.collect()  # a finaliser that has not run yet runs now, after the call
+            assert log, "the finaliser never ran"
+            if log[0]:
+                inside.add(got is None)
+            assert got is None or got == (want, bytes(len(want))), t
+            if got is not None:  # the map as the call left it: unshrunk, the slots marked
+                assert len(after) == 300, t
+                assert all(after[o] == 1 for o in want) and sum(after) == len(want), t
     finally:
         gc.set_threshold(*threshold)
+    assert False in inside, "no call claimed its slots with the finaliser run inside it"
 
 
 # -- a seeded random-operation fuzz of the index (short here; long under ``make asan``) ---------
