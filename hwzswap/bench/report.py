@@ -311,7 +311,8 @@ MODELLED_RAW_NOTE = (
     "compress and decompress run the emulation on the host too), so raw pg/s is emulation "
     "speed and vs raw compares emulation speed with emulation speed, not the stack's cost "
     "around the modelled device. The modelled device's own figures are in the JSON: for the "
-    "stack device_us_per_page, device_overlap (busy_us_per_page, waited_us_per_page) and "
+    "stack device_us_per_page, device_overlap (busy_union_us_per_page, exposed_us_per_page, "
+    "hidden_share, engine_parallelism, waited_us_per_page) and "
     "modeled_wall_us_per_page; for the codec alone backend_counters_raw (842-nx: device_us, "
     "device_waited_us, emulation_us over the raw pass)")
 
@@ -410,6 +411,109 @@ def _batch_calls_notes(doc: Mapping[str, Any]) -> list[str]:
             "engine's merging of passes into larger device calls (counters.async_device_calls)"]
 
 
+def overlap_note(r: Mapping[str, Any], said: dict[str, str] | None = None) -> str:
+    """The note on a modelled row's ``device_overlap`` (842-nx's own accounting, see
+    ``hwzswap.backends.nx842.queue``): its busy time as a union over the engines, the part of
+    it the host was blocked on the device (``exposed_us_per_page``; of which parked waiting
+    for another thread that fed it), ``hidden_share`` = 1 - exposed / union (the device's time
+    that overlapped the host's own work), and apart from it the engine parallelism (busy summed
+    over the engines / the union), so that engines working at once never read as overlap.
+
+    A ``hidden_note`` (the ``virtual`` clock: 0 by construction; a ``realtime`` clock: no
+    figure) is said with the first row that has it, and named after it for the others
+    (``said``: note -> the row that said it, filled in here). A null ``hidden_share`` beside
+    a ``waited_us_per_page`` gives the waited time and the reason, never a share. A document
+    from before the union accounting (no ``busy_union_us_per_page``) says what its older
+    ``hidden_share`` meant."""
+    ov = r["device_overlap"]
+    said = {} if said is None else said
+    label = _label(r)
+    busy, waited = ov.get("busy_us_per_page"), ov.get("waited_us_per_page")
+    hidden, why = ov.get("hidden_share"), ov.get("hidden_note")
+    text = f"{label}: modelled device ({ov.get('clock') or 'virtual'} clock)"
+    if "busy_union_us_per_page" not in ov:  # an older document
+        text += f" busy {_us(busy)} µs/page summed over its engines"
+        if waited is not None:
+            text += f", the host waited {_us(waited)} µs/page for it"
+        if hidden is not None:
+            text += (f"; hidden_share {hidden:.0%} is an older build's 1 − waited / busy "
+                     "summed over the engines, which counts engines working at once as "
+                     "hidden: no measure of overlap with the host's work")
+        return text
+    union, exposed = ov.get("busy_union_us_per_page"), ov.get("exposed_us_per_page")
+    parked, par = ov.get("exposed_parked_us_per_page"), ov.get("engine_parallelism")
+    if union is not None:
+        text += f" busy {_us(union)} µs/page as a union over its engines"
+    else:
+        text += f" busy {_us(busy)} µs/page summed over its engines"
+    if hidden is not None and exposed is not None and union is not None:
+        text += f"; the host was blocked on it (exposed) for {_us(exposed)} µs/page of that"
+        if parked:
+            text += (f", {_us(parked)} of it parked waiting for another thread that fed the "
+                     "device")
+        text += (", the rest overlapped the host's own work (1 − exposed / union: "
+                 f"{hidden:.0%} hidden)")
+    else:
+        if waited is not None:
+            text += f"; the host waited {_us(waited)} µs/page for it"
+        text += "; no overlap share"
+    if why:
+        if why in said:
+            text += f" ({why.split(':')[0]}, as for {said[why]})"
+        elif why == r.get("host_cpu_note"):
+            text += " (see its CPU n/a note)"
+        else:
+            said[why] = label
+            text += f": {why}"
+    if par is not None:
+        text += (f"; engine parallelism {par:.2f} (busy summed over the engines, "
+                 f"{_us(busy)} µs/page, over the union: engines working at once, not overlap)")
+    if hidden is not None and waited is not None:
+        text += f"; the clock's moves that were waits: {_us(waited)} µs/page"
+    return text
+
+
+def _pressure_notes(doc: Mapping[str, Any]) -> list[str]:
+    """Under pressure, the share of the workload's pages each row's pool held
+    (``pool_held_share_at_peak``, and ``_at_end`` where not 0: the pressure the row got,
+    which the same limit makes different per codec), for rows whose pool was sized, hit its
+    limit or wrote back; and the background writeback the bench finished at chunk ends
+    (``quiesce_writeback_us_per_page``, ``quiesce_written_back_pages``), which is in the
+    store figure."""
+    res = doc["results"]
+    notes = []
+    held = [r for r in res if r.get("pool_held_share_at_peak") is not None
+            and (r.get("pool_sizing") or r.get("pool_limit_hit") or r.get("written_back_pages"))]
+    if held:
+        parts = []
+        for r in held:
+            part = f"{_label(r)} {r['pool_held_share_at_peak']:.0%} at its peak"
+            if r.get("pool_held_share_at_end"):
+                part += f", {r['pool_held_share_at_end']:.0%} at the end"
+            parts.append(part)
+        pages = (doc.get("workload") or {}).get("pages")
+        whole = f"the workload's {pages} pages" if pages else "the workload's pages"
+        fracs = sorted({float(r["pool_sizing"]["held_fraction"]) for r in held
+                        if isinstance(r.get("pool_sizing"), Mapping)
+                        and isinstance(r["pool_sizing"].get("held_fraction"), (int, float))})
+        sized = ("; each sized limit was the pool pages its backend took to hold "
+                 + "/".join(f"{f:.0%}" for f in fracs) + " of them (pool_sizing.fraction_pages)"
+                 if fracs else "")
+        notes.append(f"working set held in the pool (the pressure each row got): the share of "
+                     f"{whole} the pool held, its compressed bytes × the row's ratio "
+                     "(pool_held_share_at_peak): " + ", ".join(parts) + sized)
+    bg = [r for r in res if r.get("quiesce_written_back_pages")
+          or r.get("quiesce_writeback_us_per_page")]
+    if bg:
+        notes.append("background writeback finished at chunk ends (zswap.background_writeback: "
+                     "the bench brings the worker to rest before each raw chunk), in the "
+                     "store pg/s as async's drain is: " + ", ".join(
+                         f"{_label(r)} {_us(r.get('quiesce_writeback_us_per_page'))} µs per "
+                         f"page stored, {r.get('quiesce_written_back_pages', 0)} pages "
+                         "written back" for r in bg))
+    return notes
+
+
 def _notes(doc: Mapping[str, Any]) -> list[str]:
     notes = []
     machine = doc.get("machine") if isinstance(doc.get("machine"), Mapping) else None
@@ -496,6 +600,7 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                      "cost the host, and not comparable with a CPU codec's CPU per page as the "
                      "cost of offloading")
     notes += _density_notes(doc)
+    notes += _pressure_notes(doc)
     notes += _batch_calls_notes(doc)
     over = [f"{r['backend']} ({r.get('batching', '-')}) {r['pool_peak_pages']} pages "
             f"(+{r['pool_overshoot_pages'] / r['pool_limit_pages']:.0%})"
@@ -527,19 +632,14 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
                      "async store and load figures share the overlapped compression and "
                      "neither compares alone with another mode's; wall µs/pg (all of a "
                      "chunk's time per page stored or loaded) does")
+    said: dict[str, str] = {}  # hidden_note -> the first row that said it
     for r in doc["results"]:
         ov = r.get("device_overlap")
         if r.get("device_figures_note"):
             notes.append(f"{r['backend']} ({r.get('batching', '-')}): device µs/pg n/a, no "
                          f"overlap or modelled wall time: {r['device_figures_note']}")
-        elif ov and ov.get("waited_us_per_page") is not None:
-            notes.append(f"{r['backend']} ({r.get('batching', '-')}): modelled device "
-                         f"{ov['busy_us_per_page']} µs/page busy, the host waited "
-                         f"{ov['waited_us_per_page']} µs/page for it "
-                         f"({ov['hidden_share']:.0%} hidden)")
         elif ov:
-            notes.append(f"{r['backend']} ({r.get('batching', '-')}): modelled device "
-                         f"{ov['busy_us_per_page']} µs/page busy")
+            notes.append(overlap_note(r, said))
         if r.get("host_cpu_note"):
             notes.append(f"{r['backend']} ({r.get('batching', '-')}): CPU n/a: "
                          f"{r['host_cpu_note']}")
@@ -935,4 +1035,5 @@ def plot(doc: Mapping[str, Any], path: str | Path) -> Path:
                         metadata=figure_metadata(path, _provenance(doc)))
 
 
-__all__ = ["COLUMNS", "figure", "markdown", "mode_summary", "plot", "print_table", "rows"]
+__all__ = ["COLUMNS", "figure", "markdown", "mode_summary", "overlap_note", "plot", "print_table",
+           "rows"]
