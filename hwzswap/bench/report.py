@@ -451,8 +451,12 @@ def overlap_note(r: Mapping[str, Any], said: dict[str, str] | None = None) -> st
         if parked:
             text += (f", {_us(parked)} of it parked waiting for another thread that fed the "
                      "device")
-        text += (", the rest overlapped the host's own work (1 − exposed / union: "
-                 f"{hidden:.0%} hidden)")
+        if why:  # a share set by the clock, not by the accounting (the virtual clock: 0)
+            text += ("; the rest, device time while the host was not blocked, is no overlap "
+                     f"on this clock ({hidden:.0%} hidden)")
+        else:
+            text += (", the rest overlapped the host's own work (1 − exposed / union: "
+                     f"{hidden:.0%} hidden)")
     else:
         if waited is not None:
             text += f"; the host waited {_us(waited)} µs/page for it"

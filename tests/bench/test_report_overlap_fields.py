@@ -108,6 +108,9 @@ def test_virtual_clock_note_gives_the_hidden_note(pages: np.ndarray) -> None:
     assert f"0% hidden): {why_text}" in first  # said in full once
     assert why_text not in second and "(clock virtual, as for 842-nx (page))" in second
     assert "0% hidden" in second
+    for line in (first, second):  # the share is the clock's, not 1 - exposed / union
+        assert "overlapped the host's own work" not in line
+        assert "is no overlap on this clock (0% hidden)" in line
 
 
 def test_null_share_beside_a_waited_time_renders(pages: np.ndarray) -> None:
