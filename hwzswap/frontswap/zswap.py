@@ -47,12 +47,18 @@ Data structures (after the kernel, see ``shared/reference/kernel.md``):
   gets the page, read-only, and checked after every decompression);
 * one lock (the tree lock) guards the indexes, the staged pages, the pool (not thread-safe) and
   the counters. Compression runs outside it; a load decompresses straight from the pool's memory
-  while holding it (no copy, and nothing can free or move the object meanwhile). Python's locks
-  are not fair (the kernel's spinlocks queue their waiters): a storer that releases the lock and
-  takes it again at once can keep writeback out for a whole run (measured on a loaded 2-core
-  machine: the writeback thread woken 590 times, 0 pages written back, the pool full
-  throughout). So writeback says when it waits for the lock, and a store refused for a full
-  pool lets it in first (:meth:`ZswapCache._yield_to_reclaim`).
+  while holding it (no copy: nothing can free or move the object while the driver's call runs).
+  One reference outlives the lock: an op given to an asynchronous device (``submit``/``poll``)
+  and given up at its deadline keeps the pool view as its source after the load has gone on
+  (decoded in software, or failed) and released the lock, so the device may read it after the
+  object is freed or moved. That holds for an unwatched driver (a built-in under
+  ``driver_watchdog: auto``; a watched one gets copies) and is harmless: the op's late result is
+  discarded, and the view keeps its memory alive (the device may read another object's bytes,
+  never freed memory). Python's locks are not fair (the kernel's spinlocks queue their waiters):
+  a storer that releases the lock and takes it again at once can keep writeback out for a whole
+  run (measured on a loaded 2-core machine: the writeback thread woken 590 times, 0 pages
+  written back, the pool full throughout). So writeback says when it waits for the lock, and a
+  store refused for a full pool lets it in first (:meth:`ZswapCache._yield_to_reclaim`).
 
 Races (today's kernel's scheme, adapted; no refcounts). Writeback marks the slot *in flight* and
 copies the object under the lock, writes the page without it, and re-checks under the lock that
@@ -336,10 +342,28 @@ class ZswapCache:
         # (``_reject_locked``, ``invalidate_area``, ``_write_staged``), so a caller must not
         # keep state it read under the lock across such a call. Writeback takes the lock
         # through ``_lock_for_reclaim`` only (``_reclaim_count``, a leaf lock, counts it as
-        # waiting). Order: the tree lock first, then the compressor's own locks (the
-        # submit/poll loop's, the watchdog's, its failed-device state): a load decompresses
-        # under the tree lock, so it waits out a device call's deadline holding it. The
-        # async pipeline never holds its own lock while it calls back into the cache.
+        # waiting). Order: the tree lock first; then the compressor's locks: ``_ops_lock``
+        # (one submit/poll loop at a time), then ``_serial`` (one thread at a time in a
+        # directly called driver that is not ``concurrent``) or the watchdog's lock, the
+        # software decoder's (``_software_build``, ``_software_lock``) and ``_state`` (a
+        # leaf); then the driver's own locks: lz4-opencl's ``_lock`` (one device launch at
+        # a time, taken by its calls and by its queue's worker thread), 842-nx's
+        # ``FifoLock`` (one call at a time, in arrival order), and their queues' conditions.
+        # A load decompresses under the tree lock, so it holds the tree lock through every
+        # wait below it. Most are bounded by the load's own deadline
+        # (``zswap.device_timeout_ms``): ``_serial`` and ``_ops_lock`` are waited for no
+        # longer than that, and not at all behind a holder already past its deadline or one
+        # another call already waited a whole deadline for (the call is refused,
+        # ``driver_refused_stuck``, and the load decodes in software or fails); a watched
+        # call waits at most for the call ahead of it in the watchdog plus its own deadline,
+        # and is refused at once behind a call given up on; ops get their deadline. Not
+        # bounded by it: a trusted driver's call itself (made directly on the load's thread,
+        # with no deadline: a ``poll`` that never returns hangs the load), and the driver's
+        # own locks, waited for as the driver waits: lz4-opencl's ``_lock`` with no timeout
+        # (e.g. for a launch of its queue's worker, which takes it without ``_serial``);
+        # 842-nx's ``FifoLock`` at most its ``timeout_ms`` in a call (then a DeviceError),
+        # about 1 ms in ``submit``/``poll`` (then BUSY, or nothing completed yet).
+        # The async pipeline never holds its own lock while it calls back into the cache.
         self._trees: dict[int, ZswapTree] = {}
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
@@ -1289,7 +1313,8 @@ class ZswapCache:
     def _load_slot_locked(self, tree: ZswapTree, offset: int, free: bool, page: Any = None
                           ) -> bytes | None:
         """The load step, the only one: one slot, lock held throughout (nothing can free or
-        move its object meanwhile). :meth:`load` is this step for one page; a readahead
+        move its object while it is decompressed; a device op given up at its deadline may
+        keep its view longer: see the module docstring). :meth:`load` is this step for one page; a readahead
         cluster (:meth:`_load_pages`) is this step for each of its pages in order.
 
         1. A page in flight (async) comes from its staged copy (``loads_staged``).
