@@ -609,11 +609,12 @@ def _server_alive(st: dict[str, Any] | None) -> bool:
 #
 # A chain set up by a process for its own use (``hwzswap run``) has an owner record,
 # ``<name>.owner``: the owner's pid and that pid's start time, and the memory cgroups it runs
-# its command in, listed *before* it creates them (so none can exist unrecorded). The owner
-# removes the record once all of it is gone. Its server is tied to it (:func:`on_parent_death`):
-# when the owner dies without undoing anything (SIGKILL, the OOM killer), the server kills what
-# is left in those cgroups, tears the chain down by its usual path, removes the cgroups and the
-# record (``serve_main``). What it cannot undo is undone by the next ``hwzswap run``
+# its command in, listed *before* it creates them (so none can exist unrecorded), and the
+# kernel's zswap parameters as they were before it changed them (``kernel-<comp>`` runs). The
+# owner removes the record once all of it is gone. Its server is tied to it
+# (:func:`on_parent_death`): when the owner dies without undoing anything (SIGKILL, the OOM
+# killer), the server kills what is left in those cgroups, puts the zswap parameters back,
+# tears the chain down by its usual path, removes the cgroups and the record (``serve_main``). What it cannot undo is undone by the next ``hwzswap run``
 # (:func:`clean_dead_owners`) or by ``swap off --name`` of the chain (:func:`clean_dead_owner`).
 # An owner is dead when no process has its pid *and* start time: a reused pid is not it.
 
@@ -652,11 +653,15 @@ def owner_path(name: str) -> Path:
     return STATE_DIR / f"{check_name(name)}.owner"
 
 
-def claim_owner(name: str, cgroups: Sequence[str | os.PathLike[str]] = ()) -> None:
+def claim_owner(name: str, cgroups: Sequence[str | os.PathLike[str]] = (),
+                zswap: dict[str, str] | None = None) -> None:
     """Record this process as the owner of chain ``name``, with the memory cgroups it will
-    create (before it creates them)."""
-    rec = {"pid": os.getpid(), "pid_start": _proc_start(os.getpid()),
-           "cgroups": [str(c) for c in cgroups]}
+    create (before it creates them) and ``zswap``, the kernel's zswap parameters as they
+    were before it changes them (``run --compare kernel-<comp>``)."""
+    rec: dict[str, Any] = {"pid": os.getpid(), "pid_start": _proc_start(os.getpid()),
+                           "cgroups": [str(c) for c in cgroups]}
+    if zswap is not None:
+        rec["zswap"] = dict(zswap)
     STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_atomic(owner_path(name), lambda tmp: tmp.write_text(json.dumps(rec)))
 
@@ -705,10 +710,23 @@ def remove_owner_cgroups(rec: dict[str, Any]) -> tuple[list[str], list[str]]:
     return done, left
 
 
+def restore_owner_zswap(rec: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Put back the kernel's zswap parameters the owner of record ``rec`` changed (as they
+    were before: its ``zswap``): (what was put back, what could not be)."""
+    saved = rec.get("zswap")
+    if not isinstance(saved, dict) or not saved:
+        return [], []
+    from hwzswap.serve.run import restore_kernel_zswap
+
+    _, changed, failed = restore_kernel_zswap({str(k): str(v) for k, v in saved.items()})
+    return changed, failed
+
+
 def clean_dead_owner(name: str, timeout: float = 300.0, force: bool = False
                      ) -> tuple[dict[str, Any], list[str], list[str]] | None:
     """Undo what the dead owner of chain ``name`` left: kill what is left in its cgroups
-    (first: the swapoff would otherwise read their pages back into a limited cgroup), undo
+    (first: the swapoff would otherwise read their pages back into a limited cgroup), put
+    the kernel's zswap parameters it changed back (:func:`restore_owner_zswap`), undo
     the chain (:func:`swap_off`, with ``timeout`` and ``force``), remove the cgroups and the
     record. Returns the record, what
     :func:`swap_off` did and what else was removed; None when there is no record or its owner
@@ -718,6 +736,9 @@ def clean_dead_owner(name: str, timeout: float = 300.0, force: bool = False
     if rec is None or owner_alive(rec):
         return None
     removed, left = remove_owner_cgroups(rec)
+    back, failed = restore_owner_zswap(rec)
+    removed += back
+    left += failed
     done: list[str] = []
     try:
         done = swap_off(name, timeout=timeout, force=force)
@@ -1031,6 +1052,9 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
             return []
         rec = read_owner(name) or {}
         done, left = remove_owner_cgroups(rec)
+        back, failed = restore_owner_zswap(rec)
+        done += back
+        left += failed
         if not reaped:
             reaped.append("said")
             say(f"hwzswap swap {name}: its run (pid {owner_pid}) is gone; tearing down"

@@ -39,7 +39,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -320,14 +320,41 @@ def _write_param(key: str, value: str) -> None:
         os.close(fd)
 
 
+def restore_kernel_zswap(saved: dict[str, str], keys: Collection[str] | None = None
+                         ) -> tuple[list[str], list[str], list[str]]:
+    """Put the kernel's zswap parameters back to ``saved`` (those of them in ``keys``; all
+    by default), ``enabled`` first: the keys that are back (or were), a line for each one
+    written, and what could not be put back (with the command that does it)."""
+    back: list[str] = []
+    changed: list[str] = []
+    failed: list[str] = []
+    for key in _KERNEL_KEYS:
+        if key not in saved or (keys is not None and key not in keys):
+            continue
+        old = saved[key]
+        try:
+            if (ZSWAP_SYS / key).read_text().strip() != old:
+                _write_param(key, old)
+                changed.append(f"{ZSWAP_SYS / key} back to {old}")
+            back.append(key)
+        except OSError as exc:
+            failed.append(f"{ZSWAP_SYS / key} is not back to {old!r} "
+                          f"({exc.strerror or exc}): `echo {old} > {ZSWAP_SYS / key}`")
+    return back, changed, failed
+
+
 class KernelZswap:
     """The kernel's zswap switched on with ``compressor`` (and its shrinker) for one run. These
     parameters are machine-wide: every one written is restored on exit, whatever the path, with
     stop signals held off meanwhile (a second Ctrl-C must not leave zswap on); one that cannot
-    be restored fails the run (:class:`RunFailedError`) naming it and its old value."""
+    be restored fails the run (:class:`RunFailedError`) naming it and its old value.
+    ``on_saved``: called with the parameters as they were, before any is written (``run``
+    records them, so that a run killed outright has them put back: ``chain.claim_owner``)."""
 
-    def __init__(self, compressor: str) -> None:
+    def __init__(self, compressor: str,
+                 on_saved: Callable[[dict[str, str]], None] | None = None) -> None:
         self.compressor = compressor
+        self.on_saved = on_saved
         self._saved: dict[str, str] = {}
         self._written: set[str] = set()
 
@@ -337,6 +364,8 @@ class KernelZswap:
         for key in _KERNEL_KEYS:
             with contextlib.suppress(OSError):
                 self._saved[key] = (ZSWAP_SYS / key).read_text().strip()
+        if self.on_saved is not None:
+            self.on_saved(dict(self._saved))
         try:
             with _teardown_shield():  # a stop signal is raised once all is set (undone below)
                 why = self._enable()
@@ -377,18 +406,8 @@ class KernelZswap:
 
     def restore(self) -> list[str]:
         """Put back every parameter written (``enabled`` first); what could not be."""
-        failed = []
-        for key in _KERNEL_KEYS:
-            if key not in self._written or key not in self._saved:
-                continue
-            old = self._saved[key]
-            try:
-                if (ZSWAP_SYS / key).read_text().strip() != old:
-                    _write_param(key, old)
-                self._written.discard(key)
-            except OSError as exc:
-                failed.append(f"{ZSWAP_SYS / key} is not back to {old!r} "
-                              f"({exc.strerror or exc}): `echo {old} > {ZSWAP_SYS / key}`")
+        back, _, failed = restore_kernel_zswap(self._saved, self._written)
+        self._written.difference_update(back)
         return failed
 
     def __exit__(self, *exc: object) -> None:
@@ -513,10 +532,12 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
     if label != "config":
         mine += f" as run for --compare {label}"
     cg_name = f"hwzswap-{name}-{label}"
-    # This process owns the chain and the cgroup (recorded before either exists): killed
-    # without its teardown, its server and command go with it, and what they cannot undo
-    # the next run or `swap off --name` does (chain.clean_dead_owner)
-    chain.claim_owner(name, [cgroup_of("self")[1] / cg_name])
+    # This process owns the chain and the cgroup (recorded before either exists; the kernel's
+    # zswap parameters too, before a kernel-<comp> run writes them): killed without its
+    # teardown, its server and command go with it, and what they cannot undo the next run
+    # or `swap off --name` does (chain.clean_dead_owner)
+    owned = [cgroup_of("self")[1] / cg_name]
+    chain.claim_owner(name, owned)
     cg: MemoryCgroup | None = None
     timed_out = keep_log = False
     row: dict[str, Any] = {"label": label, "command": cmd, "memory_limit": memory_limit,
@@ -532,7 +553,8 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             # refusal with nothing set up (exit 2)
             kind = RunFailedError if isinstance(exc, chain.ChainLeftError) else RunError
             raise kind(str(exc)) from None
-        kz = KernelZswap(kernel_zswap) if kernel_zswap else contextlib.nullcontext()
+        kz = KernelZswap(kernel_zswap, on_saved=lambda saved: chain.claim_owner(
+            name, owned, zswap=saved)) if kernel_zswap else contextlib.nullcontext()
         with kz:
             cg = MemoryCgroup.create(cg_name, memory_limit, oom_kill=oom_kill)
             s0, died = query_or_death(name)

@@ -59,12 +59,12 @@ def _wait_until(what: str, check: object, timeout: float = GONE_WITHIN_S) -> Non
 class KilledRun:
     """A ``hwzswap run`` of :data:`COMMAND`, up to the point where the command said ready."""
 
-    def __init__(self, state_dir: Path, tmp_path: Path) -> None:
+    def __init__(self, state_dir: Path, tmp_path: Path, *args: str) -> None:
         self.state_dir = state_dir
         self.err = (tmp_path / "run.err").open("w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hwzswap", "run", "--memory-limit", "32M", "--config",
-             small_config(tmp_path), "--", sys.executable, "-c", COMMAND],
+             small_config(tmp_path), *args, "--", sys.executable, "-c", COMMAND],
             stdout=subprocess.PIPE, stderr=self.err)
         self.name = f"run{self.proc.pid}"
         self.pids: list[int] = []
@@ -120,14 +120,45 @@ class KilledRun:
 
 
 @pytest.fixture
-def killed_run(state_dir: Path, tmp_path: Path) -> Iterator[KilledRun]:
+def killed_run(state_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
+               ) -> Iterator[KilledRun]:
+    """A run to kill (indirect parametrisation: its extra options)."""
     run = None
     try:
-        run = KilledRun(state_dir, tmp_path)
+        run = KilledRun(state_dir, tmp_path, *getattr(request, "param", ()))
         yield run
     finally:
         if run is not None:
             run.cleanup()
+
+
+ZSWAP = Path("/sys/module/zswap/parameters")
+
+
+@pytest.fixture
+def zswap_params() -> Iterator[dict[str, str]]:
+    """The kernel's zswap parameters before the test; put back after it, whatever happened."""
+    keys = ("enabled", "compressor", "max_pool_percent", "shrinker_enabled")
+    before = {k: (ZSWAP / k).read_text().strip() for k in keys if (ZSWAP / k).exists()}
+    try:
+        yield before
+    finally:
+        from hwzswap.serve.run import restore_kernel_zswap
+
+        restore_kernel_zswap(before)
+
+
+@pytest.mark.parametrize("killed_run", [("--compare", "kernel-lzo")], indirect=True)
+def test_a_killed_kernel_run_has_the_kernels_zswap_put_back(zswap_params: dict[str, str],
+                                                             killed_run: KilledRun) -> None:
+    """``--compare kernel-<comp>`` switches the kernel's own zswap on for the run, machine
+    wide: the run's server puts it back as it was when the run is killed."""
+    now = {k: (ZSWAP / k).read_text().strip() for k in zswap_params}
+    assert now["enabled"] == "Y" and now["compressor"] == "lzo", now
+    assert now != zswap_params  # (run refuses a base run while the kernel's zswap is on)
+    killed_run.kill()
+    killed_run.assert_gone()
+    assert {k: (ZSWAP / k).read_text().strip() for k in zswap_params} == zswap_params
 
 
 def test_the_server_undoes_everything_when_run_is_killed(killed_run: KilledRun) -> None:
