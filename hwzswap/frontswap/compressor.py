@@ -109,7 +109,7 @@ from hwzswap.errors import (
     DriverError,
     HwzswapError,
 )
-from hwzswap.frontswap.pipeline import merged_batches
+from hwzswap.frontswap.pipeline import _MERGE, merged_batches
 
 #: Deadline of a device call or op when neither the config nor the driver sets one.
 DEFAULT_TIMEOUT_MS = 10_000.0
@@ -362,6 +362,8 @@ class Compressor:
             if lock is None:
                 return fn
             inf = float("inf")
+            monotonic = time.monotonic
+            merge = _MERGE  # merge.k is merged_batches(), without the function call
 
             def serialised(*args: Any) -> Any:
                 # Waiting for the device is bounded by this call's own deadline (a hung call
@@ -370,9 +372,9 @@ class Compressor:
                 # directly, as a trusted driver's does.
                 if not lock.acquire(False):
                     self._wait_serial(lock, call)
-                now = time.monotonic()
+                now = monotonic()
                 self._serial_since = now
-                self._serial_until = now + self.timeout_s * merged_batches()
+                self._serial_until = now + self.timeout_s * merge.k
                 try:
                     return fn(*args)
                 finally:

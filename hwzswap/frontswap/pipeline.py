@@ -93,14 +93,22 @@ class _Job:
         self.started: float | None = None  # monotonic time the device call began
 
 
-_MERGE = threading.local()  # .k: batches in the device call this thread is making
+class _Merge(threading.local):
+    """``k``: batches in the device call this thread is making (the class's 1 until a pipeline
+    worker sets it; a plain attribute read, where ``getattr`` with a default on a bare
+    ``threading.local`` cost 0.3 µs: the compressor reads it on every serialised call)."""
+
+    k = 1
+
+
+_MERGE = _Merge()
 
 
 def merged_batches() -> int:
     """How many of the caller's batches the device call this thread is making merges (1
     outside a pipeline's merged call): the call's deadline is that many times the per-call
     deadline (see "Merged calls" above)."""
-    return getattr(_MERGE, "k", 1)
+    return _MERGE.k
 
 
 #: Pipelines not yet closed, for :func:`_close_all_at_exit`.
