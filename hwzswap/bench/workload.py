@@ -26,9 +26,10 @@ Built-in generators (:data:`WORKLOADS`) build one from pages and a seed:
 * ``roundtrip`` -- store every page (slot i <- page i) in reclaim passes, load every slot once
   (faults in a shuffled order, each bringing in its readahead cluster), then invalidate every
   slot. The pool is sized to hold everything.
-* ``pressure`` -- the pool limit is a share (``pool_fraction``, 1/4) of what the pool holds
-  once every page is stored *for the backend under test* (:attr:`Workload.pool_sizing`; the
-  runner measures it), so every backend, zstd included, fills its pool and writes back; loads
+* ``pressure`` -- the pool limit is the pool pages *the backend under test* takes to hold a
+  share (``pool_fraction``, 1/4) of the workload's pages (:attr:`Workload.pool_sizing`; the
+  runner measures it, zsmalloc's fixed per-class slack included), so every backend, zstd
+  included, holds about the same share of the working set, fills its pool and writes back; loads
   prefer recently loaded slots, and loaded slots are reclaimed again (as order-0 folios: zswap
   cannot swap in a large folio) in passes of ``reclaim_batch``, some with new content.
 * ``mixed`` -- interleaved stores (some onto live slots: re-stores), loads and invalidates,
@@ -710,9 +711,9 @@ def gen_pressure(
     reclaimed again (invalidate + store, a share ``dirty`` with new content) as order-0 folios
     (pages swapped in from zswap come back order-0). Everything is invalidated at the end.
 
-    The pool limit is ``pool_fraction`` of what the pool holds with every page stored, measured
-    for each backend by the runner (``pool_sizing``); the overrides' limit of ``pool_fraction``
-    of the working set is what a runner without that measurement uses."""
+    The pool limit is what the pool takes to hold ``pool_fraction`` of the pages, measured for
+    each backend by the runner (``pool_sizing``); the overrides' limit of ``pool_fraction`` of
+    the working set is what a runner without that measurement uses."""
     mix = _check_structure("pressure", reclaim_batch, load_batch, folio_mix)
     _pool_fraction("pressure", pool_fraction)
     rng = _seed_rng(seed, "pressure")
