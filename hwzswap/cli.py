@@ -93,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interrupted_import(exc: BaseException) -> bool:
+    """Whether an ImportError is a Ctrl-C in disguise: numpy, for one, turns any failure while
+    its C extensions load, a KeyboardInterrupt included, into an ImportError of its own."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def main(argv: Sequence[str] | None = None, *, ends_process: bool = False) -> int:
     """Run one command; its exit status. ``ends_process``: this process ends when the command
     returns (only :func:`entry` says so); a program that calls this and goes on (a test)
@@ -106,6 +119,11 @@ def main(argv: Sequence[str] | None = None, *, ends_process: bool = False) -> in
         parser = build_parser()  # imports every command's module: seconds on a cold cache
         args = parser.parse_args(argv)
     except KeyboardInterrupt:
+        _say("hwzswap: interrupted")
+        return 130
+    except ImportError as exc:
+        if not interrupted_import(exc):
+            raise
         _say("hwzswap: interrupted")
         return 130
     except HwzswapError as exc:  # refused while the modules load (HWZSWAP_IMPL=foo)

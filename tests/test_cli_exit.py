@@ -87,3 +87,30 @@ def test_ctrl_c_while_python_m_hwzswap_imports_the_cli_exits_130_quietly() -> No
     assert "Traceback" not in err
     assert proc.returncode == 130, err
     assert err == "hwzswap: interrupted\n" and proc.stdout == b""
+
+
+# Ctrl-C while numpy loads its C extensions (numpy turns that into an ImportError of its own),
+# through the console script's path: `from hwzswap.cli import entry`, then entry().
+_SIGINT_WHILE_NUMPY_LOADS = textwrap.dedent("""
+    import os, signal, sys
+
+    class Finder:
+        def find_spec(self, name, path=None, target=None):
+            if name.endswith("._multiarray_umath"):
+                os.kill(os.getpid(), signal.SIGINT)
+            return None
+
+    from hwzswap.cli import entry
+    assert "numpy" not in sys.modules, "the CLI module must load without numpy"
+
+    sys.meta_path.insert(0, Finder())
+    sys.exit(entry(sys.argv[1:]))
+""")
+
+
+def test_ctrl_c_while_numpy_loads_exits_130_quietly() -> None:
+    proc = _run(["backends", "--json"], subprocess.PIPE, code=_SIGINT_WHILE_NUMPY_LOADS)
+    err = proc.stderr.decode()
+    assert "Traceback" not in err, err
+    assert proc.returncode == 130, err
+    assert err == "hwzswap: interrupted\n" and proc.stdout == b""
