@@ -109,7 +109,7 @@ from hwzswap.errors import (
     DriverError,
     HwzswapError,
 )
-from hwzswap.frontswap.pipeline import _MERGE, merged_batches
+from hwzswap.frontswap.pipeline import merged_batches
 
 #: Deadline of a device call or op when neither the config nor the driver sets one.
 DEFAULT_TIMEOUT_MS = 10_000.0
@@ -363,7 +363,6 @@ class Compressor:
                 return fn
             inf = float("inf")
             monotonic = time.monotonic
-            merge = _MERGE  # merge.k is merged_batches(), without the function call
 
             def serialised(*args: Any) -> Any:
                 # Waiting for the device is bounded by this call's own deadline (a hung call
@@ -374,7 +373,7 @@ class Compressor:
                     self._wait_serial(lock, call)
                 now = monotonic()
                 self._serial_since = now
-                self._serial_until = now + self.timeout_s * merge.k
+                self._serial_until = now + self.timeout_s * merged_batches()
                 try:
                     return fn(*args)
                 finally:
