@@ -345,8 +345,9 @@ class ZswapCache:
         # waiting). Order: the tree lock first; then the compressor's locks: ``_ops_lock``
         # (one submit/poll loop at a time), then ``_serial`` (one thread at a time in a
         # directly called driver that is not ``concurrent``) or the watchdog's lock, the
-        # software decoder's (``_software_build``, ``_software_lock``) and ``_state`` (a
-        # leaf); then the driver's own locks: lz4-opencl's ``_lock`` (one device launch at
+        # software decoder's (``_software_build``, ``_software_lock``) and ``_state`` (under
+        # it only ``Compressor.failed``'s retry check takes the async pipeline's ``_cv``;
+        # nothing takes ``_state`` while holding ``_cv``); then the driver's own locks: lz4-opencl's ``_lock`` (one device launch at
         # a time, taken by its calls and by its queue's worker thread), 842-nx's
         # ``FifoLock`` (one call at a time, in arrival order), and their queues' conditions.
         # A load decompresses under the tree lock, so it holds the tree lock through every
