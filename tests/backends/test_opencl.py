@@ -252,8 +252,9 @@ def test_crafted_streams_are_well_formed_apart_from_the_fault(dev, coop):
     assert coop.decompress(good) == page
 
 
-def test_match_copies_for_every_short_offset_and_length(dev, coop):
-    """Overlapping matches (offset < 16 takes the pattern-repeating paths) decode exactly."""
+def test_match_copies_for_every_short_offset_and_length(dev, coop, item_decoder):
+    """Overlapping matches (offset < 16 takes the pattern-repeating paths) decode exactly, in
+    each decompressor layout (``dev``'s tuned choice may be either; both are pinned too)."""
     rng = np.random.default_rng(3)
     blocks, pages = [], []
     for off in range(1, 40):
@@ -265,7 +266,7 @@ def test_match_copies_for_every_short_offset_and_length(dev, coop):
             assert page is not None, (off, ml)
             blocks.append(block)
             pages.append(np.frombuffer(page, np.uint8))
-    for b in (dev, coop):
+    for b in (dev, coop, item_decoder):
         out = b.decompress_batch(blocks)
         bad = np.flatnonzero((out != np.stack(pages)).any(axis=1))
         assert bad.size == 0, f"{bad.size} blocks decoded wrongly, first {bad[:5].tolist()}"

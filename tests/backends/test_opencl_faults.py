@@ -108,7 +108,7 @@ def test_close_is_bounded_when_a_device_call_hangs(pages):
     with pytest.raises(DeviceTimeoutError, match=r"close gave up after 0.3 s without an "
                                                  r"answer from an async device call of 8 ops"):
         b.close(timeout_s=0.3)
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 30  # not hung (the call hangs 60 s); no speed claim
     with pytest.raises(DeviceError, match="closed"):
         b.compress_batch(pages[:1])
     with pytest.raises(DeviceError, match="closed"):
