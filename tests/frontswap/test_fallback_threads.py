@@ -20,7 +20,6 @@ import time
 from typing import Any
 
 import lz4.block
-import numpy as np
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
