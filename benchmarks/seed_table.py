@@ -41,9 +41,9 @@ from typing import Any
 
 from hwzswap.serve import chain
 from hwzswap.serve.cgroup import memory_hierarchy, parse_size
+from hwzswap.serve.kernelzswap import ZSWAP_SYS
 from hwzswap.serve.run import (
     SEED_COLUMNS,
-    ZSWAP_SYS,
     compare_rows,
     config_for,
     format_table,

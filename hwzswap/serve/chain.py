@@ -66,6 +66,7 @@ from typing import Any
 
 from hwzswap.errors import HwzswapError
 from hwzswap.fileio import write_atomic
+from hwzswap.serve import kernelzswap
 
 STATE_DIR = Path(os.environ.get("HWZSWAP_STATE_DIR", "/run/hwzswap"))
 DEFAULT_NAME = "hwzswap"
@@ -115,15 +116,12 @@ def active_swaps() -> list[str]:
 
 
 #: zswap's switch: while it is Y, the kernel compresses pages in front of every swap device
-ZSWAP_ENABLED = Path("/sys/module/zswap/parameters/enabled")
+ZSWAP_ENABLED = kernelzswap.ZSWAP_SYS / "enabled"
 
 
 def kernel_zswap_on() -> bool:
     """Whether the kernel's own zswap is enabled (False where it is not built in)."""
-    try:
-        return ZSWAP_ENABLED.read_text().strip() in ("Y", "1")
-    except OSError:
-        return False
+    return kernelzswap.is_enabled()
 
 
 def check_kernel_zswap() -> None:
@@ -613,9 +611,12 @@ def _server_alive(st: dict[str, Any] | None) -> bool:
 # kernel's zswap parameters as they were before it changed them (``kernel-<comp>`` runs). The
 # owner removes the record once all of it is gone. Its server is tied to it
 # (:func:`on_parent_death`): when the owner dies without undoing anything (SIGKILL, the OOM
-# killer), the server kills what is left in those cgroups, puts the zswap parameters back,
-# tears the chain down by its usual path, removes the cgroups and the record (``serve_main``). What it cannot undo is undone by the next ``hwzswap run``
-# (:func:`clean_dead_owners`) or by ``swap off --name`` of the chain (:func:`clean_dead_owner`).
+# killer), the server kills what is left in those cgroups and removes them, puts the zswap
+# parameters back (both: :func:`undo_owner`), tears the chain down by its usual path and
+# removes the record (``serve_main``). What it cannot undo is undone by the next ``hwzswap
+# run`` (:func:`clean_dead_owners`) or by ``swap off --name`` of the chain
+# (:func:`clean_dead_owner`), with the same :func:`undo_owner`. The record stays as long as
+# anything it records is not undone.
 # An owner is dead when no process has its pid *and* start time: a reused pid is not it.
 
 #: prctl(2) option: the signal the calling process gets when its parent dies
@@ -710,45 +711,47 @@ def remove_owner_cgroups(rec: dict[str, Any]) -> tuple[list[str], list[str]]:
     return done, left
 
 
-def restore_owner_zswap(rec: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Put back the kernel's zswap parameters the owner of record ``rec`` changed (as they
-    were before: its ``zswap``): (what was put back, what could not be)."""
-    saved = rec.get("zswap")
-    if not isinstance(saved, dict) or not saved:
-        return [], []
-    from hwzswap.serve.run import restore_kernel_zswap
-
-    _, changed, failed = restore_kernel_zswap({str(k): str(v) for k, v in saved.items()})
-    return changed, failed
+def undo_owner(rec: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Undo what the owner of record ``rec`` set up besides the chain: kill what is left in
+    its cgroups and remove them (first: the swapoff would otherwise read their pages back
+    into a limited cgroup, :func:`remove_owner_cgroups`), and put back the kernel's zswap
+    parameters it changed, as they were before (its ``zswap``). (What was done, what could
+    not be.) Both the server of a dead owner and :func:`clean_dead_owner` do it."""
+    done, left = remove_owner_cgroups(rec)
+    back, failed = kernelzswap.restore_recorded(rec.get("zswap"))
+    return done + back, left + failed
 
 
 def clean_dead_owner(name: str, timeout: float = 300.0, force: bool = False
                      ) -> tuple[dict[str, Any], list[str], list[str]] | None:
-    """Undo what the dead owner of chain ``name`` left: kill what is left in its cgroups
-    (first: the swapoff would otherwise read their pages back into a limited cgroup), put
-    the kernel's zswap parameters it changed back (:func:`restore_owner_zswap`), undo
-    the chain (:func:`swap_off`, with ``timeout`` and ``force``), remove the cgroups and the
-    record. Returns the record, what
-    :func:`swap_off` did and what else was removed; None when there is no record or its owner
-    still runs (nothing done). Raises :class:`ChainError` naming what is left (the record
-    stays, so a later run or ``swap off`` tries again)."""
+    """Undo what the dead owner of chain ``name`` left: its cgroups and the kernel's zswap
+    parameters (:func:`undo_owner`), then the chain (:func:`swap_off`, with ``timeout`` and
+    ``force``, and ``strict`` as ``swap off`` of any chain), then the record. Returns the
+    record, what :func:`swap_off` did and what else was removed; None when there is no
+    record or its owner still runs (nothing done). Raises :class:`ChainError` naming what is
+    left (the record stays, so a later run or ``swap off`` tries again), or
+    :class:`ChainTeardownError` when all is undone (the record too) but the server's own
+    teardown failed (a recording not written: its log is kept)."""
     rec = read_owner(name)
     if rec is None or owner_alive(rec):
         return None
-    removed, left = remove_owner_cgroups(rec)
-    back, failed = restore_owner_zswap(rec)
-    removed += back
-    left += failed
+    removed, left = undo_owner(rec)
     done: list[str] = []
+    teardown: ChainTeardownError | None = None
     try:
-        done = swap_off(name, timeout=timeout, force=force)
+        done = swap_off(name, timeout=timeout, force=force, strict=True)
+    except ChainTeardownError as exc:  # the chain is gone: the rest is still done below
+        teardown = exc
     except ChainError as exc:
         left.append(str(exc))
+    gone = f"chain {name!r}: its run (pid {rec.get('pid')}) is no longer running"
     if left:
-        raise ChainError(f"chain {name!r}: its run (pid {rec.get('pid')}) is no longer "
-                         f"running, but not all it left could be removed: {'; '.join(left)}")
+        raise ChainError(f"{gone}, but not all it left could be removed: {'; '.join(left)}")
     drop_owner(name)
     removed.append(f"owner record {owner_path(name)} removed")
+    if teardown is not None:
+        raise ChainTeardownError(f"{gone}; removed what it left ({'; '.join(removed)}), but "
+                                 f"{teardown}", teardown.problems)
     if log_path(name).exists() and not any("log" in d for d in done):
         removed.append(f"server log kept: {log_path(name)}")
     return rec, done, removed
@@ -1050,11 +1053,7 @@ def serve_main(args: argparse.Namespace, ready_fd: int | None = None) -> int:
         left."""
         if not orphaned():
             return []
-        rec = read_owner(name) or {}
-        done, left = remove_owner_cgroups(rec)
-        back, failed = restore_owner_zswap(rec)
-        done += back
-        left += failed
+        done, left = undo_owner(read_owner(name) or {})
         if not reaped:
             reaped.append("said")
             say(f"hwzswap swap {name}: its run (pid {owner_pid}) is gone; tearing down"

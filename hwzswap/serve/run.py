@@ -39,17 +39,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from hwzswap.errors import HwzswapError
 from hwzswap.fileio import write_atomic, write_figure
-from hwzswap.serve import chain
+from hwzswap.serve import chain, kernelzswap
 from hwzswap.serve.cgroup import MemoryCgroup, cgroup_of, parse_size
 
 MIB = 1 << 20
-ZSWAP_SYS = Path("/sys/module/zswap/parameters")
 
 #: The config a run uses without ``--config``: v9 zswap (lzo) in front of a 256 MiB swap file
 #: on the seed's disk bandwidth (58 MB/s), its time really waited out.
@@ -242,9 +241,9 @@ def check_labels(labels: list[str], base: dict[str, Any], source: str | None = N
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", kernel):
                 raise RunError(f"--compare {label}: {kernel!r} is not a kernel compressor "
                                "name (e.g. kernel-lzo, kernel-lz4)")
-            if not (ZSWAP_SYS / "enabled").exists():
+            if not kernelzswap.available():
                 raise RunError(f"--compare {label}: kernel zswap is not built into this "
-                               f"kernel ({ZSWAP_SYS})")
+                               f"kernel ({kernelzswap.ZSWAP_SYS})")
             why = kernel_compressor_problem(kernel)
             if why is not None:
                 raise RunError(f"--compare {label}: {why}")
@@ -307,42 +306,6 @@ def kernel_compressor_problem(comp: str) -> str | None:
             f"compressor and no module for it (/proc/crypto lists: {names})")
 
 
-_KERNEL_KEYS = ("enabled", "compressor", "max_pool_percent", "shrinker_enabled")
-
-
-def _write_param(key: str, value: str) -> None:
-    """One ``write(2)`` of ``value`` to zswap's parameter ``key``. Sysfs takes a value whole or
-    refuses it; a buffered text file would write a refused one again as it is closed."""
-    fd = os.open(ZSWAP_SYS / key, os.O_WRONLY | os.O_TRUNC)  # as `echo v > param`
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-
-
-def restore_kernel_zswap(saved: dict[str, str], keys: Collection[str] | None = None
-                         ) -> tuple[list[str], list[str], list[str]]:
-    """Put the kernel's zswap parameters back to ``saved`` (those of them in ``keys``; all
-    by default), ``enabled`` first: the keys that are back (or were), a line for each one
-    written, and what could not be put back (with the command that does it)."""
-    back: list[str] = []
-    changed: list[str] = []
-    failed: list[str] = []
-    for key in _KERNEL_KEYS:
-        if key not in saved or (keys is not None and key not in keys):
-            continue
-        old = saved[key]
-        try:
-            if (ZSWAP_SYS / key).read_text().strip() != old:
-                _write_param(key, old)
-                changed.append(f"{ZSWAP_SYS / key} back to {old}")
-            back.append(key)
-        except OSError as exc:
-            failed.append(f"{ZSWAP_SYS / key} is not back to {old!r} "
-                          f"({exc.strerror or exc}): `echo {old} > {ZSWAP_SYS / key}`")
-    return back, changed, failed
-
-
 class KernelZswap:
     """The kernel's zswap switched on with ``compressor`` (and its shrinker) for one run. These
     parameters are machine-wide: every one written is restored on exit, whatever the path, with
@@ -359,11 +322,10 @@ class KernelZswap:
         self._written: set[str] = set()
 
     def __enter__(self) -> KernelZswap:
-        if not (ZSWAP_SYS / "enabled").exists():
-            raise RunError("kernel zswap is not built into this kernel (/sys/module/zswap)")
-        for key in _KERNEL_KEYS:
-            with contextlib.suppress(OSError):
-                self._saved[key] = (ZSWAP_SYS / key).read_text().strip()
+        if not kernelzswap.available():
+            raise RunError("kernel zswap is not built into this kernel "
+                           f"({kernelzswap.ZSWAP_SYS})")
+        self._saved = kernelzswap.save()
         if self.on_saved is not None:
             self.on_saved(dict(self._saved))
         try:
@@ -379,7 +341,7 @@ class KernelZswap:
 
     def _set(self, key: str, value: str) -> None:
         self._written.add(key)  # before the write: one that failed may still have done some
-        _write_param(key, value)
+        kernelzswap.write(key, value)
 
     def _enable(self) -> str | None:
         """Set the parameters; why the kernel's zswap does not now use the compressor asked
@@ -396,7 +358,7 @@ class KernelZswap:
         # zswap set up for the first time since boot took any name and, lacking it, fell
         # back to its default: that run would measure another compressor than the one asked
         try:
-            got = (ZSWAP_SYS / "compressor").read_text().strip()
+            got = kernelzswap.read("compressor")
         except OSError as exc:
             got = f"unreadable ({exc.strerror})"
         if got != self.compressor:
@@ -404,9 +366,16 @@ class KernelZswap:
                     f"{self.compressor})")
         return None
 
+    @property
+    def not_restored(self) -> list[str]:
+        """The parameters written (or tried) that are not back as they were, of those whose
+        old value was read: while there is one, the owner record that holds those values
+        must stay (the next ``run`` or ``swap off --name`` puts them back from it)."""
+        return [key for key in kernelzswap.KEYS if key in self._written and key in self._saved]
+
     def restore(self) -> list[str]:
         """Put back every parameter written (``enabled`` first); what could not be."""
-        back, _, failed = restore_kernel_zswap(self._saved, self._written)
+        back, _, failed = kernelzswap.restore(self._saved, self._written)
         self._written.difference_update(back)
         return failed
 
@@ -539,6 +508,7 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
     owned = [cgroup_of("self")[1] / cg_name]
     chain.claim_owner(name, owned)
     cg: MemoryCgroup | None = None
+    kz: KernelZswap | None = None
     timed_out = keep_log = False
     row: dict[str, Any] = {"label": label, "command": cmd, "memory_limit": memory_limit,
                            "config": config, "kernel_zswap": kernel_zswap}
@@ -553,9 +523,10 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
             # refusal with nothing set up (exit 2)
             kind = RunFailedError if isinstance(exc, chain.ChainLeftError) else RunError
             raise kind(str(exc)) from None
-        kz = KernelZswap(kernel_zswap, on_saved=lambda saved: chain.claim_owner(
-            name, owned, zswap=saved)) if kernel_zswap else contextlib.nullcontext()
-        with kz:
+        if kernel_zswap:
+            kz = KernelZswap(kernel_zswap, on_saved=lambda saved: chain.claim_owner(
+                name, owned, zswap=saved))
+        with kz if kz is not None else contextlib.nullcontext():
             cg = MemoryCgroup.create(cg_name, memory_limit, oom_kill=oom_kill)
             s0, died = query_or_death(name)
             if died is not None:
@@ -668,7 +639,15 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
                 else:  # Ctrl-C's path: said, and it goes on
                     print(f"hwzswap run: error: {label}: {row['teardown_error']}",
                           file=sys.stderr, flush=True)
-            if not errors:  # else the record stays: what is left is undone once this is gone
+            # The record stays while anything it records is not undone (the chain or the
+            # cgroup: errors; the kernel's zswap parameters, whose old values only it holds
+            # now): the next run or `swap off --name` undoes it once this process is gone
+            not_back = kz.not_restored if kz is not None else []
+            if not_back:
+                errors.append(f"the old values of {', '.join(not_back)} stay recorded in "
+                              f"{chain.owner_path(name)}: the next `hwzswap run` or "
+                              f"`hwzswap swap off --name {name}` puts them back")
+            if not errors:
                 chain.drop_owner(name)
             if errors:
                 if isinstance(pending, HwzswapError):  # e.g. --timeout: said first

@@ -10,7 +10,7 @@ import pytest
 from serveutil import hwzswap_cli, small_config
 
 from hwzswap.errors import HwzswapError
-from hwzswap.serve import run
+from hwzswap.serve import kernelzswap, run
 
 
 def test_sizes_are_shown_exactly() -> None:
@@ -105,7 +105,7 @@ def test_the_kernel_compressor_check_reads_proc_crypto_and_writes_nothing(
     (fake / "compressor").write_text("lzo\n")
     (fake / "enabled").write_text("N\n")
     before = (fake / "compressor").stat().st_mtime_ns
-    monkeypatch.setattr(run, "ZSWAP_SYS", fake)
+    monkeypatch.setattr(kernelzswap, "ZSWAP_SYS", fake)
     why = run.kernel_compressor_problem("nosuchcomp")
     assert why is not None and "cannot use nosuchcomp" in why and "/proc/crypto" in why
     assert run.kernel_compressor_problem(_proc_crypto_compressor()) is None
@@ -186,12 +186,13 @@ def _fake_zswap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
               "shrinker_enabled": "N\n"}
     for key, value in before.items():
         (fake / key).write_text(value)
-    monkeypatch.setattr(run, "ZSWAP_SYS", fake)
+    monkeypatch.setattr(kernelzswap, "ZSWAP_SYS", fake)
     return before
 
 
 def _params() -> dict[str, str]:
-    return {p.name: p.read_text() if p.is_file() else "<dir>" for p in run.ZSWAP_SYS.iterdir()}
+    return {p.name: p.read_text() if p.is_file() else "<dir>"
+            for p in kernelzswap.ZSWAP_SYS.iterdir()}
 
 
 def test_kernel_zswap_is_restored_on_every_path(tmp_path: Path,
@@ -213,7 +214,7 @@ def test_kernel_zswap_is_restored_on_every_path(tmp_path: Path,
         with run.KernelZswap("zstd"):
             raise KeyboardInterrupt
     assert _params()["enabled"].strip() == "N" and _params()["compressor"].strip() == "lzo"
-    write = run._write_param
+    write = kernelzswap.write
     calls = []
 
     def ctrl_c_midway(key: str, value: str) -> None:
@@ -222,7 +223,7 @@ def test_kernel_zswap_is_restored_on_every_path(tmp_path: Path,
             os.kill(os.getpid(), signal.SIGINT)
         write(key, value)
 
-    monkeypatch.setattr(run, "_write_param", ctrl_c_midway)
+    monkeypatch.setattr(kernelzswap, "write", ctrl_c_midway)
     with pytest.raises(KeyboardInterrupt):
         with run.KernelZswap("zstd"):
             pass
@@ -238,6 +239,6 @@ def test_a_kernel_zswap_parameter_not_restored_fails_the_run(
     _fake_zswap(tmp_path, monkeypatch)
     with pytest.raises(run.RunFailedError, match=r"shrinker_enabled is not back to 'N'"):
         with run.KernelZswap("zstd"):
-            (run.ZSWAP_SYS / "shrinker_enabled").unlink()
-            (run.ZSWAP_SYS / "shrinker_enabled").mkdir()  # cannot be written now
+            (kernelzswap.ZSWAP_SYS / "shrinker_enabled").unlink()
+            (kernelzswap.ZSWAP_SYS / "shrinker_enabled").mkdir()  # cannot be written now
     assert _params()["enabled"].strip() == "N" and _params()["compressor"].strip() == "lzo"

@@ -15,7 +15,7 @@ import yaml
 
 from serveutil import PROG, hwzswap_cli, small_config
 
-from hwzswap.serve import chain, run
+from hwzswap.serve import chain, kernelzswap, run
 
 
 def _row(label: str, pswpout: int, write_pages: int, pswpin: int = 0,
@@ -92,7 +92,7 @@ def test_kernel_zswap_on_is_refused_except_for_kernel_runs(state_dir: Path,
     old = enabled.read_text().strip()
     cfg = small_config(tmp_path)
     try:
-        run._write_param("enabled", "Y")
+        kernelzswap.write("enabled", "Y")
         p = hwzswap_cli("run", "--memory-limit", "24M", "--config", cfg, "--compare",
                         "kernel-lzo", "--", "true", timeout=120)
         assert p.returncode == 0, p.stderr + p.stdout
@@ -101,4 +101,4 @@ def test_kernel_zswap_on_is_refused_except_for_kernel_runs(state_dir: Path,
                         "base,kernel-lzo", "--", "true", timeout=120)
         assert p.returncode == 2 and "the kernel's own zswap is on" in p.stderr, p.stderr
     finally:
-        run._write_param("enabled", old)
+        kernelzswap.write("enabled", old)
