@@ -24,8 +24,9 @@ import pytest
 
 from serveutil import hwzswap_cli, small_config
 
-from hwzswap.serve import chain
+from hwzswap.serve import chain, kernelzswap
 from hwzswap.serve.cgroup import MemoryCgroup
+from hwzswap.serve.run import RunFailedError, run_once
 
 #: The command: a child of its own (a grandchild of run, which PR_SET_PDEATHSIG does not
 #: reach: only the server's kill of the cgroup does), 40 MiB touched in a 32 MiB cgroup (so
@@ -132,20 +133,17 @@ def killed_run(state_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
             run.cleanup()
 
 
-ZSWAP = Path("/sys/module/zswap/parameters")
+ZSWAP = kernelzswap.ZSWAP_SYS
 
 
 @pytest.fixture
 def zswap_params() -> Iterator[dict[str, str]]:
     """The kernel's zswap parameters before the test; put back after it, whatever happened."""
-    keys = ("enabled", "compressor", "max_pool_percent", "shrinker_enabled")
-    before = {k: (ZSWAP / k).read_text().strip() for k in keys if (ZSWAP / k).exists()}
+    before = kernelzswap.save()
     try:
         yield before
     finally:
-        from hwzswap.serve.run import restore_kernel_zswap
-
-        restore_kernel_zswap(before)
+        kernelzswap.restore(before)
 
 
 @pytest.mark.parametrize("killed_run", [("--compare", "kernel-lzo")], indirect=True)
@@ -248,6 +246,79 @@ def test_coexist_puts_the_runs_chain_above_the_other_devices(state_dir: Path,
     assert prios.pop(other["loop"]) == 200 and list(prios.values()) == [201], p.stdout
 
 
+def _as_dead(name: str) -> None:
+    """Make chain ``name``'s owner record (this process's) that of a dead process: the same
+    pid with an earlier start time (as a reused pid's)."""
+    rec = json.loads(chain.owner_path(name).read_text())
+    rec["pid_start"] = str(int(rec["pid_start"]) - 1)
+    chain.owner_path(name).write_text(json.dumps(rec))
+
+
+def test_a_kernel_zswap_parameter_not_put_back_keeps_the_owner_record(
+        state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``kernel-<comp>`` run whose zswap parameter cannot be put back fails, and its owner
+    record, the only place that still holds the old value, stays although the chain and
+    the cgroup are gone (it was removed, and the old value lost); once the run is gone, the
+    next run (:func:`chain.clean_dead_owners`) puts the parameter back from it and removes
+    it. Plain files stand in for the parameters (machine-wide ones must not be played with);
+    the command itself makes one of them unwritable."""
+    fake = tmp_path / "zswap"
+    fake.mkdir()
+    before = {"enabled": "N", "compressor": "zstd", "max_pool_percent": "20",
+              "shrinker_enabled": "N"}
+    for key, value in before.items():
+        (fake / key).write_text(f"{value}\n")
+    monkeypatch.setattr(kernelzswap, "ZSWAP_SYS", fake)
+    shrinker = fake / "shrinker_enabled"
+    cfg = {"zswap": {"enabled": False, "compressor": "lz4"}, "memory": {"total_ram_mb": 256},
+           "swap": {"nr_pages": 16384, "model": "none"}}
+    name = "kzleft"
+    with pytest.raises(RunFailedError) as err:
+        run_once(["sh", "-c", f"rm {shrinker} && mkdir {shrinker}"], 16 << 20, cfg,
+                 label="kernel-lzo", kernel_zswap="lzo", name=name, quiet=True, settle_s=0)
+    assert f"{shrinker} is not back to 'N'" in str(err.value), err.value
+    assert f"stay recorded in {chain.owner_path(name)}" in str(err.value), err.value
+    assert (fake / "enabled").read_text().strip() == "N"  # the others are back
+    assert (fake / "compressor").read_text().strip() == "zstd"
+    rec = chain.read_owner(name)
+    assert rec is not None and rec["zswap"] == before, rec
+    assert chain.read_state(name) is None and not Path(rec["cgroups"][0]).exists()
+    assert chain.clean_dead_owners(timeout=30) == []  # its owner (this process) still runs
+    shrinker.rmdir()
+    shrinker.write_text("Y\n")  # as the run left it
+    _as_dead(name)
+    (cleaned,) = chain.clean_dead_owners(timeout=30)
+    assert cleaned[0] == name and f"{shrinker} back to N" in cleaned[1], cleaned
+    assert shrinker.read_text().strip() == "N" and chain.read_owner(name) is None
+
+
+def test_swap_off_of_a_dead_runs_chain_fails_when_its_servers_teardown_failed(
+        state_dir: Path, tmp_path: Path) -> None:
+    """``swap off --name`` of a chain whose run is dead is as strict as of any other: the
+    server's teardown failed (a recording it could not write), so it exits 1 saying so,
+    with the log kept; the chain and the owner record are still gone (it exited 0)."""
+    blocked = tmp_path / "blocked"
+    chain.swap_on(small_config(tmp_path), name="deadrec", record=str(blocked / "r.json"))
+    try:
+        chain.claim_owner("deadrec")
+        _as_dead("deadrec")
+        blocked.write_text("a file where the folder should be\n")
+        p = hwzswap_cli("swap", "off", "--name", "deadrec", timeout=120)
+        owner_after = chain.read_owner("deadrec")
+    finally:
+        chain.drop_owner("deadrec")
+        with contextlib.suppress(chain.ChainError):
+            chain.swap_off("deadrec", timeout=30, force=True)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert p.stderr.startswith(
+        f"hwzswap swap: error: chain 'deadrec': its run (pid {os.getpid()}) is no longer "
+        f"running; removed what it left (owner record {chain.owner_path('deadrec')} "
+        "removed), but hwzswap swap off deadrec: the chain is torn down, but the server's "
+        "teardown failed: recording: "), p.stderr
+    assert f"server log kept: {chain.log_path('deadrec')}" in p.stderr
+    assert chain.read_state("deadrec") is None and owner_after is None
+
+
 @pytest.mark.parametrize("step", ["serve", "swapon"])
 def test_a_run_killed_while_its_chain_is_set_up_leaves_nothing(state_dir: Path,
                                                                tmp_path: Path,
@@ -328,3 +399,64 @@ def test_the_parents_death_signal_waits_for_the_childs_handler(tmp_path: Path) -
         if child and _alive(child):
             os.kill(child, signal.SIGKILL)
     assert out.read_text() == f"[{int(signal.SIGTERM)}]"
+
+
+def test_the_state_dir_fixture_removes_what_a_failed_test_left(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a test left behind (here made by hand: an active swap on a loop device backed by
+    a file under its tmp_path, an hwzswap cgroup with a process in it, an owner record that
+    holds zswap parameters, state files) is removed by the fixture before the test fails
+    (:func:`conftest._remove_leftovers`): left on the machine, it would be in the next test's
+    "before" and hide there."""
+    from conftest import _loops_backed_under, _remove_leftovers
+
+    fake = tmp_path / "zswap"
+    fake.mkdir()
+    (fake / "enabled").write_text("Y\n")
+    monkeypatch.setattr(kernelzswap, "ZSWAP_SYS", fake)
+    d = tmp_path / "state"
+    d.mkdir()
+    (d / "leak.owner").write_text(json.dumps({"pid": 1, "zswap": {"enabled": "N"}}))
+    (d / "leak.json").write_text("{}")
+    backing = tmp_path / "swapfile"
+    backing.write_bytes(bytes(4 << 20))
+    backing.chmod(0o600)
+    loop = subprocess.run(["losetup", "--show", "-f", str(backing)], capture_output=True,
+                          text=True, check=True, timeout=60).stdout.strip()
+    cg = sleeper = None
+    try:
+        subprocess.run(["mkswap", loop], capture_output=True, check=True, timeout=60)
+        subprocess.run(["swapon", loop], capture_output=True, check=True, timeout=60)
+        cg = MemoryCgroup.create("hwzswap-leaktest", 16 << 20)
+        sleeper = subprocess.Popen(["sleep", "300"], preexec_fn=lambda: cg.add(os.getpid()))
+        _wait_until("the sleeper in its cgroup", lambda: sleeper.pid in cg.pids(), 10)
+        assert _remove_leftovers(d, tmp_path, {loop}, {str(cg.path)}) == []
+        assert sleeper.wait(10) == -signal.SIGKILL
+        assert not cg.path.exists() and loop not in chain.active_swaps()
+        assert not _loops_backed_under(tmp_path) and not d.exists()
+        assert (fake / "enabled").read_text().strip() == "N"
+    finally:
+        if sleeper is not None and sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait(10)
+        if cg is not None:
+            cg.remove()
+        if loop in chain.active_swaps():
+            subprocess.run(["swapoff", loop], capture_output=True, timeout=120)
+        for entry in _loops_backed_under(tmp_path):
+            subprocess.run(["losetup", "-d", entry.split(" on ", 1)[0]], timeout=60)
+
+
+def test_the_state_dir_fixture_needs_no_memory_cgroup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every serve test's setup looks for hwzswap cgroups: on a host without a memory
+    cgroup there are none to find (a test that makes one fails there on its own), and the
+    setup of the tests that make none does not fail."""
+    import conftest
+
+    from hwzswap.serve.cgroup import CgroupError
+
+    def no_memory_cgroup(pid: object = "self") -> tuple[str, Path]:
+        raise CgroupError("no memory cgroup controller is mounted")
+
+    monkeypatch.setattr(conftest, "cgroup_of", no_memory_cgroup)
+    assert conftest._hwzswap_cgroups() == set()
