@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +44,34 @@ def engine_config(tmp_path: Path, compressor: object, **zswap: object) -> Path:
         "swap": {"nr_pages": 512, "path": str(tmp_path / "swap.img")},
     }))
     return path
+
+
+def bench_driver(cls: type, tmp_path: Path, config: str, modes: str = "reclaim"
+                 ) -> tuple[int, dict[str, Any], float]:
+    """``hwzswap bench`` (64 pages, one pass) on the driver class ``cls``, registered
+    in-process, with the YAML text ``config``, on a thread of its own: the test fails, not
+    hangs, when the bench does not end within 60 s. Returns (exit status, the JSON, which
+    must fit the results schema, seconds)."""
+    from hwzswap.backends.registry import registered
+    from hwzswap.bench.results import schema_problems
+    from hwzswap.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(config)
+    out = tmp_path / "b.json"
+    got: dict[str, Any] = {}
+
+    def bench() -> None:
+        got["rc"] = main(["bench", "--config", str(cfg), "--backends", cls.name,
+                          "--batching", modes, "--pages", "64", "--repeat", "1", "--quiet",
+                          "--json", str(out)])
+
+    t0 = time.monotonic()
+    with registered(cls):
+        runner = threading.Thread(target=bench, daemon=True)
+        runner.start()
+        runner.join(60)
+    assert not runner.is_alive(), "the bench hung on a driver call"
+    doc = json.loads(out.read_text())
+    assert schema_problems(doc) == []
+    return got["rc"], doc, time.monotonic() - t0

@@ -6,7 +6,6 @@ blocked calls wait on an event set when each test ends."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -16,12 +15,12 @@ from typing import Any, ClassVar
 import pytest
 
 import hwzswap
+from helpers import bench_driver
+
 from hwzswap.backends import registry
 from hwzswap.backends.contract import Capabilities
 from hwzswap.backends.lz4 import Lz4Backend
 from hwzswap.backends.registry import close_backend, read_capabilities, registered
-from hwzswap.bench.results import schema_problems
-from hwzswap.cli import main
 from hwzswap.errors import DriverError
 from hwzswap.frontswap.compressor import Compressor
 
@@ -193,27 +192,9 @@ def test_capabilities_are_read_once_per_engine_not_on_the_hot_path() -> None:
 
 
 def _bench(cls: type, tmp_path: Path) -> tuple[int, dict[str, Any], float]:
-    """``hwzswap bench`` on ``cls`` on a thread of its own, failing the test, not hanging it,
-    when it does not end: (exit status, JSON, seconds)."""
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("zswap:\n  device_timeout_ms: 200\n")
-    out = tmp_path / "b.json"
-    got: dict[str, Any] = {}
-
-    def bench() -> None:
-        got["rc"] = main(["bench", "--config", str(cfg), "--backends", cls.name,
-                          "--batching", "reclaim,page", "--pages", "64", "--repeat", "1",
-                          "--quiet", "--json", str(out)])
-
-    t0 = time.monotonic()
-    with registered(cls):
-        runner = threading.Thread(target=bench, daemon=True)
-        runner.start()
-        runner.join(60)
-    assert not runner.is_alive(), "the bench hung on a driver call"
-    doc = json.loads(out.read_text())
-    assert schema_problems(doc) == []
-    return got["rc"], doc, time.monotonic() - t0
+    """``hwzswap bench`` on ``cls`` in reclaim and page mode (see
+    :func:`helpers.bench_driver`): (exit status, JSON, seconds)."""
+    return bench_driver(cls, tmp_path, "zswap:\n  device_timeout_ms: 200\n", "reclaim,page")
 
 
 def test_the_bench_ends_on_a_driver_whose_capabilities_hang(tmp_path: Path) -> None:

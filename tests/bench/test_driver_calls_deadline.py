@@ -6,20 +6,17 @@ drivers whose calls block on an event set only at teardown, run through the CLI 
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
+from helpers import bench_driver
+
 from hwzswap.backends.lz4 import Lz4Backend
 from hwzswap.backends.nx842.driver import Nx842Backend
-from hwzswap.backends.registry import registered
-from hwzswap.bench.results import schema_problems
 from hwzswap.bench.runner import DriverCalls, base_config
-from hwzswap.cli import main
 from hwzswap.errors import DeviceTimeoutError
 
 RELEASE = threading.Event()  # set at teardown: every call stuck in a driver here returns
@@ -34,27 +31,9 @@ def _release_stuck_calls() -> Any:
 
 def _bench(cls: type, tmp_path: Path, modes: str = "reclaim", ms: float = 50,
            extra: str = "") -> tuple[int, dict[str, Any], float]:
-    """``hwzswap bench`` on ``cls`` (registered in-process) on a thread of its own, failing
-    the test, not hanging it, when the bench does not end: (exit status, JSON, seconds)."""
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"zswap:\n  device_timeout_ms: {ms}\n{extra}")
-    out = tmp_path / "b.json"
-    got: dict[str, Any] = {}
-
-    def bench() -> None:
-        got["rc"] = main(["bench", "--config", str(cfg), "--backends", cls.name,
-                          "--batching", modes, "--pages", "64", "--repeat", "1", "--quiet",
-                          "--json", str(out)])
-
-    t0 = time.monotonic()
-    with registered(cls):
-        runner = threading.Thread(target=bench, daemon=True)
-        runner.start()
-        runner.join(60)
-    assert not runner.is_alive(), "the bench hung on a driver call"
-    doc = json.loads(out.read_text())
-    assert schema_problems(doc) == []
-    return got["rc"], doc, time.monotonic() - t0
+    """``hwzswap bench`` on ``cls`` with a ``ms`` device deadline (see
+    :func:`helpers.bench_driver`): (exit status, JSON, seconds)."""
+    return bench_driver(cls, tmp_path, f"zswap:\n  device_timeout_ms: {ms}\n{extra}", modes)
 
 
 class HangsInCounters(Lz4Backend):
