@@ -35,20 +35,25 @@ cannot be trusted to do for itself:
   state in its instance cannot hand back another thread's page;
 * **serialises** the calls into a driver that is not safe from several threads at once
   (``Capabilities.concurrent``: the stateless CPU codecs say they are), as the kernel keeps one
-  compression context per CPU under a mutex. A call waits for that lock (``_serial``) no
-  longer than its own deadline (``zswap.device_timeout_ms``; k of them for a pipeline call
-  merging k batches), and not at all behind a call already past its deadline: it is then
-  refused as a call behind a stuck one is (``refused_stuck``, a given-up DeviceTimeoutError:
-  the store is rejected, a load decodes in software or fails). The call holding the lock
-  itself runs with no deadline when the driver is trusted (called directly), in the modes
-  that do not give it one (async mode's pipeline does); so one hung call never holds up a
-  load, which waits for the device under zswap's tree lock;
+  compression context per CPU under a mutex. The lock (``_serial``, a
+  :class:`~hwzswap.frontswap.devicehold.DeviceHold`) records the deadline of the call
+  holding it (``zswap.device_timeout_ms``; k of them for a pipeline call merging k
+  batches). A call waits for it as long as the holder is within that deadline (calls
+  queued behind healthy ones are a busy device, not a stuck one), and once the holder is
+  past it is refused as a call behind a stuck one is (``refused_stuck``, a given-up
+  DeviceTimeoutError: the store is rejected, a load decodes in software or fails). The
+  call holding the lock itself runs with no deadline when the driver is trusted (called
+  directly), in the modes that do not give it one (async mode's pipeline does); so one hung
+  call holds up a load, which waits for the device under zswap's tree lock, no longer than
+  the rest of that call's deadline;
 * **bounds device time**: asynchronous ops (``submit``/``poll``) get a deadline
   (``zswap.device_timeout_ms``; the driver's own when the config leaves it unset); an op still
   outstanding after it completes as DEVICE_ERROR ("timed out"), BUSY is backpressure (ops are
-  resubmitted) and never an error; one submit/poll loop runs at a time, and a caller waits
-  for the one ahead of it no longer than its own deadline (a ``poll`` that never returns must
-  not hold up the loads behind it), then is refused as behind a stuck call; and after
+  resubmitted) and never an error; one submit/poll loop runs at a time (``_ops_lock``, a
+  ``DeviceHold`` too: the loop's deadline is its entry time plus its k deadlines), and a
+  caller waits for the one ahead of it as long as that loop is within its deadline (a
+  ``poll`` that never returns must not hold up the loads behind it), then is refused as
+  behind a stuck call; and after
   ``fail_after`` consecutive timeouts the device is marked failed: every later compress
   raises :class:`~hwzswap.errors.DeviceError` at once, so zswap rejects stores (the pages go
   to the swap device) instead of waiting on a dead device.
@@ -109,6 +114,7 @@ from hwzswap.errors import (
     DriverError,
     HwzswapError,
 )
+from hwzswap.frontswap.devicehold import DeviceHold, Overdue
 from hwzswap.frontswap.pipeline import merged_batches
 
 #: Deadline of a device call or op when neither the config nor the driver sets one.
@@ -306,26 +312,21 @@ class Compressor:
         #: timeout (a given-up call's late answer, or a slow one beside it) proves nothing
         self._timeout_epoch = 0
         self.watchdog: Watchdog | None = None
-        self._ops_lock = threading.Lock()  # run_ops: one submit/poll loop at a time
-        # when the loop holding _ops_lock took it (0.0: none does), and the one a caller has
-        # already waited a whole deadline behind (see _enter_ops)
-        self._ops_since = 0.0
-        self._ops_blocked = -1.0
+        #: run_ops: one submit/poll loop at a time, with the loop's deadline (see _enter_ops)
+        self._ops_lock = DeviceHold()
+        # a loop past its deadline is stuck in submit or poll (it ends at its deadline else)
+        self.stuck_checks.append(self._ops_lock.overdue)
         self._op_broken: str | None = None  # an op of this loop broke the contract (why)
-        self._serial: threading.Lock | None = None
-        # The call holding _serial (see _wait_serial): when it took the device (monotonic; 0.0
-        # while none holds it), when its deadline passes (inf while none holds it), and the
-        # ``_serial_since`` of a holder some call has already waited a whole deadline behind.
-        self._serial_since = 0.0
-        self._serial_until = float("inf")
-        self._serial_blocked = -1.0
+        #: one call at a time in a directly called driver that is not ``concurrent``, with
+        #: the holder's deadline (see _watched); None: not needed
+        self._serial: DeviceHold | None = None
         outside = not type(backend).__module__.startswith("hwzswap.")
         if watchdog == "on" or (watchdog == "auto" and outside):
             self.watchdog = Watchdog(self.name, self.timeout_s)  # serialises calls too
             self.stuck_checks.append(self.watchdog.stuck)
         elif not bool(caps.concurrent):
-            self._serial = threading.Lock()  # one thread at a time in the driver
-            self.stuck_checks.append(self._serial_overdue)
+            self._serial = DeviceHold()  # one thread at a time in the driver
+            self.stuck_checks.append(self._serial.overdue)
         self._compress = self._watched(backend.compress, "compress")
         self._decompress = self._watched(backend.decompress, "decompress")
         self._compress_batch = self._watched(backend.compress_batch, "compress_batch")
@@ -358,27 +359,26 @@ class Compressor:
         watchdog (which serialises calls too), a timeout becoming a counted DeviceError."""
         dog = self.watchdog
         if dog is None:
-            lock = self._serial
-            if lock is None:
+            hold = self._serial
+            if hold is None:
                 return fn
-            inf = float("inf")
-            monotonic = time.monotonic
+            take, release = hold.take, hold.release
 
             def serialised(*args: Any) -> Any:
-                # Waiting for the device is bounded by this call's own deadline (a hung call
-                # holding it must not hang a load, which waits under zswap's tree lock, nor
-                # the completions and stats behind that lock); the call itself then runs
-                # directly, as a trusted driver's does.
-                if not lock.acquire(False):
-                    self._wait_serial(lock, call)
-                now = monotonic()
-                self._serial_since = now
-                self._serial_until = now + self.timeout_s * merged_batches()
+                # A call waits for the device while the call holding it is within its own
+                # deadline, and is refused once that one is past it (a hung call must not
+                # hang a load, which waits under zswap's tree lock, nor the completions and
+                # stats behind that lock); the call itself then runs directly, as a trusted
+                # driver's does, with this call's deadline recorded for the callers behind.
+                refused = take(self.timeout_s * merged_batches())
+                if refused is not None:
+                    raise self._refuse_overdue(
+                        call, refused, "the call holding the device (which gets one call at a "
+                        "time)") from None
                 try:
                     return fn(*args)
                 finally:
-                    self._serial_since, self._serial_until = 0.0, inf
-                    lock.release()
+                    release()
 
             return serialised
 
@@ -405,35 +405,19 @@ class Compressor:
 
         return watched
 
-    def _wait_serial(self, lock: threading.Lock, call: str) -> None:
-        """Take ``_serial`` (a driver that is not ``concurrent``, called directly) for one
-        ``call``, waiting no longer than the call's own deadline (``timeout_s``, times the
-        batches a pipeline call merges), and not at all once the call holding the device is
-        past its own deadline or some call has already waited a whole deadline behind it: a
-        call behind a stuck one is refused (:meth:`_refuse_stuck`), as the watchdog refuses
-        one, so a readahead cluster or a writeback batch pays one deadline, not one a page."""
-        own = time.monotonic() + self.timeout_s * merged_batches()
-        while True:
-            since, until = self._serial_since, self._serial_until
-            now = time.monotonic()
-            end = min(own, until)
-            if end <= now or (since > 0.0 and since == self._serial_blocked):
-                break
-            if lock.acquire(True, end - now):
-                return
-        if since > 0.0:
-            self._serial_blocked = since
-        held = now - since if since > 0.0 else 0.0
-        raise self._refuse_stuck(
-            call, held, "the device was held by another call past this call's deadline",
-            f"another call has held the device, which gets one call at a time, for "
-            f"{held * 1000.0:.0f} ms, past this call's deadline of "
-            f"{self._deadline_text(merged_batches())}") from None
-
-    def _serial_overdue(self) -> bool:
-        """A directly called driver that is not ``concurrent``: whether the call holding the
-        device is past its deadline (a stuck call: no retry after ``retry_s`` while it is)."""
-        return time.monotonic() > self._serial_until
+    def _refuse_overdue(self, call: str, over: Overdue, holder: str) -> DeviceTimeoutError:
+        """The refusal of ``call`` behind ``holder`` (the call holding the device, or its
+        submit/poll loop), which is past its own deadline (``over``): what is true, and what
+        to do (see :meth:`_refuse_stuck`)."""
+        merged = max(1, round(over.allowed_s / self.timeout_s))
+        held_ms = over.held_s * 1000.0
+        return self._refuse_stuck(
+            call, over.held_s, f"{holder} is past its own deadline ({held_ms:.0f} ms in the "
+            f"driver)",
+            f"{holder} has been in the driver {held_ms:.0f} ms, past its own deadline of "
+            f"{self._deadline_text(merged)}; if the device is merely slow under this load, "
+            f"raise zswap.device_timeout_ms, else the driver is stuck: see its counters in "
+            f"zswap's stats (driver_timeouts, driver_refused_stuck) and fix the driver")
 
     def _refuse_stuck(self, call: str, stuck_for: float, short: str,
                       why: str) -> DeviceTimeoutError:
@@ -893,8 +877,8 @@ class Compressor:
 
         One caller at a time: ``poll`` hands back whoever's ops completed, so two threads
         polling one queue would take each other's completions. A caller waits for the loop
-        ahead of it no longer than its own deadline (see :meth:`_enter_ops`): after that its
-        ops complete as DEVICE_ERROR, not made."""
+        ahead of it while that loop is within its own deadline (see :meth:`_enter_ops`);
+        behind one past it, its ops complete as DEVICE_ERROR, not made."""
         refused = self._enter_ops("submit")
         if refused is not None:
             for op in ops:
@@ -906,31 +890,19 @@ class Compressor:
             self._leave_ops()
 
     def _enter_ops(self, call: str) -> DeviceTimeoutError | None:
-        """Take ``_ops_lock``, waiting no longer than this call's deadline (``timeout_s``,
-        times the batches a pipeline call merges), and not at all behind a loop some caller
-        has already waited a whole deadline for: a loop whose ``poll`` never returns (a
-        trusted driver, called directly) must not hold up a load under zswap's tree lock, nor
-        leave one pipeline worker behind per pass. ``None`` once taken; else the refusal
-        (counted as :meth:`_refuse_stuck` counts it), not raised."""
-        lock = self._ops_lock
-        if not lock.acquire(False):
-            since = self._ops_since
-            if (since > 0.0 and since == self._ops_blocked) or not lock.acquire(
-                    True, self.timeout_s * merged_batches()):
-                since = self._ops_since
-                if since > 0.0:
-                    self._ops_blocked = since
-                held = time.monotonic() - since if since > 0.0 else 0.0
-                return self._refuse_stuck(
-                    call, held, "another submit/poll loop held the device past this call's "
-                    "deadline", f"another caller's submit/poll loop has held the device for "
-                    f"{held * 1000.0:.0f} ms, past this call's deadline of "
-                    f"{self._deadline_text(merged_batches())}")
-        self._ops_since = time.monotonic()
-        return None
+        """Take ``_ops_lock`` for this caller's submit/poll loop, whose deadline is its entry
+        time plus ``timeout_s`` times the batches a pipeline call merges: waiting as long as
+        the loop ahead is within its own deadline, and not at all once it is past it (a loop
+        whose ``poll`` never returns, a trusted driver called directly, must not hold up a
+        load under zswap's tree lock, nor leave one pipeline worker behind per pass).
+        ``None`` once taken; else the refusal (counted as :meth:`_refuse_stuck` counts it),
+        not raised."""
+        refused = self._ops_lock.take(self.timeout_s * merged_batches())
+        if refused is None:
+            return None
+        return self._refuse_overdue(call, refused, "the submit/poll loop holding the device")
 
     def _leave_ops(self) -> None:
-        self._ops_since = 0.0
         self._ops_lock.release()
 
     def _run_ops(self, ops: list[CompOp], refuse_if_failed: bool) -> list[CompOp]:

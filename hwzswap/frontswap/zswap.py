@@ -351,14 +351,16 @@ class ZswapCache:
         # a time, taken by its calls and by its queue's worker thread), 842-nx's
         # ``FifoLock`` (one call at a time, in arrival order), and their queues' conditions.
         # A load decompresses under the tree lock, so it holds the tree lock through every
-        # wait below it. Most are bounded by the load's own deadline
-        # (``zswap.device_timeout_ms``): ``_serial`` and ``_ops_lock`` are waited for no
-        # longer than that, and not at all behind a holder already past its deadline or one
-        # another call already waited a whole deadline for (the call is refused,
-        # ``driver_refused_stuck``, and the load decodes in software or fails); a watched
+        # wait below it. ``_serial`` and ``_ops_lock`` are waited for as long as the call
+        # holding them is within its own deadline (``zswap.device_timeout_ms``; k of them
+        # for a pipeline call merging k batches), re-checked as holders change: a load queued
+        # behind healthy calls waits for all of them (no bound of its own), and behind one
+        # past its deadline (a stuck device) it is refused at once (``driver_refused_stuck``;
+        # the load decodes in software or fails), so one hung call holds it up at most the
+        # rest of that call's own deadline; a watched
         # call waits at most for the call ahead of it in the watchdog plus its own deadline,
         # and is refused at once behind a call given up on; ops get their deadline. Not
-        # bounded by it: a trusted driver's call itself (made directly on the load's thread,
+        # bounded by zswap's deadline: a trusted driver's call itself (made directly on the load's thread,
         # with no deadline: a ``poll`` that never returns hangs the load), and the driver's
         # own locks, waited for as the driver waits: lz4-opencl's ``_lock`` with no timeout
         # (e.g. for a launch of its queue's worker, which takes it without ``_serial``);

@@ -1,0 +1,153 @@
+"""DeviceHold: one call at a time, and a refusal only behind a holder past its own deadline.
+
+Real threads on the real lock. The times are the calls' own (sleeps well inside or, for a hung
+holder, an event it waits on); the only time bounds asserted are generous "finished" bounds,
+and lower bounds that the sleeps themselves guarantee.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from hwzswap.frontswap.devicehold import DeviceHold, Overdue
+
+BOUND_S = 10.0  # "finished", far from anything the tests wait for
+
+
+def test_take_and_release_one_at_a_time() -> None:
+    hold = DeviceHold()
+    assert not hold.overdue()
+    assert hold.take(5.0) is None
+    inside = threading.Event()
+
+    def other() -> None:
+        assert hold.take(5.0) is None
+        inside.set()
+        hold.release()
+
+    t = threading.Thread(target=other, daemon=True)
+    t.start()
+    assert not inside.wait(0.05), "a second caller entered beside the holder"
+    assert not hold.overdue()
+    hold.release()
+    t.join(BOUND_S)
+    assert inside.is_set() and not t.is_alive()
+    assert not hold.overdue()  # none holds it
+
+
+def test_healthy_holders_queued_longer_than_a_deadline_refuse_nobody() -> None:
+    """Five callers, each in the device for 0.4 of a deadline: the last one in waits at least
+    1.6 deadlines in total, behind holders each well within theirs, and is not refused."""
+    deadline_s, hold_s, callers = 0.25, 0.1, 5
+    hold = DeviceHold()
+    start = threading.Barrier(callers)
+    refused: list[Overdue] = []
+    waited: list[float] = []
+    inside = [0]
+    most_inside = [0]
+    count = threading.Lock()
+
+    def caller() -> None:
+        start.wait()
+        t0 = time.monotonic()
+        over = hold.take(deadline_s)
+        if over is not None:
+            with count:
+                refused.append(over)
+            return
+        try:
+            with count:
+                waited.append(time.monotonic() - t0)
+                inside[0] += 1
+                most_inside[0] = max(most_inside[0], inside[0])
+            time.sleep(hold_s)
+            with count:
+                inside[0] -= 1
+        finally:
+            hold.release()
+
+    threads = [threading.Thread(target=caller, daemon=True) for _ in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(BOUND_S)
+    assert not any(t.is_alive() for t in threads)
+    assert refused == [], refused
+    assert len(waited) == callers and most_inside[0] == 1
+    # someone went in last, behind four holders of hold_s each: longer than one deadline
+    assert max(waited) >= (callers - 1) * hold_s > deadline_s
+
+
+def test_a_waiter_is_refused_once_the_holder_is_past_its_own_deadline() -> None:
+    """A holder allowed 0.1 s that hangs: the caller behind it (allowed far longer itself) is
+    refused once the holder's deadline has passed, with how long the holder has been in and
+    what it was allowed; the callers after it are refused at once; after the holder lets go
+    the device is taken again."""
+    hold = DeviceHold()
+    release = threading.Event()
+    entered = threading.Event()
+
+    def hung() -> None:
+        assert hold.take(0.1) is None
+        entered.set()
+        release.wait(60)
+        hold.release()
+
+    holder = threading.Thread(target=hung, daemon=True)
+    holder.start()
+    try:
+        assert entered.wait(BOUND_S)
+        over = hold.take(100.0)  # this caller's own deadline plays no part
+        assert isinstance(over, Overdue), over
+        assert over.held_s >= over.allowed_s and abs(over.allowed_s - 0.1) < 1e-6
+        assert hold.overdue()
+        t0 = time.monotonic()
+        again = [hold.take(100.0) for _ in range(50)]
+        assert all(isinstance(o, Overdue) for o in again)
+        assert time.monotonic() - t0 < BOUND_S / 2
+    finally:
+        release.set()
+    holder.join(BOUND_S)
+    assert not holder.is_alive() and not hold.overdue()
+    assert hold.take(0.1) is None
+    hold.release()
+
+
+def test_a_waiter_follows_the_holders_as_they_change() -> None:
+    """Three holders one after another, each 0.1 s with a deadline of 0.15 s: the caller that
+    queued behind the first is not refused when the first one's deadline passes while a
+    later holder (within its own) has the device."""
+    hold = DeviceHold()
+    assert hold.take(0.15) is None
+    handed: list[str] = []
+    relay = threading.Event()
+
+    def next_holders() -> None:
+        relay.wait(BOUND_S)
+        for name in ("second", "third"):
+            assert hold.take(0.15) is None
+            handed.append(name)
+            time.sleep(0.1)
+            hold.release()
+
+    t = threading.Thread(target=next_holders, daemon=True)
+    t.start()
+    relay.set()
+    time.sleep(0.05)  # the next holders are queued first (they may still lose the race)
+    waiter: list[Overdue | None] = []
+
+    def queued() -> None:
+        waiter.append(hold.take(0.01))  # its own deadline is long past when it gets in
+        if waiter[0] is None:
+            hold.release()
+
+    w = threading.Thread(target=queued, daemon=True)
+    w.start()
+    time.sleep(0.05)
+    hold.release()  # the first holder, within its deadline
+    t.join(BOUND_S)
+    w.join(BOUND_S)
+    assert not t.is_alive() and not w.is_alive()
+    assert waiter == [None], waiter
+    assert handed == ["second", "third"]
