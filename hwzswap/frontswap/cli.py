@@ -472,8 +472,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         rc = 1
     elif c.get("driver_refused_stuck"):
         print(f"hwzswap stats: {c['driver_refused_stuck']} driver calls were not made: an "
-              f"earlier call was still stuck in the driver past its deadline (or held a "
-              f"driver that takes one call at a time past theirs); those "
+              f"earlier call was still stuck in the driver past its own deadline; those "
               f"pages went to the swap device (or the software decoder), and the figures do not "
               f"measure the device", file=sys.stderr)
         rc = 1

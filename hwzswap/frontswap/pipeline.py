@@ -52,8 +52,9 @@ The stuck call's late result, if it ever comes, is discarded, and nothing is los
 completion step puts failed pages on the swap device. So ``submit`` and ``drain`` wait for a
 hung device call no longer than its deadlines, but they also wait for the completions, which
 run the caller's step: zswap's takes the cache's tree lock, so they wait as long as whatever
-holds that lock (a load waits for the device under it, for at most its own deadline: the
-compressor bounds that wait, see its ``_wait_serial``). The worker given up on stays in the
+holds that lock (a load waits for the device under it, for as long as the call holding the
+device is within its own deadline, and is refused once that call is past it: the compressor's
+:class:`~hwzswap.frontswap.devicehold.DeviceHold`). The worker given up on stays in the
 driver until the call returns; at most one per call given up, and the compressor marks the
 device failed after ``device_fail_after`` timeouts in a row, after which no call is made (and,
 with a retry, none while one given up on is still stuck: :meth:`AsyncPipeline.stuck`): so a

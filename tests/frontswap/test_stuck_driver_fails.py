@@ -99,4 +99,4 @@ def test_stats_exits_1_when_calls_were_refused_behind_a_stuck_one(tmp_path, caps
     finally:
         release.set()
     err = capsys.readouterr().err
-    assert "driver calls were not made: an earlier call was still stuck in the driver past its deadline" in err
+    assert "driver calls were not made: an earlier call was still stuck in the driver past its own deadline" in err
