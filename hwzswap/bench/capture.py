@@ -6,17 +6,30 @@ its pages and ends it. Only the process it started -- and, if asked, that proces
 are ever read.
 
 Which pages are copied
-    The pages zswap could be handed: *private anonymous* memory. Every private writable mapping
-    (``rw-p`` in ``/proc/PID/maps``) is scanned -- the ``[heap]``, ``[stack]``, anonymous
-    ``mmap`` regions and private writable file mappings (a library's ``.data``) -- except the
-    kernel's special mappings (``[vvar]``, ``[vdso]``, ``[vsyscall]``). In each, a page is copied
-    only when its ``/proc/PID/pagemap`` entry says it is *present* (bit 63) and *not* a file page
-    or shared-anonymous page (bit 61). That keeps the copy-on-write pages a program has written
-    into a private file mapping (they are anonymous memory the kernel would swap) and drops
-    page-cache pages that were only read (the kernel would drop them, not swap them). Pages
-    already swapped out (bit 62) cannot be read and are only counted. Shared mappings (``rw-s``)
-    are shmem, which zswap also sees, but they are left out because their contents usually
-    belong to another process.
+    The pages zswap could be handed: *private anonymous* memory. Every private mapping (``p``
+    in ``/proc/PID/maps``, whatever its permissions now) is scanned -- the ``[heap]``,
+    ``[stack]``, anonymous ``mmap`` regions, private file mappings (a library's ``.data`` and
+    RELRO) and memory ``mprotect``-ed read-only or execute-only after it was written (JIT code)
+    -- except the kernel's special mappings (``[vvar]``, ``[vdso]``, ``[vsyscall]``). The page
+    table decides, not the permissions: a page is copied only when its ``/proc/PID/pagemap``
+    entry says it is *present* (bit 63) and *not* a file page or shared-anonymous page (bit 61).
+    That keeps the copy-on-write pages a program has written into a private file mapping (they
+    are anonymous memory the kernel would swap) and drops page-cache pages that were only read
+    (the kernel would drop them, not swap them). Pages already swapped out (bit 62) cannot be
+    read and are only counted. Shared mappings (``rw-s``) are shmem, which zswap also sees, but
+    they are left out because their contents usually belong to another process.
+
+    Two kinds of present anonymous entry are not pages zswap would ever see, and are skipped
+    when the pagemap shows page frame numbers (PFNs: root, or ``CAP_SYS_ADMIN``; a normal user
+    reads them as 0 and gets neither skip, ``pfns_visible`` false in the report):
+
+    - the kernel's *shared zero page* (and THP's huge zero page), which a private anonymous
+      page maps until it is first written: found once by reading fresh anonymous memory of our
+      own and looking its PFN up; counted in ``zero_page_skipped``;
+    - a second mapping of a page already selected: pages a parent and child still share after
+      ``fork`` (copy-on-write, not yet written) or that KSM merged are one page to the kernel
+      and swapped once, so with ``--children`` each PFN is copied once, for the first process
+      (breadth-first) that maps it; counted in ``shared_duplicates_skipped``.
 
 Output
     Raw concatenated 4096-byte pages (``.pages``), zstd-compressed when the name ends with
@@ -68,6 +81,8 @@ PAGE_SHIFT = 12
 PM_PRESENT = 1 << 63
 PM_SWAP = 1 << 62
 PM_FILE = 1 << 61  # file page or shared-anon
+PM_PFN_MASK = (1 << 55) - 1  # bits 0-54: the page frame number (0 without CAP_SYS_ADMIN)
+HPAGE_PAGES = 512  # a PMD-sized (2 MiB) transparent huge page on x86-64 and arm64 (4 KiB pages)
 
 _SPECIAL_MAPPINGS = frozenset({"[vvar]", "[vvar_vclock]", "[vdso]", "[vsyscall]", "[uprobes]"})
 _PAGEMAP_CHUNK = 1 << 16  # entries per pagemap read (512 KiB)
@@ -79,8 +94,11 @@ _POLL_S = 0.01
 class CaptureReport:
     """What a capture found and wrote.
 
-    ``pages`` is what was written; ``anon_pages`` what was present in the selected mappings (more
-    than ``pages`` when ``max_pages`` thinned the selection). ``same_filled_pages`` counts pages
+    ``pages`` is what was written; ``anon_pages`` the present private anonymous pages selected
+    for copying (more than ``pages`` when ``max_pages`` thinned the selection), after the
+    ``zero_page_skipped`` entries that map the kernel's shared zero page and the
+    ``shared_duplicates_skipped`` second mappings of one page (fork, KSM) were left out; both
+    stay 0 when ``pfns_visible`` is false (the pagemap hides PFNs from a normal user). ``same_filled_pages`` counts pages
     whose 8-byte words are all equal, zero pages included (zswap's definition).
     """
 
@@ -98,6 +116,9 @@ class CaptureReport:
     pages: int
     zero_pages: int
     same_filled_pages: int
+    zero_page_skipped: int = 0
+    shared_duplicates_skipped: int = 0
+    pfns_visible: bool = False
     captured_at: str = ""
     kernel: str = field(default_factory=platform.release)
     cpu: str = ""
@@ -224,8 +245,9 @@ class Mapping:
 
     @property
     def selected(self) -> bool:
-        """Private writable and not a kernel special mapping: may hold anonymous pages."""
-        return self.perms[1] == "w" and self.perms[3] == "p" and self.path not in _SPECIAL_MAPPINGS
+        """Private and not a kernel special mapping: may hold anonymous pages, whatever its
+        permissions now (read-only RELRO, mprotect-ed data and JIT code were written once)."""
+        return self.perms[3] == "p" and self.path not in _SPECIAL_MAPPINGS
 
 
 def read_maps(pid: int) -> list[Mapping]:
@@ -255,16 +277,78 @@ def _permission_message(pid: int, what: str, exc: OSError) -> str:
     )
 
 
+def _own_pfns(m: Any, first: int, count: int) -> np.ndarray:
+    """Pagemap entries of ``count`` pages of our own mapping ``m`` from page ``first`` on."""
+    import ctypes
+
+    buf = ctypes.c_char.from_buffer(m)
+    addr = ctypes.addressof(buf)
+    del buf  # the export would keep ``m`` from closing
+    with open("/proc/self/pagemap", "rb") as f:
+        raw = os.pread(f.fileno(), count * 8, ((addr >> PAGE_SHIFT) + first) * 8)
+    return np.frombuffer(raw, dtype=np.uint64)
+
+
+def zero_page_pfns() -> tuple[int, int, int] | None:
+    """``(zero page PFN, huge zero page first PFN, its page count)`` or None when the pagemap
+    hides PFNs (no ``CAP_SYS_ADMIN``). Found by reading fresh private anonymous memory of our
+    own, which maps the shared zero page (``ZERO_PAGE(0)``) until written; a 2 MiB-aligned
+    region with ``MADV_HUGEPAGE`` maps THP's huge zero page where THP and its
+    ``use_zero_page`` are on (otherwise the count is 0)."""
+    import mmap
+
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    m = mmap.mmap(-1, PAGE_SIZE, flags=flags)
+    try:
+        m[0]  # a read fault maps the zero page
+        e = int(_own_pfns(m, 0, 1)[0])
+    finally:
+        m.close()
+    pfn = e & PM_PFN_MASK
+    if not e & PM_PRESENT or pfn == 0:
+        return None
+    huge_lo = huge_n = 0
+    size = 2 * HPAGE_PAGES * PAGE_SIZE
+    h = mmap.mmap(-1, size, flags=flags)
+    try:
+        import ctypes
+
+        buf = ctypes.c_char.from_buffer(h)
+        base = ctypes.addressof(buf)
+        del buf
+        hsize = HPAGE_PAGES * PAGE_SIZE
+        off = -base % hsize
+        if hasattr(mmap, "MADV_HUGEPAGE"):
+            try:
+                h.madvise(mmap.MADV_HUGEPAGE, off, hsize)
+            except OSError:
+                pass  # THP not configured
+        h[off]
+        ents = _own_pfns(h, off // PAGE_SIZE, HPAGE_PAGES)
+        pfns = (ents & np.uint64(PM_PFN_MASK)).astype(np.int64)
+        first = int(pfns[0])
+        if (first != pfn and ents.size == HPAGE_PAGES
+                and bool(np.all(ents & np.uint64(PM_PRESENT)))
+                and bool(np.all(pfns == first + np.arange(HPAGE_PAGES)))):
+            huge_lo, huge_n = first, HPAGE_PAGES
+    finally:
+        h.close()
+    return pfn, huge_lo, huge_n
+
+
 @dataclass
 class _Selection:
     pid: int
     addrs: np.ndarray  # uint64 virtual addresses of selected pages, ascending
+    pfns: np.ndarray  # their page frame numbers (all 0 when the pagemap hides them)
     mappings: int
     swapped: int
+    zero_skipped: int
 
 
-def _select_pages(pid: int) -> _Selection:
-    """Addresses of the present, private anonymous pages of a stopped process."""
+def _select_pages(pid: int, zero: tuple[int, int, int] | None = None) -> _Selection:
+    """Addresses of the present, private anonymous pages of a stopped process, less those
+    mapping the zero page (``zero``: :func:`zero_page_pfns`, None to keep them)."""
     try:
         maps = read_maps(pid)
         fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
@@ -273,7 +357,8 @@ def _select_pages(pid: int) -> _Selection:
     except FileNotFoundError:
         raise CaptureError(f"pid {pid} exited while it was being captured") from None
     parts: list[np.ndarray] = []
-    nmaps = swapped = 0
+    pfn_parts: list[np.ndarray] = []
+    nmaps = swapped = zero_skipped = 0
     try:
         for m in maps:
             if not m.selected:
@@ -289,15 +374,42 @@ def _select_pages(pid: int) -> _Selection:
                     n = e.size
                 present = (e & np.uint64(PM_PRESENT | PM_FILE)) == np.uint64(PM_PRESENT)
                 swapped += int(np.count_nonzero(e & np.uint64(PM_SWAP)))
+                pfn = e & np.uint64(PM_PFN_MASK)
+                if zero is not None:
+                    zp, hlo, hn = zero
+                    is_zero = present & ((pfn == np.uint64(zp)) | (
+                        (pfn >= np.uint64(hlo)) & (pfn < np.uint64(hlo + hn))))
+                    zero_skipped += int(np.count_nonzero(is_zero))
+                    present &= ~is_zero
                 idx = np.flatnonzero(present)
                 if idx.size:
                     parts.append((idx.astype(np.uint64) + np.uint64(lo)) << np.uint64(PAGE_SHIFT))
+                    pfn_parts.append(pfn[idx])
     except PermissionError as exc:
         raise CaptureError(_permission_message(pid, "pagemap", exc)) from None
     finally:
         os.close(fd)
     addrs = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
-    return _Selection(pid, addrs, nmaps, swapped)
+    pfns = np.concatenate(pfn_parts) if pfn_parts else np.empty(0, dtype=np.uint64)
+    return _Selection(pid, addrs, pfns, nmaps, swapped, zero_skipped)
+
+
+def _drop_shared(selections: list[_Selection]) -> int:
+    """Keep each page frame once over ``selections`` (the first mapping, in their order): a
+    page a parent and child share after fork, or KSM merged, is one page the kernel swaps once.
+    Returns how many mappings were dropped. Needs visible PFNs (the caller checks)."""
+    seen = np.empty(0, dtype=np.uint64)
+    dropped = 0
+    for s in selections:
+        if s.pfns.size == 0:
+            continue
+        keep = np.zeros(s.pfns.size, dtype=bool)
+        keep[np.unique(s.pfns, return_index=True)[1]] = True
+        keep &= ~np.isin(s.pfns, seen)
+        dropped += int(s.pfns.size - np.count_nonzero(keep))
+        s.addrs, s.pfns = s.addrs[keep], s.pfns[keep]
+        seen = np.union1d(seen, s.pfns)
+    return dropped
 
 
 def _runs(addrs: np.ndarray) -> Iterator[tuple[int, int]]:
@@ -727,7 +839,9 @@ def _capture_owned(
             )
             pids = _stop_tree(proc.pid, include_children, time.monotonic() + 10.0)
             rss = sum(_rss_kb(p) for p in pids)
-            selections = [_select_pages(p) for p in pids]
+            zero = zero_page_pfns()
+            selections = [_select_pages(p, zero) for p in pids]
+            shared_dups = _drop_shared(selections) if zero is not None else 0
             total = sum(s.addrs.size for s in selections)
             if max_pages is not None and total > max_pages:
                 keep = np.unique(np.linspace(0, total - 1, max_pages).round().astype(np.int64))
@@ -761,6 +875,9 @@ def _capture_owned(
         pages=writer.pages,
         zero_pages=writer.zero,
         same_filled_pages=writer.same,
+        zero_page_skipped=sum(s.zero_skipped for s in selections),
+        shared_duplicates_skipped=shared_dups,
+        pfns_visible=zero is not None,
         captured_at=started_at,
         cpu=cpu_model(),
     )
@@ -797,7 +914,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--children", action="store_true",
                    help="also capture the command's descendants (e.g. cc1 under gcc)")
     p.add_argument("--max-pages", type=positive_int, metavar="N",
-                   help="keep at most N pages, spread evenly over the address space")
+                   help="keep at most N pages, spread evenly over the selected pages")
     p.add_argument("--timeout", type=seconds, default=120.0, metavar="S",
                    help="give up waiting for --wait-rss-mb/--wait-line after S seconds (120)")
     p.add_argument("--zstd-level", type=zstd_level, default=9, metavar="L",
@@ -852,7 +969,12 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         f"{report.rss_kb / 1024:.1f} MB; {report.mappings} mappings, {report.anon_pages} "
         f"present anonymous pages, {report.swapped_pages} swapped out, "
         f"{report.unreadable_pages} unreadable\n"
-        f"  zero-filled {report.zero_share:.1%}, same-filled {report.same_filled_share:.1%} "
+        + (f"  skipped {report.zero_page_skipped} mapping(s) of the shared zero page and "
+           f"{report.shared_duplicates_skipped} page(s) shared with a process already copied\n"
+           if report.pfns_visible else
+           "  page frame numbers hidden (not root): zero-page mappings and pages shared after "
+           "fork could not be told apart and are included\n")
+        + f"  zero-filled {report.zero_share:.1%}, same-filled {report.same_filled_share:.1%} "
         f"(incl. zero) -> {report.output}"
     )
     return 0
