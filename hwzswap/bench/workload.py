@@ -1021,11 +1021,19 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
                             f"{str(workload.name)[:40]!r}")
     check_config_overrides(workload.config_overrides, f"workload {workload.name!r}",
                            slots=max(workload.nr_slots, workload.nr_pages))
+    check_corpus(workload.corpus, f"workload {workload.name!r}", workload.nr_pages, hint="")
     if workload.structure:  # the reader's rule (_check_structure_field): refused here first
         for key in ("reclaim_batch", "load_batch"):
             why = structure_problem(workload.structure.get(key))
             if why is not None:
                 raise WorkloadError(f"workload {workload.name!r}: structure.{key} {why}")
+        mix = parse_folio_mix(workload.structure.get("folio_mix"),
+                              f"workload {workload.name!r}: structure.folio_mix")
+        why2 = structure_mismatch({**workload.structure, "folio_mix": _mix_json(mix)},
+                                  workload.ops)
+        if why2 is not None:
+            raise WorkloadError(f"workload {workload.name!r}: structure.{why2[0]} does not "
+                                f"match the stream: {why2[1]}")
     cctx = zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=True)
     sections = {
         "ops": FileSection.of(cctx.compress(_encode_ops(workload.ops))),
@@ -1283,6 +1291,12 @@ def load_workload(path: str | Path) -> Workload:
                 sec = sections[key]
                 if not isinstance(sec, dict):
                     raise WorkloadError(f"{src}: header field sections.{key} is not an object")
+                if sec.get("encoding") not in SECTION_ENCODINGS:
+                    raise WorkloadError(
+                        f"{src}: header field sections.{key}.encoding is "
+                        f"{str(json.dumps(sec.get('encoding')))[:40]}; this hwzswap reads "
+                        f"{', '.join(map(repr, SECTION_ENCODINGS))} sections only (the file "
+                        f"is damaged, or from a newer hwzswap){_REDO}")
                 off = _whole_number(sec["offset"], f"sections.{key}.offset", src, 1 << 62)
                 length = _whole_number(sec["length"], f"sections.{key}.length", src, 1 << 62)
                 if off + length > data_size:
@@ -1315,8 +1329,10 @@ def load_workload(path: str | Path) -> Workload:
         for field_name in ("name", "params", "corpus"):
             _check_header_type(header, field_name, src)
         params = dict(header.get("params") or {})
+        corpus = check_corpus(header.get("corpus") or {}, str(src), n)
         structure = header.get("structure")
-        if version < 2 or structure is None or structure == {}:
+        stated = not (version < 2 or structure is None or structure == {})
+        if not stated:
             # absent or empty (recordings by `hwzswap serve` before 502502b wrote {}): what
             # the ops show, as for a version-1 file
             structure = _v1_structure(ops, params)
@@ -1339,7 +1355,7 @@ def load_workload(path: str | Path) -> Workload:
                 header.get("config_overrides", {}), str(src),
                 slots=max(n, max((max(op.offsets) for op in ops), default=-1) + 1)),
             params=params,
-            corpus=dict(header.get("corpus") or {}),
+            corpus=corpus,
             structure=dict(structure),
             pool_sizing=sizing,
         )
@@ -1353,8 +1369,16 @@ def load_workload(path: str | Path) -> Workload:
     if wl.page_hash() != header.get("page_sha256"):
         raise WorkloadError(f"{src}: pages do not match the header's sha256: the file is "
                             f"damaged{_REDO}")
-    wl.validate()
+    try:
+        wl.validate()
+    except WorkloadError as exc:  # the stream's own error names the op; this names the file
+        raise WorkloadError(f"{src}: {exc}: the file is damaged or was edited{_REDO}") from None
     _check_consistency(header, wl, src)
+    if stated:
+        why = structure_mismatch(wl.structure, wl.ops)
+        if why is not None:
+            raise WorkloadError(f"{src}: header field structure.{why[0]} does not match the "
+                                f"stream: {why[1]}; the header was edited or damaged{_REDO}")
     return wl
 
 
@@ -1396,6 +1420,93 @@ def _check_structure_field(structure: Any, src: Path) -> dict[str, Any]:
         raise WorkloadError(f"{src}: header field {exc}{_REDO}") from None
     return out
 
+
+
+def structure_mismatch(structure: Mapping[str, Any],
+                       ops: Sequence[Op]) -> tuple[str, str] | None:
+    """Where a stated ``structure`` (checked: whole-number batches, a parsed folio mix) and
+    the stream ``ops`` disagree, as ``(field, why)`` (``None``: they agree as far as the ops
+    show). A reclaim pass holds at most ``reclaim_batch`` folios, a readahead cluster at most
+    ``load_batch`` slots, and every folio's size is one in ``folio_mix``, or order-0 (the
+    generators store a tail shorter than the mix's largest folio, and pages loaded back,
+    order-0). The reports print the stated structure, so one the stream does not have would
+    label its figures with a kernel shape they were not measured with."""
+    reclaim = structure["reclaim_batch"]
+    load = structure["load_batch"]
+    sizes = {1} | {int(size) for size, _ in structure["folio_mix"]}
+    for i, op in enumerate(ops):
+        if op.kind == STORE:
+            folios = len(op.folios) or len(op.offsets)
+            if folios > reclaim:
+                return "reclaim_batch", (f"it is {reclaim}, but op {i} (store) is a reclaim "
+                                         f"pass of {folios} folios")
+            odd = next((f for f in op.folios if f not in sizes), None)
+            if odd is not None:
+                return "folio_mix", (f"it has folios of {mix_text(structure['folio_mix'])} "
+                                     f"pages, but op {i} (store) holds a {odd}-page folio")
+        elif op.kind == LOAD and len(op.offsets) > load:
+            return "load_batch", (f"it is {load}, but op {i} (load) is a readahead cluster of "
+                                  f"{len(op.offsets)} slots")
+    return None
+
+
+#: The values ``corpus.source`` takes: a page file, the bundled corpus, or pages recorded
+#: from kernel swap requests (``hwzswap serve --record``).
+CORPUS_SOURCES = ("bundled", "file", "recorded")
+#: How a workload file's sections are encoded: zstd frames (``docs/bench.md``).
+SECTION_ENCODINGS = ("zstd",)
+
+
+def check_corpus(corpus: Any, where: str, pages: int, hint: str = _REDO) -> dict[str, Any]:
+    """A workload's ``corpus`` note (where its ``pages`` came from), checked where it says
+    something: ``source`` one of :data:`CORPUS_SOURCES`, ``files`` names, ``sha256`` a hex
+    digest, ``pages`` (the corpus's) and ``selected`` (taken from it: the workload's own
+    count) whole numbers, the ``*_share`` figures in [0, 1]. Returns a plain copy; raises
+    :class:`WorkloadError` starting with ``where``, naming ``corpus.<key>`` and ending with
+    ``hint``. The bench
+    prints and records the note, so one that says nonsense (``pages: -5``) is refused."""
+    if not isinstance(corpus, Mapping):
+        raise WorkloadError(f"{where}: corpus must be a mapping, got "
+                            f"{type(corpus).__name__}{hint}")
+
+    def bad(key: str, want: str) -> WorkloadError:
+        try:
+            shown = str(json.dumps(corpus[key], default=repr))
+        except (ValueError, RecursionError):
+            shown = f"a {type(corpus[key]).__name__} too large to show"
+        shown = shown if len(shown) <= 40 else shown[:40] + "..."
+        return WorkloadError(f"{where}: corpus.{key} is {shown}; expected {want}{hint}")
+
+    out = dict(corpus)
+    if "source" in out and out["source"] not in CORPUS_SOURCES:
+        raise bad("source", f"one of {', '.join(CORPUS_SOURCES)}")
+    files = out.get("files")
+    if "files" in out and not (isinstance(files, list) and all(
+            isinstance(f, str) and 0 < len(f) <= 4096 for f in files)):
+        raise bad("files", "a list of file names")
+    digest = out.get("sha256")
+    if "sha256" in out and not (isinstance(digest, str) and len(digest) == 64
+                                and all(c in "0123456789abcdef" for c in digest)):
+        raise bad("sha256", "a sha256 digest (64 hex digits)")
+    for key in ("pages", "selected"):
+        value = out.get(key)
+        if key in out and (value.__class__ is not int or value < 1):
+            raise bad(key, "a whole number of pages, at least 1")
+    if "selected" in out and out["selected"] != pages:
+        raise bad("selected", f"the workload's own {pages} pages (the pages taken from the "
+                              "corpus)")
+    if "pages" in out and out["pages"] < out.get("selected", 1):
+        raise bad("pages", f"at least the {out['selected']} pages selected from it")
+    for key, value in out.items():
+        if isinstance(key, str) and key.endswith("_share") and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+                or not 0 <= value <= 1):
+            raise bad(key, "a share from 0 to 1")
+    command = out.get("command")
+    if command is not None and not isinstance(command, str) and not (
+            isinstance(command, list) and all(isinstance(w, str) for w in command)):
+        raise bad("command", "the recorded command (a string)")
+    return out
 
 
 def _check_consistency(header: Mapping[str, Any], wl: Workload, src: Path) -> None:
@@ -1457,6 +1568,7 @@ __all__ = [
     "Workload",
     "build_workload",
     "check_config_overrides",
+    "check_corpus",
     "folio_layout",
     "is_workload_file",
     "load_workload",
@@ -1465,5 +1577,6 @@ __all__ = [
     "read_header",
     "save_workload",
     "select_pages",
+    "structure_mismatch",
     "structure_problem",
 ]
