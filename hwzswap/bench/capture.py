@@ -39,7 +39,7 @@ Output
 Interruption
     Ctrl-C, ``SIGTERM`` and ``SIGHUP`` (a closed terminal: the command runs in its own session
     and never sees the hangup itself) all end the capture the same way: the command is resumed
-    and ended, the partial page file and the temporary directory are removed. The CLI exits 130
+    and ended, the partial page file is removed. The CLI exits 130
     after Ctrl-C and ``128 + signum`` after the others (143, 129). ``SIGKILL`` runs no cleanup.
 
 Permissions
@@ -59,7 +59,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -508,12 +507,64 @@ def _read_pages(pid: int, addrs: np.ndarray, sink: Callable[[np.ndarray], None])
 # process control
 
 
-def _tail(path: Path, limit: int = 2000) -> str:
-    try:
-        data = path.read_bytes()[-limit:]
-    except OSError:
-        return ""
-    return data.decode("utf-8", errors="replace").strip()
+_STDERR_KEEP = 2000  # bytes of the command's stderr kept to quote when it fails
+_READ_CHUNK = 1 << 16
+
+
+class _Drain(threading.Thread):
+    """Reads one of the command's output pipes until EOF or :meth:`halt`, keeping only its last
+    ``keep`` bytes and, given a ``needle``, noting when the needle appears (matched across reads
+    through an overlap of ``len(needle) - 1`` bytes). Memory stays bounded and nothing is written
+    to disk whatever the command prints (``-- yes`` used to grow a stdout file in /tmp and read
+    it whole at every poll). Reading on a thread of its own keeps the command from blocking on a
+    full pipe while the capture waits."""
+
+    def __init__(self, fd: int, keep: int, needle: bytes | None = None) -> None:
+        super().__init__(daemon=True, name=f"hwzswap-capture-drain-{fd}")
+        self.fd = fd
+        self.keep = keep
+        self.needle = needle
+        self.tail = bytearray()
+        self.seen = 0  # bytes read in all
+        self.matched = threading.Event()
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        import select
+
+        carry = b""
+        overlap = 0 if self.needle is None else len(self.needle) - 1
+        while not self._halt.is_set():
+            try:
+                ready, _, _ = select.select([self.fd], [], [], 0.05)
+                if not ready:
+                    continue
+                chunk = os.read(self.fd, _READ_CHUNK)
+            except OSError:
+                return
+            if not chunk:
+                return  # EOF: every writer is gone
+            self.seen += len(chunk)
+            if self.needle is not None and not self.matched.is_set():
+                window = carry + chunk
+                if self.needle in window:
+                    self.matched.set()
+                carry = window[len(window) - overlap:] if overlap else b""
+            if not self.keep:
+                continue
+            self.tail += chunk
+            if len(self.tail) > self.keep:
+                del self.tail[: len(self.tail) - self.keep]
+
+    def text(self) -> str:
+        return bytes(self.tail).decode("utf-8", errors="replace").strip()
+
+    def halt(self) -> None:
+        """Stop reading (within 50 ms) and close the pipe."""
+        self._halt.set()
+        if self.is_alive():
+            self.join()
+        os.close(self.fd)
 
 
 def _stop_tree(root: int, include_children: bool, deadline: float) -> list[int]:
@@ -674,8 +725,8 @@ class _EndSignals:
 
 def _wait_mid_work(
     proc: subprocess.Popen[bytes],
-    stdout_path: Path,
-    stderr_path: Path,
+    stdout: _Drain,
+    stderr: _Drain,
     *,
     wait_seconds: float | None,
     wait_rss_mb: float | None,
@@ -690,28 +741,19 @@ def _wait_mid_work(
     # as those bytes, as the program would print them
     needle = None if wait_line is None else os.fsencode(wait_line)
     peak = 0
-    seen = 0
     while True:
         waited = time.monotonic() - t0
         rc = proc.poll()
         if rc is not None:
-            err = _tail(stderr_path)
+            stderr.join(0.2)  # the last words it wrote before it exited
+            err = stderr.text()
             raise CaptureError(
                 f"the command exited (status {rc}) after {waited:.2f} s, before it could be "
                 "captured; pause it earlier (smaller --wait-seconds / --wait-rss-mb) or give it "
                 "more work" + (f". Its stderr ended with:\n{err}" if err else "")
             )
-        if needle is not None:
-            try:
-                size = stdout_path.stat().st_size
-            except OSError:
-                size = 0
-            if size > seen:
-                with open(stdout_path, "rb") as f:
-                    f.seek(max(0, seen - len(needle)))
-                    if needle in f.read():
-                        return "line", waited
-                seen = size
+        if needle is not None and stdout.matched.is_set():
+            return "line", waited
         if rss_target is not None:
             rss = sum(_rss_kb(p) for p in _process_tree(proc.pid, include_children))
             peak = max(peak, rss)
@@ -725,9 +767,18 @@ def _wait_mid_work(
                 what.append(f"RSS {wait_rss_mb} MB (peak seen {peak / 1024:.1f} MB)")
             if needle is not None:
                 what.append(f"the line {wait_line!r} on stdout")
+            hint = ""
+            if needle is not None:
+                hint = (
+                    f". It wrote {stdout.seen} bytes to stdout without the line. Its stdout is a "
+                    "pipe, so a program that buffers its output (C stdio, most runtimes) may "
+                    "hold the line back until a buffer fills: run it as `stdbuf -oL CMD` (C "
+                    "stdio), make it flush after the line, or for Python use -u "
+                    "(PYTHONUNBUFFERED=1, which capture sets unless you set it)"
+                )
             raise CaptureError(
                 f"gave up after {timeout:g} s waiting for {' or '.join(what)}; lower the "
-                "target or raise --timeout"
+                "target or raise --timeout" + hint
             )
         time.sleep(_POLL_S)
 
@@ -755,12 +806,15 @@ def capture(
     spread evenly over it (address order), so a capped capture still samples every region.
     ``zstd_level`` applies to ``.zst`` output.
 
-    The command's stdout and stderr go to temporary files (the stderr tail is shown if it fails).
+    The command's stdout and stderr are pipes read as it runs and not stored: only the match of
+    ``wait_line`` and the last 2000 bytes of stderr (shown if it fails) are kept, so a command
+    that prints without end neither fills memory nor the disk. With ``wait_line`` the command
+    runs with ``PYTHONUNBUFFERED=1`` unless its environment sets it (a Python program then writes
+    the line as it prints it; other programs may need ``stdbuf -oL`` or their own flush).
     It is always ended -- resumed, SIGTERM, then SIGKILL to its whole process group -- even when
     the capture fails or is interrupted: Ctrl-C (``KeyboardInterrupt``) and, when called in the
     main thread with their default action in place, ``SIGTERM`` and ``SIGHUP``
-    (:class:`CaptureSignalled`) end it, remove the partial output and the temporary directory,
-    and propagate.
+    (:class:`CaptureSignalled`) end it, remove the partial output, and propagate.
     """
     require_linux()
     if not command:
@@ -805,60 +859,76 @@ def _capture_owned(
     started_at: str,
 ) -> CaptureReport:
     """:func:`capture` once the arguments are checked, with ``end_signals`` installed."""
-    with tempfile.TemporaryDirectory(prefix="hwzswap-capture-") as tmpdir:
-        stdout_path = Path(tmpdir, "stdout")
-        stderr_path = Path(tmpdir, "stderr")
-        with open(stdout_path, "wb") as out_f, open(stderr_path, "wb") as err_f:
-            try:
-                proc = subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out_f,
-                    stderr=err_f,
-                    cwd=cwd,
-                    env=env,
-                    start_new_session=True,  # its own process group: stop and end it as a whole
-                )
-            except FileNotFoundError:
-                raise CaptureError(f"command not found: {command[0]!r}") from None
-            except PermissionError:
-                raise CaptureError(f"command is not executable: {command[0]!r}") from None
-            except OSError as exc:
-                raise CaptureError(f"cannot start {command[0]!r}: {exc}") from None
+    if wait_line is not None:
+        env = dict(os.environ if env is None else env)
+        env.setdefault("PYTHONUNBUFFERED", "1")  # a Python program's line reaches the pipe
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
         try:
-            end_signals.arm()  # a SIGTERM/SIGHUP from here on ends the command (finally)
-            trigger, waited = _wait_mid_work(
-                proc,
-                stdout_path,
-                stderr_path,
-                wait_seconds=wait_seconds,
-                wait_rss_mb=wait_rss_mb,
-                wait_line=wait_line,
-                include_children=include_children,
-                timeout=timeout,
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,  # its own process group: stop and end it as a whole
             )
-            pids = _stop_tree(proc.pid, include_children, time.monotonic() + 10.0)
-            rss = sum(_rss_kb(p) for p in pids)
-            zero = zero_page_pfns()
-            selections = [_select_pages(p, zero) for p in pids]
-            shared_dups = _drop_shared(selections) if zero is not None else 0
-            total = sum(s.addrs.size for s in selections)
-            if max_pages is not None and total > max_pages:
-                keep = np.unique(np.linspace(0, total - 1, max_pages).round().astype(np.int64))
-                bounds = np.cumsum([0] + [s.addrs.size for s in selections])
-                for i, s in enumerate(selections):
-                    local = keep[(keep >= bounds[i]) & (keep < bounds[i + 1])] - bounds[i]
-                    s.addrs = s.addrs[local]
-            with replacing(output) as tmp, _PageWriter(tmp, output, zstd_level) as writer:
-                unreadable = sum(_read_pages(s.pid, s.addrs, writer.write) for s in selections)
-                if writer.pages == 0:
-                    raise CaptureError(
-                        f"no anonymous pages could be read from pids {pids}; the process may be "
-                        "too young -- pause it later"
-                    )
-        finally:
-            end_signals.disarm()  # a signal now must not cut the cleanup short
+        except FileNotFoundError:
+            raise CaptureError(f"command not found: {command[0]!r}") from None
+        except PermissionError:
+            raise CaptureError(f"command is not executable: {command[0]!r}") from None
+        except OSError as exc:
+            raise CaptureError(f"cannot start {command[0]!r}: {exc}") from None
+    except BaseException:
+        for fd in (out_r, out_w, err_r, err_w):
+            os.close(fd)
+        raise
+    os.close(out_w)
+    os.close(err_w)
+    stdout = _Drain(out_r, 0, None if wait_line is None else os.fsencode(wait_line))
+    stderr = _Drain(err_r, _STDERR_KEEP)
+    stdout.start()
+    stderr.start()
+    try:
+        end_signals.arm()  # a SIGTERM/SIGHUP from here on ends the command (finally)
+        trigger, waited = _wait_mid_work(
+            proc,
+            stdout,
+            stderr,
+            wait_seconds=wait_seconds,
+            wait_rss_mb=wait_rss_mb,
+            wait_line=wait_line,
+            include_children=include_children,
+            timeout=timeout,
+        )
+        pids = _stop_tree(proc.pid, include_children, time.monotonic() + 10.0)
+        rss = sum(_rss_kb(p) for p in pids)
+        zero = zero_page_pfns()
+        selections = [_select_pages(p, zero) for p in pids]
+        shared_dups = _drop_shared(selections) if zero is not None else 0
+        total = sum(s.addrs.size for s in selections)
+        if max_pages is not None and total > max_pages:
+            keep = np.unique(np.linspace(0, total - 1, max_pages).round().astype(np.int64))
+            bounds = np.cumsum([0] + [s.addrs.size for s in selections])
+            for i, s in enumerate(selections):
+                local = keep[(keep >= bounds[i]) & (keep < bounds[i + 1])] - bounds[i]
+                s.addrs = s.addrs[local]
+        with replacing(output) as tmp, _PageWriter(tmp, output, zstd_level) as writer:
+            unreadable = sum(_read_pages(s.pid, s.addrs, writer.write) for s in selections)
+            if writer.pages == 0:
+                raise CaptureError(
+                    f"no anonymous pages could be read from pids {pids}; the process may be "
+                    "too young -- pause it later"
+                )
+    finally:
+        end_signals.disarm()  # a signal now must not cut the cleanup short
+        try:
             _end(proc)
+        finally:
+            stdout.halt()
+            stderr.halt()
 
     return CaptureReport(
         command=list(command),

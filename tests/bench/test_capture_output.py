@@ -1,0 +1,72 @@
+"""``hwzswap capture``'s handling of the command's output, on real programs: --wait-line reads
+stdout through a bounded buffer (``-- yes`` ran 47 s at 11 GB and grew a file in /tmp),
+--timeout bounds it, a line split across reads still matches, and a line held back in a
+buffer gets a hint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hwzswap.bench import capture as cap
+from hwzswap.errors import CaptureError
+
+
+def test_endless_output_is_read_in_bounded_memory_and_the_timeout_holds(tmp_path: Path) -> None:
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    t0 = time.monotonic()
+    p = subprocess.Popen(
+        [sys.executable, "-m", "hwzswap", "capture", "-o", str(tmp_path / "y.pages"),
+         "--wait-line", "never", "--timeout", "2", "--", "yes"],
+        env=dict(os.environ, TMPDIR=str(tmpdir)), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out = p.stdout.read()
+        err = p.stderr.read()
+        _, status, usage = os.wait4(p.pid, 0)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.stdout.close()
+        p.stderr.close()
+    elapsed = time.monotonic() - t0
+    assert os.waitstatus_to_exitcode(status) == 2, err
+    assert b"gave up after 2 s waiting for the line 'never'" in err and not out
+    assert elapsed < 15  # 2 s of waiting, the interpreter's start and the cleanup
+    assert usage.ru_maxrss < 300 * 1024  # KiB: `yes` writes GB/s, none of it is kept
+    assert list(tmpdir.iterdir()) == []  # and nothing went to /tmp
+
+
+def test_a_line_split_across_reads_matches(tmp_path: Path) -> None:
+    prog = ("import sys, time; sys.stdout.write('a' * 200000 + 'MID-'); sys.stdout.flush(); "
+            "time.sleep(0.3); sys.stdout.write('WORK\\n'); sys.stdout.flush(); "
+            "x = bytearray(1 << 20); time.sleep(30)")
+    rep = cap.capture([sys.executable, "-c", prog], tmp_path / "s.pages",
+                      wait_line="MID-WORK", timeout=20)
+    assert rep.trigger == "line" and rep.waited_s >= 0.3
+
+
+def test_a_python_line_printed_without_flush_is_seen(tmp_path: Path) -> None:
+    """stdout is a pipe (block-buffered); capture runs the command with PYTHONUNBUFFERED=1."""
+    prog = "import time; print('ready'); x = bytearray(1 << 20); time.sleep(30)"
+    rep = cap.capture([sys.executable, "-c", prog], tmp_path / "p.pages", wait_line="ready",
+                      timeout=20)
+    assert rep.trigger == "line"
+
+
+def test_a_buffered_line_gives_up_with_a_hint(tmp_path: Path) -> None:
+    # a stream of its own, block-buffered whatever PYTHONUNBUFFERED says (as C stdio is)
+    prog = ("import time; f = open(1, 'w', buffering=8192, closefd=False); f.write('ready\\n');"
+            " time.sleep(30)")
+    with pytest.raises(CaptureError) as exc:
+        cap.capture([sys.executable, "-c", prog], tmp_path / "b.pages", wait_line="ready",
+                    timeout=1)
+    msg = str(exc.value)
+    assert "wrote 0 bytes to stdout" in msg and "stdbuf -oL" in msg and "flush" in msg
+    assert not (tmp_path / "b.pages").exists()
