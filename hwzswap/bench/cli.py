@@ -15,7 +15,6 @@ from hwzswap.cliargs import (
     seed,
 )
 from hwzswap.errors import OutputError, WorkloadError
-from hwzswap.fileio import write_atomic
 
 #: Pages a built-in workload takes from the corpus unless ``--pages`` says otherwise.
 DEFAULT_PAGES = 4096
@@ -257,17 +256,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _write_outputs(args: argparse.Namespace, doc: dict[str, Any]) -> None:
-    """The outputs asked for (``--json``, ``--markdown``, ``--plot``), each written whole."""
-    from hwzswap.bench.report import markdown, plot
-    from hwzswap.bench.results import write_json
+    """The outputs asked for (``--json``, ``--markdown``, ``--plot``), each written whole; one
+    that cannot be written (a full disk) is an OutputError naming it, not a traceback."""
+    from hwzswap.bench.results import write_outputs
 
-    if args.json:
-        write_json(doc, args.json)
-    if args.markdown:
-        text = markdown(doc)
-        write_atomic(args.markdown, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    if args.plot:
-        plot(doc, args.plot)
+    write_outputs(doc, json_path=args.json, markdown_path=args.markdown, plot_path=args.plot)
 
 
 def mark_interrupted(doc: dict[str, Any], planned: int) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from hwzswap.errors import OutputError
+
 SCHEMA_VERSION = 1
 
 _NUM = (int, float)
@@ -430,15 +432,69 @@ def new_document(workload: Mapping[str, Any], config: Mapping[str, Any],
     }
 
 
+def output_failed(path: str | Path, what: str, exc: OSError) -> OutputError:
+    """The error for an output file (``what``: the results, the table, the plot) that could
+    not be written (a full disk, a read-only one, a folder that vanished), worded as
+    ``record``'s for its workload file: the path, what it is, the system's reason."""
+    return OutputError(f"{path}: cannot write the {what}: {exc.strerror or exc}")
+
+
 def write_json(doc: Mapping[str, Any], path: str | Path) -> Path:
     """Write the document (pretty, stable key order), atomically: a failed or interrupted
-    write leaves the old file (or none) and no temporary file."""
+    write leaves the old file (or none) and no temporary file. A write that fails
+    (``ENOSPC``, ``EROFS``...) raises :class:`~hwzswap.errors.OutputError` naming the file."""
     from hwzswap.fileio import write_atomic
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(doc, indent=2) + "\n"
-    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    except OSError as exc:
+        raise output_failed(path, "results", exc) from exc
+
+
+def write_outputs(doc: Mapping[str, Any], *, json_path: str | Path | None = None,
+                  markdown_path: str | Path | None = None,
+                  plot_path: str | Path | None = None) -> list[Path]:
+    """Write the bench's outputs asked for (``--json``, ``--markdown``, ``--plot``), each
+    whole or not at all; returns those written. One that cannot be written does not stop the
+    others (a full disk under the JSON need not cost the table on another): every failure is
+    then raised together as one :class:`~hwzswap.errors.OutputError`, naming each file and
+    the ones that were written."""
+    from hwzswap.bench.report import markdown, plot
+    from hwzswap.fileio import write_atomic
+
+    def write_markdown(path: Path) -> Path:
+        text = markdown(doc)
+        try:
+            return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        except OSError as exc:
+            raise output_failed(path, "table", exc) from exc
+
+    def write_plot(path: Path) -> Path:
+        try:
+            return plot(doc, path)
+        except OSError as exc:
+            raise output_failed(path, "plot", exc) from exc
+
+    steps = [(json_path, lambda p: write_json(doc, p)), (markdown_path, write_markdown),
+             (plot_path, write_plot)]
+    written: list[Path] = []
+    failed: list[str] = []
+    for path, step in steps:
+        if path is None or path == "":
+            continue
+        try:
+            written.append(step(Path(path)))
+        except OutputError as exc:
+            failed.append(str(exc))
+    if failed:
+        done = (f" (written: {', '.join(map(str, written))})" if written else
+                " (no output was written)")
+        raise OutputError("; ".join(failed) + done
+                          + "; free space there, or give another path, and run again")
+    return written
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
@@ -458,7 +514,9 @@ __all__ = [
     "machine_info",
     "new_document",
     "opencl_devices",
+    "output_failed",
     "read_json",
     "schema_problems",
     "write_json",
+    "write_outputs",
 ]
