@@ -406,9 +406,9 @@ def test_the_state_dir_fixture_removes_what_a_failed_test_left(
     """What a test left behind (here made by hand: an active swap on a loop device backed by
     a file under its tmp_path, an hwzswap cgroup with a process in it, an owner record that
     holds zswap parameters, state files) is removed by the fixture before the test fails
-    (:func:`conftest._remove_leftovers`): left on the machine, it would be in the next test's
+    (:func:`leftovers.remove_leftovers`): left on the machine, it would be in the next test's
     "before" and hide there."""
-    from conftest import _loops_backed_under, _remove_leftovers
+    from leftovers import loops_backed_under, remove_leftovers
 
     fake = tmp_path / "zswap"
     fake.mkdir()
@@ -430,10 +430,10 @@ def test_the_state_dir_fixture_removes_what_a_failed_test_left(
         cg = MemoryCgroup.create("hwzswap-leaktest", 16 << 20)
         sleeper = subprocess.Popen(["sleep", "300"], preexec_fn=lambda: cg.add(os.getpid()))
         _wait_until("the sleeper in its cgroup", lambda: sleeper.pid in cg.pids(), 10)
-        assert _remove_leftovers(d, tmp_path, {loop}, {str(cg.path)}) == []
+        assert remove_leftovers(d, tmp_path, {loop}, {str(cg.path)}) == []
         assert sleeper.wait(10) == -signal.SIGKILL
         assert not cg.path.exists() and loop not in chain.active_swaps()
-        assert not _loops_backed_under(tmp_path) and not d.exists()
+        assert not loops_backed_under(tmp_path) and not d.exists()
         assert (fake / "enabled").read_text().strip() == "N"
     finally:
         if sleeper is not None and sleeper.poll() is None:
@@ -443,7 +443,7 @@ def test_the_state_dir_fixture_removes_what_a_failed_test_left(
             cg.remove()
         if loop in chain.active_swaps():
             subprocess.run(["swapoff", loop], capture_output=True, timeout=120)
-        for entry in _loops_backed_under(tmp_path):
+        for entry in loops_backed_under(tmp_path):
             subprocess.run(["losetup", "-d", entry.split(" on ", 1)[0]], timeout=60)
 
 
@@ -451,12 +451,12 @@ def test_the_state_dir_fixture_needs_no_memory_cgroup(monkeypatch: pytest.Monkey
     """Every serve test's setup looks for hwzswap cgroups: on a host without a memory
     cgroup there are none to find (a test that makes one fails there on its own), and the
     setup of the tests that make none does not fail."""
-    import conftest
+    import leftovers
 
     from hwzswap.serve.cgroup import CgroupError
 
     def no_memory_cgroup(pid: object = "self") -> tuple[str, Path]:
         raise CgroupError("no memory cgroup controller is mounted")
 
-    monkeypatch.setattr(conftest, "cgroup_of", no_memory_cgroup)
-    assert conftest._hwzswap_cgroups() == set()
+    monkeypatch.setattr(leftovers, "cgroup_of", no_memory_cgroup)
+    assert leftovers.hwzswap_cgroups() == set()
