@@ -567,8 +567,29 @@ class _Drain(threading.Thread):
         os.close(self.fd)
 
 
-def _stop_tree(root: int, include_children: bool, deadline: float) -> list[int]:
-    """SIGSTOP the process group and every process of the tree; wait until all are stopped."""
+def _start_time(pid: int) -> int | None:
+    """``pid``'s start time (clock ticks after boot, /proc/PID/stat field 22), None if gone: a
+    pid and its start time name one process, even once the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(b")") + 2:].split()[19])
+
+
+def _track(tracked: dict[int, int] | None, pid: int) -> None:
+    if tracked is not None and pid not in tracked:
+        start = _start_time(pid)
+        if start is not None:
+            tracked[pid] = start
+
+
+def _stop_tree(root: int, include_children: bool, deadline: float,
+               tracked: dict[int, int] | None = None) -> list[int]:
+    """SIGSTOP the process group and every process of the tree; wait until all are stopped.
+    Every process signalled one by one (a descendant may have left the group: ``setsid``) is
+    added to ``tracked`` (pid -> start time), for :func:`_end` to resume and end."""
     try:
         os.killpg(root, signal.SIGSTOP)
     except ProcessLookupError:
@@ -577,6 +598,7 @@ def _stop_tree(root: int, include_children: bool, deadline: float) -> list[int]:
         tree = _process_tree(root, include_children)
         pending = []
         for pid in tree:
+            _track(tracked, pid)
             try:
                 os.kill(pid, signal.SIGSTOP)  # a descendant that left the process group
             except ProcessLookupError:
@@ -612,30 +634,59 @@ def _group_running(pgid: int) -> bool:
     return False
 
 
-def _end(proc: subprocess.Popen[bytes], grace_s: float = 2.0) -> None:
-    """Resume and end the whole process group we started: SIGTERM, then SIGKILL; return once
-    none of it runs any more (SIGKILL takes effect asynchronously: a descendant could still be
-    running, its memory mapped, for a moment after the call)."""
+def _end(proc: subprocess.Popen[bytes], tracked: dict[int, int] | None = None,
+         grace_s: float = 2.0) -> None:
+    """Resume and end the whole process group we started and every process in ``tracked``
+    (pid -> start time: those stopped one by one, and the descendants found now, which may have
+    left the group with ``setsid`` -- they were left stopped for ever): SIGTERM and SIGCONT,
+    then SIGKILL; return once none of it runs any more (SIGKILL takes effect asynchronously: a
+    descendant could still be running, its memory mapped, for a moment after the call)."""
+    tracked = {} if tracked is None else tracked
+    if proc.poll() is None:
+        for pid in _process_tree(proc.pid, True)[1:]:
+            _track(tracked, pid)
     try:
-        _signal_group(proc, grace_s)
+        _signal_group(proc, tracked, grace_s)
     finally:
         deadline = time.monotonic() + grace_s
-        while _group_running(proc.pid) and time.monotonic() < deadline:
+        while ((_group_running(proc.pid) or _any_running(tracked))
+               and time.monotonic() < deadline):
             time.sleep(_POLL_S)
 
 
-def _signal_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+def _signal_tracked(tracked: dict[int, int], sig: int) -> None:
+    for pid, start in tracked.items():
+        if _start_time(pid) == start:  # still that process, not a reused pid
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _any_running(tracked: dict[int, int]) -> bool:
+    for pid, start in tracked.items():
+        if _start_time(pid) == start:
+            state = _proc_state(pid)
+            if state and "Z" not in state and "X" not in state:
+                return True
+    return False
+
+
+def _signal_group(proc: subprocess.Popen[bytes], tracked: dict[int, int],
+                  grace_s: float) -> None:
     if proc.poll() is not None:
         try:  # descendants may outlive the leader
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        _signal_tracked(tracked, signal.SIGKILL)  # SIGKILL ends a stopped process too
         return
     for sig in (signal.SIGTERM, signal.SIGCONT):
+        _signal_tracked(tracked, sig)
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
-            break
+            pass
     try:
         proc.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
@@ -644,6 +695,8 @@ def _signal_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    if _any_running(tracked):
+        _signal_tracked(tracked, signal.SIGKILL)
     proc.wait()
 
 
@@ -811,7 +864,8 @@ def capture(
     that prints without end neither fills memory nor the disk. With ``wait_line`` the command
     runs with ``PYTHONUNBUFFERED=1`` unless its environment sets it (a Python program then writes
     the line as it prints it; other programs may need ``stdbuf -oL`` or their own flush).
-    It is always ended -- resumed, SIGTERM, then SIGKILL to its whole process group -- even when
+    It is always ended -- resumed, SIGTERM, then SIGKILL to its whole process group and to every
+    process it stopped or found as a descendant, one that left the group included -- even when
     the capture fails or is interrupted: Ctrl-C (``KeyboardInterrupt``) and, when called in the
     main thread with their default action in place, ``SIGTERM`` and ``SIGHUP``
     (:class:`CaptureSignalled`) end it, remove the partial output, and propagate.
@@ -891,6 +945,7 @@ def _capture_owned(
     stderr = _Drain(err_r, _STDERR_KEEP)
     stdout.start()
     stderr.start()
+    tracked: dict[int, int] = {}  # pid -> start time of each process to end with the command
     try:
         end_signals.arm()  # a SIGTERM/SIGHUP from here on ends the command (finally)
         trigger, waited = _wait_mid_work(
@@ -903,7 +958,7 @@ def _capture_owned(
             include_children=include_children,
             timeout=timeout,
         )
-        pids = _stop_tree(proc.pid, include_children, time.monotonic() + 10.0)
+        pids = _stop_tree(proc.pid, include_children, time.monotonic() + 10.0, tracked)
         rss = sum(_rss_kb(p) for p in pids)
         zero = zero_page_pfns()
         selections = [_select_pages(p, zero) for p in pids]
@@ -925,7 +980,7 @@ def _capture_owned(
     finally:
         end_signals.disarm()  # a signal now must not cut the cleanup short
         try:
-            _end(proc)
+            _end(proc, tracked)
         finally:
             stdout.halt()
             stderr.halt()
