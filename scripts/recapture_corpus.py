@@ -148,8 +148,8 @@ def main() -> int:
                 "report": report,
             }
         index_path.write_text(yaml.safe_dump(index, sort_keys=True, width=100))
-    subprocess.run([sys.executable, "-m", "hwzswap.bench.corpus", "--readme"], cwd=REPO,
-                   check=True)
+    subprocess.run([sys.executable, "-m", "hwzswap.bench.corpus", "--readme", "-o",
+                    "hwzswap/data/corpus/README.md"], cwd=REPO, check=True)
     return 0
 
 

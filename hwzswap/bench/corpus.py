@@ -6,7 +6,8 @@ backend's batch path takes.
 
 The bundled corpus (``hwzswap/data/corpus/<source>.pages.zst``) was captured with
 ``hwzswap capture`` from real programs; ``scripts/recapture_corpus.py`` re-creates it and
-``python -m hwzswap.bench.corpus --readme`` regenerates its README table from the files.
+``python -m hwzswap.bench.corpus --readme`` regenerates its README table from the files (printed;
+``-o hwzswap/data/corpus/README.md`` writes it in place).
 
 Same-filled follows zswap: a page whose 8-byte words are all equal (zswap stores just the word).
 Zero pages are same-filled too; both figures are reported.
@@ -420,16 +421,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("files", nargs="*", type=Path, help="page files (default: the bundled corpus)")
     ap.add_argument("--describe", action="store_true", help="print figures as JSON (default)")
     ap.add_argument("--readme", action="store_true",
-                    help="rewrite hwzswap/data/corpus/README.md from the bundled files")
+                    help="print the bundled corpus's README, regenerated from its files")
+    ap.add_argument("-o", "--output", metavar="FILE", type=Path,
+                    help="with --readme: write the README to FILE instead of printing it "
+                         "(scripts/recapture_corpus.py writes hwzswap/data/corpus/README.md)")
     args = ap.parse_args(argv)
     if args.readme and (args.files or args.describe):
         ap.error("--readme regenerates the README from the bundled files; give it alone "
                  "(no files, no --describe)")
+    if args.output is not None and not args.readme:
+        ap.error("-o/--output writes the README: it goes with --readme (the figures of "
+                 "--describe are printed)")
     try:
         if args.readme:
-            path, text = corpus_dir() / "README.md", readme_text() + "\n"
-            write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-            print(f"wrote {path}")
+            # printed unless a file is named: running the module never edits the installed
+            # package behind the user's back
+            text = readme_text() + "\n"
+            if args.output is None:
+                sys.stdout.write(text)
+                return 0
+            try:
+                write_atomic(args.output,
+                             lambda tmp: tmp.write_text(text, encoding="utf-8"))
+            except OSError as exc:
+                print(f"error: {args.output}: cannot write the README: "
+                      f"{exc.strerror or exc}", file=sys.stderr)
+                return 2
+            print(f"wrote {args.output}", file=sys.stderr)
             return 0
         if args.files:
             by_source = {str(p): load_pages(p) for p in args.files}

@@ -110,3 +110,40 @@ def test_outputs_on_a_disk_with_room_are_unchanged(real: dict[str, Any],
     assert written == [tmp_path / "a" / "r.json", tmp_path / "r.md", tmp_path / "r.png"]
     assert json.loads((tmp_path / "a" / "r.json").read_text())["results"] == real["results"]
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- python -m hwzswap.bench.corpus --readme ------------------------------------------------
+
+
+def test_corpus_readme_prints_and_leaves_the_package_alone(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from hwzswap.bench.corpus import corpus_dir, main as corpus_main, readme_text
+
+    readme = corpus_dir() / "README.md"
+    before = (readme.stat().st_mtime_ns, readme.read_bytes())
+    assert corpus_main(["--readme"]) == 0
+    assert capsys.readouterr().out == readme_text() + "\n"
+    assert (readme.stat().st_mtime_ns, readme.read_bytes()) == before
+
+
+def test_corpus_readme_writes_only_the_file_named(tmp_path: Path, full_dir: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from hwzswap.bench.corpus import corpus_dir, main as corpus_main
+
+    readme = corpus_dir() / "README.md"
+    before = readme.stat().st_mtime_ns
+    out = tmp_path / "R.md"
+    assert corpus_main(["--readme", "-o", str(out)]) == 0
+    assert out.read_text() == readme.read_text()  # the committed one is up to date
+    assert capsys.readouterr().out == ""
+    assert readme.stat().st_mtime_ns == before
+    # a full disk: the error names the file, nothing partial is left
+    assert corpus_main(["--readme", "--output", str(full_dir / "R.md")]) == 2
+    assert f"{full_dir / 'R.md'}: cannot write the README: {NOSPACE}" in capsys.readouterr().err
+    assert _listing(full_dir) == ["fill", "old.json"]
+    # -o is the README's: alone it is refused, not ignored
+    with pytest.raises(SystemExit) as exc:
+        corpus_main(["-o", str(tmp_path / "x.md")])
+    assert exc.value.code == 2
+    assert "goes with --readme" in capsys.readouterr().err
+    assert not (tmp_path / "x.md").exists()
