@@ -38,22 +38,15 @@ DEADLINE_MS = 150
 BOUND_S = 5.0  # "well before the hung call": the test releases it only afterwards
 
 
-class HangsOnce(Lz4Backend):
-    """lz4 whose next ``compress_batch`` (or ``compress``) after ``arm()`` blocks until
-    ``release`` is set. Not ``concurrent``: the engine serialises its calls."""
-
-    name = "test-serial-hangs-once"
-    fmt: str | None = "lz4"
+class ArmedHang(Lz4Backend):
+    """lz4 that hangs once, in whichever call a subclass puts :meth:`_maybe_hang` in, after
+    ``arm()``: it sets ``entered`` and blocks until ``release`` is set."""
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.armed = False
         self.entered = threading.Event()
         self.release = threading.Event()
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities(device="test-serial", batch=True, format=self.fmt)
 
     def arm(self) -> None:
         self.armed = True
@@ -63,6 +56,18 @@ class HangsOnce(Lz4Backend):
             self.armed = False
             self.entered.set()
             self.release.wait(60)
+
+
+class HangsOnce(ArmedHang):
+    """lz4 whose next ``compress_batch`` (or ``compress``) after ``arm()`` blocks until
+    ``release`` is set. Not ``concurrent``: the engine serialises its calls."""
+
+    name = "test-serial-hangs-once"
+    fmt: str | None = "lz4"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(device="test-serial", batch=True, format=self.fmt)
 
     def compress(self, page: Any) -> bytes | None:
         self._maybe_hang()
@@ -104,6 +109,15 @@ def system(make_system: Any, backend: Any, mode: str = "async", **zswap: Any) ->
                               "driver_watchdog": "off", **zswap})
 
 
+def hang_second_pass(s: Any, dev: ArmedHang, pages: list[bytes]) -> None:
+    """Store pages 0-7 (drained: in the pool), then arm ``dev`` and store pages 8-15: that
+    pass's device call hangs (async mode: the call is on the pipeline's worker)."""
+    s.swap_out_batch(0, list(range(8)), as_batch(pages[:8]))
+    s.drain()
+    dev.arm()
+    s.swap_out_batch(0, list(range(8, 16)), as_batch(pages[8:16]))
+
+
 @pytest.fixture
 def pages() -> list[bytes]:
     return compressible_pages(24, seed=11)
@@ -116,10 +130,7 @@ def test_a_load_after_a_hung_async_call_is_not_held_up(make_system: Any,
     dev = HangsOnce()
     s = system(make_system, dev)
     try:
-        s.swap_out_batch(0, list(range(8)), as_batch(pages[:8]))
-        s.drain()
-        dev.arm()
-        s.swap_out_batch(0, list(range(8, 16)), as_batch(pages[8:16]))
+        hang_second_pass(s, dev, pages)
         s.drain()
         assert dev.entered.is_set()
         t, box = in_thread(lambda: [s.swap_in(0, off) for off in range(8)])
@@ -141,10 +152,7 @@ def test_load_drain_and_stats_beside_a_hung_call_finish(make_system: Any,
     dev = HangsOnce()
     s = system(make_system, dev)
     try:
-        s.swap_out_batch(0, list(range(8)), as_batch(pages[:8]))
-        s.drain()
-        dev.arm()
-        s.swap_out_batch(0, list(range(8, 16)), as_batch(pages[8:16]))
+        hang_second_pass(s, dev, pages)
         assert dev.entered.wait(BOUND_S)
         tl, load = in_thread(lambda: s.swap_in(0, 0))
         time.sleep(0.02)
@@ -167,10 +175,7 @@ def test_without_a_software_decoder_the_load_fails_at_once_and_keeps_the_entry(
     dev = HangsOnceNoFormat()
     s = system(make_system, dev)
     try:
-        s.swap_out_batch(0, list(range(8)), as_batch(pages[:8]))
-        s.drain()
-        dev.arm()
-        s.swap_out_batch(0, list(range(8, 16)), as_batch(pages[8:16]))
+        hang_second_pass(s, dev, pages)
         s.drain()
         t, box = in_thread(lambda: s.swap_in(0, 3))
         t.join(BOUND_S)
@@ -294,32 +299,20 @@ def test_pipeline_threads_stay_bounded_after_a_hung_call(make_system: Any,
         dev.release.set()
 
 
-class PollHangsOnce(Lz4Backend):
+class PollHangsOnce(ArmedHang):
     """An asynchronous lz4 device (``concurrent``: no ``_serial``) whose next ``poll`` after
     ``arm()`` blocks until released: the submit/poll loop holding the compressor's ops lock
     is stuck in it."""
 
     name = "test-serial-poll-hangs-once"
 
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        self.armed = False
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(device="test-serial-poll", asynchronous=True, format="lz4",
                             concurrent=True)
 
-    def arm(self) -> None:
-        self.armed = True
-
     def poll(self, max_ops: int | None = None) -> list[Any]:
-        if self.armed:
-            self.armed = False
-            self.entered.set()
-            self.release.wait(60)
+        self._maybe_hang()
         return super().poll(max_ops)
 
 
@@ -331,10 +324,7 @@ def test_a_hung_poll_does_not_hold_up_loads_or_later_passes(make_system: Any,
     dev = PollHangsOnce()
     s = system(make_system, dev, device_timeout_ms=60)
     try:
-        s.swap_out_batch(0, list(range(8)), as_batch(pages[:8]))
-        s.drain()
-        dev.arm()
-        s.swap_out_batch(0, list(range(8, 16)), as_batch(pages[8:16]))
+        hang_second_pass(s, dev, pages)
         assert dev.entered.wait(BOUND_S)
         t, box = in_thread(lambda: [s.swap_in(0, off) for off in range(8)])
         t.join(BOUND_S)
