@@ -1030,7 +1030,7 @@ def save_workload(workload: Workload, path: str | Path, level: int = 10) -> Path
         mix = parse_folio_mix(workload.structure.get("folio_mix"),
                               f"workload {workload.name!r}: structure.folio_mix")
         why2 = structure_mismatch({**workload.structure, "folio_mix": _mix_json(mix)},
-                                  workload.ops)
+                                  workload.ops, workload.nr_pages)
         if why2 is not None:
             raise WorkloadError(f"workload {workload.name!r}: structure.{why2[0]} does not "
                                 f"match the stream: {why2[1]}")
@@ -1375,7 +1375,7 @@ def load_workload(path: str | Path) -> Workload:
         raise WorkloadError(f"{src}: {exc}: the file is damaged or was edited{_REDO}") from None
     _check_consistency(header, wl, src)
     if stated:
-        why = structure_mismatch(wl.structure, wl.ops)
+        why = structure_mismatch(wl.structure, wl.ops, wl.nr_pages)
         if why is not None:
             raise WorkloadError(f"{src}: header field structure.{why[0]} does not match the "
                                 f"stream: {why[1]}; the header was edited or damaged{_REDO}")
@@ -1422,20 +1422,26 @@ def _check_structure_field(structure: Any, src: Path) -> dict[str, Any]:
 
 
 
-def structure_mismatch(structure: Mapping[str, Any],
-                       ops: Sequence[Op]) -> tuple[str, str] | None:
+def structure_mismatch(structure: Mapping[str, Any], ops: Sequence[Op],
+                       pages: int) -> tuple[str, str] | None:
     """Where a stated ``structure`` (checked: whole-number batches, a parsed folio mix) and
-    the stream ``ops`` disagree, as ``(field, why)`` (``None``: they agree as far as the ops
-    show). A reclaim pass holds at most ``reclaim_batch`` folios, a readahead cluster at most
-    ``load_batch`` slots, and every folio's size is one in ``folio_mix``, or order-0 (the
-    generators store a tail shorter than the mix's largest folio, and pages loaded back,
-    order-0). The reports print the stated structure, so one the stream does not have would
-    label its figures with a kernel shape they were not measured with."""
+    the stream ``ops`` over ``pages`` pages disagree, as ``(field, why)`` (``None``: they
+    agree as far as the ops show). A reclaim pass holds at most ``reclaim_batch`` folios, a
+    readahead cluster at most ``load_batch`` slots, and every folio's size is one in
+    ``folio_mix``, or order-0 (the generators store a tail shorter than the mix's largest
+    folio, and pages loaded back, order-0); a mix with no order-0 share whose sizes all fit
+    in the pages puts at least one large folio in the stream's stores (every generator does).
+    A larger batch than the stream fills is no lie (a pass may be short), so it passes. The
+    reports print the stated structure, so one the stream does not have would label its
+    figures with a kernel shape they were not measured with."""
     reclaim = structure["reclaim_batch"]
     load = structure["load_batch"]
-    sizes = {1} | {int(size) for size, _ in structure["folio_mix"]}
+    mix_sizes = {int(size) for size, _ in structure["folio_mix"]}
+    sizes = {1} | mix_sizes
+    large = False
     for i, op in enumerate(ops):
         if op.kind == STORE:
+            large = large or any(f > 1 for f in op.folios)
             folios = len(op.folios) or len(op.offsets)
             if folios > reclaim:
                 return "reclaim_batch", (f"it is {reclaim}, but op {i} (store) is a reclaim "
@@ -1447,6 +1453,10 @@ def structure_mismatch(structure: Mapping[str, Any],
         elif op.kind == LOAD and len(op.offsets) > load:
             return "load_batch", (f"it is {load}, but op {i} (load) is a readahead cluster of "
                                   f"{len(op.offsets)} slots")
+    if (not large and 1 not in mix_sizes and max(mix_sizes) <= pages
+            and any(op.kind == STORE for op in ops)):
+        return "folio_mix", (f"it has folios of {mix_text(structure['folio_mix'])} pages and "
+                             f"no order-0 share, but no store holds a large folio")
     return None
 
 

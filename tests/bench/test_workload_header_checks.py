@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwzswap.bench.corpus import load_bundled
 from hwzswap.bench.workload import (
@@ -31,6 +33,7 @@ from hwzswap.bench.workload import (
     load_workload,
     read_header,
     save_workload,
+    structure_mismatch,
 )
 from hwzswap.cli import main
 from hwzswap.errors import WorkloadError
@@ -106,6 +109,21 @@ def test_every_generated_structure_agrees_with_its_stream(
     assert back.ops == wl.ops and back.structure == wl.structure
 
 
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(["roundtrip", "pressure", "mixed"]), n=st.integers(1, 80),
+       seed=st.integers(0, 2**64 - 1), reclaim=st.integers(1, 40), load=st.integers(1, 20),
+       mix=st.lists(st.tuples(st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128]),
+                              st.integers(1, 4)), min_size=1, max_size=3))
+def test_no_generated_stream_disagrees_with_its_structure(
+        name: str, n: int, seed: int, reclaim: int, load: int,
+        mix: list[tuple[int, int]]) -> None:
+    """The rule never refuses what a generator makes, whatever its sizes and seed."""
+    all_pages = load_bundled(max_pages=96)
+    wl = build_workload(name, all_pages[:n], seed=seed, reclaim_batch=reclaim,
+                        load_batch=load, folio_mix=mix)
+    assert structure_mismatch(wl.structure, wl.ops, wl.nr_pages) is None
+
+
 def test_version1_files_still_load() -> None:
     """A version-1 file states no structure (it is derived from its params): not refused."""
     for path in sorted(DATA.glob("v1_*.hwzwl")):
@@ -171,6 +189,28 @@ def test_folio_sizes_missing_from_folio_mix_are_refused(pages: np.ndarray, tmp_p
     with pytest.raises(WorkloadError, match=r"structure\.folio_mix does not match the stream"
                                             r".*holds a 16-page folio"):
         load_workload(bad)
+
+
+@pytest.mark.parametrize("mix", [[[16, 1.0]], [[4, 0.5], [8, 0.5]]])
+def test_large_folios_claimed_for_an_order0_stream_are_refused(
+        pages: np.ndarray, tmp_path: Path, mix: list[list[Any]]) -> None:
+    """A mix with no order-0 share, sizes within the pages, yet no store holds a large folio:
+    every generator would have stored some, so the header is not the stream's."""
+    wl = build_workload("mixed", pages, seed=2, folio_mix="1")
+    src = save_workload(wl, tmp_path / "o.hwzwl")
+    bad = rewrite(src, tmp_path / "mix.hwzwl", _set("structure", "folio_mix", mix))
+    with pytest.raises(WorkloadError, match=r"structure\.folio_mix does not match the stream"
+                                            r".*no order-0 share, but no store holds a large"):
+        load_workload(bad)
+
+
+def test_a_mix_larger_than_the_pages_may_store_order0_only(tmp_path: Path) -> None:
+    """Fewer pages than the mix's folio: the generators store order-0 pages; not refused."""
+    few = load_bundled(max_pages=12)
+    for name in ("roundtrip", "pressure", "mixed"):
+        wl = build_workload(name, few, seed=0, folio_mix="16")
+        assert not any(op.folios for op in wl.ops)
+        assert load_workload(save_workload(wl, tmp_path / f"{name}.hwzwl")).ops == wl.ops
 
 
 def test_save_refuses_a_structure_its_stream_does_not_have(pages: np.ndarray,
