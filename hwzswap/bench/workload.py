@@ -133,7 +133,8 @@ class Workload:
     params: dict[str, Any] = field(default_factory=dict)
     corpus: dict[str, Any] = field(default_factory=dict)
     #: The kernel structure the stream was cut into: ``reclaim_batch``, ``load_batch`` and
-    #: ``folio_mix`` (``[[pages, share], ...]``). Informative: the ops themselves carry it.
+    #: ``folio_mix`` (``[[pages, share], ...]``). The ops themselves carry it; a workload
+    #: file's is checked against them (:func:`structure_mismatch`), as the reports print it.
     structure: dict[str, Any] = field(default_factory=dict)
     #: ``{"held_fraction": f}``: the runner sets the pool limit to the pool pages it takes to
     #: hold ``f`` of the workload's pages, measured for each backend (unless the bench's config
