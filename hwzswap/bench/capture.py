@@ -585,6 +585,26 @@ def _track(tracked: dict[int, int] | None, pid: int) -> None:
             tracked[pid] = start
 
 
+# where a vfork parent sleeps (TASK_KILLABLE, state D) until its child execs or exits:
+# wait_for_vfork_done, inlined into kernel_clone (_do_fork before 5.10) on most builds
+_VFORK_WCHANS = frozenset({"wait_for_vfork_done", "kernel_clone", "_do_fork", "do_fork"})
+
+
+def _vfork_waiting(pid: int, state: str) -> bool:
+    """Whether ``pid`` is a vfork (posix_spawn, dash, Python's subprocess) parent waiting for a
+    child we stopped before it could exec: it cannot run until that child is resumed, so it is
+    as good as stopped (it never reaches state T, and a capture of it used to time out)."""
+    if state != "D":
+        return False
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            if f.read().strip() not in _VFORK_WCHANS:
+                return False
+    except OSError:
+        return False
+    return any((_proc_state(c) or "x") in ("T", "t") for c in _children(pid))
+
+
 def _stop_tree(root: int, include_children: bool, deadline: float,
                tracked: dict[int, int] | None = None) -> list[int]:
     """SIGSTOP the process group and every process of the tree; wait until all are stopped.
@@ -608,7 +628,7 @@ def _stop_tree(root: int, include_children: bool, deadline: float,
                 if pid == root:
                     raise CaptureError("the command exited while it was being stopped")
                 continue
-            if any(s not in "Tt" for s in state):
+            if any(s not in "Tt" for s in state) and not _vfork_waiting(pid, state):
                 pending.append(pid)
         # a stable tree with every member stopped: nothing can fork any more
         if not pending and tree == _process_tree(root, include_children):

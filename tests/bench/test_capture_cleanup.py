@@ -50,3 +50,27 @@ def test_a_descendant_that_left_the_group_is_ended(tmp_path: Path, children: boo
             escaped = int(pidfile.read_text())
         if escaped is not None and not _gone_or_zombie(escaped):
             os.kill(escaped, signal.SIGKILL)
+
+
+def test_a_vfork_parent_of_a_stopped_child_counts_as_stopped() -> None:
+    """SIGSTOP can land while a shell is in vfork (dash, posix_spawn): the child stops before
+    its exec and the parent waits in state D for it, never reaching T; the capture gave up
+    after 10 s ("did not stop"). Catch the shell in that state and stop its tree."""
+    import subprocess
+
+    p = subprocess.Popen(["sh", "-c", "while :; do /bin/true; done"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert time.monotonic() < deadline, "never caught the shell inside vfork"
+            os.killpg(p.pid, signal.SIGSTOP)
+            time.sleep(0.002)
+            if cap._proc_state(p.pid) == "D":
+                break
+            os.killpg(p.pid, signal.SIGCONT)
+        t0 = time.monotonic()
+        assert cap._stop_tree(p.pid, False, t0 + 5) == [p.pid]
+        assert time.monotonic() - t0 < 2
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
