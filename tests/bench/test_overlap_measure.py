@@ -61,8 +61,10 @@ def test_host_clock_sync_modes_hide_nothing_whatever_the_engines(pages: np.ndarr
             assert ov["hidden_share"] == 0.0, mode
         else:
             assert 0.0 <= ov["hidden_share"] <= 1.0
-    if engines == 2:  # reclaim batches keep both engines busy at once
-        assert rows["reclaim"]["device_overlap"]["engine_parallelism"] > 1.2
+    if engines == 2:
+        # reclaim batches keep both engines busy at once as far as the host submits faster
+        # than an engine works; on the host clock a slow (loaded) host can leave it near 1
+        assert rows["reclaim"]["device_overlap"]["engine_parallelism"] >= 1.0
     else:
         assert rows["reclaim"]["device_overlap"]["engine_parallelism"] == pytest.approx(1.0)
 
@@ -78,3 +80,6 @@ def test_virtual_clock_reports_zero_with_a_note(pages: np.ndarray) -> None:
         _check_division(r)
         # every move of this clock is a wait: what it waited is the union it passed
         assert ov["waited_us_per_page"] == pytest.approx(ov["busy_union_us_per_page"], abs=2e-3)
+    # with no host time between submissions, a reclaim batch keeps both engines busy at
+    # once: the parallelism the old figure took for overlap, now shown apart
+    assert rows["reclaim"]["device_overlap"]["engine_parallelism"] > 1.5
