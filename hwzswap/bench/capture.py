@@ -34,7 +34,12 @@ Which pages are copied
 Output
     Raw concatenated 4096-byte pages (``.pages``), zstd-compressed when the name ends with
     ``.zst`` -- the format :mod:`hwzswap.bench.corpus` loads. The file is written to a temporary
-    name and renamed when complete, so a failed capture never leaves a partial file behind.
+    name and renamed when complete, so a failed capture never leaves a partial file behind. A
+    capture that cannot be completed -- the process killed while its pages are read (a page
+    file with only some of them would pass for a whole one), the disk full -- fails with
+    :class:`CaptureIncomplete` (CLI exit 1), its partial file removed. ``--report`` is written
+    after the page file; if it cannot be, the CLI says so, keeps the complete page file and
+    exits 1.
 
 Interruption
     Ctrl-C, ``SIGTERM`` and ``SIGHUP`` (a closed terminal: the command runs in its own session
@@ -87,6 +92,13 @@ _SPECIAL_MAPPINGS = frozenset({"[vvar]", "[vvar_vclock]", "[vdso]", "[vsyscall]"
 _PAGEMAP_CHUNK = 1 << 16  # entries per pagemap read (512 KiB)
 _MEM_CHUNK_PAGES = 256  # pages per /proc/PID/mem read (1 MiB)
 _POLL_S = 0.01
+
+
+class CaptureIncomplete(CaptureError):
+    """The capture ran but could not be completed: the process went away while its pages were
+    being read, or the page file could not be written (a full disk). No page file is left (the
+    partial one is removed; a previous file of that name is kept); the CLI exits 1, where a
+    mistake in the arguments or a command that cannot be captured exits 2."""
 
 
 @dataclass
@@ -354,7 +366,8 @@ def _select_pages(pid: int, zero: tuple[int, int, int] | None = None) -> _Select
     except PermissionError as exc:
         raise CaptureError(_permission_message(pid, "maps or pagemap", exc)) from None
     except FileNotFoundError:
-        raise CaptureError(f"pid {pid} exited while it was being captured") from None
+        raise CaptureIncomplete(f"pid {pid} exited while it was being captured; no page file "
+                                "was written -- capture again") from None
     parts: list[np.ndarray] = []
     pfn_parts: list[np.ndarray] = []
     nmaps = swapped = zero_skipped = 0
@@ -474,7 +487,10 @@ def _read_pages(pid: int, addrs: np.ndarray, sink: Callable[[np.ndarray], None])
     except PermissionError as exc:
         raise CaptureError(_permission_message(pid, "mem", exc)) from None
     except FileNotFoundError:
-        raise CaptureError(f"pid {pid} exited while it was being captured") from None
+        raise CaptureIncomplete(f"pid {pid} exited while it was being captured; no page file "
+                                "was written -- capture again") from None
+    except OSError as exc:
+        raise CaptureError(f"cannot open /proc/{pid}/mem: {exc.strerror or exc}") from None
     unreadable = 0
     try:
         for addr, n in _runs(addrs):
@@ -990,13 +1006,31 @@ def _capture_owned(
             for i, s in enumerate(selections):
                 local = keep[(keep >= bounds[i]) & (keep < bounds[i + 1])] - bounds[i]
                 s.addrs = s.addrs[local]
-        with replacing(output) as tmp, _PageWriter(tmp, output, zstd_level) as writer:
-            unreadable = sum(_read_pages(s.pid, s.addrs, writer.write) for s in selections)
-            if writer.pages == 0:
-                raise CaptureError(
-                    f"no anonymous pages could be read from pids {pids}; the process may be "
-                    "too young -- pause it later"
-                )
+        try:
+            with replacing(output) as tmp, _PageWriter(tmp, output, zstd_level) as writer:
+                unreadable = 0
+                for s in selections:
+                    bad = _read_pages(s.pid, s.addrs, writer.write)
+                    unreadable += bad
+                    state = _proc_state(s.pid) if bad else ""
+                    if state is None or "Z" in state or "X" in state:
+                        raise CaptureIncomplete(
+                            f"pid {s.pid} ended while its pages were being read ({bad} of its "
+                            f"{s.addrs.size} pages could not be read): something killed it (the "
+                            "OOM killer, a SIGKILL from elsewhere). The partial page file was "
+                            f"removed and {output} not written; capture again"
+                        )
+                if writer.pages == 0:
+                    raise CaptureError(
+                        f"no anonymous pages could be read from pids {pids}; the process may "
+                        "be too young -- pause it later"
+                    )
+        except OSError as exc:  # /proc reads are handled where they happen: this is our file
+            raise CaptureIncomplete(
+                f"cannot write the page file {output}: {exc.strerror or exc}; the partial file "
+                "was removed (a previous file of that name is kept). Free some space or give "
+                "-o a file on another file system"
+            ) from None
     finally:
         end_signals.disarm()  # a signal now must not cut the cleanup short
         try:
@@ -1102,9 +1136,19 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         except OSError:
             pass  # a hung-up terminal (SIGHUP) may refuse the message; the status still says it
         return 128 + exc.signum
+    except CaptureIncomplete as exc:
+        # it ran but nothing whole came of it: a failure (1), not a usage mistake (2)
+        print(f"hwzswap capture: error: {exc}", file=sys.stderr)
+        return 1
     if args.report is not None:
         text = json.dumps(report.to_dict(), indent=2) + "\n"
-        write_atomic(args.report, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        try:
+            write_atomic(args.report, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        except OSError as exc:
+            print(f"hwzswap capture: error: cannot write the report {args.report}: "
+                  f"{exc.strerror or exc} (no partial report is left); the page file "
+                  f"{report.output} is complete and kept", file=sys.stderr)
+            return 1
     size = os.path.getsize(report.output)
     print(
         f"captured {report.pages} pages ({report.pages * PAGE_SIZE / 2**20:.1f} MiB, "
