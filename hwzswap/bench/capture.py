@@ -565,7 +565,7 @@ class _Drain(threading.Thread):
                 window = carry + chunk
                 if self.needle in window:
                     self.matched.set()
-                carry = window[len(window) - overlap:] if overlap else b""
+                carry = window[-overlap:] if overlap else b""  # the whole window if shorter
             if not self.keep:
                 continue
             self.tail += chunk
@@ -738,8 +738,8 @@ def _signal_group(proc: subprocess.Popen[bytes], tracked: dict[int, int],
 
 class CaptureSignalled(KeyboardInterrupt):
     """The capture was told to stop by ``SIGTERM`` or ``SIGHUP`` (``kill``, a closed terminal,
-    a service manager): it ends as on Ctrl-C -- the command resumed and ended, no partial file or
-    temporary directory left -- and the CLI exits ``128 + signum``. A ``KeyboardInterrupt``, so a
+    a service manager): it ends as on Ctrl-C -- the command resumed and ended, no partial file
+    left -- and the CLI exits ``128 + signum``. A ``KeyboardInterrupt``, so a
     caller that handles Ctrl-C handles this as well. ``written`` is the page file when the
     signal came only after it was complete (during the command's cleanup), else None."""
 
@@ -751,7 +751,7 @@ class CaptureSignalled(KeyboardInterrupt):
 
 #: The signals that end a capture as Ctrl-C does. Without a handler they would kill the Python
 #: process outright, leaving the command stopped (SIGSTOP) or running in its own session, which
-#: never sees the terminal's hangup, plus the partial page file and the temporary directory.
+#: never sees the terminal's hangup, plus the partial page file.
 _END_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
@@ -979,10 +979,10 @@ def _capture_owned(
     os.close(err_w)
     stdout = _Drain(out_r, 0, None if wait_line is None else os.fsencode(wait_line))
     stderr = _Drain(err_r, _STDERR_KEEP)
-    stdout.start()
-    stderr.start()
     tracked: dict[int, int] = {}  # pid -> start time of each process to end with the command
-    try:
+    try:  # right after the start: whatever comes now, the finally ends the command
+        stdout.start()
+        stderr.start()
         end_signals.arm()  # a SIGTERM/SIGHUP from here on ends the command (finally)
         trigger, waited = _wait_mid_work(
             proc,

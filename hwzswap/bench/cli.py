@@ -226,13 +226,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             return 130
         doc = mark_interrupted(partial, planned)
         interrupted = True
+    output_error: OutputError | None = None
     with _signals_held(interrupted):  # a second Ctrl-C must not cut the partial outputs short
-        _write_outputs(args, doc)
+        try:
+            _write_outputs(args, doc)
+        except OutputError as exc:  # the run is done: its table is still shown, then this
+            output_error = exc
     if not args.quiet:
         print_table(doc, console if console.is_terminal else Console(width=200))
         for what, where in (("results", args.json), ("table", args.markdown),
                             ("plot", args.plot)):
-            if where:
+            if where and output_error is None:
                 err.print(f"wrote {what} to {where}", highlight=False, markup=False)
     else:  # no table, but a backend that did not run is still said, on stderr
         for s in doc.get("skipped", []):
@@ -241,10 +245,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             mode = f" ({f['batching']})" if f.get("batching") else ""
             print(f"hwzswap bench: FAILED {f['backend']}{mode} [{f.get('phase', 'run')}]: "
                   f"{f['error']}", file=sys.stderr)
+    if output_error is not None:
+        print(f"hwzswap bench: error: {output_error}", file=sys.stderr)
     if interrupted:
         print(f"hwzswap bench: interrupted, partial results: {doc['interrupted_note']}",
               file=sys.stderr)
         return 130
+    if output_error is not None:
+        return 2
     if not doc["results"]:
         # a script must be able to tell that nothing was measured
         why = ("every requested backend was skipped (it cannot run here)"

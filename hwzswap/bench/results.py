@@ -493,7 +493,8 @@ def write_outputs(doc: Mapping[str, Any], *, json_path: str | Path | None = None
         done = (f" (written: {', '.join(map(str, written))})" if written else
                 " (no output was written)")
         raise OutputError("; ".join(failed) + done
-                          + "; free space there, or give another path, and run again")
+                          + "; fix the cause named (free space, a directory that can be "
+                          "written), or give another path, and run again")
     return written
 
 

@@ -76,6 +76,8 @@ class DeviceHold:
             if now > until:  # the holder is past its own deadline: the device is stuck
                 if lock.acquire(False):  # unless it has just let go
                     return None
+                if self._holder != (since, until):  # another holder meanwhile: look again
+                    continue
                 return Overdue(now - since, until - since)
             # a hair past the deadline, so the re-check sees it passed; at most IDLE_SLICE_S
             # while no deadline is recorded (inf), so a new holder's is seen soon

@@ -88,3 +88,20 @@ def test_a_buffered_line_gives_up_with_a_hint(tmp_path: Path) -> None:
     msg = str(exc.value)
     assert "wrote 0 bytes to stdout" in msg and "stdbuf -oL" in msg and "flush" in msg
     assert not (tmp_path / "b.pages").exists()
+
+
+def test_a_wait_line_written_a_few_bytes_at_a_time_matches() -> None:
+    """The line in three or more writes shorter than it: the bytes kept between reads must be
+    the whole window while it is shorter than the needle (only its last byte was kept, so
+    ``R``, ``E``, ``A`` ... never made ``READY``)."""
+    r, w = os.pipe()
+    drain = cap._Drain(r, 0, b"READY\n")
+    drain.start()
+    try:
+        for part in (b"R", b"E", b"A", b"D", b"Y", b"\n"):
+            os.write(w, part)
+            time.sleep(0.08)  # each part its own read
+        assert drain.matched.wait(10)
+    finally:
+        os.close(w)
+        drain.halt()

@@ -91,9 +91,12 @@ def test_bench_cli_on_a_full_disk(full_dir: Path, tmp_path: Path,
     rc = main(["bench", "--corpus", str(corpus), "--pages", "16", "--backends", "lz4",
                "--repeat", "1", "--json", str(full_dir / "r.json"), "--markdown", str(table),
                "--plot", str(full_dir / "r.png")])
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert rc == 2
     assert "Traceback" not in err
+    # the run was measured: its table is still shown, and no output is said to be written
+    assert "lz4" in captured.out and "wrote " not in err
     assert f"hwzswap bench: error: {full_dir / 'r.json'}: cannot write the results: " \
            f"{NOSPACE}" in err
     assert f"{full_dir / 'r.png'}: cannot write the plot: {NOSPACE}" in err
