@@ -4,7 +4,8 @@
 Each source is a real program run by ``hwzswap capture`` and paused mid-work; its present
 private anonymous pages (thinned evenly to --pages) become ``<source>.pages.zst``. The capture
 reports, program versions and commands go to ``sources.yaml``, and the README table is then
-regenerated from the files (``python -m hwzswap.bench.corpus --readme -o hwzswap/data/corpus/README.md``).
+regenerated from the files (``python -m hwzswap.bench.corpus --readme -o
+hwzswap/data/corpus/README.md``).
 
 Needs Linux, gcc, node and sqlite3 on PATH, and numpy in this Python.
 

@@ -109,8 +109,9 @@ class CaptureReport:
     for copying (more than ``pages`` when ``max_pages`` thinned the selection), after the
     ``zero_page_skipped`` entries that map the kernel's shared zero page and the
     ``shared_duplicates_skipped`` second mappings of one page (fork, KSM) were left out; both
-    stay 0 when ``pfns_visible`` is false (the pagemap hides PFNs from a normal user). ``same_filled_pages`` counts pages
-    whose 8-byte words are all equal, zero pages included (zswap's definition).
+    stay 0 when ``pfns_visible`` is false (the pagemap hides PFNs from a normal user).
+    ``same_filled_pages`` counts pages whose 8-byte words are all equal, zero pages included
+    (zswap's definition).
     """
 
     command: list[str]
@@ -891,9 +892,9 @@ def capture(
     The pause comes at the first trigger that fires: ``wait_seconds`` elapsed, the resident set
     (summed over the tree when ``include_children``) reaching ``wait_rss_mb``, or ``wait_line``
     appearing on the command's stdout. With no trigger it waits one second. Without
-    ``wait_seconds``, ``timeout`` bounds the wait for the RSS/line triggers. ``max_pages`` thins the selection to that many pages
-    spread evenly over it (address order), so a capped capture still samples every region.
-    ``zstd_level`` applies to ``.zst`` output.
+    ``wait_seconds``, ``timeout`` bounds the wait for the RSS/line triggers. ``max_pages``
+    thins the selection to that many pages spread evenly over it (address order), so a capped
+    capture still samples every region. ``zstd_level`` applies to ``.zst`` output.
 
     The command's stdout and stderr are pipes read as it runs and not stored: only the match of
     ``wait_line`` and the last 2000 bytes of stderr (shown if it fails) are kept, so a command

@@ -307,8 +307,8 @@ def _provenance(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 #: What a modelled row's codec-alone figures are, said under the † note.
 MODELLED_RAW_NOTE = (
-    f"{MODELLED.symbol} on raw pg/s and vs raw: the codec-alone pass calls the same emulated device (its "
-    "compress and decompress run the emulation on the host too), so raw pg/s is emulation "
+    f"{MODELLED.symbol} on raw pg/s and vs raw: the codec-alone pass calls the same emulated "
+    "device (its compress and decompress run the emulation on the host too), so raw pg/s is emulation "
     "speed and vs raw compares emulation speed with emulation speed, not the stack's cost "
     "around the modelled device. The modelled device's own figures are in the JSON: for the "
     "stack device_us_per_page, device_overlap (busy_union_us_per_page, exposed_us_per_page, "

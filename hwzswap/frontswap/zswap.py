@@ -334,39 +334,39 @@ class ZswapCache:
         self._pool_free = pool.free
         # Indexes, lock, writeback and async state.
         #
-        # Locking. ``_lock`` is the tree lock (the kernel's tree->lock): it guards the
-        # indexes, ``_staged``, ``_inflight``, ``_unwritten``, the pool and the counters.
+        # Locking. ``_lock`` is the tree lock (the kernel's tree->lock): it guards the indexes,
+        # ``_staged``, ``_inflight``, ``_unwritten``, the pool and the counters.
         # ``_acquire``/``_release`` are its bound methods (the hot paths' spelling of ``with
         # self._lock``) and ``_wb_done`` is a condition on it: a writer waits there for a
         # slot's device write in flight, which *releases the tree lock while waiting*
         # (``_reject_locked``, ``invalidate_area``, ``_write_staged``), so a caller must not
         # keep state it read under the lock across such a call. Writeback takes the lock
         # through ``_lock_for_reclaim`` only (``_reclaim_count``, a leaf lock, counts it as
-        # waiting). Order: the tree lock first; then the compressor's locks: ``_ops_lock``
-        # (one submit/poll loop at a time), then ``_serial`` (one thread at a time in a
-        # directly called driver that is not ``concurrent``) or the watchdog's lock, the
-        # software decoder's (``_software_build``, ``_software_lock``) and ``_state`` (under
-        # it only ``Compressor.failed``'s retry check takes the async pipeline's ``_cv``;
-        # nothing takes ``_state`` while holding ``_cv``); then the driver's own locks: lz4-opencl's ``_lock`` (one device launch at
-        # a time, taken by its calls and by its queue's worker thread), 842-nx's
-        # ``FifoLock`` (one call at a time, in arrival order), and their queues' conditions.
-        # A load decompresses under the tree lock, so it holds the tree lock through every
-        # wait below it. ``_serial`` and ``_ops_lock`` are waited for as long as the call
-        # holding them is within its own deadline (``zswap.device_timeout_ms``; k of them
-        # for a pipeline call merging k batches), re-checked as holders change: a load queued
-        # behind healthy calls waits for all of them (no bound of its own), and behind one
-        # past its deadline (a stuck device) it is refused at once (``driver_refused_stuck``;
-        # the load decodes in software or fails), so one hung call holds it up at most the
-        # rest of that call's own deadline; a watched
+        # waiting). Order: the tree lock first; then the compressor's locks: ``_ops_lock`` (one
+        # submit/poll loop at a time), then ``_serial`` (one thread at a time in a directly
+        # called driver that is not ``concurrent``) or the watchdog's lock, the software
+        # decoder's (``_software_build``, ``_software_lock``) and ``_state`` (under it only
+        # ``Compressor.failed``'s retry check takes the async pipeline's ``_cv``; nothing takes
+        # ``_state`` while holding ``_cv``); then the driver's own locks: lz4-opencl's
+        # ``_lock`` (one device launch at a time, taken by its calls and by its queue's worker
+        # thread), 842-nx's ``FifoLock`` (one call at a time, in arrival order), and their
+        # queues' conditions. A load decompresses under the tree lock, so it holds the tree
+        # lock through every wait below it. ``_serial`` and ``_ops_lock`` are waited for as
+        # long as the call holding them is within its own deadline
+        # (``zswap.device_timeout_ms``; k of them for a pipeline call merging k batches),
+        # re-checked as holders change: a load queued behind healthy calls waits for all of
+        # them (no bound of its own), and behind one past its deadline (a stuck device) it is
+        # refused at once (``driver_refused_stuck``; the load decodes in software or fails), so
+        # one hung call holds it up at most the rest of that call's own deadline; a watched
         # call waits at most for the call ahead of it in the watchdog plus its own deadline,
-        # and is refused at once behind a call given up on; ops get their deadline. Not
-        # bounded by zswap's deadline: a trusted driver's call itself (made directly on the load's thread,
-        # with no deadline: a ``poll`` that never returns hangs the load), and the driver's
-        # own locks, waited for as the driver waits: lz4-opencl's ``_lock`` with no timeout
-        # (e.g. for a launch of its queue's worker, which takes it without ``_serial``);
-        # 842-nx's ``FifoLock`` at most its ``timeout_ms`` in a call (then a DeviceError),
-        # about 1 ms in ``submit``/``poll`` (then BUSY, or nothing completed yet).
-        # The async pipeline never holds its own lock while it calls back into the cache.
+        # and is refused at once behind a call given up on; ops get their deadline. Not bounded
+        # by zswap's deadline: a trusted driver's call itself (made directly on the load's
+        # thread, with no deadline: a ``poll`` that never returns hangs the load), and the
+        # driver's own locks, waited for as the driver waits: lz4-opencl's ``_lock`` with no
+        # timeout (e.g. for a launch of its queue's worker, which takes it without
+        # ``_serial``); 842-nx's ``FifoLock`` at most its ``timeout_ms`` in a call (then a
+        # DeviceError), about 1 ms in ``submit``/``poll`` (then BUSY, or nothing completed
+        # yet). The async pipeline never holds its own lock while it calls back into the cache.
         self._trees: dict[int, ZswapTree] = {}
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
@@ -1020,14 +1020,14 @@ class ZswapCache:
         """The kernel's ``zswap_check_limits`` plus reclaim: may this store go ahead?
 
         Disabled: no (and no counter). At the limit: ``pool_limit_hit`` and the hysteresis
-        starts. While it holds, reclaim (write back a batch here, or wake the background
-        thread unless it is paused) and accept again only once the pool is at or under the accept threshold.
-        ``check`` says whose check it is: a ``"store"``'s; a folio of an async pass
+        starts. While it holds, reclaim (write back a batch here, or wake the background thread
+        unless it is paused) and accept again only once the pool is at or under the accept
+        threshold. ``check`` says whose check it is: a ``"store"``'s; a folio of an async pass
         ``"landing"`` (the second half of stores admitted while zswap was enabled, so not
-        refused for being disabled now); or ``"reclaim"``, no store's at all (a completion
-        that took the pool to its limit reclaiming), which is not counted in
-        ``pool_limit_hit``: that counts the checks of stores and of folios landing that found
-        the pool at its limit.
+        refused for being disabled now); or ``"reclaim"``, no store's at all (a completion that
+        took the pool to its limit reclaiming), which is not counted in ``pool_limit_hit``:
+        that counts the checks of stores and of folios landing that found the pool at its
+        limit.
         """
         with self._lock:
             if not self._enabled and check == "store":
@@ -1316,9 +1316,9 @@ class ZswapCache:
     def _load_slot_locked(self, tree: ZswapTree, offset: int, free: bool, page: Any = None
                           ) -> bytes | None:
         """The load step, the only one: one slot, lock held throughout (nothing can free or
-        move its object while it is decompressed; a device op given up at its deadline may
-        keep its view longer: see the module docstring). :meth:`load` is this step for one page; a readahead
-        cluster (:meth:`_load_pages`) is this step for each of its pages in order.
+        move its object while it is decompressed; a device op given up at its deadline may keep
+        its view longer: see the module docstring). :meth:`load` is this step for one page; a
+        readahead cluster (:meth:`_load_pages`) is this step for each of its pages in order.
 
         1. A page in flight (async) comes from its staged copy (``loads_staged``).
         2. Else the slot's entry: none is a miss (``loads_miss``); a same-filled word is

@@ -492,8 +492,9 @@ def run_once(cmd: list[str], memory_limit: int, config: dict[str, Any], *,
     ``config`` came from, named in errors (the server is handed the config itself).
 
     This process is recorded as the owner of the chain and the cgroup
-    (:func:`chain.claim_owner`) and its server and command are tied to it: killed outright (SIGKILL, the OOM killer), it
-    takes them with it, and the next run or ``swap off`` undoes what they could not."""
+    (:func:`chain.claim_owner`) and its server and command are tied to it: killed outright
+    (SIGKILL, the OOM killer), it takes them with it, and the next run or ``swap off`` undoes
+    what they could not."""
     name = name or f"run{os.getpid()}"
     # what the server's messages call the config (it gets the dict: no file of run's own
     # that a killed run would leave behind)
