@@ -170,7 +170,11 @@ class CompOp:
     ``src`` is the input (a page for COMPRESS, compressed bytes for DECOMPRESS); ``dst`` is the
     output once the op completed with SUCCESS; ``produced``/``consumed`` are byte counts.
     ``device_us`` is the device time of a modelled device (``None`` when measured on the host).
-    ``user_data`` is the submitter's and is never touched by the backend.
+    ``user_data`` is the submitter's and is never touched by the backend. ``caller_waits``:
+    the submitter does nothing but wait for this op until a poll hands it back (a
+    synchronous submit/poll loop, as the kernel's ``crypto_wait_req``); a modelled device
+    counts that time as the host waiting for it, where an op submitted without it (async
+    mode's batches) leaves the host free to work meanwhile. A device may ignore it.
     """
 
     kind: OpKind
@@ -182,6 +186,7 @@ class CompOp:
     error: str | None = None
     device_us: float | None = None
     user_data: Any = None
+    caller_waits: bool = False
 
     @classmethod
     def compress(cls, page: Any, user_data: Any = None) -> CompOp:

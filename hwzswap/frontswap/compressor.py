@@ -317,6 +317,11 @@ class Compressor:
         # a loop past its deadline is stuck in submit or poll (it ends at its deadline else)
         self.stuck_checks.append(self._ops_lock.overdue)
         self._op_broken: str | None = None  # an op of this loop broke the contract (why)
+        #: where a submit/poll loop sends the completed ops its ``poll`` handed back that are not
+        #: its own: ops of batches left in flight (async mode's
+        #: :class:`~hwzswap.frontswap.opsinflight.OpsInFlight`, which sets it). Called in the
+        #: loop, under its hold and maybe under zswap's tree lock: it only records them
+        self.stray_ops: Callable[[list[CompOp]], None] | None = None
         #: one call at a time in a directly called driver that is not ``concurrent``, with
         #: the holder's deadline (see _watched); None: not needed
         self._serial: DeviceHold | None = None
@@ -512,7 +517,7 @@ class Compressor:
                 self._failed = True
                 self._probation = False
 
-    def _answered(self, epoch: int) -> None:
+    def answered(self, epoch: int) -> None:
         """The device answered a call begun at timeout ``epoch``: its timeouts are no longer
         consecutive, and a device on probation is back. An answer to a call begun before a
         timeout was counted (one given up that answers late) changes nothing: a device that
@@ -609,7 +614,7 @@ class Compressor:
         except BaseException as exc:  # noqa: BLE001 - a driver bug, reported as a DriverError
             raise self._foreign("compress", exc) from exc
         if self._consecutive_timeouts or self._probation:
-            self._answered(epoch)
+            self.answered(epoch)
         if out is None:
             return None
         if out.__class__ is not bytes:
@@ -637,7 +642,7 @@ class Compressor:
             err.__cause__ = exc
             return self._software_instead(err, data)
         if self._consecutive_timeouts or self._probation:
-            self._answered(epoch)
+            self.answered(epoch)
         if page.__class__ is not bytes:
             try:
                 page = self._as_bytes(page, "decompress")
@@ -747,7 +752,7 @@ class Compressor:
                 isinstance(x, DeviceTimeoutError) for x in out):
             self.note_timeouts(1)  # the driver's own deadline passed for items of this call
         elif self._consecutive_timeouts or self._probation:
-            self._answered(epoch)
+            self.answered(epoch)
         return batch
 
     def _checked_compressed(self, out: Any, n: int, call: str) -> CompressedBatch:
@@ -829,7 +834,7 @@ class Compressor:
             err.__cause__ = exc
             return self._items_failed(err, n)
         if self._consecutive_timeouts or self._probation:
-            self._answered(epoch)
+            self.answered(epoch)
         if isinstance(out, DecompressedBatch):
             arr = out.pages
         elif isinstance(out, np.ndarray):
@@ -905,6 +910,84 @@ class Compressor:
     def _leave_ops(self) -> None:
         self._ops_lock.release()
 
+    def _submit_once(self, ops: list[CompOp]) -> int | HwzswapError:
+        """One ``submit`` call: how many ops (a prefix) the device accepted, checked (a wrong
+        answer raises DriverError), or the device error the driver raised, counted and
+        returned (the caller fails the ops with it). Anything else it raises is a DriverError."""
+        try:
+            accepted = self._submit(ops)
+        except HwzswapError as exc:
+            self._count_device_error(exc)
+            return exc
+        except BaseException as exc:  # noqa: BLE001
+            raise self._foreign("submit", exc) from exc
+        count = accepted if accepted.__class__ is int else as_count(accepted)
+        if count is None or not 0 <= count <= len(ops):
+            raise self._violation("result_type", "submit",
+                                  f"returned {accepted!r} for {len(ops)} ops; expected the "
+                                  f"count accepted (an int, 0..{len(ops)})")
+        if count < len(ops):
+            self.busy_retries += 1
+        return count
+
+    def _poll_once(self) -> Sequence[CompOp]:
+        """One ``poll`` call: the ops it handed back, checked to be a list or a tuple (else a
+        DriverError). The driver's own errors are raised as they are, anything else as a
+        DriverError."""
+        try:
+            done = self._poll()
+        except HwzswapError:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            raise self._foreign("poll", exc) from exc
+        if done.__class__ is not list and not isinstance(done, (list, tuple)):
+            raise self._violation("result_type", "poll",
+                                  f"returned {_describe(done)}; expected a list (or a tuple) "
+                                  f"of the completed ops (empty when none completed)")
+        return done
+
+    # -- ops left in flight (async mode's OpsInFlight: submit now, poll later) -----------------
+
+    @property
+    def timeout_epoch(self) -> int:
+        """Timeouts counted so far: an op's answer proves the device alive only when none was
+        counted since it was submitted (:meth:`answered` takes this value from then)."""
+        return self._timeout_epoch
+
+    def submit_ops(self, ops: list[CompOp]) -> int:
+        """One ``submit`` of ops the caller leaves in flight (it polls them later with
+        :meth:`poll_ops`), under the device's submit/poll hold: how many (a prefix) were
+        accepted; the rest are BUSY, to submit again. Raises DeviceTimeoutError when refused
+        behind a submit/poll loop past its deadline, the DeviceError the driver raised
+        (counted), DriverError for an answer against the contract."""
+        refused = self._enter_ops("submit")
+        if refused is not None:
+            raise refused
+        try:
+            got = self._submit_once(ops)
+        finally:
+            self._leave_ops()
+        if got.__class__ is not int:
+            raise got  # type: ignore[misc]  # the driver's error, counted
+        return got  # type: ignore[return-value]
+
+    def poll_ops(self) -> Sequence[CompOp]:
+        """One ``poll``, under the device's submit/poll hold: the ops it handed back, whoever
+        submitted them, unchecked (the owner checks its own with :meth:`check_op`). Raises as
+        :meth:`submit_ops` does (the driver's errors counted)."""
+        refused = self._enter_ops("poll")
+        if refused is not None:
+            raise refused
+        try:
+            return self._poll_once()
+        except DriverError:
+            raise
+        except HwzswapError as exc:
+            self._count_device_error(exc)
+            raise
+        finally:
+            self._leave_ops()
+
     def _run_ops(self, ops: list[CompOp], refuse_if_failed: bool) -> list[CompOp]:
         if self.failed and refuse_if_failed:
             for op in ops:
@@ -915,7 +998,7 @@ class Compressor:
         deadline = time.monotonic() + self.timeout_s * merged
         # The device gets ops of its own; a completed one is copied into the caller's. An op
         # given up at the deadline may still be written by the device later: only its copy is.
-        mine = {id(op): CompOp(op.kind, op.src) for op in ops}
+        mine = {id(op): CompOp(op.kind, op.src, caller_waits=True) for op in ops}
         waiting = [mine[id(op)] for op in ops]
         outstanding = {id(mine[id(op)]): op for op in ops}  # device op -> the caller's
         answered = False
@@ -923,31 +1006,18 @@ class Compressor:
             if waiting:
                 for dev in waiting:
                     dev.status = OpStatus.NOT_PROCESSED
-                try:
-                    accepted = self._submit(waiting)
-                except HwzswapError as exc:
-                    self._count_device_error(exc)
+                accepted = self._submit_once(waiting)
+                if accepted.__class__ is not int:  # the driver's error: the ops fail with it
                     for dev in waiting:
                         op = outstanding.pop(id(dev))
-                        op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(exc)
+                        op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(accepted)
                     waiting = []
                     continue
-                except BaseException as exc:  # noqa: BLE001
-                    raise self._foreign("submit", exc) from exc
-                count = accepted if accepted.__class__ is int else as_count(accepted)
-                if count is None or not 0 <= count <= len(waiting):
-                    raise self._violation("result_type", "submit",
-                                          f"returned {accepted!r} for {len(waiting)} ops; "
-                                          f"expected the count accepted (an int, "
-                                          f"0..{len(waiting)})")
-                accepted = count
-                if accepted < len(waiting):
-                    self.busy_retries += 1
                 waiting = waiting[accepted:]
             try:
-                done = self._poll()
+                done = self._poll_once()
             except DeviceTimeoutError as exc:  # poll given up (by the watchdog: counted there)
-                self._timed_out(list(outstanding.values()), waiting,  # or timed out: the rest
+                self.ops_timed_out(list(outstanding.values()), waiting,  # or timed out: the rest
                                 count=not exc.given_up,  # time out (or were refused behind
                                 why=str(exc) if exc.given_up else None)  # a stuck call)
                 break
@@ -956,34 +1026,32 @@ class Compressor:
                 for op in outstanding.values():
                     op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(exc)
                 break
-            except HwzswapError:
-                raise
-            except BaseException as exc:  # noqa: BLE001
-                raise self._foreign("poll", exc) from exc
-            if done.__class__ is not list and not isinstance(done, (list, tuple)):
-                raise self._violation("result_type", "poll",
-                                      f"returned {_describe(done)}; expected a list (or a "
-                                      f"tuple) of the completed ops (empty when none "
-                                      f"completed)")
+            strays = None
             for dev in done:
                 op = outstanding.pop(id(dev), None)
-                if op is None:
-                    continue  # not ours (or already timed out)
+                if op is None:  # not ours: an op in flight's (or ours, already timed out)
+                    if self.stray_ops is not None:
+                        if strays is None:
+                            strays = []
+                        strays.append(dev)
+                    continue
                 answered = True
                 op.status, op.dst, op.error = dev.status, dev.dst, dev.error
                 op.produced, op.consumed, op.device_us = dev.produced, dev.consumed, dev.device_us
-                self._check_op(op)
+                self.check_op(op)
+            if strays is not None and self.stray_ops is not None:
+                self.stray_ops(strays)
             if outstanding and time.monotonic() > deadline:
-                self._timed_out(list(outstanding.values()), waiting, merged=merged)
+                self.ops_timed_out(list(outstanding.values()), waiting, merged=merged)
                 break
             if outstanding and not done:
                 time.sleep(0)  # let a device thread run
         else:
             if answered:  # the device gave ops back (not: every submit refused, or no ops)
-                self._answered(epoch)
+                self.answered(epoch)
         return ops
 
-    def _timed_out(self, late: list[CompOp], waiting: list[CompOp], count: bool = True,
+    def ops_timed_out(self, late: list[CompOp], waiting: list[CompOp], count: bool = True,
                    merged: int = 1, why: str | None = None) -> None:
         """The ops still out failed: timed out, or (``why``) their poll was given up or not
         made; ``count``: counted here as timeouts (not when the watchdog counted already)."""
@@ -999,7 +1067,7 @@ class Compressor:
                            f"({len(waiting)} never accepted)")
         self._timeout_counted()
 
-    def _check_op(self, op: CompOp) -> None:
+    def check_op(self, op: CompOp) -> None:
         """A completed op's result must fit the contract; a wrong one becomes DEVICE_ERROR with
         the reason (and is counted), so it is never used."""
         st = op.status
@@ -1052,6 +1120,11 @@ class Compressor:
         caller's page."""
         ops = [CompOp.compress(row) for row in read_only_view(pages)]
         self.run_ops(ops)
+        return self.compressed_ops(ops)
+
+    def compressed_ops(self, ops: Sequence[CompOp]) -> CompressedBatch:
+        """Completed compress ops (checked) as one per-item :class:`CompressedBatch`, a failed
+        op a failed item with its reason (counted in ``item_failures``)."""
         items: list[Any] = []
         for op in ops:
             st = op.status
@@ -1082,10 +1155,10 @@ class Compressor:
         finally:
             self._leave_ops()
         if op.status is OpStatus.SUCCESS:
-            return op.dst  # type: ignore[return-value]  # checked by _check_op
+            return op.dst  # type: ignore[return-value]  # checked by check_op
         if op.status is OpStatus.INVALID_INPUT:
             raise CorruptDataError(f"{self.name}: {op.error or 'corrupt data'}")
-        if broken is not None:  # counted in _check_op
+        if broken is not None:  # counted in check_op
             return self._software_instead(DriverError(broken), data)
         raise DeviceError(f"driver {self.name!r}: decompress op failed: {op.error}")
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from hwzswap.backends.contract import PAGE_SIZE, CompOp, OpStatus, run_ops
+from hwzswap.backends.contract import PAGE_SIZE, CompOp, OpKind, OpStatus, run_ops
 from hwzswap.backends.nx842 import CC, HANG
 from hwzswap.backends.nx842.driver import Nx842Backend
 from hwzswap.errors import DeviceError, DeviceTimeoutError
@@ -344,17 +344,26 @@ def test_submit_host_work_then_wait_hides_the_host_works_share(
     assert q.waited_us == pytest.approx((1.0 - hidden) * SERVICE_US)
 
 
-def test_the_driver_counts_a_submitter_as_waiting_until_its_poll(script: HostScript) -> None:
-    """Through the driver, the thread that submitted an op waits for it until a poll hands it
-    back (the engine's submit/poll callers are synchronous wrappers): its work in between is
-    not counted as overlap."""
+@pytest.mark.parametrize("waits", [True, False])
+@pytest.mark.parametrize("work", [0.5, 2.0])
+def test_a_submitter_waits_for_its_op_until_its_poll_only_when_it_says_so(
+        script: HostScript, work: float, waits: bool) -> None:
+    """Through the driver: the thread that submitted an op with ``caller_waits`` (a
+    synchronous submit/poll loop) waits for it until a poll hands it back, so its time in
+    between is not overlap. Without it (zswap's async mode: a reclaim batch submitted, the
+    storing thread gone on) its work in between hides that much of the device's time, and
+    only the rest is exposed, by the poll's wait."""
     b = Nx842Backend(clock="host", comp_setup_us=SETUP_US)
-    ops = [CompOp.compress(PAGES["text"])]
+    ops = [CompOp(OpKind.COMPRESS, PAGES["text"], caller_waits=waits)]
     assert b.submit(ops) == 1
-    script.work(2 * SERVICE_US)
-    assert b.poll() == ops and ops[0].status is OpStatus.SUCCESS
+    script.work(work * SERVICE_US)
+    while not (done := b.poll()):
+        pass
+    assert done == ops and ops[0].status is OpStatus.SUCCESS
     busy, union, exposed = _overlap(b)
-    assert union == pytest.approx(SERVICE_US) and exposed == pytest.approx(union)
+    hidden = 0.0 if waits else min(work, 1.0)
+    assert union == pytest.approx(SERVICE_US)
+    assert exposed == pytest.approx((1.0 - hidden) * SERVICE_US)
     assert b.counters()["device_exposed_parked_us"] == 0.0  # its own wait, not parked
 
 

@@ -230,8 +230,9 @@ class Nx842Backend(Backend):
         #: back to back could starve another past its timeout_ms (see :mod:`.fifo`)
         self._entry = FifoLock()
         self._inflight_async = 0
-        #: id(op) -> (op, the thread that submitted it), until a poll hands it back: the
-        #: overlap accounting counts that thread as waiting for it (queue docstring)
+        #: id(op) -> (op, the thread that submitted it) for an op its caller waits for
+        #: (``caller_waits``), until a poll hands it back: the overlap accounting counts that
+        #: thread as waiting for it (queue docstring)
         self._submitter: dict[int, tuple[CompOp, int]] = {}
         # counters (pSeries names where they exist)
         self._comp_complete = 0
@@ -758,11 +759,17 @@ class Nx842Backend(Backend):
             self._busy_retries += len(ops)
             return 0
         q = self._queue
-        q.enter_blocking()  # from a submission until its completion is seen (queue docstring)
+        # A caller that waits for its ops is blocked from their submission until a poll hands
+        # them back; one that does not (async mode) is doing its own work in here too: filling
+        # request blocks is the host's path, not a wait (queue docstring)
+        waits = any(op.caller_waits for op in ops)
+        if waits:
+            q.enter_blocking()
         try:
             return self._submit_locked(ops)
         finally:
-            q.leave_blocking()
+            if waits:
+                q.leave_blocking()
             self._entry.release()
 
     def _submit_locked(self, ops: Sequence[CompOp]) -> int:
@@ -821,8 +828,9 @@ class Nx842Backend(Backend):
                     self._release(crb)  # (a closed device): the slot is not lost
                     raise
                 self._inflight_async += 1
-                self._submitter[id(op)] = (op, me)
-                queued += 1
+                if op.caller_waits:
+                    self._submitter[id(op)] = (op, me)
+                    queued += 1
                 accepted += 1
             refused = len(ops) - accepted
             if refused:
@@ -831,7 +839,9 @@ class Nx842Backend(Backend):
                     ops[k].status = OpStatus.BUSY
             return accepted
         finally:
-            # the submitter waits for them until a poll hands them back (queue docstring)
+            # a submitter that waits for its ops (CompOp.caller_waits: a synchronous
+            # submit/poll loop) is blocked on them until a poll hands them back (queue
+            # docstring); one that goes on with its own work is not
             q.await_requests(queued)
             self._host_ns += perf_counter_ns() - t0 - (q.excluded_ns - ex0)
 

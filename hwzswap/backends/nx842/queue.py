@@ -45,10 +45,13 @@ host was blocked on the device; the rest overlapped the host's own work. Both ar
 the clock passes the time (a request's future busy time counts once the clock reaches it).
 
 *The host* is the program's main thread (the bench's stack runs on it). It is blocked on the
-device while it is inside a blocking driver call (a synchronous call, a ``poll``: the driver
-brackets them with :meth:`VirtualQueue.enter_blocking`), while requests it submitted are not
-yet handed back by a ``poll`` (from a submission until its completion is seen: the engine's
-submit/poll callers are synchronous wrappers), and while it is parked in a wait for another
+device while it is inside a blocking driver call (a synchronous call, a ``poll``, a ``submit``
+of ops it waits for: the driver brackets them with :meth:`VirtualQueue.enter_blocking`; a
+``submit`` of ops it does not wait for is the host's own path), while requests it submitted and
+waits for are not yet handed back by a ``poll`` (ops with ``caller_waits``: a synchronous
+submit/poll loop, from a submission until its completion is seen; zswap's ``async`` mode
+submits a reclaim batch without it and goes on with its own work, which then overlaps the
+device's), and while it is parked in a wait for another
 thread (its innermost frame in :mod:`threading` or the driver's FIFO lock: an async engine's
 drain or backpressure, a watchdog's hand-off, the driver's lock held by another thread's
 call), read from :func:`sys._current_frames` at most every :data:`PARK_CHECK_NS`. Another
