@@ -795,9 +795,11 @@ def test_parallel_staging_copies(corpus, monkeypatch):
 
 # -- exiting with compression in flight ---------------------------------------------------
 
-def test_exit_with_async_batches_in_flight_is_a_clean_exit(tmp_path):
+@pytest.mark.parametrize("submit", ["worker", "queue"])
+def test_exit_with_async_batches_in_flight_is_a_clean_exit(tmp_path, submit):
     """A program that ends (here: SystemExit) while an lz4-opencl swap system in ``async`` mode
-    still has batches on the device exits with its own status: the pipelines nobody closed are
+    still has batches on the device exits with its own status: the pipelines nobody closed
+    (``worker``), and the backend's own op queue (``queue``: ops submitted, never polled), are
     drained at exit, before the OpenCL runtime is torn down under a worker thread (which
     aborted the process: "terminate called without an active exception", status 134)."""
     import subprocess
@@ -809,7 +811,8 @@ from hwzswap.bench.corpus import load_bundled
 from hwzswap.config import load_config
 from hwzswap.frontswap.system import open_zswap
 pages = load_bundled(max_pages=2048)
-cfg = load_config({"zswap": {"compressor": "lz4-opencl", "batching": "async"},
+cfg = load_config({"zswap": {"compressor": "lz4-opencl", "batching": "async",
+                             "async_submit": "SUBMIT"},
                    "swap": {"nr_pages": 4096}})
 s = open_zswap(cfg)
 for lo in range(0, 2048, 42):
@@ -818,7 +821,8 @@ print("in flight:", s.stats()["staged_pages"] > 0, flush=True)
 raise SystemExit(3)
 """
     for _ in range(2):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+        out = subprocess.run([sys.executable, "-c", code.replace("SUBMIT", submit)],
+                             capture_output=True, text=True,
                              timeout=120, cwd=tmp_path)
         assert out.returncode == 3, out.stderr[-2000:]
         assert "terminate called" not in out.stderr

@@ -62,9 +62,11 @@ transfers included) are both kept in :meth:`counters`.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -365,6 +367,24 @@ def _flat_u8(data: Any) -> np.ndarray:
         return np.frombuffer(memoryview(data).tobytes(), dtype=np.uint8)
 
 
+#: Op queues whose worker thread has been started, for :func:`_stop_queues_at_exit`.
+_STARTED: weakref.WeakSet[_AsyncQueue] = weakref.WeakSet()
+
+
+def _stop_queues_at_exit() -> None:
+    """At interpreter exit, finish the ops still queued and stop the workers (nobody closed
+    the backend: a program that ends with ops in flight). A worker left in a device call
+    while the OpenCL runtime is torn down under it aborts the process (PoCL: "terminate
+    called without an active exception", status 134) instead of the program's own exit.
+    Registered again at each worker start, after the runtime's own hooks: hooks run
+    last-registered first, so this one runs before them."""
+    for q in list(_STARTED):
+        try:
+            q.close(CLOSE_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - exiting anyway; one queue must not stop the rest
+            pass
+
+
 class _AsyncQueue:
     """The asynchronous op queue: ``submit`` appends, a worker thread coalesces the queued ops
     of one kind (up to ``batch_size``) into one device call, ``poll`` hands back finished ops.
@@ -401,6 +421,9 @@ class _AsyncQueue:
                         target=self._work, name="lz4-opencl-queue", daemon=True
                     )
                     self.thread.start()
+                    _STARTED.add(self)
+                    atexit.unregister(_stop_queues_at_exit)
+                    atexit.register(_stop_queues_at_exit)
                 self.cond.notify_all()
         return accepted
 
