@@ -22,6 +22,8 @@ default shown (the 2013 v9 defaults where the kernel had a knob)::
       async_max_batches: auto      # async only (other modes ignore it): reclaim batches in
                                    # flight at once, 1..4096; auto: 4, or more until they hold
                                    # the device's preferred batch
+      async_submit: auto           # async only: queue (ops on the device's own queue, polled
+                                   # later) | worker (a thread making batch calls) | auto
       device_timeout_ms: null      # deadline of a device call/op, at most a day (null: the
                                    # backend's, else 10000 ms); later = DEVICE_ERROR
       device_fail_after: 8         # consecutive timeouts before the backend is marked failed
@@ -85,6 +87,12 @@ SWAP_MODELS = ("none", "hdd", "ssd", "custom")
 BATCHING_MODES = ("page", "folio", "reclaim", "async")
 #: ``zswap.driver_watchdog``: which drivers run under the watchdog (see :class:`ZswapKnobs`).
 WATCHDOG_MODES = ("auto", "on", "off")
+#: ``zswap.async_submit``: how ``async`` mode hands batches to the device (see
+#: :class:`ZswapKnobs`).
+ASYNC_SUBMIT_MODES = ("auto", "queue", "worker")
+#: Pages of one reclaim pass in the kernel (SWAP_CLUSTER_MAX): ``async_submit: auto`` gives a
+#: device that prefers larger calls than this the worker, which merges queued passes.
+SWAP_CLUSTER_MAX = 32
 #: ``zswap.async_max_batches: auto``: at least this many reclaim passes in flight, and more
 #: while they hold fewer pages than the device's preferred batch.
 AUTO_ASYNC_BATCHES = 4
@@ -195,6 +203,7 @@ _KNOB_CHECKS: dict[str, Check] = {
     "entry_checksum": _bool,
     "batching": _choice(BATCHING_MODES),
     "async_max_batches": _async_batches,
+    "async_submit": _choice(ASYNC_SUBMIT_MODES),
     "device_timeout_ms": _optional(_number(0, MAX_DEVICE_TIMEOUT_MS, strict=True,
                                            why="a day")),
     "device_fail_after": _int_range(1, MAX_DEVICE_FAIL_AFTER),
@@ -257,6 +266,15 @@ class ZswapKnobs:
     #: many, at most :data:`MAX_ASYNC_BATCHES` (each pass in flight holds a staged copy of its
     #: pages).
     async_max_batches: int | str = "auto"
+    #: ``async`` mode only: how the batches reach the device. ``queue``: the storing thread
+    #: submits each batch's ops to the device's own queue (``submit``) and returns; they are
+    #: polled when a store waits for room, or at a drain (an asynchronous device only: DPDK's
+    #: enqueue/dequeue, the kernel's acomp requests; no engine thread). ``worker``: a worker
+    #: thread makes the device's batch call, merging the passes queued meanwhile into one call
+    #: (a GPU that wants thousands of pages a call). ``auto``: ``queue`` for an asynchronous
+    #: device that prefers no more pages a call than one reclaim pass
+    #: (:data:`SWAP_CLUSTER_MAX`), ``worker`` for any other.
+    async_submit: str = "auto"
     #: Deadline (ms) of one device call or op; later counts as a device error. ``None``: the
     #: backend's own deadline, else 10000 ms. At most a day (:data:`MAX_DEVICE_TIMEOUT_MS`): a
     #: later deadline is none, and it overflowed the clock arithmetic.
@@ -811,8 +829,10 @@ def parameter_error(exc: BaseException, name: str, config: ZswapConfig) -> Confi
 
 __all__ = [
     "parameter_error",
+    "ASYNC_SUBMIT_MODES",
     "AUTO_ASYNC_BATCHES",
     "MAX_ASYNC_BATCHES",
+    "SWAP_CLUSTER_MAX",
     "MAX_DEVICE_FAIL_AFTER",
     "MAX_DEVICE_RETRY_S",
     "MAX_DEVICE_TIMEOUT_MS",

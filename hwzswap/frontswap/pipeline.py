@@ -1,4 +1,4 @@
-"""Reclaim batches in flight to the compressor: zswap's ``async`` engine mode.
+"""Reclaim batches in flight to the compressor: zswap's ``async`` engine mode, ``worker`` design.
 
 The kernel does not wait for a page's swap writeback before reclaim moves on: the bio is in
 flight, the page stays in the swap cache, and completion is handled later. ``async`` mode gives a
@@ -60,7 +60,9 @@ device failed after ``device_fail_after`` timeouts in a row, after which no call
 with a retry, none while one given up on is still stuck: :meth:`AsyncPipeline.stuck`): so a
 device that hangs for good holds at most ``device_fail_after`` threads.
 
-This module knows nothing of zswap's indexes: it moves opaque tokens and page arrays.
+This module knows nothing of zswap's indexes: it moves opaque tokens and page arrays. An
+asynchronous device with a queue of its own gets async mode's other design instead
+(:mod:`~hwzswap.frontswap.opsinflight`: no thread, its ops submitted by the storing thread).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from hwzswap.config import (
     AUTO_ASYNC_BATCHES,
     BATCHING_MODES,
+    SWAP_CLUSTER_MAX,
     WATCHDOG_MODES,
     Check,
     ZswapKnobs,
@@ -70,4 +71,5 @@ class ZswapPolicy(ZswapKnobs):
         return cls(max_pool_pages=config.max_pool_pages, **knobs)
 
 
-__all__ = ["AUTO_ASYNC_BATCHES", "BATCHING_MODES", "WATCHDOG_MODES", "ZswapPolicy"]
+__all__ = ["AUTO_ASYNC_BATCHES", "BATCHING_MODES", "SWAP_CLUSTER_MAX", "WATCHDOG_MODES",
+           "ZswapPolicy"]

@@ -443,7 +443,10 @@ def open_zswap(
     system: SwapSystem | None = None
     try:
         pool = _build_pool(cfg)
-        system = SwapSystem(cfg, backend, pool, owns_backend=owns)
+        try:
+            system = SwapSystem(cfg, backend, pool, owns_backend=owns)
+        except ConfigError as exc:  # a knob this device cannot take (zswap.async_submit)
+            raise ConfigError(f"{cfg.source}: {exc}") from exc
         path = swap_path if swap_path is not None else cfg.swap.path
         try:
             system.swapon(0, cfg.swap.nr_pages, path=path)

@@ -28,7 +28,11 @@ stays in zswap and the whole folio goes to the swap device (the page that failed
 its reason, the others as ``reject_folio``). ``page`` mode models v9, which had no large folios,
 and stores each page on its own. Asynchronous devices (capability ``asynchronous``) are
 driven through ``submit``/``poll``, but a device with a batch call gets each batch in one
-``compress_batch`` (``async`` mode runs it on the pipeline's worker, not the storing thread).
+``compress_batch``. ``async`` mode has two designs (``zswap.async_submit``): ``queue``, the
+storing thread submits a batch's ops to the device's own queue and returns, and they are
+polled later (:class:`~hwzswap.frontswap.opsinflight.OpsInFlight`, no engine thread), and
+``worker``, the pipeline's worker thread makes the batch call
+(:class:`~hwzswap.frontswap.pipeline.AsyncPipeline`).
 
 Data structures (after the kernel, see ``shared/reference/kernel.md``):
 
@@ -115,9 +119,10 @@ from hwzswap.errors import (
 )
 from hwzswap.frontswap.compressor import Compressor
 from hwzswap.frontswap.kernels import MAX_NR_PAGES, ZswapTree, same_filled_pages
+from hwzswap.frontswap.opsinflight import OpsInFlight
 from hwzswap.frontswap.pipeline import AsyncPipeline
 from hwzswap.frontswap.slots import batch_offsets, folio_groups, slot_error, value_text
-from hwzswap.frontswap.policy import AUTO_ASYNC_BATCHES, ZswapPolicy
+from hwzswap.frontswap.policy import AUTO_ASYNC_BATCHES, SWAP_CLUSTER_MAX, ZswapPolicy
 from hwzswap.frontswap.writeback import BackgroundWriteback
 from hwzswap.pool.base import Pool
 
@@ -343,8 +348,10 @@ class ZswapCache:
         # keep state it read under the lock across such a call. Writeback takes the lock
         # through ``_lock_for_reclaim`` only (``_reclaim_count``, a leaf lock, counts it as
         # waiting). Order: the tree lock first; then the compressor's locks: ``_ops_lock`` (one
-        # submit/poll loop at a time), then ``_serial`` (one thread at a time in a directly
-        # called driver that is not ``concurrent``) or the watchdog's lock, the software
+        # submit/poll loop at a time; under it a loop hands on the ops it got back that are
+        # async batches' to ``OpsInFlight._cv``, a leaf), then ``_serial`` (one thread at a
+        # time in a directly called driver that is not ``concurrent``) or the watchdog's
+        # lock, the software
         # decoder's (``_software_build``, ``_software_lock``) and ``_state`` (under it only
         # ``Compressor.failed``'s retry check takes the async pipeline's ``_cv``; nothing takes
         # ``_state`` while holding ``_cv``); then the driver's own locks: lz4-opencl's
@@ -390,16 +397,40 @@ class ZswapCache:
         self.outstanding_writebacks = 0
         #: the last device or decompression error writeback met (diagnostics)
         self.last_writeback_error: HwzswapError | None = None
-        self._pipeline: AsyncPipeline | None = (
+        #: how async mode hands batches to the device (``queue``: :class:`OpsInFlight`,
+        #: ``worker``: :class:`AsyncPipeline`); None in the other modes
+        self.async_submit: str | None = (
+            self._async_submit(policy.async_submit) if self.batching == "async" else None)
+        self._pipeline: AsyncPipeline | OpsInFlight | None = (
             self._start_pipeline() if self.batching == "async" else None)
         self._background: BackgroundWriteback | None = None
         if policy.background_writeback:
             self._background = BackgroundWriteback(self)
             self._background.start()
 
-    def _start_pipeline(self) -> AsyncPipeline:
-        """``async`` mode's pipeline: reclaim batches go to the device on its worker thread,
-        up to ``async_max_batches`` in flight, each completing in :meth:`_complete_async`."""
+    def _async_submit(self, asked: str) -> str:
+        """``zswap.async_submit`` resolved for this device: ``auto`` is ``queue`` for an
+        asynchronous device that prefers no more pages a call than one reclaim pass (its
+        requests go on its own queue as they come), else ``worker`` (the worker merges queued
+        passes into the large calls such a device wants, or gives a device without a queue
+        its asynchrony). ``queue`` needs a device with one."""
+        comp = self.compressor
+        if asked == "auto":
+            fits = comp.preferred_batch <= SWAP_CLUSTER_MAX
+            return "queue" if comp.asynchronous and fits else "worker"
+        if asked == "queue" and not comp.asynchronous:
+            raise ConfigError(
+                f"zswap.async_submit: queue needs an asynchronous device (submit/poll), and "
+                f"{self.backend.name!r} has none (capabilities.asynchronous is false); use "
+                f"worker or auto")
+        return asked
+
+    def _start_pipeline(self) -> AsyncPipeline | OpsInFlight:
+        """``async`` mode's batches in flight, up to ``async_max_batches``, each completing in
+        :meth:`_complete_async`. An asynchronous device gets them on its own queue, submitted
+        from the storing thread and polled later (:class:`OpsInFlight`: no engine thread);
+        any other device through its batch call on the pipeline's worker thread
+        (:class:`AsyncPipeline`)."""
         policy, comp = self.policy, self.compressor
         depth = policy.async_max_batches
         if depth == "auto":
@@ -411,6 +442,8 @@ class ZswapCache:
                                    policy.max_pool_pages) if x is not None)
         else:
             fill = 0
+        if self.async_submit == "queue":
+            return OpsInFlight(comp, self._complete_async, depth, fill)
         # A call with a deadline of its own (a watched driver; ops under run_ops) counts its
         # own timeout: the pipeline's deadline is then a later backstop, not counted again.
         own = comp.watchdog is not None or self._compress_batch == comp.compress_ops
@@ -1164,7 +1197,9 @@ class ZswapCache:
 
     def _store_async(self, tree: ZswapTree, offs: list[int], pages: np.ndarray,
                      groups: list[int] | None = None) -> list[bool]:
-        """Stage a reclaim batch and hand it to the pipeline without waiting for it."""
+        """Stage a reclaim batch and hand it to the device without waiting for it (the
+        pipeline's worker, or the device's own queue). Lock not held: the hand-off may run
+        completions, which take it."""
         results = [False] * len(pages)
         _, idx, words, fwords = self._admit(tree, offs, pages, results, groups)
         if not idx:

@@ -862,13 +862,15 @@ def test_async_needs_a_writeback_target():
                    ZswapPolicy(batching="async"))
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_threads_share_a_device_that_is_not_thread_safe(make_system, mode):
+@pytest.mark.parametrize("mode, submit", [(m, "auto") for m in MODES] + [("async", "worker")])
+def test_threads_share_a_device_that_is_not_thread_safe(make_system, mode, submit):
     """842-nx (a queue: poll hands back whoever's ops completed) from four threads at once:
     each call and each submit/poll loop gets the device alone, nothing waits on a completion
-    another thread took, every page comes back."""
-    s = make_system(backend=hwzswap.get_backend("842-nx"), zswap={"batching": mode},
-                    swap={"nr_pages": 1024})
+    another thread took, every page comes back. In async mode its batches go on its own
+    queue (``auto``: submitted by each storing thread, polled by whichever waits, the loads'
+    loops handing on the ops they get back), or through the worker's batch calls."""
+    s = make_system(backend=hwzswap.get_backend("842-nx"),
+                    zswap={"batching": mode, "async_submit": submit}, swap={"nr_pages": 1024})
     errors: list[Any] = []
 
     def worker(k: int) -> None:

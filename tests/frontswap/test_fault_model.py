@@ -399,9 +399,10 @@ class FaultModel(RuleBasedStateMachine):
         fmt=st.booleans(),
         exclusive=st.booleans(), checksum=st.booleans(), verify=st.booleans(),
         background=st.booleans(), fail_after=st.sampled_from([1, 2, 8]),
-        threshold=st.sampled_from([50, 90]), pool=st.sampled_from(["zsmalloc", "zbud"]))
+        threshold=st.sampled_from([50, 90]), pool=st.sampled_from(["zsmalloc", "zbud"]),
+        submit=st.sampled_from(["auto", "worker"]))
     def open(self, mode, driver, fmt, exclusive, checksum, verify, background, fail_after,
-             threshold, pool):
+             threshold, pool, submit):
         if driver == "842-nx":
             self.backend = get_backend("842-nx")
         else:
@@ -416,7 +417,10 @@ class FaultModel(RuleBasedStateMachine):
                       "verify_pages": verify, "background_writeback": background,
                       "accept_threshold_percent": threshold, "writeback_batch": 2,
                       "device_timeout_ms": TIMEOUT_MS, "device_fail_after": fail_after,
-                      "async_max_batches": 2},
+                      "async_max_batches": 2,
+                      # async: an asynchronous driver's own queue (auto), or the worker's
+                      # batch calls for every driver
+                      "async_submit": submit},
             "memory": {"total_ram_mb": 1},
             "pool": {"type": pool},
             "swap": {"nr_pages": SLOTS, "path": str(Path(self.dir.name) / "swap.img")},
