@@ -66,6 +66,15 @@ _REJECT_ABBREV = {"compress_poor": "poor", "compress_fail": "fail", "alloc_fail"
                   "reclaim_fail": "reclaim", "pool_limit": "limit"}
 
 
+def engine_mode(r: Mapping[str, Any]) -> str:
+    """The mode column: ``zswap.batching``, and for ``async`` how its batches reached the
+    device (``async/queue``: ops on the device's own queue; ``async/worker``: the worker's
+    batch calls)."""
+    mode = r.get("batching", "-")
+    how = r.get("async_submit")
+    return f"{mode}/{how}" if mode == "async" and how else mode
+
+
 def _rejects(r: Mapping[str, int]) -> str:
     parts = [f"{_REJECT_ABBREV.get(k, k)}:{v}" for k, v in r.items() if v]
     return " ".join(parts) or "0"
@@ -137,7 +146,7 @@ def rows(doc: Mapping[str, Any]) -> list[list[str]]:
             written += " !"
         out.append([
             r["backend"],
-            r.get("batching", "-"),
+            engine_mode(r),
             "modelled" if r["time_basis"] == "modeled" else r["time_basis"],
             "n/a" if r.get("ratio") is None else f"{r['ratio']:.2f}",
             "-" if r.get("pool_density") is None

@@ -129,6 +129,7 @@ RESULT_FIELDS: dict[str, tuple[type, ...]] = {
 
 #: Fields added within schema version 1: checked when present (older documents lack them).
 OPTIONAL_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
+    "async_submit": (str, type(None)),  # async mode's design (queue, worker); null otherwise
     "loads_staged": (int,),
     "load_staged_share": _OPT_NUM,
     "load_figure_staged": (bool,),

@@ -548,6 +548,8 @@ class _Meter:
         self.ldn_k: list[int] = []
         self.inv_ns: list[int] = []
         self.drain_ns = 0  # async mode: waiting for in-flight compression (counted as stores)
+        #: async mode: how the batches reached the device (``zswap.async_submit`` resolved)
+        self.async_submit: str | None = None
         #: background writeback run by :func:`quiesce_writeback` at the end of the stack's
         #: chunks (counted as stores, like drain_ns), and the pages it wrote back
         self.quiesce_ns = 0
@@ -1321,6 +1323,7 @@ def _one_pass(backend: Backend, cw: CompiledWorkload, cfg: Any,
     comp: dict[int, Any] = {}
     counters0 = calls.counters()
     system = open_zswap(cfg, backend=backend)
+    m.async_submit = system.zswap.async_submit
     try:
         for t in cw.types:
             if t not in system.devices:
@@ -2179,6 +2182,7 @@ def _result(backend: Backend, cw: CompiledWorkload, cfg: Any, stats: Mapping[str
         "backend": backend.name,
         "batching": cfg.zswap.batching,
         "async_max_batches": cfg.zswap.async_max_batches,
+        "async_submit": m.async_submit,
         "structure": _jsonable(wl.structure),
         "description": (calls or DriverCalls(backend)).describe(),
         "params": _jsonable(backend.params),

@@ -186,7 +186,7 @@ def test_a_modelled_devices_throughput_is_labelled_as_host_wall_time(pages: np.n
     µs/page wall, 11.5 of it emulation, device 2.0): the table marks it, a note says so, and
     modeled_wall_us_per_page replaces the emulation by the modelled wait (synchronous modes on
     the virtual clock; null in async mode, where the emulation overlaps the host's work)."""
-    from hwzswap.bench.report import markdown, rows
+    from hwzswap.bench.report import engine_mode, markdown, rows
 
     doc = run_bench(build_workload("roundtrip", pages[:64], seed=0),
                     BenchRun(backends=["lz4", "842-nx"], batching="reclaim,async",
@@ -194,7 +194,7 @@ def test_a_modelled_devices_throughput_is_labelled_as_host_wall_time(pages: np.n
     assert schema_problems(doc) == []
     table = {(row[0], row[1]): row for row in rows(doc)}
     for r in doc["results"]:
-        row = table[(r["backend"], r["batching"])]
+        row = table[(r["backend"], engine_mode(r))]
         modelled = r["backend"] == "842-nx"
         assert ("†" in row[5]) is modelled and ("†" in row[8]) is modelled
         if not modelled or r["batching"] == "async":

@@ -40,7 +40,14 @@ from hwzswap.bench.marks import (
     pool_slack_pages,
     vs_raw_marks,
 )
-from hwzswap.bench.report import COLUMNS, MODELLED_RAW_NOTE, markdown, mode_summary, rows
+from hwzswap.bench.report import (
+    COLUMNS,
+    MODELLED_RAW_NOTE,
+    engine_mode,
+    markdown,
+    mode_summary,
+    rows,
+)
 from hwzswap.bench.results import schema_problems
 from hwzswap.bench.runner import BenchRun, run_bench
 from hwzswap.bench.workload import build_workload
@@ -90,7 +97,7 @@ def _pressure(config: dict[str, Any] | None = None) -> dict[str, Any]:
 def test_a_modelled_devices_raw_figures_and_vs_raw_are_marked(devices: dict[str, Any]) -> None:
     table = _table(devices)
     for r in devices["results"]:
-        row = table[(r["backend"], r["batching"])]
+        row = table[(r["backend"], engine_mode(r))]
         modelled = r["time_basis"] == "modeled"
         assert modelled is (r["backend"] == "842-nx")
         for col in (RAW_STORE, RAW_LOAD):
@@ -120,7 +127,7 @@ def test_an_opencl_cpu_devices_host_cpu_is_marked(devices: dict[str, Any]) -> No
     for r in devices["results"]:
         hosted = r["backend"] == "lz4-opencl"
         assert bool(device_on_host(r, machine)) is hosted
-        assert table[(r["backend"], r["batching"])][CPU].endswith(" +") is hosted
+        assert table[(r["backend"], engine_mode(r))][CPU].endswith(" +") is hosted
     name = device_on_host(ocl[0], machine)
     (listed,) = [d for d in machine["opencl_devices"] if d["name"] == name]
     assert "CPU" in listed["type"]  # PoCL's pthread device, as this machine lists it
@@ -182,7 +189,7 @@ def test_a_vs_raw_above_one_is_flagged_in_the_table_and_the_summary(real: dict[s
     table = _table(doc)
     assert table[("lz4", "page")][STORE_VS] == f"1.98x {ABOVE_RAW.symbol}"
     assert table[("lz4", "reclaim")][STORE_VS] == "1.00x"
-    assert table[("lz4", "async")][STORE_VS] == "0.70x"
+    assert table[("lz4", "async/worker")][STORE_VS] == "0.70x"
     note = _note(doc, f"{ABOVE_RAW.symbol} vs raw above 1")
     assert "lz4 (page) store 1.98x" in note and "reclaim" not in note
     assert "noise or cache effects" in note and "--repeat" in note

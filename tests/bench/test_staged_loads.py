@@ -96,7 +96,7 @@ def test_loads_from_staged_copies_are_flagged_and_not_named_best(pages: np.ndarr
         assert r["verified_pages"] == r["pages"] == 33 and r["mismatches"] == 0
     # the table marks the figure, a note says what it means, and async is not "best"
     table = {(row[0], row[1]): row for row in rows(doc)}
-    assert table[(SlowCompletion.name, "async")][8].endswith(" ~")
+    assert table[(SlowCompletion.name, "async/worker")][8].endswith(" ~")
     assert not table[(SlowCompletion.name, "reclaim")][8].endswith("~")
     (line,) = mode_summary(doc)
     assert "loads best in reclaim" in line and "async not compared" in line
