@@ -394,7 +394,8 @@ def _batch_calls_notes(doc: Mapping[str, Any]) -> list[str]:
     """For batch backends, what their ``vs raw`` compares per engine mode: the codec alone
     makes one ``compress_batch`` per reclaim pass; ``page`` and ``folio`` mode call the device
     per page or per folio (their vs raw is the mode's cost), ``async`` may merge passes into
-    larger device calls (``counters.async_device_calls``; its vs raw includes the merging)."""
+    larger device calls (``worker``) or submit them as ops to the device's queue (``queue``)
+    (``counters.async_device_calls``; its vs raw includes either)."""
     res = [r for r in doc["results"] if _batch(r)
            and r.get("batching") in ("page", "folio", "async")]
     if not res:
@@ -409,15 +410,22 @@ def _batch_calls_notes(doc: Mapping[str, Any]) -> list[str]:
             parts.append(f"{_label(r)} per folio")
         else:
             calls = (r.get("counters") or {}).get("async_device_calls")
-            part = f"{_label(r)} merges queued passes"
-            if isinstance(calls, int) and not isinstance(calls, bool):
-                part += f" (into {calls} device calls)"
+            counted = isinstance(calls, int) and not isinstance(calls, bool)
+            if r.get("async_submit") == "queue":  # ops on the device's queue, no batch call
+                part = f"{_label(r)} submits each pass's pages as ops to the device's queue"
+                if counted:
+                    part += f" ({calls} submit calls)"
+            else:
+                part = f"{_label(r)} merges queued passes"
+                if counted:
+                    part += f" (into {calls} device calls)"
             parts.append(part)
     return ["vs raw of a batch backend: the codec alone makes one compress_batch per reclaim "
             "pass" + (f" ({passes} for this stream)" if isinstance(passes, int) else "")
             + "; in the stack " + "; ".join(parts) + ". So page and folio mode's vs raw is "
             "what calling the device per page or folio costs, and async's includes the "
-            "engine's merging of passes into larger device calls (counters.async_device_calls)"]
+            "engine's merging of passes into larger device calls (async/worker) or its ops "
+            "on the device's queue (async/queue; counters.async_device_calls)"]
 
 
 def overlap_note(r: Mapping[str, Any], said: dict[str, str] | None = None) -> str:

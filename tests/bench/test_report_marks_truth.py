@@ -245,7 +245,8 @@ def test_batch_backends_vs_raw_says_what_each_mode_compares(devices: dict[str, A
     note = _note(devices, "vs raw of a batch backend")
     assert "one compress_batch per reclaim pass" in note
     assert "842-nx (page) calls the device per page" in note
-    assert "lz4-opencl (async) merges queued passes" in note
+    assert "lz4-opencl (async) merges queued passes" in note  # async/worker
+    assert "842-nx (async) submits each pass's pages as ops to the device's queue (" in note
     assert "counters.async_device_calls" in note and "lz4 (" not in note
     text = " ".join(DOCS.read_text().split())
     assert "always makes one `compress_batch` per reclaim pass" in text
