@@ -1038,7 +1038,9 @@ class Compressor:
                 answered = True
                 op.status, op.dst, op.error = dev.status, dev.dst, dev.error
                 op.produced, op.consumed, op.device_us = dev.produced, dev.consumed, dev.device_us
-                self.check_op(op)
+                broken = self.check_op(op)
+                if broken is not None:
+                    self._op_broken = broken  # this loop's own op (see decompress_op)
             if strays is not None and self.stray_ops is not None:
                 self.stray_ops(strays)
             if outstanding and time.monotonic() > deadline:
@@ -1067,9 +1069,10 @@ class Compressor:
                            f"({len(waiting)} never accepted)")
         self._timeout_counted()
 
-    def check_op(self, op: CompOp) -> None:
+    def check_op(self, op: CompOp) -> str | None:
         """A completed op's result must fit the contract; a wrong one becomes DEVICE_ERROR with
-        the reason (and is counted), so it is never used."""
+        the reason (and is counted), so it is never used. Returns that reason (None: the op
+        fits): the caller's to keep, since several callers check ops at once."""
         st = op.status
         if st is OpStatus.SUCCESS:
             try:
@@ -1085,7 +1088,7 @@ class Compressor:
                         f"{len(op.dst)} bytes; produced is len(dst)")
             except DriverError as exc:
                 op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(exc)
-                self._op_broken = str(exc)
+                return str(exc)
         elif st is OpStatus.DEVICE_ERROR:
             self.device_errors += 1
             self.last_error = f"driver {self.name!r}: op failed: {op.error}"
@@ -1095,14 +1098,15 @@ class Compressor:
                                   "decompress op completes SUCCESS (with the page), "
                                   "INVALID_INPUT (corrupt data) or DEVICE_ERROR")
             op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(err)
-            self._op_broken = str(err)
+            return str(err)
         elif st not in (OpStatus.INCOMPRESSIBLE, OpStatus.INVALID_INPUT):
             err = self._violation("result_type", "poll",
                                   f"returned an op with status {st.name}; a polled op is "
                                   f"completed (SUCCESS, INCOMPRESSIBLE, INVALID_INPUT or "
                                   f"DEVICE_ERROR)")
             op.status, op.dst, op.error = OpStatus.DEVICE_ERROR, None, str(err)
-            self._op_broken = str(err)
+            return str(err)
+        return None
 
     def _checked_op_bytes(self, dst: Any, call: str, lo: int, hi: int) -> bytes:
         if dst is None:

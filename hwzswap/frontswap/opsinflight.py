@@ -12,7 +12,8 @@ device's time can overlap the host's. (:class:`~hwzswap.frontswap.pipeline.Async
 call.)
 
 Ops the device refuses as BUSY (its queue is full) stay at the front of the backlog and are
-submitted again at the next submit or poll; a full device queue is no error.
+submitted again at the next submit or poll; a full device queue is no error. A device marked
+failed gets no more ops: the backlog's fail, as a new batch's do.
 
 One device queue, several pollers. A load's (or writeback's) decompress op runs its own
 submit/poll loop on the same device (:meth:`~hwzswap.frontswap.compressor.Compressor.run_ops`),
@@ -21,12 +22,16 @@ and its ``poll`` may hand back this queue's compress ops: it passes them here
 submit or poll here, on a thread that holds none of zswap's locks (the load holds the tree
 lock, which a completion takes).
 
-Deadlines: a batch's ops must complete within ``timeout_s`` of its submission (the time its ops
-waited as BUSY included, as in ``run_ops``). The ops still out then complete as DEVICE_ERROR
-("timed out"), counted as timeouts toward ``zswap.device_fail_after``, and their late results
-are dropped. An op given up on is replaced in its batch by a failed one, so the device's late
-result never reaches a batch's results. A deadline is checked whenever this queue polls, so a batch nobody waits for
-meanwhile is judged at the next wait.
+Deadlines (``timeout_s``, the compressor's): an op the device accepted must be handed back by a
+poll begun before ``timeout_s`` from its acceptance has passed, or by one that hands back
+others of this queue's ops (the device is answering). A queue that cannot move for
+``timeout_s`` (its polls refused because another submit/poll loop holds the device past its
+deadline, or a device that takes none of its ops while it holds none of them) gives up on
+everything still out, the backlog's included (:meth:`OpsInFlight._check_stall`). Ops given up
+on complete as DEVICE_ERROR ("timed out"), counted as timeouts toward
+``zswap.device_fail_after``, and are replaced in their batch by failed ones, so the device's
+late result never reaches a batch's results. The time the host spends on its own work before it
+polls, and the time an op waits in the backlog, are not held against the device.
 
 Completions: each batch is completed once (its result per item: compressed, incompressible or
 failed with the reason) by whichever thread finds it done, in no promised order, with no lock
@@ -62,23 +67,25 @@ from hwzswap.frontswap.pipeline import CompleteFn
 
 
 _COMPRESS = OpKind.COMPRESS
+#: How long a caller waiting on the queue sleeps after a poll that was not made (the device
+#: held by a submit/poll loop past its deadline): it looks again, rather than spinning.
+_REFUSED_WAIT_S = 0.001
 
 
 class _Batch:
     """One reclaim batch in flight: its ops, one a page, and what is left of it. An op given
-    up on (its deadline passed, its submit or poll raised) is replaced in ``ops`` by a failed
-    one, so the device's late result lands in an op nobody reads."""
+    up on (timed out, its submit or poll failed) is replaced in ``ops`` by a failed one, so
+    the device's late result lands in an op nobody reads."""
 
-    __slots__ = ("token", "ops", "left", "deadline", "epoch", "answered", "late")
+    __slots__ = ("token", "ops", "left", "epoch", "answered", "late")
 
-    def __init__(self, token: Any, ops: list[CompOp], deadline: float, epoch: int) -> None:
+    def __init__(self, token: Any, ops: list[CompOp], epoch: int) -> None:
         self.token = token
         self.ops = ops
-        self.left = len(ops)  # ops not completed yet (by the device, a failure or the deadline)
-        self.deadline = deadline
+        self.left = len(ops)  # ops not completed yet (by the device, a failure or a deadline)
         self.epoch = epoch  # the compressor's timeout count at submission
         self.answered = False  # the device completed one of its ops
-        self.late = 0  # ops given up at the deadline
+        self.late = 0  # ops given up at a deadline
 
 
 class OpsInFlight:
@@ -96,20 +103,26 @@ class OpsInFlight:
         self.timeout_s = comp.timeout_s
         self._cv = threading.Condition()  # a leaf: guards everything below
         self._batches: list[_Batch] = []  # submitted, completion not returned yet (oldest first)
-        #: id(op) -> (the op, its batch, its item), while it is out
+        #: id(op) -> (the op, its batch, its item), while it is out (backlog or device)
         self._owner: dict[int, tuple[CompOp, _Batch, int]] = {}
         self._backlog: deque[CompOp] = deque()  # ops to submit (new, or BUSY), in order
+        #: id(op) -> its deadline (monotonic), for the ops the device accepted and has not
+        #: handed back
+        self._on_device: dict[int, float] = {}
         #: ops one submit carries at most: the device's preferred batch (842-nx: its queue
         #: depth), so a full queue refuses one call's worth, not the whole backlog each time
         self._burst = max(1, comp.preferred_batch)
         #: ops the device has room for, as far as is known: None (unknown: submit bursts
-        #: until it refuses some), 0 after it refused some, then the ops polls hand back
-        #: (each frees its place), so a full queue is not offered ops again and again
+        #: until it refuses some; so again at each new batch), 0 after it refused some, then
+        #: the ops polls hand back (each frees its place)
         self._room: int | None = None
+        #: when a caller waiting on the queue last saw it move (an op accepted or handed
+        #: back); None while it moves (see :meth:`_progress`)
+        self._stalled_since: float | None = None
         self._ready: deque[_Batch] = deque()  # every op completed, completion not run yet
         self._pages = 0  # pages of the batches in flight
         self._closed = False
-        #: batches submitted / submit calls made / batches that timed out (for stats)
+        #: batches submitted / submit calls made / batches with ops timed out (for stats)
         self.batches = 0
         self.device_calls = 0
         self.timed_out = 0
@@ -134,8 +147,6 @@ class OpsInFlight:
         batches found done, and wait (polling) while the queue is full. Once closed, the
         batch is compressed and completed here, as a synchronous engine would."""
         self._complete_ready()
-        while self._full():
-            self._progress()
         comp = self._comp
         if comp.failed:  # as run_ops refuses: the pages go to the swap device at once
             with self._cv:
@@ -146,7 +157,17 @@ class OpsInFlight:
         # each op's source a read-only row: a device that writes to it gets an error, not
         # the staged page (as compress_ops gives its rows)
         ops = [CompOp(_COMPRESS, row) for row in read_only_view(pages)]
-        batch = _Batch(token, ops, time.monotonic() + self.timeout_s, comp.timeout_epoch)
+        if not ops:  # nothing to wait for
+            self._complete_one(token, comp.compressed_ops(ops))
+            return
+        batch = _Batch(token, ops, comp.timeout_epoch)
+        while True:  # room checked and taken under one lock: max_batches holds for any threads
+            with self._cv:
+                closed = self._closed
+                if closed or len(self._batches) < self.max_batches \
+                        or self._pages < self.fill_pages:
+                    break
+            self._progress()
         with self._cv:
             closed = self._closed
             if not closed:
@@ -157,6 +178,7 @@ class OpsInFlight:
                 self._pages += len(ops)
                 self.batches += 1
                 self.peak_in_flight = max(self.peak_in_flight, len(self._batches))
+                self._room = None  # a new batch looks for room again (one burst at most)
         if closed:
             self._call_inline(token, pages)
             return
@@ -180,15 +202,13 @@ class OpsInFlight:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _full(self) -> bool:
-        with self._cv:
-            return (not self._closed and len(self._batches) >= self.max_batches
-                    and self._pages >= self.fill_pages)
-
-    def _send(self) -> None:
+    def _send(self) -> int:
         """Submit the backlog, oldest first, a burst a call, while the device has room, until
-        it refuses some (BUSY: they stay at the front). A submit that raises fails the ops it
-        carried."""
+        it refuses some (BUSY: they stay at the front); returns how many it accepted. A
+        submit that fails fails the ops it carried (one not made, behind a loop holding the
+        device past its deadline, leaves them in the backlog); a device marked failed gets
+        none (they fail, as new batches do)."""
+        sent = 0
         while True:
             with self._cv:
                 backlog, owner = self._backlog, self._owner
@@ -200,80 +220,126 @@ class OpsInFlight:
                     if id(op) in owner:  # (not given up on meanwhile)
                         todo.append(op)
             if not todo:
-                return
+                return sent
+            comp = self._comp
+            if comp.failed:
+                with self._cv:
+                    rest = todo + list(self._backlog)
+                self._settle(rest, f"DeviceError: driver {comp.name!r}: the device was "
+                                   f"marked failed")
+                return sent
             for op in todo:
                 op.status = OpStatus.NOT_PROCESSED
             try:
-                accepted = self._comp.submit_ops(todo)
+                accepted = comp.submit_ops(todo)
             except HwzswapError as exc:
+                if getattr(exc, "given_up", False):  # not made (the device held past its
+                    with self._cv:  # deadline): they wait in the backlog; the deadlines decide
+                        self._backlog.extendleft(reversed(todo))
+                    return sent
                 self._settle(todo, f"{type(exc).__name__}: {exc}")
-                return
+                return sent
+            deadline = time.monotonic() + self.timeout_s
             with self._cv:
                 self.device_calls += 1
+                for op in todo[:accepted]:
+                    if id(op) in self._owner:
+                        self._on_device[id(op)] = deadline
+                sent += accepted
+                if accepted:
+                    self._stalled_since = None
                 if accepted < len(todo):
                     self._backlog.extendleft(reversed(todo[accepted:]))
                     self._room = 0
-                    return
+                    return sent
                 if self._room is not None:
                     self._room = max(0, self._room - accepted)
 
     def _progress(self) -> None:
         """One step toward completing the batches in flight (for a caller waiting for room,
         or ``drain``): submit the backlog, poll once (the driver may wait a bounded time for a
-        completion), give up on ops past their batch's deadline, complete what is done."""
-        self._send()
+        completion), give up on what is past its deadline, complete what is done.
+
+        Deadlines, two. An op the device accepted times out when a poll begun after its
+        deadline (``timeout_s`` from its acceptance) hands back none of this queue's ops:
+        time the host spent on its own work before it looked is not held against the device,
+        nor the time an op waited in the backlog, and a device handing back its completions
+        a few a poll is not timed out for the ones the next polls bring. And a queue that
+        cannot move for ``timeout_s`` (its polls refused, or a device that takes none of its
+        ops while it has none of them) gives up on every op still out
+        (:meth:`_check_stall`)."""
+        sent = self._send()
         with self._cv:
             out = bool(self._owner)
-            waiting_for_others = not out and not self._ready and bool(self._batches)
-            if waiting_for_others:  # another thread is running the last completions
-                self._cv.wait(0.05)
+            if not out and not self._ready and self._batches:
+                self._cv.wait(0.05)  # another thread is running the last completions
+        moved = sent > 0
+        refused = False
         if out:
+            polled_at = time.monotonic()
             try:
                 done = self._comp.poll_ops()
-            except HwzswapError as exc:  # the ops still out fail with it
-                with self._cv:
-                    out_ops = [op for op, _, _ in self._owner.values()]
-                self._settle(out_ops, f"{type(exc).__name__}: {exc}")
+            except HwzswapError as exc:
+                if getattr(exc, "given_up", False):  # not made, or given up: no answer yet
+                    refused = True
+                    time.sleep(_REFUSED_WAIT_S)
+                else:  # the poll failed: the ops on the device fail with it
+                    with self._cv:
+                        ondev = [self._owner[i][0] for i in self._on_device if i in self._owner]
+                    self._settle(ondev, f"{type(exc).__name__}: {exc}")
+                    moved = True
             else:
-                if done:
-                    self._route(done)
-                else:  # nothing back: what it has room for is unknown again (look by a
-                    with self._cv:  # burst: another caller's ops may have left it meanwhile)
+                mine = self._route(done) if done else 0
+                if not done:  # nothing back: what it has room for is unknown again (look by
+                    with self._cv:  # a burst: another caller's ops may have left it meanwhile)
                         self._room = None
                     time.sleep(0)  # let a device thread run
-        self._expire()
+                if mine:
+                    moved = True
+                else:  # none of this queue's back, from a poll begun past their deadline
+                    self._expire_on_device(polled_at)
+            self._check_stall(moved, refused)
         self._complete_ready()
 
-    def _route(self, done: Sequence[CompOp]) -> None:
+    def _route(self, done: Sequence[CompOp]) -> int:
         """Completed ops a poll handed back (this queue's own, or another poller's strays):
-        each result copied into its batch's op and checked; an op not out here (given up at
-        its deadline, or another's) is dropped."""
+        each checked and counted to its batch; an op not out here (given up at its deadline,
+        or another's) is dropped. Returns how many were this queue's."""
         check = self._comp.check_op
+        mine = 0
         with self._cv:
             if self._room is not None:  # each op back is a place free on the device
                 self._room += len(done)
-            owner = self._owner
+            owner, ondev = self._owner, self._on_device
             for op in done:
                 got = owner.get(id(op))
                 if got is None or got[0] is not op:
                     continue
                 del owner[id(op)]
+                ondev.pop(id(op), None)
                 batch = got[1]
                 check(op)
                 batch.answered = True
+                mine += 1
                 self._done_locked(batch, 1)
+            if mine:
+                self._stalled_since = None
+        return mine
 
     def _settle(self, ops: list[CompOp], why: str) -> None:
-        """Ops whose submit or poll raised: each still out fails with ``why``."""
+        """Ops whose submit or poll failed, or that go to a device marked failed: each still
+        out fails with ``why``."""
         with self._cv:
             for op in ops:
                 got = self._owner.get(id(op))
                 if got is None or got[0] is not op:
                     continue
                 del self._owner[id(op)]
+                self._on_device.pop(id(op), None)
                 _, batch, k = got
                 batch.ops[k] = _failed(op, why)
                 self._done_locked(batch, 1)
+            self._drop_given_up_locked()
 
     def _done_locked(self, batch: _Batch, n: int) -> None:
         batch.left -= n
@@ -281,36 +347,71 @@ class OpsInFlight:
             self._ready.append(batch)
             self._cv.notify_all()
 
-    def _expire(self) -> None:
-        """Batches past their deadline: their ops still out time out (counted by the
-        compressor, which marks the device failed after ``device_fail_after`` in a row)."""
+    def _drop_given_up_locked(self) -> None:
+        """Ops given up on leave the backlog (their sources hold the batch's pages)."""
+        owner = self._owner
+        if any(id(op) not in owner for op in self._backlog):
+            self._backlog = deque(op for op in self._backlog if id(op) in owner)
+
+    def _expire_on_device(self, polled_at: float) -> None:
+        """The ops on the device past their deadline when the poll that did not return them
+        began: timed out."""
+        with self._cv:
+            late = [i for i, t in self._on_device.items() if t < polled_at]
+            ops = [self._owner[i][0] for i in late if i in self._owner]
+        if ops:
+            self._time_out(ops, set())
+
+    def _check_stall(self, moved: bool, refused: bool) -> None:
+        """A waiting caller's view of a queue that cannot move: its poll refused (the device
+        held past its deadline by another submit/poll loop), or none of its ops on the
+        device and the device taking none (full of ops that never end, or another's).
+        Once that has lasted ``timeout_s`` (no op accepted or handed back meanwhile, by any
+        caller), every op still out times out, the backlog's included. A device busy with
+        this queue's ops is judged by their own deadlines instead."""
         now = time.monotonic()
-        late: list[tuple[_Batch, list[CompOp], list[CompOp]]] = []
         with self._cv:
-            overdue = [b for b in self._batches if b.left and now > b.deadline]
-            if not overdue:
+            if moved or not self._owner or not (refused or not self._on_device):
+                self._stalled_since = None
                 return
+            if self._stalled_since is None:
+                self._stalled_since = now
+                return
+            if now - self._stalled_since <= self.timeout_s:
+                return
+            self._stalled_since = None
+            ops = [op for op, _, _ in self._owner.values()]
             queued = {id(op) for op in self._backlog}
-            owner = self._owner
-            for batch in overdue:
-                ops, never = [], []
-                for k, op in enumerate(batch.ops):
-                    got = owner.get(id(op))
-                    if got is not None and got[0] is op:
-                        del owner[id(op)]
-                        batch.ops[k] = mine = CompOp(op.kind, op.src)  # the device keeps op
-                        ops.append(mine)
-                        if id(op) in queued:
-                            never.append(mine)
-                if ops:
-                    batch.late = len(ops)
-                    late.append((batch, ops, never))
-            self.timed_out += len(late)
-        for batch, ops, never in late:  # outside _cv: the count takes the compressor's lock
-            self._comp.ops_timed_out(ops, never)  # each DEVICE_ERROR, "timed out after ..."
+        self._time_out(ops, queued)
+
+    def _time_out(self, ops: list[CompOp], queued: set[int]) -> None:
+        """Give up on ``ops`` at their deadline: each replaced in its batch by one that timed
+        out, counted by the compressor per batch (which marks the device failed after
+        ``device_fail_after`` in a row); ``queued``: the ids of those never accepted."""
+        late: dict[int, tuple[_Batch, list[CompOp], list[CompOp]]] = {}
         with self._cv:
-            for batch, ops, _ in late:
-                self._done_locked(batch, len(ops))
+            for op in ops:
+                got = self._owner.get(id(op))
+                if got is None or got[0] is not op:
+                    continue
+                del self._owner[id(op)]
+                self._on_device.pop(id(op), None)
+                _, batch, k = got
+                batch.ops[k] = mine = CompOp(op.kind, op.src)  # the device keeps op
+                entry = late.setdefault(id(batch), (batch, [], []))
+                entry[1].append(mine)
+                if id(op) in queued:
+                    entry[2].append(mine)
+            self._drop_given_up_locked()
+            self.timed_out += len(late)
+        try:  # outside _cv: the count takes the compressor's lock
+            for batch, mine_ops, never in late.values():
+                batch.late += len(mine_ops)
+                self._comp.ops_timed_out(mine_ops, never)  # DEVICE_ERROR, "timed out after"
+        finally:  # whatever the count raised, the batches complete
+            with self._cv:
+                for batch, mine_ops, _ in late.values():
+                    self._done_locked(batch, len(mine_ops))
 
     def _complete_ready(self) -> None:
         """Run the completion step of every batch whose ops have all completed (no lock held:

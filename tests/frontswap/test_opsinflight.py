@@ -7,6 +7,7 @@ be kept for ever (``never``). Every result is checked against lz4's own output."
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +46,7 @@ class HeldQueue(Lz4Backend):
         self.never: bytes | None = None  # an op with this page never completes
         self.fail_submit: str | None = None
         self.fail_poll: str | None = None
+        self.per_poll: int | None = None  # ops a poll hands back at most (None: all done)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -72,8 +74,8 @@ class HeldQueue(Lz4Backend):
         if self.held.is_set():
             return []
         with self.lock:
-            out = [op for op in self.queue if bytes(op.src) != self.never]
-            self.queue = [op for op in self.queue if bytes(op.src) == self.never]
+            out = [op for op in self.queue if bytes(op.src) != self.never][:self.per_poll]
+            self.queue = [op for op in self.queue if all(op is not o for o in out)]
         for op in out:
             self._execute(op)
         return out
@@ -202,6 +204,86 @@ def test_ops_past_the_deadline_time_out_alone_and_count() -> None:
     late = dev.poll()
     q._route(late)  # noqa: SLF001 - what the next poll would do with it
     assert done.got[0] is res and [int(s) for s in res.status] == [0, 0, 2, 0, 0, 0]
+
+
+def test_host_work_past_the_deadline_times_nothing_out() -> None:
+    """The deadline runs from the device's acceptance and is judged by a poll: a host busy
+    with its own work longer than the deadline before it polls, and ops waiting in the
+    backlog meanwhile, are not the device's lateness (they were all timed out, the device
+    marked failed)."""
+    dev = HeldQueue(depth=4)
+    comp, q, done = make(dev, timeout_ms=40.0)
+    b = pages(10)
+    q.submit(0, b)  # 4 on the device, 6 in the backlog
+    time.sleep(0.12)  # the host's own work, three deadlines long
+    q.drain()
+    assert_exact(done.got[0], b)
+    assert comp.timeouts == 0 and q.timed_out == 0 and not comp.failed
+
+
+def test_a_device_handing_back_a_few_ops_a_poll_is_not_timed_out() -> None:
+    dev = HeldQueue()
+    dev.per_poll = 1
+    comp, q, done = make(dev, timeout_ms=40.0)
+    b = pages(12)
+    q.submit(0, b)
+    time.sleep(0.1)  # every op past its deadline before the first poll
+    q.drain()
+    assert_exact(done.got[0], b)
+    assert comp.timeouts == 0
+
+
+def test_a_poll_not_made_fails_nothing() -> None:
+    """Another submit/poll loop holding the device past its deadline: the queue's polls are
+    refused (counted as refused), its ops wait, and once the device is free they come back."""
+    dev = HeldQueue()
+    comp, q, done = make(dev, timeout_ms=1000.0)
+    b = pages(6)
+    q.submit(0, b)
+    hold = comp._ops_lock  # noqa: SLF001 - a loop stuck in the driver, as a test can make one
+    assert hold.take(0.001) is None
+    time.sleep(0.01)
+    q._progress()  # noqa: SLF001 - one wait for room: its poll is refused
+    hold.release()
+    assert comp.refused_stuck >= 1 and 0 not in done.got
+    q.drain()
+    assert_exact(done.got[0], b)
+    assert comp.timeouts == 0
+
+
+def test_a_queue_that_cannot_move_gives_up_after_its_deadline() -> None:
+    """A device that accepts nothing, ever (full of work that never ends): a drain gives
+    up on the backlog after one deadline of no movement, and the pages fail as timed out."""
+    dev = HeldQueue(depth=0)
+    comp, q, done = make(dev, timeout_ms=40.0)
+    q.submit(0, pages(3))
+    t0 = time.monotonic()
+    q.drain()
+    assert time.monotonic() - t0 < 5
+    res = done.got[0]
+    assert list(res.status) == [ItemStatus.FAILED] * 3 and "timed out" in res.errors[0]
+    assert comp.timeouts == 3 and q.timed_out == 1
+
+
+def test_the_backlog_of_a_device_marked_failed_is_not_sent() -> None:
+    dev = HeldQueue(depth=2)
+    dev.held.set()  # the two on the device never come back
+    comp = Compressor(dev, 30.0, fail_after=1, watchdog="off")
+    done = Completions()
+    q = OpsInFlight(comp, done, 4)
+    q.submit(0, pages(6))
+    q.drain()
+    assert comp.failed and len(dev.submitted) == 2
+    res = done.got[0]
+    assert [int(x) for x in res.status] == [2] * 6
+    assert "timed out" in res.errors[0] and "marked failed" in res.errors[5]
+
+
+def test_an_empty_batch_completes_at_once() -> None:
+    _, q, done = make(HeldQueue())
+    q.submit("empty", np.empty((0, PAGE), dtype=np.uint8))
+    q.drain()
+    assert len(done.got["empty"]) == 0 and q.in_flight == 0
 
 
 def test_a_submit_that_raises_fails_the_ops_it_carried_with_the_reason() -> None:
