@@ -63,7 +63,7 @@ from hwzswap.backends.contract import (
 )
 from hwzswap.errors import HwzswapError
 from hwzswap.frontswap.compressor import Compressor
-from hwzswap.frontswap.pipeline import CompleteFn
+from hwzswap.frontswap.pipeline import CompleteFn, Completions
 
 
 _COMPRESS = OpKind.COMPRESS
@@ -88,7 +88,7 @@ class _Batch:
         self.late = 0  # ops given up at a deadline
 
 
-class OpsInFlight:
+class OpsInFlight(Completions):
     """Reclaim batches submitted to ``comp``'s device without waiting, completed through
     ``complete(token, result)`` (zswap's completion step). Same surface as
     :class:`~hwzswap.frontswap.pipeline.AsyncPipeline`; thread-safe: any number of threads may
@@ -96,8 +96,8 @@ class OpsInFlight:
 
     def __init__(self, comp: Compressor, complete: CompleteFn, max_batches: int,
                  fill_pages: int = 0) -> None:
+        super().__init__(complete)
         self._comp = comp
-        self._complete = complete
         self.max_batches = max_batches
         self.fill_pages = fill_pages
         self.timeout_s = comp.timeout_s
@@ -122,14 +122,7 @@ class OpsInFlight:
         self._ready: deque[_Batch] = deque()  # every op completed, completion not run yet
         self._pages = 0  # pages of the batches in flight
         self._closed = False
-        #: batches submitted / submit calls made / batches with ops timed out (for stats)
-        self.batches = 0
-        self.device_calls = 0
-        self.timed_out = 0
-        self.peak_in_flight = 0
-        #: completions that raised (the batch's pages stay staged), and the last such error
-        self.completion_errors = 0
-        self.last_error: str | None = None
+        # (the counters: device_calls counts submit calls, timed_out batches with ops timed out)
         comp.stray_ops = self._route
 
     @property
@@ -151,14 +144,14 @@ class OpsInFlight:
         if comp.failed:  # as run_ops refuses: the pages go to the swap device at once
             with self._cv:
                 self.batches += 1
-            self._complete_one(token, CompressedBatch.all_failed(
+            self.run_completion(token, CompressedBatch.all_failed(
                 len(pages), f"DeviceError: driver {comp.name!r}: the device was marked failed"))
             return
         # each op's source a read-only row: a device that writes to it gets an error, not
         # the staged page (as compress_ops gives its rows)
         ops = [CompOp(_COMPRESS, row) for row in read_only_view(pages)]
         if not ops:  # nothing to wait for
-            self._complete_one(token, comp.compressed_ops(ops))
+            self.run_completion(token, comp.compressed_ops(ops))
             return
         batch = _Batch(token, ops, comp.timeout_epoch)
         while True:  # room checked and taken under one lock: max_batches holds for any threads
@@ -310,14 +303,11 @@ class OpsInFlight:
         with self._cv:
             if self._room is not None:  # each op back is a place free on the device
                 self._room += len(done)
-            owner, ondev = self._owner, self._on_device
             for op in done:
-                got = owner.get(id(op))
-                if got is None or got[0] is not op:
+                got = self._take_locked(op)
+                if got is None:
                     continue
-                del owner[id(op)]
-                ondev.pop(id(op), None)
-                batch = got[1]
+                batch = got[0]
                 check(op)
                 batch.answered = True
                 mine += 1
@@ -326,19 +316,26 @@ class OpsInFlight:
                 self._stalled_since = None
         return mine
 
+    def _take_locked(self, op: CompOp) -> tuple[_Batch, int] | None:
+        """``op`` is no longer out (handed back or given up on): its batch and item, or None
+        when it was not this queue's op out (given up on already, or another's)."""
+        got = self._owner.get(id(op))
+        if got is None or got[0] is not op:
+            return None
+        del self._owner[id(op)]
+        self._on_device.pop(id(op), None)
+        return got[1], got[2]
+
     def _settle(self, ops: list[CompOp], why: str) -> None:
         """Ops whose submit or poll failed, or that go to a device marked failed: each still
         out fails with ``why``."""
         with self._cv:
             for op in ops:
-                got = self._owner.get(id(op))
-                if got is None or got[0] is not op:
-                    continue
-                del self._owner[id(op)]
-                self._on_device.pop(id(op), None)
-                _, batch, k = got
-                batch.ops[k] = _failed(op, why)
-                self._done_locked(batch, 1)
+                got = self._take_locked(op)
+                if got is not None:
+                    batch, k = got
+                    batch.ops[k] = _failed(op, why)
+                    self._done_locked(batch, 1)
             self._drop_given_up_locked()
 
     def _done_locked(self, batch: _Batch, n: int) -> None:
@@ -391,12 +388,10 @@ class OpsInFlight:
         late: dict[int, tuple[_Batch, list[CompOp], list[CompOp]]] = {}
         with self._cv:
             for op in ops:
-                got = self._owner.get(id(op))
-                if got is None or got[0] is not op:
+                got = self._take_locked(op)
+                if got is None:
                     continue
-                del self._owner[id(op)]
-                self._on_device.pop(id(op), None)
-                _, batch, k = got
+                batch, k = got
                 batch.ops[k] = mine = CompOp(op.kind, op.src)  # the device keeps op
                 entry = late.setdefault(id(batch), (batch, [], []))
                 entry[1].append(mine)
@@ -425,7 +420,7 @@ class OpsInFlight:
                 if batch.answered and not batch.late:
                     self._comp.answered(batch.epoch)
                 result = self._comp.compressed_ops(batch.ops)
-                self._complete_one(batch.token, result)
+                self.run_completion(batch.token, result)
             finally:
                 with self._cv:
                     self._batches.remove(batch)
@@ -441,17 +436,7 @@ class OpsInFlight:
         with self._cv:
             self.batches += 1
             self.device_calls += 1
-        self._complete_one(token, result)
-
-    def _complete_one(self, token: Any, result: CompressedBatch) -> None:
-        """``complete`` for one batch; one that raises (a bug in the caller's step) is counted
-        and kept, and the others go on."""
-        try:
-            self._complete(token, result)
-        except Exception as exc:  # noqa: BLE001 - see above
-            with self._cv:
-                self.completion_errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
+        self.run_completion(token, result)
 
 
 def _failed(op: CompOp, why: str) -> CompOp:

@@ -132,7 +132,35 @@ def _close_all_at_exit() -> None:
             pass
 
 
-class AsyncPipeline:
+class Completions:
+    """What both of async mode's designs keep for zswap's stats, and their one way of running a
+    batch's completion step (this class's pipeline and
+    :class:`~hwzswap.frontswap.opsinflight.OpsInFlight`)."""
+
+    def __init__(self, complete: CompleteFn) -> None:
+        self._complete = complete
+        #: batches submitted / device calls made / batches that timed out (for stats)
+        self.batches = 0
+        self.device_calls = 0
+        self.timed_out = 0
+        self.peak_in_flight = 0
+        #: completions that raised (the batch's pages stay staged), and the last such error
+        self.completion_errors = 0
+        self.last_error: str | None = None
+
+    def run_completion(self, token: Any, result: CompressedBatch) -> None:
+        """``complete`` for one batch. A completion that raises is a bug in the caller's step,
+        not the device's; it is counted and kept (``completion_errors``, ``last_error``), and
+        the others go on: a worker that died here left every later batch uncompleted and
+        ``drain`` (and the exit hook) waiting for ever."""
+        try:
+            self._complete(token, result)
+        except Exception as exc:  # noqa: BLE001 - see above
+            self.completion_errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+
+
+class AsyncPipeline(Completions):
     """Up to ``max_batches`` batches in flight to ``compress``, completed through ``complete``.
 
     ``max_coalesce``: the most pages one device call takes (a device's ``max_batch``; None: no
@@ -146,8 +174,8 @@ class AsyncPipeline:
                  timeout_s: float, on_timeout: Callable[[int], None] | None = None,
                  max_coalesce: int | None = None, name: str = "zswap-async",
                  fill_pages: int = 0, deadline: str = "zswap.device_timeout_ms") -> None:
+        super().__init__(complete)
         self._compress = compress
-        self._complete = complete
         self.max_batches = max_batches
         self.fill_pages = fill_pages
         self._pages = 0  # pages of the batches in flight
@@ -165,14 +193,6 @@ class AsyncPipeline:
         self._abandoned: list[threading.Thread] = []  # workers given up on in a device call
         self._generation = 0
         self._closed = False
-        #: batches submitted / device calls made / batches that timed out (for stats)
-        self.batches = 0
-        self.device_calls = 0
-        self.timed_out = 0
-        self.peak_in_flight = 0
-        #: completions that raised (the batch's pages stay staged), and the last such error
-        self.completion_errors = 0
-        self.last_error: str | None = None
         # Registered again by each new pipeline, so it stays the last registered: exit hooks
         # run last-registered first, and a device runtime imported since (its own hooks) must
         # still be there while this drains.
@@ -293,7 +313,7 @@ class AsyncPipeline:
             if self._on_timeout is not None:
                 self._on_timeout(len(late))
             for job in late:
-                self._complete_one(job, CompressedBatch.all_failed(len(job.pages), why))
+                self.run_completion(job.token, CompressedBatch.all_failed(len(job.pages), why))
         finally:
             self._cv.acquire()
             for job in late:
@@ -310,18 +330,7 @@ class AsyncPipeline:
         with self._cv:
             self.batches += 1
             self.device_calls += 1
-        self._complete_one(_Job(token, pages), result)
-
-    def _complete_one(self, job: _Job, result: CompressedBatch) -> None:
-        """``complete`` for one batch. A completion that raises is a bug in the caller's step,
-        not the device's; it is counted and kept (``completion_errors``, ``last_error``), and
-        the worker goes on: a worker that died here left every later batch uncompleted and
-        ``drain`` (and the exit hook) waiting for ever."""
-        try:
-            self._complete(job.token, result)
-        except Exception as exc:  # noqa: BLE001 - see above
-            self.completion_errors += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
+        self.run_completion(token, result)
 
     def _start_worker_locked(self) -> None:
         gen = self._generation
@@ -399,7 +408,7 @@ class AsyncPipeline:
                     job.done = True
             try:
                 for job, res in mine:
-                    self._complete_one(job, res)
+                    self.run_completion(job.token, res)
             finally:
                 with cv:
                     for job, _ in mine:
@@ -408,4 +417,4 @@ class AsyncPipeline:
                     cv.notify_all()
 
 
-__all__ = ["AsyncPipeline", "merged_batches"]
+__all__ = ["AsyncPipeline", "Completions", "merged_batches"]
