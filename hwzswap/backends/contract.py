@@ -700,9 +700,12 @@ def run_ops(backend: Backend, ops: Sequence[CompOp], max_rounds: int = 1_000_000
     """Submit ``ops``, resubmitting BUSY ones, and poll until all have completed.
 
     A convenience for callers that want async semantics without managing the queue themselves.
-    Returns the ops in their original order.
+    Returns the ops in their original order. The caller waits for them: each op says so
+    (``caller_waits``), so a modelled device counts the time as the host waiting.
     """
     waiting = list(ops)
+    for op in waiting:
+        op.caller_waits = True
     outstanding = 0
     rounds = 0
     while waiting or outstanding:

@@ -1054,9 +1054,11 @@ class Compressor:
         return ops
 
     def ops_timed_out(self, late: list[CompOp], waiting: list[CompOp], count: bool = True,
-                   merged: int = 1, why: str | None = None) -> None:
+                      merged: int = 1, why: str | None = None, streak: bool = True) -> None:
         """The ops still out failed: timed out, or (``why``) their poll was given up or not
-        made; ``count``: counted here as timeouts (not when the watchdog counted already)."""
+        made; ``count``: counted here as timeouts (not when the watchdog counted already);
+        ``streak``: also one more consecutive timeout toward ``fail_after`` (a caller giving
+        up on several batches in one stall counts that once)."""
         within = self._deadline_text(merged)
         for op in late:
             op.status = OpStatus.DEVICE_ERROR
@@ -1067,7 +1069,8 @@ class Compressor:
         self.timeouts += len(late)
         self.last_error = (f"driver {self.name!r}: {len(late)} ops timed out after {within} "
                            f"({len(waiting)} never accepted)")
-        self._timeout_counted()
+        if streak:
+            self._timeout_counted()
 
     def check_op(self, op: CompOp) -> str | None:
         """A completed op's result must fit the contract; a wrong one becomes DEVICE_ERROR with

@@ -22,16 +22,18 @@ and its ``poll`` may hand back this queue's compress ops: it passes them here
 submit or poll here, on a thread that holds none of zswap's locks (the load holds the tree
 lock, which a completion takes).
 
-Deadlines (``timeout_s``, the compressor's): an op the device accepted must be handed back by a
-poll begun before ``timeout_s`` from its acceptance has passed, or by one that hands back
-others of this queue's ops (the device is answering). A queue that cannot move for
+Deadlines (``timeout_s``, the compressor's): an op the device accepted times out when a poll
+begun past ``timeout_s`` from its acceptance hands back none of this queue's ops: the time the
+host spends on its own work before it polls, and the time an op waits in the backlog, are not
+held against the device, nor are the ops a device answering a few a poll has not reached yet.
+So an op the device never completes while it completes others stays out until they stop (at the
+latest at the next drain), holding its batch's place in flight. A queue that cannot move for
 ``timeout_s`` (its polls refused because another submit/poll loop holds the device past its
 deadline, or a device that takes none of its ops while it holds none of them) gives up on
 everything still out, the backlog's included (:meth:`OpsInFlight._check_stall`). Ops given up
-on complete as DEVICE_ERROR ("timed out"), counted as timeouts toward
-``zswap.device_fail_after``, and are replaced in their batch by failed ones, so the device's
-late result never reaches a batch's results. The time the host spends on its own work before it
-polls, and the time an op waits in the backlog, are not held against the device.
+on complete as DEVICE_ERROR ("timed out"), counted as timeouts, and are replaced in their batch
+by failed ones, so the device's late result never reaches a batch's results. The give-ups of
+one stall count one timeout toward ``zswap.device_fail_after``, at most one a deadline.
 
 Completions: each batch is completed once (its result per item: compressed, incompressible or
 failed with the reason) by whichever thread finds it done, in no promised order, with no lock
@@ -96,12 +98,12 @@ class OpsInFlight(Completions):
 
     def __init__(self, comp: Compressor, complete: CompleteFn, max_batches: int,
                  fill_pages: int = 0) -> None:
-        super().__init__(complete)
+        self._cv = threading.Condition()  # a leaf: guards everything below
+        super().__init__(complete, self._cv)
         self._comp = comp
         self.max_batches = max_batches
         self.fill_pages = fill_pages
         self.timeout_s = comp.timeout_s
-        self._cv = threading.Condition()  # a leaf: guards everything below
         self._batches: list[_Batch] = []  # submitted, completion not returned yet (oldest first)
         #: id(op) -> (the op, its batch, its item), while it is out (backlog or device)
         self._owner: dict[int, tuple[CompOp, _Batch, int]] = {}
@@ -119,6 +121,8 @@ class OpsInFlight(Completions):
         #: when a caller waiting on the queue last saw it move (an op accepted or handed
         #: back); None while it moves (see :meth:`_progress`)
         self._stalled_since: float | None = None
+        #: when a give-up last counted toward device_fail_after (see :meth:`_time_out`)
+        self._counted_at = float("-inf")
         self._ready: deque[_Batch] = deque()  # every op completed, completion not run yet
         self._pages = 0  # pages of the batches in flight
         self._closed = False
@@ -173,7 +177,7 @@ class OpsInFlight(Completions):
                 self.peak_in_flight = max(self.peak_in_flight, len(self._batches))
                 self._room = None  # a new batch looks for room again (one burst at most)
         if closed:
-            self._call_inline(token, pages)
+            self.complete_inline(self._comp.compress_ops, token, pages)
             return
         self._send()
 
@@ -383,9 +387,14 @@ class OpsInFlight(Completions):
 
     def _time_out(self, ops: list[CompOp], queued: set[int]) -> None:
         """Give up on ``ops`` at their deadline: each replaced in its batch by one that timed
-        out, counted by the compressor per batch (which marks the device failed after
-        ``device_fail_after`` in a row); ``queued``: the ids of those never accepted."""
-        late: dict[int, tuple[_Batch, list[CompOp], list[CompOp]]] = {}
+        out. Give-ups count toward ``device_fail_after`` (the compressor marks the device
+        failed after that many in a row) at most one a deadline, whatever the batches they
+        span, as a worker's merged call that times out counts one: one stall must not fail
+        a device once for each batch in flight, and a dead device still gets one a deadline.
+        ``queued``: the ids of those never accepted."""
+        late: dict[int, tuple[_Batch, int]] = {}  # id(batch) -> (batch, its ops given up)
+        mine_ops: list[CompOp] = []
+        never: list[CompOp] = []
         with self._cv:
             for op in ops:
                 got = self._take_locked(op)
@@ -393,20 +402,26 @@ class OpsInFlight(Completions):
                     continue
                 batch, k = got
                 batch.ops[k] = mine = CompOp(op.kind, op.src)  # the device keeps op
-                entry = late.setdefault(id(batch), (batch, [], []))
-                entry[1].append(mine)
+                n = late.get(id(batch), (batch, 0))[1]
+                late[id(batch)] = (batch, n + 1)
+                mine_ops.append(mine)
                 if id(op) in queued:
-                    entry[2].append(mine)
+                    never.append(mine)
             self._drop_given_up_locked()
-            self.timed_out += len(late)
+            for batch, n in late.values():
+                self.timed_out += not batch.late  # batches with ops timed out, each once
+                batch.late += n
+            now = time.monotonic()
+            streak = now - self._counted_at >= self.timeout_s
+            if streak and mine_ops:
+                self._counted_at = now
         try:  # outside _cv: the count takes the compressor's lock
-            for batch, mine_ops, never in late.values():
-                batch.late += len(mine_ops)
-                self._comp.ops_timed_out(mine_ops, never)  # DEVICE_ERROR, "timed out after"
+            if mine_ops:  # each DEVICE_ERROR, "timed out after ..."
+                self._comp.ops_timed_out(mine_ops, never, streak=streak)
         finally:  # whatever the count raised, the batches complete
             with self._cv:
-                for batch, mine_ops, _ in late.values():
-                    self._done_locked(batch, len(mine_ops))
+                for batch, n in late.values():
+                    self._done_locked(batch, n)
 
     def _complete_ready(self) -> None:
         """Run the completion step of every batch whose ops have all completed (no lock held:
@@ -426,17 +441,6 @@ class OpsInFlight(Completions):
                     self._batches.remove(batch)
                     self._pages -= len(batch.ops)
                     self._cv.notify_all()
-
-    def _call_inline(self, token: Any, pages: np.ndarray) -> None:
-        """One batch compressed and completed in the calling thread (the queue is closed)."""
-        try:
-            result = self._comp.compress_ops(pages)
-        except HwzswapError as exc:  # a DriverError: the whole result is unusable
-            result = CompressedBatch.all_failed(len(pages), f"{type(exc).__name__}: {exc}")
-        with self._cv:
-            self.batches += 1
-            self.device_calls += 1
-        self.run_completion(token, result)
 
 
 def _failed(op: CompOp, why: str) -> CompOp:

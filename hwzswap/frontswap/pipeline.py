@@ -137,8 +137,9 @@ class Completions:
     batch's completion step (this class's pipeline and
     :class:`~hwzswap.frontswap.opsinflight.OpsInFlight`)."""
 
-    def __init__(self, complete: CompleteFn) -> None:
+    def __init__(self, complete: CompleteFn, counts: threading.Condition) -> None:
         self._complete = complete
+        self._counts = counts  # the design's own lock (a leaf): the counts below
         #: batches submitted / device calls made / batches that timed out (for stats)
         self.batches = 0
         self.device_calls = 0
@@ -156,8 +157,22 @@ class Completions:
         try:
             self._complete(token, result)
         except Exception as exc:  # noqa: BLE001 - see above
-            self.completion_errors += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            with self._counts:
+                self.completion_errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def complete_inline(self, compress: CompressFn, token: Any, pages: np.ndarray) -> None:
+        """One batch compressed (``compress``) and completed in the calling thread: once the
+        design is closed, or has no thread to hand it to. Never lost: a call that raises
+        fails its batch."""
+        try:
+            result = compress(pages)
+        except Exception as exc:  # noqa: BLE001 - a failed call fails its batch
+            result = CompressedBatch.all_failed(len(pages), f"{type(exc).__name__}: {exc}")
+        with self._counts:
+            self.batches += 1
+            self.device_calls += 1
+        self.run_completion(token, result)
 
 
 class AsyncPipeline(Completions):
@@ -174,7 +189,8 @@ class AsyncPipeline(Completions):
                  timeout_s: float, on_timeout: Callable[[int], None] | None = None,
                  max_coalesce: int | None = None, name: str = "zswap-async",
                  fill_pages: int = 0, deadline: str = "zswap.device_timeout_ms") -> None:
-        super().__init__(complete)
+        self._cv = threading.Condition()
+        super().__init__(complete, self._cv)
         self._compress = compress
         self.max_batches = max_batches
         self.fill_pages = fill_pages
@@ -184,7 +200,6 @@ class AsyncPipeline(Completions):
         self.max_coalesce = max_coalesce
         self._name = name
         self._deadline = deadline  # what sets timeout_s, for the timed-out batches' reason
-        self._cv = threading.Condition()
         self._jobs: deque[_Job] = deque()  # submitted, not completed (oldest first)
         self._queue: deque[_Job] = deque()  # submitted, not yet taken by the worker
         self._running: list[_Job] = []  # the worker's current device call
@@ -231,7 +246,7 @@ class AsyncPipeline(Completions):
                 self.peak_in_flight = max(self.peak_in_flight, len(self._jobs))
                 self._cv.notify_all()
                 return
-        self._call_inline(token, pages)
+        self.complete_inline(self._compress, token, pages)
 
     def _has_worker_locked(self) -> bool:
         """A worker is there to take a batch, started now if need be. No thread to be had
@@ -320,17 +335,6 @@ class AsyncPipeline(Completions):
                 self._jobs.remove(job)
                 self._pages -= len(job.pages)
         self._cv.notify_all()
-
-    def _call_inline(self, token: Any, pages: np.ndarray) -> None:
-        """One batch compressed and completed in the calling thread (the pipeline is closed)."""
-        try:
-            result = self._compress(pages)
-        except Exception as exc:  # noqa: BLE001 - a failed call fails its batch
-            result = CompressedBatch.all_failed(len(pages), f"{type(exc).__name__}: {exc}")
-        with self._cv:
-            self.batches += 1
-            self.device_calls += 1
-        self.run_completion(token, result)
 
     def _start_worker_locked(self) -> None:
         gen = self._generation

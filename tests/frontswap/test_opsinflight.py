@@ -533,3 +533,138 @@ def test_queue_asked_of_a_device_without_one_is_a_config_error(make_system) -> N
 
     with pytest.raises(ConfigError, match=r"zswap.async_submit: queue needs an asynchronous"):
         make_system(backend=Lz4Backend(), zswap={"batching": "async", "async_submit": "queue"})
+
+
+# -- what the review found untested --------------------------------------------------------------
+
+
+class Serviced(HeldQueue):
+    """A device that completes each op ``service_s`` after it accepted it (its queue holds
+    ``depth``): an op accepted late is done late, and that is not the device's fault."""
+
+    name = "test-serviced"
+
+    def __init__(self, depth: int, service_s: float) -> None:
+        super().__init__(depth=depth)
+        self.service_s = service_s
+        self.due: dict[int, float] = {}
+
+    def submit(self, ops: Sequence[CompOp]) -> int:
+        n = super().submit(ops)
+        now = time.monotonic()
+        for op in ops[:n]:
+            self.due[id(op)] = now + self.service_s
+        return n
+
+    def poll(self, max_ops: int | None = None) -> list[CompOp]:
+        self.polls += 1
+        time.sleep(0.0005)  # a bounded wait, as a real driver's poll
+        now = time.monotonic()
+        with self.lock:
+            out = [op for op in self.queue if self.due.get(id(op), now + 1) <= now]
+            self.queue = [op for op in self.queue if all(op is not o for o in out)]
+        for op in out:
+            self._execute(op)
+        return out
+
+
+def test_an_ops_deadline_runs_from_its_acceptance_not_its_batchs_submission() -> None:
+    """A 10-page batch on a 2-deep queue, 10 ms an op: the last ops are accepted ~40 ms
+    after the batch was handed in, each done 10 ms after its own acceptance, inside a
+    25 ms deadline (counted from the submission they would all but the first two time out)."""
+    dev = Serviced(depth=2, service_s=0.010)
+    comp, q, done = make(dev, timeout_ms=25.0)
+    b = pages(10)
+    q.submit(0, b)
+    q.drain()
+    assert_exact(done.got[0], b)
+    assert comp.timeouts == 0
+
+
+def test_one_stall_over_several_batches_is_one_timeout() -> None:
+    """Three batches in flight, one stall past their deadline: one timeout toward
+    device_fail_after (2 here), as a worker's merged call that times out is one; counting
+    one a batch failed a healthy device for good after one hiccup."""
+    dev = HeldQueue()
+    comp = Compressor(dev, 30.0, fail_after=2, watchdog="off")
+    done = Completions()
+    q = OpsInFlight(comp, done, 8)
+    dev.held.set()
+    for token in range(3):
+        q.submit(token, pages(2, seed=token))
+    q.drain()  # all three time out at one poll
+    assert q.timed_out == 3 and comp.timeouts == 6 and not comp.failed
+    dev.held.clear()
+    b = pages(2, seed=9)
+    q.submit(9, b)
+    q.drain()
+    assert_exact(done.got[9], b)
+
+
+def test_a_batch_the_device_answers_ends_a_streak_of_timeouts() -> None:
+    """fail_after=2: a timeout, a batch answered, a timeout: not two in a row."""
+    dev = HeldQueue()
+    comp = Compressor(dev, 30.0, fail_after=2, watchdog="off")
+    done = Completions()
+    q = OpsInFlight(comp, done, 8)
+    for token in range(3):
+        dev.held.set() if token != 1 else dev.held.clear()
+        q.submit(token, pages(2, seed=token))
+        q.drain()
+    assert comp.timeouts == 4 and not comp.failed
+    assert_exact(done.got[1], pages(2, seed=1))
+
+
+def test_busy_ops_keep_their_place_ahead_of_later_batches() -> None:
+    dev = HeldQueue(depth=3)
+    _, q, done = make(dev)
+    first, second = pages(6, seed=1), pages(6, seed=2)
+    q.submit(0, first)
+    q.submit(1, second)
+    q.drain()
+    assert dev.submitted == [r.tobytes() for r in first] + [r.tobytes() for r in second]
+
+
+def test_a_new_batch_looks_for_room_again() -> None:
+    """After the device refused some (room 0), a new batch tries once more: a queue that
+    has room again (others' ops gone) takes the backlog and the new batch at once."""
+    dev = HeldQueue(depth=4)
+    _, q, done = make(dev)
+    q.submit(0, pages(6, seed=1))
+    assert len(dev.submitted) == 4
+    dev.depth = 64  # room again, with no poll of this queue's in between
+    q.submit(1, pages(6, seed=2))
+    assert len(dev.submitted) == 12
+    q.drain()
+
+
+def test_the_queues_ops_leave_the_host_free_and_a_loops_ops_do_not() -> None:
+    """The ops a batch submits do not say their caller waits for them (CompOp.caller_waits:
+    the host goes on with its own work, which a modelled device counts as overlap); a
+    synchronous loop's ops do."""
+    seen: list[bool] = []
+
+    class Recording(HeldQueue):
+        def submit(self, ops: Sequence[CompOp]) -> int:
+            seen.extend(op.caller_waits for op in ops)
+            return super().submit(ops)
+
+    dev = Recording()
+    comp, q, done = make(dev)
+    q.submit(0, pages(3))
+    q.drain()
+    assert seen == [False] * 3
+    comp.run_ops([CompOp.decompress(done.got[0][0])])
+    assert seen[3:] == [True]
+
+
+def test_queue_on_a_device_without_one_names_the_config_file(tmp_path) -> None:
+    import hwzswap
+    from hwzswap.errors import ConfigError
+
+    cfg = tmp_path / "my.yaml"
+    cfg.write_text("zswap: {compressor: lz4, batching: async, async_submit: queue}\n"
+                   "swap: {nr_pages: 64}\n")
+    with pytest.raises(ConfigError) as err:
+        hwzswap.open_zswap(str(cfg))
+    assert str(err.value).startswith(f"{cfg}: zswap.async_submit: queue needs")
