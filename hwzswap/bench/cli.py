@@ -170,7 +170,7 @@ def _check_arguments(
 def _cmd_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from hwzswap.bench.report import print_table
+    from hwzswap.bench.report import print_table, skipped_label
     from hwzswap.bench.runner import (
         BenchInterrupted,
         BenchRun,
@@ -240,7 +240,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 err.print(f"wrote {what} to {where}", highlight=False, markup=False)
     else:  # no table, but a backend that did not run is still said, on stderr
         for s in doc.get("skipped", []):
-            print(f"hwzswap bench: skipped {s['backend']}: {s['reason']}", file=sys.stderr)
+            print(f"hwzswap bench: skipped {skipped_label(s)}: {s['reason']}",
+                  file=sys.stderr)
         for f in doc.get("failed", []):
             mode = f" ({f['batching']})" if f.get("batching") else ""
             print(f"hwzswap bench: FAILED {f['backend']}{mode} [{f.get('phase', 'run')}]: "
@@ -255,7 +256,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 2
     if not doc["results"]:
         # a script must be able to tell that nothing was measured
-        why = ("every requested backend was skipped (it cannot run here)"
+        why = ("every requested row was skipped (its backend cannot run here, or cannot "
+               "take the engine design the config asks for)"
                if doc["skipped"] and not doc["failed"] else
                "no requested backend produced a result")
         print(f"hwzswap bench: error: nothing was measured: {why}", file=sys.stderr)

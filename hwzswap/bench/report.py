@@ -66,6 +66,13 @@ _REJECT_ABBREV = {"compress_poor": "poor", "compress_fail": "fail", "alloc_fail"
                   "reclaim_fail": "reclaim", "pool_limit": "limit"}
 
 
+def skipped_label(s: Mapping[str, Any]) -> str:
+    """A skipped entry's name: the backend, and the mode when only that mode's row was
+    skipped (an async design the device cannot take)."""
+    mode = s.get("batching")
+    return f"{s['backend']} ({mode})" if mode else str(s["backend"])
+
+
 def engine_mode(r: Mapping[str, Any]) -> str:
     """The mode column: ``zswap.batching``, and for ``async`` how its batches reached the
     device (``async/queue``: ops on the device's own queue; ``async/worker``: the worker's
@@ -670,7 +677,7 @@ def _notes(doc: Mapping[str, Any]) -> list[str]:
         notes.append(MODES_COMPARED_NOTE)
     notes += summary
     for s in doc.get("skipped", []):
-        notes.append(f"skipped {s['backend']}: {s['reason']}")
+        notes.append(f"skipped {skipped_label(s)}: {s['reason']}")
     for f in doc.get("failed", []):
         mode = f" ({f['batching']})" if f.get("batching") else ""
         notes.append(f"FAILED {f['backend']}{mode} [{f.get('phase', 'run')}]: {f['error']}")

@@ -2731,10 +2731,11 @@ def _run_all(names: Sequence[str], modes: Sequence[str], base: Any, cw: Compiled
                             and not _has_queue(backend):
                         # a design this device cannot take: not applicable, not a failure
                         doc["skipped"].append({
-                            "backend": f"{name} (async)",
-                            "reason": "zswap.async_submit: queue needs an asynchronous device "
-                                      "(submit/poll), and this one has none; its async row "
-                                      "would need async_submit: worker or auto"})
+                            "backend": name, "batching": mode,
+                            "reason": f"{base.source}: zswap.async_submit: queue needs an "
+                                      f"asynchronous device (submit/poll), and this one has "
+                                      f"none; its async row would need async_submit: worker "
+                                      f"or auto"})
                         continue
                     try:
                         res = run_backend(backend, cw, base,

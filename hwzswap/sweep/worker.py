@@ -171,8 +171,11 @@ def _fill_from_document(rec: dict[str, Any], doc: dict[str, Any], exit_code: int
         rec["failure"], rec["reason"] = _why_failed(doc, result, stderr)
     elif doc.get("skipped"):
         rec["status"] = "failed"
-        rec["failure"] = "unavailable"
-        rec["reason"] = doc["skipped"][0]["reason"]
+        skip = doc["skipped"][0]
+        # a mode's row skipped (an async design the device cannot take) is the settings'
+        # doing, not the host's
+        rec["failure"] = "not_applicable" if skip.get("batching") else "unavailable"
+        rec["reason"] = skip["reason"]
     elif doc.get("failed"):
         rec["status"] = "failed"
         rec["failure"] = "error"

@@ -81,7 +81,7 @@ class HeldQueue(Lz4Backend):
         return out
 
 
-class Completions:
+class Recorder:
     """The completion step: records (token, result), may raise for one token."""
 
     def __init__(self, raise_for: Any = None) -> None:
@@ -112,9 +112,9 @@ def assert_exact(result: CompressedBatch, batch: np.ndarray) -> None:
 
 
 def make(dev: HeldQueue, max_batches: int = 4, fill: int = 0, timeout_ms: float = 5000.0,
-         raise_for: Any = None) -> tuple[Compressor, OpsInFlight, Completions]:
+         raise_for: Any = None) -> tuple[Compressor, OpsInFlight, Recorder]:
     comp = Compressor(dev, timeout_ms, fail_after=3, watchdog="off")
-    done = Completions(raise_for)
+    done = Recorder(raise_for)
     return comp, OpsInFlight(comp, done, max_batches, fill), done
 
 
@@ -269,7 +269,7 @@ def test_the_backlog_of_a_device_marked_failed_is_not_sent() -> None:
     dev = HeldQueue(depth=2)
     dev.held.set()  # the two on the device never come back
     comp = Compressor(dev, 30.0, fail_after=1, watchdog="off")
-    done = Completions()
+    done = Recorder()
     q = OpsInFlight(comp, done, 4)
     q.submit(0, pages(6))
     q.drain()
@@ -413,7 +413,7 @@ def test_842_nx_batches_in_flight_come_back_exact(clock: str) -> None:
     nx = hwzswap.get_backend("842-nx", clock=clock)
     try:
         comp = Compressor(nx, None, watchdog="off")
-        done = Completions()
+        done = Recorder()
         q = OpsInFlight(comp, done, 2)
         batches = [pages(32, seed=s) for s in range(5)]
         for token, b in enumerate(batches):
@@ -586,13 +586,14 @@ def test_one_stall_over_several_batches_is_one_timeout() -> None:
     device_fail_after (2 here), as a worker's merged call that times out is one; counting
     one a batch failed a healthy device for good after one hiccup."""
     dev = HeldQueue()
-    comp = Compressor(dev, 30.0, fail_after=2, watchdog="off")
-    done = Completions()
+    comp = Compressor(dev, 100.0, fail_after=2, watchdog="off")
+    done = Recorder()
     q = OpsInFlight(comp, done, 8)
     dev.held.set()
     for token in range(3):
         q.submit(token, pages(2, seed=token))
-    q.drain()  # all three time out at one poll
+        time.sleep(0.01)  # so their deadlines pass at different polls, inside one deadline
+    q.drain()  # three give-ups (or fewer), one deadline apart at most: one count
     assert q.timed_out == 3 and comp.timeouts == 6 and not comp.failed
     dev.held.clear()
     b = pages(2, seed=9)
@@ -605,7 +606,7 @@ def test_a_batch_the_device_answers_ends_a_streak_of_timeouts() -> None:
     """fail_after=2: a timeout, a batch answered, a timeout: not two in a row."""
     dev = HeldQueue()
     comp = Compressor(dev, 30.0, fail_after=2, watchdog="off")
-    done = Completions()
+    done = Recorder()
     q = OpsInFlight(comp, done, 8)
     for token in range(3):
         dev.held.set() if token != 1 else dev.held.clear()
@@ -616,9 +617,11 @@ def test_a_batch_the_device_answers_ends_a_streak_of_timeouts() -> None:
 
 
 def test_busy_ops_keep_their_place_ahead_of_later_batches() -> None:
+    """20 pages on a 3-deep queue, bursts of 16: 13 of a burst refused BUSY while 4 wait
+    behind them, then a second batch: the device sees every page in order."""
     dev = HeldQueue(depth=3)
     _, q, done = make(dev)
-    first, second = pages(6, seed=1), pages(6, seed=2)
+    first, second = pages(20, seed=1), pages(6, seed=2)
     q.submit(0, first)
     q.submit(1, second)
     q.drain()
@@ -668,3 +671,46 @@ def test_queue_on_a_device_without_one_names_the_config_file(tmp_path) -> None:
     with pytest.raises(ConfigError) as err:
         hwzswap.open_zswap(str(cfg))
     assert str(err.value).startswith(f"{cfg}: zswap.async_submit: queue needs")
+
+
+def test_a_submit_not_made_leaves_its_ops_in_the_backlog() -> None:
+    """The device held past its deadline by another submit/poll loop: the new batch's
+    submit is not made, its ops wait (not failed), and go in once the device is free."""
+    dev = HeldQueue()
+    comp, q, done = make(dev, timeout_ms=1000.0)
+    hold = comp._ops_lock  # noqa: SLF001 - a loop stuck in the driver, as a test can make one
+    assert hold.take(0.001) is None
+    time.sleep(0.01)  # the holder is past its own deadline: a submit behind it is refused
+    b = pages(6)
+    q.submit(0, b)
+    assert dev.submitted == [] and comp.refused_stuck >= 1
+    hold.release()
+    q.drain()
+    assert_exact(done.got[0], b)
+    assert comp.timeouts == 0
+
+
+def test_a_batch_timed_out_at_two_give_ups_counts_once() -> None:
+    """Two of its ops give up at their deadline, the two never accepted at the stall's: one
+    batch with ops timed out."""
+    dev = HeldQueue(depth=2)
+    dev.held.set()
+    comp, q, done = make(dev, timeout_ms=30.0)
+    q.submit(0, pages(4))
+    q.drain()
+    assert comp.timeouts == 4 and q.timed_out == 1
+
+
+def test_the_contracts_own_submit_poll_loop_says_its_caller_waits() -> None:
+    from hwzswap.backends.contract import run_ops
+
+    seen: list[bool] = []
+
+    class Recording(HeldQueue):
+        def submit(self, ops: Sequence[CompOp]) -> int:
+            seen.extend(op.caller_waits for op in ops)
+            return super().submit(ops)
+
+    ops = [CompOp.compress(row.tobytes()) for row in pages(2)]
+    run_ops(Recording(), ops)
+    assert seen == [True, True] and all(op.status is OpStatus.SUCCESS for op in ops)

@@ -205,3 +205,14 @@ def test_command_line(small_sweep: Path, tmp_path: Path,
     # resumed, the failed record is still named (it is why the exit status is 1)
     assert main(["sweep", str(failing), "-o", str(tmp_path / "q"), "--quiet"]) == 1
     assert capsys.readouterr().err == captured.err
+
+
+def test_an_async_design_a_backend_cannot_take_is_not_applicable(tmp_path: Path) -> None:
+    """zswap.async_submit: queue on lz4 (no op queue): the bench skips that row with the
+    reason; the sweep's record says not applicable (the settings' doing, not the host's)."""
+    spec = parse_sweep({"axes": {"backend": ["lz4"]},
+                        "fixed": {"pages": 48, "repeat": 1, "batching": "async",
+                                  "zswap.async_submit": "queue"}})
+    rec = execute_run(expand(spec).runs[0].runspec(), timeout=300)
+    assert (rec["status"], rec["failure"]) == ("failed", "not_applicable"), rec
+    assert "zswap.async_submit: queue needs an asynchronous device" in rec["reason"]
