@@ -161,21 +161,19 @@ class OpsInFlight(Completions):
         while True:  # room checked and taken under one lock: max_batches holds for any threads
             with self._cv:
                 closed = self._closed
-                if closed or len(self._batches) < self.max_batches \
-                        or self._pages < self.fill_pages:
+                if closed:
+                    break
+                if len(self._batches) < self.max_batches or self._pages < self.fill_pages:
+                    for k, op in enumerate(ops):
+                        self._owner[id(op)] = (op, batch, k)
+                    self._backlog.extend(ops)
+                    self._batches.append(batch)
+                    self._pages += len(ops)
+                    self.batches += 1
+                    self.peak_in_flight = max(self.peak_in_flight, len(self._batches))
+                    self._room = None  # a new batch looks for room again (one burst at most)
                     break
             self._progress()
-        with self._cv:
-            closed = self._closed
-            if not closed:
-                for k, op in enumerate(ops):
-                    self._owner[id(op)] = (op, batch, k)
-                self._backlog.extend(ops)
-                self._batches.append(batch)
-                self._pages += len(ops)
-                self.batches += 1
-                self.peak_in_flight = max(self.peak_in_flight, len(self._batches))
-                self._room = None  # a new batch looks for room again (one burst at most)
         if closed:
             self.complete_inline(self._comp.compress_ops, token, pages)
             return

@@ -714,3 +714,22 @@ def test_the_contracts_own_submit_poll_loop_says_its_caller_waits() -> None:
     ops = [CompOp.compress(row.tobytes()) for row in pages(2)]
     run_ops(Recording(), ops)
     assert seen == [True, True] and all(op.status is OpStatus.SUCCESS for op in ops)
+
+
+def test_max_batches_holds_for_several_storing_threads() -> None:
+    """Room is checked and taken under one lock: six threads storing at once never have
+    more than max_batches in flight."""
+    dev = HeldQueue()
+    _, q, done = make(dev, max_batches=2)
+
+    def store(t: int) -> None:
+        for k in range(40):
+            q.submit((t, k), pages(2, seed=t * 100 + k))
+
+    threads = [threading.Thread(target=store, args=(t,)) for t in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    q.drain()
+    assert q.peak_in_flight <= 2 and len(done.got) == 240
