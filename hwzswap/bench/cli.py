@@ -256,10 +256,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 2
     if not doc["results"]:
         # a script must be able to tell that nothing was measured
-        why = ("every requested row was skipped (its backend cannot run here, or cannot "
-               "take the engine design the config asks for)"
-               if doc["skipped"] and not doc["failed"] else
-               "no requested backend produced a result")
+        if doc["skipped"] and not doc["failed"]:
+            why = ("every requested row was skipped (its backend cannot run here, or cannot "
+                   "take the engine design the config asks for)"
+                   if any(s.get("batching") for s in doc["skipped"]) else
+                   "every requested backend was skipped (it cannot run here)")
+        else:
+            why = "no requested backend produced a result"
         print(f"hwzswap bench: error: nothing was measured: {why}", file=sys.stderr)
         return 1
     return 1 if bench_failed(doc) else 0

@@ -35,3 +35,19 @@ def test_queue_asked_of_a_device_without_one_skips_that_row_with_the_reason() ->
     assert (skip["backend"], skip["batching"]) == ("lz4", "async")
     assert "zswap.async_submit: queue needs an asynchronous device" in skip["reason"]
     assert "skipped lz4 (async): <dict>: zswap.async_submit: queue" in markdown(doc)
+
+
+def test_nothing_measured_because_of_the_design_says_so(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "q.yaml"
+    cfg.write_text("zswap: {async_submit: queue}\n")
+    res = subprocess.run([sys.executable, "-m", "hwzswap", "bench", "--pages", "16",
+                          "--repeat", "1", "--backends", "lz4", "--batching", "async",
+                          "--config", str(cfg), "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stderr
+    assert f"skipped lz4 (async): {cfg}: zswap.async_submit: queue" in res.stderr
+    assert ("nothing was measured: every requested row was skipped (its backend cannot run "
+            "here, or cannot take the engine design the config asks for)") in res.stderr
