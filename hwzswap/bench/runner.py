@@ -2727,15 +2727,11 @@ def _run_all(names: Sequence[str], modes: Sequence[str], base: Any, cw: Compiled
             try:
                 for mode in modes:
                     label = name if len(modes) == 1 else f"{name} ({mode})"
-                    if mode == "async" and base.zswap.async_submit == "queue" \
-                            and not _has_queue(backend):
+                    refused = _design_refused(backend, base) if mode == "async" else None
+                    if refused is not None:
                         # a design this device cannot take: not applicable, not a failure
-                        doc["skipped"].append({
-                            "backend": name, "batching": mode,
-                            "reason": f"{base.source}: zswap.async_submit: queue needs an "
-                                      f"asynchronous device (submit/poll), and this one has "
-                                      f"none; its async row would need async_submit: worker "
-                                      f"or auto"})
+                        doc["skipped"].append({"backend": name, "batching": mode,
+                                               "reason": f"{base.source}: {refused}"})
                         continue
                     try:
                         res = run_backend(backend, cw, base,
@@ -2761,13 +2757,21 @@ def _run_all(names: Sequence[str], modes: Sequence[str], base: Any, cw: Compiled
                     doc["failed"].append({"backend": name, "phase": "close", "error": closed})
 
 
-def _has_queue(backend: Backend) -> bool:
-    """Whether the driver says it has an op queue (``Capabilities.asynchronous``); True when
-    its capabilities cannot be read, so the row runs and fails with the reason."""
+def _design_refused(backend: Backend, base: Any) -> str | None:
+    """Why the engine would refuse ``base``'s ``zswap.async_submit`` for this driver (the
+    engine's own rule, :func:`~hwzswap.frontswap.zswap.async_design`), or None. None too
+    when its capabilities cannot be read: the row runs and fails with the reason."""
+    from hwzswap.frontswap.zswap import async_design
+
     try:
-        return bool(read_capabilities(backend).asynchronous)
+        caps = read_capabilities(backend)
     except Exception:  # noqa: BLE001 - the run itself reports a driver's broken capabilities
-        return True
+        return None
+    try:
+        async_design(backend.name, caps, base.zswap.async_submit)
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def _close_backend(calls: DriverCalls, base: Any) -> str | None:

@@ -980,9 +980,7 @@ class Compressor:
             raise refused
         try:
             return self._poll_once()
-        except DriverError:
-            raise
-        except HwzswapError as exc:
+        except HwzswapError as exc:  # (a DriverError is counted where it was raised)
             self._count_device_error(exc)
             raise
         finally:

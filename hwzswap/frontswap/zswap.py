@@ -101,6 +101,7 @@ import numpy as np
 from hwzswap.backends.contract import (
     PAGE_SIZE,
     Backend,
+    Capabilities,
     CompressedBatch,
     ItemStatus,
     as_count,
@@ -192,6 +193,24 @@ _COUNTERS = (
     "async_write_skipped",
     "staged_dropped",
 )
+
+
+def async_design(name: str, caps: Capabilities, asked: str) -> str:
+    """``zswap.async_submit`` resolved for driver ``name`` with capabilities ``caps``:
+    ``auto`` is ``queue`` for an asynchronous device that prefers no more pages a call than
+    one reclaim pass (its requests go on its own queue as they come), else ``worker`` (the
+    worker merges queued passes into the large calls such a device wants, or gives a device
+    without a queue its asynchrony). ``queue`` asked of a device without one is a
+    :class:`~hwzswap.errors.ConfigError` (the bench asks this before a run, to skip it)."""
+    asynchronous = bool(caps.asynchronous)
+    if asked == "auto":
+        fits = int(caps.preferred_batch) <= SWAP_CLUSTER_MAX
+        return "queue" if asynchronous and fits else "worker"
+    if asked == "queue" and not asynchronous:
+        raise ConfigError(
+            f"zswap.async_submit: queue needs an asynchronous device (submit/poll), and "
+            f"{name!r} has none (capabilities.asynchronous is false); use worker or auto")
+    return asked
 
 
 def _as_page(page: Any) -> bytes:
@@ -400,7 +419,8 @@ class ZswapCache:
         #: how async mode hands batches to the device (``queue``: :class:`OpsInFlight`,
         #: ``worker``: :class:`AsyncPipeline`); None in the other modes
         self.async_submit: str | None = (
-            self._async_submit(policy.async_submit) if self.batching == "async" else None)
+            async_design(backend.name, comp.capabilities, policy.async_submit)
+            if self.batching == "async" else None)
         self._pipeline: AsyncPipeline | OpsInFlight | None = (
             self._start_pipeline() if self.batching == "async" else None)
         self._background: BackgroundWriteback | None = None
@@ -408,29 +428,12 @@ class ZswapCache:
             self._background = BackgroundWriteback(self)
             self._background.start()
 
-    def _async_submit(self, asked: str) -> str:
-        """``zswap.async_submit`` resolved for this device: ``auto`` is ``queue`` for an
-        asynchronous device that prefers no more pages a call than one reclaim pass (its
-        requests go on its own queue as they come), else ``worker`` (the worker merges queued
-        passes into the large calls such a device wants, or gives a device without a queue
-        its asynchrony). ``queue`` needs a device with one."""
-        comp = self.compressor
-        if asked == "auto":
-            fits = comp.preferred_batch <= SWAP_CLUSTER_MAX
-            return "queue" if comp.asynchronous and fits else "worker"
-        if asked == "queue" and not comp.asynchronous:
-            raise ConfigError(
-                f"zswap.async_submit: queue needs an asynchronous device (submit/poll), and "
-                f"{self.backend.name!r} has none (capabilities.asynchronous is false); use "
-                f"worker or auto")
-        return asked
-
     def _start_pipeline(self) -> AsyncPipeline | OpsInFlight:
         """``async`` mode's batches in flight, up to ``async_max_batches``, each completing in
-        :meth:`_complete_async`. An asynchronous device gets them on its own queue, submitted
-        from the storing thread and polled later (:class:`OpsInFlight`: no engine thread);
-        any other device through its batch call on the pipeline's worker thread
-        (:class:`AsyncPipeline`)."""
+        :meth:`_complete_async`, in the design :attr:`async_submit` names: on the device's
+        own queue, submitted from the storing thread and polled later (``queue``:
+        :class:`OpsInFlight`, no engine thread), or through its batch call on the pipeline's
+        worker thread (``worker``: :class:`AsyncPipeline`)."""
         policy, comp = self.policy, self.compressor
         depth = policy.async_max_batches
         if depth == "auto":
