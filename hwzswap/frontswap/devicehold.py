@@ -14,17 +14,23 @@ once until it returns, so a readahead cluster pays the rest of one deadline, not
 The waiting caller's own deadline plays no part: a caller that merely queued behind several
 healthy holders longer than its deadline in total is not refused (it used to be, and the
 holder of that moment, often one that had just started, was then taken for a stuck one).
+
+Callers get the device in the order they asked for it: the holder hands it to the first one
+waiting when it lets go. (With a plain lock, a thread that lets go and takes it again at once,
+such as a load's loop of back-to-back calls, won nearly every time: a submit/poll loop waiting
+behind it could wait past its ops' deadlines and time them out for the device's being busy.)
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import NamedTuple
 
-#: Longest single wait on the lock while no holder's deadline is recorded (the moment
-#: between a holder taking the lock and recording its deadline, or releasing it): the
-#: waiter looks again after at most this long.
+#: Longest single wait of a caller in line while no holder's deadline is recorded: the
+#: waiter looks again after at most this long (a safety net: the holder's deadline is
+#: recorded whenever the device is held).
 IDLE_SLICE_S = 1.0
 
 _IDLE = (0.0, float("inf"))  # (since, until) while no holder is recorded
@@ -38,57 +44,84 @@ class Overdue(NamedTuple):
     allowed_s: float
 
 
+class _InLine:
+    """A caller waiting for the device: ``wake`` is released when the device is handed to it
+    (``granted``, set under the hold's lock)."""
+
+    __slots__ = ("allowed_s", "granted", "wake")
+
+    def __init__(self, allowed_s: float) -> None:
+        self.allowed_s = allowed_s
+        self.granted = False
+        self.wake = threading.Lock()
+        self.wake.acquire()
+
+
 class DeviceHold:
-    """A lock for one call at a time in a device, with the holder's deadline.
+    """A lock for one call at a time in a device, with the holder's deadline, taken in the
+    order it was asked for.
 
-    :meth:`take` gets the device for a call allowed ``allowed_s`` seconds in it, waiting as
-    long as whoever holds it is within its own deadline (re-checked as holders change), and
-    returns :class:`Overdue` instead once the holder is past it; :meth:`release` gives it
-    back. :meth:`overdue` says whether the holder is past its deadline now (a stuck call)."""
+    :meth:`take` gets the device for a call allowed ``allowed_s`` seconds in it, waiting in
+    line as long as whoever holds it is within its own deadline (re-checked as holders
+    change), and returns :class:`Overdue` instead (leaving the line) once the holder is past
+    it; :meth:`release` gives it back, to the first caller in line if any. :meth:`overdue`
+    says whether the holder is past its deadline now (a stuck call)."""
 
-    __slots__ = ("_lock", "_holder")
+    __slots__ = ("_mu", "_held", "_line", "_holder")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        # (since, until) of the call holding the lock (monotonic seconds), as one tuple so
-        # a reader never pairs one holder's start with another's deadline
+        self._mu = threading.Lock()  # a leaf: guards the three below
+        self._held = False
+        self._line: deque[_InLine] = deque()  # callers waiting, first come first
+        # (since, until) of the call holding the device (monotonic seconds), as one tuple so
+        # a reader never pairs one holder's start with another's deadline; read without _mu
         self._holder: tuple[float, float] = _IDLE
 
     def take(self, allowed_s: float) -> Overdue | None:
         """Take the device for a call allowed ``allowed_s`` seconds in it: ``None`` once
         taken (the caller must :meth:`release` it), or :class:`Overdue` (not taken) when the
         call holding it has run past its own deadline."""
-        lock = self._lock
-        if not lock.acquire(False):
-            refused = self._wait(lock)
-            if refused is not None:
-                return refused
-        now = time.monotonic()
-        self._holder = (now, now + allowed_s)
-        return None
+        with self._mu:
+            if not self._held:
+                self._held = True
+                now = time.monotonic()
+                self._holder = (now, now + allowed_s)
+                return None
+            me = _InLine(allowed_s)
+            self._line.append(me)
+        return self._wait(me)
 
-    def _wait(self, lock: threading.Lock) -> Overdue | None:
-        """Wait for ``lock`` in slices that end at the current holder's deadline."""
+    def _wait(self, me: _InLine) -> Overdue | None:
+        """Wait in line in slices that end at the current holder's deadline."""
         monotonic = time.monotonic
         while True:
             since, until = self._holder
             now = monotonic()
             if now > until:  # the holder is past its own deadline: the device is stuck
-                if lock.acquire(False):  # unless it has just let go
-                    return None
-                if self._holder != (since, until):  # another holder meanwhile: look again
-                    continue
+                with self._mu:
+                    if me.granted:  # handed to this caller meanwhile
+                        return None
+                    if self._holder != (since, until):  # another holder meanwhile: look again
+                        continue
+                    self._line.remove(me)
                 return Overdue(now - since, until - since)
-            # a hair past the deadline, so the re-check sees it passed; at most IDLE_SLICE_S
-            # while no deadline is recorded (inf), so a new holder's is seen soon
-            if lock.acquire(True, min(until - now + 1e-4, IDLE_SLICE_S)):
+            # a hair past the deadline, so the re-check sees it passed
+            if me.wake.acquire(True, min(until - now + 1e-4, IDLE_SLICE_S)):
                 return None
 
     def release(self) -> None:
-        """Give the device back (the holder's record first: a waiter that sees the lock free
-        never sees this call's deadline)."""
-        self._holder = _IDLE
-        self._lock.release()
+        """Give the device back: to the first caller in line (its deadline recorded as it is
+        handed over, so no other caller sees the device free or the old deadline), else free."""
+        with self._mu:
+            if self._line:
+                nxt = self._line.popleft()
+                now = time.monotonic()
+                self._holder = (now, now + nxt.allowed_s)
+                nxt.granted = True
+                nxt.wake.release()
+            else:
+                self._holder = _IDLE
+                self._held = False
 
     def overdue(self) -> bool:
         """Whether the call holding the device is past its own deadline now (a stuck call;
