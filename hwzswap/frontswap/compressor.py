@@ -311,6 +311,7 @@ class Compressor:
         #: timeouts counted so far, all calls: an answer to a call begun before the latest
         #: timeout (a given-up call's late answer, or a slow one beside it) proves nothing
         self._timeout_epoch = 0
+        self._marks = 0  # times the device was marked failed (see failed_marks)
         self.watchdog: Watchdog | None = None
         #: run_ops: one submit/poll loop at a time, with the loop's deadline (see _enter_ops)
         self._ops_lock = DeviceHold()
@@ -492,30 +493,36 @@ class Compressor:
                     self._probation = True
             return self._failed
 
-    def _timeout_counted(self) -> None:
+    def _timeout_counted(self, marks: int | None = None) -> None:
         """One more consecutive timeout: the device is marked failed after ``fail_after`` of
         them, or at once while on probation. A device already failed keeps the time it was
-        marked (a load that timed out then does not put its retry off)."""
+        marked (a load that timed out then does not put its retry off). ``marks``: the
+        :attr:`failed_marks` when the timed-out call or op was made; one made before the
+        device was last marked failed is not counted."""
         with self._state:
+            if marks is not None and marks != self._marks:
+                return
             self._timeout_epoch += 1
             self._consecutive_timeouts += 1
             if self._failed:
                 return
             if self._probation or self._consecutive_timeouts >= self.fail_after:
-                self._failed_by_retry = self._probation
-                self._failed_at = time.monotonic()
-                self._failed = True
-                self._probation = False
+                self._mark_failed_locked()
+
+    def _mark_failed_locked(self) -> None:
+        """Mark the device failed now. ``_state`` held."""
+        self._failed_by_retry = self._probation
+        self._failed_at = time.monotonic()
+        self._failed = True
+        self._probation = False
+        self._marks += 1
 
     def _stuck_too_long(self) -> None:
         """A call given up on has stayed in the driver for ``fail_after`` deadlines: mark the
         device failed (once; a device already failed keeps the time it was marked)."""
         with self._state:
             if not self._failed:
-                self._failed_by_retry = self._probation
-                self._failed_at = time.monotonic()
-                self._failed = True
-                self._probation = False
+                self._mark_failed_locked()
 
     def answered(self, epoch: int) -> None:
         """The device answered a call begun at timeout ``epoch``: its timeouts are no longer
@@ -954,6 +961,13 @@ class Compressor:
         counted since it was submitted (:meth:`answered` takes this value from then)."""
         return self._timeout_epoch
 
+    @property
+    def failed_marks(self) -> int:
+        """How many times the device has been marked failed. A timeout of an op submitted
+        before the latest mark is not the retried device's: it does not fail a device on
+        probation again (:meth:`ops_timed_out`'s ``marks``)."""
+        return self._marks
+
     def submit_ops(self, ops: list[CompOp]) -> int:
         """One ``submit`` of ops the caller leaves in flight (it polls them later with
         :meth:`poll_ops`), under the device's submit/poll hold: how many (a prefix) were
@@ -1052,11 +1066,14 @@ class Compressor:
         return ops
 
     def ops_timed_out(self, late: list[CompOp], waiting: list[CompOp], count: bool = True,
-                      merged: int = 1, why: str | None = None, streak: bool = True) -> None:
+                      merged: int = 1, why: str | None = None, streak: bool = True,
+                      marks: int | None = None) -> None:
         """The ops still out failed: timed out, or (``why``) their poll was given up or not
         made; ``count``: counted here as timeouts (not when the watchdog counted already);
         ``streak``: also one more consecutive timeout toward ``fail_after`` (a caller giving
-        up on several batches in one stall counts that once)."""
+        up on several batches in one stall counts that once), unless ``marks`` (the newest
+        op's :attr:`failed_marks` at its submission) says every op was submitted before the
+        device was last marked failed: the device retried since did not get them."""
         within = self._deadline_text(merged)
         for op in late:
             op.status = OpStatus.DEVICE_ERROR
@@ -1068,7 +1085,7 @@ class Compressor:
         self.last_error = (f"driver {self.name!r}: {len(late)} ops timed out after {within} "
                            f"({len(waiting)} never accepted)")
         if streak:
-            self._timeout_counted()
+            self._timeout_counted(marks)
 
     def check_op(self, op: CompOp) -> str | None:
         """A completed op's result must fit the contract; a wrong one becomes DEVICE_ERROR with

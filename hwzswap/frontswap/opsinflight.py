@@ -26,14 +26,17 @@ Deadlines (``timeout_s``, the compressor's): an op the device accepted times out
 begun past ``timeout_s`` from its acceptance hands back none of this queue's ops: the time the
 host spends on its own work before it polls, and the time an op waits in the backlog, are not
 held against the device, nor are the ops a device answering a few a poll has not reached yet.
-So an op the device never completes while it completes others stays out until they stop (at the
-latest at the next drain), holding its batch's place in flight. A queue that cannot move for
-``timeout_s`` (its polls refused because another submit/poll loop holds the device past its
-deadline, or a device that takes none of its ops while it holds none of them) gives up on
-everything still out, the backlog's included (:meth:`OpsInFlight._check_stall`). Ops given up
-on complete as DEVICE_ERROR ("timed out"), counted as timeouts, and are replaced in their batch
-by failed ones, so the device's late result never reaches a batch's results. The give-ups of
-one stall count one timeout toward ``zswap.device_fail_after``, at most one a deadline.
+An op the device never completes while it completes others times out once the device hands
+back an op it accepted after that op's deadline (it has been overtaken by later work). A queue
+that cannot move for ``timeout_s`` (its polls refused because another submit/poll loop holds
+the device past its deadline, or a device that takes none of its ops while it holds none of
+them) gives up on everything still out, the backlog's included
+(:meth:`OpsInFlight._check_stall`). Ops given up on complete as DEVICE_ERROR and are replaced
+in their batch by failed ones, so the device's late result never reaches a batch's results:
+"timed out", counted as timeouts, or, behind refused polls, with the refusal ("not made"),
+not counted as timeouts (the stuck call holding the device counts). The give-ups of one stall
+count one timeout toward ``zswap.device_fail_after``, at most one a deadline, and none for ops
+all submitted before the device was last marked failed (they do not fail its retry).
 
 Completions: each batch is completed once (its result per item: compressed, incompressible or
 failed with the reason) by whichever thread finds it done, in no promised order, with no lock
@@ -79,13 +82,14 @@ class _Batch:
     up on (timed out, its submit or poll failed) is replaced in ``ops`` by a failed one, so
     the device's late result lands in an op nobody reads."""
 
-    __slots__ = ("token", "ops", "left", "epoch", "answered", "late")
+    __slots__ = ("token", "ops", "left", "epoch", "marks", "answered", "late")
 
-    def __init__(self, token: Any, ops: list[CompOp], epoch: int) -> None:
+    def __init__(self, token: Any, ops: list[CompOp], epoch: int, marks: int) -> None:
         self.token = token
         self.ops = ops
         self.left = len(ops)  # ops not completed yet (by the device, a failure or a deadline)
         self.epoch = epoch  # the compressor's timeout count at submission
+        self.marks = marks  # the times the device had been marked failed, at submission
         self.answered = False  # the device completed one of its ops
         self.late = 0  # ops given up at a deadline
 
@@ -123,6 +127,10 @@ class OpsInFlight(Completions):
         self._stalled_since: float | None = None
         #: when a give-up last counted toward device_fail_after (see :meth:`_time_out`)
         self._counted_at = float("-inf")
+        #: the latest acceptance (monotonic) of an op of this queue the device has handed
+        #: back: an op whose deadline had passed by then has been overtaken (see _route)
+        self._overtaken_at = float("-inf")
+        self._overtaken_checked = float("-inf")  # the last _overtaken_at looked at
         self._ready: deque[_Batch] = deque()  # every op completed, completion not run yet
         self._pages = 0  # pages of the batches in flight
         self._closed = False
@@ -157,7 +165,7 @@ class OpsInFlight(Completions):
         if not ops:  # nothing to wait for
             self.run_completion(token, comp.compressed_ops(ops))
             return
-        batch = _Batch(token, ops, comp.timeout_epoch)
+        batch = _Batch(token, ops, comp.timeout_epoch, comp.failed_marks)
         while True:  # room checked and taken under one lock: max_batches holds for any threads
             with self._cv:
                 closed = self._closed
@@ -269,14 +277,14 @@ class OpsInFlight(Completions):
             if not out and not self._ready and self._batches:
                 self._cv.wait(0.05)  # another thread is running the last completions
         moved = sent > 0
-        refused = False
+        refused: str | None = None
         if out:
             polled_at = time.monotonic()
             try:
                 done = self._comp.poll_ops()
             except HwzswapError as exc:
                 if getattr(exc, "given_up", False):  # not made, or given up: no answer yet
-                    refused = True
+                    refused = str(exc)
                     time.sleep(_REFUSED_WAIT_S)
                 else:  # the poll failed: the ops on the device fail with it
                     with self._cv:
@@ -293,6 +301,12 @@ class OpsInFlight(Completions):
                     moved = True
                 else:  # none of this queue's back, from a poll begun past their deadline
                     self._expire_on_device(polled_at)
+            # ops overtaken by later ones (handed back by this poll or a load's loop): each
+            # new cut looked at once, since an op accepted after it has a later deadline
+            cut = self._overtaken_at
+            if cut > self._overtaken_checked:
+                self._overtaken_checked = cut
+                self._expire_on_device(cut)
             self._check_stall(moved, refused)
         self._complete_ready()
 
@@ -302,13 +316,18 @@ class OpsInFlight(Completions):
         or another's) is dropped. Returns how many were this queue's."""
         check = self._comp.check_op
         mine = 0
+        newest = float("-inf")  # the latest deadline of this queue's ops handed back
         with self._cv:
             if self._room is not None:  # each op back is a place free on the device
                 self._room += len(done)
+            on_device = self._on_device
             for op in done:
+                due = on_device.get(id(op), newest)
                 got = self._take_locked(op)
                 if got is None:
                     continue
+                if due > newest:
+                    newest = due
                 batch = got[0]
                 check(op)
                 batch.answered = True
@@ -316,6 +335,9 @@ class OpsInFlight(Completions):
                 self._done_locked(batch, 1)
             if mine:
                 self._stalled_since = None
+                # accepted timeout_s before its deadline: an op past its deadline by then has
+                # been overtaken by work the device took later (:meth:`_progress` gives it up)
+                self._overtaken_at = max(self._overtaken_at, newest - self.timeout_s)
         return mine
 
     def _take_locked(self, op: CompOp) -> tuple[_Batch, int] | None:
@@ -352,25 +374,29 @@ class OpsInFlight(Completions):
         if any(id(op) not in owner for op in self._backlog):
             self._backlog = deque(op for op in self._backlog if id(op) in owner)
 
-    def _expire_on_device(self, polled_at: float) -> None:
-        """The ops on the device past their deadline when the poll that did not return them
-        began: timed out."""
+    def _expire_on_device(self, cutoff: float) -> None:
+        """The ops on the device whose deadline came before ``cutoff`` time out: the start of
+        a poll that returned none of this queue's ops, or the acceptance of one it handed
+        back (an op overtaken by work the device took after its deadline)."""
         with self._cv:
-            late = [i for i, t in self._on_device.items() if t < polled_at]
+            late = [i for i, t in self._on_device.items() if t < cutoff]
             ops = [self._owner[i][0] for i in late if i in self._owner]
         if ops:
             self._time_out(ops, set())
 
-    def _check_stall(self, moved: bool, refused: bool) -> None:
+    def _check_stall(self, moved: bool, refused: str | None) -> None:
         """A waiting caller's view of a queue that cannot move: its poll refused (the device
         held past its deadline by another submit/poll loop), or none of its ops on the
         device and the device taking none (full of ops that never end, or another's).
         Once that has lasted ``timeout_s`` (no op accepted or handed back meanwhile, by any
         caller), every op still out times out, the backlog's included. A device busy with
-        this queue's ops is judged by their own deadlines instead."""
+        this queue's ops is judged by their own deadlines instead. Ops given up behind refused
+        polls (``refused``: the last refusal) were never the device's to answer: they fail
+        with the refusal, not as timeouts (the stuck call holding the device is the one that
+        counts)."""
         now = time.monotonic()
         with self._cv:
-            if moved or not self._owner or not (refused or not self._on_device):
+            if moved or not self._owner or not (refused is not None or not self._on_device):
                 self._stalled_since = None
                 return
             if self._stalled_since is None:
@@ -381,15 +407,20 @@ class OpsInFlight(Completions):
             self._stalled_since = None
             ops = [op for op, _, _ in self._owner.values()]
             queued = {id(op) for op in self._backlog}
-        self._time_out(ops, queued)
+        self._time_out(ops, queued, refused)
 
-    def _time_out(self, ops: list[CompOp], queued: set[int]) -> None:
+    def _time_out(self, ops: list[CompOp], queued: set[int], refused: str | None = None
+                  ) -> None:
         """Give up on ``ops`` at their deadline: each replaced in its batch by one that timed
         out. Give-ups count toward ``device_fail_after`` (the compressor marks the device
         failed after that many in a row) at most one a deadline, whatever the batches they
         span, as a worker's merged call that times out counts one: one stall must not fail
-        a device once for each batch in flight, and a dead device still gets one a deadline.
-        ``queued``: the ids of those never accepted."""
+        a device once for each batch in flight, and a dead device still gets one a deadline;
+        nor does a give-up of ops all submitted before the device was last marked failed
+        count against the device retried since. ``queued``: the ids of those never accepted.
+        ``refused``: they are given up because the queue's polls were refused (the device
+        held past its deadline by another loop): they fail with that reason, not counted as
+        timeouts."""
         late: dict[int, tuple[_Batch, int]] = {}  # id(batch) -> (batch, its ops given up)
         mine_ops: list[CompOp] = []
         never: list[CompOp] = []
@@ -407,15 +438,18 @@ class OpsInFlight(Completions):
                     never.append(mine)
             self._drop_given_up_locked()
             for batch, n in late.values():
-                self.timed_out += not batch.late  # batches with ops timed out, each once
+                if refused is None:
+                    self.timed_out += not batch.late  # batches with ops timed out, each once
                 batch.late += n
             now = time.monotonic()
-            streak = now - self._counted_at >= self.timeout_s
+            streak = refused is None and now - self._counted_at >= self.timeout_s
             if streak and mine_ops:
                 self._counted_at = now
+            marks = max((batch.marks for batch, _ in late.values()), default=None)
         try:  # outside _cv: the count takes the compressor's lock
-            if mine_ops:  # each DEVICE_ERROR, "timed out after ..."
-                self._comp.ops_timed_out(mine_ops, never, streak=streak)
+            if mine_ops:  # each DEVICE_ERROR, "timed out after ..." or the refusal
+                self._comp.ops_timed_out(mine_ops, never, count=refused is None,
+                                         why=refused, streak=streak, marks=marks)
         finally:  # whatever the count raised, the batches complete
             with self._cv:
                 for batch, n in late.values():

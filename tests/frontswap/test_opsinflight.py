@@ -19,6 +19,7 @@ from hwzswap.backends.contract import (
     CompOp,
     CompressedBatch,
     ItemStatus,
+    OpKind,
     OpStatus,
 )
 from hwzswap.backends.lz4 import Lz4Backend
@@ -733,3 +734,85 @@ def test_max_batches_holds_for_several_storing_threads() -> None:
         th.join(60)
     q.drain()
     assert q.peak_in_flight <= 2 and len(done.got) == 240
+
+
+def test_an_op_overtaken_past_its_deadline_is_given_up_while_others_complete() -> None:
+    """One op the device never completes while it goes on completing later batches: once
+    the device hands back an op it accepted after that op's deadline, the op is given up
+    (timed out) and its batch completes, without waiting for a drain (the completions never
+    stop here, so the no-answer rule alone held the batch in flight for good)."""
+    dev = HeldQueue()
+    comp, q, done = make(dev, max_batches=2, timeout_ms=40.0)
+    first = pages(4, seed=0)
+    dev.never = first[1].tobytes()
+    q.submit(0, first)
+    later: dict[int, np.ndarray] = {}
+    t0 = time.monotonic()
+    token = 1
+    while 0 not in done.got and time.monotonic() - t0 < 5:
+        later[token] = pages(2, seed=token + 10)
+        q.submit(token, later[token])  # at max_batches: polls, which bring others back
+        token += 1
+        time.sleep(0.01)
+    assert 0 in done.got, "the lost op's batch stayed in flight while the others completed"
+    res = done.got[0]
+    assert [int(s) for s in res.status] == [0, 2, 0, 0] and "timed out" in res.errors[1]
+    assert comp.timeouts == 1 and q.timed_out == 1
+    assert time.monotonic() - t0 >= 0.04  # not before its deadline
+    q.drain()
+    for t, b in later.items():
+        assert_exact(done.got[t], b)
+
+
+def test_a_timeout_of_ops_sent_before_the_device_was_marked_failed_spares_its_retry() -> None:
+    """A batch submitted, then the device marked failed (by other callers' timeouts) and
+    retried after device_retry_s: the old batch's ops timing out now count as timeouts, but
+    the device on probation is not failed again for them (it never got them as a retried
+    device); a timeout of a batch sent since does fail it again."""
+    dev = HeldQueue()
+    comp = Compressor(dev, 30.0, fail_after=2, retry_s=0.05, watchdog="off")
+    done = Recorder()
+    q = OpsInFlight(comp, done, 8)
+    dev.held.set()  # nothing completes
+    q.submit(0, pages(2, seed=0))
+    for _ in range(2):  # two other callers time out: the device is marked failed
+        comp.ops_timed_out([CompOp(OpKind.COMPRESS, b"x" * PAGE)], [])
+    assert comp.failed and comp.failed_marks == 1
+    time.sleep(0.06)
+    assert not comp.failed  # retried: on probation
+    q.drain()  # the old batch's ops time out
+    assert [int(s) for s in done.got[0].status] == [2, 2]
+    assert comp.timeouts == 4 and not comp.failed
+    q.submit(1, pages(2, seed=1))  # sent to the retried device, and it does not answer
+    q.drain()
+    assert comp.failed and comp.failed_marks == 2
+
+
+def test_ops_given_up_behind_refused_polls_are_not_timeouts() -> None:
+    """Another submit/poll loop holds the device past its deadline for longer than the
+    queue's: the queue gives up on its ops, which fail with the refusal (not made), counted
+    as refused polls, not as timeouts, and not toward device_fail_after (2 here: one real
+    timeout after it does not fail the device). The stuck holder is let go before it has
+    been in the device for device_fail_after deadlines (which would fail it on its own)."""
+    dev = HeldQueue()
+    comp = Compressor(dev, 100.0, fail_after=2, watchdog="off")
+    done = Recorder()
+    q = OpsInFlight(comp, done, 8)
+    dev.held.set()
+    q.submit(0, pages(3))
+    hold = comp._ops_lock  # noqa: SLF001 - a loop stuck in the driver, as a test can make one
+    assert hold.take(0.001) is None
+    try:
+        time.sleep(0.01)
+        q.drain()  # its polls refused for a deadline: it gives up
+    finally:
+        hold.release()
+    res = done.got[0]
+    assert list(res.status) == [ItemStatus.FAILED] * 3
+    assert "not made" in res.errors[0], res.errors[0]
+    assert comp.timeouts == 0 and q.timed_out == 0 and comp.refused_stuck >= 1
+    assert not comp.failed
+    q.submit(1, pages(2, seed=1))  # one real timeout: the first of the streak
+    q.drain()
+    assert comp.timeouts == 2 and q.timed_out == 1
+    assert not comp.failed
