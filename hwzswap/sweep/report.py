@@ -5,11 +5,11 @@
   codec's speed the stack keeps, verified pages and the host;
 * ``throughput_vs_ratio.png``: every successful run as a point of compression ratio against
   store and load throughput, one colour per backend, one marker per engine mode, each point
-  labelled with its mode and settings;
+  labelled with its mode and settings (the mode as the bench labels it: ``async/queue``);
 * ``speedup_vs_lz4.png``: each backend's store and load throughput over lz4's in the run that
   differs from it only in the backend (same engine mode, workload, seed, pool settings …),
-  grouped by engine mode (``batching``); the geometric mean when several runs match; linear
-  bars labelled with their value.
+  grouped by engine mode (``batching``, and async mode's design as the bench labels it); the
+  geometric mean when several runs match; linear bars labelled with their value.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from hwzswap.bench.marks import (
     vs_raw_na,
 )
 from hwzswap.bench.provenance import commit_words, figure_metadata, stamp_figure
+from hwzswap.bench.report import engine_mode as bench_engine_mode
 from hwzswap.errors import HwzswapError
 from hwzswap.fileio import write_figure
 from hwzswap.sweep.store import PLOT_SPEEDUP
@@ -42,13 +43,25 @@ from hwzswap.sweep.store import PLOT_SPEEDUP
 BASELINE = "lz4"
 
 
-def engine_mode(rec: dict[str, Any]) -> str:
-    """The run's engine mode (``batching``), or ``(config)`` when the sweep left it alone."""
-    s = rec.get("settings") or {}
-    mode = s.get("batching")
+def _batching(rec: dict[str, Any]) -> str | None:
+    """The run's ``zswap.batching``: the sweep's setting, else its effective config's."""
+    mode = (rec.get("settings") or {}).get("batching")
     if mode is None:
         mode = ((rec.get("config") or {}).get("zswap") or {}).get("batching")
-    return str(mode) if mode is not None else "(config)"
+    return None if mode is None else str(mode)
+
+
+def engine_mode(rec: dict[str, Any]) -> str:
+    """The run's engine mode as the bench labels its row (:func:`hwzswap.bench.report.
+    engine_mode`: ``async/queue`` or ``async/worker``, the design async mode took, from the
+    record's ``async_submit``), so a sweep and a bench of the same run name it alike; bare
+    ``async`` for a run that measured nothing (an async design the device cannot take is
+    ``not_applicable``, as the bench's skipped row names no design either); ``(config)`` when
+    neither the sweep nor a result says the mode."""
+    mode = _batching(rec)
+    if mode is None:
+        return "(config)"
+    return bench_engine_mode({"batching": mode, "async_submit": rec.get("async_submit")})
 
 
 def check_group_by(doc: dict[str, Any], group_by: str | None) -> str | None:
@@ -141,9 +154,19 @@ def mark_notes(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _cell(rec: dict[str, Any], axis: str) -> str:
+    """A run's value of ``axis`` in the table: the engine mode as the bench labels it
+    (:func:`engine_mode`: ``async/queue``) for ``batching``, else the value as set."""
+    coords = rec.get("coords") or {}
+    if axis not in coords:
+        return "n/a"
+    return engine_mode(rec) if axis == "batching" else _value(coords[axis])
+
+
 def table_rows(doc: dict[str, Any], group_by: str | None
                ) -> tuple[list[str], list[tuple[str, list[list[str]]]]]:
-    """Column names and ``(group value, rows)`` sections, groups in the axis's order."""
+    """Column names and ``(group value, rows)`` sections, groups in the axis's order (grouped
+    by ``batching``, async mode's designs are groups of their own, where ``async`` stands)."""
     group_by = check_group_by(doc, group_by)
     axes = [a for a in doc.get("axes") or [] if a != group_by]
     cols = [*axes, "status", "ratio", "store pg/s", "load pg/s", "store vs raw",
@@ -154,14 +177,15 @@ def table_rows(doc: dict[str, Any], group_by: str | None
         order = [_value(v) for v in (doc.get("sweep", {}).get("axes", {}).get(group_by) or [])]
     for rec in doc.get("records") or []:
         coords = rec.get("coords") or {}
-        key = _value(coords.get(group_by)) if group_by else "all runs"
+        key = (_cell(rec, group_by) if group_by in coords else _value(None)) if group_by \
+            else "all runs"
         if key not in order:
             order.append(key)
         ok = rec.get("status") == "ok"
         verified = (f"{rec.get('verified_pages')}/{rec.get('pages')}"
                     if "verified_pages" in rec else "-")
         groups[key].append([
-            *(_value(coords[a]) if a in coords else "n/a" for a in axes),
+            *(_cell(rec, a) for a in axes),
             _status(rec),
             _fmt(rec.get("ratio"), ".2f") if ok else "-",
             # the bench's own marks (hwzswap.bench.marks): † modelled, ~ staged, ‡ overlap
@@ -176,6 +200,8 @@ def table_rows(doc: dict[str, Any], group_by: str | None
             verified,
             str(rec.get("host") or "-"),
         ])
+    if group_by == "batching":
+        order = modes_in_order(doc, order)
     return cols, [(k, groups[k]) for k in order if groups.get(k)]
 
 
@@ -338,20 +364,24 @@ def _ok(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def point_label(rec: dict[str, Any]) -> str:
     """What tells a run apart from the other runs of its backend in a plot: its axis values
-    other than the backend (``reclaim, acceleration=8``; the engine mode bare, other axes as
-    ``name=value``), or the engine mode when the sweep varies nothing else."""
+    other than the backend (``reclaim, acceleration=8``; the engine mode bare, as the bench
+    labels it (:func:`engine_mode`: ``async/queue``), other axes as ``name=value``), or the
+    engine mode when the sweep varies nothing else."""
     coords = {k: v for k, v in (rec.get("coords") or {}).items() if k != "backend"}
     parts = []
     for name, value in coords.items():
         if name == "batching":
-            parts.insert(0, _value(value))
+            parts.insert(0, engine_mode(rec))
         else:
             parts.append(f"{name.removeprefix('params.')}={_value(value)}")
     return ", ".join(parts) or engine_mode(rec)
 
 
-#: Marker of each engine mode in ``throughput_vs_ratio.png``.
-MODE_MARKERS = {"page": "o", "folio": "s", "reclaim": "^", "async": "D"}
+#: Marker of each engine mode in ``throughput_vs_ratio.png``, by its label
+#: (:func:`engine_mode`): async mode's two designs apart (bare ``async``: a record written
+#: before records said the design).
+MODE_MARKERS = {"page": "o", "folio": "s", "reclaim": "^", "async": "D", "async/queue": "D",
+                "async/worker": "P"}
 
 
 def throughput_vs_ratio_figure(doc: dict[str, Any]) -> Any:
@@ -463,7 +493,8 @@ def _geomean(vals: list[float]) -> float:
 def speedup_table(doc: dict[str, Any], baseline: str = BASELINE
                   ) -> dict[str, dict[str, dict[str, Speedup]]]:
     """``{mode: {backend: {"store"|"load": Speedup}}}``: each backend's throughput over the
-    baseline's in the run with the same settings but the backend (and its params). A pair
+    baseline's in the run with the same settings but the backend (and its params), ``mode``
+    the backend's run's :func:`engine_mode` (``async/queue``: the design it took). A pair
     either of whose figures the bench marks (``†`` modelled, ``n/a`` vs raw, ``~`` staged,
     ``‡`` overlap, ``DEV FAILED``, ``!`` no writeback) is left out of the mean; when every pair
     is, the mean of those is kept, with their marks (``(both)`` when the baseline's figure has
@@ -522,6 +553,18 @@ def speedups(doc: dict[str, Any], baseline: str = BASELINE
     return out
 
 
+def modes_in_order(doc: dict[str, Any], labels: list[str]) -> list[str]:
+    """Engine-mode ``labels`` (:func:`engine_mode`) in the order of the sweep's ``batching``
+    axis (async mode's designs together, where ``async`` stands), the others after them, each
+    group as ``labels`` has it."""
+    axis = [str(m) for m in (doc.get("sweep", {}).get("axes", {}).get("batching") or [])]
+    rank: dict[str, int] = {}
+    for rec in doc.get("records") or []:
+        mode = _batching(rec)
+        rank.setdefault(engine_mode(rec), axis.index(mode) if mode in axis else len(axis))
+    return sorted(labels, key=lambda m: rank.get(m, len(axis)))
+
+
 def speedup_figure(doc: dict[str, Any], baseline: str = BASELINE) -> Any:
     """Bars of each backend's speed-up over ``baseline``, grouped by engine mode, on a linear
     axis (a 0.85x bar is 0.85 of the line at 1) and each labelled with its value; None when
@@ -539,8 +582,7 @@ def speedup_figure(doc: dict[str, Any], baseline: str = BASELINE) -> Any:
 
     from hwzswap.bench.report import VOID_BAR
 
-    axis_modes = [str(m) for m in (doc.get("sweep", {}).get("axes", {}).get("batching") or [])]
-    modes = [m for m in axis_modes if m in table] + [m for m in table if m not in axis_modes]
+    modes = modes_in_order(doc, list(table))
     backends = list(dict.fromkeys(b for m in modes for b in table[m]))
     cmap = plt.get_cmap("tab10")
     width = 0.8 / max(1, len(backends))
@@ -568,7 +610,7 @@ def speedup_figure(doc: dict[str, Any], baseline: str = BASELINE) -> Any:
             ax.bar_label(bars, labels=texts, fontsize=7, padding=2)
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.set_xticks(range(len(modes)), modes)
-        ax.set_xlabel("engine mode (zswap.batching)")
+        ax.set_xlabel("engine mode (zswap.batching; async: the backend's design)")
         ax.set_ylabel(f"{what} throughput / {baseline}'s")
         ax.set_ylim(bottom=0)
         ax.margins(y=0.2)
@@ -595,8 +637,8 @@ def plot_speedup(doc: dict[str, Any], path: str | Path, baseline: str = BASELINE
                         metadata=figure_metadata(path, figure_provenance(doc)))
 
 
-__all__ = ["BASELINE", "MODE_MARKERS", "Speedup", "check_group_by", "engine_mode",
-           "code_text", "figure_provenance", "mark_notes", "markdown", "mixed_code_warning",
-           "override_notes", "plot_speedup", "provenance_lines",
-           "plot_throughput_vs_ratio", "point_label", "print_table", "speedup_figure", "speedup_table", "speedups", "table_rows",
-           "throughput_vs_ratio_figure"]
+__all__ = ["BASELINE", "MODE_MARKERS", "Speedup", "check_group_by", "code_text", "engine_mode",
+           "figure_provenance", "mark_notes", "markdown", "mixed_code_warning", "modes_in_order",
+           "override_notes", "plot_speedup", "plot_throughput_vs_ratio", "point_label",
+           "print_table", "provenance_lines", "speedup_figure", "speedup_table", "speedups",
+           "table_rows", "throughput_vs_ratio_figure"]

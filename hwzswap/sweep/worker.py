@@ -336,11 +336,21 @@ def _refusal_named_by_origin(runspec: dict[str, Any], why: str) -> str:
     return named_by_origin(origins, why)
 
 
+#: What the bench's row config adds to the source it names (``config.yaml + workload
+#: 'roundtrip' overrides``: :func:`hwzswap.bench.runner.backend_config`, the config the engine
+#: is built from, whose errors ``open_zswap`` prefixes with it): a workload name as Python
+#: writes a string.
+_ROW_SOURCE = r"(?: \+ workload (?:'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\") overrides)?"
+
+
 def named_by_origin(origins: dict[str, str], text: str) -> str:
     """``text`` with each ``config.yaml: KEY`` (the run's generated config, removed when the
     run ends) replaced by where the sweep set ``KEY`` (:func:`~hwzswap.sweep.plan.origin_of`:
-    ``s.yaml: axes.params.device_type[0]``); a key the sweep did not set, and any text when
-    ``origins`` is empty (an older record), is left as it is."""
+    ``s.yaml: axes.params.device_type[0]``), also when the text names the config the engine
+    was built from, ``config.yaml + workload 'roundtrip' overrides: KEY`` (a
+    :class:`~hwzswap.errors.ConfigError` of ``open_zswap``: ``zswap.async_submit: queue``
+    on a device without a queue); a key the sweep did not set, and any text when ``origins``
+    is empty (an older record), is left as it is."""
     import re
 
     from hwzswap.sweep.plan import origin_of
@@ -351,8 +361,8 @@ def named_by_origin(origins: dict[str, str], text: str) -> str:
     def named(m: re.Match[str]) -> str:
         return origin_of(m.group(1), origins) or m.group(0)
 
-    return re.sub(r"(?<![\w/.-])" + re.escape(CONFIG_FILE) + r": ((?:zswap|memory|pool|swap)"
-                  r"(?:\.[A-Za-z0-9_]+)+)", named, text)
+    return re.sub(r"(?<![\w/.-])" + re.escape(CONFIG_FILE) + _ROW_SOURCE
+                  + r": ((?:zswap|memory|pool|swap)(?:\.[A-Za-z0-9_]+)+)", named, text)
 
 
 def _runspec_problem(spec: Any) -> str | None:

@@ -22,6 +22,24 @@ SMALL_SWEEP: dict[str, Any] = {
 }
 
 
+def install_driver(directory: Path, monkeypatch: Any, module: str, source: str,
+                   cls: str) -> str:
+    """Install ``source`` as module ``module`` with its class ``cls`` registered as the backend
+    ``module`` (an entry point of a dist-info under ``directory``), for this process (the
+    sweep file's check) and the bench processes a sweep starts (``PYTHONPATH``): a third-party
+    driver, end to end. Returns the backend's name."""
+    site = directory / "site"
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (site / f"{module}.py").write_text(source)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[hwzswap.backends]\n{module} = {module}:{cls}\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.syspath_prepend(str(site))
+    return module
+
+
 def write_sweep(directory: Path, doc: dict[str, Any], name: str = "s.yaml") -> Path:
     path = directory / name
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")

@@ -12,9 +12,9 @@ import pytest
 from hwzswap.cli import main
 from hwzswap.sweep.plan import config_origins, expand, origin_of
 from hwzswap.sweep.spec import load_sweep
-from hwzswap.sweep.worker import execute_run, read_runspec
+from hwzswap.sweep.worker import execute_run, named_by_origin, read_runspec
 
-from sweep_helpers import write_sweep
+from sweep_helpers import install_driver, write_sweep
 
 
 def test_every_config_key_of_a_run_knows_its_origin(tmp_path: Path) -> None:
@@ -134,3 +134,50 @@ def test_a_drivers_parameter_error_is_named_by_the_axis(tmp_path: Path) -> None:
     assert "config.yaml" not in rec["reason"]
     assert (f"{path}: axes.params.device[0]: lz4-opencl: parameter 'device'"
             in rec["reason"]), rec["reason"]
+
+
+#: lz4 whose first capabilities read fails: the bench cannot ask the engine's rule before the
+#: run (its skip of a design the device cannot take), so the engine refuses the design when the
+#: run builds it, and ``open_zswap``'s ConfigError names the config the bench built for the row.
+LATE_CAPS_DRIVER = '''
+from hwzswap.backends.contract import Capabilities
+from hwzswap.backends.lz4 import Lz4Backend
+
+
+class LateCaps(Lz4Backend):
+    name = "latecaps"
+    reads = 0
+
+    @property
+    def capabilities(self):
+        LateCaps.reads += 1
+        if LateCaps.reads == 1:
+            raise RuntimeError("not ready yet")
+        return Capabilities()
+'''
+
+
+def test_a_config_error_of_the_engine_is_named_by_the_axis(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ConfigError raised when the engine is built (``open_zswap``: ``zswap.async_submit:
+    queue`` on a device without a queue) names the bench's row config, ``config.yaml +
+    workload 'roundtrip' overrides``; it was left as it was, naming the run's generated file,
+    gone once the run ends. It is named by the sweep file's axis, as the loader's refusals."""
+    name = install_driver(tmp_path, monkeypatch, "latecaps", LATE_CAPS_DRIVER, "LateCaps")
+    path = write_sweep(tmp_path, {"axes": {"backend": [name], "zswap.async_submit": ["queue"]},
+                                  "fixed": {"batching": "async", "workload": "roundtrip",
+                                            "pages": 16, "repeat": 1}})
+    rec = execute_run(expand(load_sweep(path)).runs[0].runspec(), timeout=120)
+    assert (rec["status"], rec["failure"], rec["exit_code"]) == ("failed", "error", 1), rec
+    assert (f"{path}: axes.zswap.async_submit[0]: queue needs an asynchronous device"
+            in rec["reason"]), rec["reason"]
+    assert "config.yaml" not in rec["reason"] and "overrides" not in rec["reason"]
+    # any workload's name, as Python writes it; another text before the key is not the run's
+    origins = {"zswap.async_submit": "s.yaml: fixed.zswap.async_submit"}
+    for workload in ("w", "it's", 'say "x"', "a: b"):
+        text = f"config.yaml + workload {workload!r} overrides: zswap.async_submit: no queue"
+        assert named_by_origin(origins, text) == "s.yaml: fixed.zswap.async_submit: no queue"
+    for text in ("config.yaml + another: zswap.async_submit: x",
+                 "/tmp/r/config.yaml + workload 'w' overrides: zswap.async_submit: x",
+                 "config.yaml + workload 'w' overrides: zswap.max_pool_percent: x"):
+        assert named_by_origin(origins, text) == text

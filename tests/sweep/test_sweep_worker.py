@@ -17,7 +17,7 @@ from hwzswap.sweep import store
 from hwzswap.sweep.worker import main as worker_main
 from hwzswap.sweep.worker import read_runspec
 
-from sweep_helpers import same_fields
+from sweep_helpers import install_driver, same_fields
 
 
 def _record_path(swept: dict[str, Any], backend: str, ratio: int) -> Path:
@@ -251,18 +251,9 @@ def test_a_run_whose_device_fails_is_recorded_with_the_benchs_reason(
     """End to end: a third-party driver installed as an entry point, whose device the engine
     marks failed during the run; the bench process exits 1 and the worker's record gives the
     bench's reason (it said "0 pages mismatched through the stack")."""
-    import os
-
     from hwzswap.sweep.worker import execute_run
 
-    site = tmp_path / "site"
-    info = site / "stallsdrv-0.1.dist-info"
-    info.mkdir(parents=True)
-    (site / "stallsdrv.py").write_text(STALLING_DRIVER)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: stallsdrv\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[hwzswap.backends]\nstallsdrv = stallsdrv:Stalls\n")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    install_driver(tmp_path, monkeypatch, "stallsdrv", STALLING_DRIVER, "Stalls")
     runspec = {"run_id": "stallsdrv-1", "coords": {"backend": "stallsdrv"},
                "settings": {"backend": "stallsdrv"}, "backend": "stallsdrv",
                "config": {"zswap": {"compressor": {"name": "stallsdrv", "params": {}},
