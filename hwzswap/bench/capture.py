@@ -551,10 +551,13 @@ class _Drain(threading.Thread):
 
         carry = b""
         overlap = 0 if self.needle is None else len(self.needle) - 1
+        # poll(2), not select(2): select cannot watch a descriptor numbered 1024 or above,
+        # which a process with a raised RLIMIT_NOFILE and many files open may get
+        watch = select.poll()
+        watch.register(self.fd, select.POLLIN)
         while not self._halt.is_set():
             try:
-                ready, _, _ = select.select([self.fd], [], [], 0.05)
-                if not ready:
+                if not watch.poll(50):
                     continue
                 chunk = os.read(self.fd, _READ_CHUNK)
             except OSError:
