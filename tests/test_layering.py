@@ -136,6 +136,80 @@ def test_the_check_finds_what_it_looks_for() -> None:
     assert own == [], own  # a package's own private submodules, public names: fine
 
 
+#: Private-looking names that are public API of the standard library (namedtuple's).
+_STDLIB_API = {"_replace", "_asdict", "_fields", "_make", "_field_defaults"}
+
+
+def foreign_member_uses(source: str) -> list[str]:
+    """Every ``x._name`` in ``source`` where ``x`` is not ``self`` or ``cls`` (another
+    object: ``self.zswap._load`` reaches into the zswap cache from the swap system) and
+    ``_name`` is defined nowhere in the module (not a function, class, assigned name or
+    attribute, argument or ``__slots__`` entry of its own), nor on a standard-library module
+    it imports (``sys._current_frames``). A member of ``self`` inherited from a base class is
+    not another object's."""
+    tree = ast.parse(source)
+    own: set[str] = set()
+    outside: set[str] = set()  # local names bound to modules from outside the package
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            own.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            own.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            own.add(node.id)
+        elif isinstance(node, ast.arg):
+            own.add(node.arg)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and node.value.isidentifier():
+            own.add(node.value)  # __slots__ entries, getattr/setattr names
+        elif isinstance(node, ast.Import):
+            outside.update((a.asname or a.name).split(".")[0] for a in node.names
+                           if a.name.split(".")[0] != "hwzswap")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                and node.module.split(".")[0] != "hwzswap":
+            outside.update(a.asname or a.name for a in node.names)
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Attribute) and _private(node.attr)) \
+                or node.attr in own or node.attr in _STDLIB_API:
+            continue
+        value = node.value
+        if isinstance(value, ast.Name) and value.id in ("self", "cls"):
+            continue  # inherited
+        if _root(value) in outside:
+            continue
+        found.append(f"line {node.lineno}: uses {ast.unparse(node)}")
+    return found
+
+
+def test_no_module_reaches_into_another_modules_objects() -> None:
+    problems = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        uses = foreign_member_uses(path.read_text(encoding="utf-8"))
+        if uses:
+            problems[str(path.relative_to(PACKAGE.parent))] = uses
+    assert not problems, problems
+
+
+def test_the_object_check_finds_what_it_looks_for() -> None:
+    probe = (
+        "import sys\n"
+        "class A:\n"
+        "    __slots__ = ('_slot',)\n"
+        "    def __init__(self, zswap):\n"
+        "        self._mine = 1\n"
+        "        self.zswap = zswap\n"
+        "    def f(self, other):\n"
+        "        self.zswap._load_checked(1)\n"  # another module's object: found
+        "        other._mine, other._slot\n"  # this module's own names: fine
+        "        self._inherited()\n"  # a base class's member: fine
+        "        sys._current_frames()\n"  # the standard library: fine
+        "        return other._replace(x=1)\n"  # namedtuple API: fine
+    )
+    found = foreign_member_uses(probe)
+    assert len(found) == 1 and "self.zswap._load_checked" in found[0], found
+
+
 def test_compiled_code_calls_only_public_names_that_exist() -> None:
     """The C core calls Python methods by name (the page allocator's, its pool class's error
     helpers, ``memoryview.release``): each must be public and exist, so a rename fails this
