@@ -1437,13 +1437,16 @@ class ZswapCache:
                 type_, staged = tree.type, self._staged
                 at = [i for i in at if (type_, offs[i]) not in staged]
             if at:
-                pages, bad = self._decompress_many_locked(tree, [offs[i] for i in at],
-                                                          [entries[i] for i in at])
-                for k, i in enumerate(at):
-                    out[i] = pages[k]  # a page for the step, or the error it raised
+                if len(at) == n:  # the usual cluster: every slot a pool object
+                    out, bad = self._decompress_many_locked(tree, offs, entries)
+                else:
+                    pages, bad = self._decompress_many_locked(tree, [offs[i] for i in at],
+                                                              [entries[i] for i in at])
+                    for k, i in enumerate(at):
+                        out[i] = pages[k]  # a page for the step, or the error it raised
                 if bad:
                     if not partial:
-                        raise pages[bad[0]]
+                        raise out[at[bad[0]]]
                     failed = {at[k] for k in bad}
             for i, off in enumerate(offs):
                 if i not in failed:
