@@ -15,10 +15,15 @@ The waiting caller's own deadline plays no part: a caller that merely queued beh
 healthy holders longer than its deadline in total is not refused (it used to be, and the
 holder of that moment, often one that had just started, was then taken for a stuck one).
 
-Callers get the device in the order they asked for it: the holder hands it to the first one
-waiting when it lets go. (With a plain lock, a thread that lets go and takes it again at once,
-such as a load's loop of back-to-back calls, won nearly every time: a submit/poll loop waiting
-behind it could wait past its ops' deadlines and time them out for the device's being busy.)
+Callers waiting in line are not starved. As with a plain lock, a caller that finds the device
+free takes it at once, even past callers waiting (cheap: no thread switch at each release);
+but once the first caller in line has waited ``starve_s``, callers that come later wait behind
+it: the device goes to each caller in line in order. (Go's ``sync.Mutex`` does the same, with
+its ``starvationThresholdNs`` of 1 ms, the default here.) With a plain lock, a thread that let
+go and took it again at once, such as a load's loop of back-to-back calls, won nearly every
+time: a submit/poll loop waiting behind it could wait past its ops' deadlines and time them
+out for the device's being busy. Strict first come, first served cost a thread switch at every
+contended release: a third of the polls a second with four threads polling.
 """
 
 from __future__ import annotations
@@ -29,9 +34,13 @@ from collections import deque
 from typing import NamedTuple
 
 #: Longest single wait of a caller in line while no holder's deadline is recorded: the
-#: waiter looks again after at most this long (a safety net: the holder's deadline is
-#: recorded whenever the device is held).
+#: waiter looks again after at most this long (a safety net: a waiter is woken whenever the
+#: device is let go).
 IDLE_SLICE_S = 1.0
+
+#: How long the first caller in line may be passed by callers that find the device free
+#: before the device is handed to it (Go's sync.Mutex uses 1 ms).
+STARVE_S = 0.001
 
 _IDLE = (0.0, float("inf"))  # (since, until) while no holder is recorded
 
@@ -45,31 +54,37 @@ class Overdue(NamedTuple):
 
 
 class _InLine:
-    """A caller waiting for the device: ``wake`` is released when the device is handed to it
-    (``granted``, set under the hold's lock)."""
+    """A caller waiting for the device since ``since``: ``wake`` is released to wake it
+    (``signalled``, set under the hold's lock) when the device is let go and it is first in
+    line."""
 
-    __slots__ = ("allowed_s", "granted", "wake")
+    __slots__ = ("allowed_s", "since", "signalled", "wake")
 
-    def __init__(self, allowed_s: float) -> None:
+    def __init__(self, allowed_s: float, since: float) -> None:
         self.allowed_s = allowed_s
-        self.granted = False
+        self.since = since
+        self.signalled = False
         self.wake = threading.Lock()
         self.wake.acquire()
 
 
 class DeviceHold:
-    """A lock for one call at a time in a device, with the holder's deadline, taken in the
-    order it was asked for.
+    """A lock for one call at a time in a device, with the holder's deadline, that starves
+    no one.
 
-    :meth:`take` gets the device for a call allowed ``allowed_s`` seconds in it, waiting in
-    line as long as whoever holds it is within its own deadline (re-checked as holders
-    change), and returns :class:`Overdue` instead (leaving the line) once the holder is past
-    it; :meth:`release` gives it back, to the first caller in line if any. :meth:`overdue`
-    says whether the holder is past its deadline now (a stuck call)."""
+    :meth:`take` gets the device for a call allowed ``allowed_s`` seconds in it: at once when
+    it is free (unless the first caller in line has waited ``starve_s``), else waiting in line
+    as long as whoever holds it is within its own deadline (re-checked as holders change); it
+    returns :class:`Overdue` instead (leaving the line) once the holder is past it.
+    :meth:`release` gives it back, and wakes the first caller in line: it takes the device
+    unless a caller that came later took it first (only while it has waited less than
+    ``starve_s``). :meth:`overdue` says whether the holder is past its deadline now (a stuck
+    call)."""
 
-    __slots__ = ("_mu", "_held", "_line", "_holder")
+    __slots__ = ("_mu", "_held", "_line", "_holder", "starve_s")
 
-    def __init__(self) -> None:
+    def __init__(self, starve_s: float = STARVE_S) -> None:
+        self.starve_s = starve_s
         self._mu = threading.Lock()  # a leaf: guards the three below
         self._held = False
         self._line: deque[_InLine] = deque()  # callers waiting, first come first
@@ -82,46 +97,85 @@ class DeviceHold:
         taken (the caller must :meth:`release` it), or :class:`Overdue` (not taken) when the
         call holding it has run past its own deadline."""
         with self._mu:
-            if not self._held:
-                self._held = True
-                now = time.monotonic()
-                self._holder = (now, now + allowed_s)
+            now = time.monotonic()
+            line = self._line
+            if not self._held and not (line and now - line[0].since >= self.starve_s):
+                self._hold_locked(allowed_s, now)
                 return None
-            me = _InLine(allowed_s)
-            self._line.append(me)
-        return self._wait(me)
+            me = _InLine(allowed_s, now)
+            line.append(me)
+        try:
+            return self._wait(me)
+        except BaseException:  # (a KeyboardInterrupt in the wait): out of the line, or the
+            with self._mu:  # device it took meanwhile let go
+                if me in self._line:
+                    self._line.remove(me)
+                    if not self._held and self._line:  # the wake it may have taken
+                        self._signal_locked(self._line[0])
+                else:
+                    self._let_go_locked()
+            raise
 
     def _wait(self, me: _InLine) -> Overdue | None:
-        """Wait in line in slices that end at the current holder's deadline."""
+        """Wait in line, in slices that end at the current holder's deadline, for the device
+        to be let go."""
         monotonic = time.monotonic
         while True:
             since, until = self._holder
             now = monotonic()
             if now > until:  # the holder is past its own deadline: the device is stuck
                 with self._mu:
-                    if me.granted:  # handed to this caller meanwhile
+                    if self._line[0] is me and self._got_locked(me):  # let go just now
                         return None
                     if self._holder != (since, until):  # another holder meanwhile: look again
                         continue
                     self._line.remove(me)
                 return Overdue(now - since, until - since)
             # a hair past the deadline, so the re-check sees it passed
-            if me.wake.acquire(True, min(until - now + 1e-4, IDLE_SLICE_S)):
-                return None
+            woken = me.wake.acquire(True, min(until - now + 1e-4, IDLE_SLICE_S))
+            with self._mu:
+                if woken:  # (only the first in line is woken)
+                    me.signalled = False
+                # the first in line takes a free device (woken or not: a wake is never
+                # waited for past a slice); if another caller took it first, wait on
+                if (woken or self._line[0] is me) and self._got_locked(me):
+                    return None
+
+    def _got_locked(self, me: _InLine) -> bool:
+        """Take the device for ``me`` (out of the line) if it is free; whether it did.
+        ``_mu`` held."""
+        if self._held:
+            return False
+        self._line.remove(me)
+        self._hold_locked(me.allowed_s, time.monotonic())
+        return True
+
+    def _hold_locked(self, allowed_s: float, now: float) -> None:
+        self._held = True
+        self._holder = (now, now + allowed_s)
 
     def release(self) -> None:
-        """Give the device back: to the first caller in line (its deadline recorded as it is
-        handed over, so no other caller sees the device free or the old deadline), else free."""
+        """Give the device back, waking the first caller in line. Releasing a device not held
+        is a RuntimeError, as for a lock."""
         with self._mu:
-            if self._line:
-                nxt = self._line.popleft()
-                now = time.monotonic()
-                self._holder = (now, now + nxt.allowed_s)
-                nxt.granted = True
-                nxt.wake.release()
-            else:
-                self._holder = _IDLE
-                self._held = False
+            if not self._held:
+                raise RuntimeError("DeviceHold.release: the device is not held")
+            self._let_go_locked()
+
+    def _let_go_locked(self) -> None:
+        """The holder lets go: the device is free and the first caller in line woken (a
+        caller that comes meanwhile takes it first only while that one has waited less than
+        ``starve_s``: :meth:`take`). ``_mu`` held."""
+        self._held = False
+        self._holder = _IDLE
+        if self._line:
+            self._signal_locked(self._line[0])
+
+    @staticmethod
+    def _signal_locked(waiter: _InLine) -> None:
+        if not waiter.signalled:
+            waiter.signalled = True
+            waiter.wake.release()
 
     def overdue(self) -> bool:
         """Whether the call holding the device is past its own deadline now (a stuck call;
@@ -129,4 +183,4 @@ class DeviceHold:
         return time.monotonic() > self._holder[1]
 
 
-__all__ = ["IDLE_SLICE_S", "DeviceHold", "Overdue"]
+__all__ = ["IDLE_SLICE_S", "STARVE_S", "DeviceHold", "Overdue"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from hwzswap.frontswap.devicehold import DeviceHold, Overdue
 
 BOUND_S = 10.0  # "finished", far from anything the tests wait for
@@ -153,12 +155,58 @@ def test_a_waiter_follows_the_holders_as_they_change() -> None:
     assert handed == ["second", "third"]
 
 
-def test_callers_get_the_device_in_the_order_they_asked() -> None:
-    """A thread that takes the device again as soon as it lets go (a load's back-to-back
-    calls) does not keep it from a caller that asked meanwhile: that caller is next. (With a
-    plain lock the looping thread won again and again: a submit/poll loop waiting behind it
-    could wait past its ops' deadlines.)"""
-    hold = DeviceHold()
+def _waiter(hold: DeviceHold, got: list[str], name: str) -> threading.Thread:
+    """A thread that takes the device (recording ``name`` in ``got`` once in) and lets go."""
+
+    def run() -> None:
+        assert hold.take(5.0) is None
+        got.append(name)
+        hold.release()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_a_free_device_is_taken_at_once_past_a_caller_not_yet_starving() -> None:
+    """Like a plain lock: the holder that lets go and takes the device again at once gets it,
+    without a thread switch, while the caller in line has waited less than starve_s; that
+    caller gets it at the next release."""
+    hold = DeviceHold(starve_s=60.0)
+    assert hold.take(5.0) is None
+    got: list[str] = []
+    t = _waiter(hold, got, "waiter")
+    time.sleep(0.05)  # in line
+    hold.release()
+    assert hold.take(5.0) is None  # at once: the waiter is not starving
+    got.append("holder again")
+    hold.release()
+    t.join(BOUND_S)
+    assert not t.is_alive() and got == ["holder again", "waiter"]
+
+
+def test_a_caller_starving_in_line_is_handed_the_device() -> None:
+    """Once the first caller in line has waited starve_s, the holder hands the device to it
+    at release: the holder taking it again at once (a load's back-to-back calls) waits its
+    turn. (With a plain lock the looping thread won nearly every time, and a submit/poll loop
+    behind it could wait past its ops' deadlines.)"""
+    hold = DeviceHold(starve_s=0.01)
+    assert hold.take(5.0) is None
+    got: list[str] = []
+    t = _waiter(hold, got, "waiter")
+    time.sleep(0.05)  # in line, past starve_s
+    hold.release()
+    assert hold.take(5.0) is None  # waits for the waiter's turn
+    got.append("holder again")
+    hold.release()
+    t.join(BOUND_S)
+    assert not t.is_alive() and got == ["waiter", "holder again"]
+
+
+def test_callers_starving_get_the_device_in_the_order_they_asked() -> None:
+    """starve_s 0 (first come, first served): a thread that takes the device again as soon as
+    it lets go does not keep it from a caller that asked meanwhile; that caller is next."""
+    hold = DeviceHold(starve_s=0.0)
     stop = threading.Event()
     holds = [0]  # the looping thread's holds begun so far
 
@@ -189,6 +237,49 @@ def test_callers_get_the_device_in_the_order_they_asked() -> None:
     # up by the looping thread's short steps, so a few may pass now and then; with a plain
     # lock the median was 28 and the worst thousands, on an idle 2-core machine.)
     assert sorted(passed)[len(passed) // 2] <= 2, passed
+
+
+def test_a_caller_interrupted_in_line_leaves_the_device_to_others() -> None:
+    """A KeyboardInterrupt (SIGINT) while a caller waits in line: it leaves the line, so the
+    holder's release does not hand the device to a caller that is gone (the device was then
+    held by nobody, for good, and every later call refused)."""
+    import os
+    import signal
+
+    hold = DeviceHold(starve_s=0.0)  # release hands over to whoever is first in line
+    ready = threading.Event()
+    let_go = threading.Event()
+
+    def holder() -> None:
+        assert hold.take(5.0) is None
+        ready.set()
+        let_go.wait(BOUND_S)
+        hold.release()
+
+    t = threading.Thread(target=holder, daemon=True)
+    t.start()
+    assert ready.wait(BOUND_S)
+    timer = threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        hold.take(5.0)  # the main thread, waiting in line, is interrupted
+    let_go.set()
+    t.join(BOUND_S)
+    assert not t.is_alive() and not hold.overdue()
+    got: list[str] = []
+    w = _waiter(hold, got, "after")
+    w.join(BOUND_S)
+    assert got == ["after"]  # taken at once
+
+
+def test_releasing_a_device_not_held_is_an_error() -> None:
+    hold = DeviceHold()
+    with pytest.raises(RuntimeError, match="not held"):
+        hold.release()
+    assert hold.take(1.0) is None
+    hold.release()
+    with pytest.raises(RuntimeError, match="not held"):
+        hold.release()
 
 
 def test_a_caller_refused_leaves_the_line() -> None:
