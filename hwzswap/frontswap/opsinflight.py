@@ -89,7 +89,9 @@ class _Batch:
         self.ops = ops
         self.left = len(ops)  # ops not completed yet (by the device, a failure or a deadline)
         self.epoch = epoch  # the compressor's timeout count at submission
-        self.marks = marks  # the times the device had been marked failed, at submission
+        #: the times the device had been marked failed when the batch was submitted, or
+        #: later when the device accepted one of its ops
+        self.marks = marks
         self.answered = False  # the device completed one of its ops
         self.late = 0  # ops given up at a deadline
 
@@ -243,11 +245,16 @@ class OpsInFlight(Completions):
                 self._settle(todo, f"{type(exc).__name__}: {exc}")
                 return sent
             deadline = time.monotonic() + self.timeout_s
+            marks = comp.failed_marks
             with self._cv:
                 self.device_calls += 1
                 for op in todo[:accepted]:
-                    if id(op) in self._owner:
+                    got = self._owner.get(id(op))
+                    if got is not None:
                         self._on_device[id(op)] = deadline
+                        batch = got[1]
+                        if batch.marks < marks:  # sent to the device as it is now
+                            batch.marks = marks
                 sent += accepted
                 if accepted:
                     self._stalled_since = None
@@ -263,14 +270,15 @@ class OpsInFlight(Completions):
         or ``drain``): submit the backlog, poll once (the driver may wait a bounded time for a
         completion), give up on what is past its deadline, complete what is done.
 
-        Deadlines, two. An op the device accepted times out when a poll begun after its
-        deadline (``timeout_s`` from its acceptance) hands back none of this queue's ops:
-        time the host spent on its own work before it looked is not held against the device,
-        nor the time an op waited in the backlog, and a device handing back its completions
-        a few a poll is not timed out for the ones the next polls bring. And a queue that
-        cannot move for ``timeout_s`` (its polls refused, or a device that takes none of its
-        ops while it has none of them) gives up on every op still out
-        (:meth:`_check_stall`)."""
+        Deadlines. An op the device accepted times out when a poll begun after its deadline
+        (``timeout_s`` from its acceptance) hands back none of this queue's ops: time the
+        host spent on its own work before it looked is not held against the device, nor the
+        time an op waited in the backlog, and a device handing back its completions a few a
+        poll is not timed out for the ones the next polls bring. It also times out once the
+        device hands back an op it accepted after that deadline: overtaken by later work
+        (:meth:`_route` notes the acceptance). And a queue that cannot move for ``timeout_s``
+        (its polls refused, or a device that takes none of its ops while it has none of
+        them) gives up on every op still out (:meth:`_check_stall`)."""
         sent = self._send()
         with self._cv:
             out = bool(self._owner)

@@ -816,3 +816,28 @@ def test_ops_given_up_behind_refused_polls_are_not_timeouts() -> None:
     q.drain()
     assert comp.timeouts == 2 and q.timed_out == 1
     assert not comp.failed
+
+
+def test_ops_sent_to_the_retried_device_count_against_it_though_submitted_before() -> None:
+    """A batch whose ops waited in the backlog (refused BUSY) while the device was marked
+    failed reaches the device only once it is retried: those ops are the retried device's,
+    and their timeout fails it again, though the batch was submitted before the mark."""
+    dev = HeldQueue(depth=2)
+    comp = Compressor(dev, 50.0, fail_after=2, retry_s=0.1, watchdog="off")
+    done = Recorder()
+    q = OpsInFlight(comp, done, 8)
+    dev.held.set()  # nothing completes
+    q.submit("A", pages(2, seed=0))  # fills the device's queue
+    q.submit("B", pages(2, seed=1))  # refused BUSY: waits in the backlog
+    assert len(dev.submitted) == 2
+    for _ in range(2):  # other callers' timeouts mark the device failed
+        comp.ops_timed_out([CompOp(OpKind.COMPRESS, b"x" * PAGE)], [])
+    assert comp.failed and comp.failed_marks == 1
+    time.sleep(0.12)
+    assert not comp.failed  # retried: on probation
+    with dev.lock:
+        dev.queue.clear()  # the retried device starts afresh: A's ops are gone, room for B's
+    q.drain()  # B's ops go to the retried device, which never answers them
+    assert len(dev.submitted) == 4
+    assert "timed out" in done.got["B"].errors[0]
+    assert comp.failed and comp.failed_marks == 2
