@@ -185,9 +185,9 @@ def test_a_free_device_is_taken_at_once_past_a_caller_not_yet_starving() -> None
     assert not t.is_alive() and got == ["holder again", "waiter"]
 
 
-def test_a_caller_starving_in_line_is_handed_the_device() -> None:
-    """Once the first caller in line has waited starve_s, the holder hands the device to it
-    at release: the holder taking it again at once (a load's back-to-back calls) waits its
+def test_a_caller_starving_in_line_gets_the_device_next() -> None:
+    """Once the first caller in line has waited starve_s, it gets the device next: the
+    holder that lets go and takes it again at once (a load's back-to-back calls) waits its
     turn. (With a plain lock the looping thread won nearly every time, and a submit/poll loop
     behind it could wait past its ops' deadlines.)"""
     hold = DeviceHold(starve_s=0.01)
