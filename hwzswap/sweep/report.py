@@ -166,11 +166,15 @@ def _cell(rec: dict[str, Any], axis: str) -> str:
 def table_rows(doc: dict[str, Any], group_by: str | None
                ) -> tuple[list[str], list[tuple[str, list[list[str]]]]]:
     """Column names and ``(group value, rows)`` sections, groups in the axis's order (grouped
-    by ``batching``, async mode's designs are groups of their own, where ``async`` stands)."""
+    by ``batching``, async mode's designs are groups of their own, where ``async`` stands).
+    When ``batching`` is not an axis, a ``mode`` column names each run's engine mode as the
+    bench does (:func:`engine_mode`: a fixed ``async`` is ``async/queue`` for one backend and
+    ``async/worker`` for another)."""
     group_by = check_group_by(doc, group_by)
     axes = [a for a in doc.get("axes") or [] if a != group_by]
-    cols = [*axes, "status", "ratio", "store pg/s", "load pg/s", "store vs raw",
-            "load vs raw", "written back", "verified", "host"]
+    mode_col = "batching" not in (doc.get("axes") or [])
+    cols = [*axes, *(["mode"] if mode_col else []), "status", "ratio", "store pg/s",
+            "load pg/s", "store vs raw", "load vs raw", "written back", "verified", "host"]
     groups: dict[str, list[list[str]]] = defaultdict(list)
     order: list[str] = []
     if group_by is not None:
@@ -186,6 +190,7 @@ def table_rows(doc: dict[str, Any], group_by: str | None
                     if "verified_pages" in rec else "-")
         groups[key].append([
             *(_cell(rec, a) for a in axes),
+            *([engine_mode(rec)] if mode_col else []),
             _status(rec),
             _fmt(rec.get("ratio"), ".2f") if ok else "-",
             # the bench's own marks (hwzswap.bench.marks): † modelled, ~ staged, ‡ overlap

@@ -98,3 +98,17 @@ def test_the_plots_and_speedups_name_the_design(doc: dict[str, Any]) -> None:
         assert MODE_MARKERS["async/queue"] != MODE_MARKERS["async/worker"]
     finally:
         plt.close(fig)
+
+
+def test_a_fixed_async_mode_is_named_by_design_in_a_mode_column(tmp_path: Any) -> None:
+    """batching fixed (not an axis): the table has a mode column, where async mode's runs
+    show the design each backend took (the plots were the only place that said so)."""
+    spec = load_sweep(write_sweep(tmp_path, {
+        "axes": {"backend": ["lz4", "842-nx"]},
+        "fixed": {"workload": "roundtrip", "pages": 16, "repeat": 1, "batching": "async"}}))
+    out = run_sweep(spec, expand(spec), tmp_path / "out", timeout=300, plots=False).doc
+    cols, sections = table_rows(out, None)  # (grouped by backend)
+    assert cols[:2] == ["mode", "status"]
+    rows = {g: [row[:2] for row in rs] for g, rs in sections}
+    assert rows == {"lz4": [["async/worker", "ok"]], "842-nx": [["async/queue", "ok"]]}
+    assert "| async/worker | ok |" in markdown(out, None)

@@ -76,10 +76,10 @@ def test_one_file_per_run_and_the_reports(swept: dict[str, Any]) -> None:
 def test_table_grouped_by_any_axis(swept: dict[str, Any]) -> None:
     doc = swept["outcome"].doc
     cols, sections = table_rows(doc, "zswap.max_compression_ratio")
-    assert cols[0] == "backend"
+    assert cols[:3] == ["backend", "mode", "status"]  # batching not an axis: a mode column
     assert [g for g, _ in sections] == ["90", "250"]
-    assert [row[0] for row in sections[0][1]] == ["lz4", "zstd"]
-    assert sections[1][1][0][1] == "failed: exit"
+    assert [row[:2] for row in sections[0][1]] == [["lz4", "reclaim"], ["zstd", "reclaim"]]
+    assert sections[1][1][0][2] == "failed: exit"
     assert "## zswap.max_compression_ratio = 250" in markdown(doc, "zswap.max_compression_ratio")
     sp = speedups(doc)
     assert list(sp) == ["reclaim"] and set(sp["reclaim"]) == {"zstd"}
