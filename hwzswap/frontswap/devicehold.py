@@ -33,10 +33,14 @@ import time
 from collections import deque
 from typing import NamedTuple
 
-#: Longest single wait of a caller in line while no holder's deadline is recorded: the
-#: waiter looks again after at most this long (a safety net: a waiter is woken whenever the
-#: device is let go).
-IDLE_SLICE_S = 1.0
+#: Longest single wait of a caller in line: it looks again after at most this long (a
+#: safety net; a caller is woken when the device is let go and it is first in line).
+MAX_SLICE_S = 1.0
+
+#: Longest single wait while no holder's deadline is recorded (the device let go, the first
+#: in line not in yet): short, to see the next holder's deadline soon, which may be short
+#: (only the first in line is woken when the device is let go).
+IDLE_SLICE_S = 0.002
 
 #: How long the first caller in line may be passed by callers that find the device free
 #: before the device is handed to it (Go's sync.Mutex uses 1 ms).
@@ -58,12 +62,13 @@ class _InLine:
     (``signalled``, set under the hold's lock) when the device is let go and it is first in
     line."""
 
-    __slots__ = ("allowed_s", "since", "signalled", "wake")
+    __slots__ = ("allowed_s", "since", "signalled", "took", "wake")
 
     def __init__(self, allowed_s: float, since: float) -> None:
         self.allowed_s = allowed_s
         self.since = since
         self.signalled = False
+        self.took = False  # it took the device (out of the line); set under the hold's lock
         self.wake = threading.Lock()
         self.wake.acquire()
 
@@ -106,15 +111,30 @@ class DeviceHold:
             line.append(me)
         try:
             return self._wait(me)
-        except BaseException:  # (a KeyboardInterrupt in the wait): out of the line, or the
-            with self._mu:  # device it took meanwhile let go
-                if me in self._line:
-                    self._line.remove(me)
-                    if not self._held and self._line:  # the wake it may have taken
-                        self._signal_locked(self._line[0])
-                else:
-                    self._let_go_locked()
+        except BaseException:  # (a KeyboardInterrupt in the wait)
+            self._leave(me)
             raise
+
+    def _leave(self, me: _InLine) -> None:
+        """A caller in line leaves on an exception: out of the line, or the device it took
+        let go (not one it was refused, which its stuck holder still has); the first in line
+        woken if the device is free (the wake this caller may have taken). Retried until done
+        on a second KeyboardInterrupt: one while it waits for the lock must not leave it first
+        in line for good, with every later caller waiting behind it."""
+        while True:
+            try:
+                with self._mu:
+                    if me in self._line:
+                        self._line.remove(me)
+                    elif me.took:
+                        me.took = False
+                        self._held = False
+                        self._holder = _IDLE
+                    if not self._held and self._line:
+                        self._signal_locked(self._line[0])
+                return
+            except KeyboardInterrupt:  # a second Ctrl-C: again (take raises the first)
+                continue
 
     def _wait(self, me: _InLine) -> Overdue | None:
         """Wait in line, in slices that end at the current holder's deadline, for the device
@@ -132,7 +152,9 @@ class DeviceHold:
                     self._line.remove(me)
                 return Overdue(now - since, until - since)
             # a hair past the deadline, so the re-check sees it passed
-            woken = me.wake.acquire(True, min(until - now + 1e-4, IDLE_SLICE_S))
+            slice_s = IDLE_SLICE_S if until == _IDLE[1] else min(until - now + 1e-4,
+                                                                 MAX_SLICE_S)
+            woken = me.wake.acquire(True, slice_s)
             with self._mu:
                 if woken:  # (only the first in line is woken)
                     me.signalled = False
@@ -146,6 +168,7 @@ class DeviceHold:
         ``_mu`` held."""
         if self._held:
             return False
+        me.took = True
         self._line.remove(me)
         self._hold_locked(me.allowed_s, time.monotonic())
         return True
@@ -183,4 +206,4 @@ class DeviceHold:
         return time.monotonic() > self._holder[1]
 
 
-__all__ = ["IDLE_SLICE_S", "STARVE_S", "DeviceHold", "Overdue"]
+__all__ = ["IDLE_SLICE_S", "MAX_SLICE_S", "STARVE_S", "DeviceHold", "Overdue"]

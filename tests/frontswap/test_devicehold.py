@@ -300,3 +300,77 @@ def test_a_caller_refused_leaves_the_line() -> None:
     hold.release()
     assert hold.take(1.0) is None
     hold.release()
+
+
+def test_the_first_caller_in_line_is_woken_when_the_device_is_let_go() -> None:
+    hold = DeviceHold()
+    assert hold.take(5.0) is None
+    inside = threading.Event()
+
+    def waiter() -> None:
+        assert hold.take(5.0) is None
+        inside.set()
+        hold.release()
+
+    t = threading.Thread(target=waiter, daemon=True)
+    t.start()
+    time.sleep(0.05)  # in line
+    hold.release()
+    assert inside.wait(0.5), "the caller in line was not woken when the device was let go"
+    t.join(BOUND_S)
+
+
+def test_a_caller_in_line_sees_the_next_holders_short_deadline() -> None:
+    """A caller that joins the line between two holders (the first in line about to take the
+    device) is refused at the next holder's own deadline (20 ms) when that one hangs, not
+    after a long idle wait (it waited 1 s: only the first in line is woken)."""
+    hold = DeviceHold(starve_s=0.0)  # the first in line gets the device next
+    assert hold.take(5.0) is None
+    hung = threading.Event()
+
+    def next_holder() -> None:
+        assert hold.take(0.02) is None  # gets the device next, then hangs
+        hung.wait(BOUND_S)
+        hold.release()
+
+    t = threading.Thread(target=next_holder, daemon=True)
+    t.start()
+    time.sleep(0.05)  # in line
+    try:
+        hold.release()
+        t0 = time.monotonic()
+        over = hold.take(5.0)  # in line behind the next holder
+        waited = time.monotonic() - t0
+        assert isinstance(over, Overdue) and abs(over.allowed_s - 0.02) < 1e-6, over
+        assert waited < 0.02 + 0.4, waited
+    finally:
+        hung.set()
+        t.join(BOUND_S)
+
+
+def test_an_interrupt_as_a_caller_is_refused_leaves_the_stuck_holder_the_device(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KeyboardInterrupt arriving as a caller is refused (behind a holder past its
+    deadline) must not let go of the device the stuck holder still has: a caller after it
+    is refused too, not let in beside the stuck call."""
+    import hwzswap.frontswap.devicehold as devicehold
+
+    hold = DeviceHold()
+    assert hold.take(0.02) is None  # this thread is the holder, stuck past its deadline
+    time.sleep(0.03)
+
+    def interrupted(*_: object) -> Overdue:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(devicehold, "Overdue", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        hold.take(1.0)
+    monkeypatch.undo()
+    got: list[Overdue | None] = []
+    t = threading.Thread(target=lambda: got.append(hold.take(1.0)), daemon=True)
+    t.start()
+    t.join(BOUND_S)
+    assert len(got) == 1 and isinstance(got[0], Overdue), got
+    hold.release()  # the stuck holder returns
+    assert hold.take(1.0) is None
+    hold.release()
