@@ -34,16 +34,16 @@ from collections import deque
 from typing import NamedTuple
 
 #: Longest single wait of a caller in line: it looks again after at most this long (a
-#: safety net; a caller is woken when the device is let go and it is first in line).
+#: safety net; the first caller in line is woken whenever the device changes hands).
 MAX_SLICE_S = 1.0
 
 #: Longest single wait while no holder's deadline is recorded (the device let go, the first
 #: in line not in yet): short, to see the next holder's deadline soon, which may be short
-#: (only the first in line is woken when the device is let go).
+#: (a safety net: the first in line is woken when the device is let go or taken).
 IDLE_SLICE_S = 0.002
 
 #: How long the first caller in line may be passed by callers that find the device free
-#: before the device is handed to it (Go's sync.Mutex uses 1 ms).
+#: before later callers must wait behind it (Go's sync.Mutex uses 1 ms).
 STARVE_S = 0.001
 
 _IDLE = (0.0, float("inf"))  # (since, until) while no holder is recorded
@@ -59,8 +59,8 @@ class Overdue(NamedTuple):
 
 class _InLine:
     """A caller waiting for the device since ``since``: ``wake`` is released to wake it
-    (``signalled``, set under the hold's lock) when the device is let go and it is first in
-    line."""
+    (``signalled``, set under the hold's lock) when it is first in line and the device is let
+    go, taken by another or refused to the caller before it."""
 
     __slots__ = ("allowed_s", "since", "signalled", "took", "wake")
 
@@ -130,8 +130,8 @@ class DeviceHold:
                         me.took = False
                         self._held = False
                         self._holder = _IDLE
-                    if not self._held and self._line:
-                        self._signal_locked(self._line[0])
+                    if not self._held:
+                        self._wake_first_locked()
                 return
             except KeyboardInterrupt:  # a second Ctrl-C: again (take raises the first)
                 continue
@@ -150,6 +150,7 @@ class DeviceHold:
                     if self._holder != (since, until):  # another holder meanwhile: look again
                         continue
                     self._line.remove(me)
+                    self._wake_first_locked()  # refused too, at once
                 return Overdue(now - since, until - since)
             # a hair past the deadline, so the re-check sees it passed
             slice_s = IDLE_SLICE_S if until == _IDLE[1] else min(until - now + 1e-4,
@@ -171,6 +172,7 @@ class DeviceHold:
         me.took = True
         self._line.remove(me)
         self._hold_locked(me.allowed_s, time.monotonic())
+        self._wake_first_locked()  # to wait until this holder's deadline, not an older one's
         return True
 
     def _hold_locked(self, allowed_s: float, now: float) -> None:
@@ -191,6 +193,11 @@ class DeviceHold:
         ``starve_s``: :meth:`take`). ``_mu`` held."""
         self._held = False
         self._holder = _IDLE
+        self._wake_first_locked()
+
+    def _wake_first_locked(self) -> None:
+        """Wake the first caller in line (if any) to look at the device again: it is free,
+        or has a new holder whose deadline it must wait by. ``_mu`` held."""
         if self._line:
             self._signal_locked(self._line[0])
 

@@ -240,13 +240,14 @@ def test_callers_starving_get_the_device_in_the_order_they_asked() -> None:
 
 
 def test_a_caller_interrupted_in_line_leaves_the_device_to_others() -> None:
-    """A KeyboardInterrupt (SIGINT) while a caller waits in line: it leaves the line, so the
-    holder's release does not hand the device to a caller that is gone (the device was then
-    held by nobody, for good, and every later call refused)."""
+    """A KeyboardInterrupt (SIGINT) while a caller waits in line: it leaves the line, so no
+    caller that is gone is left first in line (with starve_s 0 every later caller would then
+    wait behind it for good; a first come, first served version handed it the device, held by
+    nobody from then on)."""
     import os
     import signal
 
-    hold = DeviceHold(starve_s=0.0)  # release hands over to whoever is first in line
+    hold = DeviceHold(starve_s=0.0)  # later callers wait behind whoever is first in line
     ready = threading.Event()
     let_go = threading.Event()
 
@@ -259,10 +260,17 @@ def test_a_caller_interrupted_in_line_leaves_the_device_to_others() -> None:
     t = threading.Thread(target=holder, daemon=True)
     t.start()
     assert ready.wait(BOUND_S)
+    # SIGINT raises KeyboardInterrupt here even where the test's process was started with it
+    # ignored (a job started with & by a shell without job control)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        hold.take(5.0)  # the main thread, waiting in line, is interrupted
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            hold.take(5.0)  # the main thread, waiting in line, is interrupted
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, before)
     let_go.set()
     t.join(BOUND_S)
     assert not t.is_alive() and not hold.overdue()
@@ -374,3 +382,43 @@ def test_an_interrupt_as_a_caller_is_refused_leaves_the_stuck_holder_the_device(
     hold.release()  # the stuck holder returns
     assert hold.take(1.0) is None
     hold.release()
+
+
+def test_callers_behind_a_new_holder_that_hangs_are_refused_at_its_deadline() -> None:
+    """Two callers in line behind a healthy holder (deadline 5 s): the first takes the
+    device next with a 20 ms deadline and hangs; the second, which last saw the 5 s
+    deadline, is refused at the new holder's 20 ms, not after a long wait (it slept a 1 s
+    slice: nothing woke it when the holder changed)."""
+    hold = DeviceHold(starve_s=0.0)
+    assert hold.take(5.0) is None
+    hung = threading.Event()
+
+    def first() -> None:
+        assert hold.take(0.02) is None  # next in, then hangs
+        hung.wait(BOUND_S)
+        hold.release()
+
+    got: list[tuple[Overdue | None, float]] = []
+
+    def second() -> None:
+        t0 = time.monotonic()
+        over = hold.take(5.0)
+        got.append((over, time.monotonic() - t0))
+
+    t1 = threading.Thread(target=first, daemon=True)
+    t1.start()
+    time.sleep(0.05)  # first in line
+    t2 = threading.Thread(target=second, daemon=True)
+    t2.start()
+    time.sleep(0.05)  # second in line
+    try:
+        released = time.monotonic()
+        hold.release()
+        t2.join(BOUND_S)
+        refused_after = time.monotonic() - released
+        assert len(got) == 1 and isinstance(got[0][0], Overdue), got
+        assert abs(got[0][0].allowed_s - 0.02) < 1e-6
+        assert refused_after < 0.02 + 0.4, refused_after
+    finally:
+        hung.set()
+        t1.join(BOUND_S)
