@@ -33,10 +33,10 @@ the device past its deadline, or a device that takes none of its ops while it ho
 them) gives up on everything still out, the backlog's included
 (:meth:`OpsInFlight._check_stall`). Ops given up on complete as DEVICE_ERROR and are replaced
 in their batch by failed ones, so the device's late result never reaches a batch's results:
-"timed out", counted as timeouts, or, behind refused polls, with the refusal ("not made"),
+"timed out", counted as timeouts, or, behind polls refused or given up, with their reason,
 not counted as timeouts (the stuck call holding the device counts). The give-ups of one stall
 count one timeout toward ``zswap.device_fail_after``, at most one a deadline, and none for ops
-all submitted before the device was last marked failed (they do not fail its retry).
+all sent before the device was last marked failed (they do not fail its retry).
 
 Completions: each batch is completed once (its result per item: compressed, incompressible or
 failed with the reason) by whichever thread finds it done, in no promised order, with no lock
@@ -115,7 +115,7 @@ class OpsInFlight(Completions):
         self._owner: dict[int, tuple[CompOp, _Batch, int]] = {}
         self._backlog: deque[CompOp] = deque()  # ops to submit (new, or BUSY), in order
         #: id(op) -> its deadline (monotonic), for the ops the device accepted and has not
-        #: handed back
+        #: handed back, in the order accepted: deadline order
         self._on_device: dict[int, float] = {}
         #: ops one submit carries at most: the device's preferred batch (842-nx: its queue
         #: depth), so a full queue refuses one call's worth, not the whole backlog each time
@@ -244,9 +244,10 @@ class OpsInFlight(Completions):
                     return sent
                 self._settle(todo, f"{type(exc).__name__}: {exc}")
                 return sent
-            deadline = time.monotonic() + self.timeout_s
             marks = comp.failed_marks
             with self._cv:
+                # taken under the lock, so _on_device holds its deadlines in order
+                deadline = time.monotonic() + self.timeout_s
                 self.device_calls += 1
                 for op in todo[:accepted]:
                     got = self._owner.get(id(op))
@@ -387,7 +388,11 @@ class OpsInFlight(Completions):
         a poll that returned none of this queue's ops, or the acceptance of one it handed
         back (an op overtaken by work the device took after its deadline)."""
         with self._cv:
-            late = [i for i, t in self._on_device.items() if t < cutoff]
+            late = []
+            for i, t in self._on_device.items():  # oldest deadline first (see _send)
+                if t >= cutoff:
+                    break
+                late.append(i)
             ops = [self._owner[i][0] for i in late if i in self._owner]
         if ops:
             self._time_out(ops, set())

@@ -770,7 +770,7 @@ def test_a_timeout_of_ops_sent_before_the_device_was_marked_failed_spares_its_re
     the device on probation is not failed again for them (it never got them as a retried
     device); a timeout of a batch sent since does fail it again."""
     dev = HeldQueue()
-    comp = Compressor(dev, 30.0, fail_after=2, retry_s=0.05, watchdog="off")
+    comp = Compressor(dev, 30.0, fail_after=2, retry_s=0.3, watchdog="off")
     done = Recorder()
     q = OpsInFlight(comp, done, 8)
     dev.held.set()  # nothing completes
@@ -778,7 +778,7 @@ def test_a_timeout_of_ops_sent_before_the_device_was_marked_failed_spares_its_re
     for _ in range(2):  # two other callers time out: the device is marked failed
         comp.ops_timed_out([CompOp(OpKind.COMPRESS, b"x" * PAGE)], [])
     assert comp.failed and comp.failed_marks == 1
-    time.sleep(0.06)
+    time.sleep(0.35)
     assert not comp.failed  # retried: on probation
     q.drain()  # the old batch's ops time out
     assert [int(s) for s in done.got[0].status] == [2, 2]
@@ -791,11 +791,11 @@ def test_a_timeout_of_ops_sent_before_the_device_was_marked_failed_spares_its_re
 def test_ops_given_up_behind_refused_polls_are_not_timeouts() -> None:
     """Another submit/poll loop holds the device past its deadline for longer than the
     queue's: the queue gives up on its ops, which fail with the refusal (not made), counted
-    as refused polls, not as timeouts, and not toward device_fail_after (2 here: one real
-    timeout after it does not fail the device). The stuck holder is let go before it has
-    been in the device for device_fail_after deadlines (which would fail it on its own)."""
+    as refused polls, not as timeouts, and not toward device_fail_after (3 here: two real
+    timeouts after it do not fail the device). The stuck holder is let go before it has been
+    in the device for device_fail_after deadlines (which would fail it on its own)."""
     dev = HeldQueue()
-    comp = Compressor(dev, 100.0, fail_after=2, watchdog="off")
+    comp = Compressor(dev, 100.0, fail_after=3, watchdog="off")
     done = Recorder()
     q = OpsInFlight(comp, done, 8)
     dev.held.set()
@@ -812,9 +812,10 @@ def test_ops_given_up_behind_refused_polls_are_not_timeouts() -> None:
     assert "not made" in res.errors[0], res.errors[0]
     assert comp.timeouts == 0 and q.timed_out == 0 and comp.refused_stuck >= 1
     assert not comp.failed
-    q.submit(1, pages(2, seed=1))  # one real timeout: the first of the streak
-    q.drain()
-    assert comp.timeouts == 2 and q.timed_out == 1
+    for token in (1, 2):  # two real timeouts, a deadline apart: two of the streak
+        q.submit(token, pages(2, seed=token))
+        q.drain()
+    assert comp.timeouts == 4 and q.timed_out == 2
     assert not comp.failed
 
 
@@ -823,7 +824,7 @@ def test_ops_sent_to_the_retried_device_count_against_it_though_submitted_before
     failed reaches the device only once it is retried: those ops are the retried device's,
     and their timeout fails it again, though the batch was submitted before the mark."""
     dev = HeldQueue(depth=2)
-    comp = Compressor(dev, 50.0, fail_after=2, retry_s=0.1, watchdog="off")
+    comp = Compressor(dev, 50.0, fail_after=2, retry_s=0.3, watchdog="off")
     done = Recorder()
     q = OpsInFlight(comp, done, 8)
     dev.held.set()  # nothing completes
@@ -833,7 +834,7 @@ def test_ops_sent_to_the_retried_device_count_against_it_though_submitted_before
     for _ in range(2):  # other callers' timeouts mark the device failed
         comp.ops_timed_out([CompOp(OpKind.COMPRESS, b"x" * PAGE)], [])
     assert comp.failed and comp.failed_marks == 1
-    time.sleep(0.12)
+    time.sleep(0.35)
     assert not comp.failed  # retried: on probation
     with dev.lock:
         dev.queue.clear()  # the retried device starts afresh: A's ops are gone, room for B's
