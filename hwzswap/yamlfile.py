@@ -166,9 +166,10 @@ def _read_pipe(fd: int, limit: int) -> bytes:
     import select
 
     data = bytearray()
+    watch = select.poll()  # not select(2): it cannot watch a descriptor numbered 1024 or above
+    watch.register(fd, select.POLLIN)
     while len(data) < limit:
-        ready, _, _ = select.select([fd], [], [], PIPE_WAIT_S)
-        if not ready:
+        if not watch.poll(PIPE_WAIT_S * 1000):
             raise TimeoutError
         try:
             piece = os.read(fd, min(65536, limit - len(data)))
