@@ -146,7 +146,8 @@ def foreign_member_uses(source: str) -> list[str]:
     ``_name`` is defined nowhere in the module (not a function, class, assigned name or
     attribute, argument or ``__slots__`` entry of its own), nor on a standard-library module
     it imports (``sys._current_frames``). A member of ``self`` inherited from a base class is
-    not another object's."""
+    not another object's. A heuristic: a name the module also uses for its own members
+    (``self._lock`` beside ``other._lock``) is not flagged, whoever's object it is read on."""
     tree = ast.parse(source)
     own: set[str] = set()
     outside: set[str] = set()  # local names bound to modules from outside the package

@@ -181,8 +181,12 @@ def table_rows(doc: dict[str, Any], group_by: str | None
         order = [_value(v) for v in (doc.get("sweep", {}).get("axes", {}).get(group_by) or [])]
     for rec in doc.get("records") or []:
         coords = rec.get("coords") or {}
-        key = (_cell(rec, group_by) if group_by in coords else _value(None)) if group_by \
-            else "all runs"
+        if group_by is None:
+            key = "all runs"
+        elif group_by in coords:
+            key = _cell(rec, group_by)
+        else:
+            key = _value(None)
         if key not in order:
             order.append(key)
         ok = rec.get("status") == "ok"
