@@ -392,10 +392,11 @@ class Compressor:
             # an abandoned call may outlive the pool's object: hand it copies, not views
             args = tuple(_detached(a) for a in args)
             merged = merged_batches()  # an async call merging k batches: k deadlines
+            marks = self._marks
             try:
                 return dog.call(fn, *args, timeout_s=self.timeout_s * merged)
             except _Timeout:
-                self.note_timeouts(1)
+                self.note_timeouts(1, marks)
                 raise DeviceTimeoutError(
                     f"driver {self.name!r}: {call} did not return within "
                     f"{self._deadline_text(merged)}; given up",
@@ -1005,7 +1006,7 @@ class Compressor:
             for op in ops:
                 op.status, op.error = OpStatus.DEVICE_ERROR, "the device was marked failed"
             return ops
-        epoch = self._timeout_epoch
+        epoch, marks = self._timeout_epoch, self._marks
         merged = merged_batches()  # an async call merging k batches: k deadlines
         deadline = time.monotonic() + self.timeout_s * merged
         # The device gets ops of its own; a completed one is copied into the caller's. An op
@@ -1031,7 +1032,8 @@ class Compressor:
             except DeviceTimeoutError as exc:  # poll given up (by the watchdog: counted there)
                 self.ops_timed_out(list(outstanding.values()), waiting,  # or timed out: the rest
                                 count=not exc.given_up,  # time out (or were refused behind
-                                why=str(exc) if exc.given_up else None)  # a stuck call)
+                                why=str(exc) if exc.given_up else None,  # a stuck call)
+                                marks=marks)
                 break
             except DeviceError as exc:  # poll itself failed: the ops still out fail with it
                 self._count_device_error(exc)
@@ -1056,7 +1058,8 @@ class Compressor:
             if strays is not None and self.stray_ops is not None:
                 self.stray_ops(strays)
             if outstanding and time.monotonic() > deadline:
-                self.ops_timed_out(list(outstanding.values()), waiting, merged=merged)
+                self.ops_timed_out(list(outstanding.values()), waiting, merged=merged,
+                                   marks=marks)
                 break
             if outstanding and not done:
                 time.sleep(0)  # let a device thread run
@@ -1184,16 +1187,18 @@ class Compressor:
             return self._software_instead(DriverError(broken), data)
         raise DeviceError(f"driver {self.name!r}: decompress op failed: {op.error}")
 
-    def note_timeouts(self, batches: int) -> None:
+    def note_timeouts(self, batches: int, marks: int | None = None) -> None:
         """A caller gave up on a device call (``batches`` batches) at its deadline: count it,
-        and mark the device failed after ``fail_after`` consecutive timeouts."""
+        and mark the device failed after ``fail_after`` consecutive timeouts (not for a call
+        made before the device was last marked failed: ``marks``, :attr:`failed_marks` when
+        it was made)."""
         self.timeouts += batches
         # a call merging k batches had k deadlines (the pipeline gives up on all k at once;
         # the watchdog's call runs on the pipeline's thread, which says k)
         merged = max(merged_batches(), batches)
         self.last_error = (f"driver {self.name!r}: a device call timed out after "
                            f"{self._deadline_text(merged)}")
-        self._timeout_counted()
+        self._timeout_counted(marks)
 
     def close(self) -> None:
         """Stop the watchdog's worker thread (the driver itself is its owner's to close)."""

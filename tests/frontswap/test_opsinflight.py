@@ -842,3 +842,29 @@ def test_ops_sent_to_the_retried_device_count_against_it_though_submitted_before
     assert len(dev.submitted) == 4
     assert "timed out" in done.got["B"].errors[0]
     assert comp.failed and comp.failed_marks == 2
+
+
+def test_a_synchronous_loop_begun_before_the_device_was_marked_failed_spares_its_retry(
+        ) -> None:
+    """A submit/poll loop (a load's) begun before the device was marked failed, timing out
+    after the device was retried: its timeout counts, but does not fail the retried device
+    (it was not the retried device's call); a loop begun since does."""
+    dev = HeldQueue()
+    comp = Compressor(dev, 400.0, fail_after=2, retry_s=0.1, watchdog="off")
+    dev.held.set()  # nothing completes
+    out: list[list[CompOp]] = []
+    t = threading.Thread(target=lambda: out.append(comp.run_ops(
+        [CompOp(OpKind.COMPRESS, pages(1)[0])])), daemon=True)
+    t.start()
+    time.sleep(0.05)  # the loop is in
+    for _ in range(2):  # other callers' timeouts mark the device failed
+        comp.ops_timed_out([CompOp(OpKind.COMPRESS, b"x" * PAGE)], [])
+    assert comp.failed and comp.failed_marks == 1
+    time.sleep(0.15)
+    assert not comp.failed  # retried: on probation
+    t.join(10)
+    assert out and out[0][0].status == OpStatus.DEVICE_ERROR  # the old loop timed out
+    assert "timed out" in out[0][0].error
+    assert not comp.failed  # and did not fail the retried device
+    comp.run_ops([CompOp(OpKind.COMPRESS, pages(1)[0])])  # begun since: its timeout does
+    assert comp.failed and comp.failed_marks == 2
