@@ -17,19 +17,29 @@ from hwzswap.frontswap.devicehold import DeviceHold, Overdue
 BOUND_S = 10.0  # "finished", far from anything the tests wait for
 
 
+def _waiter(hold: DeviceHold, got: list[str], name: str,
+            inside: threading.Event | None = None) -> threading.Thread:
+    """A thread that takes the device (recording ``name`` in ``got`` and setting ``inside``
+    once in) and lets go."""
+
+    def run() -> None:
+        assert hold.take(5.0) is None
+        got.append(name)
+        if inside is not None:
+            inside.set()
+        hold.release()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
 def test_take_and_release_one_at_a_time() -> None:
     hold = DeviceHold()
     assert not hold.overdue()
     assert hold.take(5.0) is None
     inside = threading.Event()
-
-    def other() -> None:
-        assert hold.take(5.0) is None
-        inside.set()
-        hold.release()
-
-    t = threading.Thread(target=other, daemon=True)
-    t.start()
+    t = _waiter(hold, [], "other", inside)
     assert not inside.wait(0.05), "a second caller entered beside the holder"
     assert not hold.overdue()
     hold.release()
@@ -153,19 +163,6 @@ def test_a_waiter_follows_the_holders_as_they_change() -> None:
     assert not t.is_alive() and not w.is_alive()
     assert waiter == [None], waiter
     assert handed == ["second", "third"]
-
-
-def _waiter(hold: DeviceHold, got: list[str], name: str) -> threading.Thread:
-    """A thread that takes the device (recording ``name`` in ``got`` once in) and lets go."""
-
-    def run() -> None:
-        assert hold.take(5.0) is None
-        got.append(name)
-        hold.release()
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
 
 
 def test_a_free_device_is_taken_at_once_past_a_caller_not_yet_starving() -> None:
@@ -304,7 +301,7 @@ def test_a_caller_refused_leaves_the_line() -> None:
     t = threading.Thread(target=lambda: got.append(hold.take(1.0)), daemon=True)
     t.start()
     t.join(BOUND_S)
-    assert got == [None]  # taken at once, not handed to a refused caller
+    assert got == [None]  # taken at once: no refused caller is left in line ahead of it
     hold.release()
     assert hold.take(1.0) is None
     hold.release()
@@ -314,14 +311,7 @@ def test_the_first_caller_in_line_is_woken_when_the_device_is_let_go() -> None:
     hold = DeviceHold()
     assert hold.take(5.0) is None
     inside = threading.Event()
-
-    def waiter() -> None:
-        assert hold.take(5.0) is None
-        inside.set()
-        hold.release()
-
-    t = threading.Thread(target=waiter, daemon=True)
-    t.start()
+    t = _waiter(hold, [], "waiter", inside)
     time.sleep(0.05)  # in line
     hold.release()
     assert inside.wait(0.5), "the caller in line was not woken when the device was let go"
